@@ -1,0 +1,3 @@
+module github.com/gocim/gocim/cim-server
+
+go 1.26.8

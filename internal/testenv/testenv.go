@@ -1,0 +1,316 @@
+// Package testenv starts the real services gocim's tests run against —
+// ZooKeeper and Redis — as child processes on free loopback ports with
+// throwaway data directories, and stops them when the test ends.
+//
+// When a service is not installed the test is skipped with a message saying
+// how to install it, except under CI=true, where it fails instead.
+package testenv
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// InstallHint tells a developer how to get the services.
+const InstallHint = "install them with scripts/deps.sh (apt-get install -y zookeeper redis-server)"
+
+// TB is the part of testing.TB the helpers need; *testing.T, *testing.B and
+// *testing.F satisfy it.
+type TB interface {
+	Helper()
+	Fatalf(format string, args ...any)
+	Skipf(format string, args ...any)
+	Logf(format string, args ...any)
+	Cleanup(func())
+	TempDir() string
+}
+
+var _ TB = (testing.TB)(nil)
+
+// Missing fails (CI=true) or skips the test because a service is missing.
+func Missing(t TB, what string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s is not available and CI=true: %s", what, InstallHint)
+	}
+	t.Skipf("skipping: %s is not available; %s", what, InstallHint)
+}
+
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort(t TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Process is a child process started for a test.
+type Process struct {
+	Name string
+	Cmd  *exec.Cmd
+	Log  string // path of the combined stdout/stderr log
+
+	mu   sync.Mutex
+	done chan struct{}
+	err  error
+}
+
+// Start runs name with args, logging to a file in dir. The process is killed
+// when the test ends if it is still running.
+func Start(t TB, dir, name string, env []string, args ...string) *Process {
+	t.Helper()
+	logPath := filepath.Join(dir, filepath.Base(name)+"-"+strconv.FormatInt(time.Now().UnixNano(), 36)+".log")
+	lf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatalf("log file: %v", err)
+	}
+	cmd := exec.Command(name, args...)
+	cmd.Stdout, cmd.Stderr = lf, lf
+	cmd.Env = append(os.Environ(), env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		lf.Close()
+		t.Fatalf("start %s: %v", name, err)
+	}
+	p := &Process{Name: filepath.Base(name), Cmd: cmd, Log: logPath, done: make(chan struct{})}
+	go func() {
+		err := cmd.Wait()
+		lf.Close()
+		p.mu.Lock()
+		p.err = err
+		p.mu.Unlock()
+		close(p.done)
+	}()
+	t.Cleanup(func() { p.Kill() })
+	return p
+}
+
+// Done is closed when the process has exited.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Kill sends SIGKILL to the process group and waits for the exit.
+func (p *Process) Kill() {
+	p.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
+// Signal sends sig to the process group.
+func (p *Process) Signal(sig syscall.Signal) {
+	select {
+	case <-p.done:
+	default:
+		_ = syscall.Kill(-p.Cmd.Process.Pid, sig)
+	}
+}
+
+// Stop sends SIGTERM and waits up to timeout before killing.
+func (p *Process) Stop(timeout time.Duration) error {
+	p.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(timeout):
+		p.Kill()
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err
+}
+
+// Tail returns the last n lines of the process log, for failure messages.
+func (p *Process) Tail(n int) string {
+	b, _ := os.ReadFile(p.Log)
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// WaitTCP waits until addr accepts TCP connections, the process exits, or
+// ctx ends.
+func WaitTCP(ctx context.Context, p *Process, addr string) error {
+	for {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %s not reachable: %w", p.Name, addr, ctx.Err())
+		case <-p.done:
+			return fmt.Errorf("%s exited before listening on %s:\n%s", p.Name, addr, p.Tail(20))
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Redis is a redis-server started for a test.
+type Redis struct {
+	*Process
+	Addr string
+	Dir  string
+	args []string
+	t    TB
+}
+
+// StartRedis starts redis-server on a free port with a throwaway data
+// directory (AOF on, so a restart keeps data) and waits until it answers.
+func StartRedis(t TB) *Redis {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		Missing(t, "redis-server")
+	}
+	dir := t.TempDir()
+	port := FreePort(t)
+	r := &Redis{Addr: "127.0.0.1:" + strconv.Itoa(port), Dir: dir, t: t}
+	r.args = []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
+		"--save", "", "--appendonly", "yes", "--appendfsync", "everysec", "--daemonize", "no"}
+	r.Process = Start(t, dir, bin, nil, r.args...)
+	r.wait()
+	return r
+}
+
+func (r *Redis) wait() {
+	r.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := waitRedis(ctx, r.Process, r.Addr); err != nil {
+		r.t.Fatalf("%v", err)
+	}
+}
+
+// Restart starts the server again on the same port and data directory; stop
+// it first with Kill or Stop.
+func (r *Redis) Restart() {
+	r.t.Helper()
+	r.Process = Start(r.t, r.Dir, r.Cmd.Path, nil, r.args...)
+	r.wait()
+}
+
+// waitRedis waits for a PING answered with PONG, speaking RESP directly so
+// this package needs no client library.
+func waitRedis(ctx context.Context, p *Process, addr string) error {
+	for {
+		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
+			c.SetDeadline(time.Now().Add(time.Second))
+			fmt.Fprint(c, "PING\r\n")
+			line, _ := bufio.NewReader(c).ReadString('\n')
+			c.Close()
+			if strings.HasPrefix(line, "+PONG") {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("redis on %s not ready: %w\n%s", addr, ctx.Err(), p.Tail(20))
+		case <-p.done:
+			return fmt.Errorf("redis exited early:\n%s", p.Tail(20))
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// ZooKeeper is a standalone ZooKeeper server started for a test.
+type ZooKeeper struct {
+	*Process
+	Addr string
+	Dir  string
+	port int
+	t    TB
+}
+
+// ZooKeeperClasspath returns the Java classpath of the system's ZooKeeper
+// (CIM_ZK_CLASSPATH overrides it), or "" when none is installed.
+func ZooKeeperClasspath() string {
+	if cp := os.Getenv("CIM_ZK_CLASSPATH"); cp != "" {
+		return cp
+	}
+	for _, jar := range []string{"/usr/share/java/zookeeper.jar", "/usr/share/zookeeper/zookeeper.jar"} {
+		if _, err := os.Stat(jar); err == nil {
+			cp := jar
+			if _, err := os.Stat("/etc/zookeeper/conf"); err == nil {
+				cp = "/etc/zookeeper/conf:" + cp
+			}
+			return cp
+		}
+	}
+	return ""
+}
+
+// StartZooKeeper starts a standalone ZooKeeper (the system package's jar run
+// by java) on a free port with a throwaway data directory and waits until it
+// serves requests.
+func StartZooKeeper(t TB) *ZooKeeper {
+	t.Helper()
+	cp := ZooKeeperClasspath()
+	if cp == "" {
+		Missing(t, "ZooKeeper")
+	}
+	if _, err := exec.LookPath("java"); err != nil {
+		Missing(t, "java (for ZooKeeper)")
+	}
+	z := &ZooKeeper{Dir: t.TempDir(), port: FreePort(t), t: t}
+	z.Addr = "127.0.0.1:" + strconv.Itoa(z.port)
+	z.start()
+	return z
+}
+
+func (z *ZooKeeper) start() {
+	z.t.Helper()
+	java, _ := exec.LookPath("java")
+	z.Process = Start(z.t, z.Dir, java, nil,
+		"-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+		"-Dzookeeper.admin.enableServer=false",
+		"-Dzookeeper.4lw.commands.whitelist=srvr,ruok",
+		"-cp", ZooKeeperClasspath(),
+		"org.apache.zookeeper.server.ZooKeeperServerMain",
+		strconv.Itoa(z.port), filepath.Join(z.Dir, "data"), "500")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := waitZooKeeper(ctx, z.Process, z.Addr); err != nil {
+		z.t.Fatalf("%v", err)
+	}
+}
+
+// Restart starts ZooKeeper again on the same port and data directory; stop it
+// first with Kill or Stop.
+func (z *ZooKeeper) Restart() { z.t.Helper(); z.start() }
+
+// waitZooKeeper waits until the server answers the "srvr" command as serving.
+func waitZooKeeper(ctx context.Context, p *Process, addr string) error {
+	for {
+		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
+			c.SetDeadline(time.Now().Add(time.Second))
+			fmt.Fprint(c, "srvr")
+			b := make([]byte, 4096)
+			n, _ := bufio.NewReader(c).Read(b)
+			c.Close()
+			if strings.Contains(string(b[:n]), "Mode:") {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("zookeeper on %s not ready: %w\n%s", addr, ctx.Err(), p.Tail(20))
+		case <-p.done:
+			return fmt.Errorf("zookeeper exited early:\n%s", p.Tail(20))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,65 @@
+// Package codes holds the result codes gocim shares between the route's JSON
+// API and ERROR frames. The first six are CIM's own.
+package codes
+
+// Code is a gocim result code.
+type Code int32
+
+const (
+	OK          Code = 9000 // success
+	RepeatLogin Code = 5000 // user already logged in (reject policy)
+	Offline     Code = 7000 // recipient is not online
+	NoServer    Code = 7100 // no live gateway to hand out
+	BadAccount  Code = 9100 // unknown user, wrong password, name taken
+	BadArgument Code = 3000 // malformed or missing request fields
+
+	Unauthorized    Code = 4010 // missing, forged, expired or revoked token
+	WrongGateway    Code = 4011 // token issued for another gateway
+	LoginTimeout    Code = 4080 // no LOGIN within the allowed time after connect
+	FrameTooLarge   Code = 4130 // frame above the configured maximum
+	BadFrame        Code = 4000 // frame does not parse or is not allowed now
+	SlowConsumer    Code = 4290 // client does not read fast enough
+	Unavailable     Code = 5030 // route or storage unavailable, retry later
+	Internal        Code = 5000 + 1
+	GoingAway       Code = 5031 // gateway shutting down: reconnect elsewhere
+	KickedElsewhere Code = 4090 // same user logged in on another connection
+)
+
+// Text returns a short English description of c.
+func (c Code) Text() string {
+	switch c {
+	case OK:
+		return "ok"
+	case RepeatLogin:
+		return "user already logged in"
+	case Offline:
+		return "user offline"
+	case NoServer:
+		return "no gateway available"
+	case BadAccount:
+		return "bad account"
+	case BadArgument:
+		return "bad argument"
+	case Unauthorized:
+		return "unauthorized"
+	case WrongGateway:
+		return "token issued for another gateway"
+	case LoginTimeout:
+		return "login timeout"
+	case FrameTooLarge:
+		return "frame too large"
+	case BadFrame:
+		return "bad frame"
+	case SlowConsumer:
+		return "slow consumer"
+	case Unavailable:
+		return "service unavailable"
+	case Internal:
+		return "internal error"
+	case GoingAway:
+		return "gateway going away"
+	case KickedElsewhere:
+		return "logged in elsewhere"
+	}
+	return "unknown"
+}

@@ -1,0 +1,59 @@
+package token
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+func TestVerify(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	oldKey := []byte("old-secret-0123456789")
+	newKey := []byte("new-secret-0123456789")
+	claims := Claims{UserID: "1", SessionID: "s1", GatewayID: "gw1", ExpiresAt: now.Add(time.Minute).Unix()}
+	signed := func(key []byte, c Claims) string {
+		tok, err := Sign(key, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	good := signed(newKey, claims)
+	expired := claims
+	expired.ExpiresAt = now.Unix()
+	tests := []struct {
+		name    string
+		keys    [][]byte
+		tok     string
+		gateway string
+		want    error
+	}{
+		{"valid", [][]byte{newKey}, good, "gw1", nil},
+		{"any gateway", [][]byte{newKey}, good, "", nil},
+		{"previous key during rotation", [][]byte{newKey, oldKey}, signed(oldKey, claims), "gw1", nil},
+		{"unknown key", [][]byte{newKey}, signed(oldKey, claims), "gw1", ErrSignature},
+		{"other gateway", [][]byte{newKey}, good, "gw2", ErrWrongGateway},
+		{"expired", [][]byte{newKey}, signed(newKey, expired), "gw1", ErrExpired},
+		{"tampered payload", [][]byte{newKey}, "x" + good, "gw1", ErrSignature},
+		{"no dot", [][]byte{newKey}, "abc", "gw1", ErrMalformed},
+		{"empty", [][]byte{newKey}, "", "gw1", ErrMalformed},
+		{"bad base64 sig", [][]byte{newKey}, "abc.$$$", "gw1", ErrMalformed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Verify(tt.keys, tt.tok, tt.gateway, now)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("got %v, want %v", err, tt.want)
+			}
+			if err == nil && c != claims {
+				t.Fatalf("claims %+v, want %+v", c, claims)
+			}
+		})
+	}
+}
+
+func TestSignRefusesShortKey(t *testing.T) {
+	if _, err := Sign([]byte("short"), Claims{UserID: "1", SessionID: "s"}); !errors.Is(err, ErrShortKey) {
+		t.Fatalf("got %v, want ErrShortKey", err)
+	}
+}
