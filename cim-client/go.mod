@@ -1,3 +1,14 @@
 module github.com/gocim/gocim/cim-client
 
 go 1.26.8
+
+require (
+	github.com/gocim/gocim/internal v0.0.0
+	github.com/gocim/gocim/proto v0.0.0
+	go.uber.org/goleak v1.3.0
+	google.golang.org/protobuf v1.36.12
+)
+
+replace github.com/gocim/gocim/proto => ../proto
+
+replace github.com/gocim/gocim/internal => ../internal

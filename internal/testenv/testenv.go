@@ -314,3 +314,34 @@ func waitZooKeeper(ctx context.Context, p *Process, addr string) error {
 		}
 	}
 }
+
+// WaitLog waits until the process log has a line containing text and returns
+// that line, or fails when the process exits or ctx ends first.
+func WaitLog(ctx context.Context, p *Process, text string) (string, error) {
+	for {
+		if b, err := os.ReadFile(p.Log); err == nil {
+			for _, line := range strings.Split(string(b), "\n") {
+				if strings.Contains(line, text) {
+					return line, nil
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("%s: no %q in its log: %w\n%s", p.Name, text, ctx.Err(), p.Tail(20))
+		case <-p.done:
+			return "", fmt.Errorf("%s exited before logging %q:\n%s", p.Name, text, p.Tail(20))
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Exited reports whether the process has exited.
+func (p *Process) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}

@@ -1,0 +1,309 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gocim/gocim/proto/codes"
+)
+
+// maxAnswer caps how much of a route answer is read; the largest legitimate
+// one is the online-user list.
+const maxAnswer = 16 << 20
+
+// defaultHTTPTimeout bounds one route call when the caller gave no client.
+const defaultHTTPTimeout = 10 * time.Second
+
+// User is one account as the route lists it.
+type User struct {
+	UserID   string
+	UserName string
+}
+
+// Server is the gateway the route hands out at login.
+type Server struct {
+	ID       string // gateway id, "<host>:<tcpPort>:<httpPort>"
+	Host     string
+	TCPPort  int
+	HTTPPort int
+}
+
+// Addr is the TCP address clients connect to.
+func (s Server) Addr() string {
+	return net.JoinHostPort(s.Host, strconv.Itoa(s.TCPPort))
+}
+
+// LoginResult is what the route answers to a successful login.
+type LoginResult struct {
+	UserID    string
+	UserName  string
+	SessionID string
+	Token     string
+	// ExpiresAt is the token's expiry as the route sent it (a number; 0 when
+	// it sent none or something else).
+	ExpiresAt int64
+	Server    Server
+}
+
+// APIError is a failure the route answered with a result code, or an answer
+// that was not a route answer at all (Code 0, e.g. a proxy's 502 page).
+type APIError struct {
+	Code       codes.Code
+	Message    string
+	HTTPStatus int
+}
+
+func (e *APIError) Error() string {
+	msg := e.Message
+	if msg == "" {
+		msg = e.Code.Text()
+	}
+	if e.Code == 0 {
+		return fmt.Sprintf("route: %s (HTTP %d)", msg, e.HTTPStatus)
+	}
+	return fmt.Sprintf("route: %s (code %d, HTTP %d)", msg, e.Code, e.HTTPStatus)
+}
+
+// CodeOf returns the result code carried by err (an *APIError or a
+// *GatewayError anywhere in its chain), or 0.
+func CodeOf(err error) codes.Code {
+	var ae *APIError
+	if errors.As(err, &ae) {
+		return ae.Code
+	}
+	var ge *GatewayError
+	if errors.As(err, &ge) {
+		return ge.Code
+	}
+	return 0
+}
+
+// API calls the route's public HTTP API. It is safe for concurrent use.
+type API struct {
+	base string
+	hc   *http.Client
+}
+
+// NewAPI returns a client of the route at routeURL (e.g.
+// "http://127.0.0.1:8080"). A nil hc means an http.Client with a 10 s
+// timeout.
+func NewAPI(routeURL string, hc *http.Client) *API {
+	if hc == nil {
+		hc = &http.Client{Timeout: defaultHTTPTimeout}
+	}
+	return &API{base: strings.TrimRight(routeURL, "/"), hc: hc}
+}
+
+// Register creates an account. A taken name is an *APIError with
+// codes.BadAccount.
+func (a *API) Register(ctx context.Context, name, password string) (User, error) {
+	var d struct {
+		UserID   flexString `json:"userId"`
+		UserName flexString `json:"userName"`
+	}
+	err := a.call(ctx, http.MethodPost, "/registerAccount",
+		map[string]string{"userName": name, "password": password}, &d)
+	if err != nil {
+		return User{}, err
+	}
+	return User{UserID: string(d.UserID), UserName: string(d.UserName)}, nil
+}
+
+// Login checks the account and returns a session, a token and the gateway to
+// connect to. name may also be a user id (names never look like ids).
+func (a *API) Login(ctx context.Context, name, password string) (LoginResult, error) {
+	req := map[string]string{"password": password}
+	if isUserID(name) {
+		req["userId"] = name
+	} else {
+		req["userName"] = name
+	}
+	var d struct {
+		UserID    flexString      `json:"userId"`
+		UserName  flexString      `json:"userName"`
+		SessionID flexString      `json:"sessionId"`
+		Token     string          `json:"token"`
+		ExpiresAt json.RawMessage `json:"expiresAt"`
+		Server    struct {
+			ID       string  `json:"id"`
+			Host     string  `json:"host"`
+			TCPPort  flexInt `json:"tcpPort"`
+			HTTPPort flexInt `json:"httpPort"`
+		} `json:"server"`
+	}
+	if err := a.call(ctx, http.MethodPost, "/login", req, &d); err != nil {
+		return LoginResult{}, err
+	}
+	res := LoginResult{
+		UserID:    string(d.UserID),
+		UserName:  string(d.UserName),
+		SessionID: string(d.SessionID),
+		Token:     d.Token,
+		Server: Server{
+			ID:       d.Server.ID,
+			Host:     d.Server.Host,
+			TCPPort:  int(d.Server.TCPPort),
+			HTTPPort: int(d.Server.HTTPPort),
+		},
+	}
+	var exp flexInt
+	if json.Unmarshal(d.ExpiresAt, &exp) == nil {
+		res.ExpiresAt = int64(exp)
+	}
+	if res.Server.ID == "" && res.Server.Host != "" {
+		res.Server.ID = fmt.Sprintf("%s:%d:%d", res.Server.Host, res.Server.TCPPort, res.Server.HTTPPort)
+	}
+	if res.Token == "" || res.Server.Host == "" || res.Server.TCPPort <= 0 {
+		return LoginResult{}, fmt.Errorf("route: login answer without token or gateway address")
+	}
+	return res, nil
+}
+
+// OnlineUsers lists the users the route considers online.
+func (a *API) OnlineUsers(ctx context.Context) ([]User, error) {
+	var d []struct {
+		UserID   flexString `json:"userId"`
+		UserName flexString `json:"userName"`
+	}
+	if err := a.call(ctx, http.MethodGet, "/onlineUser", nil, &d); err != nil {
+		return nil, err
+	}
+	users := make([]User, len(d))
+	for i, u := range d {
+		users[i] = User{UserID: string(u.UserID), UserName: string(u.UserName)}
+	}
+	return users, nil
+}
+
+// Offline logs the session off at once: the route forgets the user's route
+// and kicks the connection.
+func (a *API) Offline(ctx context.Context, userID, sessionID string) error {
+	return a.call(ctx, http.MethodPost, "/offLine",
+		map[string]string{"userId": userID, "sessionId": sessionID}, nil)
+}
+
+// envelope is every route answer.
+type envelope struct {
+	Code    *codes.Code     `json:"code"`
+	Message string          `json:"message"`
+	Data    json.RawMessage `json:"data"`
+}
+
+func (a *API) call(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, a.base+path, body)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := a.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	if err != nil {
+		return fmt.Errorf("route %s: reading answer: %w", path, err)
+	}
+	var env envelope
+	if json.Unmarshal(raw, &env) != nil || env.Code == nil {
+		return &APIError{Message: notEnvelope(resp, raw), HTTPStatus: resp.StatusCode}
+	}
+	if *env.Code != codes.OK {
+		return &APIError{Code: *env.Code, Message: env.Message, HTTPStatus: resp.StatusCode}
+	}
+	if out == nil || len(env.Data) == 0 || string(env.Data) == "null" {
+		return nil
+	}
+	if err := json.Unmarshal(env.Data, out); err != nil {
+		return fmt.Errorf("route %s: unexpected data: %w", path, err)
+	}
+	return nil
+}
+
+// notEnvelope describes an answer that is not a route answer, keeping a
+// short excerpt so a misconfigured --route shows what answered instead.
+func notEnvelope(resp *http.Response, raw []byte) string {
+	s := strings.TrimSpace(string(raw))
+	if len(s) > 80 {
+		s = s[:80] + "…"
+	}
+	if s == "" {
+		return resp.Status
+	}
+	return resp.Status + ": " + s
+}
+
+func isUserID(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// flexString accepts a JSON string or number: ids are decimal strings by
+// contract, and a number is read the same way rather than failing a login.
+type flexString string
+
+func (s *flexString) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
+	if len(b) > 0 && b[0] == '"' {
+		var v string
+		if err := json.Unmarshal(b, &v); err != nil {
+			return err
+		}
+		*s = flexString(v)
+		return nil
+	}
+	var n json.Number
+	if err := json.Unmarshal(b, &n); err != nil {
+		return err
+	}
+	*s = flexString(n.String())
+	return nil
+}
+
+// flexInt accepts a JSON number or a string holding one.
+type flexInt int64
+
+func (n *flexInt) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
+	var s flexString
+	if err := s.UnmarshalJSON(b); err != nil {
+		return err
+	}
+	v, err := strconv.ParseInt(string(s), 10, 64)
+	if err != nil {
+		return err
+	}
+	*n = flexInt(v)
+	return nil
+}

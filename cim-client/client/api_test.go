@@ -1,0 +1,167 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/gocim/gocim/cim-client/internal/clienttest"
+	"github.com/gocim/gocim/proto/codes"
+)
+
+func TestAPIAgainstFakeRoute(t *testing.T) {
+	gw := clienttest.NewGateway(t)
+	route := clienttest.NewRoute(t, gw)
+	api := NewAPI(route.URL+"/", nil)
+	ctx := context.Background()
+
+	u, err := api.Register(ctx, "alice", "secret1")
+	if err != nil || u.UserName != "alice" || u.UserID == "" {
+		t.Fatalf("Register = %+v, %v", u, err)
+	}
+	_, err = api.Register(ctx, "alice", "other-pw")
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.Code != codes.BadAccount || ae.HTTPStatus != http.StatusConflict {
+		t.Fatalf("Register of a taken name: %v, want APIError 9100/409", err)
+	}
+
+	res, err := api.Login(ctx, u.UserID, "secret1") // by id
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.UserID != u.UserID || res.UserName != "alice" || res.SessionID == "" || res.Token == "" ||
+		res.Server.ID != gw.ID || res.Server.Addr() != "127.0.0.1:"+strconv.Itoa(gw.TCPPort) || res.ExpiresAt == 0 {
+		t.Errorf("Login = %+v", res)
+	}
+	users, err := api.OnlineUsers(ctx)
+	if err != nil || len(users) != 1 || users[0] != (User{UserID: u.UserID, UserName: "alice"}) {
+		t.Errorf("OnlineUsers = %+v, %v", users, err)
+	}
+	if err := api.Offline(ctx, u.UserID, res.SessionID); err != nil {
+		t.Fatal(err)
+	}
+	if users, _ := api.OnlineUsers(ctx); len(users) != 0 {
+		t.Errorf("OnlineUsers after offLine = %+v", users)
+	}
+	if _, err := api.Login(ctx, "alice", "nope-nope"); CodeOf(err) != codes.BadAccount {
+		t.Errorf("Login with a bad password: %v", err)
+	}
+}
+
+func TestAPIAnswers(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		status   int
+		body     string
+		wantErr  bool
+		wantCode codes.Code
+		check    func(t *testing.T, res LoginResult)
+	}{
+		{
+			name: "numbers where strings are expected", status: 200,
+			body: `{"code":9000,"message":"ok","data":{"userId":7,"userName":"bob","sessionId":"x1","token":"t","expiresAt":"1700000000",` +
+				`"server":{"id":"","host":"10.0.0.1","tcpPort":"9000","httpPort":9100}}}`,
+			check: func(t *testing.T, res LoginResult) {
+				if res.UserID != "7" || res.ExpiresAt != 1700000000 || res.Server.ID != "10.0.0.1:9000:9100" || res.Server.TCPPort != 9000 {
+					t.Errorf("LoginResult = %+v", res)
+				}
+			},
+		},
+		{name: "no server", status: 503, body: `{"code":7100,"message":"no server","data":null}`, wantErr: true, wantCode: codes.NoServer},
+		{name: "proxy page", status: 502, body: `<html>bad gateway</html>`, wantErr: true, wantCode: 0},
+		{name: "ok without gateway", status: 200, body: `{"code":9000,"message":"ok","data":{"userId":"1","token":"t"}}`, wantErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				var in map[string]string
+				_ = json.NewDecoder(r.Body).Decode(&in)
+				if r.URL.Path != "/login" || in["userName"] != "bob" || in["password"] != "pw" || r.Header.Get("Content-Type") != "application/json" {
+					t.Errorf("request %s %v", r.URL.Path, in)
+				}
+				w.WriteHeader(tc.status)
+				_, _ = io.WriteString(w, tc.body)
+			}))
+			defer srv.Close()
+			res, err := NewAPI(srv.URL, nil).Login(context.Background(), "bob", "pw")
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("Login: %v, want error %v", err, tc.wantErr)
+			}
+			if err != nil {
+				var ae *APIError
+				if tc.wantCode != 0 || tc.status != 200 {
+					if !errors.As(err, &ae) || ae.Code != tc.wantCode || ae.HTTPStatus != tc.status {
+						t.Errorf("error %#v, want APIError code %d HTTP %d", err, tc.wantCode, tc.status)
+					}
+				}
+				return
+			}
+			tc.check(t, res)
+		})
+	}
+}
+
+func TestBackoffWindows(t *testing.T) {
+	const lo, hi = 100 * time.Millisecond, time.Second
+	b := newBackoff(lo, hi)
+	var asked []int64
+	b.rand = func(n int64) int64 { asked = append(asked, n); return n - 1 }
+	var got []time.Duration
+	for range 6 {
+		got = append(got, b.next())
+	}
+	// Windows above min: 100, 300, 700, then capped at 900 ms.
+	want := []int64{100, 300, 700, 900, 900, 900}
+	for i, n := range asked {
+		if time.Duration(n) != time.Duration(want[i])*time.Millisecond {
+			t.Fatalf("window %d = %v, want %v (all %v)", i, time.Duration(n), time.Duration(want[i])*time.Millisecond, asked)
+		}
+		if got[i] < lo || got[i] >= hi {
+			t.Fatalf("delay %d = %v outside [%v, %v)", i, got[i], lo, hi)
+		}
+	}
+	b.reset()
+	b.rand = func(int64) int64 { return 0 }
+	if d := b.next(); d != lo {
+		t.Errorf("after reset the shortest delay is %v, want %v", d, lo)
+	}
+	if d := newBackoff(lo, lo).next(); d != lo {
+		t.Errorf("min == max gives %v, want %v", d, lo)
+	}
+	// The real random source stays inside the window.
+	r := newBackoff(lo, hi)
+	for range 100 {
+		if d := r.next(); d < lo || d > hi {
+			t.Fatalf("delay %v outside [%v, %v]", d, lo, hi)
+		}
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	ok := Config{RouteURL: "http://127.0.0.1:8080", UserName: "alice", Password: "secret1"}
+	if err := ok.Validate(); err != nil {
+		t.Fatalf("valid config: %v", err)
+	}
+	for name, mod := range map[string]func(*Config){
+		"no route":      func(c *Config) { c.RouteURL = "" },
+		"not http":      func(c *Config) { c.RouteURL = "tcp://x:1" },
+		"no host":       func(c *Config) { c.RouteURL = "http://" },
+		"no user":       func(c *Config) { c.UserName = "" },
+		"no password":   func(c *Config) { c.Password = "" },
+		"min above max": func(c *Config) { c.ReconnectMin, c.ReconnectMax = time.Minute, time.Second },
+	} {
+		c := ok
+		mod(&c)
+		if err := c.Validate(); err == nil {
+			t.Errorf("%s: Validate accepted %+v", name, c)
+		}
+		if _, err := New(c); err == nil {
+			t.Errorf("%s: New accepted it", name)
+		}
+	}
+}

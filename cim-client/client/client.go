@@ -1,0 +1,564 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/gocim/gocim/proto/cimpb"
+	"github.com/gocim/gocim/proto/codec"
+)
+
+// Info says who the client is logged in as and where.
+type Info struct {
+	UserID    string
+	UserName  string
+	SessionID string
+	Gateway   string
+	Connected bool
+}
+
+// Client keeps one user's connection to the cluster. Create it with New,
+// connect with Start, end it with Close.
+type Client struct {
+	cfg     Config
+	api     *API
+	log     *slog.Logger
+	ownHTTP *http.Client // private HTTP client whose idle conns Close releases
+	ids     *msgIDs
+	inbox   inbox
+	events  chan Event
+
+	// life ends when Close has sent /offLine: every goroutine and every
+	// blocking call inside the client watches it.
+	life   context.Context
+	cancel context.CancelFunc
+	// wg tracks Start while it runs and the supervisor; the supervisor waits
+	// for its links' goroutines.
+	wg sync.WaitGroup
+
+	mu      sync.Mutex
+	started bool
+	closing bool
+	stopErr error         // why sends fail for good: ErrStopped…, ErrClosed
+	cur     *link         // nil while not connected
+	changed chan struct{} // closed and replaced whenever cur or stopErr changes
+	info    Info
+	closed  chan struct{} // closed when the first Close has finished
+}
+
+// New checks cfg and returns a Client that is not yet connected.
+func New(cfg Config) (*Client, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	c := &Client{
+		cfg:     cfg,
+		log:     cfg.Logger.With("component", "cim-client", "user", cfg.UserName),
+		ids:     newMsgIDs(),
+		events:  make(chan Event, cfg.EventBuffer),
+		changed: make(chan struct{}),
+		closed:  make(chan struct{}),
+	}
+	hc := cfg.HTTPClient
+	if hc == nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		hc = &http.Client{Timeout: defaultHTTPTimeout, Transport: tr}
+		c.ownHTTP = hc
+	}
+	c.api = NewAPI(cfg.RouteURL, hc)
+	c.life, c.cancel = context.WithCancel(context.Background())
+	return c, nil
+}
+
+// API returns the route API client the Client uses.
+func (c *Client) API() *API { return c.api }
+
+// Events delivers what happens to the client, in order. It is closed after
+// EventClosed.
+func (c *Client) Events() <-chan Event { return c.events }
+
+// Info returns the current identity and connection state.
+func (c *Client) Info() Info {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.info
+}
+
+// OnlineUsers asks the route who is online.
+func (c *Client) OnlineUsers(ctx context.Context) ([]User, error) {
+	return c.api.OnlineUsers(ctx)
+}
+
+// NewMsgID returns a fresh client_msg_id, for callers that want to know the
+// id before SendMsg.
+func (c *Client) NewMsgID() string { return c.ids.next() }
+
+// Start logs in through the route, connects to the gateway it names and
+// waits for LOGIN_ACK. It returns the error of an attempt that failed for a
+// permanent reason (*APIError with codes.BadAccount, codes.RepeatLogin or
+// codes.BadArgument; *GatewayError with codes.Unauthorized; a KICK) and
+// retries transient failures (route unreachable, codes.NoServer, gateway
+// unreachable) with backoff until ctx ends. After a nil return the client
+// keeps itself connected in the background until Close; ctx only bounds
+// Start.
+func (c *Client) Start(ctx context.Context) error {
+	c.mu.Lock()
+	switch {
+	case c.closing:
+		c.mu.Unlock()
+		return ErrClosed
+	case c.started:
+		c.mu.Unlock()
+		return ErrStarted
+	}
+	c.started = true
+	c.wg.Add(1)
+	c.mu.Unlock()
+	defer c.wg.Done()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(c.life, cancel)()
+
+	l, err := c.firstLink(ctx)
+	if err == nil && !c.adopt(l, true) {
+		l.close()
+		err = ErrClosed
+	}
+	if err != nil {
+		c.mu.Lock()
+		c.started = false
+		c.mu.Unlock()
+		return err
+	}
+	c.emit(Event{Kind: EventConnected, Gateway: l.gateway})
+	go c.supervise(l)
+	return nil
+}
+
+func (c *Client) firstLink(ctx context.Context) (*link, error) {
+	bo := newBackoff(c.cfg.ReconnectMin, c.cfg.ReconnectMax)
+	var last error // the last failure not caused by ctx ending
+	for {
+		l, err := c.connect(ctx)
+		if err == nil {
+			return l, nil
+		}
+		if c.life.Err() != nil {
+			return nil, ErrClosed
+		}
+		if ctx.Err() != nil {
+			if last == nil {
+				last = err
+			}
+			return nil, fmt.Errorf("client: start: %w; last attempt: %w", ctx.Err(), last)
+		}
+		if permanent(err, true) {
+			return nil, err
+		}
+		last = err
+		d := bo.next()
+		c.log.Warn("login failed, retrying", "err", err, "retry_in", d)
+		if !sleep(ctx, d) {
+			if c.life.Err() != nil {
+				return nil, ErrClosed
+			}
+			return nil, fmt.Errorf("client: start: %w; last attempt: %w", ctx.Err(), last)
+		}
+	}
+}
+
+// connect runs one login: route /login, TCP dial, LOGIN → LOGIN_ACK.
+func (c *Client) connect(ctx context.Context) (*link, error) {
+	res, err := c.api.Login(ctx, c.cfg.UserName, c.cfg.Password)
+	if err != nil {
+		return nil, fmt.Errorf("login: %w", err)
+	}
+	d := net.Dialer{Timeout: c.cfg.DialTimeout}
+	conn, err := d.DialContext(ctx, "tcp", res.Server.Addr())
+	if err != nil {
+		return nil, fmt.Errorf("dial gateway %s: %w", res.Server.ID, err)
+	}
+	l := newLink(conn, &c.cfg, res.Server.ID, c.log)
+	l.login = res
+	if err := l.handshake(ctx, res.Token, c.inbox.lastSeq(), c.cfg.DialTimeout); err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("gateway %s: %w", res.Server.ID, err)
+	}
+	if gw := l.ack.GetGatewayId(); gw != "" {
+		l.gateway = gw
+	}
+	return l, nil
+}
+
+// adopt makes l the current link, unless Close has begun. The first adopt
+// also accounts for the supervisor goroutine the caller starts next.
+func (c *Client) adopt(l *link, first bool) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return false
+	}
+	if first {
+		c.wg.Add(1)
+	}
+	ack, res := l.ack, l.login
+	c.cur = l
+	c.info = Info{
+		UserID:    firstOf(ack.GetUserId(), res.UserID),
+		UserName:  firstOf(ack.GetUserName(), res.UserName),
+		SessionID: firstOf(ack.GetSessionId(), res.SessionID),
+		Gateway:   l.gateway,
+		Connected: true,
+	}
+	c.notifyLocked()
+	return true
+}
+
+func firstOf(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// notifyLocked wakes everyone waiting for a state change.
+func (c *Client) notifyLocked() {
+	close(c.changed)
+	c.changed = make(chan struct{})
+}
+
+// supervise owns the connection after Start: it runs each link to its end
+// and logs in again, until Close, a KICK or a permanent refusal.
+func (c *Client) supervise(l *link) {
+	defer c.wg.Done()
+	bo := newBackoff(c.cfg.ReconnectMin, c.cfg.ReconnectMax)
+	for {
+		l.start(c.readLoop)
+		select {
+		case <-l.done:
+		case <-c.life.Done():
+			l.fail(ErrClosed)
+		}
+		l.wg.Wait()
+		c.detach(l)
+		if c.isClosing() {
+			return
+		}
+		cause := l.err()
+		var se *stopError
+		if errors.As(cause, &se) {
+			c.stop(se.reason, se.frame, l.gateway)
+			return
+		}
+		c.log.Warn("connection lost, reconnecting", "err", cause)
+		c.emit(Event{Kind: EventDisconnected, Reason: cause.Error(), Gateway: l.gateway})
+		// A link that stayed up a while earns a fresh, short backoff; one that
+		// keeps dying at once keeps growing it.
+		if time.Since(l.born) >= c.cfg.ReconnectMax {
+			bo.reset()
+		}
+		next, err := c.reconnect(bo)
+		if err != nil {
+			if !errors.Is(err, ErrClosed) {
+				var frame *cimpb.Error
+				var ge *GatewayError
+				if errors.As(err, &ge) {
+					frame = &cimpb.Error{Code: int32(ge.Code), Text: ge.Text}
+				}
+				c.stop("login refused: "+err.Error(), frame, "")
+			}
+			return
+		}
+		c.emit(Event{Kind: EventConnected, Gateway: next.gateway})
+		l = next
+	}
+}
+
+// reconnect logs in again until it works, Close begins, or the cluster
+// refuses for good.
+func (c *Client) reconnect(bo *backoff) (*link, error) {
+	for {
+		if !sleep(c.life, bo.next()) || c.isClosing() {
+			return nil, ErrClosed
+		}
+		l, err := c.connect(c.life)
+		if err == nil {
+			if !c.adopt(l, false) {
+				l.close()
+				return nil, ErrClosed
+			}
+			return l, nil
+		}
+		if c.life.Err() != nil || c.isClosing() {
+			return nil, ErrClosed
+		}
+		if permanent(err, false) {
+			return nil, err
+		}
+		c.log.Warn("reconnect failed", "err", err)
+	}
+}
+
+func (c *Client) detach(l *link) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cur == l {
+		c.cur = nil
+		c.info.Connected = false
+		c.notifyLocked()
+	}
+}
+
+func (c *Client) isClosing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closing
+}
+
+// stop ends reconnecting for good and tells the application.
+func (c *Client) stop(reason string, frame *cimpb.Error, gateway string) {
+	c.mu.Lock()
+	if c.stopErr == nil {
+		c.stopErr = fmt.Errorf("%w: %s", ErrStopped, reason)
+		c.notifyLocked()
+	}
+	c.mu.Unlock()
+	c.log.Warn("stopped, not reconnecting", "reason", reason)
+	c.emit(Event{Kind: EventKicked, Reason: reason, Err: frame, Gateway: gateway})
+}
+
+// emit hands ev to the application, waiting while the channel is full,
+// unless Close ends the wait.
+func (c *Client) emit(ev Event) {
+	if ev.At.IsZero() {
+		ev.At = time.Now()
+	}
+	select {
+	case c.events <- ev:
+	case <-c.life.Done():
+	}
+}
+
+// readLoop reads l's frames until the link ends and turns them into events.
+func (c *Client) readLoop(l *link) {
+	// lastErr keeps a connection-level ERROR so that the close right after it
+	// is reported with the gateway's reason rather than as EOF.
+	var lastErr *GatewayError
+	for _, f := range l.early {
+		if !c.handle(l, f, &lastErr) {
+			return
+		}
+	}
+	l.early = nil
+	for {
+		f, err := l.r.ReadFrame()
+		if err != nil {
+			switch {
+			case lastErr != nil:
+				l.fail(lastErr)
+			case errors.Is(err, codec.ErrFrameTooLarge), errors.Is(err, codec.ErrBadFrame), errors.Is(err, codec.ErrBadLength):
+				l.fail(fmt.Errorf("bad frame from gateway: %w", err))
+			case errors.Is(err, net.ErrClosed):
+				l.fail(err) // we closed it; the first cause is already set
+			default:
+				l.fail(fmt.Errorf("gateway closed the connection: %w", err))
+			}
+			return
+		}
+		l.progress.Add(1)
+		if !c.handle(l, f, &lastErr) {
+			return
+		}
+	}
+}
+
+// handle acts on one frame; false ends the link.
+func (c *Client) handle(l *link, f *cimpb.Frame, lastErr **GatewayError) bool {
+	if f.GetType() != cimpb.Type_ERROR {
+		*lastErr = nil // the link went on after that ERROR
+	}
+	switch f.GetType() {
+	case cimpb.Type_PONG:
+		l.ponged()
+	case cimpb.Type_PING, cimpb.Type_LOGIN_ACK:
+	case cimpb.Type_MSG:
+		m := f.GetMsg()
+		if m == nil {
+			l.log.Debug("MSG frame without a message")
+			return true
+		}
+		if !c.inbox.accept(m.GetSeq()) {
+			l.log.Debug("dropping a message already shown", "seq", m.GetSeq(), "msg_id", m.GetMsgId())
+			return true
+		}
+		c.deliver(l, Event{Kind: EventMessage, Msg: m, Gateway: l.gateway})
+	case cimpb.Type_RECEIPT:
+		if f.GetReceipt() != nil {
+			c.deliver(l, Event{Kind: EventReceipt, Receipt: f.GetReceipt(), Gateway: l.gateway})
+		}
+	case cimpb.Type_ERROR:
+		e := f.GetError()
+		if e == nil {
+			e = &cimpb.Error{}
+		}
+		ge := newGatewayError(e)
+		if endsSession(ge.Code) {
+			l.fail(&stopError{reason: ge.Error(), frame: e, err: ge})
+			return false
+		}
+		c.deliver(l, Event{Kind: EventError, Err: e, Gateway: l.gateway})
+		if ge.ClientMsgID == "" {
+			*lastErr = ge
+		}
+	case cimpb.Type_KICK:
+		l.fail(&stopError{reason: kickReason(f.GetKick())})
+		return false
+	default:
+		l.log.Debug("ignoring frame", "type", f.GetType())
+	}
+	return true
+}
+
+// deliver emits an event from the reader, marking the wait as the
+// application's, not the link's.
+func (c *Client) deliver(l *link, ev Event) {
+	l.stalled.Store(true)
+	c.emit(ev)
+	l.stalled.Store(false)
+	l.progress.Add(1)
+}
+
+// Send sends text to one user (id or name) and returns the client_msg_id
+// that RECEIPT and ERROR events will carry.
+func (c *Client) Send(ctx context.Context, to, text string) (string, error) {
+	if to == "" {
+		return "", ErrNoRecipient
+	}
+	m := &cimpb.Msg{To: to, Body: []byte(text), Kind: cimpb.Kind_KIND_TEXT}
+	err := c.SendMsg(ctx, m)
+	return m.GetClientMsgId(), err
+}
+
+// Broadcast sends text to everybody online (CIM's group chat).
+func (c *Client) Broadcast(ctx context.Context, text string) (string, error) {
+	m := &cimpb.Msg{Broadcast: true, Body: []byte(text), Kind: cimpb.Kind_KIND_TEXT}
+	err := c.SendMsg(ctx, m)
+	return m.GetClientMsgId(), err
+}
+
+// SendMsg sends m as an uplink MSG, filling m.ClientMsgId when empty. It
+// returns once the frame is written to a gateway; the route's verdict comes
+// later as EventReceipt or EventError. Before Start has connected and while
+// the link is down it waits for a connection, bounded by ctx; a frame whose
+// link broke mid-write is written again on the next one (the route
+// deduplicates by client_msg_id). It fails at once after Close (ErrClosed)
+// or once the client stopped (ErrStopped). m is not kept after it returns.
+func (c *Client) SendMsg(ctx context.Context, m *cimpb.Msg) error {
+	if m == nil {
+		return errors.New("client: nil message")
+	}
+	if m.GetClientMsgId() == "" {
+		m.ClientMsgId = c.ids.next()
+	}
+	f := &cimpb.Frame{Type: cimpb.Type_MSG, Msg: m}
+	if proto.Size(f) > c.cfg.MaxFrame {
+		return ErrTooLarge
+	}
+	b, err := codec.Encode(f)
+	if err != nil {
+		return fmt.Errorf("client: encoding message: %w", err)
+	}
+	var stale *link
+	for {
+		l, err := c.currentLink(ctx, stale)
+		if err != nil {
+			return err
+		}
+		err = l.send(ctx, b)
+		if !errors.Is(err, errLinkDown) {
+			return err
+		}
+		stale = l
+	}
+}
+
+// currentLink returns the current link other than stale, waiting for one.
+func (c *Client) currentLink(ctx context.Context, stale *link) (*link, error) {
+	for {
+		c.mu.Lock()
+		if c.stopErr != nil {
+			err := c.stopErr
+			c.mu.Unlock()
+			return nil, err
+		}
+		if l := c.cur; l != nil && l != stale {
+			c.mu.Unlock()
+			return l, nil
+		}
+		ch := c.changed
+		c.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// Close logs the session off at the route (POST /offLine), closes the
+// connection, stops reconnecting, waits for every goroutine the client
+// started, sends EventClosed and closes the Events channel. If the channel is
+// full, EventClosed waits for room until ctx ends. A second Close waits for
+// the first and returns nil. The error reports a failed /offLine (the
+// gateway's own disconnect notice still logs the session off) or ctx ending.
+func (c *Client) Close(ctx context.Context) error {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		select {
+		case <-c.closed:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	c.closing = true
+	info, stopped := c.info, c.stopErr != nil
+	c.stopErr = ErrClosed
+	c.notifyLocked()
+	c.mu.Unlock()
+
+	var errs []error
+	// After a KICK the session is no longer ours; logging it off could only
+	// race with whoever holds the account now.
+	if info.SessionID != "" && !stopped {
+		if err := c.api.Offline(ctx, info.UserID, info.SessionID); err != nil {
+			c.log.Warn("offLine failed", "err", err)
+			errs = append(errs, fmt.Errorf("client: offLine: %w", err))
+		}
+	}
+	c.cancel()
+	c.wg.Wait()
+	if c.ownHTTP != nil {
+		c.ownHTTP.CloseIdleConnections()
+	}
+
+	select {
+	case c.events <- Event{Kind: EventClosed, At: time.Now()}:
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("client: EventClosed not delivered: %w", ctx.Err()))
+	}
+	close(c.events)
+	close(c.closed)
+	return errors.Join(errs...)
+}

@@ -1,0 +1,102 @@
+package client
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/gocim/gocim/proto/codec"
+)
+
+// Defaults for the zero fields of a Config.
+const (
+	DefaultHeartbeat    = 60 * time.Second
+	DefaultPongTimeout  = 10 * time.Second
+	DefaultReconnectMin = 500 * time.Millisecond
+	DefaultReconnectMax = 30 * time.Second
+	DefaultDialTimeout  = 10 * time.Second
+	DefaultEventBuffer  = 256
+)
+
+// Config configures a Client. Zero fields take the documented defaults.
+type Config struct {
+	// RouteURL is the route's base URL, e.g. "http://127.0.0.1:8080".
+	RouteURL string
+	// UserName is the account's name, or its decimal user id.
+	UserName string
+	Password string
+
+	// Heartbeat is how long the client may go without writing before it sends
+	// a PING (default 60 s; negative disables heartbeats).
+	Heartbeat time.Duration
+	// PongTimeout is how long after a PING the gateway has to show life (a
+	// PONG or any other frame) before the link counts as dead (default 10 s).
+	// It also bounds one blocked write.
+	PongTimeout time.Duration
+	// ReconnectMin and ReconnectMax bound the jittered exponential backoff
+	// between login attempts (defaults 500 ms and 30 s).
+	ReconnectMin time.Duration
+	ReconnectMax time.Duration
+	// DialTimeout bounds the TCP dial and, separately, the LOGIN → LOGIN_ACK
+	// handshake (default 10 s).
+	DialTimeout time.Duration
+	// MaxFrame is the largest frame payload accepted from the gateway and
+	// sent to it (default codec.DefaultMaxFrame, 64 KiB).
+	MaxFrame int
+	// HTTPClient calls the route. Nil means a private client with a 10 s
+	// timeout whose idle connections Close releases.
+	HTTPClient *http.Client
+	// Logger receives operational logs (nil: slog.Default()).
+	Logger *slog.Logger
+	// EventBuffer is the capacity of the Events channel (default 256).
+	EventBuffer int
+}
+
+func (c *Config) setDefaults() {
+	if c.Heartbeat == 0 {
+		c.Heartbeat = DefaultHeartbeat
+	}
+	if c.PongTimeout <= 0 {
+		c.PongTimeout = DefaultPongTimeout
+	}
+	if c.ReconnectMin <= 0 {
+		c.ReconnectMin = DefaultReconnectMin
+	}
+	if c.ReconnectMax <= 0 {
+		c.ReconnectMax = DefaultReconnectMax
+	}
+	if c.DialTimeout <= 0 {
+		c.DialTimeout = DefaultDialTimeout
+	}
+	if c.MaxFrame <= 0 {
+		c.MaxFrame = codec.DefaultMaxFrame
+	}
+	if c.EventBuffer <= 0 {
+		c.EventBuffer = DefaultEventBuffer
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate reports the first problem with c, defaults applied.
+func (c Config) Validate() error {
+	c.setDefaults()
+	u, err := url.Parse(c.RouteURL)
+	switch {
+	case c.RouteURL == "":
+		return errors.New("client: RouteURL is required")
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		return fmt.Errorf("client: RouteURL %q is not an http(s) URL", c.RouteURL)
+	case c.UserName == "":
+		return errors.New("client: UserName is required")
+	case c.Password == "":
+		return errors.New("client: Password is required")
+	case c.ReconnectMin > c.ReconnectMax:
+		return fmt.Errorf("client: ReconnectMin %v is above ReconnectMax %v", c.ReconnectMin, c.ReconnectMax)
+	}
+	return nil
+}

@@ -1,0 +1,36 @@
+// Package client is the gocim SDK that chat programs, app back-ends and IoT
+// devices embed to keep one connection to a gocim cluster.
+//
+// Two layers:
+//
+//   - API is a thin client of the route's public HTTP API (register, login,
+//     online users, log off). Failures the route reports come back as
+//     *APIError carrying the route's result code.
+//   - Client logs in through the route, connects to the gateway the route
+//     names, and then keeps that connection alive on its own: it heartbeats,
+//     notices a dead link, logs in again through the route (which may pick
+//     another gateway) with jittered exponential backoff, and delivers what
+//     the gateway pushes on Events in the order it arrived.
+//
+// Typical use:
+//
+//	c, err := client.New(client.Config{RouteURL: "http://127.0.0.1:8080", UserName: "alice", Password: "secret1"})
+//	if err != nil { ... }
+//	if err := c.Start(ctx); err != nil { ... } // permanent failures: bad account, refused token
+//	go func() {
+//		for ev := range c.Events() { ... }
+//	}()
+//	id, err := c.Send(ctx, "bob", "hello")
+//	...
+//	c.Close(ctx)
+//
+// Concurrency: every method of API and Client is safe for concurrent use.
+// Sends from many goroutines are written in the order they are accepted.
+// The Events channel must be drained: while it is full the client stops
+// reading from the gateway (backpressure; heartbeats are not failed by it),
+// and a gateway may drop a client that stays too far behind. Close ends every
+// goroutine the client started and then closes the Events channel.
+//
+// The package depends only on the standard library and protobuf so that small
+// devices can embed it.
+package client

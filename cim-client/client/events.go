@@ -1,0 +1,65 @@
+package client
+
+import (
+	"time"
+
+	"github.com/gocim/gocim/proto/cimpb"
+)
+
+// EventKind says what an Event reports.
+type EventKind int
+
+const (
+	// EventMessage: a MSG frame arrived (Msg set).
+	EventMessage EventKind = iota + 1
+	// EventReceipt: a RECEIPT frame arrived (Receipt set).
+	EventReceipt
+	// EventError: an ERROR frame arrived (Err set). With Err.ClientMsgId it
+	// answers one of our sends (e.g. codes.Offline); without it the gateway
+	// usually closes the link next, and EventDisconnected follows.
+	EventError
+	// EventConnected: logged in to a gateway, on the first connect and on
+	// every reconnect (Gateway set).
+	EventConnected
+	// EventDisconnected: the link was lost and the client is reconnecting
+	// (Reason and Gateway set).
+	EventDisconnected
+	// EventKicked: the client stopped for good and will not reconnect: a
+	// KICK frame (logged in elsewhere, logged off) or a login the cluster
+	// refused permanently (Reason set; Err set when an ERROR frame said so).
+	EventKicked
+	// EventClosed: Close finished; the channel is closed right after.
+	EventClosed
+)
+
+func (k EventKind) String() string {
+	switch k {
+	case EventMessage:
+		return "message"
+	case EventReceipt:
+		return "receipt"
+	case EventError:
+		return "error"
+	case EventConnected:
+		return "connected"
+	case EventDisconnected:
+		return "disconnected"
+	case EventKicked:
+		return "kicked"
+	case EventClosed:
+		return "closed"
+	}
+	return "unknown"
+}
+
+// Event is one thing that happened to a Client. Frames the application must
+// not modify are shared, not copied.
+type Event struct {
+	Kind    EventKind
+	Msg     *cimpb.Msg
+	Receipt *cimpb.Receipt
+	Err     *cimpb.Error
+	Gateway string
+	Reason  string
+	At      time.Time // when the client produced the event
+}

@@ -1,0 +1,263 @@
+// Command cim-client is the terminal chat: it logs in through the route,
+// keeps a connection to a gateway, prints what arrives on stdout and sends
+// what is typed (or piped) on stdin. Type :help for the syntax.
+//
+// Exit codes: 0 after :q, end of input or SIGINT/SIGTERM; 1 when the login is
+// refused for good or the session is kicked (reason on stderr); 2 for bad
+// flags. Logs go to stderr, never into the chat on stdout.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/gocim/gocim/cim-client/client"
+	"github.com/gocim/gocim/cim-client/internal/term"
+	"github.com/gocim/gocim/internal/envflag"
+	"github.com/gocim/gocim/proto/cimpb"
+	"github.com/gocim/gocim/proto/codes"
+)
+
+// closeTimeout bounds the :q path (route /offLine and closing the link).
+const closeTimeout = 5 * time.Second
+
+// answerTimeout bounds how long quitting waits for the route's answers to
+// messages just sent (RECEIPT or ERROR), so that a piped script's last lines
+// are not overtaken by its own log-off.
+const answerTimeout = 5 * time.Second
+
+// maxLine is the longest input line read; longer ones fail as too large.
+const maxLine = 1 << 20
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+type options struct {
+	route, user, password string
+	register              bool
+	heartbeat, pong       time.Duration
+	level                 slog.Level
+}
+
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("cim-client", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.route, "route", "http://127.0.0.1:8080", "route base URL")
+	fs.StringVar(&o.user, "user", "", "user name (or user id) to log in as")
+	fs.StringVar(&o.password, "password", "", "password")
+	fs.BoolVar(&o.register, "register", false, "register the account first (a taken name is fine if the password logs in)")
+	fs.DurationVar(&o.heartbeat, "heartbeat", client.DefaultHeartbeat, "send PING after this long without writing")
+	fs.DurationVar(&o.pong, "pong-timeout", client.DefaultPongTimeout, "reconnect when the gateway shows no life this long after a PING")
+	level := fs.String("log-level", "warn", "log level: debug, info, warn or error (logs go to stderr)")
+	if err := envflag.Parse(fs, args); err != nil {
+		// fs already reported command-line mistakes; environment ones not.
+		if strings.HasPrefix(err.Error(), envflag.Prefix) {
+			fmt.Fprintf(stderr, "cim-client: %v\n", err)
+		}
+		return o, err
+	}
+	var problems []string
+	if fs.NArg() > 0 {
+		problems = append(problems, fmt.Sprintf("unexpected arguments %q", fs.Args()))
+	}
+	if o.user == "" {
+		problems = append(problems, "--user is required")
+	}
+	if o.password == "" {
+		problems = append(problems, "--password is required")
+	}
+	if err := o.level.UnmarshalText([]byte(*level)); err != nil {
+		problems = append(problems, fmt.Sprintf("--log-level %q: want debug, info, warn or error", *level))
+	}
+	if len(problems) > 0 {
+		err := errors.New(strings.Join(problems, "; "))
+		fmt.Fprintf(stderr, "cim-client: %v\n", err)
+		fs.Usage()
+		return o, err
+	}
+	return o, nil
+}
+
+// run is the program; it returns the exit code.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	o, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: o.level}))
+
+	c, err := client.New(client.Config{
+		RouteURL:    o.route,
+		UserName:    o.user,
+		Password:    o.password,
+		Heartbeat:   o.heartbeat,
+		PongTimeout: o.pong,
+		Logger:      log,
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "cim-client: %v\n", err)
+		return 2
+	}
+	p := term.NewPrinter(stdout, time.Local, c.Info)
+
+	if o.register {
+		u, err := c.API().Register(ctx, o.user, o.password)
+		switch {
+		case err == nil:
+			p.Line(term.Registered(u))
+		case client.CodeOf(err) == codes.BadAccount:
+			log.Info("name taken, logging in", "user", o.user)
+		default:
+			fmt.Fprintf(stderr, "cim-client: register: %v\n", err)
+			return 1
+		}
+	}
+	if err := c.Start(ctx); err != nil {
+		if ctx.Err() != nil {
+			err = errors.New("interrupted")
+		}
+		fmt.Fprintf(stderr, "cim-client: login failed: %v\n", err)
+		closeClient(c, log)
+		return 1
+	}
+
+	kicked := make(chan string, 1)
+	printed := make(chan struct{})
+	go func() {
+		defer close(printed)
+		for ev := range c.Events() {
+			p.Event(ev)
+			if ev.Kind == client.EventKicked {
+				select {
+				case kicked <- ev.Reason:
+				default:
+				}
+			}
+		}
+	}()
+
+	quit := make(chan struct{})
+	defer close(quit)
+	lines := readLines(stdin, quit, log)
+
+	exit := 0
+	drain := true // wait for answers to our sends before logging off
+loop:
+	for {
+		select {
+		case line, ok := <-lines:
+			if !ok || execute(ctx, c, p, term.Parse(line)) {
+				break loop
+			}
+		case reason := <-kicked:
+			fmt.Fprintf(stderr, "cim-client: kicked: %s\n", reason)
+			exit, drain = 1, false
+			break loop
+		case <-ctx.Done():
+			drain = false
+			break loop
+		}
+	}
+	if drain {
+		wctx, cancel := context.WithTimeout(context.Background(), answerTimeout)
+		if n := p.WaitAnswered(wctx); n > 0 {
+			log.Warn("quitting with messages the route has not answered", "count", n)
+		}
+		cancel()
+	}
+	closeClient(c, log)
+	<-printed
+	return exit
+}
+
+func closeClient(c *client.Client, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+	defer cancel()
+	go func() {
+		// Nobody reads events when Start failed; Close must not wait on them.
+		for range c.Events() {
+		}
+	}()
+	if err := c.Close(ctx); err != nil {
+		log.Warn("close", "err", err)
+	}
+}
+
+// readLines feeds stdin's lines to the returned channel and closes it at end
+// of input. It stops early once quit is closed (a goroutine blocked reading a
+// terminal ends with the process).
+func readLines(r io.Reader, quit <-chan struct{}, log *slog.Logger) <-chan string {
+	lines := make(chan string)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(r)
+		sc.Buffer(make([]byte, 0, 4096), maxLine)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			case <-quit:
+				return
+			}
+		}
+		if err := sc.Err(); err != nil {
+			log.Warn("reading input", "err", err)
+		}
+	}()
+	return lines
+}
+
+// execute runs one command; true means quit.
+func execute(ctx context.Context, c *client.Client, p *term.Printer, cmd term.Command) bool {
+	switch cmd.Op {
+	case term.OpQuit:
+		return true
+	case term.OpPrivate, term.OpBroadcast:
+		m := &cimpb.Msg{ClientMsgId: c.NewMsgID(), Body: []byte(cmd.Text), Kind: cimpb.Kind_KIND_TEXT}
+		if cmd.Op == term.OpPrivate {
+			m.To = cmd.To
+		} else {
+			m.Broadcast = true
+		}
+		p.Sending(m.ClientMsgId, m.To)
+		if err := c.SendMsg(ctx, m); err != nil {
+			p.Forget(m.ClientMsgId)
+			if ctx.Err() == nil {
+				p.Line(term.Problem(err.Error()))
+			}
+		}
+	case term.OpOnline:
+		users, err := c.OnlineUsers(ctx)
+		if err != nil {
+			p.Line(term.Problem(err.Error()))
+			break
+		}
+		p.Line(term.Online(users))
+	case term.OpInfo:
+		p.Line(term.InfoLine(c.Info()))
+	case term.OpHelp:
+		for _, l := range term.Help() {
+			p.Line(l)
+		}
+	case term.OpInvalid:
+		p.Line(term.Problem(cmd.Text))
+	}
+	return false
+}

@@ -1,0 +1,164 @@
+package term
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gocim/gocim/cim-client/client"
+	"github.com/gocim/gocim/proto/cimpb"
+	"github.com/gocim/gocim/proto/codes"
+)
+
+func TestParse(t *testing.T) {
+	for _, tc := range []struct {
+		line string
+		want Command
+	}{
+		{"", Command{Op: OpNone}},
+		{"   \t", Command{Op: OpNone}},
+		{"bob;;hello", Command{Op: OpPrivate, To: "bob", Text: "hello"}},
+		{"3;;by id", Command{Op: OpPrivate, To: "3", Text: "by id"}},
+		{" bob ;; hello there \r", Command{Op: OpPrivate, To: "bob", Text: "hello there"}},
+		{"bob;;a;;b", Command{Op: OpPrivate, To: "bob", Text: "a;;b"}},
+		{"bob;;", Command{Op: OpInvalid, Text: "usage: <user>;;<text>"}},
+		{";;hello", Command{Op: OpBroadcast, Text: ";;hello"}},
+		{"see you;;later", Command{Op: OpBroadcast, Text: "see you;;later"}},
+		{":p2p bob hello  there", Command{Op: OpPrivate, To: "bob", Text: "hello  there"}},
+		{":p2p\tbob\thi", Command{Op: OpPrivate, To: "bob", Text: "hi"}},
+		{":p2p bob", Command{Op: OpInvalid, Text: "usage: :p2p <user> <text>"}},
+		{":p2p", Command{Op: OpInvalid, Text: "usage: :p2p <user> <text>"}},
+		{":olu", Command{Op: OpOnline}},
+		{"  :olu  ", Command{Op: OpOnline}},
+		{":info", Command{Op: OpInfo}},
+		{":all", Command{Op: OpHelp}},
+		{":help", Command{Op: OpHelp}},
+		{":q", Command{Op: OpQuit}},
+		{":q!", Command{Op: OpQuit}},
+		{":quit", Command{Op: OpQuit}},
+		{":qq", Command{Op: OpInvalid, Text: "unknown command :qq (try :help)"}},
+		{":olu2 x", Command{Op: OpInvalid, Text: "unknown command :olu2 (try :help)"}},
+		{":)", Command{Op: OpBroadcast, Text: ":)"}},
+		{":D nice", Command{Op: OpBroadcast, Text: ":D nice"}},
+		{"hello everyone", Command{Op: OpBroadcast, Text: "hello everyone"}},
+		{"  padded  ", Command{Op: OpBroadcast, Text: "padded"}},
+	} {
+		if got := Parse(tc.line); got != tc.want {
+			t.Errorf("Parse(%q) = %+v, want %+v", tc.line, got, tc.want)
+		}
+	}
+}
+
+func TestFormats(t *testing.T) {
+	at := time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
+	ms := at.UnixMilli()
+	fallback := time.Date(2024, 1, 1, 23, 59, 58, 0, time.UTC)
+	alice := client.Info{UserID: "3", UserName: "alice", SessionID: "s1", Gateway: "127.0.0.1:9000:9100", Connected: true}
+	for _, tc := range []struct {
+		name, got, want string
+	}{
+		{"private", Message(&cimpb.Msg{FromName: "alice", From: "3", Body: []byte("hello"), TimestampMs: ms}, time.UTC, fallback), "[07:08:09] alice: hello"},
+		{"broadcast", Message(&cimpb.Msg{FromName: "alice", Body: []byte("hi all"), Broadcast: true, TimestampMs: ms}, time.UTC, fallback), "[07:08:09] alice (all): hi all"},
+		{"group", Message(&cimpb.Msg{FromName: "alice", Group: "g1", Body: []byte("x"), TimestampMs: ms}, time.UTC, fallback), "[07:08:09] alice (group g1): x"},
+		{"other zone", Message(&cimpb.Msg{FromName: "alice", Body: []byte("x"), TimestampMs: ms}, time.FixedZone("X", 3600), fallback), "[08:08:09] alice: x"},
+		{"no name, no time", Message(&cimpb.Msg{From: "3", Body: []byte("x")}, time.UTC, fallback), "[23:59:58] 3: x"},
+		{"multi-line body", Message(&cimpb.Msg{FromName: "eve", Body: []byte("a\nb\r\x1b[2Jc\xff"), TimestampMs: ms}, time.UTC, fallback), "[07:08:09] eve: a b  [2Jc\uFFFD"},
+		{"file", Message(&cimpb.Msg{FromName: "bob", Kind: cimpb.Kind_KIND_FILE, File: &cimpb.FileInfo{Name: "a.pdf", Size: 1200}, TimestampMs: ms}, time.UTC, fallback), "[07:08:09] bob: [file a.pdf, 1200 bytes]"},
+		{"offline", ErrorLine(&cimpb.Error{Code: int32(codes.Offline), Text: "user offline", ClientMsgId: "c1"}, "bob"), "! bob is offline"},
+		{"offline, recipient unknown", ErrorLine(&cimpb.Error{Code: int32(codes.Offline), Text: "user offline"}, ""), "! user offline"},
+		{"no such user", ErrorLine(&cimpb.Error{Code: int32(codes.BadAccount), Text: "bad account"}, "zed"), "! no such user: zed"},
+		{"other error", ErrorLine(&cimpb.Error{Code: int32(codes.Unavailable), Text: "route unavailable"}, "bob"), "! route unavailable"},
+		{"error without text", ErrorLine(&cimpb.Error{Code: int32(codes.GoingAway)}, ""), "! gateway going away"},
+		{"problem", Problem("client: message larger than the frame limit"), "! message larger than the frame limit"},
+		{"logged in", LoggedIn(alice, "127.0.0.1:9000:9100"), "* logged in as alice (id 3) via 127.0.0.1:9000:9100"},
+		{"reconnected", Reconnected("127.0.0.1:9001:9101"), "* reconnected via 127.0.0.1:9001:9101"},
+		{"lost", ConnectionLost("no PONG within 10s"), "* connection lost: no PONG within 10s, reconnecting"},
+		{"kicked", Kicked("logged in elsewhere"), "* kicked: logged in elsewhere"},
+		{"registered", Registered(client.User{UserID: "3", UserName: "alice"}), "* registered as alice (id 3)"},
+		{"online", Online([]client.User{{UserID: "1", UserName: "alice"}, {UserID: "2", UserName: "bob"}}), "* online: alice(1), bob(2)"},
+		{"online empty", Online(nil), "* online: nobody"},
+		{"info", InfoLine(alice), "* alice (id 3) session s1, gateway 127.0.0.1:9000:9100"},
+		{"info down", InfoLine(client.Info{UserID: "3", UserName: "alice", SessionID: "s1", Gateway: "g"}), "* alice (id 3) session s1, gateway g, reconnecting"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s:\n got %q\nwant %q", tc.name, tc.got, tc.want)
+		}
+	}
+	for _, l := range Help() {
+		if !strings.HasPrefix(l, "* ") {
+			t.Errorf("help line %q is not a status line", l)
+		}
+	}
+}
+
+func TestPrinter(t *testing.T) {
+	var out bytes.Buffer
+	info := client.Info{UserID: "3", UserName: "alice", SessionID: "s1", Gateway: "gw1", Connected: true}
+	p := NewPrinter(&out, time.UTC, func() client.Info { return info })
+	at := time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
+
+	p.Sending("c1", "bob")
+	p.Sending("c2", "carol")
+	for _, ev := range []client.Event{
+		{Kind: client.EventConnected, Gateway: "gw1"},
+		{Kind: client.EventMessage, Msg: &cimpb.Msg{FromName: "bob", Body: []byte("hi")}, At: at},
+		{Kind: client.EventReceipt, Receipt: &cimpb.Receipt{ClientMsgId: "c1"}},
+		{Kind: client.EventError, Err: &cimpb.Error{Code: int32(codes.Offline), ClientMsgId: "c2"}},
+		{Kind: client.EventError, Err: &cimpb.Error{Code: int32(codes.Offline), ClientMsgId: "c2", Text: "user offline"}}, // answered already
+		{Kind: client.EventDisconnected, Reason: "gateway closed the connection: EOF"},
+		{Kind: client.EventConnected, Gateway: "gw2"},
+		{Kind: client.EventKicked, Reason: "logged in elsewhere"},
+		{Kind: client.EventClosed},
+	} {
+		p.Event(ev)
+	}
+	want := strings.Join([]string{
+		"* logged in as alice (id 3) via gw1",
+		"[07:08:09] bob: hi",
+		"! carol is offline",
+		"! user offline",
+		"* connection lost: gateway closed the connection: EOF, reconnecting",
+		"* reconnected via gw2",
+		"* kicked: logged in elsewhere",
+	}, "\n") + "\n"
+	if out.String() != want {
+		t.Errorf("printed:\n%s\nwant:\n%s", out.String(), want)
+	}
+
+	// Unanswered sends do not pile up forever.
+	for i := range maxPending + 10 {
+		p.Sending(fmt.Sprintf("id-%d", i), "bob")
+	}
+	if len(p.pending) > maxPending || len(p.order) > maxPending {
+		t.Errorf("pending %d / order %d above %d", len(p.pending), len(p.order), maxPending)
+	}
+}
+
+func TestWaitAnswered(t *testing.T) {
+	p := NewPrinter(io.Discard, time.UTC, func() client.Info { return client.Info{} })
+	if n := p.WaitAnswered(context.Background()); n != 0 {
+		t.Fatalf("nothing sent, %d unanswered", n)
+	}
+	p.Sending("a", "bob")
+	p.Sending("b", "")
+	p.Sending("c", "carol")
+	p.Forget("c") // failed locally: no answer will come
+	done := make(chan int)
+	go func() { done <- p.WaitAnswered(context.Background()) }()
+	p.Event(client.Event{Kind: client.EventReceipt, Receipt: &cimpb.Receipt{ClientMsgId: "b"}})
+	p.Event(client.Event{Kind: client.EventError, Err: &cimpb.Error{Code: int32(codes.Offline), ClientMsgId: "a"}})
+	if n := <-done; n != 0 {
+		t.Errorf("WaitAnswered = %d after every answer", n)
+	}
+
+	p.Sending("d", "bob")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if n := p.WaitAnswered(ctx); n != 1 {
+		t.Errorf("WaitAnswered with an ended context = %d, want 1", n)
+	}
+}

@@ -1,0 +1,78 @@
+// Command cim-route is gocim's route service: accounts and login, gateway
+// selection, session tracking and message routing between gateways, over
+// HTTP, with its state in Redis and the live gateways from ZooKeeper.
+//
+// Flags are listed by --help; each can also come from a CIM_* environment
+// variable. Once listening and holding its first gateway list it prints
+// exactly one line to stdout, "route ready addr=<host:port>"; logs go to
+// stderr. SIGINT/SIGTERM shut it down gracefully.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/gocim/gocim/cim-route/internal/app"
+	"github.com/gocim/gocim/cim-route/internal/config"
+)
+
+// shutdownTimeout bounds the graceful shutdown.
+const shutdownTimeout = 15 * time.Second
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	cfg, err := config.Parse("cim-route", args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "cim-route: %v\n", err)
+		return 2
+	}
+	log := cfg.NewLogger(stderr)
+	a, err := app.New(cfg, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "cim-route: %v\n", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := a.Start(); err != nil {
+		log.Error("start failed", "err", err)
+		return 1
+	}
+
+	code := 0
+	ready := a.Ready()
+loop:
+	for {
+		select {
+		case <-ready:
+			fmt.Fprintf(stdout, "route ready addr=%s\n", a.Addr())
+			ready = nil
+		case <-ctx.Done():
+			log.Info("shutting down", "reason", "signal")
+			break loop
+		case err := <-a.Err():
+			log.Error("fatal", "err", err)
+			code = 1
+			break loop
+		}
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := a.Shutdown(sctx); err != nil {
+		log.Warn("unclean shutdown", "err", err)
+	}
+	return code
+}

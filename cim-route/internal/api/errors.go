@@ -1,0 +1,39 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/gocim/gocim/cim-route/internal/errs"
+	"github.com/gocim/gocim/proto/codes"
+)
+
+// failures is the one table from sentinel errors to API code and HTTP status
+// (docs/ARCHITECTURE.md, "Route public API"). First match wins, so more
+// specific errors come first.
+var failures = []struct {
+	err    error
+	code   codes.Code
+	status int
+}{
+	{errs.ErrTooLarge, codes.BadArgument, http.StatusRequestEntityTooLarge},
+	{errs.ErrBadArgument, codes.BadArgument, http.StatusBadRequest},
+	{errs.ErrNameTaken, codes.BadAccount, http.StatusConflict},
+	{errs.ErrBadAccount, codes.BadAccount, http.StatusUnauthorized},
+	{errs.ErrRepeatLogin, codes.RepeatLogin, http.StatusConflict},
+	{errs.ErrOffline, codes.Offline, http.StatusNotFound},
+	{errs.ErrNoGateway, codes.NoServer, http.StatusServiceUnavailable},
+	{errs.ErrStaleSession, codes.Unauthorized, http.StatusConflict},
+	{errs.ErrUnavailable, codes.Unavailable, http.StatusServiceUnavailable},
+}
+
+// classify returns the code and status for err; anything unknown is an
+// internal error (500) whose details are logged, not shown.
+func classify(err error) (codes.Code, int, bool) {
+	for _, f := range failures {
+		if errors.Is(err, f.err) {
+			return f.code, f.status, true
+		}
+	}
+	return codes.Internal, http.StatusInternalServerError, false
+}

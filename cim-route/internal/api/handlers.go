@@ -1,0 +1,231 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/gocim/gocim/cim-route/internal/errs"
+	"github.com/gocim/gocim/cim-route/internal/router"
+	"github.com/gocim/gocim/proto/cimpb"
+)
+
+// userID accepts a JSON string or a JSON integer ("12" or 12): callers
+// written against CIM send ids as numbers.
+type userID string
+
+func (u *userID) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*u = userID(s)
+		return nil
+	}
+	if bytes.Equal(b, []byte("null")) {
+		return nil
+	}
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return fmt.Errorf("user id %s is neither a string nor a whole number", b)
+		}
+	}
+	*u = userID(b)
+	return nil
+}
+
+type userJSON struct {
+	UserID   string `json:"userId"`
+	UserName string `json:"userName"`
+}
+
+func (h *handler) register(c *gin.Context) {
+	var req struct {
+		UserName string `json:"userName"`
+		Password string `json:"password"`
+	}
+	if err := h.bind(c, &req); err != nil {
+		h.fail(c, err)
+		return
+	}
+	u, err := h.svc.Register(c.Request.Context(), req.UserName, req.Password)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	ok(c, userJSON{u.ID, u.Name})
+}
+
+type serverJSON struct {
+	ID       string `json:"id"`
+	Host     string `json:"host"`
+	TCPPort  int    `json:"tcpPort"`
+	HTTPPort int    `json:"httpPort"`
+}
+
+type loginJSON struct {
+	UserID    string     `json:"userId"`
+	UserName  string     `json:"userName"`
+	SessionID string     `json:"sessionId"`
+	Token     string     `json:"token"`
+	ExpiresAt int64      `json:"expiresAt"`
+	Server    serverJSON `json:"server"`
+}
+
+func (h *handler) login(c *gin.Context) {
+	var req struct {
+		UserID   userID `json:"userId"`
+		UserName string `json:"userName"`
+		Password string `json:"password"`
+	}
+	if err := h.bind(c, &req); err != nil {
+		h.fail(c, err)
+		return
+	}
+	s, err := h.svc.Login(c.Request.Context(), router.LoginRequest{UserID: string(req.UserID), UserName: req.UserName, Password: req.Password})
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	ok(c, loginJSON{
+		UserID: s.UserID, UserName: s.UserName, SessionID: s.SessionID, Token: s.Token, ExpiresAt: s.ExpiresAt,
+		Server: serverJSON{ID: s.Gateway.ID, Host: s.Gateway.Host, TCPPort: s.Gateway.TCPPort, HTTPPort: s.Gateway.HTTPPort},
+	})
+}
+
+func (h *handler) p2p(c *gin.Context) {
+	var req struct {
+		UserID        userID `json:"userId"`
+		ReceiveUserID userID `json:"receiveUserId"`
+		Msg           string `json:"msg"`
+	}
+	if err := h.bind(c, &req); err != nil {
+		h.fail(c, err)
+		return
+	}
+	id, err := h.svc.P2P(c.Request.Context(), string(req.UserID), string(req.ReceiveUserID), req.Msg)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	ok(c, gin.H{"msgId": id})
+}
+
+func (h *handler) group(c *gin.Context) {
+	var req struct {
+		UserID userID `json:"userId"`
+		Msg    string `json:"msg"`
+	}
+	if err := h.bind(c, &req); err != nil {
+		h.fail(c, err)
+		return
+	}
+	id, n, err := h.svc.Broadcast(c.Request.Context(), string(req.UserID), req.Msg)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	ok(c, gin.H{"msgId": id, "delivered": n})
+}
+
+func (h *handler) onlineUsers(c *gin.Context) {
+	users, err := h.svc.OnlineUsers(c.Request.Context())
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	out := make([]userJSON, len(users))
+	for i, u := range users {
+		out[i] = userJSON{u.ID, u.Name}
+	}
+	ok(c, out)
+}
+
+func (h *handler) offline(c *gin.Context) {
+	var req struct {
+		UserID    userID `json:"userId"`
+		SessionID string `json:"sessionId"`
+	}
+	if err := h.bind(c, &req); err != nil {
+		h.fail(c, err)
+		return
+	}
+	if err := h.svc.Logoff(c.Request.Context(), string(req.UserID), req.SessionID); err != nil {
+		h.fail(c, err)
+		return
+	}
+	ok(c, nil)
+}
+
+func (h *handler) healthz(c *gin.Context) {
+	n, err := h.svc.Health(c.Request.Context())
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	ok(c, gin.H{"status": "ok", "gateways": n})
+}
+
+type sessionReq struct {
+	UserID    userID `json:"userId"`
+	SessionID string `json:"sessionId"`
+	GatewayID string `json:"gatewayId"`
+	// Reassert: the gateway re-registered after a ZooKeeper session expiry
+	// and confirms a connection it kept (see Router.SessionOnline).
+	Reassert bool `json:"reassert,omitempty"`
+}
+
+func (h *handler) sessionOnline(c *gin.Context) {
+	var req sessionReq
+	if err := h.bind(c, &req); err != nil {
+		h.fail(c, err)
+		return
+	}
+	if err := h.svc.SessionOnline(c.Request.Context(), string(req.UserID), req.SessionID, req.GatewayID, req.Reassert); err != nil {
+		h.fail(c, err)
+		return
+	}
+	ok(c, nil)
+}
+
+func (h *handler) sessionOffline(c *gin.Context) {
+	var req sessionReq
+	if err := h.bind(c, &req); err != nil {
+		h.fail(c, err)
+		return
+	}
+	if err := h.svc.SessionOffline(c.Request.Context(), string(req.UserID), req.SessionID); err != nil {
+		h.fail(c, err)
+		return
+	}
+	ok(c, nil)
+}
+
+func (h *handler) uplink(c *gin.Context) {
+	body, err := read(c, h.maxUplink)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	var batch cimpb.UplinkBatch
+	if err := proto.Unmarshal(body, &batch); err != nil {
+		h.fail(c, fmt.Errorf("%w: bad UplinkBatch: %v", errs.ErrBadArgument, err))
+		return
+	}
+	out, err := h.svc.Uplink(c.Request.Context(), &batch)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	data, err := proto.Marshal(out)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	c.Data(http.StatusOK, ProtobufType, data)
+}

@@ -1,0 +1,208 @@
+// Package discovery watches ZooKeeper for the live gateways: the children of
+// <root>/servers, one ephemeral node per gateway named by its id. It keeps the
+// last list it read and publishes every change.
+//
+// The watch is re-armed after every event and after every error (with
+// backoff); an error or a ZooKeeper outage never empties the list — the
+// gateways keep serving while ZooKeeper is away, so the last known list is
+// the best one. A lost session is resynced by the next successful listing.
+// Gateways, Ready and Connected are safe to call concurrently with Run.
+package discovery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+)
+
+// Config configures a Watcher.
+type Config struct {
+	Servers        []string      // ZooKeeper addresses
+	Root           string        // e.g. "/cim"; the watched path is Root + "/servers"
+	SessionTimeout time.Duration // default 10s
+	Logger         *slog.Logger
+	// OnChange gets every new list (sorted) from Run's goroutine, the first
+	// successful listing included. It must not block for long.
+	OnChange func(gateways []string)
+}
+
+// Watcher follows <root>/servers.
+type Watcher struct {
+	cfg  Config
+	path string
+	log  *slog.Logger
+
+	ready     chan struct{}
+	readyOnce sync.Once
+
+	mu        sync.Mutex
+	list      []string
+	conn      *zk.Conn
+	published bool
+}
+
+// New returns a Watcher; Run starts it.
+func New(cfg Config) *Watcher {
+	if cfg.SessionTimeout <= 0 {
+		cfg.SessionTimeout = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Watcher{
+		cfg:   cfg,
+		path:  path.Join(cfg.Root, "servers"),
+		log:   cfg.Logger.With("component", "discovery"),
+		ready: make(chan struct{}),
+	}
+}
+
+// Path is the watched ZooKeeper path.
+func (w *Watcher) Path() string { return w.path }
+
+// Ready is closed after the first successful listing.
+func (w *Watcher) Ready() <-chan struct{} { return w.ready }
+
+// Gateways returns the last known list, sorted.
+func (w *Watcher) Gateways() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.list)
+}
+
+// Connected reports whether the ZooKeeper session is up right now.
+func (w *Watcher) Connected() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.conn != nil && w.conn.State() == zk.StateHasSession
+}
+
+// Run watches until ctx ends. It returns nil then, or an error if it could
+// not even create a ZooKeeper client.
+func (w *Watcher) Run(ctx context.Context) error {
+	conn, _, err := zk.Connect(w.cfg.Servers, w.cfg.SessionTimeout,
+		zk.WithLogger(zkLogger{w.log}), zk.WithLogInfo(false))
+	if err != nil {
+		return fmt.Errorf("discovery: zookeeper %v: %w", w.cfg.Servers, err)
+	}
+	w.mu.Lock()
+	w.conn = conn
+	w.mu.Unlock()
+	// Requests to a disconnected zk.Conn wait for the reconnect with no
+	// timeout of their own; closing the connection is what unblocks them.
+	stop := context.AfterFunc(ctx, conn.Close)
+	defer func() {
+		stop()
+		conn.Close()
+	}()
+
+	backoff := newBackoff(100*time.Millisecond, 5*time.Second)
+	for ctx.Err() == nil {
+		children, _, events, err := conn.ChildrenW(w.path)
+		if errors.Is(err, zk.ErrNoNode) {
+			err = w.createPath(conn)
+			if err == nil {
+				continue
+			}
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			d := backoff.next()
+			w.log.Warn("zookeeper listing failed; keeping the last gateway list", "path", w.path, "err", err, "retry_in", d)
+			select {
+			case <-ctx.Done():
+			case <-time.After(d):
+			}
+			continue
+		}
+		backoff.reset()
+		w.publish(children)
+		select {
+		case <-ctx.Done():
+		case ev := <-events:
+			if ev.Err != nil {
+				w.log.Info("zookeeper watch lost; re-arming", "event", ev.Type.String(), "err", ev.Err)
+			}
+		}
+	}
+	return nil
+}
+
+func (w *Watcher) publish(children []string) {
+	list := slices.Clone(children)
+	slices.Sort(list)
+	w.mu.Lock()
+	changed := !w.published || !slices.Equal(list, w.list)
+	old := w.list
+	w.list, w.published = list, true
+	w.mu.Unlock()
+	if changed {
+		added, removed := diff(old, list)
+		w.log.Info("gateways changed", "count", len(list), "added", added, "removed", removed)
+		if w.cfg.OnChange != nil {
+			w.cfg.OnChange(slices.Clone(list))
+		}
+	}
+	w.readyOnce.Do(func() { close(w.ready) })
+}
+
+// createPath creates every missing node of the watched path.
+func (w *Watcher) createPath(conn *zk.Conn) error {
+	p := ""
+	for _, part := range strings.Split(strings.Trim(w.path, "/"), "/") {
+		p += "/" + part
+		_, err := conn.Create(p, nil, 0, zk.WorldACL(zk.PermAll))
+		if err != nil && !errors.Is(err, zk.ErrNodeExists) {
+			return fmt.Errorf("create %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// diff returns what is in b but not a, and in a but not b (both sorted).
+func diff(a, b []string) (added, removed []string) {
+	for _, x := range b {
+		if _, ok := slices.BinarySearch(a, x); !ok {
+			added = append(added, x)
+		}
+	}
+	for _, x := range a {
+		if _, ok := slices.BinarySearch(b, x); !ok {
+			removed = append(removed, x)
+		}
+	}
+	return added, removed
+}
+
+type backoff struct{ min, max, cur time.Duration }
+
+func newBackoff(min, max time.Duration) *backoff { return &backoff{min: min, max: max} }
+
+func (b *backoff) next() time.Duration {
+	if b.cur == 0 {
+		b.cur = b.min
+	} else if b.cur *= 2; b.cur > b.max {
+		b.cur = b.max
+	}
+	return b.cur
+}
+
+func (b *backoff) reset() { b.cur = 0 }
+
+// zkLogger routes go-zookeeper's log lines (reconnect chatter) to slog at
+// debug level; outages that matter are logged by Run.
+type zkLogger struct{ l *slog.Logger }
+
+func (z zkLogger) Printf(format string, args ...any) {
+	z.l.Debug(fmt.Sprintf(format, args...), "source", "zk")
+}

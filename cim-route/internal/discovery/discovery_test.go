@@ -1,0 +1,171 @@
+package discovery
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+	"go.uber.org/goleak"
+
+	"github.com/gocim/gocim/internal/testenv"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// recorder keeps every published list.
+type recorder struct {
+	mu    sync.Mutex
+	lists [][]string
+}
+
+func (r *recorder) add(l []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.lists = append(r.lists, l)
+}
+
+func (r *recorder) all() [][]string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.lists)
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// gatewayConn is a ZooKeeper session standing in for one gateway process.
+func gatewayConn(t *testing.T, addr string) *zk.Conn {
+	t.Helper()
+	c, _, err := zk.Connect([]string{addr}, 4*time.Second, zk.WithLogInfo(false), zk.WithLogger(zkLogger{slog.New(slog.DiscardHandler)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+func register(t *testing.T, c *zk.Conn, p string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := c.Create(p, nil, zk.FlagEphemeral, zk.WorldACL(zk.PermAll))
+		if err == nil || err == zk.ErrNodeExists {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("create %s: %v", p, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestWatcher(t *testing.T) {
+	z := testenv.StartZooKeeper(t)
+	rec := &recorder{}
+	w := New(Config{Servers: []string{z.Addr}, Root: "/cim-test", Logger: slog.New(slog.DiscardHandler), OnChange: rec.add})
+	if w.Path() != "/cim-test/servers" {
+		t.Fatalf("path = %q", w.Path())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+
+	// The path did not exist: the watcher creates it and reports an empty list.
+	select {
+	case <-w.Ready():
+	case <-time.After(30 * time.Second):
+		t.Fatal("no first listing")
+	}
+	if l := w.Gateways(); len(l) != 0 {
+		t.Fatalf("first list = %v, want empty", l)
+	}
+
+	gw := gatewayConn(t, z.Addr)
+	register(t, gw, "/cim-test/servers/127.0.0.1:9001:9101")
+	register(t, gw, "/cim-test/servers/127.0.0.1:9000:9100")
+	want := []string{"127.0.0.1:9000:9100", "127.0.0.1:9001:9101"}
+	waitFor(t, "both gateways", func() bool { return slices.Equal(w.Gateways(), want) })
+	if err := gw.Delete("/cim-test/servers/127.0.0.1:9001:9101", -1); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "removal", func() bool { return slices.Equal(w.Gateways(), want[:1]) })
+	if last := rec.all()[len(rec.all())-1]; !slices.Equal(last, want[:1]) {
+		t.Fatalf("last published list = %v", last)
+	}
+
+	// ZooKeeper goes away: the list stays, nothing empty is published.
+	published := len(rec.all())
+	z.Kill()
+	waitFor(t, "the watcher to notice the outage", func() bool { return !w.Connected() })
+	if l := w.Gateways(); !slices.Equal(l, want[:1]) {
+		t.Fatalf("list during outage = %v, want the last known %v", l, want[:1])
+	}
+	if n := len(rec.all()); n != published {
+		t.Fatalf("published %v during the outage", rec.all()[published:])
+	}
+
+	// ZooKeeper returns: changes made after it came back are seen again.
+	z.Restart()
+	waitFor(t, "reconnect", w.Connected)
+	gw2 := gatewayConn(t, z.Addr)
+	register(t, gw2, "/cim-test/servers/127.0.0.1:9002:9102")
+	waitFor(t, "resync after restart", func() bool {
+		return slices.Contains(w.Gateways(), "127.0.0.1:9002:9102")
+	})
+	// Only the very first listing (before any gateway registered) is empty.
+	for i, l := range rec.all()[1:] {
+		if len(l) == 0 {
+			t.Fatalf("published an empty list at #%d: %v", i+1, rec.all())
+		}
+	}
+}
+
+func TestRunStopsWithZooKeeperDown(t *testing.T) {
+	// No server at all: Run must still return promptly on cancel.
+	w := New(Config{Servers: []string{"127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))}, Root: "/cim", Logger: slog.New(slog.DiscardHandler)})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	time.AfterFunc(200*time.Millisecond, cancel)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+	select {
+	case <-w.Ready():
+		t.Fatal("Ready closed without any listing")
+	default:
+	}
+}
+
+func TestDiff(t *testing.T) {
+	added, removed := diff([]string{"a", "b", "c"}, []string{"b", "c", "d"})
+	if !slices.Equal(added, []string{"d"}) || !slices.Equal(removed, []string{"a"}) {
+		t.Fatalf("diff = %v %v", added, removed)
+	}
+}

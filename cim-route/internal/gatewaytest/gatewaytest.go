@@ -1,0 +1,128 @@
+// Package gatewaytest is a fake gateway for the route's tests: an HTTP server
+// with the gateway's /push and /healthz that keeps a map of "connected"
+// sessions instead of TCP connections, and records what it was sent. Only
+// the route service's contract is real here; the gateway itself is cim-server.
+package gatewaytest
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/gocim/gocim/proto/cimpb"
+)
+
+// Gateway is a fake gateway.
+type Gateway struct {
+	ID      string // 127.0.0.1:<fake tcp port>:<http port>
+	Healthy atomic.Bool
+	srv     *httptest.Server
+
+	mu       sync.Mutex
+	sessions map[string]string // user id -> session id
+	frames   map[string][]*cimpb.Frame
+	pushes   int
+}
+
+// Start runs a gateway until the test ends.
+func Start(t testing.TB) *Gateway {
+	g := &Gateway{sessions: map[string]string{}, frames: map[string][]*cimpb.Frame{}}
+	g.Healthy.Store(true)
+	g.srv = httptest.NewServer(http.HandlerFunc(g.serve))
+	t.Cleanup(g.srv.Close)
+	u, _ := url.Parse(g.srv.URL)
+	g.ID = "127.0.0.1:1:" + u.Port()
+	return g
+}
+
+// Close stops the server: the gateway is dead from then on.
+func (g *Gateway) Close() { g.srv.Close() }
+
+// Connect makes the user's session connected here.
+func (g *Gateway) Connect(uid, sid string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.sessions[uid] = sid
+}
+
+// Disconnect drops the user's connection.
+func (g *Gateway) Disconnect(uid string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.sessions, uid)
+}
+
+// Connected reports the user's session here, if any.
+func (g *Gateway) Connected(uid string) (string, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	sid, ok := g.sessions[uid]
+	return sid, ok
+}
+
+// Frames returns what the user received here.
+func (g *Gateway) Frames(uid string) []*cimpb.Frame {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return slices.Clone(g.frames[uid])
+}
+
+// Pushes is the number of /push calls received.
+func (g *Gateway) Pushes() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.pushes
+}
+
+func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case r.URL.Path == "/healthz" && r.Method == http.MethodGet:
+		if !g.Healthy.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, `{"status":"ok","connections":0}`)
+	case r.URL.Path == "/push" && r.Method == http.MethodPost:
+		body, _ := io.ReadAll(r.Body)
+		var b cimpb.PushBatch
+		if err := proto.Unmarshal(body, &b); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		res := g.deliver(&b)
+		out, _ := proto.Marshal(res)
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		w.Write(out)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+// deliver follows the gateway contract: a delivery whose user (and session,
+// when set) is not connected is missing; a KICK closes the connection.
+func (g *Gateway) deliver(b *cimpb.PushBatch) *cimpb.PushResult {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.pushes++
+	res := &cimpb.PushResult{}
+	for i, d := range b.Deliveries {
+		sid, ok := g.sessions[d.UserId]
+		if !ok || (d.SessionId != "" && d.SessionId != sid) {
+			res.Missing = append(res.Missing, uint32(i))
+			continue
+		}
+		res.Delivered++
+		g.frames[d.UserId] = append(g.frames[d.UserId], d.Frame)
+		if d.Frame.GetType() == cimpb.Type_KICK {
+			delete(g.sessions, d.UserId)
+		}
+	}
+	return res
+}

@@ -1,0 +1,82 @@
+package router
+
+import (
+	"context"
+	"time"
+)
+
+// janitorEvery is the period of the janitor's sweep between gateway changes.
+const janitorEvery = time.Minute
+
+// GatewaysChanged tells the janitor the live gateway list changed (after
+// every successful ZooKeeper listing, the first included). It never blocks.
+func (r *Router) GatewaysChanged() {
+	select {
+	case r.wake <- struct{}{}:
+	default: // a run is already due
+	}
+}
+
+// RunJanitor clears the sessions of gateways that are gone until ctx ends.
+// Each run compares the `servers` set (gateways that ever held users) with
+// the live list, so it also catches gateways that died while no route was
+// running. It first runs after the first GatewaysChanged (never on an empty
+// list that was not read from ZooKeeper). Failed runs are retried with
+// backoff.
+func (r *Router) RunJanitor(ctx context.Context) {
+	var retry, periodic <-chan time.Time
+	backoff := time.Duration(0)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.wake:
+		case <-retry:
+		case <-periodic:
+		}
+		if periodic == nil {
+			// Once there is a list, also sweep now and then: a dying
+			// gateway's late /internal/online can re-add it to `servers`
+			// after its clean-up ran.
+			t := time.NewTicker(janitorEvery)
+			defer t.Stop()
+			periodic = t.C
+		}
+		// Let the list settle: a burst of changes makes one run, and a
+		// gateway another replica already saw has time to reach us.
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(r.cfg.JanitorSettle):
+		}
+		select {
+		case <-r.wake:
+		default:
+		}
+		if err := r.clearDeadGateways(ctx); err != nil {
+			backoff = min(max(2*backoff, time.Second), 30*time.Second)
+			r.log.Warn("clearing dead gateways failed; will retry", "err", err, "retry_in", backoff)
+			retry = time.After(backoff)
+			continue
+		}
+		backoff, retry = 0, nil
+	}
+}
+
+func (r *Router) clearDeadGateways(ctx context.Context) error {
+	gws, err := r.st.Gateways(ctx)
+	if err != nil {
+		return err
+	}
+	for _, gw := range gws {
+		if r.gw.Live(gw) {
+			continue
+		}
+		n, err := r.st.ClearGateway(ctx, gw)
+		if err != nil {
+			return err
+		}
+		r.log.Info("cleared a dead gateway's sessions", "gateway", gw, "routes", n)
+	}
+	return nil
+}

@@ -1,0 +1,165 @@
+// Package router is the route service's logic, between the HTTP edge (api)
+// and the state (Redis store, live gateways, gateway pushes): accounts, login
+// with the single-login policy, session confirmations from gateways, message
+// routing (uplink batches, /p2pRoute, /groupRoute) and the clean-up of dead
+// gateways' sessions.
+//
+// Its collaborators are small interfaces defined here, so tests can swap any
+// of them. A Router is safe for concurrent use.
+package router
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+
+	"github.com/gocim/gocim/cim-route/internal/fanout"
+	"github.com/gocim/gocim/cim-route/internal/store"
+	"github.com/gocim/gocim/proto/cimpb"
+)
+
+// Store is the shared state (package store implements it on Redis).
+type Store interface {
+	CreateUser(ctx context.Context, name, pwHash string) (string, error)
+	NameTaken(ctx context.Context, name string) (bool, error)
+	UserByName(ctx context.Context, name string) (store.User, error)
+	UserByID(ctx context.Context, id string) (store.User, error)
+	Lookup(ctx context.Context, ids, names []string) (idToName, nameToID map[string]string, err error)
+
+	ClaimRoute(ctx context.Context, uid string, c store.Claim) (store.Route, error)
+	Online(ctx context.Context, uid, sid, gw string) error
+	Reassert(ctx context.Context, uid, sid, gw string) error
+	DropSession(ctx context.Context, uid, sid string) (store.Route, bool, error)
+	DropSessions(ctx context.Context, refs []store.SessionRef, minAge time.Duration) (int, error)
+	Routes(ctx context.Context, uids []string) (map[string]store.Route, error)
+	OnlineIDs(ctx context.Context) ([]string, error)
+	ForgetOnline(ctx context.Context, uids []string) error
+	Gateways(ctx context.Context) ([]string, error)
+	ClearGateway(ctx context.Context, gw string) (int, error)
+	Ping(ctx context.Context) error
+}
+
+// Gateways is the live gateway list with health (package balance).
+type Gateways interface {
+	// Pick chooses a live, healthy gateway for a user.
+	Pick(userID string) (string, bool)
+	// Live reports whether a gateway is in the current live list.
+	Live(id string) bool
+	Count() int
+	// MarkDown skips a gateway for logins until its health check passes.
+	MarkDown(id string)
+}
+
+// Pusher delivers frames to gateways (package fanout).
+type Pusher interface {
+	Push(ctx context.Context, batches map[string][]*cimpb.Delivery) map[string]fanout.Result
+}
+
+// Login policies.
+const (
+	PolicyKick   = "kick"
+	PolicyReject = "reject"
+)
+
+// Config wires a Router.
+type Config struct {
+	Store    Store
+	Gateways Gateways
+	Pusher   Pusher
+
+	TokenKeys   [][]byte      // the first signs
+	TokenTTL    time.Duration // token lifetime and pending-route TTL
+	LoginPolicy string        // PolicyKick (default) or PolicyReject
+	BcryptCost  int
+
+	// CacheSize bounds each of the id->name and name->id caches (names never
+	// change, so entries never go stale). Default 65536.
+	CacheSize int
+	// MissingGrace: a route a gateway reports missing is only deleted if it
+	// was confirmed at least this long ago (default 5s) — see store.DropSessions.
+	MissingGrace time.Duration
+	// JanitorSettle is how long the janitor waits after a gateway change
+	// before clearing dead gateways (default 1s), so a brief lag between
+	// route replicas' views never clears a gateway that just appeared.
+	JanitorSettle time.Duration
+
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// Router implements the route service.
+type Router struct {
+	cfg   Config
+	st    Store
+	gw    Gateways
+	push  Pusher
+	log   *slog.Logger
+	now   func() time.Time
+	names *lru.Cache[string, string] // user id -> name
+	ids   *lru.Cache[string, string] // user name -> id
+	wake  chan struct{}              // janitor
+}
+
+// New returns a Router. Store, Gateways, Pusher and TokenKeys are required.
+func New(cfg Config) (*Router, error) {
+	if cfg.Store == nil || cfg.Gateways == nil || cfg.Pusher == nil {
+		return nil, errors.New("router: Store, Gateways and Pusher are required")
+	}
+	if len(cfg.TokenKeys) == 0 {
+		return nil, errors.New("router: no token key")
+	}
+	if cfg.TokenTTL <= 0 {
+		cfg.TokenTTL = time.Minute
+	}
+	if cfg.LoginPolicy == "" {
+		cfg.LoginPolicy = PolicyKick
+	}
+	if cfg.BcryptCost == 0 {
+		cfg.BcryptCost = 10
+	}
+	if cfg.CacheSize <= 0 {
+		cfg.CacheSize = 1 << 16
+	}
+	if cfg.MissingGrace == 0 {
+		cfg.MissingGrace = 5 * time.Second
+	}
+	if cfg.JanitorSettle == 0 {
+		cfg.JanitorSettle = time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	names, err := lru.New[string, string](cfg.CacheSize)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := lru.New[string, string](cfg.CacheSize)
+	if err != nil {
+		return nil, err
+	}
+	return &Router{
+		cfg: cfg, st: cfg.Store, gw: cfg.Gateways, push: cfg.Pusher,
+		log: cfg.Logger.With("component", "router"), now: cfg.Now,
+		names: names, ids: ids, wake: make(chan struct{}, 1),
+	}, nil
+}
+
+// Health checks the storage and returns the number of live gateways.
+func (r *Router) Health(ctx context.Context) (int, error) {
+	if err := r.st.Ping(ctx); err != nil {
+		return 0, err
+	}
+	return r.gw.Count(), nil
+}
+
+// remember caches a user's name both ways.
+func (r *Router) remember(id, name string) {
+	r.names.Add(id, name)
+	r.ids.Add(name, id)
+}

@@ -1,0 +1,610 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/gocim/gocim/cim-route/internal/balance"
+	"github.com/gocim/gocim/cim-route/internal/errs"
+	"github.com/gocim/gocim/cim-route/internal/fanout"
+	"github.com/gocim/gocim/cim-route/internal/gatewaytest"
+	"github.com/gocim/gocim/cim-route/internal/store"
+	"github.com/gocim/gocim/internal/testenv"
+	"github.com/gocim/gocim/proto/cimpb"
+	"github.com/gocim/gocim/proto/codes"
+	"github.com/gocim/gocim/proto/token"
+)
+
+var (
+	quiet = slog.New(slog.DiscardHandler)
+	keys  = [][]byte{[]byte("test-secret-0123456789")}
+)
+
+func TestMain(m *testing.M) {
+	store.SetRedisLogger(quiet)
+	os.Exit(m.Run())
+}
+
+// countingStore counts the round trips the hot path makes.
+type countingStore struct {
+	*store.Store
+	lookups, routes, onlineIDs atomic.Int32
+}
+
+func (c *countingStore) Lookup(ctx context.Context, ids, names []string) (map[string]string, map[string]string, error) {
+	c.lookups.Add(1)
+	return c.Store.Lookup(ctx, ids, names)
+}
+
+func (c *countingStore) Routes(ctx context.Context, uids []string) (map[string]store.Route, error) {
+	c.routes.Add(1)
+	return c.Store.Routes(ctx, uids)
+}
+
+func (c *countingStore) OnlineIDs(ctx context.Context) ([]string, error) {
+	c.onlineIDs.Add(1)
+	return c.Store.OnlineIDs(ctx)
+}
+
+type env struct {
+	t     testing.TB
+	ctx   context.Context
+	redis *testenv.Redis
+	rdb   redis.UniversalClient
+	st    *countingStore
+	bal   *balance.Balancer
+	r     *Router
+	gws   []*gatewaytest.Gateway
+}
+
+func newEnv(t testing.TB, policy string, gateways int) *env {
+	t.Helper()
+	e := &env{t: t, redis: testenv.StartRedis(t)}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	e.ctx = ctx
+	e.rdb = store.NewClient(store.ClientConfig{Addrs: []string{e.redis.Addr}})
+	t.Cleanup(func() { e.rdb.Close() })
+	e.st = &countingStore{Store: store.New(e.rdb, "cim:")}
+	var ids []string
+	for range gateways {
+		g := gatewaytest.Start(t)
+		e.gws = append(e.gws, g)
+		ids = append(ids, g.ID)
+	}
+	e.bal = balance.New(balance.Config{Logger: quiet})
+	e.bal.SetGateways(ids)
+	push := fanout.New(fanout.Config{Timeout: 2 * time.Second, Logger: quiet})
+	t.Cleanup(push.Close)
+	r, err := New(Config{
+		Store: e.st, Gateways: e.bal, Pusher: push,
+		TokenKeys: keys, TokenTTL: time.Minute, LoginPolicy: policy, BcryptCost: bcrypt.MinCost,
+		MissingGrace: -1, JanitorSettle: 10 * time.Millisecond, Logger: quiet,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.r = r
+	return e
+}
+
+func (e *env) gateway(id string) *gatewaytest.Gateway {
+	for _, g := range e.gws {
+		if g.ID == id {
+			return g
+		}
+	}
+	e.t.Fatalf("no gateway %s", id)
+	return nil
+}
+
+// connect registers (if needed) and logs in name, and plays the gateway's
+// part: confirm the session and hold the connection.
+func (e *env) connect(name string) Session {
+	e.t.Helper()
+	if _, err := e.r.Register(e.ctx, name, "password1"); err != nil && !errors.Is(err, errs.ErrNameTaken) {
+		e.t.Fatal(err)
+	}
+	s, err := e.r.Login(e.ctx, LoginRequest{UserName: name, Password: "password1"})
+	if err != nil {
+		e.t.Fatalf("login %s: %v", name, err)
+	}
+	if err := e.r.SessionOnline(e.ctx, s.UserID, s.SessionID, s.Gateway.ID, false); err != nil {
+		e.t.Fatalf("online %s: %v", name, err)
+	}
+	e.gateway(s.Gateway.ID).Connect(s.UserID, s.SessionID)
+	return s
+}
+
+func TestRegisterAndLogin(t *testing.T) {
+	e := newEnv(t, PolicyKick, 1)
+	u, err := e.r.Register(e.ctx, "alice", "secret-pw")
+	if err != nil || u.Name != "alice" || u.ID == "" {
+		t.Fatalf("register: %+v %v", u, err)
+	}
+	bad := []struct{ name, pw string }{
+		{"", "secret-pw"}, {"a", "secret-pw"}, {"1abc", "secret-pw"}, {"has space", "secret-pw"},
+		{"abcdefghijabcdefghijabcdefghijabc", "secret-pw"}, {"bob", "short"}, {"bob", string(make([]rune, 129))},
+	}
+	for _, b := range bad {
+		if _, err := e.r.Register(e.ctx, b.name, b.pw); !errors.Is(err, errs.ErrBadArgument) {
+			t.Errorf("Register(%q, %d chars): %v, want ErrBadArgument", b.name, len(b.pw), err)
+		}
+	}
+	if _, err := e.r.Register(e.ctx, "alice", "other-pw"); !errors.Is(err, errs.ErrNameTaken) {
+		t.Fatalf("duplicate: %v", err)
+	}
+	// A long password is not truncated to bcrypt's 72 bytes.
+	long := string(slices.Repeat([]byte("x"), 100))
+	if _, err := e.r.Register(e.ctx, "carol", long); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.r.Login(e.ctx, LoginRequest{UserName: "carol", Password: long[:99] + "y"}); !errors.Is(err, errs.ErrBadAccount) {
+		t.Fatalf("password differing after byte 72 accepted: %v", err)
+	}
+
+	for _, req := range []LoginRequest{
+		{UserName: "alice", Password: "wrong-pw"},
+		{UserName: "nobody", Password: "secret-pw"},
+		{UserID: "999", Password: "secret-pw"},
+		{UserID: u.ID, UserName: "carol", Password: "secret-pw"},
+	} {
+		if _, err := e.r.Login(e.ctx, req); !errors.Is(err, errs.ErrBadAccount) {
+			t.Errorf("Login(%+v): %v, want ErrBadAccount", req, err)
+		}
+	}
+	for _, req := range []LoginRequest{{Password: "x"}, {UserName: "alice"}, {UserID: "abc", Password: "secret-pw"}} {
+		if _, err := e.r.Login(e.ctx, req); !errors.Is(err, errs.ErrBadArgument) {
+			t.Errorf("Login(%+v): %v, want ErrBadArgument", req, err)
+		}
+	}
+
+	s, err := e.r.Login(e.ctx, LoginRequest{UserID: u.ID, Password: "secret-pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.UserName != "alice" || s.Gateway.ID != e.gws[0].ID || len(s.SessionID) != 32 {
+		t.Fatalf("session = %+v", s)
+	}
+	c, err := token.Verify(keys, s.Token, e.gws[0].ID, time.Now())
+	if err != nil || c.UserID != u.ID || c.SessionID != s.SessionID || c.UserName != "alice" || c.ExpiresAt != s.ExpiresAt {
+		t.Fatalf("token claims %+v, %v", c, err)
+	}
+	if ttl := e.rdb.PTTL(e.ctx, "cim:route:{"+u.ID+"}").Val(); ttl <= 0 || ttl > time.Minute {
+		t.Fatalf("pending route TTL = %v, want the token TTL", ttl)
+	}
+
+	e.bal.SetGateways(nil)
+	if _, err := e.r.Login(e.ctx, LoginRequest{UserName: "alice", Password: "secret-pw"}); !errors.Is(err, errs.ErrNoGateway) {
+		t.Fatalf("no gateway: %v", err)
+	}
+}
+
+func TestLoginKickPolicy(t *testing.T) {
+	e := newEnv(t, PolicyKick, 2)
+	first := e.connect("alice")
+	second := e.connect("alice") // round robin: the other gateway
+	if second.Gateway.ID == first.Gateway.ID {
+		t.Fatalf("both logins on %s; want the second on the other gateway", first.Gateway.ID)
+	}
+	old := e.gateway(first.Gateway.ID)
+	frames := old.Frames(first.UserID)
+	if len(frames) != 1 || frames[0].Type != cimpb.Type_KICK || frames[0].Kick.GetReason() == "" {
+		t.Fatalf("old session got %v, want one KICK", frames)
+	}
+	if _, ok := old.Connected(first.UserID); ok {
+		t.Fatal("old connection still open")
+	}
+	// The old connection's late disconnect does not log the new one out.
+	if err := e.r.SessionOffline(e.ctx, first.UserID, first.SessionID); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.r.SessionOnline(e.ctx, first.UserID, first.SessionID, first.Gateway.ID, false); !errors.Is(err, errs.ErrStaleSession) {
+		t.Fatalf("old session confirmed again: %v", err)
+	}
+	users, err := e.r.OnlineUsers(e.ctx)
+	if err != nil || len(users) != 1 || users[0] != (User{first.UserID, "alice"}) {
+		t.Fatalf("online = %v, %v", users, err)
+	}
+	// The new session receives messages.
+	bob := e.connect("bob")
+	if _, err := e.r.P2P(e.ctx, bob.UserID, "alice", "hi"); err != nil {
+		t.Fatal(err)
+	}
+	if f := e.gateway(second.Gateway.ID).Frames(second.UserID); len(f) != 1 || string(f[0].Msg.GetBody()) != "hi" {
+		t.Fatalf("new session got %v", f)
+	}
+}
+
+func TestLoginRejectPolicy(t *testing.T) {
+	e := newEnv(t, PolicyReject, 2)
+	first := e.connect("alice")
+	if _, err := e.r.Login(e.ctx, LoginRequest{UserName: "alice", Password: "password1"}); !errors.Is(err, errs.ErrRepeatLogin) {
+		t.Fatalf("second login: %v, want ErrRepeatLogin", err)
+	}
+	if f := e.gateway(first.Gateway.ID).Frames(first.UserID); len(f) != 0 {
+		t.Fatalf("reject policy kicked the first session: %v", f)
+	}
+	if err := e.r.SessionOffline(e.ctx, first.UserID, first.SessionID); err != nil {
+		t.Fatal(err)
+	}
+	second := e.connect("alice")
+	// Online on a gateway that died (not cleared yet): not a repeat login.
+	var live []string
+	for _, g := range e.gws {
+		if g.ID != second.Gateway.ID {
+			live = append(live, g.ID)
+		}
+	}
+	e.bal.SetGateways(live)
+	if _, err := e.r.Login(e.ctx, LoginRequest{UserName: "alice", Password: "password1"}); err != nil {
+		t.Fatalf("login while the old session's gateway is dead: %v", err)
+	}
+}
+
+// msgFrame is an uplink MSG.
+func msgFrame(reqID uint64, cmid, to string) *cimpb.Frame {
+	return &cimpb.Frame{Type: cimpb.Type_MSG, ReqId: reqID, Msg: &cimpb.Msg{ClientMsgId: cmid, To: to, Body: []byte("body " + cmid)}}
+}
+
+func TestUplinkPrivate(t *testing.T) {
+	e := newEnv(t, PolicyKick, 2)
+	alice := e.connect("alice")
+	var bobs []Session
+	for i := range 20 {
+		bobs = append(bobs, e.connect(fmt.Sprintf("bob%d", i)))
+	}
+	gone := e.connect("gone") // the gateway will report it missing
+	e.gateway(gone.Gateway.ID).Disconnect(gone.UserID)
+	if _, err := e.r.Register(e.ctx, "offline", "password1"); err != nil {
+		t.Fatal(err)
+	}
+
+	batch := &cimpb.UplinkBatch{GatewayId: alice.Gateway.ID}
+	up := func(f *cimpb.Frame) {
+		batch.Uplinks = append(batch.Uplinks, &cimpb.Uplink{UserId: alice.UserID, SessionId: alice.SessionID, Frame: f})
+	}
+	for i, b := range bobs {
+		to := b.UserName // by name for half of them, by id for the rest
+		if i%2 == 1 {
+			to = b.UserID
+		}
+		up(msgFrame(uint64(i+1), fmt.Sprint("c", i), to))
+	}
+	up(msgFrame(100, "c-unknown", "nobody"))
+	up(msgFrame(101, "c-unknown-id", "99999"))
+	up(msgFrame(102, "c-offline", "offline"))
+	up(msgFrame(103, "c-gone", gone.UserID))
+	up(msgFrame(104, "c-empty", ""))
+	up(&cimpb.Frame{Type: cimpb.Type_ACK, Ack: &cimpb.Ack{Seq: 3}})
+	up(&cimpb.Frame{Type: cimpb.Type_READ, Read: &cimpb.Read{MsgIds: []string{"x"}}})
+	up(&cimpb.Frame{Type: cimpb.Type_SYNC, Sync: &cimpb.Sync{AfterSeq: 1}})
+	up(&cimpb.Frame{Type: cimpb.Type_MSG, ReqId: 105}) // no Msg
+
+	pushes := e.gws[0].Pushes() + e.gws[1].Pushes()
+	e.st.lookups.Store(0)
+	e.st.routes.Store(0)
+	out, err := e.r.Uplink(e.ctx, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One lookup and one route round trip for the whole batch, one push per
+	// gateway.
+	if l, r := e.st.lookups.Load(), e.st.routes.Load(); l > 1 || r != 1 {
+		t.Fatalf("%d lookups and %d route reads for one batch, want <=1 and 1", l, r)
+	}
+	if p := e.gws[0].Pushes() + e.gws[1].Pushes() - pushes; p != 2 {
+		t.Fatalf("%d pushes for one batch over two gateways, want 2", p)
+	}
+	// One answer per MSG, in order; ACK/READ/SYNC produce nothing.
+	if len(out.Deliveries) != len(bobs)+6 {
+		t.Fatalf("%d answers, want %d", len(out.Deliveries), len(bobs)+6)
+	}
+	msgIDs := map[string]bool{}
+	for i, b := range bobs {
+		d := out.Deliveries[i]
+		if d.UserId != alice.UserID || d.SessionId != alice.SessionID || d.Frame.Type != cimpb.Type_RECEIPT || d.Frame.ReqId != uint64(i+1) {
+			t.Fatalf("answer %d = %v", i, d)
+		}
+		rc := d.Frame.Receipt
+		if rc.Status != cimpb.ReceiptStatus_RECEIPT_SENT || rc.ClientMsgId != fmt.Sprint("c", i) || len(rc.MsgId) != 32 || msgIDs[rc.MsgId] {
+			t.Fatalf("receipt %d = %v", i, rc)
+		}
+		msgIDs[rc.MsgId] = true
+		got := e.gateway(b.Gateway.ID).Frames(b.UserID)
+		if len(got) != 1 {
+			t.Fatalf("%s got %d frames", b.UserName, len(got))
+		}
+		m := got[0].Msg
+		if got[0].Type != cimpb.Type_MSG || m.MsgId != rc.MsgId || m.From != alice.UserID || m.FromName != "alice" ||
+			m.To != b.UserID || m.TimestampMs == 0 || string(m.Body) != fmt.Sprint("body c", i) || m.ClientMsgId != fmt.Sprint("c", i) {
+			t.Fatalf("%s got %v", b.UserName, m)
+		}
+	}
+	wantErr := []struct {
+		code codes.Code
+		cmid string
+	}{{codes.BadAccount, "c-unknown"}, {codes.BadAccount, "c-unknown-id"}, {codes.Offline, "c-offline"}, {codes.Offline, "c-gone"}, {codes.BadArgument, "c-empty"}, {codes.BadArgument, ""}}
+	for i, w := range wantErr {
+		d := out.Deliveries[len(bobs)+i]
+		if d.Frame.Type != cimpb.Type_ERROR || codes.Code(d.Frame.Error.Code) != w.code || d.Frame.Error.ClientMsgId != w.cmid || d.Frame.Error.Text == "" {
+			t.Errorf("answer for %q = %v, want ERROR %d", w.cmid, d.Frame, w.code)
+		}
+	}
+	// The missing session's route was cleaned; the others' were not.
+	routes, _ := e.st.Routes(e.ctx, []string{gone.UserID, bobs[0].UserID})
+	if _, ok := routes[gone.UserID]; ok || len(routes) != 1 {
+		t.Fatalf("routes after a missing report = %+v", routes)
+	}
+
+	// Second batch: names and ids are cached, so only the routes are read.
+	e.st.lookups.Store(0)
+	e.st.routes.Store(0)
+	batch.Uplinks = batch.Uplinks[:4]
+	if _, err := e.r.Uplink(e.ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	if l, r := e.st.lookups.Load(), e.st.routes.Load(); l != 0 || r != 1 {
+		t.Fatalf("warm batch: %d lookups, %d route reads; want 0 and 1", l, r)
+	}
+}
+
+func TestUplinkBroadcastAndDeadGateway(t *testing.T) {
+	e := newEnv(t, PolicyKick, 3)
+	var users []Session
+	for i := range 6 { // two per gateway
+		users = append(users, e.connect(fmt.Sprintf("user%d", i)))
+	}
+	sender := users[0]
+	// One gateway (not the sender's) dies; its ZooKeeper node has not gone yet.
+	dead := e.gws[0]
+	if dead.ID == sender.Gateway.ID {
+		dead = e.gws[1]
+	}
+	dead.Close()
+	var onDead, onLive []Session
+	for _, u := range users[1:] {
+		if u.Gateway.ID == dead.ID {
+			onDead = append(onDead, u)
+		} else {
+			onLive = append(onLive, u)
+		}
+	}
+	if len(onDead) != 2 {
+		t.Fatalf("setup: %d users on the dead gateway", len(onDead))
+	}
+	batch := &cimpb.UplinkBatch{Uplinks: []*cimpb.Uplink{
+		{UserId: sender.UserID, SessionId: sender.SessionID, Frame: &cimpb.Frame{Type: cimpb.Type_MSG, Msg: &cimpb.Msg{ClientMsgId: "b1", Broadcast: true, Body: []byte("all")}}},
+		{UserId: sender.UserID, SessionId: sender.SessionID, Frame: msgFrame(2, "p1", onDead[0].UserName)},
+		{UserId: sender.UserID, SessionId: sender.SessionID, Frame: msgFrame(3, "p2", onLive[0].UserName)},
+	}}
+	e.st.onlineIDs.Store(0)
+	e.st.routes.Store(0)
+	out, err := e.r.Uplink(e.ctx, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, r := e.st.onlineIDs.Load(), e.st.routes.Load(); o != 1 || r != 1 {
+		t.Fatalf("%d online-set reads and %d route reads, want 1 and 1", o, r)
+	}
+	if f := out.Deliveries[0].Frame; f.Type != cimpb.Type_RECEIPT {
+		t.Fatalf("broadcast answer = %v", f)
+	}
+	if f := out.Deliveries[1].Frame; f.Type != cimpb.Type_ERROR || codes.Code(f.Error.Code) != codes.Offline {
+		t.Fatalf("message to a user on the dead gateway: %v, want ERROR 7000", f)
+	}
+	if f := out.Deliveries[2].Frame; f.Type != cimpb.Type_RECEIPT {
+		t.Fatalf("message to a user on a live gateway: %v", f)
+	}
+	// Everybody on live gateways got the broadcast (not the sender).
+	for _, u := range onLive {
+		frames := e.gateway(u.Gateway.ID).Frames(u.UserID)
+		if len(frames) == 0 || !frames[0].Msg.GetBroadcast() || string(frames[0].Msg.Body) != "all" || frames[0].Msg.FromName != "user0" {
+			t.Fatalf("%s got %v", u.UserName, frames)
+		}
+	}
+	if f := e.gateway(sender.Gateway.ID).Frames(sender.UserID); len(f) != 0 {
+		t.Fatalf("sender got its own broadcast: %v", f)
+	}
+	// The dead gateway's recipients lost their routes and it is not handed
+	// out any more.
+	routes, _ := e.st.Routes(e.ctx, []string{onDead[0].UserID, onDead[1].UserID, onLive[0].UserID})
+	if len(routes) != 1 {
+		t.Fatalf("routes after the dead push = %+v", routes)
+	}
+	for range 10 {
+		if s, err := e.r.Login(e.ctx, LoginRequest{UserName: "user1", Password: "password1"}); err != nil || s.Gateway.ID == dead.ID {
+			t.Fatalf("login after a failed push: %+v %v", s.Gateway, err)
+		}
+	}
+}
+
+func TestHTTPRoutes(t *testing.T) {
+	e := newEnv(t, PolicyKick, 2)
+	alice, bob, carol := e.connect("alice"), e.connect("bob"), e.connect("carol")
+	id, err := e.r.P2P(e.ctx, alice.UserID, bob.UserID, "hello")
+	if err != nil || len(id) != 32 {
+		t.Fatalf("p2p: %q %v", id, err)
+	}
+	if f := e.gateway(bob.Gateway.ID).Frames(bob.UserID); len(f) != 1 || f[0].Msg.MsgId != id || f[0].Msg.FromName != "alice" {
+		t.Fatalf("bob got %v", f)
+	}
+	if _, err := e.r.Register(e.ctx, "dave", "password1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.r.P2P(e.ctx, alice.UserID, "dave", "x"); !errors.Is(err, errs.ErrOffline) {
+		t.Fatalf("p2p to an offline user: %v", err)
+	}
+	if _, err := e.r.P2P(e.ctx, alice.UserID, "nobody", "x"); !errors.Is(err, errs.ErrBadAccount) {
+		t.Fatalf("p2p to an unknown user: %v", err)
+	}
+	if _, err := e.r.P2P(e.ctx, "424242", bob.UserID, "x"); !errors.Is(err, errs.ErrBadAccount) {
+		t.Fatalf("p2p from an unknown user: %v", err)
+	}
+	if _, err := e.r.P2P(e.ctx, alice.UserID, bob.UserID, ""); !errors.Is(err, errs.ErrBadArgument) {
+		t.Fatalf("p2p without text: %v", err)
+	}
+	id, n, err := e.r.Broadcast(e.ctx, alice.UserID, "to all")
+	if err != nil || n != 2 || id == "" {
+		t.Fatalf("broadcast: %q %d %v", id, n, err)
+	}
+	if f := e.gateway(carol.Gateway.ID).Frames(carol.UserID); len(f) != 1 || f[0].Msg.MsgId != id {
+		t.Fatalf("carol got %v", f)
+	}
+}
+
+func TestLogoffAndOnlineUsers(t *testing.T) {
+	e := newEnv(t, PolicyKick, 1)
+	alice, bob := e.connect("alice"), e.connect("bob")
+	e.rdb.SAdd(e.ctx, "cim:login-status", "777") // stale member
+	users, err := e.r.OnlineUsers(e.ctx)
+	want := []User{{alice.UserID, "alice"}, {bob.UserID, "bob"}}
+	if err != nil || !slices.Equal(users, want) {
+		t.Fatalf("online = %v %v, want %v", users, err, want)
+	}
+	if e.rdb.SIsMember(e.ctx, "cim:login-status", "777").Val() {
+		t.Fatal("stale member not removed")
+	}
+
+	// An unknown or old session: no effect, no error.
+	if err := e.r.Logoff(e.ctx, alice.UserID, "not-the-session"); err != nil {
+		t.Fatal(err)
+	}
+	if f := e.gws[0].Frames(alice.UserID); len(f) != 0 {
+		t.Fatalf("logoff of a wrong session kicked: %v", f)
+	}
+	if err := e.r.Logoff(e.ctx, alice.UserID, alice.SessionID); err != nil {
+		t.Fatal(err)
+	}
+	f := e.gws[0].Frames(alice.UserID)
+	if len(f) != 1 || f[0].Type != cimpb.Type_KICK || f[0].Kick.Reason != "logged off" {
+		t.Fatalf("logoff pushed %v", f)
+	}
+	if users, _ := e.r.OnlineUsers(e.ctx); !slices.Equal(users, want[1:]) {
+		t.Fatalf("online after logoff = %v", users)
+	}
+	if _, err := e.r.P2P(e.ctx, bob.UserID, "alice", "x"); !errors.Is(err, errs.ErrOffline) {
+		t.Fatalf("message after logoff: %v", err)
+	}
+	if err := e.r.Logoff(e.ctx, "abc", "s"); !errors.Is(err, errs.ErrBadArgument) {
+		t.Fatalf("bad user id: %v", err)
+	}
+}
+
+func TestJanitorClearsDeadGateways(t *testing.T) {
+	e := newEnv(t, PolicyKick, 2)
+	var users []Session
+	for i := range 4 {
+		users = append(users, e.connect(fmt.Sprintf("user%d", i)))
+	}
+	// A gateway that died while no route ran: only in the servers set.
+	e.rdb.SAdd(e.ctx, "cim:servers", "10.9.9.9:1:2")
+	e.rdb.SAdd(e.ctx, "cim:server:10.9.9.9:1:2:users", users[0].UserID)
+
+	ctx, cancel := context.WithCancel(e.ctx)
+	done := make(chan struct{})
+	go func() { e.r.RunJanitor(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	survivor, victim := e.gws[0].ID, e.gws[1].ID
+	e.bal.SetGateways([]string{survivor})
+	e.r.GatewaysChanged()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		gws, _ := e.st.Gateways(e.ctx)
+		if slices.Equal(gws, []string{survivor}) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("servers set still %v", gws)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, u := range users {
+		routes, _ := e.st.Routes(e.ctx, []string{u.UserID})
+		_, has := routes[u.UserID]
+		if has != (u.Gateway.ID == survivor) {
+			t.Errorf("%s on %s: route present = %v", u.UserName, u.Gateway.ID, has)
+		}
+	}
+	if n := e.rdb.Exists(e.ctx, "cim:server:"+victim+":users", "cim:server:10.9.9.9:1:2:users").Val(); n != 0 {
+		t.Fatalf("%d dead gateway sets left", n)
+	}
+}
+
+func TestMsgIDs(t *testing.T) {
+	now := time.Now()
+	seen := map[string]bool{}
+	for range 100000 {
+		id := newMsgID(now)
+		if len(id) != 32 || seen[id] {
+			t.Fatalf("bad or repeated id %q", id)
+		}
+		seen[id] = true
+	}
+	a, b := newMsgID(now), newMsgID(now.Add(time.Millisecond))
+	if a[:12] >= b[:12] {
+		t.Fatalf("ids not time-ordered: %s then %s", a, b)
+	}
+}
+
+func TestRedisDown(t *testing.T) {
+	e := newEnv(t, PolicyKick, 1)
+	alice := e.connect("alice")
+	e.redis.Kill()
+	calls := map[string]func() error{
+		"Login": func() error {
+			_, err := e.r.Login(e.ctx, LoginRequest{UserName: "alice", Password: "password1"})
+			return err
+		},
+		"Register": func() error { _, err := e.r.Register(e.ctx, "bob", "password1"); return err },
+		"P2P":      func() error { _, err := e.r.P2P(e.ctx, alice.UserID, "nobody", "x"); return err },
+		"Online":   func() error { return e.r.SessionOnline(e.ctx, alice.UserID, alice.SessionID, alice.Gateway.ID, false) },
+		"Users":    func() error { _, err := e.r.OnlineUsers(e.ctx); return err },
+		"Health":   func() error { _, err := e.r.Health(e.ctx); return err },
+		"Uplink": func() error {
+			_, err := e.r.Uplink(e.ctx, &cimpb.UplinkBatch{Uplinks: []*cimpb.Uplink{{UserId: alice.UserID, Frame: msgFrame(1, "c", "zed")}}})
+			return err
+		},
+	}
+	for name, call := range calls {
+		if err := call(); !errors.Is(err, errs.ErrUnavailable) {
+			t.Errorf("%s with Redis down: %v, want ErrUnavailable", name, err)
+		}
+	}
+}
+
+// BenchmarkUplink routes batches of 100 private messages between 200 users
+// on two gateways (real Redis, fake gateways): one lookup-free Redis round
+// trip and two /push calls per batch once the caches are warm.
+func BenchmarkUplink(b *testing.B) {
+	e := newEnv(b, PolicyKick, 2)
+	var users []Session
+	for i := range 200 {
+		users = append(users, e.connect(fmt.Sprintf("user%d", i)))
+	}
+	batch := &cimpb.UplinkBatch{}
+	for i := range 100 {
+		from, to := users[i], users[100+i]
+		batch.Uplinks = append(batch.Uplinks, &cimpb.Uplink{UserId: from.UserID, SessionId: from.SessionID,
+			Frame: msgFrame(uint64(i), fmt.Sprint(i), to.UserName)})
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := e.r.Uplink(e.ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*len(batch.Uplinks))/b.Elapsed().Seconds(), "msgs/s")
+}

@@ -1,0 +1,139 @@
+package router
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+
+	"github.com/gocim/gocim/cim-route/internal/errs"
+)
+
+// SessionOnline confirms a session for the gateway holding its connection.
+// errs.ErrStaleSession when it is no longer the user's current session.
+//
+// With reassert the gateway re-registered after its ZooKeeper session
+// expired and confirms a connection it still holds: a route cleared in the
+// meantime is re-created; one taken by a newer session is not.
+func (r *Router) SessionOnline(ctx context.Context, uid, sid, gw string, reassert bool) error {
+	if err := checkSession(uid, sid); err != nil {
+		return err
+	}
+	if gw == "" {
+		return fmt.Errorf("%w: gatewayId is required", errs.ErrBadArgument)
+	}
+	if reassert {
+		return r.st.Reassert(ctx, uid, sid, gw)
+	}
+	return r.st.Online(ctx, uid, sid, gw)
+}
+
+// SessionOffline forgets a session whose connection closed, if it is still
+// the current one; otherwise it does nothing (a late disconnect of an old
+// session never erases a new one).
+func (r *Router) SessionOffline(ctx context.Context, uid, sid string) error {
+	if err := checkSession(uid, sid); err != nil {
+		return err
+	}
+	_, _, err := r.st.DropSession(ctx, uid, sid)
+	return err
+}
+
+// Logoff ends a session at once (POST /offLine): the route goes and the
+// connection, if any, is kicked. An unknown or old session is a no-op.
+func (r *Router) Logoff(ctx context.Context, uid, sid string) error {
+	if err := checkSession(uid, sid); err != nil {
+		return err
+	}
+	old, dropped, err := r.st.DropSession(ctx, uid, sid)
+	if err != nil || !dropped {
+		return err
+	}
+	// A pending session may be connecting right now: its /internal/online
+	// will fail, so only a confirmed one has a connection to close.
+	if old.Online() {
+		r.kick(ctx, uid, sid, old.Gateway, "logged off")
+	}
+	r.log.Info("logged off", "user", uid, "session", sid)
+	return nil
+}
+
+// OnlineUsers lists the users whose route is online on a live gateway,
+// ordered by id. Members of login-status without a route are removed.
+func (r *Router) OnlineUsers(ctx context.Context) ([]User, error) {
+	ids, err := r.st.OnlineIDs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	routes, err := r.st.Routes(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	var online, stale []string
+	for _, id := range ids {
+		rt, ok := routes[id]
+		switch {
+		case !ok:
+			stale = append(stale, id)
+		case rt.Online() && r.gw.Live(rt.Gateway):
+			online = append(online, id)
+		}
+	}
+	if len(stale) > 0 {
+		if err := r.st.ForgetOnline(ctx, stale); err != nil {
+			r.log.Warn("could not remove stale online members", "count", len(stale), "err", err)
+		}
+	}
+	names, err := r.namesOf(ctx, online)
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(online, func(a, b string) int {
+		x, _ := strconv.ParseUint(a, 10, 64)
+		y, _ := strconv.ParseUint(b, 10, 64)
+		return cmp.Compare(x, y)
+	})
+	out := make([]User, 0, len(online))
+	for _, id := range online {
+		if n, ok := names[id]; ok {
+			out = append(out, User{ID: id, Name: n})
+		}
+	}
+	return out, nil
+}
+
+// namesOf returns the names of ids, from the cache or one pipelined lookup.
+func (r *Router) namesOf(ctx context.Context, ids []string) (map[string]string, error) {
+	out := make(map[string]string, len(ids))
+	var miss []string
+	for _, id := range ids {
+		if n, ok := r.names.Get(id); ok {
+			out[id] = n
+		} else {
+			miss = append(miss, id)
+		}
+	}
+	if len(miss) == 0 {
+		return out, nil
+	}
+	found, _, err := r.st.Lookup(ctx, miss, nil)
+	if err != nil {
+		return nil, err
+	}
+	for id, n := range found {
+		out[id] = n
+		r.remember(id, n)
+	}
+	return out, nil
+}
+
+func checkSession(uid, sid string) error {
+	if err := checkUserID("userId", uid); err != nil {
+		return err
+	}
+	if sid == "" {
+		return fmt.Errorf("%w: sessionId is required", errs.ErrBadArgument)
+	}
+	return nil
+}

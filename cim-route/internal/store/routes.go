@@ -1,0 +1,337 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/gocim/gocim/cim-route/internal/errs"
+)
+
+// Route is where a user is: the one truth for delivery.
+type Route struct {
+	Gateway string
+	Session string
+	State   string // StatePending or StateOnline
+	Since   int64  // unix ms of the online confirmation; 0 while pending
+}
+
+// Exists reports whether r is a route at all (not the zero value).
+func (r Route) Exists() bool { return r.Session != "" }
+
+// Online reports whether a gateway confirmed r.
+func (r Route) Online() bool { return r.State == StateOnline }
+
+// Claim asks for a new pending session.
+type Claim struct {
+	Gateway string
+	Session string
+	TTL     time.Duration // the pending route expires unless confirmed
+	// RejectOnline refuses while another session is online (policy reject).
+	RejectOnline bool
+	// Evict is an online session RejectOnline may replace anyway (one on a
+	// dead gateway).
+	Evict string
+}
+
+// SessionRef names one session of one user.
+type SessionRef struct {
+	UserID  string
+	Session string
+}
+
+// ClaimRoute replaces the route of uid by c's pending session and returns the
+// route it replaced (zero if none). With c.RejectOnline and another session
+// online it changes nothing and returns that route with errs.ErrRepeatLogin.
+func (s *Store) ClaimRoute(ctx context.Context, uid string, c Claim) (Route, error) {
+	reject := "0"
+	if c.RejectOnline {
+		reject = "1"
+	}
+	ttl := c.TTL.Milliseconds()
+	if ttl < 1 {
+		ttl = 1
+	}
+	v, err := claimScript.Run(ctx, s.rdb, []string{s.k.route(uid)}, c.Gateway, c.Session, ttl, reject, c.Evict).Slice()
+	if err != nil {
+		return Route{}, unavailable(err)
+	}
+	if len(v) != 5 {
+		return Route{}, unavailable(fmt.Errorf("claim script answered %v", v))
+	}
+	old := Route{Gateway: str(v[1]), Session: str(v[2]), State: str(v[3])}
+	old.Since, _ = strconv.ParseInt(str(v[4]), 10, 64)
+	if n, _ := v[0].(int64); n != 1 {
+		return old, fmt.Errorf("%w: user %s is online on %s", errs.ErrRepeatLogin, uid, old.Gateway)
+	}
+	if old.Online() && old.Gateway != c.Gateway {
+		// The user no longer belongs to the old gateway's set.
+		s.leaveGateway(ctx, old.Gateway, uid)
+	}
+	return old, nil
+}
+
+// Online confirms session sid of uid on gateway gw (state online, no expiry)
+// and adds the user to the online and gateway sets. errs.ErrStaleSession if
+// sid is not the route's session (any more).
+func (s *Store) Online(ctx context.Context, uid, sid, gw string) error {
+	return s.confirm(ctx, onlineScript, uid, sid, gw)
+}
+
+// Reassert is Online for a gateway that re-registered after losing its
+// ZooKeeper session: the route is re-created if it was cleared meanwhile,
+// and errs.ErrStaleSession only if another session holds it now.
+func (s *Store) Reassert(ctx context.Context, uid, sid, gw string) error {
+	return s.confirm(ctx, reassertScript, uid, sid, gw)
+}
+
+func (s *Store) confirm(ctx context.Context, script *redis.Script, uid, sid, gw string) error {
+	n, err := script.Run(ctx, s.rdb, []string{s.k.route(uid)}, sid, gw, s.now().UnixMilli()).Int()
+	if err != nil {
+		return unavailable(err)
+	}
+	if n != 1 {
+		return fmt.Errorf("%w: user %s session %s", errs.ErrStaleSession, uid, sid)
+	}
+	cmds, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.SAdd(ctx, s.k.online(), uid)
+		p.SAdd(ctx, s.k.gwUsers(gw), uid)
+		p.SAdd(ctx, s.k.servers(), gw)
+		return nil
+	})
+	return pipeErr(err, cmds)
+}
+
+// DropSession deletes uid's route if sid is still its session and returns the
+// deleted route; a late disconnect of an old session changes nothing.
+func (s *Store) DropSession(ctx context.Context, uid, sid string) (Route, bool, error) {
+	dropped, err := s.dropSessions(ctx, []SessionRef{{uid, sid}}, 0)
+	if err != nil || len(dropped) == 0 {
+		return Route{}, false, err
+	}
+	return dropped[0], true, nil
+}
+
+// DropSessions deletes, in one round trip, the routes still held by the given
+// sessions. With minAge > 0 only online routes confirmed at least minAge ago
+// go (see dropScript). It returns how many were deleted.
+func (s *Store) DropSessions(ctx context.Context, refs []SessionRef, minAge time.Duration) (int, error) {
+	dropped, err := s.dropSessions(ctx, refs, minAge)
+	return len(dropped), err
+}
+
+func (s *Store) dropSessions(ctx context.Context, refs []SessionRef, minAge time.Duration) ([]Route, error) {
+	if len(refs) == 0 {
+		return nil, nil
+	}
+	now := s.now().UnixMilli()
+	res := make([]*redis.Cmd, len(refs))
+	cmds, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, r := range refs {
+			res[i] = dropScript.Eval(ctx, p, []string{s.k.route(r.UserID)}, r.Session, minAge.Milliseconds(), now)
+		}
+		return nil
+	})
+	if err := pipeErr(err, cmds); err != nil {
+		return nil, err
+	}
+	var dropped []Route
+	var uids []string
+	byGateway := map[string][]any{}
+	for i, c := range res {
+		v, _ := c.Slice()
+		if len(v) != 2 {
+			continue
+		}
+		r := Route{Gateway: str(v[0]), Session: refs[i].Session, State: str(v[1])}
+		dropped = append(dropped, r)
+		uids = append(uids, refs[i].UserID)
+		if r.Gateway != "" {
+			byGateway[r.Gateway] = append(byGateway[r.Gateway], refs[i].UserID)
+		}
+	}
+	if len(uids) == 0 {
+		return nil, nil
+	}
+	cmds, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.SRem(ctx, s.k.online(), anys(uids)...)
+		for gw, ids := range byGateway {
+			p.SRem(ctx, s.k.gwUsers(gw), ids...)
+		}
+		return nil
+	})
+	if err := pipeErr(err, cmds); err != nil {
+		return dropped, err
+	}
+	return dropped, s.repair(ctx, uids)
+}
+
+// Routes returns, in one round trip, the routes of uids (absent: no route).
+func (s *Store) Routes(ctx context.Context, uids []string) (map[string]Route, error) {
+	out := make(map[string]Route, len(uids))
+	if len(uids) == 0 {
+		return out, nil
+	}
+	res := make([]*redis.SliceCmd, len(uids))
+	cmds, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, uid := range uids {
+			res[i] = p.HMGet(ctx, s.k.route(uid), "gw", "sid", "state", "at")
+		}
+		return nil
+	})
+	if err := pipeErr(err, cmds); err != nil {
+		return nil, err
+	}
+	for i, c := range res {
+		v := c.Val()
+		if len(v) != 4 || str(v[1]) == "" {
+			continue
+		}
+		r := Route{Gateway: str(v[0]), Session: str(v[1]), State: str(v[2])}
+		r.Since, _ = strconv.ParseInt(str(v[3]), 10, 64)
+		out[uids[i]] = r
+	}
+	return out, nil
+}
+
+// OnlineIDs returns the members of login-status (which may include stale
+// ones: filter through Routes).
+func (s *Store) OnlineIDs(ctx context.Context) ([]string, error) {
+	ids, err := s.rdb.SMembers(ctx, s.k.online()).Result()
+	return ids, unavailable(err)
+}
+
+// ForgetOnline removes stale members from login-status; one that went online
+// meanwhile is put back.
+func (s *Store) ForgetOnline(ctx context.Context, uids []string) error {
+	if len(uids) == 0 {
+		return nil
+	}
+	if err := s.rdb.SRem(ctx, s.k.online(), anys(uids)...).Err(); err != nil {
+		return unavailable(err)
+	}
+	return s.repair(ctx, uids)
+}
+
+// Gateways returns the gateways that ever held users and were not cleared.
+func (s *Store) Gateways(ctx context.Context) ([]string, error) {
+	gws, err := s.rdb.SMembers(ctx, s.k.servers()).Result()
+	return gws, unavailable(err)
+}
+
+// ClearGateway forgets a dead gateway: every user in its set whose route
+// still points at it loses the route and its login-status membership; then
+// the set and the gateway's servers entry go. It returns how many routes were
+// deleted. Safe to repeat and to run from several route replicas at once.
+func (s *Store) ClearGateway(ctx context.Context, gw string) (int, error) {
+	setKey := s.k.gwUsers(gw)
+	cleared := 0
+	var cursor uint64
+	for {
+		members, next, err := s.rdb.SScan(ctx, setKey, cursor, "", 512).Result()
+		if err != nil {
+			return cleared, unavailable(err)
+		}
+		n, err := s.clearRoutes(ctx, gw, members)
+		cleared += n
+		if err != nil {
+			return cleared, err
+		}
+		if cursor = next; cursor == 0 {
+			break
+		}
+	}
+	cmds, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, setKey)
+		p.SRem(ctx, s.k.servers(), gw)
+		return nil
+	})
+	return cleared, pipeErr(err, cmds)
+}
+
+func (s *Store) clearRoutes(ctx context.Context, gw string, uids []string) (int, error) {
+	if len(uids) == 0 {
+		return 0, nil
+	}
+	res := make([]*redis.Cmd, len(uids))
+	cmds, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, uid := range uids {
+			res[i] = clearGatewayScript.Eval(ctx, p, []string{s.k.route(uid)}, gw)
+		}
+		return nil
+	})
+	if err := pipeErr(err, cmds); err != nil {
+		return 0, err
+	}
+	var gone []string
+	for i, c := range res {
+		if n, _ := c.Int(); n == 1 {
+			gone = append(gone, uids[i])
+		}
+	}
+	if len(gone) == 0 {
+		return 0, nil
+	}
+	if err := s.rdb.SRem(ctx, s.k.online(), anys(gone)...).Err(); err != nil {
+		return len(gone), unavailable(err)
+	}
+	return len(gone), s.repair(ctx, gone)
+}
+
+// leaveGateway removes uid from gw's set after its route moved elsewhere. Best
+// effort: a stale member is harmless (cleanup compares the route's gateway).
+func (s *Store) leaveGateway(ctx context.Context, gw, uid string) {
+	if err := s.rdb.SRem(ctx, s.k.gwUsers(gw), uid).Err(); err == nil {
+		_ = s.repair(ctx, []string{uid})
+	}
+}
+
+// repair re-adds users whose route is online to login-status and their
+// gateway's set. It runs after removals from those sets: a session confirmed
+// concurrently either is seen online here or adds itself after our removal.
+func (s *Store) repair(ctx context.Context, uids []string) error {
+	routes, err := s.Routes(ctx, uids)
+	if err != nil {
+		return err
+	}
+	var online []any
+	for _, uid := range uids {
+		if r, ok := routes[uid]; ok && r.Online() {
+			online = append(online, uid)
+		}
+	}
+	if len(online) == 0 {
+		return nil
+	}
+	cmds, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.SAdd(ctx, s.k.online(), online...)
+		for _, uid := range online {
+			p.SAdd(ctx, s.k.gwUsers(routes[uid.(string)].Gateway), uid)
+		}
+		return nil
+	})
+	return pipeErr(err, cmds)
+}
+
+func str(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case []byte:
+		return string(x)
+	case int64:
+		return strconv.FormatInt(x, 10)
+	}
+	return ""
+}
+
+func anys(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
+}

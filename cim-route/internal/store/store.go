@@ -1,0 +1,125 @@
+// Package store keeps the route service's shared state in Redis: accounts,
+// the route of each user (gateway, session, state), the online set
+// (login-status), the per-gateway user sets and the set of gateways that ever
+// held users. Keys follow docs/ARCHITECTURE.md; per-user keys carry a {uid}
+// hash tag and every change to a route is one Lua compare-and-set on that one
+// key, so the store also works on Redis Cluster. The sets are updated after
+// the route and repaired from it, so a race can leave a stale member (filtered
+// and cleaned lazily) but never drop a current one.
+//
+// A Store is safe for concurrent use. Every Redis failure comes back wrapped
+// in errs.ErrUnavailable.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/gocim/gocim/cim-route/internal/errs"
+)
+
+// Route states.
+const (
+	StatePending = "pending" // handed out by /login, not confirmed by a gateway yet
+	StateOnline  = "online"  // the gateway holds the connection
+)
+
+// Store is the Redis-backed state of the route service.
+type Store struct {
+	rdb redis.UniversalClient
+	k   keys
+	now func() time.Time
+}
+
+// New returns a Store using rdb with every key prefixed by prefix.
+func New(rdb redis.UniversalClient, prefix string) *Store {
+	return &Store{rdb: rdb, k: keys{prefix}, now: time.Now}
+}
+
+// ClientConfig says which Redis to use.
+type ClientConfig struct {
+	Addrs      []string // one: single node; several: cluster; sentinels when MasterName is set
+	Password   string
+	DB         int
+	MasterName string
+}
+
+// NewClient returns a go-redis UniversalClient for c. It does not connect
+// until first used.
+func NewClient(c ClientConfig) redis.UniversalClient {
+	return redis.NewUniversalClient(&redis.UniversalOptions{
+		Addrs:      c.Addrs,
+		Password:   c.Password,
+		DB:         c.DB,
+		MasterName: c.MasterName,
+		// Fail fast so callers answer 5030 instead of hanging; the request
+		// context still bounds everything.
+		DialTimeout:           2 * time.Second,
+		ReadTimeout:           2 * time.Second,
+		WriteTimeout:          2 * time.Second,
+		ContextTimeoutEnabled: true,
+		MaxRetries:            2,
+		DialerRetries:         2,
+		DialerRetryTimeout:    50 * time.Millisecond,
+	})
+}
+
+// SetRedisLogger sends go-redis's own log lines (dial failures and the like,
+// which go-redis otherwise prints to stderr) to l at debug level: the errors
+// that matter reach the caller as errs.ErrUnavailable. go-redis has one
+// process-wide logger.
+func SetRedisLogger(l *slog.Logger) {
+	redis.SetLogger(redisLogger{l})
+}
+
+type redisLogger struct{ l *slog.Logger }
+
+func (r redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	r.l.DebugContext(ctx, fmt.Sprintf(format, v...), "component", "redis")
+}
+
+// Ping checks that Redis answers.
+func (s *Store) Ping(ctx context.Context) error {
+	return unavailable(s.rdb.Ping(ctx).Err())
+}
+
+type keys struct{ prefix string }
+
+func (k keys) seq() string              { return k.prefix + "user:seq" }
+func (k keys) user(id string) string    { return k.prefix + "user:{" + id + "}" }
+func (k keys) names() string            { return k.prefix + "user:names" }
+func (k keys) online() string           { return k.prefix + "login-status" }
+func (k keys) route(id string) string   { return k.prefix + "route:{" + id + "}" }
+func (k keys) gwUsers(gw string) string { return k.prefix + "server:" + gw + ":users" }
+func (k keys) servers() string          { return k.prefix + "servers" }
+
+// unavailable wraps a Redis failure; redis.Nil is not one and callers handle
+// it before.
+func unavailable(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, errs.ErrUnavailable) {
+		return err
+	}
+	return fmt.Errorf("%w: redis: %v", errs.ErrUnavailable, err)
+}
+
+// pipeErr returns the first real error of a pipeline, ignoring redis.Nil
+// (a missing key or field is an answer, not a failure).
+func pipeErr(err error, cmds []redis.Cmder) error {
+	if err == nil || errors.Is(err, redis.Nil) {
+		for _, c := range cmds {
+			if e := c.Err(); e != nil && !errors.Is(e, redis.Nil) {
+				return unavailable(e)
+			}
+		}
+		return nil
+	}
+	return unavailable(err)
+}
