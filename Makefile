@@ -1,0 +1,55 @@
+# gocim — see README.md. `make run` brings up a local cluster, `make test` runs every test.
+SHELL := /bin/bash
+MODULES := proto internal cim-server cim-route cim-client e2e
+BINARIES := cim-server cim-route cim-client
+GO ?= go
+TEST_FLAGS ?= -race -count=1 -timeout 20m
+
+.PHONY: all build run stop status test unit e2e lint proto proto-check docker-check deps clean
+
+all: build
+
+build:
+	@mkdir -p bin
+	$(GO) build -o bin/ $(foreach b,$(BINARIES),./$(b)/cmd/$(b))
+
+run: build
+	scripts/cluster.sh start
+
+stop:
+	scripts/cluster.sh stop
+
+status:
+	scripts/cluster.sh status
+
+deps:
+	scripts/deps.sh
+	scripts/deps.sh protoc
+
+# test: everything CI checks — formatting, vet, generated code, then all tests
+# (unit and e2e) with the race detector against real ZooKeeper and Redis.
+test: deps lint proto-check
+	$(GO) test $(TEST_FLAGS) $(foreach m,$(MODULES),./$(m)/...)
+
+unit:
+	$(GO) test $(TEST_FLAGS) $(foreach m,$(filter-out e2e,$(MODULES)),./$(m)/...)
+
+e2e:
+	$(GO) test $(TEST_FLAGS) -v ./e2e/...
+
+lint:
+	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(foreach m,$(MODULES),./$(m)/...)
+
+proto:
+	scripts/protoc.sh
+
+# proto-check regenerates the protobuf code and fails if it differs from what is committed.
+proto-check: proto
+	@git diff --exit-code -- proto/cimpb || { echo "proto/cimpb is stale: run 'make proto' and commit"; exit 1; }
+
+docker-check:
+	$(GO) test -count=1 -run TestComposeFile ./e2e/
+
+clean:
+	rm -rf bin

@@ -1,0 +1,269 @@
+// Package harness starts a whole gocim cluster for tests and benchmarks: a
+// real ZooKeeper and a real Redis (through internal/testenv), one cim-route
+// and any number of cim-server gateways, each a separate process built from
+// this repository, on free loopback ports with throwaway data directories.
+//
+// Binaries are built once per test process with the race detector, into a
+// temporary directory, unless CIM_BIN_DIR names a directory that already
+// holds them. A data race reported by any child process fails the test.
+package harness
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gocim/gocim/internal/testenv"
+)
+
+// Secret is the token secret every process of a harness cluster shares.
+const Secret = "e2e-secret-0123456789abcdef"
+
+// Options shapes a cluster.
+type Options struct {
+	Gateways    int      // how many gateways to start (default 2)
+	RouteArgs   []string // extra cim-route flags
+	GatewayArgs []string // extra cim-server flags for every gateway
+}
+
+// Cluster is a running gocim cluster.
+type Cluster struct {
+	t        testing.TB
+	Bin      string // directory holding the binaries
+	Dir      string // scratch directory for logs
+	ZK       *testenv.ZooKeeper
+	Redis    *testenv.Redis
+	Route    *Route
+	Gateways []*Gateway
+	opts     Options
+	procs    []*testenv.Process
+	mu       sync.Mutex
+}
+
+// Route is a running cim-route.
+type Route struct {
+	*testenv.Process
+	Addr string // host:port
+	URL  string // http://host:port
+	args []string
+}
+
+// Gateway is a running cim-server.
+type Gateway struct {
+	*testenv.Process
+	ID       string // host:tcpPort:httpPort, as registered in ZooKeeper
+	TCPAddr  string
+	HTTPAddr string
+	args     []string
+}
+
+// Start brings up ZooKeeper, Redis, the route and opts.Gateways gateways and
+// waits until each is ready. Everything stops when the test ends.
+func Start(t testing.TB, opts Options) *Cluster {
+	t.Helper()
+	if opts.Gateways == 0 {
+		opts.Gateways = 2
+	}
+	c := &Cluster{t: t, Bin: Binaries(t), Dir: t.TempDir(), opts: opts}
+	c.ZK = testenv.StartZooKeeper(t)
+	c.Redis = testenv.StartRedis(t)
+	port := testenv.FreePort(t)
+	c.Route = &Route{Addr: "127.0.0.1:" + strconv.Itoa(port)}
+	c.Route.URL = "http://" + c.Route.Addr
+	c.Route.args = append([]string{
+		"--listen", c.Route.Addr,
+		"--zk", c.ZK.Addr,
+		"--redis", c.Redis.Addr,
+		"--bcrypt-cost", "4",
+		"--health-interval", "500ms",
+		"--log-level", "debug",
+	}, opts.RouteArgs...)
+	c.StartRoute()
+	for i := 0; i < opts.Gateways; i++ {
+		c.AddGateway()
+	}
+	t.Cleanup(c.checkRaces)
+	return c
+}
+
+func (c *Cluster) env() []string {
+	return []string{"CIM_TOKEN_SECRET=" + Secret, "GORACE=halt_on_error=0"}
+}
+
+func (c *Cluster) track(p *testenv.Process) {
+	c.mu.Lock()
+	c.procs = append(c.procs, p)
+	c.mu.Unlock()
+}
+
+// StartRoute starts the route (again, after KillRoute) on its address and
+// waits for it to be ready.
+func (c *Cluster) StartRoute() {
+	c.t.Helper()
+	c.Route.Process = testenv.Start(c.t, c.Dir, filepath.Join(c.Bin, "cim-route"), c.env(), c.Route.args...)
+	c.track(c.Route.Process)
+	c.wait(c.Route.Process, "route ready")
+}
+
+// AddGateway starts one more gateway and waits until it is registered.
+func (c *Cluster) AddGateway(extra ...string) *Gateway {
+	c.t.Helper()
+	tcp, httpPort := testenv.FreePort(c.t), testenv.FreePort(c.t)
+	g := &Gateway{
+		ID:       fmt.Sprintf("127.0.0.1:%d:%d", tcp, httpPort),
+		TCPAddr:  "127.0.0.1:" + strconv.Itoa(tcp),
+		HTTPAddr: "127.0.0.1:" + strconv.Itoa(httpPort),
+	}
+	args := []string{
+		"--listen", g.TCPAddr,
+		"--http-listen", g.HTTPAddr,
+		"--zk", c.ZK.Addr,
+		"--zk-session-timeout", "2s",
+		"--route", c.Route.URL,
+		"--drain", "200ms",
+		"--log-level", "debug",
+	}
+	args = append(args, c.opts.GatewayArgs...)
+	g.args = append(args, extra...)
+	c.startGateway(g)
+	c.Gateways = append(c.Gateways, g)
+	return g
+}
+
+func (c *Cluster) startGateway(g *Gateway) {
+	c.t.Helper()
+	g.Process = testenv.Start(c.t, c.Dir, filepath.Join(c.Bin, "cim-server"), c.env(), g.args...)
+	c.track(g.Process)
+	c.wait(g.Process, "gateway ready id="+g.ID)
+}
+
+// RestartGateway starts a stopped gateway again on the same ports.
+func (c *Cluster) RestartGateway(g *Gateway) {
+	c.t.Helper()
+	c.startGateway(g)
+}
+
+func (c *Cluster) wait(p *testenv.Process, text string) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := testenv.WaitLog(ctx, p, text); err != nil {
+		c.t.Fatalf("%v", err)
+	}
+}
+
+// Gateway returns the running gateway with id, or nil.
+func (c *Cluster) Gateway(id string) *Gateway {
+	for _, g := range c.Gateways {
+		if g.ID == id {
+			return g
+		}
+	}
+	return nil
+}
+
+// LiveGateways asks the route's /healthz how many gateways it hands out.
+func (c *Cluster) LiveGateways() (int, error) {
+	var body struct {
+		Data struct {
+			Gateways int `json:"gateways"`
+		} `json:"data"`
+		Gateways *int `json:"gateways"`
+	}
+	if err := GetJSON(c.Route.URL+"/healthz", &body); err != nil {
+		return 0, err
+	}
+	if body.Gateways != nil {
+		return *body.Gateways, nil
+	}
+	return body.Data.Gateways, nil
+}
+
+// Eventually polls cond every 20 ms until it returns nil or timeout passes,
+// then fails the test with cond's last error. It is for conditions that no
+// event announces (state in another process).
+func Eventually(t testing.TB, timeout time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met after %v: %v", timeout, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// checkRaces fails the test if any child process reported a data race.
+func (c *Cluster) checkRaces() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, p := range c.procs {
+		p.Kill()
+		if b, err := os.ReadFile(p.Log); err == nil && strings.Contains(string(b), "WARNING: DATA RACE") {
+			c.t.Errorf("%s reported a data race; log %s:\n%s", p.Name, p.Log, p.Tail(60))
+		}
+	}
+}
+
+var (
+	buildOnce sync.Once
+	buildDir  string
+	buildErr  error
+)
+
+// Binaries returns a directory with cim-server, cim-route and cim-client,
+// building them (with -race) on first use unless CIM_BIN_DIR is set.
+func Binaries(t testing.TB) string {
+	t.Helper()
+	if dir := os.Getenv("CIM_BIN_DIR"); dir != "" {
+		return dir
+	}
+	buildOnce.Do(func() {
+		buildDir, buildErr = os.MkdirTemp("", "gocim-bin-")
+		if buildErr != nil {
+			return
+		}
+		root := RepoRoot()
+		args := []string{"build", "-race", "-o", buildDir + "/"}
+		for _, b := range []string{"cim-server", "cim-route", "cim-client"} {
+			args = append(args, "./"+b+"/cmd/"+b)
+		}
+		cmd := exec.Command("go", args...)
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("%v", buildErr)
+	}
+	return buildDir
+}
+
+// Cleanup removes the binaries Binaries built; call it from TestMain.
+func Cleanup() {
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+}
+
+// RepoRoot is the repository's top directory.
+func RepoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+var httpClient = &http.Client{Timeout: 5 * time.Second}

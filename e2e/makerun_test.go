@@ -1,0 +1,107 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gocim/gocim/cim-client/client"
+	"github.com/gocim/gocim/e2e/harness"
+	"github.com/gocim/gocim/internal/testenv"
+)
+
+// TestMakeRun runs the script behind `make run` / `make stop` on free ports
+// with a scratch directory: it must bring up ZooKeeper, Redis, a route and two
+// gateways that carry a chat, print how to open clients, and stop it all.
+func TestMakeRun(t *testing.T) {
+	if testenv.ZooKeeperClasspath() == "" {
+		testenv.Missing(t, "ZooKeeper")
+	}
+	bin := harness.Binaries(t)
+	run := t.TempDir()
+	route := testenv.FreePort(t)
+	env := append(os.Environ(),
+		"CIM_RUN_DIR="+run,
+		"CIM_BIN_DIR="+bin,
+		fmt.Sprintf("CIM_ZK_PORT=%d", testenv.FreePort(t)),
+		fmt.Sprintf("CIM_REDIS_PORT=%d", testenv.FreePort(t)),
+		fmt.Sprintf("CIM_ROUTE_PORT=%d", route),
+		fmt.Sprintf("CIM_GATEWAYS=%d:%d %d:%d", testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)),
+	)
+	script := filepath.Join(harness.RepoRoot(), "scripts", "cluster.sh")
+	cluster := func(arg string) string {
+		cmd := exec.Command(script, arg)
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("cluster.sh %s: %v\n%s", arg, err, out)
+		}
+		return string(out)
+	}
+	t.Cleanup(func() { cluster("stop") })
+
+	out := cluster("start")
+	if !strings.Contains(out, "cim-client --route http://127.0.0.1:") {
+		t.Fatalf("start did not say how to open clients:\n%s", out)
+	}
+	url := fmt.Sprintf("http://127.0.0.1:%d", route)
+	harness.Eventually(t, wait, func() error {
+		var h struct {
+			Gateways int `json:"gateways"`
+			Data     struct {
+				Gateways int `json:"gateways"`
+			} `json:"data"`
+		}
+		if err := harness.GetJSON(url+"/healthz", &h); err != nil {
+			return err
+		}
+		if h.Gateways+h.Data.Gateways != 2 {
+			return fmt.Errorf("route sees %d gateways, want 2", h.Gateways+h.Data.Gateways)
+		}
+		return nil
+	})
+
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	api := client.NewAPI(url, nil)
+	var users []*client.Client
+	var recs []*harness.Recorder[client.Event]
+	for _, name := range []string{"alice", "bob"} {
+		if _, err := api.Register(ctx, name, "secret"); err != nil {
+			t.Fatal(err)
+		}
+		cl, err := client.New(client.Config{RouteURL: url, UserName: name, Password: "secret"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cl.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close(context.Background())
+		users = append(users, cl)
+		recs = append(recs, harness.Record(cl.Events()))
+	}
+	if users[0].Info().Gateway == users[1].Info().Gateway {
+		t.Fatalf("round-robin put both users on %s", users[0].Info().Gateway)
+	}
+	if _, err := users[0].Send(ctx, "bob", "via make run"); err != nil {
+		t.Fatal(err)
+	}
+	recs[1].WaitFor(t, 0, wait, "message", harness.IsMessage("via make run"))
+
+	if out := cluster("stop"); !strings.Contains(out, "stopped zookeeper") {
+		t.Fatalf("stop output:\n%s", out)
+	}
+	if _, err := os.Stat(filepath.Join(run, "route.pid")); !os.IsNotExist(err) {
+		t.Fatalf("route.pid left behind after stop")
+	}
+	if err := harness.GetJSON(url+"/healthz", &struct{}{}); err == nil {
+		t.Fatal("route still answering after stop")
+	}
+	_ = time.Second
+}

@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Runs a local gocim cluster: ZooKeeper, Redis (AOF on), one cim-route and two
+# cim-server gateways, as background processes with their data, logs and pid
+# files under $CIM_RUN_DIR (default ./run).
+#
+#   scripts/cluster.sh start    build must have run (make run does both)
+#   scripts/cluster.sh stop     gateways first (graceful), then route, Redis, ZooKeeper
+#   scripts/cluster.sh status
+#
+# Ports can be moved with CIM_ZK_PORT (2181), CIM_REDIS_PORT (6379),
+# CIM_ROUTE_PORT (8080) and CIM_GATEWAYS ("9000:9100 9001:9101", tcp:http pairs).
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+run=${CIM_RUN_DIR:-$root/run}
+bin=${CIM_BIN_DIR:-$root/bin}
+zk_port=${CIM_ZK_PORT:-2181}
+redis_port=${CIM_REDIS_PORT:-6379}
+route_port=${CIM_ROUTE_PORT:-8080}
+gateways=${CIM_GATEWAYS:-"9000:9100 9001:9101"}
+host=127.0.0.1
+
+alive() { [ -f "$run/$1.pid" ] && kill -0 "$(cat "$run/$1.pid")" 2>/dev/null; }
+
+# launch NAME CMD... starts CMD detached, logging to $run/NAME.log.
+launch() {
+  local name=$1; shift
+  if alive "$name"; then echo "  $name already running (pid $(cat "$run/$name.pid"))"; return; fi
+  : >"$run/$name.log"
+  setsid "$@" >>"$run/$name.log" 2>&1 </dev/null &
+  echo $! >"$run/$name.pid"
+}
+
+# wait_for NAME TEXT waits until TEXT shows in NAME's log.
+wait_for() {
+  local name=$1 text=$2
+  for _ in $(seq 1 300); do
+    grep -q "$text" "$run/$name.log" 2>/dev/null && return 0
+    alive "$name" || { echo "$name exited; last lines of $run/$name.log:" >&2; tail -20 "$run/$name.log" >&2; exit 1; }
+    sleep 0.2
+  done
+  echo "$name did not become ready; see $run/$name.log" >&2
+  exit 1
+}
+
+zk_classpath() {
+  if [ -n "${CIM_ZK_CLASSPATH:-}" ]; then echo "$CIM_ZK_CLASSPATH"; return; fi
+  echo "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar"
+}
+
+start() {
+  "$root/scripts/deps.sh"
+  for b in cim-server cim-route cim-client; do
+    [ -x "$bin/$b" ] || { echo "missing $bin/$b: run 'make build' first" >&2; exit 1; }
+  done
+  mkdir -p "$run/zookeeper" "$run/redis"
+  [ -s "$run/secret" ] || head -c 32 /dev/urandom | base64 | tr -d '\n=+/' >"$run/secret"
+  export CIM_TOKEN_SECRET; CIM_TOKEN_SECRET=$(cat "$run/secret")
+  export CIM_ZK="$host:$zk_port" CIM_REDIS="$host:$redis_port"
+
+  echo "starting ZooKeeper on $host:$zk_port"
+  launch zookeeper java -Xmx256m -Dzookeeper.admin.enableServer=false \
+    -Dzookeeper.4lw.commands.whitelist=srvr,ruok -cp "$(zk_classpath)" \
+    org.apache.zookeeper.server.ZooKeeperServerMain "$zk_port" "$run/zookeeper"
+  for _ in $(seq 1 300); do
+    if (exec 3<>"/dev/tcp/$host/$zk_port" && printf srvr >&3 && timeout 1 cat <&3) 2>/dev/null | grep -q Mode; then break; fi
+    alive zookeeper || { tail -20 "$run/zookeeper.log" >&2; exit 1; }
+    sleep 0.2
+  done
+
+  echo "starting Redis on $host:$redis_port (AOF everysec)"
+  launch redis redis-server --bind "$host" --port "$redis_port" --dir "$run/redis" \
+    --appendonly yes --appendfsync everysec --save "" --daemonize no
+  wait_for redis "Ready to accept connections"
+
+  echo "starting cim-route on $host:$route_port"
+  launch route "$bin/cim-route" --listen "$host:$route_port"
+  wait_for route "route ready"
+
+  local i=0
+  for pair in $gateways; do
+    i=$((i + 1))
+    echo "starting cim-server gw$i: clients on $host:${pair%%:*}, internal http on $host:${pair##*:}"
+    launch "gw$i" "$bin/cim-server" --listen "$host:${pair%%:*}" --http-listen "$host:${pair##*:}" \
+      --route "http://$host:$route_port"
+  done
+  i=0
+  for _ in $gateways; do i=$((i + 1)); wait_for "gw$i" "gateway ready"; done
+
+  cat <<MSG
+
+gocim is up (logs and data in $run).
+Open a client in each of two terminals:
+  $bin/cim-client --route http://$host:$route_port --user alice --password secret --register
+  $bin/cim-client --route http://$host:$route_port --user bob --password secret --register
+Then type "bob;;hello" in alice's, ":help" for commands, ":q" to quit.
+Stop everything with: make stop
+MSG
+}
+
+stop_one() {
+  local name=$1
+  alive "$name" || { rm -f "$run/$name.pid"; return 0; }
+  local pid; pid=$(cat "$run/$name.pid")
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+  rm -f "$run/$name.pid"
+  echo "stopped $name"
+}
+
+stop() {
+  [ -d "$run" ] || { echo "nothing running ($run does not exist)"; return 0; }
+  for f in "$run"/gw*.pid; do [ -e "$f" ] && stop_one "$(basename "$f" .pid)"; done
+  stop_one route
+  stop_one redis
+  stop_one zookeeper
+}
+
+status() {
+  for f in "$run"/*.pid; do
+    [ -e "$f" ] || continue
+    n=$(basename "$f" .pid)
+    if alive "$n"; then echo "$n: running (pid $(cat "$f"))"; else echo "$n: dead"; fi
+  done
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  status) status ;;
+  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+esac
