@@ -483,3 +483,59 @@ func TestBadInput(t *testing.T) {
 	})
 	_ = io.EOF
 }
+
+// TestGatewaySessionExpiry pauses a gateway (SIGSTOP) past its ZooKeeper
+// session timeout, as a long GC or VM pause would: ZooKeeper drops its node
+// and the route clears its sessions. Once it runs again it registers anew and
+// re-asserts the connections it kept, so its users are reachable again
+// without reconnecting.
+func TestGatewaySessionExpiry(t *testing.T) {
+	c := harness.Start(t, harness.Options{Gateways: 2})
+	var paused, other *harness.User
+	for i := 0; paused == nil || other == nil; i++ {
+		u := c.Connect(t, fmt.Sprintf("u%d", i))
+		if u.Info().Gateway == c.Gateways[0].ID {
+			paused = u
+		} else {
+			other = u
+		}
+	}
+	g := c.Gateways[0]
+	g.Signal(syscall.SIGSTOP)
+	harness.Eventually(t, wait, func() error {
+		if n, err := c.LiveGateways(); err != nil || n != 1 {
+			return fmt.Errorf("route sees %d gateways (%v), want 1 while paused", n, err)
+		}
+		return nil
+	})
+	rdb := redis.NewClient(&redis.Options{Addr: c.Redis.Addr})
+	defer rdb.Close()
+	harness.Eventually(t, wait, func() error {
+		if n := rdb.Exists(context.Background(), "cim:route:{"+paused.ID+"}").Val(); n != 0 {
+			return fmt.Errorf("route of the paused gateway's user not cleared yet")
+		}
+		return nil
+	})
+	g.Signal(syscall.SIGCONT)
+	harness.Eventually(t, wait, func() error {
+		if n, err := c.LiveGateways(); err != nil || n != 2 {
+			return fmt.Errorf("route sees %d gateways (%v), want 2 after resume", n, err)
+		}
+		return nil
+	})
+	harness.Eventually(t, wait, func() error {
+		if n := rdb.Exists(context.Background(), "cim:route:{"+paused.ID+"}").Val(); n != 1 {
+			return fmt.Errorf("route of %s not re-asserted", paused.Name)
+		}
+		return nil
+	})
+	if _, err := other.Send(ctxT(t), paused.Name, "welcome back"); err != nil {
+		t.Fatal(err)
+	}
+	paused.WaitFor(t, 0, wait, "message after the pause", harness.IsMessage("welcome back"))
+	for _, e := range paused.Seen() {
+		if e.Kind == client.EventDisconnected {
+			t.Fatalf("paused gateway's user had to reconnect: %+v", e)
+		}
+	}
+}

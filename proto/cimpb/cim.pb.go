@@ -848,10 +848,22 @@ func (x *Receipt) GetSeq() uint64 {
 	return 0
 }
 
+// Sync asks for inbox entries (client -> gateway) and, sent back after them,
+// says what the answer covered (route -> client).
 type Sync struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	AfterSeq      uint64                 `protobuf:"varint,1,opt,name=after_seq,json=afterSeq,proto3" json:"after_seq,omitempty"`
-	Limit         uint32                 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// request: entries after this seq; answer: the seq the answer started after.
+	AfterSeq uint64 `protobuf:"varint,1,opt,name=after_seq,json=afterSeq,proto3" json:"after_seq,omitempty"`
+	Limit    uint32 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	// answer: the newest seq in the inbox.
+	HeadSeq uint64 `protobuf:"varint,3,opt,name=head_seq,json=headSeq,proto3" json:"head_seq,omitempty"`
+	// answer: the oldest seq still retained; older entries were trimmed.
+	FirstSeq uint64 `protobuf:"varint,4,opt,name=first_seq,json=firstSeq,proto3" json:"first_seq,omitempty"`
+	// request: start after the server-side acknowledged seq when it is larger
+	// than after_seq (a client with no local state).
+	FromAcked bool `protobuf:"varint,5,opt,name=from_acked,json=fromAcked,proto3" json:"from_acked,omitempty"`
+	// answer: the seq of the last entry sent in this answer (0 if none).
+	LastSeq       uint64 `protobuf:"varint,6,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -896,6 +908,34 @@ func (x *Sync) GetAfterSeq() uint64 {
 func (x *Sync) GetLimit() uint32 {
 	if x != nil {
 		return x.Limit
+	}
+	return 0
+}
+
+func (x *Sync) GetHeadSeq() uint64 {
+	if x != nil {
+		return x.HeadSeq
+	}
+	return 0
+}
+
+func (x *Sync) GetFirstSeq() uint64 {
+	if x != nil {
+		return x.FirstSeq
+	}
+	return 0
+}
+
+func (x *Sync) GetFromAcked() bool {
+	if x != nil {
+		return x.FromAcked
+	}
+	return false
+}
+
+func (x *Sync) GetLastSeq() uint64 {
+	if x != nil {
+		return x.LastSeq
 	}
 	return 0
 }
@@ -1339,10 +1379,15 @@ const file_cim_proto_rawDesc = "" +
 	"\rclient_msg_id\x18\x03 \x01(\tR\vclientMsgId\x12\x0e\n" +
 	"\x02by\x18\x04 \x01(\tR\x02by\x12!\n" +
 	"\ftimestamp_ms\x18\x05 \x01(\x03R\vtimestampMs\x12\x10\n" +
-	"\x03seq\x18\x06 \x01(\x04R\x03seq\"9\n" +
+	"\x03seq\x18\x06 \x01(\x04R\x03seq\"\xab\x01\n" +
 	"\x04Sync\x12\x1b\n" +
 	"\tafter_seq\x18\x01 \x01(\x04R\bafterSeq\x12\x14\n" +
-	"\x05limit\x18\x02 \x01(\rR\x05limit\"\x1e\n" +
+	"\x05limit\x18\x02 \x01(\rR\x05limit\x12\x19\n" +
+	"\bhead_seq\x18\x03 \x01(\x04R\aheadSeq\x12\x1b\n" +
+	"\tfirst_seq\x18\x04 \x01(\x04R\bfirstSeq\x12\x1d\n" +
+	"\n" +
+	"from_acked\x18\x05 \x01(\bR\tfromAcked\x12\x19\n" +
+	"\blast_seq\x18\x06 \x01(\x04R\alastSeq\"\x1e\n" +
 	"\x04Kick\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\"S\n" +
 	"\x05Error\x12\x12\n" +

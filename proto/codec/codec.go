@@ -78,8 +78,9 @@ func (r *Reader) ReadFrame() (*cimpb.Frame, error) {
 	if err := proto.Unmarshal(buf, f); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadFrame, err)
 	}
-	// Do not pin a large buffer for the life of an idle connection.
-	if cap(r.buf) > 4096 {
+	// Do not pin a large buffer for the life of an idle connection: most
+	// frames (PING, ACK, short chat) fit in 512 bytes.
+	if cap(r.buf) > 512 {
 		r.buf = nil
 	}
 	return f, nil
