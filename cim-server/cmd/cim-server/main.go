@@ -1,0 +1,94 @@
+// Command cim-server is the gocim gateway: it holds client TCP connections,
+// forwards what clients send to the route, delivers what the route pushes,
+// and registers itself in ZooKeeper so the route can hand it users.
+//
+// Every flag can also be set through a CIM_* environment variable (see
+// --help). On SIGTERM or SIGINT it deregisters, drains its clients and exits.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/gocim/gocim/cim-server/internal/gateway"
+	"github.com/gocim/gocim/internal/envflag"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	cfg := gateway.DefaultConfig()
+	fs := flag.NewFlagSet("cim-server", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg.RegisterFlags(fs)
+	if err := envflag.Parse(fs, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(stderr, "cim-server:", err)
+		return 2
+	}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(stderr, "cim-server: invalid configuration:\n%v\n", err)
+		return 2
+	}
+	logger := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	slog.SetDefault(logger)
+
+	g, err := gateway.New(cfg, logger)
+	if err != nil {
+		fmt.Fprintln(stderr, "cim-server:", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	// Leave room for the drain plus the deregistration and flush steps.
+	shutdownTimeout := cfg.Drain + 15*time.Second
+	if err := g.Start(); err != nil {
+		logger.Error("start failed", "err", err)
+		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer cancel()
+		_ = g.Shutdown(sctx)
+		return 1
+	}
+
+	select {
+	case <-g.Registered():
+		// The e2e harness and scripts wait for exactly this line.
+		fmt.Fprintf(stdout, "gateway ready id=%s\n", g.ID())
+	case <-ctx.Done():
+	}
+	<-ctx.Done()
+	stop() // a second signal kills the process the default way
+	logger.Info("signal received, shutting down", "drain", cfg.Drain)
+
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := g.Shutdown(sctx); err != nil {
+		logger.Error("shutdown incomplete", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(w io.Writer, level, format string) *slog.Logger {
+	var lv slog.Level
+	_ = lv.UnmarshalText([]byte(strings.ToUpper(level))) // validated already
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

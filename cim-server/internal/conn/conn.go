@@ -1,0 +1,479 @@
+// Package conn serves one client connection of the gateway: the LOGIN
+// handshake, the frame reader with its login and idle deadlines, and a
+// bounded write queue drained by a writer that coalesces everything queued
+// into one write.
+//
+// The writer goroutine only exists while there is something to write: it is
+// started by the first Send after the queue went empty and exits when the
+// queue is drained again, so an idle connection costs one goroutine (its
+// reader) and a few hundred bytes. A client that does not read fast enough to
+// keep its queue under Config.WriteQueue frames is disconnected with ERROR
+// SlowConsumer; senders never block on it.
+//
+// Serve runs in the goroutine that owns the connection. Send, CloseWith,
+// Close and Closing are safe to call from any goroutine. The identity
+// accessors (UserID, UserName, SessionID) are set once during login, before
+// Handler.Online, and may be read from the Handler callbacks and by anyone who
+// found the connection through Register.
+package conn
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/gocim/gocim/cim-server/internal/routeclient"
+	"github.com/gocim/gocim/proto/cimpb"
+	"github.com/gocim/gocim/proto/codec"
+	"github.com/gocim/gocim/proto/codes"
+	"github.com/gocim/gocim/proto/token"
+)
+
+const (
+	// readBufSize is small on purpose: most frames are a few hundred bytes,
+	// and larger ones are read straight into the frame buffer.
+	readBufSize = 512
+	// maxDiscard bounds how much a closing connection reads (and throws
+	// away) while waiting for the peer to hang up.
+	maxDiscard = 1 << 20
+)
+
+// Handler is what a connection needs from the gateway.
+type Handler interface {
+	// Online reports a verified login to the route. An error wrapping
+	// routeclient.ErrNotCurrent refuses the login as Unauthorized; any
+	// other error refuses it as Unavailable.
+	Online(ctx context.Context, c *Conn) error
+	// Register makes the connection reachable for pushes (after LOGIN_ACK
+	// is queued, so it is the first frame the client sees).
+	Register(c *Conn)
+	// Uplink forwards a MSG/ACK/READ/SYNC frame to the route. It may block
+	// for back-pressure.
+	Uplink(ctx context.Context, c *Conn, f *cimpb.Frame) error
+	// Closed is called once when the connection is gone; wasOnline says
+	// whether Online had succeeded.
+	Closed(c *Conn, wasOnline bool)
+}
+
+// Config is shared by all connections of a gateway.
+type Config struct {
+	GatewayID    string
+	Keys         [][]byte      // token keys, current first
+	MaxFrame     int           // largest accepted frame payload
+	LoginTimeout time.Duration // time allowed for the LOGIN frame
+	ReadTimeout  time.Duration // idle time after which a connection is closed
+	WriteQueue   int           // frames queued before the client is a slow consumer
+	// WriteTimeout bounds one write to the client (default 10s).
+	WriteTimeout time.Duration
+	// CloseTimeout bounds the last write of a closing connection and the
+	// wait for the peer to hang up (default 2s).
+	CloseTimeout time.Duration
+	Logger       *slog.Logger
+}
+
+func (cfg *Config) withDefaults() {
+	if cfg.MaxFrame <= 0 {
+		cfg.MaxFrame = codec.DefaultMaxFrame
+	}
+	if cfg.LoginTimeout <= 0 {
+		cfg.LoginTimeout = 10 * time.Second
+	}
+	if cfg.ReadTimeout <= 0 {
+		cfg.ReadTimeout = 180 * time.Second
+	}
+	if cfg.WriteQueue <= 0 {
+		cfg.WriteQueue = 256
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 10 * time.Second
+	}
+	if cfg.CloseTimeout <= 0 {
+		cfg.CloseTimeout = 2 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+}
+
+// Conn is one client connection.
+type Conn struct {
+	nc  net.Conn
+	cfg *Config
+	h   Handler
+
+	// Set by the reader during login, before the connection is registered
+	// anywhere other goroutines could find it; read-only afterwards.
+	userID, userName, sessionID string
+
+	mu          sync.Mutex
+	pending     []*cimpb.Frame
+	writing     bool               // a writer goroutine is running
+	closing     bool               // no more frames are accepted
+	final       bool               // closing with a last frame: hang up after it is written
+	broken      bool               // a write failed; the socket is closed
+	cancelLogin context.CancelFunc // aborts a login waiting on the route
+	writer      sync.WaitGroup
+}
+
+// NewConfig fills in defaults and returns a Config ready to share.
+func NewConfig(cfg Config) *Config {
+	cfg.withDefaults()
+	cfg.Logger = cfg.Logger.With("component", "conn")
+	return &cfg
+}
+
+// New wraps an accepted connection. cfg must come from NewConfig.
+func New(nc net.Conn, cfg *Config, h Handler) *Conn {
+	return &Conn{nc: nc, cfg: cfg, h: h}
+}
+
+// UserID returns the logged-in user's id ("" before login).
+func (c *Conn) UserID() string { return c.userID }
+
+// UserName returns the logged-in user's name.
+func (c *Conn) UserName() string { return c.userName }
+
+// SessionID returns the session the connection logged in with.
+func (c *Conn) SessionID() string { return c.sessionID }
+
+// RemoteAddr returns the client's address.
+func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+
+var pong = &cimpb.Frame{Type: cimpb.Type_PONG}
+
+// ErrorFrame returns an ERROR frame for code; detail, when not empty, is
+// appended to the code's text.
+func ErrorFrame(reqID uint64, code codes.Code, detail, clientMsgID string) *cimpb.Frame {
+	text := code.Text()
+	if detail != "" {
+		text += ": " + detail
+	}
+	return &cimpb.Frame{Type: cimpb.Type_ERROR, ReqId: reqID,
+		Error: &cimpb.Error{Code: int32(code), Text: text, ClientMsgId: clientMsgID}}
+}
+
+// Serve runs the connection until it closes: login, then frames. It returns
+// once the connection is closed, its writer has finished and the Handler
+// has been told.
+func (c *Conn) Serve(ctx context.Context) {
+	br := bufio.NewReaderSize(c.nc, readBufSize)
+	r := codec.NewReader(br, c.cfg.MaxFrame)
+	online := c.login(ctx, r)
+	if online {
+		c.readLoop(ctx, r)
+	}
+
+	c.mu.Lock()
+	final := c.final && !c.broken
+	c.closing = true
+	c.mu.Unlock()
+	if final {
+		// The writer is sending a last frame; it then half-closes and sets
+		// a short read deadline. Reading until the peer hangs up lets the
+		// frame arrive instead of being cut off by a reset.
+		_, _ = io.CopyN(io.Discard, br, maxDiscard)
+	}
+	c.writer.Wait()
+	_ = c.nc.Close()
+	c.h.Closed(c, online)
+}
+
+// login reads and checks the LOGIN frame, reports the session to the route
+// and queues LOGIN_ACK. It returns whether the route accepted the session.
+func (c *Conn) login(ctx context.Context, r *codec.Reader) bool {
+	log := c.cfg.Logger
+	if c.armReadDeadline(c.cfg.LoginTimeout) {
+		return false
+	}
+	f, err := r.ReadFrame()
+	if err != nil {
+		c.readFailed(err, true)
+		return false
+	}
+	if f.Type != cimpb.Type_LOGIN || f.Login == nil {
+		c.CloseWith(ErrorFrame(f.ReqId, codes.BadFrame, "first frame must be LOGIN", ""))
+		return false
+	}
+	claims, err := token.Verify(c.cfg.Keys, f.Login.Token, c.cfg.GatewayID, time.Now())
+	if err != nil {
+		code := codes.Unauthorized
+		if errors.Is(err, token.ErrWrongGateway) {
+			code = codes.WrongGateway
+		}
+		log.Debug("login refused", "remote", c.nc.RemoteAddr(), "err", err)
+		c.CloseWith(ErrorFrame(f.ReqId, code, err.Error(), ""))
+		return false
+	}
+	// The route call can take up to the retry window; let CloseWith (a
+	// shutdown) abort it.
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	c.mu.Lock()
+	// Under the lock because a writer started by CloseWith may log them.
+	c.userID, c.userName, c.sessionID = claims.UserID, claims.UserName, claims.SessionID
+	if c.closing {
+		c.mu.Unlock()
+		return false
+	}
+	c.cancelLogin = cancel
+	c.mu.Unlock()
+	err = c.h.Online(lctx, c)
+	c.mu.Lock()
+	c.cancelLogin = nil
+	c.mu.Unlock()
+	if err != nil {
+		code := codes.Unavailable
+		if errors.Is(err, routeclient.ErrNotCurrent) {
+			code = codes.Unauthorized
+		}
+		log.Debug("login refused by route", "user", c.userID, "session", c.sessionID, "err", err)
+		c.CloseWith(ErrorFrame(f.ReqId, code, "", ""))
+		return false
+	}
+	ack := &cimpb.Frame{Type: cimpb.Type_LOGIN_ACK, ReqId: f.ReqId, LoginAck: &cimpb.LoginAck{
+		UserId: c.userID, UserName: c.userName, SessionId: c.sessionID,
+		GatewayId: c.cfg.GatewayID, ServerTimeMs: time.Now().UnixMilli(),
+	}}
+	if c.Send(ack) {
+		c.h.Register(c)
+		log.Debug("login", "user", c.userID, "session", c.sessionID, "remote", c.nc.RemoteAddr())
+	}
+	return true
+}
+
+func (c *Conn) readLoop(ctx context.Context, r *codec.Reader) {
+	for {
+		closing := c.armReadDeadline(c.cfg.ReadTimeout)
+		f, err := r.ReadFrame()
+		if err != nil {
+			c.readFailed(err, false)
+			return
+		}
+		if closing {
+			continue // drain what the client still sends until it hangs up
+		}
+		c.dispatch(ctx, f)
+	}
+}
+
+func (c *Conn) dispatch(ctx context.Context, f *cimpb.Frame) {
+	switch f.Type {
+	case cimpb.Type_PING:
+		p := pong
+		if f.ReqId != 0 {
+			p = &cimpb.Frame{Type: cimpb.Type_PONG, ReqId: f.ReqId}
+		}
+		c.Send(p)
+	case cimpb.Type_MSG, cimpb.Type_ACK, cimpb.Type_READ, cimpb.Type_SYNC:
+		if (f.Type == cimpb.Type_MSG && f.Msg == nil) || (f.Type == cimpb.Type_ACK && f.Ack == nil) ||
+			(f.Type == cimpb.Type_READ && f.Read == nil) {
+			c.Send(ErrorFrame(f.ReqId, codes.BadFrame, f.Type.String()+" frame without its payload", ""))
+			return
+		}
+		if err := c.h.Uplink(ctx, c, f); err != nil && f.Type == cimpb.Type_MSG {
+			c.Send(ErrorFrame(f.ReqId, codes.Unavailable, "", f.Msg.ClientMsgId))
+		}
+	default:
+		c.Send(ErrorFrame(f.ReqId, codes.BadFrame, "unexpected "+f.Type.String()+" frame", ""))
+	}
+}
+
+// armReadDeadline sets the read deadline unless the connection is closing
+// (then the writer owns the deadline) and reports whether it is closing.
+func (c *Conn) armReadDeadline(d time.Duration) (closing bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.closing {
+		_ = c.nc.SetReadDeadline(time.Now().Add(d))
+	}
+	return c.closing
+}
+
+// readFailed answers a read error: bad input gets an ERROR frame before the
+// close, a silent peer during login gets LoginTimeout, the rest just ends.
+func (c *Conn) readFailed(err error, inLogin bool) {
+	log := c.cfg.Logger
+	switch {
+	case errors.Is(err, codec.ErrFrameTooLarge):
+		log.Debug("frame too large", "user", c.userID, "remote", c.nc.RemoteAddr(), "err", err)
+		c.CloseWith(ErrorFrame(0, codes.FrameTooLarge, err.Error(), ""))
+	case errors.Is(err, codec.ErrBadFrame), errors.Is(err, codec.ErrBadLength):
+		log.Debug("bad frame", "user", c.userID, "remote", c.nc.RemoteAddr(), "err", err)
+		c.CloseWith(ErrorFrame(0, codes.BadFrame, err.Error(), ""))
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		if inLogin {
+			c.CloseWith(ErrorFrame(0, codes.LoginTimeout, "", ""))
+		} else {
+			log.Debug("idle connection closed", "user", c.userID, "remote", c.nc.RemoteAddr())
+		}
+	default:
+		// EOF, reset, or the socket closed under us: nothing to tell.
+	}
+}
+
+// Send queues f for the client and reports whether it was accepted. A full
+// queue disconnects the client as a slow consumer; Send never blocks.
+func (c *Conn) Send(f *cimpb.Frame) bool {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return false
+	}
+	if len(c.pending) >= c.cfg.WriteQueue {
+		// What is queued will not be read in time; replace it with the
+		// reason, and cut short a write that is stuck on this client.
+		clear(c.pending)
+		c.pending = append(c.pending[:0], ErrorFrame(0, codes.SlowConsumer, "", ""))
+		c.closing, c.final = true, true
+		start := c.startWriterLocked()
+		user := c.userID
+		c.mu.Unlock()
+		_ = c.nc.SetWriteDeadline(time.Now().Add(c.cfg.CloseTimeout))
+		if start {
+			go c.writeLoop()
+		}
+		c.cfg.Logger.Warn("slow consumer disconnected", "user", user, "remote", c.nc.RemoteAddr(), "queued", c.cfg.WriteQueue)
+		return false
+	}
+	c.pending = append(c.pending, f)
+	start := c.startWriterLocked()
+	c.mu.Unlock()
+	if start {
+		go c.writeLoop()
+	}
+	return true
+}
+
+// CloseWith queues f (if not nil) as the last frame, then closes the
+// connection once it is written. It reports false if the connection was
+// already closing.
+func (c *Conn) CloseWith(f *cimpb.Frame) bool {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return false
+	}
+	c.closing, c.final = true, true
+	if c.cancelLogin != nil {
+		c.cancelLogin()
+	}
+	if f != nil {
+		c.pending = append(c.pending, f)
+	}
+	start := c.startWriterLocked()
+	c.mu.Unlock()
+	if start {
+		go c.writeLoop()
+	}
+	return true
+}
+
+// Close closes the connection at once, dropping anything queued.
+func (c *Conn) Close() {
+	c.mu.Lock()
+	c.closing = true
+	c.broken = true
+	clear(c.pending)
+	c.pending = nil
+	if c.cancelLogin != nil {
+		c.cancelLogin()
+	}
+	c.mu.Unlock()
+	_ = c.nc.Close()
+}
+
+// Closing reports whether the connection no longer accepts frames.
+func (c *Conn) Closing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closing
+}
+
+// startWriterLocked marks a writer as running and reports whether the caller
+// must start it. The WaitGroup is incremented under the lock, so Serve's
+// Wait (which runs after closing is set) sees every writer.
+func (c *Conn) startWriterLocked() bool {
+	if c.writing || c.broken {
+		return false
+	}
+	c.writing = true
+	c.writer.Add(1)
+	return true
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// maxPooledBuf keeps one burst of huge frames from pinning memory in the pool.
+const maxPooledBuf = 256 << 10
+
+func (c *Conn) writeLoop() {
+	defer c.writer.Done()
+	bufp := bufPool.Get().(*[]byte)
+	defer func() {
+		if cap(*bufp) <= maxPooledBuf {
+			*bufp = (*bufp)[:0]
+			bufPool.Put(bufp)
+		}
+	}()
+	var batch []*cimpb.Frame
+	for {
+		c.mu.Lock()
+		if len(c.pending) == 0 || c.broken {
+			c.writing = false
+			c.pending = nil // an idle connection keeps no queue
+			hangUp := c.final && !c.broken
+			c.mu.Unlock()
+			if hangUp {
+				c.hangUp()
+			}
+			return
+		}
+		batch, c.pending = c.pending, batch[:0]
+		closing, user := c.closing, c.userID
+		c.mu.Unlock()
+
+		buf := (*bufp)[:0]
+		for _, f := range batch {
+			n := len(buf)
+			var err error
+			if buf, err = codec.AppendFrame(buf, f); err != nil {
+				buf = buf[:n]
+				c.cfg.Logger.Error("frame not encodable, dropped", "user", user, "type", f.GetType().String(), "err", err)
+			}
+		}
+		clear(batch)
+		*bufp = buf
+		timeout := c.cfg.WriteTimeout
+		if closing {
+			timeout = c.cfg.CloseTimeout
+		}
+		_ = c.nc.SetWriteDeadline(time.Now().Add(timeout))
+		if _, err := c.nc.Write(buf); err != nil {
+			c.mu.Lock()
+			c.closing, c.broken, c.writing = true, true, false
+			clear(c.pending)
+			c.pending = nil
+			c.mu.Unlock()
+			_ = c.nc.Close() // wakes the reader
+			c.cfg.Logger.Debug("write failed, connection closed", "user", user, "remote", c.nc.RemoteAddr(), "err", err)
+			return
+		}
+	}
+}
+
+// hangUp ends a closing connection after its last frame: half-close so the
+// client reads everything and sees EOF, and give it CloseTimeout to hang up
+// before the reader gives up. Without half-close support, close outright.
+func (c *Conn) hangUp() {
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+		_ = c.nc.SetReadDeadline(time.Now().Add(c.cfg.CloseTimeout))
+		return
+	}
+	_ = c.nc.Close()
+}

@@ -1,0 +1,198 @@
+package gateway
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gocim/gocim/proto/codec"
+	"github.com/gocim/gocim/proto/token"
+)
+
+// Config is everything cim-server is configured with. The zero value is not
+// useful; start from DefaultConfig or RegisterFlags.
+type Config struct {
+	Listen           string        // client TCP address
+	AdvertiseHost    string        // host clients and the route use; default: the host of Listen
+	HTTPListen       string        // internal HTTP address (/push, /healthz)
+	ZK               string        // comma-separated ZooKeeper servers; empty disables registration
+	ZKRoot           string        // ZooKeeper root; the node goes under <root>/servers
+	ZKSessionTimeout time.Duration // ZooKeeper session timeout
+	Route            string        // comma-separated route base URLs
+	TokenSecret      string        // comma-separated token keys, current first
+	MaxFrame         int           // largest frame payload in bytes
+	ReadTimeout      time.Duration // close connections silent for this long
+	LoginTimeout     time.Duration // time allowed for the LOGIN frame
+	WriteQueue       int           // frames queued per connection before it is a slow consumer
+	Drain            time.Duration // spread client closes over this long on shutdown
+	RouteRetry       time.Duration // how long calls to the route are retried
+	LogLevel         string        // debug, info, warn, error
+	LogFormat        string        // text or json
+}
+
+// DefaultConfig returns the documented defaults (TokenSecret is required and
+// has none).
+func DefaultConfig() Config {
+	return Config{
+		Listen:           "0.0.0.0:9000",
+		HTTPListen:       "127.0.0.1:9100",
+		ZK:               "127.0.0.1:2181",
+		ZKRoot:           "/cim",
+		ZKSessionTimeout: 6 * time.Second,
+		Route:            "http://127.0.0.1:8080",
+		MaxFrame:         codec.DefaultMaxFrame,
+		ReadTimeout:      180 * time.Second,
+		LoginTimeout:     10 * time.Second,
+		WriteQueue:       256,
+		Drain:            3 * time.Second,
+		RouteRetry:       15 * time.Second,
+		LogLevel:         "info",
+		LogFormat:        "text",
+	}
+}
+
+// RegisterFlags defines one flag per field on fs, with the defaults from
+// DefaultConfig. Parse fs with envflag.Parse so CIM_* variables apply.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	d := DefaultConfig()
+	fs.StringVar(&c.Listen, "listen", d.Listen, "client TCP listen address")
+	fs.StringVar(&c.AdvertiseHost, "advertise-host", d.AdvertiseHost, "host clients and the route use to reach this gateway (default: the host of --listen; required when --listen is unspecified)")
+	fs.StringVar(&c.HTTPListen, "http-listen", d.HTTPListen, "internal HTTP listen address (/push, /healthz)")
+	fs.StringVar(&c.ZK, "zk", d.ZK, "ZooKeeper servers, comma-separated (empty: do not register)")
+	fs.StringVar(&c.ZKRoot, "zk-root", d.ZKRoot, "ZooKeeper root path")
+	fs.DurationVar(&c.ZKSessionTimeout, "zk-session-timeout", d.ZKSessionTimeout, "ZooKeeper session timeout")
+	fs.StringVar(&c.Route, "route", d.Route, "route base URLs, comma-separated")
+	fs.StringVar(&c.TokenSecret, "token-secret", d.TokenSecret, "login token secrets, comma-separated, current first, each at least 16 bytes (required)")
+	fs.IntVar(&c.MaxFrame, "max-frame", d.MaxFrame, "largest client frame in bytes")
+	fs.DurationVar(&c.ReadTimeout, "read-timeout", d.ReadTimeout, "close client connections that sent nothing for this long")
+	fs.DurationVar(&c.LoginTimeout, "login-timeout", d.LoginTimeout, "time a new connection has to send LOGIN")
+	fs.IntVar(&c.WriteQueue, "write-queue", d.WriteQueue, "frames queued per connection before it is dropped as a slow consumer")
+	fs.DurationVar(&c.Drain, "drain", d.Drain, "on shutdown, spread closing client connections over this long")
+	fs.DurationVar(&c.RouteRetry, "route-retry", d.RouteRetry, "how long calls to the route are retried before giving up")
+	fs.StringVar(&c.LogLevel, "log-level", d.LogLevel, "log level: debug, info, warn, error")
+	fs.StringVar(&c.LogFormat, "log-format", d.LogFormat, "log format: text or json")
+}
+
+// Validate checks the configuration and returns every problem found.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("--listen %q: %v", c.Listen, err)
+	} else if _, err := c.advertiseHost(); err != nil {
+		errs = append(errs, err)
+	}
+	if strings.ContainsAny(c.AdvertiseHost, ":/ ") && net.ParseIP(c.AdvertiseHost) == nil {
+		bad("--advertise-host %q: want a host name or IP address without port", c.AdvertiseHost)
+	}
+	if _, _, err := net.SplitHostPort(c.HTTPListen); err != nil {
+		bad("--http-listen %q: %v", c.HTTPListen, err)
+	}
+	for _, s := range c.ZKServers() {
+		if _, _, err := net.SplitHostPort(s); err != nil {
+			bad("--zk server %q: %v", s, err)
+		}
+	}
+	if len(c.ZKServers()) > 0 {
+		if !strings.HasPrefix(c.ZKRoot, "/") || (len(c.ZKRoot) > 1 && strings.HasSuffix(c.ZKRoot, "/")) || strings.Contains(c.ZKRoot, "//") {
+			bad("--zk-root %q: want an absolute ZooKeeper path such as /cim", c.ZKRoot)
+		}
+		if c.ZKSessionTimeout < time.Second {
+			bad("--zk-session-timeout %v: want at least 1s", c.ZKSessionTimeout)
+		}
+	}
+	urls := c.RouteURLs()
+	if len(urls) == 0 {
+		bad("--route: at least one route URL is required")
+	}
+	for _, s := range urls {
+		u, err := url.Parse(s)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("--route %q: want an http(s) URL such as http://127.0.0.1:8080", s)
+		}
+	}
+	keys := c.TokenKeys()
+	if len(keys) == 0 {
+		bad("--token-secret is required")
+	}
+	for i, k := range keys {
+		if len(k) < token.MinKeyLen {
+			bad("--token-secret: secret #%d is %d bytes, want at least %d", i+1, len(k), token.MinKeyLen)
+		}
+	}
+	if c.MaxFrame < 64 || c.MaxFrame > 16<<20 {
+		bad("--max-frame %d: want between 64 and %d bytes", c.MaxFrame, 16<<20)
+	}
+	positive := []struct {
+		name string
+		d    time.Duration
+	}{{"--read-timeout", c.ReadTimeout}, {"--login-timeout", c.LoginTimeout}, {"--route-retry", c.RouteRetry}}
+	for _, p := range positive {
+		if p.d <= 0 {
+			bad("%s %v: want a positive duration", p.name, p.d)
+		}
+	}
+	if c.Drain < 0 {
+		bad("--drain %v: want zero or more", c.Drain)
+	}
+	if c.WriteQueue < 1 {
+		bad("--write-queue %d: want at least 1", c.WriteQueue)
+	}
+	switch strings.ToLower(c.LogLevel) {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("--log-level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		bad("--log-format %q: want text or json", c.LogFormat)
+	}
+	return errors.Join(errs...)
+}
+
+// advertiseHost returns --advertise-host, or the host of --listen when that
+// is a specific address. It never guesses an interface.
+func (c *Config) advertiseHost() (string, error) {
+	if c.AdvertiseHost != "" {
+		return c.AdvertiseHost, nil
+	}
+	host, _, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		return "", fmt.Errorf("--listen %q: %v", c.Listen, err)
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		return "", fmt.Errorf("--listen %q listens on every interface: set --advertise-host to the address clients and the route should use", c.Listen)
+	}
+	return host, nil
+}
+
+// ZKServers returns the ZooKeeper servers; none means registration is off.
+func (c *Config) ZKServers() []string { return splitList(c.ZK) }
+
+// RouteURLs returns the route base URLs.
+func (c *Config) RouteURLs() []string { return splitList(c.Route) }
+
+// TokenKeys returns the token keys, current first.
+func (c *Config) TokenKeys() [][]byte {
+	var keys [][]byte
+	for _, s := range splitList(c.TokenSecret) {
+		keys = append(keys, []byte(s))
+	}
+	return keys
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -1,0 +1,93 @@
+package gateway
+
+import (
+	"flag"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gocim/gocim/internal/envflag"
+)
+
+func validConfig() Config {
+	c := DefaultConfig()
+	c.Listen = "127.0.0.1:9000"
+	c.TokenSecret = "0123456789abcdef"
+	return c
+}
+
+func TestValidate(t *testing.T) {
+	cases := []struct {
+		name string
+		mod  func(*Config)
+		want string // substring of the error; "" = valid
+	}{
+		{"defaults with secret and specific listen", func(*Config) {}, ""},
+		{"unspecified listen needs advertise host", func(c *Config) { c.Listen = "0.0.0.0:9000" }, "--advertise-host"},
+		{"empty host needs advertise host", func(c *Config) { c.Listen = ":9000" }, "--advertise-host"},
+		{"ipv6 any needs advertise host", func(c *Config) { c.Listen = "[::]:9000" }, "--advertise-host"},
+		{"unspecified listen with advertise host", func(c *Config) { c.Listen = "0.0.0.0:9000"; c.AdvertiseHost = "10.1.2.3" }, ""},
+		{"advertise host with port", func(c *Config) { c.AdvertiseHost = "10.1.2.3:9000" }, "without port"},
+		{"bad listen", func(c *Config) { c.Listen = "9000" }, "--listen"},
+		{"bad http listen", func(c *Config) { c.HTTPListen = "nope" }, "--http-listen"},
+		{"missing secret", func(c *Config) { c.TokenSecret = "" }, "--token-secret is required"},
+		{"short secret", func(c *Config) { c.TokenSecret = "0123456789abcdef,short" }, "secret #2 is 5 bytes"},
+		{"no route", func(c *Config) { c.Route = " , " }, "at least one route"},
+		{"bad route url", func(c *Config) { c.Route = "http://ok:1,127.0.0.1:8080" }, "want an http(s) URL"},
+		{"bad zk server", func(c *Config) { c.ZK = "zk1" }, "--zk server"},
+		{"zk disabled skips zk checks", func(c *Config) { c.ZK = ""; c.ZKRoot = "bad" }, ""},
+		{"relative zk root", func(c *Config) { c.ZKRoot = "cim" }, "--zk-root"},
+		{"short zk session", func(c *Config) { c.ZKSessionTimeout = 100 * time.Millisecond }, "--zk-session-timeout"},
+		{"tiny max frame", func(c *Config) { c.MaxFrame = 10 }, "--max-frame"},
+		{"zero read timeout", func(c *Config) { c.ReadTimeout = 0 }, "--read-timeout"},
+		{"negative drain", func(c *Config) { c.Drain = -time.Second }, "--drain"},
+		{"zero write queue", func(c *Config) { c.WriteQueue = 0 }, "--write-queue"},
+		{"bad log level", func(c *Config) { c.LogLevel = "loud" }, "--log-level"},
+		{"bad log format", func(c *Config) { c.LogFormat = "xml" }, "--log-format"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := validConfig()
+			tc.mod(&c)
+			err := c.Validate()
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("unexpected error: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("error %v, want it to mention %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestAdvertiseHostDefaultsToListenHost(t *testing.T) {
+	c := validConfig()
+	c.Listen = "192.168.1.5:0"
+	if h, err := c.advertiseHost(); err != nil || h != "192.168.1.5" {
+		t.Fatalf("advertiseHost = %q, %v", h, err)
+	}
+	c.AdvertiseHost = "gw1.example"
+	if h, _ := c.advertiseHost(); h != "gw1.example" {
+		t.Fatalf("advertiseHost = %q, want the explicit one", h)
+	}
+}
+
+func TestFlagsAndEnv(t *testing.T) {
+	t.Setenv("CIM_TOKEN_SECRET", "from-the-environment")
+	t.Setenv("CIM_WRITE_QUEUE", "32")
+	var c Config
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	c.RegisterFlags(fs)
+	if err := envflag.Parse(fs, []string{"--listen", "127.0.0.1:1", "--route", "http://a:1,http://b:2", "--write-queue", "8"}); err != nil {
+		t.Fatal(err)
+	}
+	if c.TokenSecret != "from-the-environment" || c.WriteQueue != 8 || c.Drain != 3*time.Second || c.ZKRoot != "/cim" {
+		t.Fatalf("config %+v", c)
+	}
+	if urls := c.RouteURLs(); len(urls) != 2 || urls[1] != "http://b:2" {
+		t.Fatalf("route URLs %v", urls)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,560 @@
+// Package gateway wires cim-server together: the client TCP listener and its
+// connections, the hub of logged-in users, the uplink batcher and offline
+// reporter talking to the route, the internal HTTP API, and the ZooKeeper
+// registration. When the ZooKeeper node had to be re-created (session
+// expiry), the gateway re-asserts its connections with the route, which may
+// have cleared them as belonging to a dead gateway.
+//
+// Lifecycle: New(cfg) → Start() (returns once both listeners are bound) →
+// Shutdown(ctx) (safe to call more than once, from any goroutine). Every
+// goroutine the gateway starts goes through one helper that tracks it and
+// refuses once shutdown has begun.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gocim/gocim/cim-server/internal/conn"
+	"github.com/gocim/gocim/cim-server/internal/httpapi"
+	"github.com/gocim/gocim/cim-server/internal/hub"
+	"github.com/gocim/gocim/cim-server/internal/offline"
+	"github.com/gocim/gocim/cim-server/internal/registry"
+	"github.com/gocim/gocim/cim-server/internal/routeclient"
+	"github.com/gocim/gocim/cim-server/internal/uplink"
+	"github.com/gocim/gocim/proto/cimpb"
+	"github.com/gocim/gocim/proto/codes"
+)
+
+// ErrShuttingDown is returned by Start after Shutdown began.
+var ErrShuttingDown = errors.New("gateway: shutting down")
+
+// Gateway is one cim-server instance.
+type Gateway struct {
+	cfg     Config
+	log     *slog.Logger
+	baseLog *slog.Logger // for sub-components, which add their own component
+
+	id       string
+	ln       net.Listener
+	httpLn   net.Listener
+	httpSrv  *http.Server
+	route    *routeclient.Client
+	batcher  *uplink.Batcher
+	offline  *offline.Queue
+	registry *registry.Registry
+	connCfg  *conn.Config
+	hub      *hub.Hub[*conn.Conn]
+
+	ctx    context.Context // cancelled when Shutdown gives up waiting
+	cancel context.CancelFunc
+
+	// goroutine tracking
+	mu       sync.Mutex
+	stopping bool
+	wg       sync.WaitGroup
+
+	// every accepted connection, logged in or not, for the drain
+	connMu sync.Mutex
+	conns  map[*conn.Conn]struct{}
+	connWG sync.WaitGroup
+
+	// re-asserting connections after the ZooKeeper node was re-created
+	reassertMu      sync.Mutex
+	reassertRunning bool
+	reassertAgain   bool
+
+	shuttingDown atomic.Bool
+	registered   chan struct{}
+	shutdownOnce sync.Once
+	shutdownDone chan struct{}
+	shutdownErr  error
+}
+
+// New checks cfg and returns a gateway that is not yet listening.
+func New(cfg Config, logger *slog.Logger) (*Gateway, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Gateway{
+		cfg:          cfg,
+		log:          logger.With("component", "gateway"),
+		baseLog:      logger,
+		hub:          hub.New[*conn.Conn](0),
+		ctx:          ctx,
+		cancel:       cancel,
+		conns:        make(map[*conn.Conn]struct{}),
+		registered:   make(chan struct{}),
+		shutdownDone: make(chan struct{}),
+	}, nil
+}
+
+// Start binds both listeners, starts the background workers and the accept
+// loop, and begins registering in ZooKeeper. It returns once the gateway
+// accepts clients; Registered tells when the route can see it. Call it once,
+// and let it return before calling Shutdown.
+func (g *Gateway) Start() error {
+	g.mu.Lock()
+	stopping := g.stopping
+	g.mu.Unlock()
+	if stopping {
+		return ErrShuttingDown
+	}
+	if g.ln != nil {
+		return errors.New("gateway: already started")
+	}
+	ln, err := net.Listen("tcp", g.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", g.cfg.Listen, err)
+	}
+	httpLn, err := net.Listen("tcp", g.cfg.HTTPListen)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("http listen %s: %w", g.cfg.HTTPListen, err)
+	}
+	host, _ := g.cfg.advertiseHost() // validated in New
+	tcpPort := ln.Addr().(*net.TCPAddr).Port
+	httpPort := httpLn.Addr().(*net.TCPAddr).Port
+	g.id = host + ":" + strconv.Itoa(tcpPort) + ":" + strconv.Itoa(httpPort)
+	g.ln, g.httpLn = ln, httpLn
+
+	root := g.baseLog
+	g.route = routeclient.New(routeclient.Config{
+		URLs: g.cfg.RouteURLs(), GatewayID: g.id, RetryFor: g.cfg.RouteRetry, Logger: root,
+	})
+	g.batcher = uplink.New(uplink.Config{GatewayID: g.id, Logger: root}, g.route, g.deliver)
+	g.offline = offline.New(g.route, 4, root)
+	g.connCfg = conn.NewConfig(conn.Config{
+		GatewayID:    g.id,
+		Keys:         g.cfg.TokenKeys(),
+		MaxFrame:     g.cfg.MaxFrame,
+		LoginTimeout: g.cfg.LoginTimeout,
+		ReadTimeout:  g.cfg.ReadTimeout,
+		WriteQueue:   g.cfg.WriteQueue,
+		Logger:       root,
+	})
+	g.httpSrv = &http.Server{
+		Handler:           httpapi.New(g, g, root),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(root.With("component", "http").Handler(), slog.LevelWarn),
+	}
+	g.batcher.Start()
+	g.offline.Start()
+	g.goFunc(func() {
+		if err := g.httpSrv.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			g.log.Error("internal HTTP server stopped", "err", err)
+		}
+	})
+	g.goFunc(g.acceptLoop)
+
+	g.log.Info("gateway started", "id", g.id, "listen", ln.Addr().String(), "http", httpLn.Addr().String(),
+		"route", g.cfg.RouteURLs(), "zk", g.cfg.ZKServers())
+
+	if servers := g.cfg.ZKServers(); len(servers) > 0 {
+		g.registry = registry.New(registry.Config{
+			Servers: servers, Root: g.cfg.ZKRoot, SessionTimeout: g.cfg.ZKSessionTimeout, Logger: root,
+			OnRecreated: g.triggerReassert,
+		})
+		if err := g.registry.Register(g.id); err != nil {
+			return err
+		}
+		g.goFunc(func() {
+			select {
+			case <-g.registry.Registered():
+				close(g.registered)
+			case <-g.ctx.Done():
+			}
+		})
+	} else {
+		g.log.Warn("no --zk servers: not registering in ZooKeeper; the route will not find this gateway")
+		close(g.registered)
+	}
+	return nil
+}
+
+// ID returns the gateway id, <advertise-host>:<tcpPort>:<httpPort> (empty
+// before Start).
+func (g *Gateway) ID() string { return g.id }
+
+// Addr returns the client listener's address.
+func (g *Gateway) Addr() net.Addr { return g.ln.Addr() }
+
+// HTTPAddr returns the internal HTTP listener's address.
+func (g *Gateway) HTTPAddr() net.Addr { return g.httpLn.Addr() }
+
+// Registered is closed once the gateway is registered in ZooKeeper (at once
+// when registration is disabled).
+func (g *Gateway) Registered() <-chan struct{} { return g.registered }
+
+// Connections returns the number of logged-in connections.
+func (g *Gateway) Connections() int { return g.hub.Len() }
+
+// ShuttingDown reports whether Shutdown has begun.
+func (g *Gateway) ShuttingDown() bool { return g.shuttingDown.Load() }
+
+// goFunc runs f in a tracked goroutine unless shutdown has begun.
+func (g *Gateway) goFunc(f func()) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.stopping {
+		return false
+	}
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		f()
+	}()
+	return true
+}
+
+func (g *Gateway) acceptLoop() {
+	var backoff time.Duration
+	for {
+		nc, err := g.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: wait, do not spin.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			g.log.Warn("accept failed", "err", err, "retry_in", backoff)
+			select {
+			case <-time.After(backoff):
+			case <-g.ctx.Done():
+				return
+			}
+			continue
+		}
+		backoff = 0
+		c := conn.New(nc, g.connCfg, g)
+		if !g.trackConn(c) {
+			_ = nc.Close()
+			continue
+		}
+		if !g.goFunc(func() {
+			defer g.untrackConn(c)
+			c.Serve(g.ctx)
+		}) {
+			g.untrackConn(c)
+			_ = nc.Close()
+		}
+	}
+}
+
+func (g *Gateway) trackConn(c *conn.Conn) bool {
+	g.connMu.Lock()
+	defer g.connMu.Unlock()
+	if g.shuttingDown.Load() {
+		return false
+	}
+	g.conns[c] = struct{}{}
+	g.connWG.Add(1)
+	return true
+}
+
+func (g *Gateway) untrackConn(c *conn.Conn) {
+	g.connMu.Lock()
+	delete(g.conns, c)
+	g.connMu.Unlock()
+	g.connWG.Done()
+}
+
+// ---- conn.Handler ----
+
+// Online reports a verified login to the route.
+func (g *Gateway) Online(ctx context.Context, c *conn.Conn) error {
+	return g.route.Online(ctx, c.UserID(), c.SessionID())
+}
+
+// Register puts c in the hub and kicks the connection it replaces.
+func (g *Gateway) Register(c *conn.Conn) {
+	if old, replaced := g.hub.Put(c); replaced {
+		g.log.Debug("user logged in again here; kicking the older connection",
+			"user", c.UserID(), "old_session", old.SessionID(), "session", c.SessionID())
+		old.CloseWith(kickFrame("logged in again"))
+	}
+}
+
+// Uplink forwards a client frame to the route through the batcher.
+func (g *Gateway) Uplink(ctx context.Context, c *conn.Conn, f *cimpb.Frame) error {
+	return g.batcher.Submit(ctx, &cimpb.Uplink{UserId: c.UserID(), SessionId: c.SessionID(), Frame: f})
+}
+
+// Closed removes c from the hub and reports the session offline.
+func (g *Gateway) Closed(c *conn.Conn, wasOnline bool) {
+	if c.UserID() == "" {
+		return
+	}
+	g.hub.Remove(c)
+	if !wasOnline {
+		return
+	}
+	// A connection replaced by a newer one of the same session (a client
+	// reconnecting with the same token) must not log that session off.
+	if cur, ok := g.hub.Get(c.UserID()); ok && cur != c && cur.SessionID() == c.SessionID() {
+		return
+	}
+	g.offline.Add(c.UserID(), c.SessionID())
+}
+
+func kickFrame(reason string) *cimpb.Frame {
+	return &cimpb.Frame{Type: cimpb.Type_KICK, Kick: &cimpb.Kick{Reason: reason}}
+}
+
+// ---- delivery ----
+
+// Push delivers each frame of b to its user's connection here (with that
+// session, when the delivery names one). A KICK frame is written and the
+// connection closed. The result lists the deliveries that found no
+// connection.
+func (g *Gateway) Push(b *cimpb.PushBatch) *cimpb.PushResult {
+	res := &cimpb.PushResult{}
+	for i, d := range b.GetDeliveries() {
+		if g.deliverOne(d) {
+			res.Delivered++
+		} else {
+			res.Missing = append(res.Missing, uint32(i))
+		}
+	}
+	return res
+}
+
+// deliver writes the route's answer to an uplink batch.
+func (g *Gateway) deliver(b *cimpb.PushBatch) {
+	for _, d := range b.GetDeliveries() {
+		if !g.deliverOne(d) {
+			g.log.Debug("reply for a user no longer connected dropped", "user", d.GetUserId(), "type", d.GetFrame().GetType().String())
+		}
+	}
+}
+
+func (g *Gateway) deliverOne(d *cimpb.Delivery) bool {
+	if d.GetFrame() == nil {
+		return false
+	}
+	c, ok := g.hub.Get(d.UserId)
+	if !ok || (d.SessionId != "" && d.SessionId != c.SessionID()) {
+		return false
+	}
+	if d.Frame.Type == cimpb.Type_KICK {
+		// Remove at once so pushes racing with the close already miss.
+		g.hub.Remove(c)
+		return c.CloseWith(d.Frame)
+	}
+	return c.Send(d.Frame)
+}
+
+// ---- re-assert after the ZooKeeper node came back ----
+
+// reassertParallel bounds the concurrent /internal/online calls of a
+// re-assert run.
+const reassertParallel = 16
+
+// triggerReassert starts a re-assert run, or asks the running one to go
+// again. It never blocks (the registry calls it from its goroutine).
+func (g *Gateway) triggerReassert() {
+	g.reassertMu.Lock()
+	if g.reassertRunning {
+		g.reassertAgain = true
+		g.reassertMu.Unlock()
+		return
+	}
+	g.reassertRunning = true
+	g.reassertMu.Unlock()
+	if !g.goFunc(g.reassertLoop) {
+		g.reassertMu.Lock()
+		g.reassertRunning = false
+		g.reassertMu.Unlock()
+	}
+}
+
+func (g *Gateway) reassertLoop() {
+	for {
+		g.reassertAll(g.ctx)
+		g.reassertMu.Lock()
+		if !g.reassertAgain {
+			g.reassertRunning = false
+			g.reassertMu.Unlock()
+			return
+		}
+		g.reassertAgain = false
+		g.reassertMu.Unlock()
+	}
+}
+
+// reassertAll confirms every connection with the route after the gateway's
+// ZooKeeper node had to be created again: while the node was gone the route
+// may have taken the gateway for dead and cleared its users. A session the
+// route no longer knows as current (the user logged in elsewhere meanwhile)
+// is kicked.
+func (g *Gateway) reassertAll(ctx context.Context) {
+	var conns []*conn.Conn
+	g.hub.Range(func(c *conn.Conn) bool { conns = append(conns, c); return true })
+	g.log.Info("ZooKeeper node re-created; re-asserting connections with the route", "connections", len(conns))
+	var (
+		wg             sync.WaitGroup
+		kicked, failed atomic.Int64
+		sem            = make(chan struct{}, reassertParallel)
+	)
+	for _, c := range conns {
+		if ctx.Err() != nil || g.shuttingDown.Load() {
+			break
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() { // waited for below, so tracked with this run
+			defer func() { <-sem; wg.Done() }()
+			if c.Closing() {
+				return
+			}
+			err := g.route.Reassert(ctx, c.UserID(), c.SessionID())
+			switch {
+			case err == nil:
+			case errors.Is(err, routeclient.ErrNotCurrent):
+				kicked.Add(1)
+				g.hub.Remove(c)
+				c.CloseWith(kickFrame("session is no longer current"))
+			default:
+				failed.Add(1)
+				g.log.Warn("re-assert failed", "user", c.UserID(), "session", c.SessionID(), "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+	g.log.Info("re-assert done", "connections", len(conns), "kicked", kicked.Load(), "failed", failed.Load())
+}
+
+// ---- shutdown ----
+
+// Shutdown stops the gateway in order: deregister from ZooKeeper, stop
+// accepting, report 503 on /healthz, close the clients spread over --drain
+// (each gets ERROR GoingAway), flush queued uplinks and offline reports, then
+// stop the HTTP server. When ctx ends first, what is left is closed at once.
+// A second call waits for the first to finish.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	g.shutdownOnce.Do(func() {
+		g.shutdownErr = g.shutdown(ctx)
+		close(g.shutdownDone)
+	})
+	select {
+	case <-g.shutdownDone:
+		return g.shutdownErr
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (g *Gateway) shutdown(ctx context.Context) error {
+	g.shuttingDown.Store(true)
+	g.log.Info("shutting down", "id", g.id, "connections", g.hub.Len())
+	var errs []error
+	step := func(name string, err error) {
+		if err != nil {
+			g.log.Warn("shutdown step failed", "step", name, "err", err)
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		}
+	}
+
+	if g.ln == nil { // never started
+		g.mu.Lock()
+		g.stopping = true
+		g.mu.Unlock()
+		g.cancel()
+		return nil
+	}
+
+	// 1. Leave ZooKeeper first so the route stops sending new users here.
+	// Failing that (ZooKeeper unreachable) is not fatal: the node goes away
+	// when the session expires.
+	if g.registry != nil {
+		rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		if err := g.registry.Deregister(rctx); err != nil {
+			g.log.Warn("could not delete the ZooKeeper node; it disappears when the session expires",
+				"timeout", g.cfg.ZKSessionTimeout, "err", err)
+		}
+		cancel()
+	}
+
+	// 2. Stop accepting.
+	_ = g.ln.Close()
+
+	// 3. Close clients gradually so they do not all reconnect at once.
+	step("drain", g.drain(ctx))
+
+	// 4. Flush what clients sent before they left.
+	step("uplinks", g.batcher.Shutdown(ctx))
+	step("offline reports", g.offline.Shutdown(ctx))
+
+	// 5. Stop the internal HTTP API.
+	if err := g.httpSrv.Shutdown(ctx); err != nil {
+		_ = g.httpSrv.Close()
+		step("http", err)
+	}
+	g.route.Close()
+
+	// No more goroutines from here on; wait for the tracked ones.
+	g.mu.Lock()
+	g.stopping = true
+	g.mu.Unlock()
+	g.cancel()
+	g.wg.Wait()
+	g.log.Info("gateway stopped", "id", g.id)
+	return errors.Join(errs...)
+}
+
+// drain closes every client connection with ERROR GoingAway, spread evenly
+// over --drain, and waits for them to finish. When ctx ends, the rest are
+// closed at once.
+func (g *Gateway) drain(ctx context.Context) error {
+	g.connMu.Lock()
+	conns := make([]*conn.Conn, 0, len(g.conns))
+	for c := range g.conns {
+		conns = append(conns, c)
+	}
+	g.connMu.Unlock()
+
+	start := time.Now()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	var err error
+	for i, c := range conns {
+		due := start.Add(g.cfg.Drain * time.Duration(i) / time.Duration(len(conns)))
+		if wait := time.Until(due); wait > 0 && err == nil {
+			timer.Reset(wait)
+			select {
+			case <-timer.C:
+			case <-ctx.Done():
+				err = ctx.Err()
+			}
+		}
+		c.CloseWith(conn.ErrorFrame(0, codes.GoingAway, "", ""))
+	}
+
+	done := make(chan struct{})
+	go func() { g.connWG.Wait(); close(done) }()
+	select {
+	case <-done:
+		return err
+	case <-ctx.Done():
+		g.connMu.Lock()
+		for c := range g.conns {
+			c.Close()
+		}
+		g.connMu.Unlock()
+		<-done
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,158 @@
+// Package httpapi is the gateway's internal HTTP API, called by the route
+// and by health checks:
+//
+//	POST /push     protobuf PushBatch → protobuf PushResult
+//	GET  /healthz  200 {"status":"ok","connections":N}, 503 while shutting down
+//
+// It is served on its own listener, apart from the client port. The handler
+// is safe for concurrent use.
+package httpapi
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+
+	"github.com/gin-gonic/gin"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/gocim/gocim/proto/cimpb"
+	"github.com/gocim/gocim/proto/codes"
+)
+
+// MaxPushBody caps a /push body; a PushBatch for every user of a full
+// gateway stays far below it.
+const MaxPushBody = 64 << 20
+
+const contentProtobuf = "application/x-protobuf"
+
+var (
+	// ErrBadBody means the body is not a valid PushBatch.
+	ErrBadBody = errors.New("body is not a valid protobuf PushBatch")
+	// ErrBodyTooLarge means the body is over MaxPushBody.
+	ErrBodyTooLarge = errors.New("body too large")
+	// ErrUnreadableBody means the body could not be read.
+	ErrUnreadableBody = errors.New("body could not be read")
+)
+
+// errorTable maps the sentinel errors to their HTTP status and API code.
+var errorTable = []struct {
+	err    error
+	status int
+	code   codes.Code
+}{
+	{ErrBadBody, http.StatusBadRequest, codes.BadArgument},
+	{ErrBodyTooLarge, http.StatusRequestEntityTooLarge, codes.BadArgument},
+	{ErrUnreadableBody, http.StatusBadRequest, codes.BadArgument},
+}
+
+// Pusher delivers frames to this gateway's connections.
+type Pusher interface {
+	Push(b *cimpb.PushBatch) *cimpb.PushResult
+}
+
+// Health reports the gateway's state for /healthz.
+type Health interface {
+	Connections() int
+	ShuttingDown() bool
+}
+
+// New returns the HTTP handler.
+func New(p Pusher, h Health, logger *slog.Logger) http.Handler {
+	return newHandler(p, h, logger, MaxPushBody)
+}
+
+func newHandler(p Pusher, h Health, logger *slog.Logger, maxBody int) http.Handler {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	gin.SetMode(gin.ReleaseMode)
+	e := gin.New()
+	e.Use(gin.Recovery())
+	a := &api{p: p, h: h, maxBody: maxBody, log: logger.With("component", "httpapi")}
+	e.POST("/push", a.push)
+	e.GET("/healthz", a.healthz)
+	return e
+}
+
+type api struct {
+	p       Pusher
+	h       Health
+	maxBody int
+	log     *slog.Logger
+}
+
+var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
+func (a *api) push(c *gin.Context) {
+	bp := bodyPool.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= 1<<20 {
+			*bp = (*bp)[:0]
+			bodyPool.Put(bp)
+		}
+	}()
+	body, err := readBody(c.Request, (*bp)[:0], a.maxBody)
+	*bp = body
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	batch := &cimpb.PushBatch{}
+	if err := proto.Unmarshal(body, batch); err != nil {
+		a.fail(c, fmt.Errorf("%w: %v", ErrBadBody, err))
+		return
+	}
+	res := a.p.Push(batch)
+	out, err := proto.Marshal(res)
+	if err != nil { // cannot happen for a PushResult; answer anyway
+		c.JSON(http.StatusInternalServerError, gin.H{"code": codes.Internal, "message": err.Error(), "data": nil})
+		return
+	}
+	c.Data(http.StatusOK, contentProtobuf, out)
+}
+
+func readBody(r *http.Request, buf []byte, limit int) ([]byte, error) {
+	lr := io.LimitReader(r.Body, int64(limit)+1)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := lr.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if len(buf) > limit {
+			return buf, ErrBodyTooLarge
+		}
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, fmt.Errorf("%w: %v", ErrUnreadableBody, err)
+		}
+	}
+}
+
+func (a *api) healthz(c *gin.Context) {
+	n := a.h.Connections()
+	if a.h.ShuttingDown() {
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "shutting down", "connections": n})
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ok", "connections": n})
+}
+
+// fail answers err using errorTable, JSON in the route's API shape.
+func (a *api) fail(c *gin.Context, err error) {
+	status, code := http.StatusInternalServerError, codes.Internal
+	for _, e := range errorTable {
+		if errors.Is(err, e.err) {
+			status, code = e.status, e.code
+			break
+		}
+	}
+	a.log.Warn("bad request", "path", c.FullPath(), "remote", c.ClientIP(), "status", status, "err", err)
+	c.JSON(status, gin.H{"code": code, "message": err.Error(), "data": nil})
+}

@@ -1,0 +1,138 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/gocim/gocim/proto/cimpb"
+)
+
+// fakeGateway delivers to users whose id starts with "on".
+type fakeGateway struct {
+	pushed   []*cimpb.PushBatch
+	conns    int
+	stopping atomic.Bool
+}
+
+func (g *fakeGateway) Push(b *cimpb.PushBatch) *cimpb.PushResult {
+	g.pushed = append(g.pushed, b)
+	res := &cimpb.PushResult{}
+	for i, d := range b.Deliveries {
+		if strings.HasPrefix(d.UserId, "on") {
+			res.Delivered++
+		} else {
+			res.Missing = append(res.Missing, uint32(i))
+		}
+	}
+	return res
+}
+
+func (g *fakeGateway) Connections() int   { return g.conns }
+func (g *fakeGateway) ShuttingDown() bool { return g.stopping.Load() }
+
+func do(t *testing.T, h http.Handler, method, path string, body []byte) *httptest.ResponseRecorder {
+	t.Helper()
+	req := httptest.NewRequest(method, path, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/x-protobuf")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
+}
+
+func TestPush(t *testing.T) {
+	g := &fakeGateway{}
+	h := New(g, g, nil)
+	batch := &cimpb.PushBatch{Deliveries: []*cimpb.Delivery{
+		{UserId: "on1", Frame: &cimpb.Frame{Type: cimpb.Type_MSG, Msg: &cimpb.Msg{Body: []byte("hi")}}},
+		{UserId: "off", Frame: &cimpb.Frame{Type: cimpb.Type_MSG}},
+		{UserId: "on2", SessionId: "s", Frame: &cimpb.Frame{Type: cimpb.Type_KICK}},
+	}}
+	body, _ := proto.Marshal(batch)
+	rec := do(t, h, http.MethodPost, "/push", body)
+	if rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != "application/x-protobuf" {
+		t.Fatalf("status %d type %q: %s", rec.Code, rec.Header().Get("Content-Type"), rec.Body)
+	}
+	var res cimpb.PushResult
+	if err := proto.Unmarshal(rec.Body.Bytes(), &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Delivered != 2 || len(res.Missing) != 1 || res.Missing[0] != 1 {
+		t.Fatalf("result %v, want delivered 2 missing [1]", &res)
+	}
+	if len(g.pushed) != 1 || !proto.Equal(g.pushed[0], batch) {
+		t.Fatalf("gateway got %v", g.pushed)
+	}
+	// An empty body is an empty batch, not an error.
+	if rec := do(t, h, http.MethodPost, "/push", nil); rec.Code != http.StatusOK {
+		t.Fatalf("empty batch: %d %s", rec.Code, rec.Body)
+	}
+}
+
+func TestPushBadBody(t *testing.T) {
+	g := &fakeGateway{}
+	h := New(g, g, nil)
+	rec := do(t, h, http.MethodPost, "/push", []byte{0x0a, 0xff, 0xff, 0xff})
+	if rec.Code != http.StatusBadRequest {
+		t.Fatalf("status %d, want 400", rec.Code)
+	}
+	var r struct {
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &r); err != nil {
+		t.Fatalf("error body is not JSON: %s", rec.Body)
+	}
+	if r.Code != 3000 || !strings.Contains(r.Message, "PushBatch") {
+		t.Fatalf("error body %+v", r)
+	}
+	if len(g.pushed) != 0 {
+		t.Fatal("bad body reached the gateway")
+	}
+}
+
+func TestPushTooLarge(t *testing.T) {
+	g := &fakeGateway{}
+	h := newHandler(g, g, nil, 1000)
+	req := httptest.NewRequest(http.MethodPost, "/push", io.LimitReader(zeros{}, 1010))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusRequestEntityTooLarge {
+		t.Fatalf("status %d, want 413", rec.Code)
+	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+func TestHealthz(t *testing.T) {
+	g := &fakeGateway{conns: 3}
+	h := New(g, g, nil)
+	rec := do(t, h, http.MethodGet, "/healthz", nil)
+	var r struct {
+		Status      string `json:"status"`
+		Connections int    `json:"connections"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &r); err != nil || rec.Code != 200 || r.Status != "ok" || r.Connections != 3 {
+		t.Fatalf("healthz: %d %s", rec.Code, rec.Body)
+	}
+	g.stopping.Store(true)
+	if rec := do(t, h, http.MethodGet, "/healthz", nil); rec.Code != http.StatusServiceUnavailable {
+		t.Fatalf("healthz while shutting down: %d", rec.Code)
+	}
+}
+
+func TestUnknownRoute(t *testing.T) {
+	g := &fakeGateway{}
+	if rec := do(t, New(g, g, nil), http.MethodGet, "/push", nil); rec.Code != http.StatusNotFound && rec.Code != http.StatusMethodNotAllowed {
+		t.Fatalf("GET /push: %d", rec.Code)
+	}
+}

@@ -1,0 +1,313 @@
+// Package registry announces a gateway in ZooKeeper: an ephemeral node
+// <root>/servers/<gateway id> with empty data, which the route watches.
+//
+// The node lives as long as the ZooKeeper session. When the session expires
+// (ZooKeeper was unreachable for longer than the session timeout), the
+// client library opens a new session and the registry creates the node again;
+// a node left behind by an older session of this gateway is deleted and
+// recreated so its owner is the live session. Config.OnRecreated tells the
+// gateway when the node had to be created again, so it can re-assert its
+// connections with the route. The gateway keeps serving its clients whatever
+// ZooKeeper does.
+//
+// Register and Deregister are meant to be called once each, in that order;
+// the other methods are safe for concurrent use.
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+)
+
+// Config configures a Registry.
+type Config struct {
+	Servers        []string
+	Root           string // e.g. "/cim"
+	SessionTimeout time.Duration
+	Logger         *slog.Logger
+	// OnRecreated, if set, is called after the node had to be created again
+	// (after a session expiry, or someone deleted it). The route has likely
+	// dropped this gateway's users meanwhile. It runs on the registry's
+	// goroutine and must not block.
+	OnRecreated func()
+}
+
+// Registry keeps one ephemeral node alive.
+type Registry struct {
+	cfg  Config
+	log  *slog.Logger
+	path string
+
+	conn   *zk.Conn
+	wake   chan struct{} // a new session was established
+	stop   chan struct{}
+	done   chan struct{}
+	ready  chan struct{} // closed after the first registration
+	once   sync.Once
+	deOnce sync.Once
+	deErr  error
+
+	// Only touched by event, which the library calls sequentially.
+	lastState  zk.State
+	hadSession bool
+}
+
+// retryInterval is how often the registry checks whether a failed
+// registration is due for another try; failures back off up to maxBackoff.
+const (
+	retryInterval = 500 * time.Millisecond
+	maxBackoff    = 10 * time.Second
+)
+
+// New returns a Registry for cfg.
+func New(cfg Config) *Registry {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.SessionTimeout <= 0 {
+		cfg.SessionTimeout = 6 * time.Second
+	}
+	return &Registry{
+		cfg:   cfg,
+		log:   cfg.Logger.With("component", "registry"),
+		wake:  make(chan struct{}, 1),
+		stop:  make(chan struct{}),
+		done:  make(chan struct{}),
+		ready: make(chan struct{}),
+	}
+}
+
+// Path returns the node path (empty before Register).
+func (r *Registry) Path() string { return r.path }
+
+// Connected reports whether the ZooKeeper session is up right now.
+func (r *Registry) Connected() bool {
+	return r.conn != nil && r.conn.State() == zk.StateHasSession
+}
+
+// Registered is closed once the node was created the first time.
+func (r *Registry) Registered() <-chan struct{} { return r.ready }
+
+// Register connects to ZooKeeper and keeps <root>/servers/<id> registered in
+// the background. It returns without waiting for ZooKeeper.
+func (r *Registry) Register(id string) error {
+	if id == "" || strings.Contains(id, "/") {
+		return fmt.Errorf("registry: bad node name %q", id)
+	}
+	r.path = path.Join(r.cfg.Root, "servers", id)
+	conn, _, err := zk.Connect(r.cfg.Servers, r.cfg.SessionTimeout,
+		zk.WithLogger(zkLogger{r.log}),
+		zk.WithLogInfo(false),
+		zk.WithEventCallback(r.event))
+	if err != nil {
+		return fmt.Errorf("registry: connect to %v: %w", r.cfg.Servers, err)
+	}
+	r.conn = conn
+	go r.run()
+	return nil
+}
+
+// event runs on the client library's goroutine (one at a time) and must not
+// block.
+func (r *Registry) event(ev zk.Event) {
+	if ev.Type != zk.EventSession {
+		return
+	}
+	prev := r.lastState
+	r.lastState = ev.State
+	switch ev.State {
+	case zk.StateHasSession:
+		if prev != zk.StateHasSession && r.hadSession {
+			r.log.Info("ZooKeeper connection restored", "server", ev.Server)
+		}
+		r.hadSession = true
+		select {
+		case r.wake <- struct{}{}:
+		default:
+		}
+	case zk.StateExpired:
+		r.log.Warn("ZooKeeper session expired; registering again with a new session")
+	case zk.StateDisconnected:
+		// The library reports this on every failed reconnect; say it once.
+		if prev == zk.StateHasSession && !r.stopping() {
+			r.log.Warn("lost ZooKeeper connection; still serving clients, reconnecting", "server", ev.Server)
+		}
+	}
+}
+
+func (r *Registry) stopping() bool {
+	select {
+	case <-r.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+func (r *Registry) run() {
+	defer close(r.done)
+	var (
+		watch   <-chan zk.Event
+		dirty   = true // the node must be (re)checked
+		session int64  // session the node was last confirmed for
+		backoff time.Duration
+		nextTry time.Time
+	)
+	retry := time.NewTicker(retryInterval)
+	defer retry.Stop()
+	for {
+		if dirty && r.conn.State() == zk.StateHasSession && !time.Now().Before(nextTry) {
+			w, sid, created, err := r.ensure()
+			select {
+			case <-r.stop:
+				return
+			default:
+			}
+			if err != nil {
+				backoff = min(max(2*backoff, retryInterval), maxBackoff)
+				nextTry = time.Now().Add(backoff)
+				r.log.Warn("ZooKeeper registration failed, retrying", "path", r.path, "retry_in", backoff, "err", err)
+			} else {
+				backoff, nextTry = 0, time.Time{}
+				dirty, watch = false, w
+				if created || sid != session {
+					first := session == 0
+					session = sid
+					r.log.Info("registered in ZooKeeper", "path", r.path, "session", fmt.Sprintf("%#x", sid))
+					r.once.Do(func() { close(r.ready) })
+					if !first && r.cfg.OnRecreated != nil {
+						r.cfg.OnRecreated()
+					}
+				}
+			}
+		}
+		select {
+		case <-r.stop:
+			return
+		case <-r.wake:
+			dirty, nextTry = true, time.Time{} // (re)connected: check at once
+		case ev, ok := <-watch:
+			// The node changed or the watch was lost with the session:
+			// check it again (a Deleted node is recreated).
+			watch = nil
+			if ok && ev.Type == zk.EventNodeDeleted {
+				r.log.Warn("registration node deleted; creating it again", "path", r.path)
+			}
+			dirty = true
+		case <-retry.C:
+		}
+	}
+}
+
+// ensure makes sure the node exists and belongs to the current session, and
+// leaves an exists-watch on it.
+// It reports whether it had to create the node.
+func (r *Registry) ensure() (watch <-chan zk.Event, sid int64, created bool, err error) {
+	c := r.conn
+	if err := r.createParents(); err != nil {
+		return nil, 0, false, err
+	}
+	sid = c.SessionID()
+	for attempt := 0; attempt < 3; attempt++ {
+		_, err := c.Create(r.path, nil, zk.FlagEphemeral, zk.WorldACL(zk.PermAll))
+		if err != nil && !errors.Is(err, zk.ErrNodeExists) {
+			return nil, 0, false, fmt.Errorf("create %s: %w", r.path, err)
+		}
+		created = created || err == nil
+		ok, stat, w, err := c.ExistsW(r.path)
+		if err != nil {
+			return nil, 0, false, fmt.Errorf("watch %s: %w", r.path, err)
+		}
+		if !ok {
+			continue // deleted between Create and ExistsW: again
+		}
+		if stat.EphemeralOwner == sid {
+			return w, sid, created, nil
+		}
+		// Left by an earlier session (ours before an expiry, or a previous
+		// run of this gateway): it would vanish when that session ends, so
+		// take it over now.
+		r.log.Info("replacing registration node of an older session", "path", r.path,
+			"owner", fmt.Sprintf("%#x", stat.EphemeralOwner), "session", fmt.Sprintf("%#x", sid))
+		if err := c.Delete(r.path, stat.Version); err != nil && !errors.Is(err, zk.ErrNoNode) && !errors.Is(err, zk.ErrBadVersion) {
+			return nil, 0, false, fmt.Errorf("delete stale %s: %w", r.path, err)
+		}
+	}
+	return nil, 0, false, fmt.Errorf("%s keeps changing under us", r.path)
+}
+
+func (r *Registry) createParents() error {
+	p := ""
+	for _, part := range strings.Split(strings.Trim(path.Join(r.cfg.Root, "servers"), "/"), "/") {
+		p += "/" + part
+		_, err := r.conn.Create(p, nil, 0, zk.WorldACL(zk.PermAll))
+		if err != nil && !errors.Is(err, zk.ErrNodeExists) {
+			return fmt.Errorf("create %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// Deregister deletes the node and closes the session (which would remove an
+// ephemeral node anyway, but only after ZooKeeper processes the close).
+// ctx bounds the wait when ZooKeeper is unreachable. Safe to call twice.
+func (r *Registry) Deregister(ctx context.Context) error {
+	r.deOnce.Do(func() { r.deErr = r.deregister(ctx) })
+	return r.deErr
+}
+
+func (r *Registry) deregister(ctx context.Context) error {
+	if r.conn == nil {
+		return nil
+	}
+	close(r.stop)
+	// The loop may be inside a ZooKeeper call; those end within about a
+	// second when ZooKeeper is down.
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+	}
+	errc := make(chan error, 1)
+	go func() {
+		err := r.conn.Delete(r.path, -1)
+		if errors.Is(err, zk.ErrNoNode) {
+			err = nil
+		}
+		errc <- err
+	}()
+	var err error
+	got := false
+	select {
+	case err = <-errc:
+		got = true
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	// Close makes a pending Delete return, so the goroutine above ends.
+	r.conn.Close()
+	if !got {
+		<-errc
+	}
+	<-r.done
+	if err != nil {
+		return fmt.Errorf("registry: delete %s: %w", r.path, err)
+	}
+	r.log.Info("deregistered from ZooKeeper", "path", r.path)
+	return nil
+}
+
+// zkLogger sends the client library's chatter to slog at debug level; the
+// registry logs the state changes an operator needs itself.
+type zkLogger struct{ log *slog.Logger }
+
+func (l zkLogger) Printf(format string, args ...any) {
+	l.log.Debug("zk: " + fmt.Sprintf(format, args...))
+}

@@ -1,0 +1,270 @@
+// Package routeclient is the gateway's HTTP client for the route's internal
+// API (/internal/online, /internal/offline, /internal/uplink).
+//
+// Every call is retried on connection errors and 5xx answers with jittered
+// exponential backoff for up to Config.RetryFor, rotating among the
+// configured route URLs, so a route restart or the loss of one route replica
+// delays calls instead of failing them. A Client is safe for concurrent use.
+package routeclient
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/gocim/gocim/proto/cimpb"
+	"github.com/gocim/gocim/proto/codes"
+)
+
+var (
+	// ErrNotCurrent means the route refused /internal/online because the
+	// session is no longer the user's current one.
+	ErrNotCurrent = errors.New("route: session is not current")
+	// ErrUnavailable means no route answered within the retry window.
+	ErrUnavailable = errors.New("route: unavailable")
+	// ErrRejected means a route answered with a client error that retrying
+	// cannot fix (a gateway/route contract mismatch).
+	ErrRejected = errors.New("route: request rejected")
+)
+
+const (
+	contentProtobuf = "application/x-protobuf"
+	contentJSON     = "application/json"
+
+	// maxResponse caps how much of an answer is read; a PushBatch for one
+	// uplink batch is far smaller.
+	maxResponse = 64 << 20
+
+	minBackoff = 50 * time.Millisecond
+	maxBackoff = 2 * time.Second
+)
+
+// Config configures a Client.
+type Config struct {
+	// URLs are the route base URLs, e.g. "http://127.0.0.1:8080".
+	URLs []string
+	// GatewayID is sent with every call.
+	GatewayID string
+	// RetryFor bounds how long one call keeps retrying (default 15s).
+	RetryFor time.Duration
+	// AttemptTimeout bounds one HTTP attempt (default 10s, never more than
+	// what is left of RetryFor).
+	AttemptTimeout time.Duration
+	Logger         *slog.Logger
+}
+
+// Client calls the route.
+type Client struct {
+	urls    []string
+	gw      string
+	retry   time.Duration
+	attempt time.Duration
+	http    *http.Client
+	next    atomic.Uint32 // index of the URL to use
+	log     *slog.Logger
+}
+
+// New returns a Client for cfg.
+func New(cfg Config) *Client {
+	if cfg.RetryFor <= 0 {
+		cfg.RetryFor = 15 * time.Second
+	}
+	if cfg.AttemptTimeout <= 0 {
+		cfg.AttemptTimeout = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	urls := make([]string, 0, len(cfg.URLs))
+	for _, u := range cfg.URLs {
+		urls = append(urls, strings.TrimRight(u, "/"))
+	}
+	tr := &http.Transport{
+		Proxy:               nil, // internal traffic never goes through a proxy
+		DialContext:         (&net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        256,
+		MaxIdleConnsPerHost: 64,
+		IdleConnTimeout:     90 * time.Second,
+	}
+	return &Client{
+		urls:    urls,
+		gw:      cfg.GatewayID,
+		retry:   cfg.RetryFor,
+		attempt: cfg.AttemptTimeout,
+		http:    &http.Client{Transport: tr},
+		log:     cfg.Logger.With("component", "routeclient"),
+	}
+}
+
+// Close releases idle keep-alive connections.
+func (c *Client) Close() { c.http.CloseIdleConnections() }
+
+type sessionBody struct {
+	UserID    string `json:"userId"`
+	SessionID string `json:"sessionId"`
+	GatewayID string `json:"gatewayId"`
+	// Reassert marks an /internal/online for a connection the gateway kept
+	// while its ZooKeeper node was gone (see Reassert).
+	Reassert bool `json:"reassert,omitempty"`
+}
+
+type result struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+}
+
+// Online tells the route that the session is connected here. It returns
+// ErrNotCurrent when the route says the session is not the user's current
+// one, and ErrUnavailable (wrapped) when no route answered in time.
+func (c *Client) Online(ctx context.Context, userID, sessionID string) error {
+	return c.session(ctx, "/internal/online", userID, sessionID, false)
+}
+
+// Reassert confirms a session whose connection this gateway kept while its
+// ZooKeeper node was gone: the route may have cleared the gateway's users
+// meanwhile and re-creates the route unless another session took it
+// (ErrNotCurrent).
+func (c *Client) Reassert(ctx context.Context, userID, sessionID string) error {
+	return c.session(ctx, "/internal/online", userID, sessionID, true)
+}
+
+// Offline tells the route that the session disconnected from here.
+func (c *Client) Offline(ctx context.Context, userID, sessionID string) error {
+	return c.session(ctx, "/internal/offline", userID, sessionID, false)
+}
+
+func (c *Client) session(ctx context.Context, path, userID, sessionID string, reassert bool) error {
+	body, err := json.Marshal(sessionBody{UserID: userID, SessionID: sessionID, GatewayID: c.gw, Reassert: reassert})
+	if err != nil {
+		return err
+	}
+	status, resp, err := c.post(ctx, path, contentJSON, body)
+	if err != nil {
+		return err
+	}
+	var r result
+	jsonErr := json.Unmarshal(resp, &r)
+	switch {
+	case status == http.StatusConflict || (jsonErr == nil && r.Code == int(codes.Unauthorized)):
+		return fmt.Errorf("%w: %s", ErrNotCurrent, r.Message)
+	case status/100 == 2 && (jsonErr != nil || r.Code == 0 || r.Code == int(codes.OK)):
+		return nil
+	default:
+		return fmt.Errorf("%w: %s answered HTTP %d: %s", ErrRejected, path, status, snippet(resp))
+	}
+}
+
+// Uplink posts one batch of client frames and returns the frames the route
+// wants delivered to the senders.
+func (c *Client) Uplink(ctx context.Context, b *cimpb.UplinkBatch) (*cimpb.PushBatch, error) {
+	if b.GatewayId == "" {
+		b.GatewayId = c.gw
+	}
+	body, err := proto.Marshal(b)
+	if err != nil {
+		return nil, fmt.Errorf("encode uplink batch: %w", err)
+	}
+	status, resp, err := c.post(ctx, "/internal/uplink", contentProtobuf, body)
+	if err != nil {
+		return nil, err
+	}
+	if status/100 != 2 {
+		return nil, fmt.Errorf("%w: /internal/uplink answered HTTP %d: %s", ErrRejected, status, snippet(resp))
+	}
+	out := &cimpb.PushBatch{}
+	if err := proto.Unmarshal(resp, out); err != nil {
+		return nil, fmt.Errorf("%w: /internal/uplink answer is not a PushBatch: %v", ErrRejected, err)
+	}
+	return out, nil
+}
+
+// post sends body to path on the current route URL, retrying connection
+// errors and 5xx on the next URL with backoff until the retry window ends. It
+// returns the first non-5xx answer.
+func (c *Client) post(ctx context.Context, path, contentType string, body []byte) (int, []byte, error) {
+	if len(c.urls) == 0 {
+		return 0, nil, fmt.Errorf("%w: no route URL configured", ErrUnavailable)
+	}
+	deadline := time.Now().Add(c.retry)
+	backoff := minBackoff
+	var lastErr error
+	for attempt := 1; ; attempt++ {
+		idx := c.next.Load()
+		base := c.urls[int(idx)%len(c.urls)]
+		status, resp, err := c.once(ctx, base+path, contentType, body, deadline)
+		if err == nil && status < 500 {
+			return status, resp, nil
+		}
+		if err == nil {
+			err = fmt.Errorf("HTTP %d: %s", status, snippet(resp))
+		}
+		lastErr = fmt.Errorf("%s%s: %w", base, path, err)
+		if ctx.Err() != nil {
+			return 0, nil, fmt.Errorf("%w: %v", ErrUnavailable, lastErr)
+		}
+		// Move every caller on to the next route, unless another caller
+		// already did.
+		c.next.CompareAndSwap(idx, idx+1)
+		left := time.Until(deadline)
+		if left <= 0 {
+			return 0, nil, fmt.Errorf("%w after %d attempts: %v", ErrUnavailable, attempt, lastErr)
+		}
+		// The last attempt is made at the end of the window.
+		sleep := min(backoff/2+rand.N(backoff/2+1), left)
+		if attempt == 1 || attempt%10 == 0 {
+			c.log.Warn("route call failed, retrying", "path", path, "attempt", attempt, "err", err)
+		}
+		t := time.NewTimer(sleep)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return 0, nil, fmt.Errorf("%w: %v (%v)", ErrUnavailable, ctx.Err(), lastErr)
+		case <-t.C:
+		}
+		backoff = min(backoff*2, maxBackoff)
+	}
+}
+
+func (c *Client) once(ctx context.Context, url, contentType string, body []byte, deadline time.Time) (int, []byte, error) {
+	timeout := min(c.attempt, time.Until(deadline))
+	if timeout <= 0 {
+		timeout = minBackoff
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", contentType)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
+	if err != nil {
+		return 0, nil, fmt.Errorf("read answer: %w", err)
+	}
+	return resp.StatusCode, b, nil
+}
+
+func snippet(b []byte) string {
+	const n = 200
+	if len(b) > n {
+		b = b[:n]
+	}
+	return strings.TrimSpace(string(b))
+}

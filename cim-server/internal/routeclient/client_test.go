@@ -1,0 +1,195 @@
+package routeclient
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/gocim/gocim/proto/cimpb"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// deadURL returns a URL nothing listens on.
+func deadURL(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := "http://" + l.Addr().String()
+	l.Close()
+	return u
+}
+
+func newClient(t *testing.T, retry time.Duration, urls ...string) *Client {
+	c := New(Config{URLs: urls, GatewayID: "gw1", RetryFor: retry})
+	t.Cleanup(c.Close)
+	return c
+}
+
+func TestOnlineSendsJSON(t *testing.T) {
+	var got sessionBody
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/internal/online" || r.Method != http.MethodPost || r.Header.Get("Content-Type") != "application/json" {
+			t.Errorf("unexpected request %s %s %q", r.Method, r.URL.Path, r.Header.Get("Content-Type"))
+		}
+		_ = json.NewDecoder(r.Body).Decode(&got)
+		w.Write([]byte(`{"code":9000,"message":"ok"}`))
+	}))
+	defer srv.Close()
+	c := newClient(t, time.Second, srv.URL+"/")
+	if err := c.Online(context.Background(), "7", "s7"); err != nil {
+		t.Fatal(err)
+	}
+	if got != (sessionBody{UserID: "7", SessionID: "s7", GatewayID: "gw1"}) {
+		t.Fatalf("body %+v", got)
+	}
+	if err := c.Reassert(context.Background(), "7", "s7"); err != nil {
+		t.Fatal(err)
+	}
+	if got != (sessionBody{UserID: "7", SessionID: "s7", GatewayID: "gw1", Reassert: true}) {
+		t.Fatalf("reassert body %+v", got)
+	}
+}
+
+func TestOnlineNotCurrent(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusConflict)
+		w.Write([]byte(`{"code":4010,"message":"session replaced"}`))
+	}))
+	defer srv.Close()
+	err := newClient(t, time.Second, srv.URL).Online(context.Background(), "7", "s7")
+	if !errors.Is(err, ErrNotCurrent) {
+		t.Fatalf("err = %v, want ErrNotCurrent", err)
+	}
+}
+
+func TestClientErrorNotRetried(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.WriteHeader(http.StatusBadRequest)
+		w.Write([]byte(`{"code":3000,"message":"bad"}`))
+	}))
+	defer srv.Close()
+	err := newClient(t, 5*time.Second, srv.URL).Offline(context.Background(), "7", "s7")
+	if !errors.Is(err, ErrRejected) || calls.Load() != 1 {
+		t.Fatalf("err = %v after %d calls, want ErrRejected after 1", err, calls.Load())
+	}
+}
+
+func TestRetriesServerErrors(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) <= 3 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte(`{"code":9000}`))
+	}))
+	defer srv.Close()
+	if err := newClient(t, 10*time.Second, srv.URL).Online(context.Background(), "1", "s"); err != nil {
+		t.Fatal(err)
+	}
+	if calls.Load() != 4 {
+		t.Fatalf("%d calls, want 4", calls.Load())
+	}
+}
+
+func TestRotatesToLiveRoute(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.Write([]byte(`{"code":9000}`))
+	}))
+	defer srv.Close()
+	c := newClient(t, 10*time.Second, deadURL(t), srv.URL)
+	for range 3 {
+		if err := c.Online(context.Background(), "1", "s"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// After the first failure every call goes to the live route directly.
+	if calls.Load() != 3 {
+		t.Fatalf("live route saw %d calls, want 3", calls.Load())
+	}
+}
+
+func TestGivesUpAfterRetryWindow(t *testing.T) {
+	c := newClient(t, 300*time.Millisecond, deadURL(t))
+	_, err := c.Uplink(context.Background(), &cimpb.UplinkBatch{})
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("err = %v, want ErrUnavailable", err)
+	}
+}
+
+func TestContextCancelStopsRetrying(t *testing.T) {
+	c := newClient(t, time.Hour, deadURL(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- c.Offline(ctx, "1", "s") }()
+	cancel()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("err = %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("call kept retrying after its context ended")
+	}
+}
+
+func TestUplinkRoundTrip(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/internal/uplink" || r.Header.Get("Content-Type") != "application/x-protobuf" {
+			t.Errorf("unexpected %s %q", r.URL.Path, r.Header.Get("Content-Type"))
+		}
+		body, _ := io.ReadAll(r.Body)
+		var in cimpb.UplinkBatch
+		if err := proto.Unmarshal(body, &in); err != nil {
+			t.Errorf("bad body: %v", err)
+		}
+		out := &cimpb.PushBatch{}
+		for _, u := range in.Uplinks {
+			out.Deliveries = append(out.Deliveries, &cimpb.Delivery{UserId: u.UserId, SessionId: in.GatewayId,
+				Frame: &cimpb.Frame{Type: cimpb.Type_RECEIPT, Receipt: &cimpb.Receipt{ClientMsgId: u.Frame.Msg.ClientMsgId}}})
+		}
+		b, _ := proto.Marshal(out)
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		w.Write(b)
+	}))
+	defer srv.Close()
+	c := newClient(t, time.Second, srv.URL)
+	resp, err := c.Uplink(context.Background(), &cimpb.UplinkBatch{Uplinks: []*cimpb.Uplink{
+		{UserId: "1", Frame: &cimpb.Frame{Type: cimpb.Type_MSG, Msg: &cimpb.Msg{ClientMsgId: "a"}}},
+		{UserId: "2", Frame: &cimpb.Frame{Type: cimpb.Type_MSG, Msg: &cimpb.Msg{ClientMsgId: "b"}}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := resp.Deliveries
+	if len(d) != 2 || d[0].UserId != "1" || d[1].Frame.Receipt.ClientMsgId != "b" || d[0].SessionId != "gw1" {
+		t.Fatalf("answer %v", resp)
+	}
+}
+
+func TestUplinkBadAnswer(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte{0xff, 0xff, 0xff})
+	}))
+	defer srv.Close()
+	_, err := newClient(t, time.Second, srv.URL).Uplink(context.Background(), &cimpb.UplinkBatch{})
+	if !errors.Is(err, ErrRejected) {
+		t.Fatalf("err = %v, want ErrRejected", err)
+	}
+}

@@ -1,0 +1,257 @@
+// Package uplink forwards the frames clients send (MSG, ACK, READ, SYNC) to
+// the route in batches.
+//
+// One Batcher serves the whole gateway. Uplinks are spread over shards by a
+// hash of the user id; each shard sends one batch at a time and collects
+// whatever arrived meanwhile into the next, so a user's frames reach the
+// route in the order they were read, the shards work in parallel, and batches
+// grow on their own under load without any timer. The route's answer (a
+// PushBatch of RECEIPT/ERROR frames for the senders) is handed to the
+// DeliverFunc. When the route cannot be reached within the sender's retry
+// window, every MSG in the batch is answered with ERROR Unavailable.
+//
+// Submit is safe for concurrent use.
+package uplink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"runtime"
+	"sync"
+
+	"github.com/gocim/gocim/cim-server/internal/routeclient"
+	"github.com/gocim/gocim/proto/cimpb"
+	"github.com/gocim/gocim/proto/codes"
+)
+
+// ErrClosed is returned by Submit after Shutdown began.
+var ErrClosed = errors.New("uplink: batcher shut down")
+
+// Sender posts one batch to the route (routeclient.Client satisfies it).
+type Sender interface {
+	Uplink(ctx context.Context, b *cimpb.UplinkBatch) (*cimpb.PushBatch, error)
+}
+
+// DeliverFunc writes frames to the connected users named in b.
+type DeliverFunc func(b *cimpb.PushBatch)
+
+// Config configures a Batcher. Zero values take the defaults.
+type Config struct {
+	GatewayID string
+	// Shards is the number of batches in flight at once (default
+	// max(4, GOMAXPROCS)).
+	Shards int
+	// QueueLen is the number of uplinks a shard buffers before Submit
+	// blocks (default 4096).
+	QueueLen int
+	// MaxBatch caps the uplinks in one request (default 256).
+	MaxBatch int
+	// MaxBatchBytes caps the summed message bodies in one request (default
+	// 1 MiB).
+	MaxBatchBytes int
+	Logger        *slog.Logger
+}
+
+// Batcher collects uplinks and posts them to the route.
+type Batcher struct {
+	cfg     Config
+	send    Sender
+	deliver DeliverFunc
+	log     *slog.Logger
+	seed    maphash.Seed
+	shards  []chan *cimpb.Uplink
+
+	// closeMu makes shutdown airtight: Submit holds it shared while it
+	// enqueues, Shutdown takes it exclusively to set closed, and only then
+	// tells the shards to drain, so no uplink lands in a shard that left.
+	closeMu sync.RWMutex
+	closed  bool
+	stop    chan struct{}   // wakes Submits waiting on a full shard
+	drain   chan struct{}   // shards flush what is queued and exit
+	ctx     context.Context // cancelled when Shutdown gives up
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	once    sync.Once
+}
+
+// New returns a Batcher; call Start before Submit.
+func New(cfg Config, send Sender, deliver DeliverFunc) *Batcher {
+	if cfg.Shards <= 0 {
+		cfg.Shards = max(4, runtime.GOMAXPROCS(0))
+	}
+	if cfg.QueueLen <= 0 {
+		cfg.QueueLen = 4096
+	}
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = 256
+	}
+	if cfg.MaxBatchBytes <= 0 {
+		cfg.MaxBatchBytes = 1 << 20
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	b := &Batcher{
+		cfg: cfg, send: send, deliver: deliver,
+		log:  cfg.Logger.With("component", "uplink"),
+		seed: maphash.MakeSeed(), stop: make(chan struct{}), drain: make(chan struct{}),
+		ctx: ctx, cancel: cancel,
+	}
+	b.shards = make([]chan *cimpb.Uplink, cfg.Shards)
+	for i := range b.shards {
+		b.shards[i] = make(chan *cimpb.Uplink, cfg.QueueLen)
+	}
+	return b
+}
+
+// Start starts one goroutine per shard.
+func (b *Batcher) Start() {
+	for _, ch := range b.shards {
+		b.wg.Add(1)
+		go b.run(ch)
+	}
+}
+
+// Submit queues u. It blocks while u's shard is full (back-pressure on the
+// client's reader while the route is slow) until ctx ends or the batcher
+// shuts down.
+func (b *Batcher) Submit(ctx context.Context, u *cimpb.Uplink) error {
+	b.closeMu.RLock()
+	defer b.closeMu.RUnlock()
+	if b.closed {
+		return ErrClosed
+	}
+	ch := b.shards[maphash.String(b.seed, u.UserId)%uint64(len(b.shards))]
+	select {
+	case ch <- u:
+		return nil
+	default:
+	}
+	select {
+	case ch <- u:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-b.stop:
+		return ErrClosed
+	}
+}
+
+func (b *Batcher) run(ch chan *cimpb.Uplink) {
+	defer b.wg.Done()
+	batch := make([]*cimpb.Uplink, 0, b.cfg.MaxBatch)
+	for {
+		select {
+		case u := <-ch:
+			batch = append(batch[:0], u)
+		case <-b.drain:
+			// Flush what is queued, then leave.
+			for len(ch) > 0 && b.ctx.Err() == nil {
+				batch = b.collect(ch, batch[:0])
+				b.flush(batch)
+			}
+			for len(ch) > 0 { // gave up: answer the senders that are left
+				batch = b.collect(ch, batch[:0])
+				b.fail(batch, fmt.Errorf("%w: gateway shutting down", routeclient.ErrUnavailable))
+			}
+			return
+		}
+		batch = b.collect(ch, batch)
+		b.flush(batch)
+	}
+}
+
+// collect appends queued uplinks to batch without waiting, up to the caps.
+func (b *Batcher) collect(ch chan *cimpb.Uplink, batch []*cimpb.Uplink) []*cimpb.Uplink {
+	size := 0
+	for _, u := range batch {
+		size += bodyLen(u)
+	}
+	for len(batch) < b.cfg.MaxBatch && size < b.cfg.MaxBatchBytes {
+		select {
+		case u := <-ch:
+			batch = append(batch, u)
+			size += bodyLen(u)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+func bodyLen(u *cimpb.Uplink) int {
+	if m := u.GetFrame().GetMsg(); m != nil {
+		return len(m.Body)
+	}
+	return 0
+}
+
+func (b *Batcher) flush(batch []*cimpb.Uplink) {
+	if len(batch) == 0 {
+		return
+	}
+	req := &cimpb.UplinkBatch{GatewayId: b.cfg.GatewayID, Uplinks: batch}
+	resp, err := b.send.Uplink(b.ctx, req)
+	if err != nil {
+		b.fail(batch, err)
+	} else if len(resp.GetDeliveries()) > 0 {
+		b.deliver(resp)
+	}
+	clear(batch) // do not pin frames until the next batch overwrites them
+}
+
+// fail answers every MSG in the batch with an ERROR; the other uplink kinds
+// have no reply the client waits for.
+func (b *Batcher) fail(batch []*cimpb.Uplink, err error) {
+	code := codes.Unavailable
+	if !errors.Is(err, routeclient.ErrUnavailable) {
+		code = codes.Internal
+	}
+	b.log.Warn("uplink batch failed", "uplinks", len(batch), "code", int32(code), "err", err)
+	out := &cimpb.PushBatch{}
+	for _, u := range batch {
+		m := u.GetFrame().GetMsg()
+		if u.GetFrame().GetType() != cimpb.Type_MSG || m == nil {
+			continue
+		}
+		out.Deliveries = append(out.Deliveries, &cimpb.Delivery{
+			UserId:    u.UserId,
+			SessionId: u.SessionId,
+			Frame: &cimpb.Frame{
+				Type:  cimpb.Type_ERROR,
+				ReqId: u.Frame.ReqId,
+				Error: &cimpb.Error{Code: int32(code), Text: code.Text(), ClientMsgId: m.ClientMsgId},
+			},
+		})
+	}
+	if len(out.Deliveries) > 0 {
+		b.deliver(out)
+	}
+}
+
+// Shutdown stops accepting uplinks, sends the queued ones until ctx ends,
+// and waits for the shards. Safe to call more than once.
+func (b *Batcher) Shutdown(ctx context.Context) error {
+	b.once.Do(func() {
+		close(b.stop)
+		b.closeMu.Lock()
+		b.closed = true
+		b.closeMu.Unlock()
+		close(b.drain)
+	})
+	done := make(chan struct{})
+	go func() { b.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		b.cancel()
+		return nil
+	case <-ctx.Done():
+		b.cancel() // abort retries; the senders get ERROR Unavailable
+		<-done
+		return ctx.Err()
+	}
+}

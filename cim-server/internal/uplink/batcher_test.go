@@ -1,0 +1,281 @@
+package uplink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/gocim/gocim/cim-server/internal/routeclient"
+	"github.com/gocim/gocim/proto/cimpb"
+	"github.com/gocim/gocim/proto/codes"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// fakeRoute records batches and answers each MSG with a RECEIPT.
+type fakeRoute struct {
+	mu      sync.Mutex
+	batches [][]*cimpb.Uplink
+	gate    chan struct{} // if set, the first call waits for it
+	err     error
+	started chan struct{} // closed when the first call arrives
+	once    sync.Once
+}
+
+func (r *fakeRoute) Uplink(ctx context.Context, b *cimpb.UplinkBatch) (*cimpb.PushBatch, error) {
+	if r.started != nil {
+		r.once.Do(func() { close(r.started) })
+	}
+	if r.gate != nil {
+		select {
+		case <-r.gate:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: %v", routeclient.ErrUnavailable, ctx.Err())
+		}
+	}
+	r.mu.Lock()
+	r.batches = append(r.batches, append([]*cimpb.Uplink(nil), b.Uplinks...))
+	r.mu.Unlock()
+	if r.err != nil {
+		return nil, r.err
+	}
+	out := &cimpb.PushBatch{}
+	for _, u := range b.Uplinks {
+		if m := u.Frame.GetMsg(); m != nil {
+			out.Deliveries = append(out.Deliveries, &cimpb.Delivery{UserId: u.UserId,
+				Frame: &cimpb.Frame{Type: cimpb.Type_RECEIPT, Receipt: &cimpb.Receipt{ClientMsgId: m.ClientMsgId}}})
+		}
+	}
+	return out, nil
+}
+
+func (r *fakeRoute) all() []*cimpb.Uplink {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []*cimpb.Uplink
+	for _, b := range r.batches {
+		out = append(out, b...)
+	}
+	return out
+}
+
+type sink struct {
+	mu  sync.Mutex
+	got []*cimpb.Delivery
+}
+
+func (s *sink) deliver(b *cimpb.PushBatch) {
+	s.mu.Lock()
+	s.got = append(s.got, b.Deliveries...)
+	s.mu.Unlock()
+}
+
+func (s *sink) deliveries() []*cimpb.Delivery {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]*cimpb.Delivery(nil), s.got...)
+}
+
+func msg(user string, i int) *cimpb.Uplink {
+	return &cimpb.Uplink{UserId: user, SessionId: "s-" + user, Frame: &cimpb.Frame{Type: cimpb.Type_MSG, ReqId: uint64(i),
+		Msg: &cimpb.Msg{ClientMsgId: strconv.Itoa(i), To: "x"}}}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func TestBatchesWhileRouteIsBusy(t *testing.T) {
+	r := &fakeRoute{gate: make(chan struct{}), started: make(chan struct{})}
+	s := &sink{}
+	b := New(Config{GatewayID: "gw", Shards: 1}, r, s.deliver)
+	b.Start()
+	defer b.Shutdown(context.Background())
+
+	ctx := context.Background()
+	if err := b.Submit(ctx, msg("u", 0)); err != nil {
+		t.Fatal(err)
+	}
+	<-r.started // the first batch (one uplink) is in flight and held
+	for i := 1; i < 100; i++ {
+		if err := b.Submit(ctx, msg("u", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(r.gate)
+	waitFor(t, "all uplinks", func() bool { return len(r.all()) == 100 })
+	r.mu.Lock()
+	n := len(r.batches)
+	r.mu.Unlock()
+	if n != 2 {
+		t.Fatalf("100 uplinks took %d requests, want 2 (one held, the rest batched)", n)
+	}
+	for i, u := range r.all() {
+		if u.Frame.Msg.ClientMsgId != strconv.Itoa(i) {
+			t.Fatalf("uplink %d is %s: order lost", i, u.Frame.Msg.ClientMsgId)
+		}
+	}
+	waitFor(t, "receipts", func() bool { return len(s.deliveries()) == 100 })
+	if d := s.deliveries()[7]; d.Frame.Type != cimpb.Type_RECEIPT || d.Frame.Receipt.ClientMsgId != "7" {
+		t.Fatalf("delivery 7 = %v", d)
+	}
+}
+
+func TestPerUserOrderAcrossShards(t *testing.T) {
+	r := &fakeRoute{}
+	b := New(Config{Shards: 4, MaxBatch: 7}, r, func(*cimpb.PushBatch) {})
+	b.Start()
+	const users, per = 20, 200
+	var wg sync.WaitGroup
+	for u := range users {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range per {
+				if err := b.Submit(context.Background(), msg("user"+strconv.Itoa(u), i)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := b.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	all := r.all()
+	if len(all) != users*per {
+		t.Fatalf("route got %d uplinks, want %d", len(all), users*per)
+	}
+	// r.all concatenates batches in the order the route received them; each
+	// user's frames must appear in the order that user submitted them.
+	next := map[string]int{}
+	for _, u := range all {
+		if want := strconv.Itoa(next[u.UserId]); u.Frame.Msg.ClientMsgId != want {
+			t.Fatalf("user %s: got %s, want %s", u.UserId, u.Frame.Msg.ClientMsgId, want)
+		}
+		next[u.UserId]++
+	}
+	for _, batch := range r.batches {
+		if len(batch) > 7 {
+			t.Fatalf("batch of %d exceeds MaxBatch 7", len(batch))
+		}
+	}
+}
+
+func TestFailureAnswersMsgSenders(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		code codes.Code
+	}{
+		{fmt.Errorf("x: %w", routeclient.ErrUnavailable), codes.Unavailable},
+		{fmt.Errorf("x: %w", routeclient.ErrRejected), codes.Internal},
+	} {
+		r := &fakeRoute{err: tc.err, gate: make(chan struct{}), started: make(chan struct{})}
+		s := &sink{}
+		b := New(Config{Shards: 1}, r, s.deliver)
+		b.Start()
+		ack := &cimpb.Uplink{UserId: "a", Frame: &cimpb.Frame{Type: cimpb.Type_ACK, Ack: &cimpb.Ack{Seq: 3}}}
+		b.Submit(context.Background(), msg("a", 1))
+		<-r.started
+		b.Submit(context.Background(), ack)
+		b.Submit(context.Background(), msg("b", 2))
+		close(r.gate)
+		b.Shutdown(context.Background())
+
+		got := s.deliveries()
+		if len(got) != 2 {
+			t.Fatalf("%d error deliveries, want 2 (ACK gets no answer): %v", len(got), got)
+		}
+		for i, d := range got {
+			user, id := []string{"a", "b"}[i], strconv.Itoa(i+1)
+			f := d.Frame
+			if d.UserId != user || d.SessionId != "s-"+user || f.Type != cimpb.Type_ERROR ||
+				codes.Code(f.Error.Code) != tc.code || f.Error.ClientMsgId != id || f.ReqId != uint64(i+1) {
+				t.Fatalf("delivery %d = %v, want ERROR %d for %s/%s", i, d, tc.code, user, id)
+			}
+		}
+	}
+}
+
+func TestShutdownFlushesQueued(t *testing.T) {
+	r := &fakeRoute{gate: make(chan struct{}), started: make(chan struct{})}
+	b := New(Config{Shards: 2}, r, func(*cimpb.PushBatch) {})
+	b.Start()
+	b.Submit(context.Background(), msg("a", 0))
+	<-r.started
+	for i := 1; i < 50; i++ {
+		b.Submit(context.Background(), msg("a", i))
+	}
+	done := make(chan error)
+	go func() { done <- b.Shutdown(context.Background()) }()
+	// Shutdown waits for the held batch and what is queued behind it.
+	// Submits racing with it are either refused or flushed, never lost.
+	accepted := 0
+	waitFor(t, "Submit refused", func() bool {
+		err := b.Submit(context.Background(), msg("a", 99))
+		if err == nil {
+			accepted++
+		}
+		return errors.Is(err, ErrClosed)
+	})
+	close(r.gate)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := len(r.all()); n != 50+accepted {
+		t.Fatalf("route got %d uplinks, want %d", n, 50+accepted)
+	}
+	if err := b.Shutdown(context.Background()); err != nil {
+		t.Fatalf("second Shutdown: %v", err)
+	}
+}
+
+func TestShutdownGivesUp(t *testing.T) {
+	r := &fakeRoute{gate: make(chan struct{}), started: make(chan struct{})} // never opened
+	s := &sink{}
+	b := New(Config{Shards: 1}, r, s.deliver)
+	b.Start()
+	b.Submit(context.Background(), msg("a", 0))
+	<-r.started
+	b.Submit(context.Background(), msg("a", 1))
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := b.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown = %v, want deadline exceeded", err)
+	}
+	// Both senders were told.
+	got := s.deliveries()
+	if len(got) != 2 || codes.Code(got[0].Frame.Error.Code) != codes.Unavailable || codes.Code(got[1].Frame.Error.Code) != codes.Unavailable {
+		t.Fatalf("deliveries %v, want two ERROR Unavailable", got)
+	}
+}
+
+func TestSubmitBlocksWhenFull(t *testing.T) {
+	r := &fakeRoute{gate: make(chan struct{}), started: make(chan struct{})}
+	b := New(Config{Shards: 1, QueueLen: 2}, r, func(*cimpb.PushBatch) {})
+	b.Start()
+	defer func() { close(r.gate); b.Shutdown(context.Background()) }()
+	b.Submit(context.Background(), msg("a", 0))
+	<-r.started
+	b.Submit(context.Background(), msg("a", 1))
+	b.Submit(context.Background(), msg("a", 2))
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := b.Submit(ctx, msg("a", 3)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Submit on a full shard = %v, want it to wait until ctx ends", err)
+	}
+}
