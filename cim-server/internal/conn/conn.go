@@ -243,6 +243,14 @@ func (c *Conn) login(ctx context.Context, r *codec.Reader) bool {
 	if c.Send(ack) {
 		c.h.Register(c)
 		log.Debug("login", "user", c.userID, "session", c.sessionID, "remote", c.nc.RemoteAddr())
+		// LOGIN carries the last seq the client has shown: ask the route for
+		// everything after it on the client's behalf. A client with no state
+		// (0) starts after what it acknowledged last time.
+		last := f.Login.LastSeq
+		sync := &cimpb.Frame{Type: cimpb.Type_SYNC, Sync: &cimpb.Sync{AfterSeq: last, FromAcked: last == 0}}
+		if err := c.h.Uplink(ctx, c, sync); err != nil {
+			log.Debug("login sync not forwarded", "user", c.userID, "err", err)
+		}
 	}
 	return true
 }

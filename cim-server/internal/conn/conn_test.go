@@ -81,6 +81,13 @@ func (h *fakeHandler) Uplink(ctx context.Context, c *Conn, f *cimpb.Frame) error
 	return h.uplinkErr
 }
 
+// forwarded returns a copy of the uplinks so far.
+func (h *fakeHandler) forwarded() []*cimpb.Frame {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]*cimpb.Frame(nil), h.uplinks...)
+}
+
 func (h *fakeHandler) Closed(c *Conn, wasOnline bool) { h.closed <- wasOnline }
 
 func (h *fakeHandler) waitClosed(t *testing.T) bool {
@@ -313,8 +320,10 @@ func TestOversizedFrame(t *testing.T) {
 			if got := h.waitClosed(t); got != afterLogin {
 				t.Fatalf("wasOnline=%v", got)
 			}
-			if len(h.uplinks) != 0 {
-				t.Fatal("oversized frame was forwarded")
+			for _, f := range h.forwarded() {
+				if f.Type == cimpb.Type_MSG {
+					t.Fatal("oversized frame was forwarded")
+				}
 			}
 		})
 	}
@@ -375,8 +384,8 @@ func TestUnexpectedFrameKeepsConnection(t *testing.T) {
 	if f := cl.recv(); f.Type != cimpb.Type_PONG {
 		t.Fatalf("connection unusable after bad frames: %v", f)
 	}
-	if len(h.uplinks) != 0 {
-		t.Fatalf("bad frames were forwarded: %v", h.uplinks)
+	if up := h.forwarded(); len(up) != 1 || up[0].Type != cimpb.Type_SYNC { // just the login SYNC
+		t.Fatalf("bad frames were forwarded: %v", up)
 	}
 }
 
@@ -401,12 +410,35 @@ func TestUplinksForwardedInOrder(t *testing.T) {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if len(h.uplinks) != len(sent) {
-		t.Fatalf("forwarded %d frames, want %d", len(h.uplinks), len(sent))
+	// The first uplink is the SYNC the gateway forwards for the LOGIN.
+	if len(h.uplinks) != len(sent)+1 || h.uplinks[0].Type != cimpb.Type_SYNC {
+		t.Fatalf("forwarded %v, want the login SYNC then %d frames", h.uplinks, len(sent))
 	}
-	for i, f := range h.uplinks {
+	for i, f := range h.uplinks[1:] {
 		if f.Type != sent[i].Type || f.GetMsg().GetClientMsgId() != sent[i].GetMsg().GetClientMsgId() {
 			t.Fatalf("uplink %d = %v, want %v", i, f, sent[i])
+		}
+	}
+}
+
+// TestLoginForwardsSync: the LOGIN's last_seq becomes a SYNC uplink right
+// after LOGIN_ACK, so the client gets everything after it; a client with no
+// state (0) asks to start after its server-side ack.
+func TestLoginForwardsSync(t *testing.T) {
+	for _, last := range []uint64{0, 42} {
+		h := newHandler()
+		cl, _ := serveTCP(t, testConfig(nil), h)
+		cl.send(&cimpb.Frame{Type: cimpb.Type_LOGIN, ReqId: 1, Login: &cimpb.Login{Token: goodToken(t), LastSeq: last}})
+		if f := cl.recv(); f.Type != cimpb.Type_LOGIN_ACK {
+			t.Fatalf("got %v, want LOGIN_ACK", f)
+		}
+		cl.send(&cimpb.Frame{Type: cimpb.Type_PING})
+		cl.recv()
+		h.mu.Lock()
+		up := h.uplinks
+		h.mu.Unlock()
+		if len(up) != 1 || up[0].Type != cimpb.Type_SYNC || up[0].Sync.AfterSeq != last || up[0].Sync.FromAcked != (last == 0) {
+			t.Fatalf("last_seq %d: uplinks %v, want one SYNC after %d (from_acked %v)", last, up, last, last == 0)
 		}
 	}
 }

@@ -48,7 +48,8 @@ type fakeRoute struct {
 	mu      sync.Mutex
 	online  []session
 	offline []session
-	uplinks []*cimpb.Uplink
+	uplinks []*cimpb.Uplink // all but the SYNCs, which go to syncs
+	syncs   []*cimpb.Uplink
 	gwIDs   map[string]bool
 
 	refuse   atomic.Bool     // /internal/online answers 409
@@ -105,7 +106,13 @@ func (r *fakeRoute) serve(w http.ResponseWriter, req *http.Request) {
 			return
 		}
 		r.mu.Lock()
-		r.uplinks = append(r.uplinks, in.Uplinks...)
+		for _, u := range in.Uplinks {
+			if u.Frame.GetType() == cimpb.Type_SYNC {
+				r.syncs = append(r.syncs, u)
+			} else {
+				r.uplinks = append(r.uplinks, u)
+			}
+		}
 		r.gwIDs[in.GatewayId] = true
 		r.mu.Unlock()
 		out := &cimpb.PushBatch{}
@@ -308,10 +315,14 @@ func TestLoginMessageReceiptOffline(t *testing.T) {
 	}
 	route.mu.Lock()
 	u := route.uplinks[0]
+	syncs := route.syncs
 	gw := route.gwIDs[g.ID()]
 	route.mu.Unlock()
 	if u.UserId != "7" || u.SessionId != "s7" || string(u.Frame.Msg.Body) != "hello" || !gw {
 		t.Fatalf("uplink %v (gateway id sent: %v)", u, gw)
+	}
+	if len(syncs) != 1 || syncs[0].UserId != "7" || !syncs[0].Frame.Sync.FromAcked {
+		t.Fatalf("login SYNC uplinks %v, want one from_acked SYNC for user 7", syncs)
 	}
 
 	c.nc.Close()
