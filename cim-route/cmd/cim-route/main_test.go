@@ -38,7 +38,7 @@ func TestReadyLineAndSignal(t *testing.T) {
 	exit := make(chan int, 1)
 	go func() {
 		exit <- run([]string{"--listen", "127.0.0.1:0", "--zk", zks.Addr, "--redis", rds.Addr,
-			"--token-secret", "main-test-secret-0123", "--log-level", "warn"}, pw, &stderr)
+			"--upload-dir", t.TempDir(), "--token-secret", "main-test-secret-0123", "--log-level", "warn"}, pw, &stderr)
 		pw.Close()
 	}()
 	lines := bufio.NewScanner(pr)

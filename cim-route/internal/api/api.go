@@ -1,6 +1,6 @@
 // Package api is the route service's HTTP edge (gin): the public CIM
-// endpoints, the internal endpoints gateways call, and the mapping of errors
-// to result codes. Every JSON answer is {"code","message","data"}; the
+// endpoints, history, uploads and downloads, the internal endpoints gateways
+// call, and the mapping of errors to result codes. Every JSON answer is {"code","message","data"}; the
 // internal uplink call speaks protobuf. Handlers only decode, validate shape
 // and encode; the logic lives behind the Service interface.
 package api
@@ -14,11 +14,14 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"sync"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/gocim/gocim/cim-route/internal/errs"
+	"github.com/gocim/gocim/cim-route/internal/files"
 	"github.com/gocim/gocim/cim-route/internal/router"
 	"github.com/gocim/gocim/proto/cimpb"
 	"github.com/gocim/gocim/proto/codes"
@@ -36,6 +39,9 @@ type Service interface {
 	SessionOffline(ctx context.Context, uid, sid string) error
 	Uplink(ctx context.Context, b *cimpb.UplinkBatch) (*cimpb.PushBatch, error)
 	Health(ctx context.Context) (int, error)
+	History(ctx context.Context, q router.HistoryQuery) (router.HistoryPage, error)
+	Upload(ctx context.Context, uid, sid, name, contentType string, body io.Reader) (files.Info, error)
+	OpenFile(ref string) (*os.File, files.Info, time.Time, error)
 }
 
 // ProtobufType is the media type of the internal protobuf bodies.
@@ -51,6 +57,9 @@ type Config struct {
 	// MaxUplink bounds an uplink batch (default 64 MiB: a gateway batch
 	// may carry many frames of up to 64 KiB each).
 	MaxUplink int64
+	// MaxUpload bounds POST /upload bodies (default 10 MiB); larger ones get
+	// 413 / 3000.
+	MaxUpload int64
 }
 
 type handler struct {
@@ -58,6 +67,7 @@ type handler struct {
 	log       *slog.Logger
 	maxBody   int64
 	maxUplink int64
+	maxUpload int64
 }
 
 var releaseMode sync.Once
@@ -76,7 +86,11 @@ func New(cfg Config) http.Handler {
 	if cfg.MaxUplink <= 0 {
 		cfg.MaxUplink = 64 << 20
 	}
-	h := &handler{svc: cfg.Service, log: cfg.Logger.With("component", "api"), maxBody: cfg.MaxBody, maxUplink: cfg.MaxUplink}
+	if cfg.MaxUpload <= 0 {
+		cfg.MaxUpload = 10 << 20
+	}
+	h := &handler{svc: cfg.Service, log: cfg.Logger.With("component", "api"),
+		maxBody: cfg.MaxBody, maxUplink: cfg.MaxUplink, maxUpload: cfg.MaxUpload}
 
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
@@ -98,6 +112,9 @@ func New(cfg Config) http.Handler {
 	e.GET("/onlineUser", h.onlineUsers)
 	e.POST("/offLine", h.offline)
 	e.GET("/healthz", h.healthz)
+	e.GET("/history", h.history)
+	e.POST("/upload", h.upload)
+	e.GET("/files/:ref", h.file)
 
 	e.POST("/internal/online", h.sessionOnline)
 	e.POST("/internal/offline", h.sessionOffline)

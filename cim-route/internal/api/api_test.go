@@ -18,6 +18,7 @@ import (
 
 	"github.com/gocim/gocim/cim-route/internal/balance"
 	"github.com/gocim/gocim/cim-route/internal/fanout"
+	"github.com/gocim/gocim/cim-route/internal/files"
 	"github.com/gocim/gocim/cim-route/internal/gatewaytest"
 	"github.com/gocim/gocim/cim-route/internal/router"
 	"github.com/gocim/gocim/cim-route/internal/store"
@@ -51,13 +52,13 @@ func newEnv(t *testing.T) *env {
 	push := fanout.New(fanout.Config{Timeout: 2 * time.Second, Logger: quiet})
 	t.Cleanup(push.Close)
 	r, err := router.New(router.Config{
-		Store: store.New(rdb, "cim:"), Gateways: e.bal, Pusher: push,
+		Store: store.New(rdb, "cim:"), Gateways: e.bal, Pusher: push, Files: files.New(t.TempDir(), 1024),
 		TokenKeys: [][]byte{[]byte("test-secret-0123456789")}, BcryptCost: bcrypt.MinCost, Logger: quiet,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(New(Config{Service: r, Logger: quiet, MaxBody: 1024}))
+	srv := httptest.NewServer(New(Config{Service: r, Logger: quiet, MaxBody: 1024, MaxUpload: 1024}))
 	t.Cleanup(srv.Close)
 	e.url = srv.URL
 	return e
@@ -193,8 +194,9 @@ func TestFlow(t *testing.T) {
 		l.ExpiresAt <= time.Now().Unix() || l.Server.ID != e.gw.ID || l.Server.Host != "127.0.0.1" || l.Server.TCPPort != 1 || l.Server.HTTPPort == 0 {
 		t.Fatalf("login data %+v", l)
 	}
-	// Pending until the gateway confirms: not online yet.
-	e.expect("POST", "/p2pRoute", `{"userId":"`+u.UserID+`","receiveUserId":"alice","msg":"x"}`, 404, codes.Offline, nil)
+	// Pending until the gateway confirms: not online yet, so the message
+	// waits in the inbox.
+	e.expect("POST", "/p2pRoute", `{"userId":"`+u.UserID+`","receiveUserId":"alice","msg":"x"}`, 200, codes.OK, nil)
 	e.expect("POST", "/internal/online", `{"userId":"`+l.UserID+`","sessionId":"wrong","gatewayId":"`+e.gw.ID+`"}`, 409, codes.Unauthorized, nil)
 	alice := e.online("alice")
 	bob := e.online("bob")
@@ -252,7 +254,7 @@ func TestFlow(t *testing.T) {
 		t.Fatal("logged-off connection not kicked")
 	}
 	e.expect("POST", "/internal/offline", `{"userId":"`+alice.UserID+`","sessionId":"`+alice.SessionID+`","gatewayId":"`+e.gw.ID+`"}`, 200, codes.OK, nil)
-	e.expect("POST", "/p2pRoute", `{"userId":"`+bob.UserID+`","receiveUserId":"alice","msg":"x"}`, 404, codes.Offline, nil)
+	e.expect("POST", "/p2pRoute", `{"userId":"`+bob.UserID+`","receiveUserId":"alice","msg":"x"}`, 200, codes.OK, nil) // stored
 
 	var health struct {
 		Status   string `json:"status"`

@@ -1,5 +1,6 @@
-// Package app wires the route service together — Redis store, ZooKeeper
-// discovery, gateway balancer, fan-out, router and HTTP API — and runs it:
+// Package app wires the route service together — Redis store, upload
+// directory, ZooKeeper discovery, gateway balancer, fan-out, router and HTTP
+// API — and runs it:
 // New(cfg) → Start() (returns once listening) → Ready() (closed once the
 // first gateway list arrived) → Shutdown(ctx) (safe to call twice).
 package app
@@ -21,6 +22,7 @@ import (
 	"github.com/gocim/gocim/cim-route/internal/config"
 	"github.com/gocim/gocim/cim-route/internal/discovery"
 	"github.com/gocim/gocim/cim-route/internal/fanout"
+	"github.com/gocim/gocim/cim-route/internal/files"
 	"github.com/gocim/gocim/cim-route/internal/router"
 	"github.com/gocim/gocim/cim-route/internal/store"
 )
@@ -33,12 +35,13 @@ type App struct {
 	cfg config.Config
 	log *slog.Logger
 
-	rdb    redis.UniversalClient
-	bal    *balance.Balancer
-	push   *fanout.Pusher
-	disc   *discovery.Watcher
-	router *router.Router
-	srv    *http.Server
+	rdb     redis.UniversalClient
+	uploads *files.Store
+	bal     *balance.Balancer
+	push    *fanout.Pusher
+	disc    *discovery.Watcher
+	router  *router.Router
+	srv     *http.Server
 
 	ctx    context.Context // background work; cancelled by Shutdown
 	cancel context.CancelFunc
@@ -69,10 +72,14 @@ func New(cfg config.Config, logger *slog.Logger) (*App, error) {
 	})
 	bal := balance.New(balance.Config{Strategy: cfg.Balance, HealthInterval: cfg.HealthInterval, Logger: logger})
 	push := fanout.New(fanout.Config{Timeout: cfg.PushTimeout, Logger: logger})
+	uploads := files.New(cfg.UploadDir, cfg.UploadMax)
+	st := store.New(rdb, cfg.RedisPrefix, store.WithInbox(store.InboxLimits{
+		MaxLen: cfg.InboxMax, TTL: cfg.InboxTTL, DedupWindow: cfg.DedupWindow,
+	}))
 	rt, err := router.New(router.Config{
-		Store: store.New(rdb, cfg.RedisPrefix), Gateways: bal, Pusher: push,
+		Store: st, Gateways: bal, Pusher: push, Files: uploads,
 		TokenKeys: cfg.TokenKeys(), TokenTTL: cfg.TokenTTL, LoginPolicy: cfg.LoginPolicy, BcryptCost: cfg.BcryptCost,
-		Logger: logger,
+		SyncLimit: cfg.SyncLimit, Logger: logger,
 	})
 	if err != nil {
 		rdb.Close()
@@ -80,7 +87,7 @@ func New(cfg config.Config, logger *slog.Logger) (*App, error) {
 	}
 	a := &App{
 		cfg: cfg, log: logger.With("component", "app"),
-		rdb: rdb, bal: bal, push: push, router: rt,
+		rdb: rdb, uploads: uploads, bal: bal, push: push, router: rt,
 		ready: make(chan struct{}), errc: make(chan error, 4),
 	}
 	a.ctx, a.cancel = context.WithCancel(context.Background())
@@ -92,7 +99,7 @@ func New(cfg config.Config, logger *slog.Logger) (*App, error) {
 		},
 	})
 	a.srv = &http.Server{
-		Handler:           api.New(api.Config{Service: rt, Logger: logger}),
+		Handler:           api.New(api.Config{Service: rt, Logger: logger, MaxUpload: cfg.UploadMax}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(logger.With("component", "http").Handler(), slog.LevelWarn),
@@ -103,6 +110,9 @@ func New(cfg config.Config, logger *slog.Logger) (*App, error) {
 // Start listens and starts serving, watching ZooKeeper, health-checking
 // gateways and clearing dead ones. It returns once the listener is open.
 func (a *App) Start() error {
+	if err := a.uploads.Init(); err != nil {
+		return fmt.Errorf("--upload-dir: %w", err)
+	}
 	ln, err := net.Listen("tcp", a.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", a.cfg.Listen, err)

@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -88,6 +90,7 @@ func TestApp(t *testing.T) {
 	cfg.Listen = "127.0.0.1:0"
 	cfg.ZK = zks.Addr
 	cfg.Redis = rds.Addr
+	cfg.UploadDir = t.TempDir()
 	cfg.TokenSecret = "app-test-secret-0123"
 	cfg.BcryptCost = 4
 	cfg.HealthInterval = 100 * time.Millisecond
@@ -166,5 +169,24 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	cfg := config.Default() // no token secret
 	if _, err := New(cfg, nil); err == nil {
 		t.Fatal("New accepted a config without a token secret")
+	}
+}
+
+func TestStartFailsOnABadUploadDir(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "a-file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.TokenSecret = "app-test-secret-0123"
+	cfg.UploadDir = filepath.Join(file, "uploads") // under a regular file
+	a, err := New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Shutdown(context.Background())
+	if err := a.Start(); err == nil || !strings.Contains(err.Error(), "--upload-dir") {
+		t.Fatalf("Start with an unusable upload dir: %v", err)
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -48,6 +50,12 @@ type Config struct {
 	HealthInterval  time.Duration // gateway /healthz period
 	PushTimeout     time.Duration // timeout of one gateway /push call
 	BcryptCost      int           //
+	InboxMax        int           // entries kept per inbox
+	InboxTTL        time.Duration // inbox entries older than this are trimmed
+	DedupWindow     time.Duration // how long a resend is recognized
+	SyncLimit       int           // default and maximum entries per SYNC answer
+	UploadDir       string        // where POST /upload stores files
+	UploadMax       int64         // largest upload in bytes
 	LogLevel        string        // debug | info | warn | error
 	LogFormat       string        // text | json
 }
@@ -66,6 +74,12 @@ func Default() Config {
 		HealthInterval: 2 * time.Second,
 		PushTimeout:    3 * time.Second,
 		BcryptCost:     bcrypt.DefaultCost,
+		InboxMax:       10000,
+		InboxTTL:       7 * 24 * time.Hour,
+		DedupWindow:    24 * time.Hour,
+		SyncLimit:      200,
+		UploadDir:      filepath.Join(os.TempDir(), "gocim-uploads"),
+		UploadMax:      10 << 20,
 		LogLevel:       "info",
 		LogFormat:      "text",
 	}
@@ -89,6 +103,12 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.HealthInterval, "health-interval", c.HealthInterval, "period of the gateways' /healthz check")
 	fs.DurationVar(&c.PushTimeout, "push-timeout", c.PushTimeout, "timeout of one /push call to a gateway")
 	fs.IntVar(&c.BcryptCost, "bcrypt-cost", c.BcryptCost, "bcrypt cost of password hashes")
+	fs.IntVar(&c.InboxMax, "inbox-max", c.InboxMax, "entries kept per user inbox; older ones are trimmed")
+	fs.DurationVar(&c.InboxTTL, "inbox-ttl", c.InboxTTL, "inbox entries older than this are trimmed (an idle inbox expires after it)")
+	fs.DurationVar(&c.DedupWindow, "dedup-window", c.DedupWindow, "how long a resent message (same sender and clientMsgId) is recognized")
+	fs.IntVar(&c.SyncLimit, "sync-limit", c.SyncLimit, "default and maximum number of entries in one SYNC answer")
+	fs.StringVar(&c.UploadDir, "upload-dir", c.UploadDir, "directory for uploaded files (POST /upload); created if missing; route replicas must share it")
+	fs.Int64Var(&c.UploadMax, "upload-max", c.UploadMax, "largest upload in bytes (10485760 = 10 MiB); larger ones get 413")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 }
@@ -157,6 +177,24 @@ func (c *Config) Validate() error {
 	}
 	if c.BcryptCost < bcrypt.MinCost || c.BcryptCost > bcrypt.MaxCost {
 		bad("--bcrypt-cost %d: want %d..%d", c.BcryptCost, bcrypt.MinCost, bcrypt.MaxCost)
+	}
+	if c.InboxMax < 1 {
+		bad("--inbox-max %d: must be at least 1", c.InboxMax)
+	}
+	if c.InboxTTL < time.Minute {
+		bad("--inbox-ttl %v: must be at least 1m", c.InboxTTL)
+	}
+	if c.DedupWindow < time.Second {
+		bad("--dedup-window %v: must be at least 1s", c.DedupWindow)
+	}
+	if c.SyncLimit < 1 || c.SyncLimit > 10000 {
+		bad("--sync-limit %d: want 1..10000", c.SyncLimit)
+	}
+	if c.UploadDir == "" {
+		bad("--upload-dir: must not be empty")
+	}
+	if c.UploadMax < 1 {
+		bad("--upload-max %d: must be at least 1 byte", c.UploadMax)
 	}
 	if _, err := c.SlogLevel(); err != nil {
 		bad("--log-level: %v", err)

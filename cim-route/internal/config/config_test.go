@@ -22,6 +22,9 @@ func TestParseDefaultsAndEnv(t *testing.T) {
 	if c.ZKRoot != "/cim" || c.RedisPrefix != "cim:" || c.TokenTTL != 60*time.Second || c.Balance != BalanceRoundRobin || c.BcryptCost != 10 {
 		t.Fatalf("defaults wrong: %+v", c)
 	}
+	if c.InboxMax != 10000 || c.InboxTTL != 168*time.Hour || c.DedupWindow != 24*time.Hour || c.SyncLimit != 200 || c.UploadMax != 10<<20 || c.UploadDir == "" {
+		t.Fatalf("inbox and upload defaults wrong: %+v", c)
+	}
 	if k := c.TokenKeys(); len(k) != 2 || string(k[0]) != secret {
 		t.Fatalf("keys = %q", k)
 	}
@@ -45,6 +48,12 @@ func TestValidate(t *testing.T) {
 		{"format", []string{"--token-secret", secret, "--log-format", "xml"}, "--log-format"},
 		{"cluster db", []string{"--token-secret", secret, "--redis", "a:1,b:2", "--redis-db", "3"}, "Cluster"},
 		{"ttl", []string{"--token-secret", secret, "--token-ttl", "10ms"}, "--token-ttl"},
+		{"inbox max", []string{"--token-secret", secret, "--inbox-max", "0"}, "--inbox-max"},
+		{"inbox ttl", []string{"--token-secret", secret, "--inbox-ttl", "1s"}, "--inbox-ttl"},
+		{"dedup", []string{"--token-secret", secret, "--dedup-window", "0s"}, "--dedup-window"},
+		{"sync limit", []string{"--token-secret", secret, "--sync-limit", "0"}, "--sync-limit"},
+		{"upload dir", []string{"--token-secret", secret, "--upload-dir", ""}, "--upload-dir"},
+		{"upload max", []string{"--token-secret", secret, "--upload-max", "0"}, "--upload-max"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -62,7 +71,7 @@ func TestHelpShowsDefaults(t *testing.T) {
 	if err == nil {
 		t.Fatal("--help: want flag.ErrHelp")
 	}
-	for _, s := range []string{"-listen", "0.0.0.0:8080", "CIM_ZK_ROOT", "round-robin", "push-timeout", "3s"} {
+	for _, s := range []string{"-listen", "0.0.0.0:8080", "CIM_ZK_ROOT", "round-robin", "push-timeout", "3s", "inbox-max", "10000", "168h0m0s", "24h0m0s", "sync-limit", "200", "upload-dir", "gocim-uploads", "10485760"} {
 		if !strings.Contains(out.String(), s) {
 			t.Errorf("--help output lacks %q", s)
 		}

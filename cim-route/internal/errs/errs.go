@@ -16,8 +16,11 @@ var (
 	ErrNameTaken = errors.New("user name taken")
 	// ErrRepeatLogin: the user is online and the login policy is reject.
 	ErrRepeatLogin = errors.New("user already logged in")
-	// ErrOffline: the recipient is not online.
-	ErrOffline = errors.New("user offline")
+	// ErrNotFound: no such thing (an unknown file ref).
+	ErrNotFound = errors.New("not found")
+	// ErrUnauthorized: the request's session is not the user's current one
+	// (history, uploads).
+	ErrUnauthorized = errors.New("not the user's current session")
 	// ErrNoGateway: no live, healthy gateway to hand out.
 	ErrNoGateway = errors.New("no gateway available")
 	// ErrStaleSession: the session is no longer the user's current one.

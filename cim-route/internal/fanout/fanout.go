@@ -125,7 +125,11 @@ func (p *Pusher) push(ctx context.Context, gw string, deliveries []*cimpb.Delive
 	if err != nil {
 		return Result{Err: fmt.Errorf("fanout: marshal: %w", err)}
 	}
-	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	// A push outlives its caller: the uplink request that caused it may be
+	// cancelled (its gateway died mid-call) while the deliveries, already
+	// stored, still belong to users on healthy gateways. Only the push
+	// timeout bounds it.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, addr.HTTPBase()+"/push", bytes.NewReader(body))
 	if err != nil {

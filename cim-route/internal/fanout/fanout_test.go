@@ -144,3 +144,21 @@ func TestPushErrorStatus(t *testing.T) {
 		t.Fatalf("empty push: %+v", r)
 	}
 }
+
+// TestPushOutlivesCancelledCaller: the uplink that caused a push may be
+// cancelled (its gateway died mid-request); deliveries to other gateways
+// must still go out, not fail and get their users' routes dropped.
+func TestPushOutlivesCancelledCaller(t *testing.T) {
+	g := newFakeGateway(t, "1")
+	g.block = make(chan struct{})
+	p := New(Config{Timeout: 10 * time.Second, Logger: slog.New(slog.DiscardHandler)})
+	defer p.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan Result)
+	go func() { done <- p.PushOne(ctx, g.id, []*cimpb.Delivery{msg("1")}) }()
+	cancel()
+	close(g.block)
+	if r := <-done; r.Err != nil || r.Delivered != 1 {
+		t.Fatalf("push after the caller was cancelled: %+v, want delivered", r)
+	}
+}

@@ -6,12 +6,17 @@ import (
 	"strconv"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/gocim/gocim/cim-route/internal/errs"
 	"github.com/gocim/gocim/cim-route/internal/fanout"
 	"github.com/gocim/gocim/cim-route/internal/store"
 	"github.com/gocim/gocim/proto/cimpb"
 	"github.com/gocim/gocim/proto/codes"
 )
+
+// maxClientMsgID bounds a client_msg_id: it becomes part of a Redis key.
+const maxClientMsgID = 128
 
 // outgoing is one message to route, from an uplink MSG or an HTTP call, and
 // what became of it.
@@ -25,7 +30,8 @@ type outgoing struct {
 	toID      string
 	msgID     string
 	ts        int64
-	code      codes.Code // 0 while nothing went wrong
+	stored    *cimpb.Frame // the MSG as stored, with its seq: pushed to toID
+	code      codes.Code   // 0 while nothing went wrong
 	text      string
 	delivered int
 }
@@ -42,15 +48,14 @@ func (o *outgoing) err() error {
 	switch o.code {
 	case 0:
 		return nil
-	case codes.Offline:
-		return fmt.Errorf("%w: %s", errs.ErrOffline, o.text)
 	case codes.BadAccount:
 		return fmt.Errorf("%w: %s", errs.ErrBadAccount, o.text)
 	}
 	return fmt.Errorf("%w: %s", errs.ErrBadArgument, o.text)
 }
 
-// reply is the sender's answer: RECEIPT_SENT or ERROR.
+// reply is the sender's answer: RECEIPT_SENT (never carrying a seq: it is not
+// an inbox entry) or ERROR.
 func (o *outgoing) reply() *cimpb.Delivery {
 	d := &cimpb.Delivery{UserId: o.from, SessionId: o.fromSID}
 	cm := o.msg.GetClientMsgId()
@@ -75,40 +80,120 @@ func (o *outgoing) downlink(to string) *cimpb.Frame {
 	}}
 }
 
-// target says which message and session a delivery belongs to; a gateway's
+// entry is one frame to append to an inbox: a private message (msg set) or a
+// receipt. Once stored, frame carries its seq and is pushed live.
+type entry struct {
+	to    string
+	msg   *outgoing
+	frame *cimpb.Frame
+}
+
+// live is a stored receipt to push to a user if online.
+type live struct {
+	uid   string
+	frame *cimpb.Frame
+}
+
+// target says which user and session a delivery belongs to; a gateway's
 // targets are aligned with its deliveries.
 type target struct {
 	item     int
 	uid, sid string
 }
 
-// Uplink routes the frames a gateway forwarded and returns the answers for
-// their senders. MSG is routed; ACK, READ and SYNC are accepted and ignored
-// until inboxes exist. An error (storage unavailable) means nothing was
-// delivered, so the gateway may retry the whole batch.
+// job is the work of one uplink batch or HTTP send, done in phases so every
+// phase is one Redis round trip for the whole batch: resolve names, read the
+// acknowledged ranges, append everything to the inboxes, raise the acks,
+// read the synced ranges, read the routes, then one /push per gateway.
+type job struct {
+	r   *Router
+	now time.Time
+	ts  int64
+
+	msgs  []*outgoing
+	syncs []*syncReq
+	acks  []*ackReq
+	reads []*readReq
+
+	idName, nameID     map[string]string
+	needIDs, needNames []string
+
+	entries []entry
+	live    []live
+}
+
+func (r *Router) newJob() *job {
+	now := r.now()
+	return &job{r: r, now: now, ts: now.UnixMilli()}
+}
+
+// Uplink handles the frames a gateway forwarded and returns the frames for
+// their senders' sessions, in uplink order: for a MSG its RECEIPT_SENT or
+// ERROR; for a SYNC the inbox entries then the SYNC answer. ACK and READ are
+// answered with nothing (their receipts go to other users). An error
+// (storage unavailable) means no sender was answered, so the gateway may
+// retry the whole batch: resent messages are recognized (dedup), receipts
+// may repeat (clients treat them as idempotent).
 func (r *Router) Uplink(ctx context.Context, b *cimpb.UplinkBatch) (*cimpb.PushBatch, error) {
-	items := make([]*outgoing, 0, len(b.GetUplinks()))
-	for _, up := range b.GetUplinks() {
-		f := up.GetFrame()
-		if f == nil || up.GetUserId() == "" {
+	j := r.newJob()
+	type slot struct {
+		typ cimpb.Type
+		i   int
+	}
+	ups := b.GetUplinks()
+	order := make([]slot, 0, len(ups))
+	var ackOf map[string]*ackReq
+	for _, up := range ups {
+		f, uid := up.GetFrame(), up.GetUserId()
+		if f == nil || uid == "" {
 			continue // nobody to answer
 		}
-		if f.Type == cimpb.Type_MSG {
-			items = append(items, &outgoing{from: up.UserId, fromSID: up.SessionId, reqID: f.ReqId, msg: f.Msg})
+		switch f.Type {
+		case cimpb.Type_MSG:
+			order = append(order, slot{f.Type, len(j.msgs)})
+			j.msgs = append(j.msgs, &outgoing{from: uid, fromSID: up.SessionId, reqID: f.ReqId, msg: f.Msg})
+		case cimpb.Type_SYNC:
+			order = append(order, slot{f.Type, len(j.syncs)})
+			j.syncs = append(j.syncs, &syncReq{uid: uid, sid: up.SessionId, reqID: f.ReqId, req: f.Sync})
+		case cimpb.Type_ACK:
+			seq := f.GetAck().GetSeq()
+			if seq == 0 {
+				continue
+			}
+			// Acks are cumulative: the highest of the batch covers the others.
+			if a := ackOf[uid]; a != nil {
+				a.seq = max(a.seq, seq)
+				continue
+			}
+			if ackOf == nil {
+				ackOf = map[string]*ackReq{}
+			}
+			a := &ackReq{uid: uid, seq: seq}
+			ackOf[uid] = a
+			j.acks = append(j.acks, a)
+		case cimpb.Type_READ:
+			if rd := f.GetRead(); rd != nil && rd.Peer != "" && len(rd.MsgIds) > 0 {
+				j.reads = append(j.reads, &readReq{uid: uid, peer: rd.Peer, ids: rd.MsgIds})
+			}
 		}
 	}
-	if err := r.route(ctx, items); err != nil {
+	if err := j.run(ctx); err != nil {
 		return nil, err
 	}
-	out := &cimpb.PushBatch{Deliveries: make([]*cimpb.Delivery, len(items))}
-	for i, it := range items {
-		out.Deliveries[i] = it.reply()
+	out := &cimpb.PushBatch{Deliveries: make([]*cimpb.Delivery, 0, len(order))}
+	for _, s := range order {
+		if s.typ == cimpb.Type_MSG {
+			out.Deliveries = append(out.Deliveries, j.msgs[s.i].reply())
+		} else {
+			out.Deliveries = j.syncs[s.i].answer(out.Deliveries)
+		}
 	}
 	return out, nil
 }
 
 // P2P sends a text message from one user to another (POST /p2pRoute); to is
-// a user id or name. It returns the message id.
+// a user id or name. The message is stored in the recipient's inbox (pushed
+// at once when online). It returns the message id.
 func (r *Router) P2P(ctx context.Context, from, to, text string) (string, error) {
 	if err := checkUserID("userId", from); err != nil {
 		return "", err
@@ -119,15 +204,18 @@ func (r *Router) P2P(ctx context.Context, from, to, text string) (string, error)
 	if text == "" {
 		return "", fmt.Errorf("%w: msg is required", errs.ErrBadArgument)
 	}
+	j := r.newJob()
 	it := &outgoing{from: from, msg: &cimpb.Msg{To: to, Body: []byte(text), Kind: cimpb.Kind_KIND_TEXT}}
-	if err := r.route(ctx, []*outgoing{it}); err != nil {
+	j.msgs = []*outgoing{it}
+	if err := j.run(ctx); err != nil {
 		return "", err
 	}
 	return it.msgID, it.err()
 }
 
 // Broadcast sends a text message to everybody online but the sender (POST
-// /groupRoute). It returns the message id and how many connections got it.
+// /groupRoute); nothing is stored. It returns the message id and how many
+// connections got it.
 func (r *Router) Broadcast(ctx context.Context, from, text string) (string, int, error) {
 	if err := checkUserID("userId", from); err != nil {
 		return "", 0, err
@@ -135,90 +223,243 @@ func (r *Router) Broadcast(ctx context.Context, from, text string) (string, int,
 	if text == "" {
 		return "", 0, fmt.Errorf("%w: msg is required", errs.ErrBadArgument)
 	}
+	j := r.newJob()
 	it := &outgoing{from: from, msg: &cimpb.Msg{Body: []byte(text), Kind: cimpb.Kind_KIND_TEXT, Broadcast: true}}
-	if err := r.route(ctx, []*outgoing{it}); err != nil {
+	j.msgs = []*outgoing{it}
+	if err := j.run(ctx); err != nil {
 		return "", 0, err
 	}
 	return it.msgID, it.delivered, it.err()
 }
 
-// route is the hot path. Per batch: at most one round trip to resolve names
-// and ids the caches lack, one for the online set when there is a broadcast,
-// one for every recipient's route, then one /push per gateway, in parallel.
-func (r *Router) route(ctx context.Context, items []*outgoing) error {
-	if len(items) == 0 {
+// run is the hot path. Per batch: at most one round trip to resolve names
+// and ids the caches lack; one per page of acknowledged entries (one page
+// unless a client acknowledges more than ackPage entries at once); one
+// pipeline appending every message and receipt; one raising the acks; one
+// reading the synced ranges; one for the online set when there is a
+// broadcast; one for the routes of everybody to push to; then one /push per
+// gateway, in parallel. Each step is skipped when it has nothing to do.
+//
+// Every storage step comes before any push or answer: an error leaves
+// nothing half-announced.
+func (j *job) run(ctx context.Context) error {
+	if len(j.msgs)+len(j.syncs)+len(j.acks)+len(j.reads) == 0 {
 		return nil
 	}
-	now := r.now()
+	j.prepare()
+	if err := j.resolve(ctx); err != nil {
+		return err
+	}
+	if err := j.ackedEntries(ctx); err != nil {
+		return err
+	}
+	j.readReceipts()
+	if err := j.store(ctx); err != nil {
+		return err
+	}
+	if err := j.raiseAcks(ctx); err != nil {
+		return err
+	}
+	if err := j.readSyncs(ctx); err != nil {
+		return err
+	}
+	return j.push(ctx)
+}
 
-	// Names and ids: this batch's view, from the caches or one lookup.
-	idName := make(map[string]string, len(items)*2)
-	nameID := map[string]string{}
-	var needIDs, needNames []string
-	wantID := func(id string) {
-		if _, seen := idName[id]; seen {
-			return
-		}
-		n, _ := r.names.Get(id)
-		if idName[id] = n; n == "" {
-			needIDs = append(needIDs, id)
-		}
-	}
-	wantName := func(name string) {
-		if _, seen := nameID[name]; seen {
-			return
-		}
-		id, _ := r.ids.Get(name)
-		if nameID[name] = id; id == "" {
-			needNames = append(needNames, name)
-		}
-	}
-	broadcast := false
-	for _, it := range items {
-		it.ts = now.UnixMilli()
+// prepare checks messages and notes which names and ids to resolve.
+func (j *job) prepare() {
+	j.idName = make(map[string]string, len(j.msgs)*2+len(j.reads))
+	j.nameID = map[string]string{}
+	for _, it := range j.msgs {
+		it.ts = j.ts
 		if it.msg == nil {
 			it.fail(codes.BadArgument, "MSG frame without a message")
 			continue
 		}
-		it.msgID = newMsgID(now)
-		wantID(it.from)
+		it.msgID = newMsgID(j.now)
+		j.wantID(it.from)
+		if len(it.msg.ClientMsgId) > maxClientMsgID {
+			it.fail(codes.BadArgument, "clientMsgId longer than "+strconv.Itoa(maxClientMsgID)+" bytes")
+			continue
+		}
 		switch to := it.msg.To; {
 		case it.msg.Broadcast:
-			broadcast = true
 		case to == "":
 			it.fail(codes.BadArgument, "message has no recipient")
-		case isID(to):
-			wantID(to)
-		case isName(to):
-			wantName(to)
 		default:
-			it.fail(codes.BadAccount, "unknown user "+strconv.Quote(to))
+			if !j.want(to) {
+				it.fail(codes.BadAccount, "unknown user "+strconv.Quote(to))
+			}
 		}
 	}
-	if len(needIDs)+len(needNames) > 0 {
-		names, ids, err := r.st.Lookup(ctx, needIDs, needNames)
+	for _, rd := range j.reads {
+		j.want(rd.peer)
+	}
+}
+
+// want notes a user id or name to resolve; false if it is neither.
+func (j *job) want(user string) bool {
+	switch {
+	case isID(user):
+		j.wantID(user)
+	case isName(user):
+		j.wantName(user)
+	default:
+		return false
+	}
+	return true
+}
+
+func (j *job) wantID(id string) {
+	if _, seen := j.idName[id]; seen {
+		return
+	}
+	n, _ := j.r.names.Get(id)
+	if j.idName[id] = n; n == "" {
+		j.needIDs = append(j.needIDs, id)
+	}
+}
+
+func (j *job) wantName(name string) {
+	if _, seen := j.nameID[name]; seen {
+		return
+	}
+	id, _ := j.r.ids.Get(name)
+	if j.nameID[name] = id; id == "" {
+		j.needNames = append(j.needNames, name)
+	}
+}
+
+// userID returns the id of an existing user given by id or name, or "".
+func (j *job) userID(user string) string {
+	if isID(user) {
+		if j.idName[user] != "" {
+			return user
+		}
+		return ""
+	}
+	return j.nameID[user]
+}
+
+// resolve looks up the names and ids the caches lack (one round trip) and
+// settles every message's sender name and recipient id.
+func (j *job) resolve(ctx context.Context) error {
+	if len(j.needIDs)+len(j.needNames) > 0 {
+		names, ids, err := j.r.st.Lookup(ctx, j.needIDs, j.needNames)
 		if err != nil {
 			return err
 		}
 		for id, n := range names {
-			idName[id] = n
-			r.remember(id, n)
+			j.idName[id] = n
+			j.r.remember(id, n)
 		}
 		for n, id := range ids {
-			nameID[n] = id
-			r.remember(id, n)
+			j.nameID[n] = id
+			j.r.remember(id, n)
 		}
 	}
+	for _, it := range j.msgs {
+		if it.code != 0 {
+			continue
+		}
+		if it.fromName = j.idName[it.from]; it.fromName == "" {
+			it.fail(codes.BadAccount, "unknown sender "+strconv.Quote(it.from))
+			continue
+		}
+		if it.msg.Broadcast {
+			continue
+		}
+		if it.toID = j.userID(it.msg.To); it.toID == "" {
+			it.fail(codes.BadAccount, "unknown user "+strconv.Quote(it.msg.To))
+			continue
+		}
+		j.entries = append(j.entries, entry{to: it.toID, msg: it, frame: it.downlink(it.toID)})
+	}
+	for _, rd := range j.reads {
+		rd.peerID = j.userID(rd.peer)
+	}
+	return nil
+}
 
-	// Recipients and their routes.
+// store appends every entry of the batch (messages first, in order, then
+// receipts) in one pipeline; only stored frames are pushed.
+func (j *job) store(ctx context.Context) error {
+	if len(j.entries) == 0 {
+		return nil
+	}
+	in := make([]store.Append, len(j.entries))
+	for i, e := range j.entries {
+		b, err := proto.Marshal(e.frame)
+		if err != nil {
+			return err
+		}
+		in[i] = store.Append{UserID: e.to, Frame: b, TS: j.ts}
+		if it := e.msg; it != nil {
+			in[i].MsgID = it.msgID
+			if cm := it.msg.ClientMsgId; cm != "" {
+				in[i].Dedup = it.from + ":" + cm
+			}
+		}
+	}
+	res, err := j.r.st.Append(ctx, in)
+	if err != nil {
+		return err
+	}
+	for i, e := range j.entries {
+		a := res[i]
+		f := e.frame
+		if it := e.msg; it != nil && a.Resend {
+			// The first copy's id and entry: pushed again in case the
+			// first attempt stored it but never got that far.
+			it.msgID = a.MsgID
+			f = nil
+			if a.Stored.Seq != 0 {
+				it.ts = a.Stored.TS
+				if f = decodeEntry(a.Stored); f == nil {
+					j.r.log.Warn("undecodable inbox entry", "user", e.to, "seq", a.Stored.Seq)
+				}
+			}
+		} else {
+			setSeq(f, a.Seq)
+		}
+		switch {
+		case f == nil:
+		case e.msg != nil:
+			e.msg.stored = f
+		default:
+			j.live = append(j.live, live{uid: e.to, frame: f})
+		}
+	}
+	return nil
+}
+
+// push reads the routes of everybody a frame goes to (plus the online set
+// for broadcasts) and sends one /push per gateway. From here on the batch
+// never fails: the entries are stored, so a user not reachable now gets them
+// by SYNC.
+func (j *job) push(ctx context.Context) error {
 	var members []string
+	n := len(j.live)
+	broadcast := false
+	for _, it := range j.msgs {
+		switch {
+		case it.code != 0:
+		case it.msg.Broadcast:
+			broadcast = true
+		case it.stored != nil:
+			n++
+		}
+	}
 	if broadcast {
 		var err error
-		if members, err = r.st.OnlineIDs(ctx); err != nil {
+		if members, err = j.r.st.OnlineIDs(ctx); err != nil {
 			return err
 		}
 	}
-	want := make([]string, 0, len(items)+len(members))
+	if n+len(members) == 0 {
+		return nil
+	}
+	want := make([]string, 0, n+len(members))
 	seen := make(map[string]bool, cap(want))
 	add := func(id string) {
 		if !seen[id] {
@@ -226,90 +467,65 @@ func (r *Router) route(ctx context.Context, items []*outgoing) error {
 			want = append(want, id)
 		}
 	}
-	for _, it := range items {
-		if it.code != 0 {
-			continue
+	for _, it := range j.msgs {
+		if it.stored != nil {
+			add(it.toID)
 		}
-		if it.fromName = idName[it.from]; it.fromName == "" {
-			it.fail(codes.BadAccount, "unknown sender "+strconv.Quote(it.from))
-			continue
-		}
-		if it.msg.Broadcast {
-			continue
-		}
-		if to := it.msg.To; isID(to) && idName[to] != "" {
-			it.toID = to
-		} else if id := nameID[to]; id != "" {
-			it.toID = id
-		} else {
-			it.fail(codes.BadAccount, "unknown user "+strconv.Quote(to))
-			continue
-		}
-		add(it.toID)
+	}
+	for _, l := range j.live {
+		add(l.uid)
 	}
 	for _, m := range members {
 		add(m)
 	}
-	routes, err := r.st.Routes(ctx, want)
+	routes, err := j.r.st.Routes(ctx, want)
 	if err != nil {
 		return err
 	}
 
-	// Deliveries grouped per gateway, in message order.
+	// Deliveries grouped per gateway: messages in batch order, then receipts.
 	batches := map[string][]*cimpb.Delivery{}
 	targets := map[string][]target{}
-	reachable := func(uid string) (store.Route, bool) {
+	deliver := func(uid string, f *cimpb.Frame, item int) {
 		rt, ok := routes[uid]
-		return rt, ok && rt.Online() && r.gw.Live(rt.Gateway)
-	}
-	deliver := func(rt store.Route, uid string, f *cimpb.Frame, item int) {
+		if !ok || !rt.Online() || !j.r.gw.Live(rt.Gateway) {
+			return
+		}
 		batches[rt.Gateway] = append(batches[rt.Gateway], &cimpb.Delivery{UserId: uid, SessionId: rt.Session, Frame: f})
 		targets[rt.Gateway] = append(targets[rt.Gateway], target{item, uid, rt.Session})
 	}
-	for i, it := range items {
-		if it.code != 0 {
-			continue
-		}
-		if !it.msg.Broadcast {
-			rt, ok := reachable(it.toID)
-			if !ok {
-				it.fail(codes.Offline, "user "+it.toID+" is offline")
-				continue
+	for i, it := range j.msgs {
+		switch {
+		case it.code != 0:
+		case it.msg.Broadcast:
+			f := it.downlink("")
+			for _, uid := range members {
+				if uid != it.from {
+					deliver(uid, f, i)
+				}
 			}
-			deliver(rt, it.toID, it.downlink(it.toID), i)
-			continue
+		case it.stored != nil:
+			deliver(it.toID, it.stored, i)
 		}
-		f := it.downlink("")
-		for _, uid := range members {
-			if rt, ok := reachable(uid); ok && uid != it.from {
-				deliver(rt, uid, f, i)
-			}
-		}
+	}
+	for _, l := range j.live {
+		deliver(l.uid, l.frame, -1)
 	}
 	if len(batches) == 0 {
 		return nil
 	}
 
-	// From here on messages went out: report, never fail the batch.
 	var missing, dead []store.SessionRef
-	// A broadcast reaches whoever it can; a private message's sender learns
-	// its recipient was not there.
-	lost := func(t target, why string) {
-		if it := items[t.item]; !it.msg.Broadcast {
-			it.fail(codes.Offline, "user "+t.uid+" is offline"+why)
-		}
-	}
-	for gw, res := range r.push.Push(ctx, batches) {
+	for gw, res := range j.r.push.Push(ctx, batches) {
 		ts := targets[gw]
 		if res.Err != nil {
-			r.gw.MarkDown(gw)
-			for _, t := range ts {
-				lost(t, " (gateway unreachable)")
-				// A refused connection or an error status means the
-				// gateway is gone; a timeout may be a slow one whose
-				// users are still connected, so their routes stay (the
-				// gateway's ZooKeeper node decides).
-				if !fanout.Timeout(res.Err) {
+			j.r.gw.MarkDown(gw)
+			// A refused connection or an error status means the gateway
+			// is gone; a timeout may be a slow one whose users are still
+			// connected, so their routes stay (the gateway's ZooKeeper
+			// node decides).
+			if !fanout.Timeout(res.Err) {
+				for _, t := range ts {
 					dead = append(dead, store.SessionRef{UserID: t.uid, Session: t.sid})
 				}
 			}
@@ -317,23 +533,20 @@ func (r *Router) route(ctx context.Context, items []*outgoing) error {
 		}
 		gone := make([]bool, len(ts))
 		for _, idx := range res.Missing {
-			if gone[idx] {
-				continue
+			if !gone[idx] {
+				gone[idx] = true
+				missing = append(missing, store.SessionRef{UserID: ts[idx].uid, Session: ts[idx].sid})
 			}
-			gone[idx] = true
-			t := ts[idx]
-			lost(t, "")
-			missing = append(missing, store.SessionRef{UserID: t.uid, Session: t.sid})
 		}
 		for i, t := range ts {
-			if !gone[i] {
-				items[t.item].delivered++
+			if !gone[i] && t.item >= 0 {
+				j.msgs[t.item].delivered++
 			}
 		}
 	}
 	if len(missing)+len(dead) > 0 {
-		r.dropSessions(ctx, dead, 0)
-		r.dropSessions(ctx, missing, r.cfg.MissingGrace)
+		j.r.dropSessions(ctx, dead, 0)
+		j.r.dropSessions(ctx, missing, j.r.cfg.MissingGrace)
 	}
 	return nil
 }

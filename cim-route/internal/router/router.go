@@ -2,7 +2,10 @@
 // and the state (Redis store, live gateways, gateway pushes): accounts, login
 // with the single-login policy, session confirmations from gateways, message
 // routing (uplink batches, /p2pRoute, /groupRoute) and the clean-up of dead
-// gateways' sessions.
+// gateways' sessions; and reliable delivery: every private message and
+// receipt is appended to its recipient's inbox before anything is announced,
+// SYNC reads inboxes, ACK and READ produce receipts, plus message history
+// and file uploads.
 //
 // Its collaborators are small interfaces defined here, so tests can swap any
 // of them. A Router is safe for concurrent use.
@@ -11,12 +14,15 @@ package router
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
+	"os"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/gocim/gocim/cim-route/internal/fanout"
+	"github.com/gocim/gocim/cim-route/internal/files"
 	"github.com/gocim/gocim/cim-route/internal/store"
 	"github.com/gocim/gocim/proto/cimpb"
 )
@@ -40,6 +46,17 @@ type Store interface {
 	Gateways(ctx context.Context) ([]string, error)
 	ClearGateway(ctx context.Context, gw string) (int, error)
 	Ping(ctx context.Context) error
+
+	Append(ctx context.Context, entries []store.Append) ([]store.Appended, error)
+	Ranges(ctx context.Context, qs []store.RangeQuery) ([]store.Range, error)
+	RaiseAcks(ctx context.Context, acks []store.Ack) error
+	InboxBefore(ctx context.Context, uid string, before uint64, n int) ([]store.Entry, error)
+}
+
+// Files keeps uploads (package files).
+type Files interface {
+	Put(name, contentType string, body io.Reader) (files.Info, error)
+	Open(ref string) (*os.File, files.Info, time.Time, error)
 }
 
 // Gateways is the live gateway list with health (package balance).
@@ -69,11 +86,16 @@ type Config struct {
 	Store    Store
 	Gateways Gateways
 	Pusher   Pusher
+	// Files stores uploads; nil: uploads are refused.
+	Files Files
 
 	TokenKeys   [][]byte      // the first signs
 	TokenTTL    time.Duration // token lifetime and pending-route TTL
 	LoginPolicy string        // PolicyKick (default) or PolicyReject
 	BcryptCost  int
+	// SyncLimit is the default and maximum number of entries in one SYNC
+	// answer (default 200).
+	SyncLimit int
 
 	// CacheSize bounds each of the id->name and name->id caches (names never
 	// change, so entries never go stale). Default 65536.
@@ -119,6 +141,9 @@ func New(cfg Config) (*Router, error) {
 	}
 	if cfg.BcryptCost == 0 {
 		cfg.BcryptCost = 10
+	}
+	if cfg.SyncLimit <= 0 {
+		cfg.SyncLimit = 200
 	}
 	if cfg.CacheSize <= 0 {
 		cfg.CacheSize = 1 << 16

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/gocim/gocim/cim-route/internal/balance"
 	"github.com/gocim/gocim/cim-route/internal/errs"
 	"github.com/gocim/gocim/cim-route/internal/fanout"
+	"github.com/gocim/gocim/cim-route/internal/files"
 	"github.com/gocim/gocim/cim-route/internal/gatewaytest"
 	"github.com/gocim/gocim/cim-route/internal/store"
 	"github.com/gocim/gocim/internal/testenv"
@@ -38,7 +40,17 @@ func TestMain(m *testing.M) {
 // countingStore counts the round trips the hot path makes.
 type countingStore struct {
 	*store.Store
-	lookups, routes, onlineIDs atomic.Int32
+	lookups, routes, onlineIDs, appends, ranges atomic.Int32
+}
+
+func (c *countingStore) Append(ctx context.Context, in []store.Append) ([]store.Appended, error) {
+	c.appends.Add(1)
+	return c.Store.Append(ctx, in)
+}
+
+func (c *countingStore) Ranges(ctx context.Context, qs []store.RangeQuery) ([]store.Range, error) {
+	c.ranges.Add(1)
+	return c.Store.Ranges(ctx, qs)
 }
 
 func (c *countingStore) Lookup(ctx context.Context, ids, names []string) (map[string]string, map[string]string, error) {
@@ -87,7 +99,7 @@ func newEnv(t testing.TB, policy string, gateways int) *env {
 	push := fanout.New(fanout.Config{Timeout: 2 * time.Second, Logger: quiet})
 	t.Cleanup(push.Close)
 	r, err := New(Config{
-		Store: e.st, Gateways: e.bal, Pusher: push,
+		Store: e.st, Gateways: e.bal, Pusher: push, Files: files.New(t.TempDir(), 1<<10),
 		TokenKeys: keys, TokenTTL: time.Minute, LoginPolicy: policy, BcryptCost: bcrypt.MinCost,
 		MissingGrace: -1, JanitorSettle: 10 * time.Millisecond, Logger: quiet,
 	})
@@ -294,21 +306,23 @@ func TestUplinkPrivate(t *testing.T) {
 	pushes := e.gws[0].Pushes() + e.gws[1].Pushes()
 	e.st.lookups.Store(0)
 	e.st.routes.Store(0)
+	e.st.appends.Store(0)
 	out, err := e.r.Uplink(e.ctx, batch)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// One lookup and one route round trip for the whole batch, one push per
-	// gateway.
-	if l, r := e.st.lookups.Load(), e.st.routes.Load(); l > 1 || r != 1 {
-		t.Fatalf("%d lookups and %d route reads for one batch, want <=1 and 1", l, r)
+	// One lookup, one append pipeline and one route round trip for the
+	// whole batch, one push per gateway.
+	if l, r, a := e.st.lookups.Load(), e.st.routes.Load(), e.st.appends.Load(); l > 1 || r != 1 || a != 1 {
+		t.Fatalf("%d lookups, %d route reads, %d append pipelines for one batch, want <=1, 1 and 1", l, r, a)
 	}
 	if p := e.gws[0].Pushes() + e.gws[1].Pushes() - pushes; p != 2 {
 		t.Fatalf("%d pushes for one batch over two gateways, want 2", p)
 	}
-	// One answer per MSG, in order; ACK/READ/SYNC produce nothing.
-	if len(out.Deliveries) != len(bobs)+6 {
-		t.Fatalf("%d answers, want %d", len(out.Deliveries), len(bobs)+6)
+	// One answer per MSG and per SYNC (its entries, none here, then the
+	// SYNC frame), in uplink order; ACK and READ answer nothing.
+	if len(out.Deliveries) != len(bobs)+7 {
+		t.Fatalf("%d answers, want %d", len(out.Deliveries), len(bobs)+7)
 	}
 	msgIDs := map[string]bool{}
 	for i, b := range bobs {
@@ -327,18 +341,38 @@ func TestUplinkPrivate(t *testing.T) {
 		}
 		m := got[0].Msg
 		if got[0].Type != cimpb.Type_MSG || m.MsgId != rc.MsgId || m.From != alice.UserID || m.FromName != "alice" ||
-			m.To != b.UserID || m.TimestampMs == 0 || string(m.Body) != fmt.Sprint("body c", i) || m.ClientMsgId != fmt.Sprint("c", i) {
+			m.To != b.UserID || m.TimestampMs == 0 || string(m.Body) != fmt.Sprint("body c", i) || m.ClientMsgId != fmt.Sprint("c", i) || m.Seq != 1 {
 			t.Fatalf("%s got %v", b.UserName, m)
 		}
 	}
-	wantErr := []struct {
-		code codes.Code
+	// Offline recipients (never connected, or gone without the route
+	// knowing) are not an error: the message waits in their inbox.
+	wantAnswer := []struct {
+		code codes.Code // 0: RECEIPT_SENT
 		cmid string
-	}{{codes.BadAccount, "c-unknown"}, {codes.BadAccount, "c-unknown-id"}, {codes.Offline, "c-offline"}, {codes.Offline, "c-gone"}, {codes.BadArgument, "c-empty"}, {codes.BadArgument, ""}}
-	for i, w := range wantErr {
-		d := out.Deliveries[len(bobs)+i]
-		if d.Frame.Type != cimpb.Type_ERROR || codes.Code(d.Frame.Error.Code) != w.code || d.Frame.Error.ClientMsgId != w.cmid || d.Frame.Error.Text == "" {
-			t.Errorf("answer for %q = %v, want ERROR %d", w.cmid, d.Frame, w.code)
+	}{{codes.BadAccount, "c-unknown"}, {codes.BadAccount, "c-unknown-id"}, {0, "c-offline"}, {0, "c-gone"}, {codes.BadArgument, "c-empty"}}
+	for i, w := range wantAnswer {
+		f := out.Deliveries[len(bobs)+i].Frame
+		if w.code == 0 {
+			if f.Type != cimpb.Type_RECEIPT || f.Receipt.Status != cimpb.ReceiptStatus_RECEIPT_SENT || f.Receipt.ClientMsgId != w.cmid || f.Receipt.Seq != 0 {
+				t.Errorf("answer for %q = %v, want RECEIPT_SENT", w.cmid, f)
+			}
+			continue
+		}
+		if f.Type != cimpb.Type_ERROR || codes.Code(f.Error.Code) != w.code || f.Error.ClientMsgId != w.cmid || f.Error.Text == "" {
+			t.Errorf("answer for %q = %v, want ERROR %d", w.cmid, f, w.code)
+		}
+	}
+	if f := out.Deliveries[len(bobs)+5].Frame; f.Type != cimpb.Type_SYNC || f.Sync.HeadSeq != 0 || f.Sync.AfterSeq != 1 || f.Sync.LastSeq != 0 {
+		t.Errorf("SYNC answer = %v", f)
+	}
+	if f := out.Deliveries[len(bobs)+6].Frame; f.Type != cimpb.Type_ERROR || codes.Code(f.Error.Code) != codes.BadArgument || f.ReqId != 105 {
+		t.Errorf("answer to a MSG without a message = %v", f)
+	}
+	for _, name := range []string{"offline", "gone"} {
+		u, _ := e.st.UserByName(e.ctx, name)
+		if n := e.rdb.ZCard(e.ctx, "cim:inbox:{"+u.ID+"}").Val(); n != 1 {
+			t.Errorf("%s's inbox holds %d entries, want 1", name, n)
 		}
 	}
 	// The missing session's route was cleaned; the others' were not.
@@ -347,7 +381,8 @@ func TestUplinkPrivate(t *testing.T) {
 		t.Fatalf("routes after a missing report = %+v", routes)
 	}
 
-	// Second batch: names and ids are cached, so only the routes are read.
+	// Second batch: names and ids are cached, so only the inboxes and the
+	// routes are touched.
 	e.st.lookups.Store(0)
 	e.st.routes.Store(0)
 	batch.Uplinks = batch.Uplinks[:4]
@@ -400,8 +435,8 @@ func TestUplinkBroadcastAndDeadGateway(t *testing.T) {
 	if f := out.Deliveries[0].Frame; f.Type != cimpb.Type_RECEIPT {
 		t.Fatalf("broadcast answer = %v", f)
 	}
-	if f := out.Deliveries[1].Frame; f.Type != cimpb.Type_ERROR || codes.Code(f.Error.Code) != codes.Offline {
-		t.Fatalf("message to a user on the dead gateway: %v, want ERROR 7000", f)
+	if f := out.Deliveries[1].Frame; f.Type != cimpb.Type_RECEIPT {
+		t.Fatalf("message to a user on the dead gateway: %v, want RECEIPT_SENT (it waits in the inbox)", f)
 	}
 	if f := out.Deliveries[2].Frame; f.Type != cimpb.Type_RECEIPT {
 		t.Fatalf("message to a user on a live gateway: %v", f)
@@ -442,8 +477,11 @@ func TestHTTPRoutes(t *testing.T) {
 	if _, err := e.r.Register(e.ctx, "dave", "password1"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.r.P2P(e.ctx, alice.UserID, "dave", "x"); !errors.Is(err, errs.ErrOffline) {
-		t.Fatalf("p2p to an offline user: %v", err)
+	if id, err := e.r.P2P(e.ctx, alice.UserID, "dave", "x"); err != nil || len(id) != 32 {
+		t.Fatalf("p2p to an offline user: %q %v, want it stored", id, err)
+	}
+	if n := e.rdb.ZCard(e.ctx, "cim:inbox:{4}").Val(); n != 1 {
+		t.Fatalf("dave's inbox holds %d entries", n)
 	}
 	if _, err := e.r.P2P(e.ctx, alice.UserID, "nobody", "x"); !errors.Is(err, errs.ErrBadAccount) {
 		t.Fatalf("p2p to an unknown user: %v", err)
@@ -493,8 +531,11 @@ func TestLogoffAndOnlineUsers(t *testing.T) {
 	if users, _ := e.r.OnlineUsers(e.ctx); !slices.Equal(users, want[1:]) {
 		t.Fatalf("online after logoff = %v", users)
 	}
-	if _, err := e.r.P2P(e.ctx, bob.UserID, "alice", "x"); !errors.Is(err, errs.ErrOffline) {
-		t.Fatalf("message after logoff: %v", err)
+	if _, err := e.r.P2P(e.ctx, bob.UserID, "alice", "x"); err != nil {
+		t.Fatalf("message after logoff: %v, want it stored", err)
+	}
+	if f := e.gws[0].Frames(alice.UserID); len(f) != 1 {
+		t.Fatalf("logged-off alice got %v", f)
 	}
 	if err := e.r.Logoff(e.ctx, "abc", "s"); !errors.Is(err, errs.ErrBadArgument) {
 		t.Fatalf("bad user id: %v", err)
@@ -576,6 +617,18 @@ func TestRedisDown(t *testing.T) {
 			_, err := e.r.Uplink(e.ctx, &cimpb.UplinkBatch{Uplinks: []*cimpb.Uplink{{UserId: alice.UserID, Frame: msgFrame(1, "c", "zed")}}})
 			return err
 		},
+		"Sync": func() error {
+			_, err := e.r.Uplink(e.ctx, &cimpb.UplinkBatch{Uplinks: []*cimpb.Uplink{{UserId: alice.UserID, Frame: syncFrame(1, 0, 0, true)}}})
+			return err
+		},
+		"Ack": func() error {
+			_, err := e.r.Uplink(e.ctx, &cimpb.UplinkBatch{Uplinks: []*cimpb.Uplink{{UserId: alice.UserID, Frame: ackFrame(1)}}})
+			return err
+		},
+		"History": func() error {
+			_, err := e.r.History(e.ctx, HistoryQuery{UserID: alice.UserID, SessionID: alice.SessionID})
+			return err
+		},
 	}
 	for name, call := range calls {
 		if err := call(); !errors.Is(err, errs.ErrUnavailable) {
@@ -585,8 +638,8 @@ func TestRedisDown(t *testing.T) {
 }
 
 // BenchmarkUplink routes batches of 100 private messages between 200 users
-// on two gateways (real Redis, fake gateways): one lookup-free Redis round
-// trip and two /push calls per batch once the caches are warm.
+// on two gateways (real Redis, fake gateways): once the caches are warm, one
+// append pipeline and one route read per batch, then two /push calls.
 func BenchmarkUplink(b *testing.B) {
 	e := newEnv(b, PolicyKick, 2)
 	var users []Session
@@ -600,8 +653,15 @@ func BenchmarkUplink(b *testing.B) {
 			Frame: msgFrame(uint64(i), fmt.Sprint(i), to.UserName)})
 	}
 	b.ReportAllocs()
-	b.ResetTimer()
+	round := 0
 	for b.Loop() {
+		// Fresh client message ids: every message is new, not a resend.
+		b.StopTimer()
+		round++
+		for i, up := range batch.Uplinks {
+			up.Frame.Msg.ClientMsgId = strconv.Itoa(round) + "-" + strconv.Itoa(i)
+		}
+		b.StartTimer()
 		if _, err := e.r.Uplink(e.ctx, batch); err != nil {
 			b.Fatal(err)
 		}

@@ -2,8 +2,9 @@ package store
 
 import "github.com/redis/go-redis/v9"
 
-// Every script touches exactly one key (a route:{uid} hash) so it can run on
-// Redis Cluster. Sets that mirror the routes are updated by the caller after.
+// Every route script touches exactly one key (a route:{uid} hash) so it can
+// run on Redis Cluster. Sets that mirror the routes are updated by the caller
+// after.
 
 // claimScript hands a route to a new pending session and returns the previous
 // route. With ARGV[4] == "1" it refuses while another session is online,
@@ -72,6 +73,83 @@ return {r[2] or '', r[3] or ''}
 var clearGatewayScript = redis.NewScript(`
 if redis.call('HGET', KEYS[1], 'gw') == ARGV[1] then
   redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+`)
+
+// The inbox scripts touch only keys of one user (seq:{uid}, inbox:{uid},
+// ack:{uid}, dedup:{uid}:...), which share the {uid} hash tag, so each is one
+// atomic step on one Redis Cluster slot. Seqs are formatted with %d: Lua's
+// tostring switches to exponent notation above 1e14.
+
+// appendScript stores one inbox entry, or recognizes a resend.
+//
+// KEYS[1] seq, KEYS[2] inbox, KEYS[3] dedup (absent: no dedup).
+// ARGV: msgId, timestamp ms, frame bytes, max length, inbox ttl ms, age
+// cutoff ms (entries older are trimmed), dedup ttl ms.
+// Returns {0, msgId, seq} for a new entry; {1, first msgId, first seq, the
+// first entry's member or nil once trimmed} for a resend.
+//
+// Age trimming drops at most a few of the oldest entries per append so one
+// call never does unbounded work; the inbox's own PEXPIRE removes an idle
+// inbox as a whole.
+var appendScript = redis.NewScript(`
+if KEYS[3] then
+  local d = redis.call('GET', KEYS[3])
+  if d then
+    local bar = string.find(d, '|', 1, true)
+    local seq = string.sub(d, bar + 1)
+    local m = redis.call('ZRANGEBYSCORE', KEYS[2], seq, seq)
+    return {1, string.sub(d, 1, bar - 1), tonumber(seq), m[1] or false}
+  end
+end
+local seq = string.format('%d', redis.call('INCR', KEYS[1]))
+redis.call('ZADD', KEYS[2], seq, seq .. '|' .. ARGV[2] .. '|' .. ARGV[3])
+redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -1 - tonumber(ARGV[4]))
+local cutoff = tonumber(ARGV[6])
+for i = 1, 8 do
+  local old = redis.call('ZRANGE', KEYS[2], 0, 0)[1]
+  if not old then break end
+  local a = string.find(old, '|', 1, true)
+  local b = a and string.find(old, '|', a + 1, true)
+  if b and (tonumber(string.sub(old, a + 1, b - 1)) or cutoff) >= cutoff then break end
+  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, 0)
+end
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+if KEYS[3] then
+  redis.call('SET', KEYS[3], ARGV[1] .. '|' .. seq, 'PX', ARGV[7])
+end
+return {0, ARGV[1], tonumber(seq)}
+`)
+
+// rangeScript reads part of an inbox with the numbers a SYNC answer needs,
+// as one consistent snapshot.
+//
+// KEYS[1] seq, KEYS[2] inbox, KEYS[3] ack.
+// ARGV: after, upto (0: no bound), limit, from-acked ("1": start after the
+// ack when it is larger).
+// Returns {after used, head, first retained (head+1 when empty), ack, members}.
+var rangeScript = redis.NewScript(`
+local after = tonumber(ARGV[1])
+local ack = tonumber(redis.call('GET', KEYS[3]) or '0') or 0
+if ARGV[4] == '1' and ack > after then after = ack end
+local head = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
+local first = head + 1
+local f = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+if f[2] then first = tonumber(f[2]) end
+local upto = '+inf'
+if ARGV[2] ~= '0' then upto = ARGV[2] end
+local m = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. string.format('%d', after), upto, 'LIMIT', 0, tonumber(ARGV[3]))
+return {after, head, first, ack, m}
+`)
+
+// raiseAckScript raises a user's acknowledged seq; it never goes down.
+//
+// KEYS[1] ack; ARGV[1] seq. Returns 1 if raised.
+var raiseAckScript = redis.NewScript(`
+if tonumber(ARGV[1]) > (tonumber(redis.call('GET', KEYS[1]) or '0') or 0) then
+  redis.call('SET', KEYS[1], ARGV[1])
   return 1
 end
 return 0

@@ -1,9 +1,11 @@
 // Package store keeps the route service's shared state in Redis: accounts,
 // the route of each user (gateway, session, state), the online set
-// (login-status), the per-gateway user sets and the set of gateways that ever
-// held users. Keys follow docs/ARCHITECTURE.md; per-user keys carry a {uid}
-// hash tag and every change to a route is one Lua compare-and-set on that one
-// key, so the store also works on Redis Cluster. The sets are updated after
+// (login-status), the per-gateway user sets, the set of gateways that ever
+// held users, and every user's inbox (seq counter, entries, acknowledged seq,
+// dedup keys). Keys follow docs/ARCHITECTURE.md; per-user keys carry a {uid}
+// hash tag, every change to a route is one Lua compare-and-set on that one
+// key and every inbox append is one Lua script on that user's keys, so the
+// store also works on Redis Cluster. The sets are updated after
 // the route and repaired from it, so a race can leave a stale member (filtered
 // and cleaned lazily) but never drop a current one.
 //
@@ -31,14 +33,19 @@ const (
 
 // Store is the Redis-backed state of the route service.
 type Store struct {
-	rdb redis.UniversalClient
-	k   keys
-	now func() time.Time
+	rdb   redis.UniversalClient
+	k     keys
+	now   func() time.Time
+	inbox InboxLimits
 }
 
 // New returns a Store using rdb with every key prefixed by prefix.
-func New(rdb redis.UniversalClient, prefix string) *Store {
-	return &Store{rdb: rdb, k: keys{prefix}, now: time.Now}
+func New(rdb redis.UniversalClient, prefix string, opts ...Option) *Store {
+	s := &Store{rdb: rdb, k: keys{prefix}, now: time.Now, inbox: InboxLimits{}.withDefaults()}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // ClientConfig says which Redis to use.
@@ -90,13 +97,19 @@ func (s *Store) Ping(ctx context.Context) error {
 
 type keys struct{ prefix string }
 
-func (k keys) seq() string              { return k.prefix + "user:seq" }
-func (k keys) user(id string) string    { return k.prefix + "user:{" + id + "}" }
-func (k keys) names() string            { return k.prefix + "user:names" }
-func (k keys) online() string           { return k.prefix + "login-status" }
-func (k keys) route(id string) string   { return k.prefix + "route:{" + id + "}" }
-func (k keys) gwUsers(gw string) string { return k.prefix + "server:" + gw + ":users" }
-func (k keys) servers() string          { return k.prefix + "servers" }
+func (k keys) seq() string               { return k.prefix + "user:seq" }
+func (k keys) user(id string) string     { return k.prefix + "user:{" + id + "}" }
+func (k keys) names() string             { return k.prefix + "user:names" }
+func (k keys) online() string            { return k.prefix + "login-status" }
+func (k keys) route(id string) string    { return k.prefix + "route:{" + id + "}" }
+func (k keys) gwUsers(gw string) string  { return k.prefix + "server:" + gw + ":users" }
+func (k keys) servers() string           { return k.prefix + "servers" }
+func (k keys) inboxSeq(id string) string { return k.prefix + "seq:{" + id + "}" }
+func (k keys) inbox(id string) string    { return k.prefix + "inbox:{" + id + "}" }
+func (k keys) ack(id string) string      { return k.prefix + "ack:{" + id + "}" }
+
+// dedup is in the recipient's slot: dedup, seq and append are one script.
+func (k keys) dedup(id, key string) string { return k.prefix + "dedup:{" + id + "}:" + key }
 
 // unavailable wraps a Redis failure; redis.Nil is not one and callers handle
 // it before.

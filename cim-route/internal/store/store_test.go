@@ -393,6 +393,10 @@ func TestRedisDown(t *testing.T) {
 		"Routes":       func() error { _, err := s.Routes(ctx, []string{id}); return err },
 		"ClearGateway": func() error { _, err := s.ClearGateway(ctx, "h:1:2"); return err },
 		"Ping":         func() error { return s.Ping(ctx) },
+		"Append":       func() error { _, err := s.Append(ctx, []Append{{UserID: id, Frame: []byte("f")}}); return err },
+		"Ranges":       func() error { _, err := s.Ranges(ctx, []RangeQuery{{UserID: id, Limit: 1}}); return err },
+		"RaiseAcks":    func() error { return s.RaiseAcks(ctx, []Ack{{id, 1}}) },
+		"InboxBefore":  func() error { _, err := s.InboxBefore(ctx, id, 0, 1); return err },
 	}
 	for name, call := range calls {
 		if err := call(); !errors.Is(err, errs.ErrUnavailable) {

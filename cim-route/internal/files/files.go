@@ -1,0 +1,165 @@
+// Package files keeps uploaded files on disk for file messages too large to
+// inline: POST /upload stores one under a random 128-bit ref, GET /files/<ref>
+// serves it. Each upload is <dir>/<ref[:2]>/<ref> (the bytes) plus
+// <ref>.json (name, content type, size), both written to a temporary file and
+// renamed into place; the metadata goes last, so a ref is either complete or
+// unknown. Files are never modified after that.
+//
+// Several route replicas must share dir (a network file system) for a
+// download to find an upload made through another replica.
+//
+// A Store is safe for concurrent use.
+package files
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/gocim/gocim/cim-route/internal/errs"
+)
+
+// Info describes a stored file.
+type Info struct {
+	Ref         string `json:"ref"`
+	Name        string `json:"name"`
+	ContentType string `json:"contentType"`
+	Size        int64  `json:"size"`
+}
+
+// Store keeps files under one directory.
+type Store struct {
+	dir string
+	max int64
+}
+
+// New returns a Store under dir accepting files of at most max bytes. It
+// touches nothing on disk until used; see Init.
+func New(dir string, max int64) *Store {
+	return &Store{dir: dir, max: max}
+}
+
+// Max is the largest accepted file in bytes.
+func (s *Store) Max() int64 { return s.max }
+
+// Init creates the directory, so a bad --upload-dir fails at start.
+func (s *Store) Init() error {
+	return os.MkdirAll(s.dir, 0o700)
+}
+
+// Put stores body with its metadata and returns its info. More than Max
+// bytes → errs.ErrTooLarge and nothing is kept; a body that cannot be read
+// (the client went away) → errs.ErrBadArgument.
+func (s *Store) Put(name, contentType string, body io.Reader) (Info, error) {
+	info := Info{Ref: newRef(), Name: name, ContentType: contentType}
+	dir := filepath.Join(s.dir, info.Ref[:2])
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return Info{}, err
+	}
+	tmp, err := os.CreateTemp(dir, ".upload-*")
+	if err != nil {
+		return Info{}, err
+	}
+	defer os.Remove(tmp.Name()) // a no-op once renamed
+	n, err := io.Copy(tmp, io.LimitReader(body, s.max+1))
+	if cerr := tmp.Close(); err == nil && cerr != nil {
+		return Info{}, cerr
+	}
+	switch {
+	case err != nil:
+		return Info{}, fmt.Errorf("%w: reading the upload: %v", errs.ErrBadArgument, err)
+	case n > s.max:
+		return Info{}, fmt.Errorf("%w: uploads are limited to %d bytes", errs.ErrTooLarge, s.max)
+	}
+	info.Size = n
+	if err := os.Rename(tmp.Name(), s.path(info.Ref)); err != nil {
+		return Info{}, err
+	}
+	meta, _ := json.Marshal(info)
+	if err := writeFile(dir, s.path(info.Ref)+".json", meta); err != nil {
+		os.Remove(s.path(info.Ref))
+		return Info{}, err
+	}
+	return info, nil
+}
+
+// Open returns a stored file for reading, its info and its modification
+// time; errs.ErrNotFound for an unknown or malformed ref. The caller closes
+// the file.
+func (s *Store) Open(ref string) (*os.File, Info, time.Time, error) {
+	notFound := fmt.Errorf("%w: no file %q", errs.ErrNotFound, ref)
+	if !ValidRef(ref) {
+		return nil, Info{}, time.Time{}, notFound
+	}
+	meta, err := os.ReadFile(s.path(ref) + ".json")
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, Info{}, time.Time{}, notFound
+	}
+	if err != nil {
+		return nil, Info{}, time.Time{}, err
+	}
+	var info Info
+	if err := json.Unmarshal(meta, &info); err != nil || info.Ref != ref {
+		return nil, Info{}, time.Time{}, fmt.Errorf("file %s: bad metadata: %v", ref, err)
+	}
+	f, err := os.Open(s.path(ref))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, Info{}, time.Time{}, notFound
+	}
+	if err != nil {
+		return nil, Info{}, time.Time{}, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, Info{}, time.Time{}, err
+	}
+	return f, info, st.ModTime(), nil
+}
+
+// ValidRef reports whether ref has the form of a ref: 32 lowercase hex digits.
+func ValidRef(ref string) bool {
+	if len(ref) != 32 {
+		return false
+	}
+	for i := 0; i < len(ref); i++ {
+		if c := ref[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Store) path(ref string) string { return filepath.Join(s.dir, ref[:2], ref) }
+
+// newRef returns 128 random bits as hex: a ref is a capability (whoever
+// knows it can download the file), so it comes from crypto/rand.
+func newRef() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// writeFile writes data to path through a temporary file and a rename.
+func writeFile(dir, path string, data []byte) error {
+	tmp, err := os.CreateTemp(dir, ".meta-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

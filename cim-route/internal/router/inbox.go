@@ -1,0 +1,209 @@
+package router
+
+import (
+	"context"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/gocim/gocim/cim-route/internal/store"
+	"github.com/gocim/gocim/proto/cimpb"
+)
+
+const (
+	// ackPage is how many acknowledged entries are read per round trip.
+	ackPage = 1000
+	// maxReadIDs bounds the msg ids of one READ frame.
+	maxReadIDs = 1000
+	// maxMsgID bounds one msg id of a READ (route ids are 32 hex digits).
+	maxMsgID = 64
+)
+
+// syncReq is a SYNC uplink and, once read, its answer.
+type syncReq struct {
+	uid, sid string
+	reqID    uint64
+	req      *cimpb.Sync
+	limit    int
+	res      store.Range
+}
+
+// ackReq is the highest ACK of one user in a batch.
+type ackReq struct {
+	uid    string
+	seq    uint64
+	target uint64 // seq, at most the inbox head: what ack:{uid} is raised to
+	acked  uint64 // ack:{uid} before
+}
+
+// readReq is a READ uplink.
+type readReq struct {
+	uid    string
+	peer   string // id or name, as sent
+	peerID string
+	ids    []string
+}
+
+// ackedEntries reads the entries each ACK covers, (ack:{uid}, seq], and
+// queues a RECEIPT_DELIVERED to the sender of every message among them.
+// Receipts (and broadcasts, never stored) produce none.
+func (j *job) ackedEntries(ctx context.Context) error {
+	if len(j.acks) == 0 {
+		return nil
+	}
+	cur := j.acks
+	qs := make([]store.RangeQuery, len(cur))
+	for i, a := range cur {
+		qs[i] = store.RangeQuery{UserID: a.uid, FromAcked: true, Upto: a.seq, Limit: ackPage}
+	}
+	first := true
+	for len(qs) > 0 {
+		res, err := j.r.st.Ranges(ctx, qs)
+		if err != nil {
+			return err
+		}
+		var next []*ackReq
+		var nextQ []store.RangeQuery
+		for i, rg := range res {
+			a := cur[i]
+			if first {
+				a.acked, a.target = rg.Acked, min(a.seq, rg.Head)
+			}
+			for _, e := range rg.Entries {
+				j.deliveredReceipt(a.uid, e)
+			}
+			if n := len(rg.Entries); n == ackPage && rg.Entries[n-1].Seq < a.target {
+				next = append(next, a)
+				nextQ = append(nextQ, store.RangeQuery{UserID: a.uid, After: rg.Entries[n-1].Seq, Upto: a.target, Limit: ackPage})
+			}
+		}
+		cur, qs, first = next, nextQ, false
+	}
+	return nil
+}
+
+func (j *job) deliveredReceipt(by string, e store.Entry) {
+	var f cimpb.Frame
+	if proto.Unmarshal(e.Frame, &f) != nil || f.Type != cimpb.Type_MSG {
+		return
+	}
+	m := f.Msg
+	if m.GetFrom() == "" || m.Broadcast || m.MsgId == "" {
+		return
+	}
+	j.entries = append(j.entries, entry{to: m.From, frame: &cimpb.Frame{Type: cimpb.Type_RECEIPT, Receipt: &cimpb.Receipt{
+		Status: cimpb.ReceiptStatus_RECEIPT_DELIVERED, MsgId: m.MsgId, ClientMsgId: m.ClientMsgId, By: by, TimestampMs: j.ts,
+	}}})
+}
+
+// readReceipts queues a RECEIPT_READ per msg id of each READ for its peer.
+// A READ naming no existing user is dropped.
+func (j *job) readReceipts() {
+	for _, rd := range j.reads {
+		if rd.peerID == "" {
+			j.r.log.Debug("READ for an unknown peer dropped", "user", rd.uid, "peer", rd.peer)
+			continue
+		}
+		ids := rd.ids
+		if len(ids) > maxReadIDs {
+			ids = ids[:maxReadIDs]
+		}
+		for i, id := range ids {
+			if id == "" || len(id) > maxMsgID || containsBefore(ids, i) {
+				continue
+			}
+			j.entries = append(j.entries, entry{to: rd.peerID, frame: &cimpb.Frame{Type: cimpb.Type_RECEIPT, Receipt: &cimpb.Receipt{
+				Status: cimpb.ReceiptStatus_RECEIPT_READ, MsgId: id, By: rd.uid, TimestampMs: j.ts,
+			}}})
+		}
+	}
+}
+
+// containsBefore reports whether ids[i] occurs in ids[:i]. READ frames carry
+// a handful of ids; a quadratic scan beats a map for those, and long ones are
+// rare (bounded by maxReadIDs).
+func containsBefore(ids []string, i int) bool {
+	for _, id := range ids[:i] {
+		if id == ids[i] {
+			return true
+		}
+	}
+	return false
+}
+
+// raiseAcks raises ack:{uid} of every ACK once its receipts are stored.
+func (j *job) raiseAcks(ctx context.Context) error {
+	var raise []store.Ack
+	for _, a := range j.acks {
+		if a.target > a.acked {
+			raise = append(raise, store.Ack{UserID: a.uid, Seq: a.target})
+		}
+	}
+	return j.r.st.RaiseAcks(ctx, raise)
+}
+
+// readSyncs reads the ranges the SYNCs ask for (after this batch's appends).
+func (j *job) readSyncs(ctx context.Context) error {
+	if len(j.syncs) == 0 {
+		return nil
+	}
+	qs := make([]store.RangeQuery, len(j.syncs))
+	for i, s := range j.syncs {
+		s.limit = j.r.cfg.SyncLimit
+		if l := int(s.req.GetLimit()); l > 0 && l < s.limit {
+			s.limit = l
+		}
+		qs[i] = store.RangeQuery{UserID: s.uid, After: s.req.GetAfterSeq(), FromAcked: s.req.GetFromAcked(), Limit: s.limit}
+	}
+	res, err := j.r.st.Ranges(ctx, qs)
+	if err != nil {
+		return err
+	}
+	for i, s := range j.syncs {
+		s.res = res[i]
+	}
+	return nil
+}
+
+// answer appends the SYNC's answer for its session: the entries as MSG or
+// RECEIPT frames with seq, then one SYNC frame saying what was covered.
+func (s *syncReq) answer(out []*cimpb.Delivery) []*cimpb.Delivery {
+	var last uint64
+	for _, e := range s.res.Entries {
+		last = e.Seq
+		if f := decodeEntry(e); f != nil {
+			out = append(out, &cimpb.Delivery{UserId: s.uid, SessionId: s.sid, Frame: f})
+		}
+	}
+	return append(out, &cimpb.Delivery{UserId: s.uid, SessionId: s.sid, Frame: &cimpb.Frame{
+		Type: cimpb.Type_SYNC, ReqId: s.reqID, Sync: &cimpb.Sync{
+			AfterSeq: s.res.After, Limit: uint32(s.limit), HeadSeq: s.res.Head, FirstSeq: s.res.First, LastSeq: last,
+		},
+	}})
+}
+
+// decodeEntry returns a stored entry's frame with its seq set, nil if it
+// does not decode.
+func decodeEntry(e store.Entry) *cimpb.Frame {
+	f := &cimpb.Frame{}
+	if proto.Unmarshal(e.Frame, f) != nil {
+		return nil
+	}
+	if !setSeq(f, e.Seq) {
+		return nil
+	}
+	return f
+}
+
+// setSeq sets the inbox seq of a MSG or RECEIPT frame; false for anything
+// else.
+func setSeq(f *cimpb.Frame, seq uint64) bool {
+	switch {
+	case f.Type == cimpb.Type_MSG && f.Msg != nil:
+		f.Msg.Seq = seq
+	case f.Type == cimpb.Type_RECEIPT && f.Receipt != nil:
+		f.Receipt.Seq = seq
+	default:
+		return false
+	}
+	return true
+}

@@ -1,0 +1,470 @@
+package router
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gocim/gocim/cim-route/internal/errs"
+	"github.com/gocim/gocim/cim-route/internal/store"
+	"github.com/gocim/gocim/proto/cimpb"
+)
+
+// uplink sends frames from a session as one gateway batch and returns the
+// answers.
+func (e *env) uplink(s Session, frames ...*cimpb.Frame) []*cimpb.Delivery {
+	e.t.Helper()
+	b := &cimpb.UplinkBatch{GatewayId: s.Gateway.ID}
+	for _, f := range frames {
+		b.Uplinks = append(b.Uplinks, &cimpb.Uplink{UserId: s.UserID, SessionId: s.SessionID, Frame: f})
+	}
+	out, err := e.r.Uplink(e.ctx, b)
+	if err != nil {
+		e.t.Fatalf("uplink: %v", err)
+	}
+	for _, d := range out.Deliveries {
+		if d.UserId != s.UserID || d.SessionId != s.SessionID {
+			e.t.Fatalf("answer for %s/%s in a batch of %s/%s", d.UserId, d.SessionId, s.UserID, s.SessionID)
+		}
+	}
+	return out.Deliveries
+}
+
+// frames returns what the user's gateway received for the user.
+func (e *env) frames(s Session) []*cimpb.Frame {
+	return e.gateway(s.Gateway.ID).Frames(s.UserID)
+}
+
+// sentIDs checks that every answer is a RECEIPT_SENT and returns the msg ids.
+func sentIDs(t *testing.T, ds []*cimpb.Delivery) []string {
+	t.Helper()
+	var ids []string
+	for _, d := range ds {
+		r := d.Frame.GetReceipt()
+		if d.Frame.Type != cimpb.Type_RECEIPT || r.Status != cimpb.ReceiptStatus_RECEIPT_SENT || r.Seq != 0 {
+			t.Fatalf("answer %v, want RECEIPT_SENT without seq", d.Frame)
+		}
+		ids = append(ids, r.MsgId)
+	}
+	return ids
+}
+
+func syncFrame(reqID, after uint64, limit uint32, fromAcked bool) *cimpb.Frame {
+	return &cimpb.Frame{Type: cimpb.Type_SYNC, ReqId: reqID, Sync: &cimpb.Sync{AfterSeq: after, Limit: limit, FromAcked: fromAcked}}
+}
+
+func ackFrame(seq uint64) *cimpb.Frame {
+	return &cimpb.Frame{Type: cimpb.Type_ACK, Ack: &cimpb.Ack{Seq: seq}}
+}
+
+func readFrame(peer string, ids ...string) *cimpb.Frame {
+	return &cimpb.Frame{Type: cimpb.Type_READ, Read: &cimpb.Read{Peer: peer, MsgIds: ids}}
+}
+
+// seqOf is the inbox seq of a MSG or RECEIPT frame.
+func seqOf(f *cimpb.Frame) uint64 {
+	if f.Msg != nil {
+		return f.Msg.Seq
+	}
+	return f.GetReceipt().GetSeq()
+}
+
+// TestSentOnlyAfterStore: with Redis gone the batch fails as a whole (the
+// gateway retries it): no RECEIPT_SENT, nothing pushed.
+func TestSentOnlyAfterStore(t *testing.T) {
+	e := newEnv(t, PolicyKick, 1)
+	alice, bob := e.connect("alice"), e.connect("bob")
+	e.uplink(alice, msgFrame(1, "warm", "bob")) // names cached: the append is the first Redis call
+	pushed := len(e.frames(bob))
+	e.redis.Kill()
+	out, err := e.r.Uplink(e.ctx, &cimpb.UplinkBatch{Uplinks: []*cimpb.Uplink{
+		{UserId: alice.UserID, SessionId: alice.SessionID, Frame: msgFrame(2, "c2", "bob")},
+		{UserId: alice.UserID, SessionId: alice.SessionID, Frame: msgFrame(3, "c3", bob.UserID)},
+	}})
+	if !errors.Is(err, errs.ErrUnavailable) || out != nil {
+		t.Fatalf("uplink with Redis down: %v, %v; want ErrUnavailable and no answers", out, err)
+	}
+	if _, err := e.r.P2P(e.ctx, alice.UserID, bob.UserID, "x"); !errors.Is(err, errs.ErrUnavailable) {
+		t.Fatalf("p2p with Redis down: %v", err)
+	}
+	if n := len(e.frames(bob)); n != pushed {
+		t.Fatalf("bob got %d frames while Redis was down", n-pushed)
+	}
+}
+
+// TestOfflineRecipientSyncs: a message to a user who is not connected is
+// stored and answered SENT; SYNC returns it with its seq, paged.
+func TestOfflineRecipientSyncs(t *testing.T) {
+	e := newEnv(t, PolicyKick, 1)
+	alice := e.connect("alice")
+	if _, err := e.r.Register(e.ctx, "bob", "password1"); err != nil {
+		t.Fatal(err)
+	}
+	ids := sentIDs(t, e.uplink(alice, msgFrame(1, "m1", "bob"), msgFrame(2, "m2", "bob"), msgFrame(3, "m3", "bob")))
+	bob := e.connect("bob")
+	if f := e.frames(bob); len(f) != 0 {
+		t.Fatalf("bob got %v before syncing", f)
+	}
+
+	type want struct {
+		seqs                     []uint64
+		after, head, first, last uint64
+		limit                    uint32
+	}
+	tests := []struct {
+		name string
+		req  *cimpb.Frame
+		ack  uint64 // raise bob's ack first
+		want want
+	}{
+		{"login sync", syncFrame(7, 0, 0, true), 0, want{[]uint64{1, 2, 3}, 0, 3, 1, 3, 200}},
+		{"first page", syncFrame(8, 0, 2, false), 0, want{[]uint64{1, 2}, 0, 3, 1, 2, 2}},
+		{"next page", syncFrame(9, 2, 2, false), 0, want{[]uint64{3}, 2, 3, 1, 3, 2}},
+		{"nothing new", syncFrame(10, 3, 0, false), 0, want{nil, 3, 3, 1, 0, 200}},
+		{"limit above the cap", syncFrame(11, 0, 5000, false), 0, want{[]uint64{1, 2, 3}, 0, 3, 1, 3, 200}},
+		{"from the ack", syncFrame(12, 0, 0, true), 2, want{[]uint64{3}, 2, 3, 1, 3, 200}},
+		{"after beyond the ack", syncFrame(13, 3, 0, true), 0, want{nil, 3, 3, 1, 0, 200}},
+		{"ack ignored without from_acked", syncFrame(14, 1, 0, false), 0, want{[]uint64{2, 3}, 1, 3, 1, 3, 200}},
+	}
+	for _, tt := range tests {
+		if tt.ack != 0 {
+			e.uplink(bob, ackFrame(tt.ack))
+		}
+		ans := e.uplink(bob, tt.req)
+		if len(ans) != len(tt.want.seqs)+1 {
+			t.Fatalf("%s: %d frames, want %d entries and the SYNC answer", tt.name, len(ans), len(tt.want.seqs))
+		}
+		for i, s := range tt.want.seqs {
+			m := ans[i].Frame.GetMsg()
+			if ans[i].Frame.Type != cimpb.Type_MSG || m.Seq != s || m.MsgId != ids[s-1] || string(m.Body) != fmt.Sprint("body m", s) ||
+				m.From != alice.UserID || m.FromName != "alice" || m.To != bob.UserID {
+				t.Fatalf("%s: entry %d = %v", tt.name, i, ans[i].Frame)
+			}
+		}
+		f := ans[len(ans)-1].Frame
+		sy := f.GetSync()
+		got := want{tt.want.seqs, sy.GetAfterSeq(), sy.GetHeadSeq(), sy.GetFirstSeq(), sy.GetLastSeq(), sy.GetLimit()}
+		if f.Type != cimpb.Type_SYNC || f.ReqId != tt.req.ReqId || fmt.Sprint(got) != fmt.Sprint(tt.want) {
+			t.Errorf("%s: answer %v, want %+v", tt.name, f, tt.want)
+		}
+	}
+}
+
+func TestSyncAfterTrimming(t *testing.T) {
+	e := newEnv(t, PolicyKick, 1)
+	e.st.Store = store.New(e.rdb, "cim:", store.WithInbox(store.InboxLimits{MaxLen: 3}))
+	alice, bob := e.connect("alice"), e.connect("bob")
+	for i := range 5 {
+		e.uplink(alice, msgFrame(uint64(i), fmt.Sprint(i), "bob"))
+	}
+	ans := e.uplink(bob, syncFrame(1, 0, 0, false))
+	sy := ans[len(ans)-1].Frame.GetSync()
+	if len(ans) != 4 || seqOf(ans[0].Frame) != 3 || sy.FirstSeq != 3 || sy.HeadSeq != 5 || sy.LastSeq != 5 {
+		t.Fatalf("sync after trimming: %v", ans)
+	}
+}
+
+// TestReceipts: ACK sends DELIVERED and READ sends READ receipts to the
+// senders' inboxes, with seq, pushed live; receipts produce no receipts.
+func TestReceipts(t *testing.T) {
+	e := newEnv(t, PolicyKick, 1)
+	alice, bob := e.connect("alice"), e.connect("bob")
+	ids := sentIDs(t, e.uplink(alice, msgFrame(1, "a1", "bob"), msgFrame(2, "a2", "bob")))
+	if f := e.frames(bob); len(f) != 2 || f[0].Msg.Seq != 1 || f[1].Msg.Seq != 2 || f[0].Msg.MsgId != ids[0] {
+		t.Fatalf("bob got %v", f)
+	}
+	receipt := func(f *cimpb.Frame, status cimpb.ReceiptStatus, msgID, cmid string, seq uint64) {
+		t.Helper()
+		r := f.GetReceipt()
+		if f.Type != cimpb.Type_RECEIPT || r.Status != status || r.MsgId != msgID || r.ClientMsgId != cmid || r.By != bob.UserID || r.Seq != seq || r.TimestampMs == 0 {
+			t.Fatalf("receipt %v, want %v for %s (%q) with seq %d", f, status, msgID, cmid, seq)
+		}
+	}
+	ack := func(s Session) string { return e.rdb.Get(e.ctx, "cim:ack:{"+s.UserID+"}").Val() }
+
+	if ans := e.uplink(bob, ackFrame(1)); len(ans) != 0 {
+		t.Fatalf("ACK answered %v", ans)
+	}
+	f := e.frames(alice)
+	if len(f) != 1 {
+		t.Fatalf("alice got %v", f)
+	}
+	receipt(f[0], cimpb.ReceiptStatus_RECEIPT_DELIVERED, ids[0], "a1", 1)
+	if ack(bob) != "1" {
+		t.Fatalf("ack:{bob} = %q", ack(bob))
+	}
+	// The same ack again: nothing. Two acks in one batch: the highest counts.
+	e.uplink(bob, ackFrame(1))
+	e.uplink(bob, ackFrame(2), ackFrame(1))
+	if f = e.frames(alice); len(f) != 2 {
+		t.Fatalf("alice got %v", f)
+	}
+	receipt(f[1], cimpb.ReceiptStatus_RECEIPT_DELIVERED, ids[1], "a2", 2)
+	// Beyond the head: raised to the head only, so later messages are not
+	// skipped by a SYNC from the ack.
+	e.uplink(bob, ackFrame(50))
+	if ack(bob) != "2" {
+		t.Fatalf("ack:{bob} after acking beyond the head = %q", ack(bob))
+	}
+
+	// READ: one receipt per distinct msg id, to the peer (by name or id).
+	if ans := e.uplink(bob, readFrame("alice", ids[0], ids[1], ids[0], "")); len(ans) != 0 {
+		t.Fatalf("READ answered %v", ans)
+	}
+	e.uplink(bob, readFrame("nobody", ids[0]), readFrame("9999", ids[0]), readFrame("", ids[0])) // dropped
+	if f = e.frames(alice); len(f) != 4 {
+		t.Fatalf("alice got %d frames, want 4: %v", len(f), f)
+	}
+	receipt(f[2], cimpb.ReceiptStatus_RECEIPT_READ, ids[0], "", 3)
+	receipt(f[3], cimpb.ReceiptStatus_RECEIPT_READ, ids[1], "", 4)
+
+	// Alice acknowledges her receipts: receipts produce no receipts.
+	e.uplink(alice, ackFrame(4))
+	if n := e.rdb.ZCard(e.ctx, "cim:inbox:{"+bob.UserID+"}").Val(); n != 2 || len(e.frames(bob)) != 2 {
+		t.Fatalf("bob's inbox holds %d entries, he got %d frames; want 2 and 2", n, len(e.frames(bob)))
+	}
+
+	// An offline sender finds its receipts by SYNC.
+	ids = append(ids, sentIDs(t, e.uplink(alice, msgFrame(3, "a3", "bob")))...)
+	e.gateway(alice.Gateway.ID).Disconnect(alice.UserID)
+	if err := e.r.SessionOffline(e.ctx, alice.UserID, alice.SessionID); err != nil {
+		t.Fatal(err)
+	}
+	e.uplink(bob, ackFrame(3), readFrame(alice.UserID, ids[2]))
+	alice = e.connect("alice")
+	ans := e.uplink(alice, syncFrame(1, 4, 0, false))
+	if len(ans) != 3 {
+		t.Fatalf("alice's sync: %v", ans)
+	}
+	receipt(ans[0].Frame, cimpb.ReceiptStatus_RECEIPT_DELIVERED, ids[2], "a3", 5)
+	receipt(ans[1].Frame, cimpb.ReceiptStatus_RECEIPT_READ, ids[2], "", 6)
+}
+
+// TestAckManyEntries: one ACK covering more than a page of entries sends a
+// receipt for every one of them.
+func TestAckManyEntries(t *testing.T) {
+	e := newEnv(t, PolicyKick, 1)
+	if _, err := e.r.Register(e.ctx, "alice", "password1"); err != nil {
+		t.Fatal(err)
+	}
+	bob := e.connect("bob")
+	alice := Session{UserID: "1", SessionID: "s", Gateway: bob.Gateway} // sending needs no connection
+	const n = ackPage + 5
+	var frames []*cimpb.Frame
+	for i := range n {
+		frames = append(frames, msgFrame(uint64(i), fmt.Sprint(i), "bob"))
+	}
+	sentIDs(t, e.uplink(alice, frames...))
+	e.st.ranges.Store(0)
+	e.uplink(bob, ackFrame(n))
+	if r := e.st.ranges.Load(); r != 2 {
+		t.Fatalf("%d range reads, want 2 pages", r)
+	}
+	if got := e.rdb.ZCard(e.ctx, "cim:inbox:{1}").Val(); got != n {
+		t.Fatalf("alice's inbox holds %d receipts, want %d", got, n)
+	}
+	if got := e.rdb.Get(e.ctx, "cim:ack:{"+bob.UserID+"}").Val(); got != fmt.Sprint(n) {
+		t.Fatalf("ack = %s", got)
+	}
+}
+
+// TestResendDedup: a resend (same sender and clientMsgId) answers the first
+// msg id and stores nothing new, across batches and within one.
+func TestResendDedup(t *testing.T) {
+	e := newEnv(t, PolicyKick, 1)
+	alice, bob, carol := e.connect("alice"), e.connect("bob"), e.connect("carol")
+	first := sentIDs(t, e.uplink(alice, msgFrame(1, "same", "bob")))
+	again := e.uplink(alice, msgFrame(2, "same", "bob"), msgFrame(3, "same", bob.UserID))
+	ids := sentIDs(t, again)
+	if ids[0] != first[0] || ids[1] != first[0] || again[0].Frame.ReqId != 2 || again[1].Frame.ReqId != 3 {
+		t.Fatalf("resends answered %v, want msg id %s", again, first[0])
+	}
+	other := sentIDs(t, e.uplink(carol, msgFrame(1, "same", "bob")))
+	if other[0] == first[0] {
+		t.Fatal("another sender's message with the same clientMsgId was taken for a resend")
+	}
+	if n := e.rdb.ZCard(e.ctx, "cim:inbox:{"+bob.UserID+"}").Val(); n != 2 {
+		t.Fatalf("bob's inbox holds %d entries, want 2", n)
+	}
+	// Pushes may repeat (the first may have been lost); always the same seq.
+	for _, f := range e.frames(bob) {
+		if f.Msg.From == alice.UserID && (f.Msg.Seq != 1 || f.Msg.MsgId != first[0]) {
+			t.Fatalf("bob got %v", f)
+		}
+	}
+	// HTTP sends carry no clientMsgId: never deduplicated.
+	a, _ := e.r.P2P(e.ctx, alice.UserID, "bob", "x")
+	b, _ := e.r.P2P(e.ctx, alice.UserID, "bob", "x")
+	if a == b {
+		t.Fatal("two HTTP sends got one id")
+	}
+	long := msgFrame(9, strings.Repeat("x", maxClientMsgID+1), "bob")
+	if f := e.uplink(alice, long)[0].Frame; f.Type != cimpb.Type_ERROR {
+		t.Fatalf("oversized clientMsgId answered %v", f)
+	}
+}
+
+// TestConcurrentSendersOneRecipient: seqs stay unique and gap-free when many
+// batches append to one inbox at once.
+func TestConcurrentSendersOneRecipient(t *testing.T) {
+	e := newEnv(t, PolicyKick, 2)
+	bob := e.connect("bob")
+	var senders []Session
+	for i := range 8 {
+		senders = append(senders, e.connect(fmt.Sprint("s", i)))
+	}
+	var wg sync.WaitGroup
+	for _, s := range senders {
+		wg.Go(func() {
+			for i := range 10 {
+				b := &cimpb.UplinkBatch{Uplinks: []*cimpb.Uplink{{UserId: s.UserID, SessionId: s.SessionID, Frame: msgFrame(uint64(i), fmt.Sprint(i), "bob")}}}
+				if _, err := e.r.Uplink(e.ctx, b); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	var seqs []uint64
+	for _, f := range e.frames(bob) {
+		seqs = append(seqs, f.Msg.Seq)
+	}
+	slices.Sort(seqs)
+	if len(seqs) != 80 || seqs[0] != 1 || seqs[79] != 80 || len(slices.Compact(seqs)) != 80 {
+		t.Fatalf("bob's seqs %v", seqs)
+	}
+}
+
+func TestHistory(t *testing.T) {
+	e := newEnv(t, PolicyKick, 1)
+	clock := time.Now()
+	var mu sync.Mutex
+	e.r.now = func() time.Time { // one millisecond per send: a known order
+		mu.Lock()
+		defer mu.Unlock()
+		clock = clock.Add(time.Millisecond)
+		return clock
+	}
+	alice, bob, carol := e.connect("alice"), e.connect("bob"), e.connect("carol")
+	send := func(from Session, to, text string) string {
+		t.Helper()
+		id, err := e.r.P2P(e.ctx, from.UserID, to, text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	t1 := send(bob, "alice", "hello alice")
+	t2 := send(alice, "bob", "hi bob")
+	t3 := send(carol, "alice", "carol here")
+	t4 := send(bob, "alice", "How are you")
+	t5 := send(alice, "bob", "fine, thanks")
+	send(alice, "carol", "hey carol")
+	file := &cimpb.Frame{Type: cimpb.Type_MSG, Msg: &cimpb.Msg{ClientMsgId: "f", To: "bob", Kind: cimpb.Kind_KIND_FILE,
+		File: &cimpb.FileInfo{Name: "Report.pdf", Size: 3, ContentType: "application/pdf"}, Body: []byte("pdf")}}
+	t7 := sentIDs(t, e.uplink(alice, file))[0]
+
+	ids := func(p HistoryPage) []string {
+		var out []string
+		for _, m := range p.Messages {
+			out = append(out, m.MsgID)
+		}
+		return out
+	}
+	q := func(user Session, peer, keyword, before string, limit int) HistoryQuery {
+		return HistoryQuery{UserID: user.UserID, SessionID: user.SessionID, Peer: peer, Keyword: keyword, Before: before, Limit: limit}
+	}
+	tests := []struct {
+		name string
+		q    HistoryQuery
+		want []string
+		next string
+	}{
+		{"conversation, first page", q(alice, "bob", "", "", 2), []string{t7, t5}, t5},
+		{"conversation, second page", q(alice, "bob", "", t5, 2), []string{t4, t2}, t2},
+		{"conversation, last page", q(alice, bob.UserID, "", t2, 2), []string{t1}, ""},
+		{"the peer's view is the same", q(bob, "alice", "", "", 10), []string{t7, t5, t4, t2, t1}, ""},
+		{"keyword, any case", q(alice, "bob", "HOW", "", 0), []string{t4}, ""},
+		{"keyword in a file name", q(bob, "alice", "report", "", 0), []string{t7}, ""},
+		{"keyword matching nothing", q(alice, "bob", "zebra", "", 0), nil, ""},
+		{"without a peer: what I received", q(alice, "", "", "", 0), []string{t4, t3, t1}, ""},
+	}
+	for _, tt := range tests {
+		p, err := e.r.History(e.ctx, tt.q)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if !slices.Equal(ids(p), tt.want) || p.Next != tt.next {
+			t.Errorf("%s: %v next %q; want %v next %q", tt.name, ids(p), p.Next, tt.want, tt.next)
+		}
+	}
+	p, _ := e.r.History(e.ctx, q(alice, "bob", "", "", 1))
+	m := p.Messages[0]
+	if m.From != alice.UserID || m.FromName != "alice" || m.To != bob.UserID || m.Kind != cimpb.Kind_KIND_FILE ||
+		m.File.GetName() != "Report.pdf" || string(m.Body) != "pdf" || m.Seq == 0 || m.TimestampMs == 0 {
+		t.Fatalf("history message %+v", m)
+	}
+
+	bad := []struct {
+		name string
+		q    HistoryQuery
+		want error
+	}{
+		{"wrong session", HistoryQuery{UserID: alice.UserID, SessionID: "stale"}, errs.ErrUnauthorized},
+		{"no session", HistoryQuery{UserID: alice.UserID}, errs.ErrBadArgument},
+		{"bad user id", HistoryQuery{UserID: "x", SessionID: alice.SessionID}, errs.ErrBadArgument},
+		{"limit too big", q(alice, "", "", "", MaxHistoryLimit+1), errs.ErrBadArgument},
+		{"negative limit", q(alice, "", "", "", -1), errs.ErrBadArgument},
+		{"bad cursor", q(alice, "", "", "zz", 0), errs.ErrBadArgument},
+		{"upper-case cursor", q(alice, "", "", strings.ToUpper(t1), 0), errs.ErrBadArgument},
+		{"long keyword", q(alice, "", strings.Repeat("k", maxKeyword+1), "", 0), errs.ErrBadArgument},
+		{"unknown peer", q(alice, "nobody", "", "", 0), errs.ErrBadAccount},
+		{"unknown peer id", q(alice, "9999", "", "", 0), errs.ErrBadAccount},
+		{"malformed peer", q(alice, "no body!", "", "", 0), errs.ErrBadAccount},
+	}
+	for _, b := range bad {
+		if _, err := e.r.History(e.ctx, b.q); !errors.Is(err, b.want) {
+			t.Errorf("%s: %v, want %v", b.name, err, b.want)
+		}
+	}
+}
+
+func TestUpload(t *testing.T) {
+	e := newEnv(t, PolicyKick, 1) // uploads up to 1 KiB
+	alice := e.connect("alice")
+	info, err := e.r.Upload(e.ctx, alice.UserID, alice.SessionID, "notes.txt", "", strings.NewReader("hello"))
+	if err != nil || info.Size != 5 || info.ContentType != "application/octet-stream" || info.Name != "notes.txt" || len(info.Ref) != 32 {
+		t.Fatalf("upload: %+v %v", info, err)
+	}
+	f, got, _, err := e.r.OpenFile(info.Ref)
+	if err != nil || got != info {
+		t.Fatalf("open: %+v %v", got, err)
+	}
+	f.Close()
+	if _, _, _, err := e.r.OpenFile("0123456789abcdef0123456789abcdef"); !errors.Is(err, errs.ErrNotFound) {
+		t.Fatalf("unknown ref: %v", err)
+	}
+	bad := []struct {
+		name, uid, sid, file, ctype string
+		size                        int
+		want                        error
+	}{
+		{"too large", alice.UserID, alice.SessionID, "big.bin", "", 1025, errs.ErrTooLarge},
+		{"wrong session", alice.UserID, "stale", "a.txt", "", 1, errs.ErrUnauthorized},
+		{"no name", alice.UserID, alice.SessionID, "", "", 1, errs.ErrBadArgument},
+		{"a path", alice.UserID, alice.SessionID, "../etc/passwd", "", 1, errs.ErrBadArgument},
+		{"control characters", alice.UserID, alice.SessionID, "a\nb", "", 1, errs.ErrBadArgument},
+		{"long name", alice.UserID, alice.SessionID, strings.Repeat("n", 256), "", 1, errs.ErrBadArgument},
+		{"bad content type", alice.UserID, alice.SessionID, "a.txt", "not a type", 1, errs.ErrBadArgument},
+		{"no session", alice.UserID, "", "a.txt", "", 1, errs.ErrBadArgument},
+	}
+	for _, b := range bad {
+		if _, err := e.r.Upload(e.ctx, b.uid, b.sid, b.file, b.ctype, strings.NewReader(strings.Repeat("x", b.size))); !errors.Is(err, b.want) {
+			t.Errorf("%s: %v, want %v", b.name, err, b.want)
+		}
+	}
+}

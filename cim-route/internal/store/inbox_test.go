@@ -1,0 +1,310 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gocim/gocim/internal/testenv"
+)
+
+func msgAppend(to, from, cmid, msgID string) Append {
+	a := Append{UserID: to, Frame: []byte("frame " + msgID), MsgID: msgID}
+	if cmid != "" {
+		a.Dedup = from + ":" + cmid
+	}
+	return a
+}
+
+func TestAppendDedup(t *testing.T) {
+	s, rdb, _ := newStore(t)
+	ctx := ctxT(t)
+	tests := []struct {
+		name       string
+		in         Append
+		wantSeq    uint64
+		wantMsgID  string
+		wantResend bool
+	}{
+		{"first", msgAppend("7", "1", "c1", "m1"), 1, "m1", false},
+		{"resend", msgAppend("7", "1", "c1", "m1-again"), 1, "m1", true},
+		{"other client id", msgAppend("7", "1", "c2", "m2"), 2, "m2", false},
+		{"same client id, other sender", msgAppend("7", "2", "c1", "m3"), 3, "m3", false},
+		{"no dedup key", msgAppend("7", "1", "", "r1"), 4, "r1", false},
+		{"no dedup key again", msgAppend("7", "1", "", "r1"), 5, "r1", false},
+		{"other recipient has its own seq", msgAppend("8", "1", "c1", "m4"), 1, "m4", false},
+		{"resend of the second", msgAppend("7", "1", "c2", "m5"), 2, "m2", true},
+	}
+	for _, tt := range tests {
+		got, err := s.Append(ctx, []Append{tt.in})
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		g := got[0]
+		if g.Seq != tt.wantSeq || g.MsgID != tt.wantMsgID || g.Resend != tt.wantResend {
+			t.Errorf("%s: got %+v, want seq %d id %s resend %v", tt.name, g, tt.wantSeq, tt.wantMsgID, tt.wantResend)
+		}
+		if g.Resend && (g.Stored.Seq != g.Seq || string(g.Stored.Frame) != "frame "+tt.wantMsgID || g.Stored.TS == 0) {
+			t.Errorf("%s: stored entry %+v", tt.name, g.Stored)
+		}
+	}
+	if n := rdb.ZCard(ctx, "cim:inbox:{7}").Val(); n != 5 {
+		t.Fatalf("inbox of 7 holds %d entries, want 5 (resends stored nothing)", n)
+	}
+	// The contract's key layout.
+	if v := rdb.Get(ctx, "cim:dedup:{7}:1:c1").Val(); v != "m1|1" {
+		t.Fatalf("dedup value %q, want m1|1", v)
+	}
+	if ttl := rdb.PTTL(ctx, "cim:dedup:{7}:1:c1").Val(); ttl <= 23*time.Hour || ttl > 24*time.Hour {
+		t.Fatalf("dedup TTL %v, want the 24h window", ttl)
+	}
+	if v := rdb.Get(ctx, "cim:seq:{7}").Val(); v != "5" {
+		t.Fatalf("seq:{7} = %q", v)
+	}
+	if ttl := rdb.PTTL(ctx, "cim:inbox:{7}").Val(); ttl <= 167*time.Hour || ttl > 168*time.Hour {
+		t.Fatalf("inbox TTL %v, want 7 days", ttl)
+	}
+	m := rdb.ZRange(ctx, "cim:inbox:{7}", 0, 0).Val()
+	if len(m) != 1 || !regexpMember(m[0], 1, "frame m1") {
+		t.Fatalf("member %q, want 1|<ts>|frame m1", m)
+	}
+
+	// A resend within one pipeline is recognized too, and a resend whose
+	// entry was trimmed still answers the first id and seq.
+	got, err := s.Append(ctx, []Append{msgAppend("9", "1", "x", "a"), msgAppend("9", "1", "x", "b")})
+	if err != nil || got[0].Seq != 1 || got[1].Seq != 1 || got[1].MsgID != "a" || !got[1].Resend {
+		t.Fatalf("resend in one batch: %+v %v", got, err)
+	}
+	rdb.Del(ctx, "cim:inbox:{9}")
+	got, err = s.Append(ctx, []Append{msgAppend("9", "1", "x", "c")})
+	if err != nil || got[0].MsgID != "a" || got[0].Seq != 1 || got[0].Stored.Seq != 0 {
+		t.Fatalf("resend after trimming: %+v %v", got, err)
+	}
+}
+
+func regexpMember(m string, seq uint64, frame string) bool {
+	e, ok := parseEntry(m)
+	return ok && e.Seq == seq && e.TS > 0 && string(e.Frame) == frame
+}
+
+func TestAppendSeqMonotonicUnderConcurrency(t *testing.T) {
+	s, rdb, _ := newStore(t)
+	ctx := ctxT(t)
+	const workers, batches, per = 8, 10, 5
+	var mu sync.Mutex
+	var seqs []uint64
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for b := range batches {
+				var in []Append
+				for i := range per {
+					in = append(in, msgAppend("5", strconv.Itoa(w), fmt.Sprint(b, "-", i), "m"))
+				}
+				got, err := s.Append(ctx, in)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				// Within one pipeline seqs grow in order.
+				for i := 1; i < len(got); i++ {
+					if got[i].Seq <= got[i-1].Seq {
+						t.Errorf("seqs within a batch not increasing: %+v", got)
+					}
+				}
+				mu.Lock()
+				for _, g := range got {
+					seqs = append(seqs, g.Seq)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	slices.Sort(seqs)
+	const n = workers * batches * per
+	if len(seqs) != n || seqs[0] != 1 || seqs[n-1] != n || len(slices.Compact(slices.Clone(seqs))) != n {
+		t.Fatalf("seqs not exactly 1..%d: %d of them, %v...%v", n, len(seqs), seqs[:3], seqs[len(seqs)-3:])
+	}
+	r, err := s.Ranges(ctx, []RangeQuery{{UserID: "5", Limit: n}})
+	if err != nil || len(r[0].Entries) != n || r[0].Head != n || r[0].First != 1 {
+		t.Fatalf("range after concurrent appends: %d entries, %+v, %v", len(r[0].Entries), r[0], err)
+	}
+	for i, e := range r[0].Entries {
+		if e.Seq != uint64(i+1) {
+			t.Fatalf("entry %d has seq %d", i, e.Seq)
+		}
+	}
+	if rdb.ZCard(ctx, "cim:inbox:{5}").Val() != n {
+		t.Fatal("inbox size")
+	}
+}
+
+func TestInboxTrimming(t *testing.T) {
+	t0 := time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
+	type step struct {
+		at    time.Duration // after t0
+		count int
+	}
+	tests := []struct {
+		name        string
+		limits      InboxLimits
+		steps       []step
+		first, head uint64
+	}{
+		{"by length", InboxLimits{MaxLen: 5}, []step{{0, 8}}, 4, 8},
+		{"by length, one at a time", InboxLimits{MaxLen: 3}, []step{{0, 1}, {0, 1}, {0, 1}, {0, 1}, {0, 1}}, 3, 5},
+		{"by age", InboxLimits{TTL: time.Hour}, []step{{0, 3}, {30 * time.Minute, 1}, {61 * time.Minute, 1}}, 4, 5},
+		{"nothing old enough", InboxLimits{TTL: time.Hour}, []step{{0, 3}, {59 * time.Minute, 1}}, 1, 4},
+		// At most 8 old entries go per append: the work of one call is
+		// bounded; later appends continue.
+		{"by age, bounded per append", InboxLimits{TTL: time.Hour}, []step{{0, 20}, {2 * time.Hour, 1}}, 9, 21},
+		{"by age, caught up later", InboxLimits{TTL: time.Hour}, []step{{0, 20}, {2 * time.Hour, 1}, {2 * time.Hour, 1}}, 17, 22},
+		{"length and age", InboxLimits{MaxLen: 4, TTL: time.Hour}, []step{{0, 2}, {90 * time.Minute, 3}}, 3, 5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, _, _ := newStore(t)
+			WithInbox(tt.limits)(s)
+			ctx := ctxT(t)
+			for _, st := range tt.steps {
+				now := t0.Add(st.at)
+				s.now = func() time.Time { return now }
+				for range st.count {
+					if _, err := s.Append(ctx, []Append{{UserID: "1", Frame: []byte("f"), TS: now.UnixMilli()}}); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			r, err := s.Ranges(ctx, []RangeQuery{{UserID: "1", Limit: 100}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := r[0]
+			if got.First != tt.first || got.Head != tt.head || len(got.Entries) != int(tt.head-tt.first+1) || got.Entries[0].Seq != tt.first {
+				t.Fatalf("first %d head %d, %d entries; want first %d head %d", got.First, got.Head, len(got.Entries), tt.first, tt.head)
+			}
+		})
+	}
+}
+
+func TestRangesAndAcks(t *testing.T) {
+	s, rdb, _ := newStore(t)
+	ctx := ctxT(t)
+	for i := range 10 {
+		if _, err := s.Append(ctx, []Append{{UserID: "3", Frame: []byte(fmt.Sprint("e", i+1))}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seqs := func(r Range) []uint64 {
+		var out []uint64
+		for _, e := range r.Entries {
+			out = append(out, e.Seq)
+		}
+		return out
+	}
+	check := func(name string, q RangeQuery, after, head, first uint64, want []uint64) {
+		t.Helper()
+		r, err := s.Ranges(ctx, []RangeQuery{q})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		g := r[0]
+		if g.After != after || g.Head != head || g.First != first || !slices.Equal(seqs(g), want) {
+			t.Errorf("%s: after %d head %d first %d seqs %v; want %d %d %d %v", name, g.After, g.Head, g.First, seqs(g), after, head, first, want)
+		}
+		for _, e := range g.Entries {
+			if string(e.Frame) != fmt.Sprint("e", e.Seq) {
+				t.Errorf("%s: entry %d frame %q", name, e.Seq, e.Frame)
+			}
+		}
+	}
+	check("from the start", RangeQuery{UserID: "3", Limit: 3}, 0, 10, 1, []uint64{1, 2, 3})
+	check("the tail", RangeQuery{UserID: "3", After: 8, Limit: 5}, 8, 10, 1, []uint64{9, 10})
+	check("nothing new", RangeQuery{UserID: "3", After: 10, Limit: 5}, 10, 10, 1, nil)
+	check("bounded above", RangeQuery{UserID: "3", After: 2, Upto: 5, Limit: 10}, 2, 10, 1, []uint64{3, 4, 5})
+	check("unknown user", RangeQuery{UserID: "404", Limit: 10}, 0, 0, 1, nil)
+
+	// Acks only go up.
+	for _, a := range []struct{ seq, want uint64 }{{5, 5}, {3, 5}, {7, 7}, {7, 7}} {
+		if err := s.RaiseAcks(ctx, []Ack{{UserID: "3", Seq: a.seq}}); err != nil {
+			t.Fatal(err)
+		}
+		if got := rdb.Get(ctx, "cim:ack:{3}").Val(); got != strconv.FormatUint(a.want, 10) {
+			t.Fatalf("after raising to %d: ack = %s, want %d", a.seq, got, a.want)
+		}
+	}
+	check("from the ack", RangeQuery{UserID: "3", After: 2, FromAcked: true, Limit: 10}, 7, 10, 1, []uint64{8, 9, 10})
+	check("after beyond the ack", RangeQuery{UserID: "3", After: 9, FromAcked: true, Limit: 10}, 9, 10, 1, []uint64{10})
+	check("ack ignored without from-acked", RangeQuery{UserID: "3", After: 2, Limit: 2}, 2, 10, 1, []uint64{3, 4})
+	r, _ := s.Ranges(ctx, []RangeQuery{{UserID: "3", Limit: 1}})
+	if r[0].Acked != 7 {
+		t.Fatalf("acked = %d", r[0].Acked)
+	}
+
+	// Newest first, paged by seq.
+	page, err := s.InboxBefore(ctx, "3", 0, 4)
+	if err != nil || !slices.Equal(seqs(Range{Entries: page}), []uint64{10, 9, 8, 7}) {
+		t.Fatalf("first history page %v %v", seqs(Range{Entries: page}), err)
+	}
+	page, _ = s.InboxBefore(ctx, "3", 3, 4)
+	if !slices.Equal(seqs(Range{Entries: page}), []uint64{2, 1}) {
+		t.Fatalf("last history page %v", seqs(Range{Entries: page}))
+	}
+}
+
+// TestScriptsSurviveFlush: a Redis that lost its script cache (restart,
+// SCRIPT FLUSH, failover) still gets every entry, exactly once.
+func TestScriptsSurviveFlush(t *testing.T) {
+	s, rdb, _ := newStore(t)
+	ctx := ctxT(t)
+	if _, err := s.Append(ctx, []Append{msgAppend("1", "2", "a", "m1")}); err != nil {
+		t.Fatal(err)
+	}
+	rdb.ScriptFlush(ctx)
+	got, err := s.Append(ctx, []Append{msgAppend("1", "2", "a", "m9"), msgAppend("1", "2", "b", "m2"), msgAppend("1", "2", "c", "m3")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[0].MsgID != "m1" || !got[0].Resend || got[1].Seq != 2 || got[2].Seq != 3 {
+		t.Fatalf("after SCRIPT FLUSH: %+v", got)
+	}
+	rdb.ScriptFlush(ctx)
+	if err := s.RaiseAcks(ctx, []Ack{{"1", 2}}); err != nil {
+		t.Fatal(err)
+	}
+	rdb.ScriptFlush(ctx)
+	if r, err := s.Ranges(ctx, []RangeQuery{{UserID: "1", FromAcked: true, Limit: 5}}); err != nil || len(r[0].Entries) != 1 {
+		t.Fatalf("range after flush: %+v %v", r, err)
+	}
+}
+
+// BenchmarkAppend stores batches of 100 messages to 100 inboxes, one
+// pipeline per batch.
+func BenchmarkAppend(b *testing.B) {
+	srv := testenv.StartRedis(b)
+	rdb := NewClient(ClientConfig{Addrs: []string{srv.Addr}})
+	b.Cleanup(func() { rdb.Close() })
+	s := New(rdb, "cim:")
+	ctx := context.Background()
+	frame := make([]byte, 200)
+	in := make([]Append, 100)
+	b.ReportAllocs()
+	round := 0
+	for b.Loop() {
+		b.StopTimer()
+		round++
+		for i := range in {
+			in[i] = Append{UserID: strconv.Itoa(i), Frame: frame, MsgID: "m", Dedup: "1:" + strconv.Itoa(round)}
+		}
+		b.StartTimer()
+		if _, err := s.Append(ctx, in); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*len(in))/b.Elapsed().Seconds(), "entries/s")
+}
