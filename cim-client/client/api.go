@@ -214,6 +214,12 @@ func (a *API) call(ctx context.Context, method, path string, in, out any) error 
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	return a.do(req, path, out)
+}
+
+// do sends req and decodes the route's envelope; path names the call in
+// errors.
+func (a *API) do(req *http.Request, path string, out any) error {
 	req.Header.Set("Accept", "application/json")
 	resp, err := a.hc.Do(req)
 	if err != nil {

@@ -33,8 +33,12 @@ type Client struct {
 	log     *slog.Logger
 	ownHTTP *http.Client // private HTTP client whose idle conns Close releases
 	ids     *msgIDs
-	inbox   inbox
+	inbox   *inbox
+	acks    *acks
+	out     *outbox
 	events  chan Event
+	// wake pokes the control loop (capacity 1).
+	wake chan struct{}
 
 	// life ends when Close has sent /offLine: every goroutine and every
 	// blocking call inside the client watches it.
@@ -47,9 +51,13 @@ type Client struct {
 	mu      sync.Mutex
 	started bool
 	closing bool
-	stopErr error         // why sends fail for good: ErrStopped…, ErrClosed
-	cur     *link         // nil while not connected
-	changed chan struct{} // closed and replaced whenever cur or stopErr changes
+	stopErr error // why sends fail for good: ErrStopped…, ErrClosed
+	cur     *link // nil while not connected
+	// open: cur takes new sends. A new link first gets the replay of
+	// messages still waiting for an answer, so that they keep their order.
+	open    bool
+	changed chan struct{} // closed and replaced whenever cur, open or stopErr changes
+	syncOn  *link         // the reader asked for a SYNC on this link
 	info    Info
 	closed  chan struct{} // closed when the first Close has finished
 }
@@ -64,7 +72,11 @@ func New(cfg Config) (*Client, error) {
 		cfg:     cfg,
 		log:     cfg.Logger.With("component", "cim-client", "user", cfg.UserName),
 		ids:     newMsgIDs(),
+		inbox:   newInbox(defaultInboxBuffer),
+		acks:    &acks{delay: cfg.AckDelay, every: cfg.AckEvery},
+		out:     newOutbox(cfg.ResendTimeout, cfg.ResendMax),
 		events:  make(chan Event, cfg.EventBuffer),
+		wake:    make(chan struct{}, 1),
 		changed: make(chan struct{}),
 		closed:  make(chan struct{}),
 	}
@@ -142,6 +154,7 @@ func (c *Client) Start(ctx context.Context) error {
 	}
 	c.emit(Event{Kind: EventConnected, Gateway: l.gateway})
 	go c.supervise(l)
+	go c.control()
 	return nil
 }
 
@@ -183,8 +196,7 @@ func (c *Client) connect(ctx context.Context) (*link, error) {
 	if err != nil {
 		return nil, fmt.Errorf("login: %w", err)
 	}
-	d := net.Dialer{Timeout: c.cfg.DialTimeout}
-	conn, err := d.DialContext(ctx, "tcp", res.Server.Addr())
+	conn, err := c.dial(ctx, res.Server.Addr())
 	if err != nil {
 		return nil, fmt.Errorf("dial gateway %s: %w", res.Server.ID, err)
 	}
@@ -200,8 +212,19 @@ func (c *Client) connect(ctx context.Context) (*link, error) {
 	return l, nil
 }
 
+func (c *Client) dial(ctx context.Context, addr string) (net.Conn, error) {
+	if c.cfg.Dial == nil {
+		d := net.Dialer{Timeout: c.cfg.DialTimeout}
+		return d.DialContext(ctx, "tcp", addr)
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
+	defer cancel()
+	return c.cfg.Dial(ctx, "tcp", addr)
+}
+
 // adopt makes l the current link, unless Close has begun. The first adopt
-// also accounts for the supervisor goroutine the caller starts next.
+// also accounts for the supervisor and control goroutines the caller starts
+// next. The link takes sends once supervise has replayed the outbox on it.
 func (c *Client) adopt(l *link, first bool) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -209,10 +232,12 @@ func (c *Client) adopt(l *link, first bool) bool {
 		return false
 	}
 	if first {
-		c.wg.Add(1)
+		c.wg.Add(2)
 	}
 	ack, res := l.ack, l.login
-	c.cur = l
+	c.cur, c.open = l, false
+	// The gateway asks for everything after LOGIN.last_seq for us.
+	c.inbox.linkUp(time.Now())
 	c.info = Info{
 		UserID:    firstOf(ack.GetUserId(), res.UserID),
 		UserName:  firstOf(ack.GetUserName(), res.UserName),
@@ -244,6 +269,8 @@ func (c *Client) supervise(l *link) {
 	bo := newBackoff(c.cfg.ReconnectMin, c.cfg.ReconnectMax)
 	for {
 		l.start(c.readLoop)
+		c.replay(l)
+		c.openLink(l)
 		select {
 		case <-l.done:
 		case <-c.life.Done():
@@ -313,10 +340,22 @@ func (c *Client) detach(l *link) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.cur == l {
-		c.cur = nil
+		c.cur, c.open = nil, false
 		c.info.Connected = false
 		c.notifyLocked()
 	}
+}
+
+// openLink lets sends use l, if it is still the current link, and wakes
+// the control loop for what waited for a link (resends, an ACK).
+func (c *Client) openLink(l *link) {
+	c.mu.Lock()
+	if c.cur == l && !c.open {
+		c.open = true
+		c.notifyLocked()
+	}
+	c.mu.Unlock()
+	c.poke()
 }
 
 func (c *Client) isClosing() bool {
@@ -338,14 +377,16 @@ func (c *Client) stop(reason string, frame *cimpb.Error, gateway string) {
 }
 
 // emit hands ev to the application, waiting while the channel is full,
-// unless Close ends the wait.
-func (c *Client) emit(ev Event) {
+// unless Close ends the wait; false means it was not handed over.
+func (c *Client) emit(ev Event) bool {
 	if ev.At.IsZero() {
 		ev.At = time.Now()
 	}
 	select {
 	case c.events <- ev:
+		return true
 	case <-c.life.Done():
+		return false
 	}
 }
 
@@ -382,7 +423,8 @@ func (c *Client) readLoop(l *link) {
 	}
 }
 
-// handle acts on one frame; false ends the link.
+// handle acts on one frame; false ends the reader (the link failed, or
+// Close cut an event short).
 func (c *Client) handle(l *link, f *cimpb.Frame, lastErr **GatewayError) bool {
 	if f.GetType() != cimpb.Type_ERROR {
 		*lastErr = nil // the link went on after that ERROR
@@ -391,21 +433,29 @@ func (c *Client) handle(l *link, f *cimpb.Frame, lastErr **GatewayError) bool {
 	case cimpb.Type_PONG:
 		l.ponged()
 	case cimpb.Type_PING, cimpb.Type_LOGIN_ACK:
-	case cimpb.Type_MSG:
-		m := f.GetMsg()
-		if m == nil {
-			l.log.Debug("MSG frame without a message")
+	case cimpb.Type_MSG, cimpb.Type_RECEIPT:
+		seq, ok := seqOf(f)
+		if !ok {
+			l.log.Debug("frame without its payload", "type", f.GetType())
 			return true
 		}
-		if !c.inbox.accept(m.GetSeq()) {
-			l.log.Debug("dropping a message already shown", "seq", m.GetSeq(), "msg_id", m.GetMsgId())
-			return true
+		if seq == 0 { // a broadcast or a direct answer: not an inbox entry
+			return c.show(l, f)
 		}
-		c.deliver(l, Event{Kind: EventMessage, Msg: m, Gateway: l.gateway})
-	case cimpb.Type_RECEIPT:
-		if f.GetReceipt() != nil {
-			c.deliver(l, Event{Kind: EventReceipt, Receipt: f.GetReceipt(), Gateway: l.gateway})
+		show, sync := c.inbox.add(seq, f, time.Now())
+		if sync {
+			c.requestSync(l)
 		}
+		if len(show) == 0 {
+			l.log.Debug("holding back or dropping an inbox entry", "seq", seq, "last", c.inbox.lastSeq())
+		}
+		return c.showAll(l, show)
+	case cimpb.Type_SYNC:
+		show, sync := c.inbox.answer(f.GetSync(), time.Now())
+		if sync {
+			c.requestSync(l)
+		}
+		return c.showAll(l, show)
 	case cimpb.Type_ERROR:
 		e := f.GetError()
 		if e == nil {
@@ -416,10 +466,14 @@ func (c *Client) handle(l *link, f *cimpb.Frame, lastErr **GatewayError) bool {
 			l.fail(&stopError{reason: ge.Error(), frame: e, err: ge})
 			return false
 		}
-		c.deliver(l, Event{Kind: EventError, Err: e, Gateway: l.gateway})
 		if ge.ClientMsgID == "" {
 			*lastErr = ge
+			return c.deliver(l, Event{Kind: EventError, Err: e, Gateway: l.gateway})
 		}
+		if final := c.out.fail(e); final != nil {
+			return c.deliver(l, Event{Kind: EventError, Err: final, Gateway: l.gateway})
+		}
+		c.log.Debug("send answered with a retryable error", "client_msg_id", ge.ClientMsgID, "code", ge.Code)
 	case cimpb.Type_KICK:
 		l.fail(&stopError{reason: kickReason(f.GetKick())})
 		return false
@@ -429,13 +483,76 @@ func (c *Client) handle(l *link, f *cimpb.Frame, lastErr **GatewayError) bool {
 	return true
 }
 
+// seqOf returns the inbox seq of a MSG or RECEIPT frame; false when the
+// payload is missing.
+func seqOf(f *cimpb.Frame) (uint64, bool) {
+	switch f.GetType() {
+	case cimpb.Type_MSG:
+		return f.GetMsg().GetSeq(), f.GetMsg() != nil
+	case cimpb.Type_RECEIPT:
+		return f.GetReceipt().GetSeq(), f.GetReceipt() != nil
+	}
+	return 0, false
+}
+
+// showAll shows inbox entries in order and counts them for the next ACK,
+// including seqs the inbox skipped (trimmed, or acknowledged before).
+func (c *Client) showAll(l *link, show []*cimpb.Frame) bool {
+	for _, f := range show {
+		if !c.show(l, f) {
+			return false
+		}
+		seq, _ := seqOf(f)
+		if c.acks.show(seq, 1, time.Now()) {
+			c.poke()
+		}
+	}
+	if c.acks.show(c.inbox.lastSeq(), 0, time.Now()) {
+		c.poke()
+	}
+	return true
+}
+
+// show turns one MSG or RECEIPT into an event. A receipt that repeats a
+// status the application was told already is not repeated.
+func (c *Client) show(l *link, f *cimpb.Frame) bool {
+	if f.GetType() == cimpb.Type_MSG {
+		return c.deliver(l, Event{Kind: EventMessage, Msg: f.GetMsg(), Gateway: l.gateway})
+	}
+	emit, sent := c.out.receipt(f.GetReceipt())
+	if sent != nil && !c.deliver(l, Event{Kind: EventReceipt, Receipt: sent, Gateway: l.gateway}) {
+		return false
+	}
+	if !emit {
+		return true
+	}
+	return c.deliver(l, Event{Kind: EventReceipt, Receipt: f.GetReceipt(), Gateway: l.gateway})
+}
+
 // deliver emits an event from the reader, marking the wait as the
 // application's, not the link's.
-func (c *Client) deliver(l *link, ev Event) {
+func (c *Client) deliver(l *link, ev Event) bool {
 	l.stalled.Store(true)
-	c.emit(ev)
+	ok := c.emit(ev)
 	l.stalled.Store(false)
 	l.progress.Add(1)
+	return ok
+}
+
+// requestSync asks the control loop for a SYNC on l.
+func (c *Client) requestSync(l *link) {
+	c.mu.Lock()
+	c.syncOn = l
+	c.mu.Unlock()
+	c.poke()
+}
+
+// poke wakes the control loop.
+func (c *Client) poke() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
 }
 
 // Send sends text to one user (id or name) and returns the client_msg_id
@@ -459,10 +576,18 @@ func (c *Client) Broadcast(ctx context.Context, text string) (string, error) {
 // SendMsg sends m as an uplink MSG, filling m.ClientMsgId when empty. It
 // returns once the frame is written to a gateway; the route's verdict comes
 // later as EventReceipt or EventError. Before Start has connected and while
-// the link is down it waits for a connection, bounded by ctx; a frame whose
-// link broke mid-write is written again on the next one (the route
-// deduplicates by client_msg_id). It fails at once after Close (ErrClosed)
-// or once the client stopped (ErrStopped). m is not kept after it returns.
+// the link is down it waits for a connection, bounded by ctx.
+//
+// After that the client keeps the message until the route answers: it is
+// written again with the same client_msg_id on every new link and after
+// each unanswered try (Config.ResendTimeout, ResendMax); the route
+// deduplicates, so the recipient sees it once. ERROR Unavailable is retried
+// the same way; other ERRORs are final. A broadcast is never written twice
+// (the route cannot deduplicate it). Status and Recent report how far it got.
+//
+// It fails at once after Close (ErrClosed) or once the client stopped
+// (ErrStopped), and then the message is not kept. m itself is not kept or
+// modified after it returns.
 func (c *Client) SendMsg(ctx context.Context, m *cimpb.Msg) error {
 	if m == nil {
 		return errors.New("client: nil message")
@@ -478,6 +603,21 @@ func (c *Client) SendMsg(ctx context.Context, m *cimpb.Msg) error {
 	if err != nil {
 		return fmt.Errorf("client: encoding message: %w", err)
 	}
+	// Recorded before the write, so that even the fastest answer finds it.
+	c.out.add(m, b, time.Now())
+	if err := c.write(ctx, b); err != nil {
+		c.out.cancel(m.GetClientMsgId())
+		return err
+	}
+	if c.out.written(m.GetClientMsgId(), time.Now()) {
+		c.poke()
+	}
+	return nil
+}
+
+// write writes an encoded frame on the current link, waiting for one
+// (bounded by ctx); a frame whose link broke mid-write goes on the next.
+func (c *Client) write(ctx context.Context, b []byte) error {
 	var stale *link
 	for {
 		l, err := c.currentLink(ctx, stale)
@@ -492,7 +632,8 @@ func (c *Client) SendMsg(ctx context.Context, m *cimpb.Msg) error {
 	}
 }
 
-// currentLink returns the current link other than stale, waiting for one.
+// currentLink returns the current link open for sends other than stale,
+// waiting for one.
 func (c *Client) currentLink(ctx context.Context, stale *link) (*link, error) {
 	for {
 		c.mu.Lock()
@@ -501,7 +642,7 @@ func (c *Client) currentLink(ctx context.Context, stale *link) (*link, error) {
 			c.mu.Unlock()
 			return nil, err
 		}
-		if l := c.cur; l != nil && l != stale {
+		if l := c.cur; l != nil && c.open && l != stale {
 			c.mu.Unlock()
 			return l, nil
 		}
@@ -515,8 +656,77 @@ func (c *Client) currentLink(ctx context.Context, stale *link) (*link, error) {
 	}
 }
 
-// Close logs the session off at the route (POST /offLine), closes the
-// connection, stops reconnecting, waits for every goroutine the client
+// Status returns what the client knows about one of its messages, by
+// client_msg_id: the best status so far (SENT, DELIVERED, READ), or pending
+// or failed. It knows the last 1000 messages sent by this Client.
+func (c *Client) Status(clientMsgID string) (SentMessage, bool) {
+	return c.out.get(clientMsgID)
+}
+
+// Recent returns the n most recently sent messages (all it remembers when
+// n <= 0), oldest first, with their status.
+func (c *Client) Recent(n int) []SentMessage {
+	return c.out.recent(n)
+}
+
+// Pending is how many sent messages still wait for the route's answer.
+func (c *Client) Pending() int { return c.out.pendingCount() }
+
+// MarkRead tells peer (the sender: user id or name) that the messages with
+// these msgIds were read: one READ frame (more for very many ids), which
+// the route turns into RECEIPT_READs in peer's inbox. An ACK for what was
+// shown goes first, so DELIVERED reaches peer before READ. It waits for a
+// connection like SendMsg but is not resent: a READ lost with its link is
+// lost.
+func (c *Client) MarkRead(ctx context.Context, peer string, msgIDs ...string) error {
+	if peer == "" {
+		return ErrNoRecipient
+	}
+	if len(msgIDs) == 0 {
+		return nil
+	}
+	if seq, ok := c.acks.unacked(); ok {
+		if err := c.write(ctx, ackFrame(seq)); err != nil {
+			return err
+		}
+		c.acks.sent(seq, time.Now())
+	}
+	// Split so that no frame comes near the limit.
+	budget := c.cfg.MaxFrame/2 - len(peer)
+	var batch []string
+	size := 0
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		b, err := codec.Encode(&cimpb.Frame{Type: cimpb.Type_READ, Read: &cimpb.Read{MsgIds: batch, Peer: peer}})
+		if err != nil {
+			return err
+		}
+		batch, size = nil, 0
+		return c.write(ctx, b)
+	}
+	for _, id := range msgIDs {
+		if len(id)+4 > budget {
+			return ErrTooLarge
+		}
+		if size+len(id)+4 > budget {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		batch = append(batch, id)
+		size += len(id) + 4
+	}
+	return flush()
+}
+
+func ackFrame(seq uint64) []byte {
+	return mustEncode(&cimpb.Frame{Type: cimpb.Type_ACK, Ack: &cimpb.Ack{Seq: seq}})
+}
+
+// Close acknowledges what was shown and not yet acknowledged, logs the
+// session off at the route (POST /offLine), closes the connection, stops reconnecting, waits for every goroutine the client
 // started, sends EventClosed and closes the Events channel. If the channel is
 // full, EventClosed waits for room until ctx ends. A second Close waits for
 // the first and returns nil. The error reports a failed /offLine (the
@@ -533,12 +743,21 @@ func (c *Client) Close(ctx context.Context) error {
 		}
 	}
 	c.closing = true
-	info, stopped := c.info, c.stopErr != nil
+	info, stopped, l := c.info, c.stopErr != nil, c.cur
 	c.stopErr = ErrClosed
 	c.notifyLocked()
 	c.mu.Unlock()
 
 	var errs []error
+	// What was shown is acknowledged before the session ends, so that the
+	// next login does not get it again and its senders learn DELIVERED.
+	if seq, ok := c.acks.unacked(); ok && l != nil && !stopped {
+		if err := l.send(ctx, ackFrame(seq)); err != nil {
+			c.log.Warn("final ACK not sent", "seq", seq, "err", err)
+		} else {
+			c.acks.sent(seq, time.Now())
+		}
+	}
 	// After a KICK the session is no longer ours; logging it off could only
 	// race with whoever holds the account now.
 	if info.SessionID != "" && !stopped {

@@ -1,9 +1,11 @@
 package client
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"time"
@@ -19,6 +21,12 @@ const (
 	DefaultReconnectMax = 30 * time.Second
 	DefaultDialTimeout  = 10 * time.Second
 	DefaultEventBuffer  = 256
+
+	DefaultResendTimeout = 5 * time.Second
+	DefaultResendMax     = 5
+	DefaultAckDelay      = 100 * time.Millisecond
+	DefaultAckEvery      = 100
+	DefaultSyncTimeout   = 10 * time.Second
 )
 
 // Config configures a Client. Zero fields take the documented defaults.
@@ -53,6 +61,30 @@ type Config struct {
 	Logger *slog.Logger
 	// EventBuffer is the capacity of the Events channel (default 256).
 	EventBuffer int
+	// Dial opens the TCP connection to a gateway, bounded by DialTimeout
+	// (nil: a net.Dialer). Tests use it to cut connections.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+
+	// ResendTimeout is how long a sent MSG waits for the route's answer
+	// (RECEIPT_SENT or ERROR) before it is sent again with the same
+	// client_msg_id (default 5 s). Each further try waits twice as long as
+	// the one before, at most 16 × ResendTimeout.
+	ResendTimeout time.Duration
+	// ResendMax is how many tries a MSG gets in all (default 5; 1 means
+	// never resent after a timeout). After the last one times out, or
+	// every try was answered with ERROR Unavailable, the client reports
+	// an EventError with codes.Unavailable. Messages are also written again
+	// after every reconnect; that does not count as a new try.
+	ResendMax int
+	// AckDelay bounds how long after showing an inbox entry the client
+	// acknowledges it (default 100 ms); AckEvery acknowledges at once once
+	// that many entries wait (default 100).
+	AckDelay time.Duration
+	AckEvery int
+	// SyncTimeout is how long a SYNC (also the one the gateway makes on the
+	// client's behalf at login) may go unanswered before the client asks
+	// again (default 10 s).
+	SyncTimeout time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -79,6 +111,21 @@ func (c *Config) setDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.ResendTimeout <= 0 {
+		c.ResendTimeout = DefaultResendTimeout
+	}
+	if c.ResendMax <= 0 {
+		c.ResendMax = DefaultResendMax
+	}
+	if c.AckDelay <= 0 {
+		c.AckDelay = DefaultAckDelay
+	}
+	if c.AckEvery <= 0 {
+		c.AckEvery = DefaultAckEvery
+	}
+	if c.SyncTimeout <= 0 {
+		c.SyncTimeout = DefaultSyncTimeout
 	}
 }
 

@@ -12,6 +12,17 @@
 //     another gateway) with jittered exponential backoff, and delivers what
 //     the gateway pushes on Events in the order it arrived.
 //
+// Reliable delivery (docs/ARCHITECTURE.md, "Reliable delivery"): every
+// message and receipt stored in the user's inbox carries a seq. The Client
+// shows each exactly once and in seq order, live or fetched by SYNC (the
+// gateway syncs from LOGIN.last_seq on every login; the client fills gaps
+// itself), and acknowledges what it showed with batched cumulative ACKs.
+// As a sender it keeps every MSG until the route answers RECEIPT_SENT or a
+// final ERROR, resending it with the same client_msg_id after a timeout and
+// on every new link; Status and Recent tell how far each message got (sent,
+// delivered, read). MarkRead, History, SendFile and SaveFile cover read
+// receipts, the stored history and file messages.
+//
 // Typical use:
 //
 //	c, err := client.New(client.Config{RouteURL: "http://127.0.0.1:8080", UserName: "alice", Password: "secret1"})
@@ -21,7 +32,7 @@
 //		for ev := range c.Events() { ... }
 //	}()
 //	id, err := c.Send(ctx, "bob", "hello")
-//	...
+//	... // EventReceipt for id: RECEIPT_SENT, later DELIVERED and READ
 //	c.Close(ctx)
 //
 // Concurrency: every method of API and Client is safe for concurrent use.

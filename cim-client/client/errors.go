@@ -20,6 +20,9 @@ var (
 	ErrNoRecipient = errors.New("client: no recipient")
 	// ErrStarted means Start was called on a running client.
 	ErrStarted = errors.New("client: already started")
+	// ErrNotLoggedIn means a call that needs the session (History, an
+	// upload) came before Start logged in.
+	ErrNotLoggedIn = errors.New("client: not logged in")
 )
 
 // errLinkDown means a frame was not (known to be) written because its link

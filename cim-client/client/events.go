@@ -10,13 +10,21 @@ import (
 type EventKind int
 
 const (
-	// EventMessage: a MSG frame arrived (Msg set).
+	// EventMessage: a MSG arrived (Msg set). Messages stored in the inbox
+	// (Msg.Seq > 0) come exactly once and in seq order, whether pushed live
+	// or fetched by SYNC; broadcasts (seq 0) as they arrive.
 	EventMessage EventKind = iota + 1
-	// EventReceipt: a RECEIPT frame arrived (Receipt set).
+	// EventReceipt: a RECEIPT arrived (Receipt set): RECEIPT_SENT answering
+	// one of our sends, or a RECEIPT_DELIVERED / RECEIPT_READ from our
+	// inbox. For a message this Client sent it comes once per status (the
+	// cluster may repeat receipts); for older ones, every time one arrives.
+	// Status tells the best status of a message so far.
 	EventReceipt
-	// EventError: an ERROR frame arrived (Err set). With Err.ClientMsgId it
-	// answers one of our sends (e.g. codes.Offline); without it the gateway
-	// usually closes the link next, and EventDisconnected follows.
+	// EventError: an ERROR (Err set). With Err.ClientMsgId it is the final
+	// answer to one of our sends (e.g. codes.BadAccount); codes.Unavailable
+	// comes only after the last try (Config.ResendMax), made up by the
+	// client itself when no answer came at all. Without ClientMsgId the
+	// gateway usually closes the link next, and EventDisconnected follows.
 	EventError
 	// EventConnected: logged in to a gateway, on the first connect and on
 	// every reconnect (Gateway set).

@@ -1,38 +1,226 @@
 package client
 
-import "sync"
+import (
+	"slices"
+	"sync"
+	"time"
 
-// inbox tracks the inbox sequence numbers this client has shown. Every user's
-// inbox entries carry a per-user seq that only grows; the client reports the
-// highest one in LOGIN.last_seq so the cluster knows where it stands, and
-// drops a push it has already shown.
+	"github.com/gocim/gocim/proto/cimpb"
+)
+
+// defaultInboxBuffer bounds the entries held back while waiting for a gap to
+// fill: one SYNC page (at most 200) plus a good margin of live pushes.
+const defaultInboxBuffer = 1024
+
+// inbox tracks the inbox sequence numbers this client has shown, so that
+// every stored MSG and RECEIPT is shown exactly once and in seq order, live
+// or synced, across links and gateways (docs/ARCHITECTURE.md, "Reliable
+// delivery").
 //
-// This is where gap detection, SYNC requests and cumulative ACKs belong: they
-// all need the same "what have I shown" state and run on the reader
-// goroutine's path. Safe for concurrent use.
+// last is the highest seq up to which everything has been shown (or is
+// known to be gone). An entry at or below last is a duplicate; last+1 is
+// shown along with every held-back successor; anything beyond is held back
+// and one SYNC after=last fills the gap. At most one SYNC is outstanding: the
+// gateway sends one on the client's behalf after every LOGIN, and a request
+// unanswered for the sync timeout is asked again.
+//
+// Pure bookkeeping: callers pass the time and send the SYNC themselves.
+// Entries with seq 0 (broadcasts, direct answers) never come here. Safe for
+// concurrent use; frames are handed back in the order to show them.
 type inbox struct {
-	mu   sync.Mutex
-	last uint64
+	mu      sync.Mutex
+	last    uint64
+	held    map[uint64]*cimpb.Frame // seq > last+1, waiting for the gap
+	maxHeld int
+	// dropped is the lowest seq thrown away because held was full (0: none
+	// since last passed it). A SYNC answer must not skip past it as a hole.
+	dropped uint64
+	// syncing: a SYNC is outstanding since syncSince.
+	syncing   bool
+	syncSince time.Time
 }
 
-// accept records a pushed message's seq and reports whether to deliver it.
-// seq 0 marks something not stored in an inbox (CIM broadcast), always new.
-func (in *inbox) accept(seq uint64) bool {
-	if seq == 0 {
-		return true
+func newInbox(maxHeld int) *inbox {
+	if maxHeld <= 0 {
+		maxHeld = defaultInboxBuffer
 	}
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	if seq <= in.last {
-		return false
-	}
-	in.last = seq
-	return true
+	return &inbox{held: map[uint64]*cimpb.Frame{}, maxHeld: maxHeld}
 }
 
-// lastSeq is the highest seq shown, for LOGIN.
+// lastSeq is the highest contiguous seq shown, for LOGIN.last_seq and ACK.
 func (in *inbox) lastSeq() uint64 {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	return in.last
+}
+
+// linkUp notes a new link: its gateway asks for everything after
+// LOGIN.last_seq on the client's behalf, so a SYNC is outstanding already.
+func (in *inbox) linkUp(now time.Time) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.syncing, in.syncSince = true, now
+}
+
+// add takes an entry with seq > 0 and returns what to show now, in order,
+// and whether to send SYNC{after_seq: lastSeq()} now.
+func (in *inbox) add(seq uint64, f *cimpb.Frame, now time.Time) (show []*cimpb.Frame, sync bool) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	switch {
+	case seq <= in.last:
+		return nil, false // shown already
+	case seq == in.last+1:
+		show = append(show, f)
+		in.last = seq
+		show = in.flushLocked(show)
+		return show, false
+	}
+	if _, ok := in.held[seq]; !ok {
+		in.holdLocked(seq, f)
+	}
+	return nil, in.requestLocked(now)
+}
+
+// holdLocked keeps f back. When full, the highest seqs give way: they are
+// the furthest from being shown, and a later SYNC page brings them again.
+func (in *inbox) holdLocked(seq uint64, f *cimpb.Frame) {
+	if len(in.held) >= in.maxHeld {
+		top := seq
+		for s := range in.held {
+			top = max(top, s)
+		}
+		in.noteDropLocked(top)
+		if top == seq {
+			return
+		}
+		delete(in.held, top)
+	}
+	in.held[seq] = f
+}
+
+func (in *inbox) noteDropLocked(seq uint64) {
+	if in.dropped == 0 || seq < in.dropped {
+		in.dropped = seq
+	}
+}
+
+// requestLocked asks for a SYNC unless one is outstanding.
+func (in *inbox) requestLocked(now time.Time) bool {
+	if in.syncing {
+		return false
+	}
+	in.syncing, in.syncSince = true, now
+	return true
+}
+
+// answer takes the SYNC frame that ends a sync answer (after the entries it
+// carried, which came through add) and returns what to show now and whether
+// to send another SYNC{after_seq: lastSeq()}.
+func (in *inbox) answer(s *cimpb.Sync, now time.Time) (show []*cimpb.Frame, sync bool) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	prev := in.last
+	in.syncing = false
+
+	// from_acked: the server started after the seq the user acknowledged
+	// (from an earlier run or device); everything up to it was shown there.
+	if after := s.GetAfterSeq(); after > in.last {
+		for seq := range in.held {
+			if seq <= after {
+				delete(in.held, seq)
+			}
+		}
+		in.last = after
+	}
+	// Trimmed: entries before first_seq are gone for good. Ones held back
+	// from live pushes were never shown, so they still go out, in order.
+	// An answer with no entries and no first_seq says nothing is retained.
+	first := s.GetFirstSeq()
+	if first == 0 && s.GetLastSeq() == 0 && s.GetHeadSeq() > 0 {
+		first = s.GetHeadSeq() + 1
+	}
+	if first > in.last+1 {
+		show = in.showHeldLocked(show, first-1)
+	}
+	// The answer carried every entry in (after_seq, last_seq] that exists,
+	// and they came before it on this link: a seq still missing in that
+	// range is a hole, not a delay. Entries dropped for space are not holes.
+	covered := s.GetLastSeq()
+	if in.dropped != 0 && in.dropped <= covered {
+		covered = in.dropped - 1
+	}
+	if covered > in.last {
+		show = in.showHeldLocked(show, covered)
+	}
+	show = in.flushLocked(show)
+	if in.dropped != 0 && in.dropped <= in.last {
+		in.dropped = 0
+	}
+
+	more := len(in.held) > 0 || s.GetHeadSeq() > in.last
+	switch {
+	case !more:
+	case in.last > prev || s.GetLastSeq() > 0:
+		sync = in.requestLocked(now) // the next page, or the rest of the gap
+	default:
+		// No progress: asking again at once could spin. Treat it as
+		// outstanding; expire asks again after the sync timeout.
+		in.syncing, in.syncSince = true, now
+	}
+	return show, sync
+}
+
+// showHeldLocked moves last to upTo, showing the held entries at or below
+// it in seq order.
+func (in *inbox) showHeldLocked(show []*cimpb.Frame, upTo uint64) []*cimpb.Frame {
+	var seqs []uint64
+	for seq := range in.held {
+		if seq <= upTo {
+			seqs = append(seqs, seq)
+		}
+	}
+	slices.Sort(seqs)
+	for _, seq := range seqs {
+		show = append(show, in.held[seq])
+		delete(in.held, seq)
+	}
+	in.last = upTo
+	return show
+}
+
+// flushLocked shows the held entries that now follow last.
+func (in *inbox) flushLocked(show []*cimpb.Frame) []*cimpb.Frame {
+	for {
+		f, ok := in.held[in.last+1]
+		if !ok {
+			return show
+		}
+		delete(in.held, in.last+1)
+		in.last++
+		show = append(show, f)
+	}
+}
+
+// expire reports whether an outstanding SYNC went unanswered for timeout
+// and should be sent again now, and when to check next (zero: nothing
+// outstanding).
+func (in *inbox) expire(now time.Time, timeout time.Duration) (sync bool, next time.Time) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if !in.syncing {
+		return false, time.Time{}
+	}
+	if deadline := in.syncSince.Add(timeout); now.Before(deadline) {
+		return false, deadline
+	}
+	in.syncSince = now
+	return true, now.Add(timeout)
+}
+
+// heldCount is how many entries wait for a gap (tests, logs).
+func (in *inbox) heldCount() int {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return len(in.held)
 }

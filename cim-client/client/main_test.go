@@ -26,7 +26,9 @@ func testLogger() *slog.Logger {
 }
 
 // fastConfig is a Config with test-sized timers. Heartbeats are off unless
-// a test turns them on, so that only the tests about them see PINGs.
+// a test turns them on, so that only the tests about them see PINGs; the
+// fakes answer no MSG unless told to, so resends wait a minute unless a test
+// is about them.
 func fastConfig(routeURL string) Config {
 	return Config{
 		RouteURL:     routeURL,
@@ -38,6 +40,8 @@ func fastConfig(routeURL string) Config {
 		ReconnectMax: 5 * time.Millisecond,
 		DialTimeout:  5 * time.Second,
 		Logger:       testLogger(),
+
+		ResendTimeout: time.Minute,
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -38,6 +39,13 @@ const answerTimeout = 5 * time.Second
 
 // maxLine is the longest input line read; longer ones fail as too large.
 const maxLine = 1 << 20
+
+// historyPage is how many messages :his shows; statusCount how many :status
+// lists.
+const (
+	historyPage = 20
+	statusCount = 20
+)
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -139,12 +147,16 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return 1
 	}
 
+	reads := startReadMarker(c, log)
 	kicked := make(chan string, 1)
 	printed := make(chan struct{})
 	go func() {
 		defer close(printed)
 		for ev := range c.Events() {
 			p.Event(ev)
+			if ev.Kind == client.EventMessage {
+				reads.shown(ev.Msg, c.Info().UserID)
+			}
 			if ev.Kind == client.EventKicked {
 				select {
 				case kicked <- ev.Reason:
@@ -183,6 +195,7 @@ loop:
 		}
 		cancel()
 	}
+	reads.stop(drain)
 	closeClient(c, log)
 	<-printed
 	return exit
@@ -224,25 +237,65 @@ func readLines(r io.Reader, quit <-chan struct{}, log *slog.Logger) <-chan strin
 	return lines
 }
 
+// send sends m, remembering it for the ✓ line (or the error) first.
+func send(ctx context.Context, c *client.Client, p *term.Printer, m *cimpb.Msg) {
+	m.ClientMsgId = c.NewMsgID()
+	p.Sending(m.ClientMsgId, m.To, term.What(m))
+	if err := c.SendMsg(ctx, m); err != nil {
+		p.Forget(m.ClientMsgId)
+		if ctx.Err() == nil {
+			p.Line(term.Problem(err.Error()))
+		}
+	}
+}
+
 // execute runs one command; true means quit.
 func execute(ctx context.Context, c *client.Client, p *term.Printer, cmd term.Command) bool {
 	switch cmd.Op {
 	case term.OpQuit:
 		return true
 	case term.OpPrivate, term.OpBroadcast:
-		m := &cimpb.Msg{ClientMsgId: c.NewMsgID(), Body: []byte(cmd.Text), Kind: cimpb.Kind_KIND_TEXT}
+		m := &cimpb.Msg{Body: []byte(cmd.Text), Kind: cimpb.Kind_KIND_TEXT}
 		if cmd.Op == term.OpPrivate {
 			m.To = cmd.To
 		} else {
 			m.Broadcast = true
 		}
-		p.Sending(m.ClientMsgId, m.To)
-		if err := c.SendMsg(ctx, m); err != nil {
-			p.Forget(m.ClientMsgId)
-			if ctx.Err() == nil {
-				p.Line(term.Problem(err.Error()))
-			}
+		send(ctx, c, p, m)
+	case term.OpFile:
+		m, err := c.PrepareFile(ctx, cmd.To, cmd.Text)
+		if err != nil {
+			p.Line(term.Problem(err.Error()))
+			break
 		}
+		send(ctx, c, p, m)
+	case term.OpSave:
+		m, ok := p.File(cmd.N)
+		if !ok {
+			p.Line(term.Problem(fmt.Sprintf("no file %d", cmd.N)))
+			break
+		}
+		dst, err := savePath(m.GetFile().GetName(), cmd.Text)
+		if err == nil {
+			err = c.SaveFile(ctx, m, dst)
+		}
+		if err != nil {
+			p.Line(term.Problem(err.Error()))
+			break
+		}
+		if abs, err := filepath.Abs(dst); err == nil {
+			dst = abs
+		}
+		p.Line(term.Saved(safeName(m.GetFile().GetName()), m.GetFile().GetSize(), dst))
+	case term.OpHistory:
+		page, err := c.History(ctx, client.HistoryQuery{Peer: cmd.To, Keyword: cmd.Text, Limit: historyPage})
+		if err != nil {
+			p.Line(term.Problem(err.Error()))
+			break
+		}
+		p.History(page.Messages)
+	case term.OpStatus:
+		p.Status(c.Recent(statusCount))
 	case term.OpOnline:
 		users, err := c.OnlineUsers(ctx)
 		if err != nil {

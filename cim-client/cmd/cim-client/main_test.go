@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -76,6 +78,13 @@ func (l *lines) expect(t *testing.T, from int, re string) int {
 			t.Fatalf("no line matching %q; printed:\n%s", re, strings.Join(l.all(), "\n"))
 		}
 	}
+}
+
+// expectLine is expect that also returns the matching line.
+func (l *lines) expectLine(t *testing.T, from int, re string) (int, string) {
+	t.Helper()
+	i := l.expect(t, from, re)
+	return i, l.all()[i-1]
 }
 
 // syncBuffer is a bytes.Buffer safe to write from the program's goroutines.
@@ -230,6 +239,10 @@ func TestChatSession(t *testing.T) {
 	}
 	n = s.out.expect(t, n, `^`+stamp+` bob: hello$`)
 	n = s.out.expect(t, n, `^`+stamp+` bob \(all\): hi all$`)
+	// The stored message is marked read once shown; the broadcast is not.
+	if r := conn.Next(t, cimpb.Type_READ).GetRead(); r.GetPeer() != "2" || len(r.GetMsgIds()) != 1 || r.GetMsgIds()[0] != "m1" {
+		t.Fatalf("READ %v, want m1 for peer 2", r)
+	}
 
 	s.send(t, "bob;;hi there")
 	m := conn.Next(t, cimpb.Type_MSG).GetMsg()
@@ -242,10 +255,12 @@ func TestChatSession(t *testing.T) {
 	if m := conn.Next(t, cimpb.Type_MSG).GetMsg(); m.GetTo() != "2" || string(m.GetBody()) != "by id" {
 		t.Fatalf(":p2p uplink %v", m)
 	}
+	n = s.out.expect(t, n, `^\* ✓ sent to 2: by id$`)
 	s.send(t, "hello everyone")
 	if m := conn.Next(t, cimpb.Type_MSG).GetMsg(); !m.GetBroadcast() || string(m.GetBody()) != "hello everyone" {
 		t.Fatalf("broadcast uplink %v", m)
 	}
+	n = s.out.expect(t, n, `^\* ✓ sent to all: hello everyone$`)
 	s.send(t, ":olu")
 	n = s.out.expect(t, n, `^\* online: alice\(1\)$`)
 	s.send(t, ":info")
@@ -303,8 +318,10 @@ func TestPipedInputEndsCleanly(t *testing.T) {
 	if len(route.Offlines()) != 1 {
 		t.Errorf("end of input did not log off: %+v", route.Offlines())
 	}
-	if got := stdout.String(); !strings.HasPrefix(got, "* logged in as alice (id 1) via ") || strings.Count(got, "\n") != 1 {
-		t.Errorf("stdout %q, want just the login line", got)
+	got := strings.Split(strings.TrimSuffix(stdout.String(), "\n"), "\n")
+	if len(got) != 3 || !strings.HasPrefix(got[0], "* logged in as alice (id 1) via ") ||
+		got[1] != "* ✓ sent to bob: one" || got[2] != "* ✓ sent to bob: two" {
+		t.Errorf("stdout %q, want the login line and a ✓ for each message", got)
 	}
 }
 
@@ -343,5 +360,171 @@ func TestReconnectLines(t *testing.T) {
 	s.send(t, ":q")
 	if code := s.wait(t); code != 0 {
 		t.Fatalf("exit %d", code)
+	}
+}
+
+// TestReliableDeliveryCommands: :file (inline and uploaded), incoming files
+// and :save, :his, :status, and READs for what was shown, batched per peer.
+func TestReliableDeliveryCommands(t *testing.T) {
+	s := newSession(t)
+	uid := s.route.AddUser("alice", "secret1")
+	bob := s.route.AddUser("bob", "secret1")
+	in := clienttest.NewInbox()
+	s.gw.SetInbox(func(string) *clienttest.Inbox { return in })
+	s.gw.SetOnMsg(clienttest.Receipts)
+	dir := t.TempDir()
+	t.Chdir(dir)
+	if err := os.WriteFile("note.txt", []byte("small note"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	big := bytes.Repeat([]byte("B"), 70<<10) // above the 64 KiB frame: uploaded
+	if err := os.WriteFile("big.bin", big, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2024, 5, 6, 7, 8, 9, 0, time.Local)
+	s.route.AddHistory(
+		clienttest.HistoryMsg{MsgID: "h1", From: bob, FromName: "bob", To: uid, Body: "old hello", TimestampMs: at.UnixMilli()},
+		clienttest.HistoryMsg{MsgID: "h2", From: uid, FromName: "alice", To: bob, Body: "old reply", TimestampMs: at.Add(time.Minute).UnixMilli()},
+	)
+	s.start(t)
+	n := s.out.expect(t, 0, `^\* logged in as alice`)
+	conn := s.gw.Accept(t)
+
+	// Incoming: two messages and a file from bob in one burst → one READ.
+	ref := s.route.PutFile(clienttest.StoredFile{Name: "pic.png", ContentType: "image/png", Data: []byte("PNGDATA")})
+	frames := []*cimpb.Frame{
+		in.Append(clienttest.TextMsg("m1", bob, "bob", "one")),
+		in.Append(clienttest.TextMsg("m2", bob, "bob", "two")),
+		in.Append(&cimpb.Frame{Type: cimpb.Type_MSG, Msg: &cimpb.Msg{MsgId: "m3", From: bob, FromName: "bob", Kind: cimpb.Kind_KIND_FILE,
+			File: &cimpb.FileInfo{Name: "../pic.png", Size: 7, ContentType: "image/png", Ref: ref}}}),
+		in.Append(&cimpb.Frame{Type: cimpb.Type_MSG, Msg: &cimpb.Msg{MsgId: "m4", From: bob, FromName: "bob", Kind: cimpb.Kind_KIND_FILE,
+			Body: []byte("inline!"), File: &cimpb.FileInfo{Name: "in.txt", Size: 7}}}),
+	}
+	if err := conn.SendAll(frames...); err != nil {
+		t.Fatal(err)
+	}
+	n = s.out.expect(t, n, `bob: one$`)
+	n = s.out.expect(t, n, `bob: two$`)
+	n = s.out.expect(t, n, `^\[\d\d:\d\d:\d\d\] bob: \[file \.\./pic.png, 7 bytes\] \(:save 1\)$`)
+	n = s.out.expect(t, n, `bob: \[file in.txt, 7 bytes\] \(:save 2\)$`)
+	var read []string
+	for len(read) < 4 {
+		r := conn.Next(t, cimpb.Type_READ).GetRead()
+		if r.GetPeer() != bob {
+			t.Fatalf("READ for peer %q, want %s", r.GetPeer(), bob)
+		}
+		read = append(read, r.GetMsgIds()...)
+	}
+	if strings.Join(read, ",") != "m1,m2,m3,m4" {
+		t.Errorf("READ ids %v", read)
+	}
+
+	s.send(t, ":save 1")
+	n = s.out.expect(t, n, `^\* saved pic.png \(7 bytes\) to .*pic.png$`)
+	s.send(t, ":save 1") // the name is taken now: a new one, not an overwrite
+	n = s.out.expect(t, n, `^\* saved pic.png \(7 bytes\) to .*pic \(1\).png$`)
+	s.send(t, ":save 2 copy.txt")
+	n = s.out.expect(t, n, `^\* saved in.txt \(7 bytes\) to .*copy.txt$`)
+	s.send(t, ":save 9")
+	n = s.out.expect(t, n, `^! no file 9$`)
+	for name, want := range map[string]string{"pic.png": "PNGDATA", "pic (1).png": "PNGDATA", "copy.txt": "inline!"} {
+		if got, err := os.ReadFile(filepath.Join(dir, name)); err != nil || string(got) != want {
+			t.Errorf("%s: %q, %v", name, got, err)
+		}
+	}
+
+	// Files out: inline, then uploaded.
+	s.send(t, ":file bob note.txt")
+	m := conn.Next(t, cimpb.Type_MSG).GetMsg()
+	if m.GetKind() != cimpb.Kind_KIND_FILE || string(m.GetBody()) != "small note" || m.GetFile().GetName() != "note.txt" {
+		t.Fatalf("inline file uplink %v", m)
+	}
+	n = s.out.expect(t, n, `^\* ✓ sent to bob: \[file note.txt, 10 bytes\]$`)
+	s.send(t, ":file bob big.bin")
+	m = conn.Next(t, cimpb.Type_MSG).GetMsg()
+	if stored, ok := s.route.File(m.GetFile().GetRef()); !ok || !bytes.Equal(stored.Data, big) || len(m.GetBody()) != 0 {
+		t.Fatalf("uploaded file uplink %v", m.GetFile())
+	}
+	n = s.out.expect(t, n, `^\* ✓ sent to bob: \[file big.bin, 71680 bytes\]$`)
+	s.send(t, ":file bob missing.txt")
+	n = s.out.expect(t, n, `^! .*missing.txt`)
+	s.send(t, "bob;;text too")
+	n = s.out.expect(t, n, `^\* ✓ sent to bob: text too$`)
+
+	// Receipts from bob raise the status shown by :status.
+	if err := conn.Send(in.Append(clienttest.ReceiptFrame(cimpb.ReceiptStatus_RECEIPT_DELIVERED, "m-"+m.GetClientMsgId(), m.GetClientMsgId(), bob))); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(clienttest.Wait)
+	for {
+		s.send(t, ":status")
+		var last int
+		last, _ = s.out.expectLine(t, n, `to bob: text too`)
+		lines := s.out.all()
+		if strings.Contains(lines[last-2], "[file big.bin, 71680 bytes] ✓✓") {
+			if !regexp.MustCompile(`^\* \[\d\d:\d\d:\d\d\] to bob: \[file note.txt, 10 bytes\] ✓$`).MatchString(lines[last-3]) ||
+				!strings.HasSuffix(lines[last-1], "to bob: text too ✓") {
+				t.Fatalf(":status printed %q", lines[last-3:last])
+			}
+			n = last
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf(":status never showed the DELIVERED: %q", lines[last-3:last])
+		}
+		n = last
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	s.send(t, ":his bob")
+	stampDay := regexp.QuoteMeta(at.Format("[2006-01-02 15:04:05]"))
+	n = s.out.expect(t, n, `^`+stampDay+` bob: old hello$`)
+	n = s.out.expect(t, n, `^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] alice: old reply$`)
+	s.send(t, ":his * nothing-like-this")
+	n = s.out.expect(t, n, `^\* no history$`)
+	q := s.route.HistoryQueries()
+	if len(q) != 2 || q[0].Get("peer") != "bob" || q[0].Get("limit") != "20" || q[1].Get("peer") != "" || q[1].Get("keyword") != "nothing-like-this" {
+		t.Errorf("history queries %v", q)
+	}
+	s.send(t, ":help")
+	for _, cmd := range []string{":file", ":save", ":his", ":status"} {
+		s.out.expect(t, n, `^\*   `+regexp.QuoteMeta(cmd)+` `)
+	}
+	s.send(t, ":q")
+	if code := s.wait(t); code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, s.err.String())
+	}
+	// The last ACK may still be on its way through the fake gateway.
+	for deadline := time.Now().Add(clienttest.Wait); in.Acked() != 5; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("inbox acknowledged up to %d, want 5", in.Acked())
+		}
+	}
+}
+
+func TestSavePath(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	if err := os.WriteFile("taken.txt", nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir("sub", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, arg, want string }{
+		{"x.png", "", "x.png"},
+		{"../../etc/passwd", "", "passwd"},
+		{`C:\\evil\\x.exe`, "", "x.exe"},
+		{"..", "", "file"},
+		{"", "", "file"},
+		{"a\nb.txt", "", "ab.txt"},
+		{"taken.txt", "", "taken (1).txt"},
+		{"x.png", "sub", filepath.Join("sub", "x.png")},
+		{"x.png", "other.png", "other.png"},
+		{"x.png", "taken.txt", "taken.txt"}, // named on purpose: replaced
+	} {
+		if got, err := savePath(tc.name, tc.arg); err != nil || got != tc.want {
+			t.Errorf("savePath(%q, %q) = %q, %v; want %q", tc.name, tc.arg, got, err, tc.want)
+		}
 	}
 }

@@ -39,6 +39,7 @@ type Gateway struct {
 	mute    atomic.Bool
 	onLogin atomic.Pointer[func(*cimpb.Login) *cimpb.Frame]
 	onMsg   atomic.Pointer[func(*cimpb.Msg) *cimpb.Frame]
+	inbox   atomic.Pointer[func(userID string) *Inbox]
 	logins  atomic.Int32
 
 	mu     sync.Mutex
@@ -89,6 +90,20 @@ func (g *Gateway) SetOnMsg(f func(*cimpb.Msg) *cimpb.Frame) {
 		return
 	}
 	g.onMsg.Store(&f)
+}
+
+// SetInbox makes the gateway play the inbox part of the contract with the
+// inbox f returns for a user: right after LOGIN_ACK it sends the answer to
+// SYNC{after_seq: LOGIN.last_seq, from_acked: last_seq == 0} (what a real
+// gateway asks the route on the client's behalf), answers every SYNC the
+// client sends and applies its ACKs. nil turns it off (the default): SYNC
+// and ACK frames are only recorded.
+func (g *Gateway) SetInbox(f func(userID string) *Inbox) {
+	if f == nil {
+		g.inbox.Store(nil)
+		return
+	}
+	g.inbox.Store(&f)
 }
 
 // Receipts is a SetOnMsg handler answering every MSG with RECEIPT_SENT.
@@ -200,6 +215,14 @@ func (c *Conn) serve() {
 	if err := c.Send(answer); err != nil || answer.GetType() != cimpb.Type_LOGIN_ACK {
 		return
 	}
+	var inbox *Inbox
+	if h := c.gw.inbox.Load(); h != nil {
+		inbox = (*h)(c.UserID)
+		last := c.Login.GetLastSeq()
+		if c.SendAll(inbox.Answer(&cimpb.Sync{AfterSeq: last, FromAcked: last == 0})...) != nil {
+			return
+		}
+	}
 	select {
 	case c.gw.conns <- c:
 	default: // nobody collects connections in this test
@@ -209,14 +232,20 @@ func (c *Conn) serve() {
 		if err != nil {
 			return
 		}
-		var answer *cimpb.Frame
+		var answer []*cimpb.Frame
 		switch h := c.gw.onMsg.Load(); {
 		case f.GetType() == cimpb.Type_PING && !c.gw.mute.Load():
-			answer = &cimpb.Frame{Type: cimpb.Type_PONG}
+			answer = []*cimpb.Frame{{Type: cimpb.Type_PONG}}
 		case f.GetType() == cimpb.Type_MSG && h != nil:
-			answer = (*h)(f.GetMsg())
+			if a := (*h)(f.GetMsg()); a != nil {
+				answer = []*cimpb.Frame{a}
+			}
+		case f.GetType() == cimpb.Type_SYNC && inbox != nil:
+			answer = inbox.Answer(f.GetSync())
+		case f.GetType() == cimpb.Type_ACK && inbox != nil:
+			inbox.Ack(f.GetAck().GetSeq())
 		}
-		if answer != nil && c.Send(answer) != nil {
+		if c.SendAll(answer...) != nil {
 			return
 		}
 		select {
@@ -233,6 +262,21 @@ func (c *Conn) Send(f *cimpb.Frame) error {
 	defer c.wmu.Unlock()
 	if err := c.w.WriteFrame(f); err != nil {
 		return err
+	}
+	return c.w.Flush()
+}
+
+// SendAll writes frames to the client in one flush.
+func (c *Conn) SendAll(frames ...*cimpb.Frame) error {
+	if len(frames) == 0 {
+		return nil
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	for _, f := range frames {
+		if err := c.w.WriteFrame(f); err != nil {
+			return err
+		}
 	}
 	return c.w.Flush()
 }

@@ -2,11 +2,16 @@ package clienttest
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -33,16 +38,20 @@ type Route struct {
 	URL string
 	srv *httptest.Server
 
-	mu       sync.Mutex
-	byName   map[string]*account
-	byID     map[string]*account
-	nextID   int
-	gateways []*Gateway
-	nextGW   int
-	logins   int
-	sessions int
-	offline  []OfflineCall
-	hook     func(ctx context.Context, attempt int) *Answer
+	mu        sync.Mutex
+	byName    map[string]*account
+	byID      map[string]*account
+	nextID    int
+	gateways  []*Gateway
+	nextGW    int
+	logins    int
+	sessions  int
+	offline   []OfflineCall
+	hook      func(ctx context.Context, attempt int) *Answer
+	history   []HistoryMsg
+	queries   []url.Values
+	files     map[string]StoredFile
+	uploadMax int64
 
 	// LoginAttempts receives the number of every /login attempt, when
 	// somebody listens.
@@ -62,6 +71,8 @@ func NewRoute(t testing.TB, gws ...*Gateway) *Route {
 	r := &Route{
 		byName:        map[string]*account{},
 		byID:          map[string]*account{},
+		files:         map[string]StoredFile{},
+		uploadMax:     10 << 20,
 		gateways:      gws,
 		LoginAttempts: make(chan int, 64),
 		OfflineCalls:  make(chan OfflineCall, 64),
@@ -71,6 +82,9 @@ func NewRoute(t testing.TB, gws ...*Gateway) *Route {
 	mux.HandleFunc("POST /login", r.login)
 	mux.HandleFunc("POST /offLine", r.offLine)
 	mux.HandleFunc("GET /onlineUser", r.onlineUser)
+	mux.HandleFunc("GET /history", r.historyPage)
+	mux.HandleFunc("POST /upload", r.upload)
+	mux.HandleFunc("GET /files/{ref}", r.file)
 	r.srv = httptest.NewServer(mux)
 	r.URL = r.srv.URL
 	t.Cleanup(r.srv.Close)
@@ -241,4 +255,180 @@ func reply(w http.ResponseWriter, status int, code codes.Code, msg string, data 
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]any{"code": code, "message": msg, "data": data})
+}
+
+// HistoryMsg is one stored message as GET /history lists it.
+type HistoryMsg struct {
+	MsgID       string    `json:"msgId"`
+	Seq         uint64    `json:"seq"`
+	From        string    `json:"from"`
+	FromName    string    `json:"fromName"`
+	To          string    `json:"to"`
+	Kind        int       `json:"kind"`
+	Body        string    `json:"body"`
+	File        *FileJSON `json:"file,omitempty"`
+	TimestampMs int64     `json:"timestampMs"`
+}
+
+// FileJSON is a message's file in /history answers.
+type FileJSON struct {
+	Name        string `json:"name"`
+	Size        int64  `json:"size"`
+	ContentType string `json:"contentType"`
+	Ref         string `json:"ref,omitempty"`
+}
+
+// StoredFile is one POST /upload the route kept.
+type StoredFile struct {
+	Name, ContentType string
+	Data              []byte
+}
+
+// AddHistory appends messages to the history, oldest first. /history
+// lists those of the asking user (sent or received), newest first.
+func (r *Route) AddHistory(msgs ...HistoryMsg) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.history = append(r.history, msgs...)
+}
+
+// HistoryQueries returns the query strings of the /history calls so far.
+func (r *Route) HistoryQueries() []url.Values {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.queries)
+}
+
+// SetUploadMax changes the largest upload accepted (default 10 MiB).
+func (r *Route) SetUploadMax(n int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.uploadMax = n
+}
+
+// PutFile stores a file as if uploaded and returns its ref.
+func (r *Route) PutFile(f StoredFile) string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	ref := hex.EncodeToString(b[:])
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.files[ref] = f
+	return ref
+}
+
+// File returns an uploaded file.
+func (r *Route) File(ref string) (StoredFile, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f, ok := r.files[ref]
+	return f, ok
+}
+
+// sessionLocked checks userId and sessionId against the current session.
+func (r *Route) sessionLocked(q url.Values) *account {
+	a := r.byID[q.Get("userId")]
+	if a == nil || a.session == "" || a.session != q.Get("sessionId") {
+		return nil
+	}
+	return a
+}
+
+func (r *Route) historyPage(w http.ResponseWriter, req *http.Request) {
+	q := req.URL.Query()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.queries = append(r.queries, q)
+	me := r.sessionLocked(q)
+	if me == nil {
+		reply(w, http.StatusUnauthorized, codes.Unauthorized, "not the current session", nil)
+		return
+	}
+	limit := 20
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 {
+			reply(w, http.StatusBadRequest, codes.BadArgument, "bad limit", nil)
+			return
+		}
+		limit = min(n, 100)
+	}
+	peer := ""
+	if p := q.Get("peer"); p != "" {
+		a := r.byName[p]
+		if isNumber(p) {
+			a = r.byID[p]
+		}
+		if a == nil {
+			reply(w, http.StatusUnauthorized, codes.BadAccount, "unknown peer", nil)
+			return
+		}
+		peer = a.id
+	}
+	kw := strings.ToLower(q.Get("keyword"))
+	out := []HistoryMsg{}
+	next := ""
+	started := q.Get("before") == ""
+	for i := len(r.history) - 1; i >= 0; i-- {
+		m := r.history[i]
+		if !started {
+			started = m.MsgID == q.Get("before")
+			continue
+		}
+		mine := m.From == me.id || m.To == me.id
+		withPeer := peer == "" || m.From == peer || m.To == peer
+		if !mine || !withPeer || (kw != "" && !strings.Contains(strings.ToLower(m.Body), kw)) {
+			continue
+		}
+		if len(out) == limit {
+			next = out[len(out)-1].MsgID
+			break
+		}
+		out = append(out, m)
+	}
+	reply(w, http.StatusOK, codes.OK, "ok", map[string]any{"messages": out, "next": next})
+}
+
+func (r *Route) upload(w http.ResponseWriter, req *http.Request) {
+	q := req.URL.Query()
+	r.mu.Lock()
+	me, limit := r.sessionLocked(q), r.uploadMax
+	r.mu.Unlock()
+	if me == nil {
+		reply(w, http.StatusUnauthorized, codes.Unauthorized, "not the current session", nil)
+		return
+	}
+	if q.Get("name") == "" {
+		reply(w, http.StatusBadRequest, codes.BadArgument, "name is required", nil)
+		return
+	}
+	data, err := io.ReadAll(io.LimitReader(req.Body, limit+1))
+	if err != nil {
+		reply(w, http.StatusBadRequest, codes.BadArgument, err.Error(), nil)
+		return
+	}
+	if int64(len(data)) > limit {
+		reply(w, http.StatusRequestEntityTooLarge, codes.BadArgument, "file too large", nil)
+		return
+	}
+	f := StoredFile{Name: q.Get("name"), ContentType: req.Header.Get("Content-Type"), Data: data}
+	ref := r.PutFile(f)
+	reply(w, http.StatusOK, codes.OK, "ok", map[string]any{
+		"ref": ref, "size": len(data), "name": f.Name, "contentType": f.ContentType,
+	})
+}
+
+func (r *Route) file(w http.ResponseWriter, req *http.Request) {
+	f, ok := r.File(req.PathValue("ref"))
+	if !ok {
+		reply(w, http.StatusNotFound, codes.BadArgument, "no such file", nil)
+		return
+	}
+	w.Header().Set("Content-Type", f.ContentType)
+	_, _ = w.Write(f.Data)
+}
+
+func isNumber(s string) bool {
+	_, err := strconv.ParseUint(s, 10, 64)
+	return err == nil
 }

@@ -21,6 +21,8 @@ import (
 //	[15:04:05] alice (group g1): hello       group message
 //	[15:04:05] alice: [file a.pdf, 1200 bytes]
 //
+// (the Printer appends SaveHint to a file line).
+//
 // The time is the message's timestamp_ms in loc, or fallback when unset.
 func Message(m *cimpb.Msg, loc *time.Location, fallback time.Time) string {
 	at := fallback
@@ -34,11 +36,103 @@ func Message(m *cimpb.Msg, loc *time.Location, fallback time.Time) string {
 	case m.GetGroup() != "":
 		who += " (group " + oneLine(m.GetGroup()) + ")"
 	}
-	body := oneLine(string(m.GetBody()))
+	return fmt.Sprintf("[%s] %s: %s", at.In(loc).Format("15:04:05"), who, What(m))
+}
+
+// What is a message's body on one line: the text, or for a file
+// "[file a.pdf, 1200 bytes]".
+func What(m *cimpb.Msg) string {
 	if m.GetKind() == cimpb.Kind_KIND_FILE {
-		body = fmt.Sprintf("[file %s, %d bytes]", oneLine(m.GetFile().GetName()), m.GetFile().GetSize())
+		return FileWhat(m.GetFile())
 	}
-	return fmt.Sprintf("[%s] %s: %s", at.In(loc).Format("15:04:05"), who, body)
+	return oneLine(string(m.GetBody()))
+}
+
+// FileWhat: "[file a.pdf, 1200 bytes]".
+func FileWhat(f *cimpb.FileInfo) string {
+	return fmt.Sprintf("[file %s, %d bytes]", oneLine(f.GetName()), f.GetSize())
+}
+
+// SaveHint is appended to a line showing file number n: " (:save 3)".
+func SaveHint(n int) string { return fmt.Sprintf(" (:save %d)", n) }
+
+// HistoryLine formats a stored message with its date, oldest first in a
+// listing:
+//
+//	[2024-05-06 07:08:09] alice: hello
+//	[2024-05-06 07:08:09] bob: [file x.png, 1234 bytes]
+func HistoryLine(m *cimpb.Msg, loc *time.Location) string {
+	who := oneLine(firstOf(m.GetFromName(), m.GetFrom(), "?"))
+	at := time.UnixMilli(m.GetTimestampMs()).In(loc).Format("2006-01-02 15:04:05")
+	return fmt.Sprintf("[%s] %s: %s", at, who, What(m))
+}
+
+// NoHistory: "* no history".
+func NoHistory() string { return "* no history" }
+
+// maxEcho bounds how much of our own text a status line repeats.
+const maxEcho = 40
+
+// Sent confirms that the route stored one of our messages (RECEIPT_SENT):
+//
+//   - ✓ sent to bob: hello
+//   - ✓ sent to all: hello everyone        broadcast
+//
+// what is cut to 40 characters.
+func Sent(to, what string) string {
+	if to == "" {
+		to = "all"
+	}
+	return "* ✓ sent to " + oneLine(to) + ": " + shorten(oneLine(what), maxEcho)
+}
+
+// StatusLine is one of our recent messages and how far it got:
+//
+//   - [15:04:05] to bob: hello ✓✓
+//
+// with "…" while pending, "✓" sent, "✓✓" delivered, "read", or "failed".
+func StatusLine(s client.SentMessage, loc *time.Location) string {
+	to := s.To
+	if s.Broadcast {
+		to = "all"
+	}
+	what := s.Text
+	if s.Kind == cimpb.Kind_KIND_FILE {
+		what = FileWhat(s.File)
+	}
+	return fmt.Sprintf("* [%s] to %s: %s %s", s.At.In(loc).Format("15:04:05"), oneLine(to), shorten(oneLine(what), maxEcho), Mark(s.Status))
+}
+
+// Mark is the short form of a status: "…", "✓", "✓✓", "read", "failed".
+func Mark(s client.SendStatus) string {
+	switch s {
+	case client.StatusSent:
+		return "✓"
+	case client.StatusDelivered:
+		return "✓✓"
+	case client.StatusRead:
+		return "read"
+	case client.StatusFailed:
+		return "failed"
+	}
+	return "…"
+}
+
+// NoStatus: "* no messages sent yet".
+func NoStatus() string { return "* no messages sent yet" }
+
+// Saved: "* saved x.png (1234 bytes) to /home/alice/x.png".
+func Saved(name string, size int64, path string) string {
+	return fmt.Sprintf("* saved %s (%d bytes) to %s", oneLine(name), size, oneLine(path))
+}
+
+// shorten cuts s to n characters, marking the cut with "…".
+func shorten(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
 }
 
 // ErrorLine formats an ERROR frame; to is the recipient of the message it
@@ -120,6 +214,10 @@ func Help() []string {
 		"* commands:",
 		"*   <user>;;<text>       private message (user id or name)",
 		"*   :p2p <user> <text>   private message",
+		"*   :file <user> <path>  send a file",
+		"*   :save <N> [path]     save received file N (default: its name, here)",
+		"*   :his [user|*] [word] history with user (* or nothing: everyone), oldest first",
+		"*   :status              my recent messages: ✓ sent, ✓✓ delivered, read",
 		"*   :olu                 online users",
 		"*   :info                who am I, which gateway",
 		"*   :all, :help          this list",

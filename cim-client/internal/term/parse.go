@@ -8,6 +8,7 @@
 package term
 
 import (
+	"strconv"
 	"strings"
 	"unicode"
 )
@@ -24,6 +25,10 @@ const (
 	OpHelp                // :all, :help
 	OpQuit                // :q
 	OpInvalid             // a mistake; Text says what is wrong
+	OpStatus              // :status
+	OpHistory             // :his: To is the peer ("" for everyone), Text the keyword
+	OpFile                // :file: To, Text is the path
+	OpSave                // :save: N, Text is the path ("" for the file's name here)
 )
 
 // Command is one parsed input line.
@@ -31,6 +36,7 @@ type Command struct {
 	Op   Op
 	To   string
 	Text string
+	N    int
 }
 
 // Parse reads one input line:
@@ -39,6 +45,10 @@ type Command struct {
 //	:p2p bob hello      the same
 //	:olu                online users
 //	:info               who am I, which gateway
+//	:status             my recent messages and how far they got
+//	:his [user] [word]  history with user ("*" or nothing: everyone), optionally only lines containing word
+//	:file bob ./x.png   send a file
+//	:save 3 [path]      save received file number 3
 //	:all, :help         command list
 //	:q                  quit (:q! and :quit too)
 //	anything else       message to everybody online
@@ -62,6 +72,27 @@ func Parse(line string) Command {
 			return Command{Op: OpInfo}
 		case ":all", ":help":
 			return Command{Op: OpHelp}
+		case ":status":
+			return Command{Op: OpStatus}
+		case ":his", ":history":
+			peer, kw := cutSpace(rest)
+			if peer == "*" {
+				peer = ""
+			}
+			return Command{Op: OpHistory, To: peer, Text: kw}
+		case ":file":
+			to, path := cutSpace(rest)
+			if to == "" || path == "" {
+				return Command{Op: OpInvalid, Text: "usage: :file <user> <path>"}
+			}
+			return Command{Op: OpFile, To: to, Text: path}
+		case ":save":
+			num, path := cutSpace(rest)
+			n, err := strconv.Atoi(num)
+			if err != nil || n <= 0 {
+				return Command{Op: OpInvalid, Text: "usage: :save <N> [path]"}
+			}
+			return Command{Op: OpSave, N: n, Text: path}
 		case ":p2p":
 			to, text := cutSpace(rest)
 			if to == "" || text == "" {

@@ -3,15 +3,23 @@ package term
 import (
 	"context"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/gocim/gocim/cim-client/client"
+	"github.com/gocim/gocim/proto/cimpb"
 )
 
 // maxPending bounds the remembered recipients of sends not yet answered; a
 // route that never answers must not grow it forever.
 const maxPending = 4096
+
+// maxFiles bounds the received files :save can still reach.
+const maxFiles = 1000
+
+// sending is what the ✓ line and error lines say about one of our sends.
+type sending struct{ to, what string }
 
 // Printer writes chat output, one line per Write so that lines from the
 // event stream and from commands never interleave.
@@ -22,27 +30,33 @@ type Printer struct {
 	info      func() client.Info
 	connected bool // a first EventConnected was printed
 
-	// pending maps client_msg_id → recipient ("" for a broadcast) for sends
-	// not yet answered, so an ERROR can name who was offline and quitting can
-	// wait for the answers. order is their FIFO for eviction.
-	pending map[string]string
+	// pending maps client_msg_id → recipient ("" for a broadcast) and text
+	// for sends not yet answered, so that RECEIPT_SENT prints a ✓ line, an
+	// ERROR can name who was offline, and quitting can wait for the answers.
+	// order is their FIFO for eviction.
+	pending map[string]sending
 	order   []string
 	// answered is closed and replaced whenever a pending send is answered.
 	answered chan struct{}
+
+	// files are the file messages shown, by their :save number.
+	files    map[int]*cimpb.Msg
+	lastFile int
 }
 
 // NewPrinter prints to w with times in loc; info supplies the identity for
 // the login line.
 func NewPrinter(w io.Writer, loc *time.Location, info func() client.Info) *Printer {
-	return &Printer{w: w, loc: loc, info: info, pending: map[string]string{}, answered: make(chan struct{})}
+	return &Printer{w: w, loc: loc, info: info, pending: map[string]sending{}, answered: make(chan struct{}), files: map[int]*cimpb.Msg{}}
 }
 
-// Sending remembers that clientMsgID goes to "to" ("" for a broadcast).
-// Call it before sending, so a fast ERROR finds it.
-func (p *Printer) Sending(clientMsgID, to string) {
+// Sending remembers that clientMsgID carries what (text, or FileWhat) to
+// "to" ("" for a broadcast). Call it before sending, so a fast answer finds
+// it.
+func (p *Printer) Sending(clientMsgID, to, what string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.pending[clientMsgID] = to
+	p.pending[clientMsgID] = sending{to, what}
 	p.order = append(p.order, clientMsgID)
 	for len(p.order) > maxPending {
 		delete(p.pending, p.order[0])
@@ -50,17 +64,25 @@ func (p *Printer) Sending(clientMsgID, to string) {
 	}
 }
 
-// Event prints what ev means to a person; heartbeats, receipts and the
-// final close print nothing.
+// Event prints what ev means to a person: a message (a file with its :save
+// number), "✓ sent" for the route's first answer to one of our sends, an
+// error, a connection change. Heartbeats, DELIVERED and READ receipts (see
+// :status) and the final close print nothing.
 func (p *Printer) Event(ev client.Event) {
 	switch ev.Kind {
 	case client.EventMessage:
-		p.Line(Message(ev.Msg, p.loc, ev.At))
+		line := Message(ev.Msg, p.loc, ev.At)
+		if n := p.keepFile(ev.Msg); n > 0 {
+			line += SaveHint(n)
+		}
+		p.Line(line)
 	case client.EventReceipt:
-		p.forget(ev.Receipt.GetClientMsgId())
+		if s, ok := p.forget(ev.Receipt.GetClientMsgId()); ok {
+			p.Line(Sent(s.to, s.what))
+		}
 	case client.EventError:
-		to := p.forget(ev.Err.GetClientMsgId())
-		p.Line(ErrorLine(ev.Err, to))
+		s, _ := p.forget(ev.Err.GetClientMsgId())
+		p.Line(ErrorLine(ev.Err, s.to))
 	case client.EventConnected:
 		p.mu.Lock()
 		first := !p.connected
@@ -81,20 +103,68 @@ func (p *Printer) Event(ev client.Event) {
 // Forget drops a send that will get no answer (it failed locally).
 func (p *Printer) Forget(clientMsgID string) { p.forget(clientMsgID) }
 
-// forget drops and returns the recipient of a send that got its answer.
-func (p *Printer) forget(clientMsgID string) string {
+// forget drops and returns a send that got its answer.
+func (p *Printer) forget(clientMsgID string) (sending, bool) {
 	if clientMsgID == "" {
-		return ""
+		return sending{}, false
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	to, ok := p.pending[clientMsgID]
+	s, ok := p.pending[clientMsgID]
 	if ok {
 		delete(p.pending, clientMsgID)
 		close(p.answered)
 		p.answered = make(chan struct{})
 	}
-	return to
+	return s, ok
+}
+
+// keepFile numbers a file message for :save; 0 for other messages.
+func (p *Printer) keepFile(m *cimpb.Msg) int {
+	if m.GetKind() != cimpb.Kind_KIND_FILE || m.GetFile() == nil {
+		return 0
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.lastFile++
+	p.files[p.lastFile] = m
+	delete(p.files, p.lastFile-maxFiles)
+	return p.lastFile
+}
+
+// File returns the file message shown with number n.
+func (p *Printer) File(n int) (*cimpb.Msg, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m, ok := p.files[n]
+	return m, ok
+}
+
+// History prints a page of history (newest first, as the route answers)
+// oldest first, files with their :save number; "* no history" when empty.
+func (p *Printer) History(msgs []*cimpb.Msg) {
+	if len(msgs) == 0 {
+		p.Line(NoHistory())
+		return
+	}
+	for _, m := range slices.Backward(msgs) {
+		line := HistoryLine(m, p.loc)
+		if n := p.keepFile(m); n > 0 {
+			line += SaveHint(n)
+		}
+		p.Line(line)
+	}
+}
+
+// Status prints our recent messages, oldest first.
+func (p *Printer) Status(recent []client.SentMessage) {
+	if len(recent) == 0 {
+		p.Line(NoStatus())
+		return
+	}
+	for _, s := range recent {
+		p.Line(StatusLine(s, p.loc))
+	}
 }
 
 // WaitAnswered waits until every send recorded with Sending got its RECEIPT

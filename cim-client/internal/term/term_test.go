@@ -46,6 +46,22 @@ func TestParse(t *testing.T) {
 		{":D nice", Command{Op: OpBroadcast, Text: ":D nice"}},
 		{"hello everyone", Command{Op: OpBroadcast, Text: "hello everyone"}},
 		{"  padded  ", Command{Op: OpBroadcast, Text: "padded"}},
+		{":status", Command{Op: OpStatus}},
+		{":his", Command{Op: OpHistory}},
+		{":his bob", Command{Op: OpHistory, To: "bob"}},
+		{":his bob hello there", Command{Op: OpHistory, To: "bob", Text: "hello there"}},
+		{":his * hello", Command{Op: OpHistory, Text: "hello"}},
+		{":history 3", Command{Op: OpHistory, To: "3"}},
+		{":file bob ./x.png", Command{Op: OpFile, To: "bob", Text: "./x.png"}},
+		{":file bob ./my file.png ", Command{Op: OpFile, To: "bob", Text: "./my file.png"}},
+		{":file bob", Command{Op: OpInvalid, Text: "usage: :file <user> <path>"}},
+		{":file", Command{Op: OpInvalid, Text: "usage: :file <user> <path>"}},
+		{":save 3", Command{Op: OpSave, N: 3}},
+		{":save 12 /tmp/a b.png", Command{Op: OpSave, N: 12, Text: "/tmp/a b.png"}},
+		{":save", Command{Op: OpInvalid, Text: "usage: :save <N> [path]"}},
+		{":save x", Command{Op: OpInvalid, Text: "usage: :save <N> [path]"}},
+		{":save 0", Command{Op: OpInvalid, Text: "usage: :save <N> [path]"}},
+		{":status2", Command{Op: OpInvalid, Text: "unknown command :status2 (try :help)"}},
 	} {
 		if got := Parse(tc.line); got != tc.want {
 			t.Errorf("Parse(%q) = %+v, want %+v", tc.line, got, tc.want)
@@ -83,6 +99,21 @@ func TestFormats(t *testing.T) {
 		{"online empty", Online(nil), "* online: nobody"},
 		{"info", InfoLine(alice), "* alice (id 3) session s1, gateway 127.0.0.1:9000:9100"},
 		{"info down", InfoLine(client.Info{UserID: "3", UserName: "alice", SessionID: "s1", Gateway: "g"}), "* alice (id 3) session s1, gateway g, reconnecting"},
+		{"sent", Sent("bob", "hello"), "* ✓ sent to bob: hello"},
+		{"sent broadcast", Sent("", "hi all"), "* ✓ sent to all: hi all"},
+		{"sent long", Sent("bob", strings.Repeat("é", 50)+"\n"), "* ✓ sent to bob: " + strings.Repeat("é", 39) + "…"},
+		{"sent file", Sent("bob", FileWhat(&cimpb.FileInfo{Name: "x.png", Size: 1234})), "* ✓ sent to bob: [file x.png, 1234 bytes]"},
+		{"history", HistoryLine(&cimpb.Msg{FromName: "alice", Body: []byte("hi\nthere"), TimestampMs: ms}, time.UTC), "[2024-05-06 07:08:09] alice: hi there"},
+		{"history file", HistoryLine(&cimpb.Msg{From: "2", Kind: cimpb.Kind_KIND_FILE, File: &cimpb.FileInfo{Name: "x.png", Size: 1234}, TimestampMs: ms}, time.UTC), "[2024-05-06 07:08:09] 2: [file x.png, 1234 bytes]"},
+		{"status sent", StatusLine(client.SentMessage{To: "bob", Text: "hello", Status: client.StatusSent, At: at}, time.UTC), "* [07:08:09] to bob: hello ✓"},
+		{"status delivered", StatusLine(client.SentMessage{To: "bob", Text: "hello", Status: client.StatusDelivered, At: at}, time.UTC), "* [07:08:09] to bob: hello ✓✓"},
+		{"status read", StatusLine(client.SentMessage{To: "bob", Text: "hello", Status: client.StatusRead, At: at}, time.UTC), "* [07:08:09] to bob: hello read"},
+		{"status pending", StatusLine(client.SentMessage{To: "bob", Text: "hello", Status: client.StatusPending, At: at}, time.UTC), "* [07:08:09] to bob: hello …"},
+		{"status failed broadcast", StatusLine(client.SentMessage{Broadcast: true, Text: "yo", Status: client.StatusFailed, At: at}, time.UTC), "* [07:08:09] to all: yo failed"},
+		{"status file", StatusLine(client.SentMessage{To: "bob", Kind: cimpb.Kind_KIND_FILE, File: &cimpb.FileInfo{Name: "a.pdf", Size: 9}, Status: client.StatusSent, At: at}, time.UTC), "* [07:08:09] to bob: [file a.pdf, 9 bytes] ✓"},
+		{"no status", NoStatus(), "* no messages sent yet"},
+		{"no history", NoHistory(), "* no history"},
+		{"saved", Saved("x.png", 1234, "/tmp/x.png"), "* saved x.png (1234 bytes) to /tmp/x.png"},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%s:\n got %q\nwant %q", tc.name, tc.got, tc.want)
@@ -101,12 +132,18 @@ func TestPrinter(t *testing.T) {
 	p := NewPrinter(&out, time.UTC, func() client.Info { return info })
 	at := time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
 
-	p.Sending("c1", "bob")
-	p.Sending("c2", "carol")
+	p.Sending("c1", "bob", "hello bob")
+	p.Sending("c2", "carol", "hi")
+	p.Sending("c3", "", "hi all")
+	file := &cimpb.Msg{FromName: "bob", Kind: cimpb.Kind_KIND_FILE, File: &cimpb.FileInfo{Name: "x.png", Size: 5}}
 	for _, ev := range []client.Event{
 		{Kind: client.EventConnected, Gateway: "gw1"},
 		{Kind: client.EventMessage, Msg: &cimpb.Msg{FromName: "bob", Body: []byte("hi")}, At: at},
-		{Kind: client.EventReceipt, Receipt: &cimpb.Receipt{ClientMsgId: "c1"}},
+		{Kind: client.EventMessage, Msg: file, At: at},
+		{Kind: client.EventReceipt, Receipt: &cimpb.Receipt{ClientMsgId: "c1", Status: cimpb.ReceiptStatus_RECEIPT_SENT}},
+		{Kind: client.EventReceipt, Receipt: &cimpb.Receipt{ClientMsgId: "c1", Status: cimpb.ReceiptStatus_RECEIPT_DELIVERED}},
+		{Kind: client.EventReceipt, Receipt: &cimpb.Receipt{ClientMsgId: "c3", Status: cimpb.ReceiptStatus_RECEIPT_SENT}},
+		{Kind: client.EventReceipt, Receipt: &cimpb.Receipt{ClientMsgId: "unknown", Status: cimpb.ReceiptStatus_RECEIPT_SENT}},
 		{Kind: client.EventError, Err: &cimpb.Error{Code: int32(codes.Offline), ClientMsgId: "c2"}},
 		{Kind: client.EventError, Err: &cimpb.Error{Code: int32(codes.Offline), ClientMsgId: "c2", Text: "user offline"}}, // answered already
 		{Kind: client.EventDisconnected, Reason: "gateway closed the connection: EOF"},
@@ -119,6 +156,9 @@ func TestPrinter(t *testing.T) {
 	want := strings.Join([]string{
 		"* logged in as alice (id 3) via gw1",
 		"[07:08:09] bob: hi",
+		"[07:08:09] bob: [file x.png, 5 bytes] (:save 1)",
+		"* ✓ sent to bob: hello bob",
+		"* ✓ sent to all: hi all",
 		"! carol is offline",
 		"! user offline",
 		"* connection lost: gateway closed the connection: EOF, reconnecting",
@@ -128,10 +168,42 @@ func TestPrinter(t *testing.T) {
 	if out.String() != want {
 		t.Errorf("printed:\n%s\nwant:\n%s", out.String(), want)
 	}
+	if m, ok := p.File(1); !ok || m != file {
+		t.Errorf("File(1) = %v, %v", m, ok)
+	}
+	if _, ok := p.File(2); ok {
+		t.Error("File(2) exists")
+	}
+
+	// History: oldest first, files numbered on.
+	out.Reset()
+	p.History([]*cimpb.Msg{
+		{FromName: "bob", Kind: cimpb.Kind_KIND_FILE, File: &cimpb.FileInfo{Name: "y.txt", Size: 2}, TimestampMs: at.UnixMilli() + 1000},
+		{FromName: "alice", Body: []byte("first"), TimestampMs: at.UnixMilli()},
+	})
+	p.History(nil)
+	p.Status([]client.SentMessage{{To: "bob", Text: "hello", Status: client.StatusDelivered, At: at}})
+	p.Status(nil)
+	want = strings.Join([]string{
+		"[2024-05-06 07:08:09] alice: first",
+		"[2024-05-06 07:08:10] bob: [file y.txt, 2 bytes] (:save 2)",
+		"* no history",
+		"* [07:08:09] to bob: hello ✓✓",
+		"* no messages sent yet",
+	}, "\n") + "\n"
+	if out.String() != want {
+		t.Errorf("printed:\n%s\nwant:\n%s", out.String(), want)
+	}
+	for i := range maxFiles + 5 {
+		p.keepFile(&cimpb.Msg{Kind: cimpb.Kind_KIND_FILE, File: &cimpb.FileInfo{Name: fmt.Sprint(i)}})
+	}
+	if len(p.files) != maxFiles {
+		t.Errorf("%d files kept, want %d", len(p.files), maxFiles)
+	}
 
 	// Unanswered sends do not pile up forever.
 	for i := range maxPending + 10 {
-		p.Sending(fmt.Sprintf("id-%d", i), "bob")
+		p.Sending(fmt.Sprintf("id-%d", i), "bob", "x")
 	}
 	if len(p.pending) > maxPending || len(p.order) > maxPending {
 		t.Errorf("pending %d / order %d above %d", len(p.pending), len(p.order), maxPending)
@@ -143,9 +215,9 @@ func TestWaitAnswered(t *testing.T) {
 	if n := p.WaitAnswered(context.Background()); n != 0 {
 		t.Fatalf("nothing sent, %d unanswered", n)
 	}
-	p.Sending("a", "bob")
-	p.Sending("b", "")
-	p.Sending("c", "carol")
+	p.Sending("a", "bob", "x")
+	p.Sending("b", "", "x")
+	p.Sending("c", "carol", "x")
 	p.Forget("c") // failed locally: no answer will come
 	done := make(chan int)
 	go func() { done <- p.WaitAnswered(context.Background()) }()
@@ -155,7 +227,7 @@ func TestWaitAnswered(t *testing.T) {
 		t.Errorf("WaitAnswered = %d after every answer", n)
 	}
 
-	p.Sending("d", "bob")
+	p.Sending("d", "bob", "x")
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if n := p.WaitAnswered(ctx); n != 1 {

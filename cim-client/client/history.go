@@ -1,0 +1,153 @@
+package client
+
+import (
+	"context"
+	"encoding/base64"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/gocim/gocim/proto/cimpb"
+)
+
+// HistoryQuery selects one page of a user's stored messages.
+type HistoryQuery struct {
+	// Peer limits the page to the conversation with this user (id or name):
+	// what peer sent me and what I sent peer. "" means every conversation.
+	Peer string
+	// Keyword keeps messages whose text contains it (case-insensitive).
+	Keyword string
+	// Before is the cursor of the previous page (HistoryPage.Next); "" for
+	// the newest messages.
+	Before string
+	// Limit is the page size (0: the route's default, 20; at most 100).
+	Limit int
+}
+
+// HistoryPage is one page of history, newest first.
+type HistoryPage struct {
+	// Messages are MSGs as the route stored them (msg_id, seq, from,
+	// from_name, to, kind, body, file, timestamp_ms set), newest first.
+	Messages []*cimpb.Msg
+	// Next is the cursor for the next, older page; "" when there is none.
+	Next string
+}
+
+// History asks the route for a page of the user's history (GET /history).
+// sessionID must be the user's current session.
+func (a *API) History(ctx context.Context, userID, sessionID string, q HistoryQuery) (HistoryPage, error) {
+	v := url.Values{"userId": {userID}, "sessionId": {sessionID}}
+	for k, s := range map[string]string{"peer": q.Peer, "keyword": q.Keyword, "before": q.Before} {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	if q.Limit > 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.base+"/history?"+v.Encode(), nil)
+	if err != nil {
+		return HistoryPage{}, err
+	}
+	var d struct {
+		Messages []historyMsg `json:"messages"`
+		Next     string       `json:"next"`
+	}
+	if err := a.do(req, "/history", &d); err != nil {
+		return HistoryPage{}, err
+	}
+	page := HistoryPage{Next: d.Next, Messages: make([]*cimpb.Msg, len(d.Messages))}
+	for i, m := range d.Messages {
+		page.Messages[i] = m.msg()
+	}
+	return page, nil
+}
+
+// History asks the route for a page of this user's history, as the current
+// login (userId and sessionId from Info).
+func (c *Client) History(ctx context.Context, q HistoryQuery) (HistoryPage, error) {
+	uid, sid, err := c.session()
+	if err != nil {
+		return HistoryPage{}, err
+	}
+	return c.api.History(ctx, uid, sid, q)
+}
+
+// session returns the current login's user and session.
+func (c *Client) session() (uid, sid string, err error) {
+	info := c.Info()
+	if info.UserID == "" || info.SessionID == "" {
+		return "", "", ErrNotLoggedIn
+	}
+	return info.UserID, info.SessionID, nil
+}
+
+// historyMsg is one message of a /history answer. Numbers may come as
+// strings and kind as a number or a name; body is the text, and for a file
+// sent inline its bytes in standard base64.
+type historyMsg struct {
+	MsgID       flexString `json:"msgId"`
+	Seq         flexInt    `json:"seq"`
+	From        flexString `json:"from"`
+	FromName    flexString `json:"fromName"`
+	To          flexString `json:"to"`
+	Kind        flexKind   `json:"kind"`
+	Body        string     `json:"body"`
+	TimestampMs flexInt    `json:"timestampMs"`
+	File        *struct {
+		Name        string  `json:"name"`
+		Size        flexInt `json:"size"`
+		ContentType string  `json:"contentType"`
+		Ref         string  `json:"ref"`
+	} `json:"file"`
+}
+
+func (h historyMsg) msg() *cimpb.Msg {
+	m := &cimpb.Msg{
+		MsgId:       string(h.MsgID),
+		Seq:         uint64(max(h.Seq, 0)),
+		From:        string(h.From),
+		FromName:    string(h.FromName),
+		To:          string(h.To),
+		Kind:        cimpb.Kind(h.Kind),
+		Body:        []byte(h.Body),
+		TimestampMs: int64(h.TimestampMs),
+	}
+	if f := h.File; f != nil {
+		m.File = &cimpb.FileInfo{Name: f.Name, Size: int64(f.Size), ContentType: f.ContentType, Ref: f.Ref}
+		if m.Kind == cimpb.Kind_KIND_TEXT {
+			m.Kind = cimpb.Kind_KIND_FILE
+		}
+	}
+	if m.Kind == cimpb.Kind_KIND_FILE && h.Body != "" {
+		if b, err := base64.StdEncoding.DecodeString(h.Body); err == nil {
+			m.Body = b
+		}
+	}
+	return m
+}
+
+// flexKind accepts 0/1, "0"/"1", or a name such as "KIND_FILE" or "file".
+type flexKind cimpb.Kind
+
+func (k *flexKind) UnmarshalJSON(b []byte) error {
+	var s flexString
+	if err := s.UnmarshalJSON(b); err != nil {
+		return err
+	}
+	v := strings.TrimPrefix(strings.ToUpper(string(s)), "KIND_")
+	switch {
+	case v == "" || v == "TEXT":
+		*k = flexKind(cimpb.Kind_KIND_TEXT)
+	case v == "FILE":
+		*k = flexKind(cimpb.Kind_KIND_FILE)
+	default:
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return err
+		}
+		*k = flexKind(n)
+	}
+	return nil
+}

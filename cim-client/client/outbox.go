@@ -1,0 +1,425 @@
+package client
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/gocim/gocim/proto/cimpb"
+	"github.com/gocim/gocim/proto/codes"
+)
+
+// maxSentKept bounds the messages whose status the client remembers; the
+// oldest answered ones are forgotten first.
+const maxSentKept = 1000
+
+// maxBackoffSteps caps the doubling of the resend timeout: a try waits at
+// most 16 × ResendTimeout (80 s with the defaults, so only a large
+// ResendMax meets the cap).
+const maxBackoffSteps = 4
+
+// SendStatus is how far one of this client's messages got. Later statuses
+// are better; a message's status only rises (sending a failed message again
+// makes it pending again).
+type SendStatus int
+
+const (
+	// StatusPending: taken by SendMsg, no answer from the route yet.
+	StatusPending SendStatus = iota + 1
+	// StatusFailed: a final ERROR, or no answer after the last try.
+	StatusFailed
+	// StatusSent: RECEIPT_SENT, the route stored it.
+	StatusSent
+	// StatusDelivered: RECEIPT_DELIVERED, a recipient's client showed it.
+	StatusDelivered
+	// StatusRead: RECEIPT_READ, the recipient marked it read.
+	StatusRead
+)
+
+func (s SendStatus) String() string {
+	switch s {
+	case StatusPending:
+		return "pending"
+	case StatusFailed:
+		return "failed"
+	case StatusSent:
+		return "sent"
+	case StatusDelivered:
+		return "delivered"
+	case StatusRead:
+		return "read"
+	}
+	return "unknown"
+}
+
+func statusOf(s cimpb.ReceiptStatus) SendStatus {
+	switch s {
+	case cimpb.ReceiptStatus_RECEIPT_SENT:
+		return StatusSent
+	case cimpb.ReceiptStatus_RECEIPT_DELIVERED:
+		return StatusDelivered
+	case cimpb.ReceiptStatus_RECEIPT_READ:
+		return StatusRead
+	}
+	return 0
+}
+
+// SentMessage is what the client knows about one message it sent.
+type SentMessage struct {
+	ClientMsgID string
+	MsgID       string // the route's id, from RECEIPT_SENT
+	To          string // the recipient as given to SendMsg; "" for a broadcast
+	Broadcast   bool
+	Kind        cimpb.Kind
+	Text        string          // the body of a KIND_TEXT message
+	File        *cimpb.FileInfo // a KIND_FILE message's file (shared: do not modify)
+	Status      SendStatus      // the best status so far
+	Tries       int             // tries started: 1 for the first write, +1 per resend after a timeout
+	Err         *cimpb.Error    // why it failed, when Status is StatusFailed
+	At          time.Time       // when SendMsg took it
+}
+
+// sendRec is one message in the outbox.
+type sendRec struct {
+	SentMessage
+	frame   []byte // the encoded MSG, written again as it is
+	pending bool   // waiting for RECEIPT_SENT or a final ERROR
+	once    bool   // a broadcast: the route cannot deduplicate it, never resent
+	// deadline is when the current try times out; zero until that try is
+	// written.
+	deadline time.Time
+	written  bool // written at least once: a new link replays it
+	unsent   bool // a new try is due but not written yet (no usable link)
+	unavail  int  // ERROR Unavailable answers so far
+	seen     uint8
+}
+
+// resend is a frame to write again for rec.
+type resend struct {
+	rec   *sendRec
+	frame []byte
+}
+
+// outbox keeps every MSG until the route answers it: RECEIPT_SENT, or an
+// ERROR that is final. A try unanswered within its timeout (ResendTimeout,
+// doubling per try) is sent again with the same client_msg_id, and every
+// written one is sent again on a new link (the route deduplicates by sender
+// and client_msg_id, so a resend never makes a second copy). ERROR
+// Unavailable is not final until every try got it. It also remembers the
+// best status of recent messages for Status and Recent.
+//
+// Pure bookkeeping: callers pass the time and do the writing. Safe for
+// concurrent use.
+type outbox struct {
+	timeout time.Duration
+	tries   int
+
+	mu      sync.Mutex
+	recs    map[string]*sendRec // by client_msg_id
+	byMsgID map[string]*sendRec
+	order   []*sendRec // every record, oldest first
+	queue   []*sendRec // pending ones in the order SendMsg took them; settled ones linger until expire compacts
+	armed   time.Time  // the earliest deadline the control loop waits for
+}
+
+func newOutbox(timeout time.Duration, tries int) *outbox {
+	return &outbox{timeout: timeout, tries: tries, recs: map[string]*sendRec{}, byMsgID: map[string]*sendRec{}}
+}
+
+// tryTimeout is how long try k (from 1) waits for an answer.
+func (o *outbox) tryTimeout(k int) time.Duration {
+	return o.timeout << min(max(k-1, 0), maxBackoffSteps)
+}
+
+func (o *outbox) limit(r *sendRec) int {
+	if r.once {
+		return 1
+	}
+	return o.tries
+}
+
+// add records m (encoded as frame) as pending. Adding the client_msg_id of
+// a message again makes it pending again (a caller's own resend).
+func (o *outbox) add(m *cimpb.Msg, frame []byte, now time.Time) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	id := m.GetClientMsgId()
+	r := o.recs[id]
+	if r == nil {
+		r = &sendRec{SentMessage: SentMessage{
+			ClientMsgID: id,
+			To:          m.GetTo(),
+			Broadcast:   m.GetBroadcast(),
+			Kind:        m.GetKind(),
+			File:        m.GetFile(),
+			At:          now,
+		}}
+		if m.GetKind() == cimpb.Kind_KIND_TEXT {
+			r.Text = string(m.GetBody())
+		}
+		o.recs[id] = r
+		o.order = append(o.order, r)
+		o.evictLocked()
+	}
+	r.frame, r.once = frame, m.GetBroadcast()
+	if !r.pending {
+		r.pending = true
+		r.Err, r.Tries, r.unavail, r.written, r.unsent, r.deadline = nil, 1, 0, false, false, time.Time{}
+		if r.Status < StatusSent {
+			r.Status = StatusPending
+		}
+		if !slices.Contains(o.queue, r) { // a settled record lingers until expire compacts
+			o.queue = append(o.queue, r)
+		}
+	}
+}
+
+// evictLocked forgets the oldest answered records beyond maxSentKept.
+func (o *outbox) evictLocked() {
+	for len(o.order) > maxSentKept {
+		i := slices.IndexFunc(o.order, func(r *sendRec) bool { return !r.pending })
+		if i < 0 {
+			return
+		}
+		r := o.order[i]
+		o.order = slices.Delete(o.order, i, i+1)
+		delete(o.recs, r.ClientMsgID)
+		if r.MsgID != "" && o.byMsgID[r.MsgID] == r {
+			delete(o.byMsgID, r.MsgID)
+		}
+	}
+}
+
+// cancel forgets a message SendMsg gave up on before writing it once.
+func (o *outbox) cancel(id string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	r := o.recs[id]
+	if r == nil || !r.pending || r.written {
+		return
+	}
+	r.pending = false
+	delete(o.recs, id)
+	if r.MsgID != "" && o.byMsgID[r.MsgID] == r {
+		delete(o.byMsgID, r.MsgID)
+	}
+	if i := slices.Index(o.order, r); i >= 0 {
+		o.order = slices.Delete(o.order, i, i+1)
+	}
+}
+
+// written records SendMsg's first successful write of id (the first try
+// counts from add). It reports whether the control loop has to learn of a
+// new, earlier deadline.
+func (o *outbox) written(id string, now time.Time) (poke bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	r := o.recs[id]
+	if r == nil || !r.pending || r.written {
+		return false
+	}
+	poke, _ = o.wroteLocked(r, now)
+	return poke
+}
+
+// wrote records a resend or replay of r and returns its new deadline.
+func (o *outbox) wrote(r *sendRec, now time.Time) (poke bool, deadline time.Time) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if !r.pending {
+		return false, time.Time{}
+	}
+	return o.wroteLocked(r, now)
+}
+
+func (o *outbox) wroteLocked(r *sendRec, now time.Time) (bool, time.Time) {
+	r.written, r.unsent = true, false
+	r.deadline = now.Add(o.tryTimeout(r.Tries))
+	if o.armed.IsZero() || r.deadline.Before(o.armed) {
+		o.armed = r.deadline
+		return true, r.deadline
+	}
+	return false, r.deadline
+}
+
+// receipt applies a RECEIPT and reports whether to tell the application:
+// once per status and message; always for a message it does not know.
+//
+// A DELIVERED or READ receipt also proves the message was stored: when the
+// SENT answer itself was lost (its link died, and the later receipt came
+// first through a sync), sent is that SENT, to tell the application first so
+// every message it knows goes SENT → DELIVERED → READ.
+func (o *outbox) receipt(rc *cimpb.Receipt) (emit bool, sent *cimpb.Receipt) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	r := o.recs[rc.GetClientMsgId()]
+	if r == nil && rc.GetMsgId() != "" {
+		r = o.byMsgID[rc.GetMsgId()]
+	}
+	st := statusOf(rc.GetStatus())
+	if r == nil || st == 0 {
+		return true, nil
+	}
+	if sentBit := uint8(1) << StatusSent; st > StatusSent && r.seen&sentBit == 0 {
+		r.seen |= sentBit
+		sent = &cimpb.Receipt{Status: cimpb.ReceiptStatus_RECEIPT_SENT, MsgId: rc.GetMsgId(),
+			ClientMsgId: r.ClientMsgID, TimestampMs: rc.GetTimestampMs()}
+	}
+	if id := rc.GetMsgId(); id != "" && r.MsgID == "" {
+		r.MsgID = id
+		o.byMsgID[id] = r
+	}
+	// Any receipt means the route stored it: done resending.
+	r.pending = false
+	if st > r.Status {
+		r.Status = st
+	}
+	bit := uint8(1) << st
+	emit = r.seen&bit == 0
+	r.seen |= bit
+	return emit, sent
+}
+
+// fail applies an ERROR answering one of our MSGs and returns the error to
+// tell the application, or nil while retrying (or when the message was
+// answered already).
+func (o *outbox) fail(e *cimpb.Error) *cimpb.Error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	r := o.recs[e.GetClientMsgId()]
+	if r == nil {
+		return e
+	}
+	if !r.pending {
+		return nil // SENT already (a later try's error), or failed already
+	}
+	if codes.Code(e.GetCode()) == codes.Unavailable {
+		r.unavail++
+		if lim := o.limit(r); r.Tries < lim || r.unavail < r.Tries {
+			return nil // retryable: the timer sends the next try
+		}
+	}
+	o.finalLocked(r, e)
+	return e
+}
+
+func (o *outbox) finalLocked(r *sendRec, e *cimpb.Error) {
+	r.pending = false
+	r.Err = e
+	if r.Status < StatusFailed {
+		r.Status = StatusFailed
+	}
+}
+
+// expire handles tries whose timeout passed: it returns the frames to write
+// again (each starts a new try, returned again by every call until wrote
+// records it written), the final errors of messages out of tries, and the
+// next deadline (zero: none).
+func (o *outbox) expire(now time.Time) (again []resend, failed []*cimpb.Error, next time.Time) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	live := o.queue[:0]
+	for _, r := range o.queue {
+		if !r.pending {
+			continue
+		}
+		live = append(live, r)
+		if r.unsent {
+			again = append(again, resend{r, r.frame}) // still due from before
+			continue
+		}
+		if r.deadline.IsZero() {
+			continue // SendMsg has not written it yet
+		}
+		if now.Before(r.deadline) {
+			if next.IsZero() || r.deadline.Before(next) {
+				next = r.deadline
+			}
+			continue
+		}
+		if r.Tries >= o.limit(r) {
+			e := &cimpb.Error{Code: int32(codes.Unavailable), ClientMsgId: r.ClientMsgID,
+				Text: fmt.Sprintf("%s not sent: no answer after %s", r.describe(), tries(r.Tries))}
+			o.finalLocked(r, e)
+			live = live[:len(live)-1]
+			failed = append(failed, e)
+			continue
+		}
+		r.Tries++
+		r.unsent, r.deadline = true, time.Time{}
+		again = append(again, resend{r, r.frame})
+	}
+	clear(o.queue[len(live):])
+	o.queue = live
+	o.armed = next
+	return again, failed, next
+}
+
+func (r *sendRec) describe() string {
+	if r.Broadcast {
+		return "broadcast"
+	}
+	return "message to " + r.To
+}
+
+func tries(n int) string {
+	if n == 1 {
+		return "1 try"
+	}
+	return fmt.Sprintf("%d tries", n)
+}
+
+// replay returns, in order, the frames to write again on a new link: every
+// pending message written before (but not broadcasts, which the route could
+// not deduplicate).
+func (o *outbox) replay() []resend {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var out []resend
+	for _, r := range o.queue {
+		if r.pending && !r.once && r.written {
+			out = append(out, resend{r, r.frame})
+		}
+	}
+	return out
+}
+
+// get returns the record of id.
+func (o *outbox) get(id string) (SentMessage, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	r := o.recs[id]
+	if r == nil {
+		return SentMessage{}, false
+	}
+	return r.SentMessage, true
+}
+
+// recent returns the n most recent records (all for n <= 0), oldest first.
+func (o *outbox) recent(n int) []SentMessage {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	from := 0
+	if n > 0 && len(o.order) > n {
+		from = len(o.order) - n
+	}
+	out := make([]SentMessage, 0, len(o.order)-from)
+	for _, r := range o.order[from:] {
+		out = append(out, r.SentMessage)
+	}
+	return out
+}
+
+// pendingCount is how many messages wait for an answer.
+func (o *outbox) pendingCount() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	n := 0
+	for _, r := range o.queue {
+		if r.pending {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,359 @@
+package client
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gocim/gocim/proto/cimpb"
+	"github.com/gocim/gocim/proto/codes"
+)
+
+func TestAckBatching(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
+	type op struct {
+		show     uint64 // show entries up to this seq (one each)
+		skip     uint64 // show up to this seq without entries (trimmed)
+		sent     uint64 // an ACK for this seq was written
+		due      int    // call due at this many ms
+		at       int    // time of show / sent in ms
+		urgent   bool
+		wantSeq  uint64 // due: 0 means nothing due
+		wantNext int    // due: next deadline in ms, -1 for none
+	}
+	for _, tc := range []struct {
+		name string
+		ops  []op
+	}{
+		{"delay after the first entry", []op{
+			{show: 1, urgent: true},
+			{show: 2, at: 10},
+			{due: 50, wantNext: 100},
+			{due: 100, wantSeq: 2},
+			{sent: 2, at: 100},
+			{due: 500, wantNext: -1},
+		}},
+		{"every entries at once", []op{
+			{show: 1, urgent: true},
+			{show: 2},
+			{show: 3, urgent: true},
+			{due: 1, wantSeq: 3},
+		}},
+		{"entries shown while the ACK was written start a new batch", []op{
+			{show: 1, urgent: true},
+			{due: 100, wantSeq: 1},
+			{show: 2, at: 101},
+			{sent: 1, at: 102},
+			{due: 150, wantNext: 202},
+			{due: 202, wantSeq: 2},
+		}},
+		{"skipped seqs are acknowledged too", []op{
+			{skip: 40, urgent: true},
+			{due: 100, wantSeq: 40},
+		}},
+		{"old seqs change nothing", []op{
+			{show: 5, urgent: true},
+			{sent: 5},
+			{show: 3},
+			{due: 1000, wantNext: -1},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := &acks{delay: 100 * time.Millisecond, every: 3}
+			shown := uint64(0)
+			for i, o := range tc.ops {
+				switch {
+				case o.show != 0:
+					var urgent bool
+					for s := shown + 1; s <= o.show; s++ {
+						urgent = a.show(s, 1, ms(o.at))
+					}
+					if o.show <= shown {
+						urgent = a.show(o.show, 1, ms(o.at))
+					}
+					shown = max(shown, o.show)
+					if urgent != o.urgent {
+						t.Fatalf("op %d: urgent %v, want %v", i, urgent, o.urgent)
+					}
+				case o.skip != 0:
+					if urgent := a.show(o.skip, 0, ms(o.at)); urgent != o.urgent {
+						t.Fatalf("op %d: urgent %v, want %v", i, urgent, o.urgent)
+					}
+				case o.sent != 0:
+					a.sent(o.sent, ms(o.at))
+				default:
+					seq, ok, next := a.due(ms(o.due))
+					if ok != (o.wantSeq != 0) || seq != o.wantSeq {
+						t.Fatalf("op %d: due = %d, %v; want %d", i, seq, ok, o.wantSeq)
+					}
+					if o.wantSeq == 0 {
+						want := time.Time{}
+						if o.wantNext >= 0 {
+							want = ms(o.wantNext)
+						}
+						if !next.Equal(want) {
+							t.Fatalf("op %d: next %v, want %v", i, next, want)
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
+func outMsg(id, to string) (*cimpb.Msg, []byte) {
+	m := &cimpb.Msg{ClientMsgId: id, To: to, Body: []byte("hi " + to), Broadcast: to == ""}
+	return m, []byte("frame-" + id)
+}
+
+func TestOutboxResendSchedule(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	for _, tc := range []struct {
+		name      string
+		tries     int
+		broadcast bool
+		want      []time.Duration // timeout of each try
+	}{
+		{"defaults double", 5, false, []time.Duration{5, 10, 20, 40, 80}},
+		{"doubling is capped", 8, false, []time.Duration{5, 10, 20, 40, 80, 80, 80, 80}},
+		{"one try", 1, false, []time.Duration{5}},
+		{"a broadcast is never resent", 5, true, []time.Duration{5}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := newOutbox(5*time.Second, tc.tries)
+			to := "bob"
+			if tc.broadcast {
+				to = ""
+			}
+			m, b := outMsg("c1", to)
+			o.add(m, b, t0)
+			if !o.written("c1", t0) {
+				t.Fatal("the first deadline did not poke the control loop")
+			}
+			now := t0
+			for i, d := range tc.want {
+				d *= time.Second
+				if again, failed, next := o.expire(now.Add(d - 1)); len(again)+len(failed) != 0 || !next.Equal(now.Add(d)) {
+					t.Fatalf("try %d: early expire gave %d/%d, next %v; want nothing before %v", i+1, len(again), len(failed), next, now.Add(d))
+				}
+				now = now.Add(d)
+				again, failed, _ := o.expire(now)
+				if i == len(tc.want)-1 {
+					if len(again) != 0 || len(failed) != 1 {
+						t.Fatalf("after the last try: %d resends, %d failures; want one failure", len(again), len(failed))
+					}
+					e := failed[0]
+					if codes.Code(e.GetCode()) != codes.Unavailable || e.GetClientMsgId() != "c1" ||
+						!strings.Contains(e.GetText(), "not sent: no answer after "+tries(len(tc.want))) {
+						t.Fatalf("final error %v", e)
+					}
+					break
+				}
+				if len(again) != 1 || string(again[0].frame) != "frame-c1" || len(failed) != 0 {
+					t.Fatalf("try %d timed out: %d resends, %d failures", i+1, len(again), len(failed))
+				}
+				o.wrote(again[0].rec, now)
+			}
+			if st, _ := o.get("c1"); st.Status != StatusFailed || st.Tries != len(tc.want) || st.Err == nil {
+				t.Errorf("status %+v, want failed after %d tries", st, len(tc.want))
+			}
+			if again, failed, next := o.expire(now.Add(time.Hour)); len(again)+len(failed) != 0 || !next.IsZero() {
+				t.Error("a failed message is still scheduled")
+			}
+		})
+	}
+}
+
+func TestOutboxAnswers(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	unavailable := func(id string) *cimpb.Error {
+		return &cimpb.Error{Code: int32(codes.Unavailable), Text: "route unavailable", ClientMsgId: id}
+	}
+	receipt := func(st cimpb.ReceiptStatus, msgID, id string) *cimpb.Receipt {
+		return &cimpb.Receipt{Status: st, MsgId: msgID, ClientMsgId: id}
+	}
+	const sent, delivered, read = cimpb.ReceiptStatus_RECEIPT_SENT, cimpb.ReceiptStatus_RECEIPT_DELIVERED, cimpb.ReceiptStatus_RECEIPT_READ
+
+	o := newOutbox(time.Second, 3)
+	for _, id := range []string{"a", "b", "c", "d"} {
+		m, b := outMsg(id, "bob")
+		o.add(m, b, t0)
+		o.written(id, t0)
+	}
+
+	// a: SENT, repeated receipts told once, READ by msg id, DELIVERED late.
+	for i, tc := range []struct {
+		r    *cimpb.Receipt
+		emit bool
+		want SendStatus
+	}{
+		{receipt(sent, "m-a", "a"), true, StatusSent},
+		{receipt(sent, "m-a", "a"), false, StatusSent},
+		{receipt(read, "m-a", ""), true, StatusRead},
+		{receipt(read, "m-a", ""), false, StatusRead},
+		{receipt(delivered, "m-a", "a"), true, StatusRead},
+	} {
+		if emit, sent := o.receipt(tc.r); emit != tc.emit || sent != nil {
+			t.Errorf("receipt %d: emit %v (implied SENT %v), want %v and no implied SENT", i, emit, sent, tc.emit)
+		}
+		if st, _ := o.get("a"); st.Status != tc.want || st.MsgID != "m-a" {
+			t.Errorf("receipt %d: %+v, want %v", i, st, tc.want)
+		}
+	}
+	if o.fail(unavailable("a")) != nil {
+		t.Error("an error for a message SENT already was reported")
+	}
+	if emit, _ := o.receipt(receipt(delivered, "m-x", "x")); !emit {
+		t.Error("a receipt for an unknown message was not reported")
+	}
+
+	// b: Unavailable is retried until every try got it.
+	if o.fail(unavailable("b")) != nil {
+		t.Fatal("Unavailable on the first try is final")
+	}
+	now := t0
+	for range 2 {
+		now = now.Add(time.Minute)
+		again, _, _ := o.expire(now)
+		for _, r := range again {
+			o.wrote(r.rec, now)
+		}
+	}
+	if st, _ := o.get("b"); st.Tries != 3 || st.Status != StatusPending {
+		t.Fatalf("b: %+v, want 3 tries, pending", st)
+	}
+	if o.fail(unavailable("b")) != nil || o.fail(unavailable("b")) == nil {
+		t.Fatal("b: want the error final once all 3 tries got Unavailable")
+	}
+	if st, _ := o.get("b"); st.Status != StatusFailed || codes.Code(st.Err.GetCode()) != codes.Unavailable {
+		t.Errorf("b: %+v", st)
+	}
+
+	// c: another code is final at once.
+	if e := o.fail(&cimpb.Error{Code: int32(codes.BadAccount), ClientMsgId: "c"}); e == nil {
+		t.Fatal("BadAccount was not final")
+	}
+	if o.fail(&cimpb.Error{Code: int32(codes.BadAccount), ClientMsgId: "c"}) != nil {
+		t.Error("a repeated final error was reported twice")
+	}
+	if e := o.fail(&cimpb.Error{Code: int32(codes.BadAccount), ClientMsgId: "zz"}); e == nil {
+		t.Error("an error for an unknown message was not reported")
+	}
+
+	// Only d still waits: it is the only one replayed on a new link.
+	if ids := replayIDs(o); !slices.Equal(ids, []string{"d"}) {
+		t.Errorf("replay %v, want [d]", ids)
+	}
+	if o.pendingCount() != 1 {
+		t.Errorf("pending %d, want 1", o.pendingCount())
+	}
+	var got []string
+	for _, r := range o.recent(0) {
+		got = append(got, r.ClientMsgID+":"+r.Status.String())
+	}
+	if want := []string{"a:read", "b:failed", "c:failed", "d:pending"}; !slices.Equal(got, want) {
+		t.Errorf("recent %v, want %v", got, want)
+	}
+	if r := o.recent(2); len(r) != 2 || r[1].ClientMsgID != "d" {
+		t.Errorf("recent(2) = %+v", r)
+	}
+}
+
+func replayIDs(o *outbox) []string {
+	var ids []string
+	for _, r := range o.replay() {
+		ids = append(ids, r.rec.ClientMsgID)
+	}
+	return ids
+}
+
+func TestOutboxReplayAndCancel(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	o := newOutbox(time.Second, 5)
+	for _, id := range []string{"w1", "bc", "w2", "unwritten"} {
+		to := "bob"
+		if id == "bc" {
+			to = ""
+		}
+		m, b := outMsg(id, to)
+		o.add(m, b, t0)
+		if id != "unwritten" {
+			o.written(id, t0)
+		}
+	}
+	// Written messages come back in order; the broadcast and the one SendMsg
+	// still writes itself do not.
+	if ids := replayIDs(o); !slices.Equal(ids, []string{"w1", "w2"}) {
+		t.Fatalf("replay %v", ids)
+	}
+	// A replay is the same try; a replay after a timeout is the next one.
+	r := o.replay()
+	o.wrote(r[0].rec, t0)
+	again, _, _ := o.expire(t0.Add(time.Second))
+	if len(again) != 2 {
+		t.Fatalf("%d resends due, want 2", len(again))
+	}
+	o.wrote(r[0].rec, t0.Add(time.Second))
+	// w2's new try was not written (no usable link): it stays due, as the
+	// same try, until it is.
+	again, _, next := o.expire(t0.Add(2 * time.Second))
+	if len(again) != 1 || again[0].rec.ClientMsgID != "w2" || !next.Equal(t0.Add(3*time.Second)) {
+		t.Fatalf("still due: %d resends, next %v", len(again), next)
+	}
+	if w1, _ := o.get("w1"); w1.Tries != 2 {
+		t.Errorf("w1 tries %d, want 2", w1.Tries)
+	}
+	if w2, _ := o.get("w2"); w2.Tries != 2 {
+		t.Errorf("w2 tries %d, want 2: the resend is a new try even before it is written", w2.Tries)
+	}
+
+	o.cancel("w1") // written once: too late to forget
+	o.cancel("unwritten")
+	if _, ok := o.get("unwritten"); ok {
+		t.Error("cancelled message still known")
+	}
+	if _, ok := o.get("w1"); !ok {
+		t.Error("cancel forgot a written message")
+	}
+}
+
+func TestOutboxForgetsOldAnsweredOnes(t *testing.T) {
+	o := newOutbox(time.Second, 5)
+	t0 := time.Unix(1000, 0)
+	m, b := outMsg("keep", "bob") // pending: never forgotten
+	o.add(m, b, t0)
+	for i := range maxSentKept + 10 {
+		id := "x" + strings.Repeat("y", i%3) + string(rune('a'+i%26)) + time.Duration(i).String()
+		m, b := outMsg(id, "bob")
+		o.add(m, b, t0)
+		_, _ = o.receipt(&cimpb.Receipt{Status: cimpb.ReceiptStatus_RECEIPT_SENT, ClientMsgId: id, MsgId: "m" + id})
+	}
+	if len(o.order) != maxSentKept || len(o.recs) != maxSentKept || len(o.byMsgID) >= maxSentKept {
+		t.Errorf("kept %d / %d / %d records, want %d", len(o.order), len(o.recs), len(o.byMsgID), maxSentKept)
+	}
+	if _, ok := o.get("keep"); !ok {
+		t.Error("a pending message was forgotten")
+	}
+}
+
+// TestOutboxDeliveredImpliesSent: when a message's SENT answer was lost (its
+// link died) and its DELIVERED receipt comes first, through a sync, the
+// application still sees SENT before DELIVERED, and only once.
+func TestOutboxDeliveredImpliesSent(t *testing.T) {
+	o := newOutbox(time.Second, 3)
+	m, b := outMsg("d", "bob")
+	o.add(m, b, time.Unix(1000, 0))
+	o.written("d", time.Unix(1000, 0))
+	emit, implied := o.receipt(&cimpb.Receipt{Status: cimpb.ReceiptStatus_RECEIPT_DELIVERED, MsgId: "m-d", ClientMsgId: "d"})
+	if !emit || implied == nil || implied.Status != cimpb.ReceiptStatus_RECEIPT_SENT || implied.ClientMsgId != "d" || implied.MsgId != "m-d" {
+		t.Fatalf("DELIVERED before SENT: emit %v, implied %v; want a SENT for d first", emit, implied)
+	}
+	if emit, implied := o.receipt(&cimpb.Receipt{Status: cimpb.ReceiptStatus_RECEIPT_SENT, MsgId: "m-d", ClientMsgId: "d"}); emit || implied != nil {
+		t.Fatal("the late SENT answer was reported again")
+	}
+	if st, _ := o.get("d"); st.Status != StatusDelivered {
+		t.Fatalf("status %v, want delivered", st.Status)
+	}
+}
