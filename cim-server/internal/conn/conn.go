@@ -88,7 +88,7 @@ func (cfg *Config) withDefaults() {
 		cfg.ReadTimeout = 180 * time.Second
 	}
 	if cfg.WriteQueue <= 0 {
-		cfg.WriteQueue = 256
+		cfg.WriteQueue = 1024
 	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 10 * time.Second

@@ -47,7 +47,7 @@ func DefaultConfig() Config {
 		MaxFrame:         codec.DefaultMaxFrame,
 		ReadTimeout:      180 * time.Second,
 		LoginTimeout:     10 * time.Second,
-		WriteQueue:       256,
+		WriteQueue:       1024,
 		Drain:            3 * time.Second,
 		RouteRetry:       15 * time.Second,
 		LogLevel:         "info",
