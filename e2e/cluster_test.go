@@ -430,7 +430,7 @@ func TestBadInput(t *testing.T) {
 			t.Fatalf("connection unusable after an unknown frame: %v", f)
 		}
 	})
-	t.Run("unknown recipient and offline recipient", func(t *testing.T) {
+	t.Run("unknown recipient", func(t *testing.T) {
 		u := c.Connect(t, "judy")
 		c.Register(t, "kim") // exists, never logs in
 		id, err := u.Send(ctxT(t), "nobody-here", "x")
@@ -444,8 +444,9 @@ func TestBadInput(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		u.WaitFor(t, 0, wait, "offline error", func(e client.Event) bool {
-			return e.Kind == client.EventError && e.Err.ClientMsgId == id && codes.Code(e.Err.Code) == codes.Offline
+		// An offline recipient is no error: the message waits in its inbox.
+		u.WaitFor(t, 0, wait, "SENT for an offline recipient", func(e client.Event) bool {
+			return e.Kind == client.EventReceipt && e.Receipt.ClientMsgId == id && e.Receipt.Status == cimpb.ReceiptStatus_RECEIPT_SENT
 		})
 	})
 	t.Run("route rejects bad requests", func(t *testing.T) {
@@ -460,7 +461,8 @@ func TestBadInput(t *testing.T) {
 			{"/registerAccount", map[string]string{"userName": "9starts-with-digit", "password": "secret1"}, 400, codes.BadArgument},
 			{"/login", map[string]string{"userName": "nobody", "password": "secret1"}, 401, codes.BadAccount},
 			{"/login", map[string]string{"userName": "judy", "password": "wrong-password"}, 401, codes.BadAccount},
-			{"/p2pRoute", map[string]string{"userId": "1", "receiveUserId": "kim", "msg": "x"}, 404, codes.Offline},
+			{"/p2pRoute", map[string]string{"userId": "1", "receiveUserId": "nobody-here", "msg": "x"}, 401, codes.BadAccount},
+			{"/p2pRoute", map[string]string{"userId": "1", "receiveUserId": "kim"}, 400, codes.BadArgument},
 		}
 		for _, tc := range cases {
 			var env harness.Envelope

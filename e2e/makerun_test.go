@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/gocim/gocim/cim-client/client"
 	"github.com/gocim/gocim/e2e/harness"
@@ -94,6 +93,11 @@ func TestMakeRun(t *testing.T) {
 	}
 	recs[1].WaitFor(t, 0, wait, "message", harness.IsMessage("via make run"))
 
+	// make run starts Redis with AOF on (docs/DURABILITY.md).
+	if _, err := os.Stat(filepath.Join(run, "redis", "appendonlydir")); err != nil {
+		t.Fatalf("Redis under make run has no append-only file: %v", err)
+	}
+
 	if out := cluster("stop"); !strings.Contains(out, "stopped zookeeper") {
 		t.Fatalf("stop output:\n%s", out)
 	}
@@ -103,5 +107,4 @@ func TestMakeRun(t *testing.T) {
 	if err := harness.GetJSON(url+"/healthz", &struct{}{}); err == nil {
 		t.Fatal("route still answering after stop")
 	}
-	_ = time.Second
 }

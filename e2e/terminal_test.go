@@ -68,8 +68,10 @@ func TestTerminalChat(t *testing.T) {
 			t.Fatalf("alice still listed online right after :q: %+v", env.Data)
 		}
 	}
+	// A message to an offline user is stored; alice gets it when she returns.
 	bob.Send(t, "alice;;are you there")
-	bob.Expect(t, 0, `^! .*alice.*offline`)
+	alice2 := c.Terminal(t, "alice")
+	alice2.Expect(t, 0, `^`+stamp+`bob: are you there$`)
 
 	// Heartbeats ran every 100ms through all of this; none may show in the chat.
 	for _, line := range append(alice.Lines(), bob.Lines()...) {

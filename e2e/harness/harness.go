@@ -206,6 +206,18 @@ func Eventually(t testing.TB, timeout time.Duration, cond func() error) {
 	}
 }
 
+// Within polls cond like Eventually but reports instead of failing.
+func Within(timeout time.Duration, cond func() error) bool {
+	deadline := time.Now().Add(timeout)
+	for cond() != nil {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return true
+}
+
 // checkRaces fails the test if any child process reported a data race.
 func (c *Cluster) checkRaces() {
 	c.mu.Lock()
