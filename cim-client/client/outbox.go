@@ -160,7 +160,6 @@ func (o *outbox) add(m *cimpb.Msg, frame []byte, now time.Time) {
 		}
 		o.recs[id] = r
 		o.order = append(o.order, r)
-		o.evictLocked()
 	}
 	r.frame, r.once = frame, m.GetBroadcast()
 	if !r.pending {
@@ -173,6 +172,10 @@ func (o *outbox) add(m *cimpb.Msg, frame []byte, now time.Time) {
 			o.queue = append(o.queue, r)
 		}
 	}
+	// Only once r is pending: evicting before would pick r itself whenever
+	// every older record is still pending, and a record missing from recs is
+	// never marked written, so never replayed nor resent.
+	o.evictLocked()
 }
 
 // evictLocked forgets the oldest answered records beyond maxSentKept.

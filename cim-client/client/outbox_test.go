@@ -357,3 +357,44 @@ func TestOutboxDeliveredImpliesSent(t *testing.T) {
 		t.Fatalf("status %v, want delivered", st.Status)
 	}
 }
+
+// TestOutboxKeepsANewMessageWhenAllArePending: with maxSentKept messages
+// still pending (a link down for a while), a new message must not be
+// forgotten at once: it is written, replayed on the next link and resent.
+func TestOutboxKeepsANewMessageWhenAllArePending(t *testing.T) {
+	o := newOutbox(time.Second, 5)
+	t0 := time.Unix(1000, 0)
+	for i := range maxSentKept {
+		id := "p" + time.Duration(i).String()
+		m, b := outMsg(id, "bob")
+		o.add(m, b, t0)
+		o.written(id, t0)
+	}
+	m, b := outMsg("new", "bob")
+	o.add(m, b, t0)
+	o.written("new", t0)
+	st, ok := o.get("new")
+	if !ok || st.Status != StatusPending {
+		t.Fatalf("new message: known %v, status %v; want pending", ok, st.Status)
+	}
+	if ids := replayIDs(o); len(ids) != maxSentKept+1 || ids[len(ids)-1] != "new" {
+		t.Fatalf("replay has %d messages, last %q; want %d ending with new", len(ids), ids[len(ids)-1], maxSentKept+1)
+	}
+	again, _, _ := o.expire(t0.Add(time.Second))
+	if len(again) != maxSentKept+1 {
+		t.Fatalf("%d resends due, want %d", len(again), maxSentKept+1)
+	}
+	// Once answered, the oldest ones are forgotten again.
+	for i := range 10 {
+		id := "p" + time.Duration(i).String()
+		o.receipt(&cimpb.Receipt{Status: cimpb.ReceiptStatus_RECEIPT_SENT, ClientMsgId: id, MsgId: "m" + id})
+	}
+	m, b = outMsg("newer", "bob")
+	o.add(m, b, t0)
+	if len(o.recs) != maxSentKept {
+		t.Errorf("%d records kept, want %d", len(o.recs), maxSentKept)
+	}
+	if _, ok := o.get("newer"); !ok {
+		t.Error("newer message forgotten")
+	}
+}
