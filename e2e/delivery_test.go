@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -103,17 +102,7 @@ func receipts(u *harness.User) map[cimpb.ReceiptStatus]map[string]bool {
 // and comes back, and the route is restarted. Afterwards every recipient has
 // every message exactly once, in per-sender order, and every sender has a
 // SENT and a DELIVERED receipt for each.
-//
-// Known open bug (issue 3): in about one run in four, a run of messages that
-// the sender that dropped off the network had written (Send returned nil) is
-// neither stored nor answered, and its outbox record ends without SENT or an
-// error. Until that is fixed the test runs only with CIM_LOSS_TEST=1, so CI
-// stays green on what is solid; the diagnosis it prints on failure says
-// where each missing message ended.
 func TestNoLossUnderFailures(t *testing.T) {
-	if os.Getenv("CIM_LOSS_TEST") != "1" {
-		t.Skip("known intermittent sender-side loss under network drops (issue 3); run with CIM_LOSS_TEST=1")
-	}
 	const total = 10000
 	c := harness.Start(t, harness.Options{Gateways: 2})
 	names := []string{"ann", "ben", "cat"}
