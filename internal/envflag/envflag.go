@@ -43,3 +43,15 @@ func Parse(fs *flag.FlagSet, args []string) error {
 	})
 	return err
 }
+
+// List splits a comma-separated flag value, trimming spaces and dropping
+// empty items: "a, b,,c" is [a b c].
+func List(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -29,3 +29,12 @@ func TestParse(t *testing.T) {
 		t.Fatalf("bad env value: got %v, want an error naming CIM_BAD", err)
 	}
 }
+
+func TestList(t *testing.T) {
+	if got := List(" a, b,,c ,"); strings.Join(got, "|") != "a|b|c" {
+		t.Fatalf("List = %q, want [a b c]", got)
+	}
+	if got := List(""); got != nil {
+		t.Fatalf("List(\"\") = %q, want nil", got)
+	}
+}

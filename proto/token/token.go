@@ -97,3 +97,13 @@ func mac(key []byte, payload string) []byte {
 	h.Write([]byte(payload))
 	return h.Sum(nil)
 }
+
+// Keys turns configured secrets (current first) into the key list Sign and
+// Verify take.
+func Keys(secrets []string) [][]byte {
+	keys := make([][]byte, 0, len(secrets))
+	for _, s := range secrets {
+		keys = append(keys, []byte(s))
+	}
+	return keys
+}

@@ -206,19 +206,13 @@ func (c *Config) Validate() error {
 }
 
 // ZKServers splits --zk.
-func (c *Config) ZKServers() []string { return splitList(c.ZK) }
+func (c *Config) ZKServers() []string { return envflag.List(c.ZK) }
 
 // RedisAddrs splits --redis.
-func (c *Config) RedisAddrs() []string { return splitList(c.Redis) }
+func (c *Config) RedisAddrs() []string { return envflag.List(c.Redis) }
 
 // TokenKeys splits --token-secret; the first key signs.
-func (c *Config) TokenKeys() [][]byte {
-	var keys [][]byte
-	for _, s := range splitList(c.TokenSecret) {
-		keys = append(keys, []byte(s))
-	}
-	return keys
-}
+func (c *Config) TokenKeys() [][]byte { return token.Keys(envflag.List(c.TokenSecret)) }
 
 // SlogLevel parses --log-level.
 func (c *Config) SlogLevel() (slog.Level, error) {
@@ -236,14 +230,4 @@ func (c *Config) NewLogger(w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gocim/gocim/internal/envflag"
 	"github.com/gocim/gocim/proto/codec"
 	"github.com/gocim/gocim/proto/token"
 )
@@ -173,26 +174,10 @@ func (c *Config) advertiseHost() (string, error) {
 }
 
 // ZKServers returns the ZooKeeper servers; none means registration is off.
-func (c *Config) ZKServers() []string { return splitList(c.ZK) }
+func (c *Config) ZKServers() []string { return envflag.List(c.ZK) }
 
 // RouteURLs returns the route base URLs.
-func (c *Config) RouteURLs() []string { return splitList(c.Route) }
+func (c *Config) RouteURLs() []string { return envflag.List(c.Route) }
 
 // TokenKeys returns the token keys, current first.
-func (c *Config) TokenKeys() [][]byte {
-	var keys [][]byte
-	for _, s := range splitList(c.TokenSecret) {
-		keys = append(keys, []byte(s))
-	}
-	return keys
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
-}
+func (c *Config) TokenKeys() [][]byte { return token.Keys(envflag.List(c.TokenSecret)) }

@@ -592,13 +592,10 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	}
 }
 
-// TestZooKeeperRegistration runs the gateway against a real ZooKeeper: the
-// node is named after the gateway id, the gateway keeps serving while
-// ZooKeeper is down, the node is back after ZooKeeper restarts, and it is
-// gone as soon as Shutdown returns.
-func TestZooKeeperRegistration(t *testing.T) {
-	z := testenv.StartZooKeeper(t)
-	route := newFakeRoute(t)
+// startRegistered starts a gateway registering under /gwtest in z and waits
+// until its node exists.
+func startRegistered(t *testing.T, z *testenv.ZooKeeper, route *fakeRoute) *Gateway {
+	t.Helper()
 	g := startGateway(t, route.srv.URL, func(c *Config) {
 		c.ZK = z.Addr
 		c.ZKRoot = "/gwtest"
@@ -609,6 +606,17 @@ func TestZooKeeperRegistration(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("gateway did not register")
 	}
+	return g
+}
+
+// TestZooKeeperRegistration runs the gateway against a real ZooKeeper: the
+// node is named after the gateway id, the gateway keeps serving while
+// ZooKeeper is down, the node is back after ZooKeeper restarts, and it is
+// gone as soon as Shutdown returns.
+func TestZooKeeperRegistration(t *testing.T) {
+	z := testenv.StartZooKeeper(t)
+	route := newFakeRoute(t)
+	g := startRegistered(t, z, route)
 	obs, _, err := zk.Connect([]string{z.Addr}, 10*time.Second, zk.WithLogger(nopLogger{}))
 	if err != nil {
 		t.Fatal(err)
@@ -655,16 +663,7 @@ func TestZooKeeperRegistration(t *testing.T) {
 func TestReassertAfterNodeRecreated(t *testing.T) {
 	z := testenv.StartZooKeeper(t)
 	route := newFakeRoute(t)
-	g := startGateway(t, route.srv.URL, func(c *Config) {
-		c.ZK = z.Addr
-		c.ZKRoot = "/gwtest"
-		c.ZKSessionTimeout = 2 * time.Second
-	})
-	select {
-	case <-g.Registered():
-	case <-time.After(30 * time.Second):
-		t.Fatal("gateway did not register")
-	}
+	g := startRegistered(t, z, route)
 	keep := login(t, g, "7", "s7")
 	gone := login(t, g, "8", "s8")
 	route.mu.Lock()
