@@ -23,6 +23,9 @@ const (
 	Internal        Code = 5000 + 1
 	GoingAway       Code = 5031 // gateway shutting down: reconnect elsewhere
 	KickedElsewhere Code = 4090 // same user logged in on another connection
+	Forbidden       Code = 4030 // valid credential, but not allowed to do this
+	RateLimited     Code = 4291 // too many requests or messages: slow down
+	TooLarge        Code = 4131 // request body or message body above the limit
 )
 
 // Text returns a short English description of c.
@@ -60,6 +63,12 @@ func (c Code) Text() string {
 		return "gateway going away"
 	case KickedElsewhere:
 		return "logged in elsewhere"
+	case Forbidden:
+		return "forbidden"
+	case RateLimited:
+		return "rate limited"
+	case TooLarge:
+		return "too large"
 	}
 	return "unknown"
 }

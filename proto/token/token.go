@@ -1,6 +1,9 @@
-// Package token signs and verifies the login tokens the route hands out and
-// the gateways check offline. A token binds a user, a session and one gateway
-// until an expiry: base64url(JSON claims) "." base64url(HMAC-SHA256).
+// Package token signs and verifies the tokens the route hands out: gateway
+// tokens (audience "gw"), which bind a user, a session and one gateway until
+// an expiry and which the gateways check offline for LOGIN, and access tokens
+// (audience "api"), the bearer tokens of the route's user-facing HTTP API.
+// Form: base64url(JSON claims) "." base64url(HMAC-SHA256). A token of one
+// audience is never accepted for the other.
 //
 // Keys are tried in order, so a route can sign with a new key while gateways
 // still accept the previous one during a rotation. All functions are safe for
@@ -31,6 +34,15 @@ var (
 	ErrWrongGateway = errors.New("token: issued for another gateway")
 	// ErrShortKey means a signing key is shorter than MinKeyLen.
 	ErrShortKey = errors.New("token: key shorter than 16 bytes")
+	// ErrAudience means the token is of the other kind (an access token
+	// offered to a gateway, or a gateway token used as a bearer token).
+	ErrAudience = errors.New("token: wrong kind of token for this use")
+)
+
+// Audiences.
+const (
+	AudienceGateway = "gw"  // LOGIN on one gateway
+	AudienceAPI     = "api" // bearer token of the route's user API
 )
 
 // Claims is what a token asserts.
@@ -38,14 +50,20 @@ type Claims struct {
 	UserID    string `json:"uid"`
 	UserName  string `json:"name,omitempty"`
 	SessionID string `json:"sid"`
-	GatewayID string `json:"gw"`
+	GatewayID string `json:"gw,omitempty"`
 	ExpiresAt int64  `json:"exp"` // unix seconds
+	// Audience is AudienceGateway or AudienceAPI; Sign fills in
+	// AudienceGateway when it is empty and GatewayID is set.
+	Audience string `json:"aud"`
 }
 
 // Sign returns a token for c signed with key.
 func Sign(key []byte, c Claims) (string, error) {
 	if len(key) < MinKeyLen {
 		return "", ErrShortKey
+	}
+	if c.Audience == "" && c.GatewayID != "" {
+		c.Audience = AudienceGateway
 	}
 	payload, err := json.Marshal(c)
 	if err != nil {
@@ -56,9 +74,37 @@ func Sign(key []byte, c Claims) (string, error) {
 	return p + "." + enc.EncodeToString(mac(key, p)), nil
 }
 
-// Verify checks tok against keys (newest first) and the clock, and, when
-// gatewayID is not empty, that the token was issued for that gateway.
+// Verify checks a gateway token against keys (newest first) and the clock,
+// and, when gatewayID is not empty, that the token was issued for that
+// gateway.
 func Verify(keys [][]byte, tok string, gatewayID string, now time.Time) (Claims, error) {
+	c, err := verify(keys, tok, now)
+	if err != nil {
+		return c, err
+	}
+	if c.Audience != AudienceGateway {
+		return c, ErrAudience
+	}
+	if gatewayID != "" && c.GatewayID != gatewayID {
+		return c, ErrWrongGateway
+	}
+	return c, nil
+}
+
+// VerifyAPI checks an access token (audience "api") against keys and the
+// clock. Whether its session is still current is the caller's question.
+func VerifyAPI(keys [][]byte, tok string, now time.Time) (Claims, error) {
+	c, err := verify(keys, tok, now)
+	if err != nil {
+		return c, err
+	}
+	if c.Audience != AudienceAPI {
+		return c, ErrAudience
+	}
+	return c, nil
+}
+
+func verify(keys [][]byte, tok string, now time.Time) (Claims, error) {
 	var c Claims
 	p, sig, ok := strings.Cut(tok, ".")
 	if !ok || p == "" || sig == "" {
@@ -85,9 +131,6 @@ func Verify(keys [][]byte, tok string, gatewayID string, now time.Time) (Claims,
 	}
 	if now.Unix() >= c.ExpiresAt {
 		return c, ErrExpired
-	}
-	if gatewayID != "" && c.GatewayID != gatewayID {
-		return c, ErrWrongGateway
 	}
 	return c, nil
 }

@@ -10,7 +10,7 @@ func TestVerify(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	oldKey := []byte("old-secret-0123456789")
 	newKey := []byte("new-secret-0123456789")
-	claims := Claims{UserID: "1", SessionID: "s1", GatewayID: "gw1", ExpiresAt: now.Add(time.Minute).Unix()}
+	claims := Claims{UserID: "1", SessionID: "s1", GatewayID: "gw1", ExpiresAt: now.Add(time.Minute).Unix(), Audience: AudienceGateway}
 	signed := func(key []byte, c Claims) string {
 		tok, err := Sign(key, c)
 		if err != nil {
@@ -21,6 +21,8 @@ func TestVerify(t *testing.T) {
 	good := signed(newKey, claims)
 	expired := claims
 	expired.ExpiresAt = now.Unix()
+	access := claims
+	access.GatewayID, access.Audience = "", AudienceAPI
 	tests := []struct {
 		name    string
 		keys    [][]byte
@@ -37,6 +39,8 @@ func TestVerify(t *testing.T) {
 		{"tampered payload", [][]byte{newKey}, "x" + good, "gw1", ErrSignature},
 		{"no dot", [][]byte{newKey}, "abc", "gw1", ErrMalformed},
 		{"empty", [][]byte{newKey}, "", "gw1", ErrMalformed},
+		{"access token offered to a gateway", [][]byte{newKey}, signed(newKey, access), "gw1", ErrAudience},
+		{"access token, any gateway", [][]byte{newKey}, signed(newKey, access), "", ErrAudience},
 		{"bad base64 sig", [][]byte{newKey}, "abc.$$$", "gw1", ErrMalformed},
 	}
 	for _, tt := range tests {
@@ -55,5 +59,28 @@ func TestVerify(t *testing.T) {
 func TestSignRefusesShortKey(t *testing.T) {
 	if _, err := Sign([]byte("short"), Claims{UserID: "1", SessionID: "s"}); !errors.Is(err, ErrShortKey) {
 		t.Fatalf("got %v, want ErrShortKey", err)
+	}
+}
+
+func TestVerifyAPI(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	key := []byte("new-secret-0123456789")
+	access := Claims{UserID: "1", SessionID: "s1", ExpiresAt: now.Add(time.Hour).Unix(), Audience: AudienceAPI}
+	tok, err := Sign(key, access)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := VerifyAPI([][]byte{key}, tok, now); err != nil || c != access {
+		t.Fatalf("VerifyAPI = %+v, %v; want %+v", c, err, access)
+	}
+	gw, err := Sign(key, Claims{UserID: "1", SessionID: "s1", GatewayID: "gw1", ExpiresAt: now.Add(time.Hour).Unix()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := VerifyAPI([][]byte{key}, gw, now); !errors.Is(err, ErrAudience) {
+		t.Fatalf("gateway token as bearer: got %v, want ErrAudience", err)
+	}
+	if _, err := VerifyAPI([][]byte{key}, tok, now.Add(2*time.Hour)); !errors.Is(err, ErrExpired) {
+		t.Fatalf("expired access token: got %v, want ErrExpired", err)
 	}
 }
