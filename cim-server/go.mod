@@ -13,6 +13,7 @@ require (
 	github.com/gocim/gocim/internal v0.0.0-00010101000000-000000000000
 	github.com/gocim/gocim/proto v0.0.0-00010101000000-000000000000
 	go.uber.org/goleak v1.3.0
+	golang.org/x/time v0.16.0
 	google.golang.org/protobuf v1.36.12
 )
 
@@ -45,5 +46,4 @@ require (
 	golang.org/x/net v0.51.0 // indirect
 	golang.org/x/sys v0.41.0 // indirect
 	golang.org/x/text v0.34.0 // indirect
-	golang.org/x/time v0.16.0 // indirect
 )

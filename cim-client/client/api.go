@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gocim/gocim/proto/codes"
@@ -52,6 +53,12 @@ type LoginResult struct {
 	// it sent none or something else).
 	ExpiresAt int64
 	Server    Server
+	// AccessToken is the bearer for the route's API (history, uploads,
+	// files, online users, log-off) on behalf of this session, and
+	// AccessExpiresAt its expiry in unix seconds (0 when not sent). A route
+	// older than the security contract sends none.
+	AccessToken     string
+	AccessExpiresAt int64
 }
 
 // APIError is a failure the route answered with a result code, or an answer
@@ -67,10 +74,23 @@ func (e *APIError) Error() string {
 	if msg == "" {
 		msg = e.Code.Text()
 	}
+	if e.Code == codes.Unauthorized {
+		// The route says little more than "unauthorized"; say what it means
+		// for a caller of the SDK.
+		msg = "access token refused (" + msg + "): the session was replaced, logged off or expired"
+	}
 	if e.Code == 0 {
 		return fmt.Sprintf("route: %s (HTTP %d)", msg, e.HTTPStatus)
 	}
 	return fmt.Sprintf("route: %s (code %d, HTTP %d)", msg, e.Code, e.HTTPStatus)
+}
+
+// Is makes errors.Is(err, ErrUnauthorized) true for the route's 4010
+// answer (or a bare HTTP 401): the access token is missing, expired, or its
+// session is no longer the user's current one.
+func (e *APIError) Is(target error) bool {
+	return target == ErrUnauthorized &&
+		(e.Code == codes.Unauthorized || e.Code == 0 && e.HTTPStatus == http.StatusUnauthorized)
 }
 
 // CodeOf returns the result code carried by err (an *APIError or a
@@ -88,9 +108,23 @@ func CodeOf(err error) codes.Code {
 }
 
 // API calls the route's public HTTP API. It is safe for concurrent use.
+//
+// It keeps the access token of its latest successful Login and sends it as
+// "Authorization: Bearer <token>" on every call that acts for a session
+// (OnlineUsers, Offline, History, Upload, Download); a 401 comes back as an
+// *APIError matching ErrUnauthorized, it does not log in again. Use one API
+// per user.
 type API struct {
 	base string
 	hc   *http.Client
+
+	mu   sync.Mutex
+	auth credentials
+}
+
+// credentials is what the latest login handed out for the API.
+type credentials struct {
+	userID, sessionID, token string
 }
 
 // NewAPI returns a client of the route at routeURL (e.g.
@@ -101,6 +135,39 @@ func NewAPI(routeURL string, hc *http.Client) *API {
 		hc = &http.Client{Timeout: defaultHTTPTimeout}
 	}
 	return &API{base: strings.TrimRight(routeURL, "/"), hc: hc}
+}
+
+// AccessToken returns the bearer the API sends: the latest Login's, or what
+// SetAccessToken set ("" for none).
+func (a *API) AccessToken() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.auth.token
+}
+
+// SetAccessToken replaces the bearer, e.g. with one a back-end obtained
+// elsewhere; "" sends none. The next Login replaces it again.
+func (a *API) SetAccessToken(tok string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.auth = credentials{token: tok}
+}
+
+// loggedIn returns the user and session of the latest Login, whose access
+// token the API sends; "" when there was none.
+func (a *API) loggedIn() (userID, sessionID string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.auth.userID, a.auth.sessionID
+}
+
+// authorize puts the access token on req, when there is one. Without one
+// the request goes out as it is: a caller's http.Client may authenticate it
+// in its own way.
+func (a *API) authorize(req *http.Request) {
+	if tok := a.AccessToken(); tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
 }
 
 // Register creates an account. A taken name is an *APIError with
@@ -119,7 +186,8 @@ func (a *API) Register(ctx context.Context, name, password string) (User, error)
 }
 
 // Login checks the account and returns a session, a token and the gateway to
-// connect to. name may also be a user id (names never look like ids).
+// connect to. name may also be a user id (names never look like ids). The
+// answer's access token becomes the API's bearer.
 func (a *API) Login(ctx context.Context, name, password string) (LoginResult, error) {
 	req := map[string]string{"password": password}
 	if isUserID(name) {
@@ -133,6 +201,8 @@ func (a *API) Login(ctx context.Context, name, password string) (LoginResult, er
 		SessionID flexString      `json:"sessionId"`
 		Token     string          `json:"token"`
 		ExpiresAt json.RawMessage `json:"expiresAt"`
+		Access    string          `json:"accessToken"`
+		AccessExp json.RawMessage `json:"accessExpiresAt"`
 		Server    struct {
 			ID       string  `json:"id"`
 			Host     string  `json:"host"`
@@ -144,10 +214,11 @@ func (a *API) Login(ctx context.Context, name, password string) (LoginResult, er
 		return LoginResult{}, err
 	}
 	res := LoginResult{
-		UserID:    string(d.UserID),
-		UserName:  string(d.UserName),
-		SessionID: string(d.SessionID),
-		Token:     d.Token,
+		UserID:      string(d.UserID),
+		UserName:    string(d.UserName),
+		SessionID:   string(d.SessionID),
+		Token:       d.Token,
+		AccessToken: d.Access,
 		Server: Server{
 			ID:       d.Server.ID,
 			Host:     d.Server.Host,
@@ -155,17 +226,30 @@ func (a *API) Login(ctx context.Context, name, password string) (LoginResult, er
 			HTTPPort: int(d.Server.HTTPPort),
 		},
 	}
-	var exp flexInt
-	if json.Unmarshal(d.ExpiresAt, &exp) == nil {
-		res.ExpiresAt = int64(exp)
-	}
+	res.ExpiresAt = unixSeconds(d.ExpiresAt)
+	res.AccessExpiresAt = unixSeconds(d.AccessExp)
 	if res.Server.ID == "" && res.Server.Host != "" {
 		res.Server.ID = fmt.Sprintf("%s:%d:%d", res.Server.Host, res.Server.TCPPort, res.Server.HTTPPort)
 	}
 	if res.Token == "" || res.Server.Host == "" || res.Server.TCPPort <= 0 {
 		return LoginResult{}, fmt.Errorf("route: login answer without token or gateway address")
 	}
+	// The latest login's session is the user's current one at the route,
+	// so its token replaces any older one (even an empty one: the old
+	// session is gone).
+	a.mu.Lock()
+	a.auth = credentials{userID: res.UserID, sessionID: res.SessionID, token: res.AccessToken}
+	a.mu.Unlock()
 	return res, nil
+}
+
+// unixSeconds reads a number (or a string holding one); 0 for anything else.
+func unixSeconds(raw json.RawMessage) int64 {
+	var n flexInt
+	if len(raw) == 0 || json.Unmarshal(raw, &n) != nil {
+		return 0
+	}
+	return int64(n)
 }
 
 // OnlineUsers lists the users the route considers online.
@@ -174,7 +258,7 @@ func (a *API) OnlineUsers(ctx context.Context) ([]User, error) {
 		UserID   flexString `json:"userId"`
 		UserName flexString `json:"userName"`
 	}
-	if err := a.call(ctx, http.MethodGet, "/onlineUser", nil, &d); err != nil {
+	if err := a.call(ctx, http.MethodGet, "/onlineUser", nil, &d, a.authorize); err != nil {
 		return nil, err
 	}
 	users := make([]User, len(d))
@@ -185,10 +269,11 @@ func (a *API) OnlineUsers(ctx context.Context) ([]User, error) {
 }
 
 // Offline logs the session off at once: the route forgets the user's route
-// and kicks the connection.
+// and kicks the connection. userID and sessionID must be those of the access
+// token (the latest Login), else the route answers 403.
 func (a *API) Offline(ctx context.Context, userID, sessionID string) error {
 	return a.call(ctx, http.MethodPost, "/offLine",
-		map[string]string{"userId": userID, "sessionId": sessionID}, nil)
+		map[string]string{"userId": userID, "sessionId": sessionID}, nil, a.authorize)
 }
 
 // envelope is every route answer.
@@ -198,7 +283,9 @@ type envelope struct {
 	Data    json.RawMessage `json:"data"`
 }
 
-func (a *API) call(ctx context.Context, method, path string, in, out any) error {
+// call sends in as JSON (nil: no body) and decodes the answer's data into
+// out; prepare (a.authorize) adjusts the request before it is sent.
+func (a *API) call(ctx context.Context, method, path string, in, out any, prepare ...func(*http.Request)) error {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -213,6 +300,9 @@ func (a *API) call(ctx context.Context, method, path string, in, out any) error 
 	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	for _, f := range prepare {
+		f(req)
 	}
 	return a.do(req, path, out)
 }

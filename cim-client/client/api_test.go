@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -163,5 +164,118 @@ func TestConfigValidate(t *testing.T) {
 		if _, err := New(c); err == nil {
 			t.Errorf("%s: New accepted it", name)
 		}
+	}
+}
+
+// TestBearerOnEveryEndpoint: the calls that act for a session carry the
+// latest login's access token (the fake route refuses them without it),
+// and a token whose session was replaced comes back as ErrUnauthorized
+// without a new login.
+func TestBearerOnEveryEndpoint(t *testing.T) {
+	gw := clienttest.NewGateway(t)
+	route := clienttest.NewRoute(t, gw)
+	uid := route.AddUser("alice", "secret1")
+	c := startClient(t, fastConfig(route.URL))
+	gw.Accept(t)
+	next(t, c, EventConnected)
+	ctx := context.Background()
+	want := "Bearer " + clienttest.AccessToken(uid, "s1")
+	if got := "Bearer " + c.API().AccessToken(); got != want {
+		t.Fatalf("access token %q, want %q", got, want)
+	}
+	ref := route.PutFile(clienttest.StoredFile{Name: "f.txt", ContentType: "text/plain", Data: []byte("file")})
+
+	calls := []struct {
+		endpoint string
+		call     func() error
+	}{
+		{"/onlineUser", func() error { _, err := c.OnlineUsers(ctx); return err }},
+		{"/history", func() error { _, err := c.History(ctx, HistoryQuery{}); return err }},
+		{"/upload", func() error {
+			_, err := c.API().Upload(ctx, "", "", "x.bin", "", strings.NewReader("abc"), 3) // the bearer alone says who
+			return err
+		}},
+		{"/files/", func() error {
+			rc, _, err := c.API().Download(ctx, ref)
+			if err == nil {
+				err = rc.Close()
+			}
+			return err
+		}},
+	}
+	for _, tc := range calls {
+		if err := tc.call(); err != nil {
+			t.Errorf("%s: %v", tc.endpoint, err)
+		}
+		if got := route.Bearer(tc.endpoint); got != want {
+			t.Errorf("%s: Authorization %q, want %q", tc.endpoint, got, want)
+		}
+	}
+
+	// Another login replaces the session: its token is dead at once.
+	if _, err := NewAPI(route.URL, nil).Login(ctx, "alice", "secret1"); err != nil {
+		t.Fatal(err)
+	}
+	logins := route.Logins()
+	for _, tc := range calls {
+		err := tc.call()
+		if !errors.Is(err, ErrUnauthorized) || CodeOf(err) != codes.Unauthorized || !strings.Contains(err.Error(), "access token refused") {
+			t.Errorf("%s with a replaced session: %v, want ErrUnauthorized (4010)", tc.endpoint, err)
+		}
+	}
+	if route.Logins() != logins {
+		t.Errorf("a 401 made the client log in again (%d logins, want %d)", route.Logins(), logins)
+	}
+	// Logging off a replaced session is fine (9000), still with the bearer.
+	if err := c.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if got := route.Bearer("/offLine"); got != want {
+		t.Errorf("/offLine: Authorization %q, want %q", got, want)
+	}
+	if off := route.Offlines(); len(off) != 1 || off[0] != (clienttest.OfflineCall{UserID: uid, SessionID: "s1"}) {
+		t.Errorf("offLine calls %+v", off)
+	}
+
+	// An API that never logged in sends no bearer, and the route says so.
+	if _, err := NewAPI(route.URL, nil).OnlineUsers(ctx); !errors.Is(err, ErrUnauthorized) {
+		t.Errorf("OnlineUsers without a login: %v, want ErrUnauthorized", err)
+	}
+	if got := route.Bearer("/onlineUser"); got != "" {
+		t.Errorf("Authorization %q without a login", got)
+	}
+}
+
+func TestLoginAccessToken(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/login":
+			_, _ = io.WriteString(w, `{"code":9000,"data":{"userId":"7","sessionId":"x1","token":"t","expiresAt":1,`+
+				`"accessToken":"acc-7","accessExpiresAt":"1700000000","server":{"host":"10.0.0.1","tcpPort":9000,"httpPort":9100}}}`)
+		case "/onlineUser":
+			if r.Header.Get("Authorization") != "Bearer acc-7" {
+				w.WriteHeader(http.StatusUnauthorized)
+				_, _ = io.WriteString(w, "no")
+				return
+			}
+			_, _ = io.WriteString(w, `{"code":9000,"data":[]}`)
+		}
+	}))
+	defer srv.Close()
+	api := NewAPI(srv.URL, nil)
+	ctx := context.Background()
+	if _, err := api.OnlineUsers(ctx); !errors.Is(err, ErrUnauthorized) {
+		t.Errorf("a bare 401 before login: %v, want ErrUnauthorized", err)
+	}
+	res, err := api.Login(ctx, "bob", "pw")
+	if err != nil || res.AccessToken != "acc-7" || res.AccessExpiresAt != 1700000000 {
+		t.Fatalf("Login = %+v, %v", res, err)
+	}
+	if _, err := api.OnlineUsers(ctx); err != nil {
+		t.Errorf("OnlineUsers after login: %v", err)
+	}
+	api.SetAccessToken("")
+	if _, err := api.OnlineUsers(ctx); err == nil {
+		t.Error("OnlineUsers after SetAccessToken(\"\") passed")
 	}
 }

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -83,6 +84,9 @@ func New(cfg Config) (*Client, error) {
 	hc := cfg.HTTPClient
 	if hc == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
+		if cfg.TLS != nil {
+			tr.TLSClientConfig = cfg.TLS.Clone()
+		}
 		hc = &http.Client{Timeout: defaultHTTPTimeout, Transport: tr}
 		c.ownHTTP = hc
 	}
@@ -117,7 +121,8 @@ func (c *Client) NewMsgID() string { return c.ids.next() }
 // Start logs in through the route, connects to the gateway it names and
 // waits for LOGIN_ACK. It returns the error of an attempt that failed for a
 // permanent reason (*APIError with codes.BadAccount, codes.RepeatLogin or
-// codes.BadArgument; *GatewayError with codes.Unauthorized; a KICK) and
+// codes.BadArgument; *GatewayError with codes.Unauthorized; a KICK; a TLS
+// certificate that does not verify, or a gateway not speaking TLS) and
 // retries transient failures (route unreachable, codes.NoServer, gateway
 // unreachable) with backoff until ctx ends. After a nil return the client
 // keeps itself connected in the background until Close; ctx only bounds
@@ -196,7 +201,7 @@ func (c *Client) connect(ctx context.Context) (*link, error) {
 	if err != nil {
 		return nil, fmt.Errorf("login: %w", err)
 	}
-	conn, err := c.dial(ctx, res.Server.Addr())
+	conn, err := c.dial(ctx, res.Server.Host, res.Server.Addr())
 	if err != nil {
 		return nil, fmt.Errorf("dial gateway %s: %w", res.Server.ID, err)
 	}
@@ -212,14 +217,32 @@ func (c *Client) connect(ctx context.Context) (*link, error) {
 	return l, nil
 }
 
-func (c *Client) dial(ctx context.Context, addr string) (net.Conn, error) {
-	if c.cfg.Dial == nil {
-		d := net.Dialer{Timeout: c.cfg.DialTimeout}
-		return d.DialContext(ctx, "tcp", addr)
-	}
+// dial connects to the gateway at addr (on host, as /login named it), with
+// TLS when configured; DialTimeout bounds both steps together.
+func (c *Client) dial(ctx context.Context, host, addr string) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
 	defer cancel()
-	return c.cfg.Dial(ctx, "tcp", addr)
+	var conn net.Conn
+	var err error
+	if c.cfg.Dial == nil {
+		var d net.Dialer
+		conn, err = d.DialContext(ctx, "tcp", addr)
+	} else {
+		conn, err = c.cfg.Dial(ctx, "tcp", addr)
+	}
+	if err != nil || c.cfg.TLS == nil {
+		return conn, err
+	}
+	conf := c.cfg.TLS.Clone()
+	if conf.ServerName == "" {
+		conf.ServerName = host
+	}
+	tc := tls.Client(conn, conf)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("TLS handshake: %w", err)
+	}
+	return tc, nil
 }
 
 // adopt makes l the current link, unless Close has begun. The first adopt
@@ -470,8 +493,13 @@ func (c *Client) handle(l *link, f *cimpb.Frame, lastErr **GatewayError) bool {
 			*lastErr = ge
 			return c.deliver(l, Event{Kind: EventError, Err: e, Gateway: l.gateway})
 		}
-		if final := c.out.fail(e); final != nil {
+		final, notice := c.out.fail(e)
+		switch {
+		case final != nil:
 			return c.deliver(l, Event{Kind: EventError, Err: final, Gateway: l.gateway})
+		case notice != nil:
+			c.log.Debug("send rate limited, keeping it for the next try", "client_msg_id", ge.ClientMsgID)
+			return c.deliver(l, Event{Kind: EventRetrying, Err: notice, Gateway: l.gateway})
 		}
 		c.log.Debug("send answered with a retryable error", "client_msg_id", ge.ClientMsgID, "code", ge.Code)
 	case cimpb.Type_KICK:
@@ -581,9 +609,12 @@ func (c *Client) Broadcast(ctx context.Context, text string) (string, error) {
 // After that the client keeps the message until the route answers: it is
 // written again with the same client_msg_id on every new link and after
 // each unanswered try (Config.ResendTimeout, ResendMax); the route
-// deduplicates, so the recipient sees it once. ERROR Unavailable is retried
-// the same way; other ERRORs are final. A broadcast is never written twice
-// (the route cannot deduplicate it). Status and Recent report how far it got.
+// deduplicates, so the recipient sees it once. ERROR Unavailable and ERROR
+// RateLimited (EventRetrying tells the latter, once) are retried the same
+// way; other ERRORs (BadArgument, BadAccount, TooLarge…) are final. A
+// broadcast is not written twice (the route cannot deduplicate it) unless
+// the gateway said it dropped it (RateLimited). Status and Recent report how
+// far it got.
 //
 // It fails at once after Close (ErrClosed) or once the client stopped
 // (ErrStopped), and then the message is not kept. m itself is not kept or
@@ -761,7 +792,13 @@ func (c *Client) Close(ctx context.Context) error {
 	// After a KICK the session is no longer ours; logging it off could only
 	// race with whoever holds the account now.
 	if info.SessionID != "" && !stopped {
-		if err := c.api.Offline(ctx, info.UserID, info.SessionID); err != nil {
+		// The latest login's session is the one the route holds (and the
+		// access token's), even when reconnecting had not finished with it.
+		uid, sid := c.api.loggedIn()
+		if uid == "" || sid == "" {
+			uid, sid = info.UserID, info.SessionID
+		}
+		if err := c.api.Offline(ctx, uid, sid); err != nil {
 			c.log.Warn("offLine failed", "err", err)
 			errs = append(errs, fmt.Errorf("client: offLine: %w", err))
 		}

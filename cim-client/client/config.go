@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -48,21 +49,30 @@ type Config struct {
 	// between login attempts (defaults 500 ms and 30 s).
 	ReconnectMin time.Duration
 	ReconnectMax time.Duration
-	// DialTimeout bounds the TCP dial and, separately, the LOGIN → LOGIN_ACK
-	// handshake (default 10 s).
+	// DialTimeout bounds the TCP dial (with the TLS handshake, when TLS is
+	// set) and, separately, the LOGIN → LOGIN_ACK handshake (default 10 s).
 	DialTimeout time.Duration
+	// TLS, when set, makes the gateway connection TLS: the client verifies
+	// the gateway's certificate for the host /login named (TLS.ServerName
+	// overrides it) against TLS.RootCAs (nil: the system pool). It is also
+	// the TLS configuration of the private HTTP client (HTTPClient nil) for
+	// an https:// RouteURL. Nil: plain TCP to the gateway; an https:// route
+	// is still TLS, with Go's defaults.
+	TLS *tls.Config
 	// MaxFrame is the largest frame payload accepted from the gateway and
 	// sent to it (default codec.DefaultMaxFrame, 64 KiB).
 	MaxFrame int
 	// HTTPClient calls the route. Nil means a private client with a 10 s
-	// timeout whose idle connections Close releases.
+	// timeout (and TLS as its TLS configuration) whose idle connections
+	// Close releases.
 	HTTPClient *http.Client
 	// Logger receives operational logs (nil: slog.Default()).
 	Logger *slog.Logger
 	// EventBuffer is the capacity of the Events channel (default 256).
 	EventBuffer int
 	// Dial opens the TCP connection to a gateway, bounded by DialTimeout
-	// (nil: a net.Dialer). Tests use it to cut connections.
+	// (nil: a net.Dialer). Tests use it to cut connections. With TLS set the
+	// client runs the TLS handshake over what Dial returns.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 
 	// ResendTimeout is how long a sent MSG waits for the route's answer

@@ -8,6 +8,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -671,5 +672,108 @@ func TestUnansweredSyncIsAskedAgain(t *testing.T) {
 	}
 	if syncs > 1 {
 		t.Errorf("%d SYNCs after the answer", syncs)
+	}
+}
+
+// TestRateLimitedIsRetried: a MSG the gateway answers with ERROR 4291 is
+// kept and sent again with the same client_msg_id when its resend timer
+// fires (EventRetrying tells the application once), so it is delivered
+// exactly once; 3000, 9100 and 4131 stay final.
+func TestRateLimitedIsRetried(t *testing.T) {
+	const timeout = 100 * time.Millisecond
+	for _, tc := range []struct {
+		name      string
+		broadcast bool
+		answers   []codes.Code // per try; OK means forwarded and RECEIPT_SENT
+		wantTries int
+		wantCode  codes.Code // final EventError code, 0 for SENT
+		retrying  bool       // one EventRetrying first
+	}{
+		{"then sent", false, []codes.Code{codes.RateLimited, codes.OK}, 2, 0, true},
+		{"twice then sent, told once", false, []codes.Code{codes.RateLimited, codes.RateLimited, codes.OK}, 3, 0, true},
+		{"until the last try", false, []codes.Code{codes.RateLimited, codes.RateLimited, codes.RateLimited}, 3, codes.RateLimited, true},
+		{"a broadcast too", true, []codes.Code{codes.RateLimited, codes.OK}, 2, 0, true},
+		{"bad argument is final", false, []codes.Code{codes.BadArgument}, 1, codes.BadArgument, false},
+		{"bad account is final", false, []codes.Code{codes.BadAccount}, 1, codes.BadAccount, false},
+		{"too large is final", false, []codes.Code{codes.TooLarge}, 1, codes.TooLarge, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			gw := clienttest.NewGateway(t)
+			var mu sync.Mutex
+			var tries []time.Time
+			delivered := map[string]int{} // client_msg_id → copies forwarded to the recipient
+			gw.SetOnMsg(func(m *cimpb.Msg) *cimpb.Frame {
+				mu.Lock()
+				defer mu.Unlock()
+				tries = append(tries, time.Now())
+				code := tc.answers[min(len(tries), len(tc.answers))-1]
+				if code == codes.OK {
+					delivered[m.GetClientMsgId()]++
+					return clienttest.Receipts(m)
+				}
+				return &cimpb.Frame{Type: cimpb.Type_ERROR, Error: &cimpb.Error{Code: int32(code), Text: code.Text(), ClientMsgId: m.GetClientMsgId()}}
+			})
+			route := clienttest.NewRoute(t, gw)
+			route.AddUser("alice", "secret1")
+			cfg := fastConfig(route.URL)
+			cfg.ResendTimeout = timeout
+			cfg.ResendMax = 3
+			c := startClient(t, cfg)
+			conn := gw.Accept(t)
+			next(t, c, EventConnected)
+
+			ctx := context.Background()
+			var id string
+			var err error
+			if tc.broadcast {
+				id, err = c.Broadcast(ctx, "x")
+			} else {
+				id, err = c.Send(ctx, "bob", "x")
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.retrying {
+				ev := next(t, c, EventRetrying)
+				if ev.Err.GetClientMsgId() != id || codes.Code(ev.Err.GetCode()) != codes.RateLimited {
+					t.Errorf("retrying event %v", ev.Err)
+				}
+				if st, _ := c.Status(id); st.Status != StatusPending {
+					t.Errorf("status after the rate limit %v, want pending", st.Status)
+				}
+			}
+			if tc.wantCode == 0 {
+				ev := next(t, c, EventReceipt)
+				if ev.Receipt.GetClientMsgId() != id || ev.Receipt.GetStatus() != cimpb.ReceiptStatus_RECEIPT_SENT {
+					t.Errorf("receipt %v", ev.Receipt)
+				}
+			} else {
+				ev := next(t, c, EventError)
+				if ev.Err.GetClientMsgId() != id || codes.Code(ev.Err.GetCode()) != tc.wantCode {
+					t.Errorf("error %v, want code %d", ev.Err, tc.wantCode)
+				}
+			}
+			for i := range tc.wantTries {
+				if m := conn.Next(t, cimpb.Type_MSG).GetMsg(); m.GetClientMsgId() != id {
+					t.Fatalf("try %d: client_msg_id %q, want %q", i+1, m.GetClientMsgId(), id)
+				}
+			}
+			quiet(t, conn, 3*timeout)
+			noEvent(t, c) // one EventRetrying, whatever the number of rate limits
+			if st, _ := c.Status(id); st.Tries != tc.wantTries {
+				t.Errorf("tries %d, want %d", st.Tries, tc.wantTries)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if want := map[bool]int{true: 1, false: 0}[tc.wantCode == 0]; delivered[id] != want {
+				t.Errorf("delivered %d times, want %d", delivered[id], want)
+			}
+			for i := 1; i < len(tries); i++ {
+				// The resend waits for its timer: never right after the answer.
+				if gap := tries[i].Sub(tries[i-1]); gap < timeout/2 {
+					t.Errorf("try %d came %v after the one before, want about %v", i+1, gap, timeout<<(i-1))
+				}
+			}
+		})
 	}
 }

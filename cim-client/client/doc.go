@@ -21,7 +21,17 @@
 // final ERROR, resending it with the same client_msg_id after a timeout and
 // on every new link; Status and Recent tell how far each message got (sent,
 // delivered, read). MarkRead, History, SendFile and SaveFile cover read
-// receipts, the stored history and file messages.
+// receipts, the stored history and file messages. ERROR RateLimited
+// (the gateway's per-connection message limit) is not final either: the
+// message is kept and sent again on the resend schedule (EventRetrying).
+//
+// Security (docs/ARCHITECTURE.md, "Security"): /login hands out an access
+// token with the gateway token; API sends it as "Authorization: Bearer" on
+// the calls that act for the session (online users, log-off, history,
+// uploads, downloads). A 401 is returned as an error matching
+// ErrUnauthorized; the SDK does not log in again for it. Config.TLS makes
+// the gateway link TLS and configures the private HTTP client for an
+// https:// route.
 //
 // Typical use:
 //

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 
@@ -23,6 +24,11 @@ var (
 	// ErrNotLoggedIn means a call that needs the session (History, an
 	// upload) came before Start logged in.
 	ErrNotLoggedIn = errors.New("client: not logged in")
+	// ErrUnauthorized matches (errors.Is) the route's 401 / 4010 answer to a
+	// call made with the access token: the session it belongs to was
+	// replaced or logged off, or the token expired. The SDK does not log in
+	// again for it; the next reconnect brings a new token.
+	ErrUnauthorized = errors.New("client: access token refused")
 )
 
 // errLinkDown means a frame was not (known to be) written because its link
@@ -71,10 +77,20 @@ func endsSession(c codes.Code) bool {
 // true for Start's attempts: there a RepeatLogin (reject policy) means the
 // account is in use elsewhere, while during a reconnect it usually means the
 // route has not yet seen our own dead link go away.
+//
+// A TLS mismatch (the gateway's certificate does not verify, or it does not
+// speak TLS at all) is permanent for Start too: it is a configuration error
+// that retrying the same cluster will not fix. During a reconnect it may be
+// one misconfigured gateway among good ones, so the client keeps trying.
 func permanent(err error, first bool) bool {
 	var se *stopError
 	if errors.As(err, &se) {
 		return true
+	}
+	var cve *tls.CertificateVerificationError
+	var rhe tls.RecordHeaderError
+	if errors.As(err, &cve) || errors.As(err, &rhe) {
+		return first
 	}
 	var ae *APIError
 	if errors.As(err, &ae) {

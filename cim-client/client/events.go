@@ -22,9 +22,10 @@ const (
 	EventReceipt
 	// EventError: an ERROR (Err set). With Err.ClientMsgId it is the final
 	// answer to one of our sends (e.g. codes.BadAccount); codes.Unavailable
-	// comes only after the last try (Config.ResendMax), made up by the
-	// client itself when no answer came at all. Without ClientMsgId the
-	// gateway usually closes the link next, and EventDisconnected follows.
+	// and codes.RateLimited come only after the last try (Config.ResendMax),
+	// Unavailable also made up by the client itself when no answer came at
+	// all. Without ClientMsgId the gateway usually closes the link next, and
+	// EventDisconnected follows.
 	EventError
 	// EventConnected: logged in to a gateway, on the first connect and on
 	// every reconnect (Gateway set).
@@ -38,6 +39,13 @@ const (
 	EventKicked
 	// EventClosed: Close finished; the channel is closed right after.
 	EventClosed
+	// EventRetrying: one of our sends was answered with an ERROR that is
+	// not final (Err set, with ClientMsgId): codes.RateLimited, the
+	// gateway's limit on messages per connection. The client keeps the
+	// message and sends it again when its resend timeout passes
+	// (Config.ResendTimeout, doubling per try); its final answer
+	// (EventReceipt or EventError) comes later. At most once per message.
+	EventRetrying
 )
 
 func (k EventKind) String() string {
@@ -56,6 +64,8 @@ func (k EventKind) String() string {
 		return "kicked"
 	case EventClosed:
 		return "closed"
+	case EventRetrying:
+		return "retrying"
 	}
 	return "unknown"
 }

@@ -29,16 +29,23 @@ type FileRef struct {
 	ContentType string
 }
 
-// Upload stores size bytes from body at the route (POST /upload) as name
-// and returns its ref for a KIND_FILE message. sessionID must be the user's
-// current session. A file above the route's limit is an *APIError with
-// HTTP 413.
+// Upload stores size bytes from body at the route (POST /upload) as name,
+// with the access token, and returns its ref for a KIND_FILE message.
+// userID and sessionID, when not empty, must be the token's. A file above
+// the route's limit is an *APIError with HTTP 413.
 func (a *API) Upload(ctx context.Context, userID, sessionID, name, contentType string, body io.Reader, size int64) (FileRef, error) {
-	v := url.Values{"userId": {userID}, "sessionId": {sessionID}, "name": {name}}
+	v := url.Values{"name": {name}}
+	if userID != "" {
+		v.Set("userId", userID)
+	}
+	if sessionID != "" {
+		v.Set("sessionId", sessionID)
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.base+"/upload?"+v.Encode(), body)
 	if err != nil {
 		return FileRef{}, err
 	}
+	a.authorize(req)
 	req.ContentLength = size
 	if contentType == "" {
 		contentType = "application/octet-stream"
@@ -59,8 +66,9 @@ func (a *API) Upload(ctx context.Context, userID, sessionID, name, contentType s
 	return FileRef{Ref: d.Ref, Name: d.Name, Size: int64(d.Size), ContentType: d.ContentType}, nil
 }
 
-// Download opens a file the route stored (GET /files/<ref>) and returns its
-// bytes and content type. The caller closes the reader.
+// Download opens a file the route stored (GET /files/<ref>), with the
+// access token, and returns its bytes and content type. The caller closes
+// the reader.
 func (a *API) Download(ctx context.Context, ref string) (io.ReadCloser, string, error) {
 	if !isRef(ref) {
 		return nil, "", fmt.Errorf("client: %q is not a file ref", ref)
@@ -69,6 +77,7 @@ func (a *API) Download(ctx context.Context, ref string) (io.ReadCloser, string, 
 	if err != nil {
 		return nil, "", err
 	}
+	a.authorize(req)
 	resp, err := a.hc.Do(req)
 	if err != nil {
 		return nil, "", err

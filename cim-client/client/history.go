@@ -34,11 +34,12 @@ type HistoryPage struct {
 	Next string
 }
 
-// History asks the route for a page of the user's history (GET /history).
-// sessionID must be the user's current session.
+// History asks the route for a page of the user's history (GET /history),
+// with the access token. userID and sessionID, when not empty, must be the
+// token's (the latest Login's), else the route answers 403.
 func (a *API) History(ctx context.Context, userID, sessionID string, q HistoryQuery) (HistoryPage, error) {
-	v := url.Values{"userId": {userID}, "sessionId": {sessionID}}
-	for k, s := range map[string]string{"peer": q.Peer, "keyword": q.Keyword, "before": q.Before} {
+	v := url.Values{}
+	for k, s := range map[string]string{"userId": userID, "sessionId": sessionID, "peer": q.Peer, "keyword": q.Keyword, "before": q.Before} {
 		if s != "" {
 			v.Set(k, s)
 		}
@@ -50,6 +51,7 @@ func (a *API) History(ctx context.Context, userID, sessionID string, q HistoryQu
 	if err != nil {
 		return HistoryPage{}, err
 	}
+	a.authorize(req)
 	var d struct {
 		Messages []historyMsg `json:"messages"`
 		Next     string       `json:"next"`
@@ -64,8 +66,8 @@ func (a *API) History(ctx context.Context, userID, sessionID string, q HistoryQu
 	return page, nil
 }
 
-// History asks the route for a page of this user's history, as the current
-// login (userId and sessionId from Info).
+// History asks the route for a page of this user's history, as the latest
+// login (its access token, user and session).
 func (c *Client) History(ctx context.Context, q HistoryQuery) (HistoryPage, error) {
 	uid, sid, err := c.session()
 	if err != nil {
@@ -74,11 +76,16 @@ func (c *Client) History(ctx context.Context, q HistoryQuery) (HistoryPage, erro
 	return c.api.History(ctx, uid, sid, q)
 }
 
-// session returns the current login's user and session.
+// session returns the user and session of the latest login, which the
+// API's access token belongs to. While reconnecting that may be a newer
+// session than Info's: the route already considers it the current one.
 func (c *Client) session() (uid, sid string, err error) {
 	info := c.Info()
 	if info.UserID == "" || info.SessionID == "" {
 		return "", "", ErrNotLoggedIn
+	}
+	if uid, sid := c.api.loggedIn(); uid != "" && sid != "" {
+		return uid, sid, nil
 	}
 	return info.UserID, info.SessionID, nil
 }

@@ -92,7 +92,11 @@ type sendRec struct {
 	written  bool // written at least once: a new link replays it
 	unsent   bool // a new try is due but not written yet (no usable link)
 	unavail  int  // ERROR Unavailable answers so far
-	seen     uint8
+	// limited: the current try was answered ERROR RateLimited, so the
+	// gateway did not forward it; even a broadcast may be sent again.
+	limited bool
+	slowed  bool // the application was told it is retried after a rate limit
+	seen    uint8
 }
 
 // resend is a frame to write again for rec.
@@ -106,8 +110,11 @@ type resend struct {
 // doubling per try) is sent again with the same client_msg_id, and every
 // written one is sent again on a new link (the route deduplicates by sender
 // and client_msg_id, so a resend never makes a second copy). ERROR
-// Unavailable is not final until every try got it. It also remembers the
-// best status of recent messages for Status and Recent.
+// Unavailable is not final until every try got it; ERROR RateLimited (the
+// gateway dropped that try) is not final until the last try got it: the
+// timer sends the next try, so the backoff also paces a sender that is too
+// fast. It also remembers the best status of recent messages for Status and
+// Recent.
 //
 // Pure bookkeeping: callers pass the time and do the writing. Safe for
 // concurrent use.
@@ -132,8 +139,11 @@ func (o *outbox) tryTimeout(k int) time.Duration {
 	return o.timeout << min(max(k-1, 0), maxBackoffSteps)
 }
 
+// limit is how many tries r may have. A broadcast gets one, as the route
+// cannot deduplicate it, plus one more each time the gateway says it
+// dropped the try unforwarded (RateLimited).
 func (o *outbox) limit(r *sendRec) int {
-	if r.once {
+	if r.once && !r.limited {
 		return 1
 	}
 	return o.tries
@@ -165,6 +175,7 @@ func (o *outbox) add(m *cimpb.Msg, frame []byte, now time.Time) {
 	if !r.pending {
 		r.pending = true
 		r.Err, r.Tries, r.unavail, r.written, r.unsent, r.deadline = nil, 1, 0, false, false, time.Time{}
+		r.limited, r.slowed = false, false
 		if r.Status < StatusSent {
 			r.Status = StatusPending
 		}
@@ -284,27 +295,39 @@ func (o *outbox) receipt(rc *cimpb.Receipt) (emit bool, sent *cimpb.Receipt) {
 	return emit, sent
 }
 
-// fail applies an ERROR answering one of our MSGs and returns the error to
-// tell the application, or nil while retrying (or when the message was
-// answered already).
-func (o *outbox) fail(e *cimpb.Error) *cimpb.Error {
+// fail applies an ERROR answering one of our MSGs. final is the error to
+// tell the application the message failed; nil while retrying (or when the
+// message was answered already). notice is set, once per message, when the
+// message is kept after a RateLimited answer, to tell the application it
+// comes later.
+func (o *outbox) fail(e *cimpb.Error) (final, notice *cimpb.Error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	r := o.recs[e.GetClientMsgId()]
 	if r == nil {
-		return e
+		return e, nil
 	}
 	if !r.pending {
-		return nil // SENT already (a later try's error), or failed already
+		return nil, nil // SENT already (a later try's error), or failed already
 	}
-	if codes.Code(e.GetCode()) == codes.Unavailable {
+	switch codes.Code(e.GetCode()) {
+	case codes.Unavailable:
 		r.unavail++
 		if lim := o.limit(r); r.Tries < lim || r.unavail < r.Tries {
-			return nil // retryable: the timer sends the next try
+			return nil, nil // retryable: the timer sends the next try
+		}
+	case codes.RateLimited:
+		if r.Tries < o.tries {
+			r.limited = true // the timer sends the next try
+			if !r.slowed {
+				r.slowed = true
+				return nil, e
+			}
+			return nil, nil
 		}
 	}
 	o.finalLocked(r, e)
-	return e
+	return e, nil
 }
 
 func (o *outbox) finalLocked(r *sendRec, e *cimpb.Error) {
@@ -350,7 +373,7 @@ func (o *outbox) expire(now time.Time) (again []resend, failed []*cimpb.Error, n
 			continue
 		}
 		r.Tries++
-		r.unsent, r.deadline = true, time.Time{}
+		r.unsent, r.deadline, r.limited = true, time.Time{}, false
 		again = append(again, resend{r, r.frame})
 	}
 	clear(o.queue[len(live):])

@@ -202,7 +202,7 @@ func TestOutboxAnswers(t *testing.T) {
 			t.Errorf("receipt %d: %+v, want %v", i, st, tc.want)
 		}
 	}
-	if o.fail(unavailable("a")) != nil {
+	if failFinal(o, unavailable("a")) != nil {
 		t.Error("an error for a message SENT already was reported")
 	}
 	if emit, _ := o.receipt(receipt(delivered, "m-x", "x")); !emit {
@@ -210,7 +210,7 @@ func TestOutboxAnswers(t *testing.T) {
 	}
 
 	// b: Unavailable is retried until every try got it.
-	if o.fail(unavailable("b")) != nil {
+	if failFinal(o, unavailable("b")) != nil {
 		t.Fatal("Unavailable on the first try is final")
 	}
 	now := t0
@@ -224,7 +224,7 @@ func TestOutboxAnswers(t *testing.T) {
 	if st, _ := o.get("b"); st.Tries != 3 || st.Status != StatusPending {
 		t.Fatalf("b: %+v, want 3 tries, pending", st)
 	}
-	if o.fail(unavailable("b")) != nil || o.fail(unavailable("b")) == nil {
+	if failFinal(o, unavailable("b")) != nil || failFinal(o, unavailable("b")) == nil {
 		t.Fatal("b: want the error final once all 3 tries got Unavailable")
 	}
 	if st, _ := o.get("b"); st.Status != StatusFailed || codes.Code(st.Err.GetCode()) != codes.Unavailable {
@@ -232,13 +232,13 @@ func TestOutboxAnswers(t *testing.T) {
 	}
 
 	// c: another code is final at once.
-	if e := o.fail(&cimpb.Error{Code: int32(codes.BadAccount), ClientMsgId: "c"}); e == nil {
+	if e := failFinal(o, &cimpb.Error{Code: int32(codes.BadAccount), ClientMsgId: "c"}); e == nil {
 		t.Fatal("BadAccount was not final")
 	}
-	if o.fail(&cimpb.Error{Code: int32(codes.BadAccount), ClientMsgId: "c"}) != nil {
+	if failFinal(o, &cimpb.Error{Code: int32(codes.BadAccount), ClientMsgId: "c"}) != nil {
 		t.Error("a repeated final error was reported twice")
 	}
-	if e := o.fail(&cimpb.Error{Code: int32(codes.BadAccount), ClientMsgId: "zz"}); e == nil {
+	if e := failFinal(o, &cimpb.Error{Code: int32(codes.BadAccount), ClientMsgId: "zz"}); e == nil {
 		t.Error("an error for an unknown message was not reported")
 	}
 
@@ -396,5 +396,122 @@ func TestOutboxKeepsANewMessageWhenAllArePending(t *testing.T) {
 	}
 	if _, ok := o.get("newer"); !ok {
 		t.Error("newer message forgotten")
+	}
+}
+
+// failFinal is o.fail's final error, for tests about codes that never
+// produce a notice.
+func failFinal(o *outbox, e *cimpb.Error) *cimpb.Error {
+	final, _ := o.fail(e)
+	return final
+}
+
+// TestOutboxRateLimited: ERROR RateLimited keeps the message for the next
+// try of the resend schedule (the application hears of it once); only on
+// the last try is it final. Other codes are final at once.
+func TestOutboxRateLimited(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	limited := func(id string) *cimpb.Error {
+		return &cimpb.Error{Code: int32(codes.RateLimited), Text: "rate limited", ClientMsgId: id}
+	}
+	for _, tc := range []struct {
+		name string
+		to   string // "" for a broadcast
+	}{{"private", "bob"}, {"broadcast", ""}} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := newOutbox(5*time.Second, 3)
+			m, b := outMsg("r", tc.to)
+			o.add(m, b, t0)
+			o.written("r", t0)
+			final, notice := o.fail(limited("r"))
+			if final != nil || notice == nil || notice.GetClientMsgId() != "r" {
+				t.Fatalf("first RateLimited: final %v notice %v, want a notice only", final, notice)
+			}
+			if again, _, next := o.expire(t0.Add(time.Second)); len(again) != 0 || !next.Equal(t0.Add(5*time.Second)) {
+				t.Fatalf("resent before the timer (%d) or next %v", len(again), next)
+			}
+			now := t0.Add(5 * time.Second)
+			again, failed, _ := o.expire(now)
+			if len(again) != 1 || string(again[0].frame) != "frame-r" || len(failed) != 0 {
+				t.Fatalf("timer: %d resends, %d failures; want the same frame again", len(again), len(failed))
+			}
+			o.wrote(again[0].rec, now)
+			if final, notice := o.fail(limited("r")); final != nil || notice != nil {
+				t.Fatalf("second RateLimited: final %v notice %v, want neither (told once)", final, notice)
+			}
+			now = now.Add(10 * time.Second) // the backoff doubles
+			if again, _, _ := o.expire(now.Add(-time.Millisecond)); len(again) != 0 {
+				t.Fatal("the second resend did not wait for the doubled timeout")
+			}
+			again, _, _ = o.expire(now)
+			if len(again) != 1 {
+				t.Fatalf("third try: %d resends", len(again))
+			}
+			o.wrote(again[0].rec, now)
+			if st, _ := o.get("r"); st.Status != StatusPending || st.Tries != 3 {
+				t.Fatalf("status %+v, want pending after 3 tries", st)
+			}
+			// The last try rate-limited too: that answer is final.
+			final, notice = o.fail(limited("r"))
+			if final == nil || codes.Code(final.GetCode()) != codes.RateLimited || notice != nil {
+				t.Fatalf("RateLimited on the last try: final %v notice %v", final, notice)
+			}
+			if st, _ := o.get("r"); st.Status != StatusFailed || codes.Code(st.Err.GetCode()) != codes.RateLimited {
+				t.Errorf("status %+v", st)
+			}
+			if again, failed, _ := o.expire(now.Add(time.Hour)); len(again)+len(failed) != 0 {
+				t.Error("a failed message is still scheduled")
+			}
+		})
+	}
+
+	t.Run("then sent", func(t *testing.T) {
+		o := newOutbox(5*time.Second, 3)
+		m, b := outMsg("s", "bob")
+		o.add(m, b, t0)
+		o.written("s", t0)
+		o.fail(limited("s"))
+		again, _, _ := o.expire(t0.Add(5 * time.Second))
+		o.wrote(again[0].rec, t0.Add(5*time.Second))
+		sent := &cimpb.Receipt{Status: cimpb.ReceiptStatus_RECEIPT_SENT, MsgId: "m-s", ClientMsgId: "s"}
+		if emit, _ := o.receipt(sent); !emit {
+			t.Fatal("SENT after a rate limit not reported")
+		}
+		if st, _ := o.get("s"); st.Status != StatusSent || st.Tries != 2 || st.Err != nil {
+			t.Errorf("status %+v, want sent on the second try", st)
+		}
+	})
+
+	t.Run("a broadcast resent after a rate limit gets no more tries without an answer", func(t *testing.T) {
+		o := newOutbox(5*time.Second, 3)
+		m, b := outMsg("bc", "")
+		o.add(m, b, t0)
+		o.written("bc", t0)
+		o.fail(limited("bc"))
+		now := t0.Add(5 * time.Second)
+		again, _, _ := o.expire(now)
+		if len(again) != 1 {
+			t.Fatalf("%d resends of the rate-limited broadcast", len(again))
+		}
+		o.wrote(again[0].rec, now)
+		// Unanswered: it may have gone out, so it is not sent a third time.
+		again, failed, _ := o.expire(now.Add(time.Hour))
+		if len(again) != 0 || len(failed) != 1 {
+			t.Errorf("unanswered second try: %d resends, %d failures; want a failure", len(again), len(failed))
+		}
+	})
+
+	for _, code := range []codes.Code{codes.BadArgument, codes.BadAccount, codes.TooLarge} {
+		o := newOutbox(5*time.Second, 3)
+		m, b := outMsg("f", "bob")
+		o.add(m, b, t0)
+		o.written("f", t0)
+		final, notice := o.fail(&cimpb.Error{Code: int32(code), ClientMsgId: "f"})
+		if final == nil || notice != nil {
+			t.Errorf("code %d: final %v notice %v, want final", code, final, notice)
+		}
+		if again, _, _ := o.expire(t0.Add(time.Hour)); len(again) != 0 {
+			t.Errorf("code %d: resent", code)
+		}
 	}
 }

@@ -10,11 +10,14 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -33,9 +36,17 @@ import (
 const closeTimeout = 5 * time.Second
 
 // answerTimeout bounds how long quitting waits for the route's answers to
-// messages just sent (RECEIPT or ERROR), so that a piped script's last lines
-// are not overtaken by its own log-off.
-const answerTimeout = 5 * time.Second
+// messages just sent (RECEIPT or ERROR) without any of them coming, so that
+// a piped script's last lines are not overtaken by its own log-off. While
+// answers keep coming, or messages wait for their retry after a rate limit,
+// it waits on, up to maxDrain.
+const (
+	answerTimeout = 5 * time.Second
+	maxDrain      = time.Minute
+)
+
+// routeTimeout bounds one call to the route, as the SDK's own client does.
+const routeTimeout = 10 * time.Second
 
 // maxLine is the longest input line read; longer ones fail as too large.
 const maxLine = 1 << 20
@@ -58,7 +69,12 @@ type options struct {
 	route, user, password string
 	register              bool
 	heartbeat, pong       time.Duration
+	resend                time.Duration
 	level                 slog.Level
+	tls                   bool
+	ca                    string
+	// tlsConf is what --tls and --ca make: nil when neither is given.
+	tlsConf *tls.Config
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -71,6 +87,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.register, "register", false, "register the account first (a taken name is fine if the password logs in)")
 	fs.DurationVar(&o.heartbeat, "heartbeat", client.DefaultHeartbeat, "send PING after this long without writing")
 	fs.DurationVar(&o.pong, "pong-timeout", client.DefaultPongTimeout, "reconnect when the gateway shows no life this long after a PING")
+	fs.DurationVar(&o.resend, "resend-timeout", client.DefaultResendTimeout, "send a message again when the route has not answered it this long (or asked to slow down); doubles per try")
+	fs.BoolVar(&o.tls, "tls", false, "connect to the gateway with TLS (an https:// --route is TLS anyway)")
+	fs.StringVar(&o.ca, "ca", "", "PEM file of the CA to trust for TLS (the gateway with --tls, an https:// --route) instead of the system's CAs")
 	level := fs.String("log-level", "warn", "log level: debug, info, warn or error (logs go to stderr)")
 	if err := envflag.Parse(fs, args); err != nil {
 		// fs already reported command-line mistakes; environment ones not.
@@ -98,7 +117,36 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		fs.Usage()
 		return o, err
 	}
+	conf, err := tlsConfig(o.tls, o.ca)
+	if err != nil {
+		fmt.Fprintf(stderr, "cim-client: %v\n", err)
+		return o, err
+	}
+	o.tlsConf = conf
 	return o, nil
+}
+
+// tlsConfig is the TLS configuration --tls and --ca ask for: nil for
+// neither; RootCAs from the --ca file (which must hold at least one PEM
+// certificate) or the system pool.
+func tlsConfig(on bool, caFile string) (*tls.Config, error) {
+	if !on && caFile == "" {
+		return nil, nil
+	}
+	conf := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile == "" {
+		return conf, nil
+	}
+	b, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("--ca: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("--ca %s: no PEM certificate in it", caFile)
+	}
+	conf.RootCAs = pool
+	return conf, nil
 }
 
 // run is the program; it returns the exit code.
@@ -112,14 +160,26 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: o.level}))
 
-	c, err := client.New(client.Config{
-		RouteURL:    o.route,
-		UserName:    o.user,
-		Password:    o.password,
-		Heartbeat:   o.heartbeat,
-		PongTimeout: o.pong,
-		Logger:      log,
-	})
+	cfg := client.Config{
+		RouteURL:      o.route,
+		UserName:      o.user,
+		Password:      o.password,
+		Heartbeat:     o.heartbeat,
+		PongTimeout:   o.pong,
+		ResendTimeout: o.resend,
+		Logger:        log,
+	}
+	switch {
+	case o.tls:
+		cfg.TLS = o.tlsConf // the gateway, and the route when https
+	case o.tlsConf != nil:
+		// --ca alone: trusted for an https:// route, the gateway stays TCP.
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = o.tlsConf
+		cfg.HTTPClient = &http.Client{Timeout: routeTimeout, Transport: tr}
+		defer cfg.HTTPClient.CloseIdleConnections()
+	}
+	c, err := client.New(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "cim-client: %v\n", err)
 		return 2
@@ -189,16 +249,31 @@ loop:
 		}
 	}
 	if drain {
-		wctx, cancel := context.WithTimeout(context.Background(), answerTimeout)
-		if n := p.WaitAnswered(wctx); n > 0 {
+		if n := waitAnswers(p); n > 0 {
 			log.Warn("quitting with messages the route has not answered", "count", n)
 		}
-		cancel()
 	}
 	reads.stop(drain)
 	closeClient(c, log)
 	<-printed
 	return exit
+}
+
+// waitAnswers waits until every message sent got its answer and returns how
+// many did not. It gives up after answerTimeout without any answer, unless
+// a message waits for its retry after a rate limit, and after maxDrain in
+// any case.
+func waitAnswers(p *term.Printer) int {
+	deadline := time.Now().Add(maxDrain)
+	for {
+		before := p.Unanswered()
+		ctx, cancel := context.WithTimeout(context.Background(), min(answerTimeout, time.Until(deadline)))
+		n := p.WaitAnswered(ctx)
+		cancel()
+		if n == 0 || !time.Now().Before(deadline) || (n >= before && p.Retrying() == 0) {
+			return n
+		}
+	}
 }
 
 func closeClient(c *client.Client, log *slog.Logger) {

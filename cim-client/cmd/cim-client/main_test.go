@@ -106,6 +106,12 @@ func (s *syncBuffer) String() string {
 }
 
 func TestFlags(t *testing.T) {
+	dir := t.TempDir()
+	notPEM := filepath.Join(dir, "not.pem")
+	if err := os.WriteFile(notPEM, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "missing.pem")
 	for _, tc := range []struct {
 		name   string
 		args   []string
@@ -121,6 +127,13 @@ func TestFlags(t *testing.T) {
 		{"stray argument", []string{"--user", "a", "--password", "p", "extra"}, nil, 2, "unexpected arguments"},
 		{"bad route", []string{"--user", "a", "--password", "p", "--route", "nowhere"}, nil, 2, "not an http(s) URL"},
 		{"bad env", []string{"--user", "a", "--password", "p"}, map[string]string{"CIM_HEARTBEAT": "soon"}, 2, "CIM_HEARTBEAT"},
+		{"help lists --tls", []string{"--help"}, nil, 0, "CIM_TLS"},
+		{"help lists --ca", []string{"--help"}, nil, 0, "CIM_CA"},
+		{"help lists --resend-timeout", []string{"--help"}, nil, 0, "CIM_RESEND_TIMEOUT"},
+		{"ca file missing", []string{"--user", "a", "--password", "p", "--ca", missing}, nil, 2, "--ca: open " + missing},
+		{"ca file not PEM", []string{"--user", "a", "--password", "p", "--tls", "--ca", notPEM}, nil, 2, "--ca " + notPEM + ": no PEM certificate"},
+		{"ca from env", []string{"--user", "a", "--password", "p"}, map[string]string{"CIM_CA": notPEM}, 2, "no PEM certificate"},
+		{"bad tls env", []string{"--user", "a", "--password", "p"}, map[string]string{"CIM_TLS": "maybe"}, 2, "CIM_TLS"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for k, v := range tc.env {
@@ -526,5 +539,121 @@ func TestSavePath(t *testing.T) {
 		if got, err := savePath(tc.name, tc.arg); err != nil || got != tc.want {
 			t.Errorf("savePath(%q, %q) = %q, %v; want %q", tc.name, tc.arg, got, err, tc.want)
 		}
+	}
+}
+
+// TestTLSFlags: --tls makes the gateway link TLS, --ca trusts a CA for it
+// and for an https:// --route; without --ca a certificate from an unknown
+// CA fails the login at once.
+func TestTLSFlags(t *testing.T) {
+	ca := clienttest.NewCA(t)
+	caFile := ca.WriteCert(t)
+	for _, tc := range []struct {
+		name       string
+		tlsGW      bool // the gateway speaks TLS
+		httpsRoute bool
+		args       []string
+		wantTLS    bool   // the gateway link is TLS
+		failure    string // stderr of a failed login; "" for success
+	}{
+		{"--tls --ca, https route", true, true, []string{"--tls", "--ca", caFile}, true, ""},
+		{"--tls --ca, http route", true, false, []string{"--tls", "--ca", caFile}, true, ""},
+		{"--ca alone: https route, plain gateway", false, true, []string{"--ca", caFile}, false, ""},
+		{"https route without --ca", false, true, nil, false, "certificate"},
+		{"--tls without --ca", true, false, []string{"--tls"}, false, "certificate"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			gw := clienttest.NewGateway(t)
+			if tc.tlsGW {
+				gw = clienttest.NewTLSGateway(t, ca.ServerTLS(t))
+			}
+			route := clienttest.NewRoute(t, gw)
+			if tc.httpsRoute {
+				route = clienttest.NewTLSRoute(t, ca.ServerTLS(t), gw)
+			}
+			route.AddUser("alice", "secret1")
+			args := append([]string{"--route", route.URL, "--user", "alice", "--password", "secret1"}, tc.args...)
+			out := newLines()
+			var stderr syncBuffer
+			code := make(chan int, 1)
+			in, stdin := io.Pipe()
+			defer stdin.Close()
+			go func() { code <- run(context.Background(), args, in, out, &stderr) }()
+			if tc.failure != "" {
+				select {
+				case c := <-code:
+					if c != 1 || !strings.Contains(stderr.String(), "login failed") || !strings.Contains(stderr.String(), tc.failure) {
+						t.Errorf("exit %d, stderr:\n%s\nwant exit 1 and a login failure naming %q", c, stderr.String(), tc.failure)
+					}
+				case <-time.After(clienttest.Wait):
+					t.Fatal("the program kept retrying a certificate it cannot verify")
+				}
+				return
+			}
+			n := out.expect(t, 0, `^\* logged in as alice`)
+			conn := gw.Accept(t)
+			if _, isTLS := conn.TLS(); isTLS != tc.wantTLS {
+				t.Errorf("gateway link TLS %v, want %v", isTLS, tc.wantTLS)
+			}
+			if _, err := io.WriteString(stdin, ":olu\n:q\n"); err != nil {
+				t.Fatal(err)
+			}
+			out.expect(t, n, `^\* online: alice\(1\)$`)
+			select {
+			case c := <-code:
+				if c != 0 {
+					t.Errorf("exit %d; stderr:\n%s", c, stderr.String())
+				}
+			case <-time.After(clienttest.Wait):
+				t.Fatal("the program did not exit")
+			}
+		})
+	}
+}
+
+// TestRateLimitedMessage: a message the gateway rate-limits prints one
+// "slow down" line however often it is limited, is resent and then ✓ sent;
+// the recipient gets it once. Quitting waits for the retried one.
+func TestRateLimitedMessage(t *testing.T) {
+	s := newSession(t)
+	s.route.AddUser("alice", "secret1")
+	var mu sync.Mutex
+	tries := map[string]int{}     // body → MSG frames received
+	delivered := map[string]int{} // body → copies forwarded
+	s.gw.SetOnMsg(func(m *cimpb.Msg) *cimpb.Frame {
+		mu.Lock()
+		defer mu.Unlock()
+		body := string(m.GetBody())
+		if tries[body]++; tries[body] <= 2 {
+			return &cimpb.Frame{Type: cimpb.Type_ERROR, Error: &cimpb.Error{
+				Code: int32(codes.RateLimited), Text: "rate limited", ClientMsgId: m.GetClientMsgId()}}
+		}
+		delivered[body]++
+		return clienttest.Receipts(m)
+	})
+	s.start(t, "--resend-timeout", "30ms")
+	n := s.out.expect(t, 0, `^\* logged in as alice`)
+	s.send(t, "bob;;one")
+	n = s.out.expect(t, n, `^! slow down: message to bob will be retried$`)
+	n = s.out.expect(t, n, `^\* ✓ sent to bob: one$`)
+	s.send(t, "bob;;two")
+	_ = s.in.Close() // end of input right away: quitting waits for the retries
+	if code := s.wait(t); code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, s.err.String())
+	}
+	s.out.expect(t, n, `^\* ✓ sent to bob: two$`)
+	slow := 0
+	for _, l := range s.out.all() {
+		if strings.HasPrefix(l, "! slow down") {
+			slow++
+		}
+	}
+	if slow != 2 {
+		t.Errorf("%d slow-down lines, want one per message:\n%s", slow, strings.Join(s.out.all(), "\n"))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if tries["one"] != 3 || tries["two"] != 3 || delivered["one"] != 1 || delivered["two"] != 1 {
+		t.Errorf("tries %v delivered %v, want 3 tries and one delivery each", tries, delivered)
 	}
 }

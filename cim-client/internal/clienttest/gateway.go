@@ -1,13 +1,16 @@
 // Package clienttest holds in-process fakes of the route's public HTTP API
 // and of a gateway's TCP side, for testing the client SDK and the terminal
 // program without a cluster. They follow docs/ARCHITECTURE.md's contracts
-// but keep no real state: tokens are plain "tok:<uid>:<name>:<sid>" strings
-// the fake gateway trusts.
+// but keep no real state: gateway tokens are plain "tok:<uid>:<name>:<sid>"
+// strings the fake gateway trusts, access tokens "acc:<uid>:<sid>" strings
+// the fake route checks against the user's current session. NewCA makes
+// certificates for the TLS variants (NewTLSGateway, NewTLSRoute).
 //
 // Everything here is safe for concurrent use.
 package clienttest
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -51,11 +54,27 @@ type Gateway struct {
 // NewGateway listens on a free loopback port and closes at test cleanup.
 func NewGateway(t testing.TB) *Gateway {
 	t.Helper()
+	return newGateway(t, nil)
+}
+
+// NewTLSGateway is NewGateway speaking TLS with conf (e.g. CA.ServerTLS) on
+// its client port, like a gateway run with --tls-cert/--tls-key. A client
+// that does not speak TLS, or does not trust the certificate, never gets
+// to LOGIN.
+func NewTLSGateway(t testing.TB, conf *tls.Config) *Gateway {
+	t.Helper()
+	return newGateway(t, conf)
+}
+
+func newGateway(t testing.TB, conf *tls.Config) *Gateway {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
+	if conf != nil {
+		ln = tls.NewListener(ln, conf)
+	}
 	g := &Gateway{
 		Host:    "127.0.0.1",
 		TCPPort: port,
@@ -290,6 +309,16 @@ func (c *Conn) WriteRaw(b []byte) error {
 	}
 	_, err := c.nc.Write(b)
 	return err
+}
+
+// TLS reports whether the client speaks TLS on this connection, and its
+// state.
+func (c *Conn) TLS() (tls.ConnectionState, bool) {
+	tc, ok := c.nc.(*tls.Conn)
+	if !ok {
+		return tls.ConnectionState{}, false
+	}
+	return tc.ConnectionState(), true
 }
 
 // Close ends the connection. Safe to call twice.

@@ -3,8 +3,10 @@ package clienttest
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -32,8 +34,15 @@ type OfflineCall struct {
 }
 
 // Route is a fake route: accounts in memory, /login hands out the configured
-// gateways in turn (the last one repeats), /offLine and /onlineUser follow
-// the sessions it issued.
+// gateways in turn (the last one repeats) with a gateway token and an access
+// token, /offLine and /onlineUser follow the sessions it issued.
+//
+// Like the real route (docs/ARCHITECTURE.md, "Security"), /onlineUser,
+// /offLine, /history, /upload and /files/<ref> require "Authorization:
+// Bearer <accessToken>" of the user's current session: without one, or with
+// a malformed or stale one, they answer 401/4010; userId/sessionId given
+// next to it must be the token's, else 403/4030. /offLine with a stale
+// session's token answers 9000 (logging off twice is fine).
 type Route struct {
 	URL string
 	srv *httptest.Server
@@ -52,6 +61,7 @@ type Route struct {
 	queries   []url.Values
 	files     map[string]StoredFile
 	uploadMax int64
+	bearers   map[string]string // endpoint → the last Authorization header
 
 	// LoginAttempts receives the number of every /login attempt, when
 	// somebody listens.
@@ -68,10 +78,21 @@ type account struct {
 // NewRoute starts a fake route handing out gws; it closes at test cleanup.
 func NewRoute(t testing.TB, gws ...*Gateway) *Route {
 	t.Helper()
+	return newRoute(t, nil, gws)
+}
+
+// NewTLSRoute is NewRoute serving https with conf (e.g. CA.ServerTLS).
+func NewTLSRoute(t testing.TB, conf *tls.Config, gws ...*Gateway) *Route {
+	t.Helper()
+	return newRoute(t, conf, gws)
+}
+
+func newRoute(t testing.TB, conf *tls.Config, gws []*Gateway) *Route {
 	r := &Route{
 		byName:        map[string]*account{},
 		byID:          map[string]*account{},
 		files:         map[string]StoredFile{},
+		bearers:       map[string]string{},
 		uploadMax:     10 << 20,
 		gateways:      gws,
 		LoginAttempts: make(chan int, 64),
@@ -85,7 +106,13 @@ func NewRoute(t testing.TB, gws ...*Gateway) *Route {
 	mux.HandleFunc("GET /history", r.historyPage)
 	mux.HandleFunc("POST /upload", r.upload)
 	mux.HandleFunc("GET /files/{ref}", r.file)
-	r.srv = httptest.NewServer(mux)
+	r.srv = httptest.NewUnstartedServer(mux)
+	if conf != nil {
+		r.srv.TLS = conf
+		r.srv.StartTLS()
+	} else {
+		r.srv.Start()
+	}
 	r.URL = r.srv.URL
 	t.Cleanup(r.srv.Close)
 	return r
@@ -207,24 +234,76 @@ func (r *Route) login(w http.ResponseWriter, req *http.Request) {
 	r.sessions++
 	a.session = "s" + strconv.Itoa(r.sessions)
 	reply(w, http.StatusOK, codes.OK, "ok", map[string]any{
-		"userId":    a.id,
-		"userName":  a.name,
-		"sessionId": a.session,
-		"token":     Token(a.id, a.name, a.session),
-		"expiresAt": time.Now().Add(time.Minute).Unix(),
-		"server":    gw.ServerJSON(),
+		"userId":          a.id,
+		"userName":        a.name,
+		"sessionId":       a.session,
+		"token":           Token(a.id, a.name, a.session),
+		"expiresAt":       time.Now().Add(time.Minute).Unix(),
+		"accessToken":     AccessToken(a.id, a.session),
+		"accessExpiresAt": time.Now().Add(24 * time.Hour).Unix(),
+		"server":          gw.ServerJSON(),
 	})
+}
+
+// AccessToken returns the fake access token of a session.
+func AccessToken(uid, sid string) string {
+	return "acc:" + uid + ":" + sid
+}
+
+// Bearer returns the Authorization header of the last call to endpoint
+// ("/onlineUser", "/offLine", "/history", "/upload" or "/files/").
+func (r *Route) Bearer(endpoint string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.bearers[endpoint]
+}
+
+// bearerLocked checks req's access token for endpoint. It returns the
+// token's account and session, or writes the refusal and returns nil. A
+// stale session is refused unless staleOK; then the account is returned
+// with current false.
+func (r *Route) bearerLocked(w http.ResponseWriter, req *http.Request, endpoint string, staleOK bool) (a *account, sid string, current bool) {
+	h := req.Header.Get("Authorization")
+	r.bearers[endpoint] = h
+	tok, ok := strings.CutPrefix(h, "Bearer ")
+	p := strings.Split(tok, ":")
+	if !ok || len(p) != 3 || p[0] != "acc" || r.byID[p[1]] == nil || p[2] == "" {
+		reply(w, http.StatusUnauthorized, codes.Unauthorized, "missing or malformed access token", nil)
+		return nil, "", false
+	}
+	a, sid = r.byID[p[1]], p[2]
+	current = a.session == sid
+	if !current && !staleOK {
+		reply(w, http.StatusUnauthorized, codes.Unauthorized, "session is no longer current", nil)
+		return nil, "", false
+	}
+	return a, sid, current
+}
+
+// sameLocked answers 403 and returns false when a userId or sessionId given
+// with the request is not the token's.
+func sameLocked(w http.ResponseWriter, a *account, sid, userID, sessionID string) bool {
+	if (userID != "" && userID != a.id) || (sessionID != "" && sessionID != sid) {
+		reply(w, http.StatusForbidden, codes.Forbidden, "not your session", nil)
+		return false
+	}
+	return true
 }
 
 func (r *Route) offLine(w http.ResponseWriter, req *http.Request) {
 	var in OfflineCall
-	if json.NewDecoder(req.Body).Decode(&in) != nil || in.UserID == "" {
+	if err := json.NewDecoder(req.Body).Decode(&in); err != nil && !errors.Is(err, io.EOF) { // the body is optional
 		reply(w, http.StatusBadRequest, codes.BadArgument, "bad argument", nil)
 		return
 	}
 	r.mu.Lock()
+	a, sid, current := r.bearerLocked(w, req, "/offLine", true)
+	if a == nil || !sameLocked(w, a, sid, in.UserID, in.SessionID) {
+		r.mu.Unlock()
+		return
+	}
 	r.offline = append(r.offline, in)
-	if a := r.byID[in.UserID]; a != nil && a.session == in.SessionID {
+	if current {
 		a.session = ""
 	}
 	r.mu.Unlock()
@@ -235,9 +314,12 @@ func (r *Route) offLine(w http.ResponseWriter, req *http.Request) {
 	reply(w, http.StatusOK, codes.OK, "ok", nil)
 }
 
-func (r *Route) onlineUser(w http.ResponseWriter, _ *http.Request) {
+func (r *Route) onlineUser(w http.ResponseWriter, req *http.Request) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if a, _, _ := r.bearerLocked(w, req, "/onlineUser", false); a == nil {
+		return
+	}
 	type user struct {
 		UserID   string `json:"userId"`
 		UserName string `json:"userName"`
@@ -325,10 +407,15 @@ func (r *Route) File(ref string) (StoredFile, bool) {
 	return f, ok
 }
 
-// sessionLocked checks userId and sessionId against the current session.
-func (r *Route) sessionLocked(q url.Values) *account {
-	a := r.byID[q.Get("userId")]
-	if a == nil || a.session == "" || a.session != q.Get("sessionId") {
+// sessionLocked checks the access token (current session) and the userId
+// and sessionId query parameters, if any, against it; nil after a refusal.
+func (r *Route) sessionLocked(w http.ResponseWriter, req *http.Request, endpoint string) *account {
+	a, sid, _ := r.bearerLocked(w, req, endpoint, false)
+	if a == nil {
+		return nil
+	}
+	q := req.URL.Query()
+	if !sameLocked(w, a, sid, q.Get("userId"), q.Get("sessionId")) {
 		return nil
 	}
 	return a
@@ -339,9 +426,8 @@ func (r *Route) historyPage(w http.ResponseWriter, req *http.Request) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.queries = append(r.queries, q)
-	me := r.sessionLocked(q)
+	me := r.sessionLocked(w, req, "/history")
 	if me == nil {
-		reply(w, http.StatusUnauthorized, codes.Unauthorized, "not the current session", nil)
 		return
 	}
 	limit := 20
@@ -392,10 +478,9 @@ func (r *Route) historyPage(w http.ResponseWriter, req *http.Request) {
 func (r *Route) upload(w http.ResponseWriter, req *http.Request) {
 	q := req.URL.Query()
 	r.mu.Lock()
-	me, limit := r.sessionLocked(q), r.uploadMax
+	me, limit := r.sessionLocked(w, req, "/upload"), r.uploadMax
 	r.mu.Unlock()
 	if me == nil {
-		reply(w, http.StatusUnauthorized, codes.Unauthorized, "not the current session", nil)
 		return
 	}
 	if q.Get("name") == "" {
@@ -419,6 +504,12 @@ func (r *Route) upload(w http.ResponseWriter, req *http.Request) {
 }
 
 func (r *Route) file(w http.ResponseWriter, req *http.Request) {
+	r.mu.Lock()
+	a, _, _ := r.bearerLocked(w, req, "/files/", false)
+	r.mu.Unlock()
+	if a == nil {
+		return
+	}
 	f, ok := r.File(req.PathValue("ref"))
 	if !ok {
 		reply(w, http.StatusNotFound, codes.BadArgument, "no such file", nil)

@@ -140,6 +140,7 @@ func shorten(s string, n int) string {
 //
 //	! bob is offline
 //	! no such user: bob
+//	! too many messages: message to bob not sent     rate limited to the last try
 //	! <the gateway's text>
 func ErrorLine(e *cimpb.Error, to string) string {
 	to = oneLine(to)
@@ -152,12 +153,33 @@ func ErrorLine(e *cimpb.Error, to string) string {
 		if to != "" {
 			return "! no such user: " + to
 		}
+	case codes.RateLimited:
+		if to != "" {
+			return "! too many messages: message to " + to + " not sent"
+		}
 	}
 	text := e.GetText()
 	if text == "" {
 		text = codes.Code(e.GetCode()).Text()
 	}
 	return Problem(text)
+}
+
+// SlowDown says the gateway rate-limited one of our messages, which the
+// client sends again later; to is its recipient ("" for a broadcast) when
+// known is true:
+//
+//	! slow down: message to bob will be retried
+//	! slow down: message to all will be retried
+//	! slow down: a message will be retried
+func SlowDown(to string, known bool) string {
+	switch {
+	case !known:
+		return "! slow down: a message will be retried"
+	case to == "":
+		to = "all"
+	}
+	return "! slow down: message to " + oneLine(to) + " will be retried"
 }
 
 // Problem formats a local error: "! <text>".

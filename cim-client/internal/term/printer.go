@@ -19,7 +19,10 @@ const maxPending = 4096
 const maxFiles = 1000
 
 // sending is what the ✓ line and error lines say about one of our sends.
-type sending struct{ to, what string }
+type sending struct {
+	to, what string
+	slowed   bool // "slow down" was printed for it
+}
 
 // Printer writes chat output, one line per Write so that lines from the
 // event stream and from commands never interleave.
@@ -56,7 +59,7 @@ func NewPrinter(w io.Writer, loc *time.Location, info func() client.Info) *Print
 func (p *Printer) Sending(clientMsgID, to, what string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.pending[clientMsgID] = sending{to, what}
+	p.pending[clientMsgID] = sending{to: to, what: what}
 	p.order = append(p.order, clientMsgID)
 	for len(p.order) > maxPending {
 		delete(p.pending, p.order[0])
@@ -66,7 +69,8 @@ func (p *Printer) Sending(clientMsgID, to, what string) {
 
 // Event prints what ev means to a person: a message (a file with its :save
 // number), "✓ sent" for the route's first answer to one of our sends, an
-// error, a connection change. Heartbeats, DELIVERED and READ receipts (see
+// error, "slow down" (once per message) for a send the gateway rate-limited
+// and the client will send again, a connection change. Heartbeats, DELIVERED and READ receipts (see
 // :status) and the final close print nothing.
 func (p *Printer) Event(ev client.Event) {
 	switch ev.Kind {
@@ -83,6 +87,10 @@ func (p *Printer) Event(ev client.Event) {
 	case client.EventError:
 		s, _ := p.forget(ev.Err.GetClientMsgId())
 		p.Line(ErrorLine(ev.Err, s.to))
+	case client.EventRetrying:
+		if s, known, first := p.slowed(ev.Err.GetClientMsgId()); first {
+			p.Line(SlowDown(s.to, known))
+		}
 	case client.EventConnected:
 		p.mu.Lock()
 		first := !p.connected
@@ -98,6 +106,44 @@ func (p *Printer) Event(ev client.Event) {
 	case client.EventKicked:
 		p.Line(Kicked(ev.Reason))
 	}
+}
+
+// slowed marks a send as told to slow down. first is false when it was
+// marked before; known whether it is a send recorded with Sending.
+func (p *Printer) slowed(clientMsgID string) (s sending, known, first bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s, known = p.pending[clientMsgID]
+	if !known {
+		return s, false, true // the SDK reports each message once
+	}
+	if s.slowed {
+		return s, true, false
+	}
+	s.slowed = true
+	p.pending[clientMsgID] = s
+	return s, true, true
+}
+
+// Unanswered is how many sends recorded with Sending wait for their answer.
+func (p *Printer) Unanswered() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.pending)
+}
+
+// Retrying is how many unanswered sends the gateway rate-limited: the
+// client sends them again later.
+func (p *Printer) Retrying() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, s := range p.pending {
+		if s.slowed {
+			n++
+		}
+	}
+	return n
 }
 
 // Forget drops a send that will get no answer (it failed locally).

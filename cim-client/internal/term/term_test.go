@@ -234,3 +234,45 @@ func TestWaitAnswered(t *testing.T) {
 		t.Errorf("WaitAnswered with an ended context = %d, want 1", n)
 	}
 }
+
+// TestPrinterSlowDown: a rate-limited send prints one "slow down" line, the
+// client resends it, and its later answer prints as usual.
+func TestPrinterSlowDown(t *testing.T) {
+	var out bytes.Buffer
+	p := NewPrinter(&out, time.UTC, func() client.Info { return client.Info{} })
+	p.Sending("c1", "bob", "hello")
+	p.Sending("c2", "", "hi all")
+	p.Sending("c3", "carol", "again")
+	limited := func(id string) client.Event {
+		return client.Event{Kind: client.EventRetrying, Err: &cimpb.Error{Code: int32(codes.RateLimited), Text: "rate limited", ClientMsgId: id}}
+	}
+	for _, ev := range []client.Event{limited("c1"), limited("c1"), limited("c2"), limited("c3"), limited("other")} {
+		p.Event(ev)
+	}
+	if p.Retrying() != 3 || p.Unanswered() != 3 {
+		t.Errorf("Retrying %d Unanswered %d, want 3 and 3", p.Retrying(), p.Unanswered())
+	}
+	for _, ev := range []client.Event{
+		limited("c1"),
+		{Kind: client.EventReceipt, Receipt: &cimpb.Receipt{ClientMsgId: "c1", Status: cimpb.ReceiptStatus_RECEIPT_SENT}},
+		{Kind: client.EventError, Err: &cimpb.Error{Code: int32(codes.RateLimited), Text: "rate limited", ClientMsgId: "c3"}},
+		{Kind: client.EventError, Err: &cimpb.Error{Code: int32(codes.RateLimited), Text: "rate limited", ClientMsgId: "c2"}},
+	} {
+		p.Event(ev)
+	}
+	want := strings.Join([]string{
+		"! slow down: message to bob will be retried",
+		"! slow down: message to all will be retried",
+		"! slow down: message to carol will be retried",
+		"! slow down: a message will be retried",
+		"* ✓ sent to bob: hello",
+		"! too many messages: message to carol not sent",
+		"! rate limited",
+	}, "\n") + "\n"
+	if out.String() != want {
+		t.Errorf("printed:\n%s\nwant:\n%s", out.String(), want)
+	}
+	if p.Retrying() != 0 || p.Unanswered() != 0 {
+		t.Errorf("Retrying %d Unanswered %d after the answers", p.Retrying(), p.Unanswered())
+	}
+}

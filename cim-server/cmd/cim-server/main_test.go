@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"flag"
 	"io"
 	"net"
 	"net/http"
@@ -12,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gocim/gocim/cim-server/internal/gateway"
 )
 
 func TestHelpShowsDefaultsAndEnv(t *testing.T) {
@@ -19,9 +22,48 @@ func TestHelpShowsDefaultsAndEnv(t *testing.T) {
 	if code := run([]string{"--help"}, io.Discard, &out); code != 0 {
 		t.Fatalf("--help exit %d", code)
 	}
-	for _, want := range []string{"-listen", `"0.0.0.0:9000"`, "CIM_TOKEN_SECRET", "-route-retry", "15s", "-zk-session-timeout", "6s"} {
+	for _, want := range []string{"-listen", `"0.0.0.0:9000"`, "CIM_TOKEN_SECRET", "-route-retry", "15s", "-zk-session-timeout", "6s",
+		"-internal-secret", "CIM_INTERNAL_SECRET", "-tls-cert", "CIM_TLS_CERT", "-tls-key", "CIM_TLS_KEY",
+		"-max-text", "(default 4096)", "-msg-rate", "(default 20)", "-msg-burst", "(default 100)", "CIM_MSG_RATE",
+		"route internal base URLs", `"http://127.0.0.1:8090"`} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("--help lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+// TestEveryFlagHasHelp: no flag without a usage text.
+func TestEveryFlagHasHelp(t *testing.T) {
+	cfg := gateway.DefaultConfig()
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	cfg.RegisterFlags(fs)
+	fs.VisitAll(func(f *flag.Flag) {
+		if len(strings.TrimSpace(f.Usage)) < 10 {
+			t.Errorf("flag --%s has no real help text: %q", f.Name, f.Usage)
+		}
+	})
+}
+
+// TestInternalSecretRequired: a gateway without --internal-secret, or with
+// a short one, does not start, and says why.
+func TestInternalSecretRequired(t *testing.T) {
+	base := []string{"--listen", "127.0.0.1:0", "--zk", "", "--token-secret", "0123456789abcdef"}
+	for _, tc := range []struct {
+		args []string
+		env  string
+		want string
+	}{
+		{nil, "", "--internal-secret is required"},
+		{[]string{"--internal-secret", "short"}, "", "--internal-secret: secret #1 is 5 bytes, want at least 16"},
+		{[]string{"--internal-secret", "0123456789abcdef,tiny"}, "", "secret #2 is 4 bytes"},
+		{nil, "too-short", "secret #1 is 9 bytes"}, // from CIM_INTERNAL_SECRET
+	} {
+		if tc.env != "" {
+			t.Setenv("CIM_INTERNAL_SECRET", tc.env)
+		}
+		var out bytes.Buffer
+		if code := run(append(base, tc.args...), io.Discard, &out); code != 2 || !strings.Contains(out.String(), tc.want) {
+			t.Errorf("args %q env %q: exit %d, stderr:\n%s\nwant exit 2 and %q", tc.args, tc.env, code, out.String(), tc.want)
 		}
 	}
 }
@@ -39,6 +81,7 @@ func TestBadConfigExits2(t *testing.T) {
 func TestReadyLineAndSignal(t *testing.T) {
 	route := httptest.NewServer(http.NotFoundHandler())
 	defer route.Close()
+	t.Setenv("CIM_INTERNAL_SECRET", "internal-secret-from-env") // the environment works as well as the flag
 	pr, pw := io.Pipe()
 	var stderr bytes.Buffer
 	exit := make(chan int, 1)

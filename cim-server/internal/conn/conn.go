@@ -1,7 +1,9 @@
-// Package conn serves one client connection of the gateway: the LOGIN
-// handshake, the frame reader with its login and idle deadlines, and a
-// bounded write queue drained by a writer that coalesces everything queued
-// into one write.
+// Package conn serves one client connection of the gateway: the TLS
+// handshake (when the listener speaks TLS) and the LOGIN, both within the
+// login timeout, the frame reader with its idle deadline, the checks on what
+// a logged-in client sends (one LOGIN per connection, text size and UTF-8,
+// per-connection rate limits), and a bounded write queue drained by a writer
+// that coalesces everything queued into one write.
 //
 // The writer goroutine only exists while there is something to write: it is
 // started by the first Send after the queue went empty and exits when the
@@ -21,12 +23,16 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
 	"sync"
 	"time"
+	"unicode/utf8"
+
+	"golang.org/x/time/rate"
 
 	"github.com/gocim/gocim/cim-server/internal/routeclient"
 	"github.com/gocim/gocim/proto/cimpb"
@@ -66,9 +72,17 @@ type Config struct {
 	GatewayID    string
 	Keys         [][]byte      // token keys, current first
 	MaxFrame     int           // largest accepted frame payload
-	LoginTimeout time.Duration // time allowed for the LOGIN frame
+	LoginTimeout time.Duration // time allowed for the TLS handshake and the LOGIN frame
 	ReadTimeout  time.Duration // idle time after which a connection is closed
 	WriteQueue   int           // frames queued before the client is a slow consumer
+	// MaxText is the longest KIND_TEXT body accepted, in bytes (default
+	// 4096).
+	MaxText int
+	// MsgRate is how many MSG frames per second one connection may send;
+	// MsgBurst how many it may send at once (default 100). ACK, READ and
+	// SYNC share a second limiter of 10× both. 0 turns rate limiting off.
+	MsgRate  float64
+	MsgBurst int
 	// WriteTimeout bounds one write to the client (default 10s).
 	WriteTimeout time.Duration
 	// CloseTimeout bounds the last write of a closing connection and the
@@ -90,6 +104,15 @@ func (cfg *Config) withDefaults() {
 	if cfg.WriteQueue <= 0 {
 		cfg.WriteQueue = 1024
 	}
+	if cfg.MaxText <= 0 {
+		cfg.MaxText = 4096
+	}
+	if cfg.MsgRate < 0 {
+		cfg.MsgRate = 0
+	}
+	if cfg.MsgBurst <= 0 {
+		cfg.MsgBurst = 100
+	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 10 * time.Second
 	}
@@ -110,6 +133,10 @@ type Conn struct {
 	// Set by the reader during login, before the connection is registered
 	// anywhere other goroutines could find it; read-only afterwards.
 	userID, userName, sessionID string
+
+	// Owned by the reader goroutine; created at the first limited frame,
+	// and only when rate limiting is on.
+	lim *limits
 
 	mu          sync.Mutex
 	pending     []*cimpb.Frame
@@ -188,7 +215,13 @@ func (c *Conn) Serve(ctx context.Context) {
 // and queues LOGIN_ACK. It returns whether the route accepted the session.
 func (c *Conn) login(ctx context.Context, r *codec.Reader) bool {
 	log := c.cfg.Logger
-	if c.armReadDeadline(c.cfg.LoginTimeout) {
+	// The TLS handshake and the LOGIN share the login timeout, so a client
+	// that connects and then stalls at any point is gone after it.
+	deadline := time.Now().Add(c.cfg.LoginTimeout)
+	if hs, ok := c.nc.(handshaker); ok && !c.handshake(ctx, hs, deadline) {
+		return false
+	}
+	if c.armReadDeadlineAt(deadline) {
 		return false
 	}
 	f, err := r.ReadFrame()
@@ -284,21 +317,135 @@ func (c *Conn) dispatch(ctx context.Context, f *cimpb.Frame) {
 			c.Send(ErrorFrame(f.ReqId, codes.BadFrame, f.Type.String()+" frame without its payload", ""))
 			return
 		}
+		if c.cfg.MsgRate > 0 && !c.admit(f) {
+			return
+		}
+		if f.Type == cimpb.Type_MSG {
+			if problem := textProblem(f.Msg, c.cfg.MaxText); problem != "" {
+				c.Send(ErrorFrame(f.ReqId, codes.BadArgument, problem, f.Msg.ClientMsgId))
+				return
+			}
+		}
 		if err := c.h.Uplink(ctx, c, f); err != nil && f.Type == cimpb.Type_MSG {
 			c.Send(ErrorFrame(f.ReqId, codes.Unavailable, "", f.Msg.ClientMsgId))
 		}
+	case cimpb.Type_LOGIN:
+		// One identity per connection: a client that wants another one
+		// connects again.
+		c.CloseWith(ErrorFrame(f.ReqId, codes.BadFrame, "already logged in: one LOGIN per connection", ""))
 	default:
 		c.Send(ErrorFrame(f.ReqId, codes.BadFrame, "unexpected "+f.Type.String()+" frame", ""))
 	}
 }
 
-// armReadDeadline sets the read deadline unless the connection is closing
-// (then the writer owns the deadline) and reports whether it is closing.
+// handshaker is a connection with a handshake to finish first (*tls.Conn).
+type handshaker interface {
+	HandshakeContext(ctx context.Context) error
+}
+
+// handshake runs the TLS handshake here, in the connection's own goroutine
+// (never in the accept loop), until deadline. CloseWith aborts it. It
+// reports whether the handshake succeeded.
+func (c *Conn) handshake(ctx context.Context, hs handshaker, deadline time.Time) bool {
+	hctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return false
+	}
+	c.cancelLogin = cancel
+	c.mu.Unlock()
+	err := hs.HandshakeContext(hctx)
+	c.mu.Lock()
+	c.cancelLogin = nil
+	c.mu.Unlock()
+	if err != nil {
+		// Nothing can be said to a client that does not speak TLS.
+		c.cfg.Logger.Debug("TLS handshake failed", "remote", c.nc.RemoteAddr(), "err", err)
+		return false
+	}
+	return true
+}
+
+// textProblem says what is wrong with a KIND_TEXT message's body ("" when
+// nothing is, or when m is not text). The common case does not allocate.
+func textProblem(m *cimpb.Msg, maxText int) string {
+	if m.Kind != cimpb.Kind_KIND_TEXT {
+		return ""
+	}
+	if len(m.Body) > maxText {
+		return fmt.Sprintf("text is %d bytes, the limit is %d", len(m.Body), maxText)
+	}
+	if !utf8.Valid(m.Body) {
+		return "text is not valid UTF-8"
+	}
+	return ""
+}
+
+// limits are one connection's token buckets.
+type limits struct {
+	msg   *rate.Limiter // MSG
+	other *rate.Limiter // ACK, READ, SYNC: 10× the MSG rate and burst
+	// refused counts frames refused in a row; above MsgBurst the client is
+	// flooding and is disconnected.
+	refused int
+}
+
+// otherFactor scales the MSG limits for ACK/READ/SYNC, which a client sends
+// more of (one ACK per batch of shown messages, READs as it scrolls).
+const otherFactor = 10
+
+// admit charges f to the connection's rate limits and reports whether it
+// may go on. A refused MSG is answered with ERROR RateLimited carrying its
+// client_msg_id (the client resends it later); a refused ACK/READ/SYNC is
+// dropped (the client's next one supersedes it). More than MsgBurst refused
+// frames in a row close the connection with ERROR RateLimited "flooding".
+// Only the reader goroutine calls it; admitting does not allocate.
+func (c *Conn) admit(f *cimpb.Frame) bool {
+	l := c.lim
+	if l == nil {
+		r, b := c.cfg.MsgRate, c.cfg.MsgBurst
+		l = &limits{
+			msg:   rate.NewLimiter(rate.Limit(r), b),
+			other: rate.NewLimiter(rate.Limit(r*otherFactor), b*otherFactor),
+		}
+		c.lim = l
+	}
+	lim := l.other
+	if f.Type == cimpb.Type_MSG {
+		lim = l.msg
+	}
+	if lim.Allow() {
+		l.refused = 0
+		return true
+	}
+	l.refused++
+	clientMsgID := f.GetMsg().GetClientMsgId()
+	if l.refused > c.cfg.MsgBurst {
+		c.cfg.Logger.Warn("flooding client disconnected", "user", c.userID, "remote", c.nc.RemoteAddr(),
+			"refused_in_a_row", l.refused)
+		c.CloseWith(ErrorFrame(f.ReqId, codes.RateLimited, "flooding", clientMsgID))
+		return false
+	}
+	if f.Type == cimpb.Type_MSG {
+		c.Send(ErrorFrame(f.ReqId, codes.RateLimited, "", clientMsgID))
+	}
+	return false
+}
+
+// armReadDeadline sets the read deadline d from now; see armReadDeadlineAt.
 func (c *Conn) armReadDeadline(d time.Duration) (closing bool) {
+	return c.armReadDeadlineAt(time.Now().Add(d))
+}
+
+// armReadDeadlineAt sets the read deadline unless the connection is closing
+// (then the writer owns the deadline) and reports whether it is closing.
+func (c *Conn) armReadDeadlineAt(t time.Time) (closing bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.closing {
-		_ = c.nc.SetReadDeadline(time.Now().Add(d))
+		_ = c.nc.SetReadDeadline(t)
 	}
 	return c.closing
 }

@@ -246,6 +246,10 @@ func TestLoginRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The route's access (bearer) token: right key, right user, wrong kind.
+	access := signToken(t, token.Claims{UserID: "42", UserName: "alice", SessionID: "s1", Audience: token.AudienceAPI})
+	// An access token naming this gateway is still not a gateway token.
+	accessGW := signToken(t, token.Claims{UserID: "42", SessionID: "s1", GatewayID: gatewayID, Audience: token.AudienceAPI})
 	cases := []struct {
 		name  string
 		tok   string
@@ -255,6 +259,8 @@ func TestLoginRefused(t *testing.T) {
 		{"wrong gateway", other, codes.WrongGateway, nil},
 		{"expired", expired, codes.Unauthorized, nil},
 		{"forged", forged, codes.Unauthorized, nil},
+		{"access token", access, codes.Unauthorized, nil},
+		{"access token naming this gateway", accessGW, codes.Unauthorized, nil},
 		{"garbage", "not-a-token", codes.Unauthorized, nil},
 		{"empty", "", codes.Unauthorized, nil},
 		{"route says not current", goodToken(t), codes.Unauthorized, fmt.Errorf("x: %w", routeclient.ErrNotCurrent)},
@@ -283,16 +289,58 @@ func TestLoginRefused(t *testing.T) {
 	}
 }
 
+// TestFirstFrameMustBeLogin: anything before a LOGIN (or a LOGIN without
+// its payload) is ERROR BadFrame and the end of the connection.
 func TestFirstFrameMustBeLogin(t *testing.T) {
-	h := newHandler()
-	cl, _ := serveTCP(t, testConfig(nil), h)
-	cl.send(&cimpb.Frame{Type: cimpb.Type_PING, ReqId: 3})
-	f := cl.expectError(codes.BadFrame)
-	if f.ReqId != 3 {
-		t.Fatalf("error req_id %d, want 3", f.ReqId)
+	for name, f := range map[string]*cimpb.Frame{
+		"PING":          {Type: cimpb.Type_PING, ReqId: 3},
+		"MSG":           {Type: cimpb.Type_MSG, ReqId: 3, Msg: &cimpb.Msg{ClientMsgId: "c1", To: "bob", Body: []byte("hi")}},
+		"SYNC":          {Type: cimpb.Type_SYNC, ReqId: 3, Sync: &cimpb.Sync{}},
+		"unknown type":  {Type: cimpb.Type(99), ReqId: 3},
+		"empty LOGIN":   {Type: cimpb.Type_LOGIN, ReqId: 3},
+		"LOGIN_ACK":     {Type: cimpb.Type_LOGIN_ACK, ReqId: 3, LoginAck: &cimpb.LoginAck{UserId: "42"}},
+		"ERROR":         {Type: cimpb.Type_ERROR, ReqId: 3, Error: &cimpb.Error{Code: 1}},
+		"type 0 (none)": {ReqId: 3},
+	} {
+		t.Run(name, func(t *testing.T) {
+			h := newHandler()
+			cl, _ := serveTCP(t, testConfig(nil), h)
+			cl.send(f)
+			if e := cl.expectError(codes.BadFrame); e.ReqId != 3 {
+				t.Fatalf("error req_id %d, want 3", e.ReqId)
+			}
+			cl.expectEOF()
+			if h.waitClosed(t) || h.onlineCalls.Load() != 0 || len(h.forwarded()) != 0 {
+				t.Fatalf("a connection without LOGIN went online (%d Online calls, uplinks %v)", h.onlineCalls.Load(), h.forwarded())
+			}
+		})
 	}
-	cl.expectEOF()
-	h.waitClosed(t)
+}
+
+// TestSecondLoginCloses: one LOGIN per connection; a second one, even for
+// the same or another valid identity, is ERROR BadFrame and the end of the
+// connection, and the identity does not change.
+func TestSecondLoginCloses(t *testing.T) {
+	other := signToken(t, token.Claims{UserID: "43", UserName: "mallory", SessionID: "s2", GatewayID: gatewayID})
+	for name, tok := range map[string]string{"same token": goodToken(t), "other user": other} {
+		t.Run(name, func(t *testing.T) {
+			h := newHandler()
+			cl, c := serveTCP(t, testConfig(nil), h)
+			login(t, cl, goodToken(t))
+			cl.send(&cimpb.Frame{Type: cimpb.Type_LOGIN, ReqId: 12, Login: &cimpb.Login{Token: tok}})
+			if e := cl.expectError(codes.BadFrame); e.ReqId != 12 {
+				t.Fatalf("error req_id %d, want 12", e.ReqId)
+			}
+			cl.expectEOF()
+			if !h.waitClosed(t) {
+				t.Fatal("wasOnline=false for the first, successful login")
+			}
+			if h.onlineCalls.Load() != 1 || c.UserID() != "42" || c.SessionID() != "s1" {
+				t.Fatalf("second LOGIN changed something: %d Online calls, user %q session %q",
+					h.onlineCalls.Load(), c.UserID(), c.SessionID())
+			}
+		})
+	}
 }
 
 func TestLoginTimeout(t *testing.T) {
@@ -369,7 +417,7 @@ func TestUnexpectedFrameKeepsConnection(t *testing.T) {
 	cl, _ := serveTCP(t, testConfig(nil), h)
 	login(t, cl, goodToken(t))
 	for _, f := range []*cimpb.Frame{
-		{Type: cimpb.Type_LOGIN, ReqId: 1, Login: &cimpb.Login{Token: goodToken(t)}},
+		{Type: cimpb.Type_LOGIN_ACK, ReqId: 1},
 		{Type: cimpb.Type_KICK, ReqId: 2},
 		{Type: cimpb.Type_TYPE_UNSPECIFIED, ReqId: 3},
 		{Type: cimpb.Type(99), ReqId: 4},

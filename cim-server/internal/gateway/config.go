@@ -4,11 +4,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"strings"
 	"time"
 
+	"github.com/gocim/gocim/cim-server/internal/internalauth"
 	"github.com/gocim/gocim/internal/envflag"
 	"github.com/gocim/gocim/proto/codec"
 	"github.com/gocim/gocim/proto/token"
@@ -23,11 +25,16 @@ type Config struct {
 	ZK               string        // comma-separated ZooKeeper servers; empty disables registration
 	ZKRoot           string        // ZooKeeper root; the node goes under <root>/servers
 	ZKSessionTimeout time.Duration // ZooKeeper session timeout
-	Route            string        // comma-separated route base URLs
+	Route            string        // comma-separated route internal base URLs (the route's --internal-listen)
 	TokenSecret      string        // comma-separated token keys, current first
+	InternalSecret   string        // comma-separated internal secrets (X-CIM-Internal), current first
+	TLSCert, TLSKey  string        // PEM files; both set: the client port speaks TLS 1.2+
 	MaxFrame         int           // largest frame payload in bytes
+	MaxText          int           // longest KIND_TEXT message body in bytes
+	MsgRate          float64       // MSG frames per second per connection; 0: no rate limiting
+	MsgBurst         int           // MSG frames a connection may send at once
 	ReadTimeout      time.Duration // close connections silent for this long
-	LoginTimeout     time.Duration // time allowed for the LOGIN frame
+	LoginTimeout     time.Duration // time allowed for the TLS handshake and the LOGIN frame
 	WriteQueue       int           // frames queued per connection before it is a slow consumer
 	Drain            time.Duration // spread client closes over this long on shutdown
 	RouteRetry       time.Duration // how long calls to the route are retried
@@ -35,8 +42,8 @@ type Config struct {
 	LogFormat        string        // text or json
 }
 
-// DefaultConfig returns the documented defaults (TokenSecret is required and
-// has none).
+// DefaultConfig returns the documented defaults (TokenSecret and
+// InternalSecret are required and have none).
 func DefaultConfig() Config {
 	return Config{
 		Listen:           "0.0.0.0:9000",
@@ -44,8 +51,11 @@ func DefaultConfig() Config {
 		ZK:               "127.0.0.1:2181",
 		ZKRoot:           "/cim",
 		ZKSessionTimeout: 6 * time.Second,
-		Route:            "http://127.0.0.1:8080",
+		Route:            "http://127.0.0.1:8090",
 		MaxFrame:         codec.DefaultMaxFrame,
+		MaxText:          4096,
+		MsgRate:          20,
+		MsgBurst:         100,
 		ReadTimeout:      180 * time.Second,
 		LoginTimeout:     10 * time.Second,
 		WriteQueue:       1024,
@@ -66,11 +76,17 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ZK, "zk", d.ZK, "ZooKeeper servers, comma-separated (empty: do not register)")
 	fs.StringVar(&c.ZKRoot, "zk-root", d.ZKRoot, "ZooKeeper root path")
 	fs.DurationVar(&c.ZKSessionTimeout, "zk-session-timeout", d.ZKSessionTimeout, "ZooKeeper session timeout")
-	fs.StringVar(&c.Route, "route", d.Route, "route base URLs, comma-separated")
+	fs.StringVar(&c.Route, "route", d.Route, "route internal base URLs (the route's --internal-listen), comma-separated")
 	fs.StringVar(&c.TokenSecret, "token-secret", d.TokenSecret, "login token secrets, comma-separated, current first, each at least 16 bytes (required)")
+	fs.StringVar(&c.InternalSecret, "internal-secret", d.InternalSecret, "secrets shared with the route for internal calls (header X-CIM-Internal), comma-separated, current first (sent; all accepted), each at least 16 bytes (required)")
+	fs.StringVar(&c.TLSCert, "tls-cert", d.TLSCert, "PEM certificate (chain) file: the client port speaks TLS 1.2+ (needs --tls-key)")
+	fs.StringVar(&c.TLSKey, "tls-key", d.TLSKey, "PEM private key file for --tls-cert")
 	fs.IntVar(&c.MaxFrame, "max-frame", d.MaxFrame, "largest client frame in bytes")
+	fs.IntVar(&c.MaxText, "max-text", d.MaxText, "longest text message body in bytes; longer or invalid UTF-8 is refused with ERROR 3000")
+	fs.Float64Var(&c.MsgRate, "msg-rate", d.MsgRate, "MSG frames per second allowed per client connection (ACK/READ/SYNC: 10x); 0 turns rate limiting off")
+	fs.IntVar(&c.MsgBurst, "msg-burst", d.MsgBurst, "MSG frames a client connection may send at once (ACK/READ/SYNC: 10x); more than this many refused frames in a row close the connection")
 	fs.DurationVar(&c.ReadTimeout, "read-timeout", d.ReadTimeout, "close client connections that sent nothing for this long")
-	fs.DurationVar(&c.LoginTimeout, "login-timeout", d.LoginTimeout, "time a new connection has to send LOGIN")
+	fs.DurationVar(&c.LoginTimeout, "login-timeout", d.LoginTimeout, "time a new connection has to finish the TLS handshake (with --tls-cert) and send LOGIN")
 	fs.IntVar(&c.WriteQueue, "write-queue", d.WriteQueue, "frames queued per connection before it is dropped as a slow consumer")
 	fs.DurationVar(&c.Drain, "drain", d.Drain, "on shutdown, spread closing client connections over this long")
 	fs.DurationVar(&c.RouteRetry, "route-retry", d.RouteRetry, "how long calls to the route are retried before giving up")
@@ -114,7 +130,7 @@ func (c *Config) Validate() error {
 	for _, s := range urls {
 		u, err := url.Parse(s)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			bad("--route %q: want an http(s) URL such as http://127.0.0.1:8080", s)
+			bad("--route %q: want an http(s) URL such as http://127.0.0.1:8090", s)
 		}
 	}
 	keys := c.TokenKeys()
@@ -126,8 +142,29 @@ func (c *Config) Validate() error {
 			bad("--token-secret: secret #%d is %d bytes, want at least %d", i+1, len(k), token.MinKeyLen)
 		}
 	}
+	internal := c.InternalSecrets()
+	if len(internal) == 0 {
+		bad("--internal-secret is required (the same value as the route's)")
+	}
+	for i, s := range internal {
+		if len(s) < internalauth.MinLen {
+			bad("--internal-secret: secret #%d is %d bytes, want at least %d", i+1, len(s), internalauth.MinLen)
+		}
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		bad("--tls-cert and --tls-key: give both or neither")
+	}
 	if c.MaxFrame < 64 || c.MaxFrame > 16<<20 {
 		bad("--max-frame %d: want between 64 and %d bytes", c.MaxFrame, 16<<20)
+	}
+	if c.MaxText < 1 {
+		bad("--max-text %d: want at least 1 byte", c.MaxText)
+	}
+	if !(c.MsgRate >= 0) || math.IsInf(c.MsgRate, 0) {
+		bad("--msg-rate %v: want zero (off) or a positive number of frames per second", c.MsgRate)
+	}
+	if c.MsgBurst < 1 || c.MsgBurst > maxMsgBurst {
+		bad("--msg-burst %d: want between 1 and %d", c.MsgBurst, maxMsgBurst)
 	}
 	positive := []struct {
 		name string
@@ -157,6 +194,9 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// maxMsgBurst keeps the 10× burst of the other uplinks far from overflow.
+const maxMsgBurst = 1 << 20
+
 // advertiseHost returns --advertise-host, or the host of --listen when that
 // is a specific address. It never guesses an interface.
 func (c *Config) advertiseHost() (string, error) {
@@ -178,6 +218,9 @@ func (c *Config) ZKServers() []string { return envflag.List(c.ZK) }
 
 // RouteURLs returns the route base URLs.
 func (c *Config) RouteURLs() []string { return envflag.List(c.Route) }
+
+// InternalSecrets returns the internal secrets, current first.
+func (c *Config) InternalSecrets() []string { return envflag.List(c.InternalSecret) }
 
 // TokenKeys returns the token keys, current first.
 func (c *Config) TokenKeys() [][]byte { return token.Keys(envflag.List(c.TokenSecret)) }

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"flag"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ func validConfig() Config {
 	c := DefaultConfig()
 	c.Listen = "127.0.0.1:9000"
 	c.TokenSecret = "0123456789abcdef"
+	c.InternalSecret = "internal-0123456789"
 	return c
 }
 
@@ -32,6 +34,20 @@ func TestValidate(t *testing.T) {
 		{"bad http listen", func(c *Config) { c.HTTPListen = "nope" }, "--http-listen"},
 		{"missing secret", func(c *Config) { c.TokenSecret = "" }, "--token-secret is required"},
 		{"short secret", func(c *Config) { c.TokenSecret = "0123456789abcdef,short" }, "secret #2 is 5 bytes"},
+		{"missing internal secret", func(c *Config) { c.InternalSecret = " , " }, "--internal-secret is required"},
+		{"short internal secret", func(c *Config) { c.InternalSecret = "internal-0123456789,old" }, "--internal-secret: secret #2 is 3 bytes"},
+		{"two internal secrets", func(c *Config) { c.InternalSecret = "internal-0123456789, previous-0123456789" }, ""},
+		{"tls cert without key", func(c *Config) { c.TLSCert = "cert.pem" }, "give both or neither"},
+		{"tls key without cert", func(c *Config) { c.TLSKey = "key.pem" }, "give both or neither"},
+		{"tls both", func(c *Config) { c.TLSCert, c.TLSKey = "cert.pem", "key.pem" }, ""},
+		{"zero max text", func(c *Config) { c.MaxText = 0 }, "--max-text"},
+		{"negative msg rate", func(c *Config) { c.MsgRate = -1 }, "--msg-rate"},
+		{"NaN msg rate", func(c *Config) { c.MsgRate = math.NaN() }, "--msg-rate"},
+		{"infinite msg rate", func(c *Config) { c.MsgRate = math.Inf(1) }, "--msg-rate"},
+		{"msg rate off", func(c *Config) { c.MsgRate = 0 }, ""},
+		{"fractional msg rate", func(c *Config) { c.MsgRate = 0.5 }, ""},
+		{"zero msg burst", func(c *Config) { c.MsgBurst = 0 }, "--msg-burst"},
+		{"huge msg burst", func(c *Config) { c.MsgBurst = 1 << 30 }, "--msg-burst"},
 		{"no route", func(c *Config) { c.Route = " , " }, "at least one route"},
 		{"bad route url", func(c *Config) { c.Route = "http://ok:1,127.0.0.1:8080" }, "want an http(s) URL"},
 		{"bad zk server", func(c *Config) { c.ZK = "zk1" }, "--zk server"},
@@ -75,6 +91,10 @@ func TestAdvertiseHostDefaultsToListenHost(t *testing.T) {
 func TestFlagsAndEnv(t *testing.T) {
 	t.Setenv("CIM_TOKEN_SECRET", "from-the-environment")
 	t.Setenv("CIM_WRITE_QUEUE", "32")
+	t.Setenv("CIM_INTERNAL_SECRET", "internal-from-the-env, old-internal-secret")
+	t.Setenv("CIM_MSG_RATE", "2.5")
+	t.Setenv("CIM_TLS_CERT", "/etc/cim/cert.pem")
+	t.Setenv("CIM_TLS_KEY", "/etc/cim/key.pem")
 	var c Config
 	fs := flag.NewFlagSet("t", flag.ContinueOnError)
 	c.RegisterFlags(fs)
@@ -82,6 +102,12 @@ func TestFlagsAndEnv(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.TokenSecret != "from-the-environment" || c.WriteQueue != 8 || c.Drain != 3*time.Second || c.ZKRoot != "/cim" {
+		t.Fatalf("config %+v", c)
+	}
+	if s := c.InternalSecrets(); len(s) != 2 || s[0] != "internal-from-the-env" || s[1] != "old-internal-secret" {
+		t.Fatalf("internal secrets %q", s)
+	}
+	if c.MsgRate != 2.5 || c.MsgBurst != 100 || c.MaxText != 4096 || c.TLSCert != "/etc/cim/cert.pem" || c.TLSKey != "/etc/cim/key.pem" {
 		t.Fatalf("config %+v", c)
 	}
 	if urls := c.RouteURLs(); len(urls) != 2 || urls[1] != "http://b:2" {

@@ -1,5 +1,5 @@
-// Package gateway wires cim-server together: the client TCP listener and its
-// connections, the hub of logged-in users, the uplink batcher and offline
+// Package gateway wires cim-server together: the client TCP listener (TLS
+// when configured) and its connections, the hub of logged-in users, the uplink batcher and offline
 // reporter talking to the route, the internal HTTP API, and the ZooKeeper
 // registration. When the ZooKeeper node had to be re-created (session
 // expiry), the gateway re-asserts its connections with the route, which may
@@ -13,6 +13,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -26,6 +27,7 @@ import (
 	"github.com/gocim/gocim/cim-server/internal/conn"
 	"github.com/gocim/gocim/cim-server/internal/httpapi"
 	"github.com/gocim/gocim/cim-server/internal/hub"
+	"github.com/gocim/gocim/cim-server/internal/internalauth"
 	"github.com/gocim/gocim/cim-server/internal/offline"
 	"github.com/gocim/gocim/cim-server/internal/registry"
 	"github.com/gocim/gocim/cim-server/internal/routeclient"
@@ -42,6 +44,9 @@ type Gateway struct {
 	cfg     Config
 	log     *slog.Logger
 	baseLog *slog.Logger // for sub-components, which add their own component
+
+	secrets *internalauth.Secrets
+	tlsCfg  *tls.Config // nil: the client port is plain TCP
 
 	id       string
 	ln       net.Listener
@@ -79,10 +84,23 @@ type Gateway struct {
 	shutdownErr  error
 }
 
-// New checks cfg and returns a gateway that is not yet listening.
+// New checks cfg, loads the TLS certificate if one is configured, and
+// returns a gateway that is not yet listening.
 func New(cfg Config, logger *slog.Logger) (*Gateway, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	secrets, err := internalauth.New(cfg.InternalSecrets())
+	if err != nil { // Validate checked the same rules
+		return nil, fmt.Errorf("--internal-secret: %w", err)
+	}
+	var tlsCfg *tls.Config
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
+		}
+		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	if logger == nil {
 		logger = slog.Default()
@@ -90,6 +108,8 @@ func New(cfg Config, logger *slog.Logger) (*Gateway, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Gateway{
 		cfg:          cfg,
+		secrets:      secrets,
+		tlsCfg:       tlsCfg,
 		log:          logger.With("component", "gateway"),
 		baseLog:      logger,
 		hub:          hub.New[*conn.Conn](0),
@@ -128,11 +148,16 @@ func (g *Gateway) Start() error {
 	tcpPort := ln.Addr().(*net.TCPAddr).Port
 	httpPort := httpLn.Addr().(*net.TCPAddr).Port
 	g.id = host + ":" + strconv.Itoa(tcpPort) + ":" + strconv.Itoa(httpPort)
+	if g.tlsCfg != nil {
+		// Accept does not handshake: each connection does, in its own
+		// goroutine, within the login timeout (conn.Serve).
+		ln = tls.NewListener(ln, g.tlsCfg)
+	}
 	g.ln, g.httpLn = ln, httpLn
 
 	root := g.baseLog
 	g.route = routeclient.New(routeclient.Config{
-		URLs: g.cfg.RouteURLs(), GatewayID: g.id, RetryFor: g.cfg.RouteRetry, Logger: root,
+		URLs: g.cfg.RouteURLs(), GatewayID: g.id, Secret: g.secrets.Current(), RetryFor: g.cfg.RouteRetry, Logger: root,
 	})
 	g.batcher = uplink.New(uplink.Config{GatewayID: g.id, Logger: root}, g.route, g.deliver)
 	g.offline = offline.New(g.route, 4, root)
@@ -143,10 +168,13 @@ func (g *Gateway) Start() error {
 		LoginTimeout: g.cfg.LoginTimeout,
 		ReadTimeout:  g.cfg.ReadTimeout,
 		WriteQueue:   g.cfg.WriteQueue,
+		MaxText:      g.cfg.MaxText,
+		MsgRate:      g.cfg.MsgRate,
+		MsgBurst:     g.cfg.MsgBurst,
 		Logger:       root,
 	})
 	g.httpSrv = &http.Server{
-		Handler:           httpapi.New(g, g, root),
+		Handler:           httpapi.New(g, g, g.secrets, root),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(root.With("component", "http").Handler(), slog.LevelWarn),
@@ -160,8 +188,9 @@ func (g *Gateway) Start() error {
 	})
 	g.goFunc(g.acceptLoop)
 
-	g.log.Info("gateway started", "id", g.id, "listen", ln.Addr().String(), "http", httpLn.Addr().String(),
-		"route", g.cfg.RouteURLs(), "zk", g.cfg.ZKServers())
+	g.log.Info("gateway started", "id", g.id, "listen", ln.Addr().String(), "tls", g.tlsCfg != nil,
+		"http", httpLn.Addr().String(), "route", g.cfg.RouteURLs(), "zk", g.cfg.ZKServers(),
+		"msg_rate", g.cfg.MsgRate, "msg_burst", g.cfg.MsgBurst)
 
 	if servers := g.cfg.ZKServers(); len(servers) > 0 {
 		g.registry = registry.New(registry.Config{

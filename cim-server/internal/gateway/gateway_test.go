@@ -21,6 +21,7 @@ import (
 	"go.uber.org/goleak"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/gocim/gocim/cim-server/internal/internalauth"
 	"github.com/gocim/gocim/internal/testenv"
 	"github.com/gocim/gocim/proto/cimpb"
 	"github.com/gocim/gocim/proto/codec"
@@ -30,7 +31,10 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-const secret = "gateway-test-secret-0123"
+const (
+	secret         = "gateway-test-secret-0123"
+	internalSecret = "internal-test-secret-0123"
+)
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
@@ -52,6 +56,8 @@ type fakeRoute struct {
 	syncs   []*cimpb.Uplink
 	gwIDs   map[string]bool
 
+	badSecret atomic.Int32 // /internal/* calls without the internal secret
+
 	refuse   atomic.Bool     // /internal/online answers 409
 	stale    map[string]bool // users whose re-assert is refused (under mu)
 	failNext atomic.Int32    // answer this many /internal/* calls with 503
@@ -61,11 +67,23 @@ type fakeRoute struct {
 func newFakeRoute(t testing.TB) *fakeRoute {
 	r := &fakeRoute{gwIDs: map[string]bool{}, stale: map[string]bool{}, offlineC: make(chan session, 100)}
 	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
-	t.Cleanup(r.srv.Close)
+	t.Cleanup(func() {
+		r.srv.Close()
+		if n := r.badSecret.Load(); n > 0 {
+			t.Errorf("%d internal calls reached the route without %s: %s", n, internalauth.Header, internalSecret)
+		}
+	})
 	return r
 }
 
 func (r *fakeRoute) serve(w http.ResponseWriter, req *http.Request) {
+	// Like the real route: every internal call needs the internal secret.
+	if req.Header.Get(internalauth.Header) != internalSecret {
+		r.badSecret.Add(1)
+		w.WriteHeader(http.StatusUnauthorized)
+		w.Write([]byte(`{"code":4010,"message":"unauthorized"}`))
+		return
+	}
 	if r.failNext.Load() > 0 {
 		r.failNext.Add(-1)
 		http.Error(w, "restarting", http.StatusServiceUnavailable)
@@ -150,6 +168,7 @@ func startGateway(t testing.TB, route string, mod func(*Config)) *Gateway {
 	cfg.ZK = ""
 	cfg.Route = route
 	cfg.TokenSecret = secret
+	cfg.InternalSecret = internalSecret
 	cfg.Drain = 100 * time.Millisecond
 	cfg.RouteRetry = 2 * time.Second
 	if mod != nil {
@@ -247,17 +266,33 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func push(t *testing.T, g *Gateway, b *cimpb.PushBatch) *cimpb.PushResult {
+// postPush posts b to /push with internal secret key (none when empty) and
+// returns the status and the body.
+func postPush(t *testing.T, g *Gateway, b *cimpb.PushBatch, key string) (int, []byte) {
 	t.Helper()
 	body, _ := proto.Marshal(b)
-	resp, err := http.Post("http://"+g.HTTPAddr().String()+"/push", "application/x-protobuf", bytes.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, "http://"+g.HTTPAddr().String()+"/push", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-protobuf")
+	if key != "" {
+		req.Header.Set(internalauth.Header, key)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	out, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("/push: %d %s", resp.StatusCode, out)
+	return resp.StatusCode, out
+}
+
+func push(t *testing.T, g *Gateway, b *cimpb.PushBatch) *cimpb.PushResult {
+	t.Helper()
+	status, out := postPush(t, g, b, internalSecret)
+	if status != http.StatusOK {
+		t.Fatalf("/push: %d %s", status, out)
 	}
 	res := &cimpb.PushResult{}
 	if err := proto.Unmarshal(out, res); err != nil {
@@ -509,13 +544,116 @@ func TestPush(t *testing.T) {
 
 func TestPushBadBody(t *testing.T) {
 	g := startGateway(t, newFakeRoute(t).srv.URL, nil)
-	resp, err := http.Post("http://"+g.HTTPAddr().String()+"/push", "application/x-protobuf", strings.NewReader("\x0a\xff\xff"))
+	req, _ := http.NewRequest(http.MethodPost, "http://"+g.HTTPAddr().String()+"/push", strings.NewReader("\x0a\xff\xff"))
+	req.Header.Set(internalauth.Header, internalSecret)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("status %d, want 400", resp.StatusCode)
+	}
+}
+
+// TestPushNeedsInternalSecret: a /push without the internal secret, or with
+// a wrong one, is 401 and delivers nothing; the current and the previous
+// secret (rotation) are accepted; /healthz stays open.
+func TestPushNeedsInternalSecret(t *testing.T) {
+	route := newFakeRoute(t)
+	g := startGateway(t, route.srv.URL, func(c *Config) { c.InternalSecret = internalSecret + ", previous-secret-0123" })
+	c := login(t, g, "7", "s7")
+	forged := &cimpb.PushBatch{Deliveries: []*cimpb.Delivery{
+		{UserId: "7", Frame: &cimpb.Frame{Type: cimpb.Type_MSG, Msg: &cimpb.Msg{MsgId: "forged", Body: []byte("send me your password")}}},
+		{UserId: "7", Frame: &cimpb.Frame{Type: cimpb.Type_KICK, Kick: &cimpb.Kick{Reason: "forged"}}},
+	}}
+	for _, key := range []string{"", "wrong-secret-0123456789", internalSecret + "x", internalSecret[1:]} {
+		status, body := postPush(t, g, forged, key)
+		if status != http.StatusUnauthorized || !strings.Contains(string(body), "4010") {
+			t.Fatalf("key %q: /push answered %d %s, want 401 with code 4010", key, status, body)
+		}
+	}
+	// Nothing was delivered: the next frame the client sees is its PONG.
+	c.send(&cimpb.Frame{Type: cimpb.Type_PING, ReqId: 4})
+	if f := c.recv(); f.Type != cimpb.Type_PONG || f.ReqId != 4 {
+		t.Fatalf("got %v, want PONG: an unauthenticated push was delivered", f)
+	}
+	if code, _ := healthz(t, g); code != http.StatusOK {
+		t.Fatalf("/healthz without a secret: %d, want 200", code)
+	}
+	for i, key := range []string{internalSecret, "previous-secret-0123"} {
+		id := fmt.Sprint("real-", i)
+		status, _ := postPush(t, g, &cimpb.PushBatch{Deliveries: []*cimpb.Delivery{
+			{UserId: "7", Frame: &cimpb.Frame{Type: cimpb.Type_MSG, Msg: &cimpb.Msg{MsgId: id}}}}}, key)
+		if status != http.StatusOK {
+			t.Fatalf("/push with secret #%d: %d", i+1, status)
+		}
+		if f := c.recv(); f.GetMsg().GetMsgId() != id {
+			t.Fatalf("got %v, want %s", f, id)
+		}
+	}
+}
+
+// TestRouteCallsCarryInternalSecret: the gateway's own calls to the route
+// (online, uplink, offline) all carry the current secret; the fake route
+// refuses and counts any that does not (checked when it is closed).
+func TestRouteCallsCarryInternalSecret(t *testing.T) {
+	route := newFakeRoute(t)
+	g := startGateway(t, route.srv.URL, func(c *Config) { c.InternalSecret = internalSecret + ",older-secret-0123456" })
+	c := login(t, g, "7", "s7")
+	c.send(&cimpb.Frame{Type: cimpb.Type_MSG, Msg: &cimpb.Msg{ClientMsgId: "c1", To: "8", Body: []byte("hi")}})
+	if f := c.recv(); f.Type != cimpb.Type_RECEIPT {
+		t.Fatalf("got %v, want RECEIPT", f)
+	}
+	c.nc.Close()
+	route.waitOffline(t)
+	if n := route.badSecret.Load(); n != 0 {
+		t.Fatalf("%d calls without the internal secret", n)
+	}
+}
+
+// TestWrongInternalSecretRefusesLogins: a gateway whose secret the route
+// does not know cannot bring anybody online.
+func TestWrongInternalSecretRefusesLogins(t *testing.T) {
+	route := newFakeRoute(t)
+	g := startGateway(t, route.srv.URL, func(c *Config) { c.InternalSecret = "not-the-routes-secret" })
+	c := dial(t, g)
+	c.send(&cimpb.Frame{Type: cimpb.Type_LOGIN, ReqId: 2, Login: &cimpb.Login{Token: tokenFor(t, g.ID(), "7", "s7")}})
+	if f := c.recv(); f.Type != cimpb.Type_ERROR || f.ReqId != 2 {
+		t.Fatalf("got %v, want ERROR", f)
+	}
+	c.expectEOF()
+	// One refused call (a 401 is not retried); reset so the route's
+	// cleanup check passes.
+	if n := route.badSecret.Swap(0); n != 1 || g.Connections() != 0 {
+		t.Fatalf("%d calls without the right secret, %d connections; want 1 and 0", n, g.Connections())
+	}
+}
+
+// TestGatewayAppliesMessageLimits: --max-text and --msg-rate/--msg-burst
+// reach the connections.
+func TestGatewayAppliesMessageLimits(t *testing.T) {
+	route := newFakeRoute(t)
+	g := startGateway(t, route.srv.URL, func(c *Config) { c.MaxText, c.MsgRate, c.MsgBurst = 5, 0.0001, 2 })
+	c := login(t, g, "7", "s7")
+	c.send(&cimpb.Frame{Type: cimpb.Type_MSG, ReqId: 1, Msg: &cimpb.Msg{ClientMsgId: "long", To: "8", Body: []byte("123456")}})
+	if f := c.recv(); f.Type != cimpb.Type_ERROR || codes.Code(f.Error.Code) != codes.BadArgument || f.Error.ClientMsgId != "long" {
+		t.Fatalf("got %v, want ERROR 3000 for long", f)
+	}
+	// The bucket holds 2: "long" took one (the rate is checked first),
+	// "ok" takes the other, "fast" finds it empty.
+	c.send(&cimpb.Frame{Type: cimpb.Type_MSG, ReqId: 2, Msg: &cimpb.Msg{ClientMsgId: "ok", To: "8", Body: []byte("12345")}})
+	if f := c.recv(); f.Type != cimpb.Type_RECEIPT || f.Receipt.ClientMsgId != "ok" {
+		t.Fatalf("got %v, want RECEIPT for ok", f)
+	}
+	c.send(&cimpb.Frame{Type: cimpb.Type_MSG, ReqId: 3, Msg: &cimpb.Msg{ClientMsgId: "fast", To: "8", Body: []byte("hi")}})
+	if f := c.recv(); f.Type != cimpb.Type_ERROR || codes.Code(f.Error.Code) != codes.RateLimited || f.Error.ClientMsgId != "fast" {
+		t.Fatalf("got %v, want ERROR 4291 for fast", f)
+	}
+	route.mu.Lock()
+	defer route.mu.Unlock()
+	if len(route.uplinks) != 1 || route.uplinks[0].Frame.Msg.ClientMsgId != "ok" {
+		t.Fatalf("route got %v, want only ok", route.uplinks)
 	}
 }
 
@@ -572,7 +710,7 @@ func TestGracefulShutdown(t *testing.T) {
 
 func TestShutdownBeforeStart(t *testing.T) {
 	cfg := DefaultConfig()
-	cfg.Listen, cfg.TokenSecret = "127.0.0.1:0", secret
+	cfg.Listen, cfg.TokenSecret, cfg.InternalSecret = "127.0.0.1:0", secret, internalSecret
 	g, err := New(cfg, quiet)
 	if err != nil {
 		t.Fatal(err)
@@ -586,9 +724,10 @@ func TestShutdownBeforeStart(t *testing.T) {
 }
 
 func TestNewRejectsBadConfig(t *testing.T) {
-	cfg := DefaultConfig() // no secret, unspecified listen
-	if _, err := New(cfg, quiet); err == nil || !strings.Contains(err.Error(), "--token-secret") || !strings.Contains(err.Error(), "--advertise-host") {
-		t.Fatalf("New = %v, want errors for the secret and the advertise host", err)
+	cfg := DefaultConfig() // no secrets, unspecified listen
+	if _, err := New(cfg, quiet); err == nil || !strings.Contains(err.Error(), "--token-secret") ||
+		!strings.Contains(err.Error(), "--internal-secret is required") || !strings.Contains(err.Error(), "--advertise-host") {
+		t.Fatalf("New = %v, want errors for both secrets and the advertise host", err)
 	}
 }
 

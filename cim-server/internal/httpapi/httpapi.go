@@ -1,8 +1,10 @@
 // Package httpapi is the gateway's internal HTTP API, called by the route
 // and by health checks:
 //
-//	POST /push     protobuf PushBatch → protobuf PushResult
+//	POST /push     protobuf PushBatch → protobuf PushResult; needs the
+//	               internal secret in X-CIM-Internal, else 401
 //	GET  /healthz  200 {"status":"ok","connections":N}, 503 while shutting down
+//	               (open: load balancers and the route probe it)
 //
 // It is served on its own listener, apart from the client port. The handler
 // is safe for concurrent use.
@@ -19,6 +21,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/gocim/gocim/cim-server/internal/internalauth"
 	"github.com/gocim/gocim/proto/cimpb"
 	"github.com/gocim/gocim/proto/codes"
 )
@@ -36,6 +39,8 @@ var (
 	ErrBodyTooLarge = errors.New("body too large")
 	// ErrUnreadableBody means the body could not be read.
 	ErrUnreadableBody = errors.New("body could not be read")
+	// ErrUnauthorized means the call lacks the right internal secret.
+	ErrUnauthorized = errors.New("missing or wrong " + internalauth.Header + " header")
 )
 
 // errorTable maps the sentinel errors to their HTTP status and API code.
@@ -47,6 +52,7 @@ var errorTable = []struct {
 	{ErrBadBody, http.StatusBadRequest, codes.BadArgument},
 	{ErrBodyTooLarge, http.StatusRequestEntityTooLarge, codes.BadArgument},
 	{ErrUnreadableBody, http.StatusBadRequest, codes.BadArgument},
+	{ErrUnauthorized, http.StatusUnauthorized, codes.Unauthorized},
 }
 
 // Pusher delivers frames to this gateway's connections.
@@ -60,20 +66,24 @@ type Health interface {
 	ShuttingDown() bool
 }
 
-// New returns the HTTP handler.
-func New(p Pusher, h Health, logger *slog.Logger) http.Handler {
-	return newHandler(p, h, logger, MaxPushBody)
+// New returns the HTTP handler. /push accepts only calls carrying one of
+// secrets; with nil secrets it accepts none.
+func New(p Pusher, h Health, secrets *internalauth.Secrets, logger *slog.Logger) http.Handler {
+	return newHandler(p, h, secrets, logger, MaxPushBody)
 }
 
-func newHandler(p Pusher, h Health, logger *slog.Logger, maxBody int) http.Handler {
+func newHandler(p Pusher, h Health, secrets *internalauth.Secrets, logger *slog.Logger, maxBody int) http.Handler {
 	if logger == nil {
 		logger = slog.Default()
 	}
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
+	// Nothing proxies the internal API: log the peer's own address, never
+	// one a caller claims in X-Forwarded-For.
+	_ = e.SetTrustedProxies(nil)
 	e.Use(gin.Recovery())
-	a := &api{p: p, h: h, maxBody: maxBody, log: logger.With("component", "httpapi")}
-	e.POST("/push", a.push)
+	a := &api{p: p, h: h, secrets: secrets, maxBody: maxBody, log: logger.With("component", "httpapi")}
+	e.POST("/push", a.internalOnly, a.push)
 	e.GET("/healthz", a.healthz)
 	return e
 }
@@ -81,8 +91,20 @@ func newHandler(p Pusher, h Health, logger *slog.Logger, maxBody int) http.Handl
 type api struct {
 	p       Pusher
 	h       Health
+	secrets *internalauth.Secrets
 	maxBody int
 	log     *slog.Logger
+}
+
+// internalOnly refuses calls without a valid X-CIM-Internal header before
+// the body is read.
+func (a *api) internalOnly(c *gin.Context) {
+	if a.secrets.Valid(c.GetHeader(internalauth.Header)) {
+		c.Next()
+		return
+	}
+	a.fail(c, ErrUnauthorized)
+	c.Abort()
 }
 
 var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}

@@ -12,8 +12,26 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/gocim/gocim/cim-server/internal/internalauth"
 	"github.com/gocim/gocim/proto/cimpb"
 )
+
+const (
+	currentSecret = "current-internal-secret"
+	oldSecret     = "previous-internal-secret"
+)
+
+// secrets is what the tests' handlers accept: a current and a previous
+// secret, as during a rotation.
+var secrets = func() *internalauth.Secrets {
+	s, err := internalauth.New([]string{currentSecret, oldSecret})
+	if err != nil {
+		panic(err)
+	}
+	return s
+}()
+
+func newAPI(g *fakeGateway) http.Handler { return New(g, g, secrets, nil) }
 
 // fakeGateway delivers to users whose id starts with "on".
 type fakeGateway struct {
@@ -38,10 +56,20 @@ func (g *fakeGateway) Push(b *cimpb.PushBatch) *cimpb.PushResult {
 func (g *fakeGateway) Connections() int   { return g.conns }
 func (g *fakeGateway) ShuttingDown() bool { return g.stopping.Load() }
 
+// do sends a request with the current internal secret.
 func do(t *testing.T, h http.Handler, method, path string, body []byte) *httptest.ResponseRecorder {
+	t.Helper()
+	return doWith(t, h, method, path, body, currentSecret)
+}
+
+// doWith sends a request with secret in X-CIM-Internal (none when empty).
+func doWith(t *testing.T, h http.Handler, method, path string, body []byte, secret string) *httptest.ResponseRecorder {
 	t.Helper()
 	req := httptest.NewRequest(method, path, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/x-protobuf")
+	if secret != "" {
+		req.Header.Set(internalauth.Header, secret)
+	}
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	return rec
@@ -49,7 +77,7 @@ func do(t *testing.T, h http.Handler, method, path string, body []byte) *httptes
 
 func TestPush(t *testing.T) {
 	g := &fakeGateway{}
-	h := New(g, g, nil)
+	h := newAPI(g)
 	batch := &cimpb.PushBatch{Deliveries: []*cimpb.Delivery{
 		{UserId: "on1", Frame: &cimpb.Frame{Type: cimpb.Type_MSG, Msg: &cimpb.Msg{Body: []byte("hi")}}},
 		{UserId: "off", Frame: &cimpb.Frame{Type: cimpb.Type_MSG}},
@@ -78,7 +106,7 @@ func TestPush(t *testing.T) {
 
 func TestPushBadBody(t *testing.T) {
 	g := &fakeGateway{}
-	h := New(g, g, nil)
+	h := newAPI(g)
 	rec := do(t, h, http.MethodPost, "/push", []byte{0x0a, 0xff, 0xff, 0xff})
 	if rec.Code != http.StatusBadRequest {
 		t.Fatalf("status %d, want 400", rec.Code)
@@ -100,8 +128,9 @@ func TestPushBadBody(t *testing.T) {
 
 func TestPushTooLarge(t *testing.T) {
 	g := &fakeGateway{}
-	h := newHandler(g, g, nil, 1000)
+	h := newHandler(g, g, secrets, nil, 1000)
 	req := httptest.NewRequest(http.MethodPost, "/push", io.LimitReader(zeros{}, 1010))
+	req.Header.Set(internalauth.Header, currentSecret)
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	if rec.Code != http.StatusRequestEntityTooLarge {
@@ -113,10 +142,47 @@ type zeros struct{}
 
 func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
 
+// TestPushNeedsInternalSecret: /push without the internal secret, or with a
+// wrong one, is 401 with a JSON error and reaches no connection; the current
+// and the previous secret both work.
+func TestPushNeedsInternalSecret(t *testing.T) {
+	body, _ := proto.Marshal(&cimpb.PushBatch{Deliveries: []*cimpb.Delivery{
+		{UserId: "on1", Frame: &cimpb.Frame{Type: cimpb.Type_MSG, Msg: &cimpb.Msg{Body: []byte("forged")}}}}})
+	for _, secret := range []string{"", "wrong-internal-secret!", currentSecret[:len(currentSecret)-1], currentSecret + "x"} {
+		g := &fakeGateway{}
+		rec := doWith(t, newAPI(g), http.MethodPost, "/push", body, secret)
+		if rec.Code != http.StatusUnauthorized {
+			t.Fatalf("secret %q: status %d, want 401", secret, rec.Code)
+		}
+		var r struct {
+			Code    int    `json:"code"`
+			Message string `json:"message"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &r); err != nil || r.Code != 4010 || !strings.Contains(r.Message, internalauth.Header) {
+			t.Fatalf("secret %q: error body %s", secret, rec.Body)
+		}
+		if len(g.pushed) != 0 {
+			t.Fatalf("secret %q: a push without the right secret reached the gateway", secret)
+		}
+	}
+	for _, secret := range []string{currentSecret, oldSecret} {
+		g := &fakeGateway{}
+		if rec := doWith(t, newAPI(g), http.MethodPost, "/push", body, secret); rec.Code != http.StatusOK || len(g.pushed) != 1 {
+			t.Fatalf("secret %q: status %d, %d pushes", secret, rec.Code, len(g.pushed))
+		}
+	}
+	// Without configured secrets nothing gets in.
+	g := &fakeGateway{}
+	if rec := doWith(t, New(g, g, nil, nil), http.MethodPost, "/push", body, currentSecret); rec.Code != http.StatusUnauthorized || len(g.pushed) != 0 {
+		t.Fatalf("nil secrets: status %d, %d pushes", rec.Code, len(g.pushed))
+	}
+}
+
 func TestHealthz(t *testing.T) {
 	g := &fakeGateway{conns: 3}
-	h := New(g, g, nil)
-	rec := do(t, h, http.MethodGet, "/healthz", nil)
+	h := newAPI(g)
+	// /healthz is open: no internal secret.
+	rec := doWith(t, h, http.MethodGet, "/healthz", nil, "")
 	var r struct {
 		Status      string `json:"status"`
 		Connections int    `json:"connections"`
@@ -132,7 +198,7 @@ func TestHealthz(t *testing.T) {
 
 func TestUnknownRoute(t *testing.T) {
 	g := &fakeGateway{}
-	if rec := do(t, New(g, g, nil), http.MethodGet, "/push", nil); rec.Code != http.StatusNotFound && rec.Code != http.StatusMethodNotAllowed {
+	if rec := do(t, newAPI(g), http.MethodGet, "/push", nil); rec.Code != http.StatusNotFound && rec.Code != http.StatusMethodNotAllowed {
 		t.Fatalf("GET /push: %d", rec.Code)
 	}
 }

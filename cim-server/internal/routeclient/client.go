@@ -1,5 +1,7 @@
 // Package routeclient is the gateway's HTTP client for the route's internal
-// API (/internal/online, /internal/offline, /internal/uplink).
+// API (/internal/online, /internal/offline, /internal/uplink), served on the
+// route's --internal-listen address. Every call carries the internal secret
+// in the X-CIM-Internal header.
 //
 // Every call is retried on connection errors and 5xx answers with jittered
 // exponential backoff for up to Config.RetryFor, rotating among the
@@ -24,6 +26,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/gocim/gocim/cim-server/internal/internalauth"
 	"github.com/gocim/gocim/proto/cimpb"
 	"github.com/gocim/gocim/proto/codes"
 )
@@ -53,10 +56,12 @@ const (
 
 // Config configures a Client.
 type Config struct {
-	// URLs are the route base URLs, e.g. "http://127.0.0.1:8080".
+	// URLs are the route's internal base URLs, e.g. "http://127.0.0.1:8090".
 	URLs []string
 	// GatewayID is sent with every call.
 	GatewayID string
+	// Secret is the current internal secret, sent in X-CIM-Internal.
+	Secret string
 	// RetryFor bounds how long one call keeps retrying (default 15s).
 	RetryFor time.Duration
 	// AttemptTimeout bounds one HTTP attempt (default 10s, never more than
@@ -69,11 +74,14 @@ type Config struct {
 type Client struct {
 	urls    []string
 	gw      string
+	secret  string
 	retry   time.Duration
 	attempt time.Duration
 	http    *http.Client
 	next    atomic.Uint32 // index of the URL to use
 	log     *slog.Logger
+
+	secretLogged atomic.Int64 // unix ns of the last "secret refused" log line
 }
 
 // New returns a Client for cfg.
@@ -101,6 +109,7 @@ func New(cfg Config) *Client {
 	return &Client{
 		urls:    urls,
 		gw:      cfg.GatewayID,
+		secret:  cfg.Secret,
 		retry:   cfg.RetryFor,
 		attempt: cfg.AttemptTimeout,
 		http:    &http.Client{Transport: tr},
@@ -157,6 +166,8 @@ func (c *Client) session(ctx context.Context, path, userID, sessionID string, re
 	var r result
 	jsonErr := json.Unmarshal(resp, &r)
 	switch {
+	case status == http.StatusUnauthorized:
+		return c.secretRefused(path)
 	case status == http.StatusConflict || (jsonErr == nil && r.Code == int(codes.Unauthorized)):
 		return fmt.Errorf("%w: %s", ErrNotCurrent, r.Message)
 	case status/100 == 2 && (jsonErr != nil || r.Code == 0 || r.Code == int(codes.OK)):
@@ -179,6 +190,9 @@ func (c *Client) Uplink(ctx context.Context, b *cimpb.UplinkBatch) (*cimpb.PushB
 	status, resp, err := c.post(ctx, "/internal/uplink", contentProtobuf, body)
 	if err != nil {
 		return nil, err
+	}
+	if status == http.StatusUnauthorized {
+		return nil, c.secretRefused("/internal/uplink")
 	}
 	if status/100 != 2 {
 		return nil, fmt.Errorf("%w: /internal/uplink answered HTTP %d: %s", ErrRejected, status, snippet(resp))
@@ -249,6 +263,7 @@ func (c *Client) once(ctx context.Context, url, contentType string, body []byte,
 		return 0, nil, err
 	}
 	req.Header.Set("Content-Type", contentType)
+	req.Header.Set(internalauth.Header, c.secret)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return 0, nil, err
@@ -259,6 +274,20 @@ func (c *Client) once(ctx context.Context, url, contentType string, body []byte,
 		return 0, nil, fmt.Errorf("read answer: %w", err)
 	}
 	return resp.StatusCode, b, nil
+}
+
+// secretLogEvery spaces out the log lines about a refused internal secret.
+const secretLogEvery = 10 * time.Second
+
+// secretRefused returns the error for a 401 from the route: a configuration
+// mismatch that retrying cannot fix. It is logged (at most every
+// secretLogEvery) because an operator has to fix it.
+func (c *Client) secretRefused(path string) error {
+	now := time.Now().UnixNano()
+	if last := c.secretLogged.Load(); now-last >= int64(secretLogEvery) && c.secretLogged.CompareAndSwap(last, now) {
+		c.log.Error("the route refused this gateway's internal secret; --internal-secret must match the route's", "path", path)
+	}
+	return fmt.Errorf("%w: %s answered HTTP 401: the route refused the internal secret", ErrRejected, path)
 }
 
 func snippet(b []byte) string {

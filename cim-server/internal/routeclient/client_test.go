@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,8 +17,11 @@ import (
 	"go.uber.org/goleak"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/gocim/gocim/cim-server/internal/internalauth"
 	"github.com/gocim/gocim/proto/cimpb"
 )
+
+const testSecret = "internal-secret-for-tests"
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
@@ -32,7 +37,7 @@ func deadURL(t *testing.T) string {
 }
 
 func newClient(t *testing.T, retry time.Duration, urls ...string) *Client {
-	c := New(Config{URLs: urls, GatewayID: "gw1", RetryFor: retry})
+	c := New(Config{URLs: urls, GatewayID: "gw1", Secret: testSecret, RetryFor: retry})
 	t.Cleanup(c.Close)
 	return c
 }
@@ -191,5 +196,71 @@ func TestUplinkBadAnswer(t *testing.T) {
 	_, err := newClient(t, time.Second, srv.URL).Uplink(context.Background(), &cimpb.UplinkBatch{})
 	if !errors.Is(err, ErrRejected) {
 		t.Fatalf("err = %v, want ErrRejected", err)
+	}
+}
+
+// TestSendsInternalSecret: every internal call carries X-CIM-Internal with
+// the configured secret; a route that checks it (as the real one does)
+// accepts all of them.
+func TestSendsInternalSecret(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if got := r.Header.Get(internalauth.Header); got != testSecret {
+			t.Errorf("%s: %s = %q, want %q", r.URL.Path, internalauth.Header, got, testSecret)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		mu.Lock()
+		seen[r.URL.Path]++
+		mu.Unlock()
+		if r.URL.Path == "/internal/uplink" {
+			w.Header().Set("Content-Type", "application/x-protobuf")
+			return // an empty PushBatch
+		}
+		w.Write([]byte(`{"code":9000}`))
+	}))
+	defer srv.Close()
+	c := newClient(t, time.Second, srv.URL)
+	ctx := context.Background()
+	if err := c.Online(ctx, "1", "s"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Reassert(ctx, "1", "s"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Offline(ctx, "1", "s"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Uplink(ctx, &cimpb.UplinkBatch{}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if seen["/internal/online"] != 2 || seen["/internal/offline"] != 1 || seen["/internal/uplink"] != 1 {
+		t.Fatalf("authenticated calls %v", seen)
+	}
+}
+
+// TestSecretRefusedNotRetried: a 401 (the route does not know our secret) is
+// a configuration error: no retries, ErrRejected naming the secret.
+func TestSecretRefusedNotRetried(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.WriteHeader(http.StatusUnauthorized)
+		w.Write([]byte(`{"code":4010,"message":"unauthorized"}`))
+	}))
+	defer srv.Close()
+	c := newClient(t, 5*time.Second, srv.URL)
+	err := c.Online(context.Background(), "1", "s")
+	if !errors.Is(err, ErrRejected) || errors.Is(err, ErrNotCurrent) || !strings.Contains(err.Error(), "internal secret") {
+		t.Fatalf("Online err = %v, want ErrRejected about the internal secret", err)
+	}
+	if _, err := c.Uplink(context.Background(), &cimpb.UplinkBatch{}); !errors.Is(err, ErrRejected) {
+		t.Fatalf("Uplink err = %v, want ErrRejected", err)
+	}
+	if calls.Load() != 2 {
+		t.Fatalf("%d calls, want 2 (no retries)", calls.Load())
 	}
 }
