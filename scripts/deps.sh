@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what gocim's cluster and tests need from the system package manager
-# when it is missing: ZooKeeper (plus a Java runtime), Redis, and — with the
-# argument "protoc" — the protobuf compiler. Safe to run again.
+# when it is missing: ZooKeeper (plus a Java runtime), Redis, OpenLDAP's slapd
+# (the LDAP authenticator's tests) and — with the argument "protoc" — the
+# protobuf compiler. Safe to run again.
 set -euo pipefail
 
-want=(zookeeper redis-server)
+want=(zookeeper redis-server slapd)
 [ "${1:-}" = protoc ] && want=(protobuf-compiler)
 
 missing=()
@@ -12,6 +13,8 @@ for pkg in "${want[@]}"; do
   case $pkg in
     zookeeper) [ -f /usr/share/java/zookeeper.jar ] || [ -n "${CIM_ZK_CLASSPATH:-}" ] || missing+=(zookeeper) ;;
     redis-server) command -v redis-server >/dev/null || missing+=(redis-server) ;;
+    # /usr/sbin is not on every user's PATH.
+    slapd) [ -x /usr/sbin/slapd ] || command -v slapd >/dev/null || missing+=(slapd) ;;
     protobuf-compiler) command -v protoc >/dev/null || missing+=(protobuf-compiler) ;;
   esac
 done
@@ -25,10 +28,14 @@ if ! command -v apt-get >/dev/null; then
   exit 1
 fi
 sudo=()
-[ "$(id -u)" -eq 0 ] || sudo=(sudo)
+# sudo resets the environment; env carries DEBIAN_FRONTEND through it so
+# debconf (slapd asks for a domain and password) never prompts.
+[ "$(id -u)" -eq 0 ] || sudo=(sudo env DEBIAN_FRONTEND=noninteractive)
 echo "deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 "${sudo[@]}" apt-get update -qq
 "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-# The Debian packages enable system-wide services; gocim runs its own
-# instances on its own ports, so the system ones are left as they are.
+# The Debian packages enable system-wide services (slapd's debconf questions
+# are answered with their defaults); gocim's tests run their own instances on
+# their own ports with their own configuration, so the system ones are left
+# as they are.
