@@ -5,7 +5,9 @@ BINARIES := cim-server cim-route cim-client
 GO ?= go
 TEST_FLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: all build run stop status test unit e2e lint proto proto-check docker-check deps clean
+FUZZ_TIME ?= 15s
+
+.PHONY: all build run stop status test unit e2e fuzz lint proto proto-check docker-check deps clean
 
 all: build
 
@@ -26,10 +28,17 @@ deps:
 	scripts/deps.sh
 	scripts/deps.sh protoc
 
-# test: everything CI checks — formatting, vet, generated code, then all tests
-# (unit and e2e) with the race detector against real ZooKeeper and Redis.
+# test: everything CI checks — formatting, vet, generated code, all tests
+# (unit and e2e) with the race detector against real ZooKeeper, Redis and
+# slapd, then the fuzz targets for a bounded time each.
 test: deps lint proto-check
 	$(GO) test $(TEST_FLAGS) $(foreach m,$(MODULES),./$(m)/...)
+	$(MAKE) fuzz
+
+# fuzz: the frame decoder and the route's JSON handlers, $(FUZZ_TIME) each.
+fuzz:
+	cd proto && $(GO) test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZ_TIME) ./codec/
+	cd cim-route && $(GO) test -run '^$$' -fuzz '^FuzzJSONHandlers$$' -fuzztime $(FUZZ_TIME) ./internal/api/
 
 unit:
 	$(GO) test $(TEST_FLAGS) $(foreach m,$(filter-out e2e,$(MODULES)),./$(m)/...)

@@ -251,7 +251,7 @@ func TestLateDisconnectKeepsNewSession(t *testing.T) {
 
 	// The old gateway's disconnect report, delivered late.
 	var env harness.Envelope
-	status, err := harness.PostJSON(c.Route.URL+"/internal/offline", map[string]string{
+	status, err := harness.Call("POST", c.Route.InternalURL+"/internal/offline", harness.Internal(), map[string]string{
 		"userId": oldInfo.UserID, "sessionId": oldInfo.SessionID, "gatewayId": oldInfo.Gateway,
 	}, &env)
 	if err != nil || status != 200 {
@@ -466,7 +466,7 @@ func TestBadInput(t *testing.T) {
 		}
 		for _, tc := range cases {
 			var env harness.Envelope
-			status, err := harness.PostJSON(c.Route.URL+tc.path, tc.body, &env)
+			status, err := harness.Call("POST", c.Route.URL+tc.path, harness.APIKey(harness.PushKey), tc.body, &env)
 			if err != nil {
 				t.Fatalf("%s: %v", tc.path, err)
 			}

@@ -60,7 +60,7 @@ func TestTerminalChat(t *testing.T) {
 			UserName string `json:"userName"`
 		} `json:"data"`
 	}
-	if err := harness.GetJSON(c.Route.URL+"/onlineUser", &env); err != nil {
+	if _, err := harness.Call("GET", c.Route.URL+"/onlineUser", harness.APIKey(harness.ListKey), nil, &env); err != nil {
 		t.Fatal(err)
 	}
 	for _, u := range env.Data {

@@ -8,7 +8,10 @@
 #   scripts/cluster.sh status
 #
 # Ports can be moved with CIM_ZK_PORT (2181), CIM_REDIS_PORT (6379),
-# CIM_ROUTE_PORT (8080) and CIM_GATEWAYS ("9000:9100 9001:9101", tcp:http pairs).
+# CIM_ROUTE_PORT (8080, public API), CIM_ROUTE_INTERNAL_PORT (8090, gateway
+# calls) and CIM_GATEWAYS ("9000:9100 9001:9101", tcp:http pairs).
+# The token and internal secrets are generated once into $run/secret and
+# $run/internal-secret (mode 600).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,6 +20,7 @@ bin=${CIM_BIN_DIR:-$root/bin}
 zk_port=${CIM_ZK_PORT:-2181}
 redis_port=${CIM_REDIS_PORT:-6379}
 route_port=${CIM_ROUTE_PORT:-8080}
+route_internal_port=${CIM_ROUTE_INTERNAL_PORT:-8090}
 gateways=${CIM_GATEWAYS:-"9000:9100 9001:9101"}
 host=127.0.0.1
 
@@ -54,8 +58,12 @@ start() {
     [ -x "$bin/$b" ] || { echo "missing $bin/$b: run 'make build' first" >&2; exit 1; }
   done
   mkdir -p "$run/zookeeper" "$run/redis"
-  [ -s "$run/secret" ] || head -c 32 /dev/urandom | base64 | tr -d '\n=+/' >"$run/secret"
-  export CIM_TOKEN_SECRET; CIM_TOKEN_SECRET=$(cat "$run/secret")
+  (umask 077
+   [ -s "$run/secret" ] || head -c 32 /dev/urandom | base64 | tr -d '\n=+/' >"$run/secret"
+   [ -s "$run/internal-secret" ] || head -c 32 /dev/urandom | base64 | tr -d '\n=+/' >"$run/internal-secret")
+  export CIM_TOKEN_SECRET CIM_INTERNAL_SECRET
+  CIM_TOKEN_SECRET=$(cat "$run/secret")
+  CIM_INTERNAL_SECRET=$(cat "$run/internal-secret")
   export CIM_ZK="$host:$zk_port" CIM_REDIS="$host:$redis_port"
 
   echo "starting ZooKeeper on $host:$zk_port"
@@ -73,8 +81,8 @@ start() {
     --appendonly yes --appendfsync everysec --save "" --daemonize no
   wait_for redis "Ready to accept connections"
 
-  echo "starting cim-route on $host:$route_port"
-  launch route "$bin/cim-route" --listen "$host:$route_port"
+  echo "starting cim-route: API on $host:$route_port, gateway calls on $host:$route_internal_port"
+  launch route "$bin/cim-route" --listen "$host:$route_port" --internal-listen "$host:$route_internal_port"
   wait_for route "route ready"
 
   local i=0
@@ -82,7 +90,7 @@ start() {
     i=$((i + 1))
     echo "starting cim-server gw$i: clients on $host:${pair%%:*}, internal http on $host:${pair##*:}"
     launch "gw$i" "$bin/cim-server" --listen "$host:${pair%%:*}" --http-listen "$host:${pair##*:}" \
-      --route "http://$host:$route_port"
+      --route "http://$host:$route_internal_port"
   done
   i=0
   for _ in $gateways; do i=$((i + 1)); wait_for "gw$i" "gateway ready"; done

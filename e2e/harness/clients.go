@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -36,7 +37,7 @@ func (c *Cluster) Register(t testing.TB, name string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	u, err := client.NewAPI(c.Route.URL, nil).Register(ctx, name, Password)
+	u, err := client.NewAPI(c.Route.URL, c.HTTP()).Register(ctx, name, Password)
 	var apiErr *client.APIError
 	if errors.As(err, &apiErr) && apiErr.Code == codes.BadAccount {
 		return "" // already registered
@@ -59,6 +60,9 @@ func (c *Cluster) Connect(t testing.TB, name string, tune ...func(*client.Config
 		ReconnectMin: 50 * time.Millisecond,
 		ReconnectMax: 500 * time.Millisecond,
 		EventBuffer:  4096,
+	}
+	if c.TLS != nil {
+		cfg.TLS = c.TLS.ClientConfig()
 	}
 	for _, f := range tune {
 		f(&cfg)
@@ -216,7 +220,11 @@ type Terminal struct {
 // flags. It is killed when the test ends if still running.
 func (c *Cluster) Terminal(t testing.TB, name string, extra ...string) *Terminal {
 	t.Helper()
-	args := append([]string{"--route", c.Route.URL, "--user", name, "--password", Password, "--register"}, extra...)
+	args := []string{"--route", c.Route.URL, "--user", name, "--password", Password, "--register"}
+	if c.TLS != nil {
+		args = append(args, "--tls", "--ca", c.TLS.CAFile)
+	}
+	args = append(args, extra...)
 	cmd := exec.Command(filepath.Join(c.Bin, "cim-client"), args...)
 	cmd.Env = append(cmd.Environ(), "GORACE=halt_on_error=0", "TZ=UTC")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -329,11 +337,45 @@ func GetJSON(url string, v any) error {
 // PostJSON POSTs body as JSON and decodes the answer into v; it returns the
 // HTTP status.
 func PostJSON(url string, body, v any) (int, error) {
-	b, err := json.Marshal(body)
+	return Call(http.MethodPost, url, nil, body, v)
+}
+
+// API calls the cluster's route API at path (with c.HTTP()); see Call.
+func (c *Cluster) API(method, path string, header http.Header, body, v any) (int, error) {
+	return call(c.HTTP(), method, c.Route.URL+path, header, body, v)
+}
+
+// Call sends body (JSON; a []byte is sent as is; nil sends nothing) with the
+// given headers and decodes the answer into v (when not nil); it returns the
+// HTTP status.
+func Call(method, url string, header http.Header, body, v any) (int, error) {
+	return call(httpClient, method, url, header, body, v)
+}
+
+func call(hc *http.Client, method, url string, header http.Header, body, v any) (int, error) {
+	var r io.Reader
+	switch b := body.(type) {
+	case nil:
+	case []byte:
+		r = bytes.NewReader(b)
+	default:
+		j, err := json.Marshal(body)
+		if err != nil {
+			return 0, err
+		}
+		r = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, url, r)
 	if err != nil {
 		return 0, err
 	}
-	resp, err := httpClient.Post(url, "application/json", bytes.NewReader(b))
+	if r != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, vs := range header {
+		req.Header[k] = vs
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		return 0, err
 	}
@@ -343,6 +385,26 @@ func PostJSON(url string, body, v any) (int, error) {
 		return resp.StatusCode, nil
 	}
 	return resp.StatusCode, json.NewDecoder(resp.Body).Decode(v)
+}
+
+// HTTP is an HTTP client for the cluster's route API (trusting its test CA
+// when it speaks TLS).
+func (c *Cluster) HTTP() *http.Client {
+	if c.TLS == nil {
+		return httpClient
+	}
+	return &http.Client{Timeout: httpClient.Timeout, Transport: &http.Transport{TLSClientConfig: c.TLS.ClientConfig()}}
+}
+
+// Internal is the header of gateway <-> route calls.
+func Internal() http.Header { return http.Header{"X-Cim-Internal": {InternalSecret}} }
+
+// APIKey is the header of an app back-end's call.
+func APIKey(key string) http.Header { return http.Header{"X-Api-Key": {key}} }
+
+// Bearer is the header of a user's call with its access token.
+func Bearer(accessToken string) http.Header {
+	return http.Header{"Authorization": {"Bearer " + accessToken}}
 }
 
 // Envelope is the route's JSON answer.

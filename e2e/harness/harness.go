@@ -25,14 +25,28 @@ import (
 	"github.com/gocim/gocim/internal/testenv"
 )
 
-// Secret is the token secret every process of a harness cluster shares.
-const Secret = "e2e-secret-0123456789abcdef"
+// Secrets and keys every harness cluster is configured with.
+const (
+	// Secret signs tokens (--token-secret).
+	Secret = "e2e-secret-0123456789abcdef"
+	// InternalSecret authenticates gateway <-> route calls (--internal-secret).
+	InternalSecret = "e2e-internal-0123456789abcdef"
+	// AdminKey is an API key with the push and admin scopes.
+	AdminKey = "e2e-admin-key-0123456789"
+	// PushKey is an API key with only the push scope.
+	PushKey = "e2e-push-key-0123456789"
+	// ListKey is an API key with only the admin scope.
+	ListKey = "e2e-list-key-0123456789"
+)
 
 // Options shapes a cluster.
 type Options struct {
 	Gateways    int      // how many gateways to start (default 2)
 	RouteArgs   []string // extra cim-route flags
 	GatewayArgs []string // extra cim-server flags for every gateway
+	// TLS makes the route's API and the gateways' client ports speak TLS
+	// with a throwaway CA (Cluster.TLS); Connect and Terminal trust it.
+	TLS bool
 }
 
 // Cluster is a running gocim cluster.
@@ -44,6 +58,7 @@ type Cluster struct {
 	Redis    *testenv.Redis
 	Route    *Route
 	Gateways []*Gateway
+	TLS      *testenv.TLS // set with Options.TLS
 	opts     Options
 	procs    []*testenv.Process
 	mu       sync.Mutex
@@ -52,9 +67,11 @@ type Cluster struct {
 // Route is a running cim-route.
 type Route struct {
 	*testenv.Process
-	Addr string // host:port
-	URL  string // http://host:port
-	args []string
+	Addr         string // public API host:port
+	URL          string // http://host:port of the public API
+	InternalAddr string // host:port gateways call
+	InternalURL  string // http://host:port gateways call
+	args         []string
 }
 
 // Gateway is a running cim-server.
@@ -76,17 +93,32 @@ func Start(t testing.TB, opts Options) *Cluster {
 	c := &Cluster{t: t, Bin: Binaries(t), Dir: t.TempDir(), opts: opts}
 	c.ZK = testenv.StartZooKeeper(t)
 	c.Redis = testenv.StartRedis(t)
-	port := testenv.FreePort(t)
-	c.Route = &Route{Addr: "127.0.0.1:" + strconv.Itoa(port)}
+	port, internal := testenv.FreePort(t), testenv.FreePort(t)
+	c.Route = &Route{Addr: "127.0.0.1:" + strconv.Itoa(port), InternalAddr: "127.0.0.1:" + strconv.Itoa(internal)}
 	c.Route.URL = "http://" + c.Route.Addr
+	c.Route.InternalURL = "http://" + c.Route.InternalAddr
+	var tlsArgs []string
+	if opts.TLS {
+		c.TLS = testenv.NewTLS(t)
+		c.Route.URL = "https://" + c.Route.Addr
+		tlsArgs = []string{"--tls-cert", c.TLS.CertFile, "--tls-key", c.TLS.KeyFile}
+		opts.GatewayArgs = append(append([]string(nil), tlsArgs...), opts.GatewayArgs...)
+		c.opts = opts
+	}
+	// Limits are generous by default (tests log in and send fast from one
+	// address); tests of the limits pass their own values after these.
 	c.Route.args = append([]string{
 		"--listen", c.Route.Addr,
+		"--internal-listen", c.Route.InternalAddr,
 		"--zk", c.ZK.Addr,
 		"--redis", c.Redis.Addr,
 		"--bcrypt-cost", "4",
 		"--health-interval", "500ms",
+		"--login-rate", "10000",
+		"--login-burst", "10000",
+		"--api-keys", "e2e-admin:" + AdminKey + ":push+admin,e2e-push:" + PushKey + ":push,e2e-list:" + ListKey + ":admin",
 		"--log-level", "debug",
-	}, opts.RouteArgs...)
+	}, append(tlsArgs, opts.RouteArgs...)...)
 	c.StartRoute()
 	for i := 0; i < opts.Gateways; i++ {
 		c.AddGateway()
@@ -96,7 +128,7 @@ func Start(t testing.TB, opts Options) *Cluster {
 }
 
 func (c *Cluster) env() []string {
-	return []string{"CIM_TOKEN_SECRET=" + Secret, "GORACE=halt_on_error=0"}
+	return []string{"CIM_TOKEN_SECRET=" + Secret, "CIM_INTERNAL_SECRET=" + InternalSecret, "GORACE=halt_on_error=0"}
 }
 
 func (c *Cluster) track(p *testenv.Process) {
@@ -128,8 +160,9 @@ func (c *Cluster) AddGateway(extra ...string) *Gateway {
 		"--http-listen", g.HTTPAddr,
 		"--zk", c.ZK.Addr,
 		"--zk-session-timeout", "2s",
-		"--route", c.Route.URL,
+		"--route", c.Route.InternalURL,
 		"--drain", "200ms",
+		"--msg-rate", "0",
 		"--log-level", "debug",
 	}
 	args = append(args, c.opts.GatewayArgs...)

@@ -4,8 +4,10 @@
 //
 // Flags are listed by --help; each can also come from a CIM_* environment
 // variable. Once listening and holding its first gateway list it prints
-// exactly one line to stdout, "route ready addr=<host:port>"; logs go to
-// stderr. SIGINT/SIGTERM shut it down gracefully.
+// exactly one line to stdout, "route ready addr=<host:port>
+// internal=<host:port>" (addr is the public API, internal the listener for
+// the gateways' --route); logs go to stderr. SIGINT/SIGTERM shut it down
+// gracefully.
 package main
 
 import (
@@ -58,7 +60,7 @@ loop:
 	for {
 		select {
 		case <-ready:
-			fmt.Fprintf(stdout, "route ready addr=%s\n", a.Addr())
+			fmt.Fprintf(stdout, "route ready addr=%s internal=%s\n", a.Addr(), a.InternalAddr())
 			ready = nil
 		case <-ctx.Done():
 			log.Info("shutting down", "reason", "signal")

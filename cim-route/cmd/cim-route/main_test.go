@@ -16,11 +16,17 @@ import (
 
 func TestFlagErrors(t *testing.T) {
 	var out bytes.Buffer
-	if code := run([]string{"--help"}, io.Discard, &out); code != 0 || !strings.Contains(out.String(), "-token-secret") {
+	if code := run([]string{"--help"}, io.Discard, &out); code != 0 {
 		t.Fatalf("--help: exit %d, output %q", code, out.String())
 	}
+	for _, f := range []string{"-token-secret", "-internal-secret", "-internal-listen", "-tls-cert", "-api-keys", "-auth", "-ldap-url", "-login-rate"} {
+		if !strings.Contains(out.String(), f) {
+			t.Errorf("--help lacks %s", f)
+		}
+	}
 	out.Reset()
-	if code := run([]string{"--listen", "127.0.0.1:0"}, io.Discard, &out); code != 2 || !strings.Contains(out.String(), "--token-secret is required") {
+	if code := run([]string{"--listen", "127.0.0.1:0"}, io.Discard, &out); code != 2 ||
+		!strings.Contains(out.String(), "--token-secret is required") || !strings.Contains(out.String(), "--internal-secret is required") {
 		t.Fatalf("no secret: exit %d, output %q", code, out.String())
 	}
 	if code := run([]string{"--no-such-flag"}, io.Discard, io.Discard); code != 2 {
@@ -37,7 +43,8 @@ func TestReadyLineAndSignal(t *testing.T) {
 	var stderr bytes.Buffer
 	exit := make(chan int, 1)
 	go func() {
-		exit <- run([]string{"--listen", "127.0.0.1:0", "--zk", zks.Addr, "--redis", rds.Addr,
+		exit <- run([]string{"--listen", "127.0.0.1:0", "--internal-listen", "127.0.0.1:0", "--internal-secret", "main-test-internal-0123",
+			"--zk", zks.Addr, "--redis", rds.Addr,
 			"--upload-dir", t.TempDir(), "--token-secret", "main-test-secret-0123", "--log-level", "warn"}, pw, &stderr)
 		pw.Close()
 	}()
@@ -57,17 +64,19 @@ func TestReadyLineAndSignal(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("no ready line")
 	}
-	m := regexp.MustCompile(`^route ready addr=(127\.0\.0\.1:[1-9][0-9]*)$`).FindStringSubmatch(line)
-	if m == nil {
+	m := regexp.MustCompile(`^route ready addr=(127\.0\.0\.1:[1-9][0-9]*) internal=(127\.0\.0\.1:[1-9][0-9]*)$`).FindStringSubmatch(line)
+	if m == nil || m[1] == m[2] {
 		t.Fatalf("ready line %q", line)
 	}
-	resp, err := http.Get("http://" + m[1] + "/healthz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("healthz: HTTP %d", resp.StatusCode)
+	for _, addr := range m[1:] {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("healthz on %s: HTTP %d", addr, resp.StatusCode)
+		}
 	}
 	if err := syscall.Kill(syscall.Getpid(), syscall.SIGTERM); err != nil {
 		t.Fatal(err)

@@ -1,8 +1,12 @@
-// Package api is the route service's HTTP edge (gin): the public CIM
-// endpoints, history, uploads and downloads, the internal endpoints gateways
-// call, and the mapping of errors to result codes. Every JSON answer is {"code","message","data"}; the
-// internal uplink call speaks protobuf. Handlers only decode, validate shape
-// and encode; the logic lives behind the Service interface.
+// Package api is the route service's HTTP edge (gin): the public handler —
+// the CIM endpoints, /api/push, history, uploads and downloads — and the
+// internal handler with the endpoints gateways call; who may call what
+// (access tokens, API keys, the internal secret) and the mapping of errors
+// to result codes. Every JSON answer is {"code","message","data"}; the
+// internal uplink call speaks protobuf. Handlers only authenticate, decode,
+// validate shape and encode; the logic lives behind the Service interface.
+//
+// The handlers are safe for concurrent use.
 package api
 
 import (
@@ -20,9 +24,12 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/gocim/gocim/cim-route/internal/apikey"
 	"github.com/gocim/gocim/cim-route/internal/errs"
 	"github.com/gocim/gocim/cim-route/internal/files"
+	"github.com/gocim/gocim/cim-route/internal/ratelimit"
 	"github.com/gocim/gocim/cim-route/internal/router"
+	"github.com/gocim/gocim/cim-route/internal/secret"
 	"github.com/gocim/gocim/proto/cimpb"
 	"github.com/gocim/gocim/proto/codes"
 )
@@ -31,9 +38,14 @@ import (
 type Service interface {
 	Register(ctx context.Context, name, password string) (router.User, error)
 	Login(ctx context.Context, req router.LoginRequest) (router.Session, error)
+	// CheckSession: nil if sid is uid's current session, else an error
+	// wrapping errs.ErrUnauthorized (or errs.ErrUnavailable).
+	CheckSession(ctx context.Context, uid, sid string) error
 	P2P(ctx context.Context, from, to, text string) (string, error)
 	Broadcast(ctx context.Context, from, text string) (string, int, error)
+	Push(ctx context.Context, req router.PushRequest) (router.PushResult, error)
 	OnlineUsers(ctx context.Context) ([]router.User, error)
+	// Logoff ends uid's session sid; an empty sid is the current one.
 	Logoff(ctx context.Context, uid, sid string) error
 	SessionOnline(ctx context.Context, uid, sid, gw string, reassert bool) error
 	SessionOffline(ctx context.Context, uid, sid string) error
@@ -47,33 +59,66 @@ type Service interface {
 // ProtobufType is the media type of the internal protobuf bodies.
 const ProtobufType = "application/x-protobuf"
 
-// Config configures the handler.
+// Credential headers.
+const (
+	InternalHeader = "X-CIM-Internal" // the internal secret, gateways ⇄ route
+	APIKeyHeader   = "X-API-Key"      // an application back-end's API key
+)
+
+// minPushBody is the body limit of POST /api/push when --max-body is
+// smaller: 10,000 recipients do not fit in 64 KiB, and only API keys with
+// the push scope get that far.
+const minPushBody = 1 << 20
+
+// Config configures the handlers.
 type Config struct {
 	Service Service
 	Logger  *slog.Logger
+
+	// TokenKeys verify access tokens (Authorization: Bearer).
+	TokenKeys [][]byte
+	// APIKeys are the application back-ends' keys (X-API-Key); nil: none.
+	APIKeys *apikey.Ring
+	// InternalSecrets are the accepted X-CIM-Internal values. Without any,
+	// every /internal/* call is refused.
+	InternalSecrets []string
+	// LoginRate and LoginBurst limit /login and /registerAccount per client
+	// IP and per user name (token buckets); LoginRate <= 0: no limit.
+	LoginRate  float64
+	LoginBurst int
+	// TrustedProxies (IPs or CIDRs) may name the client in
+	// X-Forwarded-For / X-Real-IP; none: the peer address is the client.
+	TrustedProxies []string
+
 	// MaxBody bounds JSON request bodies (default 64 KiB); larger ones get
-	// 413 / 3000.
+	// 413 / 4131.
 	MaxBody int64
 	// MaxUplink bounds an uplink batch (default 64 MiB: a gateway batch
 	// may carry many frames of up to 64 KiB each).
 	MaxUplink int64
 	// MaxUpload bounds POST /upload bodies (default 10 MiB); larger ones get
-	// 413 / 3000.
+	// 413 / 4131.
 	MaxUpload int64
+
+	Now func() time.Time // default time.Now (token expiry)
 }
 
 type handler struct {
 	svc       Service
 	log       *slog.Logger
+	tokenKeys [][]byte
+	apiKeys   *apikey.Ring
+	internal  secret.Set
+	limiter   *ratelimit.Limiter
 	maxBody   int64
 	maxUplink int64
 	maxUpload int64
+	now       func() time.Time
 }
 
 var releaseMode sync.Once
 
-// New returns the route's HTTP handler.
-func New(cfg Config) http.Handler {
+func newHandler(cfg Config) *handler {
 	// Gin's debug mode prints route tables to stdout, which carries only the
 	// ready line.
 	releaseMode.Do(func() { gin.SetMode(gin.ReleaseMode) })
@@ -89,9 +134,20 @@ func New(cfg Config) http.Handler {
 	if cfg.MaxUpload <= 0 {
 		cfg.MaxUpload = 10 << 20
 	}
-	h := &handler{svc: cfg.Service, log: cfg.Logger.With("component", "api"),
-		maxBody: cfg.MaxBody, maxUplink: cfg.MaxUplink, maxUpload: cfg.MaxUpload}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &handler{
+		svc: cfg.Service, log: cfg.Logger.With("component", "api"),
+		tokenKeys: cfg.TokenKeys, apiKeys: cfg.APIKeys, internal: secret.NewSet(cfg.InternalSecrets),
+		limiter: ratelimit.New(ratelimit.Config{Rate: cfg.LoginRate, Burst: cfg.LoginBurst, Dimensions: 2}),
+		maxBody: cfg.MaxBody, maxUplink: cfg.MaxUplink, maxUpload: cfg.MaxUpload, now: cfg.Now,
+	}
+}
 
+// engine is a gin engine with the JSON envelope for panics, unknown paths
+// and wrong methods.
+func (h *handler) engine() *gin.Engine {
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
 	e.Use(gin.CustomRecovery(func(c *gin.Context, rec any) {
@@ -104,21 +160,45 @@ func New(cfg Config) http.Handler {
 	e.NoMethod(func(c *gin.Context) {
 		c.JSON(http.StatusMethodNotAllowed, envelope{Code: codes.BadArgument, Message: "method " + c.Request.Method + " not allowed here"})
 	})
+	return e
+}
+
+// NewPublic returns the handler of the public listener (--listen): the
+// user and application API. /internal/* is not served here.
+func NewPublic(cfg Config) (http.Handler, error) {
+	h := newHandler(cfg)
+	e := h.engine()
+	if err := e.SetTrustedProxies(cfg.TrustedProxies); err != nil {
+		return nil, fmt.Errorf("trusted proxies: %w", err)
+	}
+	bearer := access{bearer: true}
+	userOrKey := func(s apikey.Scope) access { return access{bearer: true, scope: s} }
 
 	e.POST("/registerAccount", h.register)
 	e.POST("/login", h.login)
-	e.POST("/p2pRoute", h.p2p)
-	e.POST("/groupRoute", h.group)
-	e.GET("/onlineUser", h.onlineUsers)
-	e.POST("/offLine", h.offline)
 	e.GET("/healthz", h.healthz)
-	e.GET("/history", h.history)
-	e.POST("/upload", h.upload)
-	e.GET("/files/:ref", h.file)
+	e.GET("/onlineUser", h.authorize(userOrKey(apikey.Admin)), h.onlineUsers)
+	e.POST("/offLine", h.authorize(access{bearer: true, stale: true, scope: apikey.Admin}), h.offline)
+	e.GET("/history", h.authorize(bearer), h.history)
+	e.POST("/upload", h.authorize(bearer), h.upload)
+	e.GET("/files/:ref", h.authorize(bearer), h.file)
+	e.POST("/p2pRoute", h.authorize(userOrKey(apikey.Push)), h.p2p)
+	e.POST("/groupRoute", h.authorize(userOrKey(apikey.Push)), h.group)
+	e.POST("/api/push", h.authorize(access{scope: apikey.Push}), h.push)
+	return e, nil
+}
 
-	e.POST("/internal/online", h.sessionOnline)
-	e.POST("/internal/offline", h.sessionOffline)
-	e.POST("/internal/uplink", h.uplink)
+// NewInternal returns the handler of the internal listener
+// (--internal-listen): the gateways' /internal/* calls, each requiring the
+// internal secret, and /healthz.
+func NewInternal(cfg Config) http.Handler {
+	h := newHandler(cfg)
+	e := h.engine()
+	e.GET("/healthz", h.healthz)
+	in := e.Group("/internal", h.requireInternal)
+	in.POST("/online", h.sessionOnline)
+	in.POST("/offline", h.sessionOffline)
+	in.POST("/uplink", h.uplink)
 	return e
 }
 
@@ -161,13 +241,27 @@ func read(c *gin.Context, limit int64) ([]byte, error) {
 	return body, nil
 }
 
-// bind decodes a JSON body into v.
+// bind decodes a JSON body of at most --max-body bytes into v.
 func (h *handler) bind(c *gin.Context, v any) error {
-	body, err := read(c, h.maxBody)
+	return h.decode(c, h.maxBody, v, false)
+}
+
+// bindOptional is bind for an optional body: an empty one leaves v alone.
+func (h *handler) bindOptional(c *gin.Context, v any) error {
+	return h.decode(c, h.maxBody, v, true)
+}
+
+// decode reads at most limit bytes and decodes them into v. Unknown fields
+// are ignored; wrong types and bad JSON are errs.ErrBadArgument.
+func (h *handler) decode(c *gin.Context, limit int64, v any, optional bool) error {
+	body, err := read(c, limit)
 	if err != nil {
 		return err
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
+		if optional {
+			return nil
+		}
 		return fmt.Errorf("%w: empty body, want a JSON object", errs.ErrBadArgument)
 	}
 	if err := json.Unmarshal(body, v); err != nil {

@@ -9,14 +9,16 @@ import (
 )
 
 // failures is the one table from sentinel errors to API code and HTTP status
-// (docs/ARCHITECTURE.md, "Route public API"). First match wins, so more
-// specific errors come first.
+// (docs/ARCHITECTURE.md, "Route public API" and "Security"). First match
+// wins, so more specific errors come first.
 var failures = []struct {
 	err    error
 	code   codes.Code
 	status int
 }{
-	{errs.ErrTooLarge, codes.BadArgument, http.StatusRequestEntityTooLarge},
+	{errs.ErrTooLarge, codes.TooLarge, http.StatusRequestEntityTooLarge},
+	{errs.ErrRateLimited, codes.RateLimited, http.StatusTooManyRequests},
+	{errs.ErrForbidden, codes.Forbidden, http.StatusForbidden},
 	{errs.ErrBadArgument, codes.BadArgument, http.StatusBadRequest},
 	{errs.ErrNameTaken, codes.BadAccount, http.StatusConflict},
 	{errs.ErrBadAccount, codes.BadAccount, http.StatusUnauthorized},
@@ -26,6 +28,7 @@ var failures = []struct {
 	{errs.ErrNoGateway, codes.NoServer, http.StatusServiceUnavailable},
 	{errs.ErrStaleSession, codes.Unauthorized, http.StatusConflict},
 	{errs.ErrUnavailable, codes.Unavailable, http.StatusServiceUnavailable},
+	{errs.ErrAuthUnavailable, codes.Unavailable, http.StatusServiceUnavailable},
 }
 
 // classify returns the code and status for err; anything unknown is an

@@ -53,6 +53,10 @@ func (h *handler) register(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
+	if err := h.limitLogin(c, req.UserName); err != nil {
+		h.fail(c, err)
+		return
+	}
 	u, err := h.svc.Register(c.Request.Context(), req.UserName, req.Password)
 	if err != nil {
 		h.fail(c, err)
@@ -69,12 +73,14 @@ type serverJSON struct {
 }
 
 type loginJSON struct {
-	UserID    string     `json:"userId"`
-	UserName  string     `json:"userName"`
-	SessionID string     `json:"sessionId"`
-	Token     string     `json:"token"`
-	ExpiresAt int64      `json:"expiresAt"`
-	Server    serverJSON `json:"server"`
+	UserID          string     `json:"userId"`
+	UserName        string     `json:"userName"`
+	SessionID       string     `json:"sessionId"`
+	Token           string     `json:"token"`
+	ExpiresAt       int64      `json:"expiresAt"`
+	AccessToken     string     `json:"accessToken"`
+	AccessExpiresAt int64      `json:"accessExpiresAt"`
+	Server          serverJSON `json:"server"`
 }
 
 func (h *handler) login(c *gin.Context) {
@@ -87,6 +93,14 @@ func (h *handler) login(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
+	user := req.UserName
+	if user == "" && req.UserID != "" {
+		user = "#" + string(req.UserID)
+	}
+	if err := h.limitLogin(c, user); err != nil {
+		h.fail(c, err)
+		return
+	}
 	s, err := h.svc.Login(c.Request.Context(), router.LoginRequest{UserID: string(req.UserID), UserName: req.UserName, Password: req.Password})
 	if err != nil {
 		h.fail(c, err)
@@ -94,6 +108,7 @@ func (h *handler) login(c *gin.Context) {
 	}
 	ok(c, loginJSON{
 		UserID: s.UserID, UserName: s.UserName, SessionID: s.SessionID, Token: s.Token, ExpiresAt: s.ExpiresAt,
+		AccessToken: s.AccessToken, AccessExpiresAt: s.AccessExpiresAt,
 		Server: serverJSON{ID: s.Gateway.ID, Host: s.Gateway.Host, TCPPort: s.Gateway.TCPPort, HTTPPort: s.Gateway.HTTPPort},
 	})
 }
@@ -108,7 +123,12 @@ func (h *handler) p2p(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	id, err := h.svc.P2P(c.Request.Context(), string(req.UserID), string(req.ReceiveUserID), req.Msg)
+	from, err := callerOf(c).speaksFor(string(req.UserID))
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	id, err := h.svc.P2P(c.Request.Context(), from, string(req.ReceiveUserID), req.Msg)
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -125,7 +145,12 @@ func (h *handler) group(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	id, n, err := h.svc.Broadcast(c.Request.Context(), string(req.UserID), req.Msg)
+	from, err := callerOf(c).speaksFor(string(req.UserID))
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	id, n, err := h.svc.Broadcast(c.Request.Context(), from, req.Msg)
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -146,20 +171,74 @@ func (h *handler) onlineUsers(c *gin.Context) {
 	ok(c, out)
 }
 
+// offline logs a session off. A bearer logs its own session off (a
+// userId/sessionId in the body must be its own), even one already ended:
+// logging off twice is fine. An admin API key names the user and,
+// optionally, the session; without one the current session goes.
 func (h *handler) offline(c *gin.Context) {
 	var req struct {
 		UserID    userID `json:"userId"`
 		SessionID string `json:"sessionId"`
 	}
-	if err := h.bind(c, &req); err != nil {
+	if err := h.bindOptional(c, &req); err != nil {
 		h.fail(c, err)
 		return
 	}
-	if err := h.svc.Logoff(c.Request.Context(), string(req.UserID), req.SessionID); err != nil {
+	who := callerOf(c)
+	uid, sid := string(req.UserID), req.SessionID
+	if !who.isKey {
+		var err error
+		if uid, err = who.speaksFor(uid); err == nil {
+			err = who.ownSession(sid)
+		}
+		if err != nil {
+			h.fail(c, err)
+			return
+		}
+		sid = who.user.SessionID
+	}
+	if err := h.svc.Logoff(c.Request.Context(), uid, sid); err != nil {
 		h.fail(c, err)
 		return
 	}
 	ok(c, nil)
+}
+
+type pushJSON struct {
+	MsgIDs    map[string]string `json:"msgIds"`
+	MsgID     string            `json:"msgId,omitempty"`
+	Delivered int               `json:"delivered"`
+}
+
+// push is an application's message (API key with the push scope only).
+func (h *handler) push(c *gin.Context) {
+	var req struct {
+		To   []userID `json:"to"`
+		All  bool     `json:"all"`
+		From userID   `json:"from"`
+		Msg  string   `json:"msg"`
+	}
+	if err := h.decode(c, max(h.maxBody, minPushBody), &req, false); err != nil {
+		h.fail(c, err)
+		return
+	}
+	if len(req.To) > router.MaxPushRecipients {
+		h.fail(c, fmt.Errorf("%w: at most %d recipients", errs.ErrBadArgument, router.MaxPushRecipients))
+		return
+	}
+	to := make([]string, len(req.To))
+	for i, u := range req.To {
+		to[i] = string(u)
+	}
+	res, err := h.svc.Push(c.Request.Context(), router.PushRequest{To: to, All: req.All, From: string(req.From), Text: req.Msg})
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	if res.MsgIDs == nil {
+		res.MsgIDs = map[string]string{}
+	}
+	ok(c, pushJSON{MsgIDs: res.MsgIDs, MsgID: res.MsgID, Delivered: res.Delivered})
 }
 
 func (h *handler) healthz(c *gin.Context) {

@@ -43,9 +43,27 @@ type historyJSON struct {
 	Next     string           `json:"next"`
 }
 
+// ownQuery checks the optional userId and sessionId query parameters
+// against the bearer's token and returns the token's user and session.
+func ownQuery(c *gin.Context) (uid, sid string, err error) {
+	who := callerOf(c)
+	if uid, err = who.speaksFor(c.Query("userId")); err != nil {
+		return "", "", err
+	}
+	if err = who.ownSession(c.Query("sessionId")); err != nil {
+		return "", "", err
+	}
+	return uid, who.user.SessionID, nil
+}
+
 func (h *handler) history(c *gin.Context) {
+	uid, sid, err := ownQuery(c)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
 	q := router.HistoryQuery{
-		UserID: c.Query("userId"), SessionID: c.Query("sessionId"),
+		UserID: uid, SessionID: sid,
 		Peer: c.Query("peer"), Keyword: c.Query("keyword"), Before: c.Query("before"),
 	}
 	if s := c.Query("limit"); s != "" {
@@ -81,11 +99,16 @@ func (h *handler) history(c *gin.Context) {
 }
 
 func (h *handler) upload(c *gin.Context) {
+	uid, sid, err := ownQuery(c)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
 	if c.Request.ContentLength > h.maxUpload {
 		h.fail(c, fmt.Errorf("%w: uploads are limited to %d bytes", errs.ErrTooLarge, h.maxUpload))
 		return
 	}
-	info, err := h.svc.Upload(c.Request.Context(), c.Query("userId"), c.Query("sessionId"), c.Query("name"),
+	info, err := h.svc.Upload(c.Request.Context(), uid, sid, c.Query("name"),
 		c.GetHeader("Content-Type"), c.Request.Body)
 	if err != nil {
 		h.fail(c, err)

@@ -1,12 +1,14 @@
 // Package app wires the route service together — Redis store, upload
-// directory, ZooKeeper discovery, gateway balancer, fan-out, router and HTTP
-// API — and runs it:
+// directory, ZooKeeper discovery, gateway balancer, fan-out, authenticator,
+// router and the two HTTP listeners (public API, optionally TLS; internal
+// calls of the gateways) — and runs it:
 // New(cfg) → Start() (returns once listening) → Ready() (closed once the
 // first gateway list arrived) → Shutdown(ctx) (safe to call twice).
 package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/gocim/gocim/cim-route/internal/api"
+	"github.com/gocim/gocim/cim-route/internal/auth"
 	"github.com/gocim/gocim/cim-route/internal/balance"
 	"github.com/gocim/gocim/cim-route/internal/config"
 	"github.com/gocim/gocim/cim-route/internal/discovery"
@@ -41,13 +44,16 @@ type App struct {
 	push    *fanout.Pusher
 	disc    *discovery.Watcher
 	router  *router.Router
-	srv     *http.Server
+	srv     *http.Server // public API (--listen)
+	tls     bool         // srv serves HTTPS (srv.TLSConfig is not a sign: Serve sets one)
+	isrv    *http.Server // internal calls (--internal-listen)
 
 	ctx    context.Context // background work; cancelled by Shutdown
 	cancel context.CancelFunc
 
 	mu       sync.Mutex
-	ln       net.Listener
+	ln       net.Listener // public
+	iln      net.Listener // internal
 	stopping bool
 	wg       sync.WaitGroup
 
@@ -67,18 +73,40 @@ func New(cfg config.Config, logger *slog.Logger) (*App, error) {
 		logger = slog.Default()
 	}
 	store.SetRedisLogger(logger)
+	keys, err := cfg.APIKeyRing()
+	if err != nil {
+		return nil, fmt.Errorf("--api-keys: %w", err)
+	}
+	proxies, err := cfg.TrustedProxyList()
+	if err != nil {
+		return nil, fmt.Errorf("--trusted-proxies: %w", err)
+	}
+	authn, err := newAuthenticator(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var tlsCfg *tls.Config
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
+		}
+		tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	}
 	rdb := store.NewClient(store.ClientConfig{
 		Addrs: cfg.RedisAddrs(), Password: cfg.RedisPassword, DB: cfg.RedisDB, MasterName: cfg.RedisMasterName,
 	})
 	bal := balance.New(balance.Config{Strategy: cfg.Balance, HealthInterval: cfg.HealthInterval, Logger: logger})
-	push := fanout.New(fanout.Config{Timeout: cfg.PushTimeout, Logger: logger})
+	secrets := cfg.InternalSecrets()
+	push := fanout.New(fanout.Config{Timeout: cfg.PushTimeout, Secret: secrets[0], Logger: logger})
 	uploads := files.New(cfg.UploadDir, cfg.UploadMax)
 	st := store.New(rdb, cfg.RedisPrefix, store.WithInbox(store.InboxLimits{
 		MaxLen: cfg.InboxMax, TTL: cfg.InboxTTL, DedupWindow: cfg.DedupWindow,
 	}))
 	rt, err := router.New(router.Config{
-		Store: st, Gateways: bal, Pusher: push, Files: uploads,
-		TokenKeys: cfg.TokenKeys(), TokenTTL: cfg.TokenTTL, LoginPolicy: cfg.LoginPolicy, BcryptCost: cfg.BcryptCost,
+		Store: st, Gateways: bal, Pusher: push, Files: uploads, Authenticator: authn,
+		TokenKeys: cfg.TokenKeys(), TokenTTL: cfg.TokenTTL, AccessTTL: cfg.AccessTTL,
+		LoginPolicy: cfg.LoginPolicy, BcryptCost: cfg.BcryptCost,
 		SyncLimit: cfg.SyncLimit, Logger: logger,
 	})
 	if err != nil {
@@ -98,17 +126,60 @@ func New(cfg config.Config, logger *slog.Logger) (*App, error) {
 			rt.GatewaysChanged()
 		},
 	})
+	apiCfg := api.Config{
+		Service: rt, Logger: logger, TokenKeys: cfg.TokenKeys(), APIKeys: keys, InternalSecrets: secrets,
+		LoginRate: cfg.LoginRate, LoginBurst: cfg.LoginBurst, TrustedProxies: proxies,
+		MaxBody: cfg.MaxBody, MaxUpload: cfg.UploadMax,
+	}
+	public, err := api.NewPublic(apiCfg)
+	if err != nil {
+		rdb.Close()
+		return nil, err
+	}
+	httpLog := slog.NewLogLogger(logger.With("component", "http").Handler(), slog.LevelWarn)
+	a.tls = tlsCfg != nil
 	a.srv = &http.Server{
-		Handler:           api.New(api.Config{Service: rt, Logger: logger, MaxUpload: cfg.UploadMax}),
+		Handler:           public,
+		TLSConfig:         tlsCfg,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(logger.With("component", "http").Handler(), slog.LevelWarn),
+		ErrorLog:          httpLog,
+	}
+	a.isrv = &http.Server{
+		Handler:           api.NewInternal(apiCfg),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          httpLog,
 	}
 	return a, nil
 }
 
-// Start listens and starts serving, watching ZooKeeper, health-checking
-// gateways and clearing dead ones. It returns once the listener is open.
+// newAuthenticator builds the --auth authenticator; nil for builtin.
+func newAuthenticator(cfg config.Config) (auth.Authenticator, error) {
+	switch cfg.Auth {
+	case config.AuthHTTP:
+		a, err := auth.NewHTTP(auth.HTTPConfig{URL: cfg.AuthURL, Secret: cfg.AuthSecret, Timeout: cfg.AuthTimeout})
+		if err != nil {
+			return nil, fmt.Errorf("--auth http: %w", err)
+		}
+		return a, nil
+	case config.AuthLDAP:
+		a, err := auth.NewLDAP(auth.LDAPConfig{
+			URL: cfg.LDAPURL, StartTLS: cfg.LDAPStartTLS, CAFile: cfg.LDAPCA,
+			BindDN: cfg.LDAPBindDN, BindPassword: cfg.LDAPBindPW, BaseDN: cfg.LDAPBaseDN,
+			Filter: cfg.LDAPFilter, NameAttr: cfg.LDAPNameAttr, Timeout: cfg.AuthTimeout,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("--auth ldap: %w", err)
+		}
+		return a, nil
+	}
+	return nil, nil
+}
+
+// Start listens on both addresses and starts serving, watching ZooKeeper,
+// health-checking gateways and clearing dead ones. It returns once both
+// listeners are open.
 func (a *App) Start() error {
 	if err := a.uploads.Init(); err != nil {
 		return fmt.Errorf("--upload-dir: %w", err)
@@ -117,16 +188,32 @@ func (a *App) Start() error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", a.cfg.Listen, err)
 	}
+	iln, err := net.Listen("tcp", a.cfg.InternalListen)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("--internal-listen %s: %w", a.cfg.InternalListen, err)
+	}
 	a.mu.Lock()
-	a.ln = ln
+	a.ln, a.iln = ln, iln
 	a.mu.Unlock()
 	ok := a.spawn("http", func(context.Context) {
-		if err := a.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		var err error
+		if a.tls {
+			err = a.srv.ServeTLS(ln, "", "") // the certificate is in TLSConfig
+		} else {
+			err = a.srv.Serve(ln)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.errc <- fmt.Errorf("http: %w", err)
+		}
+	}) && a.spawn("http-internal", func(context.Context) {
+		if err := a.isrv.Serve(iln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.errc <- fmt.Errorf("http (internal): %w", err)
 		}
 	})
 	if !ok {
 		ln.Close()
+		iln.Close()
 		return errors.New("app: shut down before start")
 	}
 	a.spawn("discovery", func(ctx context.Context) {
@@ -149,7 +236,8 @@ func (a *App) Start() error {
 		select {
 		case <-a.disc.Ready():
 			close(a.ready)
-			a.log.Info("route ready", "addr", a.Addr(), "gateways", a.bal.Count())
+			a.log.Info("route ready", "addr", a.Addr(), "internal", a.InternalAddr(), "tls", a.tls,
+				"auth", a.cfg.Auth, "gateways", a.bal.Count())
 		case <-ctx.Done():
 		}
 	})
@@ -179,7 +267,7 @@ func (a *App) Ready() <-chan struct{} { return a.ready }
 // Err delivers fatal errors of the running service (the listener failed).
 func (a *App) Err() <-chan error { return a.errc }
 
-// Addr is the actual listen address (with the port chosen for ":0").
+// Addr is the actual public listen address (with the port chosen for ":0").
 func (a *App) Addr() string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -188,6 +276,20 @@ func (a *App) Addr() string {
 	}
 	return a.ln.Addr().String()
 }
+
+// InternalAddr is the actual internal listen address, where gateways'
+// --route points.
+func (a *App) InternalAddr() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.iln == nil {
+		return a.cfg.InternalListen
+	}
+	return a.iln.Addr().String()
+}
+
+// TLS reports whether the public listener serves HTTPS.
+func (a *App) TLS() bool { return a.tls }
 
 // Shutdown stops in order: stop accepting and finish in-flight requests
 // (force-closing them when ctx expires), stop discovery, health checks and
@@ -199,10 +301,22 @@ func (a *App) Shutdown(ctx context.Context) error {
 		a.stopping = true
 		a.mu.Unlock()
 		var errs []error
-		if err := a.srv.Shutdown(ctx); err != nil {
-			a.log.Warn("in-flight requests did not finish in time; closing them", "err", err)
-			errs = append(errs, err, a.srv.Close())
+		// Both listeners drain in parallel: a gateway's uplink on the
+		// internal one may be what a public request is waiting for, and
+		// neither should use up the other's time.
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		for _, srv := range []*http.Server{a.srv, a.isrv} {
+			wg.Go(func() {
+				if err := srv.Shutdown(ctx); err != nil {
+					a.log.Warn("in-flight requests did not finish in time; closing them", "err", err)
+					mu.Lock()
+					errs = append(errs, err, srv.Close())
+					mu.Unlock()
+				}
+			})
 		}
+		wg.Wait()
 		// Background tasks stop promptly once cancelled (closing the
 		// ZooKeeper session may take a second); this step has its own
 		// bound so an expired drain does not cut it short.

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +18,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/gocim/gocim/cim-route/internal/apikey"
 	"github.com/gocim/gocim/internal/envflag"
 	"github.com/gocim/gocim/proto/token"
 )
@@ -27,6 +29,13 @@ const (
 	PolicyReject = "reject"
 )
 
+// Authenticators (--auth).
+const (
+	AuthBuiltin = "builtin"
+	AuthHTTP    = "http"
+	AuthLDAP    = "ldap"
+)
+
 // Balance strategies.
 const (
 	BalanceRoundRobin = "round-robin"
@@ -35,7 +44,12 @@ const (
 
 // Config is everything cim-route can be told.
 type Config struct {
-	Listen          string        // HTTP listen address
+	Listen          string        // public API listen address
+	InternalListen  string        // internal listen address (gateways' /internal/* calls)
+	InternalSecret  string        // comma-separated X-CIM-Internal secrets; the first is sent
+	TLSCert         string        // PEM certificate (chain) of the public listener; empty: plain HTTP
+	TLSKey          string        // PEM private key of TLSCert
+	TrustedProxies  string        // comma-separated proxy IPs/CIDRs whose X-Forwarded-For is believed
 	ZK              string        // comma-separated ZooKeeper servers
 	ZKRoot          string        // gateways register under <ZKRoot>/servers
 	Redis           string        // comma-separated Redis addresses
@@ -45,6 +59,23 @@ type Config struct {
 	RedisPrefix     string        // prefix of every key
 	TokenSecret     string        // comma-separated HMAC keys; the first signs
 	TokenTTL        time.Duration // token lifetime and pending-route TTL
+	AccessTTL       time.Duration // access (bearer) token lifetime
+	APIKeys         string        // name:secret:scope[+scope],... for application back-ends
+	LoginRate       float64       // /login and /registerAccount attempts per second per IP and per name; 0: off
+	LoginBurst      int           // bucket size of LoginRate
+	MaxBody         int64         // largest JSON request body in bytes
+	Auth            string        // builtin | http | ldap
+	AuthURL         string        // --auth http: the application's endpoint
+	AuthSecret      string        // --auth http: sent as X-CIM-Auth
+	AuthTimeout     time.Duration // one authenticator call (http and ldap)
+	LDAPURL         string        // ldap://host:port or ldaps://host:port
+	LDAPStartTLS    bool          //
+	LDAPCA          string        // PEM CA file for ldaps/StartTLS; empty: the system pool
+	LDAPBindDN      string        // service account for the search; empty: anonymous
+	LDAPBindPW      string        //
+	LDAPBaseDN      string        //
+	LDAPFilter      string        // %s is the escaped user name
+	LDAPNameAttr    string        // attribute holding the gocim user name
 	LoginPolicy     string        // kick | reject
 	Balance         string        // round-robin | hash
 	HealthInterval  time.Duration // gateway /healthz period
@@ -64,6 +95,15 @@ type Config struct {
 func Default() Config {
 	return Config{
 		Listen:         "0.0.0.0:8080",
+		InternalListen: "127.0.0.1:8090",
+		AccessTTL:      24 * time.Hour,
+		LoginRate:      2,
+		LoginBurst:     20,
+		MaxBody:        64 << 10,
+		Auth:           AuthBuiltin,
+		AuthTimeout:    3 * time.Second,
+		LDAPFilter:     "(uid=%s)",
+		LDAPNameAttr:   "uid",
 		ZK:             "127.0.0.1:2181",
 		ZKRoot:         "/cim",
 		Redis:          "127.0.0.1:6379",
@@ -88,7 +128,12 @@ func Default() Config {
 // RegisterFlags binds c's fields to flags in fs; the current values of c are
 // the defaults --help shows.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.Listen, "listen", c.Listen, "HTTP listen address (host:port; port 0 picks a free one)")
+	fs.StringVar(&c.Listen, "listen", c.Listen, "public API listen address (host:port; port 0 picks a free one); /internal/* is not served here")
+	fs.StringVar(&c.InternalListen, "internal-listen", c.InternalListen, "internal listen address for the gateways' /internal/* calls and /healthz; gateways' --route points here")
+	fs.StringVar(&c.InternalSecret, "internal-secret", c.InternalSecret, "secrets shared with the gateways (X-CIM-Internal), comma-separated, each >= 16 bytes; the first is sent, all are accepted (required)")
+	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate (chain) file: the public listener serves HTTPS (needs --tls-key)")
+	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key file of --tls-cert")
+	fs.StringVar(&c.TrustedProxies, "trusted-proxies", c.TrustedProxies, "reverse proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-For names the client for rate limits; empty: the peer address is the client")
 	fs.StringVar(&c.ZK, "zk", c.ZK, "ZooKeeper servers, comma-separated")
 	fs.StringVar(&c.ZKRoot, "zk-root", c.ZKRoot, "ZooKeeper root; gateways register under <root>/servers")
 	fs.StringVar(&c.Redis, "redis", c.Redis, "Redis addresses, comma-separated (several = cluster; sentinels with --redis-master-name)")
@@ -96,8 +141,25 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.RedisDB, "redis-db", c.RedisDB, "Redis database number (single node or sentinel; default 0)")
 	fs.StringVar(&c.RedisMasterName, "redis-master-name", c.RedisMasterName, "Redis sentinel master name (empty: no sentinel)")
 	fs.StringVar(&c.RedisPrefix, "redis-prefix", c.RedisPrefix, "prefix of every Redis key")
-	fs.StringVar(&c.TokenSecret, "token-secret", c.TokenSecret, "login token HMAC secrets, comma-separated, each >= 16 bytes; the first signs (required)")
-	fs.DurationVar(&c.TokenTTL, "token-ttl", c.TokenTTL, "login token lifetime (also how long an unconfirmed session is kept)")
+	fs.StringVar(&c.TokenSecret, "token-secret", c.TokenSecret, "HMAC secrets of gateway and access tokens, comma-separated, each >= 16 bytes; the first signs, all verify (required)")
+	fs.DurationVar(&c.TokenTTL, "token-ttl", c.TokenTTL, "gateway token lifetime (also how long an unconfirmed session is kept)")
+	fs.DurationVar(&c.AccessTTL, "access-ttl", c.AccessTTL, "access (bearer) token lifetime; a token dies earlier when its session ends")
+	fs.StringVar(&c.APIKeys, "api-keys", c.APIKeys, "API keys of application back-ends (X-API-Key), comma-separated name:secret:scope[+scope], secret >= 16 bytes, scopes push and admin")
+	fs.Float64Var(&c.LoginRate, "login-rate", c.LoginRate, "/login and /registerAccount attempts per second allowed per client IP and per user name (0: no limit)")
+	fs.IntVar(&c.LoginBurst, "login-burst", c.LoginBurst, "attempts allowed at once before --login-rate applies")
+	fs.Int64Var(&c.MaxBody, "max-body", c.MaxBody, "largest JSON request body in bytes (65536 = 64 KiB); larger ones get 413")
+	fs.StringVar(&c.Auth, "auth", c.Auth, "who checks passwords at /login: builtin (Redis accounts), http (--auth-url) or ldap (--ldap-*)")
+	fs.StringVar(&c.AuthURL, "auth-url", c.AuthURL, "--auth http: URL the route POSTs {userName,password} to")
+	fs.StringVar(&c.AuthSecret, "auth-secret", c.AuthSecret, "--auth http: secret sent as X-CIM-Auth (optional, >= 16 bytes)")
+	fs.DurationVar(&c.AuthTimeout, "auth-timeout", c.AuthTimeout, "timeout of one --auth http or ldap check")
+	fs.StringVar(&c.LDAPURL, "ldap-url", c.LDAPURL, "--auth ldap: directory URL, ldap://host:port or ldaps://host:port")
+	fs.BoolVar(&c.LDAPStartTLS, "ldap-start-tls", c.LDAPStartTLS, "--auth ldap: upgrade an ldap:// connection with StartTLS")
+	fs.StringVar(&c.LDAPCA, "ldap-ca", c.LDAPCA, "--auth ldap: PEM CA file trusted for ldaps/StartTLS (empty: the system pool)")
+	fs.StringVar(&c.LDAPBindDN, "ldap-bind-dn", c.LDAPBindDN, "--auth ldap: DN of the service account that searches users (empty: anonymous search)")
+	fs.StringVar(&c.LDAPBindPW, "ldap-bind-password", c.LDAPBindPW, "--auth ldap: password of --ldap-bind-dn")
+	fs.StringVar(&c.LDAPBaseDN, "ldap-base-dn", c.LDAPBaseDN, "--auth ldap: where users are searched, e.g. ou=people,dc=example,dc=org")
+	fs.StringVar(&c.LDAPFilter, "ldap-filter", c.LDAPFilter, "--auth ldap: search filter; %s is the escaped user name")
+	fs.StringVar(&c.LDAPNameAttr, "ldap-name-attr", c.LDAPNameAttr, "--auth ldap: attribute holding the gocim user name")
 	fs.StringVar(&c.LoginPolicy, "login-policy", c.LoginPolicy, "when a user logs in twice: kick (the old session) or reject (the new login)")
 	fs.StringVar(&c.Balance, "balance", c.Balance, "gateway selection: round-robin or hash (consistent hash on the user id)")
 	fs.DurationVar(&c.HealthInterval, "health-interval", c.HealthInterval, "period of the gateways' /healthz check")
@@ -136,6 +198,16 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		bad("--listen %q: %v", c.Listen, err)
 	}
+	if _, _, err := net.SplitHostPort(c.InternalListen); err != nil {
+		bad("--internal-listen %q: %v", c.InternalListen, err)
+	}
+	checkSecrets(bad, "--internal-secret", c.InternalSecrets())
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		bad("--tls-cert and --tls-key: give both or neither")
+	}
+	if _, err := c.TrustedProxyList(); err != nil {
+		bad("--trusted-proxies: %v", err)
+	}
 	if len(c.ZKServers()) == 0 {
 		bad("--zk: no ZooKeeper server given")
 	}
@@ -151,18 +223,26 @@ func (c *Config) Validate() error {
 	if len(c.RedisAddrs()) > 1 && c.RedisMasterName == "" && c.RedisDB != 0 {
 		bad("--redis-db: Redis Cluster has only database 0")
 	}
-	if keys := c.TokenKeys(); len(keys) == 0 {
-		bad("--token-secret is required")
-	} else {
-		for i, k := range keys {
-			if len(k) < token.MinKeyLen {
-				bad("--token-secret: secret #%d is shorter than %d bytes", i+1, token.MinKeyLen)
-			}
-		}
-	}
+	checkSecrets(bad, "--token-secret", envflag.List(c.TokenSecret))
 	if c.TokenTTL < time.Second {
 		bad("--token-ttl %v: must be at least 1s", c.TokenTTL)
 	}
+	if c.AccessTTL < time.Second {
+		bad("--access-ttl %v: must be at least 1s", c.AccessTTL)
+	}
+	if _, err := apikey.Parse(c.APIKeys, token.MinKeyLen); err != nil {
+		bad("--api-keys: %v", err)
+	}
+	if c.LoginRate < 0 {
+		bad("--login-rate %v: must be >= 0 (0 turns the limit off)", c.LoginRate)
+	}
+	if c.LoginBurst < 1 {
+		bad("--login-burst %d: must be at least 1", c.LoginBurst)
+	}
+	if c.MaxBody < 1024 {
+		bad("--max-body %d: must be at least 1024 bytes", c.MaxBody)
+	}
+	c.validateAuth(bad)
 	if c.LoginPolicy != PolicyKick && c.LoginPolicy != PolicyReject {
 		bad("--login-policy %q: want kick or reject", c.LoginPolicy)
 	}
@@ -203,6 +283,77 @@ func (c *Config) Validate() error {
 		bad("--log-format %q: want text or json", c.LogFormat)
 	}
 	return errors.Join(errs...)
+}
+
+// validateAuth checks --auth and the flags of the chosen authenticator.
+func (c *Config) validateAuth(bad func(string, ...any)) {
+	if c.AuthTimeout <= 0 {
+		bad("--auth-timeout %v: must be positive", c.AuthTimeout)
+	}
+	switch c.Auth {
+	case AuthBuiltin:
+	case AuthHTTP:
+		u, err := url.Parse(c.AuthURL)
+		switch {
+		case c.AuthURL == "":
+			bad("--auth http needs --auth-url")
+		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+			bad("--auth-url %q: want an http:// or https:// URL", c.AuthURL)
+		}
+		if c.AuthSecret != "" && len(c.AuthSecret) < token.MinKeyLen {
+			bad("--auth-secret: shorter than %d bytes", token.MinKeyLen)
+		}
+	case AuthLDAP:
+		u, err := url.Parse(c.LDAPURL)
+		switch {
+		case c.LDAPURL == "":
+			bad("--auth ldap needs --ldap-url")
+		case err != nil || (u.Scheme != "ldap" && u.Scheme != "ldaps") || u.Host == "":
+			bad("--ldap-url %q: want ldap://host:port or ldaps://host:port", c.LDAPURL)
+		case u.Scheme == "ldaps" && c.LDAPStartTLS:
+			bad("--ldap-start-tls: not with ldaps:// (already TLS)")
+		}
+		if c.LDAPBaseDN == "" {
+			bad("--auth ldap needs --ldap-base-dn")
+		}
+		if strings.Count(c.LDAPFilter, "%s") != 1 || !strings.HasPrefix(c.LDAPFilter, "(") {
+			bad("--ldap-filter %q: want an LDAP filter with exactly one %%s, e.g. (uid=%%s)", c.LDAPFilter)
+		}
+		if c.LDAPNameAttr == "" {
+			bad("--ldap-name-attr: must not be empty")
+		}
+	default:
+		bad("--auth %q: want builtin, http or ldap", c.Auth)
+	}
+}
+
+// checkSecrets: a required comma-separated secret list, each long enough.
+func checkSecrets(bad func(string, ...any), flagName string, secrets []string) {
+	if len(secrets) == 0 {
+		bad("%s is required", flagName)
+	}
+	for i, s := range secrets {
+		if len(s) < token.MinKeyLen {
+			bad("%s: secret #%d is shorter than %d bytes", flagName, i+1, token.MinKeyLen)
+		}
+	}
+}
+
+// InternalSecrets splits --internal-secret; the first is sent to gateways.
+func (c *Config) InternalSecrets() []string { return envflag.List(c.InternalSecret) }
+
+// APIKeyRing parses --api-keys (Validate has checked it).
+func (c *Config) APIKeyRing() (*apikey.Ring, error) { return apikey.Parse(c.APIKeys, token.MinKeyLen) }
+
+// TrustedProxyList splits and checks --trusted-proxies (IPs or CIDRs).
+func (c *Config) TrustedProxyList() ([]string, error) {
+	list := envflag.List(c.TrustedProxies)
+	for _, p := range list {
+		if _, _, err := net.ParseCIDR(p); err != nil && net.ParseIP(p) == nil {
+			return nil, fmt.Errorf("%q is neither an IP nor a CIDR", p)
+		}
+	}
+	return list, nil
 }
 
 // ZKServers splits --zk.

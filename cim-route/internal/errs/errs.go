@@ -18,13 +18,21 @@ var (
 	ErrRepeatLogin = errors.New("user already logged in")
 	// ErrNotFound: no such thing (an unknown file ref).
 	ErrNotFound = errors.New("not found")
-	// ErrUnauthorized: the request's session is not the user's current one
-	// (history, uploads).
-	ErrUnauthorized = errors.New("not the user's current session")
+	// ErrUnauthorized: no credential, or a malformed, forged, expired or
+	// revoked one (a session that is not the user's current one).
+	ErrUnauthorized = errors.New("unauthorized")
+	// ErrForbidden: a valid credential that does not allow this (another
+	// user's data, a missing API key scope).
+	ErrForbidden = errors.New("forbidden")
+	// ErrRateLimited: too many attempts; the HTTP edge says when to retry.
+	ErrRateLimited = errors.New("too many requests")
 	// ErrNoGateway: no live, healthy gateway to hand out.
 	ErrNoGateway = errors.New("no gateway available")
 	// ErrStaleSession: the session is no longer the user's current one.
 	ErrStaleSession = errors.New("session is not current")
 	// ErrUnavailable: Redis (the storage) cannot be reached or failed.
 	ErrUnavailable = errors.New("storage unavailable")
+	// ErrAuthUnavailable: the external authenticator (--auth http or ldap)
+	// cannot be asked.
+	ErrAuthUnavailable = errors.New("authenticator unavailable")
 )

@@ -30,6 +30,9 @@ const ContentType = "application/x-protobuf"
 // maxResult bounds a PushResult body: a few bytes per missing index.
 const maxResult = 8 << 20
 
+// SecretHeader carries the internal secret on every route ⇄ gateway call.
+const SecretHeader = "X-CIM-Internal"
+
 // ErrStatus means the gateway answered /push with a non-200 status.
 var ErrStatus = errors.New("fanout: gateway refused the push")
 
@@ -39,13 +42,17 @@ type Config struct {
 	// MaxConnsPerGateway bounds idle keep-alive connections kept per gateway;
 	// default 64 (route replicas push to each gateway from many requests).
 	MaxConnsPerGateway int
-	Logger             *slog.Logger
+	// Secret is sent as X-CIM-Internal (the current --internal-secret);
+	// gateways refuse pushes without it.
+	Secret string
+	Logger *slog.Logger
 }
 
 // Pusher calls the gateways' /push.
 type Pusher struct {
 	client  *http.Client
 	timeout time.Duration
+	secret  string
 	log     *slog.Logger
 }
 
@@ -74,7 +81,8 @@ func New(cfg Config) *Pusher {
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true, // protobuf on a LAN: gzip costs more than it saves
 	}
-	return &Pusher{client: &http.Client{Transport: tr}, timeout: cfg.Timeout, log: cfg.Logger.With("component", "fanout")}
+	return &Pusher{client: &http.Client{Transport: tr}, timeout: cfg.Timeout, secret: cfg.Secret,
+		log: cfg.Logger.With("component", "fanout")}
 }
 
 // Close drops idle connections.
@@ -136,6 +144,9 @@ func (p *Pusher) push(ctx context.Context, gw string, deliveries []*cimpb.Delive
 		return Result{Err: err}
 	}
 	req.Header.Set("Content-Type", ContentType)
+	if p.secret != "" {
+		req.Header.Set(SecretHeader, p.secret)
+	}
 	resp, err := p.client.Do(req)
 	if err != nil {
 		return Result{Err: err}

@@ -162,3 +162,27 @@ func TestPushOutlivesCancelledCaller(t *testing.T) {
 		t.Fatalf("push after the caller was cancelled: %+v, want delivered", r)
 	}
 }
+
+// TestPushSendsTheInternalSecret: gateways refuse a /push without the
+// current internal secret.
+func TestPushSendsTheInternalSecret(t *testing.T) {
+	got := make(chan string, 2)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Get(SecretHeader)
+		out, _ := proto.Marshal(&cimpb.PushResult{Delivered: 1})
+		w.Write(out)
+	}))
+	defer srv.Close()
+	u, _ := url.Parse(srv.URL)
+	gw := "127.0.0.1:1:" + u.Port()
+	for _, secret := range []string{"current-internal-secret", ""} {
+		p := New(Config{Secret: secret, Logger: slog.New(slog.DiscardHandler)})
+		if r := p.PushOne(context.Background(), gw, []*cimpb.Delivery{msg("1")}); r.Err != nil {
+			t.Fatal(r.Err)
+		}
+		p.Close()
+		if h := <-got; h != secret {
+			t.Fatalf("%s = %q, want %q", SecretHeader, h, secret)
+		}
+	}
+}

@@ -2,9 +2,12 @@
 // with the gateway's /push and /healthz that keeps a map of "connected"
 // sessions instead of TCP connections, and records what it was sent. Only
 // the route service's contract is real here; the gateway itself is cim-server.
+// Started WithSecret, it refuses (401) a /push without that X-CIM-Internal
+// secret, as gateways do.
 package gatewaytest
 
 import (
+	"crypto/subtle"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -24,6 +27,8 @@ type Gateway struct {
 	ID      string // 127.0.0.1:<fake tcp port>:<http port>
 	Healthy atomic.Bool
 	srv     *httptest.Server
+	secret  string
+	refused atomic.Int32
 
 	mu       sync.Mutex
 	sessions map[string]string // user id -> session id
@@ -31,9 +36,18 @@ type Gateway struct {
 	pushes   int
 }
 
+// Option configures a fake gateway.
+type Option func(*Gateway)
+
+// WithSecret makes /push require X-CIM-Internal: secret.
+func WithSecret(secret string) Option { return func(g *Gateway) { g.secret = secret } }
+
 // Start runs a gateway until the test ends.
-func Start(t testing.TB) *Gateway {
+func Start(t testing.TB, opts ...Option) *Gateway {
 	g := &Gateway{sessions: map[string]string{}, frames: map[string][]*cimpb.Frame{}}
+	for _, o := range opts {
+		o(g)
+	}
 	g.Healthy.Store(true)
 	g.srv = httptest.NewServer(http.HandlerFunc(g.serve))
 	t.Cleanup(g.srv.Close)
@@ -74,6 +88,10 @@ func (g *Gateway) Frames(uid string) []*cimpb.Frame {
 	return slices.Clone(g.frames[uid])
 }
 
+// Refused is the number of /push calls refused for a missing or wrong
+// secret.
+func (g *Gateway) Refused() int { return int(g.refused.Load()) }
+
 // Pushes is the number of /push calls received.
 func (g *Gateway) Pushes() int {
 	g.mu.Lock()
@@ -90,6 +108,11 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		io.WriteString(w, `{"status":"ok","connections":0}`)
 	case r.URL.Path == "/push" && r.Method == http.MethodPost:
+		if g.secret != "" && subtle.ConstantTimeCompare([]byte(r.Header.Get("X-CIM-Internal")), []byte(g.secret)) != 1 {
+			g.refused.Add(1)
+			http.Error(w, `{"code":4010,"message":"unauthorized"}`, http.StatusUnauthorized)
+			return
+		}
 		body, _ := io.ReadAll(r.Body)
 		var b cimpb.PushBatch
 		if err := proto.Unmarshal(body, &b); err != nil {

@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/gocim/gocim/cim-route/internal/auth"
 	"github.com/gocim/gocim/cim-route/internal/errs"
 	"github.com/gocim/gocim/cim-route/internal/gateway"
 	"github.com/gocim/gocim/cim-route/internal/store"
@@ -29,23 +30,34 @@ type LoginRequest struct {
 	Password string
 }
 
-// Session is a successful login: where to connect and with what token.
+// Session is a successful login: where to connect and with what tokens.
 type Session struct {
 	UserID    string
 	UserName  string
 	SessionID string
-	Token     string
-	ExpiresAt int64 // unix seconds, as in the token
-	Gateway   gateway.Addr
+	Token     string // gateway token (LOGIN)
+	ExpiresAt int64  // unix seconds, as in the token
+	// AccessToken is the bearer token of the user API (audience "api"); it
+	// dies with the session.
+	AccessToken     string
+	AccessExpiresAt int64 // unix seconds
+	Gateway         gateway.Addr
 }
 
-// Register creates an account.
+// Register creates an account. Only the builtin authenticator has
+// accounts of its own: with an external one it is errs.ErrForbidden.
 func (r *Router) Register(ctx context.Context, name, password string) (User, error) {
+	if a := r.cfg.Authenticator; a != nil {
+		return User{}, fmt.Errorf("%w: accounts are managed by %s", errs.ErrForbidden, a.Name())
+	}
 	if err := checkName(name); err != nil {
 		return User{}, err
 	}
 	if err := checkPassword(password); err != nil {
 		return User{}, err
+	}
+	if reservedName(name) {
+		return User{}, fmt.Errorf("%w: %q is reserved", errs.ErrNameTaken, name)
 	}
 	// Cheap check first: bcrypt costs tens of milliseconds. CreateUser still
 	// settles a race atomically.
@@ -67,11 +79,12 @@ func (r *Router) Register(ctx context.Context, name, password string) (User, err
 	return User{ID: id, Name: name}, nil
 }
 
-// Login checks the password, applies the single-login policy, picks a
-// gateway, records the new session as pending and signs its token.
+// errBadLogin is the one answer for an unknown user and a wrong password.
+var errBadLogin = fmt.Errorf("%w: wrong user or password", errs.ErrBadAccount)
+
+// Login checks the credentials, applies the single-login policy, picks a
+// gateway, records the new session as pending and signs its tokens.
 func (r *Router) Login(ctx context.Context, req LoginRequest) (Session, error) {
-	var u store.User
-	var err error
 	switch {
 	case req.UserID != "":
 		if err := checkUserID("userId", req.UserID); err != nil {
@@ -83,23 +96,15 @@ func (r *Router) Login(ctx context.Context, req LoginRequest) (Session, error) {
 	if req.Password == "" {
 		return Session{}, fmt.Errorf("%w: password is required", errs.ErrBadArgument)
 	}
-	if req.UserID != "" {
-		u, err = r.st.UserByID(ctx, req.UserID)
+	var u store.User
+	var err error
+	if r.cfg.Authenticator != nil {
+		u, err = r.externalAccount(ctx, req)
 	} else {
-		u, err = r.st.UserByName(ctx, req.UserName)
-	}
-	badLogin := fmt.Errorf("%w: wrong user or password", errs.ErrBadAccount)
-	if errors.Is(err, errs.ErrBadAccount) {
-		return Session{}, badLogin
+		u, err = r.builtinAccount(ctx, req)
 	}
 	if err != nil {
 		return Session{}, err
-	}
-	if req.UserID != "" && req.UserName != "" && req.UserName != u.Name {
-		return Session{}, badLogin
-	}
-	if !checkPasswordHash(u.PasswordHash, req.Password) {
-		return Session{}, badLogin
 	}
 	r.remember(u.ID, u.Name)
 
@@ -129,15 +134,111 @@ func (r *Router) Login(ctx context.Context, req LoginRequest) (Session, error) {
 		r.kick(ctx, u.ID, old.Session, old.Gateway, "logged in elsewhere")
 	}
 
-	exp := r.now().Add(r.cfg.TokenTTL).Unix()
-	tok, err := token.Sign(r.cfg.TokenKeys[0], token.Claims{
-		UserID: u.ID, UserName: u.Name, SessionID: sid, GatewayID: gw, ExpiresAt: exp,
+	now := r.now()
+	s := Session{UserID: u.ID, UserName: u.Name, SessionID: sid, Gateway: addr,
+		ExpiresAt: now.Add(r.cfg.TokenTTL).Unix(), AccessExpiresAt: now.Add(r.cfg.AccessTTL).Unix()}
+	s.Token, err = token.Sign(r.cfg.TokenKeys[0], token.Claims{
+		UserID: u.ID, UserName: u.Name, SessionID: sid, GatewayID: gw, ExpiresAt: s.ExpiresAt, Audience: token.AudienceGateway,
+	})
+	if err != nil {
+		return Session{}, err
+	}
+	s.AccessToken, err = token.Sign(r.cfg.TokenKeys[0], token.Claims{
+		UserID: u.ID, UserName: u.Name, SessionID: sid, ExpiresAt: s.AccessExpiresAt, Audience: token.AudienceAPI,
 	})
 	if err != nil {
 		return Session{}, err
 	}
 	r.log.Info("login", "user", u.ID, "session", sid, "gateway", gw, "replaced", old.Session)
-	return Session{UserID: u.ID, UserName: u.Name, SessionID: sid, Token: tok, ExpiresAt: exp, Gateway: addr}, nil
+	return s, nil
+}
+
+// builtinAccount checks the password against the account's bcrypt hash.
+func (r *Router) builtinAccount(ctx context.Context, req LoginRequest) (store.User, error) {
+	var u store.User
+	var err error
+	if req.UserID != "" {
+		u, err = r.st.UserByID(ctx, req.UserID)
+	} else {
+		u, err = r.st.UserByName(ctx, req.UserName)
+	}
+	if errors.Is(err, errs.ErrBadAccount) {
+		return u, errBadLogin
+	}
+	if err != nil {
+		return u, err
+	}
+	if req.UserID != "" && req.UserName != "" && req.UserName != u.Name {
+		return u, errBadLogin
+	}
+	// An account created for an external authenticator has no password and
+	// never logs in here (bcrypt would refuse the empty hash anyway).
+	if u.PasswordHash == "" || !checkPasswordHash(u.PasswordHash, req.Password) {
+		return u, errBadLogin
+	}
+	return u, nil
+}
+
+// externalAccount asks the authenticator, then finds or creates the local,
+// passwordless account of the name it vouches for. A login by id asks
+// about that account's name.
+func (r *Router) externalAccount(ctx context.Context, req LoginRequest) (store.User, error) {
+	name := req.UserName
+	if req.UserID != "" {
+		u, err := r.st.UserByID(ctx, req.UserID)
+		if errors.Is(err, errs.ErrBadAccount) {
+			return u, errBadLogin
+		}
+		if err != nil {
+			return u, err
+		}
+		if name != "" && name != u.Name {
+			return u, errBadLogin
+		}
+		name = u.Name
+	}
+	a := r.cfg.Authenticator
+	id, err := a.Authenticate(ctx, name, req.Password)
+	switch {
+	case errors.Is(err, auth.ErrBadCredentials):
+		return store.User{}, errBadLogin
+	case err != nil:
+		// ErrUnavailable, or an error outside the contract, whose safe
+		// reading is "could not tell". The details (addresses, directory
+		// messages) are for the operator, not the caller.
+		r.log.Warn("authenticator failed", "auth", a.Name(), "err", err, "unexpected", !errors.Is(err, auth.ErrUnavailable))
+		return store.User{}, fmt.Errorf("%w: %s", errs.ErrAuthUnavailable, a.Name())
+	}
+	if err := checkName(id.Name); err != nil {
+		return store.User{}, fmt.Errorf("%w: %s vouched for %q, not a valid user name (%v)", errs.ErrBadAccount, a.Name(), id.Name, err)
+	}
+	if req.UserID != "" && id.Name != name {
+		return store.User{}, errBadLogin // the directory says it is someone else
+	}
+	return r.localAccount(ctx, id.Name)
+}
+
+// localAccount returns the account called name, creating it without a
+// password on the first login. Concurrent first logins settle on one
+// account: CreateUser claims the name atomically and the loser reads the
+// winner's.
+func (r *Router) localAccount(ctx context.Context, name string) (store.User, error) {
+	u, err := r.st.UserByName(ctx, name)
+	if !errors.Is(err, errs.ErrBadAccount) {
+		return u, err
+	}
+	if reservedName(name) {
+		return store.User{}, fmt.Errorf("%w: %q is reserved", errs.ErrBadAccount, name)
+	}
+	id, err := r.st.CreateUser(ctx, name, "")
+	if errors.Is(err, errs.ErrNameTaken) {
+		return r.st.UserByName(ctx, name)
+	}
+	if err != nil {
+		return store.User{}, err
+	}
+	r.log.Info("account created for an external user", "user", id, "name", name, "auth", r.cfg.Authenticator.Name())
+	return store.User{ID: id, Name: name}, nil
 }
 
 // kick pushes a KICK to one session on a live gateway, best effort: a dead

@@ -22,6 +22,7 @@ const maxClientMsgID = 128
 // what became of it.
 type outgoing struct {
 	from    string // sender user id
+	system  bool   // from is SystemUserID: no account, no receipts
 	fromSID string // sender session (uplinks): where its receipt goes
 	reqID   uint64
 	msg     *cimpb.Msg // as sent; never modified
@@ -145,8 +146,8 @@ func (r *Router) Uplink(ctx context.Context, b *cimpb.UplinkBatch) (*cimpb.PushB
 	var ackOf map[string]*ackReq
 	for _, up := range ups {
 		f, uid := up.GetFrame(), up.GetUserId()
-		if f == nil || uid == "" {
-			continue // nobody to answer
+		if f == nil || uid == "" || uid == SystemUserID {
+			continue // nobody to answer (the system user never connects)
 		}
 		switch f.Type {
 		case cimpb.Type_MSG:
@@ -201,8 +202,8 @@ func (r *Router) P2P(ctx context.Context, from, to, text string) (string, error)
 	if to == "" {
 		return "", fmt.Errorf("%w: receiveUserId is required", errs.ErrBadArgument)
 	}
-	if text == "" {
-		return "", fmt.Errorf("%w: msg is required", errs.ErrBadArgument)
+	if err := checkText(text); err != nil {
+		return "", err
 	}
 	j := r.newJob()
 	it := &outgoing{from: from, msg: &cimpb.Msg{To: to, Body: []byte(text), Kind: cimpb.Kind_KIND_TEXT}}
@@ -220,8 +221,8 @@ func (r *Router) Broadcast(ctx context.Context, from, text string) (string, int,
 	if err := checkUserID("userId", from); err != nil {
 		return "", 0, err
 	}
-	if text == "" {
-		return "", 0, fmt.Errorf("%w: msg is required", errs.ErrBadArgument)
+	if err := checkText(text); err != nil {
+		return "", 0, err
 	}
 	j := r.newJob()
 	it := &outgoing{from: from, msg: &cimpb.Msg{Body: []byte(text), Kind: cimpb.Kind_KIND_TEXT, Broadcast: true}}
@@ -277,7 +278,9 @@ func (j *job) prepare() {
 			continue
 		}
 		it.msgID = newMsgID(j.now)
-		j.wantID(it.from)
+		if !it.system {
+			j.wantID(it.from)
+		}
 		if len(it.msg.ClientMsgId) > maxClientMsgID {
 			it.fail(codes.BadArgument, "clientMsgId longer than "+strconv.Itoa(maxClientMsgID)+" bytes")
 			continue
@@ -362,7 +365,9 @@ func (j *job) resolve(ctx context.Context) error {
 		if it.code != 0 {
 			continue
 		}
-		if it.fromName = j.idName[it.from]; it.fromName == "" {
+		if it.system {
+			it.fromName = SystemUserName
+		} else if it.fromName = j.idName[it.from]; it.fromName == "" {
 			it.fail(codes.BadAccount, "unknown sender "+strconv.Quote(it.from))
 			continue
 		}

@@ -239,7 +239,7 @@ func (r *Router) checkCurrent(ctx context.Context, uid, sid string) error {
 		return err
 	}
 	if rt, ok := routes[uid]; !ok || rt.Session != sid {
-		return fmt.Errorf("%w: user %s", errs.ErrUnauthorized, uid)
+		return fmt.Errorf("%w: not the current session of user %s", errs.ErrUnauthorized, uid)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	mrand "math/rand/v2"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -70,6 +71,21 @@ func checkName(name string) error {
 	}
 	if !isName(name) {
 		return fmt.Errorf("%w: userName must be 2-32 characters [A-Za-z][A-Za-z0-9_.-]*", errs.ErrBadArgument)
+	}
+	return nil
+}
+
+// reservedName reports whether name is kept from accounts: the system
+// sender's name, so that no user can pose as the system.
+func reservedName(name string) bool { return strings.EqualFold(name, SystemUserName) }
+
+// checkText checks the text of a message sent over HTTP.
+func checkText(text string) error {
+	if text == "" {
+		return fmt.Errorf("%w: msg is required", errs.ErrBadArgument)
+	}
+	if len(text) > MaxText || !utf8.ValidString(text) {
+		return fmt.Errorf("%w: msg must be valid UTF-8 of at most %d bytes", errs.ErrBadArgument, MaxText)
 	}
 	return nil
 }

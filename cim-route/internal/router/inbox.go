@@ -45,7 +45,8 @@ type readReq struct {
 
 // ackedEntries reads the entries each ACK covers, (ack:{uid}, seq], and
 // queues a RECEIPT_DELIVERED to the sender of every message among them.
-// Receipts (and broadcasts, never stored) produce none.
+// Receipts (and broadcasts, never stored) produce none, and so do messages
+// from the system user.
 func (j *job) ackedEntries(ctx context.Context) error {
 	if len(j.acks) == 0 {
 		return nil
@@ -87,8 +88,8 @@ func (j *job) deliveredReceipt(by string, e store.Entry) {
 		return
 	}
 	m := f.Msg
-	if m.GetFrom() == "" || m.Broadcast || m.MsgId == "" {
-		return
+	if m.GetFrom() == "" || m.From == SystemUserID || m.Broadcast || m.MsgId == "" {
+		return // the system user has no inbox: it gets no receipts
 	}
 	j.entries = append(j.entries, entry{to: m.From, frame: &cimpb.Frame{Type: cimpb.Type_RECEIPT, Receipt: &cimpb.Receipt{
 		Status: cimpb.ReceiptStatus_RECEIPT_DELIVERED, MsgId: m.MsgId, ClientMsgId: m.ClientMsgId, By: by, TimestampMs: j.ts,
@@ -99,7 +100,7 @@ func (j *job) deliveredReceipt(by string, e store.Entry) {
 // A READ naming no existing user is dropped.
 func (j *job) readReceipts() {
 	for _, rd := range j.reads {
-		if rd.peerID == "" {
+		if rd.peerID == "" || rd.peerID == SystemUserID {
 			j.r.log.Debug("READ for an unknown peer dropped", "user", rd.uid, "peer", rd.peer)
 			continue
 		}

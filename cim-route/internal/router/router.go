@@ -1,11 +1,13 @@
 // Package router is the route service's logic, between the HTTP edge (api)
 // and the state (Redis store, live gateways, gateway pushes): accounts, login
-// with the single-login policy, session confirmations from gateways, message
-// routing (uplink batches, /p2pRoute, /groupRoute) and the clean-up of dead
-// gateways' sessions; and reliable delivery: every private message and
-// receipt is appended to its recipient's inbox before anything is announced,
-// SYNC reads inboxes, ACK and READ produce receipts, plus message history
-// and file uploads.
+// (bcrypt, or an external auth.Authenticator with local passwordless
+// accounts) with the single-login policy and its gateway and access tokens,
+// session confirmations from gateways, message routing (uplink batches,
+// /p2pRoute, /groupRoute, /api/push, also from the system user) and the
+// clean-up of dead gateways' sessions; and reliable delivery: every private
+// message and receipt is appended to its recipient's inbox before anything
+// is announced, SYNC reads inboxes, ACK and READ produce receipts, plus
+// message history and file uploads.
 //
 // Its collaborators are small interfaces defined here, so tests can swap any
 // of them. A Router is safe for concurrent use.
@@ -21,6 +23,7 @@ import (
 
 	lru "github.com/hashicorp/golang-lru/v2"
 
+	"github.com/gocim/gocim/cim-route/internal/auth"
 	"github.com/gocim/gocim/cim-route/internal/fanout"
 	"github.com/gocim/gocim/cim-route/internal/files"
 	"github.com/gocim/gocim/cim-route/internal/store"
@@ -90,9 +93,15 @@ type Config struct {
 	Files Files
 
 	TokenKeys   [][]byte      // the first signs
-	TokenTTL    time.Duration // token lifetime and pending-route TTL
+	TokenTTL    time.Duration // gateway token lifetime and pending-route TTL
+	AccessTTL   time.Duration // access (bearer) token lifetime (default 24h)
 	LoginPolicy string        // PolicyKick (default) or PolicyReject
 	BcryptCost  int
+	// Authenticator checks passwords at login instead of the accounts'
+	// bcrypt hashes (--auth http or ldap); nil: builtin. With one, the
+	// router keeps a passwordless local account per name and refuses
+	// Register.
+	Authenticator auth.Authenticator
 	// SyncLimit is the default and maximum number of entries in one SYNC
 	// answer (default 200).
 	SyncLimit int
@@ -135,6 +144,9 @@ func New(cfg Config) (*Router, error) {
 	}
 	if cfg.TokenTTL <= 0 {
 		cfg.TokenTTL = time.Minute
+	}
+	if cfg.AccessTTL <= 0 {
+		cfg.AccessTTL = 24 * time.Hour
 	}
 	if cfg.LoginPolicy == "" {
 		cfg.LoginPolicy = PolicyKick

@@ -79,7 +79,7 @@ type env struct {
 	gws   []*gatewaytest.Gateway
 }
 
-func newEnv(t testing.TB, policy string, gateways int) *env {
+func newEnv(t testing.TB, policy string, gateways int, opts ...func(*Config)) *env {
 	t.Helper()
 	e := &env{t: t, redis: testenv.StartRedis(t)}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -98,11 +98,15 @@ func newEnv(t testing.TB, policy string, gateways int) *env {
 	e.bal.SetGateways(ids)
 	push := fanout.New(fanout.Config{Timeout: 2 * time.Second, Logger: quiet})
 	t.Cleanup(push.Close)
-	r, err := New(Config{
+	cfg := Config{
 		Store: e.st, Gateways: e.bal, Pusher: push, Files: files.New(t.TempDir(), 1<<10),
 		TokenKeys: keys, TokenTTL: time.Minute, LoginPolicy: policy, BcryptCost: bcrypt.MinCost,
 		MissingGrace: -1, JanitorSettle: 10 * time.Millisecond, Logger: quiet,
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	r, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

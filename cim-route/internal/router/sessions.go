@@ -41,10 +41,22 @@ func (r *Router) SessionOffline(ctx context.Context, uid, sid string) error {
 }
 
 // Logoff ends a session at once (POST /offLine): the route goes and the
-// connection, if any, is kicked. An unknown or old session is a no-op.
+// connection, if any, is kicked. An unknown or old session is a no-op. An
+// empty sid means the user's current session, whichever it is.
 func (r *Router) Logoff(ctx context.Context, uid, sid string) error {
-	if err := checkSession(uid, sid); err != nil {
+	if err := checkUserID("userId", uid); err != nil {
 		return err
+	}
+	if sid == "" {
+		routes, err := r.st.Routes(ctx, []string{uid})
+		if err != nil {
+			return err
+		}
+		rt, ok := routes[uid]
+		if !ok {
+			return nil // nobody to log off
+		}
+		sid = rt.Session
 	}
 	old, dropped, err := r.st.DropSession(ctx, uid, sid)
 	if err != nil || !dropped {
@@ -57,6 +69,17 @@ func (r *Router) Logoff(ctx context.Context, uid, sid string) error {
 	}
 	r.log.Info("logged off", "user", uid, "session", sid)
 	return nil
+}
+
+// CheckSession returns nil when sid is uid's current session (pending or
+// online), errs.ErrUnauthorized when it is not (logged off, replaced by a
+// newer login, expired unconfirmed), errs.ErrUnavailable when Redis cannot
+// tell. A bearer token is only as good as its session.
+func (r *Router) CheckSession(ctx context.Context, uid, sid string) error {
+	if err := checkSession(uid, sid); err != nil {
+		return fmt.Errorf("%w: %v", errs.ErrUnauthorized, err)
+	}
+	return r.checkCurrent(ctx, uid, sid)
 }
 
 // OnlineUsers lists the users whose route is online on a live gateway,

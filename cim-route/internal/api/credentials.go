@@ -1,0 +1,139 @@
+package api
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/gocim/gocim/cim-route/internal/apikey"
+	"github.com/gocim/gocim/cim-route/internal/errs"
+	"github.com/gocim/gocim/proto/token"
+)
+
+// access is what an endpoint accepts (docs/ARCHITECTURE.md, "Security").
+type access struct {
+	bearer bool         // a user's access token, for its current session
+	stale  bool         // ... also for a session that has ended (/offLine)
+	scope  apikey.Scope // an API key holding this scope; 0: no API key
+}
+
+// caller is who a request comes from: a user (bearer) or an application
+// (API key).
+type caller struct {
+	user  token.Claims // bearer: UserID, UserName, SessionID
+	key   apikey.Key
+	isKey bool
+}
+
+const callerKey = "cim.caller"
+
+// authorize lets a request through only with a credential that a accepts;
+// otherwise it answers 401/4010 (no, bad or dead credential) or 403/4030
+// (a valid credential not allowed here).
+func (h *handler) authorize(a access) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		who, err := h.identify(c, a)
+		if err != nil {
+			h.fail(c, err)
+			c.Abort()
+			return
+		}
+		c.Set(callerKey, who)
+	}
+}
+
+func callerOf(c *gin.Context) caller {
+	who, _ := c.Get(callerKey)
+	w, _ := who.(caller)
+	return w
+}
+
+func (h *handler) identify(c *gin.Context, a access) (caller, error) {
+	if k := c.GetHeader(APIKeyHeader); k != "" {
+		key, ok := h.apiKeys.Match(k)
+		switch {
+		case !ok:
+			return caller{}, fmt.Errorf("%w: unknown API key", errs.ErrUnauthorized)
+		case a.scope == 0:
+			return caller{}, fmt.Errorf("%w: this endpoint needs a user's access token, not an API key", errs.ErrForbidden)
+		case !key.Has(a.scope):
+			return caller{}, fmt.Errorf("%w: API key %q lacks the %s scope", errs.ErrForbidden, key.Name, a.scope)
+		}
+		return caller{key: key, isKey: true}, nil
+	}
+	authz := c.GetHeader("Authorization")
+	if authz == "" {
+		return caller{}, fmt.Errorf("%w: no credential (Authorization: Bearer <accessToken> or %s)", errs.ErrUnauthorized, APIKeyHeader)
+	}
+	scheme, tok, ok := strings.Cut(authz, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return caller{}, fmt.Errorf("%w: Authorization must be \"Bearer <accessToken>\"", errs.ErrUnauthorized)
+	}
+	claims, err := token.VerifyAPI(h.tokenKeys, strings.TrimSpace(tok), h.now())
+	if err != nil {
+		return caller{}, fmt.Errorf("%w: %v", errs.ErrUnauthorized, err)
+	}
+	if !a.bearer {
+		return caller{}, fmt.Errorf("%w: this endpoint needs an API key with the %s scope", errs.ErrForbidden, a.scope)
+	}
+	if !a.stale {
+		if err := h.svc.CheckSession(c.Request.Context(), claims.UserID, claims.SessionID); err != nil {
+			return caller{}, err
+		}
+	}
+	return caller{user: claims}, nil
+}
+
+// speaksFor returns the user a request acts as: a bearer's own user (a
+// userId given must be that one, else errs.ErrForbidden); for an API key,
+// the userId given (the router checks it).
+func (w caller) speaksFor(userID string) (string, error) {
+	if w.isKey {
+		return userID, nil
+	}
+	if userID != "" && userID != w.user.UserID {
+		return "", fmt.Errorf("%w: userId %s is not the token's user", errs.ErrForbidden, userID)
+	}
+	return w.user.UserID, nil
+}
+
+// ownSession checks that a sessionId given (optional) is the bearer's.
+func (w caller) ownSession(sid string) error {
+	if sid != "" && sid != w.user.SessionID {
+		return fmt.Errorf("%w: sessionId is not the token's session", errs.ErrForbidden)
+	}
+	return nil
+}
+
+// requireInternal refuses an /internal/* call without the internal secret.
+func (h *handler) requireInternal(c *gin.Context) {
+	if h.internal.Match(c.GetHeader(InternalHeader)) < 0 {
+		h.fail(c, fmt.Errorf("%w: internal calls need the %s secret", errs.ErrUnauthorized, InternalHeader))
+		c.Abort()
+	}
+}
+
+// maxLimitKey bounds a user name used as a rate limit key.
+const maxLimitKey = 64
+
+// limitLogin takes a /login or /registerAccount attempt from the client IP's
+// and the user's buckets; over either, errs.ErrRateLimited with the
+// Retry-After header set. user is a name, or "#" and an id.
+func (h *handler) limitLogin(c *gin.Context, user string) error {
+	// Names are compared case-insensitively by some user systems (LDAP):
+	// "Alice" and "alice" share a bucket.
+	user = strings.ToLower(user)
+	if len(user) > maxLimitKey {
+		user = user[:maxLimitKey]
+	}
+	wait := h.limiter.Allow(c.ClientIP(), user)
+	if wait <= 0 {
+		return nil
+	}
+	secs := max(1, int(math.Ceil(wait.Seconds())))
+	c.Header("Retry-After", strconv.Itoa(secs))
+	return fmt.Errorf("%w: too many attempts, retry in %ds", errs.ErrRateLimited, secs)
+}

@@ -1,0 +1,200 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/gocim/gocim/cim-route/internal/apikey"
+	"github.com/gocim/gocim/cim-route/internal/errs"
+	"github.com/gocim/gocim/cim-route/internal/files"
+	"github.com/gocim/gocim/cim-route/internal/gateway"
+	"github.com/gocim/gocim/cim-route/internal/router"
+	"github.com/gocim/gocim/proto/cimpb"
+	"github.com/gocim/gocim/proto/codes"
+	"github.com/gocim/gocim/proto/token"
+)
+
+// fakeService answers like the router without storage: it rejects what
+// the router would reject for missing fields and accepts the rest.
+type fakeService struct{}
+
+func need(fields ...string) error {
+	for _, f := range fields {
+		if f == "" {
+			return fmt.Errorf("%w: a field is missing", errs.ErrBadArgument)
+		}
+	}
+	return nil
+}
+
+func (fakeService) Register(_ context.Context, name, password string) (router.User, error) {
+	return router.User{ID: "1", Name: name}, need(name, password)
+}
+
+func (fakeService) Login(_ context.Context, req router.LoginRequest) (router.Session, error) {
+	if req.UserID == "" && req.UserName == "" {
+		return router.Session{}, fmt.Errorf("%w: userName or userId is required", errs.ErrBadArgument)
+	}
+	if req.Password != "password1" {
+		return router.Session{}, fmt.Errorf("%w: wrong user or password", errs.ErrBadAccount)
+	}
+	return router.Session{UserID: "1", UserName: "alice", SessionID: "s1", Token: "t", AccessToken: "a",
+		Gateway: gateway.Addr{ID: "127.0.0.1:1:2", Host: "127.0.0.1", TCPPort: 1, HTTPPort: 2}}, nil
+}
+
+func (fakeService) CheckSession(context.Context, string, string) error { return nil }
+
+func (fakeService) P2P(_ context.Context, from, to, text string) (string, error) {
+	return "m1", need(from, to, text)
+}
+
+func (fakeService) Broadcast(_ context.Context, from, text string) (string, int, error) {
+	return "m1", 0, need(from, text)
+}
+
+func (fakeService) Push(_ context.Context, req router.PushRequest) (router.PushResult, error) {
+	if req.All == (len(req.To) > 0) {
+		return router.PushResult{}, fmt.Errorf("%w: to or all", errs.ErrBadArgument)
+	}
+	res := router.PushResult{MsgIDs: map[string]string{}}
+	for _, to := range req.To {
+		res.MsgIDs[to] = "m1"
+	}
+	return res, need(req.Text)
+}
+
+func (fakeService) OnlineUsers(context.Context) ([]router.User, error) { return nil, nil }
+
+func (fakeService) Logoff(_ context.Context, uid, _ string) error { return need(uid) }
+
+func (fakeService) SessionOnline(_ context.Context, uid, sid, gw string, _ bool) error {
+	return need(uid, sid, gw)
+}
+
+func (fakeService) SessionOffline(_ context.Context, uid, sid string) error { return need(uid, sid) }
+
+func (fakeService) Uplink(context.Context, *cimpb.UplinkBatch) (*cimpb.PushBatch, error) {
+	return &cimpb.PushBatch{}, nil
+}
+
+func (fakeService) Health(context.Context) (int, error) { return 1, nil }
+
+func (fakeService) History(context.Context, router.HistoryQuery) (router.HistoryPage, error) {
+	return router.HistoryPage{}, nil
+}
+
+func (fakeService) Upload(context.Context, string, string, string, string, io.Reader) (files.Info, error) {
+	return files.Info{}, nil
+}
+
+func (fakeService) OpenFile(string) (*os.File, files.Info, time.Time, error) {
+	return nil, files.Info{}, time.Time{}, errs.ErrNotFound
+}
+
+// maxFuzzBody is the longest body FuzzJSONHandlers tries.
+const maxFuzzBody = 128
+
+// FuzzJSONHandlers sends arbitrary bodies to the JSON endpoints (the first
+// input picks one), each with a credential it accepts so the body is
+// decoded: no panic, no 5xx, and always the JSON envelope with a code.
+// Bodies are kept short (maxFuzzBody) and far below the body limit: JSON's
+// structure shows in short inputs, while minimizing a long interesting
+// input (quadratic in its length) would stall a 15-second run; the limit
+// has its own tests. Run it with
+//
+//	go test -run '^$' -fuzz FuzzJSONHandlers -fuzztime 15s ./internal/api/
+func FuzzJSONHandlers(f *testing.F) {
+	keys, err := apikey.Parse("app:"+pushKey+":push,ops:"+adminKey+":admin", 16)
+	if err != nil {
+		f.Fatal(err)
+	}
+	cfg := Config{Service: fakeService{}, Logger: quiet, TokenKeys: tokenKeys, APIKeys: keys,
+		InternalSecrets: []string{internalSecret}, MaxBody: 1 << 20}
+	public, err := NewPublic(cfg)
+	if err != nil {
+		f.Fatal(err)
+	}
+	internal := NewInternal(cfg)
+	access, err := token.Sign(tokenKeys[0], token.Claims{UserID: "1", UserName: "alice", SessionID: "s1",
+		ExpiresAt: time.Now().Add(time.Hour).Unix(), Audience: token.AudienceAPI})
+	if err != nil {
+		f.Fatal(err)
+	}
+	user := hdr{"Authorization": "Bearer " + access}
+	endpoints := []struct {
+		h    http.Handler
+		path string
+		cred hdr
+	}{
+		{public, "/registerAccount", nil},
+		{public, "/login", nil},
+		{public, "/p2pRoute", user},
+		{public, "/p2pRoute", asPush},
+		{public, "/groupRoute", user},
+		{public, "/groupRoute", asPush},
+		{public, "/offLine", user},
+		{public, "/offLine", asAdmin},
+		{public, "/api/push", asPush},
+		{internal, "/internal/online", asGateway},
+		{internal, "/internal/offline", asGateway},
+	}
+
+	// Each endpoint with a body it accepts, then broken and odd ones spread
+	// over the endpoints (a short corpus: gathering its coverage is part of
+	// every run's time).
+	valid := []string{
+		`{"userName":"alice","password":"password1"}`, `{"userId":12,"password":"password1"}`,
+		`{"userId":"1","receiveUserId":"bob","msg":"hi"}`, `{"userId":1,"receiveUserId":2,"msg":"hi"}`,
+		`{"userId":"1","msg":"all"}`, `{"userId":"1","msg":"all"}`, `{"userId":"1","sessionId":"s1"}`,
+		`{"userId":"2"}`, `{"to":["alice",2],"from":"bob","msg":"x"}`,
+		`{"userId":"1","sessionId":"s","gatewayId":"g","reassert":true}`, `{"userId":"1","sessionId":"s","gatewayId":"g"}`,
+	}
+	for i, seed := range valid {
+		f.Add(uint8(i), []byte(seed))
+	}
+	for i, seed := range []string{
+		``, `{}`, `null`, `[]`, `"x"`, `1`, `{"userName":`, `{"userId":-1}`, `{"userId":1e9}`, `{"userId":true}`,
+		`{"userId":null,"sessionId":null}`, `{"receiveUserId":2,"msg":"\u00e9\ud800"}`, `{"to":"alice"}`,
+		`{"all":true,"msg":"x","from":"bob"}`, `{"to":[null,{}],"all":"yes"}`, `{"reassert":"x"}`,
+		`{"a":{"b":{"c":[[[[]]]]}}}`, "{\"msg\":\"\xff\xfe\"}", `{"userId":"1"}{"userId":"2"}`,
+		`{"userId":"99999999999999999999999","password":"p"}`, `  {"userName" : "alice" , "password" : "password1" }  `,
+	} {
+		f.Add(uint8(i%len(endpoints)), []byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, which uint8, body []byte) {
+		if len(body) > maxFuzzBody {
+			t.Skip()
+		}
+		ep := endpoints[int(which)%len(endpoints)]
+		req := httptest.NewRequest("POST", ep.path, bytes.NewReader(body))
+		req.RemoteAddr = "192.0.2.1:1234"
+		req.Header.Set("Content-Type", "application/json")
+		for k, v := range ep.cred {
+			req.Header.Set(k, v)
+		}
+		rec := httptest.NewRecorder()
+		ep.h.ServeHTTP(rec, req)
+		if rec.Code >= 500 {
+			t.Fatalf("%s %q: HTTP %d %s", ep.path, body, rec.Code, rec.Body)
+		}
+		var env struct {
+			Code    *codes.Code     `json:"code"`
+			Message string          `json:"message"`
+			Data    json.RawMessage `json:"data"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &env); err != nil || env.Code == nil || *env.Code == 0 {
+			t.Fatalf("%s %q: answer %q is not the JSON envelope with a code", ep.path, body, rec.Body)
+		}
+		if (*env.Code == codes.OK) != (rec.Code == http.StatusOK) {
+			t.Fatalf("%s %q: HTTP %d with code %d", ep.path, body, rec.Code, *env.Code)
+		}
+	})
+}
