@@ -30,6 +30,7 @@ func TestMakeRun(t *testing.T) {
 		fmt.Sprintf("CIM_ZK_PORT=%d", testenv.FreePort(t)),
 		fmt.Sprintf("CIM_REDIS_PORT=%d", testenv.FreePort(t)),
 		fmt.Sprintf("CIM_ROUTE_PORT=%d", route),
+		fmt.Sprintf("CIM_ROUTE_INTERNAL_PORT=%d", testenv.FreePort(t)),
 		fmt.Sprintf("CIM_GATEWAYS=%d:%d %d:%d", testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)),
 	)
 	script := filepath.Join(harness.RepoRoot(), "scripts", "cluster.sh")
@@ -92,6 +93,19 @@ func TestMakeRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	recs[1].WaitFor(t, 0, wait, "message", harness.IsMessage("via make run"))
+
+	// The generated API key pushes as an app back-end would.
+	key, err := os.ReadFile(filepath.Join(run, "api-key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var answer harness.Envelope
+	status, err := harness.Call("POST", url+"/api/push", harness.APIKey(strings.TrimSpace(string(key))),
+		map[string]any{"to": []string{"alice"}, "msg": "from the app"}, &answer)
+	if err != nil || status != 200 {
+		t.Fatalf("/api/push with run/api-key: HTTP %d %v %+v", status, err, answer)
+	}
+	recs[0].WaitFor(t, 0, wait, "app push", harness.IsMessage("from the app"))
 
 	// make run starts Redis with AOF on (docs/DURABILITY.md).
 	if _, err := os.Stat(filepath.Join(run, "redis", "appendonlydir")); err != nil {

@@ -10,8 +10,9 @@
 # Ports can be moved with CIM_ZK_PORT (2181), CIM_REDIS_PORT (6379),
 # CIM_ROUTE_PORT (8080, public API), CIM_ROUTE_INTERNAL_PORT (8090, gateway
 # calls) and CIM_GATEWAYS ("9000:9100 9001:9101", tcp:http pairs).
-# The token and internal secrets are generated once into $run/secret and
-# $run/internal-secret (mode 600).
+# The token and internal secrets and an API key (scopes push+admin) are
+# generated once into $run/secret, $run/internal-secret and $run/api-key
+# (mode 600).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -60,7 +61,8 @@ start() {
   mkdir -p "$run/zookeeper" "$run/redis"
   (umask 077
    [ -s "$run/secret" ] || head -c 32 /dev/urandom | base64 | tr -d '\n=+/' >"$run/secret"
-   [ -s "$run/internal-secret" ] || head -c 32 /dev/urandom | base64 | tr -d '\n=+/' >"$run/internal-secret")
+   [ -s "$run/internal-secret" ] || head -c 32 /dev/urandom | base64 | tr -d '\n=+/' >"$run/internal-secret"
+   [ -s "$run/api-key" ] || head -c 24 /dev/urandom | base64 | tr -d '\n=+/' >"$run/api-key")
   export CIM_TOKEN_SECRET CIM_INTERNAL_SECRET
   CIM_TOKEN_SECRET=$(cat "$run/secret")
   CIM_INTERNAL_SECRET=$(cat "$run/internal-secret")
@@ -82,7 +84,8 @@ start() {
   wait_for redis "Ready to accept connections"
 
   echo "starting cim-route: API on $host:$route_port, gateway calls on $host:$route_internal_port"
-  launch route "$bin/cim-route" --listen "$host:$route_port" --internal-listen "$host:$route_internal_port"
+  launch route "$bin/cim-route" --listen "$host:$route_port" --internal-listen "$host:$route_internal_port" \
+    --api-keys "local:$(cat "$run/api-key"):push+admin"
   wait_for route "route ready"
 
   local i=0
@@ -102,6 +105,8 @@ Open a client in each of two terminals:
   $bin/cim-client --route http://$host:$route_port --user alice --password secret --register
   $bin/cim-client --route http://$host:$route_port --user bob --password secret --register
 Then type "bob;;hello" in alice's, ":help" for commands, ":q" to quit.
+An app back-end pushes with the API key in $run/api-key:
+  curl -H "X-API-Key: \$(cat $run/api-key)" -d '{"to":["alice"],"msg":"hi from the app"}' http://$host:$route_port/api/push
 Stop everything with: make stop
 MSG
 }

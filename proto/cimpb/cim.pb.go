@@ -715,7 +715,8 @@ func (x *Ack) GetSeq() uint64 {
 type Read struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	MsgIds        []string               `protobuf:"bytes,1,rep,name=msg_ids,json=msgIds,proto3" json:"msg_ids,omitempty"`
-	Peer          string                 `protobuf:"bytes,2,opt,name=peer,proto3" json:"peer,omitempty"`
+	Peer          string                 `protobuf:"bytes,2,opt,name=peer,proto3" json:"peer,omitempty"`   // the messages' sender
+	Group         string                 `protobuf:"bytes,3,opt,name=group,proto3" json:"group,omitempty"` // set when the messages came through this group
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -764,14 +765,25 @@ func (x *Read) GetPeer() string {
 	return ""
 }
 
+func (x *Read) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
 type Receipt struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Status        ReceiptStatus          `protobuf:"varint,1,opt,name=status,proto3,enum=cim.v1.ReceiptStatus" json:"status,omitempty"`
-	MsgId         string                 `protobuf:"bytes,2,opt,name=msg_id,json=msgId,proto3" json:"msg_id,omitempty"`
-	ClientMsgId   string                 `protobuf:"bytes,3,opt,name=client_msg_id,json=clientMsgId,proto3" json:"client_msg_id,omitempty"`
-	By            string                 `protobuf:"bytes,4,opt,name=by,proto3" json:"by,omitempty"` // user id whose action produced the receipt
-	TimestampMs   int64                  `protobuf:"varint,5,opt,name=timestamp_ms,json=timestampMs,proto3" json:"timestamp_ms,omitempty"`
-	Seq           uint64                 `protobuf:"varint,6,opt,name=seq,proto3" json:"seq,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Status      ReceiptStatus          `protobuf:"varint,1,opt,name=status,proto3,enum=cim.v1.ReceiptStatus" json:"status,omitempty"`
+	MsgId       string                 `protobuf:"bytes,2,opt,name=msg_id,json=msgId,proto3" json:"msg_id,omitempty"`
+	ClientMsgId string                 `protobuf:"bytes,3,opt,name=client_msg_id,json=clientMsgId,proto3" json:"client_msg_id,omitempty"`
+	By          string                 `protobuf:"bytes,4,opt,name=by,proto3" json:"by,omitempty"` // user id whose action produced the receipt
+	TimestampMs int64                  `protobuf:"varint,5,opt,name=timestamp_ms,json=timestampMs,proto3" json:"timestamp_ms,omitempty"`
+	Seq         uint64                 `protobuf:"varint,6,opt,name=seq,proto3" json:"seq,omitempty"`
+	// group receipts (live only): the group, and how many members have
+	// reached this status for the message so far.
+	Group         string `protobuf:"bytes,7,opt,name=group,proto3" json:"group,omitempty"`
+	Count         uint32 `protobuf:"varint,8,opt,name=count,proto3" json:"count,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -844,6 +856,20 @@ func (x *Receipt) GetTimestampMs() int64 {
 func (x *Receipt) GetSeq() uint64 {
 	if x != nil {
 		return x.Seq
+	}
+	return 0
+}
+
+func (x *Receipt) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *Receipt) GetCount() uint32 {
+	if x != nil {
+		return x.Count
 	}
 	return 0
 }
@@ -1369,17 +1395,20 @@ const file_cim_proto_rawDesc = "" +
 	"\tbroadcast\x18\v \x01(\bR\tbroadcast\x12$\n" +
 	"\x04file\x18\f \x01(\v2\x10.cim.v1.FileInfoR\x04file\"\x17\n" +
 	"\x03Ack\x12\x10\n" +
-	"\x03seq\x18\x01 \x01(\x04R\x03seq\"3\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\"I\n" +
 	"\x04Read\x12\x17\n" +
 	"\amsg_ids\x18\x01 \x03(\tR\x06msgIds\x12\x12\n" +
-	"\x04peer\x18\x02 \x01(\tR\x04peer\"\xb8\x01\n" +
+	"\x04peer\x18\x02 \x01(\tR\x04peer\x12\x14\n" +
+	"\x05group\x18\x03 \x01(\tR\x05group\"\xe4\x01\n" +
 	"\aReceipt\x12-\n" +
 	"\x06status\x18\x01 \x01(\x0e2\x15.cim.v1.ReceiptStatusR\x06status\x12\x15\n" +
 	"\x06msg_id\x18\x02 \x01(\tR\x05msgId\x12\"\n" +
 	"\rclient_msg_id\x18\x03 \x01(\tR\vclientMsgId\x12\x0e\n" +
 	"\x02by\x18\x04 \x01(\tR\x02by\x12!\n" +
 	"\ftimestamp_ms\x18\x05 \x01(\x03R\vtimestampMs\x12\x10\n" +
-	"\x03seq\x18\x06 \x01(\x04R\x03seq\"\xab\x01\n" +
+	"\x03seq\x18\x06 \x01(\x04R\x03seq\x12\x14\n" +
+	"\x05group\x18\a \x01(\tR\x05group\x12\x14\n" +
+	"\x05count\x18\b \x01(\rR\x05count\"\xab\x01\n" +
 	"\x04Sync\x12\x1b\n" +
 	"\tafter_seq\x18\x01 \x01(\x04R\bafterSeq\x12\x14\n" +
 	"\x05limit\x18\x02 \x01(\rR\x05limit\x12\x19\n" +
