@@ -26,6 +26,8 @@ const (
 	Forbidden       Code = 4030 // valid credential, but not allowed to do this
 	RateLimited     Code = 4291 // too many requests or messages: slow down
 	TooLarge        Code = 4131 // request body or message body above the limit
+	NoGroup         Code = 9200 // unknown group
+	GroupFull       Code = 9201 // group at its member limit
 )
 
 // Text returns a short English description of c.
@@ -69,6 +71,10 @@ func (c Code) Text() string {
 		return "rate limited"
 	case TooLarge:
 		return "too large"
+	case NoGroup:
+		return "no such group"
+	case GroupFull:
+		return "group is full"
 	}
 	return "unknown"
 }
