@@ -1,13 +1,13 @@
 # gocim — see README.md. `make run` brings up a local cluster, `make test` runs every test.
 SHELL := /bin/bash
-MODULES := proto internal cim-server cim-route cim-client e2e
+MODULES := proto internal cim-server cim-route cim-client e2e bench
 BINARIES := cim-server cim-route cim-client
 GO ?= go
 TEST_FLAGS ?= -race -count=1 -timeout 20m
 
 FUZZ_TIME ?= 15s
 
-.PHONY: all build run stop status test unit e2e fuzz lint proto proto-check docker-check deps clean
+.PHONY: all build run stop status test unit e2e fuzz bench bench-quick lint proto proto-check docker-check deps clean
 
 all: build
 
@@ -41,10 +41,18 @@ fuzz:
 	cd cim-route && $(GO) test -run '^$$' -fuzz '^FuzzJSONHandlers$$' -fuzztime $(FUZZ_TIME) ./internal/api/
 
 unit:
-	$(GO) test $(TEST_FLAGS) $(foreach m,$(filter-out e2e,$(MODULES)),./$(m)/...)
+	$(GO) test $(TEST_FLAGS) $(foreach m,$(filter-out e2e bench,$(MODULES)),./$(m)/...)
 
 e2e:
 	$(GO) test $(TEST_FLAGS) -v ./e2e/...
+
+# bench: the benchmark workloads against a real cluster built without -race;
+# prints a markdown table and writes bench/results/latest.json (docs/BENCHMARKS.md).
+bench: deps
+	$(GO) run ./bench/cmd/gocim-bench $(BENCH_FLAGS)
+
+bench-quick: deps
+	$(GO) run ./bench/cmd/gocim-bench --quick --json "" $(BENCH_FLAGS)
 
 lint:
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -111,9 +111,9 @@ func CodeOf(err error) codes.Code {
 //
 // It keeps the access token of its latest successful Login and sends it as
 // "Authorization: Bearer <token>" on every call that acts for a session
-// (OnlineUsers, Offline, History, Upload, Download); a 401 comes back as an
-// *APIError matching ErrUnauthorized, it does not log in again. Use one API
-// per user.
+// (OnlineUsers, Offline, History, Upload, Download, the group calls); a 401
+// comes back as an *APIError matching ErrUnauthorized, it does not log in
+// again. Use one API per user.
 type API struct {
 	base string
 	hc   *http.Client

@@ -11,11 +11,30 @@ import (
 	"sync"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/gocim/gocim/proto/cimpb"
 	"github.com/gocim/gocim/proto/codec"
 )
+
+// shownKept is how many msgIds of shown messages the client remembers to
+// drop repeats (and to tell group messages apart in MarkRead).
+const shownKept = 4096
+
+// shownMsg is what the client remembers of a message it showed.
+type shownMsg struct {
+	group string // the group it came through; "" for a private message
+}
+
+// mustLRU is lru.New for a size known to be positive.
+func mustLRU[K comparable, V any](size int) *lru.Cache[K, V] {
+	c, err := lru.New[K, V](size)
+	if err != nil {
+		panic(err)
+	}
+	return c
+}
 
 // Info says who the client is logged in as and where.
 type Info struct {
@@ -35,6 +54,7 @@ type Client struct {
 	ownHTTP *http.Client // private HTTP client whose idle conns Close releases
 	ids     *msgIDs
 	inbox   *inbox
+	shown   *lru.Cache[string, shownMsg] // msgIds of the messages shown lately
 	acks    *acks
 	out     *outbox
 	events  chan Event
@@ -74,6 +94,7 @@ func New(cfg Config) (*Client, error) {
 		log:     cfg.Logger.With("component", "cim-client", "user", cfg.UserName),
 		ids:     newMsgIDs(),
 		inbox:   newInbox(defaultInboxBuffer),
+		shown:   mustLRU[string, shownMsg](shownKept),
 		acks:    &acks{delay: cfg.AckDelay, every: cfg.AckEvery},
 		out:     newOutbox(cfg.ResendTimeout, cfg.ResendMax),
 		events:  make(chan Event, cfg.EventBuffer),
@@ -542,10 +563,19 @@ func (c *Client) showAll(l *link, show []*cimpb.Frame) bool {
 }
 
 // show turns one MSG or RECEIPT into an event. A receipt that repeats a
-// status the application was told already is not repeated.
+// status the application was told already is not repeated, nor a message
+// whose msgId was shown lately: a group message fanned out again after an
+// interrupted send comes back under a new seq (its seq still counts for the
+// ACK).
 func (c *Client) show(l *link, f *cimpb.Frame) bool {
-	if f.GetType() == cimpb.Type_MSG {
-		return c.deliver(l, Event{Kind: EventMessage, Msg: f.GetMsg(), Gateway: l.gateway})
+	if m := f.GetMsg(); f.GetType() == cimpb.Type_MSG {
+		if id := m.GetMsgId(); id != "" {
+			if seen, _ := c.shown.ContainsOrAdd(id, shownMsg{group: m.GetGroup()}); seen {
+				l.log.Debug("dropping a message shown before", "msg_id", id, "seq", m.GetSeq())
+				return true
+			}
+		}
+		return c.deliver(l, Event{Kind: EventMessage, Msg: m, Gateway: l.gateway})
 	}
 	emit, sent := c.out.receipt(f.GetReceipt())
 	if sent != nil && !c.deliver(l, Event{Kind: EventReceipt, Receipt: sent, Gateway: l.gateway}) {
@@ -705,7 +735,9 @@ func (c *Client) Pending() int { return c.out.pendingCount() }
 
 // MarkRead tells peer (the sender: user id or name) that the messages with
 // these msgIds were read: one READ frame (more for very many ids), which
-// the route turns into RECEIPT_READs in peer's inbox. An ACK for what was
+// the route turns into RECEIPT_READs in peer's inbox. Ids of group messages
+// this client showed lately (the last 4096 messages) are read in their
+// group: READ{group, peer}, as MarkGroupRead sends. An ACK for what was
 // shown goes first, so DELIVERED reaches peer before READ. It waits for a
 // connection like SendMsg but is not resent: a READ lost with its link is
 // lost.
@@ -716,21 +748,71 @@ func (c *Client) MarkRead(ctx context.Context, peer string, msgIDs ...string) er
 	if len(msgIDs) == 0 {
 		return nil
 	}
+	var groups []string // in the order they first appear; "" for private ones
+	byGroup := map[string][]string{}
+	for _, id := range msgIDs {
+		g := ""
+		if m, ok := c.shown.Peek(id); ok {
+			g = m.group
+		}
+		if _, ok := byGroup[g]; !ok {
+			groups = append(groups, g)
+		}
+		byGroup[g] = append(byGroup[g], id)
+	}
+	if err := c.ackShown(ctx); err != nil {
+		return err
+	}
+	for _, g := range groups {
+		if err := c.writeReads(ctx, peer, g, byGroup[g]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// MarkGroupRead tells the route that the messages with these msgIds, sent
+// by peer (user id or name) to group gid, were read: READ{msg_ids, peer,
+// group}. The route counts the reader for the sender, who learns it as a
+// live RECEIPT_READ with Receipt.Group and Receipt.Count. Like MarkRead it
+// acknowledges what was shown first and is not resent.
+func (c *Client) MarkGroupRead(ctx context.Context, gid, peer string, msgIDs ...string) error {
+	switch {
+	case gid == "":
+		return ErrNoGroup
+	case peer == "":
+		return ErrNoRecipient
+	case len(msgIDs) == 0:
+		return nil
+	}
+	if err := c.ackShown(ctx); err != nil {
+		return err
+	}
+	return c.writeReads(ctx, peer, gid, msgIDs)
+}
+
+// ackShown writes the ACK for what was shown and not yet acknowledged.
+func (c *Client) ackShown(ctx context.Context) error {
 	if seq, ok := c.acks.unacked(); ok {
 		if err := c.write(ctx, ackFrame(seq)); err != nil {
 			return err
 		}
 		c.acks.sent(seq, time.Now())
 	}
-	// Split so that no frame comes near the limit.
-	budget := c.cfg.MaxFrame/2 - len(peer)
+	return nil
+}
+
+// writeReads writes READ frames for msgIDs of peer (in group, when set),
+// split so that no frame comes near the limit.
+func (c *Client) writeReads(ctx context.Context, peer, group string, msgIDs []string) error {
+	budget := c.cfg.MaxFrame/2 - len(peer) - len(group)
 	var batch []string
 	size := 0
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
 		}
-		b, err := codec.Encode(&cimpb.Frame{Type: cimpb.Type_READ, Read: &cimpb.Read{MsgIds: batch, Peer: peer}})
+		b, err := codec.Encode(&cimpb.Frame{Type: cimpb.Type_READ, Read: &cimpb.Read{MsgIds: batch, Peer: peer, Group: group}})
 		if err != nil {
 			return err
 		}

@@ -191,7 +191,7 @@ func TestAckBatchedByCountAndOnClose(t *testing.T) {
 	push := func(n int) {
 		var fs []*cimpb.Frame
 		for range n {
-			fs = append(fs, in.Append(clienttest.TextMsg("m", "2", "bob", "x")))
+			fs = append(fs, in.Append(clienttest.TextMsg(fmt.Sprintf("m%d", in.Head()+1), "2", "bob", "x")))
 		}
 		if err := conn.SendAll(fs...); err != nil {
 			t.Fatal(err)
@@ -220,8 +220,8 @@ func TestAckBatchedByDelay(t *testing.T) {
 	conn := gw.Accept(t)
 	next(t, c, EventConnected)
 	var fs []*cimpb.Frame
-	for range 3 {
-		fs = append(fs, in.Append(clienttest.TextMsg("m", "2", "bob", "x")))
+	for i := range 3 {
+		fs = append(fs, in.Append(clienttest.TextMsg(fmt.Sprintf("m%d", i), "2", "bob", "x")))
 	}
 	start := time.Now()
 	if err := conn.SendAll(fs...); err != nil {

@@ -33,6 +33,17 @@
 // the gateway link TLS and configures the private HTTP client for an
 // https:// route.
 //
+// Groups (docs/ARCHITECTURE.md, "Groups"): CreateGroup, Groups, Group,
+// GroupMembers, JoinGroup, InviteToGroup, LeaveGroup, KickFromGroup,
+// RenameGroup and DissolveGroup call the route with the access token;
+// SendGroup sends a group message through the same keep-and-resend path as
+// Send. Group messages arrive with Msg.Group set; receipts for our group
+// messages carry Receipt.Group and Receipt.Count (members so far), and
+// SentMessage counts them. Because a group send interrupted mid-way is
+// fanned out again under new seqs, the client remembers the msgIds of the
+// last 4096 messages it showed and drops a repeat (its seq is still
+// acknowledged). MarkRead of a group message sends READ{group, peer}.
+//
 // Typical use:
 //
 //	c, err := client.New(client.Config{RouteURL: "http://127.0.0.1:8080", UserName: "alice", Password: "secret1"})
@@ -52,6 +63,7 @@
 // and a gateway may drop a client that stays too far behind. Close ends every
 // goroutine the client started and then closes the Events channel.
 //
-// The package depends only on the standard library and protobuf so that small
-// devices can embed it.
+// The package depends only on the standard library, protobuf and
+// golang-lru (a small, dependency-free cache) so that small devices can
+// embed it.
 package client

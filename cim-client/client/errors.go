@@ -19,6 +19,8 @@ var (
 	ErrTooLarge = errors.New("client: message larger than the frame limit")
 	// ErrNoRecipient means a private message without a recipient.
 	ErrNoRecipient = errors.New("client: no recipient")
+	// ErrNoGroup means a group call or group message without a group id.
+	ErrNoGroup = errors.New("client: no group")
 	// ErrStarted means Start was called on a running client.
 	ErrStarted = errors.New("client: already started")
 	// ErrNotLoggedIn means a call that needs the session (History, an

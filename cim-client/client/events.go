@@ -12,13 +12,18 @@ type EventKind int
 const (
 	// EventMessage: a MSG arrived (Msg set). Messages stored in the inbox
 	// (Msg.Seq > 0) come exactly once and in seq order, whether pushed live
-	// or fetched by SYNC; broadcasts (seq 0) as they arrive.
+	// or fetched by SYNC; broadcasts (seq 0) as they arrive. Group messages
+	// have Msg.Group set. A msgId among the last 4096 shown is not shown
+	// again, even under a new seq.
 	EventMessage EventKind = iota + 1
 	// EventReceipt: a RECEIPT arrived (Receipt set): RECEIPT_SENT answering
 	// one of our sends, or a RECEIPT_DELIVERED / RECEIPT_READ from our
 	// inbox. For a message this Client sent it comes once per status (the
 	// cluster may repeat receipts); for older ones, every time one arrives.
-	// Status tells the best status of a message so far.
+	// Status tells the best status of a message so far. Receipts for group
+	// messages carry Receipt.Group and Receipt.Count (members that got that
+	// far so far; with SENT, members it went to) and are live only; a
+	// DELIVERED or READ one comes again each time its count rises.
 	EventReceipt
 	// EventError: an ERROR (Err set). With Err.ClientMsgId it is the final
 	// answer to one of our sends (e.g. codes.BadAccount); codes.Unavailable

@@ -69,15 +69,24 @@ func statusOf(s cimpb.ReceiptStatus) SendStatus {
 type SentMessage struct {
 	ClientMsgID string
 	MsgID       string // the route's id, from RECEIPT_SENT
-	To          string // the recipient as given to SendMsg; "" for a broadcast
+	To          string // the recipient as given to SendMsg; "" for a broadcast or a group message
 	Broadcast   bool
+	Group       string // the group id of a group message
 	Kind        cimpb.Kind
 	Text        string          // the body of a KIND_TEXT message
 	File        *cimpb.FileInfo // a KIND_FILE message's file (shared: do not modify)
-	Status      SendStatus      // the best status so far
+	Status      SendStatus      // the best status so far (DELIVERED / READ: by at least one member, for a group)
 	Tries       int             // tries started: 1 for the first write, +1 per resend after a timeout
 	Err         *cimpb.Error    // why it failed, when Status is StatusFailed
 	At          time.Time       // when SendMsg took it
+
+	// Recipients, Delivered and Read count members for a group message:
+	// those it went to (from RECEIPT_SENT), and those that received and
+	// read it so far (the highest count live receipts or GroupReceipts
+	// reported).
+	Recipients int
+	Delivered  int
+	Read       int
 }
 
 // sendRec is one message in the outbox.
@@ -161,6 +170,7 @@ func (o *outbox) add(m *cimpb.Msg, frame []byte, now time.Time) {
 			ClientMsgID: id,
 			To:          m.GetTo(),
 			Broadcast:   m.GetBroadcast(),
+			Group:       m.GetGroup(),
 			Kind:        m.GetKind(),
 			File:        m.GetFile(),
 			At:          now,
@@ -292,7 +302,55 @@ func (o *outbox) receipt(rc *cimpb.Receipt) (emit bool, sent *cimpb.Receipt) {
 	bit := uint8(1) << st
 	emit = r.seen&bit == 0
 	r.seen |= bit
+	// A group message's receipts count members: each higher count is news.
+	if rc.GetGroup() != "" || r.Group != "" {
+		if n := int(rc.GetCount()); o.countLocked(r, st, n) && st > StatusSent {
+			emit = true
+		}
+	}
 	return emit, sent
+}
+
+// countLocked raises r's member count for status st to n and reports
+// whether it rose.
+func (o *outbox) countLocked(r *sendRec, st SendStatus, n int) bool {
+	var c *int
+	switch st {
+	case StatusSent:
+		c = &r.Recipients
+	case StatusDelivered:
+		c = &r.Delivered
+	case StatusRead:
+		c = &r.Read
+	default:
+		return false
+	}
+	if n <= *c {
+		return false
+	}
+	*c = n
+	return true
+}
+
+// groupCounts raises the counts of the group messages it knows by msgId,
+// from GroupReceipts.
+func (o *outbox) groupCounts(counts map[string]GroupCount) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for id, gc := range counts {
+		r := o.byMsgID[id]
+		if r == nil {
+			continue
+		}
+		o.countLocked(r, StatusDelivered, gc.Delivered)
+		o.countLocked(r, StatusRead, gc.Read)
+		switch {
+		case gc.Read > 0 && r.Status < StatusRead:
+			r.Status = StatusRead
+		case gc.Delivered > 0 && r.Status < StatusDelivered:
+			r.Status = StatusDelivered
+		}
+	}
 }
 
 // fail applies an ERROR answering one of our MSGs. final is the error to
@@ -385,6 +443,9 @@ func (o *outbox) expire(now time.Time) (again []resend, failed []*cimpb.Error, n
 func (r *sendRec) describe() string {
 	if r.Broadcast {
 		return "broadcast"
+	}
+	if r.Group != "" {
+		return "message to group " + r.Group
 	}
 	return "message to " + r.To
 }

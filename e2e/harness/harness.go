@@ -49,9 +49,18 @@ type Options struct {
 	TLS bool
 }
 
+// TB is what the harness needs of a test: testing.TB satisfies it, and so
+// can a program (bench/) that runs a cluster outside `go test`.
+type TB interface {
+	testenv.TB
+	Errorf(format string, args ...any)
+}
+
+var _ TB = (testing.TB)(nil)
+
 // Cluster is a running gocim cluster.
 type Cluster struct {
-	t        testing.TB
+	t        TB
 	Bin      string // directory holding the binaries
 	Dir      string // scratch directory for logs
 	ZK       *testenv.ZooKeeper
@@ -85,7 +94,7 @@ type Gateway struct {
 
 // Start brings up ZooKeeper, Redis, the route and opts.Gateways gateways and
 // waits until each is ready. Everything stops when the test ends.
-func Start(t testing.TB, opts Options) *Cluster {
+func Start(t TB, opts Options) *Cluster {
 	t.Helper()
 	if opts.Gateways == 0 {
 		opts.Gateways = 2
@@ -224,7 +233,7 @@ func (c *Cluster) LiveGateways() (int, error) {
 // Eventually polls cond every 20 ms until it returns nil or timeout passes,
 // then fails the test with cond's last error. It is for conditions that no
 // event announces (state in another process).
-func Eventually(t testing.TB, timeout time.Duration, cond func() error) {
+func Eventually(t TB, timeout time.Duration, cond func() error) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -271,7 +280,7 @@ var (
 
 // Binaries returns a directory with cim-server, cim-route and cim-client,
 // building them (with -race) on first use unless CIM_BIN_DIR is set.
-func Binaries(t testing.TB) string {
+func Binaries(t TB) string {
 	t.Helper()
 	if dir := os.Getenv("CIM_BIN_DIR"); dir != "" {
 		return dir

@@ -12,7 +12,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"testing"
 	"time"
 )
 
@@ -32,12 +31,12 @@ func (x *TLS) ClientConfig() *tls.Config {
 }
 
 // NewTLS makes a CA and a server certificate valid for an hour.
-func NewTLS(t testing.TB) *TLS {
+func NewTLS(t TB) *TLS {
 	t.Helper()
 	dir := t.TempDir()
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("test TLS files: %v", err)
 	}
 	now := time.Now()
 	caTmpl := &x509.Certificate{
@@ -51,15 +50,15 @@ func NewTLS(t testing.TB) *TLS {
 	}
 	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("test TLS files: %v", err)
 	}
 	ca, err := x509.ParseCertificate(caDER)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("test TLS files: %v", err)
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("test TLS files: %v", err)
 	}
 	leafTmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(2),
@@ -73,11 +72,11 @@ func NewTLS(t testing.TB) *TLS {
 	}
 	leafDER, err := x509.CreateCertificate(rand.Reader, leafTmpl, ca, &key.PublicKey, caKey)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("test TLS files: %v", err)
 	}
 	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("test TLS files: %v", err)
 	}
 	x := &TLS{
 		CAFile:   filepath.Join(dir, "ca.pem"),
@@ -92,9 +91,9 @@ func NewTLS(t testing.TB) *TLS {
 	return x
 }
 
-func writePEM(t testing.TB, path, kind string, der []byte) {
+func writePEM(t TB, path, kind string, der []byte) {
 	t.Helper()
 	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: kind, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
+		t.Fatalf("test TLS files: %v", err)
 	}
 }

@@ -9,6 +9,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -185,6 +186,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return 2
 	}
 	p := term.NewPrinter(stdout, time.Local, c.Info)
+	p.SetGroupLookup(c.Group)
 
 	if o.register {
 		u, err := c.API().Register(ctx, o.user, o.password)
@@ -315,7 +317,11 @@ func readLines(r io.Reader, quit <-chan struct{}, log *slog.Logger) <-chan strin
 // send sends m, remembering it for the ✓ line (or the error) first.
 func send(ctx context.Context, c *client.Client, p *term.Printer, m *cimpb.Msg) {
 	m.ClientMsgId = c.NewMsgID()
-	p.Sending(m.ClientMsgId, m.To, term.What(m))
+	if gid := m.GetGroup(); gid != "" {
+		p.SendingGroup(m.ClientMsgId, gid, term.What(m))
+	} else {
+		p.Sending(m.ClientMsgId, m.To, term.What(m))
+	}
 	if err := c.SendMsg(ctx, m); err != nil {
 		p.Forget(m.ClientMsgId)
 		if ctx.Err() == nil {
@@ -369,8 +375,13 @@ func execute(ctx context.Context, c *client.Client, p *term.Printer, cmd term.Co
 			break
 		}
 		p.History(page.Messages)
+	case term.OpGroupSend:
+		send(ctx, c, p, &cimpb.Msg{Group: cmd.Group, Body: []byte(cmd.Text), Kind: cimpb.Kind_KIND_TEXT})
+	case term.OpGroups, term.OpGroupMembers, term.OpGroupCreate, term.OpGroupJoin, term.OpGroupInvite,
+		term.OpGroupLeave, term.OpGroupKick, term.OpGroupRename, term.OpGroupDissolve:
+		groupCommand(ctx, c, p, cmd)
 	case term.OpStatus:
-		p.Status(c.Recent(statusCount))
+		p.Status(recentWithCounts(ctx, c))
 	case term.OpOnline:
 		users, err := c.OnlineUsers(ctx)
 		if err != nil {
@@ -388,4 +399,100 @@ func execute(ctx context.Context, c *client.Client, p *term.Printer, cmd term.Co
 		p.Line(term.Problem(cmd.Text))
 	}
 	return false
+}
+
+// recentWithCounts is what :status lists: the recent messages, group ones
+// with the member counts the route stored (live receipts missed while
+// away are not repeated). When the route cannot say, the live counts stand.
+func recentWithCounts(ctx context.Context, c *client.Client) []client.SentMessage {
+	recent := c.Recent(statusCount)
+	var ids []string
+	for _, s := range recent {
+		if s.Group != "" && s.MsgID != "" {
+			ids = append(ids, s.MsgID)
+		}
+	}
+	if len(ids) == 0 {
+		return recent
+	}
+	if _, err := c.GroupReceipts(ctx, ids...); err != nil {
+		return recent
+	}
+	return c.Recent(statusCount)
+}
+
+// groupCommand runs a group command other than :g, printing its outcome.
+func groupCommand(ctx context.Context, c *client.Client, p *term.Printer, cmd term.Command) {
+	gid := cmd.Group
+	var line string
+	var err error
+	switch cmd.Op {
+	case term.OpGroups:
+		var gs []client.Group
+		if gs, err = c.Groups(ctx); err != nil {
+			p.Line(term.Problem(err.Error()))
+			return
+		}
+		for _, g := range gs {
+			p.RememberGroup(g)
+		}
+		line = term.Groups(gs, c.Info().UserID)
+	case term.OpGroupMembers:
+		var users []client.User
+		if users, err = c.GroupMembers(ctx, gid); err == nil {
+			line = term.Members(p.GroupName(gid), users)
+		}
+	case term.OpGroupCreate:
+		var g client.Group
+		if g, err = c.CreateGroup(ctx, cmd.Text, cmd.Open); err == nil {
+			g.Name = cmp.Or(g.Name, cmd.Text)
+			p.RememberGroup(g)
+			line = term.GroupCreated(g)
+		}
+	case term.OpGroupJoin:
+		var g client.Group
+		if g, err = c.JoinGroup(ctx, gid); err == nil {
+			g.ID = cmp.Or(g.ID, gid)
+			p.RememberGroup(g)
+			line = term.GroupJoined(g)
+		}
+	case term.OpGroupInvite:
+		label := p.GroupName(gid)
+		var ids []string
+		if ids, err = c.InviteToGroup(ctx, gid, cmd.Users()...); err == nil {
+			line = term.Invited(label, cmd.Users(), ids)
+		}
+	case term.OpGroupLeave:
+		label := p.GroupName(gid)
+		if err = c.LeaveGroup(ctx, gid); err == nil {
+			line = term.GroupLeft(label, gid)
+		} else if client.CodeOf(err) == codes.Forbidden {
+			// Refused to a non-member, and to the owner: say which.
+			if g, gerr := c.Group(ctx, gid); gerr == nil && g.Owner != "" && g.Owner == c.Info().UserID {
+				p.Line(term.LeaveOwner(gid))
+				return
+			}
+		}
+	case term.OpGroupKick:
+		label := p.GroupName(gid)
+		if err = c.KickFromGroup(ctx, gid, cmd.To); err == nil {
+			line = term.GroupKicked(label, cmd.To)
+		}
+	case term.OpGroupRename:
+		var g client.Group
+		if g, err = c.RenameGroup(ctx, gid, cmd.Text); err == nil {
+			g.ID, g.Name = cmp.Or(g.ID, gid), cmp.Or(g.Name, cmd.Text)
+			p.RememberGroup(g)
+			line = term.GroupRenamed(g)
+		}
+	case term.OpGroupDissolve:
+		label := p.GroupName(gid)
+		if err = c.DissolveGroup(ctx, gid); err == nil {
+			line = term.GroupDissolved(label, gid)
+		}
+	}
+	if err != nil {
+		line = term.GroupProblem(cmd, err)
+	}
+	p.Line(line)
 }

@@ -17,39 +17,45 @@ const readDelay = 100 * time.Millisecond
 // down).
 const readTimeout = 5 * time.Second
 
-// readMarker marks the private messages the terminal showed as read: shown
-// collects them per sender without blocking the printing, and a goroutine
-// sends one READ per peer for each burst.
+// readMarker marks the private and group messages the terminal showed as
+// read: shown collects them per sender (and group) without blocking the
+// printing, and a goroutine sends one READ per peer and group for each
+// burst.
 type readMarker struct {
 	c   *client.Client
 	log *slog.Logger
 
 	mu    sync.Mutex
-	batch map[string][]string // peer → msgIds
-	peers []string            // in the order they first appeared
+	batch map[readKey][]string // msgIds
+	peers []readKey            // in the order they first appeared
 
 	wake chan struct{}
 	quit chan bool // true: flush what is left first
 	done chan struct{}
 }
 
+// readKey is whose messages, through which group ("" for private ones),
+// one READ covers.
+type readKey struct{ peer, group string }
+
 func startReadMarker(c *client.Client, log *slog.Logger) *readMarker {
-	r := &readMarker{c: c, log: log, batch: map[string][]string{}, wake: make(chan struct{}, 1), quit: make(chan bool), done: make(chan struct{})}
+	r := &readMarker{c: c, log: log, batch: map[readKey][]string{}, wake: make(chan struct{}, 1), quit: make(chan bool), done: make(chan struct{})}
 	go r.run()
 	return r
 }
 
-// shown notes that m was printed. Only stored private messages from others
-// get read receipts; broadcasts are not stored.
+// shown notes that m was printed. Only stored messages from others get
+// read receipts, private or group; broadcasts are not stored.
 func (r *readMarker) shown(m *cimpb.Msg, me string) {
 	if m.GetSeq() == 0 || m.GetBroadcast() || m.GetMsgId() == "" || m.GetFrom() == "" || m.GetFrom() == me {
 		return
 	}
+	k := readKey{peer: m.GetFrom(), group: m.GetGroup()}
 	r.mu.Lock()
-	if _, ok := r.batch[m.GetFrom()]; !ok {
-		r.peers = append(r.peers, m.GetFrom())
+	if _, ok := r.batch[k]; !ok {
+		r.peers = append(r.peers, k)
 	}
-	r.batch[m.GetFrom()] = append(r.batch[m.GetFrom()], m.GetMsgId())
+	r.batch[k] = append(r.batch[k], m.GetMsgId())
 	r.mu.Unlock()
 	select {
 	case r.wake <- struct{}{}:
@@ -89,12 +95,18 @@ func (r *readMarker) run() {
 func (r *readMarker) flush() {
 	r.mu.Lock()
 	batch, peers := r.batch, r.peers
-	r.batch, r.peers = map[string][]string{}, nil
+	r.batch, r.peers = map[readKey][]string{}, nil
 	r.mu.Unlock()
-	for _, peer := range peers {
+	for _, k := range peers {
 		ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
-		if err := r.c.MarkRead(ctx, peer, batch[peer]...); err != nil {
-			r.log.Warn("marking messages read", "peer", peer, "count", len(batch[peer]), "err", err)
+		var err error
+		if k.group != "" {
+			err = r.c.MarkGroupRead(ctx, k.group, k.peer, batch[k]...)
+		} else {
+			err = r.c.MarkRead(ctx, k.peer, batch[k]...)
+		}
+		if err != nil {
+			r.log.Warn("marking messages read", "peer", k.peer, "group", k.group, "count", len(batch[k]), "err", err)
 		}
 		cancel()
 	}

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,10 +44,12 @@ type Gateway struct {
 	onLogin atomic.Pointer[func(*cimpb.Login) *cimpb.Frame]
 	onMsg   atomic.Pointer[func(*cimpb.Msg) *cimpb.Frame]
 	inbox   atomic.Pointer[func(userID string) *Inbox]
+	groups  atomic.Pointer[Route]
 	logins  atomic.Int32
 
 	mu     sync.Mutex
 	all    []*Conn
+	live   map[string][]*Conn // user id → logged-in connections still open
 	closed bool
 	wg     sync.WaitGroup
 }
@@ -82,6 +85,7 @@ func newGateway(t testing.TB, conf *tls.Config) *Gateway {
 		ID:    fmt.Sprintf("127.0.0.1:%d:%d", port, port+1),
 		ln:    ln,
 		conns: make(chan *Conn, 64),
+		live:  map[string][]*Conn{},
 	}
 	g.wg.Add(1)
 	go g.accept()
@@ -123,6 +127,55 @@ func (g *Gateway) SetInbox(f func(userID string) *Inbox) {
 		return
 	}
 	g.inbox.Store(&f)
+}
+
+// SetGroups makes the gateway pass group MSGs (Msg.Group set) to r's
+// groups, as a real gateway forwards them to the route: a sender that is not
+// a member gets ERROR Forbidden, an unknown group ERROR NoGroup; otherwise
+// the MSG (msg_id "m-<client_msg_id>", from, from_name, group set) goes to
+// every other member (appended to its inbox when SetInbox is on, and
+// pushed to its connections to this gateway) and the sender gets
+// RECEIPT_SENT with group and count. A resend of a stored message is
+// answered SENT again without a second fan-out. nil turns it off; group
+// MSGs then go to SetOnMsg's handler like the others.
+func (g *Gateway) SetGroups(r *Route) { g.groups.Store(r) }
+
+// groupMsg plays the route for a group MSG from c.
+func (g *Gateway) groupMsg(r *Route, c *Conn, m *cimpb.Msg) *cimpb.Frame {
+	answer, fanout, to := r.groupSend(c.UserID, m)
+	if fanout == nil {
+		return answer
+	}
+	inbox := g.inbox.Load()
+	for _, uid := range to {
+		f := fanout
+		if inbox != nil {
+			f = (*inbox)(uid).Append(fanout)
+		}
+		g.mu.Lock()
+		conns := slices.Clone(g.live[uid])
+		g.mu.Unlock()
+		for _, lc := range conns {
+			_ = lc.Send(f) // a closed connection gets it at its next login
+		}
+	}
+	return answer
+}
+
+// goLive registers c as logged in, for group fan-outs; leave undoes it.
+func (g *Gateway) goLive(c *Conn) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.live[c.UserID] = append(g.live[c.UserID], c)
+}
+
+func (g *Gateway) leave(c *Conn) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.live[c.UserID] = slices.DeleteFunc(g.live[c.UserID], func(o *Conn) bool { return o == c })
+	if len(g.live[c.UserID]) == 0 {
+		delete(g.live, c.UserID)
+	}
 }
 
 // Receipts is a SetOnMsg handler answering every MSG with RECEIPT_SENT.
@@ -234,6 +287,8 @@ func (c *Conn) serve() {
 	if err := c.Send(answer); err != nil || answer.GetType() != cimpb.Type_LOGIN_ACK {
 		return
 	}
+	c.gw.goLive(c)
+	defer c.gw.leave(c)
 	var inbox *Inbox
 	if h := c.gw.inbox.Load(); h != nil {
 		inbox = (*h)(c.UserID)
@@ -252,9 +307,11 @@ func (c *Conn) serve() {
 			return
 		}
 		var answer []*cimpb.Frame
-		switch h := c.gw.onMsg.Load(); {
+		switch h, groups := c.gw.onMsg.Load(), c.gw.groups.Load(); {
 		case f.GetType() == cimpb.Type_PING && !c.gw.mute.Load():
 			answer = []*cimpb.Frame{{Type: cimpb.Type_PONG}}
+		case f.GetType() == cimpb.Type_MSG && f.GetMsg().GetGroup() != "" && groups != nil:
+			answer = []*cimpb.Frame{c.gw.groupMsg(groups, c, f.GetMsg())}
 		case f.GetType() == cimpb.Type_MSG && h != nil:
 			if a := (*h)(f.GetMsg()); a != nil {
 				answer = []*cimpb.Frame{a}

@@ -37,8 +37,12 @@ type OfflineCall struct {
 // gateways in turn (the last one repeats) with a gateway token and an access
 // token, /offLine and /onlineUser follow the sessions it issued.
 //
+// It also keeps groups (docs/ARCHITECTURE.md, "Groups"): the /groups
+// endpoints with the contract's rules for who may do what, and the route's
+// side of group MSGs for a Gateway given SetGroups.
+//
 // Like the real route (docs/ARCHITECTURE.md, "Security"), /onlineUser,
-// /offLine, /history, /upload and /files/<ref> require "Authorization:
+// /offLine, /history, /upload, /files/<ref> and /groups… require "Authorization:
 // Bearer <accessToken>" of the user's current session: without one, or with
 // a malformed or stale one, they answer 401/4010; userId/sessionId given
 // next to it must be the token's, else 403/4030. /offLine with a stale
@@ -62,6 +66,8 @@ type Route struct {
 	files     map[string]StoredFile
 	uploadMax int64
 	bearers   map[string]string // endpoint → the last Authorization header
+	calls     map[string]int    // endpoint → calls that needed a bearer
+	grp       groupState
 
 	// LoginAttempts receives the number of every /login attempt, when
 	// somebody listens.
@@ -93,6 +99,7 @@ func newRoute(t testing.TB, conf *tls.Config, gws []*Gateway) *Route {
 		byID:          map[string]*account{},
 		files:         map[string]StoredFile{},
 		bearers:       map[string]string{},
+		calls:         map[string]int{},
 		uploadMax:     10 << 20,
 		gateways:      gws,
 		LoginAttempts: make(chan int, 64),
@@ -106,6 +113,7 @@ func newRoute(t testing.TB, conf *tls.Config, gws []*Gateway) *Route {
 	mux.HandleFunc("GET /history", r.historyPage)
 	mux.HandleFunc("POST /upload", r.upload)
 	mux.HandleFunc("GET /files/{ref}", r.file)
+	r.registerGroups(mux)
 	r.srv = httptest.NewUnstartedServer(mux)
 	if conf != nil {
 		r.srv.TLS = conf
@@ -251,11 +259,21 @@ func AccessToken(uid, sid string) string {
 }
 
 // Bearer returns the Authorization header of the last call to endpoint
-// ("/onlineUser", "/offLine", "/history", "/upload" or "/files/").
+// ("/onlineUser", "/offLine", "/history", "/upload" or "/files/"; for the
+// group endpoints their pattern, e.g. "POST /groups", "GET /groups/{gid}",
+// "POST /groups/{gid}/join", "GET /groups/receipts").
 func (r *Route) Bearer(endpoint string) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.bearers[endpoint]
+}
+
+// Calls counts the calls to endpoint (named as for Bearer), with or
+// without a valid bearer.
+func (r *Route) Calls(endpoint string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.calls[endpoint]
 }
 
 // bearerLocked checks req's access token for endpoint. It returns the
@@ -265,6 +283,7 @@ func (r *Route) Bearer(endpoint string) string {
 func (r *Route) bearerLocked(w http.ResponseWriter, req *http.Request, endpoint string, staleOK bool) (a *account, sid string, current bool) {
 	h := req.Header.Get("Authorization")
 	r.bearers[endpoint] = h
+	r.calls[endpoint]++
 	tok, ok := strings.CutPrefix(h, "Bearer ")
 	p := strings.Split(tok, ":")
 	if !ok || len(p) != 3 || p[0] != "acc" || r.byID[p[1]] == nil || p[2] == "" {

@@ -18,25 +18,49 @@ import (
 //
 //	[15:04:05] alice: hello
 //	[15:04:05] alice (all): hello            broadcast
-//	[15:04:05] alice (group g1): hello       group message
+//	[15:04:05] alice@#7: hello               group message (GroupMessage names the group)
 //	[15:04:05] alice: [file a.pdf, 1200 bytes]
 //
 // (the Printer appends SaveHint to a file line).
 //
 // The time is the message's timestamp_ms in loc, or fallback when unset.
 func Message(m *cimpb.Msg, loc *time.Location, fallback time.Time) string {
+	if gid := m.GetGroup(); gid != "" {
+		return GroupMessage(m, GroupLabel(gid, ""), loc, fallback)
+	}
+	who := oneLine(firstOf(m.GetFromName(), m.GetFrom(), "?"))
+	if m.GetBroadcast() {
+		who += " (all)"
+	}
+	return fmt.Sprintf("[%s] %s: %s", clock(m, loc, fallback), who, What(m))
+}
+
+// GroupMessage formats an incoming group message; group is the group's
+// label (GroupLabel):
+//
+//	[15:04:05] alice@team: hello
+func GroupMessage(m *cimpb.Msg, group string, loc *time.Location, fallback time.Time) string {
+	who := oneLine(firstOf(m.GetFromName(), m.GetFrom(), "?"))
+	return fmt.Sprintf("[%s] %s@%s: %s", clock(m, loc, fallback), who, oneLine(group), What(m))
+}
+
+// clock is a message's time of day: its timestamp_ms in loc, or fallback
+// when unset.
+func clock(m *cimpb.Msg, loc *time.Location, fallback time.Time) string {
 	at := fallback
 	if ms := m.GetTimestampMs(); ms != 0 {
 		at = time.UnixMilli(ms)
 	}
-	who := oneLine(firstOf(m.GetFromName(), m.GetFrom(), "?"))
-	switch {
-	case m.GetBroadcast():
-		who += " (all)"
-	case m.GetGroup() != "":
-		who += " (group " + oneLine(m.GetGroup()) + ")"
+	return at.In(loc).Format("15:04:05")
+}
+
+// GroupLabel is how lines name group gid: its name, or "#<gid>" when the
+// name is not known.
+func GroupLabel(gid, name string) string {
+	if name != "" {
+		return oneLine(name)
 	}
-	return fmt.Sprintf("[%s] %s: %s", at.In(loc).Format("15:04:05"), who, What(m))
+	return "#" + oneLine(gid)
 }
 
 // What is a message's body on one line: the text, or for a file
@@ -91,7 +115,11 @@ func Sent(to, what string) string {
 //   - [15:04:05] to bob: hello ✓✓
 //
 // with "…" while pending, "✓" sent, "✓✓" delivered, "read", or "failed".
+// A group message is a GroupStatusLine naming the group "#<gid>".
 func StatusLine(s client.SentMessage, loc *time.Location) string {
+	if s.Group != "" {
+		return GroupStatusLine(s, GroupLabel(s.Group, ""), loc)
+	}
 	to := s.To
 	if s.Broadcast {
 		to = "all"
@@ -101,6 +129,21 @@ func StatusLine(s client.SentMessage, loc *time.Location) string {
 		what = FileWhat(s.File)
 	}
 	return fmt.Sprintf("* [%s] to %s: %s %s", s.At.In(loc).Format("15:04:05"), oneLine(to), shorten(oneLine(what), maxEcho), Mark(s.Status))
+}
+
+// GroupStatusLine is one of our recent group messages; group is the
+// group's label (GroupLabel). Once the route stored it, it counts the
+// members that received and read it:
+//
+//   - [15:04:05] to team: hello ✓ delivered 2, read 1
+//
+// and otherwise ends in "…" (pending) or "failed" like StatusLine.
+func GroupStatusLine(s client.SentMessage, group string, loc *time.Location) string {
+	line := fmt.Sprintf("* [%s] to %s: %s ", s.At.In(loc).Format("15:04:05"), oneLine(group), shorten(oneLine(s.Text), maxEcho))
+	if s.Status < client.StatusSent {
+		return line + Mark(s.Status)
+	}
+	return line + fmt.Sprintf("✓ delivered %d, read %d", s.Delivered, s.Read)
 }
 
 // Mark is the short form of a status: "…", "✓", "✓✓", "read", "failed".
@@ -163,6 +206,26 @@ func ErrorLine(e *cimpb.Error, to string) string {
 		text = codes.Code(e.GetCode()).Text()
 	}
 	return Problem(text)
+}
+
+// GroupErrorLine formats an ERROR answering one of our messages to group
+// gid:
+//
+//	! not a member of group 3
+//	! no such group: 3
+//	! too many messages: message to group 3 not sent
+//	! <the gateway's text>
+func GroupErrorLine(e *cimpb.Error, gid string) string {
+	gid = oneLine(gid)
+	switch codes.Code(e.GetCode()) {
+	case codes.Forbidden:
+		return "! not a member of group " + gid
+	case codes.NoGroup:
+		return "! no such group: " + gid
+	case codes.RateLimited:
+		return "! too many messages: message to group " + gid + " not sent"
+	}
+	return ErrorLine(e, "")
 }
 
 // SlowDown says the gateway rate-limited one of our messages, which the
@@ -236,16 +299,171 @@ func Help() []string {
 		"* commands:",
 		"*   <user>;;<text>       private message (user id or name)",
 		"*   :p2p <user> <text>   private message",
+		"*   :g <gid> <text>      message to a group (ids: see :groups)",
 		"*   :file <user> <path>  send a file",
 		"*   :save <N> [path]     save received file N (default: its name, here)",
 		"*   :his [user|*] [word] history with user (* or nothing: everyone), oldest first",
-		"*   :status              my recent messages: ✓ sent, ✓✓ delivered, read",
+		"*   :status              my recent messages: ✓ sent, ✓✓ delivered, read; groups: delivered N, read M",
 		"*   :olu                 online users",
 		"*   :info                who am I, which gateway",
+		"*   :groups              my groups",
+		"*   :members <gid>       members of a group",
+		"*   :gcreate <name> [open] create a group (open: anyone may join, else by invitation)",
+		"*   :gjoin <gid>         join an open group, or one I was invited to",
+		"*   :ginvite <gid> <user>... invite users to a group (owner; any member of an open group)",
+		"*   :gleave <gid>        leave a group",
+		"*   :gkick <gid> <user>  remove a member from a group (owner)",
+		"*   :grename <gid> <name> rename a group (owner)",
+		"*   :gdissolve <gid>     delete a group (owner)",
 		"*   :all, :help          this list",
 		"*   :q                   quit (so does end of input)",
 		"*   anything else        message to everybody online",
 	}
+}
+
+// GroupCreated: "* created group team (id 3)", with ", open" for an
+// open group.
+func GroupCreated(g client.Group) string {
+	return fmt.Sprintf("* created group %s (id %s%s)", GroupLabel(g.ID, g.Name), oneLine(g.ID), openMark(g))
+}
+
+// GroupJoined: "* joined group team (id 3, 4 members)".
+func GroupJoined(g client.Group) string {
+	return fmt.Sprintf("* joined group %s (id %s, %s)", GroupLabel(g.ID, g.Name), oneLine(g.ID), members(g.Members))
+}
+
+// Groups lists my groups on one line, marking those I own and the open
+// ones:
+//
+//   - groups: team (id 3, owner, 4 members), dev (id 5, open, 2 members)
+//   - groups: none
+func Groups(gs []client.Group, me string) string {
+	if len(gs) == 0 {
+		return "* groups: none"
+	}
+	parts := make([]string, len(gs))
+	for i, g := range gs {
+		owner := ""
+		if me != "" && g.Owner == me {
+			owner = ", owner"
+		}
+		parts[i] = fmt.Sprintf("%s (id %s%s%s, %s)", GroupLabel(g.ID, g.Name), oneLine(g.ID), owner, openMark(g), members(g.Members))
+	}
+	return "* groups: " + strings.Join(parts, ", ")
+}
+
+// Members: "* members of team: alice(1), bob(2)"; group is its label.
+func Members(group string, users []client.User) string {
+	if len(users) == 0 {
+		return "* members of " + oneLine(group) + ": nobody"
+	}
+	parts := make([]string, len(users))
+	for i, u := range users {
+		parts[i] = fmt.Sprintf("%s(%s)", oneLine(u.UserName), oneLine(u.UserID))
+	}
+	return "* members of " + oneLine(group) + ": " + strings.Join(parts, ", ")
+}
+
+// Invited says whom :ginvite invited; asked are the users as typed,
+// invited the ids the route invited:
+//
+//   - invited bob, carol to team
+//   - invited 1 of 2 to team (ids 5); the others are members already
+//   - nobody new to invite to team
+func Invited(group string, asked, invited []string) string {
+	group = oneLine(group)
+	switch {
+	case len(invited) == 0:
+		return "* nobody new to invite to " + group
+	case len(invited) == len(asked):
+		return "* invited " + oneLine(strings.Join(asked, ", ")) + " to " + group
+	}
+	return fmt.Sprintf("* invited %d of %d to %s (ids %s); the others are members already",
+		len(invited), len(asked), group, oneLine(strings.Join(invited, ", ")))
+}
+
+// GroupLeft: "* left group team (id 3)".
+func GroupLeft(group, gid string) string {
+	return fmt.Sprintf("* left group %s (id %s)", oneLine(group), oneLine(gid))
+}
+
+// GroupKicked: "* removed bob from team".
+func GroupKicked(group, user string) string {
+	return "* removed " + oneLine(user) + " from " + oneLine(group)
+}
+
+// GroupRenamed: "* renamed group 3 to new name".
+func GroupRenamed(g client.Group) string {
+	return "* renamed group " + oneLine(g.ID) + " to " + oneLine(g.Name)
+}
+
+// GroupDissolved: "* dissolved group team (id 3)".
+func GroupDissolved(group, gid string) string {
+	return fmt.Sprintf("* dissolved group %s (id %s)", oneLine(group), oneLine(gid))
+}
+
+// LeaveOwner: "! you own group 3: :gdissolve 3 deletes it", the answer to
+// the owner's :gleave.
+func LeaveOwner(gid string) string {
+	gid = oneLine(gid)
+	return "! you own group " + gid + ": :gdissolve " + gid + " deletes it"
+}
+
+// GroupProblem explains why a group command failed:
+//
+//	! no such group: 3
+//	! group 3 is full
+//	! not a member of group 3                            :members, :g, :gleave…
+//	! group 3 is closed: you need an invitation          :gjoin
+//	! only the owner of group 3 may do that              :gkick, :grename, :gdissolve
+//	! not allowed to invite to group 3 (owner only, or members of an open group)
+//	! no such user: bob                                  :gkick, :ginvite of one user
+//	! bad group name: use 1-64 printable characters      :gcreate, :grename
+//	! <the error>                                        anything else
+func GroupProblem(cmd Command, err error) string {
+	gid := oneLine(cmd.Group)
+	switch client.CodeOf(err) {
+	case codes.NoGroup:
+		return "! no such group: " + gid
+	case codes.GroupFull:
+		return "! group " + gid + " is full"
+	case codes.Forbidden:
+		switch cmd.Op {
+		case OpGroupJoin:
+			return "! group " + gid + " is closed: you need an invitation"
+		case OpGroupKick, OpGroupRename, OpGroupDissolve:
+			return "! only the owner of group " + gid + " may do that"
+		case OpGroupInvite:
+			return "! not allowed to invite to group " + gid + " (owner only, or members of an open group)"
+		}
+		return "! not a member of group " + gid
+	case codes.BadAccount:
+		switch users := cmd.Users(); {
+		case cmd.Op == OpGroupKick:
+			return "! no such user: " + oneLine(cmd.To)
+		case cmd.Op == OpGroupInvite && len(users) == 1:
+			return "! no such user: " + oneLine(users[0])
+		}
+	case codes.BadArgument:
+		if cmd.Op == OpGroupCreate || cmd.Op == OpGroupRename {
+			return "! bad group name: use 1-64 printable characters"
+		}
+	}
+	return Problem(err.Error())
+}
+
+func openMark(g client.Group) string {
+	if g.Open {
+		return ", open"
+	}
+	return ""
+}
+
+func members(n int) string {
+	if n == 1 {
+		return "1 member"
+	}
+	return fmt.Sprintf("%d members", n)
 }
 
 // oneLine keeps a peer's text on one output line: control characters become

@@ -29,15 +29,31 @@ const (
 	OpHistory             // :his: To is the peer ("" for everyone), Text the keyword
 	OpFile                // :file: To, Text is the path
 	OpSave                // :save: N, Text is the path ("" for the file's name here)
+
+	OpGroupSend     // :g: Group, Text
+	OpGroups        // :groups
+	OpGroupMembers  // :members: Group
+	OpGroupCreate   // :gcreate: Text is the name, Open
+	OpGroupJoin     // :gjoin: Group
+	OpGroupInvite   // :ginvite: Group, Text the users separated by one space (Users)
+	OpGroupLeave    // :gleave: Group
+	OpGroupKick     // :gkick: Group, To
+	OpGroupRename   // :grename: Group, Text is the new name
+	OpGroupDissolve // :gdissolve: Group
 )
 
 // Command is one parsed input line.
 type Command struct {
-	Op   Op
-	To   string
-	Text string
-	N    int
+	Op    Op
+	To    string
+	Text  string
+	N     int
+	Group string // a group id
+	Open  bool   // :gcreate of an open group
 }
+
+// Users are the users of a :ginvite.
+func (c Command) Users() []string { return strings.Fields(c.Text) }
 
 // Parse reads one input line:
 //
@@ -49,9 +65,22 @@ type Command struct {
 //	:his [user] [word]  history with user ("*" or nothing: everyone), optionally only lines containing word
 //	:file bob ./x.png   send a file
 //	:save 3 [path]      save received file number 3
+//	:g 3 hello          message to group 3
+//	:groups             my groups
+//	:members 3          members of group 3
+//	:gcreate team [open] create a group; a last word "open" makes it open
+//	:gjoin 3            join group 3
+//	:ginvite 3 bob 5    invite users (ids or names) to group 3
+//	:gleave 3           leave group 3
+//	:gkick 3 bob        remove bob from group 3
+//	:grename 3 new name rename group 3
+//	:gdissolve 3        delete group 3
 //	:all, :help         command list
 //	:q                  quit (:q! and :quit too)
 //	anything else       message to everybody online
+//
+// Group ids are decimal numbers, as the route hands them out; group names
+// may contain spaces.
 //
 // A line that looks like an unknown command (":" and a lower-case word) is
 // OpInvalid rather than a broadcast, so a typo is not sent to everyone;
@@ -99,6 +128,10 @@ func Parse(line string) Command {
 				return Command{Op: OpInvalid, Text: "usage: :p2p <user> <text>"}
 			}
 			return Command{Op: OpPrivate, To: to, Text: text}
+		case ":groups":
+			return Command{Op: OpGroups}
+		case ":g", ":gcreate", ":gjoin", ":ginvite", ":gleave", ":gkick", ":grename", ":gdissolve", ":members":
+			return parseGroup(word, rest)
 		}
 		if isCommandWord(word[1:]) {
 			return Command{Op: OpInvalid, Text: "unknown command " + word + " (try :help)"}
@@ -115,6 +148,78 @@ func Parse(line string) Command {
 		}
 	}
 	return Command{Op: OpBroadcast, Text: line}
+}
+
+// groupUsage is the syntax of each group command.
+var groupUsage = map[string]string{
+	":g":         "usage: :g <gid> <text>",
+	":gcreate":   "usage: :gcreate <name> [open]",
+	":gjoin":     "usage: :gjoin <gid>",
+	":ginvite":   "usage: :ginvite <gid> <user>...",
+	":gleave":    "usage: :gleave <gid>",
+	":gkick":     "usage: :gkick <gid> <user>",
+	":grename":   "usage: :grename <gid> <name>",
+	":gdissolve": "usage: :gdissolve <gid>",
+	":members":   "usage: :members <gid>",
+}
+
+// groupIDOnly are the group commands that take the group id alone.
+var groupIDOnly = map[string]Op{":gjoin": OpGroupJoin, ":gleave": OpGroupLeave, ":gdissolve": OpGroupDissolve, ":members": OpGroupMembers}
+
+// parseGroup reads the arguments of a group command word.
+func parseGroup(word, rest string) Command {
+	bad := Command{Op: OpInvalid, Text: groupUsage[word]}
+	if word == ":gcreate" {
+		name, open := rest, false
+		if i := strings.LastIndexFunc(rest, unicode.IsSpace); i >= 0 && rest[i+1:] == "open" {
+			name, open = strings.TrimSpace(rest[:i]), true
+		}
+		if name == "" {
+			return bad
+		}
+		return Command{Op: OpGroupCreate, Text: name, Open: open}
+	}
+	gid, arg := cutSpace(rest)
+	if !isGroupID(gid) {
+		if gid != "" {
+			bad.Text += " (a group id is a number: see :groups)"
+		}
+		return bad
+	}
+	if op, ok := groupIDOnly[word]; ok {
+		if arg != "" {
+			return bad
+		}
+		return Command{Op: op, Group: gid}
+	}
+	if arg == "" {
+		return bad
+	}
+	switch word {
+	case ":g":
+		return Command{Op: OpGroupSend, Group: gid, Text: arg}
+	case ":ginvite":
+		return Command{Op: OpGroupInvite, Group: gid, Text: strings.Join(strings.Fields(arg), " ")}
+	case ":gkick":
+		if strings.ContainsFunc(arg, unicode.IsSpace) {
+			return bad
+		}
+		return Command{Op: OpGroupKick, Group: gid, To: arg}
+	}
+	return Command{Op: OpGroupRename, Group: gid, Text: arg} // :grename
+}
+
+// isGroupID: group ids are decimal strings.
+func isGroupID(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // cutSpace splits s at its first run of white space.

@@ -18,10 +18,21 @@ const maxPending = 4096
 // maxFiles bounds the received files :save can still reach.
 const maxFiles = 1000
 
+// maxGroups bounds the group names remembered (and the ids whose lookup
+// failed); past it the cache starts over.
+const maxGroups = 4096
+
+// groupLookupTimeout bounds the one lookup of an unknown group's name.
+const groupLookupTimeout = 3 * time.Second
+
+// GroupLookup asks the route about a group, as client.Client.Group does.
+type GroupLookup func(ctx context.Context, gid string) (client.Group, error)
+
 // sending is what the ✓ line and error lines say about one of our sends.
 type sending struct {
 	to, what string
-	slowed   bool // "slow down" was printed for it
+	group    string // the group id of a group message
+	slowed   bool   // "slow down" was printed for it
 }
 
 // Printer writes chat output, one line per Write so that lines from the
@@ -45,12 +56,70 @@ type Printer struct {
 	// files are the file messages shown, by their :save number.
 	files    map[int]*cimpb.Msg
 	lastFile int
+
+	// groups caches group names by id; looked holds the ids whose lookup
+	// failed, so that each is asked once.
+	groups map[string]string
+	looked map[string]bool
+	lookup GroupLookup
 }
 
 // NewPrinter prints to w with times in loc; info supplies the identity for
 // the login line.
 func NewPrinter(w io.Writer, loc *time.Location, info func() client.Info) *Printer {
-	return &Printer{w: w, loc: loc, info: info, pending: map[string]sending{}, answered: make(chan struct{}), files: map[int]*cimpb.Msg{}}
+	return &Printer{w: w, loc: loc, info: info, pending: map[string]sending{}, answered: make(chan struct{}), files: map[int]*cimpb.Msg{},
+		groups: map[string]string{}, looked: map[string]bool{}}
+}
+
+// SetGroupLookup makes GroupName ask f, once, for the name of a group id
+// it has not seen (nil: never ask).
+func (p *Printer) SetGroupLookup(f GroupLookup) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.lookup = f
+}
+
+// RememberGroup caches g's name for the lines about it (from :groups,
+// :gcreate, :gjoin, :grename, a lookup).
+func (p *Printer) RememberGroup(g client.Group) {
+	if g.ID == "" || g.Name == "" {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.groups) >= maxGroups {
+		clear(p.groups)
+	}
+	p.groups[g.ID] = g.Name
+	delete(p.looked, g.ID)
+}
+
+// GroupName returns the label of group gid (GroupLabel): its cached name;
+// for an id not seen before, what the lookup answers (asked once, bounded
+// by a few seconds); else "#<gid>".
+func (p *Printer) GroupName(gid string) string {
+	p.mu.Lock()
+	name, known := p.groups[gid]
+	lookup := p.lookup
+	ask := !known && lookup != nil && !p.looked[gid]
+	if ask {
+		if len(p.looked) >= maxGroups {
+			clear(p.looked)
+		}
+		p.looked[gid] = true
+	}
+	p.mu.Unlock()
+	if ask {
+		ctx, cancel := context.WithTimeout(context.Background(), groupLookupTimeout)
+		g, err := lookup(ctx, gid)
+		cancel()
+		if err == nil && g.Name != "" {
+			g.ID = gid
+			p.RememberGroup(g)
+			name = g.Name
+		}
+	}
+	return GroupLabel(gid, name)
 }
 
 // Sending remembers that clientMsgID carries what (text, or FileWhat) to
@@ -59,7 +128,20 @@ func NewPrinter(w io.Writer, loc *time.Location, info func() client.Info) *Print
 func (p *Printer) Sending(clientMsgID, to, what string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.pending[clientMsgID] = sending{to: to, what: what}
+	p.sendingLocked(clientMsgID, sending{to: to, what: what})
+}
+
+// SendingGroup is Sending for a message to group gid: its ✓ line names
+// the group (GroupName, which may ask the route), its errors the id.
+func (p *Printer) SendingGroup(clientMsgID, gid, what string) {
+	label := p.GroupName(gid)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.sendingLocked(clientMsgID, sending{to: label, what: what, group: gid})
+}
+
+func (p *Printer) sendingLocked(clientMsgID string, s sending) {
+	p.pending[clientMsgID] = s
 	p.order = append(p.order, clientMsgID)
 	for len(p.order) > maxPending {
 		delete(p.pending, p.order[0])
@@ -68,14 +150,19 @@ func (p *Printer) Sending(clientMsgID, to, what string) {
 }
 
 // Event prints what ev means to a person: a message (a file with its :save
-// number), "✓ sent" for the route's first answer to one of our sends, an
-// error, "slow down" (once per message) for a send the gateway rate-limited
-// and the client will send again, a connection change. Heartbeats, DELIVERED and READ receipts (see
-// :status) and the final close print nothing.
+// number; a group message as "alice@team", GroupName naming the group), "✓
+// sent" for the route's first answer to one of our sends, an error, "slow
+// down" (once per message) for a send the gateway rate-limited and the
+// client will send again, a connection change. Heartbeats, DELIVERED and
+// READ receipts, private or group (see :status), and the final close print
+// nothing.
 func (p *Printer) Event(ev client.Event) {
 	switch ev.Kind {
 	case client.EventMessage:
 		line := Message(ev.Msg, p.loc, ev.At)
+		if gid := ev.Msg.GetGroup(); gid != "" {
+			line = GroupMessage(ev.Msg, p.GroupName(gid), p.loc, ev.At)
+		}
 		if n := p.keepFile(ev.Msg); n > 0 {
 			line += SaveHint(n)
 		}
@@ -86,6 +173,10 @@ func (p *Printer) Event(ev client.Event) {
 		}
 	case client.EventError:
 		s, _ := p.forget(ev.Err.GetClientMsgId())
+		if s.group != "" {
+			p.Line(GroupErrorLine(ev.Err, s.group))
+			break
+		}
 		p.Line(ErrorLine(ev.Err, s.to))
 	case client.EventRetrying:
 		if s, known, first := p.slowed(ev.Err.GetClientMsgId()); first {
@@ -202,13 +293,18 @@ func (p *Printer) History(msgs []*cimpb.Msg) {
 	}
 }
 
-// Status prints our recent messages, oldest first.
+// Status prints our recent messages, oldest first; group messages with
+// their member counts.
 func (p *Printer) Status(recent []client.SentMessage) {
 	if len(recent) == 0 {
 		p.Line(NoStatus())
 		return
 	}
 	for _, s := range recent {
+		if s.Group != "" {
+			p.Line(GroupStatusLine(s, p.GroupName(s.Group), p.loc))
+			continue
+		}
 		p.Line(StatusLine(s, p.loc))
 	}
 }

@@ -79,7 +79,7 @@ func TestFormats(t *testing.T) {
 	}{
 		{"private", Message(&cimpb.Msg{FromName: "alice", From: "3", Body: []byte("hello"), TimestampMs: ms}, time.UTC, fallback), "[07:08:09] alice: hello"},
 		{"broadcast", Message(&cimpb.Msg{FromName: "alice", Body: []byte("hi all"), Broadcast: true, TimestampMs: ms}, time.UTC, fallback), "[07:08:09] alice (all): hi all"},
-		{"group", Message(&cimpb.Msg{FromName: "alice", Group: "g1", Body: []byte("x"), TimestampMs: ms}, time.UTC, fallback), "[07:08:09] alice (group g1): x"},
+		{"group, name unknown", Message(&cimpb.Msg{FromName: "alice", Group: "7", Body: []byte("x"), TimestampMs: ms}, time.UTC, fallback), "[07:08:09] alice@#7: x"},
 		{"other zone", Message(&cimpb.Msg{FromName: "alice", Body: []byte("x"), TimestampMs: ms}, time.FixedZone("X", 3600), fallback), "[08:08:09] alice: x"},
 		{"no name, no time", Message(&cimpb.Msg{From: "3", Body: []byte("x")}, time.UTC, fallback), "[23:59:58] 3: x"},
 		{"multi-line body", Message(&cimpb.Msg{FromName: "eve", Body: []byte("a\nb\r\x1b[2Jc\xff"), TimestampMs: ms}, time.UTC, fallback), "[07:08:09] eve: a b  [2Jc\uFFFD"},

@@ -1,0 +1,282 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gocim/gocim/bench/internal/run"
+	"github.com/gocim/gocim/cim-client/client"
+	"github.com/gocim/gocim/e2e/harness"
+	"github.com/gocim/gocim/proto/codes"
+)
+
+// member is one connected load-generator user.
+type member struct {
+	name string
+	cl   *client.Client
+	lat  []time.Duration // delivery latencies it saw
+}
+
+// connectAll registers and logs in n users named prefix0…, spread over
+// the gateways by the route, par at a time.
+func connectAll(t *run.T, c *harness.Cluster, prefix string, n, par int, onEvent func(*member, client.Event)) []*member {
+	api := client.NewAPI(c.Route.URL, nil)
+	ms := make([]*member, n)
+	var wg sync.WaitGroup
+	var firstErr error
+	var mu sync.Mutex
+	next := atomic.Int64{}
+	for w := 0; w < par; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				m, err := connectOne(c, api, fmt.Sprintf("%s%05d", prefix, i), onEvent)
+				mu.Lock()
+				if err != nil && firstErr == nil {
+					firstErr = err
+				}
+				ms[i] = m
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	for _, m := range ms {
+		if m != nil {
+			cl := m.cl
+			t.Cleanup(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				defer cancel()
+				cl.Close(ctx)
+			})
+		}
+	}
+	if firstErr != nil {
+		t.Fatalf("connecting %d users: %v", n, firstErr)
+	}
+	return ms
+}
+
+func connectOne(c *harness.Cluster, api *client.API, name string, onEvent func(*member, client.Event)) (*member, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err := api.Register(ctx, name, harness.Password)
+	var apiErr *client.APIError
+	if err != nil && !(errors.As(err, &apiErr) && apiErr.Code == codes.BadAccount) {
+		return nil, fmt.Errorf("register %s: %w", name, err)
+	}
+	cl, err := client.New(client.Config{RouteURL: c.Route.URL, UserName: name, Password: harness.Password, EventBuffer: 1024})
+	if err != nil {
+		return nil, err
+	}
+	if err := cl.Start(ctx); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	m := &member{name: name, cl: cl}
+	go func() {
+		for e := range cl.Events() {
+			onEvent(m, e)
+		}
+	}()
+	return m, nil
+}
+
+// fanoutResult is one row of the group fan-out workload.
+type fanoutResult struct {
+	Workload      string  `json:"workload"`
+	Members       int     `json:"members"`
+	Gateways      int     `json:"gateways"`
+	Messages      int     `json:"messages"`
+	Deliveries    int64   `json:"deliveries"`
+	Seconds       float64 `json:"seconds"`
+	PerSecond     float64 `json:"deliveriesPerSecond"`
+	P50ms         float64 `json:"p50Ms"`
+	P99ms         float64 `json:"p99Ms"`
+	MaxMs         float64 `json:"maxMs"`
+	ClusterCPU    float64 `json:"clusterCpuCores"`
+	LoadgenCPU    float64 `json:"loadgenCpuCores"`
+	Missing       int64   `json:"missing"`
+	Duplicates    int64   `json:"duplicates"`
+	SetupSeconds  float64 `json:"setupSeconds"`
+	GatewayRSSMiB float64 `json:"gatewayRssMiB"`
+}
+
+// groupFanout: members users online over the cluster's gateways, all in one
+// group; the owner sends messages group messages back to back; every other
+// member must receive each exactly once. Measures deliveries per second from
+// the first send to the last delivery, and per-delivery latency (send call
+// to arrival).
+func groupFanout(t *run.T, c *harness.Cluster, members, messages int) fanoutResult {
+	setup := time.Now()
+	prefix := "f" + strconv.Itoa(members) + "m"
+	sentAt := make([]atomic.Int64, messages)
+	seen := make([]atomic.Int64, messages)
+	var total, dups, last atomic.Int64
+	var latMu sync.Mutex
+	var lats []time.Duration
+	got := make(map[*member]map[int]bool)
+	var gotMu sync.Mutex
+	onEvent := func(m *member, e client.Event) {
+		if e.Kind != client.EventMessage || e.Msg == nil || e.Msg.Group == "" {
+			return
+		}
+		i, ok := parseIndex(string(e.Msg.Body))
+		if !ok || i >= messages {
+			return
+		}
+		now := time.Now()
+		gotMu.Lock()
+		g := got[m]
+		if g == nil {
+			g = map[int]bool{}
+			got[m] = g
+		}
+		dup := g[i]
+		g[i] = true
+		gotMu.Unlock()
+		if dup {
+			dups.Add(1)
+			return
+		}
+		seen[i].Add(1)
+		total.Add(1)
+		for {
+			l := last.Load()
+			if now.UnixNano() <= l || last.CompareAndSwap(l, now.UnixNano()) {
+				break
+			}
+		}
+		if s := sentAt[i].Load(); s > 0 {
+			latMu.Lock()
+			lats = append(lats, now.Sub(time.Unix(0, s)))
+			latMu.Unlock()
+		}
+	}
+	ms := connectAll(t, c, prefix, members, 16, onEvent)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	owner := ms[0]
+	g, err := owner.cl.CreateGroup(ctx, prefix+" bench", true)
+	if err != nil {
+		t.Fatalf("create group: %v", err)
+	}
+	joinAll(t, ms[1:], g.ID)
+	setupSecs := time.Since(setup).Seconds()
+
+	want := int64(messages) * int64(members-1)
+	cpu := startCPU(clusterPIDs(c))
+	start := time.Now()
+	for i := 0; i < messages; i++ {
+		sentAt[i].Store(time.Now().UnixNano())
+		if _, err := owner.cl.SendGroup(ctx, g.ID, fmt.Sprintf("fanout-%d", i)); err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for total.Load() < want && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	clusterCPU, loadCPU := cpu.stop()
+	end := time.Unix(0, last.Load())
+	if total.Load() < want {
+		end = time.Now()
+	}
+	secs := end.Sub(start).Seconds()
+	sort.Slice(lats, func(i, j int) bool { return lats[i] < lats[j] })
+	r := fanoutResult{
+		Workload: "group fan-out", Members: members, Gateways: len(c.Gateways), Messages: messages,
+		Deliveries: total.Load(), Seconds: secs, PerSecond: float64(total.Load()) / secs,
+		P50ms: ms1(pct(lats, 0.50)), P99ms: ms1(pct(lats, 0.99)), MaxMs: ms1(pct(lats, 1)),
+		ClusterCPU: clusterCPU, LoadgenCPU: loadCPU,
+		Missing: want - total.Load(), Duplicates: dups.Load(), SetupSeconds: setupSecs,
+		GatewayRSSMiB: gatewayRSS(c) / (1 << 20),
+	}
+	if r.Missing != 0 || r.Duplicates != 0 {
+		t.Errorf("group fan-out to %d members: %d deliveries missing, %d duplicates", members, r.Missing, r.Duplicates)
+	}
+	for _, m := range ms {
+		cl := m.cl
+		cl.Close(ctx)
+	}
+	return r
+}
+
+func joinAll(t *run.T, ms []*member, gid string) {
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	var firstErr atomic.Value
+	next := atomic.Int64{}
+	for w := 0; w < 16; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(ms) {
+					return
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				if _, err := ms[i].cl.JoinGroup(ctx, gid); err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err)
+				}
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	if failed.Load() > 0 {
+		t.Fatalf("%d joins failed, first: %v", failed.Load(), firstErr.Load())
+	}
+}
+
+func parseIndex(body string) (int, bool) {
+	s, ok := strings.CutPrefix(body, "fanout-")
+	if !ok {
+		return 0, false
+	}
+	i, err := strconv.Atoi(s)
+	return i, err == nil && i >= 0
+}
+
+func pct(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(p * float64(len(sorted)-1))
+	return sorted[i]
+}
+
+func ms1(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// clusterPIDs are the processes whose CPU counts as the cluster's: Redis,
+// the route and the gateways (ZooKeeper idles during a workload).
+func clusterPIDs(c *harness.Cluster) []int {
+	pids := []int{c.Redis.Cmd.Process.Pid, c.Route.Cmd.Process.Pid}
+	for _, g := range c.Gateways {
+		pids = append(pids, g.Cmd.Process.Pid)
+	}
+	return pids
+}
+
+func gatewayRSS(c *harness.Cluster) float64 {
+	var sum int64
+	for _, g := range c.Gateways {
+		if r, err := rssOf(g.Cmd.Process.Pid); err == nil {
+			sum += r
+		}
+	}
+	return float64(sum)
+}

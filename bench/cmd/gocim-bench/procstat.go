@@ -1,0 +1,93 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// clockTick is USER_HZ, the unit of utime/stime in /proc/<pid>/stat (100 on
+// Linux for every architecture Go supports here).
+const clockTick = 100
+
+// cpuOf returns the CPU time (user + system) process pid has used so far.
+func cpuOf(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) may hold spaces; fields after ')' are
+	// plain: state is field 3, utime 14, stime 15.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: too few fields", pid)
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: bad times", pid)
+	}
+	return time.Duration(ut+st) * time.Second / clockTick, nil
+}
+
+// rssOf returns the resident set size of pid in bytes.
+func rssOf(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, fmt.Errorf("/proc/%d/status: no VmRSS", pid)
+}
+
+// selfCPU is the CPU time this process has used.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// cpuMeter measures CPU used by a set of processes and by this one over a
+// window.
+type cpuMeter struct {
+	pids  []int
+	start []time.Duration
+	self  time.Duration
+	wall  time.Time
+}
+
+func startCPU(pids []int) *cpuMeter {
+	m := &cpuMeter{pids: pids, start: make([]time.Duration, len(pids)), self: selfCPU(), wall: time.Now()}
+	for i, p := range pids {
+		m.start[i], _ = cpuOf(p)
+	}
+	return m
+}
+
+// stop returns the cluster's and the load generator's CPU use, each as a
+// fraction of one core over the window (2.0 = both cores of this machine).
+func (m *cpuMeter) stop() (cluster, loadgen float64) {
+	wall := time.Since(m.wall)
+	var used time.Duration
+	for i, p := range m.pids {
+		if d, err := cpuOf(p); err == nil {
+			used += d - m.start[i]
+		}
+	}
+	return float64(used) / float64(wall), float64(selfCPU()-m.self) / float64(wall)
+}
