@@ -1,5 +1,5 @@
 // Package api is the route service's HTTP edge (gin): the public handler —
-// the CIM endpoints, /api/push, history, uploads and downloads — and the
+// the CIM endpoints, /api/push, history, uploads and downloads, groups — and the
 // internal handler with the endpoints gateways call; who may call what
 // (access tokens, API keys, the internal secret) and the mapping of errors
 // to result codes. Every JSON answer is {"code","message","data"}; the
@@ -54,6 +54,18 @@ type Service interface {
 	History(ctx context.Context, q router.HistoryQuery) (router.HistoryPage, error)
 	Upload(ctx context.Context, uid, sid, name, contentType string, body io.Reader) (files.Info, error)
 	OpenFile(ref string) (*os.File, files.Info, time.Time, error)
+
+	CreateGroup(ctx context.Context, uid, name string, open bool) (router.Group, error)
+	Groups(ctx context.Context, uid string) ([]router.Group, error)
+	Group(ctx context.Context, uid, gid string) (router.Group, error)
+	GroupMembers(ctx context.Context, uid, gid string) ([]router.User, error)
+	JoinGroup(ctx context.Context, uid, gid string) (router.Group, error)
+	InviteToGroup(ctx context.Context, uid, gid string, users []string) ([]string, error)
+	LeaveGroup(ctx context.Context, uid, gid string) error
+	KickFromGroup(ctx context.Context, uid, gid, user string) error
+	RenameGroup(ctx context.Context, uid, gid, name string) (router.Group, error)
+	DissolveGroup(ctx context.Context, uid, gid string) error
+	GroupReceipts(ctx context.Context, uid string, msgIDs []string) (map[string]router.ReceiptCount, error)
 }
 
 // ProtobufType is the media type of the internal protobuf bodies.
@@ -185,6 +197,19 @@ func NewPublic(cfg Config) (http.Handler, error) {
 	e.POST("/p2pRoute", h.authorize(userOrKey(apikey.Push)), h.p2p)
 	e.POST("/groupRoute", h.authorize(userOrKey(apikey.Push)), h.group)
 	e.POST("/api/push", h.authorize(access{scope: apikey.Push}), h.push)
+
+	g := e.Group("/groups", h.authorize(bearer))
+	g.POST("", h.createGroup)
+	g.GET("", h.myGroups)
+	g.GET("/receipts", h.groupReceipts)
+	g.GET("/:gid", h.getGroup)
+	g.GET("/:gid/members", h.groupMembers)
+	g.POST("/:gid/join", h.joinGroup)
+	g.POST("/:gid/invite", h.inviteToGroup)
+	g.POST("/:gid/leave", h.leaveGroup)
+	g.POST("/:gid/kick", h.kickFromGroup)
+	g.POST("/:gid/rename", h.renameGroup)
+	g.POST("/:gid/dissolve", h.dissolveGroup)
 	return e, nil
 }
 

@@ -17,6 +17,8 @@ var failures = []struct {
 	status int
 }{
 	{errs.ErrTooLarge, codes.TooLarge, http.StatusRequestEntityTooLarge},
+	{errs.ErrNoGroup, codes.NoGroup, http.StatusNotFound},
+	{errs.ErrGroupFull, codes.GroupFull, http.StatusConflict},
 	{errs.ErrRateLimited, codes.RateLimited, http.StatusTooManyRequests},
 	{errs.ErrForbidden, codes.Forbidden, http.StatusForbidden},
 	{errs.ErrBadArgument, codes.BadArgument, http.StatusBadRequest},

@@ -61,6 +61,12 @@ func (fakeService) Broadcast(_ context.Context, from, text string) (string, int,
 }
 
 func (fakeService) Push(_ context.Context, req router.PushRequest) (router.PushResult, error) {
+	if req.Group != "" {
+		if req.All || len(req.To) > 0 {
+			return router.PushResult{}, fmt.Errorf("%w: one of to, group and all", errs.ErrBadArgument)
+		}
+		return router.PushResult{MsgIDs: map[string]string{}, MsgID: "m1"}, need(req.Text)
+	}
 	if req.All == (len(req.To) > 0) {
 		return router.PushResult{}, fmt.Errorf("%w: to or all", errs.ErrBadArgument)
 	}
@@ -97,6 +103,53 @@ func (fakeService) Upload(context.Context, string, string, string, string, io.Re
 
 func (fakeService) OpenFile(string) (*os.File, files.Info, time.Time, error) {
 	return nil, files.Info{}, time.Time{}, errs.ErrNotFound
+}
+
+func (fakeService) CreateGroup(_ context.Context, uid, name string, open bool) (router.Group, error) {
+	return router.Group{ID: "1", Name: name, Owner: uid, Open: open, Members: 1}, need(uid, name)
+}
+
+func (fakeService) Groups(_ context.Context, uid string) ([]router.Group, error) {
+	return nil, need(uid)
+}
+
+func (fakeService) Group(_ context.Context, uid, gid string) (router.Group, error) {
+	return router.Group{ID: gid}, need(uid, gid)
+}
+
+func (fakeService) GroupMembers(_ context.Context, uid, gid string) ([]router.User, error) {
+	return nil, need(uid, gid)
+}
+
+func (fakeService) JoinGroup(_ context.Context, uid, gid string) (router.Group, error) {
+	return router.Group{ID: gid}, need(uid, gid)
+}
+
+func (fakeService) InviteToGroup(_ context.Context, uid, gid string, users []string) ([]string, error) {
+	if len(users) == 0 {
+		return nil, need("")
+	}
+	return users, need(append([]string{uid, gid}, users...)...)
+}
+
+func (fakeService) LeaveGroup(_ context.Context, uid, gid string) error { return need(uid, gid) }
+
+func (fakeService) KickFromGroup(_ context.Context, uid, gid, user string) error {
+	return need(uid, gid, user)
+}
+
+func (fakeService) RenameGroup(_ context.Context, uid, gid, name string) (router.Group, error) {
+	return router.Group{ID: gid, Name: name}, need(uid, gid, name)
+}
+
+func (fakeService) DissolveGroup(_ context.Context, uid, gid string) error { return need(uid, gid) }
+
+func (fakeService) GroupReceipts(_ context.Context, uid string, ids []string) (map[string]router.ReceiptCount, error) {
+	out := map[string]router.ReceiptCount{}
+	for _, id := range ids {
+		out[id] = router.ReceiptCount{}
+	}
+	return out, need(uid)
 }
 
 // maxFuzzBody is the longest body FuzzJSONHandlers tries.
@@ -145,6 +198,11 @@ func FuzzJSONHandlers(f *testing.F) {
 		{public, "/api/push", asPush},
 		{internal, "/internal/online", asGateway},
 		{internal, "/internal/offline", asGateway},
+		{public, "/groups", user},
+		{public, "/groups/7/invite", user},
+		{public, "/groups/7/kick", user},
+		{public, "/groups/7/rename", user},
+		{public, "/groups/7/join", user},
 	}
 
 	// Each endpoint with a body it accepts, then broken and odd ones spread
@@ -156,6 +214,7 @@ func FuzzJSONHandlers(f *testing.F) {
 		`{"userId":"1","msg":"all"}`, `{"userId":"1","msg":"all"}`, `{"userId":"1","sessionId":"s1"}`,
 		`{"userId":"2"}`, `{"to":["alice",2],"from":"bob","msg":"x"}`,
 		`{"userId":"1","sessionId":"s","gatewayId":"g","reassert":true}`, `{"userId":"1","sessionId":"s","gatewayId":"g"}`,
+		`{"name":"team","open":true}`, `{"users":["bob",3]}`, `{"userId":"bob"}`, `{"name":"new name"}`, ``,
 	}
 	for i, seed := range valid {
 		f.Add(uint8(i), []byte(seed))
@@ -166,6 +225,7 @@ func FuzzJSONHandlers(f *testing.F) {
 		`{"all":true,"msg":"x","from":"bob"}`, `{"to":[null,{}],"all":"yes"}`, `{"reassert":"x"}`,
 		`{"a":{"b":{"c":[[[[]]]]}}}`, "{\"msg\":\"\xff\xfe\"}", `{"userId":"1"}{"userId":"2"}`,
 		`{"userId":"99999999999999999999999","password":"p"}`, `  {"userName" : "alice" , "password" : "password1" }  `,
+		`{"name":null,"open":"yes"}`, `{"users":"bob"}`, `{"users":[true]}`, `{"to":["a"],"group":7,"msg":"x"}`, `{"group":"7","msg":"x"}`,
 	} {
 		f.Add(uint8(i%len(endpoints)), []byte(seed))
 	}

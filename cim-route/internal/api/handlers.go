@@ -213,10 +213,11 @@ type pushJSON struct {
 // push is an application's message (API key with the push scope only).
 func (h *handler) push(c *gin.Context) {
 	var req struct {
-		To   []userID `json:"to"`
-		All  bool     `json:"all"`
-		From userID   `json:"from"`
-		Msg  string   `json:"msg"`
+		To    []userID `json:"to"`
+		Group userID   `json:"group"` // a group id: a decimal string or number
+		All   bool     `json:"all"`
+		From  userID   `json:"from"`
+		Msg   string   `json:"msg"`
 	}
 	if err := h.decode(c, max(h.maxBody, minPushBody), &req, false); err != nil {
 		h.fail(c, err)
@@ -230,7 +231,7 @@ func (h *handler) push(c *gin.Context) {
 	for i, u := range req.To {
 		to[i] = string(u)
 	}
-	res, err := h.svc.Push(c.Request.Context(), router.PushRequest{To: to, All: req.All, From: string(req.From), Text: req.Msg})
+	res, err := h.svc.Push(c.Request.Context(), router.PushRequest{To: to, Group: string(req.Group), All: req.All, From: string(req.From), Text: req.Msg})
 	if err != nil {
 		h.fail(c, err)
 		return

@@ -32,6 +32,7 @@ type historyMsgJSON struct {
 	From        string    `json:"from"`
 	FromName    string    `json:"fromName"`
 	To          string    `json:"to"`
+	Group       string    `json:"group,omitempty"`
 	Kind        int32     `json:"kind"`
 	Body        string    `json:"body"`
 	File        *fileJSON `json:"file"`
@@ -82,7 +83,7 @@ func (h *handler) history(c *gin.Context) {
 	out := historyJSON{Messages: make([]historyMsgJSON, len(page.Messages)), Next: page.Next}
 	for i, m := range page.Messages {
 		j := historyMsgJSON{
-			MsgID: m.MsgID, Seq: m.Seq, From: m.From, FromName: m.FromName, To: m.To,
+			MsgID: m.MsgID, Seq: m.Seq, From: m.From, FromName: m.FromName, To: m.To, Group: m.Group,
 			Kind: int32(m.Kind), TimestampMs: m.TimestampMs,
 		}
 		if m.Kind == cimpb.Kind_KIND_FILE {

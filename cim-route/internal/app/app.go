@@ -107,7 +107,7 @@ func New(cfg config.Config, logger *slog.Logger) (*App, error) {
 		Store: st, Gateways: bal, Pusher: push, Files: uploads, Authenticator: authn,
 		TokenKeys: cfg.TokenKeys(), TokenTTL: cfg.TokenTTL, AccessTTL: cfg.AccessTTL,
 		LoginPolicy: cfg.LoginPolicy, BcryptCost: cfg.BcryptCost,
-		SyncLimit: cfg.SyncLimit, Logger: logger,
+		SyncLimit: cfg.SyncLimit, GroupMaxMembers: cfg.GroupMaxMembers, Logger: logger,
 	})
 	if err != nil {
 		rdb.Close()

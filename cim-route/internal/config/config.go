@@ -85,6 +85,7 @@ type Config struct {
 	InboxTTL        time.Duration // inbox entries older than this are trimmed
 	DedupWindow     time.Duration // how long a resend is recognized
 	SyncLimit       int           // default and maximum entries per SYNC answer
+	GroupMaxMembers int           // members a group may have
 	UploadDir       string        // where POST /upload stores files
 	UploadMax       int64         // largest upload in bytes
 	LogLevel        string        // debug | info | warn | error
@@ -94,34 +95,35 @@ type Config struct {
 // Default returns the documented defaults.
 func Default() Config {
 	return Config{
-		Listen:         "0.0.0.0:8080",
-		InternalListen: "127.0.0.1:8090",
-		AccessTTL:      24 * time.Hour,
-		LoginRate:      2,
-		LoginBurst:     20,
-		MaxBody:        64 << 10,
-		Auth:           AuthBuiltin,
-		AuthTimeout:    3 * time.Second,
-		LDAPFilter:     "(uid=%s)",
-		LDAPNameAttr:   "uid",
-		ZK:             "127.0.0.1:2181",
-		ZKRoot:         "/cim",
-		Redis:          "127.0.0.1:6379",
-		RedisPrefix:    "cim:",
-		TokenTTL:       60 * time.Second,
-		LoginPolicy:    PolicyKick,
-		Balance:        BalanceRoundRobin,
-		HealthInterval: 2 * time.Second,
-		PushTimeout:    3 * time.Second,
-		BcryptCost:     bcrypt.DefaultCost,
-		InboxMax:       10000,
-		InboxTTL:       7 * 24 * time.Hour,
-		DedupWindow:    24 * time.Hour,
-		SyncLimit:      200,
-		UploadDir:      filepath.Join(os.TempDir(), "gocim-uploads"),
-		UploadMax:      10 << 20,
-		LogLevel:       "info",
-		LogFormat:      "text",
+		Listen:          "0.0.0.0:8080",
+		InternalListen:  "127.0.0.1:8090",
+		AccessTTL:       24 * time.Hour,
+		LoginRate:       2,
+		LoginBurst:      20,
+		MaxBody:         64 << 10,
+		Auth:            AuthBuiltin,
+		AuthTimeout:     3 * time.Second,
+		LDAPFilter:      "(uid=%s)",
+		LDAPNameAttr:    "uid",
+		ZK:              "127.0.0.1:2181",
+		ZKRoot:          "/cim",
+		Redis:           "127.0.0.1:6379",
+		RedisPrefix:     "cim:",
+		TokenTTL:        60 * time.Second,
+		LoginPolicy:     PolicyKick,
+		Balance:         BalanceRoundRobin,
+		HealthInterval:  2 * time.Second,
+		PushTimeout:     3 * time.Second,
+		BcryptCost:      bcrypt.DefaultCost,
+		InboxMax:        10000,
+		InboxTTL:        7 * 24 * time.Hour,
+		DedupWindow:     24 * time.Hour,
+		SyncLimit:       200,
+		GroupMaxMembers: 10000,
+		UploadDir:       filepath.Join(os.TempDir(), "gocim-uploads"),
+		UploadMax:       10 << 20,
+		LogLevel:        "info",
+		LogFormat:       "text",
 	}
 }
 
@@ -169,6 +171,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.InboxTTL, "inbox-ttl", c.InboxTTL, "inbox entries older than this are trimmed (an idle inbox expires after it)")
 	fs.DurationVar(&c.DedupWindow, "dedup-window", c.DedupWindow, "how long a resent message (same sender and clientMsgId) is recognized")
 	fs.IntVar(&c.SyncLimit, "sync-limit", c.SyncLimit, "default and maximum number of entries in one SYNC answer")
+	fs.IntVar(&c.GroupMaxMembers, "group-max-members", c.GroupMaxMembers, "members a group may have (owner included); joins beyond it get 409/9201")
 	fs.StringVar(&c.UploadDir, "upload-dir", c.UploadDir, "directory for uploaded files (POST /upload); created if missing; route replicas must share it")
 	fs.Int64Var(&c.UploadMax, "upload-max", c.UploadMax, "largest upload in bytes (10485760 = 10 MiB); larger ones get 413")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
@@ -269,6 +272,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SyncLimit < 1 || c.SyncLimit > 10000 {
 		bad("--sync-limit %d: want 1..10000", c.SyncLimit)
+	}
+	if c.GroupMaxMembers < 2 || c.GroupMaxMembers > 1000000 {
+		bad("--group-max-members %d: want 2..1000000", c.GroupMaxMembers)
 	}
 	if c.UploadDir == "" {
 		bad("--upload-dir: must not be empty")

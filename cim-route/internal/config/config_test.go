@@ -32,6 +32,16 @@ func TestParseDefaultsAndEnv(t *testing.T) {
 	if c.InboxMax != 10000 || c.InboxTTL != 168*time.Hour || c.DedupWindow != 24*time.Hour || c.SyncLimit != 200 || c.UploadMax != 10<<20 || c.UploadDir == "" {
 		t.Fatalf("inbox and upload defaults wrong: %+v", c)
 	}
+	if c.GroupMaxMembers != 10000 {
+		t.Fatalf("group max members default = %d", c.GroupMaxMembers)
+	}
+	t.Setenv("CIM_GROUP_MAX_MEMBERS", "50")
+	if c, err := Parse("cim-route", nil, &bytes.Buffer{}); err != nil || c.GroupMaxMembers != 50 {
+		t.Fatalf("CIM_GROUP_MAX_MEMBERS: %d, %v", c.GroupMaxMembers, err)
+	}
+	if c, err := Parse("cim-route", []string{"--group-max-members", "7"}, &bytes.Buffer{}); err != nil || c.GroupMaxMembers != 7 {
+		t.Fatalf("--group-max-members over the env: %d, %v", c.GroupMaxMembers, err)
+	}
 	if k := c.TokenKeys(); len(k) != 2 || string(k[0]) != secret {
 		t.Fatalf("keys = %q", k)
 	}
@@ -73,6 +83,7 @@ func TestValidate(t *testing.T) {
 		{"inbox ttl", with("--inbox-ttl", "1s"), "--inbox-ttl"},
 		{"dedup", with("--dedup-window", "0s"), "--dedup-window"},
 		{"sync limit", with("--sync-limit", "0"), "--sync-limit"},
+		{"group max members", with("--group-max-members", "1"), "--group-max-members 1: want 2..1000000"},
 		{"upload dir", with("--upload-dir", ""), "--upload-dir"},
 		{"upload max", with("--upload-max", "0"), "--upload-max"},
 		{"tls half", with("--tls-cert", "c.pem"), "--tls-cert and --tls-key"},
@@ -125,7 +136,8 @@ func TestHelpShowsDefaults(t *testing.T) {
 	}
 	for _, s := range []string{"-listen", "0.0.0.0:8080", "CIM_ZK_ROOT", "round-robin", "push-timeout", "3s", "inbox-max", "10000", "168h0m0s", "24h0m0s", "sync-limit", "200", "upload-dir", "gocim-uploads", "10485760",
 		"internal-listen", "127.0.0.1:8090", "access-ttl", "24h0m0s", "login-burst", "(default 20)", "login-rate", "(default 2)",
-		"max-body", "65536", `(default "builtin")`, "auth-timeout", "(uid=%s)", "ldap-name-attr", `(default "uid")`, "CIM_INTERNAL_SECRET"} {
+		"max-body", "65536", `(default "builtin")`, "auth-timeout", "(uid=%s)", "ldap-name-attr", `(default "uid")`, "CIM_INTERNAL_SECRET",
+		"group-max-members", "CIM_GROUP_MAX_MEMBERS"} {
 		if !strings.Contains(out.String(), s) {
 			t.Errorf("--help output lacks %q", s)
 		}

@@ -35,4 +35,8 @@ var (
 	// ErrAuthUnavailable: the external authenticator (--auth http or ldap)
 	// cannot be asked.
 	ErrAuthUnavailable = errors.New("authenticator unavailable")
+	// ErrNoGroup: no such group (never created, or dissolved).
+	ErrNoGroup = errors.New("no such group")
+	// ErrGroupFull: the group is at --group-max-members.
+	ErrGroupFull = errors.New("group is full")
 )

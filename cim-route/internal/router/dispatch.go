@@ -26,6 +26,10 @@ type outgoing struct {
 	fromSID string // sender session (uplinks): where its receipt goes
 	reqID   uint64
 	msg     *cimpb.Msg // as sent; never modified
+	// anyone: an application's message (POST /api/push), whose sender need
+	// not be a member of the group it goes to.
+	anyone bool
+	group  *groupSend // set for a group message (msg.Group)
 
 	fromName  string
 	toID      string
@@ -51,6 +55,10 @@ func (o *outgoing) err() error {
 		return nil
 	case codes.BadAccount:
 		return fmt.Errorf("%w: %s", errs.ErrBadAccount, o.text)
+	case codes.NoGroup:
+		return fmt.Errorf("%w: %s", errs.ErrNoGroup, o.text)
+	case codes.Forbidden:
+		return fmt.Errorf("%w: %s", errs.ErrForbidden, o.text)
 	}
 	return fmt.Errorf("%w: %s", errs.ErrBadArgument, o.text)
 }
@@ -67,6 +75,10 @@ func (o *outgoing) reply() *cimpb.Delivery {
 	}
 	d.Frame = &cimpb.Frame{Type: cimpb.Type_RECEIPT, ReqId: o.reqID,
 		Receipt: &cimpb.Receipt{Status: cimpb.ReceiptStatus_RECEIPT_SENT, MsgId: o.msgID, ClientMsgId: cm, TimestampMs: o.ts}}
+	if g := o.group; g != nil {
+		d.Frame.Receipt.Group = o.msg.Group
+		d.Frame.Receipt.Count = uint32(len(g.recipients))
+	}
 	return d
 }
 
@@ -81,12 +93,15 @@ func (o *outgoing) downlink(to string) *cimpb.Frame {
 	}}
 }
 
-// entry is one frame to append to an inbox: a private message (msg set) or a
-// receipt. Once stored, frame carries its seq and is pushed live.
+// entry is one frame to append to an inbox: a private message (msg set,
+// frame), a group message (msg set, raw: the one encoding every member's
+// entry shares) or a receipt (frame). Once stored, frame carries its seq and
+// is pushed live.
 type entry struct {
 	to    string
 	msg   *outgoing
 	frame *cimpb.Frame
+	raw   []byte
 }
 
 // live is a stored receipt to push to a user if online.
@@ -103,24 +118,31 @@ type target struct {
 }
 
 // job is the work of one uplink batch or HTTP send, done in phases so every
-// phase is one Redis round trip for the whole batch: resolve names, read the
-// acknowledged ranges, append everything to the inboxes, raise the acks,
-// read the synced ranges, read the routes, then one /push per gateway.
+// phase is one Redis round trip for the whole batch (per thousand keys):
+// resolve names, read group members, claim group messages, read the
+// acknowledged ranges, append everything to the inboxes, mark group messages
+// done, count group receipts, raise the acks, read the synced ranges, read
+// the routes, then one /push per gateway.
 type job struct {
 	r   *Router
 	now time.Time
 	ts  int64
 
-	msgs  []*outgoing
-	syncs []*syncReq
-	acks  []*ackReq
-	reads []*readReq
+	msgs   []*outgoing
+	groups []*outgoing // the group messages among msgs
+	syncs  []*syncReq
+	acks   []*ackReq
+	reads  []*readReq
 
 	idName, nameID     map[string]string
 	needIDs, needNames []string
 
 	entries []entry
 	live    []live
+	// receipts are the group receipts of the batch, one per (sender,
+	// msgId, status), in the order first seen.
+	receipts  []*groupReceipt
+	receiptOf map[receiptKey]*groupReceipt
 }
 
 func (r *Router) newJob() *job {
@@ -174,7 +196,7 @@ func (r *Router) Uplink(ctx context.Context, b *cimpb.UplinkBatch) (*cimpb.PushB
 			j.acks = append(j.acks, a)
 		case cimpb.Type_READ:
 			if rd := f.GetRead(); rd != nil && rd.Peer != "" && len(rd.MsgIds) > 0 {
-				j.reads = append(j.reads, &readReq{uid: uid, peer: rd.Peer, ids: rd.MsgIds})
+				j.reads = append(j.reads, &readReq{uid: uid, peer: rd.Peer, ids: rd.MsgIds, group: rd.Group})
 			}
 		}
 	}
@@ -234,12 +256,17 @@ func (r *Router) Broadcast(ctx context.Context, from, text string) (string, int,
 }
 
 // run is the hot path. Per batch: at most one round trip to resolve names
-// and ids the caches lack; one per page of acknowledged entries (one page
+// and ids the caches lack; one reading the members of the groups messages
+// go to (and checking group READs' readers); one claiming the group
+// messages' dedup keys; one per page of acknowledged entries (one page
 // unless a client acknowledges more than ackPage entries at once); one
-// pipeline appending every message and receipt; one raising the acks; one
+// pipeline appending every message (a group message once per member) and
+// receipt, split into round trips of a thousand entries; one marking group
+// messages done; one adding group receipts; one raising the acks; one
 // reading the synced ranges; one for the online set when there is a
-// broadcast; one for the routes of everybody to push to; then one /push per
-// gateway, in parallel. Each step is skipped when it has nothing to do.
+// broadcast; one for the routes of everybody to push to (per thousand); then
+// one /push per gateway, in parallel. Each step is skipped when it has
+// nothing to do.
 //
 // Every storage step comes before any push or answer: an error leaves
 // nothing half-announced.
@@ -251,11 +278,24 @@ func (j *job) run(ctx context.Context) error {
 	if err := j.resolve(ctx); err != nil {
 		return err
 	}
+	if err := j.loadGroups(ctx); err != nil {
+		return err
+	}
+	if err := j.claimGroupMessages(ctx); err != nil {
+		return err
+	}
+	j.queueMessages()
 	if err := j.ackedEntries(ctx); err != nil {
 		return err
 	}
 	j.readReceipts()
 	if err := j.store(ctx); err != nil {
+		return err
+	}
+	if err := j.finishGroupMessages(ctx); err != nil {
+		return err
+	}
+	if err := j.storeGroupReceipts(ctx); err != nil {
 		return err
 	}
 	if err := j.raiseAcks(ctx); err != nil {
@@ -286,6 +326,8 @@ func (j *job) prepare() {
 			continue
 		}
 		switch to := it.msg.To; {
+		case it.msg.Group != "":
+			j.prepareGroup(it)
 		case it.msg.Broadcast:
 		case to == "":
 			it.fail(codes.BadArgument, "message has no recipient")
@@ -345,7 +387,7 @@ func (j *job) userID(user string) string {
 }
 
 // resolve looks up the names and ids the caches lack (one round trip) and
-// settles every message's sender name and recipient id.
+// settles every message's sender name and private recipient id.
 func (j *job) resolve(ctx context.Context) error {
 	if len(j.needIDs)+len(j.needNames) > 0 {
 		names, ids, err := j.r.st.Lookup(ctx, j.needIDs, j.needNames)
@@ -371,14 +413,12 @@ func (j *job) resolve(ctx context.Context) error {
 			it.fail(codes.BadAccount, "unknown sender "+strconv.Quote(it.from))
 			continue
 		}
-		if it.msg.Broadcast {
+		if it.msg.Broadcast || it.group != nil {
 			continue
 		}
 		if it.toID = j.userID(it.msg.To); it.toID == "" {
 			it.fail(codes.BadAccount, "unknown user "+strconv.Quote(it.msg.To))
-			continue
 		}
-		j.entries = append(j.entries, entry{to: it.toID, msg: it, frame: it.downlink(it.toID)})
 	}
 	for _, rd := range j.reads {
 		rd.peerID = j.userID(rd.peer)
@@ -386,14 +426,36 @@ func (j *job) resolve(ctx context.Context) error {
 	return nil
 }
 
+// queueMessages queues the inbox entries of the messages, in batch order: a
+// private message's for its recipient, a group message's for each member
+// but the sender.
+func (j *job) queueMessages() {
+	for _, it := range j.msgs {
+		switch {
+		case it.code != 0 || it.msg.Broadcast:
+		case it.group != nil:
+			j.queueGroup(it)
+		default:
+			j.entries = append(j.entries, entry{to: it.toID, msg: it, frame: it.downlink(it.toID)})
+		}
+	}
+}
+
 // store appends every entry of the batch (messages first, in order, then
-// receipts) in one pipeline; only stored frames are pushed.
+// receipts) in one pipeline (split per thousand entries); only stored frames
+// are pushed.
 func (j *job) store(ctx context.Context) error {
 	if len(j.entries) == 0 {
 		return nil
 	}
 	in := make([]store.Append, len(j.entries))
 	for i, e := range j.entries {
+		if e.raw != nil {
+			// A group message: no per-member dedup (the sender's gdedup key
+			// covers the message as a whole).
+			in[i] = store.Append{UserID: e.to, Frame: e.raw, TS: j.ts, MsgID: e.msg.msgID}
+			continue
+		}
 		b, err := proto.Marshal(e.frame)
 		if err != nil {
 			return err
@@ -412,6 +474,11 @@ func (j *job) store(ctx context.Context) error {
 	}
 	for i, e := range j.entries {
 		a := res[i]
+		if e.raw != nil {
+			g := e.msg.group
+			g.stored = append(g.stored, member{e.to, a.Seq})
+			continue
+		}
 		f := e.frame
 		if it := e.msg; it != nil && a.Resend {
 			// The first copy's id and entry: pushed again in case the
@@ -439,9 +506,10 @@ func (j *job) store(ctx context.Context) error {
 }
 
 // push reads the routes of everybody a frame goes to (plus the online set
-// for broadcasts) and sends one /push per gateway. From here on the batch
-// never fails: the entries are stored, so a user not reachable now gets them
-// by SYNC.
+// for broadcasts; pipelined, a round trip per thousand users) and sends one
+// /push per gateway, all gateways in parallel. From here on the batch never
+// fails: the entries are stored, so a user not reachable now gets them by
+// SYNC.
 func (j *job) push(ctx context.Context) error {
 	var members []string
 	n := len(j.live)
@@ -453,6 +521,8 @@ func (j *job) push(ctx context.Context) error {
 			broadcast = true
 		case it.stored != nil:
 			n++
+		case it.group != nil:
+			n += len(it.group.stored)
 		}
 	}
 	if broadcast {
@@ -476,6 +546,11 @@ func (j *job) push(ctx context.Context) error {
 		if it.stored != nil {
 			add(it.toID)
 		}
+		if it.group != nil {
+			for _, m := range it.group.stored {
+				add(m.uid)
+			}
+		}
 	}
 	for _, l := range j.live {
 		add(l.uid)
@@ -491,13 +566,18 @@ func (j *job) push(ctx context.Context) error {
 	// Deliveries grouped per gateway: messages in batch order, then receipts.
 	batches := map[string][]*cimpb.Delivery{}
 	targets := map[string][]target{}
-	deliver := func(uid string, f *cimpb.Frame, item int) {
+	reachable := func(uid string) (store.Route, bool) {
 		rt, ok := routes[uid]
-		if !ok || !rt.Online() || !j.r.gw.Live(rt.Gateway) {
-			return
-		}
+		return rt, ok && rt.Online() && j.r.gw.Live(rt.Gateway)
+	}
+	send := func(rt store.Route, uid string, f *cimpb.Frame, item int) {
 		batches[rt.Gateway] = append(batches[rt.Gateway], &cimpb.Delivery{UserId: uid, SessionId: rt.Session, Frame: f})
 		targets[rt.Gateway] = append(targets[rt.Gateway], target{item, uid, rt.Session})
+	}
+	deliver := func(uid string, f *cimpb.Frame, item int) {
+		if rt, ok := reachable(uid); ok {
+			send(rt, uid, f, item)
+		}
 	}
 	for i, it := range j.msgs {
 		switch {
@@ -511,6 +591,16 @@ func (j *job) push(ctx context.Context) error {
 			}
 		case it.stored != nil:
 			deliver(it.toID, it.stored, i)
+		case it.group != nil:
+			// Each member's copy carries its own seq: built only for
+			// those online.
+			for _, m := range it.group.stored {
+				if rt, ok := reachable(m.uid); ok {
+					f := it.downlink("")
+					f.Msg.Seq = m.seq
+					send(rt, m.uid, f, i)
+				}
+			}
 		}
 	}
 	for _, l := range j.live {

@@ -37,9 +37,11 @@ const (
 type HistoryQuery struct {
 	UserID    string
 	SessionID string // must be the user's current session
-	// Peer (id or name) limits the page to the conversation with that user:
-	// what the peer sent me and what I sent the peer. Empty: what I
-	// received from anybody (sent messages live in the recipients' inboxes).
+	// Peer (id or name) limits the page to the private conversation with
+	// that user: what the peer sent me and what I sent the peer (group
+	// messages are not part of it). Empty: what I received from anybody,
+	// group messages included (sent messages live in the recipients'
+	// inboxes).
 	Peer    string
 	Keyword string // case-insensitive substring of the text, or of a file's name
 	Before  string // msgId cursor: only messages older than this one
@@ -53,6 +55,7 @@ type HistoryMessage struct {
 	From        string
 	FromName    string
 	To          string
+	Group       string // the group id of a group message
 	Kind        cimpb.Kind
 	Body        []byte
 	File        *cimpb.FileInfo
@@ -169,7 +172,7 @@ func (s historyScan) match(e store.Entry, sender string) (HistoryMessage, bool) 
 		return HistoryMessage{}, false
 	}
 	m := f.Msg
-	if (sender != "" && m.From != sender) || (s.before != "" && m.MsgId >= s.before) {
+	if (sender != "" && (m.From != sender || m.Group != "")) || (s.before != "" && m.MsgId >= s.before) {
 		return HistoryMessage{}, false
 	}
 	if s.keyword != "" {
@@ -182,7 +185,7 @@ func (s historyScan) match(e store.Entry, sender string) (HistoryMessage, bool) 
 		}
 	}
 	return HistoryMessage{
-		MsgID: m.MsgId, Seq: e.Seq, From: m.From, FromName: m.FromName, To: m.To,
+		MsgID: m.MsgId, Seq: e.Seq, From: m.From, FromName: m.FromName, To: m.To, Group: m.Group,
 		Kind: m.Kind, Body: m.Body, File: m.File, TimestampMs: m.TimestampMs,
 	}, true
 }

@@ -41,12 +41,15 @@ type readReq struct {
 	peer   string // id or name, as sent
 	peerID string
 	ids    []string
+	group  string // the messages came through this group
+	member bool   // uid is a member of group (checked by loadGroups)
 }
 
 // ackedEntries reads the entries each ACK covers, (ack:{uid}, seq], and
-// queues a RECEIPT_DELIVERED to the sender of every message among them.
-// Receipts (and broadcasts, never stored) produce none, and so do messages
-// from the system user.
+// queues a RECEIPT_DELIVERED to the sender of every private message among
+// them, and a group receipt for every group message. Receipts (and
+// broadcasts, never stored) produce none, and so do messages from the
+// system user.
 func (j *job) ackedEntries(ctx context.Context) error {
 	if len(j.acks) == 0 {
 		return nil
@@ -91,17 +94,26 @@ func (j *job) deliveredReceipt(by string, e store.Entry) {
 	if m.GetFrom() == "" || m.From == SystemUserID || m.Broadcast || m.MsgId == "" {
 		return // the system user has no inbox: it gets no receipts
 	}
+	if m.Group != "" {
+		j.addGroupReceipt(m.From, m.MsgId, m.Group, by, false)
+		return
+	}
 	j.entries = append(j.entries, entry{to: m.From, frame: &cimpb.Frame{Type: cimpb.Type_RECEIPT, Receipt: &cimpb.Receipt{
 		Status: cimpb.ReceiptStatus_RECEIPT_DELIVERED, MsgId: m.MsgId, ClientMsgId: m.ClientMsgId, By: by, TimestampMs: j.ts,
 	}}})
 }
 
-// readReceipts queues a RECEIPT_READ per msg id of each READ for its peer.
-// A READ naming no existing user is dropped.
+// readReceipts queues a RECEIPT_READ per msg id of each READ for its peer,
+// or, for a READ of group messages, a group receipt. A READ naming no
+// existing user is dropped, and so is a group READ by a non-member.
 func (j *job) readReceipts() {
 	for _, rd := range j.reads {
 		if rd.peerID == "" || rd.peerID == SystemUserID {
 			j.r.log.Debug("READ for an unknown peer dropped", "user", rd.uid, "peer", rd.peer)
+			continue
+		}
+		if rd.group != "" && !rd.member {
+			j.r.log.Debug("group READ by a non-member dropped", "user", rd.uid, "group", rd.group)
 			continue
 		}
 		ids := rd.ids
@@ -110,6 +122,10 @@ func (j *job) readReceipts() {
 		}
 		for i, id := range ids {
 			if id == "" || len(id) > maxMsgID || containsBefore(ids, i) {
+				continue
+			}
+			if rd.group != "" {
+				j.addGroupReceipt(rd.peerID, id, rd.group, rd.uid, true)
 				continue
 			}
 			j.entries = append(j.entries, entry{to: rd.peerID, frame: &cimpb.Frame{Type: cimpb.Type_RECEIPT, Receipt: &cimpb.Receipt{

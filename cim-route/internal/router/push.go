@@ -25,35 +25,44 @@ const (
 )
 
 // PushRequest is an application back-end's message (POST /api/push): to
-// the users in To (ids or names; stored in each inbox), or, with All, live
-// to everybody online (not stored).
+// the users in To (ids or names; stored in each inbox), to every member of
+// Group (stored in each inbox), or, with All, live to everybody online (not
+// stored). Exactly one of the three.
 type PushRequest struct {
-	To   []string
-	All  bool
-	From string // id or name of the sender; empty: the system user
-	Text string
+	To    []string
+	Group string // a group id
+	All   bool
+	From  string // id or name of the sender; empty: the system user
+	Text  string
 }
 
 // PushResult says what Push sent.
 type PushResult struct {
 	MsgIDs    map[string]string // To entry as given → its message id
-	MsgID     string            // All: the broadcast's message id
+	MsgID     string            // All or Group: the message's id
 	Delivered int               // deliveries made live right away
 }
 
 // Push sends an application's message. Every recipient must exist: an
-// unknown one fails the whole request (errs.ErrBadAccount naming them) and
-// nothing is sent. A user named twice (even once by id, once by name) gets
-// the message once.
+// unknown one fails the whole request (errs.ErrBadAccount naming them; an
+// unknown group is errs.ErrNoGroup) and nothing is sent. A user named twice
+// (even once by id, once by name) gets the message once. A group message
+// goes to every member but the sender, who need not be a member.
 func (r *Router) Push(ctx context.Context, req PushRequest) (PushResult, error) {
 	if err := checkText(req.Text); err != nil {
 		return PushResult{}, err
 	}
+	targets := 0
+	for _, given := range []bool{req.All, len(req.To) > 0, req.Group != ""} {
+		if given {
+			targets++
+		}
+	}
 	switch {
-	case req.All && len(req.To) > 0:
-		return PushResult{}, fmt.Errorf("%w: give either to or all, not both", errs.ErrBadArgument)
-	case !req.All && len(req.To) == 0:
-		return PushResult{}, fmt.Errorf("%w: to (a list of users) or all is required", errs.ErrBadArgument)
+	case targets > 1:
+		return PushResult{}, fmt.Errorf("%w: give one of to, group and all", errs.ErrBadArgument)
+	case targets == 0:
+		return PushResult{}, fmt.Errorf("%w: to (a list of users), group or all is required", errs.ErrBadArgument)
 	case len(req.To) > MaxPushRecipients:
 		return PushResult{}, fmt.Errorf("%w: at most %d recipients", errs.ErrBadArgument, MaxPushRecipients)
 	}
@@ -70,6 +79,15 @@ func (r *Router) Push(ctx context.Context, req PushRequest) (PushResult, error) 
 	}
 
 	j := r.newJob()
+	if req.Group != "" {
+		it := &outgoing{from: from, system: system, anyone: true,
+			msg: &cimpb.Msg{Group: req.Group, Body: []byte(req.Text), Kind: cimpb.Kind_KIND_TEXT}}
+		j.msgs = []*outgoing{it}
+		if err := j.run(ctx); err != nil {
+			return PushResult{}, err
+		}
+		return PushResult{MsgIDs: map[string]string{}, MsgID: it.msgID, Delivered: it.delivered}, it.err()
+	}
 	if req.All {
 		it := &outgoing{from: from, system: system, msg: &cimpb.Msg{Body: []byte(req.Text), Kind: cimpb.Kind_KIND_TEXT, Broadcast: true}}
 		j.msgs = []*outgoing{it}

@@ -4,10 +4,12 @@
 // accounts) with the single-login policy and its gateway and access tokens,
 // session confirmations from gateways, message routing (uplink batches,
 // /p2pRoute, /groupRoute, /api/push, also from the system user) and the
-// clean-up of dead gateways' sessions; and reliable delivery: every private
+// clean-up of dead gateways' sessions; reliable delivery: every private
 // message and receipt is appended to its recipient's inbox before anything
 // is announced, SYNC reads inboxes, ACK and READ produce receipts, plus
-// message history and file uploads.
+// message history and file uploads; and groups: membership (create, join,
+// invite, leave, kick, rename, dissolve), group messages stored in every
+// member's inbox but the sender's, and their delivered / read counts.
 //
 // Its collaborators are small interfaces defined here, so tests can swap any
 // of them. A Router is safe for concurrent use.
@@ -54,6 +56,21 @@ type Store interface {
 	Ranges(ctx context.Context, qs []store.RangeQuery) ([]store.Range, error)
 	RaiseAcks(ctx context.Context, acks []store.Ack) error
 	InboxBefore(ctx context.Context, uid string, before uint64, n int) ([]store.Entry, error)
+
+	CreateGroup(ctx context.Context, owner, name string, open bool) (store.Group, error)
+	JoinGroup(ctx context.Context, gid, uid string, max int) (store.Group, error)
+	InviteToGroup(ctx context.Context, gid, by string, users []string, max int) (store.Group, []string, error)
+	LeaveGroup(ctx context.Context, gid, uid string) error
+	KickFromGroup(ctx context.Context, gid, owner, uid string) error
+	RenameGroup(ctx context.Context, gid, owner, name string) (store.Group, error)
+	DissolveGroup(ctx context.Context, gid, owner string) error
+	GroupOf(ctx context.Context, gid, viewer string) (store.Group, bool, error)
+	UserGroups(ctx context.Context, uid string) ([]store.Group, error)
+	GroupMembers(ctx context.Context, gids []string, checks []store.MemberRef) (map[string][]string, []bool, error)
+	ClaimGroupMessages(ctx context.Context, ds []store.GroupDedup) ([]store.GroupClaim, error)
+	FinishGroupMessages(ctx context.Context, ds []store.GroupDedup) error
+	AddGroupReceipts(ctx context.Context, rs []store.GroupReceipt) ([]int, error)
+	GroupReceiptCounts(ctx context.Context, sender string, msgIDs []string) ([]store.ReceiptCount, error)
 }
 
 // Files keeps uploads (package files).
@@ -105,6 +122,8 @@ type Config struct {
 	// SyncLimit is the default and maximum number of entries in one SYNC
 	// answer (default 200).
 	SyncLimit int
+	// GroupMaxMembers bounds every group (default DefaultGroupMaxMembers).
+	GroupMaxMembers int
 
 	// CacheSize bounds each of the id->name and name->id caches (names never
 	// change, so entries never go stale). Default 65536.
@@ -156,6 +175,9 @@ func New(cfg Config) (*Router, error) {
 	}
 	if cfg.SyncLimit <= 0 {
 		cfg.SyncLimit = 200
+	}
+	if cfg.GroupMaxMembers <= 0 {
+		cfg.GroupMaxMembers = DefaultGroupMaxMembers
 	}
 	if cfg.CacheSize <= 0 {
 		cfg.CacheSize = 1 << 16

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -112,8 +113,9 @@ type scriptCall struct {
 	args []any
 }
 
-// Append stores entries, in order, as one pipeline of one script per entry
-// (seq, inbox and dedup of a recipient change atomically). The answer is
+// Append stores entries, in order, as pipelines (of up to maxPipeline
+// entries each: one round trip per thousand) of one script per entry (seq,
+// inbox and dedup of a recipient change atomically). The answer is
 // aligned with entries. On error some entries may be stored and others not:
 // the caller fails as a whole and a retry is deduplicated.
 func (s *Store) Append(ctx context.Context, entries []Append) ([]Appended, error) {
@@ -233,11 +235,29 @@ func (s *Store) InboxBefore(ctx context.Context, uid string, before uint64, n in
 	return out, nil
 }
 
-// evalAll runs script once per call in one pipeline of EVALSHA. Calls that
-// found the script missing (NOSCRIPT: a restarted or flushed Redis, or a new
-// cluster node) did not run; they go again with EVAL, which also caches the
-// script for next time.
+// maxPipeline bounds the commands of one pipeline: a group message to
+// thousands of members goes out as pipelines of this many appends, one
+// round trip each, so neither side buffers an unbounded batch.
+const maxPipeline = 1000
+
+// evalAll runs script once per call, in pipelines of EVALSHA of at most
+// maxPipeline calls each, one after the other (so a user's entries keep
+// their order). Calls that found the script missing (NOSCRIPT: a restarted
+// or flushed Redis, or a new cluster node) did not run; they go again with
+// EVAL, which also caches the script for next time.
 func (s *Store) evalAll(ctx context.Context, script *redis.Script, calls []scriptCall) ([]*redis.Cmd, error) {
+	res := make([]*redis.Cmd, 0, len(calls))
+	for chunk := range slices.Chunk(calls, maxPipeline) {
+		r, err := s.evalPipeline(ctx, script, chunk)
+		if err != nil {
+			return nil, err
+		}
+		res = append(res, r...)
+	}
+	return res, nil
+}
+
+func (s *Store) evalPipeline(ctx context.Context, script *redis.Script, calls []scriptCall) ([]*redis.Cmd, error) {
 	res := make([]*redis.Cmd, len(calls))
 	cmds, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, c := range calls {

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -169,30 +170,30 @@ func (s *Store) dropSessions(ctx context.Context, refs []SessionRef, minAge time
 	return dropped, s.repair(ctx, uids)
 }
 
-// Routes returns, in one round trip, the routes of uids (absent: no route).
+// Routes returns the routes of uids (absent: no route), one round trip per
+// maxPipeline users.
 func (s *Store) Routes(ctx context.Context, uids []string) (map[string]Route, error) {
 	out := make(map[string]Route, len(uids))
-	if len(uids) == 0 {
-		return out, nil
-	}
-	res := make([]*redis.SliceCmd, len(uids))
-	cmds, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, uid := range uids {
-			res[i] = p.HMGet(ctx, s.k.route(uid), "gw", "sid", "state", "at")
+	for chunk := range slices.Chunk(uids, maxPipeline) {
+		res := make([]*redis.SliceCmd, len(chunk))
+		cmds, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, uid := range chunk {
+				res[i] = p.HMGet(ctx, s.k.route(uid), "gw", "sid", "state", "at")
+			}
+			return nil
+		})
+		if err := pipeErr(err, cmds); err != nil {
+			return nil, err
 		}
-		return nil
-	})
-	if err := pipeErr(err, cmds); err != nil {
-		return nil, err
-	}
-	for i, c := range res {
-		v := c.Val()
-		if len(v) != 4 || str(v[1]) == "" {
-			continue
+		for i, c := range res {
+			v := c.Val()
+			if len(v) != 4 || str(v[1]) == "" {
+				continue
+			}
+			r := Route{Gateway: str(v[0]), Session: str(v[1]), State: str(v[2])}
+			r.Since, _ = strconv.ParseInt(str(v[3]), 10, 64)
+			out[chunk[i]] = r
 		}
-		r := Route{Gateway: str(v[0]), Session: str(v[1]), State: str(v[2])}
-		r.Since, _ = strconv.ParseInt(str(v[3]), 10, 64)
-		out[uids[i]] = r
 	}
 	return out, nil
 }

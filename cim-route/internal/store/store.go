@@ -1,10 +1,12 @@
 // Package store keeps the route service's shared state in Redis: accounts,
 // the route of each user (gateway, session, state), the online set
 // (login-status), the per-gateway user sets, the set of gateways that ever
-// held users, and every user's inbox (seq counter, entries, acknowledged seq,
-// dedup keys). Keys follow docs/ARCHITECTURE.md; per-user keys carry a {uid}
-// hash tag, every change to a route is one Lua compare-and-set on that one
-// key and every inbox append is one Lua script on that user's keys, so the
+// held users, every user's inbox (seq counter, entries, acknowledged seq,
+// dedup keys), and groups (record, members, invitations, each user's
+// groups, group message dedup and receipt sets). Keys follow docs/ARCHITECTURE.md; per-user keys carry a {uid}
+// hash tag and per-group keys a {gid} one; every change to a route is one
+// Lua compare-and-set on that one key, every inbox append is one Lua script
+// on that user's keys and every membership change one on that group's keys, so the
 // store also works on Redis Cluster. The sets are updated after
 // the route and repaired from it, so a race can leave a stale member (filtered
 // and cleaned lazily) but never drop a current one.
@@ -110,6 +112,19 @@ func (k keys) ack(id string) string      { return k.prefix + "ack:{" + id + "}" 
 
 // dedup is in the recipient's slot: dedup, seq and append are one script.
 func (k keys) dedup(id, key string) string { return k.prefix + "dedup:{" + id + "}:" + key }
+
+// Group keys: a group's own keys share the {gid} tag (one membership script
+// touches them all); the mirror, dedup and receipt keys are in a user's slot.
+func (k keys) groupSeq() string           { return k.prefix + "group:seq" }
+func (k keys) group(gid string) string    { return k.prefix + "group:{" + gid + "}" }
+func (k keys) gmembers(gid string) string { return k.prefix + "gmembers:{" + gid + "}" }
+func (k keys) ginvited(gid string) string { return k.prefix + "ginvited:{" + gid + "}" }
+func (k keys) ugroups(uid string) string  { return k.prefix + "ugroups:{" + uid + "}" }
+func (k keys) gdedup(uid, clientMsgID string) string {
+	return k.prefix + "gdedup:{" + uid + "}:" + clientMsgID
+}
+func (k keys) grd(uid, msgID string) string { return k.prefix + "grd:{" + uid + "}:" + msgID }
+func (k keys) grr(uid, msgID string) string { return k.prefix + "grr:{" + uid + "}:" + msgID }
 
 // unavailable wraps a Redis failure; redis.Nil is not one and callers handle
 // it before.
