@@ -30,10 +30,12 @@ deps:
 
 # test: everything CI checks — formatting, vet, generated code, all tests
 # (unit and e2e) with the race detector against real ZooKeeper, Redis and
-# slapd, then the fuzz targets for a bounded time each.
+# slapd, then the fuzz targets for a bounded time each, then the benchmark
+# workloads at small sizes as a smoke test (no thresholds).
 test: deps lint proto-check
 	$(GO) test $(TEST_FLAGS) $(foreach m,$(MODULES),./$(m)/...)
 	$(MAKE) fuzz
+	$(MAKE) bench-quick
 
 # fuzz: the frame decoder and the route's JSON handlers, $(FUZZ_TIME) each.
 fuzz:
