@@ -1,10 +1,12 @@
 package e2e
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gocim/gocim/cim-client/client"
 	"github.com/gocim/gocim/e2e/harness"
@@ -232,7 +234,10 @@ func findMessage(u *harness.User, gid, body string) *cimpb.Msg {
 func TestLargeGroupFanout(t *testing.T) {
 	const members = 1200
 	c := harness.Start(t, harness.Options{Gateways: 3, RouteArgs: []string{"--group-max-members", fmt.Sprint(members)}})
-	ctx := ctxT(t)
+	// Registering 1,200 users (bcrypt, race-built binaries, a busy CI
+	// machine) takes a while: one generous bound for the whole test.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
 	owner := c.Connect(t, "boss")
 	g, err := owner.CreateGroup(ctx, "everyone", false)
 	if err != nil {

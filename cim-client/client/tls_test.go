@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gocim/gocim/cim-client/internal/clienttest"
+	"github.com/gocim/gocim/internal/testenv"
 	"github.com/gocim/gocim/proto/cimpb"
 	"github.com/gocim/gocim/proto/codes"
 )
@@ -20,10 +21,10 @@ import (
 // verified against the CA for the host /login named, and the private HTTP
 // client trusts the same CA for an https:// route.
 func TestTLSToGatewayAndRoute(t *testing.T) {
-	ca := clienttest.NewCA(t)
-	gw := clienttest.NewTLSGateway(t, ca.ServerTLS(t))
+	ca := testenv.NewTLS(t)
+	gw := clienttest.NewTLSGateway(t, ca.ServerConfig())
 	gw.SetOnMsg(clienttest.Receipts)
-	route := clienttest.NewTLSRoute(t, ca.ServerTLS(t), gw)
+	route := clienttest.NewTLSRoute(t, ca.ServerConfig(), gw)
 	route.AddUser("alice", "secret1")
 	cfg := fastConfig(route.URL)
 	cfg.TLS = &tls.Config{RootCAs: ca.Pool}
@@ -58,8 +59,8 @@ func TestTLSToGatewayAndRoute(t *testing.T) {
 // TestTLSServerName: the certificate is checked for the gateway host from
 // /login unless Config.TLS.ServerName says otherwise.
 func TestTLSServerName(t *testing.T) {
-	ca := clienttest.NewCA(t)
-	gw := clienttest.NewTLSGateway(t, ca.ServerTLS(t, "gw.example.test")) // not for 127.0.0.1
+	ca := testenv.NewTLS(t, "gw.example.test") // not for 127.0.0.1
+	gw := clienttest.NewTLSGateway(t, ca.ServerConfig())
 	route := clienttest.NewRoute(t, gw)
 	route.AddUser("alice", "secret1")
 
@@ -81,8 +82,8 @@ func TestTLSServerName(t *testing.T) {
 // TestTLSMismatch: a plaintext client never logs in to a TLS gateway, a
 // TLS client not to a plaintext one, nor one whose CA it does not trust.
 func TestTLSMismatch(t *testing.T) {
-	ca, other := clienttest.NewCA(t), clienttest.NewCA(t)
-	tlsGW := clienttest.NewTLSGateway(t, ca.ServerTLS(t))
+	ca, other := testenv.NewTLS(t), testenv.NewTLS(t)
+	tlsGW := clienttest.NewTLSGateway(t, ca.ServerConfig())
 	plainGW := clienttest.NewGateway(t)
 	for _, tc := range []struct {
 		name      string

@@ -16,13 +16,15 @@ import (
 )
 
 // TLS is a throwaway certificate authority and a server certificate it
-// signed for 127.0.0.1, ::1 and localhost, written as PEM files into a test
-// directory.
+// signed (for 127.0.0.1, ::1 and localhost unless NewTLS was given hosts),
+// written as PEM files into a test directory.
 type TLS struct {
 	CAFile   string // the CA certificate
 	CertFile string // the server certificate
 	KeyFile  string // the server key
 	Pool     *x509.CertPool
+
+	cert tls.Certificate // CertFile and KeyFile, loaded
 }
 
 // ClientConfig trusts only the test CA.
@@ -30,9 +32,20 @@ func (x *TLS) ClientConfig() *tls.Config {
 	return &tls.Config{RootCAs: x.Pool, MinVersion: tls.VersionTLS12}
 }
 
-// NewTLS makes a CA and a server certificate valid for an hour.
-func NewTLS(t TB) *TLS {
+// ServerConfig serves the server certificate (CertFile, KeyFile), TLS 1.2
+// or later. Each call returns a new configuration.
+func (x *TLS) ServerConfig() *tls.Config {
+	return &tls.Config{Certificates: []tls.Certificate{x.cert}, MinVersion: tls.VersionTLS12}
+}
+
+// NewTLS makes a CA and a server certificate valid for an hour. The
+// certificate is for hosts (IP addresses or DNS names), or for 127.0.0.1,
+// ::1 and localhost when none are given.
+func NewTLS(t TB, hosts ...string) *TLS {
 	t.Helper()
+	if len(hosts) == 0 {
+		hosts = []string{"localhost", "127.0.0.1", "::1"}
+	}
 	dir := t.TempDir()
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -62,13 +75,18 @@ func NewTLS(t TB) *TLS {
 	}
 	leafTmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(2),
-		Subject:      pkix.Name{CommonName: "localhost"},
+		Subject:      pkix.Name{CommonName: hosts[0]},
 		NotBefore:    now.Add(-time.Minute),
 		NotAfter:     now.Add(time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+	}
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			leafTmpl.IPAddresses = append(leafTmpl.IPAddresses, ip)
+		} else {
+			leafTmpl.DNSNames = append(leafTmpl.DNSNames, h)
+		}
 	}
 	leafDER, err := x509.CreateCertificate(rand.Reader, leafTmpl, ca, &key.PublicKey, caKey)
 	if err != nil {
@@ -88,6 +106,9 @@ func NewTLS(t TB) *TLS {
 	writePEM(t, x.CAFile, "CERTIFICATE", caDER)
 	writePEM(t, x.CertFile, "CERTIFICATE", leafDER)
 	writePEM(t, x.KeyFile, "PRIVATE KEY", keyDER)
+	if x.cert, err = tls.LoadX509KeyPair(x.CertFile, x.KeyFile); err != nil {
+		t.Fatalf("test TLS files: %v", err)
+	}
 	return x
 }
 

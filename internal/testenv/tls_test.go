@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"testing"
 )
@@ -10,11 +11,10 @@ import (
 // trusts only the test CA, and not by one that does not.
 func TestTLS(t *testing.T) {
 	x := NewTLS(t)
-	cert, err := tls.LoadX509KeyPair(x.CertFile, x.KeyFile)
-	if err != nil {
+	if _, err := tls.LoadX509KeyPair(x.CertFile, x.KeyFile); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", x.ServerConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,5 +43,28 @@ func TestTLS(t *testing.T) {
 	if c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{}); err == nil {
 		c.Close()
 		t.Fatal("a client without the test CA trusted the server")
+	}
+}
+
+// TestTLSHosts: a certificate made for other hosts is valid for them only,
+// and a second CA does not trust the first one's certificate.
+func TestTLSHosts(t *testing.T) {
+	x := NewTLS(t, "gw.example.test", "10.1.2.3")
+	leaf, err := x509.ParseCertificate(x.ServerConfig().Certificates[0].Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []string{"gw.example.test", "10.1.2.3"} {
+		if _, err := leaf.Verify(x509.VerifyOptions{DNSName: h, Roots: x.Pool}); err != nil {
+			t.Errorf("%s: %v", h, err)
+		}
+	}
+	for _, h := range []string{"127.0.0.1", "localhost"} {
+		if _, err := leaf.Verify(x509.VerifyOptions{DNSName: h, Roots: x.Pool}); err == nil {
+			t.Errorf("the certificate for other hosts is valid for %s", h)
+		}
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{DNSName: "gw.example.test", Roots: NewTLS(t).Pool}); err == nil {
+		t.Error("another test CA trusted the certificate")
 	}
 }

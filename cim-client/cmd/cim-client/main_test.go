@@ -15,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/gocim/gocim/cim-client/internal/clienttest"
+	"github.com/gocim/gocim/internal/testenv"
 	"github.com/gocim/gocim/proto/cimpb"
 	"github.com/gocim/gocim/proto/codes"
 )
@@ -546,8 +547,8 @@ func TestSavePath(t *testing.T) {
 // and for an https:// --route; without --ca a certificate from an unknown
 // CA fails the login at once.
 func TestTLSFlags(t *testing.T) {
-	ca := clienttest.NewCA(t)
-	caFile := ca.WriteCert(t)
+	ca := testenv.NewTLS(t)
+	caFile := ca.CAFile
 	for _, tc := range []struct {
 		name       string
 		tlsGW      bool // the gateway speaks TLS
@@ -565,11 +566,11 @@ func TestTLSFlags(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			gw := clienttest.NewGateway(t)
 			if tc.tlsGW {
-				gw = clienttest.NewTLSGateway(t, ca.ServerTLS(t))
+				gw = clienttest.NewTLSGateway(t, ca.ServerConfig())
 			}
 			route := clienttest.NewRoute(t, gw)
 			if tc.httpsRoute {
-				route = clienttest.NewTLSRoute(t, ca.ServerTLS(t), gw)
+				route = clienttest.NewTLSRoute(t, ca.ServerConfig(), gw)
 			}
 			route.AddUser("alice", "secret1")
 			args := append([]string{"--route", route.URL, "--user", "alice", "--password", "secret1"}, tc.args...)

@@ -3,8 +3,9 @@
 // program without a cluster. They follow docs/ARCHITECTURE.md's contracts
 // but keep no real state: gateway tokens are plain "tok:<uid>:<name>:<sid>"
 // strings the fake gateway trusts, access tokens "acc:<uid>:<sid>" strings
-// the fake route checks against the user's current session. NewCA makes
-// certificates for the TLS variants (NewTLSGateway, NewTLSRoute).
+// the fake route checks against the user's current session. The TLS
+// variants (NewTLSGateway, NewTLSRoute) take a server configuration such
+// as internal/testenv's TLS.ServerConfig.
 //
 // Everything here is safe for concurrent use.
 package clienttest
@@ -60,10 +61,10 @@ func NewGateway(t testing.TB) *Gateway {
 	return newGateway(t, nil)
 }
 
-// NewTLSGateway is NewGateway speaking TLS with conf (e.g. CA.ServerTLS) on
-// its client port, like a gateway run with --tls-cert/--tls-key. A client
-// that does not speak TLS, or does not trust the certificate, never gets
-// to LOGIN.
+// NewTLSGateway is NewGateway speaking TLS with conf (e.g.
+// testenv.TLS.ServerConfig) on its client port, like a gateway run with
+// --tls-cert/--tls-key. A client that does not speak TLS, or does not trust
+// the certificate, never gets to LOGIN.
 func NewTLSGateway(t testing.TB, conf *tls.Config) *Gateway {
 	t.Helper()
 	return newGateway(t, conf)

@@ -87,7 +87,7 @@ func NewRoute(t testing.TB, gws ...*Gateway) *Route {
 	return newRoute(t, nil, gws)
 }
 
-// NewTLSRoute is NewRoute serving https with conf (e.g. CA.ServerTLS).
+// NewTLSRoute is NewRoute serving https with conf (e.g. testenv.TLS.ServerConfig).
 func NewTLSRoute(t testing.TB, conf *tls.Config, gws ...*Gateway) *Route {
 	t.Helper()
 	return newRoute(t, conf, gws)

@@ -1,16 +1,10 @@
 package gateway
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"io"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -18,76 +12,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gocim/gocim/internal/testenv"
 	"github.com/gocim/gocim/proto/cimpb"
 	"github.com/gocim/gocim/proto/codec"
 	"github.com/gocim/gocim/proto/codes"
 )
 
-// testPKI is a throwaway CA and a server certificate it signed for
-// 127.0.0.1, written as PEM files.
-type testPKI struct {
-	roots             *x509.CertPool
-	certFile, keyFile string
-}
-
-func newTestPKI(t *testing.T) *testPKI {
-	t.Helper()
-	now := time.Now()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "gocim test CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leafKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leafTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	leafDER, err := x509.CreateCertificate(rand.Reader, leafTmpl, ca, &leafKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(leafKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	p := &testPKI{roots: x509.NewCertPool(), certFile: filepath.Join(dir, "cert.pem"), keyFile: filepath.Join(dir, "key.pem")}
-	p.roots.AddCert(ca)
-	writePEM(t, p.certFile, "CERTIFICATE", leafDER)
-	writePEM(t, p.keyFile, "EC PRIVATE KEY", keyDER)
-	return p
-}
-
-func writePEM(t *testing.T, path, typ string, der []byte) {
-	t.Helper()
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func startTLSGateway(t *testing.T, pki *testPKI, mod func(*Config)) (*Gateway, *fakeRoute) {
+func startTLSGateway(t *testing.T, pki *testenv.TLS, mod func(*Config)) (*Gateway, *fakeRoute) {
 	t.Helper()
 	route := newFakeRoute(t)
 	g := startGateway(t, route.srv.URL, func(c *Config) {
-		c.TLSCert, c.TLSKey = pki.certFile, pki.keyFile
+		c.TLSCert, c.TLSKey = pki.CertFile, pki.KeyFile
 		if mod != nil {
 			mod(c)
 		}
@@ -97,13 +32,13 @@ func startTLSGateway(t *testing.T, pki *testPKI, mod func(*Config)) (*Gateway, *
 
 // dialTLS connects with cfg (ServerName 127.0.0.1 and the test CA unless
 // set) and finishes the handshake.
-func dialTLS(t *testing.T, g *Gateway, pki *testPKI, cfg *tls.Config) (*client, error) {
+func dialTLS(t *testing.T, g *Gateway, pki *testenv.TLS, cfg *tls.Config) (*client, error) {
 	t.Helper()
 	if cfg == nil {
 		cfg = &tls.Config{}
 	}
 	if cfg.RootCAs == nil {
-		cfg.RootCAs = pki.roots
+		cfg.RootCAs = pki.Pool
 	}
 	if cfg.ServerName == "" {
 		cfg.ServerName = "127.0.0.1"
@@ -120,7 +55,7 @@ func dialTLS(t *testing.T, g *Gateway, pki *testPKI, cfg *tls.Config) (*client, 
 // TestTLSLogin: with --tls-cert/--tls-key a client that trusts the CA logs
 // in and chats over TLS, with at least TLS 1.2.
 func TestTLSLogin(t *testing.T) {
-	pki := newTestPKI(t)
+	pki := testenv.NewTLS(t)
 	g, _ := startTLSGateway(t, pki, nil)
 	c, err := dialTLS(t, g, pki, nil)
 	if err != nil {
@@ -148,7 +83,7 @@ func TestTLSLogin(t *testing.T) {
 // TestTLSRefusesOthers: a plaintext client, a client that does not trust
 // the CA and a client limited to TLS 1.1 get no session.
 func TestTLSRefusesOthers(t *testing.T) {
-	pki := newTestPKI(t)
+	pki := testenv.NewTLS(t)
 	g, route := startTLSGateway(t, pki, nil)
 
 	plain := dial(t, g)
@@ -177,7 +112,7 @@ func TestTLSRefusesOthers(t *testing.T) {
 // client that finishes the handshake but sends no LOGIN gets LoginTimeout.
 func TestTLSHandshakeBoundByLoginTimeout(t *testing.T) {
 	const loginTimeout = 2 * time.Second
-	pki := newTestPKI(t)
+	pki := testenv.NewTLS(t)
 	g, _ := startTLSGateway(t, pki, func(c *Config) { c.LoginTimeout = loginTimeout })
 
 	start := time.Now()
@@ -235,12 +170,12 @@ func TestTLSHandshakeBoundByLoginTimeout(t *testing.T) {
 // TestTLSConfigErrors: a half TLS configuration or unreadable files stop
 // the gateway at startup.
 func TestTLSConfigErrors(t *testing.T) {
-	pki := newTestPKI(t)
+	pki := testenv.NewTLS(t)
 	for name, tc := range map[string]struct{ cert, key, want string }{
-		"cert only":    {pki.certFile, "", "give both or neither"},
-		"key only":     {"", pki.keyFile, "give both or neither"},
-		"missing file": {pki.certFile, filepath.Join(t.TempDir(), "nope.pem"), "--tls-cert/--tls-key"},
-		"swapped":      {pki.keyFile, pki.certFile, "--tls-cert/--tls-key"},
+		"cert only":    {pki.CertFile, "", "give both or neither"},
+		"key only":     {"", pki.KeyFile, "give both or neither"},
+		"missing file": {pki.CertFile, filepath.Join(t.TempDir(), "nope.pem"), "--tls-cert/--tls-key"},
+		"swapped":      {pki.KeyFile, pki.CertFile, "--tls-cert/--tls-key"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			cfg := DefaultConfig()
