@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -93,32 +92,12 @@ func connectOne(c *harness.Cluster, api *client.API, name string, onEvent func(*
 	return m, nil
 }
 
-// fanoutResult is one row of the group fan-out workload.
-type fanoutResult struct {
-	Workload      string  `json:"workload"`
-	Members       int     `json:"members"`
-	Gateways      int     `json:"gateways"`
-	Messages      int     `json:"messages"`
-	Deliveries    int64   `json:"deliveries"`
-	Seconds       float64 `json:"seconds"`
-	PerSecond     float64 `json:"deliveriesPerSecond"`
-	P50ms         float64 `json:"p50Ms"`
-	P99ms         float64 `json:"p99Ms"`
-	MaxMs         float64 `json:"maxMs"`
-	ClusterCPU    float64 `json:"clusterCpuCores"`
-	LoadgenCPU    float64 `json:"loadgenCpuCores"`
-	Missing       int64   `json:"missing"`
-	Duplicates    int64   `json:"duplicates"`
-	SetupSeconds  float64 `json:"setupSeconds"`
-	GatewayRSSMiB float64 `json:"gatewayRssMiB"`
-}
-
 // groupFanout: members users online over the cluster's gateways, all in one
 // group; the owner sends messages group messages back to back; every other
 // member must receive each exactly once. Measures deliveries per second from
 // the first send to the last delivery, and per-delivery latency (send call
 // to arrival).
-func groupFanout(t *run.T, c *harness.Cluster, members, messages int) fanoutResult {
+func groupFanout(t *run.T, c *harness.Cluster, members, messages int) row {
 	setup := time.Now()
 	prefix := "f" + strconv.Itoa(members) + "m"
 	sentAt := make([]atomic.Int64, messages)
@@ -194,17 +173,18 @@ func groupFanout(t *run.T, c *harness.Cluster, members, messages int) fanoutResu
 		end = time.Now()
 	}
 	secs := end.Sub(start).Seconds()
-	sort.Slice(lats, func(i, j int) bool { return lats[i] < lats[j] })
-	r := fanoutResult{
-		Workload: "group fan-out", Members: members, Gateways: len(c.Gateways), Messages: messages,
-		Deliveries: total.Load(), Seconds: secs, PerSecond: float64(total.Load()) / secs,
-		P50ms: ms1(pct(lats, 0.50)), P99ms: ms1(pct(lats, 0.99)), MaxMs: ms1(pct(lats, 1)),
-		ClusterCPU: clusterCPU, LoadgenCPU: loadCPU,
-		Missing: want - total.Load(), Duplicates: dups.Load(), SetupSeconds: setupSecs,
+	r := row{
+		Workload: "group fan-out", System: "gocim",
+		Setting: fmt.Sprintf("%d members, %d gateways, %d msgs back to back", members, len(c.Gateways), messages),
+		Sent:    int64(messages), Expected: want, Received: total.Load(), Seconds: secs,
+		Delivered:  float64(total.Load()) / secs,
+		ClusterCPU: cores(clusterCPU), LoadgenCPU: loadCPU,
+		Loss: want - total.Load(), Duplicates: dups.Load(), SetupSeconds: setupSecs,
 		GatewayRSSMiB: gatewayRSS(c) / (1 << 20),
 	}
-	if r.Missing != 0 || r.Duplicates != 0 {
-		t.Errorf("group fan-out to %d members: %d deliveries missing, %d duplicates", members, r.Missing, r.Duplicates)
+	r.latencies(lats)
+	if r.Loss != 0 || r.Duplicates != 0 {
+		t.Errorf("group fan-out to %d members: %d deliveries missing, %d duplicates", members, r.Loss, r.Duplicates)
 	}
 	for _, m := range ms {
 		cl := m.cl

@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -30,12 +31,20 @@ func main() {
 }
 
 type options struct {
-	quick    bool
-	groups   []int
-	messages int
-	gateways int
-	jsonPath string
+	quick     bool
+	workloads map[string]bool
+	groups    []int
+	messages  int
+	gateways  int
+	rates     []float64
+	pairs     int
+	duration  time.Duration
+	wait      time.Duration
+	peers     bool
+	jsonPath  string
 }
+
+var allWorkloads = []string{"fanout", "p2p"}
 
 func parse(args []string, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("gocim-bench", flag.ContinueOnError)
@@ -45,6 +54,12 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	groups := fs.String("groups", "", "group sizes for the fan-out workload, comma-separated (default 1000,5000; quick: 200)")
 	fs.IntVar(&o.messages, "messages", 0, "group messages per fan-out run (default 20; quick: 5)")
 	fs.IntVar(&o.gateways, "gateways", 3, "gateways in the cluster")
+	workloads := fs.String("workloads", strings.Join(allWorkloads, ","), "workloads to run, comma-separated: fanout, p2p")
+	rates := fs.String("rates", "", "offered rates (msg/s) for the p2p workload, comma-separated (default 1000,5000,20000; quick: 1000)")
+	fs.IntVar(&o.pairs, "pairs", 50, "sender/recipient pairs in the p2p workload")
+	fs.DurationVar(&o.duration, "duration", 0, "send window per p2p rate (default 10s; quick: 3s)")
+	fs.DurationVar(&o.wait, "wait", 10*time.Second, "how long after a p2p send window to wait for stragglers before counting loss")
+	fs.BoolVar(&o.peers, "peers", true, "also run the peers (embedded NATS for p2p)")
 	fs.StringVar(&o.jsonPath, "json", "bench/results/latest.json", "where to write the rows as JSON (empty: nowhere)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -68,6 +83,47 @@ func parse(args []string, stderr io.Writer) (options, error) {
 			o.messages = 5
 		}
 	}
+	o.workloads = map[string]bool{}
+	for _, s := range strings.Split(*workloads, ",") {
+		s = strings.TrimSpace(s)
+		if !slices.Contains(allWorkloads, s) {
+			return o, fmt.Errorf("--workloads: %q is not one of %s", s, strings.Join(allWorkloads, ", "))
+		}
+		o.workloads[s] = true
+	}
+	if *rates == "" {
+		*rates = "1000,5000,20000"
+		if o.quick {
+			*rates = "1000"
+		}
+	}
+	for _, s := range strings.Split(*rates, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 || n > 200000 {
+			return o, fmt.Errorf("--rates: %q is not a rate between 1 and 200000 msg/s", s)
+		}
+		o.rates = append(o.rates, float64(n))
+	}
+	if o.pairs < 1 || o.pairs > 5000 {
+		return o, fmt.Errorf("--pairs %d: want between 1 and 5000", o.pairs)
+	}
+	if o.duration == 0 {
+		o.duration = 10 * time.Second
+		if o.quick {
+			o.duration = 3 * time.Second
+		}
+	}
+	if o.duration < 100*time.Millisecond || o.duration > 10*time.Minute {
+		return o, fmt.Errorf("--duration %v: want between 100ms and 10m", o.duration)
+	}
+	for _, r := range o.rates {
+		if r*o.duration.Seconds() < float64(o.pairs) {
+			return o, fmt.Errorf("--rates %.0f over --duration %v gives the %d pairs less than one message each", r, o.duration, o.pairs)
+		}
+	}
+	if o.wait < 0 || o.wait > 5*time.Minute {
+		return o, fmt.Errorf("--wait %v: want between 0 and 5m", o.wait)
+	}
 	return o, nil
 }
 
@@ -78,19 +134,35 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	slog.SetDefault(log)
-	var rows []fanoutResult
+	var rows []row
+	began := time.Now()
 	code := run.Main(log, func(t *run.T) {
 		bin := buildBinaries(t)
 		os.Setenv("CIM_BIN_DIR", bin)
 		quiet := []string{"--log-level", "warn"}
-		for _, n := range o.groups {
-			fmt.Fprintf(stderr, "group fan-out: %d members over %d gateways, %d messages…\n", n, o.gateways, o.messages)
-			c := harness.Start(t, harness.Options{Gateways: o.gateways, RouteArgs: quiet, GatewayArgs: quiet})
-			rows = append(rows, groupFanout(t, c, n, o.messages))
+		if o.workloads["fanout"] {
+			for _, n := range o.groups {
+				fmt.Fprintf(stderr, "group fan-out: %d members over %d gateways, %d messages…\n", n, o.gateways, o.messages)
+				c := harness.Start(t, harness.Options{Gateways: o.gateways, RouteArgs: quiet, GatewayArgs: quiet})
+				rows = append(rows, groupFanout(t, c, n, o.messages))
+				stopCluster(c)
+			}
+		}
+		if o.workloads["p2p"] {
+			fmt.Fprintf(stderr, "p2p latency: %d pairs over 2 gateways, %v per rate, rates %v…\n", o.pairs, o.duration, o.rates)
+			c := harness.Start(t, harness.Options{Gateways: 2, RouteArgs: quiet, GatewayArgs: quiet})
+			rows = append(rows, p2pGocim(t, c, o.pairs, o.rates, o.duration, o.wait)...)
 			stopCluster(c)
+			if o.peers {
+				fmt.Fprintf(stderr, "p2p latency: embedded NATS…\n")
+				rows = append(rows, p2pNATS(t, o.pairs, o.rates, o.duration, o.wait)...)
+			}
 		}
 	})
-	printTable(stdout, rows)
+	order(rows)
+	compare(rows)
+	printTable(stdout, rows, fmt.Sprintf("%s, %d CPUs, %s (run took %.0f s)", runtime.Version(), runtime.NumCPU(),
+		time.Now().UTC().Format("2006-01-02"), time.Since(began).Seconds()))
 	if o.jsonPath != "" && len(rows) > 0 {
 		if err := writeJSON(o.jsonPath, rows); err != nil {
 			fmt.Fprintf(stderr, "write %s: %v\n", o.jsonPath, err)
@@ -127,18 +199,7 @@ func buildBinaries(t *run.T) string {
 	return dir
 }
 
-func printTable(w io.Writer, rows []fanoutResult) {
-	fmt.Fprintf(w, "\n%s, %d CPUs, %s\n\n", runtime.Version(), runtime.NumCPU(), time.Now().UTC().Format("2006-01-02"))
-	fmt.Fprintln(w, "| workload | members | gateways | messages | deliveries | deliveries/s | p50 ms | p99 ms | max ms | missing | dup | cluster CPU | loadgen CPU |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-	for _, r := range rows {
-		fmt.Fprintf(w, "| %s | %d | %d | %d | %d | %.0f | %.1f | %.1f | %.1f | %d | %d | %.2f | %.2f |\n",
-			r.Workload, r.Members, r.Gateways, r.Messages, r.Deliveries, r.PerSecond, r.P50ms, r.P99ms, r.MaxMs,
-			r.Missing, r.Duplicates, r.ClusterCPU, r.LoadgenCPU)
-	}
-}
-
-func writeJSON(path string, rows []fanoutResult) error {
+func writeJSON(path string, rows []row) error {
 	if !filepath.IsAbs(path) {
 		path = filepath.Join(harness.RepoRoot(), path)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"io"
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -20,6 +21,49 @@ func TestParse(t *testing.T) {
 		if _, err := parse([]string{"--groups", bad}, io.Discard); err == nil {
 			t.Errorf("--groups %s accepted", bad)
 		}
+	}
+}
+
+func TestParseWorkloads(t *testing.T) {
+	o, err := parse([]string{"--quick"}, io.Discard)
+	if err != nil || !o.workloads["fanout"] || !o.workloads["p2p"] || len(o.rates) != 1 || o.rates[0] != 1000 ||
+		o.duration != 3*time.Second || o.pairs != 50 || !o.peers {
+		t.Fatalf("quick: %+v %v", o, err)
+	}
+	o, err = parse(nil, io.Discard)
+	if err != nil || len(o.rates) != 3 || o.rates[2] != 20000 || o.duration != 10*time.Second {
+		t.Fatalf("default: %+v %v", o, err)
+	}
+	o, err = parse([]string{"--workloads", "p2p", "--rates", "500, 2000", "--pairs", "10", "--duration", "2s", "--peers=false"}, io.Discard)
+	if err != nil || o.workloads["fanout"] || !o.workloads["p2p"] || len(o.rates) != 2 || o.rates[1] != 2000 ||
+		o.pairs != 10 || o.duration != 2*time.Second || o.peers {
+		t.Fatalf("p2p only: %+v %v", o, err)
+	}
+	for _, bad := range [][]string{
+		{"--workloads", "idle"}, {"--workloads", ""}, {"--rates", "0"}, {"--rates", "x"},
+		{"--pairs", "0"}, {"--duration", "1ms"}, {"--rates", "10", "--duration", "1s"}, // 10 msgs for 50 pairs
+	} {
+		if _, err := parse(bad, io.Discard); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
+	}
+}
+
+func TestCompare(t *testing.T) {
+	rows := []row{
+		{Workload: "group fan-out", System: "gocim"},
+		{Workload: "p2p latency", System: "nats (embedded, no storage)", Offered: 1000, P50ms: 0.5, P99ms: 1, P999ms: 2},
+		{Workload: "p2p latency", System: "gocim", Offered: 1000, P50ms: 2, P99ms: 5, P999ms: 0},
+	}
+	order(rows)
+	compare(rows)
+	if rows[0].Workload != "group fan-out" || rows[1].System != "gocim" || rows[2].VsGocim != "gocim p50 ×4.0, p99 ×5.0, p99.9 ×0.0" {
+		t.Fatalf("%+v", rows)
+	}
+	var b strings.Builder
+	printTable(&b, rows, "hdr")
+	if !strings.Contains(b.String(), "| p2p latency | nats (embedded, no storage) |") || !strings.Contains(b.String(), "| - |") {
+		t.Fatalf("table:\n%s", b.String())
 	}
 }
 

@@ -1,0 +1,258 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gocim/gocim/bench/internal/run"
+	"github.com/gocim/gocim/cim-client/client"
+	"github.com/gocim/gocim/e2e/harness"
+)
+
+// p2pRun is one measurement of the private-message latency workload: pairs
+// senders, each sending perPair messages at an even pace, and the
+// recipients' view of what arrived. The same code measures gocim and NATS.
+type p2pRun struct {
+	id      int64 // tells this run's messages from an earlier run's stragglers
+	pairs   int
+	perPair int
+	every   time.Duration // pause between one sender's messages
+	dur     time.Duration
+
+	sent     atomic.Int64
+	received atomic.Int64
+	dups     atomic.Int64
+	last     atomic.Int64 // unix nanos of the latest arrival
+	recv     []pairRecv
+}
+
+type pairRecv struct {
+	mu   sync.Mutex
+	seen []bool
+	lats []time.Duration
+}
+
+var runIDs atomic.Int64
+
+func newP2PRun(pairs int, rate float64, dur time.Duration) *p2pRun {
+	perSender := rate / float64(pairs)
+	r := &p2pRun{
+		id: runIDs.Add(1), pairs: pairs, dur: dur,
+		every:   time.Duration(float64(time.Second) / perSender),
+		perPair: int(perSender * dur.Seconds()),
+		recv:    make([]pairRecv, pairs),
+	}
+	for i := range r.recv {
+		r.recv[i].seen = make([]bool, r.perPair)
+	}
+	return r
+}
+
+func (r *p2pRun) body(pair, seq int, now time.Time) string {
+	return fmt.Sprintf("p2p:%d:%d:%d:%d", r.id, pair, seq, now.UnixNano())
+}
+
+// arrived records a message body seen by a recipient at now.
+func (r *p2pRun) arrived(body string, now time.Time) {
+	f := strings.Split(body, ":")
+	if len(f) != 5 || f[0] != "p2p" {
+		return
+	}
+	id, err1 := strconv.ParseInt(f[1], 10, 64)
+	pair, err2 := strconv.Atoi(f[2])
+	seq, err3 := strconv.Atoi(f[3])
+	ns, err4 := strconv.ParseInt(f[4], 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil || err4 != nil || id != r.id ||
+		pair < 0 || pair >= r.pairs || seq < 0 || seq >= r.perPair {
+		return
+	}
+	p := &r.recv[pair]
+	p.mu.Lock()
+	if p.seen[seq] {
+		p.mu.Unlock()
+		r.dups.Add(1)
+		return
+	}
+	p.seen[seq] = true
+	p.lats = append(p.lats, now.Sub(time.Unix(0, ns)))
+	p.mu.Unlock()
+	r.received.Add(1)
+	for {
+		l := r.last.Load()
+		if now.UnixNano() <= l || r.last.CompareAndSwap(l, now.UnixNano()) {
+			break
+		}
+	}
+}
+
+// drive runs the senders: sender i calls send(i, body) every r.every,
+// starting at an offset so the pairs' sends interleave. A sender that falls
+// behind sends the late ones at once (the body carries the real send time);
+// none sends after 1.5 × the window, so the loop stops on its own even if
+// the system under test stalls.
+func (r *p2pRun) drive(send func(pair int, body string) error) (start time.Time, sendErrs int64) {
+	var wg sync.WaitGroup
+	var errs atomic.Int64
+	start = time.Now().Add(20 * time.Millisecond)
+	stop := start.Add(r.dur + r.dur/2)
+	for i := 0; i < r.pairs; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			first := start.Add(r.every * time.Duration(i) / time.Duration(r.pairs))
+			for k := 0; k < r.perPair; k++ {
+				if d := time.Until(first.Add(r.every * time.Duration(k))); d > 0 {
+					time.Sleep(d)
+				}
+				now := time.Now()
+				if now.After(stop) {
+					return
+				}
+				if err := send(i, r.body(i, k, now)); err != nil {
+					errs.Add(1)
+					continue
+				}
+				r.sent.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	return start, errs.Load()
+}
+
+// settle waits, at most wait, until every sent message arrived.
+func (r *p2pRun) settle(wait time.Duration) {
+	deadline := time.Now().Add(wait)
+	for r.received.Load() < r.sent.Load() && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// result turns the run into a row; the send window starts at start.
+func (r *p2pRun) result(system, setting string, rate float64, start time.Time) row {
+	var lats []time.Duration
+	for i := range r.recv {
+		lats = append(lats, r.recv[i].lats...)
+	}
+	end := time.Unix(0, r.last.Load())
+	if r.received.Load() < r.sent.Load() || end.Before(start) {
+		end = time.Now()
+	}
+	secs := end.Sub(start).Seconds()
+	expected := int64(r.pairs * r.perPair)
+	out := row{
+		Workload: "p2p latency", System: system, Setting: setting, Offered: rate,
+		Sent: r.sent.Load(), Expected: expected, Received: r.received.Load(), Seconds: secs,
+		Delivered: float64(r.received.Load()) / secs,
+		// Loss counts what was offered and never arrived, unsent included.
+		Loss: expected - r.received.Load(), Duplicates: r.dups.Load(),
+	}
+	out.latencies(lats)
+	return out
+}
+
+// p2pGocim runs the private-message latency workload on a cluster of (at
+// least) two gateways at each rate: pairs users send to pairs users on
+// another gateway, one shared set of connections for all rates.
+func p2pGocim(t *run.T, c *harness.Cluster, pairs int, rates []float64, dur, wait time.Duration) []row {
+	var cur atomic.Pointer[p2pRun]
+	var role sync.Map // *member → "sender" / "recipient"
+	var discSend, discRecv atomic.Int64
+	onEvent := func(m *member, e client.Event) {
+		if e.Kind == client.EventDisconnected {
+			switch v, _ := role.Load(m); v {
+			case "sender":
+				discSend.Add(1)
+			case "recipient":
+				discRecv.Add(1)
+			}
+			return
+		}
+		if e.Kind != client.EventMessage || e.Msg == nil || e.Msg.Group != "" {
+			return
+		}
+		now := time.Now()
+		if r := cur.Load(); r != nil {
+			r.arrived(string(e.Msg.Body), now)
+		}
+	}
+	setup := time.Now()
+	// One spare user per side, so that an uneven spread still makes pairs.
+	ms := connectAll(t, c, "p2p", 2*pairs+2, 16, onEvent)
+	byGW := map[string][]*member{}
+	var gws []string
+	for _, m := range ms {
+		g := m.cl.Info().Gateway
+		if byGW[g] == nil {
+			gws = append(gws, g)
+		}
+		byGW[g] = append(byGW[g], m)
+	}
+	var senders, recipients []*member
+	cross := len(gws) >= 2
+	if cross {
+		a, b := byGW[gws[0]], byGW[gws[1]]
+		n := min(len(a), len(b), pairs)
+		senders, recipients = a[:n], b[:n]
+	} else {
+		n := min(len(ms)/2, pairs)
+		senders, recipients = ms[:n], ms[n:2*n]
+	}
+	pairs = len(senders)
+	for i := range senders {
+		role.Store(senders[i], "sender")
+		role.Store(recipients[i], "recipient")
+	}
+	setupSecs := time.Since(setup).Seconds()
+	where := "sender and recipient on different gateways"
+	if !cross {
+		where = "ALL ON ONE GATEWAY"
+	}
+
+	var rows []row
+	for _, rate := range rates {
+		r := newP2PRun(pairs, rate, dur)
+		cur.Store(r)
+		discSend.Store(0)
+		discRecv.Store(0)
+		ctx, cancel := context.WithTimeout(context.Background(), dur+time.Minute)
+		cpu := startCPU(clusterPIDs(c))
+		start, errs := r.drive(func(i int, body string) error {
+			_, err := senders[i].cl.Send(ctx, recipients[i].name, body)
+			return err
+		})
+		r.settle(wait)
+		clusterCPU, loadCPU := cpu.stop()
+		cancel()
+		pending := 0
+		for _, s := range senders {
+			pending += s.cl.Pending()
+		}
+		out := r.result("gocim", fmt.Sprintf("%d pairs, %s, %v window; Send: stored + pushed", pairs, where, dur), rate, start)
+		out.ClusterCPU, out.LoadgenCPU = cores(clusterCPU), loadCPU
+		out.SetupSeconds = setupSecs
+		out.GatewayRSSMiB = gatewayRSS(c) / (1 << 20)
+		if n, m := discSend.Load(), discRecv.Load(); n+m > 0 {
+			out.Setting += fmt.Sprintf("; links lost and re-made: %d senders, %d recipients", n, m)
+		}
+		if errs > 0 || pending > 0 {
+			out.Setting += fmt.Sprintf("; %d send errors, %d unanswered at the end", errs, pending)
+		}
+		if out.Loss != 0 || out.Duplicates != 0 {
+			t.Errorf("p2p at %.0f/s: %d lost (%d of %d sent), %d duplicates", rate, out.Loss, out.Sent-out.Received, out.Sent, out.Duplicates)
+		}
+		rows = append(rows, out)
+		cur.Store(nil)
+	}
+	closeCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, m := range ms {
+		m.cl.Close(closeCtx)
+	}
+	return rows
+}

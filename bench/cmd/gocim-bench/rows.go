@@ -1,0 +1,119 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// row is one line of the results table: one workload at one setting on one
+// system. Every workload maps its result into this shape so that gocim and
+// its peers sit in one table.
+type row struct {
+	Workload string `json:"workload"`
+	System   string `json:"system"`
+	Setting  string `json:"setting"`
+	// Offered is the offered rate in messages per second; 0 when the
+	// workload sends as fast as it can (group fan-out).
+	Offered    float64 `json:"offeredPerSecond"`
+	Sent       int64   `json:"sent"`
+	Expected   int64   `json:"expected"` // deliveries that should arrive
+	Received   int64   `json:"received"` // distinct deliveries that arrived
+	Seconds    float64 `json:"seconds"`
+	Delivered  float64 `json:"deliveredPerSecond"`
+	P50ms      float64 `json:"p50Ms"`
+	P99ms      float64 `json:"p99Ms"`
+	P999ms     float64 `json:"p999Ms"`
+	MaxMs      float64 `json:"maxMs"`
+	Loss       int64   `json:"loss"`
+	Duplicates int64   `json:"duplicates"`
+	// ClusterCPU is nil when the system runs inside the load generator
+	// (embedded NATS): its CPU is then part of LoadgenCPU.
+	ClusterCPU    *float64 `json:"clusterCpuCores"`
+	LoadgenCPU    float64  `json:"loadgenCpuCores"`
+	VsGocim       string   `json:"vsGocim,omitempty"`
+	SetupSeconds  float64  `json:"setupSeconds,omitempty"`
+	GatewayRSSMiB float64  `json:"gatewayRssMiB,omitempty"`
+}
+
+// latencies fills the percentile fields from unsorted latencies.
+func (r *row) latencies(lats []time.Duration) {
+	sort.Slice(lats, func(i, j int) bool { return lats[i] < lats[j] })
+	r.P50ms = ms1(pct(lats, 0.50))
+	r.P99ms = ms1(pct(lats, 0.99))
+	r.P999ms = ms1(pct(lats, 0.999))
+	r.MaxMs = ms1(pct(lats, 1))
+}
+
+func cores(f float64) *float64 { return &f }
+
+// compare fills VsGocim on every peer row that has a gocim row of the same
+// workload and offered rate: how many times the peer's latency gocim's is.
+func compare(rows []row) {
+	for i := range rows {
+		p := &rows[i]
+		if p.System == "gocim" {
+			continue
+		}
+		for _, g := range rows {
+			if g.System == "gocim" && g.Workload == p.Workload && g.Offered == p.Offered {
+				p.VsGocim = fmt.Sprintf("gocim p50 %s, p99 %s, p99.9 %s",
+					ratio(g.P50ms, p.P50ms), ratio(g.P99ms, p.P99ms), ratio(g.P999ms, p.P999ms))
+				break
+			}
+		}
+	}
+}
+
+func ratio(ours, theirs float64) string {
+	if theirs <= 0 {
+		return "-"
+	}
+	return "×" + strconv.FormatFloat(ours/theirs, 'f', 1, 64)
+}
+
+// order puts rows of one workload together, by offered rate, gocim first.
+func order(rows []row) {
+	first := map[string]int{}
+	for i, r := range rows {
+		if _, ok := first[r.Workload]; !ok {
+			first[r.Workload] = i
+		}
+	}
+	sort.SliceStable(rows, func(i, j int) bool {
+		a, b := rows[i], rows[j]
+		if a.Workload != b.Workload {
+			return first[a.Workload] < first[b.Workload]
+		}
+		if a.Offered != b.Offered {
+			return a.Offered < b.Offered
+		}
+		return a.System == "gocim" && b.System != "gocim"
+	})
+}
+
+func printTable(w io.Writer, rows []row, header string) {
+	fmt.Fprintf(w, "\n%s\n\n", header)
+	fmt.Fprintln(w, "| workload | system | setting | rate/s offered | delivered/s | p50 ms | p99 ms | p99.9 ms | loss | dup | cluster CPU | loadgen CPU | vs gocim |")
+	fmt.Fprintln(w, "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+	for _, r := range rows {
+		offered := "-"
+		if r.Offered > 0 {
+			offered = strconv.FormatFloat(r.Offered, 'f', 0, 64)
+		}
+		cluster := "-"
+		if r.ClusterCPU != nil {
+			cluster = fmt.Sprintf("%.2f", *r.ClusterCPU)
+		}
+		vs := r.VsGocim
+		if vs == "" {
+			vs = "-"
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %.0f | %.2f | %.2f | %.2f | %d | %d | %s | %.2f | %s |\n",
+			r.Workload, r.System, strings.ReplaceAll(r.Setting, "|", "/"), offered, r.Delivered,
+			r.P50ms, r.P99ms, r.P999ms, r.Loss, r.Duplicates, cluster, r.LoadgenCPU, vs)
+	}
+}
