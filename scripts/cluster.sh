@@ -54,7 +54,7 @@ zk_classpath() {
 }
 
 start() {
-  "$root/scripts/deps.sh"
+  "$root/scripts/deps.sh" run
   for b in cim-server cim-route cim-client; do
     [ -x "$bin/$b" ] || { echo "missing $bin/$b: run 'make build' first" >&2; exit 1; }
   done

@@ -2,11 +2,13 @@
 # Installs what gocim's cluster and tests need from the system package manager
 # when it is missing: ZooKeeper (plus a Java runtime), Redis, OpenLDAP's slapd
 # (the LDAP authenticator's tests) and — with the argument "protoc" — the
-# protobuf compiler. Safe to run again.
+# protobuf compiler; with "run", only what a local cluster needs (ZooKeeper,
+# Redis). Safe to run again.
 set -euo pipefail
 
 want=(zookeeper redis-server slapd)
 [ "${1:-}" = protoc ] && want=(protobuf-compiler)
+[ "${1:-}" = run ] && want=(zookeeper redis-server)
 
 missing=()
 for pkg in "${want[@]}"; do
