@@ -41,10 +41,11 @@ type options struct {
 	duration  time.Duration
 	wait      time.Duration
 	peers     bool
+	idle      int
 	jsonPath  string
 }
 
-var allWorkloads = []string{"fanout", "p2p"}
+var allWorkloads = []string{"fanout", "p2p", "idle"}
 
 func parse(args []string, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("gocim-bench", flag.ContinueOnError)
@@ -54,12 +55,13 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	groups := fs.String("groups", "", "group sizes for the fan-out workload, comma-separated (default 1000,5000; quick: 200)")
 	fs.IntVar(&o.messages, "messages", 0, "group messages per fan-out run (default 20; quick: 5)")
 	fs.IntVar(&o.gateways, "gateways", 3, "gateways in the cluster")
-	workloads := fs.String("workloads", strings.Join(allWorkloads, ","), "workloads to run, comma-separated: fanout, p2p")
+	workloads := fs.String("workloads", strings.Join(allWorkloads, ","), "workloads to run, comma-separated: fanout, p2p, idle")
 	rates := fs.String("rates", "", "offered rates (msg/s) for the p2p workload, comma-separated (default 1000,5000,20000; quick: 1000)")
 	fs.IntVar(&o.pairs, "pairs", 50, "sender/recipient pairs in the p2p workload")
 	fs.DurationVar(&o.duration, "duration", 0, "send window per p2p rate (default 10s; quick: 3s)")
 	fs.DurationVar(&o.wait, "wait", 10*time.Second, "how long after a p2p send window to wait for stragglers before counting loss")
 	fs.BoolVar(&o.peers, "peers", true, "also run the peers (embedded NATS for p2p)")
+	fs.IntVar(&o.idle, "idle", 0, "idle connections on one gateway for the idle workload, at most 15000 (default 10000; quick: 1000)")
 	fs.StringVar(&o.jsonPath, "json", "bench/results/latest.json", "where to write the rows as JSON (empty: nowhere)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -124,6 +126,17 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	if o.wait < 0 || o.wait > 5*time.Minute {
 		return o, fmt.Errorf("--wait %v: want between 0 and 5m", o.wait)
 	}
+	if o.idle == 0 {
+		o.idle = 10000
+		if o.quick {
+			o.idle = 1000
+		}
+	}
+	// Open files are capped at 20,000 per process here; one load generator
+	// holds every idle client (plus the warm-up ones).
+	if o.idle < 1 || o.idle > 15000 {
+		return o, fmt.Errorf("--idle %d: want between 1 and 15000 connections", o.idle)
+	}
 	return o, nil
 }
 
@@ -157,6 +170,12 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 				fmt.Fprintf(stderr, "p2p latency: embedded NATS…\n")
 				rows = append(rows, p2pNATS(t, o.pairs, o.rates, o.duration, o.wait)...)
 			}
+		}
+		if o.workloads["idle"] {
+			fmt.Fprintf(stderr, "idle connections: %d (after %d warm-up) on 1 gateway…\n", o.idle, idleWarmup)
+			c := harness.Start(t, harness.Options{Gateways: 1, RouteArgs: quiet, GatewayArgs: quiet})
+			rows = append(rows, idleConnections(t, c, o.idle))
+			stopCluster(c)
 		}
 	})
 	order(rows)

@@ -40,11 +40,31 @@ func TestParseWorkloads(t *testing.T) {
 		t.Fatalf("p2p only: %+v %v", o, err)
 	}
 	for _, bad := range [][]string{
-		{"--workloads", "idle"}, {"--workloads", ""}, {"--rates", "0"}, {"--rates", "x"},
+		{"--workloads", "bogus"}, {"--workloads", ""}, {"--rates", "0"}, {"--rates", "x"},
 		{"--pairs", "0"}, {"--duration", "1ms"}, {"--rates", "10", "--duration", "1s"}, // 10 msgs for 50 pairs
 	} {
 		if _, err := parse(bad, io.Discard); err == nil {
 			t.Errorf("%v accepted", bad)
+		}
+	}
+}
+
+func TestParseIdle(t *testing.T) {
+	o, err := parse(nil, io.Discard)
+	if err != nil || o.idle != 10000 || !o.workloads["idle"] {
+		t.Fatalf("default: %+v %v", o, err)
+	}
+	o, err = parse([]string{"--quick"}, io.Discard)
+	if err != nil || o.idle != 1000 || !o.workloads["idle"] {
+		t.Fatalf("quick: %+v %v", o, err)
+	}
+	o, err = parse([]string{"--workloads", "idle", "--idle", "15000"}, io.Discard)
+	if err != nil || o.idle != 15000 || !o.workloads["idle"] || o.workloads["fanout"] || o.workloads["p2p"] {
+		t.Fatalf("idle only: %+v %v", o, err)
+	}
+	for _, bad := range []string{"-1", "15001", "x"} {
+		if _, err := parse([]string{"--idle", bad}, io.Discard); err == nil {
+			t.Errorf("--idle %s accepted", bad)
 		}
 	}
 }

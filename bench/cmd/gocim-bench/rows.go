@@ -37,6 +37,17 @@ type row struct {
 	VsGocim       string   `json:"vsGocim,omitempty"`
 	SetupSeconds  float64  `json:"setupSeconds,omitempty"`
 	GatewayRSSMiB float64  `json:"gatewayRssMiB,omitempty"`
+	// Idle-connection workload: connections made after the warm-up, the
+	// gateway's RSS growth per connection in KiB, logins per second, and
+	// the gateway's RSS before and after the warm-up.
+	Connections        int     `json:"connections,omitempty"`
+	RSSPerConnKiB      float64 `json:"rssPerConnKiB,omitempty"`
+	ConnectsPerSecond  float64 `json:"connectsPerSecond,omitempty"`
+	GatewayRSSStartMiB float64 `json:"gatewayRssStartMiB,omitempty"`
+	GatewayRSSWarmMiB  float64 `json:"gatewayRssWarmMiB,omitempty"`
+	// Result is a free-text summary for workloads whose numbers do not fit
+	// the message columns (shown in the table's last column).
+	Result string `json:"result,omitempty"`
 }
 
 // latencies fills the percentile fields from unsorted latencies.
@@ -97,8 +108,8 @@ func order(rows []row) {
 
 func printTable(w io.Writer, rows []row, header string) {
 	fmt.Fprintf(w, "\n%s\n\n", header)
-	fmt.Fprintln(w, "| workload | system | setting | rate/s offered | delivered/s | p50 ms | p99 ms | p99.9 ms | loss | dup | cluster CPU | loadgen CPU | vs gocim |")
-	fmt.Fprintln(w, "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+	fmt.Fprintln(w, "| workload | system | setting | rate/s offered | delivered/s | p50 ms | p99 ms | p99.9 ms | loss | dup | cluster CPU | loadgen CPU | vs gocim | result |")
+	fmt.Fprintln(w, "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
 	for _, r := range rows {
 		offered := "-"
 		if r.Offered > 0 {
@@ -112,8 +123,18 @@ func printTable(w io.Writer, rows []row, header string) {
 		if vs == "" {
 			vs = "-"
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %.0f | %.2f | %.2f | %.2f | %d | %d | %s | %.2f | %s |\n",
-			r.Workload, r.System, strings.ReplaceAll(r.Setting, "|", "/"), offered, r.Delivered,
-			r.P50ms, r.P99ms, r.P999ms, r.Loss, r.Duplicates, cluster, r.LoadgenCPU, vs)
+		result := r.Result
+		if result == "" {
+			result = "-"
+		}
+		// Message columns: "-" for a workload that sends no messages.
+		msgs := []string{"-", "-", "-", "-", "-", "-"}
+		if r.Sent > 0 || r.Expected > 0 {
+			msgs = []string{fmt.Sprintf("%.0f", r.Delivered), fmt.Sprintf("%.2f", r.P50ms), fmt.Sprintf("%.2f", r.P99ms),
+				fmt.Sprintf("%.2f", r.P999ms), strconv.FormatInt(r.Loss, 10), strconv.FormatInt(r.Duplicates, 10)}
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %.2f | %s | %s |\n",
+			r.Workload, r.System, strings.ReplaceAll(r.Setting, "|", "/"), offered, strings.Join(msgs, " | "),
+			cluster, r.LoadgenCPU, vs, strings.ReplaceAll(result, "|", "/"))
 	}
 }

@@ -48,16 +48,19 @@ type Gateway struct {
 	secrets *internalauth.Secrets
 	tlsCfg  *tls.Config // nil: the client port is plain TCP
 
-	id       string
-	ln       net.Listener
-	httpLn   net.Listener
-	httpSrv  *http.Server
-	route    *routeclient.Client
-	batcher  *uplink.Batcher
-	offline  *offline.Queue
-	registry *registry.Registry
-	connCfg  *conn.Config
-	hub      *hub.Hub[*conn.Conn]
+	id      string
+	ln      net.Listener
+	httpLn  net.Listener
+	httpSrv *http.Server
+	route   *routeclient.Client
+	batcher *uplink.Batcher
+	offline *offline.Queue
+	// sameSession holds connections kicked by a newer connection of the
+	// same session, until they exit.
+	sameSession sync.Map // *conn.Conn → struct{}
+	registry    *registry.Registry
+	connCfg     *conn.Config
+	hub         *hub.Hub[*conn.Conn]
 
 	ctx    context.Context // cancelled when Shutdown gives up waiting
 	cancel context.CancelFunc
@@ -313,6 +316,11 @@ func (g *Gateway) Register(c *conn.Conn) {
 	if old, replaced := g.hub.Put(c); replaced {
 		g.log.Debug("user logged in again here; kicking the older connection",
 			"user", c.UserID(), "old_session", old.SessionID(), "session", c.SessionID())
+		if old.SessionID() == c.SessionID() {
+			// Its exit must not log the session off: it lives on in c,
+			// even if c is gone from the hub by the time old exits.
+			g.sameSession.Store(old, struct{}{})
+		}
 		old.CloseWith(kickFrame("logged in again"))
 	}
 }
@@ -333,6 +341,9 @@ func (g *Gateway) Closed(c *conn.Conn, wasOnline bool) {
 	}
 	// A connection replaced by a newer one of the same session (a client
 	// reconnecting with the same token) must not log that session off.
+	if _, replaced := g.sameSession.LoadAndDelete(c); replaced {
+		return
+	}
 	if cur, ok := g.hub.Get(c.UserID()); ok && cur != c && cur.SessionID() == c.SessionID() {
 		return
 	}
