@@ -3,32 +3,31 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gocim/gocim/bench/internal/run"
 	"github.com/gocim/gocim/cim-client/client"
 	"github.com/gocim/gocim/e2e/harness"
-	"github.com/gocim/gocim/proto/codes"
 )
 
 const (
 	idleWarmup = 100             // connections made before the baseline RSS
 	idleSettle = 2 * time.Second // wait after the connections show up in /healthz
 	idleCPUWin = 5 * time.Second // window for the idle CPU reading
-	idlePar    = 16              // concurrent registrations/logins
+	idlePar    = 16              // concurrent registrations/logins in this process
 )
 
 // idleConnections: one gateway; after a warm-up of idleWarmup clients, n
-// more SDK clients log in (default heartbeat) and stay idle. Measures the
-// login rate of the n, the gateway's RSS growth per connection (from
-// /proc, after /healthz reports them all and a short settle) and the
-// gateway's and the load generator's CPU while everything idles.
-func idleConnections(t *run.T, c *harness.Cluster, n int) row {
+// more SDK clients log in (default heartbeat) and stay idle: in this
+// process when procs is 0, else spread over procs load-generator children
+// (loadgen.go), each dialing from its own 127.0.0.x. Measures the login
+// rate of the n, the gateway's RSS growth per connection (from /proc,
+// after /healthz reports them all and a short settle) and the gateway's
+// and the load generators' CPU while everything idles.
+func idleConnections(t *run.T, c *harness.Cluster, n, procs int) row {
 	if len(c.Gateways) != 1 {
 		t.Fatalf("idle workload wants 1 gateway, cluster has %d", len(c.Gateways))
 	}
@@ -40,20 +39,19 @@ func idleConnections(t *run.T, c *harness.Cluster, n int) row {
 	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: idlePar * 2}}
 	defer hc.CloseIdleConnections()
 	api := client.NewAPI(c.Route.URL, hc)
-	name := func(i int) string { return fmt.Sprintf("idle%d-%05d", n, i) }
+	prefix := fmt.Sprintf("idle%d-", n)
 	total := idleWarmup + n
-	parallel(t, "register", total, func(ctx context.Context, i int) error {
-		_, err := api.Register(ctx, name(i), harness.Password)
-		var apiErr *client.APIError
-		if err != nil && !(errors.As(err, &apiErr) && apiErr.Code == codes.BadAccount) {
-			return err
-		}
-		return nil
+	local := total // clients this process holds
+	if procs > 0 {
+		local = idleWarmup
+	}
+	parallel(t, "register", local, func(ctx context.Context, i int) error {
+		return register(ctx, api, idleName(prefix, i))
 	})
-	cls := make([]*client.Client, total)
+	cls := make([]*client.Client, local)
 	defer closeAll(cls)
 	login := func(ctx context.Context, i int) error {
-		cl, err := client.New(client.Config{RouteURL: c.Route.URL, UserName: name(i), Password: harness.Password, HTTPClient: hc})
+		cl, err := client.New(client.Config{RouteURL: c.Route.URL, UserName: idleName(prefix, i), Password: harness.Password, HTTPClient: hc})
 		if err != nil {
 			return err
 		}
@@ -66,7 +64,13 @@ func idleConnections(t *run.T, c *harness.Cluster, n int) row {
 	}
 	rssStart, _ := rssOf(pid)
 	parallel(t, "warm-up login", idleWarmup, login)
-	waitConnections(t, g.HTTPAddr, idleWarmup)
+	waitConnections(t, g.HTTPAddr, idleWarmup, time.Minute)
+	var lgs []*loadgen
+	if procs > 0 {
+		lgs = startLoadgens(t, c.Route.URL, prefix, idleWarmup, n, procs)
+		defer stopLoadgens(lgs)
+		awaitLoadgens(t, lgs, "registered ", 10*time.Minute)
+	}
 	time.Sleep(idleSettle)
 	rssWarm, err := rssOf(pid)
 	if err != nil {
@@ -75,62 +79,57 @@ func idleConnections(t *run.T, c *harness.Cluster, n int) row {
 	setupSecs := time.Since(setup).Seconds()
 
 	start := time.Now()
-	parallel(t, "login", n, func(ctx context.Context, i int) error { return login(ctx, idleWarmup+i) })
+	if procs == 0 {
+		parallel(t, "login", n, func(ctx context.Context, i int) error { return login(ctx, idleWarmup+i) })
+	} else {
+		for j, lg := range lgs {
+			if _, err := fmt.Fprintln(lg.stdin, "login"); err != nil {
+				t.Fatalf("loadgen %d: %v", j, err)
+			}
+		}
+		awaitLoadgens(t, lgs, "ready ", 10*time.Minute)
+	}
 	connectSecs := time.Since(start).Seconds()
-	waitConnections(t, g.HTTPAddr, total)
+	waitConnections(t, g.HTTPAddr, total, time.Minute)
 	time.Sleep(idleSettle)
 	rssAfter, err := rssOf(pid)
 	if err != nil {
 		t.Fatalf("gateway RSS: %v", err)
 	}
+	fds, fdCap := openFiles(pid)
 	cpu := startCPU([]int{pid})
+	lgCPU := startCPU(pidsOf(lgs))
 	time.Sleep(idleCPUWin)
-	gwCPU, loadCPU := cpu.stop()
-	if got := healthzConnections(g.HTTPAddr); got != total {
-		t.Errorf("idle: gateway reports %d connections after the idle window, want %d", got, total)
+	gwCPU, selfCPU := cpu.stop()
+	childCPU, _ := lgCPU.stop()
+	held := healthzConnections(g.HTTPAddr)
+	if held != total {
+		t.Errorf("idle: gateway reports %d connections after the idle window, want %d", held, total)
 	}
 
 	perConn := float64(rssAfter-rssWarm) / float64(n) / 1024
 	rate := float64(n) / connectSecs
+	gens := "1 load generator (in-process)"
+	if procs > 0 {
+		gens = fmt.Sprintf("%d load-generator processes (127.0.0.2–%d)", procs, 1+procs)
+	}
 	return row{
 		Workload: "idle connections", System: "gocim",
-		Setting:    fmt.Sprintf("%d connections on 1 gateway, heartbeat 1m", n),
+		Setting:    fmt.Sprintf("%d connections on 1 gateway, heartbeat 1m, %s", n, gens),
 		Seconds:    connectSecs,
-		ClusterCPU: cores(gwCPU), LoadgenCPU: loadCPU,
+		ClusterCPU: cores(gwCPU), LoadgenCPU: selfCPU + childCPU,
 		SetupSeconds: setupSecs, GatewayRSSMiB: float64(rssAfter) / (1 << 20),
 		Connections: n, RSSPerConnKiB: perConn, ConnectsPerSecond: rate,
 		GatewayRSSStartMiB: float64(rssStart) / (1 << 20), GatewayRSSWarmMiB: float64(rssWarm) / (1 << 20),
-		Result: fmt.Sprintf("%.1f KiB RSS/conn, %.0f connects/s, gateway RSS %.0f MiB (%.0f after warm-up); CPU is the gateway's over %v idle",
-			perConn, rate, float64(rssAfter)/(1<<20), float64(rssWarm)/(1<<20), idleCPUWin),
+		Result: fmt.Sprintf("%.1f KiB RSS/conn, %.0f connects/s, gateway RSS %.0f MiB (%.0f after warm-up), held %d of %d (warm-up included), gateway open files %d of %d; CPU is the gateway's over %v idle",
+			perConn, rate, float64(rssAfter)/(1<<20), float64(rssWarm)/(1<<20), held, total, fds, fdCap, idleCPUWin),
 	}
 }
 
 // parallel runs f(0…n-1), idlePar at a time; the first error is fatal.
 func parallel(t *run.T, what string, n int, f func(ctx context.Context, i int) error) {
-	var wg sync.WaitGroup
-	var next, failed atomic.Int64
-	var firstErr atomic.Value
-	for w := 0; w < idlePar; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-				if err := f(ctx, i); err != nil {
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, fmt.Errorf("%d: %w", i, err))
-				}
-				cancel()
-			}
-		}()
-	}
-	wg.Wait()
-	if failed.Load() > 0 {
-		t.Fatalf("%s: %d of %d failed, first: %v", what, failed.Load(), n, firstErr.Load())
+	if failed, err := runParallel(n, idlePar, f); err != nil {
+		t.Fatalf("%s: %d of %d failed, first: %v", what, failed, n, err)
 	}
 }
 
@@ -174,8 +173,8 @@ func healthzConnections(addr string) int {
 	return h.Connections
 }
 
-func waitConnections(t *run.T, addr string, want int) {
-	deadline := time.Now().Add(time.Minute)
+func waitConnections(t *run.T, addr string, want int, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
 	for {
 		got := healthzConnections(addr)
 		if got == want {

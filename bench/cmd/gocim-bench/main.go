@@ -27,6 +27,9 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "loadgen" { // idle workload's child (loadgen.go)
+		os.Exit(loadgenMain(os.Args[2:], os.Stdin, os.Stdout))
+	}
 	os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -42,10 +45,15 @@ type options struct {
 	wait      time.Duration
 	peers     bool
 	idle      int
+	idleProcs int
 	jsonPath  string
+
+	// Saturation workload: offered-rate steps and the window per step.
+	steps        []float64
+	stepDuration time.Duration
 }
 
-var allWorkloads = []string{"fanout", "p2p", "idle"}
+var allWorkloads = []string{"fanout", "p2p", "idle", "saturation"}
 
 func parse(args []string, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("gocim-bench", flag.ContinueOnError)
@@ -55,13 +63,16 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	groups := fs.String("groups", "", "group sizes for the fan-out workload, comma-separated (default 1000,5000; quick: 200)")
 	fs.IntVar(&o.messages, "messages", 0, "group messages per fan-out run (default 20; quick: 5)")
 	fs.IntVar(&o.gateways, "gateways", 3, "gateways in the cluster")
-	workloads := fs.String("workloads", strings.Join(allWorkloads, ","), "workloads to run, comma-separated: fanout, p2p, idle")
+	workloads := fs.String("workloads", strings.Join(allWorkloads, ","), "workloads to run, comma-separated: fanout, p2p, idle, saturation")
 	rates := fs.String("rates", "", "offered rates (msg/s) for the p2p workload, comma-separated (default 1000,5000,20000; quick: 1000)")
+	steps := fs.String("steps", "", "offered-rate steps (msg/s) for the saturation workload, comma-separated, rising (default 2000,5000,10000,15000,20000,30000,40000; quick: 2000,5000)")
+	fs.DurationVar(&o.stepDuration, "step-duration", 0, "send window per saturation step (default 5s; quick: 2s)")
 	fs.IntVar(&o.pairs, "pairs", 50, "sender/recipient pairs in the p2p workload")
 	fs.DurationVar(&o.duration, "duration", 0, "send window per p2p rate (default 10s; quick: 3s)")
 	fs.DurationVar(&o.wait, "wait", 10*time.Second, "how long after a p2p send window to wait for stragglers before counting loss")
-	fs.BoolVar(&o.peers, "peers", true, "also run the peers (embedded NATS for p2p)")
-	fs.IntVar(&o.idle, "idle", 0, "idle connections on one gateway for the idle workload, at most 15000 (default 10000; quick: 1000)")
+	fs.BoolVar(&o.peers, "peers", true, "also run the peers (embedded NATS and Centrifuge for p2p and saturation)")
+	fs.IntVar(&o.idle, "idle", 0, "idle connections on one gateway for the idle workload, at most 30000 with --idle-procs, 15000 without (default 19000; quick: 1000)")
+	fs.IntVar(&o.idleProcs, "idle-procs", -1, "load-generator processes for the idle workload, at most 10000 connections each; 0: in-process (default max(2, idle/10000); quick: 0)")
 	fs.StringVar(&o.jsonPath, "json", "bench/results/latest.json", "where to write the rows as JSON (empty: nowhere)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -106,6 +117,9 @@ func parse(args []string, stderr io.Writer) (options, error) {
 		}
 		o.rates = append(o.rates, float64(n))
 	}
+	if err := stepOptions(&o, *steps); err != nil {
+		return o, err
+	}
 	if o.pairs < 1 || o.pairs > 5000 {
 		return o, fmt.Errorf("--pairs %d: want between 1 and 5000", o.pairs)
 	}
@@ -126,16 +140,8 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	if o.wait < 0 || o.wait > 5*time.Minute {
 		return o, fmt.Errorf("--wait %v: want between 0 and 5m", o.wait)
 	}
-	if o.idle == 0 {
-		o.idle = 10000
-		if o.quick {
-			o.idle = 1000
-		}
-	}
-	// Open files are capped at 20,000 per process here; one load generator
-	// holds every idle client (plus the warm-up ones).
-	if o.idle < 1 || o.idle > 15000 {
-		return o, fmt.Errorf("--idle %d: want between 1 and 15000 connections", o.idle)
+	if err := idleOptions(&o); err != nil { // loadgen.go
+		return o, err
 	}
 	return o, nil
 }
@@ -164,17 +170,26 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		if o.workloads["p2p"] {
 			fmt.Fprintf(stderr, "p2p latency: %d pairs over 2 gateways, %v per rate, rates %v…\n", o.pairs, o.duration, o.rates)
 			c := harness.Start(t, harness.Options{Gateways: 2, RouteArgs: quiet, GatewayArgs: quiet})
-			rows = append(rows, p2pGocim(t, c, o.pairs, o.rates, o.duration, o.wait)...)
+			rows = append(rows, p2pGocim(t, c, "p2p", o.pairs, o.rates, o.duration, o.wait, false)...)
 			stopCluster(c)
 			if o.peers {
-				fmt.Fprintf(stderr, "p2p latency: embedded NATS…\n")
-				rows = append(rows, p2pNATS(t, o.pairs, o.rates, o.duration, o.wait)...)
+				rows = append(rows, p2pPeers(t, o, stderr)...) // peers.go
+			}
+		}
+		if o.workloads["saturation"] {
+			// A cluster of its own: the p2p one may still be draining a backlog.
+			fmt.Fprintf(stderr, "saturation: %d pairs over 2 gateways, %v per step, steps %v…\n", o.pairs, o.stepDuration, o.steps)
+			c := harness.Start(t, harness.Options{Gateways: 2, RouteArgs: quiet, GatewayArgs: quiet})
+			rows = append(rows, saturationRow("gocim", p2pGocim(t, c, "sat", o.pairs, o.steps, o.stepDuration, o.wait, true)))
+			stopCluster(c)
+			if o.peers {
+				rows = append(rows, saturationPeers(t, o, stderr)...) // peers.go
 			}
 		}
 		if o.workloads["idle"] {
-			fmt.Fprintf(stderr, "idle connections: %d (after %d warm-up) on 1 gateway…\n", o.idle, idleWarmup)
+			fmt.Fprintf(stderr, "idle connections: %d (after %d warm-up) on 1 gateway, %d load-generator processes…\n", o.idle, idleWarmup, o.idleProcs)
 			c := harness.Start(t, harness.Options{Gateways: 1, RouteArgs: quiet, GatewayArgs: quiet})
-			rows = append(rows, idleConnections(t, c, o.idle))
+			rows = append(rows, idleConnections(t, c, o.idle, o.idleProcs))
 			stopCluster(c)
 		}
 	})

@@ -51,7 +51,7 @@ func TestParseWorkloads(t *testing.T) {
 
 func TestParseIdle(t *testing.T) {
 	o, err := parse(nil, io.Discard)
-	if err != nil || o.idle != 10000 || !o.workloads["idle"] {
+	if err != nil || o.idle != 19000 || !o.workloads["idle"] {
 		t.Fatalf("default: %+v %v", o, err)
 	}
 	o, err = parse([]string{"--quick"}, io.Discard)
@@ -62,7 +62,7 @@ func TestParseIdle(t *testing.T) {
 	if err != nil || o.idle != 15000 || !o.workloads["idle"] || o.workloads["fanout"] || o.workloads["p2p"] {
 		t.Fatalf("idle only: %+v %v", o, err)
 	}
-	for _, bad := range []string{"-1", "15001", "x"} {
+	for _, bad := range []string{"-1", "30001", "x"} {
 		if _, err := parse([]string{"--idle", bad}, io.Discard); err == nil {
 			t.Errorf("--idle %s accepted", bad)
 		}
@@ -102,5 +102,73 @@ func TestProcStat(t *testing.T) {
 	rss, err := rssOf(os.Getpid())
 	if err != nil || rss < 1<<20 {
 		t.Fatalf("rssOf = %d, %v", rss, err)
+	}
+}
+
+func TestParseSaturation(t *testing.T) {
+	o, err := parse(nil, io.Discard)
+	if err != nil || !o.workloads["saturation"] || len(o.steps) != 7 || o.steps[6] != 40000 || o.stepDuration != 5*time.Second {
+		t.Fatalf("default: %+v %v", o, err)
+	}
+	o, err = parse([]string{"--quick"}, io.Discard)
+	if err != nil || !o.workloads["saturation"] || len(o.steps) != 2 || o.steps[0] != 2000 || o.steps[1] != 5000 ||
+		o.stepDuration != 2*time.Second {
+		t.Fatalf("quick: %+v %v", o, err)
+	}
+	o, err = parse([]string{"--workloads", "p2p,saturation", "--steps", "1000, 3000", "--step-duration", "1s"}, io.Discard)
+	if err != nil || !o.workloads["saturation"] || !o.workloads["p2p"] || o.workloads["fanout"] || o.workloads["idle"] ||
+		len(o.steps) != 2 || o.steps[1] != 3000 || o.stepDuration != time.Second {
+		t.Fatalf("p2p,saturation: %+v %v", o, err)
+	}
+	for _, bad := range [][]string{
+		{"--steps", "x"}, {"--steps", "0"}, {"--steps", "5000,2000"}, {"--steps", "2000,2000"},
+		{"--step-duration", "1ms"}, {"--steps", "10", "--step-duration", "1s"}, // 10 msgs for 50 pairs
+	} {
+		if _, err := parse(bad, io.Discard); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
+	}
+}
+
+func TestSaturationRow(t *testing.T) {
+	ok := func(rate float64) row {
+		return row{Workload: "p2p latency", Offered: rate, Delivered: rate * 0.99, P99ms: 10, Sent: 10, Expected: 10}
+	}
+	slow := ok(10000)
+	slow.P99ms = 80
+	lossy := ok(10000)
+	lossy.Loss = 1
+	short := ok(10000)
+	short.Delivered = 9000
+	for _, bad := range []row{slow, lossy, short} {
+		if holds(bad) {
+			t.Errorf("holds(%+v)", bad)
+		}
+	}
+	g := saturationRow("gocim", []row{ok(2000), ok(5000), slow})
+	if g.Workload != "saturation" || g.Offered != 5000 || !strings.Contains(g.Result, "2000 ok, 5000 ok, 10000 failed") {
+		t.Fatalf("gocim: %+v", g)
+	}
+	all := saturationRow("nats (embedded, no storage)", []row{ok(2000), ok(10000)})
+	if all.Offered != 10000 || !strings.Contains(all.Result, "every step held") {
+		t.Fatalf("nats: %+v", all)
+	}
+	none := saturationRow("centrifuge (Redis engine)", []row{lossy})
+	if none.Offered != 0 || !strings.Contains(none.Result, "no step held") {
+		t.Fatalf("none: %+v", none)
+	}
+	rows := []row{
+		{Workload: "p2p latency", System: "gocim", Offered: 1000, P50ms: 2},
+		all, g, none,
+	}
+	order(rows)
+	compare(rows)
+	if rows[1].System != "gocim" || rows[2].VsGocim != "gocim rate ×0.5" || rows[3].VsGocim != "gocim rate -" {
+		t.Fatalf("%+v", rows)
+	}
+	rows = []row{saturationRow("gocim", []row{lossy}), all}
+	compare(rows)
+	if rows[1].VsGocim != "(gocim held no step)" {
+		t.Fatalf("%+v", rows)
 	}
 }

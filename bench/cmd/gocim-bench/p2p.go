@@ -158,8 +158,11 @@ func (r *p2pRun) result(system, setting string, rate float64, start time.Time) r
 
 // p2pGocim runs the private-message latency workload on a cluster of (at
 // least) two gateways at each rate: pairs users send to pairs users on
-// another gateway, one shared set of connections for all rates.
-func p2pGocim(t *run.T, c *harness.Cluster, pairs int, rates []float64, dur, wait time.Duration) []row {
+// another gateway, one shared set of connections for all rates. Users are
+// named after prefix (one prefix per call on one cluster). With sat, rates
+// are saturation steps: the loop stops after the first step that does not
+// hold (see holds), and loss is no error.
+func p2pGocim(t *run.T, c *harness.Cluster, prefix string, pairs int, rates []float64, dur, wait time.Duration, sat bool) []row {
 	var cur atomic.Pointer[p2pRun]
 	var role sync.Map // *member → "sender" / "recipient"
 	var discSend, discRecv atomic.Int64
@@ -183,7 +186,7 @@ func p2pGocim(t *run.T, c *harness.Cluster, pairs int, rates []float64, dur, wai
 	}
 	setup := time.Now()
 	// One spare user per side, so that an uneven spread still makes pairs.
-	ms := connectAll(t, c, "p2p", 2*pairs+2, 16, onEvent)
+	ms := connectAll(t, c, prefix, 2*pairs+2, 16, onEvent)
 	byGW := map[string][]*member{}
 	var gws []string
 	for _, m := range ms {
@@ -243,11 +246,14 @@ func p2pGocim(t *run.T, c *harness.Cluster, pairs int, rates []float64, dur, wai
 		if errs > 0 || pending > 0 {
 			out.Setting += fmt.Sprintf("; %d send errors, %d unanswered at the end", errs, pending)
 		}
-		if out.Loss != 0 || out.Duplicates != 0 {
+		if (out.Loss != 0 && !sat) || out.Duplicates != 0 {
 			t.Errorf("p2p at %.0f/s: %d lost (%d of %d sent), %d duplicates", rate, out.Loss, out.Sent-out.Received, out.Sent, out.Duplicates)
 		}
 		rows = append(rows, out)
 		cur.Store(nil)
+		if sat && !holds(out) {
+			break
+		}
 	}
 	closeCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -255,4 +261,48 @@ func p2pGocim(t *run.T, c *harness.Cluster, pairs int, rates []float64, dur, wai
 		m.cl.Close(closeCtx)
 	}
 	return rows
+}
+
+// Saturation: a step holds when delivered/s is at least satShare of the
+// offered rate, nothing is lost and p99 is under satP99.
+const (
+	satShare = 0.95
+	satP99   = 50.0 // ms
+)
+
+func holds(r row) bool {
+	return r.Loss == 0 && r.Duplicates == 0 && r.Delivered >= satShare*r.Offered && r.P99ms < satP99
+}
+
+// saturationRow sums up one system's saturation steps (in the order run,
+// the last one possibly failed) as one row: the highest step that held.
+// With no step held, Offered is 0 and the numbers are the first step's.
+func saturationRow(system string, steps []row) row {
+	var best *row
+	var desc []string
+	for i := range steps {
+		s := &steps[i]
+		if holds(*s) {
+			best = s
+			desc = append(desc, fmt.Sprintf("%.0f ok", s.Offered))
+		} else {
+			desc = append(desc, fmt.Sprintf("%.0f failed (delivered %.0f/s, p99 %.1f ms, loss %d)", s.Offered, s.Delivered, s.P99ms, s.Loss))
+		}
+	}
+	out := row{System: system}
+	if best != nil {
+		out = *best
+	} else if len(steps) > 0 {
+		out = steps[0]
+		out.Offered = 0
+	}
+	out.Workload, out.System = "saturation", system
+	out.Result = "steps/s: " + strings.Join(desc, ", ")
+	if best != nil && best == &steps[len(steps)-1] {
+		out.Result += " (every step held: the ceiling is higher)"
+	}
+	if best == nil {
+		out.Result += " (no step held)"
+	}
+	return out
 }

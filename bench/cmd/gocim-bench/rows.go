@@ -63,10 +63,23 @@ func cores(f float64) *float64 { return &f }
 
 // compare fills VsGocim on every peer row that has a gocim row of the same
 // workload and offered rate: how many times the peer's latency gocim's is.
+// A saturation row compares the highest rate that held instead.
 func compare(rows []row) {
 	for i := range rows {
 		p := &rows[i]
 		if p.System == "gocim" {
+			continue
+		}
+		if p.Workload == "saturation" {
+			for _, g := range rows {
+				if g.System == "gocim" && g.Workload == p.Workload {
+					p.VsGocim = "gocim rate " + ratio(g.Offered, p.Offered)
+					if g.Offered == 0 {
+						p.VsGocim = "(gocim held no step)"
+					}
+					break
+				}
+			}
 			continue
 		}
 		for _, g := range rows {
@@ -86,7 +99,8 @@ func ratio(ours, theirs float64) string {
 	return "×" + strconv.FormatFloat(ours/theirs, 'f', 1, 64)
 }
 
-// order puts rows of one workload together, by offered rate, gocim first.
+// order puts rows of one workload together, by offered rate, gocim first
+// (saturation rows: gocim first, the rest as run).
 func order(rows []row) {
 	first := map[string]int{}
 	for i, r := range rows {
@@ -98,6 +112,9 @@ func order(rows []row) {
 		a, b := rows[i], rows[j]
 		if a.Workload != b.Workload {
 			return first[a.Workload] < first[b.Workload]
+		}
+		if a.Workload == "saturation" { // one row per system, in the order run
+			return a.System == "gocim" && b.System != "gocim"
 		}
 		if a.Offered != b.Offered {
 			return a.Offered < b.Offered

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -45,6 +46,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	logger := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
 	slog.SetDefault(logger)
+	if cfg.GCPercent >= 0 && os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(cfg.GCPercent)
+	}
 
 	g, err := gateway.New(cfg, logger)
 	if err != nil {

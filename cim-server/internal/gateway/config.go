@@ -40,6 +40,11 @@ type Config struct {
 	RouteRetry       time.Duration // how long calls to the route are retried
 	LogLevel         string        // debug, info, warn, error
 	LogFormat        string        // text or json
+	// GCPercent is the Go GC target (GOGC) the gateway runs with: a gateway
+	// is memory-bound (mostly idle connections), and the garbage each login
+	// leaves costs RSS until the next GC, which an idle gateway rarely runs.
+	// -1 keeps Go's default (100); a GOGC environment variable wins.
+	GCPercent int
 }
 
 // DefaultConfig returns the documented defaults (TokenSecret and
@@ -63,6 +68,7 @@ func DefaultConfig() Config {
 		RouteRetry:       15 * time.Second,
 		LogLevel:         "info",
 		LogFormat:        "text",
+		GCPercent:        25,
 	}
 }
 
@@ -92,6 +98,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.RouteRetry, "route-retry", d.RouteRetry, "how long calls to the route are retried before giving up")
 	fs.StringVar(&c.LogLevel, "log-level", d.LogLevel, "log level: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", d.LogFormat, "log format: text or json")
+	fs.IntVar(&c.GCPercent, "gc-percent", d.GCPercent, "Go GC target percent (like GOGC; low keeps idle-connection memory down; -1: Go's default; a GOGC variable wins)")
 }
 
 // Validate checks the configuration and returns every problem found.
@@ -174,6 +181,9 @@ func (c *Config) Validate() error {
 		if p.d <= 0 {
 			bad("%s %v: want a positive duration", p.name, p.d)
 		}
+	}
+	if c.GCPercent < -1 {
+		bad("--gc-percent %d: want -1 (Go's default) or a percentage >= 0", c.GCPercent)
 	}
 	if c.Drain < 0 {
 		bad("--drain %v: want zero or more", c.Drain)

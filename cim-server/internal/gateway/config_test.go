@@ -48,6 +48,7 @@ func TestValidate(t *testing.T) {
 		{"fractional msg rate", func(c *Config) { c.MsgRate = 0.5 }, ""},
 		{"zero msg burst", func(c *Config) { c.MsgBurst = 0 }, "--msg-burst"},
 		{"huge msg burst", func(c *Config) { c.MsgBurst = 1 << 30 }, "--msg-burst"},
+		{"gc percent below -1", func(c *Config) { c.GCPercent = -2 }, "--gc-percent"},
 		{"no route", func(c *Config) { c.Route = " , " }, "at least one route"},
 		{"bad route url", func(c *Config) { c.Route = "http://ok:1,127.0.0.1:8080" }, "want an http(s) URL"},
 		{"bad zk server", func(c *Config) { c.ZK = "zk1" }, "--zk server"},
