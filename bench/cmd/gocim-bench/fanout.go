@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,6 +27,15 @@ type member struct {
 // connectAll registers and logs in n users named prefix0…, spread over
 // the gateways by the route, par at a time.
 func connectAll(t *run.T, c *harness.Cluster, prefix string, n, par int, onEvent func(*member, client.Event)) []*member {
+	return connectAllDial(t, c, prefix, n, par, onEvent, nil)
+}
+
+// dialFunc is client.Config.Dial.
+type dialFunc = func(ctx context.Context, network, addr string) (net.Conn, error)
+
+// connectAllDial is connectAll with dialFor(name) as each user's
+// client.Config.Dial (dialFor nil, or returning nil: a plain dialer).
+func connectAllDial(t *run.T, c *harness.Cluster, prefix string, n, par int, onEvent func(*member, client.Event), dialFor func(name string) dialFunc) []*member {
 	api := client.NewAPI(c.Route.URL, nil)
 	ms := make([]*member, n)
 	var wg sync.WaitGroup
@@ -41,7 +51,12 @@ func connectAll(t *run.T, c *harness.Cluster, prefix string, n, par int, onEvent
 				if i >= n {
 					return
 				}
-				m, err := connectOne(c, api, fmt.Sprintf("%s%05d", prefix, i), onEvent)
+				name := fmt.Sprintf("%s%05d", prefix, i)
+				var dial dialFunc
+				if dialFor != nil {
+					dial = dialFor(name)
+				}
+				m, err := connectOne(c, api, name, onEvent, dial)
 				mu.Lock()
 				if err != nil && firstErr == nil {
 					firstErr = err
@@ -68,7 +83,7 @@ func connectAll(t *run.T, c *harness.Cluster, prefix string, n, par int, onEvent
 	return ms
 }
 
-func connectOne(c *harness.Cluster, api *client.API, name string, onEvent func(*member, client.Event)) (*member, error) {
+func connectOne(c *harness.Cluster, api *client.API, name string, onEvent func(*member, client.Event), dial dialFunc) (*member, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	_, err := api.Register(ctx, name, harness.Password)
@@ -76,7 +91,7 @@ func connectOne(c *harness.Cluster, api *client.API, name string, onEvent func(*
 	if err != nil && !(errors.As(err, &apiErr) && apiErr.Code == codes.BadAccount) {
 		return nil, fmt.Errorf("register %s: %w", name, err)
 	}
-	cl, err := client.New(client.Config{RouteURL: c.Route.URL, UserName: name, Password: harness.Password, EventBuffer: 1024})
+	cl, err := client.New(client.Config{RouteURL: c.Route.URL, UserName: name, Password: harness.Password, EventBuffer: 1024, Dial: dial})
 	if err != nil {
 		return nil, err
 	}

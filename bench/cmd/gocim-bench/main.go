@@ -51,9 +51,14 @@ type options struct {
 	// Saturation workload: offered-rate steps and the window per step.
 	steps        []float64
 	stepDuration time.Duration
+
+	// Churn workload: extra idle clients, offered rate and window.
+	churnIdle     int
+	churnRate     float64
+	churnDuration time.Duration
 }
 
-var allWorkloads = []string{"fanout", "p2p", "idle", "saturation"}
+var allWorkloads = []string{"fanout", "p2p", "idle", "saturation", "churn"}
 
 func parse(args []string, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("gocim-bench", flag.ContinueOnError)
@@ -63,7 +68,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	groups := fs.String("groups", "", "group sizes for the fan-out workload, comma-separated (default 1000,5000; quick: 200)")
 	fs.IntVar(&o.messages, "messages", 0, "group messages per fan-out run (default 20; quick: 5)")
 	fs.IntVar(&o.gateways, "gateways", 3, "gateways in the cluster")
-	workloads := fs.String("workloads", strings.Join(allWorkloads, ","), "workloads to run, comma-separated: fanout, p2p, idle, saturation")
+	workloads := fs.String("workloads", strings.Join(allWorkloads, ","), "workloads to run, comma-separated: fanout, p2p, idle, saturation, churn")
 	rates := fs.String("rates", "", "offered rates (msg/s) for the p2p workload, comma-separated (default 1000,5000,20000; quick: 1000)")
 	steps := fs.String("steps", "", "offered-rate steps (msg/s) for the saturation workload, comma-separated, rising (default 2000,5000,10000,15000,20000,30000,40000; quick: 2000,5000)")
 	fs.DurationVar(&o.stepDuration, "step-duration", 0, "send window per saturation step (default 5s; quick: 2s)")
@@ -73,6 +78,9 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.peers, "peers", true, "also run the peers (embedded NATS and Centrifuge for p2p and saturation)")
 	fs.IntVar(&o.idle, "idle", 0, "idle connections on one gateway for the idle workload, at most 30000 with --idle-procs, 15000 without (default 19000; quick: 1000)")
 	fs.IntVar(&o.idleProcs, "idle-procs", -1, "load-generator processes for the idle workload, at most 10000 connections each; 0: in-process (default max(2, idle/10000); quick: 0)")
+	fs.IntVar(&o.churnIdle, "churn-idle", -1, "idle clients besides the pairs in the churn workload (default 500; quick: 150)")
+	churnRate := fs.Int("churn-rate", 2000, "offered rate (msg/s) of the churn workload's pairs")
+	fs.DurationVar(&o.churnDuration, "churn-duration", 0, "send window of the churn workload (default 60s; quick: 10s)")
 	fs.StringVar(&o.jsonPath, "json", "bench/results/latest.json", "where to write the rows as JSON (empty: nowhere)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -143,6 +151,9 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	if err := idleOptions(&o); err != nil { // loadgen.go
 		return o, err
 	}
+	if err := churnOptions(&o, *churnRate); err != nil {
+		return o, err
+	}
 	return o, nil
 }
 
@@ -190,6 +201,13 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "idle connections: %d (after %d warm-up) on 1 gateway, %d load-generator processes…\n", o.idle, idleWarmup, o.idleProcs)
 			c := harness.Start(t, harness.Options{Gateways: 1, RouteArgs: quiet, GatewayArgs: quiet})
 			rows = append(rows, idleConnections(t, c, o.idle, o.idleProcs))
+			stopCluster(c)
+		}
+		if o.workloads["churn"] {
+			fmt.Fprintf(stderr, "churn: %d pairs + %d idle clients over 2 gateways, %.0f msg/s for %v, %.0f%% of clients reconnecting per minute…\n",
+				o.pairs, o.churnIdle, o.churnRate, o.churnDuration, 100*churnShare)
+			c := harness.Start(t, harness.Options{Gateways: 2, RouteArgs: quiet, GatewayArgs: quiet})
+			rows = append(rows, churnGocim(t, c, o.pairs, o.churnIdle, o.churnRate, o.churnDuration, o.wait))
 			stopCluster(c)
 		}
 	})
@@ -247,4 +265,34 @@ func writeJSON(path string, rows []row) error {
 		return err
 	}
 	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// churnOptions fills in and checks the churn workload's options.
+func churnOptions(o *options, rate int) error {
+	if o.churnIdle < 0 {
+		o.churnIdle = 500
+		if o.quick {
+			o.churnIdle = 150
+		}
+	}
+	if o.churnIdle > 20000 {
+		return fmt.Errorf("--churn-idle %d: want between 0 and 20000", o.churnIdle)
+	}
+	if rate < 1 || rate > 200000 {
+		return fmt.Errorf("--churn-rate %d: want between 1 and 200000 msg/s", rate)
+	}
+	o.churnRate = float64(rate)
+	if o.churnDuration == 0 {
+		o.churnDuration = time.Minute
+		if o.quick {
+			o.churnDuration = 10 * time.Second
+		}
+	}
+	if o.churnDuration < time.Second || o.churnDuration > 10*time.Minute {
+		return fmt.Errorf("--churn-duration %v: want between 1s and 10m", o.churnDuration)
+	}
+	if o.churnRate*o.churnDuration.Seconds() < float64(o.pairs) {
+		return fmt.Errorf("--churn-rate %d over --churn-duration %v gives the %d pairs less than one message each", rate, o.churnDuration, o.pairs)
+	}
+	return nil
 }

@@ -172,3 +172,27 @@ func TestSaturationRow(t *testing.T) {
 		t.Fatalf("%+v", rows)
 	}
 }
+
+func TestParseChurn(t *testing.T) {
+	o, err := parse(nil, io.Discard)
+	if err != nil || !o.workloads["churn"] || o.churnIdle != 500 || o.churnRate != 2000 || o.churnDuration != time.Minute {
+		t.Fatalf("default: %+v %v", o, err)
+	}
+	o, err = parse([]string{"--quick"}, io.Discard)
+	if err != nil || !o.workloads["churn"] || o.churnIdle != 150 || o.churnDuration != 10*time.Second {
+		t.Fatalf("quick: %+v %v", o, err)
+	}
+	o, err = parse([]string{"--workloads", "churn", "--churn-idle", "0", "--churn-rate", "500", "--churn-duration", "30s"}, io.Discard)
+	if err != nil || !o.workloads["churn"] || o.workloads["p2p"] || o.workloads["fanout"] || o.churnIdle != 0 ||
+		o.churnRate != 500 || o.churnDuration != 30*time.Second {
+		t.Fatalf("churn only: %+v %v", o, err)
+	}
+	for _, bad := range [][]string{
+		{"--churn-idle", "20001"}, {"--churn-rate", "0"}, {"--churn-duration", "500ms"},
+		{"--churn-rate", "10", "--churn-duration", "2s"}, // 20 msgs for 50 pairs
+	} {
+		if _, err := parse(bad, io.Discard); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
+	}
+}

@@ -45,6 +45,10 @@ type row struct {
 	ConnectsPerSecond  float64 `json:"connectsPerSecond,omitempty"`
 	GatewayRSSStartMiB float64 `json:"gatewayRssStartMiB,omitempty"`
 	GatewayRSSWarmMiB  float64 `json:"gatewayRssWarmMiB,omitempty"`
+	// Churn workload: connections cut, and how many of those clients
+	// logged in again.
+	Reconnects int64 `json:"reconnects,omitempty"`
+	Relogins   int64 `json:"relogins,omitempty"`
 	// Result is a free-text summary for workloads whose numbers do not fit
 	// the message columns (shown in the table's last column).
 	Result string `json:"result,omitempty"`
