@@ -30,6 +30,7 @@ import (
 	"github.com/gocim/gocim/cim-route/internal/ratelimit"
 	"github.com/gocim/gocim/cim-route/internal/router"
 	"github.com/gocim/gocim/cim-route/internal/secret"
+	"github.com/gocim/gocim/internal/pprofhttp"
 	"github.com/gocim/gocim/proto/cimpb"
 	"github.com/gocim/gocim/proto/codes"
 )
@@ -101,6 +102,9 @@ type Config struct {
 	// TrustedProxies (IPs or CIDRs) may name the client in
 	// X-Forwarded-For / X-Real-IP; none: the peer address is the client.
 	TrustedProxies []string
+	// Pprof mounts Go's profiles at /debug/pprof/ on the internal handler,
+	// behind the internal secret.
+	Pprof bool
 
 	// MaxBody bounds JSON request bodies (default 64 KiB); larger ones get
 	// 413 / 4131.
@@ -224,6 +228,9 @@ func NewInternal(cfg Config) http.Handler {
 	in.POST("/online", h.sessionOnline)
 	in.POST("/offline", h.sessionOffline)
 	in.POST("/uplink", h.uplink)
+	if cfg.Pprof {
+		e.GET(pprofhttp.Prefix+"*profile", h.requireInternal, gin.WrapH(pprofhttp.Handler()))
+	}
 	return e
 }
 

@@ -128,7 +128,7 @@ func New(cfg config.Config, logger *slog.Logger) (*App, error) {
 	})
 	apiCfg := api.Config{
 		Service: rt, Logger: logger, TokenKeys: cfg.TokenKeys(), APIKeys: keys, InternalSecrets: secrets,
-		LoginRate: cfg.LoginRate, LoginBurst: cfg.LoginBurst, TrustedProxies: proxies,
+		LoginRate: cfg.LoginRate, LoginBurst: cfg.LoginBurst, TrustedProxies: proxies, Pprof: cfg.Pprof,
 		MaxBody: cfg.MaxBody, MaxUpload: cfg.UploadMax,
 	}
 	public, err := api.NewPublic(apiCfg)

@@ -45,6 +45,9 @@ type Config struct {
 	// leaves costs RSS until the next GC, which an idle gateway rarely runs.
 	// -1 keeps Go's default (100); a GOGC environment variable wins.
 	GCPercent int
+	// Pprof serves Go's profiles at /debug/pprof/ on --http-listen, behind
+	// the internal secret.
+	Pprof bool
 }
 
 // DefaultConfig returns the documented defaults (TokenSecret and
@@ -98,6 +101,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.RouteRetry, "route-retry", d.RouteRetry, "how long calls to the route are retried before giving up")
 	fs.StringVar(&c.LogLevel, "log-level", d.LogLevel, "log level: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", d.LogFormat, "log format: text or json")
+	fs.BoolVar(&c.Pprof, "pprof", d.Pprof, "serve Go profiles at /debug/pprof/ on --http-listen (X-CIM-Internal required)")
 	fs.IntVar(&c.GCPercent, "gc-percent", d.GCPercent, "Go GC target percent (like GOGC; low keeps idle-connection memory down; -1: Go's default; a GOGC variable wins)")
 }
 

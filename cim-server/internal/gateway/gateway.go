@@ -32,6 +32,7 @@ import (
 	"github.com/gocim/gocim/cim-server/internal/registry"
 	"github.com/gocim/gocim/cim-server/internal/routeclient"
 	"github.com/gocim/gocim/cim-server/internal/uplink"
+	"github.com/gocim/gocim/internal/pprofhttp"
 	"github.com/gocim/gocim/proto/cimpb"
 	"github.com/gocim/gocim/proto/codes"
 )
@@ -177,7 +178,7 @@ func (g *Gateway) Start() error {
 		Logger:       root,
 	})
 	g.httpSrv = &http.Server{
-		Handler:           httpapi.New(g, g, g.secrets, root),
+		Handler:           g.internalHandler(root),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(root.With("component", "http").Handler(), slog.LevelWarn),
@@ -348,6 +349,25 @@ func (g *Gateway) Closed(c *conn.Conn, wasOnline bool) {
 		return
 	}
 	g.offline.Add(c.UserID(), c.SessionID())
+}
+
+// internalHandler is the --http-listen API, plus the profiles with --pprof.
+func (g *Gateway) internalHandler(log *slog.Logger) http.Handler {
+	api := httpapi.New(g, g, g.secrets, log)
+	if !g.cfg.Pprof {
+		return api
+	}
+	profiles := pprofhttp.Handler()
+	mux := http.NewServeMux()
+	mux.Handle("/", api)
+	mux.HandleFunc(pprofhttp.Prefix, func(w http.ResponseWriter, r *http.Request) {
+		if !g.secrets.Valid(r.Header.Get(internalauth.Header)) {
+			http.Error(w, "profiles need the "+internalauth.Header+" secret", http.StatusUnauthorized)
+			return
+		}
+		profiles.ServeHTTP(w, r)
+	})
+	return mux
 }
 
 func kickFrame(reason string) *cimpb.Frame {
