@@ -86,11 +86,7 @@ func (h *handler) groupMembers(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	out := make([]userJSON, len(users))
-	for i, u := range users {
-		out[i] = userJSON{u.ID, u.Name}
-	}
-	ok(c, out)
+	ok(c, usersJSON(users))
 }
 
 func (h *handler) joinGroup(c *gin.Context) {

@@ -44,6 +44,14 @@ type userJSON struct {
 	UserName string `json:"userName"`
 }
 
+func usersJSON(users []router.User) []userJSON {
+	out := make([]userJSON, len(users))
+	for i, u := range users {
+		out[i] = userJSON{u.ID, u.Name}
+	}
+	return out
+}
+
 func (h *handler) register(c *gin.Context) {
 	var req struct {
 		UserName string `json:"userName"`
@@ -164,11 +172,7 @@ func (h *handler) onlineUsers(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	out := make([]userJSON, len(users))
-	for i, u := range users {
-		out[i] = userJSON{u.ID, u.Name}
-	}
-	ok(c, out)
+	ok(c, usersJSON(users))
 }
 
 // offline logs a session off. A bearer logs its own session off (a
