@@ -38,35 +38,16 @@ type dialFunc = func(ctx context.Context, network, addr string) (net.Conn, error
 func connectAllDial(t *run.T, c *harness.Cluster, prefix string, n, par int, onEvent func(*member, client.Event), dialFor func(name string) dialFunc) []*member {
 	api := client.NewAPI(c.Route.URL, nil)
 	ms := make([]*member, n)
-	var wg sync.WaitGroup
-	var firstErr error
-	var mu sync.Mutex
-	next := atomic.Int64{}
-	for w := 0; w < par; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				name := fmt.Sprintf("%s%05d", prefix, i)
-				var dial dialFunc
-				if dialFor != nil {
-					dial = dialFor(name)
-				}
-				m, err := connectOne(c, api, name, onEvent, dial)
-				mu.Lock()
-				if err != nil && firstErr == nil {
-					firstErr = err
-				}
-				ms[i] = m
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
+	failed, firstErr := runParallel(n, par, func(ctx context.Context, i int) error {
+		name := fmt.Sprintf("%s%05d", prefix, i)
+		var dial dialFunc
+		if dialFor != nil {
+			dial = dialFor(name)
+		}
+		m, err := connectOne(ctx, c, api, name, onEvent, dial)
+		ms[i] = m
+		return err
+	})
 	for _, m := range ms {
 		if m != nil {
 			cl := m.cl
@@ -77,15 +58,13 @@ func connectAllDial(t *run.T, c *harness.Cluster, prefix string, n, par int, onE
 			})
 		}
 	}
-	if firstErr != nil {
-		t.Fatalf("connecting %d users: %v", n, firstErr)
+	if failed > 0 {
+		t.Fatalf("connecting %d users: %d failed, first: %v", n, failed, firstErr)
 	}
 	return ms
 }
 
-func connectOne(c *harness.Cluster, api *client.API, name string, onEvent func(*member, client.Event), dial dialFunc) (*member, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+func connectOne(ctx context.Context, c *harness.Cluster, api *client.API, name string, onEvent func(*member, client.Event), dial dialFunc) (*member, error) {
 	_, err := api.Register(ctx, name, harness.Password)
 	var apiErr *client.APIError
 	if err != nil && !(errors.As(err, &apiErr) && apiErr.Code == codes.BadAccount) {
@@ -209,31 +188,12 @@ func groupFanout(t *run.T, c *harness.Cluster, members, messages int) row {
 }
 
 func joinAll(t *run.T, ms []*member, gid string) {
-	var wg sync.WaitGroup
-	var failed atomic.Int64
-	var firstErr atomic.Value
-	next := atomic.Int64{}
-	for w := 0; w < 16; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(ms) {
-					return
-				}
-				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-				if _, err := ms[i].cl.JoinGroup(ctx, gid); err != nil {
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, err)
-				}
-				cancel()
-			}
-		}()
-	}
-	wg.Wait()
-	if failed.Load() > 0 {
-		t.Fatalf("%d joins failed, first: %v", failed.Load(), firstErr.Load())
+	failed, err := runParallel(len(ms), 16, func(ctx context.Context, i int) error {
+		_, err := ms[i].cl.JoinGroup(ctx, gid)
+		return err
+	})
+	if failed > 0 {
+		t.Fatalf("%d joins failed, first: %v", failed, err)
 	}
 }
 
