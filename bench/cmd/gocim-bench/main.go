@@ -35,6 +35,7 @@ func main() {
 
 type options struct {
 	quick     bool
+	pprof     bool
 	workloads map[string]bool
 	groups    []int
 	messages  int
@@ -81,6 +82,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.churnIdle, "churn-idle", -1, "idle clients besides the pairs in the churn workload (default 500; quick: 150)")
 	churnRate := fs.Int("churn-rate", 2000, "offered rate (msg/s) of the churn workload's pairs")
 	fs.DurationVar(&o.churnDuration, "churn-duration", 0, "send window of the churn workload (default 60s; quick: 10s)")
+	fs.BoolVar(&o.pprof, "pprof", false, "start route and gateways with --pprof (profiles on their internal addresses; see docs/BENCHMARKS.md)")
 	fs.StringVar(&o.jsonPath, "json", "bench/results/latest.json", "where to write the rows as JSON (empty: nowhere)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -170,6 +172,9 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		bin := buildBinaries(t)
 		os.Setenv("CIM_BIN_DIR", bin)
 		quiet := []string{"--log-level", "warn"}
+		if o.pprof {
+			quiet = append(quiet, "--pprof")
+		}
 		if o.workloads["fanout"] {
 			for _, n := range o.groups {
 				fmt.Fprintf(stderr, "group fan-out: %d members over %d gateways, %d messages…\n", n, o.gateways, o.messages)

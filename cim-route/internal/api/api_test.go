@@ -219,6 +219,11 @@ func (e *env) uplink(b *cimpb.UplinkBatch, h hdr) (int, *cimpb.PushBatch) {
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
+	// The batch's pushes run after the answer: wait for them, so that
+	// what the fake gateway got can be checked.
+	if err := e.r.WaitPushes(context.Background()); err != nil {
+		e.t.Fatal(err)
+	}
 	var out cimpb.PushBatch
 	if resp.StatusCode == 200 {
 		if resp.Header.Get("Content-Type") != ProtobufType || proto.Unmarshal(raw, &out) != nil {

@@ -292,7 +292,8 @@ func (a *App) InternalAddr() string {
 func (a *App) TLS() bool { return a.tls }
 
 // Shutdown stops in order: stop accepting and finish in-flight requests
-// (force-closing them when ctx expires), stop discovery, health checks and
+// (force-closing them when ctx expires), wait for the pushes of answered
+// uplinks (until ctx expires), stop discovery, health checks and
 // the janitor, then close the gateway connections and Redis. Safe to call
 // more than once; later calls return the first result.
 func (a *App) Shutdown(ctx context.Context) error {
@@ -317,6 +318,10 @@ func (a *App) Shutdown(ctx context.Context) error {
 			})
 		}
 		wg.Wait()
+		// Uplinks answered before the drain may still be pushing.
+		if err := a.router.WaitPushes(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("pushes still running: %w", err))
+		}
 		// Background tasks stop promptly once cancelled (closing the
 		// ZooKeeper session may take a second); this step has its own
 		// bound so an expired drain does not cut it short.

@@ -31,6 +31,8 @@ type Gateway struct {
 	refused atomic.Int32
 
 	mu       sync.Mutex
+	hold     chan struct{}     // while set, /push waits for it to close
+	held     chan struct{}     // gets a value per /push that waits
 	sessions map[string]string // user id -> session id
 	frames   map[string][]*cimpb.Frame
 	pushes   int
@@ -54,6 +56,25 @@ func Start(t testing.TB, opts ...Option) *Gateway {
 	u, _ := url.Parse(g.srv.URL)
 	g.ID = "127.0.0.1:1:" + u.Port()
 	return g
+}
+
+// Hold makes every /push wait, before delivering anything, until the
+// returned release is called; the returned channel gets a value each time a
+// push starts waiting.
+func (g *Gateway) Hold() (held <-chan struct{}, release func()) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	h, w := make(chan struct{}), make(chan struct{}, 1024)
+	g.hold, g.held = h, w
+	var once sync.Once
+	return w, func() {
+		once.Do(func() {
+			g.mu.Lock()
+			g.hold, g.held = nil, nil
+			g.mu.Unlock()
+			close(h)
+		})
+	}
 }
 
 // Close stops the server: the gateway is dead from then on.
@@ -112,6 +133,13 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 			g.refused.Add(1)
 			http.Error(w, `{"code":4010,"message":"unauthorized"}`, http.StatusUnauthorized)
 			return
+		}
+		g.mu.Lock()
+		hold, held := g.hold, g.held
+		g.mu.Unlock()
+		if hold != nil {
+			held <- struct{}{}
+			<-hold
 		}
 		body, _ := io.ReadAll(r.Body)
 		var b cimpb.PushBatch

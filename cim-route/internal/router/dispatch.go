@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strconv"
 	"time"
 
@@ -143,6 +144,13 @@ type job struct {
 	// msgId, status), in the order first seen.
 	receipts  []*groupReceipt
 	receiptOf map[receiptKey]*groupReceipt
+
+	// acksRaised: the acks went with the appends.
+	acksRaised bool
+	// routes were read with the appends, for the users in routed (a user
+	// without a route is absent from routes but present in routed).
+	routes map[string]store.Route
+	routed []string
 }
 
 func (r *Router) newJob() *job {
@@ -200,9 +208,10 @@ func (r *Router) Uplink(ctx context.Context, b *cimpb.UplinkBatch) (*cimpb.PushB
 			}
 		}
 	}
-	if err := j.run(ctx); err != nil {
+	if err := j.persist(ctx); err != nil {
 		return nil, err
 	}
+	r.pushLater(ctx, j)
 	out := &cimpb.PushBatch{Deliveries: make([]*cimpb.Delivery, 0, len(order))}
 	for _, s := range order {
 		if s.typ == cimpb.Type_MSG {
@@ -268,9 +277,18 @@ func (r *Router) Broadcast(ctx context.Context, from, text string) (string, int,
 // one /push per gateway, in parallel. Each step is skipped when it has
 // nothing to do.
 //
-// Every storage step comes before any push or answer: an error leaves
-// nothing half-announced.
+// run does the storage steps (persist), then the pushes; uplinks push after
+// answering the gateway instead (pushLater). Every storage step comes before
+// any push or answer: an error leaves nothing half-announced.
 func (j *job) run(ctx context.Context) error {
+	if err := j.persist(ctx); err != nil {
+		return err
+	}
+	return j.push(ctx)
+}
+
+// persist does every storage step of run.
+func (j *job) persist(ctx context.Context) error {
 	if len(j.msgs)+len(j.syncs)+len(j.acks)+len(j.reads) == 0 {
 		return nil
 	}
@@ -301,10 +319,7 @@ func (j *job) run(ctx context.Context) error {
 	if err := j.raiseAcks(ctx); err != nil {
 		return err
 	}
-	if err := j.readSyncs(ctx); err != nil {
-		return err
-	}
-	return j.push(ctx)
+	return j.readSyncs(ctx)
 }
 
 // prepare checks messages and notes which names and ids to resolve.
@@ -442,10 +457,15 @@ func (j *job) queueMessages() {
 }
 
 // store appends every entry of the batch (messages first, in order, then
-// receipts) in one pipeline (split per thousand entries); only stored frames
-// are pushed.
+// receipts), raises the acks (unless group receipts must be stored first)
+// and reads the routes of everybody the stored frames go to, all in one
+// pipeline (split per thousand commands); only stored frames are pushed.
 func (j *job) store(ctx context.Context) error {
-	if len(j.entries) == 0 {
+	w := store.Write{Routes: j.pushTargets()}
+	if len(j.receipts) == 0 {
+		w.Acks, j.acksRaised = j.acksToRaise(), true
+	}
+	if len(j.entries)+len(w.Acks)+len(w.Routes) == 0 {
 		return nil
 	}
 	in := make([]store.Append, len(j.entries))
@@ -468,10 +488,13 @@ func (j *job) store(ctx context.Context) error {
 			}
 		}
 	}
-	res, err := j.r.st.Append(ctx, in)
+	w.Appends = in
+	written, err := j.r.st.Write(ctx, w)
 	if err != nil {
 		return err
 	}
+	j.routes, j.routed = written.Routes, w.Routes
+	res := written.Appended
 	for i, e := range j.entries {
 		a := res[i]
 		if e.raw != nil {
@@ -503,6 +526,88 @@ func (j *job) store(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// pushLater pushes j's frames in the background, so the gateway gets its
+// answer (the senders their RECEIPT_SENT) as soon as everything is stored
+// and its next uplink batch need not wait for the pushes; pushes of many
+// batches then merge per gateway (package fanout). With every background
+// slot taken it pushes before returning instead: back-pressure on the
+// gateways. The push outlives the request; WaitPushes waits for it.
+func (r *Router) pushLater(ctx context.Context, j *job) {
+	if len(j.msgs)+len(j.live) == 0 {
+		return // only SYNCs or ACKs without receipts: nothing to push
+	}
+	ctx = context.WithoutCancel(ctx)
+	select {
+	case r.pushSlots <- struct{}{}:
+	default:
+		r.pushNow(ctx, j)
+		return
+	}
+	go func() {
+		defer func() { <-r.pushSlots }()
+		r.pushNow(ctx, j)
+	}()
+}
+
+// pushNow pushes j's frames. Its stored frames are not lost when a push
+// fails: their users get them by SYNC.
+func (r *Router) pushNow(ctx context.Context, j *job) {
+	ctx, cancel := context.WithTimeout(ctx, backgroundPushTimeout)
+	defer cancel()
+	if err := j.push(ctx); err != nil {
+		r.log.Warn("push failed after storing; recipients will sync", "err", err)
+	}
+}
+
+// backgroundPushTimeout bounds a background push's storage reads (the
+// routes of a broadcast's recipients); the gateway calls have their own
+// timeout (package fanout).
+const backgroundPushTimeout = 10 * time.Second
+
+// WaitPushes waits until no push runs in the background, or ctx ends. The
+// route's shutdown calls it after its listeners drained.
+func (r *Router) WaitPushes(ctx context.Context) error {
+	n := 0
+	defer func() {
+		for range n {
+			<-r.pushSlots
+		}
+	}()
+	for range cap(r.pushSlots) {
+		select {
+		case r.pushSlots <- struct{}{}:
+			n++
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// pushTargets are the users the batch's stored frames go to: every inbox
+// entry's owner and every group receipt's sender (broadcast recipients are
+// read in push).
+func (j *job) pushTargets() []string {
+	if len(j.entries)+len(j.receipts) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(j.entries)+len(j.receipts))
+	seen := make(map[string]bool, cap(out))
+	add := func(uid string) {
+		if !seen[uid] {
+			seen[uid] = true
+			out = append(out, uid)
+		}
+	}
+	for _, e := range j.entries {
+		add(e.to)
+	}
+	for _, rc := range j.receipts {
+		add(rc.sender)
+	}
+	return out
 }
 
 // push reads the routes of everybody a frame goes to (plus the online set
@@ -558,7 +663,7 @@ func (j *job) push(ctx context.Context) error {
 	for _, m := range members {
 		add(m)
 	}
-	routes, err := j.r.st.Routes(ctx, want)
+	routes, err := j.readRoutes(ctx, want)
 	if err != nil {
 		return err
 	}
@@ -644,6 +749,36 @@ func (j *job) push(ctx context.Context) error {
 		j.r.dropSessions(ctx, missing, j.r.cfg.MissingGrace)
 	}
 	return nil
+}
+
+// readRoutes returns the routes of want: those read with the appends, and
+// the others (broadcast recipients) read now.
+func (j *job) readRoutes(ctx context.Context, want []string) (map[string]store.Route, error) {
+	if len(j.routed) == 0 {
+		return j.r.st.Routes(ctx, want)
+	}
+	known := make(map[string]bool, len(j.routed))
+	for _, uid := range j.routed {
+		known[uid] = true
+	}
+	var rest []string
+	for _, uid := range want {
+		if !known[uid] {
+			rest = append(rest, uid)
+		}
+	}
+	routes := j.routes
+	if routes == nil {
+		routes = map[string]store.Route{}
+	}
+	if len(rest) > 0 {
+		more, err := j.r.st.Routes(ctx, rest)
+		if err != nil {
+			return nil, err
+		}
+		maps.Copy(routes, more)
+	}
+	return routes, nil
 }
 
 // dropSessions forgets sessions a push found gone, best effort and even if

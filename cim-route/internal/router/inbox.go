@@ -147,15 +147,24 @@ func containsBefore(ids []string, i int) bool {
 	return false
 }
 
-// raiseAcks raises ack:{uid} of every ACK once its receipts are stored.
-func (j *job) raiseAcks(ctx context.Context) error {
+// acksToRaise are the acks of the batch that move ack:{uid} up.
+func (j *job) acksToRaise() []store.Ack {
 	var raise []store.Ack
 	for _, a := range j.acks {
 		if a.target > a.acked {
 			raise = append(raise, store.Ack{UserID: a.uid, Seq: a.target})
 		}
 	}
-	return j.r.st.RaiseAcks(ctx, raise)
+	return raise
+}
+
+// raiseAcks raises ack:{uid} of every ACK once its receipts are stored,
+// unless that happened with the appends.
+func (j *job) raiseAcks(ctx context.Context) error {
+	if j.acksRaised {
+		return nil
+	}
+	return j.r.st.RaiseAcks(ctx, j.acksToRaise())
 }
 
 // readSyncs reads the ranges the SYNCs ask for (after this batch's appends).

@@ -16,6 +16,14 @@ import (
 
 // uplink sends frames from a session as one gateway batch and returns the
 // answers.
+// waitPushes waits for the pushes uplinks left running in the background.
+func (e *env) waitPushes() {
+	e.t.Helper()
+	if err := e.r.WaitPushes(e.ctx); err != nil {
+		e.t.Fatalf("pushes still running: %v", err)
+	}
+}
+
 func (e *env) uplink(s Session, frames ...*cimpb.Frame) []*cimpb.Delivery {
 	e.t.Helper()
 	b := &cimpb.UplinkBatch{GatewayId: s.Gateway.ID}
@@ -26,6 +34,7 @@ func (e *env) uplink(s Session, frames ...*cimpb.Frame) []*cimpb.Delivery {
 	if err != nil {
 		e.t.Fatalf("uplink: %v", err)
 	}
+	e.waitPushes()
 	for _, d := range out.Deliveries {
 		if d.UserId != s.UserID || d.SessionId != s.SessionID {
 			e.t.Fatalf("answer for %s/%s in a batch of %s/%s", d.UserId, d.SessionId, s.UserID, s.SessionID)
@@ -329,6 +338,7 @@ func TestConcurrentSendersOneRecipient(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	e.waitPushes()
 	var seqs []uint64
 	for _, f := range e.frames(bob) {
 		seqs = append(seqs, f.Msg.Seq)

@@ -52,7 +52,7 @@ type Store interface {
 	ClearGateway(ctx context.Context, gw string) (int, error)
 	Ping(ctx context.Context) error
 
-	Append(ctx context.Context, entries []store.Append) ([]store.Appended, error)
+	Write(ctx context.Context, w store.Write) (store.Written, error)
 	Ranges(ctx context.Context, qs []store.RangeQuery) ([]store.Range, error)
 	RaiseAcks(ctx context.Context, acks []store.Ack) error
 	InboxBefore(ctx context.Context, uid string, before uint64, n int) ([]store.Entry, error)
@@ -135,6 +135,10 @@ type Config struct {
 	// before clearing dead gateways (default 1s), so a brief lag between
 	// route replicas' views never clears a gateway that just appeared.
 	JanitorSettle time.Duration
+	// BackgroundPushes bounds the uplink batches whose pushes run after
+	// the gateway got its answer (default 256). Beyond it a batch pushes
+	// before answering, which slows its gateway down: back-pressure.
+	BackgroundPushes int
 
 	Logger *slog.Logger
 	Now    func() time.Time
@@ -151,6 +155,8 @@ type Router struct {
 	names *lru.Cache[string, string] // user id -> name
 	ids   *lru.Cache[string, string] // user name -> id
 	wake  chan struct{}              // janitor
+	// pushSlots holds a token per background push (see pushLater).
+	pushSlots chan struct{}
 }
 
 // New returns a Router. Store, Gateways, Pusher and TokenKeys are required.
@@ -188,6 +194,9 @@ func New(cfg Config) (*Router, error) {
 	if cfg.JanitorSettle == 0 {
 		cfg.JanitorSettle = time.Second
 	}
+	if cfg.BackgroundPushes <= 0 {
+		cfg.BackgroundPushes = 256
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -206,6 +215,7 @@ func New(cfg Config) (*Router, error) {
 		cfg: cfg, st: cfg.Store, gw: cfg.Gateways, push: cfg.Pusher,
 		log: cfg.Logger.With("component", "router"), now: cfg.Now,
 		names: names, ids: ids, wake: make(chan struct{}, 1),
+		pushSlots: make(chan struct{}, cfg.BackgroundPushes),
 	}, nil
 }
 

@@ -107,54 +107,128 @@ type Ack struct {
 	Seq    uint64
 }
 
-// scriptCall is one run of a script in a pipeline.
-type scriptCall struct {
-	keys []string
-	args []any
+// maxEntriesPerCall bounds the entries of one append script run, so a
+// burst for one user never holds Redis long.
+const maxEntriesPerCall = 64
+
+// appendCall is one append script run: entries of one user, in order.
+type appendCall struct {
+	op
+	entries []int // indexes into the Append slice
 }
 
-// Append stores entries, in order, as pipelines (of up to maxPipeline
-// entries each: one round trip per thousand) of one script per entry (seq,
-// inbox and dedup of a recipient change atomically). The answer is
-// aligned with entries. On error some entries may be stored and others not:
-// the caller fails as a whole and a retry is deduplicated.
-func (s *Store) Append(ctx context.Context, entries []Append) ([]Appended, error) {
-	if len(entries) == 0 {
-		return nil, nil
-	}
+// appendCalls turns entries into script runs: one per user per batch (per
+// maxEntriesPerCall entries), in the order users first appear, each keeping
+// its user's entries in order. Users' inboxes are independent, so only the
+// order within a user matters.
+func (s *Store) appendCalls(entries []Append) []appendCall {
 	lim := s.inbox
 	now := s.now().UnixMilli()
-	// The same for every entry: boxed once.
-	var maxLen, ttl, cutoff, dedupTTL any = lim.MaxLen, lim.TTL.Milliseconds(), now - lim.TTL.Milliseconds(), lim.DedupWindow.Milliseconds()
-	calls := make([]scriptCall, len(entries))
+	head := []any{lim.MaxLen, lim.TTL.Milliseconds(), now - lim.TTL.Milliseconds(), lim.DedupWindow.Milliseconds()}
+	var calls []appendCall
+	open := make(map[string]int, len(entries)) // user -> index of its open call
 	for i, e := range entries {
+		ci, ok := open[e.UserID]
+		if !ok || len(calls[ci].entries) == maxEntriesPerCall {
+			ci = len(calls)
+			open[e.UserID] = ci
+			calls = append(calls, appendCall{op: op{
+				script: appendScript,
+				keys:   []string{s.k.inboxSeq(e.UserID), s.k.inbox(e.UserID)},
+				args:   append(head[:len(head):len(head)], 0),
+			}})
+		}
+		c := &calls[ci]
 		ts := e.TS
 		if ts == 0 {
 			ts = now
 		}
-		keys := []string{s.k.inboxSeq(e.UserID), s.k.inbox(e.UserID)}
+		hasDedup := "0"
 		if e.Dedup != "" {
-			keys = append(keys, s.k.dedup(e.UserID, e.Dedup))
+			hasDedup = "1"
+			c.keys = append(c.keys, s.k.dedup(e.UserID, e.Dedup))
 		}
-		calls[i] = scriptCall{keys, []any{e.MsgID, ts, e.Frame, maxLen, ttl, cutoff, dedupTTL}}
+		c.args = append(c.args, e.MsgID, ts, e.Frame, hasDedup)
+		c.entries = append(c.entries, i)
 	}
-	res, err := s.evalAll(ctx, appendScript, calls)
+	for i := range calls {
+		calls[i].args[len(head)] = len(calls[i].entries)
+	}
+	return calls
+}
+
+// appended reads the answers of calls (aligned with them) into out, which
+// is aligned with the entries.
+func appended(calls []appendCall, res []redis.Cmder, out []Appended) error {
+	for ci, c := range calls {
+		v, _ := res[ci].(*redis.Cmd).Slice()
+		if len(v) != 4*len(c.entries) {
+			return unavailable(fmt.Errorf("append script answered %d values for %d entries", len(v), len(c.entries)))
+		}
+		for j, i := range c.entries {
+			r := v[4*j : 4*j+4]
+			a := Appended{MsgID: str(r[1]), Resend: fmt.Sprint(r[0]) == "1", Seq: u64(r[2])}
+			if a.Resend && r[3] != nil {
+				a.Stored, _ = parseEntry(str(r[3]))
+			}
+			out[i] = a
+		}
+	}
+	return nil
+}
+
+// Append stores entries: one script run per user (seq, inbox and dedup of a
+// recipient change atomically, the user's entries in order), pipelined, a
+// round trip per thousand runs. The answer is aligned with entries. On
+// error some entries may be stored and others not: the caller fails as a
+// whole and a retry is deduplicated.
+func (s *Store) Append(ctx context.Context, entries []Append) ([]Appended, error) {
+	w, err := s.Write(ctx, Write{Appends: entries})
+	return w.Appended, err
+}
+
+// Write is one batch's writes and the reads that follow them, sent as one
+// pipeline (a round trip per thousand commands), in this order: the
+// appends, then the acks (raised only after the receipts the acks produced
+// are stored), then the routes (read after everything else).
+type Write struct {
+	Appends []Append
+	Acks    []Ack
+	Routes  []string // user ids whose routes to read
+}
+
+// Written is what a Write did and read.
+type Written struct {
+	Appended []Appended // aligned with Write.Appends
+	Routes   map[string]Route
+}
+
+// Write runs w; see Write (the type).
+func (s *Store) Write(ctx context.Context, w Write) (Written, error) {
+	calls := s.appendCalls(w.Appends)
+	ops := make([]op, 0, len(calls)+len(w.Acks)+len(w.Routes))
+	for _, c := range calls {
+		ops = append(ops, c.op)
+	}
+	for _, a := range w.Acks {
+		ops = append(ops, op{script: raiseAckScript, keys: []string{s.k.ack(a.UserID)}, args: []any{a.Seq}})
+	}
+	for _, uid := range w.Routes {
+		ops = append(ops, s.routeOp(uid))
+	}
+	if len(ops) == 0 {
+		return Written{}, nil
+	}
+	res, err := s.run(ctx, ops)
 	if err != nil {
-		return nil, err
+		return Written{}, err
 	}
-	out := make([]Appended, len(entries))
-	for i, c := range res {
-		v, _ := c.Slice()
-		if len(v) < 3 {
-			return nil, unavailable(fmt.Errorf("append script answered %v", v))
-		}
-		a := Appended{MsgID: str(v[1]), Resend: str(v[0]) == "1"}
-		n, _ := v[2].(int64)
-		a.Seq = uint64(n)
-		if a.Resend && len(v) > 3 {
-			a.Stored, _ = parseEntry(str(v[3]))
-		}
-		out[i] = a
+	out := Written{Appended: make([]Appended, len(w.Appends))}
+	if err := appended(calls, res, out.Appended); err != nil {
+		return Written{}, err
+	}
+	if len(w.Routes) > 0 {
+		out.Routes = routesOf(w.Routes, res[len(res)-len(w.Routes):])
 	}
 	return out, nil
 }
@@ -202,14 +276,7 @@ func (s *Store) Ranges(ctx context.Context, qs []RangeQuery) ([]Range, error) {
 // RaiseAcks raises each user's acknowledged seq (never lowers it), one
 // pipeline for all.
 func (s *Store) RaiseAcks(ctx context.Context, acks []Ack) error {
-	if len(acks) == 0 {
-		return nil
-	}
-	calls := make([]scriptCall, len(acks))
-	for i, a := range acks {
-		calls[i] = scriptCall{[]string{s.k.ack(a.UserID)}, []any{a.Seq}}
-	}
-	_, err := s.evalAll(ctx, raiseAckScript, calls)
+	_, err := s.Write(ctx, Write{Acks: acks})
 	return err
 }
 
@@ -240,15 +307,47 @@ func (s *Store) InboxBefore(ctx context.Context, uid string, before uint64, n in
 // round trip each, so neither side buffers an unbounded batch.
 const maxPipeline = 1000
 
-// evalAll runs script once per call, in pipelines of EVALSHA of at most
-// maxPipeline calls each, one after the other (so a user's entries keep
-// their order). Calls that found the script missing (NOSCRIPT: a restarted
-// or flushed Redis, or a new cluster node) did not run; they go again with
-// EVAL, which also caches the script for next time.
+// op is one command of a pipeline: a script run when script is set, else an
+// HMGET of keys[0] for fields.
+type op struct {
+	script *redis.Script
+	keys   []string
+	args   []any
+	fields []string
+}
+
+// scriptCall is one run of a script in a pipeline.
+type scriptCall struct {
+	keys []string
+	args []any
+}
+
+// evalAll runs script once per call; see run.
 func (s *Store) evalAll(ctx context.Context, script *redis.Script, calls []scriptCall) ([]*redis.Cmd, error) {
-	res := make([]*redis.Cmd, 0, len(calls))
-	for chunk := range slices.Chunk(calls, maxPipeline) {
-		r, err := s.evalPipeline(ctx, script, chunk)
+	ops := make([]op, len(calls))
+	for i, c := range calls {
+		ops[i] = op{script: script, keys: c.keys, args: c.args}
+	}
+	res, err := s.run(ctx, ops)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*redis.Cmd, len(res))
+	for i, c := range res {
+		out[i] = c.(*redis.Cmd)
+	}
+	return out, nil
+}
+
+// run sends ops as pipelines of at most maxPipeline commands each, one
+// after the other (so a user's commands keep their order), and returns
+// their answers aligned with ops. Script runs that found the script missing
+// (NOSCRIPT: a restarted or flushed Redis, or a new cluster node) did not
+// run; they go again with EVAL, which also caches the script for next time.
+func (s *Store) run(ctx context.Context, ops []op) ([]redis.Cmder, error) {
+	res := make([]redis.Cmder, 0, len(ops))
+	for chunk := range slices.Chunk(ops, maxPipeline) {
+		r, err := s.runPipeline(ctx, chunk)
 		if err != nil {
 			return nil, err
 		}
@@ -257,11 +356,15 @@ func (s *Store) evalAll(ctx context.Context, script *redis.Script, calls []scrip
 	return res, nil
 }
 
-func (s *Store) evalPipeline(ctx context.Context, script *redis.Script, calls []scriptCall) ([]*redis.Cmd, error) {
-	res := make([]*redis.Cmd, len(calls))
+func (s *Store) runPipeline(ctx context.Context, ops []op) ([]redis.Cmder, error) {
+	res := make([]redis.Cmder, len(ops))
 	cmds, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, c := range calls {
-			res[i] = script.EvalSha(ctx, p, c.keys, c.args...)
+		for i, o := range ops {
+			if o.script == nil {
+				res[i] = p.HMGet(ctx, o.keys[0], o.fields...)
+			} else {
+				res[i] = o.script.EvalSha(ctx, p, o.keys, o.args...)
+			}
 		}
 		return nil
 	})
@@ -276,7 +379,7 @@ func (s *Store) evalPipeline(ctx context.Context, script *redis.Script, calls []
 	}
 	cmds, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, i := range again {
-			res[i] = script.Eval(ctx, p, calls[i].keys, calls[i].args...)
+			res[i] = ops[i].script.Eval(ctx, p, ops[i].keys, ops[i].args...)
 		}
 		return nil
 	})

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/gocim/gocim/internal/testenv"
 )
 
@@ -307,4 +309,139 @@ func BenchmarkAppend(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N*len(in))/b.Elapsed().Seconds(), "entries/s")
+}
+
+// commands counts, per round trip, the commands Redis is sent.
+type commands struct {
+	mu     sync.Mutex
+	trips  int
+	counts map[string]int // command name -> times sent
+}
+
+func (*commands) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (c *commands) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		c.note(cmd)
+		return next(ctx, cmd)
+	}
+}
+func (c *commands) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		c.note(cmds...)
+		return next(ctx, cmds)
+	}
+}
+
+// warmUp loads the scripts and opens a connection, so that a test counts
+// only the round trips of what it tests.
+func warmUp(t *testing.T, s *Store) {
+	t.Helper()
+	if _, err := s.Write(ctxT(t), Write{Appends: []Append{{UserID: "0", Frame: []byte("x")}}, Acks: []Ack{{UserID: "0", Seq: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (c *commands) note(cmds ...redis.Cmder) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.trips++
+	if c.counts == nil {
+		c.counts = map[string]int{}
+	}
+	for _, cmd := range cmds {
+		c.counts[cmd.Name()]++
+	}
+}
+
+// TestAppendOneScriptRunPerUser: a batch's entries for one user go in one
+// script run (up to maxEntriesPerCall), in order, with dedup working within
+// the batch too, and the answers line up with the entries.
+func TestAppendOneScriptRunPerUser(t *testing.T) {
+	s, rdb, _ := newStore(t)
+	ctx := ctxT(t)
+	in := []Append{
+		msgAppend("7", "1", "c1", "m1"),
+		msgAppend("8", "1", "c1", "m2"),
+		msgAppend("7", "1", "c2", "m3"),
+		msgAppend("7", "1", "c1", "m4"), // a resend of m1 in the same batch
+		msgAppend("8", "1", "", "r1"),
+		msgAppend("7", "1", "", "r2"),
+	}
+	for i := range maxEntriesPerCall + 6 { // two runs for user 9
+		in = append(in, msgAppend("9", "1", "", fmt.Sprintf("n%d", i)))
+	}
+	warmUp(t, s)
+	var c commands
+	rdb.AddHook(&c)
+	got, err := s.Append(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.trips != 1 || c.counts["evalsha"] != 4 {
+		t.Fatalf("%d round trips, commands %v; want 1 round trip of 4 script runs (7, 8, and 9 twice)", c.trips, c.counts)
+	}
+	want := []struct {
+		seq    uint64
+		id     string
+		resend bool
+	}{{1, "m1", false}, {1, "m2", false}, {2, "m3", false}, {1, "m1", true}, {2, "r1", false}, {3, "r2", false}}
+	for i, w := range want {
+		if g := got[i]; g.Seq != w.seq || g.MsgID != w.id || g.Resend != w.resend {
+			t.Errorf("entry %d: got %+v, want seq %d id %s resend %v", i, g, w.seq, w.id, w.resend)
+		}
+	}
+	if st := got[3].Stored; st.Seq != 1 || string(st.Frame) != "frame m1" {
+		t.Errorf("resend's stored entry %+v, want the first (seq 1, frame m1)", st)
+	}
+	for i := range maxEntriesPerCall + 6 {
+		if g := got[6+i]; g.Seq != uint64(i+1) || g.MsgID != fmt.Sprintf("n%d", i) {
+			t.Fatalf("user 9 entry %d: got %+v, want seq %d", i, g, i+1)
+		}
+	}
+	if n := rdb.ZCard(ctx, "cim:inbox:{7}").Val(); n != 3 {
+		t.Fatalf("inbox of 7 holds %d entries, want 3", n)
+	}
+}
+
+// TestWriteOneRoundTrip: appends, ack raises and route reads go in one
+// pipeline, the acks after the appends and the routes read last.
+func TestWriteOneRoundTrip(t *testing.T) {
+	s, rdb, _ := newStore(t)
+	ctx := ctxT(t)
+	const gw = "10.0.0.1:9000:8081"
+	if _, err := s.ClaimRoute(ctx, "7", Claim{Gateway: gw, Session: "s7", TTL: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Online(ctx, "7", "s7", gw); err != nil {
+		t.Fatal(err)
+	}
+	warmUp(t, s)
+	var c commands
+	rdb.AddHook(&c)
+	w, err := s.Write(ctx, Write{
+		Appends: []Append{msgAppend("7", "1", "c1", "m1"), msgAppend("8", "1", "c1", "m2")},
+		Acks:    []Ack{{UserID: "7", Seq: 1}, {UserID: "8", Seq: 5}},
+		Routes:  []string{"7", "8"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.trips != 1 {
+		t.Fatalf("%d round trips (%v), want 1", c.trips, c.counts)
+	}
+	if len(w.Appended) != 2 || w.Appended[0].Seq != 1 || w.Appended[1].Seq != 1 {
+		t.Fatalf("appended %+v", w.Appended)
+	}
+	if r, ok := w.Routes["7"]; !ok || r.Session != "s7" || r.Gateway != gw || !r.Online() {
+		t.Fatalf("route of 7 = %+v, %v", r, ok)
+	}
+	if _, ok := w.Routes["8"]; ok || len(w.Routes) != 1 {
+		t.Fatalf("routes %+v: 8 has none", w.Routes)
+	}
+	if a := rdb.Get(ctx, "cim:ack:{7}").Val(); a != "1" {
+		t.Fatalf("ack of 7 = %q, want 1", a)
+	}
+	if a := rdb.Get(ctx, "cim:ack:{8}").Val(); a != "5" {
+		t.Fatalf("ack of 8 = %q, want 5", a)
+	}
 }

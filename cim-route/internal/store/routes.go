@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strconv"
 	"time"
 
@@ -173,29 +172,32 @@ func (s *Store) dropSessions(ctx context.Context, refs []SessionRef, minAge time
 // Routes returns the routes of uids (absent: no route), one round trip per
 // maxPipeline users.
 func (s *Store) Routes(ctx context.Context, uids []string) (map[string]Route, error) {
-	out := make(map[string]Route, len(uids))
-	for chunk := range slices.Chunk(uids, maxPipeline) {
-		res := make([]*redis.SliceCmd, len(chunk))
-		cmds, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for i, uid := range chunk {
-				res[i] = p.HMGet(ctx, s.k.route(uid), "gw", "sid", "state", "at")
-			}
-			return nil
-		})
-		if err := pipeErr(err, cmds); err != nil {
-			return nil, err
-		}
-		for i, c := range res {
-			v := c.Val()
-			if len(v) != 4 || str(v[1]) == "" {
-				continue
-			}
-			r := Route{Gateway: str(v[0]), Session: str(v[1]), State: str(v[2])}
-			r.Since, _ = strconv.ParseInt(str(v[3]), 10, 64)
-			out[chunk[i]] = r
-		}
+	w, err := s.Write(ctx, Write{Routes: uids})
+	if w.Routes == nil && err == nil {
+		w.Routes = map[string]Route{}
 	}
-	return out, nil
+	return w.Routes, err
+}
+
+// routeOp reads one user's route.
+func (s *Store) routeOp(uid string) op {
+	return op{keys: []string{s.k.route(uid)}, fields: []string{"gw", "sid", "state", "at"}}
+}
+
+// routesOf reads the answers of routeOps (aligned with uids): users without
+// a route are left out.
+func routesOf(uids []string, res []redis.Cmder) map[string]Route {
+	out := make(map[string]Route, len(uids))
+	for i, c := range res {
+		v := c.(*redis.SliceCmd).Val()
+		if len(v) != 4 || str(v[1]) == "" {
+			continue
+		}
+		r := Route{Gateway: str(v[0]), Session: str(v[1]), State: str(v[2])}
+		r.Since, _ = strconv.ParseInt(str(v[3]), 10, 64)
+		out[uids[i]] = r
+	}
+	return out
 }
 
 // OnlineIDs returns the members of login-status (which may include stale

@@ -83,44 +83,104 @@ return 0
 // atomic step on one Redis Cluster slot. Seqs are formatted with %d: Lua's
 // tostring switches to exponent notation above 1e14.
 
-// appendScript stores one inbox entry, or recognizes a resend.
+// appendScript stores a user's inbox entries of one batch, in order, or
+// recognizes resends.
 //
-// KEYS[1] seq, KEYS[2] inbox, KEYS[3] dedup (absent: no dedup).
-// ARGV: msgId, timestamp ms, frame bytes, max length, inbox ttl ms, age
-// cutoff ms (entries older are trimmed), dedup ttl ms.
-// Returns {0, msgId, seq} for a new entry; {1, first msgId, first seq, the
-// first entry's member or nil once trimmed} for a resend.
+// KEYS[1] seq, KEYS[2] inbox, then one dedup key per entry that has one, in
+// entry order.
+// ARGV[1] max length, ARGV[2] inbox ttl ms, ARGV[3] age cutoff ms (entries
+// older are trimmed), ARGV[4] dedup ttl ms, ARGV[5] the number of entries n,
+// then four per entry: msgId, timestamp ms, frame bytes, "1" if it has a
+// dedup key.
+// Returns four values per entry: {0, msgId, seq, false} for a new entry;
+// {1, first msgId, first seq, the first entry's member or false once
+// trimmed} for a resend.
 //
-// Age trimming drops at most a few of the oldest entries per append so one
-// call never does unbounded work; the inbox's own PEXPIRE removes an idle
-// inbox as a whole.
+// The script reads every dedup key with one MGET, takes all the new seqs
+// with one INCRBY and adds all the new entries with one ZADD: the cost of a
+// run barely grows with its entries. Trimming runs once per call, after the
+// appends: by length, then at most
+// eight of the oldest entries by age, so one call never does unbounded work;
+// the inbox's own PEXPIRE removes an idle inbox as a whole.
 var appendScript = redis.NewScript(`
-if KEYS[3] then
-  local d = redis.call('GET', KEYS[3])
-  if d then
-    local bar = string.find(d, '|', 1, true)
-    local seq = string.sub(d, bar + 1)
-    local m = redis.call('ZRANGEBYSCORE', KEYS[2], seq, seq)
-    return {1, string.sub(d, 1, bar - 1), tonumber(seq), m[1] or false}
+local n = tonumber(ARGV[5])
+local dkey, dkeys, k = {}, {}, 3
+for i = 0, n - 1 do
+  if ARGV[9 + 4 * i] == '1' then
+    dkey[i] = KEYS[k]
+    dkeys[#dkeys + 1] = KEYS[k]
+    k = k + 1
   end
 end
-local seq = string.format('%d', redis.call('INCR', KEYS[1]))
-redis.call('ZADD', KEYS[2], seq, seq .. '|' .. ARGV[2] .. '|' .. ARGV[3])
-redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -1 - tonumber(ARGV[4]))
-local cutoff = tonumber(ARGV[6])
-for i = 1, 8 do
-  local old = redis.call('ZRANGE', KEYS[2], 0, 0)[1]
-  if not old then break end
-  local a = string.find(old, '|', 1, true)
-  local b = a and string.find(old, '|', a + 1, true)
-  if b and (tonumber(string.sub(old, a + 1, b - 1)) or cutoff) >= cutoff then break end
-  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, 0)
+-- The dedup keys, all read at once; a key set earlier in this call wins.
+local known = {}
+if #dkeys > 0 then
+  local vals = redis.call('MGET', unpack(dkeys))
+  for j, key in ipairs(dkeys) do
+    local d = vals[j]
+    if d and not known[key] then
+      local bar = string.find(d, '|', 1, true)
+      known[key] = {string.sub(d, 1, bar - 1), string.sub(d, bar + 1)}
+    end
+  end
 end
-redis.call('PEXPIRE', KEYS[2], ARGV[5])
-if KEYS[3] then
-  redis.call('SET', KEYS[3], ARGV[1] .. '|' .. seq, 'PX', ARGV[7])
+local fresh = 0
+local claimed = {}
+for i = 0, n - 1 do
+  local key = dkey[i]
+  if not (key and (known[key] or claimed[key])) then
+    fresh = fresh + 1
+    if key then claimed[key] = true end
+  end
 end
-return {0, ARGV[1], tonumber(seq)}
+local seq = 0
+if fresh > 0 then seq = redis.call('INCRBY', KEYS[1], fresh) - fresh end
+local out, zadd = {}, {}
+for i = 0, n - 1 do
+  local a, key = 6 + 4 * i, dkey[i]
+  local first = key and known[key]
+  if first then
+    local m = first[3]
+    if not m then
+      m = redis.call('ZRANGEBYSCORE', KEYS[2], first[2], first[2])[1] or false
+    end
+    out[#out + 1] = 1
+    out[#out + 1] = first[1]
+    out[#out + 1] = tonumber(first[2])
+    out[#out + 1] = m
+  else
+    seq = seq + 1
+    local s = string.format('%d', seq)
+    local m = s .. '|' .. ARGV[a + 1] .. '|' .. ARGV[a + 2]
+    zadd[#zadd + 1] = s
+    zadd[#zadd + 1] = m
+    if key then
+      redis.call('SET', key, ARGV[a] .. '|' .. s, 'PX', ARGV[4])
+      known[key] = {ARGV[a], s, m}
+    end
+    out[#out + 1] = 0
+    out[#out + 1] = ARGV[a]
+    out[#out + 1] = seq
+    out[#out + 1] = false
+  end
+end
+if fresh > 0 then
+  redis.call('ZADD', KEYS[2], unpack(zadd))
+  if redis.call('ZCARD', KEYS[2]) > tonumber(ARGV[1]) then
+    redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -1 - tonumber(ARGV[1]))
+  end
+  local cutoff = tonumber(ARGV[3])
+  for i = 1, 8 do
+    local old = redis.call('ZRANGE', KEYS[2], 0, 0)[1]
+    if not old then break end
+    local a = string.find(old, '|', 1, true)
+    local b = a and string.find(old, '|', a + 1, true)
+    if b and (tonumber(string.sub(old, a + 1, b - 1)) or cutoff) >= cutoff then break end
+    redis.call('ZREMRANGEBYRANK', KEYS[2], 0, 0)
+  end
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+end
+return out
 `)
 
 // rangeScript reads part of an inbox with the numbers a SYNC answer needs,

@@ -66,6 +66,10 @@ func NewClient(c ClientConfig) redis.UniversalClient {
 		Password:   c.Password,
 		DB:         c.DB,
 		MasterName: c.MasterName,
+		// RESP2: the route subscribes to nothing, and RESP3 makes go-redis
+		// look for push notifications around every command (a read
+		// syscall each).
+		Protocol: 2,
 		// Fail fast so callers answer 5030 instead of hanging; the request
 		// context still bounds everything.
 		DialTimeout:           2 * time.Second,
