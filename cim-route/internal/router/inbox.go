@@ -86,20 +86,19 @@ func (j *job) ackedEntries(ctx context.Context) error {
 }
 
 func (j *job) deliveredReceipt(by string, e store.Entry) {
-	var f cimpb.Frame
-	if proto.Unmarshal(e.Frame, &f) != nil || f.Type != cimpb.Type_MSG {
-		return
+	m, ok := peekMsg(e.Frame)
+	if !ok {
+		return // a receipt entry, or nothing decodable
 	}
-	m := f.Msg
-	if m.GetFrom() == "" || m.From == SystemUserID || m.Broadcast || m.MsgId == "" {
+	if m.from == "" || m.from == SystemUserID || m.broadcast || m.msgID == "" {
 		return // the system user has no inbox: it gets no receipts
 	}
-	if m.Group != "" {
-		j.addGroupReceipt(m.From, m.MsgId, m.Group, by, false)
+	if m.group != "" {
+		j.addGroupReceipt(m.from, m.msgID, m.group, by, false)
 		return
 	}
-	j.entries = append(j.entries, entry{to: m.From, frame: &cimpb.Frame{Type: cimpb.Type_RECEIPT, Receipt: &cimpb.Receipt{
-		Status: cimpb.ReceiptStatus_RECEIPT_DELIVERED, MsgId: m.MsgId, ClientMsgId: m.ClientMsgId, By: by, TimestampMs: j.ts,
+	j.entries = append(j.entries, entry{to: m.from, frame: &cimpb.Frame{Type: cimpb.Type_RECEIPT, Receipt: &cimpb.Receipt{
+		Status: cimpb.ReceiptStatus_RECEIPT_DELIVERED, MsgId: m.msgID, ClientMsgId: m.clientMsgID, By: by, TimestampMs: j.ts,
 	}}})
 }
 

@@ -108,12 +108,18 @@ type Ack struct {
 }
 
 // maxEntriesPerCall bounds the entries of one append script run, so a
-// burst for one user never holds Redis long.
-const maxEntriesPerCall = 64
+// burst for one user never holds Redis long; maxSharedPerCall bounds the
+// users of one shared run (a group message).
+const (
+	maxEntriesPerCall = 64
+	maxSharedPerCall  = 256
+)
 
-// appendCall is one append script run: entries of one user, in order.
+// appendCall is one append script run: entries of one user, in order, or
+// (shared) one entry each of many users, all with the same frame.
 type appendCall struct {
 	op
+	shared  bool
 	entries []int // indexes into the Append slice
 }
 
@@ -121,13 +127,52 @@ type appendCall struct {
 // maxEntriesPerCall entries), in the order users first appear, each keeping
 // its user's entries in order. Users' inboxes are independent, so only the
 // order within a user matters.
+//
+// On a single Redis node (not a cluster, where a script must stay within
+// one user's keys) a run of entries sharing one frame without dedup keys,
+// a group message's copies, goes as shared runs of up to maxSharedPerCall
+// users instead. A user's later entries then open a new run after it, so
+// its order holds.
 func (s *Store) appendCalls(entries []Append) []appendCall {
 	lim := s.inbox
 	now := s.now().UnixMilli()
 	head := []any{lim.MaxLen, lim.TTL.Milliseconds(), now - lim.TTL.Milliseconds(), lim.DedupWindow.Milliseconds()}
 	var calls []appendCall
 	open := make(map[string]int, len(entries)) // user -> index of its open call
+	shared := -1                               // the open shared call
+	var inShared map[string]bool
 	for i, e := range entries {
+		ts := e.TS
+		if ts == 0 {
+			ts = now
+		}
+		if !s.cluster && e.Dedup == "" && len(e.Frame) > 0 {
+			if shared >= 0 && !s.sameCopy(entries[calls[shared].entries[0]], e) {
+				shared = -1
+			}
+			if shared < 0 || inShared[e.UserID] || len(calls[shared].entries) == maxSharedPerCall {
+				if i+1 < len(entries) && s.sameCopy(e, entries[i+1]) {
+					shared = len(calls)
+					inShared = map[string]bool{}
+					calls = append(calls, appendCall{shared: true, op: op{
+						script: sharedAppendScript,
+						args:   []any{lim.MaxLen, lim.TTL.Milliseconds(), now - lim.TTL.Milliseconds(), ts, e.Frame},
+					}})
+				} else {
+					shared = -1
+				}
+			}
+			if shared >= 0 {
+				c := &calls[shared]
+				c.keys = append(c.keys, s.k.inboxSeq(e.UserID), s.k.inbox(e.UserID))
+				c.entries = append(c.entries, i)
+				inShared[e.UserID] = true
+				delete(open, e.UserID)
+				continue
+			}
+		} else {
+			shared = -1
+		}
 		ci, ok := open[e.UserID]
 		if !ok || len(calls[ci].entries) == maxEntriesPerCall {
 			ci = len(calls)
@@ -139,10 +184,6 @@ func (s *Store) appendCalls(entries []Append) []appendCall {
 			}})
 		}
 		c := &calls[ci]
-		ts := e.TS
-		if ts == 0 {
-			ts = now
-		}
 		hasDedup := "0"
 		if e.Dedup != "" {
 			hasDedup = "1"
@@ -152,16 +193,34 @@ func (s *Store) appendCalls(entries []Append) []appendCall {
 		c.entries = append(c.entries, i)
 	}
 	for i := range calls {
-		calls[i].args[len(head)] = len(calls[i].entries)
+		if !calls[i].shared {
+			calls[i].args[len(head)] = len(calls[i].entries)
+		}
 	}
 	return calls
 }
 
+// sameCopy reports whether b is another copy of a's entry: the same frame
+// (the very same bytes, as a group message's copies share), time and id.
+func (s *Store) sameCopy(a, b Append) bool {
+	return b.Dedup == "" && len(a.Frame) > 0 && len(a.Frame) == len(b.Frame) &&
+		&a.Frame[0] == &b.Frame[0] && a.TS == b.TS && a.MsgID == b.MsgID
+}
+
 // appended reads the answers of calls (aligned with them) into out, which
 // is aligned with the entries.
-func appended(calls []appendCall, res []redis.Cmder, out []Appended) error {
+func appended(calls []appendCall, res []redis.Cmder, out []Appended, entries []Append) error {
 	for ci, c := range calls {
 		v, _ := res[ci].(*redis.Cmd).Slice()
+		if c.shared {
+			if len(v) != len(c.entries) {
+				return unavailable(fmt.Errorf("shared append script answered %d values for %d users", len(v), len(c.entries)))
+			}
+			for j, i := range c.entries {
+				out[i] = Appended{MsgID: entries[i].MsgID, Seq: u64(v[j])}
+			}
+			continue
+		}
 		if len(v) != 4*len(c.entries) {
 			return unavailable(fmt.Errorf("append script answered %d values for %d entries", len(v), len(c.entries)))
 		}
@@ -224,7 +283,7 @@ func (s *Store) Write(ctx context.Context, w Write) (Written, error) {
 		return Written{}, err
 	}
 	out := Written{Appended: make([]Appended, len(w.Appends))}
-	if err := appended(calls, res, out.Appended); err != nil {
+	if err := appended(calls, res, out.Appended, w.Appends); err != nil {
 		return Written{}, err
 	}
 	if len(w.Routes) > 0 {
@@ -356,7 +415,31 @@ func (s *Store) run(ctx context.Context, ops []op) ([]redis.Cmder, error) {
 	return res, nil
 }
 
+// loadScripts loads the scripts of ops that this Store has not seen
+// loaded. Rerunning ops that hit NOSCRIPT could put a user's entries out of
+// order when one pipeline mixes scripts (shared and per-user appends), so
+// scripts are loaded before their first pipeline; only after Redis loses
+// them (a restart or SCRIPT FLUSH) does one pipeline fall back to reruns.
+func (s *Store) loadScripts(ctx context.Context, ops []op) error {
+	for i, o := range ops {
+		if o.script == nil || (i > 0 && o.script == ops[i-1].script) {
+			continue
+		}
+		if _, ok := s.loaded.Load(o.script); ok {
+			continue
+		}
+		if err := o.script.Load(ctx, s.rdb).Err(); err != nil {
+			return unavailable(err)
+		}
+		s.loaded.Store(o.script, true)
+	}
+	return nil
+}
+
 func (s *Store) runPipeline(ctx context.Context, ops []op) ([]redis.Cmder, error) {
+	if err := s.loadScripts(ctx, ops); err != nil {
+		return nil, err
+	}
 	res := make([]redis.Cmder, len(ops))
 	cmds, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, o := range ops {
@@ -377,6 +460,7 @@ func (s *Store) runPipeline(ctx context.Context, ops []op) ([]redis.Cmder, error
 	if len(again) == 0 {
 		return res, pipeErr(err, cmds)
 	}
+	s.loaded.Clear() // Redis lost its scripts: a restart or SCRIPT FLUSH
 	cmds, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, i := range again {
 			res[i] = ops[i].script.Eval(ctx, p, ops[i].keys, ops[i].args...)

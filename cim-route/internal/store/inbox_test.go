@@ -336,7 +336,9 @@ func (c *commands) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 // only the round trips of what it tests.
 func warmUp(t *testing.T, s *Store) {
 	t.Helper()
-	if _, err := s.Write(ctxT(t), Write{Appends: []Append{{UserID: "0", Frame: []byte("x")}}, Acks: []Ack{{UserID: "0", Seq: 1}}}); err != nil {
+	shared := []byte("x")
+	appends := []Append{{UserID: "0", Frame: shared}, {UserID: "00", Frame: shared}, {UserID: "0", Frame: []byte("y"), Dedup: "0:0"}}
+	if _, err := s.Write(ctxT(t), Write{Appends: appends, Acks: []Ack{{UserID: "0", Seq: 1}}}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -443,5 +445,52 @@ func TestWriteOneRoundTrip(t *testing.T) {
 	}
 	if a := rdb.Get(ctx, "cim:ack:{8}").Val(); a != "5" {
 		t.Fatalf("ack of 8 = %q, want 5", a)
+	}
+}
+
+// TestAppendSharedFrame: the copies of one frame for many users (a group
+// message) go as shared runs of up to maxSharedPerCall users, and each
+// user's entries keep their batch order around them.
+func TestAppendSharedFrame(t *testing.T) {
+	s, rdb, _ := newStore(t)
+	ctx := ctxT(t)
+	const users = maxSharedPerCall + 44
+	frame := []byte("group frame")
+	ts := time.Now().UnixMilli()
+	in := []Append{msgAppend("u0", "1", "before", "p1")}
+	for i := range users {
+		in = append(in, Append{UserID: fmt.Sprint("u", i), Frame: frame, TS: ts, MsgID: "g1"})
+	}
+	in = append(in, msgAppend("u0", "1", "after", "p2"))
+	// Equal bytes but not the same frame: not copies of one message.
+	in = append(in, Append{UserID: "u1", Frame: []byte("group frame"), TS: ts, MsgID: "g1"})
+	warmUp(t, s)
+	var c commands
+	rdb.AddHook(&c)
+	got, err := s.Append(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// u0 before, two shared runs, u0 after, u1's lone entry.
+	if c.trips != 1 || c.counts["evalsha"] != 5 {
+		t.Fatalf("%d round trips, commands %v; want 1 round trip of 5 script runs", c.trips, c.counts)
+	}
+	if got[0].Seq != 1 || got[1].Seq != 2 || got[1].MsgID != "g1" || got[users+1].Seq != 3 {
+		t.Fatalf("u0's seqs: %d, %d, %d; want 1, 2, 3", got[0].Seq, got[1].Seq, got[users+1].Seq)
+	}
+	for i := 1; i < users; i++ {
+		if g := got[1+i]; g.Seq != 1 || g.MsgID != "g1" || g.Resend {
+			t.Fatalf("u%d's copy: %+v, want seq 1", i, g)
+		}
+	}
+	if got[users+2].Seq != 2 {
+		t.Fatalf("u1's second entry got seq %d, want 2", got[users+2].Seq)
+	}
+	r, err := s.Ranges(ctx, []RangeQuery{{UserID: "u299", Limit: 10}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := r[0].Entries; len(e) != 1 || e[0].Seq != 1 || e[0].TS != ts || string(e[0].Frame) != "group frame" {
+		t.Fatalf("u299's inbox %+v", e)
 	}
 }

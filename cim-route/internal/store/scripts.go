@@ -183,6 +183,42 @@ end
 return out
 `)
 
+// sharedAppendScript stores one entry, the same frame, in many users'
+// inboxes (a group message): one run instead of one per member. It names
+// keys of many users, so it runs only on a single Redis node, never a
+// cluster.
+//
+// KEYS: seq and inbox of each user, in pairs.
+// ARGV[1] max length, ARGV[2] inbox ttl ms, ARGV[3] age cutoff ms,
+// ARGV[4] timestamp ms, ARGV[5] frame bytes.
+// Returns each user's new seq, in KEYS order.
+//
+// Each inbox is trimmed as by appendScript.
+var sharedAppendScript = redis.NewScript(`
+local maxLen, cutoff = tonumber(ARGV[1]), tonumber(ARGV[3])
+local tail = '|' .. ARGV[4] .. '|' .. ARGV[5]
+local out = {}
+for i = 1, #KEYS, 2 do
+  local inbox = KEYS[i + 1]
+  local seq = redis.call('INCR', KEYS[i])
+  redis.call('ZADD', inbox, seq, string.format('%d', seq) .. tail)
+  if redis.call('ZCARD', inbox) > maxLen then
+    redis.call('ZREMRANGEBYRANK', inbox, 0, -1 - maxLen)
+  end
+  for j = 1, 8 do
+    local old = redis.call('ZRANGE', inbox, 0, 0)[1]
+    if not old then break end
+    local a = string.find(old, '|', 1, true)
+    local b = a and string.find(old, '|', a + 1, true)
+    if b and (tonumber(string.sub(old, a + 1, b - 1)) or cutoff) >= cutoff then break end
+    redis.call('ZREMRANGEBYRANK', inbox, 0, 0)
+  end
+  redis.call('PEXPIRE', inbox, ARGV[2])
+  out[#out + 1] = seq
+end
+return out
+`)
+
 // rangeScript reads part of an inbox with the numbers a SYNC answer needs,
 // as one consistent snapshot.
 //

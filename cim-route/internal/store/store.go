@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -39,11 +40,17 @@ type Store struct {
 	k     keys
 	now   func() time.Time
 	inbox InboxLimits
+	// cluster: Redis Cluster, where a script may only touch one slot's
+	// keys (one user's).
+	cluster bool
+	// loaded holds the scripts (*redis.Script) known loaded in Redis.
+	loaded sync.Map
 }
 
 // New returns a Store using rdb with every key prefixed by prefix.
 func New(rdb redis.UniversalClient, prefix string, opts ...Option) *Store {
-	s := &Store{rdb: rdb, k: keys{prefix}, now: time.Now, inbox: InboxLimits{}.withDefaults()}
+	_, cluster := rdb.(*redis.ClusterClient)
+	s := &Store{rdb: rdb, k: keys{prefix}, now: time.Now, inbox: InboxLimits{}.withDefaults(), cluster: cluster}
 	for _, o := range opts {
 		o(s)
 	}
