@@ -9,6 +9,7 @@ package testenv
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -177,13 +178,23 @@ func StartRedis(t TB) *Redis {
 		Missing(t, "redis-server")
 	}
 	dir := t.TempDir()
-	port := FreePort(t)
-	r := &Redis{Addr: "127.0.0.1:" + strconv.Itoa(port), Dir: dir, t: t}
-	r.args = []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
-		"--save", "", "--appendonly", "yes", "--appendfsync", "everysec", "--daemonize", "no"}
-	r.Process = Start(t, dir, bin, nil, r.args...)
-	r.wait()
-	return r
+	for attempt := 1; ; attempt++ { // a new port if the picked one was taken meanwhile
+		port := FreePort(t)
+		r := &Redis{Addr: "127.0.0.1:" + strconv.Itoa(port), Dir: dir, t: t}
+		r.args = []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
+			"--save", "", "--appendonly", "yes", "--appendfsync", "everysec", "--daemonize", "no"}
+		r.Process = Start(t, dir, bin, nil, r.args...)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		err := waitRedis(ctx, r.Process, r.Addr)
+		cancel()
+		if err == nil {
+			return r
+		}
+		if !errors.Is(err, errExitedEarly) || attempt == 3 {
+			t.Fatalf("%v", err)
+		}
+		t.Logf("%v; trying another port", err)
+	}
 }
 
 func (r *Redis) wait() {
@@ -220,7 +231,7 @@ func waitRedis(ctx context.Context, p *Process, addr string) error {
 		case <-ctx.Done():
 			return fmt.Errorf("redis on %s not ready: %w\n%s", addr, ctx.Err(), p.Tail(20))
 		case <-p.done:
-			return fmt.Errorf("redis exited early:\n%s", p.Tail(20))
+			return fmt.Errorf("redis on %s %w:\n%s", addr, errExitedEarly, p.Tail(20))
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -265,13 +276,35 @@ func StartZooKeeper(t TB) *ZooKeeper {
 	if _, err := exec.LookPath("java"); err != nil {
 		Missing(t, "java (for ZooKeeper)")
 	}
-	z := &ZooKeeper{Dir: t.TempDir(), port: FreePort(t), t: t}
-	z.Addr = "127.0.0.1:" + strconv.Itoa(z.port)
-	z.start()
-	return z
+	z := &ZooKeeper{Dir: t.TempDir(), t: t}
+	// The port is free when picked but may be taken before java binds it
+	// (say, as the ephemeral port of a connection another test opens):
+	// ZooKeeper then exits at once, and a new port is tried.
+	for attempt := 1; ; attempt++ {
+		z.port = FreePort(t)
+		z.Addr = "127.0.0.1:" + strconv.Itoa(z.port)
+		err := z.tryStart()
+		if err == nil {
+			return z
+		}
+		if !errors.Is(err, errExitedEarly) || attempt == 3 {
+			t.Fatalf("%v", err)
+		}
+		t.Logf("%v; trying another port", err)
+	}
 }
 
+// errExitedEarly: a server process ended before it served.
+var errExitedEarly = errors.New("exited early")
+
 func (z *ZooKeeper) start() {
+	z.t.Helper()
+	if err := z.tryStart(); err != nil {
+		z.t.Fatalf("%v", err)
+	}
+}
+
+func (z *ZooKeeper) tryStart() error {
 	z.t.Helper()
 	java, _ := exec.LookPath("java")
 	z.Process = Start(z.t, z.Dir, java, nil,
@@ -283,9 +316,7 @@ func (z *ZooKeeper) start() {
 		strconv.Itoa(z.port), filepath.Join(z.Dir, "data"), "500")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := waitZooKeeper(ctx, z.Process, z.Addr); err != nil {
-		z.t.Fatalf("%v", err)
-	}
+	return waitZooKeeper(ctx, z.Process, z.Addr)
 }
 
 // Restart starts ZooKeeper again on the same port and data directory; stop it
@@ -309,7 +340,7 @@ func waitZooKeeper(ctx context.Context, p *Process, addr string) error {
 		case <-ctx.Done():
 			return fmt.Errorf("zookeeper on %s not ready: %w\n%s", addr, ctx.Err(), p.Tail(20))
 		case <-p.done:
-			return fmt.Errorf("zookeeper exited early:\n%s", p.Tail(20))
+			return fmt.Errorf("zookeeper on %s %w:\n%s", addr, errExitedEarly, p.Tail(20))
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

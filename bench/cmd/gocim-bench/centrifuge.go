@@ -24,8 +24,9 @@ const centrifugeVersion = "v0.40.1"
 // centrifuge.Node (the engine of Centrifugo) with its websocket transport on
 // a loopback HTTP server: every recipient subscribes to its personal channel
 // "personal:<user>", every sender publishes to its recipient's channel
-// (publications without history: nothing is stored). With withRedis the node
-// uses the Redis broker against a redis-server of its own; otherwise the
+// (publications without history: nothing is stored, unless mode is
+// cfRedisHistory). With Redis the node uses the Redis broker against a
+// redis-server of its own; otherwise the
 // in-memory broker. The node runs in this process, so its CPU is in the load
 // generator's; with Redis the cluster CPU column is the redis-server's.
 //
@@ -37,7 +38,21 @@ const centrifugeVersion = "v0.40.1"
 //
 // With sat, rates are saturation steps: the loop stops after the first step
 // that does not hold (see holds).
-func p2pCentrifuge(t *run.T, withRedis bool, pairs int, rates []float64, dur, wait time.Duration, sat bool) []row {
+// cfEngine is how the Centrifuge node runs.
+type cfEngine int
+
+const (
+	cfMemory       cfEngine = iota // in-memory broker
+	cfRedis                        // Redis broker, publications not kept
+	cfRedisHistory                 // Redis broker, every publication kept in the channel's history
+)
+
+// cfHistory is what cfRedisHistory keeps per channel: the limits of a
+// gocim inbox (--inbox-max, --inbox-ttl), so both store every message.
+var cfHistory = centrifuge.PublishOptions{HistorySize: 10000, HistoryTTL: 7 * 24 * time.Hour}
+
+func p2pCentrifuge(t *run.T, mode cfEngine, pairs int, rates []float64, dur, wait time.Duration, sat bool) []row {
+	withRedis := mode != cfMemory
 	node, err := centrifuge.New(centrifuge.Config{LogLevel: centrifuge.LogLevelNone})
 	if err != nil {
 		t.Fatalf("centrifuge: %v", err)
@@ -58,6 +73,10 @@ func p2pCentrifuge(t *run.T, withRedis bool, pairs int, rates []float64, dur, wa
 		node.SetBroker(broker)
 		system = "centrifuge (Redis engine)"
 		engine = "Redis broker (PUBLISH, no history), redis-server of its own: cluster CPU = that redis-server's"
+		if mode == cfRedisHistory {
+			system = "centrifuge (Redis, history)"
+			engine = "Redis broker with history (every publication kept in its channel's stream, size 10000, TTL 7 days, like a gocim inbox), redis-server of its own: cluster CPU = that redis-server's"
+		}
 		pids = []int{r.Cmd.Process.Pid}
 		defer func() {
 			shard.Close()
@@ -87,7 +106,11 @@ func p2pCentrifuge(t *run.T, withRedis bool, pairs int, rates []float64, dur, wa
 				cb(centrifuge.PublishReply{}, centrifuge.ErrorPermissionDenied)
 				return
 			}
-			cb(centrifuge.PublishReply{}, nil)
+			var reply centrifuge.PublishReply
+			if mode == cfRedisHistory {
+				reply.Options = cfHistory
+			}
+			cb(reply, nil)
 		})
 	})
 	if err := node.Run(); err != nil {
