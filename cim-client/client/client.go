@@ -577,14 +577,34 @@ func (c *Client) show(l *link, f *cimpb.Frame) bool {
 		}
 		return c.deliver(l, Event{Kind: EventMessage, Msg: m, Gateway: l.gateway})
 	}
-	emit, sent := c.out.receipt(f.GetReceipt())
+	rc := f.GetReceipt()
+	if len(rc.GetItems()) == 0 {
+		return c.showReceipt(l, rc)
+	}
+	// One receipt for several messages of this client (one acknowledgement
+	// or READ by the peer): the application sees one receipt per message.
+	for _, it := range rc.Items {
+		one := &cimpb.Receipt{Status: rc.Status, MsgId: it.GetMsgId(), ClientMsgId: it.GetClientMsgId(),
+			By: rc.By, TimestampMs: rc.TimestampMs, Seq: rc.Seq, Group: rc.Group, Count: rc.Count}
+		if !c.showReceipt(l, one) {
+			return false
+		}
+	}
+	return true
+}
+
+// showReceipt turns a receipt for one message into events: the SENT it
+// implies when that was never seen, then the receipt unless it repeats a
+// status already told.
+func (c *Client) showReceipt(l *link, rc *cimpb.Receipt) bool {
+	emit, sent := c.out.receipt(rc)
 	if sent != nil && !c.deliver(l, Event{Kind: EventReceipt, Receipt: sent, Gateway: l.gateway}) {
 		return false
 	}
 	if !emit {
 		return true
 	}
-	return c.deliver(l, Event{Kind: EventReceipt, Receipt: f.GetReceipt(), Gateway: l.gateway})
+	return c.deliver(l, Event{Kind: EventReceipt, Receipt: rc, Gateway: l.gateway})
 }
 
 // deliver emits an event from the reader, marking the wait as the

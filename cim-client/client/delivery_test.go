@@ -467,6 +467,58 @@ func TestReceiptsAndStatus(t *testing.T) {
 	noEvent(t, c)
 }
 
+// TestReceiptItems: one receipt covering several messages (the route's
+// answer to one acknowledgement or READ) reaches the application as one
+// receipt per message, and each message's status follows.
+func TestReceiptItems(t *testing.T) {
+	c, gw, _, in := inboxSetup(t, nil)
+	gw.SetOnMsg(clienttest.Receipts)
+	conn := gw.Accept(t)
+	next(t, c, EventConnected)
+	ctx := context.Background()
+	var ids []string
+	for _, text := range []string{"one", "two"} {
+		id, err := c.Send(ctx, "bob", text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev := next(t, c, EventReceipt); ev.Receipt.GetStatus() != cimpb.ReceiptStatus_RECEIPT_SENT {
+			t.Fatalf("receipt %v", ev.Receipt)
+		}
+		ids = append(ids, id)
+	}
+	const delivered, read = cimpb.ReceiptStatus_RECEIPT_DELIVERED, cimpb.ReceiptStatus_RECEIPT_READ
+	batch := func(status cimpb.ReceiptStatus, withClientIDs bool) *cimpb.Frame {
+		f := clienttest.ReceiptFrame(status, "", "", "2")
+		for _, id := range ids {
+			it := &cimpb.ReceiptItem{MsgId: "m-" + id}
+			if withClientIDs {
+				it.ClientMsgId = id
+			}
+			f.Receipt.Items = append(f.Receipt.Items, it)
+		}
+		return in.Append(f)
+	}
+	for _, f := range []*cimpb.Frame{batch(delivered, true), batch(read, false)} {
+		if err := conn.Send(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, want := range []cimpb.ReceiptStatus{delivered, read} {
+		for _, id := range ids {
+			if ev := next(t, c, EventReceipt); ev.Receipt.GetStatus() != want || ev.Receipt.GetMsgId() != "m-"+id || len(ev.Receipt.Items) != 0 {
+				t.Fatalf("receipt %v, want %v for m-%s", ev.Receipt, want, id)
+			}
+		}
+	}
+	for _, id := range ids {
+		if st, ok := c.Status(id); !ok || st.Status != StatusRead {
+			t.Errorf("Status(%s) = %+v, %v; want read", id, st, ok)
+		}
+	}
+	noEvent(t, c)
+}
+
 func TestMarkRead(t *testing.T) {
 	c, gw, _, in := inboxSetup(t, func(cfg *Config) {
 		cfg.AckDelay = time.Hour

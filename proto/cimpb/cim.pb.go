@@ -782,8 +782,12 @@ type Receipt struct {
 	Seq         uint64                 `protobuf:"varint,6,opt,name=seq,proto3" json:"seq,omitempty"`
 	// group receipts (live only): the group, and how many members have
 	// reached this status for the message so far.
-	Group         string `protobuf:"bytes,7,opt,name=group,proto3" json:"group,omitempty"`
-	Count         uint32 `protobuf:"varint,8,opt,name=count,proto3" json:"count,omitempty"`
+	Group string `protobuf:"bytes,7,opt,name=group,proto3" json:"group,omitempty"`
+	Count uint32 `protobuf:"varint,8,opt,name=count,proto3" json:"count,omitempty"`
+	// items: one DELIVERED or READ receipt for several private messages to
+	// one sender, from one acknowledgement or READ (msg_id and client_msg_id
+	// are then empty); clients apply it as one receipt per item.
+	Items         []*ReceiptItem `protobuf:"bytes,9,rep,name=items,proto3" json:"items,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -874,6 +878,65 @@ func (x *Receipt) GetCount() uint32 {
 	return 0
 }
 
+func (x *Receipt) GetItems() []*ReceiptItem {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+type ReceiptItem struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MsgId         string                 `protobuf:"bytes,1,opt,name=msg_id,json=msgId,proto3" json:"msg_id,omitempty"`
+	ClientMsgId   string                 `protobuf:"bytes,2,opt,name=client_msg_id,json=clientMsgId,proto3" json:"client_msg_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReceiptItem) Reset() {
+	*x = ReceiptItem{}
+	mi := &file_cim_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReceiptItem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReceiptItem) ProtoMessage() {}
+
+func (x *ReceiptItem) ProtoReflect() protoreflect.Message {
+	mi := &file_cim_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReceiptItem.ProtoReflect.Descriptor instead.
+func (*ReceiptItem) Descriptor() ([]byte, []int) {
+	return file_cim_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ReceiptItem) GetMsgId() string {
+	if x != nil {
+		return x.MsgId
+	}
+	return ""
+}
+
+func (x *ReceiptItem) GetClientMsgId() string {
+	if x != nil {
+		return x.ClientMsgId
+	}
+	return ""
+}
+
 // Sync asks for inbox entries (client -> gateway) and, sent back after them,
 // says what the answer covered (route -> client).
 type Sync struct {
@@ -896,7 +959,7 @@ type Sync struct {
 
 func (x *Sync) Reset() {
 	*x = Sync{}
-	mi := &file_cim_proto_msgTypes[8]
+	mi := &file_cim_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -908,7 +971,7 @@ func (x *Sync) String() string {
 func (*Sync) ProtoMessage() {}
 
 func (x *Sync) ProtoReflect() protoreflect.Message {
-	mi := &file_cim_proto_msgTypes[8]
+	mi := &file_cim_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -921,7 +984,7 @@ func (x *Sync) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sync.ProtoReflect.Descriptor instead.
 func (*Sync) Descriptor() ([]byte, []int) {
-	return file_cim_proto_rawDescGZIP(), []int{8}
+	return file_cim_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Sync) GetAfterSeq() uint64 {
@@ -975,7 +1038,7 @@ type Kick struct {
 
 func (x *Kick) Reset() {
 	*x = Kick{}
-	mi := &file_cim_proto_msgTypes[9]
+	mi := &file_cim_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -987,7 +1050,7 @@ func (x *Kick) String() string {
 func (*Kick) ProtoMessage() {}
 
 func (x *Kick) ProtoReflect() protoreflect.Message {
-	mi := &file_cim_proto_msgTypes[9]
+	mi := &file_cim_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1000,7 +1063,7 @@ func (x *Kick) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Kick.ProtoReflect.Descriptor instead.
 func (*Kick) Descriptor() ([]byte, []int) {
-	return file_cim_proto_rawDescGZIP(), []int{9}
+	return file_cim_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Kick) GetReason() string {
@@ -1021,7 +1084,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_cim_proto_msgTypes[10]
+	mi := &file_cim_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1033,7 +1096,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_cim_proto_msgTypes[10]
+	mi := &file_cim_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1046,7 +1109,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_cim_proto_rawDescGZIP(), []int{10}
+	return file_cim_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Error) GetCode() int32 {
@@ -1083,7 +1146,7 @@ type Delivery struct {
 
 func (x *Delivery) Reset() {
 	*x = Delivery{}
-	mi := &file_cim_proto_msgTypes[11]
+	mi := &file_cim_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1095,7 +1158,7 @@ func (x *Delivery) String() string {
 func (*Delivery) ProtoMessage() {}
 
 func (x *Delivery) ProtoReflect() protoreflect.Message {
-	mi := &file_cim_proto_msgTypes[11]
+	mi := &file_cim_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1108,7 +1171,7 @@ func (x *Delivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Delivery.ProtoReflect.Descriptor instead.
 func (*Delivery) Descriptor() ([]byte, []int) {
-	return file_cim_proto_rawDescGZIP(), []int{11}
+	return file_cim_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Delivery) GetUserId() string {
@@ -1143,7 +1206,7 @@ type PushBatch struct {
 
 func (x *PushBatch) Reset() {
 	*x = PushBatch{}
-	mi := &file_cim_proto_msgTypes[12]
+	mi := &file_cim_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1155,7 +1218,7 @@ func (x *PushBatch) String() string {
 func (*PushBatch) ProtoMessage() {}
 
 func (x *PushBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_cim_proto_msgTypes[12]
+	mi := &file_cim_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1168,7 +1231,7 @@ func (x *PushBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushBatch.ProtoReflect.Descriptor instead.
 func (*PushBatch) Descriptor() ([]byte, []int) {
-	return file_cim_proto_rawDescGZIP(), []int{12}
+	return file_cim_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *PushBatch) GetDeliveries() []*Delivery {
@@ -1190,7 +1253,7 @@ type PushResult struct {
 
 func (x *PushResult) Reset() {
 	*x = PushResult{}
-	mi := &file_cim_proto_msgTypes[13]
+	mi := &file_cim_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1202,7 +1265,7 @@ func (x *PushResult) String() string {
 func (*PushResult) ProtoMessage() {}
 
 func (x *PushResult) ProtoReflect() protoreflect.Message {
-	mi := &file_cim_proto_msgTypes[13]
+	mi := &file_cim_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1215,7 +1278,7 @@ func (x *PushResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushResult.ProtoReflect.Descriptor instead.
 func (*PushResult) Descriptor() ([]byte, []int) {
-	return file_cim_proto_rawDescGZIP(), []int{13}
+	return file_cim_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *PushResult) GetDelivered() uint32 {
@@ -1244,7 +1307,7 @@ type Uplink struct {
 
 func (x *Uplink) Reset() {
 	*x = Uplink{}
-	mi := &file_cim_proto_msgTypes[14]
+	mi := &file_cim_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1256,7 +1319,7 @@ func (x *Uplink) String() string {
 func (*Uplink) ProtoMessage() {}
 
 func (x *Uplink) ProtoReflect() protoreflect.Message {
-	mi := &file_cim_proto_msgTypes[14]
+	mi := &file_cim_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1269,7 +1332,7 @@ func (x *Uplink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Uplink.ProtoReflect.Descriptor instead.
 func (*Uplink) Descriptor() ([]byte, []int) {
-	return file_cim_proto_rawDescGZIP(), []int{14}
+	return file_cim_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Uplink) GetUserId() string {
@@ -1303,7 +1366,7 @@ type UplinkBatch struct {
 
 func (x *UplinkBatch) Reset() {
 	*x = UplinkBatch{}
-	mi := &file_cim_proto_msgTypes[15]
+	mi := &file_cim_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1315,7 +1378,7 @@ func (x *UplinkBatch) String() string {
 func (*UplinkBatch) ProtoMessage() {}
 
 func (x *UplinkBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_cim_proto_msgTypes[15]
+	mi := &file_cim_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1328,7 +1391,7 @@ func (x *UplinkBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UplinkBatch.ProtoReflect.Descriptor instead.
 func (*UplinkBatch) Descriptor() ([]byte, []int) {
-	return file_cim_proto_rawDescGZIP(), []int{15}
+	return file_cim_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *UplinkBatch) GetGatewayId() string {
@@ -1399,7 +1462,7 @@ const file_cim_proto_rawDesc = "" +
 	"\x04Read\x12\x17\n" +
 	"\amsg_ids\x18\x01 \x03(\tR\x06msgIds\x12\x12\n" +
 	"\x04peer\x18\x02 \x01(\tR\x04peer\x12\x14\n" +
-	"\x05group\x18\x03 \x01(\tR\x05group\"\xe4\x01\n" +
+	"\x05group\x18\x03 \x01(\tR\x05group\"\x8f\x02\n" +
 	"\aReceipt\x12-\n" +
 	"\x06status\x18\x01 \x01(\x0e2\x15.cim.v1.ReceiptStatusR\x06status\x12\x15\n" +
 	"\x06msg_id\x18\x02 \x01(\tR\x05msgId\x12\"\n" +
@@ -1408,7 +1471,11 @@ const file_cim_proto_rawDesc = "" +
 	"\ftimestamp_ms\x18\x05 \x01(\x03R\vtimestampMs\x12\x10\n" +
 	"\x03seq\x18\x06 \x01(\x04R\x03seq\x12\x14\n" +
 	"\x05group\x18\a \x01(\tR\x05group\x12\x14\n" +
-	"\x05count\x18\b \x01(\rR\x05count\"\xab\x01\n" +
+	"\x05count\x18\b \x01(\rR\x05count\x12)\n" +
+	"\x05items\x18\t \x03(\v2\x13.cim.v1.ReceiptItemR\x05items\"H\n" +
+	"\vReceiptItem\x12\x15\n" +
+	"\x06msg_id\x18\x01 \x01(\tR\x05msgId\x12\"\n" +
+	"\rclient_msg_id\x18\x02 \x01(\tR\vclientMsgId\"\xab\x01\n" +
 	"\x04Sync\x12\x1b\n" +
 	"\tafter_seq\x18\x01 \x01(\x04R\bafterSeq\x12\x14\n" +
 	"\x05limit\x18\x02 \x01(\rR\x05limit\x12\x19\n" +
@@ -1481,7 +1548,7 @@ func file_cim_proto_rawDescGZIP() []byte {
 }
 
 var file_cim_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_cim_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_cim_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_cim_proto_goTypes = []any{
 	(Type)(0),           // 0: cim.v1.Type
 	(Kind)(0),           // 1: cim.v1.Kind
@@ -1494,14 +1561,15 @@ var file_cim_proto_goTypes = []any{
 	(*Ack)(nil),         // 8: cim.v1.Ack
 	(*Read)(nil),        // 9: cim.v1.Read
 	(*Receipt)(nil),     // 10: cim.v1.Receipt
-	(*Sync)(nil),        // 11: cim.v1.Sync
-	(*Kick)(nil),        // 12: cim.v1.Kick
-	(*Error)(nil),       // 13: cim.v1.Error
-	(*Delivery)(nil),    // 14: cim.v1.Delivery
-	(*PushBatch)(nil),   // 15: cim.v1.PushBatch
-	(*PushResult)(nil),  // 16: cim.v1.PushResult
-	(*Uplink)(nil),      // 17: cim.v1.Uplink
-	(*UplinkBatch)(nil), // 18: cim.v1.UplinkBatch
+	(*ReceiptItem)(nil), // 11: cim.v1.ReceiptItem
+	(*Sync)(nil),        // 12: cim.v1.Sync
+	(*Kick)(nil),        // 13: cim.v1.Kick
+	(*Error)(nil),       // 14: cim.v1.Error
+	(*Delivery)(nil),    // 15: cim.v1.Delivery
+	(*PushBatch)(nil),   // 16: cim.v1.PushBatch
+	(*PushResult)(nil),  // 17: cim.v1.PushResult
+	(*Uplink)(nil),      // 18: cim.v1.Uplink
+	(*UplinkBatch)(nil), // 19: cim.v1.UplinkBatch
 }
 var file_cim_proto_depIdxs = []int32{
 	0,  // 0: cim.v1.Frame.type:type_name -> cim.v1.Type
@@ -1511,21 +1579,22 @@ var file_cim_proto_depIdxs = []int32{
 	8,  // 4: cim.v1.Frame.ack:type_name -> cim.v1.Ack
 	9,  // 5: cim.v1.Frame.read:type_name -> cim.v1.Read
 	10, // 6: cim.v1.Frame.receipt:type_name -> cim.v1.Receipt
-	11, // 7: cim.v1.Frame.sync:type_name -> cim.v1.Sync
-	12, // 8: cim.v1.Frame.kick:type_name -> cim.v1.Kick
-	13, // 9: cim.v1.Frame.error:type_name -> cim.v1.Error
+	12, // 7: cim.v1.Frame.sync:type_name -> cim.v1.Sync
+	13, // 8: cim.v1.Frame.kick:type_name -> cim.v1.Kick
+	14, // 9: cim.v1.Frame.error:type_name -> cim.v1.Error
 	1,  // 10: cim.v1.Msg.kind:type_name -> cim.v1.Kind
 	6,  // 11: cim.v1.Msg.file:type_name -> cim.v1.FileInfo
 	2,  // 12: cim.v1.Receipt.status:type_name -> cim.v1.ReceiptStatus
-	3,  // 13: cim.v1.Delivery.frame:type_name -> cim.v1.Frame
-	14, // 14: cim.v1.PushBatch.deliveries:type_name -> cim.v1.Delivery
-	3,  // 15: cim.v1.Uplink.frame:type_name -> cim.v1.Frame
-	17, // 16: cim.v1.UplinkBatch.uplinks:type_name -> cim.v1.Uplink
-	17, // [17:17] is the sub-list for method output_type
-	17, // [17:17] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	11, // 13: cim.v1.Receipt.items:type_name -> cim.v1.ReceiptItem
+	3,  // 14: cim.v1.Delivery.frame:type_name -> cim.v1.Frame
+	15, // 15: cim.v1.PushBatch.deliveries:type_name -> cim.v1.Delivery
+	3,  // 16: cim.v1.Uplink.frame:type_name -> cim.v1.Frame
+	18, // 17: cim.v1.UplinkBatch.uplinks:type_name -> cim.v1.Uplink
+	18, // [18:18] is the sub-list for method output_type
+	18, // [18:18] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_cim_proto_init() }
@@ -1539,7 +1608,7 @@ func file_cim_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cim_proto_rawDesc), len(file_cim_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   16,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -36,6 +37,7 @@ func main() {
 type options struct {
 	quick     bool
 	pprof     bool
+	cpuProf   string
 	workloads map[string]bool
 	groups    []int
 	messages  int
@@ -82,6 +84,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.churnIdle, "churn-idle", -1, "idle clients besides the pairs in the churn workload (default 500; quick: 150)")
 	churnRate := fs.Int("churn-rate", 2000, "offered rate (msg/s) of the churn workload's pairs")
 	fs.DurationVar(&o.churnDuration, "churn-duration", 0, "send window of the churn workload (default 60s; quick: 10s)")
+	fs.StringVar(&o.cpuProf, "cpuprofile", "", "write the load generator's own CPU profile (runtime/pprof) to this file")
 	fs.BoolVar(&o.pprof, "pprof", false, "start route and gateways with --pprof (profiles on their internal addresses; see docs/BENCHMARKS.md)")
 	fs.StringVar(&o.jsonPath, "json", "bench/results/latest.json", "where to write the rows as JSON (empty: nowhere)")
 	if err := fs.Parse(args); err != nil {
@@ -166,6 +169,19 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	slog.SetDefault(log)
+	if o.cpuProf != "" {
+		f, err := os.Create(o.cpuProf)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 2
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 2
+		}
+		defer pprof.StopCPUProfile()
+	}
 	var rows []row
 	began := time.Now()
 	code := run.Main(log, func(t *run.T) {

@@ -144,6 +144,9 @@ type job struct {
 	// msgId, status), in the order first seen.
 	receipts  []*groupReceipt
 	receiptOf map[receiptKey]*groupReceipt
+	// receiptFor: the private receipts of the batch, one per (sender,
+	// reader, status); see addReceipt.
+	receiptFor map[privateReceipt]*cimpb.Receipt
 
 	// acksRaised: the acks went with the appends.
 	acksRaised bool

@@ -97,12 +97,43 @@ func (j *job) deliveredReceipt(by string, e store.Entry) {
 		j.addGroupReceipt(m.from, m.msgID, m.group, by, false)
 		return
 	}
-	j.entries = append(j.entries, entry{to: m.from, frame: &cimpb.Frame{Type: cimpb.Type_RECEIPT, Receipt: &cimpb.Receipt{
-		Status: cimpb.ReceiptStatus_RECEIPT_DELIVERED, MsgId: m.msgID, ClientMsgId: m.clientMsgID, By: by, TimestampMs: j.ts,
-	}}})
+	j.addReceipt(m.from, by, cimpb.ReceiptStatus_RECEIPT_DELIVERED, m.msgID, m.clientMsgID)
 }
 
-// readReceipts queues a RECEIPT_READ per msg id of each READ for its peer,
+// privateReceipt names the one receipt entry a batch stores for a sender:
+// all the messages one user acknowledged (or read) of that sender.
+type privateReceipt struct {
+	to, by string
+	status cimpb.ReceiptStatus
+}
+
+// maxReceiptItems bounds the messages one receipt entry covers.
+const maxReceiptItems = 1000
+
+// addReceipt queues a DELIVERED or READ receipt for message msgID of user
+// to, by user by. The receipts a batch produces for one sender from one
+// user go into one inbox entry (Receipt.items), so acknowledging ten
+// messages of one sender stores and pushes one receipt, not ten.
+func (j *job) addReceipt(to, by string, status cimpb.ReceiptStatus, msgID, clientMsgID string) {
+	k := privateReceipt{to, by, status}
+	if rc := j.receiptFor[k]; rc != nil && len(rc.Items) < maxReceiptItems {
+		if len(rc.Items) == 0 { // the second message: both become items
+			rc.Items = append(rc.Items, &cimpb.ReceiptItem{MsgId: rc.MsgId, ClientMsgId: rc.ClientMsgId})
+			rc.MsgId, rc.ClientMsgId = "", ""
+		}
+		rc.Items = append(rc.Items, &cimpb.ReceiptItem{MsgId: msgID, ClientMsgId: clientMsgID})
+		return
+	}
+	rc := &cimpb.Receipt{Status: status, MsgId: msgID, ClientMsgId: clientMsgID, By: by, TimestampMs: j.ts}
+	if j.receiptFor == nil {
+		j.receiptFor = map[privateReceipt]*cimpb.Receipt{}
+	}
+	j.receiptFor[k] = rc
+	j.entries = append(j.entries, entry{to: to, frame: &cimpb.Frame{Type: cimpb.Type_RECEIPT, Receipt: rc}})
+}
+
+// readReceipts queues a RECEIPT_READ for each msg id of each READ for its
+// peer (one entry per peer and reader, see addReceipt),
 // or, for a READ of group messages, a group receipt. A READ naming no
 // existing user is dropped, and so is a group READ by a non-member.
 func (j *job) readReceipts() {
@@ -127,9 +158,7 @@ func (j *job) readReceipts() {
 				j.addGroupReceipt(rd.peerID, id, rd.group, rd.uid, true)
 				continue
 			}
-			j.entries = append(j.entries, entry{to: rd.peerID, frame: &cimpb.Frame{Type: cimpb.Type_RECEIPT, Receipt: &cimpb.Receipt{
-				Status: cimpb.ReceiptStatus_RECEIPT_READ, MsgId: id, By: rd.uid, TimestampMs: j.ts,
-			}}})
+			j.addReceipt(rd.peerID, rd.uid, cimpb.ReceiptStatus_RECEIPT_READ, id, "")
 		}
 	}
 }

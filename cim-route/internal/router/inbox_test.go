@@ -220,19 +220,22 @@ func TestReceipts(t *testing.T) {
 		t.Fatalf("ack:{bob} after acking beyond the head = %q", ack(bob))
 	}
 
-	// READ: one receipt per distinct msg id, to the peer (by name or id).
+	// READ: one receipt entry for the peer (by name or id), an item per
+	// distinct msg id.
 	if ans := e.uplink(bob, readFrame("alice", ids[0], ids[1], ids[0], "")); len(ans) != 0 {
 		t.Fatalf("READ answered %v", ans)
 	}
 	e.uplink(bob, readFrame("nobody", ids[0]), readFrame("9999", ids[0]), readFrame("", ids[0])) // dropped
-	if f = e.frames(alice); len(f) != 4 {
-		t.Fatalf("alice got %d frames, want 4: %v", len(f), f)
+	if f = e.frames(alice); len(f) != 3 {
+		t.Fatalf("alice got %d frames, want 3: %v", len(f), f)
 	}
-	receipt(f[2], cimpb.ReceiptStatus_RECEIPT_READ, ids[0], "", 3)
-	receipt(f[3], cimpb.ReceiptStatus_RECEIPT_READ, ids[1], "", 4)
+	receipt(f[2], cimpb.ReceiptStatus_RECEIPT_READ, "", "", 3)
+	if it := f[2].Receipt.Items; len(it) != 2 || it[0].MsgId != ids[0] || it[1].MsgId != ids[1] {
+		t.Fatalf("READ receipt items %v, want %s and %s", it, ids[0], ids[1])
+	}
 
 	// Alice acknowledges her receipts: receipts produce no receipts.
-	e.uplink(alice, ackFrame(4))
+	e.uplink(alice, ackFrame(3))
 	if n := e.rdb.ZCard(e.ctx, "cim:inbox:{"+bob.UserID+"}").Val(); n != 2 || len(e.frames(bob)) != 2 {
 		t.Fatalf("bob's inbox holds %d entries, he got %d frames; want 2 and 2", n, len(e.frames(bob)))
 	}
@@ -245,16 +248,17 @@ func TestReceipts(t *testing.T) {
 	}
 	e.uplink(bob, ackFrame(3), readFrame(alice.UserID, ids[2]))
 	alice = e.connect("alice")
-	ans := e.uplink(alice, syncFrame(1, 4, 0, false))
+	ans := e.uplink(alice, syncFrame(1, 3, 0, false))
 	if len(ans) != 3 {
 		t.Fatalf("alice's sync: %v", ans)
 	}
-	receipt(ans[0].Frame, cimpb.ReceiptStatus_RECEIPT_DELIVERED, ids[2], "a3", 5)
-	receipt(ans[1].Frame, cimpb.ReceiptStatus_RECEIPT_READ, ids[2], "", 6)
+	receipt(ans[0].Frame, cimpb.ReceiptStatus_RECEIPT_DELIVERED, ids[2], "a3", 4)
+	receipt(ans[1].Frame, cimpb.ReceiptStatus_RECEIPT_READ, ids[2], "", 5)
 }
 
 // TestAckManyEntries: one ACK covering more than a page of entries sends a
-// receipt for every one of them.
+// receipt for every one of them, as items of a few receipt entries (up to
+// maxReceiptItems each), in order.
 func TestAckManyEntries(t *testing.T) {
 	e := newEnv(t, PolicyKick, 1)
 	if _, err := e.r.Register(e.ctx, "alice", "password1"); err != nil {
@@ -273,8 +277,21 @@ func TestAckManyEntries(t *testing.T) {
 	if r := e.st.ranges.Load(); r != 2 {
 		t.Fatalf("%d range reads, want 2 pages", r)
 	}
-	if got := e.rdb.ZCard(e.ctx, "cim:inbox:{1}").Val(); got != n {
-		t.Fatalf("alice's inbox holds %d receipts, want %d", got, n)
+	in := e.inbox("1")
+	if len(in) != 2 || len(in[0].Receipt.GetItems()) != maxReceiptItems {
+		t.Fatalf("alice's inbox holds %d receipt entries, want 2 (of %d and 5 items)", len(in), maxReceiptItems)
+	}
+	var cmids []string
+	for _, f := range in {
+		if f.Receipt.Status != cimpb.ReceiptStatus_RECEIPT_DELIVERED || f.Receipt.By != bob.UserID || f.Receipt.MsgId != "" {
+			t.Fatalf("receipt entry %v", f)
+		}
+		for _, it := range f.Receipt.Items {
+			cmids = append(cmids, it.ClientMsgId)
+		}
+	}
+	if len(cmids) != n || cmids[0] != "0" || cmids[n-1] != fmt.Sprint(n-1) {
+		t.Fatalf("receipts for %d messages (first %q, last %q), want %d in order", len(cmids), cmids[0], cmids[len(cmids)-1], n)
 	}
 	if got := e.rdb.Get(e.ctx, "cim:ack:{"+bob.UserID+"}").Val(); got != fmt.Sprint(n) {
 		t.Fatalf("ack = %s", got)
