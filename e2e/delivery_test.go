@@ -429,16 +429,16 @@ func diagnoseMissing(t *testing.T, c *harness.Cluster, u *harness.User, users []
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: c.Redis.Addr})
 	defer rdb.Close()
-	entries, err := rdb.ZRangeWithScores(context.Background(), "cim:inbox:{"+u.ID+"}", 0, -1).Result()
+	entries, err := rdb.LRange(context.Background(), "cim:inbox:{"+u.ID+"}", 0, -1).Result()
 	if err != nil {
 		return err.Error()
 	}
-	stored := map[string]float64{}
-	for _, e := range entries {
-		m := e.Member.(string)
+	stored := map[string]string{} // body -> seq (the entry's "<seq>|" prefix)
+	for _, m := range entries {
+		seq, _, _ := strings.Cut(m, "|")
 		for _, from := range users {
 			if i := strings.Index(m, from.Name+">"+u.Name+"#"); i >= 0 {
-				stored[m[i:i+len(from.Name)+len(u.Name)+7]] = e.Score
+				stored[m[i:i+len(from.Name)+len(u.Name)+7]] = seq
 			}
 		}
 	}

@@ -503,7 +503,7 @@ func TestGroupFanout5000(t *testing.T) {
 	cmds := make([]*redis.StringSliceCmd, n)
 	if _, err := e.rdb.Pipelined(e.ctx, func(p redis.Pipeliner) error {
 		for i, uid := range ids {
-			cmds[i] = p.ZRange(e.ctx, "cim:inbox:{"+uid+"}", 0, -1)
+			cmds[i] = p.LRange(e.ctx, "cim:inbox:{"+uid+"}", 0, -1)
 		}
 		return nil
 	}); err != nil {

@@ -236,7 +236,7 @@ func TestReceipts(t *testing.T) {
 
 	// Alice acknowledges her receipts: receipts produce no receipts.
 	e.uplink(alice, ackFrame(3))
-	if n := e.rdb.ZCard(e.ctx, "cim:inbox:{"+bob.UserID+"}").Val(); n != 2 || len(e.frames(bob)) != 2 {
+	if n := e.rdb.LLen(e.ctx, "cim:inbox:{"+bob.UserID+"}").Val(); n != 2 || len(e.frames(bob)) != 2 {
 		t.Fatalf("bob's inbox holds %d entries, he got %d frames; want 2 and 2", n, len(e.frames(bob)))
 	}
 
@@ -313,7 +313,7 @@ func TestResendDedup(t *testing.T) {
 	if other[0] == first[0] {
 		t.Fatal("another sender's message with the same clientMsgId was taken for a resend")
 	}
-	if n := e.rdb.ZCard(e.ctx, "cim:inbox:{"+bob.UserID+"}").Val(); n != 2 {
+	if n := e.rdb.LLen(e.ctx, "cim:inbox:{"+bob.UserID+"}").Val(); n != 2 {
 		t.Fatalf("bob's inbox holds %d entries, want 2", n)
 	}
 	// Pushes may repeat (the first may have been lost); always the same seq.

@@ -378,7 +378,7 @@ func TestUplinkPrivate(t *testing.T) {
 	}
 	for _, name := range []string{"offline", "gone"} {
 		u, _ := e.st.UserByName(e.ctx, name)
-		if n := e.rdb.ZCard(e.ctx, "cim:inbox:{"+u.ID+"}").Val(); n != 1 {
+		if n := e.rdb.LLen(e.ctx, "cim:inbox:{"+u.ID+"}").Val(); n != 1 {
 			t.Errorf("%s's inbox holds %d entries, want 1", name, n)
 		}
 	}
@@ -492,7 +492,7 @@ func TestHTTPRoutes(t *testing.T) {
 	if id, err := e.r.P2P(e.ctx, alice.UserID, "dave", "x"); err != nil || len(id) != 32 {
 		t.Fatalf("p2p to an offline user: %q %v, want it stored", id, err)
 	}
-	if n := e.rdb.ZCard(e.ctx, "cim:inbox:{4}").Val(); n != 1 {
+	if n := e.rdb.LLen(e.ctx, "cim:inbox:{4}").Val(); n != 1 {
 		t.Fatalf("dave's inbox holds %d entries", n)
 	}
 	if _, err := e.r.P2P(e.ctx, alice.UserID, "nobody", "x"); !errors.Is(err, errs.ErrBadAccount) {

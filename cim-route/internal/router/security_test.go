@@ -198,7 +198,7 @@ func TestPushFromSystem(t *testing.T) {
 	if _, err := e.r.Register(e.ctx, "carol", "password1"); err != nil {
 		t.Fatal(err)
 	}
-	inbox := func(uid string) int64 { return e.rdb.ZCard(e.ctx, "cim:inbox:{"+uid+"}").Val() }
+	inbox := func(uid string) int64 { return e.rdb.LLen(e.ctx, "cim:inbox:{"+uid+"}").Val() }
 
 	// To an online user (by id), an offline one (by name) and the same
 	// online user again by name: one message each.

@@ -287,7 +287,7 @@ func TestAppendInPipelines(t *testing.T) {
 	if got := pc.n.Load(); got != 3 {
 		t.Fatalf("%d pipelines for %d routes, want 3", got, n)
 	}
-	if c := rdb.ZCard(context.Background(), "cim:inbox:{2500}").Val(); c != 0 {
+	if c := rdb.LLen(context.Background(), "cim:inbox:{2500}").Val(); c != 0 {
 		t.Fatalf("inbox 2500 has %d entries", c) // its entry went to user 1
 	}
 }

@@ -342,19 +342,14 @@ func (s *Store) RaiseAcks(ctx context.Context, acks []Ack) error {
 // InboxBefore returns up to n entries of uid's inbox with a seq below before
 // (0: from the newest), newest first. History scans page with it.
 func (s *Store) InboxBefore(ctx context.Context, uid string, before uint64, n int) ([]Entry, error) {
-	maxScore := "+inf"
-	if before > 0 {
-		maxScore = "(" + strconv.FormatUint(before, 10)
-	}
-	members, err := s.rdb.ZRevRangeByScore(ctx, s.k.inbox(uid), &redis.ZRangeBy{
-		Max: maxScore, Min: "-inf", Count: int64(max(n, 1)),
-	}).Result()
+	res, err := s.evalAll(ctx, historyScript, []scriptCall{{keys: []string{s.k.inbox(uid)}, args: []any{before, max(n, 1)}}})
 	if err != nil {
-		return nil, unavailable(err)
+		return nil, err
 	}
+	members, _ := res[0].Slice()
 	out := make([]Entry, 0, len(members))
-	for _, m := range members {
-		if e, ok := parseEntry(m); ok {
+	for i := len(members) - 1; i >= 0; i-- { // newest first
+		if e, ok := parseEntry(str(members[i])); ok {
 			out = append(out, e)
 		}
 	}

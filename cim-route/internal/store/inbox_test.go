@@ -54,7 +54,7 @@ func TestAppendDedup(t *testing.T) {
 			t.Errorf("%s: stored entry %+v", tt.name, g.Stored)
 		}
 	}
-	if n := rdb.ZCard(ctx, "cim:inbox:{7}").Val(); n != 5 {
+	if n := rdb.LLen(ctx, "cim:inbox:{7}").Val(); n != 5 {
 		t.Fatalf("inbox of 7 holds %d entries, want 5 (resends stored nothing)", n)
 	}
 	// The contract's key layout.
@@ -70,7 +70,7 @@ func TestAppendDedup(t *testing.T) {
 	if ttl := rdb.PTTL(ctx, "cim:inbox:{7}").Val(); ttl <= 167*time.Hour || ttl > 168*time.Hour {
 		t.Fatalf("inbox TTL %v, want 7 days", ttl)
 	}
-	m := rdb.ZRange(ctx, "cim:inbox:{7}", 0, 0).Val()
+	m := rdb.LRange(ctx, "cim:inbox:{7}", 0, 0).Val()
 	if len(m) != 1 || !regexpMember(m[0], 1, "frame m1") {
 		t.Fatalf("member %q, want 1|<ts>|frame m1", m)
 	}
@@ -141,7 +141,7 @@ func TestAppendSeqMonotonicUnderConcurrency(t *testing.T) {
 			t.Fatalf("entry %d has seq %d", i, e.Seq)
 		}
 	}
-	if rdb.ZCard(ctx, "cim:inbox:{5}").Val() != n {
+	if rdb.LLen(ctx, "cim:inbox:{5}").Val() != n {
 		t.Fatal("inbox size")
 	}
 }
@@ -400,7 +400,7 @@ func TestAppendOneScriptRunPerUser(t *testing.T) {
 			t.Fatalf("user 9 entry %d: got %+v, want seq %d", i, g, i+1)
 		}
 	}
-	if n := rdb.ZCard(ctx, "cim:inbox:{7}").Val(); n != 3 {
+	if n := rdb.LLen(ctx, "cim:inbox:{7}").Val(); n != 3 {
 		t.Fatalf("inbox of 7 holds %d entries, want 3", n)
 	}
 }

@@ -80,8 +80,48 @@ return 0
 
 // The inbox scripts touch only keys of one user (seq:{uid}, inbox:{uid},
 // ack:{uid}, dedup:{uid}:...), which share the {uid} hash tag, so each is one
-// atomic step on one Redis Cluster slot. Seqs are formatted with %d: Lua's
-// tostring switches to exponent notation above 1e14.
+// atomic step on one Redis Cluster slot (except sharedAppendScript, see
+// there). Seqs are formatted with %d: Lua's tostring switches to exponent
+// notation above 1e14.
+//
+// An inbox is a list of "<seq>|<ts>|<frame>" in seq order with no gaps: a
+// seq is only ever taken (INCR) by the script that pushes its entry, and
+// trimming pops from the old end. So the entry with seq s sits at index
+// s - (the first entry's seq), and a range of seqs is one LRANGE: appends
+// are RPUSHes, much cheaper than sorted-set inserts of 200-byte members.
+
+// inboxLua is shared by the inbox scripts.
+const inboxLua = `
+local function seqOf(m)
+  return tonumber(string.sub(m, 1, string.find(m, '|', 1, true) - 1))
+end
+-- entryAt returns the entry with seq s, or nil once trimmed.
+local function entryAt(inbox, s)
+  local tail = redis.call('LINDEX', inbox, -1)
+  if not tail then return nil end
+  local i = s - seqOf(tail) - 1
+  if i >= 0 then return nil end
+  local m = redis.call('LINDEX', inbox, i)
+  if m and seqOf(m) == s then return m end
+  return nil
+end
+-- trim keeps at most maxLen entries and drops up to eight of the oldest
+-- that are older than cutoff (unix ms), so one call never does unbounded
+-- work; later appends continue.
+local function trim(inbox, maxLen, cutoff)
+  if redis.call('LLEN', inbox) > maxLen then
+    redis.call('LTRIM', inbox, -maxLen, -1)
+  end
+  for i = 1, 8 do
+    local old = redis.call('LINDEX', inbox, 0)
+    if not old then break end
+    local a = string.find(old, '|', 1, true)
+    local b = a and string.find(old, '|', a + 1, true)
+    if b and (tonumber(string.sub(old, a + 1, b - 1)) or cutoff) >= cutoff then break end
+    redis.call('LPOP', inbox)
+  end
+end
+`
 
 // appendScript stores a user's inbox entries of one batch, in order, or
 // recognizes resends.
@@ -97,12 +137,11 @@ return 0
 // trimmed} for a resend.
 //
 // The script reads every dedup key with one MGET, takes all the new seqs
-// with one INCRBY and adds all the new entries with one ZADD: the cost of a
+// with one INCRBY and adds all the new entries with one RPUSH: the cost of a
 // run barely grows with its entries. Trimming runs once per call, after the
-// appends: by length, then at most
-// eight of the oldest entries by age, so one call never does unbounded work;
-// the inbox's own PEXPIRE removes an idle inbox as a whole.
-var appendScript = redis.NewScript(`
+// appends: by length, then by age; the inbox's own PEXPIRE removes an idle
+// inbox as a whole.
+var appendScript = redis.NewScript(inboxLua + `
 local n = tonumber(ARGV[5])
 local dkey, dkeys, k = {}, {}, 3
 for i = 0, n - 1 do
@@ -135,14 +174,14 @@ for i = 0, n - 1 do
 end
 local seq = 0
 if fresh > 0 then seq = redis.call('INCRBY', KEYS[1], fresh) - fresh end
-local out, zadd = {}, {}
+local out, push = {}, {}
 for i = 0, n - 1 do
   local a, key = 6 + 4 * i, dkey[i]
   local first = key and known[key]
   if first then
     local m = first[3]
     if not m then
-      m = redis.call('ZRANGEBYSCORE', KEYS[2], first[2], first[2])[1] or false
+      m = entryAt(KEYS[2], tonumber(first[2])) or false
     end
     out[#out + 1] = 1
     out[#out + 1] = first[1]
@@ -152,8 +191,7 @@ for i = 0, n - 1 do
     seq = seq + 1
     local s = string.format('%d', seq)
     local m = s .. '|' .. ARGV[a + 1] .. '|' .. ARGV[a + 2]
-    zadd[#zadd + 1] = s
-    zadd[#zadd + 1] = m
+    push[#push + 1] = m
     if key then
       redis.call('SET', key, ARGV[a] .. '|' .. s, 'PX', ARGV[4])
       known[key] = {ARGV[a], s, m}
@@ -165,19 +203,8 @@ for i = 0, n - 1 do
   end
 end
 if fresh > 0 then
-  redis.call('ZADD', KEYS[2], unpack(zadd))
-  if redis.call('ZCARD', KEYS[2]) > tonumber(ARGV[1]) then
-    redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -1 - tonumber(ARGV[1]))
-  end
-  local cutoff = tonumber(ARGV[3])
-  for i = 1, 8 do
-    local old = redis.call('ZRANGE', KEYS[2], 0, 0)[1]
-    if not old then break end
-    local a = string.find(old, '|', 1, true)
-    local b = a and string.find(old, '|', a + 1, true)
-    if b and (tonumber(string.sub(old, a + 1, b - 1)) or cutoff) >= cutoff then break end
-    redis.call('ZREMRANGEBYRANK', KEYS[2], 0, 0)
-  end
+  redis.call('RPUSH', KEYS[2], unpack(push))
+  trim(KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[3]))
   redis.call('PEXPIRE', KEYS[2], ARGV[2])
 end
 return out
@@ -194,25 +221,15 @@ return out
 // Returns each user's new seq, in KEYS order.
 //
 // Each inbox is trimmed as by appendScript.
-var sharedAppendScript = redis.NewScript(`
+var sharedAppendScript = redis.NewScript(inboxLua + `
 local maxLen, cutoff = tonumber(ARGV[1]), tonumber(ARGV[3])
 local tail = '|' .. ARGV[4] .. '|' .. ARGV[5]
 local out = {}
 for i = 1, #KEYS, 2 do
   local inbox = KEYS[i + 1]
   local seq = redis.call('INCR', KEYS[i])
-  redis.call('ZADD', inbox, seq, string.format('%d', seq) .. tail)
-  if redis.call('ZCARD', inbox) > maxLen then
-    redis.call('ZREMRANGEBYRANK', inbox, 0, -1 - maxLen)
-  end
-  for j = 1, 8 do
-    local old = redis.call('ZRANGE', inbox, 0, 0)[1]
-    if not old then break end
-    local a = string.find(old, '|', 1, true)
-    local b = a and string.find(old, '|', a + 1, true)
-    if b and (tonumber(string.sub(old, a + 1, b - 1)) or cutoff) >= cutoff then break end
-    redis.call('ZREMRANGEBYRANK', inbox, 0, 0)
-  end
+  redis.call('RPUSH', inbox, string.format('%d', seq) .. tail)
+  trim(inbox, maxLen, cutoff)
   redis.call('PEXPIRE', inbox, ARGV[2])
   out[#out + 1] = seq
 end
@@ -226,18 +243,41 @@ return out
 // ARGV: after, upto (0: no bound), limit, from-acked ("1": start after the
 // ack when it is larger).
 // Returns {after used, head, first retained (head+1 when empty), ack, members}.
-var rangeScript = redis.NewScript(`
+var rangeScript = redis.NewScript(inboxLua + `
 local after = tonumber(ARGV[1])
 local ack = tonumber(redis.call('GET', KEYS[3]) or '0') or 0
 if ARGV[4] == '1' and ack > after then after = ack end
 local head = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
 local first = head + 1
-local f = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-if f[2] then first = tonumber(f[2]) end
-local upto = '+inf'
-if ARGV[2] ~= '0' then upto = ARGV[2] end
-local m = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. string.format('%d', after), upto, 'LIMIT', 0, tonumber(ARGV[3]))
+local f = redis.call('LINDEX', KEYS[2], 0)
+local m = {}
+if f then
+  first = seqOf(f)
+  local last = seqOf(redis.call('LINDEX', KEYS[2], -1))
+  if ARGV[2] ~= '0' then last = math.min(last, tonumber(ARGV[2])) end
+  local from = math.max(after + 1, first)
+  last = math.min(last, from + tonumber(ARGV[3]) - 1)
+  if from <= last then
+    m = redis.call('LRANGE', KEYS[2], from - first, last - first)
+  end
+end
 return {after, head, first, ack, m}
+`)
+
+// historyScript reads up to n entries with a seq below before (0: from the
+// newest), oldest first.
+//
+// KEYS[1] inbox; ARGV[1] before, ARGV[2] n.
+var historyScript = redis.NewScript(inboxLua + `
+local f = redis.call('LINDEX', KEYS[1], 0)
+if not f then return {} end
+local first = seqOf(f)
+local top = seqOf(redis.call('LINDEX', KEYS[1], -1))
+local before = tonumber(ARGV[1])
+if before > 0 then top = math.min(top, before - 1) end
+if top < first then return {} end
+local bottom = math.max(first, top - tonumber(ARGV[2]) + 1)
+return redis.call('LRANGE', KEYS[1], bottom - first, top - first)
 `)
 
 // raiseAckScript raises a user's acknowledged seq; it never goes down.
