@@ -100,6 +100,13 @@ func Start(t TB, dir, name string, env []string, args ...string) *Process {
 	return p
 }
 
+// exitErr is how the process ended (nil while it runs or after a clean exit).
+func (p *Process) exitErr() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err
+}
+
 // Done is closed when the process has exited.
 func (p *Process) Done() <-chan struct{} { return p.done }
 
@@ -231,7 +238,7 @@ func waitRedis(ctx context.Context, p *Process, addr string) error {
 		case <-ctx.Done():
 			return fmt.Errorf("redis on %s not ready: %w\n%s", addr, ctx.Err(), p.Tail(20))
 		case <-p.done:
-			return fmt.Errorf("redis on %s %w:\n%s", addr, errExitedEarly, p.Tail(20))
+			return fmt.Errorf("redis on %s %w (%v):\n%s", addr, errExitedEarly, p.exitErr(), p.Tail(20))
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -340,7 +347,7 @@ func waitZooKeeper(ctx context.Context, p *Process, addr string) error {
 		case <-ctx.Done():
 			return fmt.Errorf("zookeeper on %s not ready: %w\n%s", addr, ctx.Err(), p.Tail(20))
 		case <-p.done:
-			return fmt.Errorf("zookeeper on %s %w:\n%s", addr, errExitedEarly, p.Tail(20))
+			return fmt.Errorf("zookeeper on %s %w (%v):\n%s", addr, errExitedEarly, p.exitErr(), p.Tail(20))
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
