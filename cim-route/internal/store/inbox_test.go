@@ -343,6 +343,19 @@ func warmUp(t *testing.T, s *Store) {
 	}
 }
 
+// appendCounted appends in after a warm-up, counting what Redis is sent.
+func appendCounted(t *testing.T, s *Store, rdb redis.UniversalClient, in []Append) ([]Appended, *commands) {
+	t.Helper()
+	warmUp(t, s)
+	c := &commands{}
+	rdb.AddHook(c)
+	got, err := s.Append(ctxT(t), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got, c
+}
+
 func (c *commands) note(cmds ...redis.Cmder) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -372,13 +385,7 @@ func TestAppendOneScriptRunPerUser(t *testing.T) {
 	for i := range maxEntriesPerCall + 6 { // two runs for user 9
 		in = append(in, msgAppend("9", "1", "", fmt.Sprintf("n%d", i)))
 	}
-	warmUp(t, s)
-	var c commands
-	rdb.AddHook(&c)
-	got, err := s.Append(ctx, in)
-	if err != nil {
-		t.Fatal(err)
-	}
+	got, c := appendCounted(t, s, rdb, in)
 	if c.trips != 1 || c.counts["evalsha"] != 4 {
 		t.Fatalf("%d round trips, commands %v; want 1 round trip of 4 script runs (7, 8, and 9 twice)", c.trips, c.counts)
 	}
@@ -464,13 +471,7 @@ func TestAppendSharedFrame(t *testing.T) {
 	in = append(in, msgAppend("u0", "1", "after", "p2"))
 	// Equal bytes but not the same frame: not copies of one message.
 	in = append(in, Append{UserID: "u1", Frame: []byte("group frame"), TS: ts, MsgID: "g1"})
-	warmUp(t, s)
-	var c commands
-	rdb.AddHook(&c)
-	got, err := s.Append(ctx, in)
-	if err != nil {
-		t.Fatal(err)
-	}
+	got, c := appendCounted(t, s, rdb, in)
 	// u0 before, two shared runs, u0 after, u1's lone entry.
 	if c.trips != 1 || c.counts["evalsha"] != 5 {
 		t.Fatalf("%d round trips, commands %v; want 1 round trip of 5 script runs", c.trips, c.counts)
