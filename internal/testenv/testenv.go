@@ -314,13 +314,20 @@ func (z *ZooKeeper) start() {
 func (z *ZooKeeper) tryStart() error {
 	z.t.Helper()
 	java, _ := exec.LookPath("java")
+	// A config file, not the port/dir arguments, so that ZooKeeper listens
+	// on 127.0.0.1 only: on the wildcard address the port may be in use on
+	// another loopback address (the bench's load generators hold thousands
+	// of ephemeral ports on 127.0.0.2-3), and ZooKeeper then exits at start.
+	cfg := filepath.Join(z.Dir, "zoo.cfg")
+	conf := fmt.Sprintf("tickTime=500\ndataDir=%s\nclientPort=%d\nclientPortAddress=127.0.0.1\n"+
+		"admin.enableServer=false\n4lw.commands.whitelist=srvr,ruok\n", filepath.Join(z.Dir, "data"), z.port)
+	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
+		return err
+	}
 	z.Process = Start(z.t, z.Dir, java, nil,
 		"-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
-		"-Dzookeeper.admin.enableServer=false",
-		"-Dzookeeper.4lw.commands.whitelist=srvr,ruok",
 		"-cp", ZooKeeperClasspath(),
-		"org.apache.zookeeper.server.ZooKeeperServerMain",
-		strconv.Itoa(z.port), filepath.Join(z.Dir, "data"), "500")
+		"org.apache.zookeeper.server.ZooKeeperServerMain", cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	return waitZooKeeper(ctx, z.Process, z.Addr)

@@ -218,9 +218,6 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 				rows = append(rows, saturationPeers(t, o, stderr)...) // peers.go
 			}
 		}
-		// churn before idle: right after the idle workload released its
-		// 19,000 connections, ZooKeeper for the next cluster has been seen
-		// exiting at start.
 		if o.workloads["churn"] {
 			fmt.Fprintf(stderr, "churn: %d pairs + %d idle clients over 2 gateways, %.0f msg/s for %v, %.0f%% of clients reconnecting per minute…\n",
 				o.pairs, o.churnIdle, o.churnRate, o.churnDuration, 100*churnShare)
