@@ -495,3 +495,60 @@ func TestAppendSharedFrame(t *testing.T) {
 		t.Fatalf("u299's inbox %+v", e)
 	}
 }
+
+// TestInboxListIndexes: the list inbox finds entries by index from the
+// first entry's seq, so it must stay right after trimming, after the inbox
+// expired while its seq counter did not, and for history pages.
+func TestInboxListIndexes(t *testing.T) {
+	s, rdb, _ := newStore(t)
+	WithInbox(InboxLimits{MaxLen: 5})(s)
+	ctx := ctxT(t)
+	for i := range 8 { // seqs 1-8; 4-8 kept
+		if _, err := s.Append(ctx, []Append{msgAppend("7", "1", fmt.Sprint("c", i), fmt.Sprint("m", i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seqs := func(es []Entry) (out []uint64) {
+		for _, e := range es {
+			out = append(out, e.Seq)
+		}
+		return out
+	}
+	r, err := s.Ranges(ctx, []RangeQuery{
+		{UserID: "7", After: 2, Limit: 100},          // before the first: from the first
+		{UserID: "7", After: 5, Upto: 7, Limit: 100}, // bounded
+		{UserID: "7", After: 4, Limit: 2},            // limited
+		{UserID: "7", After: 8, Limit: 100},          // nothing newer
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range [][]uint64{{4, 5, 6, 7, 8}, {6, 7}, {5, 6}, nil} {
+		if got := seqs(r[i].Entries); !slices.Equal(got, want) || r[i].First != 4 || r[i].Head != 8 {
+			t.Errorf("range %d: seqs %v first %d head %d; want %v, 4, 8", i, got, r[i].First, r[i].Head, want)
+		}
+	}
+	h, err := s.InboxBefore(ctx, "7", 7, 2)
+	if err != nil || !slices.Equal(seqs(h), []uint64{6, 5}) {
+		t.Fatalf("history before 7 = %v, %v; want 6, 5", seqs(h), err)
+	}
+	// A resend of a trimmed entry and of a kept one.
+	got, err := s.Append(ctx, []Append{msgAppend("7", "1", "c0", "again0"), msgAppend("7", "1", "c6", "again6")})
+	if err != nil || !got[0].Resend || got[0].Stored.Seq != 0 || !got[1].Resend || got[1].Stored.Seq != 7 || string(got[1].Stored.Frame) != "frame m6" {
+		t.Fatalf("resends = %+v, %v", got, err)
+	}
+
+	// The inbox expires as a whole; the seq counter goes on.
+	rdb.Del(ctx, "cim:inbox:{7}")
+	r, err = s.Ranges(ctx, []RangeQuery{{UserID: "7", Limit: 100}})
+	if err != nil || r[0].First != 9 || r[0].Head != 8 || len(r[0].Entries) != 0 {
+		t.Fatalf("expired inbox: %+v, %v; want first 9, head 8, empty", r, err)
+	}
+	if got, err := s.Append(ctx, []Append{msgAppend("7", "1", "c9", "m9")}); err != nil || got[0].Seq != 9 {
+		t.Fatalf("append after expiry: %+v, %v; want seq 9", got, err)
+	}
+	r, _ = s.Ranges(ctx, []RangeQuery{{UserID: "7", Limit: 100}})
+	if got := seqs(r[0].Entries); !slices.Equal(got, []uint64{9}) || r[0].First != 9 {
+		t.Fatalf("after expiry: %v first %d; want [9] first 9", got, r[0].First)
+	}
+}
