@@ -552,3 +552,40 @@ func TestInboxListIndexes(t *testing.T) {
 		t.Fatalf("after expiry: %v first %d; want [9] first 9", got, r[0].First)
 	}
 }
+
+// TestSharedAppendTrimsByAgeEvery16th: shared runs trim by length on every
+// copy and by age on every 16th seq of an inbox.
+func TestSharedAppendTrimsByAgeEvery16th(t *testing.T) {
+	s, rdb, _ := newStore(t)
+	t0 := time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
+	WithInbox(InboxLimits{MaxLen: 100, TTL: time.Hour})(s)
+	ctx := ctxT(t)
+	now := t0
+	s.now = func() time.Time { return now }
+	for range 14 { // seqs 1-14, old by the time of the group messages
+		if _, err := s.Append(ctx, []Append{{UserID: "a", Frame: []byte("old"), TS: t0.UnixMilli()}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now = t0.Add(2 * time.Hour)
+	group := func(id string) {
+		t.Helper()
+		frame := []byte("group " + id)
+		in := []Append{{UserID: "a", Frame: frame, TS: now.UnixMilli(), MsgID: id}, {UserID: "b", Frame: frame, TS: now.UnixMilli(), MsgID: id}}
+		if _, err := s.Append(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	group("g15") // seq 15 for a: no age trimming
+	if n := rdb.LLen(ctx, "cim:inbox:{a}").Val(); n != 15 {
+		t.Fatalf("after seq 15: %d entries, want 15", n)
+	}
+	group("g16") // seq 16: up to eight old ones go
+	if n := rdb.LLen(ctx, "cim:inbox:{a}").Val(); n != 16-8 {
+		t.Fatalf("after seq 16: %d entries, want 8", n)
+	}
+	r, err := s.Ranges(ctx, []RangeQuery{{UserID: "a", Limit: 100}})
+	if err != nil || r[0].First != 9 || r[0].Head != 16 || len(r[0].Entries) != 8 {
+		t.Fatalf("range after trimming: %+v, %v", r, err)
+	}
+}

@@ -105,13 +105,8 @@ local function entryAt(inbox, s)
   if m and seqOf(m) == s then return m end
   return nil
 end
--- trim keeps at most maxLen entries and drops up to eight of the oldest
--- that are older than cutoff (unix ms), so one call never does unbounded
--- work; later appends continue.
-local function trim(inbox, maxLen, cutoff)
-  if redis.call('LLEN', inbox) > maxLen then
-    redis.call('LTRIM', inbox, -maxLen, -1)
-  end
+-- trimAge drops up to eight of the oldest entries older than cutoff.
+local function trimAge(inbox, cutoff)
   for i = 1, 8 do
     local old = redis.call('LINDEX', inbox, 0)
     if not old then break end
@@ -121,6 +116,16 @@ local function trim(inbox, maxLen, cutoff)
     redis.call('LPOP', inbox)
   end
 end
+-- trim keeps at most maxLen entries (len: the inbox's length, as RPUSH
+-- answered) and drops up to eight of the oldest that are older than cutoff
+-- (unix ms), so one call never does unbounded work; later appends continue.
+local function trim(inbox, len, maxLen, cutoff)
+  if len > maxLen then
+    redis.call('LTRIM', inbox, -maxLen, -1)
+  end
+  trimAge(inbox, cutoff)
+end
+
 `
 
 // appendScript stores a user's inbox entries of one batch, in order, or
@@ -203,8 +208,8 @@ for i = 0, n - 1 do
   end
 end
 if fresh > 0 then
-  redis.call('RPUSH', KEYS[2], unpack(push))
-  trim(KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[3]))
+  local len = redis.call('RPUSH', KEYS[2], unpack(push))
+  trim(KEYS[2], len, tonumber(ARGV[1]), tonumber(ARGV[3]))
   redis.call('PEXPIRE', KEYS[2], ARGV[2])
 end
 return out
@@ -220,7 +225,8 @@ return out
 // ARGV[4] timestamp ms, ARGV[5] frame bytes.
 // Returns each user's new seq, in KEYS order.
 //
-// Each inbox is trimmed as by appendScript.
+// Each inbox is trimmed by length as by appendScript, by age on every 16th
+// seq.
 var sharedAppendScript = redis.NewScript(inboxLua + `
 local maxLen, cutoff = tonumber(ARGV[1]), tonumber(ARGV[3])
 local tail = '|' .. ARGV[4] .. '|' .. ARGV[5]
@@ -228,8 +234,13 @@ local out = {}
 for i = 1, #KEYS, 2 do
   local inbox = KEYS[i + 1]
   local seq = redis.call('INCR', KEYS[i])
-  redis.call('RPUSH', inbox, string.format('%d', seq) .. tail)
-  trim(inbox, maxLen, cutoff)
+  local len = redis.call('RPUSH', inbox, string.format('%d', seq) .. tail)
+  if len > maxLen then
+    redis.call('LTRIM', inbox, -maxLen, -1)
+  end
+  -- By age on every 16th seq only: the oldest entries of a busy inbox
+  -- outlive --inbox-ttl by a few appends, for a third fewer calls per copy.
+  if seq % 16 == 0 then trimAge(inbox, cutoff) end
   redis.call('PEXPIRE', inbox, ARGV[2])
   out[#out + 1] = seq
 end
