@@ -214,7 +214,6 @@ func (r *Router) Uplink(ctx context.Context, b *cimpb.UplinkBatch) (*cimpb.PushB
 	if err := j.persist(ctx); err != nil {
 		return nil, err
 	}
-	r.pushLater(ctx, j)
 	out := &cimpb.PushBatch{Deliveries: make([]*cimpb.Delivery, 0, len(order))}
 	for _, s := range order {
 		if s.typ == cimpb.Type_MSG {
@@ -223,6 +222,9 @@ func (r *Router) Uplink(ctx context.Context, b *cimpb.UplinkBatch) (*cimpb.PushB
 			out.Deliveries = j.syncs[s.i].answer(out.Deliveries)
 		}
 	}
+	// The answers are built first: the background push must not share the
+	// batch with this goroutine.
+	r.pushLater(ctx, j)
 	return out, nil
 }
 
