@@ -73,7 +73,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.gateways, "gateways", 3, "gateways in the cluster")
 	workloads := fs.String("workloads", strings.Join(allWorkloads, ","), "workloads to run, comma-separated: fanout, p2p, idle, saturation, churn")
 	rates := fs.String("rates", "", "offered rates (msg/s) for the p2p workload, comma-separated (default 1000,5000,20000; quick: 1000)")
-	steps := fs.String("steps", "", "offered-rate steps (msg/s) for the saturation workload, comma-separated, rising (default 2000,5000,10000,15000,20000,30000,40000; quick: 2000,5000)")
+	steps := fs.String("steps", "", "offered-rate steps (msg/s) for the saturation workload, comma-separated, rising (default 2000,5000,7500,10000,15000,20000,30000,40000; quick: 2000,5000)")
 	fs.DurationVar(&o.stepDuration, "step-duration", 0, "send window per saturation step (default 5s; quick: 2s)")
 	fs.IntVar(&o.pairs, "pairs", 50, "sender/recipient pairs in the p2p workload")
 	fs.DurationVar(&o.duration, "duration", 0, "send window per p2p rate (default 10s; quick: 3s)")

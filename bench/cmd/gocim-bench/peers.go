@@ -45,7 +45,7 @@ func saturationPeers(t *run.T, o options, stderr io.Writer) []row {
 // stepOptions parses --steps and fills the saturation defaults.
 func stepOptions(o *options, steps string) error {
 	if steps == "" {
-		steps = "2000,5000,10000,15000,20000,30000,40000"
+		steps = "2000,5000,7500,10000,15000,20000,30000,40000"
 		if o.quick {
 			steps = "2000,5000"
 		}
