@@ -107,7 +107,7 @@ func TestProcStat(t *testing.T) {
 
 func TestParseSaturation(t *testing.T) {
 	o, err := parse(nil, io.Discard)
-	if err != nil || !o.workloads["saturation"] || len(o.steps) != 7 || o.steps[6] != 40000 || o.stepDuration != 5*time.Second {
+	if err != nil || !o.workloads["saturation"] || len(o.steps) != 8 || o.steps[2] != 7500 || o.steps[7] != 40000 || o.stepDuration != 5*time.Second {
 		t.Fatalf("default: %+v %v", o, err)
 	}
 	o, err = parse([]string{"--quick"}, io.Discard)
