@@ -615,9 +615,10 @@ func (j *job) pushTargets() []string {
 	return out
 }
 
-// push reads the routes of everybody a frame goes to (plus the online set
-// for broadcasts; pipelined, a round trip per thousand users) and sends one
-// /push per gateway, all gateways in parallel. From here on the batch never
+// push takes the routes read with the appends (for a broadcast it reads the
+// online set and the routes missing; pipelined, a round trip per thousand
+// users) and sends one /push per gateway, all gateways in parallel. From
+// here on the batch never
 // fails: the entries are stored, so a user not reachable now gets them by
 // SYNC.
 func (j *job) push(ctx context.Context) error {
@@ -644,31 +645,7 @@ func (j *job) push(ctx context.Context) error {
 	if n+len(members) == 0 {
 		return nil
 	}
-	want := make([]string, 0, n+len(members))
-	seen := make(map[string]bool, cap(want))
-	add := func(id string) {
-		if !seen[id] {
-			seen[id] = true
-			want = append(want, id)
-		}
-	}
-	for _, it := range j.msgs {
-		if it.stored != nil {
-			add(it.toID)
-		}
-		if it.group != nil {
-			for _, m := range it.group.stored {
-				add(m.uid)
-			}
-		}
-	}
-	for _, l := range j.live {
-		add(l.uid)
-	}
-	for _, m := range members {
-		add(m)
-	}
-	routes, err := j.readRoutes(ctx, want)
+	routes, err := j.readRoutes(ctx, members)
 	if err != nil {
 		return err
 	}
@@ -756,25 +733,26 @@ func (j *job) push(ctx context.Context) error {
 	return nil
 }
 
-// readRoutes returns the routes of want: those read with the appends, and
-// the others (broadcast recipients) read now.
-func (j *job) readRoutes(ctx context.Context, want []string) (map[string]store.Route, error) {
-	if len(j.routed) == 0 {
-		return j.r.st.Routes(ctx, want)
+// readRoutes returns the routes of everybody the batch pushes to: those
+// read with the appends (every stored frame's user, see pushTargets) and
+// those of a broadcast's recipients not among them, read now.
+func (j *job) readRoutes(ctx context.Context, members []string) (map[string]store.Route, error) {
+	routes := j.routes
+	if routes == nil {
+		routes = map[string]store.Route{}
+	}
+	if len(members) == 0 {
+		return routes, nil
 	}
 	known := make(map[string]bool, len(j.routed))
 	for _, uid := range j.routed {
 		known[uid] = true
 	}
 	var rest []string
-	for _, uid := range want {
+	for _, uid := range members {
 		if !known[uid] {
 			rest = append(rest, uid)
 		}
-	}
-	routes := j.routes
-	if routes == nil {
-		routes = map[string]store.Route{}
 	}
 	if len(rest) > 0 {
 		more, err := j.r.st.Routes(ctx, rest)

@@ -156,7 +156,7 @@ func (s *Store) appendCalls(entries []Append) []appendCall {
 					inShared = map[string]bool{}
 					calls = append(calls, appendCall{shared: true, op: op{
 						script: sharedAppendScript,
-						args:   []any{lim.MaxLen, lim.TTL.Milliseconds(), now - lim.TTL.Milliseconds(), ts, e.Frame},
+						args:   append(head[:3:3], ts, e.Frame), // max length, ttl, cutoff
 					}})
 				} else {
 					shared = -1
