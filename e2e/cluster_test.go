@@ -29,7 +29,8 @@ func ctxT(t *testing.T) context.Context {
 }
 
 // rawLogin logs name in through the route and opens a bare TCP connection to
-// the gateway it was given, sending LOGIN with the token.
+// the gateway it was given, sending LOGIN with the token; it returns once
+// the login SYNC is answered.
 func rawLogin(t *testing.T, c *harness.Cluster, name string) (net.Conn, *codec.Reader, client.LoginResult) {
 	t.Helper()
 	c.Register(t, name)
@@ -43,6 +44,12 @@ func rawLogin(t *testing.T, c *harness.Cluster, name string) (net.Conn, *codec.R
 	f := readFrame(t, conn, r)
 	if f.Type != cimpb.Type_LOGIN_ACK || f.ReqId != 1 || f.LoginAck.GetUserId() != lr.UserID {
 		t.Fatalf("want LOGIN_ACK for %s, got %v", lr.UserID, f)
+	}
+	// The gateway asks the route for the inbox on the client's behalf; wait
+	// for that answer (a new user's inbox is empty: just the SYNC frame) so
+	// that the caller's exchange is not interleaved with it.
+	for f.Type != cimpb.Type_SYNC {
+		f = readFrame(t, conn, r)
 	}
 	return conn, r, lr
 }

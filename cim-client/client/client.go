@@ -25,6 +25,7 @@ const shownKept = 4096
 // shownMsg is what the client remembers of a message it showed.
 type shownMsg struct {
 	group string // the group it came through; "" for a private message
+	seq   uint64 // its inbox seq
 }
 
 // mustLRU is lru.New for a size known to be positive.
@@ -570,7 +571,7 @@ func (c *Client) showAll(l *link, show []*cimpb.Frame) bool {
 func (c *Client) show(l *link, f *cimpb.Frame) bool {
 	if m := f.GetMsg(); f.GetType() == cimpb.Type_MSG {
 		if id := m.GetMsgId(); id != "" {
-			if seen, _ := c.shown.ContainsOrAdd(id, shownMsg{group: m.GetGroup()}); seen {
+			if seen, _ := c.shown.ContainsOrAdd(id, shownMsg{group: m.GetGroup(), seq: m.GetSeq()}); seen {
 				l.log.Debug("dropping a message shown before", "msg_id", id, "seq", m.GetSeq())
 				return true
 			}
@@ -780,7 +781,7 @@ func (c *Client) MarkRead(ctx context.Context, peer string, msgIDs ...string) er
 		}
 		byGroup[g] = append(byGroup[g], id)
 	}
-	if err := c.ackShown(ctx); err != nil {
+	if err := c.ackShown(ctx, msgIDs); err != nil {
 		return err
 	}
 	for _, g := range groups {
@@ -805,14 +806,26 @@ func (c *Client) MarkGroupRead(ctx context.Context, gid, peer string, msgIDs ...
 	case len(msgIDs) == 0:
 		return nil
 	}
-	if err := c.ackShown(ctx); err != nil {
+	if err := c.ackShown(ctx, msgIDs); err != nil {
 		return err
 	}
 	return c.writeReads(ctx, peer, gid, msgIDs)
 }
 
-// ackShown writes the ACK for what was shown and not yet acknowledged.
-func (c *Client) ackShown(ctx context.Context) error {
+// ackShown writes the ACK for what was shown and not yet acknowledged,
+// including the messages read: the application holds them, so the reader
+// has handed over everything before them, even if it has not yet counted
+// the last one it handed over (it counts after the hand-over).
+func (c *Client) ackShown(ctx context.Context, read []string) error {
+	var upTo uint64
+	for _, id := range read {
+		if m, ok := c.shown.Peek(id); ok {
+			upTo = max(upTo, m.seq)
+		}
+	}
+	if upTo > 0 {
+		c.acks.show(upTo, 0, time.Now())
+	}
 	if seq, ok := c.acks.unacked(); ok {
 		if err := c.write(ctx, ackFrame(seq)); err != nil {
 			return err
