@@ -227,6 +227,12 @@ func TestLoginAck(t *testing.T) {
 	if c.UserID() != "42" || c.SessionID() != "s1" || c.UserName() != "alice" {
 		t.Fatalf("conn identity %q %q %q", c.UserID(), c.SessionID(), c.UserName())
 	}
+	// The connection registers right after queueing LOGIN_ACK, before it
+	// reads the next frame: a PING answered means registration is done.
+	cl.send(&cimpb.Frame{Type: cimpb.Type_PING})
+	if f := cl.recv(); f.Type != cimpb.Type_PONG {
+		t.Fatalf("PING answered with %v", f)
+	}
 	h.mu.Lock()
 	reg := len(h.registered) == 1 && h.registered[0] == c
 	h.mu.Unlock()
