@@ -313,8 +313,11 @@ func (c *Client) supervise(l *link) {
 	defer c.wg.Done()
 	bo := newBackoff(c.cfg.ReconnectMin, c.cfg.ReconnectMax)
 	for {
+		// What earlier links showed is acknowledged again on this one; what
+		// this link's reader shows meanwhile follows the usual timing.
+		reack, _ := c.acks.unacked()
 		l.start(c.readLoop)
-		c.replay(l)
+		c.replay(l, reack)
 		c.openLink(l)
 		select {
 		case <-l.done:

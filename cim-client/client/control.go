@@ -106,16 +106,17 @@ func (c *Client) writeOn(l *link, f *cimpb.Frame) bool {
 
 // replay writes on a new link, in their order, the messages still waiting
 // for an answer that an earlier link carried, and acknowledges again what
-// was shown (the last ACK may have died with the old link). New sends wait
-// until it is done, so they cannot overtake the replay.
-func (c *Client) replay(l *link) {
+// was shown before l (seq, when not yet acknowledged: the last ACK may have
+// died with the old link). New sends wait until it is done, so they cannot
+// overtake the replay.
+func (c *Client) replay(l *link, seq uint64) {
 	for _, r := range c.out.replay() {
 		if l.send(c.life, r.frame) != nil {
 			return
 		}
 		c.out.wrote(r.rec, time.Now())
 	}
-	if seq, _ := c.acks.unacked(); seq > 0 && c.writeOn(l, &cimpb.Frame{Type: cimpb.Type_ACK, Ack: &cimpb.Ack{Seq: seq}}) {
+	if seq > 0 && seq > c.acks.last() && c.writeOn(l, &cimpb.Frame{Type: cimpb.Type_ACK, Ack: &cimpb.Ack{Seq: seq}}) {
 		c.acks.sent(seq, time.Now())
 	}
 }

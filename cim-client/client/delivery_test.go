@@ -181,6 +181,32 @@ func TestLivePushDuringLoginSync(t *testing.T) {
 	noEvent(t, c)
 }
 
+// TestNewLinkAcknowledgesWhatOldShowed: entries shown on a link that died
+// before their ACK was due are acknowledged first thing on the next link;
+// a first link acknowledges nothing until its own timing says so.
+func TestNewLinkAcknowledgesWhatOldShowed(t *testing.T) {
+	c, gw, _, in := inboxSetup(t, func(cfg *Config) {
+		cfg.AckDelay = time.Hour
+		cfg.AckEvery = 1000
+	})
+	conn := gw.Accept(t)
+	next(t, c, EventConnected)
+	if err := conn.SendAll(in.Append(clienttest.TextMsg("m1", "2", "bob", "1")), in.Append(clienttest.TextMsg("m2", "2", "bob", "2"))); err != nil {
+		t.Fatal(err)
+	}
+	bodies(t, c, 2)
+	quiet(t, conn, 20*time.Millisecond) // not due: 2 < 1000, an hour
+	conn.Close()
+	next(t, c, EventDisconnected)
+	next(t, c, EventConnected)
+	conn2 := gw.Accept(t)
+	if f := nextFrame(t, conn2); f.GetType() != cimpb.Type_ACK || f.GetAck().GetSeq() != 2 {
+		t.Fatalf("first frame on the new link %v, want ACK 2", f)
+	}
+	quiet(t, conn2, 20*time.Millisecond)
+	noEvent(t, c)
+}
+
 func TestAckBatchedByCountAndOnClose(t *testing.T) {
 	c, gw, route, in := inboxSetup(t, func(cfg *Config) {
 		cfg.AckDelay = time.Hour
