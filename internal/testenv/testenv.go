@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -48,15 +49,92 @@ func Missing(t TB, what string) {
 	t.Skipf("skipping: %s is not available; %s", what, InstallHint)
 }
 
-// FreePort returns a loopback TCP port that was free a moment ago.
+// FreePort returns a loopback TCP port that was free a moment ago, for a
+// server a test is about to start.
+//
+// The port comes from below the kernel's ephemeral range when there is room
+// there: a port the kernel hands out for "listen on :0" is one it may hand
+// out next as the source port of some outgoing connection, and the server
+// then fails to bind it (seen when tests and benchmarks run side by side).
+// Within one test binary no port is handed out twice.
 func FreePort(t TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
+	if low := ephemeralLow(); low-portFloor >= 1000 {
+		for range 200 {
+			p := portFloor + rand.IntN(low-portFloor)
+			if claimPort(p) {
+				return p
+			}
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("free port: %v", err)
+		}
+		p := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if markGiven(p) {
+			return p
+		}
+	}
+	t.Fatalf("free port: none found")
+	return 0
+}
+
+// markGiven marks p handed out, reporting false if it already was.
+func markGiven(p int) bool {
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	if portsGiven[p] {
+		return false
+	}
+	portsGiven[p] = true
+	return true
+}
+
+// portFloor is the lowest port FreePort picks from (below the ranges
+// servers commonly use by default are left alone).
+const portFloor = 10000
+
+var (
+	portsMu    sync.Mutex
+	portsGiven = map[int]bool{}
+)
+
+// claimPort reports whether p is free on 127.0.0.1 and not yet handed out,
+// and marks it handed out if so.
+func claimPort(p int) bool {
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	if portsGiven[p] {
+		return false
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+	if err != nil {
+		return false
+	}
+	l.Close()
+	portsGiven[p] = true
+	return true
+}
+
+// ephemeralLow returns the first port of the kernel's ephemeral range, 0 if
+// it cannot be read.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	low, err := strconv.Atoi(f[0])
+	if err != nil {
+		return 0
+	}
+	return low
 }
 
 // Process is a child process started for a test.

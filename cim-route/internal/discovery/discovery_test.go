@@ -1,6 +1,7 @@
 package discovery
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"slices"
@@ -35,6 +36,32 @@ func (r *recorder) all() [][]string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return slices.Clone(r.lists)
+}
+
+// lockedBuffer is a bytes.Buffer safe for the watcher's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// debugLog returns a debug-level logger (go-zookeeper's chatter included)
+// whose lines the test prints only if it failed.
+func debugLog(t *testing.T) *slog.Logger {
+	var buf lockedBuffer
+	t.Cleanup(func() {
+		if t.Failed() {
+			buf.mu.Lock()
+			defer buf.mu.Unlock()
+			t.Logf("watcher log:\n%s", buf.b.String())
+		}
+	})
+	return slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -77,7 +104,7 @@ func register(t *testing.T, c *zk.Conn, p string) {
 func TestWatcher(t *testing.T) {
 	z := testenv.StartZooKeeper(t)
 	rec := &recorder{}
-	w := New(Config{Servers: []string{z.Addr}, Root: "/cim-test", Logger: slog.New(slog.DiscardHandler), OnChange: rec.add})
+	w := New(Config{Servers: []string{z.Addr}, Root: "/cim-test", Logger: debugLog(t), OnChange: rec.add})
 	if w.Path() != "/cim-test/servers" {
 		t.Fatalf("path = %q", w.Path())
 	}
