@@ -252,6 +252,12 @@ func login(t *testing.T, g *Gateway, user, sid string) *client {
 	if f := c.recv(); f.Type != cimpb.Type_LOGIN_ACK || f.LoginAck.SessionId != sid || f.LoginAck.GatewayId != g.ID() {
 		t.Fatalf("login %s: got %v", user, f)
 	}
+	// The connection joins the hub right after queueing LOGIN_ACK and
+	// before it reads the next frame: a PING answered means pushes find it.
+	c.send(&cimpb.Frame{Type: cimpb.Type_PING})
+	if f := c.recv(); f.Type != cimpb.Type_PONG {
+		t.Fatalf("login %s: PING answered with %v", user, f)
+	}
 	return c
 }
 
