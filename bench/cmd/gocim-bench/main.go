@@ -35,21 +35,22 @@ func main() {
 }
 
 type options struct {
-	quick     bool
-	pprof     bool
-	cpuProf   string
-	workloads map[string]bool
-	groups    []int
-	messages  int
-	gateways  int
-	rates     []float64
-	pairs     int
-	duration  time.Duration
-	wait      time.Duration
-	peers     bool
-	idle      int
-	idleProcs int
-	jsonPath  string
+	quick                  bool
+	pprof                  bool
+	routeArgs, gatewayArgs []string // extra flags for the gocim processes
+	cpuProf                string
+	workloads              map[string]bool
+	groups                 []int
+	messages               int
+	gateways               int
+	rates                  []float64
+	pairs                  int
+	duration               time.Duration
+	wait                   time.Duration
+	peers                  bool
+	idle                   int
+	idleProcs              int
+	jsonPath               string
 
 	// Saturation workload: offered-rate steps and the window per step.
 	steps        []float64
@@ -85,11 +86,14 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	churnRate := fs.Int("churn-rate", 2000, "offered rate (msg/s) of the churn workload's pairs")
 	fs.DurationVar(&o.churnDuration, "churn-duration", 0, "send window of the churn workload (default 60s; quick: 10s)")
 	fs.StringVar(&o.cpuProf, "cpuprofile", "", "write the load generator's own CPU profile (runtime/pprof) to this file")
+	routeArgs := fs.String("route-args", "", "extra flags for cim-route, space-separated (tuning experiments), e.g. \"--inbox-max 500\"")
+	gatewayArgs := fs.String("gateway-args", "", "extra flags for every cim-server, space-separated, e.g. \"--write-queue 4096\"")
 	fs.BoolVar(&o.pprof, "pprof", false, "start route and gateways with --pprof (profiles on their internal addresses; see docs/BENCHMARKS.md)")
 	fs.StringVar(&o.jsonPath, "json", "bench/results/latest.json", "where to write the rows as JSON (empty: nowhere)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
+	o.routeArgs, o.gatewayArgs = strings.Fields(*routeArgs), strings.Fields(*gatewayArgs)
 	if *groups == "" {
 		*groups = "1000,5000"
 		if o.quick {
@@ -191,17 +195,19 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		if o.pprof {
 			quiet = append(quiet, "--pprof")
 		}
+		routeArgs := append(slices.Clip(quiet), o.routeArgs...)
+		gatewayArgs := append(slices.Clip(quiet), o.gatewayArgs...)
 		if o.workloads["fanout"] {
 			for _, n := range o.groups {
 				fmt.Fprintf(stderr, "group fan-out: %d members over %d gateways, %d messages…\n", n, o.gateways, o.messages)
-				c := harness.Start(t, harness.Options{Gateways: o.gateways, RouteArgs: quiet, GatewayArgs: quiet})
+				c := harness.Start(t, harness.Options{Gateways: o.gateways, RouteArgs: routeArgs, GatewayArgs: gatewayArgs})
 				rows = append(rows, groupFanout(t, c, n, o.messages))
 				stopCluster(c)
 			}
 		}
 		if o.workloads["p2p"] {
 			fmt.Fprintf(stderr, "p2p latency: %d pairs over 2 gateways, %v per rate, rates %v…\n", o.pairs, o.duration, o.rates)
-			c := harness.Start(t, harness.Options{Gateways: 2, RouteArgs: quiet, GatewayArgs: quiet})
+			c := harness.Start(t, harness.Options{Gateways: 2, RouteArgs: routeArgs, GatewayArgs: gatewayArgs})
 			rows = append(rows, p2pGocim(t, c, "p2p", o.pairs, o.rates, o.duration, o.wait, false)...)
 			stopCluster(c)
 			if o.peers {
@@ -211,7 +217,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		if o.workloads["saturation"] {
 			// A cluster of its own: the p2p one may still be draining a backlog.
 			fmt.Fprintf(stderr, "saturation: %d pairs over 2 gateways, %v per step, steps %v…\n", o.pairs, o.stepDuration, o.steps)
-			c := harness.Start(t, harness.Options{Gateways: 2, RouteArgs: quiet, GatewayArgs: quiet})
+			c := harness.Start(t, harness.Options{Gateways: 2, RouteArgs: routeArgs, GatewayArgs: gatewayArgs})
 			rows = append(rows, saturationRow("gocim", p2pGocim(t, c, "sat", o.pairs, o.steps, o.stepDuration, o.wait, true)))
 			stopCluster(c)
 			if o.peers {
@@ -221,13 +227,13 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		if o.workloads["churn"] {
 			fmt.Fprintf(stderr, "churn: %d pairs + %d idle clients over 2 gateways, %.0f msg/s for %v, %.0f%% of clients reconnecting per minute…\n",
 				o.pairs, o.churnIdle, o.churnRate, o.churnDuration, 100*churnShare)
-			c := harness.Start(t, harness.Options{Gateways: 2, RouteArgs: quiet, GatewayArgs: quiet})
+			c := harness.Start(t, harness.Options{Gateways: 2, RouteArgs: routeArgs, GatewayArgs: gatewayArgs})
 			rows = append(rows, churnGocim(t, c, o.pairs, o.churnIdle, o.churnRate, o.churnDuration, o.wait))
 			stopCluster(c)
 		}
 		if o.workloads["idle"] {
 			fmt.Fprintf(stderr, "idle connections: %d (after %d warm-up) on 1 gateway, %d load-generator processes…\n", o.idle, idleWarmup, o.idleProcs)
-			c := harness.Start(t, harness.Options{Gateways: 1, RouteArgs: quiet, GatewayArgs: quiet})
+			c := harness.Start(t, harness.Options{Gateways: 1, RouteArgs: routeArgs, GatewayArgs: gatewayArgs})
 			rows = append(rows, idleConnections(t, c, o.idle, o.idleProcs))
 			stopCluster(c)
 		}
