@@ -597,6 +597,33 @@ func TestMarkRead(t *testing.T) {
 	quiet(t, conn, 20*time.Millisecond)
 }
 
+// TestMarkReadAcknowledgesWhatItNames: the reader counts a shown message
+// for the next ACK only after the application has it, so MarkRead right
+// after the event must still acknowledge it first (white box: the message
+// is remembered as shown but not yet counted).
+func TestMarkReadAcknowledgesWhatItNames(t *testing.T) {
+	c, gw, _, _ := inboxSetup(t, func(cfg *Config) { cfg.AckDelay = time.Hour })
+	conn := gw.Accept(t)
+	next(t, c, EventConnected)
+	// A first READ: once it is out, the link is open and its replay done.
+	if err := c.MarkRead(context.Background(), "bob", "m0"); err != nil {
+		t.Fatal(err)
+	}
+	if f := nextFrame(t, conn); f.GetType() != cimpb.Type_READ {
+		t.Fatalf("frame %v, want READ m0", f)
+	}
+	c.shown.Add("m3", shownMsg{seq: 3})
+	if err := c.MarkRead(context.Background(), "bob", "m3"); err != nil {
+		t.Fatal(err)
+	}
+	if f := nextFrame(t, conn); f.GetType() != cimpb.Type_ACK || f.GetAck().GetSeq() != 3 {
+		t.Fatalf("frame %v, want ACK 3 before READ", f)
+	}
+	if f := nextFrame(t, conn); f.GetType() != cimpb.Type_READ {
+		t.Fatalf("frame %v, want READ", f)
+	}
+}
+
 func TestHistory(t *testing.T) {
 	gw := clienttest.NewGateway(t)
 	route := clienttest.NewRoute(t, gw)
