@@ -28,6 +28,11 @@ const (
 	TooLarge        Code = 4131 // request body or message body above the limit
 	NoGroup         Code = 9200 // unknown group
 	GroupFull       Code = 9201 // group at its member limit
+
+	TooManyConnections Code = 4292 // the client address (or the server) holds as many connections as allowed
+	QuotaExceeded      Code = 4293 // a per-user quota (upload bytes, invitations) is used up for now
+	Busy               Code = 5032 // the server is at capacity for this kind of work: retry later
+	StorageFull        Code = 5070 // the server cannot store more (upload space): nothing was kept
 )
 
 // Text returns a short English description of c.
@@ -75,6 +80,14 @@ func (c Code) Text() string {
 		return "no such group"
 	case GroupFull:
 		return "group is full"
+	case TooManyConnections:
+		return "too many connections"
+	case QuotaExceeded:
+		return "quota exceeded"
+	case Busy:
+		return "server busy"
+	case StorageFull:
+		return "storage full"
 	}
 	return "unknown"
 }
