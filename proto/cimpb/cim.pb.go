@@ -713,10 +713,14 @@ func (x *Ack) GetSeq() uint64 {
 }
 
 type Read struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	MsgIds        []string               `protobuf:"bytes,1,rep,name=msg_ids,json=msgIds,proto3" json:"msg_ids,omitempty"`
-	Peer          string                 `protobuf:"bytes,2,opt,name=peer,proto3" json:"peer,omitempty"`   // the messages' sender
-	Group         string                 `protobuf:"bytes,3,opt,name=group,proto3" json:"group,omitempty"` // set when the messages came through this group
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	MsgIds []string               `protobuf:"bytes,1,rep,name=msg_ids,json=msgIds,proto3" json:"msg_ids,omitempty"`
+	Peer   string                 `protobuf:"bytes,2,opt,name=peer,proto3" json:"peer,omitempty"`   // the messages' sender
+	Group  string                 `protobuf:"bytes,3,opt,name=group,proto3" json:"group,omitempty"` // set when the messages came through this group
+	// seqs are the reader's inbox seqs of the messages named in msg_ids, in
+	// the same order; the route looks each entry up and stores or forwards a
+	// receipt only for messages the reader really received from peer.
+	Seqs          []uint64 `protobuf:"varint,4,rep,packed,name=seqs,proto3" json:"seqs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -770,6 +774,13 @@ func (x *Read) GetGroup() string {
 		return x.Group
 	}
 	return ""
+}
+
+func (x *Read) GetSeqs() []uint64 {
+	if x != nil {
+		return x.Seqs
+	}
+	return nil
 }
 
 type Receipt struct {
@@ -1458,11 +1469,12 @@ const file_cim_proto_rawDesc = "" +
 	"\tbroadcast\x18\v \x01(\bR\tbroadcast\x12$\n" +
 	"\x04file\x18\f \x01(\v2\x10.cim.v1.FileInfoR\x04file\"\x17\n" +
 	"\x03Ack\x12\x10\n" +
-	"\x03seq\x18\x01 \x01(\x04R\x03seq\"I\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\"]\n" +
 	"\x04Read\x12\x17\n" +
 	"\amsg_ids\x18\x01 \x03(\tR\x06msgIds\x12\x12\n" +
 	"\x04peer\x18\x02 \x01(\tR\x04peer\x12\x14\n" +
-	"\x05group\x18\x03 \x01(\tR\x05group\"\x8f\x02\n" +
+	"\x05group\x18\x03 \x01(\tR\x05group\x12\x12\n" +
+	"\x04seqs\x18\x04 \x03(\x04R\x04seqs\"\x8f\x02\n" +
 	"\aReceipt\x12-\n" +
 	"\x06status\x18\x01 \x01(\x0e2\x15.cim.v1.ReceiptStatusR\x06status\x12\x15\n" +
 	"\x06msg_id\x18\x02 \x01(\tR\x05msgId\x12\"\n" +
