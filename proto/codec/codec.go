@@ -31,13 +31,17 @@ var (
 	ErrBadLength = errors.New("codec: malformed length prefix")
 	// ErrBadFrame means the payload is not a valid protobuf Frame.
 	ErrBadFrame = errors.New("codec: malformed frame")
+	// ErrFrameSkipped means a frame over the limit was read past and
+	// thrown away (Reader.SkipOversized); the next frame can be read.
+	ErrFrameSkipped = errors.New("codec: frame over the limit skipped")
 )
 
 // Reader decodes frames from a stream.
 type Reader struct {
-	r   *bufio.Reader
-	max int
-	buf []byte
+	r    *bufio.Reader
+	max  int
+	skip bool
+	buf  []byte
 }
 
 // NewReader returns a Reader that refuses frames larger than maxFrame bytes
@@ -53,25 +57,43 @@ func NewReader(r io.Reader, maxFrame int) *Reader {
 	return &Reader{r: br, max: maxFrame}
 }
 
+// SkipOversized makes ReadFrame read past a frame over the limit (its length
+// prefix says how far, and the bytes are discarded as they arrive, without
+// buffering them) and return ErrFrameSkipped, after which the stream is at
+// the next frame. A client uses it so that one frame it cannot take does not
+// cost it the connection; a server, which should not read on for a peer that
+// breaks the limit, does not. It returns r.
+func (r *Reader) SkipOversized() *Reader {
+	r.skip = true
+	return r
+}
+
+// firstChunk is how much of a frame's payload ReadFrame reserves before more
+// of it has arrived; the buffer then at most doubles per read. A peer that
+// announces a large frame and sends little of it costs little memory.
+const firstChunk = 512
+
 // ReadFrame reads the next frame. It returns io.EOF on a clean end of stream
 // between frames, io.ErrUnexpectedEOF when the stream ends inside one, and
-// ErrFrameTooLarge, ErrBadLength or ErrBadFrame (wrapped) for bad input.
+// ErrFrameTooLarge (ErrFrameSkipped with SkipOversized), ErrBadLength or
+// ErrBadFrame (wrapped) for bad input.
+//
+// The payload buffer grows as bytes arrive, never ahead of them by more
+// than what already came (or firstChunk): the announced length alone
+// reserves nothing.
 func (r *Reader) ReadFrame() (*cimpb.Frame, error) {
 	n, err := r.readLength()
 	if err != nil {
 		return nil, err
 	}
 	if n > uint64(r.max) {
+		if r.skip {
+			return nil, r.discard(n)
+		}
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, r.max)
 	}
-	if cap(r.buf) < int(n) {
-		r.buf = make([]byte, n)
-	}
-	buf := r.buf[:n]
-	if _, err := io.ReadFull(r.r, buf); err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
+	buf, err := r.readPayload(int(n))
+	if err != nil {
 		return nil, err
 	}
 	f := &cimpb.Frame{}
@@ -80,10 +102,56 @@ func (r *Reader) ReadFrame() (*cimpb.Frame, error) {
 	}
 	// Do not pin a large buffer for the life of an idle connection: most
 	// frames (PING, ACK, short chat) fit in 512 bytes.
-	if cap(r.buf) > 512 {
+	if cap(r.buf) > firstChunk {
 		r.buf = nil
 	}
 	return f, nil
+}
+
+// readPayload reads n bytes into r.buf, growing it only as data arrives.
+func (r *Reader) readPayload(n int) ([]byte, error) {
+	buf := r.buf[:0]
+	for len(buf) < n {
+		// Wait for bytes before reserving room for them.
+		if _, err := r.r.Peek(1); err != nil {
+			return nil, unexpected(err)
+		}
+		step := min(n-len(buf), max(firstChunk, len(buf), r.r.Buffered()))
+		if cap(buf)-len(buf) < step {
+			grown := make([]byte, len(buf), len(buf)+step)
+			copy(grown, buf)
+			buf = grown
+		}
+		k, err := io.ReadFull(r.r, buf[len(buf):len(buf)+step])
+		buf = buf[:len(buf)+k]
+		if err != nil {
+			r.buf = nil
+			return nil, unexpected(err)
+		}
+	}
+	r.buf = buf
+	return buf, nil
+}
+
+// discard reads past an oversized payload of n bytes.
+func (r *Reader) discard(n uint64) error {
+	for left := n; left > 0; {
+		step := int(min(left, 1<<30))
+		k, err := r.r.Discard(step)
+		left -= uint64(k)
+		if err != nil {
+			return unexpected(err)
+		}
+	}
+	return fmt.Errorf("%w: %d bytes, limit %d", ErrFrameSkipped, n, r.max)
+}
+
+// unexpected turns io.EOF inside a frame into io.ErrUnexpectedEOF.
+func unexpected(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
 }
 
 func (r *Reader) readLength() (uint64, error) {
@@ -114,7 +182,17 @@ func Encode(f *cimpb.Frame) ([]byte, error) {
 
 // AppendFrame appends f as one length-prefixed frame to dst.
 func AppendFrame(dst []byte, f *cimpb.Frame) ([]byte, error) {
+	return AppendFrameMax(dst, f, 0)
+}
+
+// AppendFrameMax is AppendFrame for a peer that takes frames of at most
+// maxFrame bytes (no limit when maxFrame <= 0): a larger f is not appended
+// and the error wraps ErrFrameTooLarge.
+func AppendFrameMax(dst []byte, f *cimpb.Frame, maxFrame int) ([]byte, error) {
 	size := proto.Size(f)
+	if maxFrame > 0 && size > maxFrame {
+		return dst, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, size, maxFrame)
+	}
 	dst = binary.AppendUvarint(dst, uint64(size))
 	return proto.MarshalOptions{}.MarshalAppend(dst, f)
 }

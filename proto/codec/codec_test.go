@@ -2,8 +2,10 @@ package codec
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
+	"runtime"
 	"testing"
 	"testing/iotest"
 
@@ -118,4 +120,100 @@ func FuzzReader(f *testing.F) {
 			rest = rest[n:]
 		}
 	})
+}
+
+// TestAnnouncedLengthReservesNothing: a peer that sends a maximal length
+// prefix and a few bytes costs the reader what arrived, not what was
+// announced (the gateway held 64 KiB per such connection before).
+func TestAnnouncedLengthReservesNothing(t *testing.T) {
+	const limit = 64 << 10
+	in := binary.AppendUvarint(nil, limit)
+	in = append(in, 0x08, 0x01) // the start of a frame, then the peer stalls
+	const runs = 50
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for range runs {
+		_, err := NewReader(bytes.NewReader(in), limit).ReadFrame()
+		if !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Fatalf("ReadFrame: %v, want io.ErrUnexpectedEOF", err)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	// The bufio.Reader (4 KiB) and the first chunk are all it may take.
+	perRun := (after.TotalAlloc - before.TotalAlloc) / runs
+	if perRun > 8<<10 {
+		t.Fatalf("%d bytes allocated per prefix-only frame, want at most 8 KiB (announced %d)", perRun, limit)
+	}
+}
+
+// TestLargeFrameGrowsAsItArrives: a frame at the limit, arriving one byte
+// at a time, still decodes, and the buffer never runs far ahead of the
+// bytes read.
+func TestLargeFrameGrowsAsItArrives(t *testing.T) {
+	want := &cimpb.Frame{Type: cimpb.Type_MSG, Msg: &cimpb.Msg{Kind: cimpb.Kind_KIND_FILE, Body: bytes.Repeat([]byte{7}, 60<<10)}}
+	b, err := Encode(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewReader(iotest.OneByteReader(bytes.NewReader(b)), 64<<10)
+	got, err := r.ReadFrame()
+	if err != nil || !proto.Equal(got, want) {
+		t.Fatalf("ReadFrame: %v", err)
+	}
+	if r.buf != nil {
+		t.Fatalf("a %d-byte buffer is kept after a large frame", cap(r.buf))
+	}
+}
+
+// TestSkipOversized: with SkipOversized a frame over the limit is read past
+// and reported as ErrFrameSkipped; the frames around it arrive intact.
+func TestSkipOversized(t *testing.T) {
+	small := &cimpb.Frame{Type: cimpb.Type_MSG, Msg: &cimpb.Msg{Seq: 1, Body: []byte("hi")}}
+	big := &cimpb.Frame{Type: cimpb.Type_MSG, Msg: &cimpb.Msg{Seq: 2, Body: bytes.Repeat([]byte("x"), 5000)}}
+	after := &cimpb.Frame{Type: cimpb.Type_MSG, Msg: &cimpb.Msg{Seq: 3, Body: []byte("after")}}
+	var stream []byte
+	for _, f := range []*cimpb.Frame{small, big, after} {
+		stream, _ = AppendFrame(stream, f)
+	}
+	r := NewReader(iotest.HalfReader(bytes.NewReader(stream)), 1000).SkipOversized()
+	if f, err := r.ReadFrame(); err != nil || !proto.Equal(f, small) {
+		t.Fatalf("first frame: %v %v", f, err)
+	}
+	if _, err := r.ReadFrame(); !errors.Is(err, ErrFrameSkipped) || errors.Is(err, ErrFrameTooLarge) {
+		t.Fatalf("oversized frame: %v, want ErrFrameSkipped", err)
+	}
+	if f, err := r.ReadFrame(); err != nil || !proto.Equal(f, after) {
+		t.Fatalf("frame after the skipped one: %v %v", f, err)
+	}
+	if _, err := r.ReadFrame(); err != io.EOF {
+		t.Fatalf("end: %v, want io.EOF", err)
+	}
+	// Cut inside the oversized payload: the stream ended inside a frame.
+	big2, _ := Encode(big)
+	if _, err := NewReader(bytes.NewReader(big2[:100]), 1000).SkipOversized().ReadFrame(); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("truncated oversized frame: %v, want io.ErrUnexpectedEOF", err)
+	}
+	// Without SkipOversized the same frame is an error for the connection.
+	if _, err := NewReader(bytes.NewReader(big2), 1000).ReadFrame(); !errors.Is(err, ErrFrameTooLarge) {
+		t.Fatalf("without skipping: %v, want ErrFrameTooLarge", err)
+	}
+}
+
+// TestAppendFrameMax: a frame over the peer's limit is not appended.
+func TestAppendFrameMax(t *testing.T) {
+	f := &cimpb.Frame{Type: cimpb.Type_MSG, Msg: &cimpb.Msg{Body: bytes.Repeat([]byte("x"), 200)}}
+	size := proto.Size(f)
+	dst := []byte("keep")
+	out, err := AppendFrameMax(dst, f, size-1)
+	if !errors.Is(err, ErrFrameTooLarge) || string(out) != "keep" {
+		t.Fatalf("over the limit: %q %v", out, err)
+	}
+	out, err = AppendFrameMax(dst, f, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, n, err := Decode(out[4:], size); err != nil || n != len(out)-4 || !proto.Equal(got, f) {
+		t.Fatalf("at the limit: %v", err)
+	}
 }
