@@ -1,10 +1,14 @@
 package conn
 
 import (
+	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/gocim/gocim/proto/cimpb"
 	"github.com/gocim/gocim/proto/codes"
@@ -99,9 +103,9 @@ func TestMsgRateLimit(t *testing.T) {
 	}
 }
 
-// TestOtherUplinksRateLimit: ACK/READ/SYNC have their own bucket of 10× the
+// TestOtherUplinksRateLimit: ACK/READ have their own bucket of 10× the
 // burst; an excess one is dropped without an answer, and it does not use up
-// the MSG bucket.
+// the MSG bucket. SYNC is not charged to it (it has its own pace).
 func TestOtherUplinksRateLimit(t *testing.T) {
 	const burst = 2
 	h := newHandler()
@@ -110,7 +114,6 @@ func TestOtherUplinksRateLimit(t *testing.T) {
 	others := []*cimpb.Frame{
 		{Type: cimpb.Type_ACK, Ack: &cimpb.Ack{Seq: 1}},
 		{Type: cimpb.Type_READ, Read: &cimpb.Read{MsgIds: []string{"x"}, Peer: "bob"}},
-		{Type: cimpb.Type_SYNC, Sync: &cimpb.Sync{AfterSeq: 1}},
 	}
 	for i := range 10*burst + 2 {
 		cl.send(others[i%len(others)])
@@ -118,12 +121,169 @@ func TestOtherUplinksRateLimit(t *testing.T) {
 	// No ERROR came before the PONG; the login SYNC does not count.
 	cl.sync()
 	if n := len(h.forwarded()) - 1; n != 10*burst {
-		t.Fatalf("%d ACK/READ/SYNC forwarded, want %d", n, 10*burst)
+		t.Fatalf("%d ACK/READ forwarded, want %d", n, 10*burst)
 	}
 	cl.send(textMsg("m0", []byte("hi")))
 	cl.sync()
 	if got := h.forwardedMsgs(); len(got) != 1 {
 		t.Fatalf("MSG after the other bucket ran dry: forwarded %v", got)
+	}
+	// With the ACK/READ bucket empty, SYNCs (unpaced here) all still go.
+	for i := range 3 * burst {
+		cl.send(&cimpb.Frame{Type: cimpb.Type_SYNC, Sync: &cimpb.Sync{AfterSeq: uint64(i)}})
+	}
+	cl.sync()
+	if n := len(forwardedSyncs(h)) - 1; n != 3*burst {
+		t.Fatalf("%d SYNCs forwarded after the ACK/READ bucket ran dry, want %d", n, 3*burst)
+	}
+}
+
+// forwardedSyncs returns the SYNC uplinks so far (the login one first).
+func forwardedSyncs(h *fakeHandler) []*cimpb.Frame {
+	var out []*cimpb.Frame
+	for _, f := range h.forwarded() {
+		if f.Type == cimpb.Type_SYNC {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// fakePace is a SYNC pace the test controls: free Waits return at once,
+// then each Wait says so on waiting and blocks until the test hands out a
+// token or the connection closes.
+type fakePace struct {
+	mu      sync.Mutex
+	free    int
+	waiting chan struct{}
+	tokens  chan struct{}
+	aborted chan struct{}
+}
+
+func newFakePace(free int) *fakePace {
+	return &fakePace{free: free, waiting: make(chan struct{}, 100), tokens: make(chan struct{}), aborted: make(chan struct{}, 100)}
+}
+
+func (p *fakePace) Wait(ctx context.Context) error {
+	p.mu.Lock()
+	if p.free > 0 {
+		p.free--
+		p.mu.Unlock()
+		return nil
+	}
+	p.mu.Unlock()
+	p.waiting <- struct{}{}
+	select {
+	case <-p.tokens:
+		return nil
+	case <-ctx.Done():
+		p.aborted <- struct{}{}
+		return ctx.Err()
+	}
+}
+
+func (p *fakePace) awaitWaiting(t *testing.T) {
+	t.Helper()
+	select {
+	case <-p.waiting:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no SYNC waited for its turn")
+	}
+}
+
+// TestSyncWaitsForItsTurn: SYNCs over the pace wait (in order) instead of
+// being dropped; the reader forwards the next one only when the pace lets
+// it, and a close ends the wait.
+func TestSyncWaitsForItsTurn(t *testing.T) {
+	pace := newFakePace(2)
+	h := newHandler()
+	cl, c := serveTCP(t, testConfig(func(c *Config) {
+		c.SyncRate = 1
+		c.newSyncWaiter = func() waiter { return pace }
+	}), h)
+	login(t, cl, goodToken(t))
+	syncs := func() (after []uint64) {
+		for _, f := range forwardedSyncs(h)[1:] { // not the login SYNC
+			after = append(after, f.Sync.AfterSeq)
+		}
+		return after
+	}
+	for i := range 5 {
+		cl.send(&cimpb.Frame{Type: cimpb.Type_SYNC, Sync: &cimpb.Sync{AfterSeq: uint64(10 + i)}})
+	}
+	pace.awaitWaiting(t) // the third SYNC waits
+	if got := fmt.Sprint(syncs()); got != "[10 11]" {
+		t.Fatalf("forwarded %s before the pace allowed more, want [10 11]", got)
+	}
+	pace.tokens <- struct{}{}
+	pace.awaitWaiting(t) // the fourth waits
+	if got := fmt.Sprint(syncs()); got != "[10 11 12]" {
+		t.Fatalf("forwarded %s, want [10 11 12]", got)
+	}
+	pace.tokens <- struct{}{}
+	pace.awaitWaiting(t)
+	pace.tokens <- struct{}{}
+	cl.sync() // nothing was dropped, and the connection works
+	if got := fmt.Sprint(syncs()); got != "[10 11 12 13 14]" {
+		t.Fatalf("forwarded %s, want all five in order", got)
+	}
+
+	// A SYNC waiting when the gateway closes the connection gives up.
+	cl.send(&cimpb.Frame{Type: cimpb.Type_SYNC, Sync: &cimpb.Sync{AfterSeq: 99}})
+	pace.awaitWaiting(t)
+	c.CloseWith(&cimpb.Frame{Type: cimpb.Type_KICK, Kick: &cimpb.Kick{Reason: "bye"}})
+	select {
+	case <-pace.aborted:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the waiting SYNC was not aborted by the close")
+	}
+	if f := cl.recv(); f.Type != cimpb.Type_KICK {
+		t.Fatalf("got %v, want KICK", f)
+	}
+	cl.expectEOF()
+	h.waitClosed(t)
+	if n := len(syncs()); n != 5 {
+		t.Fatalf("%d SYNCs forwarded, want 5 (not the one aborted)", n)
+	}
+}
+
+// TestSyncPaceWithTokenBucket: the default pace is a token bucket; SYNCs
+// beyond its burst are delayed, never lost.
+func TestSyncPaceWithTokenBucket(t *testing.T) {
+	h := newHandler()
+	cl, c := serveTCP(t, testConfig(func(c *Config) { c.SyncRate, c.SyncBurst = 200, 1 }), h)
+	login(t, cl, goodToken(t))
+	for i := range 4 {
+		cl.send(&cimpb.Frame{Type: cimpb.Type_SYNC, Sync: &cimpb.Sync{AfterSeq: uint64(i)}})
+	}
+	cl.sync()
+	if n := len(forwardedSyncs(h)) - 1; n != 4 {
+		t.Fatalf("%d of 4 SYNCs forwarded", n)
+	}
+	if _, ok := c.syncPace.(*rate.Limiter); !ok {
+		t.Fatalf("pace %T, want a token bucket", c.syncPace)
+	}
+}
+
+// TestUnknownKindRefused: a MSG of a kind the protocol does not define is
+// ERROR BadArgument with its client_msg_id, is not forwarded, and the
+// connection stays usable.
+func TestUnknownKindRefused(t *testing.T) {
+	h := newHandler()
+	cl, _ := serveTCP(t, testConfig(nil), h)
+	login(t, cl, goodToken(t))
+	for _, k := range []cimpb.Kind{2, 99, -1} {
+		id := fmt.Sprint("kind", int32(k))
+		cl.send(&cimpb.Frame{Type: cimpb.Type_MSG, ReqId: 70, Msg: &cimpb.Msg{ClientMsgId: id, To: "bob", Kind: k, Body: []byte("\xff not text")}})
+		e := cl.expectError(codes.BadArgument)
+		if e.Error.ClientMsgId != id || !strings.Contains(e.Error.Text, "unknown message kind") {
+			t.Fatalf("got %v, want ERROR 3000 unknown kind for %s", e, id)
+		}
+	}
+	cl.send(textMsg("fine", []byte("hi")))
+	cl.sync()
+	if got := strings.Join(h.forwardedMsgs(), " "); got != "fine" {
+		t.Fatalf("forwarded %q, want only \"fine\"", got)
 	}
 }
 
@@ -221,7 +381,7 @@ func TestChecksDoNotAllocate(t *testing.T) {
 	ack := &cimpb.Frame{Type: cimpb.Type_ACK, Ack: &cimpb.Ack{Seq: 1}}
 	c.admit(msg) // creates the limiters
 	n := testing.AllocsPerRun(1000, func() {
-		if !c.admit(msg) || !c.admit(ack) || textProblem(msg.Msg, c.cfg.MaxText) != "" {
+		if !c.admit(msg) || !c.admit(ack) || msgProblem(msg.Msg, c.cfg.MaxText) != "" {
 			t.Fatal("refused")
 		}
 	})

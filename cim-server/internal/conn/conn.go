@@ -1,9 +1,10 @@
 // Package conn serves one client connection of the gateway: the TLS
 // handshake (when the listener speaks TLS) and the LOGIN, both within the
 // login timeout, the frame reader with its idle deadline, the checks on what
-// a logged-in client sends (one LOGIN per connection, text size and UTF-8,
-// per-connection rate limits), and a bounded write queue drained by a writer
-// that coalesces everything queued into one write.
+// a logged-in client sends (one LOGIN per connection, known message kinds,
+// text size and UTF-8, per-connection rate limits, a SYNC pace), and a
+// bounded write queue drained by a writer that coalesces everything queued
+// into one write and never sends a frame over the client's limit.
 //
 // The writer goroutine only exists while there is something to write: it is
 // started by the first Send after the queue went empty and exits when the
@@ -79,16 +80,36 @@ type Config struct {
 	// 4096).
 	MaxText int
 	// MsgRate is how many MSG frames per second one connection may send;
-	// MsgBurst how many it may send at once (default 100). ACK, READ and
-	// SYNC share a second limiter of 10× both. 0 turns rate limiting off.
+	// MsgBurst how many it may send at once (default 100). ACK and READ
+	// share a second limiter of 10× both. 0 turns rate limiting off.
 	MsgRate  float64
 	MsgBurst int
+	// SyncRate is how many SYNC frames per second one connection has
+	// forwarded to the route; SyncBurst how many at once (default 20). A
+	// SYNC over the rate waits (the connection's reader pauses) rather than
+	// being dropped, so a client loses nothing while one connection cannot
+	// make the route read its inbox more often than this. The SYNC the
+	// gateway sends after LOGIN is not counted. 0 turns it off.
+	SyncRate  float64
+	SyncBurst int
 	// WriteTimeout bounds one write to the client (default 10s).
 	WriteTimeout time.Duration
 	// CloseTimeout bounds the last write of a closing connection and the
 	// wait for the peer to hang up (default 2s).
 	CloseTimeout time.Duration
 	Logger       *slog.Logger
+
+	// newSyncWaiter makes a connection's SYNC pace (tests inject their own;
+	// nil: a token bucket of SyncRate and SyncBurst).
+	newSyncWaiter func() waiter
+	// oversized rate-bounds the warning about frames dropped for size.
+	oversized *Throttle
+}
+
+// waiter paces work: Wait returns when the next unit may go, or ctx's
+// error. *rate.Limiter is one.
+type waiter interface {
+	Wait(ctx context.Context) error
 }
 
 func (cfg *Config) withDefaults() {
@@ -113,6 +134,12 @@ func (cfg *Config) withDefaults() {
 	if cfg.MsgBurst <= 0 {
 		cfg.MsgBurst = 100
 	}
+	if cfg.SyncRate < 0 {
+		cfg.SyncRate = 0
+	}
+	if cfg.SyncBurst <= 0 {
+		cfg.SyncBurst = 20
+	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 10 * time.Second
 	}
@@ -136,7 +163,11 @@ type Conn struct {
 
 	// Owned by the reader goroutine; created at the first limited frame,
 	// and only when rate limiting is on.
-	lim *limits
+	lim      *limits
+	syncPace waiter
+	// waitCtx ends when the connection starts closing: a SYNC waiting for
+	// its turn gives up then.
+	waitCtx context.Context
 
 	mu          sync.Mutex
 	pending     []*cimpb.Frame
@@ -145,6 +176,7 @@ type Conn struct {
 	final       bool               // closing with a last frame: hang up after it is written
 	broken      bool               // a write failed; the socket is closed
 	cancelLogin context.CancelFunc // aborts a login waiting on the route
+	cancelWait  context.CancelFunc // ends waitCtx
 	writer      sync.WaitGroup
 }
 
@@ -152,6 +184,7 @@ type Conn struct {
 func NewConfig(cfg Config) *Config {
 	cfg.withDefaults()
 	cfg.Logger = cfg.Logger.With("component", "conn")
+	cfg.oversized = NewThrottle(10 * time.Second)
 	return &cfg
 }
 
@@ -189,6 +222,14 @@ func ErrorFrame(reqID uint64, code codes.Code, detail, clientMsgID string) *cimp
 // once the connection is closed, its writer has finished and the Handler
 // has been told.
 func (c *Conn) Serve(ctx context.Context) {
+	wctx, stopWaits := context.WithCancel(ctx)
+	defer stopWaits()
+	c.mu.Lock()
+	c.waitCtx, c.cancelWait = wctx, stopWaits
+	if c.closing {
+		stopWaits()
+	}
+	c.mu.Unlock()
 	br := bufio.NewReaderSize(c.nc, readBufSize)
 	r := codec.NewReader(br, c.cfg.MaxFrame)
 	online := c.login(ctx, r)
@@ -317,11 +358,15 @@ func (c *Conn) dispatch(ctx context.Context, f *cimpb.Frame) {
 			c.Send(ErrorFrame(f.ReqId, codes.BadFrame, f.Type.String()+" frame without its payload", ""))
 			return
 		}
-		if c.cfg.MsgRate > 0 && !c.admit(f) {
+		if f.Type == cimpb.Type_SYNC {
+			if !c.paceSync() {
+				return
+			}
+		} else if c.cfg.MsgRate > 0 && !c.admit(f) {
 			return
 		}
 		if f.Type == cimpb.Type_MSG {
-			if problem := textProblem(f.Msg, c.cfg.MaxText); problem != "" {
+			if problem := msgProblem(f.Msg, c.cfg.MaxText); problem != "" {
 				c.Send(ErrorFrame(f.ReqId, codes.BadArgument, problem, f.Msg.ClientMsgId))
 				return
 			}
@@ -368,11 +413,17 @@ func (c *Conn) handshake(ctx context.Context, hs handshaker, deadline time.Time)
 	return true
 }
 
-// textProblem says what is wrong with a KIND_TEXT message's body ("" when
-// nothing is, or when m is not text). The common case does not allocate.
-func textProblem(m *cimpb.Msg, maxText int) string {
-	if m.Kind != cimpb.Kind_KIND_TEXT {
+// msgProblem says what is wrong with a message ("" when nothing is): a kind
+// the protocol does not define (it would skip the checks meant for it), or
+// a KIND_TEXT body that is too long or not UTF-8. The common case does not
+// allocate.
+func msgProblem(m *cimpb.Msg, maxText int) string {
+	switch m.Kind {
+	case cimpb.Kind_KIND_TEXT:
+	case cimpb.Kind_KIND_FILE:
 		return ""
+	default:
+		return fmt.Sprintf("unknown message kind %d", int32(m.Kind))
 	}
 	if len(m.Body) > maxText {
 		return fmt.Sprintf("text is %d bytes, the limit is %d", len(m.Body), maxText)
@@ -383,22 +434,43 @@ func textProblem(m *cimpb.Msg, maxText int) string {
 	return ""
 }
 
+// paceSync waits until the connection may forward another SYNC and
+// reports whether it may (false: the connection is closing). Only the
+// reader goroutine calls it.
+func (c *Conn) paceSync() bool {
+	if c.syncPace == nil {
+		if c.cfg.SyncRate <= 0 {
+			return true
+		}
+		if c.cfg.newSyncWaiter != nil {
+			c.syncPace = c.cfg.newSyncWaiter()
+		} else {
+			c.syncPace = rate.NewLimiter(rate.Limit(c.cfg.SyncRate), c.cfg.SyncBurst)
+		}
+	}
+	ctx := c.waitCtx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	return c.syncPace.Wait(ctx) == nil
+}
+
 // limits are one connection's token buckets.
 type limits struct {
 	msg   *rate.Limiter // MSG
-	other *rate.Limiter // ACK, READ, SYNC: 10× the MSG rate and burst
+	other *rate.Limiter // ACK, READ: 10× the MSG rate and burst
 	// refused counts frames refused in a row; above MsgBurst the client is
 	// flooding and is disconnected.
 	refused int
 }
 
-// otherFactor scales the MSG limits for ACK/READ/SYNC, which a client sends
+// otherFactor scales the MSG limits for ACK/READ, which a client sends
 // more of (one ACK per batch of shown messages, READs as it scrolls).
 const otherFactor = 10
 
 // admit charges f to the connection's rate limits and reports whether it
 // may go on. A refused MSG is answered with ERROR RateLimited carrying its
-// client_msg_id (the client resends it later); a refused ACK/READ/SYNC is
+// client_msg_id (the client resends it later); a refused ACK/READ is
 // dropped (the client's next one supersedes it). More than MsgBurst refused
 // frames in a row close the connection with ERROR RateLimited "flooding".
 // Only the reader goroutine calls it; admitting does not allocate.
@@ -486,6 +558,7 @@ func (c *Conn) Send(f *cimpb.Frame) bool {
 		clear(c.pending)
 		c.pending = append(c.pending[:0], ErrorFrame(0, codes.SlowConsumer, "", ""))
 		c.closing, c.final = true, true
+		c.cancelWaitsLocked()
 		start := c.startWriterLocked()
 		user := c.userID
 		c.mu.Unlock()
@@ -515,9 +588,7 @@ func (c *Conn) CloseWith(f *cimpb.Frame) bool {
 		return false
 	}
 	c.closing, c.final = true, true
-	if c.cancelLogin != nil {
-		c.cancelLogin()
-	}
+	c.cancelWaitsLocked()
 	if f != nil {
 		c.pending = append(c.pending, f)
 	}
@@ -536,11 +607,20 @@ func (c *Conn) Close() {
 	c.broken = true
 	clear(c.pending)
 	c.pending = nil
+	c.cancelWaitsLocked()
+	c.mu.Unlock()
+	_ = c.nc.Close()
+}
+
+// cancelWaitsLocked aborts a login waiting on the route and a SYNC waiting
+// for its turn.
+func (c *Conn) cancelWaitsLocked() {
 	if c.cancelLogin != nil {
 		c.cancelLogin()
 	}
-	c.mu.Unlock()
-	_ = c.nc.Close()
+	if c.cancelWait != nil {
+		c.cancelWait()
+	}
 }
 
 // Closing reports whether the connection no longer accepts frames.
@@ -597,9 +677,11 @@ func (c *Conn) writeLoop() {
 		for _, f := range batch {
 			n := len(buf)
 			var err error
-			if buf, err = codec.AppendFrame(buf, f); err != nil {
+			// Nothing over the client's frame limit goes out: the client
+			// would have to drop the connection (or skip the frame).
+			if buf, err = codec.AppendFrameMax(buf, f, c.cfg.MaxFrame); err != nil {
 				buf = buf[:n]
-				c.cfg.Logger.Error("frame not encodable, dropped", "user", user, "type", f.GetType().String(), "err", err)
+				c.dropped(f, user, err)
 			}
 		}
 		clear(batch)
@@ -619,6 +701,20 @@ func (c *Conn) writeLoop() {
 			c.cfg.Logger.Debug("write failed, connection closed", "user", user, "remote", c.nc.RemoteAddr(), "err", err)
 			return
 		}
+	}
+}
+
+// dropped reports a frame the writer could not send: over the client's
+// limit (a warning, at most one per Throttle interval, with the count of
+// those held back) or not encodable.
+func (c *Conn) dropped(f *cimpb.Frame, user string, err error) {
+	if !errors.Is(err, codec.ErrFrameTooLarge) {
+		c.cfg.Logger.Error("frame not encodable, dropped", "user", user, "type", f.GetType().String(), "err", err)
+		return
+	}
+	if ok, more := c.cfg.oversized.Allow(time.Now()); ok {
+		c.cfg.Logger.Warn("frame over the client's limit dropped", "user", user, "type", f.GetType().String(),
+			"seq", f.GetMsg().GetSeq()+f.GetReceipt().GetSeq(), "err", err, "dropped_since_last_warning", more)
 	}
 }
 

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -752,4 +754,71 @@ func FuzzServe(f *testing.F) {
 		}
 		h.waitClosed(t)
 	})
+}
+
+// syncBuffer is a log destination safe for the writer goroutine and the
+// test to share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b = append(s.b, p...)
+	return len(p), nil
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return string(s.b)
+}
+
+// TestOversizedFrameNotSent: the writer never sends a frame over MaxFrame
+// (the client could not take it): it is dropped with one warning, and the
+// frames around it go out.
+func TestOversizedFrameNotSent(t *testing.T) {
+	var logs syncBuffer
+	h := newHandler()
+	cl, c := serveTCP(t, testConfig(func(c *Config) {
+		c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	}), h) // MaxFrame 1024
+	login(t, cl, goodToken(t))
+	msg := func(id string, n int) *cimpb.Frame {
+		return &cimpb.Frame{Type: cimpb.Type_MSG, Msg: &cimpb.Msg{MsgId: id, Seq: 7, Body: make([]byte, n)}}
+	}
+	c.Send(msg("before", 10))
+	c.Send(msg("huge", 2000))
+	c.Send(msg("huge2", 1020)) // just over with its other fields
+	c.Send(msg("after", 900))
+	for _, want := range []string{"before", "after"} {
+		if f := cl.recv(); f.GetMsg().GetMsgId() != want {
+			t.Fatalf("got %v, want %s", f, want)
+		}
+	}
+	cl.send(&cimpb.Frame{Type: cimpb.Type_PING, ReqId: 5})
+	if f := cl.recv(); f.Type != cimpb.Type_PONG {
+		t.Fatalf("got %v, want PONG: nothing else may have been sent", f)
+	}
+	if n := strings.Count(logs.String(), "frame over the client's limit dropped"); n != 1 {
+		t.Fatalf("%d warnings for 2 dropped frames within the interval, want 1:\n%s", n, logs.String())
+	}
+}
+
+func TestThrottle(t *testing.T) {
+	th := NewThrottle(time.Second)
+	t0 := time.Unix(1000, 0)
+	if ok, held := th.Allow(t0); !ok || held != 0 {
+		t.Fatalf("first: %v %d", ok, held)
+	}
+	for i := range 3 {
+		if ok, _ := th.Allow(t0.Add(time.Duration(i) * 100 * time.Millisecond)); ok {
+			t.Fatal("let through within the interval")
+		}
+	}
+	if ok, held := th.Allow(t0.Add(time.Second)); !ok || held != 3 {
+		t.Fatalf("after the interval: %v %d, want true 3", ok, held)
+	}
 }
