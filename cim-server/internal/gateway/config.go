@@ -48,6 +48,25 @@ type Config struct {
 	// Pprof serves Go's profiles at /debug/pprof/ on --http-listen, behind
 	// the internal secret.
 	Pprof bool
+
+	// Abuse limits (issue 11): connections and SYNC work per connection.
+
+	// MaxConns caps all client connections, so that the process never runs
+	// out of open files (EMFILE) for its own sockets; 0: RLIMIT_NOFILE at
+	// start minus a reserve (connLimits).
+	MaxConns int
+	// MaxUnauth caps connections that have not logged in yet, well below
+	// MaxConns so that logged-in users keep their room; 0: a quarter of
+	// the connection cap.
+	MaxUnauth int
+	// MaxUnauthPerAddr caps the connections one client address (IPv4
+	// address, IPv6 /64) holds before they log in; 0: no per-address cap.
+	// Logged-in connections are not capped per address.
+	MaxUnauthPerAddr int
+	// SyncRate is SYNC frames per second forwarded per connection, SyncBurst
+	// how many at once; more wait their turn. 0: unpaced.
+	SyncRate  float64
+	SyncBurst int
 }
 
 // DefaultConfig returns the documented defaults (TokenSecret and
@@ -72,6 +91,9 @@ func DefaultConfig() Config {
 		LogLevel:         "info",
 		LogFormat:        "text",
 		GCPercent:        25,
+		MaxUnauthPerAddr: 64,
+		SyncRate:         10,
+		SyncBurst:        20,
 	}
 }
 
@@ -103,6 +125,13 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogFormat, "log-format", d.LogFormat, "log format: text or json")
 	fs.BoolVar(&c.Pprof, "pprof", d.Pprof, "serve Go profiles at /debug/pprof/ on --http-listen (X-CIM-Internal required)")
 	fs.IntVar(&c.GCPercent, "gc-percent", d.GCPercent, "Go GC target percent (like GOGC; low keeps idle-connection memory down; -1: Go's default; a GOGC variable wins)")
+
+	// Abuse limits.
+	fs.IntVar(&c.MaxConns, "max-conns", d.MaxConns, "most client connections held at once; more are refused with ERROR 4292 (0: the open-file limit at start minus a reserve)")
+	fs.IntVar(&c.MaxUnauth, "max-unauth", d.MaxUnauth, "most client connections that have not logged in yet (0: a quarter of --max-conns)")
+	fs.IntVar(&c.MaxUnauthPerAddr, "max-unauth-per-addr", d.MaxUnauthPerAddr, "most client connections one address (IPv4, IPv6 /64) holds before they log in (0: no per-address cap)")
+	fs.Float64Var(&c.SyncRate, "sync-rate", d.SyncRate, "SYNC frames per second forwarded per client connection; more wait their turn (0: unpaced)")
+	fs.IntVar(&c.SyncBurst, "sync-burst", d.SyncBurst, "SYNC frames a client connection may have forwarded at once")
 }
 
 // Validate checks the configuration and returns every problem found.
@@ -195,6 +224,7 @@ func (c *Config) Validate() error {
 	if c.WriteQueue < 1 {
 		bad("--write-queue %d: want at least 1", c.WriteQueue)
 	}
+	errs = append(errs, c.validateAbuseLimits()...)
 	switch strings.ToLower(c.LogLevel) {
 	case "debug", "info", "warn", "error":
 	default:
@@ -206,6 +236,66 @@ func (c *Config) Validate() error {
 		bad("--log-format %q: want text or json", c.LogFormat)
 	}
 	return errors.Join(errs...)
+}
+
+// validateAbuseLimits checks the connection caps and the SYNC pace.
+func (c *Config) validateAbuseLimits() []error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	for _, v := range []struct {
+		name string
+		n    int
+	}{{"--max-conns", c.MaxConns}, {"--max-unauth", c.MaxUnauth}, {"--max-unauth-per-addr", c.MaxUnauthPerAddr}} {
+		if v.n < 0 {
+			bad("%s %d: want 0 (the default) or a positive number of connections", v.name, v.n)
+		}
+	}
+	if c.MaxConns > 0 && c.MaxUnauth >= c.MaxConns {
+		bad("--max-unauth %d: want below --max-conns %d, so that logged-in users keep room", c.MaxUnauth, c.MaxConns)
+	}
+	if c.MaxUnauth > 0 && c.MaxUnauthPerAddr > c.MaxUnauth {
+		bad("--max-unauth-per-addr %d: want at most --max-unauth %d", c.MaxUnauthPerAddr, c.MaxUnauth)
+	}
+	if !(c.SyncRate >= 0) || math.IsInf(c.SyncRate, 0) {
+		bad("--sync-rate %v: want zero (unpaced) or a positive number of SYNCs per second", c.SyncRate)
+	}
+	if c.SyncBurst < 1 || c.SyncBurst > maxMsgBurst {
+		bad("--sync-burst %d: want between 1 and %d", c.SyncBurst, maxMsgBurst)
+	}
+	return errs
+}
+
+// connLimits are the connection caps in force.
+type connLimits struct {
+	total, unauth, unauthPerAddr int
+}
+
+// Reserve of open files kept for everything but client connections (the
+// listeners, route and ZooKeeper connections, internal HTTP calls, logs).
+const (
+	minFileReserve = 32
+	maxFileReserve = 256
+)
+
+// connLimits resolves the caps: the flags where set, otherwise derived
+// from nofile, the process's open-file limit (0: unknown, no derived cap).
+func (c *Config) connLimits(nofile uint64) connLimits {
+	l := connLimits{total: c.MaxConns, unauth: c.MaxUnauth, unauthPerAddr: c.MaxUnauthPerAddr}
+	if l.total == 0 && nofile > 0 {
+		reserve := min(max(nofile/10, minFileReserve), maxFileReserve)
+		l.total = int(min(nofile-min(reserve, nofile-1), 1<<30))
+	}
+	if l.unauth == 0 && l.total > 0 {
+		l.unauth = max(l.total/4, 1)
+	}
+	if l.total > 0 && l.unauth >= l.total {
+		// Only when --max-conns was derived from a small open-file limit.
+		l.unauth = max(l.total/2, 1)
+	}
+	if l.unauth > 0 && l.unauthPerAddr > l.unauth {
+		l.unauthPerAddr = l.unauth
+	}
+	return l
 }
 
 // maxMsgBurst keeps the 10× burst of the other uplinks far from overflow.

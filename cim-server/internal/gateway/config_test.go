@@ -61,6 +61,17 @@ func TestValidate(t *testing.T) {
 		{"zero write queue", func(c *Config) { c.WriteQueue = 0 }, "--write-queue"},
 		{"bad log level", func(c *Config) { c.LogLevel = "loud" }, "--log-level"},
 		{"bad log format", func(c *Config) { c.LogFormat = "xml" }, "--log-format"},
+		{"negative max conns", func(c *Config) { c.MaxConns = -1 }, "--max-conns"},
+		{"negative max unauth", func(c *Config) { c.MaxUnauth = -1 }, "--max-unauth"},
+		{"negative per-address cap", func(c *Config) { c.MaxUnauthPerAddr = -1 }, "--max-unauth-per-addr"},
+		{"unauth cap not below conn cap", func(c *Config) { c.MaxConns, c.MaxUnauth = 100, 100 }, "want below --max-conns"},
+		{"per-address cap over unauth cap", func(c *Config) { c.MaxUnauth, c.MaxUnauthPerAddr = 10, 11 }, "want at most --max-unauth"},
+		{"explicit caps", func(c *Config) { c.MaxConns, c.MaxUnauth, c.MaxUnauthPerAddr = 1000, 100, 10 }, ""},
+		{"no per-address cap", func(c *Config) { c.MaxUnauthPerAddr = 0 }, ""},
+		{"negative sync rate", func(c *Config) { c.SyncRate = -1 }, "--sync-rate"},
+		{"NaN sync rate", func(c *Config) { c.SyncRate = math.NaN() }, "--sync-rate"},
+		{"sync pace off", func(c *Config) { c.SyncRate = 0 }, ""},
+		{"zero sync burst", func(c *Config) { c.SyncBurst = 0 }, "--sync-burst"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -116,5 +127,41 @@ func TestFlagsAndEnv(t *testing.T) {
 	}
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestConnLimits: caps not set are derived from the open-file limit, with a
+// reserve for the process's own files and a quarter for unauthenticated
+// connections; the per-address cap never exceeds the unauthenticated one.
+func TestConnLimits(t *testing.T) {
+	cases := []struct {
+		name                  string
+		conns, unauth, perAdr int
+		nofile                uint64
+		want                  connLimits
+	}{
+		{"bench host (20000 files)", 0, 0, 64, 20000, connLimits{19744, 4936, 64}},
+		{"default 1024 files", 0, 0, 64, 1024, connLimits{922, 230, 64}},
+		{"tiny limit", 0, 0, 64, 100, connLimits{68, 17, 17}},
+		{"unlimited files", 0, 0, 64, math.MaxUint64, connLimits{1 << 30, 1 << 28, 64}},
+		{"unknown limit, nothing set", 0, 0, 64, 0, connLimits{0, 0, 64}},
+		{"explicit caps win", 5000, 300, 8, 20000, connLimits{5000, 300, 8}},
+		{"explicit unauth over a derived small cap", 0, 500, 64, 200, connLimits{168, 84, 64}},
+		{"per-address off", 0, 0, 0, 20000, connLimits{19744, 4936, 0}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := validConfig()
+			c.MaxConns, c.MaxUnauth, c.MaxUnauthPerAddr = tc.conns, tc.unauth, tc.perAdr
+			if got := c.connLimits(tc.nofile); got != tc.want {
+				t.Fatalf("connLimits(%d) = %+v, want %+v", tc.nofile, got, tc.want)
+			}
+		})
+	}
+	// The bench holds 19,100 logged-in connections on one gateway with
+	// 20,000 open files: the derived cap must leave them room.
+	c := validConfig()
+	if l := c.connLimits(20000); l.total < 19100 {
+		t.Fatalf("derived cap %d leaves the idle bench no room", l.total)
 	}
 }

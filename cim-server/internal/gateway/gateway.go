@@ -5,6 +5,14 @@
 // expiry), the gateway re-asserts its connections with the route, which may
 // have cleared them as belonging to a dead gateway.
 //
+// The accept loop holds every connection to caps (connlimit): all
+// connections together stay below the open-file limit, and connections that
+// have not logged in yet have a smaller share, in total and per client
+// address, so that a flood of idle sockets neither exhausts the process nor
+// crowds out users. A connection leaves the unauthenticated share when its
+// LOGIN succeeds. One over a cap gets ERROR TooManyConnections (on plain
+// TCP) and is closed at once.
+//
 // Lifecycle: New(cfg) → Start() (returns once both listeners are bound) →
 // Shutdown(ctx) (safe to call more than once, from any goroutine). Every
 // goroutine the gateway starts goes through one helper that tracks it and
@@ -32,8 +40,10 @@ import (
 	"github.com/gocim/gocim/cim-server/internal/registry"
 	"github.com/gocim/gocim/cim-server/internal/routeclient"
 	"github.com/gocim/gocim/cim-server/internal/uplink"
+	"github.com/gocim/gocim/internal/connlimit"
 	"github.com/gocim/gocim/internal/pprofhttp"
 	"github.com/gocim/gocim/proto/cimpb"
+	"github.com/gocim/gocim/proto/codec"
 	"github.com/gocim/gocim/proto/codes"
 )
 
@@ -71,10 +81,21 @@ type Gateway struct {
 	stopping bool
 	wg       sync.WaitGroup
 
-	// every accepted connection, logged in or not, for the drain
+	// every accepted connection, logged in or not, for the drain, with the
+	// connection-cap slots it holds
 	connMu sync.Mutex
-	conns  map[*conn.Conn]struct{}
+	conns  map[*conn.Conn]*slots
 	connWG sync.WaitGroup
+
+	// connection caps (set in Start)
+	limits    connLimits
+	allConns  *connlimit.Limiter // every client connection
+	unauth    *connlimit.Limiter // connections not logged in yet
+	refusals  *conn.Throttle     // bounds the "refused" warnings
+	refused   atomic.Int64       // connections refused by a cap, ever
+	refusedAt atomic.Int64       // refused when the last warning was logged
+	// pause waits d between failed accepts; false: stop (shutdown).
+	pause func(d time.Duration) bool
 
 	// re-asserting connections after the ZooKeeper node was re-created
 	reassertMu      sync.Mutex
@@ -119,7 +140,8 @@ func New(cfg Config, logger *slog.Logger) (*Gateway, error) {
 		hub:          hub.New[*conn.Conn](0),
 		ctx:          ctx,
 		cancel:       cancel,
-		conns:        make(map[*conn.Conn]struct{}),
+		conns:        make(map[*conn.Conn]*slots),
+		refusals:     conn.NewThrottle(10 * time.Second),
 		registered:   make(chan struct{}),
 		shutdownDone: make(chan struct{}),
 	}, nil
@@ -175,8 +197,11 @@ func (g *Gateway) Start() error {
 		MaxText:      g.cfg.MaxText,
 		MsgRate:      g.cfg.MsgRate,
 		MsgBurst:     g.cfg.MsgBurst,
+		SyncRate:     g.cfg.SyncRate,
+		SyncBurst:    g.cfg.SyncBurst,
 		Logger:       root,
 	})
+	g.setLimits(g.cfg.connLimits(openFileLimit()))
 	g.httpSrv = &http.Server{
 		Handler:           g.internalHandler(root),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -194,7 +219,8 @@ func (g *Gateway) Start() error {
 
 	g.log.Info("gateway started", "id", g.id, "listen", ln.Addr().String(), "tls", g.tlsCfg != nil,
 		"http", httpLn.Addr().String(), "route", g.cfg.RouteURLs(), "zk", g.cfg.ZKServers(),
-		"msg_rate", g.cfg.MsgRate, "msg_burst", g.cfg.MsgBurst)
+		"msg_rate", g.cfg.MsgRate, "msg_burst", g.cfg.MsgBurst, "sync_rate", g.cfg.SyncRate, "sync_burst", g.cfg.SyncBurst,
+		"max_conns", g.limits.total, "max_unauth", g.limits.unauth, "max_unauth_per_addr", g.limits.unauthPerAddr)
 
 	if servers := g.cfg.ZKServers(); len(servers) > 0 {
 		g.registry = registry.New(registry.Config{
@@ -253,6 +279,33 @@ func (g *Gateway) goFunc(f func()) bool {
 	return true
 }
 
+// setLimits installs the connection caps (0: none) and the accept backoff.
+func (g *Gateway) setLimits(l connLimits) {
+	g.limits = l
+	g.allConns = connlimit.New(0, l.total)
+	g.unauth = connlimit.New(l.unauthPerAddr, l.unauth)
+	if g.pause == nil {
+		g.pause = func(d time.Duration) bool {
+			t := time.NewTimer(d)
+			defer t.Stop()
+			select {
+			case <-t.C:
+				return true
+			case <-g.ctx.Done():
+				return false
+			}
+		}
+	}
+}
+
+// Accept backoff: a failing Accept (out of file descriptors, most often)
+// is retried after a pause that doubles from acceptBackoffMin up to
+// acceptBackoffMax, and is reset by the next successful one.
+const (
+	acceptBackoffMin = 5 * time.Millisecond
+	acceptBackoffMax = time.Second
+)
+
 func (g *Gateway) acceptLoop() {
 	var backoff time.Duration
 	for {
@@ -262,18 +315,22 @@ func (g *Gateway) acceptLoop() {
 				return
 			}
 			// Out of file descriptors and the like: wait, do not spin.
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			backoff = min(max(2*backoff, acceptBackoffMin), acceptBackoffMax)
 			g.log.Warn("accept failed", "err", err, "retry_in", backoff)
-			select {
-			case <-time.After(backoff):
-			case <-g.ctx.Done():
+			if !g.pause(backoff) {
 				return
 			}
 			continue
 		}
 		backoff = 0
+		s, why := g.takeSlots(nc.RemoteAddr())
+		if why != "" {
+			g.refuse(nc, why)
+			continue
+		}
 		c := conn.New(nc, g.connCfg, g)
-		if !g.trackConn(c) {
+		if !g.trackConn(c, s) {
+			s.release()
 			_ = nc.Close()
 			continue
 		}
@@ -287,22 +344,93 @@ func (g *Gateway) acceptLoop() {
 	}
 }
 
-func (g *Gateway) trackConn(c *conn.Conn) bool {
+// slots are the connection-cap slots one connection holds.
+type slots struct {
+	conn   func() // among all connections, until closed
+	unauth func() // among those not logged in, until LOGIN succeeds
+}
+
+func (s *slots) release() {
+	s.unauth()
+	s.conn()
+}
+
+// takeSlots takes a connection's slots, or says which cap refused it.
+func (g *Gateway) takeSlots(addr net.Addr) (*slots, string) {
+	all, why := g.allConns.Acquire(addr)
+	if why != "" {
+		return nil, "connection cap (" + string(why) + ")"
+	}
+	un, why := g.unauth.Acquire(addr)
+	if why != "" {
+		all()
+		return nil, "unauthenticated cap (" + string(why) + ")"
+	}
+	return &slots{conn: all, unauth: un}, ""
+}
+
+// tooMany is ERROR TooManyConnections, encoded once.
+var tooMany = func() []byte {
+	b, err := codec.Encode(conn.ErrorFrame(0, codes.TooManyConnections, "", ""))
+	if err != nil {
+		panic(err)
+	}
+	return b
+}()
+
+// refuse closes a connection over a cap at once, telling a plain-TCP
+// client why (a TLS client gets no frame: that would mean a handshake here,
+// in the accept loop). Refusals are counted and logged at a bounded rate.
+func (g *Gateway) refuse(nc net.Conn, why string) {
+	if _, isTLS := nc.(*tls.Conn); !isTLS {
+		// A new socket's send buffer is empty: this does not block, and
+		// the deadline makes sure of it.
+		_ = nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+		_, _ = nc.Write(tooMany)
+	}
+	_ = nc.Close()
+	n := g.refused.Add(1)
+	if ok, _ := g.refusals.Allow(time.Now()); ok {
+		since := n - g.refusedAt.Swap(n)
+		g.log.Warn("connections refused", "remote", nc.RemoteAddr().String(), "reason", why,
+			"refused_since_last_warning", since, "refused_total", n,
+			"connections", g.allConns.Count(), "unauthenticated", g.unauth.Count())
+	}
+}
+
+// Refused returns how many connections the caps refused so far.
+func (g *Gateway) Refused() int64 { return g.refused.Load() }
+
+func (g *Gateway) trackConn(c *conn.Conn, s *slots) bool {
 	g.connMu.Lock()
 	defer g.connMu.Unlock()
 	if g.shuttingDown.Load() {
 		return false
 	}
-	g.conns[c] = struct{}{}
+	g.conns[c] = s
 	g.connWG.Add(1)
 	return true
 }
 
 func (g *Gateway) untrackConn(c *conn.Conn) {
 	g.connMu.Lock()
+	s := g.conns[c]
 	delete(g.conns, c)
 	g.connMu.Unlock()
+	if s != nil {
+		s.release()
+	}
 	g.connWG.Done()
+}
+
+// loggedIn moves c out of the unauthenticated share.
+func (g *Gateway) loggedIn(c *conn.Conn) {
+	g.connMu.Lock()
+	s := g.conns[c]
+	g.connMu.Unlock()
+	if s != nil {
+		s.unauth()
+	}
 }
 
 // ---- conn.Handler ----
@@ -312,8 +440,10 @@ func (g *Gateway) Online(ctx context.Context, c *conn.Conn) error {
 	return g.route.Online(ctx, c.UserID(), c.SessionID())
 }
 
-// Register puts c in the hub and kicks the connection it replaces.
+// Register puts c in the hub and kicks the connection it replaces. The
+// login succeeded: c no longer counts as unauthenticated.
 func (g *Gateway) Register(c *conn.Conn) {
+	g.loggedIn(c)
 	if old, replaced := g.hub.Put(c); replaced {
 		g.log.Debug("user logged in again here; kicking the older connection",
 			"user", c.UserID(), "old_session", old.SessionID(), "session", c.SessionID())
