@@ -56,7 +56,7 @@ func TestUnauthenticatedCaps(t *testing.T) {
 	g := startGateway(t, route.srv.URL, func(c *Config) { c.MaxUnauthPerAddr, c.MaxUnauth = 2, 3 })
 
 	a1 := dialFrom(t, g, "127.0.0.1")
-	dialFrom(t, g, "127.0.0.1") // stays, not logged in
+	dialFrom(t, g, "127.0.0.1")                 // stays, not logged in
 	dialFrom(t, g, "127.0.0.1").expectRefused() // per address
 	b1 := dialFrom(t, g, "127.0.0.2")           // another address still gets in
 	dialFrom(t, g, "127.0.0.3").expectRefused() // total: 3 not logged in
