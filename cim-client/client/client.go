@@ -451,6 +451,19 @@ func (c *Client) readLoop(l *link) {
 	l.early = nil
 	for {
 		f, err := l.r.ReadFrame()
+		if errors.Is(err, codec.ErrFrameSkipped) {
+			// A frame too large to take (the codec read past it): the
+			// connection goes on. If it was an inbox entry, its seq is now
+			// a gap; a SYNC answer that covers the gap without it lets the
+			// inbox skip it and acknowledge past it, so that it is never
+			// asked for again.
+			l.progress.Add(1)
+			l.log.Warn("frame over the limit skipped", "err", err, "max_frame", c.cfg.MaxFrame)
+			if c.inbox.skipped(time.Now()) {
+				c.requestSync(l)
+			}
+			continue
+		}
 		if err != nil {
 			switch {
 			case lastErr != nil:

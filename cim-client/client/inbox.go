@@ -105,6 +105,17 @@ func (in *inbox) noteDropLocked(seq uint64) {
 	}
 }
 
+// skipped notes that a frame too large to read was thrown away: it may have
+// been an inbox entry, which then never comes. It reports whether to send
+// SYNC{after_seq: lastSeq()} now, so that the answer, which covers the gap
+// without the entry, moves last past it (answer) instead of waiting for
+// the next entry to reveal the gap.
+func (in *inbox) skipped(now time.Time) (sync bool) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.requestLocked(now)
+}
+
 // requestLocked asks for a SYNC unless one is outstanding.
 func (in *inbox) requestLocked(now time.Time) bool {
 	if in.syncing {

@@ -300,3 +300,27 @@ func TestInboxStartsAtLast(t *testing.T) {
 	in.last = 1
 	runSteps(t, in, []step{{add: 2, wantShow: []uint64{2}}})
 }
+
+// TestInboxSkippedFrame: a frame read past for its size asks for one SYNC
+// (none while one is outstanding); the answer covering the missing seq
+// moves last past it.
+func TestInboxSkippedFrame(t *testing.T) {
+	now := time.Unix(1000, 0)
+	in := newInbox(0)
+	if show, _ := in.add(1, msgEntry(1), now); len(show) != 1 {
+		t.Fatalf("seq 1 not shown: %v", show)
+	}
+	// seq 2 was too large and skipped.
+	if !in.skipped(now) {
+		t.Fatal("a skipped frame did not ask for a SYNC")
+	}
+	if in.skipped(now) {
+		t.Fatal("a second SYNC asked while one is outstanding")
+	}
+	// The answer after 1 carries nothing the client could read, and says it
+	// covered up to 2.
+	show, sync := in.answer(syncAns(1, 2, 1, 2), now)
+	if len(show) != 0 || sync || in.lastSeq() != 2 {
+		t.Fatalf("after the answer: show %v sync %v last %d, want nothing, no SYNC, last 2", show, sync, in.lastSeq())
+	}
+}

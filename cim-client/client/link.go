@@ -80,9 +80,11 @@ type link struct {
 }
 
 func newLink(conn net.Conn, cfg *Config, gateway string, log *slog.Logger) *link {
+	// A frame over MaxFrame is read past, not fatal: reconnecting would
+	// only get the same frame again (see Client.readLoop).
 	return &link{
 		conn:        conn,
-		r:           codec.NewReader(conn, cfg.MaxFrame),
+		r:           codec.NewReader(conn, cfg.MaxFrame).SkipOversized(),
 		gateway:     gateway,
 		born:        time.Now(),
 		heartbeat:   cfg.Heartbeat,
@@ -114,6 +116,12 @@ func (l *link) handshake(ctx context.Context, tok string, lastSeq uint64, timeou
 	}
 	for {
 		f, err := l.r.ReadFrame()
+		if errors.Is(err, codec.ErrFrameSkipped) {
+			// Not LOGIN_ACK (that is small); whatever inbox entry it was,
+			// the SYNC that follows every login covers it.
+			l.log.Warn("frame over the limit skipped", "err", err)
+			continue
+		}
 		if err != nil {
 			return handshakeErr(ctx, err, timeout)
 		}
