@@ -164,14 +164,17 @@ func newFakePace(free int) *fakePace {
 	return &fakePace{free: free, waiting: make(chan struct{}, 100), tokens: make(chan struct{}), aborted: make(chan struct{}, 100)}
 }
 
-func (p *fakePace) Wait(ctx context.Context) error {
+func (p *fakePace) Allow() bool {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.free > 0 {
 		p.free--
-		p.mu.Unlock()
-		return nil
+		return true
 	}
-	p.mu.Unlock()
+	return false
+}
+
+func (p *fakePace) Wait(ctx context.Context) error {
 	p.waiting <- struct{}{}
 	select {
 	case <-p.tokens:

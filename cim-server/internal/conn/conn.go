@@ -106,9 +106,10 @@ type Config struct {
 	oversized *Throttle
 }
 
-// waiter paces work: Wait returns when the next unit may go, or ctx's
-// error. *rate.Limiter is one.
+// waiter paces work: Allow takes a turn if one is free now; Wait waits for
+// the next turn, or returns ctx's error. *rate.Limiter is one.
 type waiter interface {
+	Allow() bool
 	Wait(ctx context.Context) error
 }
 
@@ -165,19 +166,17 @@ type Conn struct {
 	// and only when rate limiting is on.
 	lim      *limits
 	syncPace waiter
-	// waitCtx ends when the connection starts closing: a SYNC waiting for
-	// its turn gives up then.
-	waitCtx context.Context
 
-	mu          sync.Mutex
-	pending     []*cimpb.Frame
-	writing     bool               // a writer goroutine is running
-	closing     bool               // no more frames are accepted
-	final       bool               // closing with a last frame: hang up after it is written
-	broken      bool               // a write failed; the socket is closed
-	cancelLogin context.CancelFunc // aborts a login waiting on the route
-	cancelWait  context.CancelFunc // ends waitCtx
-	writer      sync.WaitGroup
+	mu      sync.Mutex
+	pending []*cimpb.Frame
+	writing bool // a writer goroutine is running
+	closing bool // no more frames are accepted
+	final   bool // closing with a last frame: hang up after it is written
+	broken  bool // a write failed; the socket is closed
+	// cancelWait aborts what the reader waits for, when closing: the TLS
+	// handshake, the route's answer to the login, a SYNC's turn.
+	cancelWait context.CancelFunc
+	writer     sync.WaitGroup
 }
 
 // NewConfig fills in defaults and returns a Config ready to share.
@@ -222,14 +221,6 @@ func ErrorFrame(reqID uint64, code codes.Code, detail, clientMsgID string) *cimp
 // once the connection is closed, its writer has finished and the Handler
 // has been told.
 func (c *Conn) Serve(ctx context.Context) {
-	wctx, stopWaits := context.WithCancel(ctx)
-	defer stopWaits()
-	c.mu.Lock()
-	c.waitCtx, c.cancelWait = wctx, stopWaits
-	if c.closing {
-		stopWaits()
-	}
-	c.mu.Unlock()
 	br := bufio.NewReaderSize(c.nc, readBufSize)
 	r := codec.NewReader(br, c.cfg.MaxFrame)
 	online := c.login(ctx, r)
@@ -295,11 +286,11 @@ func (c *Conn) login(ctx context.Context, r *codec.Reader) bool {
 		c.mu.Unlock()
 		return false
 	}
-	c.cancelLogin = cancel
+	c.cancelWait = cancel
 	c.mu.Unlock()
 	err = c.h.Online(lctx, c)
 	c.mu.Lock()
-	c.cancelLogin = nil
+	c.cancelWait = nil
 	c.mu.Unlock()
 	if err != nil {
 		code := codes.Unavailable
@@ -359,7 +350,7 @@ func (c *Conn) dispatch(ctx context.Context, f *cimpb.Frame) {
 			return
 		}
 		if f.Type == cimpb.Type_SYNC {
-			if !c.paceSync() {
+			if !c.paceSync(ctx) {
 				return
 			}
 		} else if c.cfg.MsgRate > 0 && !c.admit(f) {
@@ -399,11 +390,11 @@ func (c *Conn) handshake(ctx context.Context, hs handshaker, deadline time.Time)
 		c.mu.Unlock()
 		return false
 	}
-	c.cancelLogin = cancel
+	c.cancelWait = cancel
 	c.mu.Unlock()
 	err := hs.HandshakeContext(hctx)
 	c.mu.Lock()
-	c.cancelLogin = nil
+	c.cancelWait = nil
 	c.mu.Unlock()
 	if err != nil {
 		// Nothing can be said to a client that does not speak TLS.
@@ -437,7 +428,7 @@ func msgProblem(m *cimpb.Msg, maxText int) string {
 // paceSync waits until the connection may forward another SYNC and
 // reports whether it may (false: the connection is closing). Only the
 // reader goroutine calls it.
-func (c *Conn) paceSync() bool {
+func (c *Conn) paceSync(ctx context.Context) bool {
 	if c.syncPace == nil {
 		if c.cfg.SyncRate <= 0 {
 			return true
@@ -448,11 +439,25 @@ func (c *Conn) paceSync() bool {
 			c.syncPace = rate.NewLimiter(rate.Limit(c.cfg.SyncRate), c.cfg.SyncBurst)
 		}
 	}
-	ctx := c.waitCtx
-	if ctx == nil {
-		ctx = context.Background()
+	if c.syncPace.Allow() {
+		return true
 	}
-	return c.syncPace.Wait(ctx) == nil
+	// Over the pace (an attack, or a client far off course): wait, unless
+	// the connection closes meanwhile.
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return false
+	}
+	c.cancelWait = cancel
+	c.mu.Unlock()
+	err := c.syncPace.Wait(wctx)
+	c.mu.Lock()
+	c.cancelWait = nil
+	c.mu.Unlock()
+	return err == nil
 }
 
 // limits are one connection's token buckets.
@@ -612,12 +617,8 @@ func (c *Conn) Close() {
 	_ = c.nc.Close()
 }
 
-// cancelWaitsLocked aborts a login waiting on the route and a SYNC waiting
-// for its turn.
+// cancelWaitsLocked aborts whatever the reader waits for.
 func (c *Conn) cancelWaitsLocked() {
-	if c.cancelLogin != nil {
-		c.cancelLogin()
-	}
 	if c.cancelWait != nil {
 		c.cancelWait()
 	}

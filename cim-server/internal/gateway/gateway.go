@@ -82,14 +82,14 @@ type Gateway struct {
 	wg       sync.WaitGroup
 
 	// every accepted connection, logged in or not, for the drain, with the
-	// connection-cap slots it holds
+	// release of its unauthenticated slot (nil once logged in)
 	connMu sync.Mutex
-	conns  map[*conn.Conn]*slots
+	conns  map[*conn.Conn]func()
 	connWG sync.WaitGroup
 
 	// connection caps (set in Start)
 	limits    connLimits
-	allConns  *connlimit.Limiter // every client connection
+	open      atomic.Int64       // client connections held
 	unauth    *connlimit.Limiter // connections not logged in yet
 	refusals  *conn.Throttle     // bounds the "refused" warnings
 	refused   atomic.Int64       // connections refused by a cap, ever
@@ -140,7 +140,7 @@ func New(cfg Config, logger *slog.Logger) (*Gateway, error) {
 		hub:          hub.New[*conn.Conn](0),
 		ctx:          ctx,
 		cancel:       cancel,
-		conns:        make(map[*conn.Conn]*slots),
+		conns:        make(map[*conn.Conn]func()),
 		refusals:     conn.NewThrottle(10 * time.Second),
 		registered:   make(chan struct{}),
 		shutdownDone: make(chan struct{}),
@@ -282,7 +282,6 @@ func (g *Gateway) goFunc(f func()) bool {
 // setLimits installs the connection caps (0: none) and the accept backoff.
 func (g *Gateway) setLimits(l connLimits) {
 	g.limits = l
-	g.allConns = connlimit.New(0, l.total)
 	g.unauth = connlimit.New(l.unauthPerAddr, l.unauth)
 	if g.pause == nil {
 		g.pause = func(d time.Duration) bool {
@@ -323,14 +322,15 @@ func (g *Gateway) acceptLoop() {
 			continue
 		}
 		backoff = 0
-		s, why := g.takeSlots(nc.RemoteAddr())
+		unauth, why := g.takeSlots(nc.RemoteAddr())
 		if why != "" {
 			g.refuse(nc, why)
 			continue
 		}
 		c := conn.New(nc, g.connCfg, g)
-		if !g.trackConn(c, s) {
-			s.release()
+		if !g.trackConn(c, unauth) {
+			unauth()
+			g.open.Add(-1)
 			_ = nc.Close()
 			continue
 		}
@@ -344,29 +344,20 @@ func (g *Gateway) acceptLoop() {
 	}
 }
 
-// slots are the connection-cap slots one connection holds.
-type slots struct {
-	conn   func() // among all connections, until closed
-	unauth func() // among those not logged in, until LOGIN succeeds
-}
-
-func (s *slots) release() {
-	s.unauth()
-	s.conn()
-}
-
-// takeSlots takes a connection's slots, or says which cap refused it.
-func (g *Gateway) takeSlots(addr net.Addr) (*slots, string) {
-	all, why := g.allConns.Acquire(addr)
-	if why != "" {
-		return nil, "connection cap (" + string(why) + ")"
+// takeSlots counts a new connection among all connections (until it
+// closes) and among those not logged in (until the returned release), or
+// says which cap refused it.
+func (g *Gateway) takeSlots(addr net.Addr) (releaseUnauth func(), why string) {
+	if n := g.open.Add(1); g.limits.total > 0 && n > int64(g.limits.total) {
+		g.open.Add(-1)
+		return nil, "connection cap"
 	}
-	un, why := g.unauth.Acquire(addr)
-	if why != "" {
-		all()
-		return nil, "unauthenticated cap (" + string(why) + ")"
+	release, refused := g.unauth.Acquire(addr)
+	if refused != "" {
+		g.open.Add(-1)
+		return nil, "unauthenticated " + string(refused)
 	}
-	return &slots{conn: all, unauth: un}, ""
+	return release, ""
 }
 
 // tooMany is ERROR TooManyConnections, encoded once.
@@ -394,42 +385,49 @@ func (g *Gateway) refuse(nc net.Conn, why string) {
 		since := n - g.refusedAt.Swap(n)
 		g.log.Warn("connections refused", "remote", nc.RemoteAddr().String(), "reason", why,
 			"refused_since_last_warning", since, "refused_total", n,
-			"connections", g.allConns.Count(), "unauthenticated", g.unauth.Count())
+			"connections", g.open.Load(), "unauthenticated", g.unauth.Count())
 	}
 }
 
 // Refused returns how many connections the caps refused so far.
 func (g *Gateway) Refused() int64 { return g.refused.Load() }
 
-func (g *Gateway) trackConn(c *conn.Conn, s *slots) bool {
+func (g *Gateway) trackConn(c *conn.Conn, releaseUnauth func()) bool {
 	g.connMu.Lock()
 	defer g.connMu.Unlock()
 	if g.shuttingDown.Load() {
 		return false
 	}
-	g.conns[c] = s
+	g.conns[c] = releaseUnauth
 	g.connWG.Add(1)
 	return true
 }
 
 func (g *Gateway) untrackConn(c *conn.Conn) {
 	g.connMu.Lock()
-	s := g.conns[c]
+	releaseUnauth, ok := g.conns[c]
 	delete(g.conns, c)
 	g.connMu.Unlock()
-	if s != nil {
-		s.release()
+	if releaseUnauth != nil {
+		releaseUnauth()
+	}
+	if ok {
+		g.open.Add(-1)
 	}
 	g.connWG.Done()
 }
 
-// loggedIn moves c out of the unauthenticated share.
+// loggedIn moves c out of the unauthenticated share (dropping the release,
+// so that a logged-in connection keeps nothing of it).
 func (g *Gateway) loggedIn(c *conn.Conn) {
 	g.connMu.Lock()
-	s := g.conns[c]
+	releaseUnauth := g.conns[c]
+	if releaseUnauth != nil {
+		g.conns[c] = nil
+	}
 	g.connMu.Unlock()
-	if s != nil {
-		s.unauth()
+	if releaseUnauth != nil {
+		releaseUnauth()
 	}
 }
 
