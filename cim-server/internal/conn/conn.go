@@ -714,8 +714,12 @@ func (c *Conn) dropped(f *cimpb.Frame, user string, err error) {
 		return
 	}
 	if ok, more := c.cfg.oversized.Allow(time.Now()); ok {
+		seq := f.GetMsg().GetSeq() // an inbox entry is a MSG or a RECEIPT
+		if f.GetType() == cimpb.Type_RECEIPT {
+			seq = f.GetReceipt().GetSeq()
+		}
 		c.cfg.Logger.Warn("frame over the client's limit dropped", "user", user, "type", f.GetType().String(),
-			"seq", f.GetMsg().GetSeq()+f.GetReceipt().GetSeq(), "err", err, "dropped_since_last_warning", more)
+			"seq", seq, "err", err, "dropped_since_last_warning", more)
 	}
 }
 

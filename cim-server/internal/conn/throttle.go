@@ -21,8 +21,12 @@ type Throttle struct {
 func NewThrottle(every time.Duration) *Throttle { return &Throttle{every: every} }
 
 // Allow reports whether the event at now should be logged and, if so, how
-// many were held back since the last one logged.
+// many were held back since the last one logged. A nil Throttle lets
+// everything through.
 func (t *Throttle) Allow(now time.Time) (ok bool, held int) {
+	if t == nil {
+		return true, 0
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if now.Before(t.next) {
