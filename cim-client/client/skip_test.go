@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"sync/atomic"
 	"testing"
 
 	"github.com/gocim/gocim/cim-client/internal/clienttest"
 	"github.com/gocim/gocim/proto/cimpb"
 	"github.com/gocim/gocim/proto/codec"
+	"github.com/gocim/gocim/proto/codes"
 )
 
 // waitAck waits for the client's ACK to reach seq.
@@ -114,5 +116,27 @@ func TestOversizedFrameDuringLogin(t *testing.T) {
 	}
 	if len(l.early) != 1 || l.early[0].GetMsg().GetMsgId() != "early" || l.ack.GetSessionId() != "s" {
 		t.Fatalf("early frames %v, ack %v", l.early, l.ack)
+	}
+}
+
+// TestTooManyConnectionsIsRetried: a gateway at its connection cap answers
+// ERROR TooManyConnections and hangs up; the client tries again (with
+// backoff) instead of giving up.
+func TestTooManyConnectionsIsRetried(t *testing.T) {
+	gw := clienttest.NewGateway(t)
+	var refusals atomic.Int32
+	gw.SetOnLogin(func(l *cimpb.Login) *cimpb.Frame {
+		if refusals.Add(1) <= 2 {
+			return &cimpb.Frame{Type: cimpb.Type_ERROR, Error: &cimpb.Error{Code: int32(codes.TooManyConnections), Text: "too many connections"}}
+		}
+		uid, name, sid, _ := clienttest.ParseToken(l.GetToken())
+		return &cimpb.Frame{Type: cimpb.Type_LOGIN_ACK, ReqId: 1, LoginAck: &cimpb.LoginAck{UserId: uid, UserName: name, SessionId: sid, GatewayId: gw.ID}}
+	})
+	route := clienttest.NewRoute(t, gw)
+	route.AddUser("alice", "secret1")
+	c := startClient(t, fastConfig(route.URL))
+	next(t, c, EventConnected)
+	if n := gw.Logins(); n != 3 {
+		t.Fatalf("%d LOGINs, want 3 (two refused, then in)", n)
 	}
 }
