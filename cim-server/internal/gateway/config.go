@@ -7,10 +7,12 @@ import (
 	"math"
 	"net"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/gocim/gocim/cim-server/internal/internalauth"
+	"github.com/gocim/gocim/cim-server/internal/registry"
 	"github.com/gocim/gocim/internal/envflag"
 	"github.com/gocim/gocim/proto/codec"
 	"github.com/gocim/gocim/proto/token"
@@ -48,6 +50,12 @@ type Config struct {
 	// Pprof serves Go's profiles at /debug/pprof/ on --http-listen, behind
 	// the internal secret.
 	Pprof bool
+
+	// ZooKeeper access control (issue 11, point 7): digest credentials
+	// the registry authenticates with; its nodes are then writable by
+	// their holders only. At most one of the two may be set.
+	ZKAuth     string // "user:password" (shows in ps: prefer ZKAuthFile or CIM_ZK_AUTH)
+	ZKAuthFile string // file holding "user:password"
 }
 
 // DefaultConfig returns the documented defaults (TokenSecret and
@@ -103,6 +111,10 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogFormat, "log-format", d.LogFormat, "log format: text or json")
 	fs.BoolVar(&c.Pprof, "pprof", d.Pprof, "serve Go profiles at /debug/pprof/ on --http-listen (X-CIM-Internal required)")
 	fs.IntVar(&c.GCPercent, "gc-percent", d.GCPercent, "Go GC target percent (like GOGC; low keeps idle-connection memory down; -1: Go's default; a GOGC variable wins)")
+
+	// ZooKeeper access control.
+	fs.StringVar(&c.ZKAuthFile, "zk-auth-file", d.ZKAuthFile, "file holding user:password for ZooKeeper digest auth: the gateway nodes become writable by these credentials only (empty: world-writable, with a warning)")
+	fs.StringVar(&c.ZKAuth, "zk-auth", d.ZKAuth, "user:password for ZooKeeper digest auth, like --zk-auth-file (visible in ps: prefer the file or the environment variable)")
 }
 
 // Validate checks the configuration and returns every problem found.
@@ -205,7 +217,33 @@ func (c *Config) Validate() error {
 	default:
 		bad("--log-format %q: want text or json", c.LogFormat)
 	}
+	if _, err := c.ZKCredentials(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
+}
+
+// ZKCredentials returns the ZooKeeper digest credentials ("user:password")
+// from --zk-auth or the file --zk-auth-file names (surrounding whitespace
+// trimmed), or "" when neither is set.
+func (c *Config) ZKCredentials() (string, error) {
+	auth, from := c.ZKAuth, "--zk-auth"
+	switch {
+	case c.ZKAuth != "" && c.ZKAuthFile != "":
+		return "", errors.New("--zk-auth and --zk-auth-file: give one, not both")
+	case c.ZKAuthFile != "":
+		b, err := os.ReadFile(c.ZKAuthFile)
+		if err != nil {
+			return "", fmt.Errorf("--zk-auth-file: %w", err)
+		}
+		auth, from = strings.TrimSpace(string(b)), "--zk-auth-file "+c.ZKAuthFile
+	case c.ZKAuth == "":
+		return "", nil
+	}
+	if _, _, err := registry.SplitAuth(auth); err != nil {
+		return "", fmt.Errorf("%s: want user:password with a non-empty user and password on one line", from)
+	}
+	return auth, nil
 }
 
 // maxMsgBurst keeps the 10× burst of the other uplinks far from overflow.
