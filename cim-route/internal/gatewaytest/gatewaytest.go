@@ -3,11 +3,13 @@
 // sessions instead of TCP connections, and records what it was sent. Only
 // the route service's contract is real here; the gateway itself is cim-server.
 // Started WithSecret, it refuses (401) a /push without that X-CIM-Internal
-// secret, as gateways do.
+// secret, as gateways do, and answers a /healthz challenge with the proof
+// the route verifies (package gwproof).
 package gatewaytest
 
 import (
 	"crypto/subtle"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -19,6 +21,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/gocim/gocim/internal/gwproof"
 	"github.com/gocim/gocim/proto/cimpb"
 )
 
@@ -125,6 +128,11 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Path == "/healthz" && r.Method == http.MethodGet:
 		if !g.Healthy.Load() {
 			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		if c := r.URL.Query().Get(gwproof.Param); c != "" && g.secret != "" {
+			// Prove the secret as cim-server does, so the route hands it out.
+			fmt.Fprintf(w, `{"status":"ok","connections":0,"id":%q,"proof":%q}`, g.ID, gwproof.Sign(g.secret, c, g.ID))
 			return
 		}
 		io.WriteString(w, `{"status":"ok","connections":0}`)
