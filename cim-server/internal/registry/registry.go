@@ -275,6 +275,9 @@ func (r *Registry) ensure() (watch <-chan zk.Event, sid int64, created bool, err
 	sid = c.SessionID()
 	for attempt := 0; attempt < 3; attempt++ {
 		_, err := c.Create(r.path, nil, zk.FlagEphemeral, r.acl)
+		if errors.Is(err, zk.ErrNoAuth) {
+			return nil, 0, false, fmt.Errorf("create %s: %w (the path is locked with other credentials: give every gateway the same --zk-auth-file)", r.path, err)
+		}
 		if err != nil && !errors.Is(err, zk.ErrNodeExists) {
 			return nil, 0, false, fmt.Errorf("create %s: %w", r.path, err)
 		}
