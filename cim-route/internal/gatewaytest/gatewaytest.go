@@ -126,16 +126,18 @@ func (g *Gateway) Pushes() int {
 func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.URL.Path == "/healthz" && r.Method == http.MethodGet:
+		status, text := http.StatusOK, "ok"
 		if !g.Healthy.Load() {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			return
+			status, text = http.StatusServiceUnavailable, "shutting down"
 		}
+		w.WriteHeader(status)
 		if c := r.URL.Query().Get(gwproof.Param); c != "" && g.secret != "" {
-			// Prove the secret as cim-server does, so the route hands it out.
-			fmt.Fprintf(w, `{"status":"ok","connections":0,"id":%q,"proof":%q}`, g.ID, gwproof.Sign(g.secret, c, g.ID))
+			// Prove the secret as cim-server does (healthy or not), so the
+			// route hands it out.
+			fmt.Fprintf(w, `{"status":%q,"connections":0,"id":%q,"proof":%q}`, text, g.ID, gwproof.Sign(g.secret, c, g.ID))
 			return
 		}
-		io.WriteString(w, `{"status":"ok","connections":0}`)
+		fmt.Fprintf(w, `{"status":%q,"connections":0}`, text)
 	case r.URL.Path == "/push" && r.Method == http.MethodPost:
 		if g.secret != "" && subtle.ConstantTimeCompare([]byte(r.Header.Get("X-CIM-Internal")), []byte(g.secret)) != 1 {
 			g.refused.Add(1)
