@@ -25,6 +25,9 @@ func TestComposeFile(t *testing.T) {
 	var compose struct {
 		Services map[string]struct {
 			Image       string            `yaml:"image"`
+			Command     []string          `yaml:"command"`
+			Ports       []string          `yaml:"ports"`
+			NetworkMode string            `yaml:"network_mode"`
 			Environment map[string]string `yaml:"environment"`
 			Build       struct {
 				Context    string `yaml:"context"`
@@ -38,6 +41,21 @@ func TestComposeFile(t *testing.T) {
 	for _, want := range []string{"zookeeper", "redis", "route", "gw1", "gw2"} {
 		if _, ok := compose.Services[want]; !ok {
 			t.Errorf("service %q missing", want)
+		}
+	}
+	// Issue 11: Redis bounds client output buffers; ZooKeeper is reachable
+	// from this host only and the gateways lock their nodes.
+	if cmd := strings.Join(compose.Services["redis"].Command, " "); !strings.Contains(cmd, "--client-output-buffer-limit normal ") {
+		t.Errorf("redis command %q sets no client-output-buffer-limit for normal clients", cmd)
+	}
+	zkSvc := compose.Services["zookeeper"]
+	if len(zkSvc.Ports) != 0 || !strings.Contains(zkSvc.Environment["ZOO_SERVERS"], ";127.0.0.1:2181") || zkSvc.NetworkMode != "host" {
+		t.Errorf("zookeeper: ports %v, ZOO_SERVERS %q, network %q: want its client port on 127.0.0.1 only",
+			zkSvc.Ports, zkSvc.Environment["ZOO_SERVERS"], zkSvc.NetworkMode)
+	}
+	for _, gw := range []string{"gw1", "gw2"} {
+		if compose.Services[gw].Environment["CIM_ZK_AUTH"] == "" {
+			t.Errorf("%s: no CIM_ZK_AUTH: its ZooKeeper node would be world-writable", gw)
 		}
 	}
 	bin := harness.Binaries(t)

@@ -9,6 +9,7 @@ replace (
 )
 
 require (
+	github.com/go-zookeeper/zk v1.0.4
 	github.com/gocim/gocim/cim-client v0.0.0-00010101000000-000000000000
 	github.com/gocim/gocim/internal v0.0.0
 	github.com/gocim/gocim/proto v0.0.0

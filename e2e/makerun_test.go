@@ -2,12 +2,18 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/gocim/gocim/cim-client/client"
 	"github.com/gocim/gocim/e2e/harness"
@@ -24,11 +30,12 @@ func TestMakeRun(t *testing.T) {
 	bin := harness.Binaries(t)
 	run := t.TempDir()
 	route := testenv.FreePort(t)
+	zkPort, redisPort := testenv.FreePort(t), testenv.FreePort(t)
 	env := append(os.Environ(),
 		"CIM_RUN_DIR="+run,
 		"CIM_BIN_DIR="+bin,
-		fmt.Sprintf("CIM_ZK_PORT=%d", testenv.FreePort(t)),
-		fmt.Sprintf("CIM_REDIS_PORT=%d", testenv.FreePort(t)),
+		fmt.Sprintf("CIM_ZK_PORT=%d", zkPort),
+		fmt.Sprintf("CIM_REDIS_PORT=%d", redisPort),
 		fmt.Sprintf("CIM_ROUTE_PORT=%d", route),
 		fmt.Sprintf("CIM_ROUTE_INTERNAL_PORT=%d", testenv.FreePort(t)),
 		fmt.Sprintf("CIM_GATEWAYS=%d:%d %d:%d", testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)),
@@ -111,6 +118,7 @@ func TestMakeRun(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(run, "redis", "appendonlydir")); err != nil {
 		t.Fatalf("Redis under make run has no append-only file: %v", err)
 	}
+	checkMakeRunLockdown(t, run, zkPort, redisPort)
 
 	if out := cluster("stop"); !strings.Contains(out, "stopped zookeeper") {
 		t.Fatalf("stop output:\n%s", out)
@@ -120,5 +128,50 @@ func TestMakeRun(t *testing.T) {
 	}
 	if err := harness.GetJSON(url+"/healthz", &struct{}{}); err == nil {
 		t.Fatal("route still answering after stop")
+	}
+}
+
+// checkMakeRunLockdown: under make run, Redis bounds every normal client's
+// output buffer (issue 11: SYNC answers grew Redis to the OOM killer);
+// ZooKeeper listens on 127.0.0.1 only, and the gateway nodes are writable
+// with the generated credentials only.
+func checkMakeRunLockdown(t *testing.T, run string, zkPort, redisPort int) {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", redisPort)})
+	defer rdb.Close()
+	limits, err := rdb.ConfigGet(context.Background(), "client-output-buffer-limit").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := limits["client-output-buffer-limit"]; !strings.Contains(got, "normal 67108864 33554432 10") {
+		t.Fatalf("Redis client-output-buffer-limit = %q, want normal 64mb 32mb 10", got)
+	}
+
+	// 127.0.0.2 is loopback too: a server on the wildcard address answers
+	// there, one bound to 127.0.0.1 does not.
+	if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", zkPort)); err != nil {
+		t.Fatalf("ZooKeeper not on 127.0.0.1: %v", err)
+	} else {
+		c.Close()
+	}
+	if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.2:%d", zkPort)); err == nil {
+		c.Close()
+		t.Fatal("ZooKeeper under make run listens beyond 127.0.0.1")
+	}
+
+	fi, err := os.Stat(filepath.Join(run, "zk-auth"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("run/zk-auth: %v %v, want a 0600 file", fi, err)
+	}
+	z, _, err := zk.Connect([]string{fmt.Sprintf("127.0.0.1:%d", zkPort)}, 10*time.Second, zk.WithLogInfo(false), zk.WithLogger(zkQuiet{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer z.Close()
+	if kids, _, err := z.Children("/cim/servers"); err != nil || len(kids) != 2 {
+		t.Fatalf("gateway nodes: %v %v, want the 2 gateways", kids, err)
+	}
+	if _, err := z.Create("/cim/servers/127.0.0.1:1:2", nil, zk.FlagEphemeral, zk.WorldACL(zk.PermAll)); !errors.Is(err, zk.ErrNoAuth) {
+		t.Fatalf("anonymous gateway node under make run: %v, want %v", err, zk.ErrNoAuth)
 	}
 }

@@ -10,9 +10,14 @@
 # Ports can be moved with CIM_ZK_PORT (2181), CIM_REDIS_PORT (6379),
 # CIM_ROUTE_PORT (8080, public API), CIM_ROUTE_INTERNAL_PORT (8090, gateway
 # calls) and CIM_GATEWAYS ("9000:9100 9001:9101", tcp:http pairs).
-# The token and internal secrets and an API key (scopes push+admin) are
-# generated once into $run/secret, $run/internal-secret and $run/api-key
-# (mode 600).
+# The token and internal secrets, an API key (scopes push+admin) and the
+# gateways' ZooKeeper credentials (user:password) are generated once into
+# $run/secret, $run/internal-secret, $run/api-key and $run/zk-auth (mode 600).
+#
+# Hardening: ZooKeeper and Redis listen on 127.0.0.1 only; the gateways
+# lock their ZooKeeper nodes with digest credentials (world may read, only
+# they may write); Redis closes a client whose unread output passes
+# 64 MB (or 32 MB for 10 s) instead of growing until the OOM killer.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -62,16 +67,25 @@ start() {
   (umask 077
    [ -s "$run/secret" ] || head -c 32 /dev/urandom | base64 | tr -d '\n=+/' >"$run/secret"
    [ -s "$run/internal-secret" ] || head -c 32 /dev/urandom | base64 | tr -d '\n=+/' >"$run/internal-secret"
-   [ -s "$run/api-key" ] || head -c 24 /dev/urandom | base64 | tr -d '\n=+/' >"$run/api-key")
+   [ -s "$run/api-key" ] || head -c 24 /dev/urandom | base64 | tr -d '\n=+/' >"$run/api-key"
+   [ -s "$run/zk-auth" ] || { printf 'cim:'; head -c 24 /dev/urandom | base64 | tr -d '\n=+/'; } >"$run/zk-auth")
   export CIM_TOKEN_SECRET CIM_INTERNAL_SECRET
   CIM_TOKEN_SECRET=$(cat "$run/secret")
   CIM_INTERNAL_SECRET=$(cat "$run/internal-secret")
   export CIM_ZK="$host:$zk_port" CIM_REDIS="$host:$redis_port"
 
-  echo "starting ZooKeeper on $host:$zk_port"
-  launch zookeeper java -Xmx256m -Dzookeeper.admin.enableServer=false \
-    -Dzookeeper.4lw.commands.whitelist=srvr,ruok -cp "$(zk_classpath)" \
-    org.apache.zookeeper.server.ZooKeeperServerMain "$zk_port" "$run/zookeeper"
+  # A config file, not "<port> <dir>" (which listens on every address).
+  cat >"$run/zoo.cfg" <<CFG
+tickTime=2000
+dataDir=$run/zookeeper
+clientPort=$zk_port
+clientPortAddress=$host
+admin.enableServer=false
+4lw.commands.whitelist=srvr,ruok
+CFG
+  echo "starting ZooKeeper on $host:$zk_port (loopback only)"
+  launch zookeeper java -Xmx256m -cp "$(zk_classpath)" \
+    org.apache.zookeeper.server.ZooKeeperServerMain "$run/zoo.cfg"
   for _ in $(seq 1 300); do
     if (exec 3<>"/dev/tcp/$host/$zk_port" && printf srvr >&3 && timeout 1 cat <&3) 2>/dev/null | grep -q Mode; then break; fi
     alive zookeeper || { tail -20 "$run/zookeeper.log" >&2; exit 1; }
@@ -80,7 +94,8 @@ start() {
 
   echo "starting Redis on $host:$redis_port (AOF everysec)"
   launch redis redis-server --bind "$host" --port "$redis_port" --dir "$run/redis" \
-    --appendonly yes --appendfsync everysec --save "" --daemonize no
+    --appendonly yes --appendfsync everysec --save "" --daemonize no \
+    --client-output-buffer-limit "normal 64mb 32mb 10"
   wait_for redis "Ready to accept connections"
 
   echo "starting cim-route: API on $host:$route_port, gateway calls on $host:$route_internal_port"
@@ -93,7 +108,7 @@ start() {
     i=$((i + 1))
     echo "starting cim-server gw$i: clients on $host:${pair%%:*}, internal http on $host:${pair##*:}"
     launch "gw$i" "$bin/cim-server" --listen "$host:${pair%%:*}" --http-listen "$host:${pair##*:}" \
-      --route "http://$host:$route_internal_port"
+      --route "http://$host:$route_internal_port" --zk-auth-file "$run/zk-auth"
   done
   i=0
   for _ in $gateways; do i=$((i + 1)); wait_for "gw$i" "gateway ready"; done

@@ -37,6 +37,9 @@ const (
 	PushKey = "e2e-push-key-0123456789"
 	// ListKey is an API key with only the admin scope.
 	ListKey = "e2e-list-key-0123456789"
+	// ZKAuth is the gateways' ZooKeeper digest credentials (user:password),
+	// passed in a file (--zk-auth-file) as make run does.
+	ZKAuth = "cim:e2e-zk-password-0123456789"
 )
 
 // Options shapes a cluster.
@@ -68,9 +71,11 @@ type Cluster struct {
 	Route    *Route
 	Gateways []*Gateway
 	TLS      *testenv.TLS // set with Options.TLS
-	opts     Options
-	procs    []*testenv.Process
-	mu       sync.Mutex
+	// ZKAuthFile holds ZKAuth; every gateway gets --zk-auth-file with it.
+	ZKAuthFile string
+	opts       Options
+	procs      []*testenv.Process
+	mu         sync.Mutex
 }
 
 // Route is a running cim-route.
@@ -128,12 +133,43 @@ func Start(t TB, opts Options) *Cluster {
 		"--api-keys", "e2e-admin:" + AdminKey + ":push+admin,e2e-push:" + PushKey + ":push,e2e-list:" + ListKey + ":admin",
 		"--log-level", "debug",
 	}, append(tlsArgs, opts.RouteArgs...)...)
+	c.ZKAuthFile = filepath.Join(c.Dir, "zk-auth")
+	if err := os.WriteFile(c.ZKAuthFile, []byte(ZKAuth+"\n"), 0o600); err != nil {
+		t.Fatalf("zk-auth file: %v", err)
+	}
 	c.StartRoute()
 	for i := 0; i < opts.Gateways; i++ {
 		c.AddGateway()
 	}
 	t.Cleanup(c.checkRaces)
 	return c
+}
+
+// waitHandedOut waits until the route hands out every running gateway: it
+// does only once a gateway proved it holds the internal secret, a moment
+// after the gateway registered.
+func (c *Cluster) waitHandedOut() {
+	c.t.Helper()
+	running := 0
+	for _, g := range c.Gateways {
+		if g.Process != nil && !g.Exited() {
+			running++
+		}
+	}
+	if running == 0 {
+		return
+	}
+	Eventually(c.t, 60*time.Second, func() error {
+		// The internal listener: plain HTTP even with Options.TLS.
+		n, err := liveGatewaysAt(c.Route.InternalURL)
+		if err != nil {
+			return err
+		}
+		if n < running {
+			return fmt.Errorf("route hands out %d of the %d running gateways", n, running)
+		}
+		return nil
+	})
 }
 
 func (c *Cluster) env() []string {
@@ -153,6 +189,7 @@ func (c *Cluster) StartRoute() {
 	c.Route.Process = testenv.Start(c.t, c.Dir, filepath.Join(c.Bin, "cim-route"), c.env(), c.Route.args...)
 	c.track(c.Route.Process)
 	c.wait(c.Route.Process, "route ready")
+	c.waitHandedOut() // after a restart: the gateways still running
 }
 
 // AddGateway starts one more gateway and waits until it is registered.
@@ -173,11 +210,13 @@ func (c *Cluster) AddGateway(extra ...string) *Gateway {
 		"--drain", "200ms",
 		"--msg-rate", "0",
 		"--log-level", "debug",
+		"--zk-auth-file", c.ZKAuthFile,
 	}
 	args = append(args, c.opts.GatewayArgs...)
 	g.args = append(args, extra...)
 	c.startGateway(g)
 	c.Gateways = append(c.Gateways, g)
+	c.waitHandedOut()
 	return g
 }
 
@@ -192,6 +231,7 @@ func (c *Cluster) startGateway(g *Gateway) {
 func (c *Cluster) RestartGateway(g *Gateway) {
 	c.t.Helper()
 	c.startGateway(g)
+	c.waitHandedOut()
 }
 
 func (c *Cluster) wait(p *testenv.Process, text string) {
@@ -214,14 +254,17 @@ func (c *Cluster) Gateway(id string) *Gateway {
 }
 
 // LiveGateways asks the route's /healthz how many gateways it hands out.
-func (c *Cluster) LiveGateways() (int, error) {
+func (c *Cluster) LiveGateways() (int, error) { return liveGatewaysAt(c.Route.URL) }
+
+// liveGatewaysAt reads the gateway count of the route /healthz at base.
+func liveGatewaysAt(base string) (int, error) {
 	var body struct {
 		Data struct {
 			Gateways int `json:"gateways"`
 		} `json:"data"`
 		Gateways *int `json:"gateways"`
 	}
-	if err := GetJSON(c.Route.URL+"/healthz", &body); err != nil {
+	if err := GetJSON(base+"/healthz", &body); err != nil {
 		return 0, err
 	}
 	if body.Gateways != nil {

@@ -96,8 +96,8 @@ func New(cfg config.Config, logger *slog.Logger) (*App, error) {
 	rdb := store.NewClient(store.ClientConfig{
 		Addrs: cfg.RedisAddrs(), Password: cfg.RedisPassword, DB: cfg.RedisDB, MasterName: cfg.RedisMasterName,
 	})
-	bal := balance.New(balance.Config{Strategy: cfg.Balance, HealthInterval: cfg.HealthInterval, Logger: logger})
 	secrets := cfg.InternalSecrets()
+	bal := balance.New(balance.Config{Strategy: cfg.Balance, HealthInterval: cfg.HealthInterval, Secrets: secrets, Logger: logger})
 	push := fanout.New(fanout.Config{Timeout: cfg.PushTimeout, Secret: secrets[0], Logger: logger})
 	uploads := files.New(cfg.UploadDir, cfg.UploadMax)
 	st := store.New(rdb, cfg.RedisPrefix, store.WithInbox(store.InboxLimits{

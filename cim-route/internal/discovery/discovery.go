@@ -6,6 +6,11 @@
 // backoff); an error or a ZooKeeper outage never empties the list — the
 // gateways keep serving while ZooKeeper is away, so the last known list is
 // the best one. A lost session is resynced by the next successful listing.
+//
+// The watcher only reads: while the watched path does not exist it
+// publishes an empty list and waits for the path to appear. Gateways create
+// it (with their ZooKeeper credentials and ACL, see cim-server's registry);
+// a route that created it would leave it world-writable.
 // Gateways, Ready and Connected are safe to call concurrently with Run.
 package discovery
 
@@ -16,7 +21,6 @@ import (
 	"log/slog"
 	"path"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -108,10 +112,13 @@ func (w *Watcher) Run(ctx context.Context) error {
 	for ctx.Err() == nil {
 		children, _, events, err := conn.ChildrenW(w.path)
 		if errors.Is(err, zk.ErrNoNode) {
-			err = w.createPath(conn)
-			if err == nil {
-				continue
+			// No gateway registered yet: wait for the path to appear.
+			var exists bool
+			exists, _, events, err = conn.ExistsW(w.path)
+			if err == nil && exists {
+				continue // created meanwhile: list it
 			}
+			children = nil
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -154,19 +161,6 @@ func (w *Watcher) publish(children []string) {
 		}
 	}
 	w.readyOnce.Do(func() { close(w.ready) })
-}
-
-// createPath creates every missing node of the watched path.
-func (w *Watcher) createPath(conn *zk.Conn) error {
-	p := ""
-	for _, part := range strings.Split(strings.Trim(w.path, "/"), "/") {
-		p += "/" + part
-		_, err := conn.Create(p, nil, 0, zk.WorldACL(zk.PermAll))
-		if err != nil && !errors.Is(err, zk.ErrNodeExists) {
-			return fmt.Errorf("create %s: %w", p, err)
-		}
-	}
-	return nil
 }
 
 // diff returns what is in b but not a, and in a but not b (both sorted).

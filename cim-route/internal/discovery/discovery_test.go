@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"path"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -86,10 +88,16 @@ func gatewayConn(t *testing.T, addr string) *zk.Conn {
 	return c
 }
 
+// register creates p's parents (as a gateway's registry does) and p.
 func register(t *testing.T, c *zk.Conn, p string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
+		parent := ""
+		for _, part := range strings.Split(strings.Trim(path.Dir(p), "/"), "/") {
+			parent += "/" + part
+			_, _ = c.Create(parent, nil, 0, zk.WorldACL(zk.PermAll))
+		}
 		_, err := c.Create(p, nil, zk.FlagEphemeral, zk.WorldACL(zk.PermAll))
 		if err == nil || err == zk.ErrNodeExists {
 			return
@@ -118,7 +126,8 @@ func TestWatcher(t *testing.T) {
 		}
 	}()
 
-	// The path did not exist: the watcher creates it and reports an empty list.
+	// The path did not exist: the watcher reports an empty list and leaves
+	// creating the path (with their ACL) to the gateways.
 	select {
 	case <-w.Ready():
 	case <-time.After(30 * time.Second):
@@ -127,8 +136,11 @@ func TestWatcher(t *testing.T) {
 	if l := w.Gateways(); len(l) != 0 {
 		t.Fatalf("first list = %v, want empty", l)
 	}
-
 	gw := gatewayConn(t, z.Addr)
+	if ok, _, err := gw.Exists("/cim-test"); err != nil || ok {
+		t.Fatalf("the watcher created /cim-test (%v): it must only read", err)
+	}
+
 	register(t, gw, "/cim-test/servers/127.0.0.1:9001:9101")
 	register(t, gw, "/cim-test/servers/127.0.0.1:9000:9100")
 	want := []string{"127.0.0.1:9000:9100", "127.0.0.1:9001:9101"}

@@ -3,11 +3,13 @@
 // sessions instead of TCP connections, and records what it was sent. Only
 // the route service's contract is real here; the gateway itself is cim-server.
 // Started WithSecret, it refuses (401) a /push without that X-CIM-Internal
-// secret, as gateways do.
+// secret, as gateways do, and answers a /healthz challenge with the proof
+// the route verifies (package gwproof).
 package gatewaytest
 
 import (
 	"crypto/subtle"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -19,6 +21,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/gocim/gocim/internal/gwproof"
 	"github.com/gocim/gocim/proto/cimpb"
 )
 
@@ -123,11 +126,18 @@ func (g *Gateway) Pushes() int {
 func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.URL.Path == "/healthz" && r.Method == http.MethodGet:
+		status, text := http.StatusOK, "ok"
 		if !g.Healthy.Load() {
-			w.WriteHeader(http.StatusServiceUnavailable)
+			status, text = http.StatusServiceUnavailable, "shutting down"
+		}
+		w.WriteHeader(status)
+		if c := r.URL.Query().Get(gwproof.Param); c != "" && g.secret != "" {
+			// Prove the secret as cim-server does (healthy or not), so the
+			// route hands it out.
+			fmt.Fprintf(w, `{"status":%q,"connections":0,"id":%q,"proof":%q}`, text, g.ID, gwproof.Sign(g.secret, c, g.ID))
 			return
 		}
-		io.WriteString(w, `{"status":"ok","connections":0}`)
+		fmt.Fprintf(w, `{"status":%q,"connections":0}`, text)
 	case r.URL.Path == "/push" && r.Method == http.MethodPost:
 		if g.secret != "" && subtle.ConstantTimeCompare([]byte(r.Header.Get("X-CIM-Internal")), []byte(g.secret)) != 1 {
 			g.refused.Add(1)

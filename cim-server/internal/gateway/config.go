@@ -7,10 +7,12 @@ import (
 	"math"
 	"net"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/gocim/gocim/cim-server/internal/internalauth"
+	"github.com/gocim/gocim/cim-server/internal/registry"
 	"github.com/gocim/gocim/internal/envflag"
 	"github.com/gocim/gocim/proto/codec"
 	"github.com/gocim/gocim/proto/token"
@@ -67,6 +69,12 @@ type Config struct {
 	// how many at once; more wait their turn. 0: unpaced.
 	SyncRate  float64
 	SyncBurst int
+
+	// ZooKeeper access control (issue 11, point 7): digest credentials
+	// the registry authenticates with; its nodes are then writable by
+	// their holders only. At most one of the two may be set.
+	ZKAuth     string // "user:password" (shows in ps: prefer ZKAuthFile or CIM_ZK_AUTH)
+	ZKAuthFile string // file holding "user:password"
 }
 
 // DefaultConfig returns the documented defaults (TokenSecret and
@@ -132,6 +140,10 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxUnauthPerAddr, "max-unauth-per-addr", d.MaxUnauthPerAddr, "most client connections one address (IPv4, IPv6 /64) holds before they log in (0: no per-address cap)")
 	fs.Float64Var(&c.SyncRate, "sync-rate", d.SyncRate, "SYNC frames per second forwarded per client connection; more wait their turn (0: unpaced)")
 	fs.IntVar(&c.SyncBurst, "sync-burst", d.SyncBurst, "SYNC frames a client connection may have forwarded at once")
+
+	// ZooKeeper access control.
+	fs.StringVar(&c.ZKAuthFile, "zk-auth-file", d.ZKAuthFile, "file holding user:password for ZooKeeper digest auth: the gateway nodes become writable by these credentials only (empty: world-writable, with a warning)")
+	fs.StringVar(&c.ZKAuth, "zk-auth", d.ZKAuth, "user:password for ZooKeeper digest auth, like --zk-auth-file (visible in ps: prefer the file or the environment variable)")
 }
 
 // Validate checks the configuration and returns every problem found.
@@ -235,6 +247,9 @@ func (c *Config) Validate() error {
 	default:
 		bad("--log-format %q: want text or json", c.LogFormat)
 	}
+	if _, err := c.ZKCredentials(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -296,6 +311,29 @@ func (c *Config) connLimits(nofile uint64) connLimits {
 		l.unauthPerAddr = l.unauth
 	}
 	return l
+}
+
+// ZKCredentials returns the ZooKeeper digest credentials ("user:password")
+// from --zk-auth or the file --zk-auth-file names (surrounding whitespace
+// trimmed), or "" when neither is set.
+func (c *Config) ZKCredentials() (string, error) {
+	auth, from := c.ZKAuth, "--zk-auth"
+	switch {
+	case c.ZKAuth != "" && c.ZKAuthFile != "":
+		return "", errors.New("--zk-auth and --zk-auth-file: give one, not both")
+	case c.ZKAuthFile != "":
+		b, err := os.ReadFile(c.ZKAuthFile)
+		if err != nil {
+			return "", fmt.Errorf("--zk-auth-file: %w", err)
+		}
+		auth, from = strings.TrimSpace(string(b)), "--zk-auth-file "+c.ZKAuthFile
+	case c.ZKAuth == "":
+		return "", nil
+	}
+	if _, _, err := registry.SplitAuth(auth); err != nil {
+		return "", fmt.Errorf("%s: want user:password with a non-empty user and password on one line", from)
+	}
+	return auth, nil
 }
 
 // maxMsgBurst keeps the 10× burst of the other uplinks far from overflow.

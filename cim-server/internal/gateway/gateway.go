@@ -223,8 +223,12 @@ func (g *Gateway) Start() error {
 		"max_conns", g.limits.total, "max_unauth", g.limits.unauth, "max_unauth_per_addr", g.limits.unauthPerAddr)
 
 	if servers := g.cfg.ZKServers(); len(servers) > 0 {
+		zkAuth, err := g.cfg.ZKCredentials()
+		if err != nil {
+			return err
+		}
 		g.registry = registry.New(registry.Config{
-			Servers: servers, Root: g.cfg.ZKRoot, SessionTimeout: g.cfg.ZKSessionTimeout, Logger: root,
+			Servers: servers, Root: g.cfg.ZKRoot, SessionTimeout: g.cfg.ZKSessionTimeout, Auth: zkAuth, Logger: root,
 			OnRecreated: g.triggerReassert,
 		})
 		if err := g.registry.Register(g.id); err != nil {

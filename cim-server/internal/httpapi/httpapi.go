@@ -4,7 +4,12 @@
 //	POST /push     protobuf PushBatch → protobuf PushResult; needs the
 //	               internal secret in X-CIM-Internal, else 401
 //	GET  /healthz  200 {"status":"ok","connections":N}, 503 while shutting down
-//	               (open: load balancers and the route probe it)
+//	               (open: load balancers and the route probe it). With
+//	               ?challenge=<hex> (package gwproof) the answer, 200 or 503,
+//	               also carries "id" (this gateway's id) and "proof", the
+//	               HMAC of the challenge and the id under the current
+//	               internal secret: the route hands out only gateways that
+//	               prove they hold the secret. The secret itself never leaves.
 //
 // It is served on its own listener, apart from the client port. The handler
 // is safe for concurrent use.
@@ -22,6 +27,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/gocim/gocim/cim-server/internal/internalauth"
+	"github.com/gocim/gocim/internal/gwproof"
 	"github.com/gocim/gocim/proto/cimpb"
 	"github.com/gocim/gocim/proto/codes"
 )
@@ -41,6 +47,8 @@ var (
 	ErrUnreadableBody = errors.New("body could not be read")
 	// ErrUnauthorized means the call lacks the right internal secret.
 	ErrUnauthorized = errors.New("missing or wrong " + internalauth.Header + " header")
+	// ErrBadChallenge means /healthz got a malformed challenge.
+	ErrBadChallenge = gwproof.ErrBadChallenge
 )
 
 // errorTable maps the sentinel errors to their HTTP status and API code.
@@ -53,6 +61,7 @@ var errorTable = []struct {
 	{ErrBodyTooLarge, http.StatusRequestEntityTooLarge, codes.BadArgument},
 	{ErrUnreadableBody, http.StatusBadRequest, codes.BadArgument},
 	{ErrUnauthorized, http.StatusUnauthorized, codes.Unauthorized},
+	{ErrBadChallenge, http.StatusBadRequest, codes.BadArgument},
 }
 
 // Pusher delivers frames to this gateway's connections.
@@ -64,6 +73,9 @@ type Pusher interface {
 type Health interface {
 	Connections() int
 	ShuttingDown() bool
+	// ID is the gateway id the route knows it by (its ZooKeeper node
+	// name); proofs are bound to it.
+	ID() string
 }
 
 // New returns the HTTP handler. /push accepts only calls carrying one of
@@ -159,11 +171,24 @@ func readBody(r *http.Request, buf []byte, limit int) ([]byte, error) {
 
 func (a *api) healthz(c *gin.Context) {
 	n := a.h.Connections()
+	status, body := http.StatusOK, gin.H{"status": "ok", "connections": n}
 	if a.h.ShuttingDown() {
-		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "shutting down", "connections": n})
-		return
+		status, body = http.StatusServiceUnavailable, gin.H{"status": "shutting down", "connections": n}
 	}
-	c.JSON(http.StatusOK, gin.H{"status": "ok", "connections": n})
+	if challenge, asked := c.GetQuery(gwproof.Param); asked {
+		if err := gwproof.CheckChallenge(challenge); err != nil {
+			a.fail(c, err)
+			return
+		}
+		// Even while shutting down: the route must tell a draining
+		// gateway (verified, not handed out) from an impostor.
+		id := a.h.ID()
+		body["id"] = id
+		if a.secrets != nil {
+			body["proof"] = gwproof.Sign(a.secrets.Current(), challenge, id)
+		}
+	}
+	c.JSON(status, body)
 }
 
 // fail answers err using errorTable, JSON in the route's API shape.

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/gocim/gocim/cim-server/internal/internalauth"
+	"github.com/gocim/gocim/internal/gwproof"
 	"github.com/gocim/gocim/proto/cimpb"
 )
 
@@ -55,6 +56,9 @@ func (g *fakeGateway) Push(b *cimpb.PushBatch) *cimpb.PushResult {
 
 func (g *fakeGateway) Connections() int   { return g.conns }
 func (g *fakeGateway) ShuttingDown() bool { return g.stopping.Load() }
+func (g *fakeGateway) ID() string         { return fakeID }
+
+const fakeID = "127.0.0.1:9000:9100"
 
 // do sends a request with the current internal secret.
 func do(t *testing.T, h http.Handler, method, path string, body []byte) *httptest.ResponseRecorder {
@@ -193,6 +197,54 @@ func TestHealthz(t *testing.T) {
 	g.stopping.Store(true)
 	if rec := do(t, h, http.MethodGet, "/healthz", nil); rec.Code != http.StatusServiceUnavailable {
 		t.Fatalf("healthz while shutting down: %d", rec.Code)
+	}
+}
+
+// TestHealthzProof: with a challenge, /healthz proves the gateway holds the
+// current internal secret, bound to its own id, while healthy and while
+// draining; the answer never contains the secret; a malformed challenge is
+// refused.
+func TestHealthzProof(t *testing.T) {
+	g := &fakeGateway{conns: 1}
+	h := newAPI(g)
+	type answer struct {
+		Status string `json:"status"`
+		ID     string `json:"id"`
+		Proof  string `json:"proof"`
+	}
+	probe := func(challenge string) (int, answer, string) {
+		rec := doWith(t, h, http.MethodGet, "/healthz?"+gwproof.Param+"="+challenge, nil, "")
+		var a answer
+		_ = json.Unmarshal(rec.Body.Bytes(), &a)
+		return rec.Code, a, rec.Body.String()
+	}
+	for _, stopping := range []bool{false, true} {
+		g.stopping.Store(stopping)
+		c := gwproof.NewChallenge()
+		code, a, raw := probe(c)
+		want := map[bool]int{false: http.StatusOK, true: http.StatusServiceUnavailable}[stopping]
+		if code != want || a.ID != fakeID {
+			t.Fatalf("stopping=%v: %d %s", stopping, code, raw)
+		}
+		if !gwproof.Verify([]string{currentSecret}, c, fakeID, a.Proof) {
+			t.Fatalf("stopping=%v: proof %q does not verify", stopping, a.Proof)
+		}
+		if gwproof.Verify([]string{currentSecret}, c, "127.0.0.1:9001:9101", a.Proof) {
+			t.Fatal("the proof is valid for another gateway id")
+		}
+		if strings.Contains(raw, currentSecret) || strings.Contains(raw, oldSecret) {
+			t.Fatalf("the answer leaks a secret: %s", raw)
+		}
+	}
+	g.stopping.Store(false)
+	for _, bad := range []string{"", "xyz", strings.Repeat("a", 31), strings.Repeat("ab", 65), strings.Repeat("g", 64)} {
+		if code, a, raw := probe(bad); code != http.StatusBadRequest || a.Proof != "" {
+			t.Errorf("challenge %q: %d %s, want 400 without proof", bad, code, raw)
+		}
+	}
+	// Without a challenge /healthz stays as load balancers know it.
+	if rec := doWith(t, h, http.MethodGet, "/healthz", nil, ""); rec.Code != http.StatusOK || strings.Contains(rec.Body.String(), "proof") {
+		t.Fatalf("plain healthz: %d %s", rec.Code, rec.Body)
 	}
 }
 

@@ -10,6 +10,16 @@
 // connections with the route. The gateway keeps serving its clients whatever
 // ZooKeeper does.
 //
+// With Config.Auth ("user:password") the registry authenticates with
+// ZooKeeper's digest scheme and locks the tree down: <root>, <root>/servers
+// and its own node get the ACL "world: read, digest user: all", so anybody
+// may list the gateways but only holders of the credentials may add,
+// change or delete one. Parents that exist with another ACL (created by an
+// older version, by the route, or by somebody else while ZooKeeper was
+// open) are set to it, which works while they are still world-writable.
+// Without Auth every node is world-writable, as before, and a warning says
+// so.
+//
 // Register and Deregister are meant to be called once each, in that order;
 // the other methods are safe for concurrent use.
 package registry
@@ -32,7 +42,10 @@ type Config struct {
 	Servers        []string
 	Root           string // e.g. "/cim"
 	SessionTimeout time.Duration
-	Logger         *slog.Logger
+	// Auth is "user:password" for ZooKeeper's digest scheme; empty: no
+	// authentication and world-writable nodes.
+	Auth   string
+	Logger *slog.Logger
 	// OnRecreated, if set, is called after the node had to be created again
 	// (after a session expiry, or someone deleted it). The route has likely
 	// dropped this gateway's users meanwhile. It runs on the registry's
@@ -47,6 +60,8 @@ type Registry struct {
 	path string
 
 	conn   *zk.Conn
+	acl    []zk.ACL      // for every node the registry creates
+	authed bool          // AddAuth succeeded (the library re-sends it on reconnect); run's goroutine only
 	wake   chan struct{} // a new session was established
 	stop   chan struct{}
 	done   chan struct{}
@@ -67,7 +82,32 @@ const (
 	maxBackoff    = 10 * time.Second
 )
 
-// New returns a Registry for cfg.
+// ErrBadAuth means Config.Auth is not "user:password".
+var ErrBadAuth = errors.New(`registry: ZooKeeper auth must be "user:password" with a non-empty user and password`)
+
+// SplitAuth splits "user:password" (the password may contain colons).
+func SplitAuth(auth string) (user, password string, err error) {
+	user, password, ok := strings.Cut(auth, ":")
+	if !ok || user == "" || password == "" || strings.ContainsAny(auth, "\r\n") {
+		return "", "", ErrBadAuth
+	}
+	return user, password, nil
+}
+
+// ACL returns the ACL of every node the registry creates: world read and,
+// with auth, all rights for the digest user only.
+func ACL(auth string) ([]zk.ACL, error) {
+	if auth == "" {
+		return zk.WorldACL(zk.PermAll), nil
+	}
+	user, password, err := SplitAuth(auth)
+	if err != nil {
+		return nil, err
+	}
+	return append(zk.DigestACL(zk.PermAll, user, password), zk.WorldACL(zk.PermRead)...), nil
+}
+
+// New returns a Registry for cfg. Register reports a malformed Auth.
 func New(cfg Config) *Registry {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -103,6 +143,15 @@ func (r *Registry) Register(id string) error {
 		return fmt.Errorf("registry: bad node name %q", id)
 	}
 	r.path = path.Join(r.cfg.Root, "servers", id)
+	acl, err := ACL(r.cfg.Auth)
+	if err != nil {
+		return err
+	}
+	r.acl = acl
+	if r.cfg.Auth == "" {
+		r.log.Warn("no ZooKeeper credentials (--zk-auth-file): the gateway nodes are world-writable, " +
+			"so anyone who reaches ZooKeeper can add a node (the route still hands out only gateways that prove the internal secret)")
+	}
 	conn, _, err := zk.Connect(r.cfg.Servers, r.cfg.SessionTimeout,
 		zk.WithLogger(zkLogger{r.log}),
 		zk.WithLogInfo(false),
@@ -212,12 +261,23 @@ func (r *Registry) run() {
 // It reports whether it had to create the node.
 func (r *Registry) ensure() (watch <-chan zk.Event, sid int64, created bool, err error) {
 	c := r.conn
+	if r.cfg.Auth != "" && !r.authed {
+		// Once accepted, the library sends the credentials again on
+		// every reconnect, before any other request.
+		if err := c.AddAuth("digest", []byte(r.cfg.Auth)); err != nil {
+			return nil, 0, false, fmt.Errorf("ZooKeeper digest auth: %w", err)
+		}
+		r.authed = true
+	}
 	if err := r.createParents(); err != nil {
 		return nil, 0, false, err
 	}
 	sid = c.SessionID()
 	for attempt := 0; attempt < 3; attempt++ {
-		_, err := c.Create(r.path, nil, zk.FlagEphemeral, zk.WorldACL(zk.PermAll))
+		_, err := c.Create(r.path, nil, zk.FlagEphemeral, r.acl)
+		if errors.Is(err, zk.ErrNoAuth) {
+			return nil, 0, false, fmt.Errorf("create %s: %w (the path is locked with other credentials: give every gateway the same --zk-auth-file)", r.path, err)
+		}
 		if err != nil && !errors.Is(err, zk.ErrNodeExists) {
 			return nil, 0, false, fmt.Errorf("create %s: %w", r.path, err)
 		}
@@ -244,16 +304,55 @@ func (r *Registry) ensure() (watch <-chan zk.Event, sid int64, created bool, err
 	return nil, 0, false, fmt.Errorf("%s keeps changing under us", r.path)
 }
 
+// createParents creates <root> and <root>/servers and, with auth, makes
+// sure they carry r.acl whoever created them.
 func (r *Registry) createParents() error {
 	p := ""
 	for _, part := range strings.Split(strings.Trim(path.Join(r.cfg.Root, "servers"), "/"), "/") {
 		p += "/" + part
-		_, err := r.conn.Create(p, nil, 0, zk.WorldACL(zk.PermAll))
-		if err != nil && !errors.Is(err, zk.ErrNodeExists) {
+		_, err := r.conn.Create(p, nil, 0, r.acl)
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, zk.ErrNodeExists) {
 			return fmt.Errorf("create %s: %w", p, err)
 		}
+		if r.cfg.Auth == "" {
+			continue
+		}
+		have, _, err := r.conn.GetACL(p)
+		if err != nil {
+			return fmt.Errorf("read the ACL of %s: %w", p, err)
+		}
+		if sameACL(have, r.acl) {
+			continue
+		}
+		if _, err := r.conn.SetACL(p, r.acl, -1); err != nil {
+			return fmt.Errorf("lock down %s (its ACL is %v): %w", p, have, err)
+		}
+		r.log.Warn("ZooKeeper node was writable by others; restricted it to the gateways' credentials", "path", p, "old_acl", fmt.Sprint(have))
 	}
 	return nil
+}
+
+// sameACL reports whether a and b hold the same entries in any order.
+func sameACL(a, b []zk.ACL) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, x := range a {
+		found := false
+		for _, y := range b {
+			if x == y {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
 }
 
 // Deregister deletes the node and closes the session (which would remove an

@@ -272,3 +272,100 @@ func (p *proxy) unblock() {
 	p.blocked = false
 	p.mu.Unlock()
 }
+
+func TestSplitAuth(t *testing.T) {
+	for in, want := range map[string][2]string{
+		"cim:secret":     {"cim", "secret"},
+		"cim:pa:ss:word": {"cim", "pa:ss:word"},
+		"cim:":           {},
+		":secret":        {},
+		"cim":            {},
+		"":               {},
+		"cim:sec\nret":   {},
+		"cim:secret\r\n": {},
+	} {
+		u, p, err := SplitAuth(in)
+		if want == ([2]string{}) {
+			if !errors.Is(err, ErrBadAuth) {
+				t.Errorf("SplitAuth(%q) = %q %q %v, want ErrBadAuth", in, u, p, err)
+			}
+			continue
+		}
+		if err != nil || u != want[0] || p != want[1] {
+			t.Errorf("SplitAuth(%q) = %q %q %v, want %v", in, u, p, err, want)
+		}
+	}
+	r := New(Config{Servers: []string{"127.0.0.1:1"}, Root: root, Auth: "no-colon", Logger: quiet})
+	if err := r.Register(id); !errors.Is(err, ErrBadAuth) {
+		t.Fatalf("Register with bad auth = %v", err)
+	}
+}
+
+// TestAuthLocksDown: with digest credentials the registry takes over
+// world-writable parents (as the route or an older version left them) and
+// creates its node so that everybody can read the tree but nobody without
+// the credentials can add, change or delete a gateway node; after a
+// ZooKeeper restart it still can (the credentials are sent again).
+func TestAuthLocksDown(t *testing.T) {
+	const auth = "cim:registry-test-password"
+	z := testenv.StartZooKeeper(t)
+	obs := observer(t, z.Addr) // no credentials
+	for _, p := range []string{root, root + "/servers"} {
+		if _, err := obs.Create(p, nil, 0, zk.WorldACL(zk.PermAll)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := New(Config{Servers: []string{z.Addr}, Root: root, SessionTimeout: 4 * time.Second, Auth: auth, Logger: quiet})
+	if err := r.Register(id); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Deregister(context.Background()) })
+	select {
+	case <-r.Registered():
+	case <-time.After(30 * time.Second):
+		t.Fatal("not registered")
+	}
+	// ZooKeeper shows the digest only to clients with ADMIN rights.
+	admin := observer(t, z.Addr)
+	if err := admin.AddAuth("digest", []byte(auth)); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := ACL(auth)
+	for _, p := range []string{root, root + "/servers", node} {
+		got, _, err := admin.GetACL(p)
+		if err != nil || !sameACL(got, want) {
+			t.Fatalf("ACL of %s = %v (%v), want %v", p, got, err, want)
+		}
+	}
+	// Reading stays open: the route lists the gateways without credentials.
+	if kids, _, err := obs.Children(root + "/servers"); err != nil || len(kids) != 1 || kids[0] != id {
+		t.Fatalf("children = %v, %v", kids, err)
+	}
+	wrong := observer(t, z.Addr)
+	if err := wrong.AddAuth("digest", []byte("cim:not-the-password")); err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]*zk.Conn{"anonymous": obs, "wrong password": wrong} {
+		if _, err := c.Create(root+"/servers/10.0.0.66:9000:9100", nil, zk.FlagEphemeral, zk.WorldACL(zk.PermAll)); !errors.Is(err, zk.ErrNoAuth) {
+			t.Errorf("%s: create a gateway node: %v, want ErrNoAuth", name, err)
+		}
+		if err := c.Delete(node, -1); !errors.Is(err, zk.ErrNoAuth) {
+			t.Errorf("%s: delete the gateway node: %v, want ErrNoAuth", name, err)
+		}
+		if _, err := c.SetACL(root+"/servers", zk.WorldACL(zk.PermAll), -1); !errors.Is(err, zk.ErrNoAuth) {
+			t.Errorf("%s: open the folder again: %v, want ErrNoAuth", name, err)
+		}
+		if _, err := c.Set(node, []byte("x"), -1); !errors.Is(err, zk.ErrNoAuth) {
+			t.Errorf("%s: write the gateway node: %v, want ErrNoAuth", name, err)
+		}
+	}
+	// ZooKeeper restarts; then an operator with the credentials deletes the
+	// node: the registry creates it again, so its credentials were re-sent.
+	z.Kill()
+	z.Restart()
+	eventually(t, "the registry's session back", func() bool { return owner(admin) == r.conn.SessionID() && r.Connected() })
+	if err := admin.Delete(node, -1); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the node recreated", func() bool { return owner(admin) == r.conn.SessionID() })
+}
