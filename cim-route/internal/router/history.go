@@ -227,7 +227,7 @@ func (r *Router) resolveUser(ctx context.Context, user string) (string, error) {
 			return "", err
 		}
 		if id := ids[user]; id != "" {
-			r.remember(id, user)
+			r.rememberName(user, id)
 			return id, nil
 		}
 	}
@@ -248,8 +248,11 @@ func (r *Router) checkCurrent(ctx context.Context, uid, sid string) error {
 }
 
 // Upload stores a file for a file message (POST /upload) for the user's
-// current session. An empty contentType is application/octet-stream.
-func (r *Router) Upload(ctx context.Context, uid, sid, name, contentType string, body io.Reader) (files.Info, error) {
+// current session. An empty contentType is application/octet-stream; size
+// is the announced length (0: unknown). The bytes count against the user's
+// daily quota (errs.ErrQuotaExceeded) and the store's space
+// (errs.ErrStorageFull), both claimed before anything is written.
+func (r *Router) Upload(ctx context.Context, uid, sid, name, contentType string, size int64, body io.Reader) (files.Info, error) {
 	if err := checkSession(uid, sid); err != nil {
 		return files.Info{}, err
 	}
@@ -262,13 +265,34 @@ func (r *Router) Upload(ctx context.Context, uid, sid, name, contentType string,
 	if _, _, err := mime.ParseMediaType(contentType); err != nil || len(contentType) > maxContentType {
 		return files.Info{}, fmt.Errorf("%w: bad Content-Type %q", errs.ErrBadArgument, contentType)
 	}
-	if r.cfg.Files == nil {
+	fs := r.cfg.Files
+	if fs == nil {
 		return files.Info{}, fmt.Errorf("%w: uploads are not configured", errs.ErrUnavailable)
+	}
+	if size > fs.Max() {
+		return files.Info{}, fmt.Errorf("%w: uploads are limited to %d bytes", errs.ErrTooLarge, fs.Max())
 	}
 	if err := r.checkCurrent(ctx, uid, sid); err != nil {
 		return files.Info{}, err
 	}
-	info, err := r.cfg.Files.Put(name, contentType, body)
+	charge := size
+	if charge <= 0 {
+		charge = fs.Max() // unknown length: the most it can be, refunded after
+	}
+	var refund func(context.Context, int64)
+	if q := r.cfg.Limits.UploadQuota; q > 0 {
+		var err error
+		if refund, err = r.st.ChargeUpload(ctx, uid, charge, q); err != nil {
+			return files.Info{}, err
+		}
+	}
+	info, err := fs.PutFor(uid, size, name, contentType, body)
+	if refund != nil {
+		// The request may be over; the refund must not be lost with it.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
+		refund(rctx, charge-info.Size)
+		cancel()
+	}
 	if err != nil {
 		return files.Info{}, err
 	}
@@ -283,6 +307,39 @@ func (r *Router) OpenFile(ref string) (*os.File, files.Info, time.Time, error) {
 		return nil, files.Info{}, time.Time{}, fmt.Errorf("%w: no file %q", errs.ErrNotFound, ref)
 	}
 	return r.cfg.Files.Open(ref)
+}
+
+// FileFetched notes a download of an upload by uid: fetched by someone
+// other than its uploader, the upload is in use and no longer expires
+// unreferenced.
+func (r *Router) FileFetched(uid string, info files.Info) {
+	if r.cfg.Files == nil || info.Owner == "" || uid == info.Owner {
+		return
+	}
+	if err := r.cfg.Files.MarkReferenced(info.Ref); err != nil {
+		r.log.Warn("could not mark an upload in use", "ref", info.Ref, "err", err)
+	}
+}
+
+// FileSent notes a stored message: a file message naming an upload of its
+// own sender puts that upload in use (it no longer expires unreferenced).
+// The message path calls it once per stored KIND_FILE message; it only
+// touches the upload directory.
+func (r *Router) FileSent(from string, m *cimpb.Msg) {
+	ref := m.GetFile().GetRef()
+	if r.cfg.Files == nil || m.GetKind() != cimpb.Kind_KIND_FILE || !files.ValidRef(ref) {
+		return
+	}
+	f, info, _, err := r.cfg.Files.Open(ref)
+	if err != nil {
+		return // unknown: nothing to keep
+	}
+	f.Close()
+	if info.Owner == from {
+		if err := r.cfg.Files.MarkReferenced(ref); err != nil {
+			r.log.Warn("could not mark an upload in use", "ref", ref, "err", err)
+		}
+	}
 }
 
 func checkFileName(name string) error {

@@ -463,7 +463,7 @@ func TestHistory(t *testing.T) {
 func TestUpload(t *testing.T) {
 	e := newEnv(t, PolicyKick, 1) // uploads up to 1 KiB
 	alice := e.connect("alice")
-	info, err := e.r.Upload(e.ctx, alice.UserID, alice.SessionID, "notes.txt", "", strings.NewReader("hello"))
+	info, err := e.r.Upload(e.ctx, alice.UserID, alice.SessionID, "notes.txt", "", 0, strings.NewReader("hello"))
 	if err != nil || info.Size != 5 || info.ContentType != "application/octet-stream" || info.Name != "notes.txt" || len(info.Ref) != 32 {
 		t.Fatalf("upload: %+v %v", info, err)
 	}
@@ -490,7 +490,7 @@ func TestUpload(t *testing.T) {
 		{"no session", alice.UserID, "", "a.txt", "", 1, errs.ErrBadArgument},
 	}
 	for _, b := range bad {
-		if _, err := e.r.Upload(e.ctx, b.uid, b.sid, b.file, b.ctype, strings.NewReader(strings.Repeat("x", b.size))); !errors.Is(err, b.want) {
+		if _, err := e.r.Upload(e.ctx, b.uid, b.sid, b.file, b.ctype, 0, strings.NewReader(strings.Repeat("x", b.size))); !errors.Is(err, b.want) {
 			t.Errorf("%s: %v, want %v", b.name, err, b.want)
 		}
 	}
