@@ -425,7 +425,9 @@ func TestHistory(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", tt.name, err)
 		}
-		if !slices.Equal(ids(p), tt.want) || p.Next != tt.next {
+		// Next is a cursor (history_test.go follows it); here only
+		// whether there is one matters.
+		if !slices.Equal(ids(p), tt.want) || (p.Next == "") != (tt.next == "") {
 			t.Errorf("%s: %v next %q; want %v next %q", tt.name, ids(p), p.Next, tt.want, tt.next)
 		}
 	}
