@@ -90,46 +90,70 @@ func (c *Client) History(ctx context.Context, q HistoryQuery) (HistoryPage, erro
 // to stop. An error (e.g. the route's 429 when asked too fast) is yielded
 // with a nil message and ends the iteration.
 func (c *Client) HistoryAll(ctx context.Context, q HistoryQuery) iter.Seq2[*cimpb.Msg, error] {
-	return func(yield func(*cimpb.Msg, error) bool) {
-		for {
-			page, err := c.History(ctx, q)
-			if err != nil {
-				yield(nil, err)
-				return
-			}
-			for _, m := range page.Messages {
-				if !yield(m, nil) {
-					return
-				}
-			}
-			if page.Next == "" || page.Next == q.Before {
-				return
-			}
-			q.Before = page.Next
-		}
-	}
+	return historyAll(ctx, q, c.History)
+}
+
+// HistoryAll is Client.HistoryAll for userID and sessionID (see History).
+func (a *API) HistoryAll(ctx context.Context, userID, sessionID string, q HistoryQuery) iter.Seq2[*cimpb.Msg, error] {
+	return historyAll(ctx, q, func(ctx context.Context, q HistoryQuery) (HistoryPage, error) {
+		return a.History(ctx, userID, sessionID, q)
+	})
 }
 
 // HistoryFill is History that follows the route's cursor until it has n
 // messages (n <= 0: q.Limit, or the route's default of 20), the history
 // ends, or it made 10 requests; Next goes on from there ("" at the end).
 func (c *Client) HistoryFill(ctx context.Context, q HistoryQuery, n int) (HistoryPage, error) {
+	return historyFill(ctx, q, n, c.History)
+}
+
+// HistoryFill is Client.HistoryFill for userID and sessionID.
+func (a *API) HistoryFill(ctx context.Context, userID, sessionID string, q HistoryQuery, n int) (HistoryPage, error) {
+	return historyFill(ctx, q, n, func(ctx context.Context, q HistoryQuery) (HistoryPage, error) {
+		return a.History(ctx, userID, sessionID, q)
+	})
+}
+
+type historyFunc func(ctx context.Context, q HistoryQuery) (HistoryPage, error)
+
+func historyAll(ctx context.Context, q HistoryQuery, page historyFunc) iter.Seq2[*cimpb.Msg, error] {
+	return func(yield func(*cimpb.Msg, error) bool) {
+		for {
+			p, err := page(ctx, q)
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			for _, m := range p.Messages {
+				if !yield(m, nil) {
+					return
+				}
+			}
+			if p.Next == "" || p.Next == q.Before {
+				return
+			}
+			q.Before = p.Next
+		}
+	}
+}
+
+func historyFill(ctx context.Context, q HistoryQuery, n int, page historyFunc) (HistoryPage, error) {
 	if n <= 0 {
 		n = cmpOr(q.Limit, 20)
 	}
 	var out HistoryPage
 	for range maxFillPages {
 		q.Limit = min(n-len(out.Messages), 100)
-		page, err := c.History(ctx, q)
+		p, err := page(ctx, q)
 		if err != nil {
 			return out, err
 		}
-		out.Messages = append(out.Messages, page.Messages...)
-		out.Next = page.Next
-		if page.Next == "" || page.Next == q.Before || len(out.Messages) >= n {
+		out.Messages = append(out.Messages, p.Messages...)
+		out.Next = p.Next
+		if p.Next == "" || p.Next == q.Before || len(out.Messages) >= n {
 			break
 		}
-		q.Before = page.Next
+		q.Before = p.Next
 	}
 	return out, nil
 }
