@@ -3,7 +3,11 @@ package api
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/gocim/gocim/cim-route/internal/router"
 	"github.com/gocim/gocim/proto/codes"
@@ -53,5 +57,27 @@ func TestRegistrationBudget(t *testing.T) {
 		if st != want || (want == 429 && (a.Code != codes.RateLimited || hd.Get("Retry-After") == "")) {
 			t.Fatalf("registration %d: HTTP %d code %d, want %d", i+1, st, a.Code, want)
 		}
+	}
+}
+
+// TestProfileLongerThanWriteTimeout: a CPU profile may take as long as the
+// internal server's write timeout (net/http/pprof extends the deadline).
+func TestProfileLongerThanWriteTimeout(t *testing.T) {
+	cfg := Config{Service: fakeService{}, Logger: quiet, InternalSecrets: []string{internalSecret}, Pprof: true,
+		WriteTimeout: time.Second}
+	srv := httptest.NewUnstartedServer(NewInternal(cfg))
+	srv.Config.WriteTimeout = cfg.WriteTimeout
+	srv.Start()
+	defer srv.Close()
+	req, _ := http.NewRequest("GET", srv.URL+"/debug/pprof/profile?seconds=1", nil)
+	req.Header.Set(InternalHeader, internalSecret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 || len(body) == 0 {
+		t.Fatalf("profile of 1s with a 1s write timeout: HTTP %d, %d bytes, %v: %.100s", resp.StatusCode, len(body), err, body)
 	}
 }

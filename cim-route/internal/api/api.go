@@ -19,7 +19,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"strconv"
 	"sync"
 	"time"
 
@@ -273,24 +272,9 @@ func NewInternal(cfg Config) http.Handler {
 	in.POST("/offline", h.sessionOffline)
 	in.POST("/uplink", h.uplink)
 	if cfg.Pprof {
-		e.GET(pprofhttp.Prefix+"*profile", h.requireInternal, h.profileDeadline, gin.WrapH(pprofhttp.Handler()))
+		e.GET(pprofhttp.Prefix+"*profile", h.requireInternal, gin.WrapH(pprofhttp.Handler()))
 	}
 	return e
-}
-
-// profileDeadline lets a CPU profile or trace of ?seconds=N answer after N
-// seconds although the server's write timeout is shorter: it moves this
-// answer's write deadline and hides the server's timeout from
-// net/http/pprof, which would refuse the request otherwise.
-func (h *handler) profileDeadline(c *gin.Context) {
-	secs, err := strconv.Atoi(c.Query("seconds"))
-	if err != nil || secs <= 0 || h.writeTimeout <= 0 {
-		return
-	}
-	secs = min(secs, 3600)
-	d := time.Duration(secs)*time.Second + h.writeTimeout
-	_ = http.NewResponseController(c.Writer).SetWriteDeadline(time.Now().Add(d))
-	c.Request = c.Request.WithContext(context.WithValue(c.Request.Context(), http.ServerContextKey, nil))
 }
 
 // envelope is every JSON answer.
