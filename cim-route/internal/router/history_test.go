@@ -2,13 +2,17 @@ package router
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 
+	"github.com/gocim/gocim/cim-route/internal/errs"
+	"github.com/gocim/gocim/cim-route/internal/files"
 	"github.com/gocim/gocim/cim-route/internal/store"
+	"github.com/gocim/gocim/proto/cimpb"
 )
 
 // scanCounter counts the inbox entries history reads, per call.
@@ -152,5 +156,58 @@ func TestHistoryBytesBound(t *testing.T) {
 		if n > 2 { // each entry is over 1000 bytes
 			t.Fatalf("page sizes %v: a page of more than 3000 bytes", sizes)
 		}
+	}
+}
+
+// TestUploadQuotaAndReferences: a user's uploads count against a daily
+// quota (a failed upload is refunded); an upload is in use once someone
+// other than its uploader fetched it, or its uploader sent it in a message.
+func TestUploadQuotaAndReferences(t *testing.T) {
+	fs := files.New(t.TempDir(), 1<<10)
+	e := newEnv(t, PolicyKick, 1, func(c *Config) {
+		c.Files = fs
+		c.Limits.UploadQuota = 1000
+	})
+	alice, bob := e.connect("alice"), e.connect("bob")
+	put := func(s Session, n int) (files.Info, error) {
+		return e.r.Upload(e.ctx, s.UserID, s.SessionID, "f.bin", "", int64(n), strings.NewReader(strings.Repeat("x", n)))
+	}
+	a1, err := put(alice, 600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := put(alice, 600); !errors.Is(err, errs.ErrQuotaExceeded) {
+		t.Fatalf("over the quota: %v, want ErrQuotaExceeded", err)
+	}
+	// A body shorter than announced is refunded the difference.
+	short, err := e.r.Upload(e.ctx, alice.UserID, alice.SessionID, "f.bin", "", 300, strings.NewReader("xx"))
+	if err != nil || short.Size != 2 {
+		t.Fatalf("short upload: %+v %v", short, err)
+	}
+	if _, err := put(alice, 398); err != nil {
+		t.Fatalf("the rest of the quota (600+2+398): %v", err)
+	}
+	if _, err := put(bob, 600); err != nil {
+		t.Fatalf("bob's own quota: %v", err)
+	}
+
+	e.r.FileFetched(alice.UserID, a1) // its uploader: not a use
+	if fs.Referenced(a1.Ref) {
+		t.Fatal("marked in use by its uploader's download")
+	}
+	e.r.FileFetched(bob.UserID, a1)
+	if !fs.Referenced(a1.Ref) {
+		t.Fatal("not in use after bob fetched it")
+	}
+	file := func(ref string) *cimpb.Msg {
+		return &cimpb.Msg{Kind: cimpb.Kind_KIND_FILE, File: &cimpb.FileInfo{Name: "f.bin", Ref: ref}}
+	}
+	e.r.FileSent(bob.UserID, file(short.Ref)) // not bob's upload
+	if fs.Referenced(short.Ref) {
+		t.Fatal("marked in use by a message of someone else")
+	}
+	e.r.FileSent(alice.UserID, file(short.Ref))
+	if !fs.Referenced(short.Ref) {
+		t.Fatal("not in use after its uploader sent it")
 	}
 }
