@@ -196,8 +196,9 @@ func wantAPIError(t *testing.T, err error, status int, code codes.Code, sentinel
 // 507/5070, keep nothing, and the SDK names them (ErrQuotaExceeded,
 // ErrStorageFull).
 func TestUploadLimits(t *testing.T) {
+	// An upload directory of its own: the global cap counts what is in it.
 	c := harness.Start(t, harness.Options{Gateways: 1, RouteArgs: []string{
-		"--upload-quota", "3000", "--upload-total", "5000", "--upload-rate", "0.001", "--upload-burst", "3",
+		"--upload-dir", t.TempDir(), "--upload-quota", "3000", "--upload-total", "5000", "--upload-rate", "0.001", "--upload-burst", "3",
 		"--history-rate", "0.001", "--history-burst", "2",
 	}})
 	ann, ben, cat, dan := c.Connect(t, "ann"), c.Connect(t, "ben"), c.Connect(t, "cat"), c.Connect(t, "dan")
@@ -240,7 +241,7 @@ func TestUploadLimits(t *testing.T) {
 // in use and stays.
 func TestUploadExpiry(t *testing.T) {
 	c := harness.Start(t, harness.Options{Gateways: 1, RouteArgs: []string{
-		"--upload-unreferenced-ttl", "3s", "--upload-sweep", "200ms",
+		"--upload-dir", t.TempDir(), "--upload-unreferenced-ttl", "3s", "--upload-sweep", "200ms",
 	}})
 	eve, fay := c.Connect(t, "eve"), c.Connect(t, "fay")
 	kept, err := upload(t, eve, 500) // uploaded first: older than dropped
