@@ -15,6 +15,7 @@ import (
 	"strconv"
 
 	"github.com/gocim/gocim/proto/cimpb"
+	"github.com/gocim/gocim/proto/codes"
 )
 
 // inlineReserve is the room a file message keeps in its frame for
@@ -29,10 +30,23 @@ type FileRef struct {
 	ContentType string
 }
 
+// Errors of an upload the route refused for want of room; each comes
+// wrapped together with the route's *APIError.
+var (
+	// ErrQuotaExceeded: the user's upload quota (bytes per day) or upload
+	// rate is used up for now (code 4293, HTTP 429).
+	ErrQuotaExceeded = errors.New("client: upload quota used up, try later")
+	// ErrStorageFull: the route has no room for more uploads (code 5070,
+	// HTTP 507); nothing was kept.
+	ErrStorageFull = errors.New("client: the route's upload storage is full")
+)
+
 // Upload stores size bytes from body at the route (POST /upload) as name,
 // with the access token, and returns its ref for a KIND_FILE message.
 // userID and sessionID, when not empty, must be the token's. A file above
-// the route's limit is an *APIError with HTTP 413.
+// the route's limit is an *APIError with HTTP 413; a refusal for want of
+// room matches ErrQuotaExceeded or ErrStorageFull (errors.Is) and is an
+// *APIError too.
 func (a *API) Upload(ctx context.Context, userID, sessionID, name, contentType string, body io.Reader, size int64) (FileRef, error) {
 	v := url.Values{"name": {name}}
 	if userID != "" {
@@ -58,6 +72,12 @@ func (a *API) Upload(ctx context.Context, userID, sessionID, name, contentType s
 		ContentType string  `json:"contentType"`
 	}
 	if err := a.do(req, "/upload", &d); err != nil {
+		switch CodeOf(err) {
+		case codes.QuotaExceeded:
+			return FileRef{}, fmt.Errorf("%w: %w", ErrQuotaExceeded, err)
+		case codes.StorageFull:
+			return FileRef{}, fmt.Errorf("%w: %w", ErrStorageFull, err)
+		}
 		return FileRef{}, err
 	}
 	if d.Ref == "" {

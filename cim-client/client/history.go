@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"encoding/base64"
+	"iter"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -18,8 +19,8 @@ type HistoryQuery struct {
 	Peer string
 	// Keyword keeps messages whose text contains it (case-insensitive).
 	Keyword string
-	// Before is the cursor of the previous page (HistoryPage.Next); "" for
-	// the newest messages.
+	// Before is the cursor of the previous page (HistoryPage.Next), or a
+	// msg id (messages older than it); "" for the newest messages.
 	Before string
 	// Limit is the page size (0: the route's default, 20; at most 100).
 	Limit int
@@ -31,8 +32,15 @@ type HistoryPage struct {
 	// from_name, to, kind, body, file, timestamp_ms set), newest first.
 	Messages []*cimpb.Msg
 	// Next is the cursor for the next, older page; "" when there is none.
+	// A page may hold fewer messages than asked (even none) and still have a
+	// Next: the route reads a bounded part of the inbox per request (a rare
+	// keyword over a large inbox takes several). HistoryAll and HistoryFill
+	// follow it.
 	Next string
 }
+
+// maxFillPages bounds the requests of one HistoryFill.
+const maxFillPages = 10
 
 // History asks the route for a page of the user's history (GET /history),
 // with the access token. userID and sessionID, when not empty, must be the
@@ -74,6 +82,87 @@ func (c *Client) History(ctx context.Context, q HistoryQuery) (HistoryPage, erro
 		return HistoryPage{}, err
 	}
 	return c.api.History(ctx, uid, sid, q)
+}
+
+// HistoryAll iterates over this user's messages matching q, newest first,
+// from q.Before on, asking the route for pages of q.Limit as it goes and
+// following their cursors to the end of the history. Break out of the loop
+// to stop. An error (e.g. the route's 429 when asked too fast) is yielded
+// with a nil message and ends the iteration.
+func (c *Client) HistoryAll(ctx context.Context, q HistoryQuery) iter.Seq2[*cimpb.Msg, error] {
+	return historyAll(ctx, q, c.History)
+}
+
+// HistoryAll is Client.HistoryAll for userID and sessionID (see History).
+func (a *API) HistoryAll(ctx context.Context, userID, sessionID string, q HistoryQuery) iter.Seq2[*cimpb.Msg, error] {
+	return historyAll(ctx, q, func(ctx context.Context, q HistoryQuery) (HistoryPage, error) {
+		return a.History(ctx, userID, sessionID, q)
+	})
+}
+
+// HistoryFill is History that follows the route's cursor until it has n
+// messages (n <= 0: q.Limit, or the route's default of 20), the history
+// ends, or it made 10 requests; Next goes on from there ("" at the end).
+func (c *Client) HistoryFill(ctx context.Context, q HistoryQuery, n int) (HistoryPage, error) {
+	return historyFill(ctx, q, n, c.History)
+}
+
+// HistoryFill is Client.HistoryFill for userID and sessionID.
+func (a *API) HistoryFill(ctx context.Context, userID, sessionID string, q HistoryQuery, n int) (HistoryPage, error) {
+	return historyFill(ctx, q, n, func(ctx context.Context, q HistoryQuery) (HistoryPage, error) {
+		return a.History(ctx, userID, sessionID, q)
+	})
+}
+
+type historyFunc func(ctx context.Context, q HistoryQuery) (HistoryPage, error)
+
+func historyAll(ctx context.Context, q HistoryQuery, page historyFunc) iter.Seq2[*cimpb.Msg, error] {
+	return func(yield func(*cimpb.Msg, error) bool) {
+		for {
+			p, err := page(ctx, q)
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			for _, m := range p.Messages {
+				if !yield(m, nil) {
+					return
+				}
+			}
+			if p.Next == "" || p.Next == q.Before {
+				return
+			}
+			q.Before = p.Next
+		}
+	}
+}
+
+func historyFill(ctx context.Context, q HistoryQuery, n int, page historyFunc) (HistoryPage, error) {
+	if n <= 0 {
+		n = cmpOr(q.Limit, 20)
+	}
+	var out HistoryPage
+	for range maxFillPages {
+		q.Limit = min(n-len(out.Messages), 100)
+		p, err := page(ctx, q)
+		if err != nil {
+			return out, err
+		}
+		out.Messages = append(out.Messages, p.Messages...)
+		out.Next = p.Next
+		if p.Next == "" || p.Next == q.Before || len(out.Messages) >= n {
+			break
+		}
+		q.Before = p.Next
+	}
+	return out, nil
+}
+
+func cmpOr(a, b int) int {
+	if a > 0 {
+		return a
+	}
+	return b
 }
 
 // session returns the user and session of the latest login, which the

@@ -130,6 +130,13 @@ func Start(t TB, opts Options) *Cluster {
 		"--health-interval", "500ms",
 		"--login-rate", "10000",
 		"--login-burst", "10000",
+		"--register-rate", "10000",
+		"--register-burst", "10000",
+		"--history-rate", "10000",
+		"--history-burst", "10000",
+		"--upload-rate", "10000",
+		"--upload-burst", "10000",
+		"--invites-per-hour", "1000000",
 		"--api-keys", "e2e-admin:" + AdminKey + ":push+admin,e2e-push:" + PushKey + ":push,e2e-list:" + ListKey + ":admin",
 		"--log-level", "debug",
 	}, append(tlsArgs, opts.RouteArgs...)...)

@@ -369,7 +369,9 @@ func execute(ctx context.Context, c *client.Client, p *term.Printer, cmd term.Co
 		}
 		p.Line(term.Saved(safeName(m.GetFile().GetName()), m.GetFile().GetSize(), dst))
 	case term.OpHistory:
-		page, err := c.History(ctx, client.HistoryQuery{Peer: cmd.To, Keyword: cmd.Text, Limit: historyPage})
+		// The route reads a bounded part of the inbox per page: follow its
+		// cursor for a rare keyword.
+		page, err := c.HistoryFill(ctx, client.HistoryQuery{Peer: cmd.To, Keyword: cmd.Text}, historyPage)
 		if err != nil {
 			p.Line(term.Problem(err.Error()))
 			break

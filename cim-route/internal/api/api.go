@@ -53,8 +53,14 @@ type Service interface {
 	Uplink(ctx context.Context, b *cimpb.UplinkBatch) (*cimpb.PushBatch, error)
 	Health(ctx context.Context) (int, error)
 	History(ctx context.Context, q router.HistoryQuery) (router.HistoryPage, error)
-	Upload(ctx context.Context, uid, sid, name, contentType string, body io.Reader) (files.Info, error)
+	Upload(ctx context.Context, uid, sid, name, contentType string, size int64, body io.Reader) (files.Info, error)
 	OpenFile(ref string) (*os.File, files.Info, time.Time, error)
+	// LimitKey names the account of a /login or /registerAccount attempt
+	// for its rate limit bucket (one per account, by id or any spelling).
+	LimitKey(ctx context.Context, userID, userName string) string
+	// FileFetched notes that uid downloaded ref (a file fetched by someone
+	// other than its uploader is in use and does not expire unreferenced).
+	FileFetched(uid string, info files.Info)
 
 	CreateGroup(ctx context.Context, uid, name string, open bool) (router.Group, error)
 	Groups(ctx context.Context, uid string) ([]router.Group, error)
@@ -116,6 +122,26 @@ type Config struct {
 	// 413 / 4131.
 	MaxUpload int64
 
+	// RegisterRate and RegisterBurst bound /registerAccount for all
+	// clients together (besides LoginRate per address); <= 0: no limit.
+	RegisterRate  float64
+	RegisterBurst int
+	// HistoryRate and HistoryBurst bound /history per user; <= 0: no
+	// limit. Over it: 429 / 4291.
+	HistoryRate  float64
+	HistoryBurst int
+	// UploadRate and UploadBurst bound /upload per user; <= 0: no limit.
+	// Over it: 429 / 4293.
+	UploadRate  float64
+	UploadBurst int
+	// ReadTimeout and WriteTimeout are the server's (app sets them);
+	// /upload and /files extend them by the transfer's size at
+	// TransferMinRate bytes/s (default 64 KiB/s), so a slow client gets
+	// what a fair one needs and no more. Zero: no deadline is touched.
+	ReadTimeout     time.Duration
+	WriteTimeout    time.Duration
+	TransferMinRate int64
+
 	Now func() time.Time // default time.Now (token expiry)
 }
 
@@ -126,10 +152,17 @@ type handler struct {
 	apiKeys   *apikey.Ring
 	internal  secret.Set
 	limiter   *ratelimit.Limiter
-	maxBody   int64
-	maxUplink int64
-	maxUpload int64
-	now       func() time.Time
+	// registrations (one bucket, "all"), histories and uploads (per user)
+	registrations *ratelimit.Limiter
+	histories     *ratelimit.Limiter
+	uploads       *ratelimit.Limiter
+	readTimeout   time.Duration
+	writeTimeout  time.Duration
+	minRate       int64
+	maxBody       int64
+	maxUplink     int64
+	maxUpload     int64
+	now           func() time.Time
 }
 
 var releaseMode sync.Once
@@ -153,7 +186,17 @@ func newHandler(cfg Config) *handler {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.TransferMinRate <= 0 {
+		cfg.TransferMinRate = 64 << 10
+	}
+	perUser := func(rate float64, burst int) *ratelimit.Limiter {
+		return ratelimit.New(ratelimit.Config{Rate: rate, Burst: burst, Dimensions: 1})
+	}
 	return &handler{
+		registrations: ratelimit.New(ratelimit.Config{Rate: cfg.RegisterRate, Burst: cfg.RegisterBurst, Dimensions: 1, Size: 1}),
+		histories:     perUser(cfg.HistoryRate, cfg.HistoryBurst),
+		uploads:       perUser(cfg.UploadRate, cfg.UploadBurst),
+		readTimeout:   cfg.ReadTimeout, writeTimeout: cfg.WriteTimeout, minRate: cfg.TransferMinRate,
 		svc: cfg.Service, log: cfg.Logger.With("component", "api"),
 		tokenKeys: cfg.TokenKeys, apiKeys: cfg.APIKeys, internal: secret.NewSet(cfg.InternalSecrets),
 		limiter: ratelimit.New(ratelimit.Config{Rate: cfg.LoginRate, Burst: cfg.LoginBurst, Dimensions: 2}),

@@ -5,11 +5,13 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/gocim/gocim/cim-route/internal/apikey"
 	"github.com/gocim/gocim/cim-route/internal/errs"
+	"github.com/gocim/gocim/cim-route/internal/ratelimit"
 	"github.com/gocim/gocim/proto/token"
 )
 
@@ -120,20 +122,33 @@ func (h *handler) requireInternal(c *gin.Context) {
 const maxLimitKey = 64
 
 // limitLogin takes a /login or /registerAccount attempt from the client IP's
-// and the user's buckets; over either, errs.ErrRateLimited with the
-// Retry-After header set. user is a name, or "#" and an id.
-func (h *handler) limitLogin(c *gin.Context, user string) error {
-	// Names are compared case-insensitively by some user systems (LDAP):
-	// "Alice" and "alice" share a bucket.
-	user = strings.ToLower(user)
-	if len(user) > maxLimitKey {
-		user = user[:maxLimitKey]
+// and the account's buckets; over either, errs.ErrRateLimited with the
+// Retry-After header set. The account is named by id or name (in any case):
+// both share one bucket (Service.LimitKey).
+func (h *handler) limitLogin(c *gin.Context, userID, userName string) error {
+	if len(userName) > maxLimitKey {
+		userName = userName[:maxLimitKey]
 	}
-	wait := h.limiter.Allow(c.ClientIP(), user)
+	if len(userID) > maxLimitKey {
+		userID = userID[:maxLimitKey]
+	}
+	key := ""
+	if h.limiter != nil {
+		key = h.svc.LimitKey(c.Request.Context(), userID, userName)
+	}
+	return retryAfter(c, h.limiter.Allow(c.ClientIP(), key), errs.ErrRateLimited, "too many attempts")
+}
+
+// retryAfter turns a limiter's wait into an error wrapping sentinel with
+// the Retry-After header set; nil when wait is 0.
+func retryAfter(c *gin.Context, wait time.Duration, sentinel error, what string) error {
 	if wait <= 0 {
 		return nil
 	}
+	if wait == ratelimit.Never {
+		return fmt.Errorf("%w: %s: more than the limit allows at once", sentinel, what)
+	}
 	secs := max(1, int(math.Ceil(wait.Seconds())))
 	c.Header("Retry-After", strconv.Itoa(secs))
-	return fmt.Errorf("%w: too many attempts, retry in %ds", errs.ErrRateLimited, secs)
+	return fmt.Errorf("%w: %s, retry in %ds", sentinel, what, secs)
 }

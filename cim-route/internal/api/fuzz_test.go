@@ -97,9 +97,13 @@ func (fakeService) History(context.Context, router.HistoryQuery) (router.History
 	return router.HistoryPage{}, nil
 }
 
-func (fakeService) Upload(context.Context, string, string, string, string, io.Reader) (files.Info, error) {
+func (fakeService) Upload(context.Context, string, string, string, string, int64, io.Reader) (files.Info, error) {
 	return files.Info{}, nil
 }
+
+func (fakeService) LimitKey(_ context.Context, uid, name string) string { return uid + "/" + name }
+
+func (fakeService) FileFetched(string, files.Info) {}
 
 func (fakeService) OpenFile(string) (*os.File, files.Info, time.Time, error) {
 	return nil, files.Info{}, time.Time{}, errs.ErrNotFound

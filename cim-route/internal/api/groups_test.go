@@ -63,10 +63,18 @@ func TestGroupEndpoints(t *testing.T) {
 	}
 	e.expect("POST", path("/invite"), `{"users":["nobody"]}`, A, 401, codes.BadAccount, nil)
 	e.expect("POST", path("/invite"), `{"users":[]}`, A, 400, codes.BadArgument, nil)
-	// The invitation reached bob live, from the system user.
+	// The invitation reached bob live, from alice (not the system user).
 	want := fmt.Sprintf("alice invited you to team (group %s): :gjoin %s", gid, gid)
-	if f := e.gw.Frames(bob.UserID); len(f) != 1 || f[0].Msg.From != router.SystemUserID || string(f[0].Msg.Body) != want {
+	if f := e.gw.Frames(bob.UserID); len(f) != 1 || f[0].Msg.From != alice.UserID || string(f[0].Msg.Body) != want {
 		t.Fatalf("bob got %v", f)
+	}
+	// A re-invite invites nobody new and sends nothing again.
+	e.expect("POST", path("/invite"), `{"users":["bob"]}`, A, 200, codes.OK, &inv)
+	if len(inv.Invited) != 0 {
+		t.Fatalf("re-invite: invited %v, want nobody", inv.Invited)
+	}
+	if f := e.gw.Frames(bob.UserID); len(f) != 1 {
+		t.Fatalf("bob got %d frames after a re-invite, want the one invitation", len(f))
 	}
 	e.expect("POST", path("/join"), "", B, 200, codes.OK, &g)
 	e.expect("POST", path("/join"), "", B, 200, codes.OK, &g) // again: fine

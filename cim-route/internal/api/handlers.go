@@ -61,7 +61,11 @@ func (h *handler) register(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	if err := h.limitLogin(c, req.UserName); err != nil {
+	if err := h.limitLogin(c, "", req.UserName); err != nil {
+		h.fail(c, err)
+		return
+	}
+	if err := retryAfter(c, h.registrations.Allow("all"), errs.ErrRateLimited, "too many registrations on this server"); err != nil {
 		h.fail(c, err)
 		return
 	}
@@ -101,11 +105,7 @@ func (h *handler) login(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	user := req.UserName
-	if user == "" && req.UserID != "" {
-		user = "#" + string(req.UserID)
-	}
-	if err := h.limitLogin(c, user); err != nil {
+	if err := h.limitLogin(c, string(req.UserID), req.UserName); err != nil {
 		h.fail(c, err)
 		return
 	}

@@ -6,6 +6,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -63,6 +64,10 @@ func (h *handler) history(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
+	if err := retryAfter(c, h.histories.Allow(uid), errs.ErrRateLimited, "too many history requests"); err != nil {
+		h.fail(c, err)
+		return
+	}
 	q := router.HistoryQuery{
 		UserID: uid, SessionID: sid,
 		Peer: c.Query("peer"), Keyword: c.Query("keyword"), Before: c.Query("before"),
@@ -105,17 +110,43 @@ func (h *handler) upload(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	if c.Request.ContentLength > h.maxUpload {
+	size := c.Request.ContentLength
+	if size > h.maxUpload {
 		h.fail(c, fmt.Errorf("%w: uploads are limited to %d bytes", errs.ErrTooLarge, h.maxUpload))
 		return
 	}
+	if err := retryAfter(c, h.uploads.Allow(uid), errs.ErrQuotaExceeded, "too many uploads"); err != nil {
+		h.fail(c, err)
+		return
+	}
+	// The server's read timeout is for requests that fit in one; an upload
+	// may take as long as its size needs at the minimum rate, no longer.
+	h.extend(c, size, h.maxUpload, true)
 	info, err := h.svc.Upload(c.Request.Context(), uid, sid, c.Query("name"),
-		c.GetHeader("Content-Type"), c.Request.Body)
+		c.GetHeader("Content-Type"), max(size, 0), c.Request.Body)
 	if err != nil {
 		h.fail(c, err)
 		return
 	}
 	ok(c, fileInfoJSON(info))
+}
+
+// extend moves the connection's deadlines for a transfer of size bytes (or
+// limit when unknown): the server's timeout plus the time the transfer
+// takes at the minimum rate. read: the request body (and the answer after
+// it); else the answer.
+func (h *handler) extend(c *gin.Context, size, limit int64, read bool) {
+	if size <= 0 || size > limit {
+		size = limit
+	}
+	d := time.Duration(float64(size) / float64(h.minRate) * float64(time.Second))
+	rc := http.NewResponseController(c.Writer)
+	if read && h.readTimeout > 0 {
+		_ = rc.SetReadDeadline(time.Now().Add(h.readTimeout + d))
+	}
+	if h.writeTimeout > 0 {
+		_ = rc.SetWriteDeadline(time.Now().Add(h.writeTimeout + d))
+	}
 }
 
 func fileInfoJSON(i files.Info) fileJSON {
@@ -132,6 +163,8 @@ func (h *handler) file(c *gin.Context) {
 		return
 	}
 	defer f.Close()
+	h.svc.FileFetched(callerOf(c).user.UserID, info)
+	h.extend(c, info.Size, max(info.Size, 1), false)
 	hd := c.Writer.Header()
 	hd.Set("Content-Type", info.ContentType)
 	hd.Set("X-Content-Type-Options", "nosniff")

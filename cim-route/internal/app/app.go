@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -28,10 +29,18 @@ import (
 	"github.com/gocim/gocim/cim-route/internal/files"
 	"github.com/gocim/gocim/cim-route/internal/router"
 	"github.com/gocim/gocim/cim-route/internal/store"
+	"github.com/gocim/gocim/internal/connlimit"
 )
 
 // stopTimeout bounds the stop of the background tasks during Shutdown.
 const stopTimeout = 5 * time.Second
+
+// Connection timeouts of both listeners besides --read-timeout and
+// --write-timeout.
+const (
+	headerTimeout = 10 * time.Second
+	idleTimeout   = 2 * time.Minute
+)
 
 // App is one running route service.
 type App struct {
@@ -39,6 +48,7 @@ type App struct {
 	log *slog.Logger
 
 	rdb     redis.UniversalClient
+	st      *store.Store
 	uploads *files.Store
 	bal     *balance.Balancer
 	push    *fanout.Pusher
@@ -47,6 +57,8 @@ type App struct {
 	srv     *http.Server // public API (--listen)
 	tls     bool         // srv serves HTTPS (srv.TLSConfig is not a sign: Serve sets one)
 	isrv    *http.Server // internal calls (--internal-listen)
+	conns   *connlimit.Limiter
+	proxies []netip.Prefix // exempt from the per-address connection cap
 
 	ctx    context.Context // background work; cancelled by Shutdown
 	cancel context.CancelFunc
@@ -100,6 +112,9 @@ func New(cfg config.Config, logger *slog.Logger) (*App, error) {
 	bal := balance.New(balance.Config{Strategy: cfg.Balance, HealthInterval: cfg.HealthInterval, Secrets: secrets, Logger: logger})
 	push := fanout.New(fanout.Config{Timeout: cfg.PushTimeout, Secret: secrets[0], Logger: logger})
 	uploads := files.New(cfg.UploadDir, cfg.UploadMax)
+	uploads.SetLimits(files.Limits{
+		Total: cfg.UploadTotal, MinFree: cfg.UploadMinFree, UnreferencedTTL: cfg.UploadUnrefTTL, MaxAge: cfg.UploadMaxAge,
+	})
 	st := store.New(rdb, cfg.RedisPrefix, store.WithInbox(store.InboxLimits{
 		MaxLen: cfg.InboxMax, TTL: cfg.InboxTTL, DedupWindow: cfg.DedupWindow,
 	}))
@@ -108,6 +123,10 @@ func New(cfg config.Config, logger *slog.Logger) (*App, error) {
 		TokenKeys: cfg.TokenKeys(), TokenTTL: cfg.TokenTTL, AccessTTL: cfg.AccessTTL,
 		LoginPolicy: cfg.LoginPolicy, BcryptCost: cfg.BcryptCost,
 		SyncLimit: cfg.SyncLimit, GroupMaxMembers: cfg.GroupMaxMembers, Logger: logger,
+		Limits: router.Limits{
+			HashQueue:      hashQueue(cfg.HashQueue),
+			InvitesPerHour: cfg.InvitesPerHour, UploadQuota: cfg.UploadQuota,
+		},
 	})
 	if err != nil {
 		rdb.Close()
@@ -115,7 +134,7 @@ func New(cfg config.Config, logger *slog.Logger) (*App, error) {
 	}
 	a := &App{
 		cfg: cfg, log: logger.With("component", "app"),
-		rdb: rdb, uploads: uploads, bal: bal, push: push, router: rt,
+		rdb: rdb, st: st, uploads: uploads, bal: bal, push: push, router: rt,
 		ready: make(chan struct{}), errc: make(chan error, 4),
 	}
 	a.ctx, a.cancel = context.WithCancel(context.Background())
@@ -130,6 +149,10 @@ func New(cfg config.Config, logger *slog.Logger) (*App, error) {
 		Service: rt, Logger: logger, TokenKeys: cfg.TokenKeys(), APIKeys: keys, InternalSecrets: secrets,
 		LoginRate: cfg.LoginRate, LoginBurst: cfg.LoginBurst, TrustedProxies: proxies, Pprof: cfg.Pprof,
 		MaxBody: cfg.MaxBody, MaxUpload: cfg.UploadMax,
+		RegisterRate: cfg.RegisterRate, RegisterBurst: cfg.RegisterBurst,
+		HistoryRate: cfg.HistoryRate, HistoryBurst: cfg.HistoryBurst,
+		UploadRate: cfg.UploadRate, UploadBurst: cfg.UploadBurst,
+		ReadTimeout: cfg.ReadTimeout, WriteTimeout: cfg.WriteTimeout, TransferMinRate: cfg.TransferMinRate,
 	}
 	public, err := api.NewPublic(apiCfg)
 	if err != nil {
@@ -138,19 +161,29 @@ func New(cfg config.Config, logger *slog.Logger) (*App, error) {
 	}
 	httpLog := slog.NewLogLogger(logger.With("component", "http").Handler(), slog.LevelWarn)
 	a.tls = tlsCfg != nil
+	// Every server bounds the whole request and the whole answer, not only
+	// the headers: a body trickling in one byte at a time, or an answer
+	// nobody reads, ends at the timeout (longer for uploads and downloads:
+	// api extends the deadlines by their size).
 	a.srv = &http.Server{
 		Handler:           public,
 		TLSConfig:         tlsCfg,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: min(headerTimeout, cfg.ReadTimeout),
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       idleTimeout,
 		ErrorLog:          httpLog,
 	}
 	a.isrv = &http.Server{
 		Handler:           api.NewInternal(apiCfg),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: min(headerTimeout, cfg.ReadTimeout),
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       idleTimeout,
 		ErrorLog:          httpLog,
 	}
+	a.conns = connlimit.New(cfg.MaxConnsPerAddr, publicConnLimit(cfg.MaxConns))
+	a.proxies = proxyPrefixes(proxies)
 	return a, nil
 }
 
@@ -193,6 +226,9 @@ func (a *App) Start() error {
 		ln.Close()
 		return fmt.Errorf("--internal-listen %s: %w", a.cfg.InternalListen, err)
 	}
+	// Only the public listener is capped: the internal one serves the
+	// gateways, whose few connections carry everybody's traffic.
+	ln = newLimitListener(ln, a.conns, a.proxies, a.log.With("listener", "public"))
 	a.mu.Lock()
 	a.ln, a.iln = ln, iln
 	a.mu.Unlock()
@@ -223,6 +259,14 @@ func (a *App) Start() error {
 	})
 	a.spawn("health", a.bal.Run)
 	a.spawn("janitor", a.router.RunJanitor)
+	a.spawn("upload-janitor", a.sweepUploads)
+	a.spawn("fold-names", func(ctx context.Context) {
+		if n, err := a.st.FoldNames(ctx); err != nil && ctx.Err() == nil {
+			a.log.Warn("indexing user names in any case failed; will retry at the next start", "err", err)
+		} else if n > 0 {
+			a.log.Info("user names indexed in any case", "added", n)
+		}
+	})
 	a.spawn("redis-check", func(ctx context.Context) {
 		// Not fatal: requests answer 5030 until Redis is back. The
 		// operator should know early, though.
@@ -242,6 +286,38 @@ func (a *App) Start() error {
 		}
 	})
 	return nil
+}
+
+// sweepUploads runs the upload janitor: at start (which also counts the
+// bytes stored) and every --upload-sweep.
+func (a *App) sweepUploads(ctx context.Context) {
+	t := time.NewTicker(a.cfg.UploadSweep)
+	defer t.Stop()
+	for {
+		res, err := a.uploads.Sweep()
+		switch {
+		case err != nil:
+			a.log.Warn("upload sweep failed", "dir", a.cfg.UploadDir, "err", err)
+		case res.Deleted > 0:
+			a.log.Info("expired uploads deleted", "deleted", res.Deleted, "freed", res.Freed, "kept", res.Kept, "used", res.Used)
+		default:
+			a.log.Debug("upload sweep", "kept", res.Kept, "used", res.Used)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// hashQueue maps --hash-queue to router.Limits.HashQueue, where 0 is the
+// default and < 0 means nobody waits.
+func hashQueue(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 // spawn runs fn in a tracked goroutine with the background context; it

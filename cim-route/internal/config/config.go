@@ -91,6 +91,28 @@ type Config struct {
 	UploadMax       int64         // largest upload in bytes
 	LogLevel        string        // debug | info | warn | error
 	LogFormat       string        // text | json
+
+	// Abuse limits of the HTTP edge (issue 11): what one client, one user
+	// and everybody together may cost.
+	ReadTimeout     time.Duration // reading one whole request (longer for /upload, see TransferMinRate)
+	WriteTimeout    time.Duration // writing one answer (longer for /files downloads)
+	MaxConnsPerAddr int           // public listener: connections per client IPv4 address or IPv6 /64; 0: no limit
+	MaxConns        int           // public listener: connections in total; 0: the open-file limit minus a reserve
+	TransferMinRate int64         // bytes/s an upload or download must at least move; sizes its deadline
+	RegisterRate    float64       // /registerAccount per second, all clients together; 0: no limit
+	RegisterBurst   int           // bucket size of RegisterRate
+	HashQueue       int           // password checks waiting for a bcrypt slot; more get 503/5032
+	HistoryRate     float64       // /history requests per second per user; 0: no limit
+	HistoryBurst    int           // bucket size of HistoryRate
+	InvitesPerHour  int           // group invitations one user may send per hour; 0: no limit
+	UploadRate      float64       // uploads per second per user; 0: no limit
+	UploadBurst     int           // bucket size of UploadRate
+	UploadQuota     int64         // bytes one user may upload per day; 0: no limit
+	UploadTotal     int64         // bytes all stored uploads may take; 0: no limit
+	UploadMinFree   int64         // free bytes kept on the upload file system; uploads are refused below
+	UploadUnrefTTL  time.Duration // an upload nobody else fetched and no message named is deleted after this
+	UploadMaxAge    time.Duration // every upload is deleted after this; 0: kept while referenced
+	UploadSweep     time.Duration // period of the upload janitor
 }
 
 // Default returns the documented defaults.
@@ -125,6 +147,24 @@ func Default() Config {
 		UploadMax:       10 << 20,
 		LogLevel:        "info",
 		LogFormat:       "text",
+
+		ReadTimeout:     30 * time.Second,
+		WriteTimeout:    30 * time.Second,
+		MaxConnsPerAddr: 1024,
+		TransferMinRate: 64 << 10,
+		RegisterRate:    10,
+		RegisterBurst:   100,
+		HashQueue:       256,
+		HistoryRate:     5,
+		HistoryBurst:    20,
+		InvitesPerHour:  1000,
+		UploadRate:      0.2,
+		UploadBurst:     10,
+		UploadQuota:     1 << 30,
+		UploadTotal:     10 << 30,
+		UploadMinFree:   1 << 30,
+		UploadUnrefTTL:  24 * time.Hour,
+		UploadSweep:     10 * time.Minute,
 	}
 }
 
@@ -178,6 +218,27 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.UploadMax, "upload-max", c.UploadMax, "largest upload in bytes (10485760 = 10 MiB); larger ones get 413")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
+
+	// Abuse limits of the HTTP edge.
+	fs.DurationVar(&c.ReadTimeout, "read-timeout", c.ReadTimeout, "longest time to read one request, headers and body (both listeners; /upload gets longer, see --transfer-min-rate)")
+	fs.DurationVar(&c.WriteTimeout, "write-timeout", c.WriteTimeout, "longest time to write one answer (both listeners; /files downloads get longer, see --transfer-min-rate)")
+	fs.IntVar(&c.MaxConnsPerAddr, "max-conns-per-addr", c.MaxConnsPerAddr, "open connections one client IPv4 address (IPv6 /64) may hold on --listen; more are closed at once (0: no limit; trusted proxies are exempt)")
+	fs.IntVar(&c.MaxConns, "max-conns", c.MaxConns, "open connections on --listen in total (0: the open-file limit minus a reserve for Redis, gateways and files)")
+	fs.Int64Var(&c.TransferMinRate, "transfer-min-rate", c.TransferMinRate, "slowest an upload or download may be, bytes/s: its deadline is --read-timeout/--write-timeout plus size / this")
+	fs.Float64Var(&c.RegisterRate, "register-rate", c.RegisterRate, "/registerAccount per second for all clients together, besides --login-rate per address (0: no limit)")
+	fs.IntVar(&c.RegisterBurst, "register-burst", c.RegisterBurst, "registrations allowed at once before --register-rate applies")
+	fs.IntVar(&c.HashQueue, "hash-queue", c.HashQueue, "logins (and as many registrations) that may wait for a bcrypt slot (one per core, registrations at most half); more get 503/5032")
+	fs.Float64Var(&c.HistoryRate, "history-rate", c.HistoryRate, "/history requests per second per user; more get 429/4291 (0: no limit)")
+	fs.IntVar(&c.HistoryBurst, "history-burst", c.HistoryBurst, "/history requests allowed at once before --history-rate applies")
+	fs.IntVar(&c.InvitesPerHour, "invites-per-hour", c.InvitesPerHour, "group invitations one user may send per hour (all at once at most); more get 429/4293 (0: no limit)")
+	fs.Float64Var(&c.UploadRate, "upload-rate", c.UploadRate, "uploads per second per user; more get 429/4293 (0: no limit)")
+	fs.IntVar(&c.UploadBurst, "upload-burst", c.UploadBurst, "uploads allowed at once before --upload-rate applies")
+	fs.Int64Var(&c.UploadQuota, "upload-quota", c.UploadQuota, "bytes one user may upload per day (UTC); more get 429/4293 (0: no limit)")
+	fs.Int64Var(&c.UploadTotal, "upload-total", c.UploadTotal, "bytes all stored uploads may take together; more get 507/5070 (0: no limit)")
+	fs.Int64Var(&c.UploadMinFree, "upload-min-free", c.UploadMinFree, "free bytes kept on the file system of --upload-dir; uploads that would go below get 507/5070 (0: no check)")
+	fs.DurationVar(&c.UploadUnrefTTL, "upload-unreferenced-ttl", c.UploadUnrefTTL, "an upload that no message named and nobody but its uploader fetched is deleted after this")
+	fs.DurationVar(&c.UploadMaxAge, "upload-max-age", c.UploadMaxAge, "every upload is deleted after this (0: referenced uploads are kept)")
+	fs.DurationVar(&c.UploadSweep, "upload-sweep", c.UploadSweep, "period of the upload janitor that deletes expired uploads and recounts the space used")
 }
 
 // Parse reads args (and CIM_* variables) over the defaults and validates the
@@ -284,6 +345,7 @@ func (c *Config) Validate() error {
 	if c.UploadMax < 1 {
 		bad("--upload-max %d: must be at least 1 byte", c.UploadMax)
 	}
+	c.validateLimits(bad)
 	if _, err := c.SlogLevel(); err != nil {
 		bad("--log-level: %v", err)
 	}
@@ -291,6 +353,55 @@ func (c *Config) Validate() error {
 		bad("--log-format %q: want text or json", c.LogFormat)
 	}
 	return errors.Join(errs...)
+}
+
+// validateLimits checks the abuse limits of the HTTP edge.
+func (c *Config) validateLimits(bad func(string, ...any)) {
+	if c.ReadTimeout < time.Second {
+		bad("--read-timeout %v: must be at least 1s", c.ReadTimeout)
+	}
+	if c.WriteTimeout < time.Second {
+		bad("--write-timeout %v: must be at least 1s", c.WriteTimeout)
+	}
+	if c.MaxConnsPerAddr < 0 {
+		bad("--max-conns-per-addr %d: must be >= 0 (0 turns the limit off)", c.MaxConnsPerAddr)
+	}
+	if c.MaxConns < 0 {
+		bad("--max-conns %d: must be >= 0 (0: from the open-file limit)", c.MaxConns)
+	}
+	if c.TransferMinRate < 1024 {
+		bad("--transfer-min-rate %d: must be at least 1024 bytes/s", c.TransferMinRate)
+	}
+	for _, r := range []struct {
+		name  string
+		rate  float64
+		burst int
+	}{{"register", c.RegisterRate, c.RegisterBurst}, {"history", c.HistoryRate, c.HistoryBurst}, {"upload", c.UploadRate, c.UploadBurst}} {
+		if r.rate < 0 {
+			bad("--%s-rate %v: must be >= 0 (0 turns the limit off)", r.name, r.rate)
+		}
+		if r.burst < 1 {
+			bad("--%s-burst %d: must be at least 1", r.name, r.burst)
+		}
+	}
+	if c.HashQueue < 0 {
+		bad("--hash-queue %d: must be >= 0", c.HashQueue)
+	}
+	if c.InvitesPerHour < 0 {
+		bad("--invites-per-hour %d: must be >= 0 (0 turns the limit off)", c.InvitesPerHour)
+	}
+	if c.UploadQuota < 0 || c.UploadTotal < 0 || c.UploadMinFree < 0 {
+		bad("--upload-quota, --upload-total and --upload-min-free must be >= 0 (0 turns each off)")
+	}
+	if c.UploadUnrefTTL < time.Second {
+		bad("--upload-unreferenced-ttl %v: must be at least 1s", c.UploadUnrefTTL)
+	}
+	if c.UploadMaxAge < 0 || (c.UploadMaxAge > 0 && c.UploadMaxAge < c.UploadUnrefTTL) {
+		bad("--upload-max-age %v: must be 0 or at least --upload-unreferenced-ttl", c.UploadMaxAge)
+	}
+	if c.UploadSweep < 100*time.Millisecond {
+		bad("--upload-sweep %v: must be at least 100ms", c.UploadSweep)
+	}
 }
 
 // validateAuth checks --auth and the flags of the chosen authenticator.

@@ -8,6 +8,13 @@
 // Several route replicas must share dir (a network file system) for a
 // download to find an upload made through another replica.
 //
+// Space is bounded (limits.go): a global cap on the bytes stored and a
+// reserve of free space on the file system, both checked before an upload
+// is written. Uploads expire: one that nobody but its uploader fetched and
+// no message named (an empty <ref>.ref marker says it is in use) is deleted
+// by Sweep after Limits.UnreferencedTTL, every upload after Limits.MaxAge
+// when set.
+//
 // A Store is safe for concurrent use.
 package files
 
@@ -32,18 +39,24 @@ type Info struct {
 	Name        string `json:"name"`
 	ContentType string `json:"contentType"`
 	Size        int64  `json:"size"`
+	// Owner is the uploader's user id; empty for uploads of versions that
+	// did not record it, which count as in use.
+	Owner string `json:"owner,omitempty"`
 }
 
 // Store keeps files under one directory.
 type Store struct {
-	dir string
-	max int64
+	dir    string
+	max    int64
+	limits Limits
+	space  space
+	now    func() time.Time
 }
 
 // New returns a Store under dir accepting files of at most max bytes. It
 // touches nothing on disk until used; see Init.
 func New(dir string, max int64) *Store {
-	return &Store{dir: dir, max: max}
+	return &Store{dir: dir, max: max, now: time.Now}
 }
 
 // Max is the largest accepted file in bytes.
@@ -54,11 +67,33 @@ func (s *Store) Init() error {
 	return os.MkdirAll(s.dir, 0o700)
 }
 
-// Put stores body with its metadata and returns its info. More than Max
-// bytes → errs.ErrTooLarge and nothing is kept; a body that cannot be read
-// (the client went away) → errs.ErrBadArgument.
+// Put stores body with its metadata and returns its info, with no owner
+// (see PutFor).
 func (s *Store) Put(name, contentType string, body io.Reader) (Info, error) {
-	info := Info{Ref: newRef(), Name: name, ContentType: contentType}
+	return s.PutFor("", 0, name, contentType, body)
+}
+
+// PutFor stores body, uploaded by owner, with its metadata and returns its
+// info. expect is the announced size (0: unknown, Max is assumed): the space
+// for it is claimed before anything is written, and errs.ErrStorageFull
+// says it is not there (the global cap, or the file system's free-space
+// reserve). More than Max bytes → errs.ErrTooLarge and nothing is kept; a
+// body that cannot be read (the client went away) → errs.ErrBadArgument.
+func (s *Store) PutFor(owner string, expect int64, name, contentType string, body io.Reader) (Info, error) {
+	if expect <= 0 || expect > s.max {
+		expect = s.max
+	}
+	release, err := s.claim(expect)
+	if err != nil {
+		return Info{}, err
+	}
+	info, err := s.put(owner, name, contentType, body)
+	release(info.Size)
+	return info, err
+}
+
+func (s *Store) put(owner, name, contentType string, body io.Reader) (Info, error) {
+	info := Info{Ref: newRef(), Name: name, ContentType: contentType, Owner: owner}
 	dir := filepath.Join(s.dir, info.Ref[:2])
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return Info{}, err
@@ -78,10 +113,10 @@ func (s *Store) Put(name, contentType string, body io.Reader) (Info, error) {
 	case n > s.max:
 		return Info{}, fmt.Errorf("%w: uploads are limited to %d bytes", errs.ErrTooLarge, s.max)
 	}
-	info.Size = n
 	if err := os.Rename(tmp.Name(), s.path(info.Ref)); err != nil {
 		return Info{}, err
 	}
+	info.Size = n
 	meta, _ := json.Marshal(info)
 	if err := writeFile(dir, s.path(info.Ref)+".json", meta); err != nil {
 		os.Remove(s.path(info.Ref))

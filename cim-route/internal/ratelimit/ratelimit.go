@@ -22,6 +22,9 @@ type Config struct {
 	Size       int     // buckets kept per dimension (default 65536)
 }
 
+// Never is AllowN's answer for more tokens than a bucket holds.
+const Never = time.Duration(1<<63 - 1)
+
 // Limiter admits or refuses attempts.
 type Limiter struct {
 	limit rate.Limit
@@ -56,7 +59,13 @@ func New(cfg Config) *Limiter {
 // dimension; missing keys too). It returns 0 when every bucket had one; else
 // it takes none and returns how long until the fullest refusal clears.
 func (l *Limiter) Allow(keys ...string) time.Duration {
-	if l == nil {
+	return l.AllowN(1, keys...)
+}
+
+// AllowN is Allow for n tokens at once (an invitation of n users). More
+// than the burst never passes: it returns Never.
+func (l *Limiter) AllowN(n int, keys ...string) time.Duration {
+	if l == nil || n <= 0 {
 		return 0
 	}
 	now := l.now()
@@ -69,7 +78,11 @@ func (l *Limiter) Allow(keys ...string) time.Duration {
 		if key == "" {
 			continue
 		}
-		r := l.bucket(i, key).ReserveN(now, 1)
+		r := l.bucket(i, key).ReserveN(now, n)
+		if !r.OK() {
+			wait = Never
+			continue
+		}
 		reserved = append(reserved, r)
 		if d := r.DelayFrom(now); d > wait {
 			wait = d

@@ -62,3 +62,25 @@ func TestEviction(t *testing.T) {
 		t.Fatal("evicted bucket not renewed")
 	}
 }
+
+// TestAllowN: n tokens at once, all or none; more than the burst never.
+func TestAllowN(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	l := New(Config{Rate: 1, Burst: 10, Dimensions: 1})
+	l.now = func() time.Time { return now }
+	if d := l.AllowN(7, "alice"); d != 0 {
+		t.Fatalf("7 of 10: %v", d)
+	}
+	if d := l.AllowN(4, "alice"); d <= 0 || d == Never {
+		t.Fatalf("4 with 3 left: %v, want a wait", d)
+	}
+	if d := l.AllowN(3, "alice"); d != 0 {
+		t.Fatalf("the 3 left after a refusal: %v", d)
+	}
+	if d := l.AllowN(11, "bob"); d != Never {
+		t.Fatalf("more than the burst: %v, want Never", d)
+	}
+	if d := l.AllowN(10, "bob"); d != 0 {
+		t.Fatalf("bob's full burst after a refusal: %v", d)
+	}
+}

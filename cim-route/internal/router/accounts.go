@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"strings"
 
 	"golang.org/x/crypto/bcrypt"
 
@@ -66,7 +67,14 @@ func (r *Router) Register(ctx context.Context, name, password string) (User, err
 	} else if taken {
 		return User{}, fmt.Errorf("%w: %q", errs.ErrNameTaken, name)
 	}
-	hash, err := hashPassword(password, r.cfg.BcryptCost)
+	// bcrypt runs on the bounded pool, registrations on at most half of
+	// it: a registration flood answers errs.ErrBusy instead of starving
+	// logins of CPU.
+	var hash string
+	var err error
+	if perr := r.hash.run(ctx, true, func() { hash, err = hashPassword(password, r.cfg.BcryptCost) }); perr != nil {
+		return User{}, perr
+	}
 	if err != nil {
 		return User{}, err
 	}
@@ -168,12 +176,19 @@ func (r *Router) builtinAccount(ctx context.Context, req LoginRequest) (store.Us
 	if err != nil {
 		return u, err
 	}
-	if req.UserID != "" && req.UserName != "" && req.UserName != u.Name {
+	if req.UserID != "" && req.UserName != "" && !strings.EqualFold(req.UserName, u.Name) {
 		return u, errBadLogin
 	}
 	// An account created for an external authenticator has no password and
 	// never logs in here (bcrypt would refuse the empty hash anyway).
-	if u.PasswordHash == "" || !checkPasswordHash(u.PasswordHash, req.Password) {
+	if u.PasswordHash == "" {
+		return u, errBadLogin
+	}
+	var match bool
+	if err := r.hash.run(ctx, false, func() { match = checkPasswordHash(u.PasswordHash, req.Password) }); err != nil {
+		return u, err
+	}
+	if !match {
 		return u, errBadLogin
 	}
 	return u, nil
@@ -192,7 +207,7 @@ func (r *Router) externalAccount(ctx context.Context, req LoginRequest) (store.U
 		if err != nil {
 			return u, err
 		}
-		if name != "" && name != u.Name {
+		if name != "" && !strings.EqualFold(name, u.Name) {
 			return u, errBadLogin
 		}
 		name = u.Name
@@ -239,6 +254,35 @@ func (r *Router) localAccount(ctx context.Context, name string) (store.User, err
 	}
 	r.log.Info("account created for an external user", "user", id, "name", name, "auth", r.cfg.Authenticator.Name())
 	return store.User{ID: id, Name: name}, nil
+}
+
+// LimitKey names the account a /login or /registerAccount attempt is about
+// for rate limiting, so that an account has one bucket however it is named:
+// its folded name, for a name in any case and for an id (through the cache
+// or one Redis lookup). An unknown id, or a failed lookup, is "#<id>".
+func (r *Router) LimitKey(ctx context.Context, userID, userName string) string {
+	if userID == "" {
+		return store.FoldName(userName)
+	}
+	if !isID(userID) {
+		return "#" + userID // nobody has that id
+	}
+	if n, ok := r.names.Get(userID); ok {
+		return store.FoldName(n)
+	}
+	names, _, err := r.st.Lookup(ctx, []string{userID}, nil)
+	if n := names[userID]; err == nil && n != "" {
+		r.remember(userID, n)
+		return store.FoldName(n)
+	}
+	return "#" + userID
+}
+
+// rememberName caches the id of a name as someone spelled it (names are
+// found in any case): the name→id side only, since that spelling need not
+// be the account's own.
+func (r *Router) rememberName(given, id string) {
+	r.ids.Add(given, id)
 }
 
 // kick pushes a KICK to one session on a live gateway, best effort: a dead

@@ -17,7 +17,7 @@ import (
 const (
 	DefaultGroupMaxMembers = 10000
 	MaxGroupName           = 64   // characters
-	MaxInvite              = 1000 // users of one invite
+	MaxInvite              = 100  // users of one invite
 	MaxReceiptQuery        = 1000 // msg ids of one /groups/receipts
 )
 
@@ -131,9 +131,12 @@ func (r *Router) JoinGroup(ctx context.Context, uid, gid string) (Group, error) 
 }
 
 // InviteToGroup invites users (ids or names) to gid on behalf of uid (the
-// owner, or any member of an open group) and returns the ids invited
-// (members are skipped). Each invitee gets a message from the system user,
-// stored in its inbox, saying how to join.
+// owner, or any member of an open group) and returns the ids newly invited
+// (members and users already invited are skipped). Each of those gets a
+// message from the inviter — not from the system user: the group name is
+// the inviter's words — stored in its inbox, saying how to join. A re-invite
+// sends nothing again. The users of a request count against the inviter's
+// budget (Limits.InvitesPerHour; errs.ErrQuotaExceeded).
 func (r *Router) InviteToGroup(ctx context.Context, uid, gid string, users []string) ([]string, error) {
 	if err := checkGroup(uid, gid); err != nil {
 		return nil, err
@@ -154,6 +157,9 @@ func (r *Router) InviteToGroup(ctx context.Context, uid, gid string, users []str
 			ids = append(ids, id)
 		}
 	}
+	if wait := r.invites.AllowN(len(ids), uid); wait > 0 {
+		return nil, fmt.Errorf("%w: at most %d invitations per hour", errs.ErrQuotaExceeded, r.cfg.Limits.InvitesPerHour)
+	}
 	g, invited, err := r.st.InviteToGroup(ctx, gid, uid, ids, r.cfg.GroupMaxMembers)
 	if err != nil {
 		return nil, err
@@ -165,10 +171,10 @@ func (r *Router) InviteToGroup(ctx context.Context, uid, gid string, users []str
 	if err != nil {
 		return nil, err
 	}
-	// The invitations are recorded: a failure here is answered (the caller
-	// may invite again, which only repeats the messages).
+	// The invitations are recorded: a failure here is answered, and the
+	// invitees can still join (a new invite sends nothing again).
 	text := fmt.Sprintf("%s invited you to %s (group %s): :gjoin %s", cmp.Or(inviter[uid], uid), g.Name, gid, gid)
-	if _, err := r.Push(ctx, PushRequest{To: invited, Text: text}); err != nil {
+	if _, err := r.Push(ctx, PushRequest{To: invited, From: uid, Text: text}); err != nil {
 		return nil, err
 	}
 	r.log.Debug("group invitations", "group", gid, "by", uid, "invited", len(invited))

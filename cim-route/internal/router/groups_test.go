@@ -91,15 +91,16 @@ func TestGroupMessages(t *testing.T) {
 	alice, bob, dave := e.connect("alice"), e.connect("bob"), e.connect("dave")
 	carol := e.account("carol")
 	gid := e.newGroup(alice, "team", bob, carol)
-	// The invitations are system messages, stored.
+	// The invitations are stored messages from the inviter (not the
+	// system user: the group name is the inviter's words).
 	for _, u := range []Session{bob, carol} {
 		in := e.inbox(u.UserID)
 		want := fmt.Sprintf("alice invited you to team (group %s): :gjoin %s", gid, gid)
-		if len(in) != 1 || in[0].Msg.From != SystemUserID || in[0].Msg.FromName != SystemUserName || string(in[0].Msg.Body) != want {
+		if len(in) != 1 || in[0].Msg.From != alice.UserID || in[0].Msg.FromName != "alice" || string(in[0].Msg.Body) != want {
 			t.Fatalf("%s's inbox after the invitation: %v", u.UserName, in)
 		}
 	}
-	if f := e.frames(bob); len(f) != 1 || f[0].Msg.From != SystemUserID {
+	if f := e.frames(bob); len(f) != 1 || f[0].Msg.From != alice.UserID {
 		t.Fatalf("bob (online) got %v, want the invitation pushed", f)
 	}
 
@@ -195,10 +196,10 @@ func TestGroupMessages(t *testing.T) {
 	}
 	groupSent(t, e.uplink(alice, groupFrame(14, "g4", gid))[0], "g4", gid, 1)
 
-	// Private history is the private conversation; the unfiltered one
-	// shows group messages with their group.
+	// Private history is the private conversation (alice's invitation
+	// only); the unfiltered one shows group messages with their group.
 	page, err := e.r.History(e.ctx, HistoryQuery{UserID: carol.UserID, SessionID: carol.SessionID, Peer: "alice"})
-	if err != nil || len(page.Messages) != 0 {
+	if err != nil || len(page.Messages) != 1 || page.Messages[0].Group != "" {
 		t.Fatalf("carol's history with alice: %+v %v", page.Messages, err)
 	}
 	page, err = e.r.History(e.ctx, HistoryQuery{UserID: carol.UserID, SessionID: carol.SessionID})
@@ -221,6 +222,12 @@ func TestGroupReceipts(t *testing.T) {
 	e := newEnv(t, PolicyKick, 1)
 	alice, bob, carol, dave := e.connect("alice"), e.connect("bob"), e.connect("carol"), e.connect("dave")
 	gid := e.newGroup(alice, "team", bob, carol)
+	// The invitations are alice's own messages: bob and carol acknowledge
+	// them first, and alice's two DELIVERED receipts for them (inbox seqs
+	// 1 and 2) are left out below.
+	e.uplink(bob, ackFrame(1))
+	e.uplink(carol, ackFrame(1))
+	base := len(e.frames(alice))
 	ans := e.uplink(alice, groupFrame(1, "g1", gid), groupFrame(2, "g2", gid), msgFrame(3, "p1", "bob"))
 	id1, id2 := groupSent(t, ans[0], "g1", gid, 2), groupSent(t, ans[1], "g2", gid, 2)
 	pid := sentIDs(t, ans[2:])[0]
@@ -228,7 +235,7 @@ func TestGroupReceipts(t *testing.T) {
 	receipts := func(from int) []*cimpb.Receipt {
 		t.Helper()
 		var out []*cimpb.Receipt
-		for _, f := range e.frames(alice)[from:] {
+		for _, f := range e.frames(alice)[base+from:] {
 			out = append(out, f.Receipt)
 		}
 		return out
@@ -239,8 +246,8 @@ func TestGroupReceipts(t *testing.T) {
 	if len(got) != 3 {
 		t.Fatalf("alice got %d receipts for bob's ACK, want 1 private and 2 group: %v", len(got), got)
 	}
-	if r := got[0]; r.Status != cimpb.ReceiptStatus_RECEIPT_DELIVERED || r.MsgId != pid || r.Group != "" || r.Seq != 1 || r.ClientMsgId != "p1" {
-		t.Fatalf("private receipt = %v, want it stored (seq 1)", r)
+	if r := got[0]; r.Status != cimpb.ReceiptStatus_RECEIPT_DELIVERED || r.MsgId != pid || r.Group != "" || r.Seq != 3 || r.ClientMsgId != "p1" {
+		t.Fatalf("private receipt = %v, want it stored (seq 3)", r)
 	}
 	for i, want := range []string{id1, id2} {
 		r := got[i+1]
@@ -248,7 +255,7 @@ func TestGroupReceipts(t *testing.T) {
 			t.Fatalf("group receipt %d = %v", i, r)
 		}
 	}
-	if in := e.inbox(alice.UserID); len(in) != 1 || in[0].Receipt.MsgId != pid {
+	if in := e.inbox(alice.UserID); len(in) != 3 || in[2].Receipt.MsgId != pid {
 		t.Fatalf("alice's inbox = %v: group receipts are not stored", in)
 	}
 
@@ -586,5 +593,49 @@ func BenchmarkGroupFanout(b *testing.B) {
 			b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "members/s")
 			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/msg")
 		})
+	}
+}
+
+// TestInviteLimits: a re-invite stores nothing; one request names at most
+// MaxInvite users; an inviter's hourly budget runs out (errs.ErrQuotaExceeded)
+// without touching anybody else's.
+func TestInviteLimits(t *testing.T) {
+	e := newEnv(t, PolicyKick, 1, func(c *Config) { c.Limits.InvitesPerHour = 3 })
+	alice, bob := e.connect("alice"), e.connect("bob")
+	carol, dave := e.account("carol"), e.account("dave")
+	e.account("erin")
+	g, err := e.r.CreateGroup(e.ctx, alice.UserID, "team", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.r.JoinGroup(e.ctx, bob.UserID, g.ID); err != nil {
+		t.Fatal(err)
+	}
+	if inv, err := e.r.InviteToGroup(e.ctx, alice.UserID, g.ID, []string{"carol"}); err != nil || len(inv) != 1 {
+		t.Fatalf("invite carol: %v %v", inv, err)
+	}
+	if inv, err := e.r.InviteToGroup(e.ctx, alice.UserID, g.ID, []string{"carol"}); err != nil || len(inv) != 0 {
+		t.Fatalf("re-invite carol: %v %v, want nobody invited", inv, err)
+	}
+	if in := e.inbox(carol.UserID); len(in) != 1 {
+		t.Fatalf("carol's inbox after a re-invite: %d entries, want the one invitation", len(in))
+	}
+	// 2 of 3 used; 2 more is over the budget, and nothing is sent.
+	if _, err := e.r.InviteToGroup(e.ctx, alice.UserID, g.ID, []string{"dave", "erin"}); !errors.Is(err, errs.ErrQuotaExceeded) {
+		t.Fatalf("invites over the budget: %v, want ErrQuotaExceeded", err)
+	}
+	if in := e.inbox(dave.UserID); len(in) != 0 {
+		t.Fatalf("dave got %d entries from a refused invite", len(in))
+	}
+	// bob's budget is his own.
+	if inv, err := e.r.InviteToGroup(e.ctx, bob.UserID, g.ID, []string{"dave", "erin"}); err != nil || len(inv) != 2 {
+		t.Fatalf("bob invites: %v %v", inv, err)
+	}
+	many := make([]string, MaxInvite+1)
+	for i := range many {
+		many[i] = "erin"
+	}
+	if _, err := e.r.InviteToGroup(e.ctx, bob.UserID, g.ID, many); !errors.Is(err, errs.ErrBadArgument) {
+		t.Fatalf("%d users in one invite: %v, want ErrBadArgument", len(many), err)
 	}
 }

@@ -28,9 +28,10 @@ const (
 	DefaultHistoryLimit = 20
 	MaxHistoryLimit     = 100
 	maxKeyword          = 100 // characters
-	historyPage         = 200 // inbox entries read per round trip
+	historyPage         = 64  // inbox entries read per round trip (at most 4 MiB)
 	maxFileName         = 255 // bytes
 	maxContentType      = 255 // bytes
+	cursorPrefix        = "h1."
 )
 
 // HistoryQuery asks for one page of a user's messages (GET /history).
@@ -44,8 +45,10 @@ type HistoryQuery struct {
 	// inboxes).
 	Peer    string
 	Keyword string // case-insensitive substring of the text, or of a file's name
-	Before  string // msgId cursor: only messages older than this one
-	Limit   int    // 0: DefaultHistoryLimit; at most MaxHistoryLimit
+	// Before is where the page starts: the Next of the previous page, or a
+	// msgId (only messages older than it); empty: the newest.
+	Before string
+	Limit  int // 0: DefaultHistoryLimit; at most MaxHistoryLimit
 }
 
 // HistoryMessage is one message of a history page.
@@ -60,10 +63,15 @@ type HistoryMessage struct {
 	Body        []byte
 	File        *cimpb.FileInfo
 	TimestampMs int64
+
+	size int // bytes of its inbox entry
 }
 
 // HistoryPage is newest first; Next is the Before of the next page, empty
-// when there is none.
+// when there is none. A page may hold fewer than Limit messages (even none)
+// and still have a Next: one request reads a bounded part of the inboxes
+// (Limits.HistoryScan, HistoryScanBytes) and answers a bounded number of
+// bytes (Limits.HistoryBytes); the next page goes on from there.
 type HistoryPage struct {
 	Messages []HistoryMessage
 	Next     string
@@ -71,7 +79,9 @@ type HistoryPage struct {
 
 // History returns a page of the user's messages, newest first (by msgId,
 // which starts with the send time). Messages still in the inboxes are
-// covered: --inbox-max and --inbox-ttl bound history too.
+// covered: --inbox-max and --inbox-ttl bound history too. The work of one
+// call is bounded whatever the inbox holds and however rarely the keyword
+// matches.
 func (r *Router) History(ctx context.Context, q HistoryQuery) (HistoryPage, error) {
 	if err := checkSession(q.UserID, q.SessionID); err != nil {
 		return HistoryPage{}, err
@@ -85,20 +95,15 @@ func (r *Router) History(ctx context.Context, q HistoryQuery) (HistoryPage, erro
 	if utf8.RuneCountInString(q.Keyword) > maxKeyword || !utf8.ValidString(q.Keyword) {
 		return HistoryPage{}, fmt.Errorf("%w: keyword must be valid UTF-8 of at most %d characters", errs.ErrBadArgument, maxKeyword)
 	}
-	var beforeMs int64
-	if q.Before != "" {
-		ms, ok := msgIDTime(q.Before)
-		if !ok {
-			return HistoryPage{}, fmt.Errorf("%w: before must be a msgId", errs.ErrBadArgument)
-		}
-		beforeMs = ms
+	cur, err := parseCursor(q.Before)
+	if err != nil {
+		return HistoryPage{}, err
 	}
 	peerID := ""
 	if q.Peer != "" {
 		if !isID(q.Peer) && !isName(q.Peer) {
 			return HistoryPage{}, fmt.Errorf("%w: unknown user %q", errs.ErrBadAccount, q.Peer)
 		}
-		var err error
 		if peerID, err = r.resolveUser(ctx, q.Peer); err != nil {
 			return HistoryPage{}, err
 		}
@@ -107,60 +112,152 @@ func (r *Router) History(ctx context.Context, q HistoryQuery) (HistoryPage, erro
 		return HistoryPage{}, err
 	}
 
-	s := historyScan{before: q.Before, beforeMs: beforeMs, keyword: strings.ToLower(q.Keyword), want: q.Limit + 1}
-	mine, err := r.scanHistory(ctx, q.UserID, s, peerID)
-	if err != nil {
-		return HistoryPage{}, err
+	s := historyScan{before: cur.before, keyword: strings.ToLower(q.Keyword), want: q.Limit + 1,
+		entries: r.cfg.Limits.HistoryScan, bytes: r.cfg.Limits.HistoryScanBytes}
+	if cur.before != "" {
+		s.beforeMs, _ = msgIDTime(cur.before)
 	}
-	msgs := mine
+	scans := []*inboxScan{{owner: q.UserID, sender: peerID, from: cur.seqs[0]}}
 	if peerID != "" && peerID != q.UserID {
-		theirs, err := r.scanHistory(ctx, peerID, s, q.UserID)
-		if err != nil {
+		scans = append(scans, &inboxScan{owner: peerID, sender: q.UserID, from: cur.seqs[1]})
+	}
+	for _, sc := range scans {
+		if err := r.scanInbox(ctx, sc, s); err != nil {
 			return HistoryPage{}, err
 		}
-		msgs = append(msgs, theirs...)
 	}
-	slices.SortFunc(msgs, func(a, b HistoryMessage) int { return cmp.Compare(b.MsgID, a.MsgID) })
-	page := HistoryPage{Messages: msgs}
-	if len(msgs) > q.Limit {
-		page.Messages = msgs[:q.Limit]
-		page.Next = msgs[q.Limit-1].MsgID
-	}
-	return page, nil
+	return r.historyPage(q, cur, scans), nil
 }
 
-// historyScan is what a history page matches.
+// historyPage merges what the scans found into a page: newest first, only
+// messages no unscanned entry can precede, at most q.Limit of them and
+// about Limits.HistoryBytes (at least one), and the cursor to go on.
+func (r *Router) historyPage(q HistoryQuery, cur historyCursor, scans []*inboxScan) HistoryPage {
+	var all []HistoryMessage
+	for _, sc := range scans {
+		all = append(all, sc.matches...)
+	}
+	slices.SortFunc(all, func(a, b HistoryMessage) int { return cmp.Compare(b.MsgID, a.MsgID) })
+	// A message from one inbox is certain to be in order only down to where
+	// the other inbox was read: below that, the other may hold newer ones.
+	safe := func(m HistoryMessage, from *inboxScan) bool {
+		ms, _ := msgIDTime(m.MsgID)
+		for _, sc := range scans {
+			if sc != from && !sc.done && ms <= sc.lastTS {
+				return false
+			}
+		}
+		return true
+	}
+	owner := func(m HistoryMessage) *inboxScan {
+		for _, sc := range scans {
+			if slices.ContainsFunc(sc.matches, func(x HistoryMessage) bool { return x.MsgID == m.MsgID }) {
+				return sc
+			}
+		}
+		return nil
+	}
+	var page HistoryPage
+	bytes := 0
+	for i, m := range all {
+		if len(page.Messages) == q.Limit || (i > 0 && bytes+m.size > r.cfg.Limits.HistoryBytes) {
+			break
+		}
+		// The newest match always goes: otherwise a tie at the edge of the
+		// scans could keep a page from ever moving on.
+		if i > 0 && !safe(m, owner(m)) {
+			break
+		}
+		page.Messages = append(page.Messages, m)
+		bytes += m.size
+	}
+	next := historyCursor{before: cur.before}
+	if n := len(page.Messages); n > 0 {
+		next.before = page.Messages[n-1].MsgID
+	}
+	more := false
+	for i, sc := range scans {
+		resume := uint64(0)
+		for _, m := range sc.matches {
+			if m.MsgID < next.before || next.before == "" {
+				resume = max(resume, m.Seq+1) // not returned: read it again
+			}
+		}
+		switch {
+		case resume > 0:
+			more = true
+		case sc.done:
+			resume = 1 // nothing below 1: this inbox is read to its end
+		default:
+			resume, more = sc.lastSeq, true
+		}
+		next.seqs[i] = resume
+	}
+	if more {
+		page.Next = next.String()
+	}
+	return page
+}
+
+// historyScan is what a history page matches, and the bounds of reading
+// one inbox for it.
 type historyScan struct {
 	before   string
 	beforeMs int64
 	keyword  string // lower case
 	want     int
+	entries  int // inbox entries read at most
+	bytes    int // their bytes at most
 }
 
-// scanHistory walks owner's inbox from the newest entry and returns up to
-// s.want messages from sender (any sender when empty) matching s.
-func (r *Router) scanHistory(ctx context.Context, owner string, s historyScan, sender string) ([]HistoryMessage, error) {
-	var out []HistoryMessage
-	var cursor uint64
+// inboxScan is the reading of one inbox for a page.
+type inboxScan struct {
+	owner  string
+	sender string // only messages from this user ("": anyone, groups too)
+	from   uint64 // read entries below this seq (0: from the newest)
+
+	matches []HistoryMessage // newest first
+	lastSeq uint64           // the last (oldest) entry read
+	lastTS  int64            // its time
+	done    bool             // read down to the oldest entry
+}
+
+// scanInbox reads sc.owner's inbox downward from sc.from, collecting up to
+// s.want matching messages, within s.entries entries and s.bytes bytes.
+func (r *Router) scanInbox(ctx context.Context, sc *inboxScan, s historyScan) error {
+	cursor := sc.from
+	if cursor == 1 {
+		sc.done = true // read to its end before
+		return nil
+	}
+	entries, bytes := 0, 0
 	for {
-		page, err := r.st.InboxBefore(ctx, owner, cursor, historyPage)
+		n := min(historyPage, s.entries-entries)
+		page, err := r.st.InboxBefore(ctx, sc.owner, cursor, n)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for _, e := range page {
+			entries++
+			bytes += len(e.Frame)
+			sc.lastSeq, sc.lastTS = e.Seq, e.TS
 			// A msgId starts with its send time, which is also the
 			// entry's: newer entries are skipped without decoding.
-			if s.before != "" && e.TS > s.beforeMs {
-				continue
-			}
-			if m, ok := s.match(e, sender); ok {
-				if out = append(out, m); len(out) == s.want {
-					return out, nil
+			if s.before == "" || e.TS <= s.beforeMs {
+				if m, ok := s.match(e, sc.sender); ok {
+					m.size = len(e.Frame)
+					if sc.matches = append(sc.matches, m); len(sc.matches) == s.want {
+						return nil
+					}
 				}
 			}
+			if entries >= s.entries || bytes >= s.bytes {
+				return nil
+			}
 		}
-		if len(page) < historyPage {
-			return out, nil
+		if len(page) < n {
+			sc.done = true
+			return nil
 		}
 		cursor = page[len(page)-1].Seq
 	}
@@ -188,6 +285,51 @@ func (s historyScan) match(e store.Entry, sender string) (HistoryMessage, bool) 
 		MsgID: m.MsgId, Seq: e.Seq, From: m.From, FromName: m.FromName, To: m.To, Group: m.Group,
 		Kind: m.Kind, Body: m.Body, File: m.File, TimestampMs: m.TimestampMs,
 	}, true
+}
+
+// historyCursor is where a history page starts: below the msgId before
+// (already shown) and, per inbox read (mine, then the peer's), below seq
+// (0: from the newest; 1: read to its end). Its text form is
+// "h1.<before>.<seq>.<seq>"; a bare msgId is a cursor too (before only).
+type historyCursor struct {
+	before string
+	seqs   [2]uint64
+}
+
+func (c historyCursor) String() string {
+	return cursorPrefix + c.before + "." + strconv.FormatUint(c.seqs[0], 10) + "." + strconv.FormatUint(c.seqs[1], 10)
+}
+
+func parseCursor(s string) (historyCursor, error) {
+	bad := fmt.Errorf("%w: before must be a msgId or the next of a history page", errs.ErrBadArgument)
+	if s == "" {
+		return historyCursor{}, nil
+	}
+	rest, ok := strings.CutPrefix(s, cursorPrefix)
+	if !ok {
+		if _, ok := msgIDTime(s); !ok {
+			return historyCursor{}, bad
+		}
+		return historyCursor{before: s}, nil
+	}
+	parts := strings.Split(rest, ".")
+	if len(parts) != 3 {
+		return historyCursor{}, bad
+	}
+	var c historyCursor
+	if c.before = parts[0]; c.before != "" {
+		if _, ok := msgIDTime(c.before); !ok {
+			return historyCursor{}, bad
+		}
+	}
+	for i, p := range parts[1:] {
+		n, err := strconv.ParseUint(p, 10, 64)
+		if err != nil {
+			return historyCursor{}, bad
+		}
+		c.seqs[i] = n
+	}
+	return c, nil
 }
 
 // msgIDTime returns the send time (unix ms) of a msg id: 32 lowercase hex
@@ -227,7 +369,7 @@ func (r *Router) resolveUser(ctx context.Context, user string) (string, error) {
 			return "", err
 		}
 		if id := ids[user]; id != "" {
-			r.remember(id, user)
+			r.rememberName(user, id)
 			return id, nil
 		}
 	}
@@ -248,8 +390,11 @@ func (r *Router) checkCurrent(ctx context.Context, uid, sid string) error {
 }
 
 // Upload stores a file for a file message (POST /upload) for the user's
-// current session. An empty contentType is application/octet-stream.
-func (r *Router) Upload(ctx context.Context, uid, sid, name, contentType string, body io.Reader) (files.Info, error) {
+// current session. An empty contentType is application/octet-stream; size
+// is the announced length (0: unknown). The bytes count against the user's
+// daily quota (errs.ErrQuotaExceeded) and the store's space
+// (errs.ErrStorageFull), both claimed before anything is written.
+func (r *Router) Upload(ctx context.Context, uid, sid, name, contentType string, size int64, body io.Reader) (files.Info, error) {
 	if err := checkSession(uid, sid); err != nil {
 		return files.Info{}, err
 	}
@@ -262,13 +407,34 @@ func (r *Router) Upload(ctx context.Context, uid, sid, name, contentType string,
 	if _, _, err := mime.ParseMediaType(contentType); err != nil || len(contentType) > maxContentType {
 		return files.Info{}, fmt.Errorf("%w: bad Content-Type %q", errs.ErrBadArgument, contentType)
 	}
-	if r.cfg.Files == nil {
+	fs := r.cfg.Files
+	if fs == nil {
 		return files.Info{}, fmt.Errorf("%w: uploads are not configured", errs.ErrUnavailable)
+	}
+	if size > fs.Max() {
+		return files.Info{}, fmt.Errorf("%w: uploads are limited to %d bytes", errs.ErrTooLarge, fs.Max())
 	}
 	if err := r.checkCurrent(ctx, uid, sid); err != nil {
 		return files.Info{}, err
 	}
-	info, err := r.cfg.Files.Put(name, contentType, body)
+	charge := size
+	if charge <= 0 {
+		charge = fs.Max() // unknown length: the most it can be, refunded after
+	}
+	var refund func(context.Context, int64)
+	if q := r.cfg.Limits.UploadQuota; q > 0 {
+		var err error
+		if refund, err = r.st.ChargeUpload(ctx, uid, charge, q); err != nil {
+			return files.Info{}, err
+		}
+	}
+	info, err := fs.PutFor(uid, size, name, contentType, body)
+	if refund != nil {
+		// The request may be over; the refund must not be lost with it.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
+		refund(rctx, charge-info.Size)
+		cancel()
+	}
 	if err != nil {
 		return files.Info{}, err
 	}
@@ -283,6 +449,39 @@ func (r *Router) OpenFile(ref string) (*os.File, files.Info, time.Time, error) {
 		return nil, files.Info{}, time.Time{}, fmt.Errorf("%w: no file %q", errs.ErrNotFound, ref)
 	}
 	return r.cfg.Files.Open(ref)
+}
+
+// FileFetched notes a download of an upload by uid: fetched by someone
+// other than its uploader, the upload is in use and no longer expires
+// unreferenced.
+func (r *Router) FileFetched(uid string, info files.Info) {
+	if r.cfg.Files == nil || info.Owner == "" || uid == info.Owner {
+		return
+	}
+	if err := r.cfg.Files.MarkReferenced(info.Ref); err != nil {
+		r.log.Warn("could not mark an upload in use", "ref", info.Ref, "err", err)
+	}
+}
+
+// FileSent notes a stored message: a file message naming an upload of its
+// own sender puts that upload in use (it no longer expires unreferenced).
+// The message path calls it once per stored KIND_FILE message; it only
+// touches the upload directory.
+func (r *Router) FileSent(from string, m *cimpb.Msg) {
+	ref := m.GetFile().GetRef()
+	if r.cfg.Files == nil || m.GetKind() != cimpb.Kind_KIND_FILE || !files.ValidRef(ref) {
+		return
+	}
+	f, info, _, err := r.cfg.Files.Open(ref)
+	if err != nil {
+		return // unknown: nothing to keep
+	}
+	f.Close()
+	if info.Owner == from {
+		if err := r.cfg.Files.MarkReferenced(ref); err != nil {
+			r.log.Warn("could not mark an upload in use", "ref", ref, "err", err)
+		}
+	}
 }
 
 func checkFileName(name string) error {

@@ -167,7 +167,7 @@ func (r *Router) resolveUsers(ctx context.Context, users []string) (map[string]s
 		}
 		for n, id := range ids {
 			out[n] = id
-			r.remember(id, n)
+			r.rememberName(n, id)
 		}
 	}
 	seen := make(map[string]bool)

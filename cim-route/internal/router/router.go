@@ -28,6 +28,7 @@ import (
 	"github.com/gocim/gocim/cim-route/internal/auth"
 	"github.com/gocim/gocim/cim-route/internal/fanout"
 	"github.com/gocim/gocim/cim-route/internal/files"
+	"github.com/gocim/gocim/cim-route/internal/ratelimit"
 	"github.com/gocim/gocim/cim-route/internal/store"
 	"github.com/gocim/gocim/proto/cimpb"
 )
@@ -39,6 +40,7 @@ type Store interface {
 	UserByName(ctx context.Context, name string) (store.User, error)
 	UserByID(ctx context.Context, id string) (store.User, error)
 	Lookup(ctx context.Context, ids, names []string) (idToName, nameToID map[string]string, err error)
+	ChargeUpload(ctx context.Context, uid string, n, quota int64) (refund func(ctx context.Context, n int64), err error)
 
 	ClaimRoute(ctx context.Context, uid string, c store.Claim) (store.Route, error)
 	Online(ctx context.Context, uid, sid, gw string) error
@@ -75,8 +77,13 @@ type Store interface {
 
 // Files keeps uploads (package files).
 type Files interface {
-	Put(name, contentType string, body io.Reader) (files.Info, error)
+	// PutFor stores an upload of owner announced as expect bytes (0:
+	// unknown); errs.ErrStorageFull when there is no room.
+	PutFor(owner string, expect int64, name, contentType string, body io.Reader) (files.Info, error)
 	Open(ref string) (*os.File, files.Info, time.Time, error)
+	Max() int64
+	// MarkReferenced keeps an upload from expiring unreferenced.
+	MarkReferenced(ref string) error
 }
 
 // Gateways is the live gateway list with health (package balance).
@@ -124,6 +131,8 @@ type Config struct {
 	SyncLimit int
 	// GroupMaxMembers bounds every group (default DefaultGroupMaxMembers).
 	GroupMaxMembers int
+	// Limits bound the work and storage one user can cause (limits.go).
+	Limits Limits
 
 	// CacheSize bounds each of the id->name and name->id caches (names never
 	// change, so entries never go stale). Default 65536.
@@ -157,6 +166,8 @@ type Router struct {
 	wake  chan struct{}              // janitor
 	// pushSlots holds a token per background push (see pushLater).
 	pushSlots chan struct{}
+	hash      *hashPool          // bcrypt slots (limits.go)
+	invites   *ratelimit.Limiter // per-inviter invitation budget; nil: none
 }
 
 // New returns a Router. Store, Gateways, Pusher and TokenKeys are required.
@@ -197,6 +208,7 @@ func New(cfg Config) (*Router, error) {
 	if cfg.BackgroundPushes <= 0 {
 		cfg.BackgroundPushes = 256
 	}
+	cfg.Limits.withDefaults()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -216,6 +228,8 @@ func New(cfg Config) (*Router, error) {
 		log: cfg.Logger.With("component", "router"), now: cfg.Now,
 		names: names, ids: ids, wake: make(chan struct{}, 1),
 		pushSlots: make(chan struct{}, cfg.BackgroundPushes),
+		hash:      newHashPool(cfg.Limits.HashSlots, cfg.Limits.HashQueue),
+		invites:   newInviteLimiter(cfg.Limits.InvitesPerHour),
 	}, nil
 }
 
@@ -227,7 +241,8 @@ func (r *Router) Health(ctx context.Context) (int, error) {
 	return r.gw.Count(), nil
 }
 
-// remember caches a user's name both ways.
+// remember caches a user's name both ways; name is the account's own
+// spelling (a name as someone typed it goes to rememberName).
 func (r *Router) remember(id, name string) {
 	r.names.Add(id, name)
 	r.ids.Add(name, id)

@@ -2,9 +2,9 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 
@@ -19,13 +19,25 @@ type User struct {
 	Created      int64 // unix ms
 }
 
+// FoldName is the form of a user name in the name index: names that differ
+// only by case are one name.
+func FoldName(name string) string { return strings.ToLower(name) }
+
 // CreateUser registers name with a password hash and returns the new id,
-// taken from a Redis counter. errs.ErrNameTaken when the name exists.
+// taken from a Redis counter. errs.ErrNameTaken when the name exists in any
+// case ("Alice" when "alice" exists).
 //
 // The user hash is written before the name index, so whoever finds the name
 // also finds the user; a lost race for the name deletes the orphan hash (the
-// id stays unused, ids only need to be unique).
+// id stays unused, ids only need to be unique). The index holds the folded
+// name; an account indexed under its exact spelling by an older version is
+// found too (see FoldNames).
 func (s *Store) CreateUser(ctx context.Context, name, pwHash string) (string, error) {
+	if taken, err := s.NameTaken(ctx, name); err != nil {
+		return "", err
+	} else if taken {
+		return "", fmt.Errorf("%w: %q", errs.ErrNameTaken, name)
+	}
 	n, err := s.rdb.Incr(ctx, s.k.seq()).Result()
 	if err != nil {
 		return "", unavailable(err)
@@ -35,7 +47,7 @@ func (s *Store) CreateUser(ctx context.Context, name, pwHash string) (string, er
 	if err := s.rdb.HSet(ctx, s.k.user(id), "name", name, "pw", pwHash, "created", created).Err(); err != nil {
 		return "", unavailable(err)
 	}
-	ok, err := s.rdb.HSetNX(ctx, s.k.names(), name, id).Result()
+	ok, err := s.rdb.HSetNX(ctx, s.k.names(), FoldName(name), id).Result()
 	if err != nil {
 		return "", unavailable(err)
 	}
@@ -46,22 +58,81 @@ func (s *Store) CreateUser(ctx context.Context, name, pwHash string) (string, er
 	return id, nil
 }
 
-// NameTaken reports whether name is registered.
+// NameTaken reports whether name is registered, in any case.
 func (s *Store) NameTaken(ctx context.Context, name string) (bool, error) {
-	ok, err := s.rdb.HExists(ctx, s.k.names(), name).Result()
-	return ok, unavailable(err)
+	id, err := s.nameID(ctx, name)
+	return id != "", err
 }
 
-// UserByName returns the account called name; errs.ErrBadAccount if none.
+// UserByName returns the account called name (in any case); errs.ErrBadAccount
+// if none.
 func (s *Store) UserByName(ctx context.Context, name string) (User, error) {
-	id, err := s.rdb.HGet(ctx, s.k.names(), name).Result()
-	if errors.Is(err, redis.Nil) {
+	id, err := s.nameID(ctx, name)
+	if err != nil {
+		return User{}, err
+	}
+	if id == "" {
 		return User{}, fmt.Errorf("%w: unknown user %q", errs.ErrBadAccount, name)
 	}
-	if err != nil {
-		return User{}, unavailable(err)
-	}
 	return s.UserByID(ctx, id)
+}
+
+// nameID looks name up in the index: its exact spelling first (accounts of
+// an older version that were never folded, and two such accounts that differ
+// only by case stay apart), then its folded form. "" if unknown.
+func (s *Store) nameID(ctx context.Context, name string) (string, error) {
+	var exact, folded *redis.StringCmd
+	cmds, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		exact = p.HGet(ctx, s.k.names(), name)
+		if f := FoldName(name); f != name {
+			folded = p.HGet(ctx, s.k.names(), f)
+		}
+		return nil
+	})
+	if err := pipeErr(err, cmds); err != nil {
+		return "", err
+	}
+	if id := exact.Val(); id != "" {
+		return id, nil
+	}
+	if folded != nil {
+		return folded.Val(), nil
+	}
+	return "", nil
+}
+
+// FoldNames indexes every name that an older version indexed only under its
+// exact spelling under its folded form too (when that is free), so that a
+// name differing only by case cannot be registered again. It runs once per
+// Redis (a marker key remembers it) and scans the index in steps.
+func (s *Store) FoldNames(ctx context.Context) (int, error) {
+	marker := s.k.names() + ":folded"
+	if n, err := s.rdb.Exists(ctx, marker).Result(); err != nil || n == 1 {
+		return 0, unavailable(err)
+	}
+	added := 0
+	var cursor uint64
+	for {
+		kv, next, err := s.rdb.HScan(ctx, s.k.names(), cursor, "", 500).Result()
+		if err != nil {
+			return added, unavailable(err)
+		}
+		for i := 0; i+1 < len(kv); i += 2 {
+			if f := FoldName(kv[i]); f != kv[i] {
+				ok, err := s.rdb.HSetNX(ctx, s.k.names(), f, kv[i+1]).Result()
+				if err != nil {
+					return added, unavailable(err)
+				}
+				if ok {
+					added++
+				}
+			}
+		}
+		if cursor = next; cursor == 0 {
+			break
+		}
+	}
+	return added, unavailable(s.rdb.Set(ctx, marker, "1", 0).Err())
 }
 
 // UserByID returns the account with id; errs.ErrBadAccount if none.
@@ -77,8 +148,8 @@ func (s *Store) UserByID(ctx context.Context, id string) (User, error) {
 	return User{ID: id, Name: m["name"], PasswordHash: m["pw"], Created: created}, nil
 }
 
-// Lookup resolves, in one round trip, the names of ids and the ids of names.
-// Unknown ones are absent from the maps.
+// Lookup resolves, in one round trip, the names of ids and the ids of names
+// (in any case, keyed as given). Unknown ones are absent from the maps.
 func (s *Store) Lookup(ctx context.Context, ids, names []string) (idToName, nameToID map[string]string, err error) {
 	idToName = make(map[string]string, len(ids))
 	nameToID = make(map[string]string, len(names))
@@ -87,12 +158,16 @@ func (s *Store) Lookup(ctx context.Context, ids, names []string) (idToName, name
 	}
 	idCmds := make([]*redis.StringCmd, len(ids))
 	nameCmds := make([]*redis.StringCmd, len(names))
+	foldCmds := make([]*redis.StringCmd, len(names))
 	cmds, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, id := range ids {
 			idCmds[i] = p.HGet(ctx, s.k.user(id), "name")
 		}
 		for i, n := range names {
 			nameCmds[i] = p.HGet(ctx, s.k.names(), n)
+			if f := FoldName(n); f != n {
+				foldCmds[i] = p.HGet(ctx, s.k.names(), f)
+			}
 		}
 		return nil
 	})
@@ -105,7 +180,11 @@ func (s *Store) Lookup(ctx context.Context, ids, names []string) (idToName, name
 		}
 	}
 	for i, c := range nameCmds {
-		if v := c.Val(); v != "" {
+		v := c.Val()
+		if v == "" && foldCmds[i] != nil {
+			v = foldCmds[i].Val()
+		}
+		if v != "" {
 			nameToID[names[i]] = v
 		}
 	}

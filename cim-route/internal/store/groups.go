@@ -107,8 +107,9 @@ func (s *Store) JoinGroup(ctx context.Context, gid, uid string, max int) (Group,
 }
 
 // InviteToGroup invites users (ids) to gid on behalf of by: the owner, or
-// any member of an open group. It returns the users invited (members are
-// skipped). errs.ErrGroupFull when the group has max members.
+// any member of an open group. It returns the users newly invited (members
+// and users with a pending invitation are skipped). errs.ErrGroupFull when
+// the group has max members.
 func (s *Store) InviteToGroup(ctx context.Context, gid, by string, users []string, max int) (Group, []string, error) {
 	args := append([]any{by, max}, anys(users)...)
 	v, err := inviteGroupScript.Run(ctx, s.rdb, s.groupKeys(gid), args...).Slice()

@@ -49,10 +49,11 @@ return {st, g[1], g[2], g[3], g[4], redis.call('SCARD', KEYS[2])}
 `)
 
 // inviteGroupScript records invitations: the owner invites, or any member
-// of an open group; members are skipped; a full group invites nobody.
+// of an open group; members and users already invited are skipped (a
+// re-invite stores no second invitation); a full group invites nobody.
 //
 // KEYS group, members, invited; ARGV inviter, max members, users...
-// Answers "ok", the group, then the list of users invited.
+// Answers "ok", the group, then the list of users newly invited.
 var inviteGroupScript = redis.NewScript(groupHead + `
 if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 0 then return {'forbidden', 'member'} end
 if g[3] ~= '1' and g[2] ~= ARGV[1] then return {'forbidden', 'owner'} end
@@ -60,8 +61,7 @@ local n = redis.call('SCARD', KEYS[2])
 if n >= tonumber(ARGV[2]) then return {'full'} end
 local out = {}
 for i = 3, #ARGV do
-  if redis.call('SISMEMBER', KEYS[2], ARGV[i]) == 0 then
-    redis.call('SADD', KEYS[3], ARGV[i])
+  if redis.call('SISMEMBER', KEYS[2], ARGV[i]) == 0 and redis.call('SADD', KEYS[3], ARGV[i]) == 1 then
     out[#out + 1] = ARGV[i]
   end
 end

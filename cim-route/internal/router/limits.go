@@ -1,0 +1,135 @@
+package router
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync/atomic"
+
+	"github.com/gocim/gocim/cim-route/internal/errs"
+	"github.com/gocim/gocim/cim-route/internal/ratelimit"
+)
+
+// Limits bound what one user, and everybody together, can make the router
+// do (issue 11). The zero value is the documented defaults where a field
+// says so, and no limit elsewhere.
+type Limits struct {
+	// HashSlots is how many bcrypt runs may go at once (default: the
+	// number of CPUs the process may use); registrations take at most half
+	// of them (at least one), so logins keep a share during a registration
+	// flood.
+	HashSlots int
+	// HashQueue is how many logins may wait for a slot, and how many
+	// registrations; beyond it the call fails at once with errs.ErrBusy
+	// instead of queueing without bound. Default 256; < 0: none wait.
+	HashQueue int
+
+	// InvitesPerHour is the group invitations one user may send per hour
+	// (all of them at once at most); 0: no limit.
+	InvitesPerHour int
+
+	// HistoryScan bounds the inbox entries one /history request reads per
+	// inbox (default 2000), HistoryScanBytes their bytes (default 8 MiB) and
+	// HistoryBytes the message bytes one answer carries (default 1 MiB; at
+	// least one message). A page cut short says where to go on (Next).
+	HistoryScan      int
+	HistoryScanBytes int
+	HistoryBytes     int
+
+	// UploadQuota is the bytes one user may upload per day (UTC); 0: no
+	// limit.
+	UploadQuota int64
+}
+
+// History defaults.
+const (
+	defaultHistoryScan      = 2000
+	defaultHistoryScanBytes = 8 << 20
+	defaultHistoryBytes     = 1 << 20
+	defaultHashQueue        = 256
+)
+
+func (l *Limits) withDefaults() {
+	if l.HashSlots <= 0 {
+		l.HashSlots = runtime.GOMAXPROCS(0)
+	}
+	if l.HashQueue == 0 {
+		l.HashQueue = defaultHashQueue
+	}
+	if l.HistoryScan <= 0 {
+		l.HistoryScan = defaultHistoryScan
+	}
+	if l.HistoryScanBytes <= 0 {
+		l.HistoryScanBytes = defaultHistoryScanBytes
+	}
+	if l.HistoryBytes <= 0 {
+		l.HistoryBytes = defaultHistoryBytes
+	}
+}
+
+// hashPool runs bcrypt on a bounded number of slots. Registrations first
+// take one of their own (at most half the slots), so they can never hold
+// them all; waiting is bounded per kind, and a context that ends stops the
+// wait.
+type hashPool struct {
+	slots    chan struct{}
+	regSlots chan struct{}
+	queue    int64
+	logins   atomic.Int64 // waiting or running
+	regs     atomic.Int64
+}
+
+func newHashPool(slots, queue int) *hashPool {
+	return &hashPool{
+		slots:    make(chan struct{}, slots),
+		regSlots: make(chan struct{}, max(1, slots/2)),
+		queue:    int64(max(queue, 0)),
+	}
+}
+
+// run runs fn on a slot; errs.ErrBusy when too many are already waiting.
+func (p *hashPool) run(ctx context.Context, register bool, fn func()) error {
+	n, limit := &p.logins, p.queue+int64(cap(p.slots))
+	if register {
+		n, limit = &p.regs, p.queue+int64(cap(p.regSlots))
+	}
+	if n.Add(1) > limit {
+		n.Add(-1)
+		return fmt.Errorf("%w: too many password checks waiting, retry later", errs.ErrBusy)
+	}
+	defer n.Add(-1)
+	if register {
+		if err := acquire(ctx, p.regSlots); err != nil {
+			return err
+		}
+		defer func() { <-p.regSlots }()
+	}
+	if err := acquire(ctx, p.slots); err != nil {
+		return err
+	}
+	defer func() { <-p.slots }()
+	fn()
+	return nil
+}
+
+func acquire(ctx context.Context, sem chan struct{}) error {
+	select {
+	case sem <- struct{}{}:
+		return nil
+	default:
+	}
+	select {
+	case sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%w: gave up waiting for a password check: %v", errs.ErrBusy, ctx.Err())
+	}
+}
+
+// invites is the per-inviter budget of group invitations.
+func newInviteLimiter(perHour int) *ratelimit.Limiter {
+	if perHour <= 0 {
+		return nil
+	}
+	return ratelimit.New(ratelimit.Config{Rate: float64(perHour) / 3600, Burst: perHour, Dimensions: 1})
+}

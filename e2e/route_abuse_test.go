@@ -1,0 +1,341 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gocim/gocim/cim-client/client"
+	"github.com/gocim/gocim/e2e/harness"
+	"github.com/gocim/gocim/proto/codes"
+)
+
+// dialFrom opens a TCP connection to addr from the local address src (a
+// loopback address other than 127.0.0.1 is another client address).
+func dialFrom(t *testing.T, src, addr string) net.Conn {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
+	conn, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatalf("dial %s from %s: %v", addr, src, err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// httpFrom is an HTTP client whose connections come from src.
+func httpFrom(src string) *http.Client {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: d.DialContext}}
+}
+
+// healthz sends GET /healthz on an open connection and reads the answer's
+// status line; an error when the route closed the connection instead.
+func healthz(conn net.Conn, br *bufio.Reader) (string, error) {
+	conn.SetDeadline(time.Now().Add(wait))
+	if _, err := io.WriteString(conn, "GET /healthz HTTP/1.1\r\nHost: route\r\n\r\n"); err != nil {
+		return "", err
+	}
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	_, err = io.Copy(io.Discard, resp.Body)
+	return resp.Status, err
+}
+
+// awaitClosed waits (up to wait) for the route to close conn, discarding
+// whatever it answers first; it fails the test if the connection stays open.
+func awaitClosed(t *testing.T, conn net.Conn, what string) {
+	t.Helper()
+	conn.SetReadDeadline(time.Now().Add(wait))
+	_, err := io.Copy(io.Discard, conn)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("%s: still open after %v", what, wait)
+	}
+}
+
+// TestRouteSlowBodiesAndConnectionCaps: a request body trickling in is cut
+// off at the read timeout; one client address cannot hold more than its
+// share of the route's connections, while /healthz and logins from another
+// address keep working and a freed slot is usable again.
+func TestRouteSlowBodiesAndConnectionCaps(t *testing.T) {
+	c := harness.Start(t, harness.Options{Gateways: 1, RouteArgs: []string{
+		"--read-timeout", "2s", "--max-conns-per-addr", "8",
+	}})
+	c.Register(t, "lena")
+
+	t.Run("slow bodies are closed", func(t *testing.T) {
+		// Headers at once, then one body byte now and then: without a read
+		// timeout these connections stay open for as long as the client
+		// likes (one byte every 10 s held 20,000 of them).
+		var conns []net.Conn
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for range 4 {
+			conn := dialFrom(t, "127.0.0.4", c.Route.Addr)
+			conns = append(conns, conn)
+			hdr := "POST /registerAccount HTTP/1.1\r\nHost: route\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"
+			if _, err := io.WriteString(conn, hdr); err != nil {
+				t.Fatal(err)
+			}
+			wg.Go(func() {
+				tick := time.NewTicker(200 * time.Millisecond)
+				defer tick.Stop()
+				for {
+					select {
+					case <-stop:
+						return
+					case <-tick.C:
+						if _, err := conn.Write([]byte(" ")); err != nil {
+							return // closed by the route
+						}
+					}
+				}
+			})
+		}
+		for i, conn := range conns {
+			awaitClosed(t, conn, fmt.Sprintf("slow body %d", i))
+		}
+		close(stop)
+		wg.Wait()
+	})
+
+	t.Run("per-address cap", func(t *testing.T) {
+		// 8 connections from 127.0.0.3, each answered and kept alive.
+		type held struct {
+			conn net.Conn
+			br   *bufio.Reader
+		}
+		var hold []held
+		for i := range 8 {
+			conn := dialFrom(t, "127.0.0.3", c.Route.Addr)
+			br := bufio.NewReader(conn)
+			if st, err := healthz(conn, br); err != nil || !strings.HasPrefix(st, "200") {
+				t.Fatalf("connection %d of 8 from 127.0.0.3: %q %v", i+1, st, err)
+			}
+			hold = append(hold, held{conn, br})
+		}
+		// The 9th is closed without an answer.
+		extra := dialFrom(t, "127.0.0.3", c.Route.Addr)
+		if st, err := healthz(extra, bufio.NewReader(extra)); err == nil {
+			t.Fatalf("a 9th connection from 127.0.0.3 was answered %q", st)
+		}
+		// Another address is served: /healthz and a login.
+		other := httpFrom("127.0.0.2")
+		defer other.CloseIdleConnections()
+		if status, err := call(other, "GET", c.Route.URL+"/healthz", nil); err != nil || status != 200 {
+			t.Fatalf("/healthz from 127.0.0.2: HTTP %d %v", status, err)
+		}
+		lr, err := client.NewAPI(c.Route.URL, other).Login(ctxT(t), "lena", harness.Password)
+		if err != nil || lr.Token == "" {
+			t.Fatalf("login from 127.0.0.2: %v", err)
+		}
+		// The held connections still work; closing one frees its slot.
+		if st, err := healthz(hold[0].conn, hold[0].br); err != nil || !strings.HasPrefix(st, "200") {
+			t.Fatalf("a held connection: %q %v", st, err)
+		}
+		hold[7].conn.Close()
+		harness.Eventually(t, wait, func() error {
+			conn := dialFrom(t, "127.0.0.3", c.Route.Addr)
+			defer conn.Close()
+			if _, err := healthz(conn, bufio.NewReader(conn)); err != nil {
+				return fmt.Errorf("a new connection after one closed: %v", err)
+			}
+			return nil
+		})
+	})
+}
+
+// call sends a request with hc and returns the status.
+func call(hc *http.Client, method, url string, body io.Reader) (int, error) {
+	req, err := http.NewRequest(method, url, body)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, nil
+}
+
+// upload stores n bytes as u through the SDK.
+func upload(t *testing.T, u *harness.User, n int) (client.FileRef, error) {
+	t.Helper()
+	info := u.Info()
+	return u.API().Upload(ctxT(t), info.UserID, info.SessionID, "f.bin", "", bytes.NewReader(make([]byte, n)), int64(n))
+}
+
+// wantAPIError checks that err is the route's answer with status and code
+// and matches sentinel.
+func wantAPIError(t *testing.T, err error, status int, code codes.Code, sentinel error, what string) {
+	t.Helper()
+	var ae *client.APIError
+	if !errors.As(err, &ae) || ae.HTTPStatus != status || ae.Code != code || !errors.Is(err, sentinel) {
+		t.Fatalf("%s: %v, want HTTP %d code %d matching %v", what, err, status, code, sentinel)
+	}
+}
+
+// TestUploadLimits: one user's uploads are bounded per day and per second,
+// everybody's together by a global cap; refusals are 429/4293 and
+// 507/5070, keep nothing, and the SDK names them (ErrQuotaExceeded,
+// ErrStorageFull).
+func TestUploadLimits(t *testing.T) {
+	// An upload directory of its own: the global cap counts what is in it.
+	c := harness.Start(t, harness.Options{Gateways: 1, RouteArgs: []string{
+		"--upload-dir", t.TempDir(), "--upload-quota", "3000", "--upload-total", "5000", "--upload-rate", "0.001", "--upload-burst", "3",
+		"--history-rate", "0.001", "--history-burst", "2",
+	}})
+	ann, ben, cat, dan := c.Connect(t, "ann"), c.Connect(t, "ben"), c.Connect(t, "cat"), c.Connect(t, "dan")
+	if _, err := upload(t, ann, 2000); err != nil {
+		t.Fatal(err)
+	}
+	_, err := upload(t, ann, 2000)
+	wantAPIError(t, err, 429, codes.QuotaExceeded, client.ErrQuotaExceeded, "ann over her daily quota")
+	if _, err := upload(t, ben, 2000); err != nil {
+		t.Fatal(err)
+	}
+	_, err = upload(t, cat, 2000) // 4000 stored + 2000 > 5000
+	wantAPIError(t, err, 507, codes.StorageFull, client.ErrStorageFull, "cat over the global cap")
+	for i := range 3 {
+		if _, err := upload(t, dan, 100); err != nil {
+			t.Fatalf("dan's upload %d: %v", i+1, err)
+		}
+	}
+	_, err = upload(t, dan, 100) // within quota and cap: the rate refuses
+	wantAPIError(t, err, 429, codes.QuotaExceeded, client.ErrQuotaExceeded, "dan's 4th upload at once")
+
+	// /history per user: the burst of 2, then 429/4291.
+	for i := range 2 {
+		if _, err := ann.History(ctxT(t), client.HistoryQuery{}); err != nil {
+			t.Fatalf("history %d: %v", i+1, err)
+		}
+	}
+	_, err = ann.History(ctxT(t), client.HistoryQuery{})
+	var ae *client.APIError
+	if !errors.As(err, &ae) || ae.HTTPStatus != 429 || ae.Code != codes.RateLimited {
+		t.Fatalf("3rd history at once: %v, want 429/4291", err)
+	}
+	if _, err := ben.History(ctxT(t), client.HistoryQuery{}); err != nil {
+		t.Fatalf("ben's history (his own budget): %v", err)
+	}
+}
+
+// TestUploadExpiry: an upload nobody but its uploader fetched is deleted by
+// the janitor after --upload-unreferenced-ttl; one another user fetched is
+// in use and stays.
+func TestUploadExpiry(t *testing.T) {
+	c := harness.Start(t, harness.Options{Gateways: 1, RouteArgs: []string{
+		"--upload-dir", t.TempDir(), "--upload-unreferenced-ttl", "3s", "--upload-sweep", "200ms",
+	}})
+	eve, fay := c.Connect(t, "eve"), c.Connect(t, "fay")
+	kept, err := upload(t, eve, 500) // uploaded first: older than dropped
+	if err != nil {
+		t.Fatal(err)
+	}
+	dropped, err := upload(t, eve, 500)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fetch := func(u *harness.User, ref string) error {
+		rc, _, err := u.API().Download(ctxT(t), ref)
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		_, err = io.Copy(io.Discard, rc)
+		return err
+	}
+	if err := fetch(fay, kept.Ref); err != nil { // someone else: in use
+		t.Fatal(err)
+	}
+	if err := fetch(eve, dropped.Ref); err != nil { // its uploader only
+		t.Fatal(err)
+	}
+	harness.Eventually(t, wait, func() error {
+		err := fetch(eve, dropped.Ref)
+		var ae *client.APIError
+		if errors.As(err, &ae) && ae.HTTPStatus == 404 {
+			return nil
+		}
+		return fmt.Errorf("the unreferenced upload: %v, want 404", err)
+	})
+	// The sweep that deleted it found the older one expired too, and kept
+	// it because fay fetched it.
+	if err := fetch(eve, kept.Ref); err != nil {
+		t.Fatalf("the upload in use was deleted: %v", err)
+	}
+}
+
+// TestRegistrationFloodKeepsLoginsWorking: registrations from many
+// goroutines hash passwords on at most half of the route's bcrypt slots
+// and are refused (503/5032) beyond a short queue, so a user logging in
+// again and again meanwhile always gets in. Names are unique in any case.
+func TestRegistrationFloodKeepsLoginsWorking(t *testing.T) {
+	c := harness.Start(t, harness.Options{Gateways: 1, RouteArgs: []string{
+		"--bcrypt-cost", "8", "--hash-queue", "4",
+	}})
+	api := client.NewAPI(c.Route.URL, nil)
+	if _, err := api.Register(ctxT(t), "Mona", harness.Password); err != nil {
+		t.Fatal(err)
+	}
+	_, err := api.Register(ctxT(t), "mona", harness.Password)
+	if !errors.As(err, new(*client.APIError)) || client.CodeOf(err) != codes.BadAccount {
+		t.Fatalf("register mona when Mona exists: %v, want 409/9100", err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var busy, made atomic.Int64
+	var wg sync.WaitGroup
+	for g := range 24 {
+		wg.Go(func() {
+			fl := client.NewAPI(c.Route.URL, &http.Client{Timeout: wait})
+			for i := 0; ctx.Err() == nil; i++ {
+				_, err := fl.Register(ctx, fmt.Sprintf("flood%02d-%04d", g, i), "flood-password")
+				switch {
+				case err == nil:
+					made.Add(1)
+				case client.CodeOf(err) == codes.Busy:
+					busy.Add(1)
+					select { // a client retrying a busy server, not a spin
+					case <-ctx.Done():
+					case <-time.After(20 * time.Millisecond):
+					}
+				}
+			}
+		})
+	}
+	// Logins (by name in another case, with the harness's 5 s client) go
+	// through while the flood runs.
+	for i := range 8 {
+		lr, err := client.NewAPI(c.Route.URL, c.HTTP()).Login(ctxT(t), "MONA", harness.Password)
+		if err != nil || lr.UserName != "Mona" {
+			t.Fatalf("login %d during the registration flood: %+v %v", i+1, lr, err)
+		}
+	}
+	harness.Eventually(t, wait, func() error {
+		if busy.Load() == 0 {
+			return errors.New("no registration was refused as busy yet")
+		}
+		return nil
+	})
+	cancel()
+	wg.Wait()
+	t.Logf("flood: %d registered, %d refused busy", made.Load(), busy.Load())
+}
