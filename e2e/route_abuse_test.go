@@ -20,19 +20,6 @@ import (
 	"github.com/gocim/gocim/proto/codes"
 )
 
-// dialFrom opens a TCP connection to addr from the local address src (a
-// loopback address other than 127.0.0.1 is another client address).
-func dialFrom(t *testing.T, src, addr string) net.Conn {
-	t.Helper()
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
-	conn, err := d.Dial("tcp", addr)
-	if err != nil {
-		t.Fatalf("dial %s from %s: %v", addr, src, err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn
-}
-
 // httpFrom is an HTTP client whose connections come from src.
 func httpFrom(src string) *http.Client {
 	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
