@@ -856,32 +856,43 @@ func (c *Client) ackShown(ctx context.Context, read []string) error {
 func (c *Client) writeReads(ctx context.Context, peer, group string, msgIDs []string) error {
 	budget := c.cfg.MaxFrame/2 - len(peer) - len(group)
 	var batch []string
+	var seqs []uint64
 	size := 0
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
 		}
-		b, err := codec.Encode(&cimpb.Frame{Type: cimpb.Type_READ, Read: &cimpb.Read{MsgIds: batch, Peer: peer, Group: group}})
+		b, err := codec.Encode(&cimpb.Frame{Type: cimpb.Type_READ, Read: &cimpb.Read{MsgIds: batch, Seqs: seqs, Peer: peer, Group: group}})
 		if err != nil {
 			return err
 		}
-		batch, size = nil, 0
+		batch, seqs, size = nil, nil, 0
 		return c.write(ctx, b)
 	}
 	for _, id := range msgIDs {
-		if len(id)+4 > budget {
+		// The route counts a READ only for the inbox entry it names: a
+		// message not among those shown lately has no known seq.
+		m, ok := c.shown.Peek(id)
+		if !ok || m.seq == 0 {
+			continue
+		}
+		if len(id)+16 > budget {
 			return ErrTooLarge
 		}
-		if size+len(id)+4 > budget {
+		if size+len(id)+16 > budget || len(batch) == maxReadIDs {
 			if err := flush(); err != nil {
 				return err
 			}
 		}
-		batch = append(batch, id)
-		size += len(id) + 4
+		batch, seqs = append(batch, id), append(seqs, m.seq)
+		size += len(id) + 16
 	}
 	return flush()
 }
+
+// maxReadIDs is how many msgIds one READ carries: the route counts at most
+// this many per READ.
+const maxReadIDs = 100
 
 func ackFrame(seq uint64) []byte {
 	return mustEncode(&cimpb.Frame{Type: cimpb.Type_ACK, Ack: &cimpb.Ack{Seq: seq}})

@@ -285,6 +285,9 @@ func (o *outbox) receipt(rc *cimpb.Receipt) (emit bool, sent *cimpb.Receipt) {
 	if r == nil || st == 0 {
 		return true, nil
 	}
+	if st > StatusSent && !fromRecipient(r, rc.GetBy()) {
+		return false, nil // a receipt by someone the message did not go to
+	}
 	if sentBit := uint8(1) << StatusSent; st > StatusSent && r.seen&sentBit == 0 {
 		r.seen |= sentBit
 		sent = &cimpb.Receipt{Status: cimpb.ReceiptStatus_RECEIPT_SENT, MsgId: rc.GetMsgId(),
@@ -509,4 +512,15 @@ func (o *outbox) pendingCount() int {
 		}
 	}
 	return n
+}
+
+// fromRecipient reports whether a DELIVERED or READ receipt by user id by
+// can be about r: for a private message sent to a user id, only that user's
+// receipts count. (The route only ever produces receipts from the entries
+// a reader really received; a message addressed by name is left to it.)
+func fromRecipient(r *sendRec, by string) bool {
+	if r.Group != "" || r.Broadcast || by == "" || !isUserID(r.To) {
+		return true
+	}
+	return by == r.To
 }

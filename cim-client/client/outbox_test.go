@@ -515,3 +515,25 @@ func TestOutboxRateLimited(t *testing.T) {
 		}
 	}
 }
+
+// TestOutboxReceiptFromOthersIgnored: a DELIVERED or READ receipt for a
+// private message counts only when its By is the user the message went to.
+func TestOutboxReceiptFromOthersIgnored(t *testing.T) {
+	o := newOutbox(time.Second, 1)
+	now := time.Now()
+	o.add(&cimpb.Msg{ClientMsgId: "c1", To: "5", Body: []byte("hi")}, []byte("frame"), now)
+	o.written("c1", now)
+	o.receipt(&cimpb.Receipt{Status: cimpb.ReceiptStatus_RECEIPT_SENT, MsgId: "m1", ClientMsgId: "c1"})
+	if emit, _ := o.receipt(&cimpb.Receipt{Status: cimpb.ReceiptStatus_RECEIPT_READ, MsgId: "m1", By: "6"}); emit {
+		t.Error("a READ by user 6 for a message to user 5 was shown")
+	}
+	if st, _ := o.get("c1"); st.Status != StatusSent {
+		t.Errorf("status %v after a stranger's READ, want sent", st.Status)
+	}
+	if emit, _ := o.receipt(&cimpb.Receipt{Status: cimpb.ReceiptStatus_RECEIPT_READ, MsgId: "m1", By: "5"}); !emit {
+		t.Error("the recipient's READ was not shown")
+	}
+	if st, _ := o.get("c1"); st.Status != StatusRead {
+		t.Errorf("status %v after the recipient's READ, want read", st.Status)
+	}
+}

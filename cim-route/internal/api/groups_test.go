@@ -182,7 +182,7 @@ func TestGroupMessagesOverHTTP(t *testing.T) {
 	id := r.MsgId
 	up(bob, &cimpb.Frame{Type: cimpb.Type_ACK, Ack: &cimpb.Ack{Seq: 1}})
 	up(carol, &cimpb.Frame{Type: cimpb.Type_ACK, Ack: &cimpb.Ack{Seq: 1}})
-	up(carol, &cimpb.Frame{Type: cimpb.Type_READ, Read: &cimpb.Read{Peer: alice.UserID, Group: g.GroupID, MsgIds: []string{id}}})
+	up(carol, &cimpb.Frame{Type: cimpb.Type_READ, Read: &cimpb.Read{Peer: alice.UserID, Group: g.GroupID, MsgIds: []string{id}, Seqs: []uint64{1}}})
 	got := e.gw.Frames(alice.UserID)
 	if len(got) != 3 || got[1].Receipt.Count != 2 || got[2].Receipt.Status != cimpb.ReceiptStatus_RECEIPT_READ || got[2].Receipt.Count != 1 {
 		t.Fatalf("alice got %v", got)

@@ -86,6 +86,7 @@ type Config struct {
 	InboxTTL        time.Duration // inbox entries older than this are trimmed
 	DedupWindow     time.Duration // how long a resend is recognized
 	SyncLimit       int           // default and maximum entries per SYNC answer
+	MaxFrame        int           // largest frame a client takes (as the gateways' and clients' --max-frame)
 	GroupMaxMembers int           // members a group may have
 	UploadDir       string        // where POST /upload stores files
 	UploadMax       int64         // largest upload in bytes
@@ -142,6 +143,7 @@ func Default() Config {
 		InboxTTL:        7 * 24 * time.Hour,
 		DedupWindow:     24 * time.Hour,
 		SyncLimit:       200,
+		MaxFrame:        65536,
 		GroupMaxMembers: 10000,
 		UploadDir:       filepath.Join(os.TempDir(), "gocim-uploads"),
 		UploadMax:       10 << 20,
@@ -213,6 +215,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.InboxTTL, "inbox-ttl", c.InboxTTL, "inbox entries older than this are trimmed (an idle inbox expires after it)")
 	fs.DurationVar(&c.DedupWindow, "dedup-window", c.DedupWindow, "how long a resent message (same sender and clientMsgId) is recognized")
 	fs.IntVar(&c.SyncLimit, "sync-limit", c.SyncLimit, "default and maximum number of entries in one SYNC answer")
+	fs.IntVar(&c.MaxFrame, "max-frame", c.MaxFrame, "largest frame clients take (the gateways' and clients' --max-frame): a message whose delivery would be larger is refused with ERROR 4131")
 	fs.IntVar(&c.GroupMaxMembers, "group-max-members", c.GroupMaxMembers, "members a group may have (owner included); joins beyond it get 409/9201")
 	fs.StringVar(&c.UploadDir, "upload-dir", c.UploadDir, "directory for uploaded files (POST /upload); created if missing; route replicas must share it")
 	fs.Int64Var(&c.UploadMax, "upload-max", c.UploadMax, "largest upload in bytes (10485760 = 10 MiB); larger ones get 413")
@@ -332,6 +335,9 @@ func (c *Config) Validate() error {
 	}
 	if c.DedupWindow < time.Second {
 		bad("--dedup-window %v: must be at least 1s", c.DedupWindow)
+	}
+	if c.MaxFrame < 1024 || c.MaxFrame > 16<<20 {
+		bad("--max-frame %d: want between 1024 and %d bytes", c.MaxFrame, 16<<20)
 	}
 	if c.SyncLimit < 1 || c.SyncLimit > 10000 {
 		bad("--sync-limit %d: want 1..10000", c.SyncLimit)

@@ -207,7 +207,7 @@ func (r *Router) Uplink(ctx context.Context, b *cimpb.UplinkBatch) (*cimpb.PushB
 			j.acks = append(j.acks, a)
 		case cimpb.Type_READ:
 			if rd := f.GetRead(); rd != nil && rd.Peer != "" && len(rd.MsgIds) > 0 {
-				j.reads = append(j.reads, &readReq{uid: uid, peer: rd.Peer, ids: rd.MsgIds, group: rd.Group})
+				j.reads = append(j.reads, &readReq{uid: uid, peer: rd.Peer, ids: rd.MsgIds, seqs: rd.Seqs, group: rd.Group})
 			}
 		}
 	}
@@ -219,7 +219,7 @@ func (r *Router) Uplink(ctx context.Context, b *cimpb.UplinkBatch) (*cimpb.PushB
 		if s.typ == cimpb.Type_MSG {
 			out.Deliveries = append(out.Deliveries, j.msgs[s.i].reply())
 		} else {
-			out.Deliveries = j.syncs[s.i].answer(out.Deliveries)
+			out.Deliveries = j.syncs[s.i].answer(out.Deliveries, r.cfg.MaxFrame)
 		}
 	}
 	// The answers are built first: the background push must not share the
@@ -301,6 +301,7 @@ func (j *job) persist(ctx context.Context) error {
 	if err := j.resolve(ctx); err != nil {
 		return err
 	}
+	j.checkSizes()
 	if err := j.loadGroups(ctx); err != nil {
 		return err
 	}
@@ -311,7 +312,9 @@ func (j *job) persist(ctx context.Context) error {
 	if err := j.ackedEntries(ctx); err != nil {
 		return err
 	}
-	j.readReceipts()
+	if err := j.readReceipts(ctx); err != nil {
+		return err
+	}
 	if err := j.store(ctx); err != nil {
 		return err
 	}
@@ -343,6 +346,10 @@ func (j *job) prepare() {
 		}
 		if len(it.msg.ClientMsgId) > maxClientMsgID {
 			it.fail(codes.BadArgument, "clientMsgId longer than "+strconv.Itoa(maxClientMsgID)+" bytes")
+			continue
+		}
+		if p := kindProblem(it.msg); p != "" {
+			it.fail(codes.BadArgument, p)
 			continue
 		}
 		switch to := it.msg.To; {
@@ -485,7 +492,9 @@ func (j *job) store(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		in[i] = store.Append{UserID: e.to, Frame: b, TS: j.ts}
+		// A receipt never pushes a message out of a full inbox: then it
+		// is not stored (Seq 0) and goes live only.
+		in[i] = store.Append{UserID: e.to, Frame: b, TS: j.ts, Droppable: e.msg == nil}
 		if it := e.msg; it != nil {
 			in[i].MsgID = it.msgID
 			if cm := it.msg.ClientMsgId; cm != "" {

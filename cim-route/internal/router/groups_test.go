@@ -28,6 +28,13 @@ func groupRead(peer, gid string, ids ...string) *cimpb.Frame {
 	return &cimpb.Frame{Type: cimpb.Type_READ, Read: &cimpb.Read{Peer: peer, Group: gid, MsgIds: ids}}
 }
 
+// groupReadOf is groupRead with the seqs of reader's inbox entries.
+func (e *env) groupReadOf(reader Session, peer, gid string, ids ...string) *cimpb.Frame {
+	f := groupRead(peer, gid, ids...)
+	f.Read.Seqs = e.seqsOf(reader, ids)
+	return f
+}
+
 // groupSent checks a group message's RECEIPT_SENT and returns its msg id.
 func groupSent(t *testing.T, d *cimpb.Delivery, cmid, gid string, count uint32) string {
 	t.Helper()
@@ -263,10 +270,10 @@ func TestGroupReceipts(t *testing.T) {
 	// message with the count.
 	batch := &cimpb.UplinkBatch{GatewayId: carol.Gateway.ID, Uplinks: []*cimpb.Uplink{
 		{UserId: carol.UserID, SessionId: carol.SessionID, Frame: ackFrame(3)},
-		{UserId: carol.UserID, SessionId: carol.SessionID, Frame: groupRead(alice.UserName, gid, id1, id1)},
-		{UserId: bob.UserID, SessionId: bob.SessionID, Frame: groupRead(alice.UserID, gid, id1, id2)},
-		{UserId: dave.UserID, SessionId: dave.SessionID, Frame: groupRead(alice.UserID, gid, id1, id2)},
-		{UserId: bob.UserID, SessionId: bob.SessionID, Frame: groupRead(alice.UserID, gid, id1)}, // again: counted once
+		{UserId: carol.UserID, SessionId: carol.SessionID, Frame: e.groupReadOf(carol, alice.UserName, gid, id1, id1)},
+		{UserId: bob.UserID, SessionId: bob.SessionID, Frame: e.groupReadOf(bob, alice.UserID, gid, id1, id2)},
+		{UserId: dave.UserID, SessionId: dave.SessionID, Frame: e.groupReadOf(dave, alice.UserID, gid, id1, id2)},
+		{UserId: bob.UserID, SessionId: bob.SessionID, Frame: e.groupReadOf(bob, alice.UserID, gid, id1)}, // again: counted once
 	}}
 	if _, err := e.r.Uplink(e.ctx, batch); err != nil {
 		t.Fatal(err)
@@ -308,7 +315,7 @@ func TestGroupReceipts(t *testing.T) {
 	}
 	// The sender offline: the counts still grow, nothing is pushed.
 	e.gateway(alice.Gateway.ID).Disconnect(alice.UserID)
-	e.uplink(carol, groupRead(alice.UserID, gid, id2))
+	e.uplink(carol, e.groupReadOf(carol, alice.UserID, gid, id2))
 	if counts, _ := e.r.GroupReceipts(e.ctx, alice.UserID, []string{id2}); counts[id2] != (ReceiptCount{2, 2}) {
 		t.Fatalf("counts with the sender offline = %+v", counts)
 	}

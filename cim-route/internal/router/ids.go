@@ -106,3 +106,17 @@ func checkUserID(field, id string) error {
 	}
 	return nil
 }
+
+// isMsgID reports whether id has the form newMsgID gives: 32 lowercase hex
+// digits.
+func isMsgID(id string) bool {
+	if len(id) != 32 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}

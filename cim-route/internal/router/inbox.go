@@ -12,9 +12,11 @@ import (
 const (
 	// ackPage is how many acknowledged entries are read per round trip.
 	ackPage = 1000
-	// maxReadIDs bounds the msg ids of one READ frame.
-	maxReadIDs = 1000
-	// maxMsgID bounds one msg id of a READ (route ids are 32 hex digits).
+	// maxReadIDs bounds the msg ids of one READ frame counted; more are
+	// ignored (the SDK sends at most this many per READ).
+	maxReadIDs = 100
+	// maxMsgID bounds a msgId taken from a client (route ids are 32 hex
+	// digits).
 	maxMsgID = 64
 )
 
@@ -41,8 +43,9 @@ type readReq struct {
 	peer   string // id or name, as sent
 	peerID string
 	ids    []string
-	group  string // the messages came through this group
-	member bool   // uid is a member of group (checked by loadGroups)
+	seqs   []uint64 // the reader's inbox seqs of ids, aligned with them
+	group  string   // the messages came through this group
+	member bool     // uid is a member of group (checked by loadGroups)
 }
 
 // ackedEntries reads the entries each ACK covers, (ack:{uid}, seq], and
@@ -75,7 +78,8 @@ func (j *job) ackedEntries(ctx context.Context) error {
 			for _, e := range rg.Entries {
 				j.deliveredReceipt(a.uid, e)
 			}
-			if n := len(rg.Entries); n == ackPage && rg.Entries[n-1].Seq < a.target {
+			// A range stops at ackPage entries or at its byte bound.
+			if n := len(rg.Entries); n > 0 && rg.Entries[n-1].Seq < a.target {
 				next = append(next, a)
 				nextQ = append(nextQ, store.RangeQuery{UserID: a.uid, After: rg.Entries[n-1].Seq, Upto: a.target, Limit: ackPage})
 			}
@@ -107,8 +111,10 @@ type privateReceipt struct {
 	status cimpb.ReceiptStatus
 }
 
-// maxReceiptItems bounds the messages one receipt entry covers.
-const maxReceiptItems = 1000
+// maxReceiptItems bounds the messages one receipt entry covers: 200 items
+// of a 32-byte msgId and a clientMsgId of at most 128 bytes stay far below
+// a client's 64 KiB frame.
+const maxReceiptItems = 200
 
 // addReceipt queues a DELIVERED or READ receipt for message msgID of user
 // to, by user by. The receipts a batch produces for one sender from one
@@ -132,11 +138,17 @@ func (j *job) addReceipt(to, by string, status cimpb.ReceiptStatus, msgID, clien
 	j.entries = append(j.entries, entry{to: to, frame: &cimpb.Frame{Type: cimpb.Type_RECEIPT, Receipt: rc}})
 }
 
-// readReceipts queues a RECEIPT_READ for each msg id of each READ for its
-// peer (one entry per peer and reader, see addReceipt),
-// or, for a READ of group messages, a group receipt. A READ naming no
-// existing user is dropped, and so is a group READ by a non-member.
-func (j *job) readReceipts() {
+// readReceipts queues a RECEIPT_READ for each message a READ names that
+// the reader really received from its peer (one entry per peer and reader,
+// see addReceipt) or, for a READ of group messages, a group receipt. Each
+// msgId must come with the reader's inbox seq of it: the entry there must be
+// a MSG with that msgId from that peer (through that group), and each entry
+// counts once, so a READ can neither invent receipts for messages never
+// received nor repeat them. A READ naming no existing user is dropped, and
+// so is a group READ by a non-member.
+func (j *job) readReceipts(ctx context.Context) error {
+	var qs []store.ReadQuery
+	var rds []*readReq
 	for _, rd := range j.reads {
 		if rd.peerID == "" || rd.peerID == SystemUserID {
 			j.r.log.Debug("READ for an unknown peer dropped", "user", rd.uid, "peer", rd.peer)
@@ -146,21 +158,77 @@ func (j *job) readReceipts() {
 			j.r.log.Debug("group READ by a non-member dropped", "user", rd.uid, "group", rd.group)
 			continue
 		}
-		ids := rd.ids
-		if len(ids) > maxReadIDs {
-			ids = ids[:maxReadIDs]
+		q := store.ReadQuery{UserID: rd.uid}
+		for i, id := range rd.ids {
+			if len(q.MsgIDs) == maxReadIDs || i >= len(rd.seqs) {
+				break
+			}
+			if !isMsgID(id) || rd.seqs[i] == 0 || containsBefore(rd.ids, i) {
+				continue
+			}
+			q.MsgIDs = append(q.MsgIDs, id)
+			q.Seqs = append(q.Seqs, rd.seqs[i])
 		}
-		for i, id := range ids {
-			if id == "" || len(id) > maxMsgID || containsBefore(ids, i) {
+		if len(q.MsgIDs) == 0 {
+			j.r.log.Debug("READ naming no inbox entry dropped", "user", rd.uid, "peer", rd.peer)
+			continue
+		}
+		qs, rds = append(qs, q), append(rds, rd)
+	}
+	if len(qs) == 0 {
+		return nil
+	}
+	found, err := j.r.st.ReadEntries(ctx, qs)
+	if err != nil {
+		return err
+	}
+	// Only entries that are what the READ says are marked: a READ naming the
+	// wrong peer does not use an entry up.
+	type read struct {
+		rd *readReq
+		id string
+	}
+	var marks []store.ReadMark
+	var reads [][]read
+	for i, rd := range rds {
+		m := store.ReadMark{UserID: rd.uid}
+		var rs []read
+		for k, e := range found[i] {
+			id := qs[i].MsgIDs[k]
+			if e.Seq == 0 {
+				continue // not there, or not that message
+			}
+			h, ok := peekMsg(e.Frame)
+			if !ok || h.msgID != id || h.from != rd.peerID || h.group != rd.group || h.broadcast {
 				continue
 			}
-			if rd.group != "" {
-				j.addGroupReceipt(rd.peerID, id, rd.group, rd.uid, true)
-				continue
-			}
-			j.addReceipt(rd.peerID, rd.uid, cimpb.ReceiptStatus_RECEIPT_READ, id, "")
+			m.Seqs = append(m.Seqs, e.Seq)
+			rs = append(rs, read{rd, id})
+		}
+		if len(m.Seqs) > 0 {
+			marks, reads = append(marks, m), append(reads, rs)
 		}
 	}
+	if len(marks) == 0 {
+		return nil
+	}
+	fresh, err := j.r.st.MarkRead(ctx, marks)
+	if err != nil {
+		return err
+	}
+	for i, rs := range reads {
+		for k, r := range rs {
+			if !fresh[i][k] {
+				continue // read before
+			}
+			if r.rd.group != "" {
+				j.addGroupReceipt(r.rd.peerID, r.id, r.rd.group, r.rd.uid, true)
+				continue
+			}
+			j.addReceipt(r.rd.peerID, r.rd.uid, cimpb.ReceiptStatus_RECEIPT_READ, r.id, "")
+		}
+	}
+	return nil
 }
 
 // containsBefore reports whether ids[i] occurs in ids[:i]. READ frames carry
@@ -220,11 +288,14 @@ func (j *job) readSyncs(ctx context.Context) error {
 
 // answer appends the SYNC's answer for its session: the entries as MSG or
 // RECEIPT frames with seq, then one SYNC frame saying what was covered.
-func (s *syncReq) answer(out []*cimpb.Delivery) []*cimpb.Delivery {
+func (s *syncReq) answer(out []*cimpb.Delivery, maxFrame int) []*cimpb.Delivery {
 	var last uint64
 	for _, e := range s.res.Entries {
+		// last covers entries left out too (undecodable, or stored before
+		// sizes were checked and too large for a client): the client moves
+		// past them instead of asking for them again.
 		last = e.Seq
-		if f := decodeEntry(e); f != nil {
+		if f := decodeEntry(e); f != nil && proto.Size(f) <= maxFrame {
 			out = append(out, &cimpb.Delivery{UserId: s.uid, SessionId: s.sid, Frame: f})
 		}
 	}

@@ -74,6 +74,30 @@ func readFrame(peer string, ids ...string) *cimpb.Frame {
 	return &cimpb.Frame{Type: cimpb.Type_READ, Read: &cimpb.Read{Peer: peer, MsgIds: ids}}
 }
 
+// readOf is the READ reader's client sends for ids of peer: each with the
+// seq of the reader's inbox entry holding it (0 when there is none).
+func (e *env) readOf(reader Session, peer string, ids ...string) *cimpb.Frame {
+	f := readFrame(peer, ids...)
+	f.Read.Seqs = e.seqsOf(reader, ids)
+	return f
+}
+
+// seqsOf finds ids in reader's inbox.
+func (e *env) seqsOf(reader Session, ids []string) []uint64 {
+	e.t.Helper()
+	at := map[string]uint64{}
+	for _, f := range e.inbox(reader.UserID) {
+		if f.Msg != nil {
+			at[f.Msg.MsgId] = f.Msg.Seq
+		}
+	}
+	seqs := make([]uint64, len(ids))
+	for i, id := range ids {
+		seqs[i] = at[id]
+	}
+	return seqs
+}
+
 // seqOf is the inbox seq of a MSG or RECEIPT frame.
 func seqOf(f *cimpb.Frame) uint64 {
 	if f.Msg != nil {
@@ -222,10 +246,10 @@ func TestReceipts(t *testing.T) {
 
 	// READ: one receipt entry for the peer (by name or id), an item per
 	// distinct msg id.
-	if ans := e.uplink(bob, readFrame("alice", ids[0], ids[1], ids[0], "")); len(ans) != 0 {
+	if ans := e.uplink(bob, e.readOf(bob, "alice", ids[0], ids[1], ids[0], "")); len(ans) != 0 {
 		t.Fatalf("READ answered %v", ans)
 	}
-	e.uplink(bob, readFrame("nobody", ids[0]), readFrame("9999", ids[0]), readFrame("", ids[0])) // dropped
+	e.uplink(bob, e.readOf(bob, "nobody", ids[0]), e.readOf(bob, "9999", ids[0]), e.readOf(bob, "", ids[0])) // dropped
 	if f = e.frames(alice); len(f) != 3 {
 		t.Fatalf("alice got %d frames, want 3: %v", len(f), f)
 	}
@@ -246,7 +270,7 @@ func TestReceipts(t *testing.T) {
 	if err := e.r.SessionOffline(e.ctx, alice.UserID, alice.SessionID); err != nil {
 		t.Fatal(err)
 	}
-	e.uplink(bob, ackFrame(3), readFrame(alice.UserID, ids[2]))
+	e.uplink(bob, ackFrame(3), e.readOf(bob, alice.UserID, ids[2]))
 	alice = e.connect("alice")
 	ans := e.uplink(alice, syncFrame(1, 3, 0, false))
 	if len(ans) != 3 {
@@ -278,8 +302,8 @@ func TestAckManyEntries(t *testing.T) {
 		t.Fatalf("%d range reads, want 2 pages", r)
 	}
 	in := e.inbox("1")
-	if len(in) != 2 || len(in[0].Receipt.GetItems()) != maxReceiptItems {
-		t.Fatalf("alice's inbox holds %d receipt entries, want 2 (of %d and 5 items)", len(in), maxReceiptItems)
+	if want := (n + maxReceiptItems - 1) / maxReceiptItems; len(in) != want || len(in[0].Receipt.GetItems()) != maxReceiptItems {
+		t.Fatalf("alice's inbox holds %d receipt entries, want %d (of %d items but the last)", len(in), want, maxReceiptItems)
 	}
 	var cmids []string
 	for _, f := range in {

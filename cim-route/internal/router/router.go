@@ -31,6 +31,7 @@ import (
 	"github.com/gocim/gocim/cim-route/internal/ratelimit"
 	"github.com/gocim/gocim/cim-route/internal/store"
 	"github.com/gocim/gocim/proto/cimpb"
+	"github.com/gocim/gocim/proto/codec"
 )
 
 // Store is the shared state (package store implements it on Redis).
@@ -57,6 +58,8 @@ type Store interface {
 	Write(ctx context.Context, w store.Write) (store.Written, error)
 	Ranges(ctx context.Context, qs []store.RangeQuery) ([]store.Range, error)
 	RaiseAcks(ctx context.Context, acks []store.Ack) error
+	ReadEntries(ctx context.Context, qs []store.ReadQuery) ([][]store.Entry, error)
+	MarkRead(ctx context.Context, ms []store.ReadMark) ([][]bool, error)
 	InboxBefore(ctx context.Context, uid string, before uint64, n int) ([]store.Entry, error)
 
 	CreateGroup(ctx context.Context, owner, name string, open bool) (store.Group, error)
@@ -129,6 +132,9 @@ type Config struct {
 	// SyncLimit is the default and maximum number of entries in one SYNC
 	// answer (default 200).
 	SyncLimit int
+	// MaxFrame is the largest frame payload a client takes (default
+	// codec.DefaultMaxFrame): nothing larger is stored or sent.
+	MaxFrame int
 	// GroupMaxMembers bounds every group (default DefaultGroupMaxMembers).
 	GroupMaxMembers int
 	// Limits bound the work and storage one user can cause (limits.go).
@@ -192,6 +198,9 @@ func New(cfg Config) (*Router, error) {
 	}
 	if cfg.SyncLimit <= 0 {
 		cfg.SyncLimit = 200
+	}
+	if cfg.MaxFrame <= 0 {
+		cfg.MaxFrame = codec.DefaultMaxFrame
 	}
 	if cfg.GroupMaxMembers <= 0 {
 		cfg.GroupMaxMembers = DefaultGroupMaxMembers

@@ -62,6 +62,10 @@ type Append struct {
 	// the same key within the dedup window stores nothing and reports the
 	// first one.
 	Dedup string
+	// Droppable entries (receipts) are stored only while the inbox is
+	// below its max length: they never push a message out. A dropped one
+	// answers Seq 0, and the caller delivers it live only.
+	Droppable bool
 }
 
 // Appended is what became of one Append.
@@ -90,7 +94,18 @@ type RangeQuery struct {
 	FromAcked bool
 	Upto      uint64 // the largest seq wanted; 0: no bound
 	Limit     int    // at most this many entries (>= 1)
+	// MaxBytes bounds the entries' bytes (0: DefaultRangeBytes); the first
+	// entry is returned however large, so a range always moves on.
+	MaxBytes int
 }
+
+// DefaultRangeBytes bounds the entries of one range: a SYNC over an inbox
+// of large entries answers fewer of them rather than megabytes at once.
+const DefaultRangeBytes = 256 << 10
+
+// rangesPerPipeline bounds the range reads of one pipeline, so one Redis
+// reply holds at most this many × MaxBytes.
+const rangesPerPipeline = 16
 
 // Range is one answered RangeQuery: a consistent snapshot of the inbox.
 type Range struct {
@@ -146,7 +161,7 @@ func (s *Store) appendCalls(entries []Append) []appendCall {
 		if ts == 0 {
 			ts = now
 		}
-		if !s.cluster && e.Dedup == "" && len(e.Frame) > 0 {
+		if !s.cluster && e.Dedup == "" && !e.Droppable && len(e.Frame) > 0 {
 			if shared >= 0 && !s.sameCopy(entries[calls[shared].entries[0]], e) {
 				shared = -1
 			}
@@ -185,9 +200,12 @@ func (s *Store) appendCalls(entries []Append) []appendCall {
 		}
 		c := &calls[ci]
 		hasDedup := "0"
-		if e.Dedup != "" {
+		switch {
+		case e.Dedup != "":
 			hasDedup = "1"
 			c.keys = append(c.keys, s.k.dedup(e.UserID, e.Dedup))
+		case e.Droppable:
+			hasDedup = "r"
 		}
 		c.args = append(c.args, e.MsgID, ts, e.Frame, hasDedup)
 		c.entries = append(c.entries, i)
@@ -304,14 +322,22 @@ func (s *Store) Ranges(ctx context.Context, qs []RangeQuery) ([]Range, error) {
 			fromAcked = "1"
 		}
 		limit := max(q.Limit, 1)
+		maxBytes := q.MaxBytes
+		if maxBytes <= 0 {
+			maxBytes = DefaultRangeBytes
+		}
 		calls[i] = scriptCall{
 			[]string{s.k.inboxSeq(q.UserID), s.k.inbox(q.UserID), s.k.ack(q.UserID)},
-			[]any{q.After, q.Upto, limit, fromAcked},
+			[]any{q.After, q.Upto, limit, fromAcked, maxBytes},
 		}
 	}
-	res, err := s.evalAll(ctx, rangeScript, calls)
-	if err != nil {
-		return nil, err
+	res := make([]*redis.Cmd, 0, len(calls))
+	for chunk := range slices.Chunk(calls, rangesPerPipeline) {
+		r, err := s.evalAll(ctx, rangeScript, chunk)
+		if err != nil {
+			return nil, err
+		}
+		res = append(res, r...)
 	}
 	out := make([]Range, len(qs))
 	for i, c := range res {

@@ -136,10 +136,11 @@ end
 // ARGV[1] max length, ARGV[2] inbox ttl ms, ARGV[3] age cutoff ms (entries
 // older are trimmed), ARGV[4] dedup ttl ms, ARGV[5] the number of entries n,
 // then four per entry: msgId, timestamp ms, frame bytes, "1" if it has a
-// dedup key.
+// dedup key ("r": droppable, stored only while the inbox is below its max
+// length, so a receipt never pushes a message out).
 // Returns four values per entry: {0, msgId, seq, false} for a new entry;
 // {1, first msgId, first seq, the first entry's member or false once
-// trimmed} for a resend.
+// trimmed} for a resend; {2, msgId, 0, false} for a dropped one.
 //
 // The script reads every dedup key with one MGET, takes all the new seqs
 // with one INCRBY and adds all the new entries with one RPUSH: the cost of a
@@ -169,10 +170,14 @@ if #dkeys > 0 then
   end
 end
 local fresh = 0
-local claimed = {}
+local claimed, dropped = {}, {}
+local room = nil
 for i = 0, n - 1 do
   local key = dkey[i]
-  if not (key and (known[key] or claimed[key])) then
+  if ARGV[9 + 4 * i] == 'r' then
+    if not room then room = tonumber(ARGV[1]) - redis.call('LLEN', KEYS[2]) end
+    if fresh < room then fresh = fresh + 1 else dropped[i] = true end
+  elseif not (key and (known[key] or claimed[key])) then
     fresh = fresh + 1
     if key then claimed[key] = true end
   end
@@ -183,7 +188,12 @@ local out, push = {}, {}
 for i = 0, n - 1 do
   local a, key = 6 + 4 * i, dkey[i]
   local first = key and known[key]
-  if first then
+  if dropped[i] then
+    out[#out + 1] = 2
+    out[#out + 1] = ARGV[a]
+    out[#out + 1] = 0
+    out[#out + 1] = false
+  elseif first then
     local m = first[3]
     if not m then
       m = entryAt(KEYS[2], tonumber(first[2])) or false
@@ -252,8 +262,13 @@ return out
 //
 // KEYS[1] seq, KEYS[2] inbox, KEYS[3] ack.
 // ARGV: after, upto (0: no bound), limit, from-acked ("1": start after the
-// ack when it is larger).
+// ack when it is larger), max bytes of the members (at least one member is
+// returned when there is one, however large).
 // Returns {after used, head, first retained (head+1 when empty), ack, members}.
+//
+// The members are read a few at a time, so neither the script nor the
+// reply ever holds more than about max bytes: an inbox of large entries
+// answers fewer of them, and the caller continues after the last one.
 var rangeScript = redis.NewScript(inboxLua + `
 local after = tonumber(ARGV[1])
 local ack = tonumber(redis.call('GET', KEYS[3]) or '0') or 0
@@ -268,8 +283,17 @@ if f then
   if ARGV[2] ~= '0' then last = math.min(last, tonumber(ARGV[2])) end
   local from = math.max(after + 1, first)
   last = math.min(last, from + tonumber(ARGV[3]) - 1)
-  if from <= last then
-    m = redis.call('LRANGE', KEYS[2], from - first, last - first)
+  local budget = tonumber(ARGV[5])
+  local i = from
+  while i <= last do
+    local part = redis.call('LRANGE', KEYS[2], i - first, math.min(last, i + 7) - first)
+    if #part == 0 then break end
+    for _, e in ipairs(part) do
+      if #m > 0 and #e > budget then return {after, head, first, ack, m} end
+      budget = budget - #e
+      m[#m + 1] = e
+    end
+    i = i + #part
   end
 end
 return {after, head, first, ack, m}
