@@ -17,6 +17,7 @@ import (
 
 	"github.com/gocim/gocim/cim-client/client"
 	"github.com/gocim/gocim/e2e/harness"
+	"github.com/gocim/gocim/proto/cimpb"
 	"github.com/gocim/gocim/proto/codes"
 )
 
@@ -235,10 +236,21 @@ func TestUploadExpiry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	sent, err := upload(t, eve, 500) // named by a message eve sends: in use
+	if err != nil {
+		t.Fatal(err)
+	}
 	dropped, err := upload(t, eve, 500)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := eve.SendMsg(ctxT(t), &cimpb.Msg{To: "fay", Kind: cimpb.Kind_KIND_FILE,
+		File: &cimpb.FileInfo{Name: "f.bin", Size: 500, Ref: sent.Ref}}); err != nil {
+		t.Fatal(err)
+	}
+	fay.WaitFor(t, 0, wait, "eve's file", func(e client.Event) bool {
+		return e.Kind == client.EventMessage && e.Msg.GetFile().GetRef() == sent.Ref
+	})
 	fetch := func(u *harness.User, ref string) error {
 		rc, _, err := u.API().Download(ctxT(t), ref)
 		if err != nil {
@@ -266,6 +278,9 @@ func TestUploadExpiry(t *testing.T) {
 	// it because fay fetched it.
 	if err := fetch(eve, kept.Ref); err != nil {
 		t.Fatalf("the upload in use was deleted: %v", err)
+	}
+	if err := fetch(eve, sent.Ref); err != nil {
+		t.Fatalf("the upload a stored message names was deleted: %v", err)
 	}
 }
 

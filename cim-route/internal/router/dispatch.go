@@ -427,7 +427,8 @@ func (j *job) resolve(ctx context.Context) error {
 		}
 		for n, id := range ids {
 			j.nameID[n] = id
-			j.r.remember(id, n)
+			// n is the name as given (any case): not the display name.
+			j.r.rememberName(n, id)
 		}
 	}
 	for _, it := range j.msgs {
@@ -508,6 +509,11 @@ func (j *job) store(ctx context.Context) error {
 		return err
 	}
 	j.routes, j.routed = written.Routes, w.Routes
+	for _, it := range j.msgs {
+		if it.code == 0 && it.msg.GetFile().GetRef() != "" {
+			j.r.FileSent(it.from, it.msg) // the upload is in use: it does not expire
+		}
+	}
 	res := written.Appended
 	for i, e := range j.entries {
 		a := res[i]
