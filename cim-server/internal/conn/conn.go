@@ -383,19 +383,10 @@ type handshaker interface {
 // (never in the accept loop), until deadline. CloseWith aborts it. It
 // reports whether the handshake succeeded.
 func (c *Conn) handshake(ctx context.Context, hs handshaker, deadline time.Time) bool {
-	hctx, cancel := context.WithDeadline(ctx, deadline)
-	defer cancel()
-	c.mu.Lock()
-	if c.closing {
-		c.mu.Unlock()
+	var err error
+	if !c.interruptible(ctx, deadline, func(ctx context.Context) { err = hs.HandshakeContext(ctx) }) {
 		return false
 	}
-	c.cancelWait = cancel
-	c.mu.Unlock()
-	err := hs.HandshakeContext(hctx)
-	c.mu.Lock()
-	c.cancelWait = nil
-	c.mu.Unlock()
 	if err != nil {
 		// Nothing can be said to a client that does not speak TLS.
 		c.cfg.Logger.Debug("TLS handshake failed", "remote", c.nc.RemoteAddr(), "err", err)
@@ -444,7 +435,23 @@ func (c *Conn) paceSync(ctx context.Context) bool {
 	}
 	// Over the pace (an attack, or a client far off course): wait, unless
 	// the connection closes meanwhile.
-	wctx, cancel := context.WithCancel(ctx)
+	var err error
+	if !c.interruptible(ctx, time.Time{}, func(ctx context.Context) { err = c.syncPace.Wait(ctx) }) {
+		return false
+	}
+	return err == nil
+}
+
+// interruptible runs wait with a context that ends at deadline (zero: no
+// deadline) or when the connection closes (CloseWith cancels it); false,
+// without running wait, when the connection is already closing.
+func (c *Conn) interruptible(ctx context.Context, deadline time.Time, wait func(context.Context)) bool {
+	var cancel context.CancelFunc
+	if deadline.IsZero() {
+		ctx, cancel = context.WithCancel(ctx)
+	} else {
+		ctx, cancel = context.WithDeadline(ctx, deadline)
+	}
 	defer cancel()
 	c.mu.Lock()
 	if c.closing {
@@ -453,11 +460,11 @@ func (c *Conn) paceSync(ctx context.Context) bool {
 	}
 	c.cancelWait = cancel
 	c.mu.Unlock()
-	err := c.syncPace.Wait(wctx)
+	wait(ctx)
 	c.mu.Lock()
 	c.cancelWait = nil
 	c.mu.Unlock()
-	return err == nil
+	return true
 }
 
 // limits are one connection's token buckets.
