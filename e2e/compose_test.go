@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -29,7 +30,11 @@ func TestComposeFile(t *testing.T) {
 			Ports       []string          `yaml:"ports"`
 			NetworkMode string            `yaml:"network_mode"`
 			Environment map[string]string `yaml:"environment"`
-			Build       struct {
+			Volumes     []string          `yaml:"volumes"`
+			Healthcheck struct {
+				Test []string `yaml:"test"`
+			} `yaml:"healthcheck"`
+			Build struct {
 				Context    string `yaml:"context"`
 				Dockerfile string `yaml:"dockerfile"`
 			} `yaml:"build"`
@@ -58,6 +63,51 @@ func TestComposeFile(t *testing.T) {
 			t.Errorf("%s: no CIM_ZK_AUTH: its ZooKeeper node would be world-writable", gw)
 		}
 	}
+	// Issue 12: the file works as written.
+	if zkSvc.Environment["ZOO_ADMINSERVER_ENABLED"] != "false" {
+		t.Error("zookeeper: the admin server is on: under host networking it takes port 8080 from the route")
+	}
+	route := compose.Services["route"]
+	for _, k := range []string{"CIM_TOKEN_SECRET", "CIM_INTERNAL_SECRET", "CIM_API_KEYS"} {
+		if _, ok := route.Environment[k]; !ok {
+			t.Errorf("route: %s is not set (or passed through)", k)
+		}
+	}
+	if dir := route.Environment["CIM_UPLOAD_DIR"]; dir == "" || !slices.ContainsFunc(route.Volumes, func(v string) bool { return strings.HasSuffix(v, ":"+dir) }) {
+		t.Errorf("route: uploads in %q, volumes %v: want the upload directory on a volume", dir, route.Volumes)
+	}
+	if df, _ := os.ReadFile(filepath.Join(root, "docker", "Dockerfile.cim-route")); !strings.Contains(string(df), "--chown=65532:65532") {
+		t.Error("Dockerfile.cim-route: the upload directory is not owned by the image's user: a fresh volume would not be writable")
+	}
+	for name, svc := range compose.Services {
+		test := strings.Join(svc.Healthcheck.Test, " ")
+		if test == "" {
+			t.Errorf("service %s has no healthcheck", name)
+			continue
+		}
+		if svc.Image == "" {
+			binary := strings.TrimPrefix(filepath.Base(svc.Build.Dockerfile), "Dockerfile.")
+			if !strings.Contains(test, "/usr/local/bin/"+binary+" healthcheck ") {
+				t.Errorf("service %s: healthcheck %q, want its binary's healthcheck subcommand (the image has no shell)", name, test)
+			}
+		}
+	}
+	ignore, err := os.ReadFile(filepath.Join(root, ".dockerignore"))
+	if err != nil {
+		t.Fatalf(".dockerignore: %v (the build context would carry run/ with its secrets)", err)
+	}
+	for _, want := range []string{"run/", ".git"} {
+		if !slices.Contains(strings.Fields(string(ignore)), want) {
+			t.Errorf(".dockerignore does not leave out %s", want)
+		}
+	}
+	readme, _ := os.ReadFile(filepath.Join(root, "README.md"))
+	for _, k := range []string{"CIM_TOKEN_SECRET", "CIM_INTERNAL_SECRET", "CIM_ZK_AUTH"} {
+		if !strings.Contains(string(readme), "docker compose") || !regexp.MustCompile("docker compose[^\n]*"+k).Match(readme) {
+			t.Errorf("README's compose line does not name %s, which compose requires", k)
+		}
+	}
+
 	bin := harness.Binaries(t)
 	help := map[string]string{}
 	for _, b := range []string{"cim-server", "cim-route"} {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/gocim/gocim/cim-route/internal/app"
 	"github.com/gocim/gocim/cim-route/internal/config"
+	"github.com/gocim/gocim/internal/healthprobe"
 )
 
 // shutdownTimeout bounds the graceful shutdown.
@@ -33,6 +34,10 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == healthprobe.Command {
+		// "cim-route healthcheck [url]": a container health check.
+		return healthprobe.Run(args[1:], "http://127.0.0.1:8080/healthz", stderr)
+	}
 	cfg, err := config.Parse("cim-route", args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0

@@ -22,6 +22,7 @@ import (
 
 	"github.com/gocim/gocim/cim-server/internal/gateway"
 	"github.com/gocim/gocim/internal/envflag"
+	"github.com/gocim/gocim/internal/healthprobe"
 )
 
 func main() {
@@ -29,6 +30,10 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == healthprobe.Command {
+		// "cim-server healthcheck [url]": a container health check.
+		return healthprobe.Run(args[1:], "http://127.0.0.1:9100/healthz", stderr)
+	}
 	cfg := gateway.DefaultConfig()
 	fs := flag.NewFlagSet("cim-server", flag.ContinueOnError)
 	fs.SetOutput(stderr)
