@@ -113,8 +113,23 @@ type privateReceipt struct {
 
 // maxReceiptItems bounds the messages one receipt entry covers: 200 items
 // of a 32-byte msgId and a clientMsgId of at most 128 bytes stay far below
-// a client's 64 KiB frame.
+// a client's 64 KiB frame. A smaller --max-frame lowers it (receiptItems).
 const maxReceiptItems = 200
+
+// receiptItemRoom is the most one item adds to a receipt: a msgId of
+// maxMsgID bytes and a clientMsgId of maxClientMsgID, with their tags and
+// lengths; receiptRoom is the rest of a receipt frame (status, by, ts,
+// seq, group, count).
+const (
+	receiptItemRoom = maxMsgID + maxClientMsgID + 8
+	receiptRoom     = 512
+)
+
+// receiptItems is how many items one receipt entry may carry so that it
+// fits a frame of maxFrame bytes.
+func receiptItems(maxFrame int) int {
+	return min(maxReceiptItems, max(1, (maxFrame-receiptRoom)/receiptItemRoom))
+}
 
 // addReceipt queues a DELIVERED or READ receipt for message msgID of user
 // to, by user by. The receipts a batch produces for one sender from one
@@ -122,7 +137,7 @@ const maxReceiptItems = 200
 // messages of one sender stores and pushes one receipt, not ten.
 func (j *job) addReceipt(to, by string, status cimpb.ReceiptStatus, msgID, clientMsgID string) {
 	k := privateReceipt{to, by, status}
-	if rc := j.receiptFor[k]; rc != nil && len(rc.Items) < maxReceiptItems {
+	if rc := j.receiptFor[k]; rc != nil && len(rc.Items) < receiptItems(j.r.cfg.MaxFrame) {
 		if len(rc.Items) == 0 { // the second message: both become items
 			rc.Items = append(rc.Items, &cimpb.ReceiptItem{MsgId: rc.MsgId, ClientMsgId: rc.ClientMsgId})
 			rc.MsgId, rc.ClientMsgId = "", ""
@@ -178,54 +193,27 @@ func (j *job) readReceipts(ctx context.Context) error {
 	if len(qs) == 0 {
 		return nil
 	}
-	found, err := j.r.st.ReadEntries(ctx, qs)
+	// Each entry is claimed once, before it is checked (see
+	// store.ClaimReads): only entries that are what the READ says count.
+	claimed, err := j.r.st.ClaimReads(ctx, qs)
 	if err != nil {
 		return err
 	}
-	// Only entries that are what the READ says are marked: a READ naming the
-	// wrong peer does not use an entry up.
-	type read struct {
-		rd *readReq
-		id string
-	}
-	var marks []store.ReadMark
-	var reads [][]read
 	for i, rd := range rds {
-		m := store.ReadMark{UserID: rd.uid}
-		var rs []read
-		for k, e := range found[i] {
+		for k, e := range claimed[i] {
 			id := qs[i].MsgIDs[k]
 			if e.Seq == 0 {
-				continue // not there, or not that message
+				continue // not there, not that message, or read before
 			}
 			h, ok := peekMsg(e.Frame)
 			if !ok || h.msgID != id || h.from != rd.peerID || h.group != rd.group || h.broadcast {
 				continue
 			}
-			m.Seqs = append(m.Seqs, e.Seq)
-			rs = append(rs, read{rd, id})
-		}
-		if len(m.Seqs) > 0 {
-			marks, reads = append(marks, m), append(reads, rs)
-		}
-	}
-	if len(marks) == 0 {
-		return nil
-	}
-	fresh, err := j.r.st.MarkRead(ctx, marks)
-	if err != nil {
-		return err
-	}
-	for i, rs := range reads {
-		for k, r := range rs {
-			if !fresh[i][k] {
-				continue // read before
-			}
-			if r.rd.group != "" {
-				j.addGroupReceipt(r.rd.peerID, r.id, r.rd.group, r.rd.uid, true)
+			if rd.group != "" {
+				j.addGroupReceipt(rd.peerID, id, rd.group, rd.uid, true)
 				continue
 			}
-			j.addReceipt(r.rd.peerID, r.rd.uid, cimpb.ReceiptStatus_RECEIPT_READ, r.id, "")
+			j.addReceipt(rd.peerID, rd.uid, cimpb.ReceiptStatus_RECEIPT_READ, id, "")
 		}
 	}
 	return nil

@@ -98,9 +98,9 @@ func TestSyncSkipsEntriesTooLargeToSend(t *testing.T) {
 func TestFakeReadsCountNothing(t *testing.T) {
 	e := newEnv(t, PolicyKick, 1)
 	alice, bob, mallory := e.connect("alice"), e.connect("bob"), e.connect("mallory")
-	ids := sentIDs(t, e.uplink(alice, msgFrame(1, "a1", "bob")))
+	ids := sentIDs(t, e.uplink(alice, msgFrame(1, "a1", "bob"), msgFrame(2, "a2", "bob")))
 	e.waitPushes()
-	e.uplink(bob, ackFrame(1))
+	e.uplink(bob, ackFrame(2))
 	e.waitPushes()
 	before := len(e.inbox(alice.UserID)) // the DELIVERED receipt
 
@@ -112,12 +112,16 @@ func TestFakeReadsCountNothing(t *testing.T) {
 		{Type: cimpb.Type_READ, Read: &cimpb.Read{Peer: alice.UserID, MsgIds: []string{ids[0]}}},
 	}
 	e.uplink(mallory, fake...)
-	// bob with the right id but the wrong seq, and naming the wrong peer.
+	// bob with the right id but the wrong seq; and naming the wrong peer
+	// for alice's second message.
 	e.uplink(bob, &cimpb.Frame{Type: cimpb.Type_READ, Read: &cimpb.Read{Peer: alice.UserID, MsgIds: []string{ids[0]}, Seqs: []uint64{2}}},
-		e.readOf(bob, mallory.UserID, ids[0]))
+		e.readOf(bob, mallory.UserID, ids[1]))
 	e.waitPushes()
 	if in := e.inbox(alice.UserID); len(in) != before {
 		t.Fatalf("alice's inbox grew from %d to %d entries on fake READs: %v", before, len(in), in)
+	}
+	if in := e.inbox(mallory.UserID); len(in) != 0 {
+		t.Fatalf("mallory's inbox holds %v: a READ counted for a message she never sent", in)
 	}
 	// The real READ counts once, however often it is sent.
 	e.uplink(bob, e.readOf(bob, alice.UserID, ids[0]))
@@ -134,5 +138,21 @@ func TestFakeReadsCountNothing(t *testing.T) {
 	}
 	if reads != 1 {
 		t.Fatalf("%d READ receipts stored, want 1", reads)
+	}
+}
+
+// TestReceiptItemsFitTheFrame: a smaller --max-frame makes receipt entries
+// carry fewer items, so every one fits.
+func TestReceiptItemsFitTheFrame(t *testing.T) {
+	for _, limit := range []int{1024, 8192, 65536} {
+		n := receiptItems(limit)
+		rc := &cimpb.Receipt{Status: cimpb.ReceiptStatus_RECEIPT_DELIVERED, By: strings.Repeat("9", 20), TimestampMs: 1 << 62,
+			Seq: 1 << 63, Group: strings.Repeat("g", 64), Count: 1 << 31}
+		for range n {
+			rc.Items = append(rc.Items, &cimpb.ReceiptItem{MsgId: strings.Repeat("m", maxMsgID), ClientMsgId: strings.Repeat("c", maxClientMsgID)})
+		}
+		if size := proto.Size(&cimpb.Frame{Type: cimpb.Type_RECEIPT, Receipt: rc}); n < 1 || size > limit {
+			t.Errorf("--max-frame %d: %d items make a %d-byte receipt", limit, n, size)
+		}
 	}
 }

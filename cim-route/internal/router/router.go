@@ -58,8 +58,7 @@ type Store interface {
 	Write(ctx context.Context, w store.Write) (store.Written, error)
 	Ranges(ctx context.Context, qs []store.RangeQuery) ([]store.Range, error)
 	RaiseAcks(ctx context.Context, acks []store.Ack) error
-	ReadEntries(ctx context.Context, qs []store.ReadQuery) ([][]store.Entry, error)
-	MarkRead(ctx context.Context, ms []store.ReadMark) ([][]bool, error)
+	ClaimReads(ctx context.Context, qs []store.ReadQuery) ([][]store.Entry, error)
 	InboxBefore(ctx context.Context, uid string, before uint64, n int) ([]store.Entry, error)
 
 	CreateGroup(ctx context.Context, owner, name string, open bool) (store.Group, error)
