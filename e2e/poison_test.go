@@ -216,3 +216,53 @@ func TestReceiptsNeverEvictMessages(t *testing.T) {
 		}
 	}
 }
+
+// TestRepeatedReadsCostRedisOnce (issue 11, points 1 and 3): READs over
+// large entries of one's own inbox make Redis send each entry back once,
+// not once per READ.
+func TestRepeatedReadsCostRedisOnce(t *testing.T) {
+	c := harness.Start(t, harness.Options{Gateways: 1})
+	ctx := ctxT(t)
+	conn, r, me := rawLogin(t, c, "reader")
+	rdb := redis.NewClient(&redis.Options{Addr: c.Redis.Addr})
+	t.Cleanup(func() { rdb.Close() })
+	const n, size = 10, 60_000
+	for i := range n {
+		writeFrame(t, conn, &cimpb.Frame{Type: cimpb.Type_MSG, ReqId: uint64(i + 1), Msg: &cimpb.Msg{
+			ClientMsgId: fmt.Sprint("big-", i), To: me.UserID, Kind: cimpb.Kind_KIND_FILE,
+			Body: bytes.Repeat([]byte{'r'}, size), File: &cimpb.FileInfo{Name: "r.bin", Size: size}}})
+	}
+	read := &cimpb.Read{Peer: me.UserID}
+	for len(read.MsgIds) < n {
+		if f := readFrame(t, conn, r); f.Type == cimpb.Type_MSG {
+			read.MsgIds, read.Seqs = append(read.MsgIds, f.Msg.MsgId), append(read.Seqs, f.Msg.Seq)
+		}
+	}
+	sent := func() int64 {
+		t.Helper()
+		for _, line := range strings.Split(rdb.Info(ctx, "stats").Val(), "\r\n") {
+			if v, ok := strings.CutPrefix(line, "total_net_output_bytes:"); ok {
+				var x int64
+				fmt.Sscan(v, &x)
+				return x
+			}
+		}
+		t.Fatal("no total_net_output_bytes in INFO stats")
+		return 0
+	}
+	before := sent()
+	const reads = 20
+	for range reads {
+		writeFrame(t, conn, &cimpb.Frame{Type: cimpb.Type_READ, Read: read})
+	}
+	// Frames are handled in order: once this message is answered, every
+	// READ before it was.
+	writeFrame(t, conn, &cimpb.Frame{Type: cimpb.Type_MSG, ReqId: 99, Msg: &cimpb.Msg{ClientMsgId: "marker", To: me.UserID, Body: []byte("marker")}})
+	for f := readFrame(t, conn, r); f.GetReceipt().GetClientMsgId() != "marker" || f.GetReceipt().GetStatus() != cimpb.ReceiptStatus_RECEIPT_SENT; f = readFrame(t, conn, r) {
+	}
+	// Each entry once (n × size), plus small change; once per READ would
+	// be reads × n × size.
+	if got, bound := sent()-before, int64(2*n*size); got > bound {
+		t.Fatalf("%d READs over %d entries of %d bytes made Redis send %d bytes, want at most %d", reads, n, size, got, bound)
+	}
+}
