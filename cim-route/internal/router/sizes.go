@@ -42,6 +42,8 @@ func (j *job) checkSizes() {
 		if it.msg.Group != "" || it.msg.Broadcast {
 			to = ""
 		}
+		// A throwaway delivery: a group resend may still change the msgId
+		// (claimGroupMessages), never its length.
 		if n := proto.Size(it.downlink(to)) + seqRoom; n > limit {
 			it.fail(codes.TooLarge, fmt.Sprintf("message would be %d bytes delivered, over the %d-byte frame limit", n, limit))
 		}

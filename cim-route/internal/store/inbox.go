@@ -103,9 +103,10 @@ type RangeQuery struct {
 // of large entries answers fewer of them rather than megabytes at once.
 const DefaultRangeBytes = 256 << 10
 
-// rangesPerPipeline bounds the range reads of one pipeline, so one Redis
-// reply holds at most this many × MaxBytes.
-const rangesPerPipeline = 16
+// rangeTripBytes bounds the entries of one pipeline of range reads (the
+// sum of their MaxBytes): 32 SYNC answers of DefaultRangeBytes per round
+// trip, so one Redis reply stays within 8 MiB.
+const rangeTripBytes = 8 << 20
 
 // Range is one answered RangeQuery: a consistent snapshot of the inbox.
 type Range struct {
@@ -316,6 +317,7 @@ func (s *Store) Ranges(ctx context.Context, qs []RangeQuery) ([]Range, error) {
 		return nil, nil
 	}
 	calls := make([]scriptCall, len(qs))
+	bytes := make([]int, len(qs)) // each range's MaxBytes
 	for i, q := range qs {
 		fromAcked := "0"
 		if q.FromAcked {
@@ -326,18 +328,25 @@ func (s *Store) Ranges(ctx context.Context, qs []RangeQuery) ([]Range, error) {
 		if maxBytes <= 0 {
 			maxBytes = DefaultRangeBytes
 		}
+		bytes[i] = maxBytes
 		calls[i] = scriptCall{
 			[]string{s.k.inboxSeq(q.UserID), s.k.inbox(q.UserID), s.k.ack(q.UserID)},
 			[]any{q.After, q.Upto, limit, fromAcked, maxBytes},
 		}
 	}
 	res := make([]*redis.Cmd, 0, len(calls))
-	for chunk := range slices.Chunk(calls, rangesPerPipeline) {
-		r, err := s.evalAll(ctx, rangeScript, chunk)
+	for start := 0; start < len(calls); {
+		end, budget := start, 0
+		for end < len(calls) && (end == start || budget+bytes[end] <= rangeTripBytes) {
+			budget += bytes[end]
+			end++
+		}
+		r, err := s.evalAll(ctx, rangeScript, calls[start:end])
 		if err != nil {
 			return nil, err
 		}
 		res = append(res, r...)
+		start = end
 	}
 	out := make([]Range, len(qs))
 	for i, c := range res {
