@@ -132,17 +132,28 @@ func Key(addr net.Addr) (key netip.Prefix, ok bool) {
 	return p, err == nil
 }
 
+// ListenOptions tune Listen; the zero value is fine.
+type ListenOptions struct {
+	// Refused, when set, is told about every connection closed for being
+	// over a limit.
+	Refused func(addr net.Addr, why Reason)
+	// TotalOnly, when set, names client addresses that count toward the
+	// total only, never a per-address cap: trusted reverse proxies, which
+	// carry many clients on one address.
+	TotalOnly func(addr net.Addr) bool
+}
+
 // Listen wraps ln: each accepted connection holds a slot of l until it is
-// closed. A connection over a limit is closed at once and refused (when not
-// nil) is told about it; Accept then waits for the next one.
-func Listen(ln net.Listener, l *Limiter, refused func(addr net.Addr, why Reason)) net.Listener {
-	return &listener{Listener: ln, l: l, refused: refused}
+// closed. A connection over a limit is closed at once (and o.Refused told);
+// Accept then waits for the next one.
+func Listen(ln net.Listener, l *Limiter, o ListenOptions) net.Listener {
+	return &listener{Listener: ln, l: l, o: o}
 }
 
 type listener struct {
 	net.Listener
-	l       *Limiter
-	refused func(net.Addr, Reason)
+	l *Limiter
+	o ListenOptions
 }
 
 func (ln *listener) Accept() (net.Conn, error) {
@@ -151,11 +162,15 @@ func (ln *listener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		release, why := ln.l.Acquire(c.RemoteAddr())
+		key := c.RemoteAddr()
+		if ln.o.TotalOnly != nil && ln.o.TotalOnly(key) {
+			key = nil // counts toward the total only
+		}
+		release, why := ln.l.Acquire(key)
 		if why != "" {
 			_ = c.Close()
-			if ln.refused != nil {
-				ln.refused(c.RemoteAddr(), why)
+			if ln.o.Refused != nil {
+				ln.o.Refused(c.RemoteAddr(), why)
 			}
 			continue
 		}

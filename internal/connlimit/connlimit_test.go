@@ -72,7 +72,7 @@ func TestListenClosesConnectionsOverTheLimit(t *testing.T) {
 	}
 	l := New(1, 0)
 	refused := make(chan Reason, 4)
-	ln := Listen(inner, l, func(_ net.Addr, why Reason) { refused <- why })
+	ln := Listen(inner, l, ListenOptions{Refused: func(_ net.Addr, why Reason) { refused <- why }})
 	defer ln.Close()
 
 	accepted := make(chan net.Conn, 4)

@@ -1,7 +1,6 @@
 package app
 
 import (
-	"errors"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -26,63 +25,33 @@ func publicConnLimit(configured int) int {
 	if configured > 0 {
 		return configured
 	}
-	n := openFileLimit()
+	n := connlimit.OpenFiles()
 	if n <= 0 {
 		return 0
 	}
 	return max(n-max(connReserveMin, n/connReserveFrac), 64)
 }
 
-// limitListener holds every accepted connection to the limiter's per-address
-// and total caps and closes the ones over them right away. Connections from
-// exempt prefixes (trusted reverse proxies, which carry many clients on one
-// address) count toward the total only.
-type limitListener struct {
-	net.Listener
-	l      *connlimit.Limiter
-	exempt []netip.Prefix
-	log    *slog.Logger
-
-	mu       sync.Mutex
-	refused  map[connlimit.Reason]int // since the last log line
-	lastLog  time.Time
-	lastAddr net.Addr
+// newLimitListener holds every accepted connection to l's per-address and
+// total caps (connlimit.Listen). Connections from exempt prefixes (trusted
+// reverse proxies, which carry many clients on one address) count toward
+// the total only. Refusals are logged at most every refusalLogEvery.
+func newLimitListener(ln net.Listener, l *connlimit.Limiter, exempt []netip.Prefix, log *slog.Logger) net.Listener {
+	r := &refusals{log: log, l: l, counts: map[connlimit.Reason]int{}}
+	return connlimit.Listen(ln, l, connlimit.ListenOptions{
+		Refused:   r.note,
+		TotalOnly: func(addr net.Addr) bool { return inPrefixes(addr, exempt) },
+	})
 }
 
-func newLimitListener(ln net.Listener, l *connlimit.Limiter, exempt []netip.Prefix, log *slog.Logger) *limitListener {
-	return &limitListener{Listener: ln, l: l, exempt: exempt, log: log, refused: map[connlimit.Reason]int{}}
-}
-
-func (ln *limitListener) Accept() (net.Conn, error) {
-	for {
-		c, err := ln.Listener.Accept()
-		if err != nil {
-			return nil, err
-		}
-		key := c.RemoteAddr()
-		if ln.isExempt(key) {
-			key = nil // a nil address counts toward the total only
-		}
-		release, why := ln.l.Acquire(key)
-		if why != "" {
-			_ = c.Close()
-			ln.noteRefusal(c.RemoteAddr(), why)
-			continue
-		}
-		return &limitedConn{Conn: c, release: release}, nil
-	}
-}
-
-func (ln *limitListener) isExempt(addr net.Addr) bool {
-	if len(ln.exempt) == 0 {
-		return false
-	}
+// inPrefixes reports whether addr's IP is in one of ps.
+func inPrefixes(addr net.Addr, ps []netip.Prefix) bool {
 	ta, ok := addr.(*net.TCPAddr)
-	if !ok {
+	if !ok || len(ps) == 0 {
 		return false
 	}
 	ip := ta.AddrPort().Addr().Unmap()
-	for _, p := range ln.exempt {
+	for _, p := range ps {
 		if p.Contains(ip) {
 			return true
 		}
@@ -90,41 +59,28 @@ func (ln *limitListener) isExempt(addr net.Addr) bool {
 	return false
 }
 
-// noteRefusal logs refusals at most every refusalLogEvery: a flood must not
+// refusals logs refused connections at a bounded rate: a flood must not
 // turn into a flood of log lines.
-func (ln *limitListener) noteRefusal(addr net.Addr, why connlimit.Reason) {
-	ln.mu.Lock()
-	defer ln.mu.Unlock()
-	ln.refused[why]++
-	ln.lastAddr = addr
-	if time.Since(ln.lastLog) < refusalLogEvery {
+type refusals struct {
+	log *slog.Logger
+	l   *connlimit.Limiter
+
+	mu     sync.Mutex
+	counts map[connlimit.Reason]int // since the last log line
+	last   time.Time
+}
+
+func (r *refusals) note(addr net.Addr, why connlimit.Reason) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.counts[why]++
+	if time.Since(r.last) < refusalLogEvery {
 		return
 	}
-	ln.log.Warn("connections refused", "per_address", ln.refused[connlimit.PerAddr], "total", ln.refused[connlimit.Total],
-		"last_from", ln.lastAddr.String(), "open", ln.l.Count())
-	clear(ln.refused)
-	ln.lastLog = time.Now()
-}
-
-// limitedConn gives its slot back when closed (once).
-type limitedConn struct {
-	net.Conn
-	release func()
-}
-
-func (c *limitedConn) Close() error {
-	err := c.Conn.Close()
-	c.release()
-	return err
-}
-
-// CloseWrite keeps the half-close net/http uses before closing a
-// connection after an error answer.
-func (c *limitedConn) CloseWrite() error {
-	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	return errors.ErrUnsupported
+	r.log.Warn("connections refused", "per_address", r.counts[connlimit.PerAddr], "total", r.counts[connlimit.Total],
+		"last_from", addr.String(), "open", r.l.Count())
+	clear(r.counts)
+	r.last = time.Now()
 }
 
 // proxyPrefixes parses --trusted-proxies (IPs or CIDRs; Validate checked

@@ -74,8 +74,8 @@ func TestLimitListener(t *testing.T) {
 			}
 		})
 	}
-	if n := publicConnLimit(0); openFileLimit() > 0 && (n <= 0 || n >= openFileLimit()) {
-		t.Fatalf("default total cap %d with an open-file limit of %d: want a reserve kept", n, openFileLimit())
+	if n := publicConnLimit(0); connlimit.OpenFiles() > 0 && (n <= 0 || n >= connlimit.OpenFiles()) {
+		t.Fatalf("default total cap %d with an open-file limit of %d: want a reserve kept", n, connlimit.OpenFiles())
 	}
 	if n := publicConnLimit(500); n != 500 {
 		t.Fatalf("--max-conns 500 gives %d", n)

@@ -201,7 +201,7 @@ func (g *Gateway) Start() error {
 		SyncBurst:    g.cfg.SyncBurst,
 		Logger:       root,
 	})
-	g.setLimits(g.cfg.connLimits(openFileLimit()))
+	g.setLimits(g.cfg.connLimits(uint64(connlimit.OpenFiles())))
 	g.httpSrv = &http.Server{
 		Handler:           g.internalHandler(root),
 		ReadHeaderTimeout: 10 * time.Second,
