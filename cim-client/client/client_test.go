@@ -123,6 +123,64 @@ func TestDeadLinkReconnectsThroughRouteToAnotherGateway(t *testing.T) {
 	}
 }
 
+// TestBusySenderNoticesFrozenGateway: a client that keeps writing
+// messages to a gateway that answers nothing (frozen: its socket still
+// takes bytes) PINGs anyway once it has read nothing for Heartbeat, finds
+// the link dead and moves on; without that it would keep writing into the
+// frozen gateway for as long as it has something to send.
+func TestBusySenderNoticesFrozenGateway(t *testing.T) {
+	gw1, gw2 := clienttest.NewGateway(t), clienttest.NewGateway(t)
+	gw1.Mute(true) // no PONG, and no answer to MSGs (the default)
+	route := clienttest.NewRoute(t, gw1, gw2)
+	route.AddUser("alice", "secret1")
+	cfg := fastConfig(route.URL)
+	cfg.Heartbeat = 100 * time.Millisecond
+	cfg.PongTimeout = 100 * time.Millisecond
+	c := startClient(t, cfg)
+	conn1 := gw1.Accept(t)
+	next(t, c, EventConnected)
+
+	pings := make(chan struct{}, 1)
+	go func() { // keep the frozen gateway's socket drained
+		for {
+			select {
+			case f := <-conn1.Frames:
+				if f.GetType() == cimpb.Type_PING {
+					select {
+					case pings <- struct{}{}:
+					default:
+					}
+				}
+			case <-conn1.Done():
+				return
+			}
+		}
+	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sending := make(chan struct{})
+	go func() { // a message every 10 ms: never idle for a heartbeat
+		defer close(sending)
+		for i := 0; i < 3000 && ctx.Err() == nil; i++ {
+			sctx, scancel := context.WithTimeout(ctx, 10*time.Millisecond)
+			_, _ = c.Send(sctx, "bob", fmt.Sprint("m", i))
+			scancel()
+			time.Sleep(10 * time.Millisecond) // the pace of a busy sender
+		}
+	}()
+	ev := next(t, c, EventDisconnected)
+	if !strings.Contains(ev.Reason, "PONG") || ev.Gateway != gw1.ID {
+		t.Errorf("disconnect %+v, want a missing-PONG reason on %s", ev, gw1.ID)
+	}
+	select {
+	case <-pings:
+	default:
+		t.Error("no PING reached the frozen gateway")
+	}
+	cancel()
+	<-sending
+}
+
 func TestStoppedByServer(t *testing.T) {
 	for _, tc := range []struct {
 		name       string

@@ -239,10 +239,12 @@ func (l *link) send(ctx context.Context, b []byte) error {
 }
 
 // writeLoop writes queued frames, flushing once per burst, and runs the
-// heartbeat: PING after Heartbeat without writing; a PONG settles it at once,
-// and if none came within PongTimeout the link still counts as alive when any
-// other frame was read meanwhile (or the reader was just waiting for the
-// application). Otherwise it is dead.
+// heartbeat: PING after Heartbeat without writing, or without reading
+// anything (a client that keeps sending to a frozen gateway would
+// otherwise never notice); a PONG settles it at once, and if none came
+// within PongTimeout the link still counts as alive when any other frame
+// was read meanwhile (or the reader was just waiting for the application).
+// Otherwise it is dead.
 func (l *link) writeLoop() {
 	w := bufio.NewWriterSize(l.conn, 4096)
 	lastWrite := time.Now()
@@ -255,6 +257,9 @@ func (l *link) writeLoop() {
 	}
 	pinged := false
 	var progressAtPing uint64
+	// What the reader had read when the heartbeat last looked, and since
+	// when (as seen at a tick: never earlier than the truth).
+	heard, heardAt := l.progress.Load(), time.Now()
 	batch := make([]outFrame, 0, outQueue)
 	for {
 		select {
@@ -286,9 +291,6 @@ func (l *link) writeLoop() {
 				return
 			}
 			lastWrite = time.Now()
-			if hb != nil && !pinged {
-				hb.Reset(l.heartbeat)
-			}
 		case <-l.pong:
 			if pinged {
 				pinged = false
@@ -305,7 +307,11 @@ func (l *link) writeLoop() {
 				hb.Reset(time.Until(lastWrite.Add(l.heartbeat)))
 				continue
 			}
-			if idle := time.Since(lastWrite); idle < l.heartbeat {
+			now := time.Now()
+			if p := l.progress.Load(); p != heard {
+				heard, heardAt = p, now
+			}
+			if idle := max(now.Sub(lastWrite), now.Sub(heardAt)); idle < l.heartbeat {
 				hb.Reset(l.heartbeat - idle)
 				continue
 			}

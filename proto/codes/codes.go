@@ -23,6 +23,7 @@ const (
 	Internal        Code = 5000 + 1
 	GoingAway       Code = 5031 // gateway shutting down: reconnect elsewhere
 	KickedElsewhere Code = 4090 // same user logged in on another connection
+	StaleSession    Code = 4091 // the connection's session is no longer where the user is: log in again
 	Forbidden       Code = 4030 // valid credential, but not allowed to do this
 	RateLimited     Code = 4291 // too many requests or messages: slow down
 	TooLarge        Code = 4131 // request body or message body above the limit
@@ -70,6 +71,8 @@ func (c Code) Text() string {
 		return "gateway going away"
 	case KickedElsewhere:
 		return "logged in elsewhere"
+	case StaleSession:
+		return "session moved: log in again"
 	case Forbidden:
 		return "forbidden"
 	case RateLimited:

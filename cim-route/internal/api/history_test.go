@@ -74,7 +74,7 @@ func TestHistoryOverHTTP(t *testing.T) {
 	}
 	// A file message: kind 1, inline bytes in base64, the file's details.
 	inline := []byte{0, 0xff, 'x'}
-	batch := &cimpb.UplinkBatch{Uplinks: []*cimpb.Uplink{{UserId: alice.UserID, SessionId: alice.SessionID, Frame: &cimpb.Frame{
+	batch := &cimpb.UplinkBatch{GatewayId: alice.Server.ID, Uplinks: []*cimpb.Uplink{{UserId: alice.UserID, SessionId: alice.SessionID, Frame: &cimpb.Frame{
 		Type: cimpb.Type_MSG, Msg: &cimpb.Msg{ClientMsgId: "f1", To: "bob", Kind: cimpb.Kind_KIND_FILE, Body: inline,
 			File: &cimpb.FileInfo{Name: "a.bin", Size: 3, ContentType: "application/octet-stream"}}}}}}
 	if st, _ := e.uplink(batch, asGateway); st != 200 {

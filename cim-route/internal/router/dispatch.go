@@ -164,17 +164,22 @@ func (r *Router) newJob() *job {
 // Uplink handles the frames a gateway forwarded and returns the frames for
 // their senders' sessions, in uplink order: for a MSG its RECEIPT_SENT or
 // ERROR; for a SYNC the inbox entries then the SYNC answer. ACK and READ are
-// answered with nothing (their receipts go to other users). An error
+// answered with nothing (their receipts go to other users). Frames of a
+// session that is not its user's current one on this gateway are not
+// handled: that session gets ERROR StaleSession first (see fence). An error
 // (storage unavailable) means no sender was answered, so the gateway may
 // retry the whole batch: resent messages are recognized (dedup), receipts
 // may repeat (clients treat them as idempotent).
 func (r *Router) Uplink(ctx context.Context, b *cimpb.UplinkBatch) (*cimpb.PushBatch, error) {
+	ups, stale, err := r.fence(ctx, b)
+	if err != nil {
+		return nil, err
+	}
 	j := r.newJob()
 	type slot struct {
 		typ cimpb.Type
 		i   int
 	}
-	ups := b.GetUplinks()
 	order := make([]slot, 0, len(ups))
 	var ackOf map[string]*ackReq
 	for _, up := range ups {
@@ -214,7 +219,8 @@ func (r *Router) Uplink(ctx context.Context, b *cimpb.UplinkBatch) (*cimpb.PushB
 	if err := j.persist(ctx); err != nil {
 		return nil, err
 	}
-	out := &cimpb.PushBatch{Deliveries: make([]*cimpb.Delivery, 0, len(order))}
+	out := &cimpb.PushBatch{Deliveries: make([]*cimpb.Delivery, 0, len(stale)+len(order))}
+	out.Deliveries = append(out.Deliveries, stale...)
 	for _, s := range order {
 		if s.typ == cimpb.Type_MSG {
 			out.Deliveries = append(out.Deliveries, j.msgs[s.i].reply())
@@ -742,8 +748,7 @@ func (j *job) push(ctx context.Context) error {
 		}
 	}
 	if len(missing)+len(dead) > 0 {
-		j.r.dropSessions(ctx, dead, 0)
-		j.r.dropSessions(ctx, missing, j.r.cfg.MissingGrace)
+		j.r.dropSessions(ctx, append(dead, missing...))
 	}
 	return nil
 }
@@ -781,13 +786,13 @@ func (j *job) readRoutes(ctx context.Context, members []string) (map[string]stor
 
 // dropSessions forgets sessions a push found gone, best effort and even if
 // the caller's request was cancelled meanwhile.
-func (r *Router) dropSessions(ctx context.Context, refs []store.SessionRef, minAge time.Duration) {
+func (r *Router) dropSessions(ctx context.Context, refs []store.SessionRef) {
 	if len(refs) == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
-	n, err := r.st.DropSessions(ctx, refs, minAge)
+	n, err := r.st.DropSessions(ctx, refs)
 	if err != nil {
 		r.log.Warn("could not drop unreachable sessions", "count", len(refs), "err", err)
 		return

@@ -589,7 +589,7 @@ func BenchmarkGroupFanout(b *testing.B) {
 			for b.Loop() {
 				i++
 				f := groupFrame(uint64(i), "c"+strconv.Itoa(i), gid)
-				out, err := e.r.Uplink(ctx, &cimpb.UplinkBatch{Uplinks: []*cimpb.Uplink{{UserId: sess.UserID, SessionId: sess.SessionID, Frame: f}}})
+				out, err := e.r.Uplink(ctx, &cimpb.UplinkBatch{GatewayId: sess.Gateway.ID, Uplinks: []*cimpb.Uplink{{UserId: sess.UserID, SessionId: sess.SessionID, Frame: f}}})
 				if err != nil {
 					b.Fatal(err)
 				}

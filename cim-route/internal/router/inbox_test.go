@@ -289,7 +289,7 @@ func TestAckManyEntries(t *testing.T) {
 		t.Fatal(err)
 	}
 	bob := e.connect("bob")
-	alice := Session{UserID: "1", SessionID: "s", Gateway: bob.Gateway} // sending needs no connection
+	alice := e.connect("alice")
 	const n = ackPage + 5
 	var frames []*cimpb.Frame
 	for i := range n {
@@ -371,7 +371,7 @@ func TestConcurrentSendersOneRecipient(t *testing.T) {
 	for _, s := range senders {
 		wg.Go(func() {
 			for i := range 10 {
-				b := &cimpb.UplinkBatch{Uplinks: []*cimpb.Uplink{{UserId: s.UserID, SessionId: s.SessionID, Frame: msgFrame(uint64(i), fmt.Sprint(i), "bob")}}}
+				b := &cimpb.UplinkBatch{GatewayId: s.Gateway.ID, Uplinks: []*cimpb.Uplink{{UserId: s.UserID, SessionId: s.SessionID, Frame: msgFrame(uint64(i), fmt.Sprint(i), "bob")}}}
 				if _, err := e.r.Uplink(e.ctx, b); err != nil {
 					t.Error(err)
 				}

@@ -47,7 +47,8 @@ type Store interface {
 	Online(ctx context.Context, uid, sid, gw string) error
 	Reassert(ctx context.Context, uid, sid, gw string) error
 	DropSession(ctx context.Context, uid, sid string) (store.Route, bool, error)
-	DropSessions(ctx context.Context, refs []store.SessionRef, minAge time.Duration) (int, error)
+	DropSessions(ctx context.Context, refs []store.SessionRef) (int, error)
+	Reclaim(ctx context.Context, gw string, refs []store.SessionRef) ([]bool, error)
 	Routes(ctx context.Context, uids []string) (map[string]store.Route, error)
 	OnlineIDs(ctx context.Context) ([]string, error)
 	ForgetOnline(ctx context.Context, uids []string) error
@@ -142,9 +143,6 @@ type Config struct {
 	// CacheSize bounds each of the id->name and name->id caches (names never
 	// change, so entries never go stale). Default 65536.
 	CacheSize int
-	// MissingGrace: a route a gateway reports missing is only deleted if it
-	// was confirmed at least this long ago (default 5s) — see store.DropSessions.
-	MissingGrace time.Duration
 	// JanitorSettle is how long the janitor waits after a gateway change
 	// before clearing dead gateways (default 1s), so a brief lag between
 	// route replicas' views never clears a gateway that just appeared.
@@ -206,9 +204,6 @@ func New(cfg Config) (*Router, error) {
 	}
 	if cfg.CacheSize <= 0 {
 		cfg.CacheSize = 1 << 16
-	}
-	if cfg.MissingGrace == 0 {
-		cfg.MissingGrace = 5 * time.Second
 	}
 	if cfg.JanitorSettle == 0 {
 		cfg.JanitorSettle = time.Second

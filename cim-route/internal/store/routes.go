@@ -89,7 +89,7 @@ func (s *Store) Reassert(ctx context.Context, uid, sid, gw string) error {
 }
 
 func (s *Store) confirm(ctx context.Context, script *redis.Script, uid, sid, gw string) error {
-	n, err := script.Run(ctx, s.rdb, []string{s.k.route(uid)}, sid, gw, s.now().UnixMilli()).Int()
+	n, err := script.Run(ctx, s.rdb, []string{s.k.route(uid), s.k.cleared(uid)}, sid, gw, s.now().UnixMilli()).Int()
 	if err != nil {
 		return unavailable(err)
 	}
@@ -105,25 +105,16 @@ func (s *Store) confirm(ctx context.Context, script *redis.Script, uid, sid, gw 
 	return pipeErr(err, cmds)
 }
 
-// DropSession deletes uid's route if sid is still its session and returns the
-// deleted route; a late disconnect of an old session changes nothing.
-func (s *Store) DropSession(ctx context.Context, uid, sid string) (Route, bool, error) {
-	dropped, err := s.dropSessions(ctx, []SessionRef{{uid, sid}}, 0)
-	if err != nil || len(dropped) == 0 {
-		return Route{}, false, err
-	}
-	return dropped[0], true, nil
-}
+// clearedTTL is how long a route cleared with its gateway can be reclaimed
+// by that gateway (Reclaim): well past any ZooKeeper session timeout.
+const clearedTTL = 10 * time.Minute
 
-// DropSessions deletes, in one round trip, the routes still held by the given
-// sessions. With minAge > 0 only online routes confirmed at least minAge ago
-// go (see dropScript). It returns how many were deleted.
-func (s *Store) DropSessions(ctx context.Context, refs []SessionRef, minAge time.Duration) (int, error) {
-	dropped, err := s.dropSessions(ctx, refs, minAge)
-	return len(dropped), err
-}
-
-func (s *Store) dropSessions(ctx context.Context, refs []SessionRef, minAge time.Duration) ([]Route, error) {
+// Reclaim takes back, for gateway gw, the routes of sessions in refs that
+// ClearGateway removed when gw looked dead (the gateway was frozen, not
+// gone) and nobody took since; it reports, aligned with refs, which of
+// them hold their route on gw now. One round trip, plus one to restore the
+// online and gateway sets of those reclaimed.
+func (s *Store) Reclaim(ctx context.Context, gw string, refs []SessionRef) ([]bool, error) {
 	if len(refs) == 0 {
 		return nil, nil
 	}
@@ -131,7 +122,58 @@ func (s *Store) dropSessions(ctx context.Context, refs []SessionRef, minAge time
 	res := make([]*redis.Cmd, len(refs))
 	cmds, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, r := range refs {
-			res[i] = dropScript.Eval(ctx, p, []string{s.k.route(r.UserID)}, r.Session, minAge.Milliseconds(), now)
+			res[i] = reclaimScript.Eval(ctx, p, []string{s.k.route(r.UserID), s.k.cleared(r.UserID)}, r.Session, gw, now)
+		}
+		return nil
+	})
+	if err := pipeErr(err, cmds); err != nil {
+		return nil, err
+	}
+	ok := make([]bool, len(refs))
+	var back []any
+	for i, c := range res {
+		if n, _ := c.Int(); n == 1 {
+			ok[i] = true
+			back = append(back, refs[i].UserID)
+		}
+	}
+	if len(back) == 0 {
+		return ok, nil
+	}
+	cmds, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.SAdd(ctx, s.k.online(), back...)
+		p.SAdd(ctx, s.k.gwUsers(gw), back...)
+		p.SAdd(ctx, s.k.servers(), gw)
+		return nil
+	})
+	return ok, pipeErr(err, cmds)
+}
+
+// DropSession deletes uid's route if sid is still its session and returns the
+// deleted route; a late disconnect of an old session changes nothing.
+func (s *Store) DropSession(ctx context.Context, uid, sid string) (Route, bool, error) {
+	dropped, err := s.dropSessions(ctx, []SessionRef{{uid, sid}})
+	if err != nil || len(dropped) == 0 {
+		return Route{}, false, err
+	}
+	return dropped[0], true, nil
+}
+
+// DropSessions deletes, in one round trip, the routes still held by the given
+// sessions. It returns how many were deleted.
+func (s *Store) DropSessions(ctx context.Context, refs []SessionRef) (int, error) {
+	dropped, err := s.dropSessions(ctx, refs)
+	return len(dropped), err
+}
+
+func (s *Store) dropSessions(ctx context.Context, refs []SessionRef) ([]Route, error) {
+	if len(refs) == 0 {
+		return nil, nil
+	}
+	res := make([]*redis.Cmd, len(refs))
+	cmds, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, r := range refs {
+			res[i] = dropScript.Eval(ctx, p, []string{s.k.route(r.UserID), s.k.cleared(r.UserID)}, r.Session)
 		}
 		return nil
 	})
@@ -262,7 +304,7 @@ func (s *Store) clearRoutes(ctx context.Context, gw string, uids []string) (int,
 	res := make([]*redis.Cmd, len(uids))
 	cmds, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, uid := range uids {
-			res[i] = clearGatewayScript.Eval(ctx, p, []string{s.k.route(uid)}, gw)
+			res[i] = clearGatewayScript.Eval(ctx, p, []string{s.k.route(uid), s.k.cleared(uid)}, gw, clearedTTL.Milliseconds())
 		}
 		return nil
 	})

@@ -40,39 +40,67 @@ return 1
 // so an absent route is re-created; a route now held by another session (the
 // user logged in again elsewhere) is left alone.
 //
-// KEYS[1] route; ARGV: session, gateway, now ms. Returns 1 if confirmed.
+// KEYS[1] route, KEYS[2] its cleared marker (removed: the route is back);
+// ARGV: session, gateway, now ms. Returns 1 if confirmed.
 var reassertScript = redis.NewScript(`
 local cur = redis.call('HGET', KEYS[1], 'sid')
 if cur and cur ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'sid', ARGV[1], 'gw', ARGV[2], 'state', 'online', 'at', ARGV[3])
 redis.call('PERSIST', KEYS[1])
+redis.call('DEL', KEYS[2])
 return 1
 `)
 
-// dropScript deletes a route if it still belongs to the session. With a
-// minimum age it only deletes an online route confirmed at least that long
-// ago: a gateway registers a connection in its hub just after /internal/online
-// returns, so a push in that instant may report a fresh session missing.
+// reclaimScript takes back a route the route service cleared because its
+// gateway looked dead (ClearGateway) for a gateway that forwards the
+// session's frames: it is alive after all, and re-asserts its connections
+// in a moment anyway. Only the exact session on the exact gateway the
+// cleared marker names comes back; a route that exists again (the user
+// logged in meanwhile) is left alone.
 //
-// KEYS[1] route; ARGV: session, min age ms (0 = any), now ms.
-// Returns {gw, state} if deleted, nil otherwise.
-var dropScript = redis.NewScript(`
-local r = redis.call('HMGET', KEYS[1], 'sid', 'gw', 'state', 'at')
-if r[1] ~= ARGV[1] then return false end
-local minAge = tonumber(ARGV[2])
-if minAge > 0 and (r[3] ~= 'online' or tonumber(ARGV[3]) - (tonumber(r[4]) or 0) < minAge) then
-  return false
+// KEYS[1] route, KEYS[2] cleared marker; ARGV: session, gateway, now ms.
+// Returns 1 if the session holds the route on that gateway now.
+var reclaimScript = redis.NewScript(`
+local r = redis.call('HMGET', KEYS[1], 'sid', 'gw', 'state')
+if r[1] then
+  if r[1] == ARGV[1] and r[2] == ARGV[2] and r[3] == 'online' then return 1 end
+  return 0
 end
+if redis.call('GET', KEYS[2]) ~= ARGV[2] .. '|' .. ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'sid', ARGV[1], 'gw', ARGV[2], 'state', 'online', 'at', ARGV[3])
+redis.call('DEL', KEYS[2])
+return 1
+`)
+
+// dropScript deletes a route if it still belongs to the session. (A gateway
+// reports a session missing only when it has no connection for it: the
+// connection is reachable from before the route confirms it.)
+//
+// KEYS[1] route, KEYS[2] its cleared marker; ARGV[1] session. Returns {gw,
+// state} if deleted, nil otherwise. A cleared marker of the session goes
+// too: the session is over.
+var dropScript = redis.NewScript(`
+local m = redis.call('GET', KEYS[2])
+if m and string.sub(m, -string.len(ARGV[1]) - 1) == '|' .. ARGV[1] then redis.call('DEL', KEYS[2]) end
+local r = redis.call('HMGET', KEYS[1], 'sid', 'gw', 'state')
+if r[1] ~= ARGV[1] then return false end
 redis.call('DEL', KEYS[1])
 return {r[2] or '', r[3] or ''}
 `)
 
-// clearGatewayScript deletes a route only if it still points at the gateway.
+// clearGatewayScript deletes a route only if it still points at the
+// gateway, and leaves a marker "<gateway>|<session>" for a while: should the
+// gateway turn out alive (it was frozen past its ZooKeeper session), what it
+// forwards for that session is not taken for a stale session's (see
+// reclaimScript).
 //
-// KEYS[1] route; ARGV[1] gateway. Returns 1 if deleted.
+// KEYS[1] route, KEYS[2] cleared marker; ARGV[1] gateway, ARGV[2] marker
+// ttl ms. Returns 1 if deleted.
 var clearGatewayScript = redis.NewScript(`
-if redis.call('HGET', KEYS[1], 'gw') == ARGV[1] then
+local r = redis.call('HMGET', KEYS[1], 'gw', 'sid')
+if r[1] == ARGV[1] then
   redis.call('DEL', KEYS[1])
+  if r[2] then redis.call('SET', KEYS[2], ARGV[1] .. '|' .. r[2], 'PX', ARGV[2]) end
   return 1
 end
 return 0

@@ -115,6 +115,7 @@ func (k keys) user(id string) string     { return k.prefix + "user:{" + id + "}"
 func (k keys) names() string             { return k.prefix + "user:names" }
 func (k keys) online() string            { return k.prefix + "login-status" }
 func (k keys) route(id string) string    { return k.prefix + "route:{" + id + "}" }
+func (k keys) cleared(id string) string  { return k.prefix + "cleared:{" + id + "}" }
 func (k keys) gwUsers(gw string) string  { return k.prefix + "server:" + gw + ":users" }
 func (k keys) servers() string           { return k.prefix + "servers" }
 func (k keys) inboxSeq(id string) string { return k.prefix + "seq:{" + id + "}" }

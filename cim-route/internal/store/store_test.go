@@ -268,11 +268,11 @@ func TestPendingRouteExpires(t *testing.T) {
 	}
 }
 
-func TestDropSessionsMinAge(t *testing.T) {
+// TestDropSessions: only routes still held by the given session go,
+// pending or online.
+func TestDropSessions(t *testing.T) {
 	s, _, _ := newStore(t)
 	ctx := ctxT(t)
-	now := time.Now()
-	s.now = func() time.Time { return now }
 	for _, u := range []string{"1", "2", "3"} {
 		if _, err := s.ClaimRoute(ctx, u, Claim{Gateway: "h:1:2", Session: "s" + u, TTL: time.Minute}); err != nil {
 			t.Fatal(err)
@@ -284,23 +284,12 @@ func TestDropSessionsMinAge(t *testing.T) {
 		}
 	}
 	refs := []SessionRef{{"1", "s1"}, {"2", "wrong"}, {"3", "s3"}, {"4", "s4"}}
-	// Freshly confirmed: a "missing" report may be the hub registration race.
-	if n, err := s.DropSessions(ctx, refs, 5*time.Second); err != nil || n != 0 {
-		t.Fatalf("young routes: dropped %d, %v", n, err)
-	}
-	now = now.Add(6 * time.Second)
-	// Old enough: only the online route whose session matches goes; the
-	// pending one (user 3) stays because it was never confirmed.
-	if n, err := s.DropSessions(ctx, refs, 5*time.Second); err != nil || n != 1 {
-		t.Fatalf("old routes: dropped %d, %v; want 1", n, err)
+	if n, err := s.DropSessions(ctx, refs); err != nil || n != 2 {
+		t.Fatalf("dropped %d, %v; want 2 (users 1 and 3)", n, err)
 	}
 	routes, _ := s.Routes(ctx, []string{"1", "2", "3"})
-	if _, ok := routes["1"]; ok || len(routes) != 2 {
-		t.Fatalf("routes = %+v", routes)
-	}
-	// No minimum age: any matching session goes.
-	if n, err := s.DropSessions(ctx, refs, 0); err != nil || n != 1 {
-		t.Fatalf("no min age: dropped %d, %v; want 1 (user 3)", n, err)
+	if _, ok := routes["2"]; !ok || len(routes) != 1 {
+		t.Fatalf("routes = %+v, want only user 2's", routes)
 	}
 }
 

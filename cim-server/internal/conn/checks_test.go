@@ -76,30 +76,69 @@ func TestTextChecks(t *testing.T) {
 	}
 }
 
-// TestMsgRateLimit: with the bucket full, burst+N messages sent at once
-// give exactly burst forwarded and exactly N ERROR RateLimited with the
-// refused messages' client_msg_ids; the connection stays, PING is never
-// limited.
-func TestMsgRateLimit(t *testing.T) {
-	const burst, extra = 5, 3
+// TestMsgWaitsForItsTurn: MSGs over the rate wait, in order, instead of
+// being refused: a refused one would be sent again after newer ones and
+// break the sender's order. Nothing is answered with an ERROR, all are
+// forwarded in the order sent, and a close ends the wait.
+func TestMsgWaitsForItsTurn(t *testing.T) {
+	pace := newFakePace(2)
 	h := newHandler()
-	// A rate so low that no token comes back during the test.
-	cl, _ := serveTCP(t, testConfig(func(c *Config) { c.MsgRate, c.MsgBurst = 0.0001, burst }), h)
+	cl, c := serveTCP(t, testConfig(func(c *Config) {
+		c.MsgRate, c.MsgBurst = 1, 2
+		c.newMsgWaiter = func() waiter { return pace }
+	}), h)
 	login(t, cl, goodToken(t))
-	for i := range burst + extra {
+	for i := range 5 {
 		cl.send(textMsg(fmt.Sprint("m", i), []byte("hi")))
 	}
-	for i := burst; i < burst+extra; i++ {
-		e := cl.expectError(codes.RateLimited)
-		if e.Error.ClientMsgId != fmt.Sprint("m", i) || e.ReqId != 70 {
-			t.Fatalf("got %v, want ERROR 4291 for m%d", e, i)
+	pace.awaitWaiting(t) // the third waits
+	if got := strings.Join(h.forwardedMsgs(), " "); got != "m0 m1" {
+		t.Fatalf("forwarded %q before the pace allowed more, want \"m0 m1\"", got)
+	}
+	for i := range 3 {
+		pace.tokens <- struct{}{}
+		if i < 2 {
+			pace.awaitWaiting(t) // the next one waits
 		}
 	}
-	for range 3 * burst { // PING is not limited and does not count as refused
-		cl.sync()
+	cl.sync() // no ERROR came first, and the connection works
+	if got := strings.Join(h.forwardedMsgs(), " "); got != "m0 m1 m2 m3 m4" {
+		t.Fatalf("forwarded %q, want all five in order", got)
 	}
-	if got, want := strings.Join(h.forwardedMsgs(), " "), "m0 m1 m2 m3 m4"; got != want {
-		t.Fatalf("forwarded %q, want %q", got, want)
+
+	cl.send(textMsg("late", []byte("hi")))
+	pace.awaitWaiting(t)
+	c.CloseWith(&cimpb.Frame{Type: cimpb.Type_KICK, Kick: &cimpb.Kick{Reason: "bye"}})
+	select {
+	case <-pace.aborted:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the waiting MSG was not aborted by the close")
+	}
+	if f := cl.recv(); f.Type != cimpb.Type_KICK {
+		t.Fatalf("got %v, want KICK", f)
+	}
+	cl.expectEOF()
+	h.waitClosed(t)
+	if n := len(h.forwardedMsgs()); n != 5 {
+		t.Fatalf("%d MSGs forwarded, want 5 (not the one aborted)", n)
+	}
+}
+
+// TestMsgPaceWithTokenBucket: the default MSG pace is a token bucket;
+// messages beyond its burst are delayed, never refused.
+func TestMsgPaceWithTokenBucket(t *testing.T) {
+	h := newHandler()
+	cl, c := serveTCP(t, testConfig(func(c *Config) { c.MsgRate, c.MsgBurst = 200, 1 }), h)
+	login(t, cl, goodToken(t))
+	for i := range 4 {
+		cl.send(textMsg(fmt.Sprint("m", i), []byte("hi")))
+	}
+	cl.sync()
+	if got := strings.Join(h.forwardedMsgs(), " "); got != "m0 m1 m2 m3" {
+		t.Fatalf("forwarded %q, want all four in order", got)
+	}
+	if _, ok := c.lim.msg.(*rate.Limiter); !ok {
+		t.Fatalf("pace %T, want a token bucket", c.lim.msg)
 	}
 }
 
@@ -190,7 +229,7 @@ func (p *fakePace) awaitWaiting(t *testing.T) {
 	select {
 	case <-p.waiting:
 	case <-time.After(10 * time.Second):
-		t.Fatal("no SYNC waited for its turn")
+		t.Fatal("nothing waited for its turn")
 	}
 }
 
@@ -290,50 +329,29 @@ func TestUnknownKindRefused(t *testing.T) {
 	}
 }
 
-// TestRateLimitRefills: the bucket refills at MsgRate.
-func TestRateLimitRefills(t *testing.T) {
-	h := newHandler()
-	cl, _ := serveTCP(t, testConfig(func(c *Config) { c.MsgRate, c.MsgBurst = 4, 1 }), h)
-	login(t, cl, goodToken(t))
-	cl.send(textMsg("a", []byte("1")))
-	cl.send(textMsg("b", []byte("2")))
-	if e := cl.expectError(codes.RateLimited); e.Error.ClientMsgId != "b" {
-		t.Fatalf("got %v, want 4291 for b", e)
-	}
-	time.Sleep(300 * time.Millisecond) // a token is back after 250ms
-	cl.send(textMsg("c", []byte("3")))
-	cl.sync()
-	if got := strings.Join(h.forwardedMsgs(), " "); got != "a c" {
-		t.Fatalf("forwarded %q, want \"a c\"", got)
-	}
-}
-
-// TestFloodingCloses: more than MsgBurst refused frames in a row end the
-// connection with ERROR RateLimited "flooding".
+// TestFloodingCloses: more than MsgBurst ACK/READ frames refused in a row
+// (dropped without an answer) end the connection with ERROR RateLimited
+// "flooding".
 func TestFloodingCloses(t *testing.T) {
 	const burst = 5
 	h := newHandler()
 	cl, _ := serveTCP(t, testConfig(func(c *Config) { c.MsgRate, c.MsgBurst = 0.0001, burst }), h)
 	login(t, cl, goodToken(t))
-	for i := range 2*burst + 1 {
-		cl.send(textMsg(fmt.Sprint("m", i), []byte("hi")))
+	ack := func(i int) { cl.send(&cimpb.Frame{Type: cimpb.Type_ACK, Ack: &cimpb.Ack{Seq: uint64(i + 1)}}) }
+	for i := range otherFactor*burst + burst { // the bucket, then burst refused
+		ack(i)
 	}
-	// burst refused in a row are tolerated...
-	for i := burst; i < 2*burst; i++ {
-		if e := cl.expectError(codes.RateLimited); e.Error.ClientMsgId != fmt.Sprint("m", i) || strings.Contains(e.Error.Text, "flooding") {
-			t.Fatalf("got %v, want a plain 4291 for m%d", e, i)
-		}
-	}
-	// ...one more is flooding.
-	if e := cl.expectError(codes.RateLimited); !strings.Contains(e.Error.Text, "flooding") || e.Error.ClientMsgId != fmt.Sprint("m", 2*burst) {
-		t.Fatalf("got %v, want 4291 flooding for m%d", e, 2*burst)
+	cl.sync() // tolerated: still open
+	ack(0)    // one more in a row is flooding
+	if e := cl.expectError(codes.RateLimited); !strings.Contains(e.Error.Text, "flooding") {
+		t.Fatalf("got %v, want 4291 flooding", e)
 	}
 	cl.expectEOF()
 	if !h.waitClosed(t) {
 		t.Fatal("wasOnline=false")
 	}
-	if n := len(h.forwardedMsgs()); n != burst {
-		t.Fatalf("%d messages forwarded, want %d", n, burst)
+	if n := len(h.forwarded()) - 1; n != otherFactor*burst { // not the login SYNC
+		t.Fatalf("%d ACKs forwarded, want %d", n, otherFactor*burst)
 	}
 }
 
@@ -342,19 +360,24 @@ func TestFloodingCloses(t *testing.T) {
 func TestAdmittedFrameResetsFloodCount(t *testing.T) {
 	const burst = 2
 	h := newHandler()
-	cl, _ := serveTCP(t, testConfig(func(c *Config) { c.MsgRate, c.MsgBurst = 0.0001, burst }), h)
+	cl, _ := serveTCP(t, testConfig(func(c *Config) {
+		c.MsgRate, c.MsgBurst = 0.0001, burst
+		c.newMsgWaiter = func() waiter { return newFakePace(100) }
+	}), h)
 	login(t, cl, goodToken(t))
-	for i := range burst { // use up the MSG bucket
-		cl.send(textMsg(fmt.Sprint("m", i), []byte("hi")))
+	for i := range otherFactor * burst { // use up the ACK/READ bucket
+		cl.send(&cimpb.Frame{Type: cimpb.Type_ACK, Ack: &cimpb.Ack{Seq: uint64(i + 1)}})
 	}
 	for round := range 3 {
 		for i := range burst {
-			cl.send(textMsg(fmt.Sprint("r", round, i), []byte("hi")))
-			cl.expectError(codes.RateLimited)
+			cl.send(&cimpb.Frame{Type: cimpb.Type_ACK, Ack: &cimpb.Ack{Seq: uint64(100 + 10*round + i)}}) // refused
 		}
-		cl.send(&cimpb.Frame{Type: cimpb.Type_ACK, Ack: &cimpb.Ack{Seq: uint64(round)}}) // admitted
+		cl.send(textMsg(fmt.Sprint("r", round), []byte("hi"))) // admitted
 	}
 	cl.sync() // still open: never more than burst refused in a row
+	if got := strings.Join(h.forwardedMsgs(), " "); got != "r0 r1 r2" {
+		t.Fatalf("forwarded %q, want r0 r1 r2", got)
+	}
 }
 
 // TestRateLimitOff: MsgRate 0 forwards everything and creates no limiter.
@@ -382,9 +405,10 @@ func TestChecksDoNotAllocate(t *testing.T) {
 	c := New(nil, testConfig(func(c *Config) { c.MsgRate, c.MsgBurst = 1e9, 1<<20 }), newHandler())
 	msg := textMsg("c1", []byte("hello, wörld"))
 	ack := &cimpb.Frame{Type: cimpb.Type_ACK, Ack: &cimpb.Ack{Seq: 1}}
-	c.admit(msg) // creates the limiters
+	ctx := context.Background()
+	c.admit(ctx, msg) // creates the limiters
 	n := testing.AllocsPerRun(1000, func() {
-		if !c.admit(msg) || !c.admit(ack) || msgProblem(msg.Msg, c.cfg.MaxText) != "" {
+		if !c.admit(ctx, msg) || !c.admit(ctx, ack) || msgProblem(msg.Msg, c.cfg.MaxText) != "" {
 			t.Fatal("refused")
 		}
 	})

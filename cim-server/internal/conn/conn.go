@@ -29,6 +29,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -53,12 +54,15 @@ const (
 
 // Handler is what a connection needs from the gateway.
 type Handler interface {
-	// Online reports a verified login to the route. An error wrapping
+	// Online reports a verified login to the route. The connection must be
+	// reachable for pushes to its session from before the route confirms
+	// it (frames sent to it are held until LOGIN_ACK is queued, so that it
+	// is the first frame the client sees). An error wrapping
 	// routeclient.ErrNotCurrent refuses the login as Unauthorized; any
 	// other error refuses it as Unavailable.
 	Online(ctx context.Context, c *Conn) error
-	// Register makes the connection reachable for pushes (after LOGIN_ACK
-	// is queued, so it is the first frame the client sees).
+	// Register makes the connection the user's one connection here, once
+	// the route confirmed it; LOGIN_ACK is queued right after.
 	Register(c *Conn)
 	// Uplink forwards a MSG/ACK/READ/SYNC frame to the route. It may block
 	// for back-pressure.
@@ -79,9 +83,11 @@ type Config struct {
 	// MaxText is the longest KIND_TEXT body accepted, in bytes (default
 	// 4096).
 	MaxText int
-	// MsgRate is how many MSG frames per second one connection may send;
-	// MsgBurst how many it may send at once (default 100). ACK and READ
-	// share a second limiter of 10× both. 0 turns rate limiting off.
+	// MsgRate is how many MSG frames per second one connection has
+	// forwarded; MsgBurst how many at once (default 100). A MSG over the
+	// rate waits (the reader pauses), so the sender's order holds. ACK
+	// and READ share a second limiter of 10× both, and are dropped over
+	// it. 0 turns rate limiting off.
 	MsgRate  float64
 	MsgBurst int
 	// SyncRate is how many SYNC frames per second one connection has
@@ -100,8 +106,9 @@ type Config struct {
 	Logger       *slog.Logger
 
 	// newSyncWaiter makes a connection's SYNC pace (tests inject their own;
-	// nil: a token bucket of SyncRate and SyncBurst).
-	newSyncWaiter func() waiter
+	// nil: a token bucket of SyncRate and SyncBurst); newMsgWaiter its MSG
+	// pace (nil: a token bucket of MsgRate and MsgBurst).
+	newSyncWaiter, newMsgWaiter func() waiter
 	// oversized rate-bounds the warning about frames dropped for size.
 	oversized *Throttle
 }
@@ -169,6 +176,7 @@ type Conn struct {
 
 	mu      sync.Mutex
 	pending []*cimpb.Frame
+	acked   bool // LOGIN_ACK is queued: frames sent before wait for it
 	writing bool // a writer goroutine is running
 	closing bool // no more frames are accepted
 	final   bool // closing with a last frame: hang up after it is written
@@ -301,12 +309,12 @@ func (c *Conn) login(ctx context.Context, r *codec.Reader) bool {
 		c.CloseWith(ErrorFrame(f.ReqId, code, "", ""))
 		return false
 	}
+	c.h.Register(c)
 	ack := &cimpb.Frame{Type: cimpb.Type_LOGIN_ACK, ReqId: f.ReqId, LoginAck: &cimpb.LoginAck{
 		UserId: c.userID, UserName: c.userName, SessionId: c.sessionID,
 		GatewayId: c.cfg.GatewayID, ServerTimeMs: time.Now().UnixMilli(),
 	}}
-	if c.Send(ack) {
-		c.h.Register(c)
+	if c.acknowledge(ack) {
 		log.Debug("login", "user", c.userID, "session", c.sessionID, "remote", c.nc.RemoteAddr())
 		// LOGIN carries the last seq the client has shown: ask the route for
 		// everything after it on the client's behalf. A client with no state
@@ -353,7 +361,7 @@ func (c *Conn) dispatch(ctx context.Context, f *cimpb.Frame) {
 			if !c.paceSync(ctx) {
 				return
 			}
-		} else if c.cfg.MsgRate > 0 && !c.admit(f) {
+		} else if c.cfg.MsgRate > 0 && !c.admit(ctx, f) {
 			return
 		}
 		if f.Type == cimpb.Type_MSG {
@@ -469,10 +477,10 @@ func (c *Conn) interruptible(ctx context.Context, deadline time.Time, wait func(
 
 // limits are one connection's token buckets.
 type limits struct {
-	msg   *rate.Limiter // MSG
+	msg   waiter        // MSG: a pace
 	other *rate.Limiter // ACK, READ: 10× the MSG rate and burst
-	// refused counts frames refused in a row; above MsgBurst the client is
-	// flooding and is disconnected.
+	// refused counts ACK/READ frames refused in a row; above MsgBurst the
+	// client is flooding and is disconnected.
 	refused int
 }
 
@@ -481,39 +489,48 @@ type limits struct {
 const otherFactor = 10
 
 // admit charges f to the connection's rate limits and reports whether it
-// may go on. A refused MSG is answered with ERROR RateLimited carrying its
-// client_msg_id (the client resends it later); a refused ACK/READ is
-// dropped (the client's next one supersedes it). More than MsgBurst refused
-// frames in a row close the connection with ERROR RateLimited "flooding".
-// Only the reader goroutine calls it; admitting does not allocate.
-func (c *Conn) admit(f *cimpb.Frame) bool {
+// may go on. A MSG over the rate waits for its turn (the reader pauses, so
+// the client's writes back up in its own socket): refusing it would make
+// the client send it again later, after newer messages, and a sender's
+// messages must be stored in the order written, even when a backlog
+// arrives at once (a gateway resumed after a pause, a client replaying
+// what went unanswered on a new link). An ACK or READ over its rate is
+// dropped (the client's next one supersedes it); more than MsgBurst
+// refused in a row close the connection with ERROR RateLimited
+// "flooding". Only the reader goroutine calls it; admitting in time does
+// not allocate.
+func (c *Conn) admit(ctx context.Context, f *cimpb.Frame) bool {
 	l := c.lim
 	if l == nil {
 		r, b := c.cfg.MsgRate, c.cfg.MsgBurst
-		l = &limits{
-			msg:   rate.NewLimiter(rate.Limit(r), b),
-			other: rate.NewLimiter(rate.Limit(r*otherFactor), b*otherFactor),
+		l = &limits{other: rate.NewLimiter(rate.Limit(r*otherFactor), b*otherFactor)}
+		if c.cfg.newMsgWaiter != nil {
+			l.msg = c.cfg.newMsgWaiter()
+		} else {
+			l.msg = rate.NewLimiter(rate.Limit(r), b)
 		}
 		c.lim = l
 	}
-	lim := l.other
 	if f.Type == cimpb.Type_MSG {
-		lim = l.msg
+		l.refused = 0 // a frame in between: the refusals are not in a row
+		if l.msg.Allow() {
+			return true
+		}
+		var err error
+		if !c.interruptible(ctx, time.Time{}, func(ctx context.Context) { err = l.msg.Wait(ctx) }) {
+			return false
+		}
+		return err == nil
 	}
-	if lim.Allow() {
+	if l.other.Allow() {
 		l.refused = 0
 		return true
 	}
 	l.refused++
-	clientMsgID := f.GetMsg().GetClientMsgId()
 	if l.refused > c.cfg.MsgBurst {
 		c.cfg.Logger.Warn("flooding client disconnected", "user", c.userID, "remote", c.nc.RemoteAddr(),
 			"refused_in_a_row", l.refused)
-		c.CloseWith(ErrorFrame(f.ReqId, codes.RateLimited, "flooding", clientMsgID))
-		return false
-	}
-	if f.Type == cimpb.Type_MSG {
-		c.Send(ErrorFrame(f.ReqId, codes.RateLimited, "", clientMsgID))
+		c.CloseWith(ErrorFrame(f.ReqId, codes.RateLimited, "flooding", ""))
 	}
 	return false
 }
@@ -556,8 +573,28 @@ func (c *Conn) readFailed(err error, inLogin bool) {
 	}
 }
 
+// acknowledge queues LOGIN_ACK ahead of everything sent to the connection
+// while the route confirmed it, and lets the writer go. It reports false
+// when the connection is closing.
+func (c *Conn) acknowledge(ack *cimpb.Frame) bool {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return false
+	}
+	c.acked = true
+	c.pending = slices.Insert(c.pending, 0, ack)
+	start := c.startWriterLocked()
+	c.mu.Unlock()
+	if start {
+		go c.writeLoop()
+	}
+	return true
+}
+
 // Send queues f for the client and reports whether it was accepted. A full
 // queue disconnects the client as a slow consumer; Send never blocks.
+// Before LOGIN_ACK frames are only queued.
 func (c *Conn) Send(f *cimpb.Frame) bool {
 	c.mu.Lock()
 	if c.closing {
@@ -582,7 +619,7 @@ func (c *Conn) Send(f *cimpb.Frame) bool {
 		return false
 	}
 	c.pending = append(c.pending, f)
-	start := c.startWriterLocked()
+	start := c.acked && c.startWriterLocked()
 	c.mu.Unlock()
 	if start {
 		go c.writeLoop()
@@ -601,6 +638,11 @@ func (c *Conn) CloseWith(f *cimpb.Frame) bool {
 	}
 	c.closing, c.final = true, true
 	c.cancelWaitsLocked()
+	if !c.acked {
+		// Nothing held for a login that did not complete goes out.
+		clear(c.pending)
+		c.pending = c.pending[:0]
+	}
 	if f != nil {
 		c.pending = append(c.pending, f)
 	}

@@ -69,9 +69,12 @@ type Gateway struct {
 	// sameSession holds connections kicked by a newer connection of the
 	// same session, until they exit.
 	sameSession sync.Map // *conn.Conn → struct{}
-	registry    *registry.Registry
-	connCfg     *conn.Config
-	hub         *hub.Hub[*conn.Conn]
+	// joining holds the connections whose login the route is confirming,
+	// by user and session, so that its first pushes find them.
+	joining  sync.Map // joinKey → *conn.Conn
+	registry *registry.Registry
+	connCfg  *conn.Config
+	hub      *hub.Hub[*conn.Conn]
 
 	ctx    context.Context // cancelled when Shutdown gives up waiting
 	cancel context.CancelFunc
@@ -437,16 +440,28 @@ func (g *Gateway) loggedIn(c *conn.Conn) {
 
 // ---- conn.Handler ----
 
-// Online reports a verified login to the route.
+// Online reports a verified login to the route. While the route confirms
+// it, pushes to c's session already find c (see joining): the route may
+// push the moment the session is confirmed, before its answer is back.
 func (g *Gateway) Online(ctx context.Context, c *conn.Conn) error {
-	return g.route.Online(ctx, c.UserID(), c.SessionID())
+	key := joinKey(c.UserID(), c.SessionID())
+	g.joining.Store(key, c)
+	err := g.route.Online(ctx, c.UserID(), c.SessionID())
+	if err != nil {
+		g.joining.CompareAndDelete(key, c)
+	}
+	return err
 }
+
+func joinKey(uid, sid string) string { return uid + "\x00" + sid }
 
 // Register puts c in the hub and kicks the connection it replaces. The
 // login succeeded: c no longer counts as unauthenticated.
 func (g *Gateway) Register(c *conn.Conn) {
 	g.loggedIn(c)
-	if old, replaced := g.hub.Put(c); replaced {
+	old, replaced := g.hub.Put(c)
+	g.joining.CompareAndDelete(joinKey(c.UserID(), c.SessionID()), c)
+	if replaced {
 		g.log.Debug("user logged in again here; kicking the older connection",
 			"user", c.UserID(), "old_session", old.SessionID(), "session", c.SessionID())
 		if old.SessionID() == c.SessionID() {
@@ -502,6 +517,14 @@ func (g *Gateway) internalHandler(log *slog.Logger) http.Handler {
 	return mux
 }
 
+// endsConnection reports whether the route sent f to end the connection
+// it goes to: a KICK, or ERROR StaleSession (the route refused the
+// connection's uplinks: its session is no longer where the user is).
+func endsConnection(f *cimpb.Frame) bool {
+	return f.Type == cimpb.Type_KICK ||
+		(f.Type == cimpb.Type_ERROR && codes.Code(f.GetError().GetCode()) == codes.StaleSession)
+}
+
 func kickFrame(reason string) *cimpb.Frame {
 	return &cimpb.Frame{Type: cimpb.Type_KICK, Kick: &cimpb.Kick{Reason: reason}}
 }
@@ -539,9 +562,15 @@ func (g *Gateway) deliverOne(d *cimpb.Delivery) bool {
 	}
 	c, ok := g.hub.Get(d.UserId)
 	if !ok || (d.SessionId != "" && d.SessionId != c.SessionID()) {
-		return false
+		// A connection the route is confirming right now (held until its
+		// LOGIN_ACK is queued).
+		j, joining := g.joining.Load(joinKey(d.UserId, d.SessionId))
+		if !joining || d.SessionId == "" {
+			return false
+		}
+		c = j.(*conn.Conn)
 	}
-	if d.Frame.Type == cimpb.Type_KICK {
+	if endsConnection(d.Frame) {
 		// Remove at once so pushes racing with the close already miss.
 		g.hub.Remove(c)
 		return c.CloseWith(d.Frame)

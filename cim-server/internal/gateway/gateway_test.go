@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -58,14 +59,17 @@ type fakeRoute struct {
 
 	badSecret atomic.Int32 // /internal/* calls without the internal secret
 
-	refuse   atomic.Bool     // /internal/online answers 409
-	stale    map[string]bool // users whose re-assert is refused (under mu)
-	failNext atomic.Int32    // answer this many /internal/* calls with 503
+	refuse atomic.Bool     // /internal/online answers 409
+	stale  map[string]bool // users whose re-assert is refused (under mu)
+	fenced map[string]bool // sessions whose uplinks the route refuses (under mu)
+	// onOnline runs in /internal/online before it answers (under no lock).
+	onOnline atomic.Pointer[func(session)]
+	failNext atomic.Int32 // answer this many /internal/* calls with 503
 	offlineC chan session
 }
 
 func newFakeRoute(t testing.TB) *fakeRoute {
-	r := &fakeRoute{gwIDs: map[string]bool{}, stale: map[string]bool{}, offlineC: make(chan session, 100)}
+	r := &fakeRoute{gwIDs: map[string]bool{}, stale: map[string]bool{}, fenced: map[string]bool{}, offlineC: make(chan session, 100)}
 	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
 	t.Cleanup(func() {
 		r.srv.Close()
@@ -111,6 +115,9 @@ func (r *fakeRoute) serve(w http.ResponseWriter, req *http.Request) {
 			default: // nobody is waiting for these
 			}
 		}
+		if f := r.onOnline.Load(); f != nil && req.URL.Path == "/internal/online" {
+			(*f)(s)
+		}
 		if req.URL.Path == "/internal/online" && (r.refuse.Load() || stale) {
 			w.WriteHeader(http.StatusConflict)
 			w.Write([]byte(`{"code":4010,"message":"session replaced"}`))
@@ -132,9 +139,15 @@ func (r *fakeRoute) serve(w http.ResponseWriter, req *http.Request) {
 			}
 		}
 		r.gwIDs[in.GatewayId] = true
+		fenced := maps.Clone(r.fenced)
 		r.mu.Unlock()
 		out := &cimpb.PushBatch{}
 		for _, u := range in.Uplinks {
+			if fenced[u.SessionId] {
+				out.Deliveries = append(out.Deliveries, &cimpb.Delivery{UserId: u.UserId, SessionId: u.SessionId,
+					Frame: &cimpb.Frame{Type: cimpb.Type_ERROR, Error: &cimpb.Error{Code: int32(codes.StaleSession)}}})
+				continue
+			}
 			if m := u.Frame.GetMsg(); m != nil {
 				out.Deliveries = append(out.Deliveries, &cimpb.Delivery{UserId: u.UserId, SessionId: u.SessionId,
 					Frame: &cimpb.Frame{Type: cimpb.Type_RECEIPT, ReqId: u.Frame.ReqId, Receipt: &cimpb.Receipt{
@@ -251,12 +264,6 @@ func login(t *testing.T, g *Gateway, user, sid string) *client {
 	c.send(&cimpb.Frame{Type: cimpb.Type_LOGIN, ReqId: 1, Login: &cimpb.Login{Token: tokenFor(t, g.ID(), user, sid)}})
 	if f := c.recv(); f.Type != cimpb.Type_LOGIN_ACK || f.LoginAck.SessionId != sid || f.LoginAck.GatewayId != g.ID() {
 		t.Fatalf("login %s: got %v", user, f)
-	}
-	// The connection joins the hub right after queueing LOGIN_ACK and
-	// before it reads the next frame: a PING answered means pushes find it.
-	c.send(&cimpb.Frame{Type: cimpb.Type_PING})
-	if f := c.recv(); f.Type != cimpb.Type_PONG {
-		t.Fatalf("login %s: PING answered with %v", user, f)
 	}
 	return c
 }
@@ -548,6 +555,76 @@ func TestPush(t *testing.T) {
 	}
 }
 
+// TestPushDuringLoginConfirmation: the route may push to a session the
+// moment it confirms it, before its answer to /internal/online is back. The
+// connection is reachable from then on: the push is delivered (not
+// reported missing, which would make the route drop the session), and the
+// client sees LOGIN_ACK first, then the pushed frame.
+func TestPushDuringLoginConfirmation(t *testing.T) {
+	route := newFakeRoute(t)
+	g := startGateway(t, route.srv.URL, nil)
+	msg := func(id string) *cimpb.Frame { return &cimpb.Frame{Type: cimpb.Type_MSG, Msg: &cimpb.Msg{MsgId: id}} }
+	results := make(chan *cimpb.PushResult, 1)
+	during := func(s session) {
+		results <- push(t, g, &cimpb.PushBatch{Deliveries: []*cimpb.Delivery{
+			{UserId: s.UserID, SessionId: s.SessionID, Frame: msg("early")},
+			{UserId: s.UserID, SessionId: "another", Frame: msg("not for this session")},
+		}})
+	}
+	route.onOnline.Store(&during)
+	c := dial(t, g)
+	c.send(&cimpb.Frame{Type: cimpb.Type_LOGIN, ReqId: 1, Login: &cimpb.Login{Token: tokenFor(t, g.ID(), "7", "s7")}})
+	res := <-results
+	if res.Delivered != 1 || fmt.Sprint(res.Missing) != "[1]" {
+		t.Fatalf("push during the login: %v, want delivered 1, missing [1]", res)
+	}
+	if f := c.recv(); f.Type != cimpb.Type_LOGIN_ACK {
+		t.Fatalf("first frame %v, want LOGIN_ACK", f)
+	}
+	if f := c.recv(); f.Type != cimpb.Type_MSG || f.Msg.MsgId != "early" {
+		t.Fatalf("second frame %v, want the early push", f)
+	}
+
+	// A login the route refuses: what was pushed meanwhile never goes out.
+	route.refuse.Store(true)
+	d := dial(t, g)
+	d.send(&cimpb.Frame{Type: cimpb.Type_LOGIN, ReqId: 1, Login: &cimpb.Login{Token: tokenFor(t, g.ID(), "8", "s8")}})
+	if res := <-results; res.Delivered != 1 {
+		t.Fatalf("push during the refused login: %v", res)
+	}
+	if f := d.recv(); f.Type != cimpb.Type_ERROR || codes.Code(f.Error.Code) != codes.Unauthorized {
+		t.Fatalf("got %v, want only ERROR Unauthorized", f)
+	}
+	d.expectEOF()
+}
+
+// TestStaleSessionAnswerCloses: when the route refuses a connection's
+// uplinks as coming from a stale session, the gateway writes the ERROR
+// StaleSession and closes that connection, so that a client still on it
+// logs in again; the session is reported offline.
+func TestStaleSessionAnswerCloses(t *testing.T) {
+	route := newFakeRoute(t)
+	g := startGateway(t, route.srv.URL, nil)
+	c := login(t, g, "7", "s7")
+	other := login(t, g, "8", "s8")
+	route.mu.Lock()
+	route.fenced["s7"] = true
+	route.mu.Unlock()
+	c.send(&cimpb.Frame{Type: cimpb.Type_MSG, ReqId: 1, Msg: &cimpb.Msg{ClientMsgId: "late", To: "8", Body: []byte("hi")}})
+	if f := c.recv(); f.Type != cimpb.Type_ERROR || codes.Code(f.Error.Code) != codes.StaleSession {
+		t.Fatalf("got %v, want ERROR StaleSession", f)
+	}
+	c.expectEOF()
+	if s := route.waitOffline(t); s.UserID != "7" || s.SessionID != "s7" {
+		t.Fatalf("offline %+v, want 7/s7", s)
+	}
+	// The other connection is untouched.
+	other.send(&cimpb.Frame{Type: cimpb.Type_MSG, ReqId: 2, Msg: &cimpb.Msg{ClientMsgId: "fine", To: "7", Body: []byte("hi")}})
+	if f := other.recv(); f.Type != cimpb.Type_RECEIPT || f.Receipt.ClientMsgId != "fine" {
+		t.Fatalf("got %v, want RECEIPT for fine", f)
+	}
+}
+
 func TestPushBadBody(t *testing.T) {
 	g := startGateway(t, newFakeRoute(t).srv.URL, nil)
 	req, _ := http.NewRequest(http.MethodPost, "http://"+g.HTTPAddr().String()+"/push", strings.NewReader("\x0a\xff\xff"))
@@ -647,15 +724,14 @@ func TestGatewayAppliesMessageLimits(t *testing.T) {
 		t.Fatalf("got %v, want ERROR 3000 for long", f)
 	}
 	// The bucket holds 2: "long" took one (the rate is checked first),
-	// "ok" takes the other, "fast" finds it empty.
+	// "ok" takes the other, "slow" waits for a token that does not come in
+	// time: it is neither refused nor forwarded.
 	c.send(&cimpb.Frame{Type: cimpb.Type_MSG, ReqId: 2, Msg: &cimpb.Msg{ClientMsgId: "ok", To: "8", Body: []byte("12345")}})
 	if f := c.recv(); f.Type != cimpb.Type_RECEIPT || f.Receipt.ClientMsgId != "ok" {
 		t.Fatalf("got %v, want RECEIPT for ok", f)
 	}
-	c.send(&cimpb.Frame{Type: cimpb.Type_MSG, ReqId: 3, Msg: &cimpb.Msg{ClientMsgId: "fast", To: "8", Body: []byte("hi")}})
-	if f := c.recv(); f.Type != cimpb.Type_ERROR || codes.Code(f.Error.Code) != codes.RateLimited || f.Error.ClientMsgId != "fast" {
-		t.Fatalf("got %v, want ERROR 4291 for fast", f)
-	}
+	c.send(&cimpb.Frame{Type: cimpb.Type_MSG, ReqId: 3, Msg: &cimpb.Msg{ClientMsgId: "slow", To: "8", Body: []byte("hi")}})
+	c.send(&cimpb.Frame{Type: cimpb.Type_PING, ReqId: 4})
 	route.mu.Lock()
 	defer route.mu.Unlock()
 	if len(route.uplinks) != 1 || route.uplinks[0].Frame.Msg.ClientMsgId != "ok" {

@@ -1,0 +1,102 @@
+package router
+
+import (
+	"context"
+
+	"github.com/gocim/gocim/cim-route/internal/store"
+	"github.com/gocim/gocim/proto/cimpb"
+	"github.com/gocim/gocim/proto/codes"
+)
+
+// fence keeps the uplinks of sessions that are where their user is now:
+// the user's route names this session on the gateway that forwarded them.
+// Any other session is stale: a gateway that was frozen (SIGSTOP, a long
+// pause) forwards what a client wrote to it before moving on, or a client
+// logged in again while its old connection still had frames on the way.
+// Storing those now would put them after what the client sent since, on
+// its new link, and break the sender's order; so they are refused, and
+// each stale session gets one ERROR StaleSession that makes its gateway
+// close the connection. A client still on it logs in again and writes
+// everything unanswered on the new link, in order.
+//
+// One round trip reads the routes of the batch's users (one more, rarely,
+// takes back routes cleared while the gateway only looked dead: reclaim).
+func (r *Router) fence(ctx context.Context, b *cimpb.UplinkBatch) (keep []*cimpb.Uplink, stale []*cimpb.Delivery, err error) {
+	ups := b.GetUplinks()
+	if len(ups) == 0 {
+		return nil, nil, nil
+	}
+	uids := make([]string, 0, len(ups))
+	seen := make(map[string]bool, len(ups))
+	for _, up := range ups {
+		if uid := up.GetUserId(); uid != "" && !seen[uid] {
+			seen[uid] = true
+			uids = append(uids, uid)
+		}
+	}
+	routes, err := r.st.Routes(ctx, uids)
+	if err != nil {
+		return nil, nil, err
+	}
+	gw := b.GetGatewayId()
+	if err := r.reclaim(ctx, gw, ups, routes); err != nil {
+		return nil, nil, err
+	}
+	keep = ups[:0:0]
+	var told map[string]bool // stale sessions answered, by uid+"/"+sid
+	for _, up := range ups {
+		rt, ok := routes[up.GetUserId()]
+		if up.GetUserId() == "" || ok && rt.Online() && rt.Session == up.GetSessionId() && rt.Gateway == gw {
+			keep = append(keep, up)
+			continue
+		}
+		key := up.GetUserId() + "/" + up.GetSessionId()
+		if told[key] {
+			continue
+		}
+		if told == nil {
+			told = map[string]bool{}
+		}
+		told[key] = true
+		r.log.Debug("uplink from a stale session refused", "user", up.GetUserId(), "session", up.GetSessionId(),
+			"gateway", gw, "current_session", rt.Session, "current_gateway", rt.Gateway)
+		stale = append(stale, &cimpb.Delivery{UserId: up.GetUserId(), SessionId: up.GetSessionId(),
+			Frame: &cimpb.Frame{Type: cimpb.Type_ERROR, Error: &cimpb.Error{
+				Code: int32(codes.StaleSession), Text: codes.StaleSession.Text()}}})
+	}
+	return keep, stale, nil
+}
+
+// reclaim handles users without any route: their route may have been
+// cleared with gw while gw only looked dead (frozen past its ZooKeeper
+// session; it re-asserts its connections in a moment). Such a session, and
+// only the one cleared with gw, gets its route back now, into routes, so
+// that what it sends meanwhile is not refused. A session that ended (logged
+// off, closed) or was replaced has no claim to it.
+func (r *Router) reclaim(ctx context.Context, gw string, ups []*cimpb.Uplink, routes map[string]store.Route) error {
+	var refs []store.SessionRef
+	seen := map[string]bool{}
+	for _, up := range ups {
+		uid := up.GetUserId()
+		if _, ok := routes[uid]; ok || uid == "" || seen[uid] {
+			continue
+		}
+		seen[uid] = true
+		refs = append(refs, store.SessionRef{UserID: uid, Session: up.GetSessionId()})
+	}
+	if len(refs) == 0 || gw == "" {
+		return nil
+	}
+	back, err := r.st.Reclaim(ctx, gw, refs)
+	if err != nil {
+		return err
+	}
+	for i, ok := range back {
+		if ok {
+			routes[refs[i].UserID] = store.Route{Gateway: gw, Session: refs[i].Session, State: store.StateOnline}
+			r.log.Info("session cleared with its gateway taken back: the gateway is alive", "user", refs[i].UserID,
+				"session", refs[i].Session, "gateway", gw)
+		}
+	}
+	return nil
+}
