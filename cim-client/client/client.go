@@ -503,6 +503,15 @@ func (c *Client) handle(l *link, f *cimpb.Frame, lastErr **GatewayError) bool {
 		if seq == 0 { // a broadcast or a direct answer: not an inbox entry
 			return c.show(l, f)
 		}
+		if c.reused(seq, f) {
+			// Seqs went back (Redis lost its tail): ask for what is above
+			// the point again; the messages shown before are dropped by
+			// msgId, the new ones shown in order.
+			l.log.Warn("inbox seq reused for a new message: the server lost recent entries; syncing again", "seq", seq)
+			if c.inbox.rewind(max(seq, rewindSpan+1)-rewindSpan-1, time.Now()) {
+				c.requestSync(l)
+			}
+		}
 		show, sync := c.inbox.add(seq, f, time.Now())
 		if sync {
 			c.requestSync(l)
@@ -547,6 +556,24 @@ func (c *Client) handle(l *link, f *cimpb.Frame, lastErr **GatewayError) bool {
 		l.log.Debug("ignoring frame", "type", f.GetType())
 	}
 	return true
+}
+
+// reused reports whether f is a message under a seq this client has shown
+// already, for another message: the evidence that the server hands out seqs
+// again. A message shown before under its own msgId is a plain repeat; one
+// whose seq the client cannot place (it showed that seq too long ago, or in
+// an earlier run) is taken for a repeat too.
+func (c *Client) reused(seq uint64, f *cimpb.Frame) bool {
+	id := f.GetMsg().GetMsgId()
+	if f.GetType() != cimpb.Type_MSG || id == "" || seq > c.inbox.lastSeq() || c.shown.Contains(id) {
+		return false
+	}
+	for _, m := range c.shown.Values() {
+		if m.seq == seq {
+			return true
+		}
+	}
+	return false
 }
 
 // seqOf returns the inbox seq of a MSG or RECEIPT frame; false when the

@@ -897,3 +897,64 @@ func TestRateLimitedIsRetried(t *testing.T) {
 		})
 	}
 }
+
+// TestSeqsGoingBack: the server lost the tail of an inbox (Redis crashed
+// within its fsync window) and hands the seqs of messages this client has
+// shown out again, for new messages. A new message under a reused seq,
+// live, makes the client sync again from below; it shows the new messages
+// once, in order, and none it had shown.
+func TestSeqsGoingBack(t *testing.T) {
+	c, gw, _, in := inboxSetup(t, nil)
+	conn := gw.Accept(t)
+	next(t, c, EventConnected)
+	for i := range 5 {
+		if err := conn.Send(in.Append(clienttest.TextMsg(fmt.Sprintf("m%d", i+1), "2", "bob", fmt.Sprint("old", i+1)))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := bodies(t, c, 5); !slices.Equal(got, []string{"old1", "old2", "old3", "old4", "old5"}) {
+		t.Fatalf("shown %v", got)
+	}
+	in.LoseTail(3) // old4 and old5 are gone; seq 4 and 5 come again
+	fresh := in.Append(clienttest.TextMsg("n1", "2", "bob", "new1"))
+	in.Append(clienttest.TextMsg("n2", "2", "bob", "new2")) // stored, its push lost
+	if fresh.GetMsg().GetSeq() != 4 {
+		t.Fatalf("setup: new message has seq %d, want 4", fresh.GetMsg().GetSeq())
+	}
+	if err := conn.Send(fresh); err != nil {
+		t.Fatal(err)
+	}
+	if got := bodies(t, c, 2); !slices.Equal(got, []string{"new1", "new2"}) {
+		t.Fatalf("after the server lost its tail: shown %v, want new1 new2", got)
+	}
+	noEvent(t, c)
+	if c.inbox.lastSeq() != 5 {
+		t.Fatalf("last seq %d, want 5", c.inbox.lastSeq())
+	}
+}
+
+// TestSeqsGoingBackOnLogin: the link dies while the server loses the tail
+// of the inbox; the LOGIN's SYNC after the client's last seq finds the
+// inbox's head below it, and the client syncs again from below: the new
+// messages under reused seqs are shown, the old ones are not shown again.
+func TestSeqsGoingBackOnLogin(t *testing.T) {
+	c, gw, _, in := inboxSetup(t, nil)
+	conn := gw.Accept(t)
+	next(t, c, EventConnected)
+	for i := range 5 {
+		if err := conn.Send(in.Append(clienttest.TextMsg(fmt.Sprintf("m%d", i+1), "2", "bob", fmt.Sprint("old", i+1)))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bodies(t, c, 5)
+	in.LoseTail(2)
+	in.Append(clienttest.TextMsg("n1", "2", "bob", "new1")) // seq 3
+	conn.Close()
+	next(t, c, EventDisconnected)
+	gw.Accept(t)
+	next(t, c, EventConnected)
+	if got := bodies(t, c, 1); !slices.Equal(got, []string{"new1"}) {
+		t.Fatalf("after the login: shown %v, want new1", got)
+	}
+	noEvent(t, c)
+}

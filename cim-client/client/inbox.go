@@ -24,6 +24,15 @@ const defaultInboxBuffer = 1024
 // gateway sends one on the client's behalf after every LOGIN, and a request
 // unanswered for the sync timeout is asked again.
 //
+// Seqs can go back: Redis that loses the tail of what it acknowledged (a
+// crash within its fsync window, a restored backup) hands out seqs this
+// client has shown already, for new entries. The client must not drop
+// those as repeats. When a SYNC answer's head is below last, or a new
+// message arrives under a seq shown before for another message, the inbox
+// rewinds: last goes back (rewindSpan below the evidence) and the SYNC that
+// follows brings the entries again; the client drops the messages among
+// them it has shown before by msgId, and shows the new ones, in order.
+//
 // Pure bookkeeping: callers pass the time and send the SYNC themselves.
 // Entries with seq 0 (broadcasts, direct answers) never come here. Safe for
 // concurrent use; frames are handed back in the order to show them.
@@ -38,6 +47,9 @@ type inbox struct {
 	// syncing: a SYNC is outstanding since syncSince.
 	syncing   bool
 	syncSince time.Time
+	// rewound: last went back (rewind); answers to SYNCs asked before,
+	// after a higher seq, are ignored until one asked since comes.
+	rewound bool
 }
 
 func newInbox(maxHeld int) *inbox {
@@ -45,6 +57,35 @@ func newInbox(maxHeld int) *inbox {
 		maxHeld = defaultInboxBuffer
 	}
 	return &inbox{held: map[uint64]*cimpb.Frame{}, maxHeld: maxHeld}
+}
+
+// rewindSpan is how far below the evidence of seqs going back the inbox
+// rewinds: entries written between the loss and its discovery are in it.
+// It is well within what the client remembers by msgId (shownKept), so
+// that what it had shown there is recognized and not shown again.
+const rewindSpan = 1024
+
+// rewind moves last back to to (when below it), after seqs went back: the
+// entries above are asked for again. It reports whether to send
+// SYNC{after_seq: lastSeq()} now.
+func (in *inbox) rewind(to uint64, now time.Time) (sync bool) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.rewindLocked(to, now)
+}
+
+func (in *inbox) rewindLocked(to uint64, now time.Time) bool {
+	if to >= in.last {
+		return false
+	}
+	in.last, in.rewound = to, true
+	if in.dropped != 0 && in.dropped <= in.last {
+		in.dropped = 0
+	}
+	// A SYNC outstanding now asks after the old last: its answer must not
+	// count. Ask again from here.
+	in.syncing = false
+	return in.requestLocked(now)
 }
 
 // lastSeq is the highest contiguous seq shown, for LOGIN.last_seq and ACK.
@@ -133,6 +174,25 @@ func (in *inbox) answer(s *cimpb.Sync, now time.Time) (show []*cimpb.Frame, sync
 	defer in.mu.Unlock()
 	prev := in.last
 	in.syncing = false
+
+	// The inbox's head is below the seq this SYNC asked after, which the
+	// client had shown (so the route had stored it) before it asked: Redis
+	// lost its tail and hands those seqs out again. Rewind (see
+	// rewindSpan). (A head below last alone proves nothing: a live push
+	// may overtake the answer.)
+	if head := s.GetHeadSeq(); head < s.GetAfterSeq() && head < in.last {
+		return nil, in.rewindLocked(max(head, rewindSpan)-rewindSpan, now)
+	}
+	if in.rewound {
+		if s.GetAfterSeq() > in.last {
+			// The answer to a SYNC asked before the rewind: it says nothing
+			// about the entries above last now. The one asked since is
+			// still outstanding.
+			in.syncing = true
+			return nil, false
+		}
+		in.rewound = false
+	}
 
 	// from_acked: the server started after the seq the user acknowledged
 	// (from an earlier run or device); everything up to it was shown there.

@@ -29,6 +29,18 @@ type Inbox struct {
 // DefaultPage entries.
 func NewInbox() *Inbox { return &Inbox{page: DefaultPage} }
 
+// LoseTail drops every entry above seq and sets the head back to it, as
+// Redis does when it loses the tail of what it acknowledged: the next
+// Append reuses seq+1.
+func (in *Inbox) LoseTail(seq uint64) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for len(in.entries) > 0 && in.entries[len(in.entries)-1].GetMsg().GetSeq() > seq {
+		in.entries = in.entries[:len(in.entries)-1]
+	}
+	in.head = min(in.head, seq)
+}
+
 // SetPage changes the SYNC page size.
 func (in *Inbox) SetPage(n int) {
 	in.mu.Lock()
