@@ -221,7 +221,7 @@ func (e *env) uplink(b *cimpb.UplinkBatch, h hdr) (int, *cimpb.PushBatch) {
 	raw, _ := io.ReadAll(resp.Body)
 	// The batch's pushes run after the answer: wait for them, so that
 	// what the fake gateway got can be checked.
-	if err := e.r.WaitPushes(context.Background()); err != nil {
+	if err := e.r.WaitDeliveries(context.Background()); err != nil {
 		e.t.Fatal(err)
 	}
 	var out cimpb.PushBatch

@@ -395,7 +395,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 		}
 		wg.Wait()
 		// Uplinks answered before the drain may still be pushing.
-		if err := a.router.WaitPushes(ctx); err != nil {
+		if err := a.router.WaitDeliveries(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("pushes still running: %w", err))
 		}
 		// Background tasks stop promptly once cancelled (closing the

@@ -19,7 +19,7 @@ import (
 // waitPushes waits for the pushes uplinks left running in the background.
 func (e *env) waitPushes() {
 	e.t.Helper()
-	if err := e.r.WaitPushes(e.ctx); err != nil {
+	if err := e.r.WaitDeliveries(e.ctx); err != nil {
 		e.t.Fatalf("pushes still running: %v", err)
 	}
 }

@@ -147,10 +147,10 @@ type Config struct {
 	// before clearing dead gateways (default 1s), so a brief lag between
 	// route replicas' views never clears a gateway that just appeared.
 	JanitorSettle time.Duration
-	// BackgroundPushes bounds the uplink batches whose pushes run after
-	// the gateway got its answer (default 256). Beyond it a batch pushes
-	// before answering, which slows its gateway down: back-pressure.
-	BackgroundPushes int
+	// BackgroundDeliveries bounds the uplink batches whose deliveries run
+	// after the gateway got its answer (default 256). Beyond it a batch
+	// delivers before answering, which slows its gateway down: back-pressure.
+	BackgroundDeliveries int
 
 	Logger *slog.Logger
 	Now    func() time.Time
@@ -167,10 +167,10 @@ type Router struct {
 	names *lru.Cache[string, string] // user id -> name
 	ids   *lru.Cache[string, string] // user name -> id
 	wake  chan struct{}              // janitor
-	// pushSlots holds a token per background push (see pushLater).
-	pushSlots chan struct{}
-	hash      *hashPool          // bcrypt slots (limits.go)
-	invites   *ratelimit.Limiter // per-inviter invitation budget; nil: none
+	// deliverSlots holds a token per background delivery (see deliverLater).
+	deliverSlots chan struct{}
+	hash         *hashPool          // bcrypt slots (limits.go)
+	invites      *ratelimit.Limiter // per-inviter invitation budget; nil: none
 }
 
 // New returns a Router. Store, Gateways, Pusher and TokenKeys are required.
@@ -208,8 +208,8 @@ func New(cfg Config) (*Router, error) {
 	if cfg.JanitorSettle == 0 {
 		cfg.JanitorSettle = time.Second
 	}
-	if cfg.BackgroundPushes <= 0 {
-		cfg.BackgroundPushes = 256
+	if cfg.BackgroundDeliveries <= 0 {
+		cfg.BackgroundDeliveries = 256
 	}
 	cfg.Limits.withDefaults()
 	if cfg.Logger == nil {
@@ -230,9 +230,9 @@ func New(cfg Config) (*Router, error) {
 		cfg: cfg, st: cfg.Store, gw: cfg.Gateways, push: cfg.Pusher,
 		log: cfg.Logger.With("component", "router"), now: cfg.Now,
 		names: names, ids: ids, wake: make(chan struct{}, 1),
-		pushSlots: make(chan struct{}, cfg.BackgroundPushes),
-		hash:      newHashPool(cfg.Limits.HashSlots, cfg.Limits.HashQueue),
-		invites:   newInviteLimiter(cfg.Limits.InvitesPerHour),
+		deliverSlots: make(chan struct{}, cfg.BackgroundDeliveries),
+		hash:         newHashPool(cfg.Limits.HashSlots, cfg.Limits.HashQueue),
+		invites:      newInviteLimiter(cfg.Limits.InvitesPerHour),
 	}, nil
 }
 

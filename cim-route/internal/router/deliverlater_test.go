@@ -28,7 +28,7 @@ func (e *env) uplinkAsync(s Session, f *cimpb.Frame) <-chan []*cimpb.Delivery {
 // background slot taken, the next batch pushes before answering
 // (back-pressure).
 func TestUplinkAnsweredBeforePush(t *testing.T) {
-	e := newEnv(t, PolicyKick, 2, func(c *Config) { c.BackgroundPushes = 1 })
+	e := newEnv(t, PolicyKick, 2, func(c *Config) { c.BackgroundDeliveries = 1 })
 	alice, bob := e.connect("alice"), e.connect("bob")
 	for bob.Gateway.ID == alice.Gateway.ID { // the balancer alternates
 		bob = e.connect("bob")

@@ -1,0 +1,103 @@
+package router
+
+import (
+	"context"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/gocim/gocim/cim-route/internal/store"
+)
+
+// queueMessages queues the inbox entries of the messages, in batch order: a
+// private message's for its recipient, a group message's for each member
+// but the sender.
+func (j *job) queueMessages() {
+	for _, it := range j.msgs {
+		switch {
+		case it.code != 0 || it.msg.Broadcast:
+		case it.group != nil:
+			j.queueGroup(it)
+		default:
+			j.entries = append(j.entries, entry{to: it.toID, msg: it, frame: it.downlink(it.toID)})
+		}
+	}
+}
+
+// store appends every entry of the batch (messages first, in order, then
+// receipts), raises the acks (unless group receipts must be stored first)
+// and reads the routes of everybody the stored frames go to, all in one
+// pipeline (split per thousand commands); only stored frames are pushed.
+func (j *job) appendEntries(ctx context.Context) error {
+	w := store.Write{Routes: j.deliveryTargets()}
+	if len(j.receipts) == 0 {
+		w.Acks, j.acksRaised = j.acksToRaise(), true
+	}
+	if len(j.entries)+len(w.Acks)+len(w.Routes) == 0 {
+		return nil
+	}
+	in := make([]store.Append, len(j.entries))
+	for i, e := range j.entries {
+		if e.raw != nil {
+			// A group message: no per-member dedup (the sender's gdedup key
+			// covers the message as a whole).
+			in[i] = store.Append{UserID: e.to, Frame: e.raw, TS: j.ts, MsgID: e.msg.msgID}
+			continue
+		}
+		b, err := proto.Marshal(e.frame)
+		if err != nil {
+			return err
+		}
+		// A receipt never pushes a message out of a full inbox: then it
+		// is not stored (Seq 0) and goes live only.
+		in[i] = store.Append{UserID: e.to, Frame: b, TS: j.ts, Droppable: e.msg == nil}
+		if it := e.msg; it != nil {
+			in[i].MsgID = it.msgID
+			if cm := it.msg.ClientMsgId; cm != "" {
+				in[i].Dedup = it.from + ":" + cm
+			}
+		}
+	}
+	w.Appends = in
+	written, err := j.r.st.Write(ctx, w)
+	if err != nil {
+		return err
+	}
+	j.routes, j.routed = written.Routes, w.Routes
+	for _, it := range j.msgs {
+		if it.code == 0 && it.msg.GetFile().GetRef() != "" {
+			j.r.FileSent(it.from, it.msg) // the upload is in use: it does not expire
+		}
+	}
+	res := written.Appended
+	for i, e := range j.entries {
+		a := res[i]
+		if e.raw != nil {
+			g := e.msg.group
+			g.stored = append(g.stored, member{e.to, a.Seq})
+			continue
+		}
+		f := e.frame
+		if it := e.msg; it != nil && a.Resend {
+			// The first copy's id and entry: pushed again in case the
+			// first attempt stored it but never got that far.
+			it.msgID = a.MsgID
+			f = nil
+			if a.Stored.Seq != 0 {
+				it.ts = a.Stored.TS
+				if f = decodeEntry(a.Stored); f == nil {
+					j.r.log.Warn("undecodable inbox entry", "user", e.to, "seq", a.Stored.Seq)
+				}
+			}
+		} else {
+			setSeq(f, a.Seq)
+		}
+		switch {
+		case f == nil:
+		case e.msg != nil:
+			e.msg.stored = f
+		default:
+			j.live = append(j.live, live{uid: e.to, frame: f})
+		}
+	}
+	return nil
+}

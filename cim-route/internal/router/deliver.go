@@ -1,0 +1,264 @@
+package router
+
+// Delivery: the frames a job stored go to the gateways holding their users'
+// connections, one /push call per gateway (package fanout). In this package
+// "deliver" is that step; "push" is only the gateways' /push endpoint and an
+// application's message (Router.Push, POST /api/push).
+
+import (
+	"context"
+	"maps"
+	"time"
+
+	"github.com/gocim/gocim/cim-route/internal/fanout"
+	"github.com/gocim/gocim/cim-route/internal/store"
+	"github.com/gocim/gocim/proto/cimpb"
+)
+
+// deliverLater delivers j's stored frames in the background, so the gateway gets its
+// answer (the senders their RECEIPT_SENT) as soon as everything is stored
+// and its next uplink batch need not wait for the deliveries; those of many
+// batches then merge per gateway (package fanout). With every background
+// slot taken it delivers before returning instead: back-pressure on the
+// gateways. The delivery outlives the request; WaitDeliveries waits for it.
+func (r *Router) deliverLater(ctx context.Context, j *job) {
+	if len(j.msgs)+len(j.live) == 0 {
+		return // only SYNCs or ACKs without receipts: nothing to deliver
+	}
+	ctx = context.WithoutCancel(ctx)
+	select {
+	case r.deliverSlots <- struct{}{}:
+	default:
+		r.deliverNow(ctx, j)
+		return
+	}
+	go func() {
+		defer func() { <-r.deliverSlots }()
+		r.deliverNow(ctx, j)
+	}()
+}
+
+// deliverNow delivers j's frames. Its stored frames are not lost when a /push
+// fails: their users get them by SYNC.
+func (r *Router) deliverNow(ctx context.Context, j *job) {
+	ctx, cancel := context.WithTimeout(ctx, backgroundDeliverTimeout)
+	defer cancel()
+	if err := j.deliver(ctx); err != nil {
+		r.log.Warn("delivery failed after storing; recipients will sync", "err", err)
+	}
+}
+
+// backgroundDeliverTimeout bounds a background delivery's storage reads (the
+// routes of a broadcast's recipients); the gateway calls have their own
+// timeout (package fanout).
+const backgroundDeliverTimeout = 10 * time.Second
+
+// WaitDeliveries waits until no delivery runs in the background, or ctx ends. The
+// route's shutdown calls it after its listeners drained.
+func (r *Router) WaitDeliveries(ctx context.Context) error {
+	n := 0
+	defer func() {
+		for range n {
+			<-r.deliverSlots
+		}
+	}()
+	for range cap(r.deliverSlots) {
+		select {
+		case r.deliverSlots <- struct{}{}:
+			n++
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// deliveryTargets are the users the batch's stored frames go to: every inbox
+// entry's owner and every group receipt's sender (broadcast recipients are
+// read in deliver).
+func (j *job) deliveryTargets() []string {
+	if len(j.entries)+len(j.receipts) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(j.entries)+len(j.receipts))
+	seen := make(map[string]bool, cap(out))
+	add := func(uid string) {
+		if !seen[uid] {
+			seen[uid] = true
+			out = append(out, uid)
+		}
+	}
+	for _, e := range j.entries {
+		add(e.to)
+	}
+	for _, rc := range j.receipts {
+		add(rc.sender)
+	}
+	return out
+}
+
+// deliver takes the routes read with the appends (for a broadcast it reads the
+// online set and the routes missing; pipelined, a round trip per thousand
+// users) and sends one /push per gateway, all gateways in parallel. From
+// here on the batch never
+// fails: the entries are stored, so a user not reachable now gets them by
+// SYNC.
+func (j *job) deliver(ctx context.Context) error {
+	var members []string
+	n := len(j.live)
+	broadcast := false
+	for _, it := range j.msgs {
+		switch {
+		case it.code != 0:
+		case it.msg.Broadcast:
+			broadcast = true
+		case it.stored != nil:
+			n++
+		case it.group != nil:
+			n += len(it.group.stored)
+		}
+	}
+	if broadcast {
+		var err error
+		if members, err = j.r.st.OnlineIDs(ctx); err != nil {
+			return err
+		}
+	}
+	if n+len(members) == 0 {
+		return nil
+	}
+	routes, err := j.readRoutes(ctx, members)
+	if err != nil {
+		return err
+	}
+
+	// Deliveries grouped per gateway: messages in batch order, then receipts.
+	batches := map[string][]*cimpb.Delivery{}
+	targets := map[string][]target{}
+	reachable := func(uid string) (store.Route, bool) {
+		rt, ok := routes[uid]
+		return rt, ok && rt.Online() && j.r.gw.Live(rt.Gateway)
+	}
+	send := func(rt store.Route, uid string, f *cimpb.Frame, item int) {
+		batches[rt.Gateway] = append(batches[rt.Gateway], &cimpb.Delivery{UserId: uid, SessionId: rt.Session, Frame: f})
+		targets[rt.Gateway] = append(targets[rt.Gateway], target{item, uid, rt.Session})
+	}
+	deliver := func(uid string, f *cimpb.Frame, item int) {
+		if rt, ok := reachable(uid); ok {
+			send(rt, uid, f, item)
+		}
+	}
+	for i, it := range j.msgs {
+		switch {
+		case it.code != 0:
+		case it.msg.Broadcast:
+			f := it.downlink("")
+			for _, uid := range members {
+				if uid != it.from {
+					deliver(uid, f, i)
+				}
+			}
+		case it.stored != nil:
+			deliver(it.toID, it.stored, i)
+		case it.group != nil:
+			// Each member's copy carries its own seq: built only for
+			// those online.
+			for _, m := range it.group.stored {
+				if rt, ok := reachable(m.uid); ok {
+					f := it.downlink("")
+					f.Msg.Seq = m.seq
+					send(rt, m.uid, f, i)
+				}
+			}
+		}
+	}
+	for _, l := range j.live {
+		deliver(l.uid, l.frame, -1)
+	}
+	if len(batches) == 0 {
+		return nil
+	}
+
+	var missing, dead []store.SessionRef
+	for gw, res := range j.r.push.Push(ctx, batches) {
+		ts := targets[gw]
+		if res.Err != nil {
+			j.r.gw.MarkDown(gw)
+			// A refused connection or an error status means the gateway
+			// is gone; a timeout may be a slow one whose users are still
+			// connected, so their routes stay (the gateway's ZooKeeper
+			// node decides).
+			if !fanout.Timeout(res.Err) {
+				for _, t := range ts {
+					dead = append(dead, store.SessionRef{UserID: t.uid, Session: t.sid})
+				}
+			}
+			continue
+		}
+		gone := make([]bool, len(ts))
+		for _, idx := range res.Missing {
+			if !gone[idx] {
+				gone[idx] = true
+				missing = append(missing, store.SessionRef{UserID: ts[idx].uid, Session: ts[idx].sid})
+			}
+		}
+		for i, t := range ts {
+			if !gone[i] && t.item >= 0 {
+				j.msgs[t.item].delivered++
+			}
+		}
+	}
+	if len(missing)+len(dead) > 0 {
+		j.r.dropSessions(ctx, append(dead, missing...))
+	}
+	return nil
+}
+
+// readRoutes returns the routes of everybody the batch delivers to: those
+// read with the appends (every stored frame's user, see deliveryTargets) and
+// those of a broadcast's recipients not among them, read now.
+func (j *job) readRoutes(ctx context.Context, members []string) (map[string]store.Route, error) {
+	routes := j.routes
+	if routes == nil {
+		routes = map[string]store.Route{}
+	}
+	if len(members) == 0 {
+		return routes, nil
+	}
+	known := make(map[string]bool, len(j.routed))
+	for _, uid := range j.routed {
+		known[uid] = true
+	}
+	var rest []string
+	for _, uid := range members {
+		if !known[uid] {
+			rest = append(rest, uid)
+		}
+	}
+	if len(rest) > 0 {
+		more, err := j.r.st.Routes(ctx, rest)
+		if err != nil {
+			return nil, err
+		}
+		maps.Copy(routes, more)
+	}
+	return routes, nil
+}
+
+// dropSessions forgets sessions a push found gone, best effort and even if
+// the caller's request was cancelled meanwhile.
+func (r *Router) dropSessions(ctx context.Context, refs []store.SessionRef) {
+	if len(refs) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	n, err := r.st.DropSessions(ctx, refs)
+	if err != nil {
+		r.log.Warn("could not drop unreachable sessions", "count", len(refs), "err", err)
+		return
+	}
+	if n > 0 {
+		r.log.Info("dropped unreachable sessions", "dropped", n, "reported", len(refs))
+	}
+}
