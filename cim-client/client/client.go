@@ -229,7 +229,8 @@ func (c *Client) connect(ctx context.Context) (*link, error) {
 	}
 	l := newLink(conn, &c.cfg, res.Server.ID, c.log)
 	l.login = res
-	if err := l.handshake(ctx, res.Token, c.inbox.lastSeq(), c.cfg.DialTimeout); err != nil {
+	last, lastTS := c.inbox.position()
+	if err := l.handshake(ctx, res.Token, last, lastTS, c.cfg.DialTimeout); err != nil {
 		_ = conn.Close()
 		return nil, fmt.Errorf("gateway %s: %w", res.Server.ID, err)
 	}

@@ -53,7 +53,8 @@ func (c *Client) controlStep(now time.Time) time.Time {
 		if again {
 			c.log.Debug("SYNC unanswered, asking again", "after", c.inbox.lastSeq())
 		}
-		c.writeOn(cur, &cimpb.Frame{Type: cimpb.Type_SYNC, Sync: &cimpb.Sync{AfterSeq: c.inbox.lastSeq()}})
+		last, lastTS := c.inbox.position()
+		c.writeOn(cur, &cimpb.Frame{Type: cimpb.Type_SYNC, Sync: &cimpb.Sync{AfterSeq: last, AfterTsMs: lastTS}})
 	}
 
 	// ACK: stays due while there is no link; a new link pokes.

@@ -958,3 +958,36 @@ func TestSeqsGoingBackOnLogin(t *testing.T) {
 	}
 	noEvent(t, c)
 }
+
+// TestSeqsGoingBackWhileAway: while the client's link is down, the server
+// loses the tail of its inbox and as many new messages arrive as were lost,
+// so the inbox's head is back at the client's last seq. The LOGIN names the
+// timestamp of the entry the client was shown at its last seq; the answer
+// says the inbox holds another one there now, and the client syncs again
+// from below: the new messages are shown, the old ones not again.
+func TestSeqsGoingBackWhileAway(t *testing.T) {
+	c, gw, _, in := inboxSetup(t, nil)
+	conn := gw.Accept(t)
+	next(t, c, EventConnected)
+	for i := range 5 {
+		if err := conn.Send(in.Append(clienttest.TextMsg(fmt.Sprintf("m%d", i+1), "2", "bob", fmt.Sprint("old", i+1)))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bodies(t, c, 5)
+	conn.Close()
+	next(t, c, EventDisconnected)
+	in.LoseTail(2)
+	for i := range 3 { // seqs 3, 4, 5 again
+		in.Append(clienttest.TextMsg(fmt.Sprintf("n%d", i+1), "2", "bob", fmt.Sprint("new", i+1)))
+	}
+	conn = gw.Accept(t)
+	if conn.Login.GetLastSeq() != 5 || conn.Login.GetLastTsMs() == 0 {
+		t.Fatalf("LOGIN last_seq %d last_ts_ms %d, want 5 and the stamp of old5", conn.Login.GetLastSeq(), conn.Login.GetLastTsMs())
+	}
+	next(t, c, EventConnected)
+	if got := bodies(t, c, 3); !slices.Equal(got, []string{"new1", "new2", "new3"}) {
+		t.Fatalf("after the login: shown %v, want new1 new2 new3", got)
+	}
+	noEvent(t, c)
+}

@@ -50,6 +50,8 @@ type inbox struct {
 	// rewound: last went back (rewind); answers to SYNCs asked before,
 	// after a higher seq, are ignored until one asked since comes.
 	rewound bool
+	// stamps: the timestamps of the entries shown last, by seq.
+	stamps stamps
 }
 
 func newInbox(maxHeld int) *inbox {
@@ -88,6 +90,42 @@ func (in *inbox) rewindLocked(to uint64, now time.Time) bool {
 	return in.requestLocked(now)
 }
 
+// stamps remembers the timestamp_ms of the last few entries shown, by seq:
+// a SYNC names the one at its after_seq, and the answer says what the inbox
+// holds there now.
+type stamps struct {
+	seq  [64]uint64
+	ts   [64]int64
+	next int
+}
+
+func (s *stamps) put(seq uint64, f *cimpb.Frame) {
+	ts := f.GetMsg().GetTimestampMs()
+	if f.GetType() == cimpb.Type_RECEIPT {
+		ts = f.GetReceipt().GetTimestampMs()
+	}
+	s.seq[s.next], s.ts[s.next] = seq, ts
+	s.next = (s.next + 1) % len(s.seq)
+}
+
+// at returns the timestamp of the entry shown at seq (0: not known).
+func (s *stamps) at(seq uint64) int64 {
+	for i, q := range s.seq {
+		if q == seq && seq != 0 {
+			return s.ts[i]
+		}
+	}
+	return 0
+}
+
+// position returns last and the timestamp_ms of the entry shown there (0:
+// unknown), for LOGIN and SYNC.
+func (in *inbox) position() (uint64, int64) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.last, in.stamps.at(in.last)
+}
+
 // lastSeq is the highest contiguous seq shown, for LOGIN.last_seq and ACK.
 func (in *inbox) lastSeq() uint64 {
 	in.mu.Lock()
@@ -114,6 +152,7 @@ func (in *inbox) add(seq uint64, f *cimpb.Frame, now time.Time) (show []*cimpb.F
 	case seq == in.last+1:
 		show = append(show, f)
 		in.last = seq
+		in.stamps.put(seq, f)
 		show = in.flushLocked(show)
 		return show, false
 	}
@@ -182,6 +221,13 @@ func (in *inbox) answer(s *cimpb.Sync, now time.Time) (show []*cimpb.Frame, sync
 	// may overtake the answer.)
 	if head := s.GetHeadSeq(); head < s.GetAfterSeq() && head < in.last {
 		return nil, in.rewindLocked(max(head, rewindSpan)-rewindSpan, now)
+	}
+	// The inbox holds another entry at that seq than the one this client
+	// was shown there: the seqs went back and new entries took them.
+	if after, ts := s.GetAfterSeq(), s.GetAfterTsMs(); ts != 0 && after <= in.last {
+		if mine := in.stamps.at(after); mine != 0 && mine != ts {
+			return nil, in.rewindLocked(max(after, rewindSpan)-rewindSpan, now)
+		}
 	}
 	if in.rewound {
 		if s.GetAfterSeq() > in.last {
@@ -254,6 +300,7 @@ func (in *inbox) showHeldLocked(show []*cimpb.Frame, upTo uint64) []*cimpb.Frame
 	slices.Sort(seqs)
 	for _, seq := range seqs {
 		show = append(show, in.held[seq])
+		in.stamps.put(seq, in.held[seq])
 		delete(in.held, seq)
 	}
 	in.last = upTo
@@ -269,6 +316,7 @@ func (in *inbox) flushLocked(show []*cimpb.Frame) []*cimpb.Frame {
 		}
 		delete(in.held, in.last+1)
 		in.last++
+		in.stamps.put(in.last, f)
 		show = append(show, f)
 	}
 }

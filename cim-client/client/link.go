@@ -97,7 +97,7 @@ func newLink(conn net.Conn, cfg *Config, gateway string, log *slog.Logger) *link
 }
 
 // handshake sends LOGIN and waits for LOGIN_ACK, bounded by timeout and ctx.
-func (l *link) handshake(ctx context.Context, tok string, lastSeq uint64, timeout time.Duration) error {
+func (l *link) handshake(ctx context.Context, tok string, lastSeq uint64, lastTS int64, timeout time.Duration) error {
 	_ = l.conn.SetDeadline(time.Now().Add(timeout))
 	// A deadline in the past wakes the blocked read or write when ctx ends.
 	stop := context.AfterFunc(ctx, func() { _ = l.conn.SetDeadline(time.Unix(1, 0)) })
@@ -106,7 +106,7 @@ func (l *link) handshake(ctx context.Context, tok string, lastSeq uint64, timeou
 	b, err := codec.Encode(&cimpb.Frame{
 		Type:  cimpb.Type_LOGIN,
 		ReqId: 1,
-		Login: &cimpb.Login{Token: tok, LastSeq: lastSeq, ClientVersion: clientVersion},
+		Login: &cimpb.Login{Token: tok, LastSeq: lastSeq, LastTsMs: lastTS, ClientVersion: clientVersion},
 	})
 	if err != nil {
 		return err

@@ -108,7 +108,7 @@ func TestOversizedFrameDuringLogin(t *testing.T) {
 		}
 		served <- w.Flush()
 	}()
-	if err := l.handshake(t.Context(), "tok", 0, clienttest.Wait); err != nil {
+	if err := l.handshake(t.Context(), "tok", 0, 0, clienttest.Wait); err != nil {
 		t.Fatalf("handshake: %v", err)
 	}
 	if err := <-served; err != nil {

@@ -335,6 +335,9 @@ type Login struct {
 	// last_seq is the highest inbox seq the client has shown.
 	LastSeq       uint64 `protobuf:"varint,2,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
 	ClientVersion string `protobuf:"bytes,3,opt,name=client_version,json=clientVersion,proto3" json:"client_version,omitempty"`
+	// last_ts_ms is the timestamp_ms of the entry at last_seq as the client
+	// was shown it (0: unknown). The login SYNC carries it as after_ts_ms.
+	LastTsMs      int64 `protobuf:"varint,4,opt,name=last_ts_ms,json=lastTsMs,proto3" json:"last_ts_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -388,6 +391,13 @@ func (x *Login) GetClientVersion() string {
 		return x.ClientVersion
 	}
 	return ""
+}
+
+func (x *Login) GetLastTsMs() int64 {
+	if x != nil {
+		return x.LastTsMs
+	}
+	return 0
 }
 
 type LoginAck struct {
@@ -963,7 +973,13 @@ type Sync struct {
 	// than after_seq (a client with no local state).
 	FromAcked bool `protobuf:"varint,5,opt,name=from_acked,json=fromAcked,proto3" json:"from_acked,omitempty"`
 	// answer: the seq of the last entry sent in this answer (0 if none).
-	LastSeq       uint64 `protobuf:"varint,6,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
+	LastSeq uint64 `protobuf:"varint,6,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
+	// request: the timestamp_ms of the entry at after_seq as the client was
+	// shown it (0: unknown). answer: the timestamp_ms of the entry the inbox
+	// holds at after_seq now (0: none retained). Different values mean the
+	// seq was handed out again for another entry: the server lost the tail
+	// of the inbox (docs/DURABILITY.md).
+	AfterTsMs     int64 `protobuf:"varint,7,opt,name=after_ts_ms,json=afterTsMs,proto3" json:"after_ts_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1036,6 +1052,13 @@ func (x *Sync) GetFromAcked() bool {
 func (x *Sync) GetLastSeq() uint64 {
 	if x != nil {
 		return x.LastSeq
+	}
+	return 0
+}
+
+func (x *Sync) GetAfterTsMs() int64 {
+	if x != nil {
+		return x.AfterTsMs
 	}
 	return 0
 }
@@ -1436,11 +1459,13 @@ const file_cim_proto_rawDesc = "" +
 	"\x04sync\x18\t \x01(\v2\f.cim.v1.SyncR\x04sync\x12 \n" +
 	"\x04kick\x18\n" +
 	" \x01(\v2\f.cim.v1.KickR\x04kick\x12#\n" +
-	"\x05error\x18\v \x01(\v2\r.cim.v1.ErrorR\x05error\"_\n" +
+	"\x05error\x18\v \x01(\v2\r.cim.v1.ErrorR\x05error\"}\n" +
 	"\x05Login\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x19\n" +
 	"\blast_seq\x18\x02 \x01(\x04R\alastSeq\x12%\n" +
-	"\x0eclient_version\x18\x03 \x01(\tR\rclientVersion\"\xa4\x01\n" +
+	"\x0eclient_version\x18\x03 \x01(\tR\rclientVersion\x12\x1c\n" +
+	"\n" +
+	"last_ts_ms\x18\x04 \x01(\x03R\blastTsMs\"\xa4\x01\n" +
 	"\bLoginAck\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1b\n" +
 	"\tuser_name\x18\x02 \x01(\tR\buserName\x12\x1d\n" +
@@ -1487,7 +1512,7 @@ const file_cim_proto_rawDesc = "" +
 	"\x05items\x18\t \x03(\v2\x13.cim.v1.ReceiptItemR\x05items\"H\n" +
 	"\vReceiptItem\x12\x15\n" +
 	"\x06msg_id\x18\x01 \x01(\tR\x05msgId\x12\"\n" +
-	"\rclient_msg_id\x18\x02 \x01(\tR\vclientMsgId\"\xab\x01\n" +
+	"\rclient_msg_id\x18\x02 \x01(\tR\vclientMsgId\"\xcb\x01\n" +
 	"\x04Sync\x12\x1b\n" +
 	"\tafter_seq\x18\x01 \x01(\x04R\bafterSeq\x12\x14\n" +
 	"\x05limit\x18\x02 \x01(\rR\x05limit\x12\x19\n" +
@@ -1495,7 +1520,8 @@ const file_cim_proto_rawDesc = "" +
 	"\tfirst_seq\x18\x04 \x01(\x04R\bfirstSeq\x12\x1d\n" +
 	"\n" +
 	"from_acked\x18\x05 \x01(\bR\tfromAcked\x12\x19\n" +
-	"\blast_seq\x18\x06 \x01(\x04R\alastSeq\"\x1e\n" +
+	"\blast_seq\x18\x06 \x01(\x04R\alastSeq\x12\x1e\n" +
+	"\vafter_ts_ms\x18\a \x01(\x03R\tafterTsMs\"\x1e\n" +
 	"\x04Kick\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\"S\n" +
 	"\x05Error\x12\x12\n" +

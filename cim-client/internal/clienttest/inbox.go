@@ -23,6 +23,7 @@ type Inbox struct {
 	acked   uint64
 	page    int
 	syncs   []*cimpb.Sync
+	stamped int64 // entries appended ever, for their timestamps
 }
 
 // NewInbox returns an empty inbox answering SYNCs with pages of
@@ -49,17 +50,25 @@ func (in *Inbox) SetPage(n int) {
 }
 
 // Append stores a copy of a MSG or RECEIPT frame with the next seq and
-// returns the stored copy (seq set), ready to push.
+// returns the stored copy (seq set), ready to push. A frame without a
+// timestamp gets one unique to this inbox, as the route stamps entries.
 func (in *Inbox) Append(f *cimpb.Frame) *cimpb.Frame {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	in.head++
+	in.stamped++
 	c := proto.Clone(f).(*cimpb.Frame)
 	switch {
 	case c.Msg != nil:
 		c.Msg.Seq = in.head
+		if c.Msg.TimestampMs == 0 {
+			c.Msg.TimestampMs = stampBase + in.stamped
+		}
 	case c.Receipt != nil:
 		c.Receipt.Seq = in.head
+		if c.Receipt.TimestampMs == 0 {
+			c.Receipt.TimestampMs = stampBase + in.stamped
+		}
 	}
 	in.entries = append(in.entries, c)
 	return c
@@ -116,6 +125,11 @@ func (in *Inbox) Answer(req *cimpb.Sync) []*cimpb.Frame {
 		limit = l
 	}
 	ans := &cimpb.Sync{AfterSeq: after, HeadSeq: in.head, FirstSeq: in.head + 1}
+	for _, f := range in.entries {
+		if seqOf(f) == after {
+			ans.AfterTsMs = f.GetMsg().GetTimestampMs() + f.GetReceipt().GetTimestampMs()
+		}
+	}
 	if len(in.entries) > 0 {
 		ans.FirstSeq = seqOf(in.entries[0])
 	}
@@ -128,6 +142,9 @@ func (in *Inbox) Answer(req *cimpb.Sync) []*cimpb.Frame {
 	}
 	return append(out, &cimpb.Frame{Type: cimpb.Type_SYNC, Sync: ans})
 }
+
+// stampBase is where the timestamps Append gives start (unix ms, 2026).
+const stampBase = 1_780_000_000_000
 
 func seqOf(f *cimpb.Frame) uint64 {
 	if f.Msg != nil {

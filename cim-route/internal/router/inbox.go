@@ -262,7 +262,7 @@ func (j *job) readSyncs(ctx context.Context) error {
 		if l := int(s.req.GetLimit()); l > 0 && l < s.limit {
 			s.limit = l
 		}
-		qs[i] = store.RangeQuery{UserID: s.uid, After: s.req.GetAfterSeq(), FromAcked: s.req.GetFromAcked(), Limit: s.limit}
+		qs[i] = store.RangeQuery{UserID: s.uid, After: s.req.GetAfterSeq(), FromAcked: s.req.GetFromAcked(), Limit: s.limit, AfterTS: true}
 	}
 	res, err := j.r.st.Ranges(ctx, qs)
 	if err != nil {
@@ -290,6 +290,7 @@ func (s *syncReq) answer(out []*cimpb.Delivery, maxFrame int) []*cimpb.Delivery 
 	return append(out, &cimpb.Delivery{UserId: s.uid, SessionId: s.sid, Frame: &cimpb.Frame{
 		Type: cimpb.Type_SYNC, ReqId: s.reqID, Sync: &cimpb.Sync{
 			AfterSeq: s.res.After, Limit: uint32(s.limit), HeadSeq: s.res.Head, FirstSeq: s.res.First, LastSeq: last,
+			AfterTsMs: s.res.AfterTS,
 		},
 	}})
 }

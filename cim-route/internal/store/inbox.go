@@ -97,6 +97,10 @@ type RangeQuery struct {
 	// MaxBytes bounds the entries' bytes (0: DefaultRangeBytes); the first
 	// entry is returned however large, so a range always moves on.
 	MaxBytes int
+	// AfterTS asks for the timestamp of the entry at the seq the range
+	// follows (Range.AfterTS): a SYNC answer carries it, so that a client
+	// can tell when that seq now holds another entry.
+	AfterTS bool
 }
 
 // DefaultRangeBytes bounds the entries of one range: a SYNC over an inbox
@@ -115,6 +119,9 @@ type Range struct {
 	First   uint64 // the oldest seq retained; Head+1 when the inbox is empty
 	Acked   uint64 // the user's acknowledged seq
 	Entries []Entry
+	// AfterTS is the timestamp (unix ms) of the entry at After, when asked
+	// for and still retained; 0 otherwise.
+	AfterTS int64
 }
 
 // Ack raises one user's acknowledged seq.
@@ -329,9 +336,13 @@ func (s *Store) Ranges(ctx context.Context, qs []RangeQuery) ([]Range, error) {
 			maxBytes = DefaultRangeBytes
 		}
 		bytes[i] = maxBytes
+		afterTS := "0"
+		if q.AfterTS {
+			afterTS = "1"
+		}
 		calls[i] = scriptCall{
 			[]string{s.k.inboxSeq(q.UserID), s.k.inbox(q.UserID), s.k.ack(q.UserID)},
-			[]any{q.After, q.Upto, limit, fromAcked, maxBytes},
+			[]any{q.After, q.Upto, limit, fromAcked, maxBytes, afterTS},
 		}
 	}
 	res := make([]*redis.Cmd, 0, len(calls))
@@ -351,10 +362,10 @@ func (s *Store) Ranges(ctx context.Context, qs []RangeQuery) ([]Range, error) {
 	out := make([]Range, len(qs))
 	for i, c := range res {
 		v, _ := c.Slice()
-		if len(v) != 5 {
+		if len(v) != 6 {
 			return nil, unavailable(fmt.Errorf("range script answered %v", v))
 		}
-		r := Range{After: u64(v[0]), Head: u64(v[1]), First: u64(v[2]), Acked: u64(v[3])}
+		r := Range{After: u64(v[0]), Head: u64(v[1]), First: u64(v[2]), Acked: u64(v[3]), AfterTS: int64(u64(v[5]))}
 		members, _ := v[4].([]any)
 		r.Entries = make([]Entry, 0, len(members))
 		for _, m := range members {

@@ -291,8 +291,10 @@ return out
 // KEYS[1] seq, KEYS[2] inbox, KEYS[3] ack.
 // ARGV: after, upto (0: no bound), limit, from-acked ("1": start after the
 // ack when it is larger), max bytes of the members (at least one member is
-// returned when there is one, however large).
-// Returns {after used, head, first retained (head+1 when empty), ack, members}.
+// returned when there is one, however large), "1" for the timestamp of the
+// entry at the after used.
+// Returns {after used, head, first retained (head+1 when empty), ack,
+// members, that timestamp (0: not asked, or not retained)}.
 //
 // The members are read a few at a time, so neither the script nor the
 // reply ever holds more than about max bytes: an inbox of large entries
@@ -305,6 +307,15 @@ local head = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
 local first = head + 1
 local f = redis.call('LINDEX', KEYS[2], 0)
 local m = {}
+local ats = 0
+if ARGV[6] == '1' and after > 0 then
+  local e = entryAt(KEYS[2], after)
+  if e then
+    local a = string.find(e, '|', 1, true)
+    local b = string.find(e, '|', a + 1, true)
+    ats = tonumber(string.sub(e, a + 1, b - 1)) or 0
+  end
+end
 if f then
   first = seqOf(f)
   local last = seqOf(redis.call('LINDEX', KEYS[2], -1))
@@ -317,14 +328,14 @@ if f then
     local part = redis.call('LRANGE', KEYS[2], i - first, math.min(last, i + 7) - first)
     if #part == 0 then break end
     for _, e in ipairs(part) do
-      if #m > 0 and #e > budget then return {after, head, first, ack, m} end
+      if #m > 0 and #e > budget then return {after, head, first, ack, m, ats} end
       budget = budget - #e
       m[#m + 1] = e
     end
     i = i + #part
   end
 end
-return {after, head, first, ack, m}
+return {after, head, first, ack, m, ats}
 `)
 
 // historyScript reads up to n entries with a seq below before (0: from the
