@@ -11,6 +11,7 @@ import (
 
 	"github.com/gocim/gocim/cim-route/internal/errs"
 	"github.com/gocim/gocim/cim-route/internal/router"
+	"github.com/gocim/gocim/internal/contract"
 	"github.com/gocim/gocim/proto/cimpb"
 )
 
@@ -255,22 +256,16 @@ func (h *handler) healthz(c *gin.Context) {
 	ok(c, gin.H{"status": "ok", "gateways": n})
 }
 
-type sessionReq struct {
-	UserID    userID `json:"userId"`
-	SessionID string `json:"sessionId"`
-	GatewayID string `json:"gatewayId"`
-	// Reassert: the gateway re-registered after a ZooKeeper session expiry
-	// and confirms a connection it kept (see Router.SessionOnline).
-	Reassert bool `json:"reassert,omitempty"`
-}
-
+// sessionOnline: a gateway says a session connected there. With Reassert
+// the gateway re-registered after a ZooKeeper session expiry and confirms a
+// connection it kept (see Router.SessionOnline).
 func (h *handler) sessionOnline(c *gin.Context) {
-	var req sessionReq
+	var req contract.Session
 	if err := h.bind(c, &req); err != nil {
 		h.fail(c, err)
 		return
 	}
-	if err := h.svc.SessionOnline(c.Request.Context(), string(req.UserID), req.SessionID, req.GatewayID, req.Reassert); err != nil {
+	if err := h.svc.SessionOnline(c.Request.Context(), req.UserID, req.SessionID, req.GatewayID, req.Reassert); err != nil {
 		h.fail(c, err)
 		return
 	}
@@ -278,12 +273,12 @@ func (h *handler) sessionOnline(c *gin.Context) {
 }
 
 func (h *handler) sessionOffline(c *gin.Context) {
-	var req sessionReq
+	var req contract.Session
 	if err := h.bind(c, &req); err != nil {
 		h.fail(c, err)
 		return
 	}
-	if err := h.svc.SessionOffline(c.Request.Context(), string(req.UserID), req.SessionID); err != nil {
+	if err := h.svc.SessionOffline(c.Request.Context(), req.UserID, req.SessionID); err != nil {
 		h.fail(c, err)
 		return
 	}
@@ -311,5 +306,5 @@ func (h *handler) uplink(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	c.Data(http.StatusOK, ProtobufType, data)
+	c.Data(http.StatusOK, contract.ProtobufType, data)
 }

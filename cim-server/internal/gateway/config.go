@@ -11,8 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gocim/gocim/cim-server/internal/internalauth"
 	"github.com/gocim/gocim/cim-server/internal/registry"
+	"github.com/gocim/gocim/internal/contract"
 	"github.com/gocim/gocim/internal/envflag"
 	"github.com/gocim/gocim/proto/codec"
 	"github.com/gocim/gocim/proto/token"
@@ -199,8 +199,8 @@ func (c *Config) Validate() error {
 		bad("--internal-secret is required (the same value as the route's)")
 	}
 	for i, s := range internal {
-		if len(s) < internalauth.MinLen {
-			bad("--internal-secret: secret #%d is %d bytes, want at least %d", i+1, len(s), internalauth.MinLen)
+		if len(s) < contract.MinSecretLen {
+			bad("--internal-secret: secret #%d is %d bytes, want at least %d", i+1, len(s), contract.MinSecretLen)
 		}
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {

@@ -27,7 +27,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,12 +34,12 @@ import (
 	"github.com/gocim/gocim/cim-server/internal/conn"
 	"github.com/gocim/gocim/cim-server/internal/httpapi"
 	"github.com/gocim/gocim/cim-server/internal/hub"
-	"github.com/gocim/gocim/cim-server/internal/internalauth"
 	"github.com/gocim/gocim/cim-server/internal/offline"
 	"github.com/gocim/gocim/cim-server/internal/registry"
 	"github.com/gocim/gocim/cim-server/internal/routeclient"
 	"github.com/gocim/gocim/cim-server/internal/uplink"
 	"github.com/gocim/gocim/internal/connlimit"
+	"github.com/gocim/gocim/internal/contract"
 	"github.com/gocim/gocim/internal/pprofhttp"
 	"github.com/gocim/gocim/proto/cimpb"
 	"github.com/gocim/gocim/proto/codec"
@@ -56,7 +55,7 @@ type Gateway struct {
 	log     *slog.Logger
 	baseLog *slog.Logger // for sub-components, which add their own component
 
-	secrets *internalauth.Secrets
+	secrets *contract.Secrets
 	tlsCfg  *tls.Config // nil: the client port is plain TCP
 
 	id      string
@@ -118,7 +117,7 @@ func New(cfg Config, logger *slog.Logger) (*Gateway, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	secrets, err := internalauth.New(cfg.InternalSecrets())
+	secrets, err := contract.ParseSecrets(cfg.InternalSecrets())
 	if err != nil { // Validate checked the same rules
 		return nil, fmt.Errorf("--internal-secret: %w", err)
 	}
@@ -176,7 +175,7 @@ func (g *Gateway) Start() error {
 	host, _ := g.cfg.advertiseHost() // validated in New
 	tcpPort := ln.Addr().(*net.TCPAddr).Port
 	httpPort := httpLn.Addr().(*net.TCPAddr).Port
-	g.id = host + ":" + strconv.Itoa(tcpPort) + ":" + strconv.Itoa(httpPort)
+	g.id = contract.FormatGatewayID(host, tcpPort, httpPort)
 	if g.tlsCfg != nil {
 		// Accept does not handshake: each connection does, in its own
 		// goroutine, within the login timeout (conn.Serve).
@@ -508,8 +507,8 @@ func (g *Gateway) internalHandler(log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/", api)
 	mux.HandleFunc(pprofhttp.Prefix, func(w http.ResponseWriter, r *http.Request) {
-		if !g.secrets.Valid(r.Header.Get(internalauth.Header)) {
-			http.Error(w, "profiles need the "+internalauth.Header+" secret", http.StatusUnauthorized)
+		if !g.secrets.Valid(r.Header.Get(contract.Header)) {
+			http.Error(w, "profiles need the "+contract.Header+" secret", http.StatusUnauthorized)
 			return
 		}
 		profiles.ServeHTTP(w, r)
@@ -644,7 +643,7 @@ func (g *Gateway) reassertAll(ctx context.Context) {
 			err := g.route.Reassert(ctx, c.UserID(), c.SessionID())
 			switch {
 			case err == nil:
-			case errors.Is(err, routeclient.ErrNotCurrent):
+			case errors.Is(err, contract.ErrNotCurrent):
 				kicked.Add(1)
 				g.hub.Remove(c)
 				c.CloseWith(kickFrame("session is no longer current"))
