@@ -38,6 +38,7 @@ import (
 	"github.com/gocim/gocim/cim-server/internal/registry"
 	"github.com/gocim/gocim/cim-server/internal/routeclient"
 	"github.com/gocim/gocim/cim-server/internal/uplink"
+	"github.com/gocim/gocim/internal/backoff"
 	"github.com/gocim/gocim/internal/connlimit"
 	"github.com/gocim/gocim/internal/contract"
 	"github.com/gocim/gocim/internal/pprofhttp"
@@ -312,7 +313,7 @@ const (
 )
 
 func (g *Gateway) acceptLoop() {
-	var backoff time.Duration
+	bo := backoff.New(acceptBackoffMin, acceptBackoffMax, backoff.None)
 	for {
 		nc, err := g.ln.Accept()
 		if err != nil {
@@ -320,14 +321,14 @@ func (g *Gateway) acceptLoop() {
 				return
 			}
 			// Out of file descriptors and the like: wait, do not spin.
-			backoff = min(max(2*backoff, acceptBackoffMin), acceptBackoffMax)
-			g.log.Warn("accept failed", "err", err, "retry_in", backoff)
-			if !g.pause(backoff) {
+			d := bo.Next()
+			g.log.Warn("accept failed", "err", err, "retry_in", d)
+			if !g.pause(d) {
 				return
 			}
 			continue
 		}
-		backoff = 0
+		bo.Reset()
 		unauth, why := g.takeSlots(nc.RemoteAddr())
 		if why != "" {
 			g.refuse(nc, why)

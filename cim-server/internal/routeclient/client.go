@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"strings"
@@ -26,6 +25,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/gocim/gocim/internal/backoff"
 	"github.com/gocim/gocim/internal/contract"
 	"github.com/gocim/gocim/proto/cimpb"
 )
@@ -179,7 +179,7 @@ func (c *Client) post(ctx context.Context, path, contentType string, body []byte
 		return 0, nil, fmt.Errorf("%w: no route URL configured", contract.ErrUnavailable)
 	}
 	deadline := time.Now().Add(c.retry)
-	backoff := minBackoff
+	bo := backoff.New(minBackoff, maxBackoff, backoff.Equal)
 	var lastErr error
 	for attempt := 1; ; attempt++ {
 		idx := c.next.Load()
@@ -203,7 +203,7 @@ func (c *Client) post(ctx context.Context, path, contentType string, body []byte
 			return 0, nil, fmt.Errorf("%w after %d attempts: %v", contract.ErrUnavailable, attempt, lastErr)
 		}
 		// The last attempt is made at the end of the window.
-		sleep := min(backoff/2+rand.N(backoff/2+1), left)
+		sleep := min(bo.Next(), left)
 		if attempt == 1 || attempt%10 == 0 {
 			c.log.Warn("route call failed, retrying", "path", path, "attempt", attempt, "err", err)
 		}
@@ -214,7 +214,6 @@ func (c *Client) post(ctx context.Context, path, contentType string, body []byte
 			return 0, nil, fmt.Errorf("%w: %v (%v)", contract.ErrUnavailable, ctx.Err(), lastErr)
 		case <-t.C:
 		}
-		backoff = min(backoff*2, maxBackoff)
 	}
 }
 
