@@ -14,6 +14,7 @@ import (
 	"github.com/gocim/gocim/cim-server/internal/registry"
 	"github.com/gocim/gocim/internal/contract"
 	"github.com/gocim/gocim/internal/envflag"
+	"github.com/gocim/gocim/internal/logging"
 	"github.com/gocim/gocim/proto/codec"
 	"github.com/gocim/gocim/proto/token"
 )
@@ -237,15 +238,11 @@ func (c *Config) Validate() error {
 		bad("--write-queue %d: want at least 1", c.WriteQueue)
 	}
 	errs = append(errs, c.validateAbuseLimits()...)
-	switch strings.ToLower(c.LogLevel) {
-	case "debug", "info", "warn", "error":
-	default:
-		bad("--log-level %q: want debug, info, warn or error", c.LogLevel)
+	if _, err := logging.ParseLevel(c.LogLevel); err != nil {
+		bad("--log-level %v", err)
 	}
-	switch c.LogFormat {
-	case "text", "json":
-	default:
-		bad("--log-format %q: want text or json", c.LogFormat)
+	if err := logging.CheckFormat(c.LogFormat); err != nil {
+		bad("--log-format %v", err)
 	}
 	if _, err := c.ZKCredentials(); err != nil {
 		errs = append(errs, err)
