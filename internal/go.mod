@@ -2,6 +2,6 @@ module github.com/gocim/gocim/internal
 
 go 1.26.8
 
-require github.com/gocim/gocim/proto v0.0.0
+require github.com/gocim/gocim/proto v0.0.0-00010101000000-000000000000
 
 replace github.com/gocim/gocim/proto => ../proto
