@@ -1,3 +1,7 @@
 module github.com/gocim/gocim/internal
 
 go 1.26.8
+
+require github.com/gocim/gocim/proto v0.0.0-00010101000000-000000000000
+
+replace github.com/gocim/gocim/proto => ../proto

@@ -14,7 +14,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gocim/gocim/internal/contract"
 	"github.com/gocim/gocim/proto/codes"
+	"github.com/gocim/gocim/proto/routeapi"
 )
 
 // maxAnswer caps how much of a route answer is read; the largest legitimate
@@ -173,10 +175,7 @@ func (a *API) authorize(req *http.Request) {
 // Register creates an account. A taken name is an *APIError with
 // codes.BadAccount.
 func (a *API) Register(ctx context.Context, name, password string) (User, error) {
-	var d struct {
-		UserID   flexString `json:"userId"`
-		UserName flexString `json:"userName"`
-	}
+	var d routeapi.User
 	err := a.call(ctx, http.MethodPost, "/registerAccount",
 		map[string]string{"userName": name, "password": password}, &d)
 	if err != nil {
@@ -189,36 +188,24 @@ func (a *API) Register(ctx context.Context, name, password string) (User, error)
 // connect to. name may also be a user id (names never look like ids). The
 // answer's access token becomes the API's bearer.
 func (a *API) Login(ctx context.Context, name, password string) (LoginResult, error) {
-	req := map[string]string{"password": password}
+	req := routeapi.LoginRequest{Password: password}
 	if isUserID(name) {
-		req["userId"] = name
+		req.UserID = routeapi.ID(name)
 	} else {
-		req["userName"] = name
+		req.UserName = name
 	}
-	var d struct {
-		UserID    flexString      `json:"userId"`
-		UserName  flexString      `json:"userName"`
-		SessionID flexString      `json:"sessionId"`
-		Token     string          `json:"token"`
-		ExpiresAt json.RawMessage `json:"expiresAt"`
-		Access    string          `json:"accessToken"`
-		AccessExp json.RawMessage `json:"accessExpiresAt"`
-		Server    struct {
-			ID       string  `json:"id"`
-			Host     string  `json:"host"`
-			TCPPort  flexInt `json:"tcpPort"`
-			HTTPPort flexInt `json:"httpPort"`
-		} `json:"server"`
-	}
-	if err := a.call(ctx, http.MethodPost, "/login", req, &d); err != nil {
+	var d routeapi.Login
+	if err := a.call(ctx, http.MethodPost, routeapi.PathLogin, req, &d); err != nil {
 		return LoginResult{}, err
 	}
 	res := LoginResult{
-		UserID:      string(d.UserID),
-		UserName:    string(d.UserName),
-		SessionID:   string(d.SessionID),
-		Token:       d.Token,
-		AccessToken: d.Access,
+		UserID:          string(d.UserID),
+		UserName:        string(d.UserName),
+		SessionID:       string(d.SessionID),
+		Token:           d.Token,
+		ExpiresAt:       int64(d.ExpiresAt),
+		AccessToken:     d.AccessToken,
+		AccessExpiresAt: int64(d.AccessExpiresAt),
 		Server: Server{
 			ID:       d.Server.ID,
 			Host:     d.Server.Host,
@@ -226,10 +213,8 @@ func (a *API) Login(ctx context.Context, name, password string) (LoginResult, er
 			HTTPPort: int(d.Server.HTTPPort),
 		},
 	}
-	res.ExpiresAt = unixSeconds(d.ExpiresAt)
-	res.AccessExpiresAt = unixSeconds(d.AccessExp)
 	if res.Server.ID == "" && res.Server.Host != "" {
-		res.Server.ID = fmt.Sprintf("%s:%d:%d", res.Server.Host, res.Server.TCPPort, res.Server.HTTPPort)
+		res.Server.ID = contract.FormatGatewayID(res.Server.Host, res.Server.TCPPort, res.Server.HTTPPort)
 	}
 	if res.Token == "" || res.Server.Host == "" || res.Server.TCPPort <= 0 {
 		return LoginResult{}, fmt.Errorf("route: login answer without token or gateway address")
@@ -243,21 +228,9 @@ func (a *API) Login(ctx context.Context, name, password string) (LoginResult, er
 	return res, nil
 }
 
-// unixSeconds reads a number (or a string holding one); 0 for anything else.
-func unixSeconds(raw json.RawMessage) int64 {
-	var n flexInt
-	if len(raw) == 0 || json.Unmarshal(raw, &n) != nil {
-		return 0
-	}
-	return int64(n)
-}
-
 // OnlineUsers lists the users the route considers online.
 func (a *API) OnlineUsers(ctx context.Context) ([]User, error) {
-	var d []struct {
-		UserID   flexString `json:"userId"`
-		UserName flexString `json:"userName"`
-	}
+	var d []routeapi.User
 	if err := a.call(ctx, http.MethodGet, "/onlineUser", nil, &d, a.authorize); err != nil {
 		return nil, err
 	}

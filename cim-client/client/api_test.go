@@ -111,10 +111,10 @@ func TestBackoffWindows(t *testing.T) {
 	const lo, hi = 100 * time.Millisecond, time.Second
 	b := newBackoff(lo, hi)
 	var asked []int64
-	b.rand = func(n int64) int64 { asked = append(asked, n); return n - 1 }
+	b.Rand = func(n int64) int64 { asked = append(asked, n); return n - 1 }
 	var got []time.Duration
 	for range 6 {
-		got = append(got, b.next())
+		got = append(got, b.Next())
 	}
 	// Windows above min: 100, 300, 700, then capped at 900 ms.
 	want := []int64{100, 300, 700, 900, 900, 900}
@@ -126,18 +126,18 @@ func TestBackoffWindows(t *testing.T) {
 			t.Fatalf("delay %d = %v outside [%v, %v)", i, got[i], lo, hi)
 		}
 	}
-	b.reset()
-	b.rand = func(int64) int64 { return 0 }
-	if d := b.next(); d != lo {
+	b.Reset()
+	b.Rand = func(int64) int64 { return 0 }
+	if d := b.Next(); d != lo {
 		t.Errorf("after reset the shortest delay is %v, want %v", d, lo)
 	}
-	if d := newBackoff(lo, lo).next(); d != lo {
+	if d := newBackoff(lo, lo).Next(); d != lo {
 		t.Errorf("min == max gives %v, want %v", d, lo)
 	}
 	// The real random source stays inside the window.
 	r := newBackoff(lo, hi)
 	for range 100 {
-		if d := r.next(); d < lo || d > hi {
+		if d := r.Next(); d < lo || d > hi {
 			t.Fatalf("delay %v outside [%v, %v]", d, lo, hi)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/gocim/gocim/internal/backoff"
 	"github.com/gocim/gocim/proto/cimpb"
 	"github.com/gocim/gocim/proto/codec"
 )
@@ -206,7 +207,7 @@ func (c *Client) firstLink(ctx context.Context) (*link, error) {
 			return nil, err
 		}
 		last = err
-		d := bo.next()
+		d := bo.Next()
 		c.log.Warn("login failed, retrying", "err", err, "retry_in", d)
 		if !sleep(ctx, d) {
 			if c.life.Err() != nil {
@@ -341,7 +342,7 @@ func (c *Client) supervise(l *link) {
 		// A link that stayed up a while earns a fresh, short backoff; one that
 		// keeps dying at once keeps growing it.
 		if time.Since(l.born) >= c.cfg.ReconnectMax {
-			bo.reset()
+			bo.Reset()
 		}
 		next, err := c.reconnect(bo)
 		if err != nil {
@@ -362,9 +363,9 @@ func (c *Client) supervise(l *link) {
 
 // reconnect logs in again until it works, Close begins, or the cluster
 // refuses for good.
-func (c *Client) reconnect(bo *backoff) (*link, error) {
+func (c *Client) reconnect(bo *backoff.Backoff) (*link, error) {
 	for {
-		if !sleep(c.life, bo.next()) || c.isClosing() {
+		if !sleep(c.life, bo.Next()) || c.isClosing() {
 			return nil, ErrClosed
 		}
 		l, err := c.connect(c.life)

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/gocim/gocim/cim-client/client"
+	"github.com/gocim/gocim/internal/contract"
 	"github.com/gocim/gocim/proto/codes"
 )
 
@@ -396,8 +397,10 @@ func (c *Cluster) HTTP() *http.Client {
 	return &http.Client{Timeout: httpClient.Timeout, Transport: &http.Transport{TLSClientConfig: c.TLS.ClientConfig()}}
 }
 
-// Internal is the header of gateway <-> route calls.
-func Internal() http.Header { return http.Header{"X-Cim-Internal": {InternalSecret}} }
+// Internal is the header of gateway <-> route calls (contract.Header).
+func Internal() http.Header {
+	return http.Header{http.CanonicalHeaderKey(contract.Header): {InternalSecret}}
+}
 
 // APIKey is the header of an app back-end's call.
 func APIKey(key string) http.Header { return http.Header{"X-Api-Key": {key}} }

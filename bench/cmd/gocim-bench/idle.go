@@ -11,6 +11,7 @@ import (
 	"github.com/gocim/gocim/bench/internal/run"
 	"github.com/gocim/gocim/cim-client/client"
 	"github.com/gocim/gocim/e2e/harness"
+	"github.com/gocim/gocim/internal/contract"
 )
 
 const (
@@ -159,14 +160,12 @@ func closeAll(cls []*client.Client) {
 // healthzConnections is the connection count the gateway's /healthz
 // reports (-1 when it cannot be read).
 func healthzConnections(addr string) int {
-	resp, err := http.Get("http://" + addr + "/healthz")
+	resp, err := http.Get("http://" + addr + contract.PathHealth)
 	if err != nil {
 		return -1
 	}
 	defer resp.Body.Close()
-	var h struct {
-		Connections int `json:"connections"`
-	}
+	var h contract.Health
 	if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
 		return -1
 	}

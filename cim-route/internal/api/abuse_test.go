@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gocim/gocim/cim-route/internal/router"
+	"github.com/gocim/gocim/internal/contract"
 	"github.com/gocim/gocim/proto/codes"
 )
 
@@ -70,7 +71,7 @@ func TestProfileLongerThanWriteTimeout(t *testing.T) {
 	srv.Start()
 	defer srv.Close()
 	req, _ := http.NewRequest("GET", srv.URL+"/debug/pprof/profile?seconds=1", nil)
-	req.Header.Set(InternalHeader, internalSecret)
+	req.Header.Set(contract.Header, internalSecret)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -29,7 +29,7 @@ import (
 	"github.com/gocim/gocim/cim-route/internal/files"
 	"github.com/gocim/gocim/cim-route/internal/ratelimit"
 	"github.com/gocim/gocim/cim-route/internal/router"
-	"github.com/gocim/gocim/cim-route/internal/secret"
+	"github.com/gocim/gocim/internal/contract"
 	"github.com/gocim/gocim/internal/pprofhttp"
 	"github.com/gocim/gocim/proto/cimpb"
 	"github.com/gocim/gocim/proto/codes"
@@ -75,14 +75,9 @@ type Service interface {
 	GroupReceipts(ctx context.Context, uid string, msgIDs []string) (map[string]router.ReceiptCount, error)
 }
 
-// ProtobufType is the media type of the internal protobuf bodies.
-const ProtobufType = "application/x-protobuf"
-
-// Credential headers.
-const (
-	InternalHeader = "X-CIM-Internal" // the internal secret, gateways ⇄ route
-	APIKeyHeader   = "X-API-Key"      // an application back-end's API key
-)
+// APIKeyHeader carries an application back-end's API key. The internal
+// secret comes in contract.Header.
+const APIKeyHeader = "X-API-Key"
 
 // minPushBody is the body limit of POST /api/push when --max-body is
 // smaller: 10,000 recipients do not fit in 64 KiB, and only API keys with
@@ -98,7 +93,7 @@ type Config struct {
 	TokenKeys [][]byte
 	// APIKeys are the application back-ends' keys (X-API-Key); nil: none.
 	APIKeys *apikey.Ring
-	// InternalSecrets are the accepted X-CIM-Internal values. Without any,
+	// InternalSecrets are the accepted contract.Header values. Without any,
 	// every /internal/* call is refused.
 	InternalSecrets []string
 	// LoginRate and LoginBurst limit /login and /registerAccount per client
@@ -150,7 +145,7 @@ type handler struct {
 	log       *slog.Logger
 	tokenKeys [][]byte
 	apiKeys   *apikey.Ring
-	internal  secret.Set
+	internal  *contract.Secrets
 	limiter   *ratelimit.Limiter
 	// registrations (one bucket, "all"), histories and uploads (per user)
 	registrations *ratelimit.Limiter
@@ -198,7 +193,7 @@ func newHandler(cfg Config) *handler {
 		uploads:       perUser(cfg.UploadRate, cfg.UploadBurst),
 		readTimeout:   cfg.ReadTimeout, writeTimeout: cfg.WriteTimeout, minRate: cfg.TransferMinRate,
 		svc: cfg.Service, log: cfg.Logger.With("component", "api"),
-		tokenKeys: cfg.TokenKeys, apiKeys: cfg.APIKeys, internal: secret.NewSet(cfg.InternalSecrets),
+		tokenKeys: cfg.TokenKeys, apiKeys: cfg.APIKeys, internal: contract.NewSecrets(cfg.InternalSecrets),
 		limiter: ratelimit.New(ratelimit.Config{Rate: cfg.LoginRate, Burst: cfg.LoginBurst, Dimensions: 2}),
 		maxBody: cfg.MaxBody, maxUplink: cfg.MaxUplink, maxUpload: cfg.MaxUpload, now: cfg.Now,
 	}
@@ -267,10 +262,9 @@ func NewInternal(cfg Config) http.Handler {
 	h := newHandler(cfg)
 	e := h.engine()
 	e.GET("/healthz", h.healthz)
-	in := e.Group("/internal", h.requireInternal)
-	in.POST("/online", h.sessionOnline)
-	in.POST("/offline", h.sessionOffline)
-	in.POST("/uplink", h.uplink)
+	e.POST(contract.PathOnline, h.requireInternal, h.sessionOnline)
+	e.POST(contract.PathOffline, h.requireInternal, h.sessionOffline)
+	e.POST(contract.PathUplink, h.requireInternal, h.uplink)
 	if cfg.Pprof {
 		e.GET(pprofhttp.Prefix+"*profile", h.requireInternal, gin.WrapH(pprofhttp.Handler()))
 	}

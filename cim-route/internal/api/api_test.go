@@ -23,6 +23,7 @@ import (
 	"github.com/gocim/gocim/cim-route/internal/gatewaytest"
 	"github.com/gocim/gocim/cim-route/internal/router"
 	"github.com/gocim/gocim/cim-route/internal/store"
+	"github.com/gocim/gocim/internal/contract"
 	"github.com/gocim/gocim/internal/testenv"
 	"github.com/gocim/gocim/proto/cimpb"
 	"github.com/gocim/gocim/proto/codes"
@@ -110,7 +111,7 @@ func bearer(tok string) hdr { return hdr{"Authorization": "Bearer " + tok} }
 var (
 	asPush    = hdr{APIKeyHeader: pushKey}
 	asAdmin   = hdr{APIKeyHeader: adminKey}
-	asGateway = hdr{InternalHeader: internalSecret}
+	asGateway = hdr{contract.Header: internalSecret}
 )
 
 // call sends a request to base+path and decodes the JSON envelope.
@@ -209,7 +210,7 @@ func (e *env) uplink(b *cimpb.UplinkBatch, h hdr) (int, *cimpb.PushBatch) {
 	e.t.Helper()
 	body, _ := proto.Marshal(b)
 	req, _ := http.NewRequest("POST", e.internal+"/internal/uplink", bytes.NewReader(body))
-	req.Header.Set("Content-Type", ProtobufType)
+	req.Header.Set("Content-Type", contract.ProtobufType)
 	for k, v := range h {
 		req.Header.Set(k, v)
 	}
@@ -226,7 +227,7 @@ func (e *env) uplink(b *cimpb.UplinkBatch, h hdr) (int, *cimpb.PushBatch) {
 	}
 	var out cimpb.PushBatch
 	if resp.StatusCode == 200 {
-		if resp.Header.Get("Content-Type") != ProtobufType || proto.Unmarshal(raw, &out) != nil {
+		if resp.Header.Get("Content-Type") != contract.ProtobufType || proto.Unmarshal(raw, &out) != nil {
 			e.t.Fatalf("uplink: HTTP %d %q", resp.StatusCode, raw)
 		}
 	}
@@ -289,7 +290,7 @@ func TestBadInput(t *testing.T) {
 		t.Fatalf("empty uplink: HTTP %d", st)
 	}
 	req, _ := http.NewRequest("POST", e.internal+"/internal/uplink", strings.NewReader("\xff\xff\xff"))
-	req.Header.Set(InternalHeader, internalSecret)
+	req.Header.Set(contract.Header, internalSecret)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"github.com/gocim/gocim/cim-route/internal/apikey"
 	"github.com/gocim/gocim/cim-route/internal/errs"
 	"github.com/gocim/gocim/cim-route/internal/ratelimit"
+	"github.com/gocim/gocim/internal/contract"
 	"github.com/gocim/gocim/proto/token"
 )
 
@@ -112,8 +113,8 @@ func (w caller) ownSession(sid string) error {
 
 // requireInternal refuses an /internal/* call without the internal secret.
 func (h *handler) requireInternal(c *gin.Context) {
-	if h.internal.Match(c.GetHeader(InternalHeader)) < 0 {
-		h.fail(c, fmt.Errorf("%w: internal calls need the %s secret", errs.ErrUnauthorized, InternalHeader))
+	if !h.internal.Valid(c.GetHeader(contract.Header)) {
+		h.fail(c, fmt.Errorf("%w: internal calls need the %s secret", errs.ErrUnauthorized, contract.Header))
 		c.Abort()
 	}
 }

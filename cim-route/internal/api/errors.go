@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/gocim/gocim/cim-route/internal/errs"
+	"github.com/gocim/gocim/internal/contract"
 	"github.com/gocim/gocim/proto/codes"
 )
 
@@ -31,7 +32,7 @@ var failures = []struct {
 	{errs.ErrNotFound, codes.BadArgument, http.StatusNotFound},
 	{errs.ErrUnauthorized, codes.Unauthorized, http.StatusUnauthorized},
 	{errs.ErrNoGateway, codes.NoServer, http.StatusServiceUnavailable},
-	{errs.ErrStaleSession, codes.Unauthorized, http.StatusConflict},
+	{errs.ErrStaleSession, codes.Unauthorized, contract.StatusNotCurrent}, // read by contract.SessionAnswer
 	{errs.ErrUnavailable, codes.Unavailable, http.StatusServiceUnavailable},
 	{errs.ErrAuthUnavailable, codes.Unavailable, http.StatusServiceUnavailable},
 }

@@ -15,8 +15,8 @@ import (
 	"github.com/gocim/gocim/cim-route/internal/apikey"
 	"github.com/gocim/gocim/cim-route/internal/errs"
 	"github.com/gocim/gocim/cim-route/internal/files"
-	"github.com/gocim/gocim/cim-route/internal/gateway"
 	"github.com/gocim/gocim/cim-route/internal/router"
+	"github.com/gocim/gocim/internal/contract"
 	"github.com/gocim/gocim/proto/cimpb"
 	"github.com/gocim/gocim/proto/codes"
 	"github.com/gocim/gocim/proto/token"
@@ -47,7 +47,7 @@ func (fakeService) Login(_ context.Context, req router.LoginRequest) (router.Ses
 		return router.Session{}, fmt.Errorf("%w: wrong user or password", errs.ErrBadAccount)
 	}
 	return router.Session{UserID: "1", UserName: "alice", SessionID: "s1", Token: "t", AccessToken: "a",
-		Gateway: gateway.Addr{ID: "127.0.0.1:1:2", Host: "127.0.0.1", TCPPort: 1, HTTPPort: 2}}, nil
+		Gateway: contract.GatewayAddr{ID: "127.0.0.1:1:2", Host: "127.0.0.1", TCPPort: 1, HTTPPort: 2}}, nil
 }
 
 func (fakeService) CheckSession(context.Context, string, string) error { return nil }

@@ -1,8 +1,6 @@
 package api
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"net/http"
 
@@ -11,43 +9,23 @@ import (
 
 	"github.com/gocim/gocim/cim-route/internal/errs"
 	"github.com/gocim/gocim/cim-route/internal/router"
+	"github.com/gocim/gocim/internal/contract"
 	"github.com/gocim/gocim/proto/cimpb"
+	"github.com/gocim/gocim/proto/routeapi"
 )
 
 // userID accepts a JSON string or a JSON integer ("12" or 12): callers
 // written against CIM send ids as numbers.
-type userID string
+type userID = routeapi.ID
 
-func (u *userID) UnmarshalJSON(b []byte) error {
-	if len(b) > 0 && b[0] == '"' {
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-		*u = userID(s)
-		return nil
-	}
-	if bytes.Equal(b, []byte("null")) {
-		return nil
-	}
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return fmt.Errorf("user id %s is neither a string nor a whole number", b)
-		}
-	}
-	*u = userID(b)
-	return nil
+func userJSON(u router.User) routeapi.User {
+	return routeapi.User{UserID: routeapi.ID(u.ID), UserName: routeapi.ID(u.Name)}
 }
 
-type userJSON struct {
-	UserID   string `json:"userId"`
-	UserName string `json:"userName"`
-}
-
-func usersJSON(users []router.User) []userJSON {
-	out := make([]userJSON, len(users))
+func usersJSON(users []router.User) []routeapi.User {
+	out := make([]routeapi.User, len(users))
 	for i, u := range users {
-		out[i] = userJSON{u.ID, u.Name}
+		out[i] = userJSON(u)
 	}
 	return out
 }
@@ -74,33 +52,11 @@ func (h *handler) register(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	ok(c, userJSON{u.ID, u.Name})
-}
-
-type serverJSON struct {
-	ID       string `json:"id"`
-	Host     string `json:"host"`
-	TCPPort  int    `json:"tcpPort"`
-	HTTPPort int    `json:"httpPort"`
-}
-
-type loginJSON struct {
-	UserID          string     `json:"userId"`
-	UserName        string     `json:"userName"`
-	SessionID       string     `json:"sessionId"`
-	Token           string     `json:"token"`
-	ExpiresAt       int64      `json:"expiresAt"`
-	AccessToken     string     `json:"accessToken"`
-	AccessExpiresAt int64      `json:"accessExpiresAt"`
-	Server          serverJSON `json:"server"`
+	ok(c, userJSON(u))
 }
 
 func (h *handler) login(c *gin.Context) {
-	var req struct {
-		UserID   userID `json:"userId"`
-		UserName string `json:"userName"`
-		Password string `json:"password"`
-	}
+	var req routeapi.LoginRequest
 	if err := h.bind(c, &req); err != nil {
 		h.fail(c, err)
 		return
@@ -114,10 +70,12 @@ func (h *handler) login(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	ok(c, loginJSON{
-		UserID: s.UserID, UserName: s.UserName, SessionID: s.SessionID, Token: s.Token, ExpiresAt: s.ExpiresAt,
-		AccessToken: s.AccessToken, AccessExpiresAt: s.AccessExpiresAt,
-		Server: serverJSON{ID: s.Gateway.ID, Host: s.Gateway.Host, TCPPort: s.Gateway.TCPPort, HTTPPort: s.Gateway.HTTPPort},
+	ok(c, routeapi.Login{
+		UserID: routeapi.ID(s.UserID), UserName: routeapi.ID(s.UserName), SessionID: routeapi.ID(s.SessionID),
+		Token: s.Token, ExpiresAt: routeapi.UnixTime(s.ExpiresAt),
+		AccessToken: s.AccessToken, AccessExpiresAt: routeapi.UnixTime(s.AccessExpiresAt),
+		Server: routeapi.Server{ID: s.Gateway.ID, Host: s.Gateway.Host,
+			TCPPort: routeapi.Int(s.Gateway.TCPPort), HTTPPort: routeapi.Int(s.Gateway.HTTPPort)},
 	})
 }
 
@@ -255,22 +213,16 @@ func (h *handler) healthz(c *gin.Context) {
 	ok(c, gin.H{"status": "ok", "gateways": n})
 }
 
-type sessionReq struct {
-	UserID    userID `json:"userId"`
-	SessionID string `json:"sessionId"`
-	GatewayID string `json:"gatewayId"`
-	// Reassert: the gateway re-registered after a ZooKeeper session expiry
-	// and confirms a connection it kept (see Router.SessionOnline).
-	Reassert bool `json:"reassert,omitempty"`
-}
-
+// sessionOnline: a gateway says a session connected there. With Reassert
+// the gateway re-registered after a ZooKeeper session expiry and confirms a
+// connection it kept (see Router.SessionOnline).
 func (h *handler) sessionOnline(c *gin.Context) {
-	var req sessionReq
+	var req contract.Session
 	if err := h.bind(c, &req); err != nil {
 		h.fail(c, err)
 		return
 	}
-	if err := h.svc.SessionOnline(c.Request.Context(), string(req.UserID), req.SessionID, req.GatewayID, req.Reassert); err != nil {
+	if err := h.svc.SessionOnline(c.Request.Context(), req.UserID, req.SessionID, req.GatewayID, req.Reassert); err != nil {
 		h.fail(c, err)
 		return
 	}
@@ -278,12 +230,12 @@ func (h *handler) sessionOnline(c *gin.Context) {
 }
 
 func (h *handler) sessionOffline(c *gin.Context) {
-	var req sessionReq
+	var req contract.Session
 	if err := h.bind(c, &req); err != nil {
 		h.fail(c, err)
 		return
 	}
-	if err := h.svc.SessionOffline(c.Request.Context(), string(req.UserID), req.SessionID); err != nil {
+	if err := h.svc.SessionOffline(c.Request.Context(), req.UserID, req.SessionID); err != nil {
 		h.fail(c, err)
 		return
 	}
@@ -311,5 +263,5 @@ func (h *handler) uplink(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	c.Data(http.StatusOK, ProtobufType, data)
+	c.Data(http.StatusOK, contract.ProtobufType, data)
 }

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+
+	"github.com/gocim/gocim/internal/contract"
 )
 
 // TestPprofBehindTheSecret: with Pprof the internal handler serves Go's
@@ -12,7 +14,7 @@ func TestPprofBehindTheSecret(t *testing.T) {
 	get := func(h http.Handler, secret string) int {
 		req := httptest.NewRequest("GET", "/debug/pprof/goroutine?debug=1", nil)
 		if secret != "" {
-			req.Header.Set(InternalHeader, secret)
+			req.Header.Set(contract.Header, secret)
 		}
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gocim/gocim/cim-route/internal/auth"
 	"github.com/gocim/gocim/cim-route/internal/router"
+	"github.com/gocim/gocim/internal/contract"
 	"github.com/gocim/gocim/proto/cimpb"
 	"github.com/gocim/gocim/proto/codes"
 	"github.com/gocim/gocim/proto/token"
@@ -22,7 +23,7 @@ func TestInternalSecret(t *testing.T) {
 	e.expect("POST", "/login", `{"userName":"alice","password":"password1"}`, nil, 200, codes.OK, &l)
 	online := `{"userId":"` + l.UserID + `","sessionId":"` + l.SessionID + `","gatewayId":"` + e.gw.ID + `"}`
 
-	for _, h := range []hdr{nil, {InternalHeader: ""}, {InternalHeader: "internal-secret-012345678"}, {InternalHeader: internalSecret + "x"}, asPush, l.bearer()} {
+	for _, h := range []hdr{nil, {contract.Header: ""}, {contract.Header: "internal-secret-012345678"}, {contract.Header: internalSecret + "x"}, asPush, l.bearer()} {
 		for _, path := range []string{"/internal/online", "/internal/offline"} {
 			e.check("POST", e.internal, path, online, h, 401, codes.Unauthorized, nil)
 		}
@@ -39,7 +40,7 @@ func TestInternalSecret(t *testing.T) {
 	// Health stays open on both.
 	e.check("GET", e.internal, "/healthz", ``, nil, 200, codes.OK, nil)
 	// The previous secret still works during a rotation.
-	e.check("POST", e.internal, "/internal/online", online, hdr{InternalHeader: oldInternal}, 200, codes.OK, nil)
+	e.check("POST", e.internal, "/internal/online", online, hdr{contract.Header: oldInternal}, 200, codes.OK, nil)
 }
 
 func TestBearer(t *testing.T) {

@@ -10,7 +10,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/gocim/gocim/cim-route/internal/secret"
+	"github.com/gocim/gocim/internal/contract"
 	"github.com/gocim/gocim/internal/envflag"
 )
 
@@ -52,7 +52,7 @@ func (k Key) Has(s Scope) bool { return k.Scopes&s == s }
 // Ring is the set of configured keys.
 type Ring struct {
 	keys    []Key
-	secrets secret.Set // aligned with keys
+	secrets *contract.Secrets // aligned with keys
 }
 
 // Parse reads a comma-separated list of name:secret:scopes; scopes are
@@ -98,7 +98,7 @@ func Parse(spec string, minLen int) (*Ring, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	r.secrets = secret.NewSet(secrets)
+	r.secrets = contract.NewSecrets(secrets)
 	return r, nil
 }
 

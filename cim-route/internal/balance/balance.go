@@ -35,7 +35,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/gocim/gocim/cim-route/internal/gateway"
+	"github.com/gocim/gocim/internal/contract"
 	"github.com/gocim/gocim/internal/gwproof"
 )
 
@@ -79,7 +79,7 @@ type Balancer struct {
 // state is an immutable snapshot; writers replace it whole.
 type state struct {
 	live     []string // sorted, parsable ids
-	addrs    map[string]gateway.Addr
+	addrs    map[string]contract.GatewayAddr
 	down     map[string]bool // failed their last check (or a push), or not verified yet
 	pending  map[string]bool // listed but not checked yet (with verification)
 	impostor map[string]bool // answered without a valid proof
@@ -118,7 +118,7 @@ func New(cfg Config) *Balancer {
 	}
 	b := &Balancer{cfg: cfg, log: cfg.Logger.With("component", "balance"),
 		kick: make(chan struct{}, 1), checked: make(chan struct{})}
-	b.state.Store(&state{addrs: map[string]gateway.Addr{}, down: map[string]bool{}, pending: map[string]bool{}, impostor: map[string]bool{}})
+	b.state.Store(&state{addrs: map[string]contract.GatewayAddr{}, down: map[string]bool{}, pending: map[string]bool{}, impostor: map[string]bool{}})
 	return b
 }
 
@@ -131,10 +131,10 @@ func (b *Balancer) SetGateways(ids []string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	old := b.state.Load()
-	addrs := make(map[string]gateway.Addr, len(ids))
+	addrs := make(map[string]contract.GatewayAddr, len(ids))
 	live := make([]string, 0, len(ids))
 	for _, id := range ids {
-		a, err := gateway.Parse(id)
+		a, err := contract.ParseGatewayID(id)
 		if err != nil {
 			b.log.Warn("ignoring a gateway node with a bad name", "id", id, "err", err)
 			continue
@@ -175,7 +175,7 @@ func clean(m map[string]bool) map[string]bool {
 	return m
 }
 
-func build(live []string, addrs map[string]gateway.Addr, down, pending, impostor map[string]bool) *state {
+func build(live []string, addrs map[string]contract.GatewayAddr, down, pending, impostor map[string]bool) *state {
 	s := &state{live: live, addrs: addrs, down: down, pending: pending, impostor: impostor}
 	for _, id := range live {
 		if !down[id] {
@@ -269,7 +269,7 @@ func (b *Balancer) Live(id string) bool {
 }
 
 // Addr returns the parsed id of a live gateway.
-func (b *Balancer) Addr(id string) (gateway.Addr, bool) {
+func (b *Balancer) Addr(id string) (contract.GatewayAddr, bool) {
 	a, ok := b.state.Load().addrs[id]
 	return a, ok
 }
@@ -397,10 +397,10 @@ func (b *Balancer) roundDone() {
 // maxHealthBody bounds what is read of a /healthz answer.
 const maxHealthBody = 4 << 10
 
-func (b *Balancer) probe(ctx context.Context, a gateway.Addr) outcome {
+func (b *Balancer) probe(ctx context.Context, a contract.GatewayAddr) outcome {
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.HealthTimeout)
 	defer cancel()
-	u := a.HTTPBase() + "/healthz"
+	u := a.HTTPBase() + contract.PathHealth
 	var challenge string
 	if b.verifying() {
 		challenge = gwproof.NewChallenge()
@@ -424,10 +424,7 @@ func (b *Balancer) probe(ctx context.Context, a gateway.Addr) outcome {
 		return unreachable
 	}
 	if b.verifying() {
-		var answer struct {
-			ID    string `json:"id"`
-			Proof string `json:"proof"`
-		}
+		var answer contract.Health
 		_ = json.Unmarshal(body, &answer)
 		if answer.ID != a.ID || !gwproof.Verify(b.cfg.Secrets, challenge, a.ID, answer.Proof) {
 			b.log.Debug("health check without a valid proof", "gateway", a.ID, "status", resp.StatusCode, "answered_id", answer.ID)

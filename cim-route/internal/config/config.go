@@ -20,6 +20,7 @@ import (
 
 	"github.com/gocim/gocim/cim-route/internal/apikey"
 	"github.com/gocim/gocim/internal/envflag"
+	"github.com/gocim/gocim/internal/logging"
 	"github.com/gocim/gocim/proto/token"
 )
 
@@ -352,11 +353,11 @@ func (c *Config) Validate() error {
 		bad("--upload-max %d: must be at least 1 byte", c.UploadMax)
 	}
 	c.validateLimits(bad)
-	if _, err := c.SlogLevel(); err != nil {
-		bad("--log-level: %v", err)
+	if _, err := logging.ParseLevel(c.LogLevel); err != nil {
+		bad("--log-level %v", err)
 	}
-	if c.LogFormat != "text" && c.LogFormat != "json" {
-		bad("--log-format %q: want text or json", c.LogFormat)
+	if err := logging.CheckFormat(c.LogFormat); err != nil {
+		bad("--log-format %v", err)
 	}
 	return errors.Join(errs...)
 }
@@ -490,20 +491,13 @@ func (c *Config) RedisAddrs() []string { return envflag.List(c.Redis) }
 // TokenKeys splits --token-secret; the first key signs.
 func (c *Config) TokenKeys() [][]byte { return token.Keys(envflag.List(c.TokenSecret)) }
 
-// SlogLevel parses --log-level.
-func (c *Config) SlogLevel() (slog.Level, error) {
-	var l slog.Level
-	err := l.UnmarshalText([]byte(c.LogLevel))
-	return l, err
-}
-
 // NewLogger builds the process logger (to w, normally stderr: stdout carries
-// only the ready line).
+// only the ready line) from --log-level and --log-format, checked by
+// Validate; it falls back to slog's default if they were not.
 func (c *Config) NewLogger(w io.Writer) *slog.Logger {
-	level, _ := c.SlogLevel()
-	opts := &slog.HandlerOptions{Level: level}
-	if c.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+	l, err := logging.New(w, c.LogLevel, c.LogFormat)
+	if err != nil {
+		return slog.Default()
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return l
 }

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+	"github.com/gocim/gocim/internal/backoff"
 )
 
 // Config configures a Watcher.
@@ -108,7 +109,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 		conn.Close()
 	}()
 
-	backoff := newBackoff(100*time.Millisecond, 5*time.Second)
+	bo := backoff.New(100*time.Millisecond, 5*time.Second, backoff.None)
 	for ctx.Err() == nil {
 		children, _, events, err := conn.ChildrenW(w.path)
 		if errors.Is(err, zk.ErrNoNode) {
@@ -124,7 +125,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				break
 			}
-			d := backoff.next()
+			d := bo.Next()
 			w.log.Warn("zookeeper listing failed; keeping the last gateway list", "path", w.path, "err", err, "retry_in", d)
 			select {
 			case <-ctx.Done():
@@ -132,7 +133,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 			}
 			continue
 		}
-		backoff.reset()
+		bo.Reset()
 		w.publish(children)
 		select {
 		case <-ctx.Done():
@@ -177,21 +178,6 @@ func diff(a, b []string) (added, removed []string) {
 	}
 	return added, removed
 }
-
-type backoff struct{ min, max, cur time.Duration }
-
-func newBackoff(min, max time.Duration) *backoff { return &backoff{min: min, max: max} }
-
-func (b *backoff) next() time.Duration {
-	if b.cur == 0 {
-		b.cur = b.min
-	} else if b.cur *= 2; b.cur > b.max {
-		b.cur = b.max
-	}
-	return b.cur
-}
-
-func (b *backoff) reset() { b.cur = 0 }
 
 // zkLogger routes go-zookeeper's log lines (reconnect chatter) to slog at
 // debug level; outages that matter are logged by Run.

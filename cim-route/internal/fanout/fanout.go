@@ -33,18 +33,12 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/gocim/gocim/cim-route/internal/gateway"
+	"github.com/gocim/gocim/internal/contract"
 	"github.com/gocim/gocim/proto/cimpb"
 )
 
-// ContentType is the media type of PushBatch / PushResult bodies.
-const ContentType = "application/x-protobuf"
-
 // maxResult bounds a PushResult body: a few bytes per missing index.
 const maxResult = 8 << 20
-
-// SecretHeader carries the internal secret on every route ⇄ gateway call.
-const SecretHeader = "X-CIM-Internal"
 
 // ErrStatus means the gateway answered /push with a non-200 status.
 var ErrStatus = errors.New("fanout: gateway refused the push")
@@ -62,7 +56,7 @@ type Config struct {
 	// MaxBatch bounds the deliveries of one merged request; default 4096.
 	// One push larger than that is still sent whole, on its own.
 	MaxBatch int
-	// Secret is sent as X-CIM-Internal (the current --internal-secret);
+	// Secret is sent in contract.Header (the current --internal-secret);
 	// gateways refuse pushes without it.
 	Secret string
 	Logger *slog.Logger
@@ -179,7 +173,7 @@ func (p *Pusher) PushOne(ctx context.Context, gw string, deliveries []*cimpb.Del
 	if len(deliveries) == 0 {
 		return Result{}
 	}
-	addr, err := gateway.Parse(gw)
+	addr, err := contract.ParseGatewayID(gw)
 	if err != nil {
 		p.log.Warn("push failed", "gateway", gw, "deliveries", len(deliveries), "err", err)
 		return Result{Err: err}
@@ -210,7 +204,7 @@ func (p *Pusher) PushOne(ctx context.Context, gw string, deliveries []*cimpb.Del
 // hands each call its Result. The slot is released first, so the next
 // request starts sooner and a caller that got its Result finds no leftover
 // lane.
-func (p *Pusher) run(gw string, addr gateway.Addr, l *lane, batch []*call) {
+func (p *Pusher) run(gw string, addr contract.GatewayAddr, l *lane, batch []*call) {
 	results := p.send(gw, addr, batch)
 	p.release(gw, addr, l)
 	for i, c := range batch {
@@ -224,7 +218,7 @@ func (p *Pusher) run(gw string, addr gateway.Addr, l *lane, batch []*call) {
 // back, and an idle lane is dropped. Deciding under p.mu closes the race with
 // PushOne: a push either sees the slot still taken and queues where the next
 // request finds it, or sees it free and sends itself.
-func (p *Pusher) release(gw string, addr gateway.Addr, l *lane) {
+func (p *Pusher) release(gw string, addr contract.GatewayAddr, l *lane) {
 	p.mu.Lock()
 	next := l.take(p.maxBatch)
 	if next == nil {
@@ -264,7 +258,7 @@ func (l *lane) take(maxBatch int) []*call {
 // send POSTs the calls' deliveries as one PushBatch and splits the answer
 // back into one Result per call. A failed request fails every call with the
 // same error, logged once.
-func (p *Pusher) send(gw string, addr gateway.Addr, batch []*call) []Result {
+func (p *Pusher) send(gw string, addr contract.GatewayAddr, batch []*call) []Result {
 	deliveries := batch[0].deliveries
 	if len(batch) > 1 {
 		n := 0
@@ -302,7 +296,7 @@ func (p *Pusher) send(gw string, addr gateway.Addr, batch []*call) []Result {
 
 // post sends one PushBatch and returns the indexes the gateway reports
 // missing: sorted, unique, within deliveries.
-func (p *Pusher) post(ctx context.Context, gw string, addr gateway.Addr, deliveries []*cimpb.Delivery) ([]uint32, error) {
+func (p *Pusher) post(ctx context.Context, gw string, addr contract.GatewayAddr, deliveries []*cimpb.Delivery) ([]uint32, error) {
 	body, err := proto.Marshal(&cimpb.PushBatch{Deliveries: deliveries})
 	if err != nil {
 		return nil, fmt.Errorf("fanout: marshal: %w", err)
@@ -311,13 +305,13 @@ func (p *Pusher) post(ctx context.Context, gw string, addr gateway.Addr, deliver
 	// bounds the request.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, addr.HTTPBase()+"/push", bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, addr.HTTPBase()+contract.PathPush, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Content-Type", ContentType)
+	req.Header.Set("Content-Type", contract.ProtobufType)
 	if p.secret != "" {
-		req.Header.Set(SecretHeader, p.secret)
+		req.Header.Set(contract.Header, p.secret)
 	}
 	resp, err := p.client.Do(req)
 	if err != nil {

@@ -19,7 +19,7 @@ import (
 	"go.uber.org/goleak"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/gocim/gocim/cim-route/internal/gateway"
+	"github.com/gocim/gocim/internal/contract"
 	"github.com/gocim/gocim/internal/testenv"
 	"github.com/gocim/gocim/proto/cimpb"
 )
@@ -53,7 +53,7 @@ func newFakeGateway(t *testing.T, connected ...string) *fakeGateway {
 		g.connected[u] = true
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/push" || r.Header.Get("Content-Type") != ContentType {
+		if r.URL.Path != "/push" || r.Header.Get("Content-Type") != contract.ProtobufType {
 			http.Error(w, "bad", http.StatusBadRequest)
 			return
 		}
@@ -96,7 +96,7 @@ func newFakeGateway(t *testing.T, connected ...string) *fakeGateway {
 		}
 		g.mu.Unlock()
 		out, _ := proto.Marshal(res)
-		w.Header().Set("Content-Type", ContentType)
+		w.Header().Set("Content-Type", contract.ProtobufType)
 		w.Write(out)
 	}))
 	t.Cleanup(srv.Close)
@@ -198,7 +198,7 @@ func TestPushOutlivesCancelledCaller(t *testing.T) {
 func TestPushSendsTheInternalSecret(t *testing.T) {
 	got := make(chan string, 2)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got <- r.Header.Get(SecretHeader)
+		got <- r.Header.Get(contract.Header)
 		out, _ := proto.Marshal(&cimpb.PushResult{Delivered: 1})
 		w.Write(out)
 	}))
@@ -212,7 +212,7 @@ func TestPushSendsTheInternalSecret(t *testing.T) {
 		}
 		p.Close()
 		if h := <-got; h != secret {
-			t.Fatalf("%s = %q, want %q", SecretHeader, h, secret)
+			t.Fatalf("%s = %q, want %q", contract.Header, h, secret)
 		}
 	}
 }
@@ -440,7 +440,7 @@ func TestPushMergedFailureReachesEveryPush(t *testing.T) {
 			wg.Go(func() { res[i] = p.PushOne(context.Background(), g.id, d) })
 			waitQueued(t, p, g.id, i+1)
 		}
-		addr, err := gateway.Parse(g.id)
+		addr, err := contract.ParseGatewayID(g.id)
 		if err != nil {
 			t.Fatal(err)
 		}

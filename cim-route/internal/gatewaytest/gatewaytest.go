@@ -2,25 +2,26 @@
 // with the gateway's /push and /healthz that keeps a map of "connected"
 // sessions instead of TCP connections, and records what it was sent. Only
 // the route service's contract is real here; the gateway itself is cim-server.
-// Started WithSecret, it refuses (401) a /push without that X-CIM-Internal
-// secret, as gateways do, and answers a /healthz challenge with the proof
+// Started WithSecret, it refuses (401) a /push without that secret in
+// contract.Header, as gateways do, and answers a /healthz challenge with the proof
 // the route verifies (package gwproof).
 package gatewaytest
 
 import (
-	"crypto/subtle"
-	"fmt"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/gocim/gocim/internal/contract"
 	"github.com/gocim/gocim/internal/gwproof"
 	"github.com/gocim/gocim/proto/cimpb"
 )
@@ -44,7 +45,7 @@ type Gateway struct {
 // Option configures a fake gateway.
 type Option func(*Gateway)
 
-// WithSecret makes /push require X-CIM-Internal: secret.
+// WithSecret makes /push require secret in contract.Header.
 func WithSecret(secret string) Option { return func(g *Gateway) { g.secret = secret } }
 
 // Start runs a gateway until the test ends.
@@ -57,7 +58,8 @@ func Start(t testing.TB, opts ...Option) *Gateway {
 	g.srv = httptest.NewServer(http.HandlerFunc(g.serve))
 	t.Cleanup(g.srv.Close)
 	u, _ := url.Parse(g.srv.URL)
-	g.ID = "127.0.0.1:1:" + u.Port()
+	port, _ := strconv.Atoi(u.Port())
+	g.ID = contract.FormatGatewayID("127.0.0.1", 1, port)
 	return g
 }
 
@@ -125,21 +127,21 @@ func (g *Gateway) Pushes() int {
 
 func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	switch {
-	case r.URL.Path == "/healthz" && r.Method == http.MethodGet:
-		status, text := http.StatusOK, "ok"
+	case r.URL.Path == contract.PathHealth && r.Method == http.MethodGet:
+		status, answer := http.StatusOK, contract.Health{Status: contract.HealthOK}
 		if !g.Healthy.Load() {
-			status, text = http.StatusServiceUnavailable, "shutting down"
+			status, answer.Status = http.StatusServiceUnavailable, contract.HealthShuttingDown
 		}
-		w.WriteHeader(status)
 		if c := r.URL.Query().Get(gwproof.Param); c != "" && g.secret != "" {
 			// Prove the secret as cim-server does (healthy or not), so the
 			// route hands it out.
-			fmt.Fprintf(w, `{"status":%q,"connections":0,"id":%q,"proof":%q}`, text, g.ID, gwproof.Sign(g.secret, c, g.ID))
-			return
+			answer.ID, answer.Proof = g.ID, gwproof.Sign(g.secret, c, g.ID)
 		}
-		fmt.Fprintf(w, `{"status":%q,"connections":0}`, text)
-	case r.URL.Path == "/push" && r.Method == http.MethodPost:
-		if g.secret != "" && subtle.ConstantTimeCompare([]byte(r.Header.Get("X-CIM-Internal")), []byte(g.secret)) != 1 {
+		w.Header().Set("Content-Type", contract.JSONType)
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(answer)
+	case r.URL.Path == contract.PathPush && r.Method == http.MethodPost:
+		if g.secret != "" && !contract.NewSecrets([]string{g.secret}).Valid(r.Header.Get(contract.Header)) {
 			g.refused.Add(1)
 			http.Error(w, `{"code":4010,"message":"unauthorized"}`, http.StatusUnauthorized)
 			return
@@ -159,7 +161,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		res := g.deliver(&b)
 		out, _ := proto.Marshal(res)
-		w.Header().Set("Content-Type", "application/x-protobuf")
+		w.Header().Set("Content-Type", contract.ProtobufType)
 		w.Write(out)
 	default:
 		http.NotFound(w, r)

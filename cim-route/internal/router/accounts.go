@@ -12,8 +12,8 @@ import (
 
 	"github.com/gocim/gocim/cim-route/internal/auth"
 	"github.com/gocim/gocim/cim-route/internal/errs"
-	"github.com/gocim/gocim/cim-route/internal/gateway"
 	"github.com/gocim/gocim/cim-route/internal/store"
+	"github.com/gocim/gocim/internal/contract"
 	"github.com/gocim/gocim/proto/cimpb"
 	"github.com/gocim/gocim/proto/token"
 )
@@ -42,7 +42,7 @@ type Session struct {
 	// dies with the session.
 	AccessToken     string
 	AccessExpiresAt int64 // unix seconds
-	Gateway         gateway.Addr
+	Gateway         contract.GatewayAddr
 }
 
 // Register creates an account. Only the builtin authenticator has
@@ -120,7 +120,7 @@ func (r *Router) Login(ctx context.Context, req LoginRequest) (Session, error) {
 	if !ok {
 		return Session{}, errs.ErrNoGateway
 	}
-	addr, err := gateway.Parse(gw)
+	addr, err := contract.ParseGatewayID(gw)
 	if err != nil {
 		return Session{}, fmt.Errorf("%w: %v", errs.ErrNoGateway, err)
 	}

@@ -3,6 +3,8 @@ package router
 import (
 	"context"
 	"time"
+
+	"github.com/gocim/gocim/internal/backoff"
 )
 
 // janitorEvery is the period of the janitor's sweep between gateway changes.
@@ -25,7 +27,7 @@ func (r *Router) GatewaysChanged() {
 // backoff.
 func (r *Router) RunJanitor(ctx context.Context) {
 	var retry, periodic <-chan time.Time
-	backoff := time.Duration(0)
+	bo := backoff.New(time.Second, 30*time.Second, backoff.None)
 	for {
 		select {
 		case <-ctx.Done():
@@ -54,12 +56,13 @@ func (r *Router) RunJanitor(ctx context.Context) {
 		default:
 		}
 		if err := r.clearDeadGateways(ctx); err != nil {
-			backoff = min(max(2*backoff, time.Second), 30*time.Second)
-			r.log.Warn("clearing dead gateways failed; will retry", "err", err, "retry_in", backoff)
-			retry = time.After(backoff)
+			d := bo.Next()
+			r.log.Warn("clearing dead gateways failed; will retry", "err", err, "retry_in", d)
+			retry = time.After(d)
 			continue
 		}
-		backoff, retry = 0, nil
+		bo.Reset()
+		retry = nil
 	}
 }
 

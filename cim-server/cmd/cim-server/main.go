@@ -16,13 +16,13 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/gocim/gocim/cim-server/internal/gateway"
 	"github.com/gocim/gocim/internal/envflag"
 	"github.com/gocim/gocim/internal/healthprobe"
+	"github.com/gocim/gocim/internal/logging"
 )
 
 func main() {
@@ -49,7 +49,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "cim-server: invalid configuration:\n%v\n", err)
 		return 2
 	}
-	logger := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	logger, err := logging.New(stderr, cfg.LogLevel, cfg.LogFormat)
+	if err != nil { // Validate checked both already
+		fmt.Fprintln(stderr, "cim-server:", err)
+		return 2
+	}
 	slog.SetDefault(logger)
 	if cfg.GCPercent >= 0 && os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(cfg.GCPercent)
@@ -90,14 +94,4 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-func newLogger(w io.Writer, level, format string) *slog.Logger {
-	var lv slog.Level
-	_ = lv.UnmarshalText([]byte(strings.ToUpper(level))) // validated already
-	opts := &slog.HandlerOptions{Level: lv}
-	if format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
 }

@@ -36,7 +36,7 @@ import (
 
 	"golang.org/x/time/rate"
 
-	"github.com/gocim/gocim/cim-server/internal/routeclient"
+	"github.com/gocim/gocim/internal/contract"
 	"github.com/gocim/gocim/proto/cimpb"
 	"github.com/gocim/gocim/proto/codec"
 	"github.com/gocim/gocim/proto/codes"
@@ -58,7 +58,7 @@ type Handler interface {
 	// reachable for pushes to its session from before the route confirms
 	// it (frames sent to it are held until LOGIN_ACK is queued, so that it
 	// is the first frame the client sees). An error wrapping
-	// routeclient.ErrNotCurrent refuses the login as Unauthorized; any
+	// contract.ErrNotCurrent refuses the login as Unauthorized; any
 	// other error refuses it as Unavailable.
 	Online(ctx context.Context, c *Conn) error
 	// Register makes the connection the user's one connection here, once
@@ -302,7 +302,7 @@ func (c *Conn) login(ctx context.Context, r *codec.Reader) bool {
 	c.mu.Unlock()
 	if err != nil {
 		code := codes.Unavailable
-		if errors.Is(err, routeclient.ErrNotCurrent) {
+		if errors.Is(err, contract.ErrNotCurrent) {
 			code = codes.Unauthorized
 		}
 		log.Debug("login refused by route", "user", c.userID, "session", c.sessionID, "err", err)

@@ -15,7 +15,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/gocim/gocim/cim-server/internal/routeclient"
+	"github.com/gocim/gocim/internal/contract"
 	"github.com/gocim/gocim/proto/cimpb"
 	"github.com/gocim/gocim/proto/codec"
 	"github.com/gocim/gocim/proto/codes"
@@ -271,8 +271,8 @@ func TestLoginRefused(t *testing.T) {
 		{"access token naming this gateway", accessGW, codes.Unauthorized, nil},
 		{"garbage", "not-a-token", codes.Unauthorized, nil},
 		{"empty", "", codes.Unauthorized, nil},
-		{"route says not current", goodToken(t), codes.Unauthorized, fmt.Errorf("x: %w", routeclient.ErrNotCurrent)},
-		{"route unreachable", goodToken(t), codes.Unavailable, fmt.Errorf("x: %w", routeclient.ErrUnavailable)},
+		{"route says not current", goodToken(t), codes.Unauthorized, fmt.Errorf("x: %w", contract.ErrNotCurrent)},
+		{"route unreachable", goodToken(t), codes.Unavailable, fmt.Errorf("x: %w", contract.ErrUnavailable)},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

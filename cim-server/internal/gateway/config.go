@@ -11,9 +11,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gocim/gocim/cim-server/internal/internalauth"
 	"github.com/gocim/gocim/cim-server/internal/registry"
+	"github.com/gocim/gocim/internal/contract"
 	"github.com/gocim/gocim/internal/envflag"
+	"github.com/gocim/gocim/internal/logging"
 	"github.com/gocim/gocim/proto/codec"
 	"github.com/gocim/gocim/proto/token"
 )
@@ -199,8 +200,8 @@ func (c *Config) Validate() error {
 		bad("--internal-secret is required (the same value as the route's)")
 	}
 	for i, s := range internal {
-		if len(s) < internalauth.MinLen {
-			bad("--internal-secret: secret #%d is %d bytes, want at least %d", i+1, len(s), internalauth.MinLen)
+		if len(s) < contract.MinSecretLen {
+			bad("--internal-secret: secret #%d is %d bytes, want at least %d", i+1, len(s), contract.MinSecretLen)
 		}
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
@@ -237,15 +238,11 @@ func (c *Config) Validate() error {
 		bad("--write-queue %d: want at least 1", c.WriteQueue)
 	}
 	errs = append(errs, c.validateAbuseLimits()...)
-	switch strings.ToLower(c.LogLevel) {
-	case "debug", "info", "warn", "error":
-	default:
-		bad("--log-level %q: want debug, info, warn or error", c.LogLevel)
+	if _, err := logging.ParseLevel(c.LogLevel); err != nil {
+		bad("--log-level %v", err)
 	}
-	switch c.LogFormat {
-	case "text", "json":
-	default:
-		bad("--log-format %q: want text or json", c.LogFormat)
+	if err := logging.CheckFormat(c.LogFormat); err != nil {
+		bad("--log-format %v", err)
 	}
 	if _, err := c.ZKCredentials(); err != nil {
 		errs = append(errs, err)

@@ -27,7 +27,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,12 +34,13 @@ import (
 	"github.com/gocim/gocim/cim-server/internal/conn"
 	"github.com/gocim/gocim/cim-server/internal/httpapi"
 	"github.com/gocim/gocim/cim-server/internal/hub"
-	"github.com/gocim/gocim/cim-server/internal/internalauth"
 	"github.com/gocim/gocim/cim-server/internal/offline"
 	"github.com/gocim/gocim/cim-server/internal/registry"
 	"github.com/gocim/gocim/cim-server/internal/routeclient"
 	"github.com/gocim/gocim/cim-server/internal/uplink"
+	"github.com/gocim/gocim/internal/backoff"
 	"github.com/gocim/gocim/internal/connlimit"
+	"github.com/gocim/gocim/internal/contract"
 	"github.com/gocim/gocim/internal/pprofhttp"
 	"github.com/gocim/gocim/proto/cimpb"
 	"github.com/gocim/gocim/proto/codec"
@@ -56,7 +56,7 @@ type Gateway struct {
 	log     *slog.Logger
 	baseLog *slog.Logger // for sub-components, which add their own component
 
-	secrets *internalauth.Secrets
+	secrets *contract.Secrets
 	tlsCfg  *tls.Config // nil: the client port is plain TCP
 
 	id      string
@@ -118,7 +118,7 @@ func New(cfg Config, logger *slog.Logger) (*Gateway, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	secrets, err := internalauth.New(cfg.InternalSecrets())
+	secrets, err := contract.ParseSecrets(cfg.InternalSecrets())
 	if err != nil { // Validate checked the same rules
 		return nil, fmt.Errorf("--internal-secret: %w", err)
 	}
@@ -176,7 +176,7 @@ func (g *Gateway) Start() error {
 	host, _ := g.cfg.advertiseHost() // validated in New
 	tcpPort := ln.Addr().(*net.TCPAddr).Port
 	httpPort := httpLn.Addr().(*net.TCPAddr).Port
-	g.id = host + ":" + strconv.Itoa(tcpPort) + ":" + strconv.Itoa(httpPort)
+	g.id = contract.FormatGatewayID(host, tcpPort, httpPort)
 	if g.tlsCfg != nil {
 		// Accept does not handshake: each connection does, in its own
 		// goroutine, within the login timeout (conn.Serve).
@@ -313,7 +313,7 @@ const (
 )
 
 func (g *Gateway) acceptLoop() {
-	var backoff time.Duration
+	bo := backoff.New(acceptBackoffMin, acceptBackoffMax, backoff.None)
 	for {
 		nc, err := g.ln.Accept()
 		if err != nil {
@@ -321,14 +321,14 @@ func (g *Gateway) acceptLoop() {
 				return
 			}
 			// Out of file descriptors and the like: wait, do not spin.
-			backoff = min(max(2*backoff, acceptBackoffMin), acceptBackoffMax)
-			g.log.Warn("accept failed", "err", err, "retry_in", backoff)
-			if !g.pause(backoff) {
+			d := bo.Next()
+			g.log.Warn("accept failed", "err", err, "retry_in", d)
+			if !g.pause(d) {
 				return
 			}
 			continue
 		}
-		backoff = 0
+		bo.Reset()
 		unauth, why := g.takeSlots(nc.RemoteAddr())
 		if why != "" {
 			g.refuse(nc, why)
@@ -508,8 +508,8 @@ func (g *Gateway) internalHandler(log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/", api)
 	mux.HandleFunc(pprofhttp.Prefix, func(w http.ResponseWriter, r *http.Request) {
-		if !g.secrets.Valid(r.Header.Get(internalauth.Header)) {
-			http.Error(w, "profiles need the "+internalauth.Header+" secret", http.StatusUnauthorized)
+		if !g.secrets.Valid(r.Header.Get(contract.Header)) {
+			http.Error(w, "profiles need the "+contract.Header+" secret", http.StatusUnauthorized)
 			return
 		}
 		profiles.ServeHTTP(w, r)
@@ -644,7 +644,7 @@ func (g *Gateway) reassertAll(ctx context.Context) {
 			err := g.route.Reassert(ctx, c.UserID(), c.SessionID())
 			switch {
 			case err == nil:
-			case errors.Is(err, routeclient.ErrNotCurrent):
+			case errors.Is(err, contract.ErrNotCurrent):
 				kicked.Add(1)
 				g.hub.Remove(c)
 				c.CloseWith(kickFrame("session is no longer current"))

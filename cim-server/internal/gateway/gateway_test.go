@@ -22,7 +22,7 @@ import (
 	"go.uber.org/goleak"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/gocim/gocim/cim-server/internal/internalauth"
+	"github.com/gocim/gocim/internal/contract"
 	"github.com/gocim/gocim/internal/testenv"
 	"github.com/gocim/gocim/proto/cimpb"
 	"github.com/gocim/gocim/proto/codec"
@@ -74,7 +74,7 @@ func newFakeRoute(t testing.TB) *fakeRoute {
 	t.Cleanup(func() {
 		r.srv.Close()
 		if n := r.badSecret.Load(); n > 0 {
-			t.Errorf("%d internal calls reached the route without %s: %s", n, internalauth.Header, internalSecret)
+			t.Errorf("%d internal calls reached the route without %s: %s", n, contract.Header, internalSecret)
 		}
 	})
 	return r
@@ -82,7 +82,7 @@ func newFakeRoute(t testing.TB) *fakeRoute {
 
 func (r *fakeRoute) serve(w http.ResponseWriter, req *http.Request) {
 	// Like the real route: every internal call needs the internal secret.
-	if req.Header.Get(internalauth.Header) != internalSecret {
+	if req.Header.Get(contract.Header) != internalSecret {
 		r.badSecret.Add(1)
 		w.WriteHeader(http.StatusUnauthorized)
 		w.Write([]byte(`{"code":4010,"message":"unauthorized"}`))
@@ -95,38 +95,38 @@ func (r *fakeRoute) serve(w http.ResponseWriter, req *http.Request) {
 	}
 	body, _ := io.ReadAll(req.Body)
 	switch req.URL.Path {
-	case "/internal/online", "/internal/offline":
+	case contract.PathOnline, contract.PathOffline:
 		var s session
 		if err := json.Unmarshal(body, &s); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
 		r.mu.Lock()
-		if req.URL.Path == "/internal/online" {
+		if req.URL.Path == contract.PathOnline {
 			r.online = append(r.online, s)
 		} else {
 			r.offline = append(r.offline, s)
 		}
 		stale := s.Reassert && r.stale[s.UserID]
 		r.mu.Unlock()
-		if req.URL.Path == "/internal/offline" {
+		if req.URL.Path == contract.PathOffline {
 			select {
 			case r.offlineC <- s:
 			default: // nobody is waiting for these
 			}
 		}
-		if f := r.onOnline.Load(); f != nil && req.URL.Path == "/internal/online" {
+		if f := r.onOnline.Load(); f != nil && req.URL.Path == contract.PathOnline {
 			(*f)(s)
 		}
-		if req.URL.Path == "/internal/online" && (r.refuse.Load() || stale) {
+		if req.URL.Path == contract.PathOnline && (r.refuse.Load() || stale) {
 			w.WriteHeader(http.StatusConflict)
 			w.Write([]byte(`{"code":4010,"message":"session replaced"}`))
 			return
 		}
 		w.Write([]byte(`{"code":9000,"message":"ok"}`))
-	case "/internal/uplink":
+	case contract.PathUplink:
 		var in cimpb.UplinkBatch
-		if err := proto.Unmarshal(body, &in); err != nil || req.Header.Get("Content-Type") != "application/x-protobuf" {
+		if err := proto.Unmarshal(body, &in); err != nil || req.Header.Get("Content-Type") != contract.ProtobufType {
 			http.Error(w, "bad uplink", http.StatusBadRequest)
 			return
 		}
@@ -155,7 +155,7 @@ func (r *fakeRoute) serve(w http.ResponseWriter, req *http.Request) {
 			}
 		}
 		b, _ := proto.Marshal(out)
-		w.Header().Set("Content-Type", "application/x-protobuf")
+		w.Header().Set("Content-Type", contract.ProtobufType)
 		w.Write(b)
 	default:
 		http.NotFound(w, req)
@@ -288,9 +288,9 @@ func postPush(t *testing.T, g *Gateway, b *cimpb.PushBatch, key string) (int, []
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Content-Type", "application/x-protobuf")
+	req.Header.Set("Content-Type", contract.ProtobufType)
 	if key != "" {
-		req.Header.Set(internalauth.Header, key)
+		req.Header.Set(contract.Header, key)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -628,7 +628,7 @@ func TestStaleSessionAnswerCloses(t *testing.T) {
 func TestPushBadBody(t *testing.T) {
 	g := startGateway(t, newFakeRoute(t).srv.URL, nil)
 	req, _ := http.NewRequest(http.MethodPost, "http://"+g.HTTPAddr().String()+"/push", strings.NewReader("\x0a\xff\xff"))
-	req.Header.Set(internalauth.Header, internalSecret)
+	req.Header.Set(contract.Header, internalSecret)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -4,7 +4,7 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/gocim/gocim/cim-server/internal/internalauth"
+	"github.com/gocim/gocim/internal/contract"
 )
 
 // TestPprofBehindTheSecret: --pprof serves Go's profiles on the internal
@@ -18,7 +18,7 @@ func TestPprofBehindTheSecret(t *testing.T) {
 			t.Fatal(err)
 		}
 		if secret != "" {
-			req.Header.Set(internalauth.Header, secret)
+			req.Header.Set(contract.Header, secret)
 		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {

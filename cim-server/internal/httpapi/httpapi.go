@@ -2,7 +2,7 @@
 // and by health checks:
 //
 //	POST /push     protobuf PushBatch → protobuf PushResult; needs the
-//	               internal secret in X-CIM-Internal, else 401
+//	               internal secret in contract.Header, else 401
 //	GET  /healthz  200 {"status":"ok","connections":N}, 503 while shutting down
 //	               (open: load balancers and the route probe it). With
 //	               ?challenge=<hex> (package gwproof) the answer, 200 or 503,
@@ -26,7 +26,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/gocim/gocim/cim-server/internal/internalauth"
+	"github.com/gocim/gocim/internal/contract"
 	"github.com/gocim/gocim/internal/gwproof"
 	"github.com/gocim/gocim/proto/cimpb"
 	"github.com/gocim/gocim/proto/codes"
@@ -36,8 +36,6 @@ import (
 // gateway stays far below it.
 const MaxPushBody = 64 << 20
 
-const contentProtobuf = "application/x-protobuf"
-
 var (
 	// ErrBadBody means the body is not a valid PushBatch.
 	ErrBadBody = errors.New("body is not a valid protobuf PushBatch")
@@ -46,7 +44,7 @@ var (
 	// ErrUnreadableBody means the body could not be read.
 	ErrUnreadableBody = errors.New("body could not be read")
 	// ErrUnauthorized means the call lacks the right internal secret.
-	ErrUnauthorized = errors.New("missing or wrong " + internalauth.Header + " header")
+	ErrUnauthorized = errors.New("missing or wrong " + contract.Header + " header")
 	// ErrBadChallenge means /healthz got a malformed challenge.
 	ErrBadChallenge = gwproof.ErrBadChallenge
 )
@@ -80,11 +78,11 @@ type Health interface {
 
 // New returns the HTTP handler. /push accepts only calls carrying one of
 // secrets; with nil secrets it accepts none.
-func New(p Pusher, h Health, secrets *internalauth.Secrets, logger *slog.Logger) http.Handler {
+func New(p Pusher, h Health, secrets *contract.Secrets, logger *slog.Logger) http.Handler {
 	return newHandler(p, h, secrets, logger, MaxPushBody)
 }
 
-func newHandler(p Pusher, h Health, secrets *internalauth.Secrets, logger *slog.Logger, maxBody int) http.Handler {
+func newHandler(p Pusher, h Health, secrets *contract.Secrets, logger *slog.Logger, maxBody int) http.Handler {
 	if logger == nil {
 		logger = slog.Default()
 	}
@@ -95,23 +93,23 @@ func newHandler(p Pusher, h Health, secrets *internalauth.Secrets, logger *slog.
 	_ = e.SetTrustedProxies(nil)
 	e.Use(gin.Recovery())
 	a := &api{p: p, h: h, secrets: secrets, maxBody: maxBody, log: logger.With("component", "httpapi")}
-	e.POST("/push", a.internalOnly, a.push)
-	e.GET("/healthz", a.healthz)
+	e.POST(contract.PathPush, a.internalOnly, a.push)
+	e.GET(contract.PathHealth, a.healthz)
 	return e
 }
 
 type api struct {
 	p       Pusher
 	h       Health
-	secrets *internalauth.Secrets
+	secrets *contract.Secrets
 	maxBody int
 	log     *slog.Logger
 }
 
-// internalOnly refuses calls without a valid X-CIM-Internal header before
+// internalOnly refuses calls without a valid contract.Header before
 // the body is read.
 func (a *api) internalOnly(c *gin.Context) {
-	if a.secrets.Valid(c.GetHeader(internalauth.Header)) {
+	if a.secrets.Valid(c.GetHeader(contract.Header)) {
 		c.Next()
 		return
 	}
@@ -146,7 +144,7 @@ func (a *api) push(c *gin.Context) {
 		c.JSON(http.StatusInternalServerError, gin.H{"code": codes.Internal, "message": err.Error(), "data": nil})
 		return
 	}
-	c.Data(http.StatusOK, contentProtobuf, out)
+	c.Data(http.StatusOK, contract.ProtobufType, out)
 }
 
 func readBody(r *http.Request, buf []byte, limit int) ([]byte, error) {
@@ -170,10 +168,9 @@ func readBody(r *http.Request, buf []byte, limit int) ([]byte, error) {
 }
 
 func (a *api) healthz(c *gin.Context) {
-	n := a.h.Connections()
-	status, body := http.StatusOK, gin.H{"status": "ok", "connections": n}
+	status, body := http.StatusOK, contract.Health{Status: contract.HealthOK, Connections: a.h.Connections()}
 	if a.h.ShuttingDown() {
-		status, body = http.StatusServiceUnavailable, gin.H{"status": "shutting down", "connections": n}
+		status, body.Status = http.StatusServiceUnavailable, contract.HealthShuttingDown
 	}
 	if challenge, asked := c.GetQuery(gwproof.Param); asked {
 		if err := gwproof.CheckChallenge(challenge); err != nil {
@@ -182,10 +179,9 @@ func (a *api) healthz(c *gin.Context) {
 		}
 		// Even while shutting down: the route must tell a draining
 		// gateway (verified, not handed out) from an impostor.
-		id := a.h.ID()
-		body["id"] = id
+		body.ID = a.h.ID()
 		if a.secrets != nil {
-			body["proof"] = gwproof.Sign(a.secrets.Current(), challenge, id)
+			body.Proof = gwproof.Sign(a.secrets.Current(), challenge, body.ID)
 		}
 	}
 	c.JSON(status, body)

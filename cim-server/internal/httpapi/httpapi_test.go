@@ -12,7 +12,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/gocim/gocim/cim-server/internal/internalauth"
+	"github.com/gocim/gocim/internal/contract"
 	"github.com/gocim/gocim/internal/gwproof"
 	"github.com/gocim/gocim/proto/cimpb"
 )
@@ -24,8 +24,8 @@ const (
 
 // secrets is what the tests' handlers accept: a current and a previous
 // secret, as during a rotation.
-var secrets = func() *internalauth.Secrets {
-	s, err := internalauth.New([]string{currentSecret, oldSecret})
+var secrets = func() *contract.Secrets {
+	s, err := contract.ParseSecrets([]string{currentSecret, oldSecret})
 	if err != nil {
 		panic(err)
 	}
@@ -70,9 +70,9 @@ func do(t *testing.T, h http.Handler, method, path string, body []byte) *httptes
 func doWith(t *testing.T, h http.Handler, method, path string, body []byte, secret string) *httptest.ResponseRecorder {
 	t.Helper()
 	req := httptest.NewRequest(method, path, bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/x-protobuf")
+	req.Header.Set("Content-Type", contract.ProtobufType)
 	if secret != "" {
-		req.Header.Set(internalauth.Header, secret)
+		req.Header.Set(contract.Header, secret)
 	}
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
@@ -89,7 +89,7 @@ func TestPush(t *testing.T) {
 	}}
 	body, _ := proto.Marshal(batch)
 	rec := do(t, h, http.MethodPost, "/push", body)
-	if rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != "application/x-protobuf" {
+	if rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != contract.ProtobufType {
 		t.Fatalf("status %d type %q: %s", rec.Code, rec.Header().Get("Content-Type"), rec.Body)
 	}
 	var res cimpb.PushResult
@@ -134,7 +134,7 @@ func TestPushTooLarge(t *testing.T) {
 	g := &fakeGateway{}
 	h := newHandler(g, g, secrets, nil, 1000)
 	req := httptest.NewRequest(http.MethodPost, "/push", io.LimitReader(zeros{}, 1010))
-	req.Header.Set(internalauth.Header, currentSecret)
+	req.Header.Set(contract.Header, currentSecret)
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	if rec.Code != http.StatusRequestEntityTooLarge {
@@ -162,7 +162,7 @@ func TestPushNeedsInternalSecret(t *testing.T) {
 			Code    int    `json:"code"`
 			Message string `json:"message"`
 		}
-		if err := json.Unmarshal(rec.Body.Bytes(), &r); err != nil || r.Code != 4010 || !strings.Contains(r.Message, internalauth.Header) {
+		if err := json.Unmarshal(rec.Body.Bytes(), &r); err != nil || r.Code != 4010 || !strings.Contains(r.Message, contract.Header) {
 			t.Fatalf("secret %q: error body %s", secret, rec.Body)
 		}
 		if len(g.pushed) != 0 {

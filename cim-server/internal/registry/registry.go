@@ -35,6 +35,7 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+	"github.com/gocim/gocim/internal/backoff"
 )
 
 // Config configures a Registry.
@@ -207,7 +208,7 @@ func (r *Registry) run() {
 		watch   <-chan zk.Event
 		dirty   = true // the node must be (re)checked
 		session int64  // session the node was last confirmed for
-		backoff time.Duration
+		bo      = backoff.New(retryInterval, maxBackoff, backoff.None)
 		nextTry time.Time
 	)
 	retry := time.NewTicker(retryInterval)
@@ -221,11 +222,12 @@ func (r *Registry) run() {
 			default:
 			}
 			if err != nil {
-				backoff = min(max(2*backoff, retryInterval), maxBackoff)
-				nextTry = time.Now().Add(backoff)
-				r.log.Warn("ZooKeeper registration failed, retrying", "path", r.path, "retry_in", backoff, "err", err)
+				d := bo.Next()
+				nextTry = time.Now().Add(d)
+				r.log.Warn("ZooKeeper registration failed, retrying", "path", r.path, "retry_in", d, "err", err)
 			} else {
-				backoff, nextTry = 0, time.Time{}
+				bo.Reset()
+				nextTry = time.Time{}
 				dirty, watch = false, w
 				if created || sid != session {
 					first := session == 0

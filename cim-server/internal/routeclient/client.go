@@ -1,7 +1,7 @@
 // Package routeclient is the gateway's HTTP client for the route's internal
 // API (/internal/online, /internal/offline, /internal/uplink), served on the
 // route's --internal-listen address. Every call carries the internal secret
-// in the X-CIM-Internal header.
+// in contract.Header; the paths, bodies and errors are package contract's.
 //
 // Every call is retried on connection errors and 5xx answers with jittered
 // exponential backoff for up to Config.RetryFor, rotating among the
@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"strings"
@@ -26,26 +25,12 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/gocim/gocim/cim-server/internal/internalauth"
+	"github.com/gocim/gocim/internal/backoff"
+	"github.com/gocim/gocim/internal/contract"
 	"github.com/gocim/gocim/proto/cimpb"
-	"github.com/gocim/gocim/proto/codes"
-)
-
-var (
-	// ErrNotCurrent means the route refused /internal/online because the
-	// session is no longer the user's current one.
-	ErrNotCurrent = errors.New("route: session is not current")
-	// ErrUnavailable means no route answered within the retry window.
-	ErrUnavailable = errors.New("route: unavailable")
-	// ErrRejected means a route answered with a client error that retrying
-	// cannot fix (a gateway/route contract mismatch).
-	ErrRejected = errors.New("route: request rejected")
 )
 
 const (
-	contentProtobuf = "application/x-protobuf"
-	contentJSON     = "application/json"
-
 	// maxResponse caps how much of an answer is read; a PushBatch for one
 	// uplink batch is far smaller.
 	maxResponse = 64 << 20
@@ -60,7 +45,7 @@ type Config struct {
 	URLs []string
 	// GatewayID is sent with every call.
 	GatewayID string
-	// Secret is the current internal secret, sent in X-CIM-Internal.
+	// Secret is the current internal secret, sent in contract.Header.
 	Secret string
 	// RetryFor bounds how long one call keeps retrying (default 15s).
 	RetryFor time.Duration
@@ -120,61 +105,41 @@ func New(cfg Config) *Client {
 // Close releases idle keep-alive connections.
 func (c *Client) Close() { c.http.CloseIdleConnections() }
 
-type sessionBody struct {
-	UserID    string `json:"userId"`
-	SessionID string `json:"sessionId"`
-	GatewayID string `json:"gatewayId"`
-	// Reassert marks an /internal/online for a connection the gateway kept
-	// while its ZooKeeper node was gone (see Reassert).
-	Reassert bool `json:"reassert,omitempty"`
-}
-
-type result struct {
-	Code    int    `json:"code"`
-	Message string `json:"message"`
-}
-
 // Online tells the route that the session is connected here. It returns
-// ErrNotCurrent when the route says the session is not the user's current
-// one, and ErrUnavailable (wrapped) when no route answered in time.
+// contract.ErrNotCurrent when the route says the session is not the user's
+// current one, and contract.ErrUnavailable (wrapped) when no route answered
+// in time.
 func (c *Client) Online(ctx context.Context, userID, sessionID string) error {
-	return c.session(ctx, "/internal/online", userID, sessionID, false)
+	return c.session(ctx, contract.PathOnline, userID, sessionID, false)
 }
 
 // Reassert confirms a session whose connection this gateway kept while its
 // ZooKeeper node was gone: the route may have cleared the gateway's users
 // meanwhile and re-creates the route unless another session took it
-// (ErrNotCurrent).
+// (contract.ErrNotCurrent).
 func (c *Client) Reassert(ctx context.Context, userID, sessionID string) error {
-	return c.session(ctx, "/internal/online", userID, sessionID, true)
+	return c.session(ctx, contract.PathOnline, userID, sessionID, true)
 }
 
 // Offline tells the route that the session disconnected from here.
 func (c *Client) Offline(ctx context.Context, userID, sessionID string) error {
-	return c.session(ctx, "/internal/offline", userID, sessionID, false)
+	return c.session(ctx, contract.PathOffline, userID, sessionID, false)
 }
 
 func (c *Client) session(ctx context.Context, path, userID, sessionID string, reassert bool) error {
-	body, err := json.Marshal(sessionBody{UserID: userID, SessionID: sessionID, GatewayID: c.gw, Reassert: reassert})
+	body, err := json.Marshal(contract.Session{UserID: userID, SessionID: sessionID, GatewayID: c.gw, Reassert: reassert})
 	if err != nil {
 		return err
 	}
-	status, resp, err := c.post(ctx, path, contentJSON, body)
+	status, resp, err := c.post(ctx, path, contract.JSONType, body)
 	if err != nil {
 		return err
 	}
-	var r result
-	jsonErr := json.Unmarshal(resp, &r)
-	switch {
-	case status == http.StatusUnauthorized:
-		return c.secretRefused(path)
-	case status == http.StatusConflict || (jsonErr == nil && r.Code == int(codes.Unauthorized)):
-		return fmt.Errorf("%w: %s", ErrNotCurrent, r.Message)
-	case status/100 == 2 && (jsonErr != nil || r.Code == 0 || r.Code == int(codes.OK)):
-		return nil
-	default:
-		return fmt.Errorf("%w: %s answered HTTP %d: %s", ErrRejected, path, status, snippet(resp))
+	err = contract.SessionAnswer(path, status, resp)
+	if errors.Is(err, contract.ErrSecretRefused) {
+		c.logSecretRefused(path)
 	}
+	return err
 }
 
 // Uplink posts one batch of client frames and returns the frames the route
@@ -187,19 +152,21 @@ func (c *Client) Uplink(ctx context.Context, b *cimpb.UplinkBatch) (*cimpb.PushB
 	if err != nil {
 		return nil, fmt.Errorf("encode uplink batch: %w", err)
 	}
-	status, resp, err := c.post(ctx, "/internal/uplink", contentProtobuf, body)
+	const path = contract.PathUplink
+	status, resp, err := c.post(ctx, path, contract.ProtobufType, body)
 	if err != nil {
 		return nil, err
 	}
 	if status == http.StatusUnauthorized {
-		return nil, c.secretRefused("/internal/uplink")
+		c.logSecretRefused(path)
+		return nil, fmt.Errorf("%s answered HTTP 401: %w", path, contract.ErrSecretRefused)
 	}
 	if status/100 != 2 {
-		return nil, fmt.Errorf("%w: /internal/uplink answered HTTP %d: %s", ErrRejected, status, snippet(resp))
+		return nil, fmt.Errorf("%w: %s answered HTTP %d: %s", contract.ErrRejected, path, status, contract.Snippet(resp))
 	}
 	out := &cimpb.PushBatch{}
 	if err := proto.Unmarshal(resp, out); err != nil {
-		return nil, fmt.Errorf("%w: /internal/uplink answer is not a PushBatch: %v", ErrRejected, err)
+		return nil, fmt.Errorf("%w: %s answer is not a PushBatch: %v", contract.ErrRejected, path, err)
 	}
 	return out, nil
 }
@@ -209,10 +176,10 @@ func (c *Client) Uplink(ctx context.Context, b *cimpb.UplinkBatch) (*cimpb.PushB
 // returns the first non-5xx answer.
 func (c *Client) post(ctx context.Context, path, contentType string, body []byte) (int, []byte, error) {
 	if len(c.urls) == 0 {
-		return 0, nil, fmt.Errorf("%w: no route URL configured", ErrUnavailable)
+		return 0, nil, fmt.Errorf("%w: no route URL configured", contract.ErrUnavailable)
 	}
 	deadline := time.Now().Add(c.retry)
-	backoff := minBackoff
+	bo := backoff.New(minBackoff, maxBackoff, backoff.Equal)
 	var lastErr error
 	for attempt := 1; ; attempt++ {
 		idx := c.next.Load()
@@ -222,21 +189,21 @@ func (c *Client) post(ctx context.Context, path, contentType string, body []byte
 			return status, resp, nil
 		}
 		if err == nil {
-			err = fmt.Errorf("HTTP %d: %s", status, snippet(resp))
+			err = fmt.Errorf("HTTP %d: %s", status, contract.Snippet(resp))
 		}
 		lastErr = fmt.Errorf("%s%s: %w", base, path, err)
 		if ctx.Err() != nil {
-			return 0, nil, fmt.Errorf("%w: %v", ErrUnavailable, lastErr)
+			return 0, nil, fmt.Errorf("%w: %v", contract.ErrUnavailable, lastErr)
 		}
 		// Move every caller on to the next route, unless another caller
 		// already did.
 		c.next.CompareAndSwap(idx, idx+1)
 		left := time.Until(deadline)
 		if left <= 0 {
-			return 0, nil, fmt.Errorf("%w after %d attempts: %v", ErrUnavailable, attempt, lastErr)
+			return 0, nil, fmt.Errorf("%w after %d attempts: %v", contract.ErrUnavailable, attempt, lastErr)
 		}
 		// The last attempt is made at the end of the window.
-		sleep := min(backoff/2+rand.N(backoff/2+1), left)
+		sleep := min(bo.Next(), left)
 		if attempt == 1 || attempt%10 == 0 {
 			c.log.Warn("route call failed, retrying", "path", path, "attempt", attempt, "err", err)
 		}
@@ -244,10 +211,9 @@ func (c *Client) post(ctx context.Context, path, contentType string, body []byte
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return 0, nil, fmt.Errorf("%w: %v (%v)", ErrUnavailable, ctx.Err(), lastErr)
+			return 0, nil, fmt.Errorf("%w: %v (%v)", contract.ErrUnavailable, ctx.Err(), lastErr)
 		case <-t.C:
 		}
-		backoff = min(backoff*2, maxBackoff)
 	}
 }
 
@@ -263,7 +229,7 @@ func (c *Client) once(ctx context.Context, url, contentType string, body []byte,
 		return 0, nil, err
 	}
 	req.Header.Set("Content-Type", contentType)
-	req.Header.Set(internalauth.Header, c.secret)
+	req.Header.Set(contract.Header, c.secret)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return 0, nil, err
@@ -279,21 +245,12 @@ func (c *Client) once(ctx context.Context, url, contentType string, body []byte,
 // secretLogEvery spaces out the log lines about a refused internal secret.
 const secretLogEvery = 10 * time.Second
 
-// secretRefused returns the error for a 401 from the route: a configuration
-// mismatch that retrying cannot fix. It is logged (at most every
-// secretLogEvery) because an operator has to fix it.
-func (c *Client) secretRefused(path string) error {
+// logSecretRefused logs a 401 from the route, a configuration mismatch
+// that retrying cannot fix and an operator has to (at most every
+// secretLogEvery).
+func (c *Client) logSecretRefused(path string) {
 	now := time.Now().UnixNano()
 	if last := c.secretLogged.Load(); now-last >= int64(secretLogEvery) && c.secretLogged.CompareAndSwap(last, now) {
 		c.log.Error("the route refused this gateway's internal secret; --internal-secret must match the route's", "path", path)
 	}
-	return fmt.Errorf("%w: %s answered HTTP 401: the route refused the internal secret", ErrRejected, path)
-}
-
-func snippet(b []byte) string {
-	const n = 200
-	if len(b) > n {
-		b = b[:n]
-	}
-	return strings.TrimSpace(string(b))
 }

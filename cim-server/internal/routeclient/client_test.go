@@ -17,7 +17,7 @@ import (
 	"go.uber.org/goleak"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/gocim/gocim/cim-server/internal/internalauth"
+	"github.com/gocim/gocim/internal/contract"
 	"github.com/gocim/gocim/proto/cimpb"
 )
 
@@ -43,9 +43,9 @@ func newClient(t *testing.T, retry time.Duration, urls ...string) *Client {
 }
 
 func TestOnlineSendsJSON(t *testing.T) {
-	var got sessionBody
+	var got contract.Session
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/internal/online" || r.Method != http.MethodPost || r.Header.Get("Content-Type") != "application/json" {
+		if r.URL.Path != contract.PathOnline || r.Method != http.MethodPost || r.Header.Get("Content-Type") != "application/json" {
 			t.Errorf("unexpected request %s %s %q", r.Method, r.URL.Path, r.Header.Get("Content-Type"))
 		}
 		_ = json.NewDecoder(r.Body).Decode(&got)
@@ -56,13 +56,13 @@ func TestOnlineSendsJSON(t *testing.T) {
 	if err := c.Online(context.Background(), "7", "s7"); err != nil {
 		t.Fatal(err)
 	}
-	if got != (sessionBody{UserID: "7", SessionID: "s7", GatewayID: "gw1"}) {
+	if got != (contract.Session{UserID: "7", SessionID: "s7", GatewayID: "gw1"}) {
 		t.Fatalf("body %+v", got)
 	}
 	if err := c.Reassert(context.Background(), "7", "s7"); err != nil {
 		t.Fatal(err)
 	}
-	if got != (sessionBody{UserID: "7", SessionID: "s7", GatewayID: "gw1", Reassert: true}) {
+	if got != (contract.Session{UserID: "7", SessionID: "s7", GatewayID: "gw1", Reassert: true}) {
 		t.Fatalf("reassert body %+v", got)
 	}
 }
@@ -74,8 +74,8 @@ func TestOnlineNotCurrent(t *testing.T) {
 	}))
 	defer srv.Close()
 	err := newClient(t, time.Second, srv.URL).Online(context.Background(), "7", "s7")
-	if !errors.Is(err, ErrNotCurrent) {
-		t.Fatalf("err = %v, want ErrNotCurrent", err)
+	if !errors.Is(err, contract.ErrNotCurrent) {
+		t.Fatalf("err = %v, want contract.ErrNotCurrent", err)
 	}
 }
 
@@ -88,8 +88,8 @@ func TestClientErrorNotRetried(t *testing.T) {
 	}))
 	defer srv.Close()
 	err := newClient(t, 5*time.Second, srv.URL).Offline(context.Background(), "7", "s7")
-	if !errors.Is(err, ErrRejected) || calls.Load() != 1 {
-		t.Fatalf("err = %v after %d calls, want ErrRejected after 1", err, calls.Load())
+	if !errors.Is(err, contract.ErrRejected) || calls.Load() != 1 {
+		t.Fatalf("err = %v after %d calls, want contract.ErrRejected after 1", err, calls.Load())
 	}
 }
 
@@ -133,8 +133,8 @@ func TestRotatesToLiveRoute(t *testing.T) {
 func TestGivesUpAfterRetryWindow(t *testing.T) {
 	c := newClient(t, 300*time.Millisecond, deadURL(t))
 	_, err := c.Uplink(context.Background(), &cimpb.UplinkBatch{})
-	if !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("err = %v, want ErrUnavailable", err)
+	if !errors.Is(err, contract.ErrUnavailable) {
+		t.Fatalf("err = %v, want contract.ErrUnavailable", err)
 	}
 }
 
@@ -146,7 +146,7 @@ func TestContextCancelStopsRetrying(t *testing.T) {
 	cancel()
 	select {
 	case err := <-errc:
-		if !errors.Is(err, ErrUnavailable) {
+		if !errors.Is(err, contract.ErrUnavailable) {
 			t.Fatalf("err = %v", err)
 		}
 	case <-time.After(10 * time.Second):
@@ -156,7 +156,7 @@ func TestContextCancelStopsRetrying(t *testing.T) {
 
 func TestUplinkRoundTrip(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/internal/uplink" || r.Header.Get("Content-Type") != "application/x-protobuf" {
+		if r.URL.Path != contract.PathUplink || r.Header.Get("Content-Type") != contract.ProtobufType {
 			t.Errorf("unexpected %s %q", r.URL.Path, r.Header.Get("Content-Type"))
 		}
 		body, _ := io.ReadAll(r.Body)
@@ -170,7 +170,7 @@ func TestUplinkRoundTrip(t *testing.T) {
 				Frame: &cimpb.Frame{Type: cimpb.Type_RECEIPT, Receipt: &cimpb.Receipt{ClientMsgId: u.Frame.Msg.ClientMsgId}}})
 		}
 		b, _ := proto.Marshal(out)
-		w.Header().Set("Content-Type", "application/x-protobuf")
+		w.Header().Set("Content-Type", contract.ProtobufType)
 		w.Write(b)
 	}))
 	defer srv.Close()
@@ -194,8 +194,8 @@ func TestUplinkBadAnswer(t *testing.T) {
 	}))
 	defer srv.Close()
 	_, err := newClient(t, time.Second, srv.URL).Uplink(context.Background(), &cimpb.UplinkBatch{})
-	if !errors.Is(err, ErrRejected) {
-		t.Fatalf("err = %v, want ErrRejected", err)
+	if !errors.Is(err, contract.ErrRejected) {
+		t.Fatalf("err = %v, want contract.ErrRejected", err)
 	}
 }
 
@@ -206,16 +206,16 @@ func TestSendsInternalSecret(t *testing.T) {
 	var mu sync.Mutex
 	seen := map[string]int{}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if got := r.Header.Get(internalauth.Header); got != testSecret {
-			t.Errorf("%s: %s = %q, want %q", r.URL.Path, internalauth.Header, got, testSecret)
+		if got := r.Header.Get(contract.Header); got != testSecret {
+			t.Errorf("%s: %s = %q, want %q", r.URL.Path, contract.Header, got, testSecret)
 			w.WriteHeader(http.StatusUnauthorized)
 			return
 		}
 		mu.Lock()
 		seen[r.URL.Path]++
 		mu.Unlock()
-		if r.URL.Path == "/internal/uplink" {
-			w.Header().Set("Content-Type", "application/x-protobuf")
+		if r.URL.Path == contract.PathUplink {
+			w.Header().Set("Content-Type", contract.ProtobufType)
 			return // an empty PushBatch
 		}
 		w.Write([]byte(`{"code":9000}`))
@@ -237,7 +237,7 @@ func TestSendsInternalSecret(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if seen["/internal/online"] != 2 || seen["/internal/offline"] != 1 || seen["/internal/uplink"] != 1 {
+	if seen[contract.PathOnline] != 2 || seen[contract.PathOffline] != 1 || seen[contract.PathUplink] != 1 {
 		t.Fatalf("authenticated calls %v", seen)
 	}
 }
@@ -254,11 +254,11 @@ func TestSecretRefusedNotRetried(t *testing.T) {
 	defer srv.Close()
 	c := newClient(t, 5*time.Second, srv.URL)
 	err := c.Online(context.Background(), "1", "s")
-	if !errors.Is(err, ErrRejected) || errors.Is(err, ErrNotCurrent) || !strings.Contains(err.Error(), "internal secret") {
-		t.Fatalf("Online err = %v, want ErrRejected about the internal secret", err)
+	if !errors.Is(err, contract.ErrRejected) || errors.Is(err, contract.ErrNotCurrent) || !strings.Contains(err.Error(), "internal secret") {
+		t.Fatalf("Online err = %v, want contract.ErrRejected about the internal secret", err)
 	}
-	if _, err := c.Uplink(context.Background(), &cimpb.UplinkBatch{}); !errors.Is(err, ErrRejected) {
-		t.Fatalf("Uplink err = %v, want ErrRejected", err)
+	if _, err := c.Uplink(context.Background(), &cimpb.UplinkBatch{}); !errors.Is(err, contract.ErrRejected) {
+		t.Fatalf("Uplink err = %v, want contract.ErrRejected", err)
 	}
 	if calls.Load() != 2 {
 		t.Fatalf("%d calls, want 2 (no retries)", calls.Load())

@@ -22,7 +22,7 @@ import (
 	"runtime"
 	"sync"
 
-	"github.com/gocim/gocim/cim-server/internal/routeclient"
+	"github.com/gocim/gocim/internal/contract"
 	"github.com/gocim/gocim/proto/cimpb"
 	"github.com/gocim/gocim/proto/codes"
 )
@@ -156,7 +156,7 @@ func (b *Batcher) run(ch chan *cimpb.Uplink) {
 			}
 			for len(ch) > 0 { // gave up: answer the senders that are left
 				batch = b.collect(ch, batch[:0])
-				b.fail(batch, fmt.Errorf("%w: gateway shutting down", routeclient.ErrUnavailable))
+				b.fail(batch, fmt.Errorf("%w: gateway shutting down", contract.ErrUnavailable))
 			}
 			return
 		}
@@ -208,7 +208,7 @@ func (b *Batcher) flush(batch []*cimpb.Uplink) {
 // have no reply the client waits for.
 func (b *Batcher) fail(batch []*cimpb.Uplink, err error) {
 	code := codes.Unavailable
-	if !errors.Is(err, routeclient.ErrUnavailable) {
+	if !errors.Is(err, contract.ErrUnavailable) {
 		code = codes.Internal
 	}
 	b.log.Warn("uplink batch failed", "uplinks", len(batch), "code", int32(code), "err", err)

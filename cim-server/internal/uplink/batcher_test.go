@@ -11,7 +11,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/gocim/gocim/cim-server/internal/routeclient"
+	"github.com/gocim/gocim/internal/contract"
 	"github.com/gocim/gocim/proto/cimpb"
 	"github.com/gocim/gocim/proto/codes"
 )
@@ -36,7 +36,7 @@ func (r *fakeRoute) Uplink(ctx context.Context, b *cimpb.UplinkBatch) (*cimpb.Pu
 		select {
 		case <-r.gate:
 		case <-ctx.Done():
-			return nil, fmt.Errorf("%w: %v", routeclient.ErrUnavailable, ctx.Err())
+			return nil, fmt.Errorf("%w: %v", contract.ErrUnavailable, ctx.Err())
 		}
 	}
 	r.mu.Lock()
@@ -181,8 +181,8 @@ func TestFailureAnswersMsgSenders(t *testing.T) {
 		err  error
 		code codes.Code
 	}{
-		{fmt.Errorf("x: %w", routeclient.ErrUnavailable), codes.Unavailable},
-		{fmt.Errorf("x: %w", routeclient.ErrRejected), codes.Internal},
+		{fmt.Errorf("x: %w", contract.ErrUnavailable), codes.Unavailable},
+		{fmt.Errorf("x: %w", contract.ErrRejected), codes.Internal},
 	} {
 		r := &fakeRoute{err: tc.err, gate: make(chan struct{}), started: make(chan struct{})}
 		s := &sink{}
