@@ -35,33 +35,56 @@ import (
 	"github.com/gocim/gocim/proto/codes"
 )
 
-// Service is what the handlers need (router.Router implements it).
+// Service is what the handlers need (router.Router implements it): small
+// interfaces by concern, so that a test can fake the part it exercises.
 type Service interface {
+	Accounts
+	Messages
+	Files
+	Groups
+	GatewayCalls
+	// Health reports how many gateways are live (errs.ErrUnavailable when
+	// storage is not).
+	Health(ctx context.Context) (int, error)
+}
+
+// Accounts are registration, login and sessions (/registerAccount, /login,
+// /offLine, /onlineUser, and the bearer tokens' sessions).
+type Accounts interface {
 	Register(ctx context.Context, name, password string) (router.User, error)
 	Login(ctx context.Context, req router.LoginRequest) (router.Session, error)
 	// CheckSession: nil if sid is uid's current session, else an error
 	// wrapping errs.ErrUnauthorized (or errs.ErrUnavailable).
 	CheckSession(ctx context.Context, uid, sid string) error
-	P2P(ctx context.Context, from, to, text string) (string, error)
-	Broadcast(ctx context.Context, from, text string) (string, int, error)
-	Push(ctx context.Context, req router.PushRequest) (router.PushResult, error)
 	OnlineUsers(ctx context.Context) ([]router.User, error)
 	// Logoff ends uid's session sid; an empty sid is the current one.
 	Logoff(ctx context.Context, uid, sid string) error
-	SessionOnline(ctx context.Context, uid, sid, gw string, reassert bool) error
-	SessionOffline(ctx context.Context, uid, sid string) error
-	Uplink(ctx context.Context, b *cimpb.UplinkBatch) (*cimpb.PushBatch, error)
-	Health(ctx context.Context) (int, error)
-	History(ctx context.Context, q router.HistoryQuery) (router.HistoryPage, error)
-	Upload(ctx context.Context, uid, sid, name, contentType string, size int64, body io.Reader) (files.Info, error)
-	OpenFile(ref string) (*os.File, files.Info, time.Time, error)
 	// LimitKey names the account of a /login or /registerAccount attempt
 	// for its rate limit bucket (one per account, by id or any spelling).
 	LimitKey(ctx context.Context, userID, userName string) string
+}
+
+// Messages are the HTTP ways to send and read messages (/p2pRoute,
+// /groupRoute, /api/push, /history, group receipt counts).
+type Messages interface {
+	P2P(ctx context.Context, from, to, text string) (string, error)
+	Broadcast(ctx context.Context, from, text string) (string, int, error)
+	Push(ctx context.Context, req router.PushRequest) (router.PushResult, error)
+	History(ctx context.Context, q router.HistoryQuery) (router.HistoryPage, error)
+	GroupReceipts(ctx context.Context, uid string, msgIDs []string) (map[string]router.ReceiptCount, error)
+}
+
+// Files are uploads and downloads (/upload, /files/).
+type Files interface {
+	Upload(ctx context.Context, uid, sid, name, contentType string, size int64, body io.Reader) (files.Info, error)
+	OpenFile(ref string) (*os.File, files.Info, time.Time, error)
 	// FileFetched notes that uid downloaded ref (a file fetched by someone
 	// other than its uploader is in use and does not expire unreferenced).
 	FileFetched(uid string, info files.Info)
+}
 
+// Groups are the group endpoints (/groups...).
+type Groups interface {
 	CreateGroup(ctx context.Context, uid, name string, open bool) (router.Group, error)
 	Groups(ctx context.Context, uid string) ([]router.Group, error)
 	Group(ctx context.Context, uid, gid string) (router.Group, error)
@@ -72,7 +95,14 @@ type Service interface {
 	KickFromGroup(ctx context.Context, uid, gid, user string) error
 	RenameGroup(ctx context.Context, uid, gid, name string) (router.Group, error)
 	DissolveGroup(ctx context.Context, uid, gid string) error
-	GroupReceipts(ctx context.Context, uid string, msgIDs []string) (map[string]router.ReceiptCount, error)
+}
+
+// GatewayCalls are what gateways call on the internal listener
+// (package contract names the paths).
+type GatewayCalls interface {
+	SessionOnline(ctx context.Context, uid, sid, gw string, reassert bool) error
+	SessionOffline(ctx context.Context, uid, sid string) error
+	Uplink(ctx context.Context, b *cimpb.UplinkBatch) (*cimpb.PushBatch, error)
 }
 
 // APIKeyHeader carries an application back-end's API key. The internal
