@@ -206,3 +206,71 @@ func TestStaleGatewayUplinkRefused(t *testing.T) {
 		t.Fatalf("bob's history with alice: %q, want only the new connection's message", bodies)
 	}
 }
+
+// TestRouteOutageKeepsOrder: the route is gone for longer than the
+// gateway retries it (--route-retry 1s) while alice sends steadily. The
+// batch that fails is answered ERROR Unavailable, and the route may be back
+// for the next one; storing alice's later messages then, before the failed
+// ones she resends, would break her order. Her connection is ended instead
+// (ERROR Reconnect) and nothing more of hers is forwarded from it: she logs
+// in again and writes everything unanswered, in order. Bob is shown every
+// message once, in order.
+func TestRouteOutageKeepsOrder(t *testing.T) {
+	c := harness.Start(t, harness.Options{Gateways: 1, GatewayArgs: []string{"--route-retry", "1s"}})
+	alice := c.Connect(t, "alice", func(cfg *client.Config) {
+		cfg.ResendTimeout = 2 * time.Second
+		cfg.ResendMax = 30
+	})
+	bob := c.Connect(t, "bob")
+	const n = 150
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	sent := make(chan struct{})
+	half := make(chan struct{})
+	go func() {
+		defer close(sent)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for i := range n {
+			if i == n/3 {
+				close(half)
+			}
+			if _, err := alice.Send(ctx, "bob", fmt.Sprintf("n%03d", i)); err != nil {
+				t.Errorf("send #%d: %v", i, err)
+				return
+			}
+			select {
+			case <-tick.C:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	<-half
+	c.Route.Kill()
+	wctx, wcancel := context.WithTimeout(ctx, wait)
+	defer wcancel()
+	if _, err := testenv.WaitLog(wctx, c.Gateways[0].Process, "uplink batch failed"); err != nil {
+		t.Fatalf("no uplink batch failed while the route was down: %v", err)
+	}
+	c.StartRoute()
+	<-sent
+	var got []string
+	if !harness.Within(2*time.Minute, func() error {
+		got = got[:0]
+		for _, m := range received(bob) {
+			got = append(got, string(m.Body))
+		}
+		if len(got) < n {
+			return fmt.Errorf("bob has %d of %d", len(got), n)
+		}
+		return nil
+	}) {
+		t.Fatalf("bob was shown %d of %d messages", len(got), n)
+	}
+	for i, body := range got {
+		if want := fmt.Sprintf("n%03d", i); body != want {
+			t.Fatalf("bob's message %d is %s, want %s (out of order, repeated or lost): %v", i, body, want, got[max(i-5, 0):min(i+5, len(got))])
+		}
+	}
+}

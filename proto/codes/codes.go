@@ -22,6 +22,7 @@ const (
 	Unavailable     Code = 5030 // route or storage unavailable, retry later
 	Internal        Code = 5000 + 1
 	GoingAway       Code = 5031 // gateway shutting down: reconnect elsewhere
+	Reconnect       Code = 5033 // this connection's messages could not be forwarded: log in again and resend, in order
 	KickedElsewhere Code = 4090 // same user logged in on another connection
 	StaleSession    Code = 4091 // the connection's session is no longer where the user is: log in again
 	Forbidden       Code = 4030 // valid credential, but not allowed to do this
@@ -69,6 +70,8 @@ func (c Code) Text() string {
 		return "internal error"
 	case GoingAway:
 		return "gateway going away"
+	case Reconnect:
+		return "messages not forwarded: log in again"
 	case KickedElsewhere:
 		return "logged in elsewhere"
 	case StaleSession:

@@ -517,12 +517,16 @@ func (g *Gateway) internalHandler(log *slog.Logger) http.Handler {
 	return mux
 }
 
-// endsConnection reports whether the route sent f to end the connection
-// it goes to: a KICK, or ERROR StaleSession (the route refused the
-// connection's uplinks: its session is no longer where the user is).
+// endsConnection reports whether f ends the connection it goes to: a KICK,
+// ERROR StaleSession (the route refused the connection's uplinks: its
+// session is no longer where the user is) or ERROR Reconnect (its messages
+// could not be forwarded; package uplink).
 func endsConnection(f *cimpb.Frame) bool {
-	return f.Type == cimpb.Type_KICK ||
-		(f.Type == cimpb.Type_ERROR && codes.Code(f.GetError().GetCode()) == codes.StaleSession)
+	if f.Type == cimpb.Type_KICK {
+		return true
+	}
+	c := codes.Code(f.GetError().GetCode())
+	return f.Type == cimpb.Type_ERROR && (c == codes.StaleSession || c == codes.Reconnect)
 }
 
 func kickFrame(reason string) *cimpb.Frame {

@@ -8,7 +8,13 @@
 // grow on their own under load without any timer. The route's answer (a
 // PushBatch of RECEIPT/ERROR frames for the senders) is handed to the
 // DeliverFunc. When the route cannot be reached within the sender's retry
-// window, every MSG in the batch is answered with ERROR Unavailable.
+// window, every MSG in the batch is answered with ERROR Unavailable, and
+// the connection of each session that had a MSG in it gets ERROR Reconnect,
+// which ends it: the route may be back for the next batch, and storing that
+// session's later messages before the failed ones (resent after a timeout)
+// would break the sender's order. What the shard still holds from those
+// sessions is dropped; the client logs in again and writes everything
+// unanswered on the new link, in order.
 //
 // Submit is safe for concurrent use.
 package uplink
@@ -21,6 +27,7 @@ import (
 	"log/slog"
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/gocim/gocim/internal/contract"
 	"github.com/gocim/gocim/proto/cimpb"
@@ -144,6 +151,9 @@ func (b *Batcher) Submit(ctx context.Context, u *cimpb.Uplink) error {
 func (b *Batcher) run(ch chan *cimpb.Uplink) {
 	defer b.wg.Done()
 	batch := make([]*cimpb.Uplink, 0, b.cfg.MaxBatch)
+	// failed: the sessions of this shard whose messages failed, by
+	// user+"/"+session, and when: their later uplinks are dropped.
+	failed := map[string]time.Time{}
 	for {
 		select {
 		case u := <-ch:
@@ -152,16 +162,16 @@ func (b *Batcher) run(ch chan *cimpb.Uplink) {
 			// Flush what is queued, then leave.
 			for len(ch) > 0 && b.ctx.Err() == nil {
 				batch = b.collect(ch, batch[:0])
-				b.flush(batch)
+				b.flush(batch, failed)
 			}
 			for len(ch) > 0 { // gave up: answer the senders that are left
 				batch = b.collect(ch, batch[:0])
-				b.fail(batch, fmt.Errorf("%w: gateway shutting down", contract.ErrUnavailable))
+				b.fail(batch, fmt.Errorf("%w: gateway shutting down", contract.ErrUnavailable), failed)
 			}
 			return
 		}
 		batch = b.collect(ch, batch)
-		b.flush(batch)
+		b.flush(batch, failed)
 	}
 }
 
@@ -190,23 +200,43 @@ func bodyLen(u *cimpb.Uplink) int {
 	return 0
 }
 
-func (b *Batcher) flush(batch []*cimpb.Uplink) {
+func (b *Batcher) flush(batch []*cimpb.Uplink, failed map[string]time.Time) {
+	if len(failed) > 0 {
+		// Nothing more from a session whose messages failed: its
+		// connection is ending.
+		kept := batch[:0]
+		for _, u := range batch {
+			if _, ok := failed[sessionKey(u)]; !ok {
+				kept = append(kept, u)
+			}
+		}
+		clear(batch[len(kept):])
+		batch = kept
+	}
 	if len(batch) == 0 {
 		return
 	}
 	req := &cimpb.UplinkBatch{GatewayId: b.cfg.GatewayID, Uplinks: batch}
 	resp, err := b.send.Uplink(b.ctx, req)
 	if err != nil {
-		b.fail(batch, err)
+		b.fail(batch, err, failed)
 	} else if len(resp.GetDeliveries()) > 0 {
 		b.deliver(resp)
 	}
 	clear(batch) // do not pin frames until the next batch overwrites them
 }
 
-// fail answers every MSG in the batch with an ERROR; the other uplink kinds
-// have no reply the client waits for.
-func (b *Batcher) fail(batch []*cimpb.Uplink, err error) {
+func sessionKey(u *cimpb.Uplink) string { return u.GetUserId() + "/" + u.GetSessionId() }
+
+// failedKept is how long a failed session's later uplinks are dropped: its
+// connection ends at once, and a session id is never used again.
+const failedKept = 5 * time.Minute
+
+// fail answers every MSG in the batch with an ERROR, then ends the
+// connection of each session that had one (ERROR Reconnect) and notes the
+// session in failed; the other uplink kinds have no reply the client waits
+// for.
+func (b *Batcher) fail(batch []*cimpb.Uplink, err error, failed map[string]time.Time) {
 	code := codes.Unavailable
 	if !errors.Is(err, contract.ErrUnavailable) {
 		code = codes.Internal
@@ -227,6 +257,23 @@ func (b *Batcher) fail(batch []*cimpb.Uplink, err error) {
 				Error: &cimpb.Error{Code: int32(code), Text: code.Text(), ClientMsgId: m.ClientMsgId},
 			},
 		})
+	}
+	now := time.Now()
+	for k, at := range failed {
+		if now.Sub(at) > failedKept {
+			delete(failed, k)
+		}
+	}
+	for _, u := range batch {
+		if u.GetFrame().GetType() != cimpb.Type_MSG {
+			continue
+		}
+		if _, ok := failed[sessionKey(u)]; ok {
+			continue
+		}
+		failed[sessionKey(u)] = now
+		out.Deliveries = append(out.Deliveries, &cimpb.Delivery{UserId: u.UserId, SessionId: u.SessionId,
+			Frame: &cimpb.Frame{Type: cimpb.Type_ERROR, Error: &cimpb.Error{Code: int32(codes.Reconnect), Text: codes.Reconnect.Text()}}})
 	}
 	if len(out.Deliveries) > 0 {
 		b.deliver(out)

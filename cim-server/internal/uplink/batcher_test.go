@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -24,8 +25,10 @@ type fakeRoute struct {
 	batches [][]*cimpb.Uplink
 	gate    chan struct{} // if set, the first call waits for it
 	err     error
-	started chan struct{} // closed when the first call arrives
-	once    sync.Once
+	// failOnce: err is answered once, then calls succeed.
+	failOnce bool
+	started  chan struct{} // closed when the first call arrives
+	once     sync.Once
 }
 
 func (r *fakeRoute) Uplink(ctx context.Context, b *cimpb.UplinkBatch) (*cimpb.PushBatch, error) {
@@ -42,8 +45,14 @@ func (r *fakeRoute) Uplink(ctx context.Context, b *cimpb.UplinkBatch) (*cimpb.Pu
 	r.mu.Lock()
 	r.batches = append(r.batches, append([]*cimpb.Uplink(nil), b.Uplinks...))
 	r.mu.Unlock()
-	if r.err != nil {
-		return nil, r.err
+	r.mu.Lock()
+	err := r.err
+	if r.failOnce {
+		r.err = nil
+	}
+	r.mu.Unlock()
+	if err != nil {
+		return nil, err
 	}
 	out := &cimpb.PushBatch{}
 	for _, u := range b.Uplinks {
@@ -196,18 +205,67 @@ func TestFailureAnswersMsgSenders(t *testing.T) {
 		close(r.gate)
 		b.Shutdown(context.Background())
 
+		// Per sender: its MSG's ERROR, then ERROR Reconnect for its
+		// connection (the ACK gets no answer).
 		got := s.deliveries()
-		if len(got) != 2 {
-			t.Fatalf("%d error deliveries, want 2 (ACK gets no answer): %v", len(got), got)
+		if len(got) != 4 {
+			t.Fatalf("%d error deliveries, want 4: %v", len(got), got)
 		}
 		for i, d := range got {
-			user, id := []string{"a", "b"}[i], strconv.Itoa(i+1)
+			user, id := []string{"a", "b"}[i/2], strconv.Itoa(i/2+1)
 			f := d.Frame
-			if d.UserId != user || d.SessionId != "s-"+user || f.Type != cimpb.Type_ERROR ||
-				codes.Code(f.Error.Code) != tc.code || f.Error.ClientMsgId != id || f.ReqId != uint64(i+1) {
+			if d.UserId != user || d.SessionId != "s-"+user || f.Type != cimpb.Type_ERROR {
+				t.Fatalf("delivery %d = %v, want an ERROR for %s", i, d, user)
+			}
+			if i%2 == 1 {
+				if codes.Code(f.Error.Code) != codes.Reconnect || f.Error.ClientMsgId != "" {
+					t.Fatalf("delivery %d = %v, want ERROR Reconnect for %s's connection", i, d, user)
+				}
+				continue
+			}
+			if codes.Code(f.Error.Code) != tc.code || f.Error.ClientMsgId != id || f.ReqId != uint64(i/2+1) {
 				t.Fatalf("delivery %d = %v, want ERROR %d for %s/%s", i, d, tc.code, user, id)
 			}
 		}
+	}
+}
+
+// TestFailedSenderGoesNoFurther: once a session's messages failed (the
+// route could not be reached in time), nothing it queued meanwhile is sent
+// when the route is back: stored now, those would come before the failed
+// ones, which the client resends after logging in again. Other sessions go
+// on.
+func TestFailedSenderGoesNoFurther(t *testing.T) {
+	r := &fakeRoute{gate: make(chan struct{}), started: make(chan struct{}), err: fmt.Errorf("x: %w", contract.ErrUnavailable)}
+	s := &sink{}
+	b := New(Config{Shards: 1}, r, s.deliver)
+	b.Start()
+	defer b.Shutdown(context.Background())
+	b.Submit(context.Background(), msg("a", 1))
+	<-r.started
+	b.Submit(context.Background(), msg("a", 2)) // queued behind the failing batch
+	b.Submit(context.Background(), msg("b", 3))
+	r.mu.Lock()
+	r.failOnce = true // the route is back after this call
+	r.mu.Unlock()
+	close(r.gate)
+	waitFor(t, "b's message sent", func() bool {
+		for _, u := range r.all() {
+			if u.UserId == "b" {
+				return true
+			}
+		}
+		return false
+	})
+	b.Submit(context.Background(), msg("a", 4)) // still the failed session
+	b.Submit(context.Background(), msg("c", 5))
+	waitFor(t, "c's message sent", func() bool { return len(r.all()) >= 3 })
+	var sent []string
+	for _, u := range r.all() {
+		sent = append(sent, u.UserId+u.Frame.Msg.ClientMsgId)
+	}
+	if got := strings.Join(sent, " "); got != "a1 b3 c5" {
+		t.Fatalf("the route got %s, want a1 b3 c5 (nothing more from a's session)", got)
 	}
 }
 
@@ -257,10 +315,21 @@ func TestShutdownGivesUp(t *testing.T) {
 	if err := b.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Shutdown = %v, want deadline exceeded", err)
 	}
-	// Both senders were told.
-	got := s.deliveries()
-	if len(got) != 2 || codes.Code(got[0].Frame.Error.Code) != codes.Unavailable || codes.Code(got[1].Frame.Error.Code) != codes.Unavailable {
-		t.Fatalf("deliveries %v, want two ERROR Unavailable", got)
+	// The first message was answered and the connection told to log in
+	// again; the second is answered too, or dropped (its connection is
+	// ending: the client resends it on the next).
+	var ids []string
+	reconnect := 0
+	for _, d := range s.deliveries() {
+		switch e := d.Frame.GetError(); codes.Code(e.GetCode()) {
+		case codes.Unavailable:
+			ids = append(ids, e.ClientMsgId)
+		case codes.Reconnect:
+			reconnect++
+		}
+	}
+	if j := strings.Join(ids, ","); (j != "0" && j != "0,1") || reconnect != 1 {
+		t.Fatalf("deliveries %v, want ERROR Unavailable for 0 and 1 and one ERROR Reconnect", s.deliveries())
 	}
 }
 
