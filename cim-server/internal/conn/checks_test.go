@@ -108,7 +108,7 @@ func TestMsgWaitsForItsTurn(t *testing.T) {
 
 	cl.send(textMsg("late", []byte("hi")))
 	pace.awaitWaiting(t)
-	c.CloseWith(&cimpb.Frame{Type: cimpb.Type_KICK, Kick: &cimpb.Kick{Reason: "bye"}})
+	c.CloseWith(Kicked, &cimpb.Frame{Type: cimpb.Type_KICK, Kick: &cimpb.Kick{Reason: "bye"}})
 	select {
 	case <-pace.aborted:
 	case <-time.After(10 * time.Second):
@@ -273,7 +273,7 @@ func TestSyncWaitsForItsTurn(t *testing.T) {
 	// A SYNC waiting when the gateway closes the connection gives up.
 	cl.send(&cimpb.Frame{Type: cimpb.Type_SYNC, Sync: &cimpb.Sync{AfterSeq: 99}})
 	pace.awaitWaiting(t)
-	c.CloseWith(&cimpb.Frame{Type: cimpb.Type_KICK, Kick: &cimpb.Kick{Reason: "bye"}})
+	c.CloseWith(Kicked, &cimpb.Frame{Type: cimpb.Type_KICK, Kick: &cimpb.Kick{Reason: "bye"}})
 	select {
 	case <-pace.aborted:
 	case <-time.After(10 * time.Second):

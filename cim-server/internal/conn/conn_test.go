@@ -55,10 +55,10 @@ type fakeHandler struct {
 	mu          sync.Mutex
 	registered  []*Conn
 	uplinks     []*cimpb.Frame
-	closed      chan bool // wasOnline, once per connection
+	closed      chan CloseReason // once per connection
 }
 
-func newHandler() *fakeHandler { return &fakeHandler{closed: make(chan bool, 1)} }
+func newHandler() *fakeHandler { return &fakeHandler{closed: make(chan CloseReason, 1)} }
 
 func (h *fakeHandler) Online(ctx context.Context, c *Conn) error {
 	h.onlineCalls.Add(1)
@@ -90,16 +90,24 @@ func (h *fakeHandler) forwarded() []*cimpb.Frame {
 	return append([]*cimpb.Frame(nil), h.uplinks...)
 }
 
-func (h *fakeHandler) Closed(c *Conn, wasOnline bool) { h.closed <- wasOnline }
+func (h *fakeHandler) Closed(c *Conn, why CloseReason) { h.closed <- why }
 
+// waitClosed waits for Handler.Closed and returns whether the connection
+// was online.
 func (h *fakeHandler) waitClosed(t *testing.T) bool {
+	t.Helper()
+	return h.waitReason(t).WasOnline
+}
+
+// waitReason waits for Handler.Closed and returns the reason it was given.
+func (h *fakeHandler) waitReason(t *testing.T) CloseReason {
 	t.Helper()
 	select {
 	case v := <-h.closed:
 		return v
 	case <-time.After(10 * time.Second):
 		t.Fatal("Handler.Closed was not called")
-		return false
+		return CloseReason{}
 	}
 }
 
@@ -624,10 +632,10 @@ func TestCloseWithKick(t *testing.T) {
 	cl, c := serveTCP(t, testConfig(nil), h)
 	login(t, cl, goodToken(t))
 	c.Send(&cimpb.Frame{Type: cimpb.Type_MSG, Msg: &cimpb.Msg{MsgId: "before"}})
-	if !c.CloseWith(&cimpb.Frame{Type: cimpb.Type_KICK, Kick: &cimpb.Kick{Reason: "bye"}}) {
+	if !c.CloseWith(Kicked, &cimpb.Frame{Type: cimpb.Type_KICK, Kick: &cimpb.Kick{Reason: "bye"}}) {
 		t.Fatal("CloseWith refused")
 	}
-	if c.CloseWith(nil) {
+	if c.CloseWith(GoingAway, nil) {
 		t.Fatal("second CloseWith accepted")
 	}
 	if f := cl.recv(); f.GetMsg().GetMsgId() != "before" {
@@ -646,7 +654,7 @@ func TestClosingClientThatKeepsSending(t *testing.T) {
 	h := newHandler()
 	cl, c := serveTCP(t, testConfig(func(c *Config) { c.CloseTimeout = 200 * time.Millisecond }), h)
 	login(t, cl, goodToken(t))
-	c.CloseWith(ErrorFrame(0, codes.GoingAway, "", ""))
+	c.CloseWith(GoingAway, ErrorFrame(0, codes.GoingAway, "", ""))
 	cl.expectError(codes.GoingAway)
 	stop := make(chan struct{})
 	defer close(stop)
@@ -676,7 +684,7 @@ func TestCloseAbortsLoginWaitingForRoute(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Online never called")
 	}
-	c.CloseWith(ErrorFrame(0, codes.GoingAway, "", ""))
+	c.CloseWith(GoingAway, ErrorFrame(0, codes.GoingAway, "", ""))
 	cl.expectError(codes.GoingAway)
 	cl.expectEOF()
 	if h.waitClosed(t) {
@@ -688,7 +696,7 @@ func TestForcedClose(t *testing.T) {
 	h := newHandler()
 	cl, c := serveTCP(t, testConfig(nil), h)
 	login(t, cl, goodToken(t))
-	c.Close()
+	c.Close(GoingAway)
 	h.waitClosed(t)
 	if c.Send(&cimpb.Frame{Type: cimpb.Type_PONG}) {
 		t.Fatal("Send accepted after Close")
