@@ -347,8 +347,8 @@ func TestFloodingCloses(t *testing.T) {
 		t.Fatalf("got %v, want 4291 flooding", e)
 	}
 	cl.expectEOF()
-	if !h.waitClosed(t) {
-		t.Fatal("wasOnline=false")
+	if r := h.waitReason(t); r != (CloseReason{Flooding, true}) {
+		t.Fatalf("Closed got %v, want flooding", r)
 	}
 	if n := len(h.forwarded()) - 1; n != otherFactor*burst { // not the login SYNC
 		t.Fatalf("%d ACKs forwarded, want %d", n, otherFactor*burst)

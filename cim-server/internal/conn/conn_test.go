@@ -250,8 +250,8 @@ func TestLoginAck(t *testing.T) {
 		t.Fatalf("registered=%v online calls=%d", reg, h.onlineCalls.Load())
 	}
 	cl.nc.Close()
-	if !h.waitClosed(t) {
-		t.Fatal("Closed reported wasOnline=false after a successful login")
+	if r := h.waitReason(t); r != (CloseReason{PeerClosed, true}) {
+		t.Fatalf("Closed got %v, want peer closed after a successful login", r)
 	}
 }
 
@@ -292,8 +292,8 @@ func TestLoginRefused(t *testing.T) {
 				t.Fatalf("got %v, want ERROR %d for req 11", f, tc.code)
 			}
 			cl.expectEOF()
-			if h.waitClosed(t) {
-				t.Fatal("refused login reported as online")
+			if r := h.waitReason(t); r != (CloseReason{LoginRefused, false}) {
+				t.Fatalf("Closed got %v, want login refused, not online", r)
 			}
 			if wantOnline := tc.route != nil; (h.onlineCalls.Load() == 1) != wantOnline {
 				t.Fatalf("Online called %d times", h.onlineCalls.Load())
@@ -326,7 +326,10 @@ func TestFirstFrameMustBeLogin(t *testing.T) {
 				t.Fatalf("error req_id %d, want 3", e.ReqId)
 			}
 			cl.expectEOF()
-			if h.waitClosed(t) || h.onlineCalls.Load() != 0 || len(h.forwarded()) != 0 {
+			if r := h.waitReason(t); r != (CloseReason{BadFrame, false}) {
+				t.Fatalf("Closed got %v, want bad frame", r)
+			}
+			if h.onlineCalls.Load() != 0 || len(h.forwarded()) != 0 {
 				t.Fatalf("a connection without LOGIN went online (%d Online calls, uplinks %v)", h.onlineCalls.Load(), h.forwarded())
 			}
 		})
@@ -348,8 +351,8 @@ func TestSecondLoginCloses(t *testing.T) {
 				t.Fatalf("error req_id %d, want 12", e.ReqId)
 			}
 			cl.expectEOF()
-			if !h.waitClosed(t) {
-				t.Fatal("wasOnline=false for the first, successful login")
+			if r := h.waitReason(t); r != (CloseReason{BadFrame, true}) {
+				t.Fatalf("Closed got %v, want bad frame after the first, successful login", r)
 			}
 			if h.onlineCalls.Load() != 1 || c.UserID() != "42" || c.SessionID() != "s1" {
 				t.Fatalf("second LOGIN changed something: %d Online calls, user %q session %q",
@@ -364,8 +367,8 @@ func TestLoginTimeout(t *testing.T) {
 	cl, _ := serveTCP(t, testConfig(func(c *Config) { c.LoginTimeout = 100 * time.Millisecond }), h)
 	cl.expectError(codes.LoginTimeout)
 	cl.expectEOF()
-	if h.waitClosed(t) {
-		t.Fatal("timed-out connection reported online")
+	if r := h.waitReason(t); r != (CloseReason{LoginTimeout, false}) {
+		t.Fatalf("Closed got %v, want login timeout, not online", r)
 	}
 }
 
@@ -381,8 +384,8 @@ func TestOversizedFrame(t *testing.T) {
 			cl.send(big)
 			cl.expectError(codes.FrameTooLarge)
 			cl.expectEOF()
-			if got := h.waitClosed(t); got != afterLogin {
-				t.Fatalf("wasOnline=%v", got)
+			if r := h.waitReason(t); r != (CloseReason{BadFrame, afterLogin}) {
+				t.Fatalf("Closed got %v, want bad frame (online %v)", r, afterLogin)
 			}
 			for _, f := range h.forwarded() {
 				if f.Type == cimpb.Type_MSG {
@@ -409,7 +412,9 @@ func TestGarbage(t *testing.T) {
 				cl.write(garbage)
 				cl.expectError(codes.BadFrame)
 				cl.expectEOF()
-				h.waitClosed(t)
+				if r := h.waitReason(t); r != (CloseReason{BadFrame, afterLogin}) {
+					t.Fatalf("Closed got %v, want bad frame (online %v)", r, afterLogin)
+				}
 			})
 		}
 	}
@@ -536,8 +541,8 @@ func TestReadTimeout(t *testing.T) {
 	}
 	// ...silence ends it, without a frame.
 	cl.expectEOF()
-	if !h.waitClosed(t) {
-		t.Fatal("wasOnline=false")
+	if r := h.waitReason(t); r != (CloseReason{Idle, true}) {
+		t.Fatalf("Closed got %v, want idle timeout", r)
 	}
 }
 
@@ -589,7 +594,9 @@ func TestSlowConsumer(t *testing.T) {
 	if last == nil || last.Type != cimpb.Type_ERROR || codes.Code(last.Error.Code) != codes.SlowConsumer {
 		t.Fatalf("last frame %v, want ERROR SlowConsumer", last)
 	}
-	h.waitClosed(t)
+	if r := h.waitReason(t); r != (CloseReason{SlowConsumer, true}) {
+		t.Fatalf("Closed got %v, want slow consumer", r)
+	}
 }
 
 // countingConn counts writes to check that queued frames are coalesced.
@@ -645,7 +652,10 @@ func TestCloseWithKick(t *testing.T) {
 		t.Fatalf("got %v, want KICK", f)
 	}
 	cl.expectEOF()
-	h.waitClosed(t)
+	// The second CloseWith did not change the reason.
+	if r := h.waitReason(t); r != (CloseReason{Kicked, true}) {
+		t.Fatalf("Closed got %v, want kicked", r)
+	}
 }
 
 // TestClosingClientThatKeepsSending checks that a closing connection still
@@ -687,8 +697,10 @@ func TestCloseAbortsLoginWaitingForRoute(t *testing.T) {
 	c.CloseWith(GoingAway, ErrorFrame(0, codes.GoingAway, "", ""))
 	cl.expectError(codes.GoingAway)
 	cl.expectEOF()
-	if h.waitClosed(t) {
-		t.Fatal("aborted login reported online")
+	// Online failed (its context was cancelled) after the close: the
+	// reason stays the close's.
+	if r := h.waitReason(t); r != (CloseReason{GoingAway, false}) {
+		t.Fatalf("Closed got %v, want going away, not online", r)
 	}
 }
 
@@ -697,7 +709,9 @@ func TestForcedClose(t *testing.T) {
 	cl, c := serveTCP(t, testConfig(nil), h)
 	login(t, cl, goodToken(t))
 	c.Close(GoingAway)
-	h.waitClosed(t)
+	if r := h.waitReason(t); r != (CloseReason{GoingAway, true}) {
+		t.Fatalf("Closed got %v, want going away", r)
+	}
 	if c.Send(&cimpb.Frame{Type: cimpb.Type_PONG}) {
 		t.Fatal("Send accepted after Close")
 	}
