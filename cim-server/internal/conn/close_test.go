@@ -1,6 +1,7 @@
 package conn
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -260,5 +261,19 @@ func TestCloseReasonEndsSession(t *testing.T) {
 	}
 	if got := Cause(200).String(); got != "unknown" {
 		t.Errorf("Cause(200) is %q", got)
+	}
+}
+
+// TestHandshakeFailedReason: a client that does not speak TLS on a TLS
+// port ends as HandshakeFailed, without a frame.
+func TestHandshakeFailedReason(t *testing.T) {
+	cc, sc := net.Pipe()
+	h := newHandler()
+	// The ClientHello is read (and found wanting) before a certificate is
+	// needed.
+	cl, _ := start(t, cc, tls.Server(sc, &tls.Config{}), testConfig(nil), h)
+	go func() { _, _ = cl.nc.Write([]byte("GET / HTTP/1.1\r\n\r\n")) }()
+	if r := h.waitReason(t); r != (CloseReason{HandshakeFailed, false}) {
+		t.Fatalf("Closed got %v, want TLS handshake failed", r)
 	}
 }

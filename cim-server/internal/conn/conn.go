@@ -193,17 +193,17 @@ type Conn struct {
 
 	mu      sync.Mutex
 	pending []*cimpb.Frame
-	// pendingBytes is the size of pending; writingBytes that of the batch
-	// the writer is writing (0 when none).
+	// pendingBytes is the size (proto.Size) of the frames in pending;
+	// writingBytes that of the batch the writer is writing (0 when none).
 	pendingBytes, writingBytes int
 	acked                      bool // LOGIN_ACK is queued: frames sent before wait for it
 	writing                    bool // a writer goroutine is running
 	closing                    bool // no more frames are accepted
 	final                      bool // closing with a last frame: hang up after it is written
 	broken                     bool // the socket is closed; nothing more is written
+	reported                   bool // Handler.Closed is being called: the cause is final
 	cause                      Cause
 	causeErr                   error // what went wrong, when the cause has details
-	reported                   bool  // Handler.Closed is being called: the cause is final
 	// cancelWait aborts what the reader waits for, when closing: the TLS
 	// handshake, the route's answer to the login, a SYNC's turn.
 	cancelWait context.CancelFunc
@@ -775,7 +775,7 @@ func (c *Conn) end(why Cause, how ending, last *cimpb.Frame, err error) bool {
 // dropQueueLocked forgets every frame not yet taken by the writer.
 func (c *Conn) dropQueueLocked() {
 	clear(c.pending)
-	c.pending = c.pending[:0]
+	c.pending = nil
 	c.pendingBytes = 0
 }
 
