@@ -48,9 +48,13 @@ import (
 	"github.com/gocim/gocim/proto/token"
 )
 
-// DefaultWriteQueueBytes is Config.WriteQueueBytes's default: room for a
-// whole SYNC answer (200 entries) of frames near the default MaxFrame.
-const DefaultWriteQueueBytes = 16 << 20
+// DefaultWriteQueueBytes is Config.WriteQueueBytes's default (8 MiB). It
+// holds what a client may make the gateway send it before it reads: a
+// burst of MSGs (MsgBurst, 100) of the default MaxFrame (64 KiB) to itself
+// comes back as 6.25 MiB of pushes and receipts (a client that writes
+// everything before it reads, as e2e TestSyncAnswersBoundedInBytes does, is
+// a slow consumer at 1 MiB), and SYNC answers are about 256 KiB each.
+const DefaultWriteQueueBytes = 8 << 20
 
 const (
 	// readBufSize is small on purpose: most frames are a few hundred bytes,
@@ -90,7 +94,7 @@ type Config struct {
 	ReadTimeout  time.Duration // idle time after which a connection is closed
 	WriteQueue   int           // frames queued before the client is a slow consumer
 	// WriteQueueBytes bounds the bytes (proto.Size) of the frames queued
-	// for the client and not yet written (default 16 MiB); over it, the
+	// for the client and not yet written (default 8 MiB); over it, the
 	// client is a slow consumer. A frame larger than the bound still goes
 	// when nothing else is queued or being written.
 	WriteQueueBytes int

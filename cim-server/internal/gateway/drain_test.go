@@ -149,7 +149,7 @@ func TestWriteQueueBytesReachesConnections(t *testing.T) {
 	if got := g.connCfg.WriteQueueBytes; got != 12345 {
 		t.Fatalf("connections' byte bound %d, want 12345", got)
 	}
-	if d := DefaultConfig().WriteQueueBytes; d != 16<<20 {
-		t.Fatalf("default --write-queue-bytes %d, want 16 MiB", d)
+	if d := DefaultConfig().WriteQueueBytes; d != 8<<20 {
+		t.Fatalf("default --write-queue-bytes %d, want 8 MiB", d)
 	}
 }
