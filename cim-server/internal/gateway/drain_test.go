@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gocim/gocim/cim-server/internal/conn"
 	"github.com/gocim/gocim/proto/cimpb"
 	"github.com/gocim/gocim/proto/codes"
 )
@@ -87,6 +88,17 @@ func TestDrainIsJittered(t *testing.T) {
 		clients = append(clients, login(t, g, fmt.Sprint(i), fmt.Sprint("s", i)))
 	}
 
+	// Every connection, also once it is gone from g.conns.
+	var all []*conn.Conn
+	g.connMu.Lock()
+	for c := range g.conns {
+		all = append(all, c)
+	}
+	g.connMu.Unlock()
+	if len(all) != n {
+		t.Fatalf("%d connections tracked, want %d", len(all), n)
+	}
+
 	jitters := []float64{0.3, 0.8, 0.05, 0.5, 0.95}
 	next := 0
 	g.drainJitter = func() float64 { j := jitters[next]; next++; return j }
@@ -97,13 +109,11 @@ func TestDrainIsJittered(t *testing.T) {
 	)
 	g.drainWait = func(ctx context.Context, start time.Time, at time.Duration) error {
 		closing := 0
-		g.connMu.Lock()
-		for c := range g.conns {
+		for _, c := range all {
 			if c.Closing() {
 				closing++
 			}
 		}
-		g.connMu.Unlock()
 		mu.Lock()
 		waited = append(waited, at)
 		closedAt = append(closedAt, closing)
