@@ -108,7 +108,7 @@ func TestMsgWaitsForItsTurn(t *testing.T) {
 
 	cl.send(textMsg("late", []byte("hi")))
 	pace.awaitWaiting(t)
-	c.CloseWith(&cimpb.Frame{Type: cimpb.Type_KICK, Kick: &cimpb.Kick{Reason: "bye"}})
+	c.CloseWith(Kicked, &cimpb.Frame{Type: cimpb.Type_KICK, Kick: &cimpb.Kick{Reason: "bye"}})
 	select {
 	case <-pace.aborted:
 	case <-time.After(10 * time.Second):
@@ -273,7 +273,7 @@ func TestSyncWaitsForItsTurn(t *testing.T) {
 	// A SYNC waiting when the gateway closes the connection gives up.
 	cl.send(&cimpb.Frame{Type: cimpb.Type_SYNC, Sync: &cimpb.Sync{AfterSeq: 99}})
 	pace.awaitWaiting(t)
-	c.CloseWith(&cimpb.Frame{Type: cimpb.Type_KICK, Kick: &cimpb.Kick{Reason: "bye"}})
+	c.CloseWith(Kicked, &cimpb.Frame{Type: cimpb.Type_KICK, Kick: &cimpb.Kick{Reason: "bye"}})
 	select {
 	case <-pace.aborted:
 	case <-time.After(10 * time.Second):
@@ -347,8 +347,8 @@ func TestFloodingCloses(t *testing.T) {
 		t.Fatalf("got %v, want 4291 flooding", e)
 	}
 	cl.expectEOF()
-	if !h.waitClosed(t) {
-		t.Fatal("wasOnline=false")
+	if r := h.waitReason(t); r != (CloseReason{Flooding, true}) {
+		t.Fatalf("Closed got %v, want flooding", r)
 	}
 	if n := len(h.forwarded()) - 1; n != otherFactor*burst { // not the login SYNC
 		t.Fatalf("%d ACKs forwarded, want %d", n, otherFactor*burst)

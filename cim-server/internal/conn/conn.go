@@ -10,8 +10,12 @@
 // started by the first Send after the queue went empty and exits when the
 // queue is drained again, so an idle connection costs one goroutine (its
 // reader) and a few hundred bytes. A client that does not read fast enough to
-// keep its queue under Config.WriteQueue frames is disconnected with ERROR
-// SlowConsumer; senders never block on it.
+// keep its queue under Config.WriteQueue frames and Config.WriteQueueBytes
+// bytes is disconnected with ERROR SlowConsumer; senders never block on it.
+//
+// Every way a connection ends goes through one function (end) that records
+// the first Cause; Handler.Closed gets it in a CloseReason, and it is logged
+// once, at Debug, when the connection is gone.
 //
 // Serve runs in the goroutine that owns the connection. Send, CloseWith,
 // Close and Closing are safe to call from any goroutine. The identity
@@ -35,6 +39,7 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/time/rate"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/gocim/gocim/internal/contract"
 	"github.com/gocim/gocim/proto/cimpb"
@@ -42,6 +47,14 @@ import (
 	"github.com/gocim/gocim/proto/codes"
 	"github.com/gocim/gocim/proto/token"
 )
+
+// DefaultWriteQueueBytes is Config.WriteQueueBytes's default (8 MiB). It
+// holds what a client may make the gateway send it before it reads: a
+// burst of MSGs (MsgBurst, 100) of the default MaxFrame (64 KiB) to itself
+// comes back as 6.25 MiB of pushes and receipts (a client that writes
+// everything before it reads, as e2e TestSyncAnswersBoundedInBytes does, is
+// a slow consumer at 1 MiB), and SYNC answers are about 256 KiB each.
+const DefaultWriteQueueBytes = 8 << 20
 
 const (
 	// readBufSize is small on purpose: most frames are a few hundred bytes,
@@ -67,9 +80,9 @@ type Handler interface {
 	// Uplink forwards a MSG/ACK/READ/SYNC frame to the route. It may block
 	// for back-pressure.
 	Uplink(ctx context.Context, c *Conn, f *cimpb.Frame) error
-	// Closed is called once when the connection is gone; wasOnline says
-	// whether Online had succeeded.
-	Closed(c *Conn, wasOnline bool)
+	// Closed is called once when the connection is gone, with why it
+	// ended and whether Online had succeeded.
+	Closed(c *Conn, why CloseReason)
 }
 
 // Config is shared by all connections of a gateway.
@@ -80,6 +93,11 @@ type Config struct {
 	LoginTimeout time.Duration // time allowed for the TLS handshake and the LOGIN frame
 	ReadTimeout  time.Duration // idle time after which a connection is closed
 	WriteQueue   int           // frames queued before the client is a slow consumer
+	// WriteQueueBytes bounds the bytes (proto.Size) of the frames queued
+	// for the client and not yet written (default 8 MiB); over it, the
+	// client is a slow consumer. A frame larger than the bound still goes
+	// when nothing else is queued or being written.
+	WriteQueueBytes int
 	// MaxText is the longest KIND_TEXT body accepted, in bytes (default
 	// 4096).
 	MaxText int
@@ -133,6 +151,9 @@ func (cfg *Config) withDefaults() {
 	if cfg.WriteQueue <= 0 {
 		cfg.WriteQueue = 1024
 	}
+	if cfg.WriteQueueBytes <= 0 {
+		cfg.WriteQueueBytes = DefaultWriteQueueBytes
+	}
 	if cfg.MaxText <= 0 {
 		cfg.MaxText = 4096
 	}
@@ -176,11 +197,17 @@ type Conn struct {
 
 	mu      sync.Mutex
 	pending []*cimpb.Frame
-	acked   bool // LOGIN_ACK is queued: frames sent before wait for it
-	writing bool // a writer goroutine is running
-	closing bool // no more frames are accepted
-	final   bool // closing with a last frame: hang up after it is written
-	broken  bool // a write failed; the socket is closed
+	// pendingBytes is the size (proto.Size) of the frames in pending;
+	// writingBytes that of the batch the writer is writing (0 when none).
+	pendingBytes, writingBytes int
+	acked                      bool // LOGIN_ACK is queued: frames sent before wait for it
+	writing                    bool // a writer goroutine is running
+	closing                    bool // no more frames are accepted
+	final                      bool // closing with a last frame: hang up after it is written
+	broken                     bool // the socket is closed; nothing more is written
+	reported                   bool // Handler.Closed is being called: the cause is final
+	cause                      Cause
+	causeErr                   error // what went wrong, when the cause has details
 	// cancelWait aborts what the reader waits for, when closing: the TLS
 	// handshake, the route's answer to the login, a SYNC's turn.
 	cancelWait context.CancelFunc
@@ -235,10 +262,12 @@ func (c *Conn) Serve(ctx context.Context) {
 	if online {
 		c.readLoop(ctx, r)
 	}
+	// Whatever ended the reader closed the connection with its cause; this
+	// is a no-op then, and only a safety net.
+	c.end(PeerClosed, stop, nil, nil)
 
 	c.mu.Lock()
 	final := c.final && !c.broken
-	c.closing = true
 	c.mu.Unlock()
 	if final {
 		// The writer is sending a last frame; it then half-closes and sets
@@ -248,7 +277,29 @@ func (c *Conn) Serve(ctx context.Context) {
 	}
 	c.writer.Wait()
 	_ = c.nc.Close()
-	c.h.Closed(c, online)
+
+	c.mu.Lock()
+	c.reported = true
+	why, err := CloseReason{Cause: c.cause, WasOnline: online}, c.causeErr
+	c.mu.Unlock()
+	c.logClosed(why, err)
+	c.h.Closed(c, why)
+}
+
+// logClosed logs, at Debug, why the connection ended: once per connection.
+func (c *Conn) logClosed(why CloseReason, err error) {
+	log := c.cfg.Logger
+	if !log.Enabled(context.Background(), slog.LevelDebug) {
+		return
+	}
+	args := []any{"reason", why.Cause.String(), "online", why.WasOnline, "remote", c.nc.RemoteAddr()}
+	if c.userID != "" {
+		args = append(args, "user", c.userID, "session", c.sessionID)
+	}
+	if err != nil {
+		args = append(args, "err", err)
+	}
+	log.Debug("connection closed", args...)
 }
 
 // login reads and checks the LOGIN frame, reports the session to the route
@@ -270,7 +321,7 @@ func (c *Conn) login(ctx context.Context, r *codec.Reader) bool {
 		return false
 	}
 	if f.Type != cimpb.Type_LOGIN || f.Login == nil {
-		c.CloseWith(ErrorFrame(f.ReqId, codes.BadFrame, "first frame must be LOGIN", ""))
+		c.end(BadFrame, flush, ErrorFrame(f.ReqId, codes.BadFrame, "first frame must be LOGIN", ""), nil)
 		return false
 	}
 	claims, err := token.Verify(c.cfg.Keys, f.Login.Token, c.cfg.GatewayID, time.Now())
@@ -279,8 +330,7 @@ func (c *Conn) login(ctx context.Context, r *codec.Reader) bool {
 		if errors.Is(err, token.ErrWrongGateway) {
 			code = codes.WrongGateway
 		}
-		log.Debug("login refused", "remote", c.nc.RemoteAddr(), "err", err)
-		c.CloseWith(ErrorFrame(f.ReqId, code, err.Error(), ""))
+		c.end(LoginRefused, flush, ErrorFrame(f.ReqId, code, err.Error(), ""), err)
 		return false
 	}
 	// The route call can take up to the retry window; let CloseWith (a
@@ -305,8 +355,7 @@ func (c *Conn) login(ctx context.Context, r *codec.Reader) bool {
 		if errors.Is(err, contract.ErrNotCurrent) {
 			code = codes.Unauthorized
 		}
-		log.Debug("login refused by route", "user", c.userID, "session", c.sessionID, "err", err)
-		c.CloseWith(ErrorFrame(f.ReqId, code, "", ""))
+		c.end(LoginRefused, flush, ErrorFrame(f.ReqId, code, "", ""), fmt.Errorf("route: %w", err))
 		return false
 	}
 	c.h.Register(c)
@@ -376,7 +425,7 @@ func (c *Conn) dispatch(ctx context.Context, f *cimpb.Frame) {
 	case cimpb.Type_LOGIN:
 		// One identity per connection: a client that wants another one
 		// connects again.
-		c.CloseWith(ErrorFrame(f.ReqId, codes.BadFrame, "already logged in: one LOGIN per connection", ""))
+		c.end(BadFrame, flush, ErrorFrame(f.ReqId, codes.BadFrame, "already logged in: one LOGIN per connection", ""), nil)
 	default:
 		c.Send(ErrorFrame(f.ReqId, codes.BadFrame, "unexpected "+f.Type.String()+" frame", ""))
 	}
@@ -397,7 +446,7 @@ func (c *Conn) handshake(ctx context.Context, hs handshaker, deadline time.Time)
 	}
 	if err != nil {
 		// Nothing can be said to a client that does not speak TLS.
-		c.cfg.Logger.Debug("TLS handshake failed", "remote", c.nc.RemoteAddr(), "err", err)
+		c.end(HandshakeFailed, stop, nil, err)
 		return false
 	}
 	return true
@@ -530,7 +579,7 @@ func (c *Conn) admit(ctx context.Context, f *cimpb.Frame) bool {
 	if l.refused > c.cfg.MsgBurst {
 		c.cfg.Logger.Warn("flooding client disconnected", "user", c.userID, "remote", c.nc.RemoteAddr(),
 			"refused_in_a_row", l.refused)
-		c.CloseWith(ErrorFrame(f.ReqId, codes.RateLimited, "flooding", ""))
+		c.end(Flooding, flush, ErrorFrame(f.ReqId, codes.RateLimited, "flooding", ""), nil)
 	}
 	return false
 }
@@ -551,25 +600,27 @@ func (c *Conn) armReadDeadlineAt(t time.Time) (closing bool) {
 	return c.closing
 }
 
-// readFailed answers a read error: bad input gets an ERROR frame before the
-// close, a silent peer during login gets LoginTimeout, the rest just ends.
+// readFailed closes the connection after a read error: bad input gets an
+// ERROR frame before the close, a silent peer during login gets
+// LoginTimeout, the rest just ends. On a connection already closing
+// (reading until the peer hangs up) nothing changes.
 func (c *Conn) readFailed(err error, inLogin bool) {
-	log := c.cfg.Logger
 	switch {
 	case errors.Is(err, codec.ErrFrameTooLarge):
-		log.Debug("frame too large", "user", c.userID, "remote", c.nc.RemoteAddr(), "err", err)
-		c.CloseWith(ErrorFrame(0, codes.FrameTooLarge, err.Error(), ""))
+		c.end(BadFrame, flush, ErrorFrame(0, codes.FrameTooLarge, err.Error(), ""), err)
 	case errors.Is(err, codec.ErrBadFrame), errors.Is(err, codec.ErrBadLength):
-		log.Debug("bad frame", "user", c.userID, "remote", c.nc.RemoteAddr(), "err", err)
-		c.CloseWith(ErrorFrame(0, codes.BadFrame, err.Error(), ""))
+		c.end(BadFrame, flush, ErrorFrame(0, codes.BadFrame, err.Error(), ""), err)
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		if inLogin {
-			c.CloseWith(ErrorFrame(0, codes.LoginTimeout, "", ""))
+			c.end(LoginTimeout, flush, ErrorFrame(0, codes.LoginTimeout, "", ""), nil)
 		} else {
-			log.Debug("idle connection closed", "user", c.userID, "remote", c.nc.RemoteAddr())
+			c.end(Idle, stop, nil, nil)
 		}
+	case errors.Is(err, io.EOF):
+		c.end(PeerClosed, stop, nil, nil)
 	default:
-		// EOF, reset, or the socket closed under us: nothing to tell.
+		// A reset, or the socket closed under us: nothing to tell.
+		c.end(PeerClosed, stop, nil, err)
 	}
 }
 
@@ -584,6 +635,7 @@ func (c *Conn) acknowledge(ack *cimpb.Frame) bool {
 	}
 	c.acked = true
 	c.pending = slices.Insert(c.pending, 0, ack)
+	c.pendingBytes += proto.Size(ack)
 	start := c.startWriterLocked()
 	c.mu.Unlock()
 	if start {
@@ -592,33 +644,33 @@ func (c *Conn) acknowledge(ack *cimpb.Frame) bool {
 	return true
 }
 
-// Send queues f for the client and reports whether it was accepted. A full
-// queue disconnects the client as a slow consumer; Send never blocks.
-// Before LOGIN_ACK frames are only queued.
+// Send queues f for the client and reports whether it was accepted. A queue
+// over Config.WriteQueue frames or Config.WriteQueueBytes bytes disconnects
+// the client as a slow consumer; Send never blocks. Before LOGIN_ACK frames
+// are only queued.
 func (c *Conn) Send(f *cimpb.Frame) bool {
+	n := proto.Size(f)
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
 		return false
 	}
-	if len(c.pending) >= c.cfg.WriteQueue {
+	queued := c.pendingBytes + c.writingBytes
+	// A frame over the byte bound on its own still goes when nothing else
+	// is queued or being written.
+	if len(c.pending) >= c.cfg.WriteQueue || (queued > 0 && queued+n > c.cfg.WriteQueueBytes) {
+		frames, user := len(c.pending), c.userID
+		c.mu.Unlock()
 		// What is queued will not be read in time; replace it with the
 		// reason, and cut short a write that is stuck on this client.
-		clear(c.pending)
-		c.pending = append(c.pending[:0], ErrorFrame(0, codes.SlowConsumer, "", ""))
-		c.closing, c.final = true, true
-		c.cancelWaitsLocked()
-		start := c.startWriterLocked()
-		user := c.userID
-		c.mu.Unlock()
-		_ = c.nc.SetWriteDeadline(time.Now().Add(c.cfg.CloseTimeout))
-		if start {
-			go c.writeLoop()
+		if c.end(SlowConsumer, replace, ErrorFrame(0, codes.SlowConsumer, "", ""), nil) {
+			c.cfg.Logger.Warn("slow consumer disconnected", "user", user, "remote", c.nc.RemoteAddr(),
+				"queued_frames", frames, "queued_bytes", queued, "next_frame_bytes", n)
 		}
-		c.cfg.Logger.Warn("slow consumer disconnected", "user", user, "remote", c.nc.RemoteAddr(), "queued", c.cfg.WriteQueue)
 		return false
 	}
 	c.pending = append(c.pending, f)
+	c.pendingBytes += n
 	start := c.acked && c.startWriterLocked()
 	c.mu.Unlock()
 	if start {
@@ -628,42 +680,107 @@ func (c *Conn) Send(f *cimpb.Frame) bool {
 }
 
 // CloseWith queues f (if not nil) as the last frame, then closes the
-// connection once it is written. It reports false if the connection was
-// already closing.
-func (c *Conn) CloseWith(f *cimpb.Frame) bool {
+// connection once it is written, recording why. It reports false if the
+// connection was already closing (see Replaced for the one cause that is
+// recorded even then).
+func (c *Conn) CloseWith(why Cause, f *cimpb.Frame) bool {
+	return c.end(why, flush, f, nil)
+}
+
+// Close closes the connection at once, dropping anything queued. why is
+// recorded unless the connection was already closing.
+func (c *Conn) Close(why Cause) {
+	c.end(why, abort, nil, nil)
+}
+
+// Cause returns what ended the connection (Open while it is not closing).
+func (c *Conn) Cause() Cause {
 	c.mu.Lock()
-	if c.closing {
+	defer c.mu.Unlock()
+	return c.cause
+}
+
+// ending is how end closes a connection.
+type ending uint8
+
+const (
+	// stop: the reader is done; what is queued is written (once LOGIN_ACK
+	// is), then Serve closes the socket.
+	stop ending = iota
+	// flush: what is queued (once LOGIN_ACK is; else nothing) and then the
+	// last frame are written, then the writer hangs up.
+	flush
+	// replace: what is queued is dropped; the last frame alone is written,
+	// within CloseTimeout, then the writer hangs up.
+	replace
+	// abort: what is queued is dropped and the socket closed now, even on
+	// a connection already closing.
+	abort
+)
+
+// end is the one way a connection begins to close. The first call records
+// why (and err, a detail for the log), stops Send, and aborts whatever the
+// reader waits for; how says what becomes of the queue and the socket, with
+// last as the last frame for flush and replace. A later call changes
+// nothing, except that abort still closes the socket and Replaced still
+// replaces the cause until Handler.Closed is called. It reports whether
+// this call was the first.
+func (c *Conn) end(why Cause, how ending, last *cimpb.Frame, err error) bool {
+	c.mu.Lock()
+	first := !c.closing
+	switch {
+	case first:
+		c.closing = true
+		c.cause, c.causeErr = why, err
+		c.cancelWaitsLocked()
+	case why == Replaced && !c.reported && c.cause != Replaced:
+		// Whatever ended it first, its session lives on in the newer
+		// connection: that is what Closed must tell.
+		c.cause, c.causeErr = why, fmt.Errorf("after %s", c.cause)
+	}
+	if !first && how != abort {
 		c.mu.Unlock()
 		return false
 	}
-	c.closing, c.final = true, true
-	c.cancelWaitsLocked()
-	if !c.acked {
-		// Nothing held for a login that did not complete goes out.
-		clear(c.pending)
-		c.pending = c.pending[:0]
+	start := false
+	switch how {
+	case stop:
+		if !c.acked {
+			c.dropQueueLocked()
+		}
+	case flush, replace:
+		c.final = true
+		if how == replace || !c.acked {
+			// Nothing held for a login that did not complete goes out.
+			c.dropQueueLocked()
+		}
+		if last != nil {
+			c.pending = append(c.pending, last)
+			c.pendingBytes += proto.Size(last)
+		}
+		start = c.startWriterLocked()
+	case abort:
+		c.broken = true
+		c.dropQueueLocked()
 	}
-	if f != nil {
-		c.pending = append(c.pending, f)
-	}
-	start := c.startWriterLocked()
 	c.mu.Unlock()
+	switch how {
+	case replace:
+		_ = c.nc.SetWriteDeadline(time.Now().Add(c.cfg.CloseTimeout))
+	case abort:
+		_ = c.nc.Close() // wakes the reader, and a writer stuck in Write
+	}
 	if start {
 		go c.writeLoop()
 	}
-	return true
+	return first
 }
 
-// Close closes the connection at once, dropping anything queued.
-func (c *Conn) Close() {
-	c.mu.Lock()
-	c.closing = true
-	c.broken = true
+// dropQueueLocked forgets every frame not yet taken by the writer.
+func (c *Conn) dropQueueLocked() {
 	clear(c.pending)
 	c.pending = nil
-	c.cancelWaitsLocked()
-	c.mu.Unlock()
-	_ = c.nc.Close()
+	c.pendingBytes = 0
 }
 
 // cancelWaitsLocked aborts whatever the reader waits for.
@@ -709,9 +826,11 @@ func (c *Conn) writeLoop() {
 	var batch []*cimpb.Frame
 	for {
 		c.mu.Lock()
+		c.writingBytes = 0 // the last batch is written (or never will be)
 		if len(c.pending) == 0 || c.broken {
 			c.writing = false
 			c.pending = nil // an idle connection keeps no queue
+			c.pendingBytes = 0
 			hangUp := c.final && !c.broken
 			c.mu.Unlock()
 			if hangUp {
@@ -720,6 +839,7 @@ func (c *Conn) writeLoop() {
 			return
 		}
 		batch, c.pending = c.pending, batch[:0]
+		c.writingBytes, c.pendingBytes = c.pendingBytes, 0
 		closing, user := c.closing, c.userID
 		c.mu.Unlock()
 
@@ -742,14 +862,9 @@ func (c *Conn) writeLoop() {
 		}
 		_ = c.nc.SetWriteDeadline(time.Now().Add(timeout))
 		if _, err := c.nc.Write(buf); err != nil {
-			c.mu.Lock()
-			c.closing, c.broken, c.writing = true, true, false
-			clear(c.pending)
-			c.pending = nil
-			c.mu.Unlock()
-			_ = c.nc.Close() // wakes the reader
-			c.cfg.Logger.Debug("write failed, connection closed", "user", user, "remote", c.nc.RemoteAddr(), "err", err)
-			return
+			// The socket is closed and nothing more is written; the loop
+			// ends at its next turn.
+			c.end(WriteFailed, abort, nil, err)
 		}
 	}
 }

@@ -55,10 +55,10 @@ type fakeHandler struct {
 	mu          sync.Mutex
 	registered  []*Conn
 	uplinks     []*cimpb.Frame
-	closed      chan bool // wasOnline, once per connection
+	closed      chan CloseReason // once per connection
 }
 
-func newHandler() *fakeHandler { return &fakeHandler{closed: make(chan bool, 1)} }
+func newHandler() *fakeHandler { return &fakeHandler{closed: make(chan CloseReason, 1)} }
 
 func (h *fakeHandler) Online(ctx context.Context, c *Conn) error {
 	h.onlineCalls.Add(1)
@@ -90,16 +90,24 @@ func (h *fakeHandler) forwarded() []*cimpb.Frame {
 	return append([]*cimpb.Frame(nil), h.uplinks...)
 }
 
-func (h *fakeHandler) Closed(c *Conn, wasOnline bool) { h.closed <- wasOnline }
+func (h *fakeHandler) Closed(c *Conn, why CloseReason) { h.closed <- why }
 
+// waitClosed waits for Handler.Closed and returns whether the connection
+// was online.
 func (h *fakeHandler) waitClosed(t *testing.T) bool {
+	t.Helper()
+	return h.waitReason(t).WasOnline
+}
+
+// waitReason waits for Handler.Closed and returns the reason it was given.
+func (h *fakeHandler) waitReason(t *testing.T) CloseReason {
 	t.Helper()
 	select {
 	case v := <-h.closed:
 		return v
 	case <-time.After(10 * time.Second):
 		t.Fatal("Handler.Closed was not called")
-		return false
+		return CloseReason{}
 	}
 }
 
@@ -229,12 +237,8 @@ func TestLoginAck(t *testing.T) {
 	if c.UserID() != "42" || c.SessionID() != "s1" || c.UserName() != "alice" {
 		t.Fatalf("conn identity %q %q %q", c.UserID(), c.SessionID(), c.UserName())
 	}
-	// The connection registers right after queueing LOGIN_ACK, before it
-	// reads the next frame: a PING answered means registration is done.
-	cl.send(&cimpb.Frame{Type: cimpb.Type_PING})
-	if f := cl.recv(); f.Type != cimpb.Type_PONG {
-		t.Fatalf("PING answered with %v", f)
-	}
+	// The connection registers before it queues LOGIN_ACK: a client that
+	// got LOGIN_ACK is reachable.
 	h.mu.Lock()
 	reg := len(h.registered) == 1 && h.registered[0] == c
 	h.mu.Unlock()
@@ -242,8 +246,8 @@ func TestLoginAck(t *testing.T) {
 		t.Fatalf("registered=%v online calls=%d", reg, h.onlineCalls.Load())
 	}
 	cl.nc.Close()
-	if !h.waitClosed(t) {
-		t.Fatal("Closed reported wasOnline=false after a successful login")
+	if r := h.waitReason(t); r != (CloseReason{PeerClosed, true}) {
+		t.Fatalf("Closed got %v, want peer closed after a successful login", r)
 	}
 }
 
@@ -284,8 +288,8 @@ func TestLoginRefused(t *testing.T) {
 				t.Fatalf("got %v, want ERROR %d for req 11", f, tc.code)
 			}
 			cl.expectEOF()
-			if h.waitClosed(t) {
-				t.Fatal("refused login reported as online")
+			if r := h.waitReason(t); r != (CloseReason{LoginRefused, false}) {
+				t.Fatalf("Closed got %v, want login refused, not online", r)
 			}
 			if wantOnline := tc.route != nil; (h.onlineCalls.Load() == 1) != wantOnline {
 				t.Fatalf("Online called %d times", h.onlineCalls.Load())
@@ -318,7 +322,10 @@ func TestFirstFrameMustBeLogin(t *testing.T) {
 				t.Fatalf("error req_id %d, want 3", e.ReqId)
 			}
 			cl.expectEOF()
-			if h.waitClosed(t) || h.onlineCalls.Load() != 0 || len(h.forwarded()) != 0 {
+			if r := h.waitReason(t); r != (CloseReason{BadFrame, false}) {
+				t.Fatalf("Closed got %v, want bad frame", r)
+			}
+			if h.onlineCalls.Load() != 0 || len(h.forwarded()) != 0 {
 				t.Fatalf("a connection without LOGIN went online (%d Online calls, uplinks %v)", h.onlineCalls.Load(), h.forwarded())
 			}
 		})
@@ -340,8 +347,8 @@ func TestSecondLoginCloses(t *testing.T) {
 				t.Fatalf("error req_id %d, want 12", e.ReqId)
 			}
 			cl.expectEOF()
-			if !h.waitClosed(t) {
-				t.Fatal("wasOnline=false for the first, successful login")
+			if r := h.waitReason(t); r != (CloseReason{BadFrame, true}) {
+				t.Fatalf("Closed got %v, want bad frame after the first, successful login", r)
 			}
 			if h.onlineCalls.Load() != 1 || c.UserID() != "42" || c.SessionID() != "s1" {
 				t.Fatalf("second LOGIN changed something: %d Online calls, user %q session %q",
@@ -356,8 +363,8 @@ func TestLoginTimeout(t *testing.T) {
 	cl, _ := serveTCP(t, testConfig(func(c *Config) { c.LoginTimeout = 100 * time.Millisecond }), h)
 	cl.expectError(codes.LoginTimeout)
 	cl.expectEOF()
-	if h.waitClosed(t) {
-		t.Fatal("timed-out connection reported online")
+	if r := h.waitReason(t); r != (CloseReason{LoginTimeout, false}) {
+		t.Fatalf("Closed got %v, want login timeout, not online", r)
 	}
 }
 
@@ -373,8 +380,8 @@ func TestOversizedFrame(t *testing.T) {
 			cl.send(big)
 			cl.expectError(codes.FrameTooLarge)
 			cl.expectEOF()
-			if got := h.waitClosed(t); got != afterLogin {
-				t.Fatalf("wasOnline=%v", got)
+			if r := h.waitReason(t); r != (CloseReason{BadFrame, afterLogin}) {
+				t.Fatalf("Closed got %v, want bad frame (online %v)", r, afterLogin)
 			}
 			for _, f := range h.forwarded() {
 				if f.Type == cimpb.Type_MSG {
@@ -401,7 +408,9 @@ func TestGarbage(t *testing.T) {
 				cl.write(garbage)
 				cl.expectError(codes.BadFrame)
 				cl.expectEOF()
-				h.waitClosed(t)
+				if r := h.waitReason(t); r != (CloseReason{BadFrame, afterLogin}) {
+					t.Fatalf("Closed got %v, want bad frame (online %v)", r, afterLogin)
+				}
 			})
 		}
 	}
@@ -528,8 +537,8 @@ func TestReadTimeout(t *testing.T) {
 	}
 	// ...silence ends it, without a frame.
 	cl.expectEOF()
-	if !h.waitClosed(t) {
-		t.Fatal("wasOnline=false")
+	if r := h.waitReason(t); r != (CloseReason{Idle, true}) {
+		t.Fatalf("Closed got %v, want idle timeout", r)
 	}
 }
 
@@ -581,7 +590,9 @@ func TestSlowConsumer(t *testing.T) {
 	if last == nil || last.Type != cimpb.Type_ERROR || codes.Code(last.Error.Code) != codes.SlowConsumer {
 		t.Fatalf("last frame %v, want ERROR SlowConsumer", last)
 	}
-	h.waitClosed(t)
+	if r := h.waitReason(t); r != (CloseReason{SlowConsumer, true}) {
+		t.Fatalf("Closed got %v, want slow consumer", r)
+	}
 }
 
 // countingConn counts writes to check that queued frames are coalesced.
@@ -624,10 +635,10 @@ func TestCloseWithKick(t *testing.T) {
 	cl, c := serveTCP(t, testConfig(nil), h)
 	login(t, cl, goodToken(t))
 	c.Send(&cimpb.Frame{Type: cimpb.Type_MSG, Msg: &cimpb.Msg{MsgId: "before"}})
-	if !c.CloseWith(&cimpb.Frame{Type: cimpb.Type_KICK, Kick: &cimpb.Kick{Reason: "bye"}}) {
+	if !c.CloseWith(Kicked, &cimpb.Frame{Type: cimpb.Type_KICK, Kick: &cimpb.Kick{Reason: "bye"}}) {
 		t.Fatal("CloseWith refused")
 	}
-	if c.CloseWith(nil) {
+	if c.CloseWith(GoingAway, nil) {
 		t.Fatal("second CloseWith accepted")
 	}
 	if f := cl.recv(); f.GetMsg().GetMsgId() != "before" {
@@ -637,7 +648,10 @@ func TestCloseWithKick(t *testing.T) {
 		t.Fatalf("got %v, want KICK", f)
 	}
 	cl.expectEOF()
-	h.waitClosed(t)
+	// The second CloseWith did not change the reason.
+	if r := h.waitReason(t); r != (CloseReason{Kicked, true}) {
+		t.Fatalf("Closed got %v, want kicked", r)
+	}
 }
 
 // TestClosingClientThatKeepsSending checks that a closing connection still
@@ -646,7 +660,7 @@ func TestClosingClientThatKeepsSending(t *testing.T) {
 	h := newHandler()
 	cl, c := serveTCP(t, testConfig(func(c *Config) { c.CloseTimeout = 200 * time.Millisecond }), h)
 	login(t, cl, goodToken(t))
-	c.CloseWith(ErrorFrame(0, codes.GoingAway, "", ""))
+	c.CloseWith(GoingAway, ErrorFrame(0, codes.GoingAway, "", ""))
 	cl.expectError(codes.GoingAway)
 	stop := make(chan struct{})
 	defer close(stop)
@@ -676,11 +690,13 @@ func TestCloseAbortsLoginWaitingForRoute(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Online never called")
 	}
-	c.CloseWith(ErrorFrame(0, codes.GoingAway, "", ""))
+	c.CloseWith(GoingAway, ErrorFrame(0, codes.GoingAway, "", ""))
 	cl.expectError(codes.GoingAway)
 	cl.expectEOF()
-	if h.waitClosed(t) {
-		t.Fatal("aborted login reported online")
+	// Online failed (its context was cancelled) after the close: the
+	// reason stays the close's.
+	if r := h.waitReason(t); r != (CloseReason{GoingAway, false}) {
+		t.Fatalf("Closed got %v, want going away, not online", r)
 	}
 }
 
@@ -688,8 +704,10 @@ func TestForcedClose(t *testing.T) {
 	h := newHandler()
 	cl, c := serveTCP(t, testConfig(nil), h)
 	login(t, cl, goodToken(t))
-	c.Close()
-	h.waitClosed(t)
+	c.Close(GoingAway)
+	if r := h.waitReason(t); r != (CloseReason{GoingAway, true}) {
+		t.Fatalf("Closed got %v, want going away", r)
+	}
 	if c.Send(&cimpb.Frame{Type: cimpb.Type_PONG}) {
 		t.Fatal("Send accepted after Close")
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gocim/gocim/cim-server/internal/conn"
 	"github.com/gocim/gocim/cim-server/internal/registry"
 	"github.com/gocim/gocim/internal/contract"
 	"github.com/gocim/gocim/internal/envflag"
@@ -39,10 +40,13 @@ type Config struct {
 	ReadTimeout      time.Duration // close connections silent for this long
 	LoginTimeout     time.Duration // time allowed for the TLS handshake and the LOGIN frame
 	WriteQueue       int           // frames queued per connection before it is a slow consumer
-	Drain            time.Duration // spread client closes over this long on shutdown
-	RouteRetry       time.Duration // how long calls to the route are retried
-	LogLevel         string        // debug, info, warn, error
-	LogFormat        string        // text or json
+	// WriteQueueBytes bounds the bytes queued per connection and not yet
+	// written; over it, the client is a slow consumer too.
+	WriteQueueBytes int
+	Drain           time.Duration // spread client closes over this long on shutdown
+	RouteRetry      time.Duration // how long calls to the route are retried
+	LogLevel        string        // debug, info, warn, error
+	LogFormat       string        // text or json
 	// GCPercent is the Go GC target (GOGC) the gateway runs with: a gateway
 	// is memory-bound (mostly idle connections), and the garbage each login
 	// leaves costs RSS until the next GC, which an idle gateway rarely runs.
@@ -95,6 +99,7 @@ func DefaultConfig() Config {
 		ReadTimeout:      180 * time.Second,
 		LoginTimeout:     10 * time.Second,
 		WriteQueue:       1024,
+		WriteQueueBytes:  conn.DefaultWriteQueueBytes,
 		Drain:            3 * time.Second,
 		RouteRetry:       15 * time.Second,
 		LogLevel:         "info",
@@ -128,6 +133,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ReadTimeout, "read-timeout", d.ReadTimeout, "close client connections that sent nothing for this long")
 	fs.DurationVar(&c.LoginTimeout, "login-timeout", d.LoginTimeout, "time a new connection has to finish the TLS handshake (with --tls-cert) and send LOGIN")
 	fs.IntVar(&c.WriteQueue, "write-queue", d.WriteQueue, "frames queued per connection before it is dropped as a slow consumer")
+	fs.IntVar(&c.WriteQueueBytes, "write-queue-bytes", d.WriteQueueBytes, "bytes queued per connection and not yet written before it is dropped as a slow consumer (a larger frame alone still goes)")
 	fs.DurationVar(&c.Drain, "drain", d.Drain, "on shutdown, spread closing client connections over this long")
 	fs.DurationVar(&c.RouteRetry, "route-retry", d.RouteRetry, "how long calls to the route are retried before giving up")
 	fs.StringVar(&c.LogLevel, "log-level", d.LogLevel, "log level: debug, info, warn, error")
@@ -236,6 +242,9 @@ func (c *Config) Validate() error {
 	}
 	if c.WriteQueue < 1 {
 		bad("--write-queue %d: want at least 1", c.WriteQueue)
+	}
+	if c.WriteQueueBytes < 1 {
+		bad("--write-queue-bytes %d: want at least 1", c.WriteQueueBytes)
 	}
 	errs = append(errs, c.validateAbuseLimits()...)
 	if _, err := logging.ParseLevel(c.LogLevel); err != nil {

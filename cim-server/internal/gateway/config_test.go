@@ -59,6 +59,8 @@ func TestValidate(t *testing.T) {
 		{"zero read timeout", func(c *Config) { c.ReadTimeout = 0 }, "--read-timeout"},
 		{"negative drain", func(c *Config) { c.Drain = -time.Second }, "--drain"},
 		{"zero write queue", func(c *Config) { c.WriteQueue = 0 }, "--write-queue"},
+		{"zero write queue bytes", func(c *Config) { c.WriteQueueBytes = 0 }, "--write-queue-bytes"},
+		{"write queue bytes below max frame", func(c *Config) { c.WriteQueueBytes = 100 }, ""},
 		{"bad log level", func(c *Config) { c.LogLevel = "loud" }, "--log-level"},
 		{"bad log format", func(c *Config) { c.LogFormat = "xml" }, "--log-format"},
 		{"negative max conns", func(c *Config) { c.MaxConns = -1 }, "--max-conns"},

@@ -25,6 +25,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"sync"
@@ -66,9 +68,6 @@ type Gateway struct {
 	route   *routeclient.Client
 	batcher *uplink.Batcher
 	offline *offline.Queue
-	// sameSession holds connections kicked by a newer connection of the
-	// same session, until they exit.
-	sameSession sync.Map // *conn.Conn → struct{}
 	// joining holds the connections whose login the route is confirming,
 	// by user and session, so that its first pushes find them.
 	joining  sync.Map // joinKey → *conn.Conn
@@ -99,6 +98,11 @@ type Gateway struct {
 	refusedAt atomic.Int64       // refused when the last warning was logged
 	// pause waits d between failed accepts; false: stop (shutdown).
 	pause func(d time.Duration) bool
+	// drainJitter returns a number in [0, 1) for each close of the drain;
+	// drainWait waits until at (since the drain began) has come or ctx
+	// ends. Tests inject their own; nil: math/rand and a timer.
+	drainJitter func() float64
+	drainWait   func(ctx context.Context, start time.Time, at time.Duration) error
 
 	// re-asserting connections after the ZooKeeper node was re-created
 	reassertMu      sync.Mutex
@@ -203,6 +207,8 @@ func (g *Gateway) Start() error {
 		SyncRate:     g.cfg.SyncRate,
 		SyncBurst:    g.cfg.SyncBurst,
 		Logger:       root,
+
+		WriteQueueBytes: g.cfg.WriteQueueBytes,
 	})
 	g.setLimits(g.cfg.connLimits(uint64(connlimit.OpenFiles())))
 	g.httpSrv = &http.Server{
@@ -464,12 +470,14 @@ func (g *Gateway) Register(c *conn.Conn) {
 	if replaced {
 		g.log.Debug("user logged in again here; kicking the older connection",
 			"user", c.UserID(), "old_session", old.SessionID(), "session", c.SessionID())
+		why := conn.Kicked
 		if old.SessionID() == c.SessionID() {
 			// Its exit must not log the session off: it lives on in c,
-			// even if c is gone from the hub by the time old exits.
-			g.sameSession.Store(old, struct{}{})
+			// even if c is gone from the hub by the time old exits (and
+			// even if old was already closing: Replaced still counts).
+			why = conn.Replaced
 		}
-		old.CloseWith(kickFrame("logged in again"))
+		old.CloseWith(why, kickFrame("logged in again"))
 	}
 }
 
@@ -478,20 +486,20 @@ func (g *Gateway) Uplink(ctx context.Context, c *conn.Conn, f *cimpb.Frame) erro
 	return g.batcher.Submit(ctx, &cimpb.Uplink{UserId: c.UserID(), SessionId: c.SessionID(), Frame: f})
 }
 
-// Closed removes c from the hub and reports the session offline.
-func (g *Gateway) Closed(c *conn.Conn, wasOnline bool) {
+// Closed removes c from the hub and reports the session offline, unless
+// the reason says the session did not end with c: it never was online, or
+// a newer connection of the same session replaced it (a client
+// reconnecting with the same token).
+func (g *Gateway) Closed(c *conn.Conn, why conn.CloseReason) {
 	if c.UserID() == "" {
 		return
 	}
 	g.hub.Remove(c)
-	if !wasOnline {
+	if !why.EndsSession() {
 		return
 	}
-	// A connection replaced by a newer one of the same session (a client
-	// reconnecting with the same token) must not log that session off.
-	if _, replaced := g.sameSession.LoadAndDelete(c); replaced {
-		return
-	}
+	// The newer connection of the session is in the hub, and its Register
+	// is about to mark c Replaced but had not when c ended.
 	if cur, ok := g.hub.Get(c.UserID()); ok && cur != c && cur.SessionID() == c.SessionID() {
 		return
 	}
@@ -517,16 +525,20 @@ func (g *Gateway) internalHandler(log *slog.Logger) http.Handler {
 	return mux
 }
 
-// endsConnection reports whether f ends the connection it goes to: a KICK,
-// ERROR StaleSession (the route refused the connection's uplinks: its
-// session is no longer where the user is) or ERROR Reconnect (its messages
-// could not be forwarded; package uplink).
-func endsConnection(f *cimpb.Frame) bool {
-	if f.Type == cimpb.Type_KICK {
-		return true
+// endsConnection reports whether f ends the connection it goes to, and
+// why: a KICK, ERROR StaleSession (the route refused the connection's
+// uplinks: its session is no longer where the user is) or ERROR Reconnect
+// (its messages could not be forwarded; package uplink).
+func endsConnection(f *cimpb.Frame) (conn.Cause, bool) {
+	switch c := codes.Code(f.GetError().GetCode()); {
+	case f.Type == cimpb.Type_KICK:
+		return conn.Kicked, true
+	case f.Type == cimpb.Type_ERROR && c == codes.StaleSession:
+		return conn.StaleSession, true
+	case f.Type == cimpb.Type_ERROR && c == codes.Reconnect:
+		return conn.UplinkFailed, true
 	}
-	c := codes.Code(f.GetError().GetCode())
-	return f.Type == cimpb.Type_ERROR && (c == codes.StaleSession || c == codes.Reconnect)
+	return conn.Open, false
 }
 
 func kickFrame(reason string) *cimpb.Frame {
@@ -574,10 +586,10 @@ func (g *Gateway) deliverOne(d *cimpb.Delivery) bool {
 		}
 		c = j.(*conn.Conn)
 	}
-	if endsConnection(d.Frame) {
+	if why, ends := endsConnection(d.Frame); ends {
 		// Remove at once so pushes racing with the close already miss.
 		g.hub.Remove(c)
-		return c.CloseWith(d.Frame)
+		return c.CloseWith(why, d.Frame)
 	}
 	return c.Send(d.Frame)
 }
@@ -651,7 +663,7 @@ func (g *Gateway) reassertAll(ctx context.Context) {
 			case errors.Is(err, contract.ErrNotCurrent):
 				kicked.Add(1)
 				g.hub.Remove(c)
-				c.CloseWith(kickFrame("session is no longer current"))
+				c.CloseWith(conn.Kicked, kickFrame("session is no longer current"))
 			default:
 				failed.Add(1)
 				g.log.Warn("re-assert failed", "user", c.UserID(), "session", c.SessionID(), "err", err)
@@ -740,9 +752,13 @@ func (g *Gateway) shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// drain closes every client connection with ERROR GoingAway, spread evenly
-// over --drain, and waits for them to finish. When ctx ends, the rest are
-// closed at once.
+// drain closes every client connection with ERROR GoingAway, spread over
+// --drain, and waits for them to finish. When ctx ends, the rest are closed
+// at once.
+//
+// Each close happens at a random time within its slot of the evenly divided
+// drain (see drainSchedule): clients of gateways restarted together do not
+// all come back in lock-step, and the last close still falls within --drain.
 func (g *Gateway) drain(ctx context.Context) error {
 	g.connMu.Lock()
 	conns := make([]*conn.Conn, 0, len(g.conns))
@@ -751,21 +767,20 @@ func (g *Gateway) drain(ctx context.Context) error {
 	}
 	g.connMu.Unlock()
 
+	jitter, wait := g.drainJitter, g.drainWait
+	if jitter == nil {
+		jitter = rand.Float64
+	}
+	if wait == nil {
+		wait = waitUntil
+	}
 	start := time.Now()
-	timer := time.NewTimer(0)
-	defer timer.Stop()
 	var err error
-	for i, c := range conns {
-		due := start.Add(g.cfg.Drain * time.Duration(i) / time.Duration(len(conns)))
-		if wait := time.Until(due); wait > 0 && err == nil {
-			timer.Reset(wait)
-			select {
-			case <-timer.C:
-			case <-ctx.Done():
-				err = ctx.Err()
-			}
+	for i, at := range drainSchedule(len(conns), g.cfg.Drain, jitter) {
+		if err == nil && at > 0 {
+			err = wait(ctx, start, at)
 		}
-		c.CloseWith(conn.ErrorFrame(0, codes.GoingAway, "", ""))
+		conns[i].CloseWith(conn.GoingAway, conn.ErrorFrame(0, codes.GoingAway, "", ""))
 	}
 
 	done := make(chan struct{})
@@ -776,10 +791,50 @@ func (g *Gateway) drain(ctx context.Context) error {
 	case <-ctx.Done():
 		g.connMu.Lock()
 		for c := range g.conns {
-			c.Close()
+			c.Close(conn.GoingAway)
 		}
 		g.connMu.Unlock()
 		<-done
+		return ctx.Err()
+	}
+}
+
+// drainSchedule returns when each of n closes happens, as offsets from the
+// start of a drain over d: the i-th in the i-th of n equal slots, at the
+// point jitter (a number in [0, 1) per close) picks within it. The offsets
+// rise and all are below d (0 when d is 0).
+func drainSchedule(n int, d time.Duration, jitter func() float64) []time.Duration {
+	at := make([]time.Duration, n)
+	if n == 0 || d <= 0 {
+		return at
+	}
+	slot := float64(d) / float64(n)
+	for i := range at {
+		j := jitter()
+		if !(j >= 0) { // also NaN
+			j = 0
+		}
+		if j >= 1 { // a source out of range must not reach the next slot
+			j = math.Nextafter(1, 0)
+		}
+		// min: rounding must not push the last close to d.
+		at[i] = min(time.Duration(slot*(float64(i)+j)), d-1)
+	}
+	return at
+}
+
+// waitUntil waits until at has passed since start, or ctx ends.
+func waitUntil(ctx context.Context, start time.Time, at time.Duration) error {
+	wait := time.Until(start.Add(at))
+	if wait <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
 		return ctx.Err()
 	}
 }
