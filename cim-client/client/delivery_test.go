@@ -898,6 +898,19 @@ func TestRateLimitedIsRetried(t *testing.T) {
 	}
 }
 
+// showOld pushes old1..old5 (seqs 1-5) and waits until they are shown.
+func showOld(t *testing.T, c *Client, conn *clienttest.Conn, in *clienttest.Inbox) {
+	t.Helper()
+	for i := range 5 {
+		if err := conn.Send(in.Append(clienttest.TextMsg(fmt.Sprintf("m%d", i+1), "2", "bob", fmt.Sprint("old", i+1)))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := bodies(t, c, 5); !slices.Equal(got, []string{"old1", "old2", "old3", "old4", "old5"}) {
+		t.Fatalf("shown %v", got)
+	}
+}
+
 // TestSeqsGoingBack: the server lost the tail of an inbox (Redis crashed
 // within its fsync window) and hands the seqs of messages this client has
 // shown out again, for new messages. A new message under a reused seq,
@@ -907,14 +920,7 @@ func TestSeqsGoingBack(t *testing.T) {
 	c, gw, _, in := inboxSetup(t, nil)
 	conn := gw.Accept(t)
 	next(t, c, EventConnected)
-	for i := range 5 {
-		if err := conn.Send(in.Append(clienttest.TextMsg(fmt.Sprintf("m%d", i+1), "2", "bob", fmt.Sprint("old", i+1)))); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if got := bodies(t, c, 5); !slices.Equal(got, []string{"old1", "old2", "old3", "old4", "old5"}) {
-		t.Fatalf("shown %v", got)
-	}
+	showOld(t, c, conn, in)
 	in.LoseTail(3) // old4 and old5 are gone; seq 4 and 5 come again
 	fresh := in.Append(clienttest.TextMsg("n1", "2", "bob", "new1"))
 	in.Append(clienttest.TextMsg("n2", "2", "bob", "new2")) // stored, its push lost
@@ -941,12 +947,7 @@ func TestSeqsGoingBackOnLogin(t *testing.T) {
 	c, gw, _, in := inboxSetup(t, nil)
 	conn := gw.Accept(t)
 	next(t, c, EventConnected)
-	for i := range 5 {
-		if err := conn.Send(in.Append(clienttest.TextMsg(fmt.Sprintf("m%d", i+1), "2", "bob", fmt.Sprint("old", i+1)))); err != nil {
-			t.Fatal(err)
-		}
-	}
-	bodies(t, c, 5)
+	showOld(t, c, conn, in)
 	in.LoseTail(2)
 	in.Append(clienttest.TextMsg("n1", "2", "bob", "new1")) // seq 3
 	conn.Close()
@@ -969,12 +970,7 @@ func TestSeqsGoingBackWhileAway(t *testing.T) {
 	c, gw, _, in := inboxSetup(t, nil)
 	conn := gw.Accept(t)
 	next(t, c, EventConnected)
-	for i := range 5 {
-		if err := conn.Send(in.Append(clienttest.TextMsg(fmt.Sprintf("m%d", i+1), "2", "bob", fmt.Sprint("old", i+1)))); err != nil {
-			t.Fatal(err)
-		}
-	}
-	bodies(t, c, 5)
+	showOld(t, c, conn, in)
 	conn.Close()
 	next(t, c, EventDisconnected)
 	in.LoseTail(2)
