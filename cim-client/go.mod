@@ -10,6 +10,11 @@ require (
 	google.golang.org/protobuf v1.36.12
 )
 
+require (
+	golang.org/x/sys v0.50.0 // indirect
+	golang.org/x/term v0.48.0 // indirect
+)
+
 replace github.com/gocim/gocim/proto => ../proto
 
 replace github.com/gocim/gocim/internal => ../internal

@@ -31,6 +31,7 @@ import (
 	"github.com/gocim/gocim/internal/envflag"
 	"github.com/gocim/gocim/proto/cimpb"
 	"github.com/gocim/gocim/proto/codes"
+	xterm "golang.org/x/term"
 )
 
 // closeTimeout bounds the :q path (route /offLine and closing the link).
@@ -69,6 +70,7 @@ func main() {
 type options struct {
 	route, user, password string
 	register              bool
+	connectTimeout        time.Duration
 	heartbeat, pong       time.Duration
 	resend                time.Duration
 	level                 slog.Level
@@ -84,7 +86,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.route, "route", "http://127.0.0.1:8080", "route base URL")
 	fs.StringVar(&o.user, "user", "", "user name (or user id) to log in as")
-	fs.StringVar(&o.password, "password", "", "password")
+	fs.StringVar(&o.password, "password", "", "password (CIM_PASSWORD; asked for, without echo, when missing and the input is a terminal)")
+	fs.DurationVar(&o.connectTimeout, "connect-timeout", 30*time.Second, "give up when the first login has not succeeded within this long (:q or end of input give up at once)")
 	fs.BoolVar(&o.register, "register", false, "register the account first (a taken name is fine if the password logs in)")
 	fs.DurationVar(&o.heartbeat, "heartbeat", client.DefaultHeartbeat, "send PING after this long without writing")
 	fs.DurationVar(&o.pong, "pong-timeout", client.DefaultPongTimeout, "reconnect when the gateway shows no life this long after a PING")
@@ -106,9 +109,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if o.user == "" {
 		problems = append(problems, "--user is required")
 	}
-	if o.password == "" {
-		problems = append(problems, "--password is required")
-	}
+
 	if err := o.level.UnmarshalText([]byte(*level)); err != nil {
 		problems = append(problems, fmt.Sprintf("--log-level %q: want debug, info, warn or error", *level))
 	}
@@ -150,6 +151,19 @@ func tlsConfig(on bool, caFile string) (*tls.Config, error) {
 	return conf, nil
 }
 
+// askPassword reads a password from the terminal without echo; tests
+// replace it.
+var askPassword = func(stdin io.Reader, stderr io.Writer) (string, bool, error) {
+	f, ok := stdin.(*os.File)
+	if !ok || !xterm.IsTerminal(int(f.Fd())) {
+		return "", false, nil
+	}
+	fmt.Fprint(stderr, "password: ")
+	b, err := xterm.ReadPassword(int(f.Fd()))
+	fmt.Fprintln(stderr)
+	return string(b), true, err
+}
+
 // run is the program; it returns the exit code.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	o, err := parseFlags(args, stderr)
@@ -158,6 +172,21 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	if err != nil {
 		return 2
+	}
+	if o.password == "" {
+		pw, asked, err := askPassword(stdin, stderr)
+		switch {
+		case !asked:
+			fmt.Fprintln(stderr, "cim-client: --password is required (or CIM_PASSWORD; on a terminal it is asked for)")
+			return 2
+		case err != nil:
+			fmt.Fprintf(stderr, "cim-client: reading the password: %v\n", err)
+			return 2
+		case pw == "":
+			fmt.Fprintln(stderr, "cim-client: no password given")
+			return 2
+		}
+		o.password = pw
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: o.level}))
 
@@ -200,10 +229,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return 1
 		}
 	}
-	if err := c.Start(ctx); err != nil {
-		if ctx.Err() != nil {
-			err = errors.New("interrupted")
-		}
+	quit := make(chan struct{})
+	defer close(quit)
+	lines := readLines(stdin, quit, log)
+	early, err := start(ctx, c, lines, o.connectTimeout)
+	if err != nil {
 		fmt.Fprintf(stderr, "cim-client: login failed: %v\n", err)
 		closeClient(c, log)
 		return 1
@@ -228,14 +258,16 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 	}()
 
-	quit := make(chan struct{})
-	defer close(quit)
-	lines := readLines(stdin, quit, log)
-
 	exit := 0
 	drain := true // wait for answers to our sends before logging off
+	for _, line := range early {
+		if execute(ctx, c, p, term.Parse(line)) {
+			lines = nil // quit: read no more
+			break
+		}
+	}
 loop:
-	for {
+	for lines != nil {
 		select {
 		case line, ok := <-lines:
 			if !ok || execute(ctx, c, p, term.Parse(line)) {
@@ -259,6 +291,64 @@ loop:
 	closeClient(c, log)
 	<-printed
 	return exit
+}
+
+// errQuit: the user quit (or input ended) before the first login worked.
+var errQuit = errors.New("gave up: quit before connecting")
+
+// quitGrace is how long after it began the first login may still work
+// once the user gave up (:q or end of input): piped input ends at once, and
+// its lines (even a last :q) are meant for after the login.
+var quitGrace = 5 * time.Second
+
+// start runs the first login (which retries on its own) until it works,
+// timeout passes, ctx ends, or the user gives up: :q (or :q!, :quit) or end
+// of input, which end it at once once the login has been trying for
+// quitGrace (before that, when quitGrace has passed). Lines typed meanwhile
+// are returned, a :q among them too, to run once connected.
+func start(ctx context.Context, c *client.Client, lines <-chan string, timeout time.Duration) ([]string, error) {
+	began := time.Now()
+	sctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- c.Start(sctx) }()
+	var early []string
+	var why error
+	var giveUp <-chan time.Time
+	gaveUp := false
+	quit := func(reason error) {
+		why, lines = reason, nil
+		t := time.NewTimer(max(time.Until(began.Add(quitGrace)), 0))
+		giveUp = t.C
+	}
+	for {
+		select {
+		case <-giveUp:
+			gaveUp = true
+			cancel()
+		case err := <-done:
+			switch {
+			case err == nil:
+				return early, nil
+			case gaveUp:
+				return nil, why
+			case ctx.Err() != nil:
+				return nil, errors.New("interrupted")
+			case sctx.Err() != nil:
+				return nil, fmt.Errorf("not connected within --connect-timeout %v: %w", timeout, err)
+			}
+			return nil, err
+		case line, ok := <-lines:
+			if !ok {
+				quit(fmt.Errorf("%w (end of input)", errQuit))
+				continue
+			}
+			early = append(early, line)
+			if term.Parse(line).Op == term.OpQuit {
+				quit(errQuit)
+			}
+		}
+	}
 }
 
 // waitAnswers waits until every message sent got its answer and returns how
@@ -336,7 +426,7 @@ func execute(ctx context.Context, c *client.Client, p *term.Printer, cmd term.Co
 	case term.OpQuit:
 		return true
 	case term.OpPrivate, term.OpBroadcast:
-		m := &cimpb.Msg{Body: []byte(cmd.Text), Kind: cimpb.Kind_KIND_TEXT}
+		m := &cimpb.Msg{Body: []byte(term.Emojify(cmd.Text)), Kind: cimpb.Kind_KIND_TEXT}
 		if cmd.Op == term.OpPrivate {
 			m.To = cmd.To
 		} else {
@@ -378,7 +468,7 @@ func execute(ctx context.Context, c *client.Client, p *term.Printer, cmd term.Co
 		}
 		p.History(page.Messages)
 	case term.OpGroupSend:
-		send(ctx, c, p, &cimpb.Msg{Group: cmd.Group, Body: []byte(cmd.Text), Kind: cimpb.Kind_KIND_TEXT})
+		send(ctx, c, p, &cimpb.Msg{Group: cmd.Group, Body: []byte(term.Emojify(cmd.Text)), Kind: cimpb.Kind_KIND_TEXT})
 	case term.OpGroups, term.OpGroupMembers, term.OpGroupCreate, term.OpGroupJoin, term.OpGroupInvite,
 		term.OpGroupLeave, term.OpGroupKick, term.OpGroupRename, term.OpGroupDissolve:
 		groupCommand(ctx, c, p, cmd)
@@ -391,6 +481,24 @@ func execute(ctx context.Context, c *client.Client, p *term.Printer, cmd term.Co
 			break
 		}
 		p.Line(term.Online(users))
+	case term.OpPrefix:
+		users, err := c.OnlineUsers(ctx)
+		if err != nil {
+			p.Line(term.Problem(err.Error()))
+			break
+		}
+		p.Line(term.OnlineWithPrefix(users, cmd.Text))
+	case term.OpEmoji:
+		for _, l := range term.EmojiList(cmd.N) {
+			p.Line(l)
+		}
+	case term.OpDelay:
+		d, err := c.API().Delay(ctx, cmd.To, term.Emojify(cmd.Text), time.Duration(cmd.N)*time.Second)
+		if err != nil {
+			p.Line(term.Problem(err.Error()))
+			break
+		}
+		p.Line(term.Delayed(cmd.To, d.DueAt))
 	case term.OpInfo:
 		p.Line(term.InfoLine(c.Info()))
 	case term.OpHelp:

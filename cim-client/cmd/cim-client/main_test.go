@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -656,5 +657,78 @@ func TestRateLimitedMessage(t *testing.T) {
 	defer mu.Unlock()
 	if tries["one"] != 3 || tries["two"] != 3 || delivered["one"] != 1 || delivered["two"] != 1 {
 		t.Errorf("tries %v delivered %v, want 3 tries and one delivery each", tries, delivered)
+	}
+}
+
+// deadRoute is a route URL nothing listens on.
+func deadRoute(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + ln.Addr().String()
+	ln.Close()
+	return url
+}
+
+// TestUnreachableRouteGivesUp: while the first login retries a route that
+// does not answer, :q (or :q!, :quit) and end of input end the program (at
+// once, once the login has tried for quitGrace: piped lines, a last :q too,
+// are for after a login that works at once), and --connect-timeout ends it
+// after that long; each with exit 1 and a message saying why.
+func TestUnreachableRouteGivesUp(t *testing.T) {
+	orig := quitGrace
+	quitGrace = 100 * time.Millisecond // the login has been trying that long: give up at once
+	defer func() { quitGrace = orig }()
+	for _, tc := range []struct {
+		name, input, flag, stderr string
+	}{
+		{":q", ":q\n", "1h", "quit before connecting"},
+		{":quit after a line", "hello\n:quit\n", "1h", "quit before connecting"},
+		{"end of input", "", "1h", "end of input"},
+		{"connect timeout", "", "200ms", "not connected within --connect-timeout 200ms"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, w := io.Pipe()
+			defer w.Close()
+			var stdout, stderr syncBuffer
+			code := make(chan int, 1)
+			go func() {
+				code <- run(context.Background(), []string{"--route", deadRoute(t), "--user", "alice", "--password", "secret1",
+					"--connect-timeout", tc.flag}, r, &stdout, &stderr)
+			}()
+			if tc.flag == "1h" {
+				io.WriteString(w, tc.input)
+				if tc.input == "" {
+					w.Close()
+				}
+			}
+			select {
+			case c := <-code:
+				if c != 1 || !strings.Contains(stderr.String(), tc.stderr) {
+					t.Fatalf("exit %d, stderr:\n%s\nwant exit 1 and %q", c, stderr.String(), tc.stderr)
+				}
+			case <-time.After(clienttest.Wait):
+				t.Fatalf("still retrying the route; stderr:\n%s", stderr.String())
+			}
+		})
+	}
+}
+
+// TestPasswordAsked: without --password, on a terminal, the password is
+// asked for (without echo: askPassword) and used to log in.
+func TestPasswordAsked(t *testing.T) {
+	asked := 0
+	orig := askPassword
+	askPassword = func(io.Reader, io.Writer) (string, bool, error) { asked++; return "secret1", true, nil }
+	defer func() { askPassword = orig }()
+	gw := clienttest.NewGateway(t)
+	route := clienttest.NewRoute(t, gw)
+	route.AddUser("alice", "secret1")
+	var stdout, stderr syncBuffer
+	code := run(context.Background(), []string{"--route", route.URL, "--user", "alice"}, strings.NewReader(":q\n"), &stdout, &stderr)
+	if code != 0 || asked != 1 || route.Logins() != 1 {
+		t.Fatalf("exit %d, asked %d times, %d logins; stderr:\n%s", code, asked, route.Logins(), stderr.String())
 	}
 }

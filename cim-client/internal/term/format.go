@@ -303,8 +303,12 @@ func Help() []string {
 		"*   :file <user> <path>  send a file",
 		"*   :save <N> [path]     save received file N (default: its name, here)",
 		"*   :his [user|*] [word] history with user (* or nothing: everyone), oldest first",
+		"*   :q <words>           search the history with everyone for words",
 		"*   :status              my recent messages: ✓ sent, ✓✓ delivered, read; groups: delivered N, read M",
 		"*   :olu                 online users",
+		"*   :pu <prefix>         online users whose name starts with prefix",
+		"*   :emoji [page]        emoji; :smile: and the like in a message become emoji",
+		"*   :delay <s> <user>;;<text> private message sent s seconds from now (kept on the server)",
 		"*   :info                who am I, which gateway",
 		"*   :groups              my groups",
 		"*   :members <gid>       members of a group",
@@ -316,7 +320,7 @@ func Help() []string {
 		"*   :grename <gid> <name> rename a group (owner)",
 		"*   :gdissolve <gid>     delete a group (owner)",
 		"*   :all, :help          this list",
-		"*   :q                   quit (so does end of input)",
+		"*   :q, :q!, :quit       quit (so does end of input)",
 		"*   anything else        message to everybody online",
 	}
 }

@@ -8,6 +8,7 @@
 package term
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"unicode"
@@ -40,7 +41,14 @@ const (
 	OpGroupKick     // :gkick: Group, To
 	OpGroupRename   // :grename: Group, Text is the new name
 	OpGroupDissolve // :gdissolve: Group
+
+	OpPrefix // :pu: Text is the name prefix
+	OpEmoji  // :emoji: N is the page (from 1)
+	OpDelay  // :delay: N seconds, To, Text
 )
+
+// MaxDelay is the longest :delay, in seconds (the route's bound: 7 days).
+const MaxDelay = 7 * 24 * 3600
 
 // Command is one parsed input line.
 type Command struct {
@@ -63,6 +71,10 @@ func (c Command) Users() []string { return strings.Fields(c.Text) }
 //	:info               who am I, which gateway
 //	:status             my recent messages and how far they got
 //	:his [user] [word]  history with user ("*" or nothing: everyone), optionally only lines containing word
+//	:q <words>          history with everyone, only lines containing words (CIM's search)
+//	:pu <prefix>        online users whose name starts with prefix
+//	:emoji [page]       emoji and their :codes: (a message's :codes: become emoji)
+//	:delay 60 bob;;hi   private message sent 60 s from now, kept on the server
 //	:file bob ./x.png   send a file
 //	:save 3 [path]      save received file number 3
 //	:g 3 hello          message to group 3
@@ -76,7 +88,7 @@ func (c Command) Users() []string { return strings.Fields(c.Text) }
 //	:grename 3 new name rename group 3
 //	:gdissolve 3        delete group 3
 //	:all, :help         command list
-//	:q                  quit (:q! and :quit too)
+//	:q                  quit (:q! and :quit too; :q with words searches history)
 //	anything else       message to everybody online
 //
 // Group ids are decimal numbers, as the route hands them out; group names
@@ -93,8 +105,30 @@ func Parse(line string) Command {
 	if strings.HasPrefix(line, ":") {
 		word, rest := cutSpace(line)
 		switch word {
-		case ":q", ":q!", ":quit":
+		case ":q":
+			if rest != "" { // CIM: ":q <keyword>" searches the history
+				return Command{Op: OpHistory, Text: rest}
+			}
 			return Command{Op: OpQuit}
+		case ":q!", ":quit":
+			return Command{Op: OpQuit}
+		case ":pu":
+			if rest == "" || strings.ContainsFunc(rest, unicode.IsSpace) {
+				return Command{Op: OpInvalid, Text: "usage: :pu <name prefix>"}
+			}
+			return Command{Op: OpPrefix, Text: rest}
+		case ":emoji":
+			page := 1
+			if rest != "" {
+				n, err := strconv.Atoi(rest)
+				if err != nil || n <= 0 {
+					return Command{Op: OpInvalid, Text: "usage: :emoji [page]"}
+				}
+				page = n
+			}
+			return Command{Op: OpEmoji, N: page}
+		case ":delay":
+			return parseDelay(rest)
 		case ":olu":
 			return Command{Op: OpOnline}
 		case ":info":
@@ -148,6 +182,22 @@ func Parse(line string) Command {
 		}
 	}
 	return Command{Op: OpBroadcast, Text: line}
+}
+
+// parseDelay reads ":delay <seconds> <user>;;<text>".
+func parseDelay(rest string) Command {
+	const usage = "usage: :delay <seconds> <user>;;<text>"
+	secs, msg := cutSpace(rest)
+	n, err := strconv.Atoi(secs)
+	if err != nil || n < 1 || n > MaxDelay {
+		return Command{Op: OpInvalid, Text: fmt.Sprintf("%s (seconds: 1 to %d)", usage, MaxDelay)}
+	}
+	to, text, ok := strings.Cut(msg, ";;")
+	to, text = strings.TrimSpace(to), strings.TrimSpace(text)
+	if !ok || to == "" || text == "" || strings.ContainsFunc(to, unicode.IsSpace) {
+		return Command{Op: OpInvalid, Text: usage}
+	}
+	return Command{Op: OpDelay, N: n, To: to, Text: text}
 }
 
 // groupUsage is the syntax of each group command.

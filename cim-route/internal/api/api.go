@@ -65,13 +65,15 @@ type Accounts interface {
 }
 
 // Messages are the HTTP ways to send and read messages (/p2pRoute,
-// /groupRoute, /api/push, /history, group receipt counts).
+// /groupRoute, /api/push, /history, /delay, group receipt counts).
 type Messages interface {
 	P2P(ctx context.Context, from, to, text string) (string, error)
 	Broadcast(ctx context.Context, from, text string) (string, int, error)
 	Push(ctx context.Context, req router.PushRequest) (router.PushResult, error)
 	History(ctx context.Context, q router.HistoryQuery) (router.HistoryPage, error)
 	GroupReceipts(ctx context.Context, uid string, msgIDs []string) (map[string]router.ReceiptCount, error)
+	// Delay keeps a private message and sends it after d (POST /delay).
+	Delay(ctx context.Context, from, to, text string, d time.Duration) (router.DelayedMsg, error)
 }
 
 // Files are uploads and downloads (/upload, /files/).
@@ -264,6 +266,7 @@ func NewPublic(cfg Config) (http.Handler, error) {
 	e.GET("/onlineUser", h.authorize(userOrKey(apikey.Admin)), h.onlineUsers)
 	e.POST("/offLine", h.authorize(access{bearer: true, stale: true, scope: apikey.Admin}), h.offline)
 	e.GET("/history", h.authorize(bearer), h.history)
+	e.POST("/delay", h.authorize(bearer), h.delay)
 	e.POST("/upload", h.authorize(bearer), h.upload)
 	e.GET("/files/:ref", h.authorize(bearer), h.file)
 	e.POST("/p2pRoute", h.authorize(userOrKey(apikey.Push)), h.p2p)

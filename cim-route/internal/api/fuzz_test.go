@@ -52,6 +52,10 @@ func (fakeService) Login(_ context.Context, req router.LoginRequest) (router.Ses
 
 func (fakeService) CheckSession(context.Context, string, string) error { return nil }
 
+func (fakeService) Delay(_ context.Context, from, to, text string, d time.Duration) (router.DelayedMsg, error) {
+	return router.DelayedMsg{ID: "1", Due: time.UnixMilli(1)}, need(from, to, text)
+}
+
 func (fakeService) P2P(_ context.Context, from, to, text string) (string, error) {
 	return "m1", need(from, to, text)
 }
@@ -207,6 +211,7 @@ func FuzzJSONHandlers(f *testing.F) {
 		{public, "/groups/7/kick", user},
 		{public, "/groups/7/rename", user},
 		{public, "/groups/7/join", user},
+		{public, "/delay", user},
 	}
 
 	// Each endpoint with a body it accepts, then broken and odd ones spread
@@ -219,6 +224,7 @@ func FuzzJSONHandlers(f *testing.F) {
 		`{"userId":"2"}`, `{"to":["alice",2],"from":"bob","msg":"x"}`,
 		`{"userId":"1","sessionId":"s","gatewayId":"g","reassert":true}`, `{"userId":"1","sessionId":"s","gatewayId":"g"}`,
 		`{"name":"team","open":true}`, `{"users":["bob",3]}`, `{"userId":"bob"}`, `{"name":"new name"}`, ``,
+		`{"to":"bob","msg":"later","delaySeconds":60}`,
 	}
 	for i, seed := range valid {
 		f.Add(uint8(i), []byte(seed))

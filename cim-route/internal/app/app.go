@@ -259,6 +259,7 @@ func (a *App) Start() error {
 	})
 	a.spawn("health", a.bal.Run)
 	a.spawn("janitor", a.router.RunJanitor)
+	a.spawn("delayed messages", a.router.RunDelayed)
 	a.spawn("upload-janitor", a.sweepUploads)
 	a.spawn("fold-names", func(ctx context.Context) {
 		if n, err := a.st.FoldNames(ctx); err != nil && ctx.Err() == nil {

@@ -49,6 +49,10 @@ type Store interface {
 	DropSession(ctx context.Context, uid, sid string) (store.Route, bool, error)
 	DropSessions(ctx context.Context, refs []store.SessionRef) (int, error)
 	Reclaim(ctx context.Context, gw string, refs []store.SessionRef) ([]bool, error)
+
+	ScheduleMessage(ctx context.Context, m store.DelayedMsg, max int) (store.DelayedMsg, error)
+	ClaimDueMessages(ctx context.Context, now time.Time, n int, lease time.Duration) ([]store.DelayedMsg, error)
+	DelayedSent(ctx context.Context, ms []store.DelayedMsg) error
 	Routes(ctx context.Context, uids []string) (map[string]store.Route, error)
 	OnlineIDs(ctx context.Context) ([]string, error)
 	ForgetOnline(ctx context.Context, uids []string) error
@@ -151,6 +155,9 @@ type Config struct {
 	// after the gateway got its answer (default 256). Beyond it a batch
 	// delivers before answering, which slows its gateway down: back-pressure.
 	BackgroundDeliveries int
+	// DelayPending bounds the delayed messages one user has waiting
+	// (default DefaultDelayPending).
+	DelayPending int
 
 	Logger *slog.Logger
 	Now    func() time.Time
@@ -207,6 +214,9 @@ func New(cfg Config) (*Router, error) {
 	}
 	if cfg.JanitorSettle == 0 {
 		cfg.JanitorSettle = time.Second
+	}
+	if cfg.DelayPending <= 0 {
+		cfg.DelayPending = DefaultDelayPending
 	}
 	if cfg.BackgroundDeliveries <= 0 {
 		cfg.BackgroundDeliveries = 256
