@@ -30,6 +30,7 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("ClearAndReclaim", func(t *testing.T) { ClearAndReclaim(t, newStore) })
 	t.Run("InboxDedup", func(t *testing.T) { InboxDedup(t, newStore) })
 	t.Run("InboxTrimming", func(t *testing.T) { InboxTrimming(t, newStore) })
+	t.Run("ConcurrentAppends", func(t *testing.T) { ConcurrentAppends(t, newStore) })
 	t.Run("Ranges", func(t *testing.T) { Ranges(t, newStore) })
 	t.Run("ClaimReads", func(t *testing.T) { ClaimReads(t, newStore) })
 	t.Run("Groups", func(t *testing.T) { Groups(t, newStore) })
@@ -642,5 +643,56 @@ func GroupMessages(t *testing.T, newStore NewStore) {
 	}
 	if c := must(s.GroupReceiptCounts(ctx, "2", []string{"m1"}))(t); c[0] != (store.ReceiptCount{}) {
 		t.Fatalf("counts of another sender = %+v", c)
+	}
+}
+
+// ConcurrentAppends: concurrent writers to one inbox get distinct seqs
+// without gaps, each writer's entries in order, and a contested dedup key
+// is stored once.
+func ConcurrentAppends(t *testing.T, newStore NewStore) {
+	s, ctx := newStore(t, store.InboxLimits{}), ctxT(t)
+	const writers, each = 8, 16
+	now := time.Now().UnixMilli()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	stored := 0
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			as := make([]store.Append, each)
+			for i := range as {
+				as[i] = store.Append{UserID: "u", Frame: frame(fmt.Sprint(w, "/", i)), TS: now, MsgID: fmt.Sprint(w, "/", i)}
+			}
+			as = append(as, store.Append{UserID: "u", Frame: frame("d"), TS: now, MsgID: fmt.Sprint("d", w), Dedup: "x:contested"})
+			res, err := s.Write(ctx, store.Write{Appends: as})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			for i := 1; i < each; i++ {
+				if res.Appended[i].Seq <= res.Appended[i-1].Seq {
+					t.Errorf("writer %d: seqs out of order: %d after %d", w, res.Appended[i].Seq, res.Appended[i-1].Seq)
+				}
+			}
+			if !res.Appended[each].Resend {
+				mu.Lock()
+				stored++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if stored != 1 {
+		t.Fatalf("contested dedup key stored %d times", stored)
+	}
+	r := must(s.Ranges(ctx, []store.RangeQuery{{UserID: "u", Limit: 1000}}))(t)[0]
+	if r.Head != writers*each+1 || r.First != 1 || len(r.Entries) != writers*each+1 {
+		t.Fatalf("head %d first %d, %d entries", r.Head, r.First, len(r.Entries))
+	}
+	for i, e := range r.Entries {
+		if e.Seq != uint64(i+1) {
+			t.Fatalf("entry %d has seq %d", i, e.Seq)
+		}
 	}
 }
