@@ -31,6 +31,7 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("InboxDedup", func(t *testing.T) { InboxDedup(t, newStore) })
 	t.Run("InboxTrimming", func(t *testing.T) { InboxTrimming(t, newStore) })
 	t.Run("ConcurrentAppends", func(t *testing.T) { ConcurrentAppends(t, newStore) })
+	t.Run("SharedFrame", func(t *testing.T) { SharedFrame(t, newStore) })
 	t.Run("Ranges", func(t *testing.T) { Ranges(t, newStore) })
 	t.Run("ClaimReads", func(t *testing.T) { ClaimReads(t, newStore) })
 	t.Run("Groups", func(t *testing.T) { Groups(t, newStore) })
@@ -694,5 +695,35 @@ func ConcurrentAppends(t *testing.T, newStore NewStore) {
 		if e.Seq != uint64(i+1) {
 			t.Fatalf("entry %d has seq %d", i, e.Seq)
 		}
+	}
+}
+
+// SharedFrame: one frame appended to many inboxes (a group message's
+// copies, which store may append in one shared run) takes each inbox's next
+// seq, and a user's entries keep their order around it.
+func SharedFrame(t *testing.T, newStore NewStore) {
+	s, ctx := newStore(t, store.InboxLimits{}), ctxT(t)
+	now := time.Now().UnixMilli()
+	write(t, s, store.Append{UserID: "c", Frame: frame("first"), TS: now, MsgID: "f"})
+	g := frame("group message")
+	var as []store.Append
+	for _, u := range []string{"a", "b", "c", "d"} {
+		as = append(as, store.Append{UserID: u, Frame: g, TS: now, MsgID: "g1"})
+	}
+	as = append(as, store.Append{UserID: "c", Frame: frame("after"), TS: now, MsgID: "x"}, store.Append{UserID: "a", Frame: g, TS: now, MsgID: "g1"})
+	got := write(t, s, as...)
+	want := []uint64{1, 1, 2, 1, 3, 2}
+	for i, a := range got {
+		if a.Seq != want[i] || a.Resend || a.MsgID != as[i].MsgID {
+			t.Fatalf("append %d = %+v, want seq %d", i, a, want[i])
+		}
+	}
+	r := must(s.Ranges(ctx, []store.RangeQuery{{UserID: "c", Limit: 10}, {UserID: "a", Limit: 10}}))(t)
+	var frames []string
+	for _, e := range r[0].Entries {
+		frames = append(frames, string(e.Frame))
+	}
+	if !slices.Equal(frames, []string{"first", "group message", "after"}) || len(r[1].Entries) != 2 {
+		t.Fatalf("inboxes = %q, %+v", frames, r[1])
 	}
 }
