@@ -34,15 +34,35 @@ import (
 	"github.com/gocim/gocim/proto/codec"
 )
 
-// Store is the shared state (package store implements it on Redis).
+// Store is the shared state: package store implements it on Redis, package
+// memstore in memory (tests). It is the composition of the small interfaces
+// below, one per concern; code that needs only one names that one.
 type Store interface {
+	Accounts
+	Quotas
+	Sessions
+	Inboxes
+	Groups
+	Pinger
+}
+
+// Accounts are the users: names (unique in any case), ids, password hashes.
+type Accounts interface {
 	CreateUser(ctx context.Context, name, pwHash string) (string, error)
 	NameTaken(ctx context.Context, name string) (bool, error)
 	UserByName(ctx context.Context, name string) (store.User, error)
 	UserByID(ctx context.Context, id string) (store.User, error)
 	Lookup(ctx context.Context, ids, names []string) (idToName, nameToID map[string]string, err error)
-	ChargeUpload(ctx context.Context, uid string, n, quota int64) (refund func(ctx context.Context, n int64), err error)
+}
 
+// Quotas count what users spend per day.
+type Quotas interface {
+	ChargeUpload(ctx context.Context, uid string, n, quota int64) (refund func(ctx context.Context, n int64), err error)
+}
+
+// Sessions are the users' routes (gateway, session, state), compared and
+// set per user, with the online and per-gateway sets that mirror them.
+type Sessions interface {
 	ClaimRoute(ctx context.Context, uid string, c store.Claim) (store.Route, error)
 	Online(ctx context.Context, uid, sid, gw string) error
 	Reassert(ctx context.Context, uid, sid, gw string) error
@@ -58,14 +78,26 @@ type Store interface {
 	ForgetOnline(ctx context.Context, uids []string) error
 	Gateways(ctx context.Context) ([]string, error)
 	ClearGateway(ctx context.Context, gw string) (int, error)
-	Ping(ctx context.Context) error
+}
 
+// Inboxes are the users' inboxes: appends with dedup, ranges for SYNC,
+// acknowledged seqs, read claims and history.
+type Inboxes interface {
 	Write(ctx context.Context, w store.Write) (store.Written, error)
 	Ranges(ctx context.Context, qs []store.RangeQuery) ([]store.Range, error)
 	RaiseAcks(ctx context.Context, acks []store.Ack) error
 	ClaimReads(ctx context.Context, qs []store.ReadQuery) ([][]store.Entry, error)
 	InboxBefore(ctx context.Context, uid string, before uint64, n int) ([]store.Entry, error)
+}
 
+// Groups is membership and group messages.
+type Groups interface {
+	Memberships
+	GroupMessages
+}
+
+// Memberships are groups and their members and invitations.
+type Memberships interface {
 	CreateGroup(ctx context.Context, owner, name string, open bool) (store.Group, error)
 	JoinGroup(ctx context.Context, gid, uid string, max int) (store.Group, error)
 	InviteToGroup(ctx context.Context, gid, by string, users []string, max int) (store.Group, []string, error)
@@ -76,10 +108,19 @@ type Store interface {
 	GroupOf(ctx context.Context, gid, viewer string) (store.Group, bool, error)
 	UserGroups(ctx context.Context, uid string) ([]store.Group, error)
 	GroupMembers(ctx context.Context, gids []string, checks []store.MemberRef) (map[string][]string, []bool, error)
+}
+
+// GroupMessages are group messages' dedup states and receipt counts.
+type GroupMessages interface {
 	ClaimGroupMessages(ctx context.Context, ds []store.GroupDedup) ([]store.GroupClaim, error)
 	FinishGroupMessages(ctx context.Context, ds []store.GroupDedup) error
 	AddGroupReceipts(ctx context.Context, rs []store.GroupReceipt) ([]int, error)
 	GroupReceiptCounts(ctx context.Context, sender string, msgIDs []string) ([]store.ReceiptCount, error)
+}
+
+// Pinger checks that the store answers.
+type Pinger interface {
+	Ping(ctx context.Context) error
 }
 
 // Files keeps uploads (package files).

@@ -1,0 +1,729 @@
+// Package storetest is the conformance suite of router.Store: the semantics
+// every implementation shares (package store on Redis, package memstore in
+// memory). Each implementation's tests call Run.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gocim/gocim/cim-route/internal/errs"
+	"github.com/gocim/gocim/cim-route/internal/router"
+	"github.com/gocim/gocim/cim-route/internal/store"
+)
+
+// NewStore returns an empty store with the given inbox limits (zero fields:
+// defaults).
+type NewStore func(t *testing.T, lim store.InboxLimits) router.Store
+
+// Run runs the whole suite against stores from newStore.
+func Run(t *testing.T, newStore NewStore) {
+	t.Run("Accounts", func(t *testing.T) { Accounts(t, newStore) })
+	t.Run("Quotas", func(t *testing.T) { Quotas(t, newStore) })
+	t.Run("Sessions", func(t *testing.T) { Sessions(t, newStore) })
+	t.Run("ClearAndReclaim", func(t *testing.T) { ClearAndReclaim(t, newStore) })
+	t.Run("InboxDedup", func(t *testing.T) { InboxDedup(t, newStore) })
+	t.Run("InboxTrimming", func(t *testing.T) { InboxTrimming(t, newStore) })
+	t.Run("ConcurrentAppends", func(t *testing.T) { ConcurrentAppends(t, newStore) })
+	t.Run("SharedFrame", func(t *testing.T) { SharedFrame(t, newStore) })
+	t.Run("Ranges", func(t *testing.T) { Ranges(t, newStore) })
+	t.Run("ClaimReads", func(t *testing.T) { ClaimReads(t, newStore) })
+	t.Run("Groups", func(t *testing.T) { Groups(t, newStore) })
+	t.Run("GroupMessages", func(t *testing.T) { GroupMessages(t, newStore) })
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// must(f())(t) is f's value; t fails on f's error.
+func must[T any](v T, err error) func(t *testing.T) T {
+	return func(t *testing.T) T {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+}
+
+// Accounts: ids unique, names unique in any case, lookups.
+func Accounts(t *testing.T, newStore NewStore) {
+	s, ctx := newStore(t, store.InboxLimits{}), ctxT(t)
+	if err := s.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	id := must(s.CreateUser(ctx, "Alice", "hash-a"))(t)
+	for _, n := range []string{"Alice", "alice", "ALICE"} {
+		if _, err := s.CreateUser(ctx, n, "h"); !errors.Is(err, errs.ErrNameTaken) {
+			t.Fatalf("create %s: err = %v, want ErrNameTaken", n, err)
+		}
+		if taken, err := s.NameTaken(ctx, n); err != nil || !taken {
+			t.Fatalf("NameTaken(%s) = %v, %v", n, taken, err)
+		}
+	}
+	bob := must(s.CreateUser(ctx, "bob", "hash-b"))(t)
+	if bob == id {
+		t.Fatalf("bob got alice's id %s", id)
+	}
+	u := must(s.UserByName(ctx, "alice"))(t)
+	if u.ID != id || u.Name != "Alice" || u.PasswordHash != "hash-a" || u.Created == 0 {
+		t.Fatalf("UserByName = %+v", u)
+	}
+	if u2 := must(s.UserByID(ctx, id))(t); u2 != u {
+		t.Fatalf("UserByID = %+v, want %+v", u2, u)
+	}
+	if _, err := s.UserByName(ctx, "carol"); !errors.Is(err, errs.ErrBadAccount) {
+		t.Fatalf("unknown name: %v", err)
+	}
+	if _, err := s.UserByID(ctx, "999"); !errors.Is(err, errs.ErrBadAccount) {
+		t.Fatalf("unknown id: %v", err)
+	}
+	if taken, err := s.NameTaken(ctx, "carol"); err != nil || taken {
+		t.Fatalf("NameTaken(carol) = %v, %v", taken, err)
+	}
+	names, ids, err := s.Lookup(ctx, []string{id, bob, "999"}, []string{"BOB", "zed"})
+	if err != nil || len(names) != 2 || names[id] != "Alice" || names[bob] != "bob" || len(ids) != 1 || ids["BOB"] != bob {
+		t.Fatalf("Lookup = %v %v %v", names, ids, err)
+	}
+
+	var mu sync.Mutex
+	seen, winners := map[string]bool{id: true, bob: true}, 0
+	var wg sync.WaitGroup
+	for i := range 16 {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			id, err := s.CreateUser(ctx, fmt.Sprintf("user%d", i), "h")
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil || seen[id] {
+				t.Errorf("user%d: id %s (seen %v), err %v", i, id, seen[id], err)
+			}
+			seen[id] = true
+		}()
+		go func() {
+			defer wg.Done()
+			_, err := s.CreateUser(ctx, "contested", "h")
+			mu.Lock()
+			defer mu.Unlock()
+			if err == nil {
+				winners++
+			} else if !errors.Is(err, errs.ErrNameTaken) {
+				t.Errorf("contested: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if winners != 1 {
+		t.Fatalf("%d registrations of one name succeeded, want 1", winners)
+	}
+}
+
+// Quotas: charges up to the quota, refunds.
+func Quotas(t *testing.T, newStore NewStore) {
+	s, ctx := newStore(t, store.InboxLimits{}), ctxT(t)
+	refund := must(s.ChargeUpload(ctx, "7", 60, 100))(t)
+	if _, err := s.ChargeUpload(ctx, "7", 50, 100); !errors.Is(err, errs.ErrQuotaExceeded) {
+		t.Fatalf("over quota: %v", err)
+	}
+	must(s.ChargeUpload(ctx, "8", 100, 100))(t) // per user
+	refund(ctx, 20)
+	must(s.ChargeUpload(ctx, "7", 60, 100))(t) // 40 + 60
+	if _, err := s.ChargeUpload(ctx, "7", 1, 100); !errors.Is(err, errs.ErrQuotaExceeded) {
+		t.Fatalf("full quota: %v", err)
+	}
+}
+
+func sorted(ids []string) []string {
+	slices.Sort(ids)
+	return ids
+}
+
+// Sessions: the route compare-and-set: claim, online, stale confirmations
+// and disconnects, reject policy with eviction, reassert, drop, the online
+// set.
+func Sessions(t *testing.T, newStore NewStore) {
+	s, ctx := newStore(t, store.InboxLimits{}), ctxT(t)
+	const gwA, gwB = "127.0.0.1:1:2", "127.0.0.1:3:4"
+
+	old, err := s.ClaimRoute(ctx, "7", store.Claim{Gateway: gwA, Session: "s1", TTL: time.Minute})
+	if err != nil || old.Exists() {
+		t.Fatalf("first claim: old %+v err %v", old, err)
+	}
+	r := must(s.Routes(ctx, []string{"7"}))(t)["7"]
+	if r.Session != "s1" || r.Gateway != gwA || r.State != store.StatePending || r.Since != 0 {
+		t.Fatalf("pending route = %+v", r)
+	}
+	if err := s.Online(ctx, "7", "s0", gwA); !errors.Is(err, errs.ErrStaleSession) {
+		t.Fatalf("online of another session: %v", err)
+	}
+	if err := s.Online(ctx, "9", "s9", gwA); !errors.Is(err, errs.ErrStaleSession) {
+		t.Fatalf("online without a route: %v", err)
+	}
+	if err := s.Online(ctx, "7", "s1", gwA); err != nil {
+		t.Fatal(err)
+	}
+	if ids := sorted(must(s.OnlineIDs(ctx))(t)); !slices.Equal(ids, []string{"7"}) {
+		t.Fatalf("online ids = %v", ids)
+	}
+	if gws := sorted(must(s.Gateways(ctx))(t)); !slices.Equal(gws, []string{gwA}) {
+		t.Fatalf("gateways = %v", gws)
+	}
+
+	// Reject policy: refused while online, unless that session is evictable.
+	old, err = s.ClaimRoute(ctx, "7", store.Claim{Gateway: gwB, Session: "s2", TTL: time.Minute, RejectOnline: true})
+	if !errors.Is(err, errs.ErrRepeatLogin) || old.Session != "s1" || !old.Online() {
+		t.Fatalf("rejected claim: old %+v err %v", old, err)
+	}
+	if r := must(s.Routes(ctx, []string{"7"}))(t)["7"]; r.Session != "s1" || !r.Online() {
+		t.Fatalf("route after a refused claim = %+v", r)
+	}
+	// Kick policy: a new login replaces the online session.
+	old, err = s.ClaimRoute(ctx, "7", store.Claim{Gateway: gwB, Session: "s2", TTL: time.Minute, RejectOnline: true, Evict: "s1"})
+	if err != nil || old.Session != "s1" || old.Gateway != gwA || !old.Online() || old.Since == 0 {
+		t.Fatalf("evicting claim: old %+v err %v", old, err)
+	}
+	// A late confirmation or disconnect of the old session changes nothing.
+	if err := s.Online(ctx, "7", "s1", gwA); !errors.Is(err, errs.ErrStaleSession) {
+		t.Fatalf("late online: %v", err)
+	}
+	if _, dropped, err := s.DropSession(ctx, "7", "s1"); err != nil || dropped {
+		t.Fatalf("late offline: dropped=%v err=%v", dropped, err)
+	}
+	if err := s.Online(ctx, "7", "s2", gwB); err != nil {
+		t.Fatal(err)
+	}
+	routes := must(s.Routes(ctx, []string{"7", "8"}))(t)
+	if len(routes) != 1 || routes["7"].Session != "s2" || routes["7"].Gateway != gwB || !routes["7"].Online() || routes["7"].Since == 0 {
+		t.Fatalf("routes = %+v", routes)
+	}
+	r, dropped, err := s.DropSession(ctx, "7", "s2")
+	if err != nil || !dropped || r.Gateway != gwB || !r.Online() || r.Session != "s2" {
+		t.Fatalf("drop: %+v %v %v", r, dropped, err)
+	}
+	if routes := must(s.Routes(ctx, []string{"7"}))(t); len(routes) != 0 {
+		t.Fatalf("route after drop = %+v", routes)
+	}
+	if ids := sorted(must(s.OnlineIDs(ctx))(t)); len(ids) != 0 {
+		t.Fatalf("online ids after drop = %v", ids)
+	}
+
+	// Reassert: re-creates an absent route, refuses another session's.
+	if err := s.Reassert(ctx, "7", "s3", gwA); err != nil {
+		t.Fatal(err)
+	}
+	if r := must(s.Routes(ctx, []string{"7"}))(t)["7"]; r.Session != "s3" || r.Gateway != gwA || !r.Online() {
+		t.Fatalf("reasserted route = %+v", r)
+	}
+	if err := s.Reassert(ctx, "7", "s2", gwB); !errors.Is(err, errs.ErrStaleSession) {
+		t.Fatalf("reassert of another session: %v", err)
+	}
+	if err := s.Reassert(ctx, "7", "s3", gwB); err != nil {
+		t.Fatalf("reassert of the session on another gateway: %v", err)
+	}
+
+	// DropSessions counts what it deleted; ForgetOnline keeps online users.
+	for _, u := range []string{"10", "11"} {
+		must(s.ClaimRoute(ctx, u, store.Claim{Gateway: gwA, Session: "x" + u, TTL: time.Minute}))(t)
+		if err := s.Online(ctx, u, "x"+u, gwA); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := must(s.DropSessions(ctx, []store.SessionRef{{UserID: "10", Session: "x10"}, {UserID: "11", Session: "old"}, {UserID: "12", Session: "x12"}}))(t)
+	if n != 1 {
+		t.Fatalf("DropSessions = %d, want 1", n)
+	}
+	if err := s.ForgetOnline(ctx, []string{"7", "10", "11"}); err != nil {
+		t.Fatal(err)
+	}
+	if ids := sorted(must(s.OnlineIDs(ctx))(t)); !slices.Equal(ids, []string{"11", "7"}) {
+		t.Fatalf("online ids after ForgetOnline = %v", ids)
+	}
+}
+
+// ClearAndReclaim: a cleared gateway's routes go; the exact session on the
+// exact gateway may reclaim its route while nobody took it; a drop of the
+// session removes that chance.
+func ClearAndReclaim(t *testing.T, newStore NewStore) {
+	s, ctx := newStore(t, store.InboxLimits{}), ctxT(t)
+	const gwA, gwB = "gw-a", "gw-b"
+	for _, u := range []string{"1", "2", "3", "4"} {
+		must(s.ClaimRoute(ctx, u, store.Claim{Gateway: gwA, Session: "s" + u, TTL: time.Minute}))(t)
+		if err := s.Online(ctx, u, "s"+u, gwA); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 4 moved to gwB: its route does not point at gwA any more.
+	must(s.ClaimRoute(ctx, "4", store.Claim{Gateway: gwB, Session: "t4", TTL: time.Minute}))(t)
+	if err := s.Online(ctx, "4", "t4", gwB); err != nil {
+		t.Fatal(err)
+	}
+	if n := must(s.ClearGateway(ctx, gwA))(t); n != 3 {
+		t.Fatalf("ClearGateway = %d, want 3", n)
+	}
+	if gws := sorted(must(s.Gateways(ctx))(t)); !slices.Equal(gws, []string{gwB}) {
+		t.Fatalf("gateways = %v", gws)
+	}
+	if routes := must(s.Routes(ctx, []string{"1", "2", "3", "4"}))(t); len(routes) != 1 || routes["4"].Session != "t4" {
+		t.Fatalf("routes = %+v", routes)
+	}
+	if ids := sorted(must(s.OnlineIDs(ctx))(t)); !slices.Equal(ids, []string{"4"}) {
+		t.Fatalf("online ids = %v", ids)
+	}
+	if n := must(s.ClearGateway(ctx, gwA))(t); n != 0 {
+		t.Fatalf("second ClearGateway = %d", n)
+	}
+	// 2 logs in again meanwhile; 3's session ends.
+	must(s.ClaimRoute(ctx, "2", store.Claim{Gateway: gwB, Session: "n2", TTL: time.Minute}))(t)
+	if _, dropped, err := s.DropSession(ctx, "3", "s3"); err != nil || dropped {
+		t.Fatalf("drop of a cleared session: %v %v", dropped, err)
+	}
+	ok := must(s.Reclaim(ctx, gwA, []store.SessionRef{
+		{UserID: "1", Session: "s1"}, {UserID: "2", Session: "s2"}, {UserID: "3", Session: "s3"}, {UserID: "1", Session: "s1"}, {UserID: "5", Session: "s5"},
+	}))(t)
+	if !slices.Equal(ok, []bool{true, false, false, true, false}) {
+		t.Fatalf("Reclaim = %v", ok)
+	}
+	if r := must(s.Routes(ctx, []string{"1"}))(t)["1"]; r.Session != "s1" || r.Gateway != gwA || !r.Online() {
+		t.Fatalf("reclaimed route = %+v", r)
+	}
+	if gws := sorted(must(s.Gateways(ctx))(t)); !slices.Equal(gws, []string{gwA, gwB}) {
+		t.Fatalf("gateways after reclaim = %v", gws)
+	}
+	// Another gateway cannot reclaim it.
+	if n := must(s.ClearGateway(ctx, gwA))(t); n != 1 {
+		t.Fatalf("ClearGateway = %d", n)
+	}
+	if ok := must(s.Reclaim(ctx, gwB, []store.SessionRef{{UserID: "1", Session: "s1"}}))(t); ok[0] {
+		t.Fatal("reclaimed on another gateway")
+	}
+	// Reassert takes the route back and the marker goes.
+	if err := s.Reassert(ctx, "1", "s1", gwA); err != nil {
+		t.Fatal(err)
+	}
+	if _, dropped, err := s.DropSession(ctx, "1", "s1"); err != nil || !dropped {
+		t.Fatalf("drop: %v %v", dropped, err)
+	}
+	if ok := must(s.Reclaim(ctx, gwA, []store.SessionRef{{UserID: "1", Session: "s1"}}))(t); ok[0] {
+		t.Fatal("reclaimed a dropped session")
+	}
+}
+
+func frame(s string) []byte { return []byte(s) }
+
+func write(t *testing.T, s router.Store, as ...store.Append) []store.Appended {
+	t.Helper()
+	w := must(s.Write(ctxT(t), store.Write{Appends: as}))(t)
+	if len(w.Appended) != len(as) {
+		t.Fatalf("%d answers for %d appends", len(w.Appended), len(as))
+	}
+	return w.Appended
+}
+
+// InboxDedup: seqs, resends within a batch and across batches answer the
+// first msgId, seq and stored entry; dedup is per recipient.
+func InboxDedup(t *testing.T, newStore NewStore) {
+	s, ctx := newStore(t, store.InboxLimits{}), ctxT(t)
+	now := time.Now().UnixMilli()
+	got := write(t, s,
+		store.Append{UserID: "b", Frame: frame("m1"), TS: now, MsgID: "id1", Dedup: "a:c1"},
+		store.Append{UserID: "b", Frame: frame("m2"), TS: now, MsgID: "id2", Dedup: "a:c1"},
+		store.Append{UserID: "c", Frame: frame("m1"), TS: now, MsgID: "id3", Dedup: "a:c1"},
+		store.Append{UserID: "b", Frame: frame("m4"), TS: now, MsgID: "id4"},
+	)
+	if got[0].Seq != 1 || got[0].MsgID != "id1" || got[0].Resend {
+		t.Fatalf("first = %+v", got[0])
+	}
+	if !got[1].Resend || got[1].Seq != 1 || got[1].MsgID != "id1" || got[1].Stored.Seq != 1 || string(got[1].Stored.Frame) != "m1" || got[1].Stored.TS != now {
+		t.Fatalf("resend in batch = %+v", got[1])
+	}
+	if got[2].Seq != 1 || got[2].Resend || got[3].Seq != 2 || got[3].MsgID != "id4" {
+		t.Fatalf("other inbox / no dedup = %+v %+v", got[2], got[3])
+	}
+	again := write(t, s, store.Append{UserID: "b", Frame: frame("m5"), TS: now, MsgID: "id5", Dedup: "a:c1"})[0]
+	if !again.Resend || again.Seq != 1 || again.MsgID != "id1" || string(again.Stored.Frame) != "m1" {
+		t.Fatalf("later resend = %+v", again)
+	}
+	rs := must(s.Ranges(ctx, []store.RangeQuery{{UserID: "b", Limit: 10}}))(t)
+	if len(rs[0].Entries) != 2 || rs[0].Head != 2 || string(rs[0].Entries[1].Frame) != "m4" {
+		t.Fatalf("inbox = %+v", rs[0])
+	}
+	// Write reads routes after the appends; an empty Write does nothing.
+	must(s.ClaimRoute(ctx, "b", store.Claim{Gateway: "g", Session: "sb", TTL: time.Minute}))(t)
+	w := must(s.Write(ctx, store.Write{Acks: []store.Ack{{UserID: "b", Seq: 1}}, Routes: []string{"b", "z"}}))(t)
+	if len(w.Routes) != 1 || w.Routes["b"].Session != "sb" {
+		t.Fatalf("routes = %+v", w.Routes)
+	}
+	must(s.Write(ctx, store.Write{}))(t)
+}
+
+// InboxTrimming: by length, by age; droppable receipts are stored only
+// below the max length and never evict a message.
+func InboxTrimming(t *testing.T, newStore NewStore) {
+	s, ctx := newStore(t, store.InboxLimits{MaxLen: 3, TTL: time.Hour}), ctxT(t)
+	now := time.Now().UnixMilli()
+	for i := range 5 {
+		write(t, s, store.Append{UserID: "u", Frame: frame(fmt.Sprint("m", i+1)), TS: now, MsgID: fmt.Sprint("id", i+1)})
+	}
+	r := must(s.Ranges(ctx, []store.RangeQuery{{UserID: "u", Limit: 10}}))(t)[0]
+	if r.Head != 5 || r.First != 3 || len(r.Entries) != 3 || r.Entries[0].Seq != 3 {
+		t.Fatalf("trimmed by length: %+v", r)
+	}
+	// A full inbox drops a receipt rather than a message.
+	got := write(t, s, store.Append{UserID: "u", Frame: frame("rc"), TS: now, MsgID: "r1", Droppable: true})[0]
+	if got.Seq != 0 || got.MsgID != "r1" || got.Resend {
+		t.Fatalf("droppable into a full inbox = %+v", got)
+	}
+	if r := must(s.Ranges(ctx, []store.RangeQuery{{UserID: "u", Limit: 10}}))(t)[0]; r.Head != 5 || r.First != 3 {
+		t.Fatalf("after a dropped receipt: %+v", r)
+	}
+	// Below the max length it is stored; in one batch, only as many as fit.
+	gotAll := write(t, s,
+		store.Append{UserID: "v", Frame: frame("m"), TS: now, MsgID: "m1"},
+		store.Append{UserID: "v", Frame: frame("r"), TS: now, MsgID: "r1", Droppable: true},
+		store.Append{UserID: "v", Frame: frame("r"), TS: now, MsgID: "r2", Droppable: true},
+		store.Append{UserID: "v", Frame: frame("r"), TS: now, MsgID: "r3", Droppable: true},
+		store.Append{UserID: "v", Frame: frame("m"), TS: now, MsgID: "m2"},
+	)
+	if seqs := []uint64{gotAll[0].Seq, gotAll[1].Seq, gotAll[2].Seq, gotAll[3].Seq, gotAll[4].Seq}; !slices.Equal(seqs, []uint64{1, 2, 3, 0, 4}) {
+		t.Fatalf("seqs = %v", seqs)
+	}
+	// By age: entries older than the TTL go with the next append.
+	old := now - 2*time.Hour.Milliseconds()
+	write(t, s, store.Append{UserID: "w", Frame: frame("old1"), TS: old, MsgID: "o1"}, store.Append{UserID: "w", Frame: frame("old2"), TS: old, MsgID: "o2"})
+	write(t, s, store.Append{UserID: "w", Frame: frame("new"), TS: now, MsgID: "n"})
+	if r := must(s.Ranges(ctx, []store.RangeQuery{{UserID: "w", Limit: 10}}))(t)[0]; r.First != 3 || len(r.Entries) != 1 || string(r.Entries[0].Frame) != "new" {
+		t.Fatalf("trimmed by age: %+v", r)
+	}
+	// A resend of a trimmed message answers its seq without the entry.
+	write(t, s, store.Append{UserID: "x", Frame: frame("d"), TS: now, MsgID: "d1", Dedup: "a:d"})
+	for i := range 3 {
+		write(t, s, store.Append{UserID: "x", Frame: frame("f"), TS: now, MsgID: fmt.Sprint("f", i)})
+	}
+	if got := write(t, s, store.Append{UserID: "x", Frame: frame("d"), TS: now, MsgID: "d2", Dedup: "a:d"})[0]; !got.Resend || got.Seq != 1 || got.MsgID != "d1" || got.Stored.Seq != 0 {
+		t.Fatalf("resend of a trimmed message = %+v", got)
+	}
+}
+
+// Ranges: from-acked, upto, limit, byte budget (the first entry always),
+// the after timestamp, acks never lower, history.
+func Ranges(t *testing.T, newStore NewStore) {
+	s, ctx := newStore(t, store.InboxLimits{}), ctxT(t)
+	now := time.Now().UnixMilli()
+	big := strings.Repeat("x", 100)
+	for i := range 6 {
+		write(t, s, store.Append{UserID: "u", Frame: frame(big), TS: now + int64(i), MsgID: fmt.Sprint("id", i+1)})
+	}
+	r := must(s.Ranges(ctx, []store.RangeQuery{{UserID: "empty", Limit: 5}}))(t)[0]
+	if r.Head != 0 || r.First != 1 || r.Acked != 0 || len(r.Entries) != 0 {
+		t.Fatalf("empty inbox: %+v", r)
+	}
+	if err := s.RaiseAcks(ctx, []store.Ack{{UserID: "u", Seq: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RaiseAcks(ctx, []store.Ack{{UserID: "u", Seq: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	rs := must(s.Ranges(ctx, []store.RangeQuery{
+		{UserID: "u", After: 0, FromAcked: true, Limit: 2},
+		{UserID: "u", After: 3, FromAcked: true, Limit: 10, Upto: 4, AfterTS: true},
+		{UserID: "u", After: 0, Limit: 10, MaxBytes: 250},
+		{UserID: "u", After: 1, Limit: 10, MaxBytes: 10},
+		{UserID: "u", After: 0, Limit: 0},
+	}))(t)
+	seqs := func(r store.Range) []uint64 {
+		var out []uint64
+		for _, e := range r.Entries {
+			out = append(out, e.Seq)
+		}
+		return out
+	}
+	if r := rs[0]; r.After != 2 || r.Acked != 2 || r.Head != 6 || r.First != 1 || !slices.Equal(seqs(r), []uint64{3, 4}) || r.AfterTS != 0 {
+		t.Fatalf("from acked: %+v", r)
+	}
+	if r := rs[1]; r.After != 3 || !slices.Equal(seqs(r), []uint64{4}) || r.AfterTS != now+2 || r.Entries[0].TS != now+3 || string(r.Entries[0].Frame) != big {
+		t.Fatalf("upto, after ts: %+v", r)
+	}
+	if r := rs[2]; !slices.Equal(seqs(r), []uint64{1, 2}) {
+		t.Fatalf("byte budget: %v", seqs(r))
+	}
+	if r := rs[3]; !slices.Equal(seqs(r), []uint64{2}) {
+		t.Fatalf("budget below one entry: %v", seqs(r))
+	}
+	if r := rs[4]; !slices.Equal(seqs(r), []uint64{1}) {
+		t.Fatalf("limit 0: %v", seqs(r))
+	}
+	h := must(s.InboxBefore(ctx, "u", 0, 2))(t)
+	if len(h) != 2 || h[0].Seq != 6 || h[1].Seq != 5 {
+		t.Fatalf("history = %+v", h)
+	}
+	h = must(s.InboxBefore(ctx, "u", 3, 10))(t)
+	if len(h) != 2 || h[0].Seq != 2 || h[1].Seq != 1 {
+		t.Fatalf("history before 3 = %+v", h)
+	}
+	if h := must(s.InboxBefore(ctx, "nobody", 0, 10))(t); len(h) != 0 {
+		t.Fatalf("empty history = %+v", h)
+	}
+}
+
+// ClaimReads: an entry is returned once, only at its seq and naming the
+// msgId.
+func ClaimReads(t *testing.T, newStore NewStore) {
+	s, ctx := newStore(t, store.InboxLimits{}), ctxT(t)
+	now := time.Now().UnixMilli()
+	write(t, s,
+		store.Append{UserID: "u", Frame: frame("msg-A"), TS: now, MsgID: "A"},
+		store.Append{UserID: "u", Frame: frame("msg-B"), TS: now, MsgID: "B"},
+	)
+	got := must(s.ClaimReads(ctx, []store.ReadQuery{{UserID: "u", Seqs: []uint64{1, 2, 9, 0}, MsgIDs: []string{"msg-A", "msg-A", "msg-A", "msg-A"}}}))(t)
+	if len(got) != 1 || len(got[0]) != 4 || got[0][0].Seq != 1 || string(got[0][0].Frame) != "msg-A" || got[0][1].Seq != 0 || got[0][2].Seq != 0 || got[0][3].Seq != 0 {
+		t.Fatalf("first claims = %+v", got)
+	}
+	got = must(s.ClaimReads(ctx, []store.ReadQuery{{UserID: "u", Seqs: []uint64{1, 2}, MsgIDs: []string{"msg-A", "msg-B"}}}))(t)
+	if got[0][0].Seq != 0 || got[0][1].Seq != 2 {
+		t.Fatalf("second claims = %+v", got)
+	}
+	if _, err := s.ClaimReads(ctx, []store.ReadQuery{{UserID: "u", Seqs: []uint64{1}, MsgIDs: nil}}); err == nil {
+		t.Fatal("mismatched seqs and msg ids: no error")
+	}
+}
+
+// Groups: membership rules.
+func Groups(t *testing.T, newStore NewStore) {
+	s, ctx := newStore(t, store.InboxLimits{}), ctxT(t)
+	g := must(s.CreateGroup(ctx, "1", "team", false))(t)
+	if g.ID == "" || g.Name != "team" || g.Owner != "1" || g.Open || g.Members != 1 || g.Created == 0 {
+		t.Fatalf("created = %+v", g)
+	}
+	gid := g.ID
+	if _, err := s.JoinGroup(ctx, gid, "2", 10); !errors.Is(err, errs.ErrForbidden) {
+		t.Fatalf("join closed: %v", err)
+	}
+	if _, _, err := s.InviteToGroup(ctx, gid, "2", []string{"3"}, 10); !errors.Is(err, errs.ErrForbidden) {
+		t.Fatalf("invite by a non-member: %v", err)
+	}
+	_, inv, err := s.InviteToGroup(ctx, gid, "1", []string{"2", "3", "1", "2"}, 10)
+	if err != nil || !slices.Equal(inv, []string{"2", "3"}) {
+		t.Fatalf("invite = %v, %v", inv, err)
+	}
+	if _, inv, err := s.InviteToGroup(ctx, gid, "1", []string{"2"}, 10); err != nil || len(inv) != 0 {
+		t.Fatalf("re-invite = %v, %v", inv, err)
+	}
+	if g := must(s.JoinGroup(ctx, gid, "2", 10))(t); g.Members != 2 {
+		t.Fatalf("join = %+v", g)
+	}
+	if g := must(s.JoinGroup(ctx, gid, "2", 10))(t); g.Members != 2 {
+		t.Fatalf("join again = %+v", g)
+	}
+	if _, _, err := s.InviteToGroup(ctx, gid, "2", []string{"4"}, 10); !errors.Is(err, errs.ErrForbidden) {
+		t.Fatalf("invite by a member of a closed group: %v", err)
+	}
+	if _, err := s.JoinGroup(ctx, gid, "3", 2); !errors.Is(err, errs.ErrGroupFull) {
+		t.Fatalf("join full: %v", err)
+	}
+	if _, _, err := s.InviteToGroup(ctx, gid, "1", []string{"5"}, 2); !errors.Is(err, errs.ErrGroupFull) {
+		t.Fatalf("invite to full: %v", err)
+	}
+	if err := s.KickFromGroup(ctx, gid, "1", "3"); err != nil { // drops the invitation
+		t.Fatal(err)
+	}
+	if _, err := s.JoinGroup(ctx, gid, "3", 10); !errors.Is(err, errs.ErrForbidden) {
+		t.Fatalf("join after the invitation was dropped: %v", err)
+	}
+	if err := s.LeaveGroup(ctx, gid, "1"); !errors.Is(err, errs.ErrForbidden) {
+		t.Fatalf("owner leaves: %v", err)
+	}
+	if err := s.LeaveGroup(ctx, gid, "9"); !errors.Is(err, errs.ErrForbidden) {
+		t.Fatalf("non-member leaves: %v", err)
+	}
+	if err := s.KickFromGroup(ctx, gid, "2", "1"); !errors.Is(err, errs.ErrForbidden) {
+		t.Fatalf("kick by a member: %v", err)
+	}
+	if err := s.KickFromGroup(ctx, gid, "1", "1"); !errors.Is(err, errs.ErrForbidden) {
+		t.Fatalf("kick the owner: %v", err)
+	}
+	if _, err := s.RenameGroup(ctx, gid, "2", "x"); !errors.Is(err, errs.ErrForbidden) {
+		t.Fatalf("rename by a member: %v", err)
+	}
+	if g := must(s.RenameGroup(ctx, gid, "1", "crew"))(t); g.Name != "crew" || g.Members != 2 {
+		t.Fatalf("renamed = %+v", g)
+	}
+	open := must(s.CreateGroup(ctx, "2", "open", true))(t)
+	if g := must(s.JoinGroup(ctx, open.ID, "3", 10))(t); g.Members != 2 || !g.Open {
+		t.Fatalf("join open = %+v", g)
+	}
+	if _, inv, err := s.InviteToGroup(ctx, open.ID, "3", []string{"4"}, 10); err != nil || !slices.Equal(inv, []string{"4"}) {
+		t.Fatalf("invite by a member of an open group = %v, %v", inv, err)
+	}
+	g, member, err := s.GroupOf(ctx, gid, "2")
+	if err != nil || !member || g.Name != "crew" || g.Members != 2 {
+		t.Fatalf("GroupOf = %+v %v %v", g, member, err)
+	}
+	if _, member, err := s.GroupOf(ctx, gid, ""); err != nil || member {
+		t.Fatalf("GroupOf without viewer: %v %v", member, err)
+	}
+	if _, _, err := s.GroupOf(ctx, "999", "1"); !errors.Is(err, errs.ErrNoGroup) {
+		t.Fatalf("GroupOf missing: %v", err)
+	}
+	gs := must(s.UserGroups(ctx, "2"))(t)
+	if len(gs) != 2 || gs[0].ID != gid || gs[1].ID != open.ID {
+		t.Fatalf("UserGroups = %+v", gs)
+	}
+	members, checks, err := s.GroupMembers(ctx, []string{gid, "999"}, []store.MemberRef{{Group: gid, User: "2"}, {Group: gid, User: "3"}, {Group: "999", User: "1"}})
+	if err != nil || len(members[gid]) != 2 || len(members["999"]) != 0 || !slices.Equal(checks, []bool{true, false, false}) {
+		t.Fatalf("GroupMembers = %v %v %v", members, checks, err)
+	}
+	if err := s.LeaveGroup(ctx, gid, "2"); err != nil {
+		t.Fatal(err)
+	}
+	if gs := must(s.UserGroups(ctx, "2"))(t); len(gs) != 1 || gs[0].ID != open.ID {
+		t.Fatalf("UserGroups after leave = %+v", gs)
+	}
+	if err := s.DissolveGroup(ctx, open.ID, "3"); !errors.Is(err, errs.ErrForbidden) {
+		t.Fatalf("dissolve by a member: %v", err)
+	}
+	if err := s.DissolveGroup(ctx, open.ID, "2"); err != nil {
+		t.Fatal(err)
+	}
+	if gs := must(s.UserGroups(ctx, "3"))(t); len(gs) != 0 {
+		t.Fatalf("UserGroups after dissolve = %+v", gs)
+	}
+	for _, err := range []error{
+		s.DissolveGroup(ctx, open.ID, "2"),
+		s.LeaveGroup(ctx, open.ID, "3"),
+		s.KickFromGroup(ctx, open.ID, "2", "3"),
+	} {
+		if !errors.Is(err, errs.ErrNoGroup) {
+			t.Fatalf("on a dissolved group: %v", err)
+		}
+	}
+	if _, err := s.JoinGroup(ctx, open.ID, "3", 10); !errors.Is(err, errs.ErrNoGroup) {
+		t.Fatalf("join a dissolved group: %v", err)
+	}
+}
+
+// GroupMessages: dedup states pending/done, receipt counts.
+func GroupMessages(t *testing.T, newStore NewStore) {
+	s, ctx := newStore(t, store.InboxLimits{}), ctxT(t)
+	d1 := store.GroupDedup{Sender: "1", ClientMsgID: "c1", MsgID: "m1"}
+	d2 := store.GroupDedup{Sender: "2", ClientMsgID: "c1", MsgID: "m2"}
+	got := must(s.ClaimGroupMessages(ctx, []store.GroupDedup{d1, d2}))(t)
+	if !got[0].Claimed || !got[1].Claimed {
+		t.Fatalf("first claims = %+v", got)
+	}
+	again := store.GroupDedup{Sender: "1", ClientMsgID: "c1", MsgID: "m9"}
+	if got := must(s.ClaimGroupMessages(ctx, []store.GroupDedup{again}))(t); got[0].Claimed || got[0].MsgID != "m1" || got[0].State != store.GroupPending {
+		t.Fatalf("claim while pending = %+v", got)
+	}
+	if err := s.FinishGroupMessages(ctx, []store.GroupDedup{d1}); err != nil {
+		t.Fatal(err)
+	}
+	if got := must(s.ClaimGroupMessages(ctx, []store.GroupDedup{again}))(t); got[0].Claimed || got[0].MsgID != "m1" || got[0].State != store.GroupDone {
+		t.Fatalf("claim when done = %+v", got)
+	}
+	n := must(s.AddGroupReceipts(ctx, []store.GroupReceipt{
+		{Sender: "1", MsgID: "m1", Members: []string{"2", "3"}},
+		{Sender: "1", MsgID: "m1", Members: []string{"3", "4"}},
+		{Sender: "1", MsgID: "m1", Read: true, Members: []string{"2"}},
+	}))(t)
+	if !slices.Equal(n, []int{2, 3, 1}) {
+		t.Fatalf("receipt set sizes = %v", n)
+	}
+	c := must(s.GroupReceiptCounts(ctx, "1", []string{"m1", "zz"}))(t)
+	if len(c) != 2 || c[0] != (store.ReceiptCount{Delivered: 3, Read: 1}) || c[1] != (store.ReceiptCount{}) {
+		t.Fatalf("counts = %+v", c)
+	}
+	if c := must(s.GroupReceiptCounts(ctx, "2", []string{"m1"}))(t); c[0] != (store.ReceiptCount{}) {
+		t.Fatalf("counts of another sender = %+v", c)
+	}
+}
+
+// ConcurrentAppends: concurrent writers to one inbox get distinct seqs
+// without gaps, each writer's entries in order, and a contested dedup key
+// is stored once.
+func ConcurrentAppends(t *testing.T, newStore NewStore) {
+	s, ctx := newStore(t, store.InboxLimits{}), ctxT(t)
+	const writers, each = 8, 16
+	now := time.Now().UnixMilli()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	stored := 0
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			as := make([]store.Append, each)
+			for i := range as {
+				as[i] = store.Append{UserID: "u", Frame: frame(fmt.Sprint(w, "/", i)), TS: now, MsgID: fmt.Sprint(w, "/", i)}
+			}
+			as = append(as, store.Append{UserID: "u", Frame: frame("d"), TS: now, MsgID: fmt.Sprint("d", w), Dedup: "x:contested"})
+			res, err := s.Write(ctx, store.Write{Appends: as})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			for i := 1; i < each; i++ {
+				if res.Appended[i].Seq <= res.Appended[i-1].Seq {
+					t.Errorf("writer %d: seqs out of order: %d after %d", w, res.Appended[i].Seq, res.Appended[i-1].Seq)
+				}
+			}
+			if !res.Appended[each].Resend {
+				mu.Lock()
+				stored++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if stored != 1 {
+		t.Fatalf("contested dedup key stored %d times", stored)
+	}
+	r := must(s.Ranges(ctx, []store.RangeQuery{{UserID: "u", Limit: 1000}}))(t)[0]
+	if r.Head != writers*each+1 || r.First != 1 || len(r.Entries) != writers*each+1 {
+		t.Fatalf("head %d first %d, %d entries", r.Head, r.First, len(r.Entries))
+	}
+	for i, e := range r.Entries {
+		if e.Seq != uint64(i+1) {
+			t.Fatalf("entry %d has seq %d", i, e.Seq)
+		}
+	}
+}
+
+// SharedFrame: one frame appended to many inboxes (a group message's
+// copies, which store may append in one shared run) takes each inbox's next
+// seq, and a user's entries keep their order around it.
+func SharedFrame(t *testing.T, newStore NewStore) {
+	s, ctx := newStore(t, store.InboxLimits{}), ctxT(t)
+	now := time.Now().UnixMilli()
+	write(t, s, store.Append{UserID: "c", Frame: frame("first"), TS: now, MsgID: "f"})
+	g := frame("group message")
+	var as []store.Append
+	for _, u := range []string{"a", "b", "c", "d"} {
+		as = append(as, store.Append{UserID: u, Frame: g, TS: now, MsgID: "g1"})
+	}
+	as = append(as, store.Append{UserID: "c", Frame: frame("after"), TS: now, MsgID: "x"}, store.Append{UserID: "a", Frame: g, TS: now, MsgID: "g1"})
+	got := write(t, s, as...)
+	want := []uint64{1, 1, 2, 1, 3, 2}
+	for i, a := range got {
+		if a.Seq != want[i] || a.Resend || a.MsgID != as[i].MsgID {
+			t.Fatalf("append %d = %+v, want seq %d", i, a, want[i])
+		}
+	}
+	r := must(s.Ranges(ctx, []store.RangeQuery{{UserID: "c", Limit: 10}, {UserID: "a", Limit: 10}}))(t)
+	var frames []string
+	for _, e := range r[0].Entries {
+		frames = append(frames, string(e.Frame))
+	}
+	if !slices.Equal(frames, []string{"first", "group message", "after"}) || len(r[1].Entries) != 2 {
+		t.Fatalf("inboxes = %q, %+v", frames, r[1])
+	}
+}
