@@ -46,6 +46,9 @@ type Store struct {
 	receipts map[string]*set     // sender "\x00" msgId "\x00" d|r
 
 	quotas map[string]*counter // uid "\x00" yyyymmdd
+
+	delaySeq int64
+	delayed  map[string]*delayed // by id
 }
 
 // Option configures a Store.

@@ -43,7 +43,16 @@ type Store interface {
 	Sessions
 	Inboxes
 	Groups
+	Delayed
 	Pinger
+}
+
+// Delayed keeps messages to send later (POST /delay): each is leased to
+// one claimer at a time, and comes back due if its send is not confirmed.
+type Delayed interface {
+	ScheduleMessage(ctx context.Context, m store.DelayedMsg, max int) (store.DelayedMsg, error)
+	ClaimDueMessages(ctx context.Context, now time.Time, n int, lease time.Duration) ([]store.DelayedMsg, error)
+	DelayedSent(ctx context.Context, ms []store.DelayedMsg) error
 }
 
 // Accounts are the users: names (unique in any case), ids, password hashes.
@@ -69,10 +78,6 @@ type Sessions interface {
 	DropSession(ctx context.Context, uid, sid string) (store.Route, bool, error)
 	DropSessions(ctx context.Context, refs []store.SessionRef) (int, error)
 	Reclaim(ctx context.Context, gw string, refs []store.SessionRef) ([]bool, error)
-
-	ScheduleMessage(ctx context.Context, m store.DelayedMsg, max int) (store.DelayedMsg, error)
-	ClaimDueMessages(ctx context.Context, now time.Time, n int, lease time.Duration) ([]store.DelayedMsg, error)
-	DelayedSent(ctx context.Context, ms []store.DelayedMsg) error
 	Routes(ctx context.Context, uids []string) (map[string]store.Route, error)
 	OnlineIDs(ctx context.Context) ([]string, error)
 	ForgetOnline(ctx context.Context, uids []string) error
