@@ -126,6 +126,7 @@ func (r *Router) Login(ctx context.Context, req LoginRequest) (Session, error) {
 	}
 	sid := newSessionID()
 	claim := store.Claim{Gateway: gw, Session: sid, TTL: r.cfg.TokenTTL, RejectOnline: r.cfg.LoginPolicy == PolicyReject}
+	r.forgetCurrent(u.ID)
 	old, err := r.st.ClaimRoute(ctx, u.ID, claim)
 	if errors.Is(err, errs.ErrRepeatLogin) && !r.gw.Live(old.Gateway) {
 		// Online on a gateway that is gone (its clean-up has not run yet):

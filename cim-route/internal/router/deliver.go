@@ -251,6 +251,9 @@ func (r *Router) dropSessions(ctx context.Context, refs []store.SessionRef) {
 	if len(refs) == 0 {
 		return
 	}
+	for _, ref := range refs {
+		r.forgetCurrent(ref.UserID)
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
 	n, err := r.st.DropSessions(ctx, refs)

@@ -2,11 +2,27 @@ package router
 
 import (
 	"context"
+	"time"
 
 	"github.com/gocim/gocim/cim-route/internal/store"
 	"github.com/gocim/gocim/proto/cimpb"
 	"github.com/gocim/gocim/proto/codes"
 )
+
+// fenceTTL is how long the fence trusts a session it found current
+// without reading the route again.
+const fenceTTL = 500 * time.Millisecond
+
+// currentSession is a session the fence found to be its user's current
+// one on gw, at at.
+type currentSession struct {
+	gw, sid string
+	at      time.Time
+}
+
+// forgetCurrent drops what the fence knows of uid's session: its route is
+// changing.
+func (r *Router) forgetCurrent(uid string) { r.current.Remove(uid) }
 
 // fence keeps the uplinks of sessions that are where their user is now:
 // the user's route names this session on the gateway that forwarded them.
@@ -20,25 +36,45 @@ import (
 // everything unanswered on the new link, in order.
 //
 // One round trip reads the routes of the batch's users (one more, rarely,
-// takes back routes cleared while the gateway only looked dead: reclaim).
+// takes back routes cleared while the gateway only looked dead: reclaim),
+// except those the fence found current within fenceTTL: a user's route
+// changes through this process's Login, SessionOnline, SessionOffline,
+// Logoff and deliveries that find a session gone, which forget it at once;
+// only a change made through another route replica goes unseen here, for
+// at most fenceTTL.
 func (r *Router) fence(ctx context.Context, b *cimpb.UplinkBatch) (keep []*cimpb.Uplink, stale []*cimpb.Delivery, err error) {
 	ups := b.GetUplinks()
 	if len(ups) == 0 {
 		return nil, nil, nil
 	}
+	gw := b.GetGatewayId()
 	uids := make([]string, 0, len(ups))
 	seen := make(map[string]bool, len(ups))
+	routes := make(map[string]store.Route, len(ups))
 	for _, up := range ups {
-		if uid := up.GetUserId(); uid != "" && !seen[uid] {
-			seen[uid] = true
-			uids = append(uids, uid)
+		uid := up.GetUserId()
+		if uid == "" || seen[uid] {
+			continue
+		}
+		seen[uid] = true
+		if cur, ok := r.current.Get(uid); ok && cur.gw == gw && cur.sid == up.GetSessionId() && r.now().Sub(cur.at) < fenceTTL {
+			routes[uid] = store.Route{Gateway: gw, Session: up.GetSessionId(), State: store.StateOnline}
+			continue
+		}
+		uids = append(uids, uid)
+	}
+	if len(uids) > 0 {
+		read, err := r.st.Routes(ctx, uids)
+		if err != nil {
+			return nil, nil, err
+		}
+		for uid, rt := range read {
+			routes[uid] = rt
+			if rt.Online() {
+				r.current.Add(uid, currentSession{gw: rt.Gateway, sid: rt.Session, at: r.now()})
+			}
 		}
 	}
-	routes, err := r.st.Routes(ctx, uids)
-	if err != nil {
-		return nil, nil, err
-	}
-	gw := b.GetGatewayId()
 	if err := r.reclaim(ctx, gw, ups, routes); err != nil {
 		return nil, nil, err
 	}

@@ -75,6 +75,7 @@ func (r *Router) clearDeadGateways(ctx context.Context) error {
 		if r.gw.Live(gw) {
 			continue
 		}
+		r.current.Purge()
 		n, err := r.st.ClearGateway(ctx, gw)
 		if err != nil {
 			return err

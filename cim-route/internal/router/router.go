@@ -219,7 +219,10 @@ type Router struct {
 	now   func() time.Time
 	names *lru.Cache[string, string] // user id -> name
 	ids   *lru.Cache[string, string] // user name -> id
-	wake  chan struct{}              // janitor
+	// current: user id -> the session the fence found current lately, on
+	// which gateway, and when (see fence)
+	current *lru.Cache[string, currentSession]
+	wake    chan struct{} // janitor
 	// deliverSlots holds a token per background delivery (see deliverLater).
 	deliverSlots chan struct{}
 	hash         *hashPool          // bcrypt slots (limits.go)
@@ -282,10 +285,15 @@ func New(cfg Config) (*Router, error) {
 	if err != nil {
 		return nil, err
 	}
+	current, err := lru.New[string, currentSession](cfg.CacheSize)
+	if err != nil {
+		return nil, err
+	}
 	return &Router{
 		cfg: cfg, st: cfg.Store, gw: cfg.Gateways, push: cfg.Pusher,
 		log: cfg.Logger.With("component", "router"), now: cfg.Now,
 		names: names, ids: ids, wake: make(chan struct{}, 1),
+		current:      current,
 		deliverSlots: make(chan struct{}, cfg.BackgroundDeliveries),
 		hash:         newHashPool(cfg.Limits.HashSlots, cfg.Limits.HashQueue),
 		invites:      newInviteLimiter(cfg.Limits.InvitesPerHour),

@@ -23,6 +23,7 @@ func (r *Router) SessionOnline(ctx context.Context, uid, sid, gw string, reasser
 	if gw == "" {
 		return fmt.Errorf("%w: gatewayId is required", errs.ErrBadArgument)
 	}
+	r.forgetCurrent(uid)
 	if reassert {
 		return r.st.Reassert(ctx, uid, sid, gw)
 	}
@@ -36,6 +37,7 @@ func (r *Router) SessionOffline(ctx context.Context, uid, sid string) error {
 	if err := checkSession(uid, sid); err != nil {
 		return err
 	}
+	r.forgetCurrent(uid)
 	_, _, err := r.st.DropSession(ctx, uid, sid)
 	return err
 }
@@ -58,6 +60,7 @@ func (r *Router) Logoff(ctx context.Context, uid, sid string) error {
 		}
 		sid = rt.Session
 	}
+	r.forgetCurrent(uid)
 	old, dropped, err := r.st.DropSession(ctx, uid, sid)
 	if err != nil || !dropped {
 		return err
