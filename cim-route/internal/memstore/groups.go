@@ -133,12 +133,9 @@ func (s *Store) LeaveGroup(ctx context.Context, gid, uid string) error {
 func (s *Store) KickFromGroup(ctx context.Context, gid, owner, uid string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	g, err := s.groupOf(gid)
+	g, err := s.ownedGroup(gid, owner)
 	if err != nil {
 		return err
-	}
-	if g.rec.Owner != owner {
-		return forbidden(gid, "owner")
 	}
 	if uid == g.rec.Owner {
 		return forbidden(gid, "kick-owner")
@@ -152,12 +149,9 @@ func (s *Store) KickFromGroup(ctx context.Context, gid, owner, uid string) error
 func (s *Store) RenameGroup(ctx context.Context, gid, owner, name string) (store.Group, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	g, err := s.groupOf(gid)
+	g, err := s.ownedGroup(gid, owner)
 	if err != nil {
 		return store.Group{}, err
-	}
-	if g.rec.Owner != owner {
-		return store.Group{}, forbidden(gid, "owner")
 	}
 	g.rec.Name = name
 	return g.view(), nil
@@ -167,15 +161,23 @@ func (s *Store) RenameGroup(ctx context.Context, gid, owner, name string) (store
 func (s *Store) DissolveGroup(ctx context.Context, gid, owner string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	g, err := s.groupOf(gid)
-	if err != nil {
+	if _, err := s.ownedGroup(gid, owner); err != nil {
 		return err
-	}
-	if g.rec.Owner != owner {
-		return forbidden(gid, "owner")
 	}
 	delete(s.groups, gid)
 	return nil
+}
+
+// ownedGroup returns gid if owner owns it (s.mu held).
+func (s *Store) ownedGroup(gid, owner string) (*group, error) {
+	g, err := s.groupOf(gid)
+	if err != nil {
+		return nil, err
+	}
+	if g.rec.Owner != owner {
+		return nil, forbidden(gid, "owner")
+	}
+	return g, nil
 }
 
 // GroupOf returns gid's record and whether viewer (may be empty) is a
