@@ -27,6 +27,7 @@ import (
 	"github.com/gocim/gocim/cim-route/internal/discovery"
 	"github.com/gocim/gocim/cim-route/internal/fanout"
 	"github.com/gocim/gocim/cim-route/internal/files"
+	"github.com/gocim/gocim/cim-route/internal/model"
 	"github.com/gocim/gocim/cim-route/internal/router"
 	"github.com/gocim/gocim/cim-route/internal/store"
 	"github.com/gocim/gocim/internal/connlimit"
@@ -115,7 +116,7 @@ func New(cfg config.Config, logger *slog.Logger) (*App, error) {
 	uploads.SetLimits(files.Limits{
 		Total: cfg.UploadTotal, MinFree: cfg.UploadMinFree, UnreferencedTTL: cfg.UploadUnrefTTL, MaxAge: cfg.UploadMaxAge,
 	})
-	st := store.New(rdb, cfg.RedisPrefix, store.WithInbox(store.InboxLimits{
+	st := store.New(rdb, cfg.RedisPrefix, store.WithInbox(model.InboxLimits{
 		MaxLen: cfg.InboxMax, TTL: cfg.InboxTTL, DedupWindow: cfg.DedupWindow,
 	}))
 	rt, err := router.New(router.Config{

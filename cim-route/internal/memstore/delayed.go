@@ -9,19 +9,19 @@ import (
 	"time"
 
 	"github.com/gocim/gocim/cim-route/internal/errs"
-	"github.com/gocim/gocim/cim-route/internal/store"
+	"github.com/gocim/gocim/cim-route/internal/model"
 )
 
 // delayed is one scheduled message: due is when it is next handed out (its
 // due time, then the end of each lease).
 type delayed struct {
-	m   store.DelayedMsg
+	m   model.DelayedMsg
 	due time.Time
 }
 
 // ScheduleMessage is store's: an id, at most max pending per sender (those
 // due more than a day ago no longer count).
-func (s *Store) ScheduleMessage(_ context.Context, m store.DelayedMsg, max int) (store.DelayedMsg, error) {
+func (s *Store) ScheduleMessage(_ context.Context, m model.DelayedMsg, max int) (model.DelayedMsg, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.delayed == nil {
@@ -45,7 +45,7 @@ func (s *Store) ScheduleMessage(_ context.Context, m store.DelayedMsg, max int) 
 }
 
 // ClaimDueMessages leases up to n messages due by now, earliest first.
-func (s *Store) ClaimDueMessages(_ context.Context, now time.Time, n int, lease time.Duration) ([]store.DelayedMsg, error) {
+func (s *Store) ClaimDueMessages(_ context.Context, now time.Time, n int, lease time.Duration) ([]model.DelayedMsg, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var due []*delayed
@@ -55,7 +55,7 @@ func (s *Store) ClaimDueMessages(_ context.Context, now time.Time, n int, lease 
 		}
 	}
 	slices.SortFunc(due, func(a, b *delayed) int { return cmp.Or(a.due.Compare(b.due), cmp.Compare(a.m.ID, b.m.ID)) })
-	out := make([]store.DelayedMsg, 0, min(n, len(due)))
+	out := make([]model.DelayedMsg, 0, min(n, len(due)))
 	for _, d := range due[:min(n, len(due))] {
 		m := d.m
 		m.Due = d.due
@@ -66,7 +66,7 @@ func (s *Store) ClaimDueMessages(_ context.Context, now time.Time, n int, lease 
 }
 
 // DelayedSent forgets the messages.
-func (s *Store) DelayedSent(_ context.Context, ms []store.DelayedMsg) error {
+func (s *Store) DelayedSent(_ context.Context, ms []model.DelayedMsg) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, m := range ms {

@@ -9,17 +9,17 @@ import (
 	"strings"
 
 	"github.com/gocim/gocim/cim-route/internal/errs"
-	"github.com/gocim/gocim/cim-route/internal/store"
+	"github.com/gocim/gocim/cim-route/internal/model"
 )
 
 // group is a group's record, members and invitations.
 type group struct {
-	rec     store.Group // Members unset: len(members)
+	rec     model.Group // Members unset: len(members)
 	members map[string]bool
 	invited map[string]bool
 }
 
-func (g *group) view() store.Group {
+func (g *group) view() model.Group {
 	r := g.rec
 	r.Members = len(g.members)
 	return r
@@ -47,13 +47,13 @@ func (s *Store) groupOf(gid string) (*group, error) {
 }
 
 // CreateGroup creates a group owned by owner, its first member.
-func (s *Store) CreateGroup(ctx context.Context, owner, name string, open bool) (store.Group, error) {
+func (s *Store) CreateGroup(ctx context.Context, owner, name string, open bool) (model.Group, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.groupSeq++
 	gid := strconv.FormatInt(s.groupSeq, 10)
 	g := &group{
-		rec:     store.Group{ID: gid, Name: name, Owner: owner, Open: open, Created: s.now().UnixMilli()},
+		rec:     model.Group{ID: gid, Name: name, Owner: owner, Open: open, Created: s.now().UnixMilli()},
 		members: map[string]bool{owner: true},
 		invited: map[string]bool{},
 	}
@@ -63,19 +63,19 @@ func (s *Store) CreateGroup(ctx context.Context, owner, name string, open bool) 
 
 // JoinGroup adds uid to an open group or one it was invited to, unless it
 // has max members; a member joining again gets the group.
-func (s *Store) JoinGroup(ctx context.Context, gid, uid string, max int) (store.Group, error) {
+func (s *Store) JoinGroup(ctx context.Context, gid, uid string, max int) (model.Group, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	g, err := s.groupOf(gid)
 	if err != nil {
-		return store.Group{}, err
+		return model.Group{}, err
 	}
 	if !g.members[uid] {
 		if !g.rec.Open && !g.invited[uid] {
-			return store.Group{}, forbidden(gid, "invite")
+			return model.Group{}, forbidden(gid, "invite")
 		}
 		if len(g.members) >= max {
-			return store.Group{}, fmt.Errorf("%w: group %s", errs.ErrGroupFull, gid)
+			return model.Group{}, fmt.Errorf("%w: group %s", errs.ErrGroupFull, gid)
 		}
 		g.members[uid] = true
 		delete(g.invited, uid)
@@ -85,21 +85,21 @@ func (s *Store) JoinGroup(ctx context.Context, gid, uid string, max int) (store.
 
 // InviteToGroup invites users on behalf of by (the owner, or any member of
 // an open group) and returns those newly invited.
-func (s *Store) InviteToGroup(ctx context.Context, gid, by string, users []string, max int) (store.Group, []string, error) {
+func (s *Store) InviteToGroup(ctx context.Context, gid, by string, users []string, max int) (model.Group, []string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	g, err := s.groupOf(gid)
 	if err != nil {
-		return store.Group{}, nil, err
+		return model.Group{}, nil, err
 	}
 	if !g.members[by] {
-		return store.Group{}, nil, forbidden(gid, "member")
+		return model.Group{}, nil, forbidden(gid, "member")
 	}
 	if !g.rec.Open && g.rec.Owner != by {
-		return store.Group{}, nil, forbidden(gid, "owner")
+		return model.Group{}, nil, forbidden(gid, "owner")
 	}
 	if len(g.members) >= max {
-		return store.Group{}, nil, fmt.Errorf("%w: group %s", errs.ErrGroupFull, gid)
+		return model.Group{}, nil, fmt.Errorf("%w: group %s", errs.ErrGroupFull, gid)
 	}
 	var invited []string
 	for _, u := range users {
@@ -146,12 +146,12 @@ func (s *Store) KickFromGroup(ctx context.Context, gid, owner, uid string) error
 }
 
 // RenameGroup renames gid on behalf of its owner.
-func (s *Store) RenameGroup(ctx context.Context, gid, owner, name string) (store.Group, error) {
+func (s *Store) RenameGroup(ctx context.Context, gid, owner, name string) (model.Group, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	g, err := s.ownedGroup(gid, owner)
 	if err != nil {
-		return store.Group{}, err
+		return model.Group{}, err
 	}
 	g.rec.Name = name
 	return g.view(), nil
@@ -182,27 +182,27 @@ func (s *Store) ownedGroup(gid, owner string) (*group, error) {
 
 // GroupOf returns gid's record and whether viewer (may be empty) is a
 // member; errs.ErrNoGroup if there is no such group.
-func (s *Store) GroupOf(ctx context.Context, gid, viewer string) (store.Group, bool, error) {
+func (s *Store) GroupOf(ctx context.Context, gid, viewer string) (model.Group, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	g, err := s.groupOf(gid)
 	if err != nil {
-		return store.Group{}, false, err
+		return model.Group{}, false, err
 	}
 	return g.view(), viewer != "" && g.members[viewer], nil
 }
 
 // UserGroups returns the groups uid is a member of, by id.
-func (s *Store) UserGroups(ctx context.Context, uid string) ([]store.Group, error) {
+func (s *Store) UserGroups(ctx context.Context, uid string) ([]model.Group, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := []store.Group{}
+	out := []model.Group{}
 	for _, g := range s.groups {
 		if g.members[uid] {
 			out = append(out, g.view())
 		}
 	}
-	slices.SortFunc(out, func(a, b store.Group) int {
+	slices.SortFunc(out, func(a, b model.Group) int {
 		return cmp.Or(cmp.Compare(len(a.ID), len(b.ID)), strings.Compare(a.ID, b.ID))
 	})
 	return out, nil
@@ -210,7 +210,7 @@ func (s *Store) UserGroups(ctx context.Context, uid string) ([]store.Group, erro
 
 // GroupMembers returns the member ids of each of gids (none for a missing
 // group) and answers checks.
-func (s *Store) GroupMembers(ctx context.Context, gids []string, checks []store.MemberRef) (map[string][]string, []bool, error) {
+func (s *Store) GroupMembers(ctx context.Context, gids []string, checks []model.MemberRef) (map[string][]string, []bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	members := make(map[string][]string, len(gids))
@@ -234,32 +234,32 @@ func (s *Store) GroupMembers(ctx context.Context, gids []string, checks []store.
 
 // ClaimGroupMessages claims each group message's dedup key for the dedup
 // window, or reports what an earlier attempt left.
-func (s *Store) ClaimGroupMessages(ctx context.Context, ds []store.GroupDedup) ([]store.GroupClaim, error) {
+func (s *Store) ClaimGroupMessages(ctx context.Context, ds []model.GroupDedup) ([]model.GroupClaim, error) {
 	if len(ds) == 0 {
 		return nil, nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]store.GroupClaim, len(ds))
+	out := make([]model.GroupClaim, len(ds))
 	for i, d := range ds {
 		key := d.Sender + "\x00" + d.ClientMsgID
 		if v, ok := s.get(s.gdedup, key); ok {
 			id, state, _ := strings.Cut(v, "|")
-			out[i] = store.GroupClaim{MsgID: id, State: state}
+			out[i] = model.GroupClaim{MsgID: id, State: state}
 			continue
 		}
-		s.gdedup[key] = expiring{v: d.MsgID + "|" + store.GroupPending, exp: s.after(s.inbox.DedupWindow)}
-		out[i] = store.GroupClaim{Claimed: true}
+		s.gdedup[key] = expiring{v: d.MsgID + "|" + model.GroupPending, exp: s.after(s.inbox.DedupWindow)}
+		out[i] = model.GroupClaim{Claimed: true}
 	}
 	return out, nil
 }
 
 // FinishGroupMessages marks group messages stored for every member.
-func (s *Store) FinishGroupMessages(ctx context.Context, ds []store.GroupDedup) error {
+func (s *Store) FinishGroupMessages(ctx context.Context, ds []model.GroupDedup) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, d := range ds {
-		s.gdedup[d.Sender+"\x00"+d.ClientMsgID] = expiring{v: d.MsgID + "|" + store.GroupDone, exp: s.after(s.inbox.DedupWindow)}
+		s.gdedup[d.Sender+"\x00"+d.ClientMsgID] = expiring{v: d.MsgID + "|" + model.GroupDone, exp: s.after(s.inbox.DedupWindow)}
 	}
 	return nil
 }
@@ -284,7 +284,7 @@ func (s *Store) receiptSet(key string) *set {
 
 // AddGroupReceipts adds members to receipt sets (each expires --inbox-ttl
 // after its last change) and returns each set's size, aligned with rs.
-func (s *Store) AddGroupReceipts(ctx context.Context, rs []store.GroupReceipt) ([]int, error) {
+func (s *Store) AddGroupReceipts(ctx context.Context, rs []model.GroupReceipt) ([]int, error) {
 	if len(rs) == 0 {
 		return nil, nil
 	}
@@ -312,10 +312,10 @@ func (s *Store) AddGroupReceipts(ctx context.Context, rs []store.GroupReceipt) (
 
 // GroupReceiptCounts returns how many members received and read each of
 // sender's group messages (zero for unknown or expired ones).
-func (s *Store) GroupReceiptCounts(ctx context.Context, sender string, msgIDs []string) ([]store.ReceiptCount, error) {
+func (s *Store) GroupReceiptCounts(ctx context.Context, sender string, msgIDs []string) ([]model.ReceiptCount, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]store.ReceiptCount, len(msgIDs))
+	out := make([]model.ReceiptCount, len(msgIDs))
 	for i, id := range msgIDs {
 		if d := s.receiptSet(receiptKey(sender, id, false)); d != nil {
 			out[i].Delivered = len(d.m)

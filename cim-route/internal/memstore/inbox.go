@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/gocim/gocim/cim-route/internal/store"
+	"github.com/gocim/gocim/cim-route/internal/model"
 )
 
 // inbox is one user's inbox: the seq counter (never expires), the entries
@@ -15,7 +15,7 @@ import (
 // the claimed read marks (expire with the inbox).
 type inbox struct {
 	seq      uint64
-	entries  []store.Entry
+	entries  []model.Entry
 	exp      time.Time // of entries
 	ack      uint64
 	reads    map[uint64]bool
@@ -40,20 +40,20 @@ func (s *Store) inboxOf(uid string) *inbox {
 }
 
 // at returns the entry with seq q, if retained.
-func (b *inbox) at(q uint64) (store.Entry, bool) {
+func (b *inbox) at(q uint64) (model.Entry, bool) {
 	if len(b.entries) == 0 || q < b.entries[0].Seq {
-		return store.Entry{}, false
+		return model.Entry{}, false
 	}
 	i := q - b.entries[0].Seq
 	if i >= uint64(len(b.entries)) {
-		return store.Entry{}, false
+		return model.Entry{}, false
 	}
 	return b.entries[i], true
 }
 
 // size is the bytes of an entry as store keeps it ("<seq>|<ts>|<frame>"):
 // range byte budgets count the same.
-func size(e store.Entry) int {
+func size(e model.Entry) int {
 	return len(strconv.FormatUint(e.Seq, 10)) + 1 + len(strconv.FormatInt(e.TS, 10)) + 1 + len(e.Frame)
 }
 
@@ -61,7 +61,7 @@ func size(e store.Entry) int {
 // renews the inbox's expiry.
 func (s *Store) push(b *inbox, ts int64, frame []byte) uint64 {
 	b.seq++
-	b.entries = append(b.entries, store.Entry{Seq: b.seq, TS: ts, Frame: bytes.Clone(frame)})
+	b.entries = append(b.entries, model.Entry{Seq: b.seq, TS: ts, Frame: bytes.Clone(frame)})
 	if n := len(b.entries) - s.inbox.MaxLen; n > 0 {
 		b.entries = b.entries[n:]
 	}
@@ -77,13 +77,13 @@ func (s *Store) push(b *inbox, ts int64, frame []byte) uint64 {
 
 // Write stores w's appends in order (dedup, droppable receipts, trimming),
 // then raises its acks, then reads its routes.
-func (s *Store) Write(ctx context.Context, w store.Write) (store.Written, error) {
+func (s *Store) Write(ctx context.Context, w model.Write) (model.Written, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(w.Appends)+len(w.Acks)+len(w.Routes) == 0 {
-		return store.Written{}, nil
+		return model.Written{}, nil
 	}
-	out := store.Written{Appended: make([]store.Appended, len(w.Appends))}
+	out := model.Written{Appended: make([]model.Appended, len(w.Appends))}
 	now := s.now().UnixMilli()
 	for i, a := range w.Appends {
 		out.Appended[i] = s.append(a, now)
@@ -98,7 +98,7 @@ func (s *Store) Write(ctx context.Context, w store.Write) (store.Written, error)
 	return out, nil
 }
 
-func (s *Store) append(a store.Append, now int64) store.Appended {
+func (s *Store) append(a model.Append, now int64) model.Appended {
 	b := s.inboxOf(a.UserID)
 	ts := a.TS
 	if ts == 0 {
@@ -110,17 +110,17 @@ func (s *Store) append(a store.Append, now int64) store.Appended {
 		if v, ok := s.get(s.dedup, key); ok {
 			id, seqStr, _ := cut(v)
 			seq, _ := strconv.ParseUint(seqStr, 10, 64)
-			r := store.Appended{Seq: seq, MsgID: id, Resend: true}
+			r := model.Appended{Seq: seq, MsgID: id, Resend: true}
 			r.Stored, _ = b.at(seq)
 			return r
 		}
 		seq := s.push(b, ts, a.Frame)
 		s.dedup[key] = expiring{v: a.MsgID + "|" + strconv.FormatUint(seq, 10), exp: s.after(s.inbox.DedupWindow)}
-		return store.Appended{Seq: seq, MsgID: a.MsgID}
+		return model.Appended{Seq: seq, MsgID: a.MsgID}
 	case a.Droppable && len(b.entries) >= s.inbox.MaxLen:
-		return store.Appended{MsgID: a.MsgID}
+		return model.Appended{MsgID: a.MsgID}
 	}
-	return store.Appended{Seq: s.push(b, ts, a.Frame), MsgID: a.MsgID}
+	return model.Appended{Seq: s.push(b, ts, a.Frame), MsgID: a.MsgID}
 }
 
 func cut(v string) (string, string, bool) {
@@ -133,16 +133,16 @@ func cut(v string) (string, string, bool) {
 }
 
 // Ranges answers queries, each a consistent snapshot of one inbox.
-func (s *Store) Ranges(ctx context.Context, qs []store.RangeQuery) ([]store.Range, error) {
+func (s *Store) Ranges(ctx context.Context, qs []model.RangeQuery) ([]model.Range, error) {
 	if len(qs) == 0 {
 		return nil, nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]store.Range, len(qs))
+	out := make([]model.Range, len(qs))
 	for i, q := range qs {
 		b := s.inboxOf(q.UserID)
-		r := store.Range{After: q.After, Head: b.seq, First: b.seq + 1, Acked: b.ack, Entries: []store.Entry{}}
+		r := model.Range{After: q.After, Head: b.seq, First: b.seq + 1, Acked: b.ack, Entries: []model.Entry{}}
 		if q.FromAcked && b.ack > r.After {
 			r.After = b.ack
 		}
@@ -161,7 +161,7 @@ func (s *Store) Ranges(ctx context.Context, qs []store.RangeQuery) ([]store.Rang
 			last = min(last, from+uint64(max(q.Limit, 1))-1)
 			budget := q.MaxBytes
 			if budget <= 0 {
-				budget = store.DefaultRangeBytes
+				budget = model.DefaultRangeBytes
 			}
 			for seq := from; seq <= last; seq++ {
 				e, _ := b.at(seq)
@@ -178,20 +178,20 @@ func (s *Store) Ranges(ctx context.Context, qs []store.RangeQuery) ([]store.Rang
 	return out, nil
 }
 
-func cloneEntry(e store.Entry) store.Entry {
+func cloneEntry(e model.Entry) model.Entry {
 	e.Frame = bytes.Clone(e.Frame)
 	return e
 }
 
 // RaiseAcks raises each user's acknowledged seq; it never goes down.
-func (s *Store) RaiseAcks(ctx context.Context, acks []store.Ack) error {
-	_, err := s.Write(ctx, store.Write{Acks: acks})
+func (s *Store) RaiseAcks(ctx context.Context, acks []model.Ack) error {
+	_, err := s.Write(ctx, model.Write{Acks: acks})
 	return err
 }
 
 // ClaimReads answers, per query, per seq, the entry there when it names the
 // msgId and was not claimed before (zero Seq otherwise), claiming it.
-func (s *Store) ClaimReads(ctx context.Context, qs []store.ReadQuery) ([][]store.Entry, error) {
+func (s *Store) ClaimReads(ctx context.Context, qs []model.ReadQuery) ([][]model.Entry, error) {
 	for _, q := range qs {
 		if len(q.Seqs) != len(q.MsgIDs) {
 			return nil, fmt.Errorf("store: %d seqs for %d msg ids", len(q.Seqs), len(q.MsgIDs))
@@ -202,10 +202,10 @@ func (s *Store) ClaimReads(ctx context.Context, qs []store.ReadQuery) ([][]store
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([][]store.Entry, len(qs))
+	out := make([][]model.Entry, len(qs))
 	for i, q := range qs {
 		b := s.inboxOf(q.UserID)
-		out[i] = make([]store.Entry, len(q.Seqs))
+		out[i] = make([]model.Entry, len(q.Seqs))
 		for j, seq := range q.Seqs {
 			e, ok := b.at(seq)
 			if !ok || seq == 0 || b.reads[seq] || !names(e, q.MsgIDs[j]) {
@@ -230,18 +230,18 @@ func (s *Store) ClaimReads(ctx context.Context, qs []store.ReadQuery) ([][]store
 }
 
 // names is store's substring check of the msgId in the stored member.
-func names(e store.Entry, msgID string) bool {
+func names(e model.Entry, msgID string) bool {
 	m := strconv.FormatUint(e.Seq, 10) + "|" + strconv.FormatInt(e.TS, 10) + "|" + string(e.Frame)
 	return bytes.Contains([]byte(m), []byte(msgID))
 }
 
 // InboxBefore returns up to n entries of uid's inbox with a seq below before
 // (0: from the newest), newest first.
-func (s *Store) InboxBefore(ctx context.Context, uid string, before uint64, n int) ([]store.Entry, error) {
+func (s *Store) InboxBefore(ctx context.Context, uid string, before uint64, n int) ([]model.Entry, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	b := s.inboxOf(uid)
-	out := []store.Entry{}
+	out := []model.Entry{}
 	for i := len(b.entries) - 1; i >= 0 && len(out) < max(n, 1); i-- {
 		if e := b.entries[i]; before == 0 || e.Seq < before {
 			out = append(out, cloneEntry(e))

@@ -18,17 +18,17 @@ import (
 	"time"
 
 	"github.com/gocim/gocim/cim-route/internal/errs"
-	"github.com/gocim/gocim/cim-route/internal/store"
+	"github.com/gocim/gocim/cim-route/internal/model"
 )
 
 // Store is the in-memory state of the route service.
 type Store struct {
 	mu    sync.Mutex
 	now   func() time.Time
-	inbox store.InboxLimits
+	inbox model.InboxLimits
 
 	userSeq int64
-	users   map[string]store.User
+	users   map[string]model.User
 	names   map[string]string // name index: folded name -> id
 
 	routes  map[string]route    // uid -> route
@@ -56,16 +56,16 @@ type Option func(*Store)
 
 // WithInbox sets the inbox limits; zero fields keep their defaults (those of
 // package store).
-func WithInbox(l store.InboxLimits) Option {
+func WithInbox(l model.InboxLimits) Option {
 	return func(s *Store) {
 		if l.MaxLen <= 0 {
-			l.MaxLen = store.DefaultInboxMaxLen
+			l.MaxLen = model.DefaultInboxMaxLen
 		}
 		if l.TTL <= 0 {
-			l.TTL = store.DefaultInboxTTL
+			l.TTL = model.DefaultInboxTTL
 		}
 		if l.DedupWindow <= 0 {
-			l.DedupWindow = store.DefaultDedupWindow
+			l.DedupWindow = model.DefaultDedupWindow
 		}
 		s.inbox = l
 	}
@@ -80,7 +80,7 @@ func WithClock(now func() time.Time) Option {
 func New(opts ...Option) *Store {
 	s := &Store{
 		now:      time.Now,
-		users:    map[string]store.User{},
+		users:    map[string]model.User{},
 		names:    map[string]string{},
 		routes:   map[string]route{},
 		cleared:  map[string]expiring{},
@@ -94,7 +94,7 @@ func New(opts ...Option) *Store {
 		receipts: map[string]*set{},
 		quotas:   map[string]*counter{},
 	}
-	WithInbox(store.InboxLimits{})(s)
+	WithInbox(model.InboxLimits{})(s)
 	for _, o := range opts {
 		o(s)
 	}
@@ -149,8 +149,8 @@ func (s *Store) CreateUser(ctx context.Context, name, pwHash string) (string, er
 	}
 	s.userSeq++
 	id := strconv.FormatInt(s.userSeq, 10)
-	s.users[id] = store.User{ID: id, Name: name, PasswordHash: pwHash, Created: s.now().UnixMilli()}
-	s.names[store.FoldName(name)] = id
+	s.users[id] = model.User{ID: id, Name: name, PasswordHash: pwHash, Created: s.now().UnixMilli()}
+	s.names[model.FoldName(name)] = id
 	return id, nil
 }
 
@@ -159,7 +159,7 @@ func (s *Store) nameID(name string) string {
 	if id := s.names[name]; id != "" {
 		return id
 	}
-	return s.names[store.FoldName(name)]
+	return s.names[model.FoldName(name)]
 }
 
 // NameTaken reports whether name is registered, in any case.
@@ -171,23 +171,23 @@ func (s *Store) NameTaken(ctx context.Context, name string) (bool, error) {
 
 // UserByName returns the account called name (in any case); errs.ErrBadAccount
 // if none.
-func (s *Store) UserByName(ctx context.Context, name string) (store.User, error) {
+func (s *Store) UserByName(ctx context.Context, name string) (model.User, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	id := s.nameID(name)
 	if id == "" {
-		return store.User{}, fmt.Errorf("%w: unknown user %q", errs.ErrBadAccount, name)
+		return model.User{}, fmt.Errorf("%w: unknown user %q", errs.ErrBadAccount, name)
 	}
 	return s.users[id], nil
 }
 
 // UserByID returns the account with id; errs.ErrBadAccount if none.
-func (s *Store) UserByID(ctx context.Context, id string) (store.User, error) {
+func (s *Store) UserByID(ctx context.Context, id string) (model.User, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	u, ok := s.users[id]
 	if !ok {
-		return store.User{}, fmt.Errorf("%w: unknown user id %q", errs.ErrBadAccount, id)
+		return model.User{}, fmt.Errorf("%w: unknown user id %q", errs.ErrBadAccount, id)
 	}
 	return u, nil
 }

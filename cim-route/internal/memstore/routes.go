@@ -7,13 +7,13 @@ import (
 	"time"
 
 	"github.com/gocim/gocim/cim-route/internal/errs"
-	"github.com/gocim/gocim/cim-route/internal/store"
+	"github.com/gocim/gocim/cim-route/internal/model"
 )
 
 // route is one user's route with its expiry (zero: none; pending routes
 // expire).
 type route struct {
-	store.Route
+	model.Route
 	exp time.Time
 }
 
@@ -22,14 +22,14 @@ type route struct {
 const clearedTTL = 10 * time.Minute
 
 // routeOf returns uid's route, or false (an expired one is deleted).
-func (s *Store) routeOf(uid string) (store.Route, bool) {
+func (s *Store) routeOf(uid string) (model.Route, bool) {
 	r, ok := s.routes[uid]
 	if !ok {
-		return store.Route{}, false
+		return model.Route{}, false
 	}
 	if !s.alive(r.exp) {
 		delete(s.routes, uid)
-		return store.Route{}, false
+		return model.Route{}, false
 	}
 	return r.Route, true
 }
@@ -55,15 +55,15 @@ func (s *Store) repair(uids []string) {
 // ClaimRoute replaces uid's route by c's pending session and returns the one
 // it replaced; with c.RejectOnline and another session online it changes
 // nothing and returns that route with errs.ErrRepeatLogin.
-func (s *Store) ClaimRoute(ctx context.Context, uid string, c store.Claim) (store.Route, error) {
+func (s *Store) ClaimRoute(ctx context.Context, uid string, c model.Claim) (model.Route, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old, _ := s.routeOf(uid)
-	if c.RejectOnline && old.State == store.StateOnline && old.Session != c.Evict {
+	if c.RejectOnline && old.State == model.StateOnline && old.Session != c.Evict {
 		return old, fmt.Errorf("%w: user %s is online on %s", errs.ErrRepeatLogin, uid, old.Gateway)
 	}
 	ttl := max(c.TTL, time.Millisecond)
-	s.routes[uid] = route{Route: store.Route{Gateway: c.Gateway, Session: c.Session, State: store.StatePending}, exp: s.after(ttl)}
+	s.routes[uid] = route{Route: model.Route{Gateway: c.Gateway, Session: c.Session, State: model.StatePending}, exp: s.after(ttl)}
 	if old.Online() && old.Gateway != c.Gateway {
 		delete(s.gwUsers[old.Gateway], uid)
 		s.repair([]string{uid})
@@ -85,7 +85,7 @@ func (s *Store) Online(ctx context.Context, uid, sid, gw string) error {
 
 // confirmed makes sid uid's online route on gw and adds it to the sets.
 func (s *Store) confirmed(uid, sid, gw string) {
-	s.routes[uid] = route{Route: store.Route{Gateway: gw, Session: sid, State: store.StateOnline, Since: s.now().UnixMilli()}}
+	s.routes[uid] = route{Route: model.Route{Gateway: gw, Session: sid, State: model.StateOnline, Since: s.now().UnixMilli()}}
 	s.online[uid] = true
 	s.addTo(s.gwUsers, gw, uid)
 	s.servers[gw] = true
@@ -106,7 +106,7 @@ func (s *Store) Reassert(ctx context.Context, uid, sid, gw string) error {
 
 // Reclaim takes back, for gw, the routes ClearGateway removed from sessions
 // in refs that nobody took since; it reports which hold their route on gw.
-func (s *Store) Reclaim(ctx context.Context, gw string, refs []store.SessionRef) ([]bool, error) {
+func (s *Store) Reclaim(ctx context.Context, gw string, refs []model.SessionRef) ([]bool, error) {
 	if len(refs) == 0 {
 		return nil, nil
 	}
@@ -117,7 +117,7 @@ func (s *Store) Reclaim(ctx context.Context, gw string, refs []store.SessionRef)
 		if r, exists := s.routeOf(ref.UserID); exists {
 			ok[i] = r.Session == ref.Session && r.Gateway == gw && r.Online()
 		} else if m, _ := s.get(s.cleared, ref.UserID); m != "" && m == gw+"|"+ref.Session {
-			s.routes[ref.UserID] = route{Route: store.Route{Gateway: gw, Session: ref.Session, State: store.StateOnline, Since: s.now().UnixMilli()}}
+			s.routes[ref.UserID] = route{Route: model.Route{Gateway: gw, Session: ref.Session, State: model.StateOnline, Since: s.now().UnixMilli()}}
 			delete(s.cleared, ref.UserID)
 			ok[i] = true
 		}
@@ -131,26 +131,26 @@ func (s *Store) Reclaim(ctx context.Context, gw string, refs []store.SessionRef)
 }
 
 // DropSession deletes uid's route if sid is still its session and returns it.
-func (s *Store) DropSession(ctx context.Context, uid, sid string) (store.Route, bool, error) {
+func (s *Store) DropSession(ctx context.Context, uid, sid string) (model.Route, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	d := s.drop([]store.SessionRef{{UserID: uid, Session: sid}})
+	d := s.drop([]model.SessionRef{{UserID: uid, Session: sid}})
 	if len(d) == 0 {
-		return store.Route{}, false, nil
+		return model.Route{}, false, nil
 	}
 	return d[0], true, nil
 }
 
 // DropSessions deletes the routes still held by the sessions; it returns
 // how many.
-func (s *Store) DropSessions(ctx context.Context, refs []store.SessionRef) (int, error) {
+func (s *Store) DropSessions(ctx context.Context, refs []model.SessionRef) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.drop(refs)), nil
 }
 
-func (s *Store) drop(refs []store.SessionRef) []store.Route {
-	var dropped []store.Route
+func (s *Store) drop(refs []model.SessionRef) []model.Route {
+	var dropped []model.Route
 	var uids []string
 	for _, ref := range refs {
 		if m, ok := s.get(s.cleared, ref.UserID); ok && strings.HasSuffix(m, "|"+ref.Session) {
@@ -161,7 +161,7 @@ func (s *Store) drop(refs []store.SessionRef) []store.Route {
 			continue
 		}
 		delete(s.routes, ref.UserID)
-		dropped = append(dropped, store.Route{Gateway: r.Gateway, Session: ref.Session, State: r.State})
+		dropped = append(dropped, model.Route{Gateway: r.Gateway, Session: ref.Session, State: r.State})
 		uids = append(uids, ref.UserID)
 		delete(s.online, ref.UserID)
 		if r.Gateway != "" {
@@ -173,14 +173,14 @@ func (s *Store) drop(refs []store.SessionRef) []store.Route {
 }
 
 // Routes returns the routes of uids (absent: no route).
-func (s *Store) Routes(ctx context.Context, uids []string) (map[string]store.Route, error) {
+func (s *Store) Routes(ctx context.Context, uids []string) (map[string]model.Route, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.routesOf(uids), nil
 }
 
-func (s *Store) routesOf(uids []string) map[string]store.Route {
-	out := make(map[string]store.Route, len(uids))
+func (s *Store) routesOf(uids []string) map[string]model.Route {
+	out := make(map[string]model.Route, len(uids))
 	for _, uid := range uids {
 		if r, ok := s.routeOf(uid); ok {
 			out[uid] = r

@@ -12,7 +12,7 @@ import (
 
 	"github.com/gocim/gocim/cim-route/internal/auth"
 	"github.com/gocim/gocim/cim-route/internal/errs"
-	"github.com/gocim/gocim/cim-route/internal/store"
+	"github.com/gocim/gocim/cim-route/internal/model"
 	"github.com/gocim/gocim/internal/contract"
 	"github.com/gocim/gocim/proto/cimpb"
 	"github.com/gocim/gocim/proto/token"
@@ -104,7 +104,7 @@ func (r *Router) Login(ctx context.Context, req LoginRequest) (Session, error) {
 	if req.Password == "" {
 		return Session{}, fmt.Errorf("%w: password is required", errs.ErrBadArgument)
 	}
-	var u store.User
+	var u model.User
 	var err error
 	if r.cfg.Authenticator != nil {
 		u, err = r.externalAccount(ctx, req)
@@ -125,7 +125,7 @@ func (r *Router) Login(ctx context.Context, req LoginRequest) (Session, error) {
 		return Session{}, fmt.Errorf("%w: %v", errs.ErrNoGateway, err)
 	}
 	sid := newSessionID()
-	claim := store.Claim{Gateway: gw, Session: sid, TTL: r.cfg.TokenTTL, RejectOnline: r.cfg.LoginPolicy == PolicyReject}
+	claim := model.Claim{Gateway: gw, Session: sid, TTL: r.cfg.TokenTTL, RejectOnline: r.cfg.LoginPolicy == PolicyReject}
 	r.forgetCurrent(u.ID)
 	old, err := r.st.ClaimRoute(ctx, u.ID, claim)
 	if errors.Is(err, errs.ErrRepeatLogin) && !r.gw.Live(old.Gateway) {
@@ -163,8 +163,8 @@ func (r *Router) Login(ctx context.Context, req LoginRequest) (Session, error) {
 }
 
 // builtinAccount checks the password against the account's bcrypt hash.
-func (r *Router) builtinAccount(ctx context.Context, req LoginRequest) (store.User, error) {
-	var u store.User
+func (r *Router) builtinAccount(ctx context.Context, req LoginRequest) (model.User, error) {
+	var u model.User
 	var err error
 	if req.UserID != "" {
 		u, err = r.st.UserByID(ctx, req.UserID)
@@ -198,7 +198,7 @@ func (r *Router) builtinAccount(ctx context.Context, req LoginRequest) (store.Us
 // externalAccount asks the authenticator, then finds or creates the local,
 // passwordless account of the name it vouches for. A login by id asks
 // about that account's name.
-func (r *Router) externalAccount(ctx context.Context, req LoginRequest) (store.User, error) {
+func (r *Router) externalAccount(ctx context.Context, req LoginRequest) (model.User, error) {
 	name := req.UserName
 	if req.UserID != "" {
 		u, err := r.st.UserByID(ctx, req.UserID)
@@ -217,19 +217,19 @@ func (r *Router) externalAccount(ctx context.Context, req LoginRequest) (store.U
 	id, err := a.Authenticate(ctx, name, req.Password)
 	switch {
 	case errors.Is(err, auth.ErrBadCredentials):
-		return store.User{}, errBadLogin
+		return model.User{}, errBadLogin
 	case err != nil:
 		// ErrUnavailable, or an error outside the contract, whose safe
 		// reading is "could not tell". The details (addresses, directory
 		// messages) are for the operator, not the caller.
 		r.log.Warn("authenticator failed", "auth", a.Name(), "err", err, "unexpected", !errors.Is(err, auth.ErrUnavailable))
-		return store.User{}, fmt.Errorf("%w: %s", errs.ErrAuthUnavailable, a.Name())
+		return model.User{}, fmt.Errorf("%w: %s", errs.ErrAuthUnavailable, a.Name())
 	}
 	if err := checkName(id.Name); err != nil {
-		return store.User{}, fmt.Errorf("%w: %s vouched for %q, not a valid user name (%v)", errs.ErrBadAccount, a.Name(), id.Name, err)
+		return model.User{}, fmt.Errorf("%w: %s vouched for %q, not a valid user name (%v)", errs.ErrBadAccount, a.Name(), id.Name, err)
 	}
 	if req.UserID != "" && id.Name != name {
-		return store.User{}, errBadLogin // the directory says it is someone else
+		return model.User{}, errBadLogin // the directory says it is someone else
 	}
 	return r.localAccount(ctx, id.Name)
 }
@@ -238,23 +238,23 @@ func (r *Router) externalAccount(ctx context.Context, req LoginRequest) (store.U
 // password on the first login. Concurrent first logins settle on one
 // account: CreateUser claims the name atomically and the loser reads the
 // winner's.
-func (r *Router) localAccount(ctx context.Context, name string) (store.User, error) {
+func (r *Router) localAccount(ctx context.Context, name string) (model.User, error) {
 	u, err := r.st.UserByName(ctx, name)
 	if !errors.Is(err, errs.ErrBadAccount) {
 		return u, err
 	}
 	if reservedName(name) {
-		return store.User{}, fmt.Errorf("%w: %q is reserved", errs.ErrBadAccount, name)
+		return model.User{}, fmt.Errorf("%w: %q is reserved", errs.ErrBadAccount, name)
 	}
 	id, err := r.st.CreateUser(ctx, name, "")
 	if errors.Is(err, errs.ErrNameTaken) {
 		return r.st.UserByName(ctx, name)
 	}
 	if err != nil {
-		return store.User{}, err
+		return model.User{}, err
 	}
 	r.log.Info("account created for an external user", "user", id, "name", name, "auth", r.cfg.Authenticator.Name())
-	return store.User{ID: id, Name: name}, nil
+	return model.User{ID: id, Name: name}, nil
 }
 
 // LimitKey names the account a /login or /registerAccount attempt is about
@@ -263,18 +263,18 @@ func (r *Router) localAccount(ctx context.Context, name string) (store.User, err
 // or one Redis lookup). An unknown id, or a failed lookup, is "#<id>".
 func (r *Router) LimitKey(ctx context.Context, userID, userName string) string {
 	if userID == "" {
-		return store.FoldName(userName)
+		return model.FoldName(userName)
 	}
 	if !isID(userID) {
 		return "#" + userID // nobody has that id
 	}
 	if n, ok := r.names.Get(userID); ok {
-		return store.FoldName(n)
+		return model.FoldName(n)
 	}
 	names, _, err := r.st.Lookup(ctx, []string{userID}, nil)
 	if n := names[userID]; err == nil && n != "" {
 		r.remember(userID, n)
-		return store.FoldName(n)
+		return model.FoldName(n)
 	}
 	return "#" + userID
 }

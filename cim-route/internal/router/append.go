@@ -3,9 +3,8 @@ package router
 import (
 	"context"
 
+	"github.com/gocim/gocim/cim-route/internal/model"
 	"google.golang.org/protobuf/proto"
-
-	"github.com/gocim/gocim/cim-route/internal/store"
 )
 
 // queueMessages queues the inbox entries of the messages, in batch order: a
@@ -28,19 +27,19 @@ func (j *job) queueMessages() {
 // and reads the routes of everybody the stored frames go to, all in one
 // pipeline (split per thousand commands); only stored frames are pushed.
 func (j *job) appendEntries(ctx context.Context) error {
-	w := store.Write{Routes: j.deliveryTargets()}
+	w := model.Write{Routes: j.deliveryTargets()}
 	if len(j.receipts) == 0 {
 		w.Acks, j.acksRaised = j.acksToRaise(), true
 	}
 	if len(j.entries)+len(w.Acks)+len(w.Routes) == 0 {
 		return nil
 	}
-	in := make([]store.Append, len(j.entries))
+	in := make([]model.Append, len(j.entries))
 	for i, e := range j.entries {
 		if e.raw != nil {
 			// A group message: no per-member dedup (the sender's gdedup key
 			// covers the message as a whole).
-			in[i] = store.Append{UserID: e.to, Frame: e.raw, TS: j.ts, MsgID: e.msg.msgID}
+			in[i] = model.Append{UserID: e.to, Frame: e.raw, TS: j.ts, MsgID: e.msg.msgID}
 			continue
 		}
 		b, err := proto.Marshal(e.frame)
@@ -49,7 +48,7 @@ func (j *job) appendEntries(ctx context.Context) error {
 		}
 		// A receipt never pushes a message out of a full inbox: then it
 		// is not stored (Seq 0) and goes live only.
-		in[i] = store.Append{UserID: e.to, Frame: b, TS: j.ts, Droppable: e.msg == nil}
+		in[i] = model.Append{UserID: e.to, Frame: b, TS: j.ts, Droppable: e.msg == nil}
 		if it := e.msg; it != nil {
 			in[i].MsgID = it.msgID
 			if cm := it.msg.ClientMsgId; cm != "" {

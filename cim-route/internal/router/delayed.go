@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/gocim/gocim/cim-route/internal/errs"
-	"github.com/gocim/gocim/cim-route/internal/store"
+	"github.com/gocim/gocim/cim-route/internal/model"
 	"github.com/gocim/gocim/proto/cimpb"
 )
 
@@ -30,7 +30,7 @@ const (
 )
 
 // DelayedMsg is a message scheduled with Delay.
-type DelayedMsg = store.DelayedMsg
+type DelayedMsg = model.DelayedMsg
 
 // Delay keeps a text message from one user to another (id or name) and
 // sends it after d, through the same path as P2P: stored in the

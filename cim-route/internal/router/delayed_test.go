@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/gocim/gocim/cim-route/internal/errs"
-	"github.com/gocim/gocim/cim-route/internal/store"
+	"github.com/gocim/gocim/cim-route/internal/model"
 )
 
 // TestDelayedMessageSentWhenDue: a delayed message is checked when
@@ -57,7 +57,7 @@ func TestDelayedMessageSentWhenDue(t *testing.T) {
 	}
 	// A second send of the same message (its confirmation was lost and its
 	// lease ran out) is a resend: bob's inbox still holds it once.
-	if err := e.r.sendDelayed(e.ctx, store.DelayedMsg{ID: m.ID, From: alice.UserID, To: bob.UserID, Text: "see you later"}); err != nil {
+	if err := e.r.sendDelayed(e.ctx, model.DelayedMsg{ID: m.ID, From: alice.UserID, To: bob.UserID, Text: "see you later"}); err != nil {
 		t.Fatal(err)
 	}
 	if in := e.inbox(bob.UserID); len(in) != 1 {

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/gocim/gocim/cim-route/internal/fanout"
-	"github.com/gocim/gocim/cim-route/internal/store"
+	"github.com/gocim/gocim/cim-route/internal/model"
 	"github.com/gocim/gocim/proto/cimpb"
 )
 
@@ -135,11 +135,11 @@ func (j *job) deliver(ctx context.Context) error {
 	// Deliveries grouped per gateway: messages in batch order, then receipts.
 	batches := map[string][]*cimpb.Delivery{}
 	targets := map[string][]target{}
-	reachable := func(uid string) (store.Route, bool) {
+	reachable := func(uid string) (model.Route, bool) {
 		rt, ok := routes[uid]
 		return rt, ok && rt.Online() && j.r.gw.Live(rt.Gateway)
 	}
-	send := func(rt store.Route, uid string, f *cimpb.Frame, item int) {
+	send := func(rt model.Route, uid string, f *cimpb.Frame, item int) {
 		batches[rt.Gateway] = append(batches[rt.Gateway], &cimpb.Delivery{UserId: uid, SessionId: rt.Session, Frame: f})
 		targets[rt.Gateway] = append(targets[rt.Gateway], target{item, uid, rt.Session})
 	}
@@ -179,7 +179,7 @@ func (j *job) deliver(ctx context.Context) error {
 		return nil
 	}
 
-	var missing, dead []store.SessionRef
+	var missing, dead []model.SessionRef
 	for gw, res := range j.r.push.Push(ctx, batches) {
 		ts := targets[gw]
 		if res.Err != nil {
@@ -190,7 +190,7 @@ func (j *job) deliver(ctx context.Context) error {
 			// node decides).
 			if !fanout.Timeout(res.Err) {
 				for _, t := range ts {
-					dead = append(dead, store.SessionRef{UserID: t.uid, Session: t.sid})
+					dead = append(dead, model.SessionRef{UserID: t.uid, Session: t.sid})
 				}
 			}
 			continue
@@ -199,7 +199,7 @@ func (j *job) deliver(ctx context.Context) error {
 		for _, idx := range res.Missing {
 			if !gone[idx] {
 				gone[idx] = true
-				missing = append(missing, store.SessionRef{UserID: ts[idx].uid, Session: ts[idx].sid})
+				missing = append(missing, model.SessionRef{UserID: ts[idx].uid, Session: ts[idx].sid})
 			}
 		}
 		for i, t := range ts {
@@ -217,10 +217,10 @@ func (j *job) deliver(ctx context.Context) error {
 // readRoutes returns the routes of everybody the batch delivers to: those
 // read with the appends (every stored frame's user, see deliveryTargets) and
 // those of a broadcast's recipients not among them, read now.
-func (j *job) readRoutes(ctx context.Context, members []string) (map[string]store.Route, error) {
+func (j *job) readRoutes(ctx context.Context, members []string) (map[string]model.Route, error) {
 	routes := j.routes
 	if routes == nil {
-		routes = map[string]store.Route{}
+		routes = map[string]model.Route{}
 	}
 	if len(members) == 0 {
 		return routes, nil
@@ -247,7 +247,7 @@ func (j *job) readRoutes(ctx context.Context, members []string) (map[string]stor
 
 // dropSessions forgets sessions a push found gone, best effort and even if
 // the caller's request was cancelled meanwhile.
-func (r *Router) dropSessions(ctx context.Context, refs []store.SessionRef) {
+func (r *Router) dropSessions(ctx context.Context, refs []model.SessionRef) {
 	if len(refs) == 0 {
 		return
 	}

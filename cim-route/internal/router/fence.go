@@ -4,7 +4,7 @@ import (
 	"context"
 	"time"
 
-	"github.com/gocim/gocim/cim-route/internal/store"
+	"github.com/gocim/gocim/cim-route/internal/model"
 	"github.com/gocim/gocim/proto/cimpb"
 	"github.com/gocim/gocim/proto/codes"
 )
@@ -50,7 +50,7 @@ func (r *Router) fence(ctx context.Context, b *cimpb.UplinkBatch) (keep []*cimpb
 	gw := b.GetGatewayId()
 	uids := make([]string, 0, len(ups))
 	seen := make(map[string]bool, len(ups))
-	routes := make(map[string]store.Route, len(ups))
+	routes := make(map[string]model.Route, len(ups))
 	for _, up := range ups {
 		uid := up.GetUserId()
 		if uid == "" || seen[uid] {
@@ -58,7 +58,7 @@ func (r *Router) fence(ctx context.Context, b *cimpb.UplinkBatch) (keep []*cimpb
 		}
 		seen[uid] = true
 		if cur, ok := r.current.Get(uid); ok && cur.gw == gw && cur.sid == up.GetSessionId() && r.now().Sub(cur.at) < fenceTTL {
-			routes[uid] = store.Route{Gateway: gw, Session: up.GetSessionId(), State: store.StateOnline}
+			routes[uid] = model.Route{Gateway: gw, Session: up.GetSessionId(), State: model.StateOnline}
 			continue
 		}
 		uids = append(uids, uid)
@@ -109,8 +109,8 @@ func (r *Router) fence(ctx context.Context, b *cimpb.UplinkBatch) (keep []*cimpb
 // only the one cleared with gw, gets its route back now, into routes, so
 // that what it sends meanwhile is not refused. A session that ended (logged
 // off, closed) or was replaced has no claim to it.
-func (r *Router) reclaim(ctx context.Context, gw string, ups []*cimpb.Uplink, routes map[string]store.Route) error {
-	var refs []store.SessionRef
+func (r *Router) reclaim(ctx context.Context, gw string, ups []*cimpb.Uplink, routes map[string]model.Route) error {
+	var refs []model.SessionRef
 	seen := map[string]bool{}
 	for _, up := range ups {
 		uid := up.GetUserId()
@@ -118,7 +118,7 @@ func (r *Router) reclaim(ctx context.Context, gw string, ups []*cimpb.Uplink, ro
 			continue
 		}
 		seen[uid] = true
-		refs = append(refs, store.SessionRef{UserID: uid, Session: up.GetSessionId()})
+		refs = append(refs, model.SessionRef{UserID: uid, Session: up.GetSessionId()})
 	}
 	if len(refs) == 0 || gw == "" {
 		return nil
@@ -129,7 +129,7 @@ func (r *Router) reclaim(ctx context.Context, gw string, ups []*cimpb.Uplink, ro
 	}
 	for i, ok := range back {
 		if ok {
-			routes[refs[i].UserID] = store.Route{Gateway: gw, Session: refs[i].Session, State: store.StateOnline}
+			routes[refs[i].UserID] = model.Route{Gateway: gw, Session: refs[i].Session, State: model.StateOnline}
 			r.log.Info("session cleared with its gateway taken back: the gateway is alive", "user", refs[i].UserID,
 				"session", refs[i].Session, "gateway", gw)
 		}

@@ -7,7 +7,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/gocim/gocim/cim-route/internal/store"
+	"github.com/gocim/gocim/cim-route/internal/model"
 	"github.com/gocim/gocim/proto/cimpb"
 	"github.com/gocim/gocim/proto/codes"
 )
@@ -65,11 +65,11 @@ func (j *job) loadGroups(ctx context.Context) error {
 			gids = append(gids, it.msg.Group)
 		}
 	}
-	var checks []store.MemberRef
+	var checks []model.MemberRef
 	var checked []*readReq
 	for _, rd := range j.reads {
 		if rd.group != "" && rd.peerID != "" && isID(rd.group) {
-			checks = append(checks, store.MemberRef{Group: rd.group, User: rd.uid})
+			checks = append(checks, model.MemberRef{Group: rd.group, User: rd.uid})
 			checked = append(checked, rd)
 		}
 	}
@@ -115,7 +115,7 @@ func (j *job) loadGroups(ctx context.Context) error {
 // stored once.
 func (j *job) claimGroupMessages(ctx context.Context) error {
 	type key struct{ from, cmid string }
-	var ds []store.GroupDedup
+	var ds []model.GroupDedup
 	var claiming []*outgoing
 	first := map[key]*outgoing{}
 	var copies []*outgoing
@@ -130,7 +130,7 @@ func (j *job) claimGroupMessages(ctx context.Context) error {
 			continue
 		}
 		first[k] = it
-		ds = append(ds, store.GroupDedup{Sender: it.from, ClientMsgID: cm, MsgID: it.msgID})
+		ds = append(ds, model.GroupDedup{Sender: it.from, ClientMsgID: cm, MsgID: it.msgID})
 		claiming = append(claiming, it)
 	}
 	if len(ds) == 0 {
@@ -145,7 +145,7 @@ func (j *job) claimGroupMessages(ctx context.Context) error {
 		switch {
 		case c.Claimed:
 			it.group.claimed = true
-		case c.State == store.GroupDone:
+		case c.State == model.GroupDone:
 			it.msgID, it.group.sent = c.MsgID, true
 		default: // pending: fan out again, under the first id
 			it.msgID, it.group.claimed = c.MsgID, true
@@ -179,10 +179,10 @@ func (j *job) queueGroup(it *outgoing) {
 // finishGroupMessages marks the claimed group messages done, now that every
 // copy is stored (one round trip).
 func (j *job) finishGroupMessages(ctx context.Context) error {
-	var ds []store.GroupDedup
+	var ds []model.GroupDedup
 	for _, it := range j.groups {
 		if it.code == 0 && it.group.claimed {
-			ds = append(ds, store.GroupDedup{Sender: it.from, ClientMsgID: it.msg.ClientMsgId, MsgID: it.msgID})
+			ds = append(ds, model.GroupDedup{Sender: it.from, ClientMsgID: it.msg.ClientMsgId, MsgID: it.msgID})
 		}
 	}
 	return j.r.st.FinishGroupMessages(ctx, ds)
@@ -233,9 +233,9 @@ func (j *job) storeGroupReceipts(ctx context.Context) error {
 	if len(j.receipts) == 0 {
 		return nil
 	}
-	rs := make([]store.GroupReceipt, len(j.receipts))
+	rs := make([]model.GroupReceipt, len(j.receipts))
 	for i, rc := range j.receipts {
-		rs[i] = store.GroupReceipt{Sender: rc.sender, MsgID: rc.msgID, Read: rc.read, Members: rc.members}
+		rs[i] = model.GroupReceipt{Sender: rc.sender, MsgID: rc.msgID, Read: rc.read, Members: rc.members}
 	}
 	counts, err := j.r.st.AddGroupReceipts(ctx, rs)
 	if err != nil {

@@ -10,7 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gocim/gocim/cim-route/internal/errs"
-	"github.com/gocim/gocim/cim-route/internal/store"
+	"github.com/gocim/gocim/cim-route/internal/model"
 )
 
 // Group limits.
@@ -36,7 +36,7 @@ type ReceiptCount struct {
 	Read      int
 }
 
-func groupOf(g store.Group) Group {
+func groupOf(g model.Group) Group {
 	return Group{ID: g.ID, Name: g.Name, Owner: g.Owner, Open: g.Open, Members: g.Members}
 }
 
@@ -94,7 +94,7 @@ func (r *Router) GroupMembers(ctx context.Context, uid, gid string) ([]User, err
 	if err := checkGroup(uid, gid); err != nil {
 		return nil, err
 	}
-	members, isMember, err := r.st.GroupMembers(ctx, []string{gid}, []store.MemberRef{{Group: gid, User: uid}})
+	members, isMember, err := r.st.GroupMembers(ctx, []string{gid}, []model.MemberRef{{Group: gid, User: uid}})
 	if err != nil {
 		return nil, err
 	}

@@ -15,7 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/gocim/gocim/cim-route/internal/errs"
-	"github.com/gocim/gocim/cim-route/internal/store"
+	"github.com/gocim/gocim/cim-route/internal/model"
 	"github.com/gocim/gocim/proto/cimpb"
 	"github.com/gocim/gocim/proto/codes"
 )
@@ -49,7 +49,7 @@ func groupSent(t *testing.T, d *cimpb.Delivery, cmid, gid string, count uint32) 
 // inbox returns a user's stored entries, decoded, in seq order.
 func (e *env) inbox(uid string) []*cimpb.Frame {
 	e.t.Helper()
-	rs, err := e.st.Ranges(e.ctx, []store.RangeQuery{{UserID: uid, Limit: 10000}})
+	rs, err := e.st.Ranges(e.ctx, []model.RangeQuery{{UserID: uid, Limit: 10000}})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -468,7 +468,7 @@ func (e *env) bigGroup(owner Session, n, online int) (string, []string) {
 	for i, uid := range ids[:online] {
 		gw := e.gws[i%len(e.gws)]
 		sid := "s" + uid
-		if _, err := e.st.ClaimRoute(e.ctx, uid, store.Claim{Gateway: gw.ID, Session: sid, TTL: time.Minute}); err != nil {
+		if _, err := e.st.ClaimRoute(e.ctx, uid, model.Claim{Gateway: gw.ID, Session: sid, TTL: time.Minute}); err != nil {
 			e.t.Fatal(err)
 		}
 		if err := e.st.Online(e.ctx, uid, sid, gw.ID); err != nil {

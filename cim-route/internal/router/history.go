@@ -19,7 +19,7 @@ import (
 
 	"github.com/gocim/gocim/cim-route/internal/errs"
 	"github.com/gocim/gocim/cim-route/internal/files"
-	"github.com/gocim/gocim/cim-route/internal/store"
+	"github.com/gocim/gocim/cim-route/internal/model"
 	"github.com/gocim/gocim/proto/cimpb"
 )
 
@@ -263,7 +263,7 @@ func (r *Router) scanInbox(ctx context.Context, sc *inboxScan, s historyScan) er
 	}
 }
 
-func (s historyScan) match(e store.Entry, sender string) (HistoryMessage, bool) {
+func (s historyScan) match(e model.Entry, sender string) (HistoryMessage, bool) {
 	var f cimpb.Frame
 	if proto.Unmarshal(e.Frame, &f) != nil || f.Type != cimpb.Type_MSG || f.Msg == nil {
 		return HistoryMessage{}, false

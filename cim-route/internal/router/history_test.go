@@ -11,7 +11,7 @@ import (
 
 	"github.com/gocim/gocim/cim-route/internal/errs"
 	"github.com/gocim/gocim/cim-route/internal/files"
-	"github.com/gocim/gocim/cim-route/internal/store"
+	"github.com/gocim/gocim/cim-route/internal/model"
 	"github.com/gocim/gocim/proto/cimpb"
 )
 
@@ -22,7 +22,7 @@ type scanCounter struct {
 	read atomic.Int64 // entries answered since the last reset
 }
 
-func (s *scanCounter) InboxBefore(ctx context.Context, uid string, before uint64, n int) ([]store.Entry, error) {
+func (s *scanCounter) InboxBefore(ctx context.Context, uid string, before uint64, n int) ([]model.Entry, error) {
 	if int64(n) > s.most.Load() {
 		s.most.Store(int64(n))
 	}

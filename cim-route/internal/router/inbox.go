@@ -5,7 +5,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/gocim/gocim/cim-route/internal/store"
+	"github.com/gocim/gocim/cim-route/internal/model"
 	"github.com/gocim/gocim/proto/cimpb"
 )
 
@@ -26,7 +26,7 @@ type syncReq struct {
 	reqID    uint64
 	req      *cimpb.Sync
 	limit    int
-	res      store.Range
+	res      model.Range
 }
 
 // ackReq is the highest ACK of one user in a batch.
@@ -58,9 +58,9 @@ func (j *job) ackedEntries(ctx context.Context) error {
 		return nil
 	}
 	cur := j.acks
-	qs := make([]store.RangeQuery, len(cur))
+	qs := make([]model.RangeQuery, len(cur))
 	for i, a := range cur {
-		qs[i] = store.RangeQuery{UserID: a.uid, FromAcked: true, Upto: a.seq, Limit: ackPage}
+		qs[i] = model.RangeQuery{UserID: a.uid, FromAcked: true, Upto: a.seq, Limit: ackPage}
 	}
 	first := true
 	for len(qs) > 0 {
@@ -69,7 +69,7 @@ func (j *job) ackedEntries(ctx context.Context) error {
 			return err
 		}
 		var next []*ackReq
-		var nextQ []store.RangeQuery
+		var nextQ []model.RangeQuery
 		for i, rg := range res {
 			a := cur[i]
 			if first {
@@ -81,7 +81,7 @@ func (j *job) ackedEntries(ctx context.Context) error {
 			// A range stops at ackPage entries or at its byte bound.
 			if n := len(rg.Entries); n > 0 && rg.Entries[n-1].Seq < a.target {
 				next = append(next, a)
-				nextQ = append(nextQ, store.RangeQuery{UserID: a.uid, After: rg.Entries[n-1].Seq, Upto: a.target, Limit: ackPage})
+				nextQ = append(nextQ, model.RangeQuery{UserID: a.uid, After: rg.Entries[n-1].Seq, Upto: a.target, Limit: ackPage})
 			}
 		}
 		cur, qs, first = next, nextQ, false
@@ -89,7 +89,7 @@ func (j *job) ackedEntries(ctx context.Context) error {
 	return nil
 }
 
-func (j *job) deliveredReceipt(by string, e store.Entry) {
+func (j *job) deliveredReceipt(by string, e model.Entry) {
 	m, ok := peekMsg(e.Frame)
 	if !ok {
 		return // a receipt entry, or nothing decodable
@@ -162,7 +162,7 @@ func (j *job) addReceipt(to, by string, status cimpb.ReceiptStatus, msgID, clien
 // received nor repeat them. A READ naming no existing user is dropped, and
 // so is a group READ by a non-member.
 func (j *job) readReceipts(ctx context.Context) error {
-	var qs []store.ReadQuery
+	var qs []model.ReadQuery
 	var rds []*readReq
 	for _, rd := range j.reads {
 		if rd.peerID == "" || rd.peerID == SystemUserID {
@@ -173,7 +173,7 @@ func (j *job) readReceipts(ctx context.Context) error {
 			j.r.log.Debug("group READ by a non-member dropped", "user", rd.uid, "group", rd.group)
 			continue
 		}
-		q := store.ReadQuery{UserID: rd.uid}
+		q := model.ReadQuery{UserID: rd.uid}
 		for i, id := range rd.ids {
 			if len(q.MsgIDs) == maxReadIDs || i >= len(rd.seqs) {
 				break
@@ -232,11 +232,11 @@ func containsBefore(ids []string, i int) bool {
 }
 
 // acksToRaise are the acks of the batch that move ack:{uid} up.
-func (j *job) acksToRaise() []store.Ack {
-	var raise []store.Ack
+func (j *job) acksToRaise() []model.Ack {
+	var raise []model.Ack
 	for _, a := range j.acks {
 		if a.target > a.acked {
-			raise = append(raise, store.Ack{UserID: a.uid, Seq: a.target})
+			raise = append(raise, model.Ack{UserID: a.uid, Seq: a.target})
 		}
 	}
 	return raise
@@ -256,13 +256,13 @@ func (j *job) readSyncs(ctx context.Context) error {
 	if len(j.syncs) == 0 {
 		return nil
 	}
-	qs := make([]store.RangeQuery, len(j.syncs))
+	qs := make([]model.RangeQuery, len(j.syncs))
 	for i, s := range j.syncs {
 		s.limit = j.r.cfg.SyncLimit
 		if l := int(s.req.GetLimit()); l > 0 && l < s.limit {
 			s.limit = l
 		}
-		qs[i] = store.RangeQuery{UserID: s.uid, After: s.req.GetAfterSeq(), FromAcked: s.req.GetFromAcked(), Limit: s.limit, AfterTS: true}
+		qs[i] = model.RangeQuery{UserID: s.uid, After: s.req.GetAfterSeq(), FromAcked: s.req.GetFromAcked(), Limit: s.limit, AfterTS: true}
 	}
 	res, err := j.r.st.Ranges(ctx, qs)
 	if err != nil {
@@ -297,7 +297,7 @@ func (s *syncReq) answer(out []*cimpb.Delivery, maxFrame int) []*cimpb.Delivery 
 
 // decodeEntry returns a stored entry's frame with its seq set, nil if it
 // does not decode.
-func decodeEntry(e store.Entry) *cimpb.Frame {
+func decodeEntry(e model.Entry) *cimpb.Frame {
 	f := &cimpb.Frame{}
 	if proto.Unmarshal(e.Frame, f) != nil {
 		return nil

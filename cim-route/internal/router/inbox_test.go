@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gocim/gocim/cim-route/internal/errs"
+	"github.com/gocim/gocim/cim-route/internal/model"
 	"github.com/gocim/gocim/cim-route/internal/store"
 	"github.com/gocim/gocim/proto/cimpb"
 )
@@ -189,7 +190,7 @@ func TestOfflineRecipientSyncs(t *testing.T) {
 
 func TestSyncAfterTrimming(t *testing.T) {
 	e := newEnv(t, PolicyKick, 1)
-	e.st.Store = store.New(e.rdb, "cim:", store.WithInbox(store.InboxLimits{MaxLen: 3}))
+	e.st.Store = store.New(e.rdb, "cim:", store.WithInbox(model.InboxLimits{MaxLen: 3}))
 	alice, bob := e.connect("alice"), e.connect("bob")
 	for i := range 5 {
 		e.uplink(alice, msgFrame(uint64(i), fmt.Sprint(i), "bob"))

@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/gocim/gocim/cim-route/internal/errs"
-	"github.com/gocim/gocim/cim-route/internal/store"
+	"github.com/gocim/gocim/cim-route/internal/model"
 	"github.com/gocim/gocim/proto/cimpb"
 	"github.com/gocim/gocim/proto/codes"
 )
@@ -146,7 +146,7 @@ type job struct {
 	acksRaised bool
 	// routes were read with the appends, for the users in routed (a user
 	// without a route is absent from routes but present in routed).
-	routes map[string]store.Route
+	routes map[string]model.Route
 	routed []string
 }
 

@@ -8,7 +8,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/gocim/gocim/cim-route/internal/store"
+	"github.com/gocim/gocim/cim-route/internal/model"
 	"github.com/gocim/gocim/proto/cimpb"
 	"github.com/gocim/gocim/proto/codes"
 )
@@ -83,7 +83,7 @@ func TestSyncSkipsEntriesTooLargeToSend(t *testing.T) {
 	bob := e.connect("bob")
 	big, _ := proto.Marshal(&cimpb.Frame{Type: cimpb.Type_MSG, Msg: &cimpb.Msg{MsgId: "big", From: "1", To: bob.UserID, Body: bytes.Repeat([]byte{'x'}, limit)}})
 	small, _ := proto.Marshal(&cimpb.Frame{Type: cimpb.Type_MSG, Msg: &cimpb.Msg{MsgId: "small", From: "1", To: bob.UserID, Body: []byte("hi")}})
-	if _, err := e.st.Write(e.ctx, store.Write{Appends: []store.Append{{UserID: bob.UserID, Frame: big}, {UserID: bob.UserID, Frame: small}}}); err != nil {
+	if _, err := e.st.Write(e.ctx, model.Write{Appends: []model.Append{{UserID: bob.UserID, Frame: big}, {UserID: bob.UserID, Frame: small}}}); err != nil {
 		t.Fatal(err)
 	}
 	ans := e.uplink(bob, syncFrame(1, 0, 0, false))

@@ -28,8 +28,8 @@ import (
 	"github.com/gocim/gocim/cim-route/internal/auth"
 	"github.com/gocim/gocim/cim-route/internal/fanout"
 	"github.com/gocim/gocim/cim-route/internal/files"
+	"github.com/gocim/gocim/cim-route/internal/model"
 	"github.com/gocim/gocim/cim-route/internal/ratelimit"
-	"github.com/gocim/gocim/cim-route/internal/store"
 	"github.com/gocim/gocim/proto/cimpb"
 	"github.com/gocim/gocim/proto/codec"
 )
@@ -50,17 +50,17 @@ type Store interface {
 // Delayed keeps messages to send later (POST /delay): each is leased to
 // one claimer at a time, and comes back due if its send is not confirmed.
 type Delayed interface {
-	ScheduleMessage(ctx context.Context, m store.DelayedMsg, max int) (store.DelayedMsg, error)
-	ClaimDueMessages(ctx context.Context, now time.Time, n int, lease time.Duration) ([]store.DelayedMsg, error)
-	DelayedSent(ctx context.Context, ms []store.DelayedMsg) error
+	ScheduleMessage(ctx context.Context, m model.DelayedMsg, max int) (model.DelayedMsg, error)
+	ClaimDueMessages(ctx context.Context, now time.Time, n int, lease time.Duration) ([]model.DelayedMsg, error)
+	DelayedSent(ctx context.Context, ms []model.DelayedMsg) error
 }
 
 // Accounts are the users: names (unique in any case), ids, password hashes.
 type Accounts interface {
 	CreateUser(ctx context.Context, name, pwHash string) (string, error)
 	NameTaken(ctx context.Context, name string) (bool, error)
-	UserByName(ctx context.Context, name string) (store.User, error)
-	UserByID(ctx context.Context, id string) (store.User, error)
+	UserByName(ctx context.Context, name string) (model.User, error)
+	UserByID(ctx context.Context, id string) (model.User, error)
 	Lookup(ctx context.Context, ids, names []string) (idToName, nameToID map[string]string, err error)
 }
 
@@ -72,13 +72,13 @@ type Quotas interface {
 // Sessions are the users' routes (gateway, session, state), compared and
 // set per user, with the online and per-gateway sets that mirror them.
 type Sessions interface {
-	ClaimRoute(ctx context.Context, uid string, c store.Claim) (store.Route, error)
+	ClaimRoute(ctx context.Context, uid string, c model.Claim) (model.Route, error)
 	Online(ctx context.Context, uid, sid, gw string) error
 	Reassert(ctx context.Context, uid, sid, gw string) error
-	DropSession(ctx context.Context, uid, sid string) (store.Route, bool, error)
-	DropSessions(ctx context.Context, refs []store.SessionRef) (int, error)
-	Reclaim(ctx context.Context, gw string, refs []store.SessionRef) ([]bool, error)
-	Routes(ctx context.Context, uids []string) (map[string]store.Route, error)
+	DropSession(ctx context.Context, uid, sid string) (model.Route, bool, error)
+	DropSessions(ctx context.Context, refs []model.SessionRef) (int, error)
+	Reclaim(ctx context.Context, gw string, refs []model.SessionRef) ([]bool, error)
+	Routes(ctx context.Context, uids []string) (map[string]model.Route, error)
 	OnlineIDs(ctx context.Context) ([]string, error)
 	ForgetOnline(ctx context.Context, uids []string) error
 	Gateways(ctx context.Context) ([]string, error)
@@ -88,11 +88,11 @@ type Sessions interface {
 // Inboxes are the users' inboxes: appends with dedup, ranges for SYNC,
 // acknowledged seqs, read claims and history.
 type Inboxes interface {
-	Write(ctx context.Context, w store.Write) (store.Written, error)
-	Ranges(ctx context.Context, qs []store.RangeQuery) ([]store.Range, error)
-	RaiseAcks(ctx context.Context, acks []store.Ack) error
-	ClaimReads(ctx context.Context, qs []store.ReadQuery) ([][]store.Entry, error)
-	InboxBefore(ctx context.Context, uid string, before uint64, n int) ([]store.Entry, error)
+	Write(ctx context.Context, w model.Write) (model.Written, error)
+	Ranges(ctx context.Context, qs []model.RangeQuery) ([]model.Range, error)
+	RaiseAcks(ctx context.Context, acks []model.Ack) error
+	ClaimReads(ctx context.Context, qs []model.ReadQuery) ([][]model.Entry, error)
+	InboxBefore(ctx context.Context, uid string, before uint64, n int) ([]model.Entry, error)
 }
 
 // Groups is membership and group messages.
@@ -103,24 +103,24 @@ type Groups interface {
 
 // Memberships are groups and their members and invitations.
 type Memberships interface {
-	CreateGroup(ctx context.Context, owner, name string, open bool) (store.Group, error)
-	JoinGroup(ctx context.Context, gid, uid string, max int) (store.Group, error)
-	InviteToGroup(ctx context.Context, gid, by string, users []string, max int) (store.Group, []string, error)
+	CreateGroup(ctx context.Context, owner, name string, open bool) (model.Group, error)
+	JoinGroup(ctx context.Context, gid, uid string, max int) (model.Group, error)
+	InviteToGroup(ctx context.Context, gid, by string, users []string, max int) (model.Group, []string, error)
 	LeaveGroup(ctx context.Context, gid, uid string) error
 	KickFromGroup(ctx context.Context, gid, owner, uid string) error
-	RenameGroup(ctx context.Context, gid, owner, name string) (store.Group, error)
+	RenameGroup(ctx context.Context, gid, owner, name string) (model.Group, error)
 	DissolveGroup(ctx context.Context, gid, owner string) error
-	GroupOf(ctx context.Context, gid, viewer string) (store.Group, bool, error)
-	UserGroups(ctx context.Context, uid string) ([]store.Group, error)
-	GroupMembers(ctx context.Context, gids []string, checks []store.MemberRef) (map[string][]string, []bool, error)
+	GroupOf(ctx context.Context, gid, viewer string) (model.Group, bool, error)
+	UserGroups(ctx context.Context, uid string) ([]model.Group, error)
+	GroupMembers(ctx context.Context, gids []string, checks []model.MemberRef) (map[string][]string, []bool, error)
 }
 
 // GroupMessages are group messages' dedup states and receipt counts.
 type GroupMessages interface {
-	ClaimGroupMessages(ctx context.Context, ds []store.GroupDedup) ([]store.GroupClaim, error)
-	FinishGroupMessages(ctx context.Context, ds []store.GroupDedup) error
-	AddGroupReceipts(ctx context.Context, rs []store.GroupReceipt) ([]int, error)
-	GroupReceiptCounts(ctx context.Context, sender string, msgIDs []string) ([]store.ReceiptCount, error)
+	ClaimGroupMessages(ctx context.Context, ds []model.GroupDedup) ([]model.GroupClaim, error)
+	FinishGroupMessages(ctx context.Context, ds []model.GroupDedup) error
+	AddGroupReceipts(ctx context.Context, rs []model.GroupReceipt) ([]int, error)
+	GroupReceiptCounts(ctx context.Context, sender string, msgIDs []string) ([]model.ReceiptCount, error)
 }
 
 // Pinger checks that the store answers.

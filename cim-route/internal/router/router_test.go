@@ -23,6 +23,7 @@ import (
 	"github.com/gocim/gocim/cim-route/internal/files"
 	"github.com/gocim/gocim/cim-route/internal/gatewaytest"
 	"github.com/gocim/gocim/cim-route/internal/memstore"
+	"github.com/gocim/gocim/cim-route/internal/model"
 	"github.com/gocim/gocim/cim-route/internal/store"
 	"github.com/gocim/gocim/internal/testenv"
 	"github.com/gocim/gocim/proto/cimpb"
@@ -50,12 +51,12 @@ type countingStore struct {
 	lookups, routes, onlineIDs, writes, ranges atomic.Int32
 }
 
-func (c *countingStore) Write(ctx context.Context, w store.Write) (store.Written, error) {
+func (c *countingStore) Write(ctx context.Context, w model.Write) (model.Written, error) {
 	c.writes.Add(1)
 	return c.Store.Write(ctx, w)
 }
 
-func (c *countingStore) Ranges(ctx context.Context, qs []store.RangeQuery) ([]store.Range, error) {
+func (c *countingStore) Ranges(ctx context.Context, qs []model.RangeQuery) ([]model.Range, error) {
 	c.ranges.Add(1)
 	return c.Store.Ranges(ctx, qs)
 }
@@ -65,7 +66,7 @@ func (c *countingStore) Lookup(ctx context.Context, ids, names []string) (map[st
 	return c.Store.Lookup(ctx, ids, names)
 }
 
-func (c *countingStore) Routes(ctx context.Context, uids []string) (map[string]store.Route, error) {
+func (c *countingStore) Routes(ctx context.Context, uids []string) (map[string]model.Route, error) {
 	c.routes.Add(1)
 	return c.Store.Routes(ctx, uids)
 }

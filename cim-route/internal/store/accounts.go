@@ -4,24 +4,18 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"strings"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/gocim/gocim/cim-route/internal/errs"
+	"github.com/gocim/gocim/cim-route/internal/model"
 )
 
-// User is an account.
-type User struct {
-	ID           string
-	Name         string
-	PasswordHash string
-	Created      int64 // unix ms
-}
+// User is model.User (package model holds the shared types).
+type User = model.User
 
-// FoldName is the form of a user name in the name index: names that differ
-// only by case are one name.
-func FoldName(name string) string { return strings.ToLower(name) }
+// FoldName is model.FoldName.
+func FoldName(name string) string { return model.FoldName(name) }
 
 // CreateUser registers name with a password hash and returns the new id,
 // taken from a Redis counter. errs.ErrNameTaken when the name exists in any

@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/gocim/gocim/cim-route/internal/errs"
+	"github.com/gocim/gocim/cim-route/internal/model"
 )
 
 // Delayed messages (the terminal's :delay, POST /delay): kept in Redis until
@@ -21,17 +22,11 @@ func (k keys) delayq() string           { return k.prefix + "delayq" }
 func (k keys) udelay(uid string) string { return k.prefix + "udelay:{" + uid + "}" }
 func (k keys) delaySeq() string         { return k.prefix + "delay:seq" }
 
-// DelayedMsg is a message to send later.
-type DelayedMsg struct {
-	ID   string
-	From string // sender user id
-	To   string // recipient user id
-	Text string
-	Due  time.Time
-}
+// DelayedMsg is model.DelayedMsg (package model holds the shared types).
+type DelayedMsg = model.DelayedMsg
 
 // member encodes m as a ZSET member: "<id> <from> <to> <text>".
-func (m DelayedMsg) member() string { return m.ID + " " + m.From + " " + m.To + " " + m.Text }
+func member(m DelayedMsg) string { return m.ID + " " + m.From + " " + m.To + " " + m.Text }
 
 func parseDelayed(member string, due float64) (DelayedMsg, bool) {
 	p := strings.SplitN(member, " ", 4)
@@ -64,15 +59,15 @@ func (s *Store) ScheduleMessage(ctx context.Context, m DelayedMsg, max int) (Del
 	// A member whose send failed for long stays in the user's set at most a
 	// day past its due time.
 	stale := s.now().Add(-24 * time.Hour).UnixMilli()
-	ok, err := reserveDelayScript.Run(ctx, s.rdb, []string{s.k.udelay(m.From)}, m.member(), max, stale, due).Int()
+	ok, err := reserveDelayScript.Run(ctx, s.rdb, []string{s.k.udelay(m.From)}, member(m), max, stale, due).Int()
 	if err != nil {
 		return m, unavailable(err)
 	}
 	if ok != 1 {
 		return m, fmt.Errorf("%w: at most %d delayed messages pending per user", errs.ErrQuotaExceeded, max)
 	}
-	if err := s.rdb.ZAdd(ctx, s.k.delayq(), redis.Z{Score: due, Member: m.member()}).Err(); err != nil {
-		s.rdb.ZRem(context.WithoutCancel(ctx), s.k.udelay(m.From), m.member())
+	if err := s.rdb.ZAdd(ctx, s.k.delayq(), redis.Z{Score: due, Member: member(m)}).Err(); err != nil {
+		s.rdb.ZRem(context.WithoutCancel(ctx), s.k.udelay(m.From), member(m))
 		return m, unavailable(err)
 	}
 	return m, nil
@@ -117,8 +112,8 @@ func (s *Store) DelayedSent(ctx context.Context, ms []DelayedMsg) error {
 	}
 	cmds, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, m := range ms {
-			p.ZRem(ctx, s.k.delayq(), m.member())
-			p.ZRem(ctx, s.k.udelay(m.From), m.member())
+			p.ZRem(ctx, s.k.delayq(), member(m))
+			p.ZRem(ctx, s.k.udelay(m.From), member(m))
 		}
 		return nil
 	})

@@ -12,57 +12,32 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/gocim/gocim/cim-route/internal/errs"
+	"github.com/gocim/gocim/cim-route/internal/model"
 )
 
-// Group is a group's record.
-type Group struct {
-	ID      string
-	Name    string
-	Owner   string // user id; always a member
-	Open    bool   // anyone may join; otherwise only invited users
-	Created int64  // unix ms
-	Members int
-}
+// Group is model.Group (package model holds the shared types).
+type Group = model.Group
 
 // Dedup states of a group message.
 const (
-	GroupPending = "pending" // claimed; the fan-out may not have finished
-	GroupDone    = "done"    // stored for every member
+	GroupPending = model.GroupPending // claimed; the fan-out may not have finished
+	GroupDone    = model.GroupDone    // stored for every member
 )
 
-// GroupClaim is what became of a group message's dedup key.
-type GroupClaim struct {
-	Claimed bool   // the key was free and now names this attempt
-	MsgID   string // when not claimed: the earlier attempt's msgId
-	State   string // when not claimed: GroupPending or GroupDone
-}
+// GroupClaim is model.GroupClaim (package model holds the shared types).
+type GroupClaim = model.GroupClaim
 
-// GroupDedup names one group message for deduplication.
-type GroupDedup struct {
-	Sender      string
-	ClientMsgID string
-	MsgID       string
-}
+// GroupDedup is model.GroupDedup (package model holds the shared types).
+type GroupDedup = model.GroupDedup
 
-// GroupReceipt adds members to one message's delivered or read set.
-type GroupReceipt struct {
-	Sender  string // the message's sender: the sets live in its slot
-	MsgID   string
-	Read    bool // grr instead of grd
-	Members []string
-}
+// GroupReceipt is model.GroupReceipt (package model holds the shared types).
+type GroupReceipt = model.GroupReceipt
 
-// ReceiptCount is how many members received and read a group message.
-type ReceiptCount struct {
-	Delivered int
-	Read      int
-}
+// ReceiptCount is model.ReceiptCount (package model holds the shared types).
+type ReceiptCount = model.ReceiptCount
 
-// MemberRef asks whether a user is a member of a group.
-type MemberRef struct {
-	Group string
-	User  string
-}
+// MemberRef is model.MemberRef (package model holds the shared types).
+type MemberRef = model.MemberRef
 
 // groupKeys are the {gid}-tagged keys of one group.
 func (s *Store) groupKeys(gid string) []string {

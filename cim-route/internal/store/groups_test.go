@@ -170,7 +170,7 @@ func TestGroupMembership(t *testing.T) {
 	_, _, err = s.GroupOf(ctx, "2", "")
 	noGroup("GroupOf", err)
 
-	ms, isMember, err := s.GroupMembers(ctx, []string{"1", "2"}, []MemberRef{{"1", "1"}, {"1", "2"}})
+	ms, isMember, err := s.GroupMembers(ctx, []string{"1", "2"}, []MemberRef{{Group: "1", User: "1"}, {Group: "1", User: "2"}})
 	if err != nil || !slices.Equal(ms["1"], []string{"1"}) || len(ms["2"]) != 0 || !slices.Equal(isMember, []bool{true, false}) {
 		t.Fatalf("GroupMembers = %v %v %v", ms, isMember, err)
 	}
@@ -223,7 +223,7 @@ func TestGroupMessageDedupAndReceipts(t *testing.T) {
 		t.Fatalf("grr TTL = %v", ttl)
 	}
 	rc, err := s.GroupReceiptCounts(ctx, "1", []string{"m1", "nope"})
-	if err != nil || !slices.Equal(rc, []ReceiptCount{{3, 1}, {0, 0}}) {
+	if err != nil || !slices.Equal(rc, []ReceiptCount{{Delivered: 3, Read: 1}, {}}) {
 		t.Fatalf("counts = %+v %v", rc, err)
 	}
 	// The sets are the sender's: another user asking sees nothing.

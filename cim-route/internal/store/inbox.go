@@ -7,30 +7,22 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
+	"github.com/gocim/gocim/cim-route/internal/model"
 	"github.com/redis/go-redis/v9"
 )
 
-// Inbox defaults (docs/ARCHITECTURE.md, "Reliable delivery").
+// Inbox defaults: model's.
 const (
-	DefaultInboxMaxLen = 10000
-	DefaultInboxTTL    = 7 * 24 * time.Hour
-	DefaultDedupWindow = 24 * time.Hour
+	DefaultInboxMaxLen = model.DefaultInboxMaxLen
+	DefaultInboxTTL    = model.DefaultInboxTTL
+	DefaultDedupWindow = model.DefaultDedupWindow
 )
 
-// InboxLimits bound every user's inbox.
-type InboxLimits struct {
-	// MaxLen is how many entries an inbox keeps; older ones are trimmed.
-	MaxLen int
-	// TTL: entries older than this are trimmed, and an inbox nobody wrote
-	// to for this long expires as a whole. The seq counter never expires.
-	TTL time.Duration
-	// DedupWindow is how long a (sender, clientMsgId) pair is remembered.
-	DedupWindow time.Duration
-}
+// InboxLimits is model.InboxLimits (package model holds the shared types).
+type InboxLimits = model.InboxLimits
 
-func (l InboxLimits) withDefaults() InboxLimits {
+func withDefaults(l InboxLimits) InboxLimits {
 	if l.MaxLen <= 0 {
 		l.MaxLen = DefaultInboxMaxLen
 	}
@@ -48,87 +40,34 @@ type Option func(*Store)
 
 // WithInbox sets the inbox limits; zero fields keep their defaults.
 func WithInbox(l InboxLimits) Option {
-	return func(s *Store) { s.inbox = l.withDefaults() }
+	return func(s *Store) { s.inbox = withDefaults(l) }
 }
 
-// Append is one entry for a user's inbox.
-type Append struct {
-	UserID string // whose inbox
-	Frame  []byte // a marshalled MSG or RECEIPT frame, without seq
-	TS     int64  // unix ms, kept in the entry (age trimming, history)
-	// MsgID is remembered under Dedup, so a resend learns the first id.
-	MsgID string
-	// Dedup, when set, is "<senderId>:<clientMsgId>": a second append with
-	// the same key within the dedup window stores nothing and reports the
-	// first one.
-	Dedup string
-	// Droppable entries (receipts) are stored only while the inbox is
-	// below its max length: they never push a message out. A dropped one
-	// answers Seq 0, and the caller delivers it live only.
-	Droppable bool
-}
+// Append is model.Append (package model holds the shared types).
+type Append = model.Append
 
-// Appended is what became of one Append.
-type Appended struct {
-	Seq    uint64
-	MsgID  string // the Append's, or the first one's for a resend
-	Resend bool
-	// Stored is, for a resend, the first entry as stored (zero Seq once it
-	// was trimmed).
-	Stored Entry
-}
+// Appended is model.Appended (package model holds the shared types).
+type Appended = model.Appended
 
-// Entry is one stored inbox entry.
-type Entry struct {
-	Seq   uint64
-	TS    int64  // unix ms
-	Frame []byte // as appended: without seq
-}
+// Entry is model.Entry (package model holds the shared types).
+type Entry = model.Entry
 
-// RangeQuery asks for part of one inbox.
-type RangeQuery struct {
-	UserID string
-	After  uint64 // entries with a larger seq
-	// FromAcked starts after the user's acknowledged seq when it is larger
-	// than After.
-	FromAcked bool
-	Upto      uint64 // the largest seq wanted; 0: no bound
-	Limit     int    // at most this many entries (>= 1)
-	// MaxBytes bounds the entries' bytes (0: DefaultRangeBytes); the first
-	// entry is returned however large, so a range always moves on.
-	MaxBytes int
-	// AfterTS asks for the timestamp of the entry at the seq the range
-	// follows (Range.AfterTS): a SYNC answer carries it, so that a client
-	// can tell when that seq now holds another entry.
-	AfterTS bool
-}
+// RangeQuery is model.RangeQuery (package model holds the shared types).
+type RangeQuery = model.RangeQuery
 
-// DefaultRangeBytes bounds the entries of one range: a SYNC over an inbox
-// of large entries answers fewer of them rather than megabytes at once.
-const DefaultRangeBytes = 256 << 10
+// DefaultRangeBytes is model's.
+const DefaultRangeBytes = model.DefaultRangeBytes
 
 // rangeTripBytes bounds the entries of one pipeline of range reads (the
 // sum of their MaxBytes): 32 SYNC answers of DefaultRangeBytes per round
 // trip, so one Redis reply stays within 8 MiB.
 const rangeTripBytes = 8 << 20
 
-// Range is one answered RangeQuery: a consistent snapshot of the inbox.
-type Range struct {
-	After   uint64 // the seq the entries follow (After, or the ack)
-	Head    uint64 // the newest seq ever assigned (0: none yet)
-	First   uint64 // the oldest seq retained; Head+1 when the inbox is empty
-	Acked   uint64 // the user's acknowledged seq
-	Entries []Entry
-	// AfterTS is the timestamp (unix ms) of the entry at After, when asked
-	// for and still retained; 0 otherwise.
-	AfterTS int64
-}
+// Range is model.Range (package model holds the shared types).
+type Range = model.Range
 
-// Ack raises one user's acknowledged seq.
-type Ack struct {
-	UserID string
-	Seq    uint64
-}
+// Ack is model.Ack (package model holds the shared types).
+type Ack = model.Ack
 
 // maxEntriesPerCall bounds the entries of one append script run, so a
 // burst for one user never holds Redis long; maxSharedPerCall bounds the
@@ -272,21 +211,11 @@ func (s *Store) Append(ctx context.Context, entries []Append) ([]Appended, error
 	return w.Appended, err
 }
 
-// Write is one batch's writes and the reads that follow them, sent as one
-// pipeline (a round trip per thousand commands), in this order: the
-// appends, then the acks (raised only after the receipts the acks produced
-// are stored), then the routes (read after everything else).
-type Write struct {
-	Appends []Append
-	Acks    []Ack
-	Routes  []string // user ids whose routes to read
-}
+// Write is model.Write (package model holds the shared types).
+type Write = model.Write
 
-// Written is what a Write did and read.
-type Written struct {
-	Appended []Appended // aligned with Write.Appends
-	Routes   map[string]Route
-}
+// Written is model.Written (package model holds the shared types).
+type Written = model.Written
 
 // Write runs w; see Write (the type).
 func (s *Store) Write(ctx context.Context, w Write) (Written, error) {

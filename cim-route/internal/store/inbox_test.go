@@ -276,7 +276,7 @@ func TestScriptsSurviveFlush(t *testing.T) {
 		t.Fatalf("after SCRIPT FLUSH: %+v", got)
 	}
 	rdb.ScriptFlush(ctx)
-	if err := s.RaiseAcks(ctx, []Ack{{"1", 2}}); err != nil {
+	if err := s.RaiseAcks(ctx, []Ack{{UserID: "1", Seq: 2}}); err != nil {
 		t.Fatal(err)
 	}
 	rdb.ScriptFlush(ctx)

@@ -4,16 +4,12 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/gocim/gocim/cim-route/internal/model"
 	"github.com/redis/go-redis/v9"
 )
 
-// ReadQuery asks for the reader's inbox entries a READ names: the entry
-// at Seqs[i] for MsgIDs[i].
-type ReadQuery struct {
-	UserID string // the reader, whose inbox is looked up
-	Seqs   []uint64
-	MsgIDs []string
-}
+// ReadQuery is model.ReadQuery (package model holds the shared types).
+type ReadQuery = model.ReadQuery
 
 // reads is the sorted set of the inbox seqs a user has read (member and
 // score: the seq), in the user's slot; it is trimmed below the inbox's

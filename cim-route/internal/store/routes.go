@@ -9,39 +9,17 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/gocim/gocim/cim-route/internal/errs"
+	"github.com/gocim/gocim/cim-route/internal/model"
 )
 
-// Route is where a user is: the one truth for delivery.
-type Route struct {
-	Gateway string
-	Session string
-	State   string // StatePending or StateOnline
-	Since   int64  // unix ms of the online confirmation; 0 while pending
-}
+// Route is model.Route (package model holds the shared types).
+type Route = model.Route
 
-// Exists reports whether r is a route at all (not the zero value).
-func (r Route) Exists() bool { return r.Session != "" }
+// Claim is model.Claim (package model holds the shared types).
+type Claim = model.Claim
 
-// Online reports whether a gateway confirmed r.
-func (r Route) Online() bool { return r.State == StateOnline }
-
-// Claim asks for a new pending session.
-type Claim struct {
-	Gateway string
-	Session string
-	TTL     time.Duration // the pending route expires unless confirmed
-	// RejectOnline refuses while another session is online (policy reject).
-	RejectOnline bool
-	// Evict is an online session RejectOnline may replace anyway (one on a
-	// dead gateway).
-	Evict string
-}
-
-// SessionRef names one session of one user.
-type SessionRef struct {
-	UserID  string
-	Session string
-}
+// SessionRef is model.SessionRef (package model holds the shared types).
+type SessionRef = model.SessionRef
 
 // ClaimRoute replaces the route of uid by c's pending session and returns the
 // route it replaced (zero if none). With c.RejectOnline and another session
@@ -152,7 +130,7 @@ func (s *Store) Reclaim(ctx context.Context, gw string, refs []SessionRef) ([]bo
 // DropSession deletes uid's route if sid is still its session and returns the
 // deleted route; a late disconnect of an old session changes nothing.
 func (s *Store) DropSession(ctx context.Context, uid, sid string) (Route, bool, error) {
-	dropped, err := s.dropSessions(ctx, []SessionRef{{uid, sid}})
+	dropped, err := s.dropSessions(ctx, []SessionRef{{UserID: uid, Session: sid}})
 	if err != nil || len(dropped) == 0 {
 		return Route{}, false, err
 	}

@@ -26,12 +26,13 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/gocim/gocim/cim-route/internal/errs"
+	"github.com/gocim/gocim/cim-route/internal/model"
 )
 
 // Route states.
 const (
-	StatePending = "pending" // handed out by /login, not confirmed by a gateway yet
-	StateOnline  = "online"  // the gateway holds the connection
+	StatePending = model.StatePending // handed out by /login, not confirmed by a gateway yet
+	StateOnline  = model.StateOnline  // the gateway holds the connection
 )
 
 // Store is the Redis-backed state of the route service.
@@ -50,7 +51,7 @@ type Store struct {
 // New returns a Store using rdb with every key prefixed by prefix.
 func New(rdb redis.UniversalClient, prefix string, opts ...Option) *Store {
 	_, cluster := rdb.(*redis.ClusterClient)
-	s := &Store{rdb: rdb, k: keys{prefix}, now: time.Now, inbox: InboxLimits{}.withDefaults(), cluster: cluster}
+	s := &Store{rdb: rdb, k: keys{prefix}, now: time.Now, inbox: withDefaults(InboxLimits{}), cluster: cluster}
 	for _, o := range opts {
 		o(s)
 	}

@@ -283,7 +283,7 @@ func TestDropSessions(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	refs := []SessionRef{{"1", "s1"}, {"2", "wrong"}, {"3", "s3"}, {"4", "s4"}}
+	refs := []SessionRef{{UserID: "1", Session: "s1"}, {UserID: "2", Session: "wrong"}, {UserID: "3", Session: "s3"}, {UserID: "4", Session: "s4"}}
 	if n, err := s.DropSessions(ctx, refs); err != nil || n != 2 {
 		t.Fatalf("dropped %d, %v; want 2 (users 1 and 3)", n, err)
 	}
@@ -384,7 +384,7 @@ func TestRedisDown(t *testing.T) {
 		"Ping":         func() error { return s.Ping(ctx) },
 		"Append":       func() error { _, err := s.Append(ctx, []Append{{UserID: id, Frame: []byte("f")}}); return err },
 		"Ranges":       func() error { _, err := s.Ranges(ctx, []RangeQuery{{UserID: id, Limit: 1}}); return err },
-		"RaiseAcks":    func() error { return s.RaiseAcks(ctx, []Ack{{id, 1}}) },
+		"RaiseAcks":    func() error { return s.RaiseAcks(ctx, []Ack{{UserID: id, Seq: 1}}) },
 		"InboxBefore":  func() error { _, err := s.InboxBefore(ctx, id, 0, 1); return err },
 	}
 	for name, call := range calls {

@@ -14,13 +14,13 @@ import (
 	"time"
 
 	"github.com/gocim/gocim/cim-route/internal/errs"
+	"github.com/gocim/gocim/cim-route/internal/model"
 	"github.com/gocim/gocim/cim-route/internal/router"
-	"github.com/gocim/gocim/cim-route/internal/store"
 )
 
 // NewStore returns an empty store with the given inbox limits (zero fields:
 // defaults).
-type NewStore func(t *testing.T, lim store.InboxLimits) router.Store
+type NewStore func(t *testing.T, lim model.InboxLimits) router.Store
 
 // Run runs the whole suite against stores from newStore.
 func Run(t *testing.T, newStore NewStore) {
@@ -58,7 +58,7 @@ func must[T any](v T, err error) func(t *testing.T) T {
 
 // Accounts: ids unique, names unique in any case, lookups.
 func Accounts(t *testing.T, newStore NewStore) {
-	s, ctx := newStore(t, store.InboxLimits{}), ctxT(t)
+	s, ctx := newStore(t, model.InboxLimits{}), ctxT(t)
 	if err := s.Ping(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func Accounts(t *testing.T, newStore NewStore) {
 
 // Quotas: charges up to the quota, refunds.
 func Quotas(t *testing.T, newStore NewStore) {
-	s, ctx := newStore(t, store.InboxLimits{}), ctxT(t)
+	s, ctx := newStore(t, model.InboxLimits{}), ctxT(t)
 	refund := must(s.ChargeUpload(ctx, "7", 60, 100))(t)
 	if _, err := s.ChargeUpload(ctx, "7", 50, 100); !errors.Is(err, errs.ErrQuotaExceeded) {
 		t.Fatalf("over quota: %v", err)
@@ -153,15 +153,15 @@ func sorted(ids []string) []string {
 // and disconnects, reject policy with eviction, reassert, drop, the online
 // set.
 func Sessions(t *testing.T, newStore NewStore) {
-	s, ctx := newStore(t, store.InboxLimits{}), ctxT(t)
+	s, ctx := newStore(t, model.InboxLimits{}), ctxT(t)
 	const gwA, gwB = "127.0.0.1:1:2", "127.0.0.1:3:4"
 
-	old, err := s.ClaimRoute(ctx, "7", store.Claim{Gateway: gwA, Session: "s1", TTL: time.Minute})
+	old, err := s.ClaimRoute(ctx, "7", model.Claim{Gateway: gwA, Session: "s1", TTL: time.Minute})
 	if err != nil || old.Exists() {
 		t.Fatalf("first claim: old %+v err %v", old, err)
 	}
 	r := must(s.Routes(ctx, []string{"7"}))(t)["7"]
-	if r.Session != "s1" || r.Gateway != gwA || r.State != store.StatePending || r.Since != 0 {
+	if r.Session != "s1" || r.Gateway != gwA || r.State != model.StatePending || r.Since != 0 {
 		t.Fatalf("pending route = %+v", r)
 	}
 	if err := s.Online(ctx, "7", "s0", gwA); !errors.Is(err, errs.ErrStaleSession) {
@@ -181,7 +181,7 @@ func Sessions(t *testing.T, newStore NewStore) {
 	}
 
 	// Reject policy: refused while online, unless that session is evictable.
-	old, err = s.ClaimRoute(ctx, "7", store.Claim{Gateway: gwB, Session: "s2", TTL: time.Minute, RejectOnline: true})
+	old, err = s.ClaimRoute(ctx, "7", model.Claim{Gateway: gwB, Session: "s2", TTL: time.Minute, RejectOnline: true})
 	if !errors.Is(err, errs.ErrRepeatLogin) || old.Session != "s1" || !old.Online() {
 		t.Fatalf("rejected claim: old %+v err %v", old, err)
 	}
@@ -189,7 +189,7 @@ func Sessions(t *testing.T, newStore NewStore) {
 		t.Fatalf("route after a refused claim = %+v", r)
 	}
 	// Kick policy: a new login replaces the online session.
-	old, err = s.ClaimRoute(ctx, "7", store.Claim{Gateway: gwB, Session: "s2", TTL: time.Minute, RejectOnline: true, Evict: "s1"})
+	old, err = s.ClaimRoute(ctx, "7", model.Claim{Gateway: gwB, Session: "s2", TTL: time.Minute, RejectOnline: true, Evict: "s1"})
 	if err != nil || old.Session != "s1" || old.Gateway != gwA || !old.Online() || old.Since == 0 {
 		t.Fatalf("evicting claim: old %+v err %v", old, err)
 	}
@@ -234,12 +234,12 @@ func Sessions(t *testing.T, newStore NewStore) {
 
 	// DropSessions counts what it deleted; ForgetOnline keeps online users.
 	for _, u := range []string{"10", "11"} {
-		must(s.ClaimRoute(ctx, u, store.Claim{Gateway: gwA, Session: "x" + u, TTL: time.Minute}))(t)
+		must(s.ClaimRoute(ctx, u, model.Claim{Gateway: gwA, Session: "x" + u, TTL: time.Minute}))(t)
 		if err := s.Online(ctx, u, "x"+u, gwA); err != nil {
 			t.Fatal(err)
 		}
 	}
-	n := must(s.DropSessions(ctx, []store.SessionRef{{UserID: "10", Session: "x10"}, {UserID: "11", Session: "old"}, {UserID: "12", Session: "x12"}}))(t)
+	n := must(s.DropSessions(ctx, []model.SessionRef{{UserID: "10", Session: "x10"}, {UserID: "11", Session: "old"}, {UserID: "12", Session: "x12"}}))(t)
 	if n != 1 {
 		t.Fatalf("DropSessions = %d, want 1", n)
 	}
@@ -255,16 +255,16 @@ func Sessions(t *testing.T, newStore NewStore) {
 // exact gateway may reclaim its route while nobody took it; a drop of the
 // session removes that chance.
 func ClearAndReclaim(t *testing.T, newStore NewStore) {
-	s, ctx := newStore(t, store.InboxLimits{}), ctxT(t)
+	s, ctx := newStore(t, model.InboxLimits{}), ctxT(t)
 	const gwA, gwB = "gw-a", "gw-b"
 	for _, u := range []string{"1", "2", "3", "4"} {
-		must(s.ClaimRoute(ctx, u, store.Claim{Gateway: gwA, Session: "s" + u, TTL: time.Minute}))(t)
+		must(s.ClaimRoute(ctx, u, model.Claim{Gateway: gwA, Session: "s" + u, TTL: time.Minute}))(t)
 		if err := s.Online(ctx, u, "s"+u, gwA); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// 4 moved to gwB: its route does not point at gwA any more.
-	must(s.ClaimRoute(ctx, "4", store.Claim{Gateway: gwB, Session: "t4", TTL: time.Minute}))(t)
+	must(s.ClaimRoute(ctx, "4", model.Claim{Gateway: gwB, Session: "t4", TTL: time.Minute}))(t)
 	if err := s.Online(ctx, "4", "t4", gwB); err != nil {
 		t.Fatal(err)
 	}
@@ -284,11 +284,11 @@ func ClearAndReclaim(t *testing.T, newStore NewStore) {
 		t.Fatalf("second ClearGateway = %d", n)
 	}
 	// 2 logs in again meanwhile; 3's session ends.
-	must(s.ClaimRoute(ctx, "2", store.Claim{Gateway: gwB, Session: "n2", TTL: time.Minute}))(t)
+	must(s.ClaimRoute(ctx, "2", model.Claim{Gateway: gwB, Session: "n2", TTL: time.Minute}))(t)
 	if _, dropped, err := s.DropSession(ctx, "3", "s3"); err != nil || dropped {
 		t.Fatalf("drop of a cleared session: %v %v", dropped, err)
 	}
-	ok := must(s.Reclaim(ctx, gwA, []store.SessionRef{
+	ok := must(s.Reclaim(ctx, gwA, []model.SessionRef{
 		{UserID: "1", Session: "s1"}, {UserID: "2", Session: "s2"}, {UserID: "3", Session: "s3"}, {UserID: "1", Session: "s1"}, {UserID: "5", Session: "s5"},
 	}))(t)
 	if !slices.Equal(ok, []bool{true, false, false, true, false}) {
@@ -304,7 +304,7 @@ func ClearAndReclaim(t *testing.T, newStore NewStore) {
 	if n := must(s.ClearGateway(ctx, gwA))(t); n != 1 {
 		t.Fatalf("ClearGateway = %d", n)
 	}
-	if ok := must(s.Reclaim(ctx, gwB, []store.SessionRef{{UserID: "1", Session: "s1"}}))(t); ok[0] {
+	if ok := must(s.Reclaim(ctx, gwB, []model.SessionRef{{UserID: "1", Session: "s1"}}))(t); ok[0] {
 		t.Fatal("reclaimed on another gateway")
 	}
 	// Reassert takes the route back and the marker goes.
@@ -314,16 +314,16 @@ func ClearAndReclaim(t *testing.T, newStore NewStore) {
 	if _, dropped, err := s.DropSession(ctx, "1", "s1"); err != nil || !dropped {
 		t.Fatalf("drop: %v %v", dropped, err)
 	}
-	if ok := must(s.Reclaim(ctx, gwA, []store.SessionRef{{UserID: "1", Session: "s1"}}))(t); ok[0] {
+	if ok := must(s.Reclaim(ctx, gwA, []model.SessionRef{{UserID: "1", Session: "s1"}}))(t); ok[0] {
 		t.Fatal("reclaimed a dropped session")
 	}
 }
 
 func frame(s string) []byte { return []byte(s) }
 
-func write(t *testing.T, s router.Store, as ...store.Append) []store.Appended {
+func write(t *testing.T, s router.Store, as ...model.Append) []model.Appended {
 	t.Helper()
-	w := must(s.Write(ctxT(t), store.Write{Appends: as}))(t)
+	w := must(s.Write(ctxT(t), model.Write{Appends: as}))(t)
 	if len(w.Appended) != len(as) {
 		t.Fatalf("%d answers for %d appends", len(w.Appended), len(as))
 	}
@@ -333,13 +333,13 @@ func write(t *testing.T, s router.Store, as ...store.Append) []store.Appended {
 // InboxDedup: seqs, resends within a batch and across batches answer the
 // first msgId, seq and stored entry; dedup is per recipient.
 func InboxDedup(t *testing.T, newStore NewStore) {
-	s, ctx := newStore(t, store.InboxLimits{}), ctxT(t)
+	s, ctx := newStore(t, model.InboxLimits{}), ctxT(t)
 	now := time.Now().UnixMilli()
 	got := write(t, s,
-		store.Append{UserID: "b", Frame: frame("m1"), TS: now, MsgID: "id1", Dedup: "a:c1"},
-		store.Append{UserID: "b", Frame: frame("m2"), TS: now, MsgID: "id2", Dedup: "a:c1"},
-		store.Append{UserID: "c", Frame: frame("m1"), TS: now, MsgID: "id3", Dedup: "a:c1"},
-		store.Append{UserID: "b", Frame: frame("m4"), TS: now, MsgID: "id4"},
+		model.Append{UserID: "b", Frame: frame("m1"), TS: now, MsgID: "id1", Dedup: "a:c1"},
+		model.Append{UserID: "b", Frame: frame("m2"), TS: now, MsgID: "id2", Dedup: "a:c1"},
+		model.Append{UserID: "c", Frame: frame("m1"), TS: now, MsgID: "id3", Dedup: "a:c1"},
+		model.Append{UserID: "b", Frame: frame("m4"), TS: now, MsgID: "id4"},
 	)
 	if got[0].Seq != 1 || got[0].MsgID != "id1" || got[0].Resend {
 		t.Fatalf("first = %+v", got[0])
@@ -350,67 +350,67 @@ func InboxDedup(t *testing.T, newStore NewStore) {
 	if got[2].Seq != 1 || got[2].Resend || got[3].Seq != 2 || got[3].MsgID != "id4" {
 		t.Fatalf("other inbox / no dedup = %+v %+v", got[2], got[3])
 	}
-	again := write(t, s, store.Append{UserID: "b", Frame: frame("m5"), TS: now, MsgID: "id5", Dedup: "a:c1"})[0]
+	again := write(t, s, model.Append{UserID: "b", Frame: frame("m5"), TS: now, MsgID: "id5", Dedup: "a:c1"})[0]
 	if !again.Resend || again.Seq != 1 || again.MsgID != "id1" || string(again.Stored.Frame) != "m1" {
 		t.Fatalf("later resend = %+v", again)
 	}
-	rs := must(s.Ranges(ctx, []store.RangeQuery{{UserID: "b", Limit: 10}}))(t)
+	rs := must(s.Ranges(ctx, []model.RangeQuery{{UserID: "b", Limit: 10}}))(t)
 	if len(rs[0].Entries) != 2 || rs[0].Head != 2 || string(rs[0].Entries[1].Frame) != "m4" {
 		t.Fatalf("inbox = %+v", rs[0])
 	}
 	// Write reads routes after the appends; an empty Write does nothing.
-	must(s.ClaimRoute(ctx, "b", store.Claim{Gateway: "g", Session: "sb", TTL: time.Minute}))(t)
-	w := must(s.Write(ctx, store.Write{Acks: []store.Ack{{UserID: "b", Seq: 1}}, Routes: []string{"b", "z"}}))(t)
+	must(s.ClaimRoute(ctx, "b", model.Claim{Gateway: "g", Session: "sb", TTL: time.Minute}))(t)
+	w := must(s.Write(ctx, model.Write{Acks: []model.Ack{{UserID: "b", Seq: 1}}, Routes: []string{"b", "z"}}))(t)
 	if len(w.Routes) != 1 || w.Routes["b"].Session != "sb" {
 		t.Fatalf("routes = %+v", w.Routes)
 	}
-	must(s.Write(ctx, store.Write{}))(t)
+	must(s.Write(ctx, model.Write{}))(t)
 }
 
 // InboxTrimming: by length, by age; droppable receipts are stored only
 // below the max length and never evict a message.
 func InboxTrimming(t *testing.T, newStore NewStore) {
-	s, ctx := newStore(t, store.InboxLimits{MaxLen: 3, TTL: time.Hour}), ctxT(t)
+	s, ctx := newStore(t, model.InboxLimits{MaxLen: 3, TTL: time.Hour}), ctxT(t)
 	now := time.Now().UnixMilli()
 	for i := range 5 {
-		write(t, s, store.Append{UserID: "u", Frame: frame(fmt.Sprint("m", i+1)), TS: now, MsgID: fmt.Sprint("id", i+1)})
+		write(t, s, model.Append{UserID: "u", Frame: frame(fmt.Sprint("m", i+1)), TS: now, MsgID: fmt.Sprint("id", i+1)})
 	}
-	r := must(s.Ranges(ctx, []store.RangeQuery{{UserID: "u", Limit: 10}}))(t)[0]
+	r := must(s.Ranges(ctx, []model.RangeQuery{{UserID: "u", Limit: 10}}))(t)[0]
 	if r.Head != 5 || r.First != 3 || len(r.Entries) != 3 || r.Entries[0].Seq != 3 {
 		t.Fatalf("trimmed by length: %+v", r)
 	}
 	// A full inbox drops a receipt rather than a message.
-	got := write(t, s, store.Append{UserID: "u", Frame: frame("rc"), TS: now, MsgID: "r1", Droppable: true})[0]
+	got := write(t, s, model.Append{UserID: "u", Frame: frame("rc"), TS: now, MsgID: "r1", Droppable: true})[0]
 	if got.Seq != 0 || got.MsgID != "r1" || got.Resend {
 		t.Fatalf("droppable into a full inbox = %+v", got)
 	}
-	if r := must(s.Ranges(ctx, []store.RangeQuery{{UserID: "u", Limit: 10}}))(t)[0]; r.Head != 5 || r.First != 3 {
+	if r := must(s.Ranges(ctx, []model.RangeQuery{{UserID: "u", Limit: 10}}))(t)[0]; r.Head != 5 || r.First != 3 {
 		t.Fatalf("after a dropped receipt: %+v", r)
 	}
 	// Below the max length it is stored; in one batch, only as many as fit.
 	gotAll := write(t, s,
-		store.Append{UserID: "v", Frame: frame("m"), TS: now, MsgID: "m1"},
-		store.Append{UserID: "v", Frame: frame("r"), TS: now, MsgID: "r1", Droppable: true},
-		store.Append{UserID: "v", Frame: frame("r"), TS: now, MsgID: "r2", Droppable: true},
-		store.Append{UserID: "v", Frame: frame("r"), TS: now, MsgID: "r3", Droppable: true},
-		store.Append{UserID: "v", Frame: frame("m"), TS: now, MsgID: "m2"},
+		model.Append{UserID: "v", Frame: frame("m"), TS: now, MsgID: "m1"},
+		model.Append{UserID: "v", Frame: frame("r"), TS: now, MsgID: "r1", Droppable: true},
+		model.Append{UserID: "v", Frame: frame("r"), TS: now, MsgID: "r2", Droppable: true},
+		model.Append{UserID: "v", Frame: frame("r"), TS: now, MsgID: "r3", Droppable: true},
+		model.Append{UserID: "v", Frame: frame("m"), TS: now, MsgID: "m2"},
 	)
 	if seqs := []uint64{gotAll[0].Seq, gotAll[1].Seq, gotAll[2].Seq, gotAll[3].Seq, gotAll[4].Seq}; !slices.Equal(seqs, []uint64{1, 2, 3, 0, 4}) {
 		t.Fatalf("seqs = %v", seqs)
 	}
 	// By age: entries older than the TTL go with the next append.
 	old := now - 2*time.Hour.Milliseconds()
-	write(t, s, store.Append{UserID: "w", Frame: frame("old1"), TS: old, MsgID: "o1"}, store.Append{UserID: "w", Frame: frame("old2"), TS: old, MsgID: "o2"})
-	write(t, s, store.Append{UserID: "w", Frame: frame("new"), TS: now, MsgID: "n"})
-	if r := must(s.Ranges(ctx, []store.RangeQuery{{UserID: "w", Limit: 10}}))(t)[0]; r.First != 3 || len(r.Entries) != 1 || string(r.Entries[0].Frame) != "new" {
+	write(t, s, model.Append{UserID: "w", Frame: frame("old1"), TS: old, MsgID: "o1"}, model.Append{UserID: "w", Frame: frame("old2"), TS: old, MsgID: "o2"})
+	write(t, s, model.Append{UserID: "w", Frame: frame("new"), TS: now, MsgID: "n"})
+	if r := must(s.Ranges(ctx, []model.RangeQuery{{UserID: "w", Limit: 10}}))(t)[0]; r.First != 3 || len(r.Entries) != 1 || string(r.Entries[0].Frame) != "new" {
 		t.Fatalf("trimmed by age: %+v", r)
 	}
 	// A resend of a trimmed message answers its seq without the entry.
-	write(t, s, store.Append{UserID: "x", Frame: frame("d"), TS: now, MsgID: "d1", Dedup: "a:d"})
+	write(t, s, model.Append{UserID: "x", Frame: frame("d"), TS: now, MsgID: "d1", Dedup: "a:d"})
 	for i := range 3 {
-		write(t, s, store.Append{UserID: "x", Frame: frame("f"), TS: now, MsgID: fmt.Sprint("f", i)})
+		write(t, s, model.Append{UserID: "x", Frame: frame("f"), TS: now, MsgID: fmt.Sprint("f", i)})
 	}
-	if got := write(t, s, store.Append{UserID: "x", Frame: frame("d"), TS: now, MsgID: "d2", Dedup: "a:d"})[0]; !got.Resend || got.Seq != 1 || got.MsgID != "d1" || got.Stored.Seq != 0 {
+	if got := write(t, s, model.Append{UserID: "x", Frame: frame("d"), TS: now, MsgID: "d2", Dedup: "a:d"})[0]; !got.Resend || got.Seq != 1 || got.MsgID != "d1" || got.Stored.Seq != 0 {
 		t.Fatalf("resend of a trimmed message = %+v", got)
 	}
 }
@@ -418,30 +418,30 @@ func InboxTrimming(t *testing.T, newStore NewStore) {
 // Ranges: from-acked, upto, limit, byte budget (the first entry always),
 // the after timestamp, acks never lower, history.
 func Ranges(t *testing.T, newStore NewStore) {
-	s, ctx := newStore(t, store.InboxLimits{}), ctxT(t)
+	s, ctx := newStore(t, model.InboxLimits{}), ctxT(t)
 	now := time.Now().UnixMilli()
 	big := strings.Repeat("x", 100)
 	for i := range 6 {
-		write(t, s, store.Append{UserID: "u", Frame: frame(big), TS: now + int64(i), MsgID: fmt.Sprint("id", i+1)})
+		write(t, s, model.Append{UserID: "u", Frame: frame(big), TS: now + int64(i), MsgID: fmt.Sprint("id", i+1)})
 	}
-	r := must(s.Ranges(ctx, []store.RangeQuery{{UserID: "empty", Limit: 5}}))(t)[0]
+	r := must(s.Ranges(ctx, []model.RangeQuery{{UserID: "empty", Limit: 5}}))(t)[0]
 	if r.Head != 0 || r.First != 1 || r.Acked != 0 || len(r.Entries) != 0 {
 		t.Fatalf("empty inbox: %+v", r)
 	}
-	if err := s.RaiseAcks(ctx, []store.Ack{{UserID: "u", Seq: 2}}); err != nil {
+	if err := s.RaiseAcks(ctx, []model.Ack{{UserID: "u", Seq: 2}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.RaiseAcks(ctx, []store.Ack{{UserID: "u", Seq: 1}}); err != nil {
+	if err := s.RaiseAcks(ctx, []model.Ack{{UserID: "u", Seq: 1}}); err != nil {
 		t.Fatal(err)
 	}
-	rs := must(s.Ranges(ctx, []store.RangeQuery{
+	rs := must(s.Ranges(ctx, []model.RangeQuery{
 		{UserID: "u", After: 0, FromAcked: true, Limit: 2},
 		{UserID: "u", After: 3, FromAcked: true, Limit: 10, Upto: 4, AfterTS: true},
 		{UserID: "u", After: 0, Limit: 10, MaxBytes: 250},
 		{UserID: "u", After: 1, Limit: 10, MaxBytes: 10},
 		{UserID: "u", After: 0, Limit: 0},
 	}))(t)
-	seqs := func(r store.Range) []uint64 {
+	seqs := func(r model.Range) []uint64 {
 		var out []uint64
 		for _, e := range r.Entries {
 			out = append(out, e.Seq)
@@ -479,28 +479,28 @@ func Ranges(t *testing.T, newStore NewStore) {
 // ClaimReads: an entry is returned once, only at its seq and naming the
 // msgId.
 func ClaimReads(t *testing.T, newStore NewStore) {
-	s, ctx := newStore(t, store.InboxLimits{}), ctxT(t)
+	s, ctx := newStore(t, model.InboxLimits{}), ctxT(t)
 	now := time.Now().UnixMilli()
 	write(t, s,
-		store.Append{UserID: "u", Frame: frame("msg-A"), TS: now, MsgID: "A"},
-		store.Append{UserID: "u", Frame: frame("msg-B"), TS: now, MsgID: "B"},
+		model.Append{UserID: "u", Frame: frame("msg-A"), TS: now, MsgID: "A"},
+		model.Append{UserID: "u", Frame: frame("msg-B"), TS: now, MsgID: "B"},
 	)
-	got := must(s.ClaimReads(ctx, []store.ReadQuery{{UserID: "u", Seqs: []uint64{1, 2, 9, 0}, MsgIDs: []string{"msg-A", "msg-A", "msg-A", "msg-A"}}}))(t)
+	got := must(s.ClaimReads(ctx, []model.ReadQuery{{UserID: "u", Seqs: []uint64{1, 2, 9, 0}, MsgIDs: []string{"msg-A", "msg-A", "msg-A", "msg-A"}}}))(t)
 	if len(got) != 1 || len(got[0]) != 4 || got[0][0].Seq != 1 || string(got[0][0].Frame) != "msg-A" || got[0][1].Seq != 0 || got[0][2].Seq != 0 || got[0][3].Seq != 0 {
 		t.Fatalf("first claims = %+v", got)
 	}
-	got = must(s.ClaimReads(ctx, []store.ReadQuery{{UserID: "u", Seqs: []uint64{1, 2}, MsgIDs: []string{"msg-A", "msg-B"}}}))(t)
+	got = must(s.ClaimReads(ctx, []model.ReadQuery{{UserID: "u", Seqs: []uint64{1, 2}, MsgIDs: []string{"msg-A", "msg-B"}}}))(t)
 	if got[0][0].Seq != 0 || got[0][1].Seq != 2 {
 		t.Fatalf("second claims = %+v", got)
 	}
-	if _, err := s.ClaimReads(ctx, []store.ReadQuery{{UserID: "u", Seqs: []uint64{1}, MsgIDs: nil}}); err == nil {
+	if _, err := s.ClaimReads(ctx, []model.ReadQuery{{UserID: "u", Seqs: []uint64{1}, MsgIDs: nil}}); err == nil {
 		t.Fatal("mismatched seqs and msg ids: no error")
 	}
 }
 
 // Groups: membership rules.
 func Groups(t *testing.T, newStore NewStore) {
-	s, ctx := newStore(t, store.InboxLimits{}), ctxT(t)
+	s, ctx := newStore(t, model.InboxLimits{}), ctxT(t)
 	g := must(s.CreateGroup(ctx, "1", "team", false))(t)
 	if g.ID == "" || g.Name != "team" || g.Owner != "1" || g.Open || g.Members != 1 || g.Created == 0 {
 		t.Fatalf("created = %+v", g)
@@ -579,7 +579,7 @@ func Groups(t *testing.T, newStore NewStore) {
 	if len(gs) != 2 || gs[0].ID != gid || gs[1].ID != open.ID {
 		t.Fatalf("UserGroups = %+v", gs)
 	}
-	members, checks, err := s.GroupMembers(ctx, []string{gid, "999"}, []store.MemberRef{{Group: gid, User: "2"}, {Group: gid, User: "3"}, {Group: "999", User: "1"}})
+	members, checks, err := s.GroupMembers(ctx, []string{gid, "999"}, []model.MemberRef{{Group: gid, User: "2"}, {Group: gid, User: "3"}, {Group: "999", User: "1"}})
 	if err != nil || len(members[gid]) != 2 || len(members["999"]) != 0 || !slices.Equal(checks, []bool{true, false, false}) {
 		t.Fatalf("GroupMembers = %v %v %v", members, checks, err)
 	}
@@ -614,24 +614,24 @@ func Groups(t *testing.T, newStore NewStore) {
 
 // GroupMessages: dedup states pending/done, receipt counts.
 func GroupMessages(t *testing.T, newStore NewStore) {
-	s, ctx := newStore(t, store.InboxLimits{}), ctxT(t)
-	d1 := store.GroupDedup{Sender: "1", ClientMsgID: "c1", MsgID: "m1"}
-	d2 := store.GroupDedup{Sender: "2", ClientMsgID: "c1", MsgID: "m2"}
-	got := must(s.ClaimGroupMessages(ctx, []store.GroupDedup{d1, d2}))(t)
+	s, ctx := newStore(t, model.InboxLimits{}), ctxT(t)
+	d1 := model.GroupDedup{Sender: "1", ClientMsgID: "c1", MsgID: "m1"}
+	d2 := model.GroupDedup{Sender: "2", ClientMsgID: "c1", MsgID: "m2"}
+	got := must(s.ClaimGroupMessages(ctx, []model.GroupDedup{d1, d2}))(t)
 	if !got[0].Claimed || !got[1].Claimed {
 		t.Fatalf("first claims = %+v", got)
 	}
-	again := store.GroupDedup{Sender: "1", ClientMsgID: "c1", MsgID: "m9"}
-	if got := must(s.ClaimGroupMessages(ctx, []store.GroupDedup{again}))(t); got[0].Claimed || got[0].MsgID != "m1" || got[0].State != store.GroupPending {
+	again := model.GroupDedup{Sender: "1", ClientMsgID: "c1", MsgID: "m9"}
+	if got := must(s.ClaimGroupMessages(ctx, []model.GroupDedup{again}))(t); got[0].Claimed || got[0].MsgID != "m1" || got[0].State != model.GroupPending {
 		t.Fatalf("claim while pending = %+v", got)
 	}
-	if err := s.FinishGroupMessages(ctx, []store.GroupDedup{d1}); err != nil {
+	if err := s.FinishGroupMessages(ctx, []model.GroupDedup{d1}); err != nil {
 		t.Fatal(err)
 	}
-	if got := must(s.ClaimGroupMessages(ctx, []store.GroupDedup{again}))(t); got[0].Claimed || got[0].MsgID != "m1" || got[0].State != store.GroupDone {
+	if got := must(s.ClaimGroupMessages(ctx, []model.GroupDedup{again}))(t); got[0].Claimed || got[0].MsgID != "m1" || got[0].State != model.GroupDone {
 		t.Fatalf("claim when done = %+v", got)
 	}
-	n := must(s.AddGroupReceipts(ctx, []store.GroupReceipt{
+	n := must(s.AddGroupReceipts(ctx, []model.GroupReceipt{
 		{Sender: "1", MsgID: "m1", Members: []string{"2", "3"}},
 		{Sender: "1", MsgID: "m1", Members: []string{"3", "4"}},
 		{Sender: "1", MsgID: "m1", Read: true, Members: []string{"2"}},
@@ -640,10 +640,10 @@ func GroupMessages(t *testing.T, newStore NewStore) {
 		t.Fatalf("receipt set sizes = %v", n)
 	}
 	c := must(s.GroupReceiptCounts(ctx, "1", []string{"m1", "zz"}))(t)
-	if len(c) != 2 || c[0] != (store.ReceiptCount{Delivered: 3, Read: 1}) || c[1] != (store.ReceiptCount{}) {
+	if len(c) != 2 || c[0] != (model.ReceiptCount{Delivered: 3, Read: 1}) || c[1] != (model.ReceiptCount{}) {
 		t.Fatalf("counts = %+v", c)
 	}
-	if c := must(s.GroupReceiptCounts(ctx, "2", []string{"m1"}))(t); c[0] != (store.ReceiptCount{}) {
+	if c := must(s.GroupReceiptCounts(ctx, "2", []string{"m1"}))(t); c[0] != (model.ReceiptCount{}) {
 		t.Fatalf("counts of another sender = %+v", c)
 	}
 }
@@ -652,7 +652,7 @@ func GroupMessages(t *testing.T, newStore NewStore) {
 // without gaps, each writer's entries in order, and a contested dedup key
 // is stored once.
 func ConcurrentAppends(t *testing.T, newStore NewStore) {
-	s, ctx := newStore(t, store.InboxLimits{}), ctxT(t)
+	s, ctx := newStore(t, model.InboxLimits{}), ctxT(t)
 	const writers, each = 8, 16
 	now := time.Now().UnixMilli()
 	var wg sync.WaitGroup
@@ -662,12 +662,12 @@ func ConcurrentAppends(t *testing.T, newStore NewStore) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			as := make([]store.Append, each)
+			as := make([]model.Append, each)
 			for i := range as {
-				as[i] = store.Append{UserID: "u", Frame: frame(fmt.Sprint(w, "/", i)), TS: now, MsgID: fmt.Sprint(w, "/", i)}
+				as[i] = model.Append{UserID: "u", Frame: frame(fmt.Sprint(w, "/", i)), TS: now, MsgID: fmt.Sprint(w, "/", i)}
 			}
-			as = append(as, store.Append{UserID: "u", Frame: frame("d"), TS: now, MsgID: fmt.Sprint("d", w), Dedup: "x:contested"})
-			res, err := s.Write(ctx, store.Write{Appends: as})
+			as = append(as, model.Append{UserID: "u", Frame: frame("d"), TS: now, MsgID: fmt.Sprint("d", w), Dedup: "x:contested"})
+			res, err := s.Write(ctx, model.Write{Appends: as})
 			if err != nil {
 				t.Error(err)
 				return
@@ -688,7 +688,7 @@ func ConcurrentAppends(t *testing.T, newStore NewStore) {
 	if stored != 1 {
 		t.Fatalf("contested dedup key stored %d times", stored)
 	}
-	r := must(s.Ranges(ctx, []store.RangeQuery{{UserID: "u", Limit: 1000}}))(t)[0]
+	r := must(s.Ranges(ctx, []model.RangeQuery{{UserID: "u", Limit: 1000}}))(t)[0]
 	if r.Head != writers*each+1 || r.First != 1 || len(r.Entries) != writers*each+1 {
 		t.Fatalf("head %d first %d, %d entries", r.Head, r.First, len(r.Entries))
 	}
@@ -703,15 +703,15 @@ func ConcurrentAppends(t *testing.T, newStore NewStore) {
 // copies, which store may append in one shared run) takes each inbox's next
 // seq, and a user's entries keep their order around it.
 func SharedFrame(t *testing.T, newStore NewStore) {
-	s, ctx := newStore(t, store.InboxLimits{}), ctxT(t)
+	s, ctx := newStore(t, model.InboxLimits{}), ctxT(t)
 	now := time.Now().UnixMilli()
-	write(t, s, store.Append{UserID: "c", Frame: frame("first"), TS: now, MsgID: "f"})
+	write(t, s, model.Append{UserID: "c", Frame: frame("first"), TS: now, MsgID: "f"})
 	g := frame("group message")
-	var as []store.Append
+	var as []model.Append
 	for _, u := range []string{"a", "b", "c", "d"} {
-		as = append(as, store.Append{UserID: u, Frame: g, TS: now, MsgID: "g1"})
+		as = append(as, model.Append{UserID: u, Frame: g, TS: now, MsgID: "g1"})
 	}
-	as = append(as, store.Append{UserID: "c", Frame: frame("after"), TS: now, MsgID: "x"}, store.Append{UserID: "a", Frame: g, TS: now, MsgID: "g1"})
+	as = append(as, model.Append{UserID: "c", Frame: frame("after"), TS: now, MsgID: "x"}, model.Append{UserID: "a", Frame: g, TS: now, MsgID: "g1"})
 	got := write(t, s, as...)
 	want := []uint64{1, 1, 2, 1, 3, 2}
 	for i, a := range got {
@@ -719,7 +719,7 @@ func SharedFrame(t *testing.T, newStore NewStore) {
 			t.Fatalf("append %d = %+v, want seq %d", i, a, want[i])
 		}
 	}
-	r := must(s.Ranges(ctx, []store.RangeQuery{{UserID: "c", Limit: 10}, {UserID: "a", Limit: 10}}))(t)
+	r := must(s.Ranges(ctx, []model.RangeQuery{{UserID: "c", Limit: 10}, {UserID: "a", Limit: 10}}))(t)
 	var frames []string
 	for _, e := range r[0].Entries {
 		frames = append(frames, string(e.Frame))
@@ -733,12 +733,12 @@ func SharedFrame(t *testing.T, newStore NewStore) {
 // claimed by one caller for its lease; one not confirmed sent is due again
 // when the lease ends; a user has at most max pending.
 func Delayed(t *testing.T, newStore NewStore) {
-	s, ctx := newStore(t, store.InboxLimits{}), ctxT(t)
+	s, ctx := newStore(t, model.InboxLimits{}), ctxT(t)
 	// Far enough ahead that nothing counts as stale by the store's clock.
 	t0 := time.Now().Add(time.Hour).Truncate(time.Millisecond)
-	sched := func(from, text string, after time.Duration) store.DelayedMsg {
+	sched := func(from, text string, after time.Duration) model.DelayedMsg {
 		t.Helper()
-		m, err := s.ScheduleMessage(ctx, store.DelayedMsg{From: from, To: "9", Text: text, Due: t0.Add(after)}, 3)
+		m, err := s.ScheduleMessage(ctx, model.DelayedMsg{From: from, To: "9", Text: text, Due: t0.Add(after)}, 3)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -748,7 +748,7 @@ func Delayed(t *testing.T, newStore NewStore) {
 	early := sched("1", "early, with spaces", 10*time.Second)
 	sched("2", "other user", 10*time.Second)
 	sched("1", "third", time.Hour)
-	if _, err := s.ScheduleMessage(ctx, store.DelayedMsg{From: "1", To: "9", Text: "fourth", Due: t0.Add(time.Minute)}, 3); !errors.Is(err, errs.ErrQuotaExceeded) {
+	if _, err := s.ScheduleMessage(ctx, model.DelayedMsg{From: "1", To: "9", Text: "fourth", Due: t0.Add(time.Minute)}, 3); !errors.Is(err, errs.ErrQuotaExceeded) {
 		t.Fatalf("a fourth pending message: %v, want ErrQuotaExceeded", err)
 	}
 
@@ -759,7 +759,7 @@ func Delayed(t *testing.T, newStore NewStore) {
 	if err != nil || len(due) != 3 || due[2].ID != late.ID {
 		t.Fatalf("due at +25s: %+v, %v; want the two at +10s, then late", due, err)
 	}
-	got := map[string]store.DelayedMsg{}
+	got := map[string]model.DelayedMsg{}
 	for _, m := range due {
 		got[m.ID] = m
 	}
@@ -771,10 +771,10 @@ func Delayed(t *testing.T, newStore NewStore) {
 		t.Fatalf("claimed messages handed out again during the lease: %+v", again)
 	}
 	// ...sent ones are gone, and free a slot of their sender.
-	if err := s.DelayedSent(ctx, []store.DelayedMsg{got[early.ID], got[late.ID]}); err != nil {
+	if err := s.DelayedSent(ctx, []model.DelayedMsg{got[early.ID], got[late.ID]}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.ScheduleMessage(ctx, store.DelayedMsg{From: "1", To: "9", Text: "fits again", Due: t0.Add(time.Hour)}, 3); err != nil {
+	if _, err := s.ScheduleMessage(ctx, model.DelayedMsg{From: "1", To: "9", Text: "fits again", Due: t0.Add(time.Hour)}, 3); err != nil {
 		t.Fatalf("after two were sent: %v", err)
 	}
 	// The one not confirmed sent is due again after the lease.
