@@ -110,8 +110,11 @@ func New(cfg config.Config, logger *slog.Logger) (*App, error) {
 		Addrs: cfg.RedisAddrs(), Password: cfg.RedisPassword, DB: cfg.RedisDB, MasterName: cfg.RedisMasterName,
 	})
 	secrets := cfg.InternalSecrets()
-	bal := balance.New(balance.Config{Strategy: cfg.Balance, HealthInterval: cfg.HealthInterval, Secrets: secrets, Logger: logger})
-	push := fanout.New(fanout.Config{Timeout: cfg.PushTimeout, Secret: secrets[0], Logger: logger})
+	push := fanout.New(fanout.Config{Timeout: cfg.PushTimeout, Secret: secrets[0], NoStreams: !cfg.GatewayStreams, Logger: logger})
+	// Streams carry the internal secret: only to gateways that proved
+	// they hold it.
+	bal := balance.New(balance.Config{Strategy: cfg.Balance, HealthInterval: cfg.HealthInterval, Secrets: secrets,
+		OnProven: push.SetGateways, Logger: logger})
 	uploads := files.New(cfg.UploadDir, cfg.UploadMax)
 	uploads.SetLimits(files.Limits{
 		Total: cfg.UploadTotal, MinFree: cfg.UploadMinFree, UnreferencedTTL: cfg.UploadUnrefTTL, MaxAge: cfg.UploadMaxAge,
@@ -139,6 +142,7 @@ func New(cfg config.Config, logger *slog.Logger) (*App, error) {
 		ready: make(chan struct{}), errc: make(chan error, 4),
 	}
 	a.ctx, a.cancel = context.WithCancel(context.Background())
+	push.Serve(api.StreamHandler(rt, logger))
 	a.disc = discovery.New(discovery.Config{
 		Servers: cfg.ZKServers(), Root: cfg.ZKRoot, Logger: logger,
 		OnChange: func(gws []string) {
@@ -385,6 +389,16 @@ func (a *App) Shutdown(ctx context.Context) error {
 		// neither should use up the other's time.
 		var wg sync.WaitGroup
 		var mu sync.Mutex
+		// The gateways' streams refuse new uplinks (the gateways send
+		// them over HTTP, to another replica) and finish the ones begun.
+		wg.Go(func() {
+			if err := a.push.Drain(ctx); err != nil {
+				a.log.Warn("stream uplinks did not finish in time", "err", err)
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		})
 		for _, srv := range []*http.Server{a.srv, a.isrv} {
 			wg.Go(func() {
 				if err := srv.Shutdown(ctx); err != nil {

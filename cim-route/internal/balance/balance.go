@@ -59,7 +59,12 @@ type Config struct {
 	// gateway's proof). Set, a gateway is handed out only after proving
 	// it holds one; empty, no verification (tests of other packages).
 	Secrets []string
-	Logger  *slog.Logger
+	// OnProven, when set, gets the sorted list of gateways that proved
+	// they hold the secret (all live ones without Secrets) each time it
+	// changes: the ones the route may open a stream to, which carries the
+	// secret. It is called with the Balancer locked: it must not call back.
+	OnProven func(ids []string)
+	Logger   *slog.Logger
 }
 
 // Balancer holds the live gateways and their health.
@@ -68,8 +73,13 @@ type Balancer struct {
 	log *slog.Logger
 	rr  atomic.Uint64
 
-	mu    sync.Mutex // serialises writers of state
-	state atomic.Pointer[state]
+	mu     sync.Mutex // serialises writers of state
+	state  atomic.Pointer[state]
+	// verified: gateways that answered a check with a valid proof (or,
+	// without Secrets, any answer); proven: the last list given to
+	// OnProven. Both guarded by mu.
+	verified map[string]bool
+	proven   []string
 
 	kick    chan struct{} // new gateways to check now (Run)
 	checkMu sync.Mutex
@@ -117,7 +127,7 @@ func New(cfg Config) *Balancer {
 		cfg.Logger = slog.Default()
 	}
 	b := &Balancer{cfg: cfg, log: cfg.Logger.With("component", "balance"),
-		kick: make(chan struct{}, 1), checked: make(chan struct{})}
+		kick: make(chan struct{}, 1), checked: make(chan struct{}), verified: map[string]bool{}}
 	b.state.Store(&state{addrs: map[string]contract.GatewayAddr{}, down: map[string]bool{}, pending: map[string]bool{}, impostor: map[string]bool{}})
 	return b
 }
@@ -157,6 +167,12 @@ func (b *Balancer) SetGateways(ids []string) {
 		}
 	}
 	b.state.Store(build(live, addrs, clean(down), clean(pending), clean(impostor)))
+	for id := range b.verified {
+		if _, ok := addrs[id]; !ok {
+			delete(b.verified, id)
+		}
+	}
+	b.publishProven()
 	if added {
 		select {
 		case b.kick <- struct{}{}:
@@ -345,7 +361,38 @@ func (b *Balancer) apply(results map[string]outcome) {
 			down[id] = true
 		}
 	}
+	for id, o := range results {
+		if _, live := old.addrs[id]; !live {
+			continue
+		}
+		if o == passed || o == refused {
+			b.verified[id] = true
+		} else if o == forged {
+			delete(b.verified, id)
+		}
+	}
 	b.state.Store(build(old.live, old.addrs, clean(down), pending, clean(impostor)))
+	b.publishProven()
+}
+
+// publishProven gives OnProven the live gateways that proved themselves
+// (see proven), when that list changed. b.mu is held.
+func (b *Balancer) publishProven() {
+	if b.cfg.OnProven == nil {
+		return
+	}
+	s := b.state.Load()
+	var ids []string
+	for _, id := range s.live {
+		if !b.verifying() || (b.verified[id] && !s.impostor[id]) {
+			ids = append(ids, id)
+		}
+	}
+	if slices.Equal(ids, b.proven) {
+		return
+	}
+	b.proven = ids
+	b.cfg.OnProven(slices.Clone(ids))
 }
 
 // Run checks every live gateway's /healthz each interval, and at once when

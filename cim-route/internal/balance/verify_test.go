@@ -137,10 +137,21 @@ func TestVerification(t *testing.T) {
 			for _, g := range all {
 				ids = append(ids, g.ID)
 			}
-			b := New(Config{Strategy: strategy, Logger: quiet, HealthTimeout: 5 * time.Second, Secrets: []string{routeSecret, oldSecret}})
+			var provenMu sync.Mutex
+			var proven []string // what OnProven last said: where streams (carrying the secret) may go
+			lastProven := func() []string {
+				provenMu.Lock()
+				defer provenMu.Unlock()
+				return slices.Clone(proven)
+			}
+			b := New(Config{Strategy: strategy, Logger: quiet, HealthTimeout: 5 * time.Second, Secrets: []string{routeSecret, oldSecret},
+				OnProven: func(ids []string) { provenMu.Lock(); proven = ids; provenMu.Unlock() }})
 			b.SetGateways(ids)
 			if n := b.Count(); n != 0 {
 				t.Fatalf("%d gateways handed out before any check", n)
+			}
+			if p := lastProven(); len(p) != 0 {
+				t.Fatalf("proven before any check: %v", p)
 			}
 			for range 3 {
 				b.Check(context.Background())
@@ -155,6 +166,11 @@ func TestVerification(t *testing.T) {
 				if !ok || !slices.Contains(want, id) {
 					t.Fatalf("pick %d = %q %v, want one of %v", i, id, ok, want)
 				}
+			}
+			wantProven := []string{real.ID, rotated.ID, draining.ID} // not the dead one: it never answered
+			slices.Sort(wantProven)
+			if p := lastProven(); !slices.Equal(p, wantProven) {
+				t.Fatalf("proven = %v, want %v", p, wantProven)
 			}
 			for _, g := range []*proofGateway{wrong, plain, relay, relayOwnID, replay} {
 				if b.Live(g.ID) {
@@ -189,6 +205,14 @@ func TestVerification(t *testing.T) {
 			b.Check(context.Background())
 			if b.Live(real.ID) || slices.Contains(b.Healthy(), real.ID) {
 				t.Fatalf("a gateway that stopped proving itself is still handed out: %v", b.Healthy())
+			}
+			if p := lastProven(); slices.Contains(p, real.ID) || !slices.Contains(p, wrong.ID) {
+				t.Fatalf("proven = %v: want the re-keyed gateway in and the one that stopped proving out", p)
+			}
+			// A gateway that leaves is no longer proven.
+			b.SetGateways([]string{rotated.ID})
+			if p := lastProven(); !slices.Equal(p, []string{rotated.ID}) {
+				t.Fatalf("proven after the others left = %v", p)
 			}
 		})
 	}

@@ -65,6 +65,7 @@ type Config struct {
 	LoginRate       float64       // /login and /registerAccount attempts per second per IP and per name; 0: off
 	LoginBurst      int           // bucket size of LoginRate
 	Pprof           bool          // serve /debug/pprof/ on the internal listener, behind the internal secret
+	GatewayStreams  bool          // keep a stream open to every gateway for pushes and uplinks
 	MaxBody         int64         // largest JSON request body in bytes
 	Auth            string        // builtin | http | ldap
 	AuthURL         string        // --auth http: the application's endpoint
@@ -126,6 +127,7 @@ func Default() Config {
 		LoginRate:       2,
 		LoginBurst:      20,
 		MaxBody:         64 << 10,
+		GatewayStreams:  true,
 		Auth:            AuthBuiltin,
 		AuthTimeout:     3 * time.Second,
 		LDAPFilter:      "(uid=%s)",
@@ -193,6 +195,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.APIKeys, "api-keys", c.APIKeys, "API keys of application back-ends (X-API-Key), comma-separated name:secret:scope[+scope], secret >= 16 bytes, scopes push and admin")
 	fs.Float64Var(&c.LoginRate, "login-rate", c.LoginRate, "/login and /registerAccount attempts per second allowed per client IP and per user name (0: no limit)")
 	fs.IntVar(&c.LoginBurst, "login-burst", c.LoginBurst, "attempts allowed at once before --login-rate applies")
+	fs.BoolVar(&c.GatewayStreams, "gateway-streams", c.GatewayStreams, "keep one long-lived stream open to each gateway (on its /push) carrying pushes and its uplinks; false: one HTTP request per batch")
 	fs.BoolVar(&c.Pprof, "pprof", c.Pprof, "serve Go profiles at /debug/pprof/ on --internal-listen (X-CIM-Internal required)")
 	fs.Int64Var(&c.MaxBody, "max-body", c.MaxBody, "largest JSON request body in bytes (65536 = 64 KiB); larger ones get 413")
 	fs.StringVar(&c.Auth, "auth", c.Auth, "who checks passwords at /login: builtin (Redis accounts), http (--auth-url) or ldap (--ldap-*)")

@@ -34,6 +34,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/gocim/gocim/internal/contract"
+	"github.com/gocim/gocim/internal/stream"
 	"github.com/gocim/gocim/proto/cimpb"
 )
 
@@ -59,7 +60,9 @@ type Config struct {
 	// Secret is sent in contract.Header (the current --internal-secret);
 	// gateways refuse pushes without it.
 	Secret string
-	Logger *slog.Logger
+	// NoStreams pushes over HTTP only, never opening streams.
+	NoStreams bool
+	Logger    *slog.Logger
 }
 
 // Pusher calls the gateways' /push.
@@ -71,8 +74,13 @@ type Pusher struct {
 	secret      string
 	log         *slog.Logger
 
-	mu    sync.Mutex
-	lanes map[string]*lane // by gateway id; only lanes in use
+	mu        sync.Mutex
+	lanes     map[string]*lane // by gateway id; only lanes in use
+	links     map[string]*link // by gateway id: its stream (streams.go)
+	handler   stream.Handler   // answers the gateways' requests on streams
+	noStreams bool
+	closed    bool
+	wg        sync.WaitGroup // the links' dial loops
 }
 
 // lane is one gateway's queue. Its fields are guarded by Pusher.mu.
@@ -127,12 +135,26 @@ func New(cfg Config) *Pusher {
 		secret:      cfg.Secret,
 		log:         cfg.Logger.With("component", "fanout"),
 		lanes:       make(map[string]*lane),
+		links:       make(map[string]*link),
+		noStreams:   cfg.NoStreams,
 	}
 }
 
-// Close drops idle connections. Pushes in flight finish on their own, bounded
-// by the timeout.
-func (p *Pusher) Close() { p.client.CloseIdleConnections() }
+// Close ends the streams and drops idle connections. Pushes in flight
+// finish on their own, bounded by the timeout (over HTTP once their stream
+// is gone).
+func (p *Pusher) Close() {
+	p.mu.Lock()
+	p.closed = true
+	links := p.links
+	p.links = map[string]*link{}
+	p.mu.Unlock()
+	for _, l := range links {
+		l.cancel()
+	}
+	p.wg.Wait()
+	p.client.CloseIdleConnections()
+}
 
 // Push sends each gateway its deliveries, in parallel, and returns one Result
 // per gateway id. Gateway ids that do not parse get an error Result.
@@ -305,6 +327,13 @@ func (p *Pusher) post(ctx context.Context, gw string, addr contract.GatewayAddr,
 	// bounds the request.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.timeout)
 	defer cancel()
+	data, err := p.postStream(ctx, gw, body)
+	if !errors.Is(err, errNoStream) {
+		if err != nil {
+			return nil, err
+		}
+		return missingOf(gw, data, len(deliveries))
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, addr.HTTPBase()+contract.PathPush, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
@@ -318,13 +347,36 @@ func (p *Pusher) post(ctx context.Context, gw string, addr contract.GatewayAddr,
 		return nil, err
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResult))
+	data, err = io.ReadAll(io.LimitReader(resp.Body, maxResult))
 	if err != nil {
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("%w: HTTP %d", ErrStatus, resp.StatusCode)
 	}
+	return missingOf(gw, data, len(deliveries))
+}
+
+// errNoStream: push over HTTP.
+var errNoStream = errors.New("fanout: no stream")
+
+// postStream pushes body over gw's stream. errNoStream means there is
+// none, or it broke before the answer came: the gateway may have delivered
+// some frames, and they go again over HTTP (clients drop a seq they have).
+func (p *Pusher) postStream(ctx context.Context, gw string, body []byte) ([]byte, error) {
+	c := p.streamTo(gw)
+	if c == nil {
+		return nil, errNoStream
+	}
+	data, err := c.Call(ctx, stream.KindPush, body)
+	if errors.Is(err, stream.ErrClosed) {
+		return nil, errNoStream
+	}
+	return data, err
+}
+
+// missingOf reads a PushResult for n deliveries.
+func missingOf(gw string, data []byte, n int) ([]uint32, error) {
 	var res cimpb.PushResult
 	if err := proto.Unmarshal(data, &res); err != nil {
 		return nil, fmt.Errorf("fanout: bad PushResult from %s: %w", gw, err)
@@ -333,7 +385,7 @@ func (p *Pusher) post(ctx context.Context, gw string, addr contract.GatewayAddr,
 	// reported twice counts once (Delivered is derived from Missing).
 	missing := res.Missing[:0]
 	for _, i := range res.Missing {
-		if int(i) < len(deliveries) {
+		if int(i) < n {
 			missing = append(missing, i)
 		}
 	}

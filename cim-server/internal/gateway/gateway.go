@@ -39,6 +39,7 @@ import (
 	"github.com/gocim/gocim/cim-server/internal/offline"
 	"github.com/gocim/gocim/cim-server/internal/registry"
 	"github.com/gocim/gocim/cim-server/internal/routeclient"
+	"github.com/gocim/gocim/cim-server/internal/routelink"
 	"github.com/gocim/gocim/cim-server/internal/uplink"
 	"github.com/gocim/gocim/internal/backoff"
 	"github.com/gocim/gocim/internal/connlimit"
@@ -66,6 +67,7 @@ type Gateway struct {
 	httpLn  net.Listener
 	httpSrv *http.Server
 	route   *routeclient.Client
+	links   *routelink.Links // the route replicas' streams; uplinks go over them
 	batcher *uplink.Batcher
 	offline *offline.Queue
 	// joining holds the connections whose login the route is confirming,
@@ -192,7 +194,8 @@ func (g *Gateway) Start() error {
 	g.route = routeclient.New(routeclient.Config{
 		URLs: g.cfg.RouteURLs(), GatewayID: g.id, Secret: g.secrets.Current(), RetryFor: g.cfg.RouteRetry, Logger: root,
 	})
-	g.batcher = uplink.New(uplink.Config{GatewayID: g.id, Logger: root}, g.route, g.deliver)
+	g.links = routelink.New(g, g.route, routelink.Config{Logger: root})
+	g.batcher = uplink.New(uplink.Config{GatewayID: g.id, Logger: root}, g.links, g.deliver)
 	g.offline = offline.New(g.route, 4, root)
 	g.connCfg = conn.NewConfig(conn.Config{
 		GatewayID:    g.id,
@@ -508,7 +511,7 @@ func (g *Gateway) Closed(c *conn.Conn, why conn.CloseReason) {
 
 // internalHandler is the --http-listen API, plus the profiles with --pprof.
 func (g *Gateway) internalHandler(log *slog.Logger) http.Handler {
-	api := httpapi.New(g, g, g.secrets, log)
+	api := httpapi.New(g, g, g.links, g.secrets, log)
 	if !g.cfg.Pprof {
 		return api
 	}
@@ -735,11 +738,13 @@ func (g *Gateway) shutdown(ctx context.Context) error {
 	step("uplinks", g.batcher.Shutdown(ctx))
 	step("offline reports", g.offline.Shutdown(ctx))
 
-	// 5. Stop the internal HTTP API.
+	// 5. Stop the internal HTTP API, then the route streams (hijacked
+	// from it, so its shutdown does not wait for them).
 	if err := g.httpSrv.Shutdown(ctx); err != nil {
 		_ = g.httpSrv.Close()
 		step("http", err)
 	}
+	g.links.Close()
 	g.route.Close()
 
 	// No more goroutines from here on; wait for the tracked ones.

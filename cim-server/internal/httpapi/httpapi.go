@@ -2,7 +2,11 @@
 // and by health checks:
 //
 //	POST /push     protobuf PushBatch → protobuf PushResult; needs the
-//	               internal secret in contract.Header, else 401
+//	               internal secret in contract.Header, else 401. With
+//	               "Upgrade: cim-stream/1" the route opens a long-lived
+//	               stream here instead (package stream), carrying its
+//	               pushes and this gateway's uplinks; 426 when the
+//	               gateway serves no streams
 //	GET  /healthz  200 {"status":"ok","connections":N}, 503 while shutting down
 //	               (open: load balancers and the route probe it). With
 //	               ?challenge=<hex> (package gwproof) the answer, 200 or 503,
@@ -16,10 +20,12 @@
 package httpapi
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"sync"
 
@@ -28,6 +34,7 @@ import (
 
 	"github.com/gocim/gocim/internal/contract"
 	"github.com/gocim/gocim/internal/gwproof"
+	"github.com/gocim/gocim/internal/stream"
 	"github.com/gocim/gocim/proto/cimpb"
 	"github.com/gocim/gocim/proto/codes"
 )
@@ -76,13 +83,19 @@ type Health interface {
 	ID() string
 }
 
-// New returns the HTTP handler. /push accepts only calls carrying one of
-// secrets; with nil secrets it accepts none.
-func New(p Pusher, h Health, secrets *contract.Secrets, logger *slog.Logger) http.Handler {
-	return newHandler(p, h, secrets, logger, MaxPushBody)
+// Streams runs a stream a route opened on /push; it owns the connection.
+type Streams interface {
+	ServeStream(nc net.Conn, br *bufio.Reader)
 }
 
-func newHandler(p Pusher, h Health, secrets *contract.Secrets, logger *slog.Logger, maxBody int) http.Handler {
+// New returns the HTTP handler. /push accepts only calls carrying one of
+// secrets; with nil secrets it accepts none. Streams may be nil: upgrade
+// requests are then refused.
+func New(p Pusher, h Health, s Streams, secrets *contract.Secrets, logger *slog.Logger) http.Handler {
+	return newHandler(p, h, s, secrets, logger, MaxPushBody)
+}
+
+func newHandler(p Pusher, h Health, s Streams, secrets *contract.Secrets, logger *slog.Logger, maxBody int) http.Handler {
 	if logger == nil {
 		logger = slog.Default()
 	}
@@ -92,7 +105,7 @@ func newHandler(p Pusher, h Health, secrets *contract.Secrets, logger *slog.Logg
 	// one a caller claims in X-Forwarded-For.
 	_ = e.SetTrustedProxies(nil)
 	e.Use(gin.Recovery())
-	a := &api{p: p, h: h, secrets: secrets, maxBody: maxBody, log: logger.With("component", "httpapi")}
+	a := &api{p: p, h: h, streams: s, secrets: secrets, maxBody: maxBody, log: logger.With("component", "httpapi")}
 	e.POST(contract.PathPush, a.internalOnly, a.push)
 	e.GET(contract.PathHealth, a.healthz)
 	return e
@@ -101,6 +114,7 @@ func newHandler(p Pusher, h Health, secrets *contract.Secrets, logger *slog.Logg
 type api struct {
 	p       Pusher
 	h       Health
+	streams Streams
 	secrets *contract.Secrets
 	maxBody int
 	log     *slog.Logger
@@ -120,6 +134,10 @@ func (a *api) internalOnly(c *gin.Context) {
 var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
 
 func (a *api) push(c *gin.Context) {
+	if stream.IsUpgrade(c.Request) {
+		a.upgrade(c)
+		return
+	}
 	bp := bodyPool.Get().(*[]byte)
 	defer func() {
 		if cap(*bp) <= 1<<20 {
@@ -145,6 +163,20 @@ func (a *api) push(c *gin.Context) {
 		return
 	}
 	c.Data(http.StatusOK, contract.ProtobufType, out)
+}
+
+// upgrade hands the connection to Streams (the secret was checked).
+func (a *api) upgrade(c *gin.Context) {
+	if a.streams == nil || a.h.ShuttingDown() {
+		c.JSON(http.StatusUpgradeRequired, gin.H{"code": codes.Unavailable, "message": "no streams here: use plain /push", "data": nil})
+		return
+	}
+	nc, br, err := stream.Hijack(c.Writer, c.Request)
+	if err != nil {
+		a.log.Warn("stream upgrade failed", "remote", c.ClientIP(), "err", err)
+		return
+	}
+	a.streams.ServeStream(nc, br)
 }
 
 func readBody(r *http.Request, buf []byte, limit int) ([]byte, error) {

@@ -32,7 +32,7 @@ var secrets = func() *contract.Secrets {
 	return s
 }()
 
-func newAPI(g *fakeGateway) http.Handler { return New(g, g, secrets, nil) }
+func newAPI(g *fakeGateway) http.Handler { return New(g, g, nil, secrets, nil) }
 
 // fakeGateway delivers to users whose id starts with "on".
 type fakeGateway struct {
@@ -132,7 +132,7 @@ func TestPushBadBody(t *testing.T) {
 
 func TestPushTooLarge(t *testing.T) {
 	g := &fakeGateway{}
-	h := newHandler(g, g, secrets, nil, 1000)
+	h := newHandler(g, g, nil, secrets, nil, 1000)
 	req := httptest.NewRequest(http.MethodPost, "/push", io.LimitReader(zeros{}, 1010))
 	req.Header.Set(contract.Header, currentSecret)
 	rec := httptest.NewRecorder()
@@ -177,7 +177,7 @@ func TestPushNeedsInternalSecret(t *testing.T) {
 	}
 	// Without configured secrets nothing gets in.
 	g := &fakeGateway{}
-	if rec := doWith(t, New(g, g, nil, nil), http.MethodPost, "/push", body, currentSecret); rec.Code != http.StatusUnauthorized || len(g.pushed) != 0 {
+	if rec := doWith(t, New(g, g, nil, nil, nil), http.MethodPost, "/push", body, currentSecret); rec.Code != http.StatusUnauthorized || len(g.pushed) != 0 {
 		t.Fatalf("nil secrets: status %d, %d pushes", rec.Code, len(g.pushed))
 	}
 }
