@@ -43,10 +43,15 @@ type Config struct {
 	// WriteQueueBytes bounds the bytes queued per connection and not yet
 	// written; over it, the client is a slow consumer too.
 	WriteQueueBytes int
-	Drain           time.Duration // spread client closes over this long on shutdown
-	RouteRetry      time.Duration // how long calls to the route are retried
-	LogLevel        string        // debug, info, warn, error
-	LogFormat       string        // text or json
+	// UplinkShards is the number of uplink batches in flight to the route
+	// at once; 0: the batcher's default.
+	UplinkShards int
+	// UplinkLinger is how long an uplink batch waits for more frames.
+	UplinkLinger time.Duration
+	Drain        time.Duration // spread client closes over this long on shutdown
+	RouteRetry   time.Duration // how long calls to the route are retried
+	LogLevel     string        // debug, info, warn, error
+	LogFormat    string        // text or json
 	// GCPercent is the Go GC target (GOGC) the gateway runs with: a gateway
 	// is memory-bound (mostly idle connections), and the garbage each login
 	// leaves costs RSS until the next GC, which an idle gateway rarely runs.
@@ -100,6 +105,8 @@ func DefaultConfig() Config {
 		LoginTimeout:     10 * time.Second,
 		WriteQueue:       1024,
 		WriteQueueBytes:  conn.DefaultWriteQueueBytes,
+		UplinkShards:     1,
+		UplinkLinger:     500 * time.Microsecond,
 		Drain:            3 * time.Second,
 		RouteRetry:       15 * time.Second,
 		LogLevel:         "info",
@@ -133,6 +140,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ReadTimeout, "read-timeout", d.ReadTimeout, "close client connections that sent nothing for this long")
 	fs.DurationVar(&c.LoginTimeout, "login-timeout", d.LoginTimeout, "time a new connection has to finish the TLS handshake (with --tls-cert) and send LOGIN")
 	fs.IntVar(&c.WriteQueue, "write-queue", d.WriteQueue, "frames queued per connection before it is dropped as a slow consumer")
+	fs.IntVar(&c.UplinkShards, "uplink-shards", d.UplinkShards, "uplink batches in flight to the route at once (a user's frames always share one); fewer make larger batches, which cost less (0: max(4, CPUs))")
+	fs.DurationVar(&c.UplinkLinger, "uplink-linger", d.UplinkLinger, "how long an uplink batch waits for more frames before it goes to the route (0: not at all): fewer round trips for a little latency")
 	fs.IntVar(&c.WriteQueueBytes, "write-queue-bytes", d.WriteQueueBytes, "bytes queued per connection and not yet written before it is dropped as a slow consumer (a larger frame alone still goes)")
 	fs.DurationVar(&c.Drain, "drain", d.Drain, "on shutdown, spread closing client connections over this long")
 	fs.DurationVar(&c.RouteRetry, "route-retry", d.RouteRetry, "how long calls to the route are retried before giving up")
@@ -242,6 +251,12 @@ func (c *Config) Validate() error {
 	}
 	if c.WriteQueue < 1 {
 		bad("--write-queue %d: want at least 1", c.WriteQueue)
+	}
+	if c.UplinkShards < 0 {
+		bad("--uplink-shards %d: want 0 (max(4, CPUs)) or more", c.UplinkShards)
+	}
+	if c.UplinkLinger < 0 || c.UplinkLinger > time.Second {
+		bad("--uplink-linger %v: want 0 to 1s", c.UplinkLinger)
 	}
 	if c.WriteQueueBytes < 1 {
 		bad("--write-queue-bytes %d: want at least 1", c.WriteQueueBytes)

@@ -195,7 +195,7 @@ func (g *Gateway) Start() error {
 		URLs: g.cfg.RouteURLs(), GatewayID: g.id, Secret: g.secrets.Current(), RetryFor: g.cfg.RouteRetry, Logger: root,
 	})
 	g.links = routelink.New(g, g.route, routelink.Config{Logger: root})
-	g.batcher = uplink.New(uplink.Config{GatewayID: g.id, Logger: root}, g.links, g.deliver)
+	g.batcher = uplink.New(uplink.Config{GatewayID: g.id, Shards: g.cfg.UplinkShards, Linger: g.cfg.UplinkLinger, Logger: root}, g.links, g.deliver)
 	g.offline = offline.New(g.route, 4, root)
 	g.connCfg = conn.NewConfig(conn.Config{
 		GatewayID:    g.id,

@@ -59,7 +59,11 @@ type Config struct {
 	// MaxBatchBytes caps the summed message bodies in one request (default
 	// 1 MiB).
 	MaxBatchBytes int
-	Logger        *slog.Logger
+	// Linger is how long a shard waits for more uplinks after the first
+	// of a batch before sending it (0: not at all). Fewer, larger batches
+	// cost the gateway, the route and Redis fewer round trips.
+	Linger time.Duration
+	Logger *slog.Logger
 }
 
 // Batcher collects uplinks and posts them to the route.
@@ -154,6 +158,12 @@ func (b *Batcher) run(ch chan *cimpb.Uplink) {
 	// failed: the sessions of this shard whose messages failed, by
 	// user+"/"+session, and when: their later uplinks are dropped.
 	failed := map[string]time.Time{}
+	var linger *time.Timer
+	if b.cfg.Linger > 0 {
+		linger = time.NewTimer(time.Hour)
+		linger.Stop()
+		defer linger.Stop()
+	}
 	for {
 		select {
 		case u := <-ch:
@@ -171,8 +181,28 @@ func (b *Batcher) run(ch chan *cimpb.Uplink) {
 			return
 		}
 		batch = b.collect(ch, batch)
+		if linger != nil && len(batch) < b.cfg.MaxBatch {
+			batch = b.linger(ch, batch, linger)
+		}
 		b.flush(batch, failed)
 	}
+}
+
+// linger adds what arrives within Config.Linger to batch, up to the caps.
+func (b *Batcher) linger(ch chan *cimpb.Uplink, batch []*cimpb.Uplink, t *time.Timer) []*cimpb.Uplink {
+	t.Reset(b.cfg.Linger)
+	defer t.Stop()
+	for len(batch) < b.cfg.MaxBatch {
+		select {
+		case u := <-ch:
+			batch = b.collect(ch, append(batch, u))
+		case <-t.C:
+			return batch
+		case <-b.drain:
+			return batch
+		}
+	}
+	return batch
 }
 
 // collect appends queued uplinks to batch without waiting, up to the caps.

@@ -348,3 +348,38 @@ func TestSubmitBlocksWhenFull(t *testing.T) {
 		t.Fatalf("Submit on a full shard = %v, want it to wait until ctx ends", err)
 	}
 }
+
+// TestLingerFillsBatches: a shard waits for more uplinks, up to MaxBatch,
+// before sending; a lingering batch goes out at once on shutdown. (The
+// linger is long enough never to end on its own in this test.)
+func TestLingerFillsBatches(t *testing.T) {
+	r := &fakeRoute{}
+	s := &sink{}
+	b := New(Config{GatewayID: "gw", Shards: 1, MaxBatch: 10, Linger: time.Hour}, r, s.deliver)
+	b.Start()
+	ctx := context.Background()
+	for i := range 13 {
+		if err := b.Submit(ctx, msg("u", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The first ten filled a batch; the other three linger.
+	waitFor(t, "the full batch", func() bool { return len(r.all()) == 10 })
+	if err := b.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.mu.Lock()
+	sizes := []int{}
+	for _, x := range r.batches {
+		sizes = append(sizes, len(x))
+	}
+	r.mu.Unlock()
+	if fmt.Sprint(sizes) != "[10 3]" {
+		t.Fatalf("batches of %v, want [10 3]", sizes)
+	}
+	for i, u := range r.all() {
+		if u.Frame.Msg.ClientMsgId != strconv.Itoa(i) {
+			t.Fatalf("uplink %d is %s: order lost", i, u.Frame.Msg.ClientMsgId)
+		}
+	}
+}
