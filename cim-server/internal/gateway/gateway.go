@@ -389,6 +389,8 @@ var tooMany = func() []byte {
 // client why (a TLS client gets no frame: that would mean a handshake here,
 // in the accept loop). Refusals are counted and logged at a bounded rate.
 func (g *Gateway) refuse(nc net.Conn, why string) {
+	// Counted first: whoever saw the refusal sees it counted.
+	n := g.refused.Add(1)
 	if _, isTLS := nc.(*tls.Conn); !isTLS {
 		// A new socket's send buffer is empty: this does not block, and
 		// the deadline makes sure of it.
@@ -396,7 +398,6 @@ func (g *Gateway) refuse(nc net.Conn, why string) {
 		_, _ = nc.Write(tooMany)
 	}
 	_ = nc.Close()
-	n := g.refused.Add(1)
 	if ok, _ := g.refusals.Allow(time.Now()); ok {
 		since := n - g.refusedAt.Swap(n)
 		g.log.Warn("connections refused", "remote", nc.RemoteAddr().String(), "reason", why,
