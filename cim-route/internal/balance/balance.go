@@ -73,8 +73,8 @@ type Balancer struct {
 	log *slog.Logger
 	rr  atomic.Uint64
 
-	mu     sync.Mutex // serialises writers of state
-	state  atomic.Pointer[state]
+	mu    sync.Mutex // serialises writers of state
+	state atomic.Pointer[state]
 	// verified: gateways that answered a check with a valid proof (or,
 	// without Secrets, any answer); proven: the last list given to
 	// OnProven. Both guarded by mu.
