@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,7 +37,13 @@ type dialFunc = func(ctx context.Context, network, addr string) (net.Conn, error
 // connectAllDial is connectAll with dialFor(name) as each user's
 // client.Config.Dial (dialFor nil, or returning nil: a plain dialer).
 func connectAllDial(t *run.T, c *harness.Cluster, prefix string, n, par int, onEvent func(*member, client.Event), dialFor func(name string) dialFunc) []*member {
-	api := client.NewAPI(c.Route.URL, nil)
+	// One HTTP client for every member: thousands of users on one
+	// address each keeping an idle keep-alive connection to the route
+	// would pass the route's --max-conns-per-addr (1024), which is the
+	// load generator's artifact, not what users from many addresses do.
+	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: par * 2}}
+	t.Cleanup(hc.CloseIdleConnections)
+	api := client.NewAPI(c.Route.URL, hc)
 	ms := make([]*member, n)
 	failed, firstErr := runParallel(n, par, func(ctx context.Context, i int) error {
 		name := fmt.Sprintf("%s%05d", prefix, i)
@@ -44,7 +51,7 @@ func connectAllDial(t *run.T, c *harness.Cluster, prefix string, n, par int, onE
 		if dialFor != nil {
 			dial = dialFor(name)
 		}
-		m, err := connectOne(ctx, c, api, name, onEvent, dial)
+		m, err := connectOne(ctx, c, api, hc, name, onEvent, dial)
 		ms[i] = m
 		return err
 	})
@@ -64,13 +71,13 @@ func connectAllDial(t *run.T, c *harness.Cluster, prefix string, n, par int, onE
 	return ms
 }
 
-func connectOne(ctx context.Context, c *harness.Cluster, api *client.API, name string, onEvent func(*member, client.Event), dial dialFunc) (*member, error) {
+func connectOne(ctx context.Context, c *harness.Cluster, api *client.API, hc *http.Client, name string, onEvent func(*member, client.Event), dial dialFunc) (*member, error) {
 	_, err := api.Register(ctx, name, harness.Password)
 	var apiErr *client.APIError
 	if err != nil && !(errors.As(err, &apiErr) && apiErr.Code == codes.BadAccount) {
 		return nil, fmt.Errorf("register %s: %w", name, err)
 	}
-	cl, err := client.New(client.Config{RouteURL: c.Route.URL, UserName: name, Password: harness.Password, EventBuffer: 1024, Dial: dial})
+	cl, err := client.New(client.Config{RouteURL: c.Route.URL, UserName: name, Password: harness.Password, EventBuffer: 1024, Dial: dial, HTTPClient: hc})
 	if err != nil {
 		return nil, err
 	}
