@@ -558,8 +558,14 @@ type Msg struct {
 	Kind        Kind                   `protobuf:"varint,9,opt,name=kind,proto3,enum=cim.v1.Kind" json:"kind,omitempty"`
 	TimestampMs int64                  `protobuf:"varint,10,opt,name=timestamp_ms,json=timestampMs,proto3" json:"timestamp_ms,omitempty"`
 	// broadcast marks CIM's "group chat": to everybody online, nothing stored.
-	Broadcast     bool      `protobuf:"varint,11,opt,name=broadcast,proto3" json:"broadcast,omitempty"`
-	File          *FileInfo `protobuf:"bytes,12,opt,name=file,proto3" json:"file,omitempty"`
+	Broadcast bool      `protobuf:"varint,11,opt,name=broadcast,proto3" json:"broadcast,omitempty"`
+	File      *FileInfo `protobuf:"bytes,12,opt,name=file,proto3" json:"file,omitempty"`
+	// group_seq: a large group's message is stored once, in the group's
+	// timeline, at this position (seq is then 0: it is not an inbox entry).
+	// A member's client shows each group's messages in group_seq order,
+	// exactly once, and asks SYNC{group} for gaps (docs/ARCHITECTURE.md,
+	// "Group timelines").
+	GroupSeq      uint64 `protobuf:"varint,13,opt,name=group_seq,json=groupSeq,proto3" json:"group_seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -678,9 +684,18 @@ func (x *Msg) GetFile() *FileInfo {
 	return nil
 }
 
+func (x *Msg) GetGroupSeq() uint64 {
+	if x != nil {
+		return x.GroupSeq
+	}
+	return 0
+}
+
 type Ack struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Seq           uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Seq   uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	// groups: cumulative acknowledgements of group timelines, one per group.
+	Groups        []*GroupSeq `protobuf:"bytes,2,rep,name=groups,proto3" json:"groups,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -722,6 +737,66 @@ func (x *Ack) GetSeq() uint64 {
 	return 0
 }
 
+func (x *Ack) GetGroups() []*GroupSeq {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
+// GroupSeq is a position in one group's timeline.
+type GroupSeq struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	Seq           uint64                 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupSeq) Reset() {
+	*x = GroupSeq{}
+	mi := &file_cim_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupSeq) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupSeq) ProtoMessage() {}
+
+func (x *GroupSeq) ProtoReflect() protoreflect.Message {
+	mi := &file_cim_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupSeq.ProtoReflect.Descriptor instead.
+func (*GroupSeq) Descriptor() ([]byte, []int) {
+	return file_cim_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *GroupSeq) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *GroupSeq) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
 type Read struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	MsgIds []string               `protobuf:"bytes,1,rep,name=msg_ids,json=msgIds,proto3" json:"msg_ids,omitempty"`
@@ -737,7 +812,7 @@ type Read struct {
 
 func (x *Read) Reset() {
 	*x = Read{}
-	mi := &file_cim_proto_msgTypes[6]
+	mi := &file_cim_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -749,7 +824,7 @@ func (x *Read) String() string {
 func (*Read) ProtoMessage() {}
 
 func (x *Read) ProtoReflect() protoreflect.Message {
-	mi := &file_cim_proto_msgTypes[6]
+	mi := &file_cim_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -762,7 +837,7 @@ func (x *Read) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Read.ProtoReflect.Descriptor instead.
 func (*Read) Descriptor() ([]byte, []int) {
-	return file_cim_proto_rawDescGZIP(), []int{6}
+	return file_cim_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Read) GetMsgIds() []string {
@@ -815,7 +890,7 @@ type Receipt struct {
 
 func (x *Receipt) Reset() {
 	*x = Receipt{}
-	mi := &file_cim_proto_msgTypes[7]
+	mi := &file_cim_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -827,7 +902,7 @@ func (x *Receipt) String() string {
 func (*Receipt) ProtoMessage() {}
 
 func (x *Receipt) ProtoReflect() protoreflect.Message {
-	mi := &file_cim_proto_msgTypes[7]
+	mi := &file_cim_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -840,7 +915,7 @@ func (x *Receipt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Receipt.ProtoReflect.Descriptor instead.
 func (*Receipt) Descriptor() ([]byte, []int) {
-	return file_cim_proto_rawDescGZIP(), []int{7}
+	return file_cim_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Receipt) GetStatus() ReceiptStatus {
@@ -916,7 +991,7 @@ type ReceiptItem struct {
 
 func (x *ReceiptItem) Reset() {
 	*x = ReceiptItem{}
-	mi := &file_cim_proto_msgTypes[8]
+	mi := &file_cim_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -928,7 +1003,7 @@ func (x *ReceiptItem) String() string {
 func (*ReceiptItem) ProtoMessage() {}
 
 func (x *ReceiptItem) ProtoReflect() protoreflect.Message {
-	mi := &file_cim_proto_msgTypes[8]
+	mi := &file_cim_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -941,7 +1016,7 @@ func (x *ReceiptItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceiptItem.ProtoReflect.Descriptor instead.
 func (*ReceiptItem) Descriptor() ([]byte, []int) {
-	return file_cim_proto_rawDescGZIP(), []int{8}
+	return file_cim_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ReceiptItem) GetMsgId() string {
@@ -979,14 +1054,23 @@ type Sync struct {
 	// holds at after_seq now (0: none retained). Different values mean the
 	// seq was handed out again for another entry: the server lost the tail
 	// of the inbox (docs/DURABILITY.md).
-	AfterTsMs     int64 `protobuf:"varint,7,opt,name=after_ts_ms,json=afterTsMs,proto3" json:"after_ts_ms,omitempty"`
+	AfterTsMs int64 `protobuf:"varint,7,opt,name=after_ts_ms,json=afterTsMs,proto3" json:"after_ts_ms,omitempty"`
+	// group: this SYNC is about that group's timeline, not the inbox (the
+	// seqs are group_seqs; from_acked starts after the member's acknowledged
+	// position).
+	Group string `protobuf:"bytes,8,opt,name=group,proto3" json:"group,omitempty"`
+	// request (inbox SYNC): also list the timeline groups holding messages
+	// after the member's acknowledged position. answer: those groups, each
+	// with its timeline's newest group_seq.
+	WithGroups    bool        `protobuf:"varint,9,opt,name=with_groups,json=withGroups,proto3" json:"with_groups,omitempty"`
+	Groups        []*GroupSeq `protobuf:"bytes,10,rep,name=groups,proto3" json:"groups,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Sync) Reset() {
 	*x = Sync{}
-	mi := &file_cim_proto_msgTypes[9]
+	mi := &file_cim_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -998,7 +1082,7 @@ func (x *Sync) String() string {
 func (*Sync) ProtoMessage() {}
 
 func (x *Sync) ProtoReflect() protoreflect.Message {
-	mi := &file_cim_proto_msgTypes[9]
+	mi := &file_cim_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1011,7 +1095,7 @@ func (x *Sync) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sync.ProtoReflect.Descriptor instead.
 func (*Sync) Descriptor() ([]byte, []int) {
-	return file_cim_proto_rawDescGZIP(), []int{9}
+	return file_cim_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Sync) GetAfterSeq() uint64 {
@@ -1063,6 +1147,27 @@ func (x *Sync) GetAfterTsMs() int64 {
 	return 0
 }
 
+func (x *Sync) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *Sync) GetWithGroups() bool {
+	if x != nil {
+		return x.WithGroups
+	}
+	return false
+}
+
+func (x *Sync) GetGroups() []*GroupSeq {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
 type Kick struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Reason        string                 `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
@@ -1072,7 +1177,7 @@ type Kick struct {
 
 func (x *Kick) Reset() {
 	*x = Kick{}
-	mi := &file_cim_proto_msgTypes[10]
+	mi := &file_cim_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1084,7 +1189,7 @@ func (x *Kick) String() string {
 func (*Kick) ProtoMessage() {}
 
 func (x *Kick) ProtoReflect() protoreflect.Message {
-	mi := &file_cim_proto_msgTypes[10]
+	mi := &file_cim_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1097,7 +1202,7 @@ func (x *Kick) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Kick.ProtoReflect.Descriptor instead.
 func (*Kick) Descriptor() ([]byte, []int) {
-	return file_cim_proto_rawDescGZIP(), []int{10}
+	return file_cim_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Kick) GetReason() string {
@@ -1118,7 +1223,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_cim_proto_msgTypes[11]
+	mi := &file_cim_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1130,7 +1235,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_cim_proto_msgTypes[11]
+	mi := &file_cim_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1143,7 +1248,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_cim_proto_rawDescGZIP(), []int{11}
+	return file_cim_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Error) GetCode() int32 {
@@ -1180,7 +1285,7 @@ type Delivery struct {
 
 func (x *Delivery) Reset() {
 	*x = Delivery{}
-	mi := &file_cim_proto_msgTypes[12]
+	mi := &file_cim_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1192,7 +1297,7 @@ func (x *Delivery) String() string {
 func (*Delivery) ProtoMessage() {}
 
 func (x *Delivery) ProtoReflect() protoreflect.Message {
-	mi := &file_cim_proto_msgTypes[12]
+	mi := &file_cim_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1205,7 +1310,7 @@ func (x *Delivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Delivery.ProtoReflect.Descriptor instead.
 func (*Delivery) Descriptor() ([]byte, []int) {
-	return file_cim_proto_rawDescGZIP(), []int{12}
+	return file_cim_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Delivery) GetUserId() string {
@@ -1240,7 +1345,7 @@ type PushBatch struct {
 
 func (x *PushBatch) Reset() {
 	*x = PushBatch{}
-	mi := &file_cim_proto_msgTypes[13]
+	mi := &file_cim_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1252,7 +1357,7 @@ func (x *PushBatch) String() string {
 func (*PushBatch) ProtoMessage() {}
 
 func (x *PushBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_cim_proto_msgTypes[13]
+	mi := &file_cim_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1265,7 +1370,7 @@ func (x *PushBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushBatch.ProtoReflect.Descriptor instead.
 func (*PushBatch) Descriptor() ([]byte, []int) {
-	return file_cim_proto_rawDescGZIP(), []int{13}
+	return file_cim_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *PushBatch) GetDeliveries() []*Delivery {
@@ -1287,7 +1392,7 @@ type PushResult struct {
 
 func (x *PushResult) Reset() {
 	*x = PushResult{}
-	mi := &file_cim_proto_msgTypes[14]
+	mi := &file_cim_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1299,7 +1404,7 @@ func (x *PushResult) String() string {
 func (*PushResult) ProtoMessage() {}
 
 func (x *PushResult) ProtoReflect() protoreflect.Message {
-	mi := &file_cim_proto_msgTypes[14]
+	mi := &file_cim_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1312,7 +1417,7 @@ func (x *PushResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushResult.ProtoReflect.Descriptor instead.
 func (*PushResult) Descriptor() ([]byte, []int) {
-	return file_cim_proto_rawDescGZIP(), []int{14}
+	return file_cim_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PushResult) GetDelivered() uint32 {
@@ -1341,7 +1446,7 @@ type Uplink struct {
 
 func (x *Uplink) Reset() {
 	*x = Uplink{}
-	mi := &file_cim_proto_msgTypes[15]
+	mi := &file_cim_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1353,7 +1458,7 @@ func (x *Uplink) String() string {
 func (*Uplink) ProtoMessage() {}
 
 func (x *Uplink) ProtoReflect() protoreflect.Message {
-	mi := &file_cim_proto_msgTypes[15]
+	mi := &file_cim_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1366,7 +1471,7 @@ func (x *Uplink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Uplink.ProtoReflect.Descriptor instead.
 func (*Uplink) Descriptor() ([]byte, []int) {
-	return file_cim_proto_rawDescGZIP(), []int{15}
+	return file_cim_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Uplink) GetUserId() string {
@@ -1400,7 +1505,7 @@ type UplinkBatch struct {
 
 func (x *UplinkBatch) Reset() {
 	*x = UplinkBatch{}
-	mi := &file_cim_proto_msgTypes[16]
+	mi := &file_cim_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1412,7 +1517,7 @@ func (x *UplinkBatch) String() string {
 func (*UplinkBatch) ProtoMessage() {}
 
 func (x *UplinkBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_cim_proto_msgTypes[16]
+	mi := &file_cim_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1425,7 +1530,7 @@ func (x *UplinkBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UplinkBatch.ProtoReflect.Descriptor instead.
 func (*UplinkBatch) Descriptor() ([]byte, []int) {
-	return file_cim_proto_rawDescGZIP(), []int{16}
+	return file_cim_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *UplinkBatch) GetGatewayId() string {
@@ -1478,7 +1583,7 @@ const file_cim_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x03R\x04size\x12!\n" +
 	"\fcontent_type\x18\x03 \x01(\tR\vcontentType\x12\x10\n" +
-	"\x03ref\x18\x04 \x01(\tR\x03ref\"\xc6\x02\n" +
+	"\x03ref\x18\x04 \x01(\tR\x03ref\"\xe3\x02\n" +
 	"\x03Msg\x12\"\n" +
 	"\rclient_msg_id\x18\x01 \x01(\tR\vclientMsgId\x12\x15\n" +
 	"\x06msg_id\x18\x02 \x01(\tR\x05msgId\x12\x10\n" +
@@ -1492,9 +1597,14 @@ const file_cim_proto_rawDesc = "" +
 	"\ftimestamp_ms\x18\n" +
 	" \x01(\x03R\vtimestampMs\x12\x1c\n" +
 	"\tbroadcast\x18\v \x01(\bR\tbroadcast\x12$\n" +
-	"\x04file\x18\f \x01(\v2\x10.cim.v1.FileInfoR\x04file\"\x17\n" +
+	"\x04file\x18\f \x01(\v2\x10.cim.v1.FileInfoR\x04file\x12\x1b\n" +
+	"\tgroup_seq\x18\r \x01(\x04R\bgroupSeq\"A\n" +
 	"\x03Ack\x12\x10\n" +
-	"\x03seq\x18\x01 \x01(\x04R\x03seq\"]\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12(\n" +
+	"\x06groups\x18\x02 \x03(\v2\x10.cim.v1.GroupSeqR\x06groups\"2\n" +
+	"\bGroupSeq\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x10\n" +
+	"\x03seq\x18\x02 \x01(\x04R\x03seq\"]\n" +
 	"\x04Read\x12\x17\n" +
 	"\amsg_ids\x18\x01 \x03(\tR\x06msgIds\x12\x12\n" +
 	"\x04peer\x18\x02 \x01(\tR\x04peer\x12\x14\n" +
@@ -1512,7 +1622,7 @@ const file_cim_proto_rawDesc = "" +
 	"\x05items\x18\t \x03(\v2\x13.cim.v1.ReceiptItemR\x05items\"H\n" +
 	"\vReceiptItem\x12\x15\n" +
 	"\x06msg_id\x18\x01 \x01(\tR\x05msgId\x12\"\n" +
-	"\rclient_msg_id\x18\x02 \x01(\tR\vclientMsgId\"\xcb\x01\n" +
+	"\rclient_msg_id\x18\x02 \x01(\tR\vclientMsgId\"\xac\x02\n" +
 	"\x04Sync\x12\x1b\n" +
 	"\tafter_seq\x18\x01 \x01(\x04R\bafterSeq\x12\x14\n" +
 	"\x05limit\x18\x02 \x01(\rR\x05limit\x12\x19\n" +
@@ -1521,7 +1631,12 @@ const file_cim_proto_rawDesc = "" +
 	"\n" +
 	"from_acked\x18\x05 \x01(\bR\tfromAcked\x12\x19\n" +
 	"\blast_seq\x18\x06 \x01(\x04R\alastSeq\x12\x1e\n" +
-	"\vafter_ts_ms\x18\a \x01(\x03R\tafterTsMs\"\x1e\n" +
+	"\vafter_ts_ms\x18\a \x01(\x03R\tafterTsMs\x12\x14\n" +
+	"\x05group\x18\b \x01(\tR\x05group\x12\x1f\n" +
+	"\vwith_groups\x18\t \x01(\bR\n" +
+	"withGroups\x12(\n" +
+	"\x06groups\x18\n" +
+	" \x03(\v2\x10.cim.v1.GroupSeqR\x06groups\"\x1e\n" +
 	"\x04Kick\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\"S\n" +
 	"\x05Error\x12\x12\n" +
@@ -1586,7 +1701,7 @@ func file_cim_proto_rawDescGZIP() []byte {
 }
 
 var file_cim_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_cim_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_cim_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_cim_proto_goTypes = []any{
 	(Type)(0),           // 0: cim.v1.Type
 	(Kind)(0),           // 1: cim.v1.Kind
@@ -1597,17 +1712,18 @@ var file_cim_proto_goTypes = []any{
 	(*FileInfo)(nil),    // 6: cim.v1.FileInfo
 	(*Msg)(nil),         // 7: cim.v1.Msg
 	(*Ack)(nil),         // 8: cim.v1.Ack
-	(*Read)(nil),        // 9: cim.v1.Read
-	(*Receipt)(nil),     // 10: cim.v1.Receipt
-	(*ReceiptItem)(nil), // 11: cim.v1.ReceiptItem
-	(*Sync)(nil),        // 12: cim.v1.Sync
-	(*Kick)(nil),        // 13: cim.v1.Kick
-	(*Error)(nil),       // 14: cim.v1.Error
-	(*Delivery)(nil),    // 15: cim.v1.Delivery
-	(*PushBatch)(nil),   // 16: cim.v1.PushBatch
-	(*PushResult)(nil),  // 17: cim.v1.PushResult
-	(*Uplink)(nil),      // 18: cim.v1.Uplink
-	(*UplinkBatch)(nil), // 19: cim.v1.UplinkBatch
+	(*GroupSeq)(nil),    // 9: cim.v1.GroupSeq
+	(*Read)(nil),        // 10: cim.v1.Read
+	(*Receipt)(nil),     // 11: cim.v1.Receipt
+	(*ReceiptItem)(nil), // 12: cim.v1.ReceiptItem
+	(*Sync)(nil),        // 13: cim.v1.Sync
+	(*Kick)(nil),        // 14: cim.v1.Kick
+	(*Error)(nil),       // 15: cim.v1.Error
+	(*Delivery)(nil),    // 16: cim.v1.Delivery
+	(*PushBatch)(nil),   // 17: cim.v1.PushBatch
+	(*PushResult)(nil),  // 18: cim.v1.PushResult
+	(*Uplink)(nil),      // 19: cim.v1.Uplink
+	(*UplinkBatch)(nil), // 20: cim.v1.UplinkBatch
 }
 var file_cim_proto_depIdxs = []int32{
 	0,  // 0: cim.v1.Frame.type:type_name -> cim.v1.Type
@@ -1615,24 +1731,26 @@ var file_cim_proto_depIdxs = []int32{
 	5,  // 2: cim.v1.Frame.login_ack:type_name -> cim.v1.LoginAck
 	7,  // 3: cim.v1.Frame.msg:type_name -> cim.v1.Msg
 	8,  // 4: cim.v1.Frame.ack:type_name -> cim.v1.Ack
-	9,  // 5: cim.v1.Frame.read:type_name -> cim.v1.Read
-	10, // 6: cim.v1.Frame.receipt:type_name -> cim.v1.Receipt
-	12, // 7: cim.v1.Frame.sync:type_name -> cim.v1.Sync
-	13, // 8: cim.v1.Frame.kick:type_name -> cim.v1.Kick
-	14, // 9: cim.v1.Frame.error:type_name -> cim.v1.Error
+	10, // 5: cim.v1.Frame.read:type_name -> cim.v1.Read
+	11, // 6: cim.v1.Frame.receipt:type_name -> cim.v1.Receipt
+	13, // 7: cim.v1.Frame.sync:type_name -> cim.v1.Sync
+	14, // 8: cim.v1.Frame.kick:type_name -> cim.v1.Kick
+	15, // 9: cim.v1.Frame.error:type_name -> cim.v1.Error
 	1,  // 10: cim.v1.Msg.kind:type_name -> cim.v1.Kind
 	6,  // 11: cim.v1.Msg.file:type_name -> cim.v1.FileInfo
-	2,  // 12: cim.v1.Receipt.status:type_name -> cim.v1.ReceiptStatus
-	11, // 13: cim.v1.Receipt.items:type_name -> cim.v1.ReceiptItem
-	3,  // 14: cim.v1.Delivery.frame:type_name -> cim.v1.Frame
-	15, // 15: cim.v1.PushBatch.deliveries:type_name -> cim.v1.Delivery
-	3,  // 16: cim.v1.Uplink.frame:type_name -> cim.v1.Frame
-	18, // 17: cim.v1.UplinkBatch.uplinks:type_name -> cim.v1.Uplink
-	18, // [18:18] is the sub-list for method output_type
-	18, // [18:18] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	9,  // 12: cim.v1.Ack.groups:type_name -> cim.v1.GroupSeq
+	2,  // 13: cim.v1.Receipt.status:type_name -> cim.v1.ReceiptStatus
+	12, // 14: cim.v1.Receipt.items:type_name -> cim.v1.ReceiptItem
+	9,  // 15: cim.v1.Sync.groups:type_name -> cim.v1.GroupSeq
+	3,  // 16: cim.v1.Delivery.frame:type_name -> cim.v1.Frame
+	16, // 17: cim.v1.PushBatch.deliveries:type_name -> cim.v1.Delivery
+	3,  // 18: cim.v1.Uplink.frame:type_name -> cim.v1.Frame
+	19, // 19: cim.v1.UplinkBatch.uplinks:type_name -> cim.v1.Uplink
+	20, // [20:20] is the sub-list for method output_type
+	20, // [20:20] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_cim_proto_init() }
@@ -1646,7 +1764,7 @@ func file_cim_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cim_proto_rawDesc), len(file_cim_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   17,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -126,7 +126,7 @@ func New(cfg config.Config, logger *slog.Logger) (*App, error) {
 		Store: st, Gateways: bal, Pusher: push, Files: uploads, Authenticator: authn,
 		TokenKeys: cfg.TokenKeys(), TokenTTL: cfg.TokenTTL, AccessTTL: cfg.AccessTTL,
 		LoginPolicy: cfg.LoginPolicy, BcryptCost: cfg.BcryptCost,
-		SyncLimit: cfg.SyncLimit, MaxFrame: cfg.MaxFrame, GroupMaxMembers: cfg.GroupMaxMembers, Logger: logger,
+		SyncLimit: cfg.SyncLimit, MaxFrame: cfg.MaxFrame, GroupMaxMembers: cfg.GroupMaxMembers, GroupTimelineMin: cfg.GroupTimeline, Logger: logger,
 		Limits: router.Limits{
 			HashQueue:      hashQueue(cfg.HashQueue),
 			InvitesPerHour: cfg.InvitesPerHour, UploadQuota: cfg.UploadQuota,

@@ -43,6 +43,11 @@ const (
 	BalanceHash       = "hash"
 )
 
+// DefaultGroupTimeline is --group-timeline-min: groups this large store a
+// message once (a timeline) rather than once per member, and give their
+// senders no per-member DELIVERED and READ counts.
+const DefaultGroupTimeline = 500
+
 // Config is everything cim-route can be told.
 type Config struct {
 	Listen          string        // public API listen address
@@ -88,6 +93,7 @@ type Config struct {
 	InboxTTL        time.Duration // inbox entries older than this are trimmed
 	DedupWindow     time.Duration // how long a resend is recognized
 	SyncLimit       int           // default and maximum entries per SYNC answer
+	GroupTimeline   int           // groups of at least this many members keep one timeline (0: never)
 	MaxFrame        int           // largest frame a client takes (as the gateways' and clients' --max-frame)
 	GroupMaxMembers int           // members a group may have
 	UploadDir       string        // where POST /upload stores files
@@ -146,6 +152,7 @@ func Default() Config {
 		InboxTTL:        7 * 24 * time.Hour,
 		DedupWindow:     24 * time.Hour,
 		SyncLimit:       200,
+		GroupTimeline:   DefaultGroupTimeline,
 		MaxFrame:        65536,
 		GroupMaxMembers: 10000,
 		UploadDir:       filepath.Join(os.TempDir(), "gocim-uploads"),
@@ -219,6 +226,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.InboxTTL, "inbox-ttl", c.InboxTTL, "inbox entries older than this are trimmed (an idle inbox expires after it)")
 	fs.DurationVar(&c.DedupWindow, "dedup-window", c.DedupWindow, "how long a resent message (same sender and clientMsgId) is recognized")
 	fs.IntVar(&c.SyncLimit, "sync-limit", c.SyncLimit, "default and maximum number of entries in one SYNC answer")
+	fs.IntVar(&c.GroupTimeline, "group-timeline-min", c.GroupTimeline, "a message to a group of at least this many members is stored once, in the group's timeline, not once per member (0: never)")
 	fs.IntVar(&c.MaxFrame, "max-frame", c.MaxFrame, "largest frame clients take (the gateways' and clients' --max-frame): a message whose delivery would be larger is refused with ERROR 4131")
 	fs.IntVar(&c.GroupMaxMembers, "group-max-members", c.GroupMaxMembers, "members a group may have (owner included); joins beyond it get 409/9201")
 	fs.StringVar(&c.UploadDir, "upload-dir", c.UploadDir, "directory for uploaded files (POST /upload); created if missing; route replicas must share it")
@@ -342,6 +350,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxFrame < 1024 || c.MaxFrame > 16<<20 {
 		bad("--max-frame %d: want between 1024 and %d bytes", c.MaxFrame, 16<<20)
+	}
+	if c.GroupTimeline < 0 {
+		bad("--group-timeline-min %d: must be >= 0 (0: never)", c.GroupTimeline)
 	}
 	if c.SyncLimit < 1 || c.SyncLimit > 10000 {
 		bad("--sync-limit %d: want 1..10000", c.SyncLimit)

@@ -17,6 +17,7 @@ type group struct {
 	rec     model.Group // Members unset: len(members)
 	members map[string]bool
 	invited map[string]bool
+	pos     map[string]uint64 // members' timeline positions
 }
 
 func (g *group) view() model.Group {
@@ -78,6 +79,10 @@ func (s *Store) JoinGroup(ctx context.Context, gid, uid string, max int) (model.
 			return model.Group{}, fmt.Errorf("%w: group %s", errs.ErrGroupFull, gid)
 		}
 		g.members[uid] = true
+		if g.pos == nil {
+			g.pos = map[string]uint64{}
+		}
+		g.pos[uid] = s.inboxOf(model.TimelineID(gid)).seq
 		delete(g.invited, uid)
 	}
 	return g.view(), nil
@@ -126,6 +131,7 @@ func (s *Store) LeaveGroup(ctx context.Context, gid, uid string) error {
 		return forbidden(gid, "member")
 	}
 	delete(g.members, uid)
+	delete(g.pos, uid)
 	return nil
 }
 
@@ -142,6 +148,7 @@ func (s *Store) KickFromGroup(ctx context.Context, gid, owner, uid string) error
 	}
 	delete(g.members, uid)
 	delete(g.invited, uid)
+	delete(g.pos, uid)
 	return nil
 }
 
@@ -165,6 +172,7 @@ func (s *Store) DissolveGroup(ctx context.Context, gid, owner string) error {
 		return err
 	}
 	delete(s.groups, gid)
+	delete(s.inboxes, model.TimelineID(gid))
 	return nil
 }
 
@@ -325,4 +333,45 @@ func (s *Store) GroupReceiptCounts(ctx context.Context, sender string, msgIDs []
 		}
 	}
 	return out, nil
+}
+
+// TimelinePositions reads each ref's timeline head and member position.
+func (s *Store) TimelinePositions(ctx context.Context, refs []model.MemberRef) ([]model.TimelinePos, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]model.TimelinePos, len(refs))
+	for i, r := range refs {
+		var head uint64
+		if b := s.inboxes[model.TimelineID(r.Group)]; b != nil {
+			head = b.seq
+		}
+		out[i].Head = head
+		if g := s.groups[r.Group]; g != nil {
+			out[i].Pos = min(g.pos[r.User], head)
+		}
+	}
+	return out, nil
+}
+
+// RaiseTimelinePositions raises members' positions, never past the head.
+func (s *Store) RaiseTimelinePositions(ctx context.Context, ps []model.GroupPos) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range ps {
+		g := s.groups[p.Group]
+		if g == nil || p.Seq == 0 {
+			continue
+		}
+		var head uint64
+		if b := s.inboxes[model.TimelineID(p.Group)]; b != nil {
+			head = b.seq
+		}
+		if want := min(p.Seq, head); want > g.pos[p.User] {
+			if g.pos == nil {
+				g.pos = map[string]uint64{}
+			}
+			g.pos[p.User] = want
+		}
+	}
+	return nil
 }

@@ -233,3 +233,22 @@ type SessionRef struct {
 	UserID  string
 	Session string
 }
+
+// TimelineID is the inbox id of group gid's timeline: a large group's
+// messages are stored once there (docs/ARCHITECTURE.md, "Group
+// timelines"), with the inboxes' seqs, limits and ranges. No user id
+// starts with '#'.
+func TimelineID(gid string) string { return "#" + gid }
+
+// TimelinePos is a member's place in a group's timeline.
+type TimelinePos struct {
+	Head uint64 // the newest group_seq ever assigned (0: none yet)
+	Pos  uint64 // the member's acknowledged group_seq (its join point at first)
+}
+
+// GroupPos raises a member's acknowledged position in a group's timeline.
+type GroupPos struct {
+	Group string
+	User  string
+	Seq   uint64
+}

@@ -72,7 +72,11 @@ func (j *job) appendEntries(ctx context.Context) error {
 		a := res[i]
 		if e.raw != nil {
 			g := e.msg.group
-			g.stored = append(g.stored, member{e.to, a.Seq})
+			if g.timeline {
+				g.gseq = a.Seq
+			} else {
+				g.stored = append(g.stored, member{e.to, a.Seq})
+			}
 			continue
 		}
 		f := e.frame

@@ -89,6 +89,12 @@ func (j *job) deliveryTargets() []string {
 		}
 	}
 	for _, e := range j.entries {
+		if g := e.msg.groupOf(); g != nil && g.timeline {
+			for _, m := range g.recipients {
+				add(m)
+			}
+			continue
+		}
 		add(e.to)
 	}
 	for _, rc := range j.receipts {
@@ -114,6 +120,10 @@ func (j *job) deliver(ctx context.Context) error {
 			broadcast = true
 		case it.stored != nil:
 			n++
+		case it.group != nil && it.group.timeline:
+			if it.group.gseq != 0 {
+				n += len(it.group.recipients)
+			}
 		case it.group != nil:
 			n += len(it.group.stored)
 		}
@@ -160,6 +170,16 @@ func (j *job) deliver(ctx context.Context) error {
 			}
 		case it.stored != nil:
 			deliver(it.toID, it.stored, i)
+		case it.group != nil && it.group.timeline:
+			// One frame for every member: stored once, encoded once.
+			if it.group.gseq == 0 {
+				break // sent before (a resend): nothing new to push
+			}
+			f := it.downlink("")
+			f.Msg.GroupSeq = it.group.gseq
+			for _, uid := range it.group.recipients {
+				deliver(uid, f, i)
+			}
 		case it.group != nil:
 			// Each member's copy carries its own seq: built only for
 			// those online.

@@ -42,6 +42,7 @@ func (r *Router) Uplink(ctx context.Context, b *cimpb.UplinkBatch) (*cimpb.PushB
 			order = append(order, slot{f.Type, len(j.syncs)})
 			j.syncs = append(j.syncs, &syncReq{uid: uid, sid: up.SessionId, reqID: f.ReqId, req: f.Sync})
 		case cimpb.Type_ACK:
+			j.addGroupAcks(uid, f.GetAck().GetGroups())
 			seq := f.GetAck().GetSeq()
 			if seq == 0 {
 				continue
@@ -147,7 +148,7 @@ func (j *job) run(ctx context.Context) error {
 
 // persist does every storage step of run.
 func (j *job) persist(ctx context.Context) error {
-	if len(j.msgs)+len(j.syncs)+len(j.acks)+len(j.reads) == 0 {
+	if len(j.msgs)+len(j.syncs)+len(j.acks)+len(j.reads)+len(j.gacks) == 0 {
 		return nil
 	}
 	j.prepare()
@@ -178,6 +179,9 @@ func (j *job) persist(ctx context.Context) error {
 		return err
 	}
 	if err := j.raiseAcks(ctx); err != nil {
+		return err
+	}
+	if err := j.raiseTimelines(ctx); err != nil {
 		return err
 	}
 	return j.readSyncs(ctx)

@@ -23,6 +23,10 @@ type groupSend struct {
 	// everywhere; the sender only gets its RECEIPT_SENT again.
 	sent   bool
 	stored []member // the entries appended, with their seqs
+	// timeline: the group is large enough to store the message once, in
+	// its timeline (timeline.go), at gseq.
+	timeline bool
+	gseq     uint64
 }
 
 // member is one stored copy of a group message.
@@ -102,6 +106,7 @@ func (j *job) loadGroups(ctx context.Context) error {
 				}
 			}
 			it.group.recipients = rcpt
+			it.group.timeline = j.r.usesTimeline(len(ms))
 		}
 	}
 	return nil
@@ -168,6 +173,10 @@ func (j *job) queueGroup(it *outgoing) {
 	raw, err := proto.Marshal(it.downlink(""))
 	if err != nil { // cannot happen for a Msg built here
 		it.fail(codes.BadArgument, "message does not encode: "+err.Error())
+		return
+	}
+	if g.timeline {
+		j.entries = append(j.entries, entry{to: model.TimelineID(it.msg.Group), msg: it, raw: raw})
 		return
 	}
 	g.stored = make([]member, 0, len(g.recipients))

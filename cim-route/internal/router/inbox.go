@@ -27,6 +27,13 @@ type syncReq struct {
 	req      *cimpb.Sync
 	limit    int
 	res      model.Range
+
+	// A group SYNC (timeline.go): the group, whether uid is a member, and
+	// its place there. A login SYNC: the timeline groups to list.
+	group  string
+	member bool
+	pos    model.TimelinePos
+	groups []*cimpb.GroupSeq
 }
 
 // ackReq is the highest ACK of one user in a batch.
@@ -256,19 +263,34 @@ func (j *job) readSyncs(ctx context.Context) error {
 	if len(j.syncs) == 0 {
 		return nil
 	}
-	qs := make([]model.RangeQuery, len(j.syncs))
-	for i, s := range j.syncs {
+	if err := j.timelineSyncs(ctx); err != nil {
+		return err
+	}
+	qs := make([]model.RangeQuery, 0, len(j.syncs))
+	var read []*syncReq
+	for _, s := range j.syncs {
 		s.limit = j.r.cfg.SyncLimit
 		if l := int(s.req.GetLimit()); l > 0 && l < s.limit {
 			s.limit = l
 		}
-		qs[i] = model.RangeQuery{UserID: s.uid, After: s.req.GetAfterSeq(), FromAcked: s.req.GetFromAcked(), Limit: s.limit, AfterTS: true}
+		switch {
+		case s.group == "":
+			qs = append(qs, model.RangeQuery{UserID: s.uid, After: s.req.GetAfterSeq(), FromAcked: s.req.GetFromAcked(), Limit: s.limit, AfterTS: true})
+		case s.member:
+			qs = append(qs, s.timelineQuery())
+		default:
+			continue // a non-member's group SYNC reads nothing
+		}
+		read = append(read, s)
+	}
+	if len(qs) == 0 {
+		return nil
 	}
 	res, err := j.r.st.Ranges(ctx, qs)
 	if err != nil {
 		return err
 	}
-	for i, s := range j.syncs {
+	for i, s := range read {
 		s.res = res[i]
 	}
 	return nil
@@ -277,6 +299,9 @@ func (j *job) readSyncs(ctx context.Context) error {
 // answer appends the SYNC's answer for its session: the entries as MSG or
 // RECEIPT frames with seq, then one SYNC frame saying what was covered.
 func (s *syncReq) answer(out []*cimpb.Delivery, maxFrame int) []*cimpb.Delivery {
+	if s.group != "" {
+		return s.timelineAnswer(out, maxFrame)
+	}
 	var last uint64
 	for _, e := range s.res.Entries {
 		// last covers entries left out too (undecodable, or stored before
@@ -290,7 +315,7 @@ func (s *syncReq) answer(out []*cimpb.Delivery, maxFrame int) []*cimpb.Delivery 
 	return append(out, &cimpb.Delivery{UserId: s.uid, SessionId: s.sid, Frame: &cimpb.Frame{
 		Type: cimpb.Type_SYNC, ReqId: s.reqID, Sync: &cimpb.Sync{
 			AfterSeq: s.res.After, Limit: uint32(s.limit), HeadSeq: s.res.Head, FirstSeq: s.res.First, LastSeq: last,
-			AfterTsMs: s.res.AfterTS,
+			AfterTsMs: s.res.AfterTS, Groups: s.groups,
 		},
 	}})
 }

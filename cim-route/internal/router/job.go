@@ -77,6 +77,14 @@ func (o *outgoing) reply() *cimpb.Delivery {
 	return d
 }
 
+// groupOf is o's group send, nil for nil o or a message to no group.
+func (o *outgoing) groupOf() *groupSend {
+	if o == nil {
+		return nil
+	}
+	return o.group
+}
+
 // downlink is the MSG a recipient gets; to is empty for a broadcast, whose
 // one frame is shared by all its deliveries.
 func (o *outgoing) downlink(to string) *cimpb.Frame {
@@ -128,6 +136,10 @@ type job struct {
 	syncs  []*syncReq
 	acks   []*ackReq
 	reads  []*readReq
+	// gacks: the batch's group timeline acknowledgements, one per (group,
+	// member), at gackAt.
+	gacks  []model.GroupPos
+	gackAt map[model.MemberRef]int
 
 	idName, nameID     map[string]string
 	needIDs, needNames []string

@@ -121,6 +121,13 @@ type GroupMessages interface {
 	FinishGroupMessages(ctx context.Context, ds []model.GroupDedup) error
 	AddGroupReceipts(ctx context.Context, rs []model.GroupReceipt) ([]int, error)
 	GroupReceiptCounts(ctx context.Context, sender string, msgIDs []string) ([]model.ReceiptCount, error)
+	// TimelinePositions reads, for each (group, member), the group
+	// timeline's head and the member's acknowledged position; a member
+	// that joined after the timeline began starts at the head it joined at.
+	TimelinePositions(ctx context.Context, refs []model.MemberRef) ([]model.TimelinePos, error)
+	// RaiseTimelinePositions raises members' positions (never past the
+	// head, never down).
+	RaiseTimelinePositions(ctx context.Context, ps []model.GroupPos) error
 }
 
 // Pinger checks that the store answers.
@@ -187,6 +194,10 @@ type Config struct {
 	MaxFrame int
 	// GroupMaxMembers bounds every group (default DefaultGroupMaxMembers).
 	GroupMaxMembers int
+	// GroupTimelineMin: a message to a group of at least this many members
+	// is stored once, in the group's timeline, instead of once per member
+	// (docs/ARCHITECTURE.md, "Group timelines"); 0 never does.
+	GroupTimelineMin int
 	// Limits bound the work and storage one user can cause (limits.go).
 	Limits Limits
 

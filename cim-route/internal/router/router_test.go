@@ -93,6 +93,7 @@ type env struct {
 // CIM_ROUTER_STORE=redis every test runs on Redis.
 var redisTests = map[string]bool{
 	"TestGroupMessages":             true,
+	"TestGroupTimeline":             true,
 	"TestGroupFanout5000":           true,
 	"TestSentOnlyAfterStore":        true,
 	"TestSyncAfterTrimming":         true,

@@ -69,12 +69,19 @@ func (s *Store) CreateGroup(ctx context.Context, owner, name string, open bool) 
 // JoinGroup adds uid to an open group or one it was invited to, unless the
 // group has max members. A member joining again gets the group, no error.
 func (s *Store) JoinGroup(ctx context.Context, gid, uid string, max int) (Group, error) {
+	marked, err := s.joinPos(ctx, gid, uid)
+	if err != nil {
+		return Group{}, err
+	}
 	v, err := joinGroupScript.Run(ctx, s.rdb, s.groupKeys(gid), uid, max).Slice()
 	if err != nil {
 		return Group{}, unavailable(err)
 	}
 	g, _, err := groupAnswer(gid, v)
 	if err != nil {
+		if marked {
+			_ = s.dropPos(ctx, gid, uid) // best effort: a stale start is harmless
+		}
 		return Group{}, err
 	}
 	// Also for "already": repairs a mirror an earlier join failed to write.
@@ -114,6 +121,9 @@ func (s *Store) LeaveGroup(ctx context.Context, gid, uid string) error {
 	if _, _, err := groupAnswer(gid, v); err != nil {
 		return err
 	}
+	if err := s.dropPos(ctx, gid, uid); err != nil {
+		return err
+	}
 	return s.unmirror(ctx, uid, gid)
 }
 
@@ -125,6 +135,9 @@ func (s *Store) KickFromGroup(ctx context.Context, gid, owner, uid string) error
 		return unavailable(err)
 	}
 	if _, _, err := groupAnswer(gid, v); err != nil {
+		return err
+	}
+	if err := s.dropPos(ctx, gid, uid); err != nil {
 		return err
 	}
 	return s.unmirror(ctx, uid, gid)
@@ -149,6 +162,9 @@ func (s *Store) DissolveGroup(ctx context.Context, gid, owner string) error {
 	}
 	_, rest, err := groupAnswer(gid, v)
 	if err != nil {
+		return err
+	}
+	if err := s.dropTimeline(ctx, gid); err != nil {
 		return err
 	}
 	var members []string

@@ -36,6 +36,7 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("ClaimReads", func(t *testing.T) { ClaimReads(t, newStore) })
 	t.Run("Groups", func(t *testing.T) { Groups(t, newStore) })
 	t.Run("GroupMessages", func(t *testing.T) { GroupMessages(t, newStore) })
+	t.Run("Timelines", func(t *testing.T) { Timelines(t, newStore) })
 	t.Run("Delayed", func(t *testing.T) { Delayed(t, newStore) })
 }
 
@@ -781,5 +782,69 @@ func Delayed(t *testing.T, newStore NewStore) {
 	again, err := s.ClaimDueMessages(ctx, t0.Add(25*time.Second+2*time.Minute), 10, time.Minute)
 	if err != nil || len(again) != 1 || again[0].Text != "other user" {
 		t.Fatalf("after the lease: %+v, %v; want the unconfirmed one", again, err)
+	}
+}
+
+// Timelines: a group's timeline is an inbox under model.TimelineID; a
+// member starts at the head it joined at (the owner at 0), positions only
+// rise and never past the head, a member who left has none, and a rejoin
+// starts at the head again; a dissolved group's timeline is gone.
+func Timelines(t *testing.T, newStore NewStore) {
+	s, ctx := newStore(t, model.InboxLimits{}), ctxT(t)
+	gid := must(s.CreateGroup(ctx, "1", "big", true))(t).ID
+	tl := model.TimelineID(gid)
+	positions := func(users ...string) []model.TimelinePos {
+		t.Helper()
+		refs := make([]model.MemberRef, len(users))
+		for i, u := range users {
+			refs[i] = model.MemberRef{Group: gid, User: u}
+		}
+		return must(s.TimelinePositions(ctx, refs))(t)
+	}
+	if p := positions("1"); p[0] != (model.TimelinePos{}) {
+		t.Fatalf("empty timeline: %+v", p)
+	}
+	for i := range 3 {
+		write(t, s, model.Append{UserID: tl, Frame: frame(fmt.Sprint("m", i)), MsgID: fmt.Sprint("id", i)})
+	}
+	must(s.JoinGroup(ctx, gid, "2", 10))(t)
+	if p := positions("1", "2", "9"); p[0] != (model.TimelinePos{Head: 3}) || p[1] != (model.TimelinePos{Head: 3, Pos: 3}) || p[2].Pos != 0 {
+		t.Fatalf("after join: %+v", p)
+	}
+	// Joining again keeps the member's own position.
+	write(t, s, model.Append{UserID: tl, Frame: frame("m3"), MsgID: "id3"})
+	must(s.JoinGroup(ctx, gid, "2", 10))(t)
+	if p := positions("2"); p[0].Pos != 3 {
+		t.Fatalf("rejoin by a member moved its position: %+v", p)
+	}
+	if err := s.RaiseTimelinePositions(ctx, []model.GroupPos{{Group: gid, User: "1", Seq: 2}, {Group: gid, User: "2", Seq: 99}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RaiseTimelinePositions(ctx, []model.GroupPos{{Group: gid, User: "1", Seq: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if p := positions("1", "2"); p[0].Pos != 2 || p[1].Pos != 4 {
+		t.Fatalf("raised (2, past the head 4): %+v", p)
+	}
+	rg := must(s.Ranges(ctx, []model.RangeQuery{{UserID: tl, After: 2, Limit: 10}}))(t)[0]
+	if len(rg.Entries) != 2 || string(rg.Entries[0].Frame) != "m2" || rg.Head != 4 {
+		t.Fatalf("timeline range after 2: %+v", rg)
+	}
+	if err := s.LeaveGroup(ctx, gid, "2"); err != nil {
+		t.Fatal(err)
+	}
+	if p := positions("2"); p[0].Pos != 0 {
+		t.Fatalf("a member who left keeps a position: %+v", p)
+	}
+	write(t, s, model.Append{UserID: tl, Frame: frame("m4"), MsgID: "id4"})
+	must(s.JoinGroup(ctx, gid, "2", 10))(t)
+	if p := positions("2"); p[0].Pos != 5 {
+		t.Fatalf("rejoin after leaving starts at the head: %+v", p)
+	}
+	if err := s.DissolveGroup(ctx, gid, "1"); err != nil {
+		t.Fatal(err)
+	}
+	if p := positions("2"); p[0] != (model.TimelinePos{}) {
+		t.Fatalf("dissolved group's timeline: %+v", p)
 	}
 }
