@@ -56,6 +56,7 @@ type Client struct {
 	ownHTTP *http.Client // private HTTP client whose idle conns Close releases
 	ids     *msgIDs
 	inbox   *inbox
+	tl      *timelines // large groups' timelines (timeline.go)
 	shown   *lru.Cache[string, shownMsg] // msgIds of the messages shown lately
 	acks    *acks
 	out     *outbox
@@ -96,6 +97,7 @@ func New(cfg Config) (*Client, error) {
 		log:     cfg.Logger.With("component", "cim-client", "user", cfg.UserName),
 		ids:     newMsgIDs(),
 		inbox:   newInbox(defaultInboxBuffer),
+		tl:      newTimelines(defaultInboxBuffer, cfg.AckDelay, cfg.AckEvery),
 		shown:   mustLRU[string, shownMsg](shownKept),
 		acks:    &acks{delay: cfg.AckDelay, every: cfg.AckEvery},
 		out:     newOutbox(cfg.ResendTimeout, cfg.ResendMax),
@@ -285,6 +287,7 @@ func (c *Client) adopt(l *link, first bool) bool {
 	c.cur, c.open = l, false
 	// The gateway asks for everything after LOGIN.last_seq for us.
 	c.inbox.linkUp(time.Now())
+	c.tl.linkUp()
 	c.info = Info{
 		UserID:    firstOf(ack.GetUserId(), res.UserID),
 		UserName:  firstOf(ack.GetUserName(), res.UserName),
@@ -502,6 +505,13 @@ func (c *Client) handle(l *link, f *cimpb.Frame, lastErr **GatewayError) bool {
 			l.log.Debug("frame without its payload", "type", f.GetType())
 			return true
 		}
+		if gseq := f.GetMsg().GetGroupSeq(); seq == 0 && gseq > 0 && f.GetMsg().GetGroup() != "" {
+			// A large group's message: in its timeline, not the inbox.
+			gid := f.Msg.Group
+			show := c.tl.add(gid, f, time.Now())
+			c.poke() // a SYNC may be wanted
+			return c.showGroup(l, gid, show)
+		}
 		if seq == 0 { // a broadcast or a direct answer: not an inbox entry
 			return c.show(l, f)
 		}
@@ -523,9 +533,17 @@ func (c *Client) handle(l *link, f *cimpb.Frame, lastErr **GatewayError) bool {
 		}
 		return c.showAll(l, show)
 	case cimpb.Type_SYNC:
+		if gid := f.GetSync().GetGroup(); gid != "" {
+			show := c.tl.answer(f.GetSync(), time.Now())
+			c.poke()
+			return c.showGroup(l, gid, show)
+		}
 		show, sync := c.inbox.answer(f.GetSync(), time.Now())
 		if sync {
 			c.requestSync(l)
+		}
+		if c.tl.listed(f.GetSync().GetGroups(), time.Now()) {
+			c.poke()
 		}
 		return c.showAll(l, show)
 	case cimpb.Type_ERROR:
@@ -603,6 +621,20 @@ func (c *Client) showAll(l *link, show []*cimpb.Frame) bool {
 		}
 	}
 	if c.acks.show(c.inbox.lastSeq(), 0, time.Now()) {
+		c.poke()
+	}
+	return true
+}
+
+// showGroup shows a group timeline's messages in order and counts them for
+// the group's next ACK.
+func (c *Client) showGroup(l *link, gid string, show []*cimpb.Frame) bool {
+	for _, f := range show {
+		if !c.show(l, f) {
+			return false
+		}
+	}
+	if c.tl.shown(gid, len(show), time.Now()) {
 		c.poke()
 	}
 	return true
@@ -958,6 +990,13 @@ func (c *Client) Close(ctx context.Context) error {
 			c.log.Warn("final ACK not sent", "seq", seq, "err", err)
 		} else {
 			c.acks.sent(seq, time.Now())
+		}
+	}
+	if gs, _ := c.tl.dueAcks(time.Now(), true); len(gs) > 0 && l != nil && !stopped {
+		if err := l.send(ctx, mustEncode(&cimpb.Frame{Type: cimpb.Type_ACK, Ack: &cimpb.Ack{Groups: gs}})); err != nil {
+			c.log.Warn("final group ACK not sent", "err", err)
+		} else {
+			c.tl.acked(gs, time.Now())
 		}
 	}
 	// After a KICK the session is no longer ours; logging it off could only

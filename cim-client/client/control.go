@@ -66,6 +66,22 @@ func (c *Client) controlStep(now time.Time) time.Time {
 		soonest(at)
 	}
 
+	// Group timelines: their SYNCs and ACKs, on the current link.
+	if cur != nil {
+		frames, at := c.tl.syncs(now, c.cfg.SyncTimeout)
+		soonest(at)
+		for _, f := range frames {
+			c.writeOn(cur, f)
+		}
+		gs, at := c.tl.dueAcks(now, false)
+		soonest(at)
+		if len(gs) > 0 && c.writeOn(cur, &cimpb.Frame{Type: cimpb.Type_ACK, Ack: &cimpb.Ack{Groups: gs}}) {
+			c.tl.acked(gs, time.Now())
+			_, at = c.tl.dueAcks(time.Now(), false)
+			soonest(at)
+		}
+	}
+
 	// Resends: only on a link open for sends, after the new link's replay;
 	// opening a link pokes.
 	resends, failed, at := c.out.expire(now)

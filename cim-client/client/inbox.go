@@ -196,6 +196,14 @@ func (in *inbox) skipped(now time.Time) (sync bool) {
 	return in.requestLocked(now)
 }
 
+// request asks for a SYNC unless one is outstanding, reporting whether
+// the caller should send it.
+func (in *inbox) request(now time.Time) bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.requestLocked(now)
+}
+
 // requestLocked asks for a SYNC unless one is outstanding.
 func (in *inbox) requestLocked(now time.Time) bool {
 	if in.syncing {

@@ -369,7 +369,7 @@ func (c *Conn) login(ctx context.Context, r *codec.Reader) bool {
 		// everything after it on the client's behalf. A client with no state
 		// (0) starts after what it acknowledged last time.
 		last := f.Login.LastSeq
-		sync := &cimpb.Frame{Type: cimpb.Type_SYNC, Sync: &cimpb.Sync{AfterSeq: last, FromAcked: last == 0, AfterTsMs: f.Login.LastTsMs}}
+		sync := &cimpb.Frame{Type: cimpb.Type_SYNC, Sync: &cimpb.Sync{AfterSeq: last, FromAcked: last == 0, AfterTsMs: f.Login.LastTsMs, WithGroups: true}}
 		if err := c.h.Uplink(ctx, c, sync); err != nil {
 			log.Debug("login sync not forwarded", "user", c.userID, "err", err)
 		}

@@ -1,0 +1,105 @@
+package e2e
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/gocim/gocim/cim-client/client"
+	"github.com/gocim/gocim/e2e/harness"
+	"github.com/gocim/gocim/proto/cimpb"
+)
+
+// TestGroupTimeline: with --group-timeline-min 3 every message of a group
+// of five is stored once, in the group's timeline (docs/ARCHITECTURE.md,
+// "Group timelines"). Members see each exactly once and in order: one
+// online throughout, one whose gateway is killed mid-stream, one offline
+// until the end, one who joins mid-stream (from the join on) and one who
+// leaves mid-stream (up to the leave).
+func TestGroupTimeline(t *testing.T) {
+	c := harness.Start(t, harness.Options{Gateways: 3, RouteArgs: []string{"--group-timeline-min", "3"}})
+	ctx := ctxT(t)
+	sam := c.Connect(t, "sam")
+	tom := c.Connect(t, "tom") // online throughout
+	kim := c.Connect(t, "kim") // its gateway dies mid-stream
+	wes := c.Connect(t, "wes") // offline during the stream
+	una := c.Connect(t, "una") // leaves mid-stream
+	vic := c.Connect(t, "vic") // joins mid-stream
+	g, err := sam.CreateGroup(ctx, "hall", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []*harness.User{tom, kim, wes, una} {
+		if _, err := u.JoinGroup(ctx, g.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := wes.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const n = 30
+	send := func(from, to int) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			id, err := sam.SendGroup(ctx, g.ID, fmt.Sprintf("crew %02d", i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			sam.WaitFor(t, 0, wait, "SENT "+id, func(e client.Event) bool {
+				return e.Kind == client.EventReceipt && e.Receipt.ClientMsgId == id && e.Receipt.Status == cimpb.ReceiptStatus_RECEIPT_SENT
+			})
+		}
+	}
+	send(0, 10)
+	if _, err := vic.JoinGroup(ctx, g.ID); err != nil {
+		t.Fatal(err)
+	}
+	kim.WaitFor(t, 0, wait, "crew 09 before its gateway dies", isGroupMessage(g.ID, "crew 09"))
+	c.Gateway(kim.Info().Gateway).Kill()
+	send(10, 20)
+	una.WaitFor(t, 0, wait, "crew 19 before leaving", isGroupMessage(g.ID, "crew 19"))
+	if err := una.LeaveGroup(ctx, g.ID); err != nil {
+		t.Fatal(err)
+	}
+	send(20, n)
+
+	last := fmt.Sprintf("crew %02d", n-1)
+	for _, u := range []*harness.User{tom, kim, vic} {
+		u.WaitFor(t, 0, wait, "the last group message", isGroupMessage(g.ID, last))
+	}
+	wes2 := c.Connect(t, "wes")
+	wes2.WaitFor(t, 0, wait, "group messages after coming back", isGroupMessage(g.ID, last))
+	for _, u := range []*harness.User{tom, kim, wes2} {
+		checkRun(t, u, g.ID, 0, n)
+	}
+	checkRun(t, vic, g.ID, 10, n)
+	// una left after crew 19 reached her: she has exactly 0…19 (the
+	// later ones went only to the members of the time).
+	checkRun(t, una, g.ID, 0, 20)
+	// Each message was stored once: every member's inbox holds none of it
+	// (a SYNC from 0 of the inbox brings no group message).
+	for _, e := range wes2.Seen() {
+		if e.Kind == client.EventMessage && e.Msg.Group == g.ID && (e.Msg.Seq != 0 || e.Msg.GroupSeq == 0) {
+			t.Fatalf("a timeline group's message came as an inbox entry: %v", e.Msg)
+		}
+	}
+}
+
+// checkRun fails unless u saw crew from…crew to-1 of group gid once each,
+// in order, and no other message of the group.
+func checkRun(t *testing.T, u *harness.User, gid string, from, to int) {
+	t.Helper()
+	var got []string
+	for _, e := range u.Seen() {
+		if e.Kind == client.EventMessage && e.Msg.Group == gid {
+			got = append(got, string(e.Msg.Body))
+		}
+	}
+	if len(got) != to-from {
+		t.Fatalf("%s saw %d group messages, want %d (crew %02d…%02d): %q", u.Name, len(got), to-from, from, to-1, got)
+	}
+	for i, b := range got {
+		if want := fmt.Sprintf("crew %02d", from+i); b != want {
+			t.Fatalf("%s: message %d is %q, want %q (got %q)", u.Name, i, b, want, got)
+		}
+	}
+}
