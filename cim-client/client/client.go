@@ -56,7 +56,7 @@ type Client struct {
 	ownHTTP *http.Client // private HTTP client whose idle conns Close releases
 	ids     *msgIDs
 	inbox   *inbox
-	tl      *timelines // large groups' timelines (timeline.go)
+	tl      *timelines                   // large groups' timelines (timeline.go)
 	shown   *lru.Cache[string, shownMsg] // msgIds of the messages shown lately
 	acks    *acks
 	out     *outbox
