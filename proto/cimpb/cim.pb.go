@@ -1277,8 +1277,12 @@ type Delivery struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	UserId string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
 	// session_id, when set, must match the session the gateway holds.
-	SessionId     string `protobuf:"bytes,2,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
-	Frame         *Frame `protobuf:"bytes,3,opt,name=frame,proto3" json:"frame,omitempty"`
+	SessionId string `protobuf:"bytes,2,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	Frame     *Frame `protobuf:"bytes,3,opt,name=frame,proto3" json:"frame,omitempty"`
+	// targets: the same frame for several users' sessions (a large group's
+	// message), encoded once; user_id and session_id are then empty. A
+	// PushResult's indexes count each target as one delivery, in order.
+	Targets       []*Target `protobuf:"bytes,4,rep,name=targets,proto3" json:"targets,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1334,6 +1338,66 @@ func (x *Delivery) GetFrame() *Frame {
 	return nil
 }
 
+func (x *Delivery) GetTargets() []*Target {
+	if x != nil {
+		return x.Targets
+	}
+	return nil
+}
+
+// Target is one user's session a shared Delivery goes to.
+type Target struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	SessionId     string                 `protobuf:"bytes,2,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Target) Reset() {
+	*x = Target{}
+	mi := &file_cim_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Target) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Target) ProtoMessage() {}
+
+func (x *Target) ProtoReflect() protoreflect.Message {
+	mi := &file_cim_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Target.ProtoReflect.Descriptor instead.
+func (*Target) Descriptor() ([]byte, []int) {
+	return file_cim_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *Target) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *Target) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
 // PushBatch is the body of a gateway's POST /push, and of the route's answer
 // to POST /internal/uplink (frames for the senders).
 type PushBatch struct {
@@ -1345,7 +1409,7 @@ type PushBatch struct {
 
 func (x *PushBatch) Reset() {
 	*x = PushBatch{}
-	mi := &file_cim_proto_msgTypes[14]
+	mi := &file_cim_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1357,7 +1421,7 @@ func (x *PushBatch) String() string {
 func (*PushBatch) ProtoMessage() {}
 
 func (x *PushBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_cim_proto_msgTypes[14]
+	mi := &file_cim_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1370,7 +1434,7 @@ func (x *PushBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushBatch.ProtoReflect.Descriptor instead.
 func (*PushBatch) Descriptor() ([]byte, []int) {
-	return file_cim_proto_rawDescGZIP(), []int{14}
+	return file_cim_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PushBatch) GetDeliveries() []*Delivery {
@@ -1392,7 +1456,7 @@ type PushResult struct {
 
 func (x *PushResult) Reset() {
 	*x = PushResult{}
-	mi := &file_cim_proto_msgTypes[15]
+	mi := &file_cim_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1404,7 +1468,7 @@ func (x *PushResult) String() string {
 func (*PushResult) ProtoMessage() {}
 
 func (x *PushResult) ProtoReflect() protoreflect.Message {
-	mi := &file_cim_proto_msgTypes[15]
+	mi := &file_cim_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1417,7 +1481,7 @@ func (x *PushResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushResult.ProtoReflect.Descriptor instead.
 func (*PushResult) Descriptor() ([]byte, []int) {
-	return file_cim_proto_rawDescGZIP(), []int{15}
+	return file_cim_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *PushResult) GetDelivered() uint32 {
@@ -1446,7 +1510,7 @@ type Uplink struct {
 
 func (x *Uplink) Reset() {
 	*x = Uplink{}
-	mi := &file_cim_proto_msgTypes[16]
+	mi := &file_cim_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1458,7 +1522,7 @@ func (x *Uplink) String() string {
 func (*Uplink) ProtoMessage() {}
 
 func (x *Uplink) ProtoReflect() protoreflect.Message {
-	mi := &file_cim_proto_msgTypes[16]
+	mi := &file_cim_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1471,7 +1535,7 @@ func (x *Uplink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Uplink.ProtoReflect.Descriptor instead.
 func (*Uplink) Descriptor() ([]byte, []int) {
-	return file_cim_proto_rawDescGZIP(), []int{16}
+	return file_cim_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Uplink) GetUserId() string {
@@ -1505,7 +1569,7 @@ type UplinkBatch struct {
 
 func (x *UplinkBatch) Reset() {
 	*x = UplinkBatch{}
-	mi := &file_cim_proto_msgTypes[17]
+	mi := &file_cim_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1517,7 +1581,7 @@ func (x *UplinkBatch) String() string {
 func (*UplinkBatch) ProtoMessage() {}
 
 func (x *UplinkBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_cim_proto_msgTypes[17]
+	mi := &file_cim_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1530,7 +1594,7 @@ func (x *UplinkBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UplinkBatch.ProtoReflect.Descriptor instead.
 func (*UplinkBatch) Descriptor() ([]byte, []int) {
-	return file_cim_proto_rawDescGZIP(), []int{17}
+	return file_cim_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *UplinkBatch) GetGatewayId() string {
@@ -1642,12 +1706,17 @@ const file_cim_proto_rawDesc = "" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x12\n" +
 	"\x04text\x18\x02 \x01(\tR\x04text\x12\"\n" +
-	"\rclient_msg_id\x18\x03 \x01(\tR\vclientMsgId\"g\n" +
+	"\rclient_msg_id\x18\x03 \x01(\tR\vclientMsgId\"\x91\x01\n" +
 	"\bDelivery\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x02 \x01(\tR\tsessionId\x12#\n" +
-	"\x05frame\x18\x03 \x01(\v2\r.cim.v1.FrameR\x05frame\"=\n" +
+	"\x05frame\x18\x03 \x01(\v2\r.cim.v1.FrameR\x05frame\x12(\n" +
+	"\atargets\x18\x04 \x03(\v2\x0e.cim.v1.TargetR\atargets\"@\n" +
+	"\x06Target\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x02 \x01(\tR\tsessionId\"=\n" +
 	"\tPushBatch\x120\n" +
 	"\n" +
 	"deliveries\x18\x01 \x03(\v2\x10.cim.v1.DeliveryR\n" +
@@ -1701,7 +1770,7 @@ func file_cim_proto_rawDescGZIP() []byte {
 }
 
 var file_cim_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_cim_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_cim_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_cim_proto_goTypes = []any{
 	(Type)(0),           // 0: cim.v1.Type
 	(Kind)(0),           // 1: cim.v1.Kind
@@ -1720,10 +1789,11 @@ var file_cim_proto_goTypes = []any{
 	(*Kick)(nil),        // 14: cim.v1.Kick
 	(*Error)(nil),       // 15: cim.v1.Error
 	(*Delivery)(nil),    // 16: cim.v1.Delivery
-	(*PushBatch)(nil),   // 17: cim.v1.PushBatch
-	(*PushResult)(nil),  // 18: cim.v1.PushResult
-	(*Uplink)(nil),      // 19: cim.v1.Uplink
-	(*UplinkBatch)(nil), // 20: cim.v1.UplinkBatch
+	(*Target)(nil),      // 17: cim.v1.Target
+	(*PushBatch)(nil),   // 18: cim.v1.PushBatch
+	(*PushResult)(nil),  // 19: cim.v1.PushResult
+	(*Uplink)(nil),      // 20: cim.v1.Uplink
+	(*UplinkBatch)(nil), // 21: cim.v1.UplinkBatch
 }
 var file_cim_proto_depIdxs = []int32{
 	0,  // 0: cim.v1.Frame.type:type_name -> cim.v1.Type
@@ -1743,14 +1813,15 @@ var file_cim_proto_depIdxs = []int32{
 	12, // 14: cim.v1.Receipt.items:type_name -> cim.v1.ReceiptItem
 	9,  // 15: cim.v1.Sync.groups:type_name -> cim.v1.GroupSeq
 	3,  // 16: cim.v1.Delivery.frame:type_name -> cim.v1.Frame
-	16, // 17: cim.v1.PushBatch.deliveries:type_name -> cim.v1.Delivery
-	3,  // 18: cim.v1.Uplink.frame:type_name -> cim.v1.Frame
-	19, // 19: cim.v1.UplinkBatch.uplinks:type_name -> cim.v1.Uplink
-	20, // [20:20] is the sub-list for method output_type
-	20, // [20:20] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	17, // 17: cim.v1.Delivery.targets:type_name -> cim.v1.Target
+	16, // 18: cim.v1.PushBatch.deliveries:type_name -> cim.v1.Delivery
+	3,  // 19: cim.v1.Uplink.frame:type_name -> cim.v1.Frame
+	20, // 20: cim.v1.UplinkBatch.uplinks:type_name -> cim.v1.Uplink
+	21, // [21:21] is the sub-list for method output_type
+	21, // [21:21] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_cim_proto_init() }
@@ -1764,7 +1835,7 @@ func file_cim_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cim_proto_rawDesc), len(file_cim_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   18,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -93,12 +93,23 @@ type lane struct {
 type call struct {
 	ctx        context.Context // only its values reach the request (the first call's, when merged)
 	deliveries []*cimpb.Delivery
+	n          int         // Targets(deliveries)
 	done       chan Result // buffered: handing over the result never blocks
+}
+
+// Targets is how many users' sessions deliveries go to: one per delivery,
+// or a shared delivery's targets. A PushResult's indexes count them.
+func Targets(deliveries []*cimpb.Delivery) int {
+	n := 0
+	for _, d := range deliveries {
+		n += max(1, len(d.GetTargets()))
+	}
+	return n
 }
 
 // Result is the outcome of one gateway's push.
 type Result struct {
-	Delivered uint32   // len(deliveries) - len(Missing)
+	Delivered uint32   // Targets(deliveries) - len(Missing)
 	Missing   []uint32 // indexes into that gateway's deliveries
 	Err       error    // the whole push failed; see Timeout
 }
@@ -200,7 +211,7 @@ func (p *Pusher) PushOne(ctx context.Context, gw string, deliveries []*cimpb.Del
 		p.log.Warn("push failed", "gateway", gw, "deliveries", len(deliveries), "err", err)
 		return Result{Err: err}
 	}
-	c := &call{ctx: ctx, deliveries: deliveries, done: make(chan Result, 1)}
+	c := &call{ctx: ctx, deliveries: deliveries, n: Targets(deliveries), done: make(chan Result, 1)}
 	p.mu.Lock()
 	l := p.lanes[gw]
 	if l == nil {
@@ -261,11 +272,11 @@ func (p *Pusher) release(gw string, addr contract.GatewayAddr, l *lane) {
 func (l *lane) take(maxBatch int) []*call {
 	n, size := 0, 0
 	for _, c := range l.queue {
-		if n > 0 && size+len(c.deliveries) > maxBatch {
+		if n > 0 && size+c.n > maxBatch {
 			break
 		}
 		n++
-		size += len(c.deliveries)
+		size += c.n
 	}
 	if n == 0 {
 		return nil
@@ -305,12 +316,12 @@ func (p *Pusher) send(gw string, addr contract.GatewayAddr, batch []*call) []Res
 	// shifted by the call's offset into the merged batch.
 	off, j := 0, 0
 	for i, c := range batch {
-		end := off + len(c.deliveries)
+		end := off + c.n
 		var own []uint32
 		for ; j < len(missing) && int(missing[j]) < end; j++ {
 			own = append(own, missing[j]-uint32(off))
 		}
-		out[i] = Result{Delivered: uint32(len(c.deliveries) - len(own)), Missing: own}
+		out[i] = Result{Delivered: uint32(c.n - len(own)), Missing: own}
 		off = end
 	}
 	return out
@@ -332,7 +343,7 @@ func (p *Pusher) post(ctx context.Context, gw string, addr contract.GatewayAddr,
 		if err != nil {
 			return nil, err
 		}
-		return missingOf(gw, data, len(deliveries))
+		return missingOf(gw, data, Targets(deliveries))
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, addr.HTTPBase()+contract.PathPush, bytes.NewReader(body))
 	if err != nil {
@@ -354,7 +365,7 @@ func (p *Pusher) post(ctx context.Context, gw string, addr contract.GatewayAddr,
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("%w: HTTP %d", ErrStatus, resp.StatusCode)
 	}
-	return missingOf(gw, data, len(deliveries))
+	return missingOf(gw, data, Targets(deliveries))
 }
 
 // errNoStream: push over HTTP.

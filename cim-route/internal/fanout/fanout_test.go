@@ -87,11 +87,22 @@ func newFakeGateway(t *testing.T, connected ...string) *fakeGateway {
 		g.mu.Lock()
 		g.batches = append(g.batches, &b)
 		res := &cimpb.PushResult{}
-		for i, d := range b.Deliveries {
-			if g.connected[d.UserId] {
-				res.Delivered++
-			} else {
-				res.Missing = append(res.Missing, uint32(i))
+		i := uint32(0)
+		for _, d := range b.Deliveries {
+			users := []string{d.UserId}
+			if len(d.Targets) > 0 { // shared: each target counts as one
+				users = users[:0]
+				for _, tg := range d.Targets {
+					users = append(users, tg.UserId)
+				}
+			}
+			for _, u := range users {
+				if g.connected[u] {
+					res.Delivered++
+				} else {
+					res.Missing = append(res.Missing, i)
+				}
+				i++
 			}
 		}
 		g.mu.Unlock()
@@ -110,6 +121,15 @@ func (g *fakeGateway) got() []*cimpb.PushBatch {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return slices.Clone(g.batches)
+}
+
+// shared is one delivery of one frame to several users.
+func shared(uids ...string) *cimpb.Delivery {
+	d := &cimpb.Delivery{Frame: &cimpb.Frame{Type: cimpb.Type_MSG, Msg: &cimpb.Msg{Body: []byte("hi all")}}}
+	for _, u := range uids {
+		d.Targets = append(d.Targets, &cimpb.Target{UserId: u, SessionId: "s" + u})
+	}
+	return d
 }
 
 func msg(uid string) *cimpb.Delivery {
@@ -355,16 +375,18 @@ func TestPushSplitsMissingAcrossMergedPushes(t *testing.T) {
 	p := New(Config{MaxInFlight: 1, Timeout: 10 * time.Second, Logger: quiet})
 	defer p.Close()
 	res := queueBehind(t, p, g, [][]*cimpb.Delivery{{msg("1")}},
-		[]*cimpb.Delivery{msg("1"), msg("x"), msg("2")}, // merged 0-2
-		[]*cimpb.Delivery{msg("y"), msg("z")},           // merged 3-4
-		[]*cimpb.Delivery{msg("3"), msg("w")},           // merged 5-6
-		[]*cimpb.Delivery{msg("2")},                     // merged 7
+		[]*cimpb.Delivery{msg("1"), msg("x"), msg("2")},    // merged 0-2
+		[]*cimpb.Delivery{msg("y"), msg("z")},              // merged 3-4
+		[]*cimpb.Delivery{msg("3"), msg("w")},              // merged 5-6
+		[]*cimpb.Delivery{shared("1", "v", "3"), msg("u")}, // merged 7-9 (one shared), 10
+		[]*cimpb.Delivery{msg("2")},                        // merged 11
 	)()
 	want := []Result{
 		{Delivered: 1},
 		{Delivered: 2, Missing: []uint32{1}},
 		{Delivered: 0, Missing: []uint32{0, 1}},
 		{Delivered: 1, Missing: []uint32{1}},
+		{Delivered: 2, Missing: []uint32{1, 3}},
 		{Delivered: 1},
 	}
 	for i, r := range res {

@@ -40,6 +40,7 @@ type Gateway struct {
 	sessions map[string]string // user id -> session id
 	frames   map[string][]*cimpb.Frame
 	pushes   int
+	shared   int // deliveries of one frame to many targets
 }
 
 // Option configures a fake gateway.
@@ -118,6 +119,14 @@ func (g *Gateway) Frames(uid string) []*cimpb.Frame {
 // secret.
 func (g *Gateway) Refused() int { return int(g.refused.Load()) }
 
+// Shared is how many shared deliveries (one frame, many targets) the
+// gateway got.
+func (g *Gateway) Shared() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.shared
+}
+
 // Pushes is the number of /push calls received.
 func (g *Gateway) Pushes() int {
 	g.mu.Lock()
@@ -175,16 +184,28 @@ func (g *Gateway) deliver(b *cimpb.PushBatch) *cimpb.PushResult {
 	defer g.mu.Unlock()
 	g.pushes++
 	res := &cimpb.PushResult{}
-	for i, d := range b.Deliveries {
-		sid, ok := g.sessions[d.UserId]
-		if !ok || (d.SessionId != "" && d.SessionId != sid) {
+	i := 0
+	one := func(uid, sid string, f *cimpb.Frame) {
+		defer func() { i++ }()
+		held, ok := g.sessions[uid]
+		if !ok || (sid != "" && sid != held) {
 			res.Missing = append(res.Missing, uint32(i))
-			continue
+			return
 		}
 		res.Delivered++
-		g.frames[d.UserId] = append(g.frames[d.UserId], d.Frame)
-		if d.Frame.GetType() == cimpb.Type_KICK {
-			delete(g.sessions, d.UserId)
+		g.frames[uid] = append(g.frames[uid], f)
+		if f.GetType() == cimpb.Type_KICK {
+			delete(g.sessions, uid)
+		}
+	}
+	for _, d := range b.Deliveries {
+		if len(d.Targets) == 0 {
+			one(d.UserId, d.SessionId, d.Frame)
+			continue
+		}
+		g.shared++
+		for _, t := range d.Targets {
+			one(t.UserId, t.SessionId, d.Frame)
 		}
 	}
 	return res

@@ -171,14 +171,29 @@ func (j *job) deliver(ctx context.Context) error {
 		case it.stored != nil:
 			deliver(it.toID, it.stored, i)
 		case it.group != nil && it.group.timeline:
-			// One frame for every member: stored once, encoded once.
+			// One frame for every member: stored once, and sent to each
+			// gateway once, as one delivery with many targets.
 			if it.group.gseq == 0 {
 				break // sent before (a resend): nothing new to push
 			}
 			f := it.downlink("")
 			f.Msg.GroupSeq = it.group.gseq
+			shared := map[string]*cimpb.Delivery{}
 			for _, uid := range it.group.recipients {
-				deliver(uid, f, i)
+				rt, ok := reachable(uid)
+				if !ok {
+					continue
+				}
+				d := shared[rt.Gateway]
+				if d == nil {
+					d = &cimpb.Delivery{Frame: f}
+					shared[rt.Gateway] = d
+					batches[rt.Gateway] = append(batches[rt.Gateway], d)
+				}
+				// Targets stay aligned with the gateway's targets: a
+				// PushResult counts each target as one delivery.
+				d.Targets = append(d.Targets, &cimpb.Target{UserId: uid, SessionId: rt.Session})
+				targets[rt.Gateway] = append(targets[rt.Gateway], target{i, uid, rt.Session})
 			}
 		case it.group != nil:
 			// Each member's copy carries its own seq: built only for

@@ -52,6 +52,11 @@ func TestGroupTimeline(t *testing.T) {
 	if len(pushed) != 2 {
 		t.Fatalf("bob got %d pushes, want 2", len(pushed))
 	}
+	// Each went to bob's gateway as one shared delivery (one frame, its
+	// members as targets), encoded once.
+	if n := e.gateway(bob.Gateway.ID).Shared(); n != 2 {
+		t.Fatalf("bob's gateway got %d shared deliveries, want 2", n)
+	}
 	for i, f := range pushed {
 		m := f.GetMsg()
 		if m.GroupSeq != uint64(i+1) || m.Seq != 0 || m.Group != gid || m.From != alice.UserID || m.MsgId != []string{id1, id2}[i] {

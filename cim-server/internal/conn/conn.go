@@ -196,7 +196,7 @@ type Conn struct {
 	syncPace waiter
 
 	mu      sync.Mutex
-	pending []*cimpb.Frame
+	pending []queued
 	// pendingBytes is the size (proto.Size) of the frames in pending;
 	// writingBytes that of the batch the writer is writing (0 when none).
 	pendingBytes, writingBytes int
@@ -634,7 +634,7 @@ func (c *Conn) acknowledge(ack *cimpb.Frame) bool {
 		return false
 	}
 	c.acked = true
-	c.pending = slices.Insert(c.pending, 0, ack)
+	c.pending = slices.Insert(c.pending, 0, queued{f: ack})
 	c.pendingBytes += proto.Size(ack)
 	start := c.startWriterLocked()
 	c.mu.Unlock()
@@ -649,7 +649,16 @@ func (c *Conn) acknowledge(ack *cimpb.Frame) bool {
 // the client as a slow consumer; Send never blocks. Before LOGIN_ACK frames
 // are only queued.
 func (c *Conn) Send(f *cimpb.Frame) bool {
-	n := proto.Size(f)
+	return c.send(queued{f: f}, proto.Size(f))
+}
+
+// SendShared is Send for a frame many connections get (a large group's
+// message): it is encoded once, by the first writer that needs it.
+func (c *Conn) SendShared(s *Shared) bool {
+	return c.send(queued{f: s.frame, shared: s}, s.size)
+}
+
+func (c *Conn) send(q queued, n int) bool {
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
@@ -669,7 +678,7 @@ func (c *Conn) Send(f *cimpb.Frame) bool {
 		}
 		return false
 	}
-	c.pending = append(c.pending, f)
+	c.pending = append(c.pending, q)
 	c.pendingBytes += n
 	start := c.acked && c.startWriterLocked()
 	c.mu.Unlock()
@@ -755,7 +764,7 @@ func (c *Conn) end(why Cause, how ending, last *cimpb.Frame, err error) bool {
 			c.dropQueueLocked()
 		}
 		if last != nil {
-			c.pending = append(c.pending, last)
+			c.pending = append(c.pending, queued{f: last})
 			c.pendingBytes += proto.Size(last)
 		}
 		start = c.startWriterLocked()
@@ -823,7 +832,7 @@ func (c *Conn) writeLoop() {
 			bufPool.Put(bufp)
 		}
 	}()
-	var batch []*cimpb.Frame
+	var batch []queued
 	for {
 		c.mu.Lock()
 		c.writingBytes = 0 // the last batch is written (or never will be)
@@ -844,14 +853,22 @@ func (c *Conn) writeLoop() {
 		c.mu.Unlock()
 
 		buf := (*bufp)[:0]
-		for _, f := range batch {
+		for _, q := range batch {
 			n := len(buf)
 			var err error
 			// Nothing over the client's frame limit goes out: the client
 			// would have to drop the connection (or skip the frame).
-			if buf, err = codec.AppendFrameMax(buf, f, c.cfg.MaxFrame); err != nil {
+			if q.shared != nil {
+				var b []byte
+				if b, err = q.shared.encoded(c.cfg.MaxFrame); err == nil {
+					buf = append(buf, b...)
+				}
+			} else {
+				buf, err = codec.AppendFrameMax(buf, q.f, c.cfg.MaxFrame)
+			}
+			if err != nil {
 				buf = buf[:n]
-				c.dropped(f, user, err)
+				c.dropped(q.f, user, err)
 			}
 		}
 		clear(batch)

@@ -840,3 +840,24 @@ func TestThrottle(t *testing.T) {
 		t.Fatalf("after the interval: %v %d, want true 3", ok, held)
 	}
 }
+
+// TestSendShared: a shared frame goes out like any other, in queue order,
+// and one over MaxFrame is dropped like any other.
+func TestSendShared(t *testing.T) {
+	cl, c := serveTCP(t, testConfig(nil), newHandler()) // MaxFrame 1024
+	login(t, cl, goodToken(t))
+	msg := func(id string, n int) *cimpb.Frame {
+		return &cimpb.Frame{Type: cimpb.Type_MSG, Msg: &cimpb.Msg{MsgId: id, Group: "9", GroupSeq: 3, Body: make([]byte, n)}}
+	}
+	shared := NewShared(msg("shared", 10))
+	c.Send(msg("before", 10))
+	c.SendShared(shared)
+	c.SendShared(NewShared(msg("huge", 2000)))
+	c.SendShared(shared) // the same bytes again
+	c.Send(msg("after", 10))
+	for _, want := range []string{"before", "shared", "shared", "after"} {
+		if f := cl.recv(); f.GetMsg().GetMsgId() != want || (want == "shared" && f.GetMsg().GetGroupSeq() != 3) {
+			t.Fatalf("got %v, want %s", f, want)
+		}
+	}
+}

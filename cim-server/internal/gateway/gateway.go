@@ -552,50 +552,77 @@ func kickFrame(reason string) *cimpb.Frame {
 // ---- delivery ----
 
 // Push delivers each frame of b to its user's connection here (with that
-// session, when the delivery names one). A KICK frame is written and the
+// session, when the delivery names one); a shared delivery's frame goes to
+// each of its targets, encoded once. A KICK frame is written and the
 // connection closed. The result lists the deliveries that found no
-// connection.
+// connection, counting each target of a shared delivery as one.
 func (g *Gateway) Push(b *cimpb.PushBatch) *cimpb.PushResult {
 	res := &cimpb.PushResult{}
-	for i, d := range b.GetDeliveries() {
-		if g.deliverOne(d) {
+	g.each(b, func(i int, ok bool) {
+		if ok {
 			res.Delivered++
 		} else {
 			res.Missing = append(res.Missing, uint32(i))
 		}
-	}
+	})
 	return res
 }
 
 // deliver writes the route's answer to an uplink batch.
 func (g *Gateway) deliver(b *cimpb.PushBatch) {
+	g.each(b, func(i int, ok bool) {
+		if !ok {
+			g.log.Debug("reply for a user no longer connected dropped", "index", i)
+		}
+	})
+}
+
+// each delivers b's deliveries, reporting for each target, in order,
+// whether it found its connection.
+func (g *Gateway) each(b *cimpb.PushBatch, done func(i int, ok bool)) {
+	i := 0
 	for _, d := range b.GetDeliveries() {
-		if !g.deliverOne(d) {
-			g.log.Debug("reply for a user no longer connected dropped", "user", d.GetUserId(), "type", d.GetFrame().GetType().String())
+		if len(d.GetTargets()) == 0 {
+			done(i, g.deliverOne(d.GetUserId(), d.GetSessionId(), d.GetFrame(), nil))
+			i++
+			continue
+		}
+		var s *conn.Shared
+		if f := d.GetFrame(); f != nil {
+			s = conn.NewShared(f)
+		}
+		for _, t := range d.Targets {
+			done(i, g.deliverOne(t.GetUserId(), t.GetSessionId(), d.GetFrame(), s))
+			i++
 		}
 	}
 }
 
-func (g *Gateway) deliverOne(d *cimpb.Delivery) bool {
-	if d.GetFrame() == nil {
+// deliverOne writes f (whose shared encoding is s, when not nil) to uid's
+// connection, when it holds session sid (any session when sid is empty).
+func (g *Gateway) deliverOne(uid, sid string, f *cimpb.Frame, s *conn.Shared) bool {
+	if f == nil {
 		return false
 	}
-	c, ok := g.hub.Get(d.UserId)
-	if !ok || (d.SessionId != "" && d.SessionId != c.SessionID()) {
+	c, ok := g.hub.Get(uid)
+	if !ok || (sid != "" && sid != c.SessionID()) {
 		// A connection the route is confirming right now (held until its
 		// LOGIN_ACK is queued).
-		j, joining := g.joining.Load(joinKey(d.UserId, d.SessionId))
-		if !joining || d.SessionId == "" {
+		j, joining := g.joining.Load(joinKey(uid, sid))
+		if !joining || sid == "" {
 			return false
 		}
 		c = j.(*conn.Conn)
 	}
-	if why, ends := endsConnection(d.Frame); ends {
+	if why, ends := endsConnection(f); ends {
 		// Remove at once so pushes racing with the close already miss.
 		g.hub.Remove(c)
-		return c.CloseWith(why, d.Frame)
+		return c.CloseWith(why, f)
 	}
-	return c.Send(d.Frame)
+	if s != nil {
+		return c.SendShared(s)
+	}
+	return c.Send(f)
 }
 
 // ---- re-assert after the ZooKeeper node came back ----

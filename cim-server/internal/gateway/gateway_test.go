@@ -527,6 +527,32 @@ func TestPush(t *testing.T) {
 		t.Fatalf("b got %v", f)
 	}
 
+	// A shared delivery (a large group's message): one frame, several
+	// targets, each counted as one delivery in the result's indexes.
+	shared := msg("g1")
+	shared.Msg.GroupSeq = 7
+	res = push(t, g, &cimpb.PushBatch{Deliveries: []*cimpb.Delivery{
+		{UserId: "3", Frame: msg("no")}, // 0: not here
+		{Frame: shared, Targets: []*cimpb.Target{
+			{UserId: "1", SessionId: "sa"},    // 1: delivered
+			{UserId: "3"},                     // 2: not here
+			{UserId: "2", SessionId: "other"}, // 3: wrong session
+			{UserId: "2"},                     // 4: delivered
+		}},
+		{UserId: "1", Frame: msg("a3")}, // 5: delivered
+	}})
+	if res.Delivered != 3 || fmt.Sprint(res.Missing) != "[0 2 3]" {
+		t.Fatalf("shared: result %v, want delivered 3 missing [0 2 3]", res)
+	}
+	for _, c := range []*client{a, b} {
+		if f := c.recv(); f.Msg.MsgId != "g1" || f.Msg.GroupSeq != 7 {
+			t.Fatalf("shared delivery: got %v", f)
+		}
+	}
+	if f := a.recv(); f.Msg.MsgId != "a3" {
+		t.Fatalf("a got %v after the shared one", f)
+	}
+
 	// A KICK for the wrong session is not delivered; for the right one it
 	// is written and the connection closed.
 	kick := &cimpb.Frame{Type: cimpb.Type_KICK, Kick: &cimpb.Kick{Reason: "logged off"}}
