@@ -699,6 +699,12 @@ func TestHistory(t *testing.T) {
 	if f := page.Messages[0]; f.GetKind() != cimpb.Kind_KIND_FILE || f.GetFile().GetName() != "x.png" || f.GetFile().GetRef() != "ab" {
 		t.Errorf("file message %v", f)
 	}
+	if _, err := c.History(ctx, HistoryQuery{Group: "3", Keyword: "hello"}); err != nil {
+		t.Fatal(err)
+	}
+	if q := route.HistoryQueries(); q[len(q)-1].Get("group") != "3" || q[len(q)-1].Has("peer") {
+		t.Errorf("group history query %v", q[len(q)-1])
+	}
 	if _, err := c.History(ctx, HistoryQuery{Peer: "nobody"}); CodeOf(err) != codes.BadAccount {
 		t.Errorf("unknown peer: %v", err)
 	}
@@ -715,6 +721,10 @@ func TestHistoryAnswerShapes(t *testing.T) {
 			&cimpb.Msg{MsgId: "b", Kind: cimpb.Kind_KIND_FILE, Body: []byte{0, 1, 2}, File: &cimpb.FileInfo{Name: "f.bin", Size: 3, ContentType: "application/octet-stream"}}},
 		{`{"msgId":"c","kind":"file","file":{"name":"g","size":"9","ref":"ff"}}`,
 			&cimpb.Msg{MsgId: "c", Kind: cimpb.Kind_KIND_FILE, Body: []byte{}, File: &cimpb.FileInfo{Name: "g", Size: 9, Ref: "ff"}}},
+		{`{"msgId":"e","seq":4,"group":"3","groupSeq":4,"from":"7","body":"timeline"}`,
+			&cimpb.Msg{MsgId: "e", Group: "3", GroupSeq: 4, From: "7", Body: []byte("timeline")}},
+		{`{"msgId":"f","seq":2,"group":3,"body":"inbox copy"}`,
+			&cimpb.Msg{MsgId: "f", Seq: 2, Group: "3", Body: []byte("inbox copy")}},
 		{`{"msgId":"d","file":{"name":"h","size":1,"ref":"ee"}}`,
 			&cimpb.Msg{MsgId: "d", Kind: cimpb.Kind_KIND_FILE, Body: []byte{}, File: &cimpb.FileInfo{Name: "h", Size: 1, Ref: "ee"}}},
 	} {

@@ -17,6 +17,10 @@ type HistoryQuery struct {
 	// Peer limits the page to the conversation with this user (id or name):
 	// what peer sent me and what I sent peer. "" means every conversation.
 	Peer string
+	// Group (a group id; not with Peer) limits the page to that group's
+	// messages, for a member; a large group's timeline (docs/ARCHITECTURE.md,
+	// "Group timelines") is read only this way.
+	Group string
 	// Keyword keeps messages whose text contains it (case-insensitive).
 	Keyword string
 	// Before is the cursor of the previous page (HistoryPage.Next), or a
@@ -29,7 +33,9 @@ type HistoryQuery struct {
 // HistoryPage is one page of history, newest first.
 type HistoryPage struct {
 	// Messages are MSGs as the route stored them (msg_id, seq, from,
-	// from_name, to, kind, body, file, timestamp_ms set), newest first.
+	// from_name, to, group, kind, body, file, timestamp_ms set; a message
+	// read from a group's timeline has group_seq instead of seq), newest
+	// first.
 	Messages []*cimpb.Msg
 	// Next is the cursor for the next, older page; "" when there is none.
 	// A page may hold fewer messages than asked (even none) and still have a
@@ -47,7 +53,7 @@ const maxFillPages = 10
 // token's (the latest Login's), else the route answers 403.
 func (a *API) History(ctx context.Context, userID, sessionID string, q HistoryQuery) (HistoryPage, error) {
 	v := url.Values{}
-	for k, s := range map[string]string{"userId": userID, "sessionId": sessionID, "peer": q.Peer, "keyword": q.Keyword, "before": q.Before} {
+	for k, s := range map[string]string{"userId": userID, "sessionId": sessionID, "peer": q.Peer, "group": q.Group, "keyword": q.Keyword, "before": q.Before} {
 		if s != "" {
 			v.Set(k, s)
 		}
@@ -188,6 +194,8 @@ type historyMsg struct {
 	From        flexString `json:"from"`
 	FromName    flexString `json:"fromName"`
 	To          flexString `json:"to"`
+	Group       flexString `json:"group"`
+	GroupSeq    flexInt    `json:"groupSeq"` // read from a group's timeline
 	Kind        flexKind   `json:"kind"`
 	Body        string     `json:"body"`
 	TimestampMs flexInt    `json:"timestampMs"`
@@ -206,9 +214,13 @@ func (h historyMsg) msg() *cimpb.Msg {
 		From:        string(h.From),
 		FromName:    string(h.FromName),
 		To:          string(h.To),
+		Group:       string(h.Group),
 		Kind:        cimpb.Kind(h.Kind),
 		Body:        []byte(h.Body),
 		TimestampMs: int64(h.TimestampMs),
+	}
+	if h.GroupSeq > 0 { // a timeline entry: its seq is the group's, not the inbox's
+		m.Seq, m.GroupSeq = 0, uint64(h.GroupSeq)
 	}
 	if f := h.File; f != nil {
 		m.File = &cimpb.FileInfo{Name: f.Name, Size: int64(f.Size), ContentType: f.ContentType, Ref: f.Ref}

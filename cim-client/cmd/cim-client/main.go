@@ -461,7 +461,7 @@ func execute(ctx context.Context, c *client.Client, p *term.Printer, cmd term.Co
 	case term.OpHistory:
 		// The route reads a bounded part of the inbox per page: follow its
 		// cursor for a rare keyword.
-		page, err := c.HistoryFill(ctx, client.HistoryQuery{Peer: cmd.To, Keyword: cmd.Text}, historyPage)
+		page, err := c.HistoryFill(ctx, client.HistoryQuery{Peer: cmd.To, Group: cmd.Group, Keyword: cmd.Text}, historyPage)
 		if err != nil {
 			p.Line(term.Problem(err.Error()))
 			break

@@ -312,6 +312,7 @@ func Help() []string {
 		"*   :info                who am I, which gateway",
 		"*   :groups              my groups",
 		"*   :members <gid>       members of a group",
+		"*   :ghis <gid> [word]   history of a group, oldest first",
 		"*   :gcreate <name> [open] create a group (open: anyone may join, else by invitation)",
 		"*   :gjoin <gid>         join an open group, or one I was invited to",
 		"*   :ginvite <gid> <user>... invite users to a group (owner; any member of an open group)",

@@ -27,7 +27,7 @@ const (
 	OpQuit                // :q
 	OpInvalid             // a mistake; Text says what is wrong
 	OpStatus              // :status
-	OpHistory             // :his: To is the peer ("" for everyone), Text the keyword
+	OpHistory             // :his: To is the peer ("" for everyone), Text the keyword; :ghis: Group
 	OpFile                // :file: To, Text is the path
 	OpSave                // :save: N, Text is the path ("" for the file's name here)
 
@@ -80,6 +80,7 @@ func (c Command) Users() []string { return strings.Fields(c.Text) }
 //	:g 3 hello          message to group 3
 //	:groups             my groups
 //	:members 3          members of group 3
+//	:ghis 3 [word]      history of group 3, optionally only lines containing word
 //	:gcreate team [open] create a group; a last word "open" makes it open
 //	:gjoin 3            join group 3
 //	:ginvite 3 bob 5    invite users (ids or names) to group 3
@@ -164,7 +165,7 @@ func Parse(line string) Command {
 			return Command{Op: OpPrivate, To: to, Text: text}
 		case ":groups":
 			return Command{Op: OpGroups}
-		case ":g", ":gcreate", ":gjoin", ":ginvite", ":gleave", ":gkick", ":grename", ":gdissolve", ":members":
+		case ":g", ":gcreate", ":gjoin", ":ginvite", ":gleave", ":gkick", ":grename", ":gdissolve", ":members", ":ghis":
 			return parseGroup(word, rest)
 		}
 		if isCommandWord(word[1:]) {
@@ -211,6 +212,7 @@ var groupUsage = map[string]string{
 	":grename":   "usage: :grename <gid> <name>",
 	":gdissolve": "usage: :gdissolve <gid>",
 	":members":   "usage: :members <gid>",
+	":ghis":      "usage: :ghis <gid> [word]",
 }
 
 // groupIDOnly are the group commands that take the group id alone.
@@ -235,6 +237,9 @@ func parseGroup(word, rest string) Command {
 			bad.Text += " (a group id is a number: see :groups)"
 		}
 		return bad
+	}
+	if word == ":ghis" {
+		return Command{Op: OpHistory, Group: gid, Text: arg}
 	}
 	if op, ok := groupIDOnly[word]; ok {
 		if arg != "" {

@@ -234,4 +234,17 @@ func TestGroupMessagesOverHTTP(t *testing.T) {
 	if len(h.Messages) == 0 || json.Unmarshal(h.Messages[0], &first) != nil || first.Group != g.GroupID {
 		t.Fatalf("carol's history = %s", h.Messages)
 	}
+	// ?group= is that group's history alone, for its members.
+	h.Messages = nil
+	e.expect("GET", "/history?group="+g.GroupID, "", carol.bearer(), 200, codes.OK, &h)
+	if len(h.Messages) == 0 {
+		t.Fatal("carol's group history is empty")
+	}
+	for _, m := range h.Messages {
+		if json.Unmarshal(m, &first) != nil || first.Group != g.GroupID {
+			t.Fatalf("carol's group history holds %s", m)
+		}
+	}
+	e.expect("GET", "/history?group=999", "", carol.bearer(), 404, codes.NoGroup, nil)
+	e.expect("GET", "/history?group="+g.GroupID+"&peer=bob", "", carol.bearer(), 400, codes.BadArgument, nil)
 }

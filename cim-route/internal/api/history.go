@@ -34,6 +34,7 @@ type historyMsgJSON struct {
 	FromName    string    `json:"fromName"`
 	To          string    `json:"to"`
 	Group       string    `json:"group,omitempty"`
+	GroupSeq    uint64    `json:"groupSeq,omitempty"` // a timeline entry's seq (then seq is the same)
 	Kind        int32     `json:"kind"`
 	Body        string    `json:"body"`
 	File        *fileJSON `json:"file"`
@@ -70,7 +71,7 @@ func (h *handler) history(c *gin.Context) {
 	}
 	q := router.HistoryQuery{
 		UserID: uid, SessionID: sid,
-		Peer: c.Query("peer"), Keyword: c.Query("keyword"), Before: c.Query("before"),
+		Peer: c.Query("peer"), Group: c.Query("group"), Keyword: c.Query("keyword"), Before: c.Query("before"),
 	}
 	if s := c.Query("limit"); s != "" {
 		n, err := strconv.Atoi(s)
@@ -88,7 +89,7 @@ func (h *handler) history(c *gin.Context) {
 	out := historyJSON{Messages: make([]historyMsgJSON, len(page.Messages)), Next: page.Next}
 	for i, m := range page.Messages {
 		j := historyMsgJSON{
-			MsgID: m.MsgID, Seq: m.Seq, From: m.From, FromName: m.FromName, To: m.To, Group: m.Group,
+			MsgID: m.MsgID, Seq: m.Seq, From: m.From, FromName: m.FromName, To: m.To, Group: m.Group, GroupSeq: m.GroupSeq,
 			Kind: int32(m.Kind), TimestampMs: m.TimestampMs,
 		}
 		if m.Kind == cimpb.Kind_KIND_FILE {

@@ -43,7 +43,13 @@ type HistoryQuery struct {
 	// messages are not part of it). Empty: what I received from anybody,
 	// group messages included (sent messages live in the recipients'
 	// inboxes).
-	Peer    string
+	Peer string
+	// Group (an id; not with Peer) limits the page to one group's
+	// messages, for a current member: the copies in the member's inbox
+	// and, for a group large enough for a timeline (Config.GroupTimelineMin),
+	// the group's timeline, which holds the group's retained messages from
+	// before the member joined too.
+	Group   string
 	Keyword string // case-insensitive substring of the text, or of a file's name
 	// Before is where the page starts: the Next of the previous page, or a
 	// msgId (only messages older than it); empty: the newest.
@@ -53,12 +59,15 @@ type HistoryQuery struct {
 
 // HistoryMessage is one message of a history page.
 type HistoryMessage struct {
-	MsgID       string
-	Seq         uint64 // its seq in the recipient's inbox
+	MsgID string
+	// Seq is its seq in the inbox it was read from: the recipient's, or
+	// the group's timeline (then it is the message's group_seq).
+	Seq         uint64
 	From        string
 	FromName    string
 	To          string
 	Group       string // the group id of a group message
+	GroupSeq    uint64 // read from the group's timeline: its group_seq (= Seq)
 	Kind        cimpb.Kind
 	Body        []byte
 	File        *cimpb.FileInfo
@@ -108,8 +117,16 @@ func (r *Router) History(ctx context.Context, q HistoryQuery) (HistoryPage, erro
 			return HistoryPage{}, err
 		}
 	}
+	if q.Group != "" && (q.Peer != "" || !isID(q.Group)) {
+		return HistoryPage{}, fmt.Errorf("%w: group must be a group id, and not given with peer", errs.ErrBadArgument)
+	}
 	if err := r.checkCurrent(ctx, q.UserID, q.SessionID); err != nil {
 		return HistoryPage{}, err
+	}
+	if q.Group != "" {
+		if err := r.checkMember(ctx, q.UserID, q.Group); err != nil {
+			return HistoryPage{}, err
+		}
 	}
 
 	s := historyScan{before: cur.before, keyword: strings.ToLower(q.Keyword), want: q.Limit + 1,
@@ -117,8 +134,11 @@ func (r *Router) History(ctx context.Context, q HistoryQuery) (HistoryPage, erro
 	if cur.before != "" {
 		s.beforeMs, _ = msgIDTime(cur.before)
 	}
-	scans := []*inboxScan{{owner: q.UserID, sender: peerID, from: cur.seqs[0]}}
-	if peerID != "" && peerID != q.UserID {
+	scans := []*inboxScan{{owner: q.UserID, sender: peerID, group: q.Group, from: cur.seqs[0]}}
+	switch {
+	case q.Group != "":
+		scans = append(scans, &inboxScan{owner: model.TimelineID(q.Group), group: q.Group, timeline: true, from: cur.seqs[1]})
+	case peerID != "" && peerID != q.UserID:
 		scans = append(scans, &inboxScan{owner: peerID, sender: q.UserID, from: cur.seqs[1]})
 	}
 	for _, sc := range scans {
@@ -214,7 +234,10 @@ type historyScan struct {
 type inboxScan struct {
 	owner  string
 	sender string // only messages from this user ("": anyone, groups too)
-	from   uint64 // read entries below this seq (0: from the newest)
+	group  string // only this group's messages ("": any)
+	// timeline: owner is a group's timeline (its seqs are group_seqs)
+	timeline bool
+	from     uint64 // read entries below this seq (0: from the newest)
 
 	matches []HistoryMessage // newest first
 	lastSeq uint64           // the last (oldest) entry read
@@ -244,8 +267,11 @@ func (r *Router) scanInbox(ctx context.Context, sc *inboxScan, s historyScan) er
 			// A msgId starts with its send time, which is also the
 			// entry's: newer entries are skipped without decoding.
 			if s.before == "" || e.TS <= s.beforeMs {
-				if m, ok := s.match(e, sc.sender); ok {
+				if m, ok := s.match(e, sc.sender, sc.group); ok {
 					m.size = len(e.Frame)
+					if sc.timeline {
+						m.GroupSeq = e.Seq
+					}
 					if sc.matches = append(sc.matches, m); len(sc.matches) == s.want {
 						return nil
 					}
@@ -263,13 +289,14 @@ func (r *Router) scanInbox(ctx context.Context, sc *inboxScan, s historyScan) er
 	}
 }
 
-func (s historyScan) match(e model.Entry, sender string) (HistoryMessage, bool) {
+func (s historyScan) match(e model.Entry, sender, group string) (HistoryMessage, bool) {
 	var f cimpb.Frame
 	if proto.Unmarshal(e.Frame, &f) != nil || f.Type != cimpb.Type_MSG || f.Msg == nil {
 		return HistoryMessage{}, false
 	}
 	m := f.Msg
-	if (sender != "" && (m.From != sender || m.Group != "")) || (s.before != "" && m.MsgId >= s.before) {
+	if (sender != "" && (m.From != sender || m.Group != "")) || (group != "" && m.Group != group) ||
+		(s.before != "" && m.MsgId >= s.before) {
 		return HistoryMessage{}, false
 	}
 	if s.keyword != "" {
@@ -288,7 +315,8 @@ func (s historyScan) match(e model.Entry, sender string) (HistoryMessage, bool) 
 }
 
 // historyCursor is where a history page starts: below the msgId before
-// (already shown) and, per inbox read (mine, then the peer's), below seq
+// (already shown) and, per inbox read (mine, then the peer's or the
+// group's timeline), below seq
 // (0: from the newest; 1: read to its end). Its text form is
 // "h1.<before>.<seq>.<seq>"; a bare msgId is a cursor too (before only).
 type historyCursor struct {
@@ -343,6 +371,16 @@ func msgIDTime(id string) (int64, bool) {
 	}
 	ms, err := strconv.ParseInt(id[:12], 16, 64)
 	return ms, err == nil
+}
+
+// checkMember: uid must be a member of group gid; errs.ErrNoGroup when
+// there is no such group, errs.ErrForbidden when uid is not in it.
+func (r *Router) checkMember(ctx context.Context, uid, gid string) error {
+	_, member, err := r.st.GroupOf(ctx, gid, uid)
+	if err == nil && !member {
+		err = fmt.Errorf("%w: not a member of group %s", errs.ErrForbidden, gid)
+	}
+	return err
 }
 
 // resolveUser returns the id of a user given by id or name;

@@ -94,6 +94,7 @@ type env struct {
 var redisTests = map[string]bool{
 	"TestGroupMessages":             true,
 	"TestGroupTimeline":             true,
+	"TestGroupHistory":              true,
 	"TestGroupFanout5000":           true,
 	"TestSentOnlyAfterStore":        true,
 	"TestSyncAfterTrimming":         true,

@@ -1,8 +1,12 @@
 package router
 
 import (
+	"errors"
+	"fmt"
+	"slices"
 	"testing"
 
+	"github.com/gocim/gocim/cim-route/internal/errs"
 	"github.com/gocim/gocim/cim-route/internal/model"
 	"github.com/gocim/gocim/proto/cimpb"
 )
@@ -119,5 +123,113 @@ func TestGroupTimeline(t *testing.T) {
 	groupSent(t, e.uplink(alice, groupFrame(14, "s1", small))[0], "s1", small, 1)
 	if in := e.inbox(bob.UserID); in[len(in)-1].Msg.Group != small || in[len(in)-1].Msg.GroupSeq != 0 {
 		t.Fatalf("small group message not in bob's inbox: %v", in[len(in)-1])
+	}
+}
+
+// TestGroupHistory: GET /history?group= pages through a group's messages
+// for a member, newest first, across the copies in the member's inbox (sent
+// while the group was below the timeline threshold) and the group's
+// timeline (after it grew past it); timeline entries carry their
+// group_seq. A non-member, an unknown group and a group with a peer are
+// refused.
+func TestGroupHistory(t *testing.T) {
+	e := newEnv(t, PolicyKick, 2, func(c *Config) { c.GroupTimelineMin = 3 })
+	alice, bob, carol, dave := e.connect("alice"), e.connect("bob"), e.connect("carol"), e.connect("dave")
+	gid := e.newGroup(alice, "grows", bob)
+	other := e.newGroup(alice, "other", bob)
+	var early, late []string
+	for i := range 3 {
+		early = append(early, groupSent(t, e.uplink(alice, groupFrame(uint64(1+i), fmt.Sprint("e", i), gid))[0], fmt.Sprint("e", i), gid, 1))
+		groupSent(t, e.uplink(alice, groupFrame(uint64(10+i), fmt.Sprint("o", i), other))[0], fmt.Sprint("o", i), other, 1)
+	}
+	if _, err := e.r.P2P(e.ctx, alice.UserID, "bob", "private"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.r.InviteToGroup(e.ctx, alice.UserID, gid, []string{"carol"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.r.JoinGroup(e.ctx, carol.UserID, gid); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		late = append(late, groupSent(t, e.uplink(alice, groupFrame(uint64(20+i), fmt.Sprint("l", i), gid))[0], fmt.Sprint("l", i), gid, 2))
+	}
+	if n := len(e.inbox(model.TimelineID(gid))); n != 4 {
+		t.Fatalf("timeline holds %d entries, want the 4 late messages", n)
+	}
+
+	newestFirst := func(ids ...[]string) []string {
+		var all []string
+		for _, s := range ids {
+			all = append(all, s...)
+		}
+		slices.Sort(all)
+		slices.Reverse(all)
+		return all
+	}
+	walk := func(u Session, keyword string) []HistoryMessage {
+		t.Helper()
+		var got []HistoryMessage
+		q := HistoryQuery{UserID: u.UserID, SessionID: u.SessionID, Group: gid, Keyword: keyword, Limit: 2}
+		for range 100 {
+			p, err := e.r.History(e.ctx, q)
+			if err != nil {
+				t.Fatalf("group history of %s: %v", u.UserName, err)
+			}
+			got = append(got, p.Messages...)
+			if p.Next == "" {
+				return got
+			}
+			q.Before = p.Next
+		}
+		t.Fatal("group history never ended")
+		return nil
+	}
+	ids := func(ms []HistoryMessage) []string {
+		var out []string
+		for _, m := range ms {
+			out = append(out, m.MsgID)
+		}
+		return out
+	}
+	// Bob was there throughout: the early copies in his inbox and the late
+	// timeline entries, nothing of the other group or his private chat.
+	got := walk(bob, "")
+	if want := newestFirst(early, late); !slices.Equal(ids(got), want) {
+		t.Fatalf("bob's group history = %v, want %v", ids(got), want)
+	}
+	for _, m := range got {
+		wantSeq := uint64(0)
+		if i := slices.Index(late, m.MsgID); i >= 0 {
+			wantSeq = uint64(i + 1)
+		}
+		if m.Group != gid || m.GroupSeq != wantSeq || m.From != alice.UserID {
+			t.Fatalf("history message %+v: want group %s, group_seq %d", m, gid, wantSeq)
+		}
+	}
+	// Carol joined when the group went to a timeline: its entries.
+	if got := ids(walk(carol, "")); !slices.Equal(got, newestFirst(late)) {
+		t.Fatalf("carol's group history = %v, want %v", got, newestFirst(late))
+	}
+	// The keyword applies to both parts.
+	if got := ids(walk(bob, "body l2")); !slices.Equal(got, late[2:3]) {
+		t.Fatalf("bob's group history for l2 = %v, want %v", got, late[2:3])
+	}
+	if got := ids(walk(bob, "body e1")); !slices.Equal(got, early[1:2]) {
+		t.Fatalf("bob's group history for e1 = %v, want %v", got, early[1:2])
+	}
+
+	for _, c := range []struct {
+		q    HistoryQuery
+		want error
+	}{
+		{HistoryQuery{UserID: dave.UserID, SessionID: dave.SessionID, Group: gid}, errs.ErrForbidden},
+		{HistoryQuery{UserID: bob.UserID, SessionID: bob.SessionID, Group: "999999"}, errs.ErrNoGroup},
+		{HistoryQuery{UserID: bob.UserID, SessionID: bob.SessionID, Group: gid, Peer: "alice"}, errs.ErrBadArgument},
+		{HistoryQuery{UserID: bob.UserID, SessionID: bob.SessionID, Group: "team"}, errs.ErrBadArgument},
+	} {
+		if _, err := e.r.History(e.ctx, c.q); !errors.Is(err, c.want) {
+			t.Fatalf("history %+v: err %v, want %v", c.q, err, c.want)
+		}
 	}
 }
