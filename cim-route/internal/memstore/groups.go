@@ -216,6 +216,22 @@ func (s *Store) UserGroups(ctx context.Context, uid string) ([]model.Group, erro
 	return out, nil
 }
 
+// GroupIDsOf returns, for each of uids, the ids of its groups.
+func (s *Store) GroupIDsOf(ctx context.Context, uids []string) ([][]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([][]string, len(uids))
+	for i, uid := range uids {
+		for gid, g := range s.groups {
+			if g.members[uid] {
+				out[i] = append(out[i], gid)
+			}
+		}
+		slices.Sort(out[i])
+	}
+	return out, nil
+}
+
 // GroupMembers returns the member ids of each of gids (none for a missing
 // group) and answers checks.
 func (s *Store) GroupMembers(ctx context.Context, gids []string, checks []model.MemberRef) (map[string][]string, []bool, error) {

@@ -112,6 +112,7 @@ type Memberships interface {
 	DissolveGroup(ctx context.Context, gid, owner string) error
 	GroupOf(ctx context.Context, gid, viewer string) (model.Group, bool, error)
 	UserGroups(ctx context.Context, uid string) ([]model.Group, error)
+	GroupIDsOf(ctx context.Context, uids []string) ([][]string, error)
 	GroupMembers(ctx context.Context, gids []string, checks []model.MemberRef) (map[string][]string, []bool, error)
 }
 

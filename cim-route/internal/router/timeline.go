@@ -90,25 +90,40 @@ func (j *job) timelineSyncs(ctx context.Context) error {
 			s.member = isMember[i]
 		}
 	}
+	// The groups of every login SYNC in the batch, in one round trip (a
+	// login storm brings hundreds per batch). A stale entry of the
+	// membership mirror is harmless: a group gone has no head, and a
+	// non-member's group SYNC is answered empty.
+	var listing []*syncReq
+	var uids []string
+	for _, s := range j.syncs {
+		if s.group == "" && s.req.GetWithGroups() {
+			listing = append(listing, s)
+			uids = append(uids, s.uid)
+		}
+	}
+	var gidsOf [][]string
+	if len(uids) > 0 {
+		var err error
+		if gidsOf, err = j.r.st.GroupIDsOf(ctx, uids); err != nil {
+			return err
+		}
+	}
 	var refs []model.MemberRef
 	var forSync []*syncReq // aligned with refs: the SYNC each ref is for
 	for _, s := range j.syncs {
-		switch {
-		case s.group != "" && s.member:
+		if s.group != "" && s.member {
 			refs = append(refs, model.MemberRef{Group: s.group, User: s.uid})
 			forSync = append(forSync, s)
-		case s.group == "" && s.req.GetWithGroups():
-			gs, err := j.r.st.UserGroups(ctx, s.uid)
-			if err != nil {
-				return err
+		}
+	}
+	for i, s := range listing {
+		for k, gid := range gidsOf[i] {
+			if k == maxListedGroups {
+				break
 			}
-			for i, g := range gs {
-				if i == maxListedGroups {
-					break
-				}
-				refs = append(refs, model.MemberRef{Group: g.ID, User: s.uid})
-				forSync = append(forSync, s)
-			}
+			refs = append(refs, model.MemberRef{Group: gid, User: s.uid})
+			forSync = append(forSync, s)
 		}
 	}
 	if len(refs) == 0 {

@@ -232,6 +232,30 @@ func (s *Store) UserGroups(ctx context.Context, uid string) ([]Group, error) {
 	return out, nil
 }
 
+// GroupIDsOf returns, for each of uids, the ids of the groups its
+// membership mirror names, in one pipeline; unlike UserGroups it reads no
+// group records, so an entry may be stale (a group gone, or left in a
+// race): callers that care check membership.
+func (s *Store) GroupIDsOf(ctx context.Context, uids []string) ([][]string, error) {
+	out := make([][]string, 0, len(uids))
+	for chunk := range slices.Chunk(uids, maxPipeline) {
+		cmds := make([]*redis.StringSliceCmd, len(chunk))
+		res, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, uid := range chunk {
+				cmds[i] = p.SMembers(ctx, s.k.ugroups(uid))
+			}
+			return nil
+		})
+		if err := pipeErr(err, res); err != nil {
+			return nil, err
+		}
+		for _, c := range cmds {
+			out = append(out, c.Val())
+		}
+	}
+	return out, nil
+}
+
 // groups reads the records of gids (zero Group for a missing one) and
 // whether viewer is a member of each, in one pipeline.
 func (s *Store) groups(ctx context.Context, gids []string, viewer string) ([]Group, []bool, error) {

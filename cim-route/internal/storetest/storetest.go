@@ -580,6 +580,11 @@ func Groups(t *testing.T, newStore NewStore) {
 	if len(gs) != 2 || gs[0].ID != gid || gs[1].ID != open.ID {
 		t.Fatalf("UserGroups = %+v", gs)
 	}
+	ids, err := s.GroupIDsOf(ctx, []string{"2", "4", "77"})
+	if err != nil || len(ids) != 3 || len(ids[0]) != 2 || !slices.Contains(ids[0], gid) || !slices.Contains(ids[0], open.ID) ||
+		len(ids[1]) != 0 || len(ids[2]) != 0 {
+		t.Fatalf("GroupIDsOf = %v, %v", ids, err)
+	}
 	members, checks, err := s.GroupMembers(ctx, []string{gid, "999"}, []model.MemberRef{{Group: gid, User: "2"}, {Group: gid, User: "3"}, {Group: "999", User: "1"}})
 	if err != nil || len(members[gid]) != 2 || len(members["999"]) != 0 || !slices.Equal(checks, []bool{true, false, false}) {
 		t.Fatalf("GroupMembers = %v %v %v", members, checks, err)
@@ -589,6 +594,9 @@ func Groups(t *testing.T, newStore NewStore) {
 	}
 	if gs := must(s.UserGroups(ctx, "2"))(t); len(gs) != 1 || gs[0].ID != open.ID {
 		t.Fatalf("UserGroups after leave = %+v", gs)
+	}
+	if ids := must(s.GroupIDsOf(ctx, []string{"2"}))(t); !slices.Equal(ids[0], []string{open.ID}) {
+		t.Fatalf("GroupIDsOf after leave = %v", ids)
 	}
 	if err := s.DissolveGroup(ctx, open.ID, "3"); !errors.Is(err, errs.ErrForbidden) {
 		t.Fatalf("dissolve by a member: %v", err)
