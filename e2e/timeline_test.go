@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"syscall"
 	"testing"
 
 	"github.com/gocim/gocim/cim-client/client"
@@ -101,5 +102,69 @@ func checkRun(t *testing.T, u *harness.User, gid string, from, to int) {
 		if want := fmt.Sprintf("crew %02d", from+i); b != want {
 			t.Fatalf("%s: message %d is %q, want %q (got %q)", u.Name, i, b, want, got)
 		}
+	}
+}
+
+// TestGroupTimelineFrozenGateway: the gateway of some members of a
+// timeline group is frozen (SIGSTOP) mid-stream. Members elsewhere keep
+// getting the group's messages while it is stopped (the route's pushes to
+// a frozen gateway hold up nobody else), and once it runs again its
+// members, like everyone, have every message exactly once and in order.
+func TestGroupTimelineFrozenGateway(t *testing.T) {
+	c := harness.Start(t, harness.Options{Gateways: 3, RouteArgs: []string{"--group-timeline-min", "3"}})
+	ctx := ctxT(t)
+	sam := c.Connect(t, "sam")
+	var members []*harness.User
+	byGateway := map[string][]*harness.User{}
+	for i := range 6 {
+		u := c.Connect(t, fmt.Sprintf("crew%d", i))
+		members = append(members, u)
+		byGateway[u.Info().Gateway] = append(byGateway[u.Info().Gateway], u)
+	}
+	var victim *harness.Gateway
+	var witness *harness.User
+	for id, us := range byGateway {
+		switch {
+		case id != sam.Info().Gateway && victim == nil:
+			victim = c.Gateway(id)
+		case witness == nil:
+			witness = us[0]
+		}
+	}
+	if victim == nil || witness == nil {
+		t.Fatalf("members over %d gateways: want one frozen besides sam's and one running", len(byGateway))
+	}
+	g, err := sam.CreateGroup(ctx, "hall", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range members {
+		if _, err := u.JoinGroup(ctx, g.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const n = 30
+	send := func(from, to int) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			if _, err := sam.SendGroup(ctx, g.ID, fmt.Sprintf("crew %02d", i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	send(0, 10)
+	victim.Signal(syscall.SIGSTOP)
+	t.Cleanup(func() { victim.Signal(syscall.SIGCONT) })
+	send(10, 20)
+	witness.WaitFor(t, 0, wait, "crew 19 while a gateway is frozen", isGroupMessage(g.ID, "crew 19"))
+	victim.Signal(syscall.SIGCONT)
+	send(20, n)
+
+	last := fmt.Sprintf("crew %02d", n-1)
+	for _, u := range members {
+		u.WaitFor(t, 0, wait, "the last group message", isGroupMessage(g.ID, last))
+	}
+	for _, u := range members {
+		checkRun(t, u, g.ID, 0, n)
 	}
 }
