@@ -97,7 +97,7 @@ func New(cfg Config) (*Client, error) {
 		log:     cfg.Logger.With("component", "cim-client", "user", cfg.UserName),
 		ids:     newMsgIDs(),
 		inbox:   newInbox(defaultInboxBuffer),
-		tl:      newTimelines(defaultInboxBuffer, cfg.AckDelay, cfg.AckEvery),
+		tl:      newTimelines(defaultInboxBuffer, cfg.GroupAckDelay, cfg.AckEvery),
 		shown:   mustLRU[string, shownMsg](shownKept),
 		acks:    &acks{delay: cfg.AckDelay, every: cfg.AckEvery},
 		out:     newOutbox(cfg.ResendTimeout, cfg.ResendMax),

@@ -27,6 +27,7 @@ const (
 	DefaultResendMax     = 5
 	DefaultAckDelay      = 100 * time.Millisecond
 	DefaultAckEvery      = 100
+	DefaultGroupAckDelay = time.Second
 	DefaultSyncTimeout   = 10 * time.Second
 )
 
@@ -91,6 +92,14 @@ type Config struct {
 	// that many entries wait (default 100).
 	AckDelay time.Duration
 	AckEvery int
+	// GroupAckDelay is AckDelay for the messages of large groups, those
+	// the route keeps in a group timeline (default 1 s; AckEvery applies
+	// too). Their ACK only moves the user's position in the group, which
+	// matters for the next login of another process or device; while this
+	// one runs it keeps its own place. Every member of a large group
+	// acknowledging every 100 ms would be most of the cluster's work when
+	// the group is busy.
+	GroupAckDelay time.Duration
 	// SyncTimeout is how long a SYNC (also the one the gateway makes on the
 	// client's behalf at login) may go unanswered before the client asks
 	// again (default 10 s).
@@ -133,6 +142,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.AckEvery <= 0 {
 		c.AckEvery = DefaultAckEvery
+	}
+	if c.GroupAckDelay <= 0 {
+		c.GroupAckDelay = DefaultGroupAckDelay
 	}
 	if c.SyncTimeout <= 0 {
 		c.SyncTimeout = DefaultSyncTimeout

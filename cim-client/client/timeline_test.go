@@ -1,9 +1,11 @@
 package client
 
 import (
+	"context"
 	"testing"
 	"time"
 
+	"github.com/gocim/gocim/cim-client/internal/clienttest"
 	"github.com/gocim/gocim/proto/cimpb"
 )
 
@@ -77,5 +79,58 @@ func TestTimelines(t *testing.T) {
 	ts.acked(gs, now)
 	if gs, _ := ts.dueAcks(now.Add(time.Second), false); len(gs) != 0 {
 		t.Fatalf("acked twice: %v", gs)
+	}
+}
+
+// TestGroupAckDelay: a large group's (timeline) messages are acknowledged
+// after GroupAckDelay, not AckDelay: while inbox entries shown after it
+// are acknowledged at once, no ACK carries the group's position until
+// Close, which acknowledges what was shown.
+func TestGroupAckDelay(t *testing.T) {
+	c, gw, _, in := inboxSetup(t, func(cfg *Config) {
+		cfg.AckDelay = 10 * time.Millisecond
+		cfg.GroupAckDelay = time.Hour
+	})
+	conn := gw.Accept(t)
+	next(t, c, EventConnected)
+	tl := clienttest.GroupMsg("t1", "2", "bob", "7", "timeline")
+	tl.Msg.GroupSeq = 1
+	if err := conn.SendAll(tl, in.Append(clienttest.TextMsg("p1", "2", "bob", "one"))); err != nil {
+		t.Fatal(err)
+	}
+	next(t, c, EventMessage)
+	next(t, c, EventMessage)
+	ackUpTo := func(seq uint64) {
+		t.Helper()
+		for {
+			f := nextFrame(t, conn)
+			if len(f.GetAck().GetGroups()) > 0 {
+				t.Fatalf("group position acknowledged before GroupAckDelay: %v", f)
+			}
+			if f.GetType() == cimpb.Type_ACK && f.GetAck().GetSeq() == seq {
+				return
+			}
+		}
+	}
+	ackUpTo(1)
+	// Well past AckDelay after the group message was shown: another inbox
+	// entry, acknowledged on its own.
+	if err := conn.Send(in.Append(clienttest.TextMsg("p2", "2", "bob", "two"))); err != nil {
+		t.Fatal(err)
+	}
+	next(t, c, EventMessage)
+	ackUpTo(2)
+
+	ctx, cancel := context.WithTimeout(context.Background(), clienttest.Wait)
+	defer cancel()
+	go c.Close(ctx)
+	for {
+		f := nextFrame(t, conn)
+		if gs := f.GetAck().GetGroups(); len(gs) > 0 {
+			if len(gs) != 1 || gs[0].Group != "7" || gs[0].Seq != 1 {
+				t.Fatalf("closing ACK %v, want group 7 at 1", f)
+			}
+			return
+		}
 	}
 }
