@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -19,10 +18,16 @@ import (
 )
 
 // member is one connected load-generator user.
+// Its events are handled by one goroutine (connectOne's), so what it
+// records needs no lock: thousands of members sharing one mutex made the
+// load generator, not the cluster, the bottleneck of a fan-out (a convoy
+// of event goroutines each waiting for the lock's handoff on two cores).
 type member struct {
 	name string
 	cl   *client.Client
 	lat  []time.Duration // delivery latencies it saw
+	seen []bool          // the fan-out messages it got, by index
+	done chan struct{}   // closed when its events end (after Close)
 }
 
 // connectAll registers and logs in n users named prefix0…, spread over
@@ -77,15 +82,16 @@ func connectOne(ctx context.Context, c *harness.Cluster, api *client.API, hc *ht
 	if err != nil && !(errors.As(err, &apiErr) && apiErr.Code == codes.BadAccount) {
 		return nil, fmt.Errorf("register %s: %w", name, err)
 	}
-	cl, err := client.New(client.Config{RouteURL: c.Route.URL, UserName: name, Password: harness.Password, EventBuffer: 1024, Dial: dial, HTTPClient: hc})
+	cl, err := client.New(client.Config{RouteURL: c.Route.URL, UserName: name, Password: harness.Password, Dial: dial, HTTPClient: hc})
 	if err != nil {
 		return nil, err
 	}
 	if err := cl.Start(ctx); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	m := &member{name: name, cl: cl}
+	m := &member{name: name, cl: cl, done: make(chan struct{})}
 	go func() {
+		defer close(m.done)
 		for e := range cl.Events() {
 			onEvent(m, e)
 		}
@@ -102,12 +108,7 @@ func groupFanout(t *run.T, c *harness.Cluster, members, messages int) row {
 	setup := time.Now()
 	prefix := "f" + strconv.Itoa(members) + "m"
 	sentAt := make([]atomic.Int64, messages)
-	seen := make([]atomic.Int64, messages)
 	var total, dups, last atomic.Int64
-	var latMu sync.Mutex
-	var lats []time.Duration
-	got := make(map[*member]map[int]bool)
-	var gotMu sync.Mutex
 	onEvent := func(m *member, e client.Event) {
 		if e.Kind != client.EventMessage || e.Msg == nil || e.Msg.Group == "" {
 			return
@@ -117,20 +118,14 @@ func groupFanout(t *run.T, c *harness.Cluster, members, messages int) row {
 			return
 		}
 		now := time.Now()
-		gotMu.Lock()
-		g := got[m]
-		if g == nil {
-			g = map[int]bool{}
-			got[m] = g
+		if m.seen == nil {
+			m.seen = make([]bool, messages)
 		}
-		dup := g[i]
-		g[i] = true
-		gotMu.Unlock()
-		if dup {
+		if m.seen[i] {
 			dups.Add(1)
 			return
 		}
-		seen[i].Add(1)
+		m.seen[i] = true
 		total.Add(1)
 		for {
 			l := last.Load()
@@ -139,9 +134,7 @@ func groupFanout(t *run.T, c *harness.Cluster, members, messages int) row {
 			}
 		}
 		if s := sentAt[i].Load(); s > 0 {
-			latMu.Lock()
-			lats = append(lats, now.Sub(time.Unix(0, s)))
-			latMu.Unlock()
+			m.lat = append(m.lat, now.Sub(time.Unix(0, s)))
 		}
 	}
 	ms := connectAll(t, c, prefix, members, 16, onEvent)
@@ -183,13 +176,18 @@ func groupFanout(t *run.T, c *harness.Cluster, members, messages int) row {
 		Loss: want - total.Load(), Duplicates: dups.Load(), SetupSeconds: setupSecs,
 		GatewayRSSMiB: gatewayRSS(c) / (1 << 20),
 	}
+	// Every member's latencies, read once its event goroutine has ended.
+	for _, m := range ms {
+		m.cl.Close(ctx)
+	}
+	var lats []time.Duration
+	for _, m := range ms {
+		<-m.done
+		lats = append(lats, m.lat...)
+	}
 	r.latencies(lats)
 	if r.Loss != 0 || r.Duplicates != 0 {
 		t.Errorf("group fan-out to %d members: %d deliveries missing, %d duplicates", members, r.Loss, r.Duplicates)
-	}
-	for _, m := range ms {
-		cl := m.cl
-		cl.Close(ctx)
 	}
 	return r
 }
