@@ -14,7 +14,7 @@ func TestParse(t *testing.T) {
 		t.Fatalf("quick: %+v %v", o, err)
 	}
 	o, err = parse(nil, io.Discard)
-	if err != nil || len(o.groups) != 2 || o.groups[1] != 5000 || o.messages != 20 {
+	if err != nil || len(o.groups) != 2 || o.groups[1] != 5000 || o.messages != 100 {
 		t.Fatalf("default: %+v %v", o, err)
 	}
 	for _, bad := range []string{"1", "x", "20000"} {
