@@ -8,6 +8,7 @@ import (
 	"github.com/gocim/gocim/cim-client/client"
 	"github.com/gocim/gocim/e2e/harness"
 	"github.com/gocim/gocim/proto/cimpb"
+	"github.com/gocim/gocim/proto/codes"
 )
 
 // TestGroupTimeline: with --group-timeline-min 3 every message of a group
@@ -76,6 +77,27 @@ func TestGroupTimeline(t *testing.T) {
 	// una left after crew 19 reached her: she has exactly 0…19 (the
 	// later ones went only to the members of the time).
 	checkRun(t, una, g.ID, 0, 20)
+	// The group's history (GET /history?group=) reads its timeline: all
+	// 30, newest first, with their group_seqs; a keyword narrows it; una,
+	// no member any more, is refused.
+	page, err := tom.HistoryFill(ctx, client.HistoryQuery{Group: g.ID}, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Messages) != n {
+		t.Fatalf("tom's group history holds %d messages, want %d", len(page.Messages), n)
+	}
+	for i, m := range page.Messages {
+		if want := fmt.Sprintf("crew %02d", n-1-i); string(m.Body) != want || m.Group != g.ID || m.GroupSeq != uint64(n-i) {
+			t.Fatalf("group history entry %d = %v, want %q at group_seq %d", i, m, want, n-i)
+		}
+	}
+	if page, err := tom.History(ctx, client.HistoryQuery{Group: g.ID, Keyword: "crew 07"}); err != nil ||
+		len(page.Messages) != 1 || string(page.Messages[0].Body) != "crew 07" {
+		t.Fatalf("group history for crew 07 = %v, %v", page.Messages, err)
+	}
+	_, err = una.History(ctx, client.HistoryQuery{Group: g.ID})
+	wantCode(t, err, codes.Forbidden, "group history of a group she left")
 	// Each message was stored once: every member's inbox holds none of it
 	// (a SYNC from 0 of the inbox brings no group message).
 	for _, e := range wes2.Seen() {
