@@ -12,6 +12,7 @@ require (
 	github.com/go-zookeeper/zk v1.0.4
 	github.com/gocim/gocim/internal v0.0.0-00010101000000-000000000000
 	github.com/gocim/gocim/proto v0.0.0-00010101000000-000000000000
+	github.com/gorilla/websocket v1.5.3
 	go.uber.org/goleak v1.3.0
 	golang.org/x/time v0.16.0
 	google.golang.org/protobuf v1.36.12

@@ -13,13 +13,15 @@ require (
 	github.com/gocim/gocim/cim-client v0.0.0-00010101000000-000000000000
 	github.com/gocim/gocim/internal v0.0.0
 	github.com/gocim/gocim/proto v0.0.0
+	github.com/gorilla/websocket v1.5.3
 	github.com/redis/go-redis/v9 v9.23.0
+	google.golang.org/protobuf v1.36.12
 	gopkg.in/yaml.v3 v3.0.1
 )
 
 require (
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/hashicorp/golang-lru/v2 v2.0.7 // indirect
 	go.uber.org/atomic v1.12.0 // indirect
-	golang.org/x/sys v0.48.0 // indirect
-	google.golang.org/protobuf v1.36.12 // indirect
+	golang.org/x/sys v0.50.0 // indirect
 )

@@ -38,6 +38,9 @@ type Server struct {
 	Host     string
 	TCPPort  int
 	HTTPPort int
+	// WSURL is the gateway's WebSocket endpoint, for browsers ("" when it
+	// has none); this SDK connects over TCP.
+	WSURL string
 }
 
 // Addr is the TCP address clients connect to.
@@ -211,6 +214,7 @@ func (a *API) Login(ctx context.Context, name, password string) (LoginResult, er
 			Host:     d.Server.Host,
 			TCPPort:  int(d.Server.TCPPort),
 			HTTPPort: int(d.Server.HTTPPort),
+			WSURL:    d.Server.WSURL,
 		},
 	}
 	if res.Server.ID == "" && res.Server.Host != "" {

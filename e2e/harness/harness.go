@@ -94,7 +94,10 @@ type Gateway struct {
 	ID       string // host:tcpPort:httpPort, as registered in ZooKeeper
 	TCPAddr  string
 	HTTPAddr string
-	args     []string
+	// WSURL is the gateway's WebSocket endpoint (every harness gateway
+	// has one): ws://127.0.0.1:<port>/ws, wss:// with Options.TLS.
+	WSURL string
+	args  []string
 }
 
 // Start brings up ZooKeeper, Redis, the route and opts.Gateways gateways and
@@ -202,15 +205,21 @@ func (c *Cluster) StartRoute() {
 // AddGateway starts one more gateway and waits until it is registered.
 func (c *Cluster) AddGateway(extra ...string) *Gateway {
 	c.t.Helper()
-	tcp, httpPort := testenv.FreePort(c.t), testenv.FreePort(c.t)
+	tcp, httpPort, wsPort := testenv.FreePort(c.t), testenv.FreePort(c.t), testenv.FreePort(c.t)
+	scheme := "ws"
+	if c.opts.TLS {
+		scheme = "wss"
+	}
 	g := &Gateway{
 		ID:       fmt.Sprintf("127.0.0.1:%d:%d", tcp, httpPort),
 		TCPAddr:  "127.0.0.1:" + strconv.Itoa(tcp),
 		HTTPAddr: "127.0.0.1:" + strconv.Itoa(httpPort),
+		WSURL:    fmt.Sprintf("%s://127.0.0.1:%d/ws", scheme, wsPort),
 	}
 	args := []string{
 		"--listen", g.TCPAddr,
 		"--http-listen", g.HTTPAddr,
+		"--ws-listen", "127.0.0.1:" + strconv.Itoa(wsPort),
 		"--zk", c.ZK.Addr,
 		"--zk-session-timeout", "2s",
 		"--route", c.Route.InternalURL,

@@ -158,3 +158,23 @@ func TestWireNames(t *testing.T) {
 		t.Errorf("StatusNotCurrent = %d", StatusNotCurrent)
 	}
 }
+
+func TestGatewayInfo(t *testing.T) {
+	info := GatewayInfo{WSURL: "wss://gw.example.com:9443/ws"}
+	got, err := ParseGatewayInfo(info.Marshal())
+	if err != nil || got != info {
+		t.Fatalf("round trip: %+v, %v", got, err)
+	}
+	if b := (GatewayInfo{}).Marshal(); b != nil {
+		t.Fatalf("empty info marshals to %q, want nothing", b)
+	}
+	if got, err := ParseGatewayInfo(nil); err != nil || got != (GatewayInfo{}) {
+		t.Fatalf("empty node: %+v, %v", got, err)
+	}
+	for _, bad := range []string{`{`, `{"wsUrl":"http://x/ws"}`, `{"wsUrl":"ws:///ws"}`, `{"wsUrl":"javascript:alert(1)"}`,
+		`{"wsUrl":"` + strings.Repeat("a", MaxGatewayInfo) + `"}`} {
+		if _, err := ParseGatewayInfo([]byte(bad)); !errors.Is(err, ErrBadGatewayInfo) {
+			t.Errorf("%.40q: err %v, want ErrBadGatewayInfo", bad, err)
+		}
+	}
+}

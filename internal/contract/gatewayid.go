@@ -1,9 +1,11 @@
 package contract
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"strconv"
 	"strings"
 )
@@ -65,4 +67,50 @@ func (a GatewayAddr) HTTPBase() string {
 // TCPAddr is where clients connect.
 func (a GatewayAddr) TCPAddr() string {
 	return net.JoinHostPort(a.Host, strconv.Itoa(a.TCPPort))
+}
+
+// GatewayInfo is what a gateway publishes as the data of its ZooKeeper node
+// (JSON): the addresses its id does not carry. An empty node is a gateway
+// without them (one from before they existed, or with no WebSocket port).
+type GatewayInfo struct {
+	// WSURL is where browsers connect: ws://host:port/ws, or wss:// when
+	// the gateway has TLS. Empty: no WebSocket listener.
+	WSURL string `json:"wsUrl,omitempty"`
+}
+
+// MaxGatewayInfo bounds a node's data: anything longer is not a gateway's.
+const MaxGatewayInfo = 1 << 10
+
+// ErrBadGatewayInfo means a node's data is not a GatewayInfo.
+var ErrBadGatewayInfo = errors.New("contract: bad gateway info")
+
+// Marshal returns info as node data (nil when there is nothing to say).
+func (info GatewayInfo) Marshal() []byte {
+	if info == (GatewayInfo{}) {
+		return nil
+	}
+	b, _ := json.Marshal(info) // a struct of strings always encodes
+	return b
+}
+
+// ParseGatewayInfo reads a node's data; nil or empty is the zero info. A
+// WSURL must be an absolute ws:// or wss:// URL.
+func ParseGatewayInfo(data []byte) (GatewayInfo, error) {
+	var info GatewayInfo
+	if len(data) == 0 {
+		return info, nil
+	}
+	if len(data) > MaxGatewayInfo {
+		return GatewayInfo{}, fmt.Errorf("%w: %d bytes", ErrBadGatewayInfo, len(data))
+	}
+	if err := json.Unmarshal(data, &info); err != nil {
+		return GatewayInfo{}, fmt.Errorf("%w: %v", ErrBadGatewayInfo, err)
+	}
+	if info.WSURL != "" {
+		u, err := url.Parse(info.WSURL)
+		if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
+			return GatewayInfo{}, fmt.Errorf("%w: wsUrl %q", ErrBadGatewayInfo, info.WSURL)
+		}
+	}
+	return info, nil
 }

@@ -52,6 +52,9 @@ type Server struct {
 	Host     string `json:"host"`
 	TCPPort  Int    `json:"tcpPort"` // clients connect to host:tcpPort
 	HTTPPort Int    `json:"httpPort"`
+	// WSURL is where browsers connect (ws:// or wss://, package wsconn of
+	// cim-server); absent when the gateway has no WebSocket listener.
+	WSURL string `json:"wsUrl,omitempty"`
 }
 
 // User is an account as the route lists it.

@@ -135,6 +135,10 @@ type Config struct {
 	// TrustedProxies (IPs or CIDRs) may name the client in
 	// X-Forwarded-For / X-Real-IP; none: the peer address is the client.
 	TrustedProxies []string
+	// CORSOrigins may call the public API from their pages (another
+	// origin); "*": any. None: no CORS headers, so browsers keep other
+	// origins' pages from reading answers.
+	CORSOrigins []string
 	// Pprof mounts Go's profiles at /debug/pprof/ on the internal handler,
 	// behind the internal secret.
 	Pprof bool
@@ -256,6 +260,9 @@ func NewPublic(cfg Config) (http.Handler, error) {
 	e := h.engine()
 	if err := e.SetTrustedProxies(cfg.TrustedProxies); err != nil {
 		return nil, fmt.Errorf("trusted proxies: %w", err)
+	}
+	if len(cfg.CORSOrigins) > 0 {
+		e.Use(cors(cfg.CORSOrigins))
 	}
 	bearer := access{bearer: true}
 	userOrKey := func(s apikey.Scope) access { return access{bearer: true, scope: s} }

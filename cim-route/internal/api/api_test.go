@@ -192,6 +192,7 @@ type loginData struct {
 		Host     string `json:"host"`
 		TCPPort  int    `json:"tcpPort"`
 		HTTPPort int    `json:"httpPort"`
+		WSURL    string `json:"wsUrl"`
 	} `json:"server"`
 }
 

@@ -75,7 +75,7 @@ func (h *handler) login(c *gin.Context) {
 		Token: s.Token, ExpiresAt: routeapi.UnixTime(s.ExpiresAt),
 		AccessToken: s.AccessToken, AccessExpiresAt: routeapi.UnixTime(s.AccessExpiresAt),
 		Server: routeapi.Server{ID: s.Gateway.ID, Host: s.Gateway.Host,
-			TCPPort: routeapi.Int(s.Gateway.TCPPort), HTTPPort: routeapi.Int(s.Gateway.HTTPPort)},
+			TCPPort: routeapi.Int(s.Gateway.TCPPort), HTTPPort: routeapi.Int(s.Gateway.HTTPPort), WSURL: s.WSURL},
 	})
 }
 

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -31,6 +32,7 @@ import (
 	"github.com/gocim/gocim/cim-route/internal/router"
 	"github.com/gocim/gocim/cim-route/internal/store"
 	"github.com/gocim/gocim/internal/connlimit"
+	"github.com/gocim/gocim/internal/contract"
 )
 
 // stopTimeout bounds the stop of the background tasks during Shutdown.
@@ -122,8 +124,18 @@ func New(cfg config.Config, logger *slog.Logger) (*App, error) {
 	st := store.New(rdb, cfg.RedisPrefix, store.WithInbox(model.InboxLimits{
 		MaxLen: cfg.InboxMax, TTL: cfg.InboxTTL, DedupWindow: cfg.DedupWindow,
 	}))
+	// Discovery starts after the router; logins before its first listing
+	// find no gateway anyway.
+	var disc atomic.Pointer[discovery.Watcher]
+	gatewayInfo := func(id string) contract.GatewayInfo {
+		if w := disc.Load(); w != nil {
+			info, _ := w.Info(id)
+			return info
+		}
+		return contract.GatewayInfo{}
+	}
 	rt, err := router.New(router.Config{
-		Store: st, Gateways: bal, Pusher: push, Files: uploads, Authenticator: authn,
+		Store: st, Gateways: bal, Pusher: push, Files: uploads, Authenticator: authn, GatewayInfo: gatewayInfo,
 		TokenKeys: cfg.TokenKeys(), TokenTTL: cfg.TokenTTL, AccessTTL: cfg.AccessTTL,
 		LoginPolicy: cfg.LoginPolicy, BcryptCost: cfg.BcryptCost,
 		SyncLimit: cfg.SyncLimit, MaxFrame: cfg.MaxFrame, GroupMaxMembers: cfg.GroupMaxMembers, GroupTimelineMin: cfg.GroupTimeline, Logger: logger,
@@ -150,9 +162,10 @@ func New(cfg config.Config, logger *slog.Logger) (*App, error) {
 			rt.GatewaysChanged()
 		},
 	})
+	disc.Store(a.disc)
 	apiCfg := api.Config{
 		Service: rt, Logger: logger, TokenKeys: cfg.TokenKeys(), APIKeys: keys, InternalSecrets: secrets,
-		LoginRate: cfg.LoginRate, LoginBurst: cfg.LoginBurst, TrustedProxies: proxies, Pprof: cfg.Pprof,
+		LoginRate: cfg.LoginRate, LoginBurst: cfg.LoginBurst, TrustedProxies: proxies, CORSOrigins: cfg.CORSOriginList(), Pprof: cfg.Pprof,
 		MaxBody: cfg.MaxBody, MaxUpload: cfg.UploadMax,
 		RegisterRate: cfg.RegisterRate, RegisterBurst: cfg.RegisterBurst,
 		HistoryRate: cfg.HistoryRate, HistoryBurst: cfg.HistoryBurst,

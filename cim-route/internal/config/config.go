@@ -50,12 +50,16 @@ const DefaultGroupTimeline = 500
 
 // Config is everything cim-route can be told.
 type Config struct {
-	Listen          string        // public API listen address
-	InternalListen  string        // internal listen address (gateways' /internal/* calls)
-	InternalSecret  string        // comma-separated X-CIM-Internal secrets; the first is sent
-	TLSCert         string        // PEM certificate (chain) of the public listener; empty: plain HTTP
-	TLSKey          string        // PEM private key of TLSCert
-	TrustedProxies  string        // comma-separated proxy IPs/CIDRs whose X-Forwarded-For is believed
+	Listen         string // public API listen address
+	InternalListen string // internal listen address (gateways' /internal/* calls)
+	InternalSecret string // comma-separated X-CIM-Internal secrets; the first is sent
+	TLSCert        string // PEM certificate (chain) of the public listener; empty: plain HTTP
+	TLSKey         string // PEM private key of TLSCert
+	TrustedProxies string // comma-separated proxy IPs/CIDRs whose X-Forwarded-For is believed
+	// CORSOrigins are the web origins (scheme://host[:port], comma-separated,
+	// or "*") whose pages may call the public API from another origin;
+	// empty: none (the route's own chat page is same-origin).
+	CORSOrigins     string
 	ZK              string        // comma-separated ZooKeeper servers
 	ZKRoot          string        // gateways register under <ZKRoot>/servers
 	Redis           string        // comma-separated Redis addresses
@@ -189,6 +193,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate (chain) file: the public listener serves HTTPS (needs --tls-key)")
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key file of --tls-cert")
 	fs.StringVar(&c.TrustedProxies, "trusted-proxies", c.TrustedProxies, "reverse proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-For names the client for rate limits; empty: the peer address is the client")
+	fs.StringVar(&c.CORSOrigins, "cors-origins", c.CORSOrigins, "web origins (scheme://host[:port], comma-separated; * for any) whose pages may call the public API cross-origin; empty: none (the chat page at / is same-origin)")
 	fs.StringVar(&c.ZK, "zk", c.ZK, "ZooKeeper servers, comma-separated")
 	fs.StringVar(&c.ZKRoot, "zk-root", c.ZKRoot, "ZooKeeper root; gateways register under <root>/servers")
 	fs.StringVar(&c.Redis, "redis", c.Redis, "Redis addresses, comma-separated (several = cluster; sentinels with --redis-master-name)")
@@ -288,6 +293,11 @@ func (c *Config) Validate() error {
 	}
 	if _, err := c.TrustedProxyList(); err != nil {
 		bad("--trusted-proxies: %v", err)
+	}
+	for _, o := range c.CORSOriginList() {
+		if u, err := url.Parse(o); o != "*" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/")) {
+			bad("--cors-origins: %q is not an origin (want scheme://host[:port], or *)", o)
+		}
 	}
 	if len(c.ZKServers()) == 0 {
 		bad("--zk: no ZooKeeper server given")
@@ -484,6 +494,9 @@ func (c *Config) InternalSecrets() []string { return envflag.List(c.InternalSecr
 
 // APIKeyRing parses --api-keys (Validate has checked it).
 func (c *Config) APIKeyRing() (*apikey.Ring, error) { return apikey.Parse(c.APIKeys, token.MinKeyLen) }
+
+// CORSOriginList splits --cors-origins.
+func (c *Config) CORSOriginList() []string { return envflag.List(c.CORSOrigins) }
 
 // TrustedProxyList splits and checks --trusted-proxies (IPs or CIDRs).
 func (c *Config) TrustedProxyList() ([]string, error) {

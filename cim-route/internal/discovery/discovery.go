@@ -11,6 +11,9 @@
 // publishes an empty list and waits for the path to appear. Gateways create
 // it (with their ZooKeeper credentials and ACL, see cim-server's registry);
 // a route that created it would leave it world-writable.
+//
+// Each node's data is the gateway's contract.GatewayInfo (its WebSocket
+// URL), read with every listing; Info returns it.
 // Gateways, Ready and Connected are safe to call concurrently with Run.
 package discovery
 
@@ -26,6 +29,7 @@ import (
 
 	"github.com/go-zookeeper/zk"
 	"github.com/gocim/gocim/internal/backoff"
+	"github.com/gocim/gocim/internal/contract"
 )
 
 // Config configures a Watcher.
@@ -50,6 +54,7 @@ type Watcher struct {
 
 	mu        sync.Mutex
 	list      []string
+	info      map[string]contract.GatewayInfo // of the gateways in list
 	conn      *zk.Conn
 	published bool
 }
@@ -134,6 +139,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 			continue
 		}
 		bo.Reset()
+		w.setInfo(w.readInfo(conn, children))
 		w.publish(children)
 		select {
 		case <-ctx.Done():
@@ -144,6 +150,44 @@ func (w *Watcher) Run(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// Info returns what gateway id published in its node (its WebSocket URL);
+// false for a gateway not in the last listing.
+func (w *Watcher) Info(id string) (contract.GatewayInfo, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	info, ok := w.info[id]
+	return info, ok
+}
+
+// readInfo reads each gateway's node data. A node that is gone, or whose
+// data cannot be read, counts as publishing nothing (the gateway is still
+// a gateway: its id says where its TCP port is).
+func (w *Watcher) readInfo(conn *zk.Conn, children []string) map[string]contract.GatewayInfo {
+	infos := make(map[string]contract.GatewayInfo, len(children))
+	for _, id := range children {
+		data, _, err := conn.Get(path.Join(w.path, id))
+		if err != nil {
+			if !errors.Is(err, zk.ErrNoNode) {
+				w.log.Warn("reading a gateway's node failed", "gateway", id, "err", err)
+			}
+			infos[id] = contract.GatewayInfo{}
+			continue
+		}
+		info, err := contract.ParseGatewayInfo(data)
+		if err != nil {
+			w.log.Warn("ignoring a gateway node's data", "gateway", id, "err", err)
+		}
+		infos[id] = info
+	}
+	return infos
+}
+
+func (w *Watcher) setInfo(infos map[string]contract.GatewayInfo) {
+	w.mu.Lock()
+	w.info = infos
+	w.mu.Unlock()
 }
 
 func (w *Watcher) publish(children []string) {

@@ -91,6 +91,12 @@ func gatewayConn(t *testing.T, addr string) *zk.Conn {
 // register creates p's parents (as a gateway's registry does) and p.
 func register(t *testing.T, c *zk.Conn, p string) {
 	t.Helper()
+	registerData(t, c, p, nil)
+}
+
+// registerData is register with node data.
+func registerData(t *testing.T, c *zk.Conn, p string, data []byte) {
+	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		parent := ""
@@ -98,7 +104,7 @@ func register(t *testing.T, c *zk.Conn, p string) {
 			parent += "/" + part
 			_, _ = c.Create(parent, nil, 0, zk.WorldACL(zk.PermAll))
 		}
-		_, err := c.Create(p, nil, zk.FlagEphemeral, zk.WorldACL(zk.PermAll))
+		_, err := c.Create(p, data, zk.FlagEphemeral, zk.WorldACL(zk.PermAll))
 		if err == nil || err == zk.ErrNodeExists {
 			return
 		}
@@ -142,13 +148,26 @@ func TestWatcher(t *testing.T) {
 	}
 
 	register(t, gw, "/cim-test/servers/127.0.0.1:9001:9101")
-	register(t, gw, "/cim-test/servers/127.0.0.1:9000:9100")
+	registerData(t, gw, "/cim-test/servers/127.0.0.1:9000:9100", []byte(`{"wsUrl":"ws://127.0.0.1:9200/ws"}`))
 	want := []string{"127.0.0.1:9000:9100", "127.0.0.1:9001:9101"}
 	waitFor(t, "both gateways", func() bool { return slices.Equal(w.Gateways(), want) })
+	// Each node's data is the gateway's info, known once it is listed.
+	if info, ok := w.Info("127.0.0.1:9000:9100"); !ok || info.WSURL != "ws://127.0.0.1:9200/ws" {
+		t.Fatalf("info of the gateway with a WebSocket: %+v %v", info, ok)
+	}
+	if info, ok := w.Info("127.0.0.1:9001:9101"); !ok || info.WSURL != "" {
+		t.Fatalf("info of the gateway without: %+v %v", info, ok)
+	}
+	if _, ok := w.Info("127.0.0.1:1:2"); ok {
+		t.Fatal("info of an unknown gateway")
+	}
 	if err := gw.Delete("/cim-test/servers/127.0.0.1:9001:9101", -1); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "removal", func() bool { return slices.Equal(w.Gateways(), want[:1]) })
+	if _, ok := w.Info("127.0.0.1:9001:9101"); ok {
+		t.Fatal("info of a gateway that left")
+	}
 	if last := rec.all()[len(rec.all())-1]; !slices.Equal(last, want[:1]) {
 		t.Fatalf("last published list = %v", last)
 	}

@@ -43,6 +43,17 @@ type Session struct {
 	AccessToken     string
 	AccessExpiresAt int64 // unix seconds
 	Gateway         contract.GatewayAddr
+	// WSURL is the gateway's WebSocket URL, for browsers ("" when it has
+	// no WebSocket listener).
+	WSURL string
+}
+
+// wsURL returns gateway gw's WebSocket URL, if it published one.
+func (r *Router) wsURL(gw string) string {
+	if r.cfg.GatewayInfo == nil {
+		return ""
+	}
+	return r.cfg.GatewayInfo(gw).WSURL
 }
 
 // Register creates an account. Only the builtin authenticator has
@@ -144,7 +155,7 @@ func (r *Router) Login(ctx context.Context, req LoginRequest) (Session, error) {
 	}
 
 	now := r.now()
-	s := Session{UserID: u.ID, UserName: u.Name, SessionID: sid, Gateway: addr,
+	s := Session{UserID: u.ID, UserName: u.Name, SessionID: sid, Gateway: addr, WSURL: r.wsURL(gw),
 		ExpiresAt: now.Add(r.cfg.TokenTTL).Unix(), AccessExpiresAt: now.Add(r.cfg.AccessTTL).Unix()}
 	s.Token, err = token.Sign(r.cfg.TokenKeys[0], token.Claims{
 		UserID: u.ID, UserName: u.Name, SessionID: sid, GatewayID: gw, ExpiresAt: s.ExpiresAt, Audience: token.AudienceGateway,

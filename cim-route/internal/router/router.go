@@ -30,6 +30,7 @@ import (
 	"github.com/gocim/gocim/cim-route/internal/files"
 	"github.com/gocim/gocim/cim-route/internal/model"
 	"github.com/gocim/gocim/cim-route/internal/ratelimit"
+	"github.com/gocim/gocim/internal/contract"
 	"github.com/gocim/gocim/proto/cimpb"
 	"github.com/gocim/gocim/proto/codec"
 )
@@ -176,6 +177,9 @@ type Config struct {
 	Pusher   Pusher
 	// Files stores uploads; nil: uploads are refused.
 	Files Files
+	// GatewayInfo returns what a gateway published beside its id (its
+	// WebSocket URL); nil: nothing.
+	GatewayInfo func(id string) contract.GatewayInfo
 
 	TokenKeys   [][]byte      // the first signs
 	TokenTTL    time.Duration // gateway token lifetime and pending-route TTL

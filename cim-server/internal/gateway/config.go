@@ -23,9 +23,19 @@ import (
 // Config is everything cim-server is configured with. The zero value is not
 // useful; start from DefaultConfig or RegisterFlags.
 type Config struct {
-	Listen           string        // client TCP address
-	AdvertiseHost    string        // host clients and the route use; default: the host of Listen
-	HTTPListen       string        // internal HTTP address (/push, /healthz)
+	Listen        string // client TCP address
+	AdvertiseHost string // host clients and the route use; default: the host of Listen
+	HTTPListen    string // internal HTTP address (/push, /healthz)
+	// WSListen is the WebSocket address (browsers; TLS like Listen); empty:
+	// no WebSocket listener.
+	WSListen string
+	// WSOrigins are the pages (scheme://host[:port], comma-separated) that
+	// may open a WebSocket; "*": any; empty: pages from the gateway's own
+	// host name only. Clients that send no Origin (not browsers) always may.
+	WSOrigins string
+	// WSPublicURL is the WebSocket URL the route hands out, when clients
+	// reach the listener through a proxy; default ws[s]://<advertise-host>:<port>/ws.
+	WSPublicURL      string
 	ZK               string        // comma-separated ZooKeeper servers; empty disables registration
 	ZKRoot           string        // ZooKeeper root; the node goes under <root>/servers
 	ZKSessionTimeout time.Duration // ZooKeeper session timeout
@@ -125,6 +135,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Listen, "listen", d.Listen, "client TCP listen address")
 	fs.StringVar(&c.AdvertiseHost, "advertise-host", d.AdvertiseHost, "host clients and the route use to reach this gateway (default: the host of --listen; required when --listen is unspecified)")
 	fs.StringVar(&c.HTTPListen, "http-listen", d.HTTPListen, "internal HTTP listen address (/push, /healthz)")
+	fs.StringVar(&c.WSListen, "ws-listen", d.WSListen, "WebSocket listen address for browsers, path /ws (TLS with --tls-cert, like --listen; empty: no WebSocket)")
+	fs.StringVar(&c.WSOrigins, "ws-origins", d.WSOrigins, "origins (scheme://host[:port], comma-separated) whose pages may open a WebSocket; * for any; empty: pages from this gateway's own host name only")
+	fs.StringVar(&c.WSPublicURL, "ws-public-url", d.WSPublicURL, "WebSocket URL the route hands to clients, when they reach --ws-listen through a proxy (default ws[s]://<advertise-host>:<port>/ws)")
 	fs.StringVar(&c.ZK, "zk", d.ZK, "ZooKeeper servers, comma-separated (empty: do not register)")
 	fs.StringVar(&c.ZKRoot, "zk-root", d.ZKRoot, "ZooKeeper root path")
 	fs.DurationVar(&c.ZKSessionTimeout, "zk-session-timeout", d.ZKSessionTimeout, "ZooKeeper session timeout")
@@ -217,6 +230,24 @@ func (c *Config) Validate() error {
 	for i, s := range internal {
 		if len(s) < contract.MinSecretLen {
 			bad("--internal-secret: secret #%d is %d bytes, want at least %d", i+1, len(s), contract.MinSecretLen)
+		}
+	}
+	if c.WSListen != "" {
+		if _, _, err := net.SplitHostPort(c.WSListen); err != nil {
+			bad("--ws-listen %q: %v", c.WSListen, err)
+		}
+	}
+	if c.WSPublicURL != "" {
+		if _, err := contract.ParseGatewayInfo(contract.GatewayInfo{WSURL: c.WSPublicURL}.Marshal()); err != nil {
+			bad("--ws-public-url %q: want ws://host[:port]/path or wss://…", c.WSPublicURL)
+		}
+	}
+	for _, o := range c.wsOrigins() {
+		if o == "*" {
+			continue
+		}
+		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			bad("--ws-origins: %q is not an origin (want scheme://host[:port], or *)", o)
 		}
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
@@ -359,6 +390,17 @@ func (c *Config) ZKCredentials() (string, error) {
 
 // maxMsgBurst keeps the 10× burst of the other uplinks far from overflow.
 const maxMsgBurst = 1 << 20
+
+// wsOrigins returns --ws-origins as a list.
+func (c *Config) wsOrigins() []string {
+	var out []string
+	for _, o := range strings.Split(c.WSOrigins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			out = append(out, o)
+		}
+	}
+	return out
+}
 
 // advertiseHost returns --advertise-host, or the host of --listen when that
 // is a specific address. It never guesses an interface.

@@ -29,6 +29,8 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,6 +43,7 @@ import (
 	"github.com/gocim/gocim/cim-server/internal/routeclient"
 	"github.com/gocim/gocim/cim-server/internal/routelink"
 	"github.com/gocim/gocim/cim-server/internal/uplink"
+	"github.com/gocim/gocim/cim-server/internal/wsconn"
 	"github.com/gocim/gocim/internal/backoff"
 	"github.com/gocim/gocim/internal/connlimit"
 	"github.com/gocim/gocim/internal/contract"
@@ -66,6 +69,12 @@ type Gateway struct {
 	ln      net.Listener
 	httpLn  net.Listener
 	httpSrv *http.Server
+	// the WebSocket listener (nil without --ws-listen) and the URL the
+	// route hands out for it
+	wsLn    net.Listener
+	wsSrv   *http.Server
+	wsUp    *wsconn.Upgrader
+	wsURL   string
 	route   *routeclient.Client
 	links   *routelink.Links // the route replicas' streams; uplinks go over them
 	batcher *uplink.Batcher
@@ -189,6 +198,23 @@ func (g *Gateway) Start() error {
 		ln = tls.NewListener(ln, g.tlsCfg)
 	}
 	g.ln, g.httpLn = ln, httpLn
+	if g.cfg.WSListen != "" {
+		wsLn, err := net.Listen("tcp", g.cfg.WSListen)
+		if err != nil {
+			ln.Close()
+			httpLn.Close()
+			return fmt.Errorf("ws listen %s: %w", g.cfg.WSListen, err)
+		}
+		g.wsURL = g.cfg.WSPublicURL
+		if g.wsURL == "" {
+			scheme := "ws"
+			if g.tlsCfg != nil {
+				scheme = "wss"
+			}
+			g.wsURL = scheme + "://" + net.JoinHostPort(strings.Trim(host, "[]"), strconv.Itoa(wsLn.Addr().(*net.TCPAddr).Port)) + wsconn.Path
+		}
+		g.wsLn = wsLn
+	}
 
 	root := g.baseLog
 	g.route = routeclient.New(routeclient.Config{
@@ -228,9 +254,12 @@ func (g *Gateway) Start() error {
 		}
 	})
 	g.goFunc(g.acceptLoop)
+	if g.wsLn != nil {
+		g.startWS(root)
+	}
 
 	g.log.Info("gateway started", "id", g.id, "listen", ln.Addr().String(), "tls", g.tlsCfg != nil,
-		"http", httpLn.Addr().String(), "route", g.cfg.RouteURLs(), "zk", g.cfg.ZKServers(),
+		"http", httpLn.Addr().String(), "ws", g.wsURL, "route", g.cfg.RouteURLs(), "zk", g.cfg.ZKServers(),
 		"msg_rate", g.cfg.MsgRate, "msg_burst", g.cfg.MsgBurst, "sync_rate", g.cfg.SyncRate, "sync_burst", g.cfg.SyncBurst,
 		"max_conns", g.limits.total, "max_unauth", g.limits.unauth, "max_unauth_per_addr", g.limits.unauthPerAddr)
 
@@ -241,6 +270,7 @@ func (g *Gateway) Start() error {
 		}
 		g.registry = registry.New(registry.Config{
 			Servers: servers, Root: g.cfg.ZKRoot, SessionTimeout: g.cfg.ZKSessionTimeout, Auth: zkAuth, Logger: root,
+			Data:        contract.GatewayInfo{WSURL: g.wsURL}.Marshal(),
 			OnRecreated: g.triggerReassert,
 		})
 		if err := g.registry.Register(g.id); err != nil {
@@ -266,6 +296,17 @@ func (g *Gateway) ID() string { return g.id }
 
 // Addr returns the client listener's address.
 func (g *Gateway) Addr() net.Addr { return g.ln.Addr() }
+
+// WSAddr returns the WebSocket listener's address (nil without one).
+func (g *Gateway) WSAddr() net.Addr {
+	if g.wsLn == nil {
+		return nil
+	}
+	return g.wsLn.Addr()
+}
+
+// WSURL returns the WebSocket URL the gateway publishes ("" without one).
+func (g *Gateway) WSURL() string { return g.wsURL }
 
 // HTTPAddr returns the internal HTTP listener's address.
 func (g *Gateway) HTTPAddr() net.Addr { return g.httpLn.Addr() }
@@ -343,20 +384,26 @@ func (g *Gateway) acceptLoop() {
 			g.refuse(nc, why)
 			continue
 		}
-		c := conn.New(nc, g.connCfg, g)
-		if !g.trackConn(c, unauth) {
-			unauth()
-			g.open.Add(-1)
-			_ = nc.Close()
-			continue
-		}
-		if !g.goFunc(func() {
-			defer g.untrackConn(c)
-			c.Serve(g.ctx)
-		}) {
-			g.untrackConn(c)
-			_ = nc.Close()
-		}
+		g.serveConn(nc, unauth)
+	}
+}
+
+// serveConn serves an accepted client connection (TCP or WebSocket) that
+// holds its slots, in a tracked goroutine.
+func (g *Gateway) serveConn(nc net.Conn, unauth func()) {
+	c := conn.New(nc, g.connCfg, g)
+	if !g.trackConn(c, unauth) {
+		unauth()
+		g.open.Add(-1)
+		_ = nc.Close()
+		return
+	}
+	if !g.goFunc(func() {
+		defer g.untrackConn(c)
+		c.Serve(g.ctx)
+	}) {
+		g.untrackConn(c)
+		_ = nc.Close()
 	}
 }
 
@@ -758,6 +805,10 @@ func (g *Gateway) shutdown(ctx context.Context) error {
 
 	// 2. Stop accepting.
 	_ = g.ln.Close()
+	if g.wsSrv != nil {
+		// Upgraded connections are hijacked: the drain closes them.
+		_ = g.wsSrv.Close()
+	}
 
 	// 3. Close clients gradually so they do not all reconnect at once.
 	step("drain", g.drain(ctx))

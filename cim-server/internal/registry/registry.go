@@ -47,6 +47,9 @@ type Config struct {
 	// authentication and world-writable nodes.
 	Auth   string
 	Logger *slog.Logger
+	// Data is the node's data: the gateway's contract.GatewayInfo (its
+	// WebSocket URL), written each time the node is created.
+	Data []byte
 	// OnRecreated, if set, is called after the node had to be created again
 	// (after a session expiry, or someone deleted it). The route has likely
 	// dropped this gateway's users meanwhile. It runs on the registry's
@@ -276,7 +279,7 @@ func (r *Registry) ensure() (watch <-chan zk.Event, sid int64, created bool, err
 	}
 	sid = c.SessionID()
 	for attempt := 0; attempt < 3; attempt++ {
-		_, err := c.Create(r.path, nil, zk.FlagEphemeral, r.acl)
+		_, err := c.Create(r.path, r.cfg.Data, zk.FlagEphemeral, r.acl)
 		if errors.Is(err, zk.ErrNoAuth) {
 			return nil, 0, false, fmt.Errorf("create %s: %w (the path is locked with other credentials: give every gateway the same --zk-auth-file)", r.path, err)
 		}

@@ -68,8 +68,13 @@ type recreations struct{ n atomic.Int32 }
 
 func start(t *testing.T, addr string, timeout time.Duration) (*Registry, *recreations) {
 	t.Helper()
+	return startWith(t, addr, timeout, nil)
+}
+
+func startWith(t *testing.T, addr string, timeout time.Duration, data []byte) (*Registry, *recreations) {
+	t.Helper()
 	rc := &recreations{}
-	r := New(Config{Servers: []string{addr}, Root: root, SessionTimeout: timeout, Logger: quiet,
+	r := New(Config{Servers: []string{addr}, Root: root, SessionTimeout: timeout, Logger: quiet, Data: data,
 		OnRecreated: func() { rc.n.Add(1) }})
 	if err := r.Register(id); err != nil {
 		t.Fatal(err)
@@ -145,6 +150,25 @@ func TestRecreatesDeletedNode(t *testing.T) {
 	}
 	eventually(t, "node recreated", func() bool { return owner(obs) == r.conn.SessionID() })
 	eventually(t, "OnRecreated", func() bool { return rc.n.Load() >= 1 })
+}
+
+// The node carries the gateway's info (its WebSocket URL) for the route,
+// also when it had to be created again.
+func TestNodeData(t *testing.T) {
+	z := testenv.StartZooKeeper(t)
+	obs := observer(t, z.Addr)
+	want := []byte(`{"wsUrl":"ws://127.0.0.1:9200/ws"}`)
+	r, _ := startWith(t, z.Addr, 4*time.Second, want)
+	if data, _, err := obs.Get(node); err != nil || string(data) != string(want) {
+		t.Fatalf("node data %q (%v), want %q", data, err, want)
+	}
+	if err := obs.Delete(node, -1); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "node recreated", func() bool { return owner(obs) == r.conn.SessionID() })
+	if data, _, err := obs.Get(node); err != nil || string(data) != string(want) {
+		t.Fatalf("recreated node data %q (%v), want %q", data, err, want)
+	}
 }
 
 func TestReregistersAfterZooKeeperRestart(t *testing.T) {
