@@ -30,7 +30,7 @@ func TestMakeRun(t *testing.T) {
 	bin := harness.Binaries(t)
 	run := t.TempDir()
 	route := testenv.FreePort(t)
-	zkPort, redisPort := testenv.FreePort(t), testenv.FreePort(t)
+	zkPort, redisPort, wsPort := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
 	env := append(os.Environ(),
 		"CIM_RUN_DIR="+run,
 		"CIM_BIN_DIR="+bin,
@@ -38,7 +38,8 @@ func TestMakeRun(t *testing.T) {
 		fmt.Sprintf("CIM_REDIS_PORT=%d", redisPort),
 		fmt.Sprintf("CIM_ROUTE_PORT=%d", route),
 		fmt.Sprintf("CIM_ROUTE_INTERNAL_PORT=%d", testenv.FreePort(t)),
-		fmt.Sprintf("CIM_GATEWAYS=%d:%d %d:%d", testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)),
+		fmt.Sprintf("CIM_GATEWAYS=%d:%d:%d %d:%d:%d", testenv.FreePort(t), testenv.FreePort(t), wsPort,
+			testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)),
 	)
 	script := filepath.Join(harness.RepoRoot(), "scripts", "cluster.sh")
 	cluster := func(arg string) string {
@@ -55,6 +56,9 @@ func TestMakeRun(t *testing.T) {
 	out := cluster("start")
 	if !strings.Contains(out, "cim-client --route http://127.0.0.1:") {
 		t.Fatalf("start did not say how to open clients:\n%s", out)
+	}
+	if page := fmt.Sprintf("Chat in a browser: http://127.0.0.1:%d/", route); !strings.Contains(out, page) {
+		t.Fatalf("start did not print the chat page's URL (%q):\n%s", page, out)
 	}
 	url := fmt.Sprintf("http://127.0.0.1:%d", route)
 	harness.Eventually(t, wait, func() error {

@@ -9,7 +9,8 @@
 #
 # Ports can be moved with CIM_ZK_PORT (2181), CIM_REDIS_PORT (6379),
 # CIM_ROUTE_PORT (8080, public API), CIM_ROUTE_INTERNAL_PORT (8090, gateway
-# calls) and CIM_GATEWAYS ("9000:9100 9001:9101", tcp:http pairs).
+# calls) and CIM_GATEWAYS ("9000:9100:9200 9001:9101:9201": tcp:http:ws
+# ports per gateway; without the third, ws = tcp + 200).
 # The token and internal secrets, an API key (scopes push+admin) and the
 # gateways' ZooKeeper credentials (user:password) are generated once into
 # $run/secret, $run/internal-secret, $run/api-key and $run/zk-auth (mode 600).
@@ -27,7 +28,7 @@ zk_port=${CIM_ZK_PORT:-2181}
 redis_port=${CIM_REDIS_PORT:-6379}
 route_port=${CIM_ROUTE_PORT:-8080}
 route_internal_port=${CIM_ROUTE_INTERNAL_PORT:-8090}
-gateways=${CIM_GATEWAYS:-"9000:9100 9001:9101"}
+gateways=${CIM_GATEWAYS:-"9000:9100:9200 9001:9101:9201"}
 host=127.0.0.1
 
 alive() { [ -f "$run/$1.pid" ] && kill -0 "$(cat "$run/$1.pid")" 2>/dev/null; }
@@ -104,10 +105,12 @@ CFG
   wait_for route "route ready"
 
   local i=0
-  for pair in $gateways; do
+  for ports in $gateways; do
     i=$((i + 1))
-    echo "starting cim-server gw$i: clients on $host:${pair%%:*}, internal http on $host:${pair##*:}"
-    launch "gw$i" "$bin/cim-server" --listen "$host:${pair%%:*}" --http-listen "$host:${pair##*:}" \
+    IFS=: read -r tcp http ws <<<"$ports"
+    ws=${ws:-$((tcp + 200))}
+    echo "starting cim-server gw$i: clients on $host:$tcp (TCP) and ws://$host:$ws/ws (WebSocket), internal http on $host:$http"
+    launch "gw$i" "$bin/cim-server" --listen "$host:$tcp" --http-listen "$host:$http" --ws-listen "$host:$ws" \
       --route "http://$host:$route_internal_port" --zk-auth-file "$run/zk-auth"
   done
   i=0
@@ -116,7 +119,8 @@ CFG
   cat <<MSG
 
 gocim is up (logs and data in $run).
-Open a client in each of two terminals:
+Chat in a browser: http://$host:$route_port/
+Or open a terminal client in each of two terminals:
   $bin/cim-client --route http://$host:$route_port --user alice --password secret --register
   $bin/cim-client --route http://$host:$route_port --user bob --password secret --register
 Then type "bob;;hello" in alice's, ":help" for commands, ":q" to quit.
