@@ -29,6 +29,7 @@ import (
 	"github.com/gocim/gocim/cim-route/internal/files"
 	"github.com/gocim/gocim/cim-route/internal/ratelimit"
 	"github.com/gocim/gocim/cim-route/internal/router"
+	"github.com/gocim/gocim/cim-route/internal/web"
 	"github.com/gocim/gocim/internal/contract"
 	"github.com/gocim/gocim/internal/pprofhttp"
 	"github.com/gocim/gocim/proto/cimpb"
@@ -264,6 +265,7 @@ func NewPublic(cfg Config) (http.Handler, error) {
 	if len(cfg.CORSOrigins) > 0 {
 		e.Use(cors(cfg.CORSOrigins))
 	}
+	web.Mount(e) // the chat page at /, its files under /web/
 	bearer := access{bearer: true}
 	userOrKey := func(s apikey.Scope) access { return access{bearer: true, scope: s} }
 

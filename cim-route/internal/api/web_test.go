@@ -85,3 +85,27 @@ func TestCORS(t *testing.T) {
 		t.Fatal("preflight of another origin answered")
 	}
 }
+
+// The public listener serves the chat page at / and the JavaScript client
+// beside it; the internal listener does not.
+func TestChatPageServed(t *testing.T) {
+	e := newEnv(t)
+	for _, p := range []string{"/", "/web/gocim.js"} {
+		resp, err := http.Get(e.url + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Security-Policy") == "" {
+			t.Fatalf("GET %s: %d %v", p, resp.StatusCode, resp.Header)
+		}
+	}
+	resp, err := http.Get(e.internal + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("internal listener GET /: %d, want 404", resp.StatusCode)
+	}
+}

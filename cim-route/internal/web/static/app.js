@@ -1,0 +1,1139 @@
+// app.js: the gocim web chat page, on top of ./gocim.js.
+//
+// Hooks for browser tests (stable ids and data attributes):
+//
+//   #login-user, #login-password      the sign-in form's fields
+//   #login-button, #register-button   log in; register (then log in)
+//   #login-error                      why signing in failed
+//   #conn-state                       text and data-state: "online" | "reconnecting" | "offline"
+//   #conn-banner                      shown while the connection is down or catching up
+//   #me                               the logged-in user's name; data-user-id
+//   #logout-button                    log out
+//   #conversations                    the conversation list; items [data-conv="user:<id>"],
+//                                     [data-conv="group:<gid>"], [data-conv="broadcast"];
+//                                     each with .unread (the count, hidden when 0) and
+//                                     aria-current="page" on the open one
+//   #online-users                     online users, items [data-user="<id>"] (click: open the chat)
+//   #new-chat-user, #new-chat         start a chat by user name or id
+//   #group-name, #group-open, #new-group   create a group (open by default)
+//   #group-id, #join-group            join a group by id
+//   #conv-title                       the open conversation's name; data-conv
+//   #group-tools                      in a group: #members-button, #members, #invite-user,
+//                                     #invite-button, #leave-group
+//   #messages                         the open conversation's messages, oldest first; items
+//                                     [data-msg-id] (the route's id; "" until known) with
+//                                     data-client-msg-id and data-status="pending|sent|delivered|read|failed"
+//                                     on one's own (class .mine), .file-download buttons on files,
+//                                     .join-invite[data-gid] buttons on group invitations
+//   #load-older                       load older messages (also on scrolling to the top)
+//   #composer, #send-button           the message box (Enter sends, Shift+Enter new line)
+//   #attach-button, #file-input       send files
+//   #toast                            short notices and errors
+//   #back-button                      back to the conversation list (narrow screens)
+//
+// Messages of the open conversation count as read (READ receipts, the
+// badge cleared) only while the page is visible; in a hidden tab they stay
+// unread. Conversations are keyed by user id; one started by a name the
+// page cannot resolve yet is "user:<name>" until the first message or the
+// history tells the id. The document title carries the unread total.
+
+import { Api, ApiError, Client, ClientError, Codes, GatewayError, utf8Encode } from './gocim.js';
+
+const $ = (id) => document.getElementById(id);
+const el = {
+  connState: $('conn-state'),
+  banner: $('conn-banner'),
+  me: $('me'),
+  logout: $('logout-button'),
+  loginView: $('login-view'),
+  loginForm: $('login-form'),
+  loginUser: $('login-user'),
+  loginPassword: $('login-password'),
+  loginButton: $('login-button'),
+  registerButton: $('register-button'),
+  loginError: $('login-error'),
+  chatView: $('chat-view'),
+  convList: $('conversations'),
+  noConvs: $('no-conversations'),
+  newChatForm: $('new-chat-form'),
+  newChatUser: $('new-chat-user'),
+  newGroupForm: $('new-group-form'),
+  groupName: $('group-name'),
+  groupOpen: $('group-open'),
+  joinGroupForm: $('join-group-form'),
+  groupId: $('group-id'),
+  online: $('online-users'),
+  refreshOnline: $('refresh-online'),
+  back: $('back-button'),
+  convTitle: $('conv-title'),
+  groupTools: $('group-tools'),
+  membersButton: $('members-button'),
+  members: $('members'),
+  inviteForm: $('invite-form'),
+  inviteUser: $('invite-user'),
+  leaveGroup: $('leave-group'),
+  scroll: $('message-scroll'),
+  loadOlder: $('load-older'),
+  messages: $('messages'),
+  composerForm: $('composer-form'),
+  composer: $('composer'),
+  send: $('send-button'),
+  attach: $('attach-button'),
+  fileInput: $('file-input'),
+  toast: $('toast'),
+};
+
+const MAX_TEXT = 4096; // the gateways' --max-text, in bytes
+const HISTORY_PAGE = 30;
+const LAST_USER_KEY = 'gocim.lastUser';
+
+// ------------------------------------------------------------------ state
+
+let client = null;
+let me = { userId: '', userName: '' };
+const convs = new Map(); // key → Conv
+const entries = new Map(); // "m:<msgId>" / "c:<clientMsgId>" → Entry
+const names = new Map(); // user id → name
+const ownFiles = new Map(); // clientMsgId → Blob of a file this page sent
+let current = null; // the open Conv
+let onlineTimer = null;
+let seeded = false;
+let wasDown = false;
+
+class Conv {
+  constructor(key, name) {
+    this.key = key;
+    const [kind, id] = key.includes(':') ? key.split(/:(.*)/s) : [key, ''];
+    this.kind = kind; // user | group | broadcast
+    this.id = id;
+    this.name = name || defaultName(kind, id);
+    this.entries = []; // oldest first
+    this.unread = [];
+    this.next = ''; // history cursor
+    this.history = 'none'; // none | loading | done | more
+    this.lastTs = 0;
+    this.preview = '';
+  }
+}
+
+function defaultName(kind, id) {
+  if (kind === 'group') return `group ${id}`;
+  if (kind === 'broadcast') return 'Everyone online';
+  if (id === '0') return 'system';
+  return names.get(id) || id;
+}
+
+const statusRank = { pending: 1, failed: 2, sent: 3, delivered: 4, read: 5 };
+
+// ------------------------------------------------------------------ helpers
+
+function show(node, on) {
+  node.hidden = !on;
+}
+
+let toastTimer = null;
+function toast(text) {
+  el.toast.textContent = text;
+  show(el.toast, true);
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => show(el.toast, false), 6000);
+}
+
+function describeError(err) {
+  if (err instanceof ApiError) {
+    switch (err.code) {
+      case Codes.BadAccount:
+        return err.httpStatus === 409 ? 'That name is taken.' : 'Wrong user name or password, or no such user.';
+      case Codes.BadArgument:
+        return err.detail || 'The server refused the request.';
+      case Codes.RateLimited:
+        return `Too many attempts; try again${err.retryAfter ? ` in ${err.retryAfter} s` : ' later'}.`;
+      case Codes.RepeatLogin:
+        return 'This account is logged in elsewhere.';
+      case Codes.NoServer:
+        return 'No chat server is available right now.';
+      case Codes.Forbidden:
+        return err.detail || 'Not allowed.';
+      case Codes.NoGroup:
+        return 'No such group.';
+      case Codes.GroupFull:
+        return 'The group is full.';
+      case Codes.TooLarge:
+        return 'Too large.';
+      case Codes.QuotaExceeded:
+        return 'Upload quota used up for now.';
+      case Codes.StorageFull:
+        return 'The server has no room for more files.';
+      case 0:
+        return 'Cannot reach the server.';
+    }
+    return err.detail || err.message;
+  }
+  if (err instanceof GatewayError) return err.text || err.message;
+  return err?.message || String(err);
+}
+
+function timeText(ms) {
+  if (!ms) return '';
+  const d = new Date(ms);
+  const now = new Date();
+  const sameDay = d.toDateString() === now.toDateString();
+  return sameDay
+    ? d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })
+    : d.toLocaleString([], { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
+}
+
+function sizeText(n) {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MB`;
+}
+
+function nameOf(userId, fallback) {
+  return names.get(userId) || fallback || userId;
+}
+
+function learnName(userId, name) {
+  if (!userId || !name || userId === '0') return;
+  if (names.get(userId) === name) return;
+  names.set(userId, name);
+  const c = convs.get(`user:${userId}`);
+  if (c) {
+    c.name = name;
+    renderConvList();
+    if (c === current) el.convTitle.textContent = name;
+  }
+  mergeAlias(name, userId);
+}
+
+// ------------------------------------------------------------------ connection state
+
+function setConnState(state) {
+  // The SDK's states, shown as three: online, reconnecting, offline.
+  const shown = state === 'online' ? 'online' : state === 'connecting' || state === 'reconnecting' ? 'reconnecting' : 'offline';
+  el.connState.textContent = shown;
+  el.connState.dataset.state = shown;
+  document.body.dataset.conn = shown;
+  updateBanner();
+}
+
+function updateBanner(extra) {
+  if (!client) {
+    show(el.banner, false);
+    return;
+  }
+  const s = client.state;
+  const pending = client.pending;
+  const waiting = pending ? ` ${pending} message${pending === 1 ? '' : 's'} will be sent when it is back.` : ' Messages you send are kept until it is back.';
+  let text = '';
+  let kind = '';
+  if (s === 'reconnecting' || s === 'connecting') {
+    text = `Connection lost — reconnecting…${waiting}`;
+    kind = 'down';
+  } else if (s === 'stopped') {
+    text = extra || 'Disconnected. Log in again to continue.';
+    kind = 'down';
+  } else if (s === 'online' && wasDown && !client.caughtUp) {
+    text = 'Back online — catching up…';
+    kind = 'up';
+  }
+  el.banner.textContent = text;
+  el.banner.dataset.kind = kind;
+  show(el.banner, !!text);
+}
+
+// ------------------------------------------------------------------ login
+
+function setBusy(busy) {
+  el.loginButton.disabled = busy;
+  el.registerButton.disabled = busy;
+  el.loginForm.setAttribute('aria-busy', busy ? 'true' : 'false');
+}
+
+async function signIn(register) {
+  const user = el.loginUser.value.trim();
+  const password = el.loginPassword.value;
+  el.loginError.textContent = '';
+  if (!user || !password) {
+    el.loginError.textContent = 'Enter a user name and a password.';
+    (user ? el.loginPassword : el.loginUser).focus();
+    return;
+  }
+  setBusy(true);
+  try {
+    if (register) {
+      await new Api('').register(user, password);
+    }
+    const c = new Client({ userName: user, password });
+    wire(c);
+    client = c;
+    setConnState('connecting');
+    await c.start();
+    try {
+      localStorage.setItem(LAST_USER_KEY, user);
+    } catch {
+      // storage off: nothing to remember
+    }
+    el.loginPassword.value = '';
+    enterChat();
+  } catch (err) {
+    if (client) {
+      const c = client;
+      client = null;
+      c.close().catch(() => {});
+    }
+    setConnState('offline');
+    el.loginError.textContent = describeError(err);
+    el.loginPassword.focus();
+  } finally {
+    setBusy(false);
+  }
+}
+
+function wire(c) {
+  c.on('state', ({ state }) => {
+    if (c !== client) return;
+    if (state === 'reconnecting') wasDown = true;
+    setConnState(state);
+  });
+  c.on('connected', () => {
+    if (c !== client) return;
+    me = { userId: c.info.userId, userName: c.info.userName };
+    el.me.textContent = me.userName;
+    el.me.dataset.userId = me.userId;
+    if (seeded) {
+      refreshOnline();
+      refreshGroups();
+    }
+  });
+  c.on('synced', () => {
+    if (c !== client) return;
+    wasDown = false;
+    updateBanner();
+  });
+  c.on('message', (m) => c === client && onMessage(m));
+  c.on('status', (r) => c === client && onStatus(r));
+  c.on('receipt', (r) => c === client && onReceipt(r));
+  c.on('error', (e) => {
+    if (c !== client) return;
+    if (e.clientMsgId) toast(`Not sent: ${describeError(e)}`);
+  });
+  c.on('kicked', ({ reason }) => {
+    if (c !== client) return;
+    updateBanner(`Disconnected: ${reason}. Log in again to continue.`);
+    leaveChat(`You were logged out: ${reason}`);
+  });
+}
+
+function enterChat() {
+  me = { userId: client.info.userId, userName: client.info.userName };
+  el.me.textContent = me.userName;
+  el.me.dataset.userId = me.userId;
+  learnName(me.userId, me.userName);
+  show(el.loginView, false);
+  show(el.chatView, true);
+  show(el.logout, true);
+  seeded = true;
+  renderConvList();
+  seedConversations();
+  refreshOnline();
+  refreshGroups();
+  clearInterval(onlineTimer);
+  onlineTimer = setInterval(() => client?.state === 'online' && refreshOnline(), 30_000);
+  if (current) openConv(current.key);
+  else el.newChatUser.focus();
+}
+
+function leaveChat(message) {
+  clearInterval(onlineTimer);
+  const c = client;
+  client = null;
+  if (c) c.close().catch(() => {});
+  convs.clear();
+  entries.clear();
+  names.clear();
+  ownFiles.clear();
+  current = null;
+  seeded = false;
+  wasDown = false;
+  el.convList.replaceChildren();
+  document.title = 'gocim chat';
+  el.messages.replaceChildren();
+  el.online.replaceChildren();
+  el.me.textContent = '';
+  delete el.me.dataset.userId;
+  show(el.chatView, false);
+  show(el.logout, false);
+  show(el.loginView, true);
+  document.body.classList.remove('conv-open');
+  setConnState('offline');
+  el.loginError.textContent = message || '';
+  el.loginUser.focus();
+}
+
+// ------------------------------------------------------------------ conversations
+
+function convKeyOfMessage(m) {
+  if (m.group) return `group:${m.group}`;
+  if (m.broadcast) return 'broadcast';
+  if (m.from === me.userId) return `user:${m.to}`;
+  return `user:${m.from}`;
+}
+
+function convKeyOfRecord(r) {
+  if (r.group) return `group:${r.group}`;
+  if (r.broadcast) return 'broadcast';
+  return `user:${r.to}`;
+}
+
+function conv(key, name) {
+  let c = convs.get(key);
+  if (!c) {
+    c = new Conv(key, name);
+    convs.set(key, c);
+    if (c.kind === 'group' && !name) fetchGroupName(c);
+    renderConvList();
+  } else if (name && c.name !== name && c.kind !== 'user') {
+    c.name = name;
+    renderConvList();
+  }
+  return c;
+}
+
+// mergeAlias moves a conversation opened by a user name onto the user's
+// id once the id is known (replies come from the id).
+function mergeAlias(name, userId) {
+  for (const [key, c] of convs) {
+    if (c.kind !== 'user' || /^[0-9]+$/.test(c.id) || c.id.toLowerCase() !== name.toLowerCase()) continue;
+    convs.delete(key);
+    const target = convs.get(`user:${userId}`);
+    if (target) {
+      for (const e of c.entries) {
+        e.conv = target;
+        insertEntry(target, e);
+      }
+      target.unread.push(...c.unread);
+      target.lastTs = Math.max(target.lastTs, c.lastTs);
+      if (current === c) openConv(target.key);
+    } else {
+      c.key = `user:${userId}`;
+      c.id = userId;
+      c.name = name;
+      convs.set(c.key, c);
+      if (current === c) el.convTitle.dataset.conv = c.key;
+    }
+    renderConvList();
+  }
+}
+
+function renderConvList() {
+  const list = [...convs.values()].sort((a, b) => b.lastTs - a.lastTs || a.name.localeCompare(b.name));
+  const items = list.map((c) => {
+    const li = document.createElement('li');
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = 'conv';
+    b.dataset.conv = c.key;
+    if (c === current) b.setAttribute('aria-current', 'page');
+    const icon = document.createElement('span');
+    icon.className = 'conv-icon';
+    icon.setAttribute('aria-hidden', 'true');
+    icon.textContent = c.kind === 'group' ? '#' : c.kind === 'broadcast' ? '*' : '@';
+    const name = document.createElement('span');
+    name.className = 'conv-name';
+    name.textContent = c.name;
+    const preview = document.createElement('span');
+    preview.className = 'conv-preview';
+    preview.textContent = c.preview;
+    const badge = document.createElement('span');
+    badge.className = 'unread';
+    badge.textContent = String(c.unread.length);
+    badge.setAttribute('aria-label', `${c.unread.length} unread`);
+    badge.hidden = c.unread.length === 0;
+    b.append(icon, name, badge, preview);
+    b.setAttribute('aria-label', `${c.kind === 'group' ? 'Group ' : ''}${c.name}${c.unread.length ? `, ${c.unread.length} unread` : ''}`);
+    b.addEventListener('click', () => openConv(c.key, true));
+    li.append(b);
+    return li;
+  });
+  const focused = document.activeElement?.dataset?.conv;
+  el.convList.replaceChildren(...items);
+  const unread = list.reduce((n, c) => n + c.unread.length, 0);
+  document.title = unread ? `(${unread}) gocim chat` : 'gocim chat';
+  if (focused) el.convList.querySelector(`[data-conv="${CSS.escape(focused)}"]`)?.focus();
+  show(el.noConvs, items.length === 0);
+}
+
+function openConv(key, focusComposer) {
+  const c = convs.get(key) || conv(key);
+  current = c;
+  el.convTitle.textContent = c.name;
+  el.convTitle.dataset.conv = c.key;
+  document.body.classList.add('conv-open');
+  show(el.groupTools, c.kind === 'group');
+  show(el.members, false);
+  el.membersButton.setAttribute('aria-expanded', 'false');
+  el.messages.replaceChildren(...c.entries.map((e) => e.el));
+  for (const x of [el.composer, el.send, el.attach]) x.disabled = false;
+  el.composer.placeholder = c.kind === 'broadcast' ? 'Message to everybody online' : 'Write a message…';
+  el.attach.disabled = c.kind === 'broadcast' || (c.kind === 'user' && c.id === '0');
+  renderConvList();
+  updateLoadOlder();
+  scrollToBottom();
+  if (c.history === 'none') loadHistory(c);
+  markConvRead(c);
+  if (focusComposer) el.composer.focus();
+}
+
+function closeConv() {
+  document.body.classList.remove('conv-open');
+  const key = current?.key;
+  if (key) el.convList.querySelector(`[data-conv="${CSS.escape(key)}"]`)?.focus();
+}
+
+// markConvRead reports what the user can see as read.
+function markConvRead(c) {
+  if (c !== current || document.visibilityState !== 'visible' || !client) return;
+  if (!document.body.classList.contains('conv-open') && window.matchMedia('(max-width: 720px)').matches) return;
+  if (c.unread.length === 0) return;
+  const list = c.unread;
+  c.unread = [];
+  try {
+    client.markRead(list);
+  } catch {
+    // stopped: nothing to tell
+  }
+  renderConvList();
+}
+
+// ------------------------------------------------------------------ seeding
+
+async function seedConversations() {
+  const c = client;
+  try {
+    const page = await c.history({ limit: 50 });
+    if (c !== client) return;
+    for (const m of page.messages) {
+      learnName(m.from, m.fromName);
+      const cv = conv(convKeyOfMessage(m));
+      if (m.timestampMs > cv.lastTs) {
+        cv.lastTs = m.timestampMs;
+        cv.preview = previewOf(m);
+      }
+    }
+    renderConvList();
+  } catch (err) {
+    if (c === client) toast(`History unavailable: ${describeError(err)}`);
+  }
+}
+
+async function fetchGroupName(c) {
+  const cl = client;
+  if (!cl) return;
+  try {
+    const g = await cl.group(c.id);
+    if (cl !== client || !g.name) return;
+    c.name = g.name;
+    renderConvList();
+    if (c === current) el.convTitle.textContent = c.name;
+  } catch {
+    // not a member any more, or unknown: keep "group <id>"
+  }
+}
+
+async function refreshGroups() {
+  const c = client;
+  try {
+    const gs = await c.groups();
+    if (c !== client) return;
+    for (const g of gs) conv(`group:${g.groupId}`, g.name);
+  } catch (err) {
+    if (c === client) toast(`Groups unavailable: ${describeError(err)}`);
+  }
+}
+
+async function refreshOnline() {
+  const c = client;
+  if (!c) return;
+  try {
+    const users = await c.onlineUsers();
+    if (c !== client) return;
+    users.sort((a, b) => a.userName.localeCompare(b.userName));
+    const items = users.map((u) => {
+      learnName(u.userId, u.userName);
+      const li = document.createElement('li');
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.className = 'user';
+      b.dataset.user = u.userId;
+      b.textContent = u.userId === me.userId ? `${u.userName} (you)` : u.userName;
+      b.setAttribute('aria-label', `Chat with ${u.userName}`);
+      b.disabled = u.userId === me.userId;
+      b.addEventListener('click', () => {
+        conv(`user:${u.userId}`, u.userName);
+        openConv(`user:${u.userId}`, true);
+      });
+      li.append(b);
+      return li;
+    });
+    el.online.replaceChildren(...items);
+  } catch (err) {
+    if (c === client && client.state === 'online') toast(`Online users unavailable: ${describeError(err)}`);
+  }
+}
+
+// ------------------------------------------------------------------ messages
+
+function previewOf(m) {
+  if (m.kind === 'file') return `File: ${m.file?.name || 'file'}`;
+  return (m.text || '').slice(0, 80);
+}
+
+function entryKeys(e) {
+  const keys = [];
+  if (e.msgId) keys.push(`m:${e.msgId}`);
+  if (e.clientMsgId) keys.push(`c:${e.clientMsgId}`);
+  return keys;
+}
+
+function findEntry(msgId, clientMsgId) {
+  return (msgId && entries.get(`m:${msgId}`)) || (clientMsgId && entries.get(`c:${clientMsgId}`)) || null;
+}
+
+// insertEntry puts e into c in time order (and on screen when c is open).
+function insertEntry(c, e) {
+  let i = c.entries.length;
+  while (i > 0 && c.entries[i - 1].ts > e.ts) i--;
+  c.entries.splice(i, 0, e);
+  for (const k of entryKeys(e)) entries.set(k, e);
+  if (c === current) {
+    const atBottom = isAtBottom();
+    const next = c.entries[i + 1];
+    el.messages.insertBefore(e.el, next ? next.el : null);
+    if (i === c.entries.length - 1 && (atBottom || e.mine)) scrollToBottom();
+  }
+}
+
+function addMessage(m, { live }) {
+  const c = conv(convKeyOfMessage(m));
+  const old = findEntry(m.msgId, '');
+  if (old) return old;
+  const e = {
+    conv: c,
+    msgId: m.msgId,
+    clientMsgId: '',
+    mine: m.from === me.userId,
+    ts: m.timestampMs || Date.now(),
+    msg: m,
+    status: '',
+    counts: { delivered: 0, read: 0, recipients: 0 },
+    el: null,
+  };
+  if (e.mine) {
+    const known = client?.statusByMsgId(m.msgId);
+    e.status = known?.status || 'sent';
+    if (known) {
+      e.clientMsgId = known.clientMsgId;
+      e.counts = { delivered: known.delivered, read: known.read, recipients: known.recipients };
+    }
+  }
+  e.el = renderEntry(e);
+  insertEntry(c, e);
+  if (e.ts >= c.lastTs) {
+    c.lastTs = e.ts;
+    c.preview = previewOf(m);
+  }
+  if (live && !e.mine) {
+    c.unread.push(m);
+    markConvRead(c);
+  }
+  return e;
+}
+
+function onMessage(m) {
+  learnName(m.from, m.fromName);
+  addMessage(m, { live: true });
+  renderConvList();
+}
+
+function onStatus(r) {
+  let e = findEntry(r.msgId, r.clientMsgId);
+  if (!e) {
+    const c = conv(convKeyOfRecord(r));
+    e = {
+      conv: c,
+      msgId: r.msgId,
+      clientMsgId: r.clientMsgId,
+      mine: true,
+      ts: r.at || Date.now(),
+      msg: { kind: r.kind, text: r.text, file: r.file, data: null, from: me.userId, fromName: me.userName, to: r.to, group: r.group, timestampMs: r.at },
+      status: r.status,
+      counts: { delivered: r.delivered, read: r.read, recipients: r.recipients },
+      el: null,
+    };
+    e.el = renderEntry(e);
+    insertEntry(c, e);
+    if (e.ts >= c.lastTs) {
+      c.lastTs = e.ts;
+      c.preview = previewOf(e.msg);
+      renderConvList();
+    }
+  }
+  if (r.clientMsgId && !e.clientMsgId) e.clientMsgId = r.clientMsgId;
+  if (r.msgId && !e.msgId) e.msgId = r.msgId;
+  for (const k of entryKeys(e)) {
+    const other = entries.get(k);
+    if (other && other !== e) removeEntry(other); // the same message from history
+    entries.set(k, e);
+  }
+  e.status = r.status; // the SDK's record already counts every receipt
+  e.counts = { delivered: Math.max(e.counts.delivered, r.delivered), read: Math.max(e.counts.read, r.read), recipients: Math.max(e.counts.recipients, r.recipients) };
+  e.error = r.error;
+  updateEntry(e);
+  updateBanner();
+}
+
+function onReceipt(r) {
+  const e = findEntry(r.msgId, r.clientMsgId);
+  if (!e || !e.mine) return;
+  if (r.msgId && !e.msgId) {
+    e.msgId = r.msgId;
+    entries.set(`m:${r.msgId}`, e);
+  }
+  if (statusRank[r.status] > statusRank[e.status] || e.status === 'failed') e.status = r.status;
+  if (r.group) {
+    if (r.status === 'sent') e.counts.recipients = Math.max(e.counts.recipients, r.count);
+    if (r.status === 'delivered') e.counts.delivered = Math.max(e.counts.delivered, r.count);
+    if (r.status === 'read') e.counts.read = Math.max(e.counts.read, r.count);
+  }
+  updateEntry(e);
+}
+
+function removeEntry(e) {
+  const c = e.conv;
+  const i = c.entries.indexOf(e);
+  if (i >= 0) c.entries.splice(i, 1);
+  for (const k of entryKeys(e)) if (entries.get(k) === e) entries.delete(k);
+  e.el.remove();
+}
+
+function renderEntry(e) {
+  const m = e.msg;
+  const li = document.createElement('li');
+  li.className = `msg${e.mine ? ' mine' : ''}`;
+  const meta = document.createElement('div');
+  meta.className = 'meta';
+  const from = document.createElement('span');
+  from.className = 'from';
+  from.textContent = e.mine ? 'you' : m.from === '0' ? 'system' : nameOf(m.from, m.fromName);
+  const time = document.createElement('time');
+  if (e.ts) {
+    time.dateTime = new Date(e.ts).toISOString();
+    time.textContent = timeText(e.ts);
+  }
+  meta.append(from, ' ', time);
+  const body = document.createElement('div');
+  body.className = 'body';
+  if (m.kind === 'file' && m.file) {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = 'file-download';
+    b.textContent = `↓ ${m.file.name || 'file'} (${sizeText(m.file.size || 0)})`;
+    b.setAttribute('aria-label', `Download ${m.file.name || 'file'}, ${sizeText(m.file.size || 0)}`);
+    b.addEventListener('click', () => downloadEntry(e));
+    body.append(b);
+  } else {
+    body.textContent = m.text || '';
+    const invite = !e.mine && m.from === '0' && /:gjoin\s+([0-9]+)/.exec(m.text || '');
+    if (invite) {
+      const j = document.createElement('button');
+      j.type = 'button';
+      j.className = 'join-invite';
+      j.dataset.gid = invite[1];
+      j.textContent = `Join group ${invite[1]}`;
+      j.addEventListener('click', () => joinGroup(invite[1]));
+      body.append(document.createElement('br'), j);
+    }
+  }
+  li.append(meta, body);
+  if (e.mine) {
+    const ticks = document.createElement('span');
+    ticks.className = 'ticks';
+    li.append(ticks);
+  }
+  e.el = li;
+  updateEntry(e);
+  return li;
+}
+
+function updateEntry(e) {
+  const li = e.el;
+  li.dataset.msgId = e.msgId || '';
+  if (e.clientMsgId) li.dataset.clientMsgId = e.clientMsgId;
+  if (!e.mine) return;
+  li.dataset.status = e.status;
+  const ticks = li.querySelector('.ticks');
+  const group = !!e.msg.group;
+  let mark = '';
+  let label = '';
+  switch (e.status) {
+    case 'pending':
+      mark = '…';
+      label = 'sending';
+      break;
+    case 'failed':
+      mark = '!';
+      label = `not sent${e.error ? `: ${describeError(e.error)}` : ''}`;
+      break;
+    case 'sent':
+      mark = '✓';
+      label = 'sent';
+      break;
+    case 'delivered':
+      mark = '✓✓';
+      label = 'delivered';
+      break;
+    case 'read':
+      mark = '✓✓ read';
+      label = 'read';
+      break;
+  }
+  if (group && (e.counts.delivered || e.counts.read)) {
+    label += ` (delivered to ${e.counts.delivered}${e.counts.recipients ? ` of ${e.counts.recipients}` : ''}, read by ${e.counts.read})`;
+    mark = e.counts.read ? `✓✓ read by ${e.counts.read}` : `✓✓ ${e.counts.delivered}`;
+  }
+  ticks.textContent = mark;
+  ticks.title = label;
+  ticks.setAttribute('aria-label', label);
+  ticks.setAttribute('role', 'img');
+  let retry = li.querySelector('.retry');
+  if (e.status === 'failed' && e.msg.kind !== 'file' && e.clientMsgId && !retry) {
+    retry = document.createElement('button');
+    retry.type = 'button';
+    retry.className = 'retry';
+    retry.textContent = 'Retry';
+    retry.addEventListener('click', () => resend(e));
+    li.append(retry);
+  } else if (e.status !== 'failed' && retry) {
+    retry.remove();
+  }
+}
+
+function resend(e) {
+  if (!client) return;
+  try {
+    const m = e.msg;
+    client.sendMsg({ clientMsgId: e.clientMsgId, to: m.to, group: m.group, broadcast: e.conv.kind === 'broadcast', text: m.text });
+  } catch (err) {
+    toast(describeError(err));
+  }
+}
+
+async function downloadEntry(e) {
+  const m = e.msg;
+  try {
+    let blob = e.clientMsgId ? ownFiles.get(e.clientMsgId) : null;
+    if (!blob) blob = await client.downloadFile(m);
+    const url = URL.createObjectURL(blob);
+    const a = document.createElement('a');
+    a.href = url;
+    a.download = m.file?.name || 'file';
+    a.rel = 'noopener';
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  } catch (err) {
+    toast(`Download failed: ${describeError(err)}`);
+  }
+}
+
+// ------------------------------------------------------------------ history
+
+function isAtBottom() {
+  const s = el.scroll;
+  return s.scrollHeight - s.scrollTop - s.clientHeight < 40;
+}
+
+function scrollToBottom() {
+  el.scroll.scrollTop = el.scroll.scrollHeight;
+}
+
+function updateLoadOlder() {
+  const c = current;
+  const more = !!c && (c.history === 'more' || c.history === 'loading');
+  show(el.loadOlder, more);
+  el.loadOlder.disabled = c?.history === 'loading';
+  el.loadOlder.textContent = c?.history === 'loading' ? 'Loading…' : 'Load older messages';
+}
+
+async function loadHistory(c) {
+  if (!client || c.history === 'loading' || c.history === 'done') return;
+  if (c.kind === 'broadcast' || (c.kind === 'user' && c.id === '0')) {
+    c.history = 'done';
+    updateLoadOlder();
+    return;
+  }
+  const cl = client;
+  const prev = c.history;
+  c.history = 'loading';
+  updateLoadOlder();
+  const q = c.kind === 'group' ? { group: c.id } : { peer: c.id };
+  if (c.next) q.before = c.next;
+  const before = el.scroll.scrollHeight - el.scroll.scrollTop;
+  const first = prev === 'none';
+  try {
+    const page = await cl.historyFill(q, HISTORY_PAGE);
+    if (cl !== client) return;
+    for (const m of page.messages) {
+      learnName(m.from, m.fromName);
+      if (c.kind === 'user' && !/^[0-9]+$/.test(c.id) && !m.group) {
+        // Opened by name: the history tells the id.
+        mergeAlias(c.id, m.from === me.userId ? m.to : m.from);
+      }
+      addMessage(m, { live: false });
+    }
+    const target = convs.get(c.key) === c ? c : convs.get(convKeyOfMessage(page.messages[0] || {})) || c;
+    target.next = page.next;
+    target.history = page.next ? 'more' : 'done';
+    if (target === current) {
+      if (first) scrollToBottom();
+      else el.scroll.scrollTop = el.scroll.scrollHeight - before;
+    }
+  } catch (err) {
+    c.history = prev === 'none' ? 'more' : prev;
+    if (err instanceof ApiError && err.code === Codes.BadAccount) {
+      c.history = 'done'; // no such user (yet): nothing to page through
+      if (cl === client) toast(`No user “${c.id}”.`);
+    } else if (cl === client) {
+      toast(`History unavailable: ${describeError(err)}`);
+    }
+  }
+  renderConvList();
+  updateLoadOlder();
+}
+
+// ------------------------------------------------------------------ actions
+
+function sendText() {
+  const c = current;
+  const text = el.composer.value;
+  if (!c || !client || !text.trim()) return;
+  if (utf8Encode(text).length > MAX_TEXT) {
+    toast(`Too long: at most ${MAX_TEXT} bytes.`);
+    return;
+  }
+  try {
+    if (c.kind === 'group') client.sendGroup(c.id, text);
+    else if (c.kind === 'broadcast') client.broadcast(text);
+    else client.send(c.id, text);
+    el.composer.value = '';
+    autosize();
+  } catch (err) {
+    toast(err instanceof ClientError && err.reason === 'stopped' ? 'Disconnected: log in again.' : describeError(err));
+  }
+}
+
+async function sendFiles(files) {
+  const c = current;
+  if (!c || !client) return;
+  for (const f of files) {
+    try {
+      const id = c.kind === 'group' ? await client.sendGroupFile(c.id, f) : await client.sendFile(c.id, f);
+      ownFiles.set(id, f);
+    } catch (err) {
+      toast(`${f.name}: ${describeError(err)}`);
+    }
+  }
+}
+
+function idOfName(name) {
+  for (const [id, n] of names) if (n.toLowerCase() === name.toLowerCase()) return id;
+  return '';
+}
+
+async function startChat(who) {
+  who = who.trim();
+  if (!who || !client) return;
+  let key = '';
+  if (/^[0-9]+$/.test(who)) key = `user:${who}`;
+  else {
+    let id = idOfName(who);
+    if (!id) {
+      // Conversations are by user id: ask who is online, then the history.
+      await refreshOnline();
+      id = idOfName(who);
+    }
+    if (!id && client) {
+      try {
+        const page = await client.history({ peer: who, limit: 1 });
+        const m = page.messages[0];
+        if (m) id = m.from === me.userId ? m.to : m.from;
+      } catch {
+        // unknown user or no history: keyed by name until a message tells
+      }
+    }
+    key = id ? `user:${id}` : `user:${who}`;
+  }
+  if (!client) return;
+  if (key === `user:${me.userId}`) {
+    toast('That is you.');
+    return;
+  }
+  conv(key);
+  openConv(key, true);
+}
+
+async function createGroup(name, open) {
+  if (!client || !name.trim()) return;
+  try {
+    const g = await client.createGroup(name.trim(), open);
+    conv(`group:${g.groupId}`, g.name);
+    openConv(`group:${g.groupId}`, true);
+    toast(`Group “${g.name}” created: its id is ${g.groupId}${g.open ? '; anyone can join with it' : '; invite members'}.`);
+    el.groupName.value = '';
+  } catch (err) {
+    toast(`Cannot create the group: ${describeError(err)}`);
+  }
+}
+
+async function joinGroup(gid) {
+  gid = String(gid).trim();
+  if (!client || !gid) return;
+  try {
+    const g = await client.joinGroup(gid);
+    conv(`group:${g.groupId}`, g.name);
+    openConv(`group:${g.groupId}`, true);
+    el.groupId.value = '';
+  } catch (err) {
+    toast(`Cannot join group ${gid}: ${describeError(err)}`);
+  }
+}
+
+async function toggleMembers() {
+  const c = current;
+  if (!c || c.kind !== 'group' || !client) return;
+  if (!el.members.hidden) {
+    show(el.members, false);
+    el.membersButton.setAttribute('aria-expanded', 'false');
+    return;
+  }
+  try {
+    const users = await client.groupMembers(c.id);
+    const items = users.map((u) => {
+      learnName(u.userId, u.userName);
+      const li = document.createElement('li');
+      li.dataset.user = u.userId;
+      li.textContent = u.userName;
+      return li;
+    });
+    el.members.replaceChildren(...items);
+    show(el.members, true);
+    el.membersButton.setAttribute('aria-expanded', 'true');
+  } catch (err) {
+    toast(`Members unavailable: ${describeError(err)}`);
+  }
+}
+
+async function invite(user) {
+  const c = current;
+  if (!c || c.kind !== 'group' || !client || !user.trim()) return;
+  try {
+    const ids = await client.inviteToGroup(c.id, [user.trim()]);
+    toast(ids.length ? `Invited ${user.trim()}.` : `${user.trim()} is a member or invited already.`);
+    el.inviteUser.value = '';
+  } catch (err) {
+    toast(`Cannot invite: ${describeError(err)}`);
+  }
+}
+
+async function leaveCurrentGroup() {
+  const c = current;
+  if (!c || c.kind !== 'group' || !client) return;
+  try {
+    await client.leaveGroup(c.id);
+    convs.delete(c.key);
+    current = null;
+    el.messages.replaceChildren();
+    el.convTitle.textContent = 'Pick a conversation';
+    delete el.convTitle.dataset.conv;
+    show(el.groupTools, false);
+    for (const x of [el.composer, el.send, el.attach]) x.disabled = true;
+    renderConvList();
+    closeConv();
+    toast(`You left ${c.name}.`);
+  } catch (err) {
+    toast(`Cannot leave: ${describeError(err)}`);
+  }
+}
+
+function autosize() {
+  el.composer.style.height = 'auto';
+  const h = el.composer.scrollHeight;
+  el.composer.style.height = `${Math.min(h, 160)}px`;
+  el.composer.style.overflowY = h > 160 ? 'auto' : 'hidden';
+}
+
+// ------------------------------------------------------------------ wiring
+
+el.loginForm.addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  signIn(false);
+});
+el.registerButton.addEventListener('click', () => signIn(true));
+el.logout.addEventListener('click', () => leaveChat(''));
+el.newChatForm.addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  startChat(el.newChatUser.value);
+  el.newChatUser.value = '';
+});
+el.newGroupForm.addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  createGroup(el.groupName.value, el.groupOpen.checked);
+});
+el.joinGroupForm.addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  joinGroup(el.groupId.value);
+});
+el.refreshOnline.addEventListener('click', () => refreshOnline());
+el.back.addEventListener('click', closeConv);
+el.membersButton.addEventListener('click', toggleMembers);
+el.inviteForm.addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  invite(el.inviteUser.value);
+});
+el.leaveGroup.addEventListener('click', leaveCurrentGroup);
+el.loadOlder.addEventListener('click', () => current && loadHistory(current));
+el.scroll.addEventListener('scroll', () => {
+  if (current && el.scroll.scrollTop < 40 && current.history === 'more') loadHistory(current);
+});
+el.composerForm.addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  sendText();
+  el.composer.focus();
+});
+el.composer.addEventListener('keydown', (ev) => {
+  if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) {
+    ev.preventDefault();
+    sendText();
+  } else if (ev.key === 'Escape') {
+    closeConv();
+  }
+});
+el.composer.addEventListener('input', autosize);
+el.attach.addEventListener('click', () => el.fileInput.click());
+el.fileInput.addEventListener('change', () => {
+  const files = [...el.fileInput.files];
+  el.fileInput.value = '';
+  sendFiles(files);
+});
+document.addEventListener('visibilitychange', () => current && markConvRead(current));
+window.addEventListener('focus', () => current && markConvRead(current));
+
+try {
+  el.loginUser.value = localStorage.getItem(LAST_USER_KEY) || '';
+} catch {
+  // storage off
+}
+(el.loginUser.value ? el.loginPassword : el.loginUser).focus();
+setConnState('offline');

@@ -1,0 +1,516 @@
+// Types of gocim.js, the gocim browser client (an ES module without
+// dependencies). See the comment at the top of gocim.js for how it works.
+
+export declare const VERSION: string;
+/** The WebSocket subprotocol the client speaks: each message one Frame in protojson. */
+export declare const SUBPROTOCOL: 'gocim.json';
+
+/** Result codes of the route's API and of ERROR frames (proto/codes). */
+export declare const Codes: Readonly<{
+  OK: 9000;
+  RepeatLogin: 5000;
+  Offline: 7000;
+  NoServer: 7100;
+  BadAccount: 9100;
+  BadArgument: 3000;
+  Unauthorized: 4010;
+  WrongGateway: 4011;
+  LoginTimeout: 4080;
+  FrameTooLarge: 4130;
+  BadFrame: 4000;
+  SlowConsumer: 4290;
+  Unavailable: 5030;
+  Internal: 5001;
+  GoingAway: 5031;
+  Reconnect: 5033;
+  KickedElsewhere: 4090;
+  StaleSession: 4091;
+  Forbidden: 4030;
+  RateLimited: 4291;
+  TooLarge: 4131;
+  NoGroup: 9200;
+  GroupFull: 9201;
+  TooManyConnections: 4292;
+  QuotaExceeded: 4293;
+  Busy: 5032;
+  StorageFull: 5070;
+}>;
+
+/** The defaults of ClientOptions (milliseconds where it is a time). */
+export declare const Defaults: Readonly<{
+  heartbeatMs: number;
+  pongTimeoutMs: number;
+  reconnectMinMs: number;
+  reconnectMaxMs: number;
+  connectTimeoutMs: number;
+  startTimeoutMs: number;
+  resendTimeoutMs: number;
+  resendMax: number;
+  ackDelayMs: number;
+  ackEvery: number;
+  groupAckDelayMs: number;
+  syncTimeoutMs: number;
+  maxFrame: number;
+  httpTimeoutMs: number;
+}>;
+
+/** A short English description of a result code. */
+export declare function codeText(code: number): string;
+export declare function utf8Encode(s: string): Uint8Array;
+export declare function utf8Decode(b: Uint8Array): string;
+/** Standard base64 with padding, as protojson writes bytes. */
+export declare function bytesToBase64(b: Uint8Array): string;
+/** Standard or URL-safe base64, padded or not. */
+export declare function base64ToBytes(s: string): Uint8Array;
+
+/** A failure the route answered with a result code; code 0: no route answer at all (network, timeout, a proxy's page). */
+export declare class ApiError extends Error {
+  readonly name: 'ApiError';
+  readonly code: number;
+  readonly httpStatus: number;
+  /** Seconds the route asked to wait (HTTP 429 Retry-After); 0 when none. */
+  readonly retryAfter: number;
+  /** The route's own message. */
+  readonly detail: string;
+  constructor(code: number, message: string, httpStatus?: number, retryAfter?: number, options?: { cause?: unknown });
+}
+
+/** An ERROR frame from a gateway. */
+export declare class GatewayError extends Error {
+  readonly name: 'GatewayError';
+  readonly code: number;
+  readonly text: string;
+  /** Set when the error answers one of this client's messages. */
+  readonly clientMsgId: string;
+  constructor(code: number, text?: string, clientMsgId?: string);
+}
+
+export type ClientErrorReason =
+  | 'closed'
+  | 'stopped'
+  | 'not-started'
+  | 'started'
+  | 'not-logged-in'
+  | 'too-large'
+  | 'no-recipient'
+  | 'no-group'
+  | 'timeout'
+  | 'aborted'
+  | 'bad-options'
+  | 'bad-ref'
+  | 'not-a-file'
+  | 'no-fetch'
+  | 'no-websocket';
+
+/** A call refused by the client itself. */
+export declare class ClientError extends Error {
+  readonly name: 'ClientError';
+  readonly reason: ClientErrorReason;
+  constructor(reason: ClientErrorReason, message?: string);
+  static readonly CLOSED: 'closed';
+  static readonly STOPPED: 'stopped';
+  static readonly NOT_STARTED: 'not-started';
+  static readonly STARTED: 'started';
+  static readonly NOT_LOGGED_IN: 'not-logged-in';
+  static readonly TOO_LARGE: 'too-large';
+  static readonly NO_RECIPIENT: 'no-recipient';
+  static readonly NO_GROUP: 'no-group';
+  static readonly TIMEOUT: 'timeout';
+  static readonly ABORTED: 'aborted';
+}
+
+/** Where the client keeps its state between page loads (localStorage by default). */
+export interface StorageLike {
+  getItem(key: string): string | null;
+  setItem(key: string, value: string): void;
+  removeItem(key: string): void;
+}
+
+/** A StorageLike kept in memory. */
+export declare class MemoryStorage implements StorageLike {
+  getItem(key: string): string | null;
+  setItem(key: string, value: string): void;
+  removeItem(key: string): void;
+}
+
+export interface CallOptions {
+  signal?: AbortSignal;
+}
+
+export interface User {
+  userId: string;
+  userName: string;
+}
+
+/** The gateway a login sends the user to. */
+export interface Server {
+  /** The gateway id, "<host>:<tcpPort>:<httpPort>". */
+  id: string;
+  host: string;
+  tcpPort: number;
+  httpPort: number;
+  /** Where browsers connect (ws:// or wss://); "" when the gateway has no WebSocket listener. */
+  wsUrl: string;
+}
+
+export interface LoginResult {
+  userId: string;
+  userName: string;
+  sessionId: string;
+  /** The gateway token for LOGIN, and its expiry (unix seconds). */
+  token: string;
+  expiresAt: number;
+  /** The bearer for the route's API, and its expiry (unix seconds). */
+  accessToken: string;
+  accessExpiresAt: number;
+  server: Server;
+}
+
+export interface FileInfo {
+  name: string;
+  size: number;
+  contentType: string;
+  /** Set when the bytes were uploaded to the route instead of inlined. */
+  ref: string;
+}
+
+export type MessageKind = 'text' | 'file';
+
+/** A message as events and history give it. */
+export interface Message {
+  /** The route's id ("" for none). */
+  msgId: string;
+  /** The sender's id for it (live messages only; "" from history). */
+  clientMsgId: string;
+  /** The receiver's inbox seq; 0 for broadcasts and group-timeline messages. */
+  seq: number;
+  /** A large group's timeline position; 0 otherwise. */
+  groupSeq: number;
+  from: string;
+  fromName: string;
+  to: string;
+  /** The group id of a group message; "" otherwise. */
+  group: string;
+  /** CIM's "group chat": to everybody online, nothing stored. */
+  broadcast: boolean;
+  kind: MessageKind;
+  /** The text of a text message ("" for a file). */
+  text: string;
+  /** A file message's bytes when they came inline; null otherwise. */
+  data: Uint8Array | null;
+  file: FileInfo | null;
+  timestampMs: number;
+}
+
+export type ReceiptStatus = 'sent' | 'delivered' | 'read';
+
+export interface Receipt {
+  status: ReceiptStatus;
+  msgId: string;
+  clientMsgId: string;
+  /** The user whose action produced it. */
+  by: string;
+  timestampMs: number;
+  seq: number;
+  /** For group messages: the group, and how many members reached this status so far (with sent: members it went to). */
+  group: string;
+  count: number;
+}
+
+export type SendStatus = 'pending' | 'failed' | 'sent' | 'delivered' | 'read';
+
+/** What the client knows about one message it sent. */
+export interface SentMessage {
+  clientMsgId: string;
+  /** The route's id, from RECEIPT_SENT. */
+  msgId: string;
+  /** The recipient as given ("" for a group message or a broadcast). */
+  to: string;
+  group: string;
+  broadcast: boolean;
+  kind: MessageKind;
+  text: string;
+  file: FileInfo | null;
+  /** The best status so far; it only rises (failed sits between pending and sent). */
+  status: SendStatus;
+  /** Tries started: 1 for the first write, +1 per resend after a timeout. */
+  tries: number;
+  /** Why it failed, when status is 'failed'. */
+  error: GatewayError | null;
+  /** When it was sent (ms since the epoch). */
+  at: number;
+  /** Group messages: members it went to, and that received and read it so far. */
+  recipients: number;
+  delivered: number;
+  read: number;
+}
+
+export interface HistoryQuery {
+  /** The conversation with this user (id or name). */
+  peer?: string;
+  /** One group's messages (not with peer). */
+  group?: string;
+  /** Text containing it, ignoring case. */
+  keyword?: string;
+  /** The previous page's next cursor. */
+  before?: string;
+  /** Page size, 1..100 (default 20). */
+  limit?: number;
+}
+
+export interface HistoryPage {
+  /** Newest first. */
+  messages: Message[];
+  /** The cursor of the next, older page; "" at the end. A page may be short, even empty, and still have one. */
+  next: string;
+}
+
+export interface Group {
+  groupId: string;
+  name: string;
+  /** The owner's user id; the owner is a member. */
+  owner: string;
+  /** Anyone may join; otherwise only invited users. */
+  open: boolean;
+  members: number;
+}
+
+export interface GroupCount {
+  delivered: number;
+  read: number;
+}
+
+export interface UploadResult {
+  ref: string;
+  name: string;
+  size: number;
+  contentType: string;
+}
+
+export interface DelayResult {
+  delayId: string;
+  /** When it will be sent (unix ms). */
+  dueAt: number;
+}
+
+export interface ApiOptions {
+  /** fetch to use (default the global one). */
+  fetch?: typeof fetch;
+  /** Bound of one call (default 10 s); uploads get more by their size. */
+  timeoutMs?: number;
+}
+
+/** A client of the route's public HTTP API. Use one per user. */
+export declare class Api {
+  /** @param routeUrl the route's base URL; "" for the page's own origin. */
+  constructor(routeUrl?: string, options?: ApiOptions);
+  readonly base: string;
+  timeoutMs: number;
+  /** The bearer sent on session calls: the latest login's ("" for none). */
+  accessToken: string;
+  /** The user and session of the latest login. */
+  userId: string;
+  sessionId: string;
+
+  register(userName: string, password: string, opts?: CallOptions): Promise<User>;
+  /** By user name or decimal user id. */
+  login(user: string, password: string, opts?: CallOptions): Promise<LoginResult>;
+  onlineUsers(opts?: CallOptions): Promise<User[]>;
+  offline(opts?: CallOptions): Promise<void>;
+  history(q?: HistoryQuery, opts?: CallOptions): Promise<HistoryPage>;
+  historyFill(q?: HistoryQuery, n?: number, opts?: CallOptions): Promise<HistoryPage>;
+  upload(blob: Blob, opts?: { name?: string; contentType?: string; signal?: AbortSignal }): Promise<UploadResult>;
+  download(ref: string, opts?: CallOptions): Promise<Blob>;
+  createGroup(name: string, open?: boolean, opts?: CallOptions): Promise<Group>;
+  groups(opts?: CallOptions): Promise<Group[]>;
+  group(gid: string, opts?: CallOptions): Promise<Group>;
+  groupMembers(gid: string, opts?: CallOptions): Promise<User[]>;
+  joinGroup(gid: string, opts?: CallOptions): Promise<Group>;
+  inviteToGroup(gid: string, users: string | string[], opts?: CallOptions): Promise<string[]>;
+  leaveGroup(gid: string, opts?: CallOptions): Promise<void>;
+  kickFromGroup(gid: string, user: string, opts?: CallOptions): Promise<void>;
+  renameGroup(gid: string, name: string, opts?: CallOptions): Promise<Group>;
+  dissolveGroup(gid: string, opts?: CallOptions): Promise<void>;
+  groupReceipts(msgIds: string | string[], opts?: CallOptions): Promise<Record<string, GroupCount>>;
+  delay(to: string, text: string, delaySeconds: number, opts?: CallOptions): Promise<DelayResult>;
+}
+
+export type ClientState = 'idle' | 'connecting' | 'online' | 'reconnecting' | 'stopped' | 'closed';
+
+export interface ClientOptions {
+  /** The route's base URL, e.g. "http://127.0.0.1:8080"; "" (default) for the page's own origin. */
+  routeUrl?: string;
+  /** The account's name, or its decimal user id. */
+  userName: string;
+  password: string;
+  /** Where the position, outbox and statuses are kept per route and user (default localStorage, else memory; false: memory). */
+  storage?: StorageLike | false | null;
+  /** fetch for the route calls (default the global one). */
+  fetch?: typeof fetch;
+  /** The WebSocket constructor (default the global one). */
+  WebSocket?: { new (url: string, protocols?: string | string[]): WebSocket };
+  /** An Api to use instead of a new one. */
+  api?: Api;
+  /** Where warnings go (default console); null for none. */
+  logger?: Pick<Console, 'warn' | 'error' | 'info'> | null;
+  /** Random numbers in [0, 1) for the backoff's jitter (tests). */
+  random?: () => number;
+
+  /** PING after this long without writing or reading (default 60 s; <= 0: no heartbeat). */
+  heartbeatMs?: number;
+  /** After a PING, how long the gateway has to show life before the link counts as dead (default 10 s). */
+  pongTimeoutMs?: number;
+  /** Bounds of the jittered exponential backoff between logins (defaults 500 ms, 30 s). */
+  reconnectMinMs?: number;
+  reconnectMaxMs?: number;
+  /** WebSocket open + LOGIN → LOGIN_ACK (default 10 s). */
+  connectTimeoutMs?: number;
+  /** How long start() keeps trying transient failures (default 30 s; <= 0: until its signal). */
+  startTimeoutMs?: number;
+  /** A sent message unanswered this long is written again (default 5 s, doubling per try, at most 16×). */
+  resendTimeoutMs?: number;
+  /** Tries per message (default 5); writes on a new link do not count. */
+  resendMax?: number;
+  /** ACK at most this long after showing an inbox entry (default 100 ms), or at once when ackEvery wait (default 100). */
+  ackDelayMs?: number;
+  ackEvery?: number;
+  /** ackDelayMs for large groups' timelines (default 1 s). */
+  groupAckDelayMs?: number;
+  /** A SYNC unanswered this long is asked again (default 10 s). */
+  syncTimeoutMs?: number;
+  /** Largest frame sent (default 64 KiB, as the gateways'). */
+  maxFrame?: number;
+  /** Bound of one route call (default 10 s). */
+  httpTimeoutMs?: number;
+}
+
+export interface ClientInfo {
+  userId: string;
+  userName: string;
+  sessionId: string;
+  gateway: string;
+  connected: boolean;
+  state: ClientState;
+}
+
+/** The events of a Client, by name, with their detail. */
+export interface ClientEventMap {
+  state: { state: ClientState };
+  connected: { gateway: string };
+  disconnected: { reason: string; gateway: string };
+  /** The inbox caught up with the server after a (re)connect. */
+  synced: { lastSeq: number };
+  /** Exactly once and in order per inbox (and per group timeline). */
+  message: Message;
+  /** Once per status for a message sent by this client; every time for others. */
+  receipt: Receipt;
+  /** One of this client's messages changed (queued, answered, delivered, read, failed). */
+  status: SentMessage;
+  /** An ERROR frame: the final answer to a send (clientMsgId set) or about the link. */
+  error: GatewayError;
+  /** A send was rate limited and will be written again (once per message). */
+  retrying: GatewayError;
+  /** Stopped for good: a KICK (logged in elsewhere, logged off) or a refused login. */
+  kicked: { reason: string; error: GatewayError | null; gateway: string };
+  closed: Record<string, never>;
+}
+
+export type ClientEventType = keyof ClientEventMap;
+
+export interface SendFileOptions {
+  name?: string;
+  contentType?: string;
+  signal?: AbortSignal;
+}
+
+/** A message to send with sendMsg. */
+export interface OutgoingMessage {
+  /** A user id or name; or group; or broadcast. */
+  to?: string;
+  group?: string;
+  broadcast?: boolean;
+  /** Kept when given: sending the same id again is the same message to the route. */
+  clientMsgId?: string;
+  kind?: MessageKind;
+  text?: string;
+  file?: FileInfo;
+  /** A file's inline bytes. */
+  data?: Uint8Array | null;
+}
+
+/** Keeps one user's connection to a gocim cluster. Events: see ClientEventMap. */
+export declare class Client extends EventTarget {
+  constructor(options: ClientOptions);
+  readonly api: Api;
+  readonly routeUrl: string;
+  readonly state: ClientState;
+  readonly info: ClientInfo;
+  /** The highest inbox seq shown in order. */
+  readonly lastSeq: number;
+  /** Whether the inbox caught up with the server since the last (re)connect. */
+  readonly caughtUp: boolean;
+  /** How many sent messages wait for the route's answer. */
+  readonly pending: number;
+
+  /** Calls fn(detail) for each event of type; returns a function that stops it. */
+  on<K extends ClientEventType>(type: K, fn: (detail: ClientEventMap[K], event: CustomEvent<ClientEventMap[K]>) => void): () => void;
+  addEventListener<K extends ClientEventType>(type: K, listener: (event: CustomEvent<ClientEventMap[K]>) => void, options?: boolean | AddEventListenerOptions): void;
+  addEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | AddEventListenerOptions): void;
+  removeEventListener<K extends ClientEventType>(type: K, listener: (event: CustomEvent<ClientEventMap[K]>) => void, options?: boolean | EventListenerOptions): void;
+  removeEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | EventListenerOptions): void;
+
+  /**
+   * Logs in and connects; rejects for a permanent reason (ApiError 9100,
+   * 3000, 5000; a refused session) or when nothing worked within
+   * timeoutMs (default 30 s). Afterwards the client reconnects by itself.
+   */
+  start(opts?: { signal?: AbortSignal; timeoutMs?: number }): Promise<void>;
+  /** Acknowledges, logs off (POST /offLine), closes, saves; pending messages stay saved for the next login. */
+  close(): Promise<void>;
+  /** Reconnect now instead of at the end of the backoff wait (or probe the live link). */
+  reconnectNow(): void;
+
+  /** Each returns the clientMsgId at once; the message is written when a link is up and kept until answered. */
+  send(to: string, text: string): string;
+  sendGroup(gid: string, text: string): string;
+  broadcast(text: string): string;
+  sendMsg(m: OutgoingMessage): string;
+  /** A file message for blob: inline when it fits one frame, else uploaded first. */
+  prepareFile(blob: Blob, opts?: SendFileOptions): Promise<OutgoingMessage>;
+  sendFile(to: string, blob: Blob, opts?: SendFileOptions): Promise<string>;
+  sendGroupFile(gid: string, blob: Blob, opts?: SendFileOptions): Promise<string>;
+  /** The file of a file message: its inline bytes, or the route's copy. */
+  downloadFile(message: Pick<Message, 'kind' | 'file' | 'data'>, opts?: CallOptions): Promise<Blob>;
+
+  status(clientMsgId: string): SentMessage | null;
+  statusByMsgId(msgId: string): SentMessage | null;
+  /** The n most recently sent (all remembered when n <= 0), oldest first. */
+  recent(n?: number): SentMessage[];
+
+  /**
+   * READ receipts for messages (objects from events or history, or msgIds
+   * shown lately), after an ACK of what was shown; offline they wait for
+   * the next link. Returns how many messages it named.
+   */
+  markRead(items: Array<Message | Pick<Message, 'msgId' | 'seq' | 'from' | 'group'> | string> | Message | string): number;
+
+  onlineUsers(opts?: CallOptions): Promise<User[]>;
+  history(q?: HistoryQuery, opts?: CallOptions): Promise<HistoryPage>;
+  historyFill(q?: HistoryQuery, n?: number, opts?: CallOptions): Promise<HistoryPage>;
+  createGroup(name: string, open?: boolean, opts?: CallOptions): Promise<Group>;
+  groups(opts?: CallOptions): Promise<Group[]>;
+  group(gid: string, opts?: CallOptions): Promise<Group>;
+  groupMembers(gid: string, opts?: CallOptions): Promise<User[]>;
+  joinGroup(gid: string, opts?: CallOptions): Promise<Group>;
+  inviteToGroup(gid: string, users: string | string[], opts?: CallOptions): Promise<string[]>;
+  leaveGroup(gid: string, opts?: CallOptions): Promise<void>;
+  kickFromGroup(gid: string, user: string, opts?: CallOptions): Promise<void>;
+  renameGroup(gid: string, name: string, opts?: CallOptions): Promise<Group>;
+  dissolveGroup(gid: string, opts?: CallOptions): Promise<void>;
+  /** Also raises the statuses this client reports for those messages. */
+  groupReceipts(msgIds: string | string[], opts?: CallOptions): Promise<Record<string, GroupCount>>;
+  delay(to: string, text: string, delaySeconds: number, opts?: CallOptions): Promise<DelayResult>;
+
+  /** Forgets this user's saved state in the storage. */
+  forgetSavedState(): void;
+}

@@ -1,0 +1,2656 @@
+// gocim.js: the gocim client for browsers (and any JavaScript runtime with
+// fetch and WebSocket). An ES module with no dependencies and no build step.
+//
+// Two layers, as in the Go SDK (cim-client/client):
+//
+//   - Api is a thin client of the route's public HTTP API: register, login,
+//     online users, log-off, history, uploads and downloads, groups, delayed
+//     messages. Failures the route reports are thrown as ApiError carrying
+//     the route's result code. It keeps the access token of its latest
+//     login and sends it as "Authorization: Bearer" where the route wants it.
+//   - Client logs in through the route, opens a WebSocket to the gateway
+//     the route names (server.wsUrl, subprotocol "gocim.json": every message
+//     one Frame of proto/cim.proto in protojson), and keeps it alive on its
+//     own: it heartbeats, notices a dead link, logs in again through the
+//     route (which may pick another gateway) with jittered exponential
+//     backoff, and reports what happens as events.
+//
+// Reliable delivery (docs/ARCHITECTURE.md, "Reliable delivery"): every
+// message and receipt stored in the user's inbox carries a seq. The Client
+// shows each exactly once and in seq order, live or fetched by SYNC (gaps
+// are held back and filled), and acknowledges what it showed with delayed,
+// cumulative ACKs. Large groups' messages ("group timelines") carry a
+// groupSeq instead and get the same treatment per group (ACK.groups,
+// SYNC{group}). As a sender it keeps every message in an outbox until the
+// route answers RECEIPT_SENT or a final ERROR, writing it again with the
+// same clientMsgId after a timeout and on every new link (the route
+// deduplicates). The position (lastSeq), the outbox and recent statuses are
+// kept in a Storage (localStorage by default) per route and user, so a page
+// reload resumes where it was.
+//
+// Events (Client is an EventTarget; each event is a CustomEvent whose
+// detail is the payload; client.on(type, fn) calls fn(detail)):
+//
+//   state        {state}            idle | connecting | online | reconnecting | stopped | closed
+//   connected    {gateway}          logged in to a gateway (first time and after each reconnect)
+//   disconnected {reason, gateway}  the link was lost; the client reconnects by itself
+//   synced       {lastSeq}          the inbox has caught up with the server after a (re)connect
+//   message      Message            a message, exactly once, in order
+//   receipt      Receipt            RECEIPT_SENT / DELIVERED / READ (once per status per message sent here)
+//   status       SentMessage        one of this client's messages changed status
+//   error        GatewayError       an ERROR frame: the final answer to a send (clientMsgId set) or about the link
+//   retrying     GatewayError       a send was rate limited and will be sent again
+//   kicked       {reason, error}    stopped for good (logged in elsewhere, login refused); no reconnects
+//   closed       {}                 close() finished
+//
+// Everything runs on the page's one thread: methods may be called at any
+// time, events are dispatched synchronously in the order things happen.
+
+export const VERSION = 'gocim-js/1';
+
+/** The WebSocket subprotocol this client speaks. */
+export const SUBPROTOCOL = 'gocim.json';
+
+/** Result codes of the route's API and of ERROR frames (proto/codes). */
+export const Codes = Object.freeze({
+  OK: 9000,
+  RepeatLogin: 5000,
+  Offline: 7000,
+  NoServer: 7100,
+  BadAccount: 9100,
+  BadArgument: 3000,
+  Unauthorized: 4010,
+  WrongGateway: 4011,
+  LoginTimeout: 4080,
+  FrameTooLarge: 4130,
+  BadFrame: 4000,
+  SlowConsumer: 4290,
+  Unavailable: 5030,
+  Internal: 5001,
+  GoingAway: 5031,
+  Reconnect: 5033,
+  KickedElsewhere: 4090,
+  StaleSession: 4091,
+  Forbidden: 4030,
+  RateLimited: 4291,
+  TooLarge: 4131,
+  NoGroup: 9200,
+  GroupFull: 9201,
+  TooManyConnections: 4292,
+  QuotaExceeded: 4293,
+  Busy: 5032,
+  StorageFull: 5070,
+});
+
+/** Defaults of the Client's options (milliseconds where it is a time). */
+export const Defaults = Object.freeze({
+  heartbeatMs: 60_000,
+  pongTimeoutMs: 10_000,
+  reconnectMinMs: 500,
+  reconnectMaxMs: 30_000,
+  connectTimeoutMs: 10_000,
+  startTimeoutMs: 30_000,
+  resendTimeoutMs: 5_000,
+  resendMax: 5,
+  ackDelayMs: 100,
+  ackEvery: 100,
+  groupAckDelayMs: 1_000,
+  syncTimeoutMs: 10_000,
+  maxFrame: 65_536,
+  httpTimeoutMs: 10_000,
+});
+
+// ---------------------------------------------------------------- errors
+
+/** A failure the route answered with a result code (code 0: no route answer at all). */
+export class ApiError extends Error {
+  constructor(code, message, httpStatus = 0, retryAfter = 0, options) {
+    super(apiErrorText(code, message, httpStatus), options);
+    this.name = 'ApiError';
+    this.code = code;
+    this.httpStatus = httpStatus;
+    /** Seconds the route asked to wait (429 Retry-After), 0 when none. */
+    this.retryAfter = retryAfter;
+    this.detail = message;
+  }
+}
+
+function apiErrorText(code, message, status) {
+  let msg = message || codeText(code);
+  if (code === Codes.Unauthorized) {
+    msg = `access token refused (${msg}): the session was replaced, logged off or expired`;
+  }
+  return code ? `route: ${msg} (code ${code}, HTTP ${status})` : `route: ${msg}${status ? ` (HTTP ${status})` : ''}`;
+}
+
+/** An ERROR frame from a gateway. */
+export class GatewayError extends Error {
+  constructor(code, text = '', clientMsgId = '') {
+    super(`gateway: ${text || codeText(code)} (code ${code})`);
+    this.name = 'GatewayError';
+    this.code = code;
+    this.text = text;
+    this.clientMsgId = clientMsgId;
+  }
+}
+
+/** A misuse or a state that refuses a call: reason is one of the ClientError.* strings. */
+export class ClientError extends Error {
+  constructor(reason, message) {
+    super(`gocim: ${message || reason}`);
+    this.name = 'ClientError';
+    this.reason = reason;
+  }
+}
+ClientError.CLOSED = 'closed';
+ClientError.STOPPED = 'stopped';
+ClientError.NOT_STARTED = 'not-started';
+ClientError.STARTED = 'started';
+ClientError.NOT_LOGGED_IN = 'not-logged-in';
+ClientError.TOO_LARGE = 'too-large';
+ClientError.NO_RECIPIENT = 'no-recipient';
+ClientError.NO_GROUP = 'no-group';
+ClientError.TIMEOUT = 'timeout';
+ClientError.ABORTED = 'aborted';
+
+// stopError ends a link in a way reconnecting cannot fix (a KICK, an ERROR
+// saying the session is not ours any more).
+class StopError extends Error {
+  constructor(reason, error = null) {
+    super(reason);
+    this.name = 'StopError';
+    this.error = error;
+  }
+}
+
+const codeTexts = {
+  9000: 'ok', 5000: 'user already logged in', 7000: 'user offline', 7100: 'no gateway available',
+  9100: 'bad account', 3000: 'bad argument', 4010: 'unauthorized', 4011: 'token issued for another gateway',
+  4080: 'login timeout', 4130: 'frame too large', 4000: 'bad frame', 4290: 'slow consumer',
+  5030: 'service unavailable', 5001: 'internal error', 5031: 'gateway going away',
+  5033: 'messages not forwarded: log in again', 4090: 'logged in elsewhere',
+  4091: 'session moved: log in again', 4030: 'forbidden', 4291: 'rate limited', 4131: 'too large',
+  9200: 'no such group', 9201: 'group is full', 4292: 'too many connections', 4293: 'quota exceeded',
+  5032: 'server busy', 5070: 'storage full',
+};
+
+/** A short English description of a result code. */
+export function codeText(code) {
+  return codeTexts[code] || 'unknown';
+}
+
+// ----------------------------------------------------------------- bytes
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** UTF-8 bytes of a string. */
+export function utf8Encode(s) {
+  return encoder.encode(s);
+}
+
+/** The string of UTF-8 bytes (invalid sequences become U+FFFD). */
+export function utf8Decode(b) {
+  return decoder.decode(b);
+}
+
+/** Standard base64 (with padding) of bytes, as protojson writes bytes fields. */
+export function bytesToBase64(bytes) {
+  let s = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    s += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(s);
+}
+
+/** Bytes of standard or URL-safe base64, padded or not (protojson reads both). */
+export function base64ToBytes(b64) {
+  if (!b64) return new Uint8Array(0);
+  let s = String(b64).replace(/-/g, '+').replace(/_/g, '/').replace(/\s+/g, '');
+  while (s.length % 4) s += '=';
+  const bin = atob(s);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+// num reads a protojson number (64-bit ones come as strings); 0 when absent.
+function num(v) {
+  if (v === undefined || v === null || v === '') return 0;
+  const n = Number(v);
+  return Number.isFinite(n) ? n : 0;
+}
+
+function isUserId(s) {
+  return typeof s === 'string' && /^[0-9]+$/.test(s);
+}
+
+function isRef(s) {
+  return typeof s === 'string' && s.length > 0 && s.length <= 128 && /^[0-9a-fA-F]+$/.test(s);
+}
+
+// --------------------------------------------------------------- storage
+
+/** Storage kept in memory (the Storage interface's three methods). */
+export class MemoryStorage {
+  constructor() {
+    this._m = new Map();
+  }
+  getItem(k) {
+    return this._m.has(k) ? this._m.get(k) : null;
+  }
+  setItem(k, v) {
+    this._m.set(k, String(v));
+  }
+  removeItem(k) {
+    this._m.delete(k);
+  }
+}
+
+function defaultStorage() {
+  try {
+    const ls = globalThis.localStorage;
+    if (ls) {
+      const probe = '__gocim_probe__';
+      ls.setItem(probe, '1');
+      ls.removeItem(probe);
+      return ls;
+    }
+  } catch {
+    // Private mode, a sandboxed frame, storage turned off: keep it in memory.
+  }
+  return new MemoryStorage();
+}
+
+// --------------------------------------------------------------- backoff
+
+// Backoff spaces login attempts: attempt n waits a uniformly random time in
+// [min, min(max, min·2^(n+1))) (full jitter), so the thousands of clients a
+// dead gateway held come back spread out, not in waves.
+class Backoff {
+  constructor(min, max, rand = Math.random) {
+    this.min = min;
+    this.max = max;
+    this.rand = rand;
+    this.step = 0;
+  }
+  next() {
+    this.step = this.step <= 0 ? Math.min(this.min, this.max) : Math.min(2 * this.step, this.max);
+    const ceil = Math.min(2 * this.step, this.max);
+    if (ceil <= this.min) return this.min;
+    return this.min + Math.floor(this.rand() * (ceil - this.min));
+  }
+  reset() {
+    this.step = 0;
+  }
+}
+
+// ------------------------------------------------------------------- Api
+
+// mergeSignals returns a signal that aborts when any of signals does, and
+// a function that releases the listeners.
+function mergeSignals(signals) {
+  const list = signals.filter(Boolean);
+  const ctl = new AbortController();
+  const offs = [];
+  for (const s of list) {
+    if (s.aborted) {
+      ctl.abort(s.reason);
+      break;
+    }
+    const on = () => ctl.abort(s.reason);
+    s.addEventListener('abort', on, { once: true });
+    offs.push(() => s.removeEventListener('abort', on));
+  }
+  return { signal: ctl.signal, release: () => offs.forEach((f) => f()) };
+}
+
+function abortError(signal) {
+  const r = signal && signal.reason;
+  if (r instanceof Error) return r;
+  return new ClientError(ClientError.ABORTED, 'aborted');
+}
+
+function toUser(u) {
+  return { userId: String(u?.userId ?? ''), userName: String(u?.userName ?? '') };
+}
+
+function toGroup(g) {
+  return {
+    groupId: String(g?.groupId ?? ''),
+    name: String(g?.name ?? ''),
+    owner: String(g?.owner ?? ''),
+    open: g?.open === true || g?.open === 1 || g?.open === '1' || g?.open === 'true',
+    members: num(g?.members),
+  };
+}
+
+/**
+ * A client of the route's public HTTP API. It keeps the access token of
+ * its latest login and sends it as "Authorization: Bearer" on the calls
+ * that act for the session. Use one Api per user.
+ */
+export class Api {
+  /**
+   * @param {string} routeUrl the route's base URL, e.g. "http://127.0.0.1:8080"; "" for the page's own origin
+   * @param {{fetch?: Function, timeoutMs?: number}} [options]
+   */
+  constructor(routeUrl = '', options = {}) {
+    this.base = String(routeUrl || '').replace(/\/+$/, '');
+    const f = options.fetch || globalThis.fetch;
+    if (typeof f !== 'function') throw new ClientError('no-fetch', 'no fetch function');
+    this._fetch = options.fetch ? f : f.bind(globalThis);
+    this.timeoutMs = options.timeoutMs ?? Defaults.httpTimeoutMs;
+    /** The bearer sent on session calls ("" for none); the latest login's. */
+    this.accessToken = '';
+    /** The user and session of the latest login. */
+    this.userId = '';
+    this.sessionId = '';
+  }
+
+  async _request(method, path, opts = {}) {
+    const headers = { Accept: 'application/json', ...(opts.headers || {}) };
+    let body;
+    if (opts.json !== undefined) {
+      body = JSON.stringify(opts.json);
+      headers['Content-Type'] = 'application/json';
+    } else if (opts.body !== undefined) {
+      body = opts.body;
+    }
+    if (opts.auth && this.accessToken) headers.Authorization = `Bearer ${this.accessToken}`;
+    const timeoutMs = opts.timeoutMs ?? this.timeoutMs;
+    const timer = new AbortController();
+    const t = timeoutMs > 0 ? setTimeout(() => timer.abort(new ClientError(ClientError.TIMEOUT, 'timeout')), timeoutMs) : null;
+    const { signal, release } = mergeSignals([opts.signal, timer.signal]);
+    try {
+      let resp;
+      try {
+        resp = await this._fetch(this.base + path, { method, headers, body, signal, credentials: 'same-origin', cache: 'no-store' });
+      } catch (err) {
+        if (opts.signal?.aborted) throw abortError(opts.signal);
+        if (timer.signal.aborted) throw new ApiError(0, `${path}: no answer within ${timeoutMs} ms`, 0, 0, { cause: err });
+        throw new ApiError(0, `${path}: route unreachable (${err?.message || err})`, 0, 0, { cause: err });
+      }
+      if (opts.raw && resp.ok) return resp;
+      let text;
+      try {
+        text = await resp.text();
+      } catch (err) {
+        throw new ApiError(0, `${path}: reading the answer: ${err?.message || err}`, resp.status, 0, { cause: err });
+      }
+      let env = null;
+      try {
+        env = JSON.parse(text);
+      } catch {
+        env = null;
+      }
+      if (!env || typeof env !== 'object' || typeof env.code !== 'number') {
+        const excerpt = text.trim().slice(0, 80);
+        throw new ApiError(0, `${resp.status} ${resp.statusText || ''}`.trim() + (excerpt ? `: ${excerpt}` : ''), resp.status);
+      }
+      if (env.code !== Codes.OK) {
+        const ra = Number(resp.headers.get('Retry-After')) || 0;
+        throw new ApiError(env.code, env.message || '', resp.status, ra);
+      }
+      return env.data ?? null;
+    } finally {
+      if (t) clearTimeout(t);
+      release();
+    }
+  }
+
+  /** Creates an account (POST /registerAccount). A taken name is ApiError code 9100 (HTTP 409). */
+  async register(userName, password, { signal } = {}) {
+    return toUser(await this._request('POST', '/registerAccount', { json: { userName, password }, signal }));
+  }
+
+  /**
+   * Logs in (POST /login) by user name or decimal user id. The answer's
+   * access token becomes the Api's bearer.
+   */
+  async login(user, password, { signal } = {}) {
+    const req = isUserId(user) ? { userId: user, password } : { userName: user, password };
+    const d = await this._request('POST', '/login', { json: req, signal });
+    const s = d?.server || {};
+    const res = {
+      userId: String(d?.userId ?? ''),
+      userName: String(d?.userName ?? ''),
+      sessionId: String(d?.sessionId ?? ''),
+      token: String(d?.token ?? ''),
+      expiresAt: num(d?.expiresAt),
+      accessToken: String(d?.accessToken ?? ''),
+      accessExpiresAt: num(d?.accessExpiresAt),
+      server: {
+        id: String(s.id ?? ''),
+        host: String(s.host ?? ''),
+        tcpPort: num(s.tcpPort),
+        httpPort: num(s.httpPort),
+        wsUrl: String(s.wsUrl ?? ''),
+      },
+    };
+    if (!res.token) throw new ApiError(0, 'login answer without a token', 200);
+    // The latest login's session is the user's current one at the route.
+    this.accessToken = res.accessToken;
+    this.userId = res.userId;
+    this.sessionId = res.sessionId;
+    return res;
+  }
+
+  /** Who is online (GET /onlineUser). */
+  async onlineUsers({ signal } = {}) {
+    const d = await this._request('GET', '/onlineUser', { auth: true, signal });
+    return Array.isArray(d) ? d.map(toUser) : [];
+  }
+
+  /** Logs the session off at once (POST /offLine): the route forgets it and the gateway closes it. */
+  async offline({ signal } = {}) {
+    const body = {};
+    if (this.userId) body.userId = this.userId;
+    if (this.sessionId) body.sessionId = this.sessionId;
+    await this._request('POST', '/offLine', { json: body, auth: true, signal });
+  }
+
+  /**
+   * One page of history (GET /history), newest first. q: {peer, group,
+   * keyword, before (the previous page's next), limit (1..100)}.
+   */
+  async history(q = {}, { signal } = {}) {
+    const p = new URLSearchParams();
+    for (const k of ['peer', 'group', 'keyword', 'before']) {
+      if (q[k]) p.set(k, String(q[k]));
+    }
+    if (q.limit > 0) p.set('limit', String(q.limit));
+    const qs = p.toString();
+    const d = await this._request('GET', '/history' + (qs ? `?${qs}` : ''), { auth: true, signal });
+    const msgs = Array.isArray(d?.messages) ? d.messages.map(historyMessage) : [];
+    return { messages: msgs, next: String(d?.next ?? '') };
+  }
+
+  /**
+   * History that follows the cursor until it has n messages (default
+   * q.limit or 20), the history ends, or it made 10 requests. A page may
+   * be short or empty and still have a next cursor.
+   */
+  async historyFill(q = {}, n = 0, { signal } = {}) {
+    if (!(n > 0)) n = q.limit > 0 ? q.limit : 20;
+    const out = { messages: [], next: '' };
+    let before = q.before || '';
+    for (let i = 0; i < 10; i++) {
+      const page = await this.history({ ...q, before, limit: Math.min(n - out.messages.length, 100) }, { signal });
+      out.messages.push(...page.messages);
+      out.next = page.next;
+      if (!page.next || page.next === before || out.messages.length >= n) break;
+      before = page.next;
+    }
+    return out;
+  }
+
+  /**
+   * Stores a file at the route (POST /upload) and returns {ref, name, size,
+   * contentType}. A refusal for want of room is ApiError code 4293 (quota)
+   * or 5070 (storage full); above the route's limit, HTTP 413.
+   */
+  async upload(blob, { name, contentType, signal } = {}) {
+    const fileName = name || blob?.name || 'file';
+    const type = contentType || blob?.type || 'application/octet-stream';
+    const size = blob?.size ?? 0;
+    const p = new URLSearchParams({ name: fileName });
+    const d = await this._request('POST', `/upload?${p}`, {
+      body: blob,
+      headers: { 'Content-Type': type },
+      auth: true,
+      signal,
+      // Big files take longer: at least 32 KiB/s on top of the usual bound.
+      timeoutMs: this.timeoutMs > 0 ? this.timeoutMs + Math.ceil(size / 32) : 0,
+    });
+    if (!d?.ref) throw new ApiError(0, '/upload: answer without a ref', 200);
+    return { ref: String(d.ref), name: String(d.name ?? fileName), size: num(d.size), contentType: String(d.contentType ?? type) };
+  }
+
+  /** Fetches a stored file (GET /files/<ref>) as a Blob. */
+  async download(ref, { signal } = {}) {
+    if (!isRef(ref)) throw new ClientError('bad-ref', `${JSON.stringify(ref)} is not a file ref`);
+    const resp = await this._request('GET', `/files/${ref}`, { auth: true, raw: true, signal, timeoutMs: 0 });
+    return resp.blob();
+  }
+
+  /** Creates a group (POST /groups); the caller becomes owner and first member. */
+  async createGroup(name, open = false, { signal } = {}) {
+    return toGroup(await this._request('POST', '/groups', { json: { name, open: !!open }, auth: true, signal }));
+  }
+
+  /** The groups the caller is a member of (GET /groups). */
+  async groups({ signal } = {}) {
+    const d = await this._request('GET', '/groups', { auth: true, signal });
+    return Array.isArray(d) ? d.map(toGroup) : [];
+  }
+
+  /** One group (GET /groups/:gid): members, or anyone for an open group. */
+  async group(gid, { signal } = {}) {
+    return toGroup(await this._request('GET', groupPath(gid, ''), { auth: true, signal }));
+  }
+
+  /** A group's members (GET /groups/:gid/members), for members. */
+  async groupMembers(gid, { signal } = {}) {
+    const d = await this._request('GET', groupPath(gid, '/members'), { auth: true, signal });
+    return Array.isArray(d) ? d.map(toUser) : [];
+  }
+
+  /** Joins an open group, or one the caller was invited to (POST /groups/:gid/join). */
+  async joinGroup(gid, { signal } = {}) {
+    return toGroup(await this._request('POST', groupPath(gid, '/join'), { auth: true, signal }));
+  }
+
+  /** Invites users (ids or names) and returns the ids invited (POST /groups/:gid/invite). */
+  async inviteToGroup(gid, users, { signal } = {}) {
+    const d = await this._request('POST', groupPath(gid, '/invite'), { json: { users: [].concat(users) }, auth: true, signal });
+    return Array.isArray(d?.invited) ? d.invited.map(String) : [];
+  }
+
+  /** Leaves a group (POST /groups/:gid/leave); the owner cannot (403): it dissolves instead. */
+  async leaveGroup(gid, { signal } = {}) {
+    await this._request('POST', groupPath(gid, '/leave'), { auth: true, signal });
+  }
+
+  /** Removes a member (POST /groups/:gid/kick); owner only. */
+  async kickFromGroup(gid, user, { signal } = {}) {
+    await this._request('POST', groupPath(gid, '/kick'), { json: { userId: user }, auth: true, signal });
+  }
+
+  /** Renames a group (POST /groups/:gid/rename); owner only. */
+  async renameGroup(gid, name, { signal } = {}) {
+    return toGroup(await this._request('POST', groupPath(gid, '/rename'), { json: { name }, auth: true, signal }));
+  }
+
+  /** Deletes a group (POST /groups/:gid/dissolve); owner only. */
+  async dissolveGroup(gid, { signal } = {}) {
+    await this._request('POST', groupPath(gid, '/dissolve'), { auth: true, signal });
+  }
+
+  /** How many members received and read each of the caller's group messages (GET /groups/receipts). */
+  async groupReceipts(msgIds, { signal } = {}) {
+    const ids = [].concat(msgIds).filter(Boolean);
+    const out = {};
+    for (let i = 0; i < ids.length; i += 100) {
+      const p = new URLSearchParams({ msgIds: ids.slice(i, i + 100).join(',') });
+      const d = await this._request('GET', `/groups/receipts?${p}`, { auth: true, signal });
+      for (const [id, c] of Object.entries(d || {})) out[id] = { delivered: num(c?.delivered), read: num(c?.read) };
+    }
+    return out;
+  }
+
+  /** A private message the route sends after delaySeconds (POST /delay): {delayId, dueAt (unix ms)}. */
+  async delay(to, text, delaySeconds, { signal } = {}) {
+    const d = await this._request('POST', '/delay', { json: { to, msg: text, delaySeconds }, auth: true, signal });
+    return { delayId: String(d?.delayId ?? ''), dueAt: num(d?.dueAt) };
+  }
+}
+
+function groupPath(gid, suffix) {
+  if (!gid) throw new ClientError(ClientError.NO_GROUP, 'no group');
+  return `/groups/${encodeURIComponent(gid)}${suffix}`;
+}
+
+// ---------------------------------------------------------------- messages
+
+function kindOf(k) {
+  return k === 'KIND_FILE' || k === 1 || k === '1' || k === 'file' || k === 'FILE' ? 'file' : 'text';
+}
+
+function fileOf(f) {
+  if (!f) return null;
+  return { name: String(f.name ?? ''), size: num(f.size), contentType: String(f.contentType ?? ''), ref: String(f.ref ?? '') };
+}
+
+// wireMessage turns a protojson Msg into the Message the application sees.
+function wireMessage(m) {
+  let kind = kindOf(m.kind);
+  const file = fileOf(m.file);
+  if (file && kind === 'text') kind = 'file';
+  const bytes = base64ToBytes(m.body);
+  return {
+    msgId: String(m.msgId ?? ''),
+    clientMsgId: String(m.clientMsgId ?? ''),
+    seq: num(m.seq),
+    groupSeq: num(m.groupSeq),
+    from: String(m.from ?? ''),
+    fromName: String(m.fromName ?? ''),
+    to: String(m.to ?? ''),
+    group: String(m.group ?? ''),
+    broadcast: m.broadcast === true,
+    kind,
+    text: kind === 'text' ? utf8Decode(bytes) : '',
+    data: kind === 'file' && bytes.length > 0 ? bytes : null,
+    file,
+    timestampMs: num(m.timestampMs),
+  };
+}
+
+// historyMessage turns a /history entry into a Message: body is the text,
+// or a file's inline bytes in base64; a timeline entry has groupSeq (its
+// seq is the group's, not the inbox's).
+function historyMessage(h) {
+  let kind = kindOf(h.kind);
+  const file = fileOf(h.file);
+  if (file && kind === 'text') kind = 'file';
+  const groupSeq = num(h.groupSeq);
+  const body = String(h.body ?? '');
+  let data = null;
+  if (kind === 'file' && body) {
+    try {
+      data = base64ToBytes(body);
+    } catch {
+      data = null;
+    }
+  }
+  return {
+    msgId: String(h.msgId ?? ''),
+    clientMsgId: '',
+    seq: groupSeq > 0 ? 0 : num(h.seq),
+    groupSeq,
+    from: String(h.from ?? ''),
+    fromName: String(h.fromName ?? ''),
+    to: String(h.to ?? ''),
+    group: String(h.group ?? ''),
+    broadcast: false,
+    kind,
+    text: kind === 'text' ? body : '',
+    data,
+    file,
+    timestampMs: num(h.timestampMs),
+  };
+}
+
+const statusNames = { RECEIPT_SENT: 'sent', RECEIPT_DELIVERED: 'delivered', RECEIPT_READ: 'read', 1: 'sent', 2: 'delivered', 3: 'read' };
+// Later statuses are better; a message's status only rises.
+const statusRank = { pending: 1, failed: 2, sent: 3, delivered: 4, read: 5 };
+
+function wireReceipt(rc, item) {
+  return {
+    status: statusNames[rc.status] || '',
+    msgId: String((item ? item.msgId : rc.msgId) ?? ''),
+    clientMsgId: String((item ? item.clientMsgId : rc.clientMsgId) ?? ''),
+    by: String(rc.by ?? ''),
+    timestampMs: num(rc.timestampMs),
+    seq: num(rc.seq),
+    group: String(rc.group ?? ''),
+    count: num(rc.count),
+  };
+}
+
+function wireError(e) {
+  return new GatewayError(num(e?.code), String(e?.text ?? ''), String(e?.clientMsgId ?? ''));
+}
+
+// Protobuf sizes, to refuse a message that does not fit in one frame
+// before the gateway does.
+function varintSize(n) {
+  let s = 1;
+  while (n >= 128) {
+    n = Math.floor(n / 128);
+    s++;
+  }
+  return s;
+}
+function fieldSize(len) {
+  return len > 0 ? 1 + varintSize(len) + len : 0;
+}
+function strSize(s) {
+  return s ? fieldSize(utf8Encode(s).length) : 0;
+}
+function msgFrameSize(m, bodyLen) {
+  let n = strSize(m.clientMsgId) + strSize(m.to) + strSize(m.group) + fieldSize(bodyLen);
+  if (m.kind === 'file') n += 2;
+  if (m.broadcast) n += 2;
+  if (m.file) {
+    const f = strSize(m.file.name) + (m.file.size ? 1 + varintSize(m.file.size) : 0) + strSize(m.file.contentType) + strSize(m.file.ref);
+    n += 1 + varintSize(f) + f;
+  }
+  return 2 + 1 + varintSize(n) + n;
+}
+
+// ------------------------------------------------------------------ inbox
+
+// The inbox tracks the seqs this client has shown so that every stored MSG
+// and RECEIPT is shown exactly once and in seq order (a port of the Go
+// SDK's inbox.go; see its comments for the reasoning). last is the highest
+// seq up to which everything was shown (or is known to be gone); an entry
+// at or below it is a duplicate, last+1 is shown with every held-back
+// successor, anything beyond is held back and one SYNC after=last fills the
+// gap. At most one SYNC is outstanding; one unanswered for the sync timeout
+// is asked again. When seqs go back (the server lost its tail) it rewinds.
+const REWIND_SPAN = 1024;
+const INBOX_BUFFER = 1024;
+
+class Stamps {
+  constructor() {
+    this.seq = new Array(64).fill(0);
+    this.ts = new Array(64).fill(0);
+    this.next = 0;
+  }
+  put(seq, f) {
+    const ts = f.type === 'RECEIPT' ? num(f.receipt?.timestampMs) : num(f.msg?.timestampMs);
+    this.putTs(seq, ts);
+  }
+  putTs(seq, ts) {
+    this.seq[this.next] = seq;
+    this.ts[this.next] = ts;
+    this.next = (this.next + 1) % this.seq.length;
+  }
+  at(seq) {
+    if (seq === 0) return 0;
+    for (let i = 0; i < this.seq.length; i++) if (this.seq[i] === seq) return this.ts[i];
+    return 0;
+  }
+}
+
+class Inbox {
+  constructor(maxHeld = INBOX_BUFFER) {
+    this.last = 0;
+    this.held = new Map();
+    this.maxHeld = maxHeld;
+    this.dropped = 0;
+    this.syncing = false;
+    this.syncSince = 0;
+    this.rewound = false;
+    this.stamps = new Stamps();
+  }
+
+  position() {
+    return [this.last, this.stamps.at(this.last)];
+  }
+
+  restore(last, ts) {
+    this.last = last;
+    if (ts) this.stamps.putTs(last, ts);
+  }
+
+  rewind(to, now) {
+    if (to >= this.last) return false;
+    this.last = to;
+    this.rewound = true;
+    if (this.dropped !== 0 && this.dropped <= this.last) this.dropped = 0;
+    this.syncing = false;
+    return this.request(now);
+  }
+
+  // The gateway asks for everything after LOGIN.lastSeq on the client's
+  // behalf: a SYNC is outstanding already.
+  linkUp(now) {
+    this.syncing = true;
+    this.syncSince = now;
+  }
+
+  add(seq, f, now) {
+    if (seq <= this.last) return { show: [], sync: false };
+    if (seq === this.last + 1) {
+      const show = [f];
+      this.last = seq;
+      this.stamps.put(seq, f);
+      this._flush(show);
+      return { show, sync: false };
+    }
+    if (!this.held.has(seq)) this._hold(seq, f);
+    return { show: [], sync: this.request(now) };
+  }
+
+  _hold(seq, f) {
+    if (this.held.size >= this.maxHeld) {
+      let top = seq;
+      for (const s of this.held.keys()) top = Math.max(top, s);
+      if (this.dropped === 0 || top < this.dropped) this.dropped = top;
+      if (top === seq) return;
+      this.held.delete(top);
+    }
+    this.held.set(seq, f);
+  }
+
+  request(now) {
+    if (this.syncing) return false;
+    this.syncing = true;
+    this.syncSince = now;
+    return true;
+  }
+
+  answer(s, now) {
+    const prev = this.last;
+    this.syncing = false;
+    const after = num(s.afterSeq);
+    const head = num(s.headSeq);
+    const lastSeq = num(s.lastSeq);
+    if (head < after && head < this.last) {
+      return { show: [], sync: this.rewind(Math.max(head, REWIND_SPAN) - REWIND_SPAN, now) };
+    }
+    const ts = num(s.afterTsMs);
+    if (ts !== 0 && after <= this.last) {
+      const mine = this.stamps.at(after);
+      if (mine !== 0 && mine !== ts) {
+        return { show: [], sync: this.rewind(Math.max(after, REWIND_SPAN) - REWIND_SPAN, now) };
+      }
+    }
+    if (this.rewound) {
+      if (after > this.last) {
+        this.syncing = true; // the answer to a SYNC asked before the rewind
+        return { show: [], sync: false };
+      }
+      this.rewound = false;
+    }
+    // from_acked: the server started after what the user acknowledged.
+    if (after > this.last) {
+      for (const seq of [...this.held.keys()]) if (seq <= after) this.held.delete(seq);
+      this.last = after;
+    }
+    const show = [];
+    let first = num(s.firstSeq);
+    if (first === 0 && lastSeq === 0 && head > 0) first = head + 1;
+    if (first > this.last + 1) this._showHeld(show, first - 1);
+    let covered = lastSeq;
+    if (this.dropped !== 0 && this.dropped <= covered) covered = this.dropped - 1;
+    if (covered > this.last) this._showHeld(show, covered);
+    this._flush(show);
+    if (this.dropped !== 0 && this.dropped <= this.last) this.dropped = 0;
+    const more = this.held.size > 0 || head > this.last;
+    let sync = false;
+    if (more) {
+      if (this.last > prev || lastSeq > 0) {
+        sync = this.request(now);
+      } else {
+        // No progress: asking again at once could spin; expire asks later.
+        this.syncing = true;
+        this.syncSince = now;
+      }
+    }
+    return { show, sync };
+  }
+
+  _showHeld(show, upTo) {
+    const seqs = [...this.held.keys()].filter((s) => s <= upTo).sort((a, b) => a - b);
+    for (const seq of seqs) {
+      const f = this.held.get(seq);
+      show.push(f);
+      this.stamps.put(seq, f);
+      this.held.delete(seq);
+    }
+    this.last = upTo;
+  }
+
+  _flush(show) {
+    for (;;) {
+      const f = this.held.get(this.last + 1);
+      if (!f) return;
+      this.held.delete(this.last + 1);
+      this.last++;
+      this.stamps.put(this.last, f);
+      show.push(f);
+    }
+  }
+
+  expire(now, timeout) {
+    if (!this.syncing) return { sync: false, next: 0 };
+    const deadline = this.syncSince + timeout;
+    if (now < deadline) return { sync: false, next: deadline };
+    this.syncSince = now;
+    return { sync: true, next: now + timeout };
+  }
+}
+
+// ------------------------------------------------------------------- acks
+
+// Acks batches cumulative ACKs: one goes out at most delay after the first
+// entry it covers was shown, or at once when `every` entries wait.
+class Acks {
+  constructor(delay, every) {
+    this.delay = delay;
+    this.every = every;
+    this.shown = 0;
+    this.acked = 0;
+    this.count = 0;
+    this.since = 0;
+    this.posted = false;
+  }
+  show(seq, n, now) {
+    if (seq <= this.shown) return false;
+    this.shown = seq;
+    this.count += n;
+    if (!this.posted) {
+      this.posted = true;
+      this.since = now;
+      return true;
+    }
+    return this.count >= this.every;
+  }
+  due(now) {
+    if (!this.posted || this.shown <= this.acked) return { seq: 0, ok: false, next: 0 };
+    const deadline = this.since + this.delay;
+    if (this.count < this.every && now < deadline) return { seq: 0, ok: false, next: deadline };
+    return { seq: this.shown, ok: true, next: 0 };
+  }
+  unacked() {
+    return { seq: this.shown, ok: this.shown > this.acked };
+  }
+  sent(seq, now) {
+    if (seq > this.acked) this.acked = seq;
+    if (this.shown <= this.acked) {
+      this.count = 0;
+      this.posted = false;
+      return;
+    }
+    this.count = 1;
+    this.posted = true;
+    this.since = now;
+  }
+}
+
+// -------------------------------------------------------------- timelines
+
+// Timelines track the large groups whose messages the route stores once
+// (docs/ARCHITECTURE.md, "Group timelines"): each gets the inbox's
+// bookkeeping over its groupSeqs and its own cumulative ACK (ACK.groups).
+// A group with no known position asks SYNC{group, fromAcked}.
+const MAX_ACK_GROUPS = 64;
+
+class Timelines {
+  constructor(ackDelay, ackEvery) {
+    this.ackDelay = ackDelay;
+    this.ackEvery = ackEvery;
+    this.of = new Map();
+    this.want = new Set();
+  }
+  get(gid) {
+    let t = this.of.get(gid);
+    if (!t) {
+      t = { in: new Inbox(), acks: new Acks(this.ackDelay, this.ackEvery), known: false };
+      this.of.set(gid, t);
+    }
+    return t;
+  }
+  restore(gid, last, acked) {
+    const t = this.get(gid);
+    t.in.last = last;
+    t.acks.shown = last;
+    t.acks.acked = Math.min(acked, last);
+    if (t.acks.shown > t.acks.acked) {
+      t.acks.posted = true;
+      t.acks.since = 0;
+    }
+    t.known = true;
+  }
+  linkUp() {
+    for (const t of this.of.values()) t.in.syncing = false;
+  }
+  syncs(now, timeout) {
+    const gids = [];
+    let next = 0;
+    for (const [gid, t] of this.of) {
+      const { sync, next: at } = t.in.expire(now, timeout);
+      if (at && (!next || at < next)) next = at;
+      if (sync || this.want.has(gid)) gids.push(gid);
+    }
+    this.want.clear();
+    gids.sort();
+    const frames = gids.map((gid) => {
+      const t = this.of.get(gid);
+      const s = { group: gid, afterSeq: String(t.in.last) };
+      if (!t.known) s.fromAcked = true;
+      return { type: 'SYNC', sync: s };
+    });
+    return { frames, next };
+  }
+  add(gid, f, now) {
+    const t = this.get(gid);
+    const { show, sync } = t.in.add(num(f.msg.groupSeq), f, now);
+    if (sync) this.want.add(gid);
+    return show;
+  }
+  answer(s, now) {
+    const gid = String(s.group);
+    const t = this.get(gid);
+    const { show, sync } = t.in.answer(s, now);
+    t.known = true;
+    if (sync) this.want.add(gid);
+    return show;
+  }
+  listed(gs, now) {
+    let asked = false;
+    for (const g of gs || []) {
+      if (!g?.group) continue;
+      const t = this.get(String(g.group));
+      if (num(g.seq) > t.in.last && t.in.request(now)) {
+        this.want.add(String(g.group));
+        asked = true;
+      }
+    }
+    return asked;
+  }
+  shown(gid, n, now) {
+    const t = this.get(gid);
+    return t.acks.show(t.in.last, n, now);
+  }
+  dueAcks(now, all) {
+    const gs = [];
+    let next = 0;
+    for (const [gid, t] of this.of) {
+      let { seq, ok, next: at } = t.acks.due(now);
+      if (all) ({ seq, ok } = t.acks.unacked());
+      if (!ok) {
+        if (at && (!next || at < next)) next = at;
+        continue;
+      }
+      if (gs.length === MAX_ACK_GROUPS) {
+        next = now;
+        continue;
+      }
+      gs.push({ group: gid, seq: String(seq) });
+    }
+    return { gs, next };
+  }
+  acked(gs, now) {
+    for (const g of gs) this.get(g.group).acks.sent(num(g.seq), now);
+  }
+}
+
+// ------------------------------------------------------------------ shown
+
+// Shown remembers the last 4096 messages shown (msgId → {group, seq,
+// from}), to drop a repeat (a group message fanned out again comes under a
+// new seq) and to name the entries a READ is about.
+const SHOWN_KEPT = 4096;
+
+class Shown {
+  constructor(size = SHOWN_KEPT) {
+    this.size = size;
+    this.m = new Map();
+  }
+  has(id) {
+    return this.m.has(id);
+  }
+  peek(id) {
+    return this.m.get(id);
+  }
+  // containsOrAdd reports whether id was there, adding it when not.
+  containsOrAdd(id, v) {
+    if (this.m.has(id)) return true;
+    this.m.set(id, v);
+    if (this.m.size > this.size) this.m.delete(this.m.keys().next().value);
+    return false;
+  }
+  values() {
+    return this.m.values();
+  }
+  entries() {
+    return this.m.entries();
+  }
+}
+
+// ----------------------------------------------------------------- outbox
+
+// The outbox keeps every MSG until the route answers it (a port of the Go
+// SDK's outbox.go): RECEIPT_SENT, or an ERROR that is final. A try
+// unanswered within its timeout (resendTimeout, doubling per try) is sent
+// again with the same clientMsgId, and every pending one is written again
+// on a new link (the route deduplicates). ERROR Unavailable is not final
+// until every try got it; ERROR RateLimited not until the last try did. A
+// broadcast is never written twice (the route cannot deduplicate it)
+// unless the gateway said it dropped it. It also remembers the status of
+// recent messages.
+const MAX_SENT_KEPT = 1000;
+const MAX_BACKOFF_STEPS = 4;
+
+class Outbox {
+  constructor(timeout, tries) {
+    this.timeout = timeout;
+    this.tries = tries;
+    this.recs = new Map();
+    this.byMsgId = new Map();
+    this.order = [];
+    this.queue = [];
+    this.armed = 0;
+  }
+
+  tryTimeout(k) {
+    return this.timeout * 2 ** Math.min(Math.max(k - 1, 0), MAX_BACKOFF_STEPS);
+  }
+
+  limit(r) {
+    return r.once && !r.limited ? 1 : this.tries;
+  }
+
+  // add records m (encoded as frame) as pending and returns its record.
+  add(m, frame, now) {
+    const id = m.clientMsgId;
+    let r = this.recs.get(id);
+    if (!r) {
+      r = newRecord(m, now);
+      this.recs.set(id, r);
+      this.order.push(r);
+    }
+    r.frame = frame;
+    r.once = !!m.broadcast;
+    if (!r.pending) {
+      r.pending = true;
+      r.error = null;
+      r.tries = 1;
+      r.unavail = 0;
+      r.written = false;
+      r.unsent = false;
+      r.deadline = 0;
+      r.limited = false;
+      r.slowed = false;
+      if (statusRank[r.status] < statusRank.sent) r.status = 'pending';
+      if (!this.queue.includes(r)) this.queue.push(r);
+    }
+    this._evict();
+    return r;
+  }
+
+  // restore puts back a record from storage: pending ones in the queue,
+  // answered ones only for their status.
+  restore(p) {
+    if (!p || !p.clientMsgId || this.recs.has(p.clientMsgId)) return;
+    const r = newRecord({ clientMsgId: p.clientMsgId, to: p.to, group: p.group, broadcast: p.broadcast, kind: p.kind, text: p.text, file: p.file }, p.at || 0);
+    r.msgId = p.msgId || '';
+    r.status = statusRank[p.status] ? p.status : 'sent';
+    r.recipients = p.recipients || 0;
+    r.delivered = p.delivered || 0;
+    r.read = p.read || 0;
+    r.seen = p.seen || 0;
+    r.error = p.error ? new GatewayError(p.error.code, p.error.text, p.clientMsgId) : null;
+    if (p.frame) {
+      r.frame = p.frame;
+      r.pending = true;
+      r.once = !!p.broadcast;
+      r.tries = Math.max(1, p.tries || 1);
+      r.written = !!p.written;
+      if (r.once && r.written) return; // might have gone out: never twice
+    }
+    this.recs.set(r.clientMsgId, r);
+    if (r.msgId) this.byMsgId.set(r.msgId, r);
+    this.order.unshift(r);
+    if (r.pending) this.queue.unshift(r);
+  }
+
+  _evict() {
+    while (this.order.length > MAX_SENT_KEPT) {
+      const i = this.order.findIndex((r) => !r.pending);
+      if (i < 0) return;
+      const [r] = this.order.splice(i, 1);
+      this.recs.delete(r.clientMsgId);
+      if (r.msgId && this.byMsgId.get(r.msgId) === r) this.byMsgId.delete(r.msgId);
+    }
+  }
+
+  // wrote records a write of r (first or again) and whether the control
+  // loop must learn of an earlier deadline.
+  wrote(r, now) {
+    if (!r.pending) return false;
+    r.written = true;
+    r.unsent = false;
+    r.deadline = now + this.tryTimeout(r.tries);
+    if (!this.armed || r.deadline < this.armed) {
+      this.armed = r.deadline;
+      return true;
+    }
+    return false;
+  }
+
+  // receipt applies a RECEIPT: {emit, sent, rec}: whether to tell the
+  // application, the SENT it implies when never seen, and the record when
+  // it changed.
+  receipt(rc) {
+    let r = this.recs.get(rc.clientMsgId);
+    if (!r && rc.msgId) r = this.byMsgId.get(rc.msgId);
+    const st = rc.status;
+    if (!r || !statusRank[st]) return { emit: true, sent: null, rec: null };
+    if (statusRank[st] > statusRank.sent && !fromRecipient(r, rc.by)) return { emit: false, sent: null, rec: null };
+    let sent = null;
+    const sentBit = 1 << statusRank.sent;
+    if (statusRank[st] > statusRank.sent && (r.seen & sentBit) === 0) {
+      r.seen |= sentBit;
+      sent = { ...rc, status: 'sent', clientMsgId: r.clientMsgId, by: '', group: r.group, count: 0, seq: 0 };
+    }
+    const before = snapshotKey(r);
+    if (rc.msgId && !r.msgId) {
+      r.msgId = rc.msgId;
+      this.byMsgId.set(rc.msgId, r);
+    }
+    r.pending = false;
+    if (statusRank[st] > statusRank[r.status]) r.status = st;
+    const bit = 1 << statusRank[st];
+    let emit = (r.seen & bit) === 0;
+    r.seen |= bit;
+    if (rc.group || r.group) {
+      if (this._count(r, st, rc.count) && statusRank[st] > statusRank.sent) emit = true;
+    }
+    return { emit, sent, rec: snapshotKey(r) !== before ? r : null };
+  }
+
+  _count(r, st, n) {
+    const k = st === 'sent' ? 'recipients' : st === 'delivered' ? 'delivered' : st === 'read' ? 'read' : '';
+    if (!k || !(n > r[k])) return false;
+    r[k] = n;
+    return true;
+  }
+
+  groupCounts(counts) {
+    const changed = [];
+    for (const [id, c] of Object.entries(counts)) {
+      const r = this.byMsgId.get(id);
+      if (!r) continue;
+      const before = snapshotKey(r);
+      this._count(r, 'delivered', c.delivered);
+      this._count(r, 'read', c.read);
+      if (c.read > 0 && statusRank[r.status] < statusRank.read) r.status = 'read';
+      else if (c.delivered > 0 && statusRank[r.status] < statusRank.delivered) r.status = 'delivered';
+      if (snapshotKey(r) !== before) changed.push(r);
+    }
+    return changed;
+  }
+
+  // fail applies an ERROR answering one of our MSGs: {final, notice, rec}.
+  fail(e) {
+    const r = this.recs.get(e.clientMsgId);
+    if (!r) return { final: e, notice: null, rec: null };
+    if (!r.pending) return { final: null, notice: null, rec: null };
+    if (e.code === Codes.Unavailable) {
+      r.unavail++;
+      if (r.tries < this.limit(r) || r.unavail < r.tries) return { final: null, notice: null, rec: null };
+    } else if (e.code === Codes.RateLimited) {
+      if (r.tries < this.tries) {
+        r.limited = true;
+        if (!r.slowed) {
+          r.slowed = true;
+          return { final: null, notice: e, rec: null };
+        }
+        return { final: null, notice: null, rec: null };
+      }
+    }
+    this._final(r, e);
+    return { final: e, notice: null, rec: r };
+  }
+
+  _final(r, e) {
+    r.pending = false;
+    r.error = e;
+    if (statusRank[r.status] < statusRank.failed) r.status = 'failed';
+  }
+
+  // expire handles tries whose timeout passed: {again (records to write
+  // again), failed (records that ran out of tries), next (deadline)}.
+  expire(now) {
+    const again = [];
+    const failed = [];
+    let next = 0;
+    const live = [];
+    for (const r of this.queue) {
+      if (!r.pending) continue;
+      live.push(r);
+      if (r.unsent) {
+        again.push(r);
+        continue;
+      }
+      if (!r.deadline) continue; // not written yet: waits for a link
+      if (now < r.deadline) {
+        if (!next || r.deadline < next) next = r.deadline;
+        continue;
+      }
+      if (r.tries >= this.limit(r)) {
+        const e = new GatewayError(Codes.Unavailable, `${describe(r)} not sent: no answer after ${r.tries} ${r.tries === 1 ? 'try' : 'tries'}`, r.clientMsgId);
+        this._final(r, e);
+        live.pop();
+        failed.push(r);
+        continue;
+      }
+      r.tries++;
+      r.unsent = true;
+      r.deadline = 0;
+      r.limited = false;
+      again.push(r);
+    }
+    this.queue = live;
+    this.armed = next;
+    return { again, failed, next };
+  }
+
+  // replay returns, in order, the records to write on a new link: every
+  // pending one but a broadcast that went out already.
+  replay() {
+    return this.queue.filter((r) => r.pending && !(r.once && r.written && !r.unsent));
+  }
+
+  pendingCount() {
+    return this.queue.filter((r) => r.pending).length;
+  }
+}
+
+function newRecord(m, now) {
+  return {
+    clientMsgId: m.clientMsgId,
+    msgId: '',
+    to: m.to || '',
+    group: m.group || '',
+    broadcast: !!m.broadcast,
+    kind: m.kind === 'file' ? 'file' : 'text',
+    text: m.kind === 'file' ? '' : m.text || '',
+    file: m.file || null,
+    status: 'pending',
+    tries: 1,
+    error: null,
+    at: now,
+    recipients: 0,
+    delivered: 0,
+    read: 0,
+    // bookkeeping
+    frame: '',
+    pending: false,
+    once: false,
+    deadline: 0,
+    written: false,
+    unsent: false,
+    unavail: 0,
+    limited: false,
+    slowed: false,
+    seen: 0,
+  };
+}
+
+function snapshotKey(r) {
+  return `${r.status}|${r.msgId}|${r.recipients}|${r.delivered}|${r.read}|${r.pending}`;
+}
+
+function describe(r) {
+  if (r.broadcast) return 'broadcast';
+  if (r.group) return `message to group ${r.group}`;
+  return `message to ${r.to}`;
+}
+
+// fromRecipient: for a private message sent to a user id, only that
+// user's DELIVERED/READ receipts count.
+function fromRecipient(r, by) {
+  if (r.group || r.broadcast || !by || !isUserId(r.to)) return true;
+  return by === r.to;
+}
+
+// sentMessage is the public copy of a record.
+function sentMessage(r) {
+  return {
+    clientMsgId: r.clientMsgId,
+    msgId: r.msgId,
+    to: r.to,
+    group: r.group,
+    broadcast: r.broadcast,
+    kind: r.kind,
+    text: r.text,
+    file: r.file,
+    status: r.status,
+    tries: r.tries,
+    error: r.error,
+    at: r.at,
+    recipients: r.recipients,
+    delivered: r.delivered,
+    read: r.read,
+  };
+}
+
+// ------------------------------------------------------------------- link
+
+const MAX_EARLY = 64;
+
+// Link is one logged-in WebSocket to a gateway. The first failure ends it:
+// fail records why, closes the socket and resolves `ended`.
+class Link {
+  constructor(client, ws, login) {
+    this.client = client;
+    this.ws = ws;
+    this.login = login;
+    this.gateway = login.server.id || login.server.wsUrl;
+    this.ack = null;
+    this.early = [];
+    this.born = Date.now();
+    this.done = false;
+    this.cause = null;
+    this.lastErr = null;
+    this.handler = null; // frames go here; before adoption, into early
+    this.progress = 0;
+    this.lastWrite = Date.now();
+    this.lastRead = Date.now();
+    this.pinged = false;
+    this.progressAtPing = 0;
+    this.hbTimer = null;
+    this.ended = new Promise((resolve) => {
+      this._resolveEnded = resolve;
+    });
+    this.onFail = null; // the handshake's listener
+  }
+
+  // send writes one frame (an object or its JSON); false when the link
+  // cannot take it (it will go on the next one).
+  send(frame) {
+    if (this.done || this.ws.readyState !== 1) return false;
+    try {
+      this.ws.send(typeof frame === 'string' ? frame : JSON.stringify(frame));
+    } catch (err) {
+      this.fail(new Error(`write to gateway: ${err?.message || err}`));
+      return false;
+    }
+    this.lastWrite = Date.now();
+    return true;
+  }
+
+  fail(cause) {
+    if (this.done) return;
+    this.done = true;
+    this.cause = cause;
+    clearTimeout(this.hbTimer);
+    try {
+      this.ws.close(1000);
+    } catch {
+      // already closing
+    }
+    if (this.onFail) this.onFail(cause);
+    this._resolveEnded(cause);
+  }
+
+  // The heartbeat: PING after heartbeat without writing, or without
+  // reading anything; a PONG (or any other frame) within pongTimeout
+  // settles it, otherwise the link is dead.
+  startHeartbeat() {
+    if (this.client.opts.heartbeatMs <= 0) return;
+    this._arm(this.client.opts.heartbeatMs);
+  }
+
+  _arm(ms) {
+    clearTimeout(this.hbTimer);
+    if (!this.done) this.hbTimer = setTimeout(() => this._tick(), Math.max(0, ms));
+  }
+
+  _tick() {
+    if (this.done) return;
+    const hb = this.client.opts.heartbeatMs;
+    const now = Date.now();
+    if (this.pinged) {
+      if (this.progress === this.progressAtPing) {
+        this.fail(new Error(`no PONG within ${this.client.opts.pongTimeoutMs} ms`));
+        return;
+      }
+      this.pinged = false;
+      this._arm(this.lastWrite + hb - now);
+      return;
+    }
+    const idle = now - Math.min(this.lastWrite, this.lastRead);
+    if (idle < hb) {
+      this._arm(hb - idle);
+      return;
+    }
+    this.probe();
+  }
+
+  // probe sends a PING now and expects a sign of life within pongTimeout
+  // (also used when the browser says the network changed).
+  probe() {
+    if (this.done || this.pinged) return;
+    this.progressAtPing = this.progress;
+    if (!this.send({ type: 'PING' })) return;
+    this.pinged = true;
+    this._arm(this.client.opts.pongTimeoutMs);
+  }
+
+  ponged() {
+    if (this.pinged) {
+      this.pinged = false;
+      this._arm(this.lastWrite + this.client.opts.heartbeatMs - Date.now());
+    }
+  }
+
+  // onMessage takes one WebSocket message: one Frame in protojson.
+  onMessage(ev) {
+    if (this.done) return;
+    this.lastRead = Date.now();
+    this.progress++;
+    if (typeof ev.data !== 'string') {
+      this.fail(new Error('bad frame from gateway: a binary message on a gocim.json connection'));
+      return;
+    }
+    let f;
+    try {
+      f = JSON.parse(ev.data);
+    } catch (err) {
+      this.fail(new Error(`bad frame from gateway: ${err?.message || err}`));
+      return;
+    }
+    if (!f || typeof f !== 'object') {
+      this.fail(new Error('bad frame from gateway: not an object'));
+      return;
+    }
+    if (this.handler) {
+      this.handler(f);
+    } else if (this.early.length < MAX_EARLY) {
+      this.early.push(f);
+    } else {
+      this.fail(new Error('gateway pushed too many frames before the link was ready'));
+    }
+  }
+
+  onClose(ev) {
+    if (this.done) return;
+    if (this.lastErr) {
+      this.fail(this.lastErr);
+      return;
+    }
+    const why = ev && ev.code ? ` (close ${ev.code}${ev.reason ? ` ${ev.reason}` : ''})` : '';
+    this.fail(new Error(`gateway closed the connection${why}`));
+  }
+}
+
+function kickReason(k) {
+  return k?.reason || 'kicked by the server';
+}
+
+// --------------------------------------------------------------- Client
+
+const STATE_KEY_VERSION = 1;
+const PERSIST_SENT = 300; // answered messages whose status is kept across reloads
+const PERSIST_SHOWN = 256;
+const PERSIST_OUTBOX_BYTES = 2 << 20;
+const MAX_PENDING_READS = 1000;
+const MAX_READ_IDS = 100;
+const INLINE_RESERVE = 1024;
+
+function newIds() {
+  const b = new Uint8Array(8);
+  if (globalThis.crypto?.getRandomValues) globalThis.crypto.getRandomValues(b);
+  else for (let i = 0; i < b.length; i++) b[i] = Math.floor(Math.random() * 256);
+  const prefix = [...b].map((x) => x.toString(16).padStart(2, '0')).join('') + '-';
+  let n = 0;
+  return () => prefix + ++n;
+}
+
+function makeEvent(type, detail) {
+  if (typeof CustomEvent === 'function') return new CustomEvent(type, { detail });
+  const e = new Event(type);
+  e.detail = detail;
+  return e;
+}
+
+/**
+ * Client keeps one user's connection to a gocim cluster. Create it, call
+ * start(), listen to its events, send; close() when done.
+ */
+export class Client extends EventTarget {
+  /**
+   * @param {object} options see gocim.d.ts (ClientOptions)
+   */
+  constructor(options = {}) {
+    super();
+    if (!options.userName) throw new ClientError('bad-options', 'userName is required');
+    if (!options.password) throw new ClientError('bad-options', 'password is required');
+    const o = { ...Defaults };
+    for (const [k, v] of Object.entries(options)) if (v !== undefined) o[k] = v;
+    if (o.reconnectMinMs > o.reconnectMaxMs) throw new ClientError('bad-options', 'reconnectMinMs is above reconnectMaxMs');
+    this.opts = o;
+    this.routeUrl = String(options.routeUrl || '').replace(/\/+$/, '');
+    /** The route API client this Client uses (its access token is the latest login's). */
+    this.api = options.api || new Api(this.routeUrl, { fetch: options.fetch, timeoutMs: o.httpTimeoutMs });
+    this._WebSocket = options.WebSocket || globalThis.WebSocket;
+    if (typeof this._WebSocket !== 'function') throw new ClientError('no-websocket', 'no WebSocket implementation');
+    this._storage = options.storage === undefined || options.storage === null ? defaultStorage() : options.storage || new MemoryStorage();
+    this._log = options.logger === undefined ? globalThis.console : options.logger;
+    this._rand = options.random || Math.random;
+    this._nextId = newIds();
+
+    this._inbox = new Inbox();
+    this._tl = new Timelines(o.groupAckDelayMs, o.ackEvery);
+    this._shown = new Shown();
+    this._acks = new Acks(o.ackDelayMs, o.ackEvery);
+    this._out = new Outbox(o.resendTimeoutMs, o.resendMax);
+
+    this._state = 'idle';
+    this._started = false;
+    this._closing = false;
+    this._stopErr = null;
+    this._cur = null;
+    this._open = false;
+    this._syncOn = null;
+    this._info = { userId: '', userName: '', sessionId: '', gateway: '', connected: false };
+    this._life = new AbortController();
+    this._wakeSleep = null;
+    this._controlTimer = null;
+    this._pokeQueued = false;
+    this._saveTimer = null;
+    this._stateKey = '';
+    this._loadedFor = '';
+    this._pendingReads = [];
+    this._tokenRefusals = 0;
+    this._caughtUp = false;
+    this._closed = null;
+    this._unlisten = [];
+  }
+
+  // ------------------------------------------------------------ events
+
+  /** on calls fn(detail) for every event of type; it returns a function that stops it. */
+  on(type, fn) {
+    const h = (e) => {
+      try {
+        fn(e.detail, e);
+      } catch (err) {
+        this._log?.error?.('gocim: event handler failed', type, err);
+      }
+    };
+    this.addEventListener(type, h);
+    return () => this.removeEventListener(type, h);
+  }
+
+  _emit(type, detail) {
+    this.dispatchEvent(makeEvent(type, detail));
+  }
+
+  _setState(s) {
+    if (this._state === s) return;
+    this._state = s;
+    this._emit('state', { state: s });
+  }
+
+  /** idle | connecting | online | reconnecting | stopped | closed */
+  get state() {
+    return this._state;
+  }
+
+  /** Who the client is logged in as and where. */
+  get info() {
+    return { ...this._info, state: this._state };
+  }
+
+  /** The highest inbox seq shown in order (the position a reload resumes from). */
+  get lastSeq() {
+    return this._inbox.last;
+  }
+
+  /** Whether the inbox caught up with the server since the last (re)connect. */
+  get caughtUp() {
+    return this._caughtUp;
+  }
+
+  // ------------------------------------------------------------- start
+
+  /**
+   * Logs in through the route, connects to the gateway it names and waits
+   * for LOGIN_ACK. It rejects for a permanent reason (ApiError 9100 bad
+   * account, 3000, 5000 repeat login; a refused session) and retries
+   * transient failures with backoff until timeoutMs (default 30 s) or
+   * signal. After it resolves the client keeps itself connected until
+   * close().
+   */
+  async start({ signal, timeoutMs } = {}) {
+    if (this._closing) throw new ClientError(ClientError.CLOSED, 'closed');
+    if (this._started) throw new ClientError(ClientError.STARTED, 'already started');
+    this._started = true;
+    this._setState('connecting');
+    const limit = timeoutMs ?? this.opts.startTimeoutMs;
+    const timer = new AbortController();
+    const t = limit > 0 ? setTimeout(() => timer.abort(new ClientError(ClientError.TIMEOUT, `start: no connection within ${limit} ms`)), limit) : null;
+    const { signal: sig, release } = mergeSignals([signal, timer.signal, this._life.signal]);
+    const bo = new Backoff(this.opts.reconnectMinMs, this.opts.reconnectMaxMs, this._rand);
+    let last = null;
+    try {
+      for (;;) {
+        try {
+          const link = await this._connect(sig);
+          this._adopt(link);
+          break;
+        } catch (err) {
+          if (this._closing) throw new ClientError(ClientError.CLOSED, 'closed');
+          if (sig.aborted) {
+            const why = abortError(sig);
+            if (last && why instanceof ClientError) why.message += `; last attempt: ${last.message}`;
+            throw why;
+          }
+          if (this._permanent(err, true)) throw err instanceof StopError ? new ClientError(ClientError.STOPPED, err.message) : err;
+          last = err;
+          const d = Math.max(bo.next(), retryAfterMs(err));
+          this._log?.warn?.('gocim: login failed, retrying', err.message, `in ${d} ms`);
+          await this._sleep(d, sig);
+        }
+      }
+    } catch (err) {
+      this._started = false;
+      if (!this._closing) this._setState('idle');
+      throw err;
+    } finally {
+      if (t) clearTimeout(t);
+      release();
+    }
+    this._listenWindow();
+    this._supervise(this._cur);
+  }
+
+  // _connect runs one login: route /login, WebSocket, LOGIN → LOGIN_ACK.
+  async _connect(signal) {
+    const res = await this.api.login(this.opts.userName, this.opts.password, { signal });
+    this._load(res.userId);
+    if (!res.server.wsUrl) {
+      throw new Error(`gateway ${res.server.id || '?'} has no WebSocket listener (no server.wsUrl in the login answer)`);
+    }
+    const link = await this._dial(res, signal);
+    this._tokenRefusals = 0;
+    return link;
+  }
+
+  _dial(res, signal) {
+    return new Promise((resolve, reject) => {
+      let ws;
+      try {
+        ws = new this._WebSocket(res.server.wsUrl, SUBPROTOCOL);
+      } catch (err) {
+        reject(new Error(`dial ${res.server.wsUrl}: ${err?.message || err}`));
+        return;
+      }
+      const link = new Link(this, ws, res);
+      let settled = false;
+      const finish = (err) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        link.onFail = null;
+        if (err) {
+          link.fail(err);
+          reject(err);
+        } else {
+          resolve(link);
+        }
+      };
+      const timer = setTimeout(() => finish(new Error(`no LOGIN_ACK from ${res.server.wsUrl} within ${this.opts.connectTimeoutMs} ms`)), this.opts.connectTimeoutMs);
+      const onAbort = () => finish(abortError(signal));
+      if (signal?.aborted) {
+        onAbort();
+        return;
+      }
+      signal?.addEventListener('abort', onAbort, { once: true });
+      link.onFail = (cause) => finish(cause instanceof StopError || cause instanceof GatewayError ? cause : new Error(`gateway ${res.server.wsUrl}: ${cause?.message || cause} during login`));
+      ws.onopen = () => {
+        if (ws.protocol && ws.protocol !== SUBPROTOCOL) {
+          finish(new Error(`gateway chose subprotocol ${ws.protocol}, not ${SUBPROTOCOL}`));
+          return;
+        }
+        const [last, ts] = this._inbox.position();
+        const login = { token: res.token, clientVersion: VERSION };
+        if (last) login.lastSeq = String(last);
+        if (ts) login.lastTsMs = String(ts);
+        link.send({ type: 'LOGIN', reqId: '1', login });
+      };
+      ws.onmessage = (ev) => link.onMessage(ev);
+      ws.onclose = (ev) => link.onClose(ev);
+      ws.onerror = () => {}; // a close event follows with what is known
+      link.handler = (f) => {
+        switch (f.type) {
+          case 'LOGIN_ACK':
+            link.ack = f.loginAck || {};
+            if (link.ack.gatewayId) link.gateway = link.ack.gatewayId;
+            link.handler = null; // until adopted, frames wait in early
+            finish(null);
+            return;
+          case 'ERROR':
+            finish(wireError(f.error));
+            return;
+          case 'KICK':
+            finish(new StopError(kickReason(f.kick)));
+            return;
+          case 'PING':
+          case 'PONG':
+            return;
+          default:
+            if (link.early.length >= MAX_EARLY) finish(new Error('gateway pushed too many frames before LOGIN_ACK'));
+            else link.early.push(f);
+        }
+      };
+    });
+  }
+
+  // _adopt makes link the current one (not yet open for sends).
+  _adopt(link) {
+    this._cur = link;
+    this._open = false;
+    this._caughtUp = false;
+    const now = Date.now();
+    this._inbox.linkUp(now);
+    this._tl.linkUp();
+    const ack = link.ack || {};
+    this._info = {
+      userId: String(ack.userId || link.login.userId),
+      userName: String(ack.userName || link.login.userName),
+      sessionId: String(ack.sessionId || link.login.sessionId),
+      gateway: link.gateway,
+      connected: true,
+    };
+    this._emit('connected', { gateway: link.gateway });
+  }
+
+  // _runLink starts reading l: the frames that came early first, then the
+  // replay of what still waits for an answer, the ACK of what earlier links
+  // showed, and then l takes new sends.
+  _runLink(l) {
+    const reack = this._acks.unacked();
+    l.handler = (f) => this._handle(l, f);
+    l.startHeartbeat();
+    const early = l.early;
+    l.early = [];
+    for (const f of early) {
+      if (l.done) break;
+      this._handle(l, f);
+    }
+    if (l.done || this._cur !== l) return;
+    const now = Date.now();
+    for (const r of this._out.replay()) {
+      if (!l.send(r.frame)) return;
+      this._out.wrote(r, now);
+    }
+    if (reack.seq > 0 && reack.seq > this._acks.acked && l.send(ackFrame(reack.seq))) this._acks.sent(reack.seq, Date.now());
+    this._open = true;
+    this._flushReads(l);
+    this._setState('online');
+    this._dirty();
+    this._poke();
+  }
+
+  async _supervise(l) {
+    const bo = new Backoff(this.opts.reconnectMinMs, this.opts.reconnectMaxMs, this._rand);
+    for (;;) {
+      this._runLink(l);
+      const cause = await l.ended;
+      this._detach(l);
+      if (this._closing) return;
+      if (cause instanceof StopError) {
+        this._stop(cause.message, cause.error, l.gateway);
+        return;
+      }
+      const reason = cause?.message || String(cause);
+      this._log?.warn?.('gocim: connection lost, reconnecting:', reason);
+      this._setState('reconnecting');
+      this._emit('disconnected', { reason, gateway: l.gateway });
+      // A link that stayed up a while earns a fresh, short backoff.
+      if (Date.now() - l.born >= this.opts.reconnectMaxMs) bo.reset();
+      try {
+        l = await this._reconnect(bo);
+      } catch (err) {
+        if (!this._closing) this._stop(`login refused: ${err?.message || err}`, err instanceof GatewayError ? err : err?.error || null, '');
+        return;
+      }
+    }
+  }
+
+  async _reconnect(bo) {
+    let wait = bo.next();
+    for (;;) {
+      await this._sleep(wait, this._life.signal).catch(() => {});
+      if (this._closing) throw new ClientError(ClientError.CLOSED, 'closed');
+      try {
+        const l = await this._connect(this._life.signal);
+        if (this._closing) {
+          l.fail(new ClientError(ClientError.CLOSED, 'closed'));
+          throw new ClientError(ClientError.CLOSED, 'closed');
+        }
+        this._adopt(l);
+        return l;
+      } catch (err) {
+        if (this._closing) throw new ClientError(ClientError.CLOSED, 'closed');
+        if (this._permanent(err, false)) throw err;
+        this._log?.warn?.('gocim: reconnect failed:', err?.message || err);
+        wait = Math.max(bo.next(), retryAfterMs(err));
+      }
+    }
+  }
+
+  // _permanent reports whether retrying a failed login cannot help.
+  _permanent(err, first) {
+    if (err instanceof StopError) return true;
+    if (err instanceof ApiError) {
+      if (err.code === Codes.BadAccount || err.code === Codes.BadArgument) return true;
+      if (err.code === Codes.RepeatLogin) return first;
+      return false;
+    }
+    if (err instanceof GatewayError) {
+      if (err.code === Codes.KickedElsewhere) return true;
+      if (err.code === Codes.Unauthorized) {
+        // No text: the route says the session is not current any more
+        // (another login took over): logging in again would only kick
+        // that one in turn. With text, the token itself was refused
+        // (expired on a slow connection, a rotated secret): a new login
+        // brings a new token, a few times.
+        if (!err.text) return true;
+        this._tokenRefusals++;
+        return this._tokenRefusals > 5;
+      }
+      return false;
+    }
+    return false;
+  }
+
+  _detach(l) {
+    if (this._cur === l) {
+      this._cur = null;
+      this._open = false;
+      this._info = { ...this._info, connected: false };
+    }
+  }
+
+  _stop(reason, error, gateway) {
+    if (!this._stopErr) this._stopErr = new ClientError(ClientError.STOPPED, `stopped: ${reason}`);
+    this._log?.warn?.('gocim: stopped, not reconnecting:', reason);
+    // The session is somebody else's now; what this tab would save could
+    // overwrite the state of the one that took over.
+    clearTimeout(this._saveTimer);
+    this._saveTimer = null;
+    this._stateKey = '';
+    this._setState('stopped');
+    this._emit('kicked', { reason, error: error || null, gateway });
+  }
+
+  // _sleep waits ms, or less when woken (the network came back), or
+  // rejects when signal aborts.
+  _sleep(ms, signal) {
+    return new Promise((resolve, reject) => {
+      if (signal?.aborted) {
+        reject(abortError(signal));
+        return;
+      }
+      const done = () => {
+        clearTimeout(t);
+        signal?.removeEventListener('abort', onAbort);
+        if (this._wakeSleep === wake) this._wakeSleep = null;
+      };
+      const t = setTimeout(() => {
+        done();
+        resolve();
+      }, ms);
+      const onAbort = () => {
+        done();
+        reject(abortError(signal));
+      };
+      const wake = () => {
+        done();
+        resolve();
+      };
+      this._wakeSleep = wake;
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  /** Tries to reconnect now instead of at the end of the current backoff wait. */
+  reconnectNow() {
+    if (this._wakeSleep) this._wakeSleep();
+    else if (this._cur) this._cur.probe();
+  }
+
+  _listenWindow() {
+    const w = globalThis.window;
+    if (!w || typeof w.addEventListener !== 'function') return;
+    const add = (target, type, fn) => {
+      target.addEventListener(type, fn);
+      this._unlisten.push(() => target.removeEventListener(type, fn));
+    };
+    add(w, 'online', () => this.reconnectNow());
+    add(w, 'offline', () => this._cur?.probe());
+    add(w, 'pagehide', () => this._saveNow());
+    const d = globalThis.document;
+    if (d) {
+      add(d, 'visibilitychange', () => {
+        if (d.visibilityState === 'visible') {
+          if (this._cur && Date.now() - this._cur.lastRead > 15_000) this._cur.probe();
+          else if (!this._cur) this.reconnectNow();
+        } else {
+          this._saveNow();
+        }
+      });
+    }
+  }
+
+  // ------------------------------------------------------------ reading
+
+  _handle(l, f) {
+    if (l.done || this._cur !== l) return;
+    if (f.type !== 'ERROR') l.lastErr = null;
+    const now = Date.now();
+    switch (f.type) {
+      case 'PONG':
+        l.ponged();
+        return;
+      case 'PING':
+      case 'LOGIN_ACK':
+        return;
+      case 'MSG':
+      case 'RECEIPT': {
+        const p = f.type === 'MSG' ? f.msg : f.receipt;
+        if (!p) return;
+        const seq = num(p.seq);
+        if (f.type === 'MSG' && seq === 0 && num(p.groupSeq) > 0 && p.group) {
+          const gid = String(p.group);
+          const show = this._tl.add(gid, f, now);
+          this._poke();
+          this._showGroup(gid, show);
+          return;
+        }
+        if (seq === 0) {
+          this._show(f); // a broadcast or a direct answer: not an inbox entry
+          return;
+        }
+        if (this._reused(seq, f)) {
+          this._log?.warn?.('gocim: inbox seq reused for a new message: the server lost recent entries; syncing again', seq);
+          if (this._inbox.rewind(Math.max(seq, REWIND_SPAN + 1) - REWIND_SPAN - 1, now)) this._requestSync(l);
+        }
+        const { show, sync } = this._inbox.add(seq, f, now);
+        if (sync) this._requestSync(l);
+        this._showAll(show);
+        return;
+      }
+      case 'SYNC': {
+        const s = f.sync || {};
+        if (s.group) {
+          const show = this._tl.answer(s, now);
+          this._poke();
+          this._showGroup(String(s.group), show);
+          return;
+        }
+        const { show, sync } = this._inbox.answer(s, now);
+        if (sync) this._requestSync(l);
+        if (this._tl.listed(s.groups, now)) this._poke();
+        this._showAll(show);
+        if (!this._inbox.syncing && this._inbox.held.size === 0 && !this._caughtUp) {
+          this._caughtUp = true;
+          this._emit('synced', { lastSeq: this._inbox.last });
+        }
+        return;
+      }
+      case 'ERROR': {
+        const e = wireError(f.error);
+        if (e.code === Codes.Unauthorized || e.code === Codes.KickedElsewhere) {
+          l.fail(new StopError(e.message, e));
+          return;
+        }
+        if (!e.clientMsgId) {
+          l.lastErr = e; // the close that usually follows is reported with it
+          this._emit('error', e);
+          return;
+        }
+        const { final, notice, rec } = this._out.fail(e);
+        if (rec) this._statusChanged(rec);
+        if (final) this._emit('error', final);
+        else if (notice) this._emit('retrying', notice);
+        return;
+      }
+      case 'KICK':
+        l.fail(new StopError(kickReason(f.kick)));
+        return;
+      default:
+        // A newer gateway's frame type: nothing to do with it.
+        return;
+    }
+  }
+
+  // _reused: a message under a seq shown before for another message.
+  _reused(seq, f) {
+    const id = f.msg?.msgId;
+    if (f.type !== 'MSG' || !id || seq > this._inbox.last || this._shown.has(id)) return false;
+    for (const m of this._shown.values()) if (m.seq === seq) return true;
+    return false;
+  }
+
+  _showAll(show) {
+    const now = Date.now();
+    for (const f of show) {
+      this._show(f);
+      const seq = num(f.type === 'MSG' ? f.msg?.seq : f.receipt?.seq);
+      if (this._acks.show(seq, 1, now)) this._poke();
+    }
+    if (this._acks.show(this._inbox.last, 0, now)) this._poke();
+    if (show.length) this._dirty();
+  }
+
+  _showGroup(gid, show) {
+    for (const f of show) this._show(f);
+    if (this._tl.shown(gid, show.length, Date.now())) this._poke();
+    if (show.length) this._dirty();
+  }
+
+  _show(f) {
+    if (f.type === 'MSG') {
+      const m = wireMessage(f.msg);
+      if (m.msgId && this._shown.containsOrAdd(m.msgId, { group: m.group, seq: m.seq, from: m.from })) return;
+      this._emit('message', m);
+      return;
+    }
+    const rc = f.receipt;
+    const items = Array.isArray(rc.items) ? rc.items : [];
+    if (items.length === 0) {
+      this._showReceipt(wireReceipt(rc));
+      return;
+    }
+    // One receipt for several of our messages: one event each.
+    for (const it of items) this._showReceipt(wireReceipt(rc, it));
+  }
+
+  _showReceipt(rc) {
+    const { emit, sent, rec } = this._out.receipt(rc);
+    if (sent) this._emit('receipt', sent);
+    if (rec) this._statusChanged(rec);
+    if (emit) this._emit('receipt', rc);
+  }
+
+  _statusChanged(r) {
+    this._dirty();
+    this._emit('status', sentMessage(r));
+  }
+
+  _requestSync(l) {
+    this._syncOn = l;
+    this._poke();
+  }
+
+  // ------------------------------------------------------------ control
+
+  _poke() {
+    if (this._pokeQueued) return;
+    this._pokeQueued = true;
+    queueMicrotask(() => {
+      this._pokeQueued = false;
+      this._control();
+    });
+  }
+
+  _control() {
+    clearTimeout(this._controlTimer);
+    this._controlTimer = null;
+    if (this._closing && !this._cur) return;
+    const now = Date.now();
+    const next = this._controlStep(now);
+    if (next && !this._closing) this._controlTimer = setTimeout(() => this._control(), Math.max(0, next - Date.now()));
+  }
+
+  // _controlStep writes what is due: SYNCs asked for or unanswered, ACKs,
+  // group SYNCs and ACKs, resends; it returns when to come back (0: when
+  // poked).
+  _controlStep(now) {
+    const cur = this._cur;
+    const open = this._open;
+    const want = this._syncOn;
+    this._syncOn = null;
+    let next = 0;
+    const soonest = (t) => {
+      if (t && (!next || t < next)) next = t;
+    };
+
+    const ex = this._inbox.expire(now, this.opts.syncTimeoutMs);
+    soonest(ex.next);
+    if (cur && (want === cur || ex.sync)) {
+      const [last, ts] = this._inbox.position();
+      const s = { afterSeq: String(last) };
+      if (ts) s.afterTsMs = String(ts);
+      cur.send({ type: 'SYNC', sync: s });
+    }
+
+    const due = this._acks.due(now);
+    if (!due.ok) soonest(due.next);
+    else if (cur && cur.send(ackFrame(due.seq))) {
+      this._acks.sent(due.seq, Date.now());
+      soonest(this._acks.due(Date.now()).next);
+      this._dirty();
+    }
+
+    if (cur) {
+      const { frames, next: at } = this._tl.syncs(now, this.opts.syncTimeoutMs);
+      soonest(at);
+      for (const f of frames) cur.send(f);
+      const { gs, next: at2 } = this._tl.dueAcks(now, false);
+      soonest(at2);
+      if (gs.length && cur.send({ type: 'ACK', ack: { groups: gs } })) {
+        this._tl.acked(gs, Date.now());
+        soonest(this._tl.dueAcks(Date.now(), false).next);
+        this._dirty();
+      }
+    }
+
+    const { again, failed, next: at } = this._out.expire(now);
+    soonest(at);
+    for (const r of again) {
+      if (!cur || !open || !cur.send(r.frame)) break;
+      this._out.wrote(r, Date.now());
+      soonest(r.deadline);
+    }
+    for (const r of failed) {
+      this._log?.info?.('gocim: giving up on a message', r.clientMsgId, r.error?.text);
+      this._statusChanged(r);
+      this._emit('error', r.error);
+    }
+    return next;
+  }
+
+  // ------------------------------------------------------------ sending
+
+  /** Sends text to one user (id or name); returns the clientMsgId receipts and errors will carry. */
+  send(to, text) {
+    if (!to) throw new ClientError(ClientError.NO_RECIPIENT, 'no recipient');
+    return this.sendMsg({ to: String(to), text: String(text) });
+  }
+
+  /** Sends text to group gid (SENT's count: the members it went to). */
+  sendGroup(gid, text) {
+    if (!gid) throw new ClientError(ClientError.NO_GROUP, 'no group');
+    return this.sendMsg({ group: String(gid), text: String(text) });
+  }
+
+  /** Sends text to everybody online (CIM's group chat; nothing stored, never resent). */
+  broadcast(text) {
+    return this.sendMsg({ broadcast: true, text: String(text) });
+  }
+
+  /**
+   * Sends one message: {to | group | broadcast, text} or a file message
+   * {…, kind: 'file', file: {name, size, contentType, ref?}, data?:
+   * Uint8Array}. It returns the clientMsgId at once; the message is written
+   * now when online, else when the link is back, and kept (across reloads
+   * too) until the route answers.
+   */
+  sendMsg(m) {
+    if (this._stopErr) throw this._stopErr;
+    if (this._closing) throw new ClientError(ClientError.CLOSED, 'closed');
+    if (!this._started) throw new ClientError(ClientError.NOT_STARTED, 'not started');
+    if (!m.to && !m.group && !m.broadcast) throw new ClientError(ClientError.NO_RECIPIENT, 'no recipient');
+    const kind = m.kind === 'file' || m.file ? 'file' : 'text';
+    const msg = {
+      clientMsgId: m.clientMsgId || this._nextId(),
+      to: m.to ? String(m.to) : '',
+      group: m.group ? String(m.group) : '',
+      broadcast: !!m.broadcast,
+      kind,
+      text: kind === 'text' ? String(m.text ?? '') : '',
+      file: kind === 'file' ? fileOf(m.file) : null,
+    };
+    const body = kind === 'text' ? utf8Encode(msg.text) : m.data instanceof Uint8Array ? m.data : new Uint8Array(0);
+    if (msgFrameSize(msg, body.length) > this.opts.maxFrame) throw new ClientError(ClientError.TOO_LARGE, 'message larger than the frame limit');
+    const w = { clientMsgId: msg.clientMsgId };
+    if (msg.to) w.to = msg.to;
+    if (msg.group) w.group = msg.group;
+    if (msg.broadcast) w.broadcast = true;
+    if (body.length) w.body = bytesToBase64(body);
+    if (kind === 'file') {
+      w.kind = 'KIND_FILE';
+      const f = { name: msg.file.name };
+      if (msg.file.size) f.size = String(msg.file.size);
+      if (msg.file.contentType) f.contentType = msg.file.contentType;
+      if (msg.file.ref) f.ref = msg.file.ref;
+      w.file = f;
+    }
+    const frame = JSON.stringify({ type: 'MSG', msg: w });
+    const now = Date.now();
+    const r = this._out.add(msg, frame, now);
+    this._statusChanged(r);
+    const l = this._cur;
+    if (l && this._open && r.pending && !r.written && l.send(frame)) {
+      if (this._out.wrote(r, Date.now())) this._poke();
+    }
+    return msg.clientMsgId;
+  }
+
+  /**
+   * Builds a file message for blob (a File or Blob): its bytes inline when
+   * it fits in one frame (up to maxFrame − 1 KiB), else uploaded to the
+   * route first (POST /upload) and named by file.ref.
+   */
+  async prepareFile(blob, { name, contentType, signal } = {}) {
+    const fileName = name || blob?.name || 'file';
+    const type = contentType || blob?.type || 'application/octet-stream';
+    const size = blob.size;
+    if (size <= this.opts.maxFrame - INLINE_RESERVE) {
+      const data = new Uint8Array(await blob.arrayBuffer());
+      return { kind: 'file', file: { name: fileName, size, contentType: type, ref: '' }, data };
+    }
+    this._needLogin();
+    const ref = await this.api.upload(blob, { name: fileName, contentType: type, signal });
+    return { kind: 'file', file: { name: fileName, size, contentType: type, ref: ref.ref }, data: null };
+  }
+
+  /** Sends a file (File or Blob) to a user; resolves to the clientMsgId. */
+  async sendFile(to, blob, options = {}) {
+    if (!to) throw new ClientError(ClientError.NO_RECIPIENT, 'no recipient');
+    const m = await this.prepareFile(blob, options);
+    return this.sendMsg({ ...m, to: String(to) });
+  }
+
+  /** Sends a file (File or Blob) to a group; resolves to the clientMsgId. */
+  async sendGroupFile(gid, blob, options = {}) {
+    if (!gid) throw new ClientError(ClientError.NO_GROUP, 'no group');
+    const m = await this.prepareFile(blob, options);
+    return this.sendMsg({ ...m, group: String(gid) });
+  }
+
+  /** The file of a file message as a Blob: its inline bytes, or the route's copy (GET /files/<ref>). */
+  async downloadFile(message, { signal } = {}) {
+    const f = message?.file;
+    if (message?.kind !== 'file' || !f) throw new ClientError('not-a-file', 'not a file message');
+    const type = f.contentType || 'application/octet-stream';
+    if (f.ref) return this.api.download(f.ref, { signal });
+    return new Blob([message.data || new Uint8Array(0)], { type });
+  }
+
+  /** What the client knows of one of its messages, by clientMsgId (or null). */
+  status(clientMsgId) {
+    const r = this._out.recs.get(clientMsgId);
+    return r ? sentMessage(r) : null;
+  }
+
+  /** What the client knows of one of its messages, by the route's msgId (or null). */
+  statusByMsgId(msgId) {
+    const r = this._out.byMsgId.get(msgId);
+    return r ? sentMessage(r) : null;
+  }
+
+  /** The n most recently sent messages (all it remembers when n <= 0), oldest first. */
+  recent(n = 0) {
+    const list = n > 0 ? this._out.order.slice(-n) : this._out.order.slice();
+    return list.map(sentMessage);
+  }
+
+  /** How many sent messages still wait for the route's answer. */
+  get pending() {
+    return this._out.pendingCount();
+  }
+
+  // ------------------------------------------------------------ reading
+
+  /**
+   * Tells the senders that these messages were read: Message objects (as
+   * events or history give them) or msgIds of messages shown lately. It
+   * first acknowledges what was shown (so DELIVERED reaches the sender
+   * before READ), then writes READ{msgIds, seqs, peer, group} per sender
+   * and group. Messages without an inbox seq (a large group's timeline)
+   * and our own are skipped. Offline, the READs wait for the next link.
+   * It returns how many messages it named.
+   */
+  markRead(items) {
+    const list = [].concat(items || []);
+    const groups = new Map();
+    let upTo = 0;
+    let n = 0;
+    for (const it of list) {
+      const id = typeof it === 'string' ? it : it?.msgId;
+      if (!id) continue;
+      const known = this._shown.peek(id);
+      const seq = (typeof it === 'object' && it.seq) || known?.seq || 0;
+      const group = (typeof it === 'object' ? it.group : known?.group) || '';
+      const from = (typeof it === 'object' ? it.from : known?.from) || '';
+      if (known) upTo = Math.max(upTo, known.seq);
+      if (!seq || !from || from === this._info.userId || from === '0') continue;
+      const key = `${group}\u0000${from}`;
+      let g = groups.get(key);
+      if (!g) groups.set(key, (g = { peer: from, group, ids: [], seqs: [] }));
+      if (!g.ids.includes(id)) {
+        g.ids.push(id);
+        g.seqs.push(seq);
+        n++;
+      }
+    }
+    if (upTo > 0) this._acks.show(Math.min(upTo, this._inbox.last), 0, Date.now());
+    for (const g of groups.values()) {
+      for (let i = 0; i < g.ids.length; i += MAX_READ_IDS) {
+        this._pendingReads.push({ peer: g.peer, group: g.group, ids: g.ids.slice(i, i + MAX_READ_IDS), seqs: g.seqs.slice(i, i + MAX_READ_IDS) });
+      }
+    }
+    if (this._pendingReads.length > MAX_PENDING_READS) this._pendingReads.splice(0, this._pendingReads.length - MAX_PENDING_READS);
+    if (this._cur && this._open) this._flushReads(this._cur);
+    return n;
+  }
+
+  _flushReads(l) {
+    if (!this._pendingReads.length) return;
+    const { seq, ok } = this._acks.unacked();
+    if (ok) {
+      if (!l.send(ackFrame(seq))) return;
+      this._acks.sent(seq, Date.now());
+    }
+    while (this._pendingReads.length) {
+      const r = this._pendingReads[0];
+      const read = { msgIds: r.ids, seqs: r.seqs.map(String), peer: r.peer };
+      if (r.group) read.group = r.group;
+      if (!l.send({ type: 'READ', read })) return;
+      this._pendingReads.shift();
+    }
+  }
+
+  // ------------------------------------------------------------ the route
+
+  _needLogin() {
+    if (!this.api.accessToken && !this._info.userId) throw new ClientError(ClientError.NOT_LOGGED_IN, 'not logged in');
+  }
+
+  /** Who is online (GET /onlineUser). */
+  onlineUsers(opts) {
+    this._needLogin();
+    return this.api.onlineUsers(opts);
+  }
+
+  /** One page of history (GET /history): {messages (newest first), next}. */
+  history(q = {}, opts) {
+    this._needLogin();
+    return this.api.history(q, opts);
+  }
+
+  /** History following the cursor until n messages (see Api.historyFill). */
+  historyFill(q = {}, n = 0, opts) {
+    this._needLogin();
+    return this.api.historyFill(q, n, opts);
+  }
+
+  createGroup(name, open = false, opts) {
+    this._needLogin();
+    return this.api.createGroup(name, open, opts);
+  }
+  groups(opts) {
+    this._needLogin();
+    return this.api.groups(opts);
+  }
+  group(gid, opts) {
+    this._needLogin();
+    return this.api.group(gid, opts);
+  }
+  groupMembers(gid, opts) {
+    this._needLogin();
+    return this.api.groupMembers(gid, opts);
+  }
+  async joinGroup(gid, opts) {
+    this._needLogin();
+    const g = await this.api.joinGroup(gid, opts);
+    // A large group's messages after the join: ask for the timeline.
+    this._poke();
+    return g;
+  }
+  inviteToGroup(gid, users, opts) {
+    this._needLogin();
+    return this.api.inviteToGroup(gid, users, opts);
+  }
+  leaveGroup(gid, opts) {
+    this._needLogin();
+    return this.api.leaveGroup(gid, opts);
+  }
+  kickFromGroup(gid, user, opts) {
+    this._needLogin();
+    return this.api.kickFromGroup(gid, user, opts);
+  }
+  renameGroup(gid, name, opts) {
+    this._needLogin();
+    return this.api.renameGroup(gid, name, opts);
+  }
+  dissolveGroup(gid, opts) {
+    this._needLogin();
+    return this.api.dissolveGroup(gid, opts);
+  }
+
+  /** Group receipt counts by msgId; they also raise the statuses this client reports. */
+  async groupReceipts(msgIds, opts) {
+    this._needLogin();
+    const counts = await this.api.groupReceipts(msgIds, opts);
+    for (const r of this._out.groupCounts(counts)) this._statusChanged(r);
+    return counts;
+  }
+
+  /** A private message the route sends after delaySeconds (POST /delay). */
+  delay(to, text, delaySeconds, opts) {
+    this._needLogin();
+    return this.api.delay(to, text, delaySeconds, opts);
+  }
+
+  // ------------------------------------------------------------ close
+
+  /**
+   * Acknowledges what was shown, logs the session off at the route (POST
+   * /offLine), closes the connection, stops reconnecting, saves the state
+   * and emits 'closed'. Messages still waiting for an answer stay saved
+   * and are sent by the next Client of this user. A second call waits for
+   * the first.
+   */
+  close() {
+    if (this._closed) return this._closed;
+    this._closed = this._close();
+    return this._closed;
+  }
+
+  async _close() {
+    this._closing = true;
+    const stopped = !!this._stopErr;
+    if (!this._stopErr) this._stopErr = new ClientError(ClientError.CLOSED, 'closed');
+    const l = this._cur;
+    let error = null;
+    if (l && !stopped) {
+      const { seq, ok } = this._acks.unacked();
+      if (ok && l.send(ackFrame(seq))) this._acks.sent(seq, Date.now());
+      const { gs } = this._tl.dueAcks(Date.now(), true);
+      if (gs.length && l.send({ type: 'ACK', ack: { groups: gs } })) this._tl.acked(gs, Date.now());
+    }
+    if (this._info.sessionId && !stopped && this.api.accessToken) {
+      try {
+        await this.api.offline();
+      } catch (err) {
+        error = err;
+        this._log?.warn?.('gocim: offLine failed:', err?.message || err);
+      }
+    }
+    this._life.abort(new ClientError(ClientError.CLOSED, 'closed'));
+    if (this._cur) this._cur.fail(new ClientError(ClientError.CLOSED, 'closed'));
+    clearTimeout(this._controlTimer);
+    this._unlisten.forEach((f) => f());
+    this._unlisten = [];
+    if (!stopped) this._saveNow();
+    this._setState('closed');
+    this._emit('closed', {});
+    if (error) throw error;
+  }
+
+  // ------------------------------------------------------------ storage
+
+  _load(userId) {
+    if (!userId || this._loadedFor === userId || this._stopErr) return;
+    this._loadedFor = userId;
+    this._stateKey = `gocim:v${STATE_KEY_VERSION}:${this.routeUrl || globalThis.location?.origin || ''}:${userId}`;
+    let s = null;
+    try {
+      const raw = this._storage.getItem(this._stateKey);
+      s = raw ? JSON.parse(raw) : null;
+    } catch (err) {
+      this._log?.warn?.('gocim: saved state unreadable, starting afresh:', err?.message || err);
+    }
+    if (!s || typeof s !== 'object') return;
+    const last = num(s.lastSeq);
+    if (last > this._inbox.last) {
+      this._inbox.restore(last, num(s.lastTsMs));
+      this._acks.shown = last;
+      this._acks.acked = Math.min(num(s.acked), last);
+      if (last > this._acks.acked) {
+        this._acks.posted = true;
+        this._acks.since = 0;
+      }
+    }
+    for (const [gid, g] of Object.entries(s.groups || {})) {
+      if (Array.isArray(g)) this._tl.restore(gid, num(g[0]), num(g[1]));
+    }
+    for (const e of Array.isArray(s.shown) ? s.shown : []) {
+      if (Array.isArray(e) && e[0]) this._shown.containsOrAdd(String(e[0]), { group: String(e[1] || ''), seq: num(e[2]), from: String(e[3] || '') });
+    }
+    // Oldest first in the saved list; restore puts each in front, so walk
+    // it backwards.
+    const sent = Array.isArray(s.sent) ? s.sent : [];
+    const out = Array.isArray(s.outbox) ? s.outbox : [];
+    for (let i = out.length - 1; i >= 0; i--) this._out.restore(out[i]);
+    for (let i = sent.length - 1; i >= 0; i--) this._out.restore(sent[i]);
+    for (const r of this._out.queue) this._emit('status', sentMessage(r));
+  }
+
+  _dirty() {
+    if (!this._stateKey || this._saveTimer) return;
+    this._saveTimer = setTimeout(() => {
+      this._saveTimer = null;
+      this._saveNow();
+    }, 250);
+  }
+
+  _saveNow() {
+    clearTimeout(this._saveTimer);
+    this._saveTimer = null;
+    if (!this._stateKey) return;
+    const [last, ts] = this._inbox.position();
+    const groups = {};
+    for (const [gid, t] of this._tl.of) if (t.known || t.in.last > 0) groups[gid] = [t.in.last, t.acks.acked];
+    const shown = [];
+    for (const [id, v] of this._shown.entries()) shown.push([id, v.group, v.seq, v.from]);
+    const outbox = [];
+    let bytes = 0;
+    for (const r of this._out.queue) {
+      if (!r.pending || (r.once && r.written)) continue;
+      bytes += r.frame.length;
+      if (bytes > PERSIST_OUTBOX_BYTES) break;
+      outbox.push({ ...persistRecord(r), frame: r.frame, tries: r.tries, written: r.written });
+    }
+    const sent = this._out.order.filter((r) => !r.pending && r.msgId).slice(-PERSIST_SENT).map(persistRecord);
+    const state = { v: STATE_KEY_VERSION, lastSeq: last, lastTsMs: ts, acked: this._acks.acked, groups, shown: shown.slice(-PERSIST_SHOWN), outbox, sent };
+    try {
+      this._storage.setItem(this._stateKey, JSON.stringify(state));
+    } catch (err) {
+      // Quota or a storage turned off: try without the outbox's bodies.
+      try {
+        state.outbox = [];
+        state.shown = [];
+        this._storage.setItem(this._stateKey, JSON.stringify(state));
+      } catch {
+        // nothing more to do
+      }
+      this._log?.warn?.('gocim: saving the state failed:', err?.message || err);
+    }
+  }
+
+  /** Forgets the saved state of this user (position, outbox, statuses) in the storage. */
+  forgetSavedState() {
+    if (!this._stateKey) return;
+    try {
+      this._storage.removeItem(this._stateKey);
+    } catch {
+      // ignore
+    }
+  }
+}
+
+function persistRecord(r) {
+  const p = { clientMsgId: r.clientMsgId, msgId: r.msgId, to: r.to, group: r.group, kind: r.kind, status: r.status, at: r.at, seen: r.seen };
+  if (r.broadcast) p.broadcast = true;
+  if (r.text) p.text = r.text;
+  if (r.file) p.file = r.file;
+  if (r.recipients) p.recipients = r.recipients;
+  if (r.delivered) p.delivered = r.delivered;
+  if (r.read) p.read = r.read;
+  if (r.error) p.error = { code: r.error.code, text: r.error.text };
+  return p;
+}
+
+function ackFrame(seq) {
+  return { type: 'ACK', ack: { seq: String(seq) } };
+}
+
+function retryAfterMs(err) {
+  return err instanceof ApiError && err.retryAfter > 0 ? err.retryAfter * 1000 : 0;
+}

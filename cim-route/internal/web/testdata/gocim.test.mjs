@@ -1,0 +1,460 @@
+// Tests of gocim.js against a scripted gateway and route (node --test;
+// web_test.go runs them when node is installed). The fakes speak the
+// contract: POST /login answers a token and a wsUrl, the WebSocket carries
+// one protojson Frame per text message.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Client, MemoryStorage, Codes, base64ToBytes, bytesToBase64, utf8Decode, utf8Encode } from '../static/gocim.js';
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function until(fn, what, ms = 3000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timeout waiting for ${what}`);
+    await sleep(5);
+  }
+}
+
+// Cluster is a fake route (fetch) and gateway (WebSocket).
+class Cluster {
+  constructor() {
+    this.logins = 0;
+    this.sockets = [];
+    this.calls = [];
+    this.loginError = null; // {status, code, message} for the next /login
+    const cluster = this;
+    this.fetch = async (url, init = {}) => {
+      const u = new URL(url, 'http://route');
+      cluster.calls.push({ method: init.method || 'GET', path: u.pathname, search: u.search, headers: init.headers || {}, body: init.body });
+      const reply = (status, code, data, message = '') => new Response(JSON.stringify({ code, message, data }), { status, headers: { 'Content-Type': 'application/json' } });
+      if (u.pathname === '/login') {
+        if (cluster.loginError) {
+          const e = cluster.loginError;
+          cluster.loginError = null;
+          return reply(e.status, e.code, null, e.message);
+        }
+        cluster.logins++;
+        const n = cluster.logins;
+        return reply(200, 9000, {
+          userId: '7', userName: 'ann', sessionId: `s${n}`, token: `tok${n}`, expiresAt: 0, accessToken: `acc${n}`, accessExpiresAt: 0,
+          server: { id: 'gw:1:2', host: '127.0.0.1', tcpPort: 1, httpPort: 2, wsUrl: `ws://gw/ws?login=${n}` },
+        });
+      }
+      if (u.pathname === '/offLine') return reply(200, 9000, null);
+      if (u.pathname === '/history') {
+        return reply(200, 9000, { messages: [{ msgId: 'h1', seq: 4, from: '8', fromName: 'bob', to: '7', kind: 0, body: 'old', file: null, timestampMs: 5 }, { msgId: 'h2', seq: 9, from: '8', fromName: 'bob', to: '7', group: '5', groupSeq: 9, kind: 1, body: bytesToBase64(utf8Encode('xy')), file: { ref: '', size: 2, name: 'a.txt', contentType: 'text/plain' }, timestampMs: 6 }], next: '' });
+      }
+      return reply(404, 3000, null, 'no such endpoint');
+    };
+    this.WebSocket = class FakeSocket {
+      constructor(url, protocol) {
+        this.url = url;
+        this.protocol = '';
+        this.asked = protocol;
+        this.readyState = 0;
+        this.sent = [];
+        cluster.sockets.push(this);
+        setTimeout(() => {
+          if (this.readyState !== 0) return;
+          this.readyState = 1;
+          this.protocol = protocol;
+          this.onopen?.({});
+        }, 0);
+      }
+      send(data) {
+        if (this.readyState !== 1) throw new Error('not open');
+        this.sent.push(JSON.parse(data));
+      }
+      close(code = 1000) {
+        if (this.readyState >= 2) return;
+        this.readyState = 3;
+        setTimeout(() => this.onclose?.({ code, reason: '' }), 0);
+      }
+      // The gateway's side:
+      push(frame) {
+        this.onmessage?.({ data: JSON.stringify(frame) });
+      }
+      drop() {
+        if (this.readyState >= 2) return;
+        this.readyState = 3;
+        this.onclose?.({ code: 1006, reason: '' });
+      }
+      of(type) {
+        return this.sent.filter((f) => f.type === type);
+      }
+    };
+  }
+  get ws() {
+    return this.sockets[this.sockets.length - 1];
+  }
+  // login waits for a LOGIN on a socket not answered yet.
+  async login() {
+    const ws = await until(() => this.sockets.find((s) => !s.answered && s.readyState === 1 && s.of('LOGIN').length > 0), 'LOGIN');
+    ws.answered = true;
+    return ws;
+  }
+  // accept waits for the next LOGIN and answers LOGIN_ACK.
+  async accept() {
+    const ws = await this.login();
+    ws.push({ type: 'LOGIN_ACK', reqId: '1', loginAck: { userId: '7', userName: 'ann', sessionId: `s${this.logins}`, gatewayId: 'gw:1:2', serverTimeMs: '1' } });
+    return ws;
+  }
+}
+
+function newClient(cluster, opts = {}) {
+  const c = new Client({
+    routeUrl: 'http://route',
+    userName: 'ann',
+    password: 'secret1',
+    fetch: cluster.fetch,
+    WebSocket: cluster.WebSocket,
+    storage: opts.storage || new MemoryStorage(),
+    logger: null,
+    random: () => 0,
+    reconnectMinMs: 10,
+    reconnectMaxMs: 40,
+    ackDelayMs: 20,
+    groupAckDelayMs: 30,
+    syncTimeoutMs: 500,
+    resendTimeoutMs: 1000,
+    heartbeatMs: 0,
+    ...opts,
+  });
+  const events = [];
+  for (const t of ['state', 'connected', 'disconnected', 'synced', 'message', 'receipt', 'status', 'error', 'retrying', 'kicked', 'closed']) {
+    c.on(t, (d) => events.push({ t, d }));
+  }
+  c.events = events;
+  c.of = (t) => events.filter((e) => e.t === t).map((e) => e.d);
+  return c;
+}
+
+async function started(cluster, opts) {
+  const c = newClient(cluster, opts);
+  const p = c.start();
+  await cluster.accept();
+  await p;
+  return c;
+}
+
+function msg(seq, text, extra = {}) {
+  return { type: 'MSG', msg: { msgId: `m${seq}`, seq: String(seq), from: '8', fromName: 'bob', to: '7', body: bytesToBase64(utf8Encode(text)), timestampMs: String(1000 + seq), ...extra } };
+}
+
+function syncAnswer(after, last, head, extra = {}) {
+  return { type: 'SYNC', sync: { afterSeq: String(after), lastSeq: String(last), headSeq: String(head), firstSeq: '1', ...extra } };
+}
+
+test('logs in over the gocim.json subprotocol and goes online', async () => {
+  const cl = new Cluster();
+  const c = await started(cl);
+  const ws = cl.ws;
+  assert.equal(ws.asked, 'gocim.json');
+  assert.equal(ws.url, 'ws://gw/ws?login=1');
+  const login = ws.of('LOGIN')[0];
+  assert.equal(login.reqId, '1');
+  assert.equal(login.login.token, 'tok1');
+  assert.equal(login.login.lastSeq, undefined); // 0 is omitted, as protojson does
+  assert.equal(c.state, 'online');
+  assert.deepEqual(c.of('connected'), [{ gateway: 'gw:1:2' }]);
+  assert.equal(c.info.sessionId, 's1');
+  assert.equal(c.api.accessToken, 'acc1');
+  await c.close();
+  assert.equal(c.state, 'closed');
+  assert.ok(cl.calls.some((x) => x.path === '/offLine' && x.headers.Authorization === 'Bearer acc1'));
+});
+
+test('shows inbox entries once and in order, fills gaps with SYNC, acknowledges cumulatively', async () => {
+  const cl = new Cluster();
+  const c = await started(cl);
+  const ws = cl.ws;
+  ws.push(syncAnswer(0, 0, 0)); // the login SYNC's answer: nothing new
+  assert.equal(c.of('synced').length, 1);
+  ws.push(msg(1, 'one'));
+  ws.push(msg(3, 'three'));
+  assert.deepEqual(c.of('message').map((m) => m.text), ['one']);
+  await until(() => ws.of('SYNC').length === 1, 'a SYNC for the gap');
+  assert.equal(ws.of('SYNC')[0].sync.afterSeq, '1');
+  ws.push(msg(2, 'two'));
+  ws.push(msg(2, 'two again'));
+  ws.push(msg(3, 'three again'));
+  assert.deepEqual(c.of('message').map((m) => m.text), ['one', 'two', 'three']);
+  ws.push(syncAnswer(1, 3, 3));
+  assert.equal(c.lastSeq, 3);
+  await until(() => ws.of('ACK').length > 0, 'an ACK');
+  await sleep(60);
+  const acks = ws.of('ACK');
+  assert.equal(acks[acks.length - 1].ack.seq, '3');
+  assert.ok(acks.length <= 2, `ACKs coalesce: ${JSON.stringify(acks)}`);
+  const m = c.of('message')[0];
+  assert.equal(m.msgId, 'm1');
+  assert.equal(m.seq, 1);
+  assert.equal(m.from, '8');
+  assert.equal(m.kind, 'text');
+  // A repeated msgId under a new seq (a group send fanned out again) is
+  // not shown again, but its seq counts.
+  ws.push(msg(4, 'repeat', { msgId: 'm3' }));
+  assert.equal(c.of('message').length, 3);
+  assert.equal(c.lastSeq, 4);
+  await c.close();
+});
+
+test('a SYNC answer that starts past a trimmed hole moves on', async () => {
+  const cl = new Cluster();
+  const c = await started(cl);
+  const ws = cl.ws;
+  ws.push(msg(5, 'five')); // 1..4 were trimmed
+  ws.push(syncAnswer(0, 5, 6, { firstSeq: '5' }));
+  assert.deepEqual(c.of('message').map((m) => m.text), ['five']);
+  // The head is further: the next page is asked for.
+  await until(() => ws.of('SYNC').some((f) => f.sync.afterSeq === '5'), 'the next page');
+  ws.push(msg(6, 'six'));
+  ws.push(syncAnswer(5, 6, 6, { firstSeq: '5' }));
+  assert.deepEqual(c.of('message').map((m) => m.text), ['five', 'six']);
+  assert.equal(c.lastSeq, 6);
+  await c.close();
+});
+
+test('keeps a message until SENT, resends it with the same clientMsgId on a new link', async () => {
+  const cl = new Cluster();
+  const c = await started(cl);
+  const ws1 = cl.ws;
+  const id = c.send('bob', 'héllo');
+  const up = ws1.of('MSG')[0];
+  assert.equal(up.msg.clientMsgId, id);
+  assert.equal(up.msg.to, 'bob');
+  assert.equal(utf8Decode(base64ToBytes(up.msg.body)), 'héllo');
+  assert.equal(c.status(id).status, 'pending');
+  ws1.drop(); // the link dies before the answer
+  await until(() => c.state === 'reconnecting', 'reconnecting');
+  assert.equal(c.of('disconnected').length, 1);
+  const id2 = c.send('bob', 'while down');
+  const ws2 = await cl.accept();
+  await until(() => ws2.of('MSG').length === 2, 'the replay');
+  assert.deepEqual(ws2.of('MSG').map((f) => f.msg.clientMsgId), [id, id2]);
+  assert.equal(ws2.of('LOGIN')[0].login.token, 'tok2'); // a new login through the route
+  ws2.push({ type: 'RECEIPT', receipt: { status: 'RECEIPT_SENT', msgId: 'X1', clientMsgId: id } });
+  ws2.push({ type: 'RECEIPT', receipt: { status: 'RECEIPT_SENT', msgId: 'X2', clientMsgId: id2 } });
+  assert.equal(c.status(id).status, 'sent');
+  assert.equal(c.statusByMsgId('X2').clientMsgId, id2);
+  // One receipt entry for both (items): one event each.
+  ws2.push({ type: 'RECEIPT', receipt: { status: 'RECEIPT_DELIVERED', by: '8', seq: '1', items: [{ msgId: 'X1', clientMsgId: id }, { msgId: 'X2', clientMsgId: id2 }] } });
+  assert.equal(c.status(id).status, 'delivered');
+  assert.equal(c.status(id2).status, 'delivered');
+  const delivered = c.of('receipt').filter((r) => r.status === 'delivered');
+  assert.deepEqual(delivered.map((r) => r.clientMsgId), [id, id2]);
+  // A receipt repeated is not told twice.
+  ws2.push({ type: 'RECEIPT', receipt: { status: 'RECEIPT_SENT', msgId: 'X1', clientMsgId: id } });
+  assert.equal(c.of('receipt').filter((r) => r.clientMsgId === id && r.status === 'sent').length, 1);
+  assert.deepEqual(c.of('status').filter((s) => s.clientMsgId === id).map((s) => s.status), ['pending', 'sent', 'delivered']);
+  await c.close();
+});
+
+test('resends after the resend timeout, then gives up', async () => {
+  const cl = new Cluster();
+  const c = await started(cl, { resendTimeoutMs: 20, resendMax: 2 });
+  const ws = cl.ws;
+  const id = c.send('bob', 'x');
+  await until(() => ws.of('MSG').length === 2, 'a resend');
+  assert.equal(ws.of('MSG')[1].msg.clientMsgId, id);
+  await until(() => c.status(id).status === 'failed', 'failure');
+  assert.equal(c.of('error').at(-1).code, Codes.Unavailable);
+  assert.equal(c.of('error').at(-1).clientMsgId, id);
+  await c.close();
+});
+
+test('final and retryable ERRORs for a send', async () => {
+  const cl = new Cluster();
+  const c = await started(cl);
+  const ws = cl.ws;
+  const a = c.send('nobody', 'x');
+  ws.push({ type: 'ERROR', error: { code: Codes.BadAccount, text: 'unknown user', clientMsgId: a } });
+  assert.equal(c.status(a).status, 'failed');
+  assert.equal(c.status(a).error.code, Codes.BadAccount);
+  const b = c.send('bob', 'y');
+  ws.push({ type: 'ERROR', error: { code: Codes.RateLimited, clientMsgId: b } });
+  assert.equal(c.status(b).status, 'pending');
+  assert.equal(c.of('retrying').length, 1);
+  assert.equal(c.state, 'online'); // an ERROR with a clientMsgId leaves the link alone
+  await c.close();
+});
+
+test('a broadcast is never written twice', async () => {
+  const cl = new Cluster();
+  const c = await started(cl);
+  c.broadcast('hi all');
+  cl.ws.drop();
+  const ws2 = await cl.accept();
+  await sleep(30);
+  assert.equal(ws2.of('MSG').length, 0);
+  await c.close();
+});
+
+test('group timeline messages: in order per group, SYNC{group} for gaps, ACK.groups', async () => {
+  const cl = new Cluster();
+  const c = await started(cl);
+  const ws = cl.ws;
+  const g = (gseq, text) => ({ type: 'MSG', msg: { msgId: `g${gseq}`, from: '8', group: '5', groupSeq: String(gseq), body: bytesToBase64(utf8Encode(text)), timestampMs: '9' } });
+  // The login SYNC's answer names group 5 as having news.
+  ws.push(syncAnswer(0, 0, 0, { groups: [{ group: '5', seq: '2' }] }));
+  await until(() => ws.of('SYNC').some((f) => f.sync.group === '5'), 'SYNC{group}');
+  const ask = ws.of('SYNC').find((f) => f.sync.group === '5');
+  assert.equal(ask.sync.fromAcked, true); // no known position yet
+  ws.push(g(1, 'a'));
+  ws.push(g(2, 'b'));
+  ws.push({ type: 'SYNC', sync: { group: '5', afterSeq: '0', lastSeq: '2', headSeq: '2', firstSeq: '1' } });
+  ws.push(g(4, 'd')); // a gap: 3 is missing
+  assert.deepEqual(c.of('message').map((m) => m.text), ['a', 'b']);
+  await until(() => ws.of('SYNC').filter((f) => f.sync.group === '5').length === 2, 'a SYNC{group} for the gap');
+  const gap = ws.of('SYNC').filter((f) => f.sync.group === '5')[1];
+  assert.equal(gap.sync.afterSeq, '2');
+  assert.equal(gap.sync.fromAcked, undefined);
+  ws.push(g(3, 'c'));
+  assert.deepEqual(c.of('message').map((m) => m.text), ['a', 'b', 'c', 'd']);
+  assert.equal(c.of('message')[3].groupSeq, 4);
+  await until(() => ws.of('ACK').some((f) => f.ack.groups), 'ACK.groups');
+  await sleep(50);
+  const last = ws.of('ACK').filter((f) => f.ack.groups).at(-1);
+  assert.deepEqual(last.ack.groups, [{ group: '5', seq: '4' }]);
+  assert.equal(c.lastSeq, 0); // the inbox is untouched
+  await c.close();
+});
+
+test('markRead acknowledges first, then READ with the inbox seqs, per sender and group', async () => {
+  const cl = new Cluster();
+  const c = await started(cl, { ackDelayMs: 10_000 });
+  const ws = cl.ws;
+  ws.push(msg(1, 'p'));
+  ws.push(msg(2, 'q', { group: '5' }));
+  const n = c.markRead(c.of('message'));
+  assert.equal(n, 2);
+  const tail = ws.sent.slice(-3);
+  assert.equal(tail[0].type, 'ACK');
+  assert.equal(tail[0].ack.seq, '2');
+  assert.deepEqual(tail[1], { type: 'READ', read: { msgIds: ['m1'], seqs: ['1'], peer: '8' } });
+  assert.deepEqual(tail[2], { type: 'READ', read: { msgIds: ['m2'], seqs: ['2'], peer: '8', group: '5' } });
+  await c.close();
+});
+
+test('state survives a reload: position and the messages still waiting', async () => {
+  const cl = new Cluster();
+  const storage = new MemoryStorage();
+  const c1 = await started(cl, { storage });
+  const ws1 = cl.ws;
+  ws1.push(msg(1, 'one'));
+  ws1.push(msg(2, 'two'));
+  const id = c1.send('bob', 'unanswered');
+  ws1.drop();
+  await until(() => c1.state === 'reconnecting', 'reconnecting');
+  c1._saveNow(); // what pagehide does
+  // The page goes away without closing; a new page loads the state.
+  c1._closing = true;
+  c1._life.abort();
+
+  const c2 = newClient(cl, { storage });
+  const p = c2.start();
+  const ws2 = await cl.accept();
+  await p;
+  assert.equal(ws2.of('LOGIN')[0].login.lastSeq, '2');
+  assert.equal(ws2.of('LOGIN')[0].login.lastTsMs, '1002');
+  await until(() => ws2.of('MSG').length === 1, 'the replay');
+  assert.equal(ws2.of('MSG')[0].msg.clientMsgId, id);
+  assert.equal(c2.status(id).text, 'unanswered');
+  ws2.push(msg(2, 'two')); // shown before the reload: a duplicate
+  ws2.push(msg(3, 'three'));
+  assert.deepEqual(c2.of('message').map((m) => m.text), ['three']);
+  await c2.close();
+});
+
+test('an expired token makes it log in again; a session taken over stops it', async () => {
+  const cl = new Cluster();
+  const c = newClient(cl);
+  const p = c.start();
+  const ws1 = await cl.login();
+  ws1.push({ type: 'ERROR', reqId: '1', error: { code: Codes.Unauthorized, text: 'token: expired' } });
+  await cl.accept();
+  await p;
+  assert.equal(cl.logins, 2);
+  assert.equal(c.state, 'online');
+  // Now the session is taken over: the gateway refuses the next login.
+  cl.ws.drop();
+  const ws3 = await cl.login();
+  ws3.push({ type: 'ERROR', reqId: '1', error: { code: Codes.Unauthorized } });
+  await until(() => c.state === 'stopped', 'stopped');
+  assert.equal(c.of('kicked').length, 1);
+  assert.throws(() => c.send('bob', 'x'), /stopped/);
+  await c.close();
+});
+
+test('KICK stops reconnecting; start refuses a bad account', async () => {
+  const cl = new Cluster();
+  const c = await started(cl);
+  cl.ws.push({ type: 'KICK', kick: { reason: 'logged in elsewhere' } });
+  await until(() => c.state === 'stopped', 'stopped');
+  assert.equal(c.of('kicked')[0].reason, 'logged in elsewhere');
+  await sleep(50);
+  assert.equal(cl.sockets.length, 1);
+  await c.close();
+
+  cl.loginError = { status: 401, code: Codes.BadAccount, message: 'bad account' };
+  const c2 = newClient(cl);
+  await assert.rejects(c2.start(), (e) => e.name === 'ApiError' && e.code === Codes.BadAccount && e.httpStatus === 401);
+  assert.equal(c2.state, 'idle');
+});
+
+test('start retries while the route has no gateway', async () => {
+  const cl = new Cluster();
+  cl.loginError = { status: 503, code: Codes.NoServer, message: 'no gateway available' };
+  const c = newClient(cl);
+  const p = c.start();
+  await cl.accept();
+  await p;
+  assert.equal(c.state, 'online');
+  await c.close();
+});
+
+test('a missing PONG ends the link and the client reconnects', async () => {
+  const cl = new Cluster();
+  const c = await started(cl, { heartbeatMs: 30, pongTimeoutMs: 30 });
+  const ws1 = cl.ws;
+  await until(() => ws1.of('PING').length === 1, 'PING');
+  await until(() => c.of('disconnected').length === 1, 'the link given up');
+  assert.match(c.of('disconnected')[0].reason, /no PONG/);
+  const ws2 = await cl.accept();
+  await until(() => ws2.of('PING').length === 1, 'PING on the new link');
+  ws2.push({ type: 'PONG' });
+  assert.equal(c._cur?.ws, ws2);
+  assert.equal(c._cur.pinged, false); // the PONG settled it
+  assert.equal(c.of('disconnected').length, 1);
+  await c.close();
+});
+
+test('history normalizes the route\'s entries', async () => {
+  const cl = new Cluster();
+  const c = await started(cl);
+  const page = await c.history({ peer: 'bob', limit: 5 });
+  const call = cl.calls.find((x) => x.path === '/history');
+  assert.equal(call.search, '?peer=bob&limit=5');
+  assert.equal(call.headers.Authorization, 'Bearer acc1');
+  assert.equal(page.messages[0].text, 'old');
+  assert.equal(page.messages[0].seq, 4);
+  const f = page.messages[1];
+  assert.equal(f.kind, 'file');
+  assert.equal(f.seq, 0);
+  assert.equal(f.groupSeq, 9);
+  assert.equal(utf8Decode(f.data), 'xy');
+  const blob = await c.downloadFile(f);
+  assert.equal(await blob.text(), 'xy');
+  await c.close();
+});
+
+test('a message too large for one frame is refused at once', async () => {
+  const cl = new Cluster();
+  const c = await started(cl, { maxFrame: 100 });
+  assert.throws(() => c.send('bob', 'x'.repeat(200)), /frame limit/);
+  c.send('bob', 'short');
+  await c.close();
+});
