@@ -15,9 +15,11 @@ require (
 	github.com/gocim/gocim/e2e v0.0.0-00010101000000-000000000000
 	github.com/gocim/gocim/internal v0.0.0
 	github.com/gocim/gocim/proto v0.0.0
+	github.com/gorilla/websocket v1.5.3
 	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/nats-io/nats.go v1.55.0
 	golang.org/x/net v0.61.0
+	google.golang.org/protobuf v1.36.12
 )
 
 require (
@@ -44,7 +46,6 @@ require (
 	github.com/redis/rueidis v1.0.79 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/sync v0.24.0 // indirect
-	golang.org/x/sys v0.49.0 // indirect
+	golang.org/x/sys v0.50.0 // indirect
 	golang.org/x/time v0.16.0 // indirect
-	google.golang.org/protobuf v1.36.12 // indirect
 )

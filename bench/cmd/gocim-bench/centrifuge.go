@@ -175,7 +175,7 @@ func p2pCentrifuge(t *run.T, mode cfEngine, pairs int, rates []float64, dur, wai
 		clusterCPU, loadCPU := cpu.stop()
 		out := r.result(system, fmt.Sprintf("centrifuge %s node in the loadgen process (its CPU is in loadgen CPU), %s, websocket + JSON protocol, personal channels, %d pairs, %v window",
 			centrifugeVersion, engine, pairs, dur), rate, start)
-		out.LoadgenCPU = loadCPU
+		out.LoadgenCPU, out.Transport = loadCPU, "websocket"
 		if withRedis {
 			out.ClusterCPU = cores(clusterCPU)
 		}

@@ -22,13 +22,15 @@ const (
 )
 
 // idleConnections: one gateway; after a warm-up of idleWarmup clients, n
-// more SDK clients log in (default heartbeat) and stay idle: in this
-// process when procs is 0, else spread over procs load-generator children
-// (loadgen.go), each dialing from its own 127.0.0.x. Measures the login
-// rate of the n, the gateway's RSS growth per connection (from /proc,
-// after /healthz reports them all and a short settle) and the gateway's
-// and the load generators' CPU while everything idles.
-func idleConnections(t *run.T, c *harness.Cluster, n, procs int) row {
+// more clients log in (default heartbeat) and stay idle: in this process
+// when procs is 0, else spread over procs load-generator children
+// (loadgen.go), each dialing from its own 127.0.0.x. The clients are the
+// SDK's over TCP, or the bench's WebSocket client (wsclient.go) with
+// transport ws, warm-up included. Measures the login rate of the n, the
+// gateway's RSS growth per connection (from /proc, after /healthz reports
+// them all and a short settle) and the gateway's and the load generators'
+// CPU while everything idles.
+func idleConnections(t *run.T, c *harness.Cluster, n, procs int, transport string) row {
 	if len(c.Gateways) != 1 {
 		t.Fatalf("idle workload wants 1 gateway, cluster has %d", len(c.Gateways))
 	}
@@ -40,7 +42,7 @@ func idleConnections(t *run.T, c *harness.Cluster, n, procs int) row {
 	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: idlePar * 2}}
 	defer hc.CloseIdleConnections()
 	api := client.NewAPI(c.Route.URL, hc)
-	prefix := fmt.Sprintf("idle%d-", n)
+	prefix := fmt.Sprintf("idle%s%d-", transport, n)
 	total := idleWarmup + n
 	local := total // clients this process holds
 	if procs > 0 {
@@ -49,26 +51,20 @@ func idleConnections(t *run.T, c *harness.Cluster, n, procs int) row {
 	parallel(t, "register", local, func(ctx context.Context, i int) error {
 		return register(ctx, api, idleName(prefix, i))
 	})
-	cls := make([]*client.Client, local)
-	defer closeAll(cls)
+	closers := make([]func(), local)
+	defer closeAll(closers)
+	idle := idleLogin(transport, c.Route.URL, hc, api, nil, 0)
 	login := func(ctx context.Context, i int) error {
-		cl, err := client.New(client.Config{RouteURL: c.Route.URL, UserName: idleName(prefix, i), Password: harness.Password, HTTPClient: hc})
-		if err != nil {
-			return err
-		}
-		cls[i] = cl
-		go func() {
-			for range cl.Events() {
-			}
-		}()
-		return cl.Start(ctx)
+		var err error
+		closers[i], err = idle(ctx, idleName(prefix, i))
+		return err
 	}
 	rssStart, _ := rssOf(pid)
 	parallel(t, "warm-up login", idleWarmup, login)
 	waitConnections(t, g.HTTPAddr, idleWarmup, time.Minute)
 	var lgs []*loadgen
 	if procs > 0 {
-		lgs = startLoadgens(t, c.Route.URL, prefix, idleWarmup, n, procs)
+		lgs = startLoadgens(t, c.Route.URL, prefix, transport, idleWarmup, n, procs)
 		defer stopLoadgens(lgs)
 		awaitLoadgens(t, lgs, "registered ", 10*time.Minute)
 	}
@@ -105,7 +101,7 @@ func idleConnections(t *run.T, c *harness.Cluster, n, procs int) row {
 	childCPU, _ := lgCPU.stop()
 	held := healthzConnections(g.HTTPAddr)
 	if held != total {
-		t.Errorf("idle: gateway reports %d connections after the idle window, want %d", held, total)
+		t.Errorf("idle (%s): gateway reports %d connections after the idle window, want %d", transport, held, total)
 	}
 
 	perConn := float64(rssAfter-rssWarm) / float64(n) / 1024
@@ -114,9 +110,13 @@ func idleConnections(t *run.T, c *harness.Cluster, n, procs int) row {
 	if procs > 0 {
 		gens = fmt.Sprintf("%d load-generator processes (127.0.0.2–%d)", procs, 1+procs)
 	}
+	conns := "connections"
+	if transport == transportWS {
+		conns = "WebSocket connections (binary subprotocol " + wsSubprotocol + ", the bench's client)"
+	}
 	return row{
-		Workload: "idle connections", System: "gocim",
-		Setting:    fmt.Sprintf("%d connections on 1 gateway, heartbeat 1m, %s", n, gens),
+		Workload: "idle connections", System: systemName(transport), Transport: transportName(transport),
+		Setting:    fmt.Sprintf("%d %s on 1 gateway, heartbeat 1m, %s", n, conns, gens),
 		Seconds:    connectSecs,
 		ClusterCPU: cores(gwCPU), LoadgenCPU: selfCPU + childCPU,
 		SetupSeconds: setupSecs, GatewayRSSMiB: float64(rssAfter) / (1 << 20),
@@ -127,6 +127,44 @@ func idleConnections(t *run.T, c *harness.Cluster, n, procs int) row {
 	}
 }
 
+// idleLoginFunc logs one idle user in and returns how to close its client
+// (nil when there is none to close).
+type idleLoginFunc func(ctx context.Context, name string) (close func(), err error)
+
+// idleLogin returns the login of an idle client over transport: the SDK
+// (with eventBuffer, 0: its default) or the bench's WebSocket client, both
+// calling the route through hc and dialing through dial (nil: a plain
+// dialer). Their events are drained and dropped.
+func idleLogin(transport, routeURL string, hc *http.Client, api *client.API, dial dialFunc, eventBuffer int) idleLoginFunc {
+	if transport == transportWS {
+		d := newWSDialer(api, dial)
+		return func(ctx context.Context, name string) (func(), error) {
+			c, err := d.login(ctx, name, nil, nil)
+			if err != nil {
+				return nil, err
+			}
+			return c.close, nil
+		}
+	}
+	return func(ctx context.Context, name string) (func(), error) {
+		cl, err := client.New(client.Config{RouteURL: routeURL, UserName: name, Password: harness.Password,
+			HTTPClient: hc, Dial: dial, EventBuffer: eventBuffer})
+		if err != nil {
+			return nil, err
+		}
+		go func() {
+			for range cl.Events() {
+			}
+		}()
+		closer := func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			cl.Close(ctx)
+		}
+		return closer, cl.Start(ctx)
+	}
+}
+
 // parallel runs f(0…n-1), idlePar at a time; the first error is fatal.
 func parallel(t *run.T, what string, n int, f func(ctx context.Context, i int) error) {
 	if failed, err := runParallel(n, idlePar, f); err != nil {
@@ -134,23 +172,22 @@ func parallel(t *run.T, what string, n int, f func(ctx context.Context, i int) e
 	}
 }
 
-func closeAll(cls []*client.Client) {
+// closeAll runs the closers (nil ones skipped), 64 at a time.
+func closeAll(closers []func()) {
 	var wg sync.WaitGroup
-	ch := make(chan *client.Client)
+	ch := make(chan func())
 	for w := 0; w < 64; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for cl := range ch {
-				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-				cl.Close(ctx)
-				cancel()
+			for f := range ch {
+				f()
 			}
 		}()
 	}
-	for _, cl := range cls {
-		if cl != nil {
-			ch <- cl
+	for _, f := range closers {
+		if f != nil {
+			ch <- f
 		}
 	}
 	close(ch)

@@ -4,11 +4,12 @@ package main
 // capped at 20,000 per process here, so the idle workload spreads its
 // clients over several copies of this binary, each started as
 //
-//	gocim-bench loadgen --route URL --prefix idle19000- --from 100 --count 9500 --source 127.0.0.2
+//	gocim-bench loadgen --route URL --prefix idletcp19000- --from 100 --count 9500 --source 127.0.0.2 --transport tcp
 //
-// Each child dials the route and the gateway from its own loopback source
-// address (ephemeral ports are per source address) and talks to the parent
-// over stdin/stdout, one line each:
+// Its clients are the SDK's (--transport tcp) or the bench's WebSocket
+// client (--transport ws, wsclient.go). Each child dials the route and the
+// gateway from its own loopback source address (ephemeral ports are per
+// source address) and talks to the parent over stdin/stdout, one line each:
 //
 //	child → parent  registered n=9500 secs=12.3   accounts exist
 //	parent → child  login                          log them all in now
@@ -31,6 +32,8 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -134,6 +137,7 @@ func loadgenMain(args []string, stdin io.Reader, stdout io.Writer) int {
 	from := fs.Int("from", 0, "first account index")
 	count := fs.Int("count", 0, "clients to hold")
 	source := fs.String("source", "127.0.0.1", "local source address for every connection")
+	transport := fs.String("transport", transportTCP, "tcp (the SDK) or ws (WebSocket, binary subprotocol)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -144,7 +148,7 @@ func loadgenMain(args []string, stdin io.Reader, stdout io.Writer) int {
 		fmt.Fprintf(stdout, format+"\n", a...)
 	}
 	ip := net.ParseIP(*source)
-	if *route == "" || *count < 1 || *count > loadgenMaxConns || ip == nil {
+	if *route == "" || *count < 1 || *count > loadgenMaxConns || ip == nil || !slices.Contains(allTransports, *transport) {
 		say("failed bad arguments %q", args)
 		return 2
 	}
@@ -191,22 +195,13 @@ func loadgenMain(args []string, stdin io.Reader, stdout io.Writer) int {
 		return 0
 	}
 
-	cls := make([]*client.Client, *count)
+	closers := make([]func(), *count) // held: the clients stay referenced
+	idle := idleLogin(*transport, *route, hc, api, dialer.DialContext, 16)
 	began = time.Now()
 	failed, err := runParallel(*count, loadgenPar, func(ctx context.Context, i int) error {
-		cl, err := client.New(client.Config{
-			RouteURL: *route, UserName: idleName(*prefix, *from+i), Password: harness.Password,
-			HTTPClient: hc, Dial: dialer.DialContext, EventBuffer: 16,
-		})
-		if err != nil {
-			return err
-		}
-		cls[i] = cl
-		go func() {
-			for range cl.Events() {
-			}
-		}()
-		return cl.Start(ctx)
+		var err error
+		closers[i], err = idle(ctx, idleName(*prefix, *from+i))
+		return err
 	})
 	if err != nil {
 		say("failed login: %d of %d failed, first: %v", failed, *count, err)
@@ -215,6 +210,7 @@ func loadgenMain(args []string, stdin io.Reader, stdout io.Writer) int {
 	say("ready n=%d secs=%.3f", *count, time.Since(began).Seconds())
 	hc.CloseIdleConnections()
 	<-stop
+	runtime.KeepAlive(closers)
 	return 0
 }
 
@@ -227,8 +223,8 @@ type loadgen struct {
 }
 
 // startLoadgens starts k children holding clients from…from+n-1 between
-// them, child j dialing from 127.0.0.(2+j).
-func startLoadgens(t *run.T, routeURL, prefix string, from, n, k int) []*loadgen {
+// them over transport, child j dialing from 127.0.0.(2+j).
+func startLoadgens(t *run.T, routeURL, prefix, transport string, from, n, k int) []*loadgen {
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatalf("loadgen: %v", err)
@@ -237,7 +233,7 @@ func startLoadgens(t *run.T, routeURL, prefix string, from, n, k int) []*loadgen
 	for j := 0; j < k; j++ {
 		cnt := n/k + btoi(j < n%k)
 		cmd := exec.Command(exe, "loadgen", "--route", routeURL, "--prefix", prefix,
-			"--from", fmt.Sprint(from), "--count", fmt.Sprint(cnt), "--source", fmt.Sprintf("127.0.0.%d", 2+j))
+			"--from", fmt.Sprint(from), "--count", fmt.Sprint(cnt), "--source", fmt.Sprintf("127.0.0.%d", 2+j), "--transport", transport)
 		from += cnt
 		cmd.Stderr = os.Stderr
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

@@ -51,6 +51,8 @@ type options struct {
 	idle                   int
 	idleProcs              int
 	jsonPath               string
+	// transports of the gocim rows of the p2p and idle workloads, in order.
+	transports []string
 
 	// Saturation workload: offered-rate steps and the window per step.
 	steps        []float64
@@ -64,6 +66,30 @@ type options struct {
 
 var allWorkloads = []string{"fanout", "p2p", "idle", "saturation", "churn"}
 
+// The transports a gocim row can be measured over.
+const (
+	transportTCP = "tcp" // the Go SDK on the gateway's TCP port
+	transportWS  = "ws"  // the bench's WebSocket client (wsclient.go), binary subprotocol
+)
+
+var allTransports = []string{transportTCP, transportWS}
+
+// systemName is the system column of a gocim row over transport.
+func systemName(transport string) string {
+	if transport == transportWS {
+		return "gocim (WebSocket)"
+	}
+	return "gocim"
+}
+
+// transportName is a row's Transport over transport.
+func transportName(transport string) string {
+	if transport == transportWS {
+		return "websocket"
+	}
+	return "tcp"
+}
+
 func parse(args []string, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("gocim-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -73,6 +99,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.messages, "messages", 0, "group messages per fan-out run, sent at once by one member (default 100, the gateway's --msg-burst: more are paced by its --msg-rate; quick: 5)")
 	fs.IntVar(&o.gateways, "gateways", 3, "gateways in the cluster")
 	workloads := fs.String("workloads", strings.Join(allWorkloads, ","), "workloads to run, comma-separated: fanout, p2p, idle, saturation, churn")
+	transports := fs.String("transports", strings.Join(allTransports, ","), "transports of gocim's p2p and idle rows, comma-separated: tcp (the SDK), ws (WebSocket, binary subprotocol "+wsSubprotocol+"); each gets a cluster of its own")
 	rates := fs.String("rates", "", "offered rates (msg/s) for the p2p workload, comma-separated (default 1000,5000,20000; quick: 1000)")
 	steps := fs.String("steps", "", "offered-rate steps (msg/s) for the saturation workload, comma-separated, rising (default 2000,5000,7500,10000,15000,20000,30000,40000; quick: 2000,5000)")
 	fs.DurationVar(&o.stepDuration, "step-duration", 0, "send window per saturation step (default 5s; quick: 2s)")
@@ -123,6 +150,16 @@ func parse(args []string, stderr io.Writer) (options, error) {
 			return o, fmt.Errorf("--workloads: %q is not one of %s", s, strings.Join(allWorkloads, ", "))
 		}
 		o.workloads[s] = true
+	}
+	o.transports = nil
+	for _, s := range strings.Split(*transports, ",") {
+		s = strings.TrimSpace(s)
+		if !slices.Contains(allTransports, s) {
+			return o, fmt.Errorf("--transports: %q is not one of %s", s, strings.Join(allTransports, ", "))
+		}
+		if !slices.Contains(o.transports, s) {
+			o.transports = append(o.transports, s)
+		}
 	}
 	if *rates == "" {
 		*rates = "1000,5000,20000"
@@ -209,10 +246,12 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 		if o.workloads["p2p"] {
-			fmt.Fprintf(stderr, "p2p latency: %d pairs over 2 gateways, %v per rate, rates %v…\n", o.pairs, o.duration, o.rates)
-			c := harness.Start(t, harness.Options{Gateways: 2, RouteArgs: routeArgs, GatewayArgs: gatewayArgs})
-			rows = append(rows, p2pGocim(t, c, "p2p", o.pairs, o.rates, o.duration, o.wait, false)...)
-			stopCluster(c)
+			for _, tr := range o.transports {
+				fmt.Fprintf(stderr, "p2p latency (%s): %d pairs over 2 gateways, %v per rate, rates %v…\n", tr, o.pairs, o.duration, o.rates)
+				c := harness.Start(t, harness.Options{Gateways: 2, RouteArgs: routeArgs, GatewayArgs: gatewayArgs})
+				rows = append(rows, p2pGocim(t, c, "p2p"+tr, o.pairs, o.rates, o.duration, o.wait, false, tr)...)
+				stopCluster(c)
+			}
 			if o.peers {
 				rows = append(rows, p2pPeers(t, o, stderr)...) // peers.go
 			}
@@ -221,7 +260,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 			// A cluster of its own: the p2p one may still be draining a backlog.
 			fmt.Fprintf(stderr, "saturation: %d pairs over 2 gateways, %v per step, steps %v…\n", o.pairs, o.stepDuration, o.steps)
 			c := harness.Start(t, harness.Options{Gateways: 2, RouteArgs: routeArgs, GatewayArgs: gatewayArgs})
-			rows = append(rows, saturationRow("gocim", p2pGocim(t, c, "sat", o.pairs, o.steps, o.stepDuration, o.wait, true)))
+			rows = append(rows, saturationRow("gocim", p2pGocim(t, c, "sat", o.pairs, o.steps, o.stepDuration, o.wait, true, transportTCP)))
 			stopCluster(c)
 			if o.peers {
 				rows = append(rows, saturationPeers(t, o, stderr)...) // peers.go
@@ -235,10 +274,12 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 			stopCluster(c)
 		}
 		if o.workloads["idle"] {
-			fmt.Fprintf(stderr, "idle connections: %d (after %d warm-up) on 1 gateway, %d load-generator processes…\n", o.idle, idleWarmup, o.idleProcs)
-			c := harness.Start(t, harness.Options{Gateways: 1, RouteArgs: routeArgs, GatewayArgs: gatewayArgs})
-			rows = append(rows, idleConnections(t, c, o.idle, o.idleProcs))
-			stopCluster(c)
+			for _, tr := range o.transports {
+				fmt.Fprintf(stderr, "idle connections (%s): %d (after %d warm-up) on 1 gateway, %d load-generator processes…\n", tr, o.idle, idleWarmup, o.idleProcs)
+				c := harness.Start(t, harness.Options{Gateways: 1, RouteArgs: routeArgs, GatewayArgs: gatewayArgs})
+				rows = append(rows, idleConnections(t, c, o.idle, o.idleProcs, tr))
+				stopCluster(c)
+			}
 		}
 	})
 	order(rows)

@@ -49,6 +49,28 @@ func TestParseWorkloads(t *testing.T) {
 	}
 }
 
+func TestParseTransports(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "tcp,ws"},
+		{[]string{"--quick"}, "tcp,ws"},
+		{[]string{"--transports", "ws"}, "ws"},
+		{[]string{"--transports", "ws, tcp,ws"}, "ws,tcp"},
+	} {
+		o, err := parse(c.args, io.Discard)
+		if err != nil || strings.Join(o.transports, ",") != c.want {
+			t.Errorf("%q: transports %q, %v; want %s", c.args, o.transports, err, c.want)
+		}
+	}
+	for _, bad := range []string{"", "udp", "tcp,"} {
+		if _, err := parse([]string{"--transports", bad}, io.Discard); err == nil {
+			t.Errorf("--transports %q accepted", bad)
+		}
+	}
+}
+
 func TestParseIdle(t *testing.T) {
 	o, err := parse(nil, io.Discard)
 	if err != nil || o.idle != 19000 || !o.workloads["idle"] {
@@ -84,6 +106,41 @@ func TestCompare(t *testing.T) {
 	printTable(&b, rows, "hdr")
 	if !strings.Contains(b.String(), "| p2p latency | nats (embedded, no storage) |") || !strings.Contains(b.String(), "| - |") {
 		t.Fatalf("table:\n%s", b.String())
+	}
+}
+
+// TestCompareWebSocket: gocim (WebSocket) sits right after gocim and is
+// compared with it; a peer over WebSocket is compared with both, one over
+// TCP with gocim only; the idle rows compare memory and connect rate.
+func TestCompareWebSocket(t *testing.T) {
+	rows := []row{
+		{Workload: "p2p latency", System: "gocim", Transport: "tcp", Offered: 1000, P50ms: 2, P99ms: 6, P999ms: 9},
+		{Workload: "p2p latency", System: "nats (embedded, no storage)", Transport: "tcp", Offered: 1000, P50ms: 0.1, P99ms: 0.3, P999ms: 1},
+		{Workload: "p2p latency", System: "centrifuge (in-memory)", Transport: "websocket", Offered: 1000, P50ms: 0.1, P99ms: 0.3, P999ms: 1},
+		{Workload: "p2p latency", System: "gocim (WebSocket)", Transport: "websocket", Offered: 1000, P50ms: 4, P99ms: 6, P999ms: 12},
+		{Workload: "idle connections", System: "gocim", Transport: "tcp", RSSPerConnKiB: 8, ConnectsPerSecond: 600},
+		{Workload: "idle connections", System: "gocim (WebSocket)", Transport: "websocket", RSSPerConnKiB: 16, ConnectsPerSecond: 400},
+	}
+	order(rows)
+	compare(rows)
+	var systems []string
+	for _, r := range rows {
+		systems = append(systems, r.System)
+	}
+	if got := strings.Join(systems, ","); got != "gocim,gocim (WebSocket),nats (embedded, no storage),centrifuge (in-memory),gocim,gocim (WebSocket)" {
+		t.Fatalf("order: %s", got)
+	}
+	for i, want := range []string{
+		"",
+		"gocim p50 ×0.5, p99 ×1.0, p99.9 ×0.8",
+		"gocim p50 ×20.0, p99 ×20.0, p99.9 ×9.0",
+		"gocim p50 ×20.0, p99 ×20.0, p99.9 ×9.0; gocim (WebSocket) p50 ×40.0, p99 ×20.0, p99.9 ×12.0",
+		"",
+		"gocim RSS/conn ×0.5, connects/s ×1.5",
+	} {
+		if rows[i].VsGocim != want {
+			t.Errorf("%s %s: vs gocim %q, want %q", rows[i].Workload, rows[i].System, rows[i].VsGocim, want)
+		}
 	}
 }
 

@@ -77,7 +77,7 @@ func p2pNATS(t *run.T, pairs int, rates []float64, dur, wait time.Duration, sat 
 		out := r.result("nats (embedded, no storage)",
 			fmt.Sprintf("nats-server v%s in the loadgen process (its CPU is in loadgen CPU), core pub/sub, %d pairs, %v window", server.VERSION, pairs, dur),
 			rate, start)
-		out.LoadgenCPU = loadCPU
+		out.LoadgenCPU, out.Transport = loadCPU, "tcp"
 		if errs > 0 {
 			out.Setting += fmt.Sprintf("; %d publish errors", errs)
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/gocim/gocim/bench/internal/run"
 	"github.com/gocim/gocim/cim-client/client"
 	"github.com/gocim/gocim/e2e/harness"
+	"github.com/gocim/gocim/proto/cimpb"
 )
 
 // p2pRun is one measurement of the private-message latency workload: pairs
@@ -156,65 +157,83 @@ func (r *p2pRun) result(system, setting string, rate float64, start time.Time) r
 	return out
 }
 
+// p2pUser is one connected user of the p2p workload: the SDK over TCP or
+// the bench's WebSocket client.
+type p2pUser struct {
+	name    string // account name
+	addr    string // what a sender puts in Msg.to for this user
+	gateway string
+	send    func(ctx context.Context, to, body string) error
+	pending func() int // sent messages the route has not answered yet
+	close   func(ctx context.Context)
+	// notes says what went unusual on the connection since it was last
+	// asked ("" when nothing).
+	notes func() string
+}
+
 // p2pGocim runs the private-message latency workload on a cluster of (at
 // least) two gateways at each rate: pairs users send to pairs users on
-// another gateway, one shared set of connections for all rates. Users are
+// another gateway, one shared set of connections for all rates, over
+// transport (tcp: the SDK; ws: the bench's WebSocket client). Users are
 // named after prefix (one prefix per call on one cluster). With sat, rates
 // are saturation steps: the loop stops after the first step that does not
 // hold (see holds), and loss is no error.
-func p2pGocim(t *run.T, c *harness.Cluster, prefix string, pairs int, rates []float64, dur, wait time.Duration, sat bool) []row {
+func p2pGocim(t *run.T, c *harness.Cluster, prefix string, pairs int, rates []float64, dur, wait time.Duration, sat bool, transport string) []row {
 	var cur atomic.Pointer[p2pRun]
-	var role sync.Map // *member → "sender" / "recipient"
+	var role sync.Map // user name → "sender" / "recipient"
 	var discSend, discRecv atomic.Int64
-	onEvent := func(m *member, e client.Event) {
-		if e.Kind == client.EventDisconnected {
-			switch v, _ := role.Load(m); v {
-			case "sender":
-				discSend.Add(1)
-			case "recipient":
-				discRecv.Add(1)
-			}
-			return
+	lost := func(name string) {
+		switch v, _ := role.Load(name); v {
+		case "sender":
+			discSend.Add(1)
+		case "recipient":
+			discRecv.Add(1)
 		}
-		if e.Kind != client.EventMessage || e.Msg == nil || e.Msg.Group != "" {
-			return
-		}
-		now := time.Now()
+	}
+	arrived := func(body string, now time.Time) {
 		if r := cur.Load(); r != nil {
-			r.arrived(string(e.Msg.Body), now)
+			r.arrived(body, now)
 		}
 	}
 	setup := time.Now()
 	// One spare user per side, so that an uneven spread still makes pairs.
-	ms := connectAll(t, c, prefix, 2*pairs+2, 16, onEvent)
-	byGW := map[string][]*member{}
-	var gws []string
-	for _, m := range ms {
-		g := m.cl.Info().Gateway
-		if byGW[g] == nil {
-			gws = append(gws, g)
-		}
-		byGW[g] = append(byGW[g], m)
+	var us []*p2pUser
+	if transport == transportWS {
+		us = p2pWSUsers(t, c, prefix, 2*pairs+2, arrived, lost)
+	} else {
+		us = p2pTCPUsers(t, c, prefix, 2*pairs+2, arrived, lost)
 	}
-	var senders, recipients []*member
+	byGW := map[string][]*p2pUser{}
+	var gws []string
+	for _, u := range us {
+		if byGW[u.gateway] == nil {
+			gws = append(gws, u.gateway)
+		}
+		byGW[u.gateway] = append(byGW[u.gateway], u)
+	}
+	var senders, recipients []*p2pUser
 	cross := len(gws) >= 2
 	if cross {
 		a, b := byGW[gws[0]], byGW[gws[1]]
 		n := min(len(a), len(b), pairs)
 		senders, recipients = a[:n], b[:n]
 	} else {
-		n := min(len(ms)/2, pairs)
-		senders, recipients = ms[:n], ms[n:2*n]
+		n := min(len(us)/2, pairs)
+		senders, recipients = us[:n], us[n:2*n]
 	}
 	pairs = len(senders)
 	for i := range senders {
-		role.Store(senders[i], "sender")
-		role.Store(recipients[i], "recipient")
+		role.Store(senders[i].name, "sender")
+		role.Store(recipients[i].name, "recipient")
 	}
 	setupSecs := time.Since(setup).Seconds()
 	where := "sender and recipient on different gateways"
 	if !cross {
 		where = "ALL ON ONE GATEWAY"
+	}
+	how := "Send: stored + pushed"
+	if transport == transportWS {
+		how = "WebSocket, binary subprotocol " + wsSubprotocol + " (the bench's client; recipients ACK like the SDK); MSG: stored + pushed"
 	}
 
 	var rows []row
@@ -226,17 +245,17 @@ func p2pGocim(t *run.T, c *harness.Cluster, prefix string, pairs int, rates []fl
 		ctx, cancel := context.WithTimeout(context.Background(), dur+time.Minute)
 		cpu := startCPU(clusterPIDs(c))
 		start, errs := r.drive(func(i int, body string) error {
-			_, err := senders[i].cl.Send(ctx, recipients[i].name, body)
-			return err
+			return senders[i].send(ctx, recipients[i].addr, body)
 		})
 		r.settle(wait)
 		clusterCPU, loadCPU := cpu.stop()
 		cancel()
 		pending := 0
 		for _, s := range senders {
-			pending += s.cl.Pending()
+			pending += s.pending()
 		}
-		out := r.result("gocim", fmt.Sprintf("%d pairs, %s, %v window; Send: stored + pushed", pairs, where, dur), rate, start)
+		out := r.result(systemName(transport), fmt.Sprintf("%d pairs, %s, %v window; %s", pairs, where, dur, how), rate, start)
+		out.Transport = transportName(transport)
 		out.ClusterCPU, out.LoadgenCPU = cores(clusterCPU), loadCPU
 		out.SetupSeconds = setupSecs
 		out.GatewayRSSMiB = gatewayRSS(c) / (1 << 20)
@@ -246,8 +265,11 @@ func p2pGocim(t *run.T, c *harness.Cluster, prefix string, pairs int, rates []fl
 		if errs > 0 || pending > 0 {
 			out.Setting += fmt.Sprintf("; %d send errors, %d unanswered at the end", errs, pending)
 		}
+		if n := notes(us); n != "" {
+			out.Setting += "; " + n
+		}
 		if (out.Loss != 0 && !sat) || out.Duplicates != 0 {
-			t.Errorf("p2p at %.0f/s: %d lost (%d of %d sent), %d duplicates", rate, out.Loss, out.Sent-out.Received, out.Sent, out.Duplicates)
+			t.Errorf("p2p (%s) at %.0f/s: %d lost (%d of %d sent), %d duplicates", transport, rate, out.Loss, out.Sent-out.Received, out.Sent, out.Duplicates)
 		}
 		rows = append(rows, out)
 		cur.Store(nil)
@@ -257,10 +279,87 @@ func p2pGocim(t *run.T, c *harness.Cluster, prefix string, pairs int, rates []fl
 	}
 	closeCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	for _, m := range ms {
-		m.cl.Close(closeCtx)
+	for _, u := range us {
+		u.close(closeCtx)
 	}
 	return rows
+}
+
+// p2pTCPUsers connects n SDK users (connectAll): their private messages go
+// to arrived, a lost connection (which the SDK makes again) to lost.
+func p2pTCPUsers(t *run.T, c *harness.Cluster, prefix string, n int, arrived func(string, time.Time), lost func(string)) []*p2pUser {
+	onEvent := func(m *member, e client.Event) {
+		if e.Kind == client.EventDisconnected {
+			lost(m.name)
+			return
+		}
+		if e.Kind != client.EventMessage || e.Msg == nil || e.Msg.Group != "" {
+			return
+		}
+		arrived(string(e.Msg.Body), time.Now())
+	}
+	ms := connectAll(t, c, prefix, n, 16, onEvent)
+	us := make([]*p2pUser, len(ms))
+	for i, m := range ms {
+		cl := m.cl
+		us[i] = &p2pUser{
+			name: m.name, addr: m.name, gateway: cl.Info().Gateway,
+			send: func(ctx context.Context, to, body string) error {
+				_, err := cl.Send(ctx, to, body)
+				return err
+			},
+			pending: cl.Pending,
+			close:   func(ctx context.Context) { cl.Close(ctx) },
+			notes:   func() string { return "" },
+		}
+	}
+	return us
+}
+
+// p2pWSUsers connects n users over the gateways' WebSockets (wsClients):
+// their private messages go to arrived, a lost connection (not made again)
+// to lost.
+func p2pWSUsers(t *run.T, c *harness.Cluster, prefix string, n int, arrived func(string, time.Time), lost func(string)) []*p2pUser {
+	cls := wsClients(t, c.Route.URL, prefix, n, 16,
+		func(m *cimpb.Msg, now time.Time) { arrived(string(m.GetBody()), now) },
+		func(name string, err error) {
+			t.Logf("WebSocket of %s ended: %v", name, err)
+			lost(name)
+		})
+	us := make([]*p2pUser, len(cls))
+	for i, cl := range cls {
+		us[i] = &p2pUser{
+			name: cl.name, addr: cl.id, gateway: cl.gateway,
+			send:    func(_ context.Context, to, body string) error { return cl.send(to, body) },
+			pending: cl.pendingCount,
+			close:   func(context.Context) { cl.close() },
+			notes: func() string {
+				var parts []string
+				if n := cl.gapSyncs.Swap(0); n > 0 {
+					parts = append(parts, fmt.Sprintf("%d gap SYNCs", n))
+				}
+				if n := cl.errFrames.Swap(0); n > 0 {
+					parts = append(parts, fmt.Sprintf("%d ERROR frames", n))
+				}
+				return strings.Join(parts, ", ")
+			},
+		}
+	}
+	return us
+}
+
+// notes sums up the users' notes, "" when none has any.
+func notes(us []*p2pUser) string {
+	var parts []string
+	for _, u := range us {
+		if n := u.notes(); n != "" {
+			parts = append(parts, u.name+": "+n)
+		}
+	}
+	if len(parts) > 5 {
+		parts = append(parts[:5], fmt.Sprintf("and %d more users", len(parts)-5))
+	}
+	return strings.Join(parts, "; ")
 }
 
 // Saturation: a step holds when delivered/s is at least satShare of the

@@ -16,6 +16,9 @@ type row struct {
 	Workload string `json:"workload"`
 	System   string `json:"system"`
 	Setting  string `json:"setting"`
+	// Transport is how the clients reach the system, "tcp" or "websocket"
+	// ("" where it is the SDK's TCP and nothing compares by it).
+	Transport string `json:"transport,omitempty"`
 	// Offered is the offered rate in messages per second; 0 when the
 	// workload sends as fast as it can (group fan-out).
 	Offered    float64 `json:"offeredPerSecond"`
@@ -65,16 +68,28 @@ func (r *row) latencies(lats []time.Duration) {
 
 func cores(f float64) *float64 { return &f }
 
-// compare fills VsGocim on every peer row that has a gocim row of the same
-// workload and offered rate: how many times the peer's latency gocim's is.
-// A saturation row compares the highest rate that held instead.
+// compare fills VsGocim on every row that has a gocim row of the same
+// workload and offered rate to compare with: how many times the row's
+// latency gocim's is. A peer reached over WebSocket (Centrifuge) is also
+// compared with gocim (WebSocket), the like-for-like row, when there is
+// one. A saturation row compares the highest rate that held instead, an
+// idle-connections row the RSS per connection and the connect rate.
 func compare(rows []row) {
+	find := func(system, workload string, offered float64) *row {
+		for i := range rows {
+			if g := &rows[i]; g.System == system && g.Workload == workload && g.Offered == offered {
+				return g
+			}
+		}
+		return nil
+	}
 	for i := range rows {
 		p := &rows[i]
 		if p.System == "gocim" {
 			continue
 		}
-		if p.Workload == "saturation" {
+		switch p.Workload {
+		case "saturation":
 			for _, g := range rows {
 				if g.System == "gocim" && g.Workload == p.Workload {
 					p.VsGocim = "gocim rate " + ratio(g.Offered, p.Offered)
@@ -85,15 +100,31 @@ func compare(rows []row) {
 				}
 			}
 			continue
+		case "idle connections":
+			if g := find("gocim", p.Workload, p.Offered); g != nil {
+				p.VsGocim = fmt.Sprintf("gocim RSS/conn %s, connects/s %s",
+					ratio(g.RSSPerConnKiB, p.RSSPerConnKiB), ratio(g.ConnectsPerSecond, p.ConnectsPerSecond))
+			}
+			continue
 		}
-		for _, g := range rows {
-			if g.System == "gocim" && g.Workload == p.Workload && g.Offered == p.Offered {
-				p.VsGocim = fmt.Sprintf("gocim p50 %s, p99 %s, p99.9 %s",
-					ratio(g.P50ms, p.P50ms), ratio(g.P99ms, p.P99ms), ratio(g.P999ms, p.P999ms))
-				break
+		var vs []string
+		if g := find("gocim", p.Workload, p.Offered); g != nil {
+			vs = append(vs, latencyRatios("gocim", g, p))
+		}
+		ws := systemName(transportWS)
+		if p.Transport == "websocket" && p.System != ws {
+			if g := find(ws, p.Workload, p.Offered); g != nil {
+				vs = append(vs, latencyRatios(ws, g, p))
 			}
 		}
+		p.VsGocim = strings.Join(vs, "; ")
 	}
+}
+
+// latencyRatios says how many times p's latencies g's (named system) are.
+func latencyRatios(system string, g, p *row) string {
+	return fmt.Sprintf("%s p50 %s, p99 %s, p99.9 %s", system,
+		ratio(g.P50ms, p.P50ms), ratio(g.P99ms, p.P99ms), ratio(g.P999ms, p.P999ms))
 }
 
 func ratio(ours, theirs float64) string {
@@ -103,14 +134,24 @@ func ratio(ours, theirs float64) string {
 	return "×" + strconv.FormatFloat(ours/theirs, 'f', 1, 64)
 }
 
-// order puts rows of one workload together, by offered rate, gocim first
-// (saturation rows: gocim first, the rest as run).
+// order puts rows of one workload together, by offered rate, gocim first,
+// then gocim (WebSocket), then the rest as run (saturation rows: gocim
+// first, the rest as run).
 func order(rows []row) {
 	first := map[string]int{}
 	for i, r := range rows {
 		if _, ok := first[r.Workload]; !ok {
 			first[r.Workload] = i
 		}
+	}
+	rank := func(system string) int {
+		switch system {
+		case "gocim":
+			return 0
+		case systemName(transportWS):
+			return 1
+		}
+		return 2
 	}
 	sort.SliceStable(rows, func(i, j int) bool {
 		a, b := rows[i], rows[j]
@@ -123,7 +164,7 @@ func order(rows []row) {
 		if a.Offered != b.Offered {
 			return a.Offered < b.Offered
 		}
-		return a.System == "gocim" && b.System != "gocim"
+		return rank(a.System) < rank(b.System)
 	})
 }
 
