@@ -1,0 +1,301 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/gocim/gocim/e2e/harness"
+	"github.com/gocim/gocim/internal/testenv"
+)
+
+// chromium finds Debian's Chromium (scripts/deps.sh installs it).
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	testenv.Missing(t, "Chromium")
+	return ""
+}
+
+// page is one browser (its own Chromium process, so its own storage and a
+// window that is always the visible one) showing the route's chat page.
+type page struct {
+	t    *testing.T
+	name string
+	ctx  context.Context
+}
+
+// openPage starts a headless Chromium with a window of w×h pixels and
+// loads url. It is stopped when the test ends.
+func openPage(t *testing.T, exe, name, url string, w, h int) *page {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(exe),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(w, h),
+		// This machine's network is closed: no background calls to Google.
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("no-first-run", true),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(func() {
+		cancel()
+		cancelAlloc()
+	})
+	p := &page{t: t, name: name, ctx: ctx}
+	// The first action starts the browser, which lives as long as the
+	// context of that action: not one with a timeout.
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("%s: start Chromium: %v", name, err)
+	}
+	p.run("open the page", chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS("#login-user")))
+	return p
+}
+
+func (p *page) run(what string, actions ...chromedp.Action[chromedp.Void]) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, wait)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		p.failed()
+		p.t.Fatalf("%s: %s: %v", p.name, what, err)
+	}
+}
+
+// failed saves a screenshot of the page as it was when a step failed.
+func (p *page) failed() {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 5*time.Second)
+	defer cancel()
+	if png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)); err == nil {
+		p.save("failed-"+p.name, png)
+	}
+}
+
+// until waits for the JavaScript expression js to be true.
+func (p *page) until(what, js string) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, wait+5*time.Second)
+	defer cancel()
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](js, chromedp.WithPollingTimeout(wait))); err != nil {
+		p.failed()
+		p.t.Fatalf("%s: waiting for %s: %v", p.name, what, err)
+	}
+}
+
+// eval returns the value of js in p.
+func eval[T any](p *page, js string) T {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, wait)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js))
+	if err != nil {
+		p.t.Fatalf("%s: eval %s: %v", p.name, js, err)
+	}
+	return v
+}
+
+// typeInto focuses the field sel names and types text into it.
+// (chromedp.SendKeys reads the node's attributes unlocked while DOM events
+// change them: a data race in chromedp v0.23.1 that -race reports.)
+func typeInto(sel, text string) chromedp.Action[chromedp.Void] {
+	return chromedp.Steps(chromedp.WaitVisible(chromedp.CSS(sel)), chromedp.Focus(chromedp.CSS(sel)), chromedp.KeyEvent(text))
+}
+
+// quote is a JavaScript string literal of s.
+func quote(s string) string { return fmt.Sprintf("%q", s) }
+
+// hasMessage is a JavaScript test for a message with this text in the open
+// conversation.
+func hasMessage(text string) string {
+	return `[...document.querySelectorAll('#messages [data-msg-id] .body')].some(b => b.textContent.includes(` + quote(text) + `))`
+}
+
+// status is the data-status of my message with this text ("" if none).
+func statusOf(text string) string {
+	return `(() => { const m = [...document.querySelectorAll('#messages .mine')].find(m => m.textContent.includes(` + quote(text) + `)); return m ? m.dataset.status : ''; })()`
+}
+
+func (p *page) signUp(user string) {
+	p.t.Helper()
+	p.run("register "+user,
+		typeInto("#login-user", user),
+		typeInto("#login-password", harness.Password),
+		chromedp.Click(chromedp.CSS("#register-button")))
+	p.until(user+" online", `document.querySelector('#conn-state').dataset.state === 'online'`)
+}
+
+// send types text into the open conversation and presses Enter.
+func (p *page) send(text string) {
+	p.t.Helper()
+	p.run("send "+text, typeInto("#composer", text+"\r"))
+	p.until("SENT of "+text, statusOf(text)+` !== '' && `+statusOf(text)+` !== 'pending'`)
+}
+
+// openConv opens the conversation sel names, unless it is open already
+// (on a narrow screen, going back to the list first).
+func (p *page) openConv(sel string) {
+	p.t.Helper()
+	p.until(sel+" listed", `document.querySelector(`+quote(sel)+`) !== null`)
+	if eval[bool](p, `document.querySelector(`+quote(sel)+`).getAttribute('aria-current') === 'page' && document.body.classList.contains('conv-open')`) {
+		return
+	}
+	if eval[bool](p, `document.querySelector(`+quote(sel)+`).offsetParent === null`) {
+		p.run("back to the list", chromedp.Click(chromedp.CSS("#back-button")))
+	}
+	p.run("open "+sel, chromedp.WaitVisible(chromedp.CSS(sel)), chromedp.Click(chromedp.CSS(sel)))
+	p.until("conversation "+sel+" open", `document.querySelector(`+quote(sel)+`).getAttribute('aria-current') === 'page'`)
+}
+
+// screenshot writes the page as a PNG beside the test output:
+// $CIM_ARTIFACTS, or e2e/artifacts.
+func (p *page) screenshot(name string) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, wait)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		p.t.Fatalf("%s: screenshot: %v", p.name, err)
+	}
+	p.save(name, png)
+}
+
+// save writes a PNG beside the test output: $CIM_ARTIFACTS, or e2e/artifacts.
+func (p *page) save(name string, png []byte) {
+	p.t.Helper()
+	dir := os.Getenv("CIM_ARTIFACTS")
+	if dir == "" {
+		dir = filepath.Join(harness.RepoRoot(), "e2e", "artifacts")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		p.t.Fatal(err)
+	}
+	file := filepath.Join(dir, name+".png")
+	if err := os.WriteFile(file, png, 0o644); err != nil {
+		p.t.Fatal(err)
+	}
+	p.t.Logf("screenshot of %s's page: %s (%d bytes)", p.name, file, len(png))
+}
+
+// TestBrowserChat drives the route's chat page in headless Chromium
+// against a real cluster: two browser users (one on a desktop window, one
+// on a phone-sized one) and a terminal user exchange private and group
+// messages; the sender's page shows sent → delivered → read; then the
+// gateway of one browser user is killed, its page says so, reconnects on
+// its own and catches up with what was sent meanwhile.
+func TestBrowserChat(t *testing.T) {
+	exe := chromium(t)
+	c := harness.Start(t, harness.Options{Gateways: 2})
+	ann := openPage(t, exe, "ann", c.Route.URL+"/", 1280, 800)
+	ben := openPage(t, exe, "ben", c.Route.URL+"/", 390, 844)
+	ann.signUp("ann")
+	ben.signUp("ben")
+	tom := c.Terminal(t, "tom")
+	tom.Expect(t, 0, `logged in as tom`)
+
+	// ann → ben: ben's page counts it unread, opening it reads it, and
+	// ann's page follows the message from sent to read.
+	ann.run("chat with ben",
+		typeInto("#new-chat-user", "ben"),
+		chromedp.Click(chromedp.CSS("#new-chat")))
+	ann.send("hello ben")
+	ben.until("an unread conversation", `[...document.querySelectorAll('[data-conv^="user:"] .unread')].some(b => b.textContent.trim() === '1')`)
+	annID := eval[string](ann, `document.querySelector('#me').dataset.userId`)
+	if annID == "" {
+		t.Fatal("#me has no data-user-id")
+	}
+	ann.until("DELIVERED", statusOf("hello ben")+` === 'delivered' || `+statusOf("hello ben")+` === 'read'`)
+	ben.openConv(`[data-conv="user:` + annID + `"]`)
+	ben.until("ann's message shown", hasMessage("hello ben"))
+	ann.until("READ", statusOf("hello ben")+` === 'read'`)
+	ben.send("hi ann")
+	ann.until("ben's answer", hasMessage("hi ann"))
+
+	// The terminal and the browser, both ways.
+	tom.Send(t, "ann;;hello from the terminal")
+	ann.until("tom's conversation", `[...document.querySelectorAll('[data-conv^="user:"] .conv-name')].some(n => n.textContent.includes('tom'))`)
+	ann.run("open tom's conversation", chromedp.Click(`//*[contains(@class,"conv-name")][contains(., "tom")]`))
+	ann.until("tom's message", hasMessage("hello from the terminal"))
+	ann.send("hello terminal")
+	tom.Expect(t, 0, `hello terminal`)
+
+	// A group: ann creates it, ben joins from the phone, tom from the
+	// terminal; a message from each reaches the others.
+	ann.run("create a group",
+		typeInto("#group-name", "crew"),
+		chromedp.Click(chromedp.CSS("#new-group")))
+	ann.until("the group conversation", `document.querySelector('[data-conv^="group:"]') !== null`)
+	conv := eval[string](ann, `document.querySelector('[data-conv^="group:"]').dataset.conv`)
+	gid := strings.TrimPrefix(conv, "group:")
+	ben.run("back to the list", chromedp.Click(chromedp.CSS("#back-button")))
+	ben.run("join the group",
+		chromedp.WaitVisible(chromedp.CSS("#group-id")),
+		typeInto("#group-id", gid),
+		chromedp.Click(chromedp.CSS("#join-group")))
+	ben.until("the group conversation", `document.querySelector('[data-conv="group:`+gid+`"]') !== null`)
+	tom.Send(t, ":gjoin "+gid)
+	tom.Expect(t, 0, `(?i)joined`)
+	ann.openConv(`[data-conv="group:` + gid + `"]`)
+	ann.send("hello crew")
+	tom.Expect(t, 0, `hello crew`)
+	ben.openConv(`[data-conv="group:` + gid + `"]`)
+	ben.until("the group message", hasMessage("hello crew"))
+	tom.Send(t, ":g "+gid+" aye from the terminal")
+	ann.until("tom's group message", hasMessage("aye from the terminal"))
+	ben.until("tom's group message", hasMessage("aye from the terminal"))
+
+	// ann's gateway dies: the page says it is reconnecting, finds the
+	// other gateway on its own and gets what was sent while it was away.
+	var gw *harness.Gateway
+	for _, g := range c.Gateways {
+		b, _ := os.ReadFile(g.Log)
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.Contains(line, "msg=login ") && strings.Contains(line, " user="+annID+" ") {
+				gw = g
+			}
+		}
+	}
+	if gw == nil {
+		t.Fatalf("no gateway logged ann's (%s) login", annID)
+	}
+	eval[bool](ann, `(() => { window.__states = []; const s = document.querySelector('#conn-state');
+		new MutationObserver(() => window.__states.push(s.dataset.state)).observe(s, {attributes: true, childList: true, subtree: true});
+		return true; })()`)
+	gw.Kill()
+	ann.until("the page to say it is reconnecting", `window.__states.includes('reconnecting') || window.__states.includes('offline')`)
+	tom.Send(t, ":g "+gid+" while ann was away")
+	ben.send("also while ann was away")
+	ann.until("back online", `document.querySelector('#conn-state').dataset.state === 'online'`)
+	ann.until("the group message sent while away", hasMessage("while ann was away"))
+	ann.until("ben's message sent while away", hasMessage("also while ann was away"))
+	ann.send("back again")
+	tom.Expect(t, 0, `back again`)
+	ben.until("ann's message after the reconnect", hasMessage("back again"))
+
+	// Each message once: nothing shown twice after the reconnect.
+	dup := eval[int](ann, `(() => { const seen = new Map(); for (const m of document.querySelectorAll('#messages [data-msg-id]')) {
+		const id = m.dataset.msgId; if (id) seen.set(id, (seen.get(id) || 0) + 1); }
+		return [...seen.values()].filter(n => n > 1).length; })()`)
+	if dup != 0 {
+		t.Fatalf("%d messages shown twice in ann's group conversation", dup)
+	}
+	ann.screenshot("browser-chat-ann")
+	ben.screenshot("browser-chat-ben")
+}
