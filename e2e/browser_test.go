@@ -261,6 +261,16 @@ func TestBrowserChat(t *testing.T) {
 	ann.until("tom's group message", hasMessage("aye from the terminal"))
 	ben.until("tom's group message", hasMessage("aye from the terminal"))
 
+	// A file from the page: small files go inline, larger ones through the
+	// route's upload; either way the others get it as a file.
+	file := filepath.Join(t.TempDir(), "notes.txt")
+	if err := os.WriteFile(file, []byte(strings.Repeat("minutes of the crew meeting\n", 4000)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ann.run("attach a file", chromedp.SetUploadFiles(chromedp.CSS("#file-input"), []string{file}))
+	ben.until("the file", `[...document.querySelectorAll('#messages .file-download')].some(b => b.textContent.includes('notes.txt'))`)
+	tom.Expect(t, 0, `notes\.txt`)
+
 	// ann's gateway dies: the page says it is reconnecting, finds the
 	// other gateway on its own and gets what was sent while it was away.
 	var gw *harness.Gateway
