@@ -386,3 +386,74 @@ func TestWebSocketURLRegistered(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// On shutdown WebSocket clients are drained like TCP ones: ERROR GoingAway,
+// then a close message; no new WebSocket is accepted meanwhile.
+func TestWebSocketDrain(t *testing.T) {
+	g, route := startWSGateway(t, func(c *Config) { c.Drain = 300 * time.Millisecond })
+	a := wsLogin(t, g, wsconn.JSON, "1", "s1")
+	b := wsLogin(t, g, wsconn.Binary, "2", "s2")
+	done := make(chan error, 1)
+	go func() { done <- g.Shutdown(context.Background()) }()
+	for _, c := range []*wsClient{a, b} {
+		if f := c.recv(); f.Type != cimpb.Type_ERROR || codes.Code(f.Error.Code) != codes.GoingAway {
+			t.Fatalf("got %v, want ERROR GoingAway", f)
+		}
+		if code := c.expectClose(); code != websocket.CloseNormalClosure {
+			t.Fatalf("closed with %d, want 1000", code)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := dialWS(t, g.WSURL(), wsconn.JSON, nil, nil); err == nil {
+		t.Fatal("a WebSocket was accepted after Shutdown")
+	}
+	route.mu.Lock()
+	defer route.mu.Unlock()
+	if len(route.offline) != 2 {
+		t.Fatalf("%d offline reports, want 2", len(route.offline))
+	}
+}
+
+// A WebSocket client that falls silent is reaped at --read-timeout, as on
+// TCP; one that sends PINGs stays.
+func TestWebSocketIdleReaped(t *testing.T) {
+	g, route := startWSGateway(t, func(c *Config) { c.ReadTimeout = 400 * time.Millisecond })
+	silent := wsLogin(t, g, wsconn.JSON, "1", "s1")
+	alive := wsLogin(t, g, wsconn.JSON, "2", "s2")
+	stop := make(chan struct{})
+	pinged := make(chan struct{})
+	go func() {
+		defer close(pinged)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				b, _ := protojson.Marshal(&cimpb.Frame{Type: cimpb.Type_PING})
+				if alive.ws.WriteMessage(websocket.TextMessage, b) != nil {
+					return
+				}
+			}
+		}
+	}()
+	if s := route.waitOffline(t); s.UserID != "1" {
+		t.Fatalf("offline %+v, want the silent user 1", s)
+	}
+	// The silent one's socket is gone (no close message: like TCP, an idle
+	// peer is just dropped); the pinging one still gets answers.
+	if _, err := silent.read(); err == nil {
+		t.Fatal("the silent WebSocket still reads frames")
+	}
+	for {
+		f := alive.recv()
+		if f.Type == cimpb.Type_PONG {
+			break
+		}
+	}
+	close(stop)
+	<-pinged
+}
