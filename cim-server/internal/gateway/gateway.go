@@ -71,10 +71,14 @@ type Gateway struct {
 	httpSrv *http.Server
 	// the WebSocket listener (nil without --ws-listen) and the URL the
 	// route hands out for it
-	wsLn    net.Listener
-	wsSrv   *http.Server
-	wsUp    *wsconn.Upgrader
-	wsURL   string
+	wsLn  net.Listener
+	wsSrv *http.Server
+	wsUp  *wsconn.Upgrader
+	wsURL string
+	// wsSlots holds the caps' slots of WebSocket sockets accepted but not
+	// upgraded yet, by remote address; the upgrade hands a socket's slot
+	// to its connection, a close before it gives it back.
+	wsSlots sync.Map // string → func() (the unauthenticated slot's release)
 	route   *routeclient.Client
 	links   *routelink.Links // the route replicas' streams; uplinks go over them
 	batcher *uplink.Batcher
@@ -445,6 +449,11 @@ func (g *Gateway) refuse(nc net.Conn, why string) {
 		_, _ = nc.Write(tooMany)
 	}
 	_ = nc.Close()
+	g.logRefusal(nc, why, n)
+}
+
+// logRefusal logs refusals at a bounded rate; n is the count with this one.
+func (g *Gateway) logRefusal(nc net.Conn, why string, n int64) {
 	if ok, _ := g.refusals.Allow(time.Now()); ok {
 		since := n - g.refusedAt.Swap(n)
 		g.log.Warn("connections refused", "remote", nc.RemoteAddr().String(), "reason", why,

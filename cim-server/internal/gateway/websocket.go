@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"time"
 
 	"github.com/gocim/gocim/cim-server/internal/wsconn"
@@ -16,9 +15,10 @@ const maxWSHeader = 16 << 10
 
 // startWS serves the WebSocket listener: GET /ws upgrades (TLS like the
 // client port), and the connection then goes through the same code as a
-// TCP one (package wsconn makes it one). The connection caps apply before
-// the upgrade: one over them gets 503 and no WebSocket. A socket that has
-// not finished its handshake is bounded by the login timeout.
+// TCP one (package wsconn makes it one). The connection caps hold from the
+// accept on, as on the TCP port: a socket over them is closed at once (it
+// has not said anything yet, so it gets no answer), and one that has not
+// upgraded holds its unauthenticated slot, for at most the login timeout.
 func (g *Gateway) startWS(root *slog.Logger) {
 	g.wsUp = wsconn.NewUpgrader(g.cfg.MaxFrame, g.cfg.wsOrigins(), g.cfg.LoginTimeout)
 	mux := http.NewServeMux()
@@ -32,7 +32,7 @@ func (g *Gateway) startWS(root *slog.Logger) {
 		MaxHeaderBytes:    maxWSHeader,
 		ErrorLog:          slog.NewLogLogger(root.With("component", "ws").Handler(), slog.LevelWarn),
 	}
-	ln := g.wsLn
+	ln := &cappedListener{Listener: g.wsLn, g: g}
 	g.goFunc(func() {
 		var err error
 		if g.tlsCfg != nil {
@@ -46,40 +46,68 @@ func (g *Gateway) startWS(root *slog.Logger) {
 	})
 }
 
-// serveWS upgrades one request, within the caps, and serves the connection.
+// cappedListener takes each accepted socket's slots (the caps of the TCP
+// port) before HTTP sees it, and closes the ones over a cap.
+type cappedListener struct {
+	net.Listener
+	g *Gateway
+}
+
+func (l *cappedListener) Accept() (net.Conn, error) {
+	for {
+		nc, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		unauth, why := l.g.takeSlots(nc.RemoteAddr())
+		if why != "" {
+			n := l.g.refused.Add(1)
+			_ = nc.Close()
+			l.g.logRefusal(nc, "websocket: "+why, n)
+			continue
+		}
+		key := nc.RemoteAddr().String()
+		l.g.wsSlots.Store(key, unauth)
+		return &slotConn{Conn: nc, g: l.g, key: key}, nil
+	}
+}
+
+// slotConn gives its slots back when it closes before an upgrade took
+// them over.
+type slotConn struct {
+	net.Conn
+	g   *Gateway
+	key string
+}
+
+func (c *slotConn) Close() error {
+	if unauth, ok := c.g.wsSlots.LoadAndDelete(c.key); ok {
+		unauth.(func())()
+		c.g.open.Add(-1)
+	}
+	return c.Conn.Close()
+}
+
+// serveWS upgrades one request and serves the connection, which takes
+// over the socket's slots.
 func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	if g.shuttingDown.Load() {
 		http.Error(w, "gateway shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	unauth, why := g.takeSlots(remoteAddr(r))
-	if why != "" {
-		g.refused.Add(1)
-		if ok, _ := g.refusals.Allow(time.Now()); ok {
-			g.log.Warn("WebSocket connection refused", "remote", r.RemoteAddr, "reason", why,
-				"connections", g.open.Load(), "unauthenticated", g.unauth.Count())
-		}
-		w.Header().Set("Retry-After", "5")
-		http.Error(w, "too many connections", http.StatusServiceUnavailable)
+	v, ok := g.wsSlots.LoadAndDelete(r.RemoteAddr)
+	if !ok { // upgraded already on this socket: not again
+		http.Error(w, "one WebSocket per connection", http.StatusBadRequest)
 		return
 	}
+	unauth := v.(func())
 	nc, err := g.wsUp.Upgrade(w, r)
 	if err != nil {
-		unauth()
-		g.open.Add(-1)
+		g.wsSlots.Store(r.RemoteAddr, unauth) // the socket still holds it
 		g.log.Debug("WebSocket handshake refused", "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"), "err", err)
 		return
 	}
 	// The handshake's deadlines no longer apply: the connection sets its own.
 	_ = nc.SetDeadline(time.Time{})
 	g.serveConn(nc, unauth)
-}
-
-// remoteAddr is the request's client address as the caps count it.
-func remoteAddr(r *http.Request) net.Addr {
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
-		return &net.TCPAddr{}
-	}
-	return net.TCPAddrFromAddrPort(ap)
 }

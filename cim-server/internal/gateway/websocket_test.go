@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -335,21 +336,41 @@ func TestWebSocketTLS(t *testing.T) {
 	c.login(g, "9", "s9")
 }
 
-// The connection caps hold for WebSockets: over the per-address share of
-// connections not logged in, the handshake is answered 503.
+// The connection caps hold for WebSockets from the accept on: sockets
+// that never send a handshake take the per-address share of connections
+// not logged in, and one over it is closed at once; a WebSocket that logs
+// in leaves the share, and a socket that goes away gives its slot back.
 func TestWebSocketCaps(t *testing.T) {
 	g, _ := startWSGateway(t, func(c *Config) { c.MaxUnauthPerAddr = 2 })
+	var raw []net.Conn
 	for i := 0; i < 2; i++ {
-		if _, _, err := dialWS(t, g.WSURL(), wsconn.JSON, nil, nil); err != nil {
+		nc, err := net.Dial("tcp", g.WSAddr().String())
+		if err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() { nc.Close() })
+		raw = append(raw, nc)
 	}
-	_, resp, err := dialWS(t, g.WSURL(), wsconn.JSON, nil, nil)
-	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
-		t.Fatalf("third connection from one address: %v %v, want 503", resp, err)
+	// The two silent sockets hold the share: a third connection, even a
+	// proper handshake, is closed without an answer.
+	waitFor(t, "both silent sockets counted", func() bool { return g.unauth.Count() == 2 })
+	if _, _, err := dialWS(t, g.WSURL(), wsconn.JSON, nil, nil); err == nil {
+		t.Fatal("a third connection from one address was upgraded")
 	}
 	if g.Refused() != 1 {
 		t.Fatalf("refused %d, want 1", g.Refused())
+	}
+	raw[0].Close()
+	waitFor(t, "the closed socket's slot given back", func() bool { return g.unauth.Count() == 1 })
+	c := wsLogin(t, g, wsconn.JSON, "7", "s7")
+	// Logged in: out of the share, so another socket fits again.
+	waitFor(t, "the login to leave the share", func() bool { return g.unauth.Count() == 1 })
+	if _, _, err := dialWS(t, g.WSURL(), wsconn.JSON, nil, nil); err != nil {
+		t.Fatalf("a connection within the share: %v", err)
+	}
+	c.send(&cimpb.Frame{Type: cimpb.Type_PING, ReqId: 2})
+	if f := c.recv(); f.Type != cimpb.Type_PONG {
+		t.Fatalf("got %v", f)
 	}
 }
 
