@@ -26,6 +26,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/gocim/gocim/cim-route/internal/auth"
+	"github.com/gocim/gocim/cim-route/internal/event"
 	"github.com/gocim/gocim/cim-route/internal/fanout"
 	"github.com/gocim/gocim/cim-route/internal/files"
 	"github.com/gocim/gocim/cim-route/internal/model"
@@ -220,6 +221,9 @@ type Config struct {
 	// DelayPending bounds the delayed messages one user has waiting
 	// (default DefaultDelayPending).
 	DelayPending int
+	// Events receives what the app back-end's webhooks report (package
+	// event); nil: nothing is reported.
+	Events event.Sink
 
 	Logger *slog.Logger
 	Now    func() time.Time
@@ -289,6 +293,9 @@ func New(cfg Config) (*Router, error) {
 	cfg.Limits.withDefaults()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.Events == nil {
+		cfg.Events = event.Discard{}
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
