@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -122,6 +123,9 @@ func CodeOf(err error) codes.Code {
 type API struct {
 	base string
 	hc   *http.Client
+	// Platform goes with every Login (see Config.Platform); set it before
+	// the first call.
+	Platform string
 
 	mu   sync.Mutex
 	auth credentials
@@ -191,7 +195,7 @@ func (a *API) Register(ctx context.Context, name, password string) (User, error)
 // connect to. name may also be a user id (names never look like ids). The
 // answer's access token becomes the API's bearer.
 func (a *API) Login(ctx context.Context, name, password string) (LoginResult, error) {
-	req := routeapi.LoginRequest{Password: password}
+	req := routeapi.LoginRequest{Password: password, Platform: a.Platform}
 	if isUserID(name) {
 		req.UserID = routeapi.ID(name)
 	} else {
@@ -243,6 +247,36 @@ func (a *API) OnlineUsers(ctx context.Context) ([]User, error) {
 		users[i] = User{UserID: string(u.UserID), UserName: string(u.UserName)}
 	}
 	return users, nil
+}
+
+// UserPresence is one user's state as GET /presence reports it.
+type UserPresence struct {
+	UserID   string
+	UserName string
+	Online   bool
+	Since    int64 // when its session came online (unix ms; 0 offline)
+}
+
+// Presence asks for users' presence (ids or names, at most 100), in the
+// order given; it needs the access token of a login or an admin API key.
+func (a *API) Presence(ctx context.Context, users ...string) ([]UserPresence, error) {
+	var d struct {
+		Users []struct {
+			UserID   routeapi.ID `json:"userId"`
+			UserName string      `json:"userName"`
+			Online   bool        `json:"online"`
+			Since    int64       `json:"since"`
+		} `json:"users"`
+	}
+	q := url.Values{"users": {strings.Join(users, ",")}}
+	if err := a.call(ctx, http.MethodGet, "/presence?"+q.Encode(), nil, &d, a.authorize); err != nil {
+		return nil, err
+	}
+	out := make([]UserPresence, len(d.Users))
+	for i, u := range d.Users {
+		out[i] = UserPresence{UserID: string(u.UserID), UserName: u.UserName, Online: u.Online, Since: u.Since}
+	}
+	return out, nil
 }
 
 // Offline logs the session off at once: the route forgets the user's route

@@ -60,6 +60,7 @@ type Client struct {
 	shown   *lru.Cache[string, shownMsg] // msgIds of the messages shown lately
 	acks    *acks
 	out     *outbox
+	pres    presence // subscription and states (presence.go)
 	events  chan Event
 	// wake pokes the control loop (capacity 1).
 	wake chan struct{}
@@ -116,6 +117,7 @@ func New(cfg Config) (*Client, error) {
 		c.ownHTTP = hc
 	}
 	c.api = NewAPI(cfg.RouteURL, hc)
+	c.api.Platform = cfg.Platform
 	c.life, c.cancel = context.WithCancel(context.Background())
 	return c, nil
 }
@@ -323,6 +325,7 @@ func (c *Client) supervise(l *link) {
 		reack, _ := c.acks.unacked()
 		l.start(c.readLoop)
 		c.replay(l, reack)
+		c.resubscribe(l)
 		c.openLink(l)
 		select {
 		case <-l.done:
@@ -552,6 +555,9 @@ func (c *Client) handle(l *link, f *cimpb.Frame, lastErr **GatewayError) bool {
 			e = &cimpb.Error{}
 		}
 		ge := newGatewayError(e)
+		if c.pres.refused(f.GetReqId(), ge) {
+			return true // the answer to a Subscribe: it returns the error
+		}
 		if endsSession(ge.Code) {
 			l.fail(&stopError{reason: ge.Error(), frame: e, err: ge})
 			return false
@@ -572,6 +578,15 @@ func (c *Client) handle(l *link, f *cimpb.Frame, lastErr **GatewayError) bool {
 	case cimpb.Type_KICK:
 		l.fail(&stopError{reason: kickReason(f.GetKick())})
 		return false
+	case cimpb.Type_PRESENCE:
+		if ev, ok := c.pres.apply(f); ok {
+			ev.Gateway = l.gateway
+			return c.deliver(l, ev)
+		}
+	case cimpb.Type_TYPING:
+		if f.GetTyping() != nil {
+			return c.deliver(l, Event{Kind: EventTyping, Typing: f.Typing, Gateway: l.gateway, At: time.Now()})
+		}
 	default:
 		l.log.Debug("ignoring frame", "type", f.GetType())
 	}

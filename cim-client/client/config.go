@@ -38,6 +38,10 @@ type Config struct {
 	// UserName is the account's name, or its decimal user id.
 	UserName string
 	Password string
+	// Platform names this kind of client at login (terminal, web, mobile,
+	// desktop, device, or another short lowercase word); presence and the
+	// app back-end's webhooks report it. Empty: none.
+	Platform string
 
 	// Heartbeat is how long the client may go without writing before it sends
 	// a PING (default 60 s; negative disables heartbeats).

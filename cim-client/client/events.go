@@ -51,6 +51,15 @@ const (
 	// (Config.ResendTimeout, doubling per try); its final answer
 	// (EventReceipt or EventError) comes later. At most once per message.
 	EventRetrying
+	// EventPresence: presence states arrived (Presence set): the snapshot
+	// answering a Subscribe (Presence.Snapshot; also after every reconnect,
+	// as the client subscribes again), or changes of watched users. A
+	// state older than one already reported for its user is not reported.
+	EventPresence
+	// EventTyping: a user is typing to us or in one of our groups (Typing
+	// set; Typing.Stopped when they stopped). Live only: show it for a few
+	// seconds.
+	EventTyping
 )
 
 func (k EventKind) String() string {
@@ -71,6 +80,10 @@ func (k EventKind) String() string {
 		return "closed"
 	case EventRetrying:
 		return "retrying"
+	case EventPresence:
+		return "presence"
+	case EventTyping:
+		return "typing"
 	}
 	return "unknown"
 }
@@ -78,11 +91,13 @@ func (k EventKind) String() string {
 // Event is one thing that happened to a Client. Frames the application must
 // not modify are shared, not copied.
 type Event struct {
-	Kind    EventKind
-	Msg     *cimpb.Msg
-	Receipt *cimpb.Receipt
-	Err     *cimpb.Error
-	Gateway string
-	Reason  string
-	At      time.Time // when the client produced the event
+	Kind     EventKind
+	Msg      *cimpb.Msg
+	Receipt  *cimpb.Receipt
+	Err      *cimpb.Error
+	Presence *cimpb.Presence
+	Typing   *cimpb.Typing
+	Gateway  string
+	Reason   string
+	At       time.Time // when the client produced the event
 }

@@ -42,6 +42,9 @@ type Session struct {
 	UserID    string `json:"userId"`
 	SessionID string `json:"sessionId"`
 	GatewayID string `json:"gatewayId"`
+	// Platform is what the login named (terminal, web, mobile, desktop,
+	// device; empty: none), from the gateway token.
+	Platform string `json:"platform,omitempty"`
 	// Reassert marks a PathOnline for a connection the gateway kept while
 	// its ZooKeeper node was gone: the route re-creates the user's route
 	// unless another session took it meanwhile.

@@ -43,6 +43,9 @@ const (
 	Type_SYNC             Type = 9  // client -> gateway: Sync request
 	Type_KICK             Type = 10 // gateway -> client: Kick, then close
 	Type_ERROR            Type = 11 // gateway -> client: Error
+	Type_SUBSCRIBE        Type = 12 // client -> gateway: Subscribe (answered with PRESENCE)
+	Type_PRESENCE         Type = 13 // gateway -> client: Presence
+	Type_TYPING           Type = 14 // both ways: Typing (live only, never stored)
 )
 
 // Enum value maps for Type.
@@ -60,6 +63,9 @@ var (
 		9:  "SYNC",
 		10: "KICK",
 		11: "ERROR",
+		12: "SUBSCRIBE",
+		13: "PRESENCE",
+		14: "TYPING",
 	}
 	Type_value = map[string]int32{
 		"TYPE_UNSPECIFIED": 0,
@@ -74,6 +80,9 @@ var (
 		"SYNC":             9,
 		"KICK":             10,
 		"ERROR":            11,
+		"SUBSCRIBE":        12,
+		"PRESENCE":         13,
+		"TYPING":           14,
 	}
 )
 
@@ -208,16 +217,19 @@ type Frame struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Type  Type                   `protobuf:"varint,1,opt,name=type,proto3,enum=cim.v1.Type" json:"type,omitempty"`
 	// req_id correlates a request frame with its answer (LOGIN_ACK, ERROR).
-	ReqId         uint64    `protobuf:"varint,2,opt,name=req_id,json=reqId,proto3" json:"req_id,omitempty"`
-	Login         *Login    `protobuf:"bytes,3,opt,name=login,proto3" json:"login,omitempty"`
-	LoginAck      *LoginAck `protobuf:"bytes,4,opt,name=login_ack,json=loginAck,proto3" json:"login_ack,omitempty"`
-	Msg           *Msg      `protobuf:"bytes,5,opt,name=msg,proto3" json:"msg,omitempty"`
-	Ack           *Ack      `protobuf:"bytes,6,opt,name=ack,proto3" json:"ack,omitempty"`
-	Read          *Read     `protobuf:"bytes,7,opt,name=read,proto3" json:"read,omitempty"`
-	Receipt       *Receipt  `protobuf:"bytes,8,opt,name=receipt,proto3" json:"receipt,omitempty"`
-	Sync          *Sync     `protobuf:"bytes,9,opt,name=sync,proto3" json:"sync,omitempty"`
-	Kick          *Kick     `protobuf:"bytes,10,opt,name=kick,proto3" json:"kick,omitempty"`
-	Error         *Error    `protobuf:"bytes,11,opt,name=error,proto3" json:"error,omitempty"`
+	ReqId         uint64     `protobuf:"varint,2,opt,name=req_id,json=reqId,proto3" json:"req_id,omitempty"`
+	Login         *Login     `protobuf:"bytes,3,opt,name=login,proto3" json:"login,omitempty"`
+	LoginAck      *LoginAck  `protobuf:"bytes,4,opt,name=login_ack,json=loginAck,proto3" json:"login_ack,omitempty"`
+	Msg           *Msg       `protobuf:"bytes,5,opt,name=msg,proto3" json:"msg,omitempty"`
+	Ack           *Ack       `protobuf:"bytes,6,opt,name=ack,proto3" json:"ack,omitempty"`
+	Read          *Read      `protobuf:"bytes,7,opt,name=read,proto3" json:"read,omitempty"`
+	Receipt       *Receipt   `protobuf:"bytes,8,opt,name=receipt,proto3" json:"receipt,omitempty"`
+	Sync          *Sync      `protobuf:"bytes,9,opt,name=sync,proto3" json:"sync,omitempty"`
+	Kick          *Kick      `protobuf:"bytes,10,opt,name=kick,proto3" json:"kick,omitempty"`
+	Error         *Error     `protobuf:"bytes,11,opt,name=error,proto3" json:"error,omitempty"`
+	Subscribe     *Subscribe `protobuf:"bytes,12,opt,name=subscribe,proto3" json:"subscribe,omitempty"`
+	Presence      *Presence  `protobuf:"bytes,13,opt,name=presence,proto3" json:"presence,omitempty"`
+	Typing        *Typing    `protobuf:"bytes,14,opt,name=typing,proto3" json:"typing,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -325,6 +337,27 @@ func (x *Frame) GetKick() *Kick {
 func (x *Frame) GetError() *Error {
 	if x != nil {
 		return x.Error
+	}
+	return nil
+}
+
+func (x *Frame) GetSubscribe() *Subscribe {
+	if x != nil {
+		return x.Subscribe
+	}
+	return nil
+}
+
+func (x *Frame) GetPresence() *Presence {
+	if x != nil {
+		return x.Presence
+	}
+	return nil
+}
+
+func (x *Frame) GetTyping() *Typing {
+	if x != nil {
+		return x.Typing
 	}
 	return nil
 }
@@ -1168,6 +1201,280 @@ func (x *Sync) GetGroups() []*GroupSeq {
 	return nil
 }
 
+// Subscribe names the users whose presence a connection watches: the users
+// listed (ids or names) and the members of the groups listed (the
+// subscriber must be one). It replaces the connection's previous
+// subscription; an empty one ends it. The answer is a PRESENCE snapshot with
+// the req_id of the SUBSCRIBE: the current state of every watched user.
+// Afterwards the connection gets a PRESENCE for each change. A subscription
+// lives as long as its connection: clients send it again after a reconnect.
+type Subscribe struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Users         []string               `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
+	Groups        []string               `protobuf:"bytes,2,rep,name=groups,proto3" json:"groups,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Subscribe) Reset() {
+	*x = Subscribe{}
+	mi := &file_cim_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Subscribe) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Subscribe) ProtoMessage() {}
+
+func (x *Subscribe) ProtoReflect() protoreflect.Message {
+	mi := &file_cim_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Subscribe.ProtoReflect.Descriptor instead.
+func (*Subscribe) Descriptor() ([]byte, []int) {
+	return file_cim_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *Subscribe) GetUsers() []string {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
+func (x *Subscribe) GetGroups() []string {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
+// Presence carries presence states (gateway -> client).
+type Presence struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	States []*PresenceState       `protobuf:"bytes,1,rep,name=states,proto3" json:"states,omitempty"`
+	// snapshot: the answer to SUBSCRIBE; states then lists every watched user
+	// (the connection's new watch list). Otherwise: changes.
+	Snapshot      bool `protobuf:"varint,2,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Presence) Reset() {
+	*x = Presence{}
+	mi := &file_cim_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Presence) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Presence) ProtoMessage() {}
+
+func (x *Presence) ProtoReflect() protoreflect.Message {
+	mi := &file_cim_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Presence.ProtoReflect.Descriptor instead.
+func (*Presence) Descriptor() ([]byte, []int) {
+	return file_cim_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *Presence) GetStates() []*PresenceState {
+	if x != nil {
+		return x.States
+	}
+	return nil
+}
+
+func (x *Presence) GetSnapshot() bool {
+	if x != nil {
+		return x.Snapshot
+	}
+	return false
+}
+
+type PresenceState struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	UserId   string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	UserName string                 `protobuf:"bytes,2,opt,name=user_name,json=userName,proto3" json:"user_name,omitempty"`
+	Online   bool                   `protobuf:"varint,3,opt,name=online,proto3" json:"online,omitempty"`
+	// platform of the session that came or went (terminal, web, mobile,
+	// desktop, device; empty: not named at login).
+	Platform string `protobuf:"bytes,4,opt,name=platform,proto3" json:"platform,omitempty"`
+	// at_ms: when the route saw the change (snapshot: when it was asked).
+	// A client keeps, per user, the state with the highest at_ms.
+	AtMs          int64 `protobuf:"varint,5,opt,name=at_ms,json=atMs,proto3" json:"at_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PresenceState) Reset() {
+	*x = PresenceState{}
+	mi := &file_cim_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PresenceState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PresenceState) ProtoMessage() {}
+
+func (x *PresenceState) ProtoReflect() protoreflect.Message {
+	mi := &file_cim_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PresenceState.ProtoReflect.Descriptor instead.
+func (*PresenceState) Descriptor() ([]byte, []int) {
+	return file_cim_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *PresenceState) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *PresenceState) GetUserName() string {
+	if x != nil {
+		return x.UserName
+	}
+	return ""
+}
+
+func (x *PresenceState) GetOnline() bool {
+	if x != nil {
+		return x.Online
+	}
+	return false
+}
+
+func (x *PresenceState) GetPlatform() string {
+	if x != nil {
+		return x.Platform
+	}
+	return ""
+}
+
+func (x *PresenceState) GetAtMs() int64 {
+	if x != nil {
+		return x.AtMs
+	}
+	return 0
+}
+
+// Typing says a user is typing to a peer or in a group (live only: it is
+// never stored, and lost when the recipient is offline).
+type Typing struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	To       string                 `protobuf:"bytes,1,opt,name=to,proto3" json:"to,omitempty"`       // uplink: recipient user id or name; downlink: the recipient's id
+	Group    string                 `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"` // a group id instead of to
+	From     string                 `protobuf:"bytes,3,opt,name=from,proto3" json:"from,omitempty"`   // set by the route
+	FromName string                 `protobuf:"bytes,4,opt,name=from_name,json=fromName,proto3" json:"from_name,omitempty"`
+	// stopped: the user stopped typing (cleared the draft). Without it a
+	// receiver shows "typing" for a few seconds.
+	Stopped       bool `protobuf:"varint,5,opt,name=stopped,proto3" json:"stopped,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Typing) Reset() {
+	*x = Typing{}
+	mi := &file_cim_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Typing) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Typing) ProtoMessage() {}
+
+func (x *Typing) ProtoReflect() protoreflect.Message {
+	mi := &file_cim_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Typing.ProtoReflect.Descriptor instead.
+func (*Typing) Descriptor() ([]byte, []int) {
+	return file_cim_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *Typing) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+func (x *Typing) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *Typing) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *Typing) GetFromName() string {
+	if x != nil {
+		return x.FromName
+	}
+	return ""
+}
+
+func (x *Typing) GetStopped() bool {
+	if x != nil {
+		return x.Stopped
+	}
+	return false
+}
+
 type Kick struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Reason        string                 `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
@@ -1177,7 +1484,7 @@ type Kick struct {
 
 func (x *Kick) Reset() {
 	*x = Kick{}
-	mi := &file_cim_proto_msgTypes[11]
+	mi := &file_cim_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1189,7 +1496,7 @@ func (x *Kick) String() string {
 func (*Kick) ProtoMessage() {}
 
 func (x *Kick) ProtoReflect() protoreflect.Message {
-	mi := &file_cim_proto_msgTypes[11]
+	mi := &file_cim_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1202,7 +1509,7 @@ func (x *Kick) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Kick.ProtoReflect.Descriptor instead.
 func (*Kick) Descriptor() ([]byte, []int) {
-	return file_cim_proto_rawDescGZIP(), []int{11}
+	return file_cim_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Kick) GetReason() string {
@@ -1223,7 +1530,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_cim_proto_msgTypes[12]
+	mi := &file_cim_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1235,7 +1542,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_cim_proto_msgTypes[12]
+	mi := &file_cim_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1248,7 +1555,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_cim_proto_rawDescGZIP(), []int{12}
+	return file_cim_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Error) GetCode() int32 {
@@ -1274,8 +1581,11 @@ func (x *Error) GetClientMsgId() string {
 
 // Delivery is one frame for one connected session.
 type Delivery struct {
-	state  protoimpl.MessageState `protogen:"open.v1"`
-	UserId string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// watchers: the frame (a PRESENCE) goes to every connection on the
+	// gateway watching one of its states' users, instead of to a user.
+	Watchers bool   `protobuf:"varint,5,opt,name=watchers,proto3" json:"watchers,omitempty"`
+	UserId   string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
 	// session_id, when set, must match the session the gateway holds.
 	SessionId string `protobuf:"bytes,2,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
 	Frame     *Frame `protobuf:"bytes,3,opt,name=frame,proto3" json:"frame,omitempty"`
@@ -1289,7 +1599,7 @@ type Delivery struct {
 
 func (x *Delivery) Reset() {
 	*x = Delivery{}
-	mi := &file_cim_proto_msgTypes[13]
+	mi := &file_cim_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1301,7 +1611,7 @@ func (x *Delivery) String() string {
 func (*Delivery) ProtoMessage() {}
 
 func (x *Delivery) ProtoReflect() protoreflect.Message {
-	mi := &file_cim_proto_msgTypes[13]
+	mi := &file_cim_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1314,7 +1624,14 @@ func (x *Delivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Delivery.ProtoReflect.Descriptor instead.
 func (*Delivery) Descriptor() ([]byte, []int) {
-	return file_cim_proto_rawDescGZIP(), []int{13}
+	return file_cim_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *Delivery) GetWatchers() bool {
+	if x != nil {
+		return x.Watchers
+	}
+	return false
 }
 
 func (x *Delivery) GetUserId() string {
@@ -1356,7 +1673,7 @@ type Target struct {
 
 func (x *Target) Reset() {
 	*x = Target{}
-	mi := &file_cim_proto_msgTypes[14]
+	mi := &file_cim_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1368,7 +1685,7 @@ func (x *Target) String() string {
 func (*Target) ProtoMessage() {}
 
 func (x *Target) ProtoReflect() protoreflect.Message {
-	mi := &file_cim_proto_msgTypes[14]
+	mi := &file_cim_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1381,7 +1698,7 @@ func (x *Target) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Target.ProtoReflect.Descriptor instead.
 func (*Target) Descriptor() ([]byte, []int) {
-	return file_cim_proto_rawDescGZIP(), []int{14}
+	return file_cim_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Target) GetUserId() string {
@@ -1409,7 +1726,7 @@ type PushBatch struct {
 
 func (x *PushBatch) Reset() {
 	*x = PushBatch{}
-	mi := &file_cim_proto_msgTypes[15]
+	mi := &file_cim_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1421,7 +1738,7 @@ func (x *PushBatch) String() string {
 func (*PushBatch) ProtoMessage() {}
 
 func (x *PushBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_cim_proto_msgTypes[15]
+	mi := &file_cim_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1434,7 +1751,7 @@ func (x *PushBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushBatch.ProtoReflect.Descriptor instead.
 func (*PushBatch) Descriptor() ([]byte, []int) {
-	return file_cim_proto_rawDescGZIP(), []int{15}
+	return file_cim_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PushBatch) GetDeliveries() []*Delivery {
@@ -1456,7 +1773,7 @@ type PushResult struct {
 
 func (x *PushResult) Reset() {
 	*x = PushResult{}
-	mi := &file_cim_proto_msgTypes[16]
+	mi := &file_cim_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1468,7 +1785,7 @@ func (x *PushResult) String() string {
 func (*PushResult) ProtoMessage() {}
 
 func (x *PushResult) ProtoReflect() protoreflect.Message {
-	mi := &file_cim_proto_msgTypes[16]
+	mi := &file_cim_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1481,7 +1798,7 @@ func (x *PushResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushResult.ProtoReflect.Descriptor instead.
 func (*PushResult) Descriptor() ([]byte, []int) {
-	return file_cim_proto_rawDescGZIP(), []int{16}
+	return file_cim_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *PushResult) GetDelivered() uint32 {
@@ -1510,7 +1827,7 @@ type Uplink struct {
 
 func (x *Uplink) Reset() {
 	*x = Uplink{}
-	mi := &file_cim_proto_msgTypes[17]
+	mi := &file_cim_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1522,7 +1839,7 @@ func (x *Uplink) String() string {
 func (*Uplink) ProtoMessage() {}
 
 func (x *Uplink) ProtoReflect() protoreflect.Message {
-	mi := &file_cim_proto_msgTypes[17]
+	mi := &file_cim_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1535,7 +1852,7 @@ func (x *Uplink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Uplink.ProtoReflect.Descriptor instead.
 func (*Uplink) Descriptor() ([]byte, []int) {
-	return file_cim_proto_rawDescGZIP(), []int{17}
+	return file_cim_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Uplink) GetUserId() string {
@@ -1569,7 +1886,7 @@ type UplinkBatch struct {
 
 func (x *UplinkBatch) Reset() {
 	*x = UplinkBatch{}
-	mi := &file_cim_proto_msgTypes[18]
+	mi := &file_cim_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1581,7 +1898,7 @@ func (x *UplinkBatch) String() string {
 func (*UplinkBatch) ProtoMessage() {}
 
 func (x *UplinkBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_cim_proto_msgTypes[18]
+	mi := &file_cim_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1594,7 +1911,7 @@ func (x *UplinkBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UplinkBatch.ProtoReflect.Descriptor instead.
 func (*UplinkBatch) Descriptor() ([]byte, []int) {
-	return file_cim_proto_rawDescGZIP(), []int{18}
+	return file_cim_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *UplinkBatch) GetGatewayId() string {
@@ -1615,7 +1932,7 @@ var File_cim_proto protoreflect.FileDescriptor
 
 const file_cim_proto_rawDesc = "" +
 	"\n" +
-	"\tcim.proto\x12\x06cim.v1\"\x88\x03\n" +
+	"\tcim.proto\x12\x06cim.v1\"\x8f\x04\n" +
 	"\x05Frame\x12 \n" +
 	"\x04type\x18\x01 \x01(\x0e2\f.cim.v1.TypeR\x04type\x12\x15\n" +
 	"\x06req_id\x18\x02 \x01(\x04R\x05reqId\x12#\n" +
@@ -1628,7 +1945,10 @@ const file_cim_proto_rawDesc = "" +
 	"\x04sync\x18\t \x01(\v2\f.cim.v1.SyncR\x04sync\x12 \n" +
 	"\x04kick\x18\n" +
 	" \x01(\v2\f.cim.v1.KickR\x04kick\x12#\n" +
-	"\x05error\x18\v \x01(\v2\r.cim.v1.ErrorR\x05error\"}\n" +
+	"\x05error\x18\v \x01(\v2\r.cim.v1.ErrorR\x05error\x12/\n" +
+	"\tsubscribe\x18\f \x01(\v2\x11.cim.v1.SubscribeR\tsubscribe\x12,\n" +
+	"\bpresence\x18\r \x01(\v2\x10.cim.v1.PresenceR\bpresence\x12&\n" +
+	"\x06typing\x18\x0e \x01(\v2\x0e.cim.v1.TypingR\x06typing\"}\n" +
 	"\x05Login\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x19\n" +
 	"\blast_seq\x18\x02 \x01(\x04R\alastSeq\x12%\n" +
@@ -1700,14 +2020,33 @@ const file_cim_proto_rawDesc = "" +
 	"\vwith_groups\x18\t \x01(\bR\n" +
 	"withGroups\x12(\n" +
 	"\x06groups\x18\n" +
-	" \x03(\v2\x10.cim.v1.GroupSeqR\x06groups\"\x1e\n" +
+	" \x03(\v2\x10.cim.v1.GroupSeqR\x06groups\"9\n" +
+	"\tSubscribe\x12\x14\n" +
+	"\x05users\x18\x01 \x03(\tR\x05users\x12\x16\n" +
+	"\x06groups\x18\x02 \x03(\tR\x06groups\"U\n" +
+	"\bPresence\x12-\n" +
+	"\x06states\x18\x01 \x03(\v2\x15.cim.v1.PresenceStateR\x06states\x12\x1a\n" +
+	"\bsnapshot\x18\x02 \x01(\bR\bsnapshot\"\x8e\x01\n" +
+	"\rPresenceState\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1b\n" +
+	"\tuser_name\x18\x02 \x01(\tR\buserName\x12\x16\n" +
+	"\x06online\x18\x03 \x01(\bR\x06online\x12\x1a\n" +
+	"\bplatform\x18\x04 \x01(\tR\bplatform\x12\x13\n" +
+	"\x05at_ms\x18\x05 \x01(\x03R\x04atMs\"y\n" +
+	"\x06Typing\x12\x0e\n" +
+	"\x02to\x18\x01 \x01(\tR\x02to\x12\x14\n" +
+	"\x05group\x18\x02 \x01(\tR\x05group\x12\x12\n" +
+	"\x04from\x18\x03 \x01(\tR\x04from\x12\x1b\n" +
+	"\tfrom_name\x18\x04 \x01(\tR\bfromName\x12\x18\n" +
+	"\astopped\x18\x05 \x01(\bR\astopped\"\x1e\n" +
 	"\x04Kick\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\"S\n" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x12\n" +
 	"\x04text\x18\x02 \x01(\tR\x04text\x12\"\n" +
-	"\rclient_msg_id\x18\x03 \x01(\tR\vclientMsgId\"\x91\x01\n" +
-	"\bDelivery\x12\x17\n" +
+	"\rclient_msg_id\x18\x03 \x01(\tR\vclientMsgId\"\xad\x01\n" +
+	"\bDelivery\x12\x1a\n" +
+	"\bwatchers\x18\x05 \x01(\bR\bwatchers\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x02 \x01(\tR\tsessionId\x12#\n" +
@@ -1733,7 +2072,7 @@ const file_cim_proto_rawDesc = "" +
 	"\vUplinkBatch\x12\x1d\n" +
 	"\n" +
 	"gateway_id\x18\x01 \x01(\tR\tgatewayId\x12(\n" +
-	"\auplinks\x18\x02 \x03(\v2\x0e.cim.v1.UplinkR\auplinks*\x92\x01\n" +
+	"\auplinks\x18\x02 \x03(\v2\x0e.cim.v1.UplinkR\auplinks*\xbb\x01\n" +
 	"\x04Type\x12\x14\n" +
 	"\x10TYPE_UNSPECIFIED\x10\x00\x12\t\n" +
 	"\x05LOGIN\x10\x01\x12\r\n" +
@@ -1747,7 +2086,11 @@ const file_cim_proto_rawDesc = "" +
 	"\x04SYNC\x10\t\x12\b\n" +
 	"\x04KICK\x10\n" +
 	"\x12\t\n" +
-	"\x05ERROR\x10\v*$\n" +
+	"\x05ERROR\x10\v\x12\r\n" +
+	"\tSUBSCRIBE\x10\f\x12\f\n" +
+	"\bPRESENCE\x10\r\x12\n" +
+	"\n" +
+	"\x06TYPING\x10\x0e*$\n" +
 	"\x04Kind\x12\r\n" +
 	"\tKIND_TEXT\x10\x00\x12\r\n" +
 	"\tKIND_FILE\x10\x01*c\n" +
@@ -1770,30 +2113,34 @@ func file_cim_proto_rawDescGZIP() []byte {
 }
 
 var file_cim_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_cim_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_cim_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_cim_proto_goTypes = []any{
-	(Type)(0),           // 0: cim.v1.Type
-	(Kind)(0),           // 1: cim.v1.Kind
-	(ReceiptStatus)(0),  // 2: cim.v1.ReceiptStatus
-	(*Frame)(nil),       // 3: cim.v1.Frame
-	(*Login)(nil),       // 4: cim.v1.Login
-	(*LoginAck)(nil),    // 5: cim.v1.LoginAck
-	(*FileInfo)(nil),    // 6: cim.v1.FileInfo
-	(*Msg)(nil),         // 7: cim.v1.Msg
-	(*Ack)(nil),         // 8: cim.v1.Ack
-	(*GroupSeq)(nil),    // 9: cim.v1.GroupSeq
-	(*Read)(nil),        // 10: cim.v1.Read
-	(*Receipt)(nil),     // 11: cim.v1.Receipt
-	(*ReceiptItem)(nil), // 12: cim.v1.ReceiptItem
-	(*Sync)(nil),        // 13: cim.v1.Sync
-	(*Kick)(nil),        // 14: cim.v1.Kick
-	(*Error)(nil),       // 15: cim.v1.Error
-	(*Delivery)(nil),    // 16: cim.v1.Delivery
-	(*Target)(nil),      // 17: cim.v1.Target
-	(*PushBatch)(nil),   // 18: cim.v1.PushBatch
-	(*PushResult)(nil),  // 19: cim.v1.PushResult
-	(*Uplink)(nil),      // 20: cim.v1.Uplink
-	(*UplinkBatch)(nil), // 21: cim.v1.UplinkBatch
+	(Type)(0),             // 0: cim.v1.Type
+	(Kind)(0),             // 1: cim.v1.Kind
+	(ReceiptStatus)(0),    // 2: cim.v1.ReceiptStatus
+	(*Frame)(nil),         // 3: cim.v1.Frame
+	(*Login)(nil),         // 4: cim.v1.Login
+	(*LoginAck)(nil),      // 5: cim.v1.LoginAck
+	(*FileInfo)(nil),      // 6: cim.v1.FileInfo
+	(*Msg)(nil),           // 7: cim.v1.Msg
+	(*Ack)(nil),           // 8: cim.v1.Ack
+	(*GroupSeq)(nil),      // 9: cim.v1.GroupSeq
+	(*Read)(nil),          // 10: cim.v1.Read
+	(*Receipt)(nil),       // 11: cim.v1.Receipt
+	(*ReceiptItem)(nil),   // 12: cim.v1.ReceiptItem
+	(*Sync)(nil),          // 13: cim.v1.Sync
+	(*Subscribe)(nil),     // 14: cim.v1.Subscribe
+	(*Presence)(nil),      // 15: cim.v1.Presence
+	(*PresenceState)(nil), // 16: cim.v1.PresenceState
+	(*Typing)(nil),        // 17: cim.v1.Typing
+	(*Kick)(nil),          // 18: cim.v1.Kick
+	(*Error)(nil),         // 19: cim.v1.Error
+	(*Delivery)(nil),      // 20: cim.v1.Delivery
+	(*Target)(nil),        // 21: cim.v1.Target
+	(*PushBatch)(nil),     // 22: cim.v1.PushBatch
+	(*PushResult)(nil),    // 23: cim.v1.PushResult
+	(*Uplink)(nil),        // 24: cim.v1.Uplink
+	(*UplinkBatch)(nil),   // 25: cim.v1.UplinkBatch
 }
 var file_cim_proto_depIdxs = []int32{
 	0,  // 0: cim.v1.Frame.type:type_name -> cim.v1.Type
@@ -1804,24 +2151,28 @@ var file_cim_proto_depIdxs = []int32{
 	10, // 5: cim.v1.Frame.read:type_name -> cim.v1.Read
 	11, // 6: cim.v1.Frame.receipt:type_name -> cim.v1.Receipt
 	13, // 7: cim.v1.Frame.sync:type_name -> cim.v1.Sync
-	14, // 8: cim.v1.Frame.kick:type_name -> cim.v1.Kick
-	15, // 9: cim.v1.Frame.error:type_name -> cim.v1.Error
-	1,  // 10: cim.v1.Msg.kind:type_name -> cim.v1.Kind
-	6,  // 11: cim.v1.Msg.file:type_name -> cim.v1.FileInfo
-	9,  // 12: cim.v1.Ack.groups:type_name -> cim.v1.GroupSeq
-	2,  // 13: cim.v1.Receipt.status:type_name -> cim.v1.ReceiptStatus
-	12, // 14: cim.v1.Receipt.items:type_name -> cim.v1.ReceiptItem
-	9,  // 15: cim.v1.Sync.groups:type_name -> cim.v1.GroupSeq
-	3,  // 16: cim.v1.Delivery.frame:type_name -> cim.v1.Frame
-	17, // 17: cim.v1.Delivery.targets:type_name -> cim.v1.Target
-	16, // 18: cim.v1.PushBatch.deliveries:type_name -> cim.v1.Delivery
-	3,  // 19: cim.v1.Uplink.frame:type_name -> cim.v1.Frame
-	20, // 20: cim.v1.UplinkBatch.uplinks:type_name -> cim.v1.Uplink
-	21, // [21:21] is the sub-list for method output_type
-	21, // [21:21] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	18, // 8: cim.v1.Frame.kick:type_name -> cim.v1.Kick
+	19, // 9: cim.v1.Frame.error:type_name -> cim.v1.Error
+	14, // 10: cim.v1.Frame.subscribe:type_name -> cim.v1.Subscribe
+	15, // 11: cim.v1.Frame.presence:type_name -> cim.v1.Presence
+	17, // 12: cim.v1.Frame.typing:type_name -> cim.v1.Typing
+	1,  // 13: cim.v1.Msg.kind:type_name -> cim.v1.Kind
+	6,  // 14: cim.v1.Msg.file:type_name -> cim.v1.FileInfo
+	9,  // 15: cim.v1.Ack.groups:type_name -> cim.v1.GroupSeq
+	2,  // 16: cim.v1.Receipt.status:type_name -> cim.v1.ReceiptStatus
+	12, // 17: cim.v1.Receipt.items:type_name -> cim.v1.ReceiptItem
+	9,  // 18: cim.v1.Sync.groups:type_name -> cim.v1.GroupSeq
+	16, // 19: cim.v1.Presence.states:type_name -> cim.v1.PresenceState
+	3,  // 20: cim.v1.Delivery.frame:type_name -> cim.v1.Frame
+	21, // 21: cim.v1.Delivery.targets:type_name -> cim.v1.Target
+	20, // 22: cim.v1.PushBatch.deliveries:type_name -> cim.v1.Delivery
+	3,  // 23: cim.v1.Uplink.frame:type_name -> cim.v1.Frame
+	24, // 24: cim.v1.UplinkBatch.uplinks:type_name -> cim.v1.Uplink
+	25, // [25:25] is the sub-list for method output_type
+	25, // [25:25] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_cim_proto_init() }
@@ -1835,7 +2186,7 @@ func file_cim_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cim_proto_rawDesc), len(file_cim_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   19,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

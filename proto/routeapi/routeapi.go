@@ -28,6 +28,10 @@ type LoginRequest struct {
 	UserID   ID     `json:"userId,omitempty"`
 	UserName string `json:"userName,omitempty"`
 	Password string `json:"password"`
+	// Platform names the kind of client logging in: terminal, web, mobile,
+	// desktop, device, or another short lowercase word; empty: none.
+	// Presence and webhooks report it.
+	Platform string `json:"platform,omitempty"`
 }
 
 // Login is the answer to a successful POST /login.

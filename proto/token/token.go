@@ -55,6 +55,8 @@ type Claims struct {
 	// Audience is AudienceGateway or AudienceAPI; Sign fills in
 	// AudienceGateway when it is empty and GatewayID is set.
 	Audience string `json:"aud"`
+	// Platform is what the login named (gateway tokens; empty: none).
+	Platform string `json:"pf,omitempty"`
 }
 
 // Sign returns a token for c signed with key.

@@ -194,6 +194,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		RouteURL:      o.route,
 		UserName:      o.user,
 		Password:      o.password,
+		Platform:      "terminal",
 		Heartbeat:     o.heartbeat,
 		PongTimeout:   o.pong,
 		ResendTimeout: o.resend,
@@ -504,6 +505,22 @@ func execute(ctx context.Context, c *client.Client, p *term.Printer, cmd term.Co
 	case term.OpHelp:
 		for _, l := range term.Help() {
 			p.Line(l)
+		}
+	case term.OpWatch:
+		// The snapshot is printed as its event arrives (and again after a
+		// reconnect).
+		if _, err := c.Subscribe(ctx, cmd.Users(), cmd.Groups()); err != nil {
+			p.Line(term.Problem(err.Error()))
+		}
+	case term.OpTyping:
+		var err error
+		if cmd.Group != "" {
+			err = c.TypingInGroup(ctx, cmd.Group, cmd.Open)
+		} else {
+			err = c.Typing(ctx, cmd.To, cmd.Open)
+		}
+		if err != nil {
+			p.Line(term.Problem(err.Error()))
 		}
 	case term.OpInvalid:
 		p.Line(term.Problem(cmd.Text))

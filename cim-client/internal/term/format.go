@@ -283,6 +283,56 @@ func Online(users []client.User) string {
 	return "* online: " + strings.Join(parts, ", ")
 }
 
+// Watching answers a :watch: "* watching: alice online (web), bob
+// offline", or "* watching nobody".
+func Watching(states []*cimpb.PresenceState) string {
+	if len(states) == 0 {
+		return "* watching nobody"
+	}
+	parts := make([]string, len(states))
+	for i, s := range states {
+		parts[i] = userLabel(s.GetUserName(), s.GetUserId()) + " " + presenceWord(s)
+	}
+	return "* watching: " + strings.Join(parts, ", ")
+}
+
+// PresenceLine is a watched user's change: "* alice is online (web)",
+// "* alice is offline".
+func PresenceLine(s *cimpb.PresenceState) string {
+	return "* " + userLabel(s.GetUserName(), s.GetUserId()) + " is " + presenceWord(s)
+}
+
+func presenceWord(s *cimpb.PresenceState) string {
+	if !s.GetOnline() {
+		return "offline"
+	}
+	if p := s.GetPlatform(); p != "" {
+		return "online (" + oneLine(p) + ")"
+	}
+	return "online"
+}
+
+func userLabel(name, id string) string {
+	if name != "" {
+		return oneLine(name)
+	}
+	return oneLine(id)
+}
+
+// TypingLine: "* alice is typing…", "* alice is typing in team…", "* alice
+// stopped typing".
+func TypingLine(t *cimpb.Typing, group string) string {
+	who := userLabel(t.GetFromName(), t.GetFrom())
+	where := ""
+	if t.GetGroup() != "" {
+		where = " in " + group
+	}
+	if t.GetStopped() {
+		return "* " + who + " stopped typing" + where
+	}
+	return "* " + who + " is typing" + where + "…"
+}
+
 // InfoLine: "* alice (id 3) session s1, gateway 127.0.0.1:9000:9100",
 // with ", reconnecting" appended while the link is down.
 func InfoLine(info client.Info) string {
@@ -320,6 +370,8 @@ func Help() []string {
 		"*   :gkick <gid> <user>  remove a member from a group (owner)",
 		"*   :grename <gid> <name> rename a group (owner)",
 		"*   :gdissolve <gid>     delete a group (owner)",
+		"*   :watch [user...] [g:<gid>...] presence of users and of groups' members (nothing: stop)",
+		"*   :typing <user>|g:<gid> tell a user or a group I am typing (:typing- I stopped)",
 		"*   :all, :help          this list",
 		"*   :q, :q!, :quit       quit (so does end of input)",
 		"*   anything else        message to everybody online",

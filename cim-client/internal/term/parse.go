@@ -45,6 +45,9 @@ const (
 	OpPrefix // :pu: Text is the name prefix
 	OpEmoji  // :emoji: N is the page (from 1)
 	OpDelay  // :delay: N seconds, To, Text
+
+	OpWatch  // :watch: Text is the users and g:<gid> groups separated by one space (Users)
+	OpTyping // :typing: To (a user) or Group, Open when stopped (:typing- ...)
 )
 
 // MaxDelay is the longest :delay, in seconds (the route's bound: 7 days).
@@ -60,8 +63,27 @@ type Command struct {
 	Open  bool   // :gcreate of an open group
 }
 
-// Users are the users of a :ginvite.
-func (c Command) Users() []string { return strings.Fields(c.Text) }
+// Users are the users of a :ginvite, and those of a :watch.
+func (c Command) Users() []string {
+	var out []string
+	for _, w := range strings.Fields(c.Text) {
+		if !strings.HasPrefix(w, "g:") {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// Groups are the g:<gid> groups of a :watch.
+func (c Command) Groups() []string {
+	var out []string
+	for _, w := range strings.Fields(c.Text) {
+		if gid, ok := strings.CutPrefix(w, "g:"); ok {
+			out = append(out, gid)
+		}
+	}
+	return out
+}
 
 // Parse reads one input line:
 //
@@ -88,6 +110,8 @@ func (c Command) Users() []string { return strings.Fields(c.Text) }
 //	:gkick 3 bob        remove bob from group 3
 //	:grename 3 new name rename group 3
 //	:gdissolve 3        delete group 3
+//	:watch bob g:3      presence of bob and of group 3's members (replaces the last :watch; none: stop)
+//	:typing bob         tell bob I am typing (:typing g:3 in group 3; :typing- stopped)
 //	:all, :help         command list
 //	:q                  quit (:q! and :quit too; :q with words searches history)
 //	anything else       message to everybody online
@@ -165,6 +189,23 @@ func Parse(line string) Command {
 			return Command{Op: OpPrivate, To: to, Text: text}
 		case ":groups":
 			return Command{Op: OpGroups}
+		case ":watch":
+			return Command{Op: OpWatch, Text: strings.Join(strings.Fields(rest), " ")}
+		case ":typing", ":typing-":
+			target, more := cutSpace(rest)
+			if target == "" || more != "" {
+				return Command{Op: OpInvalid, Text: "usage: " + word + " <user>|g:<gid>"}
+			}
+			c := Command{Op: OpTyping, Open: word == ":typing-"}
+			if gid, ok := strings.CutPrefix(target, "g:"); ok {
+				if !isGroupID(gid) {
+					return Command{Op: OpInvalid, Text: "usage: " + word + " <user>|g:<gid>"}
+				}
+				c.Group = gid
+			} else {
+				c.To = target
+			}
+			return c
 		case ":g", ":gcreate", ":gjoin", ":ginvite", ":gleave", ":gkick", ":grename", ":gdissolve", ":members", ":ghis":
 			return parseGroup(word, rest)
 		}

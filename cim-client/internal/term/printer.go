@@ -196,6 +196,20 @@ func (p *Printer) Event(ev client.Event) {
 		p.Line(ConnectionLost(ev.Reason))
 	case client.EventKicked:
 		p.Line(Kicked(ev.Reason))
+	case client.EventPresence:
+		if ev.Presence.GetSnapshot() {
+			p.Line(Watching(ev.Presence.States))
+			break
+		}
+		for _, s := range ev.Presence.GetStates() {
+			p.Line(PresenceLine(s))
+		}
+	case client.EventTyping:
+		group := ""
+		if gid := ev.Typing.GetGroup(); gid != "" {
+			group = p.GroupName(gid)
+		}
+		p.Line(TypingLine(ev.Typing, group))
 	}
 }
 

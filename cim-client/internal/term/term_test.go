@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -64,6 +65,13 @@ func TestParse(t *testing.T) {
 		{"hello everyone", Command{Op: OpBroadcast, Text: "hello everyone"}},
 		{"  padded  ", Command{Op: OpBroadcast, Text: "padded"}},
 		{":status", Command{Op: OpStatus}},
+		{":watch bob  g:3 7", Command{Op: OpWatch, Text: "bob g:3 7"}},
+		{":watch", Command{Op: OpWatch}},
+		{":typing bob", Command{Op: OpTyping, To: "bob"}},
+		{":typing- g:3", Command{Op: OpTyping, Group: "3", Open: true}},
+		{":typing g:x", Command{Op: OpInvalid, Text: "usage: :typing <user>|g:<gid>"}},
+		{":typing", Command{Op: OpInvalid, Text: "usage: :typing <user>|g:<gid>"}},
+		{":typing bob alice", Command{Op: OpInvalid, Text: "usage: :typing <user>|g:<gid>"}},
 		{":his", Command{Op: OpHistory}},
 		{":his bob", Command{Op: OpHistory, To: "bob"}},
 		{":his bob hello there", Command{Op: OpHistory, To: "bob", Text: "hello there"}},
@@ -105,6 +113,11 @@ func TestFormats(t *testing.T) {
 		{"no name, no time", Message(&cimpb.Msg{From: "3", Body: []byte("x")}, time.UTC, fallback), "[23:59:58] 3: x"},
 		{"multi-line body", Message(&cimpb.Msg{FromName: "eve", Body: []byte("a\nb\r\x1b[2Jc\xff"), TimestampMs: ms}, time.UTC, fallback), "[07:08:09] eve: a b  [2Jc\uFFFD"},
 		{"file", Message(&cimpb.Msg{FromName: "bob", Kind: cimpb.Kind_KIND_FILE, File: &cimpb.FileInfo{Name: "a.pdf", Size: 1200}, TimestampMs: ms}, time.UTC, fallback), "[07:08:09] bob: [file a.pdf, 1200 bytes]"},
+		{"watching", Watching([]*cimpb.PresenceState{{UserId: "2", UserName: "bob", Online: true, Platform: "web"}, {UserId: "9"}}), "* watching: bob online (web), 9 offline"},
+		{"watching nobody", Watching(nil), "* watching nobody"},
+		{"presence", PresenceLine(&cimpb.PresenceState{UserId: "2", UserName: "bob\x1b[2J"}), "* bob [2J is offline"},
+		{"typing", TypingLine(&cimpb.Typing{From: "2", FromName: "bob"}, ""), "* bob is typing…"},
+		{"typing in a group", TypingLine(&cimpb.Typing{From: "2", FromName: "bob", Group: "3", Stopped: true}, "team"), "* bob stopped typing in team"},
 		{"offline", ErrorLine(&cimpb.Error{Code: int32(codes.Offline), Text: "user offline", ClientMsgId: "c1"}, "bob"), "! bob is offline"},
 		{"offline, recipient unknown", ErrorLine(&cimpb.Error{Code: int32(codes.Offline), Text: "user offline"}, ""), "! user offline"},
 		{"no such user", ErrorLine(&cimpb.Error{Code: int32(codes.BadAccount), Text: "bad account"}, "zed"), "! no such user: zed"},
@@ -295,5 +308,12 @@ func TestPrinterSlowDown(t *testing.T) {
 	}
 	if p.Retrying() != 0 || p.Unanswered() != 0 {
 		t.Errorf("Retrying %d Unanswered %d after the answers", p.Retrying(), p.Unanswered())
+	}
+}
+
+func TestWatchTargets(t *testing.T) {
+	c := Parse(":watch bob g:3 7 g:12")
+	if u, g := c.Users(), c.Groups(); !slices.Equal(u, []string{"bob", "7"}) || !slices.Equal(g, []string{"3", "12"}) {
+		t.Fatalf("users %v groups %v", u, g)
 	}
 }

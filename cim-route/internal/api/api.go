@@ -58,6 +58,7 @@ type Accounts interface {
 	// wrapping errs.ErrUnauthorized (or errs.ErrUnavailable).
 	CheckSession(ctx context.Context, uid, sid string) error
 	OnlineUsers(ctx context.Context) ([]router.User, error)
+	Presence(ctx context.Context, users []string) ([]router.PresenceState, error)
 	// Logoff ends uid's session sid; an empty sid is the current one.
 	Logoff(ctx context.Context, uid, sid string) error
 	// LimitKey names the account of a /login or /registerAccount attempt
@@ -103,8 +104,8 @@ type Groups interface {
 // GatewayCalls are what gateways call on the internal listener
 // (package contract names the paths).
 type GatewayCalls interface {
-	SessionOnline(ctx context.Context, uid, sid, gw string, reassert bool) error
-	SessionOffline(ctx context.Context, uid, sid string) error
+	SessionOnline(ctx context.Context, s contract.Session) error
+	SessionOffline(ctx context.Context, s contract.Session) error
 	Uplink(ctx context.Context, b *cimpb.UplinkBatch) (*cimpb.PushBatch, error)
 }
 
@@ -273,6 +274,7 @@ func NewPublic(cfg Config) (http.Handler, error) {
 	e.POST("/login", h.login)
 	e.GET("/healthz", h.healthz)
 	e.GET("/onlineUser", h.authorize(userOrKey(apikey.Admin)), h.onlineUsers)
+	e.GET("/presence", h.authorize(userOrKey(apikey.Admin)), h.presence)
 	e.POST("/offLine", h.authorize(access{bearer: true, stale: true, scope: apikey.Admin}), h.offline)
 	e.GET("/history", h.authorize(bearer), h.history)
 	e.POST("/delay", h.authorize(bearer), h.delay)

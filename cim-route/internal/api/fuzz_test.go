@@ -82,14 +82,20 @@ func (fakeService) Push(_ context.Context, req router.PushRequest) (router.PushR
 }
 
 func (fakeService) OnlineUsers(context.Context) ([]router.User, error) { return nil, nil }
+func (fakeService) Presence(context.Context, []string) ([]router.PresenceState, error) {
+	return nil, nil
+}
 
 func (fakeService) Logoff(_ context.Context, uid, _ string) error { return need(uid) }
 
-func (fakeService) SessionOnline(_ context.Context, uid, sid, gw string, _ bool) error {
+func (fakeService) SessionOnline(_ context.Context, s contract.Session) error {
+	uid, sid, gw := s.UserID, s.SessionID, s.GatewayID
 	return need(uid, sid, gw)
 }
 
-func (fakeService) SessionOffline(_ context.Context, uid, sid string) error { return need(uid, sid) }
+func (fakeService) SessionOffline(_ context.Context, s contract.Session) error {
+	return need(s.UserID, s.SessionID)
+}
 
 func (fakeService) Uplink(context.Context, *cimpb.UplinkBatch) (*cimpb.PushBatch, error) {
 	return &cimpb.PushBatch{}, nil

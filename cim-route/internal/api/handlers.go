@@ -3,6 +3,7 @@ package api
 import (
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 	"google.golang.org/protobuf/proto"
@@ -65,7 +66,7 @@ func (h *handler) login(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	s, err := h.svc.Login(c.Request.Context(), router.LoginRequest{UserID: string(req.UserID), UserName: req.UserName, Password: req.Password})
+	s, err := h.svc.Login(c.Request.Context(), router.LoginRequest{UserID: string(req.UserID), UserName: req.UserName, Password: req.Password, Platform: req.Platform})
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -131,6 +132,37 @@ func (h *handler) onlineUsers(c *gin.Context) {
 		return
 	}
 	ok(c, usersJSON(users))
+}
+
+// presenceJSON is one user's state in GET /presence.
+type presenceJSON struct {
+	UserID   routeapi.ID `json:"userId"`
+	UserName string      `json:"userName"`
+	Online   bool        `json:"online"`
+	// Since: when the user's session came online (unix ms); absent offline.
+	Since int64 `json:"since,omitempty"`
+}
+
+// presence answers GET /presence?users=ann,bob (ids or names, comma
+// separated, at most router.MaxPresenceQuery): each user's state, in the
+// order asked.
+func (h *handler) presence(c *gin.Context) {
+	var users []string
+	for _, u := range strings.Split(c.Query("users"), ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			users = append(users, u)
+		}
+	}
+	states, err := h.svc.Presence(c.Request.Context(), users)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	out := make([]presenceJSON, len(states))
+	for i, s := range states {
+		out[i] = presenceJSON{UserID: routeapi.ID(s.ID), UserName: s.Name, Online: s.Online, Since: s.Since}
+	}
+	ok(c, gin.H{"users": out})
 }
 
 // offline logs a session off. A bearer logs its own session off (a
@@ -222,7 +254,7 @@ func (h *handler) sessionOnline(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	if err := h.svc.SessionOnline(c.Request.Context(), req.UserID, req.SessionID, req.GatewayID, req.Reassert); err != nil {
+	if err := h.svc.SessionOnline(c.Request.Context(), req); err != nil {
 		h.fail(c, err)
 		return
 	}
@@ -235,7 +267,7 @@ func (h *handler) sessionOffline(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	if err := h.svc.SessionOffline(c.Request.Context(), req.UserID, req.SessionID); err != nil {
+	if err := h.svc.SessionOffline(c.Request.Context(), req); err != nil {
 		h.fail(c, err)
 		return
 	}

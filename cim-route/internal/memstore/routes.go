@@ -63,7 +63,7 @@ func (s *Store) ClaimRoute(ctx context.Context, uid string, c model.Claim) (mode
 		return old, fmt.Errorf("%w: user %s is online on %s", errs.ErrRepeatLogin, uid, old.Gateway)
 	}
 	ttl := max(c.TTL, time.Millisecond)
-	s.routes[uid] = route{Route: model.Route{Gateway: c.Gateway, Session: c.Session, State: model.StatePending}, exp: s.after(ttl)}
+	s.routes[uid] = route{Route: model.Route{Gateway: c.Gateway, Session: c.Session, State: model.StatePending, Platform: c.Platform}, exp: s.after(ttl)}
 	if old.Online() && old.Gateway != c.Gateway {
 		delete(s.gwUsers[old.Gateway], uid)
 		s.repair([]string{uid})
@@ -85,7 +85,11 @@ func (s *Store) Online(ctx context.Context, uid, sid, gw string) error {
 
 // confirmed makes sid uid's online route on gw and adds it to the sets.
 func (s *Store) confirmed(uid, sid, gw string) {
-	s.routes[uid] = route{Route: model.Route{Gateway: gw, Session: sid, State: model.StateOnline, Since: s.now().UnixMilli()}}
+	var pf string
+	if r, ok := s.routeOf(uid); ok && r.Session == sid {
+		pf = r.Platform
+	}
+	s.routes[uid] = route{Route: model.Route{Gateway: gw, Session: sid, State: model.StateOnline, Since: s.now().UnixMilli(), Platform: pf}}
 	s.online[uid] = true
 	s.addTo(s.gwUsers, gw, uid)
 	s.servers[gw] = true
@@ -142,11 +146,18 @@ func (s *Store) DropSession(ctx context.Context, uid, sid string) (model.Route, 
 }
 
 // DropSessions deletes the routes still held by the sessions; it returns
-// how many.
-func (s *Store) DropSessions(ctx context.Context, refs []model.SessionRef) (int, error) {
+// those sessions.
+func (s *Store) DropSessions(ctx context.Context, refs []model.SessionRef) ([]model.SessionRef, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.drop(refs)), nil
+	var out []model.SessionRef
+	for _, ref := range refs {
+		if r, ok := s.routeOf(ref.UserID); ok && r.Session == ref.Session {
+			out = append(out, ref)
+		}
+	}
+	s.drop(refs)
+	return out, nil
 }
 
 func (s *Store) drop(refs []model.SessionRef) []model.Route {
@@ -224,8 +235,8 @@ func (s *Store) Gateways(ctx context.Context) ([]string, error) {
 
 // ClearGateway forgets a dead gateway: routes in its set still pointing at
 // it go (leaving a cleared marker for Reclaim), then the set and the
-// gateway. It returns how many routes were deleted.
-func (s *Store) ClearGateway(ctx context.Context, gw string) (int, error) {
+// gateway. It returns the users whose routes were deleted.
+func (s *Store) ClearGateway(ctx context.Context, gw string) ([]string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var gone []string
@@ -242,5 +253,5 @@ func (s *Store) ClearGateway(ctx context.Context, gw string) (int, error) {
 	s.repair(gone)
 	delete(s.gwUsers, gw)
 	delete(s.servers, gw)
-	return len(gone), nil
+	return gone, nil
 }

@@ -214,6 +214,9 @@ type Route struct {
 	Session string
 	State   string // StatePending or StateOnline
 	Since   int64  // unix ms of the online confirmation; 0 while pending
+	// Platform is what the session's login named ("" for none; a route
+	// re-created by a re-assert forgets it).
+	Platform string
 }
 
 // Claim asks for a new pending session.
@@ -226,6 +229,8 @@ type Claim struct {
 	// Evict is an online session RejectOnline may replace anyway (one on a
 	// dead gateway).
 	Evict string
+	// Platform is what the login named.
+	Platform string
 }
 
 // SessionRef names one session of one user.

@@ -29,6 +29,7 @@ type LoginRequest struct {
 	UserID   string
 	UserName string
 	Password string
+	Platform string // see routeapi.LoginRequest
 }
 
 // Session is a successful login: where to connect and with what tokens.
@@ -115,6 +116,9 @@ func (r *Router) Login(ctx context.Context, req LoginRequest) (Session, error) {
 	if req.Password == "" {
 		return Session{}, fmt.Errorf("%w: password is required", errs.ErrBadArgument)
 	}
+	if err := checkPlatform(req.Platform); err != nil {
+		return Session{}, err
+	}
 	var u model.User
 	var err error
 	if r.cfg.Authenticator != nil {
@@ -136,7 +140,7 @@ func (r *Router) Login(ctx context.Context, req LoginRequest) (Session, error) {
 		return Session{}, fmt.Errorf("%w: %v", errs.ErrNoGateway, err)
 	}
 	sid := newSessionID()
-	claim := model.Claim{Gateway: gw, Session: sid, TTL: r.cfg.TokenTTL, RejectOnline: r.cfg.LoginPolicy == PolicyReject}
+	claim := model.Claim{Gateway: gw, Session: sid, TTL: r.cfg.TokenTTL, RejectOnline: r.cfg.LoginPolicy == PolicyReject, Platform: req.Platform}
 	r.forgetCurrent(u.ID)
 	old, err := r.st.ClaimRoute(ctx, u.ID, claim)
 	if errors.Is(err, errs.ErrRepeatLogin) && !r.gw.Live(old.Gateway) {
@@ -159,6 +163,7 @@ func (r *Router) Login(ctx context.Context, req LoginRequest) (Session, error) {
 		ExpiresAt: now.Add(r.cfg.TokenTTL).Unix(), AccessExpiresAt: now.Add(r.cfg.AccessTTL).Unix()}
 	s.Token, err = token.Sign(r.cfg.TokenKeys[0], token.Claims{
 		UserID: u.ID, UserName: u.Name, SessionID: sid, GatewayID: gw, ExpiresAt: s.ExpiresAt, Audience: token.AudienceGateway,
+		Platform: req.Platform,
 	})
 	if err != nil {
 		return Session{}, err

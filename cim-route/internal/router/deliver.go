@@ -291,12 +291,13 @@ func (r *Router) dropSessions(ctx context.Context, refs []model.SessionRef) {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
-	n, err := r.st.DropSessions(ctx, refs)
+	dropped, err := r.st.DropSessions(ctx, refs)
 	if err != nil {
 		r.log.Warn("could not drop unreachable sessions", "count", len(refs), "err", err)
 		return
 	}
-	if n > 0 {
+	if n := len(dropped); n > 0 {
+		r.sessionsUnreachable(ctx, dropped)
 		r.log.Info("dropped unreachable sessions", "dropped", n, "reported", len(refs))
 	}
 }

@@ -29,6 +29,8 @@ func (r *Router) Uplink(ctx context.Context, b *cimpb.UplinkBatch) (*cimpb.PushB
 	}
 	order := make([]slot, 0, len(ups))
 	var ackOf map[string]*ackReq
+	var subs []*subReq
+	var typings []typingReq
 	for _, up := range ups {
 		f, uid := up.GetFrame(), up.GetUserId()
 		if f == nil || uid == "" || uid == SystemUserID {
@@ -58,6 +60,13 @@ func (r *Router) Uplink(ctx context.Context, b *cimpb.UplinkBatch) (*cimpb.PushB
 			a := &ackReq{uid: uid, seq: seq}
 			ackOf[uid] = a
 			j.acks = append(j.acks, a)
+		case cimpb.Type_SUBSCRIBE:
+			order = append(order, slot{f.Type, len(subs)})
+			subs = append(subs, &subReq{uid: uid, sid: up.SessionId, reqID: f.ReqId, req: f.GetSubscribe()})
+		case cimpb.Type_TYPING:
+			if t := f.GetTyping(); t != nil {
+				typings = append(typings, typingReq{uid: uid, t: t})
+			}
 		case cimpb.Type_READ:
 			if rd := f.GetRead(); rd != nil && rd.Peer != "" && len(rd.MsgIds) > 0 {
 				j.reads = append(j.reads, &readReq{uid: uid, peer: rd.Peer, ids: rd.MsgIds, seqs: rd.Seqs, group: rd.Group})
@@ -67,18 +76,25 @@ func (r *Router) Uplink(ctx context.Context, b *cimpb.UplinkBatch) (*cimpb.PushB
 	if err := j.persist(ctx); err != nil {
 		return nil, err
 	}
+	if err := r.subscribe(ctx, subs); err != nil {
+		return nil, err
+	}
 	out := &cimpb.PushBatch{Deliveries: make([]*cimpb.Delivery, 0, len(stale)+len(order))}
 	out.Deliveries = append(out.Deliveries, stale...)
 	for _, s := range order {
-		if s.typ == cimpb.Type_MSG {
+		switch s.typ {
+		case cimpb.Type_MSG:
 			out.Deliveries = append(out.Deliveries, j.msgs[s.i].reply())
-		} else {
+		case cimpb.Type_SUBSCRIBE:
+			out.Deliveries = append(out.Deliveries, subs[s.i].answer)
+		default:
 			out.Deliveries = j.syncs[s.i].answer(out.Deliveries, r.cfg.MaxFrame)
 		}
 	}
 	// The answers are built first: the background push must not share the
 	// batch with this goroutine.
 	r.deliverLater(ctx, j)
+	r.typing(ctx, typings)
 	return out, nil
 }
 

@@ -3,6 +3,7 @@ package router
 import (
 	"testing"
 
+	"github.com/gocim/gocim/internal/contract"
 	"github.com/gocim/gocim/proto/cimpb"
 	"github.com/gocim/gocim/proto/codes"
 )
@@ -59,7 +60,7 @@ func TestStaleSessionFenced(t *testing.T) {
 	}
 
 	// Logged off: no route at all.
-	if err := e.r.SessionOffline(e.ctx, cur.UserID, cur.SessionID); err != nil {
+	if err := e.r.SessionOffline(e.ctx, contract.Session{UserID: cur.UserID, SessionID: cur.SessionID}); err != nil {
 		t.Fatal(err)
 	}
 	stale(t, e.uplink(cur, msgFrame(6, "gone", "bob")), cur)
@@ -77,10 +78,10 @@ func TestClearedSessionReclaimed(t *testing.T) {
 	carol := e.connect("carol")
 	dave := e.connect("dave")
 	gw := alice.Gateway.ID
-	if n, err := e.st.ClearGateway(e.ctx, gw); err != nil || n != 4 {
-		t.Fatalf("cleared %d routes, %v; want 4", n, err)
+	if gone, err := e.st.ClearGateway(e.ctx, gw); err != nil || len(gone) != 4 {
+		t.Fatalf("cleared %v routes, %v; want 4", gone, err)
 	}
-	if err := e.r.SessionOffline(e.ctx, carol.UserID, carol.SessionID); err != nil { // ended
+	if err := e.r.SessionOffline(e.ctx, contract.Session{UserID: carol.UserID, SessionID: carol.SessionID}); err != nil { // ended
 		t.Fatal(err)
 	}
 	if _, err := e.r.Login(e.ctx, LoginRequest{UserName: "dave", Password: "password1"}); err != nil { // replaced

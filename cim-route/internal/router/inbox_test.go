@@ -12,6 +12,7 @@ import (
 	"github.com/gocim/gocim/cim-route/internal/errs"
 	"github.com/gocim/gocim/cim-route/internal/model"
 	"github.com/gocim/gocim/cim-route/internal/store"
+	"github.com/gocim/gocim/internal/contract"
 	"github.com/gocim/gocim/proto/cimpb"
 )
 
@@ -268,7 +269,7 @@ func TestReceipts(t *testing.T) {
 	// An offline sender finds its receipts by SYNC.
 	ids = append(ids, sentIDs(t, e.uplink(alice, msgFrame(3, "a3", "bob")))...)
 	e.gateway(alice.Gateway.ID).Disconnect(alice.UserID)
-	if err := e.r.SessionOffline(e.ctx, alice.UserID, alice.SessionID); err != nil {
+	if err := e.r.SessionOffline(e.ctx, contract.Session{UserID: alice.UserID, SessionID: alice.SessionID}); err != nil {
 		t.Fatal(err)
 	}
 	e.uplink(bob, ackFrame(3), e.readOf(bob, alice.UserID, ids[2]))

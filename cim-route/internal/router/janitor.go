@@ -76,11 +76,16 @@ func (r *Router) clearDeadGateways(ctx context.Context) error {
 			continue
 		}
 		r.current.Purge()
-		n, err := r.st.ClearGateway(ctx, gw)
+		gone, err := r.st.ClearGateway(ctx, gw)
 		if err != nil {
 			return err
 		}
-		r.log.Info("cleared a dead gateway's sessions", "gateway", gw, "routes", n)
+		changes := make([]presenceChange, len(gone))
+		for i, uid := range gone {
+			changes[i] = presenceChange{uid: uid, gw: gw, reason: "gateway gone"}
+		}
+		r.presenceChanged(ctx, changes)
+		r.log.Info("cleared a dead gateway's sessions", "gateway", gw, "routes", len(gone))
 	}
 	return nil
 }

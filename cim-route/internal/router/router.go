@@ -78,13 +78,13 @@ type Sessions interface {
 	Online(ctx context.Context, uid, sid, gw string) error
 	Reassert(ctx context.Context, uid, sid, gw string) error
 	DropSession(ctx context.Context, uid, sid string) (model.Route, bool, error)
-	DropSessions(ctx context.Context, refs []model.SessionRef) (int, error)
+	DropSessions(ctx context.Context, refs []model.SessionRef) ([]model.SessionRef, error)
 	Reclaim(ctx context.Context, gw string, refs []model.SessionRef) ([]bool, error)
 	Routes(ctx context.Context, uids []string) (map[string]model.Route, error)
 	OnlineIDs(ctx context.Context) ([]string, error)
 	ForgetOnline(ctx context.Context, uids []string) error
 	Gateways(ctx context.Context) ([]string, error)
-	ClearGateway(ctx context.Context, gw string) (int, error)
+	ClearGateway(ctx context.Context, gw string) ([]string, error)
 }
 
 // Inboxes are the users' inboxes: appends with dedup, ranges for SYNC,
@@ -156,6 +156,8 @@ type Gateways interface {
 	// Live reports whether a gateway is in the current live list.
 	Live(id string) bool
 	Count() int
+	// Gateways lists the live gateways.
+	Gateways() []string
 	// MarkDown skips a gateway for logins until its health check passes.
 	MarkDown(id string)
 }
@@ -221,6 +223,9 @@ type Config struct {
 	// DelayPending bounds the delayed messages one user has waiting
 	// (default DefaultDelayPending).
 	DelayPending int
+	// MaxWatch bounds the users one connection's SUBSCRIBE watches
+	// (default DefaultMaxWatch).
+	MaxWatch int
 	// Events receives what the app back-end's webhooks report (package
 	// event); nil: nothing is reported.
 	Events event.Sink
@@ -283,6 +288,9 @@ func New(cfg Config) (*Router, error) {
 	}
 	if cfg.JanitorSettle == 0 {
 		cfg.JanitorSettle = time.Second
+	}
+	if cfg.MaxWatch <= 0 {
+		cfg.MaxWatch = DefaultMaxWatch
 	}
 	if cfg.DelayPending <= 0 {
 		cfg.DelayPending = DefaultDelayPending

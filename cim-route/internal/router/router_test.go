@@ -25,6 +25,7 @@ import (
 	"github.com/gocim/gocim/cim-route/internal/memstore"
 	"github.com/gocim/gocim/cim-route/internal/model"
 	"github.com/gocim/gocim/cim-route/internal/store"
+	"github.com/gocim/gocim/internal/contract"
 	"github.com/gocim/gocim/internal/testenv"
 	"github.com/gocim/gocim/proto/cimpb"
 	"github.com/gocim/gocim/proto/codes"
@@ -180,9 +181,10 @@ func (e *env) connect(name string) Session {
 	if err != nil {
 		e.t.Fatalf("login %s: %v", name, err)
 	}
-	if err := e.r.SessionOnline(e.ctx, s.UserID, s.SessionID, s.Gateway.ID, false); err != nil {
+	if err := e.r.SessionOnline(e.ctx, contract.Session{UserID: s.UserID, SessionID: s.SessionID, GatewayID: s.Gateway.ID}); err != nil {
 		e.t.Fatalf("online %s: %v", name, err)
 	}
+	e.waitPushes() // the presence change
 	e.gateway(s.Gateway.ID).Connect(s.UserID, s.SessionID)
 	return s
 }
@@ -267,10 +269,10 @@ func TestLoginKickPolicy(t *testing.T) {
 		t.Fatal("old connection still open")
 	}
 	// The old connection's late disconnect does not log the new one out.
-	if err := e.r.SessionOffline(e.ctx, first.UserID, first.SessionID); err != nil {
+	if err := e.r.SessionOffline(e.ctx, contract.Session{UserID: first.UserID, SessionID: first.SessionID}); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.r.SessionOnline(e.ctx, first.UserID, first.SessionID, first.Gateway.ID, false); !errors.Is(err, errs.ErrStaleSession) {
+	if err := e.r.SessionOnline(e.ctx, contract.Session{UserID: first.UserID, SessionID: first.SessionID, GatewayID: first.Gateway.ID}); !errors.Is(err, errs.ErrStaleSession) {
 		t.Fatalf("old session confirmed again: %v", err)
 	}
 	users, err := e.r.OnlineUsers(e.ctx)
@@ -296,7 +298,7 @@ func TestLoginRejectPolicy(t *testing.T) {
 	if f := e.gateway(first.Gateway.ID).Frames(first.UserID); len(f) != 0 {
 		t.Fatalf("reject policy kicked the first session: %v", f)
 	}
-	if err := e.r.SessionOffline(e.ctx, first.UserID, first.SessionID); err != nil {
+	if err := e.r.SessionOffline(e.ctx, contract.Session{UserID: first.UserID, SessionID: first.SessionID}); err != nil {
 		t.Fatal(err)
 	}
 	second := e.connect("alice")
@@ -367,8 +369,9 @@ func TestUplinkPrivate(t *testing.T) {
 	if l, r, w := e.st.lookups.Load(), e.st.routes.Load(), e.st.writes.Load(); l > 1 || r != 1 || w != 1 {
 		t.Fatalf("%d lookups, %d separate route reads, %d write pipelines for one batch, want <=1, 1 and 1", l, r, w)
 	}
-	if p := e.gws[0].Pushes() + e.gws[1].Pushes() - pushes; p != 2 {
-		t.Fatalf("%d pushes for one batch over two gateways, want 2", p)
+	// Plus one each for the presence change: gone was found unreachable.
+	if p := e.gws[0].Pushes() + e.gws[1].Pushes() - pushes; p != 4 {
+		t.Fatalf("%d pushes for one batch over two gateways, want 2 and 2 for gone's presence change", p)
 	}
 	// One answer per MSG and per SYNC (its entries, none here, then the
 	// SYNC frame), in uplink order; ACK and READ answer nothing.
@@ -667,9 +670,11 @@ func TestRedisDown(t *testing.T) {
 		},
 		"Register": func() error { _, err := e.r.Register(e.ctx, "bob", "password1"); return err },
 		"P2P":      func() error { _, err := e.r.P2P(e.ctx, alice.UserID, "nobody", "x"); return err },
-		"Online":   func() error { return e.r.SessionOnline(e.ctx, alice.UserID, alice.SessionID, alice.Gateway.ID, false) },
-		"Users":    func() error { _, err := e.r.OnlineUsers(e.ctx); return err },
-		"Health":   func() error { _, err := e.r.Health(e.ctx); return err },
+		"Online": func() error {
+			return e.r.SessionOnline(e.ctx, contract.Session{UserID: alice.UserID, SessionID: alice.SessionID, GatewayID: alice.Gateway.ID})
+		},
+		"Users":  func() error { _, err := e.r.OnlineUsers(e.ctx); return err },
+		"Health": func() error { _, err := e.r.Health(e.ctx); return err },
 		"Uplink": func() error {
 			_, err := e.r.Uplink(e.ctx, &cimpb.UplinkBatch{Uplinks: []*cimpb.Uplink{{UserId: alice.UserID, Frame: msgFrame(1, "c", "zed")}}})
 			return err

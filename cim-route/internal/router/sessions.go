@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/gocim/gocim/cim-route/internal/errs"
+	"github.com/gocim/gocim/internal/contract"
 )
 
 // SessionOnline confirms a session for the gateway holding its connection.
@@ -16,29 +17,43 @@ import (
 // With reassert the gateway re-registered after its ZooKeeper session
 // expired and confirms a connection it still holds: a route cleared in the
 // meantime is re-created; one taken by a newer session is not.
-func (r *Router) SessionOnline(ctx context.Context, uid, sid, gw string, reassert bool) error {
+func (r *Router) SessionOnline(ctx context.Context, s contract.Session) error {
+	uid, sid, gw := s.UserID, s.SessionID, s.GatewayID
 	if err := checkSession(uid, sid); err != nil {
 		return err
 	}
 	if gw == "" {
 		return fmt.Errorf("%w: gatewayId is required", errs.ErrBadArgument)
 	}
-	r.forgetCurrent(uid)
-	if reassert {
-		return r.st.Reassert(ctx, uid, sid, gw)
+	if err := checkPlatform(s.Platform); err != nil {
+		return err
 	}
-	return r.st.Online(ctx, uid, sid, gw)
+	r.forgetCurrent(uid)
+	var err error
+	if s.Reassert {
+		err = r.st.Reassert(ctx, uid, sid, gw)
+	} else {
+		err = r.st.Online(ctx, uid, sid, gw)
+	}
+	if err == nil {
+		r.presenceChanged(ctx, []presenceChange{{uid: uid, sid: sid, gw: gw, platform: s.Platform, online: true}})
+	}
+	return err
 }
 
 // SessionOffline forgets a session whose connection closed, if it is still
 // the current one; otherwise it does nothing (a late disconnect of an old
 // session never erases a new one).
-func (r *Router) SessionOffline(ctx context.Context, uid, sid string) error {
+func (r *Router) SessionOffline(ctx context.Context, s contract.Session) error {
+	uid, sid := s.UserID, s.SessionID
 	if err := checkSession(uid, sid); err != nil {
 		return err
 	}
 	r.forgetCurrent(uid)
-	_, _, err := r.st.DropSession(ctx, uid, sid)
+	old, dropped, err := r.st.DropSession(ctx, uid, sid)
+	if dropped && old.Online() {
+		r.presenceChanged(ctx, []presenceChange{{uid: uid, sid: sid, gw: old.Gateway, platform: s.Platform, reason: "disconnected"}})
+	}
 	return err
 }
 
@@ -69,6 +84,7 @@ func (r *Router) Logoff(ctx context.Context, uid, sid string) error {
 	// will fail, so only a confirmed one has a connection to close.
 	if old.Online() {
 		r.kick(ctx, uid, sid, old.Gateway, "logged off")
+		r.presenceChanged(ctx, []presenceChange{{uid: uid, sid: sid, gw: old.Gateway, reason: "logged off"}})
 	}
 	r.log.Info("logged off", "user", uid, "session", sid)
 	return nil

@@ -33,7 +33,7 @@ func (s *Store) ClaimRoute(ctx context.Context, uid string, c Claim) (Route, err
 	if ttl < 1 {
 		ttl = 1
 	}
-	v, err := claimScript.Run(ctx, s.rdb, []string{s.k.route(uid)}, c.Gateway, c.Session, ttl, reject, c.Evict).Slice()
+	v, err := claimScript.Run(ctx, s.rdb, []string{s.k.route(uid)}, c.Gateway, c.Session, ttl, reject, c.Evict, c.Platform).Slice()
 	if err != nil {
 		return Route{}, unavailable(err)
 	}
@@ -134,17 +134,27 @@ func (s *Store) DropSession(ctx context.Context, uid, sid string) (Route, bool, 
 	if err != nil || len(dropped) == 0 {
 		return Route{}, false, err
 	}
-	return dropped[0], true, nil
+	return dropped[0].Route, true, nil
 }
 
 // DropSessions deletes, in one round trip, the routes still held by the given
-// sessions. It returns how many were deleted.
-func (s *Store) DropSessions(ctx context.Context, refs []SessionRef) (int, error) {
+// sessions. It returns the sessions whose routes were deleted.
+func (s *Store) DropSessions(ctx context.Context, refs []SessionRef) ([]SessionRef, error) {
 	dropped, err := s.dropSessions(ctx, refs)
-	return len(dropped), err
+	out := make([]SessionRef, 0, len(dropped))
+	for _, d := range dropped {
+		out = append(out, d.ref)
+	}
+	return out, err
 }
 
-func (s *Store) dropSessions(ctx context.Context, refs []SessionRef) ([]Route, error) {
+// droppedRoute is a route dropSessions deleted, and whose it was.
+type droppedRoute struct {
+	Route
+	ref SessionRef
+}
+
+func (s *Store) dropSessions(ctx context.Context, refs []SessionRef) ([]droppedRoute, error) {
 	if len(refs) == 0 {
 		return nil, nil
 	}
@@ -158,7 +168,7 @@ func (s *Store) dropSessions(ctx context.Context, refs []SessionRef) ([]Route, e
 	if err := pipeErr(err, cmds); err != nil {
 		return nil, err
 	}
-	var dropped []Route
+	var dropped []droppedRoute
 	var uids []string
 	byGateway := map[string][]any{}
 	for i, c := range res {
@@ -167,7 +177,7 @@ func (s *Store) dropSessions(ctx context.Context, refs []SessionRef) ([]Route, e
 			continue
 		}
 		r := Route{Gateway: str(v[0]), Session: refs[i].Session, State: str(v[1])}
-		dropped = append(dropped, r)
+		dropped = append(dropped, droppedRoute{r, refs[i]})
 		uids = append(uids, refs[i].UserID)
 		if r.Gateway != "" {
 			byGateway[r.Gateway] = append(byGateway[r.Gateway], refs[i].UserID)
@@ -201,7 +211,7 @@ func (s *Store) Routes(ctx context.Context, uids []string) (map[string]Route, er
 
 // routeOp reads one user's route.
 func (s *Store) routeOp(uid string) op {
-	return op{keys: []string{s.k.route(uid)}, fields: []string{"gw", "sid", "state", "at"}}
+	return op{keys: []string{s.k.route(uid)}, fields: []string{"gw", "sid", "state", "at", "pf"}}
 }
 
 // routesOf reads the answers of routeOps (aligned with uids): users without
@@ -210,10 +220,10 @@ func routesOf(uids []string, res []redis.Cmder) map[string]Route {
 	out := make(map[string]Route, len(uids))
 	for i, c := range res {
 		v := c.(*redis.SliceCmd).Val()
-		if len(v) != 4 || str(v[1]) == "" {
+		if len(v) != 5 || str(v[1]) == "" {
 			continue
 		}
-		r := Route{Gateway: str(v[0]), Session: str(v[1]), State: str(v[2])}
+		r := Route{Gateway: str(v[0]), Session: str(v[1]), State: str(v[2]), Platform: str(v[4])}
 		r.Since, _ = strconv.ParseInt(str(v[3]), 10, 64)
 		out[uids[i]] = r
 	}
@@ -247,19 +257,20 @@ func (s *Store) Gateways(ctx context.Context) ([]string, error) {
 
 // ClearGateway forgets a dead gateway: every user in its set whose route
 // still points at it loses the route and its login-status membership; then
-// the set and the gateway's servers entry go. It returns how many routes were
-// deleted. Safe to repeat and to run from several route replicas at once.
-func (s *Store) ClearGateway(ctx context.Context, gw string) (int, error) {
+// the set and the gateway's servers entry go. It returns the users whose
+// routes were deleted. Safe to repeat and to run from several route replicas
+// at once.
+func (s *Store) ClearGateway(ctx context.Context, gw string) ([]string, error) {
 	setKey := s.k.gwUsers(gw)
-	cleared := 0
+	var cleared []string
 	var cursor uint64
 	for {
 		members, next, err := s.rdb.SScan(ctx, setKey, cursor, "", 512).Result()
 		if err != nil {
 			return cleared, unavailable(err)
 		}
-		n, err := s.clearRoutes(ctx, gw, members)
-		cleared += n
+		gone, err := s.clearRoutes(ctx, gw, members)
+		cleared = append(cleared, gone...)
 		if err != nil {
 			return cleared, err
 		}
@@ -275,9 +286,9 @@ func (s *Store) ClearGateway(ctx context.Context, gw string) (int, error) {
 	return cleared, pipeErr(err, cmds)
 }
 
-func (s *Store) clearRoutes(ctx context.Context, gw string, uids []string) (int, error) {
+func (s *Store) clearRoutes(ctx context.Context, gw string, uids []string) ([]string, error) {
 	if len(uids) == 0 {
-		return 0, nil
+		return nil, nil
 	}
 	res := make([]*redis.Cmd, len(uids))
 	cmds, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -287,7 +298,7 @@ func (s *Store) clearRoutes(ctx context.Context, gw string, uids []string) (int,
 		return nil
 	})
 	if err := pipeErr(err, cmds); err != nil {
-		return 0, err
+		return nil, err
 	}
 	var gone []string
 	for i, c := range res {
@@ -296,12 +307,12 @@ func (s *Store) clearRoutes(ctx context.Context, gw string, uids []string) (int,
 		}
 	}
 	if len(gone) == 0 {
-		return 0, nil
+		return nil, nil
 	}
 	if err := s.rdb.SRem(ctx, s.k.online(), anys(gone)...).Err(); err != nil {
-		return len(gone), unavailable(err)
+		return gone, unavailable(err)
 	}
-	return len(gone), s.repair(ctx, gone)
+	return gone, s.repair(ctx, gone)
 }
 
 // leaveGateway removes uid from gw's set after its route moved elsewhere. Best

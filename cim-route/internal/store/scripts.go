@@ -11,7 +11,8 @@ import "github.com/redis/go-redis/v9"
 // unless that session is ARGV[5] (an online session on a dead gateway that
 // the caller decided to evict).
 //
-// KEYS[1] route; ARGV: gateway, session, ttl ms, refuse-online, evictable session.
+// KEYS[1] route; ARGV: gateway, session, ttl ms, refuse-online, evictable
+// session, platform.
 // Returns {claimed 0|1, old gw, old sid, old state, old at}.
 var claimScript = redis.NewScript(`
 local old = redis.call('HMGET', KEYS[1], 'gw', 'sid', 'state', 'at')
@@ -21,6 +22,7 @@ if ARGV[4] == '1' and state == 'online' and sid ~= ARGV[5] then
 end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'gw', ARGV[1], 'sid', ARGV[2], 'state', 'pending')
+if ARGV[6] and ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'pf', ARGV[6]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return {1, gw, sid, state, at}
 `)

@@ -188,7 +188,7 @@ type Conn struct {
 
 	// Set by the reader during login, before the connection is registered
 	// anywhere other goroutines could find it; read-only afterwards.
-	userID, userName, sessionID string
+	userID, userName, sessionID, platform string
 
 	// Owned by the reader goroutine; created at the first limited frame,
 	// and only when rate limiting is on.
@@ -235,6 +235,9 @@ func (c *Conn) UserName() string { return c.userName }
 
 // SessionID returns the session the connection logged in with.
 func (c *Conn) SessionID() string { return c.sessionID }
+
+// Platform is what the login named (its token's platform; empty: none).
+func (c *Conn) Platform() string { return c.platform }
 
 // RemoteAddr returns the client's address.
 func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
@@ -339,7 +342,7 @@ func (c *Conn) login(ctx context.Context, r *codec.Reader) bool {
 	defer cancel()
 	c.mu.Lock()
 	// Under the lock because a writer started by CloseWith may log them.
-	c.userID, c.userName, c.sessionID = claims.UserID, claims.UserName, claims.SessionID
+	c.userID, c.userName, c.sessionID, c.platform = claims.UserID, claims.UserName, claims.SessionID, claims.Platform
 	if c.closing {
 		c.mu.Unlock()
 		return false
@@ -422,6 +425,31 @@ func (c *Conn) dispatch(ctx context.Context, f *cimpb.Frame) {
 		if err := c.h.Uplink(ctx, c, f); err != nil && f.Type == cimpb.Type_MSG {
 			c.Send(ErrorFrame(f.ReqId, codes.Unavailable, "", f.Msg.ClientMsgId))
 		}
+	case cimpb.Type_SUBSCRIBE:
+		// A SUBSCRIBE costs the route a lookup of every user it names:
+		// paced like a SYNC.
+		if f.Subscribe == nil {
+			f.Subscribe = &cimpb.Subscribe{} // empty: watch nobody
+		}
+		if n := len(f.Subscribe.Users) + len(f.Subscribe.Groups); n > MaxSubscribe {
+			c.Send(ErrorFrame(f.ReqId, codes.BadArgument, fmt.Sprintf("subscribe names %d users and groups, the limit is %d", n, MaxSubscribe), ""))
+			return
+		}
+		if !c.paceSync(ctx) {
+			return
+		}
+		_ = c.h.Uplink(ctx, c, f)
+	case cimpb.Type_TYPING:
+		// Typing is shown for a few seconds and never stored: one over the
+		// rate is dropped (like an ACK), a flood closes the connection.
+		if f.Typing == nil || (f.Typing.To == "") == (f.Typing.Group == "") {
+			c.Send(ErrorFrame(f.ReqId, codes.BadFrame, "TYPING names one peer or one group", ""))
+			return
+		}
+		if c.cfg.MsgRate > 0 && !c.admit(ctx, f) {
+			return
+		}
+		_ = c.h.Uplink(ctx, c, f)
 	case cimpb.Type_LOGIN:
 		// One identity per connection: a client that wants another one
 		// connects again.
@@ -430,6 +458,10 @@ func (c *Conn) dispatch(ctx context.Context, f *cimpb.Frame) {
 		c.Send(ErrorFrame(f.ReqId, codes.BadFrame, "unexpected "+f.Type.String()+" frame", ""))
 	}
 }
+
+// MaxSubscribe bounds the users and groups one SUBSCRIBE names (the route
+// bounds the users watched in all, --max-watch).
+const MaxSubscribe = 1000
 
 // handshaker is a connection with a handshake to finish first (*tls.Conn).
 type handshaker interface {

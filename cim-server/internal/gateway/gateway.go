@@ -89,6 +89,7 @@ type Gateway struct {
 	registry *registry.Registry
 	connCfg  *conn.Config
 	hub      *hub.Hub[*conn.Conn]
+	watch    *watchers // presence subscriptions (presence.go)
 
 	ctx    context.Context // cancelled when Shutdown gives up waiting
 	cancel context.CancelFunc
@@ -160,6 +161,7 @@ func New(cfg Config, logger *slog.Logger) (*Gateway, error) {
 		log:          logger.With("component", "gateway"),
 		baseLog:      logger,
 		hub:          hub.New[*conn.Conn](0),
+		watch:        newWatchers(),
 		ctx:          ctx,
 		cancel:       cancel,
 		conns:        make(map[*conn.Conn]func()),
@@ -512,7 +514,7 @@ func (g *Gateway) loggedIn(c *conn.Conn) {
 func (g *Gateway) Online(ctx context.Context, c *conn.Conn) error {
 	key := joinKey(c.UserID(), c.SessionID())
 	g.joining.Store(key, c)
-	err := g.route.Online(ctx, c.UserID(), c.SessionID())
+	err := g.route.Online(ctx, c.UserID(), c.SessionID(), c.Platform())
 	if err != nil {
 		g.joining.CompareAndDelete(key, c)
 	}
@@ -555,6 +557,7 @@ func (g *Gateway) Closed(c *conn.Conn, why conn.CloseReason) {
 		return
 	}
 	g.hub.Remove(c)
+	g.watch.drop(c)
 	if !why.EndsSession() {
 		return
 	}
@@ -563,7 +566,7 @@ func (g *Gateway) Closed(c *conn.Conn, why conn.CloseReason) {
 	if cur, ok := g.hub.Get(c.UserID()); ok && cur != c && cur.SessionID() == c.SessionID() {
 		return
 	}
-	g.offline.Add(c.UserID(), c.SessionID())
+	g.offline.Add(c.UserID(), c.SessionID(), c.Platform())
 }
 
 // internalHandler is the --http-listen API, plus the profiles with --pprof.
@@ -638,6 +641,13 @@ func (g *Gateway) deliver(b *cimpb.PushBatch) {
 func (g *Gateway) each(b *cimpb.PushBatch, done func(i int, ok bool)) {
 	i := 0
 	for _, d := range b.GetDeliveries() {
+		if d.GetWatchers() {
+			// Not one user's: nothing to miss.
+			g.deliverWatchers(d.GetFrame())
+			done(i, true)
+			i++
+			continue
+		}
 		if len(d.GetTargets()) == 0 {
 			done(i, g.deliverOne(d.GetUserId(), d.GetSessionId(), d.GetFrame(), nil))
 			i++
@@ -674,6 +684,10 @@ func (g *Gateway) deliverOne(uid, sid string, f *cimpb.Frame, s *conn.Shared) bo
 		// Remove at once so pushes racing with the close already miss.
 		g.hub.Remove(c)
 		return c.CloseWith(why, f)
+	}
+	if p := f.GetPresence(); p.GetSnapshot() && f.Type == cimpb.Type_PRESENCE {
+		// The answer to c's SUBSCRIBE: whom it watches from now on.
+		g.watch.set(c, p.States)
 	}
 	if s != nil {
 		return c.SendShared(s)
@@ -744,7 +758,7 @@ func (g *Gateway) reassertAll(ctx context.Context) {
 			if c.Closing() {
 				return
 			}
-			err := g.route.Reassert(ctx, c.UserID(), c.SessionID())
+			err := g.route.Reassert(ctx, c.UserID(), c.SessionID(), c.Platform())
 			switch {
 			case err == nil:
 			case errors.Is(err, contract.ErrNotCurrent):

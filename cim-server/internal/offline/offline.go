@@ -22,10 +22,10 @@ var ErrClosed = errors.New("offline: shut down with reports pending")
 
 // Reporter sends one offline report (routeclient.Client satisfies it).
 type Reporter interface {
-	Offline(ctx context.Context, userID, sessionID string) error
+	Offline(ctx context.Context, userID, sessionID, platform string) error
 }
 
-type report struct{ userID, sessionID string }
+type report struct{ userID, sessionID, platform string }
 
 // Queue holds offline reports until a worker has sent them.
 type Queue struct {
@@ -69,14 +69,14 @@ func (q *Queue) Start() {
 }
 
 // Add queues a report. After Shutdown began it is dropped.
-func (q *Queue) Add(userID, sessionID string) {
+func (q *Queue) Add(userID, sessionID, platform string) {
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
 		q.log.Warn("offline report dropped: shutting down", "user", userID, "session", sessionID)
 		return
 	}
-	q.pending = append(q.pending, report{userID, sessionID})
+	q.pending = append(q.pending, report{userID, sessionID, platform})
 	q.mu.Unlock()
 	select {
 	case q.wake <- struct{}{}:
@@ -114,7 +114,7 @@ func (q *Queue) work() {
 			if !ok {
 				break
 			}
-			if err := q.r.Offline(q.ctx, r.userID, r.sessionID); err != nil {
+			if err := q.r.Offline(q.ctx, r.userID, r.sessionID, r.platform); err != nil {
 				q.log.Warn("offline report failed", "user", r.userID, "session", r.sessionID, "err", err)
 			}
 		}

@@ -20,7 +20,7 @@ type fakeReporter struct {
 	calls int
 }
 
-func (r *fakeReporter) Offline(ctx context.Context, userID, sessionID string) error {
+func (r *fakeReporter) Offline(ctx context.Context, userID, sessionID, _ string) error {
 	if r.gate != nil {
 		select {
 		case <-r.gate:
@@ -53,7 +53,7 @@ func TestReportsEverything(t *testing.T) {
 	q.Start()
 	// Add never blocks, even while every worker is stuck on the route.
 	for i := range 500 {
-		q.Add(strconv.Itoa(i), "s"+strconv.Itoa(i))
+		q.Add(strconv.Itoa(i), "s"+strconv.Itoa(i), "")
 	}
 	close(r.gate)
 	if err := q.Shutdown(context.Background()); err != nil {
@@ -66,7 +66,7 @@ func TestReportsEverything(t *testing.T) {
 		t.Fatalf("user 42 reported with session %q", r.got["42"])
 	}
 	// After Shutdown, reports are dropped rather than queued forever.
-	q.Add("late", "x")
+	q.Add("late", "x", "")
 	if q.Len() != 0 {
 		t.Fatal("report queued after Shutdown")
 	}
@@ -78,7 +78,7 @@ func TestWorkersPickUpLaterReports(t *testing.T) {
 	q.Start()
 	defer q.Shutdown(context.Background())
 	for i := range 5 {
-		q.Add(strconv.Itoa(i), "s")
+		q.Add(strconv.Itoa(i), "s", "")
 		deadline := time.Now().Add(10 * time.Second)
 		for r.count() != i+1 {
 			if time.Now().After(deadline) {
@@ -94,7 +94,7 @@ func TestShutdownGivesUp(t *testing.T) {
 	q := New(r, 1, nil)
 	q.Start()
 	for i := range 10 {
-		q.Add(strconv.Itoa(i), "s")
+		q.Add(strconv.Itoa(i), "s", "")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()

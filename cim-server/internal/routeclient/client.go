@@ -109,25 +109,25 @@ func (c *Client) Close() { c.http.CloseIdleConnections() }
 // contract.ErrNotCurrent when the route says the session is not the user's
 // current one, and contract.ErrUnavailable (wrapped) when no route answered
 // in time.
-func (c *Client) Online(ctx context.Context, userID, sessionID string) error {
-	return c.session(ctx, contract.PathOnline, userID, sessionID, false)
+func (c *Client) Online(ctx context.Context, userID, sessionID, platform string) error {
+	return c.session(ctx, contract.PathOnline, userID, sessionID, platform, false)
 }
 
 // Reassert confirms a session whose connection this gateway kept while its
 // ZooKeeper node was gone: the route may have cleared the gateway's users
 // meanwhile and re-creates the route unless another session took it
 // (contract.ErrNotCurrent).
-func (c *Client) Reassert(ctx context.Context, userID, sessionID string) error {
-	return c.session(ctx, contract.PathOnline, userID, sessionID, true)
+func (c *Client) Reassert(ctx context.Context, userID, sessionID, platform string) error {
+	return c.session(ctx, contract.PathOnline, userID, sessionID, platform, true)
 }
 
 // Offline tells the route that the session disconnected from here.
-func (c *Client) Offline(ctx context.Context, userID, sessionID string) error {
-	return c.session(ctx, contract.PathOffline, userID, sessionID, false)
+func (c *Client) Offline(ctx context.Context, userID, sessionID, platform string) error {
+	return c.session(ctx, contract.PathOffline, userID, sessionID, platform, false)
 }
 
-func (c *Client) session(ctx context.Context, path, userID, sessionID string, reassert bool) error {
-	body, err := json.Marshal(contract.Session{UserID: userID, SessionID: sessionID, GatewayID: c.gw, Reassert: reassert})
+func (c *Client) session(ctx context.Context, path, userID, sessionID, platform string, reassert bool) error {
+	body, err := json.Marshal(contract.Session{UserID: userID, SessionID: sessionID, GatewayID: c.gw, Platform: platform, Reassert: reassert})
 	if err != nil {
 		return err
 	}

@@ -53,13 +53,13 @@ func TestOnlineSendsJSON(t *testing.T) {
 	}))
 	defer srv.Close()
 	c := newClient(t, time.Second, srv.URL+"/")
-	if err := c.Online(context.Background(), "7", "s7"); err != nil {
+	if err := c.Online(context.Background(), "7", "s7", ""); err != nil {
 		t.Fatal(err)
 	}
 	if got != (contract.Session{UserID: "7", SessionID: "s7", GatewayID: "gw1"}) {
 		t.Fatalf("body %+v", got)
 	}
-	if err := c.Reassert(context.Background(), "7", "s7"); err != nil {
+	if err := c.Reassert(context.Background(), "7", "s7", ""); err != nil {
 		t.Fatal(err)
 	}
 	if got != (contract.Session{UserID: "7", SessionID: "s7", GatewayID: "gw1", Reassert: true}) {
@@ -73,7 +73,7 @@ func TestOnlineNotCurrent(t *testing.T) {
 		w.Write([]byte(`{"code":4010,"message":"session replaced"}`))
 	}))
 	defer srv.Close()
-	err := newClient(t, time.Second, srv.URL).Online(context.Background(), "7", "s7")
+	err := newClient(t, time.Second, srv.URL).Online(context.Background(), "7", "s7", "")
 	if !errors.Is(err, contract.ErrNotCurrent) {
 		t.Fatalf("err = %v, want contract.ErrNotCurrent", err)
 	}
@@ -87,7 +87,7 @@ func TestClientErrorNotRetried(t *testing.T) {
 		w.Write([]byte(`{"code":3000,"message":"bad"}`))
 	}))
 	defer srv.Close()
-	err := newClient(t, 5*time.Second, srv.URL).Offline(context.Background(), "7", "s7")
+	err := newClient(t, 5*time.Second, srv.URL).Offline(context.Background(), "7", "s7", "")
 	if !errors.Is(err, contract.ErrRejected) || calls.Load() != 1 {
 		t.Fatalf("err = %v after %d calls, want contract.ErrRejected after 1", err, calls.Load())
 	}
@@ -103,7 +103,7 @@ func TestRetriesServerErrors(t *testing.T) {
 		w.Write([]byte(`{"code":9000}`))
 	}))
 	defer srv.Close()
-	if err := newClient(t, 10*time.Second, srv.URL).Online(context.Background(), "1", "s"); err != nil {
+	if err := newClient(t, 10*time.Second, srv.URL).Online(context.Background(), "1", "s", ""); err != nil {
 		t.Fatal(err)
 	}
 	if calls.Load() != 4 {
@@ -120,7 +120,7 @@ func TestRotatesToLiveRoute(t *testing.T) {
 	defer srv.Close()
 	c := newClient(t, 10*time.Second, deadURL(t), srv.URL)
 	for range 3 {
-		if err := c.Online(context.Background(), "1", "s"); err != nil {
+		if err := c.Online(context.Background(), "1", "s", ""); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -142,7 +142,7 @@ func TestContextCancelStopsRetrying(t *testing.T) {
 	c := newClient(t, time.Hour, deadURL(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
-	go func() { errc <- c.Offline(ctx, "1", "s") }()
+	go func() { errc <- c.Offline(ctx, "1", "s", "") }()
 	cancel()
 	select {
 	case err := <-errc:
@@ -223,13 +223,13 @@ func TestSendsInternalSecret(t *testing.T) {
 	defer srv.Close()
 	c := newClient(t, time.Second, srv.URL)
 	ctx := context.Background()
-	if err := c.Online(ctx, "1", "s"); err != nil {
+	if err := c.Online(ctx, "1", "s", ""); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Reassert(ctx, "1", "s"); err != nil {
+	if err := c.Reassert(ctx, "1", "s", ""); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Offline(ctx, "1", "s"); err != nil {
+	if err := c.Offline(ctx, "1", "s", ""); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.Uplink(ctx, &cimpb.UplinkBatch{}); err != nil {
@@ -253,7 +253,7 @@ func TestSecretRefusedNotRetried(t *testing.T) {
 	}))
 	defer srv.Close()
 	c := newClient(t, 5*time.Second, srv.URL)
-	err := c.Online(context.Background(), "1", "s")
+	err := c.Online(context.Background(), "1", "s", "")
 	if !errors.Is(err, contract.ErrRejected) || errors.Is(err, contract.ErrNotCurrent) || !strings.Contains(err.Error(), "internal secret") {
 		t.Fatalf("Online err = %v, want contract.ErrRejected about the internal secret", err)
 	}

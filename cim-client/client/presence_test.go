@@ -1,0 +1,53 @@
+package client
+
+import (
+	"testing"
+
+	"github.com/gocim/gocim/proto/cimpb"
+	"github.com/gocim/gocim/proto/codes"
+)
+
+// TestPresenceApply: a snapshot replaces what the client knew and answers
+// its Subscribe; a change is kept only for a watched user and only when it
+// is not older than the state kept (pushes may pass each other).
+func TestPresenceApply(t *testing.T) {
+	var p presence
+	ch := make(chan subAnswer, 1)
+	p.waiting = map[uint64]chan subAnswer{subscribeReqBase + 1: ch}
+	snap := &cimpb.Frame{Type: cimpb.Type_PRESENCE, ReqId: subscribeReqBase + 1, Presence: &cimpb.Presence{Snapshot: true,
+		States: []*cimpb.PresenceState{{UserId: "2", Online: true, AtMs: 100}, {UserId: "3"}}}}
+	if ev, ok := p.apply(snap); !ok || !ev.Presence.Snapshot || len(ev.Presence.States) != 2 {
+		t.Fatalf("snapshot event %v %v", ev, ok)
+	}
+	if a := <-ch; a.err != nil || len(a.states) != 2 {
+		t.Fatalf("Subscribe's answer %+v", a)
+	}
+	change := func(states ...*cimpb.PresenceState) (Event, bool) {
+		return p.apply(&cimpb.Frame{Type: cimpb.Type_PRESENCE, Presence: &cimpb.Presence{States: states}})
+	}
+	if _, ok := change(&cimpb.PresenceState{UserId: "2", Online: false, AtMs: 99}); ok {
+		t.Fatal("an older change was reported")
+	}
+	if _, ok := change(&cimpb.PresenceState{UserId: "9", Online: true, AtMs: 500}); ok {
+		t.Fatal("a change of an unwatched user was reported")
+	}
+	ev, ok := change(&cimpb.PresenceState{UserId: "9", Online: true, AtMs: 500}, &cimpb.PresenceState{UserId: "2", AtMs: 200})
+	if !ok || len(ev.Presence.States) != 1 || ev.Presence.States[0].UserId != "2" || ev.Presence.States[0].Online {
+		t.Fatalf("change event %v %v, want only 2 offline", ev, ok)
+	}
+	if p.states["2"].Online || p.states["2"].AtMs != 200 {
+		t.Fatalf("kept %v", p.states["2"])
+	}
+	// An ERROR answering a Subscribe goes to it, nothing else does.
+	ch2 := make(chan subAnswer, 1)
+	p.waiting[subscribeReqBase+2] = ch2
+	if p.refused(5, &GatewayError{Code: codes.BadAccount}) || p.refused(subscribeReqBase+3, &GatewayError{}) {
+		t.Fatal("an ERROR for no Subscribe was taken")
+	}
+	if !p.refused(subscribeReqBase+2, &GatewayError{Code: codes.BadAccount}) {
+		t.Fatal("the Subscribe's ERROR was not taken")
+	}
+	if a := <-ch2; a.err == nil {
+		t.Fatal("no error handed over")
+	}
+}

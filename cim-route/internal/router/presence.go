@@ -1,0 +1,408 @@
+package router
+
+// Presence and typing (docs/ARCHITECTURE.md, "Presence and typing"). The
+// route keeps no subscriptions: a connection's SUBSCRIBE is answered with a
+// snapshot, from which its gateway learns whom the connection watches; a
+// change (a session confirmed or gone) goes to every live gateway as one
+// watchers delivery, which each gateway hands to the connections watching
+// that user. A subscription therefore lives and dies with its connection,
+// and costs the route nothing between changes. Typing goes to the peer's
+// (or the group's online members') connections and is never stored.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/gocim/gocim/cim-route/internal/errs"
+	"github.com/gocim/gocim/cim-route/internal/event"
+	"github.com/gocim/gocim/cim-route/internal/model"
+	"github.com/gocim/gocim/proto/cimpb"
+	"github.com/gocim/gocim/proto/codes"
+)
+
+// Presence limits.
+const (
+	// DefaultMaxWatch bounds the users one connection watches (the users
+	// and group members of its SUBSCRIBE together).
+	DefaultMaxWatch = 500
+	// MaxPresenceQuery bounds the users of one GET /presence.
+	MaxPresenceQuery = 100
+	// typingMaxGroup: typing in a larger group goes nowhere (a typing
+	// indicator for thousands of members is noise that costs a push each).
+	typingMaxGroup = 200
+	// presenceTimeout bounds a background presence or typing push.
+	presenceTimeout = 5 * time.Second
+)
+
+// PresenceState is one user's presence as GET /presence reports it.
+type PresenceState struct {
+	User
+	Online bool
+	// Since: when the session online now was confirmed (unix ms; 0 offline).
+	Since int64
+}
+
+// subReq is one SUBSCRIBE of a batch and its answer.
+type subReq struct {
+	uid, sid string
+	reqID    uint64
+	req      *cimpb.Subscribe
+	answer   *cimpb.Delivery
+}
+
+// typingReq is one TYPING of a batch.
+type typingReq struct {
+	uid string
+	t   *cimpb.Typing
+}
+
+// Presence reports the presence of users given by id or name (GET
+// /presence); unknown users are errs.ErrBadAccount.
+func (r *Router) Presence(ctx context.Context, users []string) ([]PresenceState, error) {
+	if len(users) == 0 {
+		return nil, fmt.Errorf("%w: users is required", errs.ErrBadArgument)
+	}
+	if len(users) > MaxPresenceQuery {
+		return nil, fmt.Errorf("%w: %d users, the limit is %d", errs.ErrBadArgument, len(users), MaxPresenceQuery)
+	}
+	ids, err := r.resolveUsers(ctx, users)
+	if err != nil {
+		return nil, err
+	}
+	order := make([]string, 0, len(users))
+	for _, u := range users {
+		if id := ids[u]; !slices.Contains(order, id) {
+			order = append(order, id)
+		}
+	}
+	states, err := r.presenceOf(ctx, order)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]PresenceState, len(states))
+	for i, s := range states {
+		out[i] = PresenceState{User: User{ID: s.UserId, Name: s.UserName}, Online: s.Online, Since: s.AtMs}
+	}
+	return out, nil
+}
+
+// presenceOf reads the state of each of uids (in that order): online when
+// its route is confirmed on a live gateway; AtMs is then the confirmation's
+// time, and 0 offline.
+func (r *Router) presenceOf(ctx context.Context, uids []string) ([]*cimpb.PresenceState, error) {
+	routes, err := r.st.Routes(ctx, uids)
+	if err != nil {
+		return nil, err
+	}
+	names, err := r.namesOf(ctx, uids)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*cimpb.PresenceState, len(uids))
+	for i, id := range uids {
+		s := &cimpb.PresenceState{UserId: id, UserName: names[id]}
+		if rt, ok := routes[id]; ok && rt.Online() && r.gw.Live(rt.Gateway) {
+			s.Online, s.AtMs, s.Platform = true, rt.Since, rt.Platform
+		}
+		out[i] = s
+	}
+	return out, nil
+}
+
+// subscribe answers each SUBSCRIBE of a batch with a PRESENCE snapshot of
+// the users it names and the members of its groups, or an ERROR. Only a
+// storage failure is an error: the batch is then retried.
+func (r *Router) subscribe(ctx context.Context, subs []*subReq) error {
+	for _, s := range subs {
+		uids, code, text, err := r.watchList(ctx, s.uid, s.req)
+		if err != nil {
+			return err
+		}
+		s.answer = &cimpb.Delivery{UserId: s.uid, SessionId: s.sid}
+		if code != 0 {
+			s.answer.Frame = &cimpb.Frame{Type: cimpb.Type_ERROR, ReqId: s.reqID, Error: &cimpb.Error{Code: int32(code), Text: text}}
+			continue
+		}
+		states, err := r.presenceOf(ctx, uids)
+		if err != nil {
+			return err
+		}
+		s.answer.Frame = &cimpb.Frame{Type: cimpb.Type_PRESENCE, ReqId: s.reqID,
+			Presence: &cimpb.Presence{Snapshot: true, States: states}}
+	}
+	return nil
+}
+
+// watchList resolves a SUBSCRIBE into user ids, in the order named, groups'
+// members after the users; a non-zero code says why it is refused.
+func (r *Router) watchList(ctx context.Context, uid string, req *cimpb.Subscribe) ([]string, codes.Code, string, error) {
+	max := r.cfg.MaxWatch
+	users, groups := req.GetUsers(), req.GetGroups()
+	if len(users)+len(groups) > max {
+		return nil, codes.BadArgument, fmt.Sprintf("subscribe names %d users and groups, the limit is %d", len(users)+len(groups), max), nil
+	}
+	var out []string
+	seen := map[string]bool{}
+	add := func(id string) {
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	if len(users) > 0 {
+		ids, err := r.resolveUsers(ctx, users)
+		if err != nil {
+			code, text, serr := refusal(err)
+			return nil, code, text, serr
+		}
+		for _, u := range users {
+			add(ids[u])
+		}
+	}
+	for _, gid := range groups {
+		if err := checkGroup(uid, gid); err != nil {
+			return nil, codes.BadArgument, err.Error(), nil
+		}
+	}
+	if len(groups) > 0 {
+		checks := make([]model.MemberRef, len(groups))
+		for i, gid := range groups {
+			checks[i] = model.MemberRef{Group: gid, User: uid}
+		}
+		members, isMember, err := r.st.GroupMembers(ctx, groups, checks)
+		if err != nil {
+			return nil, 0, "", err
+		}
+		for i, gid := range groups {
+			switch {
+			case len(members[gid]) == 0:
+				return nil, codes.NoGroup, "no such group " + gid, nil
+			case !isMember[i]:
+				return nil, codes.Forbidden, "not a member of group " + gid, nil
+			}
+			ids := slices.Clone(members[gid])
+			slices.Sort(ids)
+			for _, id := range ids {
+				if id != uid {
+					add(id)
+				}
+			}
+		}
+	}
+	if len(out) > max {
+		return nil, codes.BadArgument, fmt.Sprintf("subscribe watches %d users, the limit is %d", len(out), max), nil
+	}
+	return out, 0, "", nil
+}
+
+// refusal maps a user-caused error to an ERROR frame's code and text; any
+// other error (storage) is returned as is.
+func refusal(err error) (codes.Code, string, error) {
+	switch {
+	case errors.Is(err, errs.ErrBadAccount):
+		return codes.BadAccount, err.Error(), nil
+	case errors.Is(err, errs.ErrNoGroup):
+		return codes.NoGroup, err.Error(), nil
+	case errors.Is(err, errs.ErrForbidden):
+		return codes.Forbidden, err.Error(), nil
+	case errors.Is(err, errs.ErrBadArgument):
+		return codes.BadArgument, err.Error(), nil
+	}
+	return 0, "", err
+}
+
+// typing forwards a batch's TYPING frames to their recipients' connections,
+// in the background: nothing is stored, nothing answered, and a recipient
+// that cannot be reached simply misses it.
+func (r *Router) typing(ctx context.Context, ts []typingReq) {
+	if len(ts) == 0 {
+		return
+	}
+	r.background(ctx, func(ctx context.Context) {
+		if err := r.sendTyping(ctx, ts); err != nil {
+			r.log.Debug("typing not forwarded", "err", err)
+		}
+	})
+}
+
+func (r *Router) sendTyping(ctx context.Context, ts []typingReq) error {
+	type out struct {
+		to []string
+		f  *cimpb.Frame
+	}
+	var outs []out
+	var all []string
+	for _, t := range ts {
+		var to []string
+		switch {
+		case t.t.GetGroup() != "":
+			gid := t.t.Group
+			if checkGroup(t.uid, gid) != nil {
+				continue
+			}
+			members, isMember, err := r.st.GroupMembers(ctx, []string{gid}, []model.MemberRef{{Group: gid, User: t.uid}})
+			if err != nil {
+				return err
+			}
+			if !isMember[0] || len(members[gid]) > typingMaxGroup {
+				continue
+			}
+			for _, m := range members[gid] {
+				if m != t.uid {
+					to = append(to, m)
+				}
+			}
+		case t.t.GetTo() != "":
+			id, err := r.resolveUser(ctx, t.t.To)
+			if err != nil || id == t.uid || id == SystemUserID {
+				if _, _, serr := refusal(err); serr != nil {
+					return serr
+				}
+				continue
+			}
+			to = []string{id}
+		}
+		if len(to) == 0 {
+			continue
+		}
+		names, err := r.namesOf(ctx, []string{t.uid})
+		if err != nil {
+			return err
+		}
+		f := &cimpb.Frame{Type: cimpb.Type_TYPING, Typing: &cimpb.Typing{
+			Group: t.t.GetGroup(), From: t.uid, FromName: names[t.uid], Stopped: t.t.GetStopped()}}
+		if f.Typing.Group == "" {
+			f.Typing.To = to[0]
+		}
+		outs = append(outs, out{to, f})
+		all = append(all, to...)
+	}
+	if len(outs) == 0 {
+		return nil
+	}
+	routes, err := r.st.Routes(ctx, all)
+	if err != nil {
+		return err
+	}
+	batches := map[string][]*cimpb.Delivery{}
+	for _, o := range outs {
+		shared := map[string]*cimpb.Delivery{}
+		for _, uid := range o.to {
+			rt, ok := routes[uid]
+			if !ok || !rt.Online() || !r.gw.Live(rt.Gateway) {
+				continue
+			}
+			d := shared[rt.Gateway]
+			if d == nil {
+				d = &cimpb.Delivery{Frame: o.f}
+				shared[rt.Gateway] = d
+				batches[rt.Gateway] = append(batches[rt.Gateway], d)
+			}
+			d.Targets = append(d.Targets, &cimpb.Target{UserId: uid, SessionId: rt.Session})
+		}
+	}
+	if len(batches) > 0 {
+		r.push.Push(ctx, batches)
+	}
+	return nil
+}
+
+// presenceChange is one session that came or went.
+type presenceChange struct {
+	uid, sid, gw, platform, reason string
+	online                         bool
+}
+
+// presenceChanged tells every live gateway's watchers, and the webhooks,
+// that users came or went. It runs in the background.
+func (r *Router) presenceChanged(ctx context.Context, changes []presenceChange) {
+	if len(changes) == 0 {
+		return
+	}
+	at := r.now().UnixMilli()
+	r.background(ctx, func(ctx context.Context) {
+		uids := make([]string, len(changes))
+		for i, c := range changes {
+			uids[i] = c.uid
+		}
+		names, err := r.namesOf(ctx, uids)
+		if err != nil {
+			r.log.Debug("presence names not read", "err", err)
+		}
+		states := make([]*cimpb.PresenceState, len(changes))
+		for i, c := range changes {
+			states[i] = &cimpb.PresenceState{UserId: c.uid, UserName: names[c.uid], Online: c.online, Platform: c.platform, AtMs: at}
+			typ := event.UserOffline
+			if c.online {
+				typ = event.UserOnline
+			}
+			r.emit(typ, event.Presence{UserID: c.uid, UserName: names[c.uid], Platform: c.platform,
+				SessionID: c.sid, Gateway: c.gw, Reason: c.reason})
+		}
+		gws := r.gw.Gateways()
+		if len(gws) == 0 {
+			return
+		}
+		// One frame for every gateway: they only read it.
+		d := &cimpb.Delivery{Watchers: true, Frame: &cimpb.Frame{Type: cimpb.Type_PRESENCE, Presence: &cimpb.Presence{States: states}}}
+		batches := make(map[string][]*cimpb.Delivery, len(gws))
+		for _, gw := range gws {
+			batches[gw] = []*cimpb.Delivery{d}
+		}
+		r.push.Push(ctx, batches)
+	})
+}
+
+// background runs fn after the caller's request, bounded like the
+// background deliveries (see deliverLater): with every slot taken it runs
+// before returning.
+func (r *Router) background(ctx context.Context, fn func(ctx context.Context)) {
+	ctx = context.WithoutCancel(ctx)
+	run := func() {
+		ctx, cancel := context.WithTimeout(ctx, presenceTimeout)
+		defer cancel()
+		fn(ctx)
+	}
+	select {
+	case r.deliverSlots <- struct{}{}:
+	default:
+		run()
+		return
+	}
+	go func() {
+		defer func() { <-r.deliverSlots }()
+		run()
+	}()
+}
+
+// sessionsUnreachable reports sessions a push found gone as offline.
+func (r *Router) sessionsUnreachable(ctx context.Context, refs []model.SessionRef) {
+	changes := make([]presenceChange, len(refs))
+	for i, ref := range refs {
+		changes[i] = presenceChange{uid: ref.UserID, sid: ref.Session, reason: "unreachable"}
+	}
+	r.presenceChanged(ctx, changes)
+}
+
+// Platforms a login may name; any other short lowercase word is accepted
+// too (an app's own kind of device).
+var Platforms = []string{"terminal", "web", "mobile", "desktop", "device"}
+
+// maxPlatform bounds a platform name.
+const maxPlatform = 16
+
+// checkPlatform: empty, or 1–16 of [a-z0-9-].
+func checkPlatform(p string) error {
+	if len(p) > maxPlatform {
+		return fmt.Errorf("%w: platform is longer than %d bytes", errs.ErrBadArgument, maxPlatform)
+	}
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return fmt.Errorf("%w: platform %q: want lowercase letters, digits and '-'", errs.ErrBadArgument, p)
+		}
+	}
+	return nil
+}

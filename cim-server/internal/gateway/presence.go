@@ -1,0 +1,126 @@
+package gateway
+
+import (
+	"sync"
+
+	"github.com/gocim/gocim/cim-server/internal/conn"
+	"github.com/gocim/gocim/proto/cimpb"
+)
+
+// watchers index the presence subscriptions of this gateway's connections
+// (docs/ARCHITECTURE.md, "Presence and typing"): the route answers a
+// connection's SUBSCRIBE with a PRESENCE snapshot listing every user it
+// watches, and this gateway learns the watch list from that answer on its
+// way to the connection. A change the route broadcasts (a watchers
+// delivery) then reaches the connections watching its users. A watch list
+// goes with its connection.
+type watchers struct {
+	mu sync.RWMutex
+	by map[string]map[*conn.Conn]struct{} // watched user id -> connections
+	of map[*conn.Conn][]string            // connection -> watched user ids
+}
+
+func newWatchers() *watchers {
+	return &watchers{by: map[string]map[*conn.Conn]struct{}{}, of: map[*conn.Conn][]string{}}
+}
+
+// set replaces c's watch list with the users of a snapshot.
+func (w *watchers) set(c *conn.Conn, states []*cimpb.PresenceState) {
+	uids := make([]string, 0, len(states))
+	for _, s := range states {
+		uids = append(uids, s.GetUserId())
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.dropLocked(c)
+	if len(uids) == 0 {
+		return
+	}
+	w.of[c] = uids
+	for _, uid := range uids {
+		m := w.by[uid]
+		if m == nil {
+			m = map[*conn.Conn]struct{}{}
+			w.by[uid] = m
+		}
+		m[c] = struct{}{}
+	}
+	if c.Closing() {
+		// Closed may have dropped c's list before this snapshot arrived:
+		// a closing connection watches nobody.
+		w.dropLocked(c)
+	}
+}
+
+// drop forgets c's watch list.
+func (w *watchers) drop(c *conn.Conn) {
+	w.mu.RLock()
+	_, ok := w.of[c]
+	w.mu.RUnlock()
+	if !ok {
+		return // most connections watch nobody: no write lock for them
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.dropLocked(c)
+}
+
+func (w *watchers) dropLocked(c *conn.Conn) {
+	for _, uid := range w.of[c] {
+		m := w.by[uid]
+		delete(m, c)
+		if len(m) == 0 {
+			delete(w.by, uid)
+		}
+	}
+	delete(w.of, c)
+}
+
+// watching returns the connections watching any of the states' users,
+// each once.
+func (w *watchers) watching(states []*cimpb.PresenceState) []*conn.Conn {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	var out []*conn.Conn
+	var seen map[*conn.Conn]bool
+	for _, s := range states {
+		for c := range w.by[s.GetUserId()] {
+			if len(states) > 1 {
+				if seen == nil {
+					seen = map[*conn.Conn]bool{}
+				}
+				if seen[c] {
+					continue
+				}
+				seen[c] = true
+			}
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// count returns how many connections watch somebody.
+func (w *watchers) count() int {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	return len(w.of)
+}
+
+// deliverWatchers writes a presence change to every connection here that
+// watches one of its users, encoded once. A connection watching several of
+// the users gets the whole frame (the states it does not watch are a few
+// bytes, and the client keeps what it asked for).
+func (g *Gateway) deliverWatchers(f *cimpb.Frame) {
+	if f.GetType() != cimpb.Type_PRESENCE || len(f.GetPresence().GetStates()) == 0 {
+		return
+	}
+	cs := g.watch.watching(f.Presence.States)
+	if len(cs) == 0 {
+		return
+	}
+	s := conn.NewShared(f)
+	for _, c := range cs {
+		c.SendShared(s)
+	}
+}

@@ -1,0 +1,41 @@
+package gateway
+
+import (
+	"testing"
+
+	"github.com/gocim/gocim/cim-server/internal/conn"
+	"github.com/gocim/gocim/proto/cimpb"
+)
+
+func states(uids ...string) []*cimpb.PresenceState {
+	out := make([]*cimpb.PresenceState, len(uids))
+	for i, u := range uids {
+		out[i] = &cimpb.PresenceState{UserId: u}
+	}
+	return out
+}
+
+// TestWatchers: a snapshot sets a connection's watch list (replacing the
+// last one), a change reaches each watching connection once, and a dropped
+// connection watches nobody.
+func TestWatchers(t *testing.T) {
+	w := newWatchers()
+	c1, c2 := &conn.Conn{}, &conn.Conn{}
+	w.set(c1, states("2", "3"))
+	w.set(c2, states("3"))
+	if got := w.watching(states("3")); len(got) != 2 {
+		t.Fatalf("watchers of 3: %d, want 2", len(got))
+	}
+	if got := w.watching(states("2", "3")); len(got) != 2 {
+		t.Fatalf("watchers of 2 and 3: %d, want each connection once", len(got))
+	}
+	w.set(c1, states("4"))
+	if got := w.watching(states("2")); len(got) != 0 {
+		t.Fatalf("watchers of 2 after c1 replaced its list: %d", len(got))
+	}
+	w.set(c1, nil)
+	w.drop(c2)
+	if n, left := w.count(), len(w.by); n != 0 || left != 0 {
+		t.Fatalf("%d connections, %d users still indexed", n, left)
+	}
+}
