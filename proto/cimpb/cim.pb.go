@@ -160,6 +160,60 @@ func (Kind) EnumDescriptor() ([]byte, []int) {
 	return file_cim_proto_rawDescGZIP(), []int{1}
 }
 
+// MsgOp says what a MSG does: a new message, or a change of an earlier one
+// of the same sender (ref_msg_id), stored and delivered like a message so
+// that it reaches every recipient in order, online or offline.
+type MsgOp int32
+
+const (
+	MsgOp_MSG_OP_NEW MsgOp = 0
+	// the sender takes the message back: clients hide it ("recalled").
+	MsgOp_MSG_OP_RECALL MsgOp = 1
+	// the sender replaces the message's text with body.
+	MsgOp_MSG_OP_EDIT MsgOp = 2
+)
+
+// Enum value maps for MsgOp.
+var (
+	MsgOp_name = map[int32]string{
+		0: "MSG_OP_NEW",
+		1: "MSG_OP_RECALL",
+		2: "MSG_OP_EDIT",
+	}
+	MsgOp_value = map[string]int32{
+		"MSG_OP_NEW":    0,
+		"MSG_OP_RECALL": 1,
+		"MSG_OP_EDIT":   2,
+	}
+)
+
+func (x MsgOp) Enum() *MsgOp {
+	p := new(MsgOp)
+	*p = x
+	return p
+}
+
+func (x MsgOp) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (MsgOp) Descriptor() protoreflect.EnumDescriptor {
+	return file_cim_proto_enumTypes[2].Descriptor()
+}
+
+func (MsgOp) Type() protoreflect.EnumType {
+	return &file_cim_proto_enumTypes[2]
+}
+
+func (x MsgOp) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use MsgOp.Descriptor instead.
+func (MsgOp) EnumDescriptor() ([]byte, []int) {
+	return file_cim_proto_rawDescGZIP(), []int{2}
+}
+
 // ReceiptStatus tells a sender how far its message got.
 type ReceiptStatus int32
 
@@ -197,11 +251,11 @@ func (x ReceiptStatus) String() string {
 }
 
 func (ReceiptStatus) Descriptor() protoreflect.EnumDescriptor {
-	return file_cim_proto_enumTypes[2].Descriptor()
+	return file_cim_proto_enumTypes[3].Descriptor()
 }
 
 func (ReceiptStatus) Type() protoreflect.EnumType {
-	return &file_cim_proto_enumTypes[2]
+	return &file_cim_proto_enumTypes[3]
 }
 
 func (x ReceiptStatus) Number() protoreflect.EnumNumber {
@@ -210,7 +264,7 @@ func (x ReceiptStatus) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ReceiptStatus.Descriptor instead.
 func (ReceiptStatus) EnumDescriptor() ([]byte, []int) {
-	return file_cim_proto_rawDescGZIP(), []int{2}
+	return file_cim_proto_rawDescGZIP(), []int{3}
 }
 
 type Frame struct {
@@ -598,7 +652,14 @@ type Msg struct {
 	// A member's client shows each group's messages in group_seq order,
 	// exactly once, and asks SYNC{group} for gaps (docs/ARCHITECTURE.md,
 	// "Group timelines").
-	GroupSeq      uint64 `protobuf:"varint,13,opt,name=group_seq,json=groupSeq,proto3" json:"group_seq,omitempty"`
+	GroupSeq uint64 `protobuf:"varint,13,opt,name=group_seq,json=groupSeq,proto3" json:"group_seq,omitempty"`
+	// op: a recall or an edit of the sender's message ref_msg_id (within the
+	// route's --edit-window of it being sent; to or group as the original's).
+	// A client applies it to that message only if its from is this MSG's
+	// from. In history answers op says the message's state: EDIT (its body
+	// is the latest text) or RECALL (no body).
+	Op            MsgOp  `protobuf:"varint,14,opt,name=op,proto3,enum=cim.v1.MsgOp" json:"op,omitempty"`
+	RefMsgId      string `protobuf:"bytes,15,opt,name=ref_msg_id,json=refMsgId,proto3" json:"ref_msg_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -722,6 +783,20 @@ func (x *Msg) GetGroupSeq() uint64 {
 		return x.GroupSeq
 	}
 	return 0
+}
+
+func (x *Msg) GetOp() MsgOp {
+	if x != nil {
+		return x.Op
+	}
+	return MsgOp_MSG_OP_NEW
+}
+
+func (x *Msg) GetRefMsgId() string {
+	if x != nil {
+		return x.RefMsgId
+	}
+	return ""
 }
 
 type Ack struct {
@@ -1967,7 +2042,7 @@ const file_cim_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x03R\x04size\x12!\n" +
 	"\fcontent_type\x18\x03 \x01(\tR\vcontentType\x12\x10\n" +
-	"\x03ref\x18\x04 \x01(\tR\x03ref\"\xe3\x02\n" +
+	"\x03ref\x18\x04 \x01(\tR\x03ref\"\xa0\x03\n" +
 	"\x03Msg\x12\"\n" +
 	"\rclient_msg_id\x18\x01 \x01(\tR\vclientMsgId\x12\x15\n" +
 	"\x06msg_id\x18\x02 \x01(\tR\x05msgId\x12\x10\n" +
@@ -1982,7 +2057,10 @@ const file_cim_proto_rawDesc = "" +
 	" \x01(\x03R\vtimestampMs\x12\x1c\n" +
 	"\tbroadcast\x18\v \x01(\bR\tbroadcast\x12$\n" +
 	"\x04file\x18\f \x01(\v2\x10.cim.v1.FileInfoR\x04file\x12\x1b\n" +
-	"\tgroup_seq\x18\r \x01(\x04R\bgroupSeq\"A\n" +
+	"\tgroup_seq\x18\r \x01(\x04R\bgroupSeq\x12\x1d\n" +
+	"\x02op\x18\x0e \x01(\x0e2\r.cim.v1.MsgOpR\x02op\x12\x1c\n" +
+	"\n" +
+	"ref_msg_id\x18\x0f \x01(\tR\brefMsgId\"A\n" +
 	"\x03Ack\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12(\n" +
 	"\x06groups\x18\x02 \x03(\v2\x10.cim.v1.GroupSeqR\x06groups\"2\n" +
@@ -2093,7 +2171,12 @@ const file_cim_proto_rawDesc = "" +
 	"\x06TYPING\x10\x0e*$\n" +
 	"\x04Kind\x12\r\n" +
 	"\tKIND_TEXT\x10\x00\x12\r\n" +
-	"\tKIND_FILE\x10\x01*c\n" +
+	"\tKIND_FILE\x10\x01*;\n" +
+	"\x05MsgOp\x12\x0e\n" +
+	"\n" +
+	"MSG_OP_NEW\x10\x00\x12\x11\n" +
+	"\rMSG_OP_RECALL\x10\x01\x12\x0f\n" +
+	"\vMSG_OP_EDIT\x10\x02*c\n" +
 	"\rReceiptStatus\x12\x17\n" +
 	"\x13RECEIPT_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fRECEIPT_SENT\x10\x01\x12\x15\n" +
@@ -2112,67 +2195,69 @@ func file_cim_proto_rawDescGZIP() []byte {
 	return file_cim_proto_rawDescData
 }
 
-var file_cim_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_cim_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
 var file_cim_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_cim_proto_goTypes = []any{
 	(Type)(0),             // 0: cim.v1.Type
 	(Kind)(0),             // 1: cim.v1.Kind
-	(ReceiptStatus)(0),    // 2: cim.v1.ReceiptStatus
-	(*Frame)(nil),         // 3: cim.v1.Frame
-	(*Login)(nil),         // 4: cim.v1.Login
-	(*LoginAck)(nil),      // 5: cim.v1.LoginAck
-	(*FileInfo)(nil),      // 6: cim.v1.FileInfo
-	(*Msg)(nil),           // 7: cim.v1.Msg
-	(*Ack)(nil),           // 8: cim.v1.Ack
-	(*GroupSeq)(nil),      // 9: cim.v1.GroupSeq
-	(*Read)(nil),          // 10: cim.v1.Read
-	(*Receipt)(nil),       // 11: cim.v1.Receipt
-	(*ReceiptItem)(nil),   // 12: cim.v1.ReceiptItem
-	(*Sync)(nil),          // 13: cim.v1.Sync
-	(*Subscribe)(nil),     // 14: cim.v1.Subscribe
-	(*Presence)(nil),      // 15: cim.v1.Presence
-	(*PresenceState)(nil), // 16: cim.v1.PresenceState
-	(*Typing)(nil),        // 17: cim.v1.Typing
-	(*Kick)(nil),          // 18: cim.v1.Kick
-	(*Error)(nil),         // 19: cim.v1.Error
-	(*Delivery)(nil),      // 20: cim.v1.Delivery
-	(*Target)(nil),        // 21: cim.v1.Target
-	(*PushBatch)(nil),     // 22: cim.v1.PushBatch
-	(*PushResult)(nil),    // 23: cim.v1.PushResult
-	(*Uplink)(nil),        // 24: cim.v1.Uplink
-	(*UplinkBatch)(nil),   // 25: cim.v1.UplinkBatch
+	(MsgOp)(0),            // 2: cim.v1.MsgOp
+	(ReceiptStatus)(0),    // 3: cim.v1.ReceiptStatus
+	(*Frame)(nil),         // 4: cim.v1.Frame
+	(*Login)(nil),         // 5: cim.v1.Login
+	(*LoginAck)(nil),      // 6: cim.v1.LoginAck
+	(*FileInfo)(nil),      // 7: cim.v1.FileInfo
+	(*Msg)(nil),           // 8: cim.v1.Msg
+	(*Ack)(nil),           // 9: cim.v1.Ack
+	(*GroupSeq)(nil),      // 10: cim.v1.GroupSeq
+	(*Read)(nil),          // 11: cim.v1.Read
+	(*Receipt)(nil),       // 12: cim.v1.Receipt
+	(*ReceiptItem)(nil),   // 13: cim.v1.ReceiptItem
+	(*Sync)(nil),          // 14: cim.v1.Sync
+	(*Subscribe)(nil),     // 15: cim.v1.Subscribe
+	(*Presence)(nil),      // 16: cim.v1.Presence
+	(*PresenceState)(nil), // 17: cim.v1.PresenceState
+	(*Typing)(nil),        // 18: cim.v1.Typing
+	(*Kick)(nil),          // 19: cim.v1.Kick
+	(*Error)(nil),         // 20: cim.v1.Error
+	(*Delivery)(nil),      // 21: cim.v1.Delivery
+	(*Target)(nil),        // 22: cim.v1.Target
+	(*PushBatch)(nil),     // 23: cim.v1.PushBatch
+	(*PushResult)(nil),    // 24: cim.v1.PushResult
+	(*Uplink)(nil),        // 25: cim.v1.Uplink
+	(*UplinkBatch)(nil),   // 26: cim.v1.UplinkBatch
 }
 var file_cim_proto_depIdxs = []int32{
 	0,  // 0: cim.v1.Frame.type:type_name -> cim.v1.Type
-	4,  // 1: cim.v1.Frame.login:type_name -> cim.v1.Login
-	5,  // 2: cim.v1.Frame.login_ack:type_name -> cim.v1.LoginAck
-	7,  // 3: cim.v1.Frame.msg:type_name -> cim.v1.Msg
-	8,  // 4: cim.v1.Frame.ack:type_name -> cim.v1.Ack
-	10, // 5: cim.v1.Frame.read:type_name -> cim.v1.Read
-	11, // 6: cim.v1.Frame.receipt:type_name -> cim.v1.Receipt
-	13, // 7: cim.v1.Frame.sync:type_name -> cim.v1.Sync
-	18, // 8: cim.v1.Frame.kick:type_name -> cim.v1.Kick
-	19, // 9: cim.v1.Frame.error:type_name -> cim.v1.Error
-	14, // 10: cim.v1.Frame.subscribe:type_name -> cim.v1.Subscribe
-	15, // 11: cim.v1.Frame.presence:type_name -> cim.v1.Presence
-	17, // 12: cim.v1.Frame.typing:type_name -> cim.v1.Typing
+	5,  // 1: cim.v1.Frame.login:type_name -> cim.v1.Login
+	6,  // 2: cim.v1.Frame.login_ack:type_name -> cim.v1.LoginAck
+	8,  // 3: cim.v1.Frame.msg:type_name -> cim.v1.Msg
+	9,  // 4: cim.v1.Frame.ack:type_name -> cim.v1.Ack
+	11, // 5: cim.v1.Frame.read:type_name -> cim.v1.Read
+	12, // 6: cim.v1.Frame.receipt:type_name -> cim.v1.Receipt
+	14, // 7: cim.v1.Frame.sync:type_name -> cim.v1.Sync
+	19, // 8: cim.v1.Frame.kick:type_name -> cim.v1.Kick
+	20, // 9: cim.v1.Frame.error:type_name -> cim.v1.Error
+	15, // 10: cim.v1.Frame.subscribe:type_name -> cim.v1.Subscribe
+	16, // 11: cim.v1.Frame.presence:type_name -> cim.v1.Presence
+	18, // 12: cim.v1.Frame.typing:type_name -> cim.v1.Typing
 	1,  // 13: cim.v1.Msg.kind:type_name -> cim.v1.Kind
-	6,  // 14: cim.v1.Msg.file:type_name -> cim.v1.FileInfo
-	9,  // 15: cim.v1.Ack.groups:type_name -> cim.v1.GroupSeq
-	2,  // 16: cim.v1.Receipt.status:type_name -> cim.v1.ReceiptStatus
-	12, // 17: cim.v1.Receipt.items:type_name -> cim.v1.ReceiptItem
-	9,  // 18: cim.v1.Sync.groups:type_name -> cim.v1.GroupSeq
-	16, // 19: cim.v1.Presence.states:type_name -> cim.v1.PresenceState
-	3,  // 20: cim.v1.Delivery.frame:type_name -> cim.v1.Frame
-	21, // 21: cim.v1.Delivery.targets:type_name -> cim.v1.Target
-	20, // 22: cim.v1.PushBatch.deliveries:type_name -> cim.v1.Delivery
-	3,  // 23: cim.v1.Uplink.frame:type_name -> cim.v1.Frame
-	24, // 24: cim.v1.UplinkBatch.uplinks:type_name -> cim.v1.Uplink
-	25, // [25:25] is the sub-list for method output_type
-	25, // [25:25] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	7,  // 14: cim.v1.Msg.file:type_name -> cim.v1.FileInfo
+	2,  // 15: cim.v1.Msg.op:type_name -> cim.v1.MsgOp
+	10, // 16: cim.v1.Ack.groups:type_name -> cim.v1.GroupSeq
+	3,  // 17: cim.v1.Receipt.status:type_name -> cim.v1.ReceiptStatus
+	13, // 18: cim.v1.Receipt.items:type_name -> cim.v1.ReceiptItem
+	10, // 19: cim.v1.Sync.groups:type_name -> cim.v1.GroupSeq
+	17, // 20: cim.v1.Presence.states:type_name -> cim.v1.PresenceState
+	4,  // 21: cim.v1.Delivery.frame:type_name -> cim.v1.Frame
+	22, // 22: cim.v1.Delivery.targets:type_name -> cim.v1.Target
+	21, // 23: cim.v1.PushBatch.deliveries:type_name -> cim.v1.Delivery
+	4,  // 24: cim.v1.Uplink.frame:type_name -> cim.v1.Frame
+	25, // 25: cim.v1.UplinkBatch.uplinks:type_name -> cim.v1.Uplink
+	26, // [26:26] is the sub-list for method output_type
+	26, // [26:26] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_cim_proto_init() }
@@ -2185,7 +2270,7 @@ func file_cim_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cim_proto_rawDesc), len(file_cim_proto_rawDesc)),
-			NumEnums:      3,
+			NumEnums:      4,
 			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   0,
