@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/gocim/gocim/cim-route/internal/errs"
@@ -316,44 +317,93 @@ type presenceChange struct {
 	online                         bool
 }
 
-// presenceChanged tells every live gateway's watchers, and the webhooks,
-// that users came or went. It runs in the background.
+// presenceLinger is how long a presence change waits for others to go
+// with it: a login storm reaches each gateway as a few pushes, not one per
+// login.
+const presenceLinger = 20 * time.Millisecond
+
+// maxPresenceBatch bounds the states of one presence push.
+const maxPresenceBatch = 1024
+
+// presenceBatch collects the changes waiting for a push.
+type presenceBatch struct {
+	mu      sync.Mutex
+	pending []*cimpb.PresenceState
+	flusher bool // a background flush is scheduled
+}
+
+// presenceChanged reports to the webhooks that users came or went, and
+// queues the changes for every live gateway's watchers (pushed after
+// presenceLinger, in the background).
 func (r *Router) presenceChanged(ctx context.Context, changes []presenceChange) {
 	if len(changes) == 0 {
 		return
 	}
 	at := r.now().UnixMilli()
-	r.background(ctx, func(ctx context.Context) {
-		uids := make([]string, len(changes))
-		for i, c := range changes {
-			uids[i] = c.uid
+	uids := make([]string, len(changes))
+	for i, c := range changes {
+		uids[i] = c.uid
+	}
+	names := r.cachedNames(uids)
+	b := &r.presence
+	b.mu.Lock()
+	for _, c := range changes {
+		typ := event.UserOffline
+		if c.online {
+			typ = event.UserOnline
 		}
-		names, err := r.namesOf(ctx, uids)
-		if err != nil {
-			r.log.Debug("presence names not read", "err", err)
+		r.emit(typ, event.Presence{UserID: c.uid, UserName: names[c.uid], Platform: c.platform,
+			SessionID: c.sid, Gateway: c.gw, Reason: c.reason})
+		b.pending = append(b.pending, &cimpb.PresenceState{UserId: c.uid, UserName: names[c.uid], Online: c.online, Platform: c.platform, AtMs: at})
+	}
+	start := !b.flusher
+	b.flusher = true
+	b.mu.Unlock()
+	if start {
+		r.background(ctx, r.flushPresence)
+	}
+}
+
+// cachedNames returns the names of uids the cache holds (no round trip:
+// presence is not worth one; a state without a name still has its id).
+func (r *Router) cachedNames(uids []string) map[string]string {
+	out := make(map[string]string, len(uids))
+	for _, id := range uids {
+		if n, ok := r.names.Get(id); ok {
+			out[id] = n
 		}
-		states := make([]*cimpb.PresenceState, len(changes))
-		for i, c := range changes {
-			states[i] = &cimpb.PresenceState{UserId: c.uid, UserName: names[c.uid], Online: c.online, Platform: c.platform, AtMs: at}
-			typ := event.UserOffline
-			if c.online {
-				typ = event.UserOnline
-			}
-			r.emit(typ, event.Presence{UserID: c.uid, UserName: names[c.uid], Platform: c.platform,
-				SessionID: c.sid, Gateway: c.gw, Reason: c.reason})
-		}
-		gws := r.gw.Gateways()
-		if len(gws) == 0 {
-			return
-		}
-		// One frame for every gateway: they only read it.
-		d := &cimpb.Delivery{Watchers: true, Frame: &cimpb.Frame{Type: cimpb.Type_PRESENCE, Presence: &cimpb.Presence{States: states}}}
-		batches := make(map[string][]*cimpb.Delivery, len(gws))
-		for _, gw := range gws {
-			batches[gw] = []*cimpb.Delivery{d}
-		}
-		r.push.Push(ctx, batches)
-	})
+	}
+	return out
+}
+
+// flushPresence waits for more changes, then pushes everything pending to
+// every live gateway as watchers deliveries.
+func (r *Router) flushPresence(ctx context.Context) {
+	t := time.NewTimer(presenceLinger)
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		t.Stop()
+	}
+	b := &r.presence
+	b.mu.Lock()
+	states := b.pending
+	b.pending, b.flusher = nil, false
+	b.mu.Unlock()
+	gws := r.gw.Gateways()
+	if len(states) == 0 || len(gws) == 0 {
+		return
+	}
+	// One frame per chunk for every gateway: they only read it.
+	var ds []*cimpb.Delivery
+	for chunk := range slices.Chunk(states, maxPresenceBatch) {
+		ds = append(ds, &cimpb.Delivery{Watchers: true, Frame: &cimpb.Frame{Type: cimpb.Type_PRESENCE, Presence: &cimpb.Presence{States: chunk}}})
+	}
+	batches := make(map[string][]*cimpb.Delivery, len(gws))
+	for _, gw := range gws {
+		batches[gw] = ds
+	}
+	r.push.Push(ctx, batches)
 }
 
 // background runs fn after the caller's request, bounded like the

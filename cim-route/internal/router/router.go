@@ -252,6 +252,7 @@ type Router struct {
 	deliverSlots chan struct{}
 	hash         *hashPool          // bcrypt slots (limits.go)
 	invites      *ratelimit.Limiter // per-inviter invitation budget; nil: none
+	presence     presenceBatch      // presence changes waiting for a push
 }
 
 // New returns a Router. Store, Gateways, Pusher and TokenKeys are required.

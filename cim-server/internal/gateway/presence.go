@@ -76,25 +76,18 @@ func (w *watchers) dropLocked(c *conn.Conn) {
 	delete(w.of, c)
 }
 
-// watching returns the connections watching any of the states' users,
-// each once.
-func (w *watchers) watching(states []*cimpb.PresenceState) []*conn.Conn {
+// watching returns, for each connection watching any of the states'
+// users, the states it watches (in the order given).
+func (w *watchers) watching(states []*cimpb.PresenceState) map[*conn.Conn][]*cimpb.PresenceState {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
-	var out []*conn.Conn
-	var seen map[*conn.Conn]bool
+	var out map[*conn.Conn][]*cimpb.PresenceState
 	for _, s := range states {
 		for c := range w.by[s.GetUserId()] {
-			if len(states) > 1 {
-				if seen == nil {
-					seen = map[*conn.Conn]bool{}
-				}
-				if seen[c] {
-					continue
-				}
-				seen[c] = true
+			if out == nil {
+				out = map[*conn.Conn][]*cimpb.PresenceState{}
 			}
-			out = append(out, c)
+			out[c] = append(out[c], s)
 		}
 	}
 	return out
@@ -108,19 +101,23 @@ func (w *watchers) count() int {
 }
 
 // deliverWatchers writes a presence change to every connection here that
-// watches one of its users, encoded once. A connection watching several of
-// the users gets the whole frame (the states it does not watch are a few
-// bytes, and the client keeps what it asked for).
+// watches one of its users, each with the states it watches: a connection
+// watching them all shares one encoding, the others (a login storm batches
+// many users' changes) get their own.
 func (g *Gateway) deliverWatchers(f *cimpb.Frame) {
-	if f.GetType() != cimpb.Type_PRESENCE || len(f.GetPresence().GetStates()) == 0 {
+	states := f.GetPresence().GetStates()
+	if f.GetType() != cimpb.Type_PRESENCE || len(states) == 0 {
 		return
 	}
-	cs := g.watch.watching(f.Presence.States)
-	if len(cs) == 0 {
-		return
-	}
-	s := conn.NewShared(f)
-	for _, c := range cs {
-		c.SendShared(s)
+	var shared *conn.Shared
+	for c, mine := range g.watch.watching(states) {
+		if len(mine) == len(states) {
+			if shared == nil {
+				shared = conn.NewShared(f)
+			}
+			c.SendShared(shared)
+			continue
+		}
+		c.Send(&cimpb.Frame{Type: cimpb.Type_PRESENCE, Presence: &cimpb.Presence{States: mine}})
 	}
 }

@@ -26,8 +26,9 @@ func TestWatchers(t *testing.T) {
 	if got := w.watching(states("3")); len(got) != 2 {
 		t.Fatalf("watchers of 3: %d, want 2", len(got))
 	}
-	if got := w.watching(states("2", "3")); len(got) != 2 {
-		t.Fatalf("watchers of 2 and 3: %d, want each connection once", len(got))
+	got := w.watching(states("2", "3", "9"))
+	if len(got) != 2 || len(got[c1]) != 2 || len(got[c2]) != 1 || got[c2][0].UserId != "3" {
+		t.Fatalf("watchers of 2, 3 and 9: %v, want c1 with 2 and 3, c2 with 3", got)
 	}
 	w.set(c1, states("4"))
 	if got := w.watching(states("2")); len(got) != 0 {
