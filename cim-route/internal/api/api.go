@@ -27,6 +27,7 @@ import (
 	"github.com/gocim/gocim/cim-route/internal/apikey"
 	"github.com/gocim/gocim/cim-route/internal/errs"
 	"github.com/gocim/gocim/cim-route/internal/files"
+	"github.com/gocim/gocim/cim-route/internal/openapi"
 	"github.com/gocim/gocim/cim-route/internal/ratelimit"
 	"github.com/gocim/gocim/cim-route/internal/router"
 	"github.com/gocim/gocim/cim-route/internal/web"
@@ -267,6 +268,7 @@ func NewPublic(cfg Config) (http.Handler, error) {
 		e.Use(cors(cfg.CORSOrigins))
 	}
 	web.Mount(e) // the chat page at /, its files under /web/
+	openapi.Mount(e)
 	bearer := access{bearer: true}
 	userOrKey := func(s apikey.Scope) access { return access{bearer: true, scope: s} }
 
