@@ -390,7 +390,9 @@ func (r *Router) flushPresence(ctx context.Context) {
 	states := b.pending
 	b.pending, b.flusher = nil, false
 	b.mu.Unlock()
-	gws := r.gw.Gateways()
+	// Only verified gateways: a rogue one registered in ZooKeeper must
+	// never see the internal secret (see balance).
+	gws := r.gw.Healthy()
 	if len(states) == 0 || len(gws) == 0 {
 		return
 	}

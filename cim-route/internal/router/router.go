@@ -156,8 +156,10 @@ type Gateways interface {
 	// Live reports whether a gateway is in the current live list.
 	Live(id string) bool
 	Count() int
-	// Gateways lists the live gateways.
-	Gateways() []string
+	// Healthy lists the gateways Pick may hand out: live, passing their
+	// health checks and, with verification, proven to hold the internal
+	// secret (a broadcast to every gateway goes to these only).
+	Healthy() []string
 	// MarkDown skips a gateway for logins until its health check passes.
 	MarkDown(id string)
 }
