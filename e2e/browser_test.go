@@ -197,7 +197,8 @@ func (p *page) save(name string, png []byte) {
 // TestBrowserChat drives the route's chat page in headless Chromium
 // against a real cluster: two browser users (one on a desktop window, one
 // on a phone-sized one) and a terminal user exchange private and group
-// messages; the sender's page shows sent → delivered → read; then the
+// messages; the sender's page shows sent → delivered → read, the other
+// browser user as online and "… is typing" while they type; then the
 // gateway of one browser user is killed, its page says so, reconnects on
 // its own and catches up with what was sent meanwhile.
 func TestBrowserChat(t *testing.T) {
@@ -227,6 +228,25 @@ func TestBrowserChat(t *testing.T) {
 	ann.until("READ", statusOf("hello ben")+` === 'read'`)
 	ben.send("hi ann")
 	ann.until("ben's answer", hasMessage("hi ann"))
+
+	// Presence and typing: ann's page (subscribed to the users of its
+	// conversations) shows ben online, in the list and in the open
+	// conversation's header, and ben's page shows ann; what ben types shows
+	// on ann's page as "ben is typing…" until his message arrives.
+	benID := eval[string](ben, `document.querySelector('#me').dataset.userId`)
+	ann.until("ben shown online", `(() => { const b = document.querySelector('[data-conv="user:`+benID+`"]');
+		return b !== null && b.dataset.presence === 'online' && b.querySelector('.presence-dot') !== null; })()`)
+	ann.until("ben online in the header", `(() => { const p = document.querySelector('#conv-presence');
+		return !p.hidden && p.dataset.presence === 'online' && p.textContent === 'online'; })()`)
+	ben.until("ann shown online", `document.querySelector('[data-conv="user:`+annID+`"]')?.dataset.presence === 'online'`)
+	if eval[bool](ann, `!document.querySelector('#typing').hidden`) {
+		t.Fatal("ann's page shows a typing indicator before anybody types")
+	}
+	ben.run("type to ann", typeInto("#composer", "are you there?"))
+	ann.until("ben is typing", `(() => { const t = document.querySelector('#typing');
+		return !t.hidden && t.textContent.includes('ben is typing') && t.dataset.users === `+quote(benID)+`; })()`)
+	ben.run("send what was typed", typeInto("#composer", "\r"))
+	ann.until("ben's message and the typing indicator gone", hasMessage("are you there?")+` && document.querySelector('#typing').hidden`)
 
 	// The terminal and the browser, both ways.
 	tom.Send(t, "ann;;hello from the terminal")

@@ -12,13 +12,18 @@
 //   #conversations                    the conversation list; items [data-conv="user:<id>"],
 //                                     [data-conv="group:<gid>"], [data-conv="broadcast"];
 //                                     each with .unread (the count, hidden when 0) and
-//                                     aria-current="page" on the open one
+//                                     aria-current="page" on the open one; a user's item has
+//                                     data-presence="online|offline" once known (its .presence-dot
+//                                     filled when online)
 //   #online-users                     online users, items [data-user="<id>"] (click: open the chat)
 //   #new-chat-user, #new-chat         start a chat by user name or id
 //   #group-name, #group-open, #new-group   create a group (open by default)
 //   #group-id, #join-group            join a group by id
 //   #conv-title                       the open conversation's name; data-conv
-//   #group-tools                      in a group: #members-button, #members, #invite-user,
+//   #conv-presence                    a user conversation's peer: "online" | "offline" and
+//                                     data-presence (hidden while not known, and in groups)
+//   #group-tools                      in a group: #members-button, #members (items [data-user],
+//                                     with data-presence once known), #invite-user,
 //                                     #invite-button, #leave-group
 //   #messages                         the open conversation's messages, oldest first; items
 //                                     [data-msg-id] (the route's id; "" until known) with
@@ -26,6 +31,8 @@
 //                                     on one's own (class .mine), .file-download buttons on files,
 //                                     .join-invite[data-gid] buttons on group invitations
 //   #load-older                       load older messages (also on scrolling to the top)
+//   #typing                           "<name> is typing…" under the open conversation; data-users
+//                                     (the typers' ids, comma separated); hidden when nobody
 //   #composer, #send-button           the message box (Enter sends, Shift+Enter new line)
 //   #attach-button, #file-input       send files
 //   #toast                            short notices and errors
@@ -36,6 +43,13 @@
 // unread. Conversations are keyed by user id; one started by a name the
 // page cannot resolve yet is "user:<name>" until the first message or the
 // history tells the id. The document title carries the unread total.
+//
+// Presence: the page subscribes (debounced) to the users of the
+// conversation list and the members of the open group, again whenever that
+// list changes; the SDK resubscribes after reconnects. Typing: the page
+// sends an indicator when the user types in the composer (at most every
+// 3 s while the draft stands, "stopped" when it is cleared or sent) and
+// shows others' for 5 s, until they stop or their message arrives.
 
 import { Api, ApiError, Client, ClientError, Codes, GatewayError, utf8Encode } from './gocim.js';
 
@@ -66,6 +80,7 @@ const el = {
   refreshOnline: $('refresh-online'),
   back: $('back-button'),
   convTitle: $('conv-title'),
+  convPresence: $('conv-presence'),
   groupTools: $('group-tools'),
   membersButton: $('members-button'),
   members: $('members'),
@@ -75,6 +90,7 @@ const el = {
   scroll: $('message-scroll'),
   loadOlder: $('load-older'),
   messages: $('messages'),
+  typing: $('typing'),
   composerForm: $('composer-form'),
   composer: $('composer'),
   send: $('send-button'),
@@ -86,6 +102,10 @@ const el = {
 const MAX_TEXT = 4096; // the gateways' --max-text, in bytes
 const HISTORY_PAGE = 30;
 const LAST_USER_KEY = 'gocim.lastUser';
+const SUBSCRIBE_DEBOUNCE_MS = 300;
+const MAX_WATCHED = 400; // the route watches at most 500 users per connection
+const TYPING_EVERY_MS = 3000; // at most one typing indicator per this
+const TYPING_SHOWN_MS = 5000; // how long another's indicator is shown
 
 // ------------------------------------------------------------------ state
 
@@ -99,6 +119,16 @@ let current = null; // the open Conv
 let onlineTimer = null;
 let seeded = false;
 let wasDown = false;
+// presence: the watch list last asked for (its key) and the debounce timer
+let watchKey = '';
+let watchTimer = null;
+// typing, ours: the conversation the standing indicator went to (null:
+// none), when the last one went, and a timer for one held back.
+let typingTo = null;
+let typingAt = 0;
+let typingTimer = null;
+// typing, others': conversation key → Map(user id → {name, timer})
+const typers = new Map();
 
 class Conv {
   constructor(key, name) {
@@ -264,7 +294,7 @@ async function signIn(register) {
     if (register) {
       await new Api('').register(user, password);
     }
-    const c = new Client({ userName: user, password });
+    const c = new Client({ userName: user, password, platform: 'web' });
     wire(c);
     client = c;
     setConnState('connecting');
@@ -312,6 +342,8 @@ function wire(c) {
     updateBanner();
   });
   c.on('message', (m) => c === client && onMessage(m));
+  c.on('presence', (p) => c === client && onPresence(p));
+  c.on('typing', (t) => c === client && onTyping(t));
   c.on('status', (r) => c === client && onStatus(r));
   c.on('receipt', (r) => c === client && onReceipt(r));
   c.on('error', (e) => {
@@ -346,8 +378,15 @@ function enterChat() {
 
 function leaveChat(message) {
   clearInterval(onlineTimer);
+  stopTyping();
   const c = client;
   client = null;
+  clearTimeout(watchTimer);
+  watchTimer = null;
+  watchKey = '';
+  typingAt = 0;
+  for (const m of typers.values()) for (const t of m.values()) clearTimeout(t.timer);
+  typers.clear();
   if (c) c.close().catch(() => {});
   convs.clear();
   entries.clear();
@@ -360,6 +399,8 @@ function leaveChat(message) {
   document.title = 'gocim chat';
   el.messages.replaceChildren();
   el.online.replaceChildren();
+  renderConvPresence();
+  renderTyping();
   el.me.textContent = '';
   delete el.me.dataset.userId;
   show(el.chatView, false);
@@ -441,7 +482,15 @@ function renderConvList() {
     icon.textContent = c.kind === 'group' ? '#' : c.kind === 'broadcast' ? '*' : '@';
     const name = document.createElement('span');
     name.className = 'conv-name';
-    name.textContent = c.name;
+    let state = null;
+    if (c.kind === 'user') {
+      const dot = document.createElement('span');
+      dot.className = 'presence-dot';
+      dot.setAttribute('aria-hidden', 'true');
+      name.append(dot);
+      state = applyPresence(b, c.id);
+    }
+    name.append(c.name);
     const preview = document.createElement('span');
     preview.className = 'conv-preview';
     preview.textContent = c.preview;
@@ -451,7 +500,7 @@ function renderConvList() {
     badge.setAttribute('aria-label', `${c.unread.length} unread`);
     badge.hidden = c.unread.length === 0;
     b.append(icon, name, badge, preview);
-    b.setAttribute('aria-label', `${c.kind === 'group' ? 'Group ' : ''}${c.name}${c.unread.length ? `, ${c.unread.length} unread` : ''}`);
+    b.setAttribute('aria-label', `${c.kind === 'group' ? 'Group ' : ''}${c.name}${state ? (state.online ? ', online' : ', offline') : ''}${c.unread.length ? `, ${c.unread.length} unread` : ''}`);
     b.addEventListener('click', () => openConv(c.key, true));
     li.append(b);
     return li;
@@ -462,13 +511,17 @@ function renderConvList() {
   document.title = unread ? `(${unread}) gocim chat` : 'gocim chat';
   if (focused) el.convList.querySelector(`[data-conv="${CSS.escape(focused)}"]`)?.focus();
   show(el.noConvs, items.length === 0);
+  scheduleSubscribe();
 }
 
 function openConv(key, focusComposer) {
   const c = convs.get(key) || conv(key);
+  if (typingTo && typingTo.key !== c.key) stopTyping();
   current = c;
   el.convTitle.textContent = c.name;
   el.convTitle.dataset.conv = c.key;
+  renderConvPresence();
+  renderTyping();
   document.body.classList.add('conv-open');
   show(el.groupTools, c.kind === 'group');
   show(el.members, false);
@@ -653,6 +706,7 @@ function addMessage(m, { live }) {
 function onMessage(m) {
   learnName(m.from, m.fromName);
   addMessage(m, { live: true });
+  clearTyper(convKeyOfMessage(m), m.from);
   renderConvList();
 }
 
@@ -913,6 +967,188 @@ async function loadHistory(c) {
   updateLoadOlder();
 }
 
+// ------------------------------------------------------------------ presence
+
+// watchList: whom the page watches — the users of the conversation list
+// (by id; not the system, not oneself) and the members of the open group.
+function watchList() {
+  const users = [];
+  for (const c of convs.values()) {
+    if (c.kind === 'user' && /^[0-9]+$/.test(c.id) && c.id !== '0' && c.id !== me.userId) users.push(c.id);
+  }
+  users.sort((a, b) => (convs.get(`user:${b}`)?.lastTs || 0) - (convs.get(`user:${a}`)?.lastTs || 0));
+  users.splice(MAX_WATCHED);
+  users.sort();
+  const groups = current?.kind === 'group' ? [current.id] : [];
+  return { users, groups };
+}
+
+// scheduleSubscribe subscribes to the watch list a moment after it changed
+// (a burst of changes makes one SUBSCRIBE).
+function scheduleSubscribe() {
+  if (!client || !seeded) return;
+  const key = JSON.stringify(watchList());
+  clearTimeout(watchTimer);
+  watchTimer = null;
+  if (key === watchKey) return;
+  watchTimer = setTimeout(subscribeNow, SUBSCRIBE_DEBOUNCE_MS);
+}
+
+async function subscribeNow() {
+  watchTimer = null;
+  const c = client;
+  if (!c) return;
+  const { users, groups } = watchList();
+  const key = JSON.stringify({ users, groups });
+  if (key === watchKey) return;
+  watchKey = key;
+  if (users.length + groups.length === 0 && !c.subscription) return;
+  try {
+    await c.subscribe(users, groups);
+  } catch (err) {
+    if (c !== client || !(err instanceof GatewayError)) return; // replaced by a newer list, or logged out
+    // A group too large to watch, or one left meanwhile: the users alone.
+    if (groups.length) {
+      try {
+        await c.subscribe(users, []);
+      } catch {
+        // keep what is in force; the next change of the list tries again
+      }
+    }
+    console.warn('gocim: presence subscription refused:', describeError(err));
+  }
+  if (c === client) renderPresence();
+}
+
+// applyPresence sets node's data-presence from what the client knows of
+// userId and returns that state (null when not known).
+function applyPresence(node, userId) {
+  const s = client?.presenceOf(userId) || null;
+  if (s) node.dataset.presence = s.online ? 'online' : 'offline';
+  else delete node.dataset.presence;
+  return s;
+}
+
+function onPresence({ states }) {
+  for (const s of states) learnName(s.userId, s.userName);
+  renderPresence();
+}
+
+function renderPresence() {
+  renderConvList();
+  for (const li of el.members.querySelectorAll('[data-user]')) {
+    const st = applyPresence(li, li.dataset.user);
+    if (st) li.title = st.online ? 'online' : 'offline';
+  }
+  renderConvPresence();
+}
+
+// renderConvPresence shows whether the open conversation's peer is online.
+function renderConvPresence() {
+  const c = current;
+  const s = c && c.kind === 'user' && client ? client.presenceOf(c.id) : null;
+  if (!s) {
+    el.convPresence.textContent = '';
+    delete el.convPresence.dataset.presence;
+    el.convPresence.removeAttribute('title');
+    show(el.convPresence, false);
+    return;
+  }
+  const word = s.online ? 'online' : 'offline';
+  el.convPresence.textContent = word;
+  el.convPresence.dataset.presence = word;
+  el.convPresence.title = s.platform ? `${word} (${s.platform})` : word;
+  show(el.convPresence, true);
+}
+
+// ------------------------------------------------------------------ typing
+
+function typingTarget(c) {
+  if (!c) return null;
+  if (c.kind === 'group' || (c.kind === 'user' && c.id !== '0')) return { key: c.key, kind: c.kind, id: c.id };
+  return null;
+}
+
+function sendTyping(t, stopped) {
+  if (!client) return false;
+  try {
+    return t.kind === 'group' ? client.typingInGroup(t.id, stopped) : client.typing(t.id, stopped);
+  } catch {
+    return false;
+  }
+}
+
+// typingDue tells the open conversation that the user types: at once when
+// nothing was sent for TYPING_EVERY_MS, else once that is over (while the
+// draft stands). An indicator still shown there is left alone.
+function typingDue() {
+  clearTimeout(typingTimer);
+  typingTimer = null;
+  const t = typingTarget(current);
+  if (!client || !t || !el.composer.value.trim()) return;
+  if (typingTo && typingTo.key !== t.key) stopTyping();
+  const wait = typingAt + TYPING_EVERY_MS - Date.now();
+  if (wait > 0) {
+    if (!typingTo) typingTimer = setTimeout(typingDue, wait);
+    return;
+  }
+  if (sendTyping(t, false)) {
+    typingTo = t;
+    typingAt = Date.now();
+  }
+}
+
+// stopTyping takes back the indicator this page sent (the draft was
+// cleared or sent, or the user went to another conversation).
+function stopTyping() {
+  clearTimeout(typingTimer);
+  typingTimer = null;
+  const t = typingTo;
+  typingTo = null;
+  if (t) sendTyping(t, true);
+}
+
+function onTyping(t) {
+  if (!t.from || t.from === me.userId) return;
+  learnName(t.from, t.fromName);
+  const key = t.group ? `group:${t.group}` : `user:${t.from}`;
+  if (t.stopped) {
+    clearTyper(key, t.from);
+    return;
+  }
+  let m = typers.get(key);
+  if (!m) typers.set(key, (m = new Map()));
+  clearTimeout(m.get(t.from)?.timer);
+  m.set(t.from, { name: nameOf(t.from, t.fromName), timer: setTimeout(() => clearTyper(key, t.from), TYPING_SHOWN_MS) });
+  if (current?.key === key) renderTyping();
+}
+
+function clearTyper(key, from) {
+  const m = typers.get(key);
+  const t = m?.get(from);
+  if (!t) return;
+  clearTimeout(t.timer);
+  m.delete(from);
+  if (m.size === 0) typers.delete(key);
+  if (current?.key === key) renderTyping();
+}
+
+// renderTyping shows who is typing in the open conversation.
+function renderTyping() {
+  const m = current ? typers.get(current.key) : null;
+  const who = m ? [...m.values()].map((t) => t.name) : [];
+  if (who.length === 0) {
+    el.typing.textContent = '';
+    delete el.typing.dataset.users;
+    show(el.typing, false);
+    return;
+  }
+  el.typing.textContent =
+    who.length === 1 ? `${who[0]} is typing…` : who.length === 2 ? `${who[0]} and ${who[1]} are typing…` : `${who.length} people are typing…`;
+  el.typing.dataset.users = [...m.keys()].join(',');
+  show(el.typing, true);
+}
+
 // ------------------------------------------------------------------ actions
 
 function sendText() {
@@ -929,6 +1165,7 @@ function sendText() {
     else client.send(c.id, text);
     el.composer.value = '';
     autosize();
+    stopTyping();
   } catch (err) {
     toast(err instanceof ClientError && err.reason === 'stopped' ? 'Disconnected: log in again.' : describeError(err));
   }
@@ -1024,7 +1261,12 @@ async function toggleMembers() {
       learnName(u.userId, u.userName);
       const li = document.createElement('li');
       li.dataset.user = u.userId;
-      li.textContent = u.userName;
+      const dot = document.createElement('span');
+      dot.className = 'presence-dot';
+      dot.setAttribute('aria-hidden', 'true');
+      li.append(dot, u.userName);
+      const st = applyPresence(li, u.userId);
+      if (st) li.title = st.online ? 'online' : 'offline';
       return li;
     });
     el.members.replaceChildren(...items);
@@ -1057,6 +1299,9 @@ async function leaveCurrentGroup() {
     el.messages.replaceChildren();
     el.convTitle.textContent = 'Pick a conversation';
     delete el.convTitle.dataset.conv;
+    if (typingTo?.key === c.key) stopTyping();
+    renderConvPresence();
+    renderTyping();
     show(el.groupTools, false);
     for (const x of [el.composer, el.send, el.attach]) x.disabled = true;
     renderConvList();
@@ -1120,7 +1365,11 @@ el.composer.addEventListener('keydown', (ev) => {
     closeConv();
   }
 });
-el.composer.addEventListener('input', autosize);
+el.composer.addEventListener('input', () => {
+  autosize();
+  if (el.composer.value.trim()) typingDue();
+  else stopTyping();
+});
 el.attach.addEventListener('click', () => el.fileInput.click());
 el.fileInput.addEventListener('change', () => {
   const files = [...el.fileInput.files];

@@ -96,6 +96,7 @@ export type ClientErrorReason =
   | 'no-group'
   | 'timeout'
   | 'aborted'
+  | 'superseded'
   | 'bad-options'
   | 'bad-ref'
   | 'not-a-file'
@@ -117,6 +118,7 @@ export declare class ClientError extends Error {
   static readonly NO_GROUP: 'no-group';
   static readonly TIMEOUT: 'timeout';
   static readonly ABORTED: 'aborted';
+  static readonly SUPERSEDED: 'superseded';
 }
 
 /** Where the client keeps its state between page loads (localStorage by default). */
@@ -298,6 +300,52 @@ export interface ApiOptions {
   fetch?: typeof fetch;
   /** Bound of one call (default 10 s); uploads get more by their size. */
   timeoutMs?: number;
+  /** The platform logins name unless login() is given one (default "": none). */
+  platform?: Platform | string;
+}
+
+/** The kinds of client a login may name (the route also takes another [a-z0-9-]{1,16}). */
+export type Platform = 'terminal' | 'web' | 'mobile' | 'desktop' | 'device';
+
+/** One user's state as GET /presence reports it. */
+export interface UserPresence {
+  userId: string;
+  userName: string;
+  online: boolean;
+  /** When its session came online (unix ms); 0 offline. */
+  since: number;
+}
+
+/** One watched user's state as SUBSCRIBE's snapshot and PRESENCE changes give it. */
+export interface PresenceState {
+  userId: string;
+  userName: string;
+  /** A confirmed route on a live gateway. */
+  online: boolean;
+  /** The platform of the session that came or went ("" when its login named none). */
+  platform: string;
+  /** When the route saw it (snapshot: when it was asked), unix ms; the client keeps the newest per user. */
+  atMs: number;
+}
+
+/** The detail of a 'presence' event. */
+export interface PresenceEvent {
+  /** snapshot: every watched user (the answer to a subscribe, also after a reconnect); otherwise the changes. */
+  states: PresenceState[];
+  snapshot: boolean;
+}
+
+/** The detail of a 'typing' event. */
+export interface TypingEvent {
+  /** Who is typing (user id) and their name. */
+  from: string;
+  fromName: string;
+  /** This user's id for a private indicator ("" in a group). */
+  to: string;
+  /** The group it is typing in ("" for a private one). */
+  group: string;
+  /** The user stopped typing (cleared the draft); otherwise show it for a few seconds. */
+  stopped: boolean;
 }
 
 /** A client of the route's public HTTP API. Use one per user. */
@@ -308,14 +356,18 @@ export declare class Api {
   timeoutMs: number;
   /** The bearer sent on session calls: the latest login's ("" for none). */
   accessToken: string;
+  /** The platform logins name unless login() is given one ("" for none). */
+  platform: string;
   /** The user and session of the latest login. */
   userId: string;
   sessionId: string;
 
   register(userName: string, password: string, opts?: CallOptions): Promise<User>;
-  /** By user name or decimal user id. */
-  login(user: string, password: string, opts?: CallOptions): Promise<LoginResult>;
+  /** By user name or decimal user id; platform (else the Api's) goes with it. */
+  login(user: string, password: string, opts?: CallOptions & { platform?: Platform | string }): Promise<LoginResult>;
   onlineUsers(opts?: CallOptions): Promise<User[]>;
+  /** GET /presence?users=… (ids or names, at most 100), in the order asked; an unknown user is ApiError 9100. */
+  presence(users: string | string[], opts?: CallOptions): Promise<UserPresence[]>;
   offline(opts?: CallOptions): Promise<void>;
   history(q?: HistoryQuery, opts?: CallOptions): Promise<HistoryPage>;
   historyFill(q?: HistoryQuery, n?: number, opts?: CallOptions): Promise<HistoryPage>;
@@ -343,6 +395,8 @@ export interface ClientOptions {
   /** The account's name, or its decimal user id. */
   userName: string;
   password: string;
+  /** The kind of client the login names (default "web"; "" for none): presence events and webhooks report it. */
+  platform?: Platform | string;
   /** Where the position, outbox and statuses are kept per route and user (default localStorage, else memory; false: memory). */
   storage?: StorageLike | false | null;
   /** fetch for the route calls (default the global one). */
@@ -410,6 +464,10 @@ export interface ClientEventMap {
   error: GatewayError;
   /** A send was rate limited and will be written again (once per message). */
   retrying: GatewayError;
+  /** Watched users' states: a subscribe's snapshot (also after each reconnect) or changes (newer than what the client had, of watched users only). */
+  presence: PresenceEvent;
+  /** A user is typing to this user or in one of its groups (stopped: no more). */
+  typing: TypingEvent;
   /** Stopped for good: a KICK (logged in elsewhere, logged off) or a refused login. */
   kicked: { reason: string; error: GatewayError | null; gateway: string };
   closed: Record<string, never>;
@@ -451,6 +509,8 @@ export declare class Client extends EventTarget {
   readonly caughtUp: boolean;
   /** How many sent messages wait for the route's answer. */
   readonly pending: number;
+  /** The presence subscription in force (as given), or null. */
+  readonly subscription: { users: string[]; groups: string[] } | null;
 
   /** Calls fn(detail) for each event of type; returns a function that stops it. */
   on<K extends ClientEventType>(type: K, fn: (detail: ClientEventMap[K], event: CustomEvent<ClientEventMap[K]>) => void): () => void;
@@ -493,6 +553,29 @@ export declare class Client extends EventTarget {
    * the next link. Returns how many messages it named.
    */
   markRead(items: Array<Message | Pick<Message, 'msgId' | 'seq' | 'from' | 'group'> | string> | Message | string): number;
+
+  /**
+   * Watches users (ids or names) and the members of groups (this user must
+   * be a member), replacing the previous subscription (none of either: ends
+   * it). Resolves to every watched user's state (groups' members after the
+   * users, this user left out); changes then come as 'presence' events. It
+   * waits for a link when offline and is sent again after every reconnect.
+   * A refusal rejects with the GatewayError (9100 unknown user, 4030 not a
+   * member, 9200 no such group, 3000 too many) and the previous
+   * subscription stays; a later subscribe before this one went out rejects
+   * it with ClientError 'superseded'.
+   */
+  subscribe(users?: string | string[], groups?: string | string[], opts?: CallOptions): Promise<PresenceState[]>;
+  /** The latest state of a watched user, by id (null when not watched). */
+  presenceOf(userId: string): PresenceState | null;
+  /**
+   * Tells a user (id or name) that this user is typing, or stopped (the
+   * draft was cleared or sent). Live only: false when there is no link to
+   * write it on. Send one when typing starts and at most every few seconds.
+   */
+  typing(to: string, stopped?: boolean): boolean;
+  /** typing() to a group's online members (groups of at most 200). */
+  typingInGroup(gid: string, stopped?: boolean): boolean;
 
   onlineUsers(opts?: CallOptions): Promise<User[]>;
   history(q?: HistoryQuery, opts?: CallOptions): Promise<HistoryPage>;

@@ -4,10 +4,11 @@
 // Two layers, as in the Go SDK (cim-client/client):
 //
 //   - Api is a thin client of the route's public HTTP API: register, login,
-//     online users, log-off, history, uploads and downloads, groups, delayed
-//     messages. Failures the route reports are thrown as ApiError carrying
-//     the route's result code. It keeps the access token of its latest
-//     login and sends it as "Authorization: Bearer" where the route wants it.
+//     online users, presence, log-off, history, uploads and downloads,
+//     groups, delayed messages. Failures the route reports are thrown as
+//     ApiError carrying the route's result code. It keeps the access token
+//     of its latest login and sends it as "Authorization: Bearer" where the
+//     route wants it.
 //   - Client logs in through the route, opens a WebSocket to the gateway
 //     the route names (server.wsUrl, subprotocol "gocim.json": every message
 //     one Frame of proto/cim.proto in protojson), and keeps it alive on its
@@ -28,6 +29,16 @@
 // kept in a Storage (localStorage by default) per route and user, so a page
 // reload resumes where it was.
 //
+// Presence and typing (docs/ARCHITECTURE.md, "Presence and typing"): the
+// login names the platform (option platform, "web" by default).
+// subscribe(users, groups) watches users and groups' members: its answer
+// is a snapshot of their states, then changes come as 'presence' events;
+// the client subscribes again after every reconnect and keeps per user the
+// newest state (highest atMs), ignoring changes of users it does not
+// watch. typing()/typingInGroup() tell a peer or a group's online members
+// that the user is typing (live only: nothing stored, dropped offline);
+// theirs come as 'typing' events.
+//
 // Events (Client is an EventTarget; each event is a CustomEvent whose
 // detail is the payload; client.on(type, fn) calls fn(detail)):
 //
@@ -40,6 +51,8 @@
 //   status       SentMessage        one of this client's messages changed status
 //   error        GatewayError       an ERROR frame: the final answer to a send (clientMsgId set) or about the link
 //   retrying     GatewayError       a send was rate limited and will be sent again
+//   presence     {states, snapshot} watched users' states: a SUBSCRIBE's snapshot (every watched user) or changes
+//   typing       {from, fromName, to, group, stopped}  a user is typing to us or in one of our groups (stopped: no more)
 //   kicked       {reason, error}    stopped for good (logged in elsewhere, login refused); no reconnects
 //   closed       {}                 close() finished
 //
@@ -152,6 +165,7 @@ ClientError.NO_RECIPIENT = 'no-recipient';
 ClientError.NO_GROUP = 'no-group';
 ClientError.TIMEOUT = 'timeout';
 ClientError.ABORTED = 'aborted';
+ClientError.SUPERSEDED = 'superseded';
 
 // stopError ends a link in a way reconnecting cannot fix (a KICK, an ERROR
 // saying the session is not ours any more).
@@ -333,7 +347,7 @@ function toGroup(g) {
 export class Api {
   /**
    * @param {string} routeUrl the route's base URL, e.g. "http://127.0.0.1:8080"; "" for the page's own origin
-   * @param {{fetch?: Function, timeoutMs?: number}} [options]
+   * @param {{fetch?: Function, timeoutMs?: number, platform?: string}} [options]
    */
   constructor(routeUrl = '', options = {}) {
     this.base = String(routeUrl || '').replace(/\/+$/, '');
@@ -341,6 +355,8 @@ export class Api {
     if (typeof f !== 'function') throw new ClientError('no-fetch', 'no fetch function');
     this._fetch = options.fetch ? f : f.bind(globalThis);
     this.timeoutMs = options.timeoutMs ?? Defaults.httpTimeoutMs;
+    /** The platform logins name (terminal, web, mobile, desktop, device; "" for none) unless login() is given one. */
+    this.platform = String(options.platform ?? '');
     /** The bearer sent on session calls ("" for none); the latest login's. */
     this.accessToken = '';
     /** The user and session of the latest login. */
@@ -405,11 +421,14 @@ export class Api {
   }
 
   /**
-   * Logs in (POST /login) by user name or decimal user id. The answer's
-   * access token becomes the Api's bearer.
+   * Logs in (POST /login) by user name or decimal user id, naming the
+   * platform (option, else the Api's; "" for none). The answer's access
+   * token becomes the Api's bearer.
    */
-  async login(user, password, { signal } = {}) {
+  async login(user, password, { signal, platform } = {}) {
     const req = isUserId(user) ? { userId: user, password } : { userName: user, password };
+    const pf = String(platform ?? this.platform ?? '');
+    if (pf) req.platform = pf;
     const d = await this._request('POST', '/login', { json: req, signal });
     const s = d?.server || {};
     const res = {
@@ -440,6 +459,20 @@ export class Api {
   async onlineUsers({ signal } = {}) {
     const d = await this._request('GET', '/onlineUser', { auth: true, signal });
     return Array.isArray(d) ? d.map(toUser) : [];
+  }
+
+  /**
+   * Users' presence (GET /presence?users=…, ids or names, at most 100), in
+   * the order asked: [{userId, userName, online, since (unix ms the session
+   * came online; 0 offline)}]. An unknown user is ApiError code 9100.
+   */
+  async presence(users, { signal } = {}) {
+    const list = [].concat(users ?? []).map((u) => String(u).trim()).filter(Boolean);
+    if (list.length === 0) return [];
+    const p = new URLSearchParams({ users: list.join(',') });
+    const d = await this._request('GET', `/presence?${p}`, { auth: true, signal });
+    const out = Array.isArray(d?.users) ? d.users : [];
+    return out.map((u) => ({ userId: String(u?.userId ?? ''), userName: String(u?.userName ?? ''), online: u?.online === true, since: num(u?.since) }));
   }
 
   /** Logs the session off at once (POST /offLine): the route forgets it and the gateway closes it. */
@@ -680,6 +713,28 @@ function wireReceipt(rc, item) {
 
 function wireError(e) {
   return new GatewayError(num(e?.code), String(e?.text ?? ''), String(e?.clientMsgId ?? ''));
+}
+
+// wirePresenceState turns a protojson PresenceState into the PresenceState
+// the application sees.
+function wirePresenceState(s) {
+  return {
+    userId: String(s?.userId ?? ''),
+    userName: String(s?.userName ?? ''),
+    online: s?.online === true,
+    platform: String(s?.platform ?? ''),
+    atMs: num(s?.atMs),
+  };
+}
+
+function wireTyping(t) {
+  return {
+    from: String(t?.from ?? ''),
+    fromName: String(t?.fromName ?? ''),
+    to: String(t?.to ?? ''),
+    group: String(t?.group ?? ''),
+    stopped: t?.stopped === true,
+  };
 }
 
 // Protobuf sizes, to refuse a message that does not fit in one frame
@@ -1554,6 +1609,8 @@ const PERSIST_OUTBOX_BYTES = 2 << 20;
 const MAX_PENDING_READS = 1000;
 const MAX_READ_IDS = 100;
 const INLINE_RESERVE = 1024;
+// SUBSCRIBE req_ids start here, apart from the LOGIN's (as the Go SDK's).
+const SUBSCRIBE_REQ_BASE = 2 ** 40;
 
 function newIds() {
   const b = new Uint8Array(8);
@@ -1585,6 +1642,7 @@ export class Client extends EventTarget {
     if (!options.password) throw new ClientError('bad-options', 'password is required');
     const o = { ...Defaults };
     for (const [k, v] of Object.entries(options)) if (v !== undefined) o[k] = v;
+    o.platform = options.platform === undefined || options.platform === null ? 'web' : String(options.platform);
     if (o.reconnectMinMs > o.reconnectMaxMs) throw new ClientError('bad-options', 'reconnectMinMs is above reconnectMaxMs');
     this.opts = o;
     this.routeUrl = String(options.routeUrl || '').replace(/\/+$/, '');
@@ -1623,6 +1681,10 @@ export class Client extends EventTarget {
     this._caughtUp = false;
     this._closed = null;
     this._unlisten = [];
+    // Presence: the subscription in force (null: none), what it learned of
+    // the watched users (userId → PresenceState), the last req_id handed
+    // out, and the subscribe() calls waiting for their answer by req_id.
+    this._pres = { sub: null, states: new Map(), req: 0, waiting: new Map() };
   }
 
   // ------------------------------------------------------------ events
@@ -1725,7 +1787,7 @@ export class Client extends EventTarget {
 
   // _connect runs one login: route /login, WebSocket, LOGIN → LOGIN_ACK.
   async _connect(signal) {
-    const res = await this.api.login(this.opts.userName, this.opts.password, { signal });
+    const res = await this.api.login(this.opts.userName, this.opts.password, { signal, platform: this.opts.platform });
     this._load(res.userId);
     if (!res.server.wsUrl) {
       throw new Error(`gateway ${res.server.id || '?'} has no WebSocket listener (no server.wsUrl in the login answer)`);
@@ -1845,6 +1907,8 @@ export class Client extends EventTarget {
       this._out.wrote(r, now);
     }
     if (reack.seq > 0 && reack.seq > this._acks.acked && l.send(ackFrame(reack.seq))) this._acks.sent(reack.seq, Date.now());
+    this._resubscribe(l);
+    if (l.done || this._cur !== l) return;
     this._open = true;
     this._flushReads(l);
     this._setState('online');
@@ -1941,6 +2005,7 @@ export class Client extends EventTarget {
     clearTimeout(this._saveTimer);
     this._saveTimer = null;
     this._stateKey = '';
+    this._failSubscribes(this._stopErr);
     this._setState('stopped');
     this._emit('kicked', { reason, error: error || null, gateway });
   }
@@ -2062,6 +2127,7 @@ export class Client extends EventTarget {
       }
       case 'ERROR': {
         const e = wireError(f.error);
+        if (this._subscribeRefused(num(f.reqId), e)) return; // subscribe() rejects with it
         if (e.code === Codes.Unauthorized || e.code === Codes.KickedElsewhere) {
           l.fail(new StopError(e.message, e));
           return;
@@ -2079,6 +2145,12 @@ export class Client extends EventTarget {
       }
       case 'KICK':
         l.fail(new StopError(kickReason(f.kick)));
+        return;
+      case 'PRESENCE':
+        this._presence(f);
+        return;
+      case 'TYPING':
+        if (f.typing) this._emit('typing', wireTyping(f.typing));
         return;
       default:
         // A newer gateway's frame type: nothing to do with it.
@@ -2415,6 +2487,171 @@ export class Client extends EventTarget {
     }
   }
 
+  // ------------------------------------------------------------ presence
+
+  /**
+   * Watches the presence of users (ids or names) and of the members of
+   * groups (this user must be a member of each), replacing the previous
+   * subscription; with neither it ends it. It resolves to the current state
+   * of every watched user (groups' members after the users, this user left
+   * out of groups); changes then come as 'presence' events. Offline, the
+   * SUBSCRIBE waits for the next link; after every reconnect the client
+   * subscribes again by itself (the snapshot comes as a 'presence' event).
+   * A refused subscription (unknown user: GatewayError 9100; not a member:
+   * 4030; no such group: 9200; too many users: 3000) rejects with the
+   * GatewayError and leaves the previous one in force. A later subscribe()
+   * before this one was sent rejects it (ClientError 'superseded'); an
+   * aborted signal rejects it but the subscription stays (the gateway may
+   * answer it still).
+   */
+  subscribe(users = [], groups = [], { signal } = {}) {
+    if (this._stopErr) return Promise.reject(this._stopErr);
+    if (this._closing) return Promise.reject(new ClientError(ClientError.CLOSED, 'closed'));
+    if (!this._started) return Promise.reject(new ClientError(ClientError.NOT_STARTED, 'not started'));
+    if (signal?.aborted) return Promise.reject(abortError(signal));
+    const names = (x) => [].concat(x ?? []).map((v) => String(v).trim()).filter(Boolean);
+    const sub = { users: names(users), groups: names(groups) };
+    const p = this._pres;
+    const req = SUBSCRIBE_REQ_BASE + ++p.req;
+    const prev = p.sub;
+    p.sub = sub;
+    return new Promise((resolve, reject) => {
+      const onAbort = () => {
+        if (p.waiting.get(req) !== w) return;
+        p.waiting.delete(req);
+        reject(abortError(signal));
+      };
+      const w = {
+        req,
+        sub,
+        prev,
+        link: null,
+        resolve: (v) => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve(v);
+        },
+        reject: (e) => {
+          signal?.removeEventListener('abort', onAbort);
+          reject(e);
+        },
+      };
+      p.waiting.set(req, w);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      const l = this._cur;
+      if (l && this._open && l.send(subscribeFrame(req, sub))) w.link = l;
+    });
+  }
+
+  /** The latest state learned of a watched user, by id (null when not watched or not known yet). */
+  presenceOf(userId) {
+    const s = this._pres.states.get(String(userId));
+    return s ? { ...s } : null;
+  }
+
+  /** The subscription in force ({users, groups} as given), or null. */
+  get subscription() {
+    const sub = this._pres.sub;
+    return sub ? { users: [...sub.users], groups: [...sub.groups] } : null;
+  }
+
+  // _resubscribe sends the subscription in force on a new link: the
+  // subscribe() call that set it reuses its req_id (it was never sent, or
+  // its link died before the answer); calls it replaced are rejected.
+  // Without a waiting call it goes with a new req_id and its answer is only
+  // a 'presence' event.
+  _resubscribe(l) {
+    const p = this._pres;
+    let sent = false;
+    for (const w of [...p.waiting.values()]) {
+      if (w.link && !w.link.done) continue; // answered on its live link
+      if (w.sub !== p.sub || sent) {
+        p.waiting.delete(w.req);
+        w.reject(new ClientError(ClientError.SUPERSEDED, 'subscribe: replaced by a later subscribe before it was answered'));
+        continue;
+      }
+      w.link = l;
+      sent = true;
+      if (!l.send(subscribeFrame(w.req, w.sub))) w.link = null;
+    }
+    if (sent || !p.sub || p.sub.users.length + p.sub.groups.length === 0) return;
+    l.send(subscribeFrame(SUBSCRIBE_REQ_BASE + ++p.req, p.sub));
+  }
+
+  // _presence takes a PRESENCE frame: a snapshot replaces what the client
+  // knew (and answers the subscribe() of its req_id); a change is kept and
+  // reported for watched users only, and only when it is not older than
+  // what the client has.
+  _presence(f) {
+    const pr = f.presence || {};
+    const states = (Array.isArray(pr.states) ? pr.states : []).map(wirePresenceState);
+    const p = this._pres;
+    if (pr.snapshot === true) {
+      p.states = new Map(states.map((s) => [s.userId, s]));
+      const req = num(f.reqId);
+      const w = p.waiting.get(req);
+      if (w) {
+        p.waiting.delete(req);
+        w.resolve(states.map((s) => ({ ...s })));
+      }
+      this._emit('presence', { states: states.map((s) => ({ ...s })), snapshot: true });
+      return;
+    }
+    const kept = [];
+    for (const s of states) {
+      const old = p.states.get(s.userId);
+      if (!old || old.atMs > s.atMs) continue;
+      p.states.set(s.userId, s);
+      kept.push({ ...s });
+    }
+    if (kept.length) this._emit('presence', { states: kept, snapshot: false });
+  }
+
+  // _subscribeRefused hands an ERROR answering a subscribe() to its caller
+  // (the previous subscription is in force again) and reports whether it
+  // did.
+  _subscribeRefused(req, e) {
+    if (req < SUBSCRIBE_REQ_BASE) return false;
+    const p = this._pres;
+    const w = p.waiting.get(req);
+    if (!w) return false;
+    p.waiting.delete(req);
+    if (p.sub === w.sub) p.sub = w.prev;
+    w.reject(e);
+    return true;
+  }
+
+  _failSubscribes(err) {
+    const p = this._pres;
+    const ws = [...p.waiting.values()];
+    p.waiting.clear();
+    for (const w of ws) w.reject(err);
+  }
+
+  /**
+   * Tells a user (id or name) that this user is typing (stopped: that it
+   * stopped, e.g. the draft was cleared). Live only: nothing is stored or
+   * answered, it is dropped when offline (false) and a recipient offline
+   * never sees it; the gateway drops indicators over its rate, so send one
+   * when typing starts and at most every few seconds after.
+   */
+  typing(to, stopped = false) {
+    if (!to) throw new ClientError(ClientError.NO_RECIPIENT, 'no recipient');
+    return this._sendTyping({ to: String(to) }, stopped);
+  }
+
+  /** typing() to a group's online members (groups of at most 200 members; larger ones get none). */
+  typingInGroup(gid, stopped = false) {
+    if (!gid) throw new ClientError(ClientError.NO_GROUP, 'no group');
+    return this._sendTyping({ group: String(gid) }, stopped);
+  }
+
+  _sendTyping(t, stopped) {
+    if (stopped) t.stopped = true;
+    const l = this._cur;
+    if (this._stopErr || this._closing || !l || !this._open) return false;
+    return l.send({ type: 'TYPING', typing: t });
+  }
+
   // ------------------------------------------------------------ the route
 
   _needLogin() {
@@ -2533,6 +2770,7 @@ export class Client extends EventTarget {
       }
     }
     this._life.abort(new ClientError(ClientError.CLOSED, 'closed'));
+    this._failSubscribes(new ClientError(ClientError.CLOSED, 'closed'));
     if (this._cur) this._cur.fail(new ClientError(ClientError.CLOSED, 'closed'));
     clearTimeout(this._controlTimer);
     this._unlisten.forEach((f) => f());
@@ -2645,6 +2883,13 @@ function persistRecord(r) {
   if (r.read) p.read = r.read;
   if (r.error) p.error = { code: r.error.code, text: r.error.text };
   return p;
+}
+
+function subscribeFrame(req, sub) {
+  const s = {};
+  if (sub.users.length) s.users = sub.users;
+  if (sub.groups.length) s.groups = sub.groups;
+  return { type: 'SUBSCRIBE', reqId: String(req), subscribe: s };
 }
 
 function ackFrame(seq) {

@@ -4,7 +4,7 @@
 // one protojson Frame per text message.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Client, MemoryStorage, Codes, base64ToBytes, bytesToBase64, utf8Decode, utf8Encode } from '../static/gocim.js';
+import { Api, Client, ClientError, GatewayError, MemoryStorage, Codes, base64ToBytes, bytesToBase64, utf8Decode, utf8Encode } from '../static/gocim.js';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -44,6 +44,10 @@ class Cluster {
         });
       }
       if (u.pathname === '/offLine') return reply(200, 9000, null);
+      if (u.pathname === '/presence') {
+        const users = (u.searchParams.get('users') || '').split(',');
+        return reply(200, 9000, { users: users.map((n, i) => (i === 0 ? { userId: '8', userName: n, online: true, since: 1700000000000 } : { userId: String(9 + i), userName: n, online: false })) });
+      }
       if (u.pathname === '/history') {
         return reply(200, 9000, { messages: [{ msgId: 'h1', seq: 4, from: '8', fromName: 'bob', to: '7', kind: 0, body: 'old', file: null, timestampMs: 5 }, { msgId: 'h2', seq: 9, from: '8', fromName: 'bob', to: '7', group: '5', groupSeq: 9, kind: 1, body: bytesToBase64(utf8Encode('xy')), file: { ref: '', size: 2, name: 'a.txt', contentType: 'text/plain' }, timestampMs: 6 }], next: '' });
       }
@@ -124,7 +128,7 @@ function newClient(cluster, opts = {}) {
     ...opts,
   });
   const events = [];
-  for (const t of ['state', 'connected', 'disconnected', 'synced', 'message', 'receipt', 'status', 'error', 'retrying', 'kicked', 'closed']) {
+  for (const t of ['state', 'connected', 'disconnected', 'synced', 'message', 'receipt', 'status', 'error', 'retrying', 'presence', 'typing', 'kicked', 'closed']) {
     c.on(t, (d) => events.push({ t, d }));
   }
   c.events = events;
@@ -457,4 +461,236 @@ test('a message too large for one frame is refused at once', async () => {
   assert.throws(() => c.send('bob', 'x'.repeat(200)), /frame limit/);
   c.send('bob', 'short');
   await c.close();
+});
+
+// ------------------------------------------------------------ presence and typing
+
+const SUB_BASE = 2 ** 40;
+
+// settled is 'pending' when p is not settled after the pending callbacks ran.
+function settled(p) {
+  return Promise.race([p.then(() => 'resolved', () => 'rejected'), sleep(5).then(() => 'pending')]);
+}
+
+function state(userId, online, atMs, extra = {}) {
+  return { userId, userName: `u${userId}`, online, platform: 'web', atMs: String(atMs), ...extra };
+}
+
+function snapshot(reqId, states) {
+  return { type: 'PRESENCE', reqId: String(reqId), presence: { snapshot: true, states } };
+}
+
+function changes(states) {
+  return { type: 'PRESENCE', presence: { states } };
+}
+
+test('the login names the platform: web by default, or the option', async () => {
+  const cl = new Cluster();
+  const c = await started(cl);
+  const body = JSON.parse(cl.calls.find((x) => x.path === '/login').body);
+  assert.equal(body.platform, 'web');
+  assert.equal(body.userName, 'ann');
+  await c.close();
+
+  const cl2 = new Cluster();
+  const c2 = await started(cl2, { platform: 'desktop' });
+  assert.equal(JSON.parse(cl2.calls.find((x) => x.path === '/login').body).platform, 'desktop');
+  await c2.close();
+
+  const cl3 = new Cluster();
+  const c3 = await started(cl3, { platform: '' });
+  assert.equal(JSON.parse(cl3.calls.find((x) => x.path === '/login').body).platform, undefined);
+  await c3.close();
+});
+
+test('subscribe: the snapshot answers it; newer changes of watched users are kept, stale and unwatched ones ignored', async () => {
+  const cl = new Cluster();
+  const c = await started(cl);
+  const ws = cl.ws;
+  const p = c.subscribe(['bob'], ['5']);
+  const up = ws.of('SUBSCRIBE');
+  assert.equal(up.length, 1);
+  assert.deepEqual(up[0].subscribe, { users: ['bob'], groups: ['5'] });
+  const req = Number(up[0].reqId);
+  assert.ok(req > SUB_BASE, `reqId ${up[0].reqId} above 2^40`);
+  assert.equal(typeof up[0].reqId, 'string'); // uint64 in protojson
+
+  // A snapshot answering another request does not settle this one.
+  ws.push(snapshot(req + 1000, []));
+  ws.push(snapshot(req, [state('8', false, 100, { userName: 'bob', platform: '' }), state('9', true, 100, { platform: 'mobile' })]));
+  const states = await p;
+  assert.deepEqual(states, [
+    { userId: '8', userName: 'bob', online: false, platform: '', atMs: 100 },
+    { userId: '9', userName: 'u9', online: true, platform: 'mobile', atMs: 100 },
+  ]);
+  assert.deepEqual(c.presenceOf('9'), { userId: '9', userName: 'u9', online: true, platform: 'mobile', atMs: 100 });
+  assert.equal(c.presenceOf('10'), null);
+  const snaps = c.of('presence').filter((e) => e.snapshot);
+  assert.equal(snaps.at(-1).states.length, 2);
+
+  // bob comes online: kept and reported.
+  ws.push(changes([state('8', true, 200, { userName: 'bob' })]));
+  assert.equal(c.presenceOf('8').online, true);
+  assert.deepEqual(c.of('presence').at(-1), { states: [{ userId: '8', userName: 'bob', online: true, platform: 'web', atMs: 200 }], snapshot: false });
+  const n = c.of('presence').length;
+
+  // An older change that passed it on the way: ignored, not reported.
+  ws.push(changes([state('8', false, 150)]));
+  assert.equal(c.presenceOf('8').online, true);
+  assert.equal(c.presenceOf('8').atMs, 200);
+  assert.equal(c.of('presence').length, n);
+
+  // A user not in the snapshot: ignored.
+  ws.push(changes([state('42', true, 300)]));
+  assert.equal(c.presenceOf('42'), null);
+  assert.equal(c.of('presence').length, n);
+
+  // A mixed frame reports only what it kept.
+  ws.push(changes([state('42', true, 300), state('9', false, 300), state('8', false, 100)]));
+  assert.deepEqual(c.of('presence').at(-1).states.map((s) => [s.userId, s.online]), [['9', false]]);
+  assert.equal(c.presenceOf('9').online, false);
+  await c.close();
+});
+
+test('a refused subscribe rejects with the GatewayError; the previous subscription stays', async () => {
+  const cl = new Cluster();
+  const c = await started(cl);
+  const ws = cl.ws;
+  const p1 = c.subscribe('bob');
+  const r1 = ws.of('SUBSCRIBE')[0].reqId;
+  ws.push(snapshot(r1, [state('8', true, 100)]));
+  await p1;
+
+  const p2 = c.subscribe(['nobody-here'], []);
+  const r2 = ws.of('SUBSCRIBE')[1].reqId;
+  assert.notEqual(r2, r1);
+  ws.push({ type: 'ERROR', reqId: r2, error: { code: Codes.BadAccount, text: 'unknown user nobody-here' } });
+  await assert.rejects(p2, (e) => e instanceof GatewayError && e.code === Codes.BadAccount && /nobody-here/.test(e.text));
+  assert.equal(c.of('error').length, 0); // the answer to a call: not an event
+  assert.equal(c.state, 'online'); // and not about the link
+  assert.deepEqual(c.subscription, { users: ['bob'], groups: [] });
+  assert.equal(c.presenceOf('8').online, true); // what it knew stays
+
+  // The next link subscribes to what is in force: bob.
+  ws.drop();
+  const ws2 = await cl.accept();
+  await until(() => ws2.of('SUBSCRIBE').length === 1, 'the resubscribe');
+  assert.deepEqual(ws2.of('SUBSCRIBE')[0].subscribe, { users: ['bob'] });
+  await c.close();
+});
+
+test('subscribes again after a reconnect; a subscribe made offline or cut off goes on the next link', async () => {
+  const cl = new Cluster();
+  const c = await started(cl);
+  const ws1 = cl.ws;
+  const p = c.subscribe(['bob', 'carol'], ['5']);
+  ws1.push(snapshot(ws1.of('SUBSCRIBE')[0].reqId, [state('8', true, 100), state('9', false, 100)]));
+  await p;
+
+  ws1.drop();
+  await until(() => c.state === 'reconnecting', 'reconnecting');
+  const ws2 = await cl.accept();
+  await until(() => ws2.of('SUBSCRIBE').length === 1, 'the resubscribe');
+  const again = ws2.of('SUBSCRIBE')[0];
+  assert.deepEqual(again.subscribe, { users: ['bob', 'carol'], groups: ['5'] });
+  assert.ok(Number(again.reqId) > SUB_BASE);
+  assert.notEqual(again.reqId, ws1.of('SUBSCRIBE')[0].reqId);
+  // Its snapshot replaces what the client knew and comes as an event.
+  ws2.push(snapshot(again.reqId, [state('8', false, 500), state('9', true, 500)]));
+  assert.deepEqual(c.of('presence').at(-1), {
+    snapshot: true,
+    states: [
+      { userId: '8', userName: 'u8', online: false, platform: 'web', atMs: 500 },
+      { userId: '9', userName: 'u9', online: true, platform: 'web', atMs: 500 },
+    ],
+  });
+  assert.equal(c.presenceOf('8').online, false);
+
+  // A subscribe whose link dies before the answer, and one made while
+  // offline that replaces it: the first is superseded, the second goes on
+  // the next link with its own req_id and settles with that snapshot.
+  const cut = c.subscribe(['dave']);
+  assert.equal(ws2.of('SUBSCRIBE').length, 2);
+  ws2.drop();
+  await until(() => c.state === 'reconnecting', 'reconnecting again');
+  const offline = c.subscribe(['erin']);
+  assert.equal(await settled(cut), 'pending'); // until a link decides
+  const ws3 = await cl.accept();
+  await assert.rejects(cut, (e) => e instanceof ClientError && e.reason === ClientError.SUPERSEDED);
+  await until(() => ws3.of('SUBSCRIBE').length === 1, 'the offline subscribe');
+  const sent = ws3.of('SUBSCRIBE')[0];
+  assert.deepEqual(sent.subscribe, { users: ['erin'] });
+  ws3.push(snapshot(sent.reqId, [state('11', true, 900)]));
+  assert.deepEqual((await offline).map((s) => s.userId), ['11']);
+  await c.close();
+});
+
+test('without a subscription nothing is sent on a new link; pending subscribes fail on close', async () => {
+  const cl = new Cluster();
+  const c = await started(cl);
+  cl.ws.drop();
+  const ws2 = await cl.accept();
+  await until(() => c.state === 'online', 'online');
+  assert.equal(ws2.of('SUBSCRIBE').length, 0);
+  const p = c.subscribe(['bob']);
+  await c.close();
+  await assert.rejects(p, (e) => e instanceof ClientError && e.reason === ClientError.CLOSED);
+  await assert.rejects(c.subscribe(['bob']), (e) => e instanceof ClientError);
+});
+
+test('typing frames: to a user or a group, stopped only when set', async () => {
+  const cl = new Cluster();
+  const c = await started(cl);
+  const ws = cl.ws;
+  assert.equal(c.typing('bob'), true);
+  assert.equal(c.typing('8', true), true);
+  assert.equal(c.typingInGroup('5'), true);
+  assert.equal(c.typingInGroup(5, true), true);
+  assert.deepEqual(ws.of('TYPING'), [
+    { type: 'TYPING', typing: { to: 'bob' } },
+    { type: 'TYPING', typing: { to: '8', stopped: true } },
+    { type: 'TYPING', typing: { group: '5' } },
+    { type: 'TYPING', typing: { group: '5', stopped: true } },
+  ]);
+  assert.throws(() => c.typing(''), (e) => e instanceof ClientError && e.reason === ClientError.NO_RECIPIENT);
+  assert.throws(() => c.typingInGroup(''), (e) => e instanceof ClientError && e.reason === ClientError.NO_GROUP);
+  // Live only: offline it is dropped, never replayed.
+  ws.drop();
+  await until(() => c.state === 'reconnecting', 'reconnecting');
+  assert.equal(c.typing('bob'), false);
+  const ws2 = await cl.accept();
+  await until(() => c.state === 'online', 'online');
+  assert.equal(ws2.of('TYPING').length, 0);
+  await c.close();
+});
+
+test('typing from others comes as an event', async () => {
+  const cl = new Cluster();
+  const c = await started(cl);
+  const ws = cl.ws;
+  ws.push({ type: 'TYPING', typing: { from: '8', fromName: 'bob', to: '7' } });
+  ws.push({ type: 'TYPING', typing: { from: '9', fromName: 'carol', group: '5', stopped: true } });
+  assert.deepEqual(c.of('typing'), [
+    { from: '8', fromName: 'bob', to: '7', group: '', stopped: false },
+    { from: '9', fromName: 'carol', to: '', group: '5', stopped: true },
+  ]);
+  assert.equal(c.of('message').length, 0);
+  await c.close();
+});
+
+test('Api.presence asks GET /presence with the bearer', async () => {
+  const cl = new Cluster();
+  const api = new Api('http://route', { fetch: cl.fetch });
+  await api.login('ann', 'secret1');
+  assert.deepEqual(await api.presence([]), []);
+  assert.equal(cl.calls.filter((x) => x.path === '/presence').length, 0);
+  const out = await api.presence(['bob', 'carol']);
+  const call = cl.calls.find((x) => x.path === '/presence');
+  assert.equal(call.method, 'GET');
+  assert.equal(call.search, '?users=bob%2Ccarol');
+  assert.equal(call.headers.Authorization, 'Bearer acc1');
+  assert.deepEqual(out, [
+    { userId: '8', userName: 'bob', online: true, since: 1700000000000 },
+    { userId: '10', userName: 'carol', online: false, since: 0 },
+  ]);
 });
