@@ -15,6 +15,16 @@ const (
 	// or fetched by SYNC; broadcasts (seq 0) as they arrive. Group messages
 	// have Msg.Group set. A msgId among the last 4096 shown is not shown
 	// again, even under a new seq.
+	//
+	// Msg.Op other than MSG_OP_NEW is a change of an earlier message,
+	// Msg.RefMsgId, by its sender (Recall, Edit): MSG_OP_RECALL hides it,
+	// MSG_OP_EDIT replaces its text with Msg.Body. It comes in order after
+	// that message, like any message. Apply it only to a message whose
+	// From is this Msg's From (the route sets From; anybody may name any
+	// msgId), and ignore an edit of a message already recalled (a recall
+	// and an edit racing each other can both arrive). A change of a
+	// message not shown (older than what the app keeps) needs nothing:
+	// History shows messages as they are now.
 	EventMessage EventKind = iota + 1
 	// EventReceipt: a RECEIPT arrived (Receipt set): RECEIPT_SENT answering
 	// one of our sends, or a RECEIPT_DELIVERED / RECEIPT_READ from our

@@ -35,7 +35,10 @@ type HistoryPage struct {
 	// Messages are MSGs as the route stored them (msg_id, seq, from,
 	// from_name, to, group, kind, body, file, timestamp_ms set; a message
 	// read from a group's timeline has group_seq instead of seq), newest
-	// first.
+	// first. Recalls and edits are not messages of their own here: Op
+	// says a message's state instead, MSG_OP_EDIT (Body is its latest
+	// text) or MSG_OP_RECALL (no Body, no File). Messages deleted with
+	// DeleteHistory are left out.
 	Messages []*cimpb.Msg
 	// Next is the cursor for the next, older page; "" when there is none.
 	// A page may hold fewer messages than asked (even none) and still have a
@@ -199,6 +202,7 @@ type historyMsg struct {
 	Kind        flexKind   `json:"kind"`
 	Body        string     `json:"body"`
 	TimestampMs flexInt    `json:"timestampMs"`
+	Op          string     `json:"op"` // "edited", "recalled" or absent
 	File        *struct {
 		Name        string  `json:"name"`
 		Size        flexInt `json:"size"`
@@ -218,6 +222,12 @@ func (h historyMsg) msg() *cimpb.Msg {
 		Kind:        cimpb.Kind(h.Kind),
 		Body:        []byte(h.Body),
 		TimestampMs: int64(h.TimestampMs),
+	}
+	switch h.Op {
+	case "edited":
+		m.Op = cimpb.MsgOp_MSG_OP_EDIT
+	case "recalled":
+		m.Op = cimpb.MsgOp_MSG_OP_RECALL
 	}
 	if h.GroupSeq > 0 { // a timeline entry: its seq is the group's, not the inbox's
 		m.Seq, m.GroupSeq = 0, uint64(h.GroupSeq)

@@ -73,7 +73,9 @@ type SentMessage struct {
 	Broadcast   bool
 	Group       string // the group id of a group message
 	Kind        cimpb.Kind
-	Text        string          // the body of a KIND_TEXT message
+	Text        string          // the body of a KIND_TEXT message (an edit's new text)
+	Op          cimpb.MsgOp     // MSG_OP_RECALL or MSG_OP_EDIT for a Recall or an Edit (of RefMsgID)
+	RefMsgID    string          // the message a recall or an edit changes
 	File        *cimpb.FileInfo // a KIND_FILE message's file (shared: do not modify)
 	Status      SendStatus      // the best status so far (DELIVERED / READ: by at least one member, for a group)
 	Tries       int             // tries started: 1 for the first write, +1 per resend after a timeout
@@ -173,6 +175,8 @@ func (o *outbox) add(m *cimpb.Msg, frame []byte, now time.Time) {
 			Group:       m.GetGroup(),
 			Kind:        m.GetKind(),
 			File:        m.GetFile(),
+			Op:          m.GetOp(),
+			RefMsgID:    m.GetRefMsgId(),
 			At:          now,
 		}}
 		if m.GetKind() == cimpb.Kind_KIND_TEXT {

@@ -522,6 +522,10 @@ func execute(ctx context.Context, c *client.Client, p *term.Printer, cmd term.Co
 		if err != nil {
 			p.Line(term.Problem(err.Error()))
 		}
+	case term.OpRecall, term.OpEdit:
+		change(ctx, c, p, cmd)
+	case term.OpDelete:
+		deleteListed(ctx, c, p, cmd.N)
 	case term.OpInvalid:
 		p.Line(term.Problem(cmd.Text))
 	}

@@ -62,6 +62,7 @@ type Route struct {
 	offline   []OfflineCall
 	hook      func(ctx context.Context, attempt int) *Answer
 	history   []HistoryMsg
+	deleted   map[string]map[string]bool // user id → msgIds deleted from its history (revise.go)
 	queries   []url.Values
 	files     map[string]StoredFile
 	uploadMax int64
@@ -111,6 +112,7 @@ func newRoute(t testing.TB, conf *tls.Config, gws []*Gateway) *Route {
 	mux.HandleFunc("POST /offLine", r.offLine)
 	mux.HandleFunc("GET /onlineUser", r.onlineUser)
 	mux.HandleFunc("GET /history", r.historyPage)
+	mux.HandleFunc("POST /history/delete", r.deleteHistory)
 	mux.HandleFunc("POST /upload", r.upload)
 	mux.HandleFunc("GET /files/{ref}", r.file)
 	r.registerGroups(mux)
@@ -369,6 +371,7 @@ type HistoryMsg struct {
 	Body        string    `json:"body"`
 	File        *FileJSON `json:"file,omitempty"`
 	TimestampMs int64     `json:"timestampMs"`
+	Op          string    `json:"op,omitempty"` // "edited" or "recalled"
 }
 
 // FileJSON is a message's file in /history answers.
@@ -480,7 +483,7 @@ func (r *Route) historyPage(w http.ResponseWriter, req *http.Request) {
 			started = m.MsgID == q.Get("before")
 			continue
 		}
-		mine := m.From == me.id || m.To == me.id
+		mine := (m.From == me.id || m.To == me.id) && !r.deleted[me.id][m.MsgID]
 		withPeer := peer == "" || m.From == peer || m.To == peer
 		if !mine || !withPeer || (kw != "" && !strings.Contains(strings.ToLower(m.Body), kw)) {
 			continue

@@ -85,9 +85,20 @@ func SaveHint(n int) string { return fmt.Sprintf(" (:save %d)", n) }
 //
 //	[2024-05-06 07:08:09] alice: hello
 //	[2024-05-06 07:08:09] bob: [file x.png, 1234 bytes]
+//
+// and a message its sender changed (the route's history says which):
+//
+//	[2024-05-06 07:08:09] alice (edited): hello again
+//	[2024-05-06 07:08:09] alice (recalled)
 func HistoryLine(m *cimpb.Msg, loc *time.Location) string {
 	who := oneLine(firstOf(m.GetFromName(), m.GetFrom(), "?"))
 	at := time.UnixMilli(m.GetTimestampMs()).In(loc).Format("2006-01-02 15:04:05")
+	switch m.GetOp() {
+	case cimpb.MsgOp_MSG_OP_RECALL:
+		return fmt.Sprintf("[%s] %s (recalled)", at, who)
+	case cimpb.MsgOp_MSG_OP_EDIT:
+		who += " (edited)"
+	}
 	return fmt.Sprintf("[%s] %s: %s", at, who, What(m))
 }
 
@@ -124,10 +135,7 @@ func StatusLine(s client.SentMessage, loc *time.Location) string {
 	if s.Broadcast {
 		to = "all"
 	}
-	what := s.Text
-	if s.Kind == cimpb.Kind_KIND_FILE {
-		what = FileWhat(s.File)
-	}
+	what := sentWhat(s.Op, s.Kind, s.Text, s.File)
 	return fmt.Sprintf("* [%s] to %s: %s %s", s.At.In(loc).Format("15:04:05"), oneLine(to), shorten(oneLine(what), maxEcho), Mark(s.Status))
 }
 
@@ -139,7 +147,8 @@ func StatusLine(s client.SentMessage, loc *time.Location) string {
 //
 // and otherwise ends in "…" (pending) or "failed" like StatusLine.
 func GroupStatusLine(s client.SentMessage, group string, loc *time.Location) string {
-	line := fmt.Sprintf("* [%s] to %s: %s ", s.At.In(loc).Format("15:04:05"), oneLine(group), shorten(oneLine(s.Text), maxEcho))
+	what := sentWhat(s.Op, s.Kind, s.Text, s.File)
+	line := fmt.Sprintf("* [%s] to %s: %s ", s.At.In(loc).Format("15:04:05"), oneLine(group), shorten(oneLine(what), maxEcho))
 	if s.Status < client.StatusSent {
 		return line + Mark(s.Status)
 	}
@@ -372,6 +381,9 @@ func Help() []string {
 		"*   :gdissolve <gid>     delete a group (owner)",
 		"*   :watch [user...] [g:<gid>...] presence of users and of groups' members (nothing: stop)",
 		"*   :typing <user>|g:<gid> tell a user or a group I am typing (:typing- I stopped)",
+		"*   :recall [N]          take back my N-th most recent message (1, the default: the last)",
+		"*   :edit <text>         replace the text of my last message",
+		"*   :del <N>             delete line N of the last :his / :ghis listing from my history",
 		"*   :all, :help          this list",
 		"*   :q, :q!, :quit       quit (so does end of input)",
 		"*   anything else        message to everybody online",

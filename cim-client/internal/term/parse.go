@@ -48,6 +48,10 @@ const (
 
 	OpWatch  // :watch: Text is the users and g:<gid> groups separated by one space (Users)
 	OpTyping // :typing: To (a user) or Group, Open when stopped (:typing- ...)
+
+	OpRecall // :recall: N is which of my sent messages, 1 the last
+	OpEdit   // :edit: Text is the new text of my last sent message
+	OpDelete // :del: N is the line of the last :his / :ghis listing
 )
 
 // MaxDelay is the longest :delay, in seconds (the route's bound: 7 days).
@@ -112,6 +116,9 @@ func (c Command) Groups() []string {
 //	:gdissolve 3        delete group 3
 //	:watch bob g:3      presence of bob and of group 3's members (replaces the last :watch; none: stop)
 //	:typing bob         tell bob I am typing (:typing g:3 in group 3; :typing- stopped)
+//	:recall [N]         take back my N-th most recent message (1, the default: the last)
+//	:edit new text      replace the text of my last message
+//	:del 3              delete line 3 of the last :his / :ghis listing from my history
 //	:all, :help         command list
 //	:q                  quit (:q! and :quit too; :q with words searches history)
 //	anything else       message to everybody online
@@ -189,6 +196,25 @@ func Parse(line string) Command {
 			return Command{Op: OpPrivate, To: to, Text: text}
 		case ":groups":
 			return Command{Op: OpGroups}
+		case ":recall":
+			n := 1
+			if rest != "" {
+				if n = positive(rest); n == 0 {
+					return Command{Op: OpInvalid, Text: "usage: :recall [N] (1: my last message)"}
+				}
+			}
+			return Command{Op: OpRecall, N: n}
+		case ":edit":
+			if rest == "" {
+				return Command{Op: OpInvalid, Text: "usage: :edit <new text> (replaces my last message)"}
+			}
+			return Command{Op: OpEdit, Text: rest}
+		case ":del":
+			n := positive(rest)
+			if n == 0 {
+				return Command{Op: OpInvalid, Text: "usage: :del <N> (line N of the last :his or :ghis)"}
+			}
+			return Command{Op: OpDelete, N: n}
 		case ":watch":
 			return Command{Op: OpWatch, Text: strings.Join(strings.Fields(rest), " ")}
 		case ":typing", ":typing-":
@@ -303,6 +329,15 @@ func parseGroup(word, rest string) Command {
 		return Command{Op: OpGroupKick, Group: gid, To: arg}
 	}
 	return Command{Op: OpGroupRename, Group: gid, Text: arg} // :grename
+}
+
+// positive reads a number from 1 up; 0 when s is anything else.
+func positive(s string) int {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		return 0
+	}
+	return n
 }
 
 // isGroupID: group ids are decimal strings.

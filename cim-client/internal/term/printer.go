@@ -31,8 +31,9 @@ type GroupLookup func(ctx context.Context, gid string) (client.Group, error)
 // sending is what the ✓ line and error lines say about one of our sends.
 type sending struct {
 	to, what string
-	group    string // the group id of a group message
-	slowed   bool   // "slow down" was printed for it
+	group    string      // the group id of a group message
+	slowed   bool        // "slow down" was printed for it
+	op       cimpb.MsgOp // a recall or an edit (SendingChange)
 }
 
 // Printer writes chat output, one line per Write so that lines from the
@@ -62,6 +63,14 @@ type Printer struct {
 	groups map[string]string
 	looked map[string]bool
 	lookup GroupLookup
+
+	// shown remembers the messages shown lately (at most maxShown, FIFO
+	// in shownOrder) for the recalls and edits of them (revise.go);
+	// listed are the messages of the last history listing, in the order
+	// printed (:del).
+	shown      map[string]shownMsg
+	shownOrder []string
+	listed     []*cimpb.Msg
 }
 
 // NewPrinter prints to w with times in loc; info supplies the identity for
@@ -159,16 +168,28 @@ func (p *Printer) sendingLocked(clientMsgID string, s sending) {
 func (p *Printer) Event(ev client.Event) {
 	switch ev.Kind {
 	case client.EventMessage:
+		if ev.Msg.GetOp() != cimpb.MsgOp_MSG_OP_NEW {
+			if line := p.change(ev.Msg, ev.At); line != "" {
+				p.Line(line)
+			}
+			break
+		}
 		line := Message(ev.Msg, p.loc, ev.At)
 		if gid := ev.Msg.GetGroup(); gid != "" {
 			line = GroupMessage(ev.Msg, p.GroupName(gid), p.loc, ev.At)
 		}
-		if n := p.keepFile(ev.Msg); n > 0 {
+		n := p.keepFile(ev.Msg)
+		if n > 0 {
 			line += SaveHint(n)
 		}
+		p.remember(ev.Msg, n)
 		p.Line(line)
 	case client.EventReceipt:
 		if s, ok := p.forget(ev.Receipt.GetClientMsgId()); ok {
+			if s.op != cimpb.MsgOp_MSG_OP_NEW {
+				p.Line(ChangeSent(s.op, s.to, s.what))
+				break
+			}
 			p.Line(Sent(s.to, s.what))
 		}
 	case client.EventError:
@@ -293,7 +314,13 @@ func (p *Printer) File(n int) (*cimpb.Msg, bool) {
 
 // History prints a page of history (newest first, as the route answers)
 // oldest first, files with their :save number; "* no history" when empty.
+// It remembers the listing for :del (Listed).
 func (p *Printer) History(msgs []*cimpb.Msg) {
+	listed := slices.Clone(msgs)
+	slices.Reverse(listed)
+	p.mu.Lock()
+	p.listed = listed
+	p.mu.Unlock()
 	if len(msgs) == 0 {
 		p.Line(NoHistory())
 		return

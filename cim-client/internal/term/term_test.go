@@ -91,6 +91,16 @@ func TestParse(t *testing.T) {
 		{":save x", Command{Op: OpInvalid, Text: "usage: :save <N> [path]"}},
 		{":save 0", Command{Op: OpInvalid, Text: "usage: :save <N> [path]"}},
 		{":status2", Command{Op: OpInvalid, Text: "unknown command :status2 (try :help)"}},
+		{":recall", Command{Op: OpRecall, N: 1}},
+		{":recall 3", Command{Op: OpRecall, N: 3}},
+		{":recall 0", Command{Op: OpInvalid, Text: "usage: :recall [N] (1: my last message)"}},
+		{":recall x", Command{Op: OpInvalid, Text: "usage: :recall [N] (1: my last message)"}},
+		{":edit  hello  again ", Command{Op: OpEdit, Text: "hello  again"}},
+		{":edit", Command{Op: OpInvalid, Text: "usage: :edit <new text> (replaces my last message)"}},
+		{":del 2", Command{Op: OpDelete, N: 2}},
+		{":del", Command{Op: OpInvalid, Text: "usage: :del <N> (line N of the last :his or :ghis)"}},
+		{":del -1", Command{Op: OpInvalid, Text: "usage: :del <N> (line N of the last :his or :ghis)"}},
+		{":del 2 3", Command{Op: OpInvalid, Text: "usage: :del <N> (line N of the last :his or :ghis)"}},
 	} {
 		if got := Parse(tc.line); got != tc.want {
 			t.Errorf("Parse(%q) = %+v, want %+v", tc.line, got, tc.want)
@@ -315,5 +325,123 @@ func TestWatchTargets(t *testing.T) {
 	c := Parse(":watch bob g:3 7 g:12")
 	if u, g := c.Users(), c.Groups(); !slices.Equal(u, []string{"bob", "7"}) || !slices.Equal(g, []string{"3", "12"}) {
 		t.Fatalf("users %v groups %v", u, g)
+	}
+}
+
+func TestChangeFormats(t *testing.T) {
+	at := time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
+	ms := at.UnixMilli()
+	edit := &cimpb.Msg{FromName: "alice", Op: cimpb.MsgOp_MSG_OP_EDIT, RefMsgId: "m1", Body: []byte("new\ntext"), TimestampMs: ms}
+	gedit := &cimpb.Msg{FromName: "alice", Group: "7", Op: cimpb.MsgOp_MSG_OP_EDIT, RefMsgId: "m1", Body: []byte("x"), TimestampMs: ms}
+	recall := &cimpb.Msg{From: "3", Op: cimpb.MsgOp_MSG_OP_RECALL, RefMsgId: "m1"}
+	grecall := &cimpb.Msg{FromName: "alice", Group: "7", Op: cimpb.MsgOp_MSG_OP_RECALL, RefMsgId: "m1"}
+	for _, tc := range []struct {
+		name, got, want string
+	}{
+		{"edited", Edited(edit, "", "", time.UTC, at), "[07:08:09] alice (edited): new text"},
+		{"edited, was", Edited(edit, "", strings.Repeat("o", 50), time.UTC, at), "[07:08:09] alice (edited): new text (was: " + strings.Repeat("o", 39) + "…)"},
+		{"edited in a group", Edited(gedit, "team", "old", time.UTC, at), "[07:08:09] alice@team (edited): x (was: old)"},
+		{"edited in an unnamed group", Edited(gedit, "", "", time.UTC, at), "[07:08:09] alice@#7 (edited): x"},
+		{"recalled", Recalled(recall, "", ""), "* 3 recalled a message"},
+		{"recalled, known", Recalled(recall, "", "hello"), "* 3 recalled a message: hello"},
+		{"recalled in a group", Recalled(grecall, "team", "hi\x1b"), "* alice recalled a message in team: hi "},
+		{"recall sent", ChangeSent(cimpb.MsgOp_MSG_OP_RECALL, "bob", "hello"), "* ✓ recalled your message to bob: hello"},
+		{"edit sent", ChangeSent(cimpb.MsgOp_MSG_OP_EDIT, "team", "hello again"), "* ✓ edited your message to team: hello again"},
+		{"history edited", HistoryLine(&cimpb.Msg{FromName: "alice", Op: cimpb.MsgOp_MSG_OP_EDIT, Body: []byte("fixed"), TimestampMs: ms}, time.UTC), "[2024-05-06 07:08:09] alice (edited): fixed"},
+		{"history recalled", HistoryLine(&cimpb.Msg{FromName: "alice", Op: cimpb.MsgOp_MSG_OP_RECALL, TimestampMs: ms}, time.UTC), "[2024-05-06 07:08:09] alice (recalled)"},
+		{"status recall", StatusLine(client.SentMessage{To: "bob", Op: cimpb.MsgOp_MSG_OP_RECALL, RefMsgID: "m1", Status: client.StatusSent, At: at}, time.UTC), "* [07:08:09] to bob: (recall) ✓"},
+		{"status group edit", GroupStatusLine(client.SentMessage{Group: "7", Op: cimpb.MsgOp_MSG_OP_EDIT, Text: "fixed", Status: client.StatusPending, At: at}, "team", time.UTC), "* [07:08:09] to team: (edit) fixed …"},
+		{"nothing to recall", NothingToRecall(1), "! no message of yours to recall"},
+		{"nothing to recall, N", NothingToRecall(3), "! no message 3 of yours to recall (:status lists them)"},
+		{"nothing to edit", NothingToEdit(), "! no text message of yours to edit"},
+		{"no listed line", NoListedLine(5), "! no line 5 in the last :his or :ghis listing"},
+		{"deleted", DeletedLine(&cimpb.Msg{FromName: "bob", Body: []byte("hi"), TimestampMs: ms}, time.UTC), "* deleted from your history: [2024-05-06 07:08:09] bob: hi"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s:\n got %q\nwant %q", tc.name, tc.got, tc.want)
+		}
+	}
+}
+
+// TestPrinterChanges: incoming edits and recalls say what they changed
+// when the printer showed the message, from its sender only; nothing
+// changes a recalled message; a recalled file cannot be saved; our own
+// changes get their ✓ lines; :del finds the lines of the last listing.
+func TestPrinterChanges(t *testing.T) {
+	var out bytes.Buffer
+	p := NewPrinter(&out, time.UTC, func() client.Info { return client.Info{UserID: "3"} })
+	at := time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
+	msg := func(id, from, body string) client.Event {
+		return client.Event{Kind: client.EventMessage, At: at, Msg: &cimpb.Msg{MsgId: id, From: from, FromName: from, Body: []byte(body)}}
+	}
+	change := func(from, ref string, op cimpb.MsgOp, body string) client.Event {
+		return client.Event{Kind: client.EventMessage, At: at, Msg: &cimpb.Msg{MsgId: "c-" + ref, From: from, FromName: from, Op: op, RefMsgId: ref, Body: []byte(body)}}
+	}
+	file := client.Event{Kind: client.EventMessage, At: at, Msg: &cimpb.Msg{MsgId: "f1", From: "bob", FromName: "bob", Kind: cimpb.Kind_KIND_FILE, File: &cimpb.FileInfo{Name: "x.png", Size: 5}}}
+	edit, recall := cimpb.MsgOp_MSG_OP_EDIT, cimpb.MsgOp_MSG_OP_RECALL
+	p.SendingChange("c1", "bob", "", recall, "my text")
+	p.SendingChange("c2", "bob", "", edit, "better text")
+	for _, ev := range []client.Event{
+		msg("m1", "bob", "hello"),
+		change("bob", "m1", edit, "hello!"),
+		change("bob", "m1", edit, "hello!!"),
+		change("eve", "m1", edit, "forged"), // not eve's message: applied to nothing
+		change("bob", "m1", recall, ""),
+		change("bob", "m1", edit, "after the recall"), // ignored
+		change("bob", "m1", recall, ""),               // ignored
+		change("bob", "unknown", recall, ""),
+		file,
+		change("bob", "f1", recall, ""),
+		{Kind: client.EventReceipt, Receipt: &cimpb.Receipt{ClientMsgId: "c1", Status: cimpb.ReceiptStatus_RECEIPT_SENT}},
+		{Kind: client.EventReceipt, Receipt: &cimpb.Receipt{ClientMsgId: "c2", Status: cimpb.ReceiptStatus_RECEIPT_SENT}},
+	} {
+		p.Event(ev)
+	}
+	want := strings.Join([]string{
+		"[07:08:09] bob: hello",
+		"[07:08:09] bob (edited): hello! (was: hello)",
+		"[07:08:09] bob (edited): hello!! (was: hello!)",
+		"[07:08:09] eve (edited): forged",
+		"* bob recalled a message: hello!!",
+		"* bob recalled a message",
+		"[07:08:09] bob: [file x.png, 5 bytes] (:save 1)",
+		"* bob recalled a message: [file x.png, 5 bytes]",
+		"* ✓ recalled your message to bob: my text",
+		"* ✓ edited your message to bob: better text",
+	}, "\n") + "\n"
+	if out.String() != want {
+		t.Errorf("printed:\n%s\nwant:\n%s", out.String(), want)
+	}
+	if _, ok := p.File(1); ok {
+		t.Error("a recalled file can still be saved")
+	}
+	for i := range maxShown + 10 {
+		p.remember(&cimpb.Msg{MsgId: fmt.Sprint(i)}, 0)
+	}
+	if len(p.shown) != maxShown || len(p.shownOrder) != maxShown {
+		t.Errorf("remembers %d / %d messages, want %d", len(p.shown), len(p.shownOrder), maxShown)
+	}
+
+	// :del N is line N of the last listing, oldest first.
+	out.Reset()
+	newest := &cimpb.Msg{MsgId: "h2", FromName: "bob", Op: edit, Body: []byte("fixed"), TimestampMs: at.UnixMilli()}
+	oldest := &cimpb.Msg{MsgId: "h1", FromName: "bob", Op: recall, TimestampMs: at.UnixMilli()}
+	p.History([]*cimpb.Msg{newest, oldest})
+	if m, ok := p.Listed(1); !ok || m != oldest {
+		t.Errorf("Listed(1) = %v", m)
+	}
+	if m, ok := p.Listed(2); !ok || m != newest {
+		t.Errorf("Listed(2) = %v", m)
+	}
+	if _, ok := p.Listed(3); ok {
+		t.Error("Listed(3) exists")
+	}
+	want = "[2024-05-06 07:08:09] bob (recalled)\n[2024-05-06 07:08:09] bob (edited): fixed\n"
+	if out.String() != want {
+		t.Errorf("printed:\n%s\nwant:\n%s", out.String(), want)
+	}
+	p.History(nil)
+	if _, ok := p.Listed(1); ok {
+		t.Error("an empty listing still lists")
 	}
 }

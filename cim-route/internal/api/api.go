@@ -74,6 +74,9 @@ type Messages interface {
 	Broadcast(ctx context.Context, from, text string) (string, int, error)
 	Push(ctx context.Context, req router.PushRequest) (router.PushResult, error)
 	History(ctx context.Context, q router.HistoryQuery) (router.HistoryPage, error)
+	// DeleteHistory hides messages from uid's own history (POST
+	// /history/delete).
+	DeleteHistory(ctx context.Context, uid string, msgIDs []string) error
 	GroupReceipts(ctx context.Context, uid string, msgIDs []string) (map[string]router.ReceiptCount, error)
 	// Delay keeps a private message and sends it after d (POST /delay).
 	Delay(ctx context.Context, from, to, text string, d time.Duration) (router.DelayedMsg, error)
@@ -279,6 +282,7 @@ func NewPublic(cfg Config) (http.Handler, error) {
 	e.GET("/presence", h.authorize(userOrKey(apikey.Admin)), h.presence)
 	e.POST("/offLine", h.authorize(access{bearer: true, stale: true, scope: apikey.Admin}), h.offline)
 	e.GET("/history", h.authorize(bearer), h.history)
+	e.POST("/history/delete", h.authorize(bearer), h.deleteHistory)
 	e.POST("/delay", h.authorize(bearer), h.delay)
 	e.POST("/upload", h.authorize(bearer), h.upload)
 	e.GET("/files/:ref", h.authorize(bearer), h.file)

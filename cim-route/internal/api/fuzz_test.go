@@ -107,6 +107,10 @@ func (fakeService) History(context.Context, router.HistoryQuery) (router.History
 	return router.HistoryPage{}, nil
 }
 
+func (fakeService) DeleteHistory(_ context.Context, uid string, msgIDs []string) error {
+	return need(append([]string{uid}, msgIDs...)...)
+}
+
 func (fakeService) Upload(context.Context, string, string, string, string, int64, io.Reader) (files.Info, error) {
 	return files.Info{}, nil
 }
@@ -218,6 +222,7 @@ func FuzzJSONHandlers(f *testing.F) {
 		{public, "/groups/7/rename", user},
 		{public, "/groups/7/join", user},
 		{public, "/delay", user},
+		{public, "/history/delete", user},
 	}
 
 	// Each endpoint with a body it accepts, then broken and odd ones spread
@@ -231,6 +236,7 @@ func FuzzJSONHandlers(f *testing.F) {
 		`{"userId":"1","sessionId":"s","gatewayId":"g","reassert":true}`, `{"userId":"1","sessionId":"s","gatewayId":"g"}`,
 		`{"name":"team","open":true}`, `{"users":["bob",3]}`, `{"userId":"bob"}`, `{"name":"new name"}`, ``,
 		`{"to":"bob","msg":"later","delaySeconds":60}`,
+		`{"msgIds":["0123456789abcdef0123456789abcdef"]}`,
 	}
 	for i, seed := range valid {
 		f.Add(uint8(i), []byte(seed))

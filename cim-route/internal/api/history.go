@@ -26,7 +26,8 @@ type fileJSON struct {
 // historyMsgJSON is one message of GET /history. Kind is the number of
 // cimpb.Kind (0 text, 1 file). Body is the text of a text message; for a
 // file message it is the inline bytes in standard base64 (empty when the
-// file was uploaded: see file.ref).
+// file was uploaded: see file.ref). Op is "edited" (body is the latest
+// text) or "recalled" (no body, no file) once the sender changed it.
 type historyMsgJSON struct {
 	MsgID       string    `json:"msgId"`
 	Seq         uint64    `json:"seq"`
@@ -39,6 +40,18 @@ type historyMsgJSON struct {
 	Body        string    `json:"body"`
 	File        *fileJSON `json:"file"`
 	TimestampMs int64     `json:"timestampMs"`
+	Op          string    `json:"op,omitempty"`
+}
+
+// History ops as JSON.
+const (
+	opEdited   = "edited"
+	opRecalled = "recalled"
+)
+
+// historyDeleteJSON is the body of POST /history/delete.
+type historyDeleteJSON struct {
+	MsgIDs []string `json:"msgIds"`
 }
 
 type historyJSON struct {
@@ -100,9 +113,40 @@ func (h *handler) history(c *gin.Context) {
 		if f := m.File; f != nil {
 			j.File = &fileJSON{Ref: f.Ref, Size: f.Size, Name: f.Name, ContentType: f.ContentType}
 		}
+		switch m.Op {
+		case cimpb.MsgOp_MSG_OP_EDIT:
+			j.Op = opEdited
+		case cimpb.MsgOp_MSG_OP_RECALL:
+			j.Op = opRecalled
+		}
 		out.Messages[i] = j
 	}
 	ok(c, out)
+}
+
+// deleteHistory is POST /history/delete {"msgIds":[...]} with the user's
+// bearer token: the messages leave the user's own history (nobody else's),
+// at most router.MaxHistoryDelete per call; charged to the /history rate.
+func (h *handler) deleteHistory(c *gin.Context) {
+	var req historyDeleteJSON
+	if err := h.bind(c, &req); err != nil {
+		h.fail(c, err)
+		return
+	}
+	uid, err := callerOf(c).speaksFor("")
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	if err := retryAfter(c, h.histories.Allow(uid), errs.ErrRateLimited, "too many history requests"); err != nil {
+		h.fail(c, err)
+		return
+	}
+	if err := h.svc.DeleteHistory(c.Request.Context(), uid, req.MsgIDs); err != nil {
+		h.fail(c, err)
+		return
+	}
+	ok(c, nil)
 }
 
 func (h *handler) upload(c *gin.Context) {

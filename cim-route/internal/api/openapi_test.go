@@ -150,6 +150,8 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 		"PushResult":     pushJSON{},
 		"ReceiptCount":   receiptCountJSON{},
 		"UserPresence":   presenceJSON{},
+		// this package's requests
+		"HistoryDeleteRequest": historyDeleteJSON{},
 	} {
 		ref := doc.Components.Schemas[name]
 		if ref == nil {
@@ -419,6 +421,7 @@ func TestOpenAPIAnswers(t *testing.T) {
 	pub("POST", "/api/push", `{"to":["nobody"],"msg":"x"}`, asPush, 401)
 	pub("POST", "/delay", `{"to":"bob","msg":"later","delaySeconds":60}`, me, 200)
 	pub("GET", "/history?peer=bob&limit=10", "", me, 200)
+	pub("POST", "/history/delete", `{"msgIds":["`+sent.MsgID+`"]}`, bob.bearer(), 200)
 
 	var file fileJSON
 	data(s.call(e.url, "POST", "/upload?name=notes.txt", "text/plain", "some notes", me, 200, false), &file)
@@ -448,6 +451,7 @@ func TestOpenAPIAnswers(t *testing.T) {
 	s.call(e.url, "POST", "/groups", js, `{"name":`, me, 400, true)
 	s.call(e.url, "GET", "/groups", "", "", nil, 401, true)
 	s.call(e.url, "GET", "/history?limit=0", "", "", me, 400, true)
+	s.call(e.url, "POST", "/history/delete", js, `{"msgIds":[]}`, me, 400, true)
 	s.call(e.internal, "POST", "/internal/offline", js, `{"userId":"1","sessionId":"s","gatewayId":"h:1:2"}`, nil, 401, true)
 	s.call(e.url, "POST", "/api/push", js, `{"all":true,"msg":"x"}`, asAdmin, 403, true) // a key without the scope
 	s.call(e.url, "POST", "/delay", js, `{"to":"bob","msg":"x","delaySeconds":1}`, asPush, 403, true)

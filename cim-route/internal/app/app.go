@@ -26,11 +26,13 @@ import (
 	"github.com/gocim/gocim/cim-route/internal/balance"
 	"github.com/gocim/gocim/cim-route/internal/config"
 	"github.com/gocim/gocim/cim-route/internal/discovery"
+	"github.com/gocim/gocim/cim-route/internal/event"
 	"github.com/gocim/gocim/cim-route/internal/fanout"
 	"github.com/gocim/gocim/cim-route/internal/files"
 	"github.com/gocim/gocim/cim-route/internal/model"
 	"github.com/gocim/gocim/cim-route/internal/router"
 	"github.com/gocim/gocim/cim-route/internal/store"
+	"github.com/gocim/gocim/cim-route/internal/webhook"
 	"github.com/gocim/gocim/internal/connlimit"
 	"github.com/gocim/gocim/internal/contract"
 )
@@ -61,7 +63,8 @@ type App struct {
 	tls     bool         // srv serves HTTPS (srv.TLSConfig is not a sign: Serve sets one)
 	isrv    *http.Server // internal calls (--internal-listen)
 	conns   *connlimit.Limiter
-	proxies []netip.Prefix // exempt from the per-address connection cap
+	proxies []netip.Prefix      // exempt from the per-address connection cap
+	hooks   *webhook.Dispatcher // events to the app back-end; nil without --webhook-url
 
 	ctx    context.Context // background work; cancelled by Shutdown
 	cancel context.CancelFunc
@@ -134,11 +137,18 @@ func New(cfg config.Config, logger *slog.Logger) (*App, error) {
 		}
 		return contract.GatewayInfo{}
 	}
+	hooks, events, err := newWebhooks(cfg, rdb, logger)
+	if err != nil {
+		rdb.Close()
+		return nil, err
+	}
 	rt, err := router.New(router.Config{
 		Store: st, Gateways: bal, Pusher: push, Files: uploads, Authenticator: authn, GatewayInfo: gatewayInfo,
+		Events: events, AppUsers: router.NewAppUsers(cfg.WebhookAppUserList()),
 		TokenKeys: cfg.TokenKeys(), TokenTTL: cfg.TokenTTL, AccessTTL: cfg.AccessTTL,
 		LoginPolicy: cfg.LoginPolicy, BcryptCost: cfg.BcryptCost,
 		SyncLimit: cfg.SyncLimit, MaxFrame: cfg.MaxFrame, GroupMaxMembers: cfg.GroupMaxMembers, GroupTimelineMin: cfg.GroupTimeline, Logger: logger,
+		EditWindow: cfg.EditWindow,
 		Limits: router.Limits{
 			HashQueue:      hashQueue(cfg.HashQueue),
 			InvitesPerHour: cfg.InvitesPerHour, UploadQuota: cfg.UploadQuota,
@@ -150,7 +160,7 @@ func New(cfg config.Config, logger *slog.Logger) (*App, error) {
 	}
 	a := &App{
 		cfg: cfg, log: logger.With("component", "app"),
-		rdb: rdb, st: st, uploads: uploads, bal: bal, push: push, router: rt,
+		rdb: rdb, st: st, uploads: uploads, bal: bal, push: push, router: rt, hooks: hooks,
 		ready: make(chan struct{}), errc: make(chan error, 4),
 	}
 	a.ctx, a.cancel = context.WithCancel(context.Background())
@@ -203,6 +213,24 @@ func New(cfg config.Config, logger *slog.Logger) (*App, error) {
 	a.conns = connlimit.New(cfg.MaxConnsPerAddr, publicConnLimit(cfg.MaxConns))
 	a.proxies = proxyPrefixes(proxies)
 	return a, nil
+}
+
+// newWebhooks builds the webhook dispatcher of --webhook-url, on the
+// route's Redis and key prefix; without URLs it is nil and the events go
+// nowhere.
+func newWebhooks(cfg config.Config, rdb redis.UniversalClient, logger *slog.Logger) (*webhook.Dispatcher, event.Sink, error) {
+	urls := cfg.WebhookURLs()
+	if len(urls) == 0 {
+		return nil, event.Discard{}, nil
+	}
+	d, err := webhook.New(webhook.Config{
+		Redis: rdb, Prefix: cfg.RedisPrefix, URLs: urls, Secret: []byte(cfg.WebhookSecret), Types: cfg.WebhookEventTypes(),
+		QueueMax: cfg.WebhookQueueMax, MaxAge: cfg.WebhookMaxAge, Timeout: cfg.WebhookTimeout, Logger: logger,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("--webhook-url: %w", err)
+	}
+	return d, d, nil
 }
 
 // newAuthenticator builds the --auth authenticator; nil for builtin.
@@ -278,6 +306,11 @@ func (a *App) Start() error {
 	a.spawn("health", a.bal.Run)
 	a.spawn("janitor", a.router.RunJanitor)
 	a.spawn("delayed messages", a.router.RunDelayed)
+	if a.hooks != nil {
+		// Stops with the other background tasks, after the requests and
+		// deliveries that emit events, and writes what it holds to Redis.
+		a.spawn("webhooks", a.hooks.Run)
+	}
 	a.spawn("upload-janitor", a.sweepUploads)
 	a.spawn("fold-names", func(ctx context.Context) {
 		if n, err := a.st.FoldNames(ctx); err != nil && ctx.Err() == nil {

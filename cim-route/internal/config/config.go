@@ -96,6 +96,7 @@ type Config struct {
 	InboxMax        int           // entries kept per inbox
 	InboxTTL        time.Duration // inbox entries older than this are trimmed
 	DedupWindow     time.Duration // how long a resend is recognized
+	EditWindow      time.Duration // how long after sending a message may be recalled or edited (0: never)
 	SyncLimit       int           // default and maximum entries per SYNC answer
 	GroupTimeline   int           // groups of at least this many members keep one timeline (0: never)
 	MaxFrame        int           // largest frame a client takes (as the gateways' and clients' --max-frame)
@@ -126,6 +127,15 @@ type Config struct {
 	UploadUnrefTTL  time.Duration // an upload nobody else fetched and no message named is deleted after this
 	UploadMaxAge    time.Duration // every upload is deleted after this; 0: kept while referenced
 	UploadSweep     time.Duration // period of the upload janitor
+
+	// Webhooks to the app back-end (package webhook; webhooks.go).
+	WebhookURL      string        // comma-separated URLs each event is POSTed to; empty: no webhooks
+	WebhookSecret   string        // HMAC key of X-Gocim-Signature; required with URLs
+	WebhookEvents   string        // comma-separated event types sent; empty: all
+	WebhookAppUsers string        // comma-separated user ids or names: messages to them are message.app
+	WebhookQueueMax int           // events queued in Redis per URL; more are refused
+	WebhookMaxAge   time.Duration // an event still failing after this is dropped
+	WebhookTimeout  time.Duration // one webhook request, answer included
 }
 
 // Default returns the documented defaults.
@@ -155,6 +165,7 @@ func Default() Config {
 		InboxMax:        10000,
 		InboxTTL:        7 * 24 * time.Hour,
 		DedupWindow:     24 * time.Hour,
+		EditWindow:      15 * time.Minute,
 		SyncLimit:       200,
 		GroupTimeline:   DefaultGroupTimeline,
 		MaxFrame:        65536,
@@ -181,6 +192,10 @@ func Default() Config {
 		UploadMinFree:   1 << 30,
 		UploadUnrefTTL:  24 * time.Hour,
 		UploadSweep:     10 * time.Minute,
+
+		WebhookQueueMax: 100000,
+		WebhookMaxAge:   24 * time.Hour,
+		WebhookTimeout:  10 * time.Second,
 	}
 }
 
@@ -230,6 +245,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.InboxMax, "inbox-max", c.InboxMax, "entries kept per user inbox; older ones are trimmed")
 	fs.DurationVar(&c.InboxTTL, "inbox-ttl", c.InboxTTL, "inbox entries older than this are trimmed (an idle inbox expires after it)")
 	fs.DurationVar(&c.DedupWindow, "dedup-window", c.DedupWindow, "how long a resent message (same sender and clientMsgId) is recognized")
+	fs.DurationVar(&c.EditWindow, "edit-window", c.EditWindow, "how long after sending a message its sender may recall or edit it (0: recall and edit are refused)")
 	fs.IntVar(&c.SyncLimit, "sync-limit", c.SyncLimit, "default and maximum number of entries in one SYNC answer")
 	fs.IntVar(&c.GroupTimeline, "group-timeline-min", c.GroupTimeline, "a message to a group of at least this many members is stored once, in the group's timeline, not once per member (0: never)")
 	fs.IntVar(&c.MaxFrame, "max-frame", c.MaxFrame, "largest frame clients take (the gateways' and clients' --max-frame): a message whose delivery would be larger is refused with ERROR 4131")
@@ -259,6 +275,15 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.UploadUnrefTTL, "upload-unreferenced-ttl", c.UploadUnrefTTL, "an upload that no message named and nobody but its uploader fetched is deleted after this")
 	fs.DurationVar(&c.UploadMaxAge, "upload-max-age", c.UploadMaxAge, "every upload is deleted after this (0: referenced uploads are kept)")
 	fs.DurationVar(&c.UploadSweep, "upload-sweep", c.UploadSweep, "period of the upload janitor that deletes expired uploads and recounts the space used")
+
+	// Webhooks.
+	fs.StringVar(&c.WebhookURL, "webhook-url", c.WebhookURL, "app back-end URLs (http:// or https://, comma-separated) every event is POSTed to, signed, at least once; empty: no webhooks")
+	fs.StringVar(&c.WebhookSecret, "webhook-secret", c.WebhookSecret, "HMAC-SHA256 key of the X-Gocim-Signature header, >= 16 bytes (required with --webhook-url)")
+	fs.StringVar(&c.WebhookEvents, "webhook-events", c.WebhookEvents, "event types sent, comma-separated (user.online, user.offline, user.kicked, message.app, message.offline, group.created, ...); empty: all")
+	fs.StringVar(&c.WebhookAppUsers, "webhook-app-users", c.WebhookAppUsers, "user ids or names (comma-separated) that talk to the back-end: a message to one of them is sent as message.app")
+	fs.IntVar(&c.WebhookQueueMax, "webhook-queue-max", c.WebhookQueueMax, "events queued in Redis per webhook URL while undelivered; beyond it new events are refused (and counted), queued ones are kept")
+	fs.DurationVar(&c.WebhookMaxAge, "webhook-max-age", c.WebhookMaxAge, "a webhook event still failing after this is dropped with a warning")
+	fs.DurationVar(&c.WebhookTimeout, "webhook-timeout", c.WebhookTimeout, "timeout of one webhook request; a request that times out is retried")
 }
 
 // Parse reads args (and CIM_* variables) over the defaults and validates the
@@ -358,6 +383,9 @@ func (c *Config) Validate() error {
 	if c.DedupWindow < time.Second {
 		bad("--dedup-window %v: must be at least 1s", c.DedupWindow)
 	}
+	if c.EditWindow < 0 || c.EditWindow > c.InboxTTL {
+		bad("--edit-window %v: want 0 (off) up to --inbox-ttl %v", c.EditWindow, c.InboxTTL)
+	}
 	if c.MaxFrame < 1024 || c.MaxFrame > 16<<20 {
 		bad("--max-frame %d: want between 1024 and %d bytes", c.MaxFrame, 16<<20)
 	}
@@ -377,6 +405,7 @@ func (c *Config) Validate() error {
 		bad("--upload-max %d: must be at least 1 byte", c.UploadMax)
 	}
 	c.validateLimits(bad)
+	c.validateWebhooks(bad)
 	if _, err := logging.ParseLevel(c.LogLevel); err != nil {
 		bad("--log-level %v", err)
 	}

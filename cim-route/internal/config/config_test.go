@@ -35,6 +35,9 @@ func TestParseDefaultsAndEnv(t *testing.T) {
 	if c.GroupMaxMembers != 10000 {
 		t.Fatalf("group max members default = %d", c.GroupMaxMembers)
 	}
+	if c.EditWindow != 15*time.Minute {
+		t.Fatalf("edit window default = %v", c.EditWindow)
+	}
 	t.Setenv("CIM_GROUP_MAX_MEMBERS", "50")
 	if c, err := Parse("cim-route", nil, &bytes.Buffer{}); err != nil || c.GroupMaxMembers != 50 {
 		t.Fatalf("CIM_GROUP_MAX_MEMBERS: %d, %v", c.GroupMaxMembers, err)
@@ -82,6 +85,8 @@ func TestValidate(t *testing.T) {
 		{"inbox max", with("--inbox-max", "0"), "--inbox-max"},
 		{"inbox ttl", with("--inbox-ttl", "1s"), "--inbox-ttl"},
 		{"dedup", with("--dedup-window", "0s"), "--dedup-window"},
+		{"edit window", with("--edit-window", "-1s"), "--edit-window"},
+		{"edit window past the inbox", with("--edit-window", "2h", "--inbox-ttl", "1h"), "--edit-window 2h0m0s: want 0 (off) up to --inbox-ttl 1h0m0s"},
 		{"sync limit", with("--sync-limit", "0"), "--sync-limit"},
 		{"group max members", with("--group-max-members", "1"), "--group-max-members 1: want 2..1000000"},
 		{"upload dir", with("--upload-dir", ""), "--upload-dir"},

@@ -82,6 +82,17 @@ type Message struct {
 	FileName    string `json:"fileName,omitempty"`
 	TimestampMs int64  `json:"timestampMs"`
 	Seq         uint64 `json:"seq,omitempty"` // the entry's seq in the recipient's inbox
+	// GroupSeq is a large group's message's seq in the group's timeline
+	// (stored once for all members, so it has no Seq).
+	GroupSeq uint64 `json:"groupSeq,omitempty"`
+	// Recipients, instead of To, are the members a large group's message
+	// (GroupSeq) was stored for while they were offline (message.offline;
+	// at most 1,000 per event).
+	Recipients []string `json:"recipients,omitempty"`
+	// Op is "recall" or "edit" for a change of the sender's message
+	// RefMsgID (Text is an edit's new text); empty for a new message.
+	Op       string `json:"op,omitempty"`
+	RefMsgID string `json:"refMsgId,omitempty"`
 }
 
 // Group is the data of the group.* events.

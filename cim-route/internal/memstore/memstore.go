@@ -49,6 +49,9 @@ type Store struct {
 
 	delaySeq int64
 	delayed  map[string]*delayed // by id
+
+	revisions map[string]*revisions // by sender (revisions.go)
+	deleted   map[string]*set       // uid -> msgIds deleted from its history
 }
 
 // Option configures a Store.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gocim/gocim/cim-route/internal/auth"
 	"github.com/gocim/gocim/cim-route/internal/errs"
+	"github.com/gocim/gocim/cim-route/internal/event"
 	"github.com/gocim/gocim/cim-route/internal/model"
 	"github.com/gocim/gocim/internal/contract"
 	"github.com/gocim/gocim/proto/cimpb"
@@ -303,8 +304,13 @@ func (r *Router) rememberName(given, id string) {
 }
 
 // kick pushes a KICK to one session on a live gateway, best effort: a dead
-// gateway has no connection left to close.
+// gateway has no connection left to close. The webhooks hear of it either
+// way (user.kicked): the route ended the session.
 func (r *Router) kick(ctx context.Context, uid, sid, gw, reason string) {
+	if r.wants(event.UserKicked) {
+		name, _ := r.names.Get(uid)
+		r.emit(event.UserKicked, event.Presence{UserID: uid, UserName: name, SessionID: sid, Gateway: gw, Reason: reason})
+	}
 	if gw == "" || !r.gw.Live(gw) {
 		return
 	}

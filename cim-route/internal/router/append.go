@@ -83,7 +83,7 @@ func (j *job) appendEntries(ctx context.Context) error {
 		if it := e.msg; it != nil && a.Resend {
 			// The first copy's id and entry: pushed again in case the
 			// first attempt stored it but never got that far.
-			it.msgID = a.MsgID
+			it.msgID, it.resent = a.MsgID, true
 			f = nil
 			if a.Stored.Seq != 0 {
 				it.ts = a.Stored.TS

@@ -128,6 +128,14 @@ func (j *job) deliver(ctx context.Context) error {
 			n += len(it.group.stored)
 		}
 	}
+	// Webhooks: messages to app users now, recipients not reached once
+	// the pushes answered (or when a step fails: what is known by then).
+	var hooks *msgHooks
+	if len(j.msgs) > 0 {
+		hooks = j.hooks(ctx)
+		hooks.emitApps()
+		defer hooks.emitOffline()
+	}
 	if broadcast {
 		var err error
 		if members, err = j.r.st.OnlineIDs(ctx); err != nil {
@@ -169,7 +177,11 @@ func (j *job) deliver(ctx context.Context) error {
 				}
 			}
 		case it.stored != nil:
-			deliver(it.toID, it.stored, i)
+			if rt, ok := reachable(it.toID); ok {
+				send(rt, it.toID, it.stored, i)
+			} else {
+				hooks.missed(i, it.toID, it.stored.GetMsg().GetSeq())
+			}
 		case it.group != nil && it.group.timeline:
 			// One frame for every member: stored once, and sent to each
 			// gateway once, as one delivery with many targets.
@@ -182,6 +194,7 @@ func (j *job) deliver(ctx context.Context) error {
 			for _, uid := range it.group.recipients {
 				rt, ok := reachable(uid)
 				if !ok {
+					hooks.missed(i, uid, 0)
 					continue
 				}
 				d := shared[rt.Gateway]
@@ -203,6 +216,8 @@ func (j *job) deliver(ctx context.Context) error {
 					f := it.downlink("")
 					f.Msg.Seq = m.seq
 					send(rt, m.uid, f, i)
+				} else {
+					hooks.missed(i, m.uid, m.seq)
 				}
 			}
 		}
@@ -226,6 +241,7 @@ func (j *job) deliver(ctx context.Context) error {
 			if !fanout.Timeout(res.Err) {
 				for _, t := range ts {
 					dead = append(dead, model.SessionRef{UserID: t.uid, Session: t.sid})
+					hooks.missed(t.item, t.uid, 0)
 				}
 			}
 			continue
@@ -235,6 +251,7 @@ func (j *job) deliver(ctx context.Context) error {
 			if !gone[idx] {
 				gone[idx] = true
 				missing = append(missing, model.SessionRef{UserID: ts[idx].uid, Session: ts[idx].sid})
+				hooks.missed(ts[idx].item, ts[idx].uid, 0)
 			}
 		}
 		for i, t := range ts {

@@ -172,6 +172,9 @@ func (j *job) persist(ctx context.Context) error {
 		return err
 	}
 	j.checkSizes()
+	if err := j.refuseRecalled(ctx); err != nil {
+		return err
+	}
 	if err := j.loadGroups(ctx); err != nil {
 		return err
 	}
@@ -186,6 +189,9 @@ func (j *job) persist(ctx context.Context) error {
 		return err
 	}
 	if err := j.appendEntries(ctx); err != nil {
+		return err
+	}
+	if err := j.storeRevisions(ctx); err != nil {
 		return err
 	}
 	if err := j.finishGroupMessages(ctx); err != nil {

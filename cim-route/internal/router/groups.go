@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gocim/gocim/cim-route/internal/errs"
+	"github.com/gocim/gocim/cim-route/internal/event"
 	"github.com/gocim/gocim/cim-route/internal/model"
 )
 
@@ -55,6 +56,7 @@ func (r *Router) CreateGroup(ctx context.Context, uid, name string, open bool) (
 		return Group{}, err
 	}
 	r.log.Info("group created", "group", g.ID, "owner", uid, "open", open)
+	r.emitGroup(event.GroupCreated, g.ID, g.Name, uid, uid)
 	return groupOf(g), nil
 }
 
@@ -127,6 +129,8 @@ func (r *Router) JoinGroup(ctx context.Context, uid, gid string) (Group, error) 
 	if err != nil {
 		return Group{}, err
 	}
+	// Also a member joining again: the store does not tell.
+	r.emitGroup(event.GroupJoined, gid, g.Name, uid, uid)
 	return groupOf(g), nil
 }
 
@@ -187,7 +191,11 @@ func (r *Router) LeaveGroup(ctx context.Context, uid, gid string) error {
 	if err := checkGroup(uid, gid); err != nil {
 		return err
 	}
-	return r.st.LeaveGroup(ctx, gid, uid)
+	if err := r.st.LeaveGroup(ctx, gid, uid); err != nil {
+		return err
+	}
+	r.emitGroup(event.GroupLeft, gid, "", uid, uid)
+	return nil
 }
 
 // KickFromGroup takes user (an id or name) out of gid, for the owner; a
@@ -206,7 +214,12 @@ func (r *Router) KickFromGroup(ctx context.Context, uid, gid, user string) error
 	if err != nil {
 		return err
 	}
-	return r.st.KickFromGroup(ctx, gid, uid, target)
+	if err := r.st.KickFromGroup(ctx, gid, uid, target); err != nil {
+		return err
+	}
+	// Also a kick of a non-member (which drops its invitation).
+	r.emitGroup(event.GroupKicked, gid, "", uid, target)
+	return nil
 }
 
 // RenameGroup renames gid, for the owner.
@@ -222,6 +235,7 @@ func (r *Router) RenameGroup(ctx context.Context, uid, gid, name string) (Group,
 	if err != nil {
 		return Group{}, err
 	}
+	r.emitGroup(event.GroupRenamed, gid, g.Name, uid)
 	return groupOf(g), nil
 }
 
@@ -234,6 +248,7 @@ func (r *Router) DissolveGroup(ctx context.Context, uid, gid string) error {
 		return err
 	}
 	r.log.Info("group dissolved", "group", gid, "owner", uid)
+	r.emitGroup(event.GroupDissolved, gid, "", uid)
 	return nil
 }
 

@@ -72,6 +72,9 @@ type HistoryMessage struct {
 	Body        []byte
 	File        *cimpb.FileInfo
 	TimestampMs int64
+	// Op is the message's state: MSG_OP_EDIT (Body is its latest text) or
+	// MSG_OP_RECALL (no Body, no File) after its sender changed it.
+	Op cimpb.MsgOp
 
 	size int // bytes of its inbox entry
 }
@@ -146,7 +149,11 @@ func (r *Router) History(ctx context.Context, q HistoryQuery) (HistoryPage, erro
 			return HistoryPage{}, err
 		}
 	}
-	return r.historyPage(q, cur, scans), nil
+	page := r.historyPage(q, cur, scans)
+	if err := r.reviseHistory(ctx, q.UserID, s.keyword, &page); err != nil {
+		return HistoryPage{}, err
+	}
+	return page, nil
 }
 
 // historyPage merges what the scans found into a page: newest first, only
@@ -295,6 +302,9 @@ func (s historyScan) match(e model.Entry, sender, group string) (HistoryMessage,
 		return HistoryMessage{}, false
 	}
 	m := f.Msg
+	if m.Op != cimpb.MsgOp_MSG_OP_NEW { // a recall or an edit: history shows its message's state
+		return HistoryMessage{}, false
+	}
 	if (sender != "" && (m.From != sender || m.Group != "")) || (group != "" && m.Group != group) ||
 		(s.before != "" && m.MsgId >= s.before) {
 		return HistoryMessage{}, false

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	mrand "math/rand/v2"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -18,13 +19,37 @@ import (
 // coordination: a collision needs two ids in the same millisecond drawing the
 // same 80 bits. math/rand/v2's global source is ChaCha8, seeded per process
 // from the OS, and cheap enough for the hot path.
+//
+// Within one millisecond a process's ids increase in the order they are
+// made (an id that would sort below the previous one takes the previous
+// one's random bits plus one): the messages of one batch keep their order
+// in history, and of two edits of a message made in one millisecond the
+// later one wins (revise.go).
 func newMsgID(now time.Time) string {
-	var b [16]byte
 	ms := uint64(now.UnixMilli())
+	hi, lo := mrand.Uint64(), uint16(mrand.Uint32())
+	lastMsgID.Lock()
+	if l := &lastMsgID; ms == l.ms && (hi < l.hi || (hi == l.hi && lo <= l.lo)) {
+		hi, lo = l.hi, l.lo+1
+		if lo == 0 {
+			hi++
+		}
+	}
+	lastMsgID.ms, lastMsgID.hi, lastMsgID.lo = ms, hi, lo
+	lastMsgID.Unlock()
+	var b [16]byte
 	binary.BigEndian.PutUint64(b[0:8], ms<<16) // the top 48 bits of ms
-	binary.BigEndian.PutUint64(b[6:14], mrand.Uint64())
-	binary.BigEndian.PutUint16(b[14:16], uint16(mrand.Uint32()))
+	binary.BigEndian.PutUint64(b[6:14], hi)
+	binary.BigEndian.PutUint16(b[14:16], lo)
 	return hex.EncodeToString(b[:])
+}
+
+// lastMsgID is the millisecond and random bits of the last id newMsgID
+// made.
+var lastMsgID struct {
+	sync.Mutex
+	ms, hi uint64
+	lo     uint16
 }
 
 // newSessionID returns 128 random bits as hex; it is a capability (whoever

@@ -31,6 +31,7 @@ type outgoing struct {
 	msgID     string
 	ts        int64
 	stored    *cimpb.Frame // the MSG as stored, with its seq: pushed to toID
+	resent    bool         // stored by an earlier attempt (dedup): stored is that copy
 	code      codes.Code   // 0 while nothing went wrong
 	text      string
 	delivered int
@@ -92,7 +93,7 @@ func (o *outgoing) downlink(to string) *cimpb.Frame {
 	return &cimpb.Frame{Type: cimpb.Type_MSG, Msg: &cimpb.Msg{
 		ClientMsgId: m.ClientMsgId, MsgId: o.msgID, From: o.from, FromName: o.fromName,
 		To: to, Group: m.Group, Body: m.Body, Kind: m.Kind, TimestampMs: o.ts,
-		Broadcast: m.Broadcast, File: m.File,
+		Broadcast: m.Broadcast, File: m.File, Op: m.Op, RefMsgId: m.RefMsgId,
 	}}
 }
 

@@ -29,6 +29,10 @@ func (j *job) prepare() {
 			it.fail(codes.BadArgument, p)
 			continue
 		}
+		if p := j.r.opProblem(it.msg, j.now); p != "" {
+			it.fail(codes.BadArgument, p)
+			continue
+		}
 		switch to := it.msg.To; {
 		case it.msg.Group != "":
 			j.prepareGroup(it)

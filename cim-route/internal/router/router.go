@@ -46,7 +46,29 @@ type Store interface {
 	Inboxes
 	Groups
 	Delayed
+	Revisions
 	Pinger
+}
+
+// Revisions are the changes senders made to their messages (recall, edit)
+// and the messages users deleted from their own history (issue 15). Both
+// live for the inbox TTL and are bounded per user by the inbox length, so
+// a user can make the store keep no more of them than of an inbox.
+type Revisions interface {
+	// Revise records changes of messages: per (sender, message) a recall
+	// is final and otherwise the edit with the largest RevID wins. A
+	// sender's revisions of messages older than the inbox TTL are dropped,
+	// and beyond the inbox length those of its oldest messages.
+	Revise(ctx context.Context, rs []model.Revision) error
+	// RevisionsOf reads, in one round trip, the revision of each message
+	// (the zero Revision: none) and, for a viewer, whether the viewer
+	// deleted each from its history (nil without one).
+	RevisionsOf(ctx context.Context, viewer string, refs []model.MsgRef) ([]model.Revision, []bool, error)
+	// DeleteFromHistory hides messages from uid's history (only uid's).
+	// Ids of messages older than the inbox TTL are left out (no inbox
+	// holds them); errs.ErrQuotaExceeded, with nothing added, when uid
+	// would have more than the inbox length of them.
+	DeleteFromHistory(ctx context.Context, uid string, msgIDs []string) error
 }
 
 // Delayed keeps messages to send later (POST /delay): each is leased to
@@ -210,6 +232,9 @@ type Config struct {
 	GroupTimelineMin int
 	// Limits bound the work and storage one user can cause (limits.go).
 	Limits Limits
+	// EditWindow is how long after sending a message its sender may
+	// recall or edit it (revise.go); 0: recall and edit are refused.
+	EditWindow time.Duration
 
 	// CacheSize bounds each of the id->name and name->id caches (names never
 	// change, so entries never go stale). Default 65536.
@@ -231,6 +256,10 @@ type Config struct {
 	// Events receives what the app back-end's webhooks report (package
 	// event); nil: nothing is reported.
 	Events event.Sink
+	// AppUsers are the accounts that talk to the app back-end
+	// (--webhook-app-users): a message stored for one of them is reported
+	// as message.app (webhooks.go); nil: none.
+	AppUsers *AppUsers
 
 	Logger *slog.Logger
 	Now    func() time.Time

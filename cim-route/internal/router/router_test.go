@@ -657,6 +657,15 @@ func TestMsgIDs(t *testing.T) {
 	if a[:12] >= b[:12] {
 		t.Fatalf("ids not time-ordered: %s then %s", a, b)
 	}
+	// Within a millisecond, in the order made.
+	prev := newMsgID(now)
+	for range 1000 {
+		id := newMsgID(now)
+		if id <= prev || id[:12] != prev[:12] {
+			t.Fatalf("ids of one millisecond out of order: %s then %s", prev, id)
+		}
+		prev = id
+	}
 }
 
 func TestRedisDown(t *testing.T) {

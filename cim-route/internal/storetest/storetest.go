@@ -38,6 +38,8 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("GroupMessages", func(t *testing.T) { GroupMessages(t, newStore) })
 	t.Run("Timelines", func(t *testing.T) { Timelines(t, newStore) })
 	t.Run("Delayed", func(t *testing.T) { Delayed(t, newStore) })
+	t.Run("Revisions", func(t *testing.T) { Revisions(t, newStore) })
+	t.Run("DeletedFromHistory", func(t *testing.T) { DeletedFromHistory(t, newStore) })
 }
 
 func ctxT(t *testing.T) context.Context {
