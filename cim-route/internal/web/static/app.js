@@ -29,7 +29,19 @@
 //                                     [data-msg-id] (the route's id; "" until known) with
 //                                     data-client-msg-id and data-status="pending|sent|delivered|read|failed"
 //                                     on one's own (class .mine), .file-download buttons on files,
-//                                     .join-invite[data-gid] buttons on group invitations
+//                                     .join-invite[data-gid] buttons on group invitations;
+//                                     data-op="edited|recalled" on a message its sender changed
+//                                     (edited: the new text in .body and an .edited-mark "edited"
+//                                     in its .meta; recalled: .body.recalled reads "message
+//                                     recalled"); data-op-pending="edit|recall" while one's own
+//                                     change waits for the route (.op-pending in .meta)
+//   .actions (in a message)           shown on hover or focus within the message (always on touch
+//                                     screens): .edit-button and .recall-button on one's own
+//                                     messages once they have a msgId, for 15 minutes (edit: text
+//                                     only); .delete-button on any message with a msgId (removes
+//                                     it from the view and from one's history)
+//   .edit-form (in a message)         inline editor in place of .body: .edit-input (Enter saves,
+//                                     Shift+Enter new line, Escape cancels), .edit-save, .edit-cancel
 //   #load-older                       load older messages (also on scrolling to the top)
 //   #typing                           "<name> is typing…" under the open conversation; data-users
 //                                     (the typers' ids, comma separated); hidden when nobody
@@ -43,6 +55,13 @@
 // unread. Conversations are keyed by user id; one started by a name the
 // page cannot resolve yet is "user:<name>" until the first message or the
 // history tells the id. The document title carries the unread total.
+//
+// Recall, edit, delete: a change of a message (a MSG with op 'recall' or
+// 'edit' and refMsgId) is never shown as a message; it is applied to the
+// message refMsgId when that one's sender sent it too, and remembered (the
+// latest per message) for a message shown later. A recall is final. One's
+// own changes show as pending until the route answers, then apply. History
+// tells the state of each message (op 'edited' | 'recalled').
 //
 // Presence: the page subscribes (debounced) to the users of the
 // conversation list and the members of the open group, again whenever that
@@ -106,6 +125,9 @@ const SUBSCRIBE_DEBOUNCE_MS = 300;
 const MAX_WATCHED = 400; // the route watches at most 500 users per connection
 const TYPING_EVERY_MS = 3000; // at most one typing indicator per this
 const TYPING_SHOWN_MS = 5000; // how long another's indicator is shown
+const EDIT_WINDOW_MS = 15 * 60_000; // the route's --edit-window (its default)
+const EDIT_WINDOW_CHECK_MS = 30_000; // how often expired Edit/Recall buttons go
+const MAX_CHANGES = 2000; // changes remembered for messages not shown yet
 
 // ------------------------------------------------------------------ state
 
@@ -129,6 +151,12 @@ let typingAt = 0;
 let typingTimer = null;
 // typing, others': conversation key → Map(user id → {name, timer})
 const typers = new Map();
+// changes: "<from>|<msgId>" → the latest change of that message seen,
+// {op: 'recall' | 'edit', text, id (the change's msgId)}; oldest first
+const changes = new Map();
+// msgIds the user deleted (not shown again, whatever brings them)
+const deleted = new Set();
+let windowTimer = null;
 
 class Conv {
   constructor(key, name) {
@@ -347,8 +375,9 @@ function wire(c) {
   c.on('status', (r) => c === client && onStatus(r));
   c.on('receipt', (r) => c === client && onReceipt(r));
   c.on('error', (e) => {
-    if (c !== client) return;
-    if (e.clientMsgId) toast(`Not sent: ${describeError(e)}`);
+    if (c !== client || !e.clientMsgId) return;
+    const op = c.status(e.clientMsgId)?.op;
+    toast(op ? `Cannot ${op} the message: ${describeError(e)}` : `Not sent: ${describeError(e)}`);
   });
   c.on('kicked', ({ reason }) => {
     if (c !== client) return;
@@ -372,12 +401,16 @@ function enterChat() {
   refreshGroups();
   clearInterval(onlineTimer);
   onlineTimer = setInterval(() => client?.state === 'online' && refreshOnline(), 30_000);
+  clearInterval(windowTimer);
+  windowTimer = setInterval(expireActions, EDIT_WINDOW_CHECK_MS);
   if (current) openConv(current.key);
   else el.newChatUser.focus();
 }
 
 function leaveChat(message) {
   clearInterval(onlineTimer);
+  clearInterval(windowTimer);
+  windowTimer = null;
   stopTyping();
   const c = client;
   client = null;
@@ -392,6 +425,8 @@ function leaveChat(message) {
   entries.clear();
   names.clear();
   ownFiles.clear();
+  changes.clear();
+  deleted.clear();
   current = null;
   seeded = false;
   wasDown = false;
@@ -527,6 +562,7 @@ function openConv(key, focusComposer) {
   show(el.members, false);
   el.membersButton.setAttribute('aria-expanded', 'false');
   el.messages.replaceChildren(...c.entries.map((e) => e.el));
+  expireActions();
   for (const x of [el.composer, el.send, el.attach]) x.disabled = false;
   el.composer.placeholder = c.kind === 'broadcast' ? 'Message to everybody online' : 'Write a message…';
   el.attach.disabled = c.kind === 'broadcast' || (c.kind === 'user' && c.id === '0');
@@ -638,6 +674,7 @@ async function refreshOnline() {
 // ------------------------------------------------------------------ messages
 
 function previewOf(m) {
+  if (m.op === 'recalled') return 'message recalled';
   if (m.kind === 'file') return `File: ${m.file?.name || 'file'}`;
   return (m.text || '').slice(0, 80);
 }
@@ -668,20 +705,19 @@ function insertEntry(c, e) {
 }
 
 function addMessage(m, { live }) {
+  if (m.msgId && deleted.has(m.msgId)) return null;
   const c = conv(convKeyOfMessage(m));
   const old = findEntry(m.msgId, '');
-  if (old) return old;
-  const e = {
-    conv: c,
+  if (old) {
+    applyState(old, m);
+    return old;
+  }
+  const e = newEntry(c, {
     msgId: m.msgId,
-    clientMsgId: '',
     mine: m.from === me.userId,
     ts: m.timestampMs || Date.now(),
-    msg: m,
-    status: '',
-    counts: { delivered: 0, read: 0, recipients: 0 },
-    el: null,
-  };
+    msg: m.op === 'edited' || m.op === 'recalled' ? m : { ...m, op: '' },
+  });
   if (e.mine) {
     const known = client?.statusByMsgId(m.msgId);
     e.status = known?.status || 'sent';
@@ -690,41 +726,69 @@ function addMessage(m, { live }) {
       e.counts = { delivered: known.delivered, read: known.read, recipients: known.recipients };
     }
   }
+  const ch = m.msgId ? changes.get(changeKey(m.from, m.msgId)) : null;
+  if (ch) changeMessage(e, ch);
   e.el = renderEntry(e);
   insertEntry(c, e);
   if (e.ts >= c.lastTs) {
     c.lastTs = e.ts;
-    c.preview = previewOf(m);
+    c.preview = previewOf(e.msg);
   }
-  if (live && !e.mine) {
+  if (live && !e.mine && e.msg.op !== 'recalled') {
     c.unread.push(m);
     markConvRead(c);
   }
   return e;
 }
 
+// newEntry is a message entry of conversation c with fields set.
+function newEntry(c, fields) {
+  return {
+    conv: c,
+    msgId: '',
+    clientMsgId: '',
+    mine: false,
+    ts: 0,
+    msg: null,
+    status: '',
+    counts: { delivered: 0, read: 0, recipients: 0 },
+    el: null,
+    editId: '', // the msgId of the edit shown ('' for none, or history's)
+    changing: new Map(), // one's own changes waiting for the route: clientMsgId → op
+    editing: false, // the inline editor is open
+    ...fields,
+  };
+}
+
 function onMessage(m) {
   learnName(m.from, m.fromName);
+  if (m.op) {
+    onChange(m);
+    return;
+  }
   addMessage(m, { live: true });
   clearTyper(convKeyOfMessage(m), m.from);
   renderConvList();
 }
 
 function onStatus(r) {
+  if (r.op) {
+    onOwnChange(r);
+    return;
+  }
+  if (r.msgId && deleted.has(r.msgId)) return;
   let e = findEntry(r.msgId, r.clientMsgId);
   if (!e) {
     const c = conv(convKeyOfRecord(r));
-    e = {
-      conv: c,
+    e = newEntry(c, {
       msgId: r.msgId,
       clientMsgId: r.clientMsgId,
       mine: true,
       ts: r.at || Date.now(),
-      msg: { kind: r.kind, text: r.text, file: r.file, data: null, from: me.userId, fromName: me.userName, to: r.to, group: r.group, timestampMs: r.at },
+      msg: { kind: r.kind, text: r.text, file: r.file, data: null, from: me.userId, fromName: me.userName, to: r.to, group: r.group, timestampMs: r.at, op: '' },
       status: r.status,
       counts: { delivered: r.delivered, read: r.read, recipients: r.recipients },
-      el: null,
-    };
+    });
     e.el = renderEntry(e);
     insertEntry(c, e);
     if (e.ts >= c.lastTs) {
@@ -775,6 +839,7 @@ function renderEntry(e) {
   const m = e.msg;
   const li = document.createElement('li');
   li.className = `msg${e.mine ? ' mine' : ''}`;
+  li.tabIndex = -1; // focused after its own actions go away
   const meta = document.createElement('div');
   meta.className = 'meta';
   const from = document.createElement('span');
@@ -786,9 +851,21 @@ function renderEntry(e) {
     time.textContent = timeText(e.ts);
   }
   meta.append(from, ' ', time);
+  if (m.op === 'edited') {
+    const mark = document.createElement('span');
+    mark.className = 'edited-mark';
+    mark.textContent = 'edited';
+    meta.append(' ', mark);
+  }
   const body = document.createElement('div');
   body.className = 'body';
-  if (m.kind === 'file' && m.file) {
+  if (m.op === 'recalled') {
+    body.classList.add('recalled');
+    body.textContent = 'message recalled';
+  } else if (e.editing) {
+    body.className = 'edit-body';
+    body.append(editForm(e));
+  } else if (m.kind === 'file' && m.file) {
     const b = document.createElement('button');
     b.type = 'button';
     b.className = 'file-download';
@@ -820,10 +897,30 @@ function renderEntry(e) {
   return li;
 }
 
+// refreshEntry draws e again (its text or state changed), keeping the
+// focus and an open editor's draft.
+function refreshEntry(e) {
+  const old = e.el;
+  const focused = old && old.contains(document.activeElement) ? document.activeElement : null;
+  const draft = old?.querySelector('.edit-input');
+  renderEntry(e);
+  const input = e.el.querySelector('.edit-input');
+  if (draft && input) input.value = draft.value;
+  if (old?.parentNode) old.replaceWith(e.el);
+  if (!focused || !e.el.isConnected) return;
+  const cls = focused.classList[0];
+  const same = cls ? e.el.querySelector(`.${CSS.escape(cls)}`) : null;
+  (same || e.el).focus();
+}
+
 function updateEntry(e) {
   const li = e.el;
   li.dataset.msgId = e.msgId || '';
   if (e.clientMsgId) li.dataset.clientMsgId = e.clientMsgId;
+  if (e.msg.op === 'edited' || e.msg.op === 'recalled') li.dataset.op = e.msg.op;
+  else delete li.dataset.op;
+  updatePendingChange(e);
+  updateActions(e);
   if (!e.mine) return;
   li.dataset.status = e.status;
   const ticks = li.querySelector('.ticks');
@@ -870,6 +967,337 @@ function updateEntry(e) {
     li.append(retry);
   } else if (e.status !== 'failed' && retry) {
     retry.remove();
+  }
+}
+
+// ------------------------------------------------------------------ recall, edit, delete
+
+function changeKey(from, msgId) {
+  return `${from}|${msgId}`;
+}
+
+// newerId: whether msgId a sorts after b (the route's ids are time-ordered
+// hex of one length; a longer one is newer).
+function newerId(a, b) {
+  return a.length !== b.length ? a.length > b.length : a > b;
+}
+
+// onChange takes a change of a message from its sender (a recall or an
+// edit, live): never shown itself, applied to the message refMsgId.
+function onChange(m) {
+  if ((m.op !== 'recall' && m.op !== 'edit') || !m.refMsgId || !m.from) return; // an op this page does not know
+  noteChange(m.from, m.refMsgId, { op: m.op, text: m.text, id: m.msgId });
+}
+
+// noteChange remembers the latest change of from's message ref (a recall
+// is final; of two edits the later one wins) and applies it when the
+// message is shown and is from's.
+function noteChange(from, ref, ch) {
+  const key = changeKey(from, ref);
+  const old = changes.get(key);
+  let keep = ch;
+  if (old && (old.op === 'recall' || (ch.op === 'edit' && old.id && ch.id && !newerId(ch.id, old.id)))) keep = old;
+  changes.delete(key);
+  changes.set(key, keep);
+  if (changes.size > MAX_CHANGES) changes.delete(changes.keys().next().value);
+  const e = findEntry(ref, '');
+  if (!e || e.msg.from !== from || !changeMessage(e, keep)) return;
+  if (keep.op === 'recall') {
+    const c = e.conv;
+    const n = c.unread.length;
+    c.unread = c.unread.filter((u) => u.msgId !== e.msgId);
+    if (c.unread.length !== n) renderConvList();
+  }
+  refreshEntry(e);
+  updatePreview(e.conv);
+}
+
+// changeMessage applies a change to e's message and reports whether it
+// changed anything (it does not draw it).
+function changeMessage(e, ch) {
+  const m = e.msg;
+  if (m.op === 'recalled') return false; // final: later edits are ignored
+  if (ch.op === 'recall') {
+    e.msg = { ...m, op: 'recalled', text: '', file: null, data: null };
+    e.editing = false;
+    return true;
+  }
+  if (ch.op !== 'edit' || m.kind === 'file') return false;
+  if (e.editId && ch.id && !newerId(ch.id, e.editId)) return false;
+  if (ch.id) e.editId = ch.id;
+  e.msg = { ...m, op: 'edited', text: ch.text };
+  return true;
+}
+
+// applyState takes what history says of a message already shown.
+function applyState(e, m) {
+  let changed = false;
+  if (m.op === 'recalled') {
+    changed = changeMessage(e, { op: 'recall' });
+  } else if (m.op === 'edited' && !e.editId && e.msg.op !== 'recalled' && e.msg.kind !== 'file' && (e.msg.op !== 'edited' || e.msg.text !== m.text)) {
+    // No live edit seen: history's text is the latest known.
+    e.msg = { ...e.msg, op: 'edited', text: m.text };
+    changed = true;
+  }
+  if (changed) {
+    refreshEntry(e);
+    updatePreview(e.conv);
+  }
+}
+
+// updatePreview shows the conversation's last message in the list.
+function updatePreview(c) {
+  const last = c.entries[c.entries.length - 1];
+  const preview = last ? previewOf(last.msg) : '';
+  if (preview === c.preview) return;
+  c.preview = preview;
+  renderConvList();
+}
+
+// onOwnChange follows one of this page's recalls and edits: pending on its
+// message until the route stored it, then applied.
+function onOwnChange(r) {
+  updateBanner(); // it counts among the messages waiting for a link
+  if (statusRank[r.status] >= statusRank.sent && r.refMsgId) {
+    noteChange(me.userId, r.refMsgId, { op: r.op, text: r.text, id: r.msgId });
+  }
+  const e = findEntry(r.refMsgId, '');
+  if (!e || !e.mine) return;
+  const was = e.changing.size;
+  if (r.status === 'pending') e.changing.set(r.clientMsgId, r.op);
+  else e.changing.delete(r.clientMsgId);
+  if (e.changing.size !== was) updateEntry(e);
+}
+
+// updatePendingChange marks e while one of its own changes waits.
+function updatePendingChange(e) {
+  const li = e.el;
+  const meta = li.querySelector('.meta');
+  let note = meta.querySelector('.op-pending');
+  const op = [...e.changing.values()].pop() || '';
+  if (!op) {
+    delete li.dataset.opPending;
+    note?.remove();
+    return;
+  }
+  li.dataset.opPending = op;
+  if (!note) {
+    note = document.createElement('span');
+    note.className = 'op-pending';
+    meta.append(' ', note);
+  }
+  note.textContent = op === 'recall' ? 'recalling…' : 'editing…';
+}
+
+// canChange: e is one of the user's own messages the route still lets it
+// recall (and, text, edit).
+function canChange(e) {
+  const c = e.conv;
+  if (!e.mine || !e.msgId || e.msg.op === 'recalled' || c.kind === 'broadcast') return false;
+  return Date.now() - e.ts < EDIT_WINDOW_MS;
+}
+
+function canEdit(e) {
+  return canChange(e) && e.msg.kind !== 'file';
+}
+
+// updateActions puts the buttons e allows now into its .actions.
+function updateActions(e) {
+  const li = e.el;
+  const want = [];
+  if (!e.editing) {
+    if (e.changing.size === 0 && canEdit(e)) want.push('edit');
+    if (e.changing.size === 0 && canChange(e)) want.push('recall');
+    if (e.msgId) want.push('delete');
+  }
+  let bar = li.querySelector(':scope > .actions');
+  const key = want.join(' ');
+  if ((bar?.dataset.actions ?? '') === key) return;
+  const focused = bar && bar.contains(document.activeElement) ? document.activeElement.className : '';
+  bar?.remove();
+  if (want.length === 0) {
+    if (focused) li.focus();
+    return;
+  }
+  bar = document.createElement('div');
+  bar.className = 'actions';
+  bar.dataset.actions = key;
+  bar.setAttribute('role', 'group');
+  bar.setAttribute('aria-label', 'Message actions');
+  const labels = {
+    edit: ['Edit', 'Edit this message'],
+    recall: ['Recall', 'Recall this message for everybody'],
+    delete: ['Delete', 'Delete this message from your history'],
+  };
+  const run = { edit: startEdit, recall: recallEntry, delete: deleteEntry };
+  for (const a of want) {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = `${a}-button`;
+    b.textContent = labels[a][0];
+    b.setAttribute('aria-label', labels[a][1]);
+    b.addEventListener('click', () => run[a](e));
+    bar.append(b);
+  }
+  li.append(bar);
+  if (focused) (bar.querySelector(`.${CSS.escape(focused)}`) || li).focus();
+}
+
+// expireActions takes Edit and Recall away from messages past the window.
+function expireActions() {
+  if (!current) return;
+  for (const e of current.entries) {
+    if (e.mine && !canChange(e) && e.el.querySelector(':scope > .actions .recall-button')) updateActions(e);
+  }
+}
+
+function tooLate(e) {
+  toast('Too late: a message can be changed for 15 minutes after it was sent.');
+  updateEntry(e);
+}
+
+function editForm(e) {
+  const form = document.createElement('form');
+  form.className = 'edit-form';
+  const id = `edit-${e.msgId}`;
+  const label = document.createElement('label');
+  label.className = 'sr-only';
+  label.htmlFor = id;
+  label.textContent = 'Edit the message';
+  const input = document.createElement('textarea');
+  input.id = id;
+  input.className = 'edit-input';
+  input.rows = Math.min(6, Math.max(1, (e.msg.text || '').split('\n').length));
+  input.maxLength = MAX_TEXT;
+  input.value = e.msg.text || '';
+  input.setAttribute('aria-describedby', 'edit-hint');
+  const hint = document.createElement('span');
+  hint.id = 'edit-hint';
+  hint.className = 'sr-only';
+  hint.textContent = 'Enter saves, Shift+Enter starts a new line, Escape cancels.';
+  const save = document.createElement('button');
+  save.type = 'submit';
+  save.className = 'edit-save primary';
+  save.textContent = 'Save';
+  const cancel = document.createElement('button');
+  cancel.type = 'button';
+  cancel.className = 'edit-cancel';
+  cancel.textContent = 'Cancel';
+  const row = document.createElement('div');
+  row.className = 'edit-row';
+  row.append(cancel, save);
+  form.append(label, input, hint, row);
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    saveEdit(e, input.value);
+  });
+  cancel.addEventListener('click', () => stopEdit(e));
+  input.addEventListener('keydown', (ev) => {
+    if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) {
+      ev.preventDefault();
+      saveEdit(e, input.value);
+    } else if (ev.key === 'Escape') {
+      ev.preventDefault();
+      ev.stopPropagation();
+      stopEdit(e);
+    }
+  });
+  return form;
+}
+
+function startEdit(e) {
+  if (!canEdit(e)) {
+    tooLate(e);
+    return;
+  }
+  for (const x of e.conv.entries) if (x.editing && x !== e) stopEdit(x, false);
+  e.editing = true;
+  refreshEntry(e);
+  const input = e.el.querySelector('.edit-input');
+  if (input) {
+    input.focus();
+    input.setSelectionRange(input.value.length, input.value.length);
+  }
+}
+
+function stopEdit(e, focus = true) {
+  if (!e.editing) return;
+  e.editing = false;
+  refreshEntry(e);
+  if (focus && e.el.isConnected) (e.el.querySelector('.edit-button') || e.el).focus();
+}
+
+function saveEdit(e, text) {
+  if (!client || !e.editing) return;
+  if (text === (e.msg.text || '')) {
+    stopEdit(e);
+    return;
+  }
+  if (!text.trim()) {
+    toast('A message cannot be empty: use Recall to take it back.');
+    return;
+  }
+  if (utf8Encode(text).length > MAX_TEXT) {
+    toast(`Too long: at most ${MAX_TEXT} bytes.`);
+    return;
+  }
+  if (!canEdit(e)) {
+    e.editing = false;
+    refreshEntry(e);
+    tooLate(e);
+    return;
+  }
+  const c = e.conv;
+  try {
+    if (c.kind === 'group') client.editInGroup(c.id, e.msgId, text);
+    else client.edit(c.id, e.msgId, text);
+  } catch (err) {
+    toast(`Cannot edit the message: ${describeError(err)}`);
+    return;
+  }
+  stopEdit(e);
+}
+
+function recallEntry(e) {
+  if (!client) return;
+  if (!canChange(e)) {
+    tooLate(e);
+    return;
+  }
+  const c = e.conv;
+  try {
+    if (c.kind === 'group') client.recallInGroup(c.id, e.msgId);
+    else client.recall(c.id, e.msgId);
+  } catch (err) {
+    toast(`Cannot recall the message: ${describeError(err)}`);
+  }
+}
+
+// deleteEntry takes a message out of the view and the user's history (put
+// back when the route refuses).
+async function deleteEntry(e) {
+  const cl = client;
+  if (!cl || !e.msgId) return;
+  const c = e.conv;
+  const i = c.entries.indexOf(e);
+  const next = c.entries[i + 1] || c.entries[i - 1] || null;
+  const hadFocus = e.el.contains(document.activeElement);
+  deleted.add(e.msgId);
+  removeEntry(e);
+  c.unread = c.unread.filter((u) => u.msgId !== e.msgId);
+  updatePreview(c);
+  renderConvList();
+  if (hadFocus) (next && next.el.isConnected ? next.el : el.composer).focus();
+  try {
+    await cl.deleteHistory([e.msgId]);
+  } catch (err) {
+    if (cl !== client) return;
+    deleted.delete(e.msgId);
+    if (convs.get(c.key) === c && !findEntry(e.msgId, '')) {
+      insertEntry(c, e);
+      updatePreview(c);
+    }
+    toast(`Cannot delete the message: ${describeError(err)}`);
   }
 }
 

@@ -97,6 +97,8 @@ export type ClientErrorReason =
   | 'timeout'
   | 'aborted'
   | 'superseded'
+  | 'no-message'
+  | 'bad-op'
   | 'bad-options'
   | 'bad-ref'
   | 'not-a-file'
@@ -119,6 +121,7 @@ export declare class ClientError extends Error {
   static readonly TIMEOUT: 'timeout';
   static readonly ABORTED: 'aborted';
   static readonly SUPERSEDED: 'superseded';
+  static readonly NO_MESSAGE: 'no-message';
 }
 
 /** Where the client keeps its state between page loads (localStorage by default). */
@@ -178,6 +181,20 @@ export interface FileInfo {
 
 export type MessageKind = 'text' | 'file';
 
+/**
+ * What a message is (docs/ARCHITECTURE.md, "Recall, edit and delete"):
+ *  - '': a new message (shown as itself).
+ *  - 'recall' | 'edit' (live only, with refMsgId): a change of the earlier
+ *    message refMsgId by its sender, not a message to show. Apply it only
+ *    when that message's from equals this one's; 'recall' hides it, 'edit'
+ *    replaces its text with this one's text. An edit of a message already
+ *    recalled is ignored (a recall is final).
+ *  - 'edited' | 'recalled' (history only): the message's state now; text is
+ *    its latest text, or none (nor file) when recalled.
+ *  - anything else: a change this client does not know; not a message to show.
+ */
+export type MessageOp = '' | 'recall' | 'edit' | 'edited' | 'recalled' | (string & {});
+
 /** A message as events and history give it. */
 export interface Message {
   /** The route's id ("" for none). */
@@ -202,6 +219,10 @@ export interface Message {
   data: Uint8Array | null;
   file: FileInfo | null;
   timestampMs: number;
+  /** '' for a new message; see MessageOp. */
+  op: MessageOp;
+  /** The message a 'recall' or an 'edit' changes; "" otherwise. */
+  refMsgId: string;
 }
 
 export type ReceiptStatus = 'sent' | 'delivered' | 'read';
@@ -231,8 +252,12 @@ export interface SentMessage {
   group: string;
   broadcast: boolean;
   kind: MessageKind;
+  /** The text (an edit's new text). */
   text: string;
   file: FileInfo | null;
+  /** 'recall' or 'edit' for a recall() or an edit() of refMsgId; '' for a message. */
+  op: '' | 'recall' | 'edit';
+  refMsgId: string;
   /** The best status so far; it only rises (failed sits between pending and sent). */
   status: SendStatus;
   /** Tries started: 1 for the first write, +1 per resend after a timeout. */
@@ -261,7 +286,7 @@ export interface HistoryQuery {
 }
 
 export interface HistoryPage {
-  /** Newest first. */
+  /** Newest first; changed ones with op 'edited' or 'recalled', deleted ones left out (the changes themselves never appear). */
   messages: Message[];
   /** The cursor of the next, older page; "" at the end. A page may be short, even empty, and still have one. */
   next: string;
@@ -371,6 +396,12 @@ export declare class Api {
   offline(opts?: CallOptions): Promise<void>;
   history(q?: HistoryQuery, opts?: CallOptions): Promise<HistoryPage>;
   historyFill(q?: HistoryQuery, n?: number, opts?: CallOptions): Promise<HistoryPage>;
+  /**
+   * POST /history/delete: the messages leave this user's own history (no
+   * one else's; no device is told). More than 100 ids go in several calls;
+   * unknown ids are harmless; none is ClientError 'no-message'.
+   */
+  deleteHistory(msgIds: string | string[], opts?: CallOptions): Promise<void>;
   upload(blob: Blob, opts?: { name?: string; contentType?: string; signal?: AbortSignal }): Promise<UploadResult>;
   download(ref: string, opts?: CallOptions): Promise<Blob>;
   createGroup(name: string, open?: boolean, opts?: CallOptions): Promise<Group>;
@@ -454,7 +485,11 @@ export interface ClientEventMap {
   disconnected: { reason: string; gateway: string };
   /** The inbox caught up with the server after a (re)connect. */
   synced: { lastSeq: number };
-  /** Exactly once and in order per inbox (and per group timeline). */
+  /**
+   * Exactly once and in order per inbox (and per group timeline). With op
+   * set ('recall', 'edit', or one not known) it is a change of the message
+   * refMsgId, not a message to show: see MessageOp.
+   */
   message: Message;
   /** Once per status for a message sent by this client; every time for others. */
   receipt: Receipt;
@@ -494,6 +529,9 @@ export interface OutgoingMessage {
   file?: FileInfo;
   /** A file's inline bytes. */
   data?: Uint8Array | null;
+  /** A change of the earlier message refMsgId (to or group as that one's; text: an edit's new text). */
+  op?: 'recall' | 'edit';
+  refMsgId?: string;
 }
 
 /** Keeps one user's connection to a gocim cluster. Events: see ClientEventMap. */
@@ -535,6 +573,17 @@ export declare class Client extends EventTarget {
   sendGroup(gid: string, text: string): string;
   broadcast(text: string): string;
   sendMsg(m: OutgoingMessage): string;
+  /**
+   * Changes one of this user's messages (msgId: the route's) within the
+   * route's --edit-window (default 15 min): recall takes it back, edit
+   * replaces its text (text messages only; not once recalled). Sent, kept
+   * and resent like a message (SentMessage.op set); the route refuses with
+   * an 'error' (GatewayError 3000). Each returns the clientMsgId.
+   */
+  recall(to: string, msgId: string): string;
+  recallInGroup(gid: string, msgId: string): string;
+  edit(to: string, msgId: string, text: string): string;
+  editInGroup(gid: string, msgId: string, text: string): string;
   /** A file message for blob: inline when it fits one frame, else uploaded first. */
   prepareFile(blob: Blob, opts?: SendFileOptions): Promise<OutgoingMessage>;
   sendFile(to: string, blob: Blob, opts?: SendFileOptions): Promise<string>;
@@ -580,6 +629,8 @@ export declare class Client extends EventTarget {
   onlineUsers(opts?: CallOptions): Promise<User[]>;
   history(q?: HistoryQuery, opts?: CallOptions): Promise<HistoryPage>;
   historyFill(q?: HistoryQuery, n?: number, opts?: CallOptions): Promise<HistoryPage>;
+  /** Removes messages from this user's own history (Api.deleteHistory). */
+  deleteHistory(msgIds: string | string[], opts?: CallOptions): Promise<void>;
   createGroup(name: string, open?: boolean, opts?: CallOptions): Promise<Group>;
   groups(opts?: CallOptions): Promise<Group[]>;
   group(gid: string, opts?: CallOptions): Promise<Group>;

@@ -29,6 +29,21 @@
 // kept in a Storage (localStorage by default) per route and user, so a page
 // reload resumes where it was.
 //
+// Recall and edit (docs/ARCHITECTURE.md, "Recall, edit and delete"): a
+// sender changes one of its messages, named by the route's msgId, within the
+// route's --edit-window (15 minutes by default): recall()/recallInGroup()
+// take it back, edit()/editInGroup() replace its text. Each is a MSG with op
+// and refMsgId, sent, kept and resent like any message (own clientMsgId,
+// 'status' events, an ERROR BadArgument when the route refuses it, e.g. too
+// old). Recipients get it as a 'message' event of its own (own msgId and
+// seq, in order after the original) with op 'recall' or 'edit' and
+// refMsgId: apply it to the message refMsgId only when that message's from
+// equals this one's (anybody may name any msgId), ignore an edit of a
+// message already recalled, and never show it as a message. History shows
+// messages as they are now: op 'edited' (text is the latest) or 'recalled'
+// (no text, no file), the changes themselves left out. Api.deleteHistory()
+// removes messages from the user's own history only.
+//
 // Presence and typing (docs/ARCHITECTURE.md, "Presence and typing"): the
 // login names the platform (option platform, "web" by default).
 // subscribe(users, groups) watches users and groups' members: its answer
@@ -46,7 +61,8 @@
 //   connected    {gateway}          logged in to a gateway (first time and after each reconnect)
 //   disconnected {reason, gateway}  the link was lost; the client reconnects by itself
 //   synced       {lastSeq}          the inbox has caught up with the server after a (re)connect
-//   message      Message            a message, exactly once, in order
+//   message      Message            a message, exactly once, in order; op 'recall' | 'edit' (with
+//                                   refMsgId): a change of an earlier message, not one to show
 //   receipt      Receipt            RECEIPT_SENT / DELIVERED / READ (once per status per message sent here)
 //   status       SentMessage        one of this client's messages changed status
 //   error        GatewayError       an ERROR frame: the final answer to a send (clientMsgId set) or about the link
@@ -166,6 +182,7 @@ ClientError.NO_GROUP = 'no-group';
 ClientError.TIMEOUT = 'timeout';
 ClientError.ABORTED = 'aborted';
 ClientError.SUPERSEDED = 'superseded';
+ClientError.NO_MESSAGE = 'no-message';
 
 // stopError ends a link in a way reconnecting cannot fix (a KICK, an ERROR
 // saying the session is not ours any more).
@@ -519,6 +536,21 @@ export class Api {
   }
 
   /**
+   * Removes messages (msgIds) from this user's own history (POST
+   * /history/delete): history leaves them out from now on; nobody else's
+   * changes and no device is told. More than 100 ids go in several calls;
+   * an id not in the history is harmless. No id at all is ClientError
+   * 'no-message'. Calls count against the route's /history rate.
+   */
+  async deleteHistory(msgIds, { signal } = {}) {
+    const ids = [].concat(msgIds ?? []).filter(Boolean).map(String);
+    if (ids.length === 0) throw new ClientError(ClientError.NO_MESSAGE, 'no message id');
+    for (let i = 0; i < ids.length; i += MAX_HISTORY_DELETE) {
+      await this._request('POST', '/history/delete', { json: { msgIds: ids.slice(i, i + MAX_HISTORY_DELETE) }, auth: true, signal });
+    }
+  }
+
+  /**
    * Stores a file at the route (POST /upload) and returns {ref, name, size,
    * contentType}. A refusal for want of room is ApiError code 4293 (quota)
    * or 5070 (storage full); above the route's limit, HTTP 413.
@@ -619,6 +651,9 @@ export class Api {
   }
 }
 
+/** The most msgIds one POST /history/delete takes (Api.deleteHistory sends more in several). */
+const MAX_HISTORY_DELETE = 100;
+
 function groupPath(gid, suffix) {
   if (!gid) throw new ClientError(ClientError.NO_GROUP, 'no group');
   return `/groups/${encodeURIComponent(gid)}${suffix}`;
@@ -633,6 +668,18 @@ function kindOf(k) {
 function fileOf(f) {
   if (!f) return null;
   return { name: String(f.name ?? ''), size: num(f.size), contentType: String(f.contentType ?? ''), ref: String(f.ref ?? '') };
+}
+
+// A MSG's op as the application sees it: '' for a new message, 'recall' or
+// 'edit' for a change of refMsgId; an op this client does not know keeps
+// its wire name (still not a new message).
+const wireOps = { MSG_OP_NEW: '', 0: '', MSG_OP_RECALL: 'recall', 1: 'recall', MSG_OP_EDIT: 'edit', 2: 'edit' };
+const opNames = { recall: 'MSG_OP_RECALL', edit: 'MSG_OP_EDIT' };
+
+function opOf(v) {
+  if (v === undefined || v === null || v === '') return '';
+  const k = String(v);
+  return Object.prototype.hasOwnProperty.call(wireOps, k) ? wireOps[k] : k;
 }
 
 // wireMessage turns a protojson Msg into the Message the application sees.
@@ -656,6 +703,8 @@ function wireMessage(m) {
     data: kind === 'file' && bytes.length > 0 ? bytes : null,
     file,
     timestampMs: num(m.timestampMs),
+    op: opOf(m.op),
+    refMsgId: String(m.refMsgId ?? ''),
   };
 }
 
@@ -691,6 +740,9 @@ function historyMessage(h) {
     data,
     file,
     timestampMs: num(h.timestampMs),
+    // the message's state: 'edited' (text is the latest), 'recalled' (no text, no file)
+    op: String(h.op ?? ''),
+    refMsgId: '',
   };
 }
 
@@ -754,8 +806,9 @@ function strSize(s) {
   return s ? fieldSize(utf8Encode(s).length) : 0;
 }
 function msgFrameSize(m, bodyLen) {
-  let n = strSize(m.clientMsgId) + strSize(m.to) + strSize(m.group) + fieldSize(bodyLen);
+  let n = strSize(m.clientMsgId) + strSize(m.to) + strSize(m.group) + fieldSize(bodyLen) + strSize(m.refMsgId);
   if (m.kind === 'file') n += 2;
+  if (m.op) n += 2;
   if (m.broadcast) n += 2;
   if (m.file) {
     const f = strSize(m.file.name) + (m.file.size ? 1 + varintSize(m.file.size) : 0) + strSize(m.file.contentType) + strSize(m.file.ref);
@@ -1202,7 +1255,7 @@ class Outbox {
   // answered ones only for their status.
   restore(p) {
     if (!p || !p.clientMsgId || this.recs.has(p.clientMsgId)) return;
-    const r = newRecord({ clientMsgId: p.clientMsgId, to: p.to, group: p.group, broadcast: p.broadcast, kind: p.kind, text: p.text, file: p.file }, p.at || 0);
+    const r = newRecord({ clientMsgId: p.clientMsgId, to: p.to, group: p.group, broadcast: p.broadcast, kind: p.kind, text: p.text, file: p.file, op: p.op, refMsgId: p.refMsgId }, p.at || 0);
     r.msgId = p.msgId || '';
     r.status = statusRank[p.status] ? p.status : 'sent';
     r.recipients = p.recipients || 0;
@@ -1387,6 +1440,8 @@ function newRecord(m, now) {
     kind: m.kind === 'file' ? 'file' : 'text',
     text: m.kind === 'file' ? '' : m.text || '',
     file: m.file || null,
+    op: m.op === 'recall' || m.op === 'edit' ? m.op : '',
+    refMsgId: m.op === 'recall' || m.op === 'edit' ? String(m.refMsgId || '') : '',
     status: 'pending',
     tries: 1,
     error: null,
@@ -1413,6 +1468,7 @@ function snapshotKey(r) {
 }
 
 function describe(r) {
+  if (r.op) return `${r.op} of message ${r.refMsgId}${r.group ? ` in group ${r.group}` : ` to ${r.to}`}`;
   if (r.broadcast) return 'broadcast';
   if (r.group) return `message to group ${r.group}`;
   return `message to ${r.to}`;
@@ -1436,6 +1492,8 @@ function sentMessage(r) {
     kind: r.kind,
     text: r.text,
     file: r.file,
+    op: r.op,
+    refMsgId: r.refMsgId,
     status: r.status,
     tries: r.tries,
     error: r.error,
@@ -2315,26 +2373,81 @@ export class Client extends EventTarget {
   }
 
   /**
+   * Recalls (takes back) one of this user's messages to user `to` (an id
+   * or a name), named by the route's msgId (SentMessage.msgId, or the
+   * Message's from history or an event). A MSG with op MSG_OP_RECALL and
+   * refMsgId, sent like any message: it returns the clientMsgId at once,
+   * is kept and resent until the route answers, and gets 'status' events
+   * (SentMessage.op 'recall'). Recipients (every device, online or later)
+   * get it in order after the message; history then shows it recalled.
+   * The route refuses (an 'error' event, GatewayError 3000 BadArgument) a
+   * message older than its --edit-window (15 minutes by default).
+   */
+  recall(to, msgId) {
+    if (!to) throw new ClientError(ClientError.NO_RECIPIENT, 'no recipient');
+    return this._revise({ to: String(to) }, 'recall', msgId, '');
+  }
+
+  /** recall() for a message to group gid. */
+  recallInGroup(gid, msgId) {
+    if (!gid) throw new ClientError(ClientError.NO_GROUP, 'no group');
+    return this._revise({ group: String(gid) }, 'recall', msgId, '');
+  }
+
+  /**
+   * Replaces the text of one of this user's text messages to user `to`
+   * (id or name) with text: a MSG with op MSG_OP_EDIT, refMsgId and the new
+   * text, sent, stored and delivered like recall()'s, within the same
+   * window; history then shows the latest text. A recalled message cannot
+   * be edited (GatewayError 3000), nor can a file message's.
+   */
+  edit(to, msgId, text) {
+    if (!to) throw new ClientError(ClientError.NO_RECIPIENT, 'no recipient');
+    return this._revise({ to: String(to) }, 'edit', msgId, text);
+  }
+
+  /** edit() for a message to group gid. */
+  editInGroup(gid, msgId, text) {
+    if (!gid) throw new ClientError(ClientError.NO_GROUP, 'no group');
+    return this._revise({ group: String(gid) }, 'edit', msgId, text);
+  }
+
+  _revise(m, op, msgId, text) {
+    if (!msgId) throw new ClientError(ClientError.NO_MESSAGE, 'no message id');
+    return this.sendMsg({ ...m, op, refMsgId: String(msgId), text: String(text ?? '') });
+  }
+
+  /**
    * Sends one message: {to | group | broadcast, text} or a file message
    * {…, kind: 'file', file: {name, size, contentType, ref?}, data?:
-   * Uint8Array}. It returns the clientMsgId at once; the message is written
-   * now when online, else when the link is back, and kept (across reloads
-   * too) until the route answers.
+   * Uint8Array}, or a change of an earlier message {to | group, op:
+   * 'recall' | 'edit', refMsgId, text (edit)} (see recall(), edit()). It
+   * returns the clientMsgId at once; the message is written now when
+   * online, else when the link is back, and kept (across reloads too)
+   * until the route answers.
    */
   sendMsg(m) {
     if (this._stopErr) throw this._stopErr;
     if (this._closing) throw new ClientError(ClientError.CLOSED, 'closed');
     if (!this._started) throw new ClientError(ClientError.NOT_STARTED, 'not started');
     if (!m.to && !m.group && !m.broadcast) throw new ClientError(ClientError.NO_RECIPIENT, 'no recipient');
-    const kind = m.kind === 'file' || m.file ? 'file' : 'text';
+    const op = m.op ? String(m.op) : '';
+    if (op) {
+      if (!opNames[op]) throw new ClientError('bad-op', `unknown op ${JSON.stringify(op)} (recall or edit)`);
+      if (!m.refMsgId) throw new ClientError(ClientError.NO_MESSAGE, 'no message id');
+      if (m.broadcast) throw new ClientError('bad-op', 'a broadcast cannot be recalled or edited');
+    }
+    const kind = !op && (m.kind === 'file' || m.file) ? 'file' : 'text';
     const msg = {
       clientMsgId: m.clientMsgId || this._nextId(),
       to: m.to ? String(m.to) : '',
       group: m.group ? String(m.group) : '',
       broadcast: !!m.broadcast,
       kind,
-      text: kind === 'text' ? String(m.text ?? '') : '',
+      text: kind === 'text' && op !== 'recall' ? String(m.text ?? '') : '',
       file: kind === 'file' ? fileOf(m.file) : null,
+      op,
+      refMsgId: op ? String(m.refMsgId) : '',
     };
     const body = kind === 'text' ? utf8Encode(msg.text) : m.data instanceof Uint8Array ? m.data : new Uint8Array(0);
     if (msgFrameSize(msg, body.length) > this.opts.maxFrame) throw new ClientError(ClientError.TOO_LARGE, 'message larger than the frame limit');
@@ -2343,6 +2456,10 @@ export class Client extends EventTarget {
     if (msg.group) w.group = msg.group;
     if (msg.broadcast) w.broadcast = true;
     if (body.length) w.body = bytesToBase64(body);
+    if (op) {
+      w.op = opNames[op];
+      w.refMsgId = msg.refMsgId;
+    }
     if (kind === 'file') {
       w.kind = 'KIND_FILE';
       const f = { name: msg.file.name };
@@ -2676,6 +2793,12 @@ export class Client extends EventTarget {
     return this.api.historyFill(q, n, opts);
   }
 
+  /** Removes messages from this user's own history (see Api.deleteHistory). */
+  deleteHistory(msgIds, opts) {
+    this._needLogin();
+    return this.api.deleteHistory(msgIds, opts);
+  }
+
   createGroup(name, open = false, opts) {
     this._needLogin();
     return this.api.createGroup(name, open, opts);
@@ -2878,6 +3001,10 @@ function persistRecord(r) {
   if (r.broadcast) p.broadcast = true;
   if (r.text) p.text = r.text;
   if (r.file) p.file = r.file;
+  if (r.op) {
+    p.op = r.op;
+    p.refMsgId = r.refMsgId;
+  }
   if (r.recipients) p.recipients = r.recipients;
   if (r.delivered) p.delivered = r.delivered;
   if (r.read) p.read = r.read;

@@ -25,6 +25,7 @@ class Cluster {
     this.sockets = [];
     this.calls = [];
     this.loginError = null; // {status, code, message} for the next /login
+    this.historyAnswer = null; // the data of GET /history instead of the default
     const cluster = this;
     this.fetch = async (url, init = {}) => {
       const u = new URL(url, 'http://route');
@@ -48,6 +49,8 @@ class Cluster {
         const users = (u.searchParams.get('users') || '').split(',');
         return reply(200, 9000, { users: users.map((n, i) => (i === 0 ? { userId: '8', userName: n, online: true, since: 1700000000000 } : { userId: String(9 + i), userName: n, online: false })) });
       }
+      if (u.pathname === '/history/delete') return reply(200, 9000, null);
+      if (u.pathname === '/history' && cluster.historyAnswer) return reply(200, 9000, cluster.historyAnswer);
       if (u.pathname === '/history') {
         return reply(200, 9000, { messages: [{ msgId: 'h1', seq: 4, from: '8', fromName: 'bob', to: '7', kind: 0, body: 'old', file: null, timestampMs: 5 }, { msgId: 'h2', seq: 9, from: '8', fromName: 'bob', to: '7', group: '5', groupSeq: 9, kind: 1, body: bytesToBase64(utf8Encode('xy')), file: { ref: '', size: 2, name: 'a.txt', contentType: 'text/plain' }, timestampMs: 6 }], next: '' });
       }
@@ -693,4 +696,162 @@ test('Api.presence asks GET /presence with the bearer', async () => {
     { userId: '8', userName: 'bob', online: true, since: 1700000000000 },
     { userId: '10', userName: 'carol', online: false, since: 0 },
   ]);
+});
+
+// ------------------------------------------------------------ recall, edit, delete
+
+test('recall and edit go as MSGs with op and refMsgId, to a user or a group, kept like any send', async () => {
+  const cl = new Cluster();
+  const c = await started(cl);
+  const ws = cl.ws;
+  const r1 = c.recall('bob', 'M1');
+  const r2 = c.recallInGroup('5', 'M2');
+  const e1 = c.edit('8', 'M3', 'fixed typo');
+  const e2 = c.editInGroup(5, 'M4', 'héllo again');
+  const ups = ws.of('MSG').map((f) => f.msg);
+  assert.equal(ups.length, 4);
+  assert.deepEqual(ups[0], { clientMsgId: r1, to: 'bob', op: 'MSG_OP_RECALL', refMsgId: 'M1' }); // no body, no kind
+  assert.deepEqual(ups[1], { clientMsgId: r2, group: '5', op: 'MSG_OP_RECALL', refMsgId: 'M2' });
+  assert.deepEqual(ups[2], { clientMsgId: e1, to: '8', op: 'MSG_OP_EDIT', refMsgId: 'M3', body: bytesToBase64(utf8Encode('fixed typo')) });
+  assert.deepEqual(ups[3], { clientMsgId: e2, group: '5', op: 'MSG_OP_EDIT', refMsgId: 'M4', body: bytesToBase64(utf8Encode('héllo again')) });
+  assert.equal(new Set([r1, r2, e1, e2]).size, 4); // each its own clientMsgId
+
+  // Statuses name the change.
+  const st = c.status(e1);
+  assert.equal(st.status, 'pending');
+  assert.equal(st.op, 'edit');
+  assert.equal(st.refMsgId, 'M3');
+  assert.equal(st.text, 'fixed typo');
+  assert.equal(c.status(r1).op, 'recall');
+  assert.equal(c.status(r1).text, '');
+  assert.deepEqual(c.of('status').filter((s) => s.clientMsgId === r2).map((s) => [s.status, s.op, s.refMsgId, s.group]), [['pending', 'recall', 'M2', '5']]);
+
+  // RECEIPT_SENT answers them as any message; a refusal is final.
+  ws.push({ type: 'RECEIPT', receipt: { status: 'RECEIPT_SENT', msgId: 'X1', clientMsgId: r1 } });
+  assert.equal(c.status(r1).status, 'sent');
+  assert.equal(c.statusByMsgId('X1').refMsgId, 'M1');
+  ws.push({ type: 'ERROR', error: { code: Codes.BadArgument, text: 'too old to change', clientMsgId: r2 } });
+  assert.equal(c.status(r2).status, 'failed');
+  assert.equal(c.of('error').at(-1).clientMsgId, r2);
+
+  // Unanswered ones are written again, unchanged, on a new link.
+  ws.drop();
+  const ws2 = await cl.accept();
+  await until(() => ws2.of('MSG').length === 2, 'the replay');
+  assert.deepEqual(ws2.of('MSG').map((f) => f.msg), [ups[2], ups[3]]);
+
+  // Misuse is refused at once.
+  assert.throws(() => c.recall('', 'M1'), (e) => e instanceof ClientError && e.reason === ClientError.NO_RECIPIENT);
+  assert.throws(() => c.editInGroup('', 'M1', 'x'), (e) => e instanceof ClientError && e.reason === ClientError.NO_GROUP);
+  assert.throws(() => c.edit('bob', '', 'x'), (e) => e instanceof ClientError && e.reason === ClientError.NO_MESSAGE);
+  assert.throws(() => c.sendMsg({ broadcast: true, op: 'recall', refMsgId: 'M1' }), (e) => e instanceof ClientError && e.reason === 'bad-op');
+  assert.throws(() => c.sendMsg({ to: 'bob', op: 'delete', refMsgId: 'M1' }), (e) => e instanceof ClientError && e.reason === 'bad-op');
+  assert.equal(ws2.of('MSG').length, 2);
+  await c.close();
+});
+
+test('a recall or an edit that waits survives a reload', async () => {
+  const cl = new Cluster();
+  const storage = new MemoryStorage();
+  const c1 = await started(cl, { storage });
+  cl.ws.drop();
+  await until(() => c1.state === 'reconnecting', 'reconnecting');
+  const id = c1.edit('bob', 'M9', 'later');
+  c1._saveNow();
+  c1._closing = true;
+  c1._life.abort();
+
+  const c2 = newClient(cl, { storage });
+  const p = c2.start();
+  const ws2 = await cl.accept();
+  await p;
+  await until(() => ws2.of('MSG').length === 1, 'the replay');
+  assert.deepEqual(ws2.of('MSG')[0].msg, { clientMsgId: id, to: 'bob', op: 'MSG_OP_EDIT', refMsgId: 'M9', body: bytesToBase64(utf8Encode('later')) });
+  assert.equal(c2.status(id).op, 'edit');
+  assert.equal(c2.status(id).refMsgId, 'M9');
+  await c2.close();
+});
+
+test('an incoming recall or edit is a message event with op and refMsgId, in seq order', async () => {
+  const cl = new Cluster();
+  const c = await started(cl);
+  const ws = cl.ws;
+  ws.push(syncAnswer(0, 0, 0));
+  ws.push(msg(1, 'helo'));
+  // The recall (seq 3) passes the edit (seq 2) on the way: held back.
+  ws.push(msg(3, '', { op: 'MSG_OP_RECALL', refMsgId: 'm1' }));
+  assert.equal(c.of('message').length, 1);
+  ws.push(msg(2, 'hello', { op: 'MSG_OP_EDIT', refMsgId: 'm1' }));
+  const got = c.of('message').map((m) => [m.seq, m.msgId, m.op, m.refMsgId, m.text]);
+  assert.deepEqual(got, [
+    [1, 'm1', '', '', 'helo'],
+    [2, 'm2', 'edit', 'm1', 'hello'],
+    [3, 'm3', 'recall', 'm1', ''],
+  ]);
+  assert.equal(c.of('message')[2].from, '8');
+  // A group timeline's changes, and an op this client does not know (kept by name).
+  ws.push({ type: 'MSG', msg: { msgId: 'g1', from: '8', group: '5', groupSeq: '1', op: 'MSG_OP_EDIT', refMsgId: 'g0', body: bytesToBase64(utf8Encode('new')), timestampMs: '9' } });
+  ws.push(msg(4, '', { op: 'MSG_OP_REACT', refMsgId: 'm1' }));
+  ws.push(msg(5, '', { op: 1, refMsgId: 'm1' }));
+  assert.deepEqual(c.of('message').slice(3).map((m) => [m.msgId, m.op, m.refMsgId, m.group]), [
+    ['g1', 'edit', 'g0', '5'],
+    ['m4', 'MSG_OP_REACT', 'm1', ''],
+    ['m5', 'recall', 'm1', ''],
+  ]);
+  await until(() => ws.of('ACK').some((f) => f.ack.seq === '5'), 'the ACK covering them');
+  await c.close();
+});
+
+test('history carries each message\'s state as op', async () => {
+  const cl = new Cluster();
+  cl.historyAnswer = {
+    messages: [
+      { msgId: 'h3', seq: 7, from: '8', fromName: 'bob', to: '7', kind: 0, body: 'plain', file: null, timestampMs: 7 },
+      { msgId: 'h2', seq: 6, from: '8', fromName: 'bob', to: '7', kind: 0, body: 'latest text', file: null, timestampMs: 6, op: 'edited' },
+      { msgId: 'h1', seq: 5, from: '8', fromName: 'bob', to: '7', kind: 0, body: '', file: null, timestampMs: 5, op: 'recalled' },
+    ],
+    next: '',
+  };
+  const c = await started(cl);
+  const page = await c.history({ peer: 'bob' });
+  assert.deepEqual(page.messages.map((m) => [m.msgId, m.op, m.refMsgId, m.text, m.kind]), [
+    ['h3', '', '', 'plain', 'text'],
+    ['h2', 'edited', '', 'latest text', 'text'],
+    ['h1', 'recalled', '', '', 'text'],
+  ]);
+  await c.close();
+});
+
+test('deleteHistory: POST /history/delete with the bearer, at most 100 ids a call', async () => {
+  const cl = new Cluster();
+  const api = new Api('http://route', { fetch: cl.fetch });
+  await api.login('ann', 'secret1');
+  await api.deleteHistory('a1');
+  const calls = () => cl.calls.filter((x) => x.path === '/history/delete');
+  assert.equal(calls().length, 1);
+  const call = calls()[0];
+  assert.equal(call.method, 'POST');
+  assert.equal(call.headers.Authorization, 'Bearer acc1');
+  assert.equal(call.headers['Content-Type'], 'application/json');
+  assert.deepEqual(JSON.parse(call.body), { msgIds: ['a1'] });
+
+  const ids = Array.from({ length: 250 }, (_, i) => `id${i}`);
+  await api.deleteHistory(ids);
+  const sent = calls().slice(1).map((x) => JSON.parse(x.body).msgIds);
+  assert.deepEqual(sent.map((l) => l.length), [100, 100, 50]);
+  assert.deepEqual(sent.flat(), ids);
+
+  await assert.rejects(api.deleteHistory([]), (e) => e instanceof ClientError && e.reason === ClientError.NO_MESSAGE);
+  assert.equal(calls().length, 4);
+
+  // Through a Client, with its session's bearer; a refusal is an ApiError.
+  const c = await started(cl);
+  await c.deleteHistory(['b1', 'b2']);
+  assert.deepEqual(JSON.parse(calls().at(-1).body), { msgIds: ['b1', 'b2'] });
+  assert.equal(calls().at(-1).headers.Authorization, `Bearer ${c.api.accessToken}`);
+  const orig = cl.fetch;
+  c.api._fetch = async () => new Response(JSON.stringify({ code: Codes.RateLimited, message: 'too many history requests', data: null }), { status: 429, headers: { 'Retry-After': '2' } });
+  await assert.rejects(c.deleteHistory('b3'), (e) => e.name === 'ApiError' && e.code === Codes.RateLimited && e.retryAfter === 2);
+  c.api._fetch = orig;
+  await c.close();
 });
