@@ -172,7 +172,7 @@ func (s *Store) drop(refs []model.SessionRef) []model.Route {
 			continue
 		}
 		delete(s.routes, ref.UserID)
-		dropped = append(dropped, model.Route{Gateway: r.Gateway, Session: ref.Session, State: r.State})
+		dropped = append(dropped, model.Route{Gateway: r.Gateway, Session: ref.Session, State: r.State, Platform: r.Platform})
 		uids = append(uids, ref.UserID)
 		delete(s.online, ref.UserID)
 		if r.Gateway != "" {

@@ -156,7 +156,7 @@ func (r *Router) Login(ctx context.Context, req LoginRequest) (Session, error) {
 	if old.Online() {
 		// Kick policy: tell the old connection why it is closed. Its late
 		// /internal/offline will not match the new session.
-		r.kick(ctx, u.ID, old.Session, old.Gateway, "logged in elsewhere")
+		r.kick(ctx, u.ID, old.Session, old.Gateway, old.Platform, "logged in elsewhere")
 	}
 
 	now := r.now()
@@ -306,10 +306,10 @@ func (r *Router) rememberName(given, id string) {
 // kick pushes a KICK to one session on a live gateway, best effort: a dead
 // gateway has no connection left to close. The webhooks hear of it either
 // way (user.kicked): the route ended the session.
-func (r *Router) kick(ctx context.Context, uid, sid, gw, reason string) {
+func (r *Router) kick(ctx context.Context, uid, sid, gw, platform, reason string) {
 	if r.wants(event.UserKicked) {
 		name, _ := r.names.Get(uid)
-		r.emit(event.UserKicked, event.Presence{UserID: uid, UserName: name, SessionID: sid, Gateway: gw, Reason: reason})
+		r.emit(event.UserKicked, event.Presence{UserID: uid, UserName: name, Platform: platform, SessionID: sid, Gateway: gw, Reason: reason})
 	}
 	if gw == "" || !r.gw.Live(gw) {
 		return

@@ -52,7 +52,7 @@ func (r *Router) SessionOffline(ctx context.Context, s contract.Session) error {
 	r.forgetCurrent(uid)
 	old, dropped, err := r.st.DropSession(ctx, uid, sid)
 	if dropped && old.Online() {
-		r.presenceChanged(ctx, []presenceChange{{uid: uid, sid: sid, gw: old.Gateway, platform: s.Platform, reason: "disconnected"}})
+		r.presenceChanged(ctx, []presenceChange{{uid: uid, sid: sid, gw: old.Gateway, platform: cmp.Or(s.Platform, old.Platform), reason: "disconnected"}})
 	}
 	return err
 }
@@ -83,8 +83,8 @@ func (r *Router) Logoff(ctx context.Context, uid, sid string) error {
 	// A pending session may be connecting right now: its /internal/online
 	// will fail, so only a confirmed one has a connection to close.
 	if old.Online() {
-		r.kick(ctx, uid, sid, old.Gateway, "logged off")
-		r.presenceChanged(ctx, []presenceChange{{uid: uid, sid: sid, gw: old.Gateway, reason: "logged off"}})
+		r.kick(ctx, uid, sid, old.Gateway, old.Platform, "logged off")
+		r.presenceChanged(ctx, []presenceChange{{uid: uid, sid: sid, gw: old.Gateway, platform: old.Platform, reason: "logged off"}})
 	}
 	r.log.Info("logged off", "user", uid, "session", sid)
 	return nil

@@ -37,10 +37,10 @@ func (s *Store) ClaimRoute(ctx context.Context, uid string, c Claim) (Route, err
 	if err != nil {
 		return Route{}, unavailable(err)
 	}
-	if len(v) != 5 {
+	if len(v) != 6 {
 		return Route{}, unavailable(fmt.Errorf("claim script answered %v", v))
 	}
-	old := Route{Gateway: str(v[1]), Session: str(v[2]), State: str(v[3])}
+	old := Route{Gateway: str(v[1]), Session: str(v[2]), State: str(v[3]), Platform: str(v[5])}
 	old.Since, _ = strconv.ParseInt(str(v[4]), 10, 64)
 	if n, _ := v[0].(int64); n != 1 {
 		return old, fmt.Errorf("%w: user %s is online on %s", errs.ErrRepeatLogin, uid, old.Gateway)
@@ -173,10 +173,10 @@ func (s *Store) dropSessions(ctx context.Context, refs []SessionRef) ([]droppedR
 	byGateway := map[string][]any{}
 	for i, c := range res {
 		v, _ := c.Slice()
-		if len(v) != 2 {
+		if len(v) != 3 {
 			continue
 		}
-		r := Route{Gateway: str(v[0]), Session: refs[i].Session, State: str(v[1])}
+		r := Route{Gateway: str(v[0]), Session: refs[i].Session, State: str(v[1]), Platform: str(v[2])}
 		dropped = append(dropped, droppedRoute{r, refs[i]})
 		uids = append(uids, refs[i].UserID)
 		if r.Gateway != "" {

@@ -13,18 +13,18 @@ import "github.com/redis/go-redis/v9"
 //
 // KEYS[1] route; ARGV: gateway, session, ttl ms, refuse-online, evictable
 // session, platform.
-// Returns {claimed 0|1, old gw, old sid, old state, old at}.
+// Returns {claimed 0|1, old gw, old sid, old state, old at, old platform}.
 var claimScript = redis.NewScript(`
-local old = redis.call('HMGET', KEYS[1], 'gw', 'sid', 'state', 'at')
-local gw, sid, state, at = old[1] or '', old[2] or '', old[3] or '', old[4] or ''
+local old = redis.call('HMGET', KEYS[1], 'gw', 'sid', 'state', 'at', 'pf')
+local gw, sid, state, at, pf = old[1] or '', old[2] or '', old[3] or '', old[4] or '', old[5] or ''
 if ARGV[4] == '1' and state == 'online' and sid ~= ARGV[5] then
-  return {0, gw, sid, state, at}
+  return {0, gw, sid, state, at, pf}
 end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'gw', ARGV[1], 'sid', ARGV[2], 'state', 'pending')
 if ARGV[6] and ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'pf', ARGV[6]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return {1, gw, sid, state, at}
+return {1, gw, sid, state, at, pf}
 `)
 
 // onlineScript confirms a session: only when it is still the route's session.
@@ -84,10 +84,10 @@ return 1
 var dropScript = redis.NewScript(`
 local m = redis.call('GET', KEYS[2])
 if m and string.sub(m, -string.len(ARGV[1]) - 1) == '|' .. ARGV[1] then redis.call('DEL', KEYS[2]) end
-local r = redis.call('HMGET', KEYS[1], 'sid', 'gw', 'state')
+local r = redis.call('HMGET', KEYS[1], 'sid', 'gw', 'state', 'pf')
 if r[1] ~= ARGV[1] then return false end
 redis.call('DEL', KEYS[1])
-return {r[2] or '', r[3] or ''}
+return {r[2] or '', r[3] or '', r[4] or ''}
 `)
 
 // clearGatewayScript deletes a route only if it still points at the

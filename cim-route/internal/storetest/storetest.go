@@ -195,8 +195,8 @@ func Sessions(t *testing.T, newStore NewStore) {
 		t.Fatalf("route after a refused claim = %+v", r)
 	}
 	// Kick policy: a new login replaces the online session.
-	old, err = s.ClaimRoute(ctx, "7", model.Claim{Gateway: gwB, Session: "s2", TTL: time.Minute, RejectOnline: true, Evict: "s1"})
-	if err != nil || old.Session != "s1" || old.Gateway != gwA || !old.Online() || old.Since == 0 {
+	old, err = s.ClaimRoute(ctx, "7", model.Claim{Gateway: gwB, Session: "s2", TTL: time.Minute, RejectOnline: true, Evict: "s1", Platform: "mobile"})
+	if err != nil || old.Session != "s1" || old.Gateway != gwA || !old.Online() || old.Since == 0 || old.Platform != "web" {
 		t.Fatalf("evicting claim: old %+v err %v", old, err)
 	}
 	// A late confirmation or disconnect of the old session changes nothing.
@@ -214,7 +214,7 @@ func Sessions(t *testing.T, newStore NewStore) {
 		t.Fatalf("routes = %+v", routes)
 	}
 	r, dropped, err := s.DropSession(ctx, "7", "s2")
-	if err != nil || !dropped || r.Gateway != gwB || !r.Online() || r.Session != "s2" {
+	if err != nil || !dropped || r.Gateway != gwB || !r.Online() || r.Session != "s2" || r.Platform != "mobile" {
 		t.Fatalf("drop: %+v %v %v", r, dropped, err)
 	}
 	if routes := must(s.Routes(ctx, []string{"7"}))(t); len(routes) != 0 {
