@@ -5,7 +5,9 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/gocim/gocim/cim-client/client"
@@ -229,4 +231,34 @@ func TestPresenceAndTyping(t *testing.T) {
 	ann.WaitFor(t, from, wait, "dave typing from the terminal", func(e client.Event) bool {
 		return e.Kind == client.EventTyping && e.Typing.FromName == "dave"
 	})
+}
+
+// TestPresenceFrozenGateway: the gateway holding bob freezes (SIGSTOP, no
+// clean exit). Once its ZooKeeper session is gone the route clears its
+// users and ann, watching bob from the other gateway, hears that he is
+// offline; when the gateway runs again it re-asserts bob's connection and
+// ann hears that he is back.
+func TestPresenceFrozenGateway(t *testing.T) {
+	c := harness.Start(t, harness.Options{Gateways: 2})
+	ctx := ctxT(t)
+	ann := c.Connect(t, "ann")
+	var bob *harness.User
+	for i := 0; bob == nil; i++ {
+		u := c.Connect(t, "bob"+strconv.Itoa(i))
+		if u.Info().Gateway != ann.Info().Gateway {
+			bob = u
+		}
+	}
+	states, err := ann.Subscribe(ctx, []string{bob.ID}, nil)
+	if err != nil || len(states) != 1 || !states[0].Online {
+		t.Fatalf("snapshot %v, %v: want bob online", states, err)
+	}
+	victim := c.Gateway(bob.Info().Gateway)
+	from := ann.Len()
+	victim.Signal(syscall.SIGSTOP)
+	t.Cleanup(func() { victim.Signal(syscall.SIGCONT) })
+	ann.WaitFor(t, from, wait, "bob offline while his gateway is frozen", isPresence(bob.ID, false))
+	from = ann.Len()
+	victim.Signal(syscall.SIGCONT)
+	ann.WaitFor(t, from, wait, "bob online again", isPresence(bob.ID, true))
 }
