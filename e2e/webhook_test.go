@@ -174,6 +174,9 @@ func TestWebhooks(t *testing.T) {
 		"--webhook-url", rcv.srv.URL + "/gocim/events",
 		"--webhook-secret", webhookSecret,
 		"--webhook-app-users", "hookbot",
+		// Events refused while the back-end is down come back within 2 s
+		// of its return, whatever the machine's load (default: up to 5 min).
+		"--webhook-retry-max", "2s",
 	}})
 	ctx := ctxT(t)
 	alice := c.Connect(t, "alice")

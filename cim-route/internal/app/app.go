@@ -225,7 +225,8 @@ func newWebhooks(cfg config.Config, rdb redis.UniversalClient, logger *slog.Logg
 	}
 	d, err := webhook.New(webhook.Config{
 		Redis: rdb, Prefix: cfg.RedisPrefix, URLs: urls, Secret: []byte(cfg.WebhookSecret), Types: cfg.WebhookEventTypes(),
-		QueueMax: cfg.WebhookQueueMax, MaxAge: cfg.WebhookMaxAge, Timeout: cfg.WebhookTimeout, Logger: logger,
+		QueueMax: cfg.WebhookQueueMax, MaxAge: cfg.WebhookMaxAge, Timeout: cfg.WebhookTimeout,
+		RetryMax: cfg.WebhookRetryMax, Logger: logger,
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("--webhook-url: %w", err)

@@ -136,6 +136,7 @@ type Config struct {
 	WebhookQueueMax int           // events queued in Redis per URL; more are refused
 	WebhookMaxAge   time.Duration // an event still failing after this is dropped
 	WebhookTimeout  time.Duration // one webhook request, answer included
+	WebhookRetryMax time.Duration // the longest wait between attempts (backoff from 1 s doubles up to it)
 }
 
 // Default returns the documented defaults.
@@ -196,6 +197,7 @@ func Default() Config {
 		WebhookQueueMax: 100000,
 		WebhookMaxAge:   24 * time.Hour,
 		WebhookTimeout:  10 * time.Second,
+		WebhookRetryMax: 5 * time.Minute,
 	}
 }
 
@@ -284,6 +286,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.WebhookQueueMax, "webhook-queue-max", c.WebhookQueueMax, "events queued in Redis per webhook URL while undelivered; beyond it new events are refused (and counted), queued ones are kept")
 	fs.DurationVar(&c.WebhookMaxAge, "webhook-max-age", c.WebhookMaxAge, "a webhook event still failing after this is dropped with a warning")
 	fs.DurationVar(&c.WebhookTimeout, "webhook-timeout", c.WebhookTimeout, "timeout of one webhook request; a request that times out is retried")
+	fs.DurationVar(&c.WebhookRetryMax, "webhook-retry-max", c.WebhookRetryMax, "longest wait between two attempts of a webhook event (the backoff starts at 1s and doubles up to it)")
 }
 
 // Parse reads args (and CIM_* variables) over the defaults and validates the
