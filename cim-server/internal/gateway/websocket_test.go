@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -230,7 +231,13 @@ func TestWebSocketBadInput(t *testing.T) {
 				t.Fatal(err)
 			}
 			if err := tc.write(c.ws); err != nil {
-				t.Fatal(err)
+				if !errors.Is(err, syscall.ECONNRESET) && !errors.Is(err, syscall.EPIPE) {
+					t.Fatal(err)
+				}
+				// The gateway refused the frame from its header and closed
+				// before the rest was written: its close message may be
+				// lost with the reset, but it did close.
+				return
 			}
 			if tc.wantCode != 0 {
 				f := c.recv()
