@@ -178,3 +178,26 @@ func TestGatewayInfo(t *testing.T) {
 		}
 	}
 }
+
+func TestSlots(t *testing.T) {
+	for _, tc := range []struct{ platform, slot string }{
+		{"mobile", "mobile"}, {"web", "web"}, {"terminal", "terminal"}, {"watch", "other"}, {"", "other"},
+	} {
+		if got := SlotFor(tc.platform); got != tc.slot {
+			t.Errorf("SlotFor(%q) = %q, want %q", tc.platform, got, tc.slot)
+		}
+	}
+	for _, tc := range []struct{ sid, slot string }{
+		{"mobile.3fa9", "mobile"}, {"other.1", "other"}, {"3fa9", ""}, {".x", ""}, {"phone.x", ""}, {"", ""},
+	} {
+		if got := SlotOf(tc.sid); got != tc.slot {
+			t.Errorf("SlotOf(%q) = %q, want %q", tc.sid, got, tc.slot)
+		}
+	}
+	if k := DeviceKey("7", "mobile.3f"); k != "7/mobile" {
+		t.Errorf("DeviceKey of a mobile session = %q", k)
+	}
+	if k := DeviceKey("7", "3f"); k != "7" {
+		t.Errorf("DeviceKey of an unslotted session = %q", k)
+	}
+}

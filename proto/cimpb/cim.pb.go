@@ -991,7 +991,11 @@ type Receipt struct {
 	// items: one DELIVERED or READ receipt for several private messages to
 	// one sender, from one acknowledgement or READ (msg_id and client_msg_id
 	// are then empty); clients apply it as one receipt per item.
-	Items         []*ReceiptItem `protobuf:"bytes,9,rep,name=items,proto3" json:"items,omitempty"`
+	Items []*ReceiptItem `protobuf:"bytes,9,rep,name=items,proto3" json:"items,omitempty"`
+	// peer: on a READ receipt the user gets about itself (by is its own id;
+	// --login-policy platform), the user whose messages another of its
+	// devices read; group is set instead for a group's messages.
+	Peer          string `protobuf:"bytes,10,opt,name=peer,proto3" json:"peer,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1087,6 +1091,13 @@ func (x *Receipt) GetItems() []*ReceiptItem {
 		return x.Items
 	}
 	return nil
+}
+
+func (x *Receipt) GetPeer() string {
+	if x != nil {
+		return x.Peer
+	}
+	return ""
 }
 
 type ReceiptItem struct {
@@ -2071,7 +2082,7 @@ const file_cim_proto_rawDesc = "" +
 	"\amsg_ids\x18\x01 \x03(\tR\x06msgIds\x12\x12\n" +
 	"\x04peer\x18\x02 \x01(\tR\x04peer\x12\x14\n" +
 	"\x05group\x18\x03 \x01(\tR\x05group\x12\x12\n" +
-	"\x04seqs\x18\x04 \x03(\x04R\x04seqs\"\x8f\x02\n" +
+	"\x04seqs\x18\x04 \x03(\x04R\x04seqs\"\xa3\x02\n" +
 	"\aReceipt\x12-\n" +
 	"\x06status\x18\x01 \x01(\x0e2\x15.cim.v1.ReceiptStatusR\x06status\x12\x15\n" +
 	"\x06msg_id\x18\x02 \x01(\tR\x05msgId\x12\"\n" +
@@ -2081,7 +2092,9 @@ const file_cim_proto_rawDesc = "" +
 	"\x03seq\x18\x06 \x01(\x04R\x03seq\x12\x14\n" +
 	"\x05group\x18\a \x01(\tR\x05group\x12\x14\n" +
 	"\x05count\x18\b \x01(\rR\x05count\x12)\n" +
-	"\x05items\x18\t \x03(\v2\x13.cim.v1.ReceiptItemR\x05items\"H\n" +
+	"\x05items\x18\t \x03(\v2\x13.cim.v1.ReceiptItemR\x05items\x12\x12\n" +
+	"\x04peer\x18\n" +
+	" \x01(\tR\x04peer\"H\n" +
 	"\vReceiptItem\x12\x15\n" +
 	"\x06msg_id\x18\x01 \x01(\tR\x05msgId\x12\"\n" +
 	"\rclient_msg_id\x18\x02 \x01(\tR\vclientMsgId\"\xac\x02\n" +

@@ -31,8 +31,8 @@ type Store struct {
 	users   map[string]model.User
 	names   map[string]string // name index: folded name -> id
 
-	routes  map[string]route    // uid -> route
-	cleared map[string]expiring // uid -> "<gw>|<sid>"
+	routes  map[string]route    // uid, or uid+"\x00"+device slot -> route
+	cleared map[string]expiring // as routes -> "<gw>|<sid>"
 	online  map[string]bool     // login-status
 	gwUsers map[string]map[string]bool
 	servers map[string]bool

@@ -12,7 +12,10 @@ import (
 var _ router.Store = (*memstore.Store)(nil)
 
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T, lim model.InboxLimits) router.Store {
+	newStore := func(t *testing.T, lim model.InboxLimits) router.Store {
 		return memstore.New(memstore.WithInbox(lim))
-	})
+	}
+	storetest.Run(t, newStore)
+	// The memory store always reads every device slot.
+	t.Run("DeviceSlots", func(t *testing.T) { storetest.DeviceSlots(t, newStore) })
 }

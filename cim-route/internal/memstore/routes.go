@@ -8,6 +8,7 @@ import (
 
 	"github.com/gocim/gocim/cim-route/internal/errs"
 	"github.com/gocim/gocim/cim-route/internal/model"
+	"github.com/gocim/gocim/internal/contract"
 )
 
 // route is one user's route with its expiry (zero: none; pending routes
@@ -21,17 +22,48 @@ type route struct {
 // (as store).
 const clearedTTL = 10 * time.Minute
 
-// routeOf returns uid's route, or false (an expired one is deleted).
-func (s *Store) routeOf(uid string) (model.Route, bool) {
-	r, ok := s.routes[uid]
+// slotKey is the key of uid's route and cleared marker in the device slot
+// of session sid (see contract.SlotOf); the single slot's key is uid.
+func slotKey(uid, sid string) string { return inSlot(uid, contract.SlotOf(sid)) }
+
+func inSlot(uid, slot string) string {
+	if slot == "" {
+		return uid
+	}
+	return uid + "\x00" + slot
+}
+
+// allSlots are the device slots a user's route is read from (the memory
+// store always reads them all).
+var allSlots = append([]string{""}, contract.Slots...)
+
+// sessionOf returns the route in the slot of session sid, or false (an
+// expired one is deleted).
+func (s *Store) sessionOf(uid, sid string) (model.Route, bool) {
+	return s.slotRoute(slotKey(uid, sid))
+}
+
+func (s *Store) slotRoute(key string) (model.Route, bool) {
+	r, ok := s.routes[key]
 	if !ok {
 		return model.Route{}, false
 	}
 	if !s.alive(r.exp) {
-		delete(s.routes, uid)
+		delete(s.routes, key)
 		return model.Route{}, false
 	}
 	return r.Route, true
+}
+
+// routeOf returns uid's route over all its slots (model.Combine), or false.
+func (s *Store) routeOf(uid string) (model.Route, bool) {
+	var sessions []model.Route
+	for _, slot := range allSlots {
+		if r, ok := s.slotRoute(inSlot(uid, slot)); ok {
+			sessions = append(sessions, r)
+		}
+	}
+	return model.Combine(sessions)
 }
 
 func (s *Store) addTo(m map[string]map[string]bool, k, v string) {
@@ -45,9 +77,12 @@ func (s *Store) addTo(m map[string]map[string]bool, k, v string) {
 // gateway's set (as store does after removals).
 func (s *Store) repair(uids []string) {
 	for _, uid := range uids {
-		if r, ok := s.routeOf(uid); ok && r.Online() {
-			s.online[uid] = true
-			s.addTo(s.gwUsers, r.Gateway, uid)
+		r, _ := s.routeOf(uid)
+		for _, x := range r.Sessions() {
+			if x.Online() {
+				s.online[uid] = true
+				s.addTo(s.gwUsers, x.Gateway, uid)
+			}
 		}
 	}
 }
@@ -58,12 +93,12 @@ func (s *Store) repair(uids []string) {
 func (s *Store) ClaimRoute(ctx context.Context, uid string, c model.Claim) (model.Route, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	old, _ := s.routeOf(uid)
+	old, _ := s.sessionOf(uid, c.Session)
 	if c.RejectOnline && old.State == model.StateOnline && old.Session != c.Evict {
 		return old, fmt.Errorf("%w: user %s is online on %s", errs.ErrRepeatLogin, uid, old.Gateway)
 	}
 	ttl := max(c.TTL, time.Millisecond)
-	s.routes[uid] = route{Route: model.Route{Gateway: c.Gateway, Session: c.Session, State: model.StatePending, Platform: c.Platform}, exp: s.after(ttl)}
+	s.routes[slotKey(uid, c.Session)] = route{Route: model.Route{Gateway: c.Gateway, Session: c.Session, State: model.StatePending, Platform: c.Platform}, exp: s.after(ttl)}
 	if old.Online() && old.Gateway != c.Gateway {
 		delete(s.gwUsers[old.Gateway], uid)
 		s.repair([]string{uid})
@@ -76,7 +111,7 @@ func (s *Store) ClaimRoute(ctx context.Context, uid string, c model.Claim) (mode
 func (s *Store) Online(ctx context.Context, uid, sid, gw string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if r, ok := s.routeOf(uid); !ok || r.Session != sid {
+	if r, ok := s.sessionOf(uid, sid); !ok || r.Session != sid {
 		return fmt.Errorf("%w: user %s session %s", errs.ErrStaleSession, uid, sid)
 	}
 	s.confirmed(uid, sid, gw)
@@ -86,10 +121,10 @@ func (s *Store) Online(ctx context.Context, uid, sid, gw string) error {
 // confirmed makes sid uid's online route on gw and adds it to the sets.
 func (s *Store) confirmed(uid, sid, gw string) {
 	var pf string
-	if r, ok := s.routeOf(uid); ok && r.Session == sid {
+	if r, ok := s.sessionOf(uid, sid); ok && r.Session == sid {
 		pf = r.Platform
 	}
-	s.routes[uid] = route{Route: model.Route{Gateway: gw, Session: sid, State: model.StateOnline, Since: s.now().UnixMilli(), Platform: pf}}
+	s.routes[slotKey(uid, sid)] = route{Route: model.Route{Gateway: gw, Session: sid, State: model.StateOnline, Since: s.now().UnixMilli(), Platform: pf}}
 	s.online[uid] = true
 	s.addTo(s.gwUsers, gw, uid)
 	s.servers[gw] = true
@@ -100,11 +135,11 @@ func (s *Store) confirmed(uid, sid, gw string) {
 func (s *Store) Reassert(ctx context.Context, uid, sid, gw string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if r, ok := s.routeOf(uid); ok && r.Session != sid {
+	if r, ok := s.sessionOf(uid, sid); ok && r.Session != sid {
 		return fmt.Errorf("%w: user %s session %s", errs.ErrStaleSession, uid, sid)
 	}
 	s.confirmed(uid, sid, gw)
-	delete(s.cleared, uid)
+	delete(s.cleared, slotKey(uid, sid))
 	return nil
 }
 
@@ -118,11 +153,12 @@ func (s *Store) Reclaim(ctx context.Context, gw string, refs []model.SessionRef)
 	defer s.mu.Unlock()
 	ok := make([]bool, len(refs))
 	for i, ref := range refs {
-		if r, exists := s.routeOf(ref.UserID); exists {
+		key := slotKey(ref.UserID, ref.Session)
+		if r, exists := s.slotRoute(key); exists {
 			ok[i] = r.Session == ref.Session && r.Gateway == gw && r.Online()
-		} else if m, _ := s.get(s.cleared, ref.UserID); m != "" && m == gw+"|"+ref.Session {
-			s.routes[ref.UserID] = route{Route: model.Route{Gateway: gw, Session: ref.Session, State: model.StateOnline, Since: s.now().UnixMilli()}}
-			delete(s.cleared, ref.UserID)
+		} else if m, _ := s.get(s.cleared, key); m != "" && m == gw+"|"+ref.Session {
+			s.routes[key] = route{Route: model.Route{Gateway: gw, Session: ref.Session, State: model.StateOnline, Since: s.now().UnixMilli()}}
+			delete(s.cleared, key)
 			ok[i] = true
 		}
 		if ok[i] {
@@ -152,7 +188,7 @@ func (s *Store) DropSessions(ctx context.Context, refs []model.SessionRef) ([]mo
 	defer s.mu.Unlock()
 	var out []model.SessionRef
 	for _, ref := range refs {
-		if r, ok := s.routeOf(ref.UserID); ok && r.Session == ref.Session {
+		if r, ok := s.sessionOf(ref.UserID, ref.Session); ok && r.Session == ref.Session {
 			out = append(out, ref)
 		}
 	}
@@ -164,14 +200,15 @@ func (s *Store) drop(refs []model.SessionRef) []model.Route {
 	var dropped []model.Route
 	var uids []string
 	for _, ref := range refs {
-		if m, ok := s.get(s.cleared, ref.UserID); ok && strings.HasSuffix(m, "|"+ref.Session) {
-			delete(s.cleared, ref.UserID)
+		key := slotKey(ref.UserID, ref.Session)
+		if m, ok := s.get(s.cleared, key); ok && strings.HasSuffix(m, "|"+ref.Session) {
+			delete(s.cleared, key)
 		}
-		r, ok := s.routeOf(ref.UserID)
+		r, ok := s.slotRoute(key)
 		if !ok || r.Session != ref.Session {
 			continue
 		}
-		delete(s.routes, ref.UserID)
+		delete(s.routes, key)
 		dropped = append(dropped, model.Route{Gateway: r.Gateway, Session: ref.Session, State: r.State, Platform: r.Platform})
 		uids = append(uids, ref.UserID)
 		delete(s.online, ref.UserID)
@@ -241,14 +278,21 @@ func (s *Store) ClearGateway(ctx context.Context, gw string) ([]string, error) {
 	defer s.mu.Unlock()
 	var gone []string
 	for uid := range s.gwUsers[gw] {
-		r, ok := s.routeOf(uid)
-		if !ok || r.Gateway != gw {
-			continue
+		cleared := false
+		for _, slot := range allSlots {
+			key := inSlot(uid, slot)
+			r, ok := s.slotRoute(key)
+			if !ok || r.Gateway != gw {
+				continue
+			}
+			delete(s.routes, key)
+			s.cleared[key] = expiring{v: gw + "|" + r.Session, exp: s.after(clearedTTL)}
+			cleared = true
 		}
-		delete(s.routes, uid)
-		s.cleared[uid] = expiring{v: gw + "|" + r.Session, exp: s.after(clearedTTL)}
-		gone = append(gone, uid)
-		delete(s.online, uid)
+		if cleared {
+			gone = append(gone, uid)
+			delete(s.online, uid)
+		}
 	}
 	s.repair(gone)
 	delete(s.gwUsers, gw)

@@ -209,6 +209,11 @@ type ReadQuery struct {
 }
 
 // Route is where a user is: the one truth for delivery.
+//
+// With --login-policy platform a user holds one session per device slot
+// (contract.Slots): a user's Route is then its first online session (or
+// its first pending one), and Others are its other sessions, in slot
+// order. Sessions lists them all.
 type Route struct {
 	Gateway string
 	Session string
@@ -217,6 +222,62 @@ type Route struct {
 	// Platform is what the session's login named ("" for none; a route
 	// re-created by a re-assert forgets it).
 	Platform string
+	// Others are the user's sessions in other device slots (each without
+	// Others of its own).
+	Others []Route
+}
+
+// Sessions returns every session of the user: r itself, then r.Others.
+func (r Route) Sessions() []Route {
+	if !r.Exists() {
+		return nil
+	}
+	if len(r.Others) == 0 {
+		return []Route{r}
+	}
+	out := make([]Route, 0, 1+len(r.Others))
+	out = append(out, Route{Gateway: r.Gateway, Session: r.Session, State: r.State, Since: r.Since, Platform: r.Platform})
+	return append(out, r.Others...)
+}
+
+// Find returns the user's session sid, if it has that one.
+func (r Route) Find(sid string) (Route, bool) {
+	for _, s := range r.Sessions() {
+		if s.Session == sid {
+			return s, true
+		}
+	}
+	return Route{}, false
+}
+
+// Combine makes one user's Route out of its sessions (those that exist),
+// given in slot order: the first online one leads, then the first pending.
+func Combine(sessions []Route) (Route, bool) {
+	lead := -1
+	for i, s := range sessions {
+		if !s.Exists() {
+			continue
+		}
+		if s.Online() {
+			lead = i
+			break
+		}
+		if lead < 0 {
+			lead = i
+		}
+	}
+	if lead < 0 {
+		return Route{}, false
+	}
+	r := sessions[lead]
+	r.Others = nil
+	for i, s := range sessions {
+		if i != lead && s.Exists() {
+			s.Others = nil
+			r.Others = append(r.Others, s)
+		}
+	}
+	return r, true
 }
 
 // Claim asks for a new pending session.

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/gocim/gocim/cim-route/internal/model"
+	"github.com/gocim/gocim/internal/contract"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -41,6 +42,12 @@ type Option func(*Store)
 // WithInbox sets the inbox limits; zero fields keep their defaults.
 func WithInbox(l InboxLimits) Option {
 	return func(s *Store) { s.inbox = withDefaults(l) }
+}
+
+// WithDeviceSlots makes every read of a route read each device slot's
+// (--login-policy platform: a session per platform, contract.Slots).
+func WithDeviceSlots() Option {
+	return func(s *Store) { s.slots = append([]string{""}, contract.Slots...) }
 }
 
 // Append is model.Append (package model holds the shared types).
@@ -228,7 +235,7 @@ func (s *Store) Write(ctx context.Context, w Write) (Written, error) {
 		ops = append(ops, op{script: raiseAckScript, keys: []string{s.k.ack(a.UserID)}, args: []any{a.Seq}})
 	}
 	for _, uid := range w.Routes {
-		ops = append(ops, s.routeOp(uid))
+		ops = append(ops, s.routeOps(uid)...)
 	}
 	if len(ops) == 0 {
 		return Written{}, nil
@@ -242,7 +249,7 @@ func (s *Store) Write(ctx context.Context, w Write) (Written, error) {
 		return Written{}, err
 	}
 	if len(w.Routes) > 0 {
-		out.Routes = routesOf(w.Routes, res[len(res)-len(w.Routes):])
+		out.Routes = routesOf(w.Routes, len(s.slots), res[len(res)-len(w.Routes)*len(s.slots):])
 	}
 	return out, nil
 }

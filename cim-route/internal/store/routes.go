@@ -33,7 +33,7 @@ func (s *Store) ClaimRoute(ctx context.Context, uid string, c Claim) (Route, err
 	if ttl < 1 {
 		ttl = 1
 	}
-	v, err := claimScript.Run(ctx, s.rdb, []string{s.k.route(uid)}, c.Gateway, c.Session, ttl, reject, c.Evict, c.Platform).Slice()
+	v, err := claimScript.Run(ctx, s.rdb, s.k.sessionKeys(uid, c.Session)[:1], c.Gateway, c.Session, ttl, reject, c.Evict, c.Platform).Slice()
 	if err != nil {
 		return Route{}, unavailable(err)
 	}
@@ -67,7 +67,7 @@ func (s *Store) Reassert(ctx context.Context, uid, sid, gw string) error {
 }
 
 func (s *Store) confirm(ctx context.Context, script *redis.Script, uid, sid, gw string) error {
-	n, err := script.Run(ctx, s.rdb, []string{s.k.route(uid), s.k.cleared(uid)}, sid, gw, s.now().UnixMilli()).Int()
+	n, err := script.Run(ctx, s.rdb, s.k.sessionKeys(uid, sid), sid, gw, s.now().UnixMilli()).Int()
 	if err != nil {
 		return unavailable(err)
 	}
@@ -100,7 +100,7 @@ func (s *Store) Reclaim(ctx context.Context, gw string, refs []SessionRef) ([]bo
 	res := make([]*redis.Cmd, len(refs))
 	cmds, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, r := range refs {
-			res[i] = reclaimScript.Eval(ctx, p, []string{s.k.route(r.UserID), s.k.cleared(r.UserID)}, r.Session, gw, now)
+			res[i] = reclaimScript.Eval(ctx, p, s.k.sessionKeys(r.UserID, r.Session), r.Session, gw, now)
 		}
 		return nil
 	})
@@ -161,7 +161,7 @@ func (s *Store) dropSessions(ctx context.Context, refs []SessionRef) ([]droppedR
 	res := make([]*redis.Cmd, len(refs))
 	cmds, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, r := range refs {
-			res[i] = dropScript.Eval(ctx, p, []string{s.k.route(r.UserID), s.k.cleared(r.UserID)}, r.Session)
+			res[i] = dropScript.Eval(ctx, p, s.k.sessionKeys(r.UserID, r.Session), r.Session)
 		}
 		return nil
 	})
@@ -209,23 +209,34 @@ func (s *Store) Routes(ctx context.Context, uids []string) (map[string]Route, er
 	return w.Routes, err
 }
 
-// routeOp reads one user's route.
-func (s *Store) routeOp(uid string) op {
-	return op{keys: []string{s.k.route(uid)}, fields: []string{"gw", "sid", "state", "at", "pf"}}
+// routeOps read one user's route: one read per device slot.
+func (s *Store) routeOps(uid string) []op {
+	ops := make([]op, len(s.slots))
+	for i, slot := range s.slots {
+		ops[i] = op{keys: []string{s.k.routeIn(uid, slot)}, fields: []string{"gw", "sid", "state", "at", "pf"}}
+	}
+	return ops
 }
 
-// routesOf reads the answers of routeOps (aligned with uids): users without
-// a route are left out.
-func routesOf(uids []string, res []redis.Cmder) map[string]Route {
+// routesOf reads the answers of routeOps (aligned with uids, n per user):
+// users without a route are left out.
+func routesOf(uids []string, n int, res []redis.Cmder) map[string]Route {
 	out := make(map[string]Route, len(uids))
-	for i, c := range res {
-		v := c.(*redis.SliceCmd).Val()
-		if len(v) != 5 || str(v[1]) == "" {
-			continue
+	var sessions []Route
+	for i, uid := range uids {
+		sessions = sessions[:0]
+		for _, c := range res[i*n : (i+1)*n] {
+			v := c.(*redis.SliceCmd).Val()
+			if len(v) != 5 || str(v[1]) == "" {
+				continue
+			}
+			r := Route{Gateway: str(v[0]), Session: str(v[1]), State: str(v[2]), Platform: str(v[4])}
+			r.Since, _ = strconv.ParseInt(str(v[3]), 10, 64)
+			sessions = append(sessions, r)
 		}
-		r := Route{Gateway: str(v[0]), Session: str(v[1]), State: str(v[2]), Platform: str(v[4])}
-		r.Since, _ = strconv.ParseInt(str(v[3]), 10, 64)
-		out[uids[i]] = r
+		if r, ok := model.Combine(sessions); ok {
+			out[uid] = r
+		}
 	}
 	return out
 }
@@ -290,10 +301,13 @@ func (s *Store) clearRoutes(ctx context.Context, gw string, uids []string) ([]st
 	if len(uids) == 0 {
 		return nil, nil
 	}
-	res := make([]*redis.Cmd, len(uids))
+	n := len(s.slots)
+	res := make([]*redis.Cmd, len(uids)*n)
 	cmds, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, uid := range uids {
-			res[i] = clearGatewayScript.Eval(ctx, p, []string{s.k.route(uid), s.k.cleared(uid)}, gw, clearedTTL.Milliseconds())
+			for j, slot := range s.slots {
+				res[i*n+j] = clearGatewayScript.Eval(ctx, p, []string{s.k.routeIn(uid, slot), s.k.clearedIn(uid, slot)}, gw, clearedTTL.Milliseconds())
+			}
 		}
 		return nil
 	})
@@ -301,9 +315,12 @@ func (s *Store) clearRoutes(ctx context.Context, gw string, uids []string) ([]st
 		return nil, err
 	}
 	var gone []string
-	for i, c := range res {
-		if n, _ := c.Int(); n == 1 {
-			gone = append(gone, uids[i])
+	for i, uid := range uids {
+		for _, c := range res[i*n : (i+1)*n] {
+			if v, _ := c.Int(); v == 1 {
+				gone = append(gone, uid)
+				break
+			}
 		}
 	}
 	if len(gone) == 0 {
@@ -323,9 +340,10 @@ func (s *Store) leaveGateway(ctx context.Context, gw, uid string) {
 	}
 }
 
-// repair re-adds users whose route is online to login-status and their
-// gateway's set. It runs after removals from those sets: a session confirmed
-// concurrently either is seen online here or adds itself after our removal.
+// repair re-adds users with an online session to login-status and to the
+// sets of the gateways holding their sessions. It runs after removals from
+// those sets: a session confirmed concurrently either is seen online here or
+// adds itself after our removal.
 func (s *Store) repair(ctx context.Context, uids []string) error {
 	routes, err := s.Routes(ctx, uids)
 	if err != nil {
@@ -343,7 +361,11 @@ func (s *Store) repair(ctx context.Context, uids []string) error {
 	cmds, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.SAdd(ctx, s.k.online(), online...)
 		for _, uid := range online {
-			p.SAdd(ctx, s.k.gwUsers(routes[uid.(string)].Gateway), uid)
+			for _, r := range routes[uid.(string)].Sessions() {
+				if r.Online() {
+					p.SAdd(ctx, s.k.gwUsers(r.Gateway), uid)
+				}
+			}
 		}
 		return nil
 	})

@@ -27,6 +27,7 @@ import (
 
 	"github.com/gocim/gocim/cim-route/internal/errs"
 	"github.com/gocim/gocim/cim-route/internal/model"
+	"github.com/gocim/gocim/internal/contract"
 )
 
 // Route states.
@@ -46,12 +47,16 @@ type Store struct {
 	cluster bool
 	// loaded holds the scripts (*redis.Script) known loaded in Redis.
 	loaded sync.Map
+	// slots are the device slots a user's route is read from: "" (the
+	// single slot of the kick and reject policies), plus contract.Slots
+	// with --login-policy platform (WithDeviceSlots).
+	slots []string
 }
 
 // New returns a Store using rdb with every key prefixed by prefix.
 func New(rdb redis.UniversalClient, prefix string, opts ...Option) *Store {
 	_, cluster := rdb.(*redis.ClusterClient)
-	s := &Store{rdb: rdb, k: keys{prefix}, now: time.Now, inbox: withDefaults(InboxLimits{}), cluster: cluster}
+	s := &Store{rdb: rdb, k: keys{prefix}, now: time.Now, inbox: withDefaults(InboxLimits{}), cluster: cluster, slots: []string{""}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -111,12 +116,30 @@ func (s *Store) Ping(ctx context.Context) error {
 
 type keys struct{ prefix string }
 
-func (k keys) seq() string               { return k.prefix + "user:seq" }
-func (k keys) user(id string) string     { return k.prefix + "user:{" + id + "}" }
-func (k keys) names() string             { return k.prefix + "user:names" }
-func (k keys) online() string            { return k.prefix + "login-status" }
-func (k keys) route(id string) string    { return k.prefix + "route:{" + id + "}" }
-func (k keys) cleared(id string) string  { return k.prefix + "cleared:{" + id + "}" }
+func (k keys) seq() string              { return k.prefix + "user:seq" }
+func (k keys) user(id string) string    { return k.prefix + "user:{" + id + "}" }
+func (k keys) names() string            { return k.prefix + "user:names" }
+func (k keys) online() string           { return k.prefix + "login-status" }
+func (k keys) route(id string) string   { return k.prefix + "route:{" + id + "}" }
+func (k keys) cleared(id string) string { return k.prefix + "cleared:{" + id + "}" }
+
+// routeIn and clearedIn are a device slot's route and cleared marker
+// (--login-policy platform); slot "" is the user's single one.
+func (k keys) routeIn(id, slot string) string   { return withSlot(k.route(id), slot) }
+func (k keys) clearedIn(id, slot string) string { return withSlot(k.cleared(id), slot) }
+
+// sessionKeys are the route and cleared marker of session sid's slot.
+func (k keys) sessionKeys(id, sid string) []string {
+	slot := contract.SlotOf(sid)
+	return []string{k.routeIn(id, slot), k.clearedIn(id, slot)}
+}
+
+func withSlot(key, slot string) string {
+	if slot == "" {
+		return key
+	}
+	return key + ":" + slot
+}
 func (k keys) gwUsers(gw string) string  { return k.prefix + "server:" + gw + ":users" }
 func (k keys) servers() string           { return k.prefix + "servers" }
 func (k keys) inboxSeq(id string) string { return k.prefix + "seq:{" + id + "}" }

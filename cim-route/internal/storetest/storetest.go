@@ -861,3 +861,91 @@ func Timelines(t *testing.T, newStore NewStore) {
 		t.Fatalf("dissolved group's timeline: %+v", p)
 	}
 }
+
+// DeviceSlots: with --login-policy platform a user holds a session per
+// device slot (the slot is the session id's prefix, contract.SlotOf): a
+// claim replaces only its own slot's session, a user's Route leads with an
+// online session and lists the others, a drop or clear of one slot leaves
+// the others, and the online and gateway sets follow every slot. Not part
+// of Run: a store reads device slots only when configured for them.
+func DeviceSlots(t *testing.T, newStore NewStore) {
+	s, ctx := newStore(t, model.InboxLimits{}), ctxT(t)
+	const gwA, gwB = "gw-a", "gw-b"
+	login := func(uid, sid, gw string) model.Route {
+		t.Helper()
+		old := must(s.ClaimRoute(ctx, uid, model.Claim{Gateway: gw, Session: sid, TTL: time.Minute, Platform: strings.Split(sid, ".")[0]}))(t)
+		if err := s.Online(ctx, uid, sid, gw); err != nil {
+			t.Fatal(err)
+		}
+		return old
+	}
+	sessionsOf := func(uid string) []string {
+		t.Helper()
+		var out []string
+		for _, r := range must(s.Routes(ctx, []string{uid}))(t)[uid].Sessions() {
+			out = append(out, r.Session+"@"+r.Gateway+"/"+r.State)
+		}
+		return sorted(out)
+	}
+
+	if old := login("7", "web.a", gwA); old.Exists() {
+		t.Fatalf("first web login replaced %+v", old)
+	}
+	if old := login("7", "mobile.b", gwB); old.Exists() {
+		t.Fatalf("a mobile login replaced %+v (another slot's session)", old)
+	}
+	if got := sessionsOf("7"); !slices.Equal(got, []string{"mobile.b@gw-b/online", "web.a@gw-a/online"}) {
+		t.Fatalf("sessions = %v", got)
+	}
+	// A pending session in a third slot does not lead while one is online.
+	must(s.ClaimRoute(ctx, "7", model.Claim{Gateway: gwA, Session: "desktop.p", TTL: time.Minute}))(t)
+	if r := must(s.Routes(ctx, []string{"7"}))(t)["7"]; !r.Online() || len(r.Others) != 2 {
+		t.Fatalf("route = %+v, want an online lead and two others", r)
+	}
+	// A newer mobile login replaces the older mobile one only.
+	if old := login("7", "mobile.c", gwA); old.Session != "mobile.b" || !old.Online() || old.Gateway != gwB {
+		t.Fatalf("second mobile login replaced %+v, want mobile.b online on gw-b", old)
+	}
+	if err := s.Online(ctx, "7", "mobile.b", gwB); !errors.Is(err, errs.ErrStaleSession) {
+		t.Fatalf("late online of the replaced mobile session: %v", err)
+	}
+	if _, dropped, err := s.DropSession(ctx, "7", "desktop.p"); err != nil || !dropped {
+		t.Fatalf("drop desktop: %v %v", dropped, err)
+	}
+	if got := sessionsOf("7"); !slices.Equal(got, []string{"mobile.c@gw-a/online", "web.a@gw-a/online"}) {
+		t.Fatalf("sessions = %v", got)
+	}
+	// Moving the web session to gw-b keeps 7 in gw-a's set (mobile is
+	// there): clearing gw-a must still find it.
+	login("7", "web.d", gwB)
+	if gone := must(s.ClearGateway(ctx, gwA))(t); !slices.Equal(gone, []string{"7"}) {
+		t.Fatalf("ClearGateway(gw-a) = %v, want 7 (its mobile session)", gone)
+	}
+	if got := sessionsOf("7"); !slices.Equal(got, []string{"web.d@gw-b/online"}) {
+		t.Fatalf("sessions after clearing gw-a = %v", got)
+	}
+	if ids := must(s.OnlineIDs(ctx))(t); !slices.Equal(ids, []string{"7"}) {
+		t.Fatalf("online ids = %v, want 7 (web still online)", ids)
+	}
+	// The cleared mobile session reclaims its own slot.
+	if ok := must(s.Reclaim(ctx, gwA, []model.SessionRef{{UserID: "7", Session: "mobile.c"}}))(t); !ok[0] {
+		t.Fatal("mobile.c could not reclaim its route")
+	}
+	if got := sessionsOf("7"); !slices.Equal(got, []string{"mobile.c@gw-a/online", "web.d@gw-b/online"}) {
+		t.Fatalf("sessions after reclaim = %v", got)
+	}
+	// Dropping every session takes the user offline.
+	dropped := must(s.DropSessions(ctx, []model.SessionRef{{UserID: "7", Session: "mobile.c"}, {UserID: "7", Session: "web.d"}}))(t)
+	if len(dropped) != 2 {
+		t.Fatalf("DropSessions = %v", dropped)
+	}
+	if err := s.ForgetOnline(ctx, []string{"7"}); err != nil {
+		t.Fatal(err)
+	}
+	if ids := must(s.OnlineIDs(ctx))(t); len(ids) != 0 {
+		t.Fatalf("online ids after the last drop = %v", ids)
+	}
+	if gone := must(s.ClearGateway(ctx, gwB))(t); len(gone) != 0 {
+		t.Fatalf("ClearGateway(gw-b) after the drops = %v", gone)
+	}
+}
