@@ -124,9 +124,13 @@ func New(cfg config.Config, logger *slog.Logger) (*App, error) {
 	uploads.SetLimits(files.Limits{
 		Total: cfg.UploadTotal, MinFree: cfg.UploadMinFree, UnreferencedTTL: cfg.UploadUnrefTTL, MaxAge: cfg.UploadMaxAge,
 	})
-	st := store.New(rdb, cfg.RedisPrefix, store.WithInbox(model.InboxLimits{
+	storeOpts := []store.Option{store.WithInbox(model.InboxLimits{
 		MaxLen: cfg.InboxMax, TTL: cfg.InboxTTL, DedupWindow: cfg.DedupWindow,
-	}))
+	})}
+	if cfg.LoginPolicy == config.PolicyPlatform {
+		storeOpts = append(storeOpts, store.WithDeviceSlots())
+	}
+	st := store.New(rdb, cfg.RedisPrefix, storeOpts...)
 	// Discovery starts after the router; logins before its first listing
 	// find no gateway anyway.
 	var disc atomic.Pointer[discovery.Watcher]

@@ -28,6 +28,9 @@ import (
 const (
 	PolicyKick   = "kick"
 	PolicyReject = "reject"
+	// PolicyPlatform: one session per platform (device slot): a newer
+	// login on the same platform kicks the older one, the others stay.
+	PolicyPlatform = "platform"
 )
 
 // Authenticators (--auth).
@@ -88,7 +91,7 @@ type Config struct {
 	LDAPBaseDN      string        //
 	LDAPFilter      string        // %s is the escaped user name
 	LDAPNameAttr    string        // attribute holding the gocim user name
-	LoginPolicy     string        // kick | reject
+	LoginPolicy     string        // kick | reject | platform
 	Balance         string        // round-robin | hash
 	HealthInterval  time.Duration // gateway /healthz period
 	PushTimeout     time.Duration // timeout of one gateway /push call
@@ -239,7 +242,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.LDAPBaseDN, "ldap-base-dn", c.LDAPBaseDN, "--auth ldap: where users are searched, e.g. ou=people,dc=example,dc=org")
 	fs.StringVar(&c.LDAPFilter, "ldap-filter", c.LDAPFilter, "--auth ldap: search filter; %s is the escaped user name")
 	fs.StringVar(&c.LDAPNameAttr, "ldap-name-attr", c.LDAPNameAttr, "--auth ldap: attribute holding the gocim user name")
-	fs.StringVar(&c.LoginPolicy, "login-policy", c.LoginPolicy, "when a user logs in twice: kick (the old session) or reject (the new login)")
+	fs.StringVar(&c.LoginPolicy, "login-policy", c.LoginPolicy, "when a user logs in twice: kick (the old session), reject (the new login), or platform (one session per platform — terminal, web, mobile, desktop, device, other — a newer login on the same platform kicks the older)")
 	fs.StringVar(&c.Balance, "balance", c.Balance, "gateway selection: round-robin or hash (consistent hash on the user id)")
 	fs.DurationVar(&c.HealthInterval, "health-interval", c.HealthInterval, "period of the gateways' /healthz check")
 	fs.DurationVar(&c.PushTimeout, "push-timeout", c.PushTimeout, "timeout of one /push call to a gateway")
@@ -362,8 +365,8 @@ func (c *Config) Validate() error {
 		bad("--max-body %d: must be at least 1024 bytes", c.MaxBody)
 	}
 	c.validateAuth(bad)
-	if c.LoginPolicy != PolicyKick && c.LoginPolicy != PolicyReject {
-		bad("--login-policy %q: want kick or reject", c.LoginPolicy)
+	if c.LoginPolicy != PolicyKick && c.LoginPolicy != PolicyReject && c.LoginPolicy != PolicyPlatform {
+		bad("--login-policy %q: want kick, reject or platform", c.LoginPolicy)
 	}
 	if c.Balance != BalanceRoundRobin && c.Balance != BalanceHash {
 		bad("--balance %q: want round-robin or hash", c.Balance)

@@ -161,3 +161,10 @@ func TestHelpShowsDefaults(t *testing.T) {
 		}
 	}
 }
+
+func TestPlatformLoginPolicy(t *testing.T) {
+	c, err := Parse("cim-route", with("--login-policy", "platform"), &bytes.Buffer{})
+	if err != nil || c.LoginPolicy != PolicyPlatform {
+		t.Fatalf("--login-policy platform: %+v %v", c.LoginPolicy, err)
+	}
+}

@@ -86,11 +86,14 @@ func (g *Gateway) Hold() (held <-chan struct{}, release func()) {
 // Close stops the server: the gateway is dead from then on.
 func (g *Gateway) Close() { g.srv.Close() }
 
-// Connect makes the user's session connected here.
+// Connect makes the user's session connected here. Like a gateway, it
+// holds one connection per user and device slot: the methods below take
+// the user's id, or contract.DeviceKey for a session in a device slot
+// ("7/mobile").
 func (g *Gateway) Connect(uid, sid string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.sessions[uid] = sid
+	g.sessions[contract.DeviceKey(uid, sid)] = sid
 }
 
 // Disconnect drops the user's connection.
@@ -187,15 +190,16 @@ func (g *Gateway) deliver(b *cimpb.PushBatch) *cimpb.PushResult {
 	i := 0
 	one := func(uid, sid string, f *cimpb.Frame) {
 		defer func() { i++ }()
-		held, ok := g.sessions[uid]
+		key := contract.DeviceKey(uid, sid)
+		held, ok := g.sessions[key]
 		if !ok || (sid != "" && sid != held) {
 			res.Missing = append(res.Missing, uint32(i))
 			return
 		}
 		res.Delivered++
-		g.frames[uid] = append(g.frames[uid], f)
+		g.frames[key] = append(g.frames[key], f)
 		if f.GetType() == cimpb.Type_KICK {
-			delete(g.sessions, uid)
+			delete(g.sessions, key)
 		}
 	}
 	for _, d := range b.Deliveries {

@@ -141,6 +141,9 @@ func (r *Router) Login(ctx context.Context, req LoginRequest) (Session, error) {
 		return Session{}, fmt.Errorf("%w: %v", errs.ErrNoGateway, err)
 	}
 	sid := newSessionID()
+	if r.devices() {
+		sid = contract.SlotFor(req.Platform) + "." + sid
+	}
 	claim := model.Claim{Gateway: gw, Session: sid, TTL: r.cfg.TokenTTL, RejectOnline: r.cfg.LoginPolicy == PolicyReject, Platform: req.Platform}
 	r.forgetCurrent(u.ID)
 	old, err := r.st.ClaimRoute(ctx, u.ID, claim)

@@ -18,6 +18,10 @@ func (j *job) queueMessages() {
 			j.queueGroup(it)
 		default:
 			j.entries = append(j.entries, entry{to: it.toID, msg: it, frame: it.downlink(it.toID)})
+			if j.r.devices() && !it.system && it.from != it.toID {
+				// The sender's copy, for its other devices.
+				j.entries = append(j.entries, entry{to: it.from, msg: it, frame: it.downlink(it.toID), copy: true})
+			}
 		}
 	}
 }
@@ -47,7 +51,9 @@ func (j *job) appendEntries(ctx context.Context) error {
 			return err
 		}
 		// A receipt never pushes a message out of a full inbox: then it
-		// is not stored (Seq 0) and goes live only.
+		// is not stored (Seq 0) and goes live only. The sender's copy of a
+		// message is deduplicated in the sender's inbox as the message is
+		// in the recipient's.
 		in[i] = model.Append{UserID: e.to, Frame: b, TS: j.ts, Droppable: e.msg == nil}
 		if it := e.msg; it != nil {
 			in[i].MsgID = it.msgID
@@ -80,6 +86,14 @@ func (j *job) appendEntries(ctx context.Context) error {
 			continue
 		}
 		f := e.frame
+		if e.copy {
+			if !a.Resend {
+				f.Msg.MsgId = e.msg.msgID // the first attempt's, if the message was a resend
+				setSeq(f, a.Seq)
+				j.live = append(j.live, live{uid: e.to, frame: f})
+			}
+			continue
+		}
 		if it := e.msg; it != nil && a.Resend {
 			// The first copy's id and entry: pushed again in case the
 			// first attempt stored it but never got that far.

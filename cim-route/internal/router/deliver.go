@@ -93,6 +93,9 @@ func (j *job) deliveryTargets() []string {
 			for _, m := range g.recipients {
 				add(m)
 			}
+			if g.echo {
+				add(e.msg.from)
+			}
 			continue
 		}
 		add(e.to)
@@ -153,18 +156,38 @@ func (j *job) deliver(ctx context.Context) error {
 	// Deliveries grouped per gateway: messages in batch order, then receipts.
 	batches := map[string][]*cimpb.Delivery{}
 	targets := map[string][]target{}
-	reachable := func(uid string) (model.Route, bool) {
+	// reachable returns uid's sessions that are online on a live
+	// gateway: one, or with --login-policy platform one per device.
+	var buf []model.Route
+	reachable := func(uid string) []model.Route {
+		buf = buf[:0]
 		rt, ok := routes[uid]
-		return rt, ok && rt.Online() && j.r.gw.Live(rt.Gateway)
+		if !ok {
+			return nil
+		}
+		if len(rt.Others) == 0 {
+			if rt.Online() && j.r.gw.Live(rt.Gateway) {
+				buf = append(buf, rt)
+			}
+			return buf
+		}
+		for _, s := range rt.Sessions() {
+			if s.Online() && j.r.gw.Live(s.Gateway) {
+				buf = append(buf, s)
+			}
+		}
+		return buf
 	}
 	send := func(rt model.Route, uid string, f *cimpb.Frame, item int) {
 		batches[rt.Gateway] = append(batches[rt.Gateway], &cimpb.Delivery{UserId: uid, SessionId: rt.Session, Frame: f})
 		targets[rt.Gateway] = append(targets[rt.Gateway], target{item, uid, rt.Session})
 	}
-	deliver := func(uid string, f *cimpb.Frame, item int) {
-		if rt, ok := reachable(uid); ok {
+	deliver := func(uid string, f *cimpb.Frame, item int) bool {
+		rts := reachable(uid)
+		for _, rt := range rts {
 			send(rt, uid, f, item)
 		}
+		return len(rts) > 0
 	}
 	for i, it := range j.msgs {
 		switch {
@@ -177,9 +200,7 @@ func (j *job) deliver(ctx context.Context) error {
 				}
 			}
 		case it.stored != nil:
-			if rt, ok := reachable(it.toID); ok {
-				send(rt, it.toID, it.stored, i)
-			} else {
+			if !deliver(it.toID, it.stored, i) {
 				hooks.missed(i, it.toID, it.stored.GetMsg().GetSeq())
 			}
 		case it.group != nil && it.group.timeline:
@@ -191,33 +212,46 @@ func (j *job) deliver(ctx context.Context) error {
 			f := it.downlink("")
 			f.Msg.GroupSeq = it.group.gseq
 			shared := map[string]*cimpb.Delivery{}
-			for _, uid := range it.group.recipients {
-				rt, ok := reachable(uid)
-				if !ok {
-					hooks.missed(i, uid, 0)
+			rcpt := it.group.recipients
+			if it.group.echo {
+				rcpt = append(rcpt[:len(rcpt):len(rcpt)], it.from)
+			}
+			for _, uid := range rcpt {
+				rts := reachable(uid)
+				if len(rts) == 0 {
+					if uid != it.from {
+						hooks.missed(i, uid, 0)
+					}
 					continue
 				}
-				d := shared[rt.Gateway]
-				if d == nil {
-					d = &cimpb.Delivery{Frame: f}
-					shared[rt.Gateway] = d
-					batches[rt.Gateway] = append(batches[rt.Gateway], d)
+				for _, rt := range rts {
+					d := shared[rt.Gateway]
+					if d == nil {
+						d = &cimpb.Delivery{Frame: f}
+						shared[rt.Gateway] = d
+						batches[rt.Gateway] = append(batches[rt.Gateway], d)
+					}
+					// Targets stay aligned with the gateway's targets: a
+					// PushResult counts each target as one delivery.
+					d.Targets = append(d.Targets, &cimpb.Target{UserId: uid, SessionId: rt.Session})
+					targets[rt.Gateway] = append(targets[rt.Gateway], target{i, uid, rt.Session})
 				}
-				// Targets stay aligned with the gateway's targets: a
-				// PushResult counts each target as one delivery.
-				d.Targets = append(d.Targets, &cimpb.Target{UserId: uid, SessionId: rt.Session})
-				targets[rt.Gateway] = append(targets[rt.Gateway], target{i, uid, rt.Session})
 			}
 		case it.group != nil:
 			// Each member's copy carries its own seq: built only for
 			// those online.
 			for _, m := range it.group.stored {
-				if rt, ok := reachable(m.uid); ok {
-					f := it.downlink("")
-					f.Msg.Seq = m.seq
+				rts := reachable(m.uid)
+				if len(rts) == 0 {
+					if m.uid != it.from { // the sender's own copy is no miss
+						hooks.missed(i, m.uid, m.seq)
+					}
+					continue
+				}
+				f := it.downlink("")
+				f.Msg.Seq = m.seq
+				for _, rt := range rts {
 					send(rt, m.uid, f, i)
-				} else {
-					hooks.missed(i, m.uid, m.seq)
 				}
 			}
 		}
@@ -257,6 +291,7 @@ func (j *job) deliver(ctx context.Context) error {
 		for i, t := range ts {
 			if !gone[i] && t.item >= 0 {
 				j.msgs[t.item].delivered++
+				hooks.reach(t.item, t.uid)
 			}
 		}
 	}

@@ -13,11 +13,18 @@ import (
 // without reading the route again.
 const fenceTTL = 500 * time.Millisecond
 
-// currentSession is a session the fence found to be its user's current
-// one on gw, at at.
+// currentSession is the route the fence read for a user, at at: its online
+// sessions are current (one, or one per device with --login-policy
+// platform).
 type currentSession struct {
-	gw, sid string
-	at      time.Time
+	route model.Route
+	at    time.Time
+}
+
+// holds reports whether route has session sid online on gw.
+func holds(route model.Route, gw, sid string) bool {
+	s, ok := route.Find(sid)
+	return ok && s.Online() && s.Gateway == gw
 }
 
 // forgetCurrent drops what the fence knows of uid's session: its route is
@@ -56,11 +63,17 @@ func (r *Router) fence(ctx context.Context, b *cimpb.UplinkBatch) (keep []*cimpb
 		if uid == "" || seen[uid] {
 			continue
 		}
-		seen[uid] = true
-		if cur, ok := r.current.Get(uid); ok && cur.gw == gw && cur.sid == up.GetSessionId() && r.now().Sub(cur.at) < fenceTTL {
-			routes[uid] = model.Route{Gateway: gw, Session: up.GetSessionId(), State: model.StateOnline}
+		// A user is read again unless every session of its uplinks here is
+		// in the route found lately (a user on several devices may have
+		// come online on one since).
+		if cur, ok := r.current.Get(uid); ok && holds(cur.route, gw, up.GetSessionId()) && r.now().Sub(cur.at) < fenceTTL {
+			if _, read := routes[uid]; !read {
+				routes[uid] = cur.route
+			}
 			continue
 		}
+		seen[uid] = true
+		delete(routes, uid)
 		uids = append(uids, uid)
 	}
 	if len(uids) > 0 {
@@ -71,7 +84,7 @@ func (r *Router) fence(ctx context.Context, b *cimpb.UplinkBatch) (keep []*cimpb
 		for uid, rt := range read {
 			routes[uid] = rt
 			if rt.Online() {
-				r.current.Add(uid, currentSession{gw: rt.Gateway, sid: rt.Session, at: r.now()})
+				r.current.Add(uid, currentSession{route: rt, at: r.now()})
 			}
 		}
 	}
@@ -81,8 +94,8 @@ func (r *Router) fence(ctx context.Context, b *cimpb.UplinkBatch) (keep []*cimpb
 	keep = ups[:0:0]
 	var told map[string]bool // stale sessions answered, by uid+"/"+sid
 	for _, up := range ups {
-		rt, ok := routes[up.GetUserId()]
-		if up.GetUserId() == "" || ok && rt.Online() && rt.Session == up.GetSessionId() && rt.Gateway == gw {
+		rt := routes[up.GetUserId()]
+		if up.GetUserId() == "" || holds(rt, gw, up.GetSessionId()) {
 			keep = append(keep, up)
 			continue
 		}
@@ -103,7 +116,7 @@ func (r *Router) fence(ctx context.Context, b *cimpb.UplinkBatch) (keep []*cimpb
 	return keep, stale, nil
 }
 
-// reclaim handles users without any route: their route may have been
+// reclaim handles sessions without a route: their route may have been
 // cleared with gw while gw only looked dead (frozen past its ZooKeeper
 // session; it re-asserts its connections in a moment). Such a session, and
 // only the one cleared with gw, gets its route back now, into routes, so
@@ -111,14 +124,14 @@ func (r *Router) fence(ctx context.Context, b *cimpb.UplinkBatch) (keep []*cimpb
 // off, closed) or was replaced has no claim to it.
 func (r *Router) reclaim(ctx context.Context, gw string, ups []*cimpb.Uplink, routes map[string]model.Route) error {
 	var refs []model.SessionRef
-	seen := map[string]bool{}
+	seen := map[model.SessionRef]bool{}
 	for _, up := range ups {
-		uid := up.GetUserId()
-		if _, ok := routes[uid]; ok || uid == "" || seen[uid] {
+		ref := model.SessionRef{UserID: up.GetUserId(), Session: up.GetSessionId()}
+		if _, ok := routes[ref.UserID].Find(ref.Session); ok || ref.UserID == "" || seen[ref] {
 			continue
 		}
-		seen[uid] = true
-		refs = append(refs, model.SessionRef{UserID: uid, Session: up.GetSessionId()})
+		seen[ref] = true
+		refs = append(refs, ref)
 	}
 	if len(refs) == 0 || gw == "" {
 		return nil
@@ -129,7 +142,12 @@ func (r *Router) reclaim(ctx context.Context, gw string, ups []*cimpb.Uplink, ro
 	}
 	for i, ok := range back {
 		if ok {
-			routes[refs[i].UserID] = model.Route{Gateway: gw, Session: refs[i].Session, State: model.StateOnline}
+			back := model.Route{Gateway: gw, Session: refs[i].Session, State: model.StateOnline}
+			if cur, exists := routes[refs[i].UserID]; exists {
+				cur.Others = append(cur.Others[:len(cur.Others):len(cur.Others)], back)
+				back = cur
+			}
+			routes[refs[i].UserID] = back
 			r.log.Info("session cleared with its gateway taken back: the gateway is alive", "user", refs[i].UserID,
 				"session", refs[i].Session, "gateway", gw)
 		}

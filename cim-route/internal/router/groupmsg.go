@@ -23,6 +23,10 @@ type groupSend struct {
 	// everywhere; the sender only gets its RECEIPT_SENT again.
 	sent   bool
 	stored []member // the entries appended, with their seqs
+	// echo: the sender's other devices get the message too (a member
+	// sending with --login-policy platform): a copy in its inbox, or the
+	// timeline's live push.
+	echo bool
 	// timeline: the group is large enough to store the message once, in
 	// its timeline (timeline.go), at gseq.
 	timeline bool
@@ -107,6 +111,7 @@ func (j *job) loadGroups(ctx context.Context) error {
 			}
 			it.group.recipients = rcpt
 			it.group.timeline = j.r.usesTimeline(len(ms))
+			it.group.echo = in && j.r.devices() && !it.system
 		}
 	}
 	return nil
@@ -179,9 +184,12 @@ func (j *job) queueGroup(it *outgoing) {
 		j.entries = append(j.entries, entry{to: model.TimelineID(it.msg.Group), msg: it, raw: raw})
 		return
 	}
-	g.stored = make([]member, 0, len(g.recipients))
+	g.stored = make([]member, 0, len(g.recipients)+1)
 	for _, m := range g.recipients {
 		j.entries = append(j.entries, entry{to: m, msg: it, raw: raw})
+	}
+	if g.echo {
+		j.entries = append(j.entries, entry{to: it.from, msg: it, raw: raw})
 	}
 }
 

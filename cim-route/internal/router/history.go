@@ -274,7 +274,7 @@ func (r *Router) scanInbox(ctx context.Context, sc *inboxScan, s historyScan) er
 			// A msgId starts with its send time, which is also the
 			// entry's: newer entries are skipped without decoding.
 			if s.before == "" || e.TS <= s.beforeMs {
-				if m, ok := s.match(e, sc.sender, sc.group); ok {
+				if m, ok := s.match(e, sc); ok {
 					m.size = len(e.Frame)
 					if sc.timeline {
 						m.GroupSeq = e.Seq
@@ -296,12 +296,18 @@ func (r *Router) scanInbox(ctx context.Context, sc *inboxScan, s historyScan) er
 	}
 }
 
-func (s historyScan) match(e model.Entry, sender, group string) (HistoryMessage, bool) {
+func (s historyScan) match(e model.Entry, sc *inboxScan) (HistoryMessage, bool) {
+	sender, group := sc.sender, sc.group
 	var f cimpb.Frame
 	if proto.Unmarshal(e.Frame, &f) != nil || f.Type != cimpb.Type_MSG || f.Msg == nil {
 		return HistoryMessage{}, false
 	}
 	m := f.Msg
+	if m.From == sc.owner && m.Group == "" {
+		// The owner's copy of a private message it sent (--login-policy
+		// platform): history reads sent messages from the recipient's inbox.
+		return HistoryMessage{}, false
+	}
 	if m.Op != cimpb.MsgOp_MSG_OP_NEW { // a recall or an edit: history shows its message's state
 		return HistoryMessage{}, false
 	}
@@ -431,7 +437,7 @@ func (r *Router) checkCurrent(ctx context.Context, uid, sid string) error {
 	if err != nil {
 		return err
 	}
-	if rt, ok := routes[uid]; !ok || rt.Session != sid {
+	if _, ok := routes[uid].Find(sid); !ok {
 		return fmt.Errorf("%w: not the current session of user %s", errs.ErrUnauthorized, uid)
 	}
 	return nil

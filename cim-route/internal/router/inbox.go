@@ -104,6 +104,9 @@ func (j *job) deliveredReceipt(by string, e model.Entry) {
 	if m.from == "" || m.from == SystemUserID || m.broadcast || m.msgID == "" {
 		return // the system user has no inbox: it gets no receipts
 	}
+	if m.from == by {
+		return // the user's copy of its own message (another device sent it)
+	}
 	if m.group != "" {
 		j.addGroupReceipt(m.from, m.msgID, m.group, by, false)
 		return
@@ -116,6 +119,8 @@ func (j *job) deliveredReceipt(by string, e model.Entry) {
 type privateReceipt struct {
 	to, by string
 	status cimpb.ReceiptStatus
+	// peer, group: what a reader's own READ receipt is about (addSelfRead).
+	peer, group string
 }
 
 // maxReceiptItems bounds the messages one receipt entry covers: 200 items
@@ -143,7 +148,23 @@ func receiptItems(maxFrame int) int {
 // user go into one inbox entry (Receipt.items), so acknowledging ten
 // messages of one sender stores and pushes one receipt, not ten.
 func (j *job) addReceipt(to, by string, status cimpb.ReceiptStatus, msgID, clientMsgID string) {
-	k := privateReceipt{to, by, status}
+	j.queueReceipt(privateReceipt{to: to, by: by, status: status}, msgID, clientMsgID)
+}
+
+// addSelfRead queues, for the reader's other devices (--login-policy
+// platform), a RECEIPT_READ by the reader itself naming the message of peer
+// (or of group) that it read: they clear their unread state. One entry per
+// conversation of a batch, as addReceipt.
+func (j *job) addSelfRead(reader, peer, group, msgID string) {
+	k := privateReceipt{to: reader, by: reader, status: cimpb.ReceiptStatus_RECEIPT_READ, peer: peer, group: group}
+	if group != "" {
+		k.peer = ""
+	}
+	j.queueReceipt(k, msgID, "")
+}
+
+func (j *job) queueReceipt(k privateReceipt, msgID, clientMsgID string) {
+	to, by, status := k.to, k.by, k.status
 	if rc := j.receiptFor[k]; rc != nil && len(rc.Items) < receiptItems(j.r.cfg.MaxFrame) {
 		if len(rc.Items) == 0 { // the second message: both become items
 			rc.Items = append(rc.Items, &cimpb.ReceiptItem{MsgId: rc.MsgId, ClientMsgId: rc.ClientMsgId})
@@ -152,7 +173,7 @@ func (j *job) addReceipt(to, by string, status cimpb.ReceiptStatus, msgID, clien
 		rc.Items = append(rc.Items, &cimpb.ReceiptItem{MsgId: msgID, ClientMsgId: clientMsgID})
 		return
 	}
-	rc := &cimpb.Receipt{Status: status, MsgId: msgID, ClientMsgId: clientMsgID, By: by, TimestampMs: j.ts}
+	rc := &cimpb.Receipt{Status: status, MsgId: msgID, ClientMsgId: clientMsgID, By: by, TimestampMs: j.ts, Peer: k.peer, Group: k.group}
 	if j.receiptFor == nil {
 		j.receiptFor = map[privateReceipt]*cimpb.Receipt{}
 	}
@@ -215,6 +236,9 @@ func (j *job) readReceipts(ctx context.Context) error {
 			h, ok := peekMsg(e.Frame)
 			if !ok || h.msgID != id || h.from != rd.peerID || h.group != rd.group || h.broadcast {
 				continue
+			}
+			if j.r.devices() {
+				j.addSelfRead(rd.uid, rd.peerID, rd.group, id)
 			}
 			if rd.group != "" {
 				j.addGroupReceipt(rd.peerID, id, rd.group, rd.uid, true)

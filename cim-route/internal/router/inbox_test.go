@@ -47,7 +47,7 @@ func (e *env) uplink(s Session, frames ...*cimpb.Frame) []*cimpb.Delivery {
 
 // frames returns what the user's gateway received for the user.
 func (e *env) frames(s Session) []*cimpb.Frame {
-	return e.gateway(s.Gateway.ID).Frames(s.UserID)
+	return e.gateway(s.Gateway.ID).Frames(contract.DeviceKey(s.UserID, s.SessionID))
 }
 
 // sentIDs checks that every answer is a RECEIPT_SENT and returns the msg ids.

@@ -106,6 +106,9 @@ type entry struct {
 	msg   *outgoing
 	frame *cimpb.Frame
 	raw   []byte
+	// copy: the sender's own copy of a private message (msg), for its
+	// other devices (--login-policy platform); pushed live once stored.
+	copy bool
 }
 
 // live is a stored receipt to push to a user if online.

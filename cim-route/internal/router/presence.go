@@ -105,7 +105,7 @@ func (r *Router) presenceOf(ctx context.Context, uids []string) ([]*cimpb.Presen
 	out := make([]*cimpb.PresenceState, len(uids))
 	for i, id := range uids {
 		s := &cimpb.PresenceState{UserId: id, UserName: names[id]}
-		if rt, ok := routes[id]; ok && rt.Online() && r.gw.Live(rt.Gateway) {
+		if rt, ok := r.liveSession(routes[id]); ok {
 			s.Online, s.AtMs, s.Platform = true, rt.Since, rt.Platform
 		}
 		out[i] = s
@@ -292,17 +292,18 @@ func (r *Router) sendTyping(ctx context.Context, ts []typingReq) error {
 	for _, o := range outs {
 		shared := map[string]*cimpb.Delivery{}
 		for _, uid := range o.to {
-			rt, ok := routes[uid]
-			if !ok || !rt.Online() || !r.gw.Live(rt.Gateway) {
-				continue
+			for _, rt := range routes[uid].Sessions() {
+				if !rt.Online() || !r.gw.Live(rt.Gateway) {
+					continue
+				}
+				d := shared[rt.Gateway]
+				if d == nil {
+					d = &cimpb.Delivery{Frame: o.f}
+					shared[rt.Gateway] = d
+					batches[rt.Gateway] = append(batches[rt.Gateway], d)
+				}
+				d.Targets = append(d.Targets, &cimpb.Target{UserId: uid, SessionId: rt.Session})
 			}
-			d := shared[rt.Gateway]
-			if d == nil {
-				d = &cimpb.Delivery{Frame: o.f}
-				shared[rt.Gateway] = d
-				batches[rt.Gateway] = append(batches[rt.Gateway], d)
-			}
-			d.Targets = append(d.Targets, &cimpb.Target{UserId: uid, SessionId: rt.Session})
 		}
 	}
 	if len(batches) > 0 {
@@ -396,6 +397,9 @@ func (r *Router) flushPresence(ctx context.Context) {
 	if len(states) == 0 || len(gws) == 0 {
 		return
 	}
+	if r.devices() {
+		r.stillOnline(ctx, states)
+	}
 	// One frame per chunk for every gateway: they only read it.
 	var ds []*cimpb.Delivery
 	for chunk := range slices.Chunk(states, maxPresenceBatch) {
@@ -406,6 +410,49 @@ func (r *Router) flushPresence(ctx context.Context) {
 		batches[gw] = ds
 	}
 	r.push.Push(ctx, batches)
+}
+
+// stillOnline turns the offline states of users who are online on another
+// device (--login-policy platform) into that device's online state: a
+// user is online while any of its sessions is.
+func (r *Router) stillOnline(ctx context.Context, states []*cimpb.PresenceState) {
+	var uids []string
+	for _, s := range states {
+		if !s.Online {
+			uids = append(uids, s.UserId)
+		}
+	}
+	if len(uids) == 0 {
+		return
+	}
+	routes, err := r.st.Routes(ctx, uids)
+	if err != nil {
+		r.log.Warn("presence: could not read the other devices of users gone offline", "users", len(uids), "err", err)
+		return
+	}
+	for _, s := range states {
+		// AtMs stays the change's time: clients drop states older than
+		// what they hold.
+		if rt, ok := r.liveSession(routes[s.UserId]); ok && !s.Online {
+			s.Online, s.Platform = true, rt.Platform
+		}
+	}
+}
+
+// isLive reports whether a session of rt is online on a live gateway.
+func (r *Router) isLive(rt model.Route) bool {
+	_, ok := r.liveSession(rt)
+	return ok
+}
+
+// liveSession returns the first of rt's sessions online on a live gateway.
+func (r *Router) liveSession(rt model.Route) (model.Route, bool) {
+	for _, s := range rt.Sessions() {
+		if s.Online() && r.gw.Live(s.Gateway) {
+			return s, true
+		}
+	}
+	return model.Route{}, false
 }
 
 // background runs fn after the caller's request, bounded like the

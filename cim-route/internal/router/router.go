@@ -195,6 +195,10 @@ type Pusher interface {
 const (
 	PolicyKick   = "kick"
 	PolicyReject = "reject"
+	// PolicyPlatform keeps one session per device slot (contract.SlotFor
+	// the login's platform): every device gets every message of its user,
+	// and what one sends or reads reaches the others.
+	PolicyPlatform = "platform"
 )
 
 // Config wires a Router.
@@ -211,7 +215,7 @@ type Config struct {
 	TokenKeys   [][]byte      // the first signs
 	TokenTTL    time.Duration // gateway token lifetime and pending-route TTL
 	AccessTTL   time.Duration // access (bearer) token lifetime (default 24h)
-	LoginPolicy string        // PolicyKick (default) or PolicyReject
+	LoginPolicy string        // PolicyKick (default), PolicyReject or PolicyPlatform
 	BcryptCost  int
 	// Authenticator checks passwords at login instead of the accounts'
 	// bcrypt hashes (--auth http or ldap); nil: builtin. With one, the

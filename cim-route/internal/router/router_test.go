@@ -110,6 +110,7 @@ var redisTests = map[string]bool{
 	"TestRedisDown":                 true,
 	"TestExternalAuthenticator":     true,
 	"TestPushFromSystem":            true,
+	"TestPlatformPolicy":            true,
 }
 
 // onRedis reports whether t's env runs on Redis.
@@ -130,7 +131,11 @@ func newEnv(t testing.TB, policy string, gateways int, opts ...func(*Config)) *e
 		e.redis = testenv.StartRedis(t)
 		e.rdb = store.NewClient(store.ClientConfig{Addrs: []string{e.redis.Addr}})
 		t.Cleanup(func() { e.rdb.Close() })
-		e.st = &countingStore{Store: store.New(e.rdb, "cim:")}
+		var opts []store.Option
+		if policy == PolicyPlatform {
+			opts = append(opts, store.WithDeviceSlots())
+		}
+		e.st = &countingStore{Store: store.New(e.rdb, "cim:", opts...)}
 	} else {
 		e.st = &countingStore{Store: memstore.New()}
 	}

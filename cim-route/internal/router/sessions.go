@@ -59,7 +59,8 @@ func (r *Router) SessionOffline(ctx context.Context, s contract.Session) error {
 
 // Logoff ends a session at once (POST /offLine): the route goes and the
 // connection, if any, is kicked. An unknown or old session is a no-op. An
-// empty sid means the user's current session, whichever it is.
+// empty sid means the user's current sessions, whichever they are (every
+// device's with --login-policy platform).
 func (r *Router) Logoff(ctx context.Context, uid, sid string) error {
 	if err := checkUserID("userId", uid); err != nil {
 		return err
@@ -69,12 +70,17 @@ func (r *Router) Logoff(ctx context.Context, uid, sid string) error {
 		if err != nil {
 			return err
 		}
-		rt, ok := routes[uid]
-		if !ok {
-			return nil // nobody to log off
+		for _, s := range routes[uid].Sessions() {
+			if err := r.logoff(ctx, uid, s.Session); err != nil {
+				return err
+			}
 		}
-		sid = rt.Session
+		return nil
 	}
+	return r.logoff(ctx, uid, sid)
+}
+
+func (r *Router) logoff(ctx context.Context, uid, sid string) error {
 	r.forgetCurrent(uid)
 	old, dropped, err := r.st.DropSession(ctx, uid, sid)
 	if err != nil || !dropped {
@@ -118,7 +124,7 @@ func (r *Router) OnlineUsers(ctx context.Context) ([]User, error) {
 		switch {
 		case !ok:
 			stale = append(stale, id)
-		case rt.Online() && r.gw.Live(rt.Gateway):
+		case r.isLive(rt):
 			online = append(online, id)
 		}
 	}

@@ -32,6 +32,11 @@ func (r *Router) usesTimeline(n int) bool {
 	return r.cfg.GroupTimelineMin > 0 && n >= r.cfg.GroupTimelineMin
 }
 
+// devices reports whether users hold a session per device slot
+// (--login-policy platform): then what a user sends also goes to its own
+// other devices.
+func (r *Router) devices() bool { return r.cfg.LoginPolicy == PolicyPlatform }
+
 // addGroupAcks notes uid's acknowledged group positions of one ACK frame,
 // the highest per group of the batch.
 func (j *job) addGroupAcks(uid string, gs []*cimpb.GroupSeq) {

@@ -123,6 +123,15 @@ type msgHooks struct {
 	apps    map[string]bool // ids of the app users; nil: message.app not wanted
 	offline bool            // message.offline wanted
 	away    []away
+	// reached: recipients a push reached on some device (several devices
+	// per user: one may be missing while another got it).
+	reached map[recipient]bool
+}
+
+// recipient names one recipient of j.msgs[item].
+type recipient struct {
+	item int
+	uid  string
 }
 
 // away is a recipient of j.msgs[item] who was not reached; seq is its
@@ -197,8 +206,18 @@ func (h *msgHooks) emitApps() {
 
 // missed notes that uid, a recipient of j.msgs[item], was not reached.
 func (h *msgHooks) missed(item int, uid string, seq uint64) {
-	if h != nil && h.offline && item >= 0 && reported(h.j.msgs[item]) {
+	if h != nil && h.offline && item >= 0 && reported(h.j.msgs[item]) && uid != h.j.msgs[item].from {
 		h.away = append(h.away, away{item, uid, seq})
+	}
+}
+
+// reach notes that a push reached uid, a recipient of j.msgs[item].
+func (h *msgHooks) reach(item int, uid string) {
+	if h != nil && h.offline && item >= 0 {
+		if h.reached == nil {
+			h.reached = map[recipient]bool{}
+		}
+		h.reached[recipient{item, uid}] = true
 	}
 }
 
@@ -210,6 +229,14 @@ func (h *msgHooks) emitOffline() {
 	}
 	var timeline map[int][]string
 	for _, a := range h.away {
+		k := recipient{a.item, a.uid}
+		if h.reached[k] {
+			continue // on another device, or reported already
+		}
+		if h.reached == nil {
+			h.reached = map[recipient]bool{}
+		}
+		h.reached[k] = true
 		it := h.j.msgs[a.item]
 		switch g := it.group; {
 		case g == nil:

@@ -189,6 +189,7 @@ type Conn struct {
 	// Set by the reader during login, before the connection is registered
 	// anywhere other goroutines could find it; read-only afterwards.
 	userID, userName, sessionID, platform string
+	hubKey                                string // contract.DeviceKey of the user and session
 
 	// Owned by the reader goroutine; created at the first limited frame,
 	// and only when rate limiting is on.
@@ -229,6 +230,10 @@ func New(nc net.Conn, cfg *Config, h Handler) *Conn {
 
 // UserID returns the logged-in user's id ("" before login).
 func (c *Conn) UserID() string { return c.userID }
+
+// HubKey is the key of the connection's user and device slot
+// (contract.DeviceKey): one connection per key on a gateway.
+func (c *Conn) HubKey() string { return c.hubKey }
 
 // UserName returns the logged-in user's name.
 func (c *Conn) UserName() string { return c.userName }
@@ -343,6 +348,7 @@ func (c *Conn) login(ctx context.Context, r *codec.Reader) bool {
 	c.mu.Lock()
 	// Under the lock because a writer started by CloseWith may log them.
 	c.userID, c.userName, c.sessionID, c.platform = claims.UserID, claims.UserName, claims.SessionID, claims.Platform
+	c.hubKey = contract.DeviceKey(claims.UserID, claims.SessionID)
 	if c.closing {
 		c.mu.Unlock()
 		return false

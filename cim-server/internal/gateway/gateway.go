@@ -563,7 +563,7 @@ func (g *Gateway) Closed(c *conn.Conn, why conn.CloseReason) {
 	}
 	// The newer connection of the session is in the hub, and its Register
 	// is about to mark c Replaced but had not when c ended.
-	if cur, ok := g.hub.Get(c.UserID()); ok && cur != c && cur.SessionID() == c.SessionID() {
+	if cur, ok := g.hub.Get(c.HubKey()); ok && cur != c && cur.SessionID() == c.SessionID() {
 		return
 	}
 	g.offline.Add(c.UserID(), c.SessionID(), c.Platform())
@@ -670,7 +670,7 @@ func (g *Gateway) deliverOne(uid, sid string, f *cimpb.Frame, s *conn.Shared) bo
 	if f == nil {
 		return false
 	}
-	c, ok := g.hub.Get(uid)
+	c, ok := g.hub.Get(contract.DeviceKey(uid, sid))
 	if !ok || (sid != "" && sid != c.SessionID()) {
 		// A connection the route is confirming right now (held until its
 		// LOGIN_ACK is queued).

@@ -461,6 +461,51 @@ func TestSecondLoginKicksFirst(t *testing.T) {
 	}
 }
 
+// TestDeviceSlotsHoldOneConnectionEach: sessions in different device slots
+// of one user (--login-policy platform: the slot is the session id's
+// prefix) are separate connections, each reached by its own session; a
+// newer login in the same slot kicks the older one only.
+func TestDeviceSlotsHoldOneConnectionEach(t *testing.T) {
+	route := newFakeRoute(t)
+	g := startGateway(t, route.srv.URL, nil)
+	mobile := login(t, g, "7", "mobile.a")
+	web := login(t, g, "7", "web.b")
+	if g.Connections() != 2 {
+		t.Fatalf("connections %d, want 2 (one per device)", g.Connections())
+	}
+	msg := func(id string) *cimpb.Frame { return &cimpb.Frame{Type: cimpb.Type_MSG, Msg: &cimpb.Msg{MsgId: id}} }
+	res := push(t, g, &cimpb.PushBatch{Deliveries: []*cimpb.Delivery{
+		{UserId: "7", SessionId: "mobile.a", Frame: msg("m")},
+		{UserId: "7", SessionId: "web.b", Frame: msg("w")},
+		{UserId: "7", SessionId: "web.old", Frame: msg("no")},
+	}})
+	if res.Delivered != 2 || fmt.Sprint(res.Missing) != "[2]" {
+		t.Fatalf("result %v, want 2 delivered, [2] missing", res)
+	}
+	if f := mobile.recv(); f.GetMsg().GetMsgId() != "m" {
+		t.Fatalf("mobile got %v", f)
+	}
+	if f := web.recv(); f.GetMsg().GetMsgId() != "w" {
+		t.Fatalf("web got %v", f)
+	}
+	mobile2 := login(t, g, "7", "mobile.c")
+	if f := mobile.recv(); f.Type != cimpb.Type_KICK {
+		t.Fatalf("older mobile connection got %v, want KICK", f)
+	}
+	mobile.expectEOF()
+	web.send(&cimpb.Frame{Type: cimpb.Type_PING})
+	if f := web.recv(); f.Type != cimpb.Type_PONG {
+		t.Fatalf("web connection got %v after the mobile re-login, want PONG (still open)", f)
+	}
+	res = push(t, g, &cimpb.PushBatch{Deliveries: []*cimpb.Delivery{{UserId: "7", SessionId: "mobile.c", Frame: msg("m2")}}})
+	if res.Delivered != 1 {
+		t.Fatalf("push to the new mobile session: %v", res)
+	}
+	if f := mobile2.recv(); f.GetMsg().GetMsgId() != "m2" {
+		t.Fatalf("new mobile got %v", f)
+	}
+}
+
 func TestReconnectWithSameSessionStaysOnline(t *testing.T) {
 	route := newFakeRoute(t)
 	g := startGateway(t, route.srv.URL, nil)

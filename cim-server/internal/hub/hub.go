@@ -1,8 +1,8 @@
-// Package hub maps user ids to the one live connection each user has on this
-// gateway.
+// Package hub maps device keys (a user id, or a user id and device slot:
+// contract.DeviceKey) to the one live connection each has on this gateway.
 //
 // The map is split into shards, each with its own lock, so logins, logouts
-// and the route's pushes for different users rarely contend. A user has at
+// and the route's pushes for different users rarely contend. A key has at
 // most one entry: Put replaces and returns the previous one (the caller kicks
 // it), and Remove only removes the entry if it is still the same connection,
 // so the late cleanup of a replaced connection never evicts its successor.
@@ -17,16 +17,16 @@ import (
 )
 
 // Entry is what the hub stores: a comparable handle (usually a pointer) that
-// knows its user.
+// knows its key (its user's id, or user and device slot).
 type Entry interface {
 	comparable
-	UserID() string
+	HubKey() string
 }
 
 // DefaultShards is the shard count New uses when given zero or less.
 const DefaultShards = 64
 
-// Hub is a sharded user id → connection map.
+// Hub is a sharded device key → connection map.
 type Hub[C Entry] struct {
 	seed   maphash.Seed
 	shards []shard[C]
@@ -58,17 +58,17 @@ func New[C Entry](shards int) *Hub[C] {
 	return h
 }
 
-func (h *Hub[C]) shard(userID string) *shard[C] {
-	return &h.shards[maphash.String(h.seed, userID)&h.mask]
+func (h *Hub[C]) shard(key string) *shard[C] {
+	return &h.shards[maphash.String(h.seed, key)&h.mask]
 }
 
-// Put stores c for its user and returns the entry it replaced, if any.
+// Put stores c under its key and returns the entry it replaced, if any.
 // Putting the same entry twice is a no-op that reports no replacement.
 func (h *Hub[C]) Put(c C) (old C, replaced bool) {
-	s := h.shard(c.UserID())
+	s := h.shard(c.HubKey())
 	s.mu.Lock()
-	old, replaced = s.m[c.UserID()]
-	s.m[c.UserID()] = c
+	old, replaced = s.m[c.HubKey()]
+	s.m[c.HubKey()] = c
 	s.mu.Unlock()
 	if !replaced {
 		h.n.Add(1)
@@ -80,19 +80,19 @@ func (h *Hub[C]) Put(c C) (old C, replaced bool) {
 	return old, replaced
 }
 
-// Get returns the entry of userID.
-func (h *Hub[C]) Get(userID string) (C, bool) {
-	s := h.shard(userID)
+// Get returns the entry of key.
+func (h *Hub[C]) Get(key string) (C, bool) {
+	s := h.shard(key)
 	s.mu.RLock()
-	c, ok := s.m[userID]
+	c, ok := s.m[key]
 	s.mu.RUnlock()
 	return c, ok
 }
 
-// Remove deletes c if it is still the entry of its user and reports whether
+// Remove deletes c if it is still the entry of its key and reports whether
 // it did.
 func (h *Hub[C]) Remove(c C) bool {
-	id := c.UserID()
+	id := c.HubKey()
 	s := h.shard(id)
 	s.mu.Lock()
 	cur, ok := s.m[id]
@@ -106,7 +106,7 @@ func (h *Hub[C]) Remove(c C) bool {
 	return ok
 }
 
-// Len returns the number of users with an entry.
+// Len returns the number of keys with an entry.
 func (h *Hub[C]) Len() int { return int(h.n.Load()) }
 
 // Range calls fn for every entry until fn returns false. Each shard is copied

@@ -12,7 +12,7 @@ type fakeConn struct {
 	n    int
 }
 
-func (c *fakeConn) UserID() string { return c.user }
+func (c *fakeConn) HubKey() string { return c.user }
 
 func TestPutGetReplace(t *testing.T) {
 	h := New[*fakeConn](4)
