@@ -27,6 +27,7 @@ const shownKept = 4096
 type shownMsg struct {
 	group string // the group it came through; "" for a private message
 	seq   uint64 // its inbox seq
+	own   bool   // sent by this user (a copy for its devices): never READ
 }
 
 // mustLRU is lru.New for a size known to be positive.
@@ -660,17 +661,33 @@ func (c *Client) showGroup(l *link, gid string, show []*cimpb.Frame) bool {
 // whose msgId was shown lately: a group message fanned out again after an
 // interrupted send comes back under a new seq (its seq still counts for the
 // ACK).
+//
+// With the route's --login-policy platform the user's own messages come
+// back as copies for its devices: the copy of what this Client sent is
+// not shown (the caller still counts its seq), one sent elsewhere is shown
+// as Outgoing; a READ the user made elsewhere is EventReadElsewhere.
 func (c *Client) show(l *link, f *cimpb.Frame) bool {
 	if m := f.GetMsg(); f.GetType() == cimpb.Type_MSG {
+		own := sentBy(l.userID(), m)
 		if id := m.GetMsgId(); id != "" {
-			if seen, _ := c.shown.ContainsOrAdd(id, shownMsg{group: m.GetGroup(), seq: m.GetSeq()}); seen {
+			if seen, _ := c.shown.ContainsOrAdd(id, shownMsg{group: m.GetGroup(), seq: m.GetSeq(), own: own}); seen {
 				l.log.Debug("dropping a message shown before", "msg_id", id, "seq", m.GetSeq())
 				return true
 			}
 		}
-		return c.deliver(l, Event{Kind: EventMessage, Msg: m, Gateway: l.gateway})
+		if own && c.sentHere(m.GetClientMsgId()) {
+			l.log.Debug("own message echoed", "msg_id", m.GetMsgId(), "client_msg_id", m.GetClientMsgId(), "seq", m.GetSeq())
+			return true
+		}
+		return c.deliver(l, Event{Kind: EventMessage, Msg: m, Outgoing: own, Gateway: l.gateway})
 	}
 	rc := f.GetReceipt()
+	if readElsewhere(l.userID(), rc) {
+		if len(rc.Items) == 0 && rc.MsgId != "" {
+			rc.Items = []*cimpb.ReceiptItem{{MsgId: rc.MsgId}}
+		}
+		return c.deliver(l, Event{Kind: EventReadElsewhere, Receipt: rc, Gateway: l.gateway})
+	}
 	if len(rc.GetItems()) == 0 {
 		return c.showReceipt(l, rc)
 	}
@@ -684,6 +701,34 @@ func (c *Client) show(l *link, f *cimpb.Frame) bool {
 		}
 	}
 	return true
+}
+
+// sentBy reports whether m is a copy of a message user self sent, for its
+// devices (--login-policy platform): from self, neither a broadcast (never
+// copied) nor a private message to self (stored once, as an incoming one).
+func sentBy(self string, m *cimpb.Msg) bool {
+	if self == "" || m.GetFrom() != self || m.GetBroadcast() {
+		return false
+	}
+	return m.GetGroup() != "" || m.GetTo() != self
+}
+
+// sentHere reports whether clientMsgID is one of this Client's sends: made
+// by it, or given to SendMsg by the application and still remembered.
+func (c *Client) sentHere(clientMsgID string) bool {
+	if clientMsgID == "" {
+		return false
+	}
+	return c.ids.ours(clientMsgID) || c.out.has(clientMsgID)
+}
+
+// readElsewhere reports whether rc is a READ the user self made on another
+// device (--login-policy platform): by self, about a peer's or a group's
+// messages. A READ by self without either is the user reading its own
+// message to itself: a receipt like any.
+func readElsewhere(self string, rc *cimpb.Receipt) bool {
+	return self != "" && rc.GetStatus() == cimpb.ReceiptStatus_RECEIPT_READ && rc.GetBy() == self &&
+		(rc.GetPeer() != "" || rc.GetGroup() != "")
 }
 
 // showReceipt turns a receipt for one message into events: the SENT it
@@ -851,7 +896,8 @@ func (c *Client) Pending() int { return c.out.pendingCount() }
 // the route turns into RECEIPT_READs in peer's inbox. Ids of group messages
 // this client showed lately (the last 4096 messages) are read in their
 // group: READ{group, peer}, as MarkGroupRead sends. An ACK for what was
-// shown goes first, so DELIVERED reaches peer before READ. It waits for a
+// shown goes first, so DELIVERED reaches peer before READ. Ids of the
+// user's own messages (Event.Outgoing) are skipped. It waits for a
 // connection like SendMsg but is not resent: a READ lost with its link is
 // lost.
 func (c *Client) MarkRead(ctx context.Context, peer string, msgIDs ...string) error {
@@ -949,7 +995,7 @@ func (c *Client) writeReads(ctx context.Context, peer, group string, msgIDs []st
 		// The route counts a READ only for the inbox entry it names: a
 		// message not among those shown lately has no known seq.
 		m, ok := c.shown.Peek(id)
-		if !ok || m.seq == 0 {
+		if !ok || m.seq == 0 || m.own {
 			continue
 		}
 		if len(id)+16 > budget {

@@ -44,6 +44,13 @@
 // last 4096 messages it showed and drops a repeat (its seq is still
 // acknowledged). MarkRead of a group message sends READ{group, peer}.
 //
+// Several devices: with the route's --login-policy platform a user is
+// logged in once per platform (Config.Platform) and every device gets
+// every message of the user, including copies of what the user sent from
+// its other devices (EventMessage with Event.Outgoing) and the READs it
+// made there (EventReadElsewhere). The copy of what this Client sent
+// itself is recognised by its client_msg_id, acknowledged and not shown.
+//
 // Typical use:
 //
 //	c, err := client.New(client.Config{RouteURL: "http://127.0.0.1:8080", UserName: "alice", Password: "secret1"})

@@ -25,6 +25,18 @@ const (
 	// and an edit racing each other can both arrive). A change of a
 	// message not shown (older than what the app keeps) needs nothing:
 	// History shows messages as they are now.
+	//
+	// Event.Outgoing marks a message this user sent, but not this Client:
+	// with the route's --login-policy platform every device of a user gets
+	// a copy of what another one sent (Msg.From is the user's own id; Msg.To
+	// the recipient of a private message, Msg.Group a group's). Show it as
+	// sent, in the conversation with Msg.To or in the group; it needs no
+	// READ (MarkRead skips it). A recall or an edit of the user's own
+	// message comes the same way, from the same From. The copy of what this
+	// Client sent itself is not shown (its seq is still acknowledged). A
+	// message a user sends to itself is an incoming message like any other.
+	// Under the other login policies Outgoing is rare: a large group's
+	// timeline, read by SYNC, holds the user's own messages too.
 	EventMessage EventKind = iota + 1
 	// EventReceipt: a RECEIPT arrived (Receipt set): RECEIPT_SENT answering
 	// one of our sends, or a RECEIPT_DELIVERED / RECEIPT_READ from our
@@ -70,6 +82,15 @@ const (
 	// set; Typing.Stopped when they stopped). Live only: show it for a few
 	// seconds.
 	EventTyping
+	// EventReadElsewhere: this user read messages on another of its
+	// devices (route --login-policy platform): Receipt set, a RECEIPT_READ
+	// stored in the user's own inbox, By the user's own id, with
+	// Receipt.Peer the user whose private messages were read or
+	// Receipt.Group the group whose messages were read, and Receipt.Items
+	// the messages (msgIds; the client lists a single one there too). Clear
+	// the unread state of that conversation. It comes once, in order with
+	// the messages, and is not about messages this user sent.
+	EventReadElsewhere
 )
 
 func (k EventKind) String() string {
@@ -94,6 +115,8 @@ func (k EventKind) String() string {
 		return "presence"
 	case EventTyping:
 		return "typing"
+	case EventReadElsewhere:
+		return "read elsewhere"
 	}
 	return "unknown"
 }
@@ -110,4 +133,7 @@ type Event struct {
 	Gateway  string
 	Reason   string
 	At       time.Time // when the client produced the event
+	// Outgoing: with EventMessage, Msg was sent by this user from another
+	// device (see EventMessage).
+	Outgoing bool
 }

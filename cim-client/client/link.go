@@ -96,6 +96,11 @@ func newLink(conn net.Conn, cfg *Config, gateway string, log *slog.Logger) *link
 	}
 }
 
+// userID is the id of the user logged in on l ("" before LOGIN_ACK).
+func (l *link) userID() string {
+	return firstOf(l.ack.GetUserId(), l.login.UserID)
+}
+
 // handshake sends LOGIN and waits for LOGIN_ACK, bounded by timeout and ctx.
 func (l *link) handshake(ctx context.Context, tok string, lastSeq uint64, lastTS int64, timeout time.Duration) error {
 	_ = l.conn.SetDeadline(time.Now().Add(timeout))

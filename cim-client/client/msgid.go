@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"strconv"
+	"strings"
 	"sync/atomic"
 )
 
@@ -25,3 +26,7 @@ func newMsgIDs() *msgIDs {
 func (m *msgIDs) next() string {
 	return m.prefix + strconv.FormatUint(m.n.Add(1), 10)
 }
+
+// ours reports whether id was made here: the echo of this Client's own
+// send comes back with it (--login-policy platform).
+func (m *msgIDs) ours(id string) bool { return strings.HasPrefix(id, m.prefix) }

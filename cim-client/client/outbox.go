@@ -479,6 +479,13 @@ func (o *outbox) replay() []resend {
 	return out
 }
 
+// has reports whether id is a message the outbox remembers.
+func (o *outbox) has(id string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.recs[id] != nil
+}
+
 // get returns the record of id.
 func (o *outbox) get(id string) (SentMessage, bool) {
 	o.mu.Lock()

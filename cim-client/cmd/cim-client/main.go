@@ -247,7 +247,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		defer close(printed)
 		for ev := range c.Events() {
 			p.Event(ev)
-			if ev.Kind == client.EventMessage {
+			if ev.Kind == client.EventMessage && !ev.Outgoing { // never READ the user's own
 				reads.shown(ev.Msg, c.Info().UserID)
 			}
 			if ev.Kind == client.EventKicked {

@@ -71,6 +71,11 @@ type Printer struct {
 	shown      map[string]shownMsg
 	shownOrder []string
 	listed     []*cimpb.Msg
+
+	// names caches user names by id, learned from the lines about users,
+	// for the lines of the user's own messages from other devices
+	// (devices.go).
+	names map[string]string
 }
 
 // NewPrinter prints to w with times in loc; info supplies the identity for
@@ -162,21 +167,31 @@ func (p *Printer) sendingLocked(clientMsgID string, s sending) {
 // number; a group message as "alice@team", GroupName naming the group), "✓
 // sent" for the route's first answer to one of our sends, an error, "slow
 // down" (once per message) for a send the gateway rate-limited and the
-// client will send again, a connection change. Heartbeats, DELIVERED and
-// READ receipts, private or group (see :status), and the final close print
+// client will send again, a connection change. A message the user sent
+// from another device is its own line ("me → bob: … (from another
+// device)"). Heartbeats, DELIVERED and READ receipts, private or group (see
+// :status), READs made on another device, and the final close print
 // nothing.
 func (p *Printer) Event(ev client.Event) {
 	switch ev.Kind {
 	case client.EventMessage:
+		if !ev.Outgoing {
+			p.learnName(ev.Msg.GetFrom(), ev.Msg.GetFromName())
+		}
 		if ev.Msg.GetOp() != cimpb.MsgOp_MSG_OP_NEW {
-			if line := p.change(ev.Msg, ev.At); line != "" {
+			if line := p.change(ev.Msg, ev.At, ev.Outgoing); line != "" {
 				p.Line(line)
 			}
 			break
 		}
-		line := Message(ev.Msg, p.loc, ev.At)
-		if gid := ev.Msg.GetGroup(); gid != "" {
+		var line string
+		switch gid := ev.Msg.GetGroup(); {
+		case ev.Outgoing:
+			line = p.outgoing(ev.Msg, ev.At)
+		case gid != "":
 			line = GroupMessage(ev.Msg, p.GroupName(gid), p.loc, ev.At)
+		default:
+			line = Message(ev.Msg, p.loc, ev.At)
 		}
 		n := p.keepFile(ev.Msg)
 		if n > 0 {
@@ -218,6 +233,9 @@ func (p *Printer) Event(ev client.Event) {
 	case client.EventKicked:
 		p.Line(Kicked(ev.Reason))
 	case client.EventPresence:
+		for _, s := range ev.Presence.GetStates() {
+			p.learnName(s.GetUserId(), s.GetUserName())
+		}
 		if ev.Presence.GetSnapshot() {
 			p.Line(Watching(ev.Presence.States))
 			break
@@ -226,6 +244,7 @@ func (p *Printer) Event(ev client.Event) {
 			p.Line(PresenceLine(s))
 		}
 	case client.EventTyping:
+		p.learnName(ev.Typing.GetFrom(), ev.Typing.GetFromName())
 		group := ""
 		if gid := ev.Typing.GetGroup(); gid != "" {
 			group = p.GroupName(gid)

@@ -138,11 +138,13 @@ func (p *Printer) remember(m *cimpb.Msg, n int) {
 // change is the line for an incoming recall or edit ("" for none): it
 // applies only to a remembered message with the same sender, and nothing
 // changes a message already recalled. A recalled file can no longer be
-// saved.
-func (p *Printer) change(m *cimpb.Msg, at time.Time) string {
-	group := ""
+// saved. outgoing: the user made the change on another device.
+func (p *Printer) change(m *cimpb.Msg, at time.Time, outgoing bool) string {
+	to, group := "", ""
 	if gid := m.GetGroup(); gid != "" {
 		group = p.GroupName(gid)
+	} else if outgoing {
+		to = p.userName(m.GetTo())
 	}
 	p.mu.Lock()
 	orig, known := p.shown[m.GetRefMsgId()]
@@ -163,7 +165,12 @@ func (p *Printer) change(m *cimpb.Msg, at time.Time) string {
 		p.shown[m.GetRefMsgId()] = orig
 	}
 	p.mu.Unlock()
-	if m.GetOp() == cimpb.MsgOp_MSG_OP_RECALL {
+	switch {
+	case outgoing && m.GetOp() == cimpb.MsgOp_MSG_OP_RECALL:
+		return OwnRecalled(m, to, group, was)
+	case outgoing:
+		return OwnEdited(m, to, group, was, p.loc, at)
+	case m.GetOp() == cimpb.MsgOp_MSG_OP_RECALL:
 		return Recalled(m, group, was)
 	}
 	return Edited(m, group, was, p.loc, at)

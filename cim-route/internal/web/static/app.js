@@ -56,6 +56,11 @@
 // page cannot resolve yet is "user:<name>" until the first message or the
 // history tells the id. The document title carries the unread total.
 //
+// Several devices (route --login-policy platform): what the user sends
+// from another device shows as its own message (class .mine) in the
+// conversation with the recipient or in the group; what it reads there
+// is no longer unread here.
+//
 // Recall, edit, delete: a change of a message (a MSG with op 'recall' or
 // 'edit' and refMsgId) is never shown as a message; it is applied to the
 // message refMsgId when that one's sender sent it too, and remembered (the
@@ -374,6 +379,7 @@ function wire(c) {
   c.on('typing', (t) => c === client && onTyping(t));
   c.on('status', (r) => c === client && onStatus(r));
   c.on('receipt', (r) => c === client && onReceipt(r));
+  c.on('readelsewhere', (r) => c === client && onReadElsewhere(r));
   c.on('error', (e) => {
     if (c !== client || !e.clientMsgId) return;
     const op = c.status(e.clientMsgId)?.op;
@@ -452,7 +458,7 @@ function leaveChat(message) {
 function convKeyOfMessage(m) {
   if (m.group) return `group:${m.group}`;
   if (m.broadcast) return 'broadcast';
-  if (m.from === me.userId) return `user:${m.to}`;
+  if (m.outgoing || m.from === me.userId) return `user:${m.to}`;
   return `user:${m.from}`;
 }
 
@@ -714,7 +720,7 @@ function addMessage(m, { live }) {
   }
   const e = newEntry(c, {
     msgId: m.msgId,
-    mine: m.from === me.userId,
+    mine: m.outgoing || m.from === me.userId,
     ts: m.timestampMs || Date.now(),
     msg: m.op === 'edited' || m.op === 'recalled' ? m : { ...m, op: '' },
   });
@@ -825,6 +831,16 @@ function onReceipt(r) {
     if (r.status === 'read') e.counts.read = Math.max(e.counts.read, r.count);
   }
   updateEntry(e);
+}
+
+// onReadElsewhere: the user read these messages on another device.
+function onReadElsewhere(r) {
+  const c = convs.get(r.group ? `group:${r.group}` : `user:${r.peer}`);
+  if (!c || c.unread.length === 0) return;
+  const read = new Set(r.msgIds);
+  const n = c.unread.length;
+  c.unread = c.unread.filter((u) => !read.has(u.msgId));
+  if (c.unread.length !== n) renderConvList();
 }
 
 function removeEntry(e) {

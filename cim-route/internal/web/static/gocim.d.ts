@@ -223,6 +223,12 @@ export interface Message {
   op: MessageOp;
   /** The message a 'recall' or an 'edit' changes; "" otherwise. */
   refMsgId: string;
+  /**
+   * On 'message' events: the user sent it from another of its devices
+   * (route --login-policy platform; from is the user's own id): show it as
+   * sent, to `to` or in `group`. Always false from history.
+   */
+  outgoing: boolean;
 }
 
 export type ReceiptStatus = 'sent' | 'delivered' | 'read';
@@ -238,6 +244,19 @@ export interface Receipt {
   /** For group messages: the group, and how many members reached this status so far (with sent: members it went to). */
   group: string;
   count: number;
+}
+
+/** The user read messages on another of its devices (route --login-policy platform). */
+export interface ReadElsewhere {
+  /** The user whose messages were read ("" for a group's). */
+  peer: string;
+  /** The group whose messages were read ("" for a peer's). */
+  group: string;
+  /** The messages read. */
+  msgIds: string[];
+  timestampMs: number;
+  /** The inbox seq of the receipt that told it. */
+  seq: number;
 }
 
 export type SendStatus = 'pending' | 'failed' | 'sent' | 'delivered' | 'read';
@@ -493,6 +512,8 @@ export interface ClientEventMap {
   message: Message;
   /** Once per status for a message sent by this client; every time for others. */
   receipt: Receipt;
+  /** The user read these messages on another device: clear their conversation's unread state. */
+  readelsewhere: ReadElsewhere;
   /** One of this client's messages changed (queued, answered, delivered, read, failed). */
   status: SentMessage;
   /** An ERROR frame: the final answer to a send (clientMsgId set) or about the link. */

@@ -54,6 +54,14 @@
 // that the user is typing (live only: nothing stored, dropped offline);
 // theirs come as 'typing' events.
 //
+// Several devices (route --login-policy platform): a user is logged in
+// once per platform and every device gets every message of the user,
+// including the copies of what it sent from its other devices (a
+// 'message' with outgoing true: from is the user's own id, to the
+// recipient, or group) and the READs it made there ('readelsewhere'). The
+// copy of what this client sent itself (its clientMsgId) is acknowledged
+// and not shown; markRead() never names the user's own messages.
+//
 // Events (Client is an EventTarget; each event is a CustomEvent whose
 // detail is the payload; client.on(type, fn) calls fn(detail)):
 //
@@ -62,7 +70,9 @@
 //   disconnected {reason, gateway}  the link was lost; the client reconnects by itself
 //   synced       {lastSeq}          the inbox has caught up with the server after a (re)connect
 //   message      Message            a message, exactly once, in order; op 'recall' | 'edit' (with
-//                                   refMsgId): a change of an earlier message, not one to show
+//                                   refMsgId): a change of an earlier message, not one to show;
+//                                   outgoing: the user sent it from another device
+//   readelsewhere ReadElsewhere     the user read these messages of peer (or in group) on another device
 //   receipt      Receipt            RECEIPT_SENT / DELIVERED / READ (once per status per message sent here)
 //   status       SentMessage        one of this client's messages changed status
 //   error        GatewayError       an ERROR frame: the final answer to a send (clientMsgId set) or about the link
@@ -705,6 +715,7 @@ function wireMessage(m) {
     timestampMs: num(m.timestampMs),
     op: opOf(m.op),
     refMsgId: String(m.refMsgId ?? ''),
+    outgoing: false,
   };
 }
 
@@ -743,6 +754,7 @@ function historyMessage(h) {
     // the message's state: 'edited' (text is the latest), 'recalled' (no text, no file)
     op: String(h.op ?? ''),
     refMsgId: '',
+    outgoing: false,
   };
 }
 
@@ -760,6 +772,20 @@ function wireReceipt(rc, item) {
     seq: num(rc.seq),
     group: String(rc.group ?? ''),
     count: num(rc.count),
+  };
+}
+
+// wireReadElsewhere turns a RECEIPT_READ the user made on another device
+// into the 'readelsewhere' event's detail.
+function wireReadElsewhere(rc) {
+  const items = Array.isArray(rc.items) ? rc.items : [];
+  const msgIds = items.length ? items.map((it) => String(it?.msgId ?? '')).filter(Boolean) : rc.msgId ? [String(rc.msgId)] : [];
+  return {
+    peer: String(rc.peer ?? ''),
+    group: String(rc.group ?? ''),
+    msgIds,
+    timestampMs: num(rc.timestampMs),
+    seq: num(rc.seq),
   };
 }
 
@@ -1676,7 +1702,9 @@ function newIds() {
   else for (let i = 0; i < b.length; i++) b[i] = Math.floor(Math.random() * 256);
   const prefix = [...b].map((x) => x.toString(16).padStart(2, '0')).join('') + '-';
   let n = 0;
-  return () => prefix + ++n;
+  const next = () => prefix + ++n;
+  next.prefix = prefix; // the echo of our own sends carries it
+  return next;
 }
 
 function makeEvent(type, detail) {
@@ -2241,14 +2269,29 @@ export class Client extends EventTarget {
     if (show.length) this._dirty();
   }
 
+  // _show turns one MSG or RECEIPT into events. The user's own messages
+  // come back as copies for its devices (--login-policy platform): the copy
+  // of what this client sent is not shown (the caller still counts its
+  // seq), one sent elsewhere is shown with outgoing set; a READ the user
+  // made elsewhere is 'readelsewhere'.
   _show(f) {
     if (f.type === 'MSG') {
       const m = wireMessage(f.msg);
       if (m.msgId && this._shown.containsOrAdd(m.msgId, { group: m.group, seq: m.seq, from: m.from })) return;
+      if (this._sentByMe(m)) {
+        if (this._sentHere(m.clientMsgId)) return;
+        m.outgoing = true;
+      }
       this._emit('message', m);
       return;
     }
     const rc = f.receipt;
+    if (this._readElsewhere(rc)) {
+      const r = wireReadElsewhere(rc);
+      this._dropReads(r.msgIds);
+      this._emit('readelsewhere', r);
+      return;
+    }
     const items = Array.isArray(rc.items) ? rc.items : [];
     if (items.length === 0) {
       this._showReceipt(wireReceipt(rc));
@@ -2256,6 +2299,40 @@ export class Client extends EventTarget {
     }
     // One receipt for several of our messages: one event each.
     for (const it of items) this._showReceipt(wireReceipt(rc, it));
+  }
+
+  // _sentByMe: m is a copy of a message the user sent (from its own id;
+  // neither a broadcast, never copied, nor a private message to itself,
+  // stored once as an incoming one).
+  _sentByMe(m) {
+    const me = this._info.userId;
+    return !!me && m.from === me && !m.broadcast && (!!m.group || m.to !== me);
+  }
+
+  // _sentHere: clientMsgId is one of this client's sends (made here, or
+  // given to sendMsg and still in the outbox, also after a reload).
+  _sentHere(id) {
+    return !!id && (id.startsWith(this._nextId.prefix) || this._out.recs.has(id));
+  }
+
+  // _readElsewhere: rc is a READ the user made on another device: by the
+  // user itself, about a peer's or a group's messages. (One without
+  // either is about the user's message to itself: a receipt like any.)
+  _readElsewhere(rc) {
+    const me = this._info.userId;
+    return !!me && statusNames[rc.status] === 'read' && String(rc.by ?? '') === me && !!(rc.peer || rc.group);
+  }
+
+  // _dropReads forgets READs not yet written for messages read elsewhere.
+  _dropReads(ids) {
+    if (!ids.length || !this._pendingReads.length) return;
+    const gone = new Set(ids);
+    this._pendingReads = this._pendingReads.filter((r) => {
+      const keep = r.ids.map((id) => !gone.has(id));
+      r.seqs = r.seqs.filter((_, i) => keep[i]);
+      r.ids = r.ids.filter((_, i) => keep[i]);
+      return r.ids.length > 0;
+    });
   }
 
   _showReceipt(rc) {

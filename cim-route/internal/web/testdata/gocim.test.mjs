@@ -131,7 +131,7 @@ function newClient(cluster, opts = {}) {
     ...opts,
   });
   const events = [];
-  for (const t of ['state', 'connected', 'disconnected', 'synced', 'message', 'receipt', 'status', 'error', 'retrying', 'presence', 'typing', 'kicked', 'closed']) {
+  for (const t of ['state', 'connected', 'disconnected', 'synced', 'message', 'receipt', 'readelsewhere', 'status', 'error', 'retrying', 'presence', 'typing', 'kicked', 'closed']) {
     c.on(t, (d) => events.push({ t, d }));
   }
   c.events = events;
@@ -853,5 +853,99 @@ test('deleteHistory: POST /history/delete with the bearer, at most 100 ids a cal
   c.api._fetch = async () => new Response(JSON.stringify({ code: Codes.RateLimited, message: 'too many history requests', data: null }), { status: 429, headers: { 'Retry-After': '2' } });
   await assert.rejects(c.deleteHistory('b3'), (e) => e.name === 'ApiError' && e.code === Codes.RateLimited && e.retryAfter === 2);
   c.api._fetch = orig;
+  await c.close();
+});
+
+// Several devices (route --login-policy platform): ann is user 7, bob 8.
+
+test('the echo of our own send is acknowledged, not shown', async () => {
+  const cl = new Cluster();
+  const c = await started(cl, { ackDelayMs: 10 });
+  const ws = cl.ws;
+  ws.push(syncAnswer(0, 0, 0));
+  const id = c.send('8', 'hi bob');
+  const appId = 'app-chosen-1';
+  c.sendMsg({ to: '8', clientMsgId: appId, text: 'mine too' });
+  ws.push(msg(1, 'hi bob', { from: '7', fromName: 'ann', to: '8', clientMsgId: id }));
+  ws.push(msg(2, 'mine too', { from: '7', fromName: 'ann', to: '8', clientMsgId: appId }));
+  ws.push(msg(3, 'recall', { from: '7', fromName: 'ann', to: '8', clientMsgId: c.sendMsg({ to: '8', op: 'recall', refMsgId: 'm1' }), op: 'MSG_OP_RECALL', refMsgId: 'm1' }));
+  ws.push(msg(4, 'hi ann'));
+  assert.deepEqual(c.of('message').map((m) => m.msgId), ['m4']);
+  assert.equal(c.of('message')[0].outgoing, false);
+  assert.equal(c.lastSeq, 4);
+  await until(() => ws.of('ACK').some((f) => f.ack.seq === '4'), 'an ACK of 4');
+  await c.close();
+});
+
+test('a copy sent from another device is outgoing and never marked read; a message to oneself is not', async () => {
+  const cl = new Cluster();
+  const c = await started(cl, { ackDelayMs: 10_000 });
+  const ws = cl.ws;
+  ws.push(syncAnswer(0, 0, 0));
+  ws.push(msg(1, 'from my phone', { from: '7', fromName: 'ann', to: '8', clientMsgId: '0123456789abcdef-1' }));
+  ws.push(msg(2, 'hi', { from: '8', to: '7' }));
+  ws.push(msg(3, 'note to self', { from: '7', fromName: 'ann', to: '7', clientMsgId: '0123456789abcdef-2' }));
+  ws.push(msg(4, '', { from: '7', fromName: 'ann', group: '5', to: '', clientMsgId: '0123456789abcdef-3', op: 'MSG_OP_EDIT', refMsgId: 'g1' }));
+  const ms = c.of('message');
+  assert.deepEqual(ms.map((m) => [m.msgId, m.outgoing]), [['m1', true], ['m2', false], ['m3', false], ['m4', true]]);
+  assert.equal(ms[0].to, '8');
+  assert.equal(ms[3].op, 'edit');
+  assert.equal(c.markRead([ms[0], ms[3]]), 0);
+  assert.equal(c.markRead(ms[1]), 1);
+  assert.deepEqual(ws.of('READ').map((f) => f.read.msgIds), [['m2']]);
+  await c.close();
+});
+
+test('a READ made on another device is readelsewhere, not a receipt; READs not yet written for those messages are dropped', async () => {
+  const cl = new Cluster();
+  const c = await started(cl);
+  let ws = cl.ws;
+  ws.push(syncAnswer(0, 0, 0));
+  const id = c.send('8', 'hello');
+  ws.push({ type: 'RECEIPT', receipt: { status: 'RECEIPT_SENT', msgId: 'X1', clientMsgId: id } });
+  ws.push(msg(1, 'one'));
+  ws.push(msg(2, 'two'));
+  ws.drop();
+  await until(() => c.state === 'reconnecting', 'reconnecting');
+  assert.equal(c.markRead(c.of('message')), 2); // waits for a link
+  // The new link's login sync brings, before the READs go out, that
+  // another device read m1 (and names X1, ann's own message, to prove it
+  // is not taken for a receipt).
+  ws = await cl.login();
+  ws.push({ type: 'LOGIN_ACK', reqId: '1', loginAck: { userId: '7', userName: 'ann', sessionId: 's2', gatewayId: 'gw:1:2', serverTimeMs: '1' } });
+  ws.push({ type: 'RECEIPT', receipt: { status: 'RECEIPT_READ', by: '7', peer: '8', seq: '3', items: [{ msgId: 'm1' }, { msgId: 'X1' }] } });
+  ws.push({ type: 'RECEIPT', receipt: { status: 'RECEIPT_READ', by: '7', group: '5', seq: '4', msgId: 'g1' } });
+  ws.push(syncAnswer(2, 4, 4));
+  await until(() => c.state === 'online', 'online again');
+  assert.deepEqual(c.of('readelsewhere'), [
+    { peer: '8', group: '', msgIds: ['m1', 'X1'], timestampMs: 0, seq: 3 },
+    { peer: '', group: '5', msgIds: ['g1'], timestampMs: 0, seq: 4 },
+  ]);
+  assert.equal(c.of('receipt').filter((r) => r.status === 'read').length, 0);
+  assert.equal(c.status(id).status, 'sent');
+  await until(() => ws.of('READ').length > 0, 'the READ left');
+  await sleep(20);
+  assert.deepEqual(ws.of('READ').map((f) => f.read.msgIds), [['m2']]);
+  assert.equal(c.lastSeq, 4);
+  // A READ by ann without a peer or group (her message to herself) stays a receipt.
+  ws.push({ type: 'RECEIPT', receipt: { status: 'RECEIPT_READ', by: '7', seq: '5', msgId: 'n1' } });
+  assert.equal(c.of('receipt').filter((r) => r.status === 'read' && r.msgId === 'n1').length, 1);
+  await c.close();
+});
+
+test('a large group\'s timeline: our echo is not shown, a copy from another device is outgoing', async () => {
+  const cl = new Cluster();
+  const c = await started(cl);
+  const ws = cl.ws;
+  ws.push(syncAnswer(0, 0, 0));
+  const id = c.sendMsg({ group: '5', text: 'here' });
+  const g = (gseq, from, clientMsgId) => ({ type: 'MSG', msg: { msgId: `g${gseq}`, from, group: '5', groupSeq: String(gseq), clientMsgId, body: bytesToBase64(utf8Encode('x')), timestampMs: '9' } });
+  ws.push(g(1, '7', id));
+  ws.push(g(2, '7', '0123456789abcdef-1'));
+  ws.push(g(3, '8', 'fedcba9876543210-1'));
+  assert.deepEqual(c.of('message').map((m) => [m.msgId, m.outgoing]), [['g2', true], ['g3', false]]);
+  await until(() => ws.of('ACK').some((f) => f.ack.groups), 'ACK.groups');
+  await sleep(50);
+  assert.deepEqual(ws.of('ACK').filter((f) => f.ack.groups).at(-1).ack.groups, [{ group: '5', seq: '3' }]);
   await c.close();
 });
