@@ -76,6 +76,11 @@ type GatewayInfo struct {
 	// WSURL is where browsers connect: ws://host:port/ws, or wss:// when
 	// the gateway has TLS. Empty: no WebSocket listener.
 	WSURL string `json:"wsUrl,omitempty"`
+	// MQTTAddr is where devices connect over MQTT, host:port as they dial
+	// it (an IPv6 host in brackets). Empty: no MQTT listener.
+	MQTTAddr string `json:"mqtt,omitempty"`
+	// MQTTTLS says the MQTT listener speaks TLS (mqtts).
+	MQTTTLS bool `json:"mqttTls,omitempty"`
 }
 
 // MaxGatewayInfo bounds a node's data: anything longer is not a gateway's.
@@ -89,12 +94,13 @@ func (info GatewayInfo) Marshal() []byte {
 	if info == (GatewayInfo{}) {
 		return nil
 	}
-	b, _ := json.Marshal(info) // a struct of strings always encodes
+	b, _ := json.Marshal(info) // a struct of strings and a bool always encodes
 	return b
 }
 
 // ParseGatewayInfo reads a node's data; nil or empty is the zero info. A
-// WSURL must be an absolute ws:// or wss:// URL.
+// WSURL must be an absolute ws:// or wss:// URL; an MQTTAddr a host:port
+// with a non-empty host and a port 1..65535, and MQTTTLS needs one.
 func ParseGatewayInfo(data []byte) (GatewayInfo, error) {
 	var info GatewayInfo
 	if len(data) == 0 {
@@ -111,6 +117,14 @@ func ParseGatewayInfo(data []byte) (GatewayInfo, error) {
 		if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
 			return GatewayInfo{}, fmt.Errorf("%w: wsUrl %q", ErrBadGatewayInfo, info.WSURL)
 		}
+	}
+	if info.MQTTAddr != "" {
+		host, p, err := net.SplitHostPort(info.MQTTAddr)
+		if _, ok := port(p); err != nil || host == "" || !ok {
+			return GatewayInfo{}, fmt.Errorf("%w: mqtt %q", ErrBadGatewayInfo, info.MQTTAddr)
+		}
+	} else if info.MQTTTLS {
+		return GatewayInfo{}, fmt.Errorf("%w: mqttTls without an mqtt address", ErrBadGatewayInfo)
 	}
 	return info, nil
 }

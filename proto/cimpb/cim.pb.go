@@ -119,6 +119,9 @@ type Kind int32
 const (
 	Kind_KIND_TEXT Kind = 0
 	Kind_KIND_FILE Kind = 1
+	// KIND_BINARY: body is opaque bytes (a device's MQTT payload), not
+	// UTF-8 text; bounded like a text body.
+	Kind_KIND_BINARY Kind = 2
 )
 
 // Enum value maps for Kind.
@@ -126,10 +129,12 @@ var (
 	Kind_name = map[int32]string{
 		0: "KIND_TEXT",
 		1: "KIND_FILE",
+		2: "KIND_BINARY",
 	}
 	Kind_value = map[string]int32{
-		"KIND_TEXT": 0,
-		"KIND_FILE": 1,
+		"KIND_TEXT":   0,
+		"KIND_FILE":   1,
+		"KIND_BINARY": 2,
 	}
 )
 
@@ -658,8 +663,13 @@ type Msg struct {
 	// A client applies it to that message only if its from is this MSG's
 	// from. In history answers op says the message's state: EDIT (its body
 	// is the latest text) or RECALL (no body).
-	Op            MsgOp  `protobuf:"varint,14,opt,name=op,proto3,enum=cim.v1.MsgOp" json:"op,omitempty"`
-	RefMsgId      string `protobuf:"bytes,15,opt,name=ref_msg_id,json=refMsgId,proto3" json:"ref_msg_id,omitempty"`
+	Op       MsgOp  `protobuf:"varint,14,opt,name=op,proto3,enum=cim.v1.MsgOp" json:"op,omitempty"`
+	RefMsgId string `protobuf:"bytes,15,opt,name=ref_msg_id,json=refMsgId,proto3" json:"ref_msg_id,omitempty"`
+	// to_app (uplink): the message is for the app back-end, not a user (a
+	// device's data sent up over MQTT): to and group are empty; the route
+	// hands it to the webhooks as a device.data event (at least once) and
+	// stores nothing in any inbox.
+	ToApp         bool `protobuf:"varint,16,opt,name=to_app,json=toApp,proto3" json:"to_app,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -797,6 +807,13 @@ func (x *Msg) GetRefMsgId() string {
 		return x.RefMsgId
 	}
 	return ""
+}
+
+func (x *Msg) GetToApp() bool {
+	if x != nil {
+		return x.ToApp
+	}
+	return false
 }
 
 type Ack struct {
@@ -2053,7 +2070,7 @@ const file_cim_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x03R\x04size\x12!\n" +
 	"\fcontent_type\x18\x03 \x01(\tR\vcontentType\x12\x10\n" +
-	"\x03ref\x18\x04 \x01(\tR\x03ref\"\xa0\x03\n" +
+	"\x03ref\x18\x04 \x01(\tR\x03ref\"\xb7\x03\n" +
 	"\x03Msg\x12\"\n" +
 	"\rclient_msg_id\x18\x01 \x01(\tR\vclientMsgId\x12\x15\n" +
 	"\x06msg_id\x18\x02 \x01(\tR\x05msgId\x12\x10\n" +
@@ -2071,7 +2088,8 @@ const file_cim_proto_rawDesc = "" +
 	"\tgroup_seq\x18\r \x01(\x04R\bgroupSeq\x12\x1d\n" +
 	"\x02op\x18\x0e \x01(\x0e2\r.cim.v1.MsgOpR\x02op\x12\x1c\n" +
 	"\n" +
-	"ref_msg_id\x18\x0f \x01(\tR\brefMsgId\"A\n" +
+	"ref_msg_id\x18\x0f \x01(\tR\brefMsgId\x12\x15\n" +
+	"\x06to_app\x18\x10 \x01(\bR\x05toApp\"A\n" +
 	"\x03Ack\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12(\n" +
 	"\x06groups\x18\x02 \x03(\v2\x10.cim.v1.GroupSeqR\x06groups\"2\n" +
@@ -2181,10 +2199,11 @@ const file_cim_proto_rawDesc = "" +
 	"\tSUBSCRIBE\x10\f\x12\f\n" +
 	"\bPRESENCE\x10\r\x12\n" +
 	"\n" +
-	"\x06TYPING\x10\x0e*$\n" +
+	"\x06TYPING\x10\x0e*5\n" +
 	"\x04Kind\x12\r\n" +
 	"\tKIND_TEXT\x10\x00\x12\r\n" +
-	"\tKIND_FILE\x10\x01*;\n" +
+	"\tKIND_FILE\x10\x01\x12\x0f\n" +
+	"\vKIND_BINARY\x10\x02*;\n" +
 	"\x05MsgOp\x12\x0e\n" +
 	"\n" +
 	"MSG_OP_NEW\x10\x00\x12\x11\n" +
