@@ -1,6 +1,7 @@
 // Package api is the route service's HTTP edge (gin): the public handler —
-// the CIM endpoints, /api/push, history, uploads and downloads, groups — and the
-// internal handler with the endpoints gateways call; who may call what
+// the CIM endpoints, /api/push, history, uploads and downloads, groups, IoT
+// devices — and the internal handler with the endpoints gateways call
+// (sessions, uplinks, device logins); who may call what
 // (access tokens, API keys, the internal secret) and the mapping of errors
 // to result codes. Every JSON answer is {"code","message","data"}; the
 // internal uplink call speaks protobuf. Handlers only authenticate, decode,
@@ -44,6 +45,7 @@ type Service interface {
 	Messages
 	Files
 	Groups
+	Devices
 	GatewayCalls
 	// Health reports how many gateways are live (errs.ErrUnavailable when
 	// storage is not).
@@ -105,12 +107,24 @@ type Groups interface {
 	DissolveGroup(ctx context.Context, uid, gid string) error
 }
 
+// Devices are the admin's IoT device endpoints (/devices...); a device is
+// named by id or name.
+type Devices interface {
+	CreateDevice(ctx context.Context, name string) (router.DeviceSecret, error)
+	Devices(ctx context.Context, after string, limit int) ([]router.DeviceInfo, string, error)
+	Device(ctx context.Context, ref string) (router.DeviceInfo, error)
+	RevokeDevice(ctx context.Context, ref string) error
+	RotateDeviceSecret(ctx context.Context, ref string) (router.DeviceSecret, error)
+}
+
 // GatewayCalls are what gateways call on the internal listener
 // (package contract names the paths).
 type GatewayCalls interface {
 	SessionOnline(ctx context.Context, s contract.Session) error
 	SessionOffline(ctx context.Context, s contract.Session) error
 	Uplink(ctx context.Context, b *cimpb.UplinkBatch) (*cimpb.PushBatch, error)
+	// DeviceLogin trades a device's credential for a gateway token.
+	DeviceLogin(ctx context.Context, req contract.DeviceLogin) (contract.DeviceToken, error)
 }
 
 // APIKeyHeader carries an application back-end's API key. The internal
@@ -290,6 +304,13 @@ func NewPublic(cfg Config) (http.Handler, error) {
 	e.POST("/groupRoute", h.authorize(userOrKey(apikey.Push)), h.group)
 	e.POST("/api/push", h.authorize(access{scope: apikey.Push}), h.push)
 
+	d := e.Group("/devices", h.authorize(access{scope: apikey.Admin}))
+	d.POST("", h.createDevice)
+	d.GET("", h.listDevices)
+	d.GET("/:id", h.getDevice)
+	d.DELETE("/:id", h.revokeDevice)
+	d.POST("/:id/secret", h.rotateDeviceSecret)
+
 	g := e.Group("/groups", h.authorize(bearer))
 	g.POST("", h.createGroup)
 	g.GET("", h.myGroups)
@@ -315,6 +336,7 @@ func NewInternal(cfg Config) http.Handler {
 	e.POST(contract.PathOnline, h.requireInternal, h.sessionOnline)
 	e.POST(contract.PathOffline, h.requireInternal, h.sessionOffline)
 	e.POST(contract.PathUplink, h.requireInternal, h.uplink)
+	e.POST(contract.PathDeviceLogin, h.requireInternal, h.deviceLogin)
 	if cfg.Pprof {
 		e.GET(pprofhttp.Prefix+"*profile", h.requireInternal, gin.WrapH(pprofhttp.Handler()))
 	}

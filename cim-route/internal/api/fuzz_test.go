@@ -170,6 +170,28 @@ func (fakeService) GroupReceipts(_ context.Context, uid string, ids []string) (m
 	return out, need(uid)
 }
 
+func (fakeService) CreateDevice(_ context.Context, name string) (router.DeviceSecret, error) {
+	return router.DeviceSecret{DeviceInfo: router.DeviceInfo{ID: "7", Name: name}, Secret: "s"}, need(name)
+}
+
+func (fakeService) Devices(context.Context, string, int) ([]router.DeviceInfo, string, error) {
+	return nil, "", nil
+}
+
+func (fakeService) Device(_ context.Context, ref string) (router.DeviceInfo, error) {
+	return router.DeviceInfo{ID: ref}, need(ref)
+}
+
+func (fakeService) RevokeDevice(_ context.Context, ref string) error { return need(ref) }
+
+func (fakeService) RotateDeviceSecret(_ context.Context, ref string) (router.DeviceSecret, error) {
+	return router.DeviceSecret{DeviceInfo: router.DeviceInfo{ID: ref}, Secret: "s"}, need(ref)
+}
+
+func (fakeService) DeviceLogin(_ context.Context, req contract.DeviceLogin) (contract.DeviceToken, error) {
+	return contract.DeviceToken{UserID: "7", SessionID: "s"}, need(req.Device, req.Secret, req.GatewayID)
+}
+
 // maxFuzzBody is the longest body FuzzJSONHandlers tries.
 const maxFuzzBody = 128
 
@@ -223,6 +245,9 @@ func FuzzJSONHandlers(f *testing.F) {
 		{public, "/groups/7/join", user},
 		{public, "/delay", user},
 		{public, "/history/delete", user},
+		{public, "/devices", asAdmin},
+		{public, "/devices/7/secret", asAdmin},
+		{internal, contract.PathDeviceLogin, asGateway},
 	}
 
 	// Each endpoint with a body it accepts, then broken and odd ones spread
@@ -237,6 +262,8 @@ func FuzzJSONHandlers(f *testing.F) {
 		`{"name":"team","open":true}`, `{"users":["bob",3]}`, `{"userId":"bob"}`, `{"name":"new name"}`, ``,
 		`{"to":"bob","msg":"later","delaySeconds":60}`,
 		`{"msgIds":["0123456789abcdef0123456789abcdef"]}`,
+		`{"name":"sensor-1"}`, ``,
+		`{"device":"sensor-1","secret":"s","gatewayId":"127.0.0.1:9000:9100","clean":true}`,
 	}
 	for i, seed := range valid {
 		f.Add(uint8(i), []byte(seed))

@@ -105,7 +105,7 @@ func (h *handler) history(c *gin.Context) {
 			MsgID: m.MsgID, Seq: m.Seq, From: m.From, FromName: m.FromName, To: m.To, Group: m.Group, GroupSeq: m.GroupSeq,
 			Kind: int32(m.Kind), TimestampMs: m.TimestampMs,
 		}
-		if m.Kind == cimpb.Kind_KIND_FILE {
+		if m.Kind == cimpb.Kind_KIND_FILE || m.Kind == cimpb.Kind_KIND_BINARY {
 			j.Body = base64.StdEncoding.EncodeToString(m.Body)
 		} else {
 			j.Body = string(m.Body)

@@ -136,12 +136,15 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 		"PresenceData": event.Presence{},
 		"MessageData":  event.Message{},
 		"GroupData":    event.Group{},
+		"DeviceData":   event.AppMessage{},
 		// shared with the SDK and the gateways
 		"User":         routeapi.User{},
 		"Login":        routeapi.Login{},
 		"Server":       routeapi.Server{},
 		"LoginRequest": routeapi.LoginRequest{},
 		"Session":      contract.Session{},
+		"DeviceLogin":  contract.DeviceLogin{},
+		"DeviceToken":  contract.DeviceToken{},
 		// this package's answers
 		"Group":          groupJSON{},
 		"FileInfo":       fileJSON{},
@@ -150,8 +153,12 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 		"PushResult":     pushJSON{},
 		"ReceiptCount":   receiptCountJSON{},
 		"UserPresence":   presenceJSON{},
+		"Device":         deviceJSON{},
+		"DeviceSecret":   deviceSecretJSON{},
+		"DevicePage":     devicePageJSON{},
 		// this package's requests
 		"HistoryDeleteRequest": historyDeleteJSON{},
+		"CreateDeviceRequest":  createDeviceJSON{},
 	} {
 		ref := doc.Components.Schemas[name]
 		if ref == nil {
@@ -446,6 +453,29 @@ func TestOpenAPIAnswers(t *testing.T) {
 
 	batch, _ := proto.Marshal(&cimpb.UplinkBatch{GatewayId: alice.Server.ID})
 	s.call(e.internal, "POST", "/internal/uplink", contract.ProtobufType, string(batch), asGateway, 200, false)
+
+	// Devices: created, logged in by their gateway, shown, listed, given a
+	// new credential, revoked.
+	var dev deviceSecretJSON
+	data(pub("POST", "/devices", `{"name":"sensor-1"}`, asAdmin, 200), &dev)
+	pub("POST", "/devices", `{"name":"alice"}`, asAdmin, 409)
+	var tok contract.DeviceToken
+	data(s.call(e.internal, "POST", "/internal/device-login", js,
+		`{"device":"sensor-1","secret":"`+dev.Secret+`","gatewayId":"`+e.gw.ID+`","clean":true}`, asGateway, 200, false), &tok)
+	s.call(e.internal, "POST", "/internal/device-login", js, `{"device":"sensor-1","secret":"wrong","gatewayId":"`+e.gw.ID+`"}`, asGateway, 401, false)
+	s.call(e.internal, "POST", "/internal/online", js,
+		`{"userId":"`+tok.UserID+`","sessionId":"`+tok.SessionID+`","gatewayId":"`+e.gw.ID+`","platform":"device"}`, asGateway, 200, false)
+	pub("GET", "/devices/sensor-1", "", asAdmin, 200)
+	pub("GET", "/devices/"+dev.DeviceID, "", asAdmin, 200)
+	pub("GET", "/devices/alice", "", asAdmin, 404)
+	pub("GET", "/devices?limit=10", "", asAdmin, 200)
+	pub("GET", "/devices?after="+dev.DeviceID, "", asAdmin, 200)
+	pub("POST", "/devices/sensor-1/secret", "", asAdmin, 200)
+	pub("DELETE", "/devices/sensor-1", "", asAdmin, 200)
+	pub("GET", "/devices/sensor-1", "", asAdmin, 200) // shown revoked
+	s.call(e.url, "GET", "/devices", "", "", me, 403, true)
+	s.call(e.url, "GET", "/devices?limit=0", "", "", asAdmin, 400, true)
+	s.call(e.internal, "POST", "/internal/device-login", js, `{"device":"sensor-1","gatewayId":"`+e.gw.ID+`"}`, asGateway, 401, true)
 
 	// Refused by the handler and by the document alike.
 	s.call(e.url, "POST", "/groups", js, `{"name":`, me, 400, true)

@@ -153,6 +153,8 @@ func New(cfg config.Config, logger *slog.Logger) (*App, error) {
 		LoginPolicy: cfg.LoginPolicy, BcryptCost: cfg.BcryptCost,
 		SyncLimit: cfg.SyncLimit, MaxFrame: cfg.MaxFrame, GroupMaxMembers: cfg.GroupMaxMembers, GroupTimelineMin: cfg.GroupTimeline, Logger: logger,
 		EditWindow: cfg.EditWindow,
+		MaxDevices: cfg.MaxDevices, DeviceLoginRate: cfg.DeviceLoginRate, DeviceLoginBurst: cfg.DeviceLoginBurst,
+		DeviceLoginConcurrency: cfg.DeviceLoginConcurrency,
 		Limits: router.Limits{
 			HashQueue:      hashQueue(cfg.HashQueue),
 			InvitesPerHour: cfg.InvitesPerHour, UploadQuota: cfg.UploadQuota,

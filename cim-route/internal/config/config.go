@@ -140,6 +140,12 @@ type Config struct {
 	WebhookMaxAge   time.Duration // an event still failing after this is dropped
 	WebhookTimeout  time.Duration // one webhook request, answer included
 	WebhookRetryMax time.Duration // the longest wait between attempts (backoff from 1 s doubles up to it)
+
+	// IoT devices (devices.go).
+	MaxDevices             int     // devices that may exist; POST /devices beyond it gets 429/4293
+	DeviceLoginRate        float64 // device logins per second, the whole route; 0: no rate limit
+	DeviceLoginBurst       int     // bucket size of DeviceLoginRate
+	DeviceLoginConcurrency int     // device logins in progress at once
 }
 
 // Default returns the documented defaults.
@@ -201,6 +207,11 @@ func Default() Config {
 		WebhookMaxAge:   24 * time.Hour,
 		WebhookTimeout:  10 * time.Second,
 		WebhookRetryMax: 5 * time.Minute,
+
+		MaxDevices:             100000,
+		DeviceLoginRate:        2000,
+		DeviceLoginBurst:       2000,
+		DeviceLoginConcurrency: 256,
 	}
 }
 
@@ -284,12 +295,14 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	// Webhooks.
 	fs.StringVar(&c.WebhookURL, "webhook-url", c.WebhookURL, "app back-end URLs (http:// or https://, comma-separated) every event is POSTed to, signed, at least once; empty: no webhooks")
 	fs.StringVar(&c.WebhookSecret, "webhook-secret", c.WebhookSecret, "HMAC-SHA256 key of the X-Gocim-Signature header, >= 16 bytes (required with --webhook-url)")
-	fs.StringVar(&c.WebhookEvents, "webhook-events", c.WebhookEvents, "event types sent, comma-separated (user.online, user.offline, user.kicked, message.app, message.offline, group.created, ...); empty: all")
+	fs.StringVar(&c.WebhookEvents, "webhook-events", c.WebhookEvents, "event types sent, comma-separated (user.online, user.offline, user.kicked, message.app, message.offline, device.data, group.created, ...); empty: all")
 	fs.StringVar(&c.WebhookAppUsers, "webhook-app-users", c.WebhookAppUsers, "user ids or names (comma-separated) that talk to the back-end: a message to one of them is sent as message.app")
 	fs.IntVar(&c.WebhookQueueMax, "webhook-queue-max", c.WebhookQueueMax, "events queued in Redis per webhook URL while undelivered; beyond it new events are refused (and counted), queued ones are kept")
 	fs.DurationVar(&c.WebhookMaxAge, "webhook-max-age", c.WebhookMaxAge, "a webhook event still failing after this is dropped with a warning")
 	fs.DurationVar(&c.WebhookTimeout, "webhook-timeout", c.WebhookTimeout, "timeout of one webhook request; a request that times out is retried")
 	fs.DurationVar(&c.WebhookRetryMax, "webhook-retry-max", c.WebhookRetryMax, "longest wait between two attempts of a webhook event (the backoff starts at 1s and doubles up to it)")
+
+	c.registerDeviceFlags(fs)
 }
 
 // Parse reads args (and CIM_* variables) over the defaults and validates the
@@ -412,6 +425,7 @@ func (c *Config) Validate() error {
 	}
 	c.validateLimits(bad)
 	c.validateWebhooks(bad)
+	c.validateDevices(bad)
 	if _, err := logging.ParseLevel(c.LogLevel); err != nil {
 		bad("--log-level %v", err)
 	}

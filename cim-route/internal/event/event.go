@@ -5,6 +5,7 @@
 package event
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"time"
@@ -29,6 +30,11 @@ const (
 	// MessageOffline: a message was stored for a recipient who is not
 	// connected (the hook for mobile push). Data: Message.
 	MessageOffline Type = "message.offline"
+	// DeviceData: a device (or any user) sent a message to the app
+	// back-end itself (an uplink MSG with to_app), stored in no inbox. It
+	// is queued before the sender hears RECEIPT_SENT (Queue), so it is
+	// delivered at least once. Data: AppMessage.
+	DeviceData Type = "device.data"
 	// Group changes. Data: Group.
 	GroupCreated   Type = "group.created"
 	GroupJoined    Type = "group.joined"  // Users joined by themselves (open group) or were invited
@@ -39,7 +45,7 @@ const (
 )
 
 // Types lists every event type, in the order of the constants.
-var Types = []Type{UserOnline, UserOffline, UserKicked, MessageApp, MessageOffline,
+var Types = []Type{UserOnline, UserOffline, UserKicked, MessageApp, MessageOffline, DeviceData,
 	GroupCreated, GroupJoined, GroupLeft, GroupKicked, GroupRenamed, GroupDissolved}
 
 // Event is one webhook body.
@@ -49,7 +55,7 @@ type Event struct {
 	ID     string `json:"id"`
 	Type   Type   `json:"type"`
 	TimeMs int64  `json:"timeMs"` // when it happened, Unix milliseconds
-	Data   any    `json:"data"`   // Presence, Message or Group
+	Data   any    `json:"data"`   // Presence, Message, AppMessage or Group
 }
 
 // New returns an event of typ with a fresh id, stamped now.
@@ -76,8 +82,8 @@ type Message struct {
 	FromName    string `json:"fromName,omitempty"`
 	To          string `json:"to"`              // the recipient's user id
 	Group       string `json:"group,omitempty"` // set for a group message
-	Kind        string `json:"kind"`            // "text" or "file"
-	Text        string `json:"text,omitempty"`  // the body when it is UTF-8 text
+	Kind        string `json:"kind"`            // "text", "file" or "binary"
+	Text        string `json:"text,omitempty"`  // the body when it is UTF-8 text (never for binary)
 	Body        []byte `json:"body,omitempty"`  // the body otherwise (base64 in JSON)
 	FileName    string `json:"fileName,omitempty"`
 	TimestampMs int64  `json:"timestampMs"`
@@ -95,6 +101,21 @@ type Message struct {
 	RefMsgID string `json:"refMsgId,omitempty"`
 }
 
+// AppMessage is the data of device.data: a message its sender addressed
+// to the app back-end.
+type AppMessage struct {
+	MsgID       string `json:"msgId"`
+	From        string `json:"from"` // the sender's user id
+	FromName    string `json:"fromName,omitempty"`
+	TimestampMs int64  `json:"timestampMs"`
+	Kind        string `json:"kind"`           // "text" or "binary"
+	Text        string `json:"text,omitempty"` // a text message's body
+	Body        []byte `json:"body,omitempty"` // a binary message's body (base64 in JSON)
+	// ClientMsgID is the sender's id of the message: a sender that got no
+	// answer sends it again with the same one (a new MsgID, a new event).
+	ClientMsgID string `json:"clientMsgId,omitempty"`
+}
+
 // Group is the data of the group.* events.
 type Group struct {
 	GroupID string   `json:"groupId"`
@@ -107,6 +128,17 @@ type Group struct {
 // path calls it.
 type Sink interface {
 	Emit(ev Event)
+}
+
+// Queue is a Sink that also takes events synchronously, for the events
+// whose loss the sender must hear of (device.data).
+type Queue interface {
+	Sink
+	// Enqueue returns nil once every destination's durable queue holds
+	// evs; otherwise an error (a destination's queue is full, or cannot
+	// be reached), and some destinations may hold them anyway: a caller
+	// that tries again may deliver them twice.
+	Enqueue(ctx context.Context, evs []Event) error
 }
 
 // Discard is the Sink of a route without webhooks.

@@ -52,6 +52,8 @@ type Store struct {
 
 	revisions map[string]*revisions // by sender (revisions.go)
 	deleted   map[string]*set       // uid -> msgIds deleted from its history
+
+	devices map[string]*model.Device // by user id (devices.go)
 }
 
 // Option configures a Store.

@@ -48,6 +48,10 @@ type User struct {
 	Name         string
 	PasswordHash string
 	Created      int64 // unix ms
+	// Device: the account is an IoT device's (model.Device), which logs in
+	// with its credential at a gateway only, never with a password or an
+	// external authenticator.
+	Device bool
 }
 
 // DelayedMsg is a message to send later.

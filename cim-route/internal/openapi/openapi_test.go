@@ -105,7 +105,7 @@ func TestServed(t *testing.T) {
 // document has no webhook the route does not send.
 func TestWebhooksCoverEvents(t *testing.T) {
 	doc := load(t)
-	dataOf := map[string]string{"user.": "PresenceData", "message.": "MessageData", "group.": "GroupData"}
+	dataOf := map[string]string{"user.": "PresenceData", "message.": "MessageData", "device.": "DeviceData", "group.": "GroupData"}
 	for _, typ := range event.Types {
 		item := doc.Webhooks[string(typ)]
 		if item == nil || item.Post == nil {
@@ -172,6 +172,12 @@ func TestWebhookBodiesValidate(t *testing.T) {
 			event.Message{MsgID: "m1", From: "12", To: "13", Kind: "text", TimestampMs: now.UnixMilli()},
 			event.Message{MsgID: "m1", From: "12", FromName: "alice", To: "13", Group: "4", Kind: "file",
 				Body: []byte{0, 1, 0xff}, FileName: "a.bin", TimestampMs: now.UnixMilli(), Seq: 7},
+			event.Message{MsgID: "m2", From: "12", To: "13", Kind: "binary", Body: []byte{0xfe}, TimestampMs: now.UnixMilli(), Seq: 8},
+		},
+		"device.": {
+			event.AppMessage{MsgID: "m1", From: "12", Kind: "text", TimestampMs: now.UnixMilli()},
+			event.AppMessage{MsgID: "m1", From: "12", FromName: "sensor-1", Kind: "binary", Body: []byte{0, 1, 0xff},
+				TimestampMs: now.UnixMilli(), ClientMsgID: "c1"},
 		},
 		"group.": {
 			event.Group{GroupID: "4"},

@@ -251,7 +251,12 @@ func (r *Router) externalAccount(ctx context.Context, req LoginRequest) (model.U
 	if req.UserID != "" && id.Name != name {
 		return model.User{}, errBadLogin // the directory says it is someone else
 	}
-	return r.localAccount(ctx, id.Name)
+	u, err := r.localAccount(ctx, id.Name)
+	if err == nil && u.Device {
+		// A directory user named like a device is not that device.
+		return model.User{}, errBadLogin
+	}
+	return u, err
 }
 
 // localAccount returns the account called name, creating it without a

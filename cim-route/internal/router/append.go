@@ -13,7 +13,7 @@ import (
 func (j *job) queueMessages() {
 	for _, it := range j.msgs {
 		switch {
-		case it.code != 0 || it.msg.Broadcast:
+		case it.code != 0 || it.msg.Broadcast || it.msg.ToApp:
 		case it.group != nil:
 			j.queueGroup(it)
 		default:

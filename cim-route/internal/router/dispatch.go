@@ -206,5 +206,8 @@ func (j *job) persist(ctx context.Context) error {
 	if err := j.raiseTimelines(ctx); err != nil {
 		return err
 	}
+	// Last: a batch that failed before queued nothing for the app (the
+	// gateway retries it whole), and a queue that fails fails only these.
+	j.sendToApp(ctx)
 	return j.readSyncs(ctx)
 }

@@ -317,8 +317,11 @@ func (s historyScan) match(e model.Entry, sc *inboxScan) (HistoryMessage, bool) 
 	}
 	if s.keyword != "" {
 		text := string(m.Body)
-		if m.Kind == cimpb.Kind_KIND_FILE {
+		switch m.Kind {
+		case cimpb.Kind_KIND_FILE:
 			text = m.File.GetName()
+		case cimpb.Kind_KIND_BINARY:
+			text = "" // bytes, not words
 		}
 		if !strings.Contains(strings.ToLower(text), s.keyword) {
 			return HistoryMessage{}, false

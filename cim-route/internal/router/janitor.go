@@ -82,7 +82,7 @@ func (r *Router) clearDeadGateways(ctx context.Context) error {
 		}
 		changes := make([]presenceChange, len(gone))
 		for i, uid := range gone {
-			changes[i] = presenceChange{uid: uid, gw: gw, reason: "gateway gone"}
+			changes[i] = presenceChange{uid: uid, gw: gw, reason: reasonGatewayGone}
 		}
 		r.presenceChanged(ctx, changes)
 		r.log.Info("cleared a dead gateway's sessions", "gateway", gw, "routes", len(gone))

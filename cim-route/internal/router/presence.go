@@ -20,6 +20,7 @@ import (
 	"github.com/gocim/gocim/cim-route/internal/errs"
 	"github.com/gocim/gocim/cim-route/internal/event"
 	"github.com/gocim/gocim/cim-route/internal/model"
+	"github.com/gocim/gocim/internal/contract"
 	"github.com/gocim/gocim/proto/cimpb"
 	"github.com/gocim/gocim/proto/codes"
 )
@@ -330,6 +331,9 @@ const maxPresenceBatch = 1024
 type presenceBatch struct {
 	mu      sync.Mutex
 	pending []*cimpb.PresenceState
+	// seen: users who may be devices whose session went (lastSeen, see
+	// mayBeDevice)
+	seen    []string
 	flusher bool // a background flush is scheduled
 }
 
@@ -356,6 +360,9 @@ func (r *Router) presenceChanged(ctx context.Context, changes []presenceChange) 
 		r.emit(typ, event.Presence{UserID: c.uid, UserName: names[c.uid], Platform: c.platform,
 			SessionID: c.sid, Gateway: c.gw, Reason: c.reason})
 		b.pending = append(b.pending, &cimpb.PresenceState{UserId: c.uid, UserName: names[c.uid], Online: c.online, Platform: c.platform, AtMs: at})
+		if !c.online && c.mayBeDevice() {
+			b.seen = append(b.seen, c.uid)
+		}
 	}
 	start := !b.flusher
 	b.flusher = true
@@ -364,6 +371,27 @@ func (r *Router) presenceChanged(ctx context.Context, changes []presenceChange) 
 		r.background(ctx, r.flushPresence)
 	}
 }
+
+// mayBeDevice reports whether c's session may be a device's, whose
+// disconnect moves the device's lastSeen (iot.go): a session with platform
+// device, or in the device slot, or one whose platform nobody knows (found
+// gone by a push, cleared with its gateway). The store leaves users that
+// are no devices alone.
+func (c presenceChange) mayBeDevice() bool {
+	switch {
+	case c.platform == contract.PlatformDevice, contract.SlotOf(c.sid) == contract.SlotFor(contract.PlatformDevice):
+		return true
+	case c.platform != "":
+		return false
+	}
+	return c.reason == reasonUnreachable || c.reason == reasonGatewayGone
+}
+
+// Reasons of offline presence changes that know no platform.
+const (
+	reasonUnreachable = "unreachable"
+	reasonGatewayGone = "gateway gone"
+)
 
 // cachedNames returns the names of uids the cache holds (no round trip:
 // presence is not worth one; a state without a name still has its id).
@@ -388,9 +416,16 @@ func (r *Router) flushPresence(ctx context.Context) {
 	}
 	b := &r.presence
 	b.mu.Lock()
-	states := b.pending
-	b.pending, b.flusher = nil, false
+	states, seen := b.pending, b.seen
+	b.pending, b.seen, b.flusher = nil, nil, false
 	b.mu.Unlock()
+	if len(seen) > 0 {
+		// Devices' lastSeen: here, in the background, and not on the
+		// message path that may have found the sessions gone.
+		if err := r.st.DevicesSeen(ctx, seen, r.now().UnixMilli()); err != nil {
+			r.log.Warn("devices' last seen not recorded", "users", len(seen), "err", err)
+		}
+	}
 	// Only verified gateways: a rogue one registered in ZooKeeper must
 	// never see the internal secret (see balance).
 	gws := r.gw.Healthy()
@@ -481,7 +516,7 @@ func (r *Router) background(ctx context.Context, fn func(ctx context.Context)) {
 func (r *Router) sessionsUnreachable(ctx context.Context, refs []model.SessionRef) {
 	changes := make([]presenceChange, len(refs))
 	for i, ref := range refs {
-		changes[i] = presenceChange{uid: ref.UserID, sid: ref.Session, reason: "unreachable"}
+		changes[i] = presenceChange{uid: ref.UserID, sid: ref.Session, reason: reasonUnreachable}
 	}
 	r.presenceChanged(ctx, changes)
 }

@@ -33,6 +33,12 @@ func (j *job) prepare() {
 			it.fail(codes.BadArgument, p)
 			continue
 		}
+		if it.msg.ToApp {
+			if c, p := j.r.appProblem(it.msg); c != 0 {
+				it.fail(c, p)
+			}
+			continue
+		}
 		switch to := it.msg.To; {
 		case it.msg.Group != "":
 			j.prepareGroup(it)
@@ -122,7 +128,7 @@ func (j *job) resolve(ctx context.Context) error {
 			it.fail(codes.BadAccount, "unknown sender "+strconv.Quote(it.from))
 			continue
 		}
-		if it.msg.Broadcast || it.group != nil {
+		if it.msg.Broadcast || it.group != nil || it.msg.ToApp {
 			continue
 		}
 		if it.toID = j.userID(it.msg.To); it.toID == "" {

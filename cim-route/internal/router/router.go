@@ -9,7 +9,10 @@
 // is announced, SYNC reads inboxes, ACK and READ produce receipts, plus
 // message history and file uploads; and groups: membership (create, join,
 // invite, leave, kick, rename, dissolve), group messages stored in every
-// member's inbox but the sender's, and their delivered / read counts.
+// member's inbox but the sender's, and their delivered / read counts; and
+// IoT devices (iot.go): passwordless accounts with long-lived credentials
+// that gateways trade for sessions, whose messages to the app back-end
+// (appdata.go) become webhook events queued before they are answered.
 //
 // Its collaborators are small interfaces defined here, so tests can swap any
 // of them. A Router is safe for concurrent use.
@@ -47,7 +50,41 @@ type Store interface {
 	Groups
 	Delayed
 	Revisions
+	Devices
 	Pinger
+}
+
+// Devices are the records of IoT devices (iot.go): accounts without a
+// password, each with a long-lived credential of which only a hash is
+// kept, listed in id order and bounded in number.
+type Devices interface {
+	// CreateDevice creates the account name (no password: it never logs
+	// in at /login) and its device record holding secret, a hash;
+	// errs.ErrNameTaken when the name exists in any case,
+	// errs.ErrQuotaExceeded (nothing created) when max devices exist.
+	CreateDevice(ctx context.Context, name string, secret []byte, max int) (model.Device, error)
+	// Device reads uid's device record; errs.ErrNotFound when uid is no
+	// device.
+	Device(ctx context.Context, uid string) (model.Device, error)
+	// ListDevices returns up to n devices whose id is above after
+	// (numerically; "": from the first), in id order, without secrets.
+	ListDevices(ctx context.Context, after string, n int) ([]model.Device, error)
+	// SetDeviceSecret replaces uid's credential hash, reinstating a
+	// revoked device; errs.ErrNotFound when uid is no device.
+	SetDeviceSecret(ctx context.Context, uid string, secret []byte) error
+	// RevokeDevice deletes uid's credential, noting when (unix ms); the
+	// record stays. errs.ErrNotFound when uid is no device.
+	RevokeDevice(ctx context.Context, uid string, at int64) error
+	// DeviceConnected records that uid connected at at (unix ms) with the
+	// credential whose hash is secret, and returns when it was seen
+	// before (0: never). With clean it first raises uid's acknowledged seq
+	// to its inbox head: what is stored is taken as delivered.
+	// errs.ErrBadAccount, with nothing changed, when secret is no longer
+	// the device's credential (rotated or revoked meanwhile).
+	DeviceConnected(ctx context.Context, uid string, secret []byte, at int64, clean bool) (int64, error)
+	// DevicesSeen records a disconnect at at (unix ms) for those of uids
+	// that are devices; the others are left alone. Seen never goes back.
+	DevicesSeen(ctx context.Context, uids []string, at int64) error
 }
 
 // Revisions are the changes senders made to their messages (recall, edit)
@@ -265,6 +302,18 @@ type Config struct {
 	// as message.app (webhooks.go); nil: none.
 	AppUsers *AppUsers
 
+	// MaxDevices bounds the IoT devices (iot.go; default
+	// DefaultMaxDevices).
+	MaxDevices int
+	// DeviceLoginRate and DeviceLoginBurst bound the device logins per
+	// second for the whole route (a token bucket; rate <= 0: no rate
+	// limit), DeviceLoginConcurrency those in progress at once (default
+	// DefaultDeviceLoginConcurrency). Beyond either a login is refused at
+	// once with errs.ErrBusy.
+	DeviceLoginRate        float64
+	DeviceLoginBurst       int
+	DeviceLoginConcurrency int
+
 	Logger *slog.Logger
 	Now    func() time.Time
 }
@@ -288,6 +337,7 @@ type Router struct {
 	hash         *hashPool          // bcrypt slots (limits.go)
 	invites      *ratelimit.Limiter // per-inviter invitation budget; nil: none
 	presence     presenceBatch      // presence changes waiting for a push
+	deviceLogins *deviceLimiter     // bounds DeviceLogin (iot.go)
 }
 
 // New returns a Router. Store, Gateways, Pusher and TokenKeys are required.
@@ -334,6 +384,12 @@ func New(cfg Config) (*Router, error) {
 	if cfg.BackgroundDeliveries <= 0 {
 		cfg.BackgroundDeliveries = 256
 	}
+	if cfg.MaxDevices <= 0 {
+		cfg.MaxDevices = DefaultMaxDevices
+	}
+	if cfg.DeviceLoginConcurrency <= 0 {
+		cfg.DeviceLoginConcurrency = DefaultDeviceLoginConcurrency
+	}
 	cfg.Limits.withDefaults()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -364,6 +420,7 @@ func New(cfg Config) (*Router, error) {
 		deliverSlots: make(chan struct{}, cfg.BackgroundDeliveries),
 		hash:         newHashPool(cfg.Limits.HashSlots, cfg.Limits.HashQueue),
 		invites:      newInviteLimiter(cfg.Limits.InvitesPerHour),
+		deviceLogins: newDeviceLimiter(cfg.DeviceLoginRate, cfg.DeviceLoginBurst, cfg.DeviceLoginConcurrency),
 	}, nil
 }
 

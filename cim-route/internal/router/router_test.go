@@ -111,6 +111,7 @@ var redisTests = map[string]bool{
 	"TestExternalAuthenticator":     true,
 	"TestPushFromSystem":            true,
 	"TestPlatformPolicy":            true,
+	"TestDeviceLogin":               true,
 }
 
 // onRedis reports whether t's env runs on Redis.

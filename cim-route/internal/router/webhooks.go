@@ -278,10 +278,13 @@ func messageData(it *outgoing, to string, seq uint64) event.Message {
 	m := it.msg
 	d := event.Message{MsgID: it.msgID, From: it.from, FromName: it.fromName, To: to, Group: m.Group,
 		Kind: "text", TimestampMs: it.ts, Seq: seq, RefMsgID: m.RefMsgId}
-	if m.Kind == cimpb.Kind_KIND_FILE {
+	switch m.Kind {
+	case cimpb.Kind_KIND_FILE:
 		d.Kind = "file"
+	case cimpb.Kind_KIND_BINARY:
+		d.Kind = "binary"
 	}
-	if utf8.Valid(m.Body) {
+	if m.Kind != cimpb.Kind_KIND_BINARY && utf8.Valid(m.Body) {
 		d.Text = string(m.Body)
 	} else {
 		d.Body = m.Body

@@ -139,7 +139,7 @@ func (s *Store) UserByID(ctx context.Context, id string) (User, error) {
 		return User{}, fmt.Errorf("%w: unknown user id %q", errs.ErrBadAccount, id)
 	}
 	created, _ := strconv.ParseInt(m["created"], 10, 64)
-	return User{ID: id, Name: m["name"], PasswordHash: m["pw"], Created: created}, nil
+	return User{ID: id, Name: m["name"], PasswordHash: m["pw"], Created: created, Device: m["device"] == "1"}, nil
 }
 
 // Lookup resolves, in one round trip, the names of ids and the ids of names

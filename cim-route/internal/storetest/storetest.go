@@ -40,6 +40,7 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("Delayed", func(t *testing.T) { Delayed(t, newStore) })
 	t.Run("Revisions", func(t *testing.T) { Revisions(t, newStore) })
 	t.Run("DeletedFromHistory", func(t *testing.T) { DeletedFromHistory(t, newStore) })
+	t.Run("Devices", func(t *testing.T) { Devices(t, newStore) })
 }
 
 func ctxT(t *testing.T) context.Context {

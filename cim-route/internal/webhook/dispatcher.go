@@ -211,6 +211,56 @@ func (d *Dispatcher) Emit(ev event.Event) {
 	d.drop(1, "webhook buffer full: events dropped (Redis slow or unavailable?)")
 }
 
+// ErrQueueFull is Enqueue's refusal when a URL's queue holds QueueMax
+// events.
+var ErrQueueFull = errors.New("webhook: queue full")
+
+// Enqueue writes the events of evs that are sent (Wants) to every URL's
+// queue in Redis and returns once all of them are there (event.Queue):
+// for events whose loss the caller must report (device.data), instead of
+// Emit's memory buffer. An error says some URL's queue does not hold them:
+// ErrQueueFull, or Redis failed; the URLs written before may hold them
+// already. It does not depend on Run (only the delivery does).
+func (d *Dispatcher) Enqueue(ctx context.Context, evs []event.Event) error {
+	var sent []event.Event
+	for _, ev := range evs {
+		if d.Wants(ev.Type) {
+			sent = append(sent, ev)
+		}
+	}
+	if len(sent) == 0 {
+		return nil
+	}
+	b := d.newBatch(sent)
+	if len(b.recs) < len(sent) {
+		return errors.New("webhook: an event does not encode")
+	}
+	for _, t := range d.targets {
+		n, err := t.q.enqueue(ctx, time.Now(), b.recs)
+		d.queued.Add(uint64(n))
+		if n > 0 {
+			select {
+			case t.wake <- struct{}{}:
+			default:
+			}
+			d.notify("queued")
+		}
+		if err != nil {
+			return fmt.Errorf("webhook: queueing for %s: %w", t.name, err)
+		}
+		if refused := len(b.recs) - n; refused > 0 {
+			total := d.refused.Add(uint64(refused))
+			if d.refuseLog.allow(d.cfg.LogEvery) {
+				d.log.Warn("webhook queue full: new events refused", "url", t.name, "limit", d.cfg.QueueMax,
+					"refused", refused, "refusedTotal", total)
+			}
+			d.notify("refused")
+			return fmt.Errorf("%w: %s holds %d events", ErrQueueFull, t.name, d.cfg.QueueMax)
+		}
+	}
+	return nil
+}
+
 // drop counts n lost events and warns, at most once per LogEvery.
 func (d *Dispatcher) drop(n int, msg string) {
 	total := d.dropped.Add(uint64(n))

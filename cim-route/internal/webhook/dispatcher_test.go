@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -418,5 +419,46 @@ func TestTypesAndConfig(t *testing.T) {
 	}
 	if name, err := CheckURL("https://user:pw@app.example.org/hook?token=x#f"); err != nil || name != "https://app.example.org/hook" {
 		t.Errorf("CheckURL = %q, %v", name, err)
+	}
+}
+
+// TestEnqueue: Enqueue returns once every URL's queue in Redis holds the
+// events (Run need not be running), sends only the types wanted, says when
+// a queue is full or Redis fails, and what it queued is delivered.
+func TestEnqueue(t *testing.T) {
+	srv := testenv.StartRedis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, Protocol: 2})
+	t.Cleanup(func() { rdb.Close() })
+	rcv, other := newReceiver(t, nil), newReceiver(t, nil)
+	cfg := fast(rdb, rcv.srv.URL, other.srv.URL)
+	cfg.QueueMax = 3
+	cfg.Types = []event.Type{event.DeviceData}
+	d := newDispatcher(t, cfg)
+	ctx := context.Background()
+	data := func(i int) event.Event {
+		return event.New(event.DeviceData, time.Now(), event.AppMessage{MsgID: strconv.Itoa(i), From: "1", Kind: "binary", Body: []byte{0xff, byte(i)}})
+	}
+	evs := []event.Event{data(1), data(2), event.New(event.UserOnline, time.Now(), event.Presence{UserID: "1"})}
+	if err := d.Enqueue(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{rcv.srv.URL, other.srv.URL} {
+		if l := queueLen(t, rdb, u); l[0] != 2 || l[1] != 2 {
+			t.Fatalf("queue of %s after Enqueue: stream, due, tries = %v, want the 2 device.data events", u, l)
+		}
+	}
+	if err := d.Enqueue(ctx, []event.Event{data(3), data(4)}); !errors.Is(err, ErrQueueFull) {
+		t.Fatalf("Enqueue beyond the queue's bound: %v, want ErrQueueFull", err)
+	}
+	if s := d.Stats(); s.Queued != 5 || s.Refused != 1 {
+		t.Fatalf("stats %+v, want 5 queued (2+2, then 1) and 1 refused", s)
+	}
+	stop := run(d)
+	rcv.delivered([]string{evs[0].ID, evs[1].ID})
+	stop()
+
+	srv.Kill()
+	if err := d.Enqueue(ctx, []event.Event{data(5)}); err == nil || errors.Is(err, ErrQueueFull) {
+		t.Fatalf("Enqueue with Redis down: %v, want a Redis error", err)
 	}
 }

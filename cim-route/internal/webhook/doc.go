@@ -21,6 +21,12 @@
 //     jitter). An attempt that fails when the event is older than
 //     Config.MaxAge removes it with a warning (Stats.Expired).
 //
+// Events whose loss their cause must hear of (device.data: the sender's
+// RECEIPT_SENT waits for it) skip steps 1 and 2: Enqueue writes them to
+// every URL's queue itself and returns only once they are there, or an
+// error (ErrQueueFull, or Redis failed) on which the caller fails what it
+// was doing. Step 3 is the same for them.
+//
 // # Queue layout
 //
 // Per URL u (h = the first 16 hex digits of SHA-256(u), so keys show no
@@ -64,6 +70,6 @@
 // (Idempotency-Key) every time. A URL dropped from the configuration leaves
 // its keys behind.
 //
-// A Dispatcher's Emit, Wants and Stats are safe for concurrent use; Run is
-// called once.
+// A Dispatcher's Emit, Enqueue, Wants and Stats are safe for concurrent
+// use; Run is called once.
 package webhook
