@@ -314,7 +314,7 @@ func TestUnknownKindRefused(t *testing.T) {
 	h := newHandler()
 	cl, _ := serveTCP(t, testConfig(nil), h)
 	login(t, cl, goodToken(t))
-	for _, k := range []cimpb.Kind{2, 99, -1} {
+	for _, k := range []cimpb.Kind{3, 99, -1} { // 2 is KIND_BINARY
 		id := fmt.Sprint("kind", int32(k))
 		cl.send(&cimpb.Frame{Type: cimpb.Type_MSG, ReqId: 70, Msg: &cimpb.Msg{ClientMsgId: id, To: "bob", Kind: k, Body: []byte("\xff not text")}})
 		e := cl.expectError(codes.BadArgument)

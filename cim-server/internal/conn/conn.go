@@ -98,8 +98,8 @@ type Config struct {
 	// client is a slow consumer. A frame larger than the bound still goes
 	// when nothing else is queued or being written.
 	WriteQueueBytes int
-	// MaxText is the longest KIND_TEXT body accepted, in bytes (default
-	// 4096).
+	// MaxText is the longest KIND_TEXT or KIND_BINARY body accepted, in
+	// bytes (default 4096).
 	MaxText int
 	// MsgRate is how many MSG frames per second one connection has
 	// forwarded; MsgBurst how many at once (default 100). A MSG over the
@@ -264,12 +264,29 @@ func ErrorFrame(reqID uint64, code codes.Code, detail, clientMsgID string) *cimp
 // once the connection is closed, its writer has finished and the Handler
 // has been told.
 func (c *Conn) Serve(ctx context.Context) {
-	br := bufio.NewReaderSize(c.nc, readBufSize)
-	r := codec.NewReader(br, c.cfg.MaxFrame)
+	br, r := c.readers()
 	online := c.login(ctx, r)
 	if online {
 		c.readLoop(ctx, r)
 	}
+	c.finish(br, online)
+}
+
+// readers returns the connection's buffered reader and its frame reader,
+// both on the heap: Serve's frame stays small (see finish).
+//
+//go:noinline
+func (c *Conn) readers() (*bufio.Reader, *codec.Reader) {
+	br := bufio.NewReaderSize(c.nc, readBufSize)
+	return br, codec.NewReader(br, c.cfg.MaxFrame)
+}
+
+// finish ends what Serve began, once the reader is done. It is a function
+// of its own so that Serve's frame, which an idle connection's reader
+// keeps on its stack, stays small: Go shrinks an idle goroutine's stack
+// only to four times what it uses, and a reader that crosses the line
+// keeps 8 KiB instead of 4 KiB.
+func (c *Conn) finish(br *bufio.Reader, online bool) {
 	// Whatever ended the reader closed the connection with its cause; this
 	// is a no-op then, and only a safety net.
 	c.end(PeerClosed, stop, nil, nil)
@@ -491,12 +508,18 @@ func (c *Conn) handshake(ctx context.Context, hs handshaker, deadline time.Time)
 }
 
 // msgProblem says what is wrong with a message ("" when nothing is): a kind
-// the protocol does not define (it would skip the checks meant for it), or
-// a KIND_TEXT body that is too long or not UTF-8. The common case does not
-// allocate.
+// the protocol does not define (it would skip the checks meant for it), a
+// KIND_TEXT body that is too long or not UTF-8, or a KIND_BINARY body (a
+// device's payload: any bytes) over the same limit. The common case does
+// not allocate.
 func msgProblem(m *cimpb.Msg, maxText int) string {
 	switch m.Kind {
 	case cimpb.Kind_KIND_TEXT:
+	case cimpb.Kind_KIND_BINARY:
+		if len(m.Body) > maxText {
+			return fmt.Sprintf("binary body is %d bytes, the limit is %d", len(m.Body), maxText)
+		}
+		return ""
 	case cimpb.Kind_KIND_FILE:
 		return ""
 	default:
@@ -640,10 +663,16 @@ func (c *Conn) armReadDeadlineAt(t time.Time) (closing bool) {
 
 // readFailed closes the connection after a read error: bad input gets an
 // ERROR frame before the close, a silent peer during login gets
-// LoginTimeout, the rest just ends. On a connection already closing
+// LoginTimeout, a transport adapter's EndError closes with its cause and
+// no frame, the rest just ends. On a connection already closing
 // (reading until the peer hangs up) nothing changes.
 func (c *Conn) readFailed(err error, inLogin bool) {
+	var ended *EndError
 	switch {
+	case errors.As(err, &ended):
+		// The transport told the client already, in its own terms, or
+		// does when the connection hangs up (CloseWrite).
+		c.end(ended.Cause, flush, nil, ended.Err)
 	case errors.Is(err, codec.ErrFrameTooLarge):
 		c.end(BadFrame, flush, ErrorFrame(0, codes.FrameTooLarge, err.Error(), ""), err)
 	case errors.Is(err, codec.ErrBadFrame), errors.Is(err, codec.ErrBadLength):

@@ -102,3 +102,24 @@ func (r CloseReason) String() string {
 	}
 	return r.Cause.String()
 }
+
+// EndError is what the Read of a transport adapter (package mqttconn)
+// returns when it ends the connection on its own terms — a device broke
+// the transport's rules, or its login was refused before there was a LOGIN
+// frame to hand over: the adapter has told the client in the transport's
+// own words, or does so when the connection hangs up (CloseWrite). The
+// connection closes with Cause: what is queued is written (once LOGIN_ACK
+// is), no ERROR frame is added, and the writer hangs up.
+type EndError struct {
+	Cause Cause
+	Err   error // what went wrong, for the log
+}
+
+func (e *EndError) Error() string {
+	if e.Err == nil {
+		return e.Cause.String()
+	}
+	return e.Cause.String() + ": " + e.Err.Error()
+}
+
+func (e *EndError) Unwrap() error { return e.Err }

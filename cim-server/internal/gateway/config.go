@@ -44,7 +44,7 @@ type Config struct {
 	InternalSecret   string        // comma-separated internal secrets (X-CIM-Internal), current first
 	TLSCert, TLSKey  string        // PEM files; both set: the client port speaks TLS 1.2+
 	MaxFrame         int           // largest frame payload in bytes
-	MaxText          int           // longest KIND_TEXT message body in bytes
+	MaxText          int           // longest KIND_TEXT (or KIND_BINARY) message body in bytes
 	MsgRate          float64       // MSG frames per second per connection; 0: no rate limiting
 	MsgBurst         int           // MSG frames a connection may send at once
 	ReadTimeout      time.Duration // close connections silent for this long
@@ -95,6 +95,23 @@ type Config struct {
 	// their holders only. At most one of the two may be set.
 	ZKAuth     string // "user:password" (shows in ps: prefer ZKAuthFile or CIM_ZK_AUTH)
 	ZKAuthFile string // file holding "user:password"
+
+	// Devices (issue 16): the MQTT listener.
+
+	// MQTTListen is the MQTT address for devices (3.1.1 and 5; TLS like
+	// Listen); empty: no MQTT listener.
+	MQTTListen string
+	// MQTTLoginParallel bounds the device logins (CONNECT) this gateway has
+	// at the route at once; MQTTLoginQueue how many more wait for a turn,
+	// first come first served (bounded by --login-timeout too). A CONNECT
+	// beyond the queue is answered "server busy" at once.
+	MQTTLoginParallel int
+	MQTTLoginQueue    int
+	// MQTTMaxUnauthPerAddr caps the MQTT connections one address holds
+	// before their CONNECT is accepted; 0: no per-address cap (a fleet of
+	// devices behind one NAT reconnects at once). They count towards
+	// --max-unauth and --max-conns like any connection.
+	MQTTMaxUnauthPerAddr int
 }
 
 // DefaultConfig returns the documented defaults (TokenSecret and
@@ -125,6 +142,9 @@ func DefaultConfig() Config {
 		MaxUnauthPerAddr: 64,
 		SyncRate:         10,
 		SyncBurst:        20,
+
+		MQTTLoginParallel: 32,
+		MQTTLoginQueue:    4096,
 	}
 }
 
@@ -138,6 +158,10 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.WSListen, "ws-listen", d.WSListen, "WebSocket listen address for browsers, path /ws (TLS with --tls-cert, like --listen; empty: no WebSocket)")
 	fs.StringVar(&c.WSOrigins, "ws-origins", d.WSOrigins, "origins (scheme://host[:port], comma-separated) whose pages may open a WebSocket; * for any; empty: pages from this gateway's own host name only")
 	fs.StringVar(&c.WSPublicURL, "ws-public-url", d.WSPublicURL, "WebSocket URL the route hands to clients, when they reach --ws-listen through a proxy (default ws[s]://<advertise-host>:<port>/ws)")
+	fs.StringVar(&c.MQTTListen, "mqtt-listen", d.MQTTListen, "MQTT (3.1.1 and 5) listen address for devices (TLS with --tls-cert, like --listen; empty: no MQTT)")
+	fs.IntVar(&c.MQTTLoginParallel, "mqtt-login-parallel", d.MQTTLoginParallel, "device logins (MQTT CONNECT) this gateway has at the route at once")
+	fs.IntVar(&c.MQTTLoginQueue, "mqtt-login-queue", d.MQTTLoginQueue, "device logins waiting for a turn, first come first served, within --login-timeout; a CONNECT beyond them is answered server busy at once (0: none wait)")
+	fs.IntVar(&c.MQTTMaxUnauthPerAddr, "mqtt-max-unauth-per-addr", d.MQTTMaxUnauthPerAddr, "most MQTT connections one address (IPv4, IPv6 /64) holds before their CONNECT is accepted (0: no per-address cap, for fleets behind one NAT; --max-unauth still holds)")
 	fs.StringVar(&c.ZK, "zk", d.ZK, "ZooKeeper servers, comma-separated (empty: do not register)")
 	fs.StringVar(&c.ZKRoot, "zk-root", d.ZKRoot, "ZooKeeper root path")
 	fs.DurationVar(&c.ZKSessionTimeout, "zk-session-timeout", d.ZKSessionTimeout, "ZooKeeper session timeout")
@@ -147,7 +171,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.TLSCert, "tls-cert", d.TLSCert, "PEM certificate (chain) file: the client port speaks TLS 1.2+ (needs --tls-key)")
 	fs.StringVar(&c.TLSKey, "tls-key", d.TLSKey, "PEM private key file for --tls-cert")
 	fs.IntVar(&c.MaxFrame, "max-frame", d.MaxFrame, "largest client frame in bytes")
-	fs.IntVar(&c.MaxText, "max-text", d.MaxText, "longest text message body in bytes; longer or invalid UTF-8 is refused with ERROR 3000")
+	fs.IntVar(&c.MaxText, "max-text", d.MaxText, "longest text (or device binary) message body in bytes; longer, or text that is not UTF-8, is refused with ERROR 3000")
 	fs.Float64Var(&c.MsgRate, "msg-rate", d.MsgRate, "MSG frames per second allowed per client connection (ACK/READ/SYNC: 10x); 0 turns rate limiting off")
 	fs.IntVar(&c.MsgBurst, "msg-burst", d.MsgBurst, "MSG frames a client connection may send at once (ACK/READ/SYNC: 10x); more than this many refused frames in a row close the connection")
 	fs.DurationVar(&c.ReadTimeout, "read-timeout", d.ReadTimeout, "close client connections that sent nothing for this long")
@@ -241,6 +265,20 @@ func (c *Config) Validate() error {
 		if _, err := contract.ParseGatewayInfo(contract.GatewayInfo{WSURL: c.WSPublicURL}.Marshal()); err != nil {
 			bad("--ws-public-url %q: want ws://host[:port]/path or wss://…", c.WSPublicURL)
 		}
+	}
+	if c.MQTTListen != "" {
+		if _, _, err := net.SplitHostPort(c.MQTTListen); err != nil {
+			bad("--mqtt-listen %q: %v", c.MQTTListen, err)
+		}
+	}
+	if c.MQTTLoginParallel < 1 || c.MQTTLoginParallel > maxMQTTLogins {
+		bad("--mqtt-login-parallel %d: want between 1 and %d", c.MQTTLoginParallel, maxMQTTLogins)
+	}
+	if c.MQTTLoginQueue < 0 || c.MQTTLoginQueue > maxMQTTLogins {
+		bad("--mqtt-login-queue %d: want between 0 and %d", c.MQTTLoginQueue, maxMQTTLogins)
+	}
+	if c.MQTTMaxUnauthPerAddr < 0 {
+		bad("--mqtt-max-unauth-per-addr %d: want 0 (no cap) or a positive number of connections", c.MQTTMaxUnauthPerAddr)
 	}
 	for _, o := range c.wsOrigins() {
 		if o == "*" {
@@ -390,6 +428,9 @@ func (c *Config) ZKCredentials() (string, error) {
 
 // maxMsgBurst keeps the 10× burst of the other uplinks far from overflow.
 const maxMsgBurst = 1 << 20
+
+// maxMQTTLogins bounds --mqtt-login-parallel and --mqtt-login-queue.
+const maxMQTTLogins = 1 << 20
 
 // wsOrigins returns --ws-origins as a list.
 func (c *Config) wsOrigins() []string {

@@ -1,5 +1,6 @@
-// Package gateway wires cim-server together: the client TCP listener (TLS
-// when configured) and its connections, the hub of logged-in users, the uplink batcher and offline
+// Package gateway wires cim-server together: the client listeners — TCP,
+// WebSocket (package wsconn) and MQTT for devices (package mqttconn), TLS
+// when configured — and their connections, the hub of logged-in users, the uplink batcher and offline
 // reporter talking to the route, the internal HTTP API, and the ZooKeeper
 // registration. When the ZooKeeper node had to be re-created (session
 // expiry), the gateway re-asserts its connections with the route, which may
@@ -38,6 +39,7 @@ import (
 	"github.com/gocim/gocim/cim-server/internal/conn"
 	"github.com/gocim/gocim/cim-server/internal/httpapi"
 	"github.com/gocim/gocim/cim-server/internal/hub"
+	"github.com/gocim/gocim/cim-server/internal/mqttconn"
 	"github.com/gocim/gocim/cim-server/internal/offline"
 	"github.com/gocim/gocim/cim-server/internal/registry"
 	"github.com/gocim/gocim/cim-server/internal/routeclient"
@@ -75,6 +77,13 @@ type Gateway struct {
 	wsSrv *http.Server
 	wsUp  *wsconn.Upgrader
 	wsURL string
+	// the MQTT listener (nil without --mqtt-listen), its address as devices
+	// dial it, the adapters' shared config and the per-address cap of its
+	// connections that have not logged in yet
+	mqttLn     net.Listener
+	mqttAddr   string
+	mqttCfg    *mqttconn.Config
+	mqttUnauth *connlimit.Limiter
 	// wsSlots holds the caps' slots of WebSocket sockets accepted but not
 	// upgraded yet, by remote address; the upgrade hands a socket's slot
 	// to its connection, a close before it gives it back.
@@ -221,6 +230,22 @@ func (g *Gateway) Start() error {
 		}
 		g.wsLn = wsLn
 	}
+	if g.cfg.MQTTListen != "" {
+		mqttLn, err := net.Listen("tcp", g.cfg.MQTTListen)
+		if err != nil {
+			ln.Close()
+			httpLn.Close()
+			if g.wsLn != nil {
+				g.wsLn.Close()
+			}
+			return fmt.Errorf("mqtt listen %s: %w", g.cfg.MQTTListen, err)
+		}
+		g.mqttAddr = net.JoinHostPort(strings.Trim(host, "[]"), strconv.Itoa(mqttLn.Addr().(*net.TCPAddr).Port))
+		if g.tlsCfg != nil {
+			mqttLn = tls.NewListener(mqttLn, g.tlsCfg)
+		}
+		g.mqttLn = mqttLn
+	}
 
 	root := g.baseLog
 	g.route = routeclient.New(routeclient.Config{
@@ -263,9 +288,12 @@ func (g *Gateway) Start() error {
 	if g.wsLn != nil {
 		g.startWS(root)
 	}
+	if g.mqttLn != nil {
+		g.startMQTT(root)
+	}
 
 	g.log.Info("gateway started", "id", g.id, "listen", ln.Addr().String(), "tls", g.tlsCfg != nil,
-		"http", httpLn.Addr().String(), "ws", g.wsURL, "route", g.cfg.RouteURLs(), "zk", g.cfg.ZKServers(),
+		"http", httpLn.Addr().String(), "ws", g.wsURL, "mqtt", g.mqttAddr, "route", g.cfg.RouteURLs(), "zk", g.cfg.ZKServers(),
 		"msg_rate", g.cfg.MsgRate, "msg_burst", g.cfg.MsgBurst, "sync_rate", g.cfg.SyncRate, "sync_burst", g.cfg.SyncBurst,
 		"max_conns", g.limits.total, "max_unauth", g.limits.unauth, "max_unauth_per_addr", g.limits.unauthPerAddr)
 
@@ -276,7 +304,7 @@ func (g *Gateway) Start() error {
 		}
 		g.registry = registry.New(registry.Config{
 			Servers: servers, Root: g.cfg.ZKRoot, SessionTimeout: g.cfg.ZKSessionTimeout, Auth: zkAuth, Logger: root,
-			Data:        contract.GatewayInfo{WSURL: g.wsURL}.Marshal(),
+			Data:        contract.GatewayInfo{WSURL: g.wsURL, MQTTAddr: g.mqttAddr, MQTTTLS: g.mqttAddr != "" && g.tlsCfg != nil}.Marshal(),
 			OnRecreated: g.triggerReassert,
 		})
 		if err := g.registry.Register(g.id); err != nil {
@@ -368,10 +396,15 @@ const (
 	acceptBackoffMax = time.Second
 )
 
-func (g *Gateway) acceptLoop() {
+func (g *Gateway) acceptLoop() { g.acceptOn(g.ln, g.takeSlots, g.refuse, g.serveConn) }
+
+// acceptOn accepts connections on ln until it closes: each takes its slots
+// (take), or is refused by a cap (refuse), and is served (serve).
+func (g *Gateway) acceptOn(ln net.Listener, take func(net.Addr) (func(), string),
+	refuse func(net.Conn, string), serve func(net.Conn, func())) {
 	bo := backoff.New(acceptBackoffMin, acceptBackoffMax, backoff.None)
 	for {
-		nc, err := g.ln.Accept()
+		nc, err := ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -385,19 +418,23 @@ func (g *Gateway) acceptLoop() {
 			continue
 		}
 		bo.Reset()
-		unauth, why := g.takeSlots(nc.RemoteAddr())
+		unauth, why := take(nc.RemoteAddr())
 		if why != "" {
-			g.refuse(nc, why)
+			refuse(nc, why)
 			continue
 		}
-		g.serveConn(nc, unauth)
+		serve(nc, unauth)
 	}
 }
 
 // serveConn serves an accepted client connection (TCP or WebSocket) that
 // holds its slots, in a tracked goroutine.
 func (g *Gateway) serveConn(nc net.Conn, unauth func()) {
-	c := conn.New(nc, g.connCfg, g)
+	g.serve(conn.New(nc, g.connCfg, g), nc, unauth)
+}
+
+// serve runs c, whose socket is nc, in a tracked goroutine.
+func (g *Gateway) serve(c *conn.Conn, nc net.Conn, unauth func()) {
 	if !g.trackConn(c, unauth) {
 		unauth()
 		g.open.Add(-1)
@@ -828,6 +865,9 @@ func (g *Gateway) shutdown(ctx context.Context) error {
 
 	// 2. Stop accepting.
 	_ = g.ln.Close()
+	if g.mqttLn != nil {
+		_ = g.mqttLn.Close()
+	}
 	if g.wsSrv != nil {
 		// Upgraded connections are hijacked: the drain closes them.
 		_ = g.wsSrv.Close()

@@ -1,11 +1,14 @@
 package gateway
 
 import (
+	"io"
 	"net"
 	"runtime"
 	"strconv"
 	"testing"
 	"time"
+
+	packets311 "github.com/eclipse/paho.mqtt.golang/packets"
 
 	"github.com/gocim/gocim/proto/cimpb"
 	"github.com/gocim/gocim/proto/codec"
@@ -41,6 +44,53 @@ func BenchmarkIdleConnection(b *testing.B) {
 		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 		if _, _, err := readFrame(c); err != nil {
 			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	for g.Connections() != n {
+		time.Sleep(time.Millisecond)
+	}
+	after := memInUse()
+	ha, sa := memSplit()
+	b.ReportMetric(float64(after-before)/float64(n), "bytes/conn")
+	b.ReportMetric(float64(sa-sb)/float64(n), "stack-bytes/conn")
+	b.ReportMetric(float64(ha-hb)/float64(n), "heap-bytes/conn")
+}
+
+// BenchmarkIdleMQTTConnection is BenchmarkIdleConnection for devices: one
+// logged-in idle MQTT 3.1.1 connection (keep-alive off), client socket
+// included.
+func BenchmarkIdleMQTTConnection(b *testing.B) {
+	route := newDeviceRoute(b)
+	g := startGateway(b, route.srv.URL, func(c *Config) { c.MQTTListen = "127.0.0.1:0" })
+	n := max(b.N, 1000)
+	conns := make([]net.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	hb, sb := memSplit()
+	before := memInUse()
+	b.ResetTimer()
+	for i := range n {
+		c, err := net.Dial("tcp", g.MQTTAddr())
+		if err != nil {
+			b.Fatal(err)
+		}
+		conns = append(conns, c)
+		connect := packets311.NewControlPacket(packets311.Connect).(*packets311.ConnectPacket)
+		connect.ProtocolName, connect.ProtocolVersion, connect.CleanSession = "MQTT", 4, true
+		connect.ClientIdentifier = "bench-" + strconv.Itoa(i)
+		connect.Username, connect.UsernameFlag = connect.ClientIdentifier, true
+		connect.Password, connect.PasswordFlag = []byte(deviceSecret), true
+		if err := connect.Write(c); err != nil {
+			b.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		ack := make([]byte, 4) // CONNACK
+		if _, err := io.ReadFull(c, ack); err != nil || ack[3] != 0 {
+			b.Fatalf("CONNACK %x: %v", ack, err)
 		}
 	}
 	b.StopTimer()

@@ -1,12 +1,14 @@
 // Package routeclient is the gateway's HTTP client for the route's internal
-// API (/internal/online, /internal/offline, /internal/uplink), served on the
-// route's --internal-listen address. Every call carries the internal secret
-// in contract.Header; the paths, bodies and errors are package contract's.
+// API (/internal/online, /internal/offline, /internal/uplink,
+// /internal/device-login), served on the route's --internal-listen address.
+// Every call carries the internal secret in contract.Header; the paths,
+// bodies and errors are package contract's.
 //
 // Every call is retried on connection errors and 5xx answers with jittered
 // exponential backoff for up to Config.RetryFor, rotating among the
 // configured route URLs, so a route restart or the loss of one route replica
-// delays calls instead of failing them. A Client is safe for concurrent use.
+// delays calls instead of failing them (a device login does not retry 5xx
+// answers: see DeviceLogin). A Client is safe for concurrent use.
 package routeclient
 
 import (
@@ -28,6 +30,7 @@ import (
 	"github.com/gocim/gocim/internal/backoff"
 	"github.com/gocim/gocim/internal/contract"
 	"github.com/gocim/gocim/proto/cimpb"
+	"github.com/gocim/gocim/proto/codes"
 )
 
 const (
@@ -131,7 +134,7 @@ func (c *Client) session(ctx context.Context, path, userID, sessionID, platform 
 	if err != nil {
 		return err
 	}
-	status, resp, err := c.post(ctx, path, contract.JSONType, body)
+	status, resp, err := c.post(ctx, path, contract.JSONType, body, true)
 	if err != nil {
 		return err
 	}
@@ -153,7 +156,7 @@ func (c *Client) Uplink(ctx context.Context, b *cimpb.UplinkBatch) (*cimpb.PushB
 		return nil, fmt.Errorf("encode uplink batch: %w", err)
 	}
 	const path = contract.PathUplink
-	status, resp, err := c.post(ctx, path, contract.ProtobufType, body)
+	status, resp, err := c.post(ctx, path, contract.ProtobufType, body, true)
 	if err != nil {
 		return nil, err
 	}
@@ -171,10 +174,68 @@ func (c *Client) Uplink(ctx context.Context, b *cimpb.UplinkBatch) (*cimpb.PushB
 	return out, nil
 }
 
+// Errors of DeviceLogin, besides contract.ErrRejected.
+var (
+	// ErrBadCredentials means the route does not take the device's
+	// credential: an unknown device, a wrong or revoked secret.
+	ErrBadCredentials = errors.New("routeclient: device credential refused")
+	// ErrBusy means the route is busy with other devices or cannot reach
+	// its storage, or no route answered in time: come back later.
+	ErrBusy = errors.New("routeclient: route busy")
+)
+
+// DeviceLogin trades a device's credential for a gateway token
+// (contract.PathDeviceLogin; GatewayID defaults to this gateway's). It
+// answers ErrBadCredentials, ErrBusy or contract.ErrRejected (wrapped).
+// Connection errors are retried on the other route URLs while ctx lasts,
+// but a 5xx answer is not: a route that says it is busy means it, and the
+// device is told at once rather than held while the route is asked again.
+func (c *Client) DeviceLogin(ctx context.Context, req contract.DeviceLogin) (contract.DeviceToken, error) {
+	if req.GatewayID == "" {
+		req.GatewayID = c.gw
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return contract.DeviceToken{}, err
+	}
+	const path = contract.PathDeviceLogin
+	status, resp, err := c.post(ctx, path, contract.JSONType, body, false)
+	if err != nil {
+		if errors.Is(err, contract.ErrUnavailable) {
+			return contract.DeviceToken{}, fmt.Errorf("%w: %v", ErrBusy, err)
+		}
+		return contract.DeviceToken{}, err
+	}
+	var env struct {
+		Code    codes.Code      `json:"code"`
+		Message string          `json:"message"`
+		Data    json.RawMessage `json:"data"`
+	}
+	jsonErr := json.Unmarshal(resp, &env)
+	switch {
+	case status == http.StatusOK && jsonErr == nil && (env.Code == codes.OK || env.Code == 0):
+		var tok contract.DeviceToken
+		if err := json.Unmarshal(env.Data, &tok); err != nil || tok.Token == "" || tok.UserID == "" {
+			return contract.DeviceToken{}, fmt.Errorf("%w: %s answered %s", contract.ErrRejected, path, contract.Snippet(resp))
+		}
+		return tok, nil
+	case jsonErr == nil && env.Code == codes.BadAccount:
+		return contract.DeviceToken{}, fmt.Errorf("%w: %s", ErrBadCredentials, env.Message)
+	case status == http.StatusUnauthorized && (jsonErr != nil || env.Code == codes.Unauthorized || env.Code == 0):
+		c.logSecretRefused(path)
+		return contract.DeviceToken{}, fmt.Errorf("%s answered HTTP 401: %w", path, contract.ErrSecretRefused)
+	case status == http.StatusUnauthorized:
+		return contract.DeviceToken{}, fmt.Errorf("%w: %s (code %d)", ErrBadCredentials, env.Message, env.Code)
+	case status/100 == 5 || (jsonErr == nil && (env.Code == codes.Busy || env.Code == codes.Unavailable)):
+		return contract.DeviceToken{}, fmt.Errorf("%w: %s answered HTTP %d: %s", ErrBusy, path, status, contract.Snippet(resp))
+	}
+	return contract.DeviceToken{}, fmt.Errorf("%w: %s answered HTTP %d: %s", contract.ErrRejected, path, status, contract.Snippet(resp))
+}
+
 // post sends body to path on the current route URL, retrying connection
-// errors and 5xx on the next URL with backoff until the retry window ends. It
-// returns the first non-5xx answer.
-func (c *Client) post(ctx context.Context, path, contentType string, body []byte) (int, []byte, error) {
+// errors (and 5xx answers with retry5xx) on the next URL with backoff until
+// the retry window ends. It returns the first answer it does not retry.
+func (c *Client) post(ctx context.Context, path, contentType string, body []byte, retry5xx bool) (int, []byte, error) {
 	if len(c.urls) == 0 {
 		return 0, nil, fmt.Errorf("%w: no route URL configured", contract.ErrUnavailable)
 	}
@@ -185,7 +246,7 @@ func (c *Client) post(ctx context.Context, path, contentType string, body []byte
 		idx := c.next.Load()
 		base := c.urls[int(idx)%len(c.urls)]
 		status, resp, err := c.once(ctx, base+path, contentType, body, deadline)
-		if err == nil && status < 500 {
+		if err == nil && (status < 500 || !retry5xx) {
 			return status, resp, nil
 		}
 		if err == nil {
