@@ -11,6 +11,7 @@ replace (
 
 require (
 	github.com/centrifugal/centrifuge v0.40.1
+	github.com/eclipse/paho.golang v0.23.0
 	github.com/gocim/gocim/cim-client v0.0.0-00010101000000-000000000000
 	github.com/gocim/gocim/e2e v0.0.0-00010101000000-000000000000
 	github.com/gocim/gocim/internal v0.0.0

@@ -225,40 +225,47 @@ type loadgen struct {
 // startLoadgens starts k children holding clients from…from+n-1 between
 // them over transport, child j dialing from 127.0.0.(2+j).
 func startLoadgens(t *run.T, routeURL, prefix, transport string, from, n, k int) []*loadgen {
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatalf("loadgen: %v", err)
-	}
 	var lgs []*loadgen
 	for j := 0; j < k; j++ {
 		cnt := n/k + btoi(j < n%k)
-		cmd := exec.Command(exe, "loadgen", "--route", routeURL, "--prefix", prefix,
-			"--from", fmt.Sprint(from), "--count", fmt.Sprint(cnt), "--source", fmt.Sprintf("127.0.0.%d", 2+j), "--transport", transport)
+		lgs = append(lgs, startChild(t, cnt, "loadgen", "--route", routeURL, "--prefix", prefix,
+			"--from", fmt.Sprint(from), "--count", fmt.Sprint(cnt), "--source", fmt.Sprintf("127.0.0.%d", 2+j), "--transport", transport))
 		from += cnt
-		cmd.Stderr = os.Stderr
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		stdin, err := cmd.StdinPipe()
-		if err != nil {
-			t.Fatalf("loadgen: %v", err)
-		}
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatalf("loadgen: %v", err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("loadgen: %v", err)
-		}
-		lg := &loadgen{cmd: cmd, stdin: stdin, lines: make(chan string, 16), count: cnt}
-		go func() {
-			defer close(lg.lines)
-			sc := bufio.NewScanner(stdout)
-			for sc.Scan() {
-				lg.lines <- sc.Text()
-			}
-		}()
-		lgs = append(lgs, lg)
 	}
 	return lgs
+}
+
+// startChild starts this binary with args (a subcommand and its flags) as
+// a child holding count clients, speaking the line protocol at the top of
+// this file.
+func startChild(t *run.T, count int, args ...string) *loadgen {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatalf("%s: %v", args[0], err)
+	}
+	cmd := exec.Command(exe, args...)
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatalf("%s: %v", args[0], err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatalf("%s: %v", args[0], err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("%s: %v", args[0], err)
+	}
+	lg := &loadgen{cmd: cmd, stdin: stdin, lines: make(chan string, 16), count: count}
+	go func() {
+		defer close(lg.lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lg.lines <- sc.Text()
+		}
+	}()
+	return lg
 }
 
 func btoi(b bool) int {

@@ -31,6 +31,9 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "loadgen" { // idle workload's child (loadgen.go)
 		os.Exit(loadgenMain(os.Args[2:], os.Stdin, os.Stdout))
 	}
+	if len(os.Args) > 1 && os.Args[1] == "mqttgen" { // mqtt workload's child (mqtt.go)
+		os.Exit(mqttgenMain(os.Args[2:], os.Stdin, os.Stdout))
+	}
 	os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -62,9 +65,17 @@ type options struct {
 	churnIdle     int
 	churnRate     float64
 	churnDuration time.Duration
+
+	// MQTT workload: idle devices and their load-generator processes,
+	// measured devices, the offered rate (down and up) and its window.
+	mqttDevices  int
+	mqttProcs    int
+	mqttActive   int
+	mqttRate     float64
+	mqttDuration time.Duration
 }
 
-var allWorkloads = []string{"fanout", "p2p", "idle", "saturation", "churn"}
+var allWorkloads = []string{"fanout", "p2p", "idle", "saturation", "churn", "mqtt"}
 
 // The transports a gocim row can be measured over.
 const (
@@ -98,7 +109,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	groups := fs.String("groups", "", "group sizes for the fan-out workload, comma-separated (default 1000,5000; quick: 200)")
 	fs.IntVar(&o.messages, "messages", 0, "group messages per fan-out run, sent at once by one member (default 100, the gateway's --msg-burst: more are paced by its --msg-rate; quick: 5)")
 	fs.IntVar(&o.gateways, "gateways", 3, "gateways in the cluster")
-	workloads := fs.String("workloads", strings.Join(allWorkloads, ","), "workloads to run, comma-separated: fanout, p2p, idle, saturation, churn")
+	workloads := fs.String("workloads", strings.Join(allWorkloads, ","), "workloads to run, comma-separated: fanout, p2p, idle, saturation, churn, mqtt")
 	transports := fs.String("transports", strings.Join(allTransports, ","), "transports of gocim's p2p and idle rows, comma-separated: tcp (the SDK), ws (WebSocket, binary subprotocol "+wsSubprotocol+"); each gets a cluster of its own")
 	rates := fs.String("rates", "", "offered rates (msg/s) for the p2p workload, comma-separated (default 1000,5000,20000; quick: 1000)")
 	steps := fs.String("steps", "", "offered-rate steps (msg/s) for the saturation workload, comma-separated, rising (default 2000,5000,7500,10000,15000,20000,30000,40000; quick: 2000,5000)")
@@ -112,6 +123,11 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.churnIdle, "churn-idle", -1, "idle clients besides the pairs in the churn workload (default 500; quick: 150)")
 	churnRate := fs.Int("churn-rate", 2000, "offered rate (msg/s) of the churn workload's pairs")
 	fs.DurationVar(&o.churnDuration, "churn-duration", 0, "send window of the churn workload (default 60s; quick: 10s)")
+	fs.IntVar(&o.mqttDevices, "mqtt-devices", 0, "idle MQTT devices on one gateway for the mqtt workload, at most 30000 with --mqtt-procs, 15000 without (default 15000; quick: 500)")
+	fs.IntVar(&o.mqttProcs, "mqtt-procs", -1, "load-generator processes for the mqtt workload's idle devices, at most 10000 each; 0: in-process (default max(2, devices/10000); quick: 0)")
+	fs.IntVar(&o.mqttActive, "mqtt-active", 0, "devices of the mqtt workload that take commands and send data, besides the idle ones (default 100; quick: 20)")
+	mqttRate := fs.Int("mqtt-rate", 0, "offered rate (msg/s) of the mqtt workload's commands down, then of its data up (default 1000; quick: 100)")
+	fs.DurationVar(&o.mqttDuration, "mqtt-duration", 0, "send window of the mqtt workload, each direction (default 10s; quick: 2s)")
 	fs.StringVar(&o.cpuProf, "cpuprofile", "", "write the load generator's own CPU profile (runtime/pprof) to this file")
 	routeArgs := fs.String("route-args", "", "extra flags for cim-route, space-separated (tuning experiments), e.g. \"--inbox-max 500\"")
 	gatewayArgs := fs.String("gateway-args", "", "extra flags for every cim-server, space-separated, e.g. \"--write-queue 4096\"")
@@ -203,6 +219,9 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	if err := churnOptions(&o, *churnRate); err != nil {
 		return o, err
 	}
+	if err := mqttOptions(&o, *mqttRate); err != nil { // mqtt.go
+		return o, err
+	}
 	return o, nil
 }
 
@@ -280,6 +299,11 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 				rows = append(rows, idleConnections(t, c, o.idle, o.idleProcs, tr))
 				stopCluster(c)
 			}
+		}
+		if o.workloads["mqtt"] {
+			fmt.Fprintf(stderr, "mqtt devices: %d idle (after %d measured) on 1 gateway's MQTT listener, %d load-generator processes; commands down, then data up, at %.0f/s for %v each…\n",
+				o.mqttDevices, o.mqttActive, o.mqttProcs, o.mqttRate, o.mqttDuration)
+			rows = append(rows, mqttWorkload(t, o, routeArgs, gatewayArgs)...) // mqtt.go
 		}
 	})
 	order(rows)

@@ -253,3 +253,30 @@ func TestParseChurn(t *testing.T) {
 		}
 	}
 }
+
+func TestParseMQTT(t *testing.T) {
+	o, err := parse(nil, io.Discard)
+	if err != nil || !o.workloads["mqtt"] || o.mqttDevices != 15000 || o.mqttProcs != 2 || o.mqttActive != 100 ||
+		o.mqttRate != 1000 || o.mqttDuration != 10*time.Second {
+		t.Fatalf("default: %+v %v", o, err)
+	}
+	o, err = parse([]string{"--quick"}, io.Discard)
+	if err != nil || !o.workloads["mqtt"] || o.mqttDevices != 500 || o.mqttProcs != 0 || o.mqttActive != 20 ||
+		o.mqttRate != 100 || o.mqttDuration != 2*time.Second {
+		t.Fatalf("quick: %+v %v", o, err)
+	}
+	o, err = parse([]string{"--workloads", "mqtt", "--mqtt-devices", "25000", "--mqtt-rate", "500", "--mqtt-active", "50"}, io.Discard)
+	if err != nil || !o.workloads["mqtt"] || o.workloads["idle"] || o.mqttDevices != 25000 || o.mqttProcs != 3 ||
+		o.mqttRate != 500 || o.mqttActive != 50 {
+		t.Fatalf("mqtt only: %+v %v", o, err)
+	}
+	for _, bad := range [][]string{
+		{"--mqtt-devices", "30001"}, {"--mqtt-devices", "15001", "--mqtt-procs", "0"}, {"--mqtt-procs", "9"},
+		{"--mqtt-active", "1001"}, {"--mqtt-rate", "50001"}, {"--mqtt-duration", "10ms"},
+		{"--mqtt-rate", "10", "--mqtt-duration", "1s"}, // 10 msgs for 100 devices
+	} {
+		if _, err := parse(bad, io.Discard); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
+	}
+}

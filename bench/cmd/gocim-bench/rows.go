@@ -52,6 +52,9 @@ type row struct {
 	// logged in again.
 	Reconnects int64 `json:"reconnects,omitempty"`
 	Relogins   int64 `json:"relogins,omitempty"`
+	// MQTT data up: PUBLISH → PUBACK at the device (the uplink stored).
+	AckP50ms float64 `json:"ackP50Ms,omitempty"`
+	AckP99ms float64 `json:"ackP99Ms,omitempty"`
 	// Result is a free-text summary for workloads whose numbers do not fit
 	// the message columns (shown in the table's last column).
 	Result string `json:"result,omitempty"`
