@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -30,7 +31,7 @@ func TestMakeRun(t *testing.T) {
 	bin := harness.Binaries(t)
 	run := t.TempDir()
 	route := testenv.FreePort(t)
-	zkPort, redisPort, wsPort := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
+	zkPort, redisPort, wsPort, mqttPort := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
 	env := append(os.Environ(),
 		"CIM_RUN_DIR="+run,
 		"CIM_BIN_DIR="+bin,
@@ -38,8 +39,8 @@ func TestMakeRun(t *testing.T) {
 		fmt.Sprintf("CIM_REDIS_PORT=%d", redisPort),
 		fmt.Sprintf("CIM_ROUTE_PORT=%d", route),
 		fmt.Sprintf("CIM_ROUTE_INTERNAL_PORT=%d", testenv.FreePort(t)),
-		fmt.Sprintf("CIM_GATEWAYS=%d:%d:%d %d:%d:%d", testenv.FreePort(t), testenv.FreePort(t), wsPort,
-			testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)),
+		fmt.Sprintf("CIM_GATEWAYS=%d:%d:%d:%d %d:%d:%d:%d", testenv.FreePort(t), testenv.FreePort(t), wsPort, mqttPort,
+			testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)),
 	)
 	script := filepath.Join(harness.RepoRoot(), "scripts", "cluster.sh")
 	cluster := func(arg string) string {
@@ -117,6 +118,38 @@ func TestMakeRun(t *testing.T) {
 		t.Fatalf("/api/push with run/api-key: HTTP %d %v %+v", status, err, answer)
 	}
 	recs[0].WaitFor(t, 0, wait, "app push", harness.IsMessage("from the app"))
+
+	// The device quick start it prints: a device from the admin API, then
+	// mosquitto_sub and mosquitto_pub on the first gateway's MQTT port.
+	if !strings.Contains(out, fmt.Sprintf("mosquitto_sub -h 127.0.0.1 -p %d ", mqttPort)) {
+		t.Fatalf("start did not say how to connect a device on port %d:\n%s", mqttPort, out)
+	}
+	status, err = harness.Call("POST", url+"/devices", harness.APIKey(strings.TrimSpace(string(key))), map[string]string{"name": "sensor-1"}, &answer)
+	var dev device
+	if err != nil || status != 200 || json.Unmarshal(answer.Data, &dev) != nil {
+		t.Fatalf("POST /devices with run/api-key: HTTP %d %v %+v", status, err, answer)
+	}
+	sub := mosquittoSub(t, fmt.Sprintf("127.0.0.1:%d", mqttPort), dev, "mqttv311")
+	harness.Eventually(t, wait, func() error {
+		var info struct {
+			Online bool `json:"online"`
+		}
+		var env harness.Envelope
+		if _, err := harness.Call("GET", url+"/devices/"+dev.DeviceID, harness.APIKey(strings.TrimSpace(string(key))), nil, &env); err != nil {
+			return err
+		}
+		if json.Unmarshal(env.Data, &info) != nil || !info.Online {
+			return fmt.Errorf("sensor-1 not online yet: %s", env.Data)
+		}
+		return nil
+	})
+	if status, err := harness.Call("POST", url+"/api/push", harness.APIKey(strings.TrimSpace(string(key))),
+		map[string]any{"to": []string{"sensor-1"}, "msg": "open valve"}, &answer); err != nil || status != 200 {
+		t.Fatalf("/api/push to the device: HTTP %d %v %+v", status, err, answer)
+	}
+	sub.WaitFor(t, 0, wait, "the command", func(s string) bool { return s == "open valve" })
+	mosquittoPub(t, fmt.Sprintf("127.0.0.1:%d", mqttPort), dev, "mqttv311", dev.up("alice"), "temp=21")
+	recs[0].WaitFor(t, 0, wait, "the device's data", harness.IsMessage("temp=21"))
 
 	// make run starts Redis with AOF on (docs/DURABILITY.md).
 	if _, err := os.Stat(filepath.Join(run, "redis", "appendonlydir")); err != nil {

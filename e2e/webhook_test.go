@@ -41,6 +41,7 @@ type hookData struct {
 	FromName  string   `json:"fromName"`
 	To        string   `json:"to"`
 	Text      string   `json:"text"`
+	Body      []byte   `json:"body"` // a binary body (device.data), base64 in JSON
 	Kind      string   `json:"kind"`
 	Seq       uint64   `json:"seq"`
 	GroupID   string   `json:"groupId"`

@@ -9,8 +9,9 @@
 #
 # Ports can be moved with CIM_ZK_PORT (2181), CIM_REDIS_PORT (6379),
 # CIM_ROUTE_PORT (8080, public API), CIM_ROUTE_INTERNAL_PORT (8090, gateway
-# calls) and CIM_GATEWAYS ("9000:9100:9200 9001:9101:9201": tcp:http:ws
-# ports per gateway; without the third, ws = tcp + 200).
+# calls) and CIM_GATEWAYS ("9000:9100:9200:1883 9001:9101:9201:1884":
+# tcp:http:ws:mqtt ports per gateway; without the third, ws = tcp + 200;
+# without the fourth, mqtt = 1883, 1884, ... in order).
 # The token and internal secrets, an API key (scopes push+admin) and the
 # gateways' ZooKeeper credentials (user:password) are generated once into
 # $run/secret, $run/internal-secret, $run/api-key and $run/zk-auth (mode 600).
@@ -28,7 +29,7 @@ zk_port=${CIM_ZK_PORT:-2181}
 redis_port=${CIM_REDIS_PORT:-6379}
 route_port=${CIM_ROUTE_PORT:-8080}
 route_internal_port=${CIM_ROUTE_INTERNAL_PORT:-8090}
-gateways=${CIM_GATEWAYS:-"9000:9100:9200 9001:9101:9201"}
+gateways=${CIM_GATEWAYS:-"9000:9100:9200:1883 9001:9101:9201:1884"}
 host=127.0.0.1
 
 alive() { [ -f "$run/$1.pid" ] && kill -0 "$(cat "$run/$1.pid")" 2>/dev/null; }
@@ -104,14 +105,16 @@ CFG
     --api-keys "local:$(cat "$run/api-key"):push+admin"
   wait_for route "route ready"
 
-  local i=0
+  local i=0 first_mqtt=1883
   for ports in $gateways; do
     i=$((i + 1))
-    IFS=: read -r tcp http ws <<<"$ports"
+    IFS=: read -r tcp http ws mqtt <<<"$ports"
     ws=${ws:-$((tcp + 200))}
-    echo "starting cim-server gw$i: clients on $host:$tcp (TCP) and ws://$host:$ws/ws (WebSocket), internal http on $host:$http"
+    mqtt=${mqtt:-$((1882 + i))}
+    [ "$i" -eq 1 ] && first_mqtt=$mqtt
+    echo "starting cim-server gw$i: clients on $host:$tcp (TCP), ws://$host:$ws/ws (WebSocket) and $host:$mqtt (MQTT devices), internal http on $host:$http"
     launch "gw$i" "$bin/cim-server" --listen "$host:$tcp" --http-listen "$host:$http" --ws-listen "$host:$ws" \
-      --route "http://$host:$route_internal_port" --zk-auth-file "$run/zk-auth"
+      --mqtt-listen "$host:$mqtt" --route "http://$host:$route_internal_port" --zk-auth-file "$run/zk-auth"
   done
   i=0
   for _ in $gateways; do i=$((i + 1)); wait_for "gw$i" "gateway ready"; done
@@ -126,6 +129,10 @@ Or open a terminal client in each of two terminals:
 Then type "bob;;hello" in alice's, ":help" for commands, ":q" to quit.
 An app back-end pushes with the API key in $run/api-key:
   curl -H "X-API-Key: \$(cat $run/api-key)" -d '{"to":["alice"],"msg":"hi from the app"}' http://$host:$route_port/api/push
+A device (MQTT) gets its credential from the admin API, then listens and talks:
+  curl -H "X-API-Key: \$(cat $run/api-key)" -d '{"name":"sensor-1"}' http://$host:$route_port/devices
+  mosquitto_sub -h $host -p $first_mqtt -u <deviceId> -P <secret> -t 'gocim/<deviceId>/down' -q 1
+  mosquitto_pub -h $host -p $first_mqtt -u <deviceId> -P <secret> -t 'gocim/<deviceId>/up/alice' -q 1 -m 'temp=21'
 Stop everything with: make stop
 MSG
 }

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what gocim's cluster and tests need from the system package manager
 # when it is missing: ZooKeeper (plus a Java runtime), Redis, OpenLDAP's slapd
-# (the LDAP authenticator's tests), Chromium (the web page's browser tests) and — with the argument "protoc" — the
+# (the LDAP authenticator's tests), Chromium (the web page's browser tests),
+# mosquitto-clients (mosquitto_pub/mosquitto_sub: the MQTT tests) and — with the argument "protoc" — the
 # protobuf compiler; with "run", only what a local cluster needs (ZooKeeper,
 # Redis). Safe to run again.
 set -euo pipefail
 
-want=(zookeeper redis-server slapd chromium)
+want=(zookeeper redis-server slapd chromium mosquitto-clients)
 [ "${1:-}" = protoc ] && want=(protobuf-compiler)
 [ "${1:-}" = run ] && want=(zookeeper redis-server)
 
@@ -19,6 +20,7 @@ for pkg in "${want[@]}"; do
     slapd) [ -x /usr/sbin/slapd ] || command -v slapd >/dev/null || missing+=(slapd) ;;
     chromium) command -v chromium >/dev/null || command -v chromium-browser >/dev/null || missing+=(chromium) ;;
     protobuf-compiler) command -v protoc >/dev/null || missing+=(protobuf-compiler) ;;
+    mosquitto-clients) command -v mosquitto_sub >/dev/null || missing+=(mosquitto-clients) ;;
   esac
 done
 if ! command -v java >/dev/null && [[ " ${want[*]} " == *" zookeeper "* ]]; then

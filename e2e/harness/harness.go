@@ -50,6 +50,8 @@ type Options struct {
 	// TLS makes the route's API and the gateways' client ports speak TLS
 	// with a throwaway CA (Cluster.TLS); Connect and Terminal trust it.
 	TLS bool
+	// MQTT gives every gateway an MQTT listener (Gateway.MQTTAddr).
+	MQTT bool
 }
 
 // TB is what the harness needs of a test: testing.TB satisfies it, and so
@@ -97,7 +99,10 @@ type Gateway struct {
 	// WSURL is the gateway's WebSocket endpoint (every harness gateway
 	// has one): ws://127.0.0.1:<port>/ws, wss:// with Options.TLS.
 	WSURL string
-	args  []string
+	// MQTTAddr is the gateway's MQTT listener (host:port) with
+	// Options.MQTT; empty otherwise.
+	MQTTAddr string
+	args     []string
 }
 
 // Start brings up ZooKeeper, Redis, the route and opts.Gateways gateways and
@@ -227,6 +232,10 @@ func (c *Cluster) AddGateway(extra ...string) *Gateway {
 		"--msg-rate", "0",
 		"--log-level", "debug",
 		"--zk-auth-file", c.ZKAuthFile,
+	}
+	if c.opts.MQTT {
+		g.MQTTAddr = "127.0.0.1:" + strconv.Itoa(testenv.FreePort(c.t))
+		args = append(args, "--mqtt-listen", g.MQTTAddr)
 	}
 	args = append(args, c.opts.GatewayArgs...)
 	g.args = append(args, extra...)
