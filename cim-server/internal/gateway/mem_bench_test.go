@@ -81,7 +81,7 @@ func BenchmarkIdleMQTTConnection(b *testing.B) {
 		conns = append(conns, c)
 		connect := packets311.NewControlPacket(packets311.Connect).(*packets311.ConnectPacket)
 		connect.ProtocolName, connect.ProtocolVersion, connect.CleanSession = "MQTT", 4, true
-		connect.ClientIdentifier = "bench-" + strconv.Itoa(i)
+		connect.ClientIdentifier = "fleet-" + strconv.Itoa(i)
 		connect.Username, connect.UsernameFlag = connect.ClientIdentifier, true
 		connect.Password, connect.PasswordFlag = []byte(deviceSecret), true
 		if err := connect.Write(c); err != nil {

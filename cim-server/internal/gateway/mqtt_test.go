@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -65,7 +66,7 @@ func newDeviceRoute(t testing.TB) *deviceRoute {
 			}
 		}
 		uid := "77"
-		if strings.HasPrefix(in.Device, "bench-") { // a fleet of their own
+		if strings.HasPrefix(in.Device, "fleet-") { // each a user of its own
 			uid = in.Device
 		} else if (in.Device != "77" && in.Device != "meter") || in.Secret != deviceSecret {
 			w.WriteHeader(http.StatusUnauthorized)
@@ -216,9 +217,9 @@ func TestMQTTLoginStorm(t *testing.T) {
 	route.block = block
 	route.mu.Unlock()
 	var fleet []net.Conn
-	for range parallel + queue {
+	for i := range parallel + queue {
 		nc := dialMQTT(t, g)
-		if _, err := connect5("meter", deviceSecret).WriteTo(nc); err != nil {
+		if _, err := connect5(fmt.Sprint("fleet-", i), deviceSecret).WriteTo(nc); err != nil {
 			t.Fatal(err)
 		}
 		fleet = append(fleet, nc)

@@ -236,12 +236,12 @@ type Conn struct {
 	will     *cimpb.Frame // the device's will, as an uplink MSG
 	msgIDs   msgIDs
 
-	// Written (wbuf, partial) by the writer only.
-	partial []byte
+	// Writer side: only Write touches it.
+	partial []byte // a frame cut short by the end of a Write
 
 	mu             sync.Mutex
 	phase          phase
-	level          byte // the CONNECT's protocol level (0: none read)
+	level          byte // level311 (also for 3.1) or level5 once a CONNECT was read
 	uid            string
 	down           string // the downlink topic
 	sessionPresent bool   // as the route said
@@ -256,15 +256,15 @@ type Conn struct {
 	refusal, endReason byte
 	readDeadline       time.Time // the last one package conn set
 	loginCancel        context.CancelFunc
-	// MQTT 5 CONNECT properties.
-	problemInfo bool              // reason strings may be sent
-	maxOut      uint32            // the largest packet the device takes (0: no limit)
-	nextReq     uint64            // req ids of the Conn's frames (PING answers, MSGs)
-	draining    bool              // a PING to wake the writer for waiting messages is out
-	replies     map[uint64][]byte // answers waiting for their PONG, by req id
-	pendingUp   map[uint64]uint16 // req id of a QoS 1 uplink MSG → its packet id
-	subs        map[string]byte   // own filters subscribed → granted QoS
-	dl          downlink
+	problemInfo        bool   // MQTT 5: reason strings may be sent
+	maxOut             uint32 // MQTT 5: the largest packet the device takes (0: no limit)
+
+	nextReq   uint64            // req ids of the Conn's frames (PING answers, MSGs)
+	draining  bool              // a PING to wake the writer for waiting messages is out
+	replies   map[uint64][]byte // answers waiting for their PONG, by req id
+	pendingUp map[uint64]uint16 // req id of a QoS 1 uplink MSG → its packet id
+	subs      map[string]byte   // own filters subscribed → granted QoS
+	dl        downlink
 }
 
 // New wraps an accepted connection. cfg must come from NewConfig; Bind the
