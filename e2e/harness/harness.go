@@ -52,6 +52,13 @@ type Options struct {
 	TLS bool
 	// MQTT gives every gateway an MQTT listener (Gateway.MQTTAddr).
 	MQTT bool
+	// ZooKeeper and Redis, when set, start the coordination service and
+	// the store the cluster uses instead of one standalone server each (a
+	// ZooKeeper ensemble, a Redis Cluster) and return the addresses the
+	// route and the gateways are given (--zk, --redis: comma-separated).
+	// Cluster.ZK or Cluster.Redis is then nil.
+	ZooKeeper func(t TB) string
+	Redis     func(t TB) string
 }
 
 // TB is what the harness needs of a test: testing.TB satisfies it, and so
@@ -65,14 +72,17 @@ var _ TB = (testing.TB)(nil)
 
 // Cluster is a running gocim cluster.
 type Cluster struct {
-	t        TB
-	Bin      string // directory holding the binaries
-	Dir      string // scratch directory for logs
-	ZK       *testenv.ZooKeeper
-	Redis    *testenv.Redis
-	Route    *Route
-	Gateways []*Gateway
-	TLS      *testenv.TLS // set with Options.TLS
+	t     TB
+	Bin   string             // directory holding the binaries
+	Dir   string             // scratch directory for logs
+	ZK    *testenv.ZooKeeper // nil with Options.ZooKeeper
+	Redis *testenv.Redis     // nil with Options.Redis
+	// ZKAddr and RedisAddr are what the route and gateways are given
+	// (--zk, --redis).
+	ZKAddr, RedisAddr string
+	Route             *Route
+	Gateways          []*Gateway
+	TLS               *testenv.TLS // set with Options.TLS
 	// ZKAuthFile holds ZKAuth; every gateway gets --zk-auth-file with it.
 	ZKAuthFile string
 	opts       Options
@@ -113,8 +123,18 @@ func Start(t TB, opts Options) *Cluster {
 		opts.Gateways = 2
 	}
 	c := &Cluster{t: t, Bin: Binaries(t), Dir: t.TempDir(), opts: opts}
-	c.ZK = testenv.StartZooKeeper(t)
-	c.Redis = testenv.StartRedis(t)
+	if opts.ZooKeeper != nil {
+		c.ZKAddr = opts.ZooKeeper(t)
+	} else {
+		c.ZK = testenv.StartZooKeeper(t)
+		c.ZKAddr = c.ZK.Addr
+	}
+	if opts.Redis != nil {
+		c.RedisAddr = opts.Redis(t)
+	} else {
+		c.Redis = testenv.StartRedis(t)
+		c.RedisAddr = c.Redis.Addr
+	}
 	port, internal := testenv.FreePort(t), testenv.FreePort(t)
 	c.Route = &Route{Addr: "127.0.0.1:" + strconv.Itoa(port), InternalAddr: "127.0.0.1:" + strconv.Itoa(internal)}
 	c.Route.URL = "http://" + c.Route.Addr
@@ -132,8 +152,8 @@ func Start(t TB, opts Options) *Cluster {
 	c.Route.args = append([]string{
 		"--listen", c.Route.Addr,
 		"--internal-listen", c.Route.InternalAddr,
-		"--zk", c.ZK.Addr,
-		"--redis", c.Redis.Addr,
+		"--zk", c.ZKAddr,
+		"--redis", c.RedisAddr,
 		"--bcrypt-cost", "4",
 		"--health-interval", "500ms",
 		"--login-rate", "10000",
@@ -225,7 +245,7 @@ func (c *Cluster) AddGateway(extra ...string) *Gateway {
 		"--listen", g.TCPAddr,
 		"--http-listen", g.HTTPAddr,
 		"--ws-listen", "127.0.0.1:" + strconv.Itoa(wsPort),
-		"--zk", c.ZK.Addr,
+		"--zk", c.ZKAddr,
 		"--zk-session-timeout", "2s",
 		"--route", c.Route.InternalURL,
 		"--drain", "200ms",
