@@ -26,7 +26,29 @@ const (
 	PathPush = "/push"
 	// PathHealth: GET, answered with a JSON Health; open to anybody.
 	PathHealth = "/healthz"
+	// PathLive: GET, 200 while the process serves (liveness); open.
+	PathLive = "/livez"
+	// PathReady: GET, 200 when the binary can do its job (readiness), 503
+	// with the reason otherwise; open. Both binaries serve it.
+	PathReady = "/readyz"
+	// PathMetrics: GET, Prometheus text exposition; open, on internal
+	// listeners only.
+	PathMetrics = "/metrics"
+	// PathDrain: POST with Header, empty body: the gateway leaves
+	// ZooKeeper, refuses new clients and moves its clients off over
+	// --drain, then stays up reporting not ready until stopped. Answered
+	// with a JSON Drain.
+	PathDrain = "/drain"
 )
+
+// Drain answers PathDrain.
+type Drain struct {
+	// Connections is how many client connections were open when the
+	// drain began (0 when it had begun before).
+	Connections int `json:"connections"`
+	// Already: a drain (or shutdown) was under way.
+	Already bool `json:"already"`
+}
 
 // Header carries the internal secret on every internal call.
 const Header = "X-CIM-Internal"
