@@ -2,12 +2,14 @@
 # Installs what gocim's cluster and tests need from the system package manager
 # when it is missing: ZooKeeper (plus a Java runtime), Redis, OpenLDAP's slapd
 # (the LDAP authenticator's tests), Chromium (the web page's browser tests),
-# mosquitto-clients (mosquitto_pub/mosquitto_sub: the MQTT tests) and — with the argument "protoc" — the
+# mosquitto-clients (mosquitto_pub/mosquitto_sub: the MQTT tests), prometheus
+# (its promtool checks the /metrics output, the Prometheus configuration and
+# the alert rules) and — with the argument "protoc" — the
 # protobuf compiler; with "run", only what a local cluster needs (ZooKeeper,
 # Redis). Safe to run again.
 set -euo pipefail
 
-want=(zookeeper redis-server slapd chromium mosquitto-clients)
+want=(zookeeper redis-server slapd chromium mosquitto-clients prometheus)
 [ "${1:-}" = protoc ] && want=(protobuf-compiler)
 [ "${1:-}" = run ] && want=(zookeeper redis-server)
 
@@ -21,6 +23,7 @@ for pkg in "${want[@]}"; do
     chromium) command -v chromium >/dev/null || command -v chromium-browser >/dev/null || missing+=(chromium) ;;
     protobuf-compiler) command -v protoc >/dev/null || missing+=(protobuf-compiler) ;;
     mosquitto-clients) command -v mosquitto_sub >/dev/null || missing+=(mosquitto-clients) ;;
+    prometheus) command -v promtool >/dev/null || missing+=(prometheus) ;;
   esac
 done
 if ! command -v java >/dev/null && [[ " ${want[*]} " == *" zookeeper "* ]]; then
