@@ -2,4 +2,4 @@ module github.com/gocim/gocim/proto
 
 go 1.26.8
 
-require google.golang.org/protobuf v1.36.12 // indirect
+require google.golang.org/protobuf v1.36.12

@@ -4,6 +4,15 @@
 //
 // Every flag can also be set through a CIM_* environment variable (see
 // --help). On SIGTERM or SIGINT it deregisters, drains its clients and exits.
+//
+// Its --http-listen address also serves operators: /livez (the process
+// serves), /readyz (registered in ZooKeeper, not draining, the route
+// reached within --route-retry; else 503 with the reason), /metrics
+// (Prometheus, gocim_gateway_*), and POST /drain with the internal secret,
+// which deregisters, refuses new clients and closes the connected ones over
+// --drain, then keeps the process up, not ready, until SIGTERM.
+// "cim-server healthcheck http://host:port/readyz" probes any of them for
+// a container health check.
 package main
 
 import (

@@ -115,6 +115,20 @@ func TestReadyLineAndSignal(t *testing.T) {
 	} else {
 		c.Close()
 	}
+	// The container health check works against readiness: ready once the
+	// route answered the gateway's probe (any answer below 500).
+	readyz := "http://127.0.0.1:" + m[2] + "/readyz"
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var probe bytes.Buffer
+		if run([]string{"healthcheck", readyz}, io.Discard, &probe) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("healthcheck %s never passed: %s", readyz, probe.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 
 	if err := syscall.Kill(syscall.Getpid(), syscall.SIGTERM); err != nil {
 		t.Fatal(err)

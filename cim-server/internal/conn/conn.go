@@ -41,6 +41,7 @@ import (
 	"golang.org/x/time/rate"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/gocim/gocim/cim-server/internal/metrics"
 	"github.com/gocim/gocim/internal/contract"
 	"github.com/gocim/gocim/proto/cimpb"
 	"github.com/gocim/gocim/proto/codec"
@@ -122,6 +123,10 @@ type Config struct {
 	// wait for the peer to hang up (default 2s).
 	CloseTimeout time.Duration
 	Logger       *slog.Logger
+	// Metrics counts the connections' logins, frames and slow-consumer
+	// closes under their transport (nil: nothing is counted). Gateways
+	// give each transport a Config of its own.
+	Metrics *metrics.Transport
 
 	// newSyncWaiter makes a connection's SYNC pace (tests inject their own;
 	// nil: a token bucket of SyncRate and SyncBurst); newMsgWaiter its MSG
@@ -267,6 +272,7 @@ func (c *Conn) Serve(ctx context.Context) {
 	br, r := c.readers()
 	online := c.login(ctx, r)
 	if online {
+		c.cfg.Metrics.LoggedIn()
 		c.readLoop(ctx, r)
 	}
 	c.finish(br, online)
@@ -308,6 +314,7 @@ func (c *Conn) finish(br *bufio.Reader, online bool) {
 	why, err := CloseReason{Cause: c.cause, WasOnline: online}, c.causeErr
 	c.mu.Unlock()
 	c.logClosed(why, err)
+	c.count(why, err)
 	c.h.Closed(c, why)
 }
 
@@ -327,6 +334,62 @@ func (c *Conn) logClosed(why CloseReason, err error) {
 	log.Debug("connection closed", args...)
 }
 
+// count updates the metrics for a connection that ended.
+func (c *Conn) count(why CloseReason, err error) {
+	m := c.cfg.Metrics
+	if m == nil {
+		return
+	}
+	if why.Cause == SlowConsumer {
+		m.SlowConsumer()
+	}
+	if why.WasOnline {
+		m.LoggedOut()
+		return
+	}
+	m.LoginFailed(loginFailure(why.Cause, err))
+}
+
+// loginFailure maps why a connection ended before its login completed to
+// a bounded metrics reason.
+func loginFailure(cause Cause, err error) metrics.Reason {
+	switch cause {
+	case HandshakeFailed:
+		return metrics.TLSHandshake
+	case LoginTimeout:
+		return metrics.Timeout
+	case BadFrame:
+		return metrics.BadFrame
+	case LoginRefused:
+		var te *tokenError
+		var re *routeError
+		switch {
+		case errors.As(err, &te) && errors.Is(err, token.ErrWrongGateway):
+			return metrics.WrongGateway
+		case errors.As(err, &te):
+			return metrics.BadToken
+		case errors.As(err, &re) && errors.Is(err, contract.ErrNotCurrent):
+			return metrics.NotCurrent
+		case errors.As(err, &re):
+			return metrics.RouteUnavailable
+		}
+		return metrics.Refused // a transport's own refusal (an MQTT CONNECT)
+	}
+	return metrics.Closed
+}
+
+// tokenError is a LOGIN token that did not verify.
+type tokenError struct{ err error }
+
+func (e *tokenError) Error() string { return e.err.Error() }
+func (e *tokenError) Unwrap() error { return e.err }
+
+// routeError is the route's refusal of a login, or its absence.
+type routeError struct{ err error }
+
+func (e *routeError) Error() string { return "route: " + e.err.Error() }
+func (e *routeError) Unwrap() error { return e.err }
+
 // login reads and checks the LOGIN frame, reports the session to the route
 // and queues LOGIN_ACK. It returns whether the route accepted the session.
 func (c *Conn) login(ctx context.Context, r *codec.Reader) bool {
@@ -345,6 +408,7 @@ func (c *Conn) login(ctx context.Context, r *codec.Reader) bool {
 		c.readFailed(err, true)
 		return false
 	}
+	c.cfg.Metrics.FrameIn(f.Type)
 	if f.Type != cimpb.Type_LOGIN || f.Login == nil {
 		c.end(BadFrame, flush, ErrorFrame(f.ReqId, codes.BadFrame, "first frame must be LOGIN", ""), nil)
 		return false
@@ -355,7 +419,7 @@ func (c *Conn) login(ctx context.Context, r *codec.Reader) bool {
 		if errors.Is(err, token.ErrWrongGateway) {
 			code = codes.WrongGateway
 		}
-		c.end(LoginRefused, flush, ErrorFrame(f.ReqId, code, err.Error(), ""), err)
+		c.end(LoginRefused, flush, ErrorFrame(f.ReqId, code, err.Error(), ""), &tokenError{err})
 		return false
 	}
 	// The route call can take up to the retry window; let CloseWith (a
@@ -381,7 +445,7 @@ func (c *Conn) login(ctx context.Context, r *codec.Reader) bool {
 		if errors.Is(err, contract.ErrNotCurrent) {
 			code = codes.Unauthorized
 		}
-		c.end(LoginRefused, flush, ErrorFrame(f.ReqId, code, "", ""), fmt.Errorf("route: %w", err))
+		c.end(LoginRefused, flush, ErrorFrame(f.ReqId, code, "", ""), &routeError{err})
 		return false
 	}
 	c.h.Register(c)
@@ -414,6 +478,7 @@ func (c *Conn) readLoop(ctx context.Context, r *codec.Reader) {
 		if closing {
 			continue // drain what the client still sends until it hangs up
 		}
+		c.cfg.Metrics.FrameIn(f.Type)
 		c.dispatch(ctx, f)
 	}
 }
@@ -936,7 +1001,9 @@ func (c *Conn) writeLoop() {
 			if err != nil {
 				buf = buf[:n]
 				c.dropped(q.f, user, err)
+				continue
 			}
+			c.cfg.Metrics.FrameOut(q.f.Type)
 		}
 		clear(batch)
 		*bufp = buf

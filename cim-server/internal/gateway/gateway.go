@@ -18,6 +18,12 @@
 // Shutdown(ctx) (safe to call more than once, from any goroutine). Every
 // goroutine the gateway starts goes through one helper that tracks it and
 // refuses once shutdown has begun.
+//
+// For operators the --http-listen API also serves /livez, /readyz (see
+// ops.go for what readiness means), /metrics (package metrics: the
+// gocim_gateway_* collectors) and POST /drain, which starts the first
+// steps of Shutdown — leave ZooKeeper, stop accepting, close the clients
+// over --drain — and leaves the gateway up, not ready, until it is stopped.
 package gateway
 
 import (
@@ -39,6 +45,7 @@ import (
 	"github.com/gocim/gocim/cim-server/internal/conn"
 	"github.com/gocim/gocim/cim-server/internal/httpapi"
 	"github.com/gocim/gocim/cim-server/internal/hub"
+	"github.com/gocim/gocim/cim-server/internal/metrics"
 	"github.com/gocim/gocim/cim-server/internal/mqttconn"
 	"github.com/gocim/gocim/cim-server/internal/offline"
 	"github.com/gocim/gocim/cim-server/internal/registry"
@@ -96,9 +103,10 @@ type Gateway struct {
 	// by user and session, so that its first pushes find them.
 	joining  sync.Map // joinKey → *conn.Conn
 	registry *registry.Registry
-	connCfg  *conn.Config
-	hub      *hub.Hub[*conn.Conn]
-	watch    *watchers // presence subscriptions (presence.go)
+	// the connections' configs, one per transport (their metrics differ)
+	connCfg, wsConnCfg, mqttConnCfg *conn.Config
+	hub                             *hub.Hub[*conn.Conn]
+	watch                           *watchers // presence subscriptions (presence.go)
 
 	ctx    context.Context // cancelled when Shutdown gives up waiting
 	cancel context.CancelFunc
@@ -134,7 +142,15 @@ type Gateway struct {
 	reassertRunning bool
 	reassertAgain   bool
 
+	metrics *metrics.Gateway
+	// routeOK and routeFailed: when a call to the route last succeeded
+	// and last failed (unix ns; readiness, see ops.go); routeProbed: a
+	// probe ran.
+	routeOK, routeFailed atomic.Int64
+	routeProbed          atomic.Bool
+
 	shuttingDown atomic.Bool
+	draining     atomic.Bool // POST /drain, or shutdown, began
 	registered   chan struct{}
 	shutdownOnce sync.Once
 	shutdownDone chan struct{}
@@ -163,7 +179,7 @@ func New(cfg Config, logger *slog.Logger) (*Gateway, error) {
 		logger = slog.Default()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Gateway{
+	g := &Gateway{
 		cfg:          cfg,
 		secrets:      secrets,
 		tlsCfg:       tlsCfg,
@@ -177,8 +193,13 @@ func New(cfg Config, logger *slog.Logger) (*Gateway, error) {
 		refusals:     conn.NewThrottle(10 * time.Second),
 		registered:   make(chan struct{}),
 		shutdownDone: make(chan struct{}),
-	}, nil
+	}
+	g.metrics = metrics.New(g.zkRegistered, g.draining.Load)
+	return g, nil
 }
+
+// Metrics returns the gateway's collectors (served on /metrics).
+func (g *Gateway) Metrics() *metrics.Gateway { return g.metrics }
 
 // Start binds both listeners, starts the background workers and the accept
 // loop, and begins registering in ZooKeeper. It returns once the gateway
@@ -252,8 +273,8 @@ func (g *Gateway) Start() error {
 		URLs: g.cfg.RouteURLs(), GatewayID: g.id, Secret: g.secrets.Current(), RetryFor: g.cfg.RouteRetry, Logger: root,
 	})
 	g.links = routelink.New(g, g.route, routelink.Config{Logger: root})
-	g.batcher = uplink.New(uplink.Config{GatewayID: g.id, Shards: g.cfg.UplinkShards, Linger: g.cfg.UplinkLinger, Logger: root}, g.links, g.deliver)
-	g.offline = offline.New(g.route, 4, root)
+	g.batcher = uplink.New(uplink.Config{GatewayID: g.id, Shards: g.cfg.UplinkShards, Linger: g.cfg.UplinkLinger, Logger: root}, meteredUplink{g}, g.deliver)
+	g.offline = offline.New(offlineReports{g}, 4, root)
 	g.connCfg = conn.NewConfig(conn.Config{
 		GatewayID:    g.id,
 		Keys:         g.cfg.TokenKeys(),
@@ -267,10 +288,26 @@ func (g *Gateway) Start() error {
 		SyncRate:     g.cfg.SyncRate,
 		SyncBurst:    g.cfg.SyncBurst,
 		Logger:       root,
+		Metrics:      g.transport(metrics.TCP),
 
 		WriteQueueBytes: g.cfg.WriteQueueBytes,
 	})
+	g.wsConnCfg, g.mqttConnCfg = g.connCfgFor(metrics.WS), g.connCfgFor(metrics.MQTT)
 	g.setLimits(g.cfg.connLimits(uint64(connlimit.OpenFiles())))
+	// The registry exists before the HTTP API serves: /drain may use it.
+	servers := g.cfg.ZKServers()
+	if len(servers) > 0 {
+		zkAuth, err := g.cfg.ZKCredentials()
+		if err != nil {
+			return err
+		}
+		g.registry = registry.New(registry.Config{
+			Servers: servers, Root: g.cfg.ZKRoot, SessionTimeout: g.cfg.ZKSessionTimeout, Auth: zkAuth, Logger: root,
+			Data:        contract.GatewayInfo{WSURL: g.wsURL, MQTTAddr: g.mqttAddr, MQTTTLS: g.mqttAddr != "" && g.tlsCfg != nil}.Marshal(),
+			OnRecreated: g.triggerReassert,
+			Metrics:     g.metrics,
+		})
+	}
 	g.httpSrv = &http.Server{
 		Handler:           g.internalHandler(root),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -279,12 +316,8 @@ func (g *Gateway) Start() error {
 	}
 	g.batcher.Start()
 	g.offline.Start()
-	g.goFunc(func() {
-		if err := g.httpSrv.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			g.log.Error("internal HTTP server stopped", "err", err)
-		}
-	})
 	g.goFunc(g.acceptLoop)
+	g.goFunc(g.probeLoop)
 	if g.wsLn != nil {
 		g.startWS(root)
 	}
@@ -297,16 +330,7 @@ func (g *Gateway) Start() error {
 		"msg_rate", g.cfg.MsgRate, "msg_burst", g.cfg.MsgBurst, "sync_rate", g.cfg.SyncRate, "sync_burst", g.cfg.SyncBurst,
 		"max_conns", g.limits.total, "max_unauth", g.limits.unauth, "max_unauth_per_addr", g.limits.unauthPerAddr)
 
-	if servers := g.cfg.ZKServers(); len(servers) > 0 {
-		zkAuth, err := g.cfg.ZKCredentials()
-		if err != nil {
-			return err
-		}
-		g.registry = registry.New(registry.Config{
-			Servers: servers, Root: g.cfg.ZKRoot, SessionTimeout: g.cfg.ZKSessionTimeout, Auth: zkAuth, Logger: root,
-			Data:        contract.GatewayInfo{WSURL: g.wsURL, MQTTAddr: g.mqttAddr, MQTTTLS: g.mqttAddr != "" && g.tlsCfg != nil}.Marshal(),
-			OnRecreated: g.triggerReassert,
-		})
+	if g.registry != nil {
 		if err := g.registry.Register(g.id); err != nil {
 			return err
 		}
@@ -321,6 +345,12 @@ func (g *Gateway) Start() error {
 		g.log.Warn("no --zk servers: not registering in ZooKeeper; the route will not find this gateway")
 		close(g.registered)
 	}
+	// Last: POST /drain reads, and deregisters, what the lines above set.
+	g.goFunc(func() {
+		if err := g.httpSrv.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			g.log.Error("internal HTTP server stopped", "err", err)
+		}
+	})
 	return nil
 }
 
@@ -354,6 +384,14 @@ func (g *Gateway) Connections() int { return g.hub.Len() }
 
 // ShuttingDown reports whether Shutdown has begun.
 func (g *Gateway) ShuttingDown() bool { return g.shuttingDown.Load() }
+
+// connCfgFor returns the TCP connections' config with the metrics of
+// another transport.
+func (g *Gateway) connCfgFor(transport string) *conn.Config {
+	c := *g.connCfg
+	c.Metrics = g.transport(transport)
+	return &c
+}
 
 // goFunc runs f in a tracked goroutine unless shutdown has begun.
 func (g *Gateway) goFunc(f func()) bool {
@@ -427,8 +465,8 @@ func (g *Gateway) acceptOn(ln net.Listener, take func(net.Addr) (func(), string)
 	}
 }
 
-// serveConn serves an accepted client connection (TCP or WebSocket) that
-// holds its slots, in a tracked goroutine.
+// serveConn serves an accepted TCP client connection that holds its
+// slots, in a tracked goroutine.
 func (g *Gateway) serveConn(nc net.Conn, unauth func()) {
 	g.serve(conn.New(nc, g.connCfg, g), nc, unauth)
 }
@@ -481,6 +519,7 @@ var tooMany = func() []byte {
 func (g *Gateway) refuse(nc net.Conn, why string) {
 	// Counted first: whoever saw the refusal sees it counted.
 	n := g.refused.Add(1)
+	g.transport(metrics.TCP).LoginFailed(metrics.Limit)
 	if _, isTLS := nc.(*tls.Conn); !isTLS {
 		// A new socket's send buffer is empty: this does not block, and
 		// the deadline makes sure of it.
@@ -507,7 +546,7 @@ func (g *Gateway) Refused() int64 { return g.refused.Load() }
 func (g *Gateway) trackConn(c *conn.Conn, releaseUnauth func()) bool {
 	g.connMu.Lock()
 	defer g.connMu.Unlock()
-	if g.shuttingDown.Load() {
+	if g.shuttingDown.Load() || g.draining.Load() {
 		return false
 	}
 	g.conns[c] = releaseUnauth
@@ -552,6 +591,7 @@ func (g *Gateway) Online(ctx context.Context, c *conn.Conn) error {
 	key := joinKey(c.UserID(), c.SessionID())
 	g.joining.Store(key, c)
 	err := g.route.Online(ctx, c.UserID(), c.SessionID(), c.Platform())
+	g.routeCalled(ctx, err)
 	if err != nil {
 		g.joining.CompareAndDelete(key, c)
 	}
@@ -608,7 +648,9 @@ func (g *Gateway) Closed(c *conn.Conn, why conn.CloseReason) {
 
 // internalHandler is the --http-listen API, plus the profiles with --pprof.
 func (g *Gateway) internalHandler(log *slog.Logger) http.Handler {
-	api := httpapi.New(g, g, g.links, g.secrets, log)
+	api := httpapi.New(g, g, g.links, g.secrets, log, httpapi.Ops{
+		Ready: g.Ready, Metrics: g.metrics.Handler(), Drain: g.Drain,
+	})
 	if !g.cfg.Pprof {
 		return api
 	}
@@ -653,6 +695,7 @@ func kickFrame(reason string) *cimpb.Frame {
 // connection closed. The result lists the deliveries that found no
 // connection, counting each target of a shared delivery as one.
 func (g *Gateway) Push(b *cimpb.PushBatch) *cimpb.PushResult {
+	start := time.Now()
 	res := &cimpb.PushResult{}
 	g.each(b, func(i int, ok bool) {
 		if ok {
@@ -661,6 +704,7 @@ func (g *Gateway) Push(b *cimpb.PushBatch) *cimpb.PushResult {
 			res.Missing = append(res.Missing, uint32(i))
 		}
 	})
+	g.metrics.Push(int(res.Delivered)+len(res.Missing), time.Since(start))
 	return res
 }
 
@@ -796,6 +840,7 @@ func (g *Gateway) reassertAll(ctx context.Context) {
 				return
 			}
 			err := g.route.Reassert(ctx, c.UserID(), c.SessionID(), c.Platform())
+			g.routeCalled(ctx, err)
 			switch {
 			case err == nil:
 			case errors.Is(err, contract.ErrNotCurrent):
@@ -834,6 +879,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 
 func (g *Gateway) shutdown(ctx context.Context) error {
 	g.shuttingDown.Store(true)
+	g.draining.Store(true)
 	g.log.Info("shutting down", "id", g.id, "connections", g.hub.Len())
 	var errs []error
 	step := func(name string, err error) {
@@ -851,27 +897,9 @@ func (g *Gateway) shutdown(ctx context.Context) error {
 		return nil
 	}
 
-	// 1. Leave ZooKeeper first so the route stops sending new users here.
-	// Failing that (ZooKeeper unreachable) is not fatal: the node goes away
-	// when the session expires.
-	if g.registry != nil {
-		rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		if err := g.registry.Deregister(rctx); err != nil {
-			g.log.Warn("could not delete the ZooKeeper node; it disappears when the session expires",
-				"timeout", g.cfg.ZKSessionTimeout, "err", err)
-		}
-		cancel()
-	}
-
-	// 2. Stop accepting.
-	_ = g.ln.Close()
-	if g.mqttLn != nil {
-		_ = g.mqttLn.Close()
-	}
-	if g.wsSrv != nil {
-		// Upgraded connections are hijacked: the drain closes them.
-		_ = g.wsSrv.Close()
-	}
+	// 1. Leave ZooKeeper first so the route stops sending new users here,
+	// 2. then stop accepting (both done already after POST /drain).
+	g.leave(ctx)
 
 	// 3. Close clients gradually so they do not all reconnect at once.
 	step("drain", g.drain(ctx))

@@ -8,6 +8,7 @@ import (
 	"net"
 
 	"github.com/gocim/gocim/cim-server/internal/conn"
+	"github.com/gocim/gocim/cim-server/internal/metrics"
 	"github.com/gocim/gocim/cim-server/internal/mqttconn"
 	"github.com/gocim/gocim/cim-server/internal/routeclient"
 	"github.com/gocim/gocim/internal/connlimit"
@@ -31,7 +32,7 @@ func (g *Gateway) startMQTT(root *slog.Logger) {
 	g.mqttUnauth = connlimit.New(g.cfg.MQTTMaxUnauthPerAddr, 0)
 	g.mqttCfg = mqttconn.NewConfig(mqttconn.Config{
 		GatewayID: g.id,
-		Login:     deviceLogins{g.route},
+		Login:     deviceLogins{g},
 		Gate:      mqttconn.NewGate(g.cfg.MQTTLoginParallel, g.cfg.MQTTLoginQueue),
 		MaxFrame:  g.cfg.MaxFrame,
 		MaxBody:   g.cfg.MaxText,
@@ -69,6 +70,7 @@ func (g *Gateway) takeMQTTSlots(addr net.Addr) (releaseUnauth func(), why string
 // refuseMQTT closes a device connection over a cap at once.
 func (g *Gateway) refuseMQTT(nc net.Conn, why string) {
 	n := g.refused.Add(1)
+	g.transport(metrics.MQTT).LoginFailed(metrics.Limit)
 	_ = nc.Close()
 	g.logRefusal(nc, "mqtt: "+why, n)
 }
@@ -76,7 +78,7 @@ func (g *Gateway) refuseMQTT(nc net.Conn, why string) {
 // serveMQTT serves an accepted device connection that holds its slots.
 func (g *Gateway) serveMQTT(nc net.Conn, unauth func()) {
 	mc := mqttconn.New(nc, g.mqttCfg)
-	c := conn.New(mc, g.connCfg, g)
+	c := conn.New(mc, g.mqttConnCfg, g)
 	mc.Bind(mqttOwner{g: g, c: c})
 	g.serve(c, nc, unauth)
 }
@@ -97,10 +99,11 @@ func (o mqttOwner) Uplink(f *cimpb.Frame) {
 func (o mqttOwner) CloseWith(why conn.Cause, f *cimpb.Frame) bool { return o.c.CloseWith(why, f) }
 
 // deviceLogins asks the route for device tokens, in mqttconn's terms.
-type deviceLogins struct{ route *routeclient.Client }
+type deviceLogins struct{ g *Gateway }
 
 func (d deviceLogins) DeviceLogin(ctx context.Context, req contract.DeviceLogin) (contract.DeviceToken, error) {
-	tok, err := d.route.DeviceLogin(ctx, req)
+	tok, err := d.g.route.DeviceLogin(ctx, req)
+	d.g.routeCalled(ctx, err)
 	switch {
 	case errors.Is(err, routeclient.ErrBadCredentials):
 		err = fmt.Errorf("%w: %w", mqttconn.ErrBadCredentials, err)

@@ -174,6 +174,11 @@ func TestMQTTDevice(t *testing.T) {
 	if online.UserID != "77" || online.SessionID != "device.s77" || online.GatewayID != g.ID() {
 		t.Fatalf("online %+v", online)
 	}
+	// The device counts under its own transport.
+	_, fams := scrape(t, g)
+	wantMetric(t, fams, 1, "gocim_gateway_logins_total", "transport", "mqtt")
+	wantMetric(t, fams, 1, "gocim_gateway_connections", "transport", "mqtt")
+	wantMetric(t, fams, 0, "gocim_gateway_logins_total", "transport", "tcp")
 }
 
 // dialMQTT opens a raw connection to g's MQTT listener.

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/gocim/gocim/cim-server/internal/conn"
+	"github.com/gocim/gocim/cim-server/internal/metrics"
 	"github.com/gocim/gocim/cim-server/internal/wsconn"
 )
 
@@ -62,6 +64,7 @@ func (l *cappedListener) Accept() (net.Conn, error) {
 		unauth, why := l.g.takeSlots(nc.RemoteAddr())
 		if why != "" {
 			n := l.g.refused.Add(1)
+			l.g.transport(metrics.WS).LoginFailed(metrics.Limit)
 			_ = nc.Close()
 			l.g.logRefusal(nc, "websocket: "+why, n)
 			continue
@@ -91,8 +94,8 @@ func (c *slotConn) Close() error {
 // serveWS upgrades one request and serves the connection, which takes
 // over the socket's slots.
 func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
-	if g.shuttingDown.Load() {
-		http.Error(w, "gateway shutting down", http.StatusServiceUnavailable)
+	if g.shuttingDown.Load() || g.draining.Load() {
+		http.Error(w, "gateway draining", http.StatusServiceUnavailable)
 		return
 	}
 	v, ok := g.wsSlots.LoadAndDelete(r.RemoteAddr)
@@ -109,5 +112,5 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	// The handshake's deadlines no longer apply: the connection sets its own.
 	_ = nc.SetDeadline(time.Time{})
-	g.serveConn(nc, unauth)
+	g.serve(conn.New(nc, g.wsConnCfg, g), nc, unauth)
 }

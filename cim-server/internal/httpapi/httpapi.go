@@ -14,6 +14,13 @@
 //	               HMAC of the challenge and the id under the current
 //	               internal secret: the route hands out only gateways that
 //	               prove they hold the secret. The secret itself never leaves.
+//	GET  /livez    200 {"status":"ok"} while the process serves HTTP (open)
+//	GET  /readyz   200 {"status":"ready"} when Ops.Ready says so, else 503
+//	               {"status":"not ready","reason":"..."} (open)
+//	GET  /metrics  Ops.Metrics: the Prometheus exposition (open: it holds
+//	               no secrets, and the listener is internal)
+//	POST /drain    needs the internal secret like /push: Ops.Drain starts
+//	               a drain and its JSON contract.Drain is the answer
 //
 // It is served on its own listener, apart from the client port. The handler
 // is safe for concurrent use.
@@ -88,14 +95,39 @@ type Streams interface {
 	ServeStream(nc net.Conn, br *bufio.Reader)
 }
 
-// New returns the HTTP handler. /push accepts only calls carrying one of
-// secrets; with nil secrets it accepts none. Streams may be nil: upgrade
-// requests are then refused.
-func New(p Pusher, h Health, s Streams, secrets *contract.Secrets, logger *slog.Logger) http.Handler {
-	return newHandler(p, h, s, secrets, logger, MaxPushBody)
+// Ops are the operators' endpoints besides /healthz. A nil field's
+// endpoint is not served (/readyz then answers like /livez).
+type Ops struct {
+	// Ready returns nil when the gateway can take clients, else why not
+	// (the reason in /readyz's 503).
+	Ready func() error
+	// Metrics serves /metrics.
+	Metrics http.Handler
+	// Drain starts a drain asked for from remote (the caller's address)
+	// and says whether one was already under way.
+	Drain func(remote string) contract.Drain
 }
 
-func newHandler(p Pusher, h Health, s Streams, secrets *contract.Secrets, logger *slog.Logger, maxBody int) http.Handler {
+// Readiness is the JSON body of /readyz.
+type Readiness struct {
+	Status string `json:"status"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// Readiness statuses.
+const (
+	StatusReady    = "ready"
+	StatusNotReady = "not ready"
+)
+
+// New returns the HTTP handler. /push and /drain accept only calls
+// carrying one of secrets; with nil secrets they accept none. Streams may
+// be nil: upgrade requests are then refused.
+func New(p Pusher, h Health, s Streams, secrets *contract.Secrets, logger *slog.Logger, ops Ops) http.Handler {
+	return newHandler(p, h, s, secrets, logger, MaxPushBody, ops)
+}
+
+func newHandler(p Pusher, h Health, s Streams, secrets *contract.Secrets, logger *slog.Logger, maxBody int, ops Ops) http.Handler {
 	if logger == nil {
 		logger = slog.Default()
 	}
@@ -105,9 +137,17 @@ func newHandler(p Pusher, h Health, s Streams, secrets *contract.Secrets, logger
 	// one a caller claims in X-Forwarded-For.
 	_ = e.SetTrustedProxies(nil)
 	e.Use(gin.Recovery())
-	a := &api{p: p, h: h, streams: s, secrets: secrets, maxBody: maxBody, log: logger.With("component", "httpapi")}
+	a := &api{p: p, h: h, streams: s, secrets: secrets, maxBody: maxBody, ops: ops, log: logger.With("component", "httpapi")}
 	e.POST(contract.PathPush, a.internalOnly, a.push)
 	e.GET(contract.PathHealth, a.healthz)
+	e.GET(contract.PathLive, a.livez)
+	e.GET(contract.PathReady, a.readyz)
+	if ops.Metrics != nil {
+		e.GET(contract.PathMetrics, gin.WrapH(ops.Metrics))
+	}
+	if ops.Drain != nil {
+		e.POST(contract.PathDrain, a.internalOnly, a.drain)
+	}
 	return e
 }
 
@@ -117,6 +157,7 @@ type api struct {
 	streams Streams
 	secrets *contract.Secrets
 	maxBody int
+	ops     Ops
 	log     *slog.Logger
 }
 
@@ -217,6 +258,28 @@ func (a *api) healthz(c *gin.Context) {
 		}
 	}
 	c.JSON(status, body)
+}
+
+func (a *api) livez(c *gin.Context) {
+	c.JSON(http.StatusOK, contract.Health{Status: contract.HealthOK, Connections: a.h.Connections()})
+}
+
+func (a *api) readyz(c *gin.Context) {
+	var err error
+	if a.ops.Ready != nil {
+		err = a.ops.Ready()
+	}
+	if err != nil {
+		c.JSON(http.StatusServiceUnavailable, Readiness{Status: StatusNotReady, Reason: err.Error()})
+		return
+	}
+	c.JSON(http.StatusOK, Readiness{Status: StatusReady})
+}
+
+// drain starts a drain (the secret was checked). The body, if any, is
+// ignored.
+func (a *api) drain(c *gin.Context) {
+	c.JSON(http.StatusOK, a.ops.Drain(c.Request.RemoteAddr))
 }
 
 // fail answers err using errorTable, JSON in the route's API shape.

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -32,7 +33,7 @@ var secrets = func() *contract.Secrets {
 	return s
 }()
 
-func newAPI(g *fakeGateway) http.Handler { return New(g, g, nil, secrets, nil) }
+func newAPI(g *fakeGateway) http.Handler { return New(g, g, nil, secrets, nil, Ops{}) }
 
 // fakeGateway delivers to users whose id starts with "on".
 type fakeGateway struct {
@@ -132,7 +133,7 @@ func TestPushBadBody(t *testing.T) {
 
 func TestPushTooLarge(t *testing.T) {
 	g := &fakeGateway{}
-	h := newHandler(g, g, nil, secrets, nil, 1000)
+	h := newHandler(g, g, nil, secrets, nil, 1000, Ops{})
 	req := httptest.NewRequest(http.MethodPost, "/push", io.LimitReader(zeros{}, 1010))
 	req.Header.Set(contract.Header, currentSecret)
 	rec := httptest.NewRecorder()
@@ -177,7 +178,7 @@ func TestPushNeedsInternalSecret(t *testing.T) {
 	}
 	// Without configured secrets nothing gets in.
 	g := &fakeGateway{}
-	if rec := doWith(t, New(g, g, nil, nil, nil), http.MethodPost, "/push", body, currentSecret); rec.Code != http.StatusUnauthorized || len(g.pushed) != 0 {
+	if rec := doWith(t, New(g, g, nil, nil, nil, Ops{}), http.MethodPost, "/push", body, currentSecret); rec.Code != http.StatusUnauthorized || len(g.pushed) != 0 {
 		t.Fatalf("nil secrets: status %d, %d pushes", rec.Code, len(g.pushed))
 	}
 }
@@ -252,5 +253,51 @@ func TestUnknownRoute(t *testing.T) {
 	g := &fakeGateway{}
 	if rec := do(t, newAPI(g), http.MethodGet, "/push", nil); rec.Code != http.StatusNotFound && rec.Code != http.StatusMethodNotAllowed {
 		t.Fatalf("GET /push: %d", rec.Code)
+	}
+}
+
+// TestOps: /livez always answers; /readyz follows Ops.Ready with the
+// reason in its 503; /metrics is open; /drain needs the secret and hands
+// Ops.Drain the caller's address.
+func TestOps(t *testing.T) {
+	g := &fakeGateway{conns: 3}
+	var notReady error
+	var drains []string
+	h := New(g, g, nil, secrets, nil, Ops{
+		Ready:   func() error { return notReady },
+		Metrics: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("gocim_up 1\n")) }),
+		Drain: func(remote string) contract.Drain {
+			drains = append(drains, remote)
+			return contract.Drain{Connections: g.conns, Already: len(drains) > 1}
+		},
+	})
+	if rec := doWith(t, h, http.MethodGet, contract.PathLive, nil, ""); rec.Code != http.StatusOK {
+		t.Fatalf("/livez: %d %s", rec.Code, rec.Body)
+	}
+	if rec := doWith(t, h, http.MethodGet, contract.PathReady, nil, ""); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"ready"`) {
+		t.Fatalf("/readyz: %d %s", rec.Code, rec.Body)
+	}
+	notReady = errors.New("draining")
+	if rec := doWith(t, h, http.MethodGet, contract.PathReady, nil, ""); rec.Code != http.StatusServiceUnavailable ||
+		rec.Body.String() != `{"status":"not ready","reason":"draining"}` {
+		t.Fatalf("/readyz not ready: %d %s", rec.Code, rec.Body)
+	}
+	if rec := doWith(t, h, http.MethodGet, contract.PathMetrics, nil, ""); rec.Code != http.StatusOK || rec.Body.String() != "gocim_up 1\n" {
+		t.Fatalf("/metrics: %d %s", rec.Code, rec.Body)
+	}
+	for _, secret := range []string{"", "wrong"} {
+		if rec := doWith(t, h, http.MethodPost, contract.PathDrain, nil, secret); rec.Code != http.StatusUnauthorized || len(drains) != 0 {
+			t.Fatalf("/drain with secret %q: %d, %d drains", secret, rec.Code, len(drains))
+		}
+	}
+	if rec := doWith(t, h, http.MethodGet, contract.PathDrain, nil, currentSecret); rec.Code == http.StatusOK || len(drains) != 0 {
+		t.Fatalf("GET /drain: %d", rec.Code)
+	}
+	rec := do(t, h, http.MethodPost, contract.PathDrain, nil)
+	if rec.Code != http.StatusOK || rec.Body.String() != `{"connections":3,"already":false}` || len(drains) != 1 || drains[0] != "192.0.2.1:1234" {
+		t.Fatalf("/drain: %d %s, drains %q", rec.Code, rec.Body, drains)
+	}
+	if rec := do(t, h, http.MethodPost, contract.PathDrain, nil); !strings.Contains(rec.Body.String(), `"already":true`) {
+		t.Fatalf("second /drain: %s", rec.Body)
 	}
 }

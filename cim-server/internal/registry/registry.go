@@ -32,9 +32,12 @@ import (
 	"path"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-zookeeper/zk"
+
+	"github.com/gocim/gocim/cim-server/internal/metrics"
 	"github.com/gocim/gocim/internal/backoff"
 )
 
@@ -55,6 +58,8 @@ type Config struct {
 	// dropped this gateway's users meanwhile. It runs on the registry's
 	// goroutine and must not block.
 	OnRecreated func()
+	// Metrics counts ZooKeeper failures (nil: not counted).
+	Metrics *metrics.Gateway
 }
 
 // Registry keeps one ephemeral node alive.
@@ -77,6 +82,12 @@ type Registry struct {
 	// Only touched by event, which the library calls sequentially.
 	lastState  zk.State
 	hadSession bool
+
+	// live: the node was confirmed under the current session and nothing
+	// since says it is gone; lostAt: when the connection was lost (unix
+	// ns; 0 while connected). See Live.
+	live   atomic.Bool
+	lostAt atomic.Int64
 }
 
 // retryInterval is how often the registry checks whether a failed
@@ -137,6 +148,22 @@ func (r *Registry) Connected() bool {
 	return r.conn != nil && r.conn.State() == zk.StateHasSession
 }
 
+// Live reports whether the node exists under a live session, as far as
+// the registry can tell: it was confirmed under the current session, it was
+// not deleted since, and the session is up or was lost less than the
+// session timeout ago (ZooKeeper keeps the node that long). After
+// Deregister it is false.
+func (r *Registry) Live() bool {
+	if !r.live.Load() || r.stopping() {
+		return false
+	}
+	if r.Connected() {
+		return true
+	}
+	lost := r.lostAt.Load()
+	return lost != 0 && time.Since(time.Unix(0, lost)) < r.cfg.SessionTimeout
+}
+
 // Registered is closed once the node was created the first time.
 func (r *Registry) Registered() <-chan struct{} { return r.ready }
 
@@ -182,15 +209,20 @@ func (r *Registry) event(ev zk.Event) {
 			r.log.Info("ZooKeeper connection restored", "server", ev.Server)
 		}
 		r.hadSession = true
+		r.lostAt.Store(0)
 		select {
 		case r.wake <- struct{}{}:
 		default:
 		}
 	case zk.StateExpired:
+		r.live.Store(false)
+		r.cfg.Metrics.ZooKeeperError()
 		r.log.Warn("ZooKeeper session expired; registering again with a new session")
 	case zk.StateDisconnected:
 		// The library reports this on every failed reconnect; say it once.
 		if prev == zk.StateHasSession && !r.stopping() {
+			r.lostAt.Store(time.Now().UnixNano())
+			r.cfg.Metrics.ZooKeeperError()
 			r.log.Warn("lost ZooKeeper connection; still serving clients, reconnecting", "server", ev.Server)
 		}
 	}
@@ -225,6 +257,8 @@ func (r *Registry) run() {
 			default:
 			}
 			if err != nil {
+				r.live.Store(false)
+				r.cfg.Metrics.ZooKeeperError()
 				d := bo.Next()
 				nextTry = time.Now().Add(d)
 				r.log.Warn("ZooKeeper registration failed, retrying", "path", r.path, "retry_in", d, "err", err)
@@ -232,6 +266,7 @@ func (r *Registry) run() {
 				bo.Reset()
 				nextTry = time.Time{}
 				dirty, watch = false, w
+				r.live.Store(true)
 				if created || sid != session {
 					first := session == 0
 					session = sid
@@ -253,6 +288,7 @@ func (r *Registry) run() {
 			// check it again (a Deleted node is recreated).
 			watch = nil
 			if ok && ev.Type == zk.EventNodeDeleted {
+				r.live.Store(false)
 				r.log.Warn("registration node deleted; creating it again", "path", r.path)
 			}
 			dirty = true
@@ -369,6 +405,7 @@ func (r *Registry) Deregister(ctx context.Context) error {
 }
 
 func (r *Registry) deregister(ctx context.Context) error {
+	r.live.Store(false)
 	if r.conn == nil {
 		return nil
 	}
@@ -402,6 +439,7 @@ func (r *Registry) deregister(ctx context.Context) error {
 	}
 	<-r.done
 	if err != nil {
+		r.cfg.Metrics.ZooKeeperError()
 		return fmt.Errorf("registry: delete %s: %w", r.path, err)
 	}
 	r.log.Info("deregistered from ZooKeeper", "path", r.path)

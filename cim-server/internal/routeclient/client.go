@@ -232,6 +232,51 @@ func (c *Client) DeviceLogin(ctx context.Context, req contract.DeviceLogin) (con
 	return contract.DeviceToken{}, fmt.Errorf("%w: %s answered HTTP %d: %s", contract.ErrRejected, path, status, contract.Snippet(resp))
 }
 
+// Probe asks each route URL in turn for contract.PathLive, once, within
+// ctx, and returns nil as soon as one answers below 500 (any such answer
+// shows a route that takes calls). A 401 is ErrSecretRefused: that route
+// takes none of this gateway's calls. Without a route answering it returns
+// contract.ErrUnavailable (wrapped).
+func (c *Client) Probe(ctx context.Context) error {
+	if len(c.urls) == 0 {
+		return fmt.Errorf("%w: no route URL configured", contract.ErrUnavailable)
+	}
+	var errs []error
+	for _, base := range c.urls {
+		err := c.probe(ctx, base+contract.PathLive)
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, err)
+	}
+	if errors.Is(errs[0], contract.ErrSecretRefused) {
+		return errs[0]
+	}
+	return fmt.Errorf("%w: %w", contract.ErrUnavailable, errors.Join(errs...))
+}
+
+func (c *Client) probe(ctx context.Context, url string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set(contract.Header, c.secret)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxResponse))
+	switch {
+	case resp.StatusCode == http.StatusUnauthorized:
+		c.logSecretRefused(contract.PathLive)
+		return fmt.Errorf("%s answered HTTP 401: %w", url, contract.ErrSecretRefused)
+	case resp.StatusCode >= 500:
+		return fmt.Errorf("%s answered HTTP %d", url, resp.StatusCode)
+	}
+	return nil
+}
+
 // post sends body to path on the current route URL, retrying connection
 // errors (and 5xx answers with retry5xx) on the next URL with backoff until
 // the retry window ends. It returns the first answer it does not retry.

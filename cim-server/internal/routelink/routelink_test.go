@@ -72,7 +72,7 @@ func start(t *testing.T, withStreams bool) (*gateway, *Links, string) {
 	if withStreams {
 		s = l
 	}
-	srv := httptest.NewServer(httpapi.New(g, g, s, secrets, nil))
+	srv := httptest.NewServer(httpapi.New(g, g, s, secrets, nil, httpapi.Ops{}))
 	t.Cleanup(func() { srv.Close(); l.Close() })
 	return g, l, strings.TrimPrefix(srv.URL, "http://")
 }
