@@ -64,52 +64,21 @@ func idleConnections(t *run.T, c *harness.Cluster, n, procs int, transport strin
 	waitConnections(t, g.HTTPAddr, idleWarmup, time.Minute)
 	var lgs []*loadgen
 	if procs > 0 {
-		lgs = startLoadgens(t, c.Route.URL, prefix, transport, idleWarmup, n, procs)
+		lgs = startLoadgens(t, c.Route.URL, prefix, transport, idleSourceBase, idleWarmup, n, procs)
 		defer stopLoadgens(lgs)
 		awaitLoadgens(t, lgs, "registered ", 10*time.Minute)
 	}
-	time.Sleep(idleSettle)
-	rssWarm, err := rssOf(pid)
-	if err != nil {
-		t.Fatalf("gateway RSS: %v", err)
-	}
-	setupSecs := time.Since(setup).Seconds()
-
-	start := time.Now()
-	if procs == 0 {
-		parallel(t, "login", n, func(ctx context.Context, i int) error { return login(ctx, idleWarmup+i) })
-	} else {
-		for j, lg := range lgs {
-			if _, err := fmt.Fprintln(lg.stdin, "login"); err != nil {
-				t.Fatalf("loadgen %d: %v", j, err)
-			}
-		}
-		awaitLoadgens(t, lgs, "ready ", 10*time.Minute)
-	}
-	connectSecs := time.Since(start).Seconds()
-	waitConnections(t, g.HTTPAddr, total, time.Minute)
-	time.Sleep(idleSettle)
-	rssAfter, err := rssOf(pid)
-	if err != nil {
-		t.Fatalf("gateway RSS: %v", err)
-	}
-	fds, fdCap := openFiles(pid)
-	cpu := startCPU([]int{pid})
-	lgCPU := startCPU(pidsOf(lgs))
-	time.Sleep(idleCPUWin)
-	gwCPU, selfCPU := cpu.stop()
-	childCPU, _ := lgCPU.stop()
-	held := healthzConnections(g.HTTPAddr)
+	fr := measureFleet(t, fleet{gateways: c.Gateways, warm: idleWarmup, n: n,
+		connect: func(ctx context.Context, i int) error { return login(ctx, idleWarmup+i) },
+		lgs:     lgs, cmd: "login", settle: idleSettle, cpuWin: idleCPUWin})
+	held := fr.total()
 	if held != total {
 		t.Errorf("idle (%s): gateway reports %d connections after the idle window, want %d", transport, held, total)
 	}
-
-	perConn := float64(rssAfter-rssWarm) / float64(n) / 1024
-	rate := float64(n) / connectSecs
-	gens := "1 load generator (in-process)"
-	if procs > 0 {
-		gens = fmt.Sprintf("%d load-generator processes (127.0.0.2–%d)", procs, 1+procs)
-	}
+	perConn := fr.perConnKiB(0, n)
+	rate := float64(n) / fr.secs
+	rssWarm, rssAfter := fr.rssWarm[0], fr.rssAfter[0]
+	gens := loadgensDesc(procs, idleSourceBase)
 	conns := "connections"
 	if transport == transportWS {
 		conns = "WebSocket connections (binary subprotocol " + wsSubprotocol + ", the bench's client)"
@@ -117,13 +86,13 @@ func idleConnections(t *run.T, c *harness.Cluster, n, procs int, transport strin
 	return row{
 		Workload: "idle connections", System: systemName(transport), Transport: transportName(transport),
 		Setting:    fmt.Sprintf("%d %s on 1 gateway, heartbeat 1m, %s", n, conns, gens),
-		Seconds:    connectSecs,
-		ClusterCPU: cores(gwCPU), LoadgenCPU: selfCPU + childCPU,
-		SetupSeconds: setupSecs, GatewayRSSMiB: float64(rssAfter) / (1 << 20),
+		Seconds:    fr.secs,
+		ClusterCPU: cores(fr.cpu[0]), LoadgenCPU: fr.selfCPU + fr.childCPU,
+		SetupSeconds: fr.warmAt.Sub(setup).Seconds(), GatewayRSSMiB: float64(rssAfter) / (1 << 20),
 		Connections: n, RSSPerConnKiB: perConn, ConnectsPerSecond: rate,
 		GatewayRSSStartMiB: float64(rssStart) / (1 << 20), GatewayRSSWarmMiB: float64(rssWarm) / (1 << 20),
 		Result: fmt.Sprintf("%.1f KiB RSS/conn, %.0f connects/s, gateway RSS %.0f MiB (%.0f after warm-up), held %d of %d (warm-up included), gateway open files %d of %d; CPU is the gateway's over %v idle",
-			perConn, rate, float64(rssAfter)/(1<<20), float64(rssWarm)/(1<<20), held, total, fds, fdCap, idleCPUWin),
+			perConn, rate, float64(rssAfter)/(1<<20), float64(rssWarm)/(1<<20), held, total, fr.fds[0], fr.fdCap[0], idleCPUWin),
 	}
 }
 

@@ -31,7 +31,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"os/signal"
 	"runtime"
 	"slices"
 	"strings"
@@ -47,9 +46,15 @@ import (
 )
 
 const (
-	loadgenMaxConns = 10000 // clients per load-generator process
+	loadgenMaxConns = 10000 // clients per load-generator process, by default
 	loadgenMaxProcs = 8     // source addresses 127.0.0.2 … 127.0.0.9
 	loadgenPar      = 16    // concurrent registrations/logins per child
+	// childMaxConns is the most a child takes: open files are capped at
+	// 20,000 per process, and a child also holds a few for HTTP and itself.
+	childMaxConns = 18000
+	// idleSourceBase is the first child's source address (127.0.0.2) for
+	// the idle and mqtt workloads.
+	idleSourceBase = 2
 )
 
 // idleName is the account name of idle client i.
@@ -141,33 +146,13 @@ func loadgenMain(args []string, stdin io.Reader, stdout io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	var mu sync.Mutex
-	say := func(format string, a ...any) {
-		mu.Lock()
-		defer mu.Unlock()
-		fmt.Fprintf(stdout, format+"\n", a...)
-	}
+	cio := newChildIO(stdin, stdout)
+	say := cio.say
 	ip := net.ParseIP(*source)
-	if *route == "" || *count < 1 || *count > loadgenMaxConns || ip == nil || !slices.Contains(allTransports, *transport) {
+	if *route == "" || *count < 1 || *count > childMaxConns || ip == nil || !slices.Contains(allTransports, *transport) {
 		say("failed bad arguments %q", args)
 		return 2
 	}
-
-	// Stop on SIGTERM/SIGINT or when the parent closes stdin (or dies).
-	stop := make(chan struct{})
-	var once sync.Once
-	quit := func() { once.Do(func() { close(stop) }) }
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	go func() { <-sig; quit() }()
-	cmds := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdin)
-		for sc.Scan() {
-			cmds <- strings.TrimSpace(sc.Text())
-		}
-		quit()
-	}()
 
 	dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}, Timeout: 10 * time.Second}
 	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
@@ -185,14 +170,8 @@ func loadgenMain(args []string, stdin io.Reader, stdout io.Writer) int {
 	}
 	say("registered n=%d secs=%.3f", *count, time.Since(began).Seconds())
 
-	select {
-	case cmd := <-cmds:
-		if cmd != "login" {
-			say("failed unexpected command %q", cmd)
-			return 1
-		}
-	case <-stop:
-		return 0
+	if ok, code := cio.await("login"); !ok {
+		return code
 	}
 
 	closers := make([]func(), *count) // held: the clients stay referenced
@@ -209,7 +188,7 @@ func loadgenMain(args []string, stdin io.Reader, stdout io.Writer) int {
 	}
 	say("ready n=%d secs=%.3f", *count, time.Since(began).Seconds())
 	hc.CloseIdleConnections()
-	<-stop
+	<-cio.stop
 	runtime.KeepAlive(closers)
 	return 0
 }
@@ -223,16 +202,12 @@ type loadgen struct {
 }
 
 // startLoadgens starts k children holding clients from…from+n-1 between
-// them over transport, child j dialing from 127.0.0.(2+j).
-func startLoadgens(t *run.T, routeURL, prefix, transport string, from, n, k int) []*loadgen {
-	var lgs []*loadgen
-	for j := 0; j < k; j++ {
-		cnt := n/k + btoi(j < n%k)
-		lgs = append(lgs, startChild(t, cnt, "loadgen", "--route", routeURL, "--prefix", prefix,
-			"--from", fmt.Sprint(from), "--count", fmt.Sprint(cnt), "--source", fmt.Sprintf("127.0.0.%d", 2+j), "--transport", transport))
-		from += cnt
-	}
-	return lgs
+// them over transport, child j dialing from childSource(base, j).
+func startLoadgens(t *run.T, routeURL, prefix, transport string, base, from, n, k int) []*loadgen {
+	return startChildren(t, "loadgen", base, from, n, k, func(source string, from, count int) []string {
+		return []string{"--route", routeURL, "--prefix", prefix, "--from", fmt.Sprint(from), "--count", fmt.Sprint(count),
+			"--source", source, "--transport", transport}
+	})
 }
 
 // startChild starts this binary with args (a subcommand and its flags) as

@@ -54,6 +54,7 @@ type options struct {
 	idle                   int
 	idleProcs              int
 	jsonPath               string
+	bin                    string // prebuilt cim-server, cim-route, cim-client ("": build them)
 	// transports of the gocim rows of the p2p and idle workloads, in order.
 	transports []string
 
@@ -73,9 +74,19 @@ type options struct {
 	mqttActive   int
 	mqttRate     float64
 	mqttDuration time.Duration
+
+	// Scale workload (scale.go): the fleet, its gateways and children,
+	// the private-message rate and window while it is held, and the
+	// members of the group fan-out after.
+	scaleConns    int
+	scaleGateways int
+	scaleProcs    int
+	scaleRate     float64
+	scaleDuration time.Duration
+	scaleGroup    int
 }
 
-var allWorkloads = []string{"fanout", "p2p", "idle", "saturation", "churn", "mqtt"}
+var allWorkloads = []string{"fanout", "p2p", "idle", "saturation", "churn", "mqtt", "scale"}
 
 // The transports a gocim row can be measured over.
 const (
@@ -109,7 +120,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	groups := fs.String("groups", "", "group sizes for the fan-out workload, comma-separated (default 1000,5000; quick: 200)")
 	fs.IntVar(&o.messages, "messages", 0, "group messages per fan-out run, sent at once by one member (default 100, the gateway's --msg-burst: more are paced by its --msg-rate; quick: 5)")
 	fs.IntVar(&o.gateways, "gateways", 3, "gateways in the cluster")
-	workloads := fs.String("workloads", strings.Join(allWorkloads, ","), "workloads to run, comma-separated: fanout, p2p, idle, saturation, churn, mqtt")
+	workloads := fs.String("workloads", strings.Join(allWorkloads, ","), "workloads to run, comma-separated: fanout, p2p, idle, saturation, churn, mqtt, scale")
 	transports := fs.String("transports", strings.Join(allTransports, ","), "transports of gocim's p2p and idle rows, comma-separated: tcp (the SDK), ws (WebSocket, binary subprotocol "+wsSubprotocol+"); each gets a cluster of its own")
 	rates := fs.String("rates", "", "offered rates (msg/s) for the p2p workload, comma-separated (default 1000,5000,20000; quick: 1000)")
 	steps := fs.String("steps", "", "offered-rate steps (msg/s) for the saturation workload, comma-separated, rising (default 2000,5000,7500,10000,15000,20000,30000,40000; quick: 2000,5000)")
@@ -128,10 +139,17 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.mqttActive, "mqtt-active", 0, "devices of the mqtt workload that take commands and send data, besides the idle ones (default 100; quick: 20)")
 	mqttRate := fs.Int("mqtt-rate", 0, "offered rate (msg/s) of the mqtt workload's commands down, then of its data up (default 1000; quick: 100)")
 	fs.DurationVar(&o.mqttDuration, "mqtt-duration", 0, "send window of the mqtt workload, each direction (default 10s; quick: 2s)")
+	fs.IntVar(&o.scaleConns, "scale-conns", 0, "idle connections of the scale workload, over --scale-gateways (default 100000; quick: 2000)")
+	fs.IntVar(&o.scaleGateways, "scale-gateways", 0, "gateways of the scale workload's cluster (default 6; quick: 2)")
+	fs.IntVar(&o.scaleProcs, "scale-procs", 0, fmt.Sprintf("load-generator processes of the scale workload, at most %d connections each, on 127.0.0.%d… (default ⌈conns/%d⌉)", childMaxConns, scaleSourceBase, scalePerChild))
+	scaleRate := fs.Int("scale-rate", 0, "private messages/s of the scale workload while the connections are held (default 1000; quick: 500)")
+	fs.DurationVar(&o.scaleDuration, "scale-duration", 0, "send window of the scale workload's messages (default 20s; quick: 2s)")
+	fs.IntVar(&o.scaleGroup, "scale-group", 0, "members of the scale workload's group fan-out (10 messages; default 500; quick: 50)")
 	fs.StringVar(&o.cpuProf, "cpuprofile", "", "write the load generator's own CPU profile (runtime/pprof) to this file")
 	routeArgs := fs.String("route-args", "", "extra flags for cim-route, space-separated (tuning experiments), e.g. \"--inbox-max 500\"")
 	gatewayArgs := fs.String("gateway-args", "", "extra flags for every cim-server, space-separated, e.g. \"--write-queue 4096\"")
 	fs.BoolVar(&o.pprof, "pprof", false, "start route and gateways with --pprof (profiles on their internal addresses; see docs/BENCHMARKS.md)")
+	fs.StringVar(&o.bin, "bin", "", "directory with prebuilt cim-server, cim-route and cim-client (built without -race) to run instead of building them from this tree")
 	fs.StringVar(&o.jsonPath, "json", "bench/results/latest.json", "where to write the rows as JSON (empty: nowhere)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -222,6 +240,9 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	if err := mqttOptions(&o, *mqttRate); err != nil { // mqtt.go
 		return o, err
 	}
+	if err := scaleOptions(&o, *scaleRate); err != nil { // scale.go
+		return o, err
+	}
 	return o, nil
 }
 
@@ -248,7 +269,10 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	var rows []row
 	began := time.Now()
 	code := run.Main(log, func(t *run.T) {
-		bin := buildBinaries(t)
+		bin := o.bin
+		if bin == "" {
+			bin = buildBinaries(t)
+		}
 		os.Setenv("CIM_BIN_DIR", bin)
 		quiet := []string{"--log-level", "warn"}
 		if o.pprof {
@@ -304,6 +328,11 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "mqtt devices: %d idle (after %d measured) on 1 gateway's MQTT listener, %d load-generator processes; commands down, then data up, at %.0f/s for %v each…\n",
 				o.mqttDevices, o.mqttActive, o.mqttProcs, o.mqttRate, o.mqttDuration)
 			rows = append(rows, mqttWorkload(t, o, routeArgs, gatewayArgs)...) // mqtt.go
+		}
+		if o.workloads["scale"] {
+			fmt.Fprintf(stderr, "scale: %d connections (after %d warm-up) over %d gateways from %d load-generator processes, then %.0f private msg/s for %v and a fan-out to %d members…\n",
+				o.scaleConns, scaleWarmup, o.scaleGateways, o.scaleProcs, o.scaleRate, o.scaleDuration, o.scaleGroup)
+			rows = append(rows, scaleWorkload(t, o, routeArgs, gatewayArgs)...) // scale.go
 		}
 	})
 	order(rows)

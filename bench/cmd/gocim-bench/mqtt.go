@@ -25,15 +25,12 @@ package main
 //	child → parent  stats dropped=0 busy=12   connections ended by the gateway, CONNECTs told "busy"
 
 import (
-	"bufio"
 	"context"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/signal"
 	"runtime"
 	"slices"
 	"sort"
@@ -41,7 +38,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/gocim/gocim/bench/internal/run"
@@ -196,39 +192,12 @@ func mqttWorkload(t *run.T, o options, routeArgs, gatewayArgs []string) []row {
 		defer stopLoadgens(lgs)
 		awaitLoadgens(t, lgs, "registered ", 10*time.Minute)
 	}
-	time.Sleep(settle)
-	rssWarm, err := rssOf(pid)
-	if err != nil {
-		t.Fatalf("gateway RSS: %v", err)
-	}
-	setupSecs := time.Since(setup).Seconds()
-
 	busy0 := stats.busy.Load()
-	start := time.Now()
-	if procs == 0 {
-		parallel(t, "connect devices", n, func(ctx context.Context, i int) error { return connect(ctx, active+i) })
-	} else {
-		for j, lg := range lgs {
-			if _, err := fmt.Fprintln(lg.stdin, "connect"); err != nil {
-				t.Fatalf("mqttgen %d: %v", j, err)
-			}
-		}
-		awaitLoadgens(t, lgs, "ready ", 10*time.Minute)
-	}
-	connectSecs := time.Since(start).Seconds()
-	waitConnections(t, g.HTTPAddr, total, time.Minute)
-	time.Sleep(settle)
-	rssAfter, err := rssOf(pid)
-	if err != nil {
-		t.Fatalf("gateway RSS: %v", err)
-	}
-	fds, fdCap := openFiles(pid)
-	cpu := startCPU([]int{pid})
-	lgCPU := startCPU(pidsOf(lgs))
-	time.Sleep(cpuWin)
-	gwCPU, selfCPU := cpu.stop()
-	childCPU, _ := lgCPU.stop()
-	held := healthzConnections(g.HTTPAddr)
+	fr := measureFleet(t, fleet{gateways: c.Gateways, warm: active, n: n,
+		connect: func(ctx context.Context, i int) error { return connect(ctx, active+i) },
+		lgs:     lgs, cmd: "connect", settle: settle, cpuWin: cpuWin})
+	setupSecs := fr.warmAt.Sub(setup).Seconds()
+	held := fr.total()
 	busy, dropped := stats.busy.Load()-busy0, stats.dropped.Load()
 	for _, line := range mqttgenStats(t, lgs) {
 		busy += mqttStat(line, "busy")
@@ -237,23 +206,21 @@ func mqttWorkload(t *run.T, o options, routeArgs, gatewayArgs []string) []row {
 	if held != total || dropped > 0 {
 		t.Errorf("mqtt: gateway reports %d connections after the idle window, want %d; %d device connections ended (last: %v)", held, total, dropped, stats.lastEnd.Load())
 	}
-	perConn := float64(rssAfter-rssWarm) / float64(n) / 1024
-	rate := float64(n) / connectSecs
-	gens := "1 load generator (in-process)"
-	if procs > 0 {
-		gens = fmt.Sprintf("%d load-generator processes (127.0.0.2–%d)", procs, 1+procs)
-	}
+	perConn := fr.perConnKiB(0, n)
+	rate := float64(n) / fr.secs
+	rssWarm, rssAfter := fr.rssWarm[0], fr.rssAfter[0]
+	gens := loadgensDesc(procs, idleSourceBase)
 	rows := []row{{
 		Workload: "idle connections", System: systemMQTT, Transport: transportMQTT,
 		Setting: fmt.Sprintf("%d devices on 1 gateway's MQTT listener (MQTT 5 CONNECT + SUBSCRIBE QoS 1, the bench's device on paho.golang/packets), keep-alive %v, %s",
 			n, mqttKeepAlive, gens),
-		Seconds:    connectSecs,
-		ClusterCPU: cores(gwCPU), LoadgenCPU: selfCPU + childCPU,
+		Seconds:    fr.secs,
+		ClusterCPU: cores(fr.cpu[0]), LoadgenCPU: fr.selfCPU + fr.childCPU,
 		SetupSeconds: setupSecs, GatewayRSSMiB: float64(rssAfter) / (1 << 20),
 		Connections: n, RSSPerConnKiB: perConn, ConnectsPerSecond: rate,
 		GatewayRSSStartMiB: float64(rssStart) / (1 << 20), GatewayRSSWarmMiB: float64(rssWarm) / (1 << 20),
 		Result: fmt.Sprintf("%.1f KiB RSS/conn, %.0f connects/s (CONNECT → SUBACK, device login at the route included; %d CONNECTs told busy and retried), gateway RSS %.0f MiB (%.0f after %d warm-up devices), held %d of %d, gateway open files %d of %d; CPU is the gateway's over %v idle",
-			perConn, rate, busy, float64(rssAfter)/(1<<20), float64(rssWarm)/(1<<20), active, held, total, fds, fdCap, cpuWin),
+			perConn, rate, busy, float64(rssAfter)/(1<<20), float64(rssWarm)/(1<<20), active, held, total, fr.fds[0], fr.fdCap[0], cpuWin),
 	}}
 
 	// The SDK users of the data-up part, on the same (only) gateway.
@@ -355,16 +322,12 @@ func mqttWorkload(t *run.T, o options, routeArgs, gatewayArgs []string) []row {
 }
 
 // startMQTTGens starts k mqttgen children holding devices from…from+n-1
-// between them, child j dialing from 127.0.0.(2+j).
+// between them, child j dialing from childSource(idleSourceBase, j).
 func startMQTTGens(t *run.T, routeURL, mqttAddr, prefix string, from, n, k int) []*loadgen {
-	var lgs []*loadgen
-	for j := 0; j < k; j++ {
-		cnt := n/k + btoi(j < n%k)
-		lgs = append(lgs, startChild(t, cnt, "mqttgen", "--route", routeURL, "--mqtt", mqttAddr, "--prefix", prefix,
-			"--from", fmt.Sprint(from), "--count", fmt.Sprint(cnt), "--source", fmt.Sprintf("127.0.0.%d", 2+j)))
-		from += cnt
-	}
-	return lgs
+	return startChildren(t, "mqttgen", idleSourceBase, from, n, k, func(source string, from, count int) []string {
+		return []string{"--route", routeURL, "--mqtt", mqttAddr, "--prefix", prefix, "--from", fmt.Sprint(from),
+			"--count", fmt.Sprint(count), "--source", source}
+	})
 }
 
 // mqttgenStats asks every child for its "stats" line.
@@ -400,33 +363,13 @@ func mqttgenMain(args []string, stdin io.Reader, stdout io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	var mu sync.Mutex
-	say := func(format string, a ...any) {
-		mu.Lock()
-		defer mu.Unlock()
-		fmt.Fprintf(stdout, format+"\n", a...)
-	}
+	cio := newChildIO(stdin, stdout)
+	say := cio.say
 	ip := net.ParseIP(*source)
-	if *route == "" || *mqttAddr == "" || *count < 1 || *count > loadgenMaxConns || ip == nil {
+	if *route == "" || *mqttAddr == "" || *count < 1 || *count > childMaxConns || ip == nil {
 		say("failed bad arguments %q", args)
 		return 2
 	}
-
-	// Stop on SIGTERM/SIGINT or when the parent closes stdin (or dies).
-	stop := make(chan struct{})
-	var once sync.Once
-	quit := func() { once.Do(func() { close(stop) }) }
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	go func() { <-sig; quit() }()
-	cmds := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdin)
-		for sc.Scan() {
-			cmds <- strings.TrimSpace(sc.Text())
-		}
-		quit()
-	}()
 
 	dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}, Timeout: mqttDialTimeout}
 	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
@@ -446,14 +389,8 @@ func mqttgenMain(args []string, stdin io.Reader, stdout io.Writer) int {
 	hc.CloseIdleConnections()
 	say("registered n=%d secs=%.3f", *count, time.Since(began).Seconds())
 
-	select {
-	case cmd := <-cmds:
-		if cmd != "connect" {
-			say("failed unexpected command %q", cmd)
-			return 1
-		}
-	case <-stop:
-		return 0
+	if ok, code := cio.await("connect"); !ok {
+		return code
 	}
 	stats := &mqttStats{}
 	devs := make([]*mqttDevice, *count) // held: the devices stay referenced
@@ -470,13 +407,13 @@ func mqttgenMain(args []string, stdin io.Reader, stdout io.Writer) int {
 	say("ready n=%d secs=%.3f busy=%d", *count, time.Since(began).Seconds(), stats.busy.Load())
 	for {
 		select {
-		case cmd := <-cmds:
+		case cmd := <-cio.cmds:
 			if cmd != "stats" {
 				say("failed unexpected command %q", cmd)
 				return 1
 			}
 			say("stats dropped=%d busy=%d last=%q", stats.dropped.Load(), stats.busy.Load(), fmt.Sprint(stats.lastEnd.Load()))
-		case <-stop:
+		case <-cio.stop:
 			runtime.KeepAlive(devs)
 			return 0
 		}

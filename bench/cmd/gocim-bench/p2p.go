@@ -179,6 +179,15 @@ type p2pUser struct {
 // are saturation steps: the loop stops after the first step that does not
 // hold (see holds), and loss is no error.
 func p2pGocim(t *run.T, c *harness.Cluster, prefix string, pairs int, rates []float64, dur, wait time.Duration, sat bool, transport string) []row {
+	return p2pGocimAround(t, c, prefix, pairs, rates, dur, wait, sat, transport, nil)
+}
+
+// p2pGocimAround is p2pGocim calling around (when not nil) right before
+// each rate's send window and right after its stragglers arrived (or the
+// wait ended), with the rate's row: readings over the messages alone,
+// without the users' logins.
+func p2pGocimAround(t *run.T, c *harness.Cluster, prefix string, pairs int, rates []float64, dur, wait time.Duration, sat bool, transport string,
+	around func(out *row)) []row {
 	var cur atomic.Pointer[p2pRun]
 	var role sync.Map // user name → "sender" / "recipient"
 	var discSend, discRecv atomic.Int64
@@ -243,6 +252,9 @@ func p2pGocim(t *run.T, c *harness.Cluster, prefix string, pairs int, rates []fl
 		discSend.Store(0)
 		discRecv.Store(0)
 		ctx, cancel := context.WithTimeout(context.Background(), dur+time.Minute)
+		if around != nil {
+			around(nil)
+		}
 		cpu := startCPU(clusterPIDs(c))
 		start, errs := r.drive(func(i int, body string) error {
 			return senders[i].send(ctx, recipients[i].addr, body)
@@ -267,6 +279,9 @@ func p2pGocim(t *run.T, c *harness.Cluster, prefix string, pairs int, rates []fl
 		}
 		if n := notes(us); n != "" {
 			out.Setting += "; " + n
+		}
+		if around != nil {
+			around(&out)
 		}
 		if (out.Loss != 0 && !sat) || out.Duplicates != 0 {
 			t.Errorf("p2p (%s) at %.0f/s: %d lost (%d of %d sent), %d duplicates", transport, rate, out.Loss, out.Sent-out.Received, out.Sent, out.Duplicates)

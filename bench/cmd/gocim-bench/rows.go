@@ -55,6 +55,13 @@ type row struct {
 	// MQTT data up: PUBLISH → PUBACK at the device (the uplink stored).
 	AckP50ms float64 `json:"ackP50Ms,omitempty"`
 	AckP99ms float64 `json:"ackP99Ms,omitempty"`
+	// Redis commands (INFO commandstats) per message sent (p2p part of the
+	// scale workload) and per group delivery (fan-out), background traffic
+	// taken out where the row says so.
+	RedisOpsPerMessage  float64 `json:"redisOpsPerMessage,omitempty"`
+	RedisOpsPerDelivery float64 `json:"redisOpsPerDelivery,omitempty"`
+	// Scale workload: the fleet's numbers (scale.go).
+	Scale *scaleStats `json:"scale,omitempty"`
 	// Result is a free-text summary for workloads whose numbers do not fit
 	// the message columns (shown in the table's last column).
 	Result string `json:"result,omitempty"`
