@@ -13,7 +13,7 @@ all: build
 
 build:
 	@mkdir -p bin
-	$(GO) build -o bin/ $(foreach b,$(BINARIES),./$(b)/cmd/$(b))
+	$(GO) build -o bin/ $(foreach b,$(BINARIES),./$(b)/cmd/$(b)) ./cim-route/cmd/cimctl
 
 run: build
 	scripts/cluster.sh start

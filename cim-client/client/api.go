@@ -7,12 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gocim/gocim/internal/contract"
@@ -115,14 +117,26 @@ func CodeOf(err error) codes.Code {
 
 // API calls the route's public HTTP API. It is safe for concurrent use.
 //
+// It may know several route replicas (NewAPI with a comma-separated list):
+// each Login goes to the next one in turn, other calls to the replica the
+// latest call reached; a call that cannot reach its replica (connection
+// refused, or a 502/503/504 answer) moves on to the next. A call whose
+// request may have been applied before the connection failed (a POST other
+// than a login, once sent) is not repeated: only the ones that are safe to
+// repeat are (GET, /login, anything that never reached a route).
+//
 // It keeps the access token of its latest successful Login and sends it as
 // "Authorization: Bearer <token>" on every call that acts for a session
 // (OnlineUsers, Offline, History, Upload, Download, the group calls); a 401
 // comes back as an *APIError matching ErrUnauthorized, it does not log in
 // again. Use one API per user.
 type API struct {
-	base string
-	hc   *http.Client
+	bases []string      // route base URLs, without a trailing slash
+	pref  atomic.Uint64 // index (mod len(bases)) of the replica to call first
+	// rr counts logins: each starts at the next replica. It starts at a
+	// random one, so many clients' first logins spread over the replicas.
+	rr atomic.Uint64
+	hc *http.Client
 	// Platform goes with every Login (see Config.Platform); set it before
 	// the first call.
 	Platform string
@@ -137,13 +151,38 @@ type credentials struct {
 }
 
 // NewAPI returns a client of the route at routeURL (e.g.
-// "http://127.0.0.1:8080"). A nil hc means an http.Client with a 10 s
-// timeout.
+// "http://127.0.0.1:8080"), or of several replicas: a comma-separated list
+// ("http://10.0.0.1:8080,http://10.0.0.2:8080"). A nil hc means an
+// http.Client with a 10 s timeout.
 func NewAPI(routeURL string, hc *http.Client) *API {
 	if hc == nil {
 		hc = &http.Client{Timeout: defaultHTTPTimeout}
 	}
-	return &API{base: strings.TrimRight(routeURL, "/"), hc: hc}
+	a := &API{hc: hc}
+	for _, u := range splitRoutes(routeURL) {
+		a.bases = append(a.bases, strings.TrimRight(u, "/"))
+	}
+	if len(a.bases) == 0 {
+		a.bases = []string{""} // every call fails, as with an empty URL before
+	}
+	a.rr.Store(rand.Uint64())
+	return a
+}
+
+// splitRoutes splits a comma-separated list of route URLs, dropping blanks.
+func splitRoutes(list string) []string {
+	var out []string
+	for _, u := range strings.Split(list, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// base is the replica calls go to first.
+func (a *API) base() string {
+	return a.bases[a.pref.Load()%uint64(len(a.bases))]
 }
 
 // AccessToken returns the bearer the API sends: the latest Login's, or what
@@ -305,7 +344,7 @@ func (a *API) call(ctx context.Context, method, path string, in, out any, prepar
 		}
 		body = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, a.base+path, body)
+	req, err := http.NewRequestWithContext(ctx, method, a.base()+path, body)
 	if err != nil {
 		return err
 	}
@@ -318,11 +357,77 @@ func (a *API) call(ctx context.Context, method, path string, in, out any, prepar
 	return a.do(req, path, out)
 }
 
+// send sends req (built against a.base()+path) to the replicas in turn
+// until one answers: a /login starts at the next replica (round-robin),
+// anything else at the preferred one, which becomes the one that answered.
+// It moves on after a connection that never reached a route, a 502, 503 or
+// 504 answer, or any transport error of a request that is safe to repeat —
+// when there is another replica and the body can be sent again.
+func (a *API) send(req *http.Request, path string) (*http.Response, error) {
+	n := uint64(len(a.bases))
+	login := path == routeapi.PathLogin
+	start := a.pref.Load()
+	if login && n > 1 {
+		start = a.rr.Add(1)
+	}
+	first := a.base()
+	for _, b := range a.bases { // the replica req was built for
+		if strings.HasPrefix(req.URL.String(), b) {
+			first = b
+			break
+		}
+	}
+	for i := range n {
+		idx := (start + i) % n
+		r := req
+		if i > 0 || a.bases[idx] != first {
+			u, err := url.Parse(a.bases[idx] + strings.TrimPrefix(req.URL.String(), first))
+			if err != nil {
+				return nil, err
+			}
+			r = req.Clone(req.Context())
+			r.URL, r.Host = u, ""
+			if i > 0 && req.Body != nil && req.Body != http.NoBody {
+				if req.GetBody == nil {
+					break // the body is spent
+				}
+				if r.Body, err = req.GetBody(); err != nil {
+					return nil, err
+				}
+			}
+		}
+		resp, err := a.hc.Do(r)
+		last := i == n-1 || (req.Body != nil && req.Body != http.NoBody && req.GetBody == nil)
+		switch {
+		case err != nil && !last && req.Context().Err() == nil &&
+			(neverSent(err) || login || req.Method == http.MethodGet || req.Method == http.MethodHead):
+			continue
+		case err == nil && !last && (resp.StatusCode == http.StatusBadGateway ||
+			resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusGatewayTimeout):
+			io.Copy(io.Discard, io.LimitReader(resp.Body, maxAnswer))
+			resp.Body.Close()
+			continue
+		}
+		if err == nil {
+			a.pref.Store(idx)
+		}
+		return resp, err
+	}
+	return nil, fmt.Errorf("route %s: no route replica answered", path)
+}
+
+// neverSent reports whether err is a failure to connect: the request never
+// reached a route, so sending it to another is safe whatever it does.
+func neverSent(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
 // do sends req and decodes the route's envelope; path names the call in
 // errors.
 func (a *API) do(req *http.Request, path string, out any) error {
 	req.Header.Set("Accept", "application/json")
-	resp, err := a.hc.Do(req)
+	resp, err := a.send(req, path)
 	if err != nil {
 		return err
 	}

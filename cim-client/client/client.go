@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -117,7 +118,7 @@ func New(cfg Config) (*Client, error) {
 		hc = &http.Client{Timeout: defaultHTTPTimeout, Transport: tr}
 		c.ownHTTP = hc
 	}
-	c.api = NewAPI(cfg.RouteURL, hc)
+	c.api = NewAPI(strings.Join(cfg.routes(), ","), hc)
 	c.api.Platform = cfg.Platform
 	c.life, c.cancel = context.WithCancel(context.Background())
 	return c, nil

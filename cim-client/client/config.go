@@ -33,8 +33,13 @@ const (
 
 // Config configures a Client. Zero fields take the documented defaults.
 type Config struct {
-	// RouteURL is the route's base URL, e.g. "http://127.0.0.1:8080".
+	// RouteURL is the route's base URL, e.g. "http://127.0.0.1:8080", or
+	// several replicas' as a comma-separated list.
 	RouteURL string
+	// RouteURLs are more route replicas' base URLs, after RouteURL's. With
+	// several, logins go to each in turn and a call that cannot reach one
+	// (connection refused, 502/503/504) moves on to the next (see API).
+	RouteURLs []string
 	// UserName is the account's name, or its decimal user id.
 	UserName string
 	Password string
@@ -158,12 +163,16 @@ func (c *Config) setDefaults() {
 // Validate reports the first problem with c, defaults applied.
 func (c Config) Validate() error {
 	c.setDefaults()
-	u, err := url.Parse(c.RouteURL)
-	switch {
-	case c.RouteURL == "":
+	routes := c.routes()
+	if len(routes) == 0 {
 		return errors.New("client: RouteURL is required")
-	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
-		return fmt.Errorf("client: RouteURL %q is not an http(s) URL", c.RouteURL)
+	}
+	for _, r := range routes {
+		if u, err := url.Parse(r); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("client: RouteURL %q is not an http(s) URL", r)
+		}
+	}
+	switch {
 	case c.UserName == "":
 		return errors.New("client: UserName is required")
 	case c.Password == "":
@@ -172,4 +181,14 @@ func (c Config) Validate() error {
 		return fmt.Errorf("client: ReconnectMin %v is above ReconnectMax %v", c.ReconnectMin, c.ReconnectMax)
 	}
 	return nil
+}
+
+// routes lists every route base URL: RouteURL's (comma-separated) then
+// RouteURLs.
+func (c Config) routes() []string {
+	out := splitRoutes(c.RouteURL)
+	for _, r := range c.RouteURLs {
+		out = append(out, splitRoutes(r)...)
+	}
+	return out
 }

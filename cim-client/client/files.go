@@ -55,7 +55,7 @@ func (a *API) Upload(ctx context.Context, userID, sessionID, name, contentType s
 	if sessionID != "" {
 		v.Set("sessionId", sessionID)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.base+"/upload?"+v.Encode(), body)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.base()+"/upload?"+v.Encode(), body)
 	if err != nil {
 		return FileRef{}, err
 	}
@@ -93,12 +93,12 @@ func (a *API) Download(ctx context.Context, ref string) (io.ReadCloser, string, 
 	if !isRef(ref) {
 		return nil, "", fmt.Errorf("client: %q is not a file ref", ref)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.base+"/files/"+ref, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.base()+"/files/"+ref, nil)
 	if err != nil {
 		return nil, "", err
 	}
 	a.authorize(req)
-	resp, err := a.hc.Do(req)
+	resp, err := a.send(req, "/files/")
 	if err != nil {
 		return nil, "", err
 	}

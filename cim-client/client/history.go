@@ -64,7 +64,7 @@ func (a *API) History(ctx context.Context, userID, sessionID string, q HistoryQu
 	if q.Limit > 0 {
 		v.Set("limit", strconv.Itoa(q.Limit))
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.base+"/history?"+v.Encode(), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.base()+"/history?"+v.Encode(), nil)
 	if err != nil {
 		return HistoryPage{}, err
 	}

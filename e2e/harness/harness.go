@@ -383,6 +383,7 @@ func Binaries(t TB) string {
 		for _, b := range []string{"cim-server", "cim-route", "cim-client"} {
 			args = append(args, "./"+b+"/cmd/"+b)
 		}
+		args = append(args, "./cim-route/cmd/cimctl")
 		cmd := exec.Command("go", args...)
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {

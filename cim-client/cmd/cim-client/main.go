@@ -84,7 +84,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("cim-client", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.route, "route", "http://127.0.0.1:8080", "route base URL")
+	fs.StringVar(&o.route, "route", "http://127.0.0.1:8080", "route base URL; several route replicas as a comma-separated list (logins take them in turn, a replica that cannot be reached is skipped)")
 	fs.StringVar(&o.user, "user", "", "user name (or user id) to log in as")
 	fs.StringVar(&o.password, "password", "", "password (CIM_PASSWORD; asked for, without echo, when missing and the input is a terminal)")
 	fs.DurationVar(&o.connectTimeout, "connect-timeout", 30*time.Second, "give up when the first login has not succeeded within this long (:q or end of input give up at once)")

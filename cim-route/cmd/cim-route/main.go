@@ -8,6 +8,13 @@
 // internal=<host:port>" (addr is the public API, internal the listener for
 // the gateways' --route); logs go to stderr. SIGINT/SIGTERM shut it down
 // gracefully.
+//
+// Both listeners answer GET /livez (200 while the process serves) and GET
+// /readyz (200 once Redis answers, the ZooKeeper session is up and a
+// gateway can be handed out; 503 naming the failed checks otherwise); the
+// internal one serves the Prometheus metrics at /metrics. "cim-route
+// healthcheck [url]" exits 0 when url (default /healthz on :8080) answers
+// 200: point it at /readyz to probe readiness.
 package main
 
 import (

@@ -78,6 +78,16 @@ func TestReadyLineAndSignal(t *testing.T) {
 			t.Fatalf("healthz on %s: HTTP %d", addr, resp.StatusCode)
 		}
 	}
+	// "cim-route healthcheck URL" probes any of them: alive, but not
+	// ready without a gateway.
+	internal := "http://" + m[2]
+	var probe bytes.Buffer
+	if code := run([]string{"healthcheck", internal + "/livez"}, io.Discard, &probe); code != 0 {
+		t.Fatalf("healthcheck /livez: exit %d: %s", code, probe.String())
+	}
+	if code := run([]string{"healthcheck", internal + "/readyz"}, io.Discard, &probe); code != 1 || !strings.Contains(probe.String(), "503") {
+		t.Fatalf("healthcheck /readyz without a gateway: exit %d: %s", code, probe.String())
+	}
 	if err := syscall.Kill(syscall.Getpid(), syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}

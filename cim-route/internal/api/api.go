@@ -19,7 +19,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"sync"
 	"time"
 
@@ -87,7 +86,7 @@ type Messages interface {
 // Files are uploads and downloads (/upload, /files/).
 type Files interface {
 	Upload(ctx context.Context, uid, sid, name, contentType string, size int64, body io.Reader) (files.Info, error)
-	OpenFile(ref string) (*os.File, files.Info, time.Time, error)
+	OpenFile(ref string) (files.File, files.Info, time.Time, error)
 	// FileFetched notes that uid downloaded ref (a file fetched by someone
 	// other than its uploader is in use and does not expire unreferenced).
 	FileFetched(uid string, info files.Info)
@@ -310,6 +309,15 @@ func NewPublic(cfg Config) (http.Handler, error) {
 	d.GET("/:id", h.getDevice)
 	d.DELETE("/:id", h.revokeDevice)
 	d.POST("/:id/secret", h.rotateDeviceSecret)
+
+	adm := e.Group("/admin", h.authorize(access{scope: apikey.Admin}))
+	adm.GET("/gateways", h.adminGateways)
+	adm.POST("/gateways/:id/drain", h.adminDrain)
+	adm.POST("/users/:id/kick", h.adminKick)
+	adm.POST("/users/:id/ban", h.adminBan)
+	adm.POST("/users/:id/unban", h.adminUnban)
+	adm.POST("/users/:id/password", h.adminPassword)
+	adm.DELETE("/users/:id", h.adminDelete)
 
 	g := e.Group("/groups", h.authorize(bearer))
 	g.POST("", h.createGroup)

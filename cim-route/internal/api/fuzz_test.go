@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"testing"
 	"time"
 
@@ -119,7 +118,7 @@ func (fakeService) LimitKey(_ context.Context, uid, name string) string { return
 
 func (fakeService) FileFetched(string, files.Info) {}
 
-func (fakeService) OpenFile(string) (*os.File, files.Info, time.Time, error) {
+func (fakeService) OpenFile(string) (files.File, files.Info, time.Time, error) {
 	return nil, files.Info{}, time.Time{}, errs.ErrNotFound
 }
 

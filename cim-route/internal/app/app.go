@@ -29,6 +29,7 @@ import (
 	"github.com/gocim/gocim/cim-route/internal/event"
 	"github.com/gocim/gocim/cim-route/internal/fanout"
 	"github.com/gocim/gocim/cim-route/internal/files"
+	"github.com/gocim/gocim/cim-route/internal/metrics"
 	"github.com/gocim/gocim/cim-route/internal/model"
 	"github.com/gocim/gocim/cim-route/internal/router"
 	"github.com/gocim/gocim/cim-route/internal/store"
@@ -54,7 +55,7 @@ type App struct {
 
 	rdb     redis.UniversalClient
 	st      *store.Store
-	uploads *files.Store
+	uploads files.Store
 	bal     *balance.Balancer
 	push    *fanout.Pusher
 	disc    *discovery.Watcher
@@ -65,6 +66,7 @@ type App struct {
 	conns   *connlimit.Limiter
 	proxies []netip.Prefix      // exempt from the per-address connection cap
 	hooks   *webhook.Dispatcher // events to the app back-end; nil without --webhook-url
+	metrics *metrics.Route
 
 	ctx    context.Context // background work; cancelled by Shutdown
 	cancel context.CancelFunc
@@ -111,16 +113,22 @@ func New(cfg config.Config, logger *slog.Logger) (*App, error) {
 		}
 		tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
 	}
+	m := metrics.New()
 	rdb := store.NewClient(store.ClientConfig{
 		Addrs: cfg.RedisAddrs(), Password: cfg.RedisPassword, DB: cfg.RedisDB, MasterName: cfg.RedisMasterName,
 	})
+	rdb.AddHook(m.RedisHook())
 	secrets := cfg.InternalSecrets()
-	push := fanout.New(fanout.Config{Timeout: cfg.PushTimeout, Secret: secrets[0], NoStreams: !cfg.GatewayStreams, Logger: logger})
+	push := fanout.New(fanout.Config{Timeout: cfg.PushTimeout, Secret: secrets[0], NoStreams: !cfg.GatewayStreams,
+		Observer: m, Logger: logger})
 	// Streams carry the internal secret: only to gateways that proved
 	// they hold it.
 	bal := balance.New(balance.Config{Strategy: cfg.Balance, HealthInterval: cfg.HealthInterval, Secrets: secrets,
 		OnProven: push.SetGateways, Logger: logger})
-	uploads := files.New(cfg.UploadDir, cfg.UploadMax)
+	var uploads files.Store = files.New(cfg.UploadDir, cfg.UploadMax)
+	if cfg.UploadStore == config.UploadStoreRedis {
+		uploads = files.NewRedis(rdb, cfg.RedisPrefix, cfg.UploadMax)
+	}
 	uploads.SetLimits(files.Limits{
 		Total: cfg.UploadTotal, MinFree: cfg.UploadMinFree, UnreferencedTTL: cfg.UploadUnrefTTL, MaxAge: cfg.UploadMaxAge,
 	})
@@ -146,15 +154,21 @@ func New(cfg config.Config, logger *slog.Logger) (*App, error) {
 		rdb.Close()
 		return nil, err
 	}
+	sources := metrics.Sources{LiveGateways: bal.Count}
+	if hooks != nil {
+		sources.WebhookDepth = hooks.Depth
+	}
+	m.SetSources(sources)
 	rt, err := router.New(router.Config{
 		Store: st, Gateways: bal, Pusher: push, Files: uploads, Authenticator: authn, GatewayInfo: gatewayInfo,
-		Events: events, AppUsers: router.NewAppUsers(cfg.WebhookAppUserList()),
+		Events: events, AppUsers: router.NewAppUsers(cfg.WebhookAppUserList()), Observer: m,
 		TokenKeys: cfg.TokenKeys(), TokenTTL: cfg.TokenTTL, AccessTTL: cfg.AccessTTL,
 		LoginPolicy: cfg.LoginPolicy, BcryptCost: cfg.BcryptCost,
 		SyncLimit: cfg.SyncLimit, MaxFrame: cfg.MaxFrame, GroupMaxMembers: cfg.GroupMaxMembers, GroupTimelineMin: cfg.GroupTimeline, Logger: logger,
 		EditWindow: cfg.EditWindow,
 		MaxDevices: cfg.MaxDevices, DeviceLoginRate: cfg.DeviceLoginRate, DeviceLoginBurst: cfg.DeviceLoginBurst,
 		DeviceLoginConcurrency: cfg.DeviceLoginConcurrency,
+		InternalSecret:         secrets[0], // the admin's calls to gateways (drain)
 		Limits: router.Limits{
 			HashQueue:      hashQueue(cfg.HashQueue),
 			InvitesPerHour: cfg.InvitesPerHour, UploadQuota: cfg.UploadQuota,
@@ -166,13 +180,13 @@ func New(cfg config.Config, logger *slog.Logger) (*App, error) {
 	}
 	a := &App{
 		cfg: cfg, log: logger.With("component", "app"),
-		rdb: rdb, st: st, uploads: uploads, bal: bal, push: push, router: rt, hooks: hooks,
+		rdb: rdb, st: st, uploads: uploads, bal: bal, push: push, router: rt, hooks: hooks, metrics: m,
 		ready: make(chan struct{}), errc: make(chan error, 4),
 	}
 	a.ctx, a.cancel = context.WithCancel(context.Background())
 	push.Serve(api.StreamHandler(rt, logger))
 	a.disc = discovery.New(discovery.Config{
-		Servers: cfg.ZKServers(), Root: cfg.ZKRoot, Logger: logger,
+		Servers: cfg.ZKServers(), Root: cfg.ZKRoot, Logger: logger, OnError: m.ZooKeeperError,
 		OnChange: func(gws []string) {
 			bal.SetGateways(gws)
 			rt.GatewaysChanged()
@@ -199,8 +213,10 @@ func New(cfg config.Config, logger *slog.Logger) (*App, error) {
 	// the headers: a body trickling in one byte at a time, or an answer
 	// nobody reads, ends at the timeout (longer for uploads and downloads:
 	// api extends the deadlines by their size).
+	// /livez and /readyz on both listeners, /metrics on the internal one
+	// (ops.go); logins are counted by their answers.
 	a.srv = &http.Server{
-		Handler:           public,
+		Handler:           a.opsHandler(countLogins(public, m), nil),
 		TLSConfig:         tlsCfg,
 		ReadHeaderTimeout: min(headerTimeout, cfg.ReadTimeout),
 		ReadTimeout:       cfg.ReadTimeout,
@@ -209,7 +225,7 @@ func New(cfg config.Config, logger *slog.Logger) (*App, error) {
 		ErrorLog:          httpLog,
 	}
 	a.isrv = &http.Server{
-		Handler:           api.NewInternal(apiCfg),
+		Handler:           a.opsHandler(api.NewInternal(apiCfg), m.Handler()),
 		ReadHeaderTimeout: min(headerTimeout, cfg.ReadTimeout),
 		ReadTimeout:       cfg.ReadTimeout,
 		WriteTimeout:      cfg.WriteTimeout,
@@ -268,6 +284,9 @@ func newAuthenticator(cfg config.Config) (auth.Authenticator, error) {
 // listeners are open.
 func (a *App) Start() error {
 	if err := a.uploads.Init(); err != nil {
+		if a.cfg.UploadStore == config.UploadStoreRedis {
+			return fmt.Errorf("--upload-store redis: %w", err)
+		}
 		return fmt.Errorf("--upload-dir: %w", err)
 	}
 	ln, err := net.Listen("tcp", a.cfg.Listen)
@@ -356,7 +375,7 @@ func (a *App) sweepUploads(ctx context.Context) {
 		res, err := a.uploads.Sweep()
 		switch {
 		case err != nil:
-			a.log.Warn("upload sweep failed", "dir", a.cfg.UploadDir, "err", err)
+			a.log.Warn("upload sweep failed", "store", a.cfg.UploadStore, "err", err)
 		case res.Deleted > 0:
 			a.log.Info("expired uploads deleted", "deleted", res.Deleted, "freed", res.Freed, "kept", res.Kept, "used", res.Used)
 		default:
@@ -422,6 +441,10 @@ func (a *App) InternalAddr() string {
 	}
 	return a.iln.Addr().String()
 }
+
+// Metrics are the route's collectors (served at /metrics on the internal
+// listener).
+func (a *App) Metrics() *metrics.Route { return a.metrics }
 
 // TLS reports whether the public listener serves HTTPS.
 func (a *App) TLS() bool { return a.tls }

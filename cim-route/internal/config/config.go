@@ -25,6 +25,12 @@ import (
 )
 
 // Login policies.
+// Upload stores (--upload-store).
+const (
+	UploadStoreDisk  = "disk"
+	UploadStoreRedis = "redis"
+)
+
 const (
 	PolicyKick   = "kick"
 	PolicyReject = "reject"
@@ -104,7 +110,8 @@ type Config struct {
 	GroupTimeline   int           // groups of at least this many members keep one timeline (0: never)
 	MaxFrame        int           // largest frame a client takes (as the gateways' and clients' --max-frame)
 	GroupMaxMembers int           // members a group may have
-	UploadDir       string        // where POST /upload stores files
+	UploadStore     string        // disk | redis: where uploads live (package files)
+	UploadDir       string        // where POST /upload stores files (--upload-store disk)
 	UploadMax       int64         // largest upload in bytes
 	LogLevel        string        // debug | info | warn | error
 	LogFormat       string        // text | json
@@ -180,6 +187,7 @@ func Default() Config {
 		GroupTimeline:   DefaultGroupTimeline,
 		MaxFrame:        65536,
 		GroupMaxMembers: 10000,
+		UploadStore:     UploadStoreDisk,
 		UploadDir:       filepath.Join(os.TempDir(), "gocim-uploads"),
 		UploadMax:       10 << 20,
 		LogLevel:        "info",
@@ -266,7 +274,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.GroupTimeline, "group-timeline-min", c.GroupTimeline, "a message to a group of at least this many members is stored once, in the group's timeline, not once per member (0: never)")
 	fs.IntVar(&c.MaxFrame, "max-frame", c.MaxFrame, "largest frame clients take (the gateways' and clients' --max-frame): a message whose delivery would be larger is refused with ERROR 4131")
 	fs.IntVar(&c.GroupMaxMembers, "group-max-members", c.GroupMaxMembers, "members a group may have (owner included); joins beyond it get 409/9201")
-	fs.StringVar(&c.UploadDir, "upload-dir", c.UploadDir, "directory for uploaded files (POST /upload); created if missing; route replicas must share it")
+	fs.StringVar(&c.UploadStore, "upload-store", c.UploadStore, "where uploads live: disk (--upload-dir; route replicas must share it) or redis (256 KiB pieces in the route's Redis; no shared disk needed)")
+	fs.StringVar(&c.UploadDir, "upload-dir", c.UploadDir, "directory for uploaded files (POST /upload) with --upload-store disk; created if missing; route replicas must share it")
 	fs.Int64Var(&c.UploadMax, "upload-max", c.UploadMax, "largest upload in bytes (10485760 = 10 MiB); larger ones get 413")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
@@ -287,7 +296,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.UploadBurst, "upload-burst", c.UploadBurst, "uploads allowed at once before --upload-rate applies")
 	fs.Int64Var(&c.UploadQuota, "upload-quota", c.UploadQuota, "bytes one user may upload per day (UTC); more get 429/4293 (0: no limit)")
 	fs.Int64Var(&c.UploadTotal, "upload-total", c.UploadTotal, "bytes all stored uploads may take together; more get 507/5070 (0: no limit)")
-	fs.Int64Var(&c.UploadMinFree, "upload-min-free", c.UploadMinFree, "free bytes kept on the file system of --upload-dir; uploads that would go below get 507/5070 (0: no check)")
+	fs.Int64Var(&c.UploadMinFree, "upload-min-free", c.UploadMinFree, "free bytes kept on the file system of --upload-dir (--upload-store redis: below Redis maxmemory, when set); uploads that would go below get 507/5070 (0: no check)")
 	fs.DurationVar(&c.UploadUnrefTTL, "upload-unreferenced-ttl", c.UploadUnrefTTL, "an upload that no message named and nobody but its uploader fetched is deleted after this")
 	fs.DurationVar(&c.UploadMaxAge, "upload-max-age", c.UploadMaxAge, "every upload is deleted after this (0: referenced uploads are kept)")
 	fs.DurationVar(&c.UploadSweep, "upload-sweep", c.UploadSweep, "period of the upload janitor that deletes expired uploads and recounts the space used")
@@ -417,7 +426,10 @@ func (c *Config) Validate() error {
 	if c.GroupMaxMembers < 2 || c.GroupMaxMembers > 1000000 {
 		bad("--group-max-members %d: want 2..1000000", c.GroupMaxMembers)
 	}
-	if c.UploadDir == "" {
+	if c.UploadStore != UploadStoreDisk && c.UploadStore != UploadStoreRedis {
+		bad("--upload-store %q: want disk or redis", c.UploadStore)
+	}
+	if c.UploadDir == "" && c.UploadStore == UploadStoreDisk {
 		bad("--upload-dir: must not be empty")
 	}
 	if c.UploadMax < 1 {

@@ -41,6 +41,11 @@ type Config struct {
 	// OnChange gets every new list (sorted) from Run's goroutine, the first
 	// successful listing included. It must not block for long.
 	OnChange func(gateways []string)
+	// OnError is told about every ZooKeeper failure: a listing or node
+	// read that failed, a lost connection, an expired session (not the
+	// closing at the end of Run). It is called from Run's goroutine and
+	// from the ZooKeeper client's, and must not block; nil: nobody.
+	OnError func(err error)
 }
 
 // Watcher follows <root>/servers.
@@ -99,7 +104,17 @@ func (w *Watcher) Connected() bool {
 // not even create a ZooKeeper client.
 func (w *Watcher) Run(ctx context.Context) error {
 	conn, _, err := zk.Connect(w.cfg.Servers, w.cfg.SessionTimeout,
-		zk.WithLogger(zkLogger{w.log}), zk.WithLogInfo(false))
+		zk.WithLogger(zkLogger{w.log}), zk.WithLogInfo(false), zk.WithEventCallback(func(ev zk.Event) {
+			if ev.Type != zk.EventSession || ctx.Err() != nil {
+				return
+			}
+			switch ev.State {
+			case zk.StateDisconnected:
+				w.failed(fmt.Errorf("discovery: zookeeper connection lost (%s)", ev.Server))
+			case zk.StateExpired:
+				w.failed(zk.ErrSessionExpired)
+			}
+		}))
 	if err != nil {
 		return fmt.Errorf("discovery: zookeeper %v: %w", w.cfg.Servers, err)
 	}
@@ -130,6 +145,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				break
 			}
+			w.failed(err)
 			d := bo.Next()
 			w.log.Warn("zookeeper listing failed; keeping the last gateway list", "path", w.path, "err", err, "retry_in", d)
 			select {
@@ -170,6 +186,7 @@ func (w *Watcher) readInfo(conn *zk.Conn, children []string) map[string]contract
 		data, _, err := conn.Get(path.Join(w.path, id))
 		if err != nil {
 			if !errors.Is(err, zk.ErrNoNode) {
+				w.failed(err)
 				w.log.Warn("reading a gateway's node failed", "gateway", id, "err", err)
 			}
 			infos[id] = contract.GatewayInfo{}
@@ -182,6 +199,14 @@ func (w *Watcher) readInfo(conn *zk.Conn, children []string) map[string]contract
 		infos[id] = info
 	}
 	return infos
+}
+
+// failed tells OnError about err, unless it only says the client is
+// closing (the end of Run).
+func (w *Watcher) failed(err error) {
+	if w.cfg.OnError != nil && !errors.Is(err, zk.ErrClosing) {
+		w.cfg.OnError(err)
+	}
 }
 
 func (w *Watcher) setInfo(infos map[string]contract.GatewayInfo) {

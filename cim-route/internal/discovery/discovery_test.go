@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -118,7 +119,9 @@ func registerData(t *testing.T, c *zk.Conn, p string, data []byte) {
 func TestWatcher(t *testing.T) {
 	z := testenv.StartZooKeeper(t)
 	rec := &recorder{}
-	w := New(Config{Servers: []string{z.Addr}, Root: "/cim-test", Logger: debugLog(t), OnChange: rec.add})
+	var failures atomic.Int32
+	w := New(Config{Servers: []string{z.Addr}, Root: "/cim-test", Logger: debugLog(t), OnChange: rec.add,
+		OnError: func(error) { failures.Add(1) }})
 	if w.Path() != "/cim-test/servers" {
 		t.Fatalf("path = %q", w.Path())
 	}
@@ -126,9 +129,13 @@ func TestWatcher(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
 	defer func() {
+		n := failures.Load()
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("Run: %v", err)
+		}
+		if m := failures.Load(); m != n {
+			t.Errorf("stopping Run reported %d ZooKeeper failures", m-n)
 		}
 	}()
 
@@ -174,8 +181,12 @@ func TestWatcher(t *testing.T) {
 
 	// ZooKeeper goes away: the list stays, nothing empty is published.
 	published := len(rec.all())
+	if n := failures.Load(); n != 0 {
+		t.Fatalf("%d ZooKeeper failures reported before any", n)
+	}
 	z.Kill()
 	waitFor(t, "the watcher to notice the outage", func() bool { return !w.Connected() })
+	waitFor(t, "the lost connection reported", func() bool { return failures.Load() > 0 })
 	if l := w.Gateways(); !slices.Equal(l, want[:1]) {
 		t.Fatalf("list during outage = %v, want the last known %v", l, want[:1])
 	}

@@ -62,7 +62,18 @@ type Config struct {
 	Secret string
 	// NoStreams pushes over HTTP only, never opening streams.
 	NoStreams bool
-	Logger    *slog.Logger
+	// Observer is told about every push request; nil: nobody.
+	Observer Observer
+	Logger   *slog.Logger
+}
+
+// Observer is told about every push request sent to a gateway (package
+// metrics implements it). Pushed is called once per request, merged or
+// not, on the pushing goroutine: it must be cheap.
+type Observer interface {
+	// Pushed: a request of frames (Targets of its deliveries) took d; err
+	// is its failure as a whole (nil: the gateway answered).
+	Pushed(frames int, d time.Duration, err error)
 }
 
 // Pusher calls the gateways' /push.
@@ -72,6 +83,7 @@ type Pusher struct {
 	maxInFlight int
 	maxBatch    int
 	secret      string
+	obs         Observer // nil: none
 	log         *slog.Logger
 
 	mu        sync.Mutex
@@ -144,6 +156,7 @@ func New(cfg Config) *Pusher {
 		maxInFlight: cfg.MaxInFlight,
 		maxBatch:    cfg.MaxBatch,
 		secret:      cfg.Secret,
+		obs:         cfg.Observer,
 		log:         cfg.Logger.With("component", "fanout"),
 		lanes:       make(map[string]*lane),
 		links:       make(map[string]*link),
@@ -304,7 +317,15 @@ func (p *Pusher) send(gw string, addr contract.GatewayAddr, batch []*call) []Res
 		}
 	}
 	out := make([]Result, len(batch))
+	start := time.Now()
 	missing, err := p.post(batch[0].ctx, gw, addr, deliveries)
+	if p.obs != nil {
+		n := 0
+		for _, c := range batch {
+			n += c.n
+		}
+		p.obs.Pushed(n, time.Since(start), err)
+	}
 	if err != nil {
 		p.log.Warn("push failed", "gateway", gw, "deliveries", len(deliveries), "pushes", len(batch), "err", err)
 		for i := range out {

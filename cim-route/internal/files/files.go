@@ -1,21 +1,24 @@
-// Package files keeps uploaded files on disk for file messages too large to
-// inline: POST /upload stores one under a random 128-bit ref, GET /files/<ref>
-// serves it. Each upload is <dir>/<ref[:2]>/<ref> (the bytes) plus
-// <ref>.json (name, content type, size), both written to a temporary file and
-// renamed into place; the metadata goes last, so a ref is either complete or
-// unknown. Files are never modified after that.
+// Package files keeps uploaded files for file messages too large to inline:
+// POST /upload stores one under a random 128-bit ref, GET /files/<ref>
+// serves it. A Store is where they live: Disk (a directory, the default)
+// or Redis (chunks in Redis, so route replicas share uploads without a
+// shared file system; redis.go).
 //
-// Several route replicas must share dir (a network file system) for a
-// download to find an upload made through another replica.
+// Disk keeps each upload as <dir>/<ref[:2]>/<ref> (the bytes) plus
+// <ref>.json (name, content type, size), both written to a temporary file
+// and renamed into place; the metadata goes last, so a ref is either
+// complete or unknown. Files are never modified after that. Several route
+// replicas must share dir (a network file system) for a download to find
+// an upload made through another replica.
 //
 // Space is bounded (limits.go): a global cap on the bytes stored and a
-// reserve of free space on the file system, both checked before an upload
-// is written. Uploads expire: one that nobody but its uploader fetched and
-// no message named (an empty <ref>.ref marker says it is in use) is deleted
-// by Sweep after Limits.UnreferencedTTL, every upload after Limits.MaxAge
-// when set.
+// reserve of free space (on the file system; in Redis, below maxmemory),
+// both checked before an upload is written. Uploads expire: one that nobody
+// but its uploader fetched and no message named (on disk an empty <ref>.ref
+// marker says it is in use) is deleted by Sweep after
+// Limits.UnreferencedTTL, every upload after Limits.MaxAge when set.
 //
-// A Store is safe for concurrent use.
+// Stores are safe for concurrent use.
 package files
 
 import (
@@ -44,8 +47,52 @@ type Info struct {
 	Owner string `json:"owner,omitempty"`
 }
 
-// Store keeps files under one directory.
-type Store struct {
+// Store keeps uploads; Disk and Redis implement it, and the package's tests
+// run against both.
+type Store interface {
+	// Max is the largest accepted file in bytes.
+	Max() int64
+	// SetLimits sets the limits; call it before the Store is used.
+	SetLimits(l Limits)
+	// Init prepares the store (creates the directory, checks Redis), so a
+	// bad configuration fails at start.
+	Init() error
+	// PutFor stores body, uploaded by owner, with its metadata and returns
+	// its info. expect is the announced size (0: unknown, Max is assumed):
+	// the space for it is claimed before anything is written, and
+	// errs.ErrStorageFull says it is not there. More than Max bytes →
+	// errs.ErrTooLarge and nothing is kept; a body that cannot be read (the
+	// client went away) → errs.ErrBadArgument.
+	PutFor(owner string, expect int64, name, contentType string, body io.Reader) (Info, error)
+	// Open returns a stored file for reading, its info and the time it was
+	// stored; errs.ErrNotFound for an unknown or malformed ref. The caller
+	// closes the file.
+	Open(ref string) (File, Info, time.Time, error)
+	// MarkReferenced records that the upload ref is in use: it no longer
+	// expires unreferenced. Marking twice, or an unknown ref, is fine.
+	MarkReferenced(ref string) error
+	// Referenced reports whether ref is marked in use.
+	Referenced(ref string) bool
+	// Sweep deletes expired uploads and recounts the bytes stored; the
+	// route runs it every --upload-sweep.
+	Sweep() (SweepResult, error)
+	// Used is the bytes stored as the Store counts them.
+	Used() int64
+}
+
+// File is an open upload: http.ServeContent reads and seeks it (ranges).
+type File interface {
+	io.ReadSeeker
+	io.Closer
+}
+
+var (
+	_ Store = (*Disk)(nil)
+	_ Store = (*Redis)(nil)
+)
+
+// Disk keeps files under one directory.
+type Disk struct {
 	dir    string
 	max    int64
 	limits Limits
@@ -53,23 +100,23 @@ type Store struct {
 	now    func() time.Time
 }
 
-// New returns a Store under dir accepting files of at most max bytes. It
-// touches nothing on disk until used; see Init.
-func New(dir string, max int64) *Store {
-	return &Store{dir: dir, max: max, now: time.Now}
+// New returns a Disk store under dir accepting files of at most max bytes.
+// It touches nothing on disk until used; see Init.
+func New(dir string, max int64) *Disk {
+	return &Disk{dir: dir, max: max, now: time.Now}
 }
 
 // Max is the largest accepted file in bytes.
-func (s *Store) Max() int64 { return s.max }
+func (s *Disk) Max() int64 { return s.max }
 
 // Init creates the directory, so a bad --upload-dir fails at start.
-func (s *Store) Init() error {
+func (s *Disk) Init() error {
 	return os.MkdirAll(s.dir, 0o700)
 }
 
 // Put stores body with its metadata and returns its info, with no owner
 // (see PutFor).
-func (s *Store) Put(name, contentType string, body io.Reader) (Info, error) {
+func (s *Disk) Put(name, contentType string, body io.Reader) (Info, error) {
 	return s.PutFor("", 0, name, contentType, body)
 }
 
@@ -79,7 +126,7 @@ func (s *Store) Put(name, contentType string, body io.Reader) (Info, error) {
 // says it is not there (the global cap, or the file system's free-space
 // reserve). More than Max bytes → errs.ErrTooLarge and nothing is kept; a
 // body that cannot be read (the client went away) → errs.ErrBadArgument.
-func (s *Store) PutFor(owner string, expect int64, name, contentType string, body io.Reader) (Info, error) {
+func (s *Disk) PutFor(owner string, expect int64, name, contentType string, body io.Reader) (Info, error) {
 	if expect <= 0 || expect > s.max {
 		expect = s.max
 	}
@@ -92,7 +139,7 @@ func (s *Store) PutFor(owner string, expect int64, name, contentType string, bod
 	return info, err
 }
 
-func (s *Store) put(owner, name, contentType string, body io.Reader) (Info, error) {
+func (s *Disk) put(owner, name, contentType string, body io.Reader) (Info, error) {
 	info := Info{Ref: newRef(), Name: name, ContentType: contentType, Owner: owner}
 	dir := filepath.Join(s.dir, info.Ref[:2])
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -128,7 +175,7 @@ func (s *Store) put(owner, name, contentType string, body io.Reader) (Info, erro
 // Open returns a stored file for reading, its info and its modification
 // time; errs.ErrNotFound for an unknown or malformed ref. The caller closes
 // the file.
-func (s *Store) Open(ref string) (*os.File, Info, time.Time, error) {
+func (s *Disk) Open(ref string) (File, Info, time.Time, error) {
 	notFound := fmt.Errorf("%w: no file %q", errs.ErrNotFound, ref)
 	if !ValidRef(ref) {
 		return nil, Info{}, time.Time{}, notFound
@@ -172,7 +219,7 @@ func ValidRef(ref string) bool {
 	return true
 }
 
-func (s *Store) path(ref string) string { return filepath.Join(s.dir, ref[:2], ref) }
+func (s *Disk) path(ref string) string { return filepath.Join(s.dir, ref[:2], ref) }
 
 // newRef returns 128 random bits as hex: a ref is a capability (whoever
 // knows it can download the file), so it comes from crypto/rand.

@@ -19,8 +19,9 @@ import (
 type Limits struct {
 	// Total is the most bytes all stored uploads may take together.
 	Total int64
-	// MinFree is the free space kept on the file system: an upload that
-	// could take it below is refused.
+	// MinFree is the free space kept on the file system (Redis: below
+	// maxmemory, when one is set): an upload that could take it below is
+	// refused.
 	MinFree int64
 	// UnreferencedTTL: an upload not in use (see MarkReferenced) is
 	// deleted by Sweep once this old.
@@ -34,7 +35,7 @@ type Limits struct {
 const staleTemp = time.Hour
 
 // SetLimits sets the limits; call it before the Store is used.
-func (s *Store) SetLimits(l Limits) {
+func (s *Disk) SetLimits(l Limits) {
 	if l.UnreferencedTTL <= 0 {
 		l.UnreferencedTTL = 24 * time.Hour
 	}
@@ -51,7 +52,7 @@ type space struct {
 
 // claim reserves n bytes for an upload, or says there is no room. The
 // returned release takes the size actually stored (0 when nothing was).
-func (s *Store) claim(n int64) (func(stored int64), error) {
+func (s *Disk) claim(n int64) (func(stored int64), error) {
 	if s.limits.MinFree > 0 {
 		free, err := freeBytes(s.dir)
 		if err != nil {
@@ -84,7 +85,7 @@ func (s *Store) claim(n int64) (func(stored int64), error) {
 }
 
 // Used is the bytes stored as the Store counts them.
-func (s *Store) Used() int64 {
+func (s *Disk) Used() int64 {
 	s.space.mu.Lock()
 	defer s.space.mu.Unlock()
 	return s.space.stored
@@ -93,7 +94,7 @@ func (s *Store) Used() int64 {
 // MarkReferenced records that the upload ref is in use (a message named it,
 // or someone other than its uploader fetched it): it no longer expires
 // unreferenced. Marking twice, or an unknown ref, is fine.
-func (s *Store) MarkReferenced(ref string) error {
+func (s *Disk) MarkReferenced(ref string) error {
 	if !ValidRef(ref) {
 		return nil
 	}
@@ -108,7 +109,7 @@ func (s *Store) MarkReferenced(ref string) error {
 }
 
 // Referenced reports whether ref is marked in use.
-func (s *Store) Referenced(ref string) bool {
+func (s *Disk) Referenced(ref string) bool {
 	if !ValidRef(ref) {
 		return false
 	}
@@ -127,7 +128,7 @@ type SweepResult struct {
 // Sweep deletes expired uploads and the leftovers of interrupted ones, and
 // recounts the bytes stored. It walks the whole directory; run it now and
 // then (the route does, every --upload-sweep).
-func (s *Store) Sweep() (SweepResult, error) {
+func (s *Disk) Sweep() (SweepResult, error) {
 	var res SweepResult
 	now := s.now()
 	shards, err := os.ReadDir(s.dir)
@@ -160,7 +161,7 @@ func (s *Store) Sweep() (SweepResult, error) {
 // sweepEntry handles one directory entry: an upload's bytes (named by its
 // ref) decide its fate; metadata and markers follow it; temporary files and
 // bytes without metadata are removed once stale.
-func (s *Store) sweepEntry(dir string, e fs.DirEntry, names map[string]bool, now time.Time, res *SweepResult) {
+func (s *Disk) sweepEntry(dir string, e fs.DirEntry, names map[string]bool, now time.Time, res *SweepResult) {
 	name := e.Name()
 	fi, err := e.Info()
 	if err != nil {
@@ -209,7 +210,7 @@ func (s *Store) sweepEntry(dir string, e fs.DirEntry, names map[string]bool, now
 
 // legacy reports whether an upload's metadata names no owner: it was made
 // by a version that did not record owners and counts as in use.
-func (s *Store) legacy(path string) bool {
+func (s *Disk) legacy(path string) bool {
 	b, err := os.ReadFile(path + ".json")
 	if err != nil {
 		return false

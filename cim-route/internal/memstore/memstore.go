@@ -54,6 +54,7 @@ type Store struct {
 	deleted   map[string]*set       // uid -> msgIds deleted from its history
 
 	devices map[string]*model.Device // by user id (devices.go)
+	bans    map[string]model.Ban     // by user id (admin.go)
 }
 
 // Option configures a Store.

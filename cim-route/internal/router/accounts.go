@@ -130,6 +130,9 @@ func (r *Router) Login(ctx context.Context, req LoginRequest) (Session, error) {
 	if err != nil {
 		return Session{}, err
 	}
+	if err := r.checkBan(ctx, u.ID); err != nil {
+		return Session{}, err
+	}
 	r.remember(u.ID, u.Name)
 
 	gw, ok := r.gw.Pick(u.ID)

@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"time"
 
 	"github.com/gocim/gocim/cim-route/internal/model"
 	"google.golang.org/protobuf/proto"
@@ -63,7 +64,9 @@ func (j *job) appendEntries(ctx context.Context) error {
 		}
 	}
 	w.Appends = in
+	start := time.Now()
 	written, err := j.r.st.Write(ctx, w)
+	j.r.observer().InboxAppended(time.Since(start))
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/gocim/gocim/cim-route/internal/errs"
 	"github.com/gocim/gocim/proto/cimpb"
@@ -18,6 +19,8 @@ import (
 // retry the whole batch: resent messages are recognized (dedup), receipts
 // may repeat (clients treat them as idempotent).
 func (r *Router) Uplink(ctx context.Context, b *cimpb.UplinkBatch) (*cimpb.PushBatch, error) {
+	start := time.Now()
+	defer func() { r.observer().Uplinked(len(b.GetUplinks()), time.Since(start)) }()
 	ups, stale, err := r.fence(ctx, b)
 	if err != nil {
 		return nil, err
@@ -88,7 +91,9 @@ func (r *Router) Uplink(ctx context.Context, b *cimpb.UplinkBatch) (*cimpb.PushB
 		case cimpb.Type_SUBSCRIBE:
 			out.Deliveries = append(out.Deliveries, subs[s.i].answer)
 		default:
+			n := len(out.Deliveries)
 			out.Deliveries = j.syncs[s.i].answer(out.Deliveries, r.cfg.MaxFrame)
+			r.observer().Synced(len(out.Deliveries) - n - 1) // the entries, not the SYNC frame closing them
 		}
 	}
 	// The answers are built first: the background push must not share the

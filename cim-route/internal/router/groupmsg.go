@@ -175,6 +175,7 @@ func (j *job) queueGroup(it *outgoing) {
 	if g.sent || len(g.recipients) == 0 {
 		return
 	}
+	j.r.observer().GroupFanout(len(g.recipients))
 	raw, err := proto.Marshal(it.downlink(""))
 	if err != nil { // cannot happen for a Msg built here
 		it.fail(codes.BadArgument, "message does not encode: "+err.Error())

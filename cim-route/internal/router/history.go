@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"mime"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -501,7 +500,7 @@ func (r *Router) Upload(ctx context.Context, uid, sid, name, contentType string,
 
 // OpenFile opens an upload by ref (GET /files/<ref>); errs.ErrNotFound if
 // there is none. The caller closes the file.
-func (r *Router) OpenFile(ref string) (*os.File, files.Info, time.Time, error) {
+func (r *Router) OpenFile(ref string) (files.File, files.Info, time.Time, error) {
 	if r.cfg.Files == nil {
 		return nil, files.Info{}, time.Time{}, fmt.Errorf("%w: no file %q", errs.ErrNotFound, ref)
 	}

@@ -339,6 +339,12 @@ func (r *Router) DeviceLogin(ctx context.Context, req contract.DeviceLogin) (con
 	if d.Secret == nil || subtle.ConstantTimeCompare(hash, d.Secret) != 1 {
 		return contract.DeviceToken{}, errBadDevice
 	}
+	if err := r.checkBan(ctx, uid); err != nil {
+		if errors.Is(err, errs.ErrForbidden) {
+			return contract.DeviceToken{}, errBadDevice // a banned device is refused like a revoked one
+		}
+		return contract.DeviceToken{}, err
+	}
 	r.remember(d.ID, d.Name)
 
 	sid := newSessionID()

@@ -23,7 +23,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"os"
+	"net/http"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -51,6 +51,7 @@ type Store interface {
 	Delayed
 	Revisions
 	Devices
+	Admin
 	Pinger
 }
 
@@ -202,7 +203,7 @@ type Files interface {
 	// PutFor stores an upload of owner announced as expect bytes (0:
 	// unknown); errs.ErrStorageFull when there is no room.
 	PutFor(owner string, expect int64, name, contentType string, body io.Reader) (files.Info, error)
-	Open(ref string) (*os.File, files.Info, time.Time, error)
+	Open(ref string) (files.File, files.Info, time.Time, error)
 	Max() int64
 	// MarkReferenced keeps an upload from expiring unreferenced.
 	MarkReferenced(ref string) error
@@ -313,6 +314,17 @@ type Config struct {
 	DeviceLoginRate        float64
 	DeviceLoginBurst       int
 	DeviceLoginConcurrency int
+
+	// InternalSecret is sent in contract.Header on the admin's calls to
+	// gateways (admin.go: drain); "": those calls are refused by them.
+	InternalSecret string
+	// GatewayHTTP makes the admin's calls to gateways (default: a client
+	// with a 5s timeout).
+	GatewayHTTP *http.Client
+
+	// Observer is told about uplinks, inbox writes, SYNC answers and
+	// group fan-outs (observe.go), for the metrics; nil: nobody.
+	Observer Observer
 
 	Logger *slog.Logger
 	Now    func() time.Time

@@ -3,6 +3,7 @@ package router
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -26,6 +27,13 @@ func (r *Router) SessionOnline(ctx context.Context, s contract.Session) error {
 		return fmt.Errorf("%w: gatewayId is required", errs.ErrBadArgument)
 	}
 	if err := checkPlatform(s.Platform); err != nil {
+		return err
+	}
+	// A banned user's sessions were ended; a token it still holds (or one
+	// handed out just before the ban) confirms nothing.
+	if err := r.checkBan(ctx, uid); errors.Is(err, ErrBanned) {
+		return fmt.Errorf("%w: %v", errs.ErrStaleSession, err)
+	} else if err != nil {
 		return err
 	}
 	r.forgetCurrent(uid)

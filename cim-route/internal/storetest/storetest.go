@@ -41,6 +41,7 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("Revisions", func(t *testing.T) { Revisions(t, newStore) })
 	t.Run("DeletedFromHistory", func(t *testing.T) { DeletedFromHistory(t, newStore) })
 	t.Run("Devices", func(t *testing.T) { Devices(t, newStore) })
+	t.Run("Admin", func(t *testing.T) { Admin(t, newStore) })
 }
 
 func ctxT(t *testing.T) context.Context {

@@ -276,6 +276,21 @@ func (d *Dispatcher) Stats() Stats {
 		Delivered: d.delivered.Load(), Failed: d.failed.Load(), Expired: d.expired.Load()}
 }
 
+// Depth is how many events wait for delivery: those in this process's
+// memory buffer plus every URL's queue in Redis (shared by the route
+// replicas; an event sent to two URLs waits twice). One XLEN per URL.
+func (d *Dispatcher) Depth(ctx context.Context) (int64, error) {
+	n := int64(len(d.in))
+	for _, t := range d.targets {
+		l, err := t.q.length(ctx)
+		if err != nil {
+			return 0, err
+		}
+		n += l
+	}
+	return n, nil
+}
+
 func (d *Dispatcher) notify(kind string) {
 	if d.hook != nil {
 		d.hook(kind)

@@ -1,0 +1,65 @@
+package fanout
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gocim/gocim/proto/cimpb"
+)
+
+// pushLog records what an Observer is told.
+type pushLog struct {
+	mu     sync.Mutex
+	frames []int
+	errs   []error
+}
+
+func (l *pushLog) Pushed(frames int, d time.Duration, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if d <= 0 {
+		panic("a push took no time")
+	}
+	l.frames = append(l.frames, frames)
+	l.errs = append(l.errs, err)
+}
+
+// TestObserverSeesEveryRequest: one observation per request, with the
+// frames counted per target (a shared delivery counts each), and the
+// failure of a request refused as a whole.
+func TestObserverSeesEveryRequest(t *testing.T) {
+	ok := newFakeGateway(t, "1", "2", "3")
+	refusing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusUnauthorized)
+	}))
+	defer refusing.Close()
+	u, _ := url.Parse(refusing.URL)
+	var log pushLog
+	p := New(Config{Observer: &log, Logger: slog.New(slog.DiscardHandler)})
+	defer p.Close()
+
+	if r := p.PushOne(context.Background(), ok.id, []*cimpb.Delivery{msg("1"), shared("2", "3")}); r.Err != nil || r.Delivered != 3 {
+		t.Fatalf("push: %+v", r)
+	}
+	if r := p.PushOne(context.Background(), "127.0.0.1:1:"+u.Port(), []*cimpb.Delivery{msg("1")}); r.Err == nil {
+		t.Fatalf("refused push: %+v", r)
+	}
+	// Not a request: nothing to observe.
+	p.PushOne(context.Background(), ok.id, nil)
+	p.PushOne(context.Background(), "bad-name", []*cimpb.Delivery{msg("1")})
+
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	if len(log.frames) != 2 || log.frames[0] != 3 || log.frames[1] != 1 {
+		t.Fatalf("observed frames %v, want [3 1]", log.frames)
+	}
+	if log.errs[0] != nil || log.errs[1] == nil {
+		t.Fatalf("observed errors %v, want [nil, the refusal]", log.errs)
+	}
+}
