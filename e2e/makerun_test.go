@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,13 +34,14 @@ func TestMakeRun(t *testing.T) {
 	run := t.TempDir()
 	route := testenv.FreePort(t)
 	zkPort, redisPort, wsPort, mqttPort := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
+	routeInternal := testenv.FreePort(t)
 	env := append(os.Environ(),
 		"CIM_RUN_DIR="+run,
 		"CIM_BIN_DIR="+bin,
 		fmt.Sprintf("CIM_ZK_PORT=%d", zkPort),
 		fmt.Sprintf("CIM_REDIS_PORT=%d", redisPort),
 		fmt.Sprintf("CIM_ROUTE_PORT=%d", route),
-		fmt.Sprintf("CIM_ROUTE_INTERNAL_PORT=%d", testenv.FreePort(t)),
+		fmt.Sprintf("CIM_ROUTE_INTERNAL_PORT=%d", routeInternal),
 		fmt.Sprintf("CIM_GATEWAYS=%d:%d:%d:%d %d:%d:%d:%d", testenv.FreePort(t), testenv.FreePort(t), wsPort, mqttPort,
 			testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)),
 	)
@@ -151,6 +154,24 @@ func TestMakeRun(t *testing.T) {
 	mosquittoPub(t, fmt.Sprintf("127.0.0.1:%d", mqttPort), dev, "mqttv311", dev.up("alice"), "temp=21")
 	recs[0].WaitFor(t, 0, wait, "the device's data", harness.IsMessage("temp=21"))
 
+	// The operator's line it prints: cimctl with run/api-key lists both
+	// gateways; the route's metrics are where it says.
+	if !strings.Contains(out, "cimctl gateways") {
+		t.Fatalf("start did not say how to operate the cluster:\n%s", out)
+	}
+	ctl := exec.Command(filepath.Join(bin, "cimctl"), "gateways")
+	ctl.Env = append(os.Environ(), "CIM_ROUTE="+url, "CIM_API_KEY="+strings.TrimSpace(string(key)))
+	if ctlOut, err := ctl.CombinedOutput(); err != nil || strings.Count(string(ctlOut), "127.0.0.1:") < 2 {
+		t.Fatalf("cimctl gateways: %v\n%s", err, ctlOut)
+	}
+	metricsURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", routeInternal)
+	if !strings.Contains(out, metricsURL) {
+		t.Fatalf("start did not name the route's metrics at %s:\n%s", metricsURL, out)
+	}
+	if text := getText(t, metricsURL); !strings.Contains(text, "gocim_route_logins_total") {
+		t.Fatalf("%s has no gocim_route_logins_total:\n%.500s", metricsURL, text)
+	}
+
 	// make run starts Redis with AOF on (docs/DURABILITY.md).
 	if _, err := os.Stat(filepath.Join(run, "redis", "appendonlydir")); err != nil {
 		t.Fatalf("Redis under make run has no append-only file: %v", err)
@@ -211,4 +232,19 @@ func checkMakeRunLockdown(t *testing.T, run string, zkPort, redisPort int) {
 	if _, err := z.Create("/cim/servers/127.0.0.1:1:2", nil, zk.FlagEphemeral, zk.WorldACL(zk.PermAll)); !errors.Is(err, zk.ErrNoAuth) {
 		t.Fatalf("anonymous gateway node under make run: %v, want %v", err, zk.ErrNoAuth)
 	}
+}
+
+// getText GETs url and returns the body of a 200 answer.
+func getText(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: HTTP %d %v", url, resp.StatusCode, err)
+	}
+	return string(body)
 }

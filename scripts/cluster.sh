@@ -133,6 +133,9 @@ A device (MQTT) gets its credential from the admin API, then listens and talks:
   curl -H "X-API-Key: \$(cat $run/api-key)" -d '{"name":"sensor-1"}' http://$host:$route_port/devices
   mosquitto_sub -h $host -p $first_mqtt -u <deviceId> -P <secret> -t 'gocim/<deviceId>/down' -q 1
   mosquitto_pub -h $host -p $first_mqtt -u <deviceId> -P <secret> -t 'gocim/<deviceId>/up/alice' -q 1 -m 'temp=21'
+Operate it (who is online, gateways and their load, kick, ban, drain):
+  CIM_ROUTE=http://$host:$route_port CIM_API_KEY=\$(cat $run/api-key) $bin/cimctl gateways
+Metrics: http://$host:$route_internal_port/metrics (route) and each gateway's /metrics on its HTTP port
 Stop everything with: make stop
 MSG
 }
