@@ -7,7 +7,7 @@ TEST_FLAGS ?= -race -count=1 -timeout 20m
 
 FUZZ_TIME ?= 15s
 
-.PHONY: all build run stop status test unit e2e fuzz bench bench-quick lint proto proto-check docker-check deps clean
+.PHONY: all build run stop status test unit e2e e2e-redis-cluster fuzz bench bench-quick lint proto proto-check docker-check deps clean
 
 all: build
 
@@ -34,6 +34,7 @@ deps:
 # workloads at small sizes as a smoke test (no thresholds).
 test: deps lint proto-check
 	$(GO) test $(TEST_FLAGS) $(foreach m,$(MODULES),./$(m)/...)
+	$(MAKE) e2e-redis-cluster
 	$(MAKE) fuzz
 	$(MAKE) bench-quick
 
@@ -47,6 +48,12 @@ unit:
 
 e2e:
 	$(GO) test $(TEST_FLAGS) -v ./e2e/...
+
+# e2e-redis-cluster: the chat, group, receipt and loss tests again, each on
+# a Redis Cluster of three masters with a replica each (GOCIM_E2E_REDIS).
+REDIS_CLUSTER_TESTS := ^(TestNoLossUnderFailures|TestOfflineDeliveryAndReceipts|TestResendIsDeduplicated|TestGroupOperations|TestGroupMessages|TestGroupTimeline|TestRouteRestartLosesNothing|TestFrozenGatewayKeepsOrder|TestRecallEditDelete|TestSeveralDevices)$$
+e2e-redis-cluster:
+	GOCIM_E2E_REDIS=cluster $(GO) test $(TEST_FLAGS) -run '$(REDIS_CLUSTER_TESTS)' ./e2e/
 
 # bench: the benchmark workloads against a real cluster built without -race;
 # prints a markdown table and writes bench/results/latest.json (docs/BENCHMARKS.md).

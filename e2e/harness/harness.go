@@ -77,6 +77,9 @@ type Cluster struct {
 	Dir   string             // scratch directory for logs
 	ZK    *testenv.ZooKeeper // nil with Options.ZooKeeper
 	Redis *testenv.Redis     // nil with Options.Redis
+	// RedisCluster is the Redis Cluster the test runs on when
+	// GOCIM_E2E_REDIS=cluster is set (three masters, a replica each).
+	RedisCluster *testenv.RedisCluster
 	// ZKAddr and RedisAddr are what the route and gateways are given
 	// (--zk, --redis).
 	ZKAddr, RedisAddr string
@@ -128,6 +131,13 @@ func Start(t TB, opts Options) *Cluster {
 	} else {
 		c.ZK = testenv.StartZooKeeper(t)
 		c.ZKAddr = c.ZK.Addr
+	}
+	if opts.Redis == nil && os.Getenv("GOCIM_E2E_REDIS") == "cluster" {
+		opts.Redis = func(t TB) string {
+			c.RedisCluster = testenv.StartRedisCluster(t, 3, 1)
+			t.Logf("GOCIM_E2E_REDIS=cluster: on a Redis Cluster at %s", c.RedisCluster.AddrList())
+			return c.RedisCluster.AddrList()
+		}
 	}
 	if opts.Redis != nil {
 		c.RedisAddr = opts.Redis(t)
