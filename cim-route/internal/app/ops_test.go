@@ -8,8 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -120,24 +118,6 @@ next:
 	}
 	t.Fatalf("no %s%v in /metrics", name, labels)
 	return 0, 0
-}
-
-// checkPromtool runs `promtool check metrics` on the exposition: it must
-// find no problem. Without promtool it skips, except under CI=true.
-func checkPromtool(t *testing.T, text string) {
-	t.Helper()
-	bin, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("promtool is not on PATH (Debian: apt-get install prometheus); CI needs it")
-		}
-		t.Skip("promtool is not on PATH (Debian: apt-get install prometheus): /metrics not linted")
-	}
-	cmd := exec.Command(bin, "check", "metrics")
-	cmd.Stdin = strings.NewReader(text)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("promtool check metrics: %v\n%s", err, out)
-	}
 }
 
 // uplink posts a batch to the internal listener as a gateway, and waits
@@ -357,7 +337,7 @@ func TestOps(t *testing.T) {
 			t.Errorf("no %s: the Go and process collectors are missing", name)
 		}
 	}
-	t.Run("promtool", func(t *testing.T) { checkPromtool(t, text) })
+	t.Run("promtool", func(t *testing.T) { testenv.CheckMetrics(t, text) })
 
 	// A push the gateway refuses counts as a push error.
 	gw.Close()
