@@ -57,8 +57,10 @@ func testRouteReplicaLost(t *testing.T, how string, lose, after func(*harness.Ro
 	// Gateways that know both replicas (r1 first: their calls go there
 	// until it fails); the harness's first gateway knows only r1 and goes.
 	internal := harness.RouteList(true, r1, r2)
-	c.AddGateway("--route", internal)
-	c.AddGateway("--route", internal)
+	// A frozen replica holds each call for the attempt timeout before the
+	// gateway tries the other.
+	c.AddGateway("--route", internal, "--route-attempt-timeout", "2s")
+	c.AddGateway("--route", internal, "--route-attempt-timeout", "2s")
 	if err := c.Gateways[0].Stop(10 * time.Second); err != nil {
 		t.Logf("first gateway: %v", err)
 	}
@@ -77,7 +79,7 @@ func testRouteReplicaLost(t *testing.T, how string, lose, after func(*harness.Ro
 	tune := func(cfg *client.Config) {
 		cfg.RouteURL = public
 		cfg.ResendTimeout = time.Second
-		cfg.ResendMax = 60 // a frozen replica holds calls for the gateway's 10 s attempt timeout
+		cfg.ResendMax = 60 // a frozen replica holds calls for the gateway's attempt timeout
 		cfg.EventBuffer = 1 << 15
 		cfg.HTTPClient = &http.Client{Timeout: 2 * time.Second} // a frozen replica's login times out
 	}

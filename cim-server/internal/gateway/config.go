@@ -60,8 +60,11 @@ type Config struct {
 	UplinkLinger time.Duration
 	Drain        time.Duration // spread client closes over this long on shutdown
 	RouteRetry   time.Duration // how long calls to the route are retried
-	LogLevel     string        // debug, info, warn, error
-	LogFormat    string        // text or json
+	// RouteAttempt bounds one call to one route before the next route
+	// (of --route's list) is tried: what a frozen route costs a call.
+	RouteAttempt time.Duration
+	LogLevel     string // debug, info, warn, error
+	LogFormat    string // text or json
 	// GCPercent is the Go GC target (GOGC) the gateway runs with: a gateway
 	// is memory-bound (mostly idle connections), and the garbage each login
 	// leaves costs RSS until the next GC, which an idle gateway rarely runs.
@@ -136,6 +139,7 @@ func DefaultConfig() Config {
 		UplinkLinger:     500 * time.Microsecond,
 		Drain:            3 * time.Second,
 		RouteRetry:       15 * time.Second,
+		RouteAttempt:     10 * time.Second,
 		LogLevel:         "info",
 		LogFormat:        "text",
 		GCPercent:        25,
@@ -182,6 +186,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.WriteQueueBytes, "write-queue-bytes", d.WriteQueueBytes, "bytes queued per connection and not yet written before it is dropped as a slow consumer (a larger frame alone still goes)")
 	fs.DurationVar(&c.Drain, "drain", d.Drain, "on shutdown, spread closing client connections over this long")
 	fs.DurationVar(&c.RouteRetry, "route-retry", d.RouteRetry, "how long calls to the route are retried before giving up")
+	fs.DurationVar(&c.RouteAttempt, "route-attempt-timeout", d.RouteAttempt, "one call to one route, before the next of --route is tried: what a frozen route costs a call (not longer than --route-retry)")
 	fs.StringVar(&c.LogLevel, "log-level", d.LogLevel, "log level: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", d.LogFormat, "log format: text or json")
 	fs.BoolVar(&c.Pprof, "pprof", d.Pprof, "serve Go profiles at /debug/pprof/ on --http-listen (X-CIM-Internal required)")
@@ -306,7 +311,7 @@ func (c *Config) Validate() error {
 	positive := []struct {
 		name string
 		d    time.Duration
-	}{{"--read-timeout", c.ReadTimeout}, {"--login-timeout", c.LoginTimeout}, {"--route-retry", c.RouteRetry}}
+	}{{"--read-timeout", c.ReadTimeout}, {"--login-timeout", c.LoginTimeout}, {"--route-retry", c.RouteRetry}, {"--route-attempt-timeout", c.RouteAttempt}}
 	for _, p := range positive {
 		if p.d <= 0 {
 			bad("%s %v: want a positive duration", p.name, p.d)

@@ -270,7 +270,7 @@ func (g *Gateway) Start() error {
 
 	root := g.baseLog
 	g.route = routeclient.New(routeclient.Config{
-		URLs: g.cfg.RouteURLs(), GatewayID: g.id, Secret: g.secrets.Current(), RetryFor: g.cfg.RouteRetry, Logger: root,
+		URLs: g.cfg.RouteURLs(), GatewayID: g.id, Secret: g.secrets.Current(), RetryFor: g.cfg.RouteRetry, AttemptTimeout: g.cfg.RouteAttempt, Logger: root,
 	})
 	g.links = routelink.New(g, g.route, routelink.Config{Logger: root})
 	g.batcher = uplink.New(uplink.Config{GatewayID: g.id, Shards: g.cfg.UplinkShards, Linger: g.cfg.UplinkLinger, Logger: root}, meteredUplink{g}, g.deliver)
