@@ -240,7 +240,23 @@ func (s *Store) Write(ctx context.Context, w Write) (Written, error) {
 	if len(ops) == 0 {
 		return Written{}, nil
 	}
-	res, err := s.run(ctx, ops)
+	var res []redis.Cmder
+	var err error
+	if s.cluster && len(calls) > 0 && len(w.Acks) > 0 {
+		// An ACK raised before the receipts it caused are stored loses
+		// them for good if the route dies in between (the next ACK starts
+		// after it). One pipeline keeps that order on one Redis, but a
+		// cluster pipeline goes to each master at once: there the appends
+		// are written first, then the rest.
+		res, err = s.run(ctx, ops[:len(calls)])
+		if err == nil {
+			var rest []redis.Cmder
+			rest, err = s.run(ctx, ops[len(calls):])
+			res = append(res, rest...)
+		}
+	} else {
+		res, err = s.run(ctx, ops)
+	}
 	if err != nil {
 		return Written{}, err
 	}
