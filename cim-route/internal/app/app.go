@@ -54,6 +54,7 @@ type App struct {
 	log *slog.Logger
 
 	rdb     redis.UniversalClient
+	ping    redisPing // /readyz's, shared by all its requests
 	st      *store.Store
 	uploads files.Store
 	bal     *balance.Balancer

@@ -6,7 +6,10 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/gocim/gocim/cim-route/internal/metrics"
 	"github.com/gocim/gocim/internal/contract"
@@ -27,8 +30,35 @@ import (
 // /healthz stays the API's. The checks' details never carry error texts
 // (addresses of Redis or ZooKeeper): /readyz is open on the public listener.
 
-// readyPing bounds the Redis PING of one /readyz.
-const readyPing = time.Second
+// readyPing bounds the Redis PING of one /readyz; a PING's answer serves
+// every /readyz for readyPingFresh after it. /readyz is open on the public
+// listener: requests at any rate cost Redis at most a few PINGs a second.
+const (
+	readyPing      = time.Second
+	readyPingFresh = 500 * time.Millisecond
+)
+
+// redisPing is the last readiness PING and its outcome.
+type redisPing struct {
+	mu   sync.Mutex // held while a PING runs: others wait for its answer
+	at   time.Time
+	fail bool
+}
+
+// failed PINGs Redis unless a PING answered within readyPingFresh, and
+// reports whether it failed.
+func (p *redisPing) failed(ctx context.Context, rdb redis.UniversalClient) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if time.Since(p.at) < readyPingFresh {
+		return p.fail
+	}
+	pctx, cancel := context.WithTimeout(ctx, readyPing)
+	defer cancel()
+	p.fail = rdb.Ping(pctx).Err() != nil
+	p.at = time.Now()
+	return p.fail
+}
 
 // Readiness checks, the names in /readyz's "failing".
 const (
@@ -75,10 +105,7 @@ func (a *App) Readiness(ctx context.Context) Readiness {
 	if stopping {
 		fail(checkShutdown, "shutting down")
 	}
-	pctx, cancel := context.WithTimeout(ctx, readyPing)
-	err := a.rdb.Ping(pctx).Err()
-	cancel()
-	if err != nil {
+	if a.ping.failed(ctx, a.rdb) {
 		fail(checkRedis, "redis does not answer PING within "+readyPing.String())
 	}
 	if !a.disc.Connected() {
