@@ -116,17 +116,23 @@ func startCluster(t *testing.T) redis.UniversalClient {
 	dir := t.TempDir()
 	port := testenv.FreePort(t)
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	testenv.Start(t, dir, bin, nil, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
-		"--save", "", "--appendonly", "no", "--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, "nodes.conf"))
+	// The bus port is given explicitly: the default (port+10000) is not
+	// known to be free and a taken one makes redis-server exit.
+	p := testenv.Start(t, dir, bin, nil, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
+		"--save", "", "--appendonly", "no", "--cluster-enabled", "yes",
+		"--cluster-port", strconv.Itoa(testenv.FreePort(t)), "--cluster-config-file", filepath.Join(dir, "nodes.conf"))
 	node := redis.NewClient(&redis.Options{Addr: addr})
 	defer node.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
+	if err := testenv.WaitTCP(ctx, p, addr); err != nil {
+		t.Fatal(err)
+	}
 	for node.Ping(ctx).Err() != nil {
 		if ctx.Err() != nil {
-			t.Fatalf("redis cluster node %s did not answer", addr)
+			t.Fatalf("redis cluster node %s did not answer:\n%s", addr, p.Tail(20))
 		}
-		time.Sleep(20 * time.Millisecond) // no event says it listens
+		time.Sleep(20 * time.Millisecond) // loading: no event says it is done
 	}
 	if err := node.Do(ctx, "CLUSTER", "ADDSLOTSRANGE", 0, 16383).Err(); err != nil {
 		t.Fatal(err)
