@@ -99,8 +99,8 @@ func New(cfg Config) (*Client, error) {
 		cfg:     cfg,
 		log:     cfg.Logger.With("component", "cim-client", "user", cfg.UserName),
 		ids:     newMsgIDs(),
-		inbox:   newInbox(defaultInboxBuffer),
-		tl:      newTimelines(defaultInboxBuffer, cfg.GroupAckDelay, cfg.AckEvery),
+		inbox:   newInbox(defaultInboxBuffer).waitForGaps(cfg.GapWait),
+		tl:      newTimelines(defaultInboxBuffer, cfg.GroupAckDelay, cfg.AckEvery).waitForGaps(cfg.GroupGapWait),
 		shown:   mustLRU[string, shownMsg](shownKept),
 		acks:    &acks{delay: cfg.AckDelay, every: cfg.AckEvery},
 		out:     newOutbox(cfg.ResendTimeout, cfg.ResendMax),
@@ -514,7 +514,9 @@ func (c *Client) handle(l *link, f *cimpb.Frame, lastErr **GatewayError) bool {
 			// A large group's message: in its timeline, not the inbox.
 			gid := f.Msg.Group
 			show := c.tl.add(gid, f, time.Now())
-			c.poke() // a SYNC may be wanted
+			if len(show) == 0 {
+				c.poke() // a gap: a SYNC may be wanted now or after the gap wait
+			}
 			return c.showGroup(l, gid, show)
 		}
 		if seq == 0 { // a broadcast or a direct answer: not an inbox entry
@@ -535,6 +537,7 @@ func (c *Client) handle(l *link, f *cimpb.Frame, lastErr **GatewayError) bool {
 		}
 		if len(show) == 0 {
 			l.log.Debug("holding back or dropping an inbox entry", "seq", seq, "last", c.inbox.lastSeq())
+			c.poke() // a gap waiting: the control loop's timer learns when to ask
 		}
 		return c.showAll(l, show)
 	case cimpb.Type_SYNC:

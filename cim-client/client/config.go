@@ -29,6 +29,8 @@ const (
 	DefaultAckEvery      = 100
 	DefaultGroupAckDelay = time.Second
 	DefaultSyncTimeout   = 10 * time.Second
+	DefaultGapWait       = 200 * time.Millisecond
+	DefaultGroupGapWait  = time.Second
 )
 
 // Config configures a Client. Zero fields take the documented defaults.
@@ -113,6 +115,18 @@ type Config struct {
 	// client's behalf at login) may go unanswered before the client asks
 	// again (default 10 s).
 	SyncTimeout time.Duration
+	// GapWait is how long an inbox or group entry that arrived ahead of
+	// its predecessor is held back before a SYNC asks for the missing one
+	// (default 200 ms; negative: ask at once). Concurrent batches reach a
+	// gateway out of order now and then; the missing entry usually follows
+	// within milliseconds, and a SYNC would fetch everything after it again.
+	GapWait time.Duration
+	// GroupGapWait is GapWait for the messages of large groups, those the
+	// route keeps in a group timeline (default 1 s; negative: ask at once).
+	// There a gap is seen by every online member at once, and their SYNCs
+	// would send the group's recent messages again to all of them; under
+	// a burst the reordered push may trail by more than GapWait.
+	GroupGapWait time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -157,6 +171,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.SyncTimeout <= 0 {
 		c.SyncTimeout = DefaultSyncTimeout
+	}
+	if c.GapWait == 0 {
+		c.GapWait = DefaultGapWait
+	}
+	if c.GroupGapWait == 0 {
+		c.GroupGapWait = DefaultGroupGapWait
 	}
 }
 

@@ -997,3 +997,43 @@ func TestSeqsGoingBackWhileAway(t *testing.T) {
 	}
 	noEvent(t, c)
 }
+
+// TestReorderedPushCostsNoSync: entries pushed out of order (concurrent
+// batches, several route replicas) are shown in order without a SYNC when
+// the missing one follows within GapWait: the client's next frame is the
+// ACK, where without the wait it would be a SYNC written at once. A gap
+// that stays open is asked for once the wait is over.
+func TestReorderedPushCostsNoSync(t *testing.T) {
+	c, gw, _, in := inboxSetup(t, func(cfg *Config) { cfg.GapWait = 50 * time.Millisecond })
+	conn := gw.Accept(t)
+	next(t, c, EventConnected)
+
+	var live []*cimpb.Frame
+	for i := range 4 {
+		live = append(live, in.Append(clienttest.TextMsg(fmt.Sprintf("m%d", i+1), "2", "bob", fmt.Sprint(i+1))))
+	}
+	if err := conn.SendAll(live[1], live[0]); err != nil { // 2 before 1
+		t.Fatal(err)
+	}
+	if got := bodies(t, c, 2); !slices.Equal(got, []string{"1", "2"}) {
+		t.Fatalf("shown %v, want 1, 2", got)
+	}
+	if f := nextFrame(t, conn); f.GetType() != cimpb.Type_ACK || f.GetAck().GetSeq() != 2 {
+		t.Fatalf("frame %v after the swapped pair, want ACK 2 and no SYNC", f)
+	}
+
+	if err := conn.Send(live[3]); err != nil { // 3 got lost
+		t.Fatal(err)
+	}
+	f := conn.Next(t, cimpb.Type_SYNC)
+	if f.GetSync().GetAfterSeq() != 2 {
+		t.Errorf("SYNC after %d, want 2", f.GetSync().GetAfterSeq())
+	}
+	if got := bodies(t, c, 2); !slices.Equal(got, []string{"3", "4"}) {
+		t.Fatalf("shown %v, want 3, 4", got)
+	}
+	if n := len(in.Syncs()); n != 2 {
+		t.Errorf("%d SYNCs answered, want the login one and the gap's", n)
+	}
+	noEvent(t, c)
+}

@@ -47,6 +47,15 @@ type inbox struct {
 	// syncing: a SYNC is outstanding since syncSince.
 	syncing   bool
 	syncSince time.Time
+	// gapWait is how long a gap may stay open before a SYNC asks for it
+	// (0: at once). Entries are reordered on their way: the route stores
+	// and pushes concurrent batches in parallel, and several route
+	// replicas push to one gateway. A gap that fills within gapWait costs
+	// nothing; a SYNC for it would read and send the entries again, and in
+	// a large group every member would ask at once.
+	gapWait time.Duration
+	// gapSince is when the gap that is waiting opened (zero: none).
+	gapSince time.Time
 	// rewound: last went back (rewind); answers to SYNCs asked before,
 	// after a higher seq, are ignored until one asked since comes.
 	rewound bool
@@ -59,6 +68,12 @@ func newInbox(maxHeld int) *inbox {
 		maxHeld = defaultInboxBuffer
 	}
 	return &inbox{held: map[uint64]*cimpb.Frame{}, maxHeld: maxHeld}
+}
+
+// waitForGaps sets gapWait (negative: 0) and returns in.
+func (in *inbox) waitForGaps(d time.Duration) *inbox {
+	in.gapWait = max(d, 0)
+	return in
 }
 
 // rewindSpan is how far below the evidence of seqs going back the inbox
@@ -139,6 +154,7 @@ func (in *inbox) linkUp(now time.Time) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	in.syncing, in.syncSince = true, now
+	in.gapSince = time.Time{}
 }
 
 // add takes an entry with seq > 0 and returns what to show now, in order,
@@ -159,7 +175,20 @@ func (in *inbox) add(seq uint64, f *cimpb.Frame, now time.Time) (show []*cimpb.F
 	if _, ok := in.held[seq]; !ok {
 		in.holdLocked(seq, f)
 	}
-	return nil, in.requestLocked(now)
+	return nil, in.gapLocked(now)
+}
+
+// gapLocked notes a gap and reports whether to ask for it now: at once
+// without a gap wait, or when entries had to be dropped for space;
+// otherwise expire asks when the gap is still open after gapWait.
+func (in *inbox) gapLocked(now time.Time) bool {
+	if in.gapWait <= 0 || in.dropped != 0 {
+		return in.requestLocked(now)
+	}
+	if in.gapSince.IsZero() {
+		in.gapSince = now
+	}
+	return false
 }
 
 // holdLocked keeps f back. When full, the highest seqs give way: they are
@@ -210,6 +239,7 @@ func (in *inbox) requestLocked(now time.Time) bool {
 		return false
 	}
 	in.syncing, in.syncSince = true, now
+	in.gapSince = time.Time{} // the SYNC covers it
 	return true
 }
 
@@ -320,6 +350,9 @@ func (in *inbox) flushLocked(show []*cimpb.Frame) []*cimpb.Frame {
 	for {
 		f, ok := in.held[in.last+1]
 		if !ok {
+			if len(in.held) == 0 {
+				in.gapSince = time.Time{} // filled
+			}
 			return show
 		}
 		delete(in.held, in.last+1)
@@ -329,14 +362,22 @@ func (in *inbox) flushLocked(show []*cimpb.Frame) []*cimpb.Frame {
 	}
 }
 
-// expire reports whether an outstanding SYNC went unanswered for timeout
-// and should be sent again now, and when to check next (zero: nothing
-// outstanding).
+// expire reports whether a SYNC should be sent now — an outstanding one
+// went unanswered for timeout, or a gap stayed open for gapWait — and when
+// to check next (zero: nothing outstanding or waiting).
 func (in *inbox) expire(now time.Time, timeout time.Duration) (sync bool, next time.Time) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if !in.syncing {
-		return false, time.Time{}
+		if in.gapSince.IsZero() {
+			return false, time.Time{}
+		}
+		if deadline := in.gapSince.Add(in.gapWait); now.Before(deadline) {
+			return false, deadline
+		}
+		in.syncing, in.syncSince = true, now
+		in.gapSince = time.Time{}
+		return true, now.Add(timeout)
 	}
 	if deadline := in.syncSince.Add(timeout); now.Before(deadline) {
 		return false, deadline

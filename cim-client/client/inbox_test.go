@@ -324,3 +324,57 @@ func TestInboxSkippedFrame(t *testing.T) {
 		t.Fatalf("after the answer: show %v sync %v last %d, want nothing, no SYNC, last 2", show, sync, in.lastSeq())
 	}
 }
+
+// TestInboxGapWait: with a gap wait, an entry ahead of its predecessor is
+// held without a SYNC; the predecessor arriving within the wait shows both
+// and nothing is asked; a gap still open when the wait ends is asked for by
+// expire; a gap while entries had to be dropped for space is asked at once.
+func TestInboxGapWait(t *testing.T) {
+	const wait = 100 * time.Millisecond
+	t0 := time.Unix(1000, 0)
+	in := newInbox(0).waitForGaps(wait)
+	in.last = 5
+
+	if show, sync := in.add(7, msgEntry(7), t0); len(show) != 0 || sync {
+		t.Fatalf("7 after 5: showed %d, sync %v; want it held, no SYNC yet", len(show), sync)
+	}
+	if sync, next := in.expire(t0.Add(wait/2), time.Minute); sync || !next.Equal(t0.Add(wait)) {
+		t.Fatalf("within the wait: sync %v, next %v; want no SYNC, look again at %v", sync, next, t0.Add(wait))
+	}
+	show, sync := in.add(6, msgEntry(6), t0.Add(wait/2))
+	if got := seqsOf(show); !slices.Equal(got, []uint64{6, 7}) || sync {
+		t.Fatalf("6 arrives: showed %v sync %v, want [6 7] and no SYNC", got, sync)
+	}
+	if sync, next := in.expire(t0.Add(2*wait), time.Minute); sync || !next.IsZero() {
+		t.Fatalf("gap filled: expire says sync %v next %v, want nothing", sync, next)
+	}
+
+	t1 := t0.Add(time.Second)
+	in.add(9, msgEntry(9), t1)
+	in.add(10, msgEntry(10), t1.Add(wait/2)) // the wait runs from the first
+	if sync, _ := in.expire(t1.Add(wait-time.Millisecond), time.Minute); sync {
+		t.Fatal("SYNC before the wait ended")
+	}
+	if sync, next := in.expire(t1.Add(wait), time.Minute); !sync || !next.Equal(t1.Add(wait+time.Minute)) {
+		t.Fatalf("gap open after the wait: sync %v next %v, want a SYNC, outstanding until %v", sync, next, t1.Add(wait+time.Minute))
+	}
+	if _, sync := in.add(12, msgEntry(12), t1.Add(wait)); sync {
+		t.Fatal("a second SYNC while one is outstanding")
+	}
+
+	full := newInbox(2).waitForGaps(wait)
+	full.add(3, msgEntry(3), t0)
+	full.add(4, msgEntry(4), t0)
+	if _, sync := full.add(5, msgEntry(5), t0); !sync {
+		t.Fatal("entries dropped for space: want a SYNC at once")
+	}
+}
+
+func seqsOf(fs []*cimpb.Frame) []uint64 {
+	var out []uint64
+	for _, f := range fs {
+		seq, _ := seqOf(f)
+		out = append(out, seq)
+	}
+	return out
+}

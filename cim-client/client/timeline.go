@@ -24,6 +24,7 @@ const maxAckGroups = 64
 // position the user acknowledged last, from any device.
 type timelines struct {
 	maxHeld  int
+	gapWait  time.Duration
 	ackDelay time.Duration
 	ackEvery int
 	mu       sync.Mutex
@@ -41,13 +42,20 @@ func newTimelines(maxHeld int, ackDelay time.Duration, ackEvery int) *timelines 
 	return &timelines{maxHeld: maxHeld, ackDelay: ackDelay, ackEvery: ackEvery, of: map[string]*timeline{}, want: map[string]bool{}}
 }
 
+// waitForGaps sets the gap wait of every timeline (see inbox.gapWait) and
+// returns ts.
+func (ts *timelines) waitForGaps(d time.Duration) *timelines {
+	ts.gapWait = d
+	return ts
+}
+
 // get returns gid's timeline, created when new.
 func (ts *timelines) get(gid string) *timeline {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	t := ts.of[gid]
 	if t == nil {
-		t = &timeline{in: newInbox(ts.maxHeld), acks: &acks{delay: ts.ackDelay, every: ts.ackEvery}}
+		t = &timeline{in: newInbox(ts.maxHeld).waitForGaps(ts.gapWait), acks: &acks{delay: ts.ackDelay, every: ts.ackEvery}}
 		ts.of[gid] = t
 	}
 	return t
