@@ -50,6 +50,8 @@ export declare const Defaults: Readonly<{
   ackEvery: number;
   groupAckDelayMs: number;
   syncTimeoutMs: number;
+  gapWaitMs: number;
+  groupGapWaitMs: number;
   maxFrame: number;
   httpTimeoutMs: number;
 }>;
@@ -482,6 +484,10 @@ export interface ClientOptions {
   groupAckDelayMs?: number;
   /** A SYNC unanswered this long is asked again (default 10 s). */
   syncTimeoutMs?: number;
+  /** An entry ahead of its predecessor is held this long before a SYNC asks for the missing one (default 200 ms; 0: at once). */
+  gapWaitMs?: number;
+  /** gapWaitMs for large groups' timelines, where every member sees the same gap (default 1 s). */
+  groupGapWaitMs?: number;
   /** Largest frame sent (default 64 KiB, as the gateways'). */
   maxFrame?: number;
   /** Bound of one route call (default 10 s). */

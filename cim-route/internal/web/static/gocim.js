@@ -135,6 +135,8 @@ export const Defaults = Object.freeze({
   ackEvery: 100,
   groupAckDelayMs: 1_000,
   syncTimeoutMs: 10_000,
+  gapWaitMs: 200,
+  groupGapWaitMs: 1_000,
   maxFrame: 65_536,
   httpTimeoutMs: 10_000,
 });
@@ -879,7 +881,12 @@ class Stamps {
 }
 
 class Inbox {
-  constructor(maxHeld = INBOX_BUFFER) {
+  // gapWait: how long a gap may stay open before a SYNC asks for it (0: at
+  // once); pushes are reordered now and then and the missing entry usually
+  // follows within milliseconds (the Go SDK's Config.GapWait).
+  constructor(maxHeld = INBOX_BUFFER, gapWait = 0) {
+    this.gapWait = Math.max(gapWait, 0);
+    this.gapSince = 0;
     this.last = 0;
     this.held = new Map();
     this.maxHeld = maxHeld;
@@ -913,6 +920,7 @@ class Inbox {
   linkUp(now) {
     this.syncing = true;
     this.syncSince = now;
+    this.gapSince = 0;
   }
 
   add(seq, f, now) {
@@ -925,7 +933,15 @@ class Inbox {
       return { show, sync: false };
     }
     if (!this.held.has(seq)) this._hold(seq, f);
-    return { show: [], sync: this.request(now) };
+    return { show: [], sync: this._gap(now) };
+  }
+
+  // A gap: ask at once without a gap wait or when entries were dropped for
+  // space; otherwise expire asks when it is still open after gapWait.
+  _gap(now) {
+    if (this.gapWait <= 0 || this.dropped !== 0) return this.request(now);
+    if (!this.gapSince) this.gapSince = now;
+    return false;
   }
 
   _hold(seq, f) {
@@ -943,6 +959,7 @@ class Inbox {
     if (this.syncing) return false;
     this.syncing = true;
     this.syncSince = now;
+    this.gapSince = 0;
     return true;
   }
 
@@ -1011,7 +1028,10 @@ class Inbox {
   _flush(show) {
     for (;;) {
       const f = this.held.get(this.last + 1);
-      if (!f) return;
+      if (!f) {
+        if (this.held.size === 0) this.gapSince = 0;
+        return;
+      }
       this.held.delete(this.last + 1);
       this.last++;
       this.stamps.put(this.last, f);
@@ -1020,7 +1040,15 @@ class Inbox {
   }
 
   expire(now, timeout) {
-    if (!this.syncing) return { sync: false, next: 0 };
+    if (!this.syncing) {
+      if (!this.gapSince) return { sync: false, next: 0 };
+      const due = this.gapSince + this.gapWait;
+      if (now < due) return { sync: false, next: due };
+      this.syncing = true;
+      this.syncSince = now;
+      this.gapSince = 0;
+      return { sync: true, next: now + timeout };
+    }
     const deadline = this.syncSince + timeout;
     if (now < deadline) return { sync: false, next: deadline };
     this.syncSince = now;
@@ -1084,7 +1112,8 @@ class Acks {
 const MAX_ACK_GROUPS = 64;
 
 class Timelines {
-  constructor(ackDelay, ackEvery) {
+  constructor(ackDelay, ackEvery, gapWait = 0) {
+    this.gapWait = gapWait;
     this.ackDelay = ackDelay;
     this.ackEvery = ackEvery;
     this.of = new Map();
@@ -1093,7 +1122,7 @@ class Timelines {
   get(gid) {
     let t = this.of.get(gid);
     if (!t) {
-      t = { in: new Inbox(), acks: new Acks(this.ackDelay, this.ackEvery), known: false };
+      t = { in: new Inbox(INBOX_BUFFER, this.gapWait), acks: new Acks(this.ackDelay, this.ackEvery), known: false };
       this.of.set(gid, t);
     }
     return t;
@@ -1741,8 +1770,8 @@ export class Client extends EventTarget {
     this._rand = options.random || Math.random;
     this._nextId = newIds();
 
-    this._inbox = new Inbox();
-    this._tl = new Timelines(o.groupAckDelayMs, o.ackEvery);
+    this._inbox = new Inbox(INBOX_BUFFER, o.gapWaitMs);
+    this._tl = new Timelines(o.groupAckDelayMs, o.ackEvery, o.groupGapWaitMs);
     this._shown = new Shown();
     this._acks = new Acks(o.ackDelayMs, o.ackEvery);
     this._out = new Outbox(o.resendTimeoutMs, o.resendMax);
@@ -2176,7 +2205,7 @@ export class Client extends EventTarget {
         if (f.type === 'MSG' && seq === 0 && num(p.groupSeq) > 0 && p.group) {
           const gid = String(p.group);
           const show = this._tl.add(gid, f, now);
-          this._poke();
+          if (show.length === 0) this._poke(); // held: a SYNC now or after the gap wait
           this._showGroup(gid, show);
           return;
         }
@@ -2190,6 +2219,7 @@ export class Client extends EventTarget {
         }
         const { show, sync } = this._inbox.add(seq, f, now);
         if (sync) this._requestSync(l);
+        else if (show.length === 0) this._poke(); // a gap waiting: the timer learns when to ask
         this._showAll(show);
         return;
       }

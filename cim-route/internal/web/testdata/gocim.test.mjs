@@ -209,6 +209,28 @@ test('shows inbox entries once and in order, fills gaps with SYNC, acknowledges 
   await c.close();
 });
 
+test('a swapped pair is shown in order without a SYNC; a gap still open after gapWaitMs is asked for', async () => {
+  const cl = new Cluster();
+  const c = await started(cl, { gapWaitMs: 30 });
+  try {
+    const ws = cl.ws;
+    ws.push(syncAnswer(0, 0, 0));
+    ws.push(msg(2, 'two')); // ahead of 1: held, no SYNC yet
+    ws.push(msg(1, 'one'));
+    assert.deepEqual(c.of('message').map((m) => m.text), ['one', 'two']);
+    await until(() => ws.of('ACK').length > 0, 'an ACK');
+    assert.equal(ws.of('SYNC').length, 0, 'the swap asked nothing');
+    ws.push(msg(4, 'four')); // 3 got lost
+    await until(() => ws.of('SYNC').length === 1, 'a SYNC for the gap after the wait');
+    assert.equal(ws.of('SYNC')[0].sync.afterSeq, '2');
+    ws.push(msg(3, 'three'));
+    ws.push(syncAnswer(2, 4, 4));
+    assert.deepEqual(c.of('message').map((m) => m.text), ['one', 'two', 'three', 'four']);
+  } finally {
+    await c.close(); // a failed assertion must not leave the client's timers running
+  }
+});
+
 test('a SYNC answer that starts past a trimmed hole moves on', async () => {
   const cl = new Cluster();
   const c = await started(cl);
