@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -432,4 +433,31 @@ func TestUpgrade(t *testing.T) {
 		sc.Close()
 	}
 	mu.Unlock()
+}
+
+// TestHandlerGoroutinesAreReused: requests one after another are served by
+// the goroutine that served the one before (its stack grown already), not
+// by a new goroutine each.
+func TestHandlerGoroutinesAreReused(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	h := func(_ context.Context, kind Kind, p []byte) ([]byte, error) {
+		buf := make([]byte, 64)
+		id, _, _ := strings.Cut(strings.TrimPrefix(string(buf[:runtime.Stack(buf, false)]), "goroutine "), " ")
+		mu.Lock()
+		seen[id] = true
+		mu.Unlock()
+		return p, nil
+	}
+	a, _ := pair(t, nil, h, Config{})
+	for i := range 50 {
+		if _, err := a.Call(context.Background(), KindUplink, []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) > 2 {
+		t.Fatalf("50 requests in a row served by %d goroutines, want the same one (two at most)", len(seen))
+	}
 }

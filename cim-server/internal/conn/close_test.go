@@ -12,9 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/gocim/gocim/proto/cimpb"
+	"github.com/gocim/gocim/proto/codec"
 	"github.com/gocim/gocim/proto/codes"
 )
 
@@ -64,7 +63,11 @@ func bodyMsg(id string, n int) *cimpb.Frame {
 // WriteQueueBytes, long before WriteQueue frames.
 func TestSlowConsumerByBytes(t *testing.T) {
 	const frames = 10
-	n := proto.Size(bodyMsg("0", 1000))
+	enc, err := codec.Encode(bodyMsg("0", 1000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(enc) // what the queue counts: the frame as written, length prefix and all
 	h := newHandler()
 	cl, c := servePipe(t, testConfig(func(c *Config) {
 		c.MaxFrame, c.WriteQueue, c.WriteQueueBytes = 4096, 1024, frames*n

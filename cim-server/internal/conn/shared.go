@@ -14,6 +14,7 @@ import (
 // encoding for every connection that gets it.
 type queued struct {
 	f      *cimpb.Frame
+	b      []byte // f encoded by Send (nil: the writer encodes it)
 	shared *Shared
 }
 
