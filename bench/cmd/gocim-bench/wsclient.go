@@ -36,7 +36,11 @@ const (
 	wsAckEvery  = client.DefaultAckEvery
 	// wsSyncRetry: a gap SYNC whose answer made no progress is asked again
 	// after this long (the SDK's sync timeout does the same).
-	wsSyncRetry     = time.Second
+	wsSyncRetry = time.Second
+	// wsGapWait: how long a gap may stay open before a SYNC asks for it
+	// (the SDK's Config.GapWait): pushes are reordered now and then and
+	// the missing entry usually follows within milliseconds.
+	wsGapWait       = 200 * time.Millisecond
 	wsWriteTimeout  = 10 * time.Second
 	wsLoginTimeout  = 10 * time.Second
 	wsClientVersion = "gocim-bench-ws/1"
@@ -94,6 +98,7 @@ type wsClient struct {
 	unacked  int                     // entries shown since that ACK
 	ackArmed bool                    // an ACK timer is running
 	syncing  bool                    // a SYNC is outstanding
+	gapTimer bool                    // a gap wait is running (gapCheck)
 	held     map[uint64]*cimpb.Frame // entries after a gap
 	pending  map[string]struct{}     // client_msg_ids sent, not answered yet
 	nextID   uint64
@@ -259,8 +264,9 @@ func (c *wsClient) add(seq uint64, f *cimpb.Frame, now time.Time) {
 			c.held = map[uint64]*cimpb.Frame{}
 		}
 		c.held[seq] = f
-		if !c.syncing {
-			c.syncing, sync, after = true, true, c.last
+		if !c.syncing && !c.gapTimer {
+			c.gapTimer = true
+			time.AfterFunc(wsGapWait, c.gapCheck)
 		}
 	}
 	ack := c.shownLocked(len(show))
@@ -271,6 +277,22 @@ func (c *wsClient) add(seq uint64, f *cimpb.Frame, now time.Time) {
 		c.writeQuiet(&cimpb.Frame{Type: cimpb.Type_SYNC, Sync: &cimpb.Sync{AfterSeq: after}})
 	}
 	c.ack(ack)
+}
+
+// gapCheck asks for a gap still open when the gap wait is over.
+func (c *wsClient) gapCheck() {
+	c.mu.Lock()
+	c.gapTimer = false
+	sync := !c.syncing && !c.closed && len(c.held) > 0
+	if sync {
+		c.syncing = true
+	}
+	after := c.last
+	c.mu.Unlock()
+	if sync {
+		c.gapSyncs.Add(1)
+		c.writeQuiet(&cimpb.Frame{Type: cimpb.Type_SYNC, Sync: &cimpb.Sync{AfterSeq: after}})
+	}
 }
 
 // syncAnswer takes the SYNC that ends a sync answer (its entries came

@@ -140,16 +140,17 @@ func TestWSClientInbox(t *testing.T) {
 	}
 	defer c.close()
 
-	// The login SYNC's answer (empty inbox), then 1, and 3 before 2.
-	g.push(&cimpb.Frame{Type: cimpb.Type_SYNC, Sync: &cimpb.Sync{}}, msgFrame(1, "1"), msgFrame(3, "3"))
+	// The login SYNC's answer (empty inbox), then 2 before 1 (a swap that
+	// fills within the gap wait: no SYNC), then 4 without 3 (lost).
+	g.push(&cimpb.Frame{Type: cimpb.Type_SYNC, Sync: &cimpb.Sync{}}, msgFrame(2, "2"), msgFrame(1, "1"), msgFrame(4, "4"))
 	sync := g.next("SYNC for the gap", func(f *cimpb.Frame) bool { return f.GetType() == cimpb.Type_SYNC })
-	if sync.GetSync().GetAfterSeq() != 1 {
-		t.Fatalf("SYNC %v, want after_seq 1", sync)
+	if sync.GetSync().GetAfterSeq() != 2 {
+		t.Fatalf("SYNC %v, want after_seq 2 (the swap of 1 and 2 asks nothing)", sync)
 	}
-	// The answer: 2 and 3 again, then the SYNC that ends it.
-	g.push(msgFrame(2, "2"), msgFrame(3, "3"), &cimpb.Frame{Type: cimpb.Type_SYNC, Sync: &cimpb.Sync{AfterSeq: 1, LastSeq: 3, HeadSeq: 3}})
+	// The answer: 3 and 4 again, then the SYNC that ends it.
+	g.push(msgFrame(3, "3"), msgFrame(4, "4"), &cimpb.Frame{Type: cimpb.Type_SYNC, Sync: &cimpb.Sync{AfterSeq: 2, LastSeq: 4, HeadSeq: 4}})
 	var acked uint64
-	for acked < 3 {
+	for acked < 4 {
 		ack := g.next("ACK", func(f *cimpb.Frame) bool { return f.GetType() == cimpb.Type_ACK })
 		if s := ack.GetAck().GetSeq(); s <= acked {
 			t.Fatalf("ACK %d after ACK %d", s, acked)
@@ -157,12 +158,12 @@ func TestWSClientInbox(t *testing.T) {
 			acked = s
 		}
 	}
-	for range 3 {
+	for range 4 {
 		<-shown
 	}
 	mu.Lock()
-	if strings.Join(got, ",") != "1,2,3" {
-		t.Fatalf("shown %q, want 1,2,3", got)
+	if strings.Join(got, ",") != "1,2,3,4" {
+		t.Fatalf("shown %q, want 1,2,3,4", got)
 	}
 	mu.Unlock()
 	if n := c.gapSyncs.Load(); n != 1 {
@@ -183,11 +184,11 @@ func TestWSClientInbox(t *testing.T) {
 	}
 	id := msg.GetMsg().GetClientMsgId()
 	g.push(&cimpb.Frame{Type: cimpb.Type_RECEIPT, Receipt: &cimpb.Receipt{Status: cimpb.ReceiptStatus_RECEIPT_SENT, ClientMsgId: id, MsgId: "x"}},
-		&cimpb.Frame{Type: cimpb.Type_RECEIPT, Receipt: &cimpb.Receipt{Status: cimpb.ReceiptStatus_RECEIPT_DELIVERED, Seq: 4,
+		&cimpb.Frame{Type: cimpb.Type_RECEIPT, Receipt: &cimpb.Receipt{Status: cimpb.ReceiptStatus_RECEIPT_DELIVERED, Seq: 5,
 			Items: []*cimpb.ReceiptItem{{MsgId: "x", ClientMsgId: id}}}})
 	ack := g.next("ACK of the receipt", func(f *cimpb.Frame) bool { return f.GetType() == cimpb.Type_ACK })
-	if ack.GetAck().GetSeq() != 4 {
-		t.Fatalf("ACK %v, want seq 4", ack)
+	if ack.GetAck().GetSeq() != 5 {
+		t.Fatalf("ACK %v, want seq 5", ack)
 	}
 	if n := c.pendingCount(); n != 0 {
 		t.Fatalf("pending %d after SENT, want 0", n)
