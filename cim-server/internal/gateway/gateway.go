@@ -720,6 +720,10 @@ func (g *Gateway) deliver(b *cimpb.PushBatch) {
 // each delivers b's deliveries, reporting for each target, in order,
 // whether it found its connection.
 func (g *Gateway) each(b *cimpb.PushBatch, done func(i int, ok bool)) {
+	// Writers start once the whole batch is queued: a connection's frames
+	// of this batch go out in one write.
+	var k conn.Cork
+	defer k.Flush()
 	i := 0
 	for _, d := range b.GetDeliveries() {
 		if d.GetWatchers() {
@@ -730,7 +734,7 @@ func (g *Gateway) each(b *cimpb.PushBatch, done func(i int, ok bool)) {
 			continue
 		}
 		if len(d.GetTargets()) == 0 {
-			done(i, g.deliverOne(d.GetUserId(), d.GetSessionId(), d.GetFrame(), nil))
+			done(i, g.deliverOne(&k, d.GetUserId(), d.GetSessionId(), d.GetFrame(), nil))
 			i++
 			continue
 		}
@@ -739,15 +743,16 @@ func (g *Gateway) each(b *cimpb.PushBatch, done func(i int, ok bool)) {
 			s = conn.NewShared(f)
 		}
 		for _, t := range d.Targets {
-			done(i, g.deliverOne(t.GetUserId(), t.GetSessionId(), d.GetFrame(), s))
+			done(i, g.deliverOne(&k, t.GetUserId(), t.GetSessionId(), d.GetFrame(), s))
 			i++
 		}
 	}
 }
 
 // deliverOne writes f (whose shared encoding is s, when not nil) to uid's
-// connection, when it holds session sid (any session when sid is empty).
-func (g *Gateway) deliverOne(uid, sid string, f *cimpb.Frame, s *conn.Shared) bool {
+// connection through k, when it holds session sid (any session when sid is
+// empty).
+func (g *Gateway) deliverOne(k *conn.Cork, uid, sid string, f *cimpb.Frame, s *conn.Shared) bool {
 	if f == nil {
 		return false
 	}
@@ -771,9 +776,9 @@ func (g *Gateway) deliverOne(uid, sid string, f *cimpb.Frame, s *conn.Shared) bo
 		g.watch.set(c, p.States)
 	}
 	if s != nil {
-		return c.SendShared(s)
+		return k.SendShared(c, s)
 	}
-	return c.Send(f)
+	return k.Send(c, f)
 }
 
 // ---- re-assert after the ZooKeeper node came back ----
