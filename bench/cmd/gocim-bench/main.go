@@ -17,7 +17,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -145,7 +144,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	scaleRate := fs.Int("scale-rate", 0, "private messages/s of the scale workload while the connections are held (default 1000; quick: 500)")
 	fs.DurationVar(&o.scaleDuration, "scale-duration", 0, "send window of the scale workload's messages (default 20s; quick: 2s)")
 	fs.IntVar(&o.scaleGroup, "scale-group", 0, "members of the scale workload's group fan-out (10 messages; default 500; quick: 50)")
-	fs.StringVar(&o.cpuProf, "cpuprofile", "", "write the load generator's own CPU profile (runtime/pprof) to this file")
+	fs.StringVar(&o.cpuProf, "cpuprofile", "", "write the load generator's own CPU profile (runtime/pprof) of each measured phase, without the set-up, to this file (the second phase to FILE.2, …)")
 	routeArgs := fs.String("route-args", "", "extra flags for cim-route, space-separated (tuning experiments), e.g. \"--inbox-max 500\"")
 	gatewayArgs := fs.String("gateway-args", "", "extra flags for every cim-server, space-separated, e.g. \"--write-queue 4096\"")
 	fs.BoolVar(&o.pprof, "pprof", false, "start route and gateways with --pprof (profiles on their internal addresses; see docs/BENCHMARKS.md)")
@@ -253,19 +252,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	slog.SetDefault(log)
-	if o.cpuProf != "" {
-		f, err := os.Create(o.cpuProf)
-		if err != nil {
-			fmt.Fprintln(stderr, err)
-			return 2
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			fmt.Fprintln(stderr, err)
-			return 2
-		}
-		defer pprof.StopCPUProfile()
-	}
+	phaseProfile.path = o.cpuProf
 	var rows []row
 	began := time.Now()
 	code := run.Main(log, func(t *run.T) {

@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -69,6 +71,39 @@ type cpuMeter struct {
 	start []time.Duration
 	self  time.Duration
 	wall  time.Time
+	prof  *os.File // the phase's CPU profile, with --cpuprofile
+}
+
+// phaseProfile is --cpuprofile: each measured window (startCPU to stop) is
+// profiled into it, the second into <file>.2, and so on, so that a profile
+// shows the measured phase and not the set-up.
+var phaseProfile struct {
+	path string
+	n    int
+}
+
+// startProfile starts the CPU profile of the next measured window, if asked.
+func startProfile() *os.File {
+	if phaseProfile.path == "" {
+		return nil
+	}
+	phaseProfile.n++
+	name := phaseProfile.path
+	if phaseProfile.n > 1 {
+		name += "." + strconv.Itoa(phaseProfile.n)
+	}
+	f, err := os.Create(name)
+	if err == nil {
+		err = pprof.StartCPUProfile(f)
+	}
+	if err != nil {
+		slog.Warn("cpu profile", "err", err)
+		if f != nil {
+			f.Close()
+		}
+		return nil
+	}
+	return f
 }
 
 func startCPU(pids []int) *cpuMeter {
@@ -76,6 +111,7 @@ func startCPU(pids []int) *cpuMeter {
 	for i, p := range pids {
 		m.start[i], _ = cpuOf(p)
 	}
+	m.prof = startProfile()
 	return m
 }
 
@@ -83,6 +119,11 @@ func startCPU(pids []int) *cpuMeter {
 // fraction of one core over the window (2.0 = both cores of this machine).
 func (m *cpuMeter) stop() (cluster, loadgen float64) {
 	wall := time.Since(m.wall)
+	if m.prof != nil {
+		pprof.StopCPUProfile()
+		m.prof.Close()
+		m.prof = nil
+	}
 	var used time.Duration
 	for i, p := range m.pids {
 		if d, err := cpuOf(p); err == nil {
