@@ -8,6 +8,7 @@ package router
 import (
 	"context"
 	"maps"
+	"slices"
 	"time"
 
 	"github.com/gocim/gocim/cim-route/internal/fanout"
@@ -211,11 +212,29 @@ func (j *job) deliver(ctx context.Context) error {
 			}
 			f := it.downlink("")
 			f.Msg.GroupSeq = it.group.gseq
-			shared := map[string]*cimpb.Delivery{}
 			rcpt := it.group.recipients
 			if it.group.echo {
 				rcpt = append(rcpt[:len(rcpt):len(rcpt)], it.from)
 			}
+			// Two passes: count each gateway's targets, then fill slices
+			// made to size. Growing them by appending was a quarter of the
+			// route's CPU in a 5,000-member fan-out (copies of fresh pages).
+			per := map[string]int{}
+			n := 0
+			for _, uid := range rcpt {
+				for _, rt := range reachable(uid) {
+					per[rt.Gateway]++
+					n++
+				}
+			}
+			shared := make(map[string]*cimpb.Delivery, len(per))
+			for gw, k := range per {
+				d := &cimpb.Delivery{Frame: f, Targets: make([]*cimpb.Target, 0, k)}
+				shared[gw] = d
+				batches[gw] = append(batches[gw], d)
+				targets[gw] = slices.Grow(targets[gw], k)
+			}
+			slab := make([]cimpb.Target, n) // one allocation for every target
 			for _, uid := range rcpt {
 				rts := reachable(uid)
 				if len(rts) == 0 {
@@ -225,6 +244,15 @@ func (j *job) deliver(ctx context.Context) error {
 					continue
 				}
 				for _, rt := range rts {
+					// A gateway's liveness may change between the passes.
+					var t *cimpb.Target
+					if n > 0 {
+						t = &slab[len(slab)-n]
+						n--
+					} else {
+						t = &cimpb.Target{}
+					}
+					t.UserId, t.SessionId = uid, rt.Session
 					d := shared[rt.Gateway]
 					if d == nil {
 						d = &cimpb.Delivery{Frame: f}
@@ -233,7 +261,7 @@ func (j *job) deliver(ctx context.Context) error {
 					}
 					// Targets stay aligned with the gateway's targets: a
 					// PushResult counts each target as one delivery.
-					d.Targets = append(d.Targets, &cimpb.Target{UserId: uid, SessionId: rt.Session})
+					d.Targets = append(d.Targets, t)
 					targets[rt.Gateway] = append(targets[rt.Gateway], target{i, uid, rt.Session})
 				}
 			}
