@@ -110,11 +110,12 @@ type call struct {
 }
 
 // Targets is how many users' sessions deliveries go to: one per delivery,
-// or a shared delivery's targets. A PushResult's indexes count them.
+// or a shared delivery's targets (contract.Targets). A PushResult's indexes
+// count them.
 func Targets(deliveries []*cimpb.Delivery) int {
 	n := 0
 	for _, d := range deliveries {
-		n += max(1, len(d.GetTargets()))
+		n += contract.Targets(d)
 	}
 	return n
 }

@@ -203,6 +203,23 @@ func (g *Gateway) deliver(b *cimpb.PushBatch) *cimpb.PushResult {
 		}
 	}
 	for _, d := range b.Deliveries {
+		if p := d.PackedTargets; len(p) > 0 {
+			g.shared++
+			n := 0
+			for {
+				uid, sid, rest, ok := contract.NextTarget(p)
+				if !ok {
+					break
+				}
+				one(string(uid), string(sid), d.Frame)
+				n++
+				p = rest
+			}
+			if n == 0 {
+				one("", "", d.Frame) // counted once, like the gateway does
+			}
+			continue
+		}
 		if len(d.Targets) == 0 {
 			one(d.UserId, d.SessionId, d.Frame)
 			continue

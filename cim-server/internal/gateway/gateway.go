@@ -27,6 +27,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -733,12 +734,32 @@ func (g *Gateway) each(b *cimpb.PushBatch, done func(i int, ok bool)) {
 			i++
 			continue
 		}
+		var s *conn.Shared
+		if p := d.GetPackedTargets(); len(p) > 0 && d.GetFrame() != nil {
+			// As many targets as contract.Targets counts: up to the first
+			// malformed one, and at least one.
+			s = conn.NewShared(d.GetFrame())
+			n := 0
+			for {
+				uid, sid, rest, ok := contract.NextTarget(p)
+				if !ok {
+					break
+				}
+				done(i, g.deliverPacked(&k, uid, sid, d.GetFrame(), s))
+				i, n, p = i+1, n+1, rest
+			}
+			if n == 0 {
+				g.log.Warn("push with malformed packed targets", "bytes", len(d.GetPackedTargets()))
+				done(i, false)
+				i++
+			}
+			continue
+		}
 		if len(d.GetTargets()) == 0 {
 			done(i, g.deliverOne(&k, d.GetUserId(), d.GetSessionId(), d.GetFrame(), nil))
 			i++
 			continue
 		}
-		var s *conn.Shared
 		if f := d.GetFrame(); f != nil {
 			s = conn.NewShared(f)
 		}
@@ -747,6 +768,20 @@ func (g *Gateway) each(b *cimpb.PushBatch, done func(i int, ok bool)) {
 			i++
 		}
 	}
+}
+
+// deliverPacked is deliverOne for a packed target, without a string made
+// for the common case: a user's one connection (no device slot) holding
+// session sid.
+func (g *Gateway) deliverPacked(k *conn.Cork, uid, sid []byte, f *cimpb.Frame, s *conn.Shared) bool {
+	if bytes.IndexByte(sid, '.') < 0 && len(sid) > 0 {
+		if c, ok := g.hub.GetBytes(uid); ok && string(sid) == c.SessionID() {
+			if _, ends := endsConnection(f); !ends && f.GetType() != cimpb.Type_PRESENCE {
+				return k.SendShared(c, s)
+			}
+		}
+	}
+	return g.deliverOne(k, string(uid), string(sid), f, s)
 }
 
 // deliverOne writes f (whose shared encoding is s, when not nil) to uid's

@@ -602,6 +602,32 @@ func TestPush(t *testing.T) {
 		t.Fatalf("a got %v after the shared one", f)
 	}
 
+	// The same with packed targets (what the route sends): counted alike,
+	// a malformed tail ends them, and a delivery with none readable counts
+	// once.
+	packed := msg("g2")
+	var p []byte
+	for _, t := range [][2]string{{"1", "sa"}, {"3", ""}, {"2", "other"}, {"2", "sb"}, {"2", ""}} {
+		p = contract.AppendTarget(p, t[0], t[1]) // 0..4: delivered, not here, wrong session, delivered, delivered
+	}
+	p = append(p, 9, 'x') // a length past the end: not a target
+	res = push(t, g, &cimpb.PushBatch{Deliveries: []*cimpb.Delivery{
+		{Frame: packed, PackedTargets: p},
+		{Frame: msg("no"), PackedTargets: []byte{0xff}}, // 5: nothing readable
+		{UserId: "1", Frame: msg("a4")},                 // 6: delivered
+	}})
+	if res.Delivered != 4 || fmt.Sprint(res.Missing) != "[1 2 5]" {
+		t.Fatalf("packed: result %v, want delivered 4 missing [1 2 5]", res)
+	}
+	for _, want := range []struct {
+		c  *client
+		id string
+	}{{a, "g2"}, {a, "a4"}, {b, "g2"}, {b, "g2"}} {
+		if f := want.c.recv(); f.Msg.MsgId != want.id {
+			t.Fatalf("packed delivery: got %v, want %s", f, want.id)
+		}
+	}
+
 	// A KICK for the wrong session is not delivered; for the right one it
 	// is written and the connection closed.
 	kick := &cimpb.Frame{Type: cimpb.Type_KICK, Kick: &cimpb.Kick{Reason: "logged off"}}

@@ -89,6 +89,15 @@ func (h *Hub[C]) Get(key string) (C, bool) {
 	return c, ok
 }
 
+// GetBytes is Get for a key held as bytes, without making a string of it.
+func (h *Hub[C]) GetBytes(key []byte) (C, bool) {
+	s := &h.shards[maphash.Bytes(h.seed, key)&h.mask]
+	s.mu.RLock()
+	c, ok := s.m[string(key)]
+	s.mu.RUnlock()
+	return c, ok
+}
+
 // Remove deletes c if it is still the entry of its key and reports whether
 // it did.
 func (h *Hub[C]) Remove(c C) bool {

@@ -26,6 +26,19 @@ func TestPutGetReplace(t *testing.T) {
 	if _, ok := h.Get("2"); ok {
 		t.Fatal("Get of unknown user found something")
 	}
+	// GetBytes finds the same entries (same shard, same key).
+	for _, k := range []string{"1", "2", "x", "longer-user-id"} {
+		h.Put(&fakeConn{user: k})
+		want, _ := h.Get(k)
+		if got, ok := h.GetBytes([]byte(k)); !ok || got != want {
+			t.Fatalf("GetBytes(%q) = %v %v, want %v", k, got, ok, want)
+		}
+		h.Remove(want)
+	}
+	if _, ok := h.GetBytes([]byte("2")); ok {
+		t.Fatal("GetBytes of unknown user found something")
+	}
+	h.Put(a1)
 	a2 := &fakeConn{user: "1", n: 2}
 	old, replaced := h.Put(a2)
 	if !replaced || old != a1 {
