@@ -9,9 +9,11 @@
 // queued behind it (up to Config.MaxBatch deliveries) goes out as one
 // request. Under load a gateway gets one request per round trip instead of
 // one per job, which saves syscalls and wake-ups on both ends. Requests
-// leave in the order their pushes were queued; with MaxInFlight > 1 two
-// requests to one gateway may overlap, as concurrent pushes always could
-// (clients order their inbox by seq). Each merged push gets its own Result,
+// leave in the order their pushes were queued (Enqueue queues before it
+// returns); with MaxInFlight > 1 two requests to one gateway may overlap,
+// and their frames interleave (clients order by seq), except that a request
+// carrying an ordered push (Enqueue) starts only when no other is in
+// flight, so ordered pushes reach a gateway's connections in order. Each merged push gets its own Result,
 // as if it had been sent alone. A lane with nothing queued or in flight is
 // dropped, so gateways may come and go.
 //
@@ -52,7 +54,12 @@ type Config struct {
 	MaxConnsPerGateway int
 	// MaxInFlight bounds the requests in flight to one gateway; pushes
 	// beyond it queue and are merged into the next request. Default 2: one
-	// request on the wire while the next one fills.
+	// request on the wire while the next one fills. A request with an
+	// ordered push (Enqueue) waits until none is in flight: a gateway
+	// handles its requests in parallel, and with two in flight a large
+	// group's later message often reached its members before an earlier
+	// one still being written, and every member asked a SYNC for the gap
+	// (docs/BENCHMARKS.md, "Ordered fan-out").
 	MaxInFlight int
 	// MaxBatch bounds the deliveries of one merged request; default 4096.
 	// One push larger than that is still sent whole, on its own.
@@ -107,6 +114,7 @@ type call struct {
 	deliveries []*cimpb.Delivery
 	n          int         // Targets(deliveries)
 	done       chan Result // buffered: handing over the result never blocks
+	ordered    bool        // Enqueue's: its request starts only with none in flight
 }
 
 // Targets is how many users' sessions deliveries go to: one per delivery,
@@ -205,6 +213,62 @@ func (p *Pusher) Push(ctx context.Context, batches map[string][]*cimpb.Delivery)
 	return out
 }
 
+// Enqueue puts each gateway's deliveries in that gateway's queue before it
+// returns — behind whatever is queued there, so what one caller enqueues
+// after another's Enqueue returned is sent after it — and returns a
+// function waiting for one Result per gateway id, as Push does. Its request
+// to a gateway starts only when no other request to it is in flight, so the
+// gateway handles it after everything sent before and before anything
+// Enqueued after. The route uses it to keep a large group's messages in
+// order across its deliveries.
+func (p *Pusher) Enqueue(ctx context.Context, batches map[string][]*cimpb.Delivery) (wait func() map[string]Result) {
+	out := make(map[string]Result, len(batches))
+	calls := make(map[string]*call, len(batches))
+	for gw, d := range batches {
+		if len(d) == 0 {
+			out[gw] = Result{}
+			continue
+		}
+		addr, err := contract.ParseGatewayID(gw)
+		if err != nil {
+			p.log.Warn("push failed", "gateway", gw, "deliveries", len(d), "err", err)
+			out[gw] = Result{Err: err}
+			continue
+		}
+		c := &call{ctx: ctx, deliveries: d, n: Targets(d), done: make(chan Result, 1), ordered: true}
+		calls[gw] = c
+		if l, free := p.queue(gw, c); free {
+			go p.run(gw, addr, l, []*call{c})
+		}
+	}
+	return func() map[string]Result {
+		for gw, c := range calls {
+			out[gw] = <-c.done
+		}
+		return out
+	}
+}
+
+// queue appends c to gw's lane, unless c may start now: nothing queued
+// before it and a request slot free (for an ordered call, every slot). Then
+// it takes the slot and the caller sends c.
+func (p *Pusher) queue(gw string, c *call) (l *lane, free bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	l = p.lanes[gw]
+	if l == nil {
+		l = &lane{}
+		p.lanes[gw] = l
+	}
+	if len(l.queue) > 0 || l.inFlight >= p.maxInFlight || (c.ordered && l.inFlight > 0) {
+		// The requests in flight pick the queue up when they finish.
+		l.queue = append(l.queue, c)
+		return l, false
+	}
+	l.inFlight++
+	return l, true
+}
+
 // PushOne sends one gateway its deliveries, possibly merged into one request
 // with other pushes to that gateway, and waits for the outcome.
 //
@@ -226,24 +290,13 @@ func (p *Pusher) PushOne(ctx context.Context, gw string, deliveries []*cimpb.Del
 		return Result{Err: err}
 	}
 	c := &call{ctx: ctx, deliveries: deliveries, n: Targets(deliveries), done: make(chan Result, 1)}
-	p.mu.Lock()
-	l := p.lanes[gw]
-	if l == nil {
-		l = &lane{}
-		p.lanes[gw] = l
+	if l, free := p.queue(gw, c); free {
+		// A free slot, so the queue is empty (a request always takes the
+		// whole queue before giving up its slot): send now, on this
+		// goroutine, so an unloaded gateway costs no extra goroutine or
+		// wake-up.
+		p.run(gw, addr, l, []*call{c})
 	}
-	if l.inFlight >= p.maxInFlight {
-		// The requests in flight pick the queue up when they finish.
-		l.queue = append(l.queue, c)
-		p.mu.Unlock()
-		return <-c.done
-	}
-	// A free slot, so the queue is empty (a request always takes the
-	// whole queue before giving up its slot): send now, on this goroutine,
-	// so an unloaded gateway costs no extra goroutine or wake-up.
-	l.inFlight++
-	p.mu.Unlock()
-	p.run(gw, addr, l, []*call{c})
 	return <-c.done
 }
 
@@ -260,33 +313,41 @@ func (p *Pusher) run(gw string, addr contract.GatewayAddr, l *lane, batch []*cal
 }
 
 // release frees one of l's slots after its request finished. If pushes
-// queued meanwhile, the slot passes to a new goroutine sending them (the
-// current one may be a caller's, which must return); otherwise it is given
+// queued meanwhile, the free slots pass to new goroutines sending them (the
+// current one may be a caller's, which must return) — a request with an
+// ordered push only once no other is in flight; otherwise the slot is given
 // back, and an idle lane is dropped. Deciding under p.mu closes the race with
 // PushOne: a push either sees the slot still taken and queues where the next
 // request finds it, or sees it free and sends itself.
 func (p *Pusher) release(gw string, addr contract.GatewayAddr, l *lane) {
 	p.mu.Lock()
-	next := l.take(p.maxBatch)
-	if next == nil {
-		l.inFlight--
-		if l.inFlight == 0 {
-			delete(p.lanes, gw)
+	l.inFlight--
+	var next [][]*call
+	for l.inFlight < p.maxInFlight {
+		b := l.take(p.maxBatch, l.inFlight == 0)
+		if b == nil {
+			break
 		}
+		l.inFlight++
+		next = append(next, b)
+	}
+	if l.inFlight == 0 { // and so nothing queued
+		delete(p.lanes, gw)
 	}
 	p.mu.Unlock()
-	if next != nil {
-		go p.run(gw, addr, l, next)
+	for _, b := range next {
+		go p.run(gw, addr, l, b)
 	}
 }
 
 // take removes the next request's calls from the front of the queue: all of
-// them, in order, up to maxBatch deliveries, but at least one. It returns nil
-// when the queue is empty.
-func (l *lane) take(maxBatch int) []*call {
+// them, in order, up to maxBatch deliveries, but at least one; with ordered
+// false, none from the first ordered call on. It returns nil when there is
+// nothing to take.
+func (l *lane) take(maxBatch int, ordered bool) []*call {
 	n, size := 0, 0
 	for _, c := range l.queue {
-		if n > 0 && size+c.n > maxBatch {
+		if (n > 0 && size+c.n > maxBatch) || (c.ordered && !ordered) {
 			break
 		}
 		n++

@@ -593,3 +593,73 @@ func TestPushIgnoresBogusMissing(t *testing.T) {
 		t.Fatalf("%+v, want missing [0 2] and 1 delivered", r)
 	}
 }
+
+// TestEnqueueQueuesBeforeReturning: what one Enqueue puts in a gateway's
+// queue is there when it returns, so a later Enqueue goes behind it (the
+// route relies on it to keep a group's messages in order).
+func TestEnqueueQueuesBeforeReturning(t *testing.T) {
+	first, a, b := deliveries("first", 1), deliveries("a", 2), deliveries("b", 3)
+	g := newFakeGateway(t, users(slices.Concat(first, a, b))...)
+	p := New(Config{MaxInFlight: 1, Timeout: 10 * time.Second, Logger: quiet})
+	defer p.Close()
+	ctx := context.Background()
+
+	release := queueBehind(t, p, g, [][]*cimpb.Delivery{first})
+	waitA := p.Enqueue(ctx, map[string][]*cimpb.Delivery{g.id: a})
+	if n := p.queued(g.id); n != 1 {
+		t.Fatalf("%d pushes queued after the first Enqueue returned, want 1", n)
+	}
+	waitB := p.Enqueue(ctx, map[string][]*cimpb.Delivery{g.id: b, "not-a-gateway-id": a})
+	if n := p.queued(g.id); n != 2 {
+		t.Fatalf("%d pushes queued after the second Enqueue returned, want 2", n)
+	}
+	release()
+	ra, rb := waitA(), waitB()
+	if r := ra[g.id]; r.Err != nil || r.Delivered != 2 {
+		t.Fatalf("first Enqueue: %+v, want 2 delivered", r)
+	}
+	if r := rb[g.id]; r.Err != nil || r.Delivered != 3 {
+		t.Fatalf("second Enqueue: %+v, want 3 delivered", r)
+	}
+	if r, ok := rb["not-a-gateway-id"]; !ok || r.Err == nil {
+		t.Fatalf("a bad gateway id got %+v, want an error", r)
+	}
+	got := g.got()
+	if len(got) != 2 {
+		t.Fatalf("gateway got %d requests, want the first and one merged", len(got))
+	}
+	if want := users(slices.Concat(a, b)); !slices.Equal(users(got[1].Deliveries), want) {
+		t.Fatalf("merged request carried %v, want %v", users(got[1].Deliveries), want)
+	}
+}
+
+// TestEnqueueWaitsForRequestsInFlight: an ordered push (Enqueue) does not
+// start beside a request in flight, though a slot is free, and pushes made
+// after it queue behind it; once the gateway answered, it goes (with them).
+func TestEnqueueWaitsForRequestsInFlight(t *testing.T) {
+	first, a, b := deliveries("first", 1), deliveries("a", 2), deliveries("b", 1)
+	g := newFakeGateway(t, users(slices.Concat(first, a, b))...)
+	p := New(Config{Timeout: 10 * time.Second, Logger: quiet}) // two in flight
+	defer p.Close()
+	ctx := context.Background()
+
+	release := queueBehind(t, p, g, [][]*cimpb.Delivery{first})
+	waitA := p.Enqueue(ctx, map[string][]*cimpb.Delivery{g.id: a})
+	if n := p.queued(g.id); n != 1 {
+		t.Fatalf("%d pushes queued, want the ordered one waiting for the request in flight", n)
+	}
+	resB := make(chan Result, 1)
+	go func() { resB <- p.PushOne(ctx, g.id, b) }()
+	waitQueued(t, p, g.id, 2) // behind the ordered one, though a slot is free
+	release()
+	if r := waitA()[g.id]; r.Err != nil || r.Delivered != 2 {
+		t.Fatalf("ordered push: %+v", r)
+	}
+	if r := <-resB; r.Err != nil || r.Delivered != 1 {
+		t.Fatalf("push behind it: %+v", r)
+	}
+	got := g.got()
+	if len(got) != 2 || !slices.Equal(users(got[1].Deliveries), users(slices.Concat(a, b))) {
+		t.Fatalf("gateway got %v, want first, then a and b in one request", got)
+	}
+}

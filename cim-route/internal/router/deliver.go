@@ -27,6 +27,7 @@ func (r *Router) deliverLater(ctx context.Context, j *job) {
 	if len(j.msgs)+len(j.live) == 0 {
 		return // only SYNCs or ACKs without receipts: nothing to deliver
 	}
+	j.takeTurn()
 	ctx = context.WithoutCancel(ctx)
 	select {
 	case r.deliverSlots <- struct{}{}:
@@ -38,6 +39,18 @@ func (r *Router) deliverLater(ctx context.Context, j *job) {
 		defer func() { <-r.deliverSlots }()
 		r.deliverNow(ctx, j)
 	}()
+}
+
+// takeTurn takes j's place in the order of its timeline groups' deliveries
+// (order.go), once its messages are stored.
+func (j *job) takeTurn() {
+	var groups []string
+	for _, it := range j.msgs {
+		if it.code == 0 && it.group != nil && it.group.timeline && it.group.gseq != 0 {
+			groups = append(groups, it.msg.GetGroup())
+		}
+	}
+	j.turn = j.r.order.take(groups)
 }
 
 // deliverNow delivers j's frames. Its stored frames are not lost when a /push
@@ -115,6 +128,7 @@ func (j *job) deliveryTargets() []string {
 // fails: the entries are stored, so a user not reachable now gets them by
 // SYNC.
 func (j *job) deliver(ctx context.Context) error {
+	defer j.turn.finish()
 	var members []string
 	n := len(j.live)
 	broadcast := false
@@ -295,7 +309,18 @@ func (j *job) deliver(ctx context.Context) error {
 	}
 
 	var missing, dead []model.SessionRef
-	for gw, res := range j.r.push.Push(ctx, batches) {
+	var results map[string]fanout.Result
+	if j.turn == nil {
+		results = j.r.push.Push(ctx, batches) // on this goroutine for one gateway
+	} else {
+		// In turn (order.go): queued behind the deliveries of the jobs
+		// that stored messages of the same groups before this one.
+		j.turn.wait(ctx)
+		wait := j.r.push.Enqueue(ctx, batches)
+		j.turn.finish()
+		results = wait()
+	}
+	for gw, res := range results {
 		ts := targets[gw]
 		if res.Err != nil {
 			j.r.gw.MarkDown(gw)

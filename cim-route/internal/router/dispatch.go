@@ -164,6 +164,7 @@ func (j *job) run(ctx context.Context) error {
 	if err := j.persist(ctx); err != nil {
 		return err
 	}
+	j.takeTurn()
 	return j.deliver(ctx)
 }
 

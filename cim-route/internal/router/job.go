@@ -137,6 +137,7 @@ type job struct {
 
 	msgs   []*outgoing
 	groups []*outgoing // the group messages among msgs
+	turn   *turn       // its place in its timeline groups' delivery order (order.go)
 	syncs  []*syncReq
 	acks   []*ackReq
 	reads  []*readReq

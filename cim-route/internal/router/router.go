@@ -227,6 +227,9 @@ type Gateways interface {
 // Pusher delivers frames to gateways (package fanout).
 type Pusher interface {
 	Push(ctx context.Context, batches map[string][]*cimpb.Delivery) map[string]fanout.Result
+	// Enqueue is Push in two steps: the deliveries are in the gateways'
+	// queues when it returns, and wait gives the results.
+	Enqueue(ctx context.Context, batches map[string][]*cimpb.Delivery) (wait func() map[string]fanout.Result)
 }
 
 // Login policies.
@@ -336,6 +339,7 @@ type Router struct {
 	st    Store
 	gw    Gateways
 	push  Pusher
+	order groupOrder // large groups' deliveries, in the order they were stored
 	log   *slog.Logger
 	now   func() time.Time
 	names *lru.Cache[string, string] // user id -> name
