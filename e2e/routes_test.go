@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -183,19 +184,32 @@ func testRouteReplicaLost(t *testing.T, how string, lose, after func(*harness.Ro
 
 	wg.Wait()
 	phase("load sent")
-	// The gateways holding the senders did move their calls: each logged a
-	// failed call to the lost replica that it retried on the other.
+	// The replica was lost under load: a gateway holding senders had a call
+	// in flight to it, which failed and was retried on the other. (Not
+	// every gateway need have had one at that instant: a gateway with none
+	// in flight just sends its next calls to the other replica.)
+	var gws []*harness.Gateway
 	for _, u := range users {
 		g := c.Gateway(u.Info().Gateway)
 		if g == nil {
 			t.Fatalf("%s is on %s, not one of the harness's gateways", u.Name, u.Info().Gateway)
 		}
-		wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+		if !slices.Contains(gws, g) {
+			gws = append(gws, g)
+		}
+	}
+	retried := false
+	for _, g := range gws {
+		wctx, wcancel := context.WithTimeout(ctx, 5*time.Second)
 		_, err := testenv.WaitLog(wctx, g.Process, "route call failed, retrying")
 		wcancel()
-		if err != nil {
-			t.Fatalf("gateway %s of %s never retried a route call: %v", g.ID, u.Name, err)
+		if err == nil {
+			retried = true
+			t.Logf("gateway %s retried a route call on the other replica", g.ID)
 		}
+	}
+	if !retried {
+		t.Fatalf("none of the senders' gateways %d retried a route call after the loss of %s", len(gws), r1.Addr)
 	}
 	if _, err := eve.Send(ctx, "ann", "eve>ann#00000"); err != nil {
 		t.Fatal(err)
