@@ -13,8 +13,8 @@
 // returns); with MaxInFlight > 1 two requests to one gateway may overlap,
 // and their frames interleave (clients order by seq), except that a request
 // carrying an ordered push (Enqueue) starts only when no other is in
-// flight, so ordered pushes reach a gateway's connections in order. Each merged push gets its own Result,
-// as if it had been sent alone. A lane with nothing queued or in flight is
+// flight, so ordered pushes reach a gateway's connections in order. Each
+// merged push gets its own Result, as if it had been sent alone. A lane with nothing queued or in flight is
 // dropped, so gateways may come and go.
 //
 // A Pusher is safe for concurrent use.
