@@ -735,17 +735,20 @@ func (g *Gateway) each(b *cimpb.PushBatch, done func(i int, ok bool)) {
 			continue
 		}
 		var s *conn.Shared
-		if p := d.GetPackedTargets(); len(p) > 0 && d.GetFrame() != nil {
+		if p := d.GetPackedTargets(); len(p) > 0 {
 			// As many targets as contract.Targets counts: up to the first
 			// malformed one, and at least one.
-			s = conn.NewShared(d.GetFrame())
+			f := d.GetFrame()
+			if f != nil {
+				s = conn.NewShared(f)
+			}
 			n := 0
 			for {
 				uid, sid, rest, ok := contract.NextTarget(p)
 				if !ok {
 					break
 				}
-				done(i, g.deliverPacked(&k, uid, sid, d.GetFrame(), s))
+				done(i, f != nil && g.deliverPacked(&k, uid, sid, f, s))
 				i, n, p = i+1, n+1, rest
 			}
 			if n == 0 {

@@ -613,11 +613,12 @@ func TestPush(t *testing.T) {
 	p = append(p, 9, 'x') // a length past the end: not a target
 	res = push(t, g, &cimpb.PushBatch{Deliveries: []*cimpb.Delivery{
 		{Frame: packed, PackedTargets: p},
-		{Frame: msg("no"), PackedTargets: []byte{0xff}}, // 5: nothing readable
-		{UserId: "1", Frame: msg("a4")},                 // 6: delivered
+		{Frame: msg("no"), PackedTargets: []byte{0xff}},                                          // 5: nothing readable
+		{PackedTargets: contract.AppendTarget(contract.AppendTarget(nil, "1", "sa"), "2", "sb")}, // 6, 7: no frame
+		{UserId: "1", Frame: msg("a4")},                                                          // 8: delivered
 	}})
-	if res.Delivered != 4 || fmt.Sprint(res.Missing) != "[1 2 5]" {
-		t.Fatalf("packed: result %v, want delivered 4 missing [1 2 5]", res)
+	if res.Delivered != 4 || fmt.Sprint(res.Missing) != "[1 2 5 6 7]" {
+		t.Fatalf("packed: result %v, want delivered 4 missing [1 2 5 6 7]", res)
 	}
 	for _, want := range []struct {
 		c  *client
