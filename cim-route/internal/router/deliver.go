@@ -8,7 +8,6 @@ package router
 import (
 	"context"
 	"maps"
-	"slices"
 	"time"
 
 	"github.com/gocim/gocim/cim-route/internal/fanout"
@@ -196,8 +195,17 @@ func (j *job) deliver(ctx context.Context) error {
 	}
 	send := func(rt model.Route, uid string, f *cimpb.Frame, item int) {
 		batches[rt.Gateway] = append(batches[rt.Gateway], &cimpb.Delivery{UserId: uid, SessionId: rt.Session, Frame: f})
-		targets[rt.Gateway] = append(targets[rt.Gateway], target{item, uid, rt.Session})
+		targets[rt.Gateway] = append(targets[rt.Gateway], target{item: item, uid: uid, sid: rt.Session})
 	}
+	// The targets of a timeline group's messages, worked out once per
+	// group and sender for all its messages in this batch: a burst of 100
+	// messages to 5,000 members took the route 430 ms when every message
+	// walked every member's route.
+	type sharedKey struct {
+		group, from string
+		echo        bool
+	}
+	shared := map[sharedKey]*timelineTargets{}
 	deliver := func(uid string, f *cimpb.Frame, item int) bool {
 		rts := reachable(uid)
 		for _, rt := range rts {
@@ -227,60 +235,24 @@ func (j *job) deliver(ctx context.Context) error {
 			}
 			f := it.downlink("")
 			f.Msg.GroupSeq = it.group.gseq
-			rcpt := it.group.recipients
-			if it.group.echo {
-				rcpt = append(rcpt[:len(rcpt):len(rcpt)], it.from)
+			key := sharedKey{it.msg.Group, it.from, it.group.echo}
+			gt := shared[key]
+			if gt == nil {
+				rcpt := it.group.recipients
+				if it.group.echo {
+					rcpt = append(rcpt[:len(rcpt):len(rcpt)], it.from)
+				}
+				gt = newTimelineTargets(rcpt, reachable)
+				shared[key] = gt
 			}
-			// Two passes: size each gateway's targets, then fill them.
-			// Growing them by appending was a quarter of the route's CPU in
-			// a 5,000-member fan-out (copies into fresh pages); the targets
-			// go packed (contract.AppendTarget), so no message or string is
-			// made per member here or decoded at the gateway.
-			type size struct{ n, bytes int }
-			per := map[string]size{}
-			for _, uid := range rcpt {
-				for _, rt := range reachable(uid) {
-					z := per[rt.Gateway]
-					per[rt.Gateway] = size{z.n + 1, z.bytes + contract.TargetSize(uid, rt.Session)}
+			for _, uid := range gt.unreached {
+				if uid != it.from {
+					hooks.missed(i, uid, 0)
 				}
 			}
-			shared := make(map[string]*cimpb.Delivery, len(per))
-			for gw, z := range per {
-				d := &cimpb.Delivery{Frame: f, PackedTargets: make([]byte, 0, z.bytes)}
-				shared[gw] = d
-				batches[gw] = append(batches[gw], d)
-				targets[gw] = slices.Grow(targets[gw], z.n)
-			}
-			for _, uid := range rcpt {
-				rts := reachable(uid)
-				if len(rts) == 0 {
-					if uid != it.from {
-						hooks.missed(i, uid, 0)
-					}
-					continue
-				}
-				for _, rt := range rts {
-					d := shared[rt.Gateway]
-					if d == nil { // a gateway's liveness changed between the passes
-						d = &cimpb.Delivery{Frame: f}
-						shared[rt.Gateway] = d
-						batches[rt.Gateway] = append(batches[rt.Gateway], d)
-					}
-					// Targets stay aligned with the gateway's targets: a
-					// PushResult counts each target as one delivery.
-					d.PackedTargets = contract.AppendTarget(d.PackedTargets, uid, rt.Session)
-					targets[rt.Gateway] = append(targets[rt.Gateway], target{i, uid, rt.Session})
-				}
-			}
-			for gw, d := range shared {
-				if len(d.PackedTargets) == 0 { // its gateway went down between the passes
-					b := batches[gw]
-					if b = b[:len(b)-1]; len(b) == 0 { // d is its last delivery
-						delete(batches, gw)
-					} else {
-						batches[gw] = b
-					}
-				}
+			for gw, packed := range gt.packed {
+				batches[gw] = append(batches[gw], &cimpb.Delivery{Frame: f, PackedTargets: packed})
+				targets[gw] = append(targets[gw], target{item: i, many: gt.list[gw]})
 			}
 		case it.group != nil:
 			// Each member's copy carries its own seq: built only for
@@ -330,25 +302,37 @@ func (j *job) deliver(ctx context.Context) error {
 			// node decides).
 			if !fanout.Timeout(res.Err) {
 				for _, t := range ts {
-					dead = append(dead, model.SessionRef{UserID: t.uid, Session: t.sid})
-					hooks.missed(t.item, t.uid, 0)
+					for k := range t.size() {
+						uid, sid := t.at(k)
+						dead = append(dead, model.SessionRef{UserID: uid, Session: sid})
+						hooks.missed(t.item, uid, 0)
+					}
 				}
 			}
 			continue
 		}
-		gone := make([]bool, len(ts))
-		for _, idx := range res.Missing {
-			if !gone[idx] {
-				gone[idx] = true
-				missing = append(missing, model.SessionRef{UserID: ts[idx].uid, Session: ts[idx].sid})
-				hooks.missed(ts[idx].item, ts[idx].uid, 0)
-			}
+		n := 0
+		for _, t := range ts {
+			n += t.size()
 		}
-		for i, t := range ts {
-			if !gone[i] && t.item >= 0 {
-				j.msgs[t.item].delivered++
-				hooks.reach(t.item, t.uid)
+		gone := make([]bool, n)
+		for _, idx := range res.Missing { // in range (fanout checks)
+			gone[idx] = true
+		}
+		at := 0
+		for _, t := range ts {
+			for k := range t.size() {
+				uid, sid := t.at(k)
+				switch {
+				case gone[at+k]:
+					missing = append(missing, model.SessionRef{UserID: uid, Session: sid})
+					hooks.missed(t.item, uid, 0)
+				case t.item >= 0:
+					j.msgs[t.item].delivered++
+					hooks.reach(t.item, uid)
+				}
 			}
+			at += t.size()
 		}
 	}
 	if len(missing)+len(dead) > 0 {
@@ -408,4 +392,50 @@ func (r *Router) dropSessions(ctx context.Context, refs []model.SessionRef) {
 		r.sessionsUnreachable(ctx, dropped)
 		r.log.Info("dropped unreachable sessions", "dropped", n, "reported", len(refs))
 	}
+}
+
+// timelineTargets are the members a timeline group's message goes to, per
+// gateway: packed for the push (contract.AppendTarget) and listed to read
+// the push's answer with; unreached are those with no live session.
+type timelineTargets struct {
+	packed    map[string][]byte
+	list      map[string][]target
+	unreached []string
+}
+
+// newTimelineTargets works out the targets of rcpt. Two passes: size each
+// gateway's targets, then fill them (growing them by appending was a
+// quarter of the route's CPU in a 5,000-member fan-out).
+func newTimelineTargets(rcpt []string, reachable func(uid string) []model.Route) *timelineTargets {
+	type size struct{ n, bytes int }
+	per := map[string]size{}
+	for _, uid := range rcpt {
+		for _, rt := range reachable(uid) {
+			z := per[rt.Gateway]
+			per[rt.Gateway] = size{z.n + 1, z.bytes + contract.TargetSize(uid, rt.Session)}
+		}
+	}
+	gt := &timelineTargets{packed: make(map[string][]byte, len(per)), list: make(map[string][]target, len(per))}
+	for gw, z := range per {
+		gt.packed[gw] = make([]byte, 0, z.bytes)
+		gt.list[gw] = make([]target, 0, z.n)
+	}
+	for _, uid := range rcpt {
+		rts := reachable(uid)
+		if len(rts) == 0 {
+			gt.unreached = append(gt.unreached, uid)
+			continue
+		}
+		for _, rt := range rts {
+			gt.packed[rt.Gateway] = contract.AppendTarget(gt.packed[rt.Gateway], uid, rt.Session)
+			gt.list[rt.Gateway] = append(gt.list[rt.Gateway], target{uid: uid, sid: rt.Session})
+		}
+	}
+	for gw, p := range gt.packed {
+		if len(p) == 0 { // its gateway went down between the passes
+			delete(gt.packed, gw)
+			delete(gt.list, gw)
+		}
+	}
+	return gt
 }

@@ -122,6 +122,25 @@ type live struct {
 type target struct {
 	item     int
 	uid, sid string
+	// many: this entry stands for these targets (a timeline message's
+	// members on that gateway, one packed delivery); uid and sid unused.
+	many []target
+}
+
+// size is how many of the gateway's targets t stands for.
+func (t target) size() int {
+	if t.many != nil {
+		return len(t.many)
+	}
+	return 1
+}
+
+// at returns the user and session of t's k-th target.
+func (t target) at(k int) (uid, sid string) {
+	if t.many != nil {
+		return t.many[k].uid, t.many[k].sid
+	}
+	return t.uid, t.sid
 }
 
 // job is the work of one uplink batch or HTTP send, done in phases so every

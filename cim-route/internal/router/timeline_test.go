@@ -8,6 +8,7 @@ import (
 
 	"github.com/gocim/gocim/cim-route/internal/errs"
 	"github.com/gocim/gocim/cim-route/internal/model"
+	"github.com/gocim/gocim/internal/contract"
 	"github.com/gocim/gocim/proto/cimpb"
 )
 
@@ -231,5 +232,67 @@ func TestGroupHistory(t *testing.T) {
 		if _, err := e.r.History(e.ctx, c.q); !errors.Is(err, c.want) {
 			t.Fatalf("history %+v: err %v, want %v", c.q, err, c.want)
 		}
+	}
+}
+
+// TestTimelineBatchTargets: the messages of one timeline group in a batch
+// share their targets (worked out once per group and sender), and each is
+// still accounted for per member: a member whose gateway no longer has him
+// is reported missing for every message and his route is dropped, the
+// others get every message in order, and Push counts the deliveries made.
+func TestTimelineBatchTargets(t *testing.T) {
+	e := newEnv(t, PolicyKick, 2, func(c *Config) { c.GroupTimelineMin = 3 })
+	alice, bob, carol, dave := e.connect("alice"), e.connect("bob"), e.connect("carol"), e.connect("dave")
+	erin := e.account("erin") // never online
+	gid := e.newGroup(alice, "big", bob, carol, dave, erin)
+	if bob.Gateway.ID == carol.Gateway.ID {
+		t.Fatalf("bob and carol on one gateway: the test wants both gateways")
+	}
+	e.gateway(dave.Gateway.ID).Disconnect(contract.DeviceKey(dave.UserID, dave.SessionID))
+	before := map[string]int{}
+	for _, u := range []Session{bob, carol, dave} {
+		before[u.UserID] = len(e.frames(u))
+	}
+	sharedBefore := e.gateway(bob.Gateway.ID).Shared() + e.gateway(carol.Gateway.ID).Shared()
+
+	ans := e.uplink(alice, groupFrame(1, "t1", gid), groupFrame(2, "t2", gid), groupFrame(3, "t3", gid))
+	var ids []string
+	for i, a := range ans {
+		ids = append(ids, groupSent(t, a, fmt.Sprintf("t%d", i+1), gid, 4))
+	}
+	e.waitPushes()
+	for _, u := range []Session{bob, carol} {
+		got := e.frames(u)[before[u.UserID]:]
+		if len(got) != 3 {
+			t.Fatalf("%s got %d pushes, want 3", u.UserName, len(got))
+		}
+		for i, f := range got {
+			if f.GetMsg().GetMsgId() != ids[i] || f.GetMsg().GetGroupSeq() != uint64(i+1) {
+				t.Fatalf("%s's push %d = %v, want %s at group_seq %d", u.UserName, i, f, ids[i], i+1)
+			}
+		}
+	}
+	if n := e.gateway(bob.Gateway.ID).Shared() + e.gateway(carol.Gateway.ID).Shared() - sharedBefore; n != 6 {
+		t.Errorf("%d shared deliveries, want one per message and gateway (6)", n)
+	}
+	if n := len(e.frames(dave)) - before[dave.UserID]; n != 0 {
+		t.Errorf("dave, gone from his gateway, got %d pushes", n)
+	}
+	routes, err := e.st.Routes(e.ctx, []string{dave.UserID, bob.UserID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := routes[dave.UserID]; ok || len(routes) != 1 {
+		t.Fatalf("routes after dave was missing: %+v, want bob's only", routes)
+	}
+
+	// Push reports the deliveries made: bob and carol (dave's route is
+	// gone now, erin was never online).
+	res, err := e.r.Push(e.ctx, PushRequest{Group: gid, From: alice.UserID, Text: "counted"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Delivered != 2 {
+		t.Errorf("Push delivered %d, want 2", res.Delivered)
 	}
 }
