@@ -5,7 +5,6 @@ go 1.26.8
 require (
 	github.com/gocim/gocim/internal v0.0.0
 	github.com/gocim/gocim/proto v0.0.0
-	github.com/hashicorp/golang-lru/v2 v2.0.7
 	go.uber.org/goleak v1.3.0
 	golang.org/x/term v0.48.0
 	google.golang.org/protobuf v1.36.12

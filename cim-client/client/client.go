@@ -12,33 +12,12 @@ import (
 	"sync"
 	"time"
 
-	lru "github.com/hashicorp/golang-lru/v2"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/gocim/gocim/internal/backoff"
 	"github.com/gocim/gocim/proto/cimpb"
 	"github.com/gocim/gocim/proto/codec"
 )
-
-// shownKept is how many msgIds of shown messages the client remembers to
-// drop repeats (and to tell group messages apart in MarkRead).
-const shownKept = 4096
-
-// shownMsg is what the client remembers of a message it showed.
-type shownMsg struct {
-	group string // the group it came through; "" for a private message
-	seq   uint64 // its inbox seq
-	own   bool   // sent by this user (a copy for its devices): never READ
-}
-
-// mustLRU is lru.New for a size known to be positive.
-func mustLRU[K comparable, V any](size int) *lru.Cache[K, V] {
-	c, err := lru.New[K, V](size)
-	if err != nil {
-		panic(err)
-	}
-	return c
-}
 
 // Info says who the client is logged in as and where.
 type Info struct {
@@ -58,8 +37,8 @@ type Client struct {
 	ownHTTP *http.Client // private HTTP client whose idle conns Close releases
 	ids     *msgIDs
 	inbox   *inbox
-	tl      *timelines                   // large groups' timelines (timeline.go)
-	shown   *lru.Cache[string, shownMsg] // msgIds of the messages shown lately
+	tl      *timelines // large groups' timelines (timeline.go)
+	shown   *shownSet  // msgIds of the messages shown lately
 	acks    *acks
 	out     *outbox
 	pres    presence // subscription and states (presence.go)
@@ -101,7 +80,7 @@ func New(cfg Config) (*Client, error) {
 		ids:     newMsgIDs(),
 		inbox:   newInbox(defaultInboxBuffer).waitForGaps(cfg.GapWait),
 		tl:      newTimelines(defaultInboxBuffer, cfg.GroupAckDelay, cfg.AckEvery).waitForGaps(cfg.GroupGapWait),
-		shown:   mustLRU[string, shownMsg](shownKept),
+		shown:   newShownSet(shownKept),
 		acks:    &acks{delay: cfg.AckDelay, every: cfg.AckEvery},
 		out:     newOutbox(cfg.ResendTimeout, cfg.ResendMax),
 		events:  make(chan Event, cfg.EventBuffer),
@@ -608,12 +587,7 @@ func (c *Client) reused(seq uint64, f *cimpb.Frame) bool {
 	if f.GetType() != cimpb.Type_MSG || id == "" || seq > c.inbox.lastSeq() || c.shown.Contains(id) {
 		return false
 	}
-	for _, m := range c.shown.Values() {
-		if m.seq == seq {
-			return true
-		}
-	}
-	return false
+	return c.shown.HasSeq(seq)
 }
 
 // seqOf returns the inbox seq of a MSG or RECEIPT frame; false when the
@@ -674,7 +648,7 @@ func (c *Client) show(l *link, f *cimpb.Frame) bool {
 	if m := f.GetMsg(); f.GetType() == cimpb.Type_MSG {
 		own := sentBy(l.userID(), m)
 		if id := m.GetMsgId(); id != "" {
-			if seen, _ := c.shown.ContainsOrAdd(id, shownMsg{group: m.GetGroup(), seq: m.GetSeq(), own: own}); seen {
+			if seen := c.shown.ContainsOrAdd(id, shownMsg{group: m.GetGroup(), seq: m.GetSeq(), own: own}); seen {
 				l.log.Debug("dropping a message shown before", "msg_id", id, "seq", m.GetSeq())
 				return true
 			}

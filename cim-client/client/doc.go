@@ -70,7 +70,6 @@
 // and a gateway may drop a client that stays too far behind. Close ends every
 // goroutine the client started and then closes the Events channel.
 //
-// The package depends only on the standard library, protobuf and
-// golang-lru (a small, dependency-free cache) so that small devices can
-// embed it.
+// The package depends only on the standard library and protobuf, so that
+// small devices can embed it.
 package client

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -150,6 +151,7 @@ func groupFanout(t *run.T, c *harness.Cluster, members, messages int) row {
 
 	want := int64(messages) * int64(members-1)
 	ops0, opsErr := redisCommandCalls(c.RedisAddr)
+	push0 := gatewayPushes(c)
 	cpu := startCPU(clusterPIDs(c))
 	start := time.Now()
 	for i := 0; i < messages; i++ {
@@ -163,6 +165,7 @@ func groupFanout(t *run.T, c *harness.Cluster, members, messages int) row {
 		time.Sleep(5 * time.Millisecond)
 	}
 	clusterCPU, loadCPU := cpu.stop()
+	push := gatewayPushes(c).minus(push0)
 	end := time.Unix(0, last.Load())
 	if total.Load() < want {
 		end = time.Now()
@@ -199,6 +202,12 @@ func groupFanout(t *run.T, c *harness.Cluster, members, messages int) row {
 		r.RedisOpsPerDelivery = float64(ops.total()) / float64(r.Received)
 		r.Result = fmt.Sprintf("Redis: %.2f commands per delivery (INFO commandstats, from the first send until the acknowledgements settled: %s)",
 			r.RedisOpsPerDelivery, ops.per(float64(r.Received), 6))
+	}
+	if push.batches > 0 {
+		// How the deliveries were batched: every push batch is a write
+		// per member connection it reaches, and a read in its client.
+		r.Result = strings.TrimSpace(fmt.Sprintf("%s; pushes: %.0f batches over %d gateways, %.1f frames each",
+			r.Result, push.batches, len(c.Gateways), push.frames/push.batches))
 	}
 	if r.Loss != 0 || r.Duplicates != 0 {
 		t.Errorf("group fan-out to %d members: %d deliveries missing, %d duplicates", members, r.Loss, r.Duplicates)
@@ -253,4 +262,46 @@ func gatewayRSS(c *harness.Cluster) float64 {
 		}
 	}
 	return float64(sum)
+}
+
+// pushTotals are the gateways' push batches and the frames in them
+// (gocim_gateway_push_batch_frames), summed over the gateways.
+type pushTotals struct{ batches, frames float64 }
+
+func (p pushTotals) minus(q pushTotals) pushTotals {
+	return pushTotals{p.batches - q.batches, p.frames - q.frames}
+}
+
+// gatewayPushes reads every gateway's /metrics once; a gateway that does
+// not answer counts nothing.
+func gatewayPushes(c *harness.Cluster) pushTotals {
+	var t pushTotals
+	hc := &http.Client{Timeout: 2 * time.Second}
+	for _, g := range c.Gateways {
+		req, err := http.NewRequest(http.MethodGet, "http://"+g.HTTPAddr+"/metrics", nil)
+		if err != nil {
+			continue
+		}
+		req.Header = harness.Internal()
+		resp, err := hc.Do(req)
+		if err != nil {
+			continue
+		}
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+		resp.Body.Close()
+		for line := range strings.Lines(string(body)) {
+			name, value, ok := strings.Cut(strings.TrimSpace(line), " ")
+			v, err := strconv.ParseFloat(value, 64)
+			if !ok || err != nil {
+				continue
+			}
+			switch name {
+			case "gocim_gateway_push_batch_frames_count":
+				t.batches += v
+			case "gocim_gateway_push_batch_frames_sum":
+				t.frames += v
+			}
+		}
+	}
+	return t
 }
