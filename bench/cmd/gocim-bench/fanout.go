@@ -206,8 +206,10 @@ func groupFanout(t *run.T, c *harness.Cluster, members, messages int) row {
 	if push.batches > 0 {
 		// How the deliveries were batched: every push batch is a write
 		// per member connection it reaches, and a read in its client.
-		r.Result = strings.TrimSpace(fmt.Sprintf("%s; pushes: %.0f batches over %d gateways, %.1f frames each",
-			r.Result, push.batches, len(c.Gateways), push.frames/push.batches))
+		// and every member SYNC a gap the member gave up waiting for
+		// (the timeline read again).
+		r.Result = strings.TrimSpace(fmt.Sprintf("%s; pushes: %.0f batches over %d gateways, %.1f frames each; members' SYNCs: %.0f",
+			r.Result, push.batches, len(c.Gateways), push.frames/push.batches, push.syncs))
 	}
 	if r.Loss != 0 || r.Duplicates != 0 {
 		t.Errorf("group fan-out to %d members: %d deliveries missing, %d duplicates", members, r.Loss, r.Duplicates)
@@ -265,11 +267,12 @@ func gatewayRSS(c *harness.Cluster) float64 {
 }
 
 // pushTotals are the gateways' push batches and the frames in them
-// (gocim_gateway_push_batch_frames), summed over the gateways.
-type pushTotals struct{ batches, frames float64 }
+// (gocim_gateway_push_batch_frames) and the SYNCs their clients sent,
+// summed over the gateways.
+type pushTotals struct{ batches, frames, syncs float64 }
 
 func (p pushTotals) minus(q pushTotals) pushTotals {
-	return pushTotals{p.batches - q.batches, p.frames - q.frames}
+	return pushTotals{p.batches - q.batches, p.frames - q.frames, p.syncs - q.syncs}
 }
 
 // gatewayPushes reads every gateway's /metrics once; a gateway that does
@@ -300,6 +303,8 @@ func gatewayPushes(c *harness.Cluster) pushTotals {
 				t.batches += v
 			case "gocim_gateway_push_batch_frames_sum":
 				t.frames += v
+			case `gocim_gateway_frames_received_total{type="sync"}`:
+				t.syncs += v
 			}
 		}
 	}
