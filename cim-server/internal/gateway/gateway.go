@@ -37,7 +37,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -706,7 +705,6 @@ func (g *Gateway) Push(b *cimpb.PushBatch) *cimpb.PushResult {
 			res.Missing = append(res.Missing, uint32(i))
 		}
 	})
-	slices.Sort(res.Missing) // a run of deliveries reports target by target
 	g.metrics.Push(int(res.Delivered)+len(res.Missing), time.Since(start))
 	return res
 }
@@ -720,23 +718,15 @@ func (g *Gateway) deliver(b *cimpb.PushBatch) {
 	})
 }
 
-// each delivers b's deliveries, reporting for each target whether it found
-// its connection (i counts targets in delivery order; a run of deliveries
-// to the same targets reports target by target).
+// each delivers b's deliveries, reporting for each target, in order,
+// whether it found its connection.
 func (g *Gateway) each(b *cimpb.PushBatch, done func(i int, ok bool)) {
 	// Writers start once the whole batch is queued: a connection's frames
 	// of this batch go out in one write.
 	var k conn.Cork
 	defer k.Flush()
 	i := 0
-	ds := b.GetDeliveries()
-	for x := 0; x < len(ds); x++ {
-		d := ds[x]
-		if run := sameTargets(ds[x:]); len(run) > 1 {
-			i = g.deliverRun(run, i, done)
-			x += len(run) - 1
-			continue
-		}
+	for _, d := range b.GetDeliveries() {
 		if d.GetWatchers() {
 			// Not one user's: nothing to miss.
 			g.deliverWatchers(d.GetFrame())
@@ -781,83 +771,6 @@ func (g *Gateway) each(b *cimpb.PushBatch, done func(i int, ok bool)) {
 			i++
 		}
 	}
-}
-
-// sameTargets returns the deliveries at the front of ds that carry the same
-// packed targets (a large group's burst: the route shares them among the
-// messages of one batch) and frames that neither end a connection nor
-// answer a SUBSCRIBE; fewer than two when there is no such run.
-func sameTargets(ds []*cimpb.Delivery) []*cimpb.Delivery {
-	plain := func(d *cimpb.Delivery) bool {
-		f := d.GetFrame()
-		if f == nil || d.GetWatchers() || f.GetType() == cimpb.Type_PRESENCE {
-			return false
-		}
-		_, ends := endsConnection(f)
-		return !ends
-	}
-	if len(ds) < 2 || len(ds[0].GetPackedTargets()) == 0 || !plain(ds[0]) {
-		return nil
-	}
-	p := ds[0].GetPackedTargets()
-	n := 1
-	for n < len(ds) && plain(ds[n]) && bytes.Equal(ds[n].GetPackedTargets(), p) {
-		n++
-	}
-	return ds[:n]
-}
-
-// deliverRun delivers a run of deliveries to the same targets target by
-// target: each connection is looked up once and gets the run's frames in
-// one write, started at once, so the first members are written to while
-// the rest are still being queued (before, the gateway looked every
-// member up once per message and started the writers only after the
-// whole batch). The index of delivery j's target t is base + j*n + t, as
-// if delivered one after the other; it returns the index after the run.
-func (g *Gateway) deliverRun(run []*cimpb.Delivery, base int, done func(i int, ok bool)) int {
-	shared := make([]*conn.Shared, len(run))
-	for j, d := range run {
-		shared[j] = conn.NewShared(d.GetFrame())
-	}
-	packed := run[0].GetPackedTargets()
-	n := contract.Targets(run[0])
-	var k conn.Cork
-	p := packed
-	for t := 0; ; t++ {
-		uid, sid, rest, ok := contract.NextTarget(p)
-		if !ok {
-			if t == 0 { // nothing readable: each delivery counts once
-				g.log.Warn("push with malformed packed targets", "bytes", len(packed))
-				for j := range run {
-					done(base+j, false)
-				}
-				return base + len(run)
-			}
-			break
-		}
-		p = rest
-		var c *conn.Conn
-		if bytes.IndexByte(sid, '.') < 0 && len(sid) > 0 {
-			if cc, ok := g.hub.GetBytes(uid); ok && string(sid) == cc.SessionID() {
-				c = cc
-			}
-		}
-		var us, ss string
-		if c == nil {
-			us, ss = string(uid), string(sid)
-		}
-		for j, d := range run {
-			var ok bool
-			if c != nil {
-				ok = k.SendShared(c, shared[j])
-			} else {
-				ok = g.deliverOne(&k, us, ss, d.GetFrame(), shared[j])
-			}
-			done(base+j*n+t, ok)
-		}
-		k.Flush()
-	}
-	return base + len(run)*n
 }
 
 // deliverPacked is deliverOne for a packed target, without a string made

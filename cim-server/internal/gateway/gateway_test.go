@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -630,34 +629,6 @@ func TestPush(t *testing.T) {
 		}
 	}
 
-	// A run of deliveries to the same packed targets (a group's burst, the
-	// targets shared by the route) goes target by target: each member gets
-	// the run's frames in order, and the indexes still count delivery
-	// after delivery. A run with nothing readable counts once per delivery.
-	var same []byte
-	for _, t := range [][2]string{{"1", "sa"}, {"3", ""}, {"2", "sb"}} {
-		same = contract.AppendTarget(same, t[0], t[1]) // delivered, not here, delivered
-	}
-	res = push(t, g, &cimpb.PushBatch{Deliveries: []*cimpb.Delivery{
-		{Frame: msg("r1"), PackedTargets: same},               // 0, 1, 2
-		{Frame: msg("r2"), PackedTargets: slices.Clone(same)}, // 3, 4, 5
-		{Frame: msg("r3"), PackedTargets: slices.Clone(same)}, // 6, 7, 8
-		{Frame: msg("no"), PackedTargets: []byte{0xff}},       // 9: nothing readable
-		{Frame: msg("no"), PackedTargets: []byte{0xff}},       // 10: nothing readable
-		{UserId: "2", SessionId: "sb", Frame: msg("b5")},      // 11: delivered
-	}})
-	if res.Delivered != 7 || fmt.Sprint(res.Missing) != "[1 4 7 9 10]" {
-		t.Fatalf("run: result %v, want delivered 7 missing [1 4 7 9 10]", res)
-	}
-	for _, want := range []struct {
-		c  *client
-		id string
-	}{{a, "r1"}, {a, "r2"}, {a, "r3"}, {b, "r1"}, {b, "r2"}, {b, "r3"}, {b, "b5"}} {
-		if f := want.c.recv(); f.Msg.MsgId != want.id {
-			t.Fatalf("run delivery: got %v, want %s", f, want.id)
-		}
-	}
-
 	// A KICK for the wrong session is not delivered; for the right one it
 	// is written and the connection closed.
 	kick := &cimpb.Frame{Type: cimpb.Type_KICK, Kick: &cimpb.Kick{Reason: "logged off"}}
@@ -1061,30 +1032,3 @@ func TestReassertAfterNodeRecreated(t *testing.T) {
 type nopLogger struct{}
 
 func (nopLogger) Printf(string, ...any) {}
-
-// TestSameTargets: a run is the deliveries at the front with equal packed
-// targets and plain frames; anything else ends it.
-func TestSameTargets(t *testing.T) {
-	p := contract.AppendTarget(contract.AppendTarget(nil, "1", "sa"), "2", "sb")
-	msg := &cimpb.Frame{Type: cimpb.Type_MSG, Msg: &cimpb.Msg{MsgId: "m"}}
-	kick := &cimpb.Frame{Type: cimpb.Type_KICK, Kick: &cimpb.Kick{}}
-	pres := &cimpb.Frame{Type: cimpb.Type_PRESENCE, Presence: &cimpb.Presence{}}
-	d := func(f *cimpb.Frame, p []byte) *cimpb.Delivery { return &cimpb.Delivery{Frame: f, PackedTargets: p} }
-	for _, tc := range []struct {
-		name string
-		ds   []*cimpb.Delivery
-		want int
-	}{
-		{"equal targets", []*cimpb.Delivery{d(msg, p), d(msg, slices.Clone(p)), d(msg, p)}, 3},
-		{"other targets end it", []*cimpb.Delivery{d(msg, p), d(msg, p), d(msg, p[:len(p)-3])}, 2},
-		{"a kick ends it", []*cimpb.Delivery{d(msg, p), d(kick, p)}, 0},
-		{"a presence answer ends it", []*cimpb.Delivery{d(msg, p), d(msg, p), d(pres, p)}, 2},
-		{"no frame ends it", []*cimpb.Delivery{d(msg, p), d(nil, p)}, 0},
-		{"unpacked", []*cimpb.Delivery{{UserId: "1", Frame: msg}, {UserId: "1", Frame: msg}}, 0},
-		{"one", []*cimpb.Delivery{d(msg, p)}, 0},
-	} {
-		if got := len(sameTargets(tc.ds)); got != tc.want && !(got < 2 && tc.want == 0) {
-			t.Errorf("%s: run of %d, want %d", tc.name, got, tc.want)
-		}
-	}
-}
