@@ -8,14 +8,17 @@ import (
 // acks batches cumulative ACKs: the route turns every ACK into DELIVERED
 // receipts for the entries it covers and raises the user's acknowledged
 // seq, so one ACK{seq: last} for many entries is as good as one each. An
-// ACK goes out at most delay after the first entry it covers was shown, or
-// at once when `every` entries wait.
+// ACK goes out delay after the first entry it covers was shown, but no
+// sooner than interval after the previous ACK, or at once when `every`
+// entries wait: a message now and then is acknowledged within delay, a
+// busy inbox about once per interval.
 //
 // Pure bookkeeping: callers pass the time and send the ACK themselves. Safe
 // for concurrent use.
 type acks struct {
-	delay time.Duration
-	every int
+	delay    time.Duration
+	interval time.Duration
+	every    int
 
 	mu     sync.Mutex
 	shown  uint64    // highest seq shown (or skipped) in order
@@ -23,6 +26,7 @@ type acks struct {
 	count  int       // entries shown since the last ACK
 	since  time.Time // when the first of them was shown
 	posted bool      // since is set
+	sentAt time.Time // when the previous ACK was written
 }
 
 // show records that the inbox is shown up to seq, n entries of it newly,
@@ -51,7 +55,11 @@ func (a *acks) due(now time.Time) (seq uint64, ok bool, next time.Time) {
 	if !a.posted || a.shown <= a.acked {
 		return 0, false, time.Time{}
 	}
-	if deadline := a.since.Add(a.delay); a.count < a.every && now.Before(deadline) {
+	deadline := a.since.Add(a.delay)
+	if next := a.sentAt.Add(a.interval); next.After(deadline) {
+		deadline = next
+	}
+	if a.count < a.every && now.Before(deadline) {
 		return 0, false, deadline
 	}
 	return a.shown, true, time.Time{}
@@ -79,6 +87,7 @@ func (a *acks) sent(seq uint64, now time.Time) {
 	if seq > a.acked {
 		a.acked = seq
 	}
+	a.sentAt = now
 	if a.shown <= a.acked {
 		a.count, a.posted = 0, false
 		return

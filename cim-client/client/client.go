@@ -81,7 +81,7 @@ func New(cfg Config) (*Client, error) {
 		inbox:   newInbox(defaultInboxBuffer).waitForGaps(cfg.GapWait),
 		tl:      newTimelines(defaultInboxBuffer, cfg.GroupAckDelay, cfg.AckEvery).waitForGaps(cfg.GroupGapWait),
 		shown:   newShownSet(shownKept),
-		acks:    &acks{delay: cfg.AckDelay, every: cfg.AckEvery},
+		acks:    &acks{delay: cfg.AckDelay, interval: max(cfg.AckInterval, 0), every: cfg.AckEvery},
 		out:     newOutbox(cfg.ResendTimeout, cfg.ResendMax),
 		events:  make(chan Event, cfg.EventBuffer),
 		wake:    make(chan struct{}, 1),

@@ -26,6 +26,7 @@ const (
 	DefaultResendTimeout = 5 * time.Second
 	DefaultResendMax     = 5
 	DefaultAckDelay      = 100 * time.Millisecond
+	DefaultAckInterval   = 500 * time.Millisecond
 	DefaultAckEvery      = 100
 	DefaultGroupAckDelay = time.Second
 	DefaultSyncTimeout   = 10 * time.Second
@@ -98,11 +99,16 @@ type Config struct {
 	// an EventError with codes.Unavailable. Messages are also written again
 	// after every reconnect; that does not count as a new try.
 	ResendMax int
-	// AckDelay bounds how long after showing an inbox entry the client
-	// acknowledges it (default 100 ms); AckEvery acknowledges at once once
-	// that many entries wait (default 100).
-	AckDelay time.Duration
-	AckEvery int
+	// AckDelay is how long after showing an inbox entry the client
+	// acknowledges it (default 100 ms), but no sooner than AckInterval
+	// after its previous ACK (default 500 ms; negative: no minimum), so a
+	// busy inbox is acknowledged about twice a second, not ten times:
+	// every ACK costs the cluster a range read, DELIVERED receipts and
+	// the receipts' own ACKs. AckEvery acknowledges at once once that
+	// many entries wait (default 100).
+	AckDelay    time.Duration
+	AckInterval time.Duration
+	AckEvery    int
 	// GroupAckDelay is AckDelay for the messages of large groups, those
 	// the route keeps in a group timeline (default 1 s; AckEvery applies
 	// too). Their ACK only moves the user's position in the group, which
@@ -162,6 +168,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.AckDelay <= 0 {
 		c.AckDelay = DefaultAckDelay
+	}
+	if c.AckInterval == 0 {
+		c.AckInterval = DefaultAckInterval
 	}
 	if c.AckEvery <= 0 {
 		c.AckEvery = DefaultAckEvery

@@ -24,8 +24,9 @@ func TestAckBatching(t *testing.T) {
 		wantNext int    // due: next deadline in ms, -1 for none
 	}
 	for _, tc := range []struct {
-		name string
-		ops  []op
+		name     string
+		ops      []op
+		interval time.Duration // between ACKs (0: none)
 	}{
 		{"delay after the first entry", []op{
 			{show: 1, urgent: true},
@@ -34,13 +35,13 @@ func TestAckBatching(t *testing.T) {
 			{due: 100, wantSeq: 2},
 			{sent: 2, at: 100},
 			{due: 500, wantNext: -1},
-		}},
+		}, 0},
 		{"every entries at once", []op{
 			{show: 1, urgent: true},
 			{show: 2},
 			{show: 3, urgent: true},
 			{due: 1, wantSeq: 3},
-		}},
+		}, 0},
 		{"entries shown while the ACK was written start a new batch", []op{
 			{show: 1, urgent: true},
 			{due: 100, wantSeq: 1},
@@ -48,20 +49,45 @@ func TestAckBatching(t *testing.T) {
 			{sent: 1, at: 102},
 			{due: 150, wantNext: 202},
 			{due: 202, wantSeq: 2},
-		}},
+		}, 0},
 		{"skipped seqs are acknowledged too", []op{
 			{skip: 40, urgent: true},
 			{due: 100, wantSeq: 40},
-		}},
+		}, 0},
+		{"a busy inbox waits out the interval after an ACK", []op{
+			{show: 1, urgent: true},
+			{due: 100, wantSeq: 1},
+			{sent: 1, at: 100},
+			{show: 2, at: 150, urgent: true},
+			{due: 250, wantNext: 600},
+			{due: 599, wantNext: 600},
+			{due: 600, wantSeq: 2},
+		}, 500 * time.Millisecond},
+		{"a quiet inbox is acknowledged after the delay", []op{
+			{show: 1, urgent: true},
+			{due: 100, wantSeq: 1},
+			{sent: 1, at: 100},
+			{show: 2, at: 1000, urgent: true},
+			{due: 1050, wantNext: 1100},
+			{due: 1100, wantSeq: 2},
+		}, 500 * time.Millisecond},
+		{"every entries at once despite the interval", []op{
+			{show: 1, urgent: true},
+			{due: 100, wantSeq: 1},
+			{sent: 1, at: 100},
+			{show: 3, at: 110, urgent: false},
+			{show: 4, at: 120, urgent: true},
+			{due: 120, wantSeq: 4},
+		}, 500 * time.Millisecond},
 		{"old seqs change nothing", []op{
 			{show: 5, urgent: true},
 			{sent: 5},
 			{show: 3},
 			{due: 1000, wantNext: -1},
-		}},
+		}, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			a := &acks{delay: 100 * time.Millisecond, every: 3}
+			a := &acks{delay: 100 * time.Millisecond, interval: tc.interval, every: 3}
 			shown := uint64(0)
 			for i, o := range tc.ops {
 				switch {

@@ -29,11 +29,13 @@ const (
 	wsSubprotocol = "gocim.proto"
 	// The SDK's defaults, so that a WebSocket user costs the gateway what
 	// an SDK user does: a PING after a minute without writing; a
-	// cumulative ACK at most 100 ms after the first entry it covers was
-	// shown, or at once when 100 wait.
-	wsHeartbeat = client.DefaultHeartbeat
-	wsAckDelay  = client.DefaultAckDelay
-	wsAckEvery  = client.DefaultAckEvery
+	// cumulative ACK 100 ms after the first entry it covers was shown but
+	// no sooner than 500 ms after the previous ACK, or at once when 100
+	// wait.
+	wsHeartbeat   = client.DefaultHeartbeat
+	wsAckDelay    = client.DefaultAckDelay
+	wsAckInterval = client.DefaultAckInterval
+	wsAckEvery    = client.DefaultAckEvery
 	// wsSyncRetry: a gap SYNC whose answer made no progress is asked again
 	// after this long (the SDK's sync timeout does the same).
 	wsSyncRetry = time.Second
@@ -97,6 +99,7 @@ type wsClient struct {
 	acked    uint64                  // highest seq an ACK was taken for
 	unacked  int                     // entries shown since that ACK
 	ackArmed bool                    // an ACK timer is running
+	ackedAt  time.Time               // when the last ACK was taken
 	syncing  bool                    // a SYNC is outstanding
 	gapTimer bool                    // a gap wait is running (gapCheck)
 	held     map[uint64]*cimpb.Frame // entries after a gap
@@ -400,7 +403,7 @@ func (c *wsClient) shownLocked(n int) uint64 {
 	}
 	if !c.ackArmed {
 		c.ackArmed = true
-		time.AfterFunc(wsAckDelay, c.ackDue)
+		time.AfterFunc(max(wsAckDelay, time.Until(c.ackedAt.Add(wsAckInterval))), c.ackDue)
 	}
 	return 0
 }
@@ -409,7 +412,7 @@ func (c *wsClient) takeAckLocked() uint64 {
 	if c.last <= c.acked {
 		return 0
 	}
-	c.acked, c.unacked = c.last, 0
+	c.acked, c.unacked, c.ackedAt = c.last, 0, time.Now()
 	return c.acked
 }
 

@@ -47,6 +47,7 @@ export declare const Defaults: Readonly<{
   resendTimeoutMs: number;
   resendMax: number;
   ackDelayMs: number;
+  ackIntervalMs: number;
   ackEvery: number;
   groupAckDelayMs: number;
   syncTimeoutMs: number;
@@ -477,8 +478,10 @@ export interface ClientOptions {
   resendTimeoutMs?: number;
   /** Tries per message (default 5); writes on a new link do not count. */
   resendMax?: number;
-  /** ACK at most this long after showing an inbox entry (default 100 ms), or at once when ackEvery wait (default 100). */
+  /** ACK this long after showing an inbox entry (default 100 ms), but no sooner than ackIntervalMs after the previous ACK, or at once when ackEvery wait (default 100). */
   ackDelayMs?: number;
+  /** Least time between two inbox ACKs (default 500 ms; 0: none): a busy inbox is acknowledged about twice a second. */
+  ackIntervalMs?: number;
   ackEvery?: number;
   /** ackDelayMs for large groups' timelines (default 1 s). */
   groupAckDelayMs?: number;

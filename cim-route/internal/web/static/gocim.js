@@ -132,6 +132,7 @@ export const Defaults = Object.freeze({
   resendTimeoutMs: 5_000,
   resendMax: 5,
   ackDelayMs: 100,
+  ackIntervalMs: 500,
   ackEvery: 100,
   groupAckDelayMs: 1_000,
   syncTimeoutMs: 10_000,
@@ -1058,12 +1059,14 @@ class Inbox {
 
 // ------------------------------------------------------------------- acks
 
-// Acks batches cumulative ACKs: one goes out at most delay after the first
+// Acks batches cumulative ACKs: one goes out delay after the first
 // entry it covers was shown, or at once when `every` entries wait.
 class Acks {
-  constructor(delay, every) {
+  constructor(delay, every, interval = 0) {
     this.delay = delay;
     this.every = every;
+    this.interval = interval;
+    this.sentAt = -Infinity;
     this.shown = 0;
     this.acked = 0;
     this.count = 0;
@@ -1083,7 +1086,7 @@ class Acks {
   }
   due(now) {
     if (!this.posted || this.shown <= this.acked) return { seq: 0, ok: false, next: 0 };
-    const deadline = this.since + this.delay;
+    const deadline = Math.max(this.since + this.delay, this.sentAt + this.interval);
     if (this.count < this.every && now < deadline) return { seq: 0, ok: false, next: deadline };
     return { seq: this.shown, ok: true, next: 0 };
   }
@@ -1092,6 +1095,7 @@ class Acks {
   }
   sent(seq, now) {
     if (seq > this.acked) this.acked = seq;
+    this.sentAt = now;
     if (this.shown <= this.acked) {
       this.count = 0;
       this.posted = false;
@@ -1773,7 +1777,7 @@ export class Client extends EventTarget {
     this._inbox = new Inbox(INBOX_BUFFER, o.gapWaitMs);
     this._tl = new Timelines(o.groupAckDelayMs, o.ackEvery, o.groupGapWaitMs);
     this._shown = new Shown();
-    this._acks = new Acks(o.ackDelayMs, o.ackEvery);
+    this._acks = new Acks(o.ackDelayMs, o.ackEvery, o.ackIntervalMs);
     this._out = new Outbox(o.resendTimeoutMs, o.resendMax);
 
     this._state = 'idle';

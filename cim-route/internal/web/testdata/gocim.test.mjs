@@ -124,6 +124,7 @@ function newClient(cluster, opts = {}) {
     reconnectMinMs: 10,
     reconnectMaxMs: 40,
     ackDelayMs: 20,
+    ackIntervalMs: 0,
     groupAckDelayMs: 30,
     syncTimeoutMs: 500,
     resendTimeoutMs: 1000,
@@ -875,6 +876,23 @@ test('deleteHistory: POST /history/delete with the bearer, at most 100 ids a cal
   c.api._fetch = async () => new Response(JSON.stringify({ code: Codes.RateLimited, message: 'too many history requests', data: null }), { status: 429, headers: { 'Retry-After': '2' } });
   await assert.rejects(c.deleteHistory('b3'), (e) => e.name === 'ApiError' && e.code === Codes.RateLimited && e.retryAfter === 2);
   c.api._fetch = orig;
+  await c.close();
+});
+
+test('a busy inbox is acknowledged no sooner than ackIntervalMs after the previous ACK', async () => {
+  const cl = new Cluster();
+  const c = await started(cl, { ackDelayMs: 10, ackIntervalMs: 200 });
+  const ws = cl.ws;
+  ws.push(syncAnswer(0, 0, 0));
+  ws.push(msg(1, 'one'));
+  await until(() => ws.of('ACK').some((f) => f.ack.seq === '1'), 'an ACK of 1');
+  const first = Date.now();
+  ws.push(msg(2, 'two'));
+  ws.push(msg(3, 'three'));
+  await until(() => ws.of('ACK').some((f) => f.ack.seq === '3'), 'an ACK of 3');
+  const gap = Date.now() - first;
+  assert.ok(gap >= 190, `the second ACK came ${gap} ms after the first`);
+  assert.deepEqual(ws.of('ACK').map((f) => f.ack.seq), ['1', '3']);
   await c.close();
 });
 
