@@ -256,6 +256,15 @@ func clusterPIDs(c *harness.Cluster) []int {
 	return pids
 }
 
+// clusterNames name clusterPIDs' processes, in their order.
+func clusterNames(c *harness.Cluster) []string {
+	names := []string{"Redis", "route"}
+	for range c.Gateways {
+		names = append(names, "gateways")
+	}
+	return names
+}
+
 func gatewayRSS(c *harness.Cluster) float64 {
 	var sum int64
 	for _, g := range c.Gateways {

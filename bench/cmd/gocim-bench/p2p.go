@@ -269,6 +269,7 @@ func p2pGocimAround(t *run.T, c *harness.Cluster, prefix string, pairs int, rate
 		out := r.result(systemName(transport), fmt.Sprintf("%d pairs, %s, %v window; %s", pairs, where, dur, how), rate, start)
 		out.Transport = transportName(transport)
 		out.ClusterCPU, out.LoadgenCPU = cores(clusterCPU), loadCPU
+		out.Result = cpu.perMessage(clusterNames(c), out.Received)
 		out.SetupSeconds = setupSecs
 		out.GatewayRSSMiB = gatewayRSS(c) / (1 << 20)
 		if n, m := discSend.Load(), discRecv.Load(); n+m > 0 {

@@ -72,6 +72,10 @@ type cpuMeter struct {
 	self  time.Duration
 	wall  time.Time
 	prof  *os.File // the phase's CPU profile, with --cpuprofile
+
+	// After stop: what each of pids and this process used in the window.
+	used     []time.Duration
+	selfUsed time.Duration
 }
 
 // phaseProfile is --cpuprofile: each measured window (startCPU to stop) is
@@ -125,10 +129,38 @@ func (m *cpuMeter) stop() (cluster, loadgen float64) {
 		m.prof = nil
 	}
 	var used time.Duration
+	m.used = make([]time.Duration, len(m.pids))
 	for i, p := range m.pids {
 		if d, err := cpuOf(p); err == nil {
-			used += d - m.start[i]
+			m.used[i] = d - m.start[i]
+			used += m.used[i]
 		}
 	}
-	return float64(used) / float64(wall), float64(selfCPU()-m.self) / float64(wall)
+	m.selfUsed = selfCPU() - m.self
+	return float64(used) / float64(wall), float64(m.selfUsed) / float64(wall)
+}
+
+// perMessage describes, after stop, the CPU each process used per message
+// of n: names name the pids in order (a name given twice is summed per
+// position, "gateways 49 + 22 µs"), then this process as "load generator".
+func (m *cpuMeter) perMessage(names []string, n int64) string {
+	if n <= 0 || len(m.used) != len(names) {
+		return ""
+	}
+	us := func(d time.Duration) string { return fmt.Sprintf("%.0f", float64(d.Microseconds())/float64(n)) }
+	var parts []string
+	for i := 0; i < len(names); {
+		j := i + 1
+		for j < len(names) && names[j] == names[i] {
+			j++
+		}
+		each := make([]string, 0, j-i)
+		for k := i; k < j; k++ {
+			each = append(each, us(m.used[k]))
+		}
+		parts = append(parts, names[i]+" "+strings.Join(each, " + ")+" µs")
+		i = j
+	}
+	parts = append(parts, "load generator "+us(m.selfUsed)+" µs")
+	return "CPU per delivered message (/proc): " + strings.Join(parts, ", ")
 }
