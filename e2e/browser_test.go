@@ -116,7 +116,10 @@ func eval[T any](p *page, js string) T {
 // (chromedp.SendKeys reads the node's attributes unlocked while DOM events
 // change them: a data race in chromedp v0.23.1 that -race reports.)
 func typeInto(sel, text string) chromedp.Action[chromedp.Void] {
-	return chromedp.Steps(chromedp.WaitVisible(chromedp.CSS(sel)), chromedp.Focus(chromedp.CSS(sel)), chromedp.KeyEvent(text))
+	// Enabled too: the composer stays disabled until a conversation is
+	// open, and starting a chat by name asks the route first.
+	return chromedp.Steps(chromedp.WaitVisible(chromedp.CSS(sel)), chromedp.WaitEnabled(chromedp.CSS(sel)),
+		chromedp.Focus(chromedp.CSS(sel)), chromedp.KeyEvent(text))
 }
 
 // quote is a JavaScript string literal of s.
