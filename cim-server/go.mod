@@ -3,6 +3,7 @@ module github.com/gocim/gocim/cim-server
 go 1.26.8
 
 replace (
+	github.com/gocim/gocim/cim-route => ../cim-route
 	github.com/gocim/gocim/internal => ../internal
 	github.com/gocim/gocim/proto => ../proto
 )
@@ -12,6 +13,7 @@ require (
 	github.com/eclipse/paho.mqtt.golang v1.5.1
 	github.com/gin-gonic/gin v1.12.0
 	github.com/go-zookeeper/zk v1.0.4
+	github.com/gocim/gocim/cim-route v0.0.0-00010101000000-000000000000
 	github.com/gocim/gocim/internal v0.0.0-00010101000000-000000000000
 	github.com/gocim/gocim/proto v0.0.0-00010101000000-000000000000
 	github.com/gorilla/websocket v1.5.3
@@ -21,6 +23,16 @@ require (
 	go.uber.org/goleak v1.3.0
 	golang.org/x/time v0.16.0
 	google.golang.org/protobuf v1.36.12
+)
+
+require (
+	github.com/Azure/go-ntlmssp v0.1.1 // indirect
+	github.com/go-asn1-ber/asn1-ber v1.5.8 // indirect
+	github.com/go-ldap/ldap/v3 v3.4.15 // indirect
+	github.com/google/uuid v1.6.0 // indirect
+	github.com/hashicorp/golang-lru/v2 v2.0.7 // indirect
+	github.com/redis/go-redis/v9 v9.23.0 // indirect
+	go.uber.org/atomic v1.12.0 // indirect
 )
 
 require (
@@ -38,7 +50,6 @@ require (
 	github.com/goccy/go-json v0.10.5 // indirect
 	github.com/goccy/go-yaml v1.19.2 // indirect
 	github.com/json-iterator/go v1.1.12 // indirect
-	github.com/klauspost/compress v1.20.3 // indirect
 	github.com/klauspost/cpuid/v2 v2.4.0 // indirect
 	github.com/kylelemons/godebug v1.1.0 // indirect
 	github.com/leodido/go-urn v1.4.0 // indirect

@@ -103,8 +103,12 @@ func receipts(u *harness.User) map[cimpb.ReceiptStatus]map[string]bool {
 // every message exactly once, in per-sender order, and every sender has a
 // SENT and a DELIVERED receipt for each.
 func TestNoLossUnderFailures(t *testing.T) {
+	testNoLossUnderFailures(t, harness.Options{Gateways: 2})
+}
+
+func testNoLossUnderFailures(t *testing.T, opts harness.Options) {
 	const total = 10000
-	c := harness.Start(t, harness.Options{Gateways: 2})
+	c := harness.Start(t, opts)
 	names := []string{"ann", "ben", "cat"}
 	drops := make([]*dropper, len(names))
 	users := make([]*harness.User, len(names))

@@ -29,6 +29,17 @@ import (
 // newer ones: about one message in 300 was shown out of order. Now it
 // waits its turn.)
 func TestFrozenGatewayKeepsOrder(t *testing.T) {
+	testFrozenGatewayKeepsOrder(t, false)
+}
+
+// TestFrozenGatewayKeepsOrderRouteReplicas is TestFrozenGatewayKeepsOrder
+// with a route replica inside every gateway: the paused gateway's replica
+// pauses with it, holding uplinks it took and pushes it had not made.
+func TestFrozenGatewayKeepsOrderRouteReplicas(t *testing.T) {
+	testFrozenGatewayKeepsOrder(t, true)
+}
+
+func testFrozenGatewayKeepsOrder(t *testing.T, replicas bool) {
 	const (
 		pairs    = 20
 		perSec   = 300
@@ -39,7 +50,7 @@ func TestFrozenGatewayKeepsOrder(t *testing.T) {
 	)
 	// The gateways' default rate limits (20 MSG/s, bursts of 100): the
 	// messages a client replays on its new link come as a burst.
-	c := harness.Start(t, harness.Options{Gateways: 2, GatewayArgs: []string{"--msg-rate", "20", "--msg-burst", "100"}})
+	c := harness.Start(t, harness.Options{Gateways: 2, GatewayArgs: []string{"--msg-rate", "20", "--msg-burst", "100"}, RouteReplica: replicas})
 	tune := func(cfg *client.Config) {
 		cfg.Heartbeat = 5 * time.Second
 		cfg.PongTimeout = 3 * time.Second

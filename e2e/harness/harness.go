@@ -52,6 +52,15 @@ type Options struct {
 	TLS bool
 	// MQTT gives every gateway an MQTT listener (Gateway.MQTTAddr).
 	MQTT bool
+	// RouteReplica runs a route replica inside every gateway
+	// (--route-replica, Gateway.ReplicaURL): the route's flags on ports of
+	// its own. Each gateway's uplinks go to its replica; the standalone
+	// route still serves logins and the API.
+	RouteReplica bool
+	// ReplicaArgs are extra cim-route flags for those replicas, after the
+	// route's (a later flag wins). With them the harness does not wait for
+	// the replicas to hand out the gateways: they may be meant to fail.
+	ReplicaArgs []string
 	// ZooKeeper and Redis, when set, start the coordination service and
 	// the store the cluster uses instead of one standalone server each (a
 	// ZooKeeper ensemble, a Redis Cluster) and return the addresses the
@@ -115,7 +124,10 @@ type Gateway struct {
 	// MQTTAddr is the gateway's MQTT listener (host:port) with
 	// Options.MQTT; empty otherwise.
 	MQTTAddr string
-	args     []string
+	// ReplicaURL is the internal base URL of the route replica inside
+	// the gateway, with Options.RouteReplica; empty otherwise.
+	ReplicaURL string
+	args       []string
 }
 
 // Start brings up ZooKeeper, Redis, the route and opts.Gateways gateways and
@@ -206,12 +218,20 @@ func (c *Cluster) waitHandedOut() {
 	}
 	Eventually(c.t, 60*time.Second, func() error {
 		// The internal listener: plain HTTP even with Options.TLS.
-		n, err := liveGatewaysAt(c.Route.InternalURL)
-		if err != nil {
-			return err
+		routes := []string{c.Route.InternalURL}
+		for _, g := range c.Gateways {
+			if g.ReplicaURL != "" && len(c.opts.ReplicaArgs) == 0 && g.Process != nil && !g.Exited() {
+				routes = append(routes, g.ReplicaURL)
+			}
 		}
-		if n < running {
-			return fmt.Errorf("route hands out %d of the %d running gateways", n, running)
+		for _, url := range routes {
+			n, err := liveGatewaysAt(url)
+			if err != nil {
+				return err
+			}
+			if n < running {
+				return fmt.Errorf("route %s hands out %d of the %d running gateways", url, n, running)
+			}
 		}
 		return nil
 	})
@@ -266,6 +286,9 @@ func (c *Cluster) AddGateway(extra ...string) *Gateway {
 	if c.opts.MQTT {
 		g.MQTTAddr = "127.0.0.1:" + strconv.Itoa(testenv.FreePort(c.t))
 		args = append(args, "--mqtt-listen", g.MQTTAddr)
+	}
+	if c.opts.RouteReplica {
+		g.ReplicaURL, args = c.replicaFlags(g, args)
 	}
 	args = append(args, c.opts.GatewayArgs...)
 	g.args = append(args, extra...)
@@ -420,3 +443,27 @@ func RepoRoot() string {
 }
 
 var httpClient = &http.Client{Timeout: 5 * time.Second}
+
+// replicaFlags writes the file of g's route replica (the route's flags on
+// ports of its own) and returns the replica's internal URL and args with
+// --route-replica added.
+func (c *Cluster) replicaFlags(g *Gateway, args []string) (string, []string) {
+	c.t.Helper()
+	public := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(c.t))
+	internal := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(c.t))
+	flags := append([]string(nil), c.Route.args...)
+	for i := 0; i+1 < len(flags); i++ {
+		switch flags[i] {
+		case "--listen":
+			flags[i+1] = public
+		case "--internal-listen":
+			flags[i+1] = internal
+		}
+	}
+	flags = append(flags, c.opts.ReplicaArgs...)
+	file := filepath.Join(c.Dir, "route-replica-"+strings.ReplaceAll(g.TCPAddr, ":", "-"))
+	if err := os.WriteFile(file, []byte(strings.Join(flags, "\n")+"\n"), 0o600); err != nil {
+		c.t.Fatalf("route replica flags: %v", err)
+	}
+	return "http://" + internal, append(args, "--route-replica", file)
+}

@@ -36,6 +36,7 @@ import (
 	"github.com/gocim/gocim/cim-route/internal/webhook"
 	"github.com/gocim/gocim/internal/connlimit"
 	"github.com/gocim/gocim/internal/contract"
+	"github.com/gocim/gocim/proto/cimpb"
 )
 
 // stopTimeout bounds the stop of the background tasks during Shutdown.
@@ -508,4 +509,10 @@ func (a *App) Shutdown(ctx context.Context) error {
 		a.log.Info("route stopped")
 	})
 	return a.shutdownErr
+}
+
+// Uplink handles a batch of uplinks in this process, as the internal
+// stream and POST /internal/uplink do (a replica inside a gateway).
+func (a *App) Uplink(ctx context.Context, b *cimpb.UplinkBatch) (*cimpb.PushBatch, error) {
+	return a.router.Uplink(ctx, b)
 }

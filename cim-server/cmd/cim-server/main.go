@@ -20,6 +20,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/gocim/gocim/cim-route/replica"
 	"io"
 	"log/slog"
 	"os"
@@ -37,6 +38,10 @@ import (
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
+
+// replicaStartTimeout bounds the wait for --route-replica's first list of
+// gateways (its ZooKeeper and Redis connections).
+const replicaStartTimeout = 60 * time.Second
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == healthprobe.Command {
@@ -58,6 +63,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "cim-server: invalid configuration:\n%v\n", err)
 		return 2
 	}
+	var replicaArgs []string
+	if cfg.RouteReplica != "" {
+		args, err := replica.ReadArgs(cfg.RouteReplica)
+		if err == nil {
+			err = replica.Check(args)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "cim-server: --route-replica %s: %v\n", cfg.RouteReplica, err)
+			return 2
+		}
+		replicaArgs = args
+	}
 	logger, err := logging.New(stderr, cfg.LogLevel, cfg.LogFormat)
 	if err != nil { // Validate checked both already
 		fmt.Fprintln(stderr, "cim-server:", err)
@@ -78,6 +95,30 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	// Leave room for the drain plus the deregistration and flush steps.
 	shutdownTimeout := cfg.Drain + 15*time.Second
+	if replicaArgs != nil {
+		// Before the gateway starts: its first uplinks go to the replica.
+		rctx, cancel := context.WithTimeout(ctx, replicaStartTimeout)
+		r, err := replica.Start(rctx, replicaArgs, logger.With("in", "route-replica"))
+		cancel()
+		if err != nil {
+			logger.Error("start failed", "err", err)
+			return 1
+		}
+		g.UseReplica(r)
+		defer func() {
+			// After the gateway: its last uplinks went to the replica.
+			sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+			defer cancel()
+			if err := r.Shutdown(sctx); err != nil {
+				logger.Error("route replica shutdown incomplete", "err", err)
+			}
+		}()
+		go func() {
+			for err := range r.Err() {
+				logger.Error("route replica", "err", err)
+			}
+		}()
+	}
 	if err := g.Start(); err != nil {
 		logger.Error("start failed", "err", err)
 		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)

@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -73,6 +75,26 @@ func TestBadConfigExits2(t *testing.T) {
 	code := run([]string{"--listen", "0.0.0.0:0", "--token-secret", "short"}, io.Discard, &out)
 	if code != 2 || !strings.Contains(out.String(), "--advertise-host") || !strings.Contains(out.String(), "at least 16") {
 		t.Fatalf("exit %d, stderr:\n%s", code, out.String())
+	}
+}
+
+// TestBadRouteReplicaExits2: a --route-replica file that is missing, or
+// that holds flags cim-route refuses, stops the gateway before it starts.
+func TestBadRouteReplicaExits2(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "replica-flags")
+	if err := os.WriteFile(bad, []byte("--balance nonsense\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := []string{"--listen", "127.0.0.1:0", "--zk", "", "--token-secret", "0123456789abcdef", "--internal-secret", "0123456789abcdef"}
+	for file, want := range map[string]string{
+		filepath.Join(dir, "none"): "no such file",
+		bad:                        "--balance",
+	} {
+		var out bytes.Buffer
+		if code := run(append(base, "--route-replica", file), io.Discard, &out); code != 2 || !strings.Contains(out.String(), want) {
+			t.Errorf("--route-replica %s: exit %d, stderr:\n%s\nwant exit 2 and %q", file, code, out.String(), want)
+		}
 	}
 }
 

@@ -65,6 +65,10 @@ type Config struct {
 	RouteAttempt time.Duration
 	LogLevel     string // debug, info, warn, error
 	LogFormat    string // text or json
+	// RouteReplica is a file of cim-route flags: the gateway runs a route
+	// replica with them in its own process and sends its uplinks to it,
+	// without a network hop ("" : none; cim-server's main starts it).
+	RouteReplica string
 	// GCPercent is the Go GC target (GOGC) the gateway runs with: a gateway
 	// is memory-bound (mostly idle connections), and the garbage each login
 	// leaves costs RSS until the next GC, which an idle gateway rarely runs.
@@ -170,6 +174,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ZKRoot, "zk-root", d.ZKRoot, "ZooKeeper root path")
 	fs.DurationVar(&c.ZKSessionTimeout, "zk-session-timeout", d.ZKSessionTimeout, "ZooKeeper session timeout")
 	fs.StringVar(&c.Route, "route", d.Route, "route internal base URLs (the route's --internal-listen), comma-separated")
+	fs.StringVar(&c.RouteReplica, "route-replica", d.RouteReplica, "file of cim-route flags (whitespace-separated, # comments): run a route replica with them inside this gateway; its uplinks go to it first, without a network hop, and to --route when it fails")
 	fs.StringVar(&c.TokenSecret, "token-secret", d.TokenSecret, "login token secrets, comma-separated, current first, each at least 16 bytes (required)")
 	fs.StringVar(&c.InternalSecret, "internal-secret", d.InternalSecret, "secrets shared with the route for internal calls (header X-CIM-Internal), comma-separated, current first (sent; all accepted), each at least 16 bytes (required)")
 	fs.StringVar(&c.TLSCert, "tls-cert", d.TLSCert, "PEM certificate (chain) file: the client port speaks TLS 1.2+ (needs --tls-key)")

@@ -98,6 +98,7 @@ type Gateway struct {
 	wsSlots sync.Map // string → func() (the unauthenticated slot's release)
 	route   *routeclient.Client
 	links   *routelink.Links // the route replicas' streams; uplinks go over them
+	replica Uplinker         // a route replica in this process (nil: none)
 	batcher *uplink.Batcher
 	offline *offline.Queue
 	// joining holds the connections whose login the route is confirming,
@@ -124,12 +125,14 @@ type Gateway struct {
 	connWG sync.WaitGroup
 
 	// connection caps (set in Start)
-	limits    connLimits
-	open      atomic.Int64       // client connections held
-	unauth    *connlimit.Limiter // connections not logged in yet
-	refusals  *conn.Throttle     // bounds the "refused" warnings
-	refused   atomic.Int64       // connections refused by a cap, ever
-	refusedAt atomic.Int64       // refused when the last warning was logged
+	limits   connLimits
+	open     atomic.Int64       // client connections held
+	unauth   *connlimit.Limiter // connections not logged in yet
+	refusals *conn.Throttle     // bounds the "refused" warnings
+	// replicaFails bounds the warnings about uplinks the replica failed.
+	replicaFails *conn.Throttle
+	refused      atomic.Int64 // connections refused by a cap, ever
+	refusedAt    atomic.Int64 // refused when the last warning was logged
 	// pause waits d between failed accepts; false: stop (shutdown).
 	pause func(d time.Duration) bool
 	// drainJitter returns a number in [0, 1) for each close of the drain;
@@ -192,6 +195,7 @@ func New(cfg Config, logger *slog.Logger) (*Gateway, error) {
 		cancel:       cancel,
 		conns:        make(map[*conn.Conn]func()),
 		refusals:     conn.NewThrottle(10 * time.Second),
+		replicaFails: conn.NewThrottle(10 * time.Second),
 		registered:   make(chan struct{}),
 		shutdownDone: make(chan struct{}),
 	}

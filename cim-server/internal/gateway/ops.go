@@ -153,7 +153,7 @@ type meteredUplink struct{ g *Gateway }
 
 func (u meteredUplink) Uplink(ctx context.Context, b *cimpb.UplinkBatch) (*cimpb.PushBatch, error) {
 	start := time.Now()
-	out, err := u.g.links.Uplink(ctx, b)
+	out, err := u.g.uplink(ctx, b)
 	u.g.metrics.Uplink(len(b.GetUplinks()), time.Since(start))
 	u.g.routeCalled(ctx, err)
 	return out, err
@@ -228,4 +228,35 @@ func (g *Gateway) leave(ctx context.Context) {
 		// Upgraded connections are hijacked: the drain closes them.
 		_ = g.wsSrv.Close()
 	}
+}
+
+// Uplinker handles uplink batches: a route replica in this process (see
+// UseReplica).
+type Uplinker interface {
+	Uplink(ctx context.Context, b *cimpb.UplinkBatch) (*cimpb.PushBatch, error)
+}
+
+// UseReplica makes the gateway send its uplinks to r, a route replica in
+// its own process, before the route links. Call it before Start.
+func (g *Gateway) UseReplica(r Uplinker) { g.replica = r }
+
+// uplink sends b to the replica in this process, when there is one, then
+// (when it fails, e.g. its Redis is unreachable) over the route links. A
+// batch the replica failed is sent whole again: resent messages are
+// recognized by their client ids, and nothing of it was answered.
+func (g *Gateway) uplink(ctx context.Context, b *cimpb.UplinkBatch) (*cimpb.PushBatch, error) {
+	if g.replica != nil {
+		out, err := g.replica.Uplink(ctx, b)
+		if err == nil {
+			return out, nil
+		}
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		if ok, held := g.replicaFails.Allow(time.Now()); ok {
+			g.log.Warn("uplink to the route replica in this process failed; sending it to --route",
+				"uplinks", len(b.GetUplinks()), "err", err, "failed_before", held)
+		}
+	}
+	return g.links.Uplink(ctx, b)
 }
