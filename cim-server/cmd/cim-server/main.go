@@ -31,6 +31,7 @@ import (
 
 	"github.com/gocim/gocim/cim-server/internal/gateway"
 	"github.com/gocim/gocim/internal/envflag"
+	"github.com/gocim/gocim/internal/gctune"
 	"github.com/gocim/gocim/internal/healthprobe"
 	"github.com/gocim/gocim/internal/logging"
 )
@@ -81,7 +82,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	slog.SetDefault(logger)
-	if cfg.GCPercent >= 0 && os.Getenv("GOGC") == "" {
+	tuneGC := cfg.GCPercent >= 0 && os.Getenv("GOGC") == ""
+	if tuneGC {
 		debug.SetGCPercent(cfg.GCPercent)
 	}
 
@@ -92,6 +94,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	if tuneGC {
+		go gctune.Run(ctx, cfg.GCPercent, uint64(cfg.GCFloorMiB)<<20, time.Second)
+	}
 
 	// Leave room for the drain plus the deregistration and flush steps.
 	shutdownTimeout := cfg.Drain + 15*time.Second

@@ -74,6 +74,9 @@ type Config struct {
 	// leaves costs RSS until the next GC, which an idle gateway rarely runs.
 	// -1 keeps Go's default (100); a GOGC environment variable wins.
 	GCPercent int
+	// GCFloorMiB is the least heap growth (MiB) between two collections
+	// (package gctune); 0: none.
+	GCFloorMiB int
 	// Pprof serves Go's profiles at /debug/pprof/ on --http-listen, behind
 	// the internal secret.
 	Pprof bool
@@ -147,6 +150,7 @@ func DefaultConfig() Config {
 		LogLevel:         "info",
 		LogFormat:        "text",
 		GCPercent:        25,
+		GCFloorMiB:       16,
 		MaxUnauthPerAddr: 64,
 		SyncRate:         10,
 		SyncBurst:        20,
@@ -196,6 +200,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogFormat, "log-format", d.LogFormat, "log format: text or json")
 	fs.BoolVar(&c.Pprof, "pprof", d.Pprof, "serve Go profiles at /debug/pprof/ on --http-listen (X-CIM-Internal required)")
 	fs.IntVar(&c.GCPercent, "gc-percent", d.GCPercent, "Go GC target percent (like GOGC; low keeps idle-connection memory down; -1: Go's default; a GOGC variable wins)")
+	fs.IntVar(&c.GCFloorMiB, "gc-floor", d.GCFloorMiB, "MiB the heap may grow by between two GCs at least, whatever --gc-percent says (0: no floor): a busy gateway with a small heap collects less often; a GOGC variable turns it off")
 
 	// Abuse limits.
 	fs.IntVar(&c.MaxConns, "max-conns", d.MaxConns, "most client connections held at once; more are refused with ERROR 4292 (0: the open-file limit at start minus a reserve)")
@@ -321,6 +326,9 @@ func (c *Config) Validate() error {
 		if p.d <= 0 {
 			bad("%s %v: want a positive duration", p.name, p.d)
 		}
+	}
+	if c.GCFloorMiB < 0 || c.GCFloorMiB > 1<<14 {
+		bad("--gc-floor %d: want 0 to 16384 MiB", c.GCFloorMiB)
 	}
 	if c.GCPercent < -1 {
 		bad("--gc-percent %d: want -1 (Go's default) or a percentage >= 0", c.GCPercent)
