@@ -39,6 +39,7 @@ func main() {
 type options struct {
 	quick                  bool
 	pprof                  bool
+	routeReplica           bool     // a route replica inside every gateway
 	routeArgs, gatewayArgs []string // extra flags for the gocim processes
 	cpuProf                string
 	workloads              map[string]bool
@@ -147,6 +148,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.cpuProf, "cpuprofile", "", "write the load generator's own CPU profile (runtime/pprof) of each measured phase, without the set-up, to this file (the second phase to FILE.2, …)")
 	routeArgs := fs.String("route-args", "", "extra flags for cim-route, space-separated (tuning experiments), e.g. \"--inbox-max 500\"")
 	gatewayArgs := fs.String("gateway-args", "", "extra flags for every cim-server, space-separated, e.g. \"--write-queue 4096\"")
+	fs.BoolVar(&o.routeReplica, "route-replica", true, "run a route replica inside every gateway (cim-server --route-replica): uplinks are handled in the gateway's process; false: every uplink crosses to the standalone route")
 	fs.BoolVar(&o.pprof, "pprof", false, "start route and gateways with --pprof (profiles on their internal addresses; see docs/BENCHMARKS.md)")
 	fs.StringVar(&o.bin, "bin", "", "directory with prebuilt cim-server, cim-route and cim-client (built without -race) to run instead of building them from this tree")
 	fs.StringVar(&o.jsonPath, "json", "bench/results/latest.json", "where to write the rows as JSON (empty: nowhere)")
@@ -270,7 +272,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		if o.workloads["fanout"] {
 			for _, n := range o.groups {
 				fmt.Fprintf(stderr, "group fan-out: %d members over %d gateways, %d messages…\n", n, o.gateways, o.messages)
-				c := harness.Start(t, harness.Options{Gateways: o.gateways, RouteArgs: routeArgs, GatewayArgs: gatewayArgs})
+				c := harness.Start(t, harness.Options{Gateways: o.gateways, RouteArgs: routeArgs, GatewayArgs: gatewayArgs, RouteReplica: o.routeReplica})
 				rows = append(rows, groupFanout(t, c, n, o.messages))
 				stopCluster(c)
 			}
@@ -278,7 +280,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		if o.workloads["p2p"] {
 			for _, tr := range o.transports {
 				fmt.Fprintf(stderr, "p2p latency (%s): %d pairs over 2 gateways, %v per rate, rates %v…\n", tr, o.pairs, o.duration, o.rates)
-				c := harness.Start(t, harness.Options{Gateways: 2, RouteArgs: routeArgs, GatewayArgs: gatewayArgs})
+				c := harness.Start(t, harness.Options{Gateways: 2, RouteArgs: routeArgs, GatewayArgs: gatewayArgs, RouteReplica: o.routeReplica})
 				rows = append(rows, p2pGocim(t, c, "p2p"+tr, o.pairs, o.rates, o.duration, o.wait, false, tr)...)
 				stopCluster(c)
 			}
@@ -289,7 +291,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		if o.workloads["saturation"] {
 			// A cluster of its own: the p2p one may still be draining a backlog.
 			fmt.Fprintf(stderr, "saturation: %d pairs over 2 gateways, %v per step, steps %v…\n", o.pairs, o.stepDuration, o.steps)
-			c := harness.Start(t, harness.Options{Gateways: 2, RouteArgs: routeArgs, GatewayArgs: gatewayArgs})
+			c := harness.Start(t, harness.Options{Gateways: 2, RouteArgs: routeArgs, GatewayArgs: gatewayArgs, RouteReplica: o.routeReplica})
 			rows = append(rows, saturationRow("gocim", p2pGocim(t, c, "sat", o.pairs, o.steps, o.stepDuration, o.wait, true, transportTCP)))
 			stopCluster(c)
 			if o.peers {
@@ -299,14 +301,14 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		if o.workloads["churn"] {
 			fmt.Fprintf(stderr, "churn: %d pairs + %d idle clients over 2 gateways, %.0f msg/s for %v, %.0f%% of clients reconnecting per minute…\n",
 				o.pairs, o.churnIdle, o.churnRate, o.churnDuration, 100*churnShare)
-			c := harness.Start(t, harness.Options{Gateways: 2, RouteArgs: routeArgs, GatewayArgs: gatewayArgs})
+			c := harness.Start(t, harness.Options{Gateways: 2, RouteArgs: routeArgs, GatewayArgs: gatewayArgs, RouteReplica: o.routeReplica})
 			rows = append(rows, churnGocim(t, c, o.pairs, o.churnIdle, o.churnRate, o.churnDuration, o.wait))
 			stopCluster(c)
 		}
 		if o.workloads["idle"] {
 			for _, tr := range o.transports {
 				fmt.Fprintf(stderr, "idle connections (%s): %d (after %d warm-up) on 1 gateway, %d load-generator processes…\n", tr, o.idle, idleWarmup, o.idleProcs)
-				c := harness.Start(t, harness.Options{Gateways: 1, RouteArgs: routeArgs, GatewayArgs: gatewayArgs})
+				c := harness.Start(t, harness.Options{Gateways: 1, RouteArgs: routeArgs, GatewayArgs: gatewayArgs, RouteReplica: o.routeReplica})
 				rows = append(rows, idleConnections(t, c, o.idle, o.idleProcs, tr))
 				stopCluster(c)
 			}

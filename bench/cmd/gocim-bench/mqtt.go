@@ -114,7 +114,7 @@ func mqttOptions(o *options, rate int) error {
 // their rows.
 func mqttWorkload(t *run.T, o options, routeArgs, gatewayArgs []string) []row {
 	addr := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
-	c := harness.Start(t, harness.Options{Gateways: 1, RouteArgs: routeArgs,
+	c := harness.Start(t, harness.Options{Gateways: 1, RouteArgs: routeArgs, RouteReplica: o.routeReplica,
 		GatewayArgs: append(slices.Clip(gatewayArgs), "--mqtt-listen", addr)})
 	defer stopCluster(c)
 	g := c.Gateways[0]

@@ -241,6 +241,9 @@ func p2pGocimAround(t *run.T, c *harness.Cluster, prefix string, pairs int, rate
 		where = "ALL ON ONE GATEWAY"
 	}
 	how := "Send: stored + pushed"
+	if len(c.Gateways) > 0 && c.Gateways[0].ReplicaURL != "" {
+		where += ", a route replica inside each gateway"
+	}
 	if transport == transportWS {
 		how = "WebSocket, binary subprotocol " + wsSubprotocol + " (the bench's client; recipients ACK like the SDK); MSG: stored + pushed"
 	}

@@ -144,7 +144,7 @@ func scaleOptions(o *options, rate int) error {
 // scaleWorkload runs the three parts on a cluster of its own and returns
 // their rows.
 func scaleWorkload(t *run.T, o options, routeArgs, gatewayArgs []string) []row {
-	c := harness.Start(t, harness.Options{Gateways: o.scaleGateways, RouteArgs: routeArgs, GatewayArgs: gatewayArgs})
+	c := harness.Start(t, harness.Options{Gateways: o.scaleGateways, RouteArgs: routeArgs, GatewayArgs: gatewayArgs, RouteReplica: o.routeReplica})
 	defer stopCluster(c)
 	settle, cpuWin := 3*time.Second, 10*time.Second
 	if o.quick {
