@@ -333,6 +333,7 @@ func (a *App) Start() error {
 	})
 	a.spawn("health", a.bal.Run)
 	a.spawn("janitor", a.router.RunJanitor)
+	a.spawn("fence sweep", a.router.RunFenceSweep)
 	a.spawn("delayed messages", a.router.RunDelayed)
 	if a.hooks != nil {
 		// Stops with the other background tasks, after the requests and

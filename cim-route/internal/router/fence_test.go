@@ -2,6 +2,7 @@ package router
 
 import (
 	"testing"
+	"time"
 
 	"github.com/gocim/gocim/internal/contract"
 	"github.com/gocim/gocim/proto/cimpb"
@@ -97,5 +98,29 @@ func TestClearedSessionReclaimed(t *testing.T) {
 	stale(t, e.uplink(dave, msgFrame(3, "replaced", "bob")), dave)
 	if in := e.inbox(bob.UserID); len(in) != 1 || in[0].GetMsg().GetClientMsgId() != "back" {
 		t.Fatalf("bob's inbox %v, want only \"back\"", in)
+	}
+}
+
+// TestFenceSweepDropsOldEntries: the sweep keeps what the fence read within
+// fenceTTL and drops the rest, so a replica's fence holds entries only for
+// users who sent something lately.
+func TestFenceSweepDropsOldEntries(t *testing.T) {
+	e := newEnv(t, PolicyKick, 1)
+	bob := e.connect("bob")
+	alice := e.connect("alice")
+	sentIDs(t, e.uplink(alice, msgFrame(0, "hi", "bob")))
+	if _, ok := e.r.current.Peek(alice.UserID); !ok {
+		t.Fatal("setup: the fence did not keep alice's session")
+	}
+	base := time.Now()
+	e.r.now = func() time.Time { return base }
+	e.r.current.Add(bob.UserID, currentSession{at: base.Add(-fenceTTL / 2)})
+	e.r.current.Add(alice.UserID, currentSession{at: base.Add(-fenceTTL)})
+	e.r.sweepFence()
+	if _, ok := e.r.current.Peek(alice.UserID); ok {
+		t.Error("an entry fenceTTL old survived the sweep")
+	}
+	if _, ok := e.r.current.Peek(bob.UserID); !ok {
+		t.Error("an entry younger than fenceTTL was swept")
 	}
 }
