@@ -51,7 +51,7 @@ e2e:
 
 # e2e-redis-cluster: the chat, group, receipt and loss tests again, each on
 # a Redis Cluster of three masters with a replica each (GOCIM_E2E_REDIS).
-REDIS_CLUSTER_TESTS := ^(TestNoLossUnderFailures|TestOfflineDeliveryAndReceipts|TestResendIsDeduplicated|TestGroupOperations|TestGroupMessages|TestGroupTimeline|TestRouteRestartLosesNothing|TestFrozenGatewayKeepsOrder|TestRecallEditDelete|TestSeveralDevices)$$
+REDIS_CLUSTER_TESTS := ^(TestNoLossUnderFailures|TestNoLossUnderFailuresRouteReplicas|TestOfflineDeliveryAndReceipts|TestResendIsDeduplicated|TestGroupOperations|TestGroupMessages|TestGroupTimeline|TestRouteRestartLosesNothing|TestFrozenGatewayKeepsOrder|TestRecallEditDelete|TestSeveralDevices)$$
 e2e-redis-cluster:
 	GOCIM_E2E_REDIS=cluster $(GO) test $(TEST_FLAGS) -run '$(REDIS_CLUSTER_TESTS)' ./e2e/
 

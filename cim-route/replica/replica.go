@@ -85,9 +85,6 @@ func (r *Replica) Uplink(ctx context.Context, b *cimpb.UplinkBatch) (*cimpb.Push
 	return r.a.Uplink(ctx, b)
 }
 
-// InternalAddr is the address of the replica's internal listener.
-func (r *Replica) InternalAddr() string { return r.a.InternalAddr() }
-
 // Err reports a listener that failed while the replica runs.
 func (r *Replica) Err() <-chan error { return r.a.Err() }
 
