@@ -451,16 +451,7 @@ func (c *Cluster) replicaFlags(g *Gateway, args []string) (string, []string) {
 	c.t.Helper()
 	public := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(c.t))
 	internal := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(c.t))
-	flags := append([]string(nil), c.Route.args...)
-	for i := 0; i+1 < len(flags); i++ {
-		switch flags[i] {
-		case "--listen":
-			flags[i+1] = public
-		case "--internal-listen":
-			flags[i+1] = internal
-		}
-	}
-	flags = append(flags, c.opts.ReplicaArgs...)
+	flags := append(c.routeArgsOn(public, internal), c.opts.ReplicaArgs...)
 	file := filepath.Join(c.Dir, "route-replica-"+strings.ReplaceAll(g.TCPAddr, ":", "-"))
 	if err := os.WriteFile(file, []byte(strings.Join(flags, "\n")+"\n"), 0o600); err != nil {
 		c.t.Fatalf("route replica flags: %v", err)

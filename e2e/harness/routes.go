@@ -24,16 +24,7 @@ func (c *Cluster) AddRoute(extra ...string) *Route {
 		r.URL = "https://" + r.Addr
 	}
 	r.InternalURL = "http://" + r.InternalAddr
-	args := append([]string(nil), c.Route.args...)
-	for i := 0; i+1 < len(args); i++ {
-		switch args[i] {
-		case "--listen":
-			args[i+1] = r.Addr
-		case "--internal-listen":
-			args[i+1] = r.InternalAddr
-		}
-	}
-	r.args = append(args, extra...)
+	r.args = append(c.routeArgsOn(r.Addr, r.InternalAddr), extra...)
 	c.StartRouteReplica(r)
 	return r
 }
@@ -75,4 +66,19 @@ func RouteList(internal bool, routes ...*Route) string {
 		}
 	}
 	return strings.Join(urls, ",")
+}
+
+// routeArgsOn returns the first route's flags (Options.RouteArgs
+// included) with its listeners moved to public and internal.
+func (c *Cluster) routeArgsOn(public, internal string) []string {
+	args := append([]string(nil), c.Route.args...)
+	for i := 0; i+1 < len(args); i++ {
+		switch args[i] {
+		case "--listen":
+			args[i+1] = public
+		case "--internal-listen":
+			args[i+1] = internal
+		}
+	}
+	return args
 }

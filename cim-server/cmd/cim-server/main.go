@@ -20,7 +20,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/gocim/gocim/cim-route/replica"
 	"io"
 	"log/slog"
 	"os"
@@ -29,6 +28,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gocim/gocim/cim-route/replica"
 	"github.com/gocim/gocim/cim-server/internal/gateway"
 	"github.com/gocim/gocim/internal/envflag"
 	"github.com/gocim/gocim/internal/gctune"
