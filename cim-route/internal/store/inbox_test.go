@@ -151,6 +151,8 @@ func TestInboxTrimming(t *testing.T) {
 	type step struct {
 		at    time.Duration // after t0
 		count int
+		// together: the step's entries go in one call, not one each.
+		together bool
 	}
 	tests := []struct {
 		name        string
@@ -158,15 +160,19 @@ func TestInboxTrimming(t *testing.T) {
 		steps       []step
 		first, head uint64
 	}{
-		{"by length", InboxLimits{MaxLen: 5}, []step{{0, 8}}, 4, 8},
-		{"by length, one at a time", InboxLimits{MaxLen: 3}, []step{{0, 1}, {0, 1}, {0, 1}, {0, 1}, {0, 1}}, 3, 5},
-		{"by age", InboxLimits{TTL: time.Hour}, []step{{0, 3}, {30 * time.Minute, 1}, {61 * time.Minute, 1}}, 4, 5},
-		{"nothing old enough", InboxLimits{TTL: time.Hour}, []step{{0, 3}, {59 * time.Minute, 1}}, 1, 4},
-		// At most 8 old entries go per append: the work of one call is
-		// bounded; later appends continue.
-		{"by age, bounded per append", InboxLimits{TTL: time.Hour}, []step{{0, 20}, {2 * time.Hour, 1}}, 9, 21},
-		{"by age, caught up later", InboxLimits{TTL: time.Hour}, []step{{0, 20}, {2 * time.Hour, 1}, {2 * time.Hour, 1}}, 17, 22},
-		{"length and age", InboxLimits{MaxLen: 4, TTL: time.Hour}, []step{{0, 2}, {90 * time.Minute, 3}}, 3, 5},
+		{"by length", InboxLimits{MaxLen: 5}, []step{{0, 8, false}}, 4, 8},
+		{"by length, one call", InboxLimits{MaxLen: 5}, []step{{0, 8, true}}, 4, 8},
+		{"by length, one at a time", InboxLimits{MaxLen: 3}, []step{{0, 1, false}, {0, 1, false}, {0, 1, false}, {0, 1, false}, {0, 1, false}}, 3, 5},
+		// By age only when an append takes a multiple of 16 (seq 16).
+		{"by age", InboxLimits{TTL: time.Hour}, []step{{0, 3, false}, {30 * time.Minute, 12, false}, {61 * time.Minute, 1, false}}, 4, 16},
+		{"by age, not before the 16th seq", InboxLimits{TTL: time.Hour}, []step{{0, 3, false}, {61 * time.Minute, 12, false}}, 1, 15},
+		{"by age, a call that takes the 16th seq", InboxLimits{TTL: time.Hour}, []step{{0, 5, false}, {2 * time.Hour, 11, true}}, 6, 16},
+		{"nothing old enough", InboxLimits{TTL: time.Hour}, []step{{0, 3, false}, {59 * time.Minute, 13, false}}, 1, 16},
+		// At most 8 old entries go per trimming append: the work of one
+		// call is bounded; later appends continue.
+		{"by age, bounded per append", InboxLimits{TTL: time.Hour}, []step{{0, 20, false}, {2 * time.Hour, 12, false}}, 9, 32},
+		{"by age, caught up later", InboxLimits{TTL: time.Hour}, []step{{0, 20, false}, {2 * time.Hour, 28, false}}, 17, 48},
+		{"length and age", InboxLimits{MaxLen: 20, TTL: time.Hour}, []step{{0, 2, false}, {90 * time.Minute, 14, false}}, 3, 16},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -176,8 +182,15 @@ func TestInboxTrimming(t *testing.T) {
 			for _, st := range tt.steps {
 				now := t0.Add(st.at)
 				s.now = func() time.Time { return now }
+				e := Append{UserID: "1", Frame: []byte("f"), TS: now.UnixMilli()}
+				if st.together {
+					if _, err := s.Append(ctx, slices.Repeat([]Append{e}, st.count)); err != nil {
+						t.Fatal(err)
+					}
+					continue
+				}
 				for range st.count {
-					if _, err := s.Append(ctx, []Append{{UserID: "1", Frame: []byte("f"), TS: now.UnixMilli()}}); err != nil {
+					if _, err := s.Append(ctx, []Append{e}); err != nil {
 						t.Fatal(err)
 					}
 				}

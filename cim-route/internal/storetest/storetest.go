@@ -406,11 +406,15 @@ func InboxTrimming(t *testing.T, newStore NewStore) {
 	if seqs := []uint64{gotAll[0].Seq, gotAll[1].Seq, gotAll[2].Seq, gotAll[3].Seq, gotAll[4].Seq}; !slices.Equal(seqs, []uint64{1, 2, 3, 0, 4}) {
 		t.Fatalf("seqs = %v", seqs)
 	}
-	// By age: entries older than the TTL go with the next append.
+	// By age: entries older than the TTL go, at the latest with the append
+	// that takes seq 16 (the Redis store checks the age only then).
 	old := now - 2*time.Hour.Milliseconds()
-	write(t, s, model.Append{UserID: "w", Frame: frame("old1"), TS: old, MsgID: "o1"}, model.Append{UserID: "w", Frame: frame("old2"), TS: old, MsgID: "o2"})
-	write(t, s, model.Append{UserID: "w", Frame: frame("new"), TS: now, MsgID: "n"})
-	if r := must(s.Ranges(ctx, []model.RangeQuery{{UserID: "w", Limit: 10}}))(t)[0]; r.First != 3 || len(r.Entries) != 1 || string(r.Entries[0].Frame) != "new" {
+	aged := newStore(t, model.InboxLimits{MaxLen: 100, TTL: time.Hour})
+	write(t, aged, model.Append{UserID: "w", Frame: frame("old1"), TS: old, MsgID: "o1"}, model.Append{UserID: "w", Frame: frame("old2"), TS: old, MsgID: "o2"})
+	for i := range 14 {
+		write(t, aged, model.Append{UserID: "w", Frame: frame("new"), TS: now, MsgID: fmt.Sprint("n", i)})
+	}
+	if r := must(aged.Ranges(ctx, []model.RangeQuery{{UserID: "w", Limit: 20}}))(t)[0]; r.First != 3 || r.Head != 16 || len(r.Entries) != 14 || string(r.Entries[0].Frame) != "new" {
 		t.Fatalf("trimmed by age: %+v", r)
 	}
 	// A resend of a trimmed message answers its seq without the entry.
