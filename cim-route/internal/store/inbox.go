@@ -76,39 +76,51 @@ type Range = model.Range
 // Ack is model.Ack (package model holds the shared types).
 type Ack = model.Ack
 
-// maxEntriesPerCall bounds the entries of one append script run, so a
-// burst for one user never holds Redis long; maxSharedPerCall bounds the
-// users of one shared run (a group message).
+// maxEntriesPerRun bounds a user's entries in one run of the append script
+// and maxEntriesPerCall the entries of one script call (several users' runs
+// on a single Redis node), so a burst never holds Redis long;
+// maxSharedPerCall bounds the users of one shared run (a group message).
 const (
-	maxEntriesPerCall = 64
+	maxEntriesPerRun  = 64
+	maxEntriesPerCall = 256
 	maxSharedPerCall  = 256
 )
 
-// appendCall is one append script run: entries of one user, in order, or
-// (shared) one entry each of many users, all with the same frame.
+// appendCall is one append script call: runs of one user's entries each,
+// or (shared) one entry each of many users, all with the same frame.
 type appendCall struct {
 	op
 	shared  bool
-	entries []int // indexes into the Append slice
+	entries []int // indexes into the Append slice, in the order answered
+	runs    []appendRun
+	size    int // entries in runs
 }
 
-// appendCalls turns entries into script runs: one per user per batch (per
-// maxEntriesPerCall entries), in the order users first appear, each keeping
-// its user's entries in order. Users' inboxes are independent, so only the
-// order within a user matters.
+// appendRun is one user's entries in an append call, in order.
+type appendRun struct {
+	keys    []string // seq, inbox, then the entries' dedup keys
+	args    []any    // four per entry
+	entries []int
+}
+
+// appendCalls turns entries into script calls. Each user's entries go in
+// runs, in order, of up to maxEntriesPerRun; on a single Redis node one call
+// carries the runs of many users (up to maxEntriesPerCall entries), on a
+// cluster each run is a call of its own. Users' inboxes are independent, so
+// only the order within a user matters.
 //
-// On a single Redis node (not a cluster, where a script must stay within
-// one user's keys) a run of entries sharing one frame without dedup keys,
-// a group message's copies, goes as shared runs of up to maxSharedPerCall
-// users instead. A user's later entries then open a new run after it, so
-// its order holds.
+// On a single Redis node a run of entries sharing one frame without dedup
+// keys, a group message's copies, goes as shared calls of up to
+// maxSharedPerCall users instead. A user's later entries then open a new
+// run in a call after it, so its order holds.
 func (s *Store) appendCalls(entries []Append) []appendCall {
 	lim := s.inbox
 	now := s.now().UnixMilli()
 	head := []any{lim.MaxLen, lim.TTL.Milliseconds(), now - lim.TTL.Milliseconds(), lim.DedupWindow.Milliseconds()}
 	var calls []appendCall
-	open := make(map[string]int, len(entries)) // user -> index of its open call
-	shared := -1                               // the open shared call
+	type runRef struct{ call, run int }
+	open := make(map[string]runRef, len(entries)) // user -> its open run
+	shared := -1                                  // the open shared call
 	var inShared map[string]bool
 	for i, e := range entries {
 		ts := e.TS
@@ -142,32 +154,49 @@ func (s *Store) appendCalls(entries []Append) []appendCall {
 		} else {
 			shared = -1
 		}
-		ci, ok := open[e.UserID]
-		if !ok || len(calls[ci].entries) == maxEntriesPerCall {
-			ci = len(calls)
-			open[e.UserID] = ci
-			calls = append(calls, appendCall{op: op{
-				script: appendScript,
-				keys:   []string{s.k.inboxSeq(e.UserID), s.k.inbox(e.UserID)},
-				args:   append(head[:len(head):len(head)], 0),
-			}})
+		ref, ok := open[e.UserID]
+		if !ok || len(calls[ref.call].runs[ref.run].entries) == maxEntriesPerRun || calls[ref.call].size >= maxEntriesPerCall {
+			// A new run, in the last call while that takes runs and has
+			// room: after every earlier entry of the user.
+			last := len(calls) - 1
+			if s.cluster || last < 0 || calls[last].shared || calls[last].size >= maxEntriesPerCall {
+				calls = append(calls, appendCall{})
+				last++
+			}
+			c := &calls[last]
+			c.runs = append(c.runs, appendRun{keys: []string{s.k.inboxSeq(e.UserID), s.k.inbox(e.UserID)}})
+			ref = runRef{last, len(c.runs) - 1}
+			open[e.UserID] = ref
 		}
-		c := &calls[ci]
+		c := &calls[ref.call]
+		r := &c.runs[ref.run]
 		hasDedup := "0"
 		switch {
 		case e.Dedup != "":
 			hasDedup = "1"
-			c.keys = append(c.keys, s.k.dedup(e.UserID, e.Dedup))
+			r.keys = append(r.keys, s.k.dedup(e.UserID, e.Dedup))
 		case e.Droppable:
 			hasDedup = "r"
 		}
-		c.args = append(c.args, e.MsgID, ts, e.Frame, hasDedup)
-		c.entries = append(c.entries, i)
+		r.args = append(r.args, e.MsgID, ts, e.Frame, hasDedup)
+		r.entries = append(r.entries, i)
+		c.size++
 	}
 	for i := range calls {
-		if !calls[i].shared {
-			calls[i].args[len(head)] = len(calls[i].entries)
+		c := &calls[i]
+		if c.shared {
+			continue
 		}
+		c.script = appendScript
+		c.args = make([]any, len(head), len(head)+c.size*4+len(c.runs))
+		copy(c.args, head)
+		c.entries = make([]int, 0, c.size)
+		for _, r := range c.runs {
+			c.keys = append(c.keys, r.keys...)
+			c.args = append(append(c.args, len(r.entries)), r.args...)
+			c.entries = append(c.entries, r.entries...)
+		}
+		c.runs = nil
 	}
 	return calls
 }
@@ -208,9 +237,10 @@ func appended(calls []appendCall, res []redis.Cmder, out []Appended, entries []A
 	return nil
 }
 
-// Append stores entries: one script run per user (seq, inbox and dedup of a
-// recipient change atomically, the user's entries in order), pipelined, a
-// round trip per thousand runs. The answer is aligned with entries. On
+// Append stores entries: a run per user (seq, inbox and dedup of a
+// recipient change atomically, the user's entries in order), many users'
+// runs per script call on a single node (see appendCalls), pipelined, a
+// round trip per thousand calls. The answer is aligned with entries. On
 // error some entries may be stored and others not: the caller fails as a
 // whole and a retry is deduplicated.
 func (s *Store) Append(ctx context.Context, entries []Append) ([]Appended, error) {

@@ -382,10 +382,19 @@ func (c *commands) note(cmds ...redis.Cmder) {
 }
 
 // TestAppendOneScriptRunPerUser: a batch's entries for one user go in one
-// script run (up to maxEntriesPerCall), in order, with dedup working within
-// the batch too, and the answers line up with the entries.
+// run (up to maxEntriesPerRun), in order, with dedup working within the
+// batch too, and the answers line up with the entries. On a single node
+// the runs of every user go in one script call (per maxEntriesPerCall), on
+// a cluster one call each.
 func TestAppendOneScriptRunPerUser(t *testing.T) {
+	for _, cluster := range []bool{false, true} {
+		t.Run(fmt.Sprint("cluster=", cluster), func(t *testing.T) { testAppendOneScriptRunPerUser(t, cluster) })
+	}
+}
+
+func testAppendOneScriptRunPerUser(t *testing.T, cluster bool) {
 	s, rdb, _ := newStore(t)
+	s.cluster = cluster
 	ctx := ctxT(t)
 	in := []Append{
 		msgAppend("7", "1", "c1", "m1"),
@@ -395,12 +404,16 @@ func TestAppendOneScriptRunPerUser(t *testing.T) {
 		msgAppend("8", "1", "", "r1"),
 		msgAppend("7", "1", "", "r2"),
 	}
-	for i := range maxEntriesPerCall + 6 { // two runs for user 9
+	for i := range maxEntriesPerRun + 6 { // two runs for user 9
 		in = append(in, msgAppend("9", "1", "", fmt.Sprintf("n%d", i)))
 	}
 	got, c := appendCounted(t, s, rdb, in)
-	if c.trips != 1 || c.counts["evalsha"] != 4 {
-		t.Fatalf("%d round trips, commands %v; want 1 round trip of 4 script runs (7, 8, and 9 twice)", c.trips, c.counts)
+	calls := 1
+	if cluster {
+		calls = 4 // 7, 8, and 9 twice
+	}
+	if c.trips != 1 || c.counts["evalsha"] != calls {
+		t.Fatalf("%d round trips, commands %v; want 1 round trip of %d script calls", c.trips, c.counts, calls)
 	}
 	want := []struct {
 		seq    uint64
@@ -415,13 +428,48 @@ func TestAppendOneScriptRunPerUser(t *testing.T) {
 	if st := got[3].Stored; st.Seq != 1 || string(st.Frame) != "frame m1" {
 		t.Errorf("resend's stored entry %+v, want the first (seq 1, frame m1)", st)
 	}
-	for i := range maxEntriesPerCall + 6 {
+	for i := range maxEntriesPerRun + 6 {
 		if g := got[6+i]; g.Seq != uint64(i+1) || g.MsgID != fmt.Sprintf("n%d", i) {
 			t.Fatalf("user 9 entry %d: got %+v, want seq %d", i, g, i+1)
 		}
 	}
 	if n := rdb.LLen(ctx, "cim:inbox:{7}").Val(); n != 3 {
 		t.Fatalf("inbox of 7 holds %d entries, want 3", n)
+	}
+}
+
+// TestAppendCallsCapped: on a single node a script call takes at most
+// maxEntriesPerCall entries; a user whose run sits in a full call gets a
+// new run in a later call, after its first.
+func TestAppendCallsCapped(t *testing.T) {
+	s, rdb, _ := newStore(t)
+	const users = maxEntriesPerCall + 44
+	var in []Append
+	for i := range users {
+		in = append(in, msgAppend(fmt.Sprint("u", i), "1", "", fmt.Sprint("a", i)))
+	}
+	in = append(in, msgAppend("u0", "1", "", "b0"), msgAppend("u0", "1", "c0", "c0"), msgAppend("u0", "1", "c0", "d0"))
+	got, c := appendCounted(t, s, rdb, in)
+	if c.trips != 1 || c.counts["evalsha"] != 2 {
+		t.Fatalf("%d round trips, commands %v; want 1 round trip of 2 script calls", c.trips, c.counts)
+	}
+	for i := range users {
+		if g := got[i]; g.Seq != 1 || g.MsgID != fmt.Sprint("a", i) || g.Resend {
+			t.Fatalf("u%d: %+v, want seq 1", i, g)
+		}
+	}
+	if g := got[users]; g.Seq != 2 || g.MsgID != "b0" {
+		t.Fatalf("u0's second entry %+v, want seq 2", g)
+	}
+	if g := got[users+2]; g.Seq != 3 || g.MsgID != "c0" || !g.Resend {
+		t.Fatalf("u0's resend %+v, want the first (seq 3, c0)", g)
+	}
+	r, err := s.Ranges(ctxT(t), []RangeQuery{{UserID: "u0", Limit: 10}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := r[0].Entries; len(e) != 3 || string(e[0].Frame) != "frame a0" || string(e[1].Frame) != "frame b0" || string(e[2].Frame) != "frame c0" {
+		t.Fatalf("u0's inbox %+v", e)
 	}
 }
 
@@ -485,9 +533,10 @@ func TestAppendSharedFrame(t *testing.T) {
 	// Equal bytes but not the same frame: not copies of one message.
 	in = append(in, Append{UserID: "u1", Frame: []byte("group frame"), TS: ts, MsgID: "g1"})
 	got, c := appendCounted(t, s, rdb, in)
-	// u0 before, two shared runs, u0 after, u1's lone entry.
-	if c.trips != 1 || c.counts["evalsha"] != 5 {
-		t.Fatalf("%d round trips, commands %v; want 1 round trip of 5 script runs", c.trips, c.counts)
+	// u0 before, two shared calls, then u0 after and u1's lone entry in
+	// one call.
+	if c.trips != 1 || c.counts["evalsha"] != 4 {
+		t.Fatalf("%d round trips, commands %v; want 1 round trip of 4 script calls", c.trips, c.counts)
 	}
 	if got[0].Seq != 1 || got[1].Seq != 2 || got[1].MsgID != "g1" || got[users+1].Seq != 3 {
 		t.Fatalf("u0's seqs: %d, %d, %d; want 1, 2, 3", got[0].Seq, got[1].Seq, got[users+1].Seq)

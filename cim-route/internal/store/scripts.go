@@ -162,124 +162,149 @@ end
 
 `
 
-// appendScript stores a user's inbox entries of one batch, in order, or
-// recognizes resends.
+// appendRunLua defines appendRun, which stores one user's inbox entries of
+// one batch, in order, or recognizes resends; appendScript runs it per
+// user.
 //
-// KEYS[1] seq, KEYS[2] inbox, then one dedup key per entry that has one, in
-// entry order.
-// ARGV[1] max length, ARGV[2] inbox ttl ms, ARGV[3] age cutoff ms (entries
-// older are trimmed), ARGV[4] dedup ttl ms, ARGV[5] the number of entries n,
-// then four per entry: msgId, timestamp ms, frame bytes, "1" if it has a
-// dedup key ("r": droppable, stored only while the inbox is below its max
-// length, so a receipt never pushes a message out).
-// Returns four values per entry: {0, msgId, seq, false} for a new entry;
-// {1, first msgId, first seq, the first entry's member or false once
-// trimmed} for a resend; {2, msgId, 0, false} for a dropped one.
+// A run's keys, from KEYS[kb]: seq, inbox, then one dedup key per entry that
+// has one, in entry order. Its args, from ARGV[ab]: four per entry: msgId,
+// timestamp ms, frame bytes, "1" if it has a dedup key ("r": droppable,
+// stored only while the inbox is below its max length, so a receipt never
+// pushes a message out). Every script's ARGV[1] is the max length, ARGV[2]
+// the inbox ttl ms, ARGV[3] the age cutoff ms (older entries are trimmed),
+// ARGV[4] the dedup ttl ms.
+// appendRun adds four values per entry to out: {0, msgId, seq, false} for a
+// new entry; {1, first msgId, first seq, the first entry's member or false
+// once trimmed} for a resend; {2, msgId, 0, false} for a dropped one. It
+// returns the index of the next run's first key.
 //
-// The script reads every dedup key with one MGET, takes all the new seqs
-// with one INCRBY and adds all the new entries with one RPUSH: the cost of a
-// run barely grows with its entries. Trimming runs once per call, after the
-// appends: by length, then by age (see trim); the inbox's own PEXPIRE
-// removes an idle inbox as a whole.
+// A run reads every dedup key with one MGET, takes all the new seqs with one
+// INCRBY and adds all the new entries with one RPUSH: its cost barely grows
+// with its entries. Trimming runs once per run, after the appends: by
+// length, then by age (see trim); the inbox's own PEXPIRE removes an idle
+// inbox as a whole.
 //
 // One entry, the common case, takes a shorter way with the same effects and
 // answer: no tables, GET and INCR instead of MGET and INCRBY. Redis spends
-// most of its time per message in this script.
-var appendScript = redis.NewScript(inboxLua + `
-local n = tonumber(ARGV[5])
-if n == 1 then
-  local key = nil
-  if ARGV[9] == 'r' then
-    if tonumber(ARGV[1]) <= redis.call('LLEN', KEYS[2]) then return {2, ARGV[6], 0, false} end
-  elseif ARGV[9] == '1' then
-    key = KEYS[3]
+// most of its time per message in these scripts.
+const appendRunLua = `
+local function put(out, a, b, c, d)
+  local k = #out
+  out[k + 1], out[k + 2], out[k + 3], out[k + 4] = a, b, c, d
+end
+local function appendOne(kb, ab, out)
+  local inbox, key, k = KEYS[kb + 1], nil, kb + 2
+  local flag = ARGV[ab + 3]
+  if flag == 'r' then
+    if tonumber(ARGV[1]) <= redis.call('LLEN', inbox) then
+      put(out, 2, ARGV[ab], 0, false)
+      return k
+    end
+  elseif flag == '1' then
+    key, k = KEYS[kb + 2], kb + 3
     local d = redis.call('GET', key)
     if d then
       local bar = string.find(d, '|', 1, true)
       local first = tonumber(string.sub(d, bar + 1))
-      return {1, string.sub(d, 1, bar - 1), first, entryAt(KEYS[2], first) or false}
+      put(out, 1, string.sub(d, 1, bar - 1), first, entryAt(inbox, first) or false)
+      return k
     end
   end
-  local seq = redis.call('INCR', KEYS[1])
+  local seq = redis.call('INCR', KEYS[kb])
   local s = string.format('%d', seq)
-  if key then redis.call('SET', key, ARGV[6] .. '|' .. s, 'PX', ARGV[4]) end
-  local len = redis.call('RPUSH', KEYS[2], s .. '|' .. ARGV[7] .. '|' .. ARGV[8])
-  trim(KEYS[2], len, tonumber(ARGV[1]), tonumber(ARGV[3]), seq - 1, seq)
-  redis.call('PEXPIRE', KEYS[2], ARGV[2])
-  return {0, ARGV[6], seq, false}
+  if key then redis.call('SET', key, ARGV[ab] .. '|' .. s, 'PX', ARGV[4]) end
+  local len = redis.call('RPUSH', inbox, s .. '|' .. ARGV[ab + 1] .. '|' .. ARGV[ab + 2])
+  trim(inbox, len, tonumber(ARGV[1]), tonumber(ARGV[3]), seq - 1, seq)
+  redis.call('PEXPIRE', inbox, ARGV[2])
+  put(out, 0, ARGV[ab], seq, false)
+  return k
 end
-local dkey, dkeys, k = {}, {}, 3
-for i = 0, n - 1 do
-  if ARGV[9 + 4 * i] == '1' then
-    dkey[i] = KEYS[k]
-    dkeys[#dkeys + 1] = KEYS[k]
-    k = k + 1
-  end
-end
--- The dedup keys, all read at once; a key set earlier in this call wins.
-local known = {}
-if #dkeys > 0 then
-  local vals = redis.call('MGET', unpack(dkeys))
-  for j, key in ipairs(dkeys) do
-    local d = vals[j]
-    if d and not known[key] then
-      local bar = string.find(d, '|', 1, true)
-      known[key] = {string.sub(d, 1, bar - 1), string.sub(d, bar + 1)}
+local function appendRun(kb, ab, n, out)
+  if n == 1 then return appendOne(kb, ab, out) end
+  local seqKey, inbox = KEYS[kb], KEYS[kb + 1]
+  local dkey, dkeys, k = {}, {}, kb + 2
+  for i = 0, n - 1 do
+    if ARGV[ab + 3 + 4 * i] == '1' then
+      dkey[i] = KEYS[k]
+      dkeys[#dkeys + 1] = KEYS[k]
+      k = k + 1
     end
   end
-end
-local fresh = 0
-local claimed, dropped = {}, {}
-local room = nil
-for i = 0, n - 1 do
-  local key = dkey[i]
-  if ARGV[9 + 4 * i] == 'r' then
-    if not room then room = tonumber(ARGV[1]) - redis.call('LLEN', KEYS[2]) end
-    if fresh < room then fresh = fresh + 1 else dropped[i] = true end
-  elseif not (key and (known[key] or claimed[key])) then
-    fresh = fresh + 1
-    if key then claimed[key] = true end
-  end
-end
-local seq = 0
-if fresh > 0 then seq = redis.call('INCRBY', KEYS[1], fresh) - fresh end
-local out, push = {}, {}
-for i = 0, n - 1 do
-  local a, key = 6 + 4 * i, dkey[i]
-  local first = key and known[key]
-  if dropped[i] then
-    out[#out + 1] = 2
-    out[#out + 1] = ARGV[a]
-    out[#out + 1] = 0
-    out[#out + 1] = false
-  elseif first then
-    local m = first[3]
-    if not m then
-      m = entryAt(KEYS[2], tonumber(first[2])) or false
+  -- The dedup keys, all read at once; a key set earlier in this run wins.
+  local known = {}
+  if #dkeys > 0 then
+    local vals = redis.call('MGET', unpack(dkeys))
+    for j, key in ipairs(dkeys) do
+      local d = vals[j]
+      if d and not known[key] then
+        local bar = string.find(d, '|', 1, true)
+        known[key] = {string.sub(d, 1, bar - 1), string.sub(d, bar + 1)}
+      end
     end
-    out[#out + 1] = 1
-    out[#out + 1] = first[1]
-    out[#out + 1] = tonumber(first[2])
-    out[#out + 1] = m
-  else
-    seq = seq + 1
-    local s = string.format('%d', seq)
-    local m = s .. '|' .. ARGV[a + 1] .. '|' .. ARGV[a + 2]
-    push[#push + 1] = m
-    if key then
-      redis.call('SET', key, ARGV[a] .. '|' .. s, 'PX', ARGV[4])
-      known[key] = {ARGV[a], s, m}
-    end
-    out[#out + 1] = 0
-    out[#out + 1] = ARGV[a]
-    out[#out + 1] = seq
-    out[#out + 1] = false
   end
+  local fresh = 0
+  local claimed, dropped = {}, {}
+  local room = nil
+  for i = 0, n - 1 do
+    local key = dkey[i]
+    if ARGV[ab + 3 + 4 * i] == 'r' then
+      if not room then room = tonumber(ARGV[1]) - redis.call('LLEN', inbox) end
+      if fresh < room then fresh = fresh + 1 else dropped[i] = true end
+    elseif not (key and (known[key] or claimed[key])) then
+      fresh = fresh + 1
+      if key then claimed[key] = true end
+    end
+  end
+  local seq = 0
+  if fresh > 0 then seq = redis.call('INCRBY', seqKey, fresh) - fresh end
+  local push = {}
+  for i = 0, n - 1 do
+    local a, key = ab + 4 * i, dkey[i]
+    local first = key and known[key]
+    if dropped[i] then
+      put(out, 2, ARGV[a], 0, false)
+    elseif first then
+      local m = first[3]
+      if not m then
+        m = entryAt(inbox, tonumber(first[2])) or false
+      end
+      put(out, 1, first[1], tonumber(first[2]), m)
+    else
+      seq = seq + 1
+      local s = string.format('%d', seq)
+      local m = s .. '|' .. ARGV[a + 1] .. '|' .. ARGV[a + 2]
+      push[#push + 1] = m
+      if key then
+        redis.call('SET', key, ARGV[a] .. '|' .. s, 'PX', ARGV[4])
+        known[key] = {ARGV[a], s, m}
+      end
+      put(out, 0, ARGV[a], seq, false)
+    end
+  end
+  if fresh > 0 then
+    local len = redis.call('RPUSH', inbox, unpack(push))
+    trim(inbox, len, tonumber(ARGV[1]), tonumber(ARGV[3]), seq - fresh, seq)
+    redis.call('PEXPIRE', inbox, ARGV[2])
+  end
+  return k
 end
-if fresh > 0 then
-  local len = redis.call('RPUSH', KEYS[2], unpack(push))
-  trim(KEYS[2], len, tonumber(ARGV[1]), tonumber(ARGV[3]), seq - fresh, seq)
-  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+`
+
+// appendScript stores the inbox entries of a batch as runs, one user's
+// entries each (see appendRunLua): from ARGV[5], each run's number of
+// entries then its entries' args; KEYS the runs' keys in the same order.
+// The runs go in order, so a user's runs (the same user may come again
+// after its first run filled up) keep its entries' order. On a single Redis
+// node one script call carries the runs of many users: Redis's cost per
+// script call and the client's per command are paid once per batch, not
+// per recipient. On Redis Cluster, where a script may touch one user's keys
+// only, each call carries one run.
+var appendScript = redis.NewScript(inboxLua + appendRunLua + `
+local out, kb, ab = {}, 1, 5
+while ab <= #ARGV do
+  local n = tonumber(ARGV[ab])
+  kb = appendRun(kb, ab + 1, n, out)
+  ab = ab + 1 + 4 * n
 end
 return out
 `)
