@@ -3,8 +3,10 @@
 // would otherwise, with a low GC percent, collect many times a second, and
 // each collection costs CPU and, on a machine short of cores, adds
 // milliseconds to the messages in flight. With a floor of F bytes the heap
-// may grow by at least F between collections; a large heap (many idle
-// connections) keeps the configured percent, and with it its memory.
+// may grow by at least F between collections, while the process allocates
+// at least F a second (it is busy); a large heap (many idle connections)
+// and a process that allocates little (however many connections it holds)
+// keep the configured percent, and with it their memory.
 package gctune
 
 import (
@@ -34,12 +36,30 @@ func Percent(live uint64, base int, floor uint64) int {
 	return int(min(p, maxPercent))
 }
 
-// liveMetric is the heap the last collection found alive.
-const liveMetric = "/gc/heap/live:bytes"
+// Busy reports whether a process that allocated from prev to now bytes
+// (cumulative) over d allocates at least floor bytes a second: only then
+// does the floor apply. An idle gateway allocates little however many
+// connections it holds, so it keeps the base percent and its memory; the
+// allocation rate does not depend on the percent, so the floor does not
+// switch itself off.
+func Busy(prev, now uint64, d time.Duration, floor uint64) bool {
+	if now < prev || d <= 0 {
+		return false
+	}
+	return float64(now-prev) >= float64(floor)*d.Seconds()
+}
 
-// Run sets the GC percent from Percent(live heap, base, floor) now and
-// every interval until ctx ends, then restores base. base < 0 (GC off) or
-// floor 0 leave the percent alone.
+const (
+	// liveMetric is the heap the last collection found alive.
+	liveMetric = "/gc/heap/live:bytes"
+	// allocsMetric is the bytes allocated since the process started.
+	allocsMetric = "/gc/heap/allocs:bytes"
+)
+
+// Run sets the GC percent every interval until ctx ends, then restores
+// base: Percent(live heap, base, floor) while the process is Busy over the
+// last interval, base otherwise. base < 0 (GC off) or floor 0 leave the
+// percent alone.
 func Run(ctx context.Context, base int, floor uint64, every time.Duration) {
 	if base < 0 || floor == 0 {
 		return
@@ -48,28 +68,40 @@ func Run(ctx context.Context, base int, floor uint64, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	cur := debug.SetGCPercent(base)
+	_, prev := read()
 	for {
-		cur = tune(cur, base, floor)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+		live, allocs := read()
+		f := floor
+		if !Busy(prev, allocs, every, floor) {
+			f = 0
+		}
+		prev = allocs
+		cur = set(cur, Percent(live, base, f))
 	}
 }
 
-// tune sets the percent for the live heap now, when it differs from cur,
-// and returns it.
-func tune(cur, base int, floor uint64) int {
-	sample := [1]metrics.Sample{{Name: liveMetric}}
-	metrics.Read(sample[:])
-	var live uint64
-	if sample[0].Value.Kind() == metrics.KindUint64 {
-		live = sample[0].Value.Uint64()
+// read returns the live heap and the bytes allocated so far.
+func read() (live, allocs uint64) {
+	s := [2]metrics.Sample{{Name: liveMetric}, {Name: allocsMetric}}
+	metrics.Read(s[:])
+	if s[0].Value.Kind() == metrics.KindUint64 {
+		live = s[0].Value.Uint64()
 	}
-	if p := Percent(live, base, floor); p != cur {
+	if s[1].Value.Kind() == metrics.KindUint64 {
+		allocs = s[1].Value.Uint64()
+	}
+	return live, allocs
+}
+
+// set sets the GC percent to p when it differs from cur, and returns p.
+func set(cur, p int) int {
+	if p != cur {
 		debug.SetGCPercent(p)
-		return p
 	}
-	return cur
+	return p
 }

@@ -75,7 +75,8 @@ type Config struct {
 	// -1 keeps Go's default (100); a GOGC environment variable wins.
 	GCPercent int
 	// GCFloorMiB is the least heap growth (MiB) between two collections
-	// (package gctune); 0: none.
+	// while the gateway allocates at least that much a second (package
+	// gctune); 0: none.
 	GCFloorMiB int
 	// Pprof serves Go's profiles at /debug/pprof/ on --http-listen, behind
 	// the internal secret.
@@ -150,7 +151,7 @@ func DefaultConfig() Config {
 		LogLevel:         "info",
 		LogFormat:        "text",
 		GCPercent:        25,
-		GCFloorMiB:       0,
+		GCFloorMiB:       16,
 		MaxUnauthPerAddr: 64,
 		SyncRate:         10,
 		SyncBurst:        20,
@@ -200,7 +201,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogFormat, "log-format", d.LogFormat, "log format: text or json")
 	fs.BoolVar(&c.Pprof, "pprof", d.Pprof, "serve Go profiles at /debug/pprof/ on --http-listen (X-CIM-Internal required)")
 	fs.IntVar(&c.GCPercent, "gc-percent", d.GCPercent, "Go GC target percent (like GOGC; low keeps idle-connection memory down; -1: Go's default; a GOGC variable wins)")
-	fs.IntVar(&c.GCFloorMiB, "gc-floor", d.GCFloorMiB, "MiB the heap may grow by between two GCs at least, whatever --gc-percent says (0: no floor): a gateway with few, busy connections collects less often (its p99 latency drops), at ≈ 0.3 KiB more RSS per idle connection; a GOGC variable turns it off")
+	fs.IntVar(&c.GCFloorMiB, "gc-floor", d.GCFloorMiB, "MiB the heap may grow by between two GCs at least, whatever --gc-percent says, while the gateway allocates that much a second (0: no floor): a busy gateway collects less often (its p99 latency and CPU drop); an idle one keeps --gc-percent and its memory; a GOGC variable turns it off")
 
 	// Abuse limits.
 	fs.IntVar(&c.MaxConns, "max-conns", d.MaxConns, "most client connections held at once; more are refused with ERROR 4292 (0: the open-file limit at start minus a reserve)")
