@@ -92,15 +92,14 @@ type appendCall struct {
 	op
 	shared  bool
 	entries []int // indexes into the Append slice, in the order answered
-	runs    []appendRun
-	size    int // entries in runs
+	size    int   // entries in runs, while building
 }
 
-// appendRun is one user's entries in an append call, in order.
+// appendRun is one user's entries in an append call, while building.
 type appendRun struct {
-	keys    []string // seq, inbox, then the entries' dedup keys
-	args    []any    // four per entry
-	entries []int
+	call      int
+	user      string
+	n, dedups int
 }
 
 // appendCalls turns entries into script calls. Each user's entries go in
@@ -113,20 +112,21 @@ type appendRun struct {
 // keys, a group message's copies, goes as shared calls of up to
 // maxSharedPerCall users instead. A user's later entries then open a new
 // run in a call after it, so its order holds.
+//
+// The runs are counted first, then each call's keys and args are laid out
+// once at their final size: this runs for every uplink batch.
 func (s *Store) appendCalls(entries []Append) []appendCall {
 	lim := s.inbox
 	now := s.now().UnixMilli()
 	head := []any{lim.MaxLen, lim.TTL.Milliseconds(), now - lim.TTL.Milliseconds(), lim.DedupWindow.Milliseconds()}
 	var calls []appendCall
-	type runRef struct{ call, run int }
-	open := make(map[string]runRef, len(entries)) // user -> its open run
-	shared := -1                                  // the open shared call
+	var runs []appendRun
+	runOf := make([]int, len(entries)) // each entry's run; -1: in a shared call
+	open := map[string]int{}           // user -> its open run
+	shared := -1                       // the open shared call
 	var inShared map[string]bool
 	for i, e := range entries {
-		ts := e.TS
-		if ts == 0 {
-			ts = now
-		}
+		runOf[i] = -1
 		if !s.cluster && e.Dedup == "" && !e.Droppable && len(e.Frame) > 0 {
 			if shared >= 0 && !s.sameCopy(entries[calls[shared].entries[0]], e) {
 				shared = -1
@@ -137,7 +137,7 @@ func (s *Store) appendCalls(entries []Append) []appendCall {
 					inShared = map[string]bool{}
 					calls = append(calls, appendCall{shared: true, op: op{
 						script: sharedAppendScript,
-						args:   append(head[:3:3], ts, e.Frame), // max length, ttl, cutoff
+						args:   append(head[:3:3], tsOr(e.TS, now), e.Frame), // max length, ttl, cutoff
 					}})
 				} else {
 					shared = -1
@@ -154,51 +154,84 @@ func (s *Store) appendCalls(entries []Append) []appendCall {
 		} else {
 			shared = -1
 		}
-		ref, ok := open[e.UserID]
-		if !ok || len(calls[ref.call].runs[ref.run].entries) == maxEntriesPerRun || calls[ref.call].size >= maxEntriesPerCall {
+		ri, ok := open[e.UserID]
+		if !ok || runs[ri].n == maxEntriesPerRun || calls[runs[ri].call].size >= maxEntriesPerCall {
 			// A new run, in the last call while that takes runs and has
 			// room: after every earlier entry of the user.
 			last := len(calls) - 1
 			if s.cluster || last < 0 || calls[last].shared || calls[last].size >= maxEntriesPerCall {
-				calls = append(calls, appendCall{})
+				calls = append(calls, appendCall{op: op{script: appendScript}})
 				last++
 			}
-			c := &calls[last]
-			c.runs = append(c.runs, appendRun{keys: []string{s.k.inboxSeq(e.UserID), s.k.inbox(e.UserID)}})
-			ref = runRef{last, len(c.runs) - 1}
-			open[e.UserID] = ref
+			ri = len(runs)
+			runs = append(runs, appendRun{call: last, user: e.UserID})
+			open[e.UserID] = ri
 		}
-		c := &calls[ref.call]
-		r := &c.runs[ref.run]
-		hasDedup := "0"
-		switch {
-		case e.Dedup != "":
-			hasDedup = "1"
-			r.keys = append(r.keys, s.k.dedup(e.UserID, e.Dedup))
-		case e.Droppable:
-			hasDedup = "r"
+		runOf[i] = ri
+		r := &runs[ri]
+		r.n++
+		if e.Dedup != "" {
+			r.dedups++
 		}
-		r.args = append(r.args, e.MsgID, ts, e.Frame, hasDedup)
-		r.entries = append(r.entries, i)
-		c.size++
+		calls[r.call].size++
 	}
-	for i := range calls {
-		c := &calls[i]
+	// Each run's entries in order, the runs one after another (a call's
+	// runs are consecutive: a run only ever opens in the last call).
+	next := make([]int, len(runs))
+	total := 0
+	for ri, r := range runs {
+		next[ri] = total
+		total += r.n
+	}
+	order := make([]int, total)
+	for i, ri := range runOf {
+		if ri >= 0 {
+			order[next[ri]] = i
+			next[ri]++
+		}
+	}
+	pos, ri := 0, 0
+	for ci := range calls {
+		c := &calls[ci]
 		if c.shared {
 			continue
 		}
-		c.script = appendScript
-		c.args = make([]any, len(head), len(head)+c.size*4+len(c.runs))
-		copy(c.args, head)
-		c.entries = make([]int, 0, c.size)
-		for _, r := range c.runs {
-			c.keys = append(c.keys, r.keys...)
-			c.args = append(append(c.args, len(r.entries)), r.args...)
-			c.entries = append(c.entries, r.entries...)
+		first := ri
+		nkeys, nargs := 0, len(head)
+		for ; ri < len(runs) && runs[ri].call == ci; ri++ {
+			nkeys += 2 + runs[ri].dedups
+			nargs += 1 + 4*runs[ri].n
 		}
-		c.runs = nil
+		c.keys = make([]string, 0, nkeys)
+		c.args = append(make([]any, 0, nargs), head...)
+		c.entries = order[pos : pos+c.size : pos+c.size]
+		for _, r := range runs[first:ri] {
+			c.keys = append(c.keys, s.k.inboxSeq(r.user), s.k.inbox(r.user))
+			c.args = append(c.args, r.n)
+			for _, i := range order[pos : pos+r.n] {
+				e := entries[i]
+				flag := "0"
+				switch {
+				case e.Dedup != "":
+					flag = "1"
+					c.keys = append(c.keys, s.k.dedup(e.UserID, e.Dedup))
+				case e.Droppable:
+					flag = "r"
+				}
+				c.args = append(c.args, e.MsgID, tsOr(e.TS, now), e.Frame, flag)
+			}
+			pos += r.n
+		}
 	}
 	return calls
+}
+
+// tsOr is ts, or now for 0.
+func tsOr(ts, now int64) int64 {
+	if ts == 0 {
+		return now
+	}
+	return ts
 }
 
 // sameCopy reports whether b is another copy of a's entry: the same frame
@@ -257,7 +290,7 @@ type Written = model.Written
 // Write runs w; see Write (the type).
 func (s *Store) Write(ctx context.Context, w Write) (Written, error) {
 	calls := s.appendCalls(w.Appends)
-	ops := make([]op, 0, len(calls)+len(w.Acks)+len(w.Routes))
+	ops := make([]op, 0, len(calls)+len(w.Acks)+len(w.Routes)*len(s.slots))
 	for _, c := range calls {
 		ops = append(ops, c.op)
 	}
@@ -265,7 +298,7 @@ func (s *Store) Write(ctx context.Context, w Write) (Written, error) {
 		ops = append(ops, op{script: raiseAckScript, keys: []string{s.k.ack(a.UserID)}, args: []any{a.Seq}})
 	}
 	for _, uid := range w.Routes {
-		ops = append(ops, s.routeOps(uid)...)
+		ops = s.appendRouteOps(ops, uid)
 	}
 	if len(ops) == 0 {
 		return Written{}, nil

@@ -209,16 +209,19 @@ func (s *Store) Routes(ctx context.Context, uids []string) (map[string]Route, er
 	return w.Routes, err
 }
 
-// routeOps read one user's route: one read per device slot.
-func (s *Store) routeOps(uid string) []op {
-	ops := make([]op, len(s.slots))
-	for i, slot := range s.slots {
-		ops[i] = op{keys: []string{s.k.routeIn(uid, slot)}, fields: []string{"gw", "sid", "state", "at", "pf"}}
+// routeFields are the fields appendRouteOps reads (shared, never modified).
+var routeFields = []string{"gw", "sid", "state", "at", "pf"}
+
+// appendRouteOps appends the reads of one user's route to ops: one read
+// per device slot.
+func (s *Store) appendRouteOps(ops []op, uid string) []op {
+	for _, slot := range s.slots {
+		ops = append(ops, op{keys: []string{s.k.routeIn(uid, slot)}, fields: routeFields})
 	}
 	return ops
 }
 
-// routesOf reads the answers of routeOps (aligned with uids, n per user):
+// routesOf reads the answers of appendRouteOps (aligned with uids, n per user):
 // users without a route are left out.
 func routesOf(uids []string, n int, res []redis.Cmder) map[string]Route {
 	out := make(map[string]Route, len(uids))
