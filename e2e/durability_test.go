@@ -25,7 +25,18 @@ import (
 // differs from the one her LOGIN names). Both are shown every new message
 // once, in order, and none of the old ones again.
 func TestRedisLosesItsTail(t *testing.T) {
-	c := harness.Start(t, harness.Options{Gateways: 1})
+	testRedisLosesItsTail(t, harness.Options{Gateways: 1})
+}
+
+// TestRedisLosesItsTailRouteReplicas: the same with the gateway's uplinks
+// handled by the route replica inside it, whose Redis goes back in time
+// under it just the same.
+func TestRedisLosesItsTailRouteReplicas(t *testing.T) {
+	testRedisLosesItsTail(t, harness.Options{Gateways: 1, RouteReplica: true})
+}
+
+func testRedisLosesItsTail(t *testing.T, opts harness.Options) {
+	c := harness.Start(t, opts)
 	alice := c.Connect(t, "alice", fastResend)
 	bob := c.Connect(t, "bob")
 	net := &dropper{}
