@@ -56,7 +56,9 @@ type Config struct {
 	// UplinkShards is the number of uplink batches in flight to the route
 	// at once; 0: the batcher's default.
 	UplinkShards int
-	// UplinkLinger is how long an uplink batch waits for more frames.
+	// UplinkLinger is the least time between two uplink batches of a
+	// shard: a frame to a shard that sent nothing for that long goes at
+	// once, a later one waits out the rest of it with the frames after it.
 	UplinkLinger time.Duration
 	Drain        time.Duration // spread client closes over this long on shutdown
 	RouteRetry   time.Duration // how long calls to the route are retried
@@ -144,7 +146,7 @@ func DefaultConfig() Config {
 		WriteQueue:       1024,
 		WriteQueueBytes:  conn.DefaultWriteQueueBytes,
 		UplinkShards:     1,
-		UplinkLinger:     500 * time.Microsecond,
+		UplinkLinger:     time.Millisecond,
 		Drain:            3 * time.Second,
 		RouteRetry:       15 * time.Second,
 		RouteAttempt:     10 * time.Second,
@@ -192,7 +194,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.LoginTimeout, "login-timeout", d.LoginTimeout, "time a new connection has to finish the TLS handshake (with --tls-cert) and send LOGIN")
 	fs.IntVar(&c.WriteQueue, "write-queue", d.WriteQueue, "frames queued per connection before it is dropped as a slow consumer")
 	fs.IntVar(&c.UplinkShards, "uplink-shards", d.UplinkShards, "uplink batches in flight to the route at once (a user's frames always share one); fewer make larger batches, which cost less (0: max(4, CPUs))")
-	fs.DurationVar(&c.UplinkLinger, "uplink-linger", d.UplinkLinger, "how long an uplink batch waits for more frames before it goes to the route (0: not at all): fewer round trips for a little latency")
+	fs.DurationVar(&c.UplinkLinger, "uplink-linger", d.UplinkLinger, "the least time between two uplink batches of a shard: a frame to a shard idle that long goes at once, later ones wait out the rest together (0: no wait): fewer round trips under load, no wait when idle")
 	fs.IntVar(&c.WriteQueueBytes, "write-queue-bytes", d.WriteQueueBytes, "bytes queued per connection and not yet written before it is dropped as a slow consumer (a larger frame alone still goes)")
 	fs.DurationVar(&c.Drain, "drain", d.Drain, "on shutdown, spread closing client connections over this long")
 	fs.DurationVar(&c.RouteRetry, "route-retry", d.RouteRetry, "how long calls to the route are retried before giving up")

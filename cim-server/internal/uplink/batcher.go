@@ -59,9 +59,12 @@ type Config struct {
 	// MaxBatchBytes caps the summed message bodies in one request (default
 	// 1 MiB).
 	MaxBatchBytes int
-	// Linger is how long a shard waits for more uplinks after the first
-	// of a batch before sending it (0: not at all). Fewer, larger batches
-	// cost the gateway, the route and Redis fewer round trips.
+	// Linger is the least time between the starts of two batches of a
+	// shard (0: none): an uplink to a shard that sent nothing for that
+	// long goes at once; one that comes sooner waits out the rest, and
+	// what comes meanwhile joins it. Under load that makes fewer, larger
+	// batches (fewer round trips for the gateway, the route and Redis);
+	// an idle shard adds no wait.
 	Linger time.Duration
 	Logger *slog.Logger
 }
@@ -164,33 +167,45 @@ func (b *Batcher) run(ch chan *cimpb.Uplink) {
 		linger.Stop()
 		defer linger.Stop()
 	}
+	var last time.Time // when the last batch went
 	for {
 		select {
 		case u := <-ch:
 			batch = append(batch[:0], u)
 		case <-b.drain:
-			// Flush what is queued, then leave.
-			for len(ch) > 0 && b.ctx.Err() == nil {
-				batch = b.collect(ch, batch[:0])
-				b.flush(batch, failed)
-			}
-			for len(ch) > 0 { // gave up: answer the senders that are left
-				batch = b.collect(ch, batch[:0])
-				b.fail(batch, fmt.Errorf("%w: gateway shutting down", contract.ErrUnavailable), failed)
-			}
+			b.drainQueue(ch, batch, failed)
 			return
 		}
 		batch = b.collect(ch, batch)
+		// Batches leave a shard at most one Linger apart: what comes to
+		// a shard that sent nothing for that long goes at once, what
+		// comes sooner waits out the rest of it.
 		if linger != nil && len(batch) < b.cfg.MaxBatch {
-			batch = b.linger(ch, batch, linger)
+			if wait := b.cfg.Linger - time.Since(last); wait > 0 {
+				batch = b.linger(ch, batch, linger, wait)
+			}
 		}
+		last = time.Now()
 		b.flush(batch, failed)
 	}
 }
 
-// linger adds what arrives within Config.Linger to batch, up to the caps.
-func (b *Batcher) linger(ch chan *cimpb.Uplink, batch []*cimpb.Uplink, t *time.Timer) []*cimpb.Uplink {
-	t.Reset(b.cfg.Linger)
+// drainQueue flushes what is queued in ch at shutdown, and answers the
+// senders that are left if the batcher gives up.
+func (b *Batcher) drainQueue(ch chan *cimpb.Uplink, batch []*cimpb.Uplink, failed map[string]time.Time) {
+	for len(ch) > 0 && b.ctx.Err() == nil {
+		batch = b.collect(ch, batch[:0])
+		b.flush(batch, failed)
+	}
+	for len(ch) > 0 { // gave up: answer the senders that are left
+		batch = b.collect(ch, batch[:0])
+		b.fail(batch, fmt.Errorf("%w: gateway shutting down", contract.ErrUnavailable), failed)
+	}
+}
+
+// linger adds what arrives within wait to batch, up to the caps.
+func (b *Batcher) linger(ch chan *cimpb.Uplink, batch []*cimpb.Uplink, t *time.Timer, wait time.Duration) []*cimpb.Uplink {
+	t.Reset(wait)
 	defer t.Stop()
 	for len(batch) < b.cfg.MaxBatch {
 		select {

@@ -352,19 +352,25 @@ func TestSubmitBlocksWhenFull(t *testing.T) {
 // TestLingerFillsBatches: a shard waits for more uplinks, up to MaxBatch,
 // before sending; a lingering batch goes out at once on shutdown. (The
 // linger is long enough never to end on its own in this test.)
-func TestLingerFillsBatches(t *testing.T) {
+// TestLingerSpacesBatches: an uplink to an idle shard goes at once; the
+// ones after it wait out the linger together, up to a full batch.
+func TestLingerSpacesBatches(t *testing.T) {
 	r := &fakeRoute{}
 	s := &sink{}
 	b := New(Config{GatewayID: "gw", Shards: 1, MaxBatch: 10, Linger: time.Hour}, r, s.deliver)
 	b.Start()
 	ctx := context.Background()
-	for i := range 13 {
+	if err := b.Submit(ctx, msg("u", 0)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the first uplink, sent without waiting", func() bool { return len(r.all()) == 1 })
+	for i := 1; i < 13; i++ {
 		if err := b.Submit(ctx, msg("u", i)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	// The first ten filled a batch; the other three linger.
-	waitFor(t, "the full batch", func() bool { return len(r.all()) == 10 })
+	// Ten fill a batch; the last two wait out the hour (until Shutdown).
+	waitFor(t, "the full batch", func() bool { return len(r.all()) >= 11 })
 	if err := b.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -374,8 +380,8 @@ func TestLingerFillsBatches(t *testing.T) {
 		sizes = append(sizes, len(x))
 	}
 	r.mu.Unlock()
-	if fmt.Sprint(sizes) != "[10 3]" {
-		t.Fatalf("batches of %v, want [10 3]", sizes)
+	if fmt.Sprint(sizes) != "[1 10 2]" {
+		t.Fatalf("batches of %v, want [1 10 2]", sizes)
 	}
 	for i, u := range r.all() {
 		if u.Frame.Msg.ClientMsgId != strconv.Itoa(i) {
