@@ -39,6 +39,34 @@ func TestRouteReplicaInGateway(t *testing.T) {
 	}
 }
 
+// localPushes is the route metric counting the frames a replica pushed to
+// the gateway it runs in as function calls.
+const localPushes = "gocim_route_push_local_frames_total"
+
+// TestRouteReplicaPushesLocally: two users on one gateway with a replica
+// inside it; the replica hands the pushes to its own gateway as calls (no
+// stream, no encoding), and every message still arrives once, in order,
+// with its SENT receipt, both ways.
+func TestRouteReplicaPushesLocally(t *testing.T) {
+	c := harness.Start(t, harness.Options{Gateways: 1, RouteReplica: true})
+	a := c.Connect(t, "loc0", fastResend)
+	b := c.Connect(t, "loc1", fastResend)
+	const n = 200
+	exchangeBoth(t, a, b, n)
+	// The count follows the push's return, which may come just after the
+	// frames reached the clients.
+	deadline := time.Now().Add(30 * time.Second)
+	for got := metric(t, c.Gateways[0].ReplicaURL, localPushes); got < 2*n; got = metric(t, c.Gateways[0].ReplicaURL, localPushes) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s = %v, want at least %d (every message pushed to the replica's own gateway)", localPushes, got, 2*n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := metric(t, c.Route.InternalURL, localPushes); got != 0 {
+		t.Errorf("the standalone route pushed %v frames locally; it has no gateway in its process", got)
+	}
+}
+
 // TestRouteReplicaFailsOver: a replica inside the gateways that cannot
 // reach Redis fails every uplink; the gateways send them to the standalone
 // route instead (--route), and every message still arrives once, in order,

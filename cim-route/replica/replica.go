@@ -85,6 +85,13 @@ func (r *Replica) Uplink(ctx context.Context, b *cimpb.UplinkBatch) (*cimpb.Push
 	return r.a.Uplink(ctx, b)
 }
 
+// ServeLocally makes the replica's pushes to gateway id (the gateway it
+// runs in, once that knows its id) calls of push instead of frames on a
+// stream.
+func (r *Replica) ServeLocally(id string, push func(*cimpb.PushBatch) *cimpb.PushResult) {
+	r.a.ServeLocally(id, push)
+}
+
 // Err reports a listener that failed while the replica runs.
 func (r *Replica) Err() <-chan error { return r.a.Err() }
 

@@ -512,6 +512,12 @@ func (a *App) Shutdown(ctx context.Context) error {
 	return a.shutdownErr
 }
 
+// ServeLocally makes the pushes to gateway id calls of push in this
+// process (a replica inside that gateway).
+func (a *App) ServeLocally(id string, push func(*cimpb.PushBatch) *cimpb.PushResult) {
+	a.push.SetLocal(id, push)
+}
+
 // Uplink handles a batch of uplinks in this process, as the internal
 // stream and POST /internal/uplink do (a replica inside a gateway).
 func (a *App) Uplink(ctx context.Context, b *cimpb.UplinkBatch) (*cimpb.PushBatch, error) {

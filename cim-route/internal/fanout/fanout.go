@@ -31,6 +31,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -78,9 +79,10 @@ type Config struct {
 // metrics implements it). Pushed is called once per request, merged or
 // not, on the pushing goroutine: it must be cheap.
 type Observer interface {
-	// Pushed: a request of frames (Targets of its deliveries) took d; err
-	// is its failure as a whole (nil: the gateway answered).
-	Pushed(frames int, d time.Duration, err error)
+	// Pushed: a request of frames (Targets of its deliveries) took d; local:
+	// it went to a gateway in this process (SetLocal); err is its failure as
+	// a whole (nil: the gateway answered).
+	Pushed(frames int, d time.Duration, local bool, err error)
 }
 
 // Pusher calls the gateways' /push.
@@ -100,6 +102,22 @@ type Pusher struct {
 	noStreams bool
 	closed    bool
 	wg        sync.WaitGroup // the links' dial loops
+
+	local atomic.Pointer[local] // a gateway in this process; nil: none
+}
+
+// local is a gateway in the pusher's own process (SetLocal).
+type local struct {
+	id   string
+	push func(*cimpb.PushBatch) *cimpb.PushResult
+}
+
+// SetLocal makes pushes to gateway id calls of push in this process,
+// without a stream, an encoding or a syscall: for a route replica inside
+// that gateway (cim-server --route-replica). The lanes, their merging and
+// their order are the same as for any gateway.
+func (p *Pusher) SetLocal(id string, push func(*cimpb.PushBatch) *cimpb.PushResult) {
+	p.local.Store(&local{id: id, push: push})
 }
 
 // lane is one gateway's queue. Its fields are guarded by Pusher.mu.
@@ -380,13 +398,21 @@ func (p *Pusher) send(gw string, addr contract.GatewayAddr, batch []*call) []Res
 	}
 	out := make([]Result, len(batch))
 	start := time.Now()
-	missing, err := p.post(batch[0].ctx, gw, addr, deliveries)
+	var missing []uint32
+	var err error
+	l := p.local.Load()
+	isLocal := l != nil && l.id == gw
+	if isLocal {
+		missing = missingIn(l.push(&cimpb.PushBatch{Deliveries: deliveries}), Targets(deliveries))
+	} else {
+		missing, err = p.post(batch[0].ctx, gw, addr, deliveries)
+	}
 	if p.obs != nil {
 		n := 0
 		for _, c := range batch {
 			n += c.n
 		}
-		p.obs.Pushed(n, time.Since(start), err)
+		p.obs.Pushed(n, time.Since(start), isLocal, err)
 	}
 	if err != nil {
 		p.log.Warn("push failed", "gateway", gw, "deliveries", len(deliveries), "pushes", len(batch), "err", err)
@@ -475,6 +501,12 @@ func missingOf(gw string, data []byte, n int) ([]uint32, error) {
 	if err := proto.Unmarshal(data, &res); err != nil {
 		return nil, fmt.Errorf("fanout: bad PushResult from %s: %w", gw, err)
 	}
+	return missingIn(&res, n), nil
+}
+
+// missingIn is res's missing indexes for n deliveries: sorted, unique,
+// within them.
+func missingIn(res *cimpb.PushResult, n int) []uint32 {
 	// Trust but verify: an index outside the batch is ignored, and one
 	// reported twice counts once (Delivered is derived from Missing).
 	missing := res.Missing[:0]
@@ -484,7 +516,7 @@ func missingOf(gw string, data []byte, n int) ([]uint32, error) {
 		}
 	}
 	slices.Sort(missing)
-	return slices.Compact(missing), nil
+	return slices.Compact(missing)
 }
 
 // Timeout reports whether err is a push that ran out of time: the gateway may

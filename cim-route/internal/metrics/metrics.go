@@ -97,7 +97,7 @@ type Route struct {
 
 	uplinkBatch, uplinkDuration prometheus.Observer
 	pushBatch, pushDuration     prometheus.Observer
-	pushErrors                  prometheus.Counter
+	pushErrors, pushLocal       prometheus.Counter
 	inboxAppend                 prometheus.Observer
 	syncMessages                prometheus.Observer
 	fanoutRecipients            prometheus.Observer
@@ -146,6 +146,8 @@ func New() *Route {
 		prometheus.ExponentialBuckets(0.0001, 2, 16)) // 0.1ms … 3.3s (the push timeout is 3s by default)
 	m.pushErrors = counter("push_errors_total",
 		"Push requests to a gateway that failed as a whole (unreachable, timed out, refused).")
+	m.pushLocal = counter("push_local_frames_total",
+		"Frames pushed to the gateway this replica runs in (cim-server --route-replica), as function calls: no stream, no encoding.")
 	m.inboxAppend = histogram("inbox_append_duration_seconds",
 		"Duration of one inbox write to Redis: a batch's appends, acks and route reads, in one pipeline.",
 		prometheus.ExponentialBuckets(0.0001, 2, 16)) // 0.1ms … 3.3s
@@ -228,13 +230,17 @@ func (m *Route) Uplinked(n int, d time.Duration) {
 }
 
 // Pushed records one push request to a gateway of n frames that took d;
-// err is its failure (nil: the gateway answered).
-func (m *Route) Pushed(n int, d time.Duration, err error) {
+// local: to the gateway of this process; err is its failure (nil: the
+// gateway answered).
+func (m *Route) Pushed(n int, d time.Duration, local bool, err error) {
 	if m == nil {
 		return
 	}
 	m.pushBatch.Observe(float64(n))
 	m.pushDuration.Observe(d.Seconds())
+	if local {
+		m.pushLocal.Add(float64(n))
+	}
 	if err != nil {
 		m.pushErrors.Inc()
 	}

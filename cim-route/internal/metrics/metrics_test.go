@@ -73,7 +73,7 @@ func TestNilRoute(t *testing.T) {
 	m.LoggedIn()
 	m.LoginFailed(RateLimited)
 	m.Uplinked(1, time.Millisecond)
-	m.Pushed(1, time.Millisecond, errors.New("x"))
+	m.Pushed(1, time.Millisecond, false, errors.New("x"))
 	m.InboxAppended(time.Millisecond)
 	m.Synced(1)
 	m.GroupFanout(1)

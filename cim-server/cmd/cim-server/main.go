@@ -100,6 +100,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	// Leave room for the drain plus the deregistration and flush steps.
 	shutdownTimeout := cfg.Drain + 15*time.Second
+	var rep *replica.Replica
 	if replicaArgs != nil {
 		// Before the gateway starts: its first uplinks go to the replica.
 		rctx, cancel := context.WithTimeout(ctx, replicaStartTimeout)
@@ -110,6 +111,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		g.UseReplica(r)
+		rep = r
 		defer func() {
 			// After the gateway: its last uplinks went to the replica.
 			sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
@@ -130,6 +132,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		defer cancel()
 		_ = g.Shutdown(sctx)
 		return 1
+	}
+	if rep != nil {
+		// Its pushes to this gateway are calls from now on (the gateway
+		// has its id once it listens).
+		rep.ServeLocally(g.ID(), g.Push)
 	}
 
 	select {
