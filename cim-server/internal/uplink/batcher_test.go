@@ -349,11 +349,10 @@ func TestSubmitBlocksWhenFull(t *testing.T) {
 	}
 }
 
-// TestLingerFillsBatches: a shard waits for more uplinks, up to MaxBatch,
-// before sending; a lingering batch goes out at once on shutdown. (The
-// linger is long enough never to end on its own in this test.)
 // TestLingerSpacesBatches: an uplink to an idle shard goes at once; the
-// ones after it wait out the linger together, up to a full batch.
+// ones after it wait out the linger together, up to a full batch, and a
+// lingering batch goes out at once on shutdown. (The linger is long
+// enough never to end on its own in this test.)
 func TestLingerSpacesBatches(t *testing.T) {
 	r := &fakeRoute{}
 	s := &sink{}
