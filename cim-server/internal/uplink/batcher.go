@@ -29,6 +29,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gocim/gocim/cim-server/internal/hrtimer"
 	"github.com/gocim/gocim/internal/contract"
 	"github.com/gocim/gocim/proto/cimpb"
 	"github.com/gocim/gocim/proto/codes"
@@ -161,11 +162,13 @@ func (b *Batcher) run(ch chan *cimpb.Uplink) {
 	// failed: the sessions of this shard whose messages failed, by
 	// user+"/"+session, and when: their later uplinks are dropped.
 	failed := map[string]time.Time{}
-	var linger *time.Timer
+	// The linger is usually under a millisecond's wait: an hrtimer keeps
+	// it, where a Go timer in an idle gateway rounds up to the next whole
+	// millisecond (package hrtimer).
+	var linger *hrtimer.Timer
 	if b.cfg.Linger > 0 {
-		linger = time.NewTimer(time.Hour)
-		linger.Stop()
-		defer linger.Stop()
+		linger = hrtimer.New()
+		defer linger.Close()
 	}
 	var last time.Time // when the last batch went
 	for {
@@ -204,7 +207,7 @@ func (b *Batcher) drainQueue(ch chan *cimpb.Uplink, batch []*cimpb.Uplink, faile
 }
 
 // linger adds what arrives within wait to batch, up to the caps.
-func (b *Batcher) linger(ch chan *cimpb.Uplink, batch []*cimpb.Uplink, t *time.Timer, wait time.Duration) []*cimpb.Uplink {
+func (b *Batcher) linger(ch chan *cimpb.Uplink, batch []*cimpb.Uplink, t *hrtimer.Timer, wait time.Duration) []*cimpb.Uplink {
 	t.Reset(wait)
 	defer t.Stop()
 	for len(batch) < b.cfg.MaxBatch {
