@@ -71,15 +71,17 @@ func (t *Timer) Reset(d time.Duration) {
 	t.src.arm(d)
 }
 
-// Stop drops the wait set by Reset: C receives nothing for it.
+// Stop drops the wait set by Reset: C receives nothing for it. A wait that
+// already fired needs no disarming (the clock is one-shot), which spares
+// the batcher a syscall per batch that waited out its linger.
 func (t *Timer) Stop() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.deadline = time.Time{}
-	t.drain()
-	if !t.closed {
+	if !t.deadline.IsZero() && !t.closed {
 		t.src.disarm()
 	}
+	t.deadline = time.Time{}
+	t.drain()
 }
 
 // Close stops t for good and frees what it holds. Safe to call more than
@@ -96,8 +98,8 @@ func (t *Timer) Close() {
 }
 
 // fire sends on C if the wait armed now has passed: a source may call it
-// for an earlier arming (it expired while Reset armed the next one) or
-// early (a Go timer's own rounding is never early, but the check is cheap).
+// for an earlier arming (it expired while Reset armed the next one), or
+// after Stop.
 func (t *Timer) fire() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
