@@ -146,7 +146,7 @@ func DefaultConfig() Config {
 		WriteQueue:       1024,
 		WriteQueueBytes:  conn.DefaultWriteQueueBytes,
 		UplinkShards:     1,
-		UplinkLinger:     time.Millisecond,
+		UplinkLinger:     2 * time.Millisecond,
 		Drain:            3 * time.Second,
 		RouteRetry:       15 * time.Second,
 		RouteAttempt:     10 * time.Second,
