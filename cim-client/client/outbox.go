@@ -301,8 +301,10 @@ func (o *outbox) receipt(rc *cimpb.Receipt) (emit bool, sent *cimpb.Receipt) {
 		r.MsgID = id
 		o.byMsgID[id] = r
 	}
-	// Any receipt means the route stored it: done resending.
-	r.pending = false
+	// Any receipt means the route stored it: done resending, and the
+	// encoded frame is not written again (a send of the same
+	// client_msg_id brings its own).
+	r.pending, r.frame = false, nil
 	if st > r.Status {
 		r.Status = st
 	}
@@ -396,7 +398,7 @@ func (o *outbox) fail(e *cimpb.Error) (final, notice *cimpb.Error) {
 }
 
 func (o *outbox) finalLocked(r *sendRec, e *cimpb.Error) {
-	r.pending = false
+	r.pending, r.frame = false, nil
 	r.Err = e
 	if r.Status < StatusFailed {
 		r.Status = StatusFailed

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"slices"
 	"strings"
 	"testing"
@@ -361,6 +362,40 @@ func TestOutboxForgetsOldAnsweredOnes(t *testing.T) {
 	}
 	if _, ok := o.get("keep"); !ok {
 		t.Error("a pending message was forgotten")
+	}
+}
+
+// TestOutboxDropsAnsweredFrames: a remembered message keeps its status, not
+// its encoded frame, once answered (a receipt or a final error): a client
+// remembers up to maxSentKept of them, and a busy one's heap (every GC's
+// marking) need not hold them all encoded. A pending one keeps its frame for
+// resends and replays, and a send again of an answered one brings a new one.
+func TestOutboxDropsAnsweredFrames(t *testing.T) {
+	o := newOutbox(time.Second, 1)
+	t0 := time.Unix(1000, 0)
+	for _, id := range []string{"sent", "timedout"} {
+		m, b := outMsg(id, "bob")
+		o.add(m, b, t0)
+		o.written(id, t0)
+	}
+	_, _ = o.receipt(&cimpb.Receipt{Status: cimpb.ReceiptStatus_RECEIPT_SENT, ClientMsgId: "sent", MsgId: "m1"})
+	if _, failed, _ := o.expire(t0.Add(2 * time.Second)); len(failed) != 1 {
+		t.Fatalf("%d final errors after the only try timed out, want 1", len(failed))
+	}
+	for _, id := range []string{"sent", "timedout"} {
+		if f := o.recs[id].frame; f != nil {
+			t.Errorf("%s: answered, still holds its %d-byte frame", id, len(f))
+		}
+	}
+	m, b := outMsg("sent", "bob")
+	o.add(m, b, t0)
+	o.written("sent", t0)
+	p, again := outMsg("again", "bob")
+	o.add(p, again, t0)
+	o.written("again", t0)
+	rs := o.replay()
+	if len(rs) != 2 || !bytes.Equal(rs[0].frame, b) || !bytes.Equal(rs[1].frame, again) {
+		t.Fatalf("replay after a send again = %d frames, want the 2 pending ones with their frames", len(rs))
 	}
 }
 
