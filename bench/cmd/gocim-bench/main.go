@@ -146,6 +146,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.scaleDuration, "scale-duration", 0, "send window of the scale workload's messages (default 20s; quick: 2s)")
 	fs.IntVar(&o.scaleGroup, "scale-group", 0, "members of the scale workload's group fan-out (10 messages; default 500; quick: 50)")
 	fs.StringVar(&o.cpuProf, "cpuprofile", "", "write the load generator's own CPU profile (runtime/pprof) of each measured phase, without the set-up, to this file (the second phase to FILE.2, …)")
+	fs.StringVar(&latencyDump.path, "latency-dump", "", "write every message of each latency row (p2p, churn, mqtt, saturation steps) to FILE.1, FILE.2, …: its send time and latency, to see when the tail happens")
 	routeArgs := fs.String("route-args", "", "extra flags for cim-route, space-separated (tuning experiments), e.g. \"--inbox-max 500\"")
 	gatewayArgs := fs.String("gateway-args", "", "extra flags for every cim-server, space-separated, e.g. \"--write-queue 4096\"")
 	fs.BoolVar(&o.routeReplica, "route-replica", true, "run a route replica inside every gateway (cim-server --route-replica): uplinks are handled in the gateway's process; false: every uplink crosses to the standalone route")

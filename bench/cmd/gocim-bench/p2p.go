@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,12 +31,21 @@ type p2pRun struct {
 	dups     atomic.Int64
 	last     atomic.Int64 // unix nanos of the latest arrival
 	recv     []pairRecv
+	dump     bool // keep each arrival's send time too, for --latency-dump
 }
 
 type pairRecv struct {
 	mu   sync.Mutex
 	seen []bool
 	lats []time.Duration
+	sent []int64 // unix nanos, in lats's order, with --latency-dump
+}
+
+// latencyDump is --latency-dump: where result writes each latency row's
+// messages, one file per row (FILE.1, FILE.2, …), and how many it wrote.
+var latencyDump struct {
+	path  string
+	files atomic.Int64
 }
 
 var runIDs atomic.Int64
@@ -47,6 +57,7 @@ func newP2PRun(pairs int, rate float64, dur time.Duration) *p2pRun {
 		every:   time.Duration(float64(time.Second) / perSender),
 		perPair: int(perSender * dur.Seconds()),
 		recv:    make([]pairRecv, pairs),
+		dump:    latencyDump.path != "",
 	}
 	for i := range r.recv {
 		r.recv[i].seen = make([]bool, r.perPair)
@@ -81,6 +92,9 @@ func (r *p2pRun) arrived(body string, now time.Time) {
 	}
 	p.seen[seq] = true
 	p.lats = append(p.lats, now.Sub(time.Unix(0, ns)))
+	if r.dump {
+		p.sent = append(p.sent, ns)
+	}
 	p.mu.Unlock()
 	r.received.Add(1)
 	for {
@@ -154,7 +168,34 @@ func (r *p2pRun) result(system, setting string, rate float64, start time.Time) r
 		Loss: expected - r.received.Load(), Duplicates: r.dups.Load(),
 	}
 	out.latencies(lats)
+	if r.dump {
+		r.writeDump(out)
+	}
 	return out
+}
+
+// writeDump writes, for --latency-dump, one line per message that arrived:
+// its send time (unix nanos), its latency (nanos) and its pair, after a
+// header naming the row. Percentiles say how long the tail is; this says
+// when it happened: spread out, or in bursts that line up with something
+// (a load generator's GC, GODEBUG=gctrace=1; a gateway's).
+func (r *p2pRun) writeDump(out row) {
+	path := fmt.Sprintf("%s.%d", latencyDump.path, latencyDump.files.Add(1))
+	var b strings.Builder
+	fmt.Fprintf(&b, "# %s | %s | %s | %.0f msg/s\n# sent_unix_ns latency_ns pair\n", out.Workload, out.System, out.Setting, out.Offered)
+	for i := range r.recv {
+		p := &r.recv[i]
+		p.mu.Lock()
+		for k, ns := range p.sent {
+			fmt.Fprintf(&b, "%d %d %d\n", ns, p.lats[k].Nanoseconds(), i)
+		}
+		p.mu.Unlock()
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		fmt.Fprintf(os.Stderr, "latency dump: %v\n", err)
+		return
+	}
+	fmt.Fprintf(os.Stderr, "latency dump of %s (%s, %.0f msg/s): %s\n", out.Workload, out.System, out.Offered, path)
 }
 
 // p2pUser is one connected user of the p2p workload: the SDK over TCP or
