@@ -46,6 +46,7 @@ type options struct {
 	groups                 []int
 	messages               int
 	gateways               int
+	p2pGateways            int
 	rates                  []float64
 	pairs                  int
 	duration               time.Duration
@@ -126,6 +127,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	steps := fs.String("steps", "", "offered-rate steps (msg/s) for the saturation workload, comma-separated, rising (default 2000,5000,7500,10000,15000,20000,30000,40000; quick: 2000,5000)")
 	fs.DurationVar(&o.stepDuration, "step-duration", 0, "send window per saturation step (default 5s; quick: 2s)")
 	fs.IntVar(&o.pairs, "pairs", 50, "sender/recipient pairs in the p2p workload")
+	fs.IntVar(&o.p2pGateways, "p2p-gateways", 2, "gateways of the p2p workload's cluster: 2 (each sender on one, its recipient on the other) or 1 (both on one: no hop between gateways, for comparison)")
 	fs.DurationVar(&o.duration, "duration", 0, "send window per p2p rate (default 10s; quick: 3s)")
 	fs.DurationVar(&o.wait, "wait", 10*time.Second, "how long after a p2p send window to wait for stragglers before counting loss")
 	fs.BoolVar(&o.peers, "peers", true, "also run the peers (embedded NATS and Centrifuge for p2p and saturation)")
@@ -213,6 +215,9 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	if err := stepOptions(&o, *steps); err != nil {
 		return o, err
 	}
+	if o.p2pGateways != 1 && o.p2pGateways != 2 {
+		return o, fmt.Errorf("--p2p-gateways %d: want 1 or 2", o.p2pGateways)
+	}
 	if o.pairs < 1 || o.pairs > 5000 {
 		return o, fmt.Errorf("--pairs %d: want between 1 and 5000", o.pairs)
 	}
@@ -280,8 +285,8 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		}
 		if o.workloads["p2p"] {
 			for _, tr := range o.transports {
-				fmt.Fprintf(stderr, "p2p latency (%s): %d pairs over 2 gateways, %v per rate, rates %v…\n", tr, o.pairs, o.duration, o.rates)
-				c := harness.Start(t, harness.Options{Gateways: 2, RouteArgs: routeArgs, GatewayArgs: gatewayArgs, RouteReplica: o.routeReplica})
+				fmt.Fprintf(stderr, "p2p latency (%s): %d pairs over %d gateways, %v per rate, rates %v…\n", tr, o.pairs, o.p2pGateways, o.duration, o.rates)
+				c := harness.Start(t, harness.Options{Gateways: o.p2pGateways, RouteArgs: routeArgs, GatewayArgs: gatewayArgs, RouteReplica: o.routeReplica})
 				rows = append(rows, p2pGocim(t, c, "p2p"+tr, o.pairs, o.rates, o.duration, o.wait, false, tr)...)
 				stopCluster(c)
 			}

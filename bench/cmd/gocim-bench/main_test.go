@@ -31,8 +31,11 @@ func TestParseWorkloads(t *testing.T) {
 		t.Fatalf("quick: %+v %v", o, err)
 	}
 	o, err = parse(nil, io.Discard)
-	if err != nil || len(o.rates) != 3 || o.rates[2] != 20000 || o.duration != 10*time.Second {
+	if err != nil || len(o.rates) != 3 || o.rates[2] != 20000 || o.duration != 10*time.Second || o.p2pGateways != 2 {
 		t.Fatalf("default: %+v %v", o, err)
+	}
+	if o, err = parse([]string{"--p2p-gateways", "1"}, io.Discard); err != nil || o.p2pGateways != 1 {
+		t.Fatalf("--p2p-gateways 1: %+v %v", o, err)
 	}
 	o, err = parse([]string{"--workloads", "p2p", "--rates", "500, 2000", "--pairs", "10", "--duration", "2s", "--peers=false"}, io.Discard)
 	if err != nil || o.workloads["fanout"] || !o.workloads["p2p"] || len(o.rates) != 2 || o.rates[1] != 2000 ||
@@ -41,7 +44,7 @@ func TestParseWorkloads(t *testing.T) {
 	}
 	for _, bad := range [][]string{
 		{"--workloads", "bogus"}, {"--workloads", ""}, {"--rates", "0"}, {"--rates", "x"},
-		{"--pairs", "0"}, {"--duration", "1ms"}, {"--rates", "10", "--duration", "1s"}, // 10 msgs for 50 pairs
+		{"--pairs", "0"}, {"--duration", "1ms"}, {"--p2p-gateways", "0"}, {"--p2p-gateways", "3"}, {"--rates", "10", "--duration", "1s"}, // 10 msgs for 50 pairs
 	} {
 		if _, err := parse(bad, io.Discard); err == nil {
 			t.Errorf("%v accepted", bad)
