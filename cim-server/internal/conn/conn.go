@@ -27,6 +27,7 @@ package conn
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -818,6 +819,26 @@ func (k *Cork) SendShared(c *Conn, s *Shared) bool {
 	return c.send(queued{f: s.frame, shared: s}, s.size, k)
 }
 
+// SendEncoded is Send through k for a frame of type t given as its
+// protobuf encoding (as a route pushed it): the bytes are written as they
+// are, after the length prefix. One over the client's frame limit is
+// dropped (and logged) as Send drops it.
+func (k *Cork) SendEncoded(c *Conn, t cimpb.Type, frame []byte) bool {
+	if max := c.cfg.MaxFrame; max > 0 && len(frame) > max {
+		f := &cimpb.Frame{}
+		_ = proto.Unmarshal(frame, f) // only for the log's type and seq
+		c.mu.Lock()
+		user := c.userID
+		c.mu.Unlock()
+		c.dropped(f, user, fmt.Errorf("%w: %d bytes, limit %d", codec.ErrFrameTooLarge, len(frame), max))
+		return true // as if written: the client could not have taken it
+	}
+	b := make([]byte, 0, binary.MaxVarintLen32+len(frame))
+	b = binary.AppendUvarint(b, uint64(len(frame)))
+	b = append(b, frame...)
+	return c.send(queued{b: b, t: t}, len(b), k)
+}
+
 // Flush starts the writers held back.
 func (k *Cork) Flush() {
 	for _, c := range k.conns {
@@ -1048,7 +1069,7 @@ func (c *Conn) writeLoop() {
 				c.dropped(q.f, user, err)
 				continue
 			}
-			c.cfg.Metrics.FrameOut(q.f.Type)
+			c.cfg.Metrics.FrameOut(q.typ())
 		}
 		clear(batch)
 		*bufp = buf

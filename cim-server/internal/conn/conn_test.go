@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/gocim/gocim/internal/contract"
 	"github.com/gocim/gocim/proto/cimpb"
@@ -859,5 +860,41 @@ func TestSendShared(t *testing.T) {
 		if f := cl.recv(); f.GetMsg().GetMsgId() != want || (want == "shared" && f.GetMsg().GetGroupSeq() != 3) {
 			t.Fatalf("got %v, want %s", f, want)
 		}
+	}
+}
+
+// TestSendEncoded: a frame given encoded goes out as those bytes, in queue
+// order with frames given as structs, through a Cork in one write with
+// them; one over MaxFrame is dropped (and logged) like any other, and
+// counts as sent.
+func TestSendEncoded(t *testing.T) {
+	var logs syncBuffer
+	cl, c := serveTCP(t, testConfig(func(c *Config) {
+		c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	}), newHandler()) // MaxFrame 1024
+	login(t, cl, goodToken(t))
+	msg := func(id string, n int) *cimpb.Frame {
+		return &cimpb.Frame{Type: cimpb.Type_MSG, Msg: &cimpb.Msg{MsgId: id, Seq: 4, Body: make([]byte, n)}}
+	}
+	encoded := func(f *cimpb.Frame) []byte {
+		b, err := proto.Marshal(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	var k Cork
+	if !k.Send(c, msg("before", 10)) || !k.SendEncoded(c, cimpb.Type_MSG, encoded(msg("encoded", 10))) ||
+		!k.SendEncoded(c, cimpb.Type_MSG, encoded(msg("huge", 2000))) || !k.Send(c, msg("after", 10)) {
+		t.Fatal("a send was refused")
+	}
+	k.Flush()
+	for _, want := range []string{"before", "encoded", "after"} {
+		if f := cl.recv(); f.GetMsg().GetMsgId() != want || f.GetMsg().GetSeq() != 4 {
+			t.Fatalf("got %v, want %s", f, want)
+		}
+	}
+	if !strings.Contains(logs.String(), "frame over the client's limit dropped") || !strings.Contains(logs.String(), "seq=4") {
+		t.Fatalf("no warning naming the dropped frame's seq:\n%s", logs.String())
 	}
 }

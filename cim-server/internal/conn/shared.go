@@ -14,8 +14,17 @@ import (
 // encoding for every connection that gets it.
 type queued struct {
 	f      *cimpb.Frame
-	b      []byte // f encoded by Send (nil: the writer encodes it)
+	b      []byte // f encoded by Send (nil: the writer encodes it), or a frame given encoded (f nil)
+	t      cimpb.Type
 	shared *Shared
+}
+
+// typ is the type of q's frame.
+func (q queued) typ() cimpb.Type {
+	if q.f != nil {
+		return q.f.Type
+	}
+	return q.t
 }
 
 // Shared is a frame written to many connections (a large group's message,

@@ -731,50 +731,56 @@ func (g *Gateway) each(b *cimpb.PushBatch, done func(i int, ok bool)) {
 	defer k.Flush()
 	i := 0
 	for _, d := range b.GetDeliveries() {
-		if d.GetWatchers() {
-			// Not one user's: nothing to miss.
-			g.deliverWatchers(d.GetFrame())
-			done(i, true)
-			i++
-			continue
-		}
-		var s *conn.Shared
-		if p := d.GetPackedTargets(); len(p) > 0 {
-			// As many targets as contract.Targets counts: up to the first
-			// malformed one, and at least one.
-			f := d.GetFrame()
-			if f != nil {
-				s = conn.NewShared(f)
-			}
-			n := 0
-			for {
-				uid, sid, rest, ok := contract.NextTarget(p)
-				if !ok {
-					break
-				}
-				done(i, f != nil && g.deliverPacked(&k, uid, sid, f, s))
-				i, n, p = i+1, n+1, rest
-			}
-			if n == 0 {
-				g.log.Warn("push with malformed packed targets", "bytes", len(d.GetPackedTargets()))
-				done(i, false)
-				i++
-			}
-			continue
-		}
-		if len(d.GetTargets()) == 0 {
-			done(i, g.deliverOne(&k, d.GetUserId(), d.GetSessionId(), d.GetFrame(), nil))
-			i++
-			continue
-		}
-		if f := d.GetFrame(); f != nil {
+		i = g.deliverEach(&k, d, i, done)
+	}
+}
+
+// deliverEach delivers d, whose first target is the i-th of its batch,
+// through k, reports each target to done, and returns the index after its
+// last.
+func (g *Gateway) deliverEach(k *conn.Cork, d *cimpb.Delivery, i int, done func(i int, ok bool)) int {
+	if d.GetWatchers() {
+		// Not one user's: nothing to miss.
+		g.deliverWatchers(d.GetFrame())
+		done(i, true)
+		return i + 1
+	}
+	var s *conn.Shared
+	if p := d.GetPackedTargets(); len(p) > 0 {
+		// As many targets as contract.Targets counts: up to the first
+		// malformed one, and at least one.
+		f := d.GetFrame()
+		if f != nil {
 			s = conn.NewShared(f)
 		}
-		for _, t := range d.Targets {
-			done(i, g.deliverOne(&k, t.GetUserId(), t.GetSessionId(), d.GetFrame(), s))
+		n := 0
+		for {
+			uid, sid, rest, ok := contract.NextTarget(p)
+			if !ok {
+				break
+			}
+			done(i, f != nil && g.deliverPacked(k, uid, sid, f, s))
+			i, n, p = i+1, n+1, rest
+		}
+		if n == 0 {
+			g.log.Warn("push with malformed packed targets", "bytes", len(d.GetPackedTargets()))
+			done(i, false)
 			i++
 		}
+		return i
 	}
+	if len(d.GetTargets()) == 0 {
+		done(i, g.deliverOne(k, d.GetUserId(), d.GetSessionId(), d.GetFrame(), nil))
+		return i + 1
+	}
+	if f := d.GetFrame(); f != nil {
+		s = conn.NewShared(f)
+	}
+	for _, t := range d.Targets {
+		done(i, g.deliverOne(k, t.GetUserId(), t.GetSessionId(), d.GetFrame(), s))
+		i++
+	}
+	return i
 }
 
 // deliverPacked is deliverOne for a packed target, without a string made

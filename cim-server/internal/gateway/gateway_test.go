@@ -288,6 +288,12 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func postPush(t *testing.T, g *Gateway, b *cimpb.PushBatch, key string) (int, []byte) {
 	t.Helper()
 	body, _ := proto.Marshal(b)
+	return postPushBody(t, g, body, key)
+}
+
+// postPushBody POSTs body to /push as it is.
+func postPushBody(t *testing.T, g *Gateway, body []byte, key string) (int, []byte) {
+	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, "http://"+g.HTTPAddr().String()+"/push", bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)

@@ -76,9 +76,10 @@ var errorTable = []struct {
 	{ErrBadChallenge, http.StatusBadRequest, codes.BadArgument},
 }
 
-// Pusher delivers frames to this gateway's connections.
+// Pusher delivers frames to this gateway's connections, given a
+// PushBatch's bytes; an error means they are no PushBatch.
 type Pusher interface {
-	Push(b *cimpb.PushBatch) *cimpb.PushResult
+	PushWire(body []byte) (*cimpb.PushResult, error)
 }
 
 // Health reports the gateway's state for /healthz.
@@ -192,12 +193,11 @@ func (a *api) push(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	batch := &cimpb.PushBatch{}
-	if err := proto.Unmarshal(body, batch); err != nil {
+	res, err := a.p.PushWire(body)
+	if err != nil {
 		a.fail(c, fmt.Errorf("%w: %v", ErrBadBody, err))
 		return
 	}
-	res := a.p.Push(batch)
 	out, err := proto.Marshal(res)
 	if err != nil { // cannot happen for a PushResult; answer anyway
 		c.JSON(http.StatusInternalServerError, gin.H{"code": codes.Internal, "message": err.Error(), "data": nil})

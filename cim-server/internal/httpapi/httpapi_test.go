@@ -42,6 +42,14 @@ type fakeGateway struct {
 	stopping atomic.Bool
 }
 
+func (g *fakeGateway) PushWire(body []byte) (*cimpb.PushResult, error) {
+	b := &cimpb.PushBatch{}
+	if err := proto.Unmarshal(body, b); err != nil {
+		return nil, err
+	}
+	return g.Push(b), nil
+}
+
 func (g *fakeGateway) Push(b *cimpb.PushBatch) *cimpb.PushResult {
 	g.pushed = append(g.pushed, b)
 	res := &cimpb.PushResult{}

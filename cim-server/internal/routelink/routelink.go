@@ -27,9 +27,10 @@ import (
 	"github.com/gocim/gocim/proto/cimpb"
 )
 
-// Pusher delivers pushed frames to this gateway's connections.
+// Pusher delivers pushed frames to this gateway's connections, given a
+// PushBatch's bytes; an error means they are no PushBatch.
 type Pusher interface {
-	Push(b *cimpb.PushBatch) *cimpb.PushResult
+	PushWire(body []byte) (*cimpb.PushResult, error)
 }
 
 // Fallback sends an uplink batch without a stream (routeclient.Client).
@@ -118,11 +119,11 @@ func (l *Links) handle(_ context.Context, kind stream.Kind, p []byte) ([]byte, e
 	if kind != stream.KindPush {
 		return nil, stream.Reject(fmt.Errorf("a gateway takes pushes only, not kind %d", kind))
 	}
-	b := &cimpb.PushBatch{}
-	if err := proto.Unmarshal(p, b); err != nil {
-		return nil, stream.Reject(fmt.Errorf("not a PushBatch: %v", err))
+	res, err := l.push.PushWire(p)
+	if err != nil {
+		return nil, stream.Reject(err)
 	}
-	return proto.Marshal(l.push.Push(b))
+	return proto.Marshal(res)
 }
 
 // pick returns the next live stream in turn, nil with none.

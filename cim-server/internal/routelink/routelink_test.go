@@ -32,6 +32,14 @@ type gateway struct {
 	fallback atomic.Int32
 }
 
+func (g *gateway) PushWire(body []byte) (*cimpb.PushResult, error) {
+	b := &cimpb.PushBatch{}
+	if err := proto.Unmarshal(body, b); err != nil {
+		return nil, err
+	}
+	return g.Push(b), nil
+}
+
 func (g *gateway) Push(b *cimpb.PushBatch) *cimpb.PushResult {
 	g.mu.Lock()
 	defer g.mu.Unlock()
