@@ -471,6 +471,48 @@ func TestUplinkFrames(t *testing.T) {
 	}
 }
 
+// TestSendWritesItself: a Send on a link nobody is writing to writes its
+// frame from the caller's goroutine, with no hand-off to the writer and
+// back; one whose ctx ends before PongTimeout goes through the writer (so
+// that it can stop waiting). Every frame arrives, in order.
+func TestSendWritesItself(t *testing.T) {
+	gw := clienttest.NewGateway(t)
+	route := clienttest.NewRoute(t, gw)
+	route.AddUser("alice", "secret1")
+	cfg := fastConfig(route.URL) // no heartbeat: the writer writes nothing of its own
+	cfg.PongTimeout = time.Minute
+	c := startClient(t, cfg)
+	conn := gw.Accept(t)
+	c.mu.Lock()
+	l := c.cur
+	c.mu.Unlock()
+	if l == nil {
+		t.Fatal("no link after the gateway accepted")
+	}
+	before := l.direct.Load()
+	for i := range 5 {
+		if _, err := c.Send(context.Background(), "bob", fmt.Sprint("direct ", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := l.direct.Load() - before; n != 5 {
+		t.Fatalf("%d of 5 sends on an idle link wrote themselves", n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := c.Send(ctx, "bob", "queued"); err != nil {
+		t.Fatal(err)
+	}
+	if n := l.direct.Load() - before; n != 5 {
+		t.Fatalf("a send whose ctx ends before PongTimeout wrote itself (%d direct)", n)
+	}
+	for _, want := range []string{"direct 0", "direct 1", "direct 2", "direct 3", "direct 4", "queued"} {
+		if m := conn.Next(t, cimpb.Type_MSG).GetMsg(); string(m.GetBody()) != want {
+			t.Fatalf("gateway got %q, want %q", m.GetBody(), want)
+		}
+	}
+}
+
 func TestDownlinkEventsInOrderAndLastSeq(t *testing.T) {
 	gw1, gw2 := clienttest.NewGateway(t), clienttest.NewGateway(t)
 	route := clienttest.NewRoute(t, gw1, gw2)

@@ -45,8 +45,10 @@ type outFrame struct {
 }
 
 // link is one logged-in TCP connection to a gateway. The writer goroutine
-// owns all writes and the heartbeat; the reader goroutine (Client.readLoop)
-// owns all reads after the handshake. The first failure ends the link:
+// runs the heartbeat and writes what senders queue; a sender that finds
+// nobody writing writes its frame itself (wmu keeps writes whole and one
+// at a time). The reader goroutine (Client.readLoop) owns all reads after
+// the handshake. The first failure ends the link:
 // fail records why, closes done and the connection.
 type link struct {
 	conn    net.Conn
@@ -75,6 +77,15 @@ type link struct {
 	// event: the gateway may well have answered the PING, we just have not
 	// read it, so that is no reason to call the link dead.
 	stalled atomic.Bool
+
+	// wmu is held for every write on conn: the writer's, and a sender's
+	// own when it finds nobody writing (see send).
+	wmu sync.Mutex
+	// lastWrite is when conn was last written to (unix ns), for the
+	// heartbeat.
+	lastWrite atomic.Int64
+	// direct counts the frames senders wrote themselves.
+	direct atomic.Uint64
 
 	wg sync.WaitGroup
 }
@@ -215,10 +226,23 @@ func (l *link) err() error {
 // close ends a link whose goroutines never started.
 func (l *link) close() { l.fail(ErrClosed) }
 
-// send queues an encoded frame and waits until it is written. errLinkDown
-// means it was not (or may not have been) written and belongs on the next
-// link.
+// send writes an encoded frame, or queues it for the writer, and returns
+// once it is written. errLinkDown means it was not (or may not have been)
+// written and belongs on the next link.
+//
+// When nobody is writing, the frame goes out from the caller's goroutine,
+// without a hand-off to the writer and back (two wake-ups a frame). That
+// write is bounded by PongTimeout, as the writer's are; a sender whose ctx
+// ends sooner than that queues, so that it can give up waiting.
 func (l *link) send(ctx context.Context, b []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if dl, ok := ctx.Deadline(); (!ok || time.Until(dl) >= l.pongTimeout) && l.wmu.TryLock() {
+		err := l.writeNow(b)
+		l.wmu.Unlock()
+		return err
+	}
 	of := outFrame{b: b, res: make(chan error, 1)}
 	select {
 	case l.out <- of:
@@ -243,6 +267,30 @@ func (l *link) send(ctx context.Context, b []byte) error {
 	}
 }
 
+// writeNow writes b on conn; the caller holds wmu.
+func (l *link) writeNow(b []byte) error {
+	select {
+	case <-l.done:
+		return errLinkDown
+	default:
+	}
+	now := time.Now()
+	_ = l.conn.SetWriteDeadline(now.Add(l.pongTimeout))
+	if _, err := l.conn.Write(b); err != nil {
+		l.fail(fmt.Errorf("write to gateway: %w", err))
+		return errLinkDown
+	}
+	l.lastWrite.Store(now.UnixNano())
+	l.direct.Add(1)
+	return nil
+}
+
+// wrote records a write now.
+func (l *link) wrote() { l.lastWrite.Store(time.Now().UnixNano()) }
+
+// lastWritten is when conn was last written to.
+func (l *link) lastWritten() time.Time { return time.Unix(0, l.lastWrite.Load()) }
+
 // writeLoop writes queued frames, flushing once per burst, and runs the
 // heartbeat: PING after Heartbeat without writing, or without reading
 // anything (a client that keeps sending to a frozen gateway would
@@ -252,7 +300,7 @@ func (l *link) send(ctx context.Context, b []byte) error {
 // Otherwise it is dead.
 func (l *link) writeLoop() {
 	w := bufio.NewWriterSize(l.conn, 4096)
-	lastWrite := time.Now()
+	l.wrote()
 	var tick <-chan time.Time
 	var hb *time.Timer
 	if l.heartbeat > 0 {
@@ -295,11 +343,11 @@ func (l *link) writeLoop() {
 				l.drain()
 				return
 			}
-			lastWrite = time.Now()
+			l.wrote()
 		case <-l.pong:
 			if pinged {
 				pinged = false
-				hb.Reset(time.Until(lastWrite.Add(l.heartbeat)))
+				hb.Reset(time.Until(l.lastWritten().Add(l.heartbeat)))
 			}
 		case <-tick:
 			if pinged {
@@ -309,14 +357,14 @@ func (l *link) writeLoop() {
 					return
 				}
 				pinged = false
-				hb.Reset(time.Until(lastWrite.Add(l.heartbeat)))
+				hb.Reset(time.Until(l.lastWritten().Add(l.heartbeat)))
 				continue
 			}
 			now := time.Now()
 			if p := l.progress.Load(); p != heard {
 				heard, heardAt = p, now
 			}
-			if idle := max(now.Sub(lastWrite), now.Sub(heardAt)); idle < l.heartbeat {
+			if idle := max(now.Sub(l.lastWritten()), now.Sub(heardAt)); idle < l.heartbeat {
 				hb.Reset(l.heartbeat - idle)
 				continue
 			}
@@ -326,16 +374,18 @@ func (l *link) writeLoop() {
 				l.drain()
 				return
 			}
-			lastWrite = time.Now()
+			l.wrote()
 			pinged = true
 			hb.Reset(l.pongTimeout)
 		}
 	}
 }
 
-// write sends frames in one flush. A peer that stops reading blocks the
-// write; PongTimeout bounds that like a missing PONG.
+// write sends frames in one flush, holding wmu. A peer that stops reading
+// blocks the write; PongTimeout bounds that like a missing PONG.
 func (l *link) write(w *bufio.Writer, frames ...outFrame) error {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
 	_ = l.conn.SetWriteDeadline(time.Now().Add(l.pongTimeout))
 	for _, of := range frames {
 		if _, err := w.Write(of.b); err != nil {
