@@ -183,9 +183,20 @@ redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 if ARGV[3] == '1' then redis.call('HINCRBY', KEYS[3], ARGV[1], 1) end
 return 1`)
 
-// retry schedules the event sid, which just failed, for at.
+// retry schedules the event sid, which just failed, for at: at the first
+// millisecond not before it (claims compare whole milliseconds, so a due
+// time rounded down could be claimed up to 1 ms before its backoff ends).
 func (q *queue) retry(ctx context.Context, sid string, at time.Time) error {
-	return rescheduleScript.Run(ctx, q.rdb, q.keys, sid, at.UnixMilli(), 1).Err()
+	return rescheduleScript.Run(ctx, q.rdb, q.keys, sid, ceilMilli(at), 1).Err()
+}
+
+// ceilMilli is t in Unix milliseconds, rounded up.
+func ceilMilli(t time.Time) int64 {
+	ms := t.UnixMilli()
+	if time.UnixMilli(ms).Before(t) {
+		ms++
+	}
+	return ms
 }
 
 // release gives the lease on sid back, due at once and not counted as an

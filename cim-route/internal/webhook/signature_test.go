@@ -72,3 +72,22 @@ func TestRetryDelayDoublesWithJitter(t *testing.T) {
 		}
 	}
 }
+
+// TestCeilMilli: a retry's due time is never rounded to before its
+// backoff ends (claims compare whole milliseconds).
+func TestCeilMilli(t *testing.T) {
+	base := time.UnixMilli(1_700_000_000_123)
+	for _, c := range []struct {
+		t    time.Time
+		want int64
+	}{
+		{base, 1_700_000_000_123},
+		{base.Add(time.Nanosecond), 1_700_000_000_124},
+		{base.Add(999_999 * time.Nanosecond), 1_700_000_000_124},
+		{base.Add(-time.Nanosecond), 1_700_000_000_123},
+	} {
+		if got := ceilMilli(c.t); got != c.want {
+			t.Errorf("ceilMilli(%v) = %d, want %d", c.t.UnixNano(), got, c.want)
+		}
+	}
+}
