@@ -36,6 +36,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -809,7 +810,11 @@ func (c *Conn) SendShared(s *Shared) bool {
 // write, not one write (and one writer wake-up) per frame. A group's burst
 // pushed as one batch reaches each member in one syscall. Not safe for
 // concurrent use; whoever sends through a Cork must Flush it.
-type Cork struct{ conns []*Conn }
+type Cork struct {
+	conns []*Conn
+	// inline counts the writers Flush finished on its own goroutine.
+	inline int
+}
 
 // Send is Conn.Send through k.
 func (k *Cork) Send(c *Conn, f *cimpb.Frame) bool { return c.sendFrame(f, k) }
@@ -839,9 +844,16 @@ func (k *Cork) SendEncoded(c *Conn, t cimpb.Type, frame []byte) bool {
 	return c.send(queued{b: b, t: t}, len(b), k)
 }
 
-// Flush starts the writers held back.
+// Flush starts the writers held back. The first maxInline of them take
+// their first turn here, on the caller's goroutine, in one non-blocking
+// write each (writeInline); a goroutine is started only for a writer that
+// has more to do.
 func (k *Cork) Flush() {
-	for _, c := range k.conns {
+	for i, c := range k.conns {
+		if i < maxInline && c.writeInline() {
+			k.inline++
+			continue
+		}
 		go c.writeLoop()
 	}
 	clear(k.conns)
@@ -983,6 +995,15 @@ func (c *Conn) end(why Cause, how ending, last *cimpb.Frame, err error) bool {
 
 // dropQueueLocked forgets every frame not yet taken by the writer.
 func (c *Conn) dropQueueLocked() {
+	if len(c.pending) > 0 && c.pending[0].rest {
+		// The rest of a frame partly written (writeInline) stays: what
+		// follows it would not parse without it.
+		r := c.pending[0]
+		clear(c.pending)
+		c.pending = append(c.pending[:0], r)
+		c.pendingBytes = len(r.b)
+		return
+	}
 	clear(c.pending)
 	c.pending = nil
 	c.pendingBytes = 0
@@ -1048,29 +1069,7 @@ func (c *Conn) writeLoop() {
 		closing, user := c.closing, c.userID
 		c.mu.Unlock()
 
-		buf := (*bufp)[:0]
-		for _, q := range batch {
-			n := len(buf)
-			var err error
-			// Nothing over the client's frame limit goes out: the client
-			// would have to drop the connection (or skip the frame).
-			if q.b != nil {
-				buf = append(buf, q.b...)
-			} else if q.shared != nil {
-				var b []byte
-				if b, err = q.shared.encoded(c.cfg.MaxFrame); err == nil {
-					buf = append(buf, b...)
-				}
-			} else {
-				buf, err = codec.AppendFrameMax(buf, q.f, c.cfg.MaxFrame)
-			}
-			if err != nil {
-				buf = buf[:n]
-				c.dropped(q.f, user, err)
-				continue
-			}
-			c.cfg.Metrics.FrameOut(q.typ())
-		}
+		buf := c.appendBatch((*bufp)[:0], batch, user)
 		clear(batch)
 		*bufp = buf
 		timeout := c.cfg.WriteTimeout
@@ -1084,6 +1083,110 @@ func (c *Conn) writeLoop() {
 			c.end(WriteFailed, abort, nil, err)
 		}
 	}
+}
+
+// appendBatch appends the frames of batch to buf as they go on the wire,
+// leaving out (and reporting) those over the client's frame limit: the
+// client would have to drop the connection, or skip the frame.
+func (c *Conn) appendBatch(buf []byte, batch []queued, user string) []byte {
+	for _, q := range batch {
+		n := len(buf)
+		var err error
+		if q.b != nil {
+			buf = append(buf, q.b...)
+		} else if q.shared != nil {
+			var b []byte
+			if b, err = q.shared.encoded(c.cfg.MaxFrame); err == nil {
+				buf = append(buf, b...)
+			}
+		} else {
+			buf, err = codec.AppendFrameMax(buf, q.f, c.cfg.MaxFrame)
+		}
+		if err != nil {
+			buf = buf[:n]
+			c.dropped(q.f, user, err)
+			continue
+		}
+		if !q.rest {
+			c.cfg.Metrics.FrameOut(q.typ())
+		}
+	}
+	return buf
+}
+
+// maxInline bounds the writers one Flush runs on its own goroutine; the
+// connections past it get writer goroutines (a large group's message
+// reaches thousands of them).
+const maxInline = 64
+
+// writeInline is a writer's first turn on the caller's goroutine, for a
+// plain TCP connection: what is queued goes out in one non-blocking write.
+// When the socket takes all of it and nothing more is queued, the writer
+// is done without a goroutine, and writeInline reports true. Otherwise it
+// reports false, and the caller starts writeLoop, which finds what the
+// socket did not take at the head of the queue. The caller holds the
+// writer's turn (startWriterLocked).
+func (c *Conn) writeInline() bool {
+	sc, ok := c.nc.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	c.mu.Lock()
+	if len(c.pending) == 0 || c.broken || c.closing {
+		// Closing has deadlines and a hang-up to mind: the loop's.
+		c.mu.Unlock()
+		return false
+	}
+	batch := c.pending
+	c.pending = nil
+	c.writingBytes, c.pendingBytes = c.pendingBytes, 0
+	user := c.userID
+	c.mu.Unlock()
+
+	bufp := bufPool.Get().(*[]byte)
+	buf := c.appendBatch((*bufp)[:0], batch, user)
+	clear(batch)
+	n, werr := writeNonblocking(rc, buf)
+	if n == 0 && errors.Is(werr, os.ErrDeadlineExceeded) {
+		// A deadline the writer goroutine left, long past; a write that
+		// never waits needs none.
+		_ = c.nc.SetWriteDeadline(time.Time{})
+		n, werr = writeNonblocking(rc, buf)
+	}
+	var rest []byte
+	if werr == nil && n < len(buf) {
+		rest = append([]byte(nil), buf[n:]...)
+	}
+	if cap(buf) <= maxPooledBuf {
+		*bufp = buf[:0]
+		bufPool.Put(bufp)
+	}
+	if werr != nil {
+		// As the loop's failed write does; the loop then finds the
+		// socket broken and ends the turn.
+		c.end(WriteFailed, abort, nil, werr)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.writingBytes = 0
+	switch {
+	case werr != nil:
+		return false
+	case rest != nil:
+		c.pending = slices.Insert(c.pending, 0, queued{b: rest, rest: true})
+		c.pendingBytes += len(rest)
+		return false
+	case len(c.pending) > 0 || c.final || c.broken:
+		return false
+	}
+	c.writing = false
+	c.pending = nil
+	c.writer.Done()
+	return true
 }
 
 // dropped reports a frame the writer could not send: over the client's

@@ -898,3 +898,84 @@ func TestSendEncoded(t *testing.T) {
 		t.Fatalf("no warning naming the dropped frame's seq:\n%s", logs.String())
 	}
 }
+
+// TestFlushWritesInline: Flush writes what a plain TCP connection has
+// queued on the caller's goroutine, in one non-blocking write, when the
+// socket takes it all: the connection's writer is done when Flush returns,
+// with no goroutine started.
+func TestFlushWritesInline(t *testing.T) {
+	cl, c := serveTCP(t, testConfig(nil), newHandler())
+	login(t, cl, goodToken(t))
+	c.writer.Wait() // LOGIN_ACK's writer is done: the next send starts one
+	msg := func(id string) *cimpb.Frame { return &cimpb.Frame{Type: cimpb.Type_MSG, Msg: &cimpb.Msg{MsgId: id}} }
+	// The writer goroutine leaves its last write's deadline behind; once
+	// past, it must not fail a write that never waits.
+	_ = c.nc.SetWriteDeadline(time.Now().Add(-time.Second))
+	var k Cork
+	k.Send(c, msg("a"))
+	k.Send(c, msg("b"))
+	k.Flush()
+	if k.inline != 1 {
+		t.Fatalf("%d writers finished inline, want 1 (closed: %v)", k.inline, c.Closing())
+	}
+	c.mu.Lock()
+	writing, pending := c.writing, len(c.pending)
+	c.mu.Unlock()
+	if writing || pending != 0 {
+		t.Fatalf("after Flush: writing %v, %d queued; want an idle connection", writing, pending)
+	}
+	for _, want := range []string{"a", "b"} {
+		if f := cl.recv(); f.GetMsg().GetMsgId() != want {
+			t.Fatalf("got %v, want %s", f, want)
+		}
+	}
+}
+
+// TestFlushLeavesTheRestToTheWriter: a burst larger than the socket takes
+// at once is begun inline and finished by the writer goroutine; a client
+// that reads only later gets every frame whole, in order, and what was
+// sent after the burst behind it.
+func TestFlushLeavesTheRestToTheWriter(t *testing.T) {
+	const frames, size = 40, 900 << 10 // 36 MB: more than loopback's buffers hold
+	cl, c := serveTCP(t, testConfig(func(c *Config) {
+		c.MaxFrame, c.WriteQueue, c.WriteQueueBytes = 1<<20, 2*frames, 2*frames*size
+	}), newHandler())
+	login(t, cl, goodToken(t))
+	c.writer.Wait()
+	msg := func(id string, n int) *cimpb.Frame {
+		return &cimpb.Frame{Type: cimpb.Type_MSG, Msg: &cimpb.Msg{MsgId: id, Body: make([]byte, n)}}
+	}
+	var k Cork
+	for i := range frames {
+		k.Send(c, msg(fmt.Sprint(i), size))
+	}
+	k.Flush()
+	if k.inline != 0 {
+		t.Fatalf("%d MB went out in one non-blocking write", frames*size>>20)
+	}
+	c.Send(msg("after", 10))
+	for i := range frames {
+		if f := cl.recv(); f.GetMsg().GetMsgId() != fmt.Sprint(i) || len(f.GetMsg().GetBody()) != size {
+			t.Fatalf("frame %d: got %q with %d bytes", i, f.GetMsg().GetMsgId(), len(f.GetMsg().GetBody()))
+		}
+	}
+	if f := cl.recv(); f.GetMsg().GetMsgId() != "after" {
+		t.Fatalf("got %v, want after", f)
+	}
+}
+
+// TestDropQueueKeepsAPartWrittenFrame: the rest of a frame a non-blocking
+// write began stays when the queue is dropped (a slow consumer's frames
+// replaced by the reason): without it, what follows would not parse.
+func TestDropQueueKeepsAPartWrittenFrame(t *testing.T) {
+	c := &Conn{pending: []queued{{b: []byte("rest"), rest: true}, {b: []byte("next")}}, pendingBytes: 8}
+	c.dropQueueLocked()
+	if len(c.pending) != 1 || string(c.pending[0].b) != "rest" || c.pendingBytes != 4 {
+		t.Fatalf("after drop: %+v, %d bytes; want the rest alone", c.pending, c.pendingBytes)
+	}
+	c.pending[0].rest = false
+	c.dropQueueLocked()
+	if len(c.pending) != 0 || c.pendingBytes != 0 {
+		t.Fatalf("after drop: %+v, %d bytes; want nothing", c.pending, c.pendingBytes)
+	}
+}

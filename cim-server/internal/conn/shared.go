@@ -17,6 +17,9 @@ type queued struct {
 	b      []byte // f encoded by Send (nil: the writer encodes it), or a frame given encoded (f nil)
 	t      cimpb.Type
 	shared *Shared
+	// rest: b is the rest of frames a non-blocking write began (already
+	// counted as sent); it must go first, and is never dropped alone.
+	rest bool
 }
 
 // typ is the type of q's frame.
