@@ -1,6 +1,7 @@
 package client
 
 import (
+	"math/rand/v2"
 	"sync"
 	"time"
 )
@@ -13,12 +14,19 @@ import (
 // entries wait: a message now and then is acknowledged within delay, a
 // busy inbox about once per interval.
 //
+// Each batch's waits are scaled by a factor drawn by spread (between 0.5
+// and 1.5 in a Client): clients that start together, or that all got a
+// message in the same millisecond, would otherwise acknowledge together,
+// and every ACK turns into DELIVERED receipts for the route to read and
+// push. Bursts of them every interval stall the messages behind them.
+//
 // Pure bookkeeping: callers pass the time and send the ACK themselves. Safe
 // for concurrent use.
 type acks struct {
 	delay    time.Duration
 	interval time.Duration
 	every    int
+	spread   func() float64 // nil: waits are exact
 
 	mu     sync.Mutex
 	shown  uint64    // highest seq shown (or skipped) in order
@@ -27,6 +35,22 @@ type acks struct {
 	since  time.Time // when the first of them was shown
 	posted bool      // since is set
 	sentAt time.Time // when the previous ACK was written
+	scale  float64   // this batch's factor on delay and interval (0: 1)
+}
+
+// post starts a batch at now; a.mu is held.
+func (a *acks) post(now time.Time) {
+	a.posted, a.since, a.scale = true, now, 1
+	if a.spread != nil {
+		a.scale = a.spread()
+	}
+}
+
+func (a *acks) scaled(d time.Duration) time.Duration {
+	if a.scale == 0 {
+		return d
+	}
+	return time.Duration(float64(d) * a.scale)
 }
 
 // show records that the inbox is shown up to seq, n entries of it newly,
@@ -41,7 +65,7 @@ func (a *acks) show(seq uint64, n int, now time.Time) (urgent bool) {
 	a.shown = seq
 	a.count += n
 	if !a.posted {
-		a.posted, a.since = true, now
+		a.post(now)
 		return true // the caller's timer must learn the new deadline
 	}
 	return a.count >= a.every
@@ -55,8 +79,8 @@ func (a *acks) due(now time.Time) (seq uint64, ok bool, next time.Time) {
 	if !a.posted || a.shown <= a.acked {
 		return 0, false, time.Time{}
 	}
-	deadline := a.since.Add(a.delay)
-	if next := a.sentAt.Add(a.interval); next.After(deadline) {
+	deadline := a.since.Add(a.scaled(a.delay))
+	if next := a.sentAt.Add(a.scaled(a.interval)); next.After(deadline) {
 		deadline = next
 	}
 	if a.count < a.every && now.Before(deadline) {
@@ -93,5 +117,9 @@ func (a *acks) sent(seq uint64, now time.Time) {
 		return
 	}
 	// More was shown while the ACK was on its way: a new batch starts.
-	a.count, a.posted, a.since = 1, true, now
+	a.post(now)
+	a.count = 1
 }
+
+// ackSpread is a Client's factor on its ACK waits: 0.5–1.5, drawn per batch.
+func ackSpread() float64 { return 0.5 + rand.Float64() }

@@ -105,7 +105,9 @@ type Config struct {
 	// busy inbox is acknowledged about twice a second, not ten times:
 	// every ACK costs the cluster a range read, DELIVERED receipts and
 	// the receipts' own ACKs. AckEvery acknowledges at once once that
-	// many entries wait (default 100).
+	// many entries wait (default 100). Both waits are scaled by a factor
+	// between 0.5 and 1.5, drawn anew for each ACK, so that clients that
+	// connected or got a message together do not acknowledge together.
 	AckDelay    time.Duration
 	AckInterval time.Duration
 	AckEvery    int

@@ -27,6 +27,7 @@ type timelines struct {
 	gapWait  time.Duration
 	ackDelay time.Duration
 	ackEvery int
+	spread   func() float64 // the acks' spread (see acks)
 	mu       sync.Mutex
 	of       map[string]*timeline
 	want     map[string]bool // groups whose SYNC is to be written
@@ -49,13 +50,20 @@ func (ts *timelines) waitForGaps(d time.Duration) *timelines {
 	return ts
 }
 
+// spreadAcks sets the spread of every timeline's ACK waits (see acks) and
+// returns ts.
+func (ts *timelines) spreadAcks(f func() float64) *timelines {
+	ts.spread = f
+	return ts
+}
+
 // get returns gid's timeline, created when new.
 func (ts *timelines) get(gid string) *timeline {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	t := ts.of[gid]
 	if t == nil {
-		t = &timeline{in: newInbox(ts.maxHeld).waitForGaps(ts.gapWait), acks: &acks{delay: ts.ackDelay, every: ts.ackEvery}}
+		t = &timeline{in: newInbox(ts.maxHeld).waitForGaps(ts.gapWait), acks: &acks{delay: ts.ackDelay, every: ts.ackEvery, spread: ts.spread}}
 		ts.of[gid] = t
 	}
 	return t

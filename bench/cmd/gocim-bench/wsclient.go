@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"slices"
 	"sync"
@@ -30,7 +31,8 @@ const (
 	// The SDK's defaults, so that a WebSocket user costs the gateway what
 	// an SDK user does: a PING after a minute without writing; a
 	// cumulative ACK 100 ms after the first entry it covers was shown but
-	// no sooner than 500 ms after the previous ACK, or at once when 100
+	// no sooner than 500 ms after the previous ACK, both scaled by a
+	// factor between 0.5 and 1.5 drawn for each ACK, or at once when 100
 	// wait.
 	wsHeartbeat   = client.DefaultHeartbeat
 	wsAckDelay    = client.DefaultAckDelay
@@ -403,10 +405,13 @@ func (c *wsClient) shownLocked(n int) uint64 {
 	}
 	if !c.ackArmed {
 		c.ackArmed = true
-		time.AfterFunc(max(wsAckDelay, time.Until(c.ackedAt.Add(wsAckInterval))), c.ackDue)
+		f := 0.5 + rand.Float64()
+		time.AfterFunc(max(scale(wsAckDelay, f), time.Until(c.ackedAt.Add(scale(wsAckInterval, f)))), c.ackDue)
 	}
 	return 0
 }
+
+func scale(d time.Duration, f float64) time.Duration { return time.Duration(float64(d) * f) }
 
 func (c *wsClient) takeAckLocked() uint64 {
 	if c.last <= c.acked {

@@ -1061,11 +1061,17 @@ class Inbox {
 
 // Acks batches cumulative ACKs: one goes out delay after the first
 // entry it covers was shown, or at once when `every` entries wait.
+// Each batch's waits are scaled by a factor spread() draws for it (0.5–1.5
+// in a Client): clients that connected or got a message together would
+// otherwise acknowledge together, and every ACK turns into DELIVERED
+// receipts the route reads and pushes at once.
 class Acks {
-  constructor(delay, every, interval = 0) {
+  constructor(delay, every, interval = 0, spread = null) {
     this.delay = delay;
     this.every = every;
     this.interval = interval;
+    this.spread = spread;
+    this.scale = 1;
     this.sentAt = -Infinity;
     this.shown = 0;
     this.acked = 0;
@@ -1078,15 +1084,19 @@ class Acks {
     this.shown = seq;
     this.count += n;
     if (!this.posted) {
-      this.posted = true;
-      this.since = now;
+      this._post(now);
       return true;
     }
     return this.count >= this.every;
   }
+  _post(now) {
+    this.posted = true;
+    this.since = now;
+    this.scale = this.spread ? this.spread() : 1;
+  }
   due(now) {
     if (!this.posted || this.shown <= this.acked) return { seq: 0, ok: false, next: 0 };
-    const deadline = Math.max(this.since + this.delay, this.sentAt + this.interval);
+    const deadline = Math.max(this.since + this.delay * this.scale, this.sentAt + this.interval * this.scale);
     if (this.count < this.every && now < deadline) return { seq: 0, ok: false, next: deadline };
     return { seq: this.shown, ok: true, next: 0 };
   }
@@ -1101,9 +1111,8 @@ class Acks {
       this.posted = false;
       return;
     }
+    this._post(now);
     this.count = 1;
-    this.posted = true;
-    this.since = now;
   }
 }
 
@@ -1116,8 +1125,9 @@ class Acks {
 const MAX_ACK_GROUPS = 64;
 
 class Timelines {
-  constructor(ackDelay, ackEvery, gapWait = 0) {
+  constructor(ackDelay, ackEvery, gapWait = 0, spread = null) {
     this.gapWait = gapWait;
+    this.spread = spread;
     this.ackDelay = ackDelay;
     this.ackEvery = ackEvery;
     this.of = new Map();
@@ -1126,7 +1136,7 @@ class Timelines {
   get(gid) {
     let t = this.of.get(gid);
     if (!t) {
-      t = { in: new Inbox(INBOX_BUFFER, this.gapWait), acks: new Acks(this.ackDelay, this.ackEvery), known: false };
+      t = { in: new Inbox(INBOX_BUFFER, this.gapWait), acks: new Acks(this.ackDelay, this.ackEvery, 0, this.spread), known: false };
       this.of.set(gid, t);
     }
     return t;
@@ -1775,9 +1785,10 @@ export class Client extends EventTarget {
     this._nextId = newIds();
 
     this._inbox = new Inbox(INBOX_BUFFER, o.gapWaitMs);
-    this._tl = new Timelines(o.groupAckDelayMs, o.ackEvery, o.groupGapWaitMs);
+    const spread = () => 0.5 + this._rand();
+    this._tl = new Timelines(o.groupAckDelayMs, o.ackEvery, o.groupGapWaitMs, spread);
     this._shown = new Shown();
-    this._acks = new Acks(o.ackDelayMs, o.ackEvery, o.ackIntervalMs);
+    this._acks = new Acks(o.ackDelayMs, o.ackEvery, o.ackIntervalMs, spread);
     this._out = new Outbox(o.resendTimeoutMs, o.resendMax);
 
     this._state = 'idle';
