@@ -2,7 +2,10 @@ package client
 
 import (
 	"fmt"
+	"runtime"
 	"testing"
+	"unsafe"
+	"weak"
 )
 
 // TestShownSetForgetsOldestFirst: the set keeps the last max ids, forgets
@@ -39,4 +42,34 @@ func TestShownSetForgetsOldestFirst(t *testing.T) {
 	if len(s.at) != 3 || len(s.ring) != 3 {
 		t.Errorf("index %d, ring %d, want 3 each", len(s.at), len(s.ring))
 	}
+}
+
+// TestShownSetKeepsNoIDs: the set remembers a msgId by its hash, so the
+// strings it was given are garbage once the caller drops them (a busy
+// client's set was thousands of them for the collector to trace).
+func TestShownSetKeepsNoIDs(t *testing.T) {
+	s := newShownSet(16)
+	var ptrs []weak.Pointer[byte]
+	for i := range 8 {
+		b := []byte(fmt.Sprintf("msg-%d-0123456789abcdef", i))
+		ptrs = append(ptrs, weak.Make(&b[0]))
+		id := unsafe.String(&b[0], len(b))
+		if i%2 == 0 {
+			s.ContainsOrAdd(id, shownMsg{seq: uint64(i + 1)})
+		} else {
+			s.Add(id, shownMsg{seq: uint64(i + 1)})
+		}
+	}
+	runtime.GC()
+	for i, p := range ptrs {
+		if p.Value() != nil {
+			t.Errorf("msgId %d is still reachable: the set keeps its string", i)
+		}
+	}
+	for i := range 8 {
+		if m, ok := s.Peek(fmt.Sprintf("msg-%d-0123456789abcdef", i)); !ok || m.seq != uint64(i+1) {
+			t.Errorf("msg-%d: %+v %v, want seq %d", i, m, ok, i+1)
+		}
+	}
+	runtime.KeepAlive(s)
 }
