@@ -278,7 +278,7 @@ func (g *Gateway) Start() error {
 		URLs: g.cfg.RouteURLs(), GatewayID: g.id, Secret: g.secrets.Current(), RetryFor: g.cfg.RouteRetry, AttemptTimeout: g.cfg.RouteAttempt, Logger: root,
 	})
 	g.links = routelink.New(g, g.route, routelink.Config{Logger: root})
-	g.batcher = uplink.New(uplink.Config{GatewayID: g.id, Shards: g.cfg.UplinkShards, Linger: g.cfg.UplinkLinger, Logger: root}, meteredUplink{g}, g.deliver)
+	g.batcher = uplink.New(uplink.Config{GatewayID: g.id, Shards: g.cfg.UplinkShards, Linger: g.cfg.UplinkLinger, LingerMin: g.cfg.UplinkLingerMin, Logger: root}, meteredUplink{g}, g.deliver)
 	g.offline = offline.New(offlineReports{g}, 4, root)
 	g.connCfg = conn.NewConfig(conn.Config{
 		GatewayID:    g.id,

@@ -61,13 +61,19 @@ type Config struct {
 	// 1 MiB).
 	MaxBatchBytes int
 	// Linger is the least time between the starts of two batches of a
-	// shard (0: none): an uplink to a shard that sent nothing for that
-	// long goes at once; one that comes sooner waits out the rest, and
-	// what comes meanwhile joins it. Under load that makes fewer, larger
-	// batches (fewer round trips for the gateway, the route and Redis);
-	// an idle shard adds no wait.
+	// busy shard (0: none): an uplink to a shard that sent nothing for
+	// that long goes at once; one that comes sooner waits out the rest,
+	// and what comes meanwhile joins it. Under load that makes fewer,
+	// larger batches (fewer round trips for the gateway, the route and
+	// Redis); an idle shard adds no wait, and neither does a quiet one:
+	// while the shard's recent rate would gather fewer than LingerMin
+	// uplinks in a Linger, its batches go as soon as the one in flight
+	// is answered.
 	Linger time.Duration
-	Logger *slog.Logger
+	// LingerMin is that least number of uplinks; 0 or less: a shard
+	// lingers whatever its rate.
+	LingerMin float64
+	Logger    *slog.Logger
 }
 
 // Batcher collects uplinks and posts them to the route.
@@ -171,6 +177,8 @@ func (b *Batcher) run(ch chan *cimpb.Uplink) {
 		defer linger.Close()
 	}
 	var last time.Time // when the last batch went
+	var rate rateMeter
+	rate.reset(time.Now())
 	for {
 		select {
 		case u := <-ch:
@@ -183,14 +191,50 @@ func (b *Batcher) run(ch chan *cimpb.Uplink) {
 		// Batches leave a shard at most one Linger apart: what comes to
 		// a shard that sent nothing for that long goes at once, what
 		// comes sooner waits out the rest of it.
-		if linger != nil && len(batch) < b.cfg.MaxBatch {
+		if linger != nil && len(batch) < b.cfg.MaxBatch && (b.cfg.LingerMin <= 0 || rate.perSecond()*b.cfg.Linger.Seconds() >= b.cfg.LingerMin) {
 			if wait := b.cfg.Linger - time.Since(last); wait > 0 {
 				batch = b.linger(ch, batch, linger, wait)
 			}
 		}
 		last = time.Now()
+		rate.add(len(batch), last)
 		b.flush(batch, failed)
 	}
+}
+
+// rateMeter estimates a shard's uplinks a second from its batches: the
+// uplinks of each and the time since the one before, each smoothed on its
+// own. (Smoothing each batch's own rate instead would overrate a quiet
+// shard: a lone uplink right after a batch reads as thousands a second.)
+type rateMeter struct {
+	n, secs float64 // smoothed uplinks per batch, seconds between batches
+	at      time.Time
+}
+
+// rateWeight is how much the latest batch counts; the rest is the
+// estimate before it.
+const rateWeight = 0.125
+
+func (m *rateMeter) reset(now time.Time) { *m = rateMeter{at: now} }
+
+// add counts a batch of n uplinks that left at now.
+func (m *rateMeter) add(n int, now time.Time) {
+	d := now.Sub(m.at).Seconds()
+	m.at = now
+	if m.secs == 0 {
+		m.n, m.secs = float64(n), max(d, 1e-6)
+		return
+	}
+	m.n += rateWeight * (float64(n) - m.n)
+	m.secs += rateWeight * (d - m.secs)
+}
+
+// perSecond is the estimate (0 before the first batch).
+func (m *rateMeter) perSecond() float64 {
+	if m.secs == 0 {
+		return 0
+	}
+	return m.n / m.secs
 }
 
 // drainQueue flushes what is queued in ch at shutdown, and answers the

@@ -354,9 +354,15 @@ func TestSubmitBlocksWhenFull(t *testing.T) {
 // lingering batch goes out at once on shutdown. (The linger is long
 // enough never to end on its own in this test.)
 func TestLingerSpacesBatches(t *testing.T) {
+	for _, lingerMin := range []float64{0, 3} { // always; and busy, since any rate fills an hour
+		t.Run(fmt.Sprint("LingerMin=", lingerMin), func(t *testing.T) { testLingerSpacesBatches(t, lingerMin) })
+	}
+}
+
+func testLingerSpacesBatches(t *testing.T, lingerMin float64) {
 	r := &fakeRoute{}
 	s := &sink{}
-	b := New(Config{GatewayID: "gw", Shards: 1, MaxBatch: 10, Linger: time.Hour}, r, s.deliver)
+	b := New(Config{GatewayID: "gw", Shards: 1, MaxBatch: 10, Linger: time.Hour, LingerMin: lingerMin}, r, s.deliver)
 	b.Start()
 	ctx := context.Background()
 	if err := b.Submit(ctx, msg("u", 0)); err != nil {
@@ -386,5 +392,58 @@ func TestLingerSpacesBatches(t *testing.T) {
 		if u.Frame.Msg.ClientMsgId != strconv.Itoa(i) {
 			t.Fatalf("uplink %d is %s: order lost", i, u.Frame.Msg.ClientMsgId)
 		}
+	}
+}
+
+// TestQuietShardDoesNotLinger: a shard whose rate would gather fewer than
+// LingerMin uplinks in a Linger sends each batch as soon as the one before
+// is answered. (The linger is an hour: any batch that waited it would not
+// arrive in this test.)
+func TestQuietShardDoesNotLinger(t *testing.T) {
+	r := &fakeRoute{}
+	s := &sink{}
+	b := New(Config{GatewayID: "gw", Shards: 1, MaxBatch: 10, Linger: time.Hour, LingerMin: 1e12}, r, s.deliver)
+	b.Start()
+	defer b.Shutdown(context.Background())
+	for i := range 3 {
+		if err := b.Submit(context.Background(), msg("u", i)); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, fmt.Sprintf("uplink %d, sent without lingering", i), func() bool { return len(r.all()) == i+1 })
+	}
+}
+
+// TestRateMeter: the rate is the smoothed uplinks per batch over the
+// smoothed time between batches, so a lone uplink just after a batch does
+// not read as thousands a second.
+func TestRateMeter(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(ms float64) time.Time { return t0.Add(time.Duration(ms * float64(time.Millisecond))) }
+	var m rateMeter
+	m.reset(t0)
+	if r := m.perSecond(); r != 0 {
+		t.Fatalf("rate before any batch %v, want 0", r)
+	}
+	m.add(1, at(2)) // the first batch sets it: 1 in 2 ms
+	if r := m.perSecond(); r != 500 {
+		t.Fatalf("rate %v, want 500/s", r)
+	}
+	// 500 a second, but unevenly: batches 0.1 ms and 3.9 ms apart.
+	ms := 2.0
+	for range 200 {
+		ms += 0.1
+		m.add(1, at(ms))
+		ms += 3.9
+		m.add(1, at(ms))
+	}
+	if r := m.perSecond(); r < 400 || r > 600 {
+		t.Fatalf("rate %v for 500 a second unevenly spaced, want about 500", r)
+	}
+	for range 100 { // then a burst: 10 every millisecond
+		ms++
+		m.add(10, at(ms))
+	}
+	if r := m.perSecond(); r < 9000 || r > 11000 {
+		t.Fatalf("rate %v after a burst of 10,000 a second, want about that", r)
 	}
 }
