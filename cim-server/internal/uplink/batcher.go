@@ -5,7 +5,9 @@
 // hash of the user id; each shard sends one batch at a time and collects
 // whatever arrived meanwhile into the next, so a user's frames reach the
 // route in the order they were read, the shards work in parallel, and batches
-// grow on their own under load without any timer. The route's answer (a
+// grow on their own under load. A busy shard also starts its batches at
+// least Config.Linger apart, so that more uplinks share each; a quiet one
+// never waits (Config.LingerMin). The route's answer (a
 // PushBatch of RECEIPT/ERROR frames for the senders) is handed to the
 // DeliverFunc. When the route cannot be reached within the sender's retry
 // window, every MSG in the batch is answered with ERROR Unavailable, and
@@ -188,10 +190,13 @@ func (b *Batcher) run(ch chan *cimpb.Uplink) {
 			return
 		}
 		batch = b.collect(ch, batch)
-		// Batches leave a shard at most one Linger apart: what comes to
-		// a shard that sent nothing for that long goes at once, what
-		// comes sooner waits out the rest of it.
-		if linger != nil && len(batch) < b.cfg.MaxBatch && (b.cfg.LingerMin <= 0 || rate.perSecond()*b.cfg.Linger.Seconds() >= b.cfg.LingerMin) {
+		// A busy shard's batches leave at least one Linger apart: what
+		// comes to a shard that sent nothing for that long goes at once,
+		// what comes sooner waits out the rest of it. A quiet shard's
+		// rate would gather fewer than LingerMin uplinks in a Linger: its
+		// batches go as soon as the one before is answered.
+		busy := b.cfg.LingerMin <= 0 || rate.perSecond()*b.cfg.Linger.Seconds() >= b.cfg.LingerMin
+		if linger != nil && busy && len(batch) < b.cfg.MaxBatch {
 			if wait := b.cfg.Linger - time.Since(last); wait > 0 {
 				batch = b.linger(ch, batch, linger, wait)
 			}
