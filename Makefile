@@ -7,7 +7,7 @@ TEST_FLAGS ?= -race -count=1 -timeout 20m
 
 FUZZ_TIME ?= 15s
 
-.PHONY: all build run stop status test unit e2e e2e-redis-cluster fuzz bench bench-quick lint proto proto-check docker-check deps clean
+.PHONY: all build run stop status test allocs unit e2e e2e-redis-cluster fuzz bench bench-quick lint proto proto-check docker-check deps clean
 
 all: build
 
@@ -34,9 +34,16 @@ deps:
 # workloads at small sizes as a smoke test (no thresholds).
 test: deps lint proto-check
 	$(GO) test $(TEST_FLAGS) $(foreach m,$(MODULES),./$(m)/...)
+	$(MAKE) allocs
 	$(MAKE) e2e-redis-cluster
 	$(MAKE) fuzz
 	$(MAKE) bench-quick
+
+# allocs: the allocation budgets of hot paths, which the race detector
+# changes, so they are checked again without it.
+allocs:
+	cd proto && $(GO) test -count=1 -run 'Allocations' ./...
+	cd cim-client && $(GO) test -count=1 -run 'Allocations' ./...
 
 # fuzz: the frame decoder and the route's JSON handlers, $(FUZZ_TIME) each.
 fuzz:

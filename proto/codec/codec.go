@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"google.golang.org/protobuf/proto"
 
@@ -193,8 +194,11 @@ func AppendFrameMax(dst []byte, f *cimpb.Frame, maxFrame int) ([]byte, error) {
 	if maxFrame > 0 && size > maxFrame {
 		return dst, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, size, maxFrame)
 	}
+	// One allocation at most, and one sizing pass: Marshal reuses the sizes
+	// Size just cached (f is not modified in between).
+	dst = slices.Grow(dst, maxVarint32Len+size)
 	dst = binary.AppendUvarint(dst, uint64(size))
-	return proto.MarshalOptions{}.MarshalAppend(dst, f)
+	return proto.MarshalOptions{UseCachedSize: true}.MarshalAppend(dst, f)
 }
 
 // Decode parses one complete length-prefixed frame from b and returns it with

@@ -217,3 +217,28 @@ func TestAppendFrameMax(t *testing.T) {
 		t.Fatalf("at the limit: %v", err)
 	}
 }
+
+// An encoded frame costs one allocation, the slice it is written to, and
+// decodes to what was encoded also when the frame was sized before and
+// changed since (the size Marshal reuses is the one Encode just took).
+func TestEncodeAllocations(t *testing.T) {
+	f := &cimpb.Frame{Type: cimpb.Type_MSG, Msg: &cimpb.Msg{ClientMsgId: "c1", To: "bob", Body: bytes.Repeat([]byte("x"), 300)}}
+	if raceEnabled {
+		t.Log("allocation count not checked under -race (make allocs checks it)")
+	} else if n := testing.AllocsPerRun(100, func() {
+		if _, err := Encode(f); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 1 {
+		t.Fatalf("Encode allocated %v times, want 1", n)
+	}
+	_ = proto.Size(f)
+	f.Msg.Body = bytes.Repeat([]byte("y"), 1000) // stale cached sizes
+	b, err := Encode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _, err := Decode(b, 0); err != nil || !proto.Equal(got, f) {
+		t.Fatalf("after a change: %v", err)
+	}
+}
