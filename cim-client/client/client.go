@@ -12,8 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/gocim/gocim/internal/backoff"
 	"github.com/gocim/gocim/proto/cimpb"
 	"github.com/gocim/gocim/proto/codec"
@@ -755,17 +753,37 @@ func (c *Client) Send(ctx context.Context, to, text string) (string, error) {
 	if to == "" {
 		return "", ErrNoRecipient
 	}
-	m := &cimpb.Msg{To: to, Body: []byte(text), Kind: cimpb.Kind_KIND_TEXT}
-	err := c.SendMsg(ctx, m)
-	return m.GetClientMsgId(), err
+	return c.sendText(ctx, to, false, text)
 }
 
 // Broadcast sends text to everybody online (CIM's group chat).
 func (c *Client) Broadcast(ctx context.Context, text string) (string, error) {
-	m := &cimpb.Msg{Broadcast: true, Body: []byte(text), Kind: cimpb.Kind_KIND_TEXT}
-	err := c.SendMsg(ctx, m)
-	return m.GetClientMsgId(), err
+	return c.sendText(ctx, "", true, text)
 }
+
+// sendText sends a KIND_TEXT message and returns its client_msg_id. The
+// Msg and Frame it encodes are reused (SendMsg keeps neither): a busy
+// sender leaves the encoded frame and its outbox record as garbage.
+func (c *Client) sendText(ctx context.Context, to string, broadcast bool, text string) (string, error) {
+	m := msgPool.Get().(*cimpb.Msg)
+	m.To, m.Broadcast, m.Kind, m.Body = to, broadcast, cimpb.Kind_KIND_TEXT, append(m.Body[:0], text...)
+	err := c.sendMsg(ctx, m, text)
+	id, body := m.GetClientMsgId(), m.Body
+	m.Reset()
+	if cap(body) <= maxPooledBody {
+		m.Body = body[:0]
+	}
+	msgPool.Put(m)
+	return id, err
+}
+
+// maxPooledBody is the largest body buffer a pooled Msg keeps.
+const maxPooledBody = 1 << 10
+
+var (
+	msgPool   = sync.Pool{New: func() any { return new(cimpb.Msg) }}
+	framePool = sync.Pool{New: func() any { return new(cimpb.Frame) }}
+)
 
 // SendMsg sends m as an uplink MSG, filling m.ClientMsgId when empty. It
 // returns once the frame is written to a gateway; the route's verdict comes
@@ -789,19 +807,24 @@ func (c *Client) SendMsg(ctx context.Context, m *cimpb.Msg) error {
 	if m == nil {
 		return errors.New("client: nil message")
 	}
+	var text string
+	if m.GetKind() == cimpb.Kind_KIND_TEXT {
+		text = string(m.GetBody())
+	}
+	return c.sendMsg(ctx, m, text)
+}
+
+// sendMsg is SendMsg with the text of a KIND_TEXT message as a string.
+func (c *Client) sendMsg(ctx context.Context, m *cimpb.Msg, text string) error {
 	if m.GetClientMsgId() == "" {
 		m.ClientMsgId = c.ids.next()
 	}
-	f := &cimpb.Frame{Type: cimpb.Type_MSG, Msg: m}
-	if proto.Size(f) > c.cfg.MaxFrame {
-		return ErrTooLarge
-	}
-	b, err := codec.Encode(f)
+	b, err := encodeMsg(m, c.cfg.MaxFrame)
 	if err != nil {
-		return fmt.Errorf("client: encoding message: %w", err)
+		return err
 	}
 	// Recorded before the write, so that even the fastest answer finds it.
-	c.out.add(m, b, time.Now())
+	c.out.add(m, text, b, time.Now())
 	if err := c.write(ctx, b); err != nil {
 		c.out.cancel(m.GetClientMsgId())
 		return err
@@ -810,6 +833,23 @@ func (c *Client) SendMsg(ctx context.Context, m *cimpb.Msg) error {
 		c.poke()
 	}
 	return nil
+}
+
+// encodeMsg encodes m as a MSG frame of at most maxFrame bytes, allocating
+// only the result.
+func encodeMsg(m *cimpb.Msg, maxFrame int) ([]byte, error) {
+	f := framePool.Get().(*cimpb.Frame)
+	f.Type, f.Msg = cimpb.Type_MSG, m
+	b, err := codec.AppendFrameMax(nil, f, maxFrame)
+	f.Reset()
+	framePool.Put(f)
+	if errors.Is(err, codec.ErrFrameTooLarge) {
+		return nil, ErrTooLarge
+	}
+	if err != nil {
+		return nil, fmt.Errorf("client: encoding message: %w", err)
+	}
+	return b, nil
 }
 
 // write writes an encoded frame on the current link, waiting for one

@@ -11,9 +11,11 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/gocim/gocim/cim-client/internal/clienttest"
 	"github.com/gocim/gocim/proto/cimpb"
+	"github.com/gocim/gocim/proto/codec"
 	"github.com/gocim/gocim/proto/codes"
 )
 
@@ -427,12 +429,27 @@ func TestUplinkFrames(t *testing.T) {
 	if m.GetTo() != "" || !m.GetBroadcast() || string(m.GetBody()) != "hi all" || m.GetClientMsgId() != id {
 		t.Errorf("broadcast uplink %v", m)
 	}
+	// Send and Broadcast reuse their Msg: nothing of one leaks into the next.
+	id, err = c.Send(ctx, "carol", "hey")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m = conn.Next(t, cimpb.Type_MSG).GetMsg()
+	if m.GetTo() != "carol" || m.GetBroadcast() || string(m.GetBody()) != "hey" || m.GetClientMsgId() != id {
+		t.Errorf("private uplink after a broadcast %v", m)
+	}
+	if st, ok := c.Status(id); !ok || st.Text != "hey" || st.To != "carol" || st.Broadcast {
+		t.Errorf("status %+v, want the text hey to carol", st)
+	}
 	raw := &cimpb.Msg{ClientMsgId: "mine-1", To: "7", Body: []byte("x"), Kind: cimpb.Kind_KIND_TEXT}
 	if err := c.SendMsg(ctx, raw); err != nil {
 		t.Fatal(err)
 	}
 	if m = conn.Next(t, cimpb.Type_MSG).GetMsg(); m.GetClientMsgId() != "mine-1" {
 		t.Errorf("SendMsg replaced the caller's client_msg_id: %q", m.GetClientMsgId())
+	}
+	if st, _ := c.Status("mine-1"); st.Text != "x" || string(raw.GetBody()) != "x" || raw.GetTo() != "7" {
+		t.Errorf("status text %q, caller's message %v", st.Text, raw)
 	}
 
 	if _, err := c.Send(ctx, "", "x"); !errors.Is(err, ErrNoRecipient) {
@@ -750,5 +767,32 @@ func TestReconnectRefusals(t *testing.T) {
 				t.Errorf("route saw %d logins, want %d", n, tc.wantLogins)
 			}
 		})
+	}
+}
+
+// TestEncodeMsgAllocations: encoding an uplink MSG allocates only the
+// encoded frame (a busy sender's garbage is the load generator's and a
+// phone's collector's work).
+func TestEncodeMsgAllocations(t *testing.T) {
+	m := &cimpb.Msg{ClientMsgId: "c-1", To: "bob", Body: []byte("hello"), Kind: cimpb.Kind_KIND_TEXT}
+	b, err := encodeMsg(m, codec.DefaultMaxFrame)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f, _, err := codec.Decode(b, 0); err != nil || f.GetType() != cimpb.Type_MSG || !proto.Equal(f.GetMsg(), m) {
+		t.Fatalf("decoded %v, %v", f, err)
+	}
+	if _, err := encodeMsg(m, len(b)/2); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("over the limit: %v, want ErrTooLarge", err)
+	}
+	if raceEnabled {
+		t.Skip("allocation count not checked under -race (make allocs checks it)")
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		if _, err := encodeMsg(m, codec.DefaultMaxFrame); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 1 {
+		t.Fatalf("encodeMsg allocated %v times, want 1", n)
 	}
 }

@@ -569,7 +569,7 @@ func TestOutboxGroupCounts(t *testing.T) {
 	o := newOutbox(time.Second, 1)
 	now := time.Now()
 	m := &cimpb.Msg{ClientMsgId: "c1", Group: "7", Body: []byte("hi"), Kind: cimpb.Kind_KIND_TEXT}
-	o.add(m, []byte("frame"), now)
+	o.add(m, string(m.GetBody()), []byte("frame"), now)
 	o.written("c1", now)
 	const sent, delivered, read = cimpb.ReceiptStatus_RECEIPT_SENT, cimpb.ReceiptStatus_RECEIPT_DELIVERED, cimpb.ReceiptStatus_RECEIPT_READ
 	// Only SENT names the client_msg_id; the live counts name the msgId.
@@ -608,7 +608,7 @@ func TestOutboxGroupCounts(t *testing.T) {
 
 	// A group message never answered gives up naming its group.
 	m2 := &cimpb.Msg{ClientMsgId: "c2", Group: "8", Body: []byte("x"), Kind: cimpb.Kind_KIND_TEXT}
-	o.add(m2, []byte("frame"), now)
+	o.add(m2, string(m2.GetBody()), []byte("frame"), now)
 	o.written("c2", now)
 	_, failed, _ := o.expire(now.Add(time.Minute))
 	if len(failed) != 1 || failed[0].GetText() != "message to group 8 not sent: no answer after 1 try" {

@@ -160,9 +160,10 @@ func (o *outbox) limit(r *sendRec) int {
 	return o.tries
 }
 
-// add records m (encoded as frame) as pending. Adding the client_msg_id of
-// a message again makes it pending again (a caller's own resend).
-func (o *outbox) add(m *cimpb.Msg, frame []byte, now time.Time) {
+// add records m (encoded as frame; text is its body if it is KIND_TEXT) as
+// pending. Adding the client_msg_id of a message again makes it pending
+// again (a caller's own resend).
+func (o *outbox) add(m *cimpb.Msg, text string, frame []byte, now time.Time) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	id := m.GetClientMsgId()
@@ -180,7 +181,7 @@ func (o *outbox) add(m *cimpb.Msg, frame []byte, now time.Time) {
 			At:          now,
 		}}
 		if m.GetKind() == cimpb.Kind_KIND_TEXT {
-			r.Text = string(m.GetBody())
+			r.Text = text
 		}
 		o.recs[id] = r
 		o.order = append(o.order, r)

@@ -155,7 +155,7 @@ func TestOutboxResendSchedule(t *testing.T) {
 				to = ""
 			}
 			m, b := outMsg("c1", to)
-			o.add(m, b, t0)
+			o.add(m, string(m.GetBody()), b, t0)
 			if !o.written("c1", t0) {
 				t.Fatal("the first deadline did not poke the control loop")
 			}
@@ -206,7 +206,7 @@ func TestOutboxAnswers(t *testing.T) {
 	o := newOutbox(time.Second, 3)
 	for _, id := range []string{"a", "b", "c", "d"} {
 		m, b := outMsg(id, "bob")
-		o.add(m, b, t0)
+		o.add(m, string(m.GetBody()), b, t0)
 		o.written(id, t0)
 	}
 
@@ -305,7 +305,7 @@ func TestOutboxReplayAndCancel(t *testing.T) {
 			to = ""
 		}
 		m, b := outMsg(id, to)
-		o.add(m, b, t0)
+		o.add(m, string(m.GetBody()), b, t0)
 		if id != "unwritten" {
 			o.written(id, t0)
 		}
@@ -350,11 +350,11 @@ func TestOutboxForgetsOldAnsweredOnes(t *testing.T) {
 	o := newOutbox(time.Second, 5)
 	t0 := time.Unix(1000, 0)
 	m, b := outMsg("keep", "bob") // pending: never forgotten
-	o.add(m, b, t0)
+	o.add(m, string(m.GetBody()), b, t0)
 	for i := range maxSentKept + 10 {
 		id := "x" + strings.Repeat("y", i%3) + string(rune('a'+i%26)) + time.Duration(i).String()
 		m, b := outMsg(id, "bob")
-		o.add(m, b, t0)
+		o.add(m, string(m.GetBody()), b, t0)
 		_, _ = o.receipt(&cimpb.Receipt{Status: cimpb.ReceiptStatus_RECEIPT_SENT, ClientMsgId: id, MsgId: "m" + id})
 	}
 	if len(o.order) != maxSentKept || len(o.recs) != maxSentKept || len(o.byMsgID) >= maxSentKept {
@@ -375,7 +375,7 @@ func TestOutboxDropsAnsweredFrames(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	for _, id := range []string{"sent", "timedout"} {
 		m, b := outMsg(id, "bob")
-		o.add(m, b, t0)
+		o.add(m, string(m.GetBody()), b, t0)
 		o.written(id, t0)
 	}
 	_, _ = o.receipt(&cimpb.Receipt{Status: cimpb.ReceiptStatus_RECEIPT_SENT, ClientMsgId: "sent", MsgId: "m1"})
@@ -388,10 +388,10 @@ func TestOutboxDropsAnsweredFrames(t *testing.T) {
 		}
 	}
 	m, b := outMsg("sent", "bob")
-	o.add(m, b, t0)
+	o.add(m, string(m.GetBody()), b, t0)
 	o.written("sent", t0)
 	p, again := outMsg("again", "bob")
-	o.add(p, again, t0)
+	o.add(p, string(p.GetBody()), again, t0)
 	o.written("again", t0)
 	rs := o.replay()
 	if len(rs) != 2 || !bytes.Equal(rs[0].frame, b) || !bytes.Equal(rs[1].frame, again) {
@@ -405,7 +405,7 @@ func TestOutboxDropsAnsweredFrames(t *testing.T) {
 func TestOutboxDeliveredImpliesSent(t *testing.T) {
 	o := newOutbox(time.Second, 3)
 	m, b := outMsg("d", "bob")
-	o.add(m, b, time.Unix(1000, 0))
+	o.add(m, string(m.GetBody()), b, time.Unix(1000, 0))
 	o.written("d", time.Unix(1000, 0))
 	emit, implied := o.receipt(&cimpb.Receipt{Status: cimpb.ReceiptStatus_RECEIPT_DELIVERED, MsgId: "m-d", ClientMsgId: "d"})
 	if !emit || implied == nil || implied.Status != cimpb.ReceiptStatus_RECEIPT_SENT || implied.ClientMsgId != "d" || implied.MsgId != "m-d" {
@@ -428,11 +428,11 @@ func TestOutboxKeepsANewMessageWhenAllArePending(t *testing.T) {
 	for i := range maxSentKept {
 		id := "p" + time.Duration(i).String()
 		m, b := outMsg(id, "bob")
-		o.add(m, b, t0)
+		o.add(m, string(m.GetBody()), b, t0)
 		o.written(id, t0)
 	}
 	m, b := outMsg("new", "bob")
-	o.add(m, b, t0)
+	o.add(m, string(m.GetBody()), b, t0)
 	o.written("new", t0)
 	st, ok := o.get("new")
 	if !ok || st.Status != StatusPending {
@@ -451,7 +451,7 @@ func TestOutboxKeepsANewMessageWhenAllArePending(t *testing.T) {
 		o.receipt(&cimpb.Receipt{Status: cimpb.ReceiptStatus_RECEIPT_SENT, ClientMsgId: id, MsgId: "m" + id})
 	}
 	m, b = outMsg("newer", "bob")
-	o.add(m, b, t0)
+	o.add(m, string(m.GetBody()), b, t0)
 	if len(o.recs) != maxSentKept {
 		t.Errorf("%d records kept, want %d", len(o.recs), maxSentKept)
 	}
@@ -482,7 +482,7 @@ func TestOutboxRateLimited(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			o := newOutbox(5*time.Second, 3)
 			m, b := outMsg("r", tc.to)
-			o.add(m, b, t0)
+			o.add(m, string(m.GetBody()), b, t0)
 			o.written("r", t0)
 			final, notice := o.fail(limited("r"))
 			if final != nil || notice == nil || notice.GetClientMsgId() != "r" {
@@ -529,7 +529,7 @@ func TestOutboxRateLimited(t *testing.T) {
 	t.Run("then sent", func(t *testing.T) {
 		o := newOutbox(5*time.Second, 3)
 		m, b := outMsg("s", "bob")
-		o.add(m, b, t0)
+		o.add(m, string(m.GetBody()), b, t0)
 		o.written("s", t0)
 		o.fail(limited("s"))
 		again, _, _ := o.expire(t0.Add(5 * time.Second))
@@ -546,7 +546,7 @@ func TestOutboxRateLimited(t *testing.T) {
 	t.Run("a broadcast resent after a rate limit gets no more tries without an answer", func(t *testing.T) {
 		o := newOutbox(5*time.Second, 3)
 		m, b := outMsg("bc", "")
-		o.add(m, b, t0)
+		o.add(m, string(m.GetBody()), b, t0)
 		o.written("bc", t0)
 		o.fail(limited("bc"))
 		now := t0.Add(5 * time.Second)
@@ -565,7 +565,7 @@ func TestOutboxRateLimited(t *testing.T) {
 	for _, code := range []codes.Code{codes.BadArgument, codes.BadAccount, codes.TooLarge} {
 		o := newOutbox(5*time.Second, 3)
 		m, b := outMsg("f", "bob")
-		o.add(m, b, t0)
+		o.add(m, string(m.GetBody()), b, t0)
 		o.written("f", t0)
 		final, notice := o.fail(&cimpb.Error{Code: int32(code), ClientMsgId: "f"})
 		if final == nil || notice != nil {
@@ -582,7 +582,7 @@ func TestOutboxRateLimited(t *testing.T) {
 func TestOutboxReceiptFromOthersIgnored(t *testing.T) {
 	o := newOutbox(time.Second, 1)
 	now := time.Now()
-	o.add(&cimpb.Msg{ClientMsgId: "c1", To: "5", Body: []byte("hi")}, []byte("frame"), now)
+	o.add(&cimpb.Msg{ClientMsgId: "c1", To: "5", Body: []byte("hi")}, "hi", []byte("frame"), now)
 	o.written("c1", now)
 	o.receipt(&cimpb.Receipt{Status: cimpb.ReceiptStatus_RECEIPT_SENT, MsgId: "m1", ClientMsgId: "c1"})
 	if emit, _ := o.receipt(&cimpb.Receipt{Status: cimpb.ReceiptStatus_RECEIPT_READ, MsgId: "m1", By: "6"}); emit {
