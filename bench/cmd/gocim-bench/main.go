@@ -42,6 +42,7 @@ type options struct {
 	routeReplica           bool     // a route replica inside every gateway
 	routeArgs, gatewayArgs []string // extra flags for the gocim processes
 	cpuProf                string
+	memProf                string
 	workloads              map[string]bool
 	groups                 []int
 	messages               int
@@ -147,6 +148,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	scaleRate := fs.Int("scale-rate", 0, "private messages/s of the scale workload while the connections are held (default 1000; quick: 500)")
 	fs.DurationVar(&o.scaleDuration, "scale-duration", 0, "send window of the scale workload's messages (default 20s; quick: 2s)")
 	fs.IntVar(&o.scaleGroup, "scale-group", 0, "members of the scale workload's group fan-out (10 messages; default 500; quick: 50)")
+	fs.StringVar(&o.memProf, "memprofile", "", "write the load generator's allocations (runtime/pprof allocs) at the start and end of each measured phase to FILE.start and FILE (the second phase to FILE.2.start and FILE.2); compare them with go tool pprof -diff_base")
 	fs.StringVar(&o.cpuProf, "cpuprofile", "", "write the load generator's own CPU profile (runtime/pprof) of each measured phase, without the set-up, to this file (the second phase to FILE.2, …)")
 	fs.StringVar(&latencyDump.path, "latency-dump", "", "write every message of each latency row (p2p, churn, mqtt, saturation steps) to FILE.1, FILE.2, …: its send time and latency, to see when the tail happens")
 	routeArgs := fs.String("route-args", "", "extra flags for cim-route, space-separated (tuning experiments), e.g. \"--inbox-max 500\"")
@@ -261,6 +263,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	slog.SetDefault(log)
 	phaseProfile.path = o.cpuProf
+	phaseProfile.mem = o.memProf
 	var rows []row
 	began := time.Now()
 	code := run.Main(log, func(t *run.T) {

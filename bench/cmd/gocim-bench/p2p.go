@@ -61,26 +61,43 @@ func newP2PRun(pairs int, rate float64, dur time.Duration) *p2pRun {
 	}
 	for i := range r.recv {
 		r.recv[i].seen = make([]bool, r.perPair)
+		r.recv[i].lats = make([]time.Duration, 0, r.perPair)
 	}
 	return r
 }
 
+// body is the text of message seq of pair, sent at now:
+// "p2p:<run>:<pair>:<seq>:<unix nanos>". The load generator's own garbage
+// is kept small, as its collector's pauses show in every peer's tail.
 func (r *p2pRun) body(pair, seq int, now time.Time) string {
-	return fmt.Sprintf("p2p:%d:%d:%d:%d", r.id, pair, seq, now.UnixNano())
+	b := make([]byte, 0, 64)
+	b = append(b, "p2p:"...)
+	for _, n := range [...]int64{r.id, int64(pair), int64(seq), now.UnixNano()} {
+		b = strconv.AppendInt(b, n, 10)
+		b = append(b, ':')
+	}
+	return string(b[:len(b)-1])
 }
 
 // arrived records a message body seen by a recipient at now.
 func (r *p2pRun) arrived(body string, now time.Time) {
-	f := strings.Split(body, ":")
-	if len(f) != 5 || f[0] != "p2p" {
-		return
+	rest, ok := strings.CutPrefix(body, "p2p:")
+	var f [4]int64
+	for i := range f {
+		var s string
+		if i < len(f)-1 {
+			s, rest, ok = strings.Cut(rest, ":")
+		} else {
+			s, ok = rest, ok && !strings.Contains(rest, ":")
+		}
+		n, err := strconv.ParseInt(s, 10, 64)
+		if !ok || err != nil {
+			return
+		}
+		f[i] = n
 	}
-	id, err1 := strconv.ParseInt(f[1], 10, 64)
-	pair, err2 := strconv.Atoi(f[2])
-	seq, err3 := strconv.Atoi(f[3])
-	ns, err4 := strconv.ParseInt(f[4], 10, 64)
-	if err1 != nil || err2 != nil || err3 != nil || err4 != nil || id != r.id ||
-		pair < 0 || pair >= r.pairs || seq < 0 || seq >= r.perPair {
+	id, pair, seq, ns := f[0], int(f[1]), int(f[2]), f[3]
+	if id != r.id || pair < 0 || pair >= r.pairs || seq < 0 || seq >= r.perPair {
 		return
 	}
 	p := &r.recv[pair]

@@ -43,3 +43,34 @@ func TestLatencyDump(t *testing.T) {
 		t.Errorf("no header naming the row in %q", b)
 	}
 }
+
+// TestArrivedTakesOnlyItsRunsBodies: a recipient counts the bodies its own
+// run sent, once, and ignores other runs' and malformed ones.
+func TestArrivedTakesOnlyItsRunsBodies(t *testing.T) {
+	r := newP2PRun(2, 20, time.Second)
+	sent := time.Unix(1_700_000_000, 0)
+	at := sent.Add(time.Millisecond)
+	good := r.body(1, 3, sent)
+	if want := "p2p:" + strconv.FormatInt(r.id, 10) + ":1:3:" + strconv.FormatInt(sent.UnixNano(), 10); good != want {
+		t.Fatalf("body %q, want %q", good, want)
+	}
+	other := newP2PRun(2, 20, time.Second)
+	for _, b := range []string{
+		other.body(1, 3, sent),                        // another run's
+		"p2p:" + strconv.FormatInt(r.id, 10) + ":1:3", // too few fields
+		good + ":7", // too many
+		"p2p:" + strconv.FormatInt(r.id, 10) + ":2:3:1",  // no such pair
+		"p2p:" + strconv.FormatInt(r.id, 10) + ":1:10:1", // past the run's messages
+		"p2p:" + strconv.FormatInt(r.id, 10) + ":1:x:1",  // not a number
+		"hello", "",
+	} {
+		r.arrived(b, at)
+	}
+	if n := r.received.Load(); n != 0 {
+		t.Fatalf("%d foreign or malformed bodies counted", n)
+	}
+	r.arrived(good, at)
+	if n := r.received.Load(); n != 1 || r.recv[1].lats[0] != time.Millisecond {
+		t.Fatalf("received %d, latencies %v", n, r.recv[1].lats)
+	}
+}

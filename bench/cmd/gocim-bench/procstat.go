@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -72,6 +73,7 @@ type cpuMeter struct {
 	self  time.Duration
 	wall  time.Time
 	prof  *os.File // the phase's CPU profile, with --cpuprofile
+	mem   string   // the phase's allocation profile, with --memprofile
 
 	// After stop: what each of pids and this process used in the window.
 	used     []time.Duration
@@ -83,7 +85,50 @@ type cpuMeter struct {
 // shows the measured phase and not the set-up.
 var phaseProfile struct {
 	path string
+	mem  string // --memprofile
 	n    int
+	memN int
+}
+
+// phaseName is path for a run's first measured window, path.2 for its
+// second, and so on.
+func phaseName(path string, n int) string {
+	if n > 1 {
+		return path + "." + strconv.Itoa(n)
+	}
+	return path
+}
+
+// startMemProfile is --memprofile: it writes the allocations so far to
+// <name>.start and returns name, where stop writes them again, so that
+// "go tool pprof -sample_index=alloc_space -diff_base name.start name" shows
+// what the measured window allocated.
+func startMemProfile() string {
+	if phaseProfile.mem == "" {
+		return ""
+	}
+	phaseProfile.memN++
+	name := phaseName(phaseProfile.mem, phaseProfile.memN)
+	if err := writeAllocs(name + ".start"); err != nil {
+		slog.Warn("memory profile", "err", err)
+		return ""
+	}
+	return name
+}
+
+// writeAllocs writes the allocs profile (every allocation since the process
+// started, sampled) to name.
+func writeAllocs(name string) error {
+	f, err := os.Create(name)
+	if err != nil {
+		return err
+	}
+	runtime.GC() // the profile counts what the last cycle saw
+	err = pprof.Lookup("allocs").WriteTo(f, 0)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // startProfile starts the CPU profile of the next measured window, if asked.
@@ -92,10 +137,7 @@ func startProfile() *os.File {
 		return nil
 	}
 	phaseProfile.n++
-	name := phaseProfile.path
-	if phaseProfile.n > 1 {
-		name += "." + strconv.Itoa(phaseProfile.n)
-	}
+	name := phaseName(phaseProfile.path, phaseProfile.n)
 	f, err := os.Create(name)
 	if err == nil {
 		err = pprof.StartCPUProfile(f)
@@ -111,7 +153,8 @@ func startProfile() *os.File {
 }
 
 func startCPU(pids []int) *cpuMeter {
-	m := &cpuMeter{pids: pids, start: make([]time.Duration, len(pids)), self: selfCPU(), wall: time.Now()}
+	mem := startMemProfile() // first: its GC is not the window's
+	m := &cpuMeter{mem: mem, pids: pids, start: make([]time.Duration, len(pids)), self: selfCPU(), wall: time.Now()}
 	for i, p := range pids {
 		m.start[i], _ = cpuOf(p)
 	}
@@ -137,6 +180,12 @@ func (m *cpuMeter) stop() (cluster, loadgen float64) {
 		}
 	}
 	m.selfUsed = selfCPU() - m.self
+	if m.mem != "" { // last: its GC is not the window's
+		if err := writeAllocs(m.mem); err != nil {
+			slog.Warn("memory profile", "err", err)
+		}
+		m.mem = ""
+	}
 	return float64(used) / float64(wall), float64(m.selfUsed) / float64(wall)
 }
 
