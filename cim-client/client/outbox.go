@@ -66,16 +66,19 @@ func statusOf(s cimpb.ReceiptStatus) SendStatus {
 }
 
 // SentMessage is what the client knows about one message it sent.
+//
+// The small fields sit together (Kind, Op, Broadcast): the client keeps a
+// thousand of these, and a busy process many clients.
 type SentMessage struct {
 	ClientMsgID string
-	MsgID       string // the route's id, from RECEIPT_SENT
-	To          string // the recipient as given to SendMsg; "" for a broadcast or a group message
-	Broadcast   bool
-	Group       string // the group id of a group message
-	Kind        cimpb.Kind
+	MsgID       string          // the route's id, from RECEIPT_SENT
+	To          string          // the recipient as given to SendMsg; "" for a broadcast or a group message
+	Group       string          // the group id of a group message
 	Text        string          // the body of a KIND_TEXT message (an edit's new text)
-	Op          cimpb.MsgOp     // MSG_OP_RECALL or MSG_OP_EDIT for a Recall or an Edit (of RefMsgID)
 	RefMsgID    string          // the message a recall or an edit changes
+	Kind        cimpb.Kind      // KIND_TEXT, KIND_FILE…
+	Op          cimpb.MsgOp     // MSG_OP_RECALL or MSG_OP_EDIT for a Recall or an Edit (of RefMsgID)
+	Broadcast   bool            // sent to everybody online (Broadcast)
 	File        *cimpb.FileInfo // a KIND_FILE message's file (shared: do not modify)
 	Status      SendStatus      // the best status so far (DELIVERED / READ: by at least one member, for a group)
 	Tries       int             // tries started: 1 for the first write, +1 per resend after a timeout
@@ -91,23 +94,24 @@ type SentMessage struct {
 	Read       int
 }
 
-// sendRec is one message in the outbox.
+// sendRec is one message in the outbox. Its flags sit together at the end,
+// so that a record fits 256 bytes (TestSendRecSize).
 type sendRec struct {
 	SentMessage
-	frame   []byte // the encoded MSG, written again as it is
-	pending bool   // waiting for RECEIPT_SENT or a final ERROR
-	once    bool   // a broadcast: the route cannot deduplicate it, never resent
+	frame []byte // the encoded MSG, written again as it is
 	// deadline is when the current try times out; zero until that try is
 	// written.
 	deadline time.Time
+	unavail  int  // ERROR Unavailable answers so far
+	pending  bool // waiting for RECEIPT_SENT or a final ERROR
+	once     bool // a broadcast: the route cannot deduplicate it, never resent
 	written  bool // written at least once: a new link replays it
 	unsent   bool // a new try is due but not written yet (no usable link)
-	unavail  int  // ERROR Unavailable answers so far
 	// limited: the current try was answered ERROR RateLimited, so the
 	// gateway did not forward it; even a broadcast may be sent again.
 	limited bool
-	slowed  bool // the application was told it is retried after a rate limit
-	seen    uint8
+	slowed  bool  // the application was told it is retried after a rate limit
+	seen    uint8 // statuses told to the application, one bit each
 }
 
 // resend is a frame to write again for rec.

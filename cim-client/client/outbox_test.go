@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/gocim/gocim/proto/cimpb"
 	"github.com/gocim/gocim/proto/codes"
@@ -596,5 +597,14 @@ func TestOutboxReceiptFromOthersIgnored(t *testing.T) {
 	}
 	if st, _ := o.get("c1"); st.Status != StatusRead {
 		t.Errorf("status %v after the recipient's READ, want read", st.Status)
+	}
+}
+
+// TestSendRecSize: an outbox record fits the 256-byte size class; a client
+// keeps up to maxSentKept of them, and a process with many clients (a
+// load generator, a bot host) many thousands.
+func TestSendRecSize(t *testing.T) {
+	if n := unsafe.Sizeof(sendRec{}); n > 256 {
+		t.Fatalf("sendRec is %d bytes, want at most 256", n)
 	}
 }
