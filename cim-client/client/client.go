@@ -80,7 +80,7 @@ func New(cfg Config) (*Client, error) {
 		tl:      newTimelines(defaultInboxBuffer, cfg.GroupAckDelay, cfg.AckEvery).waitForGaps(cfg.GroupGapWait).spreadAcks(ackSpread),
 		shown:   newShownSet(shownKept),
 		acks:    &acks{delay: cfg.AckDelay, interval: max(cfg.AckInterval, 0), every: cfg.AckEvery, spread: ackSpread},
-		out:     newOutbox(cfg.ResendTimeout, cfg.ResendMax),
+		out:     newOutbox(cfg.ResendTimeout, cfg.ResendMax).keep(cfg.SentKept),
 		events:  make(chan Event, cfg.EventBuffer),
 		wake:    make(chan struct{}, 1),
 		changed: make(chan struct{}),
@@ -895,7 +895,8 @@ func (c *Client) currentLink(ctx context.Context, stale *link) (*link, error) {
 
 // Status returns what the client knows about one of its messages, by
 // client_msg_id: the best status so far (SENT, DELIVERED, READ), or pending
-// or failed. It knows the last 1000 messages sent by this Client.
+// or failed. It knows the last Config.SentKept (default 1000) messages
+// sent by this Client, and every one still waiting for an answer.
 func (c *Client) Status(clientMsgID string) (SentMessage, bool) {
 	return c.out.get(clientMsgID)
 }

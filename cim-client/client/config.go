@@ -99,6 +99,12 @@ type Config struct {
 	// an EventError with codes.Unavailable. Messages are also written again
 	// after every reconnect; that does not count as a new try.
 	ResendMax int
+	// SentKept is how many sent messages the client remembers for Status
+	// and Recent (default DefaultSentKept, 1000): the oldest answered ones
+	// are forgotten first, and one still waiting for its answer is kept
+	// even beyond the bound (it may have to be sent again). Each costs
+	// about 350 bytes; a device that never asks can keep a few.
+	SentKept int
 	// AckDelay is how long after showing an inbox entry the client
 	// acknowledges it (default 100 ms), but no sooner than AckInterval
 	// after its previous ACK (default 500 ms; negative: no minimum), so a
@@ -167,6 +173,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ResendMax <= 0 {
 		c.ResendMax = DefaultResendMax
+	}
+	if c.SentKept <= 0 {
+		c.SentKept = DefaultSentKept
 	}
 	if c.AckDelay <= 0 {
 		c.AckDelay = DefaultAckDelay

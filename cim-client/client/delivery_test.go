@@ -445,6 +445,63 @@ func TestUnavailableIsRetried(t *testing.T) {
 	}
 }
 
+// TestSentKept: Config.SentKept bounds the sent messages Status and Recent
+// remember, the oldest answered forgotten first; one still unanswered is
+// kept (and resent) whatever the bound.
+func TestSentKept(t *testing.T) {
+	c, gw, _, _ := inboxSetup(t, func(cfg *Config) { cfg.SentKept, cfg.ResendTimeout = 2, time.Hour })
+	answered := true
+	var mu sync.Mutex
+	gw.SetOnMsg(func(m *cimpb.Msg) *cimpb.Frame {
+		mu.Lock()
+		defer mu.Unlock()
+		if !answered {
+			return nil
+		}
+		return clienttest.Receipts(m)
+	})
+	conn := gw.Accept(t)
+	next(t, c, EventConnected)
+	ctx := context.Background()
+
+	mu.Lock()
+	answered = false
+	mu.Unlock()
+	waiting, err := c.Send(ctx, "bob", "unanswered")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Next(t, cimpb.Type_MSG)
+	mu.Lock()
+	answered = true
+	mu.Unlock()
+	var ids []string
+	for i := range 4 {
+		id, err := c.Send(ctx, "bob", fmt.Sprint("m", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+		conn.Next(t, cimpb.Type_MSG)
+		if ev := next(t, c, EventReceipt); ev.Receipt.GetClientMsgId() != id {
+			t.Fatalf("receipt %v, want one for %s", ev.Receipt, id)
+		}
+	}
+	var got []string
+	for _, m := range c.Recent(0) {
+		got = append(got, m.ClientMsgID)
+	}
+	if want := []string{waiting, ids[3]}; !slices.Equal(got, want) {
+		t.Fatalf("Recent has %q, want %q: the unanswered one and the last", got, want)
+	}
+	if _, ok := c.Status(ids[2]); ok {
+		t.Errorf("Status still knows %s, answered before the last", ids[2])
+	}
+	if st, ok := c.Status(waiting); !ok || st.Status != StatusPending {
+		t.Errorf("unanswered message: %+v %v, want pending", st, ok)
+	}
+}
+
 func TestReceiptsAndStatus(t *testing.T) {
 	c, gw, _, in := inboxSetup(t, nil)
 	gw.SetOnMsg(clienttest.Receipts)

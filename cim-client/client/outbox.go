@@ -10,9 +10,10 @@ import (
 	"github.com/gocim/gocim/proto/codes"
 )
 
-// maxSentKept bounds the messages whose status the client remembers; the
-// oldest answered ones are forgotten first.
-const maxSentKept = 1000
+// DefaultSentKept is Config.SentKept's default: how many sent messages a
+// client remembers for Status and Recent; the oldest answered ones are
+// forgotten first.
+const DefaultSentKept = 1000
 
 // maxBackoffSteps caps the doubling of the resend timeout: a try waits at
 // most 16 × ResendTimeout (80 s with the defaults, so only a large
@@ -136,6 +137,7 @@ type resend struct {
 type outbox struct {
 	timeout time.Duration
 	tries   int
+	kept    int // records remembered (Config.SentKept); pending ones even beyond it
 
 	mu      sync.Mutex
 	recs    map[string]*sendRec // by client_msg_id
@@ -146,7 +148,14 @@ type outbox struct {
 }
 
 func newOutbox(timeout time.Duration, tries int) *outbox {
-	return &outbox{timeout: timeout, tries: tries, recs: map[string]*sendRec{}, byMsgID: map[string]*sendRec{}}
+	return &outbox{timeout: timeout, tries: tries, kept: DefaultSentKept, recs: map[string]*sendRec{}, byMsgID: map[string]*sendRec{}}
+}
+
+// keep sets how many records o remembers (at least one); pending ones are
+// kept beyond it.
+func (o *outbox) keep(n int) *outbox {
+	o.kept = max(n, 1)
+	return o
 }
 
 // tryTimeout is how long try k (from 1) waits for an answer.
@@ -208,9 +217,9 @@ func (o *outbox) add(m *cimpb.Msg, text string, frame []byte, now time.Time) {
 	o.evictLocked()
 }
 
-// evictLocked forgets the oldest answered records beyond maxSentKept.
+// evictLocked forgets the oldest answered records beyond o.kept.
 func (o *outbox) evictLocked() {
-	for len(o.order) > maxSentKept {
+	for len(o.order) > o.kept {
 		i := slices.IndexFunc(o.order, func(r *sendRec) bool { return !r.pending })
 		if i < 0 {
 			return

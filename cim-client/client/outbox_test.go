@@ -352,14 +352,14 @@ func TestOutboxForgetsOldAnsweredOnes(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	m, b := outMsg("keep", "bob") // pending: never forgotten
 	o.add(m, string(m.GetBody()), b, t0)
-	for i := range maxSentKept + 10 {
+	for i := range DefaultSentKept + 10 {
 		id := "x" + strings.Repeat("y", i%3) + string(rune('a'+i%26)) + time.Duration(i).String()
 		m, b := outMsg(id, "bob")
 		o.add(m, string(m.GetBody()), b, t0)
 		_, _ = o.receipt(&cimpb.Receipt{Status: cimpb.ReceiptStatus_RECEIPT_SENT, ClientMsgId: id, MsgId: "m" + id})
 	}
-	if len(o.order) != maxSentKept || len(o.recs) != maxSentKept || len(o.byMsgID) >= maxSentKept {
-		t.Errorf("kept %d / %d / %d records, want %d", len(o.order), len(o.recs), len(o.byMsgID), maxSentKept)
+	if len(o.order) != DefaultSentKept || len(o.recs) != DefaultSentKept || len(o.byMsgID) >= DefaultSentKept {
+		t.Errorf("kept %d / %d / %d records, want %d", len(o.order), len(o.recs), len(o.byMsgID), DefaultSentKept)
 	}
 	if _, ok := o.get("keep"); !ok {
 		t.Error("a pending message was forgotten")
@@ -368,7 +368,7 @@ func TestOutboxForgetsOldAnsweredOnes(t *testing.T) {
 
 // TestOutboxDropsAnsweredFrames: a remembered message keeps its status, not
 // its encoded frame, once answered (a receipt or a final error): a client
-// remembers up to maxSentKept of them, and a busy one's heap (every GC's
+// remembers up to DefaultSentKept of them, and a busy one's heap (every GC's
 // marking) need not hold them all encoded. A pending one keeps its frame for
 // resends and replays, and a send again of an answered one brings a new one.
 func TestOutboxDropsAnsweredFrames(t *testing.T) {
@@ -420,13 +420,13 @@ func TestOutboxDeliveredImpliesSent(t *testing.T) {
 	}
 }
 
-// TestOutboxKeepsANewMessageWhenAllArePending: with maxSentKept messages
+// TestOutboxKeepsANewMessageWhenAllArePending: with DefaultSentKept messages
 // still pending (a link down for a while), a new message must not be
 // forgotten at once: it is written, replayed on the next link and resent.
 func TestOutboxKeepsANewMessageWhenAllArePending(t *testing.T) {
 	o := newOutbox(time.Second, 5)
 	t0 := time.Unix(1000, 0)
-	for i := range maxSentKept {
+	for i := range DefaultSentKept {
 		id := "p" + time.Duration(i).String()
 		m, b := outMsg(id, "bob")
 		o.add(m, string(m.GetBody()), b, t0)
@@ -439,12 +439,12 @@ func TestOutboxKeepsANewMessageWhenAllArePending(t *testing.T) {
 	if !ok || st.Status != StatusPending {
 		t.Fatalf("new message: known %v, status %v; want pending", ok, st.Status)
 	}
-	if ids := replayIDs(o); len(ids) != maxSentKept+1 || ids[len(ids)-1] != "new" {
-		t.Fatalf("replay has %d messages, last %q; want %d ending with new", len(ids), ids[len(ids)-1], maxSentKept+1)
+	if ids := replayIDs(o); len(ids) != DefaultSentKept+1 || ids[len(ids)-1] != "new" {
+		t.Fatalf("replay has %d messages, last %q; want %d ending with new", len(ids), ids[len(ids)-1], DefaultSentKept+1)
 	}
 	again, _, _ := o.expire(t0.Add(time.Second))
-	if len(again) != maxSentKept+1 {
-		t.Fatalf("%d resends due, want %d", len(again), maxSentKept+1)
+	if len(again) != DefaultSentKept+1 {
+		t.Fatalf("%d resends due, want %d", len(again), DefaultSentKept+1)
 	}
 	// Once answered, the oldest ones are forgotten again.
 	for i := range 10 {
@@ -453,8 +453,8 @@ func TestOutboxKeepsANewMessageWhenAllArePending(t *testing.T) {
 	}
 	m, b = outMsg("newer", "bob")
 	o.add(m, string(m.GetBody()), b, t0)
-	if len(o.recs) != maxSentKept {
-		t.Errorf("%d records kept, want %d", len(o.recs), maxSentKept)
+	if len(o.recs) != DefaultSentKept {
+		t.Errorf("%d records kept, want %d", len(o.recs), DefaultSentKept)
 	}
 	if _, ok := o.get("newer"); !ok {
 		t.Error("newer message forgotten")
@@ -601,7 +601,7 @@ func TestOutboxReceiptFromOthersIgnored(t *testing.T) {
 }
 
 // TestSendRecSize: an outbox record fits the 256-byte size class; a client
-// keeps up to maxSentKept of them, and a process with many clients (a
+// keeps up to DefaultSentKept of them, and a process with many clients (a
 // load generator, a bot host) many thousands.
 func TestSendRecSize(t *testing.T) {
 	if n := unsafe.Sizeof(sendRec{}); n > 256 {
