@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -152,7 +153,14 @@ func startProfile() *os.File {
 	return f
 }
 
+// startCPU starts measuring a window. It first collects the load
+// generator's heap and returns its free pages to the system, so that every
+// window starts alike: a window after a workload or a system that left
+// hundreds of megabytes of garbage (the group fan-out's clients) would
+// otherwise pay for sweeping and returning them, and for a first collection
+// at a time set by the phase before.
 func startCPU(pids []int) *cpuMeter {
+	debug.FreeOSMemory()
 	mem := startMemProfile() // first: its GC is not the window's
 	m := &cpuMeter{mem: mem, pids: pids, start: make([]time.Duration, len(pids)), self: selfCPU(), wall: time.Now()}
 	for i, p := range pids {
