@@ -46,6 +46,7 @@ export declare const Defaults: Readonly<{
   startTimeoutMs: number;
   resendTimeoutMs: number;
   resendMax: number;
+  sentKept: number;
   ackDelayMs: number;
   ackIntervalMs: number;
   ackEvery: number;
@@ -478,6 +479,8 @@ export interface ClientOptions {
   resendTimeoutMs?: number;
   /** Tries per message (default 5); writes on a new link do not count. */
   resendMax?: number;
+  /** How many sent messages status() and recent() remember (default 1000): the oldest answered are forgotten first; one still unanswered is kept beyond it. */
+  sentKept?: number;
   /** ACK this long after showing an inbox entry (default 100 ms), but no sooner than ackIntervalMs after the previous ACK, or at once when ackEvery wait (default 100). Both waits are scaled by a factor of 0.5–1.5 drawn for each ACK, so that clients that connected together do not acknowledge together. */
   ackDelayMs?: number;
   /** Least time between two inbox ACKs (default 500 ms; 0: none): a busy inbox is acknowledged about twice a second. */

@@ -131,6 +131,7 @@ export const Defaults = Object.freeze({
   startTimeoutMs: 30_000,
   resendTimeoutMs: 5_000,
   resendMax: 5,
+  sentKept: 1000,
   ackDelayMs: 100,
   ackIntervalMs: 500,
   ackEvery: 100,
@@ -1269,14 +1270,15 @@ class Shown {
 // until every try got it; ERROR RateLimited not until the last try did. A
 // broadcast is never written twice (the route cannot deduplicate it)
 // unless the gateway said it dropped it. It also remembers the status of
-// recent messages.
-const MAX_SENT_KEPT = 1000;
+// recent messages: the last `kept` sent (sentKept), and every one still
+// waiting for an answer.
 const MAX_BACKOFF_STEPS = 4;
 
 class Outbox {
-  constructor(timeout, tries) {
+  constructor(timeout, tries, kept = Defaults.sentKept) {
     this.timeout = timeout;
     this.tries = tries;
+    this.kept = kept > 0 ? Math.max(1, Math.floor(kept)) : Defaults.sentKept;
     this.recs = new Map();
     this.byMsgId = new Map();
     this.order = [];
@@ -1347,7 +1349,7 @@ class Outbox {
   }
 
   _evict() {
-    while (this.order.length > MAX_SENT_KEPT) {
+    while (this.order.length > this.kept) {
       const i = this.order.findIndex((r) => !r.pending);
       if (i < 0) return;
       const [r] = this.order.splice(i, 1);
@@ -1789,7 +1791,7 @@ export class Client extends EventTarget {
     this._tl = new Timelines(o.groupAckDelayMs, o.ackEvery, o.groupGapWaitMs, spread);
     this._shown = new Shown();
     this._acks = new Acks(o.ackDelayMs, o.ackEvery, o.ackIntervalMs, spread);
-    this._out = new Outbox(o.resendTimeoutMs, o.resendMax);
+    this._out = new Outbox(o.resendTimeoutMs, o.resendMax, o.sentKept);
 
     this._state = 'idle';
     this._started = false;

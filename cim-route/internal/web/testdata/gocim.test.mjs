@@ -248,6 +248,28 @@ test('a SYNC answer that starts past a trimmed hole moves on', async () => {
   await c.close();
 });
 
+test('sentKept bounds the sent messages status() and recent() remember; an unanswered one stays', async () => {
+  const cl = new Cluster();
+  const c = await started(cl, { sentKept: 2, resendTimeoutMs: 3_600_000 });
+  try {
+    const ws = cl.ws;
+    const waiting = c.send('bob', 'unanswered');
+    const ids = [];
+    for (let i = 0; i < 4; i++) {
+      const id = c.send('bob', `m${i}`);
+      ws.push({ type: 'RECEIPT', receipt: { status: 'RECEIPT_SENT', msgId: `X${i}`, clientMsgId: id } });
+      assert.equal(c.status(id).status, 'sent');
+      ids.push(id);
+    }
+    assert.deepEqual(c.recent().map((m) => m.clientMsgId), [waiting, ids[3]]);
+    assert.equal(c.status(ids[2]), null);
+    assert.equal(c.statusByMsgId('X2'), null);
+    assert.equal(c.status(waiting).status, 'pending');
+  } finally {
+    await c.close();
+  }
+});
+
 test('keeps a message until SENT, resends it with the same clientMsgId on a new link', async () => {
   const cl = new Cluster();
   const c = await started(cl);
