@@ -3,9 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -20,15 +24,18 @@ import (
 // bench/go.mod (the library has no version constant of its own).
 const centrifugeVersion = "v0.40.1"
 
-// p2pCentrifuge runs the private-message latency workload on an in-process
+// p2pCentrifuge runs the private-message latency workload on a
 // centrifuge.Node (the engine of Centrifugo) with its websocket transport on
 // a loopback HTTP server: every recipient subscribes to its personal channel
 // "personal:<user>", every sender publishes to its recipient's channel
-// (publications without history: nothing is stored, unless mode is
+// (publications without history: nothing is stored, unless the mode is
 // cfRedisHistory). With Redis the node uses the Redis broker against a
-// redis-server of its own; otherwise the
-// in-memory broker. The node runs in this process, so its CPU is in the load
-// generator's; with Redis the cluster CPU column is the redis-server's.
+// redis-server of its own; otherwise the in-memory broker. The node runs in
+// this process, so its CPU is in the load generator's (with Redis the
+// cluster CPU column is the redis-server's), or with peer.own in a process
+// of its own (this binary's cfnode child), as a Centrifugo server does and
+// as gocim's gateways do: then the cluster CPU column is that process's and
+// the redis-server's, and the load generator's is its clients' alone.
 //
 // The Go client github.com/centrifugal/centrifuge-go is not served by the
 // module proxy here, so the clients are a minimal one below: Centrifuge's
@@ -38,96 +45,52 @@ const centrifugeVersion = "v0.40.1"
 //
 // With sat, rates are saturation steps: the loop stops after the first step
 // that does not hold (see holds).
-// cfEngine is how the Centrifuge node runs.
-type cfEngine int
-
-const (
-	cfMemory       cfEngine = iota // in-memory broker
-	cfRedis                        // Redis broker, publications not kept
-	cfRedisHistory                 // Redis broker, every publication kept in the channel's history
-)
-
-// cfHistory is what cfRedisHistory keeps per channel: the limits of a
-// gocim inbox (--inbox-max, --inbox-ttl), so both store every message.
-var cfHistory = centrifuge.PublishOptions{HistorySize: 10000, HistoryTTL: 7 * 24 * time.Hour}
-
-func p2pCentrifuge(t *run.T, mode cfEngine, pairs int, rates []float64, dur, wait time.Duration, sat bool) []row {
+func p2pCentrifuge(t *run.T, peer cfPeer, pairs int, rates []float64, dur, wait time.Duration, sat bool) []row {
+	mode := peer.mode
 	withRedis := mode != cfMemory
-	node, err := centrifuge.New(centrifuge.Config{LogLevel: centrifuge.LogLevelNone})
-	if err != nil {
-		t.Fatalf("centrifuge: %v", err)
-	}
 	system := "centrifuge (in-memory)"
 	engine := "in-memory broker"
 	var pids []int
+	var redisAddr string
 	if withRedis {
 		r := testenv.StartRedis(t)
-		shard, err := centrifuge.NewRedisShard(node, centrifuge.RedisShardConfig{Address: r.Addr})
-		if err != nil {
-			t.Fatalf("centrifuge redis shard: %v", err)
-		}
-		broker, err := centrifuge.NewRedisBroker(node, centrifuge.RedisBrokerConfig{Shards: []*centrifuge.RedisShard{shard}})
-		if err != nil {
-			t.Fatalf("centrifuge redis broker: %v", err)
-		}
-		node.SetBroker(broker)
+		defer r.Kill()
+		redisAddr = r.Addr
 		system = "centrifuge (Redis engine)"
-		engine = "Redis broker (PUBLISH, no history), redis-server of its own: cluster CPU = that redis-server's"
+		engine = "Redis broker (PUBLISH, no history), redis-server of its own"
 		if mode == cfRedisHistory {
 			system = "centrifuge (Redis, history)"
-			engine = "Redis broker with history (every publication kept in its channel's stream, size 10000, TTL 7 days, like a gocim inbox), redis-server of its own: cluster CPU = that redis-server's"
+			engine = "Redis broker with history (every publication kept in its channel's stream, size 10000, TTL 7 days, like a gocim inbox), redis-server of its own"
 		}
 		pids = []int{r.Cmd.Process.Pid}
-		defer func() {
-			shard.Close()
-			r.Kill()
-		}()
 	}
-	node.OnConnecting(func(ctx context.Context, e centrifuge.ConnectEvent) (centrifuge.ConnectReply, error) {
-		var d struct {
-			User string `json:"user"`
+	where := "node in the loadgen process (its CPU is in loadgen CPU; cluster CPU = the redis-server's)"
+	var url string
+	if peer.own {
+		system = strings.TrimSuffix(system, ")") + ", own process)"
+		where = "node in a process of its own (gocim-bench cfnode; cluster CPU = that process's and the redis-server's)"
+		args := []string{"cfnode", "--mode", mode.String()}
+		if withRedis {
+			args = append(args, "--redis", redisAddr)
 		}
-		if json.Unmarshal(e.Data, &d) != nil || d.User == "" {
-			return centrifuge.ConnectReply{}, centrifuge.ErrorUnauthorized
+		child := []*loadgen{startChild(t, 0, args...)}
+		defer stopLoadgens(child)
+		line := awaitLoadgens(t, child, "ready", 30*time.Second)[0]
+		url = strings.TrimPrefix(line, "ready url=")
+		pids = append(pids, child[0].cmd.Process.Pid)
+	} else {
+		h, stop, err := newCFNode(mode, redisAddr)
+		if err != nil {
+			t.Fatalf("%v", err)
 		}
-		return centrifuge.ConnectReply{Credentials: &centrifuge.Credentials{UserID: d.User}}, nil
-	})
-	node.OnConnect(func(c *centrifuge.Client) {
-		user := c.UserID()
-		c.OnSubscribe(func(e centrifuge.SubscribeEvent, cb centrifuge.SubscribeCallback) {
-			if e.Channel != personal(user) {
-				cb(centrifuge.SubscribeReply{}, centrifuge.ErrorPermissionDenied)
-				return
-			}
-			cb(centrifuge.SubscribeReply{}, nil)
-		})
-		c.OnPublish(func(e centrifuge.PublishEvent, cb centrifuge.PublishCallback) {
-			if !strings.HasPrefix(e.Channel, "personal:") || e.Channel == personal(user) {
-				cb(centrifuge.PublishReply{}, centrifuge.ErrorPermissionDenied)
-				return
-			}
-			var reply centrifuge.PublishReply
-			if mode == cfRedisHistory {
-				reply.Options = cfHistory
-			}
-			cb(reply, nil)
-		})
-	})
-	if err := node.Run(); err != nil {
-		t.Fatalf("centrifuge run: %v", err)
+		defer stop()
+		srv := httptest.NewServer(h)
+		defer srv.Close()
+		url = "ws" + strings.TrimPrefix(srv.URL, "http") + cfPath
 	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		node.Shutdown(ctx)
-	}()
-	mux := http.NewServeMux()
-	mux.Handle("/connection/websocket", centrifuge.NewWebsocketHandler(node, centrifuge.WebsocketConfig{
-		CheckOrigin: func(*http.Request) bool { return true },
-	}))
-	srv := httptest.NewServer(mux)
-	defer srv.Close()
-	url := "ws" + strings.TrimPrefix(srv.URL, "http") + "/connection/websocket"
+	if !withRedis && !peer.own {
+		where = "node in the loadgen process (its CPU is in loadgen CPU)"
+	}
 
 	var cur atomic.Pointer[p2pRun]
 	var pubErrs atomic.Int64
@@ -173,10 +136,10 @@ func p2pCentrifuge(t *run.T, mode cfEngine, pairs int, rates []float64, dur, wai
 		})
 		r.settle(wait)
 		clusterCPU, loadCPU := cpu.stop()
-		out := r.result(system, fmt.Sprintf("centrifuge %s node in the loadgen process (its CPU is in loadgen CPU), %s, websocket + JSON protocol, personal channels, %d pairs, %v window",
-			centrifugeVersion, engine, pairs, dur), rate, start)
+		out := r.result(system, fmt.Sprintf("centrifuge %s %s, %s, websocket + JSON protocol, personal channels, %d pairs, %v window",
+			centrifugeVersion, where, engine, pairs, dur), rate, start)
 		out.LoadgenCPU, out.Transport = loadCPU, "websocket"
-		if withRedis {
+		if len(pids) > 0 {
 			out.ClusterCPU = cores(clusterCPU)
 		}
 		out.SetupSeconds = setupSecs
@@ -190,6 +153,143 @@ func p2pCentrifuge(t *run.T, mode cfEngine, pairs int, rates []float64, dur, wai
 		}
 	}
 	return rows
+}
+
+// cfEngine is how the Centrifuge node keeps publications.
+type cfEngine int
+
+const (
+	cfMemory       cfEngine = iota // in-memory broker
+	cfRedis                        // Redis broker, publications not kept
+	cfRedisHistory                 // Redis broker, every publication kept in the channel's history
+)
+
+var cfEngineNames = [...]string{cfMemory: "memory", cfRedis: "redis", cfRedisHistory: "history"}
+
+// String is the engine's cfnode --mode.
+func (e cfEngine) String() string { return cfEngineNames[e] }
+
+// cfPeer says how a Centrifuge peer runs.
+type cfPeer struct {
+	mode cfEngine
+	// own: the node runs in a process of its own (cfnodeMain), like a
+	// Centrifugo server, instead of in the load generator's.
+	own bool
+}
+
+// cfHistory is what cfRedisHistory keeps per channel: the limits of a
+// gocim inbox (--inbox-max, --inbox-ttl), so both store every message.
+var cfHistory = centrifuge.PublishOptions{HistorySize: 10000, HistoryTTL: 7 * 24 * time.Hour}
+
+// cfPath is the node's websocket endpoint.
+const cfPath = "/connection/websocket"
+
+// newCFNode starts a Centrifuge node with mode's broker (Redis at
+// redisAddr unless cfMemory) and returns its HTTP handler (the websocket
+// endpoint at cfPath) and a function that shuts it down. A user connects
+// with {"user": name} as its connect data, may subscribe to its own
+// personal channel only and publish to others' only.
+func newCFNode(mode cfEngine, redisAddr string) (http.Handler, func(), error) {
+	node, err := centrifuge.New(centrifuge.Config{LogLevel: centrifuge.LogLevelNone})
+	if err != nil {
+		return nil, nil, fmt.Errorf("centrifuge: %w", err)
+	}
+	var shard *centrifuge.RedisShard
+	if mode != cfMemory {
+		shard, err = centrifuge.NewRedisShard(node, centrifuge.RedisShardConfig{Address: redisAddr})
+		if err != nil {
+			return nil, nil, fmt.Errorf("centrifuge redis shard: %w", err)
+		}
+		broker, err := centrifuge.NewRedisBroker(node, centrifuge.RedisBrokerConfig{Shards: []*centrifuge.RedisShard{shard}})
+		if err != nil {
+			shard.Close()
+			return nil, nil, fmt.Errorf("centrifuge redis broker: %w", err)
+		}
+		node.SetBroker(broker)
+	}
+	node.OnConnecting(func(ctx context.Context, e centrifuge.ConnectEvent) (centrifuge.ConnectReply, error) {
+		var d struct {
+			User string `json:"user"`
+		}
+		if json.Unmarshal(e.Data, &d) != nil || d.User == "" {
+			return centrifuge.ConnectReply{}, centrifuge.ErrorUnauthorized
+		}
+		return centrifuge.ConnectReply{Credentials: &centrifuge.Credentials{UserID: d.User}}, nil
+	})
+	node.OnConnect(func(c *centrifuge.Client) {
+		user := c.UserID()
+		c.OnSubscribe(func(e centrifuge.SubscribeEvent, cb centrifuge.SubscribeCallback) {
+			if e.Channel != personal(user) {
+				cb(centrifuge.SubscribeReply{}, centrifuge.ErrorPermissionDenied)
+				return
+			}
+			cb(centrifuge.SubscribeReply{}, nil)
+		})
+		c.OnPublish(func(e centrifuge.PublishEvent, cb centrifuge.PublishCallback) {
+			if !strings.HasPrefix(e.Channel, "personal:") || e.Channel == personal(user) {
+				cb(centrifuge.PublishReply{}, centrifuge.ErrorPermissionDenied)
+				return
+			}
+			var reply centrifuge.PublishReply
+			if mode == cfRedisHistory {
+				reply.Options = cfHistory
+			}
+			cb(reply, nil)
+		})
+	})
+	stop := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		node.Shutdown(ctx)
+		if shard != nil {
+			shard.Close()
+		}
+	}
+	if err := node.Run(); err != nil {
+		stop()
+		return nil, nil, fmt.Errorf("centrifuge run: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle(cfPath, centrifuge.NewWebsocketHandler(node, centrifuge.WebsocketConfig{
+		CheckOrigin: func(*http.Request) bool { return true },
+	}))
+	return mux, stop, nil
+}
+
+// cfnodeMain is the cfnode child: a Centrifuge node in a process of its
+// own, serving websocket clients on a loopback port. It says "ready
+// url=<websocket URL>" once it listens and runs until its stdin ends (the
+// line protocol of the loadgen children, loadgen.go).
+func cfnodeMain(args []string, stdin io.Reader, stdout io.Writer) int {
+	fs := flag.NewFlagSet("gocim-bench cfnode", flag.ContinueOnError)
+	modeName := fs.String("mode", cfMemory.String(), "broker: memory, redis (no history) or history (Redis, every publication kept)")
+	redisAddr := fs.String("redis", "", "redis-server address, for redis and history")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cio := newChildIO(stdin, stdout)
+	mode := cfEngine(slices.Index(cfEngineNames[:], *modeName))
+	if mode < 0 || (mode != cfMemory && *redisAddr == "") || fs.NArg() > 0 {
+		cio.say("failed bad arguments %q", args)
+		return 2
+	}
+	h, stop, err := newCFNode(mode, *redisAddr)
+	if err != nil {
+		cio.say("failed %v", err)
+		return 1
+	}
+	defer stop()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		cio.say("failed listen: %v", err)
+		return 1
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	defer srv.Close()
+	cio.say("ready url=ws://%s%s", ln.Addr(), cfPath)
+	<-cio.stop
+	return 0
 }
 
 func personal(user string) string { return "personal:" + user }

@@ -33,6 +33,9 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "mqttgen" { // mqtt workload's child (mqtt.go)
 		os.Exit(mqttgenMain(os.Args[2:], os.Stdin, os.Stdout))
 	}
+	if len(os.Args) > 1 && os.Args[1] == "cfnode" { // a Centrifuge peer's own process (centrifuge.go)
+		os.Exit(cfnodeMain(os.Args[2:], os.Stdin, os.Stdout))
+	}
 	os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr))
 }
 

@@ -12,17 +12,20 @@ import (
 
 // p2pPeers runs the p2p latency workload on the peers: embedded NATS, then
 // Centrifuge in-memory and (not in quick mode) with its Redis engine, without
-// and with history (the like-for-like of gocim's stored messages).
+// and with history (the like-for-like of gocim's stored messages), the last
+// also with its node in a process of its own, as gocim's gateways are.
 func p2pPeers(t *run.T, o options, stderr io.Writer) []row {
 	fmt.Fprintf(stderr, "p2p latency: embedded NATS…\n")
 	rows := p2pNATS(t, o.pairs, o.rates, o.duration, o.wait, false)
 	fmt.Fprintf(stderr, "p2p latency: centrifuge (in-memory)…\n")
-	rows = append(rows, p2pCentrifuge(t, cfMemory, o.pairs, o.rates, o.duration, o.wait, false)...)
+	rows = append(rows, p2pCentrifuge(t, cfPeer{mode: cfMemory}, o.pairs, o.rates, o.duration, o.wait, false)...)
 	if !o.quick {
 		fmt.Fprintf(stderr, "p2p latency: centrifuge (Redis engine)…\n")
-		rows = append(rows, p2pCentrifuge(t, cfRedis, o.pairs, o.rates, o.duration, o.wait, false)...)
+		rows = append(rows, p2pCentrifuge(t, cfPeer{mode: cfRedis}, o.pairs, o.rates, o.duration, o.wait, false)...)
 		fmt.Fprintf(stderr, "p2p latency: centrifuge (Redis engine, history)…\n")
-		rows = append(rows, p2pCentrifuge(t, cfRedisHistory, o.pairs, o.rates, o.duration, o.wait, false)...)
+		rows = append(rows, p2pCentrifuge(t, cfPeer{mode: cfRedisHistory}, o.pairs, o.rates, o.duration, o.wait, false)...)
+		fmt.Fprintf(stderr, "p2p latency: centrifuge (Redis engine, history), its node in a process of its own…\n")
+		rows = append(rows, p2pCentrifuge(t, cfPeer{mode: cfRedisHistory, own: true}, o.pairs, o.rates, o.duration, o.wait, false)...)
 	}
 	return rows
 }
@@ -32,12 +35,14 @@ func saturationPeers(t *run.T, o options, stderr io.Writer) []row {
 	fmt.Fprintf(stderr, "saturation: embedded NATS…\n")
 	rows := []row{saturationRow("nats (embedded, no storage)", p2pNATS(t, o.pairs, o.steps, o.stepDuration, o.wait, true))}
 	fmt.Fprintf(stderr, "saturation: centrifuge (in-memory)…\n")
-	rows = append(rows, saturationRow("centrifuge (in-memory)", p2pCentrifuge(t, cfMemory, o.pairs, o.steps, o.stepDuration, o.wait, true)))
+	rows = append(rows, saturationRow("centrifuge (in-memory)", p2pCentrifuge(t, cfPeer{mode: cfMemory}, o.pairs, o.steps, o.stepDuration, o.wait, true)))
 	if !o.quick {
 		fmt.Fprintf(stderr, "saturation: centrifuge (Redis engine)…\n")
-		rows = append(rows, saturationRow("centrifuge (Redis engine)", p2pCentrifuge(t, cfRedis, o.pairs, o.steps, o.stepDuration, o.wait, true)))
+		rows = append(rows, saturationRow("centrifuge (Redis engine)", p2pCentrifuge(t, cfPeer{mode: cfRedis}, o.pairs, o.steps, o.stepDuration, o.wait, true)))
 		fmt.Fprintf(stderr, "saturation: centrifuge (Redis engine, history)…\n")
-		rows = append(rows, saturationRow("centrifuge (Redis, history)", p2pCentrifuge(t, cfRedisHistory, o.pairs, o.steps, o.stepDuration, o.wait, true)))
+		rows = append(rows, saturationRow("centrifuge (Redis, history)", p2pCentrifuge(t, cfPeer{mode: cfRedisHistory}, o.pairs, o.steps, o.stepDuration, o.wait, true)))
+		fmt.Fprintf(stderr, "saturation: centrifuge (Redis engine, history), its node in a process of its own…\n")
+		rows = append(rows, saturationRow("centrifuge (Redis, history, own process)", p2pCentrifuge(t, cfPeer{mode: cfRedisHistory, own: true}, o.pairs, o.steps, o.stepDuration, o.wait, true)))
 	}
 	return rows
 }
