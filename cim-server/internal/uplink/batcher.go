@@ -29,6 +29,7 @@ import (
 	"log/slog"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gocim/gocim/cim-server/internal/hrtimer"
@@ -85,7 +86,7 @@ type Batcher struct {
 	deliver DeliverFunc
 	log     *slog.Logger
 	seed    maphash.Seed
-	shards  []chan *cimpb.Uplink
+	shards  []*shard
 
 	// closeMu makes shutdown airtight: Submit holds it shared while it
 	// enqueues, Shutdown takes it exclusively to set closed, and only then
@@ -98,6 +99,17 @@ type Batcher struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	once    sync.Once
+}
+
+// shard is one queue of uplinks and the goroutine sending them.
+type shard struct {
+	ch chan *cimpb.Uplink
+	// room is how many more uplinks the batch waiting out its linger
+	// takes (0: none is): the shard sleeps through the linger instead of
+	// waking for every uplink, and the Submit that queues the room's
+	// worth wakes it through full.
+	room atomic.Int64
+	full chan struct{} // one token: the lingering batch can be filled
 }
 
 // New returns a Batcher; call Start before Submit.
@@ -124,18 +136,18 @@ func New(cfg Config, send Sender, deliver DeliverFunc) *Batcher {
 		seed: maphash.MakeSeed(), stop: make(chan struct{}), drain: make(chan struct{}),
 		ctx: ctx, cancel: cancel,
 	}
-	b.shards = make([]chan *cimpb.Uplink, cfg.Shards)
+	b.shards = make([]*shard, cfg.Shards)
 	for i := range b.shards {
-		b.shards[i] = make(chan *cimpb.Uplink, cfg.QueueLen)
+		b.shards[i] = &shard{ch: make(chan *cimpb.Uplink, cfg.QueueLen), full: make(chan struct{}, 1)}
 	}
 	return b
 }
 
 // Start starts one goroutine per shard.
 func (b *Batcher) Start() {
-	for _, ch := range b.shards {
+	for _, s := range b.shards {
 		b.wg.Add(1)
-		go b.run(ch)
+		go b.run(s)
 	}
 }
 
@@ -148,14 +160,16 @@ func (b *Batcher) Submit(ctx context.Context, u *cimpb.Uplink) error {
 	if b.closed {
 		return ErrClosed
 	}
-	ch := b.shards[maphash.String(b.seed, u.UserId)%uint64(len(b.shards))]
+	s := b.shards[maphash.String(b.seed, u.UserId)%uint64(len(b.shards))]
 	select {
-	case ch <- u:
+	case s.ch <- u:
+		s.queued()
 		return nil
 	default:
 	}
 	select {
-	case ch <- u:
+	case s.ch <- u:
+		s.queued()
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -164,8 +178,19 @@ func (b *Batcher) Submit(ctx context.Context, u *cimpb.Uplink) error {
 	}
 }
 
-func (b *Batcher) run(ch chan *cimpb.Uplink) {
+// queued wakes a shard lingering on a batch that what is queued now fills.
+func (s *shard) queued() {
+	if n := s.room.Load(); n > 0 && int64(len(s.ch)) >= n {
+		select {
+		case s.full <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (b *Batcher) run(s *shard) {
 	defer b.wg.Done()
+	ch := s.ch
 	batch := make([]*cimpb.Uplink, 0, b.cfg.MaxBatch)
 	// failed: the sessions of this shard whose messages failed, by
 	// user+"/"+session, and when: their later uplinks are dropped.
@@ -198,7 +223,7 @@ func (b *Batcher) run(ch chan *cimpb.Uplink) {
 		busy := b.cfg.LingerMin <= 0 || rate.perSecond()*b.cfg.Linger.Seconds() >= b.cfg.LingerMin
 		if linger != nil && busy && len(batch) < b.cfg.MaxBatch {
 			if wait := b.cfg.Linger - time.Since(last); wait > 0 {
-				batch = b.linger(ch, batch, linger, wait)
+				batch = b.linger(s, batch, linger, wait)
 			}
 		}
 		last = time.Now()
@@ -255,21 +280,31 @@ func (b *Batcher) drainQueue(ch chan *cimpb.Uplink, batch []*cimpb.Uplink, faile
 	}
 }
 
-// linger adds what arrives within wait to batch, up to the caps.
-func (b *Batcher) linger(ch chan *cimpb.Uplink, batch []*cimpb.Uplink, t *hrtimer.Timer, wait time.Duration) []*cimpb.Uplink {
-	t.Reset(wait)
-	defer t.Stop()
-	for len(batch) < b.cfg.MaxBatch {
-		select {
-		case u := <-ch:
-			batch = b.collect(ch, append(batch, u))
-		case <-t.C:
-			return batch
-		case <-b.drain:
-			return batch
-		}
+// linger adds what arrives within wait to batch, up to the caps. It
+// sleeps until wait has passed, shutdown begins or enough is queued to
+// fill the batch (s.full), rather than waking for every uplink, then
+// collects what is queued.
+func (b *Batcher) linger(s *shard, batch []*cimpb.Uplink, t *hrtimer.Timer, wait time.Duration) []*cimpb.Uplink {
+	room := b.cfg.MaxBatch - len(batch)
+	if room <= 0 {
+		return batch
 	}
-	return batch
+	select { // a token left by an earlier batch's linger
+	case <-s.full:
+	default:
+	}
+	s.room.Store(int64(room)) // before looking at the queue: a Submit after this sees it
+	if len(s.ch) < room {
+		t.Reset(wait)
+		select {
+		case <-t.C:
+		case <-s.full:
+		case <-b.drain:
+		}
+		t.Stop()
+	}
+	s.room.Store(0)
+	return b.collect(s.ch, batch)
 }
 
 // collect appends queued uplinks to batch without waiting, up to the caps.

@@ -447,3 +447,48 @@ func TestRateMeter(t *testing.T) {
 		t.Fatalf("rate %v after a burst of 10,000 a second, want about that", r)
 	}
 }
+
+// TestLingerSleepsUntilFull: a shard waiting out its linger leaves what
+// comes meanwhile queued instead of waking for each uplink, and wakes as
+// soon as the queue holds enough to fill its batch.
+func TestLingerSleepsUntilFull(t *testing.T) {
+	r := &fakeRoute{}
+	s := &sink{}
+	b := New(Config{GatewayID: "gw", Shards: 1, MaxBatch: 10, Linger: time.Hour}, r, s.deliver)
+	b.Start()
+	ctx := context.Background()
+	sh := b.shards[0]
+	if err := b.Submit(ctx, msg("u", 0)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the first uplink, sent without waiting", func() bool { return len(r.all()) == 1 })
+	if err := b.Submit(ctx, msg("u", 1)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the shard lingering on a batch of one", func() bool { return sh.room.Load() == 9 })
+	for i := 2; i < 10; i++ {
+		if err := b.Submit(ctx, msg("u", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(sh.ch); n != 8 {
+		t.Fatalf("%d uplinks queued while the shard lingers, want all 8: it woke for them", n)
+	}
+	if err := b.Submit(ctx, msg("u", 10)); err != nil { // the batch's tenth
+		t.Fatal(err)
+	}
+	waitFor(t, "the full batch, before the linger ends", func() bool { return len(r.all()) == 11 })
+	if err := b.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.batches) != 2 || len(r.batches[1]) != 10 {
+		t.Fatalf("%d batches, want 2: one, then ten", len(r.batches))
+	}
+	for i, u := range r.batches[1] {
+		if u.Frame.Msg.ClientMsgId != strconv.Itoa(i+1) {
+			t.Fatalf("uplink %d of the full batch is %s: order lost", i, u.Frame.Msg.ClientMsgId)
+		}
+	}
+}
