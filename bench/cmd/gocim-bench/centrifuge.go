@@ -64,11 +64,18 @@ func p2pCentrifuge(t *run.T, peer cfPeer, pairs int, rates []float64, dur, wait 
 		}
 		pids = []int{r.Cmd.Process.Pid}
 	}
-	where := "node in the loadgen process (its CPU is in loadgen CPU; cluster CPU = the redis-server's)"
+	// where says where the node runs and whose CPU the cluster column is.
+	where, cluster := "node in the loadgen process (its CPU is in loadgen CPU", ""
+	if withRedis {
+		cluster = "; cluster CPU = the redis-server's"
+	}
 	var url string
 	if peer.own {
 		system = strings.TrimSuffix(system, ")") + ", own process)"
-		where = "node in a process of its own (gocim-bench cfnode; cluster CPU = that process's and the redis-server's)"
+		where, cluster = "node in a process of its own (gocim-bench cfnode", "; cluster CPU = that process's"
+		if withRedis {
+			cluster += " and the redis-server's"
+		}
 		args := []string{"cfnode", "--mode", mode.String()}
 		if withRedis {
 			args = append(args, "--redis", redisAddr)
@@ -88,9 +95,7 @@ func p2pCentrifuge(t *run.T, peer cfPeer, pairs int, rates []float64, dur, wait 
 		defer srv.Close()
 		url = "ws" + strings.TrimPrefix(srv.URL, "http") + cfPath
 	}
-	if !withRedis && !peer.own {
-		where = "node in the loadgen process (its CPU is in loadgen CPU)"
-	}
+	where += cluster + ")"
 
 	var cur atomic.Pointer[p2pRun]
 	var pubErrs atomic.Int64
