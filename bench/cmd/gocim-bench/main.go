@@ -55,6 +55,7 @@ type options struct {
 	pairs                  int
 	duration               time.Duration
 	wait                   time.Duration
+	rounds                 int // p2p workload: times it runs, gocim and peers in turn (rounds.go)
 	peers                  bool
 	idle                   int
 	idleProcs              int
@@ -134,6 +135,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.p2pGateways, "p2p-gateways", 2, "gateways of the p2p workload's cluster: 2 (each sender on one, its recipient on the other) or 1 (both on one: no hop between gateways, for comparison)")
 	fs.DurationVar(&o.duration, "duration", 0, "send window per p2p rate (default 10s; quick: 3s)")
 	fs.DurationVar(&o.wait, "wait", 10*time.Second, "how long after a p2p send window to wait for stragglers before counting loss")
+	fs.IntVar(&o.rounds, "rounds", 1, "times the p2p workload runs, gocim and the peers in turn each time; with more than one, each row is the median of its rounds and says every round's p99 and CPU (one run's tail swings with the machine)")
 	fs.BoolVar(&o.peers, "peers", true, "also run the peers (embedded NATS and Centrifuge for p2p and saturation)")
 	fs.IntVar(&o.idle, "idle", 0, "idle connections on one gateway for the idle workload, at most 30000 with --idle-procs, 15000 without (default 19000; quick: 1000)")
 	fs.IntVar(&o.idleProcs, "idle-procs", -1, "load-generator processes for the idle workload, at most 10000 connections each; 0: in-process (default max(2, idle/10000); quick: 0)")
@@ -240,6 +242,9 @@ func parse(args []string, stderr io.Writer) (options, error) {
 			return o, fmt.Errorf("--rates %.0f over --duration %v gives the %d pairs less than one message each", r, o.duration, o.pairs)
 		}
 	}
+	if o.rounds < 1 || o.rounds > 20 {
+		return o, fmt.Errorf("--rounds %d: want between 1 and 20", o.rounds)
+	}
 	if o.wait < 0 || o.wait > 5*time.Minute {
 		return o, fmt.Errorf("--wait %v: want between 0 and 5m", o.wait)
 	}
@@ -290,15 +295,24 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 		if o.workloads["p2p"] {
-			for _, tr := range o.transports {
-				fmt.Fprintf(stderr, "p2p latency (%s): %d pairs over %d gateways, %v per rate, rates %v…\n", tr, o.pairs, o.p2pGateways, o.duration, o.rates)
-				c := harness.Start(t, harness.Options{Gateways: o.p2pGateways, RouteArgs: routeArgs, GatewayArgs: gatewayArgs, RouteReplica: o.routeReplica})
-				rows = append(rows, p2pGocim(t, c, "p2p"+tr, o.pairs, o.rates, o.duration, o.wait, false, tr)...)
-				stopCluster(c)
+			var rounds [][]row
+			for i := range o.rounds {
+				if o.rounds > 1 {
+					fmt.Fprintf(stderr, "p2p latency: round %d of %d…\n", i+1, o.rounds)
+				}
+				var round []row
+				for _, tr := range o.transports {
+					fmt.Fprintf(stderr, "p2p latency (%s): %d pairs over %d gateways, %v per rate, rates %v…\n", tr, o.pairs, o.p2pGateways, o.duration, o.rates)
+					c := harness.Start(t, harness.Options{Gateways: o.p2pGateways, RouteArgs: routeArgs, GatewayArgs: gatewayArgs, RouteReplica: o.routeReplica})
+					round = append(round, p2pGocim(t, c, "p2p"+tr, o.pairs, o.rates, o.duration, o.wait, false, tr)...)
+					stopCluster(c)
+				}
+				if o.peers {
+					round = append(round, p2pPeers(t, o, stderr)...) // peers.go
+				}
+				rounds = append(rounds, round)
 			}
-			if o.peers {
-				rows = append(rows, p2pPeers(t, o, stderr)...) // peers.go
-			}
+			rows = append(rows, mergeRounds(rounds)...) // rounds.go
 		}
 		if o.workloads["saturation"] {
 			// A cluster of its own: the p2p one may still be draining a backlog.
