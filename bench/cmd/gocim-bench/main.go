@@ -55,7 +55,7 @@ type options struct {
 	pairs                  int
 	duration               time.Duration
 	wait                   time.Duration
-	rounds                 int // p2p workload: times it runs, gocim and peers in turn (rounds.go)
+	rounds                 int // p2p and saturation: times each runs, gocim and peers in turn (rounds.go)
 	peers                  bool
 	idle                   int
 	idleProcs              int
@@ -135,7 +135,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.p2pGateways, "p2p-gateways", 2, "gateways of the p2p workload's cluster: 2 (each sender on one, its recipient on the other) or 1 (both on one: no hop between gateways, for comparison)")
 	fs.DurationVar(&o.duration, "duration", 0, "send window per p2p rate (default 10s; quick: 3s)")
 	fs.DurationVar(&o.wait, "wait", 10*time.Second, "how long after a p2p send window to wait for stragglers before counting loss")
-	fs.IntVar(&o.rounds, "rounds", 1, "times the p2p workload runs, gocim and the peers in turn each time; with more than one, each row is the median of its rounds and says every round's p99 and CPU (one run's tail swings with the machine)")
+	fs.IntVar(&o.rounds, "rounds", 1, "times the p2p and saturation workloads run, gocim and the peers in turn each time; with more than one, each row is the median of its rounds and says every round's p99 and CPU (p2p) or highest step held (saturation): one run's tail swings with the machine")
 	fs.BoolVar(&o.peers, "peers", true, "also run the peers (embedded NATS and Centrifuge for p2p and saturation)")
 	fs.IntVar(&o.idle, "idle", 0, "idle connections on one gateway for the idle workload, at most 30000 with --idle-procs, 15000 without (default 19000; quick: 1000)")
 	fs.IntVar(&o.idleProcs, "idle-procs", -1, "load-generator processes for the idle workload, at most 10000 connections each; 0: in-process (default max(2, idle/10000); quick: 0)")
@@ -316,13 +316,21 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		}
 		if o.workloads["saturation"] {
 			// A cluster of its own: the p2p one may still be draining a backlog.
-			fmt.Fprintf(stderr, "saturation: %d pairs over 2 gateways, %v per step, steps %v…\n", o.pairs, o.stepDuration, o.steps)
-			c := harness.Start(t, harness.Options{Gateways: 2, RouteArgs: routeArgs, GatewayArgs: gatewayArgs, RouteReplica: o.routeReplica})
-			rows = append(rows, saturationRow("gocim", p2pGocim(t, c, "sat", o.pairs, o.steps, o.stepDuration, o.wait, true, transportTCP)))
-			stopCluster(c)
-			if o.peers {
-				rows = append(rows, saturationPeers(t, o, stderr)...) // peers.go
+			var rounds [][]row
+			for i := range o.rounds {
+				if o.rounds > 1 {
+					fmt.Fprintf(stderr, "saturation: round %d of %d…\n", i+1, o.rounds)
+				}
+				fmt.Fprintf(stderr, "saturation: %d pairs over 2 gateways, %v per step, steps %v…\n", o.pairs, o.stepDuration, o.steps)
+				c := harness.Start(t, harness.Options{Gateways: 2, RouteArgs: routeArgs, GatewayArgs: gatewayArgs, RouteReplica: o.routeReplica})
+				round := []row{saturationRow("gocim", p2pGocim(t, c, "sat", o.pairs, o.steps, o.stepDuration, o.wait, true, transportTCP))}
+				stopCluster(c)
+				if o.peers {
+					round = append(round, saturationPeers(t, o, stderr)...) // peers.go
+				}
+				rounds = append(rounds, round)
 			}
+			rows = append(rows, mergeRounds(rounds)...) // rounds.go
 		}
 		if o.workloads["churn"] {
 			fmt.Fprintf(stderr, "churn: %d pairs + %d idle clients over 2 gateways, %.0f msg/s for %v, %.0f%% of clients reconnecting per minute…\n",

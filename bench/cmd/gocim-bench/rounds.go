@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -8,18 +9,26 @@ import (
 
 // One run of the p2p workload says little about a tail: on this machine the
 // p99 of the same build swings by two or three times from run to run, and
-// a peer's with it, so a ratio taken from one run can flip a verdict.
-// --rounds N runs the workload N times, gocim and the peers in turn each
-// round, and mergeRounds folds each row's rounds into one: the medians of
-// its latencies and CPU, the totals of its counts, and every round's p99 and
-// CPU per message in its result, so the spread stays visible.
+// a peer's with it, so a ratio taken from one run can flip a verdict; the
+// highest saturation step held moves by a step. --rounds N runs the p2p and
+// saturation workloads N times each, gocim and the peers in turn every
+// round, and mergeRounds folds each row's rounds into one: for p2p the
+// medians of its latencies and CPU, the totals of its counts, and every
+// round's p99 and CPU per message in its result, so the spread stays
+// visible; for saturation the median round, with every round's step.
 
-// rowKey names what one row measured, the same in every round.
+// rowKey names what one row measured, the same in every round. A
+// saturation row's rate is its result (the highest step held), not part of
+// what it measured.
 func rowKey(r row) string {
-	return fmt.Sprintf("%s|%s|%s|%s|%g", r.Workload, r.System, r.Setting, r.Transport, r.Offered)
+	offered := r.Offered
+	if r.Workload == "saturation" {
+		offered = 0
+	}
+	return fmt.Sprintf("%s|%s|%s|%s|%g", r.Workload, r.System, r.Setting, r.Transport, offered)
 }
 
-// mergeRounds folds the rows of several rounds of one workload into one row
+// mergeRounds folds the rows of several rounds of a workload into one row
 // each, in the order of the first round. A single round is returned as is.
 func mergeRounds(rounds [][]row) []row {
 	if len(rounds) == 1 {
@@ -47,6 +56,9 @@ func mergeRounds(rounds [][]row) []row {
 // rounds, the counts their sums, the rate delivered over all their seconds,
 // the max the largest.
 func mergeRow(rs []row) row {
+	if rs[0].Workload == "saturation" {
+		return mergeSaturation(rs)
+	}
 	m := rs[0]
 	m.Sent, m.Expected, m.Received, m.Seconds, m.Loss, m.Duplicates = 0, 0, 0, 0, 0, 0
 	var p50, p99, p999, loadgen, cluster []float64
@@ -80,6 +92,22 @@ func mergeRow(rs []row) row {
 		res += "; round 1: " + m.Result
 	}
 	m.Result = res
+	return m
+}
+
+// mergeSaturation folds one system's saturation rounds: the row of the
+// median round by the highest step held (the lower of the two middle ones
+// for an even count), with every round's step in its result.
+func mergeSaturation(rs []row) row {
+	byHeld := slices.Clone(rs)
+	slices.SortStableFunc(byHeld, func(a, b row) int { return cmp.Compare(a.Offered, b.Offered) })
+	m := byHeld[(len(byHeld)-1)/2]
+	var each []string
+	for _, r := range rs {
+		each = append(each, fmt.Sprintf("%.0f", r.Offered))
+	}
+	m.Setting += fmt.Sprintf(", median of %d rounds", len(rs))
+	m.Result = fmt.Sprintf("highest step held per round: %s; the median round's %s", strings.Join(each, ", "), m.Result)
 	return m
 }
 

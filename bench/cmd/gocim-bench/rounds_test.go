@@ -62,6 +62,38 @@ func TestMergeRounds(t *testing.T) {
 	}
 }
 
+// TestMergeSaturationRounds: a system's saturation rounds fold into its
+// median round by the highest step held, whatever step each held, and the
+// result names every round's step; the peers' rows stay their own.
+func TestMergeSaturationRounds(t *testing.T) {
+	sat := func(system string, held float64, p99 float64) row {
+		return row{Workload: "saturation", System: system, Setting: "50 pairs", Offered: held, P99ms: p99, Result: "steps/s: …"}
+	}
+	rows := mergeRounds([][]row{
+		{sat("gocim", 20000, 30), sat("centrifuge (Redis, history)", 15000, 20)},
+		{sat("gocim", 15000, 10), sat("centrifuge (Redis, history)", 20000, 25)},
+		{sat("gocim", 30000, 40), sat("centrifuge (Redis, history)", 10000, 5)},
+		{sat("gocim", 10000, 5), sat("centrifuge (Redis, history)", 20000, 24)},
+	})
+	if len(rows) != 2 {
+		t.Fatalf("rows %+v", rows)
+	}
+	g, p := rows[0], rows[1]
+	if g.System != "gocim" || g.Offered != 15000 || g.P99ms != 10 {
+		t.Errorf("gocim %v at p99 %v, want the lower middle round: 15000 at 10", g.Offered, g.P99ms)
+	}
+	if !strings.HasPrefix(g.Result, "highest step held per round: 20000, 15000, 30000, 10000; the median round's steps/s") {
+		t.Errorf("gocim result %q", g.Result)
+	}
+	if p.Offered != 15000 || p.P99ms != 20 || !strings.HasSuffix(p.Setting, ", median of 4 rounds") {
+		t.Errorf("peer %v at %v, %q", p.Offered, p.P99ms, p.Setting)
+	}
+	compare(rows)
+	if p.VsGocim = rows[1].VsGocim; p.VsGocim != "gocim rate ×1.0" {
+		t.Errorf("vs gocim %q", p.VsGocim)
+	}
+}
+
 func TestParseRounds(t *testing.T) {
 	o, err := parse(nil, io.Discard)
 	if err != nil || o.rounds != 1 {
