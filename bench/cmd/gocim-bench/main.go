@@ -295,11 +295,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 		if o.workloads["p2p"] {
-			var rounds [][]row
-			for i := range o.rounds {
-				if o.rounds > 1 {
-					fmt.Fprintf(stderr, "p2p latency: round %d of %d…\n", i+1, o.rounds)
-				}
+			rows = append(rows, inRounds(o.rounds, "p2p latency", stderr, func() []row { // rounds.go
 				var round []row
 				for _, tr := range o.transports {
 					fmt.Fprintf(stderr, "p2p latency (%s): %d pairs over %d gateways, %v per rate, rates %v…\n", tr, o.pairs, o.p2pGateways, o.duration, o.rates)
@@ -310,17 +306,12 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 				if o.peers {
 					round = append(round, p2pPeers(t, o, stderr)...) // peers.go
 				}
-				rounds = append(rounds, round)
-			}
-			rows = append(rows, mergeRounds(rounds)...) // rounds.go
+				return round
+			})...)
 		}
 		if o.workloads["saturation"] {
-			// A cluster of its own: the p2p one may still be draining a backlog.
-			var rounds [][]row
-			for i := range o.rounds {
-				if o.rounds > 1 {
-					fmt.Fprintf(stderr, "saturation: round %d of %d…\n", i+1, o.rounds)
-				}
+			rows = append(rows, inRounds(o.rounds, "saturation", stderr, func() []row {
+				// A cluster of its own: the p2p one may still be draining a backlog.
 				fmt.Fprintf(stderr, "saturation: %d pairs over 2 gateways, %v per step, steps %v…\n", o.pairs, o.stepDuration, o.steps)
 				c := harness.Start(t, harness.Options{Gateways: 2, RouteArgs: routeArgs, GatewayArgs: gatewayArgs, RouteReplica: o.routeReplica})
 				round := []row{saturationRow("gocim", p2pGocim(t, c, "sat", o.pairs, o.steps, o.stepDuration, o.wait, true, transportTCP))}
@@ -328,9 +319,8 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 				if o.peers {
 					round = append(round, saturationPeers(t, o, stderr)...) // peers.go
 				}
-				rounds = append(rounds, round)
-			}
-			rows = append(rows, mergeRounds(rounds)...) // rounds.go
+				return round
+			})...)
 		}
 		if o.workloads["churn"] {
 			fmt.Fprintf(stderr, "churn: %d pairs + %d idle clients over 2 gateways, %.0f msg/s for %v, %.0f%% of clients reconnecting per minute…\n",

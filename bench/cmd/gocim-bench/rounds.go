@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 )
@@ -16,6 +17,19 @@ import (
 // medians of its latencies and CPU, the totals of its counts, and every
 // round's p99 and CPU per message in its result, so the spread stays
 // visible; for saturation the median round, with every round's step.
+
+// inRounds runs one round of a workload (gocim and its peers) n times and
+// folds the rounds with mergeRounds.
+func inRounds(n int, workload string, stderr io.Writer, round func() []row) []row {
+	rounds := make([][]row, 0, n)
+	for i := range n {
+		if n > 1 {
+			fmt.Fprintf(stderr, "%s: round %d of %d…\n", workload, i+1, n)
+		}
+		rounds = append(rounds, round())
+	}
+	return mergeRounds(rounds)
+}
 
 // rowKey names what one row measured, the same in every round. A
 // saturation row's rate is its result (the highest step held), not part of

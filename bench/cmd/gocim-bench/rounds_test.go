@@ -89,8 +89,24 @@ func TestMergeSaturationRounds(t *testing.T) {
 		t.Errorf("peer %v at %v, %q", p.Offered, p.P99ms, p.Setting)
 	}
 	compare(rows)
-	if p.VsGocim = rows[1].VsGocim; p.VsGocim != "gocim rate ×1.0" {
-		t.Errorf("vs gocim %q", p.VsGocim)
+	if got := rows[1].VsGocim; got != "gocim rate ×1.0" {
+		t.Errorf("vs gocim %q", got)
+	}
+}
+
+// TestInRounds: the round runs n times, and the rounds are merged.
+func TestInRounds(t *testing.T) {
+	calls := 0
+	var log strings.Builder
+	rows := inRounds(3, "p2p latency", &log, func() []row {
+		calls++
+		return []row{{Workload: "p2p latency", System: "gocim", Offered: 5000, P99ms: float64(calls)}}
+	})
+	if calls != 3 || len(rows) != 1 || rows[0].P99ms != 2 || !strings.Contains(log.String(), "p2p latency: round 3 of 3") {
+		t.Fatalf("%d calls, rows %+v, log %q", calls, rows, log.String())
+	}
+	if rows = inRounds(1, "p2p latency", &log, func() []row { return []row{{P99ms: 7}} }); len(rows) != 1 || rows[0].P99ms != 7 {
+		t.Fatalf("one round: %+v", rows)
 	}
 }
 
