@@ -79,7 +79,7 @@ func connectAllDial(t *run.T, c *harness.Cluster, prefix string, n, par int, onE
 
 // benchSentKept is how many sent messages each SDK client of the bench
 // remembers (client.Config.SentKept). At the SDK's default a p2p run's 50
-// senders kept 16 MB of records alive in the load generator, 40 % of its
+// senders kept 16 MB of records alive in the load generator, 43 % of its
 // live heap: every one of its collections marked them, and a collection
 // there stalls every client at once, gocim's measured latency with them.
 const benchSentKept = 16
