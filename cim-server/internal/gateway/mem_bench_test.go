@@ -31,20 +31,7 @@ func BenchmarkIdleConnection(b *testing.B) {
 	before := memInUse()
 	b.ResetTimer()
 	for i := range n {
-		c, err := net.Dial("tcp", g.Addr().String())
-		if err != nil {
-			b.Fatal(err)
-		}
-		conns = append(conns, c)
-		tok := tokenFor(b, g.ID(), strconv.Itoa(i), "s"+strconv.Itoa(i))
-		frame, _ := codec.Encode(&cimpb.Frame{Type: cimpb.Type_LOGIN, Login: &cimpb.Login{Token: tok}})
-		if _, err := c.Write(frame); err != nil {
-			b.Fatal(err)
-		}
-		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-		if _, _, err := readFrame(c); err != nil {
-			b.Fatal(err)
-		}
+		conns = append(conns, loginIdle(b, g, i))
 	}
 	b.StopTimer()
 	for g.Connections() != n {
@@ -55,6 +42,29 @@ func BenchmarkIdleConnection(b *testing.B) {
 	b.ReportMetric(float64(after-before)/float64(n), "bytes/conn")
 	b.ReportMetric(float64(sa-sb)/float64(n), "stack-bytes/conn")
 	b.ReportMetric(float64(ha-hb)/float64(n), "heap-bytes/conn")
+}
+
+// loginIdle dials g, logs in as user i (session "s<i>") and returns the
+// connection once LOGIN_ACK has come.
+func loginIdle(t testing.TB, g *Gateway, i int) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", g.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := tokenFor(t, g.ID(), strconv.Itoa(i), "s"+strconv.Itoa(i))
+	frame, _ := codec.Encode(&cimpb.Frame{Type: cimpb.Type_LOGIN, Login: &cimpb.Login{Token: tok}})
+	if _, err := c.Write(frame); err != nil {
+		c.Close()
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	f, _, err := readFrame(c)
+	if err != nil || f.GetType() != cimpb.Type_LOGIN_ACK {
+		c.Close()
+		t.Fatalf("login %d: %v %v", i, f, err)
+	}
+	return c
 }
 
 // BenchmarkIdleMQTTConnection is BenchmarkIdleConnection for devices: one

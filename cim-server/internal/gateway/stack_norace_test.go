@@ -5,12 +5,8 @@ package gateway
 import (
 	"net"
 	"runtime"
-	"strconv"
 	"testing"
 	"time"
-
-	"github.com/gocim/gocim/proto/cimpb"
-	"github.com/gocim/gocim/proto/codec"
 )
 
 // TestIdleReaderStackStaysAt4KiB guards half of an idle connection's
@@ -34,21 +30,7 @@ func TestIdleReaderStackStaysAt4KiB(t *testing.T) {
 		}
 	})
 	for i := range n {
-		c, err := net.Dial("tcp", g.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		conns = append(conns, c)
-		tok := tokenFor(t, g.ID(), strconv.Itoa(i), "s"+strconv.Itoa(i))
-		frame, _ := codec.Encode(&cimpb.Frame{Type: cimpb.Type_LOGIN, Login: &cimpb.Login{Token: tok}})
-		if _, err := c.Write(frame); err != nil {
-			t.Fatal(err)
-		}
-		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-		f, _, err := readFrame(c)
-		if err != nil || f.GetType() != cimpb.Type_LOGIN_ACK {
-			t.Fatalf("login %d: %v %v", i, f, err)
-		}
+		conns = append(conns, loginIdle(t, g, i))
 	}
 	// Every reader is past its login once the hub holds it.
 	for deadline := time.Now().Add(10 * time.Second); g.Connections() != n; {
