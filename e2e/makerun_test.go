@@ -25,7 +25,9 @@ import (
 
 // TestMakeRun runs the script behind `make run` / `make stop` on free ports
 // with a scratch directory: it must bring up ZooKeeper, Redis, a route and two
-// gateways that carry a chat, print how to open clients, and stop it all.
+// gateways, each with a route replica inside that handles its uplinks (the
+// shape the benchmarks measure), that carry a chat, print how to open
+// clients, and stop it all.
 func TestMakeRun(t *testing.T) {
 	if testenv.ZooKeeperClasspath() == "" {
 		testenv.Missing(t, "ZooKeeper")
@@ -35,6 +37,7 @@ func TestMakeRun(t *testing.T) {
 	route := testenv.FreePort(t)
 	zkPort, redisPort, wsPort, mqttPort := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
 	routeInternal := testenv.FreePort(t)
+	replicaInternal := []int{testenv.FreePort(t), testenv.FreePort(t)}
 	env := append(os.Environ(),
 		"CIM_RUN_DIR="+run,
 		"CIM_BIN_DIR="+bin,
@@ -42,8 +45,9 @@ func TestMakeRun(t *testing.T) {
 		fmt.Sprintf("CIM_REDIS_PORT=%d", redisPort),
 		fmt.Sprintf("CIM_ROUTE_PORT=%d", route),
 		fmt.Sprintf("CIM_ROUTE_INTERNAL_PORT=%d", routeInternal),
-		fmt.Sprintf("CIM_GATEWAYS=%d:%d:%d:%d %d:%d:%d:%d", testenv.FreePort(t), testenv.FreePort(t), wsPort, mqttPort,
-			testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)),
+		fmt.Sprintf("CIM_GATEWAYS=%d:%d:%d:%d:%d:%d %d:%d:%d:%d:%d:%d",
+			testenv.FreePort(t), testenv.FreePort(t), wsPort, mqttPort, testenv.FreePort(t), replicaInternal[0],
+			testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t), replicaInternal[1]),
 	)
 	script := filepath.Join(harness.RepoRoot(), "scripts", "cluster.sh")
 	cluster := func(arg string) string {
@@ -108,6 +112,20 @@ func TestMakeRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	recs[1].WaitFor(t, 0, wait, "message", harness.IsMessage("via make run"))
+
+	// Each gateway's uplinks (its client's login SYNC, alice's message)
+	// went to the route replica inside it, none to the standalone route.
+	if n := metric(t, fmt.Sprintf("http://127.0.0.1:%d", routeInternal), uplinkBatches); n != 0 {
+		t.Errorf("the standalone route handled %v uplink batches; want none (the replicas in the gateways take them)", n)
+	}
+	for i, port := range replicaInternal {
+		if n := metric(t, fmt.Sprintf("http://127.0.0.1:%d", port), uplinkBatches); n == 0 {
+			t.Errorf("the route replica in gw%d handled no uplink batch", i+1)
+		}
+	}
+	if !strings.Contains(out, "with a route replica inside") {
+		t.Fatalf("start did not say the gateways run route replicas:\n%s", out)
+	}
 
 	// The generated API key pushes as an app back-end would.
 	key, err := os.ReadFile(filepath.Join(run, "api-key"))

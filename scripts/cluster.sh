@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs a local gocim cluster: ZooKeeper, Redis (AOF on), one cim-route and two
-# cim-server gateways, as background processes with their data, logs and pid
-# files under $CIM_RUN_DIR (default ./run).
+# cim-server gateways, each with a route replica inside (--route-replica: the
+# gateway's uplinks are handled in its own process, the shape the benchmarks
+# measure; CIM_RUN_REPLICAS=0 leaves them out), as background processes with
+# their data, logs and pid files under $CIM_RUN_DIR (default ./run).
 #
 #   scripts/cluster.sh start    build must have run (make run does both)
 #   scripts/cluster.sh stop     gateways first (graceful), then route, Redis, ZooKeeper
@@ -10,8 +12,10 @@
 # Ports can be moved with CIM_ZK_PORT (2181), CIM_REDIS_PORT (6379),
 # CIM_ROUTE_PORT (8080, public API), CIM_ROUTE_INTERNAL_PORT (8090, gateway
 # calls) and CIM_GATEWAYS ("9000:9100:9200:1883 9001:9101:9201:1884":
-# tcp:http:ws:mqtt ports per gateway; without the third, ws = tcp + 200;
-# without the fourth, mqtt = 1883, 1884, ... in order).
+# tcp:http:ws:mqtt[:replica-api:replica-internal] ports per gateway; without
+# the third, ws = tcp + 200; without the fourth, mqtt = 1883, 1884, ... in
+# order; without the last two, the replica's listeners are tcp + 300 and
+# tcp + 400).
 # The token and internal secrets, an API key (scopes push+admin) and the
 # gateways' ZooKeeper credentials (user:password) are generated once into
 # $run/secret, $run/internal-secret, $run/api-key and $run/zk-auth (mode 600).
@@ -30,6 +34,7 @@ redis_port=${CIM_REDIS_PORT:-6379}
 route_port=${CIM_ROUTE_PORT:-8080}
 route_internal_port=${CIM_ROUTE_INTERNAL_PORT:-8090}
 gateways=${CIM_GATEWAYS:-"9000:9100:9200:1883 9001:9101:9201:1884"}
+replicas=${CIM_RUN_REPLICAS:-1}
 host=127.0.0.1
 
 alive() { [ -f "$run/$1.pid" ] && kill -0 "$(cat "$run/$1.pid")" 2>/dev/null; }
@@ -100,21 +105,34 @@ CFG
     --client-output-buffer-limit "normal 64mb 32mb 10"
   wait_for redis "Ready to accept connections"
 
+  local api_keys; api_keys="local:$(cat "$run/api-key"):push+admin"
   echo "starting cim-route: API on $host:$route_port, gateway calls on $host:$route_internal_port"
   launch route "$bin/cim-route" --listen "$host:$route_port" --internal-listen "$host:$route_internal_port" \
-    --api-keys "local:$(cat "$run/api-key"):push+admin"
+    --api-keys "$api_keys"
   wait_for route "route ready"
 
   local i=0 first_mqtt=1883
   for ports in $gateways; do
     i=$((i + 1))
-    IFS=: read -r tcp http ws mqtt <<<"$ports"
+    IFS=: read -r tcp http ws mqtt rapi rint <<<"$ports"
     ws=${ws:-$((tcp + 200))}
     mqtt=${mqtt:-$((1882 + i))}
+    rapi=${rapi:-$((tcp + 300))}
+    rint=${rint:-$((tcp + 400))}
     [ "$i" -eq 1 ] && first_mqtt=$mqtt
+    local replica=()
+    if [ "$replicas" != 0 ]; then
+      # The replica is a route like the standalone one (same secrets, ZooKeeper
+      # and Redis through the CIM_* variables above), on listeners of its own.
+      (umask 077; printf '%s\n' "--listen $host:$rapi" "--internal-listen $host:$rint" \
+        "--api-keys $api_keys" >"$run/gw$i-route-replica")
+      replica=(--route-replica "$run/gw$i-route-replica")
+    fi
     echo "starting cim-server gw$i: clients on $host:$tcp (TCP), ws://$host:$ws/ws (WebSocket) and $host:$mqtt (MQTT devices), internal http on $host:$http"
+    if [ "$replicas" != 0 ]; then echo "  with a route replica inside: API on $host:$rapi, internal on $host:$rint"; fi
     launch "gw$i" "$bin/cim-server" --listen "$host:$tcp" --http-listen "$host:$http" --ws-listen "$host:$ws" \
-      --mqtt-listen "$host:$mqtt" --route "http://$host:$route_internal_port" --zk-auth-file "$run/zk-auth"
+      --mqtt-listen "$host:$mqtt" --route "http://$host:$route_internal_port" --zk-auth-file "$run/zk-auth" \
+      "${replica[@]}"
   done
   i=0
   for _ in $gateways; do i=$((i + 1)); wait_for "gw$i" "gateway ready"; done
