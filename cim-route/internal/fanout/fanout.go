@@ -60,7 +60,7 @@ type Config struct {
 	// handles its requests in parallel, and with two in flight a large
 	// group's later message often reached its members before an earlier
 	// one still being written, and every member asked a SYNC for the gap
-	// (docs/BENCHMARKS.md, "Ordered fan-out").
+	// (docs/benchmarks/issue13-log.md, "Ordered fan-out").
 	MaxInFlight int
 	// MaxBatch bounds the deliveries of one merged request; default 4096.
 	// One push larger than that is still sent whole, on its own.
