@@ -126,6 +126,11 @@ func TestMakeRun(t *testing.T) {
 	if !strings.Contains(out, "with a route replica inside") {
 		t.Fatalf("start did not say the gateways run route replicas:\n%s", out)
 	}
+	for _, port := range replicaInternal {
+		if u := fmt.Sprintf("http://127.0.0.1:%d/metrics", port); !strings.Contains(out, u) {
+			t.Errorf("start did not name a replica's metrics at %s, where the messages are counted:\n%s", u, out)
+		}
+	}
 
 	// The generated API key pushes as an app back-end would.
 	key, err := os.ReadFile(filepath.Join(run, "api-key"))

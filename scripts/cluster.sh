@@ -111,7 +111,7 @@ CFG
     --api-keys "$api_keys"
   wait_for route "route ready"
 
-  local i=0 first_mqtt=1883
+  local i=0 first_mqtt=1883 replica_metrics=""
   for ports in $gateways; do
     i=$((i + 1))
     IFS=: read -r tcp http ws mqtt rapi rint <<<"$ports"
@@ -127,6 +127,8 @@ CFG
       (umask 077; printf '%s\n' "--listen $host:$rapi" "--internal-listen $host:$rint" \
         "--api-keys $api_keys" >"$run/gw$i-route-replica")
       replica=(--route-replica "$run/gw$i-route-replica")
+      replica_metrics="$replica_metrics
+  gw$i's route replica (its clients' messages): http://$host:$rint/metrics"
     fi
     echo "starting cim-server gw$i: clients on $host:$tcp (TCP), ws://$host:$ws/ws (WebSocket) and $host:$mqtt (MQTT devices), internal http on $host:$http"
     if [ "$replicas" != 0 ]; then echo "  with a route replica inside: API on $host:$rapi, internal on $host:$rint"; fi
@@ -153,7 +155,7 @@ A device (MQTT) gets its credential from the admin API, then listens and talks:
   mosquitto_pub -h $host -p $first_mqtt -u <deviceId> -P <secret> -t 'gocim/<deviceId>/up/alice' -q 1 -m 'temp=21'
 Operate it (who is online, gateways and their load, kick, ban, drain):
   CIM_ROUTE=http://$host:$route_port CIM_API_KEY=\$(cat $run/api-key) $bin/cimctl gateways
-Metrics: http://$host:$route_internal_port/metrics (route) and each gateway's /metrics on its HTTP port
+Metrics: http://$host:$route_internal_port/metrics (route: logins, API) and each gateway's /metrics on its HTTP port${replica_metrics}
 Stop everything with: make stop
 MSG
 }
