@@ -37,6 +37,61 @@ type composeService struct {
 		Context    string `yaml:"context"`
 		Dockerfile string `yaml:"dockerfile"`
 	} `yaml:"build"`
+	Configs []struct {
+		Source string `yaml:"source"`
+		Target string `yaml:"target"`
+	} `yaml:"configs"`
+}
+
+// composeFile is what the tests read of docker-compose.yml.
+type composeFile struct {
+	Services map[string]composeService `yaml:"services"`
+	Configs  map[string]struct {
+		Content string `yaml:"content"`
+	} `yaml:"configs"`
+}
+
+// replicaArgs returns the cim-route flags of the route replica inside the
+// gateway service gw: the content of the config it mounts where its
+// CIM_ROUTE_REPLICA points, split as cim-server reads that file
+// (whitespace-separated, # comments), or nil when it runs none.
+func (f composeFile) replicaArgs(t *testing.T, gw string) []string {
+	t.Helper()
+	svc := f.Services[gw]
+	path := svc.Environment["CIM_ROUTE_REPLICA"]
+	if path == "" {
+		return nil
+	}
+	for _, c := range svc.Configs {
+		if c.Target != path {
+			continue
+		}
+		cfg, ok := f.Configs[c.Source]
+		if !ok {
+			t.Fatalf("%s mounts config %q, which the file does not define", gw, c.Source)
+		}
+		var args []string
+		for line := range strings.Lines(cfg.Content) {
+			line, _, _ = strings.Cut(line, "#")
+			args = append(args, strings.Fields(line)...)
+		}
+		return args
+	}
+	t.Fatalf("%s: CIM_ROUTE_REPLICA %s is none of its configs' targets", gw, path)
+	return nil
+}
+
+// flagValue is the value of --name in args ("" when absent).
+func flagValue(args []string, name string) string {
+	for i, a := range args {
+		if a == "--"+name && i+1 < len(args) {
+			return args[i+1]
+		}
+		if v, ok := strings.CutPrefix(a, "--"+name+"="); ok {
+			return v
+		}
+	}
+	return ""
 }
 
 // binary is the gocim binary a built service runs ("" for an image).
@@ -49,17 +104,20 @@ func (s composeService) binary() string {
 
 func readCompose(t *testing.T) map[string]composeService {
 	t.Helper()
+	return readComposeFile(t).Services
+}
+
+func readComposeFile(t *testing.T) composeFile {
+	t.Helper()
 	raw, err := os.ReadFile(filepath.Join(harness.RepoRoot(), "docker", "docker-compose.yml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var compose struct {
-		Services map[string]composeService `yaml:"services"`
-	}
+	var compose composeFile
 	if err := yaml.Unmarshal(raw, &compose); err != nil {
 		t.Fatalf("docker-compose.yml does not parse: %v", err)
 	}
-	return compose.Services
+	return compose
 }
 
 // servicesOf returns the names of the services whose name matches re, sorted.
@@ -81,7 +139,8 @@ func servicesOf(services map[string]composeService, re string) []string {
 // the built services set only CIM_* variables the binaries really read.
 func TestComposeFile(t *testing.T) {
 	root := harness.RepoRoot()
-	services := readCompose(t)
+	file := readComposeFile(t)
+	services := file.Services
 	zks, redises := servicesOf(services, `^zk\d+$`), servicesOf(services, `^redis\d+$`)
 	routes, gateways := servicesOf(services, `^route\d+$`), servicesOf(services, `^gw\d+$`)
 	if len(zks) != 3 || len(redises) != 6 || len(routes) < 2 || len(gateways) < 2 {
@@ -171,7 +230,7 @@ func TestComposeFile(t *testing.T) {
 		got := strings.Split(list, ",")
 		return len(got) == len(want) && !slices.ContainsFunc(want, func(w string) bool { return !slices.Contains(got, w) })
 	}
-	var routeInternal []string
+	var routeInternal, replicas []string
 	listeners := map[string]string{}
 	claim := func(svc, addr string) {
 		port := addr[strings.LastIndex(addr, ":")+1:]
@@ -219,6 +278,19 @@ func TestComposeFile(t *testing.T) {
 		for _, k := range []string{"CIM_LISTEN", "CIM_WS_LISTEN", "CIM_HTTP_LISTEN"} {
 			claim(name, env[k])
 		}
+		// The route replica inside: listeners of its own, the routes'
+		// Redis nodes and upload store.
+		args := file.replicaArgs(t, name)
+		if args == nil {
+			t.Errorf("%s runs no route replica (CIM_ROUTE_REPLICA): its messages would cross to a route process", name)
+			continue
+		}
+		claim(name+"'s replica", flagValue(args, "listen"))
+		claim(name+"'s replica", flagValue(args, "internal-listen"))
+		if !sameSet(flagValue(args, "redis"), redisAddrs) || flagValue(args, "upload-store") != "redis" {
+			t.Errorf("%s's replica: --redis %q, --upload-store %q: want every Redis node %v and uploads in Redis, as the routes", name, flagValue(args, "redis"), flagValue(args, "upload-store"), redisAddrs)
+		}
+		replicas = append(replicas, name)
 	}
 
 	// Health checks: every long-running service has one; the gocim
@@ -288,12 +360,21 @@ func TestComposeFile(t *testing.T) {
 				t.Errorf("service %s sets %s, which %s --help does not list", name, k, binary)
 			}
 		}
-		for _, arg := range svc.Command {
-			if f, ok := strings.CutPrefix(arg, "--"); ok {
-				f, _, _ = strings.Cut(f, "=")
-				if !strings.Contains(help[binary], "\n  -"+f+" ") && !strings.Contains(help[binary], "\n  -"+f+"\n") {
-					t.Errorf("service %s passes --%s, which %s --help does not list", name, f, binary)
-				}
+		checkFlags(t, "service "+name, svc.Command, binary, help[binary])
+	}
+	for _, gw := range replicas {
+		checkFlags(t, gw+"'s route replica", file.replicaArgs(t, gw), "cim-route", help["cim-route"])
+	}
+}
+
+// checkFlags: every --flag in args is one binary lists in its --help.
+func checkFlags(t *testing.T, who string, args []string, binary, help string) {
+	t.Helper()
+	for _, arg := range args {
+		if f, ok := strings.CutPrefix(arg, "--"); ok {
+			f, _, _ = strings.Cut(f, "=")
+			if !strings.Contains(help, "\n  -"+f+" ") && !strings.Contains(help, "\n  -"+f+"\n") {
+				t.Errorf("%s passes --%s, which %s --help does not list", who, f, binary)
 			}
 		}
 	}
@@ -306,7 +387,8 @@ func TestComposeFile(t *testing.T) {
 // queries name only the agreed metrics and cover every one of them.
 func TestPrometheusAndGrafanaConfig(t *testing.T) {
 	root := harness.RepoRoot()
-	services := readCompose(t)
+	file := readComposeFile(t)
+	services := file.Services
 	promFile := filepath.Join(root, "docker", "prometheus.yml")
 	if _, err := exec.LookPath("promtool"); err == nil {
 		if out, err := exec.Command("promtool", "check", "config", promFile).CombinedOutput(); err != nil {
@@ -363,11 +445,14 @@ func TestPrometheusAndGrafanaConfig(t *testing.T) {
 	}
 	for _, name := range servicesOf(services, `^gw\d+$`) {
 		want = append(want, services[name].Environment["CIM_HTTP_LISTEN"])
+		if args := file.replicaArgs(t, name); args != nil {
+			want = append(want, flagValue(args, "internal-listen"))
+		}
 	}
 	slices.Sort(targets)
 	slices.Sort(want)
 	if !slices.Equal(targets, want) {
-		t.Errorf("prometheus scrapes %v, want the routes' internal and the gateways' HTTP listeners %v", targets, want)
+		t.Errorf("prometheus scrapes %v, want the routes' (and the replicas') internal and the gateways' HTTP listeners %v", targets, want)
 	}
 	if !slices.Contains(p.Volumes, "./prometheus.yml:/etc/prometheus/prometheus.yml:ro") ||
 		!slices.Contains(p.Command, "--config.file=/etc/prometheus/prometheus.yml") {
