@@ -137,6 +137,7 @@ func TestMakeRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkSecretsOffCommandLines(t, run, strings.TrimSpace(string(key)))
 	var answer harness.Envelope
 	status, err := harness.Call("POST", url+"/api/push", harness.APIKey(strings.TrimSpace(string(key))),
 		map[string]any{"to": []string{"alice"}, "msg": "from the app"}, &answer)
@@ -209,6 +210,40 @@ func TestMakeRun(t *testing.T) {
 	}
 	if err := harness.GetJSON(url+"/healthz", &struct{}{}); err == nil {
 		t.Fatal("route still answering after stop")
+	}
+}
+
+// checkSecretsOffCommandLines: no process make run started carries the API
+// key or a secret in its command line, which every local user can read
+// (ps, /proc/PID/cmdline).
+func checkSecretsOffCommandLines(t *testing.T, run, apiKey string) {
+	t.Helper()
+	secrets := map[string]string{"the API key": apiKey}
+	for _, f := range []string{"secret", "internal-secret", "zk-auth"} {
+		b, err := os.ReadFile(filepath.Join(run, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		secrets["run/"+f] = strings.TrimSpace(string(b))
+	}
+	pids, _ := filepath.Glob(filepath.Join(run, "*.pid"))
+	if len(pids) < 5 {
+		t.Fatalf("pid files %v: want ZooKeeper, Redis, the route and two gateways", pids)
+	}
+	for _, p := range pids {
+		pid, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmdline, err := os.ReadFile("/proc/" + strings.TrimSpace(string(pid)) + "/cmdline")
+		if err != nil {
+			t.Fatalf("%s: %v", filepath.Base(p), err)
+		}
+		for what, secret := range secrets {
+			if secret != "" && strings.Contains(string(cmdline), secret) {
+				t.Errorf("%s's command line carries %s: %q", strings.TrimSuffix(filepath.Base(p), ".pid"), what, strings.ReplaceAll(string(cmdline), "\x00", " "))
+			}
+		}
 	}
 }
 

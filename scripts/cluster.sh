@@ -107,8 +107,10 @@ CFG
 
   local api_keys; api_keys="local:$(cat "$run/api-key"):push+admin"
   echo "starting cim-route: API on $host:$route_port, gateway calls on $host:$route_internal_port"
-  launch route "$bin/cim-route" --listen "$host:$route_port" --internal-listen "$host:$route_internal_port" \
-    --api-keys "$api_keys"
+  # The API key goes in the environment, not on the command line (which
+  # every local user can read in ps).
+  CIM_API_KEYS=$api_keys launch route "$bin/cim-route" --listen "$host:$route_port" \
+    --internal-listen "$host:$route_internal_port"
   wait_for route "route ready"
 
   local i=0 first_mqtt=1883 replica_metrics=""
