@@ -122,8 +122,10 @@ CFG
     rapi=${rapi:-$((tcp + 300))}
     rint=${rint:-$((tcp + 400))}
     [ "$i" -eq 1 ] && first_mqtt=$mqtt
+    echo "starting cim-server gw$i: clients on $host:$tcp (TCP), ws://$host:$ws/ws (WebSocket) and $host:$mqtt (MQTT devices), internal http on $host:$http"
     local replica=()
     if [ "$replicas" != 0 ]; then
+      echo "  with a route replica inside: API on $host:$rapi, internal on $host:$rint"
       # The replica is a route like the standalone one (same secrets, ZooKeeper
       # and Redis through the CIM_* variables above), on listeners of its own.
       (umask 077; printf '%s\n' "--listen $host:$rapi" "--internal-listen $host:$rint" \
@@ -132,8 +134,6 @@ CFG
       replica_metrics="$replica_metrics
   gw$i's route replica (its clients' messages): http://$host:$rint/metrics"
     fi
-    echo "starting cim-server gw$i: clients on $host:$tcp (TCP), ws://$host:$ws/ws (WebSocket) and $host:$mqtt (MQTT devices), internal http on $host:$http"
-    if [ "$replicas" != 0 ]; then echo "  with a route replica inside: API on $host:$rapi, internal on $host:$rint"; fi
     launch "gw$i" "$bin/cim-server" --listen "$host:$tcp" --http-listen "$host:$http" --ws-listen "$host:$ws" \
       --mqtt-listen "$host:$mqtt" --route "http://$host:$route_internal_port" --zk-auth-file "$run/zk-auth" \
       "${replica[@]}"
