@@ -98,9 +98,12 @@ func (s *Disk) MarkReferenced(ref string) error {
 	if !ValidRef(ref) {
 		return nil
 	}
+	if _, err := os.Stat(s.path(ref) + ".json"); err != nil {
+		return nil // no such upload (its shard may hold others)
+	}
 	f, err := os.OpenFile(s.path(ref)+".ref", os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, fs.ErrExist) || errors.Is(err, fs.ErrNotExist) {
-		return nil // already marked, or no such upload (no shard directory)
+		return nil // already marked, or deleted meanwhile
 	}
 	if err != nil {
 		return err
@@ -175,8 +178,12 @@ func (s *Disk) sweepEntry(dir string, e fs.DirEntry, names map[string]bool, now 
 		}
 		return
 	case !ValidRef(name):
-		if ref, ok := strings.CutSuffix(name, ".json"); ok && ValidRef(ref) && !names[ref] {
-			os.Remove(filepath.Join(dir, name)) // metadata of deleted bytes
+		ref, ok := strings.CutSuffix(name, ".json")
+		if !ok {
+			ref, ok = strings.CutSuffix(name, ".ref")
+		}
+		if ok && ValidRef(ref) && !names[ref] {
+			os.Remove(filepath.Join(dir, name)) // metadata or marker of deleted bytes
 		}
 		return
 	}

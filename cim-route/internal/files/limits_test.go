@@ -164,6 +164,38 @@ func TestSweep(t *testing.T) {
 	}
 }
 
+// TestMarkUnknownInAShard: marking an unknown ref whose shard directory
+// holds another upload leaves no marker (it would be one file for nothing,
+// and the ref would read as in use), and a marker whose upload is gone (a
+// deletion between Open and MarkReferenced) goes at the next Sweep.
+func TestMarkUnknownInAShard(t *testing.T) {
+	s := newLimited(t, Limits{UnreferencedTTL: time.Hour})
+	info, err := s.PutFor("1", 0, "f.txt", "text/plain", strings.NewReader("12345"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	unknown := info.Ref[:2] + strings.Repeat("0", len(info.Ref)-2)
+	if unknown == info.Ref {
+		unknown = info.Ref[:2] + strings.Repeat("1", len(info.Ref)-2)
+	}
+	if err := s.MarkReferenced(unknown); err != nil {
+		t.Fatal(err)
+	}
+	if s.Referenced(unknown) {
+		t.Fatal("marking an unknown ref in an existing shard made it referenced")
+	}
+	orphan := s.path(unknown) + ".ref"
+	if err := os.WriteFile(orphan, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := s.Sweep(); err != nil || res.Kept != 1 {
+		t.Fatalf("sweep: %+v %v, want the upload kept", res, err)
+	}
+	if _, err := os.Stat(orphan); !os.IsNotExist(err) {
+		t.Fatalf("the marker of no upload outlived a sweep: %v", err)
+	}
+}
+
 // TestSweepStale: leftovers of interrupted uploads go once stale.
 func TestSweepStale(t *testing.T) {
 	s := newLimited(t, Limits{})
