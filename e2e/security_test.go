@@ -502,3 +502,43 @@ func TestLoginRateLimit(t *testing.T) {
 	}
 	checkAPI(t, c, "POST", "/login", nil, map[string]string{"userName": "gus", "password": harness.Password}, 429, codes.RateLimited)
 }
+
+// TestRateLimitsSharedByRoutes: the route processes take from one budget
+// (kept in Redis), so a second route adds no guesses at a password and no
+// /history calls: each is counted once for the cluster, wherever it lands.
+func TestRateLimitsSharedByRoutes(t *testing.T) {
+	c := harness.Start(t, harness.Options{Gateways: 1, RouteArgs: []string{
+		"--login-rate", "0.001", "--login-burst", "4", "--history-rate", "0.001", "--history-burst", "2"}})
+	r2 := c.AddRoute()
+	s := login(t, c, "ivy") // 2 of 127.0.0.1's and ivy's 4 attempts: register, login
+	bearer := http.Header{"Authorization": {"Bearer " + s.AccessToken}}
+	call := func(method, url string, h http.Header, body any) int {
+		t.Helper()
+		status, err := harness.Call(method, url, h, body, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return status
+	}
+	for _, url := range []string{c.Route.URL, r2.URL} {
+		if st := call("GET", url+"/history", bearer, nil); st != 200 {
+			t.Fatalf("ivy's /history on %s: HTTP %d", url, st)
+		}
+	}
+	if st := call("GET", r2.URL+"/history", bearer, nil); st != 429 {
+		t.Fatalf("ivy's 3rd /history, the 2nd on the second route: HTTP %d, want 429", st)
+	}
+	guess := map[string]string{"userName": "ivy", "password": "wrong-guess"}
+	for _, url := range []string{c.Route.URL, r2.URL} {
+		if st := call("POST", url+"/login", nil, guess); st == 429 || st == 200 {
+			t.Fatalf("a guess within the budget on %s: HTTP %d", url, st)
+		}
+	}
+	if st := call("POST", r2.URL+"/login", nil, guess); st != 429 {
+		t.Fatalf("the 5th attempt, the 2nd on the second route: HTTP %d, want 429", st)
+	}
+	right := map[string]string{"userName": "ivy", "password": harness.Password}
+	if st := call("POST", c.Route.URL+"/login", nil, right); st != 429 {
+		t.Fatalf("the right password after the budget: HTTP %d, want 429", st)
+	}
+}

@@ -184,6 +184,11 @@ type Config struct {
 	// Over it: 429 / 4293.
 	UploadRate  float64
 	UploadBurst int
+	// Limiters makes the rate limiters above: the app shares them in
+	// Redis (ratelimit.Shared), so that each budget is the cluster's
+	// whatever the number of route processes; nil keeps them in this
+	// process.
+	Limiters ratelimit.Maker
 	// ReadTimeout and WriteTimeout are the server's (app sets them);
 	// /upload and /files extend them by the transfer's size at
 	// TransferMinRate bytes/s (default 64 KiB/s), so a slow client gets
@@ -239,17 +244,21 @@ func newHandler(cfg Config) *handler {
 	if cfg.TransferMinRate <= 0 {
 		cfg.TransferMinRate = 64 << 10
 	}
-	perUser := func(rate float64, burst int) *ratelimit.Limiter {
-		return ratelimit.New(ratelimit.Config{Rate: rate, Burst: burst, Dimensions: 1})
+	limiter := cfg.Limiters
+	if limiter == nil {
+		limiter = ratelimit.New
+	}
+	perUser := func(name string, rate float64, burst int) *ratelimit.Limiter {
+		return limiter(ratelimit.Config{Name: name, Rate: rate, Burst: burst, Dimensions: 1})
 	}
 	return &handler{
-		registrations: ratelimit.New(ratelimit.Config{Rate: cfg.RegisterRate, Burst: cfg.RegisterBurst, Dimensions: 1, Size: 1}),
-		histories:     perUser(cfg.HistoryRate, cfg.HistoryBurst),
-		uploads:       perUser(cfg.UploadRate, cfg.UploadBurst),
+		registrations: limiter(ratelimit.Config{Name: "register", Rate: cfg.RegisterRate, Burst: cfg.RegisterBurst, Dimensions: 1, Size: 1}),
+		histories:     perUser("history", cfg.HistoryRate, cfg.HistoryBurst),
+		uploads:       perUser("upload", cfg.UploadRate, cfg.UploadBurst),
 		readTimeout:   cfg.ReadTimeout, writeTimeout: cfg.WriteTimeout, minRate: cfg.TransferMinRate,
 		svc: cfg.Service, log: cfg.Logger.With("component", "api"),
 		tokenKeys: cfg.TokenKeys, apiKeys: cfg.APIKeys, internal: contract.NewSecrets(cfg.InternalSecrets),
-		limiter: ratelimit.New(ratelimit.Config{Rate: cfg.LoginRate, Burst: cfg.LoginBurst, Dimensions: 2}),
+		limiter: limiter(ratelimit.Config{Name: "login", Rate: cfg.LoginRate, Burst: cfg.LoginBurst, Dimensions: 2}),
 		maxBody: cfg.MaxBody, maxUplink: cfg.MaxUplink, maxUpload: cfg.MaxUpload, now: cfg.Now,
 	}
 }

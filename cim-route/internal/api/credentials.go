@@ -137,7 +137,18 @@ func (h *handler) limitLogin(c *gin.Context, userID, userName string) error {
 	if h.limiter != nil {
 		key = h.svc.LimitKey(c.Request.Context(), userID, userName)
 	}
-	return retryAfter(c, h.limiter.Allow(c.ClientIP(), key), errs.ErrRateLimited, "too many attempts")
+	return allow(c, h.limiter, errs.ErrRateLimited, "too many attempts", c.ClientIP(), key)
+}
+
+// allow takes a token from l for keys; over the limit it answers an error
+// wrapping sentinel with Retry-After set, and when l cannot tell (its
+// Redis failed) errs.ErrUnavailable: nothing passes unlimited.
+func allow(c *gin.Context, l *ratelimit.Limiter, sentinel error, what string, keys ...string) error {
+	wait, err := l.Allow(c.Request.Context(), keys...)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errs.ErrUnavailable, err)
+	}
+	return retryAfter(c, wait, sentinel, what)
 }
 
 // retryAfter turns a limiter's wait into an error wrapping sentinel with

@@ -44,7 +44,7 @@ func (h *handler) register(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	if err := retryAfter(c, h.registrations.Allow("all"), errs.ErrRateLimited, "too many registrations on this server"); err != nil {
+	if err := allow(c, h.registrations, errs.ErrRateLimited, "too many registrations on this server", "all"); err != nil {
 		h.fail(c, err)
 		return
 	}

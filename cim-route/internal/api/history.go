@@ -78,7 +78,7 @@ func (h *handler) history(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	if err := retryAfter(c, h.histories.Allow(uid), errs.ErrRateLimited, "too many history requests"); err != nil {
+	if err := allow(c, h.histories, errs.ErrRateLimited, "too many history requests", uid); err != nil {
 		h.fail(c, err)
 		return
 	}
@@ -138,7 +138,7 @@ func (h *handler) deleteHistory(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	if err := retryAfter(c, h.histories.Allow(uid), errs.ErrRateLimited, "too many history requests"); err != nil {
+	if err := allow(c, h.histories, errs.ErrRateLimited, "too many history requests", uid); err != nil {
 		h.fail(c, err)
 		return
 	}
@@ -160,7 +160,7 @@ func (h *handler) upload(c *gin.Context) {
 		h.fail(c, fmt.Errorf("%w: uploads are limited to %d bytes", errs.ErrTooLarge, h.maxUpload))
 		return
 	}
-	if err := retryAfter(c, h.uploads.Allow(uid), errs.ErrQuotaExceeded, "too many uploads"); err != nil {
+	if err := allow(c, h.uploads, errs.ErrQuotaExceeded, "too many uploads", uid); err != nil {
 		h.fail(c, err)
 		return
 	}

@@ -31,6 +31,7 @@ import (
 	"github.com/gocim/gocim/cim-route/internal/files"
 	"github.com/gocim/gocim/cim-route/internal/metrics"
 	"github.com/gocim/gocim/cim-route/internal/model"
+	"github.com/gocim/gocim/cim-route/internal/ratelimit"
 	"github.com/gocim/gocim/cim-route/internal/router"
 	"github.com/gocim/gocim/cim-route/internal/store"
 	"github.com/gocim/gocim/cim-route/internal/webhook"
@@ -161,6 +162,9 @@ func New(cfg config.Config, logger *slog.Logger) (*App, error) {
 		sources.WebhookDepth = hooks.Depth
 	}
 	m.SetSources(sources)
+	// Every route process (standalone or a gateway's replica) takes from the
+	// same buckets: a budget is the cluster's.
+	limiters := ratelimit.Shared(rdb, cfg.RedisPrefix)
 	rt, err := router.New(router.Config{
 		Store: st, Gateways: bal, Pusher: push, Files: uploads, Authenticator: authn, GatewayInfo: gatewayInfo,
 		Events: events, AppUsers: router.NewAppUsers(cfg.WebhookAppUserList()), Observer: m,
@@ -175,6 +179,7 @@ func New(cfg config.Config, logger *slog.Logger) (*App, error) {
 			HashQueue:      hashQueue(cfg.HashQueue),
 			InvitesPerHour: cfg.InvitesPerHour, UploadQuota: cfg.UploadQuota,
 		},
+		Limiters: limiters,
 	})
 	if err != nil {
 		rdb.Close()
@@ -201,7 +206,7 @@ func New(cfg config.Config, logger *slog.Logger) (*App, error) {
 		MaxBody: cfg.MaxBody, MaxUpload: cfg.UploadMax,
 		RegisterRate: cfg.RegisterRate, RegisterBurst: cfg.RegisterBurst,
 		HistoryRate: cfg.HistoryRate, HistoryBurst: cfg.HistoryBurst,
-		UploadRate: cfg.UploadRate, UploadBurst: cfg.UploadBurst,
+		UploadRate: cfg.UploadRate, UploadBurst: cfg.UploadBurst, Limiters: limiters,
 		ReadTimeout: cfg.ReadTimeout, WriteTimeout: cfg.WriteTimeout, TransferMinRate: cfg.TransferMinRate,
 	}
 	public, err := api.NewPublic(apiCfg)

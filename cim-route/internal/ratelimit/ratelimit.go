@@ -1,13 +1,22 @@
 // Package ratelimit throttles attempts per key — a client IP, a user name —
-// with golang.org/x/time/rate token buckets kept in bounded LRU caches (an
-// attacker cycling through keys only evicts the least recently used
-// buckets). A request names one key per dimension and passes only if every
-// dimension has a token; then one token is taken from each, else none.
+// with token buckets. A request names one key per dimension and passes only
+// if every dimension has a token; then one token is taken from each, else
+// none.
 //
-// A Limiter is safe for concurrent use.
+// Two kinds of Limiter keep the buckets:
+//   - New: in this process (golang.org/x/time/rate buckets in bounded LRU
+//     caches; an attacker cycling through keys only evicts the least
+//     recently used buckets);
+//   - NewShared: in Redis, shared by every route process (standalone routes
+//     and the gateways' replicas alike), so that a budget — the guesses at
+//     one account's password, one user's uploads — is the cluster's and does
+//     not grow with the number of processes that serve the API.
+//
+// A Limiter is safe for concurrent use; a nil *Limiter admits everything.
 package ratelimit
 
 import (
+	"context"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -16,92 +25,139 @@ import (
 
 // Config configures a Limiter.
 type Config struct {
+	// Name tells a shared limiter's buckets from another's in Redis
+	// ("login", "history"); unused in memory.
+	Name       string
 	Rate       float64 // tokens per second per key; <= 0 turns limiting off
 	Burst      int     // bucket size (at least 1)
 	Dimensions int     // keys per request (e.g. 2: IP and name)
-	Size       int     // buckets kept per dimension (default 65536)
+	Size       int     // buckets kept per dimension in memory (default 65536)
 }
 
 // Never is AllowN's answer for more tokens than a bucket holds.
 const Never = time.Duration(1<<63 - 1)
 
-// Limiter admits or refuses attempts.
+// A Limiter admits or refuses attempts.
 type Limiter struct {
+	cfg     Config
+	buckets buckets
+}
+
+// buckets is where a Limiter keeps its buckets: take takes n tokens from
+// keys[i]'s bucket of dimension i (never an empty key), all or none,
+// returning 0 or how long until the longest refusal clears.
+type buckets interface {
+	take(ctx context.Context, n int, keys []dimKey) (time.Duration, error)
+}
+
+// dimKey is one key of a request and its dimension.
+type dimKey struct {
+	dim int
+	key string
+}
+
+// New returns a Limiter keeping its buckets in this process; nil (which
+// admits everything) when cfg.Rate <= 0.
+func New(cfg Config) *Limiter {
+	cfg, ok := normalize(cfg)
+	if !ok {
+		return nil
+	}
+	return &Limiter{cfg: cfg, buckets: newMemory(cfg)}
+}
+
+// A Maker makes a Limiter from its Config: New, or Shared's answer.
+type Maker func(Config) *Limiter
+
+func normalize(cfg Config) (Config, bool) {
+	if cfg.Rate <= 0 {
+		return cfg, false
+	}
+	cfg.Burst = max(cfg.Burst, 1)
+	cfg.Dimensions = max(cfg.Dimensions, 1)
+	if cfg.Size <= 0 {
+		cfg.Size = 1 << 16
+	}
+	return cfg, true
+}
+
+// Allow takes a token for keys[i] in dimension i (an empty key skips its
+// dimension; missing keys too). It returns 0 when every bucket had one; else
+// it takes none and returns how long until the longest refusal clears. An
+// error (a shared limiter whose Redis failed) admits nothing.
+func (l *Limiter) Allow(ctx context.Context, keys ...string) (time.Duration, error) {
+	return l.AllowN(ctx, 1, keys...)
+}
+
+// AllowN is Allow for n tokens at once (an invitation of n users). More
+// than the burst never passes: it returns Never.
+func (l *Limiter) AllowN(ctx context.Context, n int, keys ...string) (time.Duration, error) {
+	if l == nil || n <= 0 {
+		return 0, nil
+	}
+	if n > l.cfg.Burst {
+		return Never, nil
+	}
+	var buf [2]dimKey
+	dks := buf[:0]
+	for i, key := range keys {
+		if i >= l.cfg.Dimensions {
+			break
+		}
+		if key != "" {
+			dks = append(dks, dimKey{i, key})
+		}
+	}
+	if len(dks) == 0 {
+		return 0, nil
+	}
+	return l.buckets.take(ctx, n, dks)
+}
+
+// memory keeps the buckets in LRU caches, one per dimension.
+type memory struct {
 	limit rate.Limit
 	burst int
 	dims  []*lru.Cache[string, *rate.Limiter]
 	now   func() time.Time
 }
 
-// New returns a Limiter; nil (which admits everything) when cfg.Rate <= 0.
-func New(cfg Config) *Limiter {
-	if cfg.Rate <= 0 {
-		return nil
-	}
-	if cfg.Burst < 1 {
-		cfg.Burst = 1
-	}
-	if cfg.Dimensions < 1 {
-		cfg.Dimensions = 1
-	}
-	if cfg.Size <= 0 {
-		cfg.Size = 1 << 16
-	}
-	l := &Limiter{limit: rate.Limit(cfg.Rate), burst: cfg.Burst, now: time.Now}
+func newMemory(cfg Config) *memory {
+	m := &memory{limit: rate.Limit(cfg.Rate), burst: cfg.Burst, now: time.Now}
 	for range cfg.Dimensions {
 		c, _ := lru.New[string, *rate.Limiter](cfg.Size) // only fails for size <= 0
-		l.dims = append(l.dims, c)
+		m.dims = append(m.dims, c)
 	}
-	return l
+	return m
 }
 
-// Allow takes a token for keys[i] in dimension i (an empty key skips its
-// dimension; missing keys too). It returns 0 when every bucket had one; else
-// it takes none and returns how long until the fullest refusal clears.
-func (l *Limiter) Allow(keys ...string) time.Duration {
-	return l.AllowN(1, keys...)
-}
-
-// AllowN is Allow for n tokens at once (an invitation of n users). More
-// than the burst never passes: it returns Never.
-func (l *Limiter) AllowN(n int, keys ...string) time.Duration {
-	if l == nil || n <= 0 {
-		return 0
-	}
-	now := l.now()
-	reserved := make([]*rate.Reservation, 0, len(l.dims))
+func (m *memory) take(_ context.Context, n int, keys []dimKey) (time.Duration, error) {
+	now := m.now()
+	reserved := make([]*rate.Reservation, 0, len(keys))
 	var wait time.Duration
-	for i, key := range keys {
-		if i >= len(l.dims) {
-			break
-		}
-		if key == "" {
-			continue
-		}
-		r := l.bucket(i, key).ReserveN(now, n)
+	for _, k := range keys {
+		r := m.bucket(k.dim, k.key).ReserveN(now, n)
 		if !r.OK() {
 			wait = Never
 			continue
 		}
 		reserved = append(reserved, r)
-		if d := r.DelayFrom(now); d > wait {
-			wait = d
-		}
+		wait = max(wait, r.DelayFrom(now))
 	}
 	if wait > 0 {
 		for _, r := range reserved {
 			r.CancelAt(now)
 		}
 	}
-	return wait
+	return wait, nil
 }
 
-func (l *Limiter) bucket(dim int, key string) *rate.Limiter {
-	c := l.dims[dim]
+func (m *memory) bucket(dim int, key string) *rate.Limiter {
+	c := m.dims[dim]
 	if b, ok := c.Get(key); ok {
 		return b
 	}
-	b := rate.NewLimiter(l.limit, l.burst)
+	b := rate.NewLimiter(m.limit, m.burst)
 	if prev, ok, _ := c.PeekOrAdd(key, b); ok {
 		return prev // another request created it first
 	}

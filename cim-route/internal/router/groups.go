@@ -161,7 +161,9 @@ func (r *Router) InviteToGroup(ctx context.Context, uid, gid string, users []str
 			ids = append(ids, id)
 		}
 	}
-	if wait := r.invites.AllowN(len(ids), uid); wait > 0 {
+	if wait, err := r.invites.AllowN(ctx, len(ids), uid); err != nil {
+		return nil, fmt.Errorf("%w: %v", errs.ErrUnavailable, err)
+	} else if wait > 0 {
 		return nil, fmt.Errorf("%w: at most %d invitations per hour", errs.ErrQuotaExceeded, r.cfg.Limits.InvitesPerHour)
 	}
 	g, invited, err := r.st.InviteToGroup(ctx, gid, uid, ids, r.cfg.GroupMaxMembers)

@@ -127,9 +127,12 @@ func acquire(ctx context.Context, sem chan struct{}) error {
 }
 
 // invites is the per-inviter budget of group invitations.
-func newInviteLimiter(perHour int) *ratelimit.Limiter {
+func newInviteLimiter(limiter ratelimit.Maker, perHour int) *ratelimit.Limiter {
 	if perHour <= 0 {
 		return nil
 	}
-	return ratelimit.New(ratelimit.Config{Rate: float64(perHour) / 3600, Burst: perHour, Dimensions: 1})
+	if limiter == nil {
+		limiter = ratelimit.New
+	}
+	return limiter(ratelimit.Config{Name: "invite", Rate: float64(perHour) / 3600, Burst: perHour, Dimensions: 1})
 }

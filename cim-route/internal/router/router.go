@@ -277,6 +277,9 @@ type Config struct {
 	GroupTimelineMin int
 	// Limits bound the work and storage one user can cause (limits.go).
 	Limits Limits
+	// Limiters makes the per-user rate limiters (invitations): the app
+	// shares them in Redis; nil keeps them in this process.
+	Limiters ratelimit.Maker
 	// EditWindow is how long after sending a message its sender may
 	// recall or edit it (revise.go); 0: recall and edit are refused.
 	EditWindow time.Duration
@@ -435,7 +438,7 @@ func New(cfg Config) (*Router, error) {
 		current:      current,
 		deliverSlots: make(chan struct{}, cfg.BackgroundDeliveries),
 		hash:         newHashPool(cfg.Limits.HashSlots, cfg.Limits.HashQueue),
-		invites:      newInviteLimiter(cfg.Limits.InvitesPerHour),
+		invites:      newInviteLimiter(cfg.Limiters, cfg.Limits.InvitesPerHour),
 		deviceLogins: newDeviceLimiter(cfg.DeviceLoginRate, cfg.DeviceLoginBurst, cfg.DeviceLoginConcurrency),
 	}, nil
 }
