@@ -179,6 +179,46 @@ func wantAPIError(t *testing.T, err error, status int, code codes.Code, sentinel
 	}
 }
 
+// TestGroupsPerUserBounded: one user cannot create or join groups without
+// end (each costs Redis, and every login's SYNC reads them): past
+// --max-groups-per-user memberships, and past --groups-per-hour creations,
+// 429/4293, whatever the user dissolves in between.
+func TestGroupsPerUserBounded(t *testing.T) {
+	c := harness.Start(t, harness.Options{Gateways: 1, RouteArgs: []string{"--max-groups-per-user", "2", "--groups-per-hour", "3"}})
+	ctx := ctxT(t)
+	ann, ben := c.Connect(t, "ann"), c.Connect(t, "ben")
+	for _, name := range []string{"one", "two"} {
+		if _, err := ann.CreateGroup(ctx, name, true); err != nil {
+			t.Fatalf("ann creates %s: %v", name, err)
+		}
+	}
+	_, err := ann.CreateGroup(ctx, "three", true)
+	wantCode(t, err, codes.QuotaExceeded, "ann's 3rd group")
+	g, err := ben.CreateGroup(ctx, "bens", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = ann.JoinGroup(ctx, g.ID)
+	wantCode(t, err, codes.QuotaExceeded, "ann joins a 3rd group")
+	// ben creates and dissolves: the hour's 3 creations, then no more.
+	for i := range 2 {
+		if err := ben.DissolveGroup(ctx, g.ID); err != nil {
+			t.Fatal(err)
+		}
+		if g, err = ben.CreateGroup(ctx, fmt.Sprint("again", i), true); err != nil {
+			t.Fatalf("ben's creation %d of 3: %v", i+2, err)
+		}
+	}
+	if err := ben.DissolveGroup(ctx, g.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, err = ben.CreateGroup(ctx, "fourth", true)
+	wantCode(t, err, codes.QuotaExceeded, "ben's 4th creation in an hour")
+	if gs, err := ben.Groups(ctx); err != nil || len(gs) != 0 {
+		t.Fatalf("ben's groups after the refusal: %v %v, want none", gs, err)
+	}
+}
+
 // TestUploadLimits: one user's uploads are bounded per day and per second,
 // everybody's together by a global cap; refusals are 429/4293 and
 // 507/5070, keep nothing, and the SDK names them (ErrQuotaExceeded,

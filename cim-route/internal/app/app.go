@@ -178,6 +178,7 @@ func New(cfg config.Config, logger *slog.Logger) (*App, error) {
 		Limits: router.Limits{
 			HashQueue:      hashQueue(cfg.HashQueue),
 			InvitesPerHour: cfg.InvitesPerHour, UploadQuota: cfg.UploadQuota,
+			GroupsPerHour: cfg.GroupsPerHour, GroupsPerUser: cfg.GroupsPerUser,
 		},
 		Limiters: limiters,
 	})

@@ -129,6 +129,8 @@ type Config struct {
 	HistoryRate     float64       // /history requests per second per user; 0: no limit
 	HistoryBurst    int           // bucket size of HistoryRate
 	InvitesPerHour  int           // group invitations one user may send per hour; 0: no limit
+	GroupsPerHour   int           // groups one user may create per hour; 0: no limit
+	GroupsPerUser   int           // groups one user may be a member of (owned included), 1..1000
 	UploadRate      float64       // uploads per second per user; 0: no limit
 	UploadBurst     int           // bucket size of UploadRate
 	UploadQuota     int64         // bytes one user may upload per day; 0: no limit
@@ -203,6 +205,8 @@ func Default() Config {
 		HistoryRate:     5,
 		HistoryBurst:    20,
 		InvitesPerHour:  1000,
+		GroupsPerHour:   100,
+		GroupsPerUser:   1000,
 		UploadRate:      0.2,
 		UploadBurst:     10,
 		UploadQuota:     1 << 30,
@@ -292,6 +296,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&c.HistoryRate, "history-rate", c.HistoryRate, "/history requests per second per user; more get 429/4291 (0: no limit)")
 	fs.IntVar(&c.HistoryBurst, "history-burst", c.HistoryBurst, "/history requests allowed at once before --history-rate applies")
 	fs.IntVar(&c.InvitesPerHour, "invites-per-hour", c.InvitesPerHour, "group invitations one user may send per hour (all at once at most); more get 429/4293 (0: no limit)")
+	fs.IntVar(&c.GroupsPerHour, "groups-per-hour", c.GroupsPerHour, "groups one user may create per hour (all at once at most); more get 429/4293 (0: no limit)")
+	fs.IntVar(&c.GroupsPerUser, "max-groups-per-user", c.GroupsPerUser, "groups one user may be a member of, owned ones included (1..1000: a login's SYNC lists at most 1000); creating or joining one more gets 429/4293")
 	fs.Float64Var(&c.UploadRate, "upload-rate", c.UploadRate, "uploads per second per user; more get 429/4293 (0: no limit)")
 	fs.IntVar(&c.UploadBurst, "upload-burst", c.UploadBurst, "uploads allowed at once before --upload-rate applies")
 	fs.Int64Var(&c.UploadQuota, "upload-quota", c.UploadQuota, "bytes one user may upload per day (UTC); more get 429/4293 (0: no limit)")
@@ -481,6 +487,12 @@ func (c *Config) validateLimits(bad func(string, ...any)) {
 	}
 	if c.InvitesPerHour < 0 {
 		bad("--invites-per-hour %d: must be >= 0 (0 turns the limit off)", c.InvitesPerHour)
+	}
+	if c.GroupsPerHour < 0 {
+		bad("--groups-per-hour %d: must be >= 0 (0 turns the limit off)", c.GroupsPerHour)
+	}
+	if c.GroupsPerUser < 1 || c.GroupsPerUser > 1000 {
+		bad("--max-groups-per-user %d: want 1..1000 (a login's SYNC lists at most 1000 groups)", c.GroupsPerUser)
 	}
 	if c.UploadQuota < 0 || c.UploadTotal < 0 || c.UploadMinFree < 0 {
 		bad("--upload-quota, --upload-total and --upload-min-free must be >= 0 (0 turns each off)")

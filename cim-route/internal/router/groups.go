@@ -51,6 +51,14 @@ func (r *Router) CreateGroup(ctx context.Context, uid, name string, open bool) (
 	if err != nil {
 		return Group{}, err
 	}
+	if err := r.roomForGroup(ctx, uid, ""); err != nil {
+		return Group{}, err
+	}
+	if wait, err := r.creates.Allow(ctx, uid); err != nil {
+		return Group{}, fmt.Errorf("%w: %v", errs.ErrUnavailable, err)
+	} else if wait > 0 {
+		return Group{}, fmt.Errorf("%w: at most %d new groups per hour", errs.ErrQuotaExceeded, r.cfg.Limits.GroupsPerHour)
+	}
 	g, err := r.st.CreateGroup(ctx, uid, name, open)
 	if err != nil {
 		return Group{}, err
@@ -58,6 +66,29 @@ func (r *Router) CreateGroup(ctx context.Context, uid, name string, open bool) (
 	r.log.Info("group created", "group", g.ID, "owner", uid, "open", open)
 	r.emitGroup(event.GroupCreated, g.ID, g.Name, uid, uid)
 	return groupOf(g), nil
+}
+
+// roomForGroup refuses (errs.ErrQuotaExceeded) when uid is a member of
+// Limits.GroupsPerUser groups already, unless gid is one of them (joining
+// again). Its membership mirror may name groups gone or left: over the
+// limit, UserGroups drops those before the verdict.
+func (r *Router) roomForGroup(ctx context.Context, uid, gid string) error {
+	limit := r.cfg.Limits.GroupsPerUser
+	ids, err := r.st.GroupIDsOf(ctx, []string{uid})
+	if err != nil {
+		return err
+	}
+	if len(ids[0]) < limit || (gid != "" && slices.Contains(ids[0], gid)) {
+		return nil
+	}
+	gs, err := r.st.UserGroups(ctx, uid)
+	if err != nil {
+		return err
+	}
+	if len(gs) < limit {
+		return nil
+	}
+	return fmt.Errorf("%w: a member of %d groups already, at most %d: leave one first", errs.ErrQuotaExceeded, len(gs), limit)
 }
 
 // Groups returns the groups uid is a member of, by id.
@@ -123,6 +154,9 @@ func (r *Router) GroupMembers(ctx context.Context, uid, gid string) ([]User, err
 // to. Joining again is fine.
 func (r *Router) JoinGroup(ctx context.Context, uid, gid string) (Group, error) {
 	if err := checkGroup(uid, gid); err != nil {
+		return Group{}, err
+	}
+	if err := r.roomForGroup(ctx, uid, gid); err != nil {
 		return Group{}, err
 	}
 	g, err := r.st.JoinGroup(ctx, gid, uid, r.cfg.GroupMaxMembers)

@@ -646,3 +646,64 @@ func TestInviteLimits(t *testing.T) {
 		t.Fatalf("%d users in one invite: %v, want ErrBadArgument", len(many), err)
 	}
 }
+
+// TestGroupsPerUser: a user in Limits.GroupsPerUser groups can neither
+// create nor join another until it leaves one (joining one of its own again
+// is fine); group creations have an hourly budget of their own.
+func TestGroupsPerUser(t *testing.T) {
+	e := newEnv(t, PolicyKick, 1, func(c *Config) { c.Limits.GroupsPerUser = 2; c.Limits.GroupsPerHour = 4 })
+	alice, bob := e.account("alice"), e.account("bob")
+	create := func(uid, name string) (Group, error) { return e.r.CreateGroup(e.ctx, uid, name, true) }
+	g1, err := create(alice.UserID, "one")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := create(alice.UserID, "two"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := create(alice.UserID, "three"); !errors.Is(err, errs.ErrQuotaExceeded) {
+		t.Fatalf("a 3rd group with a limit of 2: %v, want ErrQuotaExceeded", err)
+	}
+	bobs, err := create(bob.UserID, "bobs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.r.JoinGroup(e.ctx, alice.UserID, bobs.ID); !errors.Is(err, errs.ErrQuotaExceeded) {
+		t.Fatalf("alice joins a 3rd group: %v, want ErrQuotaExceeded", err)
+	}
+	if _, err := e.r.JoinGroup(e.ctx, alice.UserID, g1.ID); err != nil {
+		t.Fatalf("alice joins her own group again: %v", err)
+	}
+	if gs, err := e.r.Groups(e.ctx, alice.UserID); err != nil || len(gs) != 2 {
+		t.Fatalf("alice's groups: %v %v, want 2", gs, err)
+	}
+	// Room again after a dissolve; the 4th creation of the hour (the
+	// refused one did not count) is the last.
+	if err := e.r.DissolveGroup(e.ctx, alice.UserID, g1.ID); err != nil {
+		t.Fatal(err)
+	}
+	g3, err := create(alice.UserID, "three")
+	if err != nil {
+		t.Fatalf("a group after a dissolve: %v", err)
+	}
+	if err := e.r.DissolveGroup(e.ctx, alice.UserID, g3.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := create(alice.UserID, "four"); err != nil {
+		t.Fatalf("the 4th creation of the hour: %v", err)
+	}
+	gs, err := e.r.Groups(e.ctx, alice.UserID)
+	if err != nil || len(gs) != 2 {
+		t.Fatalf("alice's groups: %v %v, want 2", gs, err)
+	}
+	if err := e.r.DissolveGroup(e.ctx, alice.UserID, gs[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := create(alice.UserID, "five"); !errors.Is(err, errs.ErrQuotaExceeded) {
+		t.Fatalf("the 5th creation of the hour: %v, want ErrQuotaExceeded", err)
+	}
+	// bob's budget is his own.
+	if _, err := create(bob.UserID, "more"); err != nil {
+		t.Fatalf("bob's 2nd group: %v", err)
+	}
+}

@@ -27,6 +27,15 @@ type Limits struct {
 	// InvitesPerHour is the group invitations one user may send per hour
 	// (all of them at once at most); 0: no limit.
 	InvitesPerHour int
+	// GroupsPerHour is the groups one user may create per hour (all of
+	// them at once at most; 0: no limit), GroupsPerUser the groups one user
+	// may be a member of, owned ones included (default and at most
+	// maxListedGroups, the groups a login SYNC lists: a user in more would
+	// miss the others' catch-up). Checked before a create or a join, so
+	// requests racing each other may pass it by their number. Both bound
+	// what one user stores in groups and what its logins and listings read.
+	GroupsPerHour int
+	GroupsPerUser int
 
 	// HistoryScan bounds the inbox entries one /history request reads per
 	// inbox (default 2000), HistoryScanBytes their bytes (default 8 MiB) and
@@ -126,13 +135,14 @@ func acquire(ctx context.Context, sem chan struct{}) error {
 	}
 }
 
-// invites is the per-inviter budget of group invitations.
-func newInviteLimiter(limiter ratelimit.Maker, perHour int) *ratelimit.Limiter {
+// newHourly is a per-user budget of perHour a hour (nil: none), kept by
+// limiter (nil: in this process).
+func newHourly(limiter ratelimit.Maker, name string, perHour int) *ratelimit.Limiter {
 	if perHour <= 0 {
 		return nil
 	}
 	if limiter == nil {
 		limiter = ratelimit.New
 	}
-	return limiter(ratelimit.Config{Name: "invite", Rate: float64(perHour) / 3600, Burst: perHour, Dimensions: 1})
+	return limiter(ratelimit.Config{Name: name, Rate: float64(perHour) / 3600, Burst: perHour, Dimensions: 1})
 }

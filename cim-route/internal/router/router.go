@@ -277,7 +277,7 @@ type Config struct {
 	GroupTimelineMin int
 	// Limits bound the work and storage one user can cause (limits.go).
 	Limits Limits
-	// Limiters makes the per-user rate limiters (invitations): the app
+	// Limiters makes the per-user rate limiters (invitations, groups): the app
 	// shares them in Redis; nil keeps them in this process.
 	Limiters ratelimit.Maker
 	// EditWindow is how long after sending a message its sender may
@@ -355,6 +355,7 @@ type Router struct {
 	deliverSlots chan struct{}
 	hash         *hashPool          // bcrypt slots (limits.go)
 	invites      *ratelimit.Limiter // per-inviter invitation budget; nil: none
+	creates      *ratelimit.Limiter // per-user group creation budget; nil: none
 	presence     presenceBatch      // presence changes waiting for a push
 	deviceLogins *deviceLimiter     // bounds DeviceLogin (iot.go)
 }
@@ -384,6 +385,9 @@ func New(cfg Config) (*Router, error) {
 	}
 	if cfg.MaxFrame <= 0 {
 		cfg.MaxFrame = codec.DefaultMaxFrame
+	}
+	if cfg.Limits.GroupsPerUser <= 0 || cfg.Limits.GroupsPerUser > maxListedGroups {
+		cfg.Limits.GroupsPerUser = maxListedGroups
 	}
 	if cfg.GroupMaxMembers <= 0 {
 		cfg.GroupMaxMembers = DefaultGroupMaxMembers
@@ -438,7 +442,8 @@ func New(cfg Config) (*Router, error) {
 		current:      current,
 		deliverSlots: make(chan struct{}, cfg.BackgroundDeliveries),
 		hash:         newHashPool(cfg.Limits.HashSlots, cfg.Limits.HashQueue),
-		invites:      newInviteLimiter(cfg.Limiters, cfg.Limits.InvitesPerHour),
+		invites:      newHourly(cfg.Limiters, "invite", cfg.Limits.InvitesPerHour),
+		creates:      newHourly(cfg.Limiters, "group", cfg.Limits.GroupsPerHour),
 		deviceLogins: newDeviceLimiter(cfg.DeviceLoginRate, cfg.DeviceLoginBurst, cfg.DeviceLoginConcurrency),
 	}, nil
 }
