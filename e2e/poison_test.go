@@ -12,6 +12,7 @@ import (
 	"github.com/gocim/gocim/cim-client/client"
 	"github.com/gocim/gocim/e2e/harness"
 	"github.com/gocim/gocim/proto/cimpb"
+	"github.com/gocim/gocim/proto/codes"
 )
 
 // syncAnswerBound is the route's bound on one SYNC answer's entries
@@ -213,6 +214,62 @@ func TestReceiptsNeverEvictMessages(t *testing.T) {
 	for i, m := range entries {
 		if !strings.Contains(m, fmt.Sprintf("waiting %02d", i)) {
 			t.Fatalf("alice's inbox entry %d is not carol's message %d: a receipt pushed a message out (%d entries)", i, i, len(entries))
+		}
+	}
+}
+
+// TestOneSenderCannotFloodAnInbox: one user writing to an offline user
+// without end is refused (ERROR 4293, final in the SDK) once it holds its
+// share of the unread messages, instead of pushing the messages of others
+// out of the inbox; the others still get through, and bob finds everybody's
+// messages when he comes back.
+func TestOneSenderCannotFloodAnInbox(t *testing.T) {
+	const share, max = 3, 8
+	c := harness.Start(t, harness.Options{Gateways: 1, RouteArgs: []string{
+		"--inbox-per-sender", fmt.Sprint(share), "--inbox-max", fmt.Sprint(max)}})
+	ctx := ctxT(t)
+	c.Register(t, "bob")
+	carol := c.Connect(t, "carol")
+	if _, err := carol.Send(ctx, "bob", "from carol"); err != nil {
+		t.Fatal(err)
+	}
+	mallory := c.Connect(t, "mallory")
+	// carol's message is one unread: mallory's first share-1 make the
+	// mark of share unread (not counted), her next share are counted, the
+	// rest are refused. Stored, they would have pushed carol's message out
+	// of bob's inbox of max entries.
+	const flood = max + 2
+	var last string
+	for i := range flood {
+		cmid, err := mallory.Send(ctx, "bob", fmt.Sprint("flood ", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = cmid
+	}
+	k := mallory.WaitFor(t, 0, wait, "the refusal", func(e client.Event) bool {
+		return e.Kind == client.EventError && e.Err.GetClientMsgId() == last
+	})
+	if code := mallory.Seen()[k].Err.GetCode(); code != int32(codes.QuotaExceeded) {
+		t.Fatalf("mallory's last message answered %d, want 4293", code)
+	}
+	if _, err := carol.Send(ctx, "bob", "carol again"); err != nil {
+		t.Fatal(err)
+	}
+	bob := c.Connect(t, "bob")
+	bob.WaitFor(t, 0, wait, "carol's first message", harness.IsMessage("from carol"))
+	for i := range 2*share - 1 {
+		bob.WaitFor(t, 0, wait, "mallory's stored messages", harness.IsMessage(fmt.Sprint("flood ", i)))
+	}
+	// carol's later message comes after the refused one in bob's inbox.
+	bob.WaitFor(t, 0, wait, "carol's second message", harness.IsMessage("carol again"))
+	for _, e := range bob.Seen() {
+		if e.Kind == client.EventMessage && strings.HasPrefix(string(e.Msg.Body), "flood ") {
+			var i int
+			fmt.Sscanf(string(e.Msg.Body), "flood %d", &i)
+			if i >= 2*share-1 {
+				t.Fatalf("bob got refused message %d", i)
+			}
 		}
 	}
 }

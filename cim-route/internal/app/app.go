@@ -136,7 +136,7 @@ func New(cfg config.Config, logger *slog.Logger) (*App, error) {
 		Total: cfg.UploadTotal, MinFree: cfg.UploadMinFree, UnreferencedTTL: cfg.UploadUnrefTTL, MaxAge: cfg.UploadMaxAge,
 	})
 	storeOpts := []store.Option{store.WithInbox(model.InboxLimits{
-		MaxLen: cfg.InboxMax, TTL: cfg.InboxTTL, DedupWindow: cfg.DedupWindow,
+		MaxLen: cfg.InboxMax, TTL: cfg.InboxTTL, DedupWindow: cfg.DedupWindow, PerSender: cfg.InboxPerSender,
 	})}
 	if cfg.LoginPolicy == config.PolicyPlatform {
 		storeOpts = append(storeOpts, store.WithDeviceSlots())

@@ -104,6 +104,7 @@ type Config struct {
 	BcryptCost      int           //
 	InboxMax        int           // entries kept per inbox
 	InboxTTL        time.Duration // inbox entries older than this are trimmed
+	InboxPerSender  int           // each sender's share of an inbox's unread entries; 0: none
 	DedupWindow     time.Duration // how long a resend is recognized
 	EditWindow      time.Duration // how long after sending a message may be recalled or edited (0: never)
 	SyncLimit       int           // default and maximum entries per SYNC answer
@@ -183,6 +184,7 @@ func Default() Config {
 		BcryptCost:      bcrypt.DefaultCost,
 		InboxMax:        10000,
 		InboxTTL:        7 * 24 * time.Hour,
+		InboxPerSender:  1000,
 		DedupWindow:     24 * time.Hour,
 		EditWindow:      15 * time.Minute,
 		SyncLimit:       200,
@@ -272,6 +274,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.BcryptCost, "bcrypt-cost", c.BcryptCost, "bcrypt cost of password hashes")
 	fs.IntVar(&c.InboxMax, "inbox-max", c.InboxMax, "entries kept per user inbox; older ones are trimmed")
 	fs.DurationVar(&c.InboxTTL, "inbox-ttl", c.InboxTTL, "inbox entries older than this are trimmed (an idle inbox expires after it)")
+	fs.IntVar(&c.InboxPerSender, "inbox-per-sender", c.InboxPerSender, "once an inbox holds this many unread messages, each sender may add this many more until the user reads them; more get ERROR 4293, so one user cannot push everybody else's messages out of an inbox (0: no share)")
 	fs.DurationVar(&c.DedupWindow, "dedup-window", c.DedupWindow, "how long a resent message (same sender and clientMsgId) is recognized")
 	fs.DurationVar(&c.EditWindow, "edit-window", c.EditWindow, "how long after sending a message its sender may recall or edit it (0: recall and edit are refused)")
 	fs.IntVar(&c.SyncLimit, "sync-limit", c.SyncLimit, "default and maximum number of entries in one SYNC answer")
@@ -410,6 +413,9 @@ func (c *Config) Validate() error {
 	}
 	if c.InboxMax < 1 {
 		bad("--inbox-max %d: must be at least 1", c.InboxMax)
+	}
+	if c.InboxPerSender < 0 {
+		bad("--inbox-per-sender %d: must be >= 0 (0 turns the share off)", c.InboxPerSender)
 	}
 	if c.InboxTTL < time.Minute {
 		bad("--inbox-ttl %v: must be at least 1m", c.InboxTTL)

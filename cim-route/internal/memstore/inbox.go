@@ -20,7 +20,12 @@ type inbox struct {
 	ack      uint64
 	reads    map[uint64]bool
 	readsExp time.Time
+	// shares counts senders' entries past the PerSender mark: sender ->
+	// count and the seq of its last entry (expires with the entries).
+	shares map[string]share
 }
+
+type share struct{ n, last uint64 }
 
 // inboxOf returns uid's inbox, created when missing, with expired parts
 // dropped.
@@ -31,7 +36,7 @@ func (s *Store) inboxOf(uid string) *inbox {
 		s.inboxes[uid] = b
 	}
 	if !b.exp.IsZero() && !s.alive(b.exp) {
-		b.entries, b.exp = nil, time.Time{}
+		b.entries, b.exp, b.shares = nil, time.Time{}, nil
 	}
 	if !b.readsExp.IsZero() && !s.alive(b.readsExp) {
 		b.reads, b.readsExp = nil, time.Time{}
@@ -104,9 +109,9 @@ func (s *Store) append(a model.Append, now int64) model.Appended {
 	if ts == 0 {
 		ts = now
 	}
+	key := a.UserID + "\x00" + a.Dedup
 	switch {
 	case a.Dedup != "":
-		key := a.UserID + "\x00" + a.Dedup
 		if v, ok := s.get(s.dedup, key); ok {
 			id, seqStr, _ := cut(v)
 			seq, _ := strconv.ParseUint(seqStr, 10, 64)
@@ -114,13 +119,44 @@ func (s *Store) append(a model.Append, now int64) model.Appended {
 			r.Stored, _ = b.at(seq)
 			return r
 		}
-		seq := s.push(b, ts, a.Frame)
-		s.dedup[key] = expiring{v: a.MsgID + "|" + strconv.FormatUint(seq, 10), exp: s.after(s.inbox.DedupWindow)}
-		return model.Appended{Seq: seq, MsgID: a.MsgID}
 	case a.Droppable && len(b.entries) >= s.inbox.MaxLen:
 		return model.Appended{MsgID: a.MsgID}
 	}
-	return model.Appended{Seq: s.push(b, ts, a.Frame), MsgID: a.MsgID}
+	ok, count := s.admit(b, a.Sender)
+	if !ok {
+		return model.Appended{MsgID: a.MsgID, Refused: true}
+	}
+	seq := s.push(b, ts, a.Frame)
+	if count {
+		b.shares[a.Sender] = share{n: b.shares[a.Sender].n, last: seq}
+	}
+	if a.Dedup != "" {
+		s.dedup[key] = expiring{v: a.MsgID + "|" + strconv.FormatUint(seq, 10), exp: s.after(s.inbox.DedupWindow)}
+	}
+	return model.Appended{Seq: seq, MsgID: a.MsgID}
+}
+
+// admit reports whether sender may add an entry to b (ok): always below
+// the PerSender mark of unread entries, else while its count is below it (a
+// count whose last entry the user acknowledged starts again from 0); count
+// when it counted the entry, whose seq the caller then records.
+func (s *Store) admit(b *inbox, sender string) (ok, count bool) {
+	per := uint64(max(s.inbox.PerSender, 0))
+	if sender == "" || per == 0 || b.ack >= b.seq || b.seq-b.ack < per {
+		return true, false
+	}
+	c := b.shares[sender]
+	if c.last <= b.ack {
+		c.n = 0
+	}
+	if c.n >= per {
+		return false, false
+	}
+	if b.shares == nil {
+		b.shares = map[string]share{}
+	}
+	b.shares[sender] = share{n: c.n + 1, last: c.last}
+	return true, true
 }
 
 func cut(v string) (string, string, bool) {

@@ -116,6 +116,13 @@ type InboxLimits struct {
 	TTL time.Duration
 	// DedupWindow is how long a (sender, clientMsgId) pair is remembered.
 	DedupWindow time.Duration
+	// PerSender is each sender's share of an inbox (0: none): once the
+	// inbox holds PerSender unread entries (seq above the user's ack), an
+	// Append with a Sender may add PerSender more of that sender's until the
+	// user reads past the last of them; beyond, it is refused
+	// (Appended.Refused). One user cannot push everybody else's unread
+	// messages out of an inbox alone.
+	PerSender int
 }
 
 // Append is one entry for a user's inbox.
@@ -133,6 +140,9 @@ type Append struct {
 	// below its max length: they never push a message out. A dropped one
 	// answers Seq 0, and the caller delivers it live only.
 	Droppable bool
+	// Sender, when set, is the user whose share of the inbox the entry
+	// counts against (InboxLimits.PerSender): a user's private message.
+	Sender string
 }
 
 // Appended is what became of one Append.
@@ -143,6 +153,9 @@ type Appended struct {
 	// Stored is, for a resend, the first entry as stored (zero Seq once it
 	// was trimmed).
 	Stored Entry
+	// Refused: nothing was stored (Seq 0), the Sender's share of the inbox
+	// is used up (InboxLimits.PerSender).
+	Refused bool
 }
 
 // Entry is one stored inbox entry.

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/gocim/gocim/cim-route/internal/model"
+	"github.com/gocim/gocim/proto/codes"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -61,6 +62,11 @@ func (j *job) appendEntries(ctx context.Context) error {
 			if cm := it.msg.ClientMsgId; cm != "" {
 				in[i].Dedup = it.from + ":" + cm
 			}
+			if !e.copy && !it.system && !it.app && it.from != e.to {
+				// A user's own message counts against its share of the
+				// recipient's inbox (InboxLimits.PerSender).
+				in[i].Sender = it.from
+			}
 		}
 	}
 	w.Appends = in
@@ -89,7 +95,14 @@ func (j *job) appendEntries(ctx context.Context) error {
 			continue
 		}
 		f := e.frame
+		if e.msg != nil && a.Refused {
+			e.msg.fail(codes.QuotaExceeded, "the recipient has too many unread messages from you: send more once they read them")
+			continue
+		}
 		if e.copy {
+			if e.msg.code != 0 {
+				continue // refused for the recipient: the copy stays in history only
+			}
 			if !a.Resend {
 				f.Msg.MsgId = e.msg.msgID // the first attempt's, if the message was a resend
 				setSeq(f, a.Seq)

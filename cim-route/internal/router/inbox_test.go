@@ -10,10 +10,12 @@ import (
 	"time"
 
 	"github.com/gocim/gocim/cim-route/internal/errs"
+	"github.com/gocim/gocim/cim-route/internal/memstore"
 	"github.com/gocim/gocim/cim-route/internal/model"
 	"github.com/gocim/gocim/cim-route/internal/store"
 	"github.com/gocim/gocim/internal/contract"
 	"github.com/gocim/gocim/proto/cimpb"
+	"github.com/gocim/gocim/proto/codes"
 )
 
 // uplink sends frames from a session as one gateway batch and returns the
@@ -521,5 +523,54 @@ func TestUpload(t *testing.T) {
 		if _, err := e.r.Upload(e.ctx, b.uid, b.sid, b.file, b.ctype, 0, strings.NewReader(strings.Repeat("x", b.size))); !errors.Is(err, b.want) {
 			t.Errorf("%s: %v, want %v", b.name, err, b.want)
 		}
+	}
+}
+
+// TestSenderShare: once bob's inbox holds PerSender unread messages, alice
+// may add PerSender more and is then answered ERROR 4293 for each (nothing
+// stored, nothing pushed); carol and an application's push still reach
+// bob; /p2pRoute gets errs.ErrQuotaExceeded; once bob reads past alice's
+// last message she may write again.
+func TestSenderShare(t *testing.T) {
+	e := newEnv(t, PolicyKick, 1)
+	lim := model.InboxLimits{PerSender: 2}
+	if e.rdb != nil {
+		e.st.Store = store.New(e.rdb, "cim:", store.WithInbox(lim))
+	} else {
+		e.st.Store = memstore.New(memstore.WithInbox(lim))
+	}
+	alice, carol := e.connect("alice"), e.connect("carol")
+	bob := e.account("bob")
+	sentIDs(t, e.uplink(alice, msgFrame(1, "a1", "bob"), msgFrame(2, "a2", "bob"), msgFrame(3, "a3", "bob"), msgFrame(4, "a4", "bob")))
+	refused := func(ds []*cimpb.Delivery, cmid string) {
+		t.Helper()
+		if len(ds) != 1 || ds[0].Frame.GetError().GetCode() != int32(codes.QuotaExceeded) || ds[0].Frame.GetError().GetClientMsgId() != cmid {
+			t.Fatalf("answer %v, want ERROR 4293 for %s", ds, cmid)
+		}
+	}
+	refused(e.uplink(alice, msgFrame(5, "a5", "bob")), "a5")
+	if _, err := e.r.P2P(e.ctx, alice.UserID, "bob", "over http"); !errors.Is(err, errs.ErrQuotaExceeded) {
+		t.Fatalf("/p2pRoute over the share: %v, want ErrQuotaExceeded", err)
+	}
+	sentIDs(t, e.uplink(carol, msgFrame(1, "c1", "bob")))
+	if _, err := e.r.Push(e.ctx, PushRequest{From: "alice", To: []string{"bob"}, Text: "from the app"}); err != nil {
+		t.Fatalf("an application's push as alice: %v", err)
+	}
+	bob = e.connect("bob")
+	sy := e.uplink(bob, syncFrame(1, 0, 0, false))
+	var bodies []string
+	for _, d := range sy[:len(sy)-1] {
+		bodies = append(bodies, string(d.Frame.GetMsg().GetBody()))
+	}
+	if want := "[body a1 body a2 body a3 body a4 body c1 from the app]"; fmt.Sprint(bodies) != want {
+		t.Fatalf("bob's inbox %v, want %s", bodies, want)
+	}
+	// Reading up to alice's 3rd is not enough; past her last one is.
+	e.uplink(bob, ackFrame(3))
+	refused(e.uplink(alice, msgFrame(6, "a5", "bob")), "a5")
+	e.uplink(bob, ackFrame(4))
+	sentIDs(t, e.uplink(alice, msgFrame(7, "a5", "bob")))
+	if f := e.frames(bob); len(f) == 0 || string(f[len(f)-1].GetMsg().GetBody()) != "body a5" {
+		t.Fatalf("bob's last frame %v, want alice's a5", f[len(f)-1])
 	}
 }

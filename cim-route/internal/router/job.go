@@ -24,7 +24,11 @@ type outgoing struct {
 	// anyone: an application's message (POST /api/push), whose sender need
 	// not be a member of the group it goes to.
 	anyone bool
-	group  *groupSend // set for a group message (msg.Group)
+	// app: sent by an application (POST /api/push), not by its sender
+	// itself: it does not count against the sender's share of the
+	// recipient's inbox.
+	app   bool
+	group *groupSend // set for a group message (msg.Group)
 
 	fromName  string
 	toID      string
@@ -55,6 +59,8 @@ func (o *outgoing) err() error {
 		return fmt.Errorf("%w: %s", errs.ErrNoGroup, o.text)
 	case codes.Forbidden:
 		return fmt.Errorf("%w: %s", errs.ErrForbidden, o.text)
+	case codes.QuotaExceeded:
+		return fmt.Errorf("%w: %s", errs.ErrQuotaExceeded, o.text)
 	}
 	return fmt.Errorf("%w: %s", errs.ErrBadArgument, o.text)
 }

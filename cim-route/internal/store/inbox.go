@@ -118,7 +118,7 @@ type appendRun struct {
 func (s *Store) appendCalls(entries []Append) []appendCall {
 	lim := s.inbox
 	now := s.now().UnixMilli()
-	head := []any{lim.MaxLen, lim.TTL.Milliseconds(), now - lim.TTL.Milliseconds(), lim.DedupWindow.Milliseconds()}
+	head := []any{lim.MaxLen, lim.TTL.Milliseconds(), now - lim.TTL.Milliseconds(), lim.DedupWindow.Milliseconds(), lim.PerSender}
 	var calls []appendCall
 	var runs []appendRun
 	runOf := make([]int, len(entries)) // each entry's run; -1: in a shared call
@@ -127,7 +127,7 @@ func (s *Store) appendCalls(entries []Append) []appendCall {
 	var inShared map[string]bool
 	for i, e := range entries {
 		runOf[i] = -1
-		if !s.cluster && e.Dedup == "" && !e.Droppable && len(e.Frame) > 0 {
+		if !s.cluster && e.Dedup == "" && !e.Droppable && e.Sender == "" && len(e.Frame) > 0 {
 			if shared >= 0 && !s.sameCopy(entries[calls[shared].entries[0]], e) {
 				shared = -1
 			}
@@ -199,14 +199,14 @@ func (s *Store) appendCalls(entries []Append) []appendCall {
 		first := ri
 		nkeys, nargs := 0, len(head)
 		for ; ri < len(runs) && runs[ri].call == ci; ri++ {
-			nkeys += 2 + runs[ri].dedups
-			nargs += 1 + 4*runs[ri].n
+			nkeys += 4 + runs[ri].dedups
+			nargs += 1 + 5*runs[ri].n
 		}
 		c.keys = make([]string, 0, nkeys)
 		c.args = append(make([]any, 0, nargs), head...)
 		c.entries = order[pos : pos+c.size : pos+c.size]
 		for _, r := range runs[first:ri] {
-			c.keys = append(c.keys, s.k.inboxSeq(r.user), s.k.inbox(r.user))
+			c.keys = append(c.keys, s.k.inboxSeq(r.user), s.k.inbox(r.user), s.k.ack(r.user), s.k.share(r.user))
 			c.args = append(c.args, r.n)
 			for _, i := range order[pos : pos+r.n] {
 				e := entries[i]
@@ -218,7 +218,7 @@ func (s *Store) appendCalls(entries []Append) []appendCall {
 				case e.Droppable:
 					flag = "r"
 				}
-				c.args = append(c.args, e.MsgID, tsOr(e.TS, now), e.Frame, flag)
+				c.args = append(c.args, e.MsgID, tsOr(e.TS, now), e.Frame, flag, e.Sender)
 			}
 			pos += r.n
 		}
@@ -260,7 +260,8 @@ func appended(calls []appendCall, res []redis.Cmder, out []Appended, entries []A
 		}
 		for j, i := range c.entries {
 			r := v[4*j : 4*j+4]
-			a := Appended{MsgID: str(r[1]), Resend: fmt.Sprint(r[0]) == "1", Seq: u64(r[2])}
+			status := fmt.Sprint(r[0])
+			a := Appended{MsgID: str(r[1]), Resend: status == "1", Refused: status == "3", Seq: u64(r[2])}
 			if a.Resend && r[3] != nil {
 				a.Stored, _ = parseEntry(str(r[3]))
 			}

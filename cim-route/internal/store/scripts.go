@@ -166,17 +166,28 @@ end
 // one batch, in order, or recognizes resends; appendScript runs it per
 // user.
 //
-// A run's keys, from KEYS[kb]: seq, inbox, then one dedup key per entry that
-// has one, in entry order. Its args, from ARGV[ab]: four per entry: msgId,
-// timestamp ms, frame bytes, "1" if it has a dedup key ("r": droppable,
-// stored only while the inbox is below its max length, so a receipt never
-// pushes a message out). Every script's ARGV[1] is the max length, ARGV[2]
-// the inbox ttl ms, ARGV[3] the age cutoff ms (older entries are trimmed),
-// ARGV[4] the dedup ttl ms.
+// A run's keys, from KEYS[kb]: seq, inbox, ack, share, then one dedup key
+// per entry that has one, in entry order. Its args, from ARGV[ab]: five per
+// entry: msgId, timestamp ms, frame bytes, "1" if it has a dedup key ("r":
+// droppable, stored only while the inbox is below its max length, so a
+// receipt never pushes a message out), and its sender when it counts
+// against the sender's share of the inbox ("" otherwise). Every script's
+// ARGV[1] is the max length, ARGV[2] the inbox ttl ms, ARGV[3] the age
+// cutoff ms (older entries are trimmed), ARGV[4] the dedup ttl ms, ARGV[5]
+// the share (0: none).
 // appendRun adds four values per entry to out: {0, msgId, seq, false} for a
 // new entry; {1, first msgId, first seq, the first entry's member or false
-// once trimmed} for a resend; {2, msgId, 0, false} for a dropped one. It
-// returns the index of the next run's first key.
+// once trimmed} for a resend; {2, msgId, 0, false} for a dropped one; {3,
+// msgId, 0, false} for one refused because its sender's share is used up.
+// It returns the index of the next run's first key.
+//
+// The share: once an inbox holds at least ARGV[5] unread entries (seq
+// above the user's ack), each sender may add ARGV[5] more until the user
+// reads past that sender's last one. The share key is a hash, sender ->
+// "<count>|<seq of the last counted entry>", expiring with the inbox; a
+// count whose last entry the user acknowledged starts again from 0. Below
+// the mark nothing is counted or read beyond one MGET of seq and ack, and
+// only for runs with a sender.
 //
 // A run reads every dedup key with one MGET, takes all the new seqs with one
 // INCRBY and adds all the new entries with one RPUSH: its cost barely grows
@@ -192,16 +203,60 @@ local function put(out, a, b, c, d)
   local k = #out
   out[k + 1], out[k + 2], out[k + 3], out[k + 4] = a, b, c, d
 end
+-- shares reads what the share check of a run of n entries needs: nil when
+-- the inbox will hold fewer unread entries than the share before its last.
+local function shares(kb, n)
+  local per = tonumber(ARGV[5])
+  if per <= 0 then return nil end
+  local v = redis.call('MGET', KEYS[kb], KEYS[kb + 2])
+  local head, ack = tonumber(v[1]) or 0, tonumber(v[2]) or 0
+  if head - ack + n <= per then return nil end
+  return {per = per, head = head, ack = ack, key = KEYS[kb + 3], of = {}}
+end
+-- share is sender's count in st, read once per run.
+local function share(st, sender)
+  local c = st.of[sender]
+  if c then return c end
+  c = {n = 0}
+  local v = redis.call('HGET', st.key, sender)
+  if v then
+    local bar = string.find(v, '|', 1, true)
+    if tonumber(string.sub(v, bar + 1)) > st.ack then c.n = tonumber(string.sub(v, 1, bar - 1)) end
+  end
+  st.of[sender] = c
+  return c
+end
+-- admit counts a new entry of sender, the taken-th new one of its run:
+-- false when the sender's share is used up.
+local function admit(st, sender, taken)
+  if st.head + taken - st.ack < st.per then return true end
+  local c = share(st, sender)
+  if c.n >= st.per then return false end
+  c.n, c.dirty = c.n + 1, true
+  return true
+end
+-- saveShares writes the counts a run changed; last[sender] is the seq of
+-- its last entry.
+local function saveShares(st, last)
+  local any = false
+  for sender, c in pairs(st.of) do
+    if c.dirty then
+      redis.call('HSET', st.key, sender, string.format('%d|%d', c.n, last[sender]))
+      any = true
+    end
+  end
+  if any then redis.call('PEXPIRE', st.key, ARGV[2]) end
+end
 local function appendOne(kb, ab, out)
-  local inbox, key, k = KEYS[kb + 1], nil, kb + 2
-  local flag = ARGV[ab + 3]
+  local inbox, key, k = KEYS[kb + 1], nil, kb + 4
+  local flag, sender = ARGV[ab + 3], ARGV[ab + 4]
   if flag == 'r' then
     if tonumber(ARGV[1]) <= redis.call('LLEN', inbox) then
       put(out, 2, ARGV[ab], 0, false)
       return k
     end
   elseif flag == '1' then
-    key, k = KEYS[kb + 2], kb + 3
+    key, k = KEYS[kb + 4], kb + 5
     local d = redis.call('GET', key)
     if d then
       local bar = string.find(d, '|', 1, true)
@@ -210,25 +265,33 @@ local function appendOne(kb, ab, out)
       return k
     end
   end
+  local st = sender ~= '' and shares(kb, 1)
+  if st and not admit(st, sender, 0) then
+    put(out, 3, ARGV[ab], 0, false)
+    return k
+  end
   local seq = redis.call('INCR', KEYS[kb])
   local s = string.format('%d', seq)
   if key then redis.call('SET', key, ARGV[ab] .. '|' .. s, 'PX', ARGV[4]) end
   local len = redis.call('RPUSH', inbox, s .. '|' .. ARGV[ab + 1] .. '|' .. ARGV[ab + 2])
   trim(inbox, len, tonumber(ARGV[1]), tonumber(ARGV[3]), seq - 1, seq)
   redis.call('PEXPIRE', inbox, ARGV[2])
+  if st then saveShares(st, {[sender] = seq}) end
   put(out, 0, ARGV[ab], seq, false)
   return k
 end
 local function appendRun(kb, ab, n, out)
   if n == 1 then return appendOne(kb, ab, out) end
   local seqKey, inbox = KEYS[kb], KEYS[kb + 1]
-  local dkey, dkeys, k = {}, {}, kb + 2
+  local dkey, dkeys, k = {}, {}, kb + 4
+  local counted = false
   for i = 0, n - 1 do
-    if ARGV[ab + 3 + 4 * i] == '1' then
+    if ARGV[ab + 3 + 5 * i] == '1' then
       dkey[i] = KEYS[k]
       dkeys[#dkeys + 1] = KEYS[k]
       k = k + 1
     end
+    if ARGV[ab + 4 + 5 * i] ~= '' then counted = true end
   end
   -- The dedup keys, all read at once; a key set earlier in this run wins.
   local known = {}
@@ -242,27 +305,32 @@ local function appendRun(kb, ab, n, out)
       end
     end
   end
+  local st = counted and shares(kb, n)
   local fresh = 0
   local claimed, dropped = {}, {}
   local room = nil
   for i = 0, n - 1 do
-    local key = dkey[i]
-    if ARGV[ab + 3 + 4 * i] == 'r' then
+    local key, sender = dkey[i], ARGV[ab + 4 + 5 * i]
+    if ARGV[ab + 3 + 5 * i] == 'r' then
       if not room then room = tonumber(ARGV[1]) - redis.call('LLEN', inbox) end
-      if fresh < room then fresh = fresh + 1 else dropped[i] = true end
+      if fresh < room then fresh = fresh + 1 else dropped[i] = 2 end
     elseif not (key and (known[key] or claimed[key])) then
-      fresh = fresh + 1
-      if key then claimed[key] = true end
+      if st and sender ~= '' and not admit(st, sender, fresh) then
+        dropped[i] = 3
+      else
+        fresh = fresh + 1
+        if key then claimed[key] = true end
+      end
     end
   end
   local seq = 0
   if fresh > 0 then seq = redis.call('INCRBY', seqKey, fresh) - fresh end
-  local push = {}
+  local push, last = {}, {}
   for i = 0, n - 1 do
-    local a, key = ab + 4 * i, dkey[i]
+    local a, key = ab + 5 * i, dkey[i]
     local first = key and known[key]
     if dropped[i] then
-      put(out, 2, ARGV[a], 0, false)
+      put(out, dropped[i], ARGV[a], 0, false)
     elseif first then
       local m = first[3]
       if not m then
@@ -278,6 +346,7 @@ local function appendRun(kb, ab, n, out)
         redis.call('SET', key, ARGV[a] .. '|' .. s, 'PX', ARGV[4])
         known[key] = {ARGV[a], s, m}
       end
+      if ARGV[a + 4] ~= '' then last[ARGV[a + 4]] = seq end
       put(out, 0, ARGV[a], seq, false)
     end
   end
@@ -286,12 +355,13 @@ local function appendRun(kb, ab, n, out)
     trim(inbox, len, tonumber(ARGV[1]), tonumber(ARGV[3]), seq - fresh, seq)
     redis.call('PEXPIRE', inbox, ARGV[2])
   end
+  if st then saveShares(st, last) end
   return k
 end
 `
 
 // appendScript stores the inbox entries of a batch as runs, one user's
-// entries each (see appendRunLua): from ARGV[5], each run's number of
+// entries each (see appendRunLua): from ARGV[6], each run's number of
 // entries then its entries' args; KEYS the runs' keys in the same order.
 // The runs go in order, so a user's runs (the same user may come again
 // after its first run filled up) keep its entries' order. On a single Redis
@@ -300,11 +370,11 @@ end
 // per recipient. On Redis Cluster, where a script may touch one user's keys
 // only, each call carries one run.
 var appendScript = redis.NewScript(inboxLua + appendRunLua + `
-local out, kb, ab = {}, 1, 5
+local out, kb, ab = {}, 1, 6
 while ab <= #ARGV do
   local n = tonumber(ARGV[ab])
   kb = appendRun(kb, ab + 1, n, out)
-  ab = ab + 1 + 4 * n
+  ab = ab + 1 + 5 * n
 end
 return out
 `)

@@ -157,6 +157,7 @@ func (k keys) servers() string           { return k.prefix + "servers" }
 func (k keys) inboxSeq(id string) string { return k.prefix + "seq:{" + id + "}" }
 func (k keys) inbox(id string) string    { return k.prefix + "inbox:{" + id + "}" }
 func (k keys) ack(id string) string      { return k.prefix + "ack:{" + id + "}" }
+func (k keys) share(id string) string    { return k.prefix + "share:{" + id + "}" }
 
 // dedup is in the recipient's slot: dedup, seq and append are one script.
 func (k keys) dedup(id, key string) string { return k.prefix + "dedup:{" + id + "}:" + key }

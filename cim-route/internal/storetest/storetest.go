@@ -30,6 +30,7 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("ClearAndReclaim", func(t *testing.T) { ClearAndReclaim(t, newStore) })
 	t.Run("InboxDedup", func(t *testing.T) { InboxDedup(t, newStore) })
 	t.Run("InboxTrimming", func(t *testing.T) { InboxTrimming(t, newStore) })
+	t.Run("SenderShare", func(t *testing.T) { SenderShare(t, newStore) })
 	t.Run("ConcurrentAppends", func(t *testing.T) { ConcurrentAppends(t, newStore) })
 	t.Run("SharedFrame", func(t *testing.T) { SharedFrame(t, newStore) })
 	t.Run("Ranges", func(t *testing.T) { Ranges(t, newStore) })
@@ -424,6 +425,68 @@ func InboxTrimming(t *testing.T, newStore NewStore) {
 	}
 	if got := write(t, s, model.Append{UserID: "x", Frame: frame("d"), TS: now, MsgID: "d2", Dedup: "a:d"})[0]; !got.Resend || got.Seq != 1 || got.MsgID != "d1" || got.Stored.Seq != 0 {
 		t.Fatalf("resend of a trimmed message = %+v", got)
+	}
+}
+
+// SenderShare: once an inbox holds PerSender unread entries, each sender
+// adds PerSender more and is then refused (nothing stored, no seq taken,
+// its dedup key free for a later try) until the user reads past its last
+// one; other senders, entries without a sender and resends pass; a run of
+// one batch counts like single appends.
+func SenderShare(t *testing.T, newStore NewStore) {
+	s, ctx := newStore(t, model.InboxLimits{MaxLen: 100, PerSender: 3}), ctxT(t)
+	now := time.Now().UnixMilli()
+	n := 0
+	msg := func(from, cmid string) model.Append {
+		n++
+		return model.Append{UserID: "u", Frame: frame(fmt.Sprint(from, n)), TS: now, MsgID: fmt.Sprint("id", n), Sender: from, Dedup: from + ":" + cmid}
+	}
+	seqs := func(as []model.Appended) (out []uint64) {
+		for _, a := range as {
+			if a.Refused {
+				out = append(out, 0)
+				continue
+			}
+			out = append(out, a.Seq)
+		}
+		return out
+	}
+	// 3 unread from m (below the mark: not counted), then 3 counted, then
+	// refused; in one batch as in single appends.
+	got := write(t, s, msg("m", "1"), msg("m", "2"), msg("m", "3"), msg("m", "4"))
+	got = append(got, write(t, s, msg("m", "5"))...)
+	got = append(got, write(t, s, msg("m", "6"), msg("m", "7"), msg("m", "8"))...)
+	if want := []uint64{1, 2, 3, 4, 5, 6, 0, 0}; !slices.Equal(seqs(got), want) {
+		t.Fatalf("m's seqs %v, want %v", seqs(got), want)
+	}
+	if !got[6].Refused || got[6].Resend || got[6].MsgID != "id7" {
+		t.Fatalf("refused = %+v", got[6])
+	}
+	// Others still write: another sender, a receipt, an entry without a
+	// sender; a resend of m's stored message is answered as before.
+	got = write(t, s, msg("o", "1"),
+		model.Append{UserID: "u", Frame: frame("rc"), TS: now, MsgID: "r", Droppable: true},
+		model.Append{UserID: "u", Frame: frame("sys"), TS: now, MsgID: "sys"},
+		msg("m", "1"))
+	if want := []uint64{7, 8, 9, 1}; !slices.Equal(seqs(got), want) || !got[3].Resend {
+		t.Fatalf("others' seqs %v (%+v), want %v", seqs(got), got[3], want)
+	}
+	// Reading part of m's entries is not enough; past its last one is.
+	must(s.Write(ctx, model.Write{Acks: []model.Ack{{UserID: "u", Seq: 5}}}))(t)
+	if a := write(t, s, msg("m", "7"))[0]; !a.Refused {
+		t.Fatalf("m after a read short of its last entry: %+v, want refused", a)
+	}
+	must(s.Write(ctx, model.Write{Acks: []model.Ack{{UserID: "u", Seq: 6}}}))(t)
+	// The refused try's dedup key is free: the same clientMsgId stores now.
+	if a := write(t, s, msg("m", "7"))[0]; a.Refused || a.Resend || a.Seq != 10 {
+		t.Fatalf("m after the user read past its last entry: %+v, want seq 10", a)
+	}
+	// A share of 0 counts nothing.
+	free := newStore(t, model.InboxLimits{MaxLen: 100})
+	for i := range 10 {
+		if a := write(t, free, model.Append{UserID: "u", Frame: frame("x"), TS: now, MsgID: fmt.Sprint(i), Sender: "m"})[0]; a.Refused {
+			t.Fatalf("append %d refused without a share", i)
+		}
 	}
 }
 
