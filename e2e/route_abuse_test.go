@@ -179,6 +179,51 @@ func wantAPIError(t *testing.T, err error, status int, code codes.Code, sentinel
 	}
 }
 
+// TestOnlineUsersPaged: /onlineUser answers at most the page asked for
+// (by id, then after the last id), so no request makes the route send the
+// whole cluster's list (100,000 users online are megabytes); a bad page is
+// 400/3000.
+func TestOnlineUsersPaged(t *testing.T) {
+	c := harness.Start(t, harness.Options{Gateways: 1})
+	var ann *harness.User
+	for _, name := range []string{"ann", "ben", "cat"} {
+		cl := c.Connect(t, name)
+		if ann == nil {
+			ann = cl
+		}
+	}
+	type user struct {
+		UserID   string `json:"userId"`
+		UserName string `json:"userName"`
+	}
+	list := func(query string) []user {
+		t.Helper()
+		var env struct {
+			harness.Envelope
+			Data []user `json:"data"`
+		}
+		if st, err := harness.Call("GET", c.Route.URL+"/onlineUser"+query, harness.APIKey(harness.ListKey), nil, &env); err != nil || st != 200 {
+			t.Fatalf("/onlineUser%s: HTTP %d %v", query, st, err)
+		}
+		return env.Data
+	}
+	first := list("?limit=2")
+	if len(first) != 2 {
+		t.Fatalf("a page of 2: %v", first)
+	}
+	rest := list("?limit=2&after=" + first[1].UserID)
+	all := list("")
+	if len(rest) != 1 || len(all) != 3 || fmt.Sprint(append(first, rest...)) != fmt.Sprint(all) {
+		t.Fatalf("pages %v + %v, all %v", first, rest, all)
+	}
+	// The SDK's pages are the same.
+	if page, err := ann.OnlineUsersAfter(ctxT(t), first[1].UserID, 2); err != nil || len(page) != 1 || page[0].UserID != rest[0].UserID {
+		t.Fatalf("the SDK's page after %s: %v %v, want %v", first[1].UserID, page, err, rest)
+	}
+	checkAPI(t, c, "GET", "/onlineUser?limit=0", harness.APIKey(harness.ListKey), nil, 400, codes.BadArgument)
+	checkAPI(t, c, "GET", "/onlineUser?after=ann", harness.APIKey(harness.ListKey), nil, 400, codes.BadArgument)
+}
+
 // TestGroupsPerUserBounded: one user cannot create or join groups without
 // end (each costs Redis, and every login's SYNC reads them): past
 // --max-groups-per-user memberships, and past --groups-per-hour creations,

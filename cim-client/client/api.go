@@ -275,10 +275,29 @@ func (a *API) Login(ctx context.Context, name, password string) (LoginResult, er
 	return res, nil
 }
 
-// OnlineUsers lists the users the route considers online.
+// OnlineUsers lists the users the route considers online, by id: the
+// first page, of at most 1000 (OnlineUsersAfter goes on).
 func (a *API) OnlineUsers(ctx context.Context) ([]User, error) {
+	return a.OnlineUsersAfter(ctx, "", 0)
+}
+
+// OnlineUsersAfter is the page of the users online after the user id after
+// ("": from the first), at most limit of them (0 or more than 1000: 1000).
+// A full page means there may be more after its last user.
+func (a *API) OnlineUsersAfter(ctx context.Context, after string, limit int) ([]User, error) {
+	q := url.Values{}
+	if after != "" {
+		q.Set("after", after)
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	path := "/onlineUser"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
 	var d []routeapi.User
-	if err := a.call(ctx, http.MethodGet, "/onlineUser", nil, &d, a.authorize); err != nil {
+	if err := a.call(ctx, http.MethodGet, path, nil, &d, a.authorize); err != nil {
 		return nil, err
 	}
 	users := make([]User, len(d))

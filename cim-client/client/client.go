@@ -115,9 +115,15 @@ func (c *Client) Info() Info {
 	return c.info
 }
 
-// OnlineUsers asks the route who is online.
+// OnlineUsers asks the route who is online: the first page, by id, of at
+// most 1000 (API.OnlineUsersAfter goes on).
 func (c *Client) OnlineUsers(ctx context.Context) ([]User, error) {
 	return c.api.OnlineUsers(ctx)
+}
+
+// OnlineUsersAfter is API.OnlineUsersAfter as this client's user.
+func (c *Client) OnlineUsersAfter(ctx context.Context, after string, limit int) ([]User, error) {
+	return c.api.OnlineUsersAfter(ctx, after, limit)
 }
 
 // NewMsgID returns a fresh client_msg_id, for callers that want to know the

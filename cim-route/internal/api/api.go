@@ -59,7 +59,7 @@ type Accounts interface {
 	// CheckSession: nil if sid is uid's current session, else an error
 	// wrapping errs.ErrUnauthorized (or errs.ErrUnavailable).
 	CheckSession(ctx context.Context, uid, sid string) error
-	OnlineUsers(ctx context.Context) ([]router.User, error)
+	OnlineUsers(ctx context.Context, page router.OnlinePage) ([]router.User, error)
 	Presence(ctx context.Context, users []string) ([]router.PresenceState, error)
 	// Logoff ends uid's session sid; an empty sid is the current one.
 	Logoff(ctx context.Context, uid, sid string) error

@@ -80,7 +80,9 @@ func (fakeService) Push(_ context.Context, req router.PushRequest) (router.PushR
 	return res, need(req.Text)
 }
 
-func (fakeService) OnlineUsers(context.Context) ([]router.User, error) { return nil, nil }
+func (fakeService) OnlineUsers(context.Context, router.OnlinePage) ([]router.User, error) {
+	return nil, nil
+}
 func (fakeService) Presence(context.Context, []string) ([]router.PresenceState, error) {
 	return nil, nil
 }

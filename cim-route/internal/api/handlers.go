@@ -3,6 +3,7 @@ package api
 import (
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -125,8 +126,20 @@ func (h *handler) group(c *gin.Context) {
 	ok(c, gin.H{"msgId": id, "delivered": n})
 }
 
+// onlineUsers answers GET /onlineUser[?after=<userId>&limit=<n>]: a page of
+// the users online, by id, at most router.OnlineLimit (the default); a full
+// page means there may be more after its last id.
 func (h *handler) onlineUsers(c *gin.Context) {
-	users, err := h.svc.OnlineUsers(c.Request.Context())
+	page := router.OnlinePage{After: c.Query("after")}
+	if l := c.Query("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 {
+			h.fail(c, fmt.Errorf("%w: limit must be a positive number", errs.ErrBadArgument))
+			return
+		}
+		page.Limit = n
+	}
+	users, err := h.svc.OnlineUsers(c.Request.Context(), page)
 	if err != nil {
 		h.fail(c, err)
 		return

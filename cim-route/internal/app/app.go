@@ -181,6 +181,9 @@ func New(cfg config.Config, logger *slog.Logger) (*App, error) {
 			GroupsPerHour: cfg.GroupsPerHour, GroupsPerUser: cfg.GroupsPerUser,
 		},
 		Limiters: limiters,
+		// /onlineUser reads every online user's route: at most once per
+		// 2 s and process, however many ask.
+		OnlineCacheTTL: 2 * time.Second,
 	})
 	if err != nil {
 		rdb.Close()

@@ -63,7 +63,7 @@ func TestAdminBan(t *testing.T) {
 			t.Fatalf("online of a banned user's session: %v, want ErrStaleSession", err)
 		}
 	}
-	if users, _ := e.r.OnlineUsers(e.ctx); len(users) != 0 {
+	if users, _ := e.r.OnlineUsers(e.ctx, OnlinePage{}); len(users) != 0 {
 		t.Fatalf("online after the ban: %+v", users)
 	}
 	if _, was, err := e.r.AdminUnban(e.ctx, "ops", alice.UserID); err != nil || !was {
@@ -121,7 +121,7 @@ func TestAdminKick(t *testing.T) {
 	if _, n, err := e.r.AdminKick(e.ctx, "ops", web.UserID, "", ""); err != nil || n != 1 {
 		t.Fatalf("kick of all: %d, %v", n, err)
 	}
-	if users, _ := e.r.OnlineUsers(e.ctx); len(users) != 0 {
+	if users, _ := e.r.OnlineUsers(e.ctx, OnlinePage{}); len(users) != 0 {
 		t.Fatalf("online after the kick: %+v", users)
 	}
 }

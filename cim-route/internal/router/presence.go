@@ -344,6 +344,7 @@ func (r *Router) presenceChanged(ctx context.Context, changes []presenceChange) 
 	if len(changes) == 0 {
 		return
 	}
+	r.online.changes.Add(1)
 	at := r.now().UnixMilli()
 	uids := make([]string, len(changes))
 	for i, c := range changes {

@@ -301,6 +301,9 @@ type Config struct {
 	// MaxWatch bounds the users one connection's SUBSCRIBE watches
 	// (default DefaultMaxWatch).
 	MaxWatch int
+	// OnlineCacheTTL is how long OnlineUsers keeps the online list it
+	// worked out (0: it works it out for every call; the app keeps it 2 s).
+	OnlineCacheTTL time.Duration
 	// Events receives what the app back-end's webhooks report (package
 	// event); nil: nothing is reported.
 	Events event.Sink
@@ -356,6 +359,7 @@ type Router struct {
 	hash         *hashPool          // bcrypt slots (limits.go)
 	invites      *ratelimit.Limiter // per-inviter invitation budget; nil: none
 	creates      *ratelimit.Limiter // per-user group creation budget; nil: none
+	online       onlineCache        // OnlineUsers' list
 	presence     presenceBatch      // presence changes waiting for a push
 	deviceLogins *deviceLimiter     // bounds DeviceLogin (iot.go)
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -281,7 +282,7 @@ func TestLoginKickPolicy(t *testing.T) {
 	if err := e.r.SessionOnline(e.ctx, contract.Session{UserID: first.UserID, SessionID: first.SessionID, GatewayID: first.Gateway.ID}); !errors.Is(err, errs.ErrStaleSession) {
 		t.Fatalf("old session confirmed again: %v", err)
 	}
-	users, err := e.r.OnlineUsers(e.ctx)
+	users, err := e.r.OnlineUsers(e.ctx, OnlinePage{})
 	if err != nil || len(users) != 1 || users[0] != (User{first.UserID, "alice"}) {
 		t.Fatalf("online = %v, %v", users, err)
 	}
@@ -567,11 +568,71 @@ func TestHTTPRoutes(t *testing.T) {
 	}
 }
 
+// TestOnlineUsersPagedAndCached: /onlineUser answers pages of at most the
+// limit asked, by id, going on after the last id of the one before; the
+// list is worked out once for every caller within OnlineCacheTTL, and again
+// as soon as a session of this process comes or goes.
+func TestOnlineUsersPagedAndCached(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	e := newEnv(t, PolicyKick, 1, func(c *Config) { c.OnlineCacheTTL = 2 * time.Second; c.Now = clock })
+	var want []User
+	var ann Session
+	for _, name := range []string{"ann", "ben", "cat", "dan", "eve"} {
+		s := e.connect(name)
+		want = append(want, User{s.UserID, name})
+		if name == "ann" {
+			ann = s
+		}
+	}
+	var got []User
+	after := ""
+	for range 4 {
+		page, err := e.r.OnlineUsers(e.ctx, OnlinePage{After: after, Limit: 2})
+		if err != nil || len(page) > 2 {
+			t.Fatalf("page after %q: %v %v", after, page, err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		got, after = append(got, page...), page[len(page)-1].ID
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("pages %v, want %v", got, want)
+	}
+	// Four pages and an empty one, one reading of the online list.
+	if n := e.st.onlineIDs.Load(); n != 1 {
+		t.Fatalf("%d readings of login-status for one listing, want 1", n)
+	}
+	if _, err := e.r.OnlineUsers(e.ctx, OnlinePage{After: "x"}); !errors.Is(err, errs.ErrBadArgument) {
+		t.Fatalf("after=x: %v, want ErrBadArgument", err)
+	}
+	// A logoff here shows at once; the TTL's end reads again too.
+	if err := e.r.Logoff(e.ctx, ann.UserID, ann.SessionID); err != nil {
+		t.Fatal(err)
+	}
+	if all, _ := e.r.OnlineUsers(e.ctx, OnlinePage{}); !slices.Equal(all, want[1:]) {
+		t.Fatalf("after ann's logoff: %v", all)
+	}
+	e.r.OnlineUsers(e.ctx, OnlinePage{})
+	if n := e.st.onlineIDs.Load(); n != 2 {
+		t.Fatalf("%d readings, want 2 (one after the logoff)", n)
+	}
+	mu.Lock()
+	now = now.Add(2 * time.Second)
+	mu.Unlock()
+	e.r.OnlineUsers(e.ctx, OnlinePage{})
+	if n := e.st.onlineIDs.Load(); n != 3 {
+		t.Fatalf("%d readings, want 3 (one after the TTL)", n)
+	}
+}
+
 func TestLogoffAndOnlineUsers(t *testing.T) {
 	e := newEnv(t, PolicyKick, 1)
 	alice, bob := e.connect("alice"), e.connect("bob")
 	e.rdb.SAdd(e.ctx, "cim:login-status", "777") // stale member
-	users, err := e.r.OnlineUsers(e.ctx)
+	users, err := e.r.OnlineUsers(e.ctx, OnlinePage{})
 	want := []User{{alice.UserID, "alice"}, {bob.UserID, "bob"}}
 	if err != nil || !slices.Equal(users, want) {
 		t.Fatalf("online = %v %v, want %v", users, err, want)
@@ -594,7 +655,7 @@ func TestLogoffAndOnlineUsers(t *testing.T) {
 	if len(f) != 1 || f[0].Type != cimpb.Type_KICK || f[0].Kick.Reason != "logged off" {
 		t.Fatalf("logoff pushed %v", f)
 	}
-	if users, _ := e.r.OnlineUsers(e.ctx); !slices.Equal(users, want[1:]) {
+	if users, _ := e.r.OnlineUsers(e.ctx, OnlinePage{}); !slices.Equal(users, want[1:]) {
 		t.Fatalf("online after logoff = %v", users)
 	}
 	if _, err := e.r.P2P(e.ctx, bob.UserID, "alice", "x"); err != nil {
@@ -688,7 +749,7 @@ func TestRedisDown(t *testing.T) {
 		"Online": func() error {
 			return e.r.SessionOnline(e.ctx, contract.Session{UserID: alice.UserID, SessionID: alice.SessionID, GatewayID: alice.Gateway.ID})
 		},
-		"Users":  func() error { _, err := e.r.OnlineUsers(e.ctx); return err },
+		"Users":  func() error { _, err := e.r.OnlineUsers(e.ctx, OnlinePage{}); return err },
 		"Health": func() error { _, err := e.r.Health(e.ctx); return err },
 		"Uplink": func() error {
 			_, err := e.r.Uplink(e.ctx, &cimpb.UplinkBatch{Uplinks: []*cimpb.Uplink{{UserId: alice.UserID, Frame: msgFrame(1, "c", "zed")}}})

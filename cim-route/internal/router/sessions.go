@@ -5,8 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/gocim/gocim/cim-route/internal/errs"
 	"github.com/gocim/gocim/internal/contract"
@@ -115,9 +119,91 @@ func (r *Router) CheckSession(ctx context.Context, uid, sid string) error {
 	return r.checkCurrent(ctx, uid, sid)
 }
 
-// OnlineUsers lists the users whose route is online on a live gateway,
-// ordered by id. Members of login-status without a route are removed.
-func (r *Router) OnlineUsers(ctx context.Context) ([]User, error) {
+// OnlineLimit is the most users one OnlineUsers page holds (and the
+// default).
+const OnlineLimit = 1000
+
+// OnlinePage names a page of OnlineUsers: the users with an id above After
+// (numerically; "" or "0": from the first), at most Limit of them (0 or
+// more than OnlineLimit: OnlineLimit).
+type OnlinePage struct {
+	After string
+	Limit int
+}
+
+// OnlineUsers lists a page of the users whose route is online on a live
+// gateway, ordered by id; a full page means there may be more (ask again
+// After its last id). Members of login-status without a route are removed.
+//
+// The list is worked out from the whole of login-status and every one of
+// its routes, so it is kept for Config.OnlineCacheTTL and shared by all
+// callers: however often users ask, a route process reads it at most once
+// per TTL, and each request costs one page of names.
+func (r *Router) OnlineUsers(ctx context.Context, page OnlinePage) ([]User, error) {
+	after, err := parseAfter(page.After)
+	if err != nil {
+		return nil, err
+	}
+	limit := page.Limit
+	if limit <= 0 || limit > OnlineLimit {
+		limit = OnlineLimit
+	}
+	ids, err := r.onlineIDs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	from, _ := slices.BinarySearch(ids, after+1)
+	pageIDs := ids[from:min(len(ids), from+limit)]
+	strs := make([]string, len(pageIDs))
+	for i, id := range pageIDs {
+		strs[i] = strconv.FormatUint(id, 10)
+	}
+	names, err := r.namesOf(ctx, strs)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]User, 0, len(strs))
+	for _, id := range strs {
+		if n, ok := names[id]; ok {
+			out = append(out, User{ID: id, Name: n})
+		}
+	}
+	return out, nil
+}
+
+func parseAfter(after string) (uint64, error) {
+	if after == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(after, 10, 64)
+	if err != nil || n == math.MaxUint64 {
+		return 0, fmt.Errorf("%w: after must be a user id", errs.ErrBadArgument)
+	}
+	return n, nil
+}
+
+// onlineCache is the last online list (see OnlineUsers). A session that
+// comes or goes through this process makes it stale at once (changes), so
+// this process lists its own users' changes as they happen; another
+// process's show within the TTL.
+type onlineCache struct {
+	mu      sync.Mutex // held while the list is worked out: callers wait for it
+	ids     []uint64   // sorted
+	at      time.Time
+	gen     uint64        // changes when ids was worked out
+	changes atomic.Uint64 // sessions that came or went
+}
+
+// onlineIDs returns the ids of the users online, sorted: the cached list
+// while it is younger than Config.OnlineCacheTTL.
+func (r *Router) onlineIDs(ctx context.Context) ([]uint64, error) {
+	c := &r.online
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	gen := c.changes.Load()
+	if ttl := r.cfg.OnlineCacheTTL; ttl > 0 && !c.at.IsZero() && c.gen == gen && r.now().Sub(c.at) < ttl {
+		return c.ids, nil
+	}
 	ids, err := r.st.OnlineIDs(ctx)
 	if err != nil {
 		return nil, err
@@ -126,14 +212,17 @@ func (r *Router) OnlineUsers(ctx context.Context) ([]User, error) {
 	if err != nil {
 		return nil, err
 	}
-	var online, stale []string
+	var online []uint64
+	var stale []string
 	for _, id := range ids {
 		rt, ok := routes[id]
 		switch {
 		case !ok:
 			stale = append(stale, id)
 		case r.isLive(rt):
-			online = append(online, id)
+			if n, err := strconv.ParseUint(id, 10, 64); err == nil {
+				online = append(online, n)
+			}
 		}
 	}
 	if len(stale) > 0 {
@@ -141,25 +230,11 @@ func (r *Router) OnlineUsers(ctx context.Context) ([]User, error) {
 			r.log.Warn("could not remove stale online members", "count", len(stale), "err", err)
 		}
 	}
-	names, err := r.namesOf(ctx, online)
-	if err != nil {
-		return nil, err
-	}
-	slices.SortFunc(online, func(a, b string) int {
-		x, _ := strconv.ParseUint(a, 10, 64)
-		y, _ := strconv.ParseUint(b, 10, 64)
-		return cmp.Compare(x, y)
-	})
-	out := make([]User, 0, len(online))
-	for _, id := range online {
-		if n, ok := names[id]; ok {
-			out = append(out, User{ID: id, Name: n})
-		}
-	}
-	return out, nil
+	slices.Sort(online)
+	c.ids, c.at, c.gen = online, r.now(), gen
+	return online, nil
 }
 
-// namesOf returns the names of ids, from the cache or one pipelined lookup.
 func (r *Router) namesOf(ctx context.Context, ids []string) (map[string]string, error) {
 	out := make(map[string]string, len(ids))
 	var miss []string

@@ -413,7 +413,7 @@ export declare class Api {
   register(userName: string, password: string, opts?: CallOptions): Promise<User>;
   /** By user name or decimal user id; platform (else the Api's) goes with it. */
   login(user: string, password: string, opts?: CallOptions & { platform?: Platform | string }): Promise<LoginResult>;
-  onlineUsers(opts?: CallOptions): Promise<User[]>;
+  onlineUsers(opts?: CallOptions & { after?: string; limit?: number }): Promise<User[]>;
   /** GET /presence?users=… (ids or names, at most 100), in the order asked; an unknown user is ApiError 9100. */
   presence(users: string | string[], opts?: CallOptions): Promise<UserPresence[]>;
   offline(opts?: CallOptions): Promise<void>;
@@ -659,7 +659,7 @@ export declare class Client extends EventTarget {
   /** typing() to a group's online members (groups of at most 200). */
   typingInGroup(gid: string, stopped?: boolean): boolean;
 
-  onlineUsers(opts?: CallOptions): Promise<User[]>;
+  onlineUsers(opts?: CallOptions & { after?: string; limit?: number }): Promise<User[]>;
   history(q?: HistoryQuery, opts?: CallOptions): Promise<HistoryPage>;
   historyFill(q?: HistoryQuery, n?: number, opts?: CallOptions): Promise<HistoryPage>;
   /** Removes messages from this user's own history (Api.deleteHistory). */

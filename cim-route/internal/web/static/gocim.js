@@ -486,9 +486,18 @@ export class Api {
     return res;
   }
 
-  /** Who is online (GET /onlineUser). */
-  async onlineUsers({ signal } = {}) {
-    const d = await this._request('GET', '/onlineUser', { auth: true, signal });
+  /**
+   * Who is online (GET /onlineUser): a page, by id, of at most `limit`
+   * (default and at most 1000) after the user id `after`; a full page means
+   * there may be more after its last user.
+   */
+  async onlineUsers({ signal, after, limit } = {}) {
+    const q = new URLSearchParams();
+    if (after) q.set('after', String(after));
+    if (limit) q.set('limit', String(limit));
+    const qs = q.toString();
+    const path = qs ? `/onlineUser?${qs}` : '/onlineUser';
+    const d = await this._request('GET', path, { auth: true, signal });
     return Array.isArray(d) ? d.map(toUser) : [];
   }
 
