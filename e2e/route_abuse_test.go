@@ -179,19 +179,19 @@ func wantAPIError(t *testing.T, err error, status int, code codes.Code, sentinel
 	}
 }
 
-// TestOnlineUsersPaged: /onlineUser answers at most the page asked for
-// (by id, then after the last id), so no request makes the route send the
-// whole cluster's list (100,000 users online are megabytes); a bad page is
-// 400/3000.
-func TestOnlineUsersPaged(t *testing.T) {
-	c := harness.Start(t, harness.Options{Gateways: 1})
-	var ann *harness.User
+// TestListingsPagedAndLimited: /onlineUser and a group's members answer at
+// most the page asked for (by id, then after the last id), so no request
+// makes the route send a whole list (100,000 users online are megabytes); a
+// bad page is 400/3000; a user's listing requests are rate limited
+// (--list-rate, 429/4291), an API key's are not.
+func TestListingsPagedAndLimited(t *testing.T) {
+	c := harness.Start(t, harness.Options{Gateways: 1, RouteArgs: []string{"--list-rate", "0.001", "--list-burst", "4"}})
+	ctx := ctxT(t)
+	var users []*harness.User
 	for _, name := range []string{"ann", "ben", "cat"} {
-		cl := c.Connect(t, name)
-		if ann == nil {
-			ann = cl
-		}
+		users = append(users, c.Connect(t, name))
 	}
+	ann := users[0]
 	type user struct {
 		UserID   string `json:"userId"`
 		UserName string `json:"userName"`
@@ -216,12 +216,40 @@ func TestOnlineUsersPaged(t *testing.T) {
 	if len(rest) != 1 || len(all) != 3 || fmt.Sprint(append(first, rest...)) != fmt.Sprint(all) {
 		t.Fatalf("pages %v + %v, all %v", first, rest, all)
 	}
-	// The SDK's pages are the same.
-	if page, err := ann.OnlineUsersAfter(ctxT(t), first[1].UserID, 2); err != nil || len(page) != 1 || page[0].UserID != rest[0].UserID {
-		t.Fatalf("the SDK's page after %s: %v %v, want %v", first[1].UserID, page, err, rest)
-	}
 	checkAPI(t, c, "GET", "/onlineUser?limit=0", harness.APIKey(harness.ListKey), nil, 400, codes.BadArgument)
 	checkAPI(t, c, "GET", "/onlineUser?after=ann", harness.APIKey(harness.ListKey), nil, 400, codes.BadArgument)
+	// ann's listings: the SDK's pages, then her burst of 4 is used up.
+	if page, err := ann.OnlineUsersAfter(ctx, first[1].UserID, 2); err != nil || len(page) != 1 || page[0].UserID != rest[0].UserID {
+		t.Fatalf("the SDK's page after %s: %v %v, want %v", first[1].UserID, page, err, rest)
+	}
+	g, err := ann.CreateGroup(ctx, "all", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range users[1:] {
+		if _, err := u.JoinGroup(ctx, g.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m1, err := ann.GroupMembersAfter(ctx, g.ID, "", 2)
+	if err != nil || len(m1) != 2 {
+		t.Fatalf("members, a page of 2: %v %v", m1, err)
+	}
+	m2, err := ann.GroupMembersAfter(ctx, g.ID, m1[1].UserID, 2)
+	if err != nil || len(m2) != 1 || m2[0].UserID == m1[0].UserID || m2[0].UserID == m1[1].UserID {
+		t.Fatalf("members after %s: %v %v", m1[1].UserID, m2, err)
+	}
+	if _, err := ann.Groups(ctx); err != nil {
+		t.Fatalf("ann's 4th listing: %v", err)
+	}
+	_, err = ann.GroupMembers(ctx, g.ID)
+	wantCode(t, err, codes.RateLimited, "ann's 5th listing")
+	if _, err := users[1].GroupMembers(ctx, g.ID); err != nil {
+		t.Fatalf("ben's listing (his own budget): %v", err)
+	}
+	if len(list("")) != 3 {
+		t.Fatal("the API key's listing")
+	}
 }
 
 // TestGroupsPerUserBounded: one user cannot create or join groups without

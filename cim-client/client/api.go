@@ -285,19 +285,8 @@ func (a *API) OnlineUsers(ctx context.Context) ([]User, error) {
 // ("": from the first), at most limit of them (0 or more than 1000: 1000).
 // A full page means there may be more after its last user.
 func (a *API) OnlineUsersAfter(ctx context.Context, after string, limit int) ([]User, error) {
-	q := url.Values{}
-	if after != "" {
-		q.Set("after", after)
-	}
-	if limit > 0 {
-		q.Set("limit", strconv.Itoa(limit))
-	}
-	path := "/onlineUser"
-	if len(q) > 0 {
-		path += "?" + q.Encode()
-	}
 	var d []routeapi.User
-	if err := a.call(ctx, http.MethodGet, path, nil, &d, a.authorize); err != nil {
+	if err := a.call(ctx, http.MethodGet, "/onlineUser"+pageQuery(after, limit), nil, &d, a.authorize); err != nil {
 		return nil, err
 	}
 	users := make([]User, len(d))
@@ -305,6 +294,22 @@ func (a *API) OnlineUsersAfter(ctx context.Context, after string, limit int) ([]
 		users[i] = User{UserID: string(u.UserID), UserName: string(u.UserName)}
 	}
 	return users, nil
+}
+
+// pageQuery is the query of a listing's page: "" for the first page of the
+// default size.
+func pageQuery(after string, limit int) string {
+	q := url.Values{}
+	if after != "" {
+		q.Set("after", after)
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	if len(q) == 0 {
+		return ""
+	}
+	return "?" + q.Encode()
 }
 
 // UserPresence is one user's state as GET /presence reports it.

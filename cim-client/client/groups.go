@@ -89,8 +89,16 @@ func (a *API) Group(ctx context.Context, gid string) (Group, error) {
 }
 
 // GroupMembers lists the members of group gid (GET /groups/:gid/members);
-// only members may ask.
+// only members may ask. It is the first page, by id, of at most 1000
+// (GroupMembersAfter goes on).
 func (a *API) GroupMembers(ctx context.Context, gid string) ([]User, error) {
+	return a.GroupMembersAfter(ctx, gid, "", 0)
+}
+
+// GroupMembersAfter is the page of group gid's members after the user id
+// after ("": from the first), at most limit of them (0 or more than 1000:
+// 1000). A full page means there may be more after its last member.
+func (a *API) GroupMembersAfter(ctx context.Context, gid, after string, limit int) ([]User, error) {
 	if gid == "" {
 		return nil, ErrNoGroup
 	}
@@ -98,7 +106,7 @@ func (a *API) GroupMembers(ctx context.Context, gid string) ([]User, error) {
 		UserID   flexString `json:"userId"`
 		UserName flexString `json:"userName"`
 	}
-	if err := a.groupCall(ctx, http.MethodGet, groupPath(gid, "/members"), nil, &d); err != nil {
+	if err := a.groupCall(ctx, http.MethodGet, groupPath(gid, "/members")+pageQuery(after, limit), nil, &d); err != nil {
 		return nil, err
 	}
 	out := make([]User, len(d))
@@ -241,6 +249,11 @@ func (c *Client) Group(ctx context.Context, gid string) (Group, error) {
 // GroupMembers is API.GroupMembers as this client's user.
 func (c *Client) GroupMembers(ctx context.Context, gid string) ([]User, error) {
 	return c.api.GroupMembers(ctx, gid)
+}
+
+// GroupMembersAfter is API.GroupMembersAfter as this client's user.
+func (c *Client) GroupMembersAfter(ctx context.Context, gid, after string, limit int) ([]User, error) {
+	return c.api.GroupMembersAfter(ctx, gid, after, limit)
 }
 
 // JoinGroup is API.JoinGroup as this client's user.

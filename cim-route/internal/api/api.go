@@ -59,7 +59,7 @@ type Accounts interface {
 	// CheckSession: nil if sid is uid's current session, else an error
 	// wrapping errs.ErrUnauthorized (or errs.ErrUnavailable).
 	CheckSession(ctx context.Context, uid, sid string) error
-	OnlineUsers(ctx context.Context, page router.OnlinePage) ([]router.User, error)
+	OnlineUsers(ctx context.Context, page router.Page) ([]router.User, error)
 	Presence(ctx context.Context, users []string) ([]router.PresenceState, error)
 	// Logoff ends uid's session sid; an empty sid is the current one.
 	Logoff(ctx context.Context, uid, sid string) error
@@ -97,7 +97,7 @@ type Groups interface {
 	CreateGroup(ctx context.Context, uid, name string, open bool) (router.Group, error)
 	Groups(ctx context.Context, uid string) ([]router.Group, error)
 	Group(ctx context.Context, uid, gid string) (router.Group, error)
-	GroupMembers(ctx context.Context, uid, gid string) ([]router.User, error)
+	GroupMembers(ctx context.Context, uid, gid string, page router.Page) ([]router.User, error)
 	JoinGroup(ctx context.Context, uid, gid string) (router.Group, error)
 	InviteToGroup(ctx context.Context, uid, gid string, users []string) ([]string, error)
 	LeaveGroup(ctx context.Context, uid, gid string) error
@@ -184,6 +184,12 @@ type Config struct {
 	// Over it: 429 / 4293.
 	UploadRate  float64
 	UploadBurst int
+	// ListRate and ListBurst bound a user's listing requests (online
+	// users, presence, groups, members: answers of up to a thousand
+	// entries) per second; <= 0: no limit. API keys are not limited.
+	// Over it: 429 / 4291.
+	ListRate  float64
+	ListBurst int
 	// Limiters makes the rate limiters above: the app shares them in
 	// Redis (ratelimit.Shared), so that each budget is the cluster's
 	// whatever the number of route processes; nil keeps them in this
@@ -211,6 +217,7 @@ type handler struct {
 	registrations *ratelimit.Limiter
 	histories     *ratelimit.Limiter
 	uploads       *ratelimit.Limiter
+	lists         *ratelimit.Limiter
 	readTimeout   time.Duration
 	writeTimeout  time.Duration
 	minRate       int64
@@ -255,6 +262,7 @@ func newHandler(cfg Config) *handler {
 		registrations: limiter(ratelimit.Config{Name: "register", Rate: cfg.RegisterRate, Burst: cfg.RegisterBurst, Dimensions: 1, Size: 1}),
 		histories:     perUser("history", cfg.HistoryRate, cfg.HistoryBurst),
 		uploads:       perUser("upload", cfg.UploadRate, cfg.UploadBurst),
+		lists:         perUser("list", cfg.ListRate, cfg.ListBurst),
 		readTimeout:   cfg.ReadTimeout, writeTimeout: cfg.WriteTimeout, minRate: cfg.TransferMinRate,
 		svc: cfg.Service, log: cfg.Logger.With("component", "api"),
 		tokenKeys: cfg.TokenKeys, apiKeys: cfg.APIKeys, internal: contract.NewSecrets(cfg.InternalSecrets),
@@ -300,8 +308,8 @@ func NewPublic(cfg Config) (http.Handler, error) {
 	e.POST("/registerAccount", h.register)
 	e.POST("/login", h.login)
 	e.GET("/healthz", h.healthz)
-	e.GET("/onlineUser", h.authorize(userOrKey(apikey.Admin)), h.onlineUsers)
-	e.GET("/presence", h.authorize(userOrKey(apikey.Admin)), h.presence)
+	e.GET("/onlineUser", h.authorize(userOrKey(apikey.Admin)), h.limitList, h.onlineUsers)
+	e.GET("/presence", h.authorize(userOrKey(apikey.Admin)), h.limitList, h.presence)
 	e.POST("/offLine", h.authorize(access{bearer: true, stale: true, scope: apikey.Admin}), h.offline)
 	e.GET("/history", h.authorize(bearer), h.history)
 	e.POST("/history/delete", h.authorize(bearer), h.deleteHistory)
@@ -330,10 +338,10 @@ func NewPublic(cfg Config) (http.Handler, error) {
 
 	g := e.Group("/groups", h.authorize(bearer))
 	g.POST("", h.createGroup)
-	g.GET("", h.myGroups)
-	g.GET("/receipts", h.groupReceipts)
-	g.GET("/:gid", h.getGroup)
-	g.GET("/:gid/members", h.groupMembers)
+	g.GET("", h.limitList, h.myGroups)
+	g.GET("/receipts", h.limitList, h.groupReceipts)
+	g.GET("/:gid", h.limitList, h.getGroup)
+	g.GET("/:gid/members", h.limitList, h.groupMembers)
 	g.POST("/:gid/join", h.joinGroup)
 	g.POST("/:gid/invite", h.inviteToGroup)
 	g.POST("/:gid/leave", h.leaveGroup)

@@ -140,6 +140,19 @@ func (h *handler) limitLogin(c *gin.Context, userID, userName string) error {
 	return allow(c, h.limiter, errs.ErrRateLimited, "too many attempts", c.ClientIP(), key)
 }
 
+// limitList takes a listing request from the bearer's --list-rate bucket
+// (an API key's requests are not limited); over it, 429/4291.
+func (h *handler) limitList(c *gin.Context) {
+	who := callerOf(c)
+	if who.isKey {
+		return
+	}
+	if err := allow(c, h.lists, errs.ErrRateLimited, "too many listing requests", who.user.UserID); err != nil {
+		h.fail(c, err)
+		c.Abort()
+	}
+}
+
 // allow takes a token from l for keys; over the limit it answers an error
 // wrapping sentinel with Retry-After set, and when l cannot tell (its
 // Redis failed) errs.ErrUnavailable: nothing passes unlimited.

@@ -80,7 +80,7 @@ func (fakeService) Push(_ context.Context, req router.PushRequest) (router.PushR
 	return res, need(req.Text)
 }
 
-func (fakeService) OnlineUsers(context.Context, router.OnlinePage) ([]router.User, error) {
+func (fakeService) OnlineUsers(context.Context, router.Page) ([]router.User, error) {
 	return nil, nil
 }
 func (fakeService) Presence(context.Context, []string) ([]router.PresenceState, error) {
@@ -136,7 +136,7 @@ func (fakeService) Group(_ context.Context, uid, gid string) (router.Group, erro
 	return router.Group{ID: gid}, need(uid, gid)
 }
 
-func (fakeService) GroupMembers(_ context.Context, uid, gid string) ([]router.User, error) {
+func (fakeService) GroupMembers(_ context.Context, uid, gid string, _ router.Page) ([]router.User, error) {
 	return nil, need(uid, gid)
 }
 

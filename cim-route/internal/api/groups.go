@@ -80,8 +80,15 @@ func (h *handler) getGroup(c *gin.Context) {
 	h.answerGroup(c, g, err)
 }
 
+// groupMembers answers GET /groups/{gid}/members[?after=<userId>&limit=<n>]:
+// a page of the members, by id (see onlineUsers).
 func (h *handler) groupMembers(c *gin.Context) {
-	users, err := h.svc.GroupMembers(c.Request.Context(), me(c), c.Param("gid"))
+	page, err := pageOf(c)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	users, err := h.svc.GroupMembers(c.Request.Context(), me(c), c.Param("gid"), page)
 	if err != nil {
 		h.fail(c, err)
 		return

@@ -127,17 +127,13 @@ func (h *handler) group(c *gin.Context) {
 }
 
 // onlineUsers answers GET /onlineUser[?after=<userId>&limit=<n>]: a page of
-// the users online, by id, at most router.OnlineLimit (the default); a full
+// the users online, by id, at most router.PageLimit (the default); a full
 // page means there may be more after its last id.
 func (h *handler) onlineUsers(c *gin.Context) {
-	page := router.OnlinePage{After: c.Query("after")}
-	if l := c.Query("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 {
-			h.fail(c, fmt.Errorf("%w: limit must be a positive number", errs.ErrBadArgument))
-			return
-		}
-		page.Limit = n
+	page, err := pageOf(c)
+	if err != nil {
+		h.fail(c, err)
+		return
 	}
 	users, err := h.svc.OnlineUsers(c.Request.Context(), page)
 	if err != nil {
@@ -145,6 +141,20 @@ func (h *handler) onlineUsers(c *gin.Context) {
 		return
 	}
 	ok(c, usersJSON(users))
+}
+
+// pageOf reads a listing's page from the query: after (a user id, checked
+// by the router) and limit.
+func pageOf(c *gin.Context) (router.Page, error) {
+	page := router.Page{After: c.Query("after")}
+	if l := c.Query("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 {
+			return page, fmt.Errorf("%w: limit must be a positive number", errs.ErrBadArgument)
+		}
+		page.Limit = n
+	}
+	return page, nil
 }
 
 // presenceJSON is one user's state in GET /presence.

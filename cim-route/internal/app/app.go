@@ -210,6 +210,7 @@ func New(cfg config.Config, logger *slog.Logger) (*App, error) {
 		MaxBody: cfg.MaxBody, MaxUpload: cfg.UploadMax,
 		RegisterRate: cfg.RegisterRate, RegisterBurst: cfg.RegisterBurst,
 		HistoryRate: cfg.HistoryRate, HistoryBurst: cfg.HistoryBurst,
+		ListRate: cfg.ListRate, ListBurst: cfg.ListBurst,
 		UploadRate: cfg.UploadRate, UploadBurst: cfg.UploadBurst, Limiters: limiters,
 		ReadTimeout: cfg.ReadTimeout, WriteTimeout: cfg.WriteTimeout, TransferMinRate: cfg.TransferMinRate,
 	}

@@ -129,6 +129,8 @@ type Config struct {
 	HashQueue       int           // password checks waiting for a bcrypt slot; more get 503/5032
 	HistoryRate     float64       // /history requests per second per user; 0: no limit
 	HistoryBurst    int           // bucket size of HistoryRate
+	ListRate        float64       // listing requests (online users, presence, groups, members) per second per user; 0: no limit
+	ListBurst       int           // bucket size of ListRate
 	InvitesPerHour  int           // group invitations one user may send per hour; 0: no limit
 	GroupsPerHour   int           // groups one user may create per hour; 0: no limit
 	GroupsPerUser   int           // groups one user may be a member of (owned included), 1..1000
@@ -206,6 +208,8 @@ func Default() Config {
 		HashQueue:       256,
 		HistoryRate:     5,
 		HistoryBurst:    20,
+		ListRate:        5,
+		ListBurst:       50,
 		InvitesPerHour:  1000,
 		GroupsPerHour:   100,
 		GroupsPerUser:   1000,
@@ -298,6 +302,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.HashQueue, "hash-queue", c.HashQueue, "logins (and as many registrations) that may wait for a bcrypt slot (one per core, registrations at most half); more get 503/5032")
 	fs.Float64Var(&c.HistoryRate, "history-rate", c.HistoryRate, "/history requests per second per user; more get 429/4291 (0: no limit)")
 	fs.IntVar(&c.HistoryBurst, "history-burst", c.HistoryBurst, "/history requests allowed at once before --history-rate applies")
+	fs.Float64Var(&c.ListRate, "list-rate", c.ListRate, "listing requests (GET /onlineUser, /presence, /groups, /groups/{gid}, /groups/{gid}/members, /groups/receipts) per second per user; more get 429/4291; API keys are not limited (0: no limit)")
+	fs.IntVar(&c.ListBurst, "list-burst", c.ListBurst, "listing requests allowed at once before --list-rate applies")
 	fs.IntVar(&c.InvitesPerHour, "invites-per-hour", c.InvitesPerHour, "group invitations one user may send per hour (all at once at most); more get 429/4293 (0: no limit)")
 	fs.IntVar(&c.GroupsPerHour, "groups-per-hour", c.GroupsPerHour, "groups one user may create per hour (all at once at most); more get 429/4293 (0: no limit)")
 	fs.IntVar(&c.GroupsPerUser, "max-groups-per-user", c.GroupsPerUser, "groups one user may be a member of, owned ones included (1..1000: a login's SYNC lists at most 1000); creating or joining one more gets 429/4293")
@@ -480,7 +486,7 @@ func (c *Config) validateLimits(bad func(string, ...any)) {
 		name  string
 		rate  float64
 		burst int
-	}{{"register", c.RegisterRate, c.RegisterBurst}, {"history", c.HistoryRate, c.HistoryBurst}, {"upload", c.UploadRate, c.UploadBurst}} {
+	}{{"register", c.RegisterRate, c.RegisterBurst}, {"history", c.HistoryRate, c.HistoryBurst}, {"upload", c.UploadRate, c.UploadBurst}, {"list", c.ListRate, c.ListBurst}} {
 		if r.rate < 0 {
 			bad("--%s-rate %v: must be >= 0 (0 turns the limit off)", r.name, r.rate)
 		}

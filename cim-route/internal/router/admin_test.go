@@ -63,7 +63,7 @@ func TestAdminBan(t *testing.T) {
 			t.Fatalf("online of a banned user's session: %v, want ErrStaleSession", err)
 		}
 	}
-	if users, _ := e.r.OnlineUsers(e.ctx, OnlinePage{}); len(users) != 0 {
+	if users, _ := e.r.OnlineUsers(e.ctx, Page{}); len(users) != 0 {
 		t.Fatalf("online after the ban: %+v", users)
 	}
 	if _, was, err := e.r.AdminUnban(e.ctx, "ops", alice.UserID); err != nil || !was {
@@ -121,7 +121,7 @@ func TestAdminKick(t *testing.T) {
 	if _, n, err := e.r.AdminKick(e.ctx, "ops", web.UserID, "", ""); err != nil || n != 1 {
 		t.Fatalf("kick of all: %d, %v", n, err)
 	}
-	if users, _ := e.r.OnlineUsers(e.ctx, OnlinePage{}); len(users) != 0 {
+	if users, _ := e.r.OnlineUsers(e.ctx, Page{}); len(users) != 0 {
 		t.Fatalf("online after the kick: %+v", users)
 	}
 }
@@ -215,7 +215,7 @@ func TestAdminDeleteOnRedis(t *testing.T) {
 	if _, err := e.r.Group(e.ctx, bob.UserID, own.ID); !errors.Is(err, errs.ErrNoGroup) {
 		t.Fatalf("alice's group after the delete: %v, want dissolved", err)
 	}
-	members, err := e.r.GroupMembers(e.ctx, bob.UserID, bobs.ID)
+	members, err := e.r.GroupMembers(e.ctx, bob.UserID, bobs.ID, Page{})
 	if err != nil || len(members) != 1 || members[0].ID != bob.UserID {
 		t.Fatalf("bob's group members after the delete: %+v %v", members, err)
 	}

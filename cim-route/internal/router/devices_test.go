@@ -154,7 +154,7 @@ func TestPlatformPolicy(t *testing.T) {
 	if err := e.r.SessionOffline(e.ctx, contract.Session{UserID: web.UserID, SessionID: web.SessionID}); err != nil {
 		t.Fatal(err)
 	}
-	users, err := e.r.OnlineUsers(e.ctx, OnlinePage{})
+	users, err := e.r.OnlineUsers(e.ctx, Page{})
 	if err != nil || !slices.ContainsFunc(users, func(u User) bool { return u.Name == "alice" }) {
 		t.Fatalf("online users %v (%v), want alice (mobile still on)", users, err)
 	}
@@ -162,7 +162,7 @@ func TestPlatformPolicy(t *testing.T) {
 	if err := e.r.Logoff(e.ctx, web.UserID, ""); err != nil {
 		t.Fatal(err)
 	}
-	users, _ = e.r.OnlineUsers(e.ctx, OnlinePage{})
+	users, _ = e.r.OnlineUsers(e.ctx, Page{})
 	if slices.ContainsFunc(users, func(u User) bool { return u.Name == "alice" }) {
 		t.Fatalf("online users %v after logging alice off everywhere", users)
 	}

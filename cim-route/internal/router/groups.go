@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -122,9 +123,14 @@ func (r *Router) Group(ctx context.Context, uid, gid string) (Group, error) {
 	return groupOf(g), nil
 }
 
-// GroupMembers lists gid's members, by id, for a member.
-func (r *Router) GroupMembers(ctx context.Context, uid, gid string) ([]User, error) {
+// GroupMembers lists a page of gid's members, by id, for a member (a full
+// page means there may be more after its last id).
+func (r *Router) GroupMembers(ctx context.Context, uid, gid string, page Page) ([]User, error) {
 	if err := checkGroup(uid, gid); err != nil {
+		return nil, err
+	}
+	after, limit, err := page.bounds()
+	if err != nil {
 		return nil, err
 	}
 	members, isMember, err := r.st.GroupMembers(ctx, []string{gid}, []model.MemberRef{{Group: gid, User: uid}})
@@ -138,7 +144,17 @@ func (r *Router) GroupMembers(ctx context.Context, uid, gid string) ([]User, err
 	case !isMember[0]:
 		return nil, fmt.Errorf("%w: not a member of group %s", errs.ErrForbidden, gid)
 	}
-	slices.SortFunc(ids, func(a, b string) int { return cmp.Or(cmp.Compare(len(a), len(b)), strings.Compare(a, b)) })
+	nums := make([]uint64, 0, len(ids))
+	for _, id := range ids {
+		if n, err := strconv.ParseUint(id, 10, 64); err == nil && n > after {
+			nums = append(nums, n)
+		}
+	}
+	slices.Sort(nums)
+	ids = ids[:0]
+	for _, n := range nums[:min(len(nums), limit)] {
+		ids = append(ids, strconv.FormatUint(n, 10))
+	}
 	names, err := r.userNames(ctx, ids)
 	if err != nil {
 		return nil, err

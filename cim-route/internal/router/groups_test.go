@@ -396,13 +396,23 @@ func TestGroupOperationsRouter(t *testing.T) {
 	if _, err := e.r.JoinGroup(e.ctx, dave.UserID, g.ID); !errors.Is(err, errs.ErrGroupFull) {
 		t.Fatalf("fourth member: %v, want ErrGroupFull", err)
 	}
-	ms, err := e.r.GroupMembers(e.ctx, bob.UserID, g.ID)
+	ms, err := e.r.GroupMembers(e.ctx, bob.UserID, g.ID, Page{})
 	want := []User{{alice.UserID, "alice"}, {bob.UserID, "bob"}, {carol.UserID, "carol"}}
 	if err != nil || !slices.Equal(ms, want) {
 		t.Fatalf("members = %v %v, want %v", ms, err, want)
 	}
-	if _, err := e.r.GroupMembers(e.ctx, dave.UserID, g.ID); !errors.Is(err, errs.ErrForbidden) {
+	if _, err := e.r.GroupMembers(e.ctx, dave.UserID, g.ID, Page{}); !errors.Is(err, errs.ErrForbidden) {
 		t.Fatalf("members for a non-member: %v", err)
+	}
+	// Pages: by id, after the last of the page before.
+	if p1, err := e.r.GroupMembers(e.ctx, bob.UserID, g.ID, Page{Limit: 2}); err != nil || !slices.Equal(p1, want[:2]) {
+		t.Fatalf("first page of 2 = %v %v", p1, err)
+	}
+	if p2, err := e.r.GroupMembers(e.ctx, bob.UserID, g.ID, Page{After: want[1].ID, Limit: 2}); err != nil || !slices.Equal(p2, want[2:]) {
+		t.Fatalf("page after %s = %v %v", want[1].ID, p2, err)
+	}
+	if _, err := e.r.GroupMembers(e.ctx, bob.UserID, g.ID, Page{After: "carol"}); !errors.Is(err, errs.ErrBadArgument) {
+		t.Fatalf("after a name: %v, want ErrBadArgument", err)
 	}
 	if got, err := e.r.Group(e.ctx, dave.UserID, g.ID); err != nil || got.Members != 3 {
 		t.Fatalf("an open group for anyone: %+v %v", got, err)
@@ -417,7 +427,7 @@ func TestGroupOperationsRouter(t *testing.T) {
 		if _, err := e.r.Group(e.ctx, alice.UserID, gid); !errors.Is(err, errs.ErrNoGroup) {
 			t.Errorf("Group(%q): %v, want ErrNoGroup", gid, err)
 		}
-		if _, err := e.r.GroupMembers(e.ctx, alice.UserID, gid); !errors.Is(err, errs.ErrNoGroup) {
+		if _, err := e.r.GroupMembers(e.ctx, alice.UserID, gid, Page{}); !errors.Is(err, errs.ErrNoGroup) {
 			t.Errorf("GroupMembers(%q): %v, want ErrNoGroup", gid, err)
 		}
 	}

@@ -282,7 +282,7 @@ func TestLoginKickPolicy(t *testing.T) {
 	if err := e.r.SessionOnline(e.ctx, contract.Session{UserID: first.UserID, SessionID: first.SessionID, GatewayID: first.Gateway.ID}); !errors.Is(err, errs.ErrStaleSession) {
 		t.Fatalf("old session confirmed again: %v", err)
 	}
-	users, err := e.r.OnlineUsers(e.ctx, OnlinePage{})
+	users, err := e.r.OnlineUsers(e.ctx, Page{})
 	if err != nil || len(users) != 1 || users[0] != (User{first.UserID, "alice"}) {
 		t.Fatalf("online = %v, %v", users, err)
 	}
@@ -589,7 +589,7 @@ func TestOnlineUsersPagedAndCached(t *testing.T) {
 	var got []User
 	after := ""
 	for range 4 {
-		page, err := e.r.OnlineUsers(e.ctx, OnlinePage{After: after, Limit: 2})
+		page, err := e.r.OnlineUsers(e.ctx, Page{After: after, Limit: 2})
 		if err != nil || len(page) > 2 {
 			t.Fatalf("page after %q: %v %v", after, page, err)
 		}
@@ -605,24 +605,24 @@ func TestOnlineUsersPagedAndCached(t *testing.T) {
 	if n := e.st.onlineIDs.Load(); n != 1 {
 		t.Fatalf("%d readings of login-status for one listing, want 1", n)
 	}
-	if _, err := e.r.OnlineUsers(e.ctx, OnlinePage{After: "x"}); !errors.Is(err, errs.ErrBadArgument) {
+	if _, err := e.r.OnlineUsers(e.ctx, Page{After: "x"}); !errors.Is(err, errs.ErrBadArgument) {
 		t.Fatalf("after=x: %v, want ErrBadArgument", err)
 	}
 	// A logoff here shows at once; the TTL's end reads again too.
 	if err := e.r.Logoff(e.ctx, ann.UserID, ann.SessionID); err != nil {
 		t.Fatal(err)
 	}
-	if all, _ := e.r.OnlineUsers(e.ctx, OnlinePage{}); !slices.Equal(all, want[1:]) {
+	if all, _ := e.r.OnlineUsers(e.ctx, Page{}); !slices.Equal(all, want[1:]) {
 		t.Fatalf("after ann's logoff: %v", all)
 	}
-	e.r.OnlineUsers(e.ctx, OnlinePage{})
+	e.r.OnlineUsers(e.ctx, Page{})
 	if n := e.st.onlineIDs.Load(); n != 2 {
 		t.Fatalf("%d readings, want 2 (one after the logoff)", n)
 	}
 	mu.Lock()
 	now = now.Add(2 * time.Second)
 	mu.Unlock()
-	e.r.OnlineUsers(e.ctx, OnlinePage{})
+	e.r.OnlineUsers(e.ctx, Page{})
 	if n := e.st.onlineIDs.Load(); n != 3 {
 		t.Fatalf("%d readings, want 3 (one after the TTL)", n)
 	}
@@ -632,7 +632,7 @@ func TestLogoffAndOnlineUsers(t *testing.T) {
 	e := newEnv(t, PolicyKick, 1)
 	alice, bob := e.connect("alice"), e.connect("bob")
 	e.rdb.SAdd(e.ctx, "cim:login-status", "777") // stale member
-	users, err := e.r.OnlineUsers(e.ctx, OnlinePage{})
+	users, err := e.r.OnlineUsers(e.ctx, Page{})
 	want := []User{{alice.UserID, "alice"}, {bob.UserID, "bob"}}
 	if err != nil || !slices.Equal(users, want) {
 		t.Fatalf("online = %v %v, want %v", users, err, want)
@@ -655,7 +655,7 @@ func TestLogoffAndOnlineUsers(t *testing.T) {
 	if len(f) != 1 || f[0].Type != cimpb.Type_KICK || f[0].Kick.Reason != "logged off" {
 		t.Fatalf("logoff pushed %v", f)
 	}
-	if users, _ := e.r.OnlineUsers(e.ctx, OnlinePage{}); !slices.Equal(users, want[1:]) {
+	if users, _ := e.r.OnlineUsers(e.ctx, Page{}); !slices.Equal(users, want[1:]) {
 		t.Fatalf("online after logoff = %v", users)
 	}
 	if _, err := e.r.P2P(e.ctx, bob.UserID, "alice", "x"); err != nil {
@@ -749,7 +749,7 @@ func TestRedisDown(t *testing.T) {
 		"Online": func() error {
 			return e.r.SessionOnline(e.ctx, contract.Session{UserID: alice.UserID, SessionID: alice.SessionID, GatewayID: alice.Gateway.ID})
 		},
-		"Users":  func() error { _, err := e.r.OnlineUsers(e.ctx, OnlinePage{}); return err },
+		"Users":  func() error { _, err := e.r.OnlineUsers(e.ctx, Page{}); return err },
 		"Health": func() error { _, err := e.r.Health(e.ctx); return err },
 		"Uplink": func() error {
 			_, err := e.r.Uplink(e.ctx, &cimpb.UplinkBatch{Uplinks: []*cimpb.Uplink{{UserId: alice.UserID, Frame: msgFrame(1, "c", "zed")}}})

@@ -119,16 +119,26 @@ func (r *Router) CheckSession(ctx context.Context, uid, sid string) error {
 	return r.checkCurrent(ctx, uid, sid)
 }
 
-// OnlineLimit is the most users one OnlineUsers page holds (and the
-// default).
-const OnlineLimit = 1000
+// PageLimit is the most users one page of a listing (OnlineUsers,
+// GroupMembers) holds, and the default.
+const PageLimit = 1000
 
-// OnlinePage names a page of OnlineUsers: the users with an id above After
+// Page names a page of a listing of users: those with an id above After
 // (numerically; "" or "0": from the first), at most Limit of them (0 or
-// more than OnlineLimit: OnlineLimit).
-type OnlinePage struct {
+// more than PageLimit: PageLimit).
+type Page struct {
 	After string
 	Limit int
+}
+
+// bounds parses p: the id to start after and the page's size.
+func (p Page) bounds() (after uint64, limit int, err error) {
+	after, err = parseAfter(p.After)
+	limit = p.Limit
+	if limit <= 0 || limit > PageLimit {
+		limit = PageLimit
+	}
+	return after, limit, err
 }
 
 // OnlineUsers lists a page of the users whose route is online on a live
@@ -139,14 +149,10 @@ type OnlinePage struct {
 // its routes, so it is kept for Config.OnlineCacheTTL and shared by all
 // callers: however often users ask, a route process reads it at most once
 // per TTL, and each request costs one page of names.
-func (r *Router) OnlineUsers(ctx context.Context, page OnlinePage) ([]User, error) {
-	after, err := parseAfter(page.After)
+func (r *Router) OnlineUsers(ctx context.Context, page Page) ([]User, error) {
+	after, limit, err := page.bounds()
 	if err != nil {
 		return nil, err
-	}
-	limit := page.Limit
-	if limit <= 0 || limit > OnlineLimit {
-		limit = OnlineLimit
 	}
 	ids, err := r.onlineIDs(ctx)
 	if err != nil {

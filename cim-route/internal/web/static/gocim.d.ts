@@ -430,7 +430,7 @@ export declare class Api {
   createGroup(name: string, open?: boolean, opts?: CallOptions): Promise<Group>;
   groups(opts?: CallOptions): Promise<Group[]>;
   group(gid: string, opts?: CallOptions): Promise<Group>;
-  groupMembers(gid: string, opts?: CallOptions): Promise<User[]>;
+  groupMembers(gid: string, opts?: CallOptions & { after?: string; limit?: number }): Promise<User[]>;
   joinGroup(gid: string, opts?: CallOptions): Promise<Group>;
   inviteToGroup(gid: string, users: string | string[], opts?: CallOptions): Promise<string[]>;
   leaveGroup(gid: string, opts?: CallOptions): Promise<void>;
@@ -667,7 +667,7 @@ export declare class Client extends EventTarget {
   createGroup(name: string, open?: boolean, opts?: CallOptions): Promise<Group>;
   groups(opts?: CallOptions): Promise<Group[]>;
   group(gid: string, opts?: CallOptions): Promise<Group>;
-  groupMembers(gid: string, opts?: CallOptions): Promise<User[]>;
+  groupMembers(gid: string, opts?: CallOptions & { after?: string; limit?: number }): Promise<User[]>;
   joinGroup(gid: string, opts?: CallOptions): Promise<Group>;
   inviteToGroup(gid: string, users: string | string[], opts?: CallOptions): Promise<string[]>;
   leaveGroup(gid: string, opts?: CallOptions): Promise<void>;

@@ -492,12 +492,7 @@ export class Api {
    * there may be more after its last user.
    */
   async onlineUsers({ signal, after, limit } = {}) {
-    const q = new URLSearchParams();
-    if (after) q.set('after', String(after));
-    if (limit) q.set('limit', String(limit));
-    const qs = q.toString();
-    const path = qs ? `/onlineUser?${qs}` : '/onlineUser';
-    const d = await this._request('GET', path, { auth: true, signal });
+    const d = await this._request('GET', '/onlineUser' + pageQuery(after, limit), { auth: true, signal });
     return Array.isArray(d) ? d.map(toUser) : [];
   }
 
@@ -618,9 +613,13 @@ export class Api {
     return toGroup(await this._request('GET', groupPath(gid, ''), { auth: true, signal }));
   }
 
-  /** A group's members (GET /groups/:gid/members), for members. */
-  async groupMembers(gid, { signal } = {}) {
-    const d = await this._request('GET', groupPath(gid, '/members'), { auth: true, signal });
+  /**
+   * A group's members (GET /groups/:gid/members), for members: a page, by
+   * id, of at most `limit` (default and at most 1000) after the user id
+   * `after`; a full page means there may be more.
+   */
+  async groupMembers(gid, { signal, after, limit } = {}) {
+    const d = await this._request('GET', groupPath(gid, '/members') + pageQuery(after, limit), { auth: true, signal });
     return Array.isArray(d) ? d.map(toUser) : [];
   }
 
@@ -676,6 +675,15 @@ export class Api {
 
 /** The most msgIds one POST /history/delete takes (Api.deleteHistory sends more in several). */
 const MAX_HISTORY_DELETE = 100;
+
+/** The query of a listing's page: '' for the first page of the default size. */
+function pageQuery(after, limit) {
+  const q = new URLSearchParams();
+  if (after) q.set('after', String(after));
+  if (limit) q.set('limit', String(limit));
+  const qs = q.toString();
+  return qs ? `?${qs}` : '';
+}
 
 function groupPath(gid, suffix) {
   if (!gid) throw new ClientError(ClientError.NO_GROUP, 'no group');
