@@ -21,11 +21,11 @@ type inbox struct {
 	reads    map[uint64]bool
 	readsExp time.Time
 	// shares counts senders' entries past the PerSender mark: sender ->
-	// count and the seq of its last entry (expires with the entries).
+	// count and the ack it was counted at (expires with the entries).
 	shares map[string]share
 }
 
-type share struct{ n, last uint64 }
+type share struct{ n, ack uint64 }
 
 // inboxOf returns uid's inbox, created when missing, with expired parts
 // dropped.
@@ -122,41 +122,36 @@ func (s *Store) append(a model.Append, now int64) model.Appended {
 	case a.Droppable && len(b.entries) >= s.inbox.MaxLen:
 		return model.Appended{MsgID: a.MsgID}
 	}
-	ok, count := s.admit(b, a.Sender)
-	if !ok {
+	if !s.admit(b, a.Sender) {
 		return model.Appended{MsgID: a.MsgID, Refused: true}
 	}
 	seq := s.push(b, ts, a.Frame)
-	if count {
-		b.shares[a.Sender] = share{n: b.shares[a.Sender].n, last: seq}
-	}
 	if a.Dedup != "" {
 		s.dedup[key] = expiring{v: a.MsgID + "|" + strconv.FormatUint(seq, 10), exp: s.after(s.inbox.DedupWindow)}
 	}
 	return model.Appended{Seq: seq, MsgID: a.MsgID}
 }
 
-// admit reports whether sender may add an entry to b (ok): always below
-// the PerSender mark of unread entries, else while its count is below it (a
-// count whose last entry the user acknowledged starts again from 0); count
-// when it counted the entry, whose seq the caller then records.
-func (s *Store) admit(b *inbox, sender string) (ok, count bool) {
+// admit reports whether sender may add an entry to b: always below the
+// PerSender mark of unread entries, else while its count is below it (a
+// count taken at an older ack starts again from 0: the user read on).
+func (s *Store) admit(b *inbox, sender string) bool {
 	per := uint64(max(s.inbox.PerSender, 0))
 	if sender == "" || per == 0 || b.ack >= b.seq || b.seq-b.ack < per {
-		return true, false
+		return true
 	}
 	c := b.shares[sender]
-	if c.last <= b.ack {
+	if c.ack < b.ack {
 		c.n = 0
 	}
 	if c.n >= per {
-		return false, false
+		return false
 	}
 	if b.shares == nil {
 		b.shares = map[string]share{}
 	}
-	b.shares[sender] = share{n: c.n + 1, last: c.last}
-	return true, true
+	b.shares[sender] = share{n: c.n + 1, ack: b.ack}
+	return true
 }
 
 func cut(v string) (string, string, bool) {

@@ -119,9 +119,9 @@ type InboxLimits struct {
 	// PerSender is each sender's share of an inbox (0: none): once the
 	// inbox holds PerSender unread entries (seq above the user's ack), an
 	// Append with a Sender may add PerSender more of that sender's until the
-	// user reads past the last of them; beyond, it is refused
+	// user reads on (its ack moves); beyond, it is refused
 	// (Appended.Refused). One user cannot push everybody else's unread
-	// messages out of an inbox alone.
+	// messages out of an absent user's inbox alone.
 	PerSender int
 }
 

@@ -183,11 +183,12 @@ end
 //
 // The share: once an inbox holds at least ARGV[5] unread entries (seq
 // above the user's ack), each sender may add ARGV[5] more until the user
-// reads past that sender's last one. The share key is a hash, sender ->
-// "<count>|<seq of the last counted entry>", expiring with the inbox; a
-// count whose last entry the user acknowledged starts again from 0. Below
-// the mark nothing is counted or read beyond one MGET of seq and ack, and
-// only for runs with a sender.
+// reads on (its ack moves). The share key is a hash, sender ->
+// "<count>|<the ack when counted>", expiring with the inbox; a count taken
+// at an older ack starts again from 0, so a reader's senders are never
+// held back, and an absent user's are, at the share. Below the mark nothing
+// is counted or read beyond one MGET of seq and ack, and only for runs with
+// a sender.
 //
 // A run reads every dedup key with one MGET, takes all the new seqs with one
 // INCRBY and adds all the new entries with one RPUSH: its cost barely grows
@@ -221,7 +222,7 @@ local function share(st, sender)
   local v = redis.call('HGET', st.key, sender)
   if v then
     local bar = string.find(v, '|', 1, true)
-    if tonumber(string.sub(v, bar + 1)) > st.ack then c.n = tonumber(string.sub(v, 1, bar - 1)) end
+    if tonumber(string.sub(v, bar + 1)) >= st.ack then c.n = tonumber(string.sub(v, 1, bar - 1)) end
   end
   st.of[sender] = c
   return c
@@ -235,13 +236,13 @@ local function admit(st, sender, taken)
   c.n, c.dirty = c.n + 1, true
   return true
 end
--- saveShares writes the counts a run changed; last[sender] is the seq of
--- its last entry.
-local function saveShares(st, last)
+-- saveShares writes the counts a run changed, with the ack they were
+-- counted at.
+local function saveShares(st)
   local any = false
   for sender, c in pairs(st.of) do
     if c.dirty then
-      redis.call('HSET', st.key, sender, string.format('%d|%d', c.n, last[sender]))
+      redis.call('HSET', st.key, sender, string.format('%d|%d', c.n, st.ack))
       any = true
     end
   end
@@ -276,7 +277,7 @@ local function appendOne(kb, ab, out)
   local len = redis.call('RPUSH', inbox, s .. '|' .. ARGV[ab + 1] .. '|' .. ARGV[ab + 2])
   trim(inbox, len, tonumber(ARGV[1]), tonumber(ARGV[3]), seq - 1, seq)
   redis.call('PEXPIRE', inbox, ARGV[2])
-  if st then saveShares(st, {[sender] = seq}) end
+  if st then saveShares(st) end
   put(out, 0, ARGV[ab], seq, false)
   return k
 end
@@ -325,7 +326,7 @@ local function appendRun(kb, ab, n, out)
   end
   local seq = 0
   if fresh > 0 then seq = redis.call('INCRBY', seqKey, fresh) - fresh end
-  local push, last = {}, {}
+  local push = {}
   for i = 0, n - 1 do
     local a, key = ab + 5 * i, dkey[i]
     local first = key and known[key]
@@ -346,7 +347,6 @@ local function appendRun(kb, ab, n, out)
         redis.call('SET', key, ARGV[a] .. '|' .. s, 'PX', ARGV[4])
         known[key] = {ARGV[a], s, m}
       end
-      if ARGV[a + 4] ~= '' then last[ARGV[a + 4]] = seq end
       put(out, 0, ARGV[a], seq, false)
     end
   end
@@ -355,7 +355,7 @@ local function appendRun(kb, ab, n, out)
     trim(inbox, len, tonumber(ARGV[1]), tonumber(ARGV[3]), seq - fresh, seq)
     redis.call('PEXPIRE', inbox, ARGV[2])
   end
-  if st then saveShares(st, last) end
+  if st then saveShares(st) end
   return k
 end
 `
