@@ -62,7 +62,7 @@ func (j *job) appendEntries(ctx context.Context) error {
 			if cm := it.msg.ClientMsgId; cm != "" {
 				in[i].Dedup = it.from + ":" + cm
 			}
-			if !e.copy && !it.system && !it.app && it.from != e.to {
+			if !e.copy && !it.system && !it.unshared && it.from != e.to {
 				// A user's own message counts against its share of the
 				// recipient's inbox (InboxLimits.PerSender).
 				in[i].Sender = it.from

@@ -107,7 +107,7 @@ func (r *Router) sendDue(ctx context.Context) int {
 // through) is recognized as a resend and stored once.
 func (r *Router) sendDelayed(ctx context.Context, m DelayedMsg) error {
 	j := r.newJob()
-	it := &outgoing{from: m.From, msg: &cimpb.Msg{To: m.To, Body: []byte(m.Text), Kind: cimpb.Kind_KIND_TEXT,
+	it := &outgoing{from: m.From, unshared: true, msg: &cimpb.Msg{To: m.To, Body: []byte(m.Text), Kind: cimpb.Kind_KIND_TEXT,
 		ClientMsgId: "delay-" + m.ID}}
 	j.msgs = []*outgoing{it}
 	if err := j.run(ctx); err != nil {

@@ -528,8 +528,8 @@ func TestUpload(t *testing.T) {
 
 // TestSenderShare: once bob's inbox holds PerSender unread messages, alice
 // may add PerSender more and is then answered ERROR 4293 for each (nothing
-// stored, nothing pushed); carol and an application's push still reach
-// bob; /p2pRoute gets errs.ErrQuotaExceeded; once bob reads on she may
+// stored, nothing pushed); carol, an application's push and alice's delayed
+// message (accepted when scheduled) still reach bob; /p2pRoute gets errs.ErrQuotaExceeded; once bob reads on she may
 // write again.
 func TestSenderShare(t *testing.T) {
 	e := newEnv(t, PolicyKick, 1)
@@ -556,13 +556,17 @@ func TestSenderShare(t *testing.T) {
 	if _, err := e.r.Push(e.ctx, PushRequest{From: "alice", To: []string{"bob"}, Text: "from the app"}); err != nil {
 		t.Fatalf("an application's push as alice: %v", err)
 	}
+	// A delayed message was accepted when scheduled: it goes when due.
+	if err := e.r.sendDelayed(e.ctx, model.DelayedMsg{ID: "d1", From: alice.UserID, To: bob.UserID, Text: "delayed"}); err != nil {
+		t.Fatalf("alice's delayed message: %v", err)
+	}
 	bob = e.connect("bob")
 	sy := e.uplink(bob, syncFrame(1, 0, 0, false))
 	var bodies []string
 	for _, d := range sy[:len(sy)-1] {
 		bodies = append(bodies, string(d.Frame.GetMsg().GetBody()))
 	}
-	if want := "[body a1 body a2 body a3 body a4 body c1 from the app]"; fmt.Sprint(bodies) != want {
+	if want := "[body a1 body a2 body a3 body a4 body c1 from the app delayed]"; fmt.Sprint(bodies) != want {
 		t.Fatalf("bob's inbox %v, want %s", bodies, want)
 	}
 	// bob reads on: alice may write again.

@@ -24,11 +24,12 @@ type outgoing struct {
 	// anyone: an application's message (POST /api/push), whose sender need
 	// not be a member of the group it goes to.
 	anyone bool
-	// app: sent by an application (POST /api/push), not by its sender
-	// itself: it does not count against the sender's share of the
-	// recipient's inbox.
-	app   bool
-	group *groupSend // set for a group message (msg.Group)
+	// unshared: not counted against the sender's share of the recipient's
+	// inbox (InboxLimits.PerSender): an application's push (POST /api/push),
+	// or a delayed message (bounded by Config.DelayPending, and accepted
+	// before it falls due).
+	unshared bool
+	group    *groupSend // set for a group message (msg.Group)
 
 	fromName  string
 	toID      string

@@ -80,7 +80,7 @@ func (r *Router) Push(ctx context.Context, req PushRequest) (PushResult, error) 
 
 	j := r.newJob()
 	if req.Group != "" {
-		it := &outgoing{from: from, system: system, anyone: true, app: true,
+		it := &outgoing{from: from, system: system, anyone: true, unshared: true,
 			msg: &cimpb.Msg{Group: req.Group, Body: []byte(req.Text), Kind: cimpb.Kind_KIND_TEXT}}
 		j.msgs = []*outgoing{it}
 		if err := j.run(ctx); err != nil {
@@ -89,7 +89,7 @@ func (r *Router) Push(ctx context.Context, req PushRequest) (PushResult, error) 
 		return PushResult{MsgIDs: map[string]string{}, MsgID: it.msgID, Delivered: it.delivered}, it.err()
 	}
 	if req.All {
-		it := &outgoing{from: from, system: system, app: true, msg: &cimpb.Msg{Body: []byte(req.Text), Kind: cimpb.Kind_KIND_TEXT, Broadcast: true}}
+		it := &outgoing{from: from, system: system, unshared: true, msg: &cimpb.Msg{Body: []byte(req.Text), Kind: cimpb.Kind_KIND_TEXT, Broadcast: true}}
 		j.msgs = []*outgoing{it}
 		if err := j.run(ctx); err != nil {
 			return PushResult{}, err
@@ -105,7 +105,7 @@ func (r *Router) Push(ctx context.Context, req PushRequest) (PushResult, error) 
 	for _, to := range req.To {
 		id := ids[to]
 		if byID[id] == nil {
-			it := &outgoing{from: from, system: system, app: true, msg: &cimpb.Msg{To: id, Body: []byte(req.Text), Kind: cimpb.Kind_KIND_TEXT}}
+			it := &outgoing{from: from, system: system, unshared: true, msg: &cimpb.Msg{To: id, Body: []byte(req.Text), Kind: cimpb.Kind_KIND_TEXT}}
 			byID[id] = it
 			j.msgs = append(j.msgs, it)
 		}
