@@ -160,8 +160,16 @@ func (r *Registry) Live() bool {
 	if r.Connected() {
 		return true
 	}
+	// The client library changes its state before it hands the event to
+	// event(), which notes when the session was lost: a registry that was
+	// live and has no such note yet lost it this very moment, and notes it
+	// itself (reading it as not live made /readyz flap to 503 and back).
 	lost := r.lostAt.Load()
-	return lost != 0 && time.Since(time.Unix(0, lost)) < r.cfg.SessionTimeout
+	if lost == 0 {
+		r.lostAt.CompareAndSwap(0, time.Now().UnixNano())
+		return true
+	}
+	return time.Since(time.Unix(0, lost)) < r.cfg.SessionTimeout
 }
 
 // Registered is closed once the node was created the first time.

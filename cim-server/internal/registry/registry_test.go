@@ -393,3 +393,23 @@ func TestAuthLocksDown(t *testing.T) {
 	}
 	eventually(t, "the node recreated", func() bool { return owner(admin) == r.conn.SessionID() })
 }
+
+// TestLiveWhileTheLossIsNews: the client library is disconnected before it
+// hands the event over that notes when (lostAt): the node lives on for the
+// session timeout from that moment, so a registry that was live is live
+// then too, and notes the moment itself; only after the session timeout is
+// it not.
+func TestLiveWhileTheLossIsNews(t *testing.T) {
+	r := &Registry{cfg: Config{SessionTimeout: time.Minute}, stop: make(chan struct{})}
+	r.live.Store(true) // confirmed; r.conn nil: not connected, no event yet
+	if !r.Live() {
+		t.Fatal("not live the moment the connection was lost")
+	}
+	if r.lostAt.Load() == 0 {
+		t.Fatal("the loss was not noted")
+	}
+	r.lostAt.Store(time.Now().Add(-2 * time.Minute).UnixNano())
+	if r.Live() {
+		t.Fatal("live after the session timeout")
+	}
+}
