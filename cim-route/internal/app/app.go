@@ -179,6 +179,7 @@ func New(cfg config.Config, logger *slog.Logger) (*App, error) {
 			HashQueue:      hashQueue(cfg.HashQueue),
 			InvitesPerHour: cfg.InvitesPerHour, UploadQuota: cfg.UploadQuota,
 			GroupsPerHour: cfg.GroupsPerHour, GroupsPerUser: cfg.GroupsPerUser,
+			GroupCopiesPerSecond: cfg.GroupCopiesRate, GroupCopiesBurst: cfg.GroupCopiesBurst,
 		},
 		Limiters: limiters,
 		// /onlineUser reads every online user's route: at most once per

@@ -119,29 +119,31 @@ type Config struct {
 
 	// Abuse limits of the HTTP edge (issue 11): what one client, one user
 	// and everybody together may cost.
-	ReadTimeout     time.Duration // reading one whole request (longer for /upload, see TransferMinRate)
-	WriteTimeout    time.Duration // writing one answer (longer for /files downloads)
-	MaxConnsPerAddr int           // public listener: connections per client IPv4 address or IPv6 /64; 0: no limit
-	MaxConns        int           // public listener: connections in total; 0: the open-file limit minus a reserve
-	TransferMinRate int64         // bytes/s an upload or download must at least move; sizes its deadline
-	RegisterRate    float64       // /registerAccount per second, all clients together; 0: no limit
-	RegisterBurst   int           // bucket size of RegisterRate
-	HashQueue       int           // password checks waiting for a bcrypt slot; more get 503/5032
-	HistoryRate     float64       // /history requests per second per user; 0: no limit
-	HistoryBurst    int           // bucket size of HistoryRate
-	ListRate        float64       // listing requests (online users, presence, groups, members) per second per user; 0: no limit
-	ListBurst       int           // bucket size of ListRate
-	InvitesPerHour  int           // group invitations one user may send per hour; 0: no limit
-	GroupsPerHour   int           // groups one user may create per hour; 0: no limit
-	GroupsPerUser   int           // groups one user may be a member of (owned included), 1..1000
-	UploadRate      float64       // uploads per second per user; 0: no limit
-	UploadBurst     int           // bucket size of UploadRate
-	UploadQuota     int64         // bytes one user may upload per day; 0: no limit
-	UploadTotal     int64         // bytes all stored uploads may take; 0: no limit
-	UploadMinFree   int64         // free bytes kept on the upload file system; uploads are refused below
-	UploadUnrefTTL  time.Duration // an upload nobody else fetched and no message named is deleted after this
-	UploadMaxAge    time.Duration // every upload is deleted after this; 0: kept while referenced
-	UploadSweep     time.Duration // period of the upload janitor
+	ReadTimeout      time.Duration // reading one whole request (longer for /upload, see TransferMinRate)
+	WriteTimeout     time.Duration // writing one answer (longer for /files downloads)
+	MaxConnsPerAddr  int           // public listener: connections per client IPv4 address or IPv6 /64; 0: no limit
+	MaxConns         int           // public listener: connections in total; 0: the open-file limit minus a reserve
+	TransferMinRate  int64         // bytes/s an upload or download must at least move; sizes its deadline
+	RegisterRate     float64       // /registerAccount per second, all clients together; 0: no limit
+	RegisterBurst    int           // bucket size of RegisterRate
+	HashQueue        int           // password checks waiting for a bcrypt slot; more get 503/5032
+	HistoryRate      float64       // /history requests per second per user; 0: no limit
+	HistoryBurst     int           // bucket size of HistoryRate
+	ListRate         float64       // listing requests (online users, presence, groups, members) per second per user; 0: no limit
+	ListBurst        int           // bucket size of ListRate
+	InvitesPerHour   int           // group invitations one user may send per hour; 0: no limit
+	GroupsPerHour    int           // groups one user may create per hour; 0: no limit
+	GroupsPerUser    int           // groups one user may be a member of (owned included), 1..1000
+	GroupCopiesRate  float64       // inbox copies per second one user's messages to groups without a timeline may store; 0: no limit
+	GroupCopiesBurst int           // bucket size of GroupCopiesRate (at least --group-max-members)
+	UploadRate       float64       // uploads per second per user; 0: no limit
+	UploadBurst      int           // bucket size of UploadRate
+	UploadQuota      int64         // bytes one user may upload per day; 0: no limit
+	UploadTotal      int64         // bytes all stored uploads may take; 0: no limit
+	UploadMinFree    int64         // free bytes kept on the upload file system; uploads are refused below
+	UploadUnrefTTL   time.Duration // an upload nobody else fetched and no message named is deleted after this
+	UploadMaxAge     time.Duration // every upload is deleted after this; 0: kept while referenced
+	UploadSweep      time.Duration // period of the upload janitor
 
 	// Webhooks to the app back-end (package webhook; webhooks.go).
 	WebhookURL      string        // comma-separated URLs each event is POSTed to; empty: no webhooks
@@ -199,27 +201,29 @@ func Default() Config {
 		LogLevel:        "info",
 		LogFormat:       "text",
 
-		ReadTimeout:     30 * time.Second,
-		WriteTimeout:    30 * time.Second,
-		MaxConnsPerAddr: 1024,
-		TransferMinRate: 64 << 10,
-		RegisterRate:    10,
-		RegisterBurst:   100,
-		HashQueue:       256,
-		HistoryRate:     5,
-		HistoryBurst:    20,
-		ListRate:        5,
-		ListBurst:       50,
-		InvitesPerHour:  1000,
-		GroupsPerHour:   100,
-		GroupsPerUser:   1000,
-		UploadRate:      0.2,
-		UploadBurst:     10,
-		UploadQuota:     1 << 30,
-		UploadTotal:     10 << 30,
-		UploadMinFree:   1 << 30,
-		UploadUnrefTTL:  24 * time.Hour,
-		UploadSweep:     10 * time.Minute,
+		ReadTimeout:      30 * time.Second,
+		WriteTimeout:     30 * time.Second,
+		MaxConnsPerAddr:  1024,
+		TransferMinRate:  64 << 10,
+		RegisterRate:     10,
+		RegisterBurst:    100,
+		HashQueue:        256,
+		HistoryRate:      5,
+		HistoryBurst:     20,
+		ListRate:         5,
+		ListBurst:        50,
+		InvitesPerHour:   1000,
+		GroupsPerHour:    100,
+		GroupsPerUser:    1000,
+		GroupCopiesRate:  2000,
+		GroupCopiesBurst: 20000,
+		UploadRate:       0.2,
+		UploadBurst:      10,
+		UploadQuota:      1 << 30,
+		UploadTotal:      10 << 30,
+		UploadMinFree:    1 << 30,
+		UploadUnrefTTL:   24 * time.Hour,
+		UploadSweep:      10 * time.Minute,
 
 		WebhookQueueMax: 100000,
 		WebhookMaxAge:   24 * time.Hour,
@@ -306,6 +310,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.ListBurst, "list-burst", c.ListBurst, "listing requests allowed at once before --list-rate applies")
 	fs.IntVar(&c.InvitesPerHour, "invites-per-hour", c.InvitesPerHour, "group invitations one user may send per hour (all at once at most); more get 429/4293 (0: no limit)")
 	fs.IntVar(&c.GroupsPerHour, "groups-per-hour", c.GroupsPerHour, "groups one user may create per hour (all at once at most); more get 429/4293 (0: no limit)")
+	fs.Float64Var(&c.GroupCopiesRate, "group-copies-rate", c.GroupCopiesRate, "inbox copies per second one user's messages to groups below --group-timeline-min may store (one per member); beyond --group-copies-burst a message gets ERROR 4293 (0: no limit)")
+	fs.IntVar(&c.GroupCopiesBurst, "group-copies-burst", c.GroupCopiesBurst, "inbox copies one user's group messages may store at once before --group-copies-rate applies (at least --group-max-members)")
 	fs.IntVar(&c.GroupsPerUser, "max-groups-per-user", c.GroupsPerUser, "groups one user may be a member of, owned ones included (1..1000: a login's SYNC lists at most 1000); creating or joining one more gets 429/4293")
 	fs.Float64Var(&c.UploadRate, "upload-rate", c.UploadRate, "uploads per second per user; more get 429/4293 (0: no limit)")
 	fs.IntVar(&c.UploadBurst, "upload-burst", c.UploadBurst, "uploads allowed at once before --upload-rate applies")
@@ -502,6 +508,12 @@ func (c *Config) validateLimits(bad func(string, ...any)) {
 	}
 	if c.GroupsPerHour < 0 {
 		bad("--groups-per-hour %d: must be >= 0 (0 turns the limit off)", c.GroupsPerHour)
+	}
+	if c.GroupCopiesRate < 0 {
+		bad("--group-copies-rate %v: must be >= 0 (0 turns the limit off)", c.GroupCopiesRate)
+	}
+	if c.GroupCopiesRate > 0 && c.GroupCopiesBurst < c.GroupMaxMembers {
+		bad("--group-copies-burst %d: must be at least --group-max-members %d (a message to a full group must fit)", c.GroupCopiesBurst, c.GroupMaxMembers)
 	}
 	if c.GroupsPerUser < 1 || c.GroupsPerUser > 1000 {
 		bad("--max-groups-per-user %d: want 1..1000 (a login's SYNC lists at most 1000 groups)", c.GroupsPerUser)

@@ -2,11 +2,13 @@ package router
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strconv"
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/gocim/gocim/cim-route/internal/errs"
 	"github.com/gocim/gocim/cim-route/internal/model"
 	"github.com/gocim/gocim/proto/cimpb"
 	"github.com/gocim/gocim/proto/codes"
@@ -112,7 +114,31 @@ func (j *job) loadGroups(ctx context.Context) error {
 			it.group.recipients = rcpt
 			it.group.timeline = j.r.usesTimeline(len(ms))
 			it.group.echo = in && j.r.devices() && !it.system
+			if err := j.chargeCopies(ctx, it); err != nil {
+				return err
+			}
 		}
+	}
+	return nil
+}
+
+// chargeCopies takes a message to a group without a timeline from its
+// sender's budget of inbox copies (Limits.GroupCopiesPerSecond), one per
+// recipient: such a message is stored once per member, so one user at
+// --msg-rate could otherwise store thousands of entries a second. Over the
+// budget the message fails for good (4293; a retry later could overtake
+// the sender's next messages to the group). Applications' and the system's
+// messages are not charged.
+func (j *job) chargeCopies(ctx context.Context, it *outgoing) error {
+	if it.group.timeline || it.anyone || it.system || len(it.group.recipients) == 0 {
+		return nil
+	}
+	wait, err := j.r.copies.AllowN(ctx, len(it.group.recipients), it.from)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errs.ErrUnavailable, err)
+	}
+	if wait > 0 {
+		it.fail(codes.QuotaExceeded, "too many group messages for now: each is stored for every member; send fewer")
 	}
 	return nil
 }

@@ -717,3 +717,41 @@ func TestGroupsPerUser(t *testing.T) {
 		t.Fatalf("bob's 2nd group: %v", err)
 	}
 }
+
+// TestGroupCopiesBudget: a message to a group without a timeline is stored
+// once per member, so it costs its sender one copy of its budget per
+// recipient; over it the message fails with 4293 and nothing is stored. A
+// timeline group's message is stored once: not charged. So is an
+// application's push.
+func TestGroupCopiesBudget(t *testing.T) {
+	e := newEnv(t, PolicyKick, 1, func(c *Config) {
+		c.Limits.GroupCopiesPerSecond, c.Limits.GroupCopiesBurst = 0.001, 4
+		c.GroupTimelineMin = 4
+	})
+	alice, bob, carol, dave := e.connect("alice"), e.connect("bob"), e.connect("carol"), e.connect("dave")
+	small := e.newGroup(alice, "small", bob, carol)   // 3 members: 2 copies a message
+	big := e.newGroup(alice, "big", bob, carol, dave) // 4: a timeline
+	sentIDs(t, e.uplink(alice, groupFrame(1, "s1", small), groupFrame(2, "s2", small)))
+	ans := e.uplink(alice, groupFrame(3, "s3", small))
+	if len(ans) != 1 || ans[0].Frame.GetError().GetCode() != int32(codes.QuotaExceeded) {
+		t.Fatalf("the 3rd message to the small group: %v, want ERROR 4293", ans)
+	}
+	n := 0
+	for _, f := range e.inbox(bob.UserID) {
+		if f.GetMsg().GetGroup() == small {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Fatalf("bob's inbox holds %d messages of the small group, want the 2 charged", n)
+	}
+	for i := range 5 {
+		cmid := fmt.Sprint("b", i)
+		sentIDs(t, e.uplink(alice, groupFrame(uint64(10+i), cmid, big)))
+	}
+	if _, err := e.r.Push(e.ctx, PushRequest{Group: small, From: "alice", Text: "from the app"}); err != nil {
+		t.Fatalf("an application's push to the small group: %v", err)
+	}
+	// bob's budget is his own.
+	sentIDs(t, e.uplink(bob, groupFrame(1, "x1", small)))
+}

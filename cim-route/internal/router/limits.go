@@ -36,6 +36,11 @@ type Limits struct {
 	// what one user stores in groups and what its logins and listings read.
 	GroupsPerHour int
 	GroupsPerUser int
+	// GroupCopiesPerSecond and GroupCopiesBurst bound the inbox copies one
+	// user's messages to groups without a timeline store (one per
+	// recipient); 0: no limit. The burst must hold the largest such group.
+	GroupCopiesPerSecond float64
+	GroupCopiesBurst     int
 
 	// HistoryScan bounds the inbox entries one /history request reads per
 	// inbox (default 2000), HistoryScanBytes their bytes (default 8 MiB) and
@@ -135,14 +140,19 @@ func acquire(ctx context.Context, sem chan struct{}) error {
 	}
 }
 
-// newHourly is a per-user budget of perHour a hour (nil: none), kept by
-// limiter (nil: in this process).
-func newHourly(limiter ratelimit.Maker, name string, perHour int) *ratelimit.Limiter {
-	if perHour <= 0 {
+// newPerSecond is a per-user budget of perSecond a second with a burst
+// (nil: none), kept by limiter (nil: in this process).
+func newPerSecond(limiter ratelimit.Maker, name string, perSecond float64, burst int) *ratelimit.Limiter {
+	if perSecond <= 0 {
 		return nil
 	}
 	if limiter == nil {
 		limiter = ratelimit.New
 	}
-	return limiter(ratelimit.Config{Name: name, Rate: float64(perHour) / 3600, Burst: perHour, Dimensions: 1})
+	return limiter(ratelimit.Config{Name: name, Rate: perSecond, Burst: burst, Dimensions: 1})
+}
+
+// newHourly is a per-user budget of perHour a hour, all at once at most.
+func newHourly(limiter ratelimit.Maker, name string, perHour int) *ratelimit.Limiter {
+	return newPerSecond(limiter, name, float64(perHour)/3600, perHour)
 }

@@ -359,6 +359,7 @@ type Router struct {
 	hash         *hashPool          // bcrypt slots (limits.go)
 	invites      *ratelimit.Limiter // per-inviter invitation budget; nil: none
 	creates      *ratelimit.Limiter // per-user group creation budget; nil: none
+	copies       *ratelimit.Limiter // per-user budget of group inbox copies; nil: none
 	online       onlineCache        // OnlineUsers' list
 	presence     presenceBatch      // presence changes waiting for a push
 	deviceLogins *deviceLimiter     // bounds DeviceLogin (iot.go)
@@ -448,6 +449,7 @@ func New(cfg Config) (*Router, error) {
 		hash:         newHashPool(cfg.Limits.HashSlots, cfg.Limits.HashQueue),
 		invites:      newHourly(cfg.Limiters, "invite", cfg.Limits.InvitesPerHour),
 		creates:      newHourly(cfg.Limiters, "group", cfg.Limits.GroupsPerHour),
+		copies:       newPerSecond(cfg.Limiters, "copies", cfg.Limits.GroupCopiesPerSecond, cfg.Limits.GroupCopiesBurst),
 		deviceLogins: newDeviceLimiter(cfg.DeviceLoginRate, cfg.DeviceLoginBurst, cfg.DeviceLoginConcurrency),
 	}, nil
 }
