@@ -252,6 +252,49 @@ func TestListingsPagedAndLimited(t *testing.T) {
 	}
 }
 
+// TestGroupCopiesBounded: a message to a group without a timeline is stored
+// once per member; a user's messages to such groups spend its budget of
+// copies (--group-copies-rate), then get ERROR 4293 (final in the SDK) and
+// are stored nowhere; the other members still write.
+func TestGroupCopiesBounded(t *testing.T) {
+	c := harness.Start(t, harness.Options{Gateways: 1, RouteArgs: []string{
+		"--group-max-members", "10", "--group-copies-rate", "0.001", "--group-copies-burst", "10"}})
+	ctx := ctxT(t)
+	ann, ben, cat := c.Connect(t, "ann"), c.Connect(t, "ben"), c.Connect(t, "cat")
+	g, err := ann.CreateGroup(ctx, "chatty", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []*harness.User{ben, cat} {
+		if _, err := u.JoinGroup(ctx, g.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 2 copies a message: 5 fit in the burst of 10, the 6th does not.
+	var last string
+	for i := range 6 {
+		if last, err = ann.SendGroup(ctx, g.ID, fmt.Sprint("chat ", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	k := ann.WaitFor(t, 0, wait, "the refusal", func(e client.Event) bool {
+		return e.Kind == client.EventError && e.Err.GetClientMsgId() == last
+	})
+	if code := ann.Seen()[k].Err.GetCode(); code != int32(codes.QuotaExceeded) {
+		t.Fatalf("ann's 6th message answered %d, want 4293", code)
+	}
+	if _, err := ben.SendGroup(ctx, g.ID, "ben here"); err != nil {
+		t.Fatal(err)
+	}
+	cat.WaitFor(t, 0, wait, "ann's 5th", harness.IsMessage("chat 4"))
+	cat.WaitFor(t, 0, wait, "ben's message", harness.IsMessage("ben here"))
+	for _, e := range cat.Seen() {
+		if e.Kind == client.EventMessage && string(e.Msg.Body) == "chat 5" {
+			t.Fatal("cat got the refused message")
+		}
+	}
+}
+
 // TestGroupsPerUserBounded: one user cannot create or join groups without
 // end (each costs Redis, and every login's SYNC reads them): past
 // --max-groups-per-user memberships, and past --groups-per-hour creations,
