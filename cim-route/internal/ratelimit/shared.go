@@ -21,7 +21,7 @@ func Shared(rdb redis.UniversalClient, prefix string) Maker {
 		if !ok {
 			return nil
 		}
-		return &Limiter{cfg: cfg, buckets: &shared{rdb: rdb, prefix: prefix + "limit:" + cfg.Name + ":",
+		return &Limiter{cfg: cfg, buckets: &shared{rdb: rdb, name: cfg.Name, prefix: prefix + "limit:" + cfg.Name + ":",
 			interval: max(time.Duration(float64(time.Second)/cfg.Rate), time.Microsecond), burst: cfg.Burst}}
 	}
 }
@@ -32,6 +32,7 @@ func Shared(rdb redis.UniversalClient, prefix string) Maker {
 // microseconds of Redis's clock, so every route process sees one clock.
 type shared struct {
 	rdb      redis.UniversalClient
+	name     string // the limiter's, for errors
 	prefix   string
 	interval time.Duration // one token's refill time
 	burst    int
@@ -93,7 +94,7 @@ func (s *shared) take(ctx context.Context, n int, keys []dimKey) (time.Duration,
 		_ = gcraScript.Run(ctx, s.rdb, []string{key}, interval, tolerance, -n).Err()
 	}
 	if err != nil {
-		return 0, fmt.Errorf("rate limit %s: %w", s.prefix, err)
+		return 0, fmt.Errorf("%s rate limit: %w", s.name, err)
 	}
 	return wait, nil
 }
