@@ -114,31 +114,64 @@ func (j *job) loadGroups(ctx context.Context) error {
 			it.group.recipients = rcpt
 			it.group.timeline = j.r.usesTimeline(len(ms))
 			it.group.echo = in && j.r.devices() && !it.system
-			if err := j.chargeCopies(ctx, it); err != nil {
-				return err
-			}
 		}
 	}
-	return nil
+	return j.chargeCopies(ctx)
 }
 
-// chargeCopies takes a message to a group without a timeline from its
+// chargeCopies takes each message to a group without a timeline from its
 // sender's budget of inbox copies (Limits.GroupCopiesPerSecond), one per
 // recipient: such a message is stored once per member, so one user at
-// --msg-rate could otherwise store thousands of entries a second. Over the
-// budget the message fails for good (4293; a retry later could overtake
-// the sender's next messages to the group). Applications' and the system's
-// messages are not charged.
-func (j *job) chargeCopies(ctx context.Context, it *outgoing) error {
-	if it.group.timeline || it.anyone || it.system || len(it.group.recipients) == 0 {
+// --msg-rate could otherwise store thousands of entries a second. A
+// sender's messages of the batch are charged at once (one Redis call), one
+// by one only when together they are over. A message over the budget fails
+// for good (4293; a retry later could overtake the sender's next messages to
+// the group). Applications' and the system's messages are not charged.
+func (j *job) chargeCopies(ctx context.Context) error {
+	if j.r.copies == nil {
 		return nil
 	}
-	wait, err := j.r.copies.AllowN(ctx, len(it.group.recipients), it.from)
-	if err != nil {
-		return fmt.Errorf("%w: %v", errs.ErrUnavailable, err)
+	var senders []string
+	bySender := map[string][]*outgoing{}
+	for _, it := range j.groups {
+		if it.code != 0 || it.group.timeline || it.anyone || it.system || len(it.group.recipients) == 0 {
+			continue
+		}
+		if bySender[it.from] == nil {
+			senders = append(senders, it.from)
+		}
+		bySender[it.from] = append(bySender[it.from], it)
 	}
-	if wait > 0 {
-		it.fail(codes.QuotaExceeded, "too many group messages for now: each is stored for every member; send fewer")
+	take := func(n int, uid string) (bool, error) {
+		wait, err := j.r.copies.AllowN(ctx, n, uid)
+		if err != nil {
+			return false, fmt.Errorf("%w: %v", errs.ErrUnavailable, err)
+		}
+		return wait == 0, nil
+	}
+	for _, uid := range senders {
+		its, total := bySender[uid], 0
+		for _, it := range its {
+			total += len(it.group.recipients)
+		}
+		ok, err := take(total, uid)
+		if err != nil {
+			return err
+		}
+		if ok {
+			continue
+		}
+		// Over as a whole: one by one, in order (a single one is just over).
+		for _, it := range its {
+			if len(its) > 1 {
+				if ok, err = take(len(it.group.recipients), uid); err != nil {
+					return err
+				}
+			}
+			if !ok {
+				it.fail(codes.QuotaExceeded, "too many group messages for now: each is stored for every member; send fewer")
+			}
+		}
 	}
 	return nil
 }

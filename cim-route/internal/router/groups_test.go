@@ -731,10 +731,14 @@ func TestGroupCopiesBudget(t *testing.T) {
 	alice, bob, carol, dave := e.connect("alice"), e.connect("bob"), e.connect("carol"), e.connect("dave")
 	small := e.newGroup(alice, "small", bob, carol)   // 3 members: 2 copies a message
 	big := e.newGroup(alice, "big", bob, carol, dave) // 4: a timeline
-	sentIDs(t, e.uplink(alice, groupFrame(1, "s1", small), groupFrame(2, "s2", small)))
-	ans := e.uplink(alice, groupFrame(3, "s3", small))
-	if len(ans) != 1 || ans[0].Frame.GetError().GetCode() != int32(codes.QuotaExceeded) {
-		t.Fatalf("the 3rd message to the small group: %v, want ERROR 4293", ans)
+	// One batch of three, over the burst together: the first two fit.
+	ans := e.uplink(alice, groupFrame(1, "s1", small), groupFrame(2, "s2", small), groupFrame(3, "s3", small))
+	if len(ans) != 3 || ans[2].Frame.GetError().GetCode() != int32(codes.QuotaExceeded) {
+		t.Fatalf("three messages to the small group: %v, want the 3rd refused with ERROR 4293", ans)
+	}
+	sentIDs(t, ans[:2])
+	if ans := e.uplink(alice, groupFrame(4, "s4", small)); len(ans) != 1 || ans[0].Frame.GetError().GetCode() != int32(codes.QuotaExceeded) {
+		t.Fatalf("a 4th message: %v, want ERROR 4293", ans)
 	}
 	n := 0
 	for _, f := range e.inbox(bob.UserID) {
