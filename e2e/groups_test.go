@@ -22,6 +22,22 @@ func wantCode(t *testing.T, err error, want codes.Code, what string) {
 	}
 }
 
+// openGroup makes owner create an open group named name that members join,
+// and returns its id.
+func openGroup(t *testing.T, ctx context.Context, owner *harness.User, name string, members ...*harness.User) string {
+	t.Helper()
+	g, err := owner.CreateGroup(ctx, name, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range members {
+		if _, err := u.JoinGroup(ctx, g.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return g.ID
+}
+
 func isGroupMessage(gid, body string) func(client.Event) bool {
 	return func(e client.Event) bool {
 		return e.Kind == client.EventMessage && e.Msg != nil && e.Msg.Group == gid && string(e.Msg.Body) == body
@@ -132,15 +148,7 @@ func TestGroupMessages(t *testing.T) {
 	sam := c.Connect(t, "sam")
 	tom := c.Connect(t, "tom")
 	una := c.Connect(t, "una") // goes offline
-	g, err := sam.CreateGroup(ctx, "crew", true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, u := range []*harness.User{tom, una} {
-		if _, err := u.JoinGroup(ctx, g.ID); err != nil {
-			t.Fatal(err)
-		}
-	}
+	gid := openGroup(t, ctx, sam, "crew", tom, una)
 	// una leaves the building.
 	if err := una.Close(ctx); err != nil {
 		t.Fatal(err)
@@ -148,15 +156,15 @@ func TestGroupMessages(t *testing.T) {
 	const n = 30
 	var ids []string
 	for i := 0; i < n; i++ {
-		id, err := sam.SendGroup(ctx, g.ID, fmt.Sprintf("crew %02d", i))
+		id, err := sam.SendGroup(ctx, gid, fmt.Sprintf("crew %02d", i))
 		if err != nil {
 			t.Fatal(err)
 		}
 		ids = append(ids, id)
 	}
 	last := fmt.Sprintf("crew %02d", n-1)
-	tom.WaitFor(t, 0, wait, "live group messages", isGroupMessage(g.ID, last))
-	checkOrder(t, tom, g.ID, n)
+	tom.WaitFor(t, 0, wait, "live group messages", isGroupMessage(gid, last))
+	checkOrder(t, tom, gid, n)
 	// Every message was SENT to the group.
 	for _, id := range ids {
 		sam.WaitFor(t, 0, wait, "SENT "+id, func(e client.Event) bool {
@@ -166,11 +174,11 @@ func TestGroupMessages(t *testing.T) {
 
 	// una comes back and gets all of them, in order.
 	una2 := c.Connect(t, "una")
-	una2.WaitFor(t, 0, wait, "group messages after reconnecting", isGroupMessage(g.ID, last))
-	checkOrder(t, una2, g.ID, n)
+	una2.WaitFor(t, 0, wait, "group messages after reconnecting", isGroupMessage(gid, last))
+	checkOrder(t, una2, gid, n)
 
 	// tom reads the last one; sam sees counts: delivered to 2, read by 1.
-	lastMsg := findMessage(tom, g.ID, last)
+	lastMsg := findMessage(tom, gid, last)
 	if err := tom.MarkRead(ctx, lastMsg.From, lastMsg.MsgId); err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +202,7 @@ func TestGroupMessages(t *testing.T) {
 	}
 
 	// The app push API reaches a group too (stored for every member).
-	checkAPI(t, c, "POST", "/api/push", harness.APIKey(harness.PushKey), map[string]any{"group": g.ID, "msg": "from the app to the crew"}, 200, codes.OK)
+	checkAPI(t, c, "POST", "/api/push", harness.APIKey(harness.PushKey), map[string]any{"group": gid, "msg": "from the app to the crew"}, 200, codes.OK)
 	for _, u := range []*harness.User{sam, tom, una2} {
 		u.WaitFor(t, 0, wait, "app push to the group", harness.IsMessage("from the app to the crew"))
 	}

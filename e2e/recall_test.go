@@ -194,23 +194,15 @@ func TestGroupEdit(t *testing.T) {
 	if tom.Info().Gateway == una.Info().Gateway {
 		t.Fatalf("round-robin put tom and una on %s", tom.Info().Gateway)
 	}
-	g, err := sam.CreateGroup(ctx, "crew", true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, u := range []*harness.User{tom, una} {
-		if _, err := u.JoinGroup(ctx, g.ID); err != nil {
-			t.Fatal(err)
-		}
-	}
-	m1, _ := sam.SendGroup(ctx, g.ID, "meet at 5")
+	gid := openGroup(t, ctx, sam, "crew", tom, una)
+	m1, _ := sam.SendGroup(ctx, gid, "meet at 5")
 	m1ID := sentID(t, sam, m1)
-	m2, _ := sam.SendGroup(ctx, g.ID, "bring snacks")
+	m2, _ := sam.SendGroup(ctx, gid, "bring snacks")
 	m2ID := sentID(t, sam, m2)
-	if _, err := sam.EditInGroup(ctx, g.ID, m1ID, "meet at 6"); err != nil {
+	if _, err := sam.EditInGroup(ctx, gid, m1ID, "meet at 6"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := sam.RecallInGroup(ctx, g.ID, m2ID); err != nil {
+	if _, err := sam.RecallInGroup(ctx, gid, m2ID); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{"meet at 5", "bring snacks", "MSG_OP_EDIT " + m1ID + " meet at 6", "MSG_OP_RECALL " + m2ID + " "}
@@ -219,7 +211,7 @@ func TestGroupEdit(t *testing.T) {
 		if got := messages(u, sam.ID); !slices.Equal(got, want) {
 			t.Fatalf("%s saw %q, want %q", u.Name, got, want)
 		}
-		h := historyOf(t, u, client.HistoryQuery{Group: g.ID})
+		h := historyOf(t, u, client.HistoryQuery{Group: gid})
 		if !slices.Equal(h, []string{m2ID + " MSG_OP_RECALL ", m1ID + " MSG_OP_EDIT meet at 6"}) {
 			t.Fatalf("%s's group history %q", u.Name, h)
 		}

@@ -261,19 +261,12 @@ func TestGroupCopiesBounded(t *testing.T) {
 		"--group-max-members", "10", "--group-copies-rate", "0.001", "--group-copies-burst", "10"}})
 	ctx := ctxT(t)
 	ann, ben, cat := c.Connect(t, "ann"), c.Connect(t, "ben"), c.Connect(t, "cat")
-	g, err := ann.CreateGroup(ctx, "chatty", true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, u := range []*harness.User{ben, cat} {
-		if _, err := u.JoinGroup(ctx, g.ID); err != nil {
-			t.Fatal(err)
-		}
-	}
+	gid := openGroup(t, ctx, ann, "chatty", ben, cat)
 	// 2 copies a message: 5 fit in the burst of 10, the 6th does not.
 	var last string
+	var err error
 	for i := range 6 {
-		if last, err = ann.SendGroup(ctx, g.ID, fmt.Sprint("chat ", i)); err != nil {
+		if last, err = ann.SendGroup(ctx, gid, fmt.Sprint("chat ", i)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -283,7 +276,7 @@ func TestGroupCopiesBounded(t *testing.T) {
 	if code := ann.Seen()[k].Err.GetCode(); code != int32(codes.QuotaExceeded) {
 		t.Fatalf("ann's 6th message answered %d, want 4293", code)
 	}
-	if _, err := ben.SendGroup(ctx, g.ID, "ben here"); err != nil {
+	if _, err := ben.SendGroup(ctx, gid, "ben here"); err != nil {
 		t.Fatal(err)
 	}
 	cat.WaitFor(t, 0, wait, "ann's 5th", harness.IsMessage("chat 4"))
