@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"strconv"
 	"syscall"
 	"testing"
@@ -547,4 +548,109 @@ func TestGatewaySessionExpiry(t *testing.T) {
 			t.Fatalf("paused gateway's user had to reconnect: %+v", e)
 		}
 	}
+}
+
+// TestZooKeeperFrozen freezes ZooKeeper (SIGSTOP, as a long GC or VM pause
+// would) past the gateways' session timeout, then thaws it: ZooKeeper may
+// then expire every gateway's session at once. Chat goes on while it is
+// frozen and while the cluster recovers, nobody is disconnected, every
+// message is delivered once and in order, and both gateways are registered
+// again.
+func TestZooKeeperFrozen(t *testing.T) {
+	c := harness.Start(t, harness.Options{Gateways: 2})
+	alice := c.Connect(t, "alice")
+	bob := c.Connect(t, "bob")
+	send := func(body string) {
+		t.Helper()
+		id, err := alice.Send(ctxT(t), "bob", body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		alice.WaitFor(t, 0, wait, "SENT for "+body, func(e client.Event) bool {
+			return e.Kind == client.EventReceipt && e.Receipt.ClientMsgId == id && e.Receipt.Status == cimpb.ReceiptStatus_RECEIPT_SENT
+		})
+	}
+	var bodies []string
+	next := func() {
+		t.Helper()
+		bodies = append(bodies, fmt.Sprintf("msg %d", len(bodies)))
+		send(bodies[len(bodies)-1])
+	}
+	next()
+
+	frozen := time.Now()
+	c.ZK.Signal(syscall.SIGSTOP)
+	t.Cleanup(func() { c.ZK.Signal(syscall.SIGCONT) })
+	for _, g := range c.Gateways {
+		harness.Eventually(t, wait, func() error {
+			if code := status(g.HTTPAddr, "/readyz"); code != http.StatusServiceUnavailable {
+				return fmt.Errorf("gateway %s /readyz %d while ZooKeeper is frozen, want 503", g.ID, code)
+			}
+			return nil
+		})
+	}
+	next()
+	// The fault's length, not a synchronisation: the freeze must outlast
+	// the gateways' session timeout (2s in the harness) for ZooKeeper to
+	// expire their sessions when it runs again.
+	time.Sleep(time.Until(frozen.Add(3 * time.Second)))
+	next()
+	c.ZK.Signal(syscall.SIGCONT)
+
+	// Messages keep flowing while the gateways find ZooKeeper again (each
+	// waits for its SENT).
+	deadline := time.Now().Add(wait)
+	for {
+		next()
+		n, err := c.LiveGateways()
+		ready := err == nil && n == 2
+		for _, g := range c.Gateways {
+			ready = ready && status(g.HTTPAddr, "/readyz") == http.StatusOK
+		}
+		if ready {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gateways not back in ZooKeeper after %d messages: route sees %d (%v)", len(bodies), n, err)
+		}
+	}
+	next()
+	harness.Eventually(t, wait, func() error {
+		if got := len(received(bob)); got < len(bodies) {
+			return fmt.Errorf("bob has %d of %d messages", got, len(bodies))
+		}
+		return nil
+	})
+	got := received(bob)
+	if len(got) != len(bodies) {
+		t.Fatalf("bob got %d messages, want %d (each once)", len(got), len(bodies))
+	}
+	for i, m := range got {
+		if string(m.Body) != bodies[i] {
+			t.Fatalf("bob's message %d is %q, want %q (in order)", i, m.Body, bodies[i])
+		}
+	}
+	carol := c.Connect(t, "carol")
+	if _, err := carol.Send(ctxT(t), "alice", "zk thawed"); err != nil {
+		t.Fatal(err)
+	}
+	alice.WaitFor(t, 0, wait, "message after the thaw", harness.IsMessage("zk thawed"))
+	for _, u := range []*harness.User{alice, bob} {
+		for _, e := range u.Seen() {
+			if e.Kind == client.EventDisconnected {
+				t.Fatalf("%s was disconnected by a frozen ZooKeeper: %+v", u.Name, e)
+			}
+		}
+	}
+}
+
+// status is the HTTP status of GET http://addr+path (0: no answer).
+func status(addr, path string) int {
+	hc := http.Client{Timeout: 2 * time.Second}
+	resp, err := hc.Get("http://" + addr + path)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }

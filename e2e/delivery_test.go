@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 
 	"github.com/gocim/gocim/cim-client/client"
 	"github.com/gocim/gocim/e2e/harness"
+	"github.com/gocim/gocim/internal/testenv"
 	"github.com/gocim/gocim/proto/cimpb"
 	"github.com/gocim/gocim/proto/codes"
 )
@@ -488,4 +491,103 @@ func diagnoseMissing(t *testing.T, c *harness.Cluster, u *harness.User, users []
 	}
 	return fmt.Sprintf("%d missing (inbox holds %d entries; client info %+v; events %v; disconnects %v): %s",
 		n, len(entries), u.Info(), kinds, reasons, b.String())
+}
+
+// TestRedisFrozen freezes Redis (SIGSTOP) while a client sends: the route's
+// commands time out with their bytes already in Redis's socket buffers, and
+// go-redis and the gateway retry them. When Redis runs again it executes
+// the first tries and the retries alike. Every message is still stored once
+// and delivered once, in order, and the sender gets SENT for each (its SDK
+// resends with the same client_msg_id until it does).
+func TestRedisFrozen(t *testing.T) {
+	testRedisFrozen(t, harness.Options{})
+}
+
+// TestRedisFrozenRouteReplicas: the same with the gateways' uplinks handled
+// by the route replicas inside them.
+func TestRedisFrozenRouteReplicas(t *testing.T) {
+	testRedisFrozen(t, harness.Options{RouteReplica: true})
+}
+
+func testRedisFrozen(t *testing.T, opts harness.Options) {
+	opts.Gateways, opts.GatewayArgs = 2, []string{"--route-retry", "1s"}
+	c := harness.Start(t, opts)
+	alice := c.Connect(t, "alice", fastResend)
+	bob := c.Connect(t, "bob")
+	var bodies, ids []string
+	send := func(body string) {
+		t.Helper()
+		id, err := alice.Send(ctxT(t), "bob", body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bodies, ids = append(bodies, body), append(ids, id)
+	}
+	isSent := func(id string) func(client.Event) bool {
+		return func(e client.Event) bool {
+			return e.Kind == client.EventReceipt && e.Receipt.ClientMsgId == id && e.Receipt.Status == cimpb.ReceiptStatus_RECEIPT_SENT
+		}
+	}
+	for i := range 3 {
+		send(fmt.Sprintf("before %d", i))
+		alice.WaitFor(t, 0, wait, "SENT", isSent(ids[i]))
+	}
+	c.Redis.Signal(syscall.SIGSTOP)
+	t.Cleanup(func() { c.Redis.Signal(syscall.SIGCONT) })
+	for i := range 5 {
+		send(fmt.Sprintf("frozen %d", i))
+	}
+	// Frozen until the gateway gave up on a batch (its retries included):
+	// the route's Redis commands for it were written and not answered.
+	for _, g := range c.Gateways {
+		if _, err := testenv.WaitLog(ctxT(t), g.Process, "uplink batch failed"); err == nil {
+			break
+		} else if g == c.Gateways[len(c.Gateways)-1] {
+			t.Fatal(err)
+		}
+	}
+	c.Redis.Signal(syscall.SIGCONT)
+	for i := range 3 {
+		send(fmt.Sprintf("after %d", i))
+	}
+	for _, id := range ids {
+		alice.WaitFor(t, 0, wait, "SENT for "+id, isSent(id))
+	}
+	for _, e := range alice.Seen() {
+		// The gateway ends the link of a session whose batch failed (ERROR
+		// Reconnect, no message named): a failure for a message is final.
+		if e.Kind == client.EventError && e.Err.GetClientMsgId() != "" {
+			t.Fatalf("alice got a final error for a message: %+v", e.Err)
+		}
+	}
+	harness.Eventually(t, wait, func() error {
+		if n := len(received(bob)); n < len(bodies) {
+			return fmt.Errorf("bob has %d of %d messages", n, len(bodies))
+		}
+		return nil
+	})
+	var got []string
+	for _, m := range received(bob) {
+		got = append(got, string(m.Body))
+	}
+	if !slices.Equal(got, bodies) {
+		t.Fatalf("bob got %q, want %q (each once, in order)", got, bodies)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: c.Redis.Addr})
+	defer rdb.Close()
+	entries, err := rdb.LRange(context.Background(), "cim:inbox:{"+bob.ID+"}", 0, -1).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, body := range bodies {
+		n := 0
+		for _, e := range entries {
+			if strings.Contains(e, body) {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("%q is in bob's inbox %d times, want once", body, n)
+		}
+	}
 }
