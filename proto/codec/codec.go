@@ -58,6 +58,13 @@ func NewReader(r io.Reader, maxFrame int) *Reader {
 	return &Reader{r: br, max: maxFrame}
 }
 
+// Reset makes r read from br, at a frame boundary, and drops its payload
+// buffer: a connection that goes idle gives both back (nil) and takes a
+// buffered reader again when bytes come.
+func (r *Reader) Reset(br *bufio.Reader) {
+	r.r, r.buf = br, nil
+}
+
 // SkipOversized makes ReadFrame read past a frame over the limit (its length
 // prefix says how far, and the bytes are discarded as they arrive, without
 // buffering them) and return ErrFrameSkipped, after which the stream is at

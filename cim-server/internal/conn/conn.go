@@ -95,7 +95,12 @@ type Config struct {
 	MaxFrame     int           // largest accepted frame payload
 	LoginTimeout time.Duration // time allowed for the TLS handshake and the LOGIN frame
 	ReadTimeout  time.Duration // idle time after which a connection is closed
-	WriteQueue   int           // frames queued before the client is a slow consumer
+	// IdleBuffers is how long a connection sends nothing before its read
+	// buffers go back to a pool until its next byte (input.go; 0: never).
+	// Only for transports that read on after a read deadline passed (TCP,
+	// TLS): a WebSocket or MQTT adapter ends the connection at one.
+	IdleBuffers time.Duration
+	WriteQueue  int // frames queued before the client is a slow consumer
 	// WriteQueueBytes bounds the bytes (proto.Size) of the frames queued
 	// for the client and not yet written (default 8 MiB); over it, the
 	// client is a slow consumer. A frame larger than the bound still goes
@@ -134,6 +139,9 @@ type Config struct {
 	// nil: a token bucket of SyncRate and SyncBurst); newMsgWaiter its MSG
 	// pace (nil: a token bucket of MsgRate and MsgBurst).
 	newSyncWaiter, newMsgWaiter func() waiter
+	// idled is called when a connection has given its read buffers back
+	// (tests; nil: nothing).
+	idled func()
 	// oversized rate-bounds the warning about frames dropped for size.
 	oversized *Throttle
 }
@@ -198,8 +206,9 @@ type Conn struct {
 	userID, userName, sessionID, platform string
 	hubKey                                string // contract.DeviceKey of the user and session
 
-	// Owned by the reader goroutine; created at the first limited frame,
-	// and only when rate limiting is on.
+	// Owned by the reader goroutine; lim is created at the first limited
+	// frame, and only when rate limiting is on.
+	in       input
 	lim      *limits
 	syncPace waiter
 
@@ -271,22 +280,24 @@ func ErrorFrame(reqID uint64, code codes.Code, detail, clientMsgID string) *cimp
 // once the connection is closed, its writer has finished and the Handler
 // has been told.
 func (c *Conn) Serve(ctx context.Context) {
-	br, r := c.readers()
-	online := c.login(ctx, r)
+	c.readers()
+	online := c.login(ctx, c.in.fr)
 	if online {
 		c.cfg.Metrics.LoggedIn()
-		c.readLoop(ctx, r)
+		c.readLoop(ctx)
 	}
-	c.finish(br, online)
+	c.finish(online)
 }
 
-// readers returns the connection's buffered reader and its frame reader,
-// both on the heap: Serve's frame stays small (see finish).
+// readers gives the connection its buffered reader (from the pool) and its
+// frame reader.
 //
 //go:noinline
-func (c *Conn) readers() (*bufio.Reader, *codec.Reader) {
-	br := bufio.NewReaderSize(c.nc, readBufSize)
-	return br, codec.NewReader(br, c.cfg.MaxFrame)
+func (c *Conn) readers() {
+	c.in.c = c
+	c.in.br = readBufs.Get().(*bufio.Reader)
+	c.in.br.Reset(&c.in)
+	c.in.fr = codec.NewReader(c.in.br, c.cfg.MaxFrame)
 }
 
 // finish ends what Serve began, once the reader is done. It is a function
@@ -294,7 +305,7 @@ func (c *Conn) readers() (*bufio.Reader, *codec.Reader) {
 // keeps on its stack, stays small: Go shrinks an idle goroutine's stack
 // only to four times what it uses, and a reader that crosses the line
 // keeps 8 KiB instead of 4 KiB.
-func (c *Conn) finish(br *bufio.Reader, online bool) {
+func (c *Conn) finish(online bool) {
 	// Whatever ended the reader closed the connection with its cause; this
 	// is a no-op then, and only a safety net.
 	c.end(PeerClosed, stop, nil, nil)
@@ -306,10 +317,13 @@ func (c *Conn) finish(br *bufio.Reader, online bool) {
 		// The writer is sending a last frame; it then half-closes and sets
 		// a short read deadline. Reading until the peer hangs up lets the
 		// frame arrive instead of being cut off by a reset.
-		_, _ = io.CopyN(io.Discard, br, maxDiscard)
+		_, _ = io.CopyN(io.Discard, c.in.reader(), maxDiscard)
 	}
 	c.writer.Wait()
 	_ = c.nc.Close()
+	if c.in.br != nil {
+		c.in.release()
+	}
 
 	c.mu.Lock()
 	c.reported = true
@@ -469,10 +483,20 @@ func (c *Conn) login(ctx context.Context, r *codec.Reader) bool {
 	return true
 }
 
-func (c *Conn) readLoop(ctx context.Context, r *codec.Reader) {
+func (c *Conn) readLoop(ctx context.Context) {
 	for {
-		closing := c.armReadDeadline(c.cfg.ReadTimeout)
-		f, err := r.ReadFrame()
+		deadline := time.Now().Add(c.cfg.ReadTimeout)
+		var closing bool
+		var err error
+		if c.cfg.IdleBuffers > 0 && c.in.br.Buffered() == 0 {
+			closing, err = c.in.awaitFrame(deadline)
+		} else {
+			closing = c.armReadDeadlineAt(deadline)
+		}
+		var f *cimpb.Frame
+		if err == nil {
+			f, err = c.in.fr.ReadFrame()
+		}
 		if err != nil {
 			c.readFailed(err, false)
 			return
@@ -710,11 +734,6 @@ func (c *Conn) admit(ctx context.Context, f *cimpb.Frame) bool {
 		c.end(Flooding, flush, ErrorFrame(f.ReqId, codes.RateLimited, "flooding", ""), nil)
 	}
 	return false
-}
-
-// armReadDeadline sets the read deadline d from now; see armReadDeadlineAt.
-func (c *Conn) armReadDeadline(d time.Duration) (closing bool) {
-	return c.armReadDeadlineAt(time.Now().Add(d))
 }
 
 // armReadDeadlineAt sets the read deadline unless the connection is closing

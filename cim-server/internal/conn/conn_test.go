@@ -179,6 +179,14 @@ func (c *client) expectEOF() {
 // serveTCP runs a Conn over loopback TCP and returns the client side.
 func serveTCP(t *testing.T, cfg *Config, h Handler) (*client, *Conn) {
 	t.Helper()
+	cc, sc := tcpPair(t)
+	return start(t, cc, sc, cfg, h)
+}
+
+// tcpPair returns both ends of a loopback TCP connection: the client's and
+// the server's.
+func tcpPair(t *testing.T) (net.Conn, net.Conn) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -192,7 +200,7 @@ func serveTCP(t *testing.T, cfg *Config, h Handler) (*client, *Conn) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return start(t, cc, sc, cfg, h)
+	return cc, sc
 }
 
 // servePipe runs a Conn over net.Pipe, which has no buffering: a write

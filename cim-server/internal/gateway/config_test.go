@@ -52,6 +52,8 @@ func TestValidate(t *testing.T) {
 		{"negative gc floor", func(c *Config) { c.GCFloorMiB = -1 }, "--gc-floor"},
 		{"huge gc floor", func(c *Config) { c.GCFloorMiB = 1 << 20 }, "--gc-floor"},
 		{"no gc floor", func(c *Config) { c.GCFloorMiB = 0 }, ""},
+		{"negative idle buffers", func(c *Config) { c.IdleBuffers = -time.Second }, "--idle-buffers"},
+		{"idle buffers off", func(c *Config) { c.IdleBuffers = 0 }, ""},
 		{"negative linger min", func(c *Config) { c.UplinkLingerMin = -1 }, "--uplink-linger-min"},
 		{"NaN linger min", func(c *Config) { c.UplinkLingerMin = math.NaN() }, "--uplink-linger-min"},
 		{"linger always", func(c *Config) { c.UplinkLingerMin = 0 }, ""},

@@ -286,6 +286,7 @@ func (g *Gateway) Start() error {
 		MaxFrame:     g.cfg.MaxFrame,
 		LoginTimeout: g.cfg.LoginTimeout,
 		ReadTimeout:  g.cfg.ReadTimeout,
+		IdleBuffers:  g.cfg.IdleBuffers,
 		WriteQueue:   g.cfg.WriteQueue,
 		MaxText:      g.cfg.MaxText,
 		MsgRate:      g.cfg.MsgRate,
@@ -391,10 +392,12 @@ func (g *Gateway) Connections() int { return g.hub.Len() }
 func (g *Gateway) ShuttingDown() bool { return g.shuttingDown.Load() }
 
 // connCfgFor returns the TCP connections' config with the metrics of
-// another transport.
+// another transport, whose adapter keeps its read buffers (a read deadline
+// ends its connection: no IdleBuffers).
 func (g *Gateway) connCfgFor(transport string) *conn.Config {
 	c := *g.connCfg
 	c.Metrics = g.transport(transport)
+	c.IdleBuffers = 0
 	return &c
 }
 

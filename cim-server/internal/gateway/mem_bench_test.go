@@ -18,8 +18,16 @@ import (
 // one logged-in idle connection costs, client socket included. It is a
 // measurement for bench/, not an assertion.
 func BenchmarkIdleConnection(b *testing.B) {
+	// held: measured right after the logins, every reader holding its
+	// buffers; released: once the connections were idle for
+	// --idle-buffers and gave them back.
+	b.Run("held", func(b *testing.B) { benchIdle(b, 0) })
+	b.Run("released", func(b *testing.B) { benchIdle(b, 50*time.Millisecond) })
+}
+
+func benchIdle(b *testing.B, idleBuffers time.Duration) {
 	route := newFakeRoute(b)
-	g := startGateway(b, route.srv.URL, nil)
+	g := startGateway(b, route.srv.URL, func(c *Config) { c.IdleBuffers = idleBuffers })
 	n := max(b.N, 1000)
 	conns := make([]net.Conn, 0, n)
 	defer func() {
@@ -36,6 +44,9 @@ func BenchmarkIdleConnection(b *testing.B) {
 	b.StopTimer()
 	for g.Connections() != n {
 		time.Sleep(time.Millisecond)
+	}
+	if idleBuffers > 0 {
+		time.Sleep(4 * idleBuffers)
 	}
 	after := memInUse()
 	ha, sa := memSplit()

@@ -485,3 +485,24 @@ func TestWebSocketIdleReaped(t *testing.T) {
 	close(stop)
 	<-pinged
 }
+
+// TestSilentClientsKeepTheirConnections: with a short --idle-buffers, a TCP
+// client silent for longer gives its read buffers back and reads on when
+// it speaks again; a WebSocket client (whose connection a read deadline
+// would end) keeps its buffers and its connection.
+func TestSilentClientsKeepTheirConnections(t *testing.T) {
+	const idle = 20 * time.Millisecond
+	g, _ := startWSGateway(t, func(c *Config) { c.IdleBuffers = idle })
+	tcp := login(t, g, "t1", "s-t1")
+	ws := wsLogin(t, g, wsconn.Binary, "w1", "s-w1")
+	// Both are silent for many times the idle spell.
+	time.Sleep(10 * idle)
+	tcp.send(&cimpb.Frame{Type: cimpb.Type_PING, ReqId: 7})
+	if f := tcp.recv(); f.Type != cimpb.Type_PONG || f.ReqId != 7 {
+		t.Fatalf("TCP after silence: %v, want PONG", f)
+	}
+	ws.send(&cimpb.Frame{Type: cimpb.Type_PING, ReqId: 8})
+	if f := ws.recv(); f.Type != cimpb.Type_PONG || f.ReqId != 8 {
+		t.Fatalf("WebSocket after silence: %v, want PONG", f)
+	}
+}

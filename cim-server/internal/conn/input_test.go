@@ -1,0 +1,84 @@
+package conn
+
+import (
+	"crypto/tls"
+	"testing"
+	"time"
+
+	"github.com/gocim/gocim/internal/testenv"
+	"github.com/gocim/gocim/proto/cimpb"
+	"github.com/gocim/gocim/proto/codec"
+)
+
+// TestIdleConnectionGivesItsBuffersBack: a connection that sends nothing for
+// IdleBuffers gives its read buffers back, and reads on correctly when
+// bytes come: a frame whose first byte is all that came while idle, a frame
+// whose bytes trickle in slower than IdleBuffers (a frame under way is
+// never interrupted), and frames back to back; over TCP and over TLS.
+func TestIdleConnectionGivesItsBuffersBack(t *testing.T) {
+	t.Run("tcp", func(t *testing.T) { testIdleBuffers(t, false) })
+	t.Run("tls", func(t *testing.T) { testIdleBuffers(t, true) })
+}
+
+func testIdleBuffers(t *testing.T, withTLS bool) {
+	idled := make(chan struct{}, 16)
+	const idle = 20 * time.Millisecond
+	cfg := testConfig(func(c *Config) {
+		c.IdleBuffers = idle
+		c.idled = func() { idled <- struct{}{} }
+	})
+	h := newHandler()
+	var cl *client
+	if withTLS {
+		pki := testenv.NewTLS(t, "127.0.0.1")
+		cc, sc := tcpPair(t)
+		ccfg := pki.ClientConfig()
+		ccfg.ServerName = "127.0.0.1"
+		tc := tls.Client(cc, ccfg)
+		cl, _ = start(t, tc, tls.Server(sc, pki.ServerConfig()), cfg, h)
+	} else {
+		cl, _ = serveTCP(t, cfg, h)
+	}
+	login(t, cl, goodToken(t))
+	waitIdled := func(what string) {
+		t.Helper()
+		select {
+		case <-idled:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the connection kept its buffers %s", what)
+		}
+	}
+	waitIdled("after the login")
+
+	cl.send(&cimpb.Frame{Type: cimpb.Type_PING, ReqId: 1})
+	if f := cl.recv(); f.Type != cimpb.Type_PONG || f.ReqId != 1 {
+		t.Fatalf("after an idle spell: %v, want PONG 1", f)
+	}
+	waitIdled("after a PING")
+
+	b, err := codec.Encode(&cimpb.Frame{Type: cimpb.Type_MSG, ReqId: 2, Msg: &cimpb.Msg{ClientMsgId: "c2", To: "bob", Body: []byte("slowly")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range b {
+		cl.write(b[i : i+1])
+		// A slow peer: each byte comes after the connection would have
+		// gone idle between frames.
+		time.Sleep(2 * idle)
+	}
+	cl.send(&cimpb.Frame{Type: cimpb.Type_MSG, ReqId: 3, Msg: &cimpb.Msg{ClientMsgId: "c3", To: "bob", Body: []byte("next")}})
+	cl.send(&cimpb.Frame{Type: cimpb.Type_PING, ReqId: 4})
+	if f := cl.recv(); f.Type != cimpb.Type_PONG || f.ReqId != 4 {
+		t.Fatalf("after a slow frame: %v, want PONG 4", f)
+	}
+	var got []*cimpb.Frame
+	for _, f := range h.forwarded() {
+		if f.Type == cimpb.Type_MSG {
+			got = append(got, f)
+		}
+	}
+	if len(got) != 2 || got[0].GetMsg().GetClientMsgId() != "c2" || string(got[0].GetMsg().GetBody()) != "slowly" ||
+		got[1].GetMsg().GetClientMsgId() != "c3" {
+		t.Fatalf("forwarded %v, want c2 (slowly), c3", got)
+	}
+}
