@@ -485,11 +485,12 @@ func (c *Conn) login(ctx context.Context, r *codec.Reader) bool {
 
 func (c *Conn) readLoop(ctx context.Context) {
 	for {
-		deadline := time.Now().Add(c.cfg.ReadTimeout)
+		now := time.Now()
+		deadline := now.Add(c.cfg.ReadTimeout)
 		var closing bool
 		var err error
 		if c.cfg.IdleBuffers > 0 && c.in.br.Buffered() == 0 {
-			closing, err = c.in.awaitFrame(deadline)
+			closing, err = c.in.awaitFrame(now, deadline)
 		} else {
 			closing = c.armReadDeadlineAt(deadline)
 		}

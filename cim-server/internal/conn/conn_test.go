@@ -536,13 +536,24 @@ func TestUplinkFailureAnswersSender(t *testing.T) {
 }
 
 func TestReadTimeout(t *testing.T) {
+	// Also with the read buffers given back after 20 ms of silence: the
+	// idle wait keeps the read timeout.
+	for _, idle := range []time.Duration{0, 20 * time.Millisecond} {
+		t.Run(fmt.Sprintf("idle-buffers=%v", idle), func(t *testing.T) { testReadTimeout(t, idle) })
+	}
+}
+
+func testReadTimeout(t *testing.T, idle time.Duration) {
 	h := newHandler()
-	cl, _ := serveTCP(t, testConfig(func(c *Config) { c.ReadTimeout = 200 * time.Millisecond }), h)
+	cl, _ := serveTCP(t, testConfig(func(c *Config) { c.ReadTimeout, c.IdleBuffers = 200*time.Millisecond, idle }), h)
 	login(t, cl, goodToken(t))
 	// Frames keep the connection alive...
 	for range 3 {
 		cl.send(&cimpb.Frame{Type: cimpb.Type_PING})
 		cl.recv()
+		if idle > 0 {
+			time.Sleep(2 * idle) // silences longer than the idle spell
+		}
 	}
 	// ...silence ends it, without a frame.
 	cl.expectEOF()

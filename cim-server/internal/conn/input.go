@@ -15,9 +15,11 @@ import (
 // are idle nearly all the time (a heartbeat a minute), and a buffered
 // reader with its frame buffer is ≈ 0.8 KiB of each one's ≈ 8. A
 // connection that sent nothing for Config.IdleBuffers gives them back to a
-// pool and waits for its next byte with a one-byte read of its own; when
-// the byte comes it takes a buffered reader from the pool again. A busy
-// connection keeps its buffer and pays one more read deadline per frame.
+// pool and waits for its next bytes with a 16-byte read of its own; when
+// they come it takes a buffered reader from the pool again. A busy
+// connection keeps its buffer and pays one more read deadline per frame;
+// an idle one pays a read and the pool per frame (a heartbeat's PING), and
+// no timer.
 
 // readBufs holds the buffered readers of the connections that are idle.
 var readBufs = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufSize) }}
@@ -27,22 +29,27 @@ type input struct {
 	c  *Conn
 	br *bufio.Reader // nil while idle
 	fr *codec.Reader
-	// one is the byte an idle connection read without a buffer; held:
-	// the buffered reader has not had it yet.
-	one  [1]byte
-	held bool
+	// first holds what an idle connection read without a buffer (a PING
+	// whole); the buffered reader has not had first[at:held] yet.
+	first    [idleRead]byte
+	at, held uint8
+	idle     bool // the last wait lasted IdleBuffers or more
 }
 
 // Read is what the buffered reader reads from: the byte read while idle
 // first, then the socket.
 func (in *input) Read(p []byte) (int, error) {
-	if in.held && len(p) > 0 {
-		in.held = false
-		p[0] = in.one[0]
-		return 1, nil
+	if in.at < in.held {
+		n := copy(p, in.first[in.at:in.held])
+		in.at += uint8(n)
+		return n, nil
 	}
 	return in.c.nc.Read(p)
 }
+
+// idleRead is how much an idle connection reads at once without a
+// buffer: a heartbeat's PING (3 bytes) and most ACKs whole, in one read.
+const idleRead = 16
 
 // reader is what to read the rest of the stream from, buffered or not.
 func (in *input) reader() io.Reader {
@@ -69,17 +76,27 @@ func (in *input) release() {
 }
 
 // awaitFrame waits until the next frame's first byte has come or deadline
-// (the frame's read deadline) passes, with nothing buffered. It arms the
-// read deadline IdleBuffers away first; if that passes with no byte, the
-// connection releases its buffers and waits on for one byte until
-// deadline. On return the read deadline is deadline (unless the connection
-// is closing: then the writer owns it, and closing is true) and the
-// connection has a buffered reader.
+// (the frame's read deadline) passes, with nothing buffered; on return the
+// read deadline is deadline (unless the connection is closing: then the
+// writer owns it, and closing is true) and the connection has a buffered
+// reader.
+//
+// A connection that was busy waits with its buffers and the read deadline
+// IdleBuffers away; when that passes with no byte, it gives them back and
+// waits on with a small read of its own (readIdle). One that was idle (its last
+// wait lasted IdleBuffers or more: a heartbeat's) gives them back at once,
+// without the timer's wake-up.
 //
 //go:noinline
-func (in *input) awaitFrame(deadline time.Time) (closing bool, err error) {
+func (in *input) awaitFrame(now, deadline time.Time) (closing bool, err error) {
 	c := in.c
-	if c.armReadDeadlineAt(time.Now().Add(c.cfg.IdleBuffers)) {
+	if in.idle {
+		if c.armReadDeadlineAt(deadline) {
+			return true, nil
+		}
+		return false, in.readIdle(now)
+	}
+	if c.armReadDeadlineAt(now.Add(c.cfg.IdleBuffers)) {
 		return true, nil // the loop reads on under the writer's deadline
 	}
 	_, err = in.br.Peek(1)
@@ -88,12 +105,21 @@ func (in *input) awaitFrame(deadline time.Time) (closing bool, err error) {
 		!errors.Is(err, os.ErrDeadlineExceeded) || !time.Now().Before(deadline) {
 		return closing, err
 	}
+	return false, in.readIdle(now)
+}
+
+// readIdle gives the buffers back, waits for bytes, and takes a
+// buffered reader again. since is when the wait began: the connection
+// stays idle if it lasted IdleBuffers or more.
+func (in *input) readIdle(since time.Time) error {
+	c := in.c
 	in.release()
 	if c.cfg.idled != nil {
 		c.cfg.idled()
 	}
-	n, err := c.nc.Read(in.one[:])
-	in.held = n == 1
+	n, err := c.nc.Read(in.first[:])
+	in.at, in.held = 0, uint8(n)
 	in.acquire()
-	return false, err
+	in.idle = time.Since(since) >= c.cfg.IdleBuffers
+	return err
 }
