@@ -284,6 +284,10 @@ func (c *Conn) Serve(ctx context.Context) {
 	online := c.login(ctx, c.in.fr)
 	if online {
 		c.cfg.Metrics.LoggedIn()
+		// Most clients say nothing for a while after their login: the
+		// connection starts idle (input.go), its buffers given back until
+		// its next bytes, without the idle timer's wake-up.
+		c.in.idle = true
 		c.readLoop(ctx)
 	}
 	c.finish(online)
