@@ -139,9 +139,9 @@ type Config struct {
 	// nil: a token bucket of SyncRate and SyncBurst); newMsgWaiter its MSG
 	// pace (nil: a token bucket of MsgRate and MsgBurst).
 	newSyncWaiter, newMsgWaiter func() waiter
-	// idled is called when a connection has given its read buffers back
-	// (tests; nil: nothing).
-	idled func()
+	// idled is called when a connection has given its read buffers back,
+	// timer: a busy one after its idle spell (tests; nil: nothing).
+	idled func(timer bool)
 	// oversized rate-bounds the warning about frames dropped for size.
 	oversized *Throttle
 }

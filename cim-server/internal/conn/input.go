@@ -94,7 +94,7 @@ func (in *input) awaitFrame(now, deadline time.Time) (closing bool, err error) {
 		if c.armReadDeadlineAt(deadline) {
 			return true, nil
 		}
-		return false, in.readIdle(now)
+		return false, in.readIdle(now, false)
 	}
 	if c.armReadDeadlineAt(now.Add(c.cfg.IdleBuffers)) {
 		return true, nil // the loop reads on under the writer's deadline
@@ -105,17 +105,18 @@ func (in *input) awaitFrame(now, deadline time.Time) (closing bool, err error) {
 		!errors.Is(err, os.ErrDeadlineExceeded) || !time.Now().Before(deadline) {
 		return closing, err
 	}
-	return false, in.readIdle(now)
+	return false, in.readIdle(now, true)
 }
 
 // readIdle gives the buffers back, waits for bytes, and takes a
 // buffered reader again. since is when the wait began: the connection
-// stays idle if it lasted IdleBuffers or more.
-func (in *input) readIdle(since time.Time) error {
+// stays idle if it lasted IdleBuffers or more. timer: the idle spell of a
+// busy connection passed (for Config.idled).
+func (in *input) readIdle(since time.Time, timer bool) error {
 	c := in.c
 	in.release()
 	if c.cfg.idled != nil {
-		c.cfg.idled()
+		c.cfg.idled(timer)
 	}
 	n, err := c.nc.Read(in.first[:])
 	in.at, in.held = 0, uint8(n)
