@@ -13,13 +13,13 @@ import (
 
 // An idle connection holds no read buffer. Most connections of a gateway
 // are idle nearly all the time (a heartbeat a minute), and a buffered
-// reader with its frame buffer is ≈ 0.8 KiB of each one's ≈ 8. A
-// connection that sent nothing for Config.IdleBuffers gives them back to a
-// pool and waits for its next bytes with a 16-byte read of its own; when
-// they come it takes a buffered reader from the pool again. A busy
-// connection keeps its buffer and pays one more read deadline per frame;
-// an idle one pays a read and the pool per frame (a heartbeat's PING), and
-// no timer.
+// reader with its frame buffer is ≈ 0.8 KiB of each one's ≈ 8. An idle
+// connection (just online, or after a wait of Config.IdleBuffers or more)
+// gives them back to a pool and waits for its next bytes with a 16-byte
+// read of its own; when they come it takes a buffered reader from the pool
+// again. A busy connection keeps its buffer and pays one more read
+// deadline per frame; an idle one pays the pool per frame (a heartbeat's
+// PING), and no timer.
 
 // readBufs holds the buffered readers of the connections that are idle.
 var readBufs = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufSize) }}
@@ -36,7 +36,7 @@ type input struct {
 	idle     bool // the last wait lasted IdleBuffers or more
 }
 
-// Read is what the buffered reader reads from: the byte read while idle
+// Read is what the buffered reader reads from: the bytes read while idle
 // first, then the socket.
 func (in *input) Read(p []byte) (int, error) {
 	if in.at < in.held {
