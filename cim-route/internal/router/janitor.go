@@ -76,6 +76,9 @@ func (r *Router) clearDeadGateways(ctx context.Context) error {
 			continue
 		}
 		r.current.Purge()
+		// The online list goes stale before the routes go, so that nobody
+		// who sees them gone is still answered the cached list.
+		r.online.changes.Add(1)
 		gone, err := r.st.ClearGateway(ctx, gw)
 		if err != nil {
 			return err
