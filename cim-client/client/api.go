@@ -209,6 +209,25 @@ func (a *API) loggedIn() (userID, sessionID string) {
 	return a.auth.userID, a.auth.sessionID
 }
 
+// offlineLatest is Offline for the latest login's session, named with its
+// own access token, both read at once: a reconnect that logs in again
+// meanwhile cannot pair one session's token with another's id. Without a
+// login (uid or sid empty) it logs off userID and sessionID.
+func (a *API) offlineLatest(ctx context.Context, userID, sessionID string) error {
+	a.mu.Lock()
+	uid, sid, tok := a.auth.userID, a.auth.sessionID, a.auth.token
+	a.mu.Unlock()
+	if uid == "" || sid == "" {
+		return a.Offline(ctx, userID, sessionID)
+	}
+	return a.call(ctx, http.MethodPost, "/offLine", map[string]string{"userId": uid, "sessionId": sid}, nil,
+		func(req *http.Request) {
+			if tok != "" {
+				req.Header.Set("Authorization", "Bearer "+tok)
+			}
+		})
+}
+
 // authorize puts the access token on req, when there is one. Without one
 // the request goes out as it is: a caller's http.Client may authenticate it
 // in its own way.

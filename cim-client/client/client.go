@@ -1090,11 +1090,7 @@ func (c *Client) Close(ctx context.Context) error {
 	if info.SessionID != "" && !stopped {
 		// The latest login's session is the one the route holds (and the
 		// access token's), even when reconnecting had not finished with it.
-		uid, sid := c.api.loggedIn()
-		if uid == "" || sid == "" {
-			uid, sid = info.UserID, info.SessionID
-		}
-		if err := c.api.Offline(ctx, uid, sid); err != nil {
+		if err := c.api.offlineLatest(ctx, info.UserID, info.SessionID); err != nil {
 			c.log.Warn("offLine failed", "err", err)
 			errs = append(errs, fmt.Errorf("client: offLine: %w", err))
 		}
