@@ -22,7 +22,7 @@ const maxWSHeader = 16 << 10
 // has not said anything yet, so it gets no answer), and one that has not
 // upgraded holds its unauthenticated slot, for at most the login timeout.
 func (g *Gateway) startWS(root *slog.Logger) {
-	g.wsUp = wsconn.NewUpgrader(g.cfg.MaxFrame, g.cfg.wsOrigins(), g.cfg.LoginTimeout)
+	g.wsUp = wsconn.NewUpgrader(g.cfg.MaxFrame, g.cfg.wsOrigins(), g.cfg.LoginTimeout, g.cfg.ReadTimeout)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+wsconn.Path, g.serveWS)
 	g.wsSrv = &http.Server{

@@ -60,23 +60,28 @@ var fromJSON = protojson.UnmarshalOptions{DiscardUnknown: true}
 
 // Upgrader accepts WebSocket connections.
 type Upgrader struct {
-	up       websocket.Upgrader
-	maxFrame int
+	up          websocket.Upgrader
+	maxFrame    int
+	readTimeout time.Duration
 }
 
 // NewUpgrader returns an Upgrader for frames up to maxFrame bytes that
-// accepts pages from the given origins (see OriginChecker).
-func NewUpgrader(maxFrame int, origins []string, handshakeTimeout time.Duration) *Upgrader {
+// accepts pages from the given origins (see OriginChecker). A message the
+// library has begun to read has readTimeout (0: no limit of its own) to
+// come whole, whatever read deadline the connection's wait for it had.
+func NewUpgrader(maxFrame int, origins []string, handshakeTimeout, readTimeout time.Duration) *Upgrader {
 	if maxFrame <= 0 {
 		maxFrame = codec.DefaultMaxFrame
 	}
 	return &Upgrader{
-		maxFrame: maxFrame,
+		maxFrame:    maxFrame,
+		readTimeout: readTimeout,
 		up: websocket.Upgrader{
 			HandshakeTimeout: handshakeTimeout,
 			// Small buffers, the write one shared: an idle connection holds
-			// neither (memory per idle connection is what a gateway is made of).
-			ReadBufferSize:  1024,
+			// only the library's read buffer (memory per idle connection is
+			// what a gateway is made of); a larger message is read past it.
+			ReadBufferSize:  512,
 			WriteBufferSize: 4096,
 			WriteBufferPool: &sync.Pool{},
 			Subprotocols:    []string{Binary, JSON},
@@ -91,11 +96,14 @@ func NewUpgrader(maxFrame int, origins []string, handshakeTimeout time.Duration)
 // Upgrade answers the handshake and returns the connection as a net.Conn
 // of length-prefixed frames. On failure the answer is written already.
 func (u *Upgrader) Upgrade(w http.ResponseWriter, r *http.Request) (*Conn, error) {
-	ws, err := u.up.Upgrade(w, r, nil)
+	h := &hijacker{ResponseWriter: w}
+	ws, err := u.up.Upgrade(h, r, nil)
 	if err != nil {
 		return nil, err
 	}
-	return newConn(ws, u.maxFrame), nil
+	c := newConn(ws, h.src, u.maxFrame)
+	c.readTimeout = u.readTimeout
+	return c, nil
 }
 
 // OriginChecker says which pages may open a connection: a request without
@@ -133,17 +141,31 @@ func OriginChecker(origins []string) func(r *http.Request) bool {
 
 // Conn is a WebSocket connection seen as a stream of length-prefixed
 // frames (package codec). Read and Write may run concurrently with each
-// other (one reader, one writer), Close with either.
+// other (one reader, one writer), Close and the deadlines with either.
+//
+// The library's read errors are final, a deadline's too, so a connection
+// may wait for a message under a short read deadline (conn's idle spell)
+// only while the library has none of it: Read waits itself then (see
+// source), and a timeout there leaves the connection as it was. The
+// library reads a message under a deadline readTimeout away, or the one
+// set if later: a message that came slowly is not cut by a short one.
 type Conn struct {
-	ws       *websocket.Conn
-	json     bool
-	maxFrame int
-	in       []byte // what Read has not handed out yet
-	out      []byte // a partial frame from the last Write
+	ws          *websocket.Conn
+	src         *source // the socket under ws
+	json        bool
+	maxFrame    int
+	readTimeout time.Duration
+	in          []byte // what Read has not handed out yet
+	out         []byte // a partial frame from the last Write
+
+	dmu      sync.Mutex
+	deadline time.Time // the read deadline set
+	due      time.Time // the message being read's
+	applied  time.Time // the socket's
 }
 
-func newConn(ws *websocket.Conn, maxFrame int) *Conn {
-	c := &Conn{ws: ws, json: ws.Subprotocol() != Binary, maxFrame: maxFrame}
+func newConn(ws *websocket.Conn, src *source, maxFrame int) *Conn {
+	c := &Conn{ws: ws, src: src, json: ws.Subprotocol() != Binary, maxFrame: maxFrame}
 	limit := maxFrame
 	if c.json {
 		limit = jsonFactor * maxFrame
@@ -160,9 +182,16 @@ func (c *Conn) Subprotocol() string {
 	return Binary
 }
 
-// Read returns bytes of the frame stream: each message as one frame.
+// Read returns bytes of the frame stream: each message as one frame. When
+// the library holds nothing, it waits for the client first itself (see
+// source): an idle connection waits there.
 func (c *Conn) Read(p []byte) (int, error) {
 	for len(c.in) == 0 {
+		if c.src.quiet() {
+			if err := c.src.wait(); err != nil {
+				return 0, readError(err)
+			}
+		}
 		if err := c.next(); err != nil {
 			return 0, err
 		}
@@ -177,10 +206,15 @@ func (c *Conn) Read(p []byte) (int, error) {
 
 // next reads one message and turns it into one length-prefixed frame.
 func (c *Conn) next() error {
+	if c.readTimeout > 0 {
+		c.setDue(time.Now().Add(c.readTimeout))
+		defer c.setDue(time.Time{})
+	}
 	typ, data, err := c.ws.ReadMessage()
 	if err != nil {
 		return readError(err)
 	}
+	c.src.took()
 	var body []byte
 	switch {
 	case typ == websocket.BinaryMessage && !c.json:
@@ -295,14 +329,41 @@ func (c *Conn) RemoteAddr() net.Addr { return c.ws.RemoteAddr() }
 
 // SetDeadline sets both deadlines.
 func (c *Conn) SetDeadline(t time.Time) error {
-	if err := c.ws.SetReadDeadline(t); err != nil {
+	if err := c.SetReadDeadline(t); err != nil {
 		return err
 	}
 	return c.ws.SetWriteDeadline(t)
 }
 
-// SetReadDeadline sets the read deadline of the socket.
-func (c *Conn) SetReadDeadline(t time.Time) error { return c.ws.SetReadDeadline(t) }
+// SetReadDeadline sets the read deadline; a message under way keeps its
+// own if that is later.
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	c.deadline = t
+	c.applied = c.effective()
+	return c.ws.SetReadDeadline(c.applied)
+}
+
+// setDue sets (zero: clears) the deadline of the message under way.
+func (c *Conn) setDue(t time.Time) {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	c.due = t
+	if t := c.effective(); !t.Equal(c.applied) {
+		c.applied = t
+		_ = c.ws.SetReadDeadline(t)
+	}
+}
+
+// effective is the socket's read deadline: the later of the two (none if
+// none is set).
+func (c *Conn) effective() time.Time {
+	if !c.deadline.IsZero() && c.due.After(c.deadline) {
+		return c.due
+	}
+	return c.deadline
+}
 
 // SetWriteDeadline sets the write deadline of the socket.
 func (c *Conn) SetWriteDeadline(t time.Time) error { return c.ws.SetWriteDeadline(t) }

@@ -19,7 +19,11 @@ import (
 // serve upgrades one connection and hands it to f (in the handler).
 func serve(t *testing.T, maxFrame int, f func(*Conn)) string {
 	t.Helper()
-	up := NewUpgrader(maxFrame, nil, 5*time.Second)
+	return serveWith(t, NewUpgrader(maxFrame, nil, 5*time.Second, 10*time.Second), f)
+}
+
+func serveWith(t *testing.T, up *Upgrader, f func(*Conn)) string {
+	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := up.Upgrade(w, r)
 		if err != nil {
