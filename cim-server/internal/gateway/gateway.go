@@ -392,12 +392,15 @@ func (g *Gateway) Connections() int { return g.hub.Len() }
 func (g *Gateway) ShuttingDown() bool { return g.shuttingDown.Load() }
 
 // connCfgFor returns the TCP connections' config with the metrics of
-// another transport, whose adapter keeps its read buffers (a read deadline
-// ends its connection: no IdleBuffers).
+// another transport. An MQTT connection keeps its read buffers (a read
+// deadline ends it: no IdleBuffers); a WebSocket one waits for a message
+// as a TCP one does (package wsconn).
 func (g *Gateway) connCfgFor(transport string) *conn.Config {
 	c := *g.connCfg
 	c.Metrics = g.transport(transport)
-	c.IdleBuffers = 0
+	if transport == metrics.MQTT {
+		c.IdleBuffers = 0
+	}
 	return &c
 }
 

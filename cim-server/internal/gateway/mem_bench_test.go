@@ -1,15 +1,19 @@
 package gateway
 
 import (
+	"bytes"
 	"io"
 	"net"
 	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	packets311 "github.com/eclipse/paho.mqtt.golang/packets"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/gocim/gocim/cim-server/internal/wsconn"
 	"github.com/gocim/gocim/proto/cimpb"
 	"github.com/gocim/gocim/proto/codec"
 )
@@ -28,6 +32,12 @@ func BenchmarkIdleConnection(b *testing.B) {
 func benchIdle(b *testing.B, idleBuffers time.Duration) {
 	route := newFakeRoute(b)
 	g := startGateway(b, route.srv.URL, func(c *Config) { c.IdleBuffers = idleBuffers })
+	benchConns(b, g, loginIdle, 4*idleBuffers)
+}
+
+// benchConns logs b.N (at least 1,000) connections in to g with login and
+// reports the Go memory they hold once all are online and settle has passed.
+func benchConns(b *testing.B, g *Gateway, login func(testing.TB, *Gateway, int) net.Conn, settle time.Duration) {
 	n := max(b.N, 1000)
 	conns := make([]net.Conn, 0, n)
 	defer func() {
@@ -39,15 +49,13 @@ func benchIdle(b *testing.B, idleBuffers time.Duration) {
 	before := memInUse()
 	b.ResetTimer()
 	for i := range n {
-		conns = append(conns, loginIdle(b, g, i))
+		conns = append(conns, login(b, g, i))
 	}
 	b.StopTimer()
 	for g.Connections() != n {
 		time.Sleep(time.Millisecond)
 	}
-	if idleBuffers > 0 {
-		time.Sleep(4 * idleBuffers)
-	}
+	time.Sleep(settle)
 	after := memInUse()
 	ha, sa := memSplit()
 	b.ReportMetric(float64(after-before)/float64(n), "bytes/conn")
@@ -75,6 +83,71 @@ func loginIdle(t testing.TB, g *Gateway, i int) net.Conn {
 		c.Close()
 		t.Fatalf("login %d: %v %v", i, f, err)
 	}
+	return c
+}
+
+// BenchmarkIdleWSConnection is BenchmarkIdleConnection over WebSocket
+// (binary subprotocol), clients that keep no buffer included.
+func BenchmarkIdleWSConnection(b *testing.B) {
+	route := newFakeRoute(b)
+	g := startGateway(b, route.srv.URL, func(c *Config) { c.WSListen = "127.0.0.1:0" })
+	benchConns(b, g, wsLoginIdle, 0)
+}
+
+// wsLoginIdle is loginIdle over WebSocket, the handshake and frames
+// written and read by hand (RFC 6455), without buffers.
+func wsLoginIdle(t testing.TB, g *Gateway, i int) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", strings.TrimSuffix(strings.TrimPrefix(g.WSURL(), "ws://"), wsconn.Path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	req := "GET " + wsconn.Path + " HTTP/1.1\r\nHost: gocim\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" +
+		"Sec-WebSocket-Protocol: " + wsconn.Binary + "\r\n\r\n"
+	var head []byte
+	one := make([]byte, 1)
+	_, err = io.WriteString(c, req)
+	for err == nil && !bytes.HasSuffix(head, []byte("\r\n\r\n")) {
+		_, err = c.Read(one)
+		head = append(head, one[0])
+	}
+	if err != nil || !bytes.HasPrefix(head, []byte("HTTP/1.1 101")) {
+		c.Close()
+		t.Fatalf("handshake %d: %q %v", i, head, err)
+	}
+	tok := tokenFor(t, g.ID(), strconv.Itoa(i), "s"+strconv.Itoa(i))
+	body, _ := proto.Marshal(&cimpb.Frame{Type: cimpb.Type_LOGIN, Login: &cimpb.Login{Token: tok}})
+	// A masked binary frame (the mask 0 leaves the payload as it is).
+	frame := []byte{0x82, 0x80 | byte(len(body)), 0, 0, 0, 0}
+	if len(body) >= 126 {
+		frame = []byte{0x82, 0x80 | 126, byte(len(body) >> 8), byte(len(body)), 0, 0, 0, 0}
+	}
+	if _, err := c.Write(append(frame, body...)); err != nil {
+		c.Close()
+		t.Fatal(err)
+	}
+	hdr := make([]byte, 2)
+	if _, err := io.ReadFull(c, hdr); err != nil {
+		c.Close()
+		t.Fatal(err)
+	}
+	n := int(hdr[1] & 0x7f)
+	if n == 126 {
+		if _, err := io.ReadFull(c, hdr); err != nil {
+			c.Close()
+			t.Fatal(err)
+		}
+		n = int(hdr[0])<<8 | int(hdr[1])
+	}
+	msg := make([]byte, n)
+	f := &cimpb.Frame{}
+	if _, err := io.ReadFull(c, msg); err != nil || proto.Unmarshal(msg, f) != nil || f.GetType() != cimpb.Type_LOGIN_ACK {
+		c.Close()
+		t.Fatalf("login %d: %v %v", i, f, err)
+	}
+	_ = c.SetDeadline(time.Time{})
 	return c
 }
 

@@ -19,8 +19,17 @@ import (
 // Conn.finish are split for it). The race detector changes frames, so this
 // runs without it (make allocs).
 func TestIdleReaderStackStaysAt4KiB(t *testing.T) {
+	t.Run("tcp", func(t *testing.T) { idleReaderStack(t, nil, loginIdle) })
+	// A WebSocket waits under the WebSocket library (package wsconn), not
+	// in its frame reader, which would keep 8 KiB.
+	t.Run("websocket", func(t *testing.T) {
+		idleReaderStack(t, func(c *Config) { c.WSListen = "127.0.0.1:0" }, wsLoginIdle)
+	})
+}
+
+func idleReaderStack(t *testing.T, mod func(*Config), login func(testing.TB, *Gateway, int) net.Conn) {
 	route := newFakeRoute(t)
-	g := startGateway(t, route.srv.URL, nil)
+	g := startGateway(t, route.srv.URL, mod)
 	const n = 400
 	_, stackBefore := memSplit()
 	conns := make([]net.Conn, 0, n)
@@ -30,7 +39,7 @@ func TestIdleReaderStackStaysAt4KiB(t *testing.T) {
 		}
 	})
 	for i := range n {
-		conns = append(conns, loginIdle(t, g, i))
+		conns = append(conns, login(t, g, i))
 	}
 	// Every reader is past its login once the hub holds it.
 	for deadline := time.Now().Add(10 * time.Second); g.Connections() != n; {
