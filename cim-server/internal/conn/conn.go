@@ -97,8 +97,9 @@ type Config struct {
 	ReadTimeout  time.Duration // idle time after which a connection is closed
 	// IdleBuffers is how long a connection sends nothing before its read
 	// buffers go back to a pool until its next byte (input.go; 0: never).
-	// Only for transports that read on after a read deadline passed (TCP,
-	// TLS): a WebSocket or MQTT adapter ends the connection at one.
+	// The transport must read on after a read deadline passed (TCP, TLS,
+	// package wsconn), or wait for frames itself (a FrameWaiter: package
+	// mqttconn): then the buffers go back at every wait.
 	IdleBuffers time.Duration
 	WriteQueue  int // frames queued before the client is a slow consumer
 	// WriteQueueBytes bounds the bytes (proto.Size) of the frames queued
@@ -302,6 +303,7 @@ func (c *Conn) readers() {
 	c.in.br = readBufs.Get().(*bufio.Reader)
 	c.in.br.Reset(&c.in)
 	c.in.fr = codec.NewReader(c.in.br, c.cfg.MaxFrame)
+	c.in.fw, _ = c.nc.(FrameWaiter)
 }
 
 // finish ends what Serve began, once the reader is done. It is a function

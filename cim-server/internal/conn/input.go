@@ -21,6 +21,18 @@ import (
 // deadline per frame; an idle one pays the pool per frame (a heartbeat's
 // PING), and no timer.
 
+// A FrameWaiter is a transport that reads its peer's bytes in units of its
+// own (package mqttconn: packets) and keeps what it read until package conn
+// takes it, so that it can wait for the next frame itself, near the top of
+// the reader's stack. A connection on one gives its read buffers back at
+// every wait for the peer, without an idle spell or a read of its own.
+type FrameWaiter interface {
+	// WaitFrame returns once a Read will not wait for the peer: bytes of a
+	// frame are at hand, or the read ended (the next Read says why). The
+	// connection's read deadline bounds the wait as it bounds a Read.
+	WaitFrame()
+}
+
 // readBufs holds the buffered readers of the connections that are idle.
 var readBufs = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufSize) }}
 
@@ -29,6 +41,7 @@ type input struct {
 	c  *Conn
 	br *bufio.Reader // nil while idle
 	fr *codec.Reader
+	fw FrameWaiter // the transport, when it waits for frames itself
 	// first holds what an idle connection read without a buffer (a PING
 	// whole); the buffered reader has not had first[at:held] yet.
 	first    [idleRead]byte
@@ -85,11 +98,24 @@ func (in *input) release() {
 // IdleBuffers away; when that passes with no byte, it gives them back and
 // waits on with a small read of its own (readIdle). One that was idle (its last
 // wait lasted IdleBuffers or more: a heartbeat's) gives them back at once,
-// without the timer's wake-up.
+// without the timer's wake-up. One on a FrameWaiter gives them back and
+// lets the transport wait.
 //
 //go:noinline
 func (in *input) awaitFrame(now, deadline time.Time) (closing bool, err error) {
 	c := in.c
+	if in.fw != nil {
+		if c.armReadDeadlineAt(deadline) {
+			return true, nil
+		}
+		in.release()
+		if c.cfg.idled != nil {
+			c.cfg.idled(false)
+		}
+		in.fw.WaitFrame()
+		in.acquire()
+		return false, nil
+	}
 	if in.idle {
 		if c.armReadDeadlineAt(deadline) {
 			return true, nil

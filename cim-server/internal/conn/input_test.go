@@ -2,6 +2,7 @@ package conn
 
 import (
 	"crypto/tls"
+	"net"
 	"testing"
 	"time"
 
@@ -111,5 +112,109 @@ func timerRelease(idled chan bool) bool {
 		case <-time.After(time.Second):
 			return false
 		}
+	}
+}
+
+// waitingConn is a transport that waits for frames itself (a FrameWaiter,
+// as package mqttconn is): it reads a few bytes at a time and keeps them
+// until they are read. waits counts the WaitFrame calls that had nothing
+// at hand.
+type waitingConn struct {
+	net.Conn
+	kept  []byte
+	buf   [4]byte
+	err   error
+	waits chan struct{}
+}
+
+func (w *waitingConn) WaitFrame() {
+	if len(w.kept) > 0 || w.err != nil {
+		return
+	}
+	w.waits <- struct{}{}
+	n, err := w.Conn.Read(w.buf[:])
+	w.kept, w.err = w.buf[:n], err
+}
+
+func (w *waitingConn) Read(p []byte) (int, error) {
+	w.WaitFrame()
+	if len(w.kept) > 0 {
+		n := copy(p, w.kept)
+		w.kept = w.kept[n:]
+		return n, nil
+	}
+	err := w.err
+	w.err = nil
+	return 0, err
+}
+
+// TestFrameWaiterGetsBuffersBackAtEveryWait: on a transport that waits for
+// frames itself, a connection gives its read buffers back at every wait
+// for the peer, busy or not (no idle spell: here an hour), lets the
+// transport wait, and reads frames whole however their bytes come; the
+// read deadline still ends a silent peer.
+func TestFrameWaiterGetsBuffersBackAtEveryWait(t *testing.T) {
+	idled := make(chan bool, 64)
+	cfg := testConfig(func(c *Config) {
+		c.IdleBuffers = time.Hour
+		c.ReadTimeout = time.Second
+		c.idled = func(timer bool) { idled <- timer }
+	})
+	h := newHandler()
+	cc, sc := tcpPair(t)
+	wc := &waitingConn{Conn: sc, waits: make(chan struct{}, 64)}
+	cl, _ := start(t, cc, wc, cfg, h)
+	login(t, cl, goodToken(t))
+	released := func(what string) {
+		t.Helper()
+		select {
+		case timer := <-idled:
+			if timer {
+				t.Fatalf("%s: given back after an idle spell, want at the wait", what)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the connection kept its buffers %s", what)
+		}
+		select {
+		case <-wc.waits:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: the transport was not left to wait", what)
+		}
+	}
+	released("after the login")
+	// Back to back: a busy connection gives them back all the same.
+	for id := range uint64(3) {
+		cl.send(&cimpb.Frame{Type: cimpb.Type_PING, ReqId: id + 1})
+		if f := cl.recv(); f.Type != cimpb.Type_PONG || f.ReqId != id+1 {
+			t.Fatalf("got %v, want PONG %d", f, id+1)
+		}
+		released("after a PING")
+	}
+	// A frame longer than the transport's reads, and one more behind it
+	// in the same write.
+	a, err := codec.Encode(&cimpb.Frame{Type: cimpb.Type_MSG, ReqId: 5, Msg: &cimpb.Msg{ClientMsgId: "c5", To: "bob", Body: []byte("a body of some length")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := codec.Encode(&cimpb.Frame{Type: cimpb.Type_PING, ReqId: 6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl.write(append(a, b...))
+	if f := cl.recv(); f.Type != cimpb.Type_PONG || f.ReqId != 6 {
+		t.Fatalf("got %v, want PONG 6", f)
+	}
+	var msgs []*cimpb.Frame
+	for _, f := range h.forwarded() {
+		if f.Type == cimpb.Type_MSG {
+			msgs = append(msgs, f)
+		}
+	}
+	if len(msgs) != 1 || string(msgs[0].GetMsg().GetBody()) != "a body of some length" {
+		t.Fatalf("forwarded %v, want the MSG c5 whole", msgs)
+	}
+	// Silent past the read timeout: the wait ends it.
+	if why := h.waitReason(t); why.Cause != Idle {
+		t.Fatalf("closed for %v, want %v", why.Cause, Idle)
 	}
 }

@@ -48,7 +48,7 @@ type Config struct {
 	MsgRate          float64       // MSG frames per second per connection; 0: no rate limiting
 	MsgBurst         int           // MSG frames a connection may send at once
 	ReadTimeout      time.Duration // close connections silent for this long
-	IdleBuffers      time.Duration // a TCP or WebSocket client silent this long holds no read buffer until its next byte (0: never)
+	IdleBuffers      time.Duration // a TCP or WebSocket client silent this long holds no read buffer until its next byte; an MQTT device none while silent (0: never)
 	LoginTimeout     time.Duration // time allowed for the TLS handshake and the LOGIN frame
 	WriteQueue       int           // frames queued per connection before it is a slow consumer
 	// WriteQueueBytes bounds the bytes queued per connection and not yet
@@ -200,7 +200,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&c.MsgRate, "msg-rate", d.MsgRate, "MSG frames per second allowed per client connection (ACK/READ/SYNC: 10x); 0 turns rate limiting off")
 	fs.IntVar(&c.MsgBurst, "msg-burst", d.MsgBurst, "MSG frames a client connection may send at once (ACK/READ/SYNC: 10x); more than this many refused frames in a row close the connection")
 	fs.DurationVar(&c.ReadTimeout, "read-timeout", d.ReadTimeout, "close client connections that sent nothing for this long")
-	fs.DurationVar(&c.IdleBuffers, "idle-buffers", d.IdleBuffers, "a TCP or WebSocket client that sent nothing for this long gives its read buffers back until its next byte (0: keeps them)")
+	fs.DurationVar(&c.IdleBuffers, "idle-buffers", d.IdleBuffers, "a TCP or WebSocket client that sent nothing for this long gives its read buffers back until its next byte; an MQTT device gives them back whenever it is silent (0: every client keeps them)")
 	fs.DurationVar(&c.LoginTimeout, "login-timeout", d.LoginTimeout, "time a new connection has to finish the TLS handshake (with --tls-cert) and send LOGIN")
 	fs.IntVar(&c.WriteQueue, "write-queue", d.WriteQueue, "frames queued per connection before it is dropped as a slow consumer")
 	fs.IntVar(&c.UplinkShards, "uplink-shards", d.UplinkShards, "uplink batches in flight to the route at once (a user's frames always share one); fewer make larger batches, which cost less (0: max(4, CPUs))")

@@ -392,15 +392,12 @@ func (g *Gateway) Connections() int { return g.hub.Len() }
 func (g *Gateway) ShuttingDown() bool { return g.shuttingDown.Load() }
 
 // connCfgFor returns the TCP connections' config with the metrics of
-// another transport. An MQTT connection keeps its read buffers (a read
-// deadline ends it: no IdleBuffers); a WebSocket one waits for a message
-// as a TCP one does (package wsconn).
+// another transport. A WebSocket connection waits for a message as a TCP
+// one does (package wsconn); an MQTT one lets its adapter wait for the
+// next packet (conn.FrameWaiter).
 func (g *Gateway) connCfgFor(transport string) *conn.Config {
 	c := *g.connCfg
 	c.Metrics = g.transport(transport)
-	if transport == metrics.MQTT {
-		c.IdleBuffers = 0
-	}
 	return &c
 }
 

@@ -157,45 +157,34 @@ func wsLoginIdle(t testing.TB, g *Gateway, i int) net.Conn {
 func BenchmarkIdleMQTTConnection(b *testing.B) {
 	route := newDeviceRoute(b)
 	g := startGateway(b, route.srv.URL, func(c *Config) { c.MQTTListen = "127.0.0.1:0" })
-	n := max(b.N, 1000)
-	conns := make([]net.Conn, 0, n)
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
-	hb, sb := memSplit()
-	before := memInUse()
-	b.ResetTimer()
-	for i := range n {
-		c, err := net.Dial("tcp", g.MQTTAddr())
-		if err != nil {
-			b.Fatal(err)
-		}
-		conns = append(conns, c)
-		connect := packets311.NewControlPacket(packets311.Connect).(*packets311.ConnectPacket)
-		connect.ProtocolName, connect.ProtocolVersion, connect.CleanSession = "MQTT", 4, true
-		connect.ClientIdentifier = "fleet-" + strconv.Itoa(i)
-		connect.Username, connect.UsernameFlag = connect.ClientIdentifier, true
-		connect.Password, connect.PasswordFlag = []byte(deviceSecret), true
-		if err := connect.Write(c); err != nil {
-			b.Fatal(err)
-		}
-		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-		ack := make([]byte, 4) // CONNACK
-		if _, err := io.ReadFull(c, ack); err != nil || ack[3] != 0 {
-			b.Fatalf("CONNACK %x: %v", ack, err)
-		}
+	benchConns(b, g, mqttLoginIdle, 0)
+}
+
+// mqttLoginIdle connects device i over MQTT 3.1.1 (clean session, no
+// keep-alive) and reads its CONNACK, keeping no buffer.
+func mqttLoginIdle(t testing.TB, g *Gateway, i int) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", g.MQTTAddr())
+	if err != nil {
+		t.Fatal(err)
 	}
-	b.StopTimer()
-	for g.Connections() != n {
-		time.Sleep(time.Millisecond)
+	connect := packets311.NewControlPacket(packets311.Connect).(*packets311.ConnectPacket)
+	connect.ProtocolName, connect.ProtocolVersion, connect.CleanSession = "MQTT", 4, true
+	connect.ClientIdentifier = "fleet-" + strconv.Itoa(i)
+	connect.Username, connect.UsernameFlag = connect.ClientIdentifier, true
+	connect.Password, connect.PasswordFlag = []byte(deviceSecret), true
+	if err := connect.Write(c); err != nil {
+		c.Close()
+		t.Fatal(err)
 	}
-	after := memInUse()
-	ha, sa := memSplit()
-	b.ReportMetric(float64(after-before)/float64(n), "bytes/conn")
-	b.ReportMetric(float64(sa-sb)/float64(n), "stack-bytes/conn")
-	b.ReportMetric(float64(ha-hb)/float64(n), "heap-bytes/conn")
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	ack := make([]byte, 4) // CONNACK
+	if _, err := io.ReadFull(c, ack); err != nil || ack[3] != 0 {
+		c.Close()
+		t.Fatalf("CONNACK %x: %v", ack, err)
+	}
+	_ = c.SetReadDeadline(time.Time{})
+	return c
 }
 
 func memInUse() uint64 {

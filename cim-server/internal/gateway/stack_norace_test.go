@@ -19,17 +19,23 @@ import (
 // Conn.finish are split for it). The race detector changes frames, so this
 // runs without it (make allocs).
 func TestIdleReaderStackStaysAt4KiB(t *testing.T) {
-	t.Run("tcp", func(t *testing.T) { idleReaderStack(t, nil, loginIdle) })
+	t.Run("tcp", func(t *testing.T) {
+		idleReaderStack(t, startGateway(t, newFakeRoute(t).srv.URL, nil), loginIdle)
+	})
 	// A WebSocket waits under the WebSocket library (package wsconn), not
 	// in its frame reader, which would keep 8 KiB.
 	t.Run("websocket", func(t *testing.T) {
-		idleReaderStack(t, func(c *Config) { c.WSListen = "127.0.0.1:0" }, wsLoginIdle)
+		g := startGateway(t, newFakeRoute(t).srv.URL, func(c *Config) { c.WSListen = "127.0.0.1:0" })
+		idleReaderStack(t, g, wsLoginIdle)
+	})
+	// A device waits in its adapter (mqttconn.Conn.WaitFrame).
+	t.Run("mqtt", func(t *testing.T) {
+		g, _ := startMQTTGateway(t, nil)
+		idleReaderStack(t, g, mqttLoginIdle)
 	})
 }
 
-func idleReaderStack(t *testing.T, mod func(*Config), login func(testing.TB, *Gateway, int) net.Conn) {
-	route := newFakeRoute(t)
-	g := startGateway(t, route.srv.URL, mod)
+func idleReaderStack(t *testing.T, g *Gateway, login func(testing.TB, *Gateway, int) net.Conn) {
 	const n = 400
 	_, stackBefore := memSplit()
 	conns := make([]net.Conn, 0, n)

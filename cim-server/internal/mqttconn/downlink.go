@@ -256,6 +256,9 @@ func (c *Conn) downLocked(w *writeBatch, f *cimpb.Frame) {
 		}
 		if pkt, ok := c.replies[f.ReqId]; ok {
 			delete(c.replies, f.ReqId)
+			if len(c.replies) == 0 {
+				c.replies = nil // an idle device keeps no map
+			}
 			if pkt == nil {
 				c.draining = false // the writer drains the window below
 			}

@@ -106,6 +106,7 @@ type gw struct {
 	mu       sync.Mutex
 	uplinks  []*cimpb.Frame
 	conns    []*conn.Conn
+	mqtt     []*Conn           // every Conn accepted, in order
 	upC      chan *cimpb.Frame // every uplink, as it comes
 	closed   chan conn.CloseReason
 	online   chan *conn.Conn
@@ -123,8 +124,13 @@ func startGW(t *testing.T, mod func(*Config, *conn.Config)) *gw {
 	g := &gw{t: t, ln: ln, logins: &fakeLogins{},
 		upC: make(chan *cimpb.Frame, 1000), closed: make(chan conn.CloseReason, 100), online: make(chan *conn.Conn, 100)}
 	cfg := Config{GatewayID: gatewayID, Login: g.logins, MaxFrame: 1024, MaxBody: 256, Logger: quiet}
+	// IdleBuffers on, as on a gateway, and short: were a read deadline
+	// for the idle spell to reach the device's reads, it would end busy
+	// connections here (the Conn waits for packets itself instead:
+	// conn.FrameWaiter).
 	ccfg := conn.Config{GatewayID: gatewayID, Keys: [][]byte{key}, MaxFrame: 1024, MaxText: 256,
-		LoginTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteQueue: 256, Logger: quiet}
+		LoginTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteQueue: 256, Logger: quiet,
+		IdleBuffers: time.Millisecond}
 	if mod != nil {
 		mod(&cfg, &ccfg)
 	}
@@ -141,6 +147,9 @@ func startGW(t *testing.T, mod func(*Config, *conn.Config)) *gw {
 				return
 			}
 			mc := New(nc, g.cfg)
+			g.mu.Lock()
+			g.mqtt = append(g.mqtt, mc)
+			g.mu.Unlock()
 			c := conn.New(mc, g.connCfgs, g)
 			mc.Bind(owner{g: g, c: c})
 			g.wg.Add(1)
@@ -165,6 +174,13 @@ func startGW(t *testing.T, mod func(*Config, *conn.Config)) *gw {
 }
 
 func (g *gw) addr() string { return g.ln.Addr().String() }
+
+// lastMQTT is the Conn accepted last.
+func (g *gw) lastMQTT() *Conn {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.mqtt[len(g.mqtt)-1]
+}
 
 type owner struct {
 	g *gw

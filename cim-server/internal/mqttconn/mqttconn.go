@@ -105,9 +105,10 @@
 // Read is called by the connection's reader, Write and CloseWrite by its
 // writer (package conn has one of each); Close may be called from any
 // goroutine. The Conn adds no goroutine of its own: an idle connection
-// costs package conn's reader (its stack kept shallow while it waits) and
-// the Conn's state, with no read buffer of its own (about 9 KiB in all,
-// where a TCP connection costs 8: BenchmarkIdleMQTTConnection). What
+// costs package conn's reader, parked in WaitFrame with a shallow stack and
+// conn's read buffers given back (conn.FrameWaiter), and the Conn's state,
+// with no read buffer and no map of its own (BenchmarkIdleMQTTConnection:
+// about 7.9 KB, a TCP connection 6.9). What
 // the Conn sends to the route on its own (ACKs, follow-up SYNCs) goes
 // through the Owner bound to it.
 package mqttconn
@@ -263,7 +264,7 @@ type Conn struct {
 	draining  bool              // a PING to wake the writer for waiting messages is out
 	replies   map[uint64][]byte // answers waiting for their PONG, by req id
 	pendingUp map[uint64]uint16 // req id of a QoS 1 uplink MSG → its packet id
-	subs      map[string]byte   // own filters subscribed → granted QoS
+	subs      subscriptions     // own filters subscribed, with their granted QoS
 	dl        downlink
 }
 
@@ -296,11 +297,18 @@ var errDisconnected = errors.New("mqttconn: DISCONNECT")
 // Read returns bytes of the frame stream: each packet that means something
 // to package conn as one frame.
 func (c *Conn) Read(p []byte) (int, error) {
+	c.WaitFrame()
+	return c.read(p)
+}
+
+// WaitFrame waits for the device's next packet to begin, unless a frame
+// or the end is at hand already (conn.FrameWaiter: package conn gives its
+// read buffers back meanwhile, with the gateway's --idle-buffers). An idle
+// connection's reader waits here with as shallow a stack as the Conn can
+// have: Go keeps a goroutine's stack at no less than four times what it
+// uses while it waits, so each frame here costs every idle device.
+func (c *Conn) WaitFrame() {
 	if len(c.in) == 0 && len(c.rd.buf) == 0 && c.readErr == nil && !c.finished {
-		// An idle connection's reader waits here, for the device's next
-		// packet, with as shallow a stack as the Conn can have: Go keeps
-		// a goroutine's stack at no less than four times what it uses
-		// while it waits, so each frame here costs every idle device.
 		c.armKeepAlive()
 		n, err := c.rd.src.Read(c.rd.head[:])
 		if n > 0 {
@@ -309,7 +317,6 @@ func (c *Conn) Read(p []byte) (int, error) {
 			c.fail(err)
 		}
 	}
-	return c.read(p)
 }
 
 func (c *Conn) read(p []byte) (int, error) {

@@ -46,13 +46,50 @@ func uplinkTarget(uid, topic string) (t target, ok bool) {
 	return target{to: addr}, true
 }
 
-// ownFilter reports whether filter is one of the subscriptions a device may
-// make: its downlink exactly, or a wildcard covering only its own topics.
-func ownFilter(uid, filter string) bool {
+// ownFilter returns which of the subscriptions a device may make filter
+// is — its downlink exactly, or a wildcard covering only its own topics —
+// and ok false for any other.
+func ownFilter(uid, filter string) (f filter, ok bool) {
 	base := topicRoot + uid + "/"
 	switch filter {
-	case base + "down", base + "#", base + "down/#":
-		return true
+	case base + "down":
+		return filterDown, true
+	case base + "#":
+		return filterAll, true
+	case base + "down/#":
+		return filterDownAll, true
 	}
-	return false
+	return 0, false
 }
+
+// filter is one of a device's own topic filters.
+type filter uint8
+
+const (
+	filterDown    filter = iota // gocim/<id>/down
+	filterAll                   // gocim/<id>/#
+	filterDownAll               // gocim/<id>/down/#
+)
+
+// subscriptions are a device's own filters subscribed, with the QoS each
+// was granted: two bits per filter, not a map (an idle device keeps them).
+type subscriptions struct{ on, qos1 uint8 }
+
+func (s *subscriptions) add(f filter, qos byte) {
+	s.on |= 1 << f
+	s.qos1 &^= 1 << f
+	if qos > 0 {
+		s.qos1 |= 1 << f
+	}
+}
+
+// remove reports whether f was subscribed.
+func (s *subscriptions) remove(f filter) bool {
+	had := s.on&(1<<f) != 0
+	s.on &^= 1 << f
+	s.qos1 &^= 1 << f
+	return had
+}
+
+// qos0Only reports whether there is a subscription and every one is QoS 0.
+func (s subscriptions) qos0Only() bool { return s.on != 0 && s.qos1 == 0 }

@@ -178,15 +178,13 @@ func (c *Conn) subscribe(p packet) (*cimpb.Frame, error) {
 		if s.qos > 2 {
 			return nil, violate(rcMalformed, conn.BadFrame, "%v: SUBSCRIBE with QoS %d", errMalformed, s.qos)
 		}
-		if !ownFilter(c.uid, s.filter) {
+		f, own := ownFilter(c.uid, s.filter)
+		if !own {
 			reasons[i] = rcNotAuthorized
 			continue
 		}
 		granted := min(s.qos, 1)
-		if c.subs == nil {
-			c.subs = make(map[string]byte, 1)
-		}
-		c.subs[s.filter] = granted
+		c.subs.add(f, granted)
 		reasons[i] = granted
 	}
 	c.dl.qos0 = c.downQoS0Locked()
@@ -212,17 +210,7 @@ func (c *Conn) subscribe(p packet) (*cimpb.Frame, error) {
 // downQoS0Locked reports whether the downlink goes at QoS 0: the device
 // subscribed to it, and at QoS 0 only. Without a subscription it is QoS 1
 // (the subscription is implicit).
-func (c *Conn) downQoS0Locked() bool {
-	if len(c.subs) == 0 {
-		return false
-	}
-	for _, q := range c.subs {
-		if q > 0 {
-			return false
-		}
-	}
-	return true
-}
+func (c *Conn) downQoS0Locked() bool { return c.subs.qos0Only() }
 
 // unsubscribe answers UNSUBSCRIBE; the downlink goes on (see the package
 // doc).
@@ -233,14 +221,12 @@ func (c *Conn) unsubscribe(p packet) (*cimpb.Frame, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	reasons := make([]byte, len(p.topics))
-	for i, f := range p.topics {
-		_, had := c.subs[f]
+	for i, topic := range p.topics {
+		f, own := ownFilter(c.uid, topic)
 		switch {
-		case !ownFilter(c.uid, f):
+		case !own:
 			reasons[i] = rcNotAuthorized
-		case had:
-			delete(c.subs, f)
-		default:
+		case !c.subs.remove(f):
 			reasons[i] = rcNoSubscription
 		}
 	}
@@ -300,10 +286,10 @@ func (c *Conn) answerUplinkLocked(w *writeBatch, f *cimpb.Frame) bool {
 	}
 	switch {
 	case f.Type == cimpb.Type_RECEIPT && f.GetReceipt().GetStatus() == cimpb.ReceiptStatus_RECEIPT_SENT:
-		delete(c.pendingUp, f.ReqId)
+		c.answeredLocked(f.ReqId)
 		w.out = c.pubackLocked(w.out, pid, rcSuccess, "")
 	case f.Type == cimpb.Type_ERROR:
-		delete(c.pendingUp, f.ReqId)
+		c.answeredLocked(f.ReqId)
 		if c.level == level5 {
 			w.out = c.pubackLocked(w.out, pid, pubackReason(codeOf(f)), f.GetError().GetText())
 			break
@@ -317,6 +303,14 @@ func (c *Conn) answerUplinkLocked(w *writeBatch, f *cimpb.Frame) bool {
 		return false
 	}
 	return true
+}
+
+// answeredLocked forgets the QoS 1 uplink req: its PUBACK is written.
+func (c *Conn) answeredLocked(req uint64) {
+	delete(c.pendingUp, req)
+	if len(c.pendingUp) == 0 {
+		c.pendingUp = nil // a device between its messages keeps no map
+	}
 }
 
 // endLocked makes the connection end once this write is done; nothing more
