@@ -264,11 +264,11 @@ func scaleWorkload(t *run.T, o options, routeArgs, gatewayArgs []string) []row {
 		Connections: n, RSSPerConnKiB: perConn, ConnectsPerSecond: st.LoginsPerSecond,
 		Scale: st,
 		Result: fmt.Sprintf("held %d of %d; %.0f logins/s (%.0f registrations/s); gateway RSS/conn %.1f KiB (per gateway %s; open files at most %d of %d); "+
-			"route +%.2f KiB/conn (RSS %.0f MiB); Redis used_memory %.0f B/account, %.0f B/session (%.0f MiB in all), %.1f commands/login, %.0f commands/s idle (%s); "+
+			"route +%.2f KiB/conn (RSS %.0f MiB); Redis used_memory %.0f B/account, %.0f B/session (%.0f MiB in all), %.1f commands/login (%s), %.0f commands/s idle (%s); "+
 			"idle CPU cores: gateways %.2f, route %.2f, redis %.2f, loadgen %.2f",
 			held, total, st.LoginsPerSecond, st.RegistrationsPerSecond, perConn, strings.Join(perGW, " / "), maxFDs, fdCap,
 			st.RouteRSSPerConnKiB, st.RouteRSSMiB, st.RedisBytesPerAccount, st.RedisBytesPerSession, st.RedisUsedMemoryMiB,
-			st.RedisOpsPerLogin, idleRate, idleOps.per(idleSecs, 4), idleGW, fr.cpu[ri], fr.cpu[ri+1], fr.selfCPU+fr.childCPU),
+			st.RedisOpsPerLogin, opsLogin.per(float64(n), 8), idleRate, idleOps.per(idleSecs, 4), idleGW, fr.cpu[ri], fr.cpu[ri+1], fr.selfCPU+fr.childCPU),
 	}
 	rows := []row{fleetRow}
 
