@@ -282,7 +282,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.BcryptCost, "bcrypt-cost", c.BcryptCost, "bcrypt cost of password hashes")
 	fs.IntVar(&c.InboxMax, "inbox-max", c.InboxMax, "entries kept per user inbox; older ones are trimmed")
 	fs.DurationVar(&c.InboxTTL, "inbox-ttl", c.InboxTTL, "inbox entries older than this are trimmed (an idle inbox expires after it)")
-	fs.IntVar(&c.InboxPerSender, "inbox-per-sender", c.InboxPerSender, "once an inbox holds this many unread messages, each sender may add this many more until the user reads on; more get ERROR 4293, so one user cannot push everybody else's messages out of an inbox (0: no share)")
+	fs.IntVar(&c.InboxPerSender, "inbox-per-sender", c.InboxPerSender, "once an inbox holds this many unread messages, each sender may add this many more until the user reads on; more get ERROR 4293 (a group message's copy for that member is not stored), so one user cannot push everybody else's messages out of an inbox (0: no share)")
 	fs.DurationVar(&c.DedupWindow, "dedup-window", c.DedupWindow, "how long a resent message (same sender and clientMsgId) is recognized")
 	fs.DurationVar(&c.EditWindow, "edit-window", c.EditWindow, "how long after sending a message its sender may recall or edit it (0: recall and edit are refused)")
 	fs.IntVar(&c.SyncLimit, "sync-limit", c.SyncLimit, "default and maximum number of entries in one SYNC answer")

@@ -141,7 +141,8 @@ type Append struct {
 	// answers Seq 0, and the caller delivers it live only.
 	Droppable bool
 	// Sender, when set, is the user whose share of the inbox the entry
-	// counts against (InboxLimits.PerSender): a user's private message.
+	// counts against (InboxLimits.PerSender): a user's private message,
+	// or its group message's copy for a member.
 	Sender string
 }
 

@@ -44,8 +44,13 @@ func (j *job) appendEntries(ctx context.Context) error {
 	for i, e := range j.entries {
 		if e.raw != nil {
 			// A group message: no per-member dedup (the sender's gdedup key
-			// covers the message as a whole).
+			// covers the message as a whole). A member's copy counts
+			// against the sender's share of its inbox, as a private
+			// message does: a group of two is no way around the share.
 			in[i] = model.Append{UserID: e.to, Frame: e.raw, TS: j.ts, MsgID: e.msg.msgID}
+			if it := e.msg; !it.group.timeline && !it.system && !it.unshared && it.from != e.to {
+				in[i].Sender = it.from
+			}
 			continue
 		}
 		b, err := proto.Marshal(e.frame)
@@ -87,9 +92,14 @@ func (j *job) appendEntries(ctx context.Context) error {
 		a := res[i]
 		if e.raw != nil {
 			g := e.msg.group
-			if g.timeline {
+			switch {
+			case g.timeline:
 				g.gseq = a.Seq
-			} else {
+			case a.Refused:
+				// The member's inbox holds the sender's share unread: no
+				// copy, no push, no missed-message hook. The message goes
+				// on for the others; the sender is not told.
+			default:
 				g.stored = append(g.stored, member{e.to, a.Seq})
 			}
 			continue

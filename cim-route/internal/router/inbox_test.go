@@ -576,3 +576,52 @@ func TestSenderShare(t *testing.T) {
 		t.Fatalf("bob's last frame %v, want alice's a5", f[len(f)-1])
 	}
 }
+
+// TestGroupCopiesCountAgainstTheShare: a member's copy of a group message
+// counts against the sender's share of the member's inbox, as a private
+// message does: once away carol's inbox holds PerSender unread, alice's
+// next copies for her are refused (not stored, not pushed) while the
+// message still reaches bob, who reads, and alice is answered SENT; dave still reaches
+// carol; once carol reads on, alice's copies are stored again.
+func TestGroupCopiesCountAgainstTheShare(t *testing.T) {
+	e := newEnv(t, PolicyKick, 1)
+	lim := model.InboxLimits{PerSender: 2}
+	if e.rdb != nil {
+		e.st.Store = store.New(e.rdb, "cim:", store.WithInbox(lim))
+	} else {
+		e.st.Store = memstore.New(memstore.WithInbox(lim))
+	}
+	alice, bob, dave := e.connect("alice"), e.connect("bob"), e.connect("dave")
+	carol := e.account("carol")
+	gid := e.newGroup(alice, "team", bob, carol, dave)
+	for i := range 6 {
+		cmid := fmt.Sprint("g", i+1)
+		groupSent(t, e.uplink(alice, groupFrame(uint64(i+1), cmid, gid))[0], cmid, gid, 3)
+		e.uplink(bob, ackFrame(uint64(i+1))) // bob reads: never held back
+	}
+	bodies := func(uid string) []string {
+		var out []string
+		for _, f := range e.inbox(uid) {
+			if f.GetMsg().GetGroup() == gid { // not the invitation
+				out = append(out, string(f.GetMsg().GetBody()))
+			}
+		}
+		return out
+	}
+	// carol: her invitation and g1 below the mark, then alice's share of
+	// two.
+	if got, want := fmt.Sprint(bodies(carol.UserID)), "[body g1 body g2 body g3]"; got != want {
+		t.Fatalf("carol's inbox %s, want %s", got, want)
+	}
+	if got, want := fmt.Sprint(bodies(bob.UserID)), "[body g1 body g2 body g3 body g4 body g5 body g6]"; got != want {
+		t.Fatalf("bob's inbox %s, want every message: %s", got, want)
+	}
+	groupSent(t, e.uplink(dave, groupFrame(1, "d1", gid))[0], "d1", gid, 3)
+	// carol reads on: alice's copies are stored for her again.
+	carol = e.connect("carol")
+	e.uplink(carol, ackFrame(5)) // the invitation, g1–g3 and d1
+	groupSent(t, e.uplink(alice, groupFrame(7, "g7", gid))[0], "g7", gid, 3)
+	if got, want := fmt.Sprint(bodies(carol.UserID)), "[body g1 body g2 body g3 body d1 body g7]"; got != want {
+		t.Fatalf("carol's inbox after she read on %s, want %s", got, want)
+	}
+}

@@ -127,7 +127,7 @@ func (s *Store) appendCalls(entries []Append) []appendCall {
 	var inShared map[string]bool
 	for i, e := range entries {
 		runOf[i] = -1
-		if !s.cluster && e.Dedup == "" && !e.Droppable && e.Sender == "" && len(e.Frame) > 0 {
+		if !s.cluster && e.Dedup == "" && !e.Droppable && len(e.Frame) > 0 {
 			if shared >= 0 && !s.sameCopy(entries[calls[shared].entries[0]], e) {
 				shared = -1
 			}
@@ -137,7 +137,8 @@ func (s *Store) appendCalls(entries []Append) []appendCall {
 					inShared = map[string]bool{}
 					calls = append(calls, appendCall{shared: true, op: op{
 						script: sharedAppendScript,
-						args:   append(head[:3:3], tsOr(e.TS, now), e.Frame), // max length, ttl, cutoff
+						// max length, ttl, cutoff; the share
+						args: append(head[:3:3], tsOr(e.TS, now), e.Frame, lim.PerSender, e.Sender),
 					}})
 				} else {
 					shared = -1
@@ -145,7 +146,7 @@ func (s *Store) appendCalls(entries []Append) []appendCall {
 			}
 			if shared >= 0 {
 				c := &calls[shared]
-				c.keys = append(c.keys, s.k.inboxSeq(e.UserID), s.k.inbox(e.UserID))
+				c.keys = append(c.keys, s.k.inboxSeq(e.UserID), s.k.inbox(e.UserID), s.k.ack(e.UserID), s.k.share(e.UserID))
 				c.entries = append(c.entries, i)
 				inShared[e.UserID] = true
 				delete(open, e.UserID)
@@ -235,10 +236,11 @@ func tsOr(ts, now int64) int64 {
 }
 
 // sameCopy reports whether b is another copy of a's entry: the same frame
-// (the very same bytes, as a group message's copies share), time and id.
+// (the very same bytes, as a group message's copies share), time, id and
+// sender.
 func (s *Store) sameCopy(a, b Append) bool {
 	return b.Dedup == "" && len(a.Frame) > 0 && len(a.Frame) == len(b.Frame) &&
-		&a.Frame[0] == &b.Frame[0] && a.TS == b.TS && a.MsgID == b.MsgID
+		&a.Frame[0] == &b.Frame[0] && a.TS == b.TS && a.MsgID == b.MsgID && a.Sender == b.Sender
 }
 
 // appended reads the answers of calls (aligned with them) into out, which
@@ -251,7 +253,8 @@ func appended(calls []appendCall, res []redis.Cmder, out []Appended, entries []A
 				return unavailable(fmt.Errorf("shared append script answered %d values for %d users", len(v), len(c.entries)))
 			}
 			for j, i := range c.entries {
-				out[i] = Appended{MsgID: entries[i].MsgID, Seq: u64(v[j])}
+				seq := u64(v[j])
+				out[i] = Appended{MsgID: entries[i].MsgID, Seq: seq, Refused: seq == 0}
 			}
 			continue
 		}

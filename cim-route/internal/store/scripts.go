@@ -384,23 +384,49 @@ return out
 // keys of many users, so it runs only on a single Redis node, never a
 // cluster.
 //
-// KEYS: seq and inbox of each user, in pairs.
+// KEYS: seq, inbox, ack and share of each user, in fours.
 // ARGV[1] max length, ARGV[2] inbox ttl ms, ARGV[3] age cutoff ms,
-// ARGV[4] timestamp ms, ARGV[5] frame bytes.
-// Returns each user's new seq, in KEYS order.
+// ARGV[4] timestamp ms, ARGV[5] frame bytes, ARGV[6] the share (0: none),
+// ARGV[7] the sender whose share the copies count against ("": none).
+// Returns each user's new seq, in KEYS order: 0 for a user whose inbox
+// already holds the sender's share (see appendRunLua; nothing is stored
+// and no seq taken).
 //
 // Each inbox is trimmed as by appendScript.
 var sharedAppendScript = redis.NewScript(inboxLua + `
 local maxLen, cutoff = tonumber(ARGV[1]), tonumber(ARGV[3])
+local per, sender = tonumber(ARGV[6]), ARGV[7]
+local counted = per > 0 and sender ~= ''
 local tail = '|' .. ARGV[4] .. '|' .. ARGV[5]
 local out = {}
-for i = 1, #KEYS, 2 do
-  local inbox = KEYS[i + 1]
-  local seq = redis.call('INCR', KEYS[i])
-  local len = redis.call('RPUSH', inbox, string.format('%d', seq) .. tail)
-  trim(inbox, len, maxLen, cutoff, seq - 1, seq)
-  redis.call('PEXPIRE', inbox, ARGV[2])
-  out[#out + 1] = seq
+for i = 1, #KEYS, 4 do
+  local inbox, admitted = KEYS[i + 1], true
+  if counted then
+    local v = redis.call('MGET', KEYS[i], KEYS[i + 2])
+    local head, ack = tonumber(v[1]) or 0, tonumber(v[2]) or 0
+    if head - ack >= per then
+      local n, c = 0, redis.call('HGET', KEYS[i + 3], sender)
+      if c then
+        local bar = string.find(c, '|', 1, true)
+        if tonumber(string.sub(c, bar + 1)) >= ack then n = tonumber(string.sub(c, 1, bar - 1)) end
+      end
+      if n >= per then
+        admitted = false
+      else
+        redis.call('HSET', KEYS[i + 3], sender, string.format('%d|%d', n + 1, ack))
+        redis.call('PEXPIRE', KEYS[i + 3], ARGV[2])
+      end
+    end
+  end
+  if admitted then
+    local seq = redis.call('INCR', KEYS[i])
+    local len = redis.call('RPUSH', inbox, string.format('%d', seq) .. tail)
+    trim(inbox, len, maxLen, cutoff, seq - 1, seq)
+    redis.call('PEXPIRE', inbox, ARGV[2])
+    out[#out + 1] = seq
+  else
+    out[#out + 1] = 0
+  end
 end
 return out
 `)

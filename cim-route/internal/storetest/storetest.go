@@ -31,6 +31,7 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("InboxDedup", func(t *testing.T) { InboxDedup(t, newStore) })
 	t.Run("InboxTrimming", func(t *testing.T) { InboxTrimming(t, newStore) })
 	t.Run("SenderShare", func(t *testing.T) { SenderShare(t, newStore) })
+	t.Run("SharedFrameShare", func(t *testing.T) { SharedFrameShare(t, newStore) })
 	t.Run("ConcurrentAppends", func(t *testing.T) { ConcurrentAppends(t, newStore) })
 	t.Run("SharedFrame", func(t *testing.T) { SharedFrame(t, newStore) })
 	t.Run("Ranges", func(t *testing.T) { Ranges(t, newStore) })
@@ -809,6 +810,58 @@ func SharedFrame(t *testing.T, newStore NewStore) {
 	}
 	if !slices.Equal(frames, []string{"first", "group message", "after"}) || len(r[1].Entries) != 2 {
 		t.Fatalf("inboxes = %q, %+v", frames, r[1])
+	}
+}
+
+// SharedFrameShare: a group message's copies count against their sender's
+// share of each member's inbox, one run of copies or many: an absent
+// member's copies are refused (Seq 0, nothing stored) once its inbox holds
+// the sender's share unread, while a member who reads gets every copy, and
+// other senders still reach the absent one.
+func SharedFrameShare(t *testing.T, newStore NewStore) {
+	s, ctx := newStore(t, model.InboxLimits{MaxLen: 100, PerSender: 3}), ctxT(t)
+	now := time.Now().UnixMilli()
+	group := func(from string, i int) []model.Append {
+		g := frame(fmt.Sprint(from, i))
+		var as []model.Append
+		for _, u := range []string{"away", "reader"} {
+			as = append(as, model.Append{UserID: u, Frame: g, TS: now, MsgID: fmt.Sprint(from, i), Sender: from})
+		}
+		return as
+	}
+	var away []uint64
+	for i := range 8 {
+		as := group("m", i)
+		if i >= 5 { // the last ones in one batch: one run of copies
+			continue
+		}
+		got := write(t, s, as...)
+		if got[0].Refused || got[1].Refused {
+			t.Fatalf("copy %d refused below the share: %+v", i, got)
+		}
+		must(s.Write(ctx, model.Write{Acks: []model.Ack{{UserID: "reader", Seq: got[1].Seq}}}))(t)
+		away = append(away, got[0].Seq)
+	}
+	got := write(t, s, append(append(group("m", 5), group("m", 6)...), group("m", 7)...)...)
+	for i := range 3 {
+		away = append(away, got[2*i].Seq)
+		if got[2*i+1].Refused || got[2*i+1].Seq != uint64(6+i) {
+			t.Fatalf("the reader's copy of m%d: %+v, want seq %d", 5+i, got[2*i+1], 6+i)
+		}
+		if got[2*i].Refused != (got[2*i].Seq == 0) {
+			t.Fatalf("away's copy of m%d: %+v: Refused and Seq 0 go together", 5+i, got[2*i])
+		}
+	}
+	// away: 3 unread below the mark, then m's share of 3, then refused.
+	if want := []uint64{1, 2, 3, 4, 5, 6, 0, 0}; !slices.Equal(away, want) {
+		t.Fatalf("away's copies %v, want %v", away, want)
+	}
+	if a := write(t, s, group("o", 1)...)[0]; a.Refused || a.Seq != 7 {
+		t.Fatalf("another sender's copy for away: %+v, want seq 7", a)
+	}
+	r := must(s.Ranges(ctx, []model.RangeQuery{{UserID: "away", Limit: 20}}))(t)
+	if n := len(r[0].Entries); n != 7 {
+		t.Fatalf("away's inbox holds %d entries, want 7 (nothing stored for a refused copy)", n)
 	}
 }
 
