@@ -526,19 +526,26 @@ func TestUpload(t *testing.T) {
 	}
 }
 
+// newShareEnv is newEnv with one gateway and a sender's share of per
+// unread entries per inbox.
+func newShareEnv(t *testing.T, per int) *env {
+	e := newEnv(t, PolicyKick, 1)
+	lim := model.InboxLimits{PerSender: per}
+	if e.rdb != nil {
+		e.st.Store = store.New(e.rdb, "cim:", store.WithInbox(lim))
+	} else {
+		e.st.Store = memstore.New(memstore.WithInbox(lim))
+	}
+	return e
+}
+
 // TestSenderShare: once bob's inbox holds PerSender unread messages, alice
 // may add PerSender more and is then answered ERROR 4293 for each (nothing
 // stored, nothing pushed); carol, an application's push and alice's delayed
 // message (accepted when scheduled) still reach bob; /p2pRoute gets errs.ErrQuotaExceeded; once bob reads on she may
 // write again.
 func TestSenderShare(t *testing.T) {
-	e := newEnv(t, PolicyKick, 1)
-	lim := model.InboxLimits{PerSender: 2}
-	if e.rdb != nil {
-		e.st.Store = store.New(e.rdb, "cim:", store.WithInbox(lim))
-	} else {
-		e.st.Store = memstore.New(memstore.WithInbox(lim))
-	}
+	e := newShareEnv(t, 2)
 	alice, carol := e.connect("alice"), e.connect("carol")
 	bob := e.account("bob")
 	sentIDs(t, e.uplink(alice, msgFrame(1, "a1", "bob"), msgFrame(2, "a2", "bob"), msgFrame(3, "a3", "bob"), msgFrame(4, "a4", "bob")))
@@ -584,13 +591,7 @@ func TestSenderShare(t *testing.T) {
 // message still reaches bob, who reads, and alice is answered SENT; dave still reaches
 // carol; once carol reads on, alice's copies are stored again.
 func TestGroupCopiesCountAgainstTheShare(t *testing.T) {
-	e := newEnv(t, PolicyKick, 1)
-	lim := model.InboxLimits{PerSender: 2}
-	if e.rdb != nil {
-		e.st.Store = store.New(e.rdb, "cim:", store.WithInbox(lim))
-	} else {
-		e.st.Store = memstore.New(memstore.WithInbox(lim))
-	}
+	e := newShareEnv(t, 2)
 	alice, bob, dave := e.connect("alice"), e.connect("bob"), e.connect("dave")
 	carol := e.account("carol")
 	gid := e.newGroup(alice, "team", bob, carol, dave)

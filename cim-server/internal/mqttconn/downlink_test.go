@@ -185,12 +185,8 @@ func TestDownlinkSyncPages(t *testing.T) {
 func TestDownlinkQoS0Subscription(t *testing.T) {
 	g := startGW(t, nil)
 	r, c, _ := login5(t, g, nil)
-	cp := packets.NewControlPacket(packets.SUBSCRIBE)
-	sub := cp.Content.(*packets.Subscribe)
-	sub.PacketID = 3
-	sub.Subscriptions = []packets.SubOptions{{Topic: "gocim/77/down", QoS: 0}, {Topic: "gocim/78/down", QoS: 1},
-		{Topic: "#", QoS: 1}, {Topic: "gocim/77/#", QoS: 0}, {Topic: "$share/x/gocim/77/down", QoS: 0}}
-	r.send(cp)
+	r.send(subscribe5(3, packets.SubOptions{Topic: "gocim/77/down", QoS: 0}, packets.SubOptions{Topic: "gocim/78/down", QoS: 1},
+		packets.SubOptions{Topic: "#", QoS: 1}, packets.SubOptions{Topic: "gocim/77/#", QoS: 0}, packets.SubOptions{Topic: "$share/x/gocim/77/down", QoS: 0}))
 	ack, ok := r.recv().Content.(*packets.Suback)
 	if want := []byte{0, rcNotAuthorized, rcNotAuthorized, 0, rcNotAuthorized}; !ok || ack.PacketID != 3 || !bytes.Equal(ack.Reasons, want) {
 		t.Fatalf("SUBACK %v, want %x", ack, want)

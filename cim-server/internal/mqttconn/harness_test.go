@@ -400,6 +400,14 @@ func login5(t *testing.T, g *gw, mod func(*packets.Connect)) (*raw, *conn.Conn, 
 	return r, c, ack
 }
 
+// subscribe5 is an MQTT 5 SUBSCRIBE of filters with packet id pid.
+func subscribe5(pid uint16, filters ...packets.SubOptions) *packets.ControlPacket {
+	cp := packets.NewControlPacket(packets.SUBSCRIBE)
+	sub := cp.Content.(*packets.Subscribe)
+	sub.PacketID, sub.Subscriptions = pid, filters
+	return cp
+}
+
 func publish5(topic string, qos byte, pid uint16, payload string) *packets.ControlPacket {
 	cp := packets.NewControlPacket(packets.PUBLISH)
 	p := cp.Content.(*packets.Publish)

@@ -32,11 +32,7 @@ func TestSilentDeviceKeepsItsConnection(t *testing.T) {
 func TestIdleDeviceKeepsNoMaps(t *testing.T) {
 	g := startGW(t, nil)
 	r, c, _ := login5(t, g, nil)
-	cp := packets.NewControlPacket(packets.SUBSCRIBE)
-	sub := cp.Content.(*packets.Subscribe)
-	sub.PacketID = 3
-	sub.Subscriptions = []packets.SubOptions{{Topic: "gocim/77/down", QoS: 0}}
-	r.send(cp)
+	r.send(subscribe5(3, packets.SubOptions{Topic: "gocim/77/down", QoS: 0}))
 	if ack, ok := r.recv().Content.(*packets.Suback); !ok || ack.PacketID != 3 {
 		t.Fatalf("got %v, want SUBACK 3", ack)
 	}
