@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -271,6 +272,62 @@ func TestOneSenderCannotFloodAnInbox(t *testing.T) {
 				t.Fatalf("bob got refused message %d", i)
 			}
 		}
+	}
+}
+
+// TestGroupMemberCannotFloodAnInbox: a group below the timeline threshold
+// stores a copy per member, and each copy counts against its sender's
+// share of the member's inbox: mallory flooding a group with absent bob in
+// it fills bob's inbox only to her share, so carol's private message is not
+// pushed out of it, and mallory is answered SENT for each message (it goes
+// on for the other members: router TestGroupCopiesCountAgainstTheShare).
+func TestGroupMemberCannotFloodAnInbox(t *testing.T) {
+	const share, max, flood = 3, 8, 10
+	c := harness.Start(t, harness.Options{Gateways: 1, RouteArgs: []string{
+		"--inbox-per-sender", fmt.Sprint(share), "--inbox-max", fmt.Sprint(max)}})
+	ctx := ctxT(t)
+	mallory, carol, bob := c.Connect(t, "mallory"), c.Connect(t, "carol"), c.Connect(t, "bob")
+	gid := openGroup(t, ctx, mallory, "chatter", bob)
+	if err := bob.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	first, err := carol.Send(ctx, "bob", "from carol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	carol.WaitFor(t, 0, wait, "carol's message stored", isSent(first))
+	var last string
+	for i := range flood {
+		cmid, err := mallory.SendGroup(ctx, gid, fmt.Sprint("flood ", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = cmid
+	}
+	mallory.WaitFor(t, 0, wait, "the last group message sent", isSent(last))
+	for _, e := range mallory.Seen() {
+		if e.Kind == client.EventError {
+			t.Fatalf("mallory got %v: a group message goes on for the others", e.Err)
+		}
+	}
+	bob = c.Connect(t, "bob")
+	bob.WaitFor(t, 0, wait, "carol's message", harness.IsMessage("from carol"))
+	if _, err := carol.Send(ctx, "bob", "carol again"); err != nil {
+		t.Fatal(err)
+	}
+	bob.WaitFor(t, 0, wait, "carol's second message", harness.IsMessage("carol again"))
+	var got []int
+	for _, e := range bob.Seen() {
+		if e.Kind == client.EventMessage && e.Msg.Group == gid {
+			var i int
+			fmt.Sscanf(string(e.Msg.Body), "flood %d", &i)
+			got = append(got, i)
+		}
+	}
+	// What bob's inbox held unread before the flood (carol's message and
+	// any group notices) moves the mark; mallory's share comes after it.
+	if len(got) < share || len(got) > 2*share || !slices.Equal(got, []int{0, 1, 2, 3, 4, 5}[:len(got)]) {
+		t.Fatalf("bob got flood messages %v, want the first %d to %d in order", got, share, 2*share)
 	}
 }
 
