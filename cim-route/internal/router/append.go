@@ -28,10 +28,11 @@ func (j *job) queueMessages() {
 	}
 }
 
-// store appends every entry of the batch (messages first, in order, then
-// receipts), raises the acks (unless group receipts must be stored first)
-// and reads the routes of everybody the stored frames go to, all in one
-// pipeline (split per thousand commands); only stored frames are pushed.
+// appendEntries appends every entry of the batch (messages first, in order,
+// then receipts), raises the acks (unless group receipts must be stored
+// first) and reads the routes of everybody the stored frames go to, all in
+// one pipeline (split per thousand commands); only stored frames are pushed.
+// The senders' copies follow, once their messages are stored (appendCopies).
 func (j *job) appendEntries(ctx context.Context) error {
 	w := model.Write{Routes: j.deliveryTargets()}
 	if len(j.receipts) == 0 {
@@ -40,17 +41,25 @@ func (j *job) appendEntries(ctx context.Context) error {
 	if len(j.entries)+len(w.Acks)+len(w.Routes) == 0 {
 		return nil
 	}
-	in := make([]model.Append, len(j.entries))
+	in := make([]model.Append, 0, len(j.entries))
+	of := make([]int, 0, len(j.entries)) // in[k] is entry of[k]'s
+	var copies []int
 	for i, e := range j.entries {
+		if e.copy {
+			copies = append(copies, i)
+			continue
+		}
+		of = append(of, i)
 		if e.raw != nil {
 			// A group message: no per-member dedup (the sender's gdedup key
 			// covers the message as a whole). A member's copy counts
 			// against the sender's share of its inbox, as a private
 			// message does: a group of two is no way around the share.
-			in[i] = model.Append{UserID: e.to, Frame: e.raw, TS: j.ts, MsgID: e.msg.msgID}
+			a := model.Append{UserID: e.to, Frame: e.raw, TS: j.ts, MsgID: e.msg.msgID}
 			if it := e.msg; !it.group.timeline && !it.system && !it.unshared && it.from != e.to {
-				in[i].Sender = it.from
+				a.Sender = it.from
 			}
+			in = append(in, a)
 			continue
 		}
 		b, err := proto.Marshal(e.frame)
@@ -58,21 +67,17 @@ func (j *job) appendEntries(ctx context.Context) error {
 			return err
 		}
 		// A receipt never pushes a message out of a full inbox: then it
-		// is not stored (Seq 0) and goes live only. The sender's copy of a
-		// message is deduplicated in the sender's inbox as the message is
-		// in the recipient's.
-		in[i] = model.Append{UserID: e.to, Frame: b, TS: j.ts, Droppable: e.msg == nil}
+		// is not stored (Seq 0) and goes live only.
+		a := model.Append{UserID: e.to, Frame: b, TS: j.ts, Droppable: e.msg == nil}
 		if it := e.msg; it != nil {
-			in[i].MsgID = it.msgID
-			if cm := it.msg.ClientMsgId; cm != "" {
-				in[i].Dedup = it.from + ":" + cm
-			}
-			if !e.copy && !it.system && !it.unshared && it.from != e.to {
+			a.MsgID, a.Dedup = it.msgID, it.dedupKey()
+			if !it.system && !it.unshared && it.from != e.to {
 				// A user's own message counts against its share of the
 				// recipient's inbox (InboxLimits.PerSender).
-				in[i].Sender = it.from
+				a.Sender = it.from
 			}
 		}
+		in = append(in, a)
 	}
 	w.Appends = in
 	start := time.Now()
@@ -87,9 +92,8 @@ func (j *job) appendEntries(ctx context.Context) error {
 			j.r.FileSent(it.from, it.msg) // the upload is in use: it does not expire
 		}
 	}
-	res := written.Appended
-	for i, e := range j.entries {
-		a := res[i]
+	for k, a := range written.Appended {
+		e := j.entries[of[k]]
 		if e.raw != nil {
 			g := e.msg.group
 			switch {
@@ -107,17 +111,6 @@ func (j *job) appendEntries(ctx context.Context) error {
 		f := e.frame
 		if e.msg != nil && a.Refused {
 			e.msg.fail(codes.QuotaExceeded, "the recipient has too many unread messages from you: send more once they read them")
-			continue
-		}
-		if e.copy {
-			if e.msg.code != 0 {
-				continue // refused for the recipient: the copy stays in history only
-			}
-			if !a.Resend {
-				f.Msg.MsgId = e.msg.msgID // the first attempt's, if the message was a resend
-				setSeq(f, a.Seq)
-				j.live = append(j.live, live{uid: e.to, frame: f})
-			}
 			continue
 		}
 		if it := e.msg; it != nil && a.Resend {
@@ -141,6 +134,52 @@ func (j *job) appendEntries(ctx context.Context) error {
 		default:
 			j.live = append(j.live, live{uid: e.to, frame: f})
 		}
+	}
+	return j.appendCopies(ctx, copies)
+}
+
+// appendCopies stores the senders' copies (--login-policy platform) of the
+// batch's private messages that were stored, after them: a second round
+// trip, so that a message refused for its recipient (its share) leaves no
+// copy in the sender's history, and a resend's copy carries the id the
+// recipient got. A copy is deduplicated in the sender's inbox as its message
+// is in the recipient's: one stored by an earlier attempt is not pushed
+// again (the sender's devices had it, or get it by SYNC). Copies are never
+// refused (the sender's own inbox) and are pushed after the batch's other
+// frames to the sender, in seq order.
+func (j *job) appendCopies(ctx context.Context, copies []int) error {
+	in := make([]model.Append, 0, len(copies))
+	of := make([]int, 0, len(copies))
+	for _, i := range copies {
+		e := j.entries[i]
+		it := e.msg
+		if it.code != 0 {
+			continue // refused for the recipient
+		}
+		e.frame.Msg.MsgId = it.msgID // the first attempt's, if the message was a resend
+		b, err := proto.Marshal(e.frame)
+		if err != nil {
+			return err
+		}
+		in = append(in, model.Append{UserID: e.to, Frame: b, TS: j.ts, MsgID: it.msgID, Dedup: it.dedupKey()})
+		of = append(of, i)
+	}
+	if len(in) == 0 {
+		return nil
+	}
+	start := time.Now()
+	written, err := j.r.st.Write(ctx, model.Write{Appends: in})
+	j.r.observer().InboxAppended(time.Since(start))
+	if err != nil {
+		return err
+	}
+	for k, a := range written.Appended {
+		if a.Resend {
+			continue
+		}
+		e := j.entries[of[k]]
+		setSeq(e.frame, a.Seq)
+		j.live = append(j.live, live{uid: e.to, frame: e.frame})
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package router
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/gocim/gocim/cim-route/internal/event"
 	"github.com/gocim/gocim/internal/contract"
 	"github.com/gocim/gocim/proto/cimpb"
+	"github.com/gocim/gocim/proto/codes"
 )
 
 // connectOn logs name in from platform and plays the gateway's part (as
@@ -238,5 +240,58 @@ func TestPlatformWebhooks(t *testing.T) {
 	e.uplink(bob, msgFrame(2, "c2", "alice"))
 	if ks := keysOf(hooks.messages()); !slices.Equal(ks, []string{"message.offline:" + phone.UserID}) {
 		t.Fatalf("events %v, want one message.offline for alice", ks)
+	}
+}
+
+// TestPlatformCopyFollowsItsMessage: the sender's copy of a message (for its
+// other devices) is stored only if the message is. Once away bob's inbox
+// holds twice alice's share of 2 (see TestSenderShare), her next message is refused (ERROR 4293) and no copy
+// of it reaches her mobile, live or by SYNC; a resend once bob has read on is
+// stored with one id for bob and for her copy, which her mobile gets.
+func TestPlatformCopyFollowsItsMessage(t *testing.T) {
+	e := newShareEnv(t, PolicyPlatform, 2)
+	web, mobile := e.connectOn("alice", "web"), e.connectOn("alice", "mobile")
+	bob := e.account("bob")
+	sentIDs(t, e.uplink(web, msgFrame(1, "a1", "bob"), msgFrame(2, "a2", "bob"), msgFrame(3, "a3", "bob"), msgFrame(4, "a4", "bob")))
+	ds := e.uplink(web, msgFrame(5, "a5", "bob"))
+	if len(ds) != 1 || ds[0].Frame.GetError().GetCode() != int32(codes.QuotaExceeded) {
+		t.Fatalf("answer %v, want ERROR 4293 for a5", ds)
+	}
+	bodies := func(fs []*cimpb.Frame) []string {
+		var out []string
+		for _, f := range fs {
+			if m := f.GetMsg(); m != nil {
+				out = append(out, string(m.Body))
+			}
+		}
+		return out
+	}
+	want := "[body a1 body a2 body a3 body a4]"
+	if got := fmt.Sprint(bodies(e.frames(mobile))); got != want {
+		t.Fatalf("alice's mobile got %s live, want the copies %s only", got, want)
+	}
+	if got := fmt.Sprint(bodies(e.inbox(web.UserID))); got != want {
+		t.Fatalf("alice's inbox holds %s, want the copies %s only", got, want)
+	}
+
+	// bob reads on; alice's web sends a5 again: one id everywhere.
+	bob = e.connectOn("bob", "terminal")
+	e.uplink(bob, syncFrame(1, 0, 0, false))
+	e.uplink(bob, ackFrame(4))
+	id := sentIDs(t, e.uplink(web, msgFrame(6, "a5", "bob")))[0]
+	last := func(fs []*cimpb.Frame) *cimpb.Msg {
+		if len(fs) == 0 {
+			return nil
+		}
+		return fs[len(fs)-1].GetMsg()
+	}
+	if m := last(e.frames(bob)); m == nil || string(m.Body) != "body a5" || m.MsgId != id {
+		t.Fatalf("bob's last frame %v, want a5 as %s", m, id)
+	}
+	if m := last(e.frames(mobile)); m == nil || string(m.Body) != "body a5" || m.MsgId != id {
+		t.Fatalf("alice's mobile's last frame %v, want her copy of a5 as %s", m, id)
+	}
+	if m := last(e.inbox(web.UserID)); m == nil || string(m.Body) != "body a5" || m.MsgId != id {
+		t.Fatalf("alice's inbox ends with %v, want her copy of a5 as %s", m, id)
 	}
 }

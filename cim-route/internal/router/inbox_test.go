@@ -528,11 +528,15 @@ func TestUpload(t *testing.T) {
 
 // newShareEnv is newEnv with one gateway and a sender's share of per
 // unread entries per inbox.
-func newShareEnv(t *testing.T, per int) *env {
-	e := newEnv(t, PolicyKick, 1)
+func newShareEnv(t *testing.T, policy string, per int) *env {
+	e := newEnv(t, policy, 1)
 	lim := model.InboxLimits{PerSender: per}
 	if e.rdb != nil {
-		e.st.Store = store.New(e.rdb, "cim:", store.WithInbox(lim))
+		opts := []store.Option{store.WithInbox(lim)}
+		if policy == PolicyPlatform {
+			opts = append(opts, store.WithDeviceSlots())
+		}
+		e.st.Store = store.New(e.rdb, "cim:", opts...)
 	} else {
 		e.st.Store = memstore.New(memstore.WithInbox(lim))
 	}
@@ -545,7 +549,7 @@ func newShareEnv(t *testing.T, per int) *env {
 // message (accepted when scheduled) still reach bob; /p2pRoute gets errs.ErrQuotaExceeded; once bob reads on she may
 // write again.
 func TestSenderShare(t *testing.T) {
-	e := newShareEnv(t, 2)
+	e := newShareEnv(t, PolicyKick, 2)
 	alice, carol := e.connect("alice"), e.connect("carol")
 	bob := e.account("bob")
 	sentIDs(t, e.uplink(alice, msgFrame(1, "a1", "bob"), msgFrame(2, "a2", "bob"), msgFrame(3, "a3", "bob"), msgFrame(4, "a4", "bob")))
@@ -591,7 +595,7 @@ func TestSenderShare(t *testing.T) {
 // message still reaches bob, who reads, and alice is answered SENT; dave still reaches
 // carol; once carol reads on, alice's copies are stored again.
 func TestGroupCopiesCountAgainstTheShare(t *testing.T) {
-	e := newShareEnv(t, 2)
+	e := newShareEnv(t, PolicyKick, 2)
 	alice, bob, dave := e.connect("alice"), e.connect("bob"), e.connect("dave")
 	carol := e.account("carol")
 	gid := e.newGroup(alice, "team", bob, carol, dave)

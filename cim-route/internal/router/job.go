@@ -85,6 +85,15 @@ func (o *outgoing) reply() *cimpb.Delivery {
 	return d
 }
 
+// dedupKey is the key a resend of o is recognised by in an inbox,
+// "<sender>:<clientMsgId>"; empty without a client message id.
+func (o *outgoing) dedupKey() string {
+	if cm := o.msg.GetClientMsgId(); cm != "" {
+		return o.from + ":" + cm
+	}
+	return ""
+}
+
 // groupOf is o's group send, nil for nil o or a message to no group.
 func (o *outgoing) groupOf() *groupSend {
 	if o == nil {
@@ -114,7 +123,8 @@ type entry struct {
 	frame *cimpb.Frame
 	raw   []byte
 	// copy: the sender's own copy of a private message (msg), for its
-	// other devices (--login-policy platform); pushed live once stored.
+	// other devices (--login-policy platform); stored after the message,
+	// and only if it is (appendCopies).
 	copy bool
 }
 

@@ -114,6 +114,7 @@ var redisTests = map[string]bool{
 	"TestPlatformPolicy":                  true,
 	"TestDeviceLogin":                     true,
 	"TestGroupCopiesCountAgainstTheShare": true,
+	"TestPlatformCopyFollowsItsMessage":   true,
 }
 
 // onRedis reports whether t's env runs on Redis.
