@@ -78,7 +78,7 @@ func (r *Router) clearDeadGateways(ctx context.Context) error {
 		r.current.Purge()
 		// The online list goes stale before the routes go, so that nobody
 		// who sees them gone is still answered the cached list.
-		r.online.changes.Add(1)
+		r.online.stale.Store(true)
 		gone, err := r.st.ClearGateway(ctx, gw)
 		if err != nil {
 			return err

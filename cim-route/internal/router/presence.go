@@ -344,12 +344,12 @@ func (r *Router) presenceChanged(ctx context.Context, changes []presenceChange) 
 	if len(changes) == 0 {
 		return
 	}
-	r.online.changes.Add(1)
 	at := r.now().UnixMilli()
 	uids := make([]string, len(changes))
 	for i, c := range changes {
 		uids[i] = c.uid
 	}
+	r.online.note(uids, r.now(), r.cfg.OnlineCacheTTL)
 	names := r.cachedNames(uids)
 	b := &r.presence
 	b.mu.Lock()

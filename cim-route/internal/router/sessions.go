@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -148,7 +149,9 @@ func (p Page) bounds() (after uint64, limit int, err error) {
 // The list is worked out from the whole of login-status and every one of
 // its routes, so it is kept for Config.OnlineCacheTTL and shared by all
 // callers: however often users ask, a route process reads it at most once
-// per TTL, and each request costs one page of names.
+// per TTL, and each request costs one page of names. Sessions that came or
+// went through this process since show at once: only their users' routes
+// are read again (see onlineCache).
 func (r *Router) OnlineUsers(ctx context.Context, page Page) ([]User, error) {
 	after, limit, err := page.bounds()
 	if err != nil {
@@ -188,28 +191,115 @@ func parseAfter(after string) (uint64, error) {
 	return n, nil
 }
 
-// onlineCache is the last online list (see OnlineUsers). A session that
-// comes or goes through this process makes it stale at once (changes), so
-// this process lists its own users' changes as they happen; another
-// process's show within the TTL.
+// maxOnlineChanged bounds the users onlineCache notes between two readings:
+// past it the next call works the whole list out again.
+const maxOnlineChanged = 1 << 14
+
+// onlineCache is the last online list (see OnlineUsers). The users whose
+// sessions came or went through this process are noted (changed), and the
+// next call reads only their routes again and updates the list: this
+// process lists its own users' changes as they happen, at the cost of the
+// changes, not of the whole list (a login storm through this process used
+// to make every call read every online user's route); another process's
+// show within the TTL. Clearing a dead gateway makes the whole list stale.
 type onlineCache struct {
-	mu      sync.Mutex // held while the list is worked out: callers wait for it
-	ids     []uint64   // sorted
-	at      time.Time
-	gen     uint64        // changes when ids was worked out
-	changes atomic.Uint64 // sessions that came or went
+	mu  sync.Mutex   // held while the list is worked out: callers wait for it
+	ids []uint64     // sorted; never changed in place (callers keep reading it)
+	at  atomic.Int64 // unix ns of the last reading of the whole list; 0: none
+
+	stale atomic.Bool // read the whole list on the next call
+
+	cmu     sync.Mutex
+	changed map[string]struct{} // users whose sessions came or went since
+}
+
+// note records that uids' sessions came or went. Nothing is noted while
+// the list is due to be read whole anyway (none, or older than ttl), so
+// the set stays small however long nobody asks.
+func (c *onlineCache) note(uids []string, now time.Time, ttl time.Duration) {
+	at := c.at.Load()
+	if at == 0 || ttl <= 0 || now.Sub(time.Unix(0, at)) >= ttl || c.stale.Load() {
+		return
+	}
+	c.cmu.Lock()
+	defer c.cmu.Unlock()
+	if c.changed == nil {
+		c.changed = map[string]struct{}{}
+	}
+	for _, uid := range uids {
+		c.changed[uid] = struct{}{}
+	}
+	if len(c.changed) > maxOnlineChanged {
+		c.changed = nil
+		c.stale.Store(true)
+	}
+}
+
+// takeChanged returns the users noted since the last call and forgets them.
+func (c *onlineCache) takeChanged() map[string]struct{} {
+	c.cmu.Lock()
+	defer c.cmu.Unlock()
+	ch := c.changed
+	c.changed = nil
+	return ch
 }
 
 // onlineIDs returns the ids of the users online, sorted: the cached list
-// while it is younger than Config.OnlineCacheTTL.
+// while it is younger than Config.OnlineCacheTTL, with the changes noted
+// since (their routes read again).
 func (r *Router) onlineIDs(ctx context.Context) ([]uint64, error) {
 	c := &r.online
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	gen := c.changes.Load()
-	if ttl := r.cfg.OnlineCacheTTL; ttl > 0 && !c.at.IsZero() && c.gen == gen && r.now().Sub(c.at) < ttl {
+	now := r.now()
+	at := c.at.Load()
+	stale := c.stale.Swap(false)
+	if ttl := r.cfg.OnlineCacheTTL; stale || ttl <= 0 || at == 0 || now.Sub(time.Unix(0, at)) >= ttl {
+		// Stamped first, so that a change made while the list is read
+		// (which the reading may miss) is noted for the next call; what
+		// was noted before is in the reading.
+		c.at.Store(now.UnixNano())
+		c.takeChanged()
+		ids, err := r.readOnline(ctx)
+		if err != nil {
+			c.at.Store(0)
+			return nil, err
+		}
+		c.ids = ids
+		return ids, nil
+	}
+	changed := c.takeChanged()
+	if len(changed) == 0 {
 		return c.ids, nil
 	}
+	uids := slices.Collect(maps.Keys(changed))
+	routes, err := r.st.Routes(ctx, uids)
+	if err != nil {
+		c.stale.Store(true) // these changes are lost: read the whole list next time
+		return nil, err
+	}
+	ids := slices.Clone(c.ids)
+	for _, uid := range uids {
+		id, err := strconv.ParseUint(uid, 10, 64)
+		if err != nil {
+			continue
+		}
+		i, found := slices.BinarySearch(ids, id)
+		rt, ok := routes[uid]
+		switch live := ok && r.isLive(rt); {
+		case live && !found:
+			ids = slices.Insert(ids, i, id)
+		case !live && found:
+			ids = slices.Delete(ids, i, i+1)
+		}
+	}
+	c.ids = ids
+	return ids, nil
+}
+
+// readOnline works the online list out whole: login-status and every one of
+// its routes; members without a route are removed from login-status.
+func (r *Router) readOnline(ctx context.Context) ([]uint64, error) {
 	ids, err := r.st.OnlineIDs(ctx)
 	if err != nil {
 		return nil, err
@@ -237,7 +327,6 @@ func (r *Router) onlineIDs(ctx context.Context) ([]uint64, error) {
 		}
 	}
 	slices.Sort(online)
-	c.ids, c.at, c.gen = online, r.now(), gen
 	return online, nil
 }
 
