@@ -156,12 +156,13 @@ func (j *job) appendCopies(ctx context.Context, copies []int) error {
 		if it.code != 0 {
 			continue // refused for the recipient
 		}
-		e.frame.Msg.MsgId = it.msgID // the first attempt's, if the message was a resend
+		// The first attempt's id and time, if the message was a resend.
+		e.frame.Msg.MsgId, e.frame.Msg.TimestampMs = it.msgID, it.ts
 		b, err := proto.Marshal(e.frame)
 		if err != nil {
 			return err
 		}
-		in = append(in, model.Append{UserID: e.to, Frame: b, TS: j.ts, MsgID: it.msgID, Dedup: it.dedupKey()})
+		in = append(in, model.Append{UserID: e.to, Frame: b, TS: it.ts, MsgID: it.msgID, Dedup: it.dedupKey()})
 		of = append(of, i)
 	}
 	if len(in) == 0 {

@@ -6,10 +6,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/gocim/gocim/cim-route/internal/errs"
 	"github.com/gocim/gocim/cim-route/internal/event"
+	"github.com/gocim/gocim/cim-route/internal/model"
 	"github.com/gocim/gocim/internal/contract"
 	"github.com/gocim/gocim/proto/cimpb"
 	"github.com/gocim/gocim/proto/codes"
@@ -293,5 +296,48 @@ func TestPlatformCopyFollowsItsMessage(t *testing.T) {
 	}
 	if m := last(e.inbox(web.UserID)); m == nil || string(m.Body) != "body a5" || m.MsgId != id {
 		t.Fatalf("alice's inbox ends with %v, want her copy of a5 as %s", m, id)
+	}
+}
+
+// TestPlatformCopyAfterAFailedBatch: when a batch fails after storing a
+// message but before its sender's copy (Redis failed in between), the
+// resend stores the copy with the first attempt's id and time, as the
+// recipient has them, and alice's mobile gets it.
+func TestPlatformCopyAfterAFailedBatch(t *testing.T) {
+	now := time.Now() // the stores trim entries by age on their own clocks
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	e := newEnv(t, PolicyPlatform, 1, func(c *Config) { c.Now = clock })
+	web, mobile := e.connectOn("alice", "web"), e.connectOn("alice", "mobile")
+	bob := e.connectOn("bob", "terminal")
+	copies := func(w model.Write) bool {
+		for _, a := range w.Appends {
+			if a.UserID != web.UserID {
+				return false
+			}
+		}
+		return len(w.Appends) > 0
+	}
+	e.st.failWrite.Store(&copies)
+	b := &cimpb.UplinkBatch{GatewayId: web.Gateway.ID, Uplinks: []*cimpb.Uplink{{UserId: web.UserID, SessionId: web.SessionID, Frame: msgFrame(1, "c1", "bob")}}}
+	if _, err := e.r.Uplink(e.ctx, b); !errors.Is(err, errs.ErrUnavailable) {
+		t.Fatalf("batch with its copies failing: %v, want ErrUnavailable", err)
+	}
+	e.st.failWrite.Store(nil)
+	mu.Lock()
+	now = now.Add(time.Second)
+	mu.Unlock()
+	id := sentIDs(t, e.uplink(web, msgFrame(2, "c1", "bob")))[0]
+	fs := e.frames(bob)
+	if len(fs) == 0 || fs[len(fs)-1].GetMsg().GetMsgId() != id {
+		t.Fatalf("bob got %v, want c1 as %s", fs, id)
+	}
+	want := fs[len(fs)-1].Msg
+	fs = e.frames(mobile)
+	if len(fs) == 0 {
+		t.Fatal("alice's mobile got no copy of c1")
+	}
+	if m := fs[len(fs)-1].GetMsg(); m.GetMsgId() != id || m.GetTimestampMs() != want.TimestampMs {
+		t.Fatalf("alice's mobile got %v, want her copy of c1 as %s at %d (bob's)", m, id, want.TimestampMs)
 	}
 }

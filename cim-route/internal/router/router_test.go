@@ -52,10 +52,15 @@ type countingStore struct {
 	// users they read; writes counts Write calls (appends, acks and route
 	// reads in one round trip).
 	lookups, routes, routed, onlineIDs, writes, ranges atomic.Int32
+	// failWrite, when set, fails the Writes it returns true for.
+	failWrite atomic.Pointer[func(model.Write) bool]
 }
 
 func (c *countingStore) Write(ctx context.Context, w model.Write) (model.Written, error) {
 	c.writes.Add(1)
+	if f := c.failWrite.Load(); f != nil && (*f)(w) {
+		return model.Written{}, errs.ErrUnavailable
+	}
 	return c.Store.Write(ctx, w)
 }
 
