@@ -1,6 +1,7 @@
 package router
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -640,6 +641,81 @@ func TestOnlineUsersPagedAndCached(t *testing.T) {
 	e.r.OnlineUsers(e.ctx, Page{})
 	if n := e.st.onlineIDs.Load(); n != 2 {
 		t.Fatalf("%d readings, want 2 (one after the TTL)", n)
+	}
+}
+
+// TestOnlineUsersFollowChangesUnderLoad: sessions come and go through this
+// process while others list the online users; once they stop, the list
+// (read whole once, then kept up by the changes alone: a TTL of an hour)
+// is exactly the users left online.
+func TestOnlineUsersFollowChangesUnderLoad(t *testing.T) {
+	e := newEnv(t, PolicyKick, 2, func(c *Config) { c.OnlineCacheTTL = time.Hour })
+	if _, err := e.r.OnlineUsers(e.ctx, Page{}); err != nil {
+		t.Fatal(err)
+	}
+	const users, rounds = 12, 6
+	var want []User
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	go func() { // a poller
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := e.r.OnlineUsers(e.ctx, Page{}); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	var mu sync.Mutex
+	for i := range users {
+		name := fmt.Sprint("u", i)
+		u, err := e.r.Register(e.ctx, name, "password1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for round := range rounds {
+				s, err := e.r.Login(e.ctx, LoginRequest{UserName: name, Password: "password1"})
+				if err == nil {
+					err = e.r.SessionOnline(e.ctx, contract.Session{UserID: s.UserID, SessionID: s.SessionID, GatewayID: s.Gateway.ID})
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if round < rounds-1 || i%2 == 1 { // odd users end offline
+					if err := e.r.SessionOffline(e.ctx, contract.Session{UserID: s.UserID, SessionID: s.SessionID}); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}
+			if i%2 == 0 {
+				mu.Lock()
+				want = append(want, User{u.ID, name})
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	slices.SortFunc(want, func(a, b User) int {
+		x, _ := strconv.ParseUint(a.ID, 10, 64)
+		y, _ := strconv.ParseUint(b.ID, 10, 64)
+		return cmp.Compare(x, y)
+	})
+	got, err := e.r.OnlineUsers(e.ctx, Page{})
+	if err != nil || !slices.Equal(got, want) {
+		t.Fatalf("online users %v (%v), want %v", got, err, want)
+	}
+	if n := e.st.onlineIDs.Load(); n != 1 {
+		t.Fatalf("login-status read %d times, want once (the changes kept the list)", n)
 	}
 }
 
