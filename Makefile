@@ -8,9 +8,11 @@ TEST_FLAGS ?= -race -count=1 -timeout 20m
 # Fuzz budgets are execution counts (≈ 15 s each here): a duration races
 # Go 1.26's fuzz coordinator at its deadline, which then fails with a bare
 # "context deadline exceeded" and no crasher (go.dev/issue/75804, fixed
-# in Go 1.27). FUZZ_TIME, when set, replaces both (a count or a duration).
+# in Go 1.27). FUZZ_TIME, when set, replaces them all (a count or a duration).
 FUZZ_CODEC ?= 150000x
 FUZZ_API ?= 60000x
+FUZZ_CONN ?= 100000x
+FUZZ_MQTT ?= 100000x
 
 .PHONY: all build run stop status test allocs unit e2e e2e-redis-cluster fuzz bench bench-quick lint proto proto-check docker-check deps clean
 
@@ -52,10 +54,13 @@ allocs:
 	cd cim-client && $(GO) test -count=1 -run 'Allocations' ./...
 	cd cim-server && $(GO) test -count=1 -run 'IdleReaderStack' ./internal/gateway/
 
-# fuzz: the frame decoder and the route's JSON handlers.
+# fuzz: the frame decoder, the route's JSON handlers, a logged-in gateway
+# connection fed arbitrary bytes, and the MQTT packet reader and decoders.
 fuzz:
 	cd proto && $(GO) test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(or $(FUZZ_TIME),$(FUZZ_CODEC)) ./codec/
 	cd cim-route && $(GO) test -run '^$$' -fuzz '^FuzzJSONHandlers$$' -fuzztime $(or $(FUZZ_TIME),$(FUZZ_API)) ./internal/api/
+	cd cim-server && $(GO) test -run '^$$' -fuzz '^FuzzServe$$' -fuzztime $(or $(FUZZ_TIME),$(FUZZ_CONN)) ./internal/conn/
+	cd cim-server && $(GO) test -run '^$$' -fuzz '^FuzzPackets$$' -fuzztime $(or $(FUZZ_TIME),$(FUZZ_MQTT)) ./internal/mqttconn/
 
 unit:
 	$(GO) test $(TEST_FLAGS) $(foreach m,$(filter-out e2e bench,$(MODULES)),./$(m)/...)
