@@ -13,6 +13,7 @@ FUZZ_CODEC ?= 150000x
 FUZZ_API ?= 60000x
 FUZZ_CONN ?= 100000x
 FUZZ_MQTT ?= 100000x
+FUZZ_WS ?= 60000x
 
 .PHONY: all build run stop status test allocs unit e2e e2e-redis-cluster fuzz bench bench-quick lint proto proto-check docker-check deps clean
 
@@ -55,12 +56,14 @@ allocs:
 	cd cim-server && $(GO) test -count=1 -run 'IdleReaderStack' ./internal/gateway/
 
 # fuzz: the frame decoder, the route's JSON handlers, a logged-in gateway
-# connection fed arbitrary bytes, and the MQTT packet reader and decoders.
+# connection fed arbitrary bytes, the MQTT packet reader and decoders, and a
+# WebSocket connection fed arbitrary frames.
 fuzz:
 	cd proto && $(GO) test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(or $(FUZZ_TIME),$(FUZZ_CODEC)) ./codec/
 	cd cim-route && $(GO) test -run '^$$' -fuzz '^FuzzJSONHandlers$$' -fuzztime $(or $(FUZZ_TIME),$(FUZZ_API)) ./internal/api/
 	cd cim-server && $(GO) test -run '^$$' -fuzz '^FuzzServe$$' -fuzztime $(or $(FUZZ_TIME),$(FUZZ_CONN)) ./internal/conn/
 	cd cim-server && $(GO) test -run '^$$' -fuzz '^FuzzPackets$$' -fuzztime $(or $(FUZZ_TIME),$(FUZZ_MQTT)) ./internal/mqttconn/
+	cd cim-server && $(GO) test -run '^$$' -fuzz '^FuzzConn$$' -fuzztime $(or $(FUZZ_TIME),$(FUZZ_WS)) ./internal/wsconn/
 
 unit:
 	$(GO) test $(TEST_FLAGS) $(foreach m,$(filter-out e2e bench,$(MODULES)),./$(m)/...)
