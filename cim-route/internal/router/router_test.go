@@ -719,6 +719,25 @@ func TestOnlineUsersFollowChangesUnderLoad(t *testing.T) {
 	}
 }
 
+func TestMergeOnline(t *testing.T) {
+	for _, c := range []struct {
+		ids, on, off, want []uint64
+	}{
+		{nil, nil, nil, []uint64{}},
+		{[]uint64{2, 4, 6}, []uint64{1, 4, 7}, []uint64{6}, []uint64{1, 2, 4, 7}},
+		{[]uint64{2, 4}, nil, []uint64{2, 4, 9}, []uint64{}},
+		{nil, []uint64{3, 5}, nil, []uint64{3, 5}},
+	} {
+		off := map[uint64]bool{}
+		for _, id := range c.off {
+			off[id] = true
+		}
+		if got := mergeOnline(c.ids, c.on, off); !slices.Equal(got, c.want) {
+			t.Errorf("mergeOnline(%v, %v, %v) = %v, want %v", c.ids, c.on, c.off, got, c.want)
+		}
+	}
+}
+
 func TestLogoffAndOnlineUsers(t *testing.T) {
 	e := newEnv(t, PolicyKick, 1)
 	alice, bob := e.connect("alice"), e.connect("bob")

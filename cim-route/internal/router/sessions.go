@@ -278,23 +278,44 @@ func (r *Router) onlineIDs(ctx context.Context) ([]uint64, error) {
 		c.stale.Store(true) // these changes are lost: read the whole list next time
 		return nil, err
 	}
-	ids := slices.Clone(c.ids)
+	var on []uint64
+	off := map[uint64]bool{}
 	for _, uid := range uids {
 		id, err := strconv.ParseUint(uid, 10, 64)
 		if err != nil {
 			continue
 		}
-		i, found := slices.BinarySearch(ids, id)
-		rt, ok := routes[uid]
-		switch live := ok && r.isLive(rt); {
-		case live && !found:
-			ids = slices.Insert(ids, i, id)
-		case !live && found:
-			ids = slices.Delete(ids, i, i+1)
+		if rt, ok := routes[uid]; ok && r.isLive(rt) {
+			on = append(on, id)
+		} else {
+			off[id] = true
 		}
 	}
-	c.ids = ids
-	return ids, nil
+	slices.Sort(on)
+	c.ids = mergeOnline(c.ids, on, off)
+	return c.ids, nil
+}
+
+// mergeOnline returns a new sorted list: ids (sorted) without off, with on
+// (sorted), each id once. One pass, however many changed.
+func mergeOnline(ids, on []uint64, off map[uint64]bool) []uint64 {
+	out := make([]uint64, 0, len(ids)+len(on))
+	add := func(id uint64) {
+		if !off[id] && (len(out) == 0 || out[len(out)-1] != id) {
+			out = append(out, id)
+		}
+	}
+	i, j := 0, 0
+	for i < len(ids) || j < len(on) {
+		if j == len(on) || (i < len(ids) && ids[i] <= on[j]) {
+			add(ids[i])
+			i++
+		} else {
+			add(on[j])
+			j++
+		}
+	}
+	return out
 }
 
 // readOnline works the online list out whole: login-status and every one of
