@@ -8,6 +8,7 @@ import (
 	"github.com/gocim/gocim/cim-client/client"
 	"github.com/gocim/gocim/e2e/harness"
 	"github.com/gocim/gocim/proto/cimpb"
+	"github.com/gocim/gocim/proto/codes"
 )
 
 // platform is a client option naming the login's platform.
@@ -246,5 +247,73 @@ func TestSeveralDevicesTerminal(t *testing.T) {
 	}
 	if n != 1 {
 		t.Fatalf("the terminal printed its own message %d times, want once (lines %q)", n, term.Lines())
+	}
+}
+
+// TestRefusedMessageLeavesNoCopy (--login-policy platform): once away bob's
+// inbox holds twice alice's share of it, her phone's next message is
+// refused (ERROR 4293) and her web device never shows it — not live, not
+// in the SYNC after a reconnect — while it shows the ones bob got. Sent
+// again once bob has read, it shows on both sides with one id.
+func TestRefusedMessageLeavesNoCopy(t *testing.T) {
+	const share = 2
+	c := harness.Start(t, harness.Options{Gateways: 1, RouteArgs: []string{
+		"--login-policy", "platform", "--inbox-per-sender", fmt.Sprint(share)}})
+	ctx := ctxT(t)
+	c.Register(t, "bob")
+	var webLink dropper
+	phone := c.Connect(t, "alice", platform("mobile"))
+	web := c.Connect(t, "alice", platform("web"), func(cfg *client.Config) { cfg.Dial = webLink.dial })
+	carol := c.Connect(t, "carol", platform("desktop"))
+	var want []string
+	var lastID string
+	for i := range 2 * share {
+		body := fmt.Sprint("a", i)
+		id, err := phone.Send(ctx, "bob", body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		phone.WaitFor(t, 0, wait, "SENT for "+body, isSent(id))
+		want, lastID = append(want, body), id
+	}
+	refused, err := phone.Send(ctx, "bob", "refused")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := phone.WaitFor(t, 0, wait, "the refusal", func(e client.Event) bool {
+		return e.Kind == client.EventError && e.Err.GetClientMsgId() == refused
+	})
+	if code := phone.Seen()[k].Err.GetCode(); code != int32(codes.QuotaExceeded) {
+		t.Fatalf("the phone's last message answered %d, want 4293", code)
+	}
+	// The web reconnects and syncs; carol's message, stored after
+	// everything above, shows that the SYNC is done.
+	webLink.cut(false)
+	if _, err := carol.Send(ctx, "alice", "from carol"); err != nil {
+		t.Fatal(err)
+	}
+	web.WaitFor(t, 0, wait, "carol's message after the reconnect", harness.IsMessage("from carol"))
+	if got := fmt.Sprint(bodies(web, true)); got != fmt.Sprint(want) {
+		t.Fatalf("alice's web shows %s as sent, want %v (never the refused one)", got, want)
+	}
+
+	// bob gets everything (his ACK frees alice's share: the phone hears
+	// DELIVERED); the phone sends the refused text again.
+	bob := c.Connect(t, "bob", platform("desktop"))
+	bob.WaitFor(t, 0, wait, "a3", harness.IsMessage("a3"))
+	phone.WaitFor(t, 0, wait, "DELIVERED for a3", isReceipt(lastID, "-", cimpb.ReceiptStatus_RECEIPT_DELIVERED))
+	again, err := phone.Send(ctx, "bob", "refused")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k = phone.WaitFor(t, 0, wait, "SENT for the second try", isSent(again))
+	id := phone.Seen()[k].Receipt.GetMsgId()
+	k = web.WaitFor(t, 0, wait, "the copy of the second try", harness.IsMessage("refused"))
+	if got := web.Seen()[k].Msg.GetMsgId(); got != id {
+		t.Fatalf("alice's web shows the second try as %s, want %s (the phone's)", got, id)
+	}
+	k = bob.WaitFor(t, 0, wait, "the second try", harness.IsMessage("refused"))
+	if got := bob.Seen()[k].Msg.GetMsgId(); got != id {
+		t.Fatalf("bob got the second try as %s, want %s (alice's)", got, id)
 	}
 }
