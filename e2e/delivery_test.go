@@ -509,7 +509,17 @@ func TestRedisFrozenRouteReplicas(t *testing.T) {
 	testRedisFrozen(t, harness.Options{RouteReplica: true})
 }
 
+// TestRedisFrozenSeveralDevices: the same with --login-policy platform,
+// where each message also has a copy in alice's inbox, stored after it in
+// a round trip of its own. The attempt that gets through finds the frozen
+// messages stored by the earlier ones (resends): their copies are stored
+// then, each once.
+func TestRedisFrozenSeveralDevices(t *testing.T) {
+	testRedisFrozen(t, harness.Options{RouteArgs: []string{"--login-policy", "platform"}})
+}
+
 func testRedisFrozen(t *testing.T, opts harness.Options) {
+	devices := slices.Contains(opts.RouteArgs, "platform")
 	opts.Gateways, opts.GatewayArgs = 2, []string{"--route-retry", "1s"}
 	c := harness.Start(t, opts)
 	alice := c.Connect(t, "alice", fastResend)
@@ -575,19 +585,25 @@ func testRedisFrozen(t *testing.T, opts harness.Options) {
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: c.Redis.Addr})
 	defer rdb.Close()
-	entries, err := rdb.LRange(context.Background(), "cim:inbox:{"+bob.ID+"}", 0, -1).Result()
-	if err != nil {
-		t.Fatal(err)
+	inboxes := map[string]string{"bob": bob.ID}
+	if devices {
+		inboxes["alice"] = alice.ID // her copies
 	}
-	for _, body := range bodies {
-		n := 0
-		for _, e := range entries {
-			if strings.Contains(e, body) {
-				n++
-			}
+	for name, id := range inboxes {
+		entries, err := rdb.LRange(context.Background(), "cim:inbox:{"+id+"}", 0, -1).Result()
+		if err != nil {
+			t.Fatal(err)
 		}
-		if n != 1 {
-			t.Errorf("%q is in bob's inbox %d times, want once", body, n)
+		for _, body := range bodies {
+			n := 0
+			for _, e := range entries {
+				if strings.Contains(e, body) {
+					n++
+				}
+			}
+			if n != 1 {
+				t.Errorf("%q is in %s's inbox %d times, want once", body, name, n)
+			}
 		}
 	}
 }
