@@ -11,7 +11,9 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strconv"
@@ -20,6 +22,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/gocim/gocim/cim-client/client"
@@ -363,4 +367,133 @@ func TestUnknownMessageKindRefused(t *testing.T) {
 			t.Fatal("a message of an unknown kind was delivered")
 		}
 	}
+}
+
+// TestAnswerFloodsClosed: a client that sends, as fast as it can, what the
+// gateway answers itself — PINGs, frames answered with an ERROR,
+// WebSocket pings, MQTT PINGREQs — gets a bounded number of answers and is
+// disconnected as flooding, on every transport. Each answer is a write
+// for the gateway and a few bytes for the client: unbounded, one such
+// client kept 1.1–1.2 of this machine's two cores busy. A legitimate pair
+// is served afterwards.
+func TestAnswerFloodsClosed(t *testing.T) {
+	const burst = 100 // the answers' bucket: --msg-burst
+	// The gateway's defaults (the harness turns rate limits off).
+	c := harness.Start(t, harness.Options{Gateways: 1, MQTT: true,
+		GatewayArgs: []string{"--msg-rate", "20", "--msg-burst", strconv.Itoa(burst)}})
+	const n = 3000
+	tcpFlood := func(t *testing.T, name string, f *cimpb.Frame, answer cimpb.Type) {
+		conn, r, _ := rawLogin(t, c, name)
+		b, err := codec.Encode(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() { _, _ = conn.Write(bytes.Repeat(b, n)) }() // the gateway hangs up before it read them all
+		answers, last := 0, (*cimpb.Error)(nil)
+		_ = conn.SetReadDeadline(time.Now().Add(wait))
+		for {
+			g, err := r.ReadFrame()
+			if err != nil {
+				if ne, ok := err.(net.Error); ok && ne.Timeout() {
+					t.Fatalf("still open after %v, %d answers", wait, answers)
+				}
+				break
+			}
+			switch {
+			case g.Type == cimpb.Type_ERROR && codes.Code(g.Error.Code) == codes.RateLimited:
+				last = g.Error
+			case g.Type == answer:
+				answers++
+			}
+		}
+		if last == nil || !strings.Contains(last.Text, "flooding") {
+			t.Fatalf("closed with %v, want ERROR %d flooding", last, codes.RateLimited)
+		}
+		if answers > 1+burst {
+			t.Fatalf("%d of %d answered, want at most %d", answers, n, 1+burst)
+		}
+		t.Logf("%d of %d answered, then flooding", answers, n)
+	}
+	t.Run("PING", func(t *testing.T) {
+		tcpFlood(t, "pinger", &cimpb.Frame{Type: cimpb.Type_PING}, cimpb.Type_PONG)
+	})
+	t.Run("unexpected frames", func(t *testing.T) {
+		tcpFlood(t, "ponger", &cimpb.Frame{Type: cimpb.Type_PONG}, cimpb.Type_ERROR)
+	})
+	t.Run("WebSocket pings", func(t *testing.T) {
+		ws, l := dialWS(t, c, "wspinger")
+		login, _ := protojson.Marshal(&cimpb.Frame{Type: cimpb.Type_LOGIN, ReqId: 1, Login: &cimpb.Login{Token: l.Token}})
+		if err := ws.WriteMessage(websocket.TextMessage, login); err != nil {
+			t.Fatal(err)
+		}
+		pongs := 0
+		ws.SetPongHandler(func(string) error { pongs++; return nil })
+		go func() {
+			for range n {
+				if ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(wait)) != nil {
+					return
+				}
+			}
+		}()
+		_ = ws.SetReadDeadline(time.Now().Add(wait))
+		var err error
+		for err == nil {
+			_, _, err = ws.ReadMessage() // LOGIN_ACK, the SYNC; pongs inside
+		}
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != websocket.ClosePolicyViolation {
+			t.Fatalf("ended with %v after %d pongs, want close 1008", err, pongs)
+		}
+		if pongs >= n/10 {
+			t.Fatalf("%d of %d pings answered", pongs, n)
+		}
+		t.Logf("%d of %d pings answered, then close 1008", pongs, n)
+	})
+	t.Run("MQTT PINGREQ", func(t *testing.T) {
+		d := newDevice(t, c, "pinging-device")
+		nc := dial(t, c.Gateways[0].MQTTAddr)
+		defer nc.Close()
+		if _, err := nc.Write(mqttConnect(d.DeviceID, d.Secret)); err != nil {
+			t.Fatal(err)
+		}
+		br := bufio.NewReader(nc)
+		_ = nc.SetReadDeadline(time.Now().Add(wait))
+		if typ, _, err := readMQTT(br); err != nil || typ != 0x20 {
+			t.Fatalf("want CONNACK, got %#x %v", typ, err)
+		}
+		go func() { _, _ = nc.Write(bytes.Repeat([]byte{0xc0, 0x00}, n)) }()
+		pingresps := 0
+		for {
+			typ, _, err := readMQTT(br)
+			if err != nil {
+				if ne, ok := err.(net.Error); ok && ne.Timeout() {
+					t.Fatalf("still open after %v, %d PINGRESPs", wait, pingresps)
+				}
+				break
+			}
+			if typ == 0xd0 {
+				pingresps++
+			}
+		}
+		if pingresps > 1+burst {
+			t.Fatalf("%d of %d PINGREQs answered, want at most %d", pingresps, n, 1+burst)
+		}
+		t.Logf("%d of %d PINGREQs answered, then closed", pingresps, n)
+	})
+	exchange(t, c, "127.0.0.1", "steady", "ready", "served after the floods")
+}
+
+// readMQTT reads one MQTT packet: its first byte's type bits and its body.
+func readMQTT(br *bufio.Reader) (byte, []byte, error) {
+	h, err := br.ReadByte()
+	if err != nil {
+		return 0, nil, err
+	}
+	n, err := binary.ReadUvarint(br) // MQTT's remaining length is a little-endian base-128 varint too
+	if err != nil {
+		return 0, nil, err
+	}
+	body := make([]byte, n)
+	_, err = io.ReadFull(br, body)
+	return h & 0xf0, body, err
 }

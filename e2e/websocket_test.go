@@ -43,6 +43,19 @@ type wsLogin struct {
 // WebSocket the route names, then sends LOGIN.
 func connectWS(t *testing.T, c *harness.Cluster, name string) *wsUser {
 	t.Helper()
+	ws, l := dialWS(t, c, name)
+	u := &wsUser{t: t, ws: ws, id: l.UserID, bearer: harness.Bearer(l.AccessToken), gw: l.Server.ID,
+		frames: make(chan *cimpb.Frame, 1024), closed: make(chan error, 1)}
+	go u.readLoop()
+	u.send(&cimpb.Frame{Type: cimpb.Type_LOGIN, ReqId: 1, Login: &cimpb.Login{Token: l.Token}})
+	u.expect("LOGIN_ACK", func(f *cimpb.Frame) bool { return f.Type == cimpb.Type_LOGIN_ACK })
+	return u
+}
+
+// dialWS registers name, logs in through the route and opens the WebSocket
+// the route names ("gocim.json"), closed when the test ends.
+func dialWS(t *testing.T, c *harness.Cluster, name string) (*websocket.Conn, wsLogin) {
+	t.Helper()
 	c.Register(t, name)
 	var env harness.Envelope
 	if st, err := c.API(http.MethodPost, "/login", nil, map[string]string{"userName": name, "password": harness.Password}, &env); err != nil || st != 200 {
@@ -61,13 +74,8 @@ func connectWS(t *testing.T, c *harness.Cluster, name string) *wsUser {
 	if err != nil {
 		t.Fatalf("dial %s: %v", l.Server.WSURL, err)
 	}
-	u := &wsUser{t: t, ws: ws, id: l.UserID, bearer: harness.Bearer(l.AccessToken), gw: l.Server.ID,
-		frames: make(chan *cimpb.Frame, 1024), closed: make(chan error, 1)}
 	t.Cleanup(func() { ws.Close() })
-	go u.readLoop()
-	u.send(&cimpb.Frame{Type: cimpb.Type_LOGIN, ReqId: 1, Login: &cimpb.Login{Token: l.Token}})
-	u.expect("LOGIN_ACK", func(f *cimpb.Frame) bool { return f.Type == cimpb.Type_LOGIN_ACK })
-	return u
+	return ws, l
 }
 
 func (u *wsUser) readLoop() {

@@ -1,6 +1,7 @@
 package conn
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/gocim/gocim/proto/cimpb"
+	"github.com/gocim/gocim/proto/codec"
 	"github.com/gocim/gocim/proto/codes"
 )
 
@@ -377,6 +379,101 @@ func TestAdmittedFrameResetsFloodCount(t *testing.T) {
 	cl.sync() // still open: never more than burst refused in a row
 	if got := strings.Join(h.forwardedMsgs(), " "); got != "r0 r1 r2" {
 		t.Fatalf("forwarded %q, want r0 r1 r2", got)
+	}
+}
+
+// TestPingFloodCloses: PINGs closer than a second apart share a bucket of
+// the MSG rate and burst; over it they go unanswered, and more than
+// MsgBurst unanswered in a row end the connection as flooding. Without the
+// bound every PING had its PONG, as fast as a client could send them.
+func TestPingFloodCloses(t *testing.T) {
+	const burst = 5
+	h := newHandler()
+	cl, _ := serveTCP(t, testConfig(func(c *Config) { c.MsgRate, c.MsgBurst = 0.0001, burst }), h)
+	login(t, cl, goodToken(t))
+	var flood []byte
+	for i := range 1 + burst + burst + 1 { // a free one, the bucket, burst refused, one more
+		b, _ := codec.Encode(&cimpb.Frame{Type: cimpb.Type_PING, ReqId: uint64(i + 1)})
+		flood = append(flood, b...)
+	}
+	cl.write(flood)
+	for i := range 1 + burst {
+		if f := cl.recv(); f.Type != cimpb.Type_PONG || f.ReqId != uint64(i+1) {
+			t.Fatalf("answer %d: got %v, want PONG %d", i, f, i+1)
+		}
+	}
+	if e := cl.expectError(codes.RateLimited); !strings.Contains(e.Error.Text, "flooding") {
+		t.Fatalf("got %v, want 4291 flooding", e)
+	}
+	cl.expectEOF()
+	if r := h.waitReason(t); r != (CloseReason{Flooding, true}) {
+		t.Fatalf("Closed got %v, want flooding", r)
+	}
+}
+
+// TestFloodingClientGoesOn: a client closed for flooding that goes on
+// sending is read for at most maxDiscard bytes more, without decoding,
+// then cut off; the gateway used to decode all it sent until CloseTimeout.
+func TestFloodingClientGoesOn(t *testing.T) {
+	const burst = 5
+	h := newHandler()
+	cl, _ := serveTCP(t, testConfig(func(c *Config) {
+		c.MsgRate, c.MsgBurst = 0.0001, burst
+		c.CloseTimeout = time.Minute
+	}), h)
+	login(t, cl, goodToken(t))
+	ping, _ := codec.Encode(&cimpb.Frame{Type: cimpb.Type_PING})
+	flood := bytes.Repeat(ping, 64*maxDiscard/len(ping))
+	wrote := make(chan error, 1)
+	go func() {
+		_ = cl.nc.SetWriteDeadline(time.Now().Add(time.Minute))
+		_, err := cl.nc.Write(flood)
+		wrote <- err
+	}()
+	if r := h.waitReason(t); r != (CloseReason{Flooding, true}) {
+		t.Fatalf("Closed got %v, want flooding", r)
+	}
+	if err := <-wrote; err == nil {
+		t.Fatalf("the gateway took all %d bytes after closing the connection", len(flood))
+	}
+}
+
+// TestBadFrameFloodCloses: frames the connection answers with an ERROR
+// and stays open after (an unexpected type, an ACK or MSG without its
+// payload, a malformed TYPING) are bounded the same way: a
+// client cannot make the gateway write an ERROR for every few bytes it
+// sends.
+func TestBadFrameFloodCloses(t *testing.T) {
+	const burst = 4
+	h := newHandler()
+	cl, _ := serveTCP(t, testConfig(func(c *Config) { c.MsgRate, c.MsgBurst = 0.0001, burst }), h)
+	login(t, cl, goodToken(t))
+	bad := []*cimpb.Frame{
+		{Type: cimpb.Type_PONG, ReqId: 1},
+		{Type: cimpb.Type_ACK, ReqId: 2},
+		{Type: cimpb.Type_TYPING, ReqId: 3, Typing: &cimpb.Typing{}},
+		{Type: cimpb.Type_MSG, ReqId: 4},
+	}
+	var flood []byte
+	for i := range burst + burst + 1 { // the bucket, burst refused, one more
+		b, _ := codec.Encode(bad[i%len(bad)])
+		flood = append(flood, b...)
+	}
+	cl.write(flood)
+	for i := range burst {
+		if e := cl.expectError(codes.BadFrame); e.ReqId != uint64(i+1) {
+			t.Fatalf("answer %d: got %v, want the ERROR for request %d", i, e, i+1)
+		}
+	}
+	if e := cl.expectError(codes.RateLimited); !strings.Contains(e.Error.Text, "flooding") {
+		t.Fatalf("got %v, want 4291 flooding", e)
+	}
+	cl.expectEOF()
+	if r := h.waitReason(t); r != (CloseReason{Flooding, true}) {
+		t.Fatalf("Closed got %v, want flooding", r)
+	}
+	if n := len(h.forwarded()) - 1; n != 0 { // not the login SYNC
+		t.Fatalf("%d bad frames forwarded, want none", n)
 	}
 }
 

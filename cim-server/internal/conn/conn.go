@@ -112,9 +112,11 @@ type Config struct {
 	MaxText int
 	// MsgRate is how many MSG frames per second one connection has
 	// forwarded; MsgBurst how many at once (default 100). A MSG over the
-	// rate waits (the reader pauses), so the sender's order holds. ACK
-	// and READ share a second limiter of 10× both, and are dropped over
-	// it. 0 turns rate limiting off.
+	// rate waits (the reader pauses), so the sender's order holds. ACK,
+	// READ and TYPING share a second limiter of 10× both, and are dropped
+	// over it; PINGs (but one a second) and frames answered with an ERROR
+	// a third of the same rate and burst, and go unanswered over it. 0
+	// turns rate limiting off.
 	MsgRate  float64
 	MsgBurst int
 	// SyncRate is how many SYNC frames per second one connection has
@@ -212,6 +214,7 @@ type Conn struct {
 	in       input
 	lim      *limits
 	syncPace waiter
+	pingAt   int64 // when the last free PING came (Unix ns; see mayAnswer)
 
 	mu      sync.Mutex
 	pending []queued
@@ -500,6 +503,12 @@ func (c *Conn) readLoop(ctx context.Context) {
 		} else {
 			closing = c.armReadDeadlineAt(deadline)
 		}
+		if closing {
+			// finish reads what the client still sends, up to maxDiscard
+			// and without decoding it, until it hangs up: a client that
+			// goes on sending after its flood was refused costs that much.
+			return
+		}
 		var f *cimpb.Frame
 		if err == nil {
 			f, err = c.in.fr.ReadFrame()
@@ -507,9 +516,6 @@ func (c *Conn) readLoop(ctx context.Context) {
 		if err != nil {
 			c.readFailed(err, false)
 			return
-		}
-		if closing {
-			continue // drain what the client still sends until it hangs up
 		}
 		c.cfg.Metrics.FrameIn(f.Type)
 		c.dispatch(ctx, f)
@@ -519,6 +525,9 @@ func (c *Conn) readLoop(ctx context.Context) {
 func (c *Conn) dispatch(ctx context.Context, f *cimpb.Frame) {
 	switch f.Type {
 	case cimpb.Type_PING:
+		if !c.mayAnswer(f) {
+			return
+		}
 		p := pong
 		if f.ReqId != 0 {
 			p = &cimpb.Frame{Type: cimpb.Type_PONG, ReqId: f.ReqId}
@@ -527,7 +536,7 @@ func (c *Conn) dispatch(ctx context.Context, f *cimpb.Frame) {
 	case cimpb.Type_MSG, cimpb.Type_ACK, cimpb.Type_READ, cimpb.Type_SYNC:
 		if (f.Type == cimpb.Type_MSG && f.Msg == nil) || (f.Type == cimpb.Type_ACK && f.Ack == nil) ||
 			(f.Type == cimpb.Type_READ && f.Read == nil) {
-			c.Send(ErrorFrame(f.ReqId, codes.BadFrame, f.Type.String()+" frame without its payload", ""))
+			c.refuse(f, ErrorFrame(f.ReqId, codes.BadFrame, f.Type.String()+" frame without its payload", ""))
 			return
 		}
 		if f.Type == cimpb.Type_SYNC {
@@ -553,7 +562,7 @@ func (c *Conn) dispatch(ctx context.Context, f *cimpb.Frame) {
 			f.Subscribe = &cimpb.Subscribe{} // empty: watch nobody
 		}
 		if n := len(f.Subscribe.Users) + len(f.Subscribe.Groups); n > MaxSubscribe {
-			c.Send(ErrorFrame(f.ReqId, codes.BadArgument, fmt.Sprintf("subscribe names %d users and groups, the limit is %d", n, MaxSubscribe), ""))
+			c.refuse(f, ErrorFrame(f.ReqId, codes.BadArgument, fmt.Sprintf("subscribe names %d users and groups, the limit is %d", n, MaxSubscribe), ""))
 			return
 		}
 		if !c.paceSync(ctx) {
@@ -564,7 +573,7 @@ func (c *Conn) dispatch(ctx context.Context, f *cimpb.Frame) {
 		// Typing is shown for a few seconds and never stored: one over the
 		// rate is dropped (like an ACK), a flood closes the connection.
 		if f.Typing == nil || (f.Typing.To == "") == (f.Typing.Group == "") {
-			c.Send(ErrorFrame(f.ReqId, codes.BadFrame, "TYPING names one peer or one group", ""))
+			c.refuse(f, ErrorFrame(f.ReqId, codes.BadFrame, "TYPING names one peer or one group", ""))
 			return
 		}
 		if c.cfg.MsgRate > 0 && !c.admit(ctx, f) {
@@ -576,7 +585,15 @@ func (c *Conn) dispatch(ctx context.Context, f *cimpb.Frame) {
 		// connects again.
 		c.end(BadFrame, flush, ErrorFrame(f.ReqId, codes.BadFrame, "already logged in: one LOGIN per connection", ""), nil)
 	default:
-		c.Send(ErrorFrame(f.ReqId, codes.BadFrame, "unexpected "+f.Type.String()+" frame", ""))
+		c.refuse(f, ErrorFrame(f.ReqId, codes.BadFrame, "unexpected "+f.Type.String()+" frame", ""))
+	}
+}
+
+// refuse answers f with e, an ERROR the connection stays open after,
+// within the connection's limit on answers (see mayAnswer).
+func (c *Conn) refuse(f, e *cimpb.Frame) {
+	if c.mayAnswer(f) {
+		c.Send(e)
 	}
 }
 
@@ -686,9 +703,12 @@ func (c *Conn) interruptible(ctx context.Context, deadline time.Time, wait func(
 // limits are one connection's token buckets.
 type limits struct {
 	msg   waiter        // MSG: a pace
-	other *rate.Limiter // ACK, READ: 10× the MSG rate and burst
-	// refused counts ACK/READ frames refused in a row; above MsgBurst the
-	// client is flooding and is disconnected.
+	other *rate.Limiter // ACK, READ, TYPING: 10× the MSG rate and burst
+	// answered is for the frames the gateway answers itself (a PING's PONG,
+	// a bad frame's ERROR): the MSG rate and burst. Made at the first one.
+	answered *rate.Limiter
+	// refused counts frames refused in a row; above MsgBurst the client is
+	// flooding and is disconnected.
 	refused int
 }
 
@@ -696,22 +716,17 @@ type limits struct {
 // more of (one ACK per batch of shown messages, READs as it scrolls).
 const otherFactor = 10
 
-// admit charges f to the connection's rate limits and reports whether it
-// may go on. A MSG over the rate waits for its turn (the reader pauses, so
-// the client's writes back up in its own socket): refusing it would make
-// the client send it again later, after newer messages, and a sender's
-// messages must be stored in the order written, even when a backlog
-// arrives at once (a gateway resumed after a pause, a client replaying
-// what went unanswered on a new link). An ACK or READ over its rate is
-// dropped (the client's next one supersedes it); more than MsgBurst
-// refused in a row close the connection with ERROR RateLimited
-// "flooding". Only the reader goroutine calls it; admitting in time does
-// not allocate.
-func (c *Conn) admit(ctx context.Context, f *cimpb.Frame) bool {
-	l := c.lim
-	if l == nil {
+// pingSpacing is how far apart PINGs are free: heartbeats (one a minute
+// from the SDK) never touch the rate limits, so an idle connection holds
+// none.
+const pingSpacing = time.Second
+
+// limits returns the connection's token buckets, made at the first frame
+// they limit.
+func (c *Conn) limits() *limits {
+	if c.lim == nil {
 		r, b := c.cfg.MsgRate, c.cfg.MsgBurst
-		l = &limits{other: rate.NewLimiter(rate.Limit(r*otherFactor), b*otherFactor)}
+		l := &limits{other: rate.NewLimiter(rate.Limit(r*otherFactor), b*otherFactor)}
 		if c.cfg.newMsgWaiter != nil {
 			l.msg = c.cfg.newMsgWaiter()
 		} else {
@@ -719,6 +734,22 @@ func (c *Conn) admit(ctx context.Context, f *cimpb.Frame) bool {
 		}
 		c.lim = l
 	}
+	return c.lim
+}
+
+// admit charges f to the connection's rate limits and reports whether it
+// may go on. A MSG over the rate waits for its turn (the reader pauses, so
+// the client's writes back up in its own socket): refusing it would make
+// the client send it again later, after newer messages, and a sender's
+// messages must be stored in the order written, even when a backlog
+// arrives at once (a gateway resumed after a pause, a client replaying
+// what went unanswered on a new link). An ACK, READ or TYPING over its
+// rate is dropped (an ACK's next one supersedes it); more than MsgBurst
+// refused in a row close the connection with ERROR RateLimited
+// "flooding". Only the reader goroutine calls it; admitting in time does
+// not allocate.
+func (c *Conn) admit(ctx context.Context, f *cimpb.Frame) bool {
+	l := c.limits()
 	if f.Type == cimpb.Type_MSG {
 		l.refused = 0 // a frame in between: the refusals are not in a row
 		if l.msg.Allow() {
@@ -730,14 +761,56 @@ func (c *Conn) admit(ctx context.Context, f *cimpb.Frame) bool {
 		}
 		return err == nil
 	}
-	if l.other.Allow() {
+	return c.take(l.other, f)
+}
+
+// mayAnswer reports whether f, a frame the gateway answers itself (a
+// PING, or a bad frame with an ERROR the connection stays open after), gets
+// its answer. One answer costs the gateway a frame to write as a MSG's
+// receipt does, for the client a few bytes: without a bound, one client's
+// stream of them would keep a gateway core busy. A PING a second or more
+// after the last free one is free; the rest share a bucket of the MSG rate
+// and burst, are left unanswered over it, and close the connection as
+// flooding as ACKs do.
+func (c *Conn) mayAnswer(f *cimpb.Frame) bool {
+	if c.cfg.MsgRate <= 0 {
+		return true
+	}
+	if f.Type == cimpb.Type_PING {
+		if sp, ok := c.nc.(selfPinger); ok && sp.OwnPing(f.ReqId) {
+			return true
+		}
+		if now := time.Now().UnixNano(); now-c.pingAt >= int64(pingSpacing) {
+			c.pingAt = now
+			return true
+		}
+	}
+	l := c.limits()
+	if l.answered == nil {
+		l.answered = rate.NewLimiter(rate.Limit(c.cfg.MsgRate), c.cfg.MsgBurst)
+	}
+	return c.take(l.answered, f)
+}
+
+// A selfPinger is a transport adapter (package mqttconn) some of whose
+// PINGs are its own, made to have its writer run, not its client's: those
+// are never limited.
+type selfPinger interface {
+	OwnPing(reqID uint64) bool
+}
+
+// take charges f to b: over it, f is refused, and more than MsgBurst
+// refused in a row close the connection with ERROR RateLimited "flooding".
+func (c *Conn) take(b *rate.Limiter, f *cimpb.Frame) bool {
+	l := c.lim
+	if b.Allow() {
 		l.refused = 0
 		return true
 	}
 	l.refused++
 	if l.refused > c.cfg.MsgBurst {
 		c.cfg.Logger.Warn("flooding client disconnected", "user", c.userID, "remote", c.nc.RemoteAddr(),
-			"refused_in_a_row", l.refused)
+			"type", f.Type, "refused_in_a_row", l.refused)
 		c.end(Flooding, flush, ErrorFrame(f.ReqId, codes.RateLimited, "flooding", ""), nil)
 	}
 	return false

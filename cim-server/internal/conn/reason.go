@@ -103,7 +103,7 @@ func (r CloseReason) String() string {
 	return r.Cause.String()
 }
 
-// EndError is what the Read of a transport adapter (package mqttconn)
+// EndError is what the Read of a transport adapter (mqttconn, wsconn)
 // returns when it ends the connection on its own terms — a device broke
 // the transport's rules, or its login was refused before there was a LOGIN
 // frame to hand over: the adapter has told the client in the transport's

@@ -244,6 +244,30 @@ func TestDownlinkWindow(t *testing.T) {
 	}
 }
 
+// TestDownlinkWindowNotLimited: the PINGs this adapter makes to wake the
+// writer for messages waiting for room in the window are its own, not the
+// device's: package conn's limit on the answers a client asks for (PINGs
+// closer than a second) must not stall a busy downlink, nor close it as
+// flooding.
+func TestDownlinkWindowNotLimited(t *testing.T) {
+	const n = 12
+	g := startGW(t, func(_ *Config, cc *conn.Config) { cc.MsgRate, cc.MsgBurst = 0.0001, 2 })
+	r, c, _ := login5(t, g, func(k *packets.Connect) {
+		recvMax := uint16(1)
+		k.Properties.ReceiveMaximum = &recvMax
+	})
+	for i := range n {
+		c.Send(inboxMsg(uint64(i+1), fmt.Sprint("m", i+1)))
+	}
+	for i := range n {
+		p := r.recvPublish()
+		if string(p.Payload) != fmt.Sprint("m", i+1) {
+			t.Fatalf("got %s, want m%d", p, i+1)
+		}
+		r.send(puback5(p.PacketID))
+	}
+}
+
 // TestKick: a KICK is DISCONNECT 0x8E (session taken over) for MQTT 5;
 // ERROR GoingAway 0x8B; a 3.1.1 device is just closed.
 func TestKick(t *testing.T) {

@@ -242,6 +242,20 @@ func (c *Conn) unsubscribe(p packet) (*cimpb.Frame, error) {
 	return c.replyLocked(encode5(nil, cp))
 }
 
+// OwnPing reports whether the PING of reqID is one the adapter made to
+// wake the writer for messages waiting for room in the window (see
+// puback): not an answer the device asked for, so package conn does not
+// count it against the device's answers.
+func (c *Conn) OwnPing(reqID uint64) bool {
+	if reqID == 0 {
+		return false // a PINGREQ
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	pkt, ok := c.replies[reqID]
+	return ok && pkt == nil
+}
+
 // replyLocked keeps pkt (nil: none) for the writer and returns the PING
 // whose PONG makes the writer send it: every packet goes out through
 // package conn's writer, in order, under its deadlines and queue bounds.

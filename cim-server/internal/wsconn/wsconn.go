@@ -34,9 +34,11 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/gocim/gocim/cim-server/internal/conn"
 	"github.com/gocim/gocim/proto/cimpb"
 	"github.com/gocim/gocim/proto/codec"
 )
@@ -158,6 +160,10 @@ type Conn struct {
 	in          []byte // what Read has not handed out yet
 	out         []byte // a partial frame from the last Write
 
+	// The client's pings, for the reader goroutine only (see ping).
+	pingAt int64         // when the last free one came (Unix ns)
+	pings  *rate.Limiter // the closer ones; made at the first
+
 	dmu      sync.Mutex
 	deadline time.Time // the read deadline set
 	due      time.Time // the message being read's
@@ -171,7 +177,47 @@ func newConn(ws *websocket.Conn, src *source, maxFrame int) *Conn {
 		limit = jsonFactor * maxFrame
 	}
 	ws.SetReadLimit(int64(limit))
+	ws.SetPingHandler(c.ping)
 	return c
+}
+
+// A client's WebSocket pings are answered by the library, each pong a write
+// of its own: unbounded, one client sending pings as fast as its link
+// allows kept a gateway core busy writing pongs. Pings pingSpacing or more
+// apart are free (a library's keep-alive, every few seconds at most);
+// closer ones are counted in a bucket of pingBurst refilled at pingRate a
+// second, and one over it ends the connection: close 1008, flooding.
+const (
+	pingSpacing = time.Second
+	pingRate    = 2
+	pingBurst   = 10
+	// pongWait bounds the write of one pong (the library's own default).
+	pongWait = time.Second
+)
+
+// errPingFlood ends the connection of a client over its pings' bound.
+var errPingFlood = errors.New("wsconn: websocket pings over the limit")
+
+// ping answers a client's ping with its pong, within the bound above.
+func (c *Conn) ping(data string) error {
+	if now := time.Now().UnixNano(); now-c.pingAt >= int64(pingSpacing) {
+		c.pingAt = now
+	} else {
+		if c.pings == nil {
+			c.pings = rate.NewLimiter(pingRate, pingBurst)
+		}
+		if !c.pings.Allow() {
+			_ = c.ws.WriteControl(websocket.CloseMessage,
+				websocket.FormatCloseMessage(websocket.ClosePolicyViolation, "ping flood"), time.Now().Add(closeGrace))
+			return errPingFlood
+		}
+	}
+	err := c.ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(pongWait))
+	var ne net.Error
+	if errors.Is(err, websocket.ErrCloseSent) || errors.As(err, &ne) {
+		return nil // as the library's own handler: the reader finds out
+	}
+	return err
 }
 
 // Subprotocol returns the encoding in use, Binary or JSON.
@@ -252,6 +298,8 @@ func readError(err error) error {
 	var ce *websocket.CloseError
 	var ne net.Error
 	switch {
+	case errors.Is(err, errPingFlood):
+		return &conn.EndError{Cause: conn.Flooding, Err: err}
 	case errors.As(err, &ne) && ne.Timeout():
 		// The library hides the deadline's own error behind one of its own.
 		return fmt.Errorf("%w: %v", os.ErrDeadlineExceeded, err)

@@ -2,8 +2,10 @@ package wsconn
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/gocim/gocim/cim-server/internal/conn"
 	"github.com/gocim/gocim/proto/cimpb"
 	"github.com/gocim/gocim/proto/codec"
 )
@@ -143,5 +146,44 @@ func TestReadFrames(t *testing.T) {
 	}
 	if err := <-errc; err == nil || err.Error() != "EOF" {
 		t.Fatalf("after the peer's close: %v, want EOF", err)
+	}
+}
+
+// TestPingFlood: the client's WebSocket pings are answered while they keep
+// their bound (one a second free, a bucket of pingBurst for closer ones);
+// the first over it ends the connection: close 1008, and Read reports
+// flooding. Without the bound every ping had its pong.
+func TestPingFlood(t *testing.T) {
+	errc := make(chan error, 1)
+	url := serve(t, 64, func(c *Conn) {
+		_, err := c.Read(make([]byte, 1))
+		errc <- err
+	})
+	ws := dial(t, url, Binary)
+	var pongs []string
+	ws.SetPongHandler(func(data string) error { pongs = append(pongs, data); return nil })
+	const sent = 1 + pingBurst + 5
+	for i := range sent {
+		if err := ws.WriteControl(websocket.PingMessage, []byte(fmt.Sprint(i)), time.Now().Add(5*time.Second)); err != nil {
+			break // the gateway may have hung up already
+		}
+	}
+	_, _, err := ws.ReadMessage() // pongs are handled inside, up to the close
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.ClosePolicyViolation {
+		t.Fatalf("read: %v, want close 1008", err)
+	}
+	// 1 + pingBurst at least, in order; more only if the bucket refilled
+	// while the client was sending (pingRate a second).
+	var want []string
+	for i := range len(pongs) {
+		want = append(want, fmt.Sprint(i))
+	}
+	if len(pongs) < 1+pingBurst || len(pongs) >= sent || !slices.Equal(pongs, want) {
+		t.Fatalf("pongs %q of %d pings, want the first %d or a few more", pongs, sent, 1+pingBurst)
+	}
+	var end *conn.EndError
+	if err := <-errc; !errors.As(err, &end) || end.Cause != conn.Flooding {
+		t.Fatalf("the gateway's Read: %v, want the end of a flooding client", err)
 	}
 }
