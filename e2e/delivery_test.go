@@ -518,6 +518,100 @@ func TestRedisFrozenSeveralDevices(t *testing.T) {
 	testRedisFrozen(t, harness.Options{RouteArgs: []string{"--login-policy", "platform"}})
 }
 
+// TestRedisFrozenGroup: the same for group messages stored per member
+// (a small group), while Redis is frozen: the claim of each message's
+// gdedup key, the copies and the finish are written and retried alike.
+// Every member online sees each message once, in order, and one offline
+// shows them once, in order, at its next login, though an attempt that died
+// mid-fan-out stores its copies again (the members' clients drop a msgId
+// they showed).
+func TestRedisFrozenGroup(t *testing.T) {
+	testRedisFrozenGroup(t, nil)
+}
+
+// TestRedisFrozenGroupTimeline: the same with the group's messages stored
+// once, in its timeline (--group-timeline-min 2).
+func TestRedisFrozenGroupTimeline(t *testing.T) {
+	testRedisFrozenGroup(t, []string{"--group-timeline-min", "2"})
+}
+
+func testRedisFrozenGroup(t *testing.T, routeArgs []string) {
+	c := harness.Start(t, harness.Options{Gateways: 2, GatewayArgs: []string{"--route-retry", "1s"}, RouteArgs: routeArgs})
+	ctx := ctxT(t)
+	alice := c.Connect(t, "alice", fastResend)
+	bob := c.Connect(t, "bob")
+	carol := c.Connect(t, "carol")
+	gid := openGroup(t, ctx, alice, "crew", bob, carol)
+	carol.Close(ctx)
+	var bodies, ids []string
+	send := func(body string) {
+		t.Helper()
+		id, err := alice.SendGroup(ctx, gid, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bodies, ids = append(bodies, body), append(ids, id)
+	}
+	isSent := func(id string) func(client.Event) bool {
+		return func(e client.Event) bool {
+			return e.Kind == client.EventReceipt && e.Receipt.ClientMsgId == id && e.Receipt.Status == cimpb.ReceiptStatus_RECEIPT_SENT
+		}
+	}
+	for i := range 2 {
+		send(fmt.Sprintf("before %d", i))
+		alice.WaitFor(t, 0, wait, "SENT", isSent(ids[i]))
+	}
+	c.Redis.Signal(syscall.SIGSTOP)
+	t.Cleanup(func() { c.Redis.Signal(syscall.SIGCONT) })
+	for i := range 4 {
+		send(fmt.Sprintf("frozen %d", i))
+	}
+	for _, g := range c.Gateways {
+		if _, err := testenv.WaitLog(ctxT(t), g.Process, "uplink batch failed"); err == nil {
+			break
+		} else if g == c.Gateways[len(c.Gateways)-1] {
+			t.Fatal(err)
+		}
+	}
+	c.Redis.Signal(syscall.SIGCONT)
+	for i := range 2 {
+		send(fmt.Sprintf("after %d", i))
+	}
+	for _, id := range ids {
+		alice.WaitFor(t, 0, wait, "SENT for "+id, isSent(id))
+	}
+	groupBodies := func(u *harness.User) []string {
+		var got []string
+		for _, m := range received(u) {
+			if m.Group == gid {
+				got = append(got, string(m.Body))
+			}
+		}
+		return got
+	}
+	check := func(u *harness.User) {
+		t.Helper()
+		harness.Eventually(t, wait, func() error {
+			if n := len(groupBodies(u)); n < len(bodies) {
+				return fmt.Errorf("%s has %d of %d messages", u.Name, n, len(bodies))
+			}
+			return nil
+		})
+		if got := groupBodies(u); !slices.Equal(got, bodies) {
+			t.Fatalf("%s got %q, want %q (each once, in order)", u.Name, got, bodies)
+		}
+	}
+	check(bob)
+	carol = c.Connect(t, "carol")
+	check(carol)
+	rdb := redis.NewClient(&redis.Options{Addr: c.Redis.Addr})
+	defer rdb.Close()
+	for _, u := range []*harness.User{bob, carol} {
+		n, _ := rdb.LLen(context.Background(), "cim:inbox:{"+u.ID+"}").Result()
+		t.Logf("%s's inbox holds %d entries for %d messages", u.Name, n, len(bodies))
+	}
+}
+
 func testRedisFrozen(t *testing.T, opts harness.Options) {
 	devices := slices.Contains(opts.RouteArgs, "platform")
 	opts.Gateways, opts.GatewayArgs = 2, []string{"--route-retry", "1s"}
