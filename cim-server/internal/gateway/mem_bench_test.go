@@ -94,6 +94,34 @@ func BenchmarkIdleWSConnection(b *testing.B) {
 	benchConns(b, g, wsLoginIdle, 0)
 }
 
+// BenchmarkIdleWSConnectionPinged: the same with clients that sent a
+// WebSocket ping after their login and read its pong, as client libraries
+// with a keep-alive do (Python's websockets every 20 s, OkHttp's
+// pingInterval): the connection must wait as one that was never pinged.
+func BenchmarkIdleWSConnectionPinged(b *testing.B) {
+	route := newFakeRoute(b)
+	g := startGateway(b, route.srv.URL, func(c *Config) { c.WSListen = "127.0.0.1:0" })
+	benchConns(b, g, wsLoginPinged, 0)
+}
+
+// wsLoginPinged is wsLoginIdle, then a WebSocket ping and its pong.
+func wsLoginPinged(t testing.TB, g *Gateway, i int) net.Conn {
+	t.Helper()
+	c := wsLoginIdle(t, g, i)
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	pong := make([]byte, 2)
+	if _, err := c.Write([]byte{0x89, 0x80, 0, 0, 0, 0}); err != nil { // a masked empty ping
+		c.Close()
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(c, pong); err != nil || pong[0] != 0x8a {
+		c.Close()
+		t.Fatalf("pong %d: %x %v", i, pong, err)
+	}
+	_ = c.SetDeadline(time.Time{})
+	return c
+}
+
 // wsLoginIdle is loginIdle over WebSocket, the handshake and frames
 // written and read by hand (RFC 6455), without buffers.
 func wsLoginIdle(t testing.TB, g *Gateway, i int) net.Conn {

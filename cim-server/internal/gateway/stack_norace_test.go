@@ -28,6 +28,11 @@ func TestIdleReaderStackStaysAt4KiB(t *testing.T) {
 		g := startGateway(t, newFakeRoute(t).srv.URL, func(c *Config) { c.WSListen = "127.0.0.1:0" })
 		idleReaderStack(t, g, wsLoginIdle)
 	})
+	// So does one whose client pinged (the ping answered in wsconn's wait).
+	t.Run("websocket pinged", func(t *testing.T) {
+		g := startGateway(t, newFakeRoute(t).srv.URL, func(c *Config) { c.WSListen = "127.0.0.1:0" })
+		idleReaderStack(t, g, wsLoginPinged)
+	})
 	// A device waits in its adapter (mqttconn.Conn.WaitFrame).
 	t.Run("mqtt", func(t *testing.T) {
 		g, _ := startMQTTGateway(t, nil)

@@ -14,12 +14,21 @@ import (
 // stack to what the wait uses, and most connections are idle nearly all
 // the time: that wait is most of what an idle WebSocket costs in memory.
 //
+// A client's ping that comes while the connection waits is answered there
+// too (control, below), never passed on: the library would answer it and
+// then wait for the next message deep in its frame reader, where Go cannot
+// shrink the stack (a client library pinging every few seconds kept 13.5
+// KiB per idle connection instead of 9.5).
+//
 // The library's reads and Conn's wait happen on the connection's reader
 // goroutine only; writes pass through.
 type source struct {
 	net.Conn
 	early    [earlyRead]byte // what wait read; passed on before the socket
 	at, held uint8
+	// onPing answers a ping wait took, with its payload (Conn.ping); an
+	// error ends the wait, and the connection.
+	onPing func(payload []byte) error
 
 	// The frame being passed on: its header so far, then its payload.
 	hdr       [maxHeader]byte
@@ -66,13 +75,60 @@ func (s *source) took() { s.whole-- }
 
 // wait blocks until the client sends something (or the read deadline
 // passes) and holds the first bytes for Read. Call it only when quiet.
+// Pings and pongs that come whole at the head of what it read are
+// answered (pings) or dropped (pongs) here, and it waits on when nothing
+// else came.
 func (s *source) wait() error {
-	n, err := s.Conn.Read(s.early[:])
-	s.at, s.held = 0, uint8(n)
-	if n > 0 {
-		return nil
+	for {
+		n, err := s.Conn.Read(s.early[:])
+		s.at, s.held = 0, uint8(n)
+		if n == 0 {
+			return err
+		}
+		for s.at < s.held {
+			k, op, payload := control(s.early[s.at:s.held])
+			if k == 0 {
+				return nil // something for the library
+			}
+			s.at += uint8(k)
+			if op == opPingFrame && s.onPing != nil {
+				if err := s.onPing(payload); err != nil {
+					return err
+				}
+			}
+		}
 	}
-	return err
+}
+
+// Control frame opcodes (RFC 6455 §5.5).
+const (
+	opPingFrame = 0x9
+	opPongFrame = 0xa
+)
+
+// control reports the length of the whole ping or pong at the head of b
+// and, for a ping, its opcode and unmasked payload (unmasked in place): 0
+// for anything else, a frame not whole in b included. Only a frame the
+// library would take is taken: final, no reserved bits, masked (a client
+// must mask), at most 125 bytes; the library refuses the others as it
+// should.
+func control(b []byte) (n int, op byte, payload []byte) {
+	if len(b) < 6 {
+		return 0, 0, nil
+	}
+	op = b[0] & 0x0f
+	if b[0]&0xf0 != 0x80 || (op != opPingFrame && op != opPongFrame) || b[1]&0x80 == 0 {
+		return 0, 0, nil
+	}
+	size := int(b[1] & 0x7f)
+	if size > 125 || len(b) < 6+size {
+		return 0, 0, nil
+	}
+	mask, payload := b[2:6], b[6:6+size]
+	for i := range payload {
+		payload[i] ^= mask[i&3]
+	}
+	return 6 + size, op, payload
 }
 
 // scan follows the frames in b, the next bytes passed on.

@@ -157,6 +157,114 @@ func TestMessagesInOneSegment(t *testing.T) {
 	}
 }
 
+// waitingIn returns the stack of the connection reader parked waiting for
+// its client (Conn.Read in an IO wait), once there is one.
+func waitingIn(t *testing.T) string {
+	t.Helper()
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		buf := make([]byte, 1<<20)
+		for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+			if strings.Contains(g, "wsconn.(*Conn).Read") && strings.Contains(g, "[IO wait") {
+				return g
+			}
+		}
+	}
+	t.Fatal("no connection reader parked")
+	return ""
+}
+
+// A client's ping (and pong) that comes while the connection waits is
+// answered (dropped) in source.wait: the reader goes on waiting there, not
+// inside the library's frame reader, where the stack stays large. A ping
+// in the same segment as a message is answered, and the message read.
+func TestPingAnsweredWhileWaiting(t *testing.T) {
+	read := make(chan *cimpb.Frame, 4)
+	url := serve(t, 1024, func(c *Conn) {
+		r := codec.NewReader(c, 1024)
+		for {
+			f, err := r.ReadFrame()
+			if err != nil {
+				return
+			}
+			read <- f
+		}
+	})
+	ws := dial(t, url, Binary)
+	pong := make(chan string, 4)
+	ws.SetPongHandler(func(s string) error { pong <- s; return nil })
+	go func() { _, _, _ = ws.ReadMessage() }() // runs the pong handler
+	expectPong := func(want string) {
+		t.Helper()
+		select {
+		case p := <-pong:
+			if p != want {
+				t.Fatalf("pong %q, want %q", p, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no pong %q", want)
+		}
+	}
+	write := func(b []byte) {
+		t.Helper()
+		if _, err := ws.NetConn().Write(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(clientFrame(true, opPing, []byte("one")))
+	expectPong("one")
+	if where := waitingIn(t); !strings.Contains(where, "wsconn.(*source).wait") || strings.Contains(where, "gorilla/websocket") {
+		t.Fatalf("after a ping the idle reader waits elsewhere:\n%s", where)
+	}
+	// A pong, two pings and a message in one segment.
+	b, _ := proto.Marshal(&cimpb.Frame{Type: cimpb.Type_PING, ReqId: 3})
+	var seg []byte
+	seg = append(seg, clientFrame(true, 0xa, []byte("unasked"))...)
+	seg = append(seg, clientFrame(true, opPing, []byte("two"))...)
+	seg = append(seg, clientFrame(true, opPing, nil)...)
+	seg = append(seg, clientFrame(true, opBinary, b)...)
+	write(seg)
+	expectPong("two")
+	expectPong("")
+	select {
+	case f := <-read:
+		if f.Type != cimpb.Type_PING || f.ReqId != 3 {
+			t.Fatalf("read %v", f)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the message after the pings was not read")
+	}
+}
+
+// control takes only a whole, final, masked ping or pong of at most 125
+// bytes, and unmasks a ping's payload.
+func TestControl(t *testing.T) {
+	ping := clientFrame(true, opPing, []byte("abc"))
+	if n, op, p := control(append(append([]byte{}, ping...), 0x82)); n != len(ping) || op != opPingFrame || string(p) != "abc" {
+		t.Fatalf("ping: %d %#x %q", n, op, p)
+	}
+	long := clientFrame(true, opPing, bytes.Repeat([]byte{'x'}, 125))
+	if n, _, _ := control(long); n != len(long) {
+		t.Fatalf("a 125-byte ping: %d", n)
+	}
+	unmasked := []byte{0x89, 0x01, 'x', 0, 0, 0, 0}
+	rsv := append([]byte{0x89 | 0x40}, ping[1:]...)
+	notFinal := append([]byte{0x09}, ping[1:]...)
+	for name, b := range map[string][]byte{
+		"cut":       ping[:len(ping)-1],
+		"header":    ping[:5],
+		"unmasked":  unmasked,
+		"reserved":  rsv,
+		"not final": notFinal,
+		"close":     clientFrame(true, 0x8, nil),
+		"binary":    clientFrame(true, opBinary, []byte("abc")),
+		"126 bytes": clientFrame(true, opPing, bytes.Repeat([]byte{'x'}, 126)),
+	} {
+		if n, _, _ := control(b); n != 0 {
+			t.Errorf("%s: took %d bytes, want none", name, n)
+		}
+	}
+}
+
 // An idle connection waits for its client in source.wait, near the top of
 // its stack, not inside the library's frame reader.
 func TestIdleConnectionWaitsInSource(t *testing.T) {

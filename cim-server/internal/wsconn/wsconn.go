@@ -177,7 +177,8 @@ func newConn(ws *websocket.Conn, src *source, maxFrame int) *Conn {
 		limit = jsonFactor * maxFrame
 	}
 	ws.SetReadLimit(int64(limit))
-	ws.SetPingHandler(c.ping)
+	ws.SetPingHandler(func(data string) error { return c.ping([]byte(data)) })
+	src.onPing = c.ping
 	return c
 }
 
@@ -198,8 +199,10 @@ const (
 // errPingFlood ends the connection of a client over its pings' bound.
 var errPingFlood = errors.New("wsconn: websocket pings over the limit")
 
-// ping answers a client's ping with its pong, within the bound above.
-func (c *Conn) ping(data string) error {
+// ping answers a client's ping with its pong, within the bound above. The
+// library calls it for a ping it reads, source for one that came while
+// the connection waited (see source).
+func (c *Conn) ping(data []byte) error {
 	if now := time.Now().UnixNano(); now-c.pingAt >= int64(pingSpacing) {
 		c.pingAt = now
 	} else {
@@ -212,7 +215,7 @@ func (c *Conn) ping(data string) error {
 			return errPingFlood
 		}
 	}
-	err := c.ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(pongWait))
+	err := c.ws.WriteControl(websocket.PongMessage, data, time.Now().Add(pongWait))
 	var ne net.Error
 	if errors.Is(err, websocket.ErrCloseSent) || errors.As(err, &ne) {
 		return nil // as the library's own handler: the reader finds out
