@@ -295,3 +295,39 @@ func TestKick(t *testing.T) {
 		t.Fatalf("a 3.1.1 device got %x, want a plain close", got)
 	}
 }
+
+// TestSubscribeFloodCloses: a SUBACK is an answer the device asks for, as
+// a PINGRESP is: a stream of SUBSCRIBEs gets at most the free one and
+// --msg-burst of them answered, then a DISCONNECT 0x96 as flooding.
+func TestSubscribeFloodCloses(t *testing.T) {
+	const burst = 3
+	g := startGW(t, func(_ *Config, cc *conn.Config) { cc.MsgRate, cc.MsgBurst = 0.0001, burst })
+	r, _, _ := login5(t, g, nil)
+	var flood bytes.Buffer
+	for i := range 50 {
+		if _, err := subscribe5(uint16(i+1), packets.SubOptions{Topic: "gocim/77/down", QoS: 1}).WriteTo(&flood); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.write(flood.Bytes())
+	subacks := 0
+	for {
+		cp := r.recv()
+		if d, ok := cp.Content.(*packets.Disconnect); ok {
+			if d.ReasonCode != rcRateTooHigh {
+				t.Fatalf("DISCONNECT %#x, want 0x96", d.ReasonCode)
+			}
+			break
+		}
+		if _, ok := cp.Content.(*packets.Suback); ok {
+			subacks++
+		}
+	}
+	r.expectEnd()
+	if subacks > 1+burst {
+		t.Fatalf("%d SUBACKs, want at most %d", subacks, 1+burst)
+	}
+	if why := g.waitClosed(); why.Cause != conn.Flooding {
+		t.Fatalf("closed: %v, want flooding", why)
+	}
+}
