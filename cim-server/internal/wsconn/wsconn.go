@@ -159,6 +159,7 @@ type Conn struct {
 	readTimeout time.Duration
 	in          []byte // what Read has not handed out yet
 	out         []byte // a partial frame from the last Write
+	ended       bool   // Read returned the stream's end (see Read)
 
 	// The client's pings, for the reader goroutine only (see ping).
 	pingAt int64         // when the last free one came (Unix ns)
@@ -234,14 +235,26 @@ func (c *Conn) Subprotocol() string {
 // Read returns bytes of the frame stream: each message as one frame. When
 // the library holds nothing, it waits for the client first itself (see
 // source): an idle connection waits there.
+//
+// Once the stream has ended (any error but a deadline passing in that
+// wait), Read passes on the socket's bytes as they come: a closing
+// connection reads what its client still sends, and throws it away, while
+// its last frame goes out (conn's finish), so that the client reads that
+// frame instead of a reset. The library would only repeat its error.
 func (c *Conn) Read(p []byte) (int, error) {
+	if c.ended {
+		return c.src.Conn.Read(p)
+	}
 	for len(c.in) == 0 {
 		if c.src.quiet() {
 			if err := c.src.wait(); err != nil {
-				return 0, readError(err)
+				err = readError(err)
+				c.ended = !errors.Is(err, os.ErrDeadlineExceeded)
+				return 0, err
 			}
 		}
 		if err := c.next(); err != nil {
+			c.ended = true
 			return 0, err
 		}
 	}
@@ -344,9 +357,14 @@ func (c *Conn) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
+// send writes one frame as a message. After a close message (a ping
+// flood's 1008) nothing more may be sent: the frame is dropped, as the
+// connection is ending, rather than failing the write, which would make
+// conn close the socket at once and reset the client before it read the
+// close message.
 func (c *Conn) send(body []byte) error {
 	if !c.json {
-		return c.ws.WriteMessage(websocket.BinaryMessage, body)
+		return closeSent(c.ws.WriteMessage(websocket.BinaryMessage, body))
 	}
 	f := &cimpb.Frame{}
 	if err := proto.Unmarshal(body, f); err != nil {
@@ -356,17 +374,28 @@ func (c *Conn) send(body []byte) error {
 	if err != nil {
 		return fmt.Errorf("wsconn: frame to JSON: %w", err)
 	}
-	return c.ws.WriteMessage(websocket.TextMessage, js)
+	return closeSent(c.ws.WriteMessage(websocket.TextMessage, js))
+}
+
+// closeSent is err, but nil for the library's "close message sent".
+func closeSent(err error) error {
+	if errors.Is(err, websocket.ErrCloseSent) {
+		return nil
+	}
+	return err
 }
 
 // closeGrace bounds the wait for the close message's turn to be written.
 const closeGrace = time.Second
 
 // CloseWrite sends the close message (1000, normal closure): the client
-// reads everything written before it, then hangs up.
+// reads everything written before it, then hangs up. One sent already (a
+// ping flood's 1008) does as well: closing the socket at once instead,
+// with the client's bytes unread, would reset it, and the reset can
+// overtake the close message.
 func (c *Conn) CloseWrite() error {
-	return c.ws.WriteControl(websocket.CloseMessage,
-		websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(closeGrace))
+	return closeSent(c.ws.WriteControl(websocket.CloseMessage,
+		websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(closeGrace)))
 }
 
 // Close closes the socket at once (CloseWrite is the polite way).

@@ -3,6 +3,7 @@ package wsconn
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -154,10 +155,18 @@ func TestReadFrames(t *testing.T) {
 // the first over it ends the connection: close 1008, and Read reports
 // flooding. Without the bound every ping had its pong.
 func TestPingFlood(t *testing.T) {
-	errc := make(chan error, 1)
+	errc, closeWrite := make(chan error, 2), make(chan error, 1)
 	url := serve(t, 64, func(c *Conn) {
 		_, err := c.Read(make([]byte, 1))
 		errc <- err
+		// A frame queued meanwhile, then conn's hang-up: the close message
+		// is out already, so the frame is dropped and the connection reads
+		// on until the client hangs up, instead of resetting it.
+		f, _ := codec.Encode(&cimpb.Frame{Type: cimpb.Type_PONG})
+		_, err = c.Write(f)
+		errc <- err
+		closeWrite <- c.CloseWrite()
+		_, _ = io.Copy(io.Discard, c)
 	})
 	ws := dial(t, url, Binary)
 	var pongs []string
@@ -185,5 +194,11 @@ func TestPingFlood(t *testing.T) {
 	var end *conn.EndError
 	if err := <-errc; !errors.As(err, &end) || end.Cause != conn.Flooding {
 		t.Fatalf("the gateway's Read: %v, want the end of a flooding client", err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("a Write after the 1008: %v, want nil (dropped)", err)
+	}
+	if err := <-closeWrite; err != nil {
+		t.Fatalf("CloseWrite after the 1008: %v, want nil", err)
 	}
 }
