@@ -183,9 +183,10 @@ func newConn(ws *websocket.Conn, src *source, maxFrame int) *Conn {
 	return c
 }
 
-// A client's WebSocket pings are answered by the library, each pong a write
-// of its own: unbounded, one client sending pings as fast as its link
-// allows kept a gateway core busy writing pongs. Pings pingSpacing or more
+// A client's WebSocket pings are answered (by ping, from source's wait or
+// the library's frame reader) each with a pong, a write of its own:
+// unbounded, one client sending pings as fast as its link allows kept a
+// gateway core busy writing pongs. Pings pingSpacing or more
 // apart are free (a library's keep-alive, every few seconds at most);
 // closer ones are counted in a bucket of pingBurst refilled at pingRate a
 // second, and one over it ends the connection: close 1008, flooding.
