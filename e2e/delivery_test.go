@@ -552,28 +552,15 @@ func testRedisFrozenGroup(t *testing.T, routeArgs []string) {
 		}
 		bodies, ids = append(bodies, body), append(ids, id)
 	}
-	isSent := func(id string) func(client.Event) bool {
-		return func(e client.Event) bool {
-			return e.Kind == client.EventReceipt && e.Receipt.ClientMsgId == id && e.Receipt.Status == cimpb.ReceiptStatus_RECEIPT_SENT
-		}
-	}
 	for i := range 2 {
 		send(fmt.Sprintf("before %d", i))
 		alice.WaitFor(t, 0, wait, "SENT", isSent(ids[i]))
 	}
-	c.Redis.Signal(syscall.SIGSTOP)
-	t.Cleanup(func() { c.Redis.Signal(syscall.SIGCONT) })
-	for i := range 4 {
-		send(fmt.Sprintf("frozen %d", i))
-	}
-	for _, g := range c.Gateways {
-		if _, err := testenv.WaitLog(ctxT(t), g.Process, "uplink batch failed"); err == nil {
-			break
-		} else if g == c.Gateways[len(c.Gateways)-1] {
-			t.Fatal(err)
+	freezeRedis(t, c, func() {
+		for i := range 4 {
+			send(fmt.Sprintf("frozen %d", i))
 		}
-	}
-	c.Redis.Signal(syscall.SIGCONT)
+	})
 	for i := range 2 {
 		send(fmt.Sprintf("after %d", i))
 	}
@@ -612,6 +599,24 @@ func testRedisFrozenGroup(t *testing.T, routeArgs []string) {
 	}
 }
 
+// freezeRedis stops Redis (SIGSTOP), runs during, and lets Redis run again
+// once a gateway gave up on a batch (its retries included): the route's
+// Redis commands for it were written and not answered.
+func freezeRedis(t *testing.T, c *harness.Cluster, during func()) {
+	t.Helper()
+	c.Redis.Signal(syscall.SIGSTOP)
+	t.Cleanup(func() { c.Redis.Signal(syscall.SIGCONT) })
+	during()
+	for _, g := range c.Gateways {
+		if _, err := testenv.WaitLog(ctxT(t), g.Process, "uplink batch failed"); err == nil {
+			break
+		} else if g == c.Gateways[len(c.Gateways)-1] {
+			t.Fatal(err)
+		}
+	}
+	c.Redis.Signal(syscall.SIGCONT)
+}
+
 func testRedisFrozen(t *testing.T, opts harness.Options) {
 	devices := slices.Contains(opts.RouteArgs, "platform")
 	opts.Gateways, opts.GatewayArgs = 2, []string{"--route-retry", "1s"}
@@ -627,30 +632,15 @@ func testRedisFrozen(t *testing.T, opts harness.Options) {
 		}
 		bodies, ids = append(bodies, body), append(ids, id)
 	}
-	isSent := func(id string) func(client.Event) bool {
-		return func(e client.Event) bool {
-			return e.Kind == client.EventReceipt && e.Receipt.ClientMsgId == id && e.Receipt.Status == cimpb.ReceiptStatus_RECEIPT_SENT
-		}
-	}
 	for i := range 3 {
 		send(fmt.Sprintf("before %d", i))
 		alice.WaitFor(t, 0, wait, "SENT", isSent(ids[i]))
 	}
-	c.Redis.Signal(syscall.SIGSTOP)
-	t.Cleanup(func() { c.Redis.Signal(syscall.SIGCONT) })
-	for i := range 5 {
-		send(fmt.Sprintf("frozen %d", i))
-	}
-	// Frozen until the gateway gave up on a batch (its retries included):
-	// the route's Redis commands for it were written and not answered.
-	for _, g := range c.Gateways {
-		if _, err := testenv.WaitLog(ctxT(t), g.Process, "uplink batch failed"); err == nil {
-			break
-		} else if g == c.Gateways[len(c.Gateways)-1] {
-			t.Fatal(err)
+	freezeRedis(t, c, func() {
+		for i := range 5 {
+			send(fmt.Sprintf("frozen %d", i))
 		}
-	}
-	c.Redis.Signal(syscall.SIGCONT)
+	})
 	for i := range 3 {
 		send(fmt.Sprintf("after %d", i))
 	}
