@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/gocim/gocim/cim-route/internal/noretry"
 )
 
 // Shared returns a Maker of Limiters that keep their buckets in Redis under
@@ -74,7 +76,9 @@ func (s *shared) take(ctx context.Context, n int, keys []dimKey) (time.Duration,
 	for _, k := range keys {
 		key := s.key(k)
 		var us int64
-		us, err = gcraScript.Run(ctx, s.rdb, []string{key}, interval, tolerance, n).Int64()
+		// At most once (noretry): Redis may run an attempt whose answer
+		// timed out, and each go-redis retry would take again.
+		us, err = noretry.Run(ctx, s.rdb, gcraScript, []string{key}, interval, tolerance, n).Int64()
 		if err != nil {
 			break
 		}
@@ -91,7 +95,7 @@ func (s *shared) take(ctx context.Context, n int, keys []dimKey) (time.Duration,
 	// Best effort: a token not given back is held until its bucket refills,
 	// it never lets one more attempt through.
 	for _, key := range taken {
-		_ = gcraScript.Run(ctx, s.rdb, []string{key}, interval, tolerance, -n).Err()
+		_ = noretry.Run(ctx, s.rdb, gcraScript, []string{key}, interval, tolerance, -n).Err()
 	}
 	if err != nil {
 		return 0, fmt.Errorf("%s rate limit: %w", s.name, err)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/gocim/gocim/cim-route/internal/redistest"
 	"github.com/gocim/gocim/internal/testenv"
 )
 
@@ -191,5 +192,34 @@ func TestSharedRedisDown(t *testing.T) {
 	defer cancel()
 	if d, err := l.Allow(ctx, "heidi"); err == nil {
 		t.Fatalf("Redis down: admitted (wait %v) without an error", d)
+	}
+}
+
+// TestSharedTakesOnceAfterTimeouts: a take whose answer timed out (Redis
+// frozen) fails and takes at most its one token when Redis runs it later.
+// go-redis retried it on another connection, and Redis ran every attempt
+// when it thawed: the whole burst gone for one attempt.
+func TestSharedTakesOnceAfterTimeouts(t *testing.T) {
+	srv := testenv.StartRedis(t)
+	ctx := ctxT(t)
+	cfg := Config{Name: "login", Rate: 0.001, Burst: 3}
+	// go-redis's default client retries a command twice or more, as the
+	// route's does.
+	c := redistest.NewClient(t, srv, &redis.UniversalOptions{})
+	l := Shared(c, "cim:")(cfg)
+	if _, err := l.Allow(ctx, "warm"); err != nil { // the script loaded, as in a running route
+		t.Fatal(err)
+	}
+	c.Frozen(t, func() {
+		if _, err := l.Allow(ctx, "alice"); err == nil {
+			t.Fatal("a take on a frozen Redis passed")
+		}
+	})
+	makeB, _ := process(t, srv.Addr)
+	b := makeB(cfg)
+	for i := range 2 {
+		if d, err := b.Allow(ctx, "alice"); err != nil || d != 0 {
+			t.Fatalf("attempt %d after the failed one: wait %v (%v), want a pass: the failed one took more than one token", i+1, d, err)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/gocim/gocim/cim-route/internal/errs"
+	"github.com/gocim/gocim/cim-route/internal/noretry"
 )
 
 // uploadQuotaTTL keeps a day's counter a little past its day.
@@ -37,7 +38,9 @@ return v
 // effort: a refund lost to a Redis failure only makes the quota stricter.
 func (s *Store) ChargeUpload(ctx context.Context, uid string, n, quota int64) (refund func(ctx context.Context, n int64), err error) {
 	key := s.k.upquota(uid, s.now().UTC().Format("20060102"))
-	v, err := chargeScript.Run(ctx, s.rdb, []string{key}, n, quota, uploadQuotaTTL.Milliseconds()).Int64()
+	// At most once (noretry): Redis may run an attempt whose answer timed
+	// out, so each go-redis retry could charge again.
+	v, err := noretry.Run(ctx, s.rdb, chargeScript, []string{key}, n, quota, uploadQuotaTTL.Milliseconds()).Int64()
 	if err != nil {
 		return nil, unavailable(err)
 	}
@@ -46,7 +49,7 @@ func (s *Store) ChargeUpload(ctx context.Context, uid string, n, quota int64) (r
 	}
 	return func(ctx context.Context, n int64) {
 		if n > 0 {
-			_ = s.rdb.DecrBy(ctx, key, n).Err()
+			_ = noretry.Do(ctx, s.rdb, "decrby", key, n).Err()
 		}
 	}, nil
 }

@@ -74,7 +74,24 @@ type ClientConfig struct {
 // NewClient returns a go-redis UniversalClient for c. It does not connect
 // until first used.
 func NewClient(c ClientConfig) redis.UniversalClient {
-	o := &redis.UniversalOptions{
+	o := clientOptions(c)
+	if c.MasterName == "" && len(c.Addrs) > 1 {
+		co := o.Cluster()
+		// A failed master's slots move to its replica within the node
+		// timeout; go-redis learns the new map only from a MOVED answer
+		// or when its copy is older than this (60 s by default), and until
+		// then keeps dialling the dead node. One CLUSTER SLOTS a second,
+		// asked lazily on use, keeps a failover's outage near the
+		// failover's own length (e2e TestRedisClusterMasterFailover).
+		co.ClusterStateReloadInterval = time.Second
+		return redis.NewClusterClient(co)
+	}
+	return redis.NewUniversalClient(o)
+}
+
+// clientOptions are NewClient's options for c.
+func clientOptions(c ClientConfig) *redis.UniversalOptions {
+	return &redis.UniversalOptions{
 		Addrs:      c.Addrs,
 		Password:   c.Password,
 		DB:         c.DB,
@@ -93,18 +110,6 @@ func NewClient(c ClientConfig) redis.UniversalClient {
 		DialerRetries:         2,
 		DialerRetryTimeout:    50 * time.Millisecond,
 	}
-	if c.MasterName == "" && len(c.Addrs) > 1 {
-		co := o.Cluster()
-		// A failed master's slots move to its replica within the node
-		// timeout; go-redis learns the new map only from a MOVED answer
-		// or when its copy is older than this (60 s by default), and until
-		// then keeps dialling the dead node. One CLUSTER SLOTS a second,
-		// asked lazily on use, keeps a failover's outage near the
-		// failover's own length (e2e TestRedisClusterMasterFailover).
-		co.ClusterStateReloadInterval = time.Second
-		return redis.NewClusterClient(co)
-	}
-	return redis.NewUniversalClient(o)
 }
 
 // SetRedisLogger sends go-redis's own log lines (dial failures and the like,
