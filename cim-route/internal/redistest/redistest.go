@@ -20,8 +20,10 @@ import (
 	"github.com/gocim/gocim/internal/testenv"
 )
 
-// Timeout is a Client's dial, read and write timeout.
-const Timeout = 150 * time.Millisecond
+// Timeout is a Client's dial, read and write timeout: short, so that a
+// command on a frozen Redis fails soon, and long enough for a loaded test
+// machine's answers before the freeze.
+const Timeout = 500 * time.Millisecond
 
 // Pooled is how many idle connections a Client holds when made: go-redis
 // retries a command on another one.
@@ -56,17 +58,19 @@ func NewClient(t *testing.T, srv *testenv.Redis, o *redis.UniversalOptions) *Cli
 	t.Cleanup(func() { c.UniversalClient.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	var wg sync.WaitGroup
-	for range Pooled { // each held by a BLPOP at once
-		wg.Go(func() {
-			if err := c.BLPop(ctx, 50*time.Millisecond, "redistest:nothing").Err(); !errors.Is(err, redis.Nil) {
-				t.Error(err)
-			}
-		})
-	}
-	wg.Wait()
-	if n := c.PoolStats().IdleConns; n < Pooled {
-		t.Fatalf("redistest: %d idle connections, want %d", n, Pooled)
+	for c.PoolStats().IdleConns < Pooled {
+		var wg sync.WaitGroup
+		for range Pooled { // each held by a 50 ms WAIT for a replica at once
+			wg.Go(func() {
+				if err := c.Do(ctx, "wait", 1, 50).Err(); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		if ctx.Err() != nil || t.Failed() {
+			t.Fatalf("redistest: %d idle connections, want %d", c.PoolStats().IdleConns, Pooled)
+		}
 	}
 	return c
 }
