@@ -32,6 +32,11 @@ type LoginRequest struct {
 	// desktop, device, or another short lowercase word; empty: none.
 	// Presence and webhooks report it.
 	Platform string `json:"platform,omitempty"`
+	// ResumeToken, instead of the password, logs in again with the
+	// resumeToken of the last login (one use each; the user and platform
+	// are the token's). Refused (4010) once a newer login on that
+	// platform, a log-off, a password reset, a kick or a ban has passed.
+	ResumeToken string `json:"resumeToken,omitempty"`
 }
 
 // Login is the answer to a successful POST /login.
@@ -47,6 +52,11 @@ type Login struct {
 	// session; AccessExpiresAt its expiry.
 	AccessToken     string   `json:"accessToken"`
 	AccessExpiresAt UnixTime `json:"accessExpiresAt"`
+	// ResumeToken logs in again without the password, once (see
+	// LoginRequest); ResumeExpiresAt its expiry. Absent when the route
+	// hands none out (--resume-ttl 0).
+	ResumeToken     string   `json:"resumeToken,omitempty"`
+	ResumeExpiresAt UnixTime `json:"resumeExpiresAt,omitempty"`
 	Server          Server   `json:"server"`
 }
 

@@ -1,7 +1,10 @@
 // Package token signs and verifies the tokens the route hands out: gateway
 // tokens (audience "gw"), which bind a user, a session and one gateway until
-// an expiry and which the gateways check offline for LOGIN, and access tokens
-// (audience "api"), the bearer tokens of the route's user-facing HTTP API.
+// an expiry and which the gateways check offline for LOGIN, access tokens
+// (audience "api"), the bearer tokens of the route's user-facing HTTP API,
+// and resume tokens (audience "rs"), which let a client log in again
+// without its password (the route checks that the token is the latest it
+// issued for that user and platform).
 // Form: base64url(JSON claims) "." base64url(HMAC-SHA256). A token of one
 // audience is never accepted for the other.
 //
@@ -43,6 +46,7 @@ var (
 const (
 	AudienceGateway = "gw"  // LOGIN on one gateway
 	AudienceAPI     = "api" // bearer token of the route's user API
+	AudienceResume  = "rs"  // a login without the password (POST /login)
 )
 
 // Claims is what a token asserts.
@@ -55,8 +59,11 @@ type Claims struct {
 	// Audience is AudienceGateway or AudienceAPI; Sign fills in
 	// AudienceGateway when it is empty and GatewayID is set.
 	Audience string `json:"aud"`
-	// Platform is what the login named (gateway tokens; empty: none).
+	// Platform is what the login named (gateway and resume tokens; empty:
+	// none).
 	Platform string `json:"pf,omitempty"`
+	// Nonce tells a resume token from the ones issued before it.
+	Nonce string `json:"n,omitempty"`
 }
 
 // Sign returns a token for c signed with key.
@@ -101,6 +108,19 @@ func VerifyAPI(keys [][]byte, tok string, now time.Time) (Claims, error) {
 		return c, err
 	}
 	if c.Audience != AudienceAPI {
+		return c, ErrAudience
+	}
+	return c, nil
+}
+
+// VerifyResume checks a resume token (audience "rs") against keys and the
+// clock. Whether it is the latest issued is the caller's question.
+func VerifyResume(keys [][]byte, tok string, now time.Time) (Claims, error) {
+	c, err := verify(keys, tok, now)
+	if err != nil {
+		return c, err
+	}
+	if c.Audience != AudienceResume || c.Nonce == "" {
 		return c, ErrAudience
 	}
 	return c, nil

@@ -84,3 +84,41 @@ func TestVerifyAPI(t *testing.T) {
 		t.Fatalf("expired access token: got %v, want ErrExpired", err)
 	}
 }
+
+func TestVerifyResume(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	key := []byte("new-secret-0123456789")
+	resume := Claims{UserID: "1", SessionID: "s1", Platform: "mobile", Nonce: "abc", ExpiresAt: now.Add(time.Hour).Unix(), Audience: AudienceResume}
+	tok, err := Sign(key, resume)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := VerifyResume([][]byte{key}, tok, now); err != nil || c != resume {
+		t.Fatalf("VerifyResume = %+v, %v; want %+v", c, err, resume)
+	}
+	for name, c := range map[string]Claims{
+		"an access token": {UserID: "1", SessionID: "s1", ExpiresAt: resume.ExpiresAt, Audience: AudienceAPI},
+		"a gateway token": {UserID: "1", SessionID: "s1", GatewayID: "gw1", ExpiresAt: resume.ExpiresAt},
+		"no nonce":        {UserID: "1", SessionID: "s1", ExpiresAt: resume.ExpiresAt, Audience: AudienceResume},
+	} {
+		other, err := Sign(key, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := VerifyResume([][]byte{key}, other, now); !errors.Is(err, ErrAudience) {
+			t.Errorf("%s as a resume token: got %v, want ErrAudience", name, err)
+		}
+	}
+	if _, err := VerifyAPI([][]byte{key}, tok, now); !errors.Is(err, ErrAudience) {
+		t.Fatalf("resume token as bearer: got %v, want ErrAudience", err)
+	}
+	if _, err := Verify([][]byte{key}, tok, "", now); !errors.Is(err, ErrAudience) {
+		t.Fatalf("resume token at a gateway: got %v, want ErrAudience", err)
+	}
+	if _, err := VerifyResume([][]byte{key}, tok, now.Add(2*time.Hour)); !errors.Is(err, ErrExpired) {
+		t.Fatalf("expired resume token: got %v, want ErrExpired", err)
+	}
+	if _, err := VerifyResume([][]byte{[]byte("other-secret-0123456789")}, tok, now); !errors.Is(err, ErrSignature) {
+		t.Fatalf("resume token under another key: got %v, want ErrSignature", err)
+	}
+}

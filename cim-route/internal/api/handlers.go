@@ -67,7 +67,7 @@ func (h *handler) login(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	s, err := h.svc.Login(c.Request.Context(), router.LoginRequest{UserID: string(req.UserID), UserName: req.UserName, Password: req.Password, Platform: req.Platform})
+	s, err := h.svc.Login(c.Request.Context(), router.LoginRequest{UserID: string(req.UserID), UserName: req.UserName, Password: req.Password, Platform: req.Platform, Resume: req.ResumeToken})
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -76,6 +76,7 @@ func (h *handler) login(c *gin.Context) {
 		UserID: routeapi.ID(s.UserID), UserName: routeapi.ID(s.UserName), SessionID: routeapi.ID(s.SessionID),
 		Token: s.Token, ExpiresAt: routeapi.UnixTime(s.ExpiresAt),
 		AccessToken: s.AccessToken, AccessExpiresAt: routeapi.UnixTime(s.AccessExpiresAt),
+		ResumeToken: s.ResumeToken, ResumeExpiresAt: routeapi.UnixTime(s.ResumeExpiresAt),
 		Server: routeapi.Server{ID: s.Gateway.ID, Host: s.Gateway.Host,
 			TCPPort: routeapi.Int(s.Gateway.TCPPort), HTTPPort: routeapi.Int(s.Gateway.HTTPPort), WSURL: s.WSURL},
 	})

@@ -168,7 +168,7 @@ func New(cfg config.Config, logger *slog.Logger) (*App, error) {
 	rt, err := router.New(router.Config{
 		Store: st, Gateways: bal, Pusher: push, Files: uploads, Authenticator: authn, GatewayInfo: gatewayInfo,
 		Events: events, AppUsers: router.NewAppUsers(cfg.WebhookAppUserList()), Observer: m,
-		TokenKeys: cfg.TokenKeys(), TokenTTL: cfg.TokenTTL, AccessTTL: cfg.AccessTTL,
+		TokenKeys: cfg.TokenKeys(), TokenTTL: cfg.TokenTTL, AccessTTL: cfg.AccessTTL, ResumeTTL: cfg.ResumeTTL,
 		LoginPolicy: cfg.LoginPolicy, BcryptCost: cfg.BcryptCost,
 		SyncLimit: cfg.SyncLimit, MaxFrame: cfg.MaxFrame, GroupMaxMembers: cfg.GroupMaxMembers, GroupTimelineMin: cfg.GroupTimeline, Logger: logger,
 		EditWindow: cfg.EditWindow,

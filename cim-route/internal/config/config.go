@@ -79,6 +79,7 @@ type Config struct {
 	TokenSecret     string        // comma-separated HMAC keys; the first signs
 	TokenTTL        time.Duration // token lifetime and pending-route TTL
 	AccessTTL       time.Duration // access (bearer) token lifetime
+	ResumeTTL       time.Duration // resume token lifetime (0: none)
 	APIKeys         string        // name:secret:scope[+scope],... for application back-ends
 	LoginRate       float64       // /login and /registerAccount attempts per second per IP and per name; 0: off
 	LoginBurst      int           // bucket size of LoginRate
@@ -168,6 +169,7 @@ func Default() Config {
 		Listen:          "0.0.0.0:8080",
 		InternalListen:  "127.0.0.1:8090",
 		AccessTTL:       24 * time.Hour,
+		ResumeTTL:       7 * 24 * time.Hour,
 		LoginRate:       2,
 		LoginBurst:      20,
 		MaxBody:         64 << 10,
@@ -257,6 +259,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.TokenSecret, "token-secret", c.TokenSecret, "HMAC secrets of gateway and access tokens, comma-separated, each >= 16 bytes; the first signs, all verify (required)")
 	fs.DurationVar(&c.TokenTTL, "token-ttl", c.TokenTTL, "gateway token lifetime (also how long an unconfirmed session is kept)")
 	fs.DurationVar(&c.AccessTTL, "access-ttl", c.AccessTTL, "access (bearer) token lifetime; a token dies earlier when its session ends")
+	fs.DurationVar(&c.ResumeTTL, "resume-ttl", c.ResumeTTL, "resume token lifetime: a client logs in again once with it instead of its password (no bcrypt, no authenticator); a newer login on the platform, a log-off, a password reset or a ban revokes it; 0: none")
 	fs.StringVar(&c.APIKeys, "api-keys", c.APIKeys, "API keys of application back-ends (X-API-Key), comma-separated name:secret:scope[+scope], secret >= 16 bytes, scopes push and admin")
 	fs.Float64Var(&c.LoginRate, "login-rate", c.LoginRate, "/login and /registerAccount attempts per second allowed per client IP and per user name (0: no limit)")
 	fs.IntVar(&c.LoginBurst, "login-burst", c.LoginBurst, "attempts allowed at once before --login-rate applies")
@@ -391,6 +394,9 @@ func (c *Config) Validate() error {
 	checkSecrets(bad, "--token-secret", envflag.List(c.TokenSecret))
 	if c.TokenTTL < time.Second {
 		bad("--token-ttl %v: must be at least 1s", c.TokenTTL)
+	}
+	if c.ResumeTTL < 0 {
+		bad("--resume-ttl %v: must not be negative", c.ResumeTTL)
 	}
 	if c.AccessTTL < time.Second {
 		bad("--access-ttl %v: must be at least 1s", c.AccessTTL)

@@ -96,6 +96,7 @@ func (s *Store) DeleteUser(_ context.Context, uid string) error {
 		delete(s.routes, inSlot(uid, slot))
 		delete(s.cleared, inSlot(uid, slot))
 	}
+	s.dropResumes(uid, "")
 	delete(s.online, uid)
 	for _, users := range s.gwUsers {
 		delete(users, uid)

@@ -45,7 +45,8 @@ type Store struct {
 	gdedup   map[string]expiring // sender "\x00" clientMsgId -> "<msgId>|<state>"
 	receipts map[string]*set     // sender "\x00" msgId "\x00" d|r
 
-	quotas map[string]*counter // uid "\x00" yyyymmdd
+	quotas  map[string]*counter // uid "\x00" yyyymmdd
+	resumes map[string]expiring // inSlot(uid, slot) -> "<sid>|<nonce>" (resumes.go)
 
 	delaySeq int64
 	delayed  map[string]*delayed // by id
@@ -99,6 +100,7 @@ func New(opts ...Option) *Store {
 		gdedup:   map[string]expiring{},
 		receipts: map[string]*set{},
 		quotas:   map[string]*counter{},
+		resumes:  map[string]expiring{},
 	}
 	WithInbox(model.InboxLimits{})(s)
 	for _, o := range opts {

@@ -92,8 +92,8 @@ type Route struct {
 	reg     *prometheus.Registry
 	sources atomic.Pointer[Sources]
 
-	logins   prometheus.Counter
-	failures [numReasons]prometheus.Counter
+	logins, resumed prometheus.Counter
+	failures        [numReasons]prometheus.Counter
 
 	uplinkBatch, uplinkDuration prometheus.Observer
 	pushBatch, pushDuration     prometheus.Observer
@@ -128,6 +128,7 @@ func New() *Route {
 	}
 
 	m.logins = counter("logins_total", "Logins (POST /login) that handed out a gateway.")
+	m.resumed = counter("resumed_logins_total", "Logins (POST /login) that handed out a gateway for a resume token, without the password: counted in logins_total too.")
 	failures := prometheus.NewCounterVec(prometheus.CounterOpts(opts("login_failures_total",
 		"Logins (POST /login) refused, by reason.")), []string{"reason"})
 	reg.MustRegister(failures)
@@ -211,6 +212,13 @@ func (w *webhookDepth) Collect(ch chan<- prometheus.Metric) {
 func (m *Route) LoggedIn() {
 	if m != nil {
 		m.logins.Inc()
+	}
+}
+
+// Resumed counts a login made with a resume token.
+func (m *Route) Resumed() {
+	if m != nil {
+		m.resumed.Inc()
 	}
 }
 

@@ -77,6 +77,7 @@ func TestNilRoute(t *testing.T) {
 	m.InboxAppended(time.Millisecond)
 	m.Synced(1)
 	m.GroupFanout(1)
+	m.Resumed()
 	m.RedisError()
 	m.ZooKeeperError(nil)
 	m.SetSources(Sources{})

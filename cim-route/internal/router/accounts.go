@@ -31,6 +31,9 @@ type LoginRequest struct {
 	UserName string
 	Password string
 	Platform string // see routeapi.LoginRequest
+	// Resume, instead of Password, is the resume token of an earlier login
+	// (see routeapi.LoginRequest).
+	Resume string
 }
 
 // Session is a successful login: where to connect and with what tokens.
@@ -44,6 +47,10 @@ type Session struct {
 	// dies with the session.
 	AccessToken     string
 	AccessExpiresAt int64 // unix seconds
+	// ResumeToken logs in again once without the password (audience
+	// "rs"; "" with Config.ResumeTTL 0).
+	ResumeToken     string
+	ResumeExpiresAt int64 // unix seconds
 	Gateway         contract.GatewayAddr
 	// WSURL is the gateway's WebSocket URL, for browsers ("" when it has
 	// no WebSocket listener).
@@ -103,28 +110,34 @@ func (r *Router) Register(ctx context.Context, name, password string) (User, err
 // errBadLogin is the one answer for an unknown user and a wrong password.
 var errBadLogin = fmt.Errorf("%w: wrong user or password", errs.ErrBadAccount)
 
-// Login checks the credentials, applies the single-login policy, picks a
-// gateway, records the new session as pending and signs its tokens.
+// Login checks the credentials (a password, or a resume token),
+// applies the single-login policy, picks a gateway, records the new
+// session as pending and signs its tokens.
 func (r *Router) Login(ctx context.Context, req LoginRequest) (Session, error) {
 	switch {
 	case req.UserID != "":
 		if err := checkUserID("userId", req.UserID); err != nil {
 			return Session{}, err
 		}
-	case req.UserName == "":
+	case req.UserName == "" && req.Resume == "":
 		return Session{}, fmt.Errorf("%w: userName or userId is required", errs.ErrBadArgument)
 	}
-	if req.Password == "" {
+	if req.Password == "" && req.Resume == "" {
 		return Session{}, fmt.Errorf("%w: password is required", errs.ErrBadArgument)
 	}
 	if err := checkPlatform(req.Platform); err != nil {
 		return Session{}, err
 	}
 	var u model.User
+	var resumed token.Claims
 	var err error
-	if r.cfg.Authenticator != nil {
+	switch {
+	case req.Resume != "":
+		u, resumed, err = r.resumedAccount(ctx, req)
+		req.Platform = resumed.Platform
+	case r.cfg.Authenticator != nil:
 		u, err = r.externalAccount(ctx, req)
-	} else {
+	default:
 		u, err = r.builtinAccount(ctx, req)
 	}
 	if err != nil {
@@ -144,8 +157,27 @@ func (r *Router) Login(ctx context.Context, req LoginRequest) (Session, error) {
 		return Session{}, fmt.Errorf("%w: %v", errs.ErrNoGateway, err)
 	}
 	sid := newSessionID()
+	slot := ""
 	if r.devices() {
-		sid = contract.SlotFor(req.Platform) + "." + sid
+		slot = contract.SlotFor(req.Platform)
+		sid = slot + "." + sid
+	}
+	// The resume token to hand out, made the slot's latest first: a resume
+	// token takes the one it came with, so it logs in once.
+	nonce := ""
+	if r.cfg.ResumeTTL > 0 {
+		nonce = newSessionID()
+		if req.Resume != "" {
+			taken, err := r.st.TakeResume(ctx, u.ID, slot, resumed.Nonce, sid, nonce, r.cfg.ResumeTTL)
+			if err != nil {
+				return Session{}, err
+			}
+			if !taken {
+				return Session{}, errResumeUsed
+			}
+		} else if err := r.st.SetResume(ctx, u.ID, slot, sid, nonce, r.cfg.ResumeTTL); err != nil {
+			return Session{}, err
+		}
 	}
 	claim := model.Claim{Gateway: gw, Session: sid, TTL: r.cfg.TokenTTL, RejectOnline: r.cfg.LoginPolicy == PolicyReject, Platform: req.Platform}
 	r.forgetCurrent(u.ID)
@@ -181,8 +213,51 @@ func (r *Router) Login(ctx context.Context, req LoginRequest) (Session, error) {
 	if err != nil {
 		return Session{}, err
 	}
-	r.log.Info("login", "user", u.ID, "session", sid, "gateway", gw, "replaced", old.Session)
+	if nonce != "" {
+		s.ResumeExpiresAt = now.Add(r.cfg.ResumeTTL).Unix()
+		s.ResumeToken, err = token.Sign(r.cfg.TokenKeys[0], token.Claims{
+			UserID: u.ID, UserName: u.Name, SessionID: sid, ExpiresAt: s.ResumeExpiresAt, Audience: token.AudienceResume,
+			Platform: req.Platform, Nonce: nonce,
+		})
+		if err != nil {
+			return Session{}, err
+		}
+	}
+	if req.Resume != "" {
+		r.observer().Resumed()
+	}
+	r.log.Info("login", "user", u.ID, "session", sid, "gateway", gw, "replaced", old.Session, "resumed", req.Resume != "")
 	return s, nil
+}
+
+// errResumeUsed refuses a resume token that is not its slot's latest: used
+// already, or a login there, a log-off, a password reset, a kick or a ban
+// came after it. The client logs in with its password.
+var errResumeUsed = fmt.Errorf("%w: resume token used or revoked: log in with the password", errs.ErrUnauthorized)
+
+// resumedAccount checks a resume token: signed, unexpired, naming the
+// user the request names (if any) and the platform it names (if any), of
+// an account that still exists. Whether it is its slot's latest is Login's
+// question (TakeResume), asked after the ban check.
+func (r *Router) resumedAccount(ctx context.Context, req LoginRequest) (model.User, token.Claims, error) {
+	if r.cfg.ResumeTTL <= 0 {
+		return model.User{}, token.Claims{}, fmt.Errorf("%w: this route takes no resume tokens: log in with the password", errs.ErrUnauthorized)
+	}
+	c, err := token.VerifyResume(r.cfg.TokenKeys, req.Resume, r.now())
+	if err != nil {
+		return model.User{}, c, fmt.Errorf("%w: resume token: %v", errs.ErrUnauthorized, err)
+	}
+	if (req.UserID != "" && req.UserID != c.UserID) || (req.UserName != "" && !strings.EqualFold(req.UserName, c.UserName)) {
+		return model.User{}, c, fmt.Errorf("%w: the resume token is another user's", errs.ErrUnauthorized)
+	}
+	if req.Platform != "" && req.Platform != c.Platform {
+		return model.User{}, c, fmt.Errorf("%w: the resume token is for platform %q", errs.ErrUnauthorized, c.Platform)
+	}
+	u, err := r.st.UserByID(ctx, c.UserID)
+	if errors.Is(err, errs.ErrBadAccount) || (err == nil && u.Device) {
+		return model.User{}, c, fmt.Errorf("%w: the resume token's account is gone", errs.ErrUnauthorized)
+	}
+	return u, c, err
 }
 
 // builtinAccount checks the password against the account's bcrypt hash.

@@ -222,8 +222,14 @@ func (r *Router) AdminKick(ctx context.Context, by, user, session, slot string) 
 }
 
 // endSessions drops uid's sessions that match (every one when match is
-// nil) and kicks the confirmed ones; it returns how many it dropped.
+// nil) with their resume tokens (every one of uid's when match is nil) and
+// kicks the confirmed ones; it returns how many it dropped.
 func (r *Router) endSessions(ctx context.Context, uid, reason string, match func(model.Route) bool) (int, error) {
+	if match == nil {
+		if err := r.st.DropResumes(ctx, uid, ""); err != nil {
+			return 0, err
+		}
+	}
 	routes, err := r.st.Routes(ctx, []string{uid})
 	if err != nil {
 		return 0, err
@@ -234,6 +240,11 @@ func (r *Router) endSessions(ctx context.Context, uid, reason string, match func
 			continue
 		}
 		r.forgetCurrent(uid)
+		if match != nil {
+			if err := r.st.DropResumes(ctx, uid, s.Session); err != nil {
+				return n, err
+			}
+		}
 		old, dropped, err := r.st.DropSession(ctx, uid, s.Session)
 		if err != nil {
 			return n, err

@@ -17,6 +17,8 @@ type Observer interface {
 	Synced(messages int)
 	// GroupFanout: a group message goes to recipients members.
 	GroupFanout(recipients int)
+	// Resumed: a login was made with a resume token.
+	Resumed()
 }
 
 // noObserver observes nothing.
@@ -26,6 +28,7 @@ func (noObserver) Uplinked(int, time.Duration) {}
 func (noObserver) InboxAppended(time.Duration) {}
 func (noObserver) Synced(int)                  {}
 func (noObserver) GroupFanout(int)             {}
+func (noObserver) Resumed()                    {}
 
 // observer is Config.Observer, or one that observes nothing.
 func (r *Router) observer() Observer {

@@ -46,6 +46,7 @@ type Store interface {
 	Accounts
 	Quotas
 	Sessions
+	Resumes
 	Inboxes
 	Groups
 	Delayed
@@ -124,6 +125,23 @@ type Accounts interface {
 	UserByName(ctx context.Context, name string) (model.User, error)
 	UserByID(ctx context.Context, id string) (model.User, error)
 	Lookup(ctx context.Context, ids, names []string) (idToName, nameToID map[string]string, err error)
+}
+
+// Resumes are the latest resume token of each user's login slot (a
+// platform's slot with --login-policy platform, else one per user): its
+// nonce and the session it was issued with. A login there replaces it,
+// and a resume token is taken once, when it is the latest.
+type Resumes interface {
+	// SetResume makes nonce, issued with session sid, the latest of uid's
+	// slot, for ttl.
+	SetResume(ctx context.Context, uid, slot, sid, nonce string, ttl time.Duration) error
+	// TakeResume replaces the latest of uid's slot, if it is nonce, with
+	// next, issued with session sid, for ttl; false, with nothing changed,
+	// if it is not.
+	TakeResume(ctx context.Context, uid, slot, nonce, sid, next string, ttl time.Duration) (bool, error)
+	// DropResumes forgets uid's latest resume tokens issued with session
+	// sid; with sid "", all of them.
+	DropResumes(ctx context.Context, uid, sid string) error
 }
 
 // Quotas count what users spend per day.
@@ -253,10 +271,13 @@ type Config struct {
 	// WebSocket URL); nil: nothing.
 	GatewayInfo func(id string) contract.GatewayInfo
 
-	TokenKeys   [][]byte      // the first signs
-	TokenTTL    time.Duration // gateway token lifetime and pending-route TTL
-	AccessTTL   time.Duration // access (bearer) token lifetime (default 24h)
-	LoginPolicy string        // PolicyKick (default), PolicyReject or PolicyPlatform
+	TokenKeys [][]byte      // the first signs
+	TokenTTL  time.Duration // gateway token lifetime and pending-route TTL
+	AccessTTL time.Duration // access (bearer) token lifetime (default 24h)
+	// ResumeTTL is a resume token's lifetime (a login without the
+	// password, accounts.go); 0: none handed out, none taken.
+	ResumeTTL   time.Duration
+	LoginPolicy string // PolicyKick (default), PolicyReject or PolicyPlatform
 	BcryptCost  int
 	// Authenticator checks passwords at login instead of the accounts'
 	// bcrypt hashes (--auth http or ldap); nil: builtin. With one, the

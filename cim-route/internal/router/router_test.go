@@ -112,6 +112,8 @@ var redisTests = map[string]bool{
 	"TestAckManyEntries":                  true,
 	"TestResendDedup":                     true,
 	"TestRegisterAndLogin":                true,
+	"TestResumeToken":                     true,
+	"TestResumeTokenPerPlatform":          true,
 	"TestUplinkPrivate":                   true,
 	"TestHTTPRoutes":                      true,
 	"TestLogoffAndOnlineUsers":            true,

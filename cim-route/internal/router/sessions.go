@@ -79,6 +79,10 @@ func (r *Router) Logoff(ctx context.Context, uid, sid string) error {
 		return err
 	}
 	if sid == "" {
+		// Every resume token too, also those of sessions already gone.
+		if err := r.st.DropResumes(ctx, uid, ""); err != nil {
+			return err
+		}
 		routes, err := r.st.Routes(ctx, []string{uid})
 		if err != nil {
 			return err
@@ -95,6 +99,11 @@ func (r *Router) Logoff(ctx context.Context, uid, sid string) error {
 
 func (r *Router) logoff(ctx context.Context, uid, sid string) error {
 	r.forgetCurrent(uid)
+	// The session's resume token goes, though the session may be gone
+	// already (its connection lost): the client logged off.
+	if err := r.st.DropResumes(ctx, uid, sid); err != nil {
+		return err
+	}
 	old, dropped, err := r.st.DropSession(ctx, uid, sid)
 	if err != nil || !dropped {
 		return err

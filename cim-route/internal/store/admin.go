@@ -30,7 +30,7 @@ var userFamilies = map[string]bool{
 	"user": true, "route": true, "cleared": true, "device": true, "ban": true,
 	"seq": true, "inbox": true, "ack": true, "rd": true, "dedup": true,
 	"ugroups": true, "gdedup": true, "grd": true, "grr": true,
-	"rev": true, "hdel": true, "udelay": true, "upquota": true,
+	"rev": true, "hdel": true, "udelay": true, "upquota": true, "resume": true,
 }
 
 // banScript bans a user that exists. KEYS[1] user, KEYS[2] ban; ARGV

@@ -26,6 +26,7 @@ type NewStore func(t *testing.T, lim model.InboxLimits) router.Store
 func Run(t *testing.T, newStore NewStore) {
 	t.Run("Accounts", func(t *testing.T) { Accounts(t, newStore) })
 	t.Run("Quotas", func(t *testing.T) { Quotas(t, newStore) })
+	t.Run("Resumes", func(t *testing.T) { Resumes(t, newStore) })
 	t.Run("Sessions", func(t *testing.T) { Sessions(t, newStore) })
 	t.Run("ClearAndReclaim", func(t *testing.T) { ClearAndReclaim(t, newStore) })
 	t.Run("InboxDedup", func(t *testing.T) { InboxDedup(t, newStore) })
@@ -148,6 +149,52 @@ func Quotas(t *testing.T, newStore NewStore) {
 	must(s.ChargeUpload(ctx, "7", 60, 100))(t) // 40 + 60
 	if _, err := s.ChargeUpload(ctx, "7", 1, 100); !errors.Is(err, errs.ErrQuotaExceeded) {
 		t.Fatalf("full quota: %v", err)
+	}
+}
+
+// Resumes: a slot's latest resume nonce is taken once; slots and users are
+// apart; dropping by session takes only the slots whose latest came with
+// it, dropping without one every slot.
+func Resumes(t *testing.T, newStore NewStore) {
+	s, ctx := newStore(t, model.InboxLimits{}), ctxT(t)
+	take := func(uid, slot, nonce, sid, next string) bool {
+		t.Helper()
+		return must(s.TakeResume(ctx, uid, slot, nonce, sid, next, time.Minute))(t)
+	}
+	if take("7", "", "n0", "s1", "n1") {
+		t.Fatal("took a nonce never set")
+	}
+	must(0, s.SetResume(ctx, "7", "", "s1", "n1", time.Minute))(t)
+	must(0, s.SetResume(ctx, "7", "mobile", "s2", "m1", time.Minute))(t)
+	must(0, s.SetResume(ctx, "8", "", "s3", "n1", time.Minute))(t)
+	if take("7", "", "m1", "s4", "x") || take("7", "web", "n1", "s4", "x") {
+		t.Fatal("took another slot's nonce")
+	}
+	if !take("7", "", "n1", "s4", "n2") {
+		t.Fatal("the latest nonce not taken")
+	}
+	if take("7", "", "n1", "s5", "n3") {
+		t.Fatal("a nonce taken twice")
+	}
+	if !take("8", "", "n1", "s6", "n2") {
+		t.Fatal("another user's nonce went with the first's")
+	}
+	// s4 (user 7's "" slot now) logs off: its slot goes, mobile stays.
+	must(0, s.DropResumes(ctx, "7", "s4"))(t)
+	must(0, s.DropResumes(ctx, "7", "s2x"))(t) // no slot of that session
+	if take("7", "", "n2", "s7", "n3") {
+		t.Fatal("took a dropped nonce")
+	}
+	if !take("7", "mobile", "m1", "s8", "m2") {
+		t.Fatal("dropping one session's slot took another's")
+	}
+	must(0, s.SetResume(ctx, "7", "", "s9", "n4", time.Minute))(t)
+	must(0, s.DropResumes(ctx, "7", ""))(t)
+	if take("7", "mobile", "m2", "s10", "m3") || take("7", "", "n4", "s10", "n5") {
+		t.Fatal("a nonce survived dropping them all")
+	}
+	if !take("8", "", "n2", "s11", "n3") {
+		t.Fatal("dropping one user's took another's")
 	}
 }
 
