@@ -67,6 +67,11 @@ type LoginResult struct {
 	// older than the security contract sends none.
 	AccessToken     string
 	AccessExpiresAt int64
+	// ResumeToken logs in once more without the password (Resume), and
+	// ResumeExpiresAt is its expiry in unix seconds; empty when the route
+	// hands none out.
+	ResumeToken     string
+	ResumeExpiresAt int64
 }
 
 // APIError is a failure the route answered with a result code, or an answer
@@ -259,6 +264,21 @@ func (a *API) Login(ctx context.Context, name, password string) (LoginResult, er
 	} else {
 		req.UserName = name
 	}
+	return a.login(ctx, req)
+}
+
+// Resume logs in again with the ResumeToken of an earlier login instead of
+// the password: the route checks a signature and Redis, not a password
+// hash, so a gateway's users coming back at once after it failed cost the
+// route little. Each token logs in once; the answer carries the next. An
+// *APIError with codes.Unauthorized means the token is used or revoked (a
+// newer login, a log-off, a password reset, a ban): log in with the
+// password.
+func (a *API) Resume(ctx context.Context, resumeToken string) (LoginResult, error) {
+	return a.login(ctx, routeapi.LoginRequest{ResumeToken: resumeToken})
+}
+
+func (a *API) login(ctx context.Context, req routeapi.LoginRequest) (LoginResult, error) {
 	var d routeapi.Login
 	if err := a.call(ctx, http.MethodPost, routeapi.PathLogin, req, &d); err != nil {
 		return LoginResult{}, err
@@ -271,6 +291,8 @@ func (a *API) Login(ctx context.Context, name, password string) (LoginResult, er
 		ExpiresAt:       int64(d.ExpiresAt),
 		AccessToken:     d.AccessToken,
 		AccessExpiresAt: int64(d.AccessExpiresAt),
+		ResumeToken:     d.ResumeToken,
+		ResumeExpiresAt: int64(d.ResumeExpiresAt),
 		Server: Server{
 			ID:       d.Server.ID,
 			Host:     d.Server.Host,

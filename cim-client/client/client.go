@@ -15,6 +15,7 @@ import (
 	"github.com/gocim/gocim/internal/backoff"
 	"github.com/gocim/gocim/proto/cimpb"
 	"github.com/gocim/gocim/proto/codec"
+	"github.com/gocim/gocim/proto/codes"
 )
 
 // Info says who the client is logged in as and where.
@@ -64,6 +65,9 @@ type Client struct {
 	syncOn  *link         // the reader asked for a SYNC on this link
 	info    Info
 	closed  chan struct{} // closed when the first Close has finished
+	// resume is the last login's resume token: the next login uses it
+	// instead of the password ("": none, or refused).
+	resume string
 }
 
 // New checks cfg and returns a Client that is not yet connected.
@@ -209,7 +213,7 @@ func (c *Client) firstLink(ctx context.Context) (*link, error) {
 
 // connect runs one login: route /login, TCP dial, LOGIN → LOGIN_ACK.
 func (c *Client) connect(ctx context.Context) (*link, error) {
-	res, err := c.api.Login(ctx, c.cfg.UserName, c.cfg.Password)
+	res, err := c.login(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("login: %w", err)
 	}
@@ -228,6 +232,42 @@ func (c *Client) connect(ctx context.Context) (*link, error) {
 		l.gateway = gw
 	}
 	return l, nil
+}
+
+// login logs in at the route: with the last login's resume token when it
+// has one (no password hash to check: the users of a gateway that failed
+// come back at a small cost to the route), with the password when it has
+// none or the route refuses it (used, revoked, expired, or a route that
+// takes none).
+func (c *Client) login(ctx context.Context) (LoginResult, error) {
+	c.mu.Lock()
+	tok := c.resume
+	c.mu.Unlock()
+	if tok != "" {
+		res, err := c.api.Resume(ctx, tok)
+		var ae *APIError
+		switch {
+		case err == nil:
+			c.setResume(res.ResumeToken)
+			return res, nil
+		case errors.As(err, &ae) && (ae.Code == codes.Unauthorized || ae.Code == codes.BadArgument):
+			c.log.Info("resume token refused: logging in with the password", "err", err)
+			c.setResume("")
+		default:
+			return res, err
+		}
+	}
+	res, err := c.api.Login(ctx, c.cfg.UserName, c.cfg.Password)
+	if err == nil {
+		c.setResume(res.ResumeToken)
+	}
+	return res, err
+}
+
+func (c *Client) setResume(tok string) {
+	c.mu.Lock()
+	c.resume = tok
+	c.mu.Unlock()
 }
 
 // dial connects to the gateway at addr (on host, as /login named it), with

@@ -796,3 +796,36 @@ func TestEncodeMsgAllocations(t *testing.T) {
 		t.Fatalf("encodeMsg allocated %v times, want 1", n)
 	}
 }
+
+// TestReconnectResumes: a reconnect logs in with the last login's resume
+// token, not the password; a refused token (revoked) falls back to the
+// password at once, and the next reconnect resumes again.
+func TestReconnectResumes(t *testing.T) {
+	gw := clienttest.NewGateway(t)
+	route := clienttest.NewRoute(t, gw)
+	route.HandOutResumes()
+	route.AddUser("alice", "secret1")
+	c := startClient(t, fastConfig(route.URL))
+	next(t, c, EventConnected)
+	reconnect := func() {
+		t.Helper()
+		gw.Accept(t).Close()
+		next(t, c, EventDisconnected)
+		next(t, c, EventConnected)
+	}
+	reconnect()
+	reconnect()
+	if n, r := route.Logins(), route.Resumed(); n != 3 || r != 2 {
+		t.Fatalf("%d logins, %d with a resume token; want 3 and 2 (the password only at the start)", n, r)
+	}
+	route.RevokeResumes()
+	reconnect()
+	if n, r := route.Logins(), route.Resumed(); n != 5 || r != 2 {
+		t.Fatalf("after the revocation: %d logins, %d resumed; want 5 (a refused resume, then the password) and 2", n, r)
+	}
+	reconnect()
+	if n, r := route.Logins(), route.Resumed(); n != 6 || r != 3 {
+		t.Fatalf("after the password login: %d logins, %d resumed; want 6 and 3", n, r)
+	}
+	closeClient(t, c)
+}

@@ -69,6 +69,9 @@ type Route struct {
 	bearers   map[string]string // endpoint → the last Authorization header
 	calls     map[string]int    // endpoint → calls that needed a bearer
 	grp       groupState
+	resumes   bool           // /login hands out resume tokens (HandOutResumes)
+	resumed   int            // logins with a resume token
+	latest    map[string]int // user id → its latest resume token's number
 
 	// LoginAttempts receives the number of every /login attempt, when
 	// somebody listens.
@@ -126,6 +129,31 @@ func newRoute(t testing.TB, conf *tls.Config, gws []*Gateway) *Route {
 	r.URL = r.srv.URL
 	t.Cleanup(r.srv.Close)
 	return r
+}
+
+// HandOutResumes makes /login answer with a resume token, and take the
+// latest one of a user instead of the password (the real route's
+// --resume-ttl).
+func (r *Route) HandOutResumes() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.resumes = true
+	r.latest = map[string]int{}
+}
+
+// RevokeResumes makes every resume token handed out so far refused (4010),
+// as a log-off or password reset does.
+func (r *Route) RevokeResumes() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	clear(r.latest)
+}
+
+// Resumed counts the logins made with a resume token.
+func (r *Route) Resumed() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.resumed
 }
 
 // Close stops the server (also done at test cleanup). Safe to call twice.
@@ -205,8 +233,8 @@ func (r *Route) register(w http.ResponseWriter, req *http.Request) {
 }
 
 func (r *Route) login(w http.ResponseWriter, req *http.Request) {
-	var in struct{ UserName, UserID, Password string }
-	if json.NewDecoder(req.Body).Decode(&in) != nil || in.Password == "" || (in.UserName == "" && in.UserID == "") {
+	var in struct{ UserName, UserID, Password, ResumeToken string }
+	if json.NewDecoder(req.Body).Decode(&in) != nil || (in.ResumeToken == "" && (in.Password == "" || (in.UserName == "" && in.UserID == ""))) {
 		reply(w, http.StatusBadRequest, codes.BadArgument, "bad argument", nil)
 		return
 	}
@@ -231,7 +259,21 @@ func (r *Route) login(w http.ResponseWriter, req *http.Request) {
 	if in.UserName == "" {
 		a = r.byID[in.UserID]
 	}
-	if a == nil || a.pw != in.Password {
+	if in.ResumeToken != "" {
+		// "resume:<uid>:<n>", the user's latest.
+		var id string
+		var n int
+		p := strings.Split(in.ResumeToken, ":")
+		if len(p) == 3 {
+			id = p[1]
+			n, _ = strconv.Atoi(p[2])
+		}
+		if a = r.byID[id]; !r.resumes || len(p) != 3 || p[0] != "resume" || a == nil || n == 0 || r.latest[id] != n {
+			reply(w, http.StatusUnauthorized, codes.Unauthorized, "resume token used or revoked", nil)
+			return
+		}
+		r.resumed++
+	} else if a == nil || a.pw != in.Password {
 		reply(w, http.StatusUnauthorized, codes.BadAccount, "bad account", nil)
 		return
 	}
@@ -243,7 +285,7 @@ func (r *Route) login(w http.ResponseWriter, req *http.Request) {
 	r.nextGW++
 	r.sessions++
 	a.session = "s" + strconv.Itoa(r.sessions)
-	reply(w, http.StatusOK, codes.OK, "ok", map[string]any{
+	ans := map[string]any{
 		"userId":          a.id,
 		"userName":        a.name,
 		"sessionId":       a.session,
@@ -252,7 +294,13 @@ func (r *Route) login(w http.ResponseWriter, req *http.Request) {
 		"accessToken":     AccessToken(a.id, a.session),
 		"accessExpiresAt": time.Now().Add(24 * time.Hour).Unix(),
 		"server":          gw.ServerJSON(),
-	})
+	}
+	if r.resumes {
+		r.latest[a.id] = r.sessions
+		ans["resumeToken"] = "resume:" + a.id + ":" + strconv.Itoa(r.sessions)
+		ans["resumeExpiresAt"] = time.Now().Add(time.Hour).Unix()
+	}
+	reply(w, http.StatusOK, codes.OK, "ok", ans)
 }
 
 // AccessToken returns the fake access token of a session.
