@@ -194,6 +194,14 @@ func TestGatewayKill(t *testing.T) {
 			return e.Kind == client.EventConnected && e.Gateway == survivor
 		})
 	}
+	// They came back with their resume tokens: no password checked (no
+	// bcrypt) since the first logins.
+	logins := metric(t, c.Route.InternalURL, "gocim_route_logins_total")
+	resumed := metric(t, c.Route.InternalURL, "gocim_route_resumed_logins_total")
+	if int(logins-resumed) != len(users) || int(resumed) < len(moved) {
+		t.Fatalf("%v logins, %v of them resumed: want %d with the password (the first ones) and at least %d resumed (the moved users)",
+			logins, resumed, len(users), len(moved))
+	}
 	// The route drops the dead gateway once ZooKeeper says so...
 	harness.Eventually(t, wait, func() error {
 		if n, err := c.LiveGateways(); err != nil || n != 1 {
