@@ -69,9 +69,11 @@ type options struct {
 	stepDuration time.Duration
 
 	// Churn workload: extra idle clients, offered rate and window.
-	churnIdle     int
-	churnRate     float64
-	churnDuration time.Duration
+	churnIdle int
+	// failover workload: clients over its two gateways
+	failoverClients int
+	churnRate       float64
+	churnDuration   time.Duration
 
 	// MQTT workload: idle devices and their load-generator processes,
 	// measured devices, the offered rate (down and up) and its window.
@@ -92,7 +94,7 @@ type options struct {
 	scaleGroup    int
 }
 
-var allWorkloads = []string{"fanout", "p2p", "idle", "saturation", "churn", "mqtt", "scale"}
+var allWorkloads = []string{"fanout", "p2p", "idle", "saturation", "churn", "failover", "mqtt", "scale"}
 
 // The transports a gocim row can be measured over.
 const (
@@ -126,7 +128,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	groups := fs.String("groups", "", "group sizes for the fan-out workload, comma-separated (default 1000,5000; quick: 200)")
 	fs.IntVar(&o.messages, "messages", 0, "group messages per fan-out run, sent at once by one member (default 100, the gateway's --msg-burst: more are paced by its --msg-rate; quick: 5)")
 	fs.IntVar(&o.gateways, "gateways", 3, "gateways in the cluster")
-	workloads := fs.String("workloads", strings.Join(allWorkloads, ","), "workloads to run, comma-separated: fanout, p2p, idle, saturation, churn, mqtt, scale")
+	workloads := fs.String("workloads", strings.Join(allWorkloads, ","), "workloads to run, comma-separated: fanout, p2p, idle, saturation, churn, failover, mqtt, scale")
 	transports := fs.String("transports", strings.Join(allTransports, ","), "transports of gocim's p2p and idle rows, comma-separated: tcp (the SDK), ws (WebSocket, binary subprotocol "+wsSubprotocol+"); each gets a cluster of its own")
 	rates := fs.String("rates", "", "offered rates (msg/s) for the p2p workload, comma-separated (default 1000,5000,20000; quick: 1000)")
 	steps := fs.String("steps", "", "offered-rate steps (msg/s) for the saturation workload, comma-separated, rising (default 2000,5000,7500,10000,15000,20000,30000,40000; quick: 2000,5000)")
@@ -140,6 +142,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.idle, "idle", 0, "idle connections on one gateway for the idle workload, at most 30000 with --idle-procs, 15000 without (default 19000; quick: 1000)")
 	fs.IntVar(&o.idleProcs, "idle-procs", -1, "load-generator processes for the idle workload, at most 10000 connections each; 0: in-process (default max(2, idle/10000); quick: 0)")
 	fs.IntVar(&o.churnIdle, "churn-idle", -1, "idle clients besides the pairs in the churn workload (default 500; quick: 150)")
+	fs.IntVar(&o.failoverClients, "failover-clients", 0, "clients over the two gateways of the failover workload, about half of them on the one killed (default 300; quick: 40)")
 	churnRate := fs.Int("churn-rate", 2000, "offered rate (msg/s) of the churn workload's pairs")
 	fs.DurationVar(&o.churnDuration, "churn-duration", 0, "send window of the churn workload (default 60s; quick: 10s)")
 	fs.IntVar(&o.mqttDevices, "mqtt-devices", 0, "idle MQTT devices on one gateway for the mqtt workload, at most 30000 with --mqtt-procs, 15000 without (default 15000; quick: 500)")
@@ -329,6 +332,18 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 			rows = append(rows, churnGocim(t, c, o.pairs, o.churnIdle, o.churnRate, o.churnDuration, o.wait))
 			stopCluster(c)
 		}
+		if o.workloads["failover"] {
+			for _, s := range []struct{ ttl, setting string }{
+				{"0", "no resume tokens (--resume-ttl 0): every client logs in again with its password"},
+				{"168h", "resume tokens (--resume-ttl 168h, the default): the clients log in again with them"},
+			} {
+				fmt.Fprintf(stderr, "failover: %d clients over 2 gateways, the first killed; --bcrypt-cost %s, --resume-ttl %s…\n", o.failoverClients, failoverBcryptCost, s.ttl)
+				args := append(slices.Clip(routeArgs), "--bcrypt-cost", failoverBcryptCost, "--resume-ttl", s.ttl)
+				c := harness.Start(t, harness.Options{Gateways: 2, RouteArgs: args, GatewayArgs: gatewayArgs, RouteReplica: o.routeReplica})
+				rows = append(rows, failoverGocim(t, c, o.failoverClients, s.setting))
+				stopCluster(c)
+			}
+		}
 		if o.workloads["idle"] {
 			for _, tr := range o.transports {
 				fmt.Fprintf(stderr, "idle connections (%s): %d (after %d warm-up) on 1 gateway, %d load-generator processes…\n", tr, o.idle, idleWarmup, o.idleProcs)
@@ -404,8 +419,18 @@ func writeJSON(path string, rows []row) error {
 	return os.WriteFile(path, append(b, '\n'), 0o644)
 }
 
-// churnOptions fills in and checks the churn workload's options.
+// churnOptions fills in and checks the churn workload's options (and the
+// failover workload's client count).
 func churnOptions(o *options, rate int) error {
+	if o.failoverClients == 0 {
+		o.failoverClients = 300
+		if o.quick {
+			o.failoverClients = 40
+		}
+	}
+	if o.failoverClients < 2 || o.failoverClients > 5000 {
+		return fmt.Errorf("--failover-clients %d: want between 2 and 5000", o.failoverClients)
+	}
 	if o.churnIdle < 0 {
 		o.churnIdle = 500
 		if o.quick {
