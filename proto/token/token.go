@@ -64,6 +64,10 @@ type Claims struct {
 	Platform string `json:"pf,omitempty"`
 	// Nonce tells a resume token from the ones issued before it.
 	Nonce string `json:"n,omitempty"`
+	// Since is when the password login a resume token descends from was
+	// checked (unix seconds): every resume token of that chain expires
+	// a fixed time after it, so the password is checked again then.
+	Since int64 `json:"since,omitempty"`
 }
 
 // Sign returns a token for c signed with key.

@@ -259,7 +259,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.TokenSecret, "token-secret", c.TokenSecret, "HMAC secrets of gateway and access tokens, comma-separated, each >= 16 bytes; the first signs, all verify (required)")
 	fs.DurationVar(&c.TokenTTL, "token-ttl", c.TokenTTL, "gateway token lifetime (also how long an unconfirmed session is kept)")
 	fs.DurationVar(&c.AccessTTL, "access-ttl", c.AccessTTL, "access (bearer) token lifetime; a token dies earlier when its session ends")
-	fs.DurationVar(&c.ResumeTTL, "resume-ttl", c.ResumeTTL, "resume token lifetime: a client logs in again once with it instead of its password (no bcrypt, no authenticator); a newer login on the platform, a log-off, a password reset or a ban revokes it; 0: none")
+	fs.DurationVar(&c.ResumeTTL, "resume-ttl", c.ResumeTTL, "how long after a password login its resume tokens log in: a client logs in again once with one instead of its password (no bcrypt, no authenticator) and gets the next, which ends at the same time; a newer login on the platform, a log-off, a password reset or a ban revokes it; 0: none")
 	fs.StringVar(&c.APIKeys, "api-keys", c.APIKeys, "API keys of application back-ends (X-API-Key), comma-separated name:secret:scope[+scope], secret >= 16 bytes, scopes push and admin")
 	fs.Float64Var(&c.LoginRate, "login-rate", c.LoginRate, "/login and /registerAccount attempts per second allowed per client IP and per user name (0: no limit)")
 	fs.IntVar(&c.LoginBurst, "login-burst", c.LoginBurst, "attempts allowed at once before --login-rate applies")

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
@@ -163,19 +164,28 @@ func (r *Router) Login(ctx context.Context, req LoginRequest) (Session, error) {
 		sid = slot + "." + sid
 	}
 	// The resume token to hand out, made the slot's latest first: a resume
-	// token takes the one it came with, so it logs in once.
-	nonce := ""
-	if r.cfg.ResumeTTL > 0 {
+	// token takes the one it came with, so it logs in once. A chain of them
+	// ends ResumeTTL after its password login: the password (and the
+	// authenticator, which may have disabled the user meanwhile) is asked
+	// again then.
+	now := r.now()
+	nonce, since := "", now.Unix()
+	if req.Resume != "" {
+		since = resumed.Since
+	}
+	resumeEnd := time.Unix(since, 0).Add(r.cfg.ResumeTTL)
+	if r.cfg.ResumeTTL > 0 && (req.Resume != "" || resumeEnd.After(now)) {
 		nonce = newSessionID()
+		ttl := max(resumeEnd.Sub(now), time.Second)
 		if req.Resume != "" {
-			taken, err := r.st.TakeResume(ctx, u.ID, slot, resumed.Nonce, sid, nonce, r.cfg.ResumeTTL)
+			taken, err := r.st.TakeResume(ctx, u.ID, slot, resumed.Nonce, sid, nonce, ttl)
 			if err != nil {
 				return Session{}, err
 			}
 			if !taken {
 				return Session{}, errResumeUsed
 			}
-		} else if err := r.st.SetResume(ctx, u.ID, slot, sid, nonce, r.cfg.ResumeTTL); err != nil {
+		} else if err := r.st.SetResume(ctx, u.ID, slot, sid, nonce, ttl); err != nil {
 			return Session{}, err
 		}
 	}
@@ -197,7 +207,6 @@ func (r *Router) Login(ctx context.Context, req LoginRequest) (Session, error) {
 		r.kick(ctx, u.ID, old.Session, old.Gateway, old.Platform, "logged in elsewhere")
 	}
 
-	now := r.now()
 	s := Session{UserID: u.ID, UserName: u.Name, SessionID: sid, Gateway: addr, WSURL: r.wsURL(gw),
 		ExpiresAt: now.Add(r.cfg.TokenTTL).Unix(), AccessExpiresAt: now.Add(r.cfg.AccessTTL).Unix()}
 	s.Token, err = token.Sign(r.cfg.TokenKeys[0], token.Claims{
@@ -213,11 +222,11 @@ func (r *Router) Login(ctx context.Context, req LoginRequest) (Session, error) {
 	if err != nil {
 		return Session{}, err
 	}
-	if nonce != "" {
-		s.ResumeExpiresAt = now.Add(r.cfg.ResumeTTL).Unix()
+	if nonce != "" && resumeEnd.After(now) {
+		s.ResumeExpiresAt = resumeEnd.Unix()
 		s.ResumeToken, err = token.Sign(r.cfg.TokenKeys[0], token.Claims{
 			UserID: u.ID, UserName: u.Name, SessionID: sid, ExpiresAt: s.ResumeExpiresAt, Audience: token.AudienceResume,
-			Platform: req.Platform, Nonce: nonce,
+			Platform: req.Platform, Nonce: nonce, Since: since,
 		})
 		if err != nil {
 			return Session{}, err
@@ -243,9 +252,14 @@ func (r *Router) resumedAccount(ctx context.Context, req LoginRequest) (model.Us
 	if r.cfg.ResumeTTL <= 0 {
 		return model.User{}, token.Claims{}, fmt.Errorf("%w: this route takes no resume tokens: log in with the password", errs.ErrUnauthorized)
 	}
-	c, err := token.VerifyResume(r.cfg.TokenKeys, req.Resume, r.now())
+	now := r.now()
+	c, err := token.VerifyResume(r.cfg.TokenKeys, req.Resume, now)
 	if err != nil {
 		return model.User{}, c, fmt.Errorf("%w: resume token: %v", errs.ErrUnauthorized, err)
+	}
+	// A shorter --resume-ttl than when the chain began counts too.
+	if !time.Unix(c.Since, 0).Add(r.cfg.ResumeTTL).After(now) {
+		return model.User{}, c, fmt.Errorf("%w: resume token: its password login is older than --resume-ttl", errs.ErrUnauthorized)
 	}
 	if (req.UserID != "" && req.UserID != c.UserID) || (req.UserName != "" && !strings.EqualFold(req.UserName, c.UserName)) {
 		return model.User{}, c, fmt.Errorf("%w: the resume token is another user's", errs.ErrUnauthorized)

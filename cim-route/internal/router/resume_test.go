@@ -3,6 +3,7 @@ package router
 import (
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -141,5 +142,50 @@ func TestResumeTokenOff(t *testing.T) {
 	tok := on.connect("alice").ResumeToken
 	if _, err := e.r.Login(e.ctx, LoginRequest{Resume: tok}); !errors.Is(err, errs.ErrUnauthorized) {
 		t.Fatalf("a resume with resumes off: %v", err)
+	}
+}
+
+// TestResumeChainEnds: the resume tokens that descend from one password
+// login all expire --resume-ttl after it, however often they are used: the
+// password (and an authenticator that may have disabled the user) is
+// checked again then.
+func TestResumeChainEnds(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return now
+	}
+	advance := func(d time.Duration) {
+		mu.Lock()
+		now = now.Add(d)
+		mu.Unlock()
+	}
+	e := newEnv(t, PolicyKick, 1, func(c *Config) { c.ResumeTTL = time.Hour; c.Now = clock; c.TokenTTL = 10 * time.Hour })
+	s := e.connect("alice")
+	end := s.ResumeExpiresAt
+	tok := s.ResumeToken
+	for range 3 {
+		advance(15 * time.Minute)
+		s2, err := e.r.Login(e.ctx, LoginRequest{Resume: tok})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s2.ResumeExpiresAt != end {
+			t.Fatalf("a resumed login's token expires at %d, want %d: the chain's end moved", s2.ResumeExpiresAt, end)
+		}
+		tok = s2.ResumeToken
+	}
+	advance(15 * time.Minute)
+	if _, err := e.r.Login(e.ctx, LoginRequest{Resume: tok}); !errors.Is(err, errs.ErrUnauthorized) {
+		t.Fatalf("a resume an hour after the password: %v, want ErrUnauthorized", err)
+	}
+	s3, err := e.r.Login(e.ctx, LoginRequest{UserName: "alice", Password: "password1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s3.ResumeExpiresAt != clock().Add(time.Hour).Unix() {
+		t.Fatalf("a password login's token expires at %d, want an hour on", s3.ResumeExpiresAt)
 	}
 }
