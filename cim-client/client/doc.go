@@ -38,7 +38,11 @@
 // token with the gateway token; API sends it as "Authorization: Bearer" on
 // the calls that act for the session (online users, log-off, history,
 // uploads, downloads). A 401 is returned as an error matching
-// ErrUnauthorized; the SDK does not log in again for it. Config.TLS makes
+// ErrUnauthorized; the SDK does not log in again for it. /login also hands
+// out a resume token: the client keeps it in memory and logs in with it,
+// once, instead of the password when it reconnects (a route checks no
+// password hash for it, so a failed gateway's users come back at little
+// cost), and with the password when the route refuses it. Config.TLS makes
 // the gateway link TLS and configures the private HTTP client for an
 // https:// route.
 //
