@@ -187,6 +187,7 @@ type loginData struct {
 	ExpiresAt       int64  `json:"expiresAt"`
 	AccessToken     string `json:"accessToken"`
 	AccessExpiresAt int64  `json:"accessExpiresAt"`
+	ResumeToken     string `json:"resumeToken"`
 	Server          struct {
 		ID       string `json:"id"`
 		Host     string `json:"host"`

@@ -140,6 +140,24 @@ func (h *handler) limitLogin(c *gin.Context, userID, userName string) error {
 	return allow(c, h.limiter, errs.ErrRateLimited, "too many attempts", c.ClientIP(), key)
 }
 
+// limitResume takes a /login with a resume token from the account's
+// bucket alone when the token is genuine: it cannot be guessed and costs
+// no password hash, so the address's bucket, which stops guessing, would
+// only hold back the users behind one address (a NAT, an office) coming
+// back together after their gateway failed. A token that is not genuine
+// is limited as a password attempt from its address.
+func (h *handler) limitResume(c *gin.Context, tok string) error {
+	claims, err := token.VerifyResume(h.tokenKeys, tok, h.now())
+	if err != nil {
+		return h.limitLogin(c, "", "")
+	}
+	key := ""
+	if h.limiter != nil {
+		key = h.svc.LimitKey(c.Request.Context(), claims.UserID, "")
+	}
+	return allow(c, h.limiter, errs.ErrRateLimited, "too many attempts", "", key)
+}
+
 // limitList takes a listing request from the bearer's --list-rate bucket
 // (an API key's requests are not limited); over it, 429/4291.
 func (h *handler) limitList(c *gin.Context) {

@@ -63,7 +63,11 @@ func (h *handler) login(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	if err := h.limitLogin(c, string(req.UserID), req.UserName); err != nil {
+	limit := func() error { return h.limitLogin(c, string(req.UserID), req.UserName) }
+	if req.ResumeToken != "" {
+		limit = func() error { return h.limitResume(c, req.ResumeToken) }
+	}
+	if err := limit(); err != nil {
 		h.fail(c, err)
 		return
 	}

@@ -301,3 +301,26 @@ func TestExternalAuth(t *testing.T) {
 		t.Fatalf("login %+v", l)
 	}
 }
+
+// TestResumeLimitedPerAccount: a /login with a genuine resume token takes
+// from its account's bucket only, so the users behind one address come
+// back together when their address's bucket is used up; a forged one is
+// an attempt of its address.
+func TestResumeLimitedPerAccount(t *testing.T) {
+	e := newEnv(t, func(c *Config, r *router.Config) {
+		c.LoginRate, c.LoginBurst = 0.001, 3
+		r.ResumeTTL = time.Hour
+	})
+	e.register("alice", "bob") // two attempts of 127.0.0.1
+	var l loginData
+	e.expect("POST", "/login", `{"userName":"alice","password":"password1"}`, nil, 200, codes.OK, &l)
+	// The address's burst is used up: a password login is refused...
+	e.expect("POST", "/login", `{"userName":"bob","password":"password1"}`, nil, 429, codes.RateLimited, nil)
+	// ...and a genuine resume token passes, from alice's bucket (her
+	// registration and login took two of its three).
+	e.expect("POST", "/login", `{"resumeToken":"`+l.ResumeToken+`"}`, nil, 200, codes.OK, &l)
+	e.expect("POST", "/login", `{"resumeToken":"`+l.ResumeToken+`"}`, nil, 429, codes.RateLimited, nil)
+	// A forged token counts against the address.
+	forged := l.ResumeToken[:len(l.ResumeToken)-2] + "xx"
+	e.expect("POST", "/login", `{"resumeToken":"`+forged+`"}`, nil, 429, codes.RateLimited, nil)
+}
