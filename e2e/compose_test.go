@@ -574,6 +574,7 @@ var agreedMetrics = []string{
 	"gocim_gateway_draining",
 	"gocim_route_logins_total",
 	"gocim_route_login_failures_total",
+	"gocim_route_resumed_logins_total",
 	"gocim_route_uplink_batch_messages",
 	"gocim_route_uplink_duration_seconds",
 	"gocim_route_push_batch_frames",
