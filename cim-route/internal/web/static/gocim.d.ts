@@ -172,6 +172,9 @@ export interface LoginResult {
   /** The bearer for the route's API, and its expiry (unix seconds). */
   accessToken: string;
   accessExpiresAt: number;
+  /** Logs in again once without the password (Api.resume), and its expiry (unix seconds); "" and 0 when the route hands none out. */
+  resumeToken: string;
+  resumeExpiresAt: number;
   server: Server;
 }
 
@@ -413,6 +416,8 @@ export declare class Api {
   register(userName: string, password: string, opts?: CallOptions): Promise<User>;
   /** By user name or decimal user id; platform (else the Api's) goes with it. */
   login(user: string, password: string, opts?: CallOptions & { platform?: Platform | string }): Promise<LoginResult>;
+  /** Logs in again with an earlier login's resumeToken instead of the password, once per token; ApiError 4010 when used or revoked. */
+  resume(resumeToken: string, opts?: CallOptions): Promise<LoginResult>;
   onlineUsers(opts?: CallOptions & { after?: string; limit?: number }): Promise<User[]>;
   /** GET /presence?users=… (ids or names, at most 100), in the order asked; an unknown user is ApiError 9100. */
   presence(users: string | string[], opts?: CallOptions): Promise<UserPresence[]>;

@@ -460,6 +460,21 @@ export class Api {
     const req = isUserId(user) ? { userId: user, password } : { userName: user, password };
     const pf = String(platform ?? this.platform ?? '');
     if (pf) req.platform = pf;
+    return this._login(req, signal);
+  }
+
+  /**
+   * Logs in again (POST /login) with the resumeToken of an earlier login
+   * instead of the password: once per token, as the token's user and
+   * platform; the answer carries the next. ApiError code 4010 means it is
+   * used or revoked (a newer login, a log-off, a password reset, a ban):
+   * log in with the password.
+   */
+  async resume(resumeToken, { signal } = {}) {
+    return this._login({ password: '', resumeToken: String(resumeToken) }, signal);
+  }
+
+  async _login(req, signal) {
     const d = await this._request('POST', '/login', { json: req, signal });
     const s = d?.server || {};
     const res = {
@@ -470,6 +485,8 @@ export class Api {
       expiresAt: num(d?.expiresAt),
       accessToken: String(d?.accessToken ?? ''),
       accessExpiresAt: num(d?.accessExpiresAt),
+      resumeToken: String(d?.resumeToken ?? ''),
+      resumeExpiresAt: num(d?.resumeExpiresAt),
       server: {
         id: String(s.id ?? ''),
         host: String(s.host ?? ''),
@@ -1827,6 +1844,7 @@ export class Client extends EventTarget {
     this._loadedFor = '';
     this._pendingReads = [];
     this._tokenRefusals = 0;
+    this._resume = ''; // the last login's resume token (see _login)
     this._caughtUp = false;
     this._closed = null;
     this._unlisten = [];
@@ -1934,9 +1952,30 @@ export class Client extends EventTarget {
     this._supervise(this._cur);
   }
 
+  // _login logs in at the route: with the last login's resume token when
+  // there is one (the route checks no password hash for it, so a failed
+  // gateway's users come back at little cost), with the password when there
+  // is none or the route refuses it (used, revoked, expired, or a route that
+  // takes none). The token is kept in memory only.
+  async _login(signal) {
+    if (this._resume) {
+      try {
+        const res = await this.api.resume(this._resume, { signal });
+        this._resume = res.resumeToken;
+        return res;
+      } catch (err) {
+        if (!(err instanceof ApiError) || (err.code !== Codes.Unauthorized && err.code !== Codes.BadArgument)) throw err;
+        this._resume = '';
+      }
+    }
+    const res = await this.api.login(this.opts.userName, this.opts.password, { signal, platform: this.opts.platform });
+    this._resume = res.resumeToken;
+    return res;
+  }
+
   // _connect runs one login: route /login, WebSocket, LOGIN → LOGIN_ACK.
   async _connect(signal) {
-    const res = await this.api.login(this.opts.userName, this.opts.password, { signal, platform: this.opts.platform });
+    const res = await this._login(signal);
     this._load(res.userId);
     if (!res.server.wsUrl) {
       throw new Error(`gateway ${res.server.id || '?'} has no WebSocket listener (no server.wsUrl in the login answer)`);

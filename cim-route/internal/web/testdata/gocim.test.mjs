@@ -25,6 +25,8 @@ class Cluster {
     this.sockets = [];
     this.calls = [];
     this.loginError = null; // {status, code, message} for the next /login
+    this.resumes = 0; // logins with a resume token
+    this.latestResume = ''; // the resume token the next resume must carry
     this.historyAnswer = null; // the data of GET /history instead of the default
     const cluster = this;
     this.fetch = async (url, init = {}) => {
@@ -37,10 +39,17 @@ class Cluster {
           cluster.loginError = null;
           return reply(e.status, e.code, null, e.message);
         }
+        const req = JSON.parse(init.body || '{}');
+        if (req.resumeToken) {
+          if (req.resumeToken !== cluster.latestResume) return reply(401, 4010, null, 'resume token used or revoked');
+          cluster.resumes++;
+        }
         cluster.logins++;
         const n = cluster.logins;
+        cluster.latestResume = `res${n}`;
         return reply(200, 9000, {
           userId: '7', userName: 'ann', sessionId: `s${n}`, token: `tok${n}`, expiresAt: 0, accessToken: `acc${n}`, accessExpiresAt: 0,
+          resumeToken: `res${n}`, resumeExpiresAt: 1,
           server: { id: 'gw:1:2', host: '127.0.0.1', tcpPort: 1, httpPort: 2, wsUrl: `ws://gw/ws?login=${n}` },
         });
       }
@@ -465,6 +474,28 @@ test('start retries while the route has no gateway', async () => {
   await cl.accept();
   await p;
   assert.equal(c.state, 'online');
+  await c.close();
+});
+
+test('a reconnect logs in with the resume token; a refused one falls back to the password', async () => {
+  const cl = new Cluster();
+  const c = await started(cl);
+  const logins = () => cl.calls.filter((x) => x.path === '/login').map((x) => JSON.parse(x.body));
+  cl.ws.drop();
+  await cl.accept();
+  assert.equal(cl.resumes, 1);
+  const second = logins()[1];
+  assert.equal(second.resumeToken, 'res1');
+  assert.equal(second.userName, undefined);
+  cl.latestResume = 'revoked';
+  cl.ws.drop();
+  await cl.accept();
+  const tail = logins().slice(2);
+  assert.deepEqual(tail.map((b) => Boolean(b.resumeToken)), [true, false], 'a refused resume, then the password');
+  assert.equal(tail[1].password, c.opts.password);
+  cl.ws.drop();
+  await cl.accept();
+  assert.equal(cl.resumes, 2);
   await c.close();
 });
 
