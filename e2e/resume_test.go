@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"errors"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/gocim/gocim/cim-client/client"
 	"github.com/gocim/gocim/e2e/harness"
@@ -52,5 +54,74 @@ func TestResumeToken(t *testing.T) {
 	refused("a logged-off session's token", third.ResumeToken)
 	if _, err := client.NewAPI(c.Route.URL, nil).Login(ctx, "rita", harness.Password); err != nil {
 		t.Fatalf("the password after a log-off: %v", err)
+	}
+}
+
+// TestStaySignedIn: an app that ends its Client with Disconnect starts the
+// next one with the token OnResumeToken heard and no password: it logs in
+// without a password (the route counts a resumed login) and gets what was
+// sent meanwhile. Close logs off, which OnResumeToken hears as "" and
+// which revokes the last token: a Client started with it stops at once
+// with ErrResumeRefused.
+func TestStaySignedIn(t *testing.T) {
+	c := harness.Start(t, harness.Options{Gateways: 1})
+	ctx := ctxT(t)
+	tom := c.Connect(t, "tom")
+	var mu sync.Mutex
+	var heard []string
+	keep := func(tok string, _ time.Time) {
+		mu.Lock()
+		heard = append(heard, tok)
+		mu.Unlock()
+	}
+	latest := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(heard) == 0 {
+			t.Fatal("OnResumeToken never called")
+		}
+		return heard[len(heard)-1]
+	}
+	sara := c.Connect(t, "sara", func(cfg *client.Config) { cfg.OnResumeToken = keep })
+	first := latest()
+	if first == "" {
+		t.Fatal("no resume token after the password login")
+	}
+	if err := sara.Client.Disconnect(ctx); err != nil {
+		t.Fatalf("Disconnect: %v", err)
+	}
+	if got := latest(); got != first {
+		t.Fatalf("after Disconnect OnResumeToken heard %q, want the token kept", got)
+	}
+	if _, err := tom.Client.Send(ctx, "sara", "while you were away"); err != nil {
+		t.Fatal(err)
+	}
+
+	resumed := metric(t, c.Route.InternalURL, "gocim_route_resumed_logins_total")
+	again := c.Connect(t, "sara", func(cfg *client.Config) {
+		cfg.Password, cfg.ResumeToken, cfg.OnResumeToken = "", first, keep
+	})
+	again.WaitFor(t, 0, wait, "the message sent while away", harness.IsMessage("while you were away"))
+	if got := metric(t, c.Route.InternalURL, "gocim_route_resumed_logins_total"); got != resumed+1 {
+		t.Fatalf("resumed logins %v, want %v: the second client did not log in with the kept token", got, resumed+1)
+	}
+	second := latest()
+	if second == "" || second == first {
+		t.Fatalf("the resumed login's token %q (the first %q)", second, first)
+	}
+	if err := again.Client.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if got := latest(); got != "" {
+		t.Fatalf("after Close OnResumeToken heard %q, want \"\"", got)
+	}
+
+	cl, err := client.New(client.Config{RouteURL: c.Route.URL, UserName: "sara", ResumeToken: second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close(ctx)
+	if err := cl.Start(ctx); !errors.Is(err, client.ErrResumeRefused) || ctx.Err() != nil {
+		t.Fatalf("Start with the token of a session that logged off: %v, want ErrResumeRefused at once", err)
 	}
 }

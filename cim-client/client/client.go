@@ -89,6 +89,7 @@ func New(cfg Config) (*Client, error) {
 		wake:    make(chan struct{}, 1),
 		changed: make(chan struct{}),
 		closed:  make(chan struct{}),
+		resume:  cfg.ResumeToken,
 	}
 	hc := cfg.HTTPClient
 	if hc == nil {
@@ -137,8 +138,9 @@ func (c *Client) NewMsgID() string { return c.ids.next() }
 // Start logs in through the route, connects to the gateway it names and
 // waits for LOGIN_ACK. It returns the error of an attempt that failed for a
 // permanent reason (*APIError with codes.BadAccount, codes.RepeatLogin or
-// codes.BadArgument; *GatewayError with codes.Unauthorized; a KICK; a TLS
-// certificate that does not verify, or a gateway not speaking TLS) and
+// codes.BadArgument; ErrResumeRefused; *GatewayError with
+// codes.Unauthorized; a KICK; a TLS certificate that does not verify, or a
+// gateway not speaking TLS) and
 // retries transient failures (route unreachable, codes.NoServer, gateway
 // unreachable) with backoff until ctx ends. After a nil return the client
 // keeps itself connected in the background until Close; ctx only bounds
@@ -248,26 +250,47 @@ func (c *Client) login(ctx context.Context) (LoginResult, error) {
 		var ae *APIError
 		switch {
 		case err == nil:
-			c.setResume(res.ResumeToken)
+			c.setResume(res.ResumeToken, res.ResumeExpiresAt)
 			return res, nil
 		case errors.As(err, &ae) && (ae.Code == codes.Unauthorized || ae.Code == codes.BadArgument):
+			c.setResume("", 0)
+			if c.cfg.Password == "" {
+				return res, fmt.Errorf("%w: %w", ErrResumeRefused, err)
+			}
 			c.log.Info("resume token refused: logging in with the password", "err", err)
-			c.setResume("")
 		default:
 			return res, err
 		}
 	}
+	if c.cfg.Password == "" {
+		// Only a client started with a ResumeToken has no password, and
+		// its token is gone (refused, or dropped by a KICK).
+		return LoginResult{}, ErrResumeRefused
+	}
 	res, err := c.api.Login(ctx, c.cfg.UserName, c.cfg.Password)
 	if err == nil {
-		c.setResume(res.ResumeToken)
+		c.setResume(res.ResumeToken, res.ResumeExpiresAt)
 	}
 	return res, err
 }
 
-func (c *Client) setResume(tok string) {
+// setResume keeps tok as the token for the next login and tells
+// Config.OnResumeToken when it changed. Logins and Close's end run one at
+// a time (Start, then the supervisor, then Close after both), so the
+// calls never overlap.
+func (c *Client) setResume(tok string, expiresAt int64) {
 	c.mu.Lock()
+	changed := c.resume != tok
 	c.resume = tok
 	c.mu.Unlock()
+	if !changed || c.cfg.OnResumeToken == nil {
+		return
+	}
+	var at time.Time
+	if tok != "" && expiresAt > 0 {
+		at = time.Unix(expiresAt, 0)
+	}
+	c.cfg.OnResumeToken(tok, at)
 }
 
 // dial connects to the gateway at addr (on host, as /login named it), with
@@ -453,6 +476,9 @@ func (c *Client) stop(reason string, frame *cimpb.Error, gateway string) {
 		c.notifyLocked()
 	}
 	c.mu.Unlock()
+	// A KICK or a refused login ends the session, and a later login in its
+	// slot (the cause of most KICKs) has revoked the token anyway.
+	c.setResume("", 0)
 	c.log.Warn("stopped, not reconnecting", "reason", reason)
 	c.emit(Event{Kind: EventKicked, Reason: reason, Err: frame, Gateway: gateway})
 }
@@ -1086,12 +1112,24 @@ func ackFrame(seq uint64) []byte {
 }
 
 // Close acknowledges what was shown and not yet acknowledged, logs the
-// session off at the route (POST /offLine), closes the connection, stops reconnecting, waits for every goroutine the client
-// started, sends EventClosed and closes the Events channel. If the channel is
-// full, EventClosed waits for room until ctx ends. A second Close waits for
-// the first and returns nil. The error reports a failed /offLine (the
-// gateway's own disconnect notice still logs the session off) or ctx ending.
-func (c *Client) Close(ctx context.Context) error {
+// session off at the route (POST /offLine, which also revokes its resume
+// token: Config.OnResumeToken hears ""), closes the connection, stops
+// reconnecting, waits for every goroutine the client started, sends
+// EventClosed and closes the Events channel. If the channel is full,
+// EventClosed waits for room until ctx ends. A second Close (or
+// Disconnect) waits for the first and returns nil. The error reports a
+// failed /offLine (the gateway's own disconnect notice still takes the
+// session offline) or ctx ending.
+func (c *Client) Close(ctx context.Context) error { return c.end(ctx, true) }
+
+// Disconnect ends the client as Close does but without logging off: the
+// user is "away", not signed out. The route takes the session offline when
+// the connection closes, and the last resume token stays good, so a Client
+// started later with it as Config.ResumeToken comes back without the
+// password: what an app that is closed, not logged out of, wants.
+func (c *Client) Disconnect(ctx context.Context) error { return c.end(ctx, false) }
+
+func (c *Client) end(ctx context.Context, logoff bool) error {
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
@@ -1127,7 +1165,7 @@ func (c *Client) Close(ctx context.Context) error {
 	}
 	// After a KICK the session is no longer ours; logging it off could only
 	// race with whoever holds the account now.
-	if info.SessionID != "" && !stopped {
+	if logoff && info.SessionID != "" && !stopped {
 		// The latest login's session is the one the route holds (and the
 		// access token's), even when reconnecting had not finished with it.
 		if err := c.api.offlineLatest(ctx, info.UserID, info.SessionID); err != nil {
@@ -1137,6 +1175,12 @@ func (c *Client) Close(ctx context.Context) error {
 	}
 	c.cancel()
 	c.wg.Wait()
+	if logoff && info.SessionID != "" {
+		// Signed out: even after a failed /offLine the token is no longer
+		// the application's to keep. (A client that never logged in has
+		// revoked nothing.)
+		c.setResume("", 0)
+	}
 	if c.ownHTTP != nil {
 		c.ownHTTP.CloseIdleConnections()
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -828,4 +829,161 @@ func TestReconnectResumes(t *testing.T) {
 		t.Fatalf("after the password login: %d logins, %d resumed; want 6 and 3", n, r)
 	}
 	closeClient(t, c)
+}
+
+// tokens records what Config.OnResumeToken hears.
+type tokens struct {
+	mu   sync.Mutex
+	seen []string
+}
+
+func (k *tokens) record(tok string, at time.Time) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if (tok == "") != at.IsZero() {
+		panic(fmt.Sprintf("token %q with expiry %v", tok, at))
+	}
+	k.seen = append(k.seen, tok)
+}
+
+func (k *tokens) all() []string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return slices.Clone(k.seen)
+}
+
+func (k *tokens) last(t *testing.T) string {
+	t.Helper()
+	all := k.all()
+	if len(all) == 0 {
+		t.Fatal("OnResumeToken was never called")
+	}
+	return all[len(all)-1]
+}
+
+// TestResumeTokenAcrossClients: a Client started with the resume token an
+// earlier one handed to OnResumeToken logs in without the password, as
+// long as the earlier one ended with Disconnect; Close logs off, which
+// revokes it, and a Client without a password then stops at once with
+// ErrResumeRefused.
+func TestResumeTokenAcrossClients(t *testing.T) {
+	gw := clienttest.NewGateway(t)
+	route := clienttest.NewRoute(t, gw)
+	route.HandOutResumes()
+	route.AddUser("alice", "secret1")
+
+	var k1 tokens
+	cfg := fastConfig(route.URL)
+	cfg.OnResumeToken = k1.record
+	c1 := startClient(t, cfg)
+	next(t, c1, EventConnected)
+	first := k1.last(t)
+	if first == "" {
+		t.Fatal("no resume token after the password login")
+	}
+	drainEvents(c1)
+	if err := c1.Disconnect(context.Background()); err != nil {
+		t.Fatalf("Disconnect: %v", err)
+	}
+	if n := len(route.Offlines()); n != 0 {
+		t.Fatalf("Disconnect sent %d /offLine calls, want none", n)
+	}
+	if got := k1.all(); len(got) != 1 {
+		t.Fatalf("OnResumeToken heard %q, want only the login's token (Disconnect keeps it)", got)
+	}
+
+	var k2 tokens
+	cfg = fastConfig(route.URL)
+	cfg.Password, cfg.ResumeToken, cfg.OnResumeToken = "", first, k2.record
+	c2 := startClient(t, cfg)
+	next(t, c2, EventConnected)
+	if n, r := route.Logins(), route.Resumed(); n != 2 || r != 1 {
+		t.Fatalf("%d logins, %d with a resume token; want 2 and 1", n, r)
+	}
+	second := k2.last(t)
+	if second == "" || second == first {
+		t.Fatalf("after the resume OnResumeToken heard %q, want a new token", k2.all())
+	}
+	closeClient(t, c2)
+	if got := k2.all(); len(got) != 2 || got[1] != "" {
+		t.Fatalf("OnResumeToken heard %q, want the new token then \"\" (Close logs off)", got)
+	}
+
+	// The token of a session that logged off: refused, and no password
+	// to fall back on, so Start gives up after one attempt.
+	cfg = fastConfig(route.URL)
+	cfg.Password, cfg.ResumeToken = "", second
+	c3, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeClient(t, c3)
+	ctx, cancel := context.WithTimeout(context.Background(), clienttest.Wait)
+	defer cancel()
+	err = c3.Start(ctx)
+	var ae *APIError
+	if !errors.Is(err, ErrResumeRefused) || !errors.As(err, &ae) || ae.Code != codes.Unauthorized || ctx.Err() != nil {
+		t.Fatalf("Start with a revoked token and no password: %v; want ErrResumeRefused with the route's 4010, at once", err)
+	}
+	if n := route.Logins(); n != 3 {
+		t.Fatalf("%d logins, want 3: a refused resume is not tried again", n)
+	}
+}
+
+// TestResumeRefusedOnReconnect: a client without a password whose token
+// is revoked while it is connected stops at its next reconnect, and tells
+// OnResumeToken to forget the token.
+func TestResumeRefusedOnReconnect(t *testing.T) {
+	gw := clienttest.NewGateway(t)
+	route := clienttest.NewRoute(t, gw)
+	route.HandOutResumes()
+	route.AddUser("alice", "secret1")
+	cfg := fastConfig(route.URL)
+	c0 := startClient(t, cfg)
+	next(t, c0, EventConnected)
+	tok := c0.resume
+	drainEvents(c0)
+	if err := c0.Disconnect(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	gw.Accept(t)
+
+	var k tokens
+	cfg.Password, cfg.ResumeToken, cfg.OnResumeToken = "", tok, k.record
+	c := startClient(t, cfg)
+	next(t, c, EventConnected)
+	route.RevokeResumes()
+	gw.Accept(t).Close()
+	next(t, c, EventDisconnected)
+	ev := next(t, c, EventKicked)
+	if !strings.Contains(ev.Reason, "login refused") {
+		t.Fatalf("stopped for %q, want the refused login", ev.Reason)
+	}
+	if got := k.all(); len(got) != 2 || got[1] != "" {
+		t.Fatalf("OnResumeToken heard %q, want the resumed login's token then \"\"", got)
+	}
+	if _, err := c.Send(context.Background(), "bob", "hi"); !errors.Is(err, ErrStopped) {
+		t.Fatalf("Send after the refusal: %v, want ErrStopped", err)
+	}
+}
+
+func TestConfigNeedsPasswordOrResumeToken(t *testing.T) {
+	cfg := fastConfig("http://127.0.0.1:1")
+	cfg.Password = ""
+	if _, err := New(cfg); err == nil {
+		t.Fatal("New without a password or a resume token: no error")
+	}
+	cfg.ResumeToken = "rs"
+	if _, err := New(cfg); err != nil {
+		t.Fatalf("New with a resume token and no password: %v", err)
+	}
+}
+
+// drainEvents reads c's events until Close or Disconnect closes them, so
+// that ending c never waits on the test.
+func drainEvents(c *Client) {
+	go func() {
+		for range c.Events() {
+		}
+	}()
 }

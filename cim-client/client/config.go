@@ -45,7 +45,25 @@ type Config struct {
 	RouteURLs []string
 	// UserName is the account's name, or its decimal user id.
 	UserName string
+	// Password logs in. It may be empty when ResumeToken is set: a refused
+	// token then ends Start (or the client, on a reconnect) with an error
+	// matching ErrResumeRefused, and the application asks for the password.
 	Password string
+	// ResumeToken is a resume token an earlier Client handed to
+	// OnResumeToken: the first login uses it instead of the password, so a
+	// process that restarts (an app brought back, a device after a power
+	// cut) comes back signed in without it, as long as the earlier one
+	// ended with Disconnect or died, not with Close, and within the
+	// route's --resume-ttl of the last password login.
+	ResumeToken string
+	// OnResumeToken, when set, is called with every new resume token the
+	// route hands out (each login rotates it) and its expiry, and with ""
+	// and the zero time once there is none to keep: the route refused it,
+	// Close logged the session off, or the client was kicked. Keep the
+	// latest where the next process finds it (a file only the user can
+	// read: it is a credential). It runs on the goroutine that logged in,
+	// never two at once, and must not block for long.
+	OnResumeToken func(token string, expiresAt time.Time)
 	// Platform names this kind of client at login (terminal, web, mobile,
 	// desktop, device, or another short lowercase word); presence and the
 	// app back-end's webhooks report it. Empty: none.
@@ -215,8 +233,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.UserName == "":
 		return errors.New("client: UserName is required")
-	case c.Password == "":
-		return errors.New("client: Password is required")
+	case c.Password == "" && c.ResumeToken == "":
+		return errors.New("client: Password (or a ResumeToken) is required")
 	case c.ReconnectMin > c.ReconnectMax:
 		return fmt.Errorf("client: ReconnectMin %v is above ReconnectMax %v", c.ReconnectMin, c.ReconnectMax)
 	}

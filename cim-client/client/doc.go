@@ -42,7 +42,12 @@
 // out a resume token: the client keeps it in memory and logs in with it,
 // once, instead of the password when it reconnects (a route checks no
 // password hash for it, so a failed gateway's users come back at little
-// cost), and with the password when the route refuses it. Config.TLS makes
+// cost), and with the password when the route refuses it. To stay signed
+// in across restarts, keep what Config.OnResumeToken hears (the latest
+// token, "" once there is none) and start the next Client with it as
+// Config.ResumeToken, the password left empty: end a Client with
+// Disconnect to keep the token, with Close to log off, which revokes it.
+// Config.TLS makes
 // the gateway link TLS and configures the private HTTP client for an
 // https:// route.
 //

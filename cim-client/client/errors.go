@@ -31,6 +31,11 @@ var (
 	// replaced or logged off, or the token expired. The SDK does not log in
 	// again for it; the next reconnect brings a new token.
 	ErrUnauthorized = errors.New("client: access token refused")
+	// ErrResumeRefused wraps the route's answer when it refused the resume
+	// token and the Config has no password to fall back on (used, revoked
+	// by a log-off or a password login elsewhere, or older than the
+	// route's --resume-ttl): the login has to be asked for again.
+	ErrResumeRefused = errors.New("client: resume token refused and no password to log in with")
 )
 
 // errLinkDown means a frame was not (known to be) written because its link
@@ -86,7 +91,7 @@ func endsSession(c codes.Code) bool {
 // one misconfigured gateway among good ones, so the client keeps trying.
 func permanent(err error, first bool) bool {
 	var se *stopError
-	if errors.As(err, &se) {
+	if errors.As(err, &se) || errors.Is(err, ErrResumeRefused) {
 		return true
 	}
 	var cve *tls.CertificateVerificationError

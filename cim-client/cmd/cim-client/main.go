@@ -76,6 +76,7 @@ type options struct {
 	level                 slog.Level
 	tls                   bool
 	ca                    string
+	remember              string // --remember: the file that keeps the login
 	// tlsConf is what --tls and --ca make: nil when neither is given.
 	tlsConf *tls.Config
 }
@@ -94,6 +95,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.resend, "resend-timeout", client.DefaultResendTimeout, "send a message again when the route has not answered it this long (or asked to slow down); doubles per try")
 	fs.BoolVar(&o.tls, "tls", false, "connect to the gateway with TLS (an https:// --route is TLS anyway)")
 	fs.StringVar(&o.ca, "ca", "", "PEM file of the CA to trust for TLS (the gateway with --tls, an https:// --route) instead of the system's CAs")
+	fs.StringVar(&o.remember, "remember", "", "keep the login in this file (mode 0600; it is a credential): the next start with it needs no password until the route's --resume-ttl after the last password login; :q keeps it, :logout logs off and removes it")
 	level := fs.String("log-level", "warn", "log level: debug, info, warn or error (logs go to stderr)")
 	if err := envflag.Parse(fs, args); err != nil {
 		// fs already reported command-line mistakes; environment ones not.
@@ -173,7 +175,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err != nil {
 		return 2
 	}
-	if o.password == "" {
+	saved := "" // the login --remember kept
+	if o.remember != "" {
+		if saved, err = loadRemembered(o.remember, o.route, o.user, time.Now()); err != nil {
+			fmt.Fprintf(stderr, "cim-client: --remember: %v\n", err)
+			return 2
+		}
+	}
+	if o.password == "" && (saved == "" || o.register) {
 		pw, asked, err := askPassword(stdin, stderr)
 		switch {
 		case !asked:
@@ -199,6 +208,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		PongTimeout:   o.pong,
 		ResendTimeout: o.resend,
 		Logger:        log,
+		ResumeToken:   saved,
+	}
+	if o.remember != "" {
+		cfg.OnResumeToken = keeper{path: o.remember, route: o.route, user: o.user, log: log}.save
 	}
 	switch {
 	case o.tls:
@@ -234,9 +247,15 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	defer close(quit)
 	lines := readLines(stdin, quit, log)
 	early, err := start(ctx, c, lines, o.connectTimeout)
+	if errors.Is(err, client.ErrResumeRefused) {
+		// The client removed the file: the next start asks for the password.
+		fmt.Fprintf(stderr, "cim-client: the remembered login is no longer good (logged off, or older than the route's --resume-ttl): start again to log in with the password (%v)\n", err)
+		closeClient(c, log, false) // no session to log off; keep what --remember kept
+		return 1
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "cim-client: login failed: %v\n", err)
-		closeClient(c, log)
+		closeClient(c, log, false) // no session to log off; keep what --remember kept
 		return 1
 	}
 
@@ -260,9 +279,15 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}()
 
 	exit := 0
-	drain := true // wait for answers to our sends before logging off
+	drain := true   // wait for answers to our sends before logging off
+	logout := false // :logout, which --remember's :q is not
+	do := func(line string) bool {
+		cmd := term.Parse(line)
+		logout = logout || cmd.Op == term.OpLogout
+		return execute(ctx, c, p, cmd)
+	}
 	for _, line := range early {
-		if execute(ctx, c, p, term.Parse(line)) {
+		if do(line) {
 			lines = nil // quit: read no more
 			break
 		}
@@ -271,7 +296,7 @@ loop:
 	for lines != nil {
 		select {
 		case line, ok := <-lines:
-			if !ok || execute(ctx, c, p, term.Parse(line)) {
+			if !ok || do(line) {
 				break loop
 			}
 		case reason := <-kicked:
@@ -289,7 +314,8 @@ loop:
 		}
 	}
 	reads.stop(drain)
-	closeClient(c, log)
+	// With --remember only :logout logs off: quitting keeps the login.
+	closeClient(c, log, o.remember == "" || logout)
 	<-printed
 	return exit
 }
@@ -369,7 +395,9 @@ func waitAnswers(p *term.Printer) int {
 	}
 }
 
-func closeClient(c *client.Client, log *slog.Logger) {
+// closeClient ends c: Close, which logs off, or Disconnect, which keeps the
+// login for --remember.
+func closeClient(c *client.Client, log *slog.Logger, logoff bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 	defer cancel()
 	go func() {
@@ -377,7 +405,11 @@ func closeClient(c *client.Client, log *slog.Logger) {
 		for range c.Events() {
 		}
 	}()
-	if err := c.Close(ctx); err != nil {
+	end := c.Disconnect
+	if logoff {
+		end = c.Close
+	}
+	if err := end(ctx); err != nil {
 		log.Warn("close", "err", err)
 	}
 }
@@ -424,7 +456,7 @@ func send(ctx context.Context, c *client.Client, p *term.Printer, m *cimpb.Msg) 
 // execute runs one command; true means quit.
 func execute(ctx context.Context, c *client.Client, p *term.Printer, cmd term.Command) bool {
 	switch cmd.Op {
-	case term.OpQuit:
+	case term.OpQuit, term.OpLogout:
 		return true
 	case term.OpPrivate, term.OpBroadcast:
 		m := &cimpb.Msg{Body: []byte(term.Emojify(cmd.Text)), Kind: cimpb.Kind_KIND_TEXT}

@@ -374,6 +374,7 @@ func (r *Route) offLine(w http.ResponseWriter, req *http.Request) {
 	r.offline = append(r.offline, in)
 	if current {
 		a.session = ""
+		delete(r.latest, a.id) // logging off revokes the session's resume token
 	}
 	r.mu.Unlock()
 	select {

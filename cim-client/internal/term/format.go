@@ -386,6 +386,7 @@ func Help() []string {
 		"*   :del <N>             delete line N of the last :his / :ghis listing from my history",
 		"*   :all, :help          this list",
 		"*   :q, :q!, :quit       quit (so does end of input)",
+		"*   :logout              log off and quit (with --remember, :q keeps the login)",
 		"*   anything else        message to everybody online",
 	}
 }

@@ -52,6 +52,8 @@ const (
 	OpRecall // :recall: N is which of my sent messages, 1 the last
 	OpEdit   // :edit: Text is the new text of my last sent message
 	OpDelete // :del: N is the line of the last :his / :ghis listing
+
+	OpLogout // :logout
 )
 
 // MaxDelay is the longest :delay, in seconds (the route's bound: 7 days).
@@ -121,6 +123,7 @@ func (c Command) Groups() []string {
 //	:del 3              delete line 3 of the last :his / :ghis listing from my history
 //	:all, :help         command list
 //	:q                  quit (:q! and :quit too; :q with words searches history)
+//	:logout             log off and quit (with --remember, :q keeps the login)
 //	anything else       message to everybody online
 //
 // Group ids are decimal numbers, as the route hands them out; group names
@@ -144,6 +147,11 @@ func Parse(line string) Command {
 			return Command{Op: OpQuit}
 		case ":q!", ":quit":
 			return Command{Op: OpQuit}
+		case ":logout":
+			if rest != "" {
+				return Command{Op: OpInvalid, Text: "usage: :logout"}
+			}
+			return Command{Op: OpLogout}
 		case ":pu":
 			if rest == "" || strings.ContainsFunc(rest, unicode.IsSpace) {
 				return Command{Op: OpInvalid, Text: "usage: :pu <name prefix>"}

@@ -40,6 +40,8 @@ func TestParse(t *testing.T) {
 		{":help", Command{Op: OpHelp}},
 		{":q", Command{Op: OpQuit}},
 		{":q!", Command{Op: OpQuit}},
+		{":logout", Command{Op: OpLogout}},
+		{":logout now", Command{Op: OpInvalid, Text: "usage: :logout"}},
 		{":quit", Command{Op: OpQuit}},
 		{":q   ", Command{Op: OpQuit}},
 		{":q hello", Command{Op: OpHistory, Text: "hello"}}, // CIM: search the history
