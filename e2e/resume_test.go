@@ -55,6 +55,13 @@ func TestResumeToken(t *testing.T) {
 	if _, err := client.NewAPI(c.Route.URL, nil).Login(ctx, "rita", harness.Password); err != nil {
 		t.Fatalf("the password after a log-off: %v", err)
 	}
+	// Refused resumes are told apart from wrong passwords (guessing).
+	failures := func(reason string) float64 {
+		return metric(t, c.Route.InternalURL, `gocim_route_login_failures_total{reason="`+reason+`"}`)
+	}
+	if r, b := failures("resume_refused"), failures("bad_credentials"); r != 3 || b != 0 {
+		t.Fatalf("login failures: resume_refused %v, bad_credentials %v; want 3 and 0", r, b)
+	}
 }
 
 // TestStaySignedIn: an app that ends its Client with Disconnect starts the

@@ -198,8 +198,10 @@ func loginReason(c codes.Code) metrics.Reason {
 	switch c {
 	case codes.BadArgument, codes.TooLarge:
 		return metrics.BadRequest
-	case codes.BadAccount, codes.Unauthorized:
+	case codes.BadAccount:
 		return metrics.BadCredentials
+	case codes.Unauthorized: // only a resume token gets it at /login
+		return metrics.ResumeRefused
 	case codes.RateLimited:
 		return metrics.RateLimited
 	case codes.Forbidden:

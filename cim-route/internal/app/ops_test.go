@@ -309,7 +309,7 @@ func TestOps(t *testing.T) {
 	counter(2, "gocim_route_logins_total")
 	counter(1, "gocim_route_login_failures_total", "reason", "bad_credentials")
 	counter(1, "gocim_route_login_failures_total", "reason", "bad_request")
-	for _, reason := range []string{"rate_limited", "banned", "policy_reject", "no_gateway", "busy", "unavailable", "internal"} {
+	for _, reason := range []string{"rate_limited", "banned", "policy_reject", "no_gateway", "busy", "unavailable", "internal", "resume_refused"} {
 		counter(0, "gocim_route_login_failures_total", "reason", reason) // there before anything failed so
 	}
 	histogram(2, 3, "gocim_route_uplink_batch_messages") // 2 + 1 frames
@@ -403,6 +403,7 @@ func TestCountLogins(t *testing.T) {
 		{400, `{"code":3000,"message":"bad JSON"}`, "bad_request"},
 		{413, `{"code":4131,"message":"too large"}`, "bad_request"},
 		{401, `{"code":9100,"message":"bad account"}`, "bad_credentials"},
+		{401, `{"code":4010,"message":"unauthorized: resume token used or revoked"}`, "resume_refused"},
 		{429, `{"code":4291,"message":"too many requests"}`, "rate_limited"},
 		{403, `{"code":4030,"message":"forbidden: account banned"}`, "banned"},
 		{409, `{"code":5000,"message":"user already logged in"}`, "policy_reject"},

@@ -50,6 +50,10 @@ const (
 	Unavailable
 	// Internal: anything else (a bug; the route logged it).
 	Internal
+	// ResumeRefused: a resume token used, revoked or expired (the SDKs
+	// then log in with the password): routine after a log-off or a login
+	// elsewhere, unlike BadCredentials, which password guessing raises.
+	ResumeRefused
 	numReasons
 )
 
@@ -63,6 +67,7 @@ var reasonNames = [numReasons]string{
 	Busy:           "busy",
 	Unavailable:    "unavailable",
 	Internal:       "internal",
+	ResumeRefused:  "resume_refused",
 }
 
 func (r Reason) String() string {
