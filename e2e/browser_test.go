@@ -332,3 +332,105 @@ func TestBrowserChat(t *testing.T) {
 	ann.screenshot("browser-chat-ann")
 	ben.screenshot("browser-chat-ben")
 }
+
+// logIn signs user in with the page's form, checking "Keep me signed in"
+// when keep, and waits for the chat.
+func (p *page) logIn(user string, keep bool) {
+	p.t.Helper()
+	steps := []chromedp.Action[chromedp.Void]{typeInto("#login-user", user), typeInto("#login-password", harness.Password)}
+	if keep {
+		steps = append(steps, chromedp.Click(chromedp.CSS("#login-keep")))
+	}
+	steps = append(steps, chromedp.Click(chromedp.CSS("#login-button")))
+	p.run("log in as "+user, steps...)
+	p.until(user+" online", `document.querySelector('#conn-state').dataset.state === 'online'`)
+	p.run("the chat", chromedp.WaitVisible(chromedp.CSS("#chat-view")))
+}
+
+// keptToken is the resume token the page keeps for "Keep me signed in"
+// ("" when none).
+func (p *page) keptToken() string {
+	p.t.Helper()
+	return eval[string](p, `JSON.parse(localStorage.getItem('gocim.keep') || '{}').token || ''`)
+}
+
+// reload reloads the page; its script has run when it returns.
+func (p *page) reload() {
+	p.t.Helper()
+	p.run("reload", chromedp.Reload())
+}
+
+// showsLoginForm waits for the login form, the chat hidden and nothing
+// kept.
+func (p *page) showsLoginForm(what string) {
+	p.t.Helper()
+	p.run(what+": the login form", chromedp.WaitVisible(chromedp.CSS("#login-password")))
+	p.until(what+": the chat hidden, nothing kept", `document.querySelector('#chat-view').hidden && localStorage.getItem('gocim.keep') === null`)
+}
+
+// resumedLogins is the route's count of logins made with a resume token.
+const resumedLogins = "gocim_route_resumed_logins_total"
+
+// TestBrowserStaySignedIn: with "Keep me signed in on this browser"
+// checked, a reload enters the chat again without the password (a resume
+// login at the route), and Log out ends that: the next load shows the
+// form, and the token the page had is revoked (put back, the page says it
+// was signed out). Unchecked, nothing is kept and a reload shows the form.
+func TestBrowserStaySignedIn(t *testing.T) {
+	exe := chromium(t)
+	c := harness.Start(t, harness.Options{Gateways: 1})
+	c.Register(t, "kim")
+	c.Register(t, "lou")
+	kim := openPage(t, exe, "kim", c.Route.URL+"/", 1280, 800)
+
+	kim.logIn("kim", true)
+	first := kim.keptToken()
+	if first == "" {
+		t.Fatal("checked, and no token kept after the login")
+	}
+	if exp := eval[float64](kim, `JSON.parse(localStorage.getItem('gocim.keep')).expiresAt`); exp <= float64(time.Now().Unix()) {
+		t.Fatalf("kept token expires at %v, not in the future", exp)
+	}
+	resumed := metric(t, c.Route.InternalURL, resumedLogins)
+
+	// A reload: straight into the chat, no form, no password.
+	kim.reload()
+	if eval[bool](kim, `!document.querySelector('#login-view').hidden`) {
+		t.Fatal("the reloaded page shows the login form while it has a kept token")
+	}
+	kim.run("the chat after the reload", chromedp.WaitVisible(chromedp.CSS("#chat-view")))
+	kim.until("online again", `document.querySelector('#conn-state').dataset.state === 'online' && document.querySelector('#me').textContent === 'kim'`)
+	if got := metric(t, c.Route.InternalURL, resumedLogins); got != resumed+1 {
+		t.Fatalf("%s went from %v to %v over the reload, want one resume", resumedLogins, resumed, got)
+	}
+	second := kim.keptToken()
+	if second == "" || second == first {
+		t.Fatalf("after the resume the page keeps %q (before: %q), want the next token", second, first)
+	}
+
+	// Log out: the form, nothing kept, and so after a reload too.
+	kim.run("log out", chromedp.Click(chromedp.CSS("#logout-button")))
+	kim.showsLoginForm("after Log out")
+	// The log-off (POST /offLine) is done once the browser has its answer.
+	kim.until("the log-off answered", `performance.getEntriesByType('resource').some(e => new URL(e.name).pathname === '/offLine' && e.responseEnd > 0)`)
+	kim.reload()
+	kim.showsLoginForm("a reload after Log out")
+
+	// The log-off revoked the token: put back, it signs nobody in.
+	eval[bool](kim, `(localStorage.setItem('gocim.keep', JSON.stringify({userName: 'kim', token: `+quote(second)+`, expiresAt: 0})), true)`)
+	kim.reload()
+	kim.showsLoginForm("a revoked token")
+	kim.until("why", `document.querySelector('#login-error').textContent === 'Signed out: please log in again.' && document.querySelector('#login-user').value === 'kim'`)
+	if got := metric(t, c.Route.InternalURL, resumedLogins); got != resumed+1 {
+		t.Fatalf("%s is %v after the log-off, want %v: a revoked token logged in", resumedLogins, got, resumed+1)
+	}
+
+	// Unchecked: nothing kept, a reload shows the form.
+	lou := openPage(t, exe, "lou", c.Route.URL+"/", 1280, 800)
+	lou.logIn("lou", false)
+	if tok := lou.keptToken(); tok != "" {
+		t.Fatalf("unchecked, and the page keeps a token: %q", tok)
+	}
+	lou.reload()
+	lou.showsLoginForm("a reload of an unchecked login")
+}

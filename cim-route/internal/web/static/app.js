@@ -3,6 +3,7 @@
 // Hooks for browser tests (stable ids and data attributes):
 //
 //   #login-user, #login-password      the sign-in form's fields
+//   #login-keep                       "Keep me signed in on this browser" (unchecked by default)
 //   #login-button, #register-button   log in; register (then log in)
 //   #login-error                      why signing in failed
 //   #conn-state                       text and data-state: "online" | "reconnecting" | "offline"
@@ -74,6 +75,14 @@
 // sends an indicator when the user types in the composer (at most every
 // 3 s while the draft stands, "stopped" when it is cleared or sent) and
 // shows others' for 5 s, until they stop or their message arrives.
+//
+// Staying signed in: with #login-keep checked, the page keeps the SDK's
+// latest resume token ('resume' events) in localStorage under KEEP_KEY,
+// {userName, token, expiresAt}, and the next page load signs in with it
+// instead of showing the form. The token is a credential at rest, so it
+// is kept only when the user asks; it goes when the SDK says it is dead
+// (refused, or Log out, which logs the session off and so revokes it). A
+// reload logs nothing off: the page calls no close() on unload.
 
 import { Api, ApiError, Client, ClientError, Codes, GatewayError, utf8Encode } from './gocim.js';
 
@@ -87,6 +96,7 @@ const el = {
   loginForm: $('login-form'),
   loginUser: $('login-user'),
   loginPassword: $('login-password'),
+  loginKeep: $('login-keep'),
   loginButton: $('login-button'),
   registerButton: $('register-button'),
   loginError: $('login-error'),
@@ -126,6 +136,7 @@ const el = {
 const MAX_TEXT = 4096; // the gateways' --max-text, in bytes
 const HISTORY_PAGE = 30;
 const LAST_USER_KEY = 'gocim.lastUser';
+const KEEP_KEY = 'gocim.keep'; // {userName, token, expiresAt}: see "Staying signed in"
 const SUBSCRIBE_DEBOUNCE_MS = 300;
 const MAX_WATCHED = 400; // the route watches at most 500 users per connection
 const TYPING_EVERY_MS = 3000; // at most one typing indicator per this
@@ -290,7 +301,11 @@ function updateBanner(extra) {
   const waiting = pending ? ` ${pending} message${pending === 1 ? '' : 's'} will be sent when it is back.` : ' Messages you send are kept until it is back.';
   let text = '';
   let kind = '';
-  if (s === 'reconnecting' || s === 'connecting') {
+  if (s === 'connecting' && !seeded) {
+    // The first login, not a lost connection.
+    text = 'Signing in…';
+    kind = 'up';
+  } else if (s === 'reconnecting' || s === 'connecting') {
     text = `Connection lost — reconnecting…${waiting}`;
     kind = 'down';
   } else if (s === 'stopped') {
@@ -323,15 +338,15 @@ async function signIn(register) {
     return;
   }
   setBusy(true);
+  const keep = el.loginKeep.checked;
+  // Not asked to stay signed in: an entry of an earlier page goes (the
+  // password login revokes its token anyway).
+  if (!keep) forgetKept();
   try {
     if (register) {
       await new Api('').register(user, password);
     }
-    const c = new Client({ userName: user, password, platform: 'web' });
-    wire(c);
-    client = c;
-    setConnState('connecting');
-    await c.start();
+    await startClient(new Client({ userName: user, password, platform: 'web' }), keep);
     try {
       localStorage.setItem(LAST_USER_KEY, user);
     } catch {
@@ -340,12 +355,7 @@ async function signIn(register) {
     el.loginPassword.value = '';
     enterChat();
   } catch (err) {
-    if (client) {
-      const c = client;
-      client = null;
-      c.close().catch(() => {});
-    }
-    setConnState('offline');
+    dropClient();
     el.loginError.textContent = describeError(err);
     el.loginPassword.focus();
   } finally {
@@ -353,7 +363,96 @@ async function signIn(register) {
   }
 }
 
-function wire(c) {
+// startClient makes c the page's client and logs it in; keep: keep its
+// resume tokens for the next page load.
+async function startClient(c, keep) {
+  wire(c, keep);
+  client = c;
+  setConnState('connecting');
+  await c.start();
+}
+
+// dropClient ends the client whose start failed: with close(), or, when
+// keep is set, with disconnect(), which leaves its resume token usable.
+function dropClient(keep = false) {
+  if (client) {
+    const c = client;
+    client = null;
+    (keep ? c.disconnect() : c.close()).catch(() => {});
+  }
+  setConnState('offline');
+}
+
+// resumeKept signs in with the kept token instead of showing the form.
+// When that fails the form comes back with the user name filled in; the
+// token goes only when the route refused it (used, revoked or expired),
+// not when the cluster could not be reached: a later reload tries again.
+async function resumeKept(kept) {
+  show(el.loginView, false);
+  try {
+    await startClient(new Client({ userName: kept.userName, resumeToken: kept.token, platform: 'web' }), true);
+    enterChat();
+  } catch (err) {
+    const refused = err instanceof ApiError && (err.code === Codes.Unauthorized || err.code === Codes.BadArgument);
+    dropClient(!refused);
+    if (refused) forgetKept(kept.token);
+    show(el.loginView, true);
+    el.loginUser.value = kept.userName;
+    el.loginError.textContent = refused ? 'Signed out: please log in again.' : describeError(err);
+    el.loginPassword.focus();
+  }
+}
+
+// ------------------------------------------------------------------ staying signed in
+
+// readKept returns the kept {userName, token, expiresAt}, or null when
+// there is none (or it expired, or it is unreadable: then it goes).
+function readKept() {
+  let k = null;
+  try {
+    const raw = localStorage.getItem(KEEP_KEY);
+    if (raw === null) return null;
+    k = JSON.parse(raw);
+  } catch {
+    k = null;
+  }
+  const ok = k && typeof k.userName === 'string' && k.userName && typeof k.token === 'string' && k.token;
+  const expired = ok && Number(k.expiresAt) > 0 && Number(k.expiresAt) * 1000 <= Date.now();
+  if (!ok || expired) {
+    forgetKept();
+    return null;
+  }
+  return { userName: k.userName, token: k.token, expiresAt: Number(k.expiresAt) || 0 };
+}
+
+function keepToken(userName, token, expiresAt) {
+  try {
+    localStorage.setItem(KEEP_KEY, JSON.stringify({ userName, token, expiresAt }));
+  } catch {
+    // storage off or full: the next load shows the form
+  }
+}
+
+// forgetKept removes the kept token; given one, only while it is still
+// that one (another tab may have kept a newer one since).
+function forgetKept(token) {
+  try {
+    if (token && JSON.parse(localStorage.getItem(KEEP_KEY) || 'null')?.token !== token) return;
+    localStorage.removeItem(KEEP_KEY);
+  } catch {
+    // storage off: nothing kept
+  }
+}
+
+function wire(c, keep) {
+  // Not tied to c being the page's client: the "" that close() emits comes
+  // after leaveChat let go of it, and must still remove the entry.
+  let held = c.opts.resumeToken || '';
+  c.on('resume', ({ token, expiresAt }) => {
+    if (token && keep) keepToken(c.opts.userName, token, expiresAt);
+    else if (!token) forgetKept(held);
+    held = token;
+  });
   c.on('state', ({ state }) => {
     if (c !== client) return;
     if (state === 'reconnecting') wasDown = true;
@@ -1770,7 +1869,11 @@ el.loginForm.addEventListener('submit', (ev) => {
   signIn(false);
 });
 el.registerButton.addEventListener('click', () => signIn(true));
-el.logout.addEventListener('click', () => leaveChat(''));
+el.logout.addEventListener('click', () => {
+  // close() (in leaveChat) logs the session off, which revokes the token.
+  forgetKept();
+  leaveChat('');
+});
 el.newChatForm.addEventListener('submit', (ev) => {
   ev.preventDefault();
   startChat(el.newChatUser.value);
@@ -1828,5 +1931,7 @@ try {
 } catch {
   // storage off
 }
-(el.loginUser.value ? el.loginPassword : el.loginUser).focus();
 setConnState('offline');
+const kept = readKept();
+if (kept) resumeKept(kept);
+else (el.loginUser.value ? el.loginPassword : el.loginUser).focus();

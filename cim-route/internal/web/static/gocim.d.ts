@@ -107,7 +107,8 @@ export type ClientErrorReason =
   | 'bad-ref'
   | 'not-a-file'
   | 'no-fetch'
-  | 'no-websocket';
+  | 'no-websocket'
+  | 'no-credential';
 
 /** A call refused by the client itself. */
 export declare class ClientError extends Error {
@@ -453,7 +454,17 @@ export interface ClientOptions {
   routeUrl?: string;
   /** The account's name, or its decimal user id. */
   userName: string;
-  password: string;
+  /** Required unless resumeToken is given; without it a refused resumeToken is final. */
+  password?: string;
+  /**
+   * A resume token from an earlier login (a 'resume' event of an earlier
+   * page or process): the first login uses it instead of the password.
+   * Each works once; close() (POST /offLine), a password login, a password
+   * reset, a ban or a kick revoke it. When the route refuses it and there
+   * is no password, start() rejects with that ApiError (4010 or 3000), and
+   * a reconnect stops the client ('kicked').
+   */
+  resumeToken?: string;
   /** The kind of client the login names (default "web"; "" for none): presence events and webhooks report it. */
   platform?: Platform | string;
   /** Where the position, outbox and statuses are kept per route and user (default localStorage, else memory; false: memory). */
@@ -543,7 +554,23 @@ export interface ClientEventMap {
   typing: TypingEvent;
   /** Stopped for good: a KICK (logged in elsewhere, logged off) or a refused login. */
   kicked: { reason: string; error: GatewayError | null; gateway: string };
+  /**
+   * The resume token to keep changed: a login handed out a new one (every
+   * login, resumes included, since each token works once), or token is ""
+   * when there is none to keep any more (the route refused it, or close()
+   * logged the session off). A page that stays signed in saves it and
+   * passes it as ClientOptions.resumeToken after a reload.
+   */
+  resume: ResumeEvent;
+  /** close() or disconnect() finished. */
   closed: Record<string, never>;
+}
+
+export interface ResumeEvent {
+  /** The token, "" for none. A credential: store it only when the user asked to stay signed in. */
+  token: string;
+  /** When it expires, unix seconds; 0 when unknown or no token. */
+  expiresAt: number;
 }
 
 export type ClientEventType = keyof ClientEventMap;
@@ -597,12 +624,23 @@ export declare class Client extends EventTarget {
 
   /**
    * Logs in and connects; rejects for a permanent reason (ApiError 9100,
-   * 3000, 5000; a refused session) or when nothing worked within
+   * 3000, 5000; a refused session; the resumeToken refused when there is
+   * no password: that ApiError, 4010 or 3000) or when nothing worked within
    * timeoutMs (default 30 s). Afterwards the client reconnects by itself.
    */
   start(opts?: { signal?: AbortSignal; timeoutMs?: number }): Promise<void>;
-  /** Acknowledges, logs off (POST /offLine), closes, saves; pending messages stay saved for the next login. */
+  /**
+   * Acknowledges, logs off (POST /offLine, revoking the resume token: a
+   * 'resume' event with token ""), closes, saves; pending messages stay
+   * saved for the next login. The log-out.
+   */
   close(): Promise<void>;
+  /**
+   * Ends the client like close() (ACKs, link closed, state saved, state
+   * 'closed', the 'closed' event) but without POST /offLine: the last
+   * resume token stays usable for a later page or process (resumeToken).
+   */
+  disconnect(): Promise<void>;
   /** Reconnect now instead of at the end of the backoff wait (or probe the live link). */
   reconnectNow(): void;
 

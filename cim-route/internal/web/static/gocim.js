@@ -62,6 +62,16 @@
 // copy of what this client sent itself (its clientMsgId) is acknowledged
 // and not shown; markRead() never names the user's own messages.
 //
+// Staying signed in: every login answers a resume token, which logs in
+// once more without the password (and answers the next one). The Client
+// uses it for its own reconnects and hands each new one out as a 'resume'
+// event; a page that wants to survive a reload keeps it (a credential: only
+// when the user asked) and gives it to the next Client as the resumeToken
+// option, which then needs no password. close() logs the session off,
+// which revokes the token ('resume' with token ''); disconnect() ends the
+// client the same way but leaves the session's token usable. A plain page
+// reload revokes nothing.
+//
 // Events (Client is an EventTarget; each event is a CustomEvent whose
 // detail is the payload; client.on(type, fn) calls fn(detail)):
 //
@@ -80,7 +90,10 @@
 //   presence     {states, snapshot} watched users' states: a SUBSCRIBE's snapshot (every watched user) or changes
 //   typing       {from, fromName, to, group, stopped}  a user is typing to us or in one of our groups (stopped: no more)
 //   kicked       {reason, error}    stopped for good (logged in elsewhere, login refused); no reconnects
-//   closed       {}                 close() finished
+//   resume       {token, expiresAt} a login handed out a new resume token (expiresAt unix seconds, 0
+//                                   when none); token '' when there is none to keep any more (refused,
+//                                   or close() logged the session off)
+//   closed       {}                 close() or disconnect() finished
 //
 // Everything runs on the page's one thread: methods may be called at any
 // time, events are dispatched synchronously in the order things happen.
@@ -1804,7 +1817,7 @@ export class Client extends EventTarget {
   constructor(options = {}) {
     super();
     if (!options.userName) throw new ClientError('bad-options', 'userName is required');
-    if (!options.password) throw new ClientError('bad-options', 'password is required');
+    if (!options.password && !options.resumeToken) throw new ClientError('bad-options', 'a password or a resumeToken is required');
     const o = { ...Defaults };
     for (const [k, v] of Object.entries(options)) if (v !== undefined) o[k] = v;
     o.platform = options.platform === undefined || options.platform === null ? 'web' : String(options.platform);
@@ -1844,7 +1857,8 @@ export class Client extends EventTarget {
     this._loadedFor = '';
     this._pendingReads = [];
     this._tokenRefusals = 0;
-    this._resume = ''; // the last login's resume token (see _login)
+    this._resume = String(options.resumeToken || ''); // the token the next login resumes with (see _login)
+    this._loggedOff = false; // close() revoked the session's token: hand out no newer one
     this._caughtUp = false;
     this._closed = null;
     this._unlisten = [];
@@ -1904,10 +1918,11 @@ export class Client extends EventTarget {
   /**
    * Logs in through the route, connects to the gateway it names and waits
    * for LOGIN_ACK. It rejects for a permanent reason (ApiError 9100 bad
-   * account, 3000, 5000 repeat login; a refused session) and retries
-   * transient failures with backoff until timeoutMs (default 30 s) or
-   * signal. After it resolves the client keeps itself connected until
-   * close().
+   * account, 3000, 5000 repeat login; a refused session; the resumeToken
+   * refused when there is no password: that ApiError, 4010 or 3000) and
+   * retries transient failures with backoff until timeoutMs (default 30 s)
+   * or signal. After it resolves the client keeps itself connected until
+   * close() or disconnect().
    */
   async start({ signal, timeoutMs } = {}) {
     if (this._closing) throw new ClientError(ClientError.CLOSED, 'closed');
@@ -1952,25 +1967,41 @@ export class Client extends EventTarget {
     this._supervise(this._cur);
   }
 
-  // _login logs in at the route: with the last login's resume token when
-  // there is one (the route checks no password hash for it, so a failed
-  // gateway's users come back at little cost), with the password when there
-  // is none or the route refuses it (used, revoked, expired, or a route that
-  // takes none). The token is kept in memory only.
+  // _login logs in at the route: with a resume token when there is one
+  // (the resumeToken option first, then the last login's: the route checks
+  // no password hash for it, so a failed gateway's users come back at
+  // little cost), with the password when there is none or the route
+  // refuses it (used, revoked, expired, or a route that takes none). The
+  // client keeps the token in memory only; each new one goes out as a
+  // 'resume' event, so that keeping it across reloads (a credential at
+  // rest) is the page's decision, not the SDK's.
   async _login(signal) {
     if (this._resume) {
       try {
         const res = await this.api.resume(this._resume, { signal });
-        this._resume = res.resumeToken;
+        this._setResume(res.resumeToken, res.resumeExpiresAt);
         return res;
       } catch (err) {
         if (!(err instanceof ApiError) || (err.code !== Codes.Unauthorized && err.code !== Codes.BadArgument)) throw err;
-        this._resume = '';
+        this._setResume('', 0);
+        // Nothing else to log in with: _permanent gives up on it.
+        if (!this.opts.password) throw err;
       }
     }
+    if (!this.opts.password) throw new ClientError('no-credential', 'no resume token and no password to log in with');
     const res = await this.api.login(this.opts.userName, this.opts.password, { signal, platform: this.opts.platform });
-    this._resume = res.resumeToken;
+    this._setResume(res.resumeToken, res.resumeExpiresAt);
     return res;
+  }
+
+  // _setResume keeps the token the next login resumes with and tells the
+  // page when it changed. After close() no new one is handed out: a login
+  // that was under way then must not leave the page a live credential.
+  _setResume(token, expiresAt) {
+    const t = String(token || '');
+    if (t === this._resume || (t && this._loggedOff)) return;
+    this._resume = t;
+    this._emit('resume', { token: t, expiresAt: t ? num(expiresAt) : 0 });
   }
 
   // _connect runs one login: route /login, WebSocket, LOGIN → LOGIN_ACK.
@@ -2155,6 +2186,9 @@ export class Client extends EventTarget {
   // _permanent reports whether retrying a failed login cannot help.
   _permanent(err, first) {
     if (err instanceof StopError) return true;
+    // The resume token is gone (refused, or the route hands out none) and
+    // there is no password: no retry can log in.
+    if (!this._resume && !this.opts.password) return true;
     if (err instanceof ApiError) {
       if (err.code === Codes.BadAccount || err.code === Codes.BadArgument) return true;
       if (err.code === Codes.RepeatLogin) return first;
@@ -3041,19 +3075,39 @@ export class Client extends EventTarget {
 
   /**
    * Acknowledges what was shown, logs the session off at the route (POST
-   * /offLine), closes the connection, stops reconnecting, saves the state
-   * and emits 'closed'. Messages still waiting for an answer stay saved
-   * and are sent by the next Client of this user. A second call waits for
-   * the first.
+   * /offLine, which also revokes its resume token: 'resume' with token
+   * ''), closes the connection, stops reconnecting, saves the state and
+   * emits 'closed'. Messages still waiting for an answer stay saved and
+   * are sent by the next Client of this user. A second call (of close()
+   * or disconnect()) waits for the first.
    */
   close() {
-    if (this._closed) return this._closed;
-    this._closed = this._close();
+    return this._end(true);
+  }
+
+  /**
+   * Ends the client as close() does but without logging the session off:
+   * the last resume token stays usable, for a later page or process to
+   * log in with (the resumeToken option). For "stay signed in"; close()
+   * is the log-out.
+   */
+  disconnect() {
+    return this._end(false);
+  }
+
+  _end(logOff) {
+    if (!this._closed) this._closed = this._close(logOff);
     return this._closed;
   }
 
-  async _close() {
+  async _close(logOff) {
     this._closing = true;
+    if (logOff) {
+      // At once, before the route answers: the page forgets the token even
+      // when the log-off fails, and no login still under way hands out one.
+      this._setResume('', 0);
+      this._loggedOff = true;
+    }
     const stopped = !!this._stopErr;
     if (!this._stopErr) this._stopErr = new ClientError(ClientError.CLOSED, 'closed');
     const l = this._cur;
@@ -3064,7 +3118,7 @@ export class Client extends EventTarget {
       const { gs } = this._tl.dueAcks(Date.now(), true);
       if (gs.length && l.send({ type: 'ACK', ack: { groups: gs } })) this._tl.acked(gs, Date.now());
     }
-    if (this._info.sessionId && !stopped && this.api.accessToken) {
+    if (logOff && this._info.sessionId && !stopped && this.api.accessToken) {
       try {
         await this.api.offline();
       } catch (err) {

@@ -141,7 +141,7 @@ function newClient(cluster, opts = {}) {
     ...opts,
   });
   const events = [];
-  for (const t of ['state', 'connected', 'disconnected', 'synced', 'message', 'receipt', 'readelsewhere', 'status', 'error', 'retrying', 'presence', 'typing', 'kicked', 'closed']) {
+  for (const t of ['state', 'connected', 'disconnected', 'synced', 'message', 'receipt', 'readelsewhere', 'status', 'error', 'retrying', 'presence', 'typing', 'kicked', 'resume', 'closed']) {
     c.on(t, (d) => events.push({ t, d }));
   }
   c.events = events;
@@ -496,6 +496,85 @@ test('a reconnect logs in with the resume token; a refused one falls back to the
   cl.ws.drop();
   await cl.accept();
   assert.equal(cl.resumes, 2);
+  await c.close();
+});
+
+// loginBodies are the requests of the /login calls made so far.
+function loginBodies(cl) {
+  return cl.calls.filter((x) => x.path === '/login').map((x) => JSON.parse(x.body));
+}
+
+test('a client given a resumeToken and no password logs in with it, and resumes again after a drop', async () => {
+  const cl = new Cluster();
+  cl.latestResume = 'kept';
+  const c = await started(cl, { password: undefined, resumeToken: 'kept' });
+  assert.equal(c.state, 'online');
+  cl.ws.drop();
+  await cl.accept();
+  await until(() => c.state === 'online', 'online again');
+  const bodies = loginBodies(cl);
+  assert.deepEqual(bodies.map((b) => b.resumeToken), ['kept', 'res1']);
+  assert.ok(bodies.every((b) => !b.password && b.userName === undefined), 'never a password login');
+  assert.equal(cl.resumes, 2);
+  await c.close();
+});
+
+test('resume events carry each new token, and "" once close() logs off', async () => {
+  const cl = new Cluster();
+  const c = await started(cl);
+  assert.deepEqual(c.of('resume'), [{ token: 'res1', expiresAt: 1 }]);
+  cl.ws.drop();
+  await cl.accept();
+  await until(() => c.of('resume').length === 2, 'the rotated token');
+  assert.deepEqual(c.of('resume')[1], { token: 'res2', expiresAt: 1 });
+  await c.close();
+  assert.deepEqual(c.of('resume').map((r) => r.token), ['res1', 'res2', '']);
+  assert.equal(c.of('resume')[2].expiresAt, 0);
+  assert.equal(cl.calls.filter((x) => x.path === '/offLine').length, 1);
+});
+
+test('disconnect() ends the client without /offLine and keeps the token usable', async () => {
+  const cl = new Cluster();
+  const c = await started(cl);
+  const ws = cl.ws;
+  await c.disconnect();
+  assert.equal(c.state, 'closed');
+  assert.equal(c.of('closed').length, 1);
+  assert.equal(ws.readyState, 3);
+  await c.close(); // waits for the disconnect: no log-off after all
+  assert.equal(cl.calls.filter((x) => x.path === '/offLine').length, 0);
+  assert.deepEqual(c.of('resume').map((r) => r.token), ['res1']);
+  // The next page logs in with it.
+  const c2 = await started(cl, { password: undefined, resumeToken: 'res1' });
+  assert.equal(cl.resumes, 1);
+  await c2.close();
+});
+
+test('a refused resumeToken without a password: start() rejects with the ApiError at once', async () => {
+  const cl = new Cluster();
+  cl.latestResume = 'newer';
+  const c = newClient(cl, { password: undefined, resumeToken: 'stale' });
+  const t0 = Date.now();
+  await assert.rejects(c.start({ timeoutMs: 10_000 }), (e) => e.name === 'ApiError' && e.code === Codes.Unauthorized && e.httpStatus === 401);
+  assert.ok(Date.now() - t0 < 2000, `rejected after ${Date.now() - t0} ms`);
+  assert.equal(loginBodies(cl).length, 1, 'one try, no retries');
+  assert.equal(c.state, 'idle');
+  assert.deepEqual(c.of('resume'), [{ token: '', expiresAt: 0 }]);
+  assert.throws(() => new Client({ userName: 'ann', fetch: cl.fetch, WebSocket: cl.WebSocket, storage: false }), /password or a resumeToken/);
+});
+
+test('a reconnect whose token is refused, without a password, stops the client', async () => {
+  const cl = new Cluster();
+  cl.latestResume = 'kept';
+  const c = await started(cl, { password: undefined, resumeToken: 'kept' });
+  cl.latestResume = 'revoked';
+  cl.ws.drop();
+  await until(() => c.state === 'stopped', 'stopped');
+  assert.equal(c.of('kicked').length, 1);
+  assert.match(c.of('kicked')[0].reason, /login refused/);
+  assert.equal(c.of('resume').at(-1).token, '');
+  await sleep(50);
+  assert.equal(loginBodies(cl).length, 2, 'no retries');
   await c.close();
 });
 
