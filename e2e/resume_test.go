@@ -12,8 +12,9 @@ import (
 )
 
 // TestResumeToken: against the real route, a login's resume token logs in
-// once without the password and hands out the next; a used one, and one a
-// log-off came after, answer 401/4010, and the password still works.
+// once without the password and hands out the next; one a log-off came
+// after and a used one answer 401/4010, the used one ending its chain too,
+// and the password still works.
 func TestResumeToken(t *testing.T) {
 	c := harness.Start(t, harness.Options{Gateways: 1})
 	c.Register(t, "rita")
@@ -40,7 +41,6 @@ func TestResumeToken(t *testing.T) {
 	if second.UserID != first.UserID || second.SessionID == first.SessionID || second.ResumeToken == first.ResumeToken {
 		t.Fatalf("resumed %+v after %+v", second, first)
 	}
-	refused("a used token", first.ResumeToken)
 	refused("a gateway token", second.Token)
 
 	api2 := client.NewAPI(c.Route.URL, nil)
@@ -52,15 +52,25 @@ func TestResumeToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	refused("a logged-off session's token", third.ResumeToken)
-	if _, err := client.NewAPI(c.Route.URL, nil).Login(ctx, "rita", harness.Password); err != nil {
+	fourth, err := client.NewAPI(c.Route.URL, nil).Login(ctx, "rita", harness.Password)
+	if err != nil {
 		t.Fatalf("the password after a log-off: %v", err)
+	}
+	fifth, err := client.NewAPI(c.Route.URL, nil).Resume(ctx, fourth.ResumeToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused("a used token", fourth.ResumeToken)
+	refused("the latest token of a chain a used one came back to", fifth.ResumeToken)
+	if _, err := client.NewAPI(c.Route.URL, nil).Login(ctx, "rita", harness.Password); err != nil {
+		t.Fatalf("the password after a reuse: %v", err)
 	}
 	// Refused resumes are told apart from wrong passwords (guessing).
 	failures := func(reason string) float64 {
 		return metric(t, c.Route.InternalURL, `gocim_route_login_failures_total{reason="`+reason+`"}`)
 	}
-	if r, b := failures("resume_refused"), failures("bad_credentials"); r != 3 || b != 0 {
-		t.Fatalf("login failures: resume_refused %v, bad_credentials %v; want 3 and 0", r, b)
+	if r, b := failures("resume_refused"), failures("bad_credentials"); r != 4 || b != 0 {
+		t.Fatalf("login failures: resume_refused %v, bad_credentials %v; want 4 and 0", r, b)
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"strings"
 	"time"
+
+	"github.com/gocim/gocim/cim-route/internal/model"
 )
 
 // Resumes (as package store): the latest resume token of each user's login
@@ -19,18 +21,25 @@ func (s *Store) SetResume(_ context.Context, uid, slot, sid, nonce string, ttl t
 }
 
 // TakeResume replaces the latest resume token of uid's slot, if it is
-// nonce, with next, issued with session sid, for ttl; false, with nothing
-// changed, if it is not.
-func (s *Store) TakeResume(_ context.Context, uid, slot, nonce, sid, next string, ttl time.Duration) (bool, error) {
+// nonce, with next, issued with session sid, for ttl. An earlier nonce of
+// the latest's chain clears the slot and names the latest's session.
+func (s *Store) TakeResume(_ context.Context, uid, slot, nonce, sid, next string, ttl time.Duration) (model.ResumeTake, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	k := inSlot(uid, slot)
 	cur, ok := s.get(s.resumes, k)
-	if _, n, _ := strings.Cut(cur, "|"); !ok || n != nonce {
-		return false, nil
+	latestSID, latest, _ := strings.Cut(cur, "|")
+	switch {
+	case !ok:
+		return model.ResumeTake{}, nil
+	case latest == nonce:
+		s.resumes[k] = expiring{sid + "|" + next, s.after(ttl)}
+		return model.ResumeTake{Taken: true}, nil
+	case model.ResumeChain(latest) == model.ResumeChain(nonce):
+		delete(s.resumes, k)
+		return model.ResumeTake{Reused: latestSID}, nil
 	}
-	s.resumes[k] = expiring{sid + "|" + next, s.after(ttl)}
-	return true, nil
+	return model.ResumeTake{}, nil
 }
 
 // DropResumes forgets uid's latest resume tokens issued with session sid;

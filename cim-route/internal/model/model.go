@@ -336,3 +336,24 @@ type GroupPos struct {
 	User  string
 	Seq   uint64
 }
+
+// ResumeTake is what taking a resume token's nonce found (Resumes).
+// A nonce is "<chain>" for the first token after a password login and
+// "<chain>.<n>" for each one a resume hands out after it: the chain of
+// tokens one password login began.
+type ResumeTake struct {
+	// Taken: the nonce was its slot's latest, and the next one replaced it.
+	Taken bool
+	// Reused is set when the nonce was an earlier token of the chain the
+	// slot's latest belongs to: a token used once came back, so two
+	// parties hold the chain and one of them is not the user. The slot
+	// was cleared (the chain ends); Reused is the session the latest
+	// token was issued with, for the route to end.
+	Reused string
+}
+
+// ResumeChain is the chain a resume nonce belongs to (see ResumeTake).
+func ResumeChain(nonce string) string {
+	chain, _, _ := strings.Cut(nonce, ".")
+	return chain
+}

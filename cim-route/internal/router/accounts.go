@@ -175,14 +175,20 @@ func (r *Router) Login(ctx context.Context, req LoginRequest) (Session, error) {
 	}
 	resumeEnd := time.Unix(since, 0).Add(r.cfg.ResumeTTL)
 	if r.cfg.ResumeTTL > 0 && (req.Resume != "" || resumeEnd.After(now)) {
+		// A password login begins a chain: its nonce names it, and every
+		// token a resume hands out after it is "<chain>.<n>".
 		nonce = newSessionID()
 		ttl := max(resumeEnd.Sub(now), time.Second)
 		if req.Resume != "" {
-			taken, err := r.st.TakeResume(ctx, u.ID, slot, resumed.Nonce, sid, nonce, ttl)
+			nonce = model.ResumeChain(resumed.Nonce) + "." + nonce
+			took, err := r.st.TakeResume(ctx, u.ID, slot, resumed.Nonce, sid, nonce, ttl)
 			if err != nil {
 				return Session{}, err
 			}
-			if !taken {
+			if took.Reused != "" {
+				r.resumeReused(ctx, u.ID, took.Reused)
+			}
+			if !took.Taken {
 				return Session{}, errResumeUsed
 			}
 		} else if err := r.st.SetResume(ctx, u.ID, slot, sid, nonce, ttl); err != nil {
@@ -237,6 +243,18 @@ func (r *Router) Login(ctx context.Context, req LoginRequest) (Session, error) {
 	}
 	r.log.Info("login", "user", u.ID, "session", sid, "gateway", gw, "replaced", old.Session, "resumed", req.Resume != "")
 	return s, nil
+}
+
+// resumeReused ends the session a chain's latest resume token was issued
+// with, after an earlier token of that chain came back: a token is used
+// once, so two parties hold the chain (a copied file or a stolen browser
+// profile and the user's own device), and the route cannot tell which is
+// the user. Neither keeps it: the store cleared the slot, the presenter is
+// refused, and the holder of the latest loses its session; the user logs
+// in with the password again, which begins a new chain.
+func (r *Router) resumeReused(ctx context.Context, uid, sid string) {
+	n, err := r.endSessions(ctx, uid, "resume token reused", func(s model.Route) bool { return s.Session == sid })
+	r.log.Warn("resume token reused: its chain is ended", "user", uid, "session", sid, "ended", n, "err", err)
 }
 
 // errResumeUsed refuses a resume token that is not its slot's latest: used

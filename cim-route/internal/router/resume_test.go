@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gocim/gocim/cim-route/internal/errs"
+	"github.com/gocim/gocim/internal/contract"
 	"github.com/gocim/gocim/proto/token"
 )
 
@@ -49,7 +50,6 @@ func TestResumeToken(t *testing.T) {
 	if err := e.r.CheckSession(e.ctx, s2.UserID, s2.SessionID); err != nil {
 		t.Fatalf("the resumed session is not current: %v", err)
 	}
-	refused("a used token", LoginRequest{Resume: s.ResumeToken})
 	refused("another user named", LoginRequest{UserName: "bob", Resume: s2.ResumeToken})
 	refused("another platform named", LoginRequest{Platform: "web", Resume: s2.ResumeToken})
 	refused("a forged token", LoginRequest{Resume: s2.ResumeToken[:len(s2.ResumeToken)-2] + "xx"})
@@ -58,6 +58,10 @@ func TestResumeToken(t *testing.T) {
 	if err != nil {
 		t.Fatalf("resume naming the user: %v", err)
 	}
+	// (A used token that comes back also ends its chain: see
+	// TestResumeTokenReused.)
+	refused("a used token", LoginRequest{Resume: s.ResumeToken})
+	refused("the latest token of a chain a used one came back to", LoginRequest{Resume: s3.ResumeToken})
 
 	// What comes after a token revokes it.
 	s4 := e.connect("alice")
@@ -188,4 +192,51 @@ func TestResumeChainEnds(t *testing.T) {
 	if s3.ResumeExpiresAt != clock().Add(time.Hour).Unix() {
 		t.Fatalf("a password login's token expires at %d, want an hour on", s3.ResumeExpiresAt)
 	}
+}
+
+// TestResumeTokenReused: a resume token used once that comes back (a copy
+// of a remembered login, used by somebody else first or after) ends its
+// chain: it is refused, the chain's latest token no longer works, and the
+// session that latest token came with is kicked. The password begins a
+// new chain, which an old chain's token does not disturb.
+func TestResumeTokenReused(t *testing.T) {
+	e := newEnv(t, PolicyKick, 1, func(c *Config) { c.ResumeTTL = time.Hour })
+	s := e.connect("alice")
+	login := func(what string, tok string) Session {
+		t.Helper()
+		s, err := e.r.Login(e.ctx, LoginRequest{Resume: tok})
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		return s
+	}
+	refused := func(what, tok string) {
+		t.Helper()
+		if s, err := e.r.Login(e.ctx, LoginRequest{Resume: tok}); !errors.Is(err, errs.ErrUnauthorized) {
+			t.Fatalf("%s: %+v, %v; want ErrUnauthorized", what, s, err)
+		}
+	}
+	// The thief resumes first with a copy of the user's token and is
+	// connected; the user's own device comes back with the same token.
+	thief := login("the copied token", s.ResumeToken)
+	if err := e.r.SessionOnline(e.ctx, contract.Session{UserID: thief.UserID, SessionID: thief.SessionID, GatewayID: thief.Gateway.ID}); err != nil {
+		t.Fatal(err)
+	}
+	e.gateway(thief.Gateway.ID).Connect(thief.UserID, thief.SessionID)
+	refused("the token used once, back", s.ResumeToken)
+	if !kicked(e.gws[0].Frames(thief.UserID)) {
+		t.Fatal("the session of the chain's latest token was not kicked")
+	}
+	if err := e.r.CheckSession(e.ctx, thief.UserID, thief.SessionID); !errors.Is(err, errs.ErrUnauthorized) {
+		t.Fatalf("the chain's latest session is still current: %v", err)
+	}
+	refused("the chain's latest token after the reuse", thief.ResumeToken)
+
+	// The user logs in with the password: a new chain. A token of the old
+	// one is refused and leaves it alone.
+	s2 := e.connect("alice")
+	s3 := login("the new chain's token", s2.ResumeToken)
+	refused("the old chain's first token", s.ResumeToken)
+	refused("the old chain's last token", thief.ResumeToken)
+	login("the new chain's next token", s3.ResumeToken)
 }

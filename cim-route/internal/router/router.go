@@ -136,9 +136,11 @@ type Resumes interface {
 	// slot, for ttl.
 	SetResume(ctx context.Context, uid, slot, sid, nonce string, ttl time.Duration) error
 	// TakeResume replaces the latest of uid's slot, if it is nonce, with
-	// next, issued with session sid, for ttl; false, with nothing changed,
-	// if it is not.
-	TakeResume(ctx context.Context, uid, slot, nonce, sid, next string, ttl time.Duration) (bool, error)
+	// next, issued with session sid, for ttl. If it is not, nothing
+	// changes, unless nonce is an earlier one of the latest's chain
+	// (model.ResumeTake): then the slot is cleared and Reused names the
+	// latest's session.
+	TakeResume(ctx context.Context, uid, slot, nonce, sid, next string, ttl time.Duration) (model.ResumeTake, error)
 	// DropResumes forgets uid's latest resume tokens issued with session
 	// sid; with sid "", all of them.
 	DropResumes(ctx context.Context, uid, sid string) error

@@ -114,6 +114,7 @@ var redisTests = map[string]bool{
 	"TestRegisterAndLogin":                true,
 	"TestResumeToken":                     true,
 	"TestResumeTokenPerPlatform":          true,
+	"TestResumeTokenReused":               true,
 	"TestUplinkPrivate":                   true,
 	"TestHTTPRoutes":                      true,
 	"TestLogoffAndOnlineUsers":            true,

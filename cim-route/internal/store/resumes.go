@@ -6,6 +6,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/gocim/gocim/cim-route/internal/model"
 	"github.com/gocim/gocim/cim-route/internal/noretry"
 )
 
@@ -14,18 +15,33 @@ import (
 // the session it was issued with. Its TTL is the latest token's.
 func (k keys) resume(uid string) string { return k.prefix + "resume:{" + uid + "}" }
 
-// takeResumeScript replaces a slot's latest nonce if it is ARGV[2].
+// takeResumeScript replaces a slot's latest nonce if it is ARGV[2]; an
+// earlier nonce of the latest's chain (model.ResumeTake: the part before
+// the first ".") clears the slot.
 //
-// KEYS[1] resume; ARGV: slot, nonce, "<sid>|<next>", ttl ms. Answers 1 if
-// taken.
+// KEYS[1] resume; ARGV: slot, nonce, "<sid>|<next>", ttl ms. Answers {1}
+// if taken, {2, the latest's session} if reused, {0} otherwise.
 var takeResumeScript = redis.NewScript(`
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
-if not cur then return 0 end
+if not cur then return {0} end
 local bar = string.find(cur, '|', 1, true)
-if not bar or string.sub(cur, bar + 1) ~= ARGV[2] then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-return 1
+if not bar then return {0} end
+local latest = string.sub(cur, bar + 1)
+if latest == ARGV[2] then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+  return {1}
+end
+local function chain(n)
+  local dot = string.find(n, '.', 1, true)
+  if dot then return string.sub(n, 1, dot - 1) end
+  return n
+end
+if chain(latest) == chain(ARGV[2]) then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  return {2, string.sub(cur, 1, bar - 1)}
+end
+return {0}
 `)
 
 // dropResumesScript deletes the slots whose latest token was issued with
@@ -52,15 +68,25 @@ func (s *Store) SetResume(ctx context.Context, uid, slot, sid, nonce string, ttl
 }
 
 // TakeResume replaces the latest resume token of uid's slot, if it is
-// nonce, with next, issued with session sid, for ttl; false, with nothing
-// changed, if it is not. At most once (noretry): an attempt Redis ran
-// after its answer timed out would make a retry find next, not nonce.
-func (s *Store) TakeResume(ctx context.Context, uid, slot, nonce, sid, next string, ttl time.Duration) (bool, error) {
-	n, err := noretry.Run(ctx, s.rdb, takeResumeScript, []string{s.k.resume(uid)}, slot, nonce, sid+"|"+next, ttl.Milliseconds()).Int()
+// nonce, with next, issued with session sid, for ttl; an earlier nonce of
+// the latest's chain clears the slot and names the latest's session. At
+// most once (noretry): an attempt Redis ran after its answer timed out
+// would make a retry find next, an earlier nonce of its chain.
+func (s *Store) TakeResume(ctx context.Context, uid, slot, nonce, sid, next string, ttl time.Duration) (model.ResumeTake, error) {
+	res, err := noretry.Run(ctx, s.rdb, takeResumeScript, []string{s.k.resume(uid)}, slot, nonce, sid+"|"+next, ttl.Milliseconds()).Slice()
 	if err != nil {
-		return false, unavailable(err)
+		return model.ResumeTake{}, unavailable(err)
 	}
-	return n == 1, nil
+	switch code, _ := res[0].(int64); code {
+	case 1:
+		return model.ResumeTake{Taken: true}, nil
+	case 2:
+		if len(res) == 2 {
+			sid, _ := res[1].(string)
+			return model.ResumeTake{Reused: sid}, nil
+		}
+	}
+	return model.ResumeTake{}, nil
 }
 
 // DropResumes forgets uid's latest resume tokens issued with session sid;

@@ -159,7 +159,11 @@ func Resumes(t *testing.T, newStore NewStore) {
 	s, ctx := newStore(t, model.InboxLimits{}), ctxT(t)
 	take := func(uid, slot, nonce, sid, next string) bool {
 		t.Helper()
-		return must(s.TakeResume(ctx, uid, slot, nonce, sid, next, time.Minute))(t)
+		took := must(s.TakeResume(ctx, uid, slot, nonce, sid, next, time.Minute))(t)
+		if took.Reused != "" {
+			t.Fatalf("take %s of %s/%q: reused %q", nonce, uid, slot, took.Reused)
+		}
+		return took.Taken
 	}
 	if take("7", "", "n0", "s1", "n1") {
 		t.Fatal("took a nonce never set")
@@ -195,6 +199,27 @@ func Resumes(t *testing.T, newStore NewStore) {
 	}
 	if !take("8", "", "n2", "s11", "n3") {
 		t.Fatal("dropping one user's took another's")
+	}
+
+	// A chain: c1 from a password login, c1.a and c1.b from resumes. An
+	// earlier token of it coming back ends it and names the latest's
+	// session; an older chain's token is only refused.
+	must(0, s.SetResume(ctx, "9", "", "p1", "c1", time.Minute))(t)
+	if !take("9", "", "c1", "s1", "c1.a") || !take("9", "", "c1.a", "s2", "c1.b") {
+		t.Fatal("a chain's latest not taken")
+	}
+	if got := must(s.TakeResume(ctx, "9", "", "c1.a", "s3", "c1.c", time.Minute))(t); got.Taken || got.Reused != "s2" {
+		t.Fatalf("a used token of the chain came back: %+v, want not taken, reused by s2", got)
+	}
+	if take("9", "", "c1.b", "s4", "c1.d") {
+		t.Fatal("the chain's latest survived the reuse")
+	}
+	must(0, s.SetResume(ctx, "9", "", "p2", "c2", time.Minute))(t)
+	if take("9", "", "c1", "s5", "c1.e") || take("9", "", "c1.b", "s5", "c1.e") {
+		t.Fatal("an older chain's token taken")
+	}
+	if !take("9", "", "c2", "s6", "c2.a") {
+		t.Fatal("an older chain's token ended the newer chain")
 	}
 }
 
