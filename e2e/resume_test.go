@@ -12,9 +12,10 @@ import (
 )
 
 // TestResumeToken: against the real route, a login's resume token logs in
-// once without the password and hands out the next; one a log-off came
-// after and a used one answer 401/4010, the used one ending its chain too,
-// and the password still works.
+// without the password and hands out the next; the same token again
+// within the grace (an answer lost on the way) logs in too, a token two
+// uses back ends its chain, one a log-off came after answers 401/4010, and
+// the password still works.
 func TestResumeToken(t *testing.T) {
 	c := harness.Start(t, harness.Options{Gateways: 1})
 	c.Register(t, "rita")
@@ -56,12 +57,19 @@ func TestResumeToken(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the password after a log-off: %v", err)
 	}
-	fifth, err := client.NewAPI(c.Route.URL, nil).Resume(ctx, fourth.ResumeToken)
-	if err != nil {
+	if _, err := client.NewAPI(c.Route.URL, nil).Resume(ctx, fourth.ResumeToken); err != nil {
 		t.Fatal(err)
 	}
-	refused("a used token", fourth.ResumeToken)
-	refused("the latest token of a chain a used one came back to", fifth.ResumeToken)
+	retry, err := client.NewAPI(c.Route.URL, nil).Resume(ctx, fourth.ResumeToken)
+	if err != nil {
+		t.Fatalf("the same token again, as after a lost answer: %v", err)
+	}
+	sixth, err := client.NewAPI(c.Route.URL, nil).Resume(ctx, retry.ResumeToken)
+	if err != nil {
+		t.Fatalf("the token the retry got: %v", err)
+	}
+	refused("a token two uses back", fourth.ResumeToken)
+	refused("the latest token of a chain an old one came back to", sixth.ResumeToken)
 	if _, err := client.NewAPI(c.Route.URL, nil).Login(ctx, "rita", harness.Password); err != nil {
 		t.Fatalf("the password after a reuse: %v", err)
 	}

@@ -2,6 +2,8 @@ package memstore
 
 import (
 	"context"
+	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -9,7 +11,8 @@ import (
 )
 
 // Resumes (as package store): the latest resume token of each user's login
-// slot, "<sid>|<nonce>", in resumes under inSlot(uid, slot).
+// slot, "<sid>|<nonce>" or "<sid>|<nonce>|<taken nonce>|<its grace end,
+// unix ms>", in resumes under inSlot(uid, slot).
 
 // SetResume makes nonce, issued with session sid, the latest resume token
 // of uid's slot, for ttl.
@@ -21,25 +24,37 @@ func (s *Store) SetResume(_ context.Context, uid, slot, sid, nonce string, ttl t
 }
 
 // TakeResume replaces the latest resume token of uid's slot, if it is
-// nonce, with next, issued with session sid, for ttl. An earlier nonce of
-// the latest's chain clears the slot and names the latest's session.
-func (s *Store) TakeResume(_ context.Context, uid, slot, nonce, sid, next string, ttl time.Duration) (model.ResumeTake, error) {
+// req.Nonce, with req.Next (see router.Resumes). The nonce it replaced
+// comes back within req.Grace to the same latest; an earlier nonce of the
+// latest's chain clears the slot and names the latest's session.
+func (s *Store) TakeResume(_ context.Context, uid, slot string, req model.ResumeTakeReq) (model.ResumeTake, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	k := inSlot(uid, slot)
 	cur, ok := s.get(s.resumes, k)
-	latestSID, latest, _ := strings.Cut(cur, "|")
-	switch {
-	case !ok:
+	f := strings.Split(cur, "|")
+	if !ok || len(f) < 2 {
 		return model.ResumeTake{}, nil
-	case latest == nonce:
-		s.resumes[k] = expiring{sid + "|" + next, s.after(ttl)}
-		return model.ResumeTake{Taken: true}, nil
-	case model.ResumeChain(latest) == model.ResumeChain(nonce):
+	}
+	latestSID, latest := f[0], f[1]
+	now := req.Now.UnixMilli()
+	switch {
+	case latest == req.Nonce:
+		s.resumes[k] = expiring{fmt.Sprintf("%s|%s|%s|%d", req.SID, req.Next, latest, now+req.Grace.Milliseconds()), s.after(req.TTL)}
+		return model.ResumeTake{Taken: true, Nonce: req.Next}, nil
+	case len(f) == 4 && f[2] == req.Nonce && now < atoi(f[3]):
+		s.resumes[k] = expiring{strings.Join([]string{req.SID, latest, f[2], f[3]}, "|"), s.after(req.TTL)}
+		return model.ResumeTake{Taken: true, Nonce: latest}, nil
+	case model.ResumeChain(latest) == model.ResumeChain(req.Nonce):
 		delete(s.resumes, k)
 		return model.ResumeTake{Reused: latestSID}, nil
 	}
 	return model.ResumeTake{}, nil
+}
+
+func atoi(s string) int64 {
+	n, _ := strconv.ParseInt(s, 10, 64)
+	return n
 }
 
 // DropResumes forgets uid's latest resume tokens issued with session sid;

@@ -337,18 +337,33 @@ type GroupPos struct {
 	Seq   uint64
 }
 
-// ResumeTake is what taking a resume token's nonce found (Resumes).
-// A nonce is "<chain>" for the first token after a password login and
+// ResumeTakeReq asks to take a resume token's nonce (Resumes). A nonce
+// is "<chain>" for the first token after a password login and
 // "<chain>.<n>" for each one a resume hands out after it: the chain of
 // tokens one password login began.
+type ResumeTakeReq struct {
+	Nonce string        // the presented token's
+	Next  string        // the nonce to hand out when Nonce is the slot's latest
+	SID   string        // the session the token handed out goes with
+	TTL   time.Duration // how long the slot lives from now (the chain's end)
+	Now   time.Time
+	// Grace is how long after its take a nonce still logs in, handing out
+	// the nonce its take handed out: a client whose answer was lost tries
+	// the same token again, and two tabs restored together share one.
+	Grace time.Duration
+}
+
+// ResumeTake is what taking a resume token's nonce found.
 type ResumeTake struct {
-	// Taken: the nonce was its slot's latest, and the next one replaced it.
+	// Taken: the nonce was its slot's latest (or the one before it,
+	// within its grace); Nonce is the one to hand out now.
 	Taken bool
+	Nonce string
 	// Reused is set when the nonce was an earlier token of the chain the
-	// slot's latest belongs to: a token used once came back, so two
-	// parties hold the chain and one of them is not the user. The slot
-	// was cleared (the chain ends); Reused is the session the latest
-	// token was issued with, for the route to end.
+	// slot's latest belongs to, past its grace: a token used once came
+	// back, so two parties hold the chain and one of them is not the
+	// user. The slot was cleared (the chain ends); Reused is the session
+	// the latest token was issued with, for the route to end.
 	Reused string
 }
 

@@ -180,8 +180,10 @@ func (r *Router) Login(ctx context.Context, req LoginRequest) (Session, error) {
 		nonce = newSessionID()
 		ttl := max(resumeEnd.Sub(now), time.Second)
 		if req.Resume != "" {
-			nonce = model.ResumeChain(resumed.Nonce) + "." + nonce
-			took, err := r.st.TakeResume(ctx, u.ID, slot, resumed.Nonce, sid, nonce, ttl)
+			took, err := r.st.TakeResume(ctx, u.ID, slot, model.ResumeTakeReq{
+				Nonce: resumed.Nonce, Next: model.ResumeChain(resumed.Nonce) + "." + nonce,
+				SID: sid, TTL: ttl, Now: now, Grace: ResumeGrace,
+			})
 			if err != nil {
 				return Session{}, err
 			}
@@ -191,6 +193,7 @@ func (r *Router) Login(ctx context.Context, req LoginRequest) (Session, error) {
 			if !took.Taken {
 				return Session{}, errResumeUsed
 			}
+			nonce = took.Nonce
 		} else if err := r.st.SetResume(ctx, u.ID, slot, sid, nonce, ttl); err != nil {
 			return Session{}, err
 		}
@@ -244,6 +247,14 @@ func (r *Router) Login(ctx context.Context, req LoginRequest) (Session, error) {
 	r.log.Info("login", "user", u.ID, "session", sid, "gateway", gw, "replaced", old.Session, "resumed", req.Resume != "")
 	return s, nil
 }
+
+// ResumeGrace is how long a resume token still logs in after its first
+// use, handing out the token that use handed out: a client whose answer
+// was lost (a mobile network, a route restarting, a Redis that froze)
+// tries the same token again, and two browser tabs restored together
+// start from the one they share. After it, the token coming back again
+// ends its chain (resumeReused).
+const ResumeGrace = 30 * time.Second
 
 // resumeReused ends the session a chain's latest resume token was issued
 // with, after an earlier token of that chain came back: a token is used

@@ -194,13 +194,15 @@ func TestResumeChainEnds(t *testing.T) {
 	}
 }
 
-// TestResumeTokenReused: a resume token used once that comes back (a copy
-// of a remembered login, used by somebody else first or after) ends its
-// chain: it is refused, the chain's latest token no longer works, and the
-// session that latest token came with is kicked. The password begins a
-// new chain, which an old chain's token does not disturb.
+// TestResumeTokenReused: a resume token used once that comes back after
+// ResumeGrace (a copy of a remembered login, used by somebody else first
+// or after) ends its chain: it is refused, the chain's latest token no
+// longer works, and the session that latest token came with is kicked.
+// The password begins a new chain, which an old chain's token does not
+// disturb.
 func TestResumeTokenReused(t *testing.T) {
-	e := newEnv(t, PolicyKick, 1, func(c *Config) { c.ResumeTTL = time.Hour })
+	clock := newTestClock()
+	e := newEnv(t, PolicyKick, 1, func(c *Config) { c.ResumeTTL = time.Hour; c.Now = clock.now })
 	s := e.connect("alice")
 	login := func(what string, tok string) Session {
 		t.Helper()
@@ -223,7 +225,8 @@ func TestResumeTokenReused(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.gateway(thief.Gateway.ID).Connect(thief.UserID, thief.SessionID)
-	refused("the token used once, back", s.ResumeToken)
+	clock.advance(ResumeGrace + time.Second)
+	refused("the token used once, back after its grace", s.ResumeToken)
 	if !kicked(e.gws[0].Frames(thief.UserID)) {
 		t.Fatal("the session of the chain's latest token was not kicked")
 	}
@@ -239,4 +242,45 @@ func TestResumeTokenReused(t *testing.T) {
 	refused("the old chain's first token", s.ResumeToken)
 	refused("the old chain's last token", thief.ResumeToken)
 	login("the new chain's next token", s3.ResumeToken)
+}
+
+// TestResumeTokenGrace: within ResumeGrace of its use a resume token logs
+// in again (a client whose answer was lost tries it again; two tabs
+// restored together share it), handing out a token of the same nonce as
+// the first use did, which logs in in its turn; a token two uses back is
+// reuse even within the grace.
+func TestResumeTokenGrace(t *testing.T) {
+	clock := newTestClock()
+	e := newEnv(t, PolicyKick, 1, func(c *Config) { c.ResumeTTL = time.Hour; c.Now = clock.now })
+	s := e.connect("alice")
+	nonce := func(tok string) string {
+		t.Helper()
+		c, err := token.VerifyResume(keys, tok, clock.now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Nonce
+	}
+	first, err := e.r.Login(e.ctx, LoginRequest{Resume: s.ResumeToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock.advance(ResumeGrace / 2)
+	again, err := e.r.Login(e.ctx, LoginRequest{Resume: s.ResumeToken})
+	if err != nil {
+		t.Fatalf("the same token again within the grace: %v", err)
+	}
+	if again.SessionID == first.SessionID || nonce(again.ResumeToken) != nonce(first.ResumeToken) {
+		t.Fatalf("the retry: session %s, nonce %s; want a new session and the first use's nonce %s", again.SessionID, nonce(again.ResumeToken), nonce(first.ResumeToken))
+	}
+	next, err := e.r.Login(e.ctx, LoginRequest{Resume: again.ResumeToken})
+	if err != nil {
+		t.Fatalf("the token the retry handed out: %v", err)
+	}
+	if _, err := e.r.Login(e.ctx, LoginRequest{Resume: s.ResumeToken}); !errors.Is(err, errs.ErrUnauthorized) {
+		t.Fatalf("a token two uses back: %v, want ErrUnauthorized", err)
+	}
+	if _, err := e.r.Login(e.ctx, LoginRequest{Resume: next.ResumeToken}); !errors.Is(err, errs.ErrUnauthorized) {
+		t.Fatalf("the chain's latest after a reuse: %v, want ErrUnauthorized", err)
+	}
 }

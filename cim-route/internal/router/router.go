@@ -135,12 +135,13 @@ type Resumes interface {
 	// SetResume makes nonce, issued with session sid, the latest of uid's
 	// slot, for ttl.
 	SetResume(ctx context.Context, uid, slot, sid, nonce string, ttl time.Duration) error
-	// TakeResume replaces the latest of uid's slot, if it is nonce, with
-	// next, issued with session sid, for ttl. If it is not, nothing
-	// changes, unless nonce is an earlier one of the latest's chain
-	// (model.ResumeTake): then the slot is cleared and Reused names the
-	// latest's session.
-	TakeResume(ctx context.Context, uid, slot, nonce, sid, next string, ttl time.Duration) (model.ResumeTake, error)
+	// TakeResume replaces the latest of uid's slot, if it is req.Nonce,
+	// with req.Next, issued with session req.SID, for req.TTL; the one it
+	// replaced may come back within req.Grace and is then answered the
+	// same latest. Otherwise nothing changes, unless req.Nonce is an
+	// earlier one of the latest's chain (model.ResumeTake): then the slot
+	// is cleared and Reused names the latest's session.
+	TakeResume(ctx context.Context, uid, slot string, req model.ResumeTakeReq) (model.ResumeTake, error)
 	// DropResumes forgets uid's latest resume tokens issued with session
 	// sid; with sid "", all of them.
 	DropResumes(ctx context.Context, uid, sid string) error

@@ -115,6 +115,7 @@ var redisTests = map[string]bool{
 	"TestResumeToken":                     true,
 	"TestResumeTokenPerPlatform":          true,
 	"TestResumeTokenReused":               true,
+	"TestResumeTokenGrace":                true,
 	"TestUplinkPrivate":                   true,
 	"TestHTTPRoutes":                      true,
 	"TestLogoffAndOnlineUsers":            true,

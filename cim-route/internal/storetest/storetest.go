@@ -157,11 +157,22 @@ func Quotas(t *testing.T, newStore NewStore) {
 // it, dropping without one every slot.
 func Resumes(t *testing.T, newStore NewStore) {
 	s, ctx := newStore(t, model.InboxLimits{}), ctxT(t)
+	// Each take a minute after the one before: past the grace of the
+	// nonce that one took.
+	now := time.Now()
+	takeAt := func(uid, slot, nonce, sid, next string) model.ResumeTake {
+		t.Helper()
+		now = now.Add(time.Minute)
+		return must(s.TakeResume(ctx, uid, slot, model.ResumeTakeReq{Nonce: nonce, Next: next, SID: sid, TTL: time.Hour, Now: now, Grace: 30 * time.Second}))(t)
+	}
 	take := func(uid, slot, nonce, sid, next string) bool {
 		t.Helper()
-		took := must(s.TakeResume(ctx, uid, slot, nonce, sid, next, time.Minute))(t)
+		took := takeAt(uid, slot, nonce, sid, next)
 		if took.Reused != "" {
 			t.Fatalf("take %s of %s/%q: reused %q", nonce, uid, slot, took.Reused)
+		}
+		if took.Taken && took.Nonce != next {
+			t.Fatalf("take %s of %s/%q: hands out %q, want %q", nonce, uid, slot, took.Nonce, next)
 		}
 		return took.Taken
 	}
@@ -208,7 +219,7 @@ func Resumes(t *testing.T, newStore NewStore) {
 	if !take("9", "", "c1", "s1", "c1.a") || !take("9", "", "c1.a", "s2", "c1.b") {
 		t.Fatal("a chain's latest not taken")
 	}
-	if got := must(s.TakeResume(ctx, "9", "", "c1.a", "s3", "c1.c", time.Minute))(t); got.Taken || got.Reused != "s2" {
+	if got := takeAt("9", "", "c1.a", "s3", "c1.c"); got.Taken || got.Reused != "s2" {
 		t.Fatalf("a used token of the chain came back: %+v, want not taken, reused by s2", got)
 	}
 	if take("9", "", "c1.b", "s4", "c1.d") {
@@ -220,6 +231,35 @@ func Resumes(t *testing.T, newStore NewStore) {
 	}
 	if !take("9", "", "c2", "s6", "c2.a") {
 		t.Fatal("an older chain's token ended the newer chain")
+	}
+
+	// Within its grace a taken nonce comes back (a lost answer, a second
+	// tab) to the nonce its take handed out, as often as it comes; after
+	// it, it ends the chain.
+	grace := func(nonce, sid string, after time.Duration) model.ResumeTake {
+		t.Helper()
+		return must(s.TakeResume(ctx, "9", "", model.ResumeTakeReq{Nonce: nonce, Next: "c2.x", SID: sid, TTL: time.Hour, Now: now.Add(after), Grace: 30 * time.Second}))(t)
+	}
+	for _, sid := range []string{"s7", "s8"} {
+		if got := grace("c2", sid, 10*time.Second); !got.Taken || got.Nonce != "c2.a" {
+			t.Fatalf("the taken nonce within its grace: %+v, want taken, handing out c2.a again", got)
+		}
+	}
+	if got := grace("c2.a", "s9", 20*time.Second); !got.Taken || got.Nonce != "c2.x" {
+		t.Fatalf("the latest after a grace take: %+v, want taken, handing out c2.x", got)
+	}
+	if got := grace("c2.a", "s10", 25*time.Second); !got.Taken || got.Nonce != "c2.x" {
+		t.Fatalf("the nonce just taken, within its grace: %+v", got)
+	}
+	if got := grace("c2", "s11", 26*time.Second); got.Taken || got.Reused != "s10" {
+		t.Fatalf("a nonce two takes back: %+v, want the chain ended (latest by s10)", got)
+	}
+	must(0, s.SetResume(ctx, "9", "", "p3", "c3", time.Minute))(t)
+	if !take("9", "", "c3", "s12", "c3.a") {
+		t.Fatal("a new chain's first nonce")
+	}
+	if got := grace("c3", "s13", time.Minute+31*time.Second); got.Taken || got.Reused != "s12" {
+		t.Fatalf("a taken nonce past its grace: %+v, want the chain ended", got)
 	}
 }
 
