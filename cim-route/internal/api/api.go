@@ -63,6 +63,11 @@ type Accounts interface {
 	Presence(ctx context.Context, users []string) ([]router.PresenceState, error)
 	// Logoff ends uid's session sid; an empty sid is the current one.
 	Logoff(ctx context.Context, uid, sid string) error
+	// ChangePassword and LogoutOthers secure uid's account from its
+	// session sid, with its password (POST /account/password,
+	// /account/logout-others).
+	ChangePassword(ctx context.Context, uid, sid, current, next string) (router.Secured, error)
+	LogoutOthers(ctx context.Context, uid, sid, password string) (router.Secured, error)
 	// LimitKey names the account of a /login or /registerAccount attempt
 	// for its rate limit bucket (one per account, by id or any spelling).
 	LimitKey(ctx context.Context, userID, userName string) string
@@ -311,6 +316,8 @@ func NewPublic(cfg Config) (http.Handler, error) {
 	e.GET("/onlineUser", h.authorize(userOrKey(apikey.Admin)), h.limitList, h.onlineUsers)
 	e.GET("/presence", h.authorize(userOrKey(apikey.Admin)), h.limitList, h.presence)
 	e.POST("/offLine", h.authorize(access{bearer: true, stale: true, scope: apikey.Admin}), h.offline)
+	e.POST("/account/password", h.authorize(bearer), h.changePassword)
+	e.POST("/account/logout-others", h.authorize(bearer), h.logoutOthers)
 	e.GET("/history", h.authorize(bearer), h.history)
 	e.POST("/history/delete", h.authorize(bearer), h.deleteHistory)
 	e.POST("/delay", h.authorize(bearer), h.delay)

@@ -88,6 +88,12 @@ func (fakeService) Presence(context.Context, []string) ([]router.PresenceState, 
 }
 
 func (fakeService) Logoff(_ context.Context, uid, _ string) error { return need(uid) }
+func (fakeService) ChangePassword(_ context.Context, uid, sid, current, next string) (router.Secured, error) {
+	return router.Secured{}, need(uid, sid, current, next)
+}
+func (fakeService) LogoutOthers(_ context.Context, uid, sid, password string) (router.Secured, error) {
+	return router.Secured{}, need(uid, sid, password)
+}
 
 func (fakeService) SessionOnline(_ context.Context, s contract.Session) error {
 	uid, sid, gw := s.UserID, s.SessionID, s.GatewayID
@@ -249,6 +255,8 @@ func FuzzJSONHandlers(f *testing.F) {
 		{public, "/devices", asAdmin},
 		{public, "/devices/7/secret", asAdmin},
 		{internal, contract.PathDeviceLogin, asGateway},
+		{public, "/account/password", user},
+		{public, "/account/logout-others", user},
 	}
 
 	// Each endpoint with a body it accepts, then broken and odd ones spread
@@ -265,6 +273,8 @@ func FuzzJSONHandlers(f *testing.F) {
 		`{"msgIds":["0123456789abcdef0123456789abcdef"]}`,
 		`{"name":"sensor-1"}`, ``,
 		`{"device":"sensor-1","secret":"s","gatewayId":"127.0.0.1:9000:9100","clean":true}`,
+		`{"password":"password1","newPassword":"password2"}`,
+		`{"password":"password1"}`,
 	}
 	for i, seed := range valid {
 		f.Add(uint8(i), []byte(seed))

@@ -324,3 +324,30 @@ func TestResumeLimitedPerAccount(t *testing.T) {
 	forged := l.ResumeToken[:len(l.ResumeToken)-2] + "xx"
 	e.expect("POST", "/login", `{"resumeToken":"`+forged+`"}`, nil, 429, codes.RateLimited, nil)
 }
+
+// TestSecureAccountEndpoints: /account/password and /account/logout-others
+// need the bearer; a wrong password is 403/4030; each attempt checks a
+// password, so it takes from the account's /login bucket (a stolen access
+// token cannot guess the password), and a change answers the caller's new
+// resume token, which logs in.
+func TestSecureAccountEndpoints(t *testing.T) {
+	e := newEnv(t, func(c *Config, r *router.Config) {
+		c.LoginRate, c.LoginBurst = 0.001, 5
+		r.ResumeTTL = time.Hour
+	})
+	e.register("alice") // one of 127.0.0.1's and alice's five
+	var l loginData
+	e.expect("POST", "/login", `{"userName":"alice","password":"password1"}`, nil, 200, codes.OK, &l) // two
+	e.expect("POST", "/account/password", `{"password":"password1","newPassword":"password2"}`, nil, 401, codes.Unauthorized, nil)
+	e.expect("POST", "/account/logout-others", `{"password":"wrong-pw"}`, bearer(l.AccessToken), 403, codes.Forbidden, nil) // three
+	var s struct {
+		SessionsEnded int    `json:"sessionsEnded"`
+		ResumeToken   string `json:"resumeToken"`
+	}
+	e.expect("POST", "/account/password", `{"password":"password1","newPassword":"password2"}`, bearer(l.AccessToken), 200, codes.OK, &s) // four
+	if s.ResumeToken == "" {
+		t.Fatalf("no new resume token: %+v", s)
+	}
+	e.expect("POST", "/login", `{"resumeToken":"`+s.ResumeToken+`"}`, nil, 200, codes.OK, &l) // five (resumes take from the account)
+	e.expect("POST", "/account/logout-others", `{"password":"password2"}`, bearer(l.AccessToken), 429, codes.RateLimited, nil)
+}

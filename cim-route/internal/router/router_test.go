@@ -116,6 +116,7 @@ var redisTests = map[string]bool{
 	"TestResumeTokenPerPlatform":          true,
 	"TestResumeTokenReused":               true,
 	"TestResumeTokenGrace":                true,
+	"TestChangePassword":                  true,
 	"TestUplinkPrivate":                   true,
 	"TestHTTPRoutes":                      true,
 	"TestLogoffAndOnlineUsers":            true,

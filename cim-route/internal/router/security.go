@@ -1,0 +1,119 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/gocim/gocim/cim-route/internal/errs"
+	"github.com/gocim/gocim/cim-route/internal/model"
+	"github.com/gocim/gocim/internal/contract"
+	"github.com/gocim/gocim/proto/token"
+)
+
+// Secured is what ChangePassword and LogoutOthers did: how many of the
+// user's other sessions they ended, and the resume token the caller's
+// session keeps in place of the one they revoked ("" when the route hands
+// none out).
+type Secured struct {
+	Ended           int
+	ResumeToken     string
+	ResumeExpiresAt int64
+}
+
+// ChangePassword sets the password of uid, logged in as session sid, to
+// next once current is its password; then it is LogoutOthers: the
+// password a thief may know stops working, and so do the sessions and
+// remembered logins (resume tokens) anyone made with the old one.
+func (r *Router) ChangePassword(ctx context.Context, uid, sid, current, next string) (Secured, error) {
+	if err := checkPassword(next); err != nil {
+		return Secured{}, err
+	}
+	return r.secure(ctx, uid, sid, current, next)
+}
+
+// LogoutOthers ends every session of uid but sid, the caller's, and
+// revokes every resume token of uid (those of devices offline now too: a
+// lost laptop's remembered login), handing sid a new one. It asks for the
+// password: a session resumed with a stolen token must not be able to
+// sign its owner out.
+func (r *Router) LogoutOthers(ctx context.Context, uid, sid, password string) (Secured, error) {
+	return r.secure(ctx, uid, sid, password, "")
+}
+
+// secure checks password, sets next (unless ""), ends uid's other
+// sessions, revokes its resume tokens and gives sid a fresh chain.
+func (r *Router) secure(ctx context.Context, uid, sid, password, next string) (Secured, error) {
+	if a := r.cfg.Authenticator; a != nil {
+		return Secured{}, fmt.Errorf("%w: passwords and sessions are managed by %s", errs.ErrForbidden, a.Name())
+	}
+	if err := checkSession(uid, sid); err != nil {
+		return Secured{}, err
+	}
+	if err := r.CheckSession(ctx, uid, sid); err != nil {
+		return Secured{}, err
+	}
+	u, err := r.builtinAccount(ctx, LoginRequest{UserID: uid, Password: password})
+	if errors.Is(err, errBadLogin) {
+		return Secured{}, fmt.Errorf("%w: wrong password", errs.ErrForbidden)
+	}
+	if err != nil {
+		return Secured{}, err
+	}
+	if next != "" {
+		var hash string
+		if perr := r.hash.run(ctx, false, func() { hash, err = hashPassword(next, r.cfg.BcryptCost) }); perr != nil {
+			return Secured{}, perr
+		}
+		if err != nil {
+			return Secured{}, err
+		}
+		if err := r.st.SetPassword(ctx, u.ID, hash); err != nil {
+			return Secured{}, err
+		}
+	}
+	reason, action := "logged out by another device", "logout-others"
+	if next != "" {
+		reason, action = "password changed", "password"
+	}
+	if err := r.st.DropResumes(ctx, uid, ""); err != nil {
+		return Secured{}, err
+	}
+	var out Secured
+	routes, err := r.st.Routes(ctx, []string{uid})
+	if err != nil {
+		return Secured{}, err
+	}
+	platform := ""
+	for _, s := range routes[uid].Sessions() {
+		if s.Session == sid {
+			platform = s.Platform
+		}
+	}
+	if out.Ended, err = r.endSessions(ctx, uid, reason, func(s model.Route) bool { return s.Session != sid }); err != nil {
+		return Secured{}, err
+	}
+	// The password was just checked: the caller's session begins a new
+	// chain of resume tokens, as a password login does.
+	if r.cfg.ResumeTTL > 0 {
+		now := r.now()
+		nonce := newSessionID()
+		slot := ""
+		if r.devices() {
+			slot = contract.SlotOf(sid)
+		}
+		if err := r.st.SetResume(ctx, uid, slot, sid, nonce, r.cfg.ResumeTTL); err != nil {
+			return Secured{}, err
+		}
+		out.ResumeExpiresAt = now.Add(r.cfg.ResumeTTL).Unix()
+		out.ResumeToken, err = token.Sign(r.cfg.TokenKeys[0], token.Claims{
+			UserID: u.ID, UserName: u.Name, SessionID: sid, ExpiresAt: out.ResumeExpiresAt, Audience: token.AudienceResume,
+			Platform: platform, Nonce: nonce, Since: now.Unix(),
+		})
+		if err != nil {
+			return Secured{}, err
+		}
+	}
+	r.audit(uid, action, uid, "name", u.Name, "sessions", out.Ended)
+	return out, nil
+}
