@@ -150,3 +150,66 @@ func TestStaySignedIn(t *testing.T) {
 		t.Fatalf("Start with the token of a session that logged off: %v, want ErrResumeRefused at once", err)
 	}
 }
+
+// TestSecureAccount: with --login-policy platform, a user on their phone
+// logs their other devices out (the desktop online is kicked, the laptop
+// that only remembers its login cannot come back with it) and changes
+// the password; the phone stays connected, logs in again with the new
+// password when it must, and its own remembered login still works.
+func TestSecureAccount(t *testing.T) {
+	c := harness.Start(t, harness.Options{Gateways: 1, RouteArgs: []string{"--login-policy", "platform"}})
+	ctx := ctxT(t)
+	var mu sync.Mutex
+	laptopToken, phoneToken := "", ""
+	laptop := c.Connect(t, "sam", func(cfg *client.Config) {
+		cfg.Platform = "web"
+		cfg.OnResumeToken = func(tok string, _ time.Time) { mu.Lock(); laptopToken = tok; mu.Unlock() }
+	})
+	if err := laptop.Client.Disconnect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	desktop := c.Connect(t, "sam", func(cfg *client.Config) { cfg.Platform = "desktop" })
+	phone := c.Connect(t, "sam", func(cfg *client.Config) {
+		cfg.Platform = "mobile"
+		cfg.OnResumeToken = func(tok string, _ time.Time) { mu.Lock(); phoneToken = tok; mu.Unlock() }
+	})
+
+	var ae *client.APIError
+	if _, err := phone.Client.LogoutOthers(ctx, "not-the-password"); !errors.As(err, &ae) || ae.Code != codes.Forbidden {
+		t.Fatalf("logout others with a wrong password: %v, want 4030", err)
+	}
+	n, err := phone.Client.LogoutOthers(ctx, harness.Password)
+	if err != nil || n != 1 {
+		t.Fatalf("logout others: %d ended, %v; want the desktop", n, err)
+	}
+	desktop.WaitFor(t, 0, wait, "the desktop kicked", func(e client.Event) bool { return e.Kind == client.EventKicked })
+	mu.Lock()
+	kept := laptopToken
+	mu.Unlock()
+	if _, err := client.NewAPI(c.Route.URL, nil).Resume(ctx, kept); !errors.As(err, &ae) || ae.Code != codes.Unauthorized {
+		t.Fatalf("the laptop's remembered login after logout others: %v, want 4010", err)
+	}
+
+	const newPassword = "a-new-password"
+	if _, err := phone.Client.ChangePassword(ctx, harness.Password, newPassword); err != nil {
+		t.Fatalf("change password: %v", err)
+	}
+	if _, err := client.NewAPI(c.Route.URL, nil).Login(ctx, "sam", harness.Password); !errors.As(err, &ae) || ae.Code != codes.BadAccount {
+		t.Fatalf("the old password: %v, want 9100", err)
+	}
+	// The phone is still connected and keeps a resume token that works.
+	if _, err := c.Connect(t, "tom").Client.Send(ctx, "sam", "still here?"); err != nil {
+		t.Fatal(err)
+	}
+	phone.WaitFor(t, 0, wait, "a message after the change", harness.IsMessage("still here?"))
+	mu.Lock()
+	tok := phoneToken
+	mu.Unlock()
+	if err := phone.Client.Disconnect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	again := c.Connect(t, "sam", func(cfg *client.Config) { cfg.Platform, cfg.Password, cfg.ResumeToken = "mobile", "", tok })
+	if again.ID == "" {
+		t.Fatal("no user id after resuming")
+	}
+}

@@ -584,3 +584,40 @@ func (n *flexInt) UnmarshalJSON(b []byte) error {
 	*n = flexInt(v)
 	return nil
 }
+
+// Secured is what ChangePassword and LogoutOthers did: how many other
+// sessions of the user ended, and this session's new resume token (every
+// earlier one was revoked; "" when the route hands none out).
+type Secured struct {
+	SessionsEnded   int
+	ResumeToken     string
+	ResumeExpiresAt int64
+}
+
+// ChangePassword sets the user's password to next, given the current one
+// (POST /account/password, with the access token). Every other session
+// of the user ends and every resume token is revoked: whoever logged in
+// with the old password is out. A wrong current password is an *APIError
+// with codes.Forbidden; the route rate-limits attempts as logins.
+func (a *API) ChangePassword(ctx context.Context, current, next string) (Secured, error) {
+	return a.secure(ctx, "/account/password", map[string]string{"password": current, "newPassword": next})
+}
+
+// LogoutOthers ends every other session of the user and revokes every
+// resume token, a remembered login of a device that is offline now (a lost
+// laptop) too, given the password (POST /account/logout-others).
+func (a *API) LogoutOthers(ctx context.Context, password string) (Secured, error) {
+	return a.secure(ctx, "/account/logout-others", map[string]string{"password": password})
+}
+
+func (a *API) secure(ctx context.Context, path string, in any) (Secured, error) {
+	var out struct {
+		SessionsEnded   int    `json:"sessionsEnded"`
+		ResumeToken     string `json:"resumeToken"`
+		ResumeExpiresAt int64  `json:"resumeExpiresAt"`
+	}
+	if err := a.call(ctx, http.MethodPost, path, in, &out, a.authorize); err != nil {
+		return Secured{}, err
+	}
+	return Secured(out), nil
+}

@@ -68,6 +68,11 @@ type Client struct {
 	// resume is the last login's resume token: the next login uses it
 	// instead of the password ("": none, or refused).
 	resume string
+	// password logs in (Config.Password, until ChangePassword).
+	password string
+	// resumeMu keeps Config.OnResumeToken's calls one at a time (logins,
+	// ChangePassword and Close may each hand out a token).
+	resumeMu sync.Mutex
 }
 
 // New checks cfg and returns a Client that is not yet connected.
@@ -77,19 +82,20 @@ func New(cfg Config) (*Client, error) {
 	}
 	cfg.setDefaults()
 	c := &Client{
-		cfg:     cfg,
-		log:     cfg.Logger.With("component", "cim-client", "user", cfg.UserName),
-		ids:     newMsgIDs(),
-		inbox:   newInbox(defaultInboxBuffer).waitForGaps(cfg.GapWait),
-		tl:      newTimelines(defaultInboxBuffer, cfg.GroupAckDelay, cfg.AckEvery).waitForGaps(cfg.GroupGapWait).spreadAcks(ackSpread),
-		shown:   newShownSet(shownKept),
-		acks:    &acks{delay: cfg.AckDelay, interval: max(cfg.AckInterval, 0), every: cfg.AckEvery, spread: ackSpread},
-		out:     newOutbox(cfg.ResendTimeout, cfg.ResendMax).keep(cfg.SentKept),
-		events:  make(chan Event, cfg.EventBuffer),
-		wake:    make(chan struct{}, 1),
-		changed: make(chan struct{}),
-		closed:  make(chan struct{}),
-		resume:  cfg.ResumeToken,
+		cfg:      cfg,
+		log:      cfg.Logger.With("component", "cim-client", "user", cfg.UserName),
+		ids:      newMsgIDs(),
+		inbox:    newInbox(defaultInboxBuffer).waitForGaps(cfg.GapWait),
+		tl:       newTimelines(defaultInboxBuffer, cfg.GroupAckDelay, cfg.AckEvery).waitForGaps(cfg.GroupGapWait).spreadAcks(ackSpread),
+		shown:    newShownSet(shownKept),
+		acks:     &acks{delay: cfg.AckDelay, interval: max(cfg.AckInterval, 0), every: cfg.AckEvery, spread: ackSpread},
+		out:      newOutbox(cfg.ResendTimeout, cfg.ResendMax).keep(cfg.SentKept),
+		events:   make(chan Event, cfg.EventBuffer),
+		wake:     make(chan struct{}, 1),
+		changed:  make(chan struct{}),
+		closed:   make(chan struct{}),
+		resume:   cfg.ResumeToken,
+		password: cfg.Password,
 	}
 	hc := cfg.HTTPClient
 	if hc == nil {
@@ -243,7 +249,7 @@ func (c *Client) connect(ctx context.Context) (*link, error) {
 // takes none).
 func (c *Client) login(ctx context.Context) (LoginResult, error) {
 	c.mu.Lock()
-	tok := c.resume
+	tok, password := c.resume, c.password
 	c.mu.Unlock()
 	if tok != "" {
 		res, err := c.api.Resume(ctx, tok)
@@ -254,7 +260,7 @@ func (c *Client) login(ctx context.Context) (LoginResult, error) {
 			return res, nil
 		case errors.As(err, &ae) && (ae.Code == codes.Unauthorized || ae.Code == codes.BadArgument):
 			c.setResume("", 0)
-			if c.cfg.Password == "" {
+			if password == "" {
 				return res, fmt.Errorf("%w: %w", ErrResumeRefused, err)
 			}
 			c.log.Info("resume token refused: logging in with the password", "err", err)
@@ -262,12 +268,12 @@ func (c *Client) login(ctx context.Context) (LoginResult, error) {
 			return res, err
 		}
 	}
-	if c.cfg.Password == "" {
+	if password == "" {
 		// Only a client started with a ResumeToken has no password, and
 		// its token is gone (refused, or dropped by a KICK).
 		return LoginResult{}, ErrResumeRefused
 	}
-	res, err := c.api.Login(ctx, c.cfg.UserName, c.cfg.Password)
+	res, err := c.api.Login(ctx, c.cfg.UserName, password)
 	if err == nil {
 		c.setResume(res.ResumeToken, res.ResumeExpiresAt)
 	}
@@ -275,10 +281,10 @@ func (c *Client) login(ctx context.Context) (LoginResult, error) {
 }
 
 // setResume keeps tok as the token for the next login and tells
-// Config.OnResumeToken when it changed. Logins and Close's end run one at
-// a time (Start, then the supervisor, then Close after both), so the
-// calls never overlap.
+// Config.OnResumeToken when it changed, one call at a time.
 func (c *Client) setResume(tok string, expiresAt int64) {
+	c.resumeMu.Lock()
+	defer c.resumeMu.Unlock()
 	c.mu.Lock()
 	changed := c.resume != tok
 	c.resume = tok
@@ -1193,4 +1199,33 @@ func (c *Client) end(ctx context.Context, logoff bool) error {
 	close(c.events)
 	close(c.closed)
 	return errors.Join(errs...)
+}
+
+// ChangePassword changes the user's password (API.ChangePassword) and
+// keeps this client logged in: its reconnects use the new password, and
+// it keeps the resume token the route handed this session in place of the
+// revoked ones (Config.OnResumeToken hears it). It returns how many other
+// sessions ended.
+func (c *Client) ChangePassword(ctx context.Context, current, next string) (int, error) {
+	s, err := c.api.ChangePassword(ctx, current, next)
+	if err != nil {
+		return 0, err
+	}
+	c.mu.Lock()
+	c.password = next
+	c.mu.Unlock()
+	c.setResume(s.ResumeToken, s.ResumeExpiresAt)
+	return s.SessionsEnded, nil
+}
+
+// LogoutOthers ends the user's other sessions and remembered logins
+// (API.LogoutOthers); this client keeps the resume token the route handed
+// it. It returns how many other sessions ended.
+func (c *Client) LogoutOthers(ctx context.Context, password string) (int, error) {
+	s, err := c.api.LogoutOthers(ctx, password)
+	if err != nil {
+		return 0, err
+	}
+	c.setResume(s.ResumeToken, s.ResumeExpiresAt)
+	return s.SessionsEnded, nil
 }
