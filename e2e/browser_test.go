@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,8 +13,10 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/gocim/gocim/cim-client/client"
 	"github.com/gocim/gocim/e2e/harness"
 	"github.com/gocim/gocim/internal/testenv"
+	"github.com/gocim/gocim/proto/codes"
 )
 
 // chromium finds Debian's Chromium (scripts/deps.sh installs it).
@@ -433,4 +436,107 @@ func TestBrowserStaySignedIn(t *testing.T) {
 	}
 	lou.reload()
 	lou.showsLoginForm("a reload of an unchecked login")
+}
+
+// accountStatus is a JavaScript test for #account-status showing kind
+// (data-kind "ok" or "error") with text in it.
+func accountStatus(kind, text string) string {
+	return `(() => { const s = document.querySelector('#account-status');
+		return s.dataset.kind === ` + quote(kind) + ` && s.textContent.includes(` + quote(text) + `); })()`
+}
+
+// passwordsCleared is a JavaScript test for the account panel's password
+// fields all empty.
+const passwordsCleared = `['#current-password', '#new-password', '#others-password'].every(s => document.querySelector(s).value === '')`
+
+// TestBrowserAccount drives the chat page's Account panel against a route
+// that lets a user log in once per platform: ida is on her desktop (the Go
+// SDK) and on the page ("Keep me signed in" checked). "Log out other
+// devices" with a wrong password says so and ends nothing; with the right
+// one it reports the desktop's session ended and the desktop is kicked.
+// Then she changes the password on the page: the old one no longer logs
+// in, the new one does. The page stays online throughout and keeps each
+// new resume token the route hands it.
+func TestBrowserAccount(t *testing.T) {
+	exe := chromium(t)
+	c := harness.Start(t, harness.Options{Gateways: 1, RouteArgs: []string{"--login-policy", "platform"}})
+	ctx := ctxT(t)
+	desktop := c.Connect(t, "ida", func(cfg *client.Config) { cfg.Platform = "desktop" })
+	ida := openPage(t, exe, "ida", c.Route.URL+"/", 1280, 800)
+	ida.logIn("ida", true)
+	kept := ida.keptToken()
+	if kept == "" {
+		t.Fatal("no token kept after a login with Keep me signed in")
+	}
+	// Every state #conn-state shows from now on.
+	eval[bool](ida, `(() => { window.__states = []; const s = document.querySelector('#conn-state');
+		new MutationObserver(() => window.__states.push(s.dataset.state)).observe(s, {attributes: true, childList: true, subtree: true});
+		return true; })()`)
+
+	ida.run("open the account panel",
+		chromedp.Click(chromedp.CSS("#account-button")),
+		chromedp.WaitVisible(chromedp.CSS("#account-panel")))
+	if !eval[bool](ida, `document.querySelector('#account-button').getAttribute('aria-expanded') === 'true'`) {
+		t.Fatal("#account-button is not aria-expanded with the panel open")
+	}
+
+	// A wrong password: refused, the field cleared, nobody logged out.
+	ida.run("log out other devices with a wrong password",
+		typeInto("#others-password", "not-the-password"),
+		chromedp.Click(chromedp.CSS("#logout-others-button")))
+	ida.until("the refusal", accountStatus("error", "Wrong password."))
+	ida.until("the password field cleared", passwordsCleared)
+	for _, e := range desktop.Seen() {
+		if e.Kind == client.EventKicked {
+			t.Fatalf("the desktop was kicked by a refused log-out of other devices: %s", e.Reason)
+		}
+	}
+	if got := ida.keptToken(); got != kept {
+		t.Fatalf("a refused log-out of other devices changed the kept token")
+	}
+
+	// The right one: the desktop's session (still there: it is the one
+	// counted) ends and the desktop client is told.
+	ida.run("log out other devices",
+		typeInto("#others-password", harness.Password),
+		chromedp.Click(chromedp.CSS("#logout-others-button")))
+	ida.until("the outcome", accountStatus("ok", "1 other session ended"))
+	ida.until("the password field cleared", passwordsCleared)
+	desktop.WaitFor(t, 0, wait, "the desktop kicked", harness.IsKind(client.EventKicked))
+	afterLogout := ida.keptToken()
+	if afterLogout == "" || afterLogout == kept {
+		t.Fatalf("after logging out the other devices the page keeps %q (before: %q), want the new token", afterLogout, kept)
+	}
+
+	// A new password, set on the page.
+	const newPassword = "a-new-secret"
+	ida.run("change the password",
+		typeInto("#current-password", harness.Password),
+		typeInto("#new-password", newPassword),
+		chromedp.Click(chromedp.CSS("#change-password-button")))
+	ida.until("the outcome", accountStatus("ok", "Password changed; 0 other sessions ended."))
+	ida.until("the password fields cleared", passwordsCleared)
+	if got := ida.keptToken(); got == "" || got == afterLogout {
+		t.Fatalf("after the password change the page keeps %q (before: %q), want the new token", got, afterLogout)
+	}
+	var ae *client.APIError
+	if _, err := client.NewAPI(c.Route.URL, nil).Login(ctx, "ida", harness.Password); !errors.As(err, &ae) || ae.Code != codes.BadAccount {
+		t.Fatalf("login with the old password: %v, want code %d", err, codes.BadAccount)
+	}
+	if _, err := client.NewAPI(c.Route.URL, nil).Login(ctx, "ida", newPassword); err != nil {
+		t.Fatalf("login with the new password: %v", err)
+	}
+
+	// Online all along.
+	ida.until("still online", `document.querySelector('#conn-state').dataset.state === 'online'`)
+	states := eval[[]string](ida, `window.__states`)
+	for _, s := range states {
+		if s != "online" {
+			t.Fatalf("the page's connection state went through %v", states)
+		}
+	}
+	ida.screenshot("browser-account-ida")
+	ida.run("close the account panel",
+		chromedp.Click(chromedp.CSS("#account-close")),
+		chromedp.WaitNotVisible(chromedp.CSS("#account-panel")))
 }

@@ -10,6 +10,13 @@
 //   #conn-banner                      shown while the connection is down or catching up
 //   #me                               the logged-in user's name; data-user-id
 //   #logout-button                    log out
+//   #account-button                   opens (and closes) the account panel, #account-panel (aria-expanded)
+//   #account-panel                    change the password: #current-password, #new-password,
+//                                     #change-password-button; log out the user's other devices:
+//                                     #others-password, #logout-others-button; #account-status tells
+//                                     the outcome ("Password changed; 2 other sessions ended.", or why
+//                                     not) with data-kind="pending|ok|error"; #account-close (or
+//                                     Escape) closes it. The password fields are cleared after each try.
 //   #conversations                    the conversation list; items [data-conv="user:<id>"],
 //                                     [data-conv="group:<gid>"], [data-conv="broadcast"];
 //                                     each with .unread (the count, hidden when 0) and
@@ -83,6 +90,12 @@
 // is kept only when the user asks; it goes when the SDK says it is dead
 // (refused, or Log out, which logs the session off and so revokes it). A
 // reload logs nothing off: the page calls no close() on unload.
+//
+// Account: changing the password and "Log out other devices" end the
+// user's other sessions and revoke every resume token (kept ones of other
+// browsers too); this session stays online and the SDK hands out its new
+// token as a 'resume' event, which the listener above keeps when asked
+// to. After a password change the SDK's reconnects use the new password.
 
 import { Api, ApiError, Client, ClientError, Codes, GatewayError, utf8Encode } from './gocim.js';
 
@@ -92,6 +105,17 @@ const el = {
   banner: $('conn-banner'),
   me: $('me'),
   logout: $('logout-button'),
+  accountButton: $('account-button'),
+  accountPanel: $('account-panel'),
+  accountClose: $('account-close'),
+  changePasswordForm: $('change-password-form'),
+  currentPassword: $('current-password'),
+  newPassword: $('new-password'),
+  changePassword: $('change-password-button'),
+  logoutOthersForm: $('logout-others-form'),
+  othersPassword: $('others-password'),
+  logoutOthers: $('logout-others-button'),
+  accountStatus: $('account-status'),
   loginView: $('login-view'),
   loginForm: $('login-form'),
   loginUser: $('login-user'),
@@ -499,6 +523,7 @@ function enterChat() {
   show(el.loginView, false);
   show(el.chatView, true);
   show(el.logout, true);
+  show(el.accountButton, true);
   seeded = true;
   renderConvList();
   seedConversations();
@@ -545,6 +570,9 @@ function leaveChat(message) {
   delete el.me.dataset.userId;
   show(el.chatView, false);
   show(el.logout, false);
+  closeAccount(false);
+  show(el.accountButton, false);
+  setAccountStatus('', '');
   show(el.loginView, true);
   document.body.classList.remove('conv-open');
   setConnState('offline');
@@ -1855,6 +1883,107 @@ async function leaveCurrentGroup() {
   }
 }
 
+// ------------------------------------------------------------------ account
+
+// busyAccount: a change of the password or a log-out of the other devices
+// is under way (its buttons are disabled until the route answers).
+let busyAccount = false;
+
+function openAccount() {
+  if (!client) return;
+  setAccountStatus('', '');
+  show(el.accountPanel, true);
+  el.accountButton.setAttribute('aria-expanded', 'true');
+  el.currentPassword.focus();
+}
+
+// closeAccount hides the panel and empties its password fields; focus:
+// give the focus back to the Account button.
+function closeAccount(focus = true) {
+  const open = !el.accountPanel.hidden;
+  show(el.accountPanel, false);
+  el.accountButton.setAttribute('aria-expanded', 'false');
+  clearAccountFields();
+  if (open && focus) el.accountButton.focus();
+}
+
+function clearAccountFields() {
+  el.currentPassword.value = '';
+  el.newPassword.value = '';
+  el.othersPassword.value = '';
+}
+
+function setAccountStatus(text, kind) {
+  el.accountStatus.textContent = text;
+  if (kind) el.accountStatus.dataset.kind = kind;
+  else delete el.accountStatus.dataset.kind;
+}
+
+function setAccountBusy(busy) {
+  busyAccount = busy;
+  el.changePassword.disabled = busy;
+  el.logoutOthers.disabled = busy;
+  el.accountPanel.setAttribute('aria-busy', busy ? 'true' : 'false');
+}
+
+function sessionsText(n) {
+  return `${n} other session${n === 1 ? '' : 's'} ended`;
+}
+
+function accountError(err) {
+  if (err instanceof ApiError && err.code === Codes.Forbidden && /wrong password/i.test(err.detail || '')) return 'Wrong password.';
+  return describeError(err);
+}
+
+// secureAccount runs one account action (action(c) calls the SDK and
+// resolves to how many other sessions ended) with the panel's buttons
+// disabled, then clears the password fields and tells the outcome (done(n)
+// on success). focus: the field to focus after a failure.
+async function secureAccount(action, done, focus) {
+  const c = client;
+  if (!c || busyAccount) return;
+  setAccountBusy(true);
+  setAccountStatus('Checking…', 'pending');
+  try {
+    const n = await action(c);
+    if (c !== client) return;
+    setAccountStatus(done(n), 'ok');
+  } catch (err) {
+    if (c !== client) return;
+    setAccountStatus(accountError(err), 'error');
+    focus.focus();
+  } finally {
+    setAccountBusy(false);
+    clearAccountFields();
+  }
+}
+
+function changePassword() {
+  const current = el.currentPassword.value;
+  const next = el.newPassword.value;
+  if (!current || !next) {
+    setAccountStatus('Enter your current password and a new one.', 'error');
+    (current ? el.newPassword : el.currentPassword).focus();
+    return;
+  }
+  if (next.length < 6) {
+    setAccountStatus('The new password needs at least 6 characters.', 'error');
+    el.newPassword.focus();
+    return;
+  }
+  secureAccount((c) => c.changePassword(current, next), (n) => `Password changed; ${sessionsText(n)}.`, el.currentPassword);
+}
+
+function logoutOthers() {
+  const password = el.othersPassword.value;
+  if (!password) {
+    setAccountStatus('Enter your password.', 'error');
+    el.othersPassword.focus();
+    return;
+  }
+  secureAccount((c) => c.logoutOthers(password), (n) => `Other devices logged out; ${sessionsText(n)}.`, el.othersPassword);
+}
+
 function autosize() {
   el.composer.style.height = 'auto';
   const h = el.composer.scrollHeight;
@@ -1873,6 +2002,19 @@ el.logout.addEventListener('click', () => {
   // close() (in leaveChat) logs the session off, which revokes the token.
   forgetKept();
   leaveChat('');
+});
+el.accountButton.addEventListener('click', () => (el.accountPanel.hidden ? openAccount() : closeAccount()));
+el.accountClose.addEventListener('click', () => closeAccount());
+el.accountPanel.addEventListener('keydown', (ev) => {
+  if (ev.key === 'Escape') closeAccount();
+});
+el.changePasswordForm.addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  changePassword();
+});
+el.logoutOthersForm.addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  logoutOthers();
 });
 el.newChatForm.addEventListener('submit', (ev) => {
   ev.preventDefault();

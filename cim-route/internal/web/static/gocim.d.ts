@@ -187,6 +187,15 @@ export interface FileInfo {
   ref: string;
 }
 
+/** What Api.changePassword and Api.logoutOthers did. */
+export interface SecuredResult {
+  /** How many other sessions of the user ended. */
+  sessionsEnded: number;
+  /** This session's new resume token (every earlier one was revoked), and its expiry (unix seconds); "" and 0 when the route hands none out. */
+  resumeToken: string;
+  resumeExpiresAt: number;
+}
+
 export type MessageKind = 'text' | 'file';
 
 /**
@@ -423,6 +432,22 @@ export declare class Api {
   /** GET /presence?users=… (ids or names, at most 100), in the order asked; an unknown user is ApiError 9100. */
   presence(users: string | string[], opts?: CallOptions): Promise<UserPresence[]>;
   offline(opts?: CallOptions): Promise<void>;
+  /**
+   * POST /account/password (bearer): sets the password to next (6–128
+   * characters, else ApiError 3000) given the current one. Every other
+   * session of the user ends (kicked: "password changed") and every resume
+   * token is revoked; this session stays and gets the new resumeToken. A
+   * wrong current password is ApiError 4030 (HTTP 403); attempts are rate
+   * limited like logins (4291).
+   */
+  changePassword(current: string, next: string, opts?: CallOptions): Promise<SecuredResult>;
+  /**
+   * POST /account/logout-others (bearer): given the password, ends every
+   * other session of the user (kicked: "logged out by another device") and
+   * revokes every resume token, remembered logins of offline devices too;
+   * this session gets the new resumeToken. Fails as changePassword().
+   */
+  logoutOthers(password: string, opts?: CallOptions): Promise<SecuredResult>;
   history(q?: HistoryQuery, opts?: CallOptions): Promise<HistoryPage>;
   historyFill(q?: HistoryQuery, n?: number, opts?: CallOptions): Promise<HistoryPage>;
   /**
@@ -556,7 +581,8 @@ export interface ClientEventMap {
   kicked: { reason: string; error: GatewayError | null; gateway: string };
   /**
    * The resume token to keep changed: a login handed out a new one (every
-   * login, resumes included, since each token works once), or token is ""
+   * login, resumes included, since each token works once; changePassword()
+   * and logoutOthers(), which revoke every earlier one), or token is ""
    * when there is none to keep any more (the route refused it, or close()
    * logged the session off). A page that stays signed in saves it and
    * passes it as ClientOptions.resumeToken after a reload.
@@ -707,6 +733,19 @@ export declare class Client extends EventTarget {
   historyFill(q?: HistoryQuery, n?: number, opts?: CallOptions): Promise<HistoryPage>;
   /** Removes messages from this user's own history (Api.deleteHistory). */
   deleteHistory(msgIds: string | string[], opts?: CallOptions): Promise<void>;
+  /**
+   * Changes the password (Api.changePassword) and stays logged in: later
+   * password logins (reconnects) use next, and the session's new resume
+   * token comes as a 'resume' event. Resolves to how many other sessions
+   * ended; a refusal (ApiError 4030, 3000, 4291) changes nothing.
+   */
+  changePassword(current: string, next: string, opts?: CallOptions): Promise<number>;
+  /**
+   * Ends the user's other sessions and remembered logins
+   * (Api.logoutOthers); this session's new resume token comes as a
+   * 'resume' event. Resolves to how many other sessions ended.
+   */
+  logoutOthers(password: string, opts?: CallOptions): Promise<number>;
   createGroup(name: string, open?: boolean, opts?: CallOptions): Promise<Group>;
   groups(opts?: CallOptions): Promise<Group[]>;
   group(gid: string, opts?: CallOptions): Promise<Group>;

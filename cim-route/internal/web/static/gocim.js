@@ -5,7 +5,8 @@
 //
 //   - Api is a thin client of the route's public HTTP API: register, login,
 //     online users, presence, log-off, history, uploads and downloads,
-//     groups, delayed messages. Failures the route reports are thrown as
+//     groups, delayed messages, password changes and logging out the
+//     user's other devices. Failures the route reports are thrown as
 //     ApiError carrying the route's result code. It keeps the access token
 //     of its latest login and sends it as "Authorization: Bearer" where the
 //     route wants it.
@@ -70,7 +71,10 @@
 // option, which then needs no password. close() logs the session off,
 // which revokes the token ('resume' with token ''); disconnect() ends the
 // client the same way but leaves the session's token usable. A plain page
-// reload revokes nothing.
+// reload revokes nothing. changePassword() and logoutOthers() end the
+// user's other sessions and revoke every token; this session stays and
+// gets a new one ('resume'), and after a password change its reconnects
+// log in with the new password.
 //
 // Events (Client is an EventTarget; each event is a CustomEvent whose
 // detail is the payload; client.on(type, fn) calls fn(detail)):
@@ -90,9 +94,9 @@
 //   presence     {states, snapshot} watched users' states: a SUBSCRIBE's snapshot (every watched user) or changes
 //   typing       {from, fromName, to, group, stopped}  a user is typing to us or in one of our groups (stopped: no more)
 //   kicked       {reason, error}    stopped for good (logged in elsewhere, login refused); no reconnects
-//   resume       {token, expiresAt} a login handed out a new resume token (expiresAt unix seconds, 0
-//                                   when none); token '' when there is none to keep any more (refused,
-//                                   or close() logged the session off)
+//   resume       {token, expiresAt} a login (or changePassword/logoutOthers) handed out a new resume
+//                                   token (expiresAt unix seconds, 0 when none); token '' when there is
+//                                   none to keep any more (refused, or close() logged the session off)
 //   closed       {}                 close() or disconnect() finished
 //
 // Everything runs on the page's one thread: methods may be called at any
@@ -538,6 +542,36 @@ export class Api {
     const d = await this._request('GET', `/presence?${p}`, { auth: true, signal });
     const out = Array.isArray(d?.users) ? d.users : [];
     return out.map((u) => ({ userId: String(u?.userId ?? ''), userName: String(u?.userName ?? ''), online: u?.online === true, since: num(u?.since) }));
+  }
+
+  /**
+   * Changes the user's password (POST /account/password, with the access
+   * token), given the current one; next is 6 to 128 characters (else
+   * ApiError 3000). Every other session of the user ends (kicked: "password
+   * changed") and every resume token is revoked; this session stays and
+   * gets a new one. Resolves to {sessionsEnded, resumeToken,
+   * resumeExpiresAt} (the token "" and 0 when the route hands none out). A
+   * wrong current password is ApiError 4030 (Codes.Forbidden, HTTP 403);
+   * attempts count as logins (429 / 4291 when too many).
+   */
+  async changePassword(current, next, { signal } = {}) {
+    return this._secure('/account/password', { password: String(current ?? ''), newPassword: String(next ?? '') }, signal);
+  }
+
+  /**
+   * Ends every other session of the user (kicked: "logged out by another
+   * device") and revokes every resume token, the remembered logins of
+   * devices offline now too, given the password (POST
+   * /account/logout-others, with the access token). This session stays
+   * and gets a new token. Resolves and fails as changePassword().
+   */
+  async logoutOthers(password, { signal } = {}) {
+    return this._secure('/account/logout-others', { password: String(password ?? '') }, signal);
+  }
+
+  async _secure(path, json, signal) {
+    const d = await this._request('POST', path, { json, auth: true, signal });
+    return { sessionsEnded: num(d?.sessionsEnded), resumeToken: String(d?.resumeToken ?? ''), resumeExpiresAt: num(d?.resumeExpiresAt) };
   }
 
   /** Logs the session off at once (POST /offLine): the route forgets it and the gateway closes it. */
@@ -3011,6 +3045,33 @@ export class Client extends EventTarget {
   deleteHistory(msgIds, opts) {
     this._needLogin();
     return this.api.deleteHistory(msgIds, opts);
+  }
+
+  /**
+   * Changes the user's password (Api.changePassword) and keeps this client
+   * logged in: its reconnects use the new password, and it keeps the
+   * resume token the route handed this session in place of the revoked
+   * ones (a 'resume' event). Resolves to how many other sessions ended. A
+   * refusal (ApiError 4030 wrong password, 3000, 4291) changes nothing.
+   */
+  async changePassword(current, next, opts) {
+    this._needLogin();
+    const res = await this.api.changePassword(current, next, opts);
+    this.opts.password = String(next);
+    this._setResume(res.resumeToken, res.resumeExpiresAt);
+    return res.sessionsEnded;
+  }
+
+  /**
+   * Ends the user's other sessions and remembered logins
+   * (Api.logoutOthers); this client keeps the resume token the route handed
+   * it (a 'resume' event). Resolves to how many other sessions ended.
+   */
+  async logoutOthers(password, opts) {
+    this._needLogin();
+    const res = await this.api.logoutOthers(password, opts);
+    this._setResume(res.resumeToken, res.resumeExpiresAt);
+    return res.sessionsEnded;
   }
 
   createGroup(name, open = false, opts) {

@@ -4,7 +4,7 @@
 // one protojson Frame per text message.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Api, Client, ClientError, GatewayError, MemoryStorage, Codes, base64ToBytes, bytesToBase64, utf8Decode, utf8Encode } from '../static/gocim.js';
+import { Api, ApiError, Client, ClientError, GatewayError, MemoryStorage, Codes, base64ToBytes, bytesToBase64, utf8Decode, utf8Encode } from '../static/gocim.js';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -28,6 +28,9 @@ class Cluster {
     this.resumes = 0; // logins with a resume token
     this.latestResume = ''; // the resume token the next resume must carry
     this.historyAnswer = null; // the data of GET /history instead of the default
+    this.password = 'secret1'; // what a password login must carry (POST /account/password changes it)
+    this.secured = 0; // POST /account/password and /account/logout-others answered
+    this.sessionsEnded = 0; // what they answer as the other sessions ended
     const cluster = this;
     this.fetch = async (url, init = {}) => {
       const u = new URL(url, 'http://route');
@@ -43,6 +46,8 @@ class Cluster {
         if (req.resumeToken) {
           if (req.resumeToken !== cluster.latestResume) return reply(401, 4010, null, 'resume token used or revoked');
           cluster.resumes++;
+        } else if (req.password !== cluster.password) {
+          return reply(401, 9100, null, 'bad account');
         }
         cluster.logins++;
         const n = cluster.logins;
@@ -54,6 +59,20 @@ class Cluster {
         });
       }
       if (u.pathname === '/offLine') return reply(200, 9000, null);
+      if (u.pathname === '/account/password' || u.pathname === '/account/logout-others') {
+        // As the route: the latest session's bearer and the password; then
+        // every resume token is revoked and the caller gets a new one.
+        if (init.headers?.Authorization !== `Bearer acc${cluster.logins}`) return reply(401, 4010, null, 'unauthorized');
+        const req = JSON.parse(init.body || '{}');
+        if (req.password !== cluster.password) return reply(403, 4030, null, 'forbidden: wrong password');
+        if (u.pathname === '/account/password') {
+          if (typeof req.newPassword !== 'string' || req.newPassword.length < 6) return reply(400, 3000, null, 'bad argument: password too short');
+          cluster.password = req.newPassword;
+        }
+        cluster.secured++;
+        cluster.latestResume = `sec${cluster.secured}`;
+        return reply(200, 9000, { sessionsEnded: cluster.sessionsEnded, resumeToken: cluster.latestResume, resumeExpiresAt: 1700000000 + cluster.secured });
+      }
       if (u.pathname === '/presence') {
         const users = (u.searchParams.get('users') || '').split(',');
         return reply(200, 9000, { users: users.map((n, i) => (i === 0 ? { userId: '8', userName: n, online: true, since: 1700000000000 } : { userId: String(9 + i), userName: n, online: false })) });
@@ -575,6 +594,109 @@ test('a reconnect whose token is refused, without a password, stops the client',
   assert.equal(c.of('resume').at(-1).token, '');
   await sleep(50);
   assert.equal(loginBodies(cl).length, 2, 'no retries');
+  await c.close();
+});
+
+// accountCalls are the POST /account/... calls made so far.
+function accountCalls(cl) {
+  return cl.calls.filter((x) => x.path.startsWith('/account/'));
+}
+
+test('Api.changePassword and logoutOthers: POST /account/... with the bearer, the answer\'s numbers', async () => {
+  const cl = new Cluster();
+  cl.sessionsEnded = 2;
+  const api = new Api('http://route', { fetch: cl.fetch });
+  await api.login('ann', 'secret1');
+  const res = await api.changePassword('secret1', 'secret2');
+  assert.deepEqual(res, { sessionsEnded: 2, resumeToken: 'sec1', resumeExpiresAt: 1700000001 });
+  const call = accountCalls(cl)[0];
+  assert.equal(call.method, 'POST');
+  assert.equal(call.path, '/account/password');
+  assert.equal(call.headers.Authorization, 'Bearer acc1');
+  assert.equal(call.headers['Content-Type'], 'application/json');
+  assert.deepEqual(JSON.parse(call.body), { password: 'secret1', newPassword: 'secret2' });
+
+  cl.sessionsEnded = 0;
+  assert.deepEqual(await api.logoutOthers('secret2'), { sessionsEnded: 0, resumeToken: 'sec2', resumeExpiresAt: 1700000002 });
+  const out = accountCalls(cl)[1];
+  assert.equal(out.path, '/account/logout-others');
+  assert.equal(out.headers.Authorization, 'Bearer acc1');
+  assert.deepEqual(JSON.parse(out.body), { password: 'secret2' });
+
+  // Refusals are ApiErrors with the route's code.
+  await assert.rejects(api.logoutOthers('nope'), (e) => e instanceof ApiError && e.code === Codes.Forbidden && e.httpStatus === 403);
+  await assert.rejects(api.changePassword('secret2', 'short'), (e) => e instanceof ApiError && e.code === Codes.BadArgument);
+});
+
+test('Client.changePassword: a new resume token, and later password logins use the new password', async (t) => {
+  const cl = new Cluster();
+  cl.sessionsEnded = 2;
+  const c = await started(cl);
+  t.after(() => c.close()); // a failed assertion leaves no client running
+  assert.equal(await c.changePassword('secret1', 'secret2'), 2);
+  const call = accountCalls(cl)[0];
+  assert.equal(call.headers.Authorization, `Bearer ${c.api.accessToken}`);
+  assert.deepEqual(JSON.parse(call.body), { password: 'secret1', newPassword: 'secret2' });
+  assert.deepEqual(c.of('resume').at(-1), { token: 'sec1', expiresAt: 1700000001 });
+  assert.equal(c.state, 'online');
+
+  // A reconnect resumes with the token the change handed out…
+  cl.ws.drop();
+  await cl.accept();
+  assert.equal(loginBodies(cl).at(-1).resumeToken, 'sec1');
+  // …and when the route refuses the resume token, the password login
+  // carries the new password (the old one is a bad account now).
+  cl.latestResume = 'revoked';
+  cl.ws.drop();
+  await cl.accept();
+  await until(() => c.state === 'online', 'online again');
+  const tail = loginBodies(cl).slice(-2);
+  assert.deepEqual(tail.map((b) => Boolean(b.resumeToken)), [true, false], 'a refused resume, then the password');
+  assert.equal(tail[1].password, 'secret2');
+  assert.equal(c.of('kicked').length, 0);
+  await c.close();
+});
+
+test('Client.logoutOthers: the new resume token comes as a resume event and the next reconnect uses it', async (t) => {
+  const cl = new Cluster();
+  cl.sessionsEnded = 1;
+  const c = await started(cl);
+  t.after(() => c.close()); // a failed assertion leaves no client running
+  assert.equal(await c.logoutOthers('secret1'), 1);
+  const call = accountCalls(cl)[0];
+  assert.equal(call.path, '/account/logout-others');
+  assert.equal(call.headers.Authorization, `Bearer ${c.api.accessToken}`);
+  assert.deepEqual(JSON.parse(call.body), { password: 'secret1' });
+  assert.deepEqual(c.of('resume').map((r) => r.token), ['res1', 'sec1']);
+  assert.equal(c.of('resume')[1].expiresAt, 1700000001);
+  assert.equal(c.opts.password, 'secret1');
+  cl.ws.drop();
+  await cl.accept();
+  assert.equal(loginBodies(cl).at(-1).resumeToken, 'sec1');
+  assert.equal(cl.resumes, 1);
+  await c.close();
+});
+
+test('a wrong password (4030) rejects changePassword and logoutOthers with the ApiError and changes nothing', async (t) => {
+  const cl = new Cluster();
+  const c = await started(cl);
+  t.after(() => c.close()); // a failed assertion leaves no client running
+  const forbidden = (e) => e instanceof ApiError && e.code === Codes.Forbidden && e.httpStatus === 403;
+  await assert.rejects(c.changePassword('wrong1', 'secret2'), forbidden);
+  await assert.rejects(c.logoutOthers('wrong1'), forbidden);
+  await assert.rejects(c.changePassword('secret1', 'short'), (e) => e instanceof ApiError && e.code === Codes.BadArgument);
+  assert.equal(accountCalls(cl).length, 3);
+  assert.equal(c.opts.password, 'secret1');
+  assert.deepEqual(c.of('resume').map((r) => r.token), ['res1']);
+  assert.equal(c.state, 'online');
+  // The token and the password are the ones of the login.
+  cl.ws.drop();
+  await cl.accept();
+  assert.equal(loginBodies(cl).at(-1).resumeToken, 'res1');
+  cl.latestResume = 'revoked';
+  cl.ws.drop();
+  await cl.accept();
+  assert.equal(loginBodies(cl).at(-1).password, 'secret1');
   await c.close();
 });
 
