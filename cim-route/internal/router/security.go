@@ -47,9 +47,6 @@ func (r *Router) secure(ctx context.Context, uid, sid, password, next string) (S
 	if a := r.cfg.Authenticator; a != nil {
 		return Secured{}, fmt.Errorf("%w: passwords and sessions are managed by %s", errs.ErrForbidden, a.Name())
 	}
-	if err := checkSession(uid, sid); err != nil {
-		return Secured{}, err
-	}
 	if err := r.CheckSession(ctx, uid, sid); err != nil {
 		return Secured{}, err
 	}
