@@ -3,10 +3,12 @@ package store
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/gocim/gocim/cim-route/internal/errs"
+	"github.com/gocim/gocim/cim-route/internal/model"
 	"github.com/gocim/gocim/cim-route/internal/redistest"
 	"github.com/gocim/gocim/internal/testenv"
 )
@@ -47,5 +49,40 @@ func TestChargeCountsOnceAfterTimeouts(t *testing.T) {
 	c.Frozen(t, func() { refund(ctx, 50) })
 	if v, err := check.Get(ctx, key).Int(); err != nil || v != 250 {
 		t.Fatalf("charged %d (%v) after 100 + 200 - 50, want 250: the refund ran more than once", v, err)
+	}
+}
+
+// TestResumeTakeAfterFrozenRedis: a resume take whose answer is lost to a
+// frozen Redis (SIGSTOP) fails with ErrUnavailable, but Redis runs it once
+// it thaws; the client's retry with the same token, within the grace, is
+// answered the nonce that lost take handed out, not a reuse that would
+// sign the user out.
+func TestResumeTakeAfterFrozenRedis(t *testing.T) {
+	srv := testenv.StartRedis(t)
+	ctx := ctxT(t)
+	c := redistest.NewClient(t, srv, clientOptions(ClientConfig{}))
+	s := New(c, "cim:")
+	if err := s.SetResume(ctx, "7", "", "s1", "c1", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	req := func(sid, next string) model.ResumeTakeReq {
+		return model.ResumeTakeReq{Nonce: "c1", Next: next, SID: sid, TTL: time.Hour, Now: now, Grace: 30 * time.Second}
+	}
+	// Loaded first, as in a running route.
+	if _, err := s.TakeResume(ctx, "8", "", req("x", "x")); err != nil {
+		t.Fatal(err)
+	}
+	c.Frozen(t, func() {
+		if _, err := s.TakeResume(ctx, "7", "", req("s2", "c1.a")); !errors.Is(err, errs.ErrUnavailable) {
+			t.Fatalf("take on a frozen Redis: %v, want ErrUnavailable", err)
+		}
+	})
+	// Frozen closed the client once Redis had run what it left.
+	s = New(redistest.NewClient(t, srv, clientOptions(ClientConfig{})), "cim:")
+	now = now.Add(5 * time.Second)
+	got, err := s.TakeResume(ctx, "7", "", req("s3", "c1.b"))
+	if err != nil || !got.Taken || got.Nonce != "c1.a" || got.Reused != "" {
+		t.Fatalf("the retry after a lost answer: %+v, %v; want taken, handing out c1.a (the lost take's)", got, err)
 	}
 }
