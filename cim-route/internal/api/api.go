@@ -45,6 +45,7 @@ type Service interface {
 	Files
 	Groups
 	Devices
+	Blocks
 	GatewayCalls
 	// Health reports how many gateways are live (errs.ErrUnavailable when
 	// storage is not).
@@ -321,6 +322,9 @@ func NewPublic(cfg Config) (http.Handler, error) {
 	e.GET("/history", h.authorize(bearer), h.history)
 	e.POST("/history/delete", h.authorize(bearer), h.deleteHistory)
 	e.POST("/delay", h.authorize(bearer), h.delay)
+	e.GET("/blocks", h.authorize(bearer), h.limitList, h.blocks)
+	e.POST("/blocks", h.authorize(bearer), h.limitList, h.block)
+	e.DELETE("/blocks/:user", h.authorize(bearer), h.limitList, h.unblock)
 	e.POST("/upload", h.authorize(bearer), h.upload)
 	e.GET("/files/:ref", h.authorize(bearer), h.file)
 	e.POST("/p2pRoute", h.authorize(userOrKey(apikey.Push)), h.p2p)

@@ -91,6 +91,15 @@ func (fakeService) Logoff(_ context.Context, uid, _ string) error { return need(
 func (fakeService) ChangePassword(_ context.Context, uid, sid, current, next string) (router.Secured, error) {
 	return router.Secured{}, need(uid, sid, current, next)
 }
+func (fakeService) Block(_ context.Context, uid, user string) (router.User, error) {
+	return router.User{ID: "2", Name: user}, need(uid, user)
+}
+func (fakeService) Unblock(_ context.Context, uid, user string) (router.User, error) {
+	return router.User{ID: "2", Name: user}, need(uid, user)
+}
+func (fakeService) Blocked(_ context.Context, uid string) ([]router.User, error) {
+	return nil, need(uid)
+}
 func (fakeService) LogoutOthers(_ context.Context, uid, sid, password string) (router.Secured, error) {
 	return router.Secured{}, need(uid, sid, password)
 }
@@ -257,6 +266,7 @@ func FuzzJSONHandlers(f *testing.F) {
 		{internal, contract.PathDeviceLogin, asGateway},
 		{public, "/account/password", user},
 		{public, "/account/logout-others", user},
+		{public, "/blocks", user},
 	}
 
 	// Each endpoint with a body it accepts, then broken and odd ones spread
@@ -275,6 +285,7 @@ func FuzzJSONHandlers(f *testing.F) {
 		`{"device":"sensor-1","secret":"s","gatewayId":"127.0.0.1:9000:9100","clean":true}`,
 		`{"password":"password1","newPassword":"password2"}`,
 		`{"password":"password1"}`,
+		`{"user":"bob"}`,
 	}
 	for i, seed := range valid {
 		f.Add(uint8(i), []byte(seed))

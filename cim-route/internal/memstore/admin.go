@@ -129,5 +129,6 @@ func (s *Store) DeleteUser(_ context.Context, uid string) error {
 	delete(s.deleted, uid)
 	delete(s.devices, uid)
 	delete(s.bans, uid)
+	delete(s.blocks, uid)
 	return nil
 }

@@ -122,6 +122,11 @@ func (s *Store) append(a model.Append, now int64) model.Appended {
 	case a.Droppable && len(b.entries) >= s.inbox.MaxLen:
 		return model.Appended{MsgID: a.MsgID}
 	}
+	if a.From != "" {
+		if bl := s.blockBetween(a.UserID, a.From); bl != model.NotBlocked {
+			return model.Appended{MsgID: a.MsgID, Blocked: bl}
+		}
+	}
 	if !s.admit(b, a.Sender) {
 		return model.Appended{MsgID: a.MsgID, Refused: true}
 	}

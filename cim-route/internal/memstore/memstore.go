@@ -54,8 +54,9 @@ type Store struct {
 	revisions map[string]*revisions // by sender (revisions.go)
 	deleted   map[string]*set       // uid -> msgIds deleted from its history
 
-	devices map[string]*model.Device // by user id (devices.go)
-	bans    map[string]model.Ban     // by user id (admin.go)
+	devices map[string]*model.Device   // by user id (devices.go)
+	bans    map[string]model.Ban       // by user id (admin.go)
+	blocks  map[string]map[string]bool // uid -> whom it blocks (blocks.go)
 }
 
 // Option configures a Store.

@@ -5,6 +5,7 @@
 package model
 
 import (
+	"cmp"
 	"strings"
 	"time"
 )
@@ -144,7 +145,24 @@ type Append struct {
 	// counts against (InboxLimits.PerSender): a user's private message,
 	// or its group message's copy for a member.
 	Sender string
+	// From, when set, is a private message's sender: the entry is not
+	// stored when the user blocked From or From the user
+	// (Appended.Blocked). When Sender is set too, they are the same.
+	From string
 }
+
+// Blocked is what stopped an Append with a From.
+type Blocked uint8
+
+const (
+	NotBlocked Blocked = iota
+	// BlockedByRecipient: the inbox's user blocked the sender. Nothing is
+	// stored; the sender is not told.
+	BlockedByRecipient
+	// BlockedBySender: the sender blocked the inbox's user, and may not
+	// write to them until it unblocks them.
+	BlockedBySender
+)
 
 // Appended is what became of one Append.
 type Appended struct {
@@ -157,6 +175,8 @@ type Appended struct {
 	// Refused: nothing was stored (Seq 0), the Sender's share of the inbox
 	// is used up (InboxLimits.PerSender).
 	Refused bool
+	// Blocked: nothing was stored (Seq 0), one of the two blocked the other.
+	Blocked Blocked
 }
 
 // Entry is one stored inbox entry.
@@ -371,4 +391,12 @@ type ResumeTake struct {
 func ResumeChain(nonce string) string {
 	chain, _, _ := strings.Cut(nonce, ".")
 	return chain
+}
+
+// CompareIDs orders user ids (decimal numbers) numerically.
+func CompareIDs(a, b string) int {
+	if c := cmp.Compare(len(a), len(b)); c != 0 {
+		return c
+	}
+	return strings.Compare(a, b)
 }

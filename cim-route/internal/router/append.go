@@ -71,10 +71,14 @@ func (j *job) appendEntries(ctx context.Context) error {
 		a := model.Append{UserID: e.to, Frame: b, TS: j.ts, Droppable: e.msg == nil}
 		if it := e.msg; it != nil {
 			a.MsgID, a.Dedup = it.msgID, it.dedupKey()
-			if !it.system && !it.unshared && it.from != e.to {
-				// A user's own message counts against its share of the
-				// recipient's inbox (InboxLimits.PerSender).
-				a.Sender = it.from
+			if !it.system && it.from != e.to {
+				// Not stored when either blocked the other (blocks.go).
+				a.From = it.from
+				if !it.unshared {
+					// A user's own message counts against its share of the
+					// recipient's inbox (InboxLimits.PerSender).
+					a.Sender = it.from
+				}
 			}
 		}
 		in = append(in, a)
@@ -111,6 +115,15 @@ func (j *job) appendEntries(ctx context.Context) error {
 		f := e.frame
 		if e.msg != nil && a.Refused {
 			e.msg.fail(codes.QuotaExceeded, "the recipient has too many unread messages from you: send more once they read them")
+			continue
+		}
+		switch a.Blocked {
+		case model.BlockedBySender:
+			e.msg.fail(codes.Forbidden, blockedText)
+			continue
+		case model.BlockedByRecipient:
+			// Answered SENT as if stored; never pushed, never DELIVERED.
+			// The sender's copy for its other devices is still kept.
 			continue
 		}
 		if it := e.msg; it != nil && a.Resend {

@@ -265,6 +265,11 @@ func (r *Router) sendTyping(ctx context.Context, ts []typingReq) error {
 				}
 				continue
 			}
+			if bl, err := r.st.BlockBetween(ctx, id, t.uid); err != nil {
+				return err
+			} else if bl != model.NotBlocked {
+				continue // either blocked the other (blocks.go)
+			}
 			to = []string{id}
 		}
 		if len(to) == 0 {

@@ -53,6 +53,7 @@ type Store interface {
 	Revisions
 	Devices
 	Admin
+	Blocks
 	Pinger
 }
 

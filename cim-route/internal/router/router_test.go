@@ -103,6 +103,7 @@ type env struct {
 // CIM_ROUTER_STORE=redis every test runs on Redis.
 var redisTests = map[string]bool{
 	"TestGroupMessages":                   true,
+	"TestBlocks":                          true,
 	"TestGroupTimeline":                   true,
 	"TestGroupHistory":                    true,
 	"TestGroupFanout5000":                 true,

@@ -31,6 +31,7 @@ var userFamilies = map[string]bool{
 	"seq": true, "inbox": true, "ack": true, "rd": true, "dedup": true,
 	"ugroups": true, "gdedup": true, "grd": true, "grr": true,
 	"rev": true, "hdel": true, "udelay": true, "upquota": true, "resume": true,
+	"blocks": true, "blk": true,
 }
 
 // banScript bans a user that exists. KEYS[1] user, KEYS[2] ban; ARGV

@@ -127,7 +127,7 @@ func (s *Store) appendCalls(entries []Append) []appendCall {
 	var inShared map[string]bool
 	for i, e := range entries {
 		runOf[i] = -1
-		if !s.cluster && e.Dedup == "" && !e.Droppable && len(e.Frame) > 0 {
+		if !s.cluster && e.Dedup == "" && !e.Droppable && e.From == "" && len(e.Frame) > 0 {
 			if shared >= 0 && !s.sameCopy(entries[calls[shared].entries[0]], e) {
 				shared = -1
 			}
@@ -200,31 +200,47 @@ func (s *Store) appendCalls(entries []Append) []appendCall {
 		first := ri
 		nkeys, nargs := 0, len(head)
 		for ; ri < len(runs) && runs[ri].call == ci; ri++ {
-			nkeys += 4 + runs[ri].dedups
+			nkeys += 5 + runs[ri].dedups
 			nargs += 1 + 5*runs[ri].n
 		}
 		c.keys = make([]string, 0, nkeys)
 		c.args = append(make([]any, 0, nargs), head...)
 		c.entries = order[pos : pos+c.size : pos+c.size]
 		for _, r := range runs[first:ri] {
-			c.keys = append(c.keys, s.k.inboxSeq(r.user), s.k.inbox(r.user), s.k.ack(r.user), s.k.share(r.user))
+			c.keys = append(c.keys, s.k.inboxSeq(r.user), s.k.inbox(r.user), s.k.ack(r.user), s.k.share(r.user), s.k.blk(r.user))
 			c.args = append(c.args, r.n)
 			for _, i := range order[pos : pos+r.n] {
 				e := entries[i]
-				flag := "0"
-				switch {
-				case e.Dedup != "":
-					flag = "1"
+				if e.Dedup != "" {
 					c.keys = append(c.keys, s.k.dedup(e.UserID, e.Dedup))
-				case e.Droppable:
-					flag = "r"
 				}
-				c.args = append(c.args, e.MsgID, tsOr(e.TS, now), e.Frame, flag, e.Sender)
+				flag, sender := appendFlag(e)
+				c.args = append(c.args, e.MsgID, tsOr(e.TS, now), e.Frame, flag, sender)
 			}
 			pos += r.n
 		}
 	}
 	return calls
+}
+
+// appendFlag is an entry's flag and sender for appendRunLua.
+func appendFlag(e Append) (flag, sender string) {
+	switch {
+	case e.From != "" && e.Sender != "":
+		flag = "p"
+	case e.From != "":
+		flag = "q"
+	case e.Dedup != "":
+		return "1", e.Sender
+	case e.Droppable:
+		return "r", e.Sender
+	default:
+		return "0", e.Sender
+	}
+	if e.Dedup != "" {
+		flag = strings.ToUpper(flag)
+	}
+	return flag, e.From
 }
 
 // tsOr is ts, or now for 0.
@@ -265,6 +281,12 @@ func appended(calls []appendCall, res []redis.Cmder, out []Appended, entries []A
 			r := v[4*j : 4*j+4]
 			status := fmt.Sprint(r[0])
 			a := Appended{MsgID: str(r[1]), Resend: status == "1", Refused: status == "3", Seq: u64(r[2])}
+			switch status {
+			case "4":
+				a.Blocked = model.BlockedByRecipient
+			case "5":
+				a.Blocked = model.BlockedBySender
+			}
 			if a.Resend && r[3] != nil {
 				a.Stored, _ = parseEntry(str(r[3]))
 			}

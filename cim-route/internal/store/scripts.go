@@ -166,20 +166,30 @@ end
 // one batch, in order, or recognizes resends; appendScript runs it per
 // user.
 //
-// A run's keys, from KEYS[kb]: seq, inbox, ack, share, then one dedup key
-// per entry that has one, in entry order. Its args, from ARGV[ab]: five per
-// entry: msgId, timestamp ms, frame bytes, "1" if it has a dedup key ("r":
+// A run's keys, from KEYS[kb]: seq, inbox, ack, share, blocks (blk), then
+// one dedup key per entry that has one, in entry order. Its args, from
+// ARGV[ab]: five per entry: msgId, timestamp ms, frame bytes, a flag, and
+// its sender when it counts against the sender's share of the inbox or may
+// be blocked ("" otherwise). The flag: "0"; "1" if it has a dedup key; "r":
 // droppable, stored only while the inbox is below its max length, so a
-// receipt never pushes a message out), and its sender when it counts
-// against the sender's share of the inbox ("" otherwise). Every script's
-// ARGV[1] is the max length, ARGV[2] the inbox ttl ms, ARGV[3] the age
-// cutoff ms (older entries are trimmed), ARGV[4] the dedup ttl ms, ARGV[5]
-// the share (0: none).
+// receipt never pushes a message out; for a private message, which is not
+// stored when the user and its sender blocked one another, "p" ("P" with a
+// dedup key), or "q" ("Q") when it does not count against the share. Every
+// script's ARGV[1] is the max length, ARGV[2] the inbox ttl ms, ARGV[3] the
+// age cutoff ms (older entries are trimmed), ARGV[4] the dedup ttl ms,
+// ARGV[5] the share (0: none).
 // appendRun adds four values per entry to out: {0, msgId, seq, false} for a
 // new entry; {1, first msgId, first seq, the first entry's member or false
 // once trimmed} for a resend; {2, msgId, 0, false} for a dropped one; {3,
-// msgId, 0, false} for one refused because its sender's share is used up.
-// It returns the index of the next run's first key.
+// msgId, 0, false} for one refused because its sender's share is used up;
+// {4, msgId, 0, false} when the user blocked its sender, {5, ...} when its
+// sender blocked the user. It returns the index of the next run's first
+// key.
+//
+// Blocks: blk:{uid} is a hash, peer -> a number whose bit 1 says the user
+// blocks peer and bit 2 that peer blocks the user (written by
+// blockFlagScript); a private message costs one HGET of it, once per
+// sender in a run.
 //
 // The share: once an inbox holds at least ARGV[5] unread entries (seq
 // above the user's ack), each sender may add ARGV[5] more until the user
@@ -203,6 +213,17 @@ const appendRunLua = `
 local function put(out, a, b, c, d)
   local k = #out
   out[k + 1], out[k + 2], out[k + 3], out[k + 4] = a, b, c, d
+end
+local function hasDedup(f) return f == '1' or f == 'P' or f == 'Q' end
+local function blockable(f) return f == 'p' or f == 'P' or f == 'q' or f == 'Q' end
+local function counts(f, sender) return sender ~= '' and f ~= 'q' and f ~= 'Q' end
+-- blocked answers 4 when the user (whose blk is the key) blocks sender, 5
+-- when sender blocks the user, false when neither.
+local function blocked(blk, sender)
+  local v = tonumber(redis.call('HGET', blk, sender) or 0)
+  if v % 2 == 1 then return 4 end
+  if v >= 2 then return 5 end
+  return false
 end
 -- shares reads what the share check of a run of n entries needs: nil when
 -- the inbox will hold fewer unread entries than the share before its last.
@@ -249,15 +270,15 @@ local function saveShares(st)
   if any then redis.call('PEXPIRE', st.key, ARGV[2]) end
 end
 local function appendOne(kb, ab, out)
-  local inbox, key, k = KEYS[kb + 1], nil, kb + 4
+  local inbox, key, k = KEYS[kb + 1], nil, kb + 5
   local flag, sender = ARGV[ab + 3], ARGV[ab + 4]
   if flag == 'r' then
     if tonumber(ARGV[1]) <= redis.call('LLEN', inbox) then
       put(out, 2, ARGV[ab], 0, false)
       return k
     end
-  elseif flag == '1' then
-    key, k = KEYS[kb + 4], kb + 5
+  elseif hasDedup(flag) then
+    key, k = KEYS[kb + 5], kb + 6
     local d = redis.call('GET', key)
     if d then
       local bar = string.find(d, '|', 1, true)
@@ -266,7 +287,14 @@ local function appendOne(kb, ab, out)
       return k
     end
   end
-  local st = sender ~= '' and shares(kb, 1)
+  if blockable(flag) then
+    local b = blocked(KEYS[kb + 4], sender)
+    if b then
+      put(out, b, ARGV[ab], 0, false)
+      return k
+    end
+  end
+  local st = counts(flag, sender) and shares(kb, 1)
   if st and not admit(st, sender, 0) then
     put(out, 3, ARGV[ab], 0, false)
     return k
@@ -284,15 +312,16 @@ end
 local function appendRun(kb, ab, n, out)
   if n == 1 then return appendOne(kb, ab, out) end
   local seqKey, inbox = KEYS[kb], KEYS[kb + 1]
-  local dkey, dkeys, k = {}, {}, kb + 4
+  local dkey, dkeys, k = {}, {}, kb + 5
   local counted = false
   for i = 0, n - 1 do
-    if ARGV[ab + 3 + 5 * i] == '1' then
+    local flag = ARGV[ab + 3 + 5 * i]
+    if hasDedup(flag) then
       dkey[i] = KEYS[k]
       dkeys[#dkeys + 1] = KEYS[k]
       k = k + 1
     end
-    if ARGV[ab + 4 + 5 * i] ~= '' then counted = true end
+    if counts(flag, ARGV[ab + 4 + 5 * i]) then counted = true end
   end
   -- The dedup keys, all read at once; a key set earlier in this run wins.
   local known = {}
@@ -310,13 +339,24 @@ local function appendRun(kb, ab, n, out)
   local fresh = 0
   local claimed, dropped = {}, {}
   local room = nil
+  local blocks = {}
   for i = 0, n - 1 do
-    local key, sender = dkey[i], ARGV[ab + 4 + 5 * i]
-    if ARGV[ab + 3 + 5 * i] == 'r' then
+    local key, flag, sender = dkey[i], ARGV[ab + 3 + 5 * i], ARGV[ab + 4 + 5 * i]
+    if flag == 'r' then
       if not room then room = tonumber(ARGV[1]) - redis.call('LLEN', inbox) end
       if fresh < room then fresh = fresh + 1 else dropped[i] = 2 end
     elseif not (key and (known[key] or claimed[key])) then
-      if st and sender ~= '' and not admit(st, sender, fresh) then
+      local b = false
+      if blockable(flag) then
+        b = blocks[sender]
+        if b == nil then
+          b = blocked(KEYS[kb + 4], sender)
+          blocks[sender] = b
+        end
+      end
+      if b then
+        dropped[i] = b
+      elseif st and counts(flag, sender) and not admit(st, sender, fresh) then
         dropped[i] = 3
       else
         fresh = fresh + 1

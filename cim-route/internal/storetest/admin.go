@@ -50,6 +50,7 @@ func FillUser(t *testing.T, ctx context.Context, s router.Store, uid, peer strin
 	_, err = s.AddGroupReceipts(ctx, []model.GroupReceipt{{Sender: uid, MsgID: msgID(now, 4), Members: []string{peer}}})
 	check(err)
 	check(s.Ban(ctx, uid, model.Ban{Reason: "spam", By: "ops", At: now}))
+	check(s.Block(ctx, uid, peer, 10))
 	g, err := s.CreateGroup(ctx, peer, "peer's", true)
 	check(err)
 	_, err = s.JoinGroup(ctx, g.ID, uid, 100)
@@ -154,6 +155,12 @@ func Admin(t *testing.T, newStore NewStore) {
 	}
 	if _, banned := must2(s.BanOf(ctx, alice))(t); banned {
 		t.Fatal("ban left after delete")
+	}
+	if ids := must(s.BlockedUsers(ctx, alice))(t); len(ids) != 0 {
+		t.Fatalf("alice's blocks after delete: %v", ids)
+	}
+	if ids := must(s.BlockedUsers(ctx, bob))(t); !slices.Equal(ids, []string{alice}) {
+		t.Fatalf("bob's blocks after alice's delete: %v, want [%s]", ids, alice)
 	}
 	rg := must(s.Ranges(ctx, []model.RangeQuery{{UserID: alice, Limit: 10}, {UserID: bob, Limit: 10}}))(t)
 	if rg[0].Head != 0 || len(rg[0].Entries) != 0 || rg[0].Acked != 0 {

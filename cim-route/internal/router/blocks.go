@@ -1,0 +1,109 @@
+package router
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/gocim/gocim/cim-route/internal/errs"
+	"github.com/gocim/gocim/cim-route/internal/model"
+)
+
+// MaxBlocks is how many users one user may block.
+const MaxBlocks = 1000
+
+// Blocks are the users each user blocked (blocks.go). A private message
+// is not stored when its recipient blocked its sender, nor when its sender
+// blocked its recipient (model.Append.From); both ways are checked in the
+// recipient's inbox script, so they cost the message path no round trip.
+type Blocks interface {
+	// Block makes uid block peer (again: no change); errs.ErrQuotaExceeded,
+	// nothing changed, when uid blocks max users.
+	Block(ctx context.Context, uid, peer string, max int) error
+	// Unblock undoes Block (not blocked: no change).
+	Unblock(ctx context.Context, uid, peer string) error
+	// BlockedUsers lists whom uid blocks, in id order.
+	BlockedUsers(ctx context.Context, uid string) ([]string, error)
+	// BlockBetween reports whether uid blocks peer
+	// (model.BlockedByRecipient) or peer blocks uid (model.BlockedBySender).
+	BlockBetween(ctx context.Context, uid, peer string) (model.Blocked, error)
+}
+
+// blockedText answers a private message to a user its sender blocked.
+const blockedText = "you blocked this user: unblock them to write to them"
+
+// Block makes uid block user (an id or a name): user's private messages to
+// uid, typing and invitations are no longer stored or shown to uid (the
+// sender is answered SENT as before and never sees DELIVERED), and uid's
+// private messages to user are refused until uid unblocks them. Group
+// messages are not affected. errs.ErrBadAccount for an unknown user,
+// errs.ErrBadArgument for uid itself, errs.ErrQuotaExceeded beyond
+// MaxBlocks.
+func (r *Router) Block(ctx context.Context, uid, user string) (User, error) {
+	peer, err := r.blockPeer(ctx, uid, user)
+	if err != nil {
+		return User{}, err
+	}
+	if err := r.st.Block(ctx, uid, peer.ID, MaxBlocks); err != nil {
+		return User{}, err
+	}
+	r.log.Debug("blocked", "user", uid, "peer", peer.ID)
+	return peer, nil
+}
+
+// Unblock undoes Block.
+func (r *Router) Unblock(ctx context.Context, uid, user string) (User, error) {
+	peer, err := r.blockPeer(ctx, uid, user)
+	if err != nil {
+		return User{}, err
+	}
+	if err := r.st.Unblock(ctx, uid, peer.ID); err != nil {
+		return User{}, err
+	}
+	return peer, nil
+}
+
+// Blocked lists the users uid blocks, in id order (an account deleted
+// since is left out).
+func (r *Router) Blocked(ctx context.Context, uid string) ([]User, error) {
+	if err := checkUserID("userId", uid); err != nil {
+		return nil, err
+	}
+	ids, err := r.st.BlockedUsers(ctx, uid)
+	if err != nil {
+		return nil, err
+	}
+	names, err := r.userNames(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]User, 0, len(ids))
+	for _, id := range ids {
+		if n, ok := names[id]; ok {
+			out = append(out, User{ID: id, Name: n})
+		}
+	}
+	return out, nil
+}
+
+func (r *Router) blockPeer(ctx context.Context, uid, user string) (User, error) {
+	if err := checkUserID("userId", uid); err != nil {
+		return User{}, err
+	}
+	if user == "" {
+		return User{}, fmt.Errorf("%w: user (an id or a name) is required", errs.ErrBadArgument)
+	}
+	id, err := r.resolveUser(ctx, user)
+	switch {
+	case err != nil:
+		return User{}, err
+	case id == uid:
+		return User{}, fmt.Errorf("%w: you cannot block yourself", errs.ErrBadArgument)
+	case id == SystemUserID:
+		return User{}, fmt.Errorf("%w: %q is the system, not a user", errs.ErrBadArgument, user)
+	}
+	names, err := r.userNames(ctx, []string{id})
+	if err != nil {
+		return User{}, err
+	}
+	return User{ID: id, Name: names[id]}, nil
+}
