@@ -558,6 +558,8 @@ func execute(ctx context.Context, c *client.Client, p *term.Printer, cmd term.Co
 		change(ctx, c, p, cmd)
 	case term.OpDelete:
 		deleteListed(ctx, c, p, cmd.N)
+	case term.OpBlock, term.OpUnblock, term.OpBlocks:
+		blockCommand(ctx, c, p, cmd)
 	case term.OpInvalid:
 		p.Line(term.Problem(cmd.Text))
 	}

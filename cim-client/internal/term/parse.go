@@ -54,6 +54,10 @@ const (
 	OpDelete // :del: N is the line of the last :his / :ghis listing
 
 	OpLogout // :logout
+
+	OpBlock   // :block: To
+	OpUnblock // :unblock: To
+	OpBlocks  // :blocks
 )
 
 // MaxDelay is the longest :delay, in seconds (the route's bound: 7 days).
@@ -121,6 +125,9 @@ func (c Command) Groups() []string {
 //	:recall [N]         take back my N-th most recent message (1, the default: the last)
 //	:edit new text      replace the text of my last message
 //	:del 3              delete line 3 of the last :his / :ghis listing from my history
+//	:block bob          get no more messages from bob (a user id or name); writing to bob is refused until :unblock
+//	:unblock bob        undo :block bob
+//	:blocks             the users I blocked
 //	:all, :help         command list
 //	:q                  quit (:q! and :quit too; :q with words searches history)
 //	:logout             log off and quit (with --remember, :q keeps the login)
@@ -223,6 +230,19 @@ func Parse(line string) Command {
 				return Command{Op: OpInvalid, Text: "usage: :del <N> (line N of the last :his or :ghis)"}
 			}
 			return Command{Op: OpDelete, N: n}
+		case ":block", ":unblock":
+			if rest == "" || strings.ContainsFunc(rest, unicode.IsSpace) {
+				return Command{Op: OpInvalid, Text: "usage: " + word + " <user>"}
+			}
+			if word == ":block" {
+				return Command{Op: OpBlock, To: rest}
+			}
+			return Command{Op: OpUnblock, To: rest}
+		case ":blocks":
+			if rest != "" {
+				return Command{Op: OpInvalid, Text: "usage: :blocks"}
+			}
+			return Command{Op: OpBlocks}
 		case ":watch":
 			return Command{Op: OpWatch, Text: strings.Join(strings.Fields(rest), " ")}
 		case ":typing", ":typing-":

@@ -103,6 +103,14 @@ func TestParse(t *testing.T) {
 		{":del", Command{Op: OpInvalid, Text: "usage: :del <N> (line N of the last :his or :ghis)"}},
 		{":del -1", Command{Op: OpInvalid, Text: "usage: :del <N> (line N of the last :his or :ghis)"}},
 		{":del 2 3", Command{Op: OpInvalid, Text: "usage: :del <N> (line N of the last :his or :ghis)"}},
+		{":block bob", Command{Op: OpBlock, To: "bob"}},
+		{":block  12 ", Command{Op: OpBlock, To: "12"}},
+		{":block", Command{Op: OpInvalid, Text: "usage: :block <user>"}},
+		{":block bob carol", Command{Op: OpInvalid, Text: "usage: :block <user>"}},
+		{":unblock bob", Command{Op: OpUnblock, To: "bob"}},
+		{":unblock", Command{Op: OpInvalid, Text: "usage: :unblock <user>"}},
+		{":blocks", Command{Op: OpBlocks}},
+		{":blocks bob", Command{Op: OpInvalid, Text: "usage: :blocks"}},
 	} {
 		if got := Parse(tc.line); got != tc.want {
 			t.Errorf("Parse(%q) = %+v, want %+v", tc.line, got, tc.want)
@@ -445,5 +453,35 @@ func TestPrinterChanges(t *testing.T) {
 	p.History(nil)
 	if _, ok := p.Listed(1); ok {
 		t.Error("an empty listing still lists")
+	}
+}
+
+// TestBlockFormats: what :block, :unblock and :blocks print, their
+// refusals, and their :help lines.
+func TestBlockFormats(t *testing.T) {
+	bob := client.User{UserID: "2", UserName: "bob"}
+	block, unblock := Parse(":block bob"), Parse(":unblock zed")
+	for _, tc := range []struct {
+		name, got, want string
+	}{
+		{"blocked", Blocked(bob), "* blocked bob: you will not get their messages"},
+		{"blocked, no name", Blocked(client.User{UserID: "2"}), "* blocked 2: you will not get their messages"},
+		{"unblocked", Unblocked(bob), "* unblocked bob"},
+		{"list", BlockList([]client.User{bob, {UserID: "3", UserName: "carol\n"}}), "* blocked: bob(2), carol (3)"},
+		{"empty list", BlockList(nil), "* nobody blocked"},
+		{"unknown user", BlockProblem(unblock, &client.APIError{Code: codes.BadAccount, HTTPStatus: 404}), "! no such user: zed"},
+		{"myself", BlockProblem(block, &client.APIError{Code: codes.BadArgument, HTTPStatus: 400}), "! you cannot block yourself"},
+		{"too many", BlockProblem(block, &client.APIError{Code: codes.QuotaExceeded, HTTPStatus: 429}), "! too many users blocked (at most 1000): :unblock some first"},
+		{"other", BlockProblem(block, &client.APIError{Code: codes.Unavailable, Message: "route unavailable", HTTPStatus: 503}), "! route: route unavailable (code 5030, HTTP 503)"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s:\n got %q\nwant %q", tc.name, tc.got, tc.want)
+		}
+	}
+	help := strings.Join(Help(), "\n")
+	for _, cmd := range []string{":block <user>", ":unblock <user>", ":blocks"} {
+		if !strings.Contains(help, "\n*   "+cmd+" ") {
+			t.Errorf(":help has no line for %s:\n%s", cmd, help)
+		}
 	}
 }
