@@ -17,6 +17,10 @@
 //                                     the outcome ("Password changed; 2 other sessions ended.", or why
 //                                     not) with data-kind="pending|ok|error"; #account-close (or
 //                                     Escape) closes it. The password fields are cleared after each try.
+//   #blocked-list                     in the account panel: the users one blocked (refreshed when the
+//                                     panel opens), items [data-user="<id>"] with .blocked-name and an
+//                                     .unblock button; #no-blocked says when there are none; the
+//                                     outcome of an Unblock shows in #account-status
 //   #conversations                    the conversation list; items [data-conv="user:<id>"],
 //                                     [data-conv="group:<gid>"], [data-conv="broadcast"];
 //                                     each with .unread (the count, hidden when 0) and
@@ -30,13 +34,19 @@
 //   #conv-title                       the open conversation's name; data-conv
 //   #conv-presence                    a user conversation's peer: "online" | "offline" and
 //                                     data-presence (hidden while not known, and in groups)
+//   #block-button                     in a conversation with a user (not the system): "Block", or
+//                                     "Unblock" when that user is blocked (aria-pressed and
+//                                     data-blocked="true|false"); blocking shows #block-notice ("You
+//                                     blocked bob. You will not get their messages.") and disables the
+//                                     composer (placeholder "Unblock bob to write"); unblocking undoes it
 //   #group-tools                      in a group: #members-button, #members (items [data-user],
 //                                     with data-presence once known), #invite-user,
 //                                     #invite-button, #leave-group
 //   #messages                         the open conversation's messages, oldest first; items
 //                                     [data-msg-id] (the route's id; "" until known) with
 //                                     data-client-msg-id and data-status="pending|sent|delivered|read|failed"
-//                                     on one's own (class .mine), .file-download buttons on files,
+//                                     on one's own (class .mine), a failed one with .send-error (why:
+//                                     the route's text), .file-download buttons on files,
 //                                     .join-invite[data-gid] buttons on group invitations;
 //                                     data-op="edited|recalled" on a message its sender changed
 //                                     (edited: the new text in .body and an .edited-mark "edited"
@@ -96,6 +106,14 @@
 // browsers too); this session stays online and the SDK hands out its new
 // token as a 'resume' event, which the listener above keeps when asked
 // to. After a password change the SDK's reconnects use the new password.
+//
+// Blocking: the page loads whom the user blocked (GET /blocks) after each
+// login and reconnect, and when the account panel opens. The route never
+// delivers a blocked user's private messages (their sender sees them
+// sent) and refuses the user's to them (ERROR 4030: its text shows on the
+// message, and the page loads the list again, as the block may come from
+// another device); the page shows the conversation as blocked and keeps
+// its composer off.
 
 import { Api, ApiError, Client, ClientError, Codes, GatewayError, utf8Encode } from './gocim.js';
 
@@ -116,6 +134,8 @@ const el = {
   othersPassword: $('others-password'),
   logoutOthers: $('logout-others-button'),
   accountStatus: $('account-status'),
+  blockedList: $('blocked-list'),
+  noBlocked: $('no-blocked'),
   loginView: $('login-view'),
   loginForm: $('login-form'),
   loginUser: $('login-user'),
@@ -145,6 +165,8 @@ const el = {
   inviteForm: $('invite-form'),
   inviteUser: $('invite-user'),
   leaveGroup: $('leave-group'),
+  blockButton: $('block-button'),
+  blockNotice: $('block-notice'),
   scroll: $('message-scroll'),
   loadOlder: $('load-older'),
   messages: $('messages'),
@@ -197,6 +219,12 @@ const changes = new Map();
 // msgIds the user deleted (not shown again, whatever brings them)
 const deleted = new Set();
 let windowTimer = null;
+// blocking: whom the user blocked, user id → name; a block or unblock
+// under way; the count of the page's own changes (a list asked for before
+// one of them is stale)
+const blocked = new Map();
+let blockBusy = false;
+let blockChanges = 0;
 
 class Conv {
   constructor(key, name) {
@@ -490,6 +518,7 @@ function wire(c, keep) {
     if (seeded) {
       refreshOnline();
       refreshGroups();
+      refreshBlocks();
     }
   });
   c.on('synced', () => {
@@ -505,8 +534,11 @@ function wire(c, keep) {
   c.on('readelsewhere', (r) => c === client && onReadElsewhere(r));
   c.on('error', (e) => {
     if (c !== client || !e.clientMsgId) return;
-    const op = c.status(e.clientMsgId)?.op;
+    const r = c.status(e.clientMsgId);
+    const op = r?.op;
     toast(op ? `Cannot ${op} the message: ${describeError(e)}` : `Not sent: ${describeError(e)}`);
+    // Refused as blocked: maybe blocked on another device.
+    if (e.code === Codes.Forbidden && r && !r.group && !r.broadcast) refreshBlocks();
   });
   c.on('kicked', ({ reason }) => {
     if (c !== client) return;
@@ -529,6 +561,7 @@ function enterChat() {
   seedConversations();
   refreshOnline();
   refreshGroups();
+  refreshBlocks();
   clearInterval(onlineTimer);
   onlineTimer = setInterval(() => client?.state === 'online' && refreshOnline(), 30_000);
   clearInterval(windowTimer);
@@ -557,6 +590,8 @@ function leaveChat(message) {
   ownFiles.clear();
   changes.clear();
   deleted.clear();
+  blocked.clear();
+  blockBusy = false;
   current = null;
   seeded = false;
   wasDown = false;
@@ -566,6 +601,7 @@ function leaveChat(message) {
   el.online.replaceChildren();
   renderConvPresence();
   renderTyping();
+  renderBlocks();
   el.me.textContent = '';
   delete el.me.dataset.userId;
   show(el.chatView, false);
@@ -696,9 +732,7 @@ function openConv(key, focusComposer) {
   el.membersButton.setAttribute('aria-expanded', 'false');
   el.messages.replaceChildren(...c.entries.map((e) => e.el));
   expireActions();
-  for (const x of [el.composer, el.send, el.attach]) x.disabled = false;
-  el.composer.placeholder = c.kind === 'broadcast' ? 'Message to everybody online' : 'Write a message…';
-  el.attach.disabled = c.kind === 'broadcast' || (c.kind === 'user' && c.id === '0');
+  renderBlock();
   renderConvList();
   updateLoadOlder();
   scrollToBottom();
@@ -1100,6 +1134,20 @@ function updateEntry(e) {
   ticks.title = label;
   ticks.setAttribute('aria-label', label);
   ticks.setAttribute('role', 'img');
+  // Why it failed, on the message itself (e.g. the route's "you blocked
+  // this user: …").
+  let why = li.querySelector(':scope > .send-error');
+  const reason = e.status === 'failed' && e.error ? describeError(e.error) : '';
+  if (reason) {
+    if (!why) {
+      why = document.createElement('div');
+      why.className = 'send-error';
+      ticks.after(why);
+    }
+    why.textContent = reason;
+  } else {
+    why?.remove();
+  }
   let retry = li.querySelector('.retry');
   if (e.status === 'failed' && e.msg.kind !== 'file' && e.clientMsgId && !retry) {
     retry = document.createElement('button');
@@ -1726,6 +1774,10 @@ function sendText() {
   const c = current;
   const text = el.composer.value;
   if (!c || !client || !text.trim()) return;
+  if (isBlocked(c)) {
+    toast(`Unblock ${blockedName(c)} to write to them.`);
+    return;
+  }
   if (utf8Encode(text).length > MAX_TEXT) {
     toast(`Too long: at most ${MAX_TEXT} bytes.`);
     return;
@@ -1745,6 +1797,10 @@ function sendText() {
 async function sendFiles(files) {
   const c = current;
   if (!c || !client) return;
+  if (isBlocked(c)) {
+    toast(`Unblock ${blockedName(c)} to write to them.`);
+    return;
+  }
   for (const f of files) {
     try {
       const id = c.kind === 'group' ? await client.sendGroupFile(c.id, f) : await client.sendFile(c.id, f);
@@ -1874,6 +1930,7 @@ async function leaveCurrentGroup() {
     renderConvPresence();
     renderTyping();
     show(el.groupTools, false);
+    renderBlock();
     for (const x of [el.composer, el.send, el.attach]) x.disabled = true;
     renderConvList();
     closeConv();
@@ -1895,6 +1952,7 @@ function openAccount() {
   show(el.accountPanel, true);
   el.accountButton.setAttribute('aria-expanded', 'true');
   el.currentPassword.focus();
+  refreshBlocks();
 }
 
 // closeAccount hides the panel and empties its password fields; focus:
@@ -1984,6 +2042,183 @@ function logoutOthers() {
   secureAccount((c) => c.logoutOthers(password), (n) => `Other devices logged out; ${sessionsText(n)}.`, el.othersPassword);
 }
 
+// ------------------------------------------------------------------ blocking
+
+// blockedId is the id of the blocked user conversation c is with ('' when
+// c is no such conversation); one opened by a name matches by the name.
+function blockedId(c) {
+  if (!c || c.kind !== 'user') return '';
+  if (blocked.has(c.id)) return c.id;
+  if (/^[0-9]+$/.test(c.id)) return '';
+  const name = c.id.toLowerCase();
+  for (const [id, n] of blocked) if (n.toLowerCase() === name) return id;
+  return '';
+}
+
+function isBlocked(c) {
+  return blockedId(c) !== '';
+}
+
+function blockedName(c) {
+  return blocked.get(blockedId(c)) || c.name;
+}
+
+// canBlock: c is a conversation with a user the user may block (not the
+// system, not oneself).
+function canBlock(c) {
+  return !!c && c.kind === 'user' && c.id !== '0' && c.id !== me.userId && c.id.toLowerCase() !== me.userName.toLowerCase();
+}
+
+// renderBlocks shows whom the user blocked: the open conversation and the
+// account panel's list.
+function renderBlocks() {
+  renderBlock();
+  renderBlockedList();
+}
+
+// renderBlock shows the open conversation as blocked or not: the Block
+// button, the notice, and the composer (off for a blocked user).
+function renderBlock() {
+  const c = current;
+  const can = !!client && canBlock(c);
+  const on = can && isBlocked(c);
+  show(el.blockButton, can);
+  el.blockButton.textContent = on ? 'Unblock' : 'Block';
+  el.blockButton.dataset.blocked = on ? 'true' : 'false';
+  el.blockButton.setAttribute('aria-pressed', on ? 'true' : 'false');
+  el.blockButton.disabled = blockBusy;
+  const name = c ? blockedName(c) : '';
+  if (can) el.blockButton.title = on ? `Unblock ${name}: get their messages again` : `Block ${name}: stop getting their messages`;
+  el.blockNotice.textContent = on ? `You blocked ${name}. You will not get their messages.` : '';
+  show(el.blockNotice, on);
+  if (!c) return;
+  el.composer.disabled = on;
+  el.send.disabled = on;
+  el.attach.disabled = on || c.kind === 'broadcast' || (c.kind === 'user' && c.id === '0');
+  el.composer.placeholder = on ? `Unblock ${name} to write` : c.kind === 'broadcast' ? 'Message to everybody online' : 'Write a message…';
+  if (on && typingTo?.key === c.key) stopTyping();
+}
+
+// renderBlockedList fills the account panel's list of blocked users, by name.
+function renderBlockedList() {
+  const list = [...blocked].sort((a, b) => a[1].localeCompare(b[1]) || a[0].localeCompare(b[0]));
+  const focused = el.blockedList.contains(document.activeElement) ? document.activeElement.closest('li')?.dataset.user : '';
+  const items = list.map(([id, name]) => {
+    const li = document.createElement('li');
+    li.dataset.user = id;
+    const n = document.createElement('span');
+    n.className = 'blocked-name';
+    n.textContent = name || id;
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = 'unblock';
+    b.textContent = 'Unblock';
+    b.setAttribute('aria-label', `Unblock ${name || id}`);
+    b.disabled = blockBusy;
+    b.addEventListener('click', () => unblockListed(id, name || id));
+    li.append(n, b);
+    return li;
+  });
+  el.blockedList.replaceChildren(...items);
+  show(el.noBlocked, items.length === 0);
+  if (focused) el.blockedList.querySelector(`[data-user="${CSS.escape(focused)}"] .unblock`)?.focus();
+}
+
+// refreshBlocks asks the route whom the user blocked (a list asked for
+// before one of the page's own blocks or unblocks answered is dropped).
+async function refreshBlocks() {
+  const c = client;
+  if (!c) return;
+  const before = blockChanges;
+  try {
+    const list = await c.blocks();
+    if (c !== client || before !== blockChanges) return;
+    blocked.clear();
+    for (const u of list) blocked.set(u.userId, u.userName);
+    for (const u of list) learnName(u.userId, u.userName);
+    renderBlocks();
+  } catch (err) {
+    if (c === client) toast(`Blocked users unavailable: ${describeError(err)}`);
+  }
+}
+
+function blockError(err) {
+  if (err instanceof ApiError) {
+    switch (err.code) {
+      case Codes.BadAccount:
+        return 'No such user.';
+      case Codes.BadArgument:
+        return err.detail || 'You cannot block yourself.';
+      case Codes.QuotaExceeded:
+        return 'You blocked too many users: unblock some first.';
+    }
+  }
+  return describeError(err);
+}
+
+// changeBlock blocks (on) or unblocks a user (id or name) and resolves to
+// the route's {userId, userName}; null when it did nothing (no client, or
+// another change under way). A refusal rejects.
+async function changeBlock(user, on) {
+  const cl = client;
+  if (!cl || blockBusy) return null;
+  blockBusy = true;
+  renderBlocks();
+  try {
+    const u = on ? await cl.block(user) : await cl.unblock(user);
+    if (cl !== client) return null;
+    blockChanges++;
+    if (on) blocked.set(u.userId, u.userName);
+    else blocked.delete(u.userId);
+    learnName(u.userId, u.userName);
+    if (u.userName) mergeAlias(u.userName, u.userId); // a conversation opened by the name
+    return u;
+  } finally {
+    if (cl === client) {
+      blockBusy = false;
+      renderBlocks();
+    }
+  }
+}
+
+// toggleBlock blocks the open conversation's user, or unblocks them.
+async function toggleBlock() {
+  const c = current;
+  if (!client || !canBlock(c)) return;
+  const on = !isBlocked(c);
+  const name = on ? c.name : blockedName(c);
+  // The button is disabled (and so loses the focus) while the route answers.
+  const hadFocus = document.activeElement === el.blockButton;
+  try {
+    const u = await changeBlock(on ? c.id : blockedId(c), on);
+    if (u && !on) toast(`You unblocked ${u.userName || name}.`);
+  } catch (err) {
+    toast(`Cannot ${on ? 'block' : 'unblock'} ${name}: ${blockError(err)}`);
+  }
+  if (hadFocus && !el.blockButton.hidden) el.blockButton.focus();
+}
+
+// unblockListed unblocks a user from the account panel's list.
+async function unblockListed(id, name) {
+  const li = el.blockedList.querySelector(`[data-user="${CSS.escape(id)}"]`);
+  const next = li?.nextElementSibling || li?.previousElementSibling;
+  const nextId = next?.dataset.user || '';
+  const hadFocus = !!li && li.contains(document.activeElement);
+  setAccountStatus(`Unblocking ${name}…`, 'pending');
+  try {
+    const u = await changeBlock(id, false);
+    if (!u) {
+      setAccountStatus('', '');
+      return;
+    }
+    setAccountStatus(`You unblocked ${u.userName || name}.`, 'ok');
+    if (hadFocus) (el.blockedList.querySelector(`[data-user="${CSS.escape(nextId)}"] .unblock`) || el.accountClose).focus();
+  } catch (err) {
+    setAccountStatus(`Cannot unblock ${name}: ${blockError(err)}`, 'error');
+    if (hadFocus) el.blockedList.querySelector(`[data-user="${CSS.escape(id)}"] .unblock`)?.focus();
+  }
+}
+
 function autosize() {
   el.composer.style.height = 'auto';
   const h = el.composer.scrollHeight;
@@ -2037,6 +2272,7 @@ el.inviteForm.addEventListener('submit', (ev) => {
   invite(el.inviteUser.value);
 });
 el.leaveGroup.addEventListener('click', leaveCurrentGroup);
+el.blockButton.addEventListener('click', toggleBlock);
 el.loadOlder.addEventListener('click', () => current && loadHistory(current));
 el.scroll.addEventListener('scroll', () => {
   if (current && el.scroll.scrollTop < 40 && current.history === 'more') loadHistory(current);

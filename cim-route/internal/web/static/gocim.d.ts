@@ -470,6 +470,19 @@ export declare class Api {
   dissolveGroup(gid: string, opts?: CallOptions): Promise<void>;
   groupReceipts(msgIds: string | string[], opts?: CallOptions): Promise<Record<string, GroupCount>>;
   delay(to: string, text: string, delaySeconds: number, opts?: CallOptions): Promise<DelayResult>;
+  /** GET /blocks (bearer): the users the caller blocked, by user id (at most 1000). */
+  blocks(opts?: CallOptions): Promise<User[]>;
+  /**
+   * POST /blocks (bearer), user by id or name: their private messages to
+   * the caller are answered SENT to them but never stored nor delivered;
+   * the caller's to them fail with GatewayError 4030; typing between the
+   * two is dropped; groups are unaffected. Blocked already is no error. An
+   * unknown user is ApiError 9100, oneself 3000, more than 1000 blocked
+   * 4293 (HTTP 429); no user at all is ClientError 'no-recipient'.
+   */
+  block(user: string, opts?: CallOptions): Promise<User>;
+  /** DELETE /blocks/:user (bearer), by id or name; not blocked is no error, an unknown user ApiError 9100. */
+  unblock(user: string, opts?: CallOptions): Promise<User>;
 }
 
 export type ClientState = 'idle' | 'connecting' | 'online' | 'reconnecting' | 'stopped' | 'closed';
@@ -759,6 +772,16 @@ export declare class Client extends EventTarget {
   /** Also raises the statuses this client reports for those messages. */
   groupReceipts(msgIds: string | string[], opts?: CallOptions): Promise<Record<string, GroupCount>>;
   delay(to: string, text: string, delaySeconds: number, opts?: CallOptions): Promise<DelayResult>;
+  /** The users this user blocked (Api.blocks), by user id. */
+  blocks(opts?: CallOptions): Promise<User[]>;
+  /**
+   * Blocks a user by id or name (Api.block): their private messages no
+   * longer arrive, and this user's to them fail with GatewayError 4030 (an
+   * 'error' event; status 'failed').
+   */
+  block(user: string, opts?: CallOptions): Promise<User>;
+  /** Unblocks a user by id or name (Api.unblock). */
+  unblock(user: string, opts?: CallOptions): Promise<User>;
 
   /** Forgets this user's saved state in the storage. */
   forgetSavedState(): void;

@@ -5,8 +5,8 @@
 //
 //   - Api is a thin client of the route's public HTTP API: register, login,
 //     online users, presence, log-off, history, uploads and downloads,
-//     groups, delayed messages, password changes and logging out the
-//     user's other devices. Failures the route reports are thrown as
+//     groups, delayed messages, password changes, logging out the
+//     user's other devices and blocking users. Failures the route reports are thrown as
 //     ApiError carrying the route's result code. It keeps the access token
 //     of its latest login and sends it as "Authorization: Bearer" where the
 //     route wants it.
@@ -735,6 +735,46 @@ export class Api {
     const d = await this._request('POST', '/delay', { json: { to, msg: text, delaySeconds }, auth: true, signal });
     return { delayId: String(d?.delayId ?? ''), dueAt: num(d?.dueAt) };
   }
+
+  /**
+   * The users the caller blocked (GET /blocks), by user id: [{userId,
+   * userName}], at most 1000.
+   */
+  async blocks({ signal } = {}) {
+    const d = await this._request('GET', '/blocks', { auth: true, signal });
+    return Array.isArray(d?.users) ? d.users.map(toUser) : [];
+  }
+
+  /**
+   * Blocks a user (POST /blocks; id or name): their private messages to
+   * the caller are answered SENT to them but never stored nor delivered,
+   * the caller's to them are refused (an 'error' event, GatewayError 4030),
+   * and typing between the two is dropped; groups are unaffected. Resolves
+   * to the user blocked, {userId, userName}; one blocked already is no
+   * error. An unknown user is ApiError 9100, oneself 3000, more than 1000
+   * blocked 4293 (HTTP 429). No user at all is ClientError 'no-recipient'.
+   */
+  async block(user, { signal } = {}) {
+    const u = blockedUser(user);
+    return toUser(await this._request('POST', '/blocks', { json: { user: u }, auth: true, signal }));
+  }
+
+  /**
+   * Unblocks a user (DELETE /blocks/:user; id or name) and resolves to
+   * {userId, userName}; one not blocked is no error. An unknown user is
+   * ApiError 9100.
+   */
+  async unblock(user, { signal } = {}) {
+    const u = blockedUser(user);
+    return toUser(await this._request('DELETE', `/blocks/${encodeURIComponent(u)}`, { auth: true, signal }));
+  }
+}
+
+// blockedUser is the user (id or name) a block or an unblock names.
+function blockedUser(user) {
+  const u = String(user ?? '').trim();
+  if (!u) throw new ClientError(ClientError.NO_RECIPIENT, 'no user');
+  return u;
 }
 
 /** The most msgIds one POST /history/delete takes (Api.deleteHistory sends more in several). */
@@ -3130,6 +3170,29 @@ export class Client extends EventTarget {
   delay(to, text, delaySeconds, opts) {
     this._needLogin();
     return this.api.delay(to, text, delaySeconds, opts);
+  }
+
+  /** The users this user blocked (Api.blocks): [{userId, userName}], by id. */
+  blocks(opts) {
+    this._needLogin();
+    return this.api.blocks(opts);
+  }
+
+  /**
+   * Blocks a user, by id or name (Api.block): their private messages are
+   * no longer delivered here, and what this user sends them fails with
+   * GatewayError 4030 ('error' event, status 'failed'). Resolves to
+   * {userId, userName}.
+   */
+  block(user, opts) {
+    this._needLogin();
+    return this.api.block(user, opts);
+  }
+
+  /** Unblocks a user, by id or name (Api.unblock): {userId, userName}. */
+  unblock(user, opts) {
+    this._needLogin();
+    return this.api.unblock(user, opts);
   }
 
   // ------------------------------------------------------------ close

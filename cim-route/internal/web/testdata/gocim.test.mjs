@@ -31,6 +31,8 @@ class Cluster {
     this.password = 'secret1'; // what a password login must carry (POST /account/password changes it)
     this.secured = 0; // POST /account/password and /account/logout-others answered
     this.sessionsEnded = 0; // what they answer as the other sessions ended
+    this.blocked = new Map(); // GET/POST/DELETE /blocks: user id → name, of ann's blocks
+    this.blockLimit = 1000; // the most /blocks keeps
     const cluster = this;
     this.fetch = async (url, init = {}) => {
       const u = new URL(url, 'http://route');
@@ -76,6 +78,28 @@ class Cluster {
       if (u.pathname === '/presence') {
         const users = (u.searchParams.get('users') || '').split(',');
         return reply(200, 9000, { users: users.map((n, i) => (i === 0 ? { userId: '8', userName: n, online: true, since: 1700000000000 } : { userId: String(9 + i), userName: n, online: false })) });
+      }
+      if (u.pathname === '/blocks' || u.pathname.startsWith('/blocks/')) {
+        // As the route: the latest session's bearer; users by id or name.
+        if (init.headers?.Authorization !== `Bearer acc${cluster.logins}`) return reply(401, 4010, null, 'unauthorized');
+        const method = init.method || 'GET';
+        if (u.pathname === '/blocks' && method === 'GET') {
+          const users = [...cluster.blocked].sort((a, b) => Number(a[0]) - Number(b[0])).map(([id, name]) => ({ userId: id, userName: name }));
+          return reply(200, 9000, { users });
+        }
+        const named = method === 'POST' ? JSON.parse(init.body || '{}').user : decodeURIComponent(u.pathname.slice('/blocks/'.length));
+        const who = cluster.users.find(([id, name]) => named === id || named === name);
+        if (!who) return reply(404, 9100, null, 'bad account: no such user');
+        if (method === 'POST' && u.pathname === '/blocks') {
+          if (who[0] === '7') return reply(400, 3000, null, 'bad argument: cannot block yourself');
+          if (!cluster.blocked.has(who[0]) && cluster.blocked.size >= cluster.blockLimit) return reply(429, 4293, null, 'quota exceeded: too many blocked users');
+          cluster.blocked.set(who[0], who[1]);
+        } else if (method === 'DELETE') {
+          cluster.blocked.delete(who[0]);
+        } else {
+          return reply(405, 3000, null, 'method not allowed');
+        }
+        return reply(200, 9000, { userId: who[0], userName: who[1] });
       }
       if (u.pathname === '/history/delete') return reply(200, 9000, null);
       if (u.pathname === '/history' && cluster.historyAnswer) return reply(200, 9000, cluster.historyAnswer);
@@ -124,6 +148,10 @@ class Cluster {
   }
   get ws() {
     return this.sockets[this.sockets.length - 1];
+  }
+  // users are the accounts the fake route knows: [id, name].
+  get users() {
+    return [['7', 'ann'], ['8', 'bob'], ['9', 'carol'], ['12', 'd.e-f_g']];
   }
   // login waits for a LOGIN on a socket not answered yet.
   async login() {
@@ -1247,5 +1275,133 @@ test('a large group\'s timeline: our echo is not shown, a copy from another devi
   await until(() => ws.of('ACK').some((f) => f.ack.groups), 'ACK.groups');
   await sleep(50);
   assert.deepEqual(ws.of('ACK').filter((f) => f.ack.groups).at(-1).ack.groups, [{ group: '5', seq: '3' }]);
+  await c.close();
+});
+
+// ------------------------------------------------------------ blocking users
+
+// blockCalls are the /blocks calls made so far.
+function blockCalls(cl) {
+  return cl.calls.filter((x) => x.path === '/blocks' || x.path.startsWith('/blocks/'));
+}
+
+test('Api.block, unblock and blocks: /blocks with the bearer, by id or name, the answers parsed', async () => {
+  const cl = new Cluster();
+  const api = new Api('http://route', { fetch: cl.fetch });
+  await api.login('ann', 'secret1');
+
+  assert.deepEqual(await api.block('bob'), { userId: '8', userName: 'bob' });
+  const post = blockCalls(cl)[0];
+  assert.equal(post.method, 'POST');
+  assert.equal(post.path, '/blocks');
+  assert.equal(post.search, '');
+  assert.equal(post.headers.Authorization, 'Bearer acc1');
+  assert.equal(post.headers['Content-Type'], 'application/json');
+  assert.deepEqual(JSON.parse(post.body), { user: 'bob' });
+  // By id, and a block of one blocked already is no error.
+  assert.deepEqual(await api.block('12'), { userId: '12', userName: 'd.e-f_g' });
+  assert.deepEqual(JSON.parse(blockCalls(cl)[1].body), { user: '12' });
+  assert.deepEqual(await api.block(' 8 '), { userId: '8', userName: 'bob' });
+  assert.deepEqual(JSON.parse(blockCalls(cl)[2].body), { user: '8' });
+
+  // The list, as the route sorts it (ids as strings even when numbers).
+  assert.deepEqual(await api.blocks(), [{ userId: '8', userName: 'bob' }, { userId: '12', userName: 'd.e-f_g' }]);
+  const get = blockCalls(cl)[3];
+  assert.equal(get.method, 'GET');
+  assert.equal(get.path, '/blocks');
+  assert.equal(get.headers.Authorization, 'Bearer acc1');
+  assert.equal(get.body, undefined);
+  api._fetch = async () => new Response(JSON.stringify({ code: 9000, message: '', data: { users: [{ userId: 21, userName: 'zed' }, { userId: '3' }] } }), { status: 200 });
+  assert.deepEqual(await api.blocks(), [{ userId: '21', userName: 'zed' }, { userId: '3', userName: '' }]);
+  api._fetch = async () => new Response(JSON.stringify({ code: 9000, message: '', data: null }), { status: 200 });
+  assert.deepEqual(await api.blocks(), []);
+  api._fetch = cl.fetch;
+
+  // Unblock: DELETE /blocks/<user, escaped>; not blocked is no error.
+  assert.deepEqual(await api.unblock('d.e-f_g'), { userId: '12', userName: 'd.e-f_g' });
+  const del = blockCalls(cl).at(-1);
+  assert.equal(del.method, 'DELETE');
+  assert.equal(del.path, '/blocks/d.e-f_g');
+  assert.equal(del.headers.Authorization, 'Bearer acc1');
+  assert.equal(del.body, undefined);
+  assert.deepEqual(await api.unblock('8'), { userId: '8', userName: 'bob' });
+  assert.equal(blockCalls(cl).at(-1).path, '/blocks/8');
+  assert.deepEqual(await api.unblock('8'), { userId: '8', userName: 'bob' });
+  assert.deepEqual(await api.blocks(), []);
+  // A name that needs escaping is one path segment.
+  await assert.rejects(api.unblock('a/b c?d'), (e) => e instanceof ApiError && e.code === Codes.BadAccount);
+  assert.equal(blockCalls(cl).at(-1).path, '/blocks/a%2Fb%20c%3Fd');
+  assert.equal(blockCalls(cl).at(-1).search, '');
+});
+
+test('Api.block and unblock: refusals are ApiErrors with the route\'s code; no user is refused at once', async () => {
+  const cl = new Cluster();
+  const api = new Api('http://route', { fetch: cl.fetch });
+  await api.login('ann', 'secret1');
+  await assert.rejects(api.block('nobody'), (e) => e instanceof ApiError && e.code === Codes.BadAccount && e.httpStatus === 404);
+  await assert.rejects(api.unblock('nobody'), (e) => e instanceof ApiError && e.code === Codes.BadAccount);
+  await assert.rejects(api.block('ann'), (e) => e instanceof ApiError && e.code === Codes.BadArgument && e.httpStatus === 400);
+  await assert.rejects(api.block('7'), (e) => e instanceof ApiError && e.code === Codes.BadArgument);
+  cl.blockLimit = 1;
+  await api.block('bob');
+  await assert.rejects(api.block('carol'), (e) => e instanceof ApiError && e.code === Codes.QuotaExceeded && e.httpStatus === 429);
+  assert.deepEqual(await api.block('bob'), { userId: '8', userName: 'bob' }, 'blocked already: no quota needed');
+  assert.deepEqual(await api.blocks(), [{ userId: '8', userName: 'bob' }]);
+  const made = blockCalls(cl).length;
+  for (const none of ['', '  ', null, undefined]) {
+    await assert.rejects(api.block(none), (e) => e instanceof ClientError && e.reason === ClientError.NO_RECIPIENT);
+    await assert.rejects(api.unblock(none), (e) => e instanceof ClientError && e.reason === ClientError.NO_RECIPIENT);
+  }
+  assert.equal(blockCalls(cl).length, made, 'no call without a user');
+  // Without a login: the route refuses the missing bearer.
+  const anon = new Api('http://route', { fetch: cl.fetch });
+  await assert.rejects(anon.blocks(), (e) => e instanceof ApiError && e.code === Codes.Unauthorized && e.httpStatus === 401);
+  assert.equal(blockCalls(cl).at(-1).headers.Authorization, undefined);
+});
+
+test('Client.block, unblock and blocks go through its Api with the session\'s bearer', async (t) => {
+  const cl = new Cluster();
+  const idle = newClient(cl);
+  assert.throws(() => idle.blocks(), (e) => e instanceof ClientError && e.reason === ClientError.NOT_LOGGED_IN);
+  assert.throws(() => idle.block('bob'), (e) => e instanceof ClientError && e.reason === ClientError.NOT_LOGGED_IN);
+  assert.throws(() => idle.unblock('bob'), (e) => e instanceof ClientError && e.reason === ClientError.NOT_LOGGED_IN);
+  assert.equal(blockCalls(cl).length, 0);
+
+  const c = await started(cl);
+  t.after(() => c.close()); // a failed assertion leaves no client running
+  assert.deepEqual(await c.block('carol'), { userId: '9', userName: 'carol' });
+  assert.deepEqual(await c.blocks(), [{ userId: '9', userName: 'carol' }]);
+  assert.deepEqual(await c.unblock('9'), { userId: '9', userName: 'carol' });
+  assert.deepEqual(await c.blocks(), []);
+  const calls = blockCalls(cl);
+  assert.deepEqual(calls.map((x) => `${x.method} ${x.path}`), ['POST /blocks', 'GET /blocks', 'DELETE /blocks/9', 'GET /blocks']);
+  for (const x of calls) assert.equal(x.headers.Authorization, `Bearer ${c.api.accessToken}`);
+  await assert.rejects(c.block('me-nobody'), (e) => e instanceof ApiError && e.code === Codes.BadAccount);
+  assert.equal(c.state, 'online');
+  await c.close();
+});
+
+test('a message to a user one blocked: ERROR 4030 makes it failed, with the route\'s text, as an error event', async () => {
+  const cl = new Cluster();
+  const c = await started(cl);
+  const ws = cl.ws;
+  const text = 'you blocked this user: unblock them to write to them';
+  const id = c.send('8', 'hi bob');
+  ws.push({ type: 'ERROR', error: { code: Codes.Forbidden, text, clientMsgId: id } });
+  const st = c.status(id);
+  assert.equal(st.status, 'failed');
+  assert.ok(st.error instanceof GatewayError);
+  assert.equal(st.error.code, Codes.Forbidden);
+  assert.equal(st.error.text, text);
+  const errs = c.of('error');
+  assert.equal(errs.length, 1);
+  assert.equal(errs[0].clientMsgId, id);
+  assert.equal(errs[0].text, text);
+  assert.equal(c.of('status').at(-1).status, 'failed');
+  assert.equal(c.of('retrying').length, 0);
+  // Final: not written again on the next link.
+  ws.drop();
+  const ws2 = await cl.accept();
+  assert.equal(ws2.of('MSG').length, 0);
   await c.close();
 });
