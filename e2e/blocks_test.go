@@ -1,0 +1,55 @@
+package e2e
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/gocim/gocim/cim-client/client"
+	"github.com/gocim/gocim/e2e/harness"
+	"github.com/gocim/gocim/proto/codes"
+)
+
+// TestBlocks, on the real cluster (two gateways, their route replicas,
+// Redis): alice blocks bob; bob's message to her is answered SENT but
+// never reaches her (carol's, sent after it, does: her inbox is in
+// order), hers to him fails with 4030; the list names bob; after the
+// unblock his next message arrives and hers goes through.
+func TestBlocks(t *testing.T) {
+	c := harness.Start(t, harness.Options{Gateways: 2})
+	ctx := ctxT(t)
+	alice, bob, carol := c.Connect(t, "alice"), c.Connect(t, "bob"), c.Connect(t, "carol")
+	if u, err := alice.Block(ctx, "bob"); err != nil || u.UserID != bob.ID {
+		t.Fatalf("Block = %+v, %v", u, err)
+	}
+	if us, err := alice.Blocks(ctx); err != nil || len(us) != 1 || us[0].UserName != "bob" {
+		t.Fatalf("Blocks = %+v, %v", us, err)
+	}
+	sendSent(t, bob, "alice", "blocked words")
+	sendSent(t, carol, "alice", "after the block")
+	alice.WaitFor(t, 0, wait, "carol's message", harness.IsMessage("after the block"))
+	if slices.ContainsFunc(alice.Seen(), harness.IsMessage("blocked words")) {
+		t.Fatal("alice got the message of a user she blocked")
+	}
+
+	id, err := alice.Send(ctx, "bob", "to the blocked")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := alice.WaitFor(t, 0, wait, "the refusal", func(e client.Event) bool {
+		return e.Kind == client.EventError && e.Err.GetClientMsgId() == id
+	})
+	if code := alice.Seen()[k].Err.GetCode(); code != int32(codes.Forbidden) {
+		t.Fatalf("alice's message to bob answered %d, want 4030", code)
+	}
+
+	if _, err := alice.Unblock(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	sendSent(t, bob, "alice", "unblocked words")
+	alice.WaitFor(t, 0, wait, "bob's message after the unblock", harness.IsMessage("unblocked words"))
+	sendSent(t, alice, "bob", "hello again")
+	bob.WaitFor(t, 0, wait, "alice's message after the unblock", harness.IsMessage("hello again"))
+	if slices.ContainsFunc(alice.Seen(), harness.IsMessage("blocked words")) {
+		t.Fatal("the blocked message came after the unblock")
+	}
+}
