@@ -247,10 +247,39 @@ func (c *Client) connect(ctx context.Context) (*link, error) {
 // come back at a small cost to the route), with the password when it has
 // none or the route refuses it (used, revoked, expired, or a route that
 // takes none).
+//
+// ChangePassword and LogoutOthers revoke every resume token and
+// ChangePassword the password: a login under way with the old ones is
+// refused. When the credentials changed meanwhile, the login is tried
+// again with the new ones instead of stopping the client.
 func (c *Client) login(ctx context.Context) (LoginResult, error) {
-	c.mu.Lock()
-	tok, password := c.resume, c.password
-	c.mu.Unlock()
+	for {
+		c.mu.Lock()
+		tok, password := c.resume, c.password
+		c.mu.Unlock()
+		res, err := c.loginWith(ctx, tok, password)
+		if err == nil || !refused(err) {
+			return res, err
+		}
+		c.mu.Lock()
+		changed := (c.resume != "" && c.resume != tok) || c.password != password
+		c.mu.Unlock()
+		if !changed {
+			return res, err
+		}
+		c.log.Info("credentials changed while logging in: trying the new ones", "err", err)
+	}
+}
+
+// refused reports whether err is the route refusing a login's
+// credentials.
+func refused(err error) bool {
+	var ae *APIError
+	return errors.Is(err, ErrResumeRefused) ||
+		errors.As(err, &ae) && (ae.Code == codes.BadAccount || ae.Code == codes.Unauthorized)
+}
+
+func (c *Client) loginWith(ctx context.Context, tok, password string) (LoginResult, error) {
 	if tok != "" {
 		res, err := c.api.Resume(ctx, tok)
 		var ae *APIError
@@ -259,7 +288,7 @@ func (c *Client) login(ctx context.Context) (LoginResult, error) {
 			c.setResume(res.ResumeToken, res.ResumeExpiresAt)
 			return res, nil
 		case errors.As(err, &ae) && (ae.Code == codes.Unauthorized || ae.Code == codes.BadArgument):
-			c.setResume("", 0)
+			c.dropResume(tok)
 			if password == "" {
 				return res, fmt.Errorf("%w: %w", ErrResumeRefused, err)
 			}
@@ -283,9 +312,26 @@ func (c *Client) login(ctx context.Context) (LoginResult, error) {
 // setResume keeps tok as the token for the next login and tells
 // Config.OnResumeToken when it changed, one call at a time.
 func (c *Client) setResume(tok string, expiresAt int64) {
+	c.replaceResume(nil, tok, expiresAt)
+}
+
+// dropResume forgets tok, the route refused it, unless another token
+// replaced it meanwhile (ChangePassword, LogoutOthers).
+func (c *Client) dropResume(tok string) {
+	c.replaceResume(&tok, "", 0)
+}
+
+// replaceResume sets the resume token to tok, if it is *old (any, for a
+// nil old), and tells Config.OnResumeToken when it changed, one call at a
+// time.
+func (c *Client) replaceResume(old *string, tok string, expiresAt int64) {
 	c.resumeMu.Lock()
 	defer c.resumeMu.Unlock()
 	c.mu.Lock()
+	if old != nil && c.resume != *old {
+		c.mu.Unlock()
+		return
+	}
 	changed := c.resume != tok
 	c.resume = tok
 	c.mu.Unlock()

@@ -987,3 +987,46 @@ func drainEvents(c *Client) {
 		}
 	}()
 }
+
+// TestPasswordChangedDuringReconnect: a reconnect's /login under way with
+// the old credentials when ChangePassword changes them (the route refuses
+// the old password and, with resume tokens, the old token) is tried again
+// with the new ones: the client comes back instead of stopping, and the
+// token ChangePassword handed out is not dropped by the old one's refusal.
+func TestPasswordChangedDuringReconnect(t *testing.T) {
+	for _, resumes := range []bool{false, true} {
+		t.Run(fmt.Sprint("resumes=", resumes), func(t *testing.T) {
+			gw := clienttest.NewGateway(t)
+			route := clienttest.NewRoute(t, gw)
+			if resumes {
+				route.HandOutResumes()
+			}
+			route.AddUser("alice", "secret1")
+			c := startClient(t, fastConfig(route.URL))
+			next(t, c, EventConnected)
+			first := route.NextLogin(t)
+			hold := make(chan struct{})
+			route.SetLoginHook(func(ctx context.Context, n int) *clienttest.Answer {
+				if n == first+1 {
+					select {
+					case <-hold:
+					case <-ctx.Done():
+					}
+				}
+				return nil
+			})
+			gw.Accept(t).Close()
+			next(t, c, EventDisconnected)
+			route.NextLogin(t) // held, with the old credentials
+			if _, err := c.ChangePassword(context.Background(), "secret1", "secret2"); err != nil {
+				t.Fatal(err)
+			}
+			changed := c.resume
+			close(hold)
+			next(t, c, EventConnected) // not EventKicked for the refused old password
+			if resumes && (changed == "" || route.Resumed() != 1) {
+				t.Fatalf("ChangePassword's token %q, resumed logins %d: want the retry to use that token", changed, route.Resumed())
+			}
+		})
+	}
+}

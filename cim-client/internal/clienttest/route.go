@@ -116,6 +116,7 @@ func newRoute(t testing.TB, conf *tls.Config, gws []*Gateway) *Route {
 	mux.HandleFunc("POST /registerAccount", r.register)
 	mux.HandleFunc("POST /login", r.login)
 	mux.HandleFunc("POST /offLine", r.offLine)
+	mux.HandleFunc("POST /account/password", r.changePassword)
 	mux.HandleFunc("GET /onlineUser", r.onlineUser)
 	mux.HandleFunc("GET /history", r.historyPage)
 	mux.HandleFunc("POST /history/delete", r.deleteHistory)
@@ -300,6 +301,37 @@ func (r *Route) login(w http.ResponseWriter, req *http.Request) {
 		"server":          gw.ServerJSON(),
 	}
 	if r.resumes {
+		r.latest[a.id] = r.sessions
+		ans["resumeToken"] = "resume:" + a.id + ":" + strconv.Itoa(r.sessions)
+		ans["resumeExpiresAt"] = time.Now().Add(time.Hour).Unix()
+	}
+	reply(w, http.StatusOK, codes.OK, "ok", ans)
+}
+
+// changePassword is POST /account/password: with the current password it
+// sets the new one and, when the route hands out resume tokens, revokes
+// them all and answers the caller's session a new one (no other session is
+// ended: the fake keeps one per user).
+func (r *Route) changePassword(w http.ResponseWriter, req *http.Request) {
+	var in struct{ Password, NewPassword string }
+	if json.NewDecoder(req.Body).Decode(&in) != nil || in.NewPassword == "" {
+		reply(w, http.StatusBadRequest, codes.BadArgument, "bad argument", nil)
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	a, _, _ := r.bearerLocked(w, req, "/account/password", false)
+	switch {
+	case a == nil:
+		return
+	case a.pw != in.Password:
+		reply(w, http.StatusForbidden, codes.Forbidden, "wrong password", nil)
+		return
+	}
+	a.pw = in.NewPassword
+	ans := map[string]any{"sessionsEnded": 0}
+	if r.resumes {
+		r.sessions++ // a number no token of the user had
 		r.latest[a.id] = r.sessions
 		ans["resumeToken"] = "resume:" + a.id + ":" + strconv.Itoa(r.sessions)
 		ans["resumeExpiresAt"] = time.Now().Add(time.Hour).Unix()
