@@ -2049,21 +2049,40 @@ export class Client extends EventTarget {
   // client keeps the token in memory only; each new one goes out as a
   // 'resume' event, so that keeping it across reloads (a credential at
   // rest) is the page's decision, not the SDK's.
+  //
+  // changePassword() and logoutOthers() revoke every resume token, and
+  // changePassword() the password: a login under way with the old ones is
+  // refused. When they changed meanwhile, the login is tried again with
+  // the new ones instead of giving up.
   async _login(signal) {
-    if (this._resume) {
+    for (;;) {
+      const token = this._resume, password = this.opts.password;
       try {
-        const res = await this.api.resume(this._resume, { signal });
+        return await this._loginWith(token, password, signal);
+      } catch (err) {
+        const refused = err instanceof ApiError && (err.code === Codes.BadAccount || err.code === Codes.Unauthorized);
+        const changed = (this._resume && this._resume !== token) || this.opts.password !== password;
+        if (!refused || !changed || this._closing) throw err;
+      }
+    }
+  }
+
+  async _loginWith(token, password, signal) {
+    if (token) {
+      try {
+        const res = await this.api.resume(token, { signal });
         this._setResume(res.resumeToken, res.resumeExpiresAt);
         return res;
       } catch (err) {
         if (!(err instanceof ApiError) || (err.code !== Codes.Unauthorized && err.code !== Codes.BadArgument)) throw err;
-        this._setResume('', 0);
+        // Forgotten unless another token replaced it meanwhile.
+        if (this._resume === token) this._setResume('', 0);
         // Nothing else to log in with: _permanent gives up on it.
-        if (!this.opts.password) throw err;
+        if (!password) throw err;
       }
     }
-    if (!this.opts.password) throw new ClientError('no-credential', 'no resume token and no password to log in with');
-    const res = await this.api.login(this.opts.userName, this.opts.password, { signal, platform: this.opts.platform });
+    if (!password) throw new ClientError('no-credential', 'no resume token and no password to log in with');
+    const res = await this.api.login(this.opts.userName, password, { signal, platform: this.opts.platform });
     this._setResume(res.resumeToken, res.resumeExpiresAt);
     return res;
   }

@@ -25,6 +25,7 @@ class Cluster {
     this.sockets = [];
     this.calls = [];
     this.loginError = null; // {status, code, message} for the next /login
+    this.loginGate = null; // a promise the next /login waits for before it is answered
     this.resumes = 0; // logins with a resume token
     this.latestResume = ''; // the resume token the next resume must carry
     this.historyAnswer = null; // the data of GET /history instead of the default
@@ -39,6 +40,11 @@ class Cluster {
       cluster.calls.push({ method: init.method || 'GET', path: u.pathname, search: u.search, headers: init.headers || {}, body: init.body });
       const reply = (status, code, data, message = '') => new Response(JSON.stringify({ code, message, data }), { status, headers: { 'Content-Type': 'application/json' } });
       if (u.pathname === '/login') {
+        if (cluster.loginGate) {
+          const gate = cluster.loginGate;
+          cluster.loginGate = null;
+          await gate;
+        }
         if (cluster.loginError) {
           const e = cluster.loginError;
           cluster.loginError = null;
@@ -682,6 +688,28 @@ test('Client.changePassword: a new resume token, and later password logins use t
   assert.deepEqual(tail.map((b) => Boolean(b.resumeToken)), [true, false], 'a refused resume, then the password');
   assert.equal(tail[1].password, 'secret2');
   assert.equal(c.of('kicked').length, 0);
+  await c.close();
+});
+
+test('a password changed while a reconnect logs in: that login is tried again with the new credentials', async (t) => {
+  const cl = new Cluster();
+  const c = await started(cl);
+  t.after(() => c.close()); // a failed assertion leaves no client running
+  let open;
+  cl.loginGate = new Promise((resolve) => { open = resolve; });
+  const before = loginBodies(cl).length;
+  cl.ws.drop();
+  await until(() => loginBodies(cl).length === before + 1, "the reconnect's login");
+  assert.equal(await c.changePassword('secret1', 'secret2'), 0);
+  open();
+  await cl.accept();
+  await until(() => c.state === 'online', 'online again');
+  const tail = loginBodies(cl).slice(before);
+  // The held resume (res1, revoked by the change) and its password
+  // fallback (the old password) are refused; then the change's token.
+  assert.deepEqual(tail.map((b) => b.resumeToken || b.password), ['res1', 'secret1', 'sec1']);
+  assert.equal(c.of('kicked').length, 0);
+  assert.equal(c.of('resume').at(-1).token, 'res2');
   await c.close();
 });
 
