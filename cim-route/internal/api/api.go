@@ -61,7 +61,8 @@ type Accounts interface {
 	// wrapping errs.ErrUnauthorized (or errs.ErrUnavailable).
 	CheckSession(ctx context.Context, uid, sid string) error
 	OnlineUsers(ctx context.Context, page router.Page) ([]router.User, error)
-	Presence(ctx context.Context, users []string) ([]router.PresenceState, error)
+	// Presence: viewer is the bearer's user ("" for an API key).
+	Presence(ctx context.Context, viewer string, users []string) ([]router.PresenceState, error)
 	// Logoff ends uid's session sid; an empty sid is the current one.
 	Logoff(ctx context.Context, uid, sid string) error
 	// ChangePassword and LogoutOthers secure uid's account from its

@@ -83,7 +83,7 @@ func (fakeService) Push(_ context.Context, req router.PushRequest) (router.PushR
 func (fakeService) OnlineUsers(context.Context, router.Page) ([]router.User, error) {
 	return nil, nil
 }
-func (fakeService) Presence(context.Context, []string) ([]router.PresenceState, error) {
+func (fakeService) Presence(context.Context, string, []string) ([]router.PresenceState, error) {
 	return nil, nil
 }
 

@@ -181,7 +181,11 @@ func (h *handler) presence(c *gin.Context) {
 			users = append(users, u)
 		}
 	}
-	states, err := h.svc.Presence(c.Request.Context(), users)
+	var viewer string
+	if who := callerOf(c); !who.isKey {
+		viewer = who.user.UserID
+	}
+	states, err := h.svc.Presence(c.Request.Context(), viewer, users)
 	if err != nil {
 		h.fail(c, err)
 		return

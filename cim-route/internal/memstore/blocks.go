@@ -62,3 +62,14 @@ func (s *Store) blockBetween(uid, peer string) model.Blocked {
 	}
 	return model.NotBlocked
 }
+
+// BlockedBy reports, for each of peers, whether it blocks uid.
+func (s *Store) BlockedBy(_ context.Context, uid string, peers []string) ([]bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]bool, len(peers))
+	for i, p := range peers {
+		out[i] = s.blocks[p][uid]
+	}
+	return out, nil
+}

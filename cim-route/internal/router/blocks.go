@@ -26,6 +26,9 @@ type Blocks interface {
 	// BlockBetween reports whether uid blocks peer
 	// (model.BlockedByRecipient) or peer blocks uid (model.BlockedBySender).
 	BlockBetween(ctx context.Context, uid, peer string) (model.Blocked, error)
+	// BlockedBy reports, for each of peers, whether it blocks uid (one
+	// read).
+	BlockedBy(ctx context.Context, uid string, peers []string) ([]bool, error)
 }
 
 // blockedText answers a private message to a user its sender blocked.
@@ -106,4 +109,23 @@ func (r *Router) blockPeer(ctx context.Context, uid, user string) (User, error) 
 		return User{}, err
 	}
 	return User{ID: id, Name: names[id]}, nil
+}
+
+// hideBlockers drops from uids the users who blocked viewer: whoever
+// blocked you does not show you when they are online.
+func (r *Router) hideBlockers(ctx context.Context, viewer string, uids []string) ([]string, error) {
+	if viewer == "" || len(uids) == 0 {
+		return uids, nil
+	}
+	by, err := r.st.BlockedBy(ctx, viewer, uids)
+	if err != nil {
+		return nil, err
+	}
+	out := uids[:0:0]
+	for i, id := range uids {
+		if !by[i] {
+			out = append(out, id)
+		}
+	}
+	return out, nil
 }

@@ -14,9 +14,9 @@ import (
 
 // TestBlocks: once alice blocks bob, bob's private messages to her (over
 // a gateway, /p2pRoute, delayed, an invitation) are answered as sent but
-// neither stored nor pushed, his typing does not reach her, and hers to
-// him are refused with 4030; a group message still reaches her; carol is
-// not affected; after the unblock everything flows again. The list names
+// neither stored nor pushed, his typing does not reach her, she is never
+// online to him, and hers to him are refused with 4030; a group message
+// still reaches her; carol is not affected; after the unblock everything flows again. The list names
 // the blocked users; blocking oneself, the system or nobody is refused.
 func TestBlocks(t *testing.T) {
 	e := newEnv(t, PolicyKick, 2)
@@ -89,6 +89,29 @@ func TestBlocks(t *testing.T) {
 		t.Fatalf("alice's inbox %v holds bob's private messages, or lacks carol's and the group's", stored)
 	}
 
+	// bob does not see alice online: not in GET /presence (carol and an
+	// application do), not in a SUBSCRIBE's snapshot (so his gateway does
+	// not watch her either).
+	online := func(viewer string) bool {
+		t.Helper()
+		ps, err := e.r.Presence(e.ctx, viewer, []string{"alice", "carol"})
+		if err != nil || len(ps) != 2 || ps[0].ID != alice.UserID || !ps[1].Online {
+			t.Fatalf("Presence for %q = %+v, %v", viewer, ps, err)
+		}
+		return ps[0].Online
+	}
+	if online(bob.UserID) || !online(carol.UserID) || !online("") {
+		t.Fatal("alice's presence: shown to bob, whom she blocked, or hidden from carol or the application")
+	}
+	sub := e.uplink(bob, &cimpb.Frame{Type: cimpb.Type_SUBSCRIBE, ReqId: 9, Subscribe: &cimpb.Subscribe{Users: []string{"alice", "carol"}, Groups: []string{gid}}})
+	var watched []string
+	for _, st := range sub[0].Frame.GetPresence().GetStates() {
+		watched = append(watched, st.UserId)
+	}
+	if !slices.Equal(watched, []string{carol.UserID}) {
+		t.Fatalf("bob's snapshot watches %v, want only carol (%s)", watched, carol.UserID)
+	}
+
 	// alice -> bob: refused, nothing stored for him.
 	bobHad := len(e.inbox(bob.UserID))
 	ds := e.uplink(alice, msgFrame(1, "a1", "bob"))
@@ -118,5 +141,8 @@ func TestBlocks(t *testing.T) {
 	}
 	if f := e.frames(bob); string(f[len(f)-1].GetMsg().GetBody()) != "body a1" {
 		t.Fatalf("bob's last frame %v, want alice's a1", f[len(f)-1])
+	}
+	if !online(bob.UserID) {
+		t.Fatal("alice still hidden from bob after the unblock")
 	}
 }

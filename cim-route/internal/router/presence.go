@@ -62,8 +62,9 @@ type typingReq struct {
 }
 
 // Presence reports the presence of users given by id or name (GET
-// /presence); unknown users are errs.ErrBadAccount.
-func (r *Router) Presence(ctx context.Context, users []string) ([]PresenceState, error) {
+// /presence); unknown users are errs.ErrBadAccount. To a viewer (a user;
+// "" for an application) one who blocked the viewer is always offline.
+func (r *Router) Presence(ctx context.Context, viewer string, users []string) ([]PresenceState, error) {
 	if len(users) == 0 {
 		return nil, fmt.Errorf("%w: users is required", errs.ErrBadArgument)
 	}
@@ -84,9 +85,16 @@ func (r *Router) Presence(ctx context.Context, users []string) ([]PresenceState,
 	if err != nil {
 		return nil, err
 	}
+	shown, err := r.hideBlockers(ctx, viewer, order)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]PresenceState, len(states))
 	for i, s := range states {
-		out[i] = PresenceState{User: User{ID: s.UserId, Name: s.UserName}, Online: s.Online, Since: s.AtMs}
+		out[i] = PresenceState{User: User{ID: s.UserId, Name: s.UserName}}
+		if slices.Contains(shown, s.UserId) {
+			out[i].Online, out[i].Since = s.Online, s.AtMs
+		}
 	}
 	return out, nil
 }
@@ -196,6 +204,12 @@ func (r *Router) watchList(ctx context.Context, uid string, req *cimpb.Subscribe
 	}
 	if len(out) > max {
 		return nil, codes.BadArgument, fmt.Sprintf("subscribe watches %d users, the limit is %d", len(out), max), nil
+	}
+	// Whoever blocked uid is left out: the snapshot tells the gateway whom
+	// to watch, so uid hears none of their changes either.
+	out, err := r.hideBlockers(ctx, uid, out)
+	if err != nil {
+		return nil, 0, "", err
 	}
 	return out, 0, "", nil
 }

@@ -120,3 +120,23 @@ func (s *Store) BlockBetween(ctx context.Context, uid, peer string) (model.Block
 	}
 	return model.NotBlocked, nil
 }
+
+// BlockedBy reports, for each of peers, whether it blocks uid: bit 2 of
+// its field in uid's blk (one HMGET).
+func (s *Store) BlockedBy(ctx context.Context, uid string, peers []string) ([]bool, error) {
+	if len(peers) == 0 {
+		return nil, nil
+	}
+	vs, err := s.rdb.HMGet(ctx, s.k.blk(uid), peers...).Result()
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	out := make([]bool, len(peers))
+	for i, v := range vs {
+		if v, ok := v.(string); ok {
+			n, _ := strconv.Atoi(v)
+			out[i] = n&blkBlockedBy != 0
+		}
+	}
+	return out, nil
+}

@@ -45,6 +45,12 @@ func Blocks(t *testing.T, newStore NewStore) {
 	between("9", "1", model.BlockedBySender)
 	between("1", "11", model.NotBlocked)
 	between("9", "10", model.NotBlocked)
+	if by := must(s.BlockedBy(ctx, "9", []string{"1", "10", "11"}))(t); !slices.Equal(by, []bool{true, false, false}) {
+		t.Fatalf("BlockedBy(9) = %v, want only 1", by)
+	}
+	if by := must(s.BlockedBy(ctx, "1", []string{"9"}))(t); !slices.Equal(by, []bool{false}) {
+		t.Fatalf("BlockedBy(1) = %v: 9 blocks nobody", by)
+	}
 
 	n := 0
 	msg := func(to, from string, dedup, shared bool) model.Append {
