@@ -122,6 +122,13 @@ func (s *Store) append(a model.Append, now int64) model.Appended {
 	case a.Droppable && len(b.entries) >= s.inbox.MaxLen:
 		return model.Appended{MsgID: a.MsgID}
 	}
+	if a.Once {
+		for i := len(b.entries) - 1; i >= max(len(b.entries)-64, 0); i-- {
+			if bytes.Contains(b.entries[i].Frame, []byte(a.MsgID)) {
+				return model.Appended{Seq: b.entries[i].Seq, MsgID: a.MsgID, Resend: true}
+			}
+		}
+	}
 	if a.From != "" {
 		if bl := s.blockBetween(a.UserID, a.From); bl != model.NotBlocked {
 			return model.Appended{MsgID: a.MsgID, Blocked: bl}

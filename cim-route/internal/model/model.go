@@ -145,6 +145,11 @@ type Append struct {
 	// counts against (InboxLimits.PerSender): a user's private message,
 	// or its group message's copy for a member.
 	Sender string
+	// Once: a group message's copy that an earlier attempt may have
+	// stored (its fan-out died half-way): not stored again when one of the
+	// inbox's last 64 entries holds MsgID (a resend: that entry's Seq, no
+	// Stored).
+	Once bool
 	// From, when set, is a private message's sender: the entry is not
 	// stored when the user blocked From or From the user
 	// (Appended.Blocked). When Sender is set too, they are the same.

@@ -59,6 +59,13 @@ func (j *job) appendEntries(ctx context.Context) error {
 			if it := e.msg; !it.group.timeline && !it.system && !it.unshared && it.from != e.to {
 				a.Sender = it.from
 			}
+			if g := e.msg.group; g.timeline {
+				// One entry per message: a dedup key costs one key, and
+				// an attempt after one that died stores nothing twice.
+				a.Dedup = e.msg.dedupKey()
+			} else {
+				a.Once = g.again
+			}
 			in = append(in, a)
 			continue
 		}

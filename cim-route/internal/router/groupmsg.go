@@ -21,6 +21,9 @@ type groupSend struct {
 	// claimed: this attempt holds the sender's gdedup key ("pending") and
 	// marks it "done" once every entry is stored.
 	claimed bool
+	// again: an earlier attempt claimed it and died before it was done:
+	// its copies are stored only where that one's are not (model.Append.Once).
+	again bool
 	// sent: an earlier attempt (or an earlier copy in this batch) stored it
 	// everywhere; the sender only gets its RECEIPT_SENT again.
 	sent   bool
@@ -179,9 +182,11 @@ func (j *job) chargeCopies(ctx context.Context) error {
 // claimGroupMessages claims the senders' gdedup keys (one round trip). A key
 // found "done" makes the message a resend: SENT again with the first msgId,
 // nothing stored. One found "pending" (an attempt that died mid-fan-out)
-// fans out again with the first msgId; members' clients drop the msgId they
-// already showed. The same (sender, clientMsgId) twice in one batch is
-// stored once.
+// fans out again with the first msgId: a member whose inbox holds that id
+// among its newest entries gets no second copy (model.Append.Once), only
+// the push again, and a timeline's entry carries a dedup key anyway;
+// members' clients drop the msgId they already showed. The same (sender,
+// clientMsgId) twice in one batch is stored once.
 func (j *job) claimGroupMessages(ctx context.Context) error {
 	type key struct{ from, cmid string }
 	var ds []model.GroupDedup
@@ -217,7 +222,7 @@ func (j *job) claimGroupMessages(ctx context.Context) error {
 		case c.State == model.GroupDone:
 			it.msgID, it.group.sent = c.MsgID, true
 		default: // pending: fan out again, under the first id
-			it.msgID, it.group.claimed = c.MsgID, true
+			it.msgID, it.group.claimed, it.group.again = c.MsgID, true, true
 		}
 	}
 	for _, it := range copies {

@@ -190,6 +190,20 @@ func TestGroupMessages(t *testing.T) {
 	if v := e.rdb.Get(e.ctx, "cim:gdedup:{"+alice.UserID+"}:g3").Val(); v != firstID+"|done" {
 		t.Fatalf("gdedup after the fan-out = %q", v)
 	}
+	// One that died after it stored the copies, before it marked the
+	// message done: the next attempt stores no second copy (members whose
+	// inbox holds the id among its newest entries) and pushes it again.
+	e.rdb.Set(e.ctx, "cim:gdedup:{"+alice.UserID+"}:g3", firstID+"|pending", time.Hour)
+	pushed = len(e.frames(bob))
+	if id := groupSent(t, e.uplink(alice, groupFrame(13, "g3", gid))[0], "g3", gid, 2); id != firstID {
+		t.Fatalf("second pending resend answered %s, want %s", id, firstID)
+	}
+	if in := e.inbox(bob.UserID); len(in) != 5 {
+		t.Fatalf("bob's inbox after a fan-out that had stored: %d entries, want 5", len(in))
+	}
+	if f := e.frames(bob); len(f) != pushed+1 || f[len(f)-1].GetMsg().GetMsgId() != firstID || f[len(f)-1].GetMsg().GetSeq() != 5 {
+		t.Fatalf("bob's pushes after a fan-out that had stored: %d (had %d), last %v", len(f), pushed, f[len(f)-1])
+	}
 
 	// A group of one: nobody to store for, still SENT.
 	solo := e.newGroup(dave, "solo")

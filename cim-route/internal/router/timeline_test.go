@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/gocim/gocim/cim-route/internal/errs"
 	"github.com/gocim/gocim/cim-route/internal/model"
@@ -67,6 +68,20 @@ func TestGroupTimeline(t *testing.T) {
 		if m.GroupSeq != uint64(i+1) || m.Seq != 0 || m.Group != gid || m.From != alice.UserID || m.MsgId != []string{id1, id2}[i] {
 			t.Fatalf("bob's push %d = %v, want group_seq %d and no seq", i, f, i+1)
 		}
+	}
+
+	// An attempt that died after it stored g1 in the timeline, before it
+	// marked it done: the next one finds the timeline entry by its dedup
+	// key, stores nothing and pushes it again with its group_seq.
+	e.rdb.Set(e.ctx, "cim:gdedup:{"+alice.UserID+"}:g1", id1+"|pending", time.Hour)
+	if id := groupSent(t, e.uplink(alice, groupFrame(4, "g1", gid))[0], "g1", gid, 2); id != id1 {
+		t.Fatalf("the retry after a died attempt got id %s, want %s", id, id1)
+	}
+	if tl := e.inbox(model.TimelineID(gid)); len(tl) != 2 {
+		t.Fatalf("timeline after the retry = %v, want the two messages once", tl)
+	}
+	if f := e.frames(bob); len(f) != pushedBefore+3 || f[len(f)-1].GetMsg().GetGroupSeq() != 1 {
+		t.Fatalf("bob's pushes after the retry: %d, last %v; want g1 again at group_seq 1", len(f)-pushedBefore, f[len(f)-1])
 	}
 
 	// Carol logs in: her login SYNC lists the group at head 2; a group SYNC

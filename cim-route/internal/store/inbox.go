@@ -127,7 +127,7 @@ func (s *Store) appendCalls(entries []Append) []appendCall {
 	var inShared map[string]bool
 	for i, e := range entries {
 		runOf[i] = -1
-		if !s.cluster && e.Dedup == "" && !e.Droppable && e.From == "" && len(e.Frame) > 0 {
+		if !s.cluster && e.Dedup == "" && !e.Droppable && e.From == "" && !e.Once && len(e.Frame) > 0 {
 			if shared >= 0 && !s.sameCopy(entries[calls[shared].entries[0]], e) {
 				shared = -1
 			}
@@ -230,6 +230,8 @@ func appendFlag(e Append) (flag, sender string) {
 		flag = "p"
 	case e.From != "":
 		flag = "q"
+	case e.Once:
+		return "o", e.Sender
 	case e.Dedup != "":
 		return "1", e.Sender
 	case e.Droppable:

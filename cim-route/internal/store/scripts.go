@@ -174,7 +174,10 @@ end
 // droppable, stored only while the inbox is below its max length, so a
 // receipt never pushes a message out; for a private message, which is not
 // stored when the user and its sender blocked one another, "p" ("P" with a
-// dedup key), or "q" ("Q") when it does not count against the share. Every
+// dedup key), or "q" ("Q") when it does not count against the share; "o":
+// a copy an earlier attempt may have stored, not stored again when one of
+// the inbox's last 64 entries holds its msgId (answered as a resend with
+// that entry's seq, without the entry). Every
 // script's ARGV[1] is the max length, ARGV[2] the inbox ttl ms, ARGV[3] the
 // age cutoff ms (older entries are trimmed), ARGV[4] the dedup ttl ms,
 // ARGV[5] the share (0: none).
@@ -215,6 +218,15 @@ local function put(out, a, b, c, d)
   out[k + 1], out[k + 2], out[k + 3], out[k + 4] = a, b, c, d
 end
 local function hasDedup(f) return f == '1' or f == 'P' or f == 'Q' end
+-- inTail answers the seq of the newest of the inbox's last 64 entries
+-- that holds id (an 'o' entry's msgId), false when none does.
+local function inTail(inbox, id)
+  local ms = redis.call('LRANGE', inbox, -64, -1)
+  for j = #ms, 1, -1 do
+    if string.find(ms[j], id, 1, true) then return seqOf(ms[j]) end
+  end
+  return false
+end
 local function blockable(f) return f == 'p' or f == 'P' or f == 'q' or f == 'Q' end
 local function counts(f, sender) return sender ~= '' and f ~= 'q' and f ~= 'Q' end
 -- blocked answers 4 when the user (whose blk is the key) blocks sender, 5
@@ -277,6 +289,12 @@ local function appendOne(kb, ab, out)
       put(out, 2, ARGV[ab], 0, false)
       return k
     end
+  elseif flag == 'o' then
+    local again = inTail(inbox, ARGV[ab])
+    if again then
+      put(out, 1, ARGV[ab], again, false)
+      return k
+    end
   elseif hasDedup(flag) then
     key, k = KEYS[kb + 5], kb + 6
     local d = redis.call('GET', key)
@@ -337,12 +355,14 @@ local function appendRun(kb, ab, n, out)
   end
   local st = counted and shares(kb, n)
   local fresh = 0
-  local claimed, dropped = {}, {}
+  local claimed, dropped, again = {}, {}, {}
   local room = nil
   local blocks = {}
   for i = 0, n - 1 do
     local key, flag, sender = dkey[i], ARGV[ab + 3 + 5 * i], ARGV[ab + 4 + 5 * i]
-    if flag == 'r' then
+    if flag == 'o' then again[i] = inTail(inbox, ARGV[ab + 5 * i]) end
+    if again[i] then
+    elseif flag == 'r' then
       if not room then room = tonumber(ARGV[1]) - redis.call('LLEN', inbox) end
       if fresh < room then fresh = fresh + 1 else dropped[i] = 2 end
     elseif not (key and (known[key] or claimed[key])) then
@@ -370,7 +390,9 @@ local function appendRun(kb, ab, n, out)
   for i = 0, n - 1 do
     local a, key = ab + 5 * i, dkey[i]
     local first = key and known[key]
-    if dropped[i] then
+    if again[i] then
+      put(out, 1, ARGV[a], again[i], false)
+    elseif dropped[i] then
       put(out, dropped[i], ARGV[a], 0, false)
     elseif first then
       local m = first[3]

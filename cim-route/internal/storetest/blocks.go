@@ -127,3 +127,34 @@ func Blocks(t *testing.T, newStore NewStore) {
 	}
 	between("9", "1", model.BlockedBySender)
 }
+
+// OnceCopies: a copy marked Once is not stored again when one of the
+// inbox's newest 64 entries holds its msgId (answered as a resend with
+// that entry's seq), alone or in a run with others; otherwise, or further
+// back, it is stored.
+func OnceCopies(t *testing.T, newStore NewStore) {
+	s := newStore(t, model.InboxLimits{MaxLen: 1000})
+	now := time.Now().UnixMilli()
+	copyOf := func(id string, once bool) model.Append {
+		return model.Append{UserID: "u", Frame: frame("group copy " + id), TS: now, MsgID: id, Sender: "s", Once: once}
+	}
+	id := func(n int) string { return fmt.Sprintf("%032d", n) }
+	write(t, s, copyOf(id(1), false), copyOf(id(2), false))
+	got := write(t, s, copyOf(id(1), true))
+	got = append(got, write(t, s, copyOf(id(3), true), copyOf(id(2), true), copyOf(id(4), false))...)
+	want := []model.Appended{
+		{Seq: 1, MsgID: id(1), Resend: true},
+		{Seq: 3, MsgID: id(3)}, {Seq: 2, MsgID: id(2), Resend: true}, {Seq: 4, MsgID: id(4)},
+	}
+	for i, w := range want {
+		if got[i].Seq != w.Seq || got[i].MsgID != w.MsgID || got[i].Resend != w.Resend {
+			t.Fatalf("append %d = %+v, want %+v", i, got[i], w)
+		}
+	}
+	for n := range 64 {
+		write(t, s, copyOf(id(100+n), false))
+	}
+	if a := write(t, s, copyOf(id(1), true))[0]; a.Resend || a.Seq != 69 {
+		t.Fatalf("a copy older than the newest 64 entries: %+v, want stored at 69", a)
+	}
+}

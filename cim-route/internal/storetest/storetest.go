@@ -33,6 +33,7 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("InboxTrimming", func(t *testing.T) { InboxTrimming(t, newStore) })
 	t.Run("SenderShare", func(t *testing.T) { SenderShare(t, newStore) })
 	t.Run("Blocks", func(t *testing.T) { Blocks(t, newStore) })
+	t.Run("OnceCopies", func(t *testing.T) { OnceCopies(t, newStore) })
 	t.Run("SharedFrameShare", func(t *testing.T) { SharedFrameShare(t, newStore) })
 	t.Run("ConcurrentAppends", func(t *testing.T) { ConcurrentAppends(t, newStore) })
 	t.Run("SharedFrame", func(t *testing.T) { SharedFrame(t, newStore) })
