@@ -13,14 +13,35 @@ import (
 // Redis): alice blocks bob; bob's message to her is answered SENT but
 // never reaches her (carol's, sent after it, does: her inbox is in
 // order), hers to him fails with 4030; the list names bob; after the
-// unblock his next message arrives and hers goes through.
+// unblock his next message arrives and hers goes through. bob's
+// subscription from before the block stops showing him alice.
 func TestBlocks(t *testing.T) {
 	c := harness.Start(t, harness.Options{Gateways: 2})
 	ctx := ctxT(t)
 	alice, bob, carol := c.Connect(t, "alice"), c.Connect(t, "bob"), c.Connect(t, "carol")
+	// bob watches alice and carol from before the block.
+	if states, err := bob.Subscribe(ctx, []string{"alice", "carol"}, nil); err != nil || len(states) != 2 || !states[0].Online {
+		t.Fatalf("bob's subscription: %v, %v", states, err)
+	}
+	from := bob.Len()
 	if u, err := alice.Block(ctx, "bob"); err != nil || u.UserID != bob.ID {
 		t.Fatalf("Block = %+v, %v", u, err)
 	}
+	// He sees her go offline at once, and none of her changes after: her
+	// reconnect goes unseen, carol's logging off (after it) does not.
+	bob.WaitFor(t, from, wait, "alice offline to bob", isPresence(alice.ID, false))
+	if err := alice.Disconnect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	alice = c.Connect(t, "alice")
+	if err := carol.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	bob.WaitFor(t, from, wait, "carol offline", isPresence(carol.ID, false))
+	if slices.ContainsFunc(bob.Seen()[from:], isPresence(alice.ID, true)) {
+		t.Fatal("bob saw alice come online after she blocked him")
+	}
+	carol = c.Connect(t, "carol")
 	if us, err := alice.Blocks(ctx); err != nil || len(us) != 1 || us[0].UserName != "bob" {
 		t.Fatalf("Blocks = %+v, %v", us, err)
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/gocim/gocim/cim-route/internal/errs"
 	"github.com/gocim/gocim/cim-route/internal/model"
+	"github.com/gocim/gocim/proto/cimpb"
 )
 
 // MaxBlocks is how many users one user may block.
@@ -50,6 +51,11 @@ func (r *Router) Block(ctx context.Context, uid, user string) (User, error) {
 		return User{}, err
 	}
 	r.log.Debug("blocked", "user", uid, "peer", peer.ID)
+	r.background(ctx, func(ctx context.Context) {
+		if err := r.unwatch(ctx, peer.ID, uid); err != nil {
+			r.log.Debug("unwatch not pushed", "user", peer.ID, "err", err)
+		}
+	})
 	return peer, nil
 }
 
@@ -128,4 +134,32 @@ func (r *Router) hideBlockers(ctx context.Context, viewer string, uids []string)
 		}
 	}
 	return out, nil
+}
+
+// unwatch tells the gateways of viewer's online sessions to stop showing
+// them hidden's presence (a subscription made before hidden blocked
+// viewer), and shows hidden offline to them once.
+func (r *Router) unwatch(ctx context.Context, viewer, hidden string) error {
+	routes, err := r.st.Routes(ctx, []string{viewer})
+	if err != nil {
+		return err
+	}
+	names, err := r.namesOf(ctx, []string{hidden})
+	if err != nil {
+		return err
+	}
+	f := &cimpb.Frame{Type: cimpb.Type_PRESENCE, Presence: &cimpb.Presence{
+		States:  []*cimpb.PresenceState{{UserId: hidden, UserName: names[hidden], AtMs: r.now().UnixMilli()}},
+		Unwatch: []string{hidden},
+	}}
+	batches := map[string][]*cimpb.Delivery{}
+	for _, rt := range routes[viewer].Sessions() {
+		if rt.Online() && r.gw.Live(rt.Gateway) {
+			batches[rt.Gateway] = append(batches[rt.Gateway], &cimpb.Delivery{UserId: viewer, SessionId: rt.Session, Frame: f})
+		}
+	}
+	if len(batches) > 0 {
+		r.push.Push(ctx, batches)
+	}
+	return nil
 }

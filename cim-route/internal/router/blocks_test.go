@@ -43,6 +43,19 @@ func TestBlocks(t *testing.T) {
 	if us, err := e.r.Blocked(e.ctx, alice.UserID); err != nil || fmt.Sprint(us) != fmt.Sprintf("[{%s bob}]", bob.UserID) {
 		t.Fatalf("Blocked = %v, %v", us, err)
 	}
+	// bob's gateway is told to stop showing him alice (a subscription of
+	// his from before the block), and he sees her offline.
+	e.waitPushes()
+	var unwatch *cimpb.Presence
+	for _, f := range e.frames(bob) {
+		if p := f.GetPresence(); len(p.GetUnwatch()) > 0 {
+			unwatch = p
+		}
+	}
+	if unwatch == nil || !slices.Equal(unwatch.Unwatch, []string{alice.UserID}) || len(unwatch.States) != 1 ||
+		unwatch.States[0].UserId != alice.UserID || unwatch.States[0].Online {
+		t.Fatalf("bob's gateway got %v, want alice unwatched and offline", unwatch)
+	}
 
 	before := len(e.frames(alice))
 	// bob -> alice: SENT, never stored or pushed.

@@ -822,6 +822,16 @@ func (g *Gateway) deliverOne(k *conn.Cork, uid, sid string, f *cimpb.Frame, s *c
 		g.hub.Remove(c)
 		return c.CloseWith(why, f)
 	}
+	if p := f.GetPresence(); f.Type == cimpb.Type_PRESENCE && len(p.GetUnwatch()) > 0 {
+		// The route's word, never the client's: c's user may no longer
+		// see these users. What else the frame says goes on without it.
+		g.watch.unwatch(c, p.Unwatch)
+		if len(p.States) == 0 {
+			return true
+		}
+		f = &cimpb.Frame{Type: cimpb.Type_PRESENCE, Presence: &cimpb.Presence{States: p.States}}
+		s = nil
+	}
 	if p := f.GetPresence(); p.GetSnapshot() && f.Type == cimpb.Type_PRESENCE {
 		// The answer to c's SUBSCRIBE: whom it watches from now on.
 		g.watch.set(c, p.States)

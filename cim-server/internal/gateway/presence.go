@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"slices"
 	"sync"
 
 	"github.com/gocim/gocim/cim-server/internal/conn"
@@ -50,6 +51,30 @@ func (w *watchers) set(c *conn.Conn, states []*cimpb.PresenceState) {
 		// a closing connection watches nobody.
 		w.dropLocked(c)
 	}
+}
+
+// unwatch takes uids out of c's watch list.
+func (w *watchers) unwatch(c *conn.Conn, uids []string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	list, ok := w.of[c]
+	if !ok {
+		return
+	}
+	for _, uid := range uids {
+		if m := w.by[uid]; m != nil {
+			delete(m, c)
+			if len(m) == 0 {
+				delete(w.by, uid)
+			}
+		}
+	}
+	list = slices.DeleteFunc(list, func(uid string) bool { return slices.Contains(uids, uid) })
+	if len(list) == 0 {
+		delete(w.of, c)
+		return
+	}
+	w.of[c] = list
 }
 
 // drop forgets c's watch list.

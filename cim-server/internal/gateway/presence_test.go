@@ -30,6 +30,15 @@ func TestWatchers(t *testing.T) {
 	if len(got) != 2 || len(got[c1]) != 2 || len(got[c2]) != 1 || got[c2][0].UserId != "3" {
 		t.Fatalf("watchers of 2, 3 and 9: %v, want c1 with 2 and 3, c2 with 3", got)
 	}
+	// The route unwatches 3 for c1 (3 blocked c1's user): c2 still hears.
+	w.unwatch(c1, []string{"3", "8"})
+	if got := w.watching(states("2", "3")); len(got) != 2 || len(got[c1]) != 1 || got[c1][0].UserId != "2" || len(got[c2]) != 1 {
+		t.Fatalf("watchers of 2 and 3 after c1 unwatched 3: %v", got)
+	}
+	w.unwatch(c2, []string{"3"})
+	if got := w.watching(states("3")); len(got) != 0 || len(w.by) != 1 {
+		t.Fatalf("watchers of 3 after both unwatched it: %v (users indexed %d)", got, len(w.by))
+	}
 	w.set(c1, states("4"))
 	if got := w.watching(states("2")); len(got) != 0 {
 		t.Fatalf("watchers of 2 after c1 replaced its list: %d", len(got))
