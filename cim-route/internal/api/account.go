@@ -57,3 +57,28 @@ func (h *handler) secure(c *gin.Context, req any, do func(uid, sid string) (rout
 	}
 	ok(c, securedJSON{SessionsEnded: s.Ended, ResumeToken: s.ResumeToken, ResumeExpiresAt: s.ResumeExpiresAt})
 }
+
+// deleteAccount (POST /account/delete, bearer): with the password, deletes
+// the caller's account and everything of it; every session is kicked. It
+// checks a password, so it takes from the /login buckets as a password
+// change does.
+func (h *handler) deleteAccount(c *gin.Context) {
+	var req struct {
+		Password string `json:"password"`
+	}
+	if err := h.bind(c, &req); err != nil {
+		h.fail(c, err)
+		return
+	}
+	who := callerOf(c)
+	if err := h.limitLogin(c, who.user.UserID, ""); err != nil {
+		h.fail(c, err)
+		return
+	}
+	u, err := h.svc.DeleteAccount(c.Request.Context(), who.user.UserID, who.user.SessionID, req.Password)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	ok(c, userJSON(u))
+}

@@ -70,6 +70,9 @@ type Accounts interface {
 	// /account/logout-others).
 	ChangePassword(ctx context.Context, uid, sid, current, next string) (router.Secured, error)
 	LogoutOthers(ctx context.Context, uid, sid, password string) (router.Secured, error)
+	// DeleteAccount deletes uid's account from its session sid, with its
+	// password (POST /account/delete).
+	DeleteAccount(ctx context.Context, uid, sid, password string) (router.User, error)
 	// LimitKey names the account of a /login or /registerAccount attempt
 	// for its rate limit bucket (one per account, by id or any spelling).
 	LimitKey(ctx context.Context, userID, userName string) string
@@ -320,6 +323,7 @@ func NewPublic(cfg Config) (http.Handler, error) {
 	e.POST("/offLine", h.authorize(access{bearer: true, stale: true, scope: apikey.Admin}), h.offline)
 	e.POST("/account/password", h.authorize(bearer), h.changePassword)
 	e.POST("/account/logout-others", h.authorize(bearer), h.logoutOthers)
+	e.POST("/account/delete", h.authorize(bearer), h.deleteAccount)
 	e.GET("/history", h.authorize(bearer), h.history)
 	e.POST("/history/delete", h.authorize(bearer), h.deleteHistory)
 	e.POST("/delay", h.authorize(bearer), h.delay)

@@ -100,6 +100,9 @@ func (fakeService) Unblock(_ context.Context, uid, user string) (router.User, er
 func (fakeService) Blocked(_ context.Context, uid string) ([]router.User, error) {
 	return nil, need(uid)
 }
+func (fakeService) DeleteAccount(_ context.Context, uid, sid, password string) (router.User, error) {
+	return router.User{ID: uid, Name: "alice"}, need(uid, sid, password)
+}
 func (fakeService) LogoutOthers(_ context.Context, uid, sid, password string) (router.Secured, error) {
 	return router.Secured{}, need(uid, sid, password)
 }
@@ -267,6 +270,7 @@ func FuzzJSONHandlers(f *testing.F) {
 		{public, "/account/password", user},
 		{public, "/account/logout-others", user},
 		{public, "/blocks", user},
+		{public, "/account/delete", user},
 	}
 
 	// Each endpoint with a body it accepts, then broken and odd ones spread
@@ -286,6 +290,7 @@ func FuzzJSONHandlers(f *testing.F) {
 		`{"password":"password1","newPassword":"password2"}`,
 		`{"password":"password1"}`,
 		`{"user":"bob"}`,
+		`{"password":"password1"}`,
 	}
 	for i, seed := range valid {
 		f.Add(uint8(i), []byte(seed))

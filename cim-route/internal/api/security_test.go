@@ -351,3 +351,26 @@ func TestSecureAccountEndpoints(t *testing.T) {
 	e.expect("POST", "/login", `{"resumeToken":"`+s.ResumeToken+`"}`, nil, 200, codes.OK, &l) // five (resumes take from the account)
 	e.expect("POST", "/account/logout-others", `{"password":"password2"}`, bearer(l.AccessToken), 429, codes.RateLimited, nil)
 }
+
+// TestDeleteAccountEndpoint: POST /account/delete wants the bearer and the
+// password (wrong: 403/4030); then the account is gone: its bearer is
+// stale, its password logs in no more, its name registers anew.
+func TestDeleteAccountEndpoint(t *testing.T) {
+	e := newEnv(t)
+	e.register("alice")
+	var l loginData
+	e.expect("POST", "/login", `{"userName":"alice","password":"password1"}`, nil, 200, codes.OK, &l)
+	e.expect("POST", "/account/delete", `{"password":"password1"}`, nil, 401, codes.Unauthorized, nil)
+	e.expect("POST", "/account/delete", `{"password":"wrong-pw"}`, bearer(l.AccessToken), 403, codes.Forbidden, nil)
+	var u struct {
+		UserID   string `json:"userId"`
+		UserName string `json:"userName"`
+	}
+	e.expect("POST", "/account/delete", `{"password":"password1"}`, bearer(l.AccessToken), 200, codes.OK, &u)
+	if u.UserID != l.UserID || u.UserName != "alice" {
+		t.Fatalf("answer %+v, want alice (%s)", u, l.UserID)
+	}
+	e.expect("POST", "/account/delete", `{"password":"password1"}`, bearer(l.AccessToken), 401, codes.Unauthorized, nil)
+	e.expect("POST", "/login", `{"userName":"alice","password":"password1"}`, nil, 401, codes.BadAccount, nil)
+	e.register("alice")
+}

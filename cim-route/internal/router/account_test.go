@@ -137,3 +137,46 @@ func TestSecureAccountExternal(t *testing.T) {
 		t.Fatalf("logout others with an external authenticator: %v, want ErrForbidden", err)
 	}
 }
+
+// TestDeleteAccount: with the password, a user deletes their own account:
+// both online devices are kicked (the caller's too), the remembered logins
+// and the password stop working, the name is free, and a message to the
+// name finds nobody. A wrong password or a stale session deletes nothing.
+func TestDeleteAccount(t *testing.T) {
+	e := newEnv(t, PolicyPlatform, 1, func(c *Config) { c.ResumeTTL = time.Hour })
+	mobile, desktop, web := devices(t, e)
+	uid := desktop.UserID
+	if _, err := e.r.DeleteAccount(e.ctx, uid, desktop.SessionID, "wrong-pw"); !errors.Is(err, errs.ErrForbidden) {
+		t.Fatalf("a wrong password: %v, want ErrForbidden", err)
+	}
+	if _, err := e.r.DeleteAccount(e.ctx, uid, "stale-session", "password1"); !errors.Is(err, errs.ErrUnauthorized) {
+		t.Fatalf("a stale session: %v, want ErrUnauthorized", err)
+	}
+	if _, err := e.st.UserByID(e.ctx, uid); err != nil {
+		t.Fatalf("a refused delete deleted: %v", err)
+	}
+	u, err := e.r.DeleteAccount(e.ctx, uid, desktop.SessionID, "password1")
+	if err != nil || u.ID != uid || u.Name != "alice" {
+		t.Fatalf("DeleteAccount = %+v, %v", u, err)
+	}
+	e.waitPushes()
+	for _, s := range []Session{mobile, desktop} {
+		if !kicked(e.gws[0].Frames(contract.DeviceKey(uid, s.SessionID))) {
+			t.Fatalf("session %s got no KICK", s.SessionID)
+		}
+	}
+	if _, err := e.st.UserByID(e.ctx, uid); !errors.Is(err, errs.ErrBadAccount) {
+		t.Fatalf("the account after the delete: %v, want ErrBadAccount", err)
+	}
+	e.resumeRefused(t, "the offline web device", web)
+	if _, err := e.r.Login(e.ctx, LoginRequest{UserName: "alice", Password: "password1"}); !errors.Is(err, errs.ErrBadAccount) {
+		t.Fatalf("the old password: %v, want ErrBadAccount", err)
+	}
+	bob := e.connect("bob")
+	if _, err := e.r.P2P(e.ctx, bob.UserID, "alice", "still there?"); !errors.Is(err, errs.ErrBadAccount) {
+		t.Fatalf("a message to the deleted name: %v, want ErrBadAccount", err)
+	}
+	if n, err := e.r.Register(e.ctx, "alice", "password9"); err != nil || n.ID == uid {
+		t.Fatalf("registering the name again: %+v, %v; want a new account", n, err)
+	}
+}

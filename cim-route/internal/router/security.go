@@ -41,19 +41,38 @@ func (r *Router) LogoutOthers(ctx context.Context, uid, sid, password string) (S
 	return r.secure(ctx, uid, sid, password, "")
 }
 
-// secure checks password, sets next (unless ""), ends uid's other
-// sessions, revokes its resume tokens and gives sid a fresh chain.
-func (r *Router) secure(ctx context.Context, uid, sid, password, next string) (Secured, error) {
+// DeleteAccount deletes uid's account, from its session sid, given its
+// password: everything AdminDeleteUser deletes, every session (sid's too)
+// kicked with "account deleted", the name free again. What app stores
+// ask of an app with accounts: a user can leave for good on their own.
+func (r *Router) DeleteAccount(ctx context.Context, uid, sid, password string) (User, error) {
+	if _, err := r.ownAccount(ctx, uid, sid, password); err != nil {
+		return User{}, err
+	}
+	return r.AdminDeleteUser(ctx, uid, uid)
+}
+
+// ownAccount checks that sid is uid's current session and password its
+// password (errs.ErrForbidden when wrong, or when --auth manages the
+// accounts).
+func (r *Router) ownAccount(ctx context.Context, uid, sid, password string) (model.User, error) {
 	if a := r.cfg.Authenticator; a != nil {
-		return Secured{}, fmt.Errorf("%w: passwords and sessions are managed by %s", errs.ErrForbidden, a.Name())
+		return model.User{}, fmt.Errorf("%w: passwords and sessions are managed by %s", errs.ErrForbidden, a.Name())
 	}
 	if err := r.CheckSession(ctx, uid, sid); err != nil {
-		return Secured{}, err
+		return model.User{}, err
 	}
 	u, err := r.builtinAccount(ctx, LoginRequest{UserID: uid, Password: password})
 	if errors.Is(err, errBadLogin) {
-		return Secured{}, fmt.Errorf("%w: wrong password", errs.ErrForbidden)
+		return model.User{}, fmt.Errorf("%w: wrong password", errs.ErrForbidden)
 	}
+	return u, err
+}
+
+// secure checks password, sets next (unless ""), ends uid's other
+// sessions, revokes its resume tokens and gives sid a fresh chain.
+func (r *Router) secure(ctx context.Context, uid, sid, password, next string) (Secured, error) {
+	u, err := r.ownAccount(ctx, uid, sid, password)
 	if err != nil {
 		return Secured{}, err
 	}

@@ -569,6 +569,21 @@ export class Api {
     return this._secure('/account/logout-others', { password: String(password ?? '') }, signal);
   }
 
+  /**
+   * Deletes the user's own account for good, given its password (POST
+   * /account/delete, with the access token): its messages, history,
+   * remembered logins, blocks and delayed messages go, the groups it owns
+   * are dissolved and it leaves the others; every session of the user,
+   * this one too, ends (kicked: "account deleted") and the name can be
+   * registered again, as a new account. Resolves to the account deleted,
+   * {userId, userName}. A wrong password is ApiError 4030 (Codes.Forbidden,
+   * HTTP 403), as is an account an external authenticator (route --auth)
+   * manages; attempts count as logins (429 / 4291 when too many).
+   */
+  async deleteAccount(password, { signal } = {}) {
+    return toUser(await this._request('POST', '/account/delete', { json: { password: String(password ?? '') }, auth: true, signal }));
+  }
+
   async _secure(path, json, signal) {
     const d = await this._request('POST', path, { json, auth: true, signal });
     return { sessionsEnded: num(d?.sessionsEnded), resumeToken: String(d?.resumeToken ?? ''), resumeExpiresAt: num(d?.resumeExpiresAt) };
