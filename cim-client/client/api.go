@@ -610,6 +610,23 @@ func (a *API) LogoutOthers(ctx context.Context, password string) (Secured, error
 	return a.secure(ctx, "/account/logout-others", map[string]string{"password": password})
 }
 
+// DeleteAccount deletes the user's account for good, given the password
+// (POST /account/delete, with the access token): its messages, history,
+// remembered logins and blocks; the groups it owns are dissolved and it
+// leaves the others; every session, this one's too, is kicked ("account
+// deleted") and the name is free again. A wrong password is an *APIError
+// with codes.Forbidden; the route rate-limits attempts as logins.
+func (a *API) DeleteAccount(ctx context.Context, password string) (User, error) {
+	var d struct {
+		UserID   flexString `json:"userId"`
+		UserName flexString `json:"userName"`
+	}
+	if err := a.call(ctx, http.MethodPost, "/account/delete", map[string]string{"password": password}, &d, a.authorize); err != nil {
+		return User{}, err
+	}
+	return User{UserID: string(d.UserID), UserName: string(d.UserName)}, nil
+}
+
 func (a *API) secure(ctx context.Context, path string, in any) (Secured, error) {
 	var out struct {
 		SessionsEnded   int    `json:"sessionsEnded"`

@@ -1264,6 +1264,23 @@ func (c *Client) ChangePassword(ctx context.Context, current, next string) (int,
 	return s.SessionsEnded, nil
 }
 
+// DeleteAccount deletes the user's account for good (API.DeleteAccount)
+// and then ends the client as Disconnect does: there is no session left to
+// log off, and no resume token to keep (Config.OnResumeToken hears "").
+// EventKicked ("account deleted") may come before EventClosed. A refusal
+// (codes.Forbidden: wrong password) leaves the client as it was.
+func (c *Client) DeleteAccount(ctx context.Context, password string) (User, error) {
+	u, err := c.api.DeleteAccount(ctx, password)
+	if err != nil {
+		return User{}, err
+	}
+	c.setResume("", 0)
+	if err := c.end(ctx, false); err != nil {
+		return u, err
+	}
+	return u, nil
+}
+
 // LogoutOthers ends the user's other sessions and remembered logins
 // (API.LogoutOthers); this client keeps the resume token the route handed
 // it. It returns how many other sessions ended.

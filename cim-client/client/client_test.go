@@ -1030,3 +1030,40 @@ func TestPasswordChangedDuringReconnect(t *testing.T) {
 		})
 	}
 }
+
+// TestDeleteAccount: a wrong password leaves the client and the account
+// as they were; the right one deletes the account and ends the client
+// without a log-off (no session is left), telling OnResumeToken "".
+func TestDeleteAccount(t *testing.T) {
+	gw := clienttest.NewGateway(t)
+	route := clienttest.NewRoute(t, gw)
+	route.HandOutResumes()
+	route.AddUser("alice", "secret1")
+	var k tokens
+	cfg := fastConfig(route.URL)
+	cfg.OnResumeToken = k.record
+	c := startClient(t, cfg)
+	next(t, c, EventConnected)
+	ctx := context.Background()
+	var ae *APIError
+	if _, err := c.DeleteAccount(ctx, "wrong"); !errors.As(err, &ae) || ae.Code != codes.Forbidden {
+		t.Fatalf("a wrong password: %v, want an APIError 4030", err)
+	}
+	if c.isClosing() {
+		t.Fatal("a refused delete ended the client")
+	}
+	u, err := c.DeleteAccount(ctx, "secret1")
+	if err != nil || u.UserName != "alice" {
+		t.Fatalf("DeleteAccount = %+v, %v", u, err)
+	}
+	next(t, c, EventClosed)
+	if got := k.all(); len(got) != 2 || got[1] != "" {
+		t.Fatalf("OnResumeToken heard %q, want the login's token then \"\"", got)
+	}
+	if n := len(route.Offlines()); n != 0 {
+		t.Fatalf("%d /offLine calls after the delete, want none", n)
+	}
+	if _, err := c.API().Login(ctx, "alice", "secret1"); !errors.As(err, &ae) || ae.Code != codes.BadAccount {
+		t.Fatalf("a login after the delete: %v, want 9100", err)
+	}
+}

@@ -117,6 +117,7 @@ func newRoute(t testing.TB, conf *tls.Config, gws []*Gateway) *Route {
 	mux.HandleFunc("POST /login", r.login)
 	mux.HandleFunc("POST /offLine", r.offLine)
 	mux.HandleFunc("POST /account/password", r.changePassword)
+	mux.HandleFunc("POST /account/delete", r.deleteAccount)
 	mux.HandleFunc("GET /onlineUser", r.onlineUser)
 	mux.HandleFunc("GET /history", r.historyPage)
 	mux.HandleFunc("POST /history/delete", r.deleteHistory)
@@ -337,6 +338,30 @@ func (r *Route) changePassword(w http.ResponseWriter, req *http.Request) {
 		ans["resumeExpiresAt"] = time.Now().Add(time.Hour).Unix()
 	}
 	reply(w, http.StatusOK, codes.OK, "ok", ans)
+}
+
+// deleteAccount is POST /account/delete: with the password the account
+// goes (it logs in no more, its resume tokens with it).
+func (r *Route) deleteAccount(w http.ResponseWriter, req *http.Request) {
+	var in struct{ Password string }
+	if json.NewDecoder(req.Body).Decode(&in) != nil {
+		reply(w, http.StatusBadRequest, codes.BadArgument, "bad argument", nil)
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	a, _, _ := r.bearerLocked(w, req, "/account/delete", false)
+	switch {
+	case a == nil:
+		return
+	case a.pw != in.Password:
+		reply(w, http.StatusForbidden, codes.Forbidden, "wrong password", nil)
+		return
+	}
+	delete(r.byName, a.name)
+	delete(r.byID, a.id)
+	delete(r.latest, a.id)
+	reply(w, http.StatusOK, codes.OK, "ok", map[string]string{"userId": a.id, "userName": a.name})
 }
 
 // AccessToken returns the fake access token of a session.
