@@ -21,6 +21,13 @@
 //                                     panel opens), items [data-user="<id>"] with .blocked-name and an
 //                                     .unblock button; #no-blocked says when there are none; the
 //                                     outcome of an Unblock shows in #account-status
+//   #delete-account-form              in the account panel, "Delete my account": #delete-password,
+//                                     #delete-confirm (the checkbox "I understand my account,
+//                                     messages and groups are deleted for good") and #delete-account,
+//                                     disabled until the box is checked and a password typed; a
+//                                     refusal shows in #account-status (data-kind="error"); done, the
+//                                     login form comes back with "Your account was deleted." in
+//                                     #login-error and nothing kept
 //   #conversations                    the conversation list; items [data-conv="user:<id>"],
 //                                     [data-conv="group:<gid>"], [data-conv="broadcast"];
 //                                     each with .unread (the count, hidden when 0) and
@@ -106,6 +113,15 @@
 // browsers too); this session stays online and the SDK hands out its new
 // token as a 'resume' event, which the listener above keeps when asked
 // to. After a password change the SDK's reconnects use the new password.
+// "Delete my account" (the password, and a box to tick: no dialog) deletes
+// the account at the route; every session of it is kicked, this page's
+// too. The SDK ends the client without a log-off and says there is no
+// token to keep (a 'resume' with token ''); the page forgets the kept
+// login and the last user name and shows the login form with a notice.
+// The route kicks the sessions before it answers, so the gateway's KICK
+// ("account deleted") usually comes first: on that 'kicked' event the
+// page leaves the chat with the notice at once, and the answer finds it
+// done.
 //
 // Blocking: the page loads whom the user blocked (GET /blocks) after each
 // login and reconnect, and when the account panel opens. The route never
@@ -134,6 +150,10 @@ const el = {
   othersPassword: $('others-password'),
   logoutOthers: $('logout-others-button'),
   accountStatus: $('account-status'),
+  deleteForm: $('delete-account-form'),
+  deletePassword: $('delete-password'),
+  deleteConfirm: $('delete-confirm'),
+  deleteAccount: $('delete-account'),
   blockedList: $('blocked-list'),
   noBlocked: $('no-blocked'),
   loginView: $('login-view'),
@@ -542,6 +562,10 @@ function wire(c, keep) {
   });
   c.on('kicked', ({ reason }) => {
     if (c !== client) return;
+    if (c === deleting && reason === 'account deleted') {
+      accountDeleted(c, { userName: c.info.userName });
+      return;
+    }
     updateBanner(`Disconnected: ${reason}. Log in again to continue.`);
     leaveChat(`You were logged out: ${reason}`);
   });
@@ -1945,6 +1969,8 @@ async function leaveCurrentGroup() {
 // busyAccount: a change of the password or a log-out of the other devices
 // is under way (its buttons are disabled until the route answers).
 let busyAccount = false;
+// deleting: the client whose account deletion is under way (null: none).
+let deleting = null;
 
 function openAccount() {
   if (!client) return;
@@ -1969,6 +1995,15 @@ function clearAccountFields() {
   el.currentPassword.value = '';
   el.newPassword.value = '';
   el.othersPassword.value = '';
+  el.deletePassword.value = '';
+  el.deleteConfirm.checked = false;
+  updateDeleteButton();
+}
+
+// updateDeleteButton enables "Delete my account" once the box is checked
+// and a password typed, unless an account action is under way.
+function updateDeleteButton() {
+  el.deleteAccount.disabled = busyAccount || !el.deleteConfirm.checked || !el.deletePassword.value;
 }
 
 function setAccountStatus(text, kind) {
@@ -1981,6 +2016,7 @@ function setAccountBusy(busy) {
   busyAccount = busy;
   el.changePassword.disabled = busy;
   el.logoutOthers.disabled = busy;
+  updateDeleteButton();
   el.accountPanel.setAttribute('aria-busy', busy ? 'true' : 'false');
 }
 
@@ -2040,6 +2076,71 @@ function logoutOthers() {
     return;
   }
   secureAccount((c) => c.logoutOthers(password), (n) => `Other devices logged out; ${sessionsText(n)}.`, el.othersPassword);
+}
+
+const ACCOUNT_DELETED = 'Your account was deleted.';
+
+// deleteAccount deletes the user's account (the box checked and the
+// password typed) and, done, shows the login form; a refusal shows in the
+// panel and changes nothing.
+async function deleteAccount() {
+  const c = client;
+  if (!c || busyAccount) return;
+  const password = el.deletePassword.value;
+  if (!el.deleteConfirm.checked) {
+    setAccountStatus('Tick the box to confirm that the account goes for good.', 'error');
+    el.deleteConfirm.focus();
+    return;
+  }
+  if (!password) {
+    setAccountStatus('Enter your password.', 'error');
+    el.deletePassword.focus();
+    return;
+  }
+  setAccountBusy(true);
+  setAccountStatus('Deleting the account…', 'pending');
+  deleting = c;
+  let user;
+  try {
+    user = await c.deleteAccount(password);
+  } catch (err) {
+    setAccountBusy(false);
+    clearAccountFields();
+    if (c !== client) return;
+    setAccountStatus(accountError(err), 'error');
+    el.deletePassword.focus();
+    return;
+  } finally {
+    if (deleting === c) deleting = null;
+  }
+  setAccountBusy(false);
+  accountDeleted(c, user);
+}
+
+// accountDeleted ends the chat of c, whose account user was deleted: the
+// kept login goes (the SDK's 'resume' with token '' removes it too, as
+// Log out's close() does), and the last user name when it was this one.
+// Called on the KICK "account deleted" that comes while the deletion is
+// under way (the client has stopped: leaveChat's close() logs nothing
+// off), and on the route's answer (the client has ended, without a
+// log-off: close() waits for that end), which then finds the chat left
+// already.
+function accountDeleted(c, user) {
+  if (client !== c && client !== null) return; // another login since
+  forgetKept();
+  try {
+    if (localStorage.getItem(LAST_USER_KEY) === user.userName) localStorage.removeItem(LAST_USER_KEY);
+  } catch {
+    // storage off: nothing remembered
+  }
+  if (client === null) {
+    // Left already (on the KICK, or Log out meanwhile): the notice only.
+    el.loginError.textContent = ACCOUNT_DELETED;
+    return;
+  }
+  leaveChat(ACCOUNT_DELETED);
+  if (el.loginUser.value.trim() === user.userName) el.loginUser.value = '';
+  el.loginPassword.value = '';
 }
 
 // ------------------------------------------------------------------ blocking
@@ -2251,6 +2352,12 @@ el.logoutOthersForm.addEventListener('submit', (ev) => {
   ev.preventDefault();
   logoutOthers();
 });
+el.deleteForm.addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  deleteAccount();
+});
+el.deletePassword.addEventListener('input', updateDeleteButton);
+el.deleteConfirm.addEventListener('change', updateDeleteButton);
 el.newChatForm.addEventListener('submit', (ev) => {
   ev.preventDefault();
   startChat(el.newChatUser.value);

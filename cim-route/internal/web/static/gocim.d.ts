@@ -448,6 +448,17 @@ export declare class Api {
    * this session gets the new resumeToken. Fails as changePassword().
    */
   logoutOthers(password: string, opts?: CallOptions): Promise<SecuredResult>;
+  /**
+   * POST /account/delete (bearer): given the password, deletes the user's
+   * own account for good (messages, history, remembered logins, blocks,
+   * delayed messages; the groups it owns are dissolved, it leaves the
+   * others). Every session of the user, this one too, ends (kicked:
+   * "account deleted") and the name can be registered again. Resolves to
+   * the account deleted. A wrong password, or an account the route's
+   * --auth manages, is ApiError 4030 (HTTP 403); attempts are rate limited
+   * like logins (4291).
+   */
+  deleteAccount(password: string, opts?: CallOptions): Promise<User>;
   history(q?: HistoryQuery, opts?: CallOptions): Promise<HistoryPage>;
   historyFill(q?: HistoryQuery, n?: number, opts?: CallOptions): Promise<HistoryPage>;
   /**
@@ -590,18 +601,19 @@ export interface ClientEventMap {
   presence: PresenceEvent;
   /** A user is typing to this user or in one of its groups (stopped: no more). */
   typing: TypingEvent;
-  /** Stopped for good: a KICK (logged in elsewhere, logged off) or a refused login. */
+  /** Stopped for good: a KICK (logged in elsewhere, logged off, account deleted) or a refused login. */
   kicked: { reason: string; error: GatewayError | null; gateway: string };
   /**
    * The resume token to keep changed: a login handed out a new one (every
    * login, resumes included, since each token works once; changePassword()
    * and logoutOthers(), which revoke every earlier one), or token is ""
-   * when there is none to keep any more (the route refused it, or close()
-   * logged the session off). A page that stays signed in saves it and
-   * passes it as ClientOptions.resumeToken after a reload.
+   * when there is none to keep any more (the route refused it, close()
+   * logged the session off, or deleteAccount() deleted the account). A
+   * page that stays signed in saves it and passes it as
+   * ClientOptions.resumeToken after a reload.
    */
   resume: ResumeEvent;
-  /** close() or disconnect() finished. */
+  /** close(), disconnect() or deleteAccount() finished. */
   closed: Record<string, never>;
 }
 
@@ -759,6 +771,18 @@ export declare class Client extends EventTarget {
    * 'resume' event. Resolves to how many other sessions ended.
    */
   logoutOthers(password: string, opts?: CallOptions): Promise<number>;
+  /**
+   * Deletes the user's account (Api.deleteAccount) and ends this client for
+   * good: no POST /offLine (the session went with the account), a 'resume'
+   * event with token "", the state saved for the user forgotten and
+   * messages still waiting dropped; resolves to the account deleted once
+   * the client is closed ('closed'). The route kicks the sessions before
+   * it answers, so the KICK usually comes first and the client stops
+   * before this resolves ('kicked', reason "account deleted"); when the
+   * answer wins there is no 'kicked'. A refusal (ApiError 4030, 3000,
+   * 4291) changes nothing.
+   */
+  deleteAccount(password: string, opts?: CallOptions): Promise<User>;
   createGroup(name: string, open?: boolean, opts?: CallOptions): Promise<Group>;
   groups(opts?: CallOptions): Promise<Group[]>;
   group(gid: string, opts?: CallOptions): Promise<Group>;

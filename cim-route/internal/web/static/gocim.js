@@ -6,10 +6,10 @@
 //   - Api is a thin client of the route's public HTTP API: register, login,
 //     online users, presence, log-off, history, uploads and downloads,
 //     groups, delayed messages, password changes, logging out the
-//     user's other devices and blocking users. Failures the route reports are thrown as
-//     ApiError carrying the route's result code. It keeps the access token
-//     of its latest login and sends it as "Authorization: Bearer" where the
-//     route wants it.
+//     user's other devices, blocking users and deleting the account.
+//     Failures the route reports are thrown as ApiError carrying the
+//     route's result code. It keeps the access token of its latest login
+//     and sends it as "Authorization: Bearer" where the route wants it.
 //   - Client logs in through the route, opens a WebSocket to the gateway
 //     the route names (server.wsUrl, subprotocol "gocim.json": every message
 //     one Frame of proto/cim.proto in protojson), and keeps it alive on its
@@ -74,7 +74,10 @@
 // reload revokes nothing. changePassword() and logoutOthers() end the
 // user's other sessions and revoke every token; this session stays and
 // gets a new one ('resume'), and after a password change its reconnects
-// log in with the new password.
+// log in with the new password. deleteAccount() deletes the account and
+// ends the client for good, without a log-off (the session went with the
+// account): 'resume' with token '', and 'closed' (usually 'kicked' first:
+// the gateway's KICK "account deleted" tends to beat the route's answer).
 //
 // Events (Client is an EventTarget; each event is a CustomEvent whose
 // detail is the payload; client.on(type, fn) calls fn(detail)):
@@ -93,11 +96,13 @@
 //   retrying     GatewayError       a send was rate limited and will be sent again
 //   presence     {states, snapshot} watched users' states: a SUBSCRIBE's snapshot (every watched user) or changes
 //   typing       {from, fromName, to, group, stopped}  a user is typing to us or in one of our groups (stopped: no more)
-//   kicked       {reason, error}    stopped for good (logged in elsewhere, login refused); no reconnects
+//   kicked       {reason, error}    stopped for good (logged in elsewhere, login refused, account
+//                                   deleted); no reconnects
 //   resume       {token, expiresAt} a login (or changePassword/logoutOthers) handed out a new resume
 //                                   token (expiresAt unix seconds, 0 when none); token '' when there is
-//                                   none to keep any more (refused, or close() logged the session off)
-//   closed       {}                 close() or disconnect() finished
+//                                   none to keep any more (refused, close() logged the session off,
+//                                   or deleteAccount() deleted the account)
+//   closed       {}                 close(), disconnect() or deleteAccount() finished
 //
 // Everything runs on the page's one thread: methods may be called at any
 // time, events are dispatched synchronously in the order things happen.
@@ -3148,6 +3153,45 @@ export class Client extends EventTarget {
     return res.sessionsEnded;
   }
 
+  /**
+   * Deletes the user's account for good (Api.deleteAccount), then ends
+   * this client: no POST /offLine (unlike close(): the session went with
+   * the account), a 'resume' event with token '' (unlike disconnect(): no
+   * token is left to keep), and the state saved for the user in the
+   * storage (position, outbox, statuses) is forgotten; messages still
+   * waiting for an answer are dropped. Resolves to the account deleted,
+   * {userId, userName}, once the client is closed (state 'closed', a
+   * 'closed' event).
+   *
+   * The route kicks every session of the user, this one too, before it
+   * answers, so the gateway's KICK usually comes first: the client stops
+   * before this resolves ('kicked' with reason "account deleted", state
+   * 'stopped'; then 'closed'). When the answer comes first the client
+   * closes and the KICK never shows (no 'kicked', only 'closed'). A
+   * refusal (ApiError 4030: a wrong password, or an account the route's
+   * --auth manages; 3000; 4291) changes nothing; a call that got no answer
+   * (ApiError code 0) may still have deleted the account, and then the
+   * KICK stops the client ('kicked').
+   */
+  async deleteAccount(password, opts) {
+    this._needLogin();
+    // _stop forgets the key when the KICK comes first: take it now.
+    const key = this._stateKey;
+    const user = await this.api.deleteAccount(password, opts);
+    await this._end(false, true);
+    // Whatever ended the client (a close() the 'kicked' event made the
+    // page call, this call), nothing of the account is kept.
+    this._stateKey = '';
+    if (key) {
+      try {
+        this._storage.removeItem(key);
+      } catch {
+        // storage off: nothing kept
+      }
+    }
+    return user;
+  }
+
   createGroup(name, open = false, opts) {
     this._needLogin();
     return this.api.createGroup(name, open, opts);
@@ -3253,14 +3297,17 @@ export class Client extends EventTarget {
     return this._end(false);
   }
 
-  _end(logOff) {
-    if (!this._closed) this._closed = this._close(logOff);
+  // _end ends the client once: logOff, with POST /offLine (close());
+  // gone, after the account was deleted (no /offLine, no token left, no
+  // state saved).
+  _end(logOff, gone = false) {
+    if (!this._closed) this._closed = this._close(logOff, gone);
     return this._closed;
   }
 
-  async _close(logOff) {
+  async _close(logOff, gone) {
     this._closing = true;
-    if (logOff) {
+    if (logOff || gone) {
       // At once, before the route answers: the page forgets the token even
       // when the log-off fails, and no login still under way hands out one.
       this._setResume('', 0);
@@ -3270,7 +3317,7 @@ export class Client extends EventTarget {
     if (!this._stopErr) this._stopErr = new ClientError(ClientError.CLOSED, 'closed');
     const l = this._cur;
     let error = null;
-    if (l && !stopped) {
+    if (l && !stopped && !gone) {
       const { seq, ok } = this._acks.unacked();
       if (ok && l.send(ackFrame(seq))) this._acks.sent(seq, Date.now());
       const { gs } = this._tl.dueAcks(Date.now(), true);
@@ -3290,7 +3337,15 @@ export class Client extends EventTarget {
     clearTimeout(this._controlTimer);
     this._unlisten.forEach((f) => f());
     this._unlisten = [];
-    if (!stopped) this._saveNow();
+    if (gone) {
+      // Nothing of a deleted account is kept (deleteAccount() removes
+      // what was saved).
+      clearTimeout(this._saveTimer);
+      this._saveTimer = null;
+      this._stateKey = '';
+    } else if (!stopped) {
+      this._saveNow();
+    }
     this._setState('closed');
     this._emit('closed', {});
     if (error) throw error;

@@ -34,6 +34,9 @@ class Cluster {
     this.sessionsEnded = 0; // what they answer as the other sessions ended
     this.blocked = new Map(); // GET/POST/DELETE /blocks: user id → name, of ann's blocks
     this.blockLimit = 1000; // the most /blocks keeps
+    this.deleteGate = null; // a promise POST /account/delete waits for before it is answered
+    this.deleteRefusal = null; // {status, code, message, retryAfter} for the next POST /account/delete
+    this.accountsDeleted = 0; // POST /account/delete answered OK
     const cluster = this;
     this.fetch = async (url, init = {}) => {
       const u = new URL(url, 'http://route');
@@ -80,6 +83,26 @@ class Cluster {
         cluster.secured++;
         cluster.latestResume = `sec${cluster.secured}`;
         return reply(200, 9000, { sessionsEnded: cluster.sessionsEnded, resumeToken: cluster.latestResume, resumeExpiresAt: 1700000000 + cluster.secured });
+      }
+      if (u.pathname === '/account/delete') {
+        // As the route: the latest session's bearer and the password.
+        if (cluster.deleteGate) {
+          const gate = cluster.deleteGate;
+          cluster.deleteGate = null;
+          await gate;
+        }
+        if (init.headers?.Authorization !== `Bearer acc${cluster.logins}`) return reply(401, 4010, null, 'unauthorized');
+        if (cluster.deleteRefusal) {
+          const e = cluster.deleteRefusal;
+          cluster.deleteRefusal = null;
+          const headers = { 'Content-Type': 'application/json' };
+          if (e.retryAfter) headers['Retry-After'] = String(e.retryAfter);
+          return new Response(JSON.stringify({ code: e.code, message: e.message, data: null }), { status: e.status, headers });
+        }
+        const req = JSON.parse(init.body || '{}');
+        if (req.password !== cluster.password) return reply(403, 4030, null, 'forbidden: wrong password');
+        cluster.accountsDeleted++;
+        return reply(200, 9000, { userId: '7', userName: 'ann' });
       }
       if (u.pathname === '/presence') {
         const users = (u.searchParams.get('users') || '').split(',');
@@ -754,6 +777,115 @@ test('a wrong password (4030) rejects changePassword and logoutOthers with the A
   await cl.accept();
   assert.equal(loginBodies(cl).at(-1).password, 'secret1');
   await c.close();
+});
+
+test('Api.deleteAccount: POST /account/delete with the bearer and the password, the account answered', async () => {
+  const cl = new Cluster();
+  const api = new Api('http://route', { fetch: cl.fetch });
+  await api.login('ann', 'secret1');
+  assert.deepEqual(await api.deleteAccount('secret1'), { userId: '7', userName: 'ann' });
+  const call = accountCalls(cl)[0];
+  assert.equal(call.method, 'POST');
+  assert.equal(call.path, '/account/delete');
+  assert.equal(call.headers.Authorization, 'Bearer acc1');
+  assert.equal(call.headers['Content-Type'], 'application/json');
+  assert.deepEqual(JSON.parse(call.body), { password: 'secret1' });
+  assert.equal(cl.accountsDeleted, 1);
+});
+
+test('Api.deleteAccount: refusals are ApiErrors with the route\'s code', async () => {
+  const cl = new Cluster();
+  const api = new Api('http://route', { fetch: cl.fetch });
+  await api.login('ann', 'secret1');
+  await assert.rejects(api.deleteAccount('wrong1'), (e) => e instanceof ApiError && e.code === Codes.Forbidden && e.httpStatus === 403 && e.detail === 'forbidden: wrong password');
+  cl.deleteRefusal = { status: 403, code: 4030, message: 'forbidden: passwords and sessions are managed by ldap' };
+  await assert.rejects(api.deleteAccount('secret1'), (e) => e instanceof ApiError && e.code === Codes.Forbidden && /managed by ldap/.test(e.detail));
+  cl.deleteRefusal = { status: 429, code: 4291, message: 'rate limited', retryAfter: 7 };
+  await assert.rejects(api.deleteAccount('secret1'), (e) => e instanceof ApiError && e.code === Codes.RateLimited && e.httpStatus === 429 && e.retryAfter === 7);
+  // No bearer: the route refuses the session.
+  const anon = new Api('http://route', { fetch: cl.fetch });
+  await assert.rejects(anon.deleteAccount('secret1'), (e) => e instanceof ApiError && e.code === Codes.Unauthorized && e.httpStatus === 401);
+  assert.equal(accountCalls(cl).length, 4);
+  assert.equal(accountCalls(cl)[3].headers.Authorization, undefined);
+  assert.equal(cl.accountsDeleted, 0);
+});
+
+// stateKeys are the keys of the saved client states in storage.
+function stateKeys(storage) {
+  return [...storage._m.keys()].filter((k) => k.startsWith('gocim:'));
+}
+
+test('Client.deleteAccount: the account answered, the client closed for good without /offLine, resume "", nothing saved', async (t) => {
+  const cl = new Cluster();
+  const storage = new MemoryStorage();
+  const c = await started(cl, { storage });
+  t.after(() => c.close()); // a failed assertion leaves no client running
+  const ws = cl.ws;
+  ws.push(msg(1, 'hi'));
+  await until(() => stateKeys(storage).length === 1 && JSON.parse(storage.getItem(stateKeys(storage)[0])).lastSeq === 1, 'the state saved');
+  c.send('bob', 'never answered'); // waits in the outbox
+
+  assert.deepEqual(await c.deleteAccount('secret1'), { userId: '7', userName: 'ann' });
+  const call = accountCalls(cl)[0];
+  assert.equal(call.path, '/account/delete');
+  assert.equal(call.headers.Authorization, `Bearer ${c.api.accessToken}`);
+  assert.deepEqual(JSON.parse(call.body), { password: 'secret1' });
+  assert.equal(c.state, 'closed');
+  assert.equal(c.of('closed').length, 1);
+  assert.equal(c.of('kicked').length, 0, 'the answer came first: no kick to report');
+  assert.deepEqual(c.of('resume'), [{ token: 'res1', expiresAt: 1 }, { token: '', expiresAt: 0 }]);
+  assert.equal(ws.readyState, 3);
+  assert.deepEqual(stateKeys(storage), [], 'the saved state of the deleted account is forgotten');
+  await c.close(); // waits for the deletion's end: no log-off after all
+  assert.equal(cl.calls.filter((x) => x.path === '/offLine').length, 0);
+  assert.equal(loginBodies(cl).length, 1, 'no login after the deletion');
+  assert.throws(() => c.send('bob', 'x'), /closed/);
+  assert.deepEqual(stateKeys(storage), []);
+});
+
+test('Client.deleteAccount: a KICK that beats the answer stops the client first ("kicked"), then it closes; still no /offLine', async (t) => {
+  const cl = new Cluster();
+  const storage = new MemoryStorage();
+  const c = await started(cl, { storage });
+  t.after(() => c.close()); // a failed assertion leaves no client running
+  await until(() => stateKeys(storage).length === 1, 'the state saved');
+  // As the page does: a kick ends the chat with close().
+  c.on('kicked', () => c.close());
+  let open;
+  cl.deleteGate = new Promise((resolve) => { open = resolve; });
+  const p = c.deleteAccount('secret1');
+  await until(() => accountCalls(cl).length === 1, 'the request');
+  cl.ws.push({ type: 'KICK', kick: { reason: 'account deleted' } });
+  await until(() => c.state !== 'online', 'the kick');
+  open();
+  assert.deepEqual(await p, { userId: '7', userName: 'ann' });
+  assert.deepEqual(c.of('kicked').map((k) => k.reason), ['account deleted']);
+  assert.deepEqual(c.of('state').map((s) => s.state).slice(-2), ['stopped', 'closed']);
+  assert.equal(c.of('closed').length, 1);
+  assert.deepEqual(c.of('resume').map((r) => r.token), ['res1', '']);
+  assert.equal(cl.calls.filter((x) => x.path === '/offLine').length, 0);
+  assert.deepEqual(stateKeys(storage), []);
+  assert.equal(loginBodies(cl).length, 1, 'no reconnect after the kick');
+});
+
+test('a wrong password (4030) rejects Client.deleteAccount and changes nothing', async (t) => {
+  const cl = new Cluster();
+  const storage = new MemoryStorage();
+  const c = await started(cl, { storage });
+  t.after(() => c.close()); // a failed assertion leaves no client running
+  await until(() => stateKeys(storage).length === 1, 'the state saved');
+  await assert.rejects(c.deleteAccount('wrong1'), (e) => e instanceof ApiError && e.code === Codes.Forbidden && e.httpStatus === 403);
+  assert.equal(c.state, 'online');
+  assert.deepEqual(c.of('resume').map((r) => r.token), ['res1']);
+  assert.equal(c.of('closed').length, 0);
+  assert.equal(stateKeys(storage).length, 1);
+  // Still a working client: a drop reconnects with the kept token.
+  cl.ws.drop();
+  await cl.accept();
+  await until(() => c.state === 'online', 'online again');
+  assert.equal(loginBodies(cl).at(-1).resumeToken, 'res1');
+  await c.close();
+  assert.equal(cl.calls.filter((x) => x.path === '/offLine').length, 1);
 });
 
 test('a missing PONG ends the link and the client reconnects', async () => {
