@@ -321,12 +321,8 @@ func (r *Route) changePassword(w http.ResponseWriter, req *http.Request) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	a, _, _ := r.bearerLocked(w, req, "/account/password", false)
-	switch {
-	case a == nil:
-		return
-	case a.pw != in.Password:
-		reply(w, http.StatusForbidden, codes.Forbidden, "wrong password", nil)
+	a := r.withPasswordLocked(w, req, "/account/password", in.Password)
+	if a == nil {
 		return
 	}
 	a.pw = in.NewPassword
@@ -350,18 +346,26 @@ func (r *Route) deleteAccount(w http.ResponseWriter, req *http.Request) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	a, _, _ := r.bearerLocked(w, req, "/account/delete", false)
-	switch {
-	case a == nil:
-		return
-	case a.pw != in.Password:
-		reply(w, http.StatusForbidden, codes.Forbidden, "wrong password", nil)
+	a := r.withPasswordLocked(w, req, "/account/delete", in.Password)
+	if a == nil {
 		return
 	}
 	delete(r.byName, a.name)
 	delete(r.byID, a.id)
 	delete(r.latest, a.id)
 	reply(w, http.StatusOK, codes.OK, "ok", map[string]string{"userId": a.id, "userName": a.name})
+}
+
+// withPasswordLocked is the bearer's account when password is its
+// password; nil after answering the refusal (401, or 403 for a wrong
+// password).
+func (r *Route) withPasswordLocked(w http.ResponseWriter, req *http.Request, endpoint, password string) *account {
+	a, _, _ := r.bearerLocked(w, req, endpoint, false)
+	if a != nil && a.pw != password {
+		reply(w, http.StatusForbidden, codes.Forbidden, "wrong password", nil)
+		return nil
+	}
+	return a
 }
 
 // AccessToken returns the fake access token of a session.

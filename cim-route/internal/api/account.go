@@ -41,44 +41,50 @@ func (h *handler) logoutOthers(c *gin.Context) {
 }
 
 func (h *handler) secure(c *gin.Context, req any, do func(uid, sid string) (router.Secured, error)) {
-	if err := h.bind(c, req); err != nil {
-		h.fail(c, err)
-		return
-	}
-	who := callerOf(c)
-	if err := h.limitLogin(c, who.user.UserID, ""); err != nil {
-		h.fail(c, err)
+	who, ok := h.passwordCall(c, req)
+	if !ok {
 		return
 	}
 	s, err := do(who.user.UserID, who.user.SessionID)
-	if err != nil {
-		h.fail(c, err)
-		return
-	}
-	ok(c, securedJSON{SessionsEnded: s.Ended, ResumeToken: s.ResumeToken, ResumeExpiresAt: s.ResumeExpiresAt})
+	h.answer(c, securedJSON{SessionsEnded: s.Ended, ResumeToken: s.ResumeToken, ResumeExpiresAt: s.ResumeExpiresAt}, err)
 }
 
 // deleteAccount (POST /account/delete, bearer): with the password, deletes
-// the caller's account and everything of it; every session is kicked. It
-// checks a password, so it takes from the /login buckets as a password
-// change does.
+// the caller's account and everything of it; every session is kicked.
 func (h *handler) deleteAccount(c *gin.Context) {
 	var req struct {
 		Password string `json:"password"`
 	}
-	if err := h.bind(c, &req); err != nil {
-		h.fail(c, err)
+	who, ok := h.passwordCall(c, &req)
+	if !ok {
 		return
+	}
+	u, err := h.svc.DeleteAccount(c.Request.Context(), who.user.UserID, who.user.SessionID, req.Password)
+	h.answer(c, userJSON(u), err)
+}
+
+// passwordCall reads the body of a call that checks the caller's password
+// into req and takes from the /login buckets of the address and the
+// account (a stolen access token cannot guess the password faster than a
+// login can); false when it answered already.
+func (h *handler) passwordCall(c *gin.Context, req any) (caller, bool) {
+	if err := h.bind(c, req); err != nil {
+		h.fail(c, err)
+		return caller{}, false
 	}
 	who := callerOf(c)
 	if err := h.limitLogin(c, who.user.UserID, ""); err != nil {
 		h.fail(c, err)
-		return
+		return caller{}, false
 	}
-	u, err := h.svc.DeleteAccount(c.Request.Context(), who.user.UserID, who.user.SessionID, req.Password)
+	return who, true
+}
+
+// answer answers data, or err when there is one.
+func (h *handler) answer(c *gin.Context, data any, err error) {
 	if err != nil {
 		h.fail(c, err)
 		return
 	}
-	ok(c, userJSON(u))
+	ok(c, data)
 }
