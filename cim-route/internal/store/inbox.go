@@ -223,26 +223,27 @@ func (s *Store) appendCalls(entries []Append) []appendCall {
 	return calls
 }
 
-// appendFlag is an entry's flag and sender for appendRunLua.
+// appendFlag is an entry's flag and sender for appendRunLua (constants:
+// this runs for every entry of every batch).
 func appendFlag(e Append) (flag, sender string) {
+	dedup := e.Dedup != ""
 	switch {
+	case e.From != "" && e.Sender != "" && dedup:
+		return "P", e.From
 	case e.From != "" && e.Sender != "":
-		flag = "p"
+		return "p", e.From
+	case e.From != "" && dedup:
+		return "Q", e.From
 	case e.From != "":
-		flag = "q"
+		return "q", e.From
 	case e.Once:
 		return "o", e.Sender
-	case e.Dedup != "":
+	case dedup:
 		return "1", e.Sender
 	case e.Droppable:
 		return "r", e.Sender
-	default:
-		return "0", e.Sender
 	}
-	if e.Dedup != "" {
-		flag = strings.ToUpper(flag)
-	}
-	return flag, e.From
+	return "0", e.Sender
 }
 
 // tsOr is ts, or now for 0.
