@@ -5,9 +5,9 @@
 // or may run every attempt once it answers again (a frozen Redis reads its
 // sockets' backlog when it thaws), so a command that counts — a quota's
 // INCRBY, a rate limiter's take or refund — would count two or three times.
-// Run and Do mark their command NoRetry, go-redis's own switch for commands
-// that cannot be replayed: it runs at most once, and a failure is the
-// caller's to handle. Retries stay on for everything else, where a replay
+// Run, Do and EvalSha mark their command NoRetry, go-redis's own switch for
+// commands that cannot be replayed: it runs at most once (a pipeline that
+// holds one, every command of it), and a failure is the caller's to handle. Retries stay on for everything else, where a replay
 // is harmless (reads, SETs, scripts with dedup keys).
 package noretry
 
@@ -26,6 +26,15 @@ func (cmd) NoRetry() bool { return true }
 func Do(ctx context.Context, c redis.UniversalClient, args ...any) *redis.Cmd {
 	rc := redis.NewCmd(ctx, args...)
 	_ = c.Process(ctx, cmd{rc})
+	return rc
+}
+
+// EvalSha queues in p a run of s by its hash that go-redis never sends
+// again. go-redis retries no pipeline that holds one: a failure is the
+// caller's, for every command of that pipeline.
+func EvalSha(ctx context.Context, p redis.Pipeliner, s *redis.Script, keys []string, args ...any) *redis.Cmd {
+	rc := redis.NewCmd(ctx, evalsha(s.Hash(), keys, args)...)
+	_ = p.Process(ctx, cmd{rc})
 	return rc
 }
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/gocim/gocim/cim-route/internal/model"
+	"github.com/gocim/gocim/cim-route/internal/noretry"
 	"github.com/gocim/gocim/internal/contract"
 	"github.com/redis/go-redis/v9"
 )
@@ -136,7 +137,7 @@ func (s *Store) appendCalls(entries []Append) []appendCall {
 					shared = len(calls)
 					inShared = map[string]bool{}
 					calls = append(calls, appendCall{shared: true, op: op{
-						script: sharedAppendScript,
+						script: sharedAppendScript, once: true,
 						// max length, ttl, cutoff; the share
 						args: append(head[:3:3], tsOr(e.TS, now), e.Frame, lim.PerSender, e.Sender),
 					}})
@@ -173,6 +174,9 @@ func (s *Store) appendCalls(entries []Append) []appendCall {
 		r.n++
 		if e.Dedup != "" {
 			r.dedups++
+		} else if !e.Once && !e.Droppable {
+			// Stored again if run again: a group message's copy.
+			calls[r.call].once = true
 		}
 		calls[r.call].size++
 	}
@@ -458,6 +462,9 @@ type op struct {
 	keys   []string
 	args   []any
 	fields []string
+	// once: the script run must not run twice (an append without a dedup
+	// key); go-redis then retries nothing of its pipeline (noretry).
+	once bool
 }
 
 // scriptCall is one run of a script in a pipeline.
@@ -487,7 +494,7 @@ func (s *Store) evalAll(ctx context.Context, script *redis.Script, calls []scrip
 // after the other (so a user's commands keep their order), and returns
 // their answers aligned with ops. Script runs that found the script missing
 // (NOSCRIPT: a restarted or flushed Redis, or a new cluster node) did not
-// run; they go again with EVAL, which also caches the script for next time.
+// run; they go again once their scripts are loaded.
 func (s *Store) run(ctx context.Context, ops []op) ([]redis.Cmder, error) {
 	res := make([]redis.Cmder, 0, len(ops))
 	for chunk := range slices.Chunk(ops, maxPipeline) {
@@ -528,11 +535,7 @@ func (s *Store) runPipeline(ctx context.Context, ops []op) ([]redis.Cmder, error
 	res := make([]redis.Cmder, len(ops))
 	cmds, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, o := range ops {
-			if o.script == nil {
-				res[i] = p.HMGet(ctx, o.keys[0], o.fields...)
-			} else {
-				res[i] = o.script.EvalSha(ctx, p, o.keys, o.args...)
-			}
+			res[i] = queue(ctx, p, o)
 		}
 		return nil
 	})
@@ -545,10 +548,19 @@ func (s *Store) runPipeline(ctx context.Context, ops []op) ([]redis.Cmder, error
 	if len(again) == 0 {
 		return res, pipeErr(err, cmds)
 	}
-	s.loaded.Clear() // Redis lost its scripts: a restart or SCRIPT FLUSH
+	// Redis lost its scripts (a restart or SCRIPT FLUSH): load them again,
+	// then rerun what found them missing.
+	s.loaded.Clear()
+	rerun := make([]op, len(again))
+	for k, i := range again {
+		rerun[k] = ops[i]
+	}
+	if err := s.loadScripts(ctx, rerun); err != nil {
+		return nil, err
+	}
 	cmds, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, i := range again {
-			res[i] = ops[i].script.Eval(ctx, p, ops[i].keys, ops[i].args...)
+		for k, i := range again {
+			res[i] = queue(ctx, p, rerun[k])
 		}
 		return nil
 	})
@@ -561,6 +573,17 @@ func (s *Store) runPipeline(ctx context.Context, ops []op) ([]redis.Cmder, error
 		}
 	}
 	return res, nil
+}
+
+// queue adds o to p.
+func queue(ctx context.Context, p redis.Pipeliner, o op) redis.Cmder {
+	switch {
+	case o.script == nil:
+		return p.HMGet(ctx, o.keys[0], o.fields...)
+	case o.once:
+		return noretry.EvalSha(ctx, p, o.script, o.keys, o.args...)
+	}
+	return o.script.EvalSha(ctx, p, o.keys, o.args...)
 }
 
 // parseEntry splits a member "<seq>|<ts_ms>|<frame bytes>".

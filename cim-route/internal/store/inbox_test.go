@@ -296,6 +296,25 @@ func TestScriptsSurviveFlush(t *testing.T) {
 	if r, err := s.Ranges(ctx, []RangeQuery{{UserID: "1", FromAcked: true, Limit: 5}}); err != nil || len(r[0].Entries) != 1 {
 		t.Fatalf("range after flush: %+v %v", r, err)
 	}
+	// A group message's copies (run at most once, see runPipeline): three
+	// members in a shared call, then one alone.
+	frame := []byte("group")
+	for _, users := range [][]string{{"5", "6", "7"}, {"8"}} {
+		rdb.ScriptFlush(ctx)
+		var in []Append
+		for _, u := range users {
+			in = append(in, Append{UserID: u, Frame: frame, MsgID: "g1", Sender: "9"})
+		}
+		got, err := s.Append(ctx, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, u := range users {
+			if n, err := rdb.LLen(ctx, s.k.inbox(u)).Result(); err != nil || n != 1 || got[i].Seq != 1 {
+				t.Fatalf("member %s after flush: %d entries (%v), answer %+v; want one, seq 1", u, n, err, got[i])
+			}
+		}
+	}
 }
 
 // BenchmarkAppend stores batches of 100 messages to 100 inboxes, one

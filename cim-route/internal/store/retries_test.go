@@ -86,3 +86,46 @@ func TestResumeTakeAfterFrozenRedis(t *testing.T) {
 		t.Fatalf("the retry after a lost answer: %+v, %v; want taken, handing out c1.a (the lost take's)", got, err)
 	}
 }
+
+// TestGroupCopiesStoredOnceAfterTimeouts: a group message's copies (no
+// dedup key) whose answer timed out on a frozen Redis fail the append,
+// and each member's inbox holds one copy once Redis has run what it was
+// sent. go-redis replayed the pipeline on other connections, and Redis ran
+// every attempt when it thawed: three copies for a member. The route's own
+// retry of the message is stored once (Append.Once, TestOnceCopies).
+func TestGroupCopiesStoredOnceAfterTimeouts(t *testing.T) {
+	srv := testenv.StartRedis(t)
+	ctx := ctxT(t)
+	check := redis.NewClient(&redis.Options{Addr: srv.Addr, Protocol: 2})
+	defer check.Close()
+	frame := []byte("group message frame")
+	copies := func(msgID string, users ...string) []Append {
+		var a []Append
+		for _, u := range users {
+			a = append(a, Append{UserID: u, Frame: frame, TS: 1, MsgID: msgID, Sender: "9"})
+		}
+		return a
+	}
+	for _, a := range [][]Append{copies("m1", "1", "2", "3"), copies("m1", "4")} {
+		c := redistest.NewClient(t, srv, clientOptions(ClientConfig{}))
+		s := New(c, "cim:")
+		// Loaded first, as in a running route: the shared script (copies
+		// to two members) and the append script (a copy to one).
+		for _, a := range [][]Append{copies("m0", "5", "6"), copies("m0", "7")} {
+			if _, err := s.Append(ctx, a); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c.Frozen(t, func() {
+			if _, err := s.Append(ctx, a); !errors.Is(err, errs.ErrUnavailable) {
+				t.Fatalf("append on a frozen Redis: %v, want ErrUnavailable", err)
+			}
+		})
+	}
+	s := New(check, "cim:")
+	for _, u := range []string{"1", "2", "3", "4"} {
+		if n, err := check.LLen(ctx, s.k.inbox(u)).Result(); err != nil || n != 1 {
+			t.Errorf("member %s: %d copies (%v), want 1", u, n, err)
+		}
+	}
+}
