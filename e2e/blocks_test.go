@@ -14,7 +14,8 @@ import (
 // never reaches her (carol's, sent after it, does: her inbox is in
 // order), hers to him fails with 4030; the list names bob; after the
 // unblock his next message arrives and hers goes through. bob's
-// subscription from before the block stops showing him alice.
+// subscription from before the block stops showing him alice, one made
+// during it shows her offline, and the unblock shows her again.
 func TestBlocks(t *testing.T) {
 	c := harness.Start(t, harness.Options{Gateways: 2})
 	ctx := ctxT(t)
@@ -42,6 +43,12 @@ func TestBlocks(t *testing.T) {
 		t.Fatal("bob saw alice come online after she blocked him")
 	}
 	carol = c.Connect(t, "carol")
+	// A subscription made during the block: alice is offline in it, like
+	// anyone offline (nothing tells bob he is blocked).
+	states, err := bob.Subscribe(ctx, []string{"alice", "carol"}, nil)
+	if err != nil || len(states) != 2 || states[0].UserId != alice.ID || states[0].Online || states[0].AtMs != 0 || !states[1].Online {
+		t.Fatalf("bob's subscription during the block: %v, %v; want alice offline, carol online", states, err)
+	}
 	if us, err := alice.Blocks(ctx); err != nil || len(us) != 1 || us[0].UserName != "bob" {
 		t.Fatalf("Blocks = %+v, %v", us, err)
 	}
@@ -63,9 +70,18 @@ func TestBlocks(t *testing.T) {
 		t.Fatalf("alice's message to bob answered %d, want 4030", code)
 	}
 
+	from = bob.Len()
 	if _, err := alice.Unblock(ctx, "bob"); err != nil {
 		t.Fatal(err)
 	}
+	// bob's subscription (made during the block) shows her again: online
+	// at once, then her changes.
+	bob.WaitFor(t, from, wait, "alice online to bob after the unblock", isPresence(alice.ID, true))
+	if err := alice.Disconnect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	bob.WaitFor(t, from, wait, "alice's going offline after the unblock", isPresence(alice.ID, false))
+	alice = c.Connect(t, "alice")
 	sendSent(t, bob, "alice", "unblocked words")
 	alice.WaitFor(t, 0, wait, "bob's message after the unblock", harness.IsMessage("unblocked words"))
 	sendSent(t, alice, "bob", "hello again")

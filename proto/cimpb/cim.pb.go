@@ -1370,10 +1370,16 @@ type Presence struct {
 	// snapshot: the answer to SUBSCRIBE; states then lists every watched user
 	// (the connection's new watch list). Otherwise: changes.
 	Snapshot bool `protobuf:"varint,2,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
-	// unwatch, route -> gateway only (never forwarded to a client): drop these
-	// user ids from the connection's watch list (a user who blocked the
-	// connection's user is not shown to it).
-	Unwatch       []string `protobuf:"bytes,3,rep,name=unwatch,proto3" json:"unwatch,omitempty"`
+	// unwatch, route -> gateway only (never forwarded to a client): these
+	// users blocked the connection's user; the gateway keeps them on the
+	// connection's watch list but passes on none of their changes (in a
+	// snapshot: listed users, shown offline).
+	Unwatch []string `protobuf:"bytes,3,rep,name=unwatch,proto3" json:"unwatch,omitempty"`
+	// rewatch, route -> gateway only (never forwarded): put these user ids
+	// back in the connection's watch list if it watched them before an
+	// unwatch (the user unblocked the connection's user); the states of
+	// those put back go on to the client.
+	Rewatch       []string `protobuf:"bytes,4,rep,name=rewatch,proto3" json:"rewatch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1425,6 +1431,13 @@ func (x *Presence) GetSnapshot() bool {
 func (x *Presence) GetUnwatch() []string {
 	if x != nil {
 		return x.Unwatch
+	}
+	return nil
+}
+
+func (x *Presence) GetRewatch() []string {
+	if x != nil {
+		return x.Rewatch
 	}
 	return nil
 }
@@ -2155,11 +2168,12 @@ const file_cim_proto_rawDesc = "" +
 	" \x03(\v2\x10.cim.v1.GroupSeqR\x06groups\"9\n" +
 	"\tSubscribe\x12\x14\n" +
 	"\x05users\x18\x01 \x03(\tR\x05users\x12\x16\n" +
-	"\x06groups\x18\x02 \x03(\tR\x06groups\"o\n" +
+	"\x06groups\x18\x02 \x03(\tR\x06groups\"\x89\x01\n" +
 	"\bPresence\x12-\n" +
 	"\x06states\x18\x01 \x03(\v2\x15.cim.v1.PresenceStateR\x06states\x12\x1a\n" +
 	"\bsnapshot\x18\x02 \x01(\bR\bsnapshot\x12\x18\n" +
-	"\aunwatch\x18\x03 \x03(\tR\aunwatch\"\x8e\x01\n" +
+	"\aunwatch\x18\x03 \x03(\tR\aunwatch\x12\x18\n" +
+	"\arewatch\x18\x04 \x03(\tR\arewatch\"\x8e\x01\n" +
 	"\rPresenceState\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1b\n" +
 	"\tuser_name\x18\x02 \x01(\tR\buserName\x12\x16\n" +

@@ -51,11 +51,7 @@ func (r *Router) Block(ctx context.Context, uid, user string) (User, error) {
 		return User{}, err
 	}
 	r.log.Debug("blocked", "user", uid, "peer", peer.ID)
-	r.background(ctx, func(ctx context.Context) {
-		if err := r.unwatch(ctx, peer.ID, uid); err != nil {
-			r.log.Debug("unwatch not pushed", "user", peer.ID, "err", err)
-		}
-	})
+	r.showPresence(ctx, peer.ID, uid, false)
 	return peer, nil
 }
 
@@ -68,6 +64,7 @@ func (r *Router) Unblock(ctx context.Context, uid, user string) (User, error) {
 	if err := r.st.Unblock(ctx, uid, peer.ID); err != nil {
 		return User{}, err
 	}
+	r.showPresence(ctx, peer.ID, uid, true)
 	return peer, nil
 }
 
@@ -120,46 +117,80 @@ func (r *Router) blockPeer(ctx context.Context, uid, user string) (User, error) 
 // hideBlockers drops from uids the users who blocked viewer: whoever
 // blocked you does not show you when they are online.
 func (r *Router) hideBlockers(ctx context.Context, viewer string, uids []string) ([]string, error) {
+	shown, _, err := r.splitBlockers(ctx, viewer, uids)
+	return shown, err
+}
+
+// splitBlockers splits uids into those shown to viewer and those who
+// blocked viewer, each in the order given.
+func (r *Router) splitBlockers(ctx context.Context, viewer string, uids []string) (shown, hidden []string, err error) {
 	if viewer == "" || len(uids) == 0 {
-		return uids, nil
+		return uids, nil, nil
 	}
 	by, err := r.st.BlockedBy(ctx, viewer, uids)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	out := uids[:0:0]
+	shown = uids[:0:0]
 	for i, id := range uids {
-		if !by[i] {
-			out = append(out, id)
+		if by[i] {
+			hidden = append(hidden, id)
+		} else {
+			shown = append(shown, id)
 		}
 	}
-	return out, nil
+	return shown, hidden, nil
 }
 
-// unwatch tells the gateways of viewer's online sessions to stop showing
-// them hidden's presence (a subscription made before hidden blocked
-// viewer), and shows hidden offline to them once.
-func (r *Router) unwatch(ctx context.Context, viewer, hidden string) error {
+// showPresence tells the gateways of viewer's online sessions to show
+// them user's presence again (shown: user unblocked viewer) or to stop
+// (user blocked viewer), for subscriptions made before, and gives those
+// sessions user's state as of now: offline while hidden. It runs within
+// the request, so that a block and an unblock right after reach the
+// gateways in order; a failure is logged (the block itself holds, and the
+// next subscription is right).
+func (r *Router) showPresence(ctx context.Context, viewer, user string, shown bool) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), presenceTimeout)
+	defer cancel()
+	if err := r.pushWatch(ctx, viewer, user, shown); err != nil {
+		r.log.Debug("presence change not pushed", "user", viewer, "peer", user, "shown", shown, "err", err)
+	}
+}
+
+func (r *Router) pushWatch(ctx context.Context, viewer, user string, shown bool) error {
 	routes, err := r.st.Routes(ctx, []string{viewer})
 	if err != nil {
 		return err
 	}
-	names, err := r.namesOf(ctx, []string{hidden})
-	if err != nil {
-		return err
-	}
-	f := &cimpb.Frame{Type: cimpb.Type_PRESENCE, Presence: &cimpb.Presence{
-		States:  []*cimpb.PresenceState{{UserId: hidden, UserName: names[hidden], AtMs: r.now().UnixMilli()}},
-		Unwatch: []string{hidden},
-	}}
 	batches := map[string][]*cimpb.Delivery{}
 	for _, rt := range routes[viewer].Sessions() {
 		if rt.Online() && r.gw.Live(rt.Gateway) {
-			batches[rt.Gateway] = append(batches[rt.Gateway], &cimpb.Delivery{UserId: viewer, SessionId: rt.Session, Frame: f})
+			batches[rt.Gateway] = append(batches[rt.Gateway], &cimpb.Delivery{UserId: viewer, SessionId: rt.Session})
 		}
 	}
-	if len(batches) > 0 {
-		r.push.Push(ctx, batches)
+	if len(batches) == 0 {
+		return nil
 	}
+	states, err := r.presenceOf(ctx, []string{user})
+	if err != nil {
+		return err
+	}
+	st := states[0]
+	// Newer than any state the sessions hold of user: the change is now.
+	st.AtMs = r.now().UnixMilli()
+	p := &cimpb.Presence{States: states}
+	if shown {
+		p.Rewatch = []string{user}
+	} else {
+		st.Online, st.Platform = false, ""
+		p.Unwatch = []string{user}
+	}
+	f := &cimpb.Frame{Type: cimpb.Type_PRESENCE, Presence: p}
+	for _, ds := range batches {
+		for _, d := range ds {
+			d.Frame = f
+		}
+	}
+	r.push.Push(ctx, batches)
 	return nil
 }

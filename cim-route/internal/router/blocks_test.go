@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/gocim/gocim/cim-route/internal/errs"
@@ -103,8 +104,8 @@ func TestBlocks(t *testing.T) {
 	}
 
 	// bob does not see alice online: not in GET /presence (carol and an
-	// application do), not in a SUBSCRIBE's snapshot (so his gateway does
-	// not watch her either).
+	// application do), not in a SUBSCRIBE's snapshot, where she is offline
+	// like anyone offline, and unheard by his gateway (unwatch).
 	online := func(viewer string) bool {
 		t.Helper()
 		ps, err := e.r.Presence(e.ctx, viewer, []string{"alice", "carol"})
@@ -119,10 +120,13 @@ func TestBlocks(t *testing.T) {
 	sub := e.uplink(bob, &cimpb.Frame{Type: cimpb.Type_SUBSCRIBE, ReqId: 9, Subscribe: &cimpb.Subscribe{Users: []string{"alice", "carol"}, Groups: []string{gid}}})
 	var watched []string
 	for _, st := range sub[0].Frame.GetPresence().GetStates() {
-		watched = append(watched, st.UserId)
+		watched = append(watched, fmt.Sprintf("%s:%v:%d:%q", st.UserId, st.Online, st.AtMs, st.Platform))
 	}
-	if !slices.Equal(watched, []string{carol.UserID}) {
-		t.Fatalf("bob's snapshot watches %v, want only carol (%s)", watched, carol.UserID)
+	if want := []string{alice.UserID + `:false:0:""`, carol.UserID + ":true"}; len(watched) != 2 || watched[0] != want[0] || !strings.HasPrefix(watched[1], want[1]) {
+		t.Fatalf("bob's snapshot %v, want alice offline as anyone offline, carol online", watched)
+	}
+	if p := sub[0].Frame.GetPresence(); !slices.Equal(p.GetUnwatch(), []string{alice.UserID}) {
+		t.Fatalf("bob's snapshot hides %v from his gateway, want alice (watched, unheard until an unblock)", p.GetUnwatch())
 	}
 
 	// alice -> bob: refused, nothing stored for him.
@@ -146,6 +150,18 @@ func TestBlocks(t *testing.T) {
 	}
 	if us, err := e.r.Blocked(e.ctx, alice.UserID); err != nil || len(us) != 0 {
 		t.Fatalf("Blocked after unblock = %v, %v", us, err)
+	}
+	// bob's gateway is told to show him alice again, online, as of now
+	// (after the offline state the block sent).
+	var rewatch *cimpb.Presence
+	for _, f := range e.frames(bob) {
+		if p := f.GetPresence(); len(p.GetRewatch()) > 0 {
+			rewatch = p
+		}
+	}
+	if rewatch == nil || !slices.Equal(rewatch.Rewatch, []string{alice.UserID}) || len(rewatch.States) != 1 ||
+		rewatch.States[0].UserId != alice.UserID || !rewatch.States[0].Online || rewatch.States[0].AtMs < unwatch.States[0].AtMs {
+		t.Fatalf("bob's gateway got %v after the unblock, want alice rewatched and online, no older than %v", rewatch, unwatch)
 	}
 	sentIDs(t, e.uplink(bob, msgFrame(3, "b1", "alice")))
 	sentIDs(t, e.uplink(alice, msgFrame(3, "a1", "bob")))

@@ -127,7 +127,7 @@ func (r *Router) presenceOf(ctx context.Context, uids []string) ([]*cimpb.Presen
 // storage failure is an error: the batch is then retried.
 func (r *Router) subscribe(ctx context.Context, subs []*subReq) error {
 	for _, s := range subs {
-		uids, code, text, err := r.watchList(ctx, s.uid, s.req)
+		uids, hidden, code, text, err := r.watchList(ctx, s.uid, s.req)
 		if err != nil {
 			return err
 		}
@@ -140,19 +140,28 @@ func (r *Router) subscribe(ctx context.Context, subs []*subReq) error {
 		if err != nil {
 			return err
 		}
+		// Whoever blocked s.uid shows offline, as anyone offline does,
+		// and is unheard on the gateway's watch list (unwatch) until an
+		// unblock (rewatch).
+		for _, st := range states {
+			if slices.Contains(hidden, st.UserId) {
+				st.Online, st.AtMs, st.Platform = false, 0, ""
+			}
+		}
 		s.answer.Frame = &cimpb.Frame{Type: cimpb.Type_PRESENCE, ReqId: s.reqID,
-			Presence: &cimpb.Presence{Snapshot: true, States: states}}
+			Presence: &cimpb.Presence{Snapshot: true, States: states, Unwatch: hidden}}
 	}
 	return nil
 }
 
 // watchList resolves a SUBSCRIBE into user ids, in the order named, groups'
-// members after the users; a non-zero code says why it is refused.
-func (r *Router) watchList(ctx context.Context, uid string, req *cimpb.Subscribe) ([]string, codes.Code, string, error) {
+// members after the users, and those of them hidden from uid (they blocked
+// uid); a non-zero code says why it is refused.
+func (r *Router) watchList(ctx context.Context, uid string, req *cimpb.Subscribe) (watched, hidden []string, _ codes.Code, _ string, _ error) {
 	max := r.cfg.MaxWatch
 	users, groups := req.GetUsers(), req.GetGroups()
 	if len(users)+len(groups) > max {
-		return nil, codes.BadArgument, fmt.Sprintf("subscribe names %d users and groups, the limit is %d", len(users)+len(groups), max), nil
+		return nil, nil, codes.BadArgument, fmt.Sprintf("subscribe names %d users and groups, the limit is %d", len(users)+len(groups), max), nil
 	}
 	var out []string
 	seen := map[string]bool{}
@@ -166,7 +175,7 @@ func (r *Router) watchList(ctx context.Context, uid string, req *cimpb.Subscribe
 		ids, err := r.resolveUsers(ctx, users)
 		if err != nil {
 			code, text, serr := refusal(err)
-			return nil, code, text, serr
+			return nil, nil, code, text, serr
 		}
 		for _, u := range users {
 			add(ids[u])
@@ -174,7 +183,7 @@ func (r *Router) watchList(ctx context.Context, uid string, req *cimpb.Subscribe
 	}
 	for _, gid := range groups {
 		if err := checkGroup(uid, gid); err != nil {
-			return nil, codes.BadArgument, err.Error(), nil
+			return nil, nil, codes.BadArgument, err.Error(), nil
 		}
 	}
 	if len(groups) > 0 {
@@ -184,14 +193,14 @@ func (r *Router) watchList(ctx context.Context, uid string, req *cimpb.Subscribe
 		}
 		members, isMember, err := r.st.GroupMembers(ctx, groups, checks)
 		if err != nil {
-			return nil, 0, "", err
+			return nil, nil, 0, "", err
 		}
 		for i, gid := range groups {
 			switch {
 			case len(members[gid]) == 0:
-				return nil, codes.NoGroup, "no such group " + gid, nil
+				return nil, nil, codes.NoGroup, "no such group " + gid, nil
 			case !isMember[i]:
-				return nil, codes.Forbidden, "not a member of group " + gid, nil
+				return nil, nil, codes.Forbidden, "not a member of group " + gid, nil
 			}
 			ids := slices.Clone(members[gid])
 			slices.Sort(ids)
@@ -203,15 +212,13 @@ func (r *Router) watchList(ctx context.Context, uid string, req *cimpb.Subscribe
 		}
 	}
 	if len(out) > max {
-		return nil, codes.BadArgument, fmt.Sprintf("subscribe watches %d users, the limit is %d", len(out), max), nil
+		return nil, nil, codes.BadArgument, fmt.Sprintf("subscribe watches %d users, the limit is %d", len(out), max), nil
 	}
-	// Whoever blocked uid is left out: the snapshot tells the gateway whom
-	// to watch, so uid hears none of their changes either.
-	out, err := r.hideBlockers(ctx, uid, out)
+	_, hidden, err := r.splitBlockers(ctx, uid, out)
 	if err != nil {
-		return nil, 0, "", err
+		return nil, nil, 0, "", err
 	}
-	return out, 0, "", nil
+	return out, hidden, 0, "", nil
 }
 
 // refusal maps a user-caused error to an ERROR frame's code and text; any

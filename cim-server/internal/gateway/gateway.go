@@ -37,6 +37,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -822,24 +823,46 @@ func (g *Gateway) deliverOne(k *conn.Cork, uid, sid string, f *cimpb.Frame, s *c
 		g.hub.Remove(c)
 		return c.CloseWith(why, f)
 	}
-	if p := f.GetPresence(); f.Type == cimpb.Type_PRESENCE && len(p.GetUnwatch()) > 0 {
-		// The route's word, never the client's: c's user may no longer
-		// see these users. What else the frame says goes on without it.
-		g.watch.unwatch(c, p.Unwatch)
-		if len(p.States) == 0 {
+	if p := f.GetPresence(); f.Type == cimpb.Type_PRESENCE && (p.GetSnapshot() || len(p.GetUnwatch()) > 0 || len(p.GetRewatch()) > 0) {
+		if f = g.watchFrom(c, f); f == nil {
 			return true
 		}
-		f = &cimpb.Frame{Type: cimpb.Type_PRESENCE, Presence: &cimpb.Presence{States: p.States}}
 		s = nil
-	}
-	if p := f.GetPresence(); p.GetSnapshot() && f.Type == cimpb.Type_PRESENCE {
-		// The answer to c's SUBSCRIBE: whom it watches from now on.
-		g.watch.set(c, p.States)
 	}
 	if s != nil {
 		return k.SendShared(c, s)
 	}
 	return k.Send(c, f)
+}
+
+// watchFrom applies a PRESENCE the route sent c to c's watch list and
+// returns what of it goes on to c (nil: nothing). The lists are the
+// route's word, never the client's: a snapshot (the answer to c's
+// SUBSCRIBE) sets whom c watches, its unwatch naming those watched but
+// hidden (they blocked c's user); otherwise unwatch hides users from c and
+// rewatch shows them again (an unblock), and only the states of users c
+// watches go on.
+func (g *Gateway) watchFrom(c *conn.Conn, f *cimpb.Frame) *cimpb.Frame {
+	p := f.Presence
+	if p.Snapshot {
+		g.watch.set(c, p.States, p.Unwatch)
+		if len(p.Unwatch) == 0 {
+			return f
+		}
+		return &cimpb.Frame{Type: f.Type, ReqId: f.ReqId, Presence: &cimpb.Presence{Snapshot: true, States: p.States}}
+	}
+	g.watch.unwatch(c, p.Unwatch)
+	states := p.States
+	if len(p.Rewatch) > 0 {
+		shown := g.watch.rewatch(c, p.Rewatch)
+		states = slices.DeleteFunc(slices.Clone(states), func(st *cimpb.PresenceState) bool {
+			return slices.Contains(p.Rewatch, st.GetUserId()) && !slices.Contains(shown, st.GetUserId())
+		})
+	}
+	if len(states) == 0 {
+		return nil
+	}
+	return &cimpb.Frame{Type: f.Type, Presence: &cimpb.Presence{States: states}}
 }
 
 // ---- re-assert after the ZooKeeper node came back ----

@@ -15,18 +15,24 @@ import (
 // way to the connection. A change the route broadcasts (a watchers
 // delivery) then reaches the connections watching its users. A watch list
 // goes with its connection.
+//
+// The route may hide a watched user from a connection (unwatch: that user
+// blocked the connection's user) and show it again (rewatch: the unblock):
+// the user stays in the connection's list, out of the index of who hears
+// its changes while hidden.
 type watchers struct {
 	mu sync.RWMutex
-	by map[string]map[*conn.Conn]struct{} // watched user id -> connections
-	of map[*conn.Conn][]string            // connection -> watched user ids
+	by map[string]map[*conn.Conn]struct{} // watched user id -> connections that hear it
+	of map[*conn.Conn][]string            // connection -> watched user ids, hidden ones included
 }
 
 func newWatchers() *watchers {
 	return &watchers{by: map[string]map[*conn.Conn]struct{}{}, of: map[*conn.Conn][]string{}}
 }
 
-// set replaces c's watch list with the users of a snapshot.
-func (w *watchers) set(c *conn.Conn, states []*cimpb.PresenceState) {
+// set replaces c's watch list with the users of a snapshot, those of
+// hidden unheard.
+func (w *watchers) set(c *conn.Conn, states []*cimpb.PresenceState, hidden []string) {
 	uids := make([]string, 0, len(states))
 	for _, s := range states {
 		uids = append(uids, s.GetUserId())
@@ -39,12 +45,9 @@ func (w *watchers) set(c *conn.Conn, states []*cimpb.PresenceState) {
 	}
 	w.of[c] = uids
 	for _, uid := range uids {
-		m := w.by[uid]
-		if m == nil {
-			m = map[*conn.Conn]struct{}{}
-			w.by[uid] = m
+		if !slices.Contains(hidden, uid) {
+			w.hearLocked(c, uid)
 		}
-		m[c] = struct{}{}
 	}
 	if c.Closing() {
 		// Closed may have dropped c's list before this snapshot arrived:
@@ -53,28 +56,45 @@ func (w *watchers) set(c *conn.Conn, states []*cimpb.PresenceState) {
 	}
 }
 
-// unwatch takes uids out of c's watch list.
+func (w *watchers) hearLocked(c *conn.Conn, uid string) {
+	m := w.by[uid]
+	if m == nil {
+		m = map[*conn.Conn]struct{}{}
+		w.by[uid] = m
+	}
+	m[c] = struct{}{}
+}
+
+func (w *watchers) deafLocked(c *conn.Conn, uid string) {
+	if m := w.by[uid]; m != nil {
+		delete(m, c)
+		if len(m) == 0 {
+			delete(w.by, uid)
+		}
+	}
+}
+
+// unwatch hides uids from c: c hears no more of their changes.
 func (w *watchers) unwatch(c *conn.Conn, uids []string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	list, ok := w.of[c]
-	if !ok {
-		return
-	}
 	for _, uid := range uids {
-		if m := w.by[uid]; m != nil {
-			delete(m, c)
-			if len(m) == 0 {
-				delete(w.by, uid)
-			}
+		w.deafLocked(c, uid)
+	}
+}
+
+// rewatch shows c again those of uids in its watch list, and returns them.
+func (w *watchers) rewatch(c *conn.Conn, uids []string) []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var shown []string
+	for _, uid := range uids {
+		if slices.Contains(w.of[c], uid) {
+			w.hearLocked(c, uid)
+			shown = append(shown, uid)
 		}
 	}
-	list = slices.DeleteFunc(list, func(uid string) bool { return slices.Contains(uids, uid) })
-	if len(list) == 0 {
-		delete(w.of, c)
-		return
-	}
-	w.of[c] = list
+	return shown
 }
 
 // drop forgets c's watch list.
@@ -92,11 +112,7 @@ func (w *watchers) drop(c *conn.Conn) {
 
 func (w *watchers) dropLocked(c *conn.Conn) {
 	for _, uid := range w.of[c] {
-		m := w.by[uid]
-		delete(m, c)
-		if len(m) == 0 {
-			delete(w.by, uid)
-		}
+		w.deafLocked(c, uid)
 	}
 	delete(w.of, c)
 }
