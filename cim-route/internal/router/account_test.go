@@ -1,7 +1,9 @@
 package router
 
 import (
+	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -89,6 +91,56 @@ func TestChangePassword(t *testing.T) {
 	}
 	if s, err := e.r.Login(e.ctx, LoginRequest{Resume: got.ResumeToken}); err != nil || s.UserID != uid {
 		t.Fatalf("the caller's new resume token: %+v, %v", s, err)
+	}
+	if _, err := e.r.Login(e.ctx, LoginRequest{UserName: "alice", Password: "password2", Platform: "web"}); err != nil {
+		t.Fatalf("the new password: %v", err)
+	}
+}
+
+// dropResumesFails fails DropResumes while fail is set: Redis giving out
+// between a password change's steps.
+type dropResumesFails struct {
+	Store
+	fail atomic.Bool
+}
+
+func (s *dropResumesFails) DropResumes(ctx context.Context, uid, sid string) error {
+	if s.fail.Load() {
+		return errs.ErrUnavailable
+	}
+	return s.Store.DropResumes(ctx, uid, sid)
+}
+
+// TestChangePasswordRetried: a change that set the new password and then
+// failed (the store gave out before the other sessions ended) is retried
+// with the same passwords, and the retry ends them; without the first
+// step done, a wrong current password is still refused.
+func TestChangePasswordRetried(t *testing.T) {
+	var st *dropResumesFails
+	e := newEnv(t, PolicyPlatform, 1, func(c *Config) {
+		c.ResumeTTL = time.Hour
+		st = &dropResumesFails{Store: c.Store}
+		c.Store = st
+	})
+	mobile, desktop, _ := devices(t, e)
+	uid := desktop.UserID
+	st.fail.Store(true)
+	if _, err := e.r.ChangePassword(e.ctx, uid, desktop.SessionID, "password1", "password2"); !errors.Is(err, errs.ErrUnavailable) {
+		t.Fatalf("change with the store failing: %v, want ErrUnavailable", err)
+	}
+	if err := e.r.CheckSession(e.ctx, uid, mobile.SessionID); err != nil {
+		t.Fatalf("the failed change ended the mobile session: %v", err)
+	}
+	st.fail.Store(false)
+	if _, err := e.r.ChangePassword(e.ctx, uid, desktop.SessionID, "wrong-pw", "password3"); !errors.Is(err, errs.ErrForbidden) {
+		t.Fatalf("another change with a wrong current password: %v, want ErrForbidden", err)
+	}
+	got, err := e.r.ChangePassword(e.ctx, uid, desktop.SessionID, "password1", "password2")
+	if err != nil || got.Ended != 1 || got.ResumeToken == "" {
+		t.Fatalf("the retry: %+v, %v; want the mobile session ended and a new resume token", got, err)
+	}
+	if err := e.r.CheckSession(e.ctx, uid, mobile.SessionID); !errors.Is(err, errs.ErrUnauthorized) {
+		t.Fatalf("the mobile session is still current after the retry: %v", err)
 	}
 	if _, err := e.r.Login(e.ctx, LoginRequest{UserName: "alice", Password: "password2", Platform: "web"}); err != nil {
 		t.Fatalf("the new password: %v", err)

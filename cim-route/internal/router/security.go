@@ -71,12 +71,22 @@ func (r *Router) ownAccount(ctx context.Context, uid, sid, password string) (mod
 
 // secure checks password, sets next (unless ""), ends uid's other
 // sessions, revokes its resume tokens and gives sid a fresh chain.
+//
+// A change retried after it set next and then failed (Redis gave out
+// before the sessions ended) finds next already in place: the retry,
+// with the same passwords, finishes what the first attempt began.
 func (r *Router) secure(ctx context.Context, uid, sid, password, next string) (Secured, error) {
 	u, err := r.ownAccount(ctx, uid, sid, password)
+	set := next != ""
+	if errors.Is(err, errs.ErrForbidden) && set && r.cfg.Authenticator == nil && next != password {
+		if nu, nerr := r.builtinAccount(ctx, LoginRequest{UserID: uid, Password: next}); nerr == nil {
+			u, err, set = nu, nil, false
+		}
+	}
 	if err != nil {
 		return Secured{}, err
 	}
-	if next != "" {
+	if set {
 		var hash string
 		if perr := r.hash.run(ctx, false, func() { hash, err = hashPassword(next, r.cfg.BcryptCost) }); perr != nil {
 			return Secured{}, perr
