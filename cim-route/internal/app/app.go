@@ -183,8 +183,9 @@ func New(cfg config.Config, logger *slog.Logger) (*App, error) {
 		},
 		Limiters: limiters,
 		// /onlineUser reads every online user's route: at most once per
-		// 2 s and process, however many ask.
-		OnlineCacheTTL: 2 * time.Second,
+		// 2 s and process, however many ask, and at most
+		// --online-read-rate routes a second on average.
+		OnlineCacheTTL: 2 * time.Second, OnlineReadRate: cfg.OnlineReadRate,
 	})
 	if err != nil {
 		rdb.Close()

@@ -132,6 +132,7 @@ type Config struct {
 	HistoryBurst     int           // bucket size of HistoryRate
 	ListRate         float64       // listing requests (online users, presence, groups, members) per second per user; 0: no limit
 	ListBurst        int           // bucket size of ListRate
+	OnlineReadRate   int           // routes a second the online list's whole readings read on average, per process; 0: every 2 s whatever its size
 	InvitesPerHour   int           // group invitations one user may send per hour; 0: no limit
 	GroupsPerHour    int           // groups one user may create per hour; 0: no limit
 	GroupsPerUser    int           // groups one user may be a member of (owned included), 1..1000
@@ -213,6 +214,7 @@ func Default() Config {
 		HistoryRate:      5,
 		HistoryBurst:     20,
 		ListRate:         5,
+		OnlineReadRate:   10000,
 		ListBurst:        50,
 		InvitesPerHour:   1000,
 		GroupsPerHour:    100,
@@ -311,6 +313,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.HistoryBurst, "history-burst", c.HistoryBurst, "/history requests allowed at once before --history-rate applies")
 	fs.Float64Var(&c.ListRate, "list-rate", c.ListRate, "listing requests (GET /onlineUser, /presence, /groups, /groups/{gid}, /groups/{gid}/members, /groups/receipts) per second per user; more get 429/4291; API keys are not limited (0: no limit)")
 	fs.IntVar(&c.ListBurst, "list-burst", c.ListBurst, "listing requests allowed at once before --list-rate applies")
+	fs.IntVar(&c.OnlineReadRate, "online-read-rate", c.OnlineReadRate, "routes a second, on average, that working out the online list (GET /onlineUser, :olu) reads per route process: it is kept 2 s, longer when larger (0: every 2 s whatever its size)")
 	fs.IntVar(&c.InvitesPerHour, "invites-per-hour", c.InvitesPerHour, "group invitations one user may send per hour (all at once at most); more get 429/4293 (0: no limit)")
 	fs.IntVar(&c.GroupsPerHour, "groups-per-hour", c.GroupsPerHour, "groups one user may create per hour (all at once at most); more get 429/4293 (0: no limit)")
 	fs.Float64Var(&c.GroupCopiesRate, "group-copies-rate", c.GroupCopiesRate, "inbox copies per second one user's messages to groups below --group-timeline-min may store (one per member); beyond --group-copies-burst a message gets ERROR 4293 (0: no limit)")
@@ -490,6 +493,9 @@ func (c *Config) validateLimits(bad func(string, ...any)) {
 	}
 	if c.MaxConns < 0 {
 		bad("--max-conns %d: must be >= 0 (0: from the open-file limit)", c.MaxConns)
+	}
+	if c.OnlineReadRate < 0 {
+		bad("--online-read-rate %d: must be >= 0 (0: the online list every 2 s whatever its size)", c.OnlineReadRate)
 	}
 	if c.TransferMinRate < 1024 {
 		bad("--transfer-min-rate %d: must be at least 1024 bytes/s", c.TransferMinRate)

@@ -102,6 +102,7 @@ func TestValidate(t *testing.T) {
 		{"write timeout", with("--write-timeout", "0s"), "--write-timeout"},
 		{"conns per addr", with("--max-conns-per-addr", "-1"), "--max-conns-per-addr"},
 		{"conns", with("--max-conns", "-5"), "--max-conns"},
+		{"online read rate", with("--online-read-rate", "-1"), "--online-read-rate"},
 		{"transfer rate", with("--transfer-min-rate", "10"), "--transfer-min-rate"},
 		{"register burst", with("--register-burst", "0"), "--register-burst"},
 		{"history rate", with("--history-rate", "-1"), "--history-rate"},

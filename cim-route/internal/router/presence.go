@@ -375,7 +375,7 @@ func (r *Router) presenceChanged(ctx context.Context, changes []presenceChange) 
 	for i, c := range changes {
 		uids[i] = c.uid
 	}
-	r.online.note(uids, r.now(), r.cfg.OnlineCacheTTL)
+	r.online.note(uids, r.now(), r.onlineTTL())
 	names := r.cachedNames(uids)
 	b := &r.presence
 	b.mu.Lock()

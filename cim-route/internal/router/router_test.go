@@ -650,6 +650,65 @@ func TestOnlineUsersPagedAndCached(t *testing.T) {
 	}
 }
 
+// TestOnlineUsersReadRate: a list whose reading read more routes than
+// OnlineReadRate allows in OnlineCacheTTL is kept longer, in proportion;
+// a session of this process that comes or goes meanwhile still shows at
+// once.
+func TestOnlineUsersReadRate(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	e := newEnv(t, PolicyKick, 1, func(c *Config) {
+		c.OnlineCacheTTL, c.OnlineReadRate, c.Now = 2*time.Second, 1, clock
+	})
+	var names []string
+	for _, name := range []string{"ann", "ben", "cat", "dan", "eve"} {
+		e.connect(name)
+		names = append(names, name)
+	}
+	list := func() []string {
+		t.Helper()
+		users, err := e.r.OnlineUsers(e.ctx, Page{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, u := range users {
+			out = append(out, u.Name)
+		}
+		return out
+	}
+	list()
+	// Five routes read at one a second: the list is kept 5 s, not 2.
+	advance(3 * time.Second)
+	fay := e.connect("fay")
+	if got := list(); !slices.Equal(got, append(names, "fay")) {
+		t.Fatalf("at 3 s, after fay's login here: %v", got)
+	}
+	if n := e.st.onlineIDs.Load(); n != 1 {
+		t.Fatalf("%d readings of the whole list within 5 s, want 1", n)
+	}
+	advance(2 * time.Second)
+	list()
+	if n := e.st.onlineIDs.Load(); n != 2 {
+		t.Fatalf("%d readings at 5 s, want 2", n)
+	}
+	// Six routes now: kept 6 s.
+	advance(5 * time.Second)
+	if err := e.r.Logoff(e.ctx, fay.UserID, fay.SessionID); err != nil {
+		t.Fatal(err)
+	}
+	if got := list(); !slices.Equal(got, names) || e.st.onlineIDs.Load() != 2 {
+		t.Fatalf("at 10 s, after fay's logoff here: %v, %d readings (want 2)", got, e.st.onlineIDs.Load())
+	}
+	advance(time.Second)
+	list()
+	if n := e.st.onlineIDs.Load(); n != 3 {
+		t.Fatalf("%d readings at 11 s, want 3", n)
+	}
+}
+
 // TestOnlineUsersFollowChangesUnderLoad: sessions come and go through this
 // process while others list the online users; once they stop, the list
 // (read whole once, then kept up by the changes alone: a TTL of an hour)

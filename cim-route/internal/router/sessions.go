@@ -156,9 +156,10 @@ func (p Page) bounds() (after uint64, limit int, err error) {
 // After its last id). Members of login-status without a route are removed.
 //
 // The list is worked out from the whole of login-status and every one of
-// its routes, so it is kept for Config.OnlineCacheTTL and shared by all
-// callers: however often users ask, a route process reads it at most once
-// per TTL, and each request costs one page of names. Sessions that came or
+// its routes, so it is kept for Config.OnlineCacheTTL (longer for a list
+// larger than Config.OnlineReadRate allows: see onlineTTL) and shared by
+// all callers: however often users ask, a route process reads it at most
+// once per TTL, and each request costs one page of names. Sessions that came or
 // went through this process since show at once: only their users' routes
 // are read again (see onlineCache).
 func (r *Router) OnlineUsers(ctx context.Context, page Page) ([]User, error) {
@@ -215,6 +216,8 @@ type onlineCache struct {
 	mu  sync.Mutex   // held while the list is worked out: callers wait for it
 	ids []uint64     // sorted; never changed in place (callers keep reading it)
 	at  atomic.Int64 // unix ns of the last reading of the whole list; 0: none
+	// read is how many routes that reading read (see Router.onlineTTL).
+	read atomic.Int64
 
 	stale atomic.Bool // read the whole list on the next call
 
@@ -254,7 +257,7 @@ func (c *onlineCache) takeChanged() map[string]struct{} {
 }
 
 // onlineIDs returns the ids of the users online, sorted: the cached list
-// while it is younger than Config.OnlineCacheTTL, with the changes noted
+// while it is younger than onlineTTL, with the changes noted
 // since (their routes read again).
 func (r *Router) onlineIDs(ctx context.Context) ([]uint64, error) {
 	c := &r.online
@@ -263,17 +266,18 @@ func (r *Router) onlineIDs(ctx context.Context) ([]uint64, error) {
 	now := r.now()
 	at := c.at.Load()
 	stale := c.stale.Swap(false)
-	if ttl := r.cfg.OnlineCacheTTL; stale || ttl <= 0 || at == 0 || now.Sub(time.Unix(0, at)) >= ttl {
+	if ttl := r.onlineTTL(); stale || ttl <= 0 || at == 0 || now.Sub(time.Unix(0, at)) >= ttl {
 		// Stamped first, so that a change made while the list is read
 		// (which the reading may miss) is noted for the next call; what
 		// was noted before is in the reading.
 		c.at.Store(now.UnixNano())
 		c.takeChanged()
-		ids, err := r.readOnline(ctx)
+		ids, read, err := r.readOnline(ctx)
 		if err != nil {
 			c.at.Store(0)
 			return nil, err
 		}
+		c.read.Store(int64(read))
 		c.ids = ids
 		return ids, nil
 	}
@@ -327,18 +331,29 @@ func mergeOnline(ids, on []uint64, off map[uint64]bool) []uint64 {
 	return out
 }
 
+// onlineTTL is how long the online list is kept: Config.OnlineCacheTTL,
+// or longer when its last reading read more routes than
+// Config.OnlineReadRate allows in that time.
+func (r *Router) onlineTTL() time.Duration {
+	ttl := r.cfg.OnlineCacheTTL
+	if rate := r.cfg.OnlineReadRate; rate > 0 && ttl > 0 {
+		ttl = max(ttl, time.Duration(r.online.read.Load())*time.Second/time.Duration(rate))
+	}
+	return ttl
+}
+
 // readOnline works the online list out whole: login-status and every one of
-// its routes; members without a route are removed from login-status.
-func (r *Router) readOnline(ctx context.Context) ([]uint64, error) {
+// its routes (read: how many); members without a route are removed from
+// login-status.
+func (r *Router) readOnline(ctx context.Context) (online []uint64, read int, err error) {
 	ids, err := r.st.OnlineIDs(ctx)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	routes, err := r.st.Routes(ctx, ids)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	var online []uint64
 	var stale []string
 	for _, id := range ids {
 		rt, ok := routes[id]
@@ -357,7 +372,7 @@ func (r *Router) readOnline(ctx context.Context) ([]uint64, error) {
 		}
 	}
 	slices.Sort(online)
-	return online, nil
+	return online, len(ids), nil
 }
 
 func (r *Router) namesOf(ctx context.Context, ids []string) (map[string]string, error) {
