@@ -669,7 +669,14 @@ type Msg struct {
 	// device's data sent up over MQTT): to and group are empty; the route
 	// hands it to the webhooks as a device.data event (at least once) and
 	// stores nothing in any inbox.
-	ToApp         bool `protobuf:"varint,16,opt,name=to_app,json=toApp,proto3" json:"to_app,omitempty"`
+	ToApp bool `protobuf:"varint,16,opt,name=to_app,json=toApp,proto3" json:"to_app,omitempty"`
+	// reply_to: the msg_id of an earlier message this one answers (a reply),
+	// of the same conversation. The route checks its form only (a message
+	// id, not from the future) and keeps it with the message; a client shows
+	// the message quoted when it has it (one it showed, or from history).
+	// Only on a new message (op NEW), never on a broadcast or to_app; an
+	// edit keeps the original's.
+	ReplyTo       string `protobuf:"bytes,17,opt,name=reply_to,json=replyTo,proto3" json:"reply_to,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -814,6 +821,13 @@ func (x *Msg) GetToApp() bool {
 		return x.ToApp
 	}
 	return false
+}
+
+func (x *Msg) GetReplyTo() string {
+	if x != nil {
+		return x.ReplyTo
+	}
+	return ""
 }
 
 type Ack struct {
@@ -2106,7 +2120,7 @@ const file_cim_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x03R\x04size\x12!\n" +
 	"\fcontent_type\x18\x03 \x01(\tR\vcontentType\x12\x10\n" +
-	"\x03ref\x18\x04 \x01(\tR\x03ref\"\xb7\x03\n" +
+	"\x03ref\x18\x04 \x01(\tR\x03ref\"\xd2\x03\n" +
 	"\x03Msg\x12\"\n" +
 	"\rclient_msg_id\x18\x01 \x01(\tR\vclientMsgId\x12\x15\n" +
 	"\x06msg_id\x18\x02 \x01(\tR\x05msgId\x12\x10\n" +
@@ -2125,7 +2139,8 @@ const file_cim_proto_rawDesc = "" +
 	"\x02op\x18\x0e \x01(\x0e2\r.cim.v1.MsgOpR\x02op\x12\x1c\n" +
 	"\n" +
 	"ref_msg_id\x18\x0f \x01(\tR\brefMsgId\x12\x15\n" +
-	"\x06to_app\x18\x10 \x01(\bR\x05toApp\"A\n" +
+	"\x06to_app\x18\x10 \x01(\bR\x05toApp\x12\x19\n" +
+	"\breply_to\x18\x11 \x01(\tR\areplyTo\"A\n" +
 	"\x03Ack\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12(\n" +
 	"\x06groups\x18\x02 \x03(\v2\x10.cim.v1.GroupSeqR\x06groups\"2\n" +

@@ -41,6 +41,7 @@ type historyMsgJSON struct {
 	File        *fileJSON `json:"file"`
 	TimestampMs int64     `json:"timestampMs"`
 	Op          string    `json:"op,omitempty"`
+	ReplyTo     string    `json:"replyTo,omitempty"` // the msgId this message answers
 }
 
 // History ops as JSON.
@@ -103,7 +104,7 @@ func (h *handler) history(c *gin.Context) {
 	for i, m := range page.Messages {
 		j := historyMsgJSON{
 			MsgID: m.MsgID, Seq: m.Seq, From: m.From, FromName: m.FromName, To: m.To, Group: m.Group, GroupSeq: m.GroupSeq,
-			Kind: int32(m.Kind), TimestampMs: m.TimestampMs,
+			Kind: int32(m.Kind), TimestampMs: m.TimestampMs, ReplyTo: m.ReplyTo,
 		}
 		if m.Kind == cimpb.Kind_KIND_FILE || m.Kind == cimpb.Kind_KIND_BINARY {
 			j.Body = base64.StdEncoding.EncodeToString(m.Body)

@@ -99,6 +99,8 @@ type Message struct {
 	// RefMsgID (Text is an edit's new text); empty for a new message.
 	Op       string `json:"op,omitempty"`
 	RefMsgID string `json:"refMsgId,omitempty"`
+	// ReplyTo is the msgId of the message this one answers, if any.
+	ReplyTo string `json:"replyTo,omitempty"`
 }
 
 // AppMessage is the data of device.data: a message its sender addressed

@@ -74,6 +74,9 @@ type HistoryMessage struct {
 	// Op is the message's state: MSG_OP_EDIT (Body is its latest text) or
 	// MSG_OP_RECALL (no Body, no File) after its sender changed it.
 	Op cimpb.MsgOp
+	// ReplyTo is the msgId of the message this one answers, if it is a
+	// reply.
+	ReplyTo string
 
 	size int // bytes of its inbox entry
 }
@@ -328,7 +331,7 @@ func (s historyScan) match(e model.Entry, sc *inboxScan) (HistoryMessage, bool) 
 	}
 	return HistoryMessage{
 		MsgID: m.MsgId, Seq: e.Seq, From: m.From, FromName: m.FromName, To: m.To, Group: m.Group,
-		Kind: m.Kind, Body: m.Body, File: m.File, TimestampMs: m.TimestampMs,
+		Kind: m.Kind, Body: m.Body, File: m.File, TimestampMs: m.TimestampMs, ReplyTo: m.ReplyTo,
 	}, true
 }
 

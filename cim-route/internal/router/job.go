@@ -109,7 +109,7 @@ func (o *outgoing) downlink(to string) *cimpb.Frame {
 	return &cimpb.Frame{Type: cimpb.Type_MSG, Msg: &cimpb.Msg{
 		ClientMsgId: m.ClientMsgId, MsgId: o.msgID, From: o.from, FromName: o.fromName,
 		To: to, Group: m.Group, Body: m.Body, Kind: m.Kind, TimestampMs: o.ts,
-		Broadcast: m.Broadcast, File: m.File, Op: m.Op, RefMsgId: m.RefMsgId,
+		Broadcast: m.Broadcast, File: m.File, Op: m.Op, RefMsgId: m.RefMsgId, ReplyTo: m.ReplyTo,
 	}}
 }
 

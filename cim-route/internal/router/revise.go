@@ -30,6 +30,26 @@ const MaxHistoryDelete = 100
 // replica's clock) and still name a message.
 const maxClockSkew = time.Minute
 
+// replyProblem says why m's reply_to is refused, "" when it is fine (or
+// absent): a message id, not from the future, on a message that is stored
+// for a user or a group.
+func replyProblem(m *cimpb.Msg, now time.Time) string {
+	ref := m.GetReplyTo()
+	switch {
+	case ref == "":
+		return ""
+	case m.GetBroadcast():
+		return "a broadcast cannot be a reply"
+	case m.GetToApp():
+		return "a message to the app cannot be a reply"
+	}
+	at, ok := msgIDTime(ref)
+	if !ok || time.UnixMilli(at).After(now.Add(maxClockSkew)) {
+		return "reply_to is not a message id"
+	}
+	return ""
+}
+
 // opProblem says why m's op is refused, "" when it is fine: a recall or an
 // edit names a message of at most Config.EditWindow ago, is text (an edit
 // the new text, a recall none) and never a broadcast (nothing stores one,
@@ -43,7 +63,10 @@ func (r *Router) opProblem(m *cimpb.Msg, now time.Time) string {
 		if m.GetRefMsgId() != "" {
 			return "ref_msg_id is only for a recall or an edit"
 		}
-		return ""
+		return replyProblem(m, now)
+	}
+	if m.GetReplyTo() != "" {
+		return "reply_to is only for a new message (an edit keeps the original's)"
 	}
 	window := r.cfg.EditWindow
 	switch {
