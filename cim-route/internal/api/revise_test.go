@@ -84,3 +84,30 @@ func TestHistoryOpsAndDelete(t *testing.T) {
 		e.expect("POST", "/history/delete", b.body, b.h, b.status, b.code, nil)
 	}
 }
+
+// TestHistoryReplyTo: a reply's message in GET /history names the message
+// it answers (replyTo); others have no replyTo.
+func TestHistoryReplyTo(t *testing.T) {
+	e := newEnv(t)
+	e.register("alice", "bob")
+	alice, bob := e.online("alice"), e.online("bob")
+	var sent struct {
+		MsgID string `json:"msgId"`
+	}
+	e.expect("POST", "/p2pRoute", `{"receiveUserId":"bob","msg":"are you there?"}`, alice.bearer(), 200, codes.OK, &sent)
+	batch := &cimpb.UplinkBatch{GatewayId: bob.Server.ID, Uplinks: []*cimpb.Uplink{{UserId: bob.UserID, SessionId: bob.SessionID,
+		Frame: &cimpb.Frame{Type: cimpb.Type_MSG, Msg: &cimpb.Msg{ClientMsgId: "a", To: "alice", Body: []byte("yes"), ReplyTo: sent.MsgID}}}}}
+	if st, out := e.uplink(batch, asGateway); st != 200 || out.Deliveries[0].Frame.GetReceipt().GetStatus() != cimpb.ReceiptStatus_RECEIPT_SENT {
+		t.Fatalf("uplink: HTTP %d %v", st, out)
+	}
+	var page struct {
+		Messages []map[string]json.RawMessage `json:"messages"`
+	}
+	e.expect("GET", "/history?peer=bob", ``, alice.bearer(), 200, codes.OK, &page)
+	if len(page.Messages) != 2 || string(page.Messages[0]["body"]) != `"yes"` || string(page.Messages[0]["replyTo"]) != `"`+sent.MsgID+`"` {
+		t.Fatalf("alice's history %v, want bob's yes replying to %s first", page.Messages, sent.MsgID)
+	}
+	if _, ok := page.Messages[1]["replyTo"]; ok {
+		t.Fatalf("the question has a replyTo: %v", page.Messages[1])
+	}
+}
