@@ -877,20 +877,23 @@ func (c *Client) Send(ctx context.Context, to, text string) (string, error) {
 	if to == "" {
 		return "", ErrNoRecipient
 	}
-	return c.sendText(ctx, to, false, text)
+	return c.sendText(ctx, to, false, "", text)
 }
 
 // Broadcast sends text to everybody online (CIM's group chat).
 func (c *Client) Broadcast(ctx context.Context, text string) (string, error) {
-	return c.sendText(ctx, "", true, text)
+	return c.sendText(ctx, "", true, "", text)
 }
 
-// sendText sends a KIND_TEXT message and returns its client_msg_id. The
-// Msg and Frame it encodes are reused (SendMsg keeps neither): a busy
-// sender leaves the encoded frame and its outbox record as garbage.
-func (c *Client) sendText(ctx context.Context, to string, broadcast bool, text string) (string, error) {
+// sendText sends a KIND_TEXT message, a reply to the message replyTo when
+// set, and returns its client_msg_id. The Msg and Frame it encodes are
+// reused (SendMsg keeps neither; the outbox resends the encoded frame,
+// ReplyTo included): a busy sender leaves the encoded frame and its outbox
+// record as garbage.
+func (c *Client) sendText(ctx context.Context, to string, broadcast bool, replyTo, text string) (string, error) {
 	m := msgPool.Get().(*cimpb.Msg)
 	m.To, m.Broadcast, m.Kind, m.Body = to, broadcast, cimpb.Kind_KIND_TEXT, append(m.Body[:0], text...)
+	m.ReplyTo = replyTo
 	err := c.sendMsg(ctx, m, text)
 	id, body := m.GetClientMsgId(), m.Body
 	m.Reset()
@@ -925,8 +928,9 @@ var (
 // far it got.
 //
 // It fails at once after Close (ErrClosed) or once the client stopped
-// (ErrStopped), and then the message is not kept. m itself is not kept or
-// modified after it returns.
+// (ErrStopped), and then the message is not kept; so does a ReplyTo that
+// is not a msgId (ErrBadReplyTo). m itself is not kept or modified after
+// it returns.
 func (c *Client) SendMsg(ctx context.Context, m *cimpb.Msg) error {
 	if m == nil {
 		return errors.New("client: nil message")
@@ -940,6 +944,9 @@ func (c *Client) SendMsg(ctx context.Context, m *cimpb.Msg) error {
 
 // sendMsg is SendMsg with the text of a KIND_TEXT message as a string.
 func (c *Client) sendMsg(ctx context.Context, m *cimpb.Msg, text string) error {
+	if r := m.GetReplyTo(); r != "" && !isMsgID(r) {
+		return ErrBadReplyTo
+	}
 	if m.GetClientMsgId() == "" {
 		m.ClientMsgId = c.ids.next()
 	}

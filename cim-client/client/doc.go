@@ -21,7 +21,8 @@
 // final ERROR, resending it with the same client_msg_id after a timeout and
 // on every new link; Status and Recent tell how far each message got (sent,
 // delivered, read). MarkRead, History, SendFile and SaveFile cover read
-// receipts, the stored history and file messages. ERROR RateLimited
+// receipts, the stored history and file messages; Reply and ReplyInGroup
+// send a message answering an earlier one (Msg.ReplyTo). ERROR RateLimited
 // (the gateway's per-connection message limit) is not final either: the
 // message is kept and sent again on the resend schedule (EventRetrying).
 //

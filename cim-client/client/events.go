@@ -26,6 +26,11 @@ const (
 	// message not shown (older than what the app keeps) needs nothing:
 	// History shows messages as they are now.
 	//
+	// A new message with Msg.ReplyTo set answers the message with that
+	// msgId (Reply, ReplyInGroup), of the same conversation: quote it when
+	// the app has it (shown, or from History); the route does not check
+	// that it exists.
+	//
 	// Event.Outgoing marks a message this user sent, but not this Client:
 	// with the route's --login-policy platform every device of a user gets
 	// a copy of what another one sent (Msg.From is the user's own id; Msg.To

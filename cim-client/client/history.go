@@ -33,9 +33,9 @@ type HistoryQuery struct {
 // HistoryPage is one page of history, newest first.
 type HistoryPage struct {
 	// Messages are MSGs as the route stored them (msg_id, seq, from,
-	// from_name, to, group, kind, body, file, timestamp_ms set; a message
-	// read from a group's timeline has group_seq instead of seq), newest
-	// first. Recalls and edits are not messages of their own here: Op
+	// from_name, to, group, kind, body, file, timestamp_ms set, reply_to
+	// for a reply; a message read from a group's timeline has group_seq
+	// instead of seq), newest first. Recalls and edits are not messages of their own here: Op
 	// says a message's state instead, MSG_OP_EDIT (Body is its latest
 	// text) or MSG_OP_RECALL (no Body, no File). Messages deleted with
 	// DeleteHistory are left out.
@@ -202,7 +202,8 @@ type historyMsg struct {
 	Kind        flexKind   `json:"kind"`
 	Body        string     `json:"body"`
 	TimestampMs flexInt    `json:"timestampMs"`
-	Op          string     `json:"op"` // "edited", "recalled" or absent
+	Op          string     `json:"op"`      // "edited", "recalled" or absent
+	ReplyTo     string     `json:"replyTo"` // the msgId it answers, if a reply
 	File        *struct {
 		Name        string  `json:"name"`
 		Size        flexInt `json:"size"`
@@ -222,6 +223,7 @@ func (h historyMsg) msg() *cimpb.Msg {
 		Kind:        cimpb.Kind(h.Kind),
 		Body:        []byte(h.Body),
 		TimestampMs: int64(h.TimestampMs),
+		ReplyTo:     h.ReplyTo,
 	}
 	switch h.Op {
 	case "edited":

@@ -8,8 +8,8 @@ import (
 	"github.com/gocim/gocim/proto/cimpb"
 )
 
-// ErrNoMessage means a recall, an edit or a deletion that names no
-// message.
+// ErrNoMessage means a recall, an edit, a deletion or a reply that names
+// no message.
 var ErrNoMessage = errors.New("client: no message id")
 
 // Recall takes back one of this user's messages sent to user to (an id or

@@ -439,11 +439,18 @@ func readLines(r io.Reader, quit <-chan struct{}, log *slog.Logger) <-chan strin
 
 // send sends m, remembering it for the ✓ line (or the error) first.
 func send(ctx context.Context, c *client.Client, p *term.Printer, m *cimpb.Msg) {
+	sendTo(ctx, c, p, m, m.GetTo())
+}
+
+// sendTo is send with the label the lines about a private message give
+// its recipient (a reply's names the user it answers, not the id it is
+// sent to).
+func sendTo(ctx context.Context, c *client.Client, p *term.Printer, m *cimpb.Msg, to string) {
 	m.ClientMsgId = c.NewMsgID()
 	if gid := m.GetGroup(); gid != "" {
 		p.SendingGroup(m.ClientMsgId, gid, term.What(m))
 	} else {
-		p.Sending(m.ClientMsgId, m.To, term.What(m))
+		p.Sending(m.ClientMsgId, to, term.What(m))
 	}
 	if err := c.SendMsg(ctx, m); err != nil {
 		p.Forget(m.ClientMsgId)
@@ -558,6 +565,8 @@ func execute(ctx context.Context, c *client.Client, p *term.Printer, cmd term.Co
 		change(ctx, c, p, cmd)
 	case term.OpDelete:
 		deleteListed(ctx, c, p, cmd.N)
+	case term.OpReply:
+		reply(ctx, c, p, cmd)
 	case term.OpBlock, term.OpUnblock, term.OpBlocks:
 		blockCommand(ctx, c, p, cmd)
 	case term.OpInvalid:

@@ -486,7 +486,8 @@ type HistoryMsg struct {
 	Body        string    `json:"body"`
 	File        *FileJSON `json:"file,omitempty"`
 	TimestampMs int64     `json:"timestampMs"`
-	Op          string    `json:"op,omitempty"` // "edited" or "recalled"
+	Op          string    `json:"op,omitempty"`      // "edited" or "recalled"
+	ReplyTo     string    `json:"replyTo,omitempty"` // the msgId a reply answers
 }
 
 // FileJSON is a message's file in /history answers.

@@ -384,6 +384,7 @@ func Help() []string {
 		"*   :recall [N]          take back my N-th most recent message (1, the default: the last)",
 		"*   :edit <text>         replace the text of my last message",
 		"*   :del <N>             delete line N of the last :his / :ghis listing from my history",
+		"*   :reply [N] <text>    answer my N-th most recent incoming message (1: the last), quoting it; a first number is N: :reply 1 3 apples",
 		"*   :block <user>        get no more messages from a user, nor write to them",
 		"*   :unblock <user>      undo :block",
 		"*   :blocks              the users I blocked",

@@ -58,6 +58,8 @@ const (
 	OpBlock   // :block: To
 	OpUnblock // :unblock: To
 	OpBlocks  // :blocks
+
+	OpReply // :reply: N is which incoming message, 1 the last; Text the answer
 )
 
 // MaxDelay is the longest :delay, in seconds (the route's bound: 7 days).
@@ -125,6 +127,8 @@ func (c Command) Groups() []string {
 //	:recall [N]         take back my N-th most recent message (1, the default: the last)
 //	:edit new text      replace the text of my last message
 //	:del 3              delete line 3 of the last :his / :ghis listing from my history
+//	:reply [N] text     answer my N-th most recent incoming message (1, the default: the last), quoting it;
+//	                    a first word that is a number is N: ":reply 1 3 apples" answers the last with "3 apples"
 //	:block bob          get no more messages from bob (a user id or name); writing to bob is refused until :unblock
 //	:unblock bob        undo :block bob
 //	:blocks             the users I blocked
@@ -224,6 +228,8 @@ func Parse(line string) Command {
 				return Command{Op: OpInvalid, Text: "usage: :edit <new text> (replaces my last message)"}
 			}
 			return Command{Op: OpEdit, Text: rest}
+		case ":reply":
+			return parseReply(rest)
 		case ":del":
 			n := positive(rest)
 			if n == 0 {
@@ -294,6 +300,26 @@ func parseDelay(rest string) Command {
 		return Command{Op: OpInvalid, Text: usage}
 	}
 	return Command{Op: OpDelay, N: n, To: to, Text: text}
+}
+
+// replyUsage is the syntax of :reply.
+const replyUsage = "usage: :reply [N] <text> (N: my N-th most recent incoming message, 1 the last)"
+
+// parseReply reads ":reply [N] <text>": a first word that is an integer is
+// N, so "3 apples" to the last message is ":reply 1 3 apples".
+func parseReply(rest string) Command {
+	first, text := cutSpace(rest)
+	n, err := strconv.Atoi(first)
+	switch {
+	case err != nil:
+		n, text = 1, rest
+	case n < 1:
+		return Command{Op: OpInvalid, Text: replyUsage}
+	}
+	if text == "" {
+		return Command{Op: OpInvalid, Text: replyUsage}
+	}
+	return Command{Op: OpReply, N: n, Text: text}
 }
 
 // groupUsage is the syntax of each group command.

@@ -71,6 +71,9 @@ type Printer struct {
 	shown      map[string]shownMsg
 	shownOrder []string
 	listed     []*cimpb.Msg
+	// recv are the incoming messages shown lately, oldest first (at most
+	// maxReceived), for :reply (reply.go).
+	recv []Received
 
 	// names caches user names by id, learned from the lines about users,
 	// for the lines of the user's own messages from other devices
@@ -164,7 +167,8 @@ func (p *Printer) sendingLocked(clientMsgID string, s sending) {
 }
 
 // Event prints what ev means to a person: a message (a file with its :save
-// number; a group message as "alice@team", GroupName naming the group), "✓
+// number; a group message as "alice@team", GroupName naming the group; a
+// reply with the Quote of the message it answers), "✓
 // sent" for the route's first answer to one of our sends, an error, "slow
 // down" (once per message) for a send the gateway rate-limited and the
 // client will send again, a connection change. A message the user sent
@@ -193,11 +197,15 @@ func (p *Printer) Event(ev client.Event) {
 		default:
 			line = Message(ev.Msg, p.loc, ev.At)
 		}
+		line += p.quote(ev.Msg)
 		n := p.keepFile(ev.Msg)
 		if n > 0 {
 			line += SaveHint(n)
 		}
 		p.remember(ev.Msg, n)
+		if !ev.Outgoing {
+			p.received(ev.Msg)
+		}
 		p.Line(line)
 	case client.EventReceipt:
 		if s, ok := p.forget(ev.Receipt.GetClientMsgId()); ok {
@@ -205,6 +213,7 @@ func (p *Printer) Event(ev client.Event) {
 				p.Line(ChangeSent(s.op, s.to, s.what))
 				break
 			}
+			p.rememberSent(ev.Receipt.GetMsgId(), s)
 			p.Line(Sent(s.to, s.what))
 		}
 	case client.EventError:
@@ -332,8 +341,10 @@ func (p *Printer) File(n int) (*cimpb.Msg, bool) {
 }
 
 // History prints a page of history (newest first, as the route answers)
-// oldest first, files with their :save number; "* no history" when empty.
-// It remembers the listing for :del (Listed).
+// oldest first, files with their :save number, replies with the Quote of
+// the message they answer; "* no history" when empty. It remembers the
+// listing for :del (Listed), and its messages for the replies that quote
+// them and the changes of them.
 func (p *Printer) History(msgs []*cimpb.Msg) {
 	listed := slices.Clone(msgs)
 	slices.Reverse(listed)
@@ -345,10 +356,12 @@ func (p *Printer) History(msgs []*cimpb.Msg) {
 		return
 	}
 	for _, m := range slices.Backward(msgs) {
-		line := HistoryLine(m, p.loc)
-		if n := p.keepFile(m); n > 0 {
+		line := HistoryLine(m, p.loc) + p.quote(m)
+		n := p.keepFile(m)
+		if n > 0 {
 			line += SaveHint(n)
 		}
+		p.remember(m, n)
 		p.Line(line)
 	}
 }

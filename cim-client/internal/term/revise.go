@@ -19,6 +19,7 @@ const maxShown = 1000
 // shownMsg is a message the Printer showed.
 type shownMsg struct {
 	from     string
+	name     string // the sender's name (else its id), for the quotes of replies
 	what     string // What(m), after the latest edit
 	file     int    // its :save number, 0 for none
 	recalled bool
@@ -114,12 +115,20 @@ func sentWhat(op cimpb.MsgOp, kind cimpb.Kind, text string, file *cimpb.FileInfo
 	return text
 }
 
-// remember notes a message the Printer showed (n: its :save number).
+// remember notes a message the Printer showed (n: its :save number), live
+// or in a history listing (where it may be recalled already).
 func (p *Printer) remember(m *cimpb.Msg, n int) {
 	id := m.GetMsgId()
 	if id == "" || m.GetBroadcast() {
 		return
 	}
+	p.rememberShown(id, shownMsg{from: m.GetFrom(), name: firstOf(m.GetFromName(), m.GetFrom()), what: What(m), file: n,
+		recalled: m.GetOp() == cimpb.MsgOp_MSG_OP_RECALL})
+}
+
+// rememberShown notes what the Printer showed as message id, forgetting
+// the oldest beyond maxShown.
+func (p *Printer) rememberShown(id string, s shownMsg) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.shown == nil {
@@ -128,7 +137,7 @@ func (p *Printer) remember(m *cimpb.Msg, n int) {
 	if _, ok := p.shown[id]; !ok {
 		p.shownOrder = append(p.shownOrder, id)
 	}
-	p.shown[id] = shownMsg{from: m.GetFrom(), what: What(m), file: n}
+	p.shown[id] = s
 	for len(p.shownOrder) > maxShown {
 		delete(p.shown, p.shownOrder[0])
 		p.shownOrder = p.shownOrder[1:]
