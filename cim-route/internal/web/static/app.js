@@ -61,12 +61,27 @@
 //                                     recalled"); data-op-pending="edit|recall" while one's own
 //                                     change waits for the route (.op-pending in .meta)
 //   .actions (in a message)           shown on hover or focus within the message (always on touch
-//                                     screens): .edit-button and .recall-button on one's own
+//                                     screens): .reply-button on any message with a msgId but a
+//                                     recalled one (not in the broadcast conversation; opens
+//                                     #reply-bar); .edit-button and .recall-button on one's own
 //                                     messages once they have a msgId, for 15 minutes (edit: text
 //                                     only); .delete-button on any message with a msgId (removes
 //                                     it from the view and from one's history)
 //   .edit-form (in a message)         inline editor in place of .body: .edit-input (Enter saves,
 //                                     Shift+Enter new line, Escape cancels), .edit-save, .edit-cancel
+//   .reply-quote (in a message)       a reply (the message has data-reply-to, the msgId it answers)
+//                                     shows it between .meta and .body (not once recalled): the
+//                                     quoted message's sender (.reply-quote-name, "you" for one's
+//                                     own) and a snippet of its text (.reply-quote-text, at most 60
+//                                     characters, "…" when cut), data-known="true"; or, while the
+//                                     page does not have that message, .reply-quote-text "a message"
+//                                     and data-known="false"; data-reply-to on it too
+//   #reply-bar                        above the composer while replying (data-reply-to: the msgId
+//                                     answered): "Replying to" #reply-name, #reply-snippet (as a
+//                                     quote's) and #reply-cancel (or Escape in the composer); the
+//                                     next message sent in the conversation (text, or the first of
+//                                     the files) answers it and hides the bar, as does opening
+//                                     another conversation
 //   #load-older                       load older messages (also on scrolling to the top)
 //   #typing                           "<name> is typing…" under the open conversation; data-users
 //                                     (the typers' ids, comma separated); hidden when nobody
@@ -92,6 +107,13 @@
 // latest per message) for a message shown later. A recall is final. One's
 // own changes show as pending until the route answers, then apply. History
 // tells the state of each message (op 'edited' | 'recalled').
+//
+// Replies: a message may answer an earlier one of its conversation (the
+// SDK's replyTo, a msgId). The page quotes the message answered when it
+// has it in that conversation (shown live, sent from here, or loaded from
+// history); otherwise the quote reads "a message" until that one shows up
+// (e.g. an older history page), and follows its edits and recall. Quotes
+// are text only: the page never parses a message as HTML.
 //
 // Presence: the page subscribes (debounced) to the users of the
 // conversation list and the members of the open group, again whenever that
@@ -191,6 +213,10 @@ const el = {
   loadOlder: $('load-older'),
   messages: $('messages'),
   typing: $('typing'),
+  replyBar: $('reply-bar'),
+  replyName: $('reply-name'),
+  replySnippet: $('reply-snippet'),
+  replyCancel: $('reply-cancel'),
   composerForm: $('composer-form'),
   composer: $('composer'),
   send: $('send-button'),
@@ -210,6 +236,7 @@ const TYPING_SHOWN_MS = 5000; // how long another's indicator is shown
 const EDIT_WINDOW_MS = 15 * 60_000; // the route's --edit-window (its default)
 const EDIT_WINDOW_CHECK_MS = 30_000; // how often expired Edit/Recall buttons go
 const MAX_CHANGES = 2000; // changes remembered for messages not shown yet
+const REPLY_SNIPPET = 60; // characters of a message quoted by a reply
 
 // ------------------------------------------------------------------ state
 
@@ -245,6 +272,9 @@ let windowTimer = null;
 const blocked = new Map();
 let blockBusy = false;
 let blockChanges = 0;
+// replies: the Entry the next message of the open conversation answers
+// (null: none), shown in #reply-bar
+let replying = null;
 
 class Conv {
   constructor(key, name) {
@@ -616,6 +646,8 @@ function leaveChat(message) {
   deleted.clear();
   blocked.clear();
   blockBusy = false;
+  replying = null;
+  renderReplyBar();
   current = null;
   seeded = false;
   wasDown = false;
@@ -745,6 +777,7 @@ function renderConvList() {
 function openConv(key, focusComposer) {
   const c = convs.get(key) || conv(key);
   if (typingTo && typingTo.key !== c.key) stopTyping();
+  if (replying && replying.conv !== c) cancelReply();
   current = c;
   el.convTitle.textContent = c.name;
   el.convTitle.dataset.conv = c.key;
@@ -893,6 +926,7 @@ function insertEntry(c, e) {
     el.messages.insertBefore(e.el, next ? next.el : null);
     if (i === c.entries.length - 1 && (atBottom || e.mine)) scrollToBottom();
   }
+  updateQuotes(c, e.msgId);
 }
 
 function addMessage(m, { live }) {
@@ -976,7 +1010,7 @@ function onStatus(r) {
       clientMsgId: r.clientMsgId,
       mine: true,
       ts: r.at || Date.now(),
-      msg: { kind: r.kind, text: r.text, file: r.file, data: null, from: me.userId, fromName: me.userName, to: r.to, group: r.group, timestampMs: r.at, op: '' },
+      msg: { kind: r.kind, text: r.text, file: r.file, data: null, from: me.userId, fromName: me.userName, to: r.to, group: r.group, timestampMs: r.at, op: '', replyTo: r.replyTo || '' },
       status: r.status,
       counts: { delivered: r.delivered, read: r.read, recipients: r.recipients },
     });
@@ -989,12 +1023,20 @@ function onStatus(r) {
     }
   }
   if (r.clientMsgId && !e.clientMsgId) e.clientMsgId = r.clientMsgId;
-  if (r.msgId && !e.msgId) e.msgId = r.msgId;
+  // named: the replies to it can quote it now (it got its msgId, or took
+  // the place of its copy from history)
+  let named = !!r.msgId && !e.msgId;
+  if (named) e.msgId = r.msgId;
   for (const k of entryKeys(e)) {
     const other = entries.get(k);
-    if (other && other !== e) removeEntry(other); // the same message from history
+    if (other && other !== e) {
+      if (replying === other) replying = e; // the reply under way answers this copy
+      removeEntry(other); // the same message from history
+      named = true;
+    }
     entries.set(k, e);
   }
+  if (named) updateQuotes(e.conv, e.msgId);
   e.status = r.status; // the SDK's record already counts every receipt
   e.counts = { delivered: Math.max(e.counts.delivered, r.delivered), read: Math.max(e.counts.read, r.read), recipients: Math.max(e.counts.recipients, r.recipients) };
   e.error = r.error;
@@ -1008,6 +1050,7 @@ function onReceipt(r) {
   if (r.msgId && !e.msgId) {
     e.msgId = r.msgId;
     entries.set(`m:${r.msgId}`, e);
+    updateQuotes(e.conv, e.msgId);
   }
   if (statusRank[r.status] > statusRank[e.status] || e.status === 'failed') e.status = r.status;
   if (r.group) {
@@ -1034,6 +1077,8 @@ function removeEntry(e) {
   if (i >= 0) c.entries.splice(i, 1);
   for (const k of entryKeys(e)) if (entries.get(k) === e) entries.delete(k);
   e.el.remove();
+  if (replying === e) cancelReply();
+  updateQuotes(c, e.msgId);
 }
 
 function renderEntry(e) {
@@ -1045,7 +1090,7 @@ function renderEntry(e) {
   meta.className = 'meta';
   const from = document.createElement('span');
   from.className = 'from';
-  from.textContent = e.mine ? 'you' : m.from === '0' ? 'system' : nameOf(m.from, m.fromName);
+  from.textContent = senderOf(e);
   const time = document.createElement('time');
   if (e.ts) {
     time.dateTime = new Date(e.ts).toISOString();
@@ -1087,7 +1132,9 @@ function renderEntry(e) {
       body.append(document.createElement('br'), j);
     }
   }
-  li.append(meta, body);
+  if (m.replyTo) li.dataset.replyTo = m.replyTo;
+  if (m.replyTo && m.op !== 'recalled') li.append(meta, replyQuote(e), body);
+  else li.append(meta, body);
   if (e.mine) {
     const ticks = document.createElement('span');
     ticks.className = 'ticks';
@@ -1099,7 +1146,7 @@ function renderEntry(e) {
 }
 
 // refreshEntry draws e again (its text or state changed), keeping the
-// focus and an open editor's draft.
+// focus and an open editor's draft, and the quotes of the replies to it.
 function refreshEntry(e) {
   const old = e.el;
   const focused = old && old.contains(document.activeElement) ? document.activeElement : null;
@@ -1108,6 +1155,11 @@ function refreshEntry(e) {
   const input = e.el.querySelector('.edit-input');
   if (draft && input) input.value = draft.value;
   if (old?.parentNode) old.replaceWith(e.el);
+  updateQuotes(e.conv, e.msgId);
+  if (replying === e) {
+    if (canReply(e)) renderReplyBar();
+    else cancelReply(); // recalled meanwhile
+  }
   if (!focused || !e.el.isConnected) return;
   const cls = focused.classList[0];
   const same = cls ? e.el.querySelector(`.${CSS.escape(cls)}`) : null;
@@ -1321,6 +1373,7 @@ function updateActions(e) {
   const li = e.el;
   const want = [];
   if (!e.editing) {
+    if (canReply(e)) want.push('reply');
     if (e.changing.size === 0 && canEdit(e)) want.push('edit');
     if (e.changing.size === 0 && canChange(e)) want.push('recall');
     if (e.msgId) want.push('delete');
@@ -1340,11 +1393,12 @@ function updateActions(e) {
   bar.setAttribute('role', 'group');
   bar.setAttribute('aria-label', 'Message actions');
   const labels = {
+    reply: ['Reply', 'Reply to this message'],
     edit: ['Edit', 'Edit this message'],
     recall: ['Recall', 'Recall this message for everybody'],
     delete: ['Delete', 'Delete this message from your history'],
   };
-  const run = { edit: startEdit, recall: recallEntry, delete: deleteEntry };
+  const run = { reply: startReply, edit: startEdit, recall: recallEntry, delete: deleteEntry };
   for (const a of want) {
     const b = document.createElement('button');
     b.type = 'button';
@@ -1520,7 +1574,7 @@ function resend(e) {
   if (!client) return;
   try {
     const m = e.msg;
-    client.sendMsg({ clientMsgId: e.clientMsgId, to: m.to, group: m.group, broadcast: e.conv.kind === 'broadcast', text: m.text });
+    client.sendMsg({ clientMsgId: e.clientMsgId, to: m.to, group: m.group, broadcast: e.conv.kind === 'broadcast', text: m.text, replyTo: m.replyTo || '' });
   } catch (err) {
     toast(describeError(err));
   }
@@ -1543,6 +1597,116 @@ async function downloadEntry(e) {
   } catch (err) {
     toast(`Download failed: ${describeError(err)}`);
   }
+}
+
+// ------------------------------------------------------------------ replies
+
+// senderOf is how the page names the sender of e's message.
+function senderOf(e) {
+  const m = e.msg;
+  return e.mine ? 'you' : m.from === '0' ? 'system' : nameOf(m.from, m.fromName);
+}
+
+// snippetOf is message m on one line for a quote: at most REPLY_SNIPPET
+// characters, cut with "…".
+function snippetOf(m) {
+  let t = m.op === 'recalled' ? 'message recalled' : m.kind === 'file' ? `File: ${m.file?.name || 'file'}` : m.text || '';
+  t = t.replace(/\s+/g, ' ').trim();
+  const chars = [...t]; // by code point: never half an emoji
+  return chars.length > REPLY_SNIPPET ? `${chars.slice(0, REPLY_SNIPPET - 1).join('')}…` : t;
+}
+
+// canReply: e is a message one may answer (a reply names it by msgId;
+// the route takes none on a broadcast).
+function canReply(e) {
+  return !!e.msgId && e.msg.op !== 'recalled' && e.conv.kind !== 'broadcast';
+}
+
+// quotedEntry is the entry e (a reply) answers when the page has it in
+// e's conversation (a reply may name any msgId), else null.
+function quotedEntry(e) {
+  const id = e.msg.replyTo;
+  const q = id ? findEntry(id, '') : null;
+  return q && q.conv === e.conv ? q : null;
+}
+
+// replyQuote is the quote shown above the body of e, a reply: the sender
+// and a snippet of the message answered, or "a message" when the page does
+// not have it. Text only.
+function replyQuote(e) {
+  const q = quotedEntry(e);
+  const box = document.createElement('div');
+  box.className = 'reply-quote';
+  box.dataset.replyTo = e.msg.replyTo;
+  box.dataset.known = q ? 'true' : 'false';
+  const intro = document.createElement('span');
+  intro.className = 'sr-only';
+  intro.textContent = 'In reply to ';
+  const text = document.createElement('span');
+  text.className = 'reply-quote-text';
+  if (q) {
+    const name = document.createElement('span');
+    name.className = 'reply-quote-name';
+    name.textContent = senderOf(q);
+    text.textContent = snippetOf(q.msg);
+    box.append(intro, name, text);
+  } else {
+    text.textContent = 'a message';
+    box.append(intro, text);
+  }
+  return box;
+}
+
+// updateQuotes draws again the quotes of the replies to msgId in
+// conversation c (that message was shown, changed or removed).
+function updateQuotes(c, msgId) {
+  if (!msgId) return;
+  for (const x of c.entries) {
+    if (x.msg.replyTo !== msgId) continue;
+    x.el.querySelector(':scope > .reply-quote')?.replaceWith(replyQuote(x));
+  }
+}
+
+// startReply makes the next message of the open conversation a reply to e.
+function startReply(e) {
+  const c = e.conv;
+  if (!canReply(e) || c !== current) return;
+  if (isBlocked(c)) {
+    toast(`Unblock ${blockedName(c)} to write to them.`);
+    return;
+  }
+  replying = e;
+  renderReplyBar();
+  el.composer.focus();
+}
+
+// cancelReply drops the reply under way (focus: back to the composer).
+function cancelReply(focus = false) {
+  if (!replying) return;
+  replying = null;
+  renderReplyBar();
+  if (focus) el.composer.focus();
+}
+
+// renderReplyBar shows the message the next one answers, above the composer.
+function renderReplyBar() {
+  const e = replying;
+  show(el.replyBar, !!e);
+  if (!e) {
+    el.replyName.textContent = '';
+    el.replySnippet.textContent = '';
+    delete el.replyBar.dataset.replyTo;
+    return;
+  }
+  el.replyName.textContent = e.mine ? 'yourself' : senderOf(e);
+  el.replySnippet.textContent = snippetOf(e.msg);
+  el.replyBar.dataset.replyTo = e.msgId;
+}
+
+// replyOptions are the SDK's options for the next message sent in c: the
+// reply under way there, if any.
+function replyOptions(c) {
+  return replying && replying.conv === c && replying.msgId ? { replyTo: replying.msgId } : {};
 }
 
 // ------------------------------------------------------------------ history
@@ -1806,13 +1970,15 @@ function sendText() {
     toast(`Too long: at most ${MAX_TEXT} bytes.`);
     return;
   }
+  const reply = replyOptions(c);
   try {
-    if (c.kind === 'group') client.sendGroup(c.id, text);
+    if (c.kind === 'group') client.sendGroup(c.id, text, reply);
     else if (c.kind === 'broadcast') client.broadcast(text);
-    else client.send(c.id, text);
+    else client.send(c.id, text, reply);
     el.composer.value = '';
     autosize();
     stopTyping();
+    cancelReply();
   } catch (err) {
     toast(err instanceof ClientError && err.reason === 'stopped' ? 'Disconnected: log in again.' : describeError(err));
   }
@@ -1826,8 +1992,11 @@ async function sendFiles(files) {
     return;
   }
   for (const f of files) {
+    // The first file answers the message the user is replying to.
+    const opts = replyOptions(c);
+    if (opts.replyTo) cancelReply();
     try {
-      const id = c.kind === 'group' ? await client.sendGroupFile(c.id, f) : await client.sendFile(c.id, f);
+      const id = c.kind === 'group' ? await client.sendGroupFile(c.id, f, opts) : await client.sendFile(c.id, f, opts);
       ownFiles.set(id, f);
     } catch (err) {
       toast(`${f.name}: ${describeError(err)}`);
@@ -1946,6 +2115,7 @@ async function leaveCurrentGroup() {
   try {
     await client.leaveGroup(c.id);
     convs.delete(c.key);
+    if (replying?.conv === c) cancelReply();
     current = null;
     el.messages.replaceChildren();
     el.convTitle.textContent = 'Pick a conversation';
@@ -2394,9 +2564,11 @@ el.composer.addEventListener('keydown', (ev) => {
     ev.preventDefault();
     sendText();
   } else if (ev.key === 'Escape') {
-    closeConv();
+    if (replying) cancelReply();
+    else closeConv();
   }
 });
+el.replyCancel.addEventListener('click', () => cancelReply(true));
 el.composer.addEventListener('input', () => {
   autosize();
   if (el.composer.value.trim()) typingDue();

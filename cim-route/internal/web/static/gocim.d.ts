@@ -103,6 +103,7 @@ export type ClientErrorReason =
   | 'superseded'
   | 'no-message'
   | 'bad-op'
+  | 'bad-reply'
   | 'bad-options'
   | 'bad-ref'
   | 'not-a-file'
@@ -241,6 +242,13 @@ export interface Message {
   /** The message a 'recall' or an 'edit' changes; "" otherwise. */
   refMsgId: string;
   /**
+   * The msgId of the earlier message of this conversation this one answers
+   * (a reply; live and from history); "" for none. Only the form of it is
+   * checked: show the message quoted when the one it names is known (one
+   * shown, or from history), and apply nothing else from it.
+   */
+  replyTo: string;
+  /**
    * On 'message' events: the user sent it from another of its devices
    * (route --login-policy platform; from is the user's own id): show it as
    * sent, to `to` or in `group`. Always false from history.
@@ -294,6 +302,8 @@ export interface SentMessage {
   /** 'recall' or 'edit' for a recall() or an edit() of refMsgId; '' for a message. */
   op: '' | 'recall' | 'edit';
   refMsgId: string;
+  /** The msgId of the message it answers (the replyTo option); "" for none. */
+  replyTo: string;
   /** The best status so far; it only rises (failed sits between pending and sent). */
   status: SendStatus;
   /** Tries started: 1 for the first write, +1 per resend after a timeout. */
@@ -626,7 +636,18 @@ export interface ResumeEvent {
 
 export type ClientEventType = keyof ClientEventMap;
 
-export interface SendFileOptions {
+/** Options of send() and sendGroup(). */
+export interface SendOptions {
+  /**
+   * The msgId of the earlier message of this conversation the new one
+   * answers (a reply): 32 lowercase hex digits, else ClientError
+   * 'bad-reply'. Kept with the message until the route answers (across
+   * reloads too); recipients get it as Message.replyTo.
+   */
+  replyTo?: string;
+}
+
+export interface SendFileOptions extends SendOptions {
   name?: string;
   contentType?: string;
   signal?: AbortSignal;
@@ -648,6 +669,8 @@ export interface OutgoingMessage {
   /** A change of the earlier message refMsgId (to or group as that one's; text: an edit's new text). */
   op?: 'recall' | 'edit';
   refMsgId?: string;
+  /** A new message to a user or a group only (not with op, nor a broadcast): see SendOptions.replyTo. */
+  replyTo?: string;
 }
 
 /** Keeps one user's connection to a gocim cluster. Events: see ClientEventMap. */
@@ -695,9 +718,13 @@ export declare class Client extends EventTarget {
   /** Reconnect now instead of at the end of the backoff wait (or probe the live link). */
   reconnectNow(): void;
 
-  /** Each returns the clientMsgId at once; the message is written when a link is up and kept until answered. */
-  send(to: string, text: string): string;
-  sendGroup(gid: string, text: string): string;
+  /**
+   * Each returns the clientMsgId at once; the message is written when a
+   * link is up and kept until answered. opts.replyTo makes it a reply (see
+   * SendOptions); a malformed one throws ClientError 'bad-reply'.
+   */
+  send(to: string, text: string, opts?: SendOptions): string;
+  sendGroup(gid: string, text: string, opts?: SendOptions): string;
   broadcast(text: string): string;
   sendMsg(m: OutgoingMessage): string;
   /**
@@ -711,8 +738,9 @@ export declare class Client extends EventTarget {
   recallInGroup(gid: string, msgId: string): string;
   edit(to: string, msgId: string, text: string): string;
   editInGroup(gid: string, msgId: string, text: string): string;
-  /** A file message for blob: inline when it fits one frame, else uploaded first. */
+  /** A file message for blob: inline when it fits one frame, else uploaded first (replyTo is not part of it). */
   prepareFile(blob: Blob, opts?: SendFileOptions): Promise<OutgoingMessage>;
+  /** opts.replyTo as send()'s; a malformed one rejects (ClientError 'bad-reply') before any upload. */
   sendFile(to: string, blob: Blob, opts?: SendFileOptions): Promise<string>;
   sendGroupFile(gid: string, blob: Blob, opts?: SendFileOptions): Promise<string>;
   /** The file of a file message: its inline bytes, or the route's copy. */

@@ -45,6 +45,18 @@
 // (no text, no file), the changes themselves left out. Api.deleteHistory()
 // removes messages from the user's own history only.
 //
+// Replies: a new message may answer an earlier one of the same
+// conversation, named by its msgId: the replyTo option of send(),
+// sendGroup(), sendFile() and sendGroupFile() (or sendMsg()'s replyTo),
+// checked here for the form of a route msgId (32 lowercase hex digits;
+// ClientError 'bad-reply' otherwise, and on a broadcast, a recall or an
+// edit: an edit keeps the original's). It goes with the MSG (Msg.reply_to),
+// is kept in the outbox record (resent with it after a reconnect or a
+// reload) and shows on the message's SentMessage. The route checks its
+// form only and hands it to every recipient: Message.replyTo on 'message'
+// events and history entries ("" for none). Show the message quoted when
+// the one it names is known (one shown, or from history).
+//
 // Presence and typing (docs/ARCHITECTURE.md, "Presence and typing"): the
 // login names the platform (option platform, "web" by default).
 // subscribe(users, groups) watches users and groups' members: its answer
@@ -88,7 +100,8 @@
 //   synced       {lastSeq}          the inbox has caught up with the server after a (re)connect
 //   message      Message            a message, exactly once, in order; op 'recall' | 'edit' (with
 //                                   refMsgId): a change of an earlier message, not one to show;
-//                                   outgoing: the user sent it from another device
+//                                   outgoing: the user sent it from another device; replyTo: the
+//                                   msgId of the message it answers
 //   readelsewhere ReadElsewhere     the user read these messages of peer (or in group) on another device
 //   receipt      Receipt            RECEIPT_SENT / DELIVERED / READ (once per status per message sent here)
 //   status       SentMessage        one of this client's messages changed status
@@ -294,6 +307,19 @@ function isUserId(s) {
 
 function isRef(s) {
   return typeof s === 'string' && s.length > 0 && s.length <= 128 && /^[0-9a-fA-F]+$/.test(s);
+}
+
+// isMsgId: s has the form of the route's msgIds, 32 lowercase hex digits.
+function isMsgId(s) {
+  return typeof s === 'string' && /^[0-9a-f]{32}$/.test(s);
+}
+
+// replyOf checks the replyTo option of a send: '' for none (absent, null
+// or ''), else a msgId; anything else is ClientError 'bad-reply'.
+function replyOf(v) {
+  if (v === undefined || v === null || v === '') return '';
+  if (!isMsgId(v)) throw new ClientError('bad-reply', `replyTo ${JSON.stringify(v)} is not a message id (32 lowercase hex digits)`);
+  return v;
 }
 
 // --------------------------------------------------------------- storage
@@ -860,6 +886,7 @@ function wireMessage(m) {
     timestampMs: num(m.timestampMs),
     op: opOf(m.op),
     refMsgId: String(m.refMsgId ?? ''),
+    replyTo: String(m.replyTo ?? ''),
     outgoing: false,
   };
 }
@@ -899,6 +926,7 @@ function historyMessage(h) {
     // the message's state: 'edited' (text is the latest), 'recalled' (no text, no file)
     op: String(h.op ?? ''),
     refMsgId: '',
+    replyTo: String(h.replyTo ?? ''),
     outgoing: false,
   };
 }
@@ -973,11 +1001,12 @@ function varintSize(n) {
 function fieldSize(len) {
   return len > 0 ? 1 + varintSize(len) + len : 0;
 }
-function strSize(s) {
-  return s ? fieldSize(utf8Encode(s).length) : 0;
+// strSize is a string field's size; tag: its key's bytes (2 from field 16 on).
+function strSize(s, tag = 1) {
+  return s ? fieldSize(utf8Encode(s).length) + tag - 1 : 0;
 }
 function msgFrameSize(m, bodyLen) {
-  let n = strSize(m.clientMsgId) + strSize(m.to) + strSize(m.group) + fieldSize(bodyLen) + strSize(m.refMsgId);
+  let n = strSize(m.clientMsgId) + strSize(m.to) + strSize(m.group) + fieldSize(bodyLen) + strSize(m.refMsgId) + strSize(m.replyTo, 2);
   if (m.kind === 'file') n += 2;
   if (m.op) n += 2;
   if (m.broadcast) n += 2;
@@ -1467,7 +1496,7 @@ class Outbox {
   // answered ones only for their status.
   restore(p) {
     if (!p || !p.clientMsgId || this.recs.has(p.clientMsgId)) return;
-    const r = newRecord({ clientMsgId: p.clientMsgId, to: p.to, group: p.group, broadcast: p.broadcast, kind: p.kind, text: p.text, file: p.file, op: p.op, refMsgId: p.refMsgId }, p.at || 0);
+    const r = newRecord({ clientMsgId: p.clientMsgId, to: p.to, group: p.group, broadcast: p.broadcast, kind: p.kind, text: p.text, file: p.file, op: p.op, refMsgId: p.refMsgId, replyTo: p.replyTo }, p.at || 0);
     r.msgId = p.msgId || '';
     r.status = statusRank[p.status] ? p.status : 'sent';
     r.recipients = p.recipients || 0;
@@ -1654,6 +1683,7 @@ function newRecord(m, now) {
     file: m.file || null,
     op: m.op === 'recall' || m.op === 'edit' ? m.op : '',
     refMsgId: m.op === 'recall' || m.op === 'edit' ? String(m.refMsgId || '') : '',
+    replyTo: m.op || m.broadcast ? '' : String(m.replyTo || ''),
     status: 'pending',
     tries: 1,
     error: null,
@@ -1706,6 +1736,7 @@ function sentMessage(r) {
     file: r.file,
     op: r.op,
     refMsgId: r.refMsgId,
+    replyTo: r.replyTo,
     status: r.status,
     tries: r.tries,
     error: r.error,
@@ -2682,16 +2713,20 @@ export class Client extends EventTarget {
 
   // ------------------------------------------------------------ sending
 
-  /** Sends text to one user (id or name); returns the clientMsgId receipts and errors will carry. */
-  send(to, text) {
+  /**
+   * Sends text to one user (id or name); returns the clientMsgId receipts
+   * and errors will carry. Option replyTo: the msgId of the message of
+   * this conversation it answers (a reply).
+   */
+  send(to, text, { replyTo } = {}) {
     if (!to) throw new ClientError(ClientError.NO_RECIPIENT, 'no recipient');
-    return this.sendMsg({ to: String(to), text: String(text) });
+    return this.sendMsg({ to: String(to), text: String(text), replyTo });
   }
 
-  /** Sends text to group gid (SENT's count: the members it went to). */
-  sendGroup(gid, text) {
+  /** Sends text to group gid (SENT's count: the members it went to); option replyTo as send()'s. */
+  sendGroup(gid, text, { replyTo } = {}) {
     if (!gid) throw new ClientError(ClientError.NO_GROUP, 'no group');
-    return this.sendMsg({ group: String(gid), text: String(text) });
+    return this.sendMsg({ group: String(gid), text: String(text), replyTo });
   }
 
   /** Sends text to everybody online (CIM's group chat; nothing stored, never resent). */
@@ -2748,10 +2783,12 @@ export class Client extends EventTarget {
    * Sends one message: {to | group | broadcast, text} or a file message
    * {…, kind: 'file', file: {name, size, contentType, ref?}, data?:
    * Uint8Array}, or a change of an earlier message {to | group, op:
-   * 'recall' | 'edit', refMsgId, text (edit)} (see recall(), edit()). It
-   * returns the clientMsgId at once; the message is written now when
-   * online, else when the link is back, and kept (across reloads too)
-   * until the route answers.
+   * 'recall' | 'edit', refMsgId, text (edit)} (see recall(), edit()). A
+   * new message to a user or a group may name the message it answers,
+   * replyTo (a msgId; ClientError 'bad-reply' for anything else, and on a
+   * broadcast, a recall or an edit). It returns the clientMsgId at once;
+   * the message is written now when online, else when the link is back,
+   * and kept (across reloads too) until the route answers.
    */
   sendMsg(m) {
     if (this._stopErr) throw this._stopErr;
@@ -2764,6 +2801,9 @@ export class Client extends EventTarget {
       if (!m.refMsgId) throw new ClientError(ClientError.NO_MESSAGE, 'no message id');
       if (m.broadcast) throw new ClientError('bad-op', 'a broadcast cannot be recalled or edited');
     }
+    const replyTo = replyOf(m.replyTo);
+    if (replyTo && op) throw new ClientError('bad-reply', `a ${op} cannot be a reply (an edit keeps the original's)`);
+    if (replyTo && m.broadcast) throw new ClientError('bad-reply', 'a broadcast cannot be a reply');
     const kind = !op && (m.kind === 'file' || m.file) ? 'file' : 'text';
     const msg = {
       clientMsgId: m.clientMsgId || this._nextId(),
@@ -2775,6 +2815,7 @@ export class Client extends EventTarget {
       file: kind === 'file' ? fileOf(m.file) : null,
       op,
       refMsgId: op ? String(m.refMsgId) : '',
+      replyTo,
     };
     const body = kind === 'text' ? utf8Encode(msg.text) : m.data instanceof Uint8Array ? m.data : new Uint8Array(0);
     if (msgFrameSize(msg, body.length) > this.opts.maxFrame) throw new ClientError(ClientError.TOO_LARGE, 'message larger than the frame limit');
@@ -2787,6 +2828,7 @@ export class Client extends EventTarget {
       w.op = opNames[op];
       w.refMsgId = msg.refMsgId;
     }
+    if (replyTo) w.replyTo = replyTo;
     if (kind === 'file') {
       w.kind = 'KIND_FILE';
       const f = { name: msg.file.name };
@@ -2824,18 +2866,23 @@ export class Client extends EventTarget {
     return { kind: 'file', file: { name: fileName, size, contentType: type, ref: ref.ref }, data: null };
   }
 
-  /** Sends a file (File or Blob) to a user; resolves to the clientMsgId. */
+  /**
+   * Sends a file (File or Blob) to a user; resolves to the clientMsgId.
+   * Option replyTo as send()'s (checked before anything is uploaded).
+   */
   async sendFile(to, blob, options = {}) {
     if (!to) throw new ClientError(ClientError.NO_RECIPIENT, 'no recipient');
+    const replyTo = replyOf(options.replyTo);
     const m = await this.prepareFile(blob, options);
-    return this.sendMsg({ ...m, to: String(to) });
+    return this.sendMsg({ ...m, to: String(to), replyTo });
   }
 
-  /** Sends a file (File or Blob) to a group; resolves to the clientMsgId. */
+  /** Sends a file (File or Blob) to a group; resolves to the clientMsgId. Option replyTo as send()'s. */
   async sendGroupFile(gid, blob, options = {}) {
     if (!gid) throw new ClientError(ClientError.NO_GROUP, 'no group');
+    const replyTo = replyOf(options.replyTo);
     const m = await this.prepareFile(blob, options);
-    return this.sendMsg({ ...m, group: String(gid) });
+    return this.sendMsg({ ...m, group: String(gid), replyTo });
   }
 
   /** The file of a file message as a Blob: its inline bytes, or the route's copy (GET /files/<ref>). */
@@ -3452,6 +3499,7 @@ function persistRecord(r) {
     p.op = r.op;
     p.refMsgId = r.refMsgId;
   }
+  if (r.replyTo) p.replyTo = r.replyTo;
   if (r.recipients) p.recipients = r.recipients;
   if (r.delivered) p.delivered = r.delivered;
   if (r.read) p.read = r.read;

@@ -1565,3 +1565,148 @@ test('a message to a user one blocked: ERROR 4030 makes it failed, with the rout
   assert.equal(ws2.of('MSG').length, 0);
   await c.close();
 });
+
+// ------------------------------------------------------------ replies
+
+// Route msgIds: 32 lowercase hex digits.
+const R1 = '0190a1b2c3d4e5f60718293a4b5c6d7e';
+const R2 = '0190a1b2c3d4e5f60718293a4b5c6d7f';
+
+test('a reply goes as a MSG with replyTo, to a user or a group, and comes back decoded; kept and resent like any send', async () => {
+  const cl = new Cluster();
+  const c = await started(cl);
+  const ws = cl.ws;
+  ws.push(syncAnswer(0, 0, 0));
+  const a = c.send('bob', 'yes', { replyTo: R1 });
+  const b = c.sendGroup('5', 'me too', { replyTo: R2 });
+  const plain = c.send('bob', 'no reply', {});
+  const f = await c.sendFile('bob', new Blob(['xy']), { name: 'a.txt', contentType: 'text/plain', replyTo: R1 });
+  const ups = ws.of('MSG').map((x) => x.msg);
+  assert.deepEqual(ups[0], { clientMsgId: a, to: 'bob', body: bytesToBase64(utf8Encode('yes')), replyTo: R1 });
+  assert.deepEqual(ups[1], { clientMsgId: b, group: '5', body: bytesToBase64(utf8Encode('me too')), replyTo: R2 });
+  assert.deepEqual(ups[2], { clientMsgId: plain, to: 'bob', body: bytesToBase64(utf8Encode('no reply')) }); // none: omitted, as protojson does
+  assert.equal(ups[3].clientMsgId, f);
+  assert.equal(ups[3].kind, 'KIND_FILE');
+  assert.equal(ups[3].replyTo, R1);
+
+  // Statuses name it.
+  assert.equal(c.status(a).replyTo, R1);
+  assert.equal(c.status(b).replyTo, R2);
+  assert.equal(c.status(plain).replyTo, '');
+  assert.deepEqual(c.of('status').filter((s) => s.clientMsgId === a).map((s) => [s.status, s.replyTo]), [['pending', R1]]);
+
+  // The route relays the frame as written (plus its own fields): the
+  // recipient's client decodes replyTo onto the Message.
+  ws.push({ type: 'MSG', msg: { ...ups[0], msgId: 'm1', seq: '1', from: '8', fromName: 'bob', to: '7', timestampMs: '1001' } });
+  ws.push(msg(2, 'plain'));
+  assert.deepEqual(c.of('message').map((m) => [m.msgId, m.text, m.op, m.replyTo]), [
+    ['m1', 'yes', '', R1],
+    ['m2', 'plain', '', ''],
+  ]);
+
+  // Unanswered ones are written again, unchanged, on a new link.
+  ws.push({ type: 'RECEIPT', receipt: { status: 'RECEIPT_SENT', msgId: 'X1', clientMsgId: b } });
+  assert.equal(c.statusByMsgId('X1').replyTo, R2);
+  ws.drop();
+  const ws2 = await cl.accept();
+  await until(() => ws2.of('MSG').length === 3, 'the replay');
+  assert.deepEqual(ws2.of('MSG').map((x) => x.msg), [ups[0], ups[2], ups[3]]);
+  await c.close();
+});
+
+test('a malformed replyTo, or one on a broadcast, a recall or an edit, is refused at once', async () => {
+  const cl = new Cluster();
+  const c = await started(cl);
+  const ws = cl.ws;
+  const badReply = (e) => e instanceof ClientError && e.reason === 'bad-reply';
+  for (const bad of ['M1', R1.toUpperCase(), `${R1}0`, R1.slice(1), `${R1.slice(0, 31)}g`, 12345, {}, true]) {
+    assert.throws(() => c.send('bob', 'x', { replyTo: bad }), badReply, `replyTo ${JSON.stringify(bad)}`);
+  }
+  assert.throws(() => c.sendGroup('5', 'x', { replyTo: 'nope' }), badReply);
+  assert.throws(() => c.sendMsg({ broadcast: true, text: 'x', replyTo: R1 }), badReply);
+  assert.throws(() => c.sendMsg({ to: 'bob', op: 'edit', refMsgId: R2, text: 'x', replyTo: R1 }), badReply);
+  assert.throws(() => c.sendMsg({ to: 'bob', op: 'recall', refMsgId: R2, replyTo: R1 }), badReply);
+  await assert.rejects(c.sendFile('bob', new Blob(['xy']), { name: 'a.txt', replyTo: 'M1' }), badReply);
+  await assert.rejects(c.sendGroupFile('5', new Blob(['xy']), { name: 'a.txt', replyTo: 'M1' }), badReply);
+  assert.equal(ws.of('MSG').length, 0, 'nothing written');
+  assert.equal(c.pending, 0, 'nothing kept');
+  // '' and null are none.
+  c.send('bob', 'x', { replyTo: '' });
+  c.send('bob', 'y', { replyTo: null });
+  assert.deepEqual(ws.of('MSG').map((f) => f.msg.replyTo), [undefined, undefined]);
+  await c.close();
+});
+
+test('replyTo counts in the size of the frame', async () => {
+  const cl = new Cluster();
+  const c = await started(cl, { maxFrame: 120 });
+  // The shortest text whose reply does not fit: without replyTo it does.
+  let n = 0;
+  for (;;) {
+    try {
+      c.send('bob', 'x'.repeat(n), { replyTo: R1 });
+    } catch (e) {
+      assert.match(e.message, /frame limit/);
+      break;
+    }
+    n++;
+  }
+  assert.ok(n > 0 && n < 120, `${n}`);
+  c.send('bob', 'x'.repeat(n));
+  await c.close();
+});
+
+test('a reply that waits survives a reload with its replyTo', async () => {
+  const cl = new Cluster();
+  const storage = new MemoryStorage();
+  const c1 = await started(cl, { storage });
+  cl.ws.drop();
+  await until(() => c1.state === 'reconnecting', 'reconnecting');
+  const id = c1.send('bob', 'later', { replyTo: R1 });
+  c1._saveNow();
+  const saved = JSON.parse(storage.getItem(c1._stateKey));
+  assert.equal(saved.outbox.length, 1);
+  assert.equal(saved.outbox[0].replyTo, R1);
+  c1._closing = true;
+  c1._life.abort();
+
+  const c2 = newClient(cl, { storage });
+  const p = c2.start();
+  const ws2 = await cl.accept();
+  await p;
+  await until(() => ws2.of('MSG').length === 1, 'the replay');
+  assert.deepEqual(ws2.of('MSG')[0].msg, { clientMsgId: id, to: 'bob', body: bytesToBase64(utf8Encode('later')), replyTo: R1 });
+  assert.equal(c2.status(id).replyTo, R1);
+  // Answered, it is remembered with it (the sent list) for the next reload.
+  ws2.push({ type: 'RECEIPT', receipt: { status: 'RECEIPT_SENT', msgId: 'X9', clientMsgId: id } });
+  c2._saveNow();
+  assert.equal(JSON.parse(storage.getItem(c2._stateKey)).sent.find((r) => r.clientMsgId === id).replyTo, R1);
+  c2._closing = true;
+  c2._life.abort();
+  const c3 = newClient(cl, { storage });
+  const p3 = c3.start();
+  await cl.accept();
+  await p3;
+  assert.equal(c3.statusByMsgId('X9').replyTo, R1);
+  await c3.close();
+});
+
+test('history entries carry replyTo', async () => {
+  const cl = new Cluster();
+  cl.historyAnswer = {
+    messages: [
+      { msgId: 'h3', seq: 7, from: '7', fromName: 'ann', to: '8', kind: 0, body: 'good', file: null, timestampMs: 7, replyTo: R2 },
+      { msgId: 'h2', seq: 6, from: '8', fromName: 'bob', to: '7', kind: 0, body: 'yes', file: null, timestampMs: 6, op: 'edited', replyTo: R1 },
+      { msgId: 'h1', seq: 5, from: '8', fromName: 'bob', to: '7', kind: 0, body: 'are you there?', file: null, timestampMs: 5 },
+    ],
+    next: '',
+  };
+  const c = await started(cl);
+  const page = await c.history({ peer: 'bob' });
+  assert.deepEqual(page.messages.map((m) => [m.msgId, m.op, m.text, m.replyTo]), [
+    ['h3', '', 'good', R2],
+    ['h2', 'edited', 'yes', R1],
+    ['h1', '', 'are you there?', ''],
+  ]);
+  await c.close();
+});
