@@ -522,9 +522,12 @@ func TestRedisFrozenSeveralDevices(t *testing.T) {
 // (a small group), while Redis is frozen: the claim of each message's
 // gdedup key, the copies and the finish are written and retried alike.
 // Every member online sees each message once, in order, and one offline
-// shows them once, in order, at its next login, though an attempt that died
-// mid-fan-out stores its copies again (the members' clients drop a msgId
-// they showed).
+// shows them once, in order, at its next login. (An attempt after one that
+// died mid-fan-out marks its copies once, and a pipeline of copies is never
+// replayed by go-redis, so the inboxes hold each message once, as logged;
+// Redis's order among sockets when it thaws could still let a frozen
+// attempt's copy land after its retry's, which the clients drop as a
+// msgId they showed.)
 func TestRedisFrozenGroup(t *testing.T) {
 	testRedisFrozenGroup(t, nil)
 }
