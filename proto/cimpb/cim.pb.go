@@ -165,9 +165,10 @@ func (Kind) EnumDescriptor() ([]byte, []int) {
 	return file_cim_proto_rawDescGZIP(), []int{1}
 }
 
-// MsgOp says what a MSG does: a new message, or a change of an earlier one
-// of the same sender (ref_msg_id), stored and delivered like a message so
-// that it reaches every recipient in order, online or offline.
+// MsgOp says what a MSG does: a new message, a change of an earlier one of
+// the same sender (ref_msg_id), or a reaction to any message of the
+// conversation, stored and delivered like a message so that it reaches
+// every recipient in order, online or offline.
 type MsgOp int32
 
 const (
@@ -176,6 +177,12 @@ const (
 	MsgOp_MSG_OP_RECALL MsgOp = 1
 	// the sender replaces the message's text with body.
 	MsgOp_MSG_OP_EDIT MsgOp = 2
+	// the sender reacts to message ref_msg_id of this conversation (anyone's,
+	// to as the conversation's peer, or group) with the emoji in body: one
+	// reaction per user per message, a later one replaces it, an empty body
+	// takes it back. body: at most 32 bytes of UTF-8 without spaces or
+	// control characters.
+	MsgOp_MSG_OP_REACT MsgOp = 3
 )
 
 // Enum value maps for MsgOp.
@@ -184,11 +191,13 @@ var (
 		0: "MSG_OP_NEW",
 		1: "MSG_OP_RECALL",
 		2: "MSG_OP_EDIT",
+		3: "MSG_OP_REACT",
 	}
 	MsgOp_value = map[string]int32{
 		"MSG_OP_NEW":    0,
 		"MSG_OP_RECALL": 1,
 		"MSG_OP_EDIT":   2,
+		"MSG_OP_REACT":  3,
 	}
 )
 
@@ -662,7 +671,9 @@ type Msg struct {
 	// route's --edit-window of it being sent; to or group as the original's).
 	// A client applies it to that message only if its from is this MSG's
 	// from. In history answers op says the message's state: EDIT (its body
-	// is the latest text) or RECALL (no body).
+	// is the latest text) or RECALL (no body). REACT: from's reaction to
+	// message ref_msg_id of the conversation (any sender's; within the
+	// inbox TTL), replacing from's earlier one on it.
 	Op       MsgOp  `protobuf:"varint,14,opt,name=op,proto3,enum=cim.v1.MsgOp" json:"op,omitempty"`
 	RefMsgId string `protobuf:"bytes,15,opt,name=ref_msg_id,json=refMsgId,proto3" json:"ref_msg_id,omitempty"`
 	// to_app (uplink): the message is for the app back-end, not a user (a
@@ -2257,12 +2268,13 @@ const file_cim_proto_rawDesc = "" +
 	"\x04Kind\x12\r\n" +
 	"\tKIND_TEXT\x10\x00\x12\r\n" +
 	"\tKIND_FILE\x10\x01\x12\x0f\n" +
-	"\vKIND_BINARY\x10\x02*;\n" +
+	"\vKIND_BINARY\x10\x02*M\n" +
 	"\x05MsgOp\x12\x0e\n" +
 	"\n" +
 	"MSG_OP_NEW\x10\x00\x12\x11\n" +
 	"\rMSG_OP_RECALL\x10\x01\x12\x0f\n" +
-	"\vMSG_OP_EDIT\x10\x02*c\n" +
+	"\vMSG_OP_EDIT\x10\x02\x12\x10\n" +
+	"\fMSG_OP_REACT\x10\x03*c\n" +
 	"\rReceiptStatus\x12\x17\n" +
 	"\x13RECEIPT_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fRECEIPT_SENT\x10\x01\x12\x15\n" +

@@ -42,6 +42,15 @@ type historyMsgJSON struct {
 	TimestampMs int64     `json:"timestampMs"`
 	Op          string    `json:"op,omitempty"`
 	ReplyTo     string    `json:"replyTo,omitempty"` // the msgId this message answers
+	// Reactions: each emoji with how many reacted with it, in the order
+	// they first came; mine marks the viewer's own.
+	Reactions []reactionJSON `json:"reactions,omitempty"`
+}
+
+type reactionJSON struct {
+	Emoji string `json:"emoji"`
+	Count int    `json:"count"`
+	Mine  bool   `json:"mine,omitempty"`
 }
 
 // History ops as JSON.
@@ -113,6 +122,9 @@ func (h *handler) history(c *gin.Context) {
 		}
 		if f := m.File; f != nil {
 			j.File = &fileJSON{Ref: f.Ref, Size: f.Size, Name: f.Name, ContentType: f.ContentType}
+		}
+		for _, c := range m.Reactions.Counts {
+			j.Reactions = append(j.Reactions, reactionJSON{Emoji: c.Emoji, Count: c.Count, Mine: c.Emoji == m.Reactions.Mine})
 		}
 		switch m.Op {
 		case cimpb.MsgOp_MSG_OP_EDIT:

@@ -111,3 +111,38 @@ func TestHistoryReplyTo(t *testing.T) {
 		t.Fatalf("the question has a replyTo: %v", page.Messages[1])
 	}
 }
+
+// TestHistoryReactions: GET /history answers each message's reactions as
+// "reactions": [{"emoji","count","mine"}], mine only for the viewer's own,
+// and none at all on a message without any.
+func TestHistoryReactions(t *testing.T) {
+	e := newEnv(t)
+	e.register("alice", "bob")
+	alice, bob := e.online("alice"), e.online("bob")
+	var sent struct {
+		MsgID string `json:"msgId"`
+	}
+	e.expect("POST", "/p2pRoute", `{"receiveUserId":"bob","msg":"lunch?"}`, alice.bearer(), 200, codes.OK, &sent)
+	e.expect("POST", "/p2pRoute", `{"receiveUserId":"bob","msg":"at noon"}`, alice.bearer(), 200, codes.OK, nil)
+	batch := &cimpb.UplinkBatch{GatewayId: bob.Server.ID, Uplinks: []*cimpb.Uplink{{UserId: bob.UserID, SessionId: bob.SessionID,
+		Frame: &cimpb.Frame{Type: cimpb.Type_MSG, Msg: &cimpb.Msg{ClientMsgId: "r", To: "alice", Op: cimpb.MsgOp_MSG_OP_REACT, RefMsgId: sent.MsgID, Body: []byte("👍")}}}}}
+	if st, out := e.uplink(batch, asGateway); st != 200 || out.Deliveries[0].Frame.GetReceipt().GetStatus() != cimpb.ReceiptStatus_RECEIPT_SENT {
+		t.Fatalf("uplink: HTTP %d %v", st, out)
+	}
+	for who, want := range map[string]string{"alice": `[{"emoji":"👍","count":1}]`, "bob": `[{"emoji":"👍","count":1,"mine":true}]`} {
+		s, peer := alice, "bob"
+		if who == "bob" {
+			s, peer = bob, "alice"
+		}
+		var page struct {
+			Messages []map[string]json.RawMessage `json:"messages"`
+		}
+		e.expect("GET", "/history?peer="+peer, ``, s.bearer(), 200, codes.OK, &page)
+		if len(page.Messages) != 2 || string(page.Messages[1]["reactions"]) != want {
+			t.Fatalf("%s's history %v, want the first message with reactions %s", who, page.Messages, want)
+		}
+		if _, ok := page.Messages[0]["reactions"]; ok {
+			t.Fatalf("%s's history: a message without reactions has %s", who, page.Messages[0]["reactions"])
+		}
+	}
+}

@@ -96,7 +96,9 @@ type Message struct {
 	// at most 1,000 per event).
 	Recipients []string `json:"recipients,omitempty"`
 	// Op is "recall" or "edit" for a change of the sender's message
-	// RefMsgID (Text is an edit's new text); empty for a new message.
+	// RefMsgID (Text is an edit's new text), "react" for the sender's
+	// reaction to message RefMsgID of the conversation (Text is the emoji,
+	// empty when taken back); empty for a new message.
 	Op       string `json:"op,omitempty"`
 	RefMsgID string `json:"refMsgId,omitempty"`
 	// ReplyTo is the msgId of the message this one answers, if any.

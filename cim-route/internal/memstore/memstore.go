@@ -51,8 +51,9 @@ type Store struct {
 	delaySeq int64
 	delayed  map[string]*delayed // by id
 
-	revisions map[string]*revisions // by sender (revisions.go)
-	deleted   map[string]*set       // uid -> msgIds deleted from its history
+	revisions map[string]*revisions     // by sender (revisions.go)
+	deleted   map[string]*set           // uid -> msgIds deleted from its history
+	reactions map[string]*convReactions // by conversation (reactions.go)
 
 	devices map[string]*model.Device   // by user id (devices.go)
 	bans    map[string]model.Ban       // by user id (admin.go)

@@ -184,6 +184,9 @@ func (j *job) persist(ctx context.Context) error {
 	if err := j.loadGroups(ctx); err != nil {
 		return err
 	}
+	if err := j.refuseCrowdedReactions(ctx); err != nil {
+		return err
+	}
 	if err := j.claimGroupMessages(ctx); err != nil {
 		return err
 	}
@@ -198,6 +201,9 @@ func (j *job) persist(ctx context.Context) error {
 		return err
 	}
 	if err := j.storeRevisions(ctx); err != nil {
+		return err
+	}
+	if err := j.storeReactions(ctx); err != nil {
 		return err
 	}
 	if err := j.finishGroupMessages(ctx); err != nil {

@@ -77,6 +77,8 @@ type HistoryMessage struct {
 	// ReplyTo is the msgId of the message this one answers, if it is a
 	// reply.
 	ReplyTo string
+	// Reactions are the message's reactions, with the viewer's own.
+	Reactions model.Reactions
 
 	size int // bytes of its inbox entry
 }
@@ -153,6 +155,9 @@ func (r *Router) History(ctx context.Context, q HistoryQuery) (HistoryPage, erro
 	}
 	page := r.historyPage(q, cur, scans)
 	if err := r.reviseHistory(ctx, q.UserID, s.keyword, &page); err != nil {
+		return HistoryPage{}, err
+	}
+	if err := r.historyReactions(ctx, q.UserID, &page); err != nil {
 		return HistoryPage{}, err
 	}
 	return page, nil
@@ -310,7 +315,7 @@ func (s historyScan) match(e model.Entry, sc *inboxScan) (HistoryMessage, bool) 
 		// platform): history reads sent messages from the recipient's inbox.
 		return HistoryMessage{}, false
 	}
-	if m.Op != cimpb.MsgOp_MSG_OP_NEW { // a recall or an edit: history shows its message's state
+	if m.Op != cimpb.MsgOp_MSG_OP_NEW { // a recall, an edit or a reaction: history shows its message's state
 		return HistoryMessage{}, false
 	}
 	if (sender != "" && (m.From != sender || m.Group != "")) || (group != "" && m.Group != group) ||

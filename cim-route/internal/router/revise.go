@@ -61,12 +61,15 @@ func (r *Router) opProblem(m *cimpb.Msg, now time.Time) string {
 	}
 	if op == cimpb.MsgOp_MSG_OP_NEW {
 		if m.GetRefMsgId() != "" {
-			return "ref_msg_id is only for a recall or an edit"
+			return "ref_msg_id is only for a recall, an edit or a reaction"
 		}
 		return replyProblem(m, now)
 	}
 	if m.GetReplyTo() != "" {
 		return "reply_to is only for a new message (an edit keeps the original's)"
+	}
+	if op == cimpb.MsgOp_MSG_OP_REACT {
+		return reactProblem(m, now)
 	}
 	window := r.cfg.EditWindow
 	switch {
@@ -131,7 +134,7 @@ func (j *job) storeRevisions(ctx context.Context) error {
 	var rs []model.Revision
 	for _, it := range j.msgs {
 		op := it.msg.GetOp()
-		if it.code != 0 || op == cimpb.MsgOp_MSG_OP_NEW {
+		if it.code != 0 || (op != cimpb.MsgOp_MSG_OP_RECALL && op != cimpb.MsgOp_MSG_OP_EDIT) {
 			continue
 		}
 		rv := model.Revision{Sender: it.from, MsgID: it.msg.RefMsgId, RevID: it.msgID, Recall: op == cimpb.MsgOp_MSG_OP_RECALL}

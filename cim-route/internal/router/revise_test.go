@@ -176,7 +176,7 @@ func TestReviseRefused(t *testing.T) {
 		{"a file", file, "text message"},
 		{"a broadcast", bcast, "broadcast"},
 		{"an unknown op", opFrame(1, "a", "bob", "", id, 9, "x"), "unknown message op"},
-		{"a ref on a new message", replyTo, "only for a recall or an edit"},
+		{"a ref on a new message", replyTo, "only for a recall, an edit or a reaction"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			refused(t, e.uplink(alice, tt.f)[0], codes.BadArgument, tt.want)

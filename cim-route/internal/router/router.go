@@ -51,6 +51,7 @@ type Store interface {
 	Groups
 	Delayed
 	Revisions
+	Reactions
 	Devices
 	Admin
 	Blocks
@@ -109,6 +110,23 @@ type Revisions interface {
 	// holds them); errs.ErrQuotaExceeded, with nothing added, when uid
 	// would have more than the inbox length of them.
 	DeleteFromHistory(ctx context.Context, uid string, msgIDs []string) error
+}
+
+// Reactions are the users' reactions to messages, per conversation
+// (model.Reaction). They live for the inbox TTL after a conversation's last
+// reaction and are bounded per user and conversation
+// (model.ReactionShare) and per message (model.ReactionKinds).
+type Reactions interface {
+	// React records reactions in order, each replacing its user's earlier
+	// one on that message (an empty Emoji: none). A user's reaction on a
+	// message beyond model.ReactionShare in a conversation drops the
+	// user's reaction on its oldest message there. ok[i] is false when
+	// rs[i] was not recorded because its message has model.ReactionKinds
+	// other emoji already.
+	React(ctx context.Context, rs []model.Reaction) (ok []bool, err error)
+	// ReactionsOf reads each message's reactions in one round trip, with
+	// the viewer's own ("": none asked).
+	ReactionsOf(ctx context.Context, viewer string, refs []model.ReactionRef) ([]model.Reactions, error)
 }
 
 // Delayed keeps messages to send later (POST /delay): each is leased to

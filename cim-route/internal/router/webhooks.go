@@ -297,6 +297,8 @@ func messageData(it *outgoing, to string, seq uint64) event.Message {
 		d.Op = "recall"
 	case cimpb.MsgOp_MSG_OP_EDIT:
 		d.Op = "edit"
+	case cimpb.MsgOp_MSG_OP_REACT:
+		d.Op = "react"
 	}
 	if it.group != nil && it.group.timeline {
 		d.GroupSeq = it.group.gseq
