@@ -770,7 +770,8 @@ func (c *Client) show(l *link, f *cimpb.Frame) bool {
 	if m := f.GetMsg(); f.GetType() == cimpb.Type_MSG {
 		own := sentBy(l.userID(), m)
 		if id := m.GetMsgId(); id != "" {
-			if seen := c.shown.ContainsOrAdd(id, shownMsg{group: m.GetGroup(), seq: m.GetSeq(), own: own}); seen {
+			sm := shownMsg{group: m.GetGroup(), seq: m.GetSeq(), own: own, reaction: m.GetOp() == cimpb.MsgOp_MSG_OP_REACT}
+			if seen := c.shown.ContainsOrAdd(id, sm); seen {
 				l.log.Debug("dropping a message shown before", "msg_id", id, "seq", m.GetSeq())
 				return true
 			}
@@ -929,8 +930,9 @@ var (
 //
 // It fails at once after Close (ErrClosed) or once the client stopped
 // (ErrStopped), and then the message is not kept; so does a ReplyTo that
-// is not a msgId (ErrBadReplyTo). m itself is not kept or modified after
-// it returns.
+// is not a msgId (ErrBadReplyTo), and a reaction (MSG_OP_REACT) React would
+// refuse (ErrNoMessage, ErrBadRefMsgID, ErrBadReaction). m itself is not
+// kept or modified after it returns.
 func (c *Client) SendMsg(ctx context.Context, m *cimpb.Msg) error {
 	if m == nil {
 		return errors.New("client: nil message")
@@ -946,6 +948,11 @@ func (c *Client) SendMsg(ctx context.Context, m *cimpb.Msg) error {
 func (c *Client) sendMsg(ctx context.Context, m *cimpb.Msg, text string) error {
 	if r := m.GetReplyTo(); r != "" && !isMsgID(r) {
 		return ErrBadReplyTo
+	}
+	if m.GetOp() == cimpb.MsgOp_MSG_OP_REACT {
+		if err := checkReaction(m.GetRefMsgId(), m.GetBody()); err != nil {
+			return err
+		}
 	}
 	if m.GetClientMsgId() == "" {
 		m.ClientMsgId = c.ids.next()
@@ -1047,7 +1054,8 @@ func (c *Client) Pending() int { return c.out.pendingCount() }
 // this client showed lately (the last 4096 messages) are read in their
 // group: READ{group, peer}, as MarkGroupRead sends. An ACK for what was
 // shown goes first, so DELIVERED reaches peer before READ. Ids of the
-// user's own messages (Event.Outgoing) are skipped. It waits for a
+// user's own messages (Event.Outgoing) and of reactions, which are not
+// chat messages and never unread, are skipped. It waits for a
 // connection like SendMsg but is not resent: a READ lost with its link is
 // lost.
 func (c *Client) MarkRead(ctx context.Context, peer string, msgIDs ...string) error {
@@ -1145,7 +1153,7 @@ func (c *Client) writeReads(ctx context.Context, peer, group string, msgIDs []st
 		// The route counts a READ only for the inbox entry it names: a
 		// message not among those shown lately has no known seq.
 		m, ok := c.shown.Peek(id)
-		if !ok || m.seq == 0 || m.own {
+		if !ok || m.seq == 0 || m.own || m.reaction {
 			continue
 		}
 		if len(id)+16 > budget {

@@ -22,7 +22,9 @@
 // on every new link; Status and Recent tell how far each message got (sent,
 // delivered, read). MarkRead, History, SendFile and SaveFile cover read
 // receipts, the stored history and file messages; Reply and ReplyInGroup
-// send a message answering an earlier one (Msg.ReplyTo). ERROR RateLimited
+// send a message answering an earlier one (Msg.ReplyTo); React and
+// ReactInGroup set or take back the user's reaction to one, sent like an
+// Edit (HistoryPage.Reactions counts them). ERROR RateLimited
 // (the gateway's per-connection message limit) is not final either: the
 // message is kept and sent again on the resend schedule (EventRetrying).
 //

@@ -26,6 +26,14 @@ const (
 	// message not shown (older than what the app keeps) needs nothing:
 	// History shows messages as they are now.
 	//
+	// MSG_OP_REACT is not a chat message but Msg.From's reaction to the
+	// message Msg.RefMsgId of the conversation (anyone's, the user's own
+	// too; React, ReactInGroup): Msg.Body is the emoji, replacing From's
+	// earlier reaction on it, or empty when From took it back. Apply it to
+	// that message when the app has it; never show it as a message, count
+	// it unread or notify for it (MarkRead skips it). It is acknowledged
+	// like any message.
+	//
 	// A new message with Msg.ReplyTo set answers the message with that
 	// msgId (Reply, ReplyInGroup), of the same conversation: quote it when
 	// the app has it (shown, or from History); the route does not check
@@ -37,7 +45,8 @@ const (
 	// the recipient of a private message, Msg.Group a group's). Show it as
 	// sent, in the conversation with Msg.To or in the group; it needs no
 	// READ (MarkRead skips it). A recall or an edit of the user's own
-	// message comes the same way, from the same From. The copy of what this
+	// message, and the user's reaction, come the same way, from the same
+	// From. The copy of what this
 	// Client sent itself is not shown (its seq is still acknowledged). A
 	// message a user sends to itself is an incoming message like any other.
 	// Under the other login policies Outgoing is rare: a large group's

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"iter"
+	"maps"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -35,11 +36,17 @@ type HistoryPage struct {
 	// Messages are MSGs as the route stored them (msg_id, seq, from,
 	// from_name, to, group, kind, body, file, timestamp_ms set, reply_to
 	// for a reply; a message read from a group's timeline has group_seq
-	// instead of seq), newest first. Recalls and edits are not messages of their own here: Op
-	// says a message's state instead, MSG_OP_EDIT (Body is its latest
-	// text) or MSG_OP_RECALL (no Body, no File). Messages deleted with
+	// instead of seq), newest first. Recalls, edits and reactions are not
+	// messages of their own here: Op says a message's state instead,
+	// MSG_OP_EDIT (Body is its latest text) or MSG_OP_RECALL (no Body, no
+	// File), and Reactions its reactions. Messages deleted with
 	// DeleteHistory are left out.
 	Messages []*cimpb.Msg
+	// Reactions are the reactions on the page's messages, by msgId: each
+	// emoji with how many reacted with it, in the order the emoji first
+	// came, the viewer's own marked Mine. A message without reactions (a
+	// recalled one, say) has no entry; nil when no message has any.
+	Reactions map[string][]Reaction
 	// Next is the cursor for the next, older page; "" when there is none.
 	// A page may hold fewer messages than asked (even none) and still have a
 	// Next: the route reads a bounded part of the inbox per request (a rare
@@ -79,6 +86,12 @@ func (a *API) History(ctx context.Context, userID, sessionID string, q HistoryQu
 	page := HistoryPage{Next: d.Next, Messages: make([]*cimpb.Msg, len(d.Messages))}
 	for i, m := range d.Messages {
 		page.Messages[i] = m.msg()
+		if rs := reactions(m.Reactions); rs != nil && m.MsgID != "" {
+			if page.Reactions == nil {
+				page.Reactions = map[string][]Reaction{}
+			}
+			page.Reactions[string(m.MsgID)] = rs
+		}
 	}
 	return page, nil
 }
@@ -97,7 +110,8 @@ func (c *Client) History(ctx context.Context, q HistoryQuery) (HistoryPage, erro
 // from q.Before on, asking the route for pages of q.Limit as it goes and
 // following their cursors to the end of the history. Break out of the loop
 // to stop. An error (e.g. the route's 429 when asked too fast) is yielded
-// with a nil message and ends the iteration.
+// with a nil message and ends the iteration. It yields no reactions:
+// History and HistoryFill have them (HistoryPage.Reactions).
 func (c *Client) HistoryAll(ctx context.Context, q HistoryQuery) iter.Seq2[*cimpb.Msg, error] {
 	return historyAll(ctx, q, c.History)
 }
@@ -158,6 +172,12 @@ func historyFill(ctx context.Context, q HistoryQuery, n int, page historyFunc) (
 			return out, err
 		}
 		out.Messages = append(out.Messages, p.Messages...)
+		if len(p.Reactions) > 0 {
+			if out.Reactions == nil {
+				out.Reactions = map[string][]Reaction{}
+			}
+			maps.Copy(out.Reactions, p.Reactions)
+		}
 		out.Next = p.Next
 		if p.Next == "" || p.Next == q.Before || len(out.Messages) >= n {
 			break
@@ -192,18 +212,19 @@ func (c *Client) session() (uid, sid string, err error) {
 // strings and kind as a number or a name; body is the text, and for a file
 // sent inline its bytes in standard base64.
 type historyMsg struct {
-	MsgID       flexString `json:"msgId"`
-	Seq         flexInt    `json:"seq"`
-	From        flexString `json:"from"`
-	FromName    flexString `json:"fromName"`
-	To          flexString `json:"to"`
-	Group       flexString `json:"group"`
-	GroupSeq    flexInt    `json:"groupSeq"` // read from a group's timeline
-	Kind        flexKind   `json:"kind"`
-	Body        string     `json:"body"`
-	TimestampMs flexInt    `json:"timestampMs"`
-	Op          string     `json:"op"`      // "edited", "recalled" or absent
-	ReplyTo     string     `json:"replyTo"` // the msgId it answers, if a reply
+	MsgID       flexString        `json:"msgId"`
+	Seq         flexInt           `json:"seq"`
+	From        flexString        `json:"from"`
+	FromName    flexString        `json:"fromName"`
+	To          flexString        `json:"to"`
+	Group       flexString        `json:"group"`
+	GroupSeq    flexInt           `json:"groupSeq"` // read from a group's timeline
+	Kind        flexKind          `json:"kind"`
+	Body        string            `json:"body"`
+	TimestampMs flexInt           `json:"timestampMs"`
+	Op          string            `json:"op"`        // "edited", "recalled" or absent
+	ReplyTo     string            `json:"replyTo"`   // the msgId it answers, if a reply
+	Reactions   []historyReaction `json:"reactions"` // absent when there are none
 	File        *struct {
 		Name        string  `json:"name"`
 		Size        flexInt `json:"size"`

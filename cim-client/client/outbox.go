@@ -75,10 +75,10 @@ type SentMessage struct {
 	MsgID       string          // the route's id, from RECEIPT_SENT
 	To          string          // the recipient as given to SendMsg; "" for a broadcast or a group message
 	Group       string          // the group id of a group message
-	Text        string          // the body of a KIND_TEXT message (an edit's new text)
-	RefMsgID    string          // the message a recall or an edit changes
+	Text        string          // the body of a KIND_TEXT message (an edit's new text, a reaction's emoji)
+	RefMsgID    string          // the message a recall, an edit or a reaction changes
 	Kind        cimpb.Kind      // KIND_TEXT, KIND_FILE…
-	Op          cimpb.MsgOp     // MSG_OP_RECALL or MSG_OP_EDIT for a Recall or an Edit (of RefMsgID)
+	Op          cimpb.MsgOp     // MSG_OP_RECALL, MSG_OP_EDIT or MSG_OP_REACT for a Recall, an Edit or a React (of RefMsgID)
 	Broadcast   bool            // sent to everybody online (Broadcast)
 	File        *cimpb.FileInfo // a KIND_FILE message's file (shared: do not modify)
 	Status      SendStatus      // the best status so far (DELIVERED / READ: by at least one member, for a group)

@@ -14,6 +14,8 @@ type shownMsg struct {
 	group string // the group it came through; "" for a private message
 	seq   uint64 // its inbox seq
 	own   bool   // sent by this user (a copy for its devices): never READ
+	// reaction: a MSG_OP_REACT, not a chat message, never READ either.
+	reaction bool
 }
 
 // shownSet remembers the last max messages shown, the oldest forgotten

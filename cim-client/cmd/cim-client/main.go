@@ -506,7 +506,7 @@ func execute(ctx context.Context, c *client.Client, p *term.Printer, cmd term.Co
 			p.Line(term.Problem(err.Error()))
 			break
 		}
-		p.History(page.Messages)
+		p.History(page)
 	case term.OpGroupSend:
 		send(ctx, c, p, &cimpb.Msg{Group: cmd.Group, Body: []byte(term.Emojify(cmd.Text)), Kind: cimpb.Kind_KIND_TEXT})
 	case term.OpGroups, term.OpGroupMembers, term.OpGroupCreate, term.OpGroupJoin, term.OpGroupInvite,
@@ -567,6 +567,8 @@ func execute(ctx context.Context, c *client.Client, p *term.Printer, cmd term.Co
 		deleteListed(ctx, c, p, cmd.N)
 	case term.OpReply:
 		reply(ctx, c, p, cmd)
+	case term.OpReact:
+		react(ctx, c, p, cmd)
 	case term.OpBlock, term.OpUnblock, term.OpBlocks:
 		blockCommand(ctx, c, p, cmd)
 	case term.OpInvalid:

@@ -45,9 +45,11 @@ func startReadMarker(c *client.Client, log *slog.Logger) *readMarker {
 }
 
 // shown notes that m was printed. Only stored messages from others get
-// read receipts, private or group; broadcasts are not stored.
+// read receipts, private or group; broadcasts are not stored, and a
+// reaction is no message to read.
 func (r *readMarker) shown(m *cimpb.Msg, me string) {
-	if m.GetSeq() == 0 || m.GetBroadcast() || m.GetMsgId() == "" || m.GetFrom() == "" || m.GetFrom() == me {
+	if m.GetSeq() == 0 || m.GetBroadcast() || m.GetMsgId() == "" || m.GetFrom() == "" || m.GetFrom() == me ||
+		m.GetOp() == cimpb.MsgOp_MSG_OP_REACT {
 		return
 	}
 	k := readKey{peer: m.GetFrom(), group: m.GetGroup()}

@@ -488,6 +488,17 @@ type HistoryMsg struct {
 	TimestampMs int64     `json:"timestampMs"`
 	Op          string    `json:"op,omitempty"`      // "edited" or "recalled"
 	ReplyTo     string    `json:"replyTo,omitempty"` // the msgId a reply answers
+	// Reactions as the route lists them: each emoji in the order it
+	// first came, Mine on the asking user's own (the fake does not tell
+	// users apart here: every asker sees the same).
+	Reactions []ReactionJSON `json:"reactions,omitempty"`
+}
+
+// ReactionJSON is one emoji of a message's reactions in /history answers.
+type ReactionJSON struct {
+	Emoji string `json:"emoji"`
+	Count int    `json:"count"`
+	Mine  bool   `json:"mine"`
 }
 
 // FileJSON is a message's file in /history answers.

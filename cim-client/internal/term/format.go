@@ -81,7 +81,7 @@ func FileWhat(f *cimpb.FileInfo) string {
 func SaveHint(n int) string { return fmt.Sprintf(" (:save %d)", n) }
 
 // HistoryLine formats a stored message with its date, oldest first in a
-// listing:
+// listing (the Printer appends a reply's Quote and the ReactionCounts):
 //
 //	[2024-05-06 07:08:09] alice: hello
 //	[2024-05-06 07:08:09] bob: [file x.png, 1234 bytes]
@@ -361,7 +361,8 @@ func Help() []string {
 		"*   :g <gid> <text>      message to a group (ids: see :groups)",
 		"*   :file <user> <path>  send a file",
 		"*   :save <N> [path]     save received file N (default: its name, here)",
-		"*   :his [user|*] [word] history with user (* or nothing: everyone), oldest first",
+		"*   :his [user|*] [word] history with user (* or nothing: everyone), oldest first;",
+		"*                        a line ends in its reactions, emoji and count, * on mine: [👍 2* ❤️ 1]",
 		"*   :q <words>           search the history with everyone for words",
 		"*   :status              my recent messages: ✓ sent, ✓✓ delivered, read; groups: delivered N, read M",
 		"*   :olu                 online users",
@@ -385,6 +386,8 @@ func Help() []string {
 		"*   :edit <text>         replace the text of my last message",
 		"*   :del <N>             delete line N of the last :his / :ghis listing from my history",
 		"*   :reply [N] <text>    answer my N-th most recent incoming message (1: the last), quoting it; a first number is N: :reply 1 3 apples",
+		"*   :react [N] <emoji>   react to my N-th most recent incoming message (1: the last) with an emoji or its :code: (:react 2 :thumbsup:)",
+		"*   :unreact [N]         take my reaction to it back",
 		"*   :block <user>        get no more messages from a user, nor write to them",
 		"*   :unblock <user>      undo :block",
 		"*   :blocks              the users I blocked",

@@ -60,6 +60,8 @@ const (
 	OpBlocks  // :blocks
 
 	OpReply // :reply: N is which incoming message, 1 the last; Text the answer
+
+	OpReact // :react: N is which incoming message, 1 the last; Text the emoji ("" for :unreact: take mine back)
 )
 
 // MaxDelay is the longest :delay, in seconds (the route's bound: 7 days).
@@ -129,6 +131,9 @@ func (c Command) Groups() []string {
 //	:del 3              delete line 3 of the last :his / :ghis listing from my history
 //	:reply [N] text     answer my N-th most recent incoming message (1, the default: the last), quoting it;
 //	                    a first word that is a number is N: ":reply 1 3 apples" answers the last with "3 apples"
+//	:react [N] 👍       react to my N-th most recent incoming message (1, the default: the last) with an
+//	                    emoji, or a :code: of the :emoji table (:react 2 :thumbsup:); one word
+//	:unreact [N]        take my reaction to it back
 //	:block bob          get no more messages from bob (a user id or name); writing to bob is refused until :unblock
 //	:unblock bob        undo :block bob
 //	:blocks             the users I blocked
@@ -230,6 +235,8 @@ func Parse(line string) Command {
 			return Command{Op: OpEdit, Text: rest}
 		case ":reply":
 			return parseReply(rest)
+		case ":react", ":unreact":
+			return parseReact(word, rest)
 		case ":del":
 			n := positive(rest)
 			if n == 0 {

@@ -33,7 +33,8 @@ type sending struct {
 	to, what string
 	group    string      // the group id of a group message
 	slowed   bool        // "slow down" was printed for it
-	op       cimpb.MsgOp // a recall or an edit (SendingChange)
+	op       cimpb.MsgOp // a recall or an edit (SendingChange), a reaction (SendingReaction)
+	emoji    string      // a reaction's emoji, "" for a take-back
 }
 
 // Printer writes chat output, one line per Write so that lines from the
@@ -168,19 +169,23 @@ func (p *Printer) sendingLocked(clientMsgID string, s sending) {
 
 // Event prints what ev means to a person: a message (a file with its :save
 // number; a group message as "alice@team", GroupName naming the group; a
-// reply with the Quote of the message it answers), "✓
-// sent" for the route's first answer to one of our sends, an error, "slow
-// down" (once per message) for a send the gateway rate-limited and the
-// client will send again, a connection change. A message the user sent
-// from another device is its own line ("me → bob: … (from another
-// device)"). Heartbeats, DELIVERED and READ receipts, private or group (see
-// :status), READs made on another device, and the final close print
-// nothing.
+// reply with the Quote of the message it answers), a reaction as a status
+// line (Reacted), "✓ sent" for the route's first answer to one of our
+// sends, an error, "slow down" (once per message) for a send the gateway
+// rate-limited and the client will send again, a connection change. A
+// message the user sent from another device is its own line ("me → bob: …
+// (from another device)"). Heartbeats, DELIVERED and READ receipts,
+// private or group (see :status), READs made on another device, and the
+// final close print nothing.
 func (p *Printer) Event(ev client.Event) {
 	switch ev.Kind {
 	case client.EventMessage:
 		if !ev.Outgoing {
 			p.learnName(ev.Msg.GetFrom(), ev.Msg.GetFromName())
+		}
+		if ev.Msg.GetOp() == cimpb.MsgOp_MSG_OP_REACT {
+			p.Line(p.reaction(ev.Msg, ev.Outgoing))
+			break
 		}
 		if ev.Msg.GetOp() != cimpb.MsgOp_MSG_OP_NEW {
 			if line := p.change(ev.Msg, ev.At, ev.Outgoing); line != "" {
@@ -208,11 +213,14 @@ func (p *Printer) Event(ev client.Event) {
 		}
 		p.Line(line)
 	case client.EventReceipt:
-		if s, ok := p.forget(ev.Receipt.GetClientMsgId()); ok {
-			if s.op != cimpb.MsgOp_MSG_OP_NEW {
-				p.Line(ChangeSent(s.op, s.to, s.what))
-				break
-			}
+		s, ok := p.forget(ev.Receipt.GetClientMsgId())
+		switch {
+		case !ok:
+		case s.op == cimpb.MsgOp_MSG_OP_REACT:
+			p.Line(ReactionSent(s.emoji, s.to, s.what))
+		case s.op != cimpb.MsgOp_MSG_OP_NEW:
+			p.Line(ChangeSent(s.op, s.to, s.what))
+		default:
 			p.rememberSent(ev.Receipt.GetMsgId(), s)
 			p.Line(Sent(s.to, s.what))
 		}
@@ -342,10 +350,12 @@ func (p *Printer) File(n int) (*cimpb.Msg, bool) {
 
 // History prints a page of history (newest first, as the route answers)
 // oldest first, files with their :save number, replies with the Quote of
-// the message they answer; "* no history" when empty. It remembers the
-// listing for :del (Listed), and its messages for the replies that quote
-// them and the changes of them.
-func (p *Printer) History(msgs []*cimpb.Msg) {
+// the message they answer, messages with reactions with their
+// ReactionCounts; "* no history" when empty. It remembers the listing for
+// :del (Listed), and its messages for the replies that quote them and the
+// changes of them.
+func (p *Printer) History(page client.HistoryPage) {
+	msgs := page.Messages
 	listed := slices.Clone(msgs)
 	slices.Reverse(listed)
 	p.mu.Lock()
@@ -356,7 +366,7 @@ func (p *Printer) History(msgs []*cimpb.Msg) {
 		return
 	}
 	for _, m := range slices.Backward(msgs) {
-		line := HistoryLine(m, p.loc) + p.quote(m)
+		line := HistoryLine(m, p.loc) + p.quote(m) + ReactionCounts(page.Reactions[m.GetMsgId()])
 		n := p.keepFile(m)
 		if n > 0 {
 			line += SaveHint(n)

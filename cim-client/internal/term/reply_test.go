@@ -150,12 +150,12 @@ func TestPrinterReplies(t *testing.T) {
 	h := func(id, from, body, replyTo string) *cimpb.Msg {
 		return &cimpb.Msg{MsgId: id, From: from, FromName: from, Body: []byte(body), ReplyTo: replyTo, TimestampMs: at.UnixMilli()}
 	}
-	p.History([]*cimpb.Msg{
+	p.History(client.HistoryPage{Messages: []*cimpb.Msg{
 		h("h4", "bob", "nope", "unknown"),
 		h("h3", "alice", "see above", "n149"),
 		h("h2", "alice", "fine", "h1"),
 		h("h1", "bob", "how are you?", ""),
-	})
+	}})
 	want = strings.Join([]string{
 		"[2024-05-06 07:08:09] bob: how are you?",
 		"[2024-05-06 07:08:09] alice: fine (↪ bob: how are you?)",

@@ -102,9 +102,14 @@ func DeletedLine(m *cimpb.Msg, loc *time.Location) string {
 }
 
 // sentWhat is what a status line says one of our messages carried: its
-// text or file, or for a change "(recall)" / "(edit) <new text>".
+// text or file, or for a change "(recall)" / "(edit) <new text>" /
+// "(reaction 👍)" / "(reaction taken back)".
 func sentWhat(op cimpb.MsgOp, kind cimpb.Kind, text string, file *cimpb.FileInfo) string {
 	switch {
+	case op == cimpb.MsgOp_MSG_OP_REACT && text == "":
+		return "(reaction taken back)"
+	case op == cimpb.MsgOp_MSG_OP_REACT:
+		return "(reaction " + text + ")"
 	case op == cimpb.MsgOp_MSG_OP_RECALL:
 		return "(recall)"
 	case op == cimpb.MsgOp_MSG_OP_EDIT:

@@ -231,11 +231,11 @@ func TestPrinter(t *testing.T) {
 
 	// History: oldest first, files numbered on.
 	out.Reset()
-	p.History([]*cimpb.Msg{
+	p.History(client.HistoryPage{Messages: []*cimpb.Msg{
 		{FromName: "bob", Kind: cimpb.Kind_KIND_FILE, File: &cimpb.FileInfo{Name: "y.txt", Size: 2}, TimestampMs: at.UnixMilli() + 1000},
 		{FromName: "alice", Body: []byte("first"), TimestampMs: at.UnixMilli()},
-	})
-	p.History(nil)
+	}})
+	p.History(client.HistoryPage{})
 	p.Status([]client.SentMessage{{To: "bob", Text: "hello", Status: client.StatusDelivered, At: at}})
 	p.Status(nil)
 	want = strings.Join([]string{
@@ -436,7 +436,7 @@ func TestPrinterChanges(t *testing.T) {
 	out.Reset()
 	newest := &cimpb.Msg{MsgId: "h2", FromName: "bob", Op: edit, Body: []byte("fixed"), TimestampMs: at.UnixMilli()}
 	oldest := &cimpb.Msg{MsgId: "h1", FromName: "bob", Op: recall, TimestampMs: at.UnixMilli()}
-	p.History([]*cimpb.Msg{newest, oldest})
+	p.History(client.HistoryPage{Messages: []*cimpb.Msg{newest, oldest}})
 	if m, ok := p.Listed(1); !ok || m != oldest {
 		t.Errorf("Listed(1) = %v", m)
 	}
@@ -450,7 +450,7 @@ func TestPrinterChanges(t *testing.T) {
 	if out.String() != want {
 		t.Errorf("printed:\n%s\nwant:\n%s", out.String(), want)
 	}
-	p.History(nil)
+	p.History(client.HistoryPage{})
 	if _, ok := p.Listed(1); ok {
 		t.Error("an empty listing still lists")
 	}
