@@ -117,6 +117,12 @@ func TestWebhookMessages(t *testing.T) {
 		t.Fatalf("message.app %+v", app)
 	}
 
+	// A reaction to an offline user: its op and emoji.
+	e.uplink(alice, opFrame(3, "r1", bob.UserID, "", off.MsgID, cimpb.MsgOp_MSG_OP_REACT, "👍"))
+	if rx := hooks.messages()["message.offline:"+bob.UserID]; rx.Op != "react" || rx.RefMsgID != off.MsgID || rx.Text != "👍" {
+		t.Fatalf("a reaction's message.offline %+v", rx)
+	}
+
 	// A resend, a broadcast, the system user's message: nothing.
 	e.uplink(alice, msgFrame(4, "c1", bob.UserID))
 	e.uplink(alice, &cimpb.Frame{Type: cimpb.Type_MSG, Msg: &cimpb.Msg{ClientMsgId: "b1", Broadcast: true, Body: []byte("all")}})
