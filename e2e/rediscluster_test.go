@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -189,5 +190,66 @@ func TestRedisClusterFrozenMaster(t *testing.T) {
 	}
 	if strings.Join(got, ",") != "one,two,three" {
 		t.Fatalf("bob was shown %q, want one, two, three", got)
+	}
+}
+
+// TestRedisClusterHistory: what history reads across many keys — edits
+// (each sender's revisions), reactions (each conversation's), a group's
+// timeline — on a Redis Cluster of three masters, where those keys lie in
+// different slots and every script must keep to one.
+func TestRedisClusterHistory(t *testing.T) {
+	c := harness.Start(t, harness.Options{Redis: func(t harness.TB) string {
+		return testenv.StartRedisCluster(t, 3, 0).AddrList()
+	}, RouteArgs: []string{"--group-timeline-min", "2"}})
+	ctx := ctxT(t)
+	alice, bob := c.Connect(t, "alice"), c.Connect(t, "bob")
+	var ids []string
+	for _, body := range []string{"helo", "lunch?"} {
+		id, err := alice.Send(ctx, "bob", body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, sentID(t, alice, id))
+	}
+	if _, err := alice.Edit(ctx, "bob", ids[0], "hello"); err != nil {
+		t.Fatal(err)
+	}
+	rid, err := bob.React(ctx, "alice", ids[1], "👍")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sentID(t, bob, rid)
+	alice.WaitFor(t, 0, wait, "bob's 👍", isReaction("bob", ids[1], "👍"))
+	h, err := bob.History(ctx, client.HistoryQuery{Peer: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h.Messages) != 2 || string(h.Messages[1].Body) != "hello" || h.Messages[1].Op != cimpb.MsgOp_MSG_OP_EDIT ||
+		!slices.Equal(h.Reactions[ids[1]], []client.Reaction{{Emoji: "👍", Count: 1, Mine: true}}) {
+		t.Fatalf("bob's history %v with reactions %v, want the edited hello and lunch? with his 👍", h.Messages, h.Reactions)
+	}
+
+	g, err := alice.CreateGroup(ctx, "pair", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.JoinGroup(ctx, g.ID); err != nil {
+		t.Fatal(err)
+	}
+	gid, err := alice.SendGroup(ctx, g.ID, "pizza?")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gm := sentID(t, alice, gid)
+	if _, err := bob.ReactInGroup(ctx, g.ID, gm, "🍕"); err != nil {
+		t.Fatal(err)
+	}
+	alice.WaitFor(t, 0, wait, "bob's 🍕", isReaction("bob", gm, "🍕"))
+	h, err = alice.History(ctx, client.HistoryQuery{Group: g.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h.Messages) != 1 || string(h.Messages[0].Body) != "pizza?" || !slices.Equal(h.Reactions[gm], []client.Reaction{{Emoji: "🍕", Count: 1}}) {
+		t.Fatalf("the group's history %v with reactions %v, want pizza? with bob's 🍕", h.Messages, h.Reactions)
 	}
 }
