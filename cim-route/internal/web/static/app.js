@@ -63,10 +63,21 @@
 //   .actions (in a message)           shown on hover or focus within the message (always on touch
 //                                     screens): .reply-button on any message with a msgId but a
 //                                     recalled one (not in the broadcast conversation; opens
-//                                     #reply-bar); .edit-button and .recall-button on one's own
+//                                     #reply-bar); .react-button on the same messages (not the
+//                                     system's either; opens the message's .react-palette,
+//                                     aria-expanded); .edit-button and .recall-button on one's own
 //                                     messages once they have a msgId, for 15 minutes (edit: text
 //                                     only); .delete-button on any message with a msgId (removes
 //                                     it from the view and from one's history)
+//   .react-palette (in a message)     under .body while open: a .react-choice button per emoji
+//                                     (data-emoji: 👍 ❤️ 😂 😮 😢 🙏; aria-pressed on one's own
+//                                     reaction); a choice reacts with it (choosing one's own takes it
+//                                     back) and closes it, as do Escape and a click elsewhere
+//   .reactions (in a message)         under .body: a .reaction button per emoji reacted with,
+//                                     data-emoji, text "<emoji> <count>" (e.g. "👍 2"), class .mine
+//                                     (and aria-pressed="true") on one's own; clicking one's own
+//                                     takes it back, another reacts with that emoji. None on a
+//                                     recalled message, nor in the broadcast conversation
 //   .edit-form (in a message)         inline editor in place of .body: .edit-input (Enter saves,
 //                                     Shift+Enter new line, Escape cancels), .edit-save, .edit-cancel
 //   .reply-quote (in a message)       a reply (the message has data-reply-to, the msgId it answers)
@@ -114,6 +125,14 @@
 // history); otherwise the quote reads "a message" until that one shows up
 // (e.g. an older history page), and follows its edits and recall. Quotes
 // are text only: the page never parses a message as HTML.
+//
+// Reactions: one emoji per user and message (anybody's message of the
+// conversation, one's own too), a later one replacing the earlier, ''
+// taking it back. They are never messages: nothing unread, no preview, no
+// READ. The page starts from history's reactions of each message (counts
+// per emoji, and which is one's own) and applies 'reaction' events and
+// one's own sends (shown at once, taken back if the route refuses) on top:
+// see "reactions" below for how exact that is.
 //
 // Presence: the page subscribes (debounced) to the users of the
 // conversation list and the members of the open group, again whenever that
@@ -237,6 +256,8 @@ const EDIT_WINDOW_MS = 15 * 60_000; // the route's --edit-window (its default)
 const EDIT_WINDOW_CHECK_MS = 30_000; // how often expired Edit/Recall buttons go
 const MAX_CHANGES = 2000; // changes remembered for messages not shown yet
 const REPLY_SNIPPET = 60; // characters of a message quoted by a reply
+const REACTION_CHOICES = ['👍', '\u2764\uFE0F', '😂', '😮', '😢', '🙏']; // the palette; the heart is ❤️ (U+2764 U+FE0F)
+const MAX_REACTED = 5000; // messages whose reactions are remembered (those shown are kept)
 
 // ------------------------------------------------------------------ state
 
@@ -275,6 +296,11 @@ let blockChanges = 0;
 // replies: the Entry the next message of the open conversation answers
 // (null: none), shown in #reply-bar
 let replying = null;
+// reactions: msgId → what the page knows of the reactions to that message
+// (see "reactions" below), also for messages not shown (yet); and the
+// Entry whose .react-palette is open (null: none)
+const reactions = new Map();
+let palette = null;
 
 class Conv {
   constructor(key, name) {
@@ -577,6 +603,7 @@ function wire(c, keep) {
     updateBanner();
   });
   c.on('message', (m) => c === client && onMessage(m));
+  c.on('reaction', (r) => c === client && onReaction(r));
   c.on('presence', (p) => c === client && onPresence(p));
   c.on('typing', (t) => c === client && onTyping(t));
   c.on('status', (r) => c === client && onStatus(r));
@@ -586,7 +613,7 @@ function wire(c, keep) {
     if (c !== client || !e.clientMsgId) return;
     const r = c.status(e.clientMsgId);
     const op = r?.op;
-    toast(op ? `Cannot ${op} the message: ${describeError(e)}` : `Not sent: ${describeError(e)}`);
+    toast(op === 'react' ? `Cannot react to the message: ${describeError(e)}` : op ? `Cannot ${op} the message: ${describeError(e)}` : `Not sent: ${describeError(e)}`);
     // Refused as blocked: maybe blocked on another device.
     if (e.code === Codes.Forbidden && r && !r.group && !r.broadcast) refreshBlocks();
   });
@@ -643,6 +670,8 @@ function leaveChat(message) {
   names.clear();
   ownFiles.clear();
   changes.clear();
+  reactions.clear();
+  palette = null;
   deleted.clear();
   blocked.clear();
   blockBusy = false;
@@ -778,6 +807,7 @@ function openConv(key, focusComposer) {
   const c = convs.get(key) || conv(key);
   if (typingTo && typingTo.key !== c.key) stopTyping();
   if (replying && replying.conv !== c) cancelReply();
+  closePalette();
   current = c;
   el.convTitle.textContent = c.name;
   el.convTitle.dataset.conv = c.key;
@@ -929,12 +959,16 @@ function insertEntry(c, e) {
   updateQuotes(c, e.msgId);
 }
 
-function addMessage(m, { live }) {
+// addMessage shows message m (live, or from history: then asked is when
+// that history was asked for, for its reactions).
+function addMessage(m, { live, asked = 0 }) {
   if (m.msgId && deleted.has(m.msgId)) return null;
   const c = conv(convKeyOfMessage(m));
+  if (!live && m.msgId) historyReactions(m, asked);
   const old = findEntry(m.msgId, '');
   if (old) {
     applyState(old, m);
+    updateReactions(old);
     return old;
   }
   const e = newEntry(c, {
@@ -997,6 +1031,10 @@ function onMessage(m) {
 }
 
 function onStatus(r) {
+  if (r.op === 'react') {
+    onOwnReaction(r);
+    return;
+  }
   if (r.op) {
     onOwnChange(r);
     return;
@@ -1078,6 +1116,7 @@ function removeEntry(e) {
   for (const k of entryKeys(e)) if (entries.get(k) === e) entries.delete(k);
   e.el.remove();
   if (replying === e) cancelReply();
+  if (palette === e) palette = null;
   updateQuotes(c, e.msgId);
 }
 
@@ -1135,6 +1174,8 @@ function renderEntry(e) {
   if (m.replyTo) li.dataset.replyTo = m.replyTo;
   if (m.replyTo && m.op !== 'recalled') li.append(meta, replyQuote(e), body);
   else li.append(meta, body);
+  if (palette === e && canReact(e)) li.append(paletteOf(e));
+  else if (palette === e) palette = null;
   if (e.mine) {
     const ticks = document.createElement('span');
     ticks.className = 'ticks';
@@ -1174,6 +1215,7 @@ function updateEntry(e) {
   else delete li.dataset.op;
   updatePendingChange(e);
   updateActions(e);
+  updateReactions(e);
   if (!e.mine) return;
   li.dataset.status = e.status;
   const ticks = li.querySelector('.ticks');
@@ -1374,6 +1416,7 @@ function updateActions(e) {
   const want = [];
   if (!e.editing) {
     if (canReply(e)) want.push('reply');
+    if (canReact(e)) want.push('react');
     if (e.changing.size === 0 && canEdit(e)) want.push('edit');
     if (e.changing.size === 0 && canChange(e)) want.push('recall');
     if (e.msgId) want.push('delete');
@@ -1394,17 +1437,19 @@ function updateActions(e) {
   bar.setAttribute('aria-label', 'Message actions');
   const labels = {
     reply: ['Reply', 'Reply to this message'],
+    react: ['React', 'React to this message'],
     edit: ['Edit', 'Edit this message'],
     recall: ['Recall', 'Recall this message for everybody'],
     delete: ['Delete', 'Delete this message from your history'],
   };
-  const run = { reply: startReply, edit: startEdit, recall: recallEntry, delete: deleteEntry };
+  const run = { reply: startReply, react: togglePalette, edit: startEdit, recall: recallEntry, delete: deleteEntry };
   for (const a of want) {
     const b = document.createElement('button');
     b.type = 'button';
     b.className = `${a}-button`;
     b.textContent = labels[a][0];
     b.setAttribute('aria-label', labels[a][1]);
+    if (a === 'react') b.setAttribute('aria-expanded', palette === e ? 'true' : 'false');
     b.addEventListener('click', () => run[a](e));
     bar.append(b);
   }
@@ -1709,6 +1754,305 @@ function replyOptions(c) {
   return replying && replying.conv === c && replying.msgId ? { replyTo: replying.msgId } : {};
 }
 
+// ------------------------------------------------------------------ reactions
+
+// What the page knows of the reactions to one message (an Rx, in
+// `reactions` by msgId):
+//
+//   base     [[emoji, count]] as history last gave them (null: none loaded)
+//   baseWho  Map(user → emoji or '') of the users history's counts are
+//            known to include: oneself always (history's `mine`), and in a
+//            private conversation the peer too, derived: the counts hold at
+//            most one reaction each of two users, so what is not one's own
+//            is the peer's. Exact.
+//   live     Map(user → {emoji, id, at, conv, pending, prev}): each
+//            user's latest reaction seen since ('reaction' events, one's own
+//            sends: pending is the clientMsgId until the route stored it,
+//            prev what to go back to when it refuses), id the REACT's msgId
+//            (time-ordered: an older one is ignored), at when the page got
+//            it, conv the conversation it came in
+//   order    the emojis in the order each first came (history's, then new)
+//
+// The counts shown are base's, with each live user's reaction moved from
+// what baseWho says they had (if known) to what they have now. In a group
+// history does not tell who reacted with what (only the counts and one's
+// own), so for another member the page cannot know whether the counts
+// include them, nor with which emoji: it takes their live reactions as
+// new. That is an approximation: a member who changes or takes back a
+// reaction that history counted shows under the old emoji too (until the
+// next history load, which is exact), and one that came while that history
+// was on its way may count twice until the next load. Live reactions the
+// page got before it asked for the history are in it, and are dropped when
+// it comes (in a private conversation the result is exact either way). Users
+// are keyed by id, oneself by SELF (one's own sends saved across a reload
+// come back before the login tells the page its id).
+const SELF = 'self';
+
+// rxOf is the Rx of msgId (created when asked to; the oldest of those of
+// messages not shown go beyond MAX_REACTED).
+function rxOf(msgId, create) {
+  let rx = reactions.get(msgId);
+  if (rx || !create) return rx || null;
+  rx = { base: null, baseWho: new Map(), live: new Map(), order: [] };
+  reactions.set(msgId, rx);
+  if (reactions.size > MAX_REACTED) {
+    for (const id of reactions.keys()) {
+      if (id !== msgId && !findEntry(id, '')) {
+        reactions.delete(id);
+        break;
+      }
+    }
+  }
+  return rx;
+}
+
+function noteEmoji(rx, emoji) {
+  if (emoji && !rx.order.includes(emoji)) rx.order.push(emoji);
+}
+
+// historyReactions takes history's reactions of message m, asked for at
+// asked (ms): its counts become the base, and the live reactions the page
+// had before then (in the base already) go, but for one's own sends still
+// waiting for the route.
+function historyReactions(m, asked) {
+  const list = m.op === 'recalled' ? [] : m.reactions || [];
+  let rx = rxOf(m.msgId, false);
+  if (!rx && list.length === 0) return;
+  rx = rx || rxOf(m.msgId, true);
+  rx.base = list.map((r) => [r.emoji, r.count]);
+  rx.order = [...list.map((r) => r.emoji), ...rx.order.filter((x) => !list.some((r) => r.emoji === x))];
+  const mine = list.find((r) => r.mine)?.emoji || '';
+  rx.baseWho = new Map([[SELF, mine]]);
+  const peer = m.group ? '' : m.from === me.userId ? m.to : m.from;
+  if (peer && peer !== me.userId && /^[0-9]+$/.test(peer)) {
+    const theirs = list.map((r) => [r.emoji, r.count - (r.emoji === mine ? 1 : 0)]).filter(([, n]) => n > 0);
+    const n = theirs.reduce((sum, [, k]) => sum + k, 0);
+    if (n === 0) rx.baseWho.set(peer, '');
+    else if (n === 1) rx.baseWho.set(peer, theirs[0][0]);
+    // more: not what the route answers for two users; nobody else attributed
+  }
+  for (const [user, r] of rx.live) if (!r.pending && r.at < asked) rx.live.delete(user);
+}
+
+// sameConv: a reaction that came in conversation key applies to a message
+// of conversation c (one opened by a name matches any user's).
+function sameConv(key, c) {
+  return key === c.key || (c.kind === 'user' && !/^[0-9]+$/.test(c.id) && key.startsWith('user:'));
+}
+
+// reactionsOf is what e shows: [{emoji, count, mine}] in the order each
+// emoji came, none on a recalled message.
+function reactionsOf(e) {
+  const rx = e.msgId ? rxOf(e.msgId, false) : null;
+  if (!rx || e.msg.op === 'recalled' || e.conv.kind === 'broadcast') return [];
+  const counts = new Map(rx.base || []);
+  let mine = rx.baseWho.get(SELF) || '';
+  for (const [user, r] of rx.live) {
+    if (!sameConv(r.conv, e.conv)) continue; // a msgId of another conversation
+    const was = rx.baseWho.get(user);
+    if (was) counts.set(was, (counts.get(was) || 0) - 1);
+    if (r.emoji) counts.set(r.emoji, (counts.get(r.emoji) || 0) + 1);
+    if (user === SELF) mine = r.emoji;
+  }
+  const out = [];
+  for (const emoji of rx.order) {
+    const count = counts.get(emoji) || 0;
+    if (count > 0) out.push({ emoji, count, mine: emoji === mine });
+  }
+  return out;
+}
+
+// myReaction is the user's own reaction to e ('' for none).
+function myReaction(e) {
+  return reactionsOf(e).find((r) => r.mine)?.emoji || '';
+}
+
+// noteReaction records user's reaction to the message ref and shows it.
+function noteReaction(ref, user, rec) {
+  const rx = rxOf(ref, true);
+  const old = rx.live.get(user);
+  if (old && !rec.pending) {
+    if (old.pending) return; // one's own, sent here after it
+    if (old.id && rec.id && !newerId(rec.id, old.id)) return; // older, or the same again
+  }
+  rx.live.set(user, rec);
+  noteEmoji(rx, rec.emoji);
+  const e = findEntry(ref, '');
+  if (e) updateReactions(e);
+}
+
+// onReaction takes another's reaction, or one the user made on another
+// device: never a message (nothing unread, no preview, no READ).
+function onReaction(r) {
+  learnName(r.from, r.fromName);
+  if (!r.msgId || !r.from) return;
+  const conv = convKeyOfMessage({ group: r.group, from: r.from, to: r.to, outgoing: r.self, broadcast: false });
+  noteReaction(r.msgId, r.self || r.from === me.userId ? SELF : r.from, { emoji: r.emoji, id: r.reactionId, at: Date.now(), conv, pending: '', prev: null });
+}
+
+// onOwnReaction follows one of this page's reactions: shown at once
+// (pending), settled when the route stored it, undone when it refused.
+function onOwnReaction(r) {
+  updateBanner(); // it counts among the messages waiting for a link
+  if (!r.refMsgId) return;
+  const rx = rxOf(r.refMsgId, true);
+  const cur = rx.live.get(SELF);
+  if (r.status === 'pending') {
+    if (cur?.pending === r.clientMsgId) return;
+    // Another one still under way: go back past it too if this one fails.
+    const prev = cur?.pending ? cur.prev : cur || null;
+    rx.live.set(SELF, { emoji: r.text, id: '', at: r.at || Date.now(), conv: convKeyOfRecord(r), pending: r.clientMsgId, prev });
+    noteEmoji(rx, r.text);
+  } else if (cur?.pending !== r.clientMsgId) {
+    // A later one is under way: if it fails, it goes back to this one.
+    if (cur?.pending && r.status !== 'failed' && r.msgId) cur.prev = { emoji: r.text, id: r.msgId, at: r.at, conv: convKeyOfRecord(r), pending: '', prev: null };
+    return;
+  } else if (r.status === 'failed') {
+    if (cur.prev) rx.live.set(SELF, cur.prev);
+    else rx.live.delete(SELF);
+  } else {
+    rx.live.set(SELF, { ...cur, id: r.msgId, pending: '', prev: null });
+  }
+  const e = findEntry(r.refMsgId, '');
+  if (e) updateReactions(e);
+}
+
+// canReact: e is a message one may react to (by msgId; not a recalled
+// one, nor a broadcast or the system's).
+function canReact(e) {
+  const c = e.conv;
+  return !!e.msgId && e.msg.op !== 'recalled' && c.kind !== 'broadcast' && !(c.kind === 'user' && c.id === '0');
+}
+
+// react sets the user's reaction to e ('' takes it back).
+function react(e, emoji) {
+  if (!client || !canReact(e)) return;
+  const c = e.conv;
+  if (isBlocked(c)) {
+    toast(`Unblock ${blockedName(c)} to write to them.`);
+    return;
+  }
+  try {
+    // Shown by the 'status' event the send makes (onOwnReaction).
+    if (c.kind === 'group') client.reactInGroup(c.id, e.msgId, emoji);
+    else client.react(c.id, e.msgId, emoji);
+  } catch (err) {
+    toast(`Cannot react to the message: ${describeError(err)}`);
+  }
+}
+
+// updateReactions draws e's .reactions under its body (none: no row).
+function updateReactions(e) {
+  const li = e.el;
+  if (!li) return;
+  const list = reactionsOf(e);
+  let row = li.querySelector(':scope > .reactions');
+  const key = list.map((r) => `${r.emoji}:${r.count}:${r.mine ? 1 : 0}`).join(' ');
+  if ((row?.dataset.key ?? '') === key) return;
+  const focused = row && row.contains(document.activeElement) ? document.activeElement.dataset.emoji : null;
+  if (list.length === 0) {
+    row?.remove();
+    if (focused != null) li.focus();
+    markChoices(e);
+    return;
+  }
+  if (!row) {
+    row = document.createElement('div');
+    row.className = 'reactions';
+    row.setAttribute('role', 'group');
+    row.setAttribute('aria-label', 'Reactions');
+    li.querySelector(':scope > .body, :scope > .edit-body').after(row);
+  }
+  row.dataset.key = key;
+  row.replaceChildren(
+    ...list.map((r) => {
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.className = `reaction${r.mine ? ' mine' : ''}`;
+      b.dataset.emoji = r.emoji;
+      b.textContent = `${r.emoji} ${r.count}`;
+      b.setAttribute('aria-pressed', r.mine ? 'true' : 'false');
+      const label = r.mine ? `${r.emoji} ${r.count}, yours: take it back` : `${r.emoji} ${r.count}: react with it`;
+      b.setAttribute('aria-label', label);
+      b.title = r.mine ? 'Take your reaction back' : `React with ${r.emoji}`;
+      b.addEventListener('click', () => react(e, r.mine ? '' : r.emoji));
+      return b;
+    }),
+  );
+  if (focused != null) (row.querySelector(`[data-emoji="${CSS.escape(focused)}"]`) || li).focus();
+  markChoices(e);
+}
+
+// markChoices marks the user's own reaction in e's open palette.
+function markChoices(e) {
+  const mine = myReaction(e);
+  for (const b of e.el.querySelectorAll(':scope > .react-palette .react-choice')) {
+    const emoji = b.dataset.emoji;
+    b.setAttribute('aria-pressed', emoji === mine ? 'true' : 'false');
+    b.setAttribute('aria-label', emoji === mine ? `Take back your ${emoji}` : `React with ${emoji}`);
+  }
+}
+
+// paletteOf is e's .react-palette: a button per REACTION_CHOICES emoji.
+function paletteOf(e) {
+  const box = document.createElement('div');
+  box.className = 'react-palette';
+  box.setAttribute('role', 'group');
+  box.setAttribute('aria-label', 'Pick a reaction');
+  const mine = myReaction(e);
+  for (const emoji of REACTION_CHOICES) {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = 'react-choice';
+    b.dataset.emoji = emoji;
+    b.textContent = emoji;
+    b.setAttribute('aria-pressed', emoji === mine ? 'true' : 'false');
+    b.setAttribute('aria-label', emoji === mine ? `Take back your ${emoji}` : `React with ${emoji}`);
+    b.title = emoji === mine ? 'Take your reaction back' : `React with ${emoji}`;
+    b.addEventListener('click', () => {
+      closePalette(true);
+      react(e, emoji === myReaction(e) ? '' : emoji);
+    });
+    box.append(b);
+  }
+  box.addEventListener('keydown', (ev) => {
+    if (ev.key === 'Escape') {
+      ev.preventDefault();
+      ev.stopPropagation();
+      closePalette(true);
+    }
+  });
+  return box;
+}
+
+// togglePalette opens e's palette (closing another), or closes it.
+function togglePalette(e) {
+  if (palette === e) {
+    closePalette(true);
+    return;
+  }
+  closePalette();
+  if (!canReact(e)) return;
+  palette = e;
+  const box = paletteOf(e);
+  const anchor = e.el.querySelector(':scope > .reactions') || e.el.querySelector(':scope > .body, :scope > .edit-body');
+  anchor.after(box);
+  e.el.querySelector(':scope > .actions .react-button')?.setAttribute('aria-expanded', 'true');
+  (box.querySelector('[aria-pressed="true"]') || box.querySelector('.react-choice')).focus();
+}
+
+// closePalette closes the open palette (focus: back to its React button).
+function closePalette(focus = false) {
+  const e = palette;
+  if (!e) return;
+  palette = null;
+  const hadFocus = e.el.contains(document.activeElement);
+  e.el.querySelector(':scope > .react-palette')?.remove();
+  const button = e.el.querySelector(':scope > .actions .react-button');
+  button?.setAttribute('aria-expanded', 'false');
+  if (focus && hadFocus && e.el.isConnected) (button || e.el).focus();
+}
+
 // ------------------------------------------------------------------ history
 
 function isAtBottom() {
@@ -1743,6 +2087,7 @@ async function loadHistory(c) {
   if (c.next) q.before = c.next;
   const before = el.scroll.scrollHeight - el.scroll.scrollTop;
   const first = prev === 'none';
+  const asked = Date.now();
   try {
     const page = await cl.historyFill(q, HISTORY_PAGE);
     if (cl !== client) return;
@@ -1752,7 +2097,7 @@ async function loadHistory(c) {
         // Opened by name: the history tells the id.
         mergeAlias(c.id, m.from === me.userId ? m.to : m.from);
       }
-      addMessage(m, { live: false });
+      addMessage(m, { live: false, asked });
     }
     const target = convs.get(c.key) === c ? c : convs.get(convKeyOfMessage(page.messages[0] || {})) || c;
     target.next = page.next;
@@ -2581,6 +2926,9 @@ el.fileInput.addEventListener('change', () => {
   sendFiles(files);
 });
 document.addEventListener('visibilitychange', () => current && markConvRead(current));
+document.addEventListener('click', (ev) => {
+  if (palette && !palette.el.contains(ev.target)) closePalette();
+});
 window.addEventListener('focus', () => current && markConvRead(current));
 
 try {

@@ -66,6 +66,8 @@ export declare function utf8Decode(b: Uint8Array): string;
 export declare function bytesToBase64(b: Uint8Array): string;
 /** Standard or URL-safe base64, padded or not. */
 export declare function base64ToBytes(s: string): Uint8Array;
+/** The most bytes (UTF-8) of a reaction's emoji: 32. */
+export declare const MAX_REACTION_BYTES: 32;
 
 /** A failure the route answered with a result code; code 0: no route answer at all (network, timeout, a proxy's page). */
 export declare class ApiError extends Error {
@@ -104,6 +106,7 @@ export type ClientErrorReason =
   | 'no-message'
   | 'bad-op'
   | 'bad-reply'
+  | 'bad-reaction'
   | 'bad-options'
   | 'bad-ref'
   | 'not-a-file'
@@ -210,8 +213,44 @@ export type MessageKind = 'text' | 'file';
  *  - 'edited' | 'recalled' (history only): the message's state now; text is
  *    its latest text, or none (nor file) when recalled.
  *  - anything else: a change this client does not know; not a message to show.
+ * (A reaction, MSG_OP_REACT, never comes as a 'message': see ReactionEvent.)
  */
 export type MessageOp = '' | 'recall' | 'edit' | 'edited' | 'recalled' | (string & {});
+
+/** One emoji's reactions to a message, as history gives them. */
+export interface Reaction {
+  /** The emoji (1..32 bytes of UTF-8). */
+  emoji: string;
+  /** How many users reacted with it (at least 1). */
+  count: number;
+  /** It is this user's own reaction (at most one emoji of a message is). */
+  mine: boolean;
+}
+
+/**
+ * The detail of a 'reaction' event: from's reaction to the message msgId
+ * (of the conversation to/group) is now emoji, or none when emoji is "".
+ * One reaction per user and message: it replaces whatever from had. Not a
+ * message: never show it as one, count it unread or mark it read.
+ */
+export interface ReactionEvent {
+  /** Who reacted (user id) and their name. */
+  from: string;
+  fromName: string;
+  /** The recipient of a private conversation's reaction ("" in a group). */
+  to: string;
+  /** The group of the message ("" for a private one). */
+  group: string;
+  /** The message reacted to (the REACT's refMsgId). */
+  msgId: string;
+  /** The emoji; "" when from took the reaction back. */
+  emoji: string;
+  /** The REACT's own msgId (time-ordered: a later reaction has a greater one). */
+  reactionId: string;
+  timestampMs: number;
+  /** This user made it on another of its devices (route --login-policy platform; from is the user's own id). */
+  self: boolean;
+}
 
 /** A message as events and history give it. */
 export interface Message {
@@ -248,6 +287,12 @@ export interface Message {
    * shown, or from history), and apply nothing else from it.
    */
   replyTo: string;
+  /**
+   * The reactions to it, from history (in the order each emoji first
+   * came; none once recalled); [] on live messages, whose reactions come as
+   * 'reaction' events.
+   */
+  reactions: Reaction[];
   /**
    * On 'message' events: the user sent it from another of its devices
    * (route --login-policy platform; from is the user's own id): show it as
@@ -296,11 +341,11 @@ export interface SentMessage {
   group: string;
   broadcast: boolean;
   kind: MessageKind;
-  /** The text (an edit's new text). */
+  /** The text (an edit's new text; a reaction's emoji, "" when taken back). */
   text: string;
   file: FileInfo | null;
-  /** 'recall' or 'edit' for a recall() or an edit() of refMsgId; '' for a message. */
-  op: '' | 'recall' | 'edit';
+  /** 'recall', 'edit' or 'react' for a recall(), an edit() or a react() of refMsgId; '' for a message. */
+  op: '' | 'recall' | 'edit' | 'react';
   refMsgId: string;
   /** The msgId of the message it answers (the replyTo option); "" for none. */
   replyTo: string;
@@ -597,6 +642,12 @@ export interface ClientEventMap {
    * refMsgId, not a message to show: see MessageOp.
    */
   message: Message;
+  /**
+   * A reaction to a message (or one taken back), from the peer, a group's
+   * member or this user's other device (self); exactly once and in order
+   * with the messages. This client's own come as 'status' events only.
+   */
+  reaction: ReactionEvent;
   /** Once per status for a message sent by this client; every time for others. */
   receipt: Receipt;
   /** The user read these messages on another device: clear their conversation's unread state. */
@@ -666,8 +717,8 @@ export interface OutgoingMessage {
   file?: FileInfo;
   /** A file's inline bytes. */
   data?: Uint8Array | null;
-  /** A change of the earlier message refMsgId (to or group as that one's; text: an edit's new text). */
-  op?: 'recall' | 'edit';
+  /** A change of the earlier message refMsgId (to or group as that one's; text: an edit's new text, a reaction's emoji or "" to take it back). */
+  op?: 'recall' | 'edit' | 'react';
   refMsgId?: string;
   /** A new message to a user or a group only (not with op, nor a broadcast): see SendOptions.replyTo. */
   replyTo?: string;
@@ -738,6 +789,18 @@ export declare class Client extends EventTarget {
   recallInGroup(gid: string, msgId: string): string;
   edit(to: string, msgId: string, text: string): string;
   editInGroup(gid: string, msgId: string, text: string): string;
+  /**
+   * Sets this user's reaction to a message (msgId: the route's; anybody's
+   * in that conversation, one's own too): emoji replaces any earlier one,
+   * "" takes it back. The emoji is 1..32 bytes of UTF-8 without whitespace
+   * or control characters and msgId 32 lowercase hex digits, else
+   * ClientError 'bad-reaction' (no msgId: 'no-message'). Sent, kept
+   * (across reloads) and resent like an edit (SentMessage.op 'react', text
+   * the emoji); the route refuses with an 'error' (GatewayError 3000).
+   * Others get it as a 'reaction' event. Each returns the clientMsgId.
+   */
+  react(to: string, msgId: string, emoji: string): string;
+  reactInGroup(gid: string, msgId: string, emoji: string): string;
   /** A file message for blob: inline when it fits one frame, else uploaded first (replyTo is not part of it). */
   prepareFile(blob: Blob, opts?: SendFileOptions): Promise<OutgoingMessage>;
   /** opts.replyTo as send()'s; a malformed one rejects (ClientError 'bad-reply') before any upload. */

@@ -57,6 +57,24 @@
 // events and history entries ("" for none). Show the message quoted when
 // the one it names is known (one shown, or from history).
 //
+// Reactions: react(to, msgId, emoji) and reactInGroup(gid, msgId, emoji)
+// set the user's reaction to a message of that conversation (anybody's,
+// one's own too): one emoji per user and message, a later one replacing
+// the earlier, '' taking it back. The emoji is 1..32 bytes of UTF-8 with
+// no whitespace and no control character, the message named by its msgId
+// (ClientError 'bad-reaction' otherwise, before anything is written). A
+// MSG with op MSG_OP_REACT, refMsgId and the emoji as its body, sent, kept
+// (across reloads too) and resent like an edit (SentMessage.op 'react',
+// text the emoji; the route refuses one with an ERROR BadArgument, final).
+// Others' come, in order with the messages, as 'reaction' events (never
+// as 'message': not a chat line, nothing unread, never marked read; they
+// are acknowledged like messages): apply them to the message msgId as
+// "from's reaction is now emoji" ('' none). The copy of a reaction the
+// user made on another device comes the same way with self set; one made
+// by this client is not shown. History gives each message's reactions as
+// they are (Message.reactions: [{emoji, count, mine}], in the order each
+// emoji first came; mine: the user's own, at most one).
+//
 // Presence and typing (docs/ARCHITECTURE.md, "Presence and typing"): the
 // login names the platform (option platform, "web" by default).
 // subscribe(users, groups) watches users and groups' members: its answer
@@ -102,6 +120,9 @@
 //                                   refMsgId): a change of an earlier message, not one to show;
 //                                   outgoing: the user sent it from another device; replyTo: the
 //                                   msgId of the message it answers
+//   reaction     Reaction event     {from, fromName, to, group, msgId (the message reacted to), emoji ('' when
+//                                   taken back), reactionId (the REACT's own msgId), timestampMs, self (the
+//                                   user made it on another device)}: from's reaction to msgId is now emoji
 //   readelsewhere ReadElsewhere     the user read these messages of peer (or in group) on another device
 //   receipt      Receipt            RECEIPT_SENT / DELIVERED / READ (once per status per message sent here)
 //   status       SentMessage        one of this client's messages changed status
@@ -319,6 +340,28 @@ function isMsgId(s) {
 function replyOf(v) {
   if (v === undefined || v === null || v === '') return '';
   if (!isMsgId(v)) throw new ClientError('bad-reply', `replyTo ${JSON.stringify(v)} is not a message id (32 lowercase hex digits)`);
+  return v;
+}
+
+/** The most bytes (UTF-8) of a reaction's emoji. */
+export const MAX_REACTION_BYTES = 32;
+
+// A lone surrogate has no UTF-8 form (TextEncoder would write U+FFFD for
+// it); whitespace and control characters as the route's Go sees them
+// (unicode.IsSpace: the White_Space property; unicode.IsControl: Cc).
+const loneSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+const spaceOrControl = /[\p{White_Space}\p{Cc}]/u;
+
+// reactionOf checks the emoji of a reaction: '' (taking one back), or 1..32
+// bytes of UTF-8 without whitespace or control characters; anything else
+// is ClientError 'bad-reaction'.
+function reactionOf(v) {
+  if (typeof v !== 'string') throw new ClientError('bad-reaction', `the reaction is ${v === null ? 'null' : `a ${typeof v}`}, not a string ('' takes one back)`);
+  if (v === '') return '';
+  if (loneSurrogate.test(v)) throw new ClientError('bad-reaction', 'reaction is not valid UTF-8 (a lone surrogate)');
+  if (spaceOrControl.test(v)) throw new ClientError('bad-reaction', `reaction ${JSON.stringify(v)} has whitespace or a control character`);
+  const n = utf8Encode(v).length;
+  if (n > MAX_REACTION_BYTES) throw new ClientError('bad-reaction', `reaction of ${n} bytes, at most ${MAX_REACTION_BYTES}`);
   return v;
 }
 
@@ -852,10 +895,16 @@ function fileOf(f) {
 }
 
 // A MSG's op as the application sees it: '' for a new message, 'recall' or
-// 'edit' for a change of refMsgId; an op this client does not know keeps
+// 'edit' for a change of refMsgId, 'react' for a reaction to it (never a
+// 'message' event: see 'reaction'); an op this client does not know keeps
 // its wire name (still not a new message).
-const wireOps = { MSG_OP_NEW: '', 0: '', MSG_OP_RECALL: 'recall', 1: 'recall', MSG_OP_EDIT: 'edit', 2: 'edit' };
-const opNames = { recall: 'MSG_OP_RECALL', edit: 'MSG_OP_EDIT' };
+const wireOps = { MSG_OP_NEW: '', 0: '', MSG_OP_RECALL: 'recall', 1: 'recall', MSG_OP_EDIT: 'edit', 2: 'edit', MSG_OP_REACT: 'react', 3: 'react' };
+const opNames = { recall: 'MSG_OP_RECALL', edit: 'MSG_OP_EDIT', react: 'MSG_OP_REACT' };
+
+// knownOp: op is one this client sends ('recall', 'edit', 'react').
+function knownOp(op) {
+  return typeof op === 'string' && Object.prototype.hasOwnProperty.call(opNames, op);
+}
 
 function opOf(v) {
   if (v === undefined || v === null || v === '') return '';
@@ -887,8 +936,38 @@ function wireMessage(m) {
     op: opOf(m.op),
     refMsgId: String(m.refMsgId ?? ''),
     replyTo: String(m.replyTo ?? ''),
+    reactions: [],
     outgoing: false,
   };
+}
+
+// wireReaction turns a REACT MSG (already a Message) into the 'reaction'
+// event's detail; self: the user made it on another device.
+function wireReaction(m, self) {
+  return {
+    from: m.from,
+    fromName: m.fromName,
+    to: m.to,
+    group: m.group,
+    msgId: m.refMsgId,
+    emoji: m.kind === 'text' ? m.text : '',
+    reactionId: m.msgId,
+    timestampMs: m.timestampMs,
+    self,
+  };
+}
+
+// reactionsOf reads a /history entry's reactions: [{emoji, count, mine}]
+// in the route's order (each emoji as it first came); [] when none.
+function reactionsOf(v) {
+  if (!Array.isArray(v)) return [];
+  const out = [];
+  for (const r of v) {
+    const emoji = String(r?.emoji ?? '');
+    const count = num(r?.count);
+    if (emoji && count > 0) out.push({ emoji, count, mine: r?.mine === true });
+  }
+  return out;
 }
 
 // historyMessage turns a /history entry into a Message: body is the text,
@@ -927,6 +1006,8 @@ function historyMessage(h) {
     op: String(h.op ?? ''),
     refMsgId: '',
     replyTo: String(h.replyTo ?? ''),
+    // the reactions to it now (none once recalled)
+    reactions: String(h.op ?? '') === 'recalled' ? [] : reactionsOf(h.reactions),
     outgoing: false,
   };
 }
@@ -1681,8 +1762,8 @@ function newRecord(m, now) {
     kind: m.kind === 'file' ? 'file' : 'text',
     text: m.kind === 'file' ? '' : m.text || '',
     file: m.file || null,
-    op: m.op === 'recall' || m.op === 'edit' ? m.op : '',
-    refMsgId: m.op === 'recall' || m.op === 'edit' ? String(m.refMsgId || '') : '',
+    op: knownOp(m.op) ? m.op : '',
+    refMsgId: knownOp(m.op) ? String(m.refMsgId || '') : '',
     replyTo: m.op || m.broadcast ? '' : String(m.replyTo || ''),
     status: 'pending',
     tries: 1,
@@ -1710,6 +1791,7 @@ function snapshotKey(r) {
 }
 
 function describe(r) {
+  if (r.op === 'react') return `reaction ${JSON.stringify(r.text)} to message ${r.refMsgId}${r.group ? ` in group ${r.group}` : ` to ${r.to}`}`;
   if (r.op) return `${r.op} of message ${r.refMsgId}${r.group ? ` in group ${r.group}` : ` to ${r.to}`}`;
   if (r.broadcast) return 'broadcast';
   if (r.group) return `message to group ${r.group}`;
@@ -2554,16 +2636,19 @@ export class Client extends EventTarget {
   // come back as copies for its devices (--login-policy platform): the copy
   // of what this client sent is not shown (the caller still counts its
   // seq), one sent elsewhere is shown with outgoing set; a READ the user
-  // made elsewhere is 'readelsewhere'.
+  // made elsewhere is 'readelsewhere'. A reaction is a 'reaction' event,
+  // never a 'message' (and markRead() never names it).
   _show(f) {
     if (f.type === 'MSG') {
       const m = wireMessage(f.msg);
-      if (m.msgId && this._shown.containsOrAdd(m.msgId, { group: m.group, seq: m.seq, from: m.from })) return;
+      const react = m.op === 'react';
+      if (m.msgId && this._shown.containsOrAdd(m.msgId, { group: m.group, seq: m.seq, from: m.from, react })) return;
       if (this._sentByMe(m)) {
         if (this._sentHere(m.clientMsgId)) return;
         m.outgoing = true;
       }
-      this._emit('message', m);
+      if (react) this._emit('reaction', wireReaction(m, m.outgoing));
+      else this._emit('message', m);
       return;
     }
     const rc = f.receipt;
@@ -2780,13 +2865,46 @@ export class Client extends EventTarget {
   }
 
   /**
+   * Sets this user's reaction to a message of the conversation with user
+   * `to` (an id or a name; the peer's message or one's own), named by the
+   * route's msgId: emoji (1..32 bytes of UTF-8, no whitespace, no control
+   * character) replaces any earlier one of this user, '' takes it back.
+   * ClientError 'bad-reaction' for another emoji or a msgId not of the
+   * route's form. A MSG with op MSG_OP_REACT, refMsgId and the emoji as
+   * body, sent like edit(): it returns the clientMsgId at once, is kept
+   * (across reloads too) and resent until the route answers, and gets
+   * 'status' events (SentMessage.op 'react', text the emoji); the route
+   * refuses (an 'error' event, GatewayError 3000 BadArgument) e.g. a
+   * new emoji on a message with 20 different ones. The peer and the user's other
+   * devices get it as a 'reaction' event.
+   */
+  react(to, msgId, emoji) {
+    if (!to) throw new ClientError(ClientError.NO_RECIPIENT, 'no recipient');
+    return this._react({ to: String(to) }, msgId, emoji);
+  }
+
+  /** react() for a message of group gid (anybody's). */
+  reactInGroup(gid, msgId, emoji) {
+    if (!gid) throw new ClientError(ClientError.NO_GROUP, 'no group');
+    return this._react({ group: String(gid) }, msgId, emoji);
+  }
+
+  _react(m, msgId, emoji) {
+    if (!msgId) throw new ClientError(ClientError.NO_MESSAGE, 'no message id');
+    return this.sendMsg({ ...m, op: 'react', refMsgId: msgId, text: emoji });
+  }
+
+  /**
    * Sends one message: {to | group | broadcast, text} or a file message
    * {…, kind: 'file', file: {name, size, contentType, ref?}, data?:
    * Uint8Array}, or a change of an earlier message {to | group, op:
-   * 'recall' | 'edit', refMsgId, text (edit)} (see recall(), edit()). A
-   * new message to a user or a group may name the message it answers,
-   * replyTo (a msgId; ClientError 'bad-reply' for anything else, and on a
-   * broadcast, a recall or an edit). It returns the clientMsgId at once;
+   * 'recall' | 'edit', refMsgId, text (edit)} (see recall(), edit()), or a
+   * reaction to one {to | group, op: 'react', refMsgId, text: the emoji,
+   * '' to take it back} (see react(); ClientError 'bad-reaction' for a
+   * malformed emoji or refMsgId). A new message to a user or a group may
+   * name the message it answers, replyTo (a msgId; ClientError 'bad-reply'
+   * for anything else, and on a broadcast, a recall, an edit or a
+   * reaction). It returns the clientMsgId at once;
    * the message is written now when online, else when the link is back,
    * and kept (across reloads too) until the route answers.
    */
@@ -2797,10 +2915,13 @@ export class Client extends EventTarget {
     if (!m.to && !m.group && !m.broadcast) throw new ClientError(ClientError.NO_RECIPIENT, 'no recipient');
     const op = m.op ? String(m.op) : '';
     if (op) {
-      if (!opNames[op]) throw new ClientError('bad-op', `unknown op ${JSON.stringify(op)} (recall or edit)`);
+      if (!knownOp(op)) throw new ClientError('bad-op', `unknown op ${JSON.stringify(op)} (recall, edit or react)`);
       if (!m.refMsgId) throw new ClientError(ClientError.NO_MESSAGE, 'no message id');
-      if (m.broadcast) throw new ClientError('bad-op', 'a broadcast cannot be recalled or edited');
+      if (m.broadcast) throw new ClientError('bad-op', 'a broadcast cannot be recalled, edited or reacted to');
     }
+    const react = op === 'react';
+    if (react && !isMsgId(m.refMsgId)) throw new ClientError('bad-reaction', `refMsgId ${JSON.stringify(m.refMsgId)} is not a message id (32 lowercase hex digits)`);
+    const emoji = react ? reactionOf(m.text) : '';
     const replyTo = replyOf(m.replyTo);
     if (replyTo && op) throw new ClientError('bad-reply', `a ${op} cannot be a reply (an edit keeps the original's)`);
     if (replyTo && m.broadcast) throw new ClientError('bad-reply', 'a broadcast cannot be a reply');
@@ -2811,7 +2932,7 @@ export class Client extends EventTarget {
       group: m.group ? String(m.group) : '',
       broadcast: !!m.broadcast,
       kind,
-      text: kind === 'text' && op !== 'recall' ? String(m.text ?? '') : '',
+      text: react ? emoji : kind === 'text' && op !== 'recall' ? String(m.text ?? '') : '',
       file: kind === 'file' ? fileOf(m.file) : null,
       op,
       refMsgId: op ? String(m.refMsgId) : '',
@@ -2937,6 +3058,7 @@ export class Client extends EventTarget {
       const id = typeof it === 'string' ? it : it?.msgId;
       if (!id) continue;
       const known = this._shown.peek(id);
+      if (known?.react) continue; // a reaction is no message to read
       const seq = (typeof it === 'object' && it.seq) || known?.seq || 0;
       const group = (typeof it === 'object' ? it.group : known?.group) || '';
       const from = (typeof it === 'object' ? it.from : known?.from) || '';
@@ -3426,7 +3548,7 @@ export class Client extends EventTarget {
       if (Array.isArray(g)) this._tl.restore(gid, num(g[0]), num(g[1]));
     }
     for (const e of Array.isArray(s.shown) ? s.shown : []) {
-      if (Array.isArray(e) && e[0]) this._shown.containsOrAdd(String(e[0]), { group: String(e[1] || ''), seq: num(e[2]), from: String(e[3] || '') });
+      if (Array.isArray(e) && e[0]) this._shown.containsOrAdd(String(e[0]), { group: String(e[1] || ''), seq: num(e[2]), from: String(e[3] || ''), react: e[4] === 1 });
     }
     // Oldest first in the saved list; restore puts each in front, so walk
     // it backwards.
@@ -3453,7 +3575,7 @@ export class Client extends EventTarget {
     const groups = {};
     for (const [gid, t] of this._tl.of) if (t.known || t.in.last > 0) groups[gid] = [t.in.last, t.acks.acked];
     const shown = [];
-    for (const [id, v] of this._shown.entries()) shown.push([id, v.group, v.seq, v.from]);
+    for (const [id, v] of this._shown.entries()) shown.push(v.react ? [id, v.group, v.seq, v.from, 1] : [id, v.group, v.seq, v.from]);
     const outbox = [];
     let bytes = 0;
     for (const r of this._out.queue) {

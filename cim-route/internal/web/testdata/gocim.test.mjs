@@ -217,7 +217,7 @@ function newClient(cluster, opts = {}) {
     ...opts,
   });
   const events = [];
-  for (const t of ['state', 'connected', 'disconnected', 'synced', 'message', 'receipt', 'readelsewhere', 'status', 'error', 'retrying', 'presence', 'typing', 'kicked', 'resume', 'closed']) {
+  for (const t of ['state', 'connected', 'disconnected', 'synced', 'message', 'reaction', 'receipt', 'readelsewhere', 'status', 'error', 'retrying', 'presence', 'typing', 'kicked', 'resume', 'closed']) {
     c.on(t, (d) => events.push({ t, d }));
   }
   c.events = events;
@@ -1254,16 +1254,19 @@ test('an incoming recall or edit is a message event with op and refMsgId, in seq
     [3, 'm3', 'recall', 'm1', ''],
   ]);
   assert.equal(c.of('message')[2].from, '8');
-  // A group timeline's changes, and an op this client does not know (kept by name).
+  // A group timeline's changes, and an op this client does not know (kept
+  // by name, or by number as protojson writes an enum value it has no name for).
   ws.push({ type: 'MSG', msg: { msgId: 'g1', from: '8', group: '5', groupSeq: '1', op: 'MSG_OP_EDIT', refMsgId: 'g0', body: bytesToBase64(utf8Encode('new')), timestampMs: '9' } });
-  ws.push(msg(4, '', { op: 'MSG_OP_REACT', refMsgId: 'm1' }));
+  ws.push(msg(4, '', { op: 'MSG_OP_PIN', refMsgId: 'm1' }));
   ws.push(msg(5, '', { op: 1, refMsgId: 'm1' }));
+  ws.push(msg(6, '', { op: 9, refMsgId: 'm1' }));
   assert.deepEqual(c.of('message').slice(3).map((m) => [m.msgId, m.op, m.refMsgId, m.group]), [
     ['g1', 'edit', 'g0', '5'],
-    ['m4', 'MSG_OP_REACT', 'm1', ''],
+    ['m4', 'MSG_OP_PIN', 'm1', ''],
     ['m5', 'recall', 'm1', ''],
+    ['m6', '9', 'm1', ''],
   ]);
-  await until(() => ws.of('ACK').some((f) => f.ack.seq === '5'), 'the ACK covering them');
+  await until(() => ws.of('ACK').some((f) => f.ack.seq === '6'), 'the ACK covering them');
   await c.close();
 });
 
@@ -1708,5 +1711,186 @@ test('history entries carry replyTo', async () => {
     ['h2', 'edited', 'yes', R1],
     ['h1', '', 'are you there?', ''],
   ]);
+  await c.close();
+});
+
+// ------------------------------------------------------------ reactions
+
+const HEART = '\u2764\uFE0F'; // ❤️, two code points
+const badReaction = (e) => e instanceof ClientError && e.reason === 'bad-reaction';
+
+test('a reaction goes as a MSG with op MSG_OP_REACT, refMsgId and the emoji, to a user or a group; kept and resent like an edit', async () => {
+  const cl = new Cluster();
+  const c = await started(cl);
+  const ws = cl.ws;
+  ws.push(syncAnswer(0, 0, 0));
+  const a = c.react('bob', R1, '👍');
+  const b = c.reactInGroup(5, R2, HEART);
+  const back = c.react('8', R1, '');
+  const ups = ws.of('MSG').map((f) => f.msg);
+  assert.equal(ups.length, 3);
+  assert.deepEqual(ups[0], { clientMsgId: a, to: 'bob', op: 'MSG_OP_REACT', refMsgId: R1, body: bytesToBase64(utf8Encode('👍')) }); // no kind: text
+  assert.deepEqual(ups[1], { clientMsgId: b, group: '5', op: 'MSG_OP_REACT', refMsgId: R2, body: bytesToBase64(utf8Encode(HEART)) });
+  assert.deepEqual(ups[2], { clientMsgId: back, to: '8', op: 'MSG_OP_REACT', refMsgId: R1 }); // taken back: no body
+  assert.equal(new Set([a, b, back]).size, 3);
+
+  // Statuses name it: op 'react', the emoji as text.
+  const st = c.status(a);
+  assert.deepEqual([st.status, st.op, st.refMsgId, st.text, st.to, st.replyTo], ['pending', 'react', R1, '👍', 'bob', '']);
+  assert.deepEqual(c.of('status').filter((s) => s.clientMsgId === b).map((s) => [s.status, s.op, s.refMsgId, s.group, s.text]), [['pending', 'react', R2, '5', HEART]]);
+  assert.equal(c.status(back).text, '');
+  assert.equal(c.pending, 3);
+
+  // RECEIPT_SENT answers it as any message; a refusal is final.
+  ws.push({ type: 'RECEIPT', receipt: { status: 'RECEIPT_SENT', msgId: 'X1', clientMsgId: a } });
+  assert.equal(c.status(a).status, 'sent');
+  assert.equal(c.statusByMsgId('X1').op, 'react');
+  ws.push({ type: 'ERROR', error: { code: Codes.BadArgument, text: `message ${R2} has 20 different reactions already`, clientMsgId: b } });
+  assert.equal(c.status(b).status, 'failed');
+  assert.equal(c.of('error').at(-1).clientMsgId, b);
+  assert.equal(c.of('error').at(-1).code, Codes.BadArgument);
+
+  // The one unanswered is written again, unchanged, on a new link.
+  ws.drop();
+  const ws2 = await cl.accept();
+  await until(() => ws2.of('MSG').length === 1, 'the replay');
+  assert.deepEqual(ws2.of('MSG')[0].msg, ups[2]);
+  await c.close();
+});
+
+test('a malformed reaction is refused at once: ClientError bad-reaction, nothing written or kept', async () => {
+  const cl = new Cluster();
+  const c = await started(cl);
+  const ws = cl.ws;
+  const bad = [
+    'a b', ' ', '👍\n', '\t', '\u00a0', '\u3000', '\u2028', '\u0085', 'x\u0000', '\u007f', '\u001b[31m', // whitespace, control characters
+    'x'.repeat(33), '😀'.repeat(9), // more than 32 bytes
+    '\ud83d', '\ude00x', // no UTF-8 form
+    undefined, null, 5, {}, ['👍'], // not a string
+  ];
+  for (const emoji of bad) {
+    assert.throws(() => c.react('bob', R1, emoji), badReaction, `emoji ${JSON.stringify(emoji)}`);
+  }
+  for (const ref of ['M1', R1.toUpperCase(), `${R1}0`, R1.slice(1), `${R1.slice(0, 31)}g`, 12345]) {
+    assert.throws(() => c.react('bob', ref, '👍'), badReaction, `msgId ${JSON.stringify(ref)}`);
+  }
+  assert.throws(() => c.reactInGroup('5', 'nope', '👍'), badReaction);
+  assert.throws(() => c.sendMsg({ to: 'bob', op: 'react', refMsgId: R1 }), badReaction); // no emoji: '' is how to take it back
+  assert.throws(() => c.react('bob', '', '👍'), (e) => e instanceof ClientError && e.reason === ClientError.NO_MESSAGE);
+  assert.throws(() => c.react('', R1, '👍'), (e) => e instanceof ClientError && e.reason === ClientError.NO_RECIPIENT);
+  assert.throws(() => c.reactInGroup('', R1, '👍'), (e) => e instanceof ClientError && e.reason === ClientError.NO_GROUP);
+  assert.throws(() => c.sendMsg({ broadcast: true, op: 'react', refMsgId: R1, text: '👍' }), (e) => e instanceof ClientError && e.reason === 'bad-op');
+  assert.throws(() => c.sendMsg({ to: 'bob', op: 'react', refMsgId: R1, text: '👍', replyTo: R2 }), (e) => e instanceof ClientError && e.reason === 'bad-reply');
+  assert.equal(ws.of('MSG').length, 0, 'nothing written');
+  assert.equal(c.pending, 0, 'nothing kept');
+
+  // What the route takes: up to 32 bytes of UTF-8 without whitespace or
+  // control characters, sequences joined by U+200D and modifiers included.
+  const good = ['😀'.repeat(8), '👩\u200d👩\u200d👧', '👍🏽', '🇫🇷', HEART, 'x', '+1'];
+  for (const emoji of good) c.react('bob', R1, emoji);
+  assert.deepEqual(ws.of('MSG').map((f) => utf8Decode(base64ToBytes(f.msg.body))), good);
+  await c.close();
+});
+
+test('an incoming reaction is a reaction event, never a message: in seq order, acknowledged, never marked read', async () => {
+  const cl = new Cluster();
+  const c = await started(cl, { ackDelayMs: 10 });
+  const ws = cl.ws;
+  ws.push(syncAnswer(0, 0, 0));
+  ws.push(msg(1, 'hello'));
+  // The reaction (seq 3) passes a message (seq 2) on the way: held back.
+  ws.push(msg(3, '👍', { op: 'MSG_OP_REACT', refMsgId: R1 }));
+  assert.equal(c.of('reaction').length, 0);
+  ws.push(msg(2, 'hello again'));
+  assert.deepEqual(c.of('reaction'), [{ from: '8', fromName: 'bob', to: '7', group: '', msgId: R1, emoji: '👍', reactionId: 'm3', timestampMs: 1003, self: false }]);
+  // Taken back (the op as a number, as protojson may write it): emoji ''.
+  ws.push(msg(4, '', { op: 3, refMsgId: R1 }));
+  // In a large group's timeline.
+  ws.push({ type: 'MSG', msg: { msgId: 'g1', from: '9', fromName: 'carol', group: '5', groupSeq: '1', op: 'MSG_OP_REACT', refMsgId: R2, body: bytesToBase64(utf8Encode(HEART)), timestampMs: '9' } });
+  // The same reaction again under a new seq: not shown again.
+  ws.push(msg(5, '👍', { msgId: 'm3', op: 'MSG_OP_REACT', refMsgId: R1 }));
+  assert.deepEqual(c.of('reaction').slice(1).map((r) => [r.reactionId, r.from, r.to, r.group, r.msgId, r.emoji, r.self]), [
+    ['m4', '8', '7', '', R1, '', false],
+    ['g1', '9', '', '5', R2, HEART, false],
+  ]);
+  assert.deepEqual(c.of('message').map((m) => m.msgId), ['m1', 'm2'], 'reactions are no messages');
+  assert.equal(c.lastSeq, 5);
+  await until(() => ws.of('ACK').some((f) => f.ack.seq === '5'), 'the ACK covering them');
+  await until(() => ws.of('ACK').some((f) => f.ack.groups), 'the group ACK');
+
+  // markRead never names a reaction, by id or otherwise.
+  assert.equal(c.markRead(['m3', 'm4', 'g1']), 0);
+  assert.equal(c.markRead({ msgId: 'm4', seq: 4, from: '8', group: '' }), 0);
+  assert.equal(c.markRead(c.of('message')), 2);
+  await until(() => ws.of('READ').length > 0, 'the READ');
+  assert.deepEqual(ws.of('READ').map((f) => f.read.msgIds), [['m1', 'm2']]);
+  await c.close();
+});
+
+test('the copy of a reaction made on another device is a reaction event with self; the copy of this client\'s own is not shown', async () => {
+  const cl = new Cluster();
+  const c = await started(cl, { ackDelayMs: 10 });
+  const ws = cl.ws;
+  ws.push(syncAnswer(0, 0, 0));
+  const id = c.react('8', R1, '👍');
+  ws.push(msg(1, '👍', { from: '7', fromName: 'ann', to: '8', clientMsgId: id, op: 'MSG_OP_REACT', refMsgId: R1 }));
+  ws.push(msg(2, HEART, { from: '7', fromName: 'ann', to: '8', clientMsgId: '0123456789abcdef-1', op: 'MSG_OP_REACT', refMsgId: R2 }));
+  ws.push(msg(3, '😂', { from: '7', fromName: 'ann', to: '', group: '5', clientMsgId: '0123456789abcdef-2', op: 'MSG_OP_REACT', refMsgId: R1 }));
+  assert.deepEqual(c.of('reaction'), [
+    { from: '7', fromName: 'ann', to: '8', group: '', msgId: R2, emoji: HEART, reactionId: 'm2', timestampMs: 1002, self: true },
+    { from: '7', fromName: 'ann', to: '', group: '5', msgId: R1, emoji: '😂', reactionId: 'm3', timestampMs: 1003, self: true },
+  ]);
+  assert.equal(c.of('message').length, 0);
+  assert.equal(c.lastSeq, 3);
+  await until(() => ws.of('ACK').some((f) => f.ack.seq === '3'), 'an ACK of 3');
+  await c.close();
+});
+
+test('a reaction that waits survives a reload; reactions shown stay unreadable after it', async () => {
+  const cl = new Cluster();
+  const storage = new MemoryStorage();
+  const c1 = await started(cl, { storage });
+  cl.ws.push(syncAnswer(0, 0, 0));
+  cl.ws.push(msg(1, '👍', { op: 'MSG_OP_REACT', refMsgId: R2 }));
+  assert.equal(c1.of('reaction').length, 1);
+  cl.ws.drop();
+  await until(() => c1.state === 'reconnecting', 'reconnecting');
+  const id = c1.react('bob', R1, '🙏');
+  c1._saveNow();
+  c1._closing = true;
+  c1._life.abort();
+
+  const c2 = newClient(cl, { storage });
+  const p = c2.start();
+  const ws2 = await cl.accept();
+  await p;
+  await until(() => ws2.of('MSG').length === 1, 'the replay');
+  assert.deepEqual(ws2.of('MSG')[0].msg, { clientMsgId: id, to: 'bob', op: 'MSG_OP_REACT', refMsgId: R1, body: bytesToBase64(utf8Encode('🙏')) });
+  assert.deepEqual([c2.status(id).op, c2.status(id).refMsgId, c2.status(id).text], ['react', R1, '🙏']);
+  // The reaction shown before the reload is still known as one.
+  assert.equal(c2.markRead('m1'), 0);
+  await c2.close();
+});
+
+test('history passes each message\'s reactions through; live messages have none', async () => {
+  const cl = new Cluster();
+  cl.historyAnswer = {
+    messages: [
+      { msgId: 'h3', seq: 7, from: '7', fromName: 'ann', to: '8', kind: 0, body: 'lunch?', file: null, timestampMs: 7, reactions: [{ emoji: '👍', count: 2, mine: true }, { emoji: HEART, count: 1 }] },
+      { msgId: 'h2', seq: 6, from: '8', fromName: 'bob', to: '7', kind: 0, body: '', file: null, timestampMs: 6, op: 'recalled' },
+      { msgId: 'h1', seq: 5, from: '8', fromName: 'bob', to: '7', kind: 0, body: 'hi', file: null, timestampMs: 5, reactions: [{ emoji: '😮', count: 1, mine: false }] },
+    ],
+    next: '',
+  };
+  const c = await started(cl);
+  const page = await c.history({ peer: 'bob' });
+  assert.deepEqual(page.messages.map((m) => [m.msgId, m.reactions]), [
+    ['h3', [{ emoji: '👍', count: 2, mine: true }, { emoji: HEART, count: 1, mine: false }]],
+    ['h2', []],
+    ['h1', [{ emoji: '😮', count: 1, mine: false }]],
+  ]);
+  cl.ws.push(syncAnswer(0, 0, 0));
+  cl.ws.push(msg(1, 'live'));
+  assert.deepEqual(c.of('message')[0].reactions, []);
   await c.close();
 });
