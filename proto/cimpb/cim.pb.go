@@ -687,7 +687,15 @@ type Msg struct {
 	// the message quoted when it has it (one it showed, or from history).
 	// Only on a new message (op NEW), never on a broadcast or to_app; an
 	// edit keeps the original's.
-	ReplyTo       string `protobuf:"bytes,17,opt,name=reply_to,json=replyTo,proto3" json:"reply_to,omitempty"`
+	ReplyTo string `protobuf:"bytes,17,opt,name=reply_to,json=replyTo,proto3" json:"reply_to,omitempty"`
+	// mentions: the group members a new group message names ("@bob" in its
+	// text): user ids or names uplink, user ids downlink and in history. At
+	// most 50; the route keeps those that are members of the group and
+	// drops the rest (an unknown name, a non-member), and refuses mentions
+	// anywhere but on a new group message (ERROR 3000). Clients mark a
+	// message that mentions their user; webhooks carry them, so that an app
+	// back-end can notify those mentioned.
+	Mentions      []string `protobuf:"bytes,18,rep,name=mentions,proto3" json:"mentions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -839,6 +847,13 @@ func (x *Msg) GetReplyTo() string {
 		return x.ReplyTo
 	}
 	return ""
+}
+
+func (x *Msg) GetMentions() []string {
+	if x != nil {
+		return x.Mentions
+	}
+	return nil
 }
 
 type Ack struct {
@@ -2131,7 +2146,7 @@ const file_cim_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x03R\x04size\x12!\n" +
 	"\fcontent_type\x18\x03 \x01(\tR\vcontentType\x12\x10\n" +
-	"\x03ref\x18\x04 \x01(\tR\x03ref\"\xd2\x03\n" +
+	"\x03ref\x18\x04 \x01(\tR\x03ref\"\xee\x03\n" +
 	"\x03Msg\x12\"\n" +
 	"\rclient_msg_id\x18\x01 \x01(\tR\vclientMsgId\x12\x15\n" +
 	"\x06msg_id\x18\x02 \x01(\tR\x05msgId\x12\x10\n" +
@@ -2151,7 +2166,8 @@ const file_cim_proto_rawDesc = "" +
 	"\n" +
 	"ref_msg_id\x18\x0f \x01(\tR\brefMsgId\x12\x15\n" +
 	"\x06to_app\x18\x10 \x01(\bR\x05toApp\x12\x19\n" +
-	"\breply_to\x18\x11 \x01(\tR\areplyTo\"A\n" +
+	"\breply_to\x18\x11 \x01(\tR\areplyTo\x12\x1a\n" +
+	"\bmentions\x18\x12 \x03(\tR\bmentions\"A\n" +
 	"\x03Ack\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12(\n" +
 	"\x06groups\x18\x02 \x03(\v2\x10.cim.v1.GroupSeqR\x06groups\"2\n" +

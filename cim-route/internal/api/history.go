@@ -41,7 +41,8 @@ type historyMsgJSON struct {
 	File        *fileJSON `json:"file"`
 	TimestampMs int64     `json:"timestampMs"`
 	Op          string    `json:"op,omitempty"`
-	ReplyTo     string    `json:"replyTo,omitempty"` // the msgId this message answers
+	ReplyTo     string    `json:"replyTo,omitempty"`  // the msgId this message answers
+	Mentions    []string  `json:"mentions,omitempty"` // the ids of the members a group message mentions
 	// Reactions: each emoji with how many reacted with it, in the order
 	// they first came; mine marks the viewer's own.
 	Reactions []reactionJSON `json:"reactions,omitempty"`
@@ -113,7 +114,7 @@ func (h *handler) history(c *gin.Context) {
 	for i, m := range page.Messages {
 		j := historyMsgJSON{
 			MsgID: m.MsgID, Seq: m.Seq, From: m.From, FromName: m.FromName, To: m.To, Group: m.Group, GroupSeq: m.GroupSeq,
-			Kind: int32(m.Kind), TimestampMs: m.TimestampMs, ReplyTo: m.ReplyTo,
+			Kind: int32(m.Kind), TimestampMs: m.TimestampMs, ReplyTo: m.ReplyTo, Mentions: m.Mentions,
 		}
 		if m.Kind == cimpb.Kind_KIND_FILE || m.Kind == cimpb.Kind_KIND_BINARY {
 			j.Body = base64.StdEncoding.EncodeToString(m.Body)

@@ -103,6 +103,9 @@ type Message struct {
 	RefMsgID string `json:"refMsgId,omitempty"`
 	// ReplyTo is the msgId of the message this one answers, if any.
 	ReplyTo string `json:"replyTo,omitempty"`
+	// Mentions are the ids of the members a group message mentions: the
+	// ones to notify even where the app would not for the group.
+	Mentions []string `json:"mentions,omitempty"`
 }
 
 // AppMessage is the data of device.data: a message its sender addressed

@@ -115,6 +115,7 @@ func (j *job) loadGroups(ctx context.Context) error {
 				}
 			}
 			it.group.recipients = rcpt
+			it.keepMembers(ms)
 			it.group.timeline = j.r.usesTimeline(len(ms))
 			it.group.echo = in && j.r.devices() && !it.system
 		}

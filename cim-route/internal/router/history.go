@@ -77,6 +77,8 @@ type HistoryMessage struct {
 	// ReplyTo is the msgId of the message this one answers, if it is a
 	// reply.
 	ReplyTo string
+	// Mentions are the ids of the members a group message mentions.
+	Mentions []string
 	// Reactions are the message's reactions, with the viewer's own.
 	Reactions model.Reactions
 
@@ -337,6 +339,7 @@ func (s historyScan) match(e model.Entry, sc *inboxScan) (HistoryMessage, bool) 
 	return HistoryMessage{
 		MsgID: m.MsgId, Seq: e.Seq, From: m.From, FromName: m.FromName, To: m.To, Group: m.Group,
 		Kind: m.Kind, Body: m.Body, File: m.File, TimestampMs: m.TimestampMs, ReplyTo: m.ReplyTo,
+		Mentions: m.Mentions,
 	}, true
 }
 

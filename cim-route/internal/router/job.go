@@ -33,6 +33,7 @@ type outgoing struct {
 
 	fromName  string
 	toID      string
+	mentions  []string // the ids of the members a group message mentions (mentions.go)
 	msgID     string
 	ts        int64
 	stored    *cimpb.Frame // the MSG as stored, with its seq: pushed to toID
@@ -110,6 +111,7 @@ func (o *outgoing) downlink(to string) *cimpb.Frame {
 		ClientMsgId: m.ClientMsgId, MsgId: o.msgID, From: o.from, FromName: o.fromName,
 		To: to, Group: m.Group, Body: m.Body, Kind: m.Kind, TimestampMs: o.ts,
 		Broadcast: m.Broadcast, File: m.File, Op: m.Op, RefMsgId: m.RefMsgId, ReplyTo: m.ReplyTo,
+		Mentions: o.mentions,
 	}}
 }
 

@@ -42,6 +42,7 @@ func (j *job) prepare() {
 		switch to := it.msg.To; {
 		case it.msg.Group != "":
 			j.prepareGroup(it)
+			j.wantMentions(it)
 		case it.msg.Broadcast:
 		case to == "":
 			it.fail(codes.BadArgument, "message has no recipient")
@@ -127,6 +128,9 @@ func (j *job) resolve(ctx context.Context) error {
 		} else if it.fromName = j.idName[it.from]; it.fromName == "" {
 			it.fail(codes.BadAccount, "unknown sender "+strconv.Quote(it.from))
 			continue
+		}
+		if it.group != nil {
+			j.resolveMentions(it)
 		}
 		if it.msg.Broadcast || it.group != nil || it.msg.ToApp {
 			continue

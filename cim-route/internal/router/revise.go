@@ -59,6 +59,9 @@ func (r *Router) opProblem(m *cimpb.Msg, now time.Time) string {
 	if _, ok := cimpb.MsgOp_name[int32(op)]; !ok {
 		return fmt.Sprintf("unknown message op %d", op)
 	}
+	if p := mentionsProblem(m); p != "" {
+		return p
+	}
 	if op == cimpb.MsgOp_MSG_OP_NEW {
 		if m.GetRefMsgId() != "" {
 			return "ref_msg_id is only for a recall, an edit or a reaction"

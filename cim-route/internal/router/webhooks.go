@@ -277,7 +277,7 @@ func (h *msgHooks) emit(typ event.Type, it *outgoing, to string, seq uint64) {
 func messageData(it *outgoing, to string, seq uint64) event.Message {
 	m := it.msg
 	d := event.Message{MsgID: it.msgID, From: it.from, FromName: it.fromName, To: to, Group: m.Group,
-		Kind: "text", TimestampMs: it.ts, Seq: seq, RefMsgID: m.RefMsgId, ReplyTo: m.ReplyTo}
+		Kind: "text", TimestampMs: it.ts, Seq: seq, RefMsgID: m.RefMsgId, ReplyTo: m.ReplyTo, Mentions: it.mentions}
 	switch m.Kind {
 	case cimpb.Kind_KIND_FILE:
 		d.Kind = "file"
