@@ -930,9 +930,11 @@ var (
 //
 // It fails at once after Close (ErrClosed) or once the client stopped
 // (ErrStopped), and then the message is not kept; so does a ReplyTo that
-// is not a msgId (ErrBadReplyTo), and a reaction (MSG_OP_REACT) React would
-// refuse (ErrNoMessage, ErrBadRefMsgID, ErrBadReaction). m itself is not
-// kept or modified after it returns.
+// is not a msgId (ErrBadReplyTo), a reaction (MSG_OP_REACT) React would
+// refuse (ErrNoMessage, ErrBadRefMsgID, ErrBadReaction), and Mentions the
+// route would refuse (ErrBadMentions on anything but a new group message,
+// or an empty one; ErrTooManyMentions). m itself is not kept or modified
+// after it returns.
 func (c *Client) SendMsg(ctx context.Context, m *cimpb.Msg) error {
 	if m == nil {
 		return errors.New("client: nil message")
@@ -953,6 +955,9 @@ func (c *Client) sendMsg(ctx context.Context, m *cimpb.Msg, text string) error {
 		if err := checkReaction(m.GetRefMsgId(), m.GetBody()); err != nil {
 			return err
 		}
+	}
+	if err := checkMentions(m); err != nil {
+		return err
 	}
 	if m.GetClientMsgId() == "" {
 		m.ClientMsgId = c.ids.next()

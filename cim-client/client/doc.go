@@ -58,7 +58,9 @@
 // GroupMembers, JoinGroup, InviteToGroup, LeaveGroup, KickFromGroup,
 // RenameGroup and DissolveGroup call the route with the access token;
 // SendGroup sends a group message through the same keep-and-resend path as
-// Send. Group messages arrive with Msg.Group set; receipts for our group
+// Send, SendGroupMentions one that mentions members (Msg.Mentions: the
+// route delivers the mentioned members' ids; MentionsMe tells whether this
+// user is among them). Group messages arrive with Msg.Group set; receipts for our group
 // messages carry Receipt.Group and Receipt.Count (members so far), and
 // SentMessage counts them. Because a group send interrupted mid-way is
 // fanned out again under new seqs, the client remembers the msgIds of the

@@ -35,7 +35,8 @@ type HistoryQuery struct {
 type HistoryPage struct {
 	// Messages are MSGs as the route stored them (msg_id, seq, from,
 	// from_name, to, group, kind, body, file, timestamp_ms set, reply_to
-	// for a reply; a message read from a group's timeline has group_seq
+	// for a reply, mentions (user ids) for a group message mentioning
+	// members; a message read from a group's timeline has group_seq
 	// instead of seq), newest first. Recalls, edits and reactions are not
 	// messages of their own here: Op says a message's state instead,
 	// MSG_OP_EDIT (Body is its latest text) or MSG_OP_RECALL (no Body, no
@@ -224,6 +225,7 @@ type historyMsg struct {
 	TimestampMs flexInt           `json:"timestampMs"`
 	Op          string            `json:"op"`        // "edited", "recalled" or absent
 	ReplyTo     string            `json:"replyTo"`   // the msgId it answers, if a reply
+	Mentions    []flexString      `json:"mentions"`  // the mentioned members' ids; absent when none
 	Reactions   []historyReaction `json:"reactions"` // absent when there are none
 	File        *struct {
 		Name        string  `json:"name"`
@@ -245,6 +247,9 @@ func (h historyMsg) msg() *cimpb.Msg {
 		Body:        []byte(h.Body),
 		TimestampMs: int64(h.TimestampMs),
 		ReplyTo:     h.ReplyTo,
+	}
+	for _, id := range h.Mentions {
+		m.Mentions = append(m.Mentions, string(id))
 	}
 	switch h.Op {
 	case "edited":

@@ -508,7 +508,9 @@ func execute(ctx context.Context, c *client.Client, p *term.Printer, cmd term.Co
 		}
 		p.History(page)
 	case term.OpGroupSend:
-		send(ctx, c, p, &cimpb.Msg{Group: cmd.Group, Body: []byte(term.Emojify(cmd.Text)), Kind: cimpb.Kind_KIND_TEXT})
+		// Parse refused more than client.MaxMentions.
+		send(ctx, c, p, &cimpb.Msg{Group: cmd.Group, Body: []byte(term.Emojify(cmd.Text)), Kind: cimpb.Kind_KIND_TEXT,
+			Mentions: term.Mentions(cmd.Text)})
 	case term.OpGroups, term.OpGroupMembers, term.OpGroupCreate, term.OpGroupJoin, term.OpGroupInvite,
 		term.OpGroupLeave, term.OpGroupKick, term.OpGroupRename, term.OpGroupDissolve:
 		groupCommand(ctx, c, p, cmd)

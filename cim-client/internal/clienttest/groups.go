@@ -457,9 +457,26 @@ func (r *Route) groupSend(uid string, m *cimpb.Msg) (answer *cimpb.Frame, fanout
 	}
 	fanout = &cimpb.Frame{Type: cimpb.Type_MSG, Msg: &cimpb.Msg{
 		MsgId: msgID, From: uid, FromName: name, Group: g.id, Body: m.GetBody(), Kind: m.GetKind(),
-		File: m.GetFile(), TimestampMs: time.Now().UnixMilli(),
+		File: m.GetFile(), TimestampMs: time.Now().UnixMilli(), ReplyTo: m.GetReplyTo(), Mentions: r.mentionsLocked(g, m.GetMentions()),
 	}}
 	return answer, fanout, to
+}
+
+// mentionsLocked is what the route makes of a group message's mentions:
+// the ids of the users named (by id or name) that are members of g, in
+// order, once each; nil for none.
+func (r *Route) mentionsLocked(g *group, named []string) []string {
+	var ids []string
+	for _, u := range named {
+		a := r.byName[u]
+		if isNumber(u) {
+			a = r.byID[u]
+		}
+		if a != nil && g.member(a.id) && !slices.Contains(ids, a.id) {
+			ids = append(ids, a.id)
+		}
+	}
+	return ids
 }
 
 // GroupMsg is a group MSG frame from a member, for Inbox.Append.

@@ -482,12 +482,15 @@ type HistoryMsg struct {
 	From        string    `json:"from"`
 	FromName    string    `json:"fromName"`
 	To          string    `json:"to"`
+	Group       string    `json:"group,omitempty"` // a group message's group id
 	Kind        int       `json:"kind"`
 	Body        string    `json:"body"`
 	File        *FileJSON `json:"file,omitempty"`
 	TimestampMs int64     `json:"timestampMs"`
 	Op          string    `json:"op,omitempty"`      // "edited" or "recalled"
 	ReplyTo     string    `json:"replyTo,omitempty"` // the msgId a reply answers
+	// Mentions are the ids of the members a group message mentions.
+	Mentions []string `json:"mentions,omitempty"`
 	// Reactions as the route lists them: each emoji in the order it
 	// first came, Mine on the asking user's own (the fake does not tell
 	// users apart here: every asker sees the same).
@@ -611,6 +614,9 @@ func (r *Route) historyPage(w http.ResponseWriter, req *http.Request) {
 			continue
 		}
 		mine := (m.From == me.id || m.To == me.id) && !r.deleted[me.id][m.MsgID]
+		if gid := q.Get("group"); gid != "" { // a group's history: every message of it
+			mine = m.Group == gid && !r.deleted[me.id][m.MsgID]
+		}
 		withPeer := peer == "" || m.From == peer || m.To == peer
 		if !mine || !withPeer || (kw != "" && !strings.Contains(strings.ToLower(m.Body), kw)) {
 			continue

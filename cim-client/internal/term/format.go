@@ -39,6 +39,9 @@ func Message(m *cimpb.Msg, loc *time.Location, fallback time.Time) string {
 // label (GroupLabel):
 //
 //	[15:04:05] alice@team: hello
+//
+// (the Printer appends " (mentions you)" when it mentions the user:
+// MentionsYou).
 func GroupMessage(m *cimpb.Msg, group string, loc *time.Location, fallback time.Time) string {
 	who := oneLine(firstOf(m.GetFromName(), m.GetFrom(), "?"))
 	return fmt.Sprintf("[%s] %s@%s: %s", clock(m, loc, fallback), who, oneLine(group), What(m))
@@ -358,7 +361,8 @@ func Help() []string {
 		"* commands:",
 		"*   <user>;;<text>       private message (user id or name)",
 		"*   :p2p <user> <text>   private message",
-		"*   :g <gid> <text>      message to a group (ids: see :groups)",
+		"*   :g <gid> <text>      message to a group (ids: see :groups); each @name in the text mentions that",
+		"*                        member, at most 50 (a group line that mentions me ends in \"(mentions you)\")",
 		"*   :file <user> <path>  send a file",
 		"*   :save <N> [path]     save received file N (default: its name, here)",
 		"*   :his [user|*] [word] history with user (* or nothing: everyone), oldest first;",

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+
+	"github.com/gocim/gocim/cim-client/client"
 )
 
 // Op is what a typed line asks for.
@@ -31,7 +33,7 @@ const (
 	OpFile                // :file: To, Text is the path
 	OpSave                // :save: N, Text is the path ("" for the file's name here)
 
-	OpGroupSend     // :g: Group, Text
+	OpGroupSend     // :g: Group, Text (its "@name" words mention members: Mentions)
 	OpGroups        // :groups
 	OpGroupMembers  // :members: Group
 	OpGroupCreate   // :gcreate: Text is the name, Open
@@ -113,7 +115,7 @@ func (c Command) Groups() []string {
 //	:delay 60 bob;;hi   private message sent 60 s from now, kept on the server
 //	:file bob ./x.png   send a file
 //	:save 3 [path]      save received file number 3
-//	:g 3 hello          message to group 3
+//	:g 3 hello @bob     message to group 3; each "@name" mentions that member (at most 50)
 //	:groups             my groups
 //	:members 3          members of group 3
 //	:ghis 3 [word]      history of group 3, optionally only lines containing word
@@ -130,7 +132,8 @@ func (c Command) Groups() []string {
 //	:edit new text      replace the text of my last message
 //	:del 3              delete line 3 of the last :his / :ghis listing from my history
 //	:reply [N] text     answer my N-th most recent incoming message (1, the default: the last), quoting it;
-//	                    a first word that is a number is N: ":reply 1 3 apples" answers the last with "3 apples"
+//	                    a first word that is a number is N: ":reply 1 3 apples" answers the last with "3 apples";
+//	                    in a group its "@name" words mention members, as :g's do (checked when sent)
 //	:react [N] 👍       react to my N-th most recent incoming message (1, the default: the last) with an
 //	                    emoji, or a :code: of the :emoji table (:react 2 :thumbsup:); one word
 //	:unreact [N]        take my reaction to it back
@@ -380,6 +383,9 @@ func parseGroup(word, rest string) Command {
 	}
 	switch word {
 	case ":g":
+		if n := len(Mentions(arg)); n > client.MaxMentions {
+			return Command{Op: OpInvalid, Text: tooManyMentions(n)}
+		}
 		return Command{Op: OpGroupSend, Group: gid, Text: arg}
 	case ":ginvite":
 		return Command{Op: OpGroupInvite, Group: gid, Text: strings.Join(strings.Fields(arg), " ")}

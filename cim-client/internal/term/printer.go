@@ -169,7 +169,8 @@ func (p *Printer) sendingLocked(clientMsgID string, s sending) {
 
 // Event prints what ev means to a person: a message (a file with its :save
 // number; a group message as "alice@team", GroupName naming the group; a
-// reply with the Quote of the message it answers), a reaction as a status
+// reply with the Quote of the message it answers, one mentioning the user
+// with " (mentions you)" after it), a reaction as a status
 // line (Reacted), "✓ sent" for the route's first answer to one of our
 // sends, an error, "slow down" (once per message) for a send the gateway
 // rate-limited and the client will send again, a connection change. A
@@ -203,6 +204,9 @@ func (p *Printer) Event(ev client.Event) {
 			line = Message(ev.Msg, p.loc, ev.At)
 		}
 		line += p.quote(ev.Msg)
+		if !ev.Outgoing {
+			line += p.mentionsYou(ev.Msg)
+		}
 		n := p.keepFile(ev.Msg)
 		if n > 0 {
 			line += SaveHint(n)
@@ -350,7 +354,8 @@ func (p *Printer) File(n int) (*cimpb.Msg, bool) {
 
 // History prints a page of history (newest first, as the route answers)
 // oldest first, files with their :save number, replies with the Quote of
-// the message they answer, messages with reactions with their
+// the message they answer, group messages mentioning the user with "
+// (mentions you)", messages with reactions with their
 // ReactionCounts; "* no history" when empty. It remembers the listing for
 // :del (Listed), and its messages for the replies that quote them and the
 // changes of them.
@@ -366,7 +371,7 @@ func (p *Printer) History(page client.HistoryPage) {
 		return
 	}
 	for _, m := range slices.Backward(msgs) {
-		line := HistoryLine(m, p.loc) + p.quote(m) + ReactionCounts(page.Reactions[m.GetMsgId()])
+		line := HistoryLine(m, p.loc) + p.quote(m) + p.mentionsYou(m) + ReactionCounts(page.Reactions[m.GetMsgId()])
 		n := p.keepFile(m)
 		if n > 0 {
 			line += SaveHint(n)
