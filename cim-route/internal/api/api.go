@@ -46,6 +46,7 @@ type Service interface {
 	Groups
 	Devices
 	Blocks
+	Mutes
 	GatewayCalls
 	// Health reports how many gateways are live (errs.ErrUnavailable when
 	// storage is not).
@@ -330,6 +331,9 @@ func NewPublic(cfg Config) (http.Handler, error) {
 	e.GET("/blocks", h.authorize(bearer), h.limitList, h.blocks)
 	e.POST("/blocks", h.authorize(bearer), h.limitList, h.block)
 	e.DELETE("/blocks/:user", h.authorize(bearer), h.limitList, h.unblock)
+	e.GET("/mutes", h.authorize(bearer), h.limitList, h.mutes)
+	e.POST("/mutes", h.authorize(bearer), h.limitList, h.mute)
+	e.DELETE("/mutes", h.authorize(bearer), h.limitList, h.unmute)
 	e.POST("/upload", h.authorize(bearer), h.upload)
 	e.GET("/files/:ref", h.authorize(bearer), h.file)
 	e.POST("/p2pRoute", h.authorize(userOrKey(apikey.Push)), h.p2p)

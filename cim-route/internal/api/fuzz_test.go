@@ -100,6 +100,15 @@ func (fakeService) Unblock(_ context.Context, uid, user string) (router.User, er
 func (fakeService) Blocked(_ context.Context, uid string) ([]router.User, error) {
 	return nil, need(uid)
 }
+func (fakeService) Mute(_ context.Context, uid, user, gid string, d time.Duration) (router.Mute, error) {
+	return router.Mute{User: router.User{ID: user}, Group: gid}, need(uid, user+gid)
+}
+func (fakeService) Unmute(_ context.Context, uid, user, gid string) (router.Mute, error) {
+	return router.Mute{User: router.User{ID: user}, Group: gid}, need(uid, user+gid)
+}
+func (fakeService) Muted(_ context.Context, uid string) ([]router.Mute, error) {
+	return nil, need(uid)
+}
 func (fakeService) DeleteAccount(_ context.Context, uid, sid, password string) (router.User, error) {
 	return router.User{ID: uid, Name: "alice"}, need(uid, sid, password)
 }

@@ -95,6 +95,12 @@ type Message struct {
 	// (GroupSeq) was stored for while they were offline (message.offline;
 	// at most 1,000 per event).
 	Recipients []string `json:"recipients,omitempty"`
+	// Muted (message.offline): the recipient To muted this conversation
+	// (the sender, or the group): notify quietly, or not at all.
+	Muted bool `json:"muted,omitempty"`
+	// MutedRecipients (message.offline of a timeline message): those of
+	// Recipients who muted the group.
+	MutedRecipients []string `json:"mutedRecipients,omitempty"`
 	// Op is "recall" or "edit" for a change of the sender's message
 	// RefMsgID (Text is an edit's new text), "react" for the sender's
 	// reaction to message RefMsgID of the conversation (Text is the emoji,

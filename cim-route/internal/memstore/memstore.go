@@ -51,9 +51,10 @@ type Store struct {
 	delaySeq int64
 	delayed  map[string]*delayed // by id
 
-	revisions map[string]*revisions     // by sender (revisions.go)
-	deleted   map[string]*set           // uid -> msgIds deleted from its history
-	reactions map[string]*convReactions // by conversation (reactions.go)
+	revisions map[string]*revisions       // by sender (revisions.go)
+	deleted   map[string]*set             // uid -> msgIds deleted from its history
+	reactions map[string]*convReactions   // by conversation (reactions.go)
+	mutes     map[string]map[string]int64 // uid → target → until (mutes.go)
 
 	devices map[string]*model.Device   // by user id (devices.go)
 	bans    map[string]model.Ban       // by user id (admin.go)

@@ -152,7 +152,7 @@ func (j *job) deliver(ctx context.Context) error {
 	if len(j.msgs) > 0 {
 		hooks = j.hooks(ctx)
 		hooks.emitApps()
-		defer hooks.emitOffline()
+		defer hooks.emitOffline(ctx)
 	}
 	if broadcast {
 		var err error

@@ -52,6 +52,7 @@ type Store interface {
 	Delayed
 	Revisions
 	Reactions
+	Mutes
 	Devices
 	Admin
 	Blocks

@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gocim/gocim/cim-route/internal/event"
+	"github.com/gocim/gocim/cim-route/internal/model"
 	"github.com/gocim/gocim/proto/cimpb"
 )
 
@@ -222,12 +223,15 @@ func (h *msgHooks) reach(item int, uid string) {
 }
 
 // emitOffline reports the recipients not reached: one event per
-// recipient, or for a timeline message one per thousand of them.
-func (h *msgHooks) emitOffline() {
+// recipient, or for a timeline message one per thousand of them, each
+// marking those who muted the conversation (one read of the mutes).
+func (h *msgHooks) emitOffline(ctx context.Context) {
 	if h == nil || len(h.away) == 0 {
 		return
 	}
+	var single []away
 	var timeline map[int][]string
+	var items []int // timeline's keys, in order
 	for _, a := range h.away {
 		k := recipient{a.item, a.uid}
 		if h.reached[k] {
@@ -240,32 +244,87 @@ func (h *msgHooks) emitOffline() {
 		it := h.j.msgs[a.item]
 		switch g := it.group; {
 		case g == nil:
-			h.emit(event.MessageOffline, it, a.uid, it.stored.GetMsg().GetSeq())
+			a.seq = it.stored.GetMsg().GetSeq()
+			single = append(single, a)
 		case g.timeline:
 			if timeline == nil {
 				timeline = map[int][]string{}
 			}
+			if timeline[a.item] == nil {
+				items = append(items, a.item)
+			}
 			timeline[a.item] = append(timeline[a.item], a.uid)
 		default:
-			seq := a.seq
-			for i := 0; seq == 0 && i < len(g.stored); i++ {
+			for i := 0; a.seq == 0 && i < len(g.stored); i++ {
 				if g.stored[i].uid == a.uid {
-					seq = g.stored[i].seq
+					a.seq = g.stored[i].seq
 				}
 			}
-			h.emit(event.MessageOffline, it, a.uid, seq)
+			single = append(single, a)
 		}
 	}
-	for item, uids := range timeline {
-		it := h.j.msgs[item]
+	muted := h.muted(ctx, single, timeline, items)
+	for _, a := range single {
+		d := messageData(h.j.msgs[a.item], a.uid, a.seq)
+		d.Muted = muted[recipient{a.item, a.uid}]
+		h.j.r.emit(event.MessageOffline, d)
+	}
+	for _, item := range items {
+		it, uids := h.j.msgs[item], timeline[item]
 		for len(uids) > 0 {
 			n := min(len(uids), maxRecipients)
 			d := messageData(it, "", 0)
 			d.Recipients = uids[:n:n]
+			for _, uid := range d.Recipients {
+				if muted[recipient{item, uid}] {
+					d.MutedRecipients = append(d.MutedRecipients, uid)
+				}
+			}
 			h.j.r.emit(event.MessageOffline, d)
 			uids = uids[n:]
 		}
 	}
+}
+
+// muted reads which of the recipients to report muted their message's
+// conversation (the sender, or the group), in one round trip. Unread
+// (Redis down): none, and the events still go.
+func (h *msgHooks) muted(ctx context.Context, single []away, timeline map[int][]string, items []int) map[recipient]bool {
+	var refs []model.MuteRef
+	var of []recipient
+	add := func(item int, uid string) {
+		it := h.j.msgs[item]
+		target := model.MutePeer(it.from)
+		if it.group != nil {
+			target = model.MuteGroup(it.msg.Group)
+		}
+		refs = append(refs, model.MuteRef{User: uid, Target: target})
+		of = append(of, recipient{item, uid})
+	}
+	for _, a := range single {
+		add(a.item, a.uid)
+	}
+	for _, item := range items {
+		for _, uid := range timeline[item] {
+			add(item, uid)
+		}
+	}
+	if len(refs) == 0 {
+		return nil
+	}
+	until, err := h.j.r.st.MutedUntil(ctx, refs)
+	if err != nil {
+		h.j.r.log.Warn("mutes not read for the webhooks", "err", err)
+		return nil
+	}
+	now := h.j.r.now()
+	out := map[recipient]bool{}
+	for i, u := range until {
+		if u >= 0 && mutedNow(u, now) {
+			out[of[i]] = true
+		}
+	}
+	return out
 }
 
 func (h *msgHooks) emit(typ event.Type, it *outgoing, to string, seq uint64) {

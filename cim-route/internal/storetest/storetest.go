@@ -45,6 +45,7 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("Delayed", func(t *testing.T) { Delayed(t, newStore) })
 	t.Run("Revisions", func(t *testing.T) { Revisions(t, newStore) })
 	t.Run("Reactions", func(t *testing.T) { Reactions(t, newStore) })
+	t.Run("Mutes", func(t *testing.T) { Mutes(t, newStore) })
 	t.Run("DeletedFromHistory", func(t *testing.T) { DeletedFromHistory(t, newStore) })
 	t.Run("Devices", func(t *testing.T) { Devices(t, newStore) })
 	t.Run("Admin", func(t *testing.T) { Admin(t, newStore) })
