@@ -48,6 +48,11 @@ type hookData struct {
 	Name      string   `json:"name"`
 	By        string   `json:"by"`
 	Users     []string `json:"users"`
+	// whom to notify (message.offline)
+	Recipients      []string `json:"recipients"`
+	Muted           bool     `json:"muted"`
+	MutedRecipients []string `json:"mutedRecipients"`
+	Mentions        []string `json:"mentions"`
 }
 
 // hookReceiver is an app back-end on loopback: it checks each request's

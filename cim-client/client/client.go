@@ -41,6 +41,7 @@ type Client struct {
 	acks    *acks
 	out     *outbox
 	pres    presence // subscription and states (presence.go)
+	muted   muteList // the muted conversations as last read (mutes.go)
 	events  chan Event
 	// wake pokes the control loop (capacity 1).
 	wake chan struct{}

@@ -67,6 +67,14 @@
 // last 4096 messages it showed and drops a repeat (its seq is still
 // acknowledged). MarkRead of a group message sends READ{group, peer}.
 //
+// Mutes (docs/ARCHITECTURE.md, "Mutes"): MuteUser and MuteGroup mute a
+// conversation for a while or until UnmuteUser or UnmuteGroup; Mutes
+// lists what is muted. Messages come as ever: an app asks Muted whether to
+// notify for one (not for a muted conversation, unless it mentions the
+// user). The Client keeps the list it read last, from Mutes and its own
+// calls; the route pushes no change, so what the user's other devices
+// change arrives with the next Mutes call.
+//
 // Several devices: with the route's --login-policy platform a user is
 // logged in once per platform (Config.Platform) and every device gets
 // every message of the user, including copies of what the user sent from

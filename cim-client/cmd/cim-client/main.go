@@ -278,6 +278,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 	}()
 
+	// Before any command, so that :mute and the like apply to the list
+	// read here rather than race with it.
+	readMutes(ctx, c, log)
+
 	exit := 0
 	drain := true   // wait for answers to our sends before logging off
 	logout := false // :logout, which --remember's :q is not
@@ -573,6 +577,8 @@ func execute(ctx context.Context, c *client.Client, p *term.Printer, cmd term.Co
 		react(ctx, c, p, cmd)
 	case term.OpBlock, term.OpUnblock, term.OpBlocks:
 		blockCommand(ctx, c, p, cmd)
+	case term.OpMute, term.OpUnmute, term.OpMutes:
+		muteCommand(ctx, c, p, cmd)
 	case term.OpInvalid:
 		p.Line(term.Problem(cmd.Text))
 	}

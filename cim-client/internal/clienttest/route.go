@@ -39,14 +39,16 @@ type OfflineCall struct {
 //
 // It also keeps groups (docs/ARCHITECTURE.md, "Groups"): the /groups
 // endpoints with the contract's rules for who may do what, and the route's
-// side of group MSGs for a Gateway given SetGroups; and the users each user
-// blocked (the /blocks endpoints, blocks.go), which no fake gateway applies.
+// side of group MSGs for a Gateway given SetGroups; the users each user
+// blocked (the /blocks endpoints, blocks.go), which no fake gateway applies;
+// and the conversations each user muted (the /mutes endpoints, mutes.go).
 //
 // Like the real route (docs/ARCHITECTURE.md, "Security"), /onlineUser,
-// /offLine, /history, /upload, /files/<ref>, /groups… and /blocks… require
-// "Authorization: Bearer <accessToken>" of the user's current session:
-// without one, or with a malformed or stale one, they answer 401/4010;
-// userId/sessionId given next to it must be the token's, else 403/4030.
+// /offLine, /history, /upload, /files/<ref>, /groups…, /blocks… and
+// /mutes require "Authorization: Bearer <accessToken>" of the user's
+// current session: without one, or with a malformed or stale one, they
+// answer 401/4010; userId/sessionId given next to it must be the token's,
+// else 403/4030.
 // /offLine with a stale session's token answers 9000 (logging off twice is
 // fine).
 type Route struct {
@@ -72,6 +74,7 @@ type Route struct {
 	calls     map[string]int    // endpoint → calls that needed a bearer
 	grp       groupState
 	blk       blockState     // blocks.go
+	mut       muteState      // mutes.go
 	resumes   bool           // /login hands out resume tokens (HandOutResumes)
 	resumed   int            // logins with a resume token
 	latest    map[string]int // user id → its latest resume token's number
@@ -125,6 +128,7 @@ func newRoute(t testing.TB, conf *tls.Config, gws []*Gateway) *Route {
 	mux.HandleFunc("GET /files/{ref}", r.file)
 	r.registerGroups(mux)
 	r.registerBlocks(mux)
+	r.registerMutes(mux)
 	r.srv = httptest.NewUnstartedServer(mux)
 	if conf != nil {
 		r.srv.TLS = conf
@@ -377,7 +381,7 @@ func AccessToken(uid, sid string) string {
 // ("/onlineUser", "/offLine", "/history", "/upload" or "/files/"; for the
 // group and block endpoints their pattern, e.g. "POST /groups", "GET
 // /groups/{gid}", "POST /groups/{gid}/join", "GET /groups/receipts",
-// "DELETE /blocks/{user}").
+// "DELETE /blocks/{user}", "GET /mutes", "POST /mutes", "DELETE /mutes").
 func (r *Route) Bearer(endpoint string) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/gocim/gocim/cim-client/client"
@@ -64,6 +65,10 @@ const (
 	OpReply // :reply: N is which incoming message, 1 the last; Text the answer
 
 	OpReact // :react: N is which incoming message, 1 the last; Text the emoji ("" for :unreact: take mine back)
+
+	OpMute   // :mute: To (a user) or Group, For (0: until :unmute)
+	OpUnmute // :unmute: To or Group
+	OpMutes  // :mutes
 )
 
 // MaxDelay is the longest :delay, in seconds (the route's bound: 7 days).
@@ -75,8 +80,9 @@ type Command struct {
 	To    string
 	Text  string
 	N     int
-	Group string // a group id
-	Open  bool   // :gcreate of an open group
+	Group string        // a group id
+	Open  bool          // :gcreate of an open group
+	For   time.Duration // :mute: how long (0: until :unmute)
 }
 
 // Users are the users of a :ginvite, and those of a :watch.
@@ -140,6 +146,10 @@ func (c Command) Groups() []string {
 //	:block bob          get no more messages from bob (a user id or name); writing to bob is refused until :unblock
 //	:unblock bob        undo :block bob
 //	:blocks             the users I blocked
+//	:mute bob [2h]      mute the conversation with bob (:mute g:3 in group 3) for 30m, 2h, 1d… (Go's
+//	                    durations, and d for days: 1s to 366d) or, without one, until :unmute
+//	:unmute bob         undo :mute bob (:unmute g:3)
+//	:mutes              the conversations I muted
 //	:all, :help         command list
 //	:q                  quit (:q! and :quit too; :q with words searches history)
 //	:logout             log off and quit (with --remember, :q keeps the login)
@@ -259,6 +269,13 @@ func Parse(line string) Command {
 				return Command{Op: OpInvalid, Text: "usage: :blocks"}
 			}
 			return Command{Op: OpBlocks}
+		case ":mute", ":unmute":
+			return parseMute(word, rest)
+		case ":mutes":
+			if rest != "" {
+				return Command{Op: OpInvalid, Text: "usage: :mutes"}
+			}
+			return Command{Op: OpMutes}
 		case ":watch":
 			return Command{Op: OpWatch, Text: strings.Join(strings.Fields(rest), " ")}
 		case ":typing", ":typing-":
@@ -310,6 +327,67 @@ func parseDelay(rest string) Command {
 		return Command{Op: OpInvalid, Text: usage}
 	}
 	return Command{Op: OpDelay, N: n, To: to, Text: text}
+}
+
+// muteUsage is the syntax of :mute and :unmute.
+var muteUsage = map[string]string{
+	":mute":   "usage: :mute <user>|g:<gid> [duration] (30m, 2h, 1d: 1s to 366d; none: until :unmute)",
+	":unmute": "usage: :unmute <user>|g:<gid>",
+}
+
+// parseMute reads ":mute <user>|g:<gid> [duration]" and ":unmute
+// <user>|g:<gid>".
+func parseMute(word, rest string) Command {
+	bad := Command{Op: OpInvalid, Text: muteUsage[word]}
+	target, more := cutSpace(rest)
+	if target == "" || strings.ContainsFunc(more, unicode.IsSpace) || (more != "" && word == ":unmute") {
+		return bad
+	}
+	c := Command{Op: OpUnmute}
+	if word == ":mute" {
+		c.Op = OpMute
+		if more != "" {
+			d, ok := ParseMuteFor(more)
+			if !ok {
+				return bad
+			}
+			c.For = d
+		}
+	}
+	if gid, ok := strings.CutPrefix(target, "g:"); ok {
+		if !isGroupID(gid) {
+			return bad
+		}
+		c.Group = gid
+	} else {
+		c.To = target
+	}
+	return c
+}
+
+// ParseMuteFor reads how long a :mute lasts: a Go duration ("30m",
+// "1h30m", "90s") with days too ("1d", "1d12h"; a day is 24 hours), from
+// 1s to client.MaxMuteFor (366d).
+func ParseMuteFor(s string) (time.Duration, bool) {
+	var d time.Duration
+	if days, more, ok := strings.Cut(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 0 || days[0] == '+' || n > int(client.MaxMuteFor/(24*time.Hour)) {
+			return 0, false
+		}
+		d, s = time.Duration(n)*24*time.Hour, more
+	}
+	if s != "" {
+		rest, err := time.ParseDuration(s)
+		if err != nil || rest < 0 || s[0] == '+' || s[0] == '-' {
+			return 0, false
+		}
+		d += rest
+	}
+	if d < time.Second || d > client.MaxMuteFor {
+		return 0, false
+	}
+	return d, true
 }
 
 // replyUsage is the syntax of :reply.
