@@ -35,8 +35,7 @@ func reactProblem(m *cimpb.Msg, now time.Time) string {
 	case m.GetKind() != cimpb.Kind_KIND_TEXT || m.GetFile() != nil:
 		return "a reaction is a text message"
 	}
-	at, ok := msgIDTime(m.GetRefMsgId())
-	if !ok || time.UnixMilli(at).After(now.Add(maxClockSkew)) {
+	if _, ok := pastMsgID(m.GetRefMsgId(), now); !ok {
 		return "ref_msg_id is not a message id"
 	}
 	return emojiProblem(m.GetBody())

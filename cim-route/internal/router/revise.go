@@ -43,11 +43,18 @@ func replyProblem(m *cimpb.Msg, now time.Time) string {
 	case m.GetToApp():
 		return "a message to the app cannot be a reply"
 	}
-	at, ok := msgIDTime(ref)
-	if !ok || time.UnixMilli(at).After(now.Add(maxClockSkew)) {
+	if _, ok := pastMsgID(ref, now); !ok {
 		return "reply_to is not a message id"
 	}
 	return ""
+}
+
+// pastMsgID is the time of message id, when it is a msgId not from the
+// future (beyond another replica's clock skew).
+func pastMsgID(id string, now time.Time) (time.Time, bool) {
+	ms, ok := msgIDTime(id)
+	at := time.UnixMilli(ms)
+	return at, ok && !at.After(now.Add(maxClockSkew))
 }
 
 // opProblem says why m's op is refused, "" when it is fine: a recall or an
@@ -83,11 +90,11 @@ func (r *Router) opProblem(m *cimpb.Msg, now time.Time) string {
 	case m.GetKind() != cimpb.Kind_KIND_TEXT || m.GetFile() != nil:
 		return "a recall or an edit is a text message"
 	}
-	at, ok := msgIDTime(m.GetRefMsgId())
-	if !ok || time.UnixMilli(at).After(now.Add(maxClockSkew)) {
+	at, ok := pastMsgID(m.GetRefMsgId(), now)
+	if !ok {
 		return "ref_msg_id is not a message id"
 	}
-	if now.Sub(time.UnixMilli(at)) > window {
+	if now.Sub(at) > window {
 		return fmt.Sprintf("message %s is older than the %v a message can be recalled or edited in", m.GetRefMsgId(), window)
 	}
 	switch {
