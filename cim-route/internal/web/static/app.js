@@ -33,7 +33,8 @@
 //                                     each with .unread (the count, hidden when 0) and
 //                                     aria-current="page" on the open one; a user's item has
 //                                     data-presence="online|offline" once known (its .presence-dot
-//                                     filled when online)
+//                                     filled when online); a group's has .mention-badge ("@") while
+//                                     one of its unread messages mentions the user (gone with them)
 //   #online-users                     online users, items [data-user="<id>"] (click: open the chat)
 //   #new-chat-user, #new-chat         start a chat by user name or id
 //   #group-name, #group-open, #new-group   create a group (open by default)
@@ -80,6 +81,10 @@
 //                                     recalled message, nor in the broadcast conversation
 //   .edit-form (in a message)         inline editor in place of .body: .edit-input (Enter saves,
 //                                     Shift+Enter new line, Escape cancels), .edit-save, .edit-cancel
+//   .mention-me (a message's class)   the message mentions the user (its mentions name the user's
+//                                     id); in .body, each "@name" word whose name (case-insensitive,
+//                                     trailing , . ! ? : ; left out) is one of the users it mentions
+//                                     is a span.mention (the punctuation after it stays text)
 //   .reply-quote (in a message)       a reply (the message has data-reply-to, the msgId it answers)
 //                                     shows it between .meta and .body (not once recalled): the
 //                                     quoted message's sender (.reply-quote-name, "you" for one's
@@ -134,6 +139,16 @@
 // one's own sends (shown at once, taken back if the route refuses) on top:
 // see "reactions" below for how exact that is.
 //
+// Mentions: in a group, a message sent from the composer mentions (by
+// user id) the members its "@name" words name: the name, case-insensitive,
+// as typed or without trailing , . ! ? : ; (so "@bob," and "@Bob?" are
+// bob), looked up in the group's members, which the page loads when the
+// group is opened (and waits for when they are not in yet). The text goes
+// unchanged. When the list is partial (a large group: a full page), a name
+// not in it goes as the name itself, for the route to resolve; otherwise
+// only members are named. A message that mentions the user is marked, and
+// its group shows "@" in the list while such a message is unread.
+//
 // Presence: the page subscribes (debounced) to the users of the
 // conversation list and the members of the open group, again whenever that
 // list changes; the SDK resubscribes after reconnects. Typing: the page
@@ -172,7 +187,7 @@
 // another device); the page shows the conversation as blocked and keeps
 // its composer off.
 
-import { Api, ApiError, Client, ClientError, Codes, GatewayError, utf8Encode } from './gocim.js';
+import { Api, ApiError, Client, ClientError, Codes, GatewayError, MAX_MENTIONS, utf8Encode } from './gocim.js';
 
 const $ = (id) => document.getElementById(id);
 const el = {
@@ -258,6 +273,7 @@ const MAX_CHANGES = 2000; // changes remembered for messages not shown yet
 const REPLY_SNIPPET = 60; // characters of a message quoted by a reply
 const REACTION_CHOICES = ['👍', '\u2764\uFE0F', '😂', '😮', '😢', '🙏']; // the palette; the heart is ❤️ (U+2764 U+FE0F)
 const MAX_REACTED = 5000; // messages whose reactions are remembered (those shown are kept)
+const MEMBERS_PAGE = 1000; // members loaded per group (GET /groups/:gid/members' largest page)
 
 // ------------------------------------------------------------------ state
 
@@ -315,6 +331,10 @@ class Conv {
     this.history = 'none'; // none | loading | done | more
     this.lastTs = 0;
     this.preview = '';
+    // a group's members, for mentions: {byName: Map(lower-case name → user
+    // id), complete: whether that is all of them}; null until loaded
+    this.members = null;
+    this.membersLoad = null; // the load under way (a Promise), or null
   }
 }
 
@@ -399,6 +419,7 @@ function learnName(userId, name) {
   if (!userId || !name || userId === '0') return;
   if (names.get(userId) === name) return;
   names.set(userId, name);
+  refreshMentionsOf(userId);
   const c = convs.get(`user:${userId}`);
   if (c) {
     c.name = name;
@@ -788,8 +809,20 @@ function renderConvList() {
     badge.textContent = String(c.unread.length);
     badge.setAttribute('aria-label', `${c.unread.length} unread`);
     badge.hidden = c.unread.length === 0;
-    b.append(icon, name, badge, preview);
-    b.setAttribute('aria-label', `${c.kind === 'group' ? 'Group ' : ''}${c.name}${state ? (state.online ? ', online' : ', offline') : ''}${c.unread.length ? `, ${c.unread.length} unread` : ''}`);
+    const badges = document.createElement('span');
+    badges.className = 'conv-badges';
+    const mentioned = c.unread.some((u) => u.mentionsMe);
+    if (mentioned) {
+      const at = document.createElement('span');
+      at.className = 'mention-badge';
+      at.textContent = '@';
+      at.title = 'You were mentioned';
+      at.setAttribute('aria-label', 'mentions you');
+      badges.append(at);
+    }
+    badges.append(badge);
+    b.append(icon, name, badges, preview);
+    b.setAttribute('aria-label', `${c.kind === 'group' ? 'Group ' : ''}${c.name}${state ? (state.online ? ', online' : ', offline') : ''}${c.unread.length ? `, ${c.unread.length} unread` : ''}${mentioned ? ', mentions you' : ''}`);
     b.addEventListener('click', () => openConv(c.key, true));
     li.append(b);
     return li;
@@ -824,6 +857,7 @@ function openConv(key, focusComposer) {
   updateLoadOlder();
   scrollToBottom();
   if (c.history === 'none') loadHistory(c);
+  if (c.kind === 'group') loadMembers(c);
   markConvRead(c);
   if (focusComposer) el.composer.focus();
 }
@@ -1048,7 +1082,7 @@ function onStatus(r) {
       clientMsgId: r.clientMsgId,
       mine: true,
       ts: r.at || Date.now(),
-      msg: { kind: r.kind, text: r.text, file: r.file, data: null, from: me.userId, fromName: me.userName, to: r.to, group: r.group, timestampMs: r.at, op: '', replyTo: r.replyTo || '' },
+      msg: { kind: r.kind, text: r.text, file: r.file, data: null, from: me.userId, fromName: me.userName, to: r.to, group: r.group, timestampMs: r.at, op: '', replyTo: r.replyTo || '', ...ownMentions(r.mentions) },
       status: r.status,
       counts: { delivered: r.delivered, read: r.read, recipients: r.recipients },
     });
@@ -1123,7 +1157,7 @@ function removeEntry(e) {
 function renderEntry(e) {
   const m = e.msg;
   const li = document.createElement('li');
-  li.className = `msg${e.mine ? ' mine' : ''}`;
+  li.className = `msg${e.mine ? ' mine' : ''}${m.mentionsMe && m.op !== 'recalled' ? ' mention-me' : ''}`;
   li.tabIndex = -1; // focused after its own actions go away
   const meta = document.createElement('div');
   meta.className = 'meta';
@@ -1159,7 +1193,7 @@ function renderEntry(e) {
     b.addEventListener('click', () => downloadEntry(e));
     body.append(b);
   } else {
-    body.textContent = m.text || '';
+    appendText(body, m.text || '', mentionedNames(m));
     const invite = !e.mine && m.from === '0' && /:gjoin\s+([0-9]+)/.exec(m.text || '');
     if (invite) {
       const j = document.createElement('button');
@@ -1619,7 +1653,8 @@ function resend(e) {
   if (!client) return;
   try {
     const m = e.msg;
-    client.sendMsg({ clientMsgId: e.clientMsgId, to: m.to, group: m.group, broadcast: e.conv.kind === 'broadcast', text: m.text, replyTo: m.replyTo || '' });
+    const mentions = m.group && m.mentions?.length ? m.mentions : undefined;
+    client.sendMsg({ clientMsgId: e.clientMsgId, to: m.to, group: m.group, broadcast: e.conv.kind === 'broadcast', text: m.text, replyTo: m.replyTo || '', mentions });
   } catch (err) {
     toast(describeError(err));
   }
@@ -2053,6 +2088,141 @@ function closePalette(focus = false) {
   if (focus && hadFocus && e.el.isConnected) (button || e.el).focus();
 }
 
+// ------------------------------------------------------------------ mentions
+
+// Trailing punctuation an "@name" word may have that is not part of the
+// name ("@bob," "@bob?").
+const MENTION_TRAIL = /[,.!?:;]+$/;
+// A user name as the route takes one.
+const USER_NAME = /^[A-Za-z][A-Za-z0-9_.-]{1,31}$/;
+
+// mentionCandidates are the names an "@name" word may name, as typed: the
+// whole word after "@", then without trailing punctuation ([] for a word
+// that is no "@name"). Names compare case-insensitively.
+function mentionCandidates(word) {
+  if (word.length < 2 || word[0] !== '@') return [];
+  const name = word.slice(1);
+  const bare = name.replace(MENTION_TRAIL, '');
+  if (!bare) return [];
+  return bare !== name ? [name, bare] : [name];
+}
+
+function hasMentionWord(text) {
+  return text.split(/\s+/).some((w) => mentionCandidates(w).length > 0);
+}
+
+// mentionsIn is whom text, to be sent to group c, mentions: the user ids of
+// the members its "@name" words name, once each, in order, at most
+// MAX_MENTIONS. When the page has only part of the members (a large
+// group), or none (they could not be loaded), a name not among them goes
+// as typed, if it is one a user may have: the route keeps it only if it
+// is a member's.
+function mentionsIn(c, text) {
+  const out = [];
+  const ms = c.members || { byName: new Map(), complete: false };
+  for (const w of text.split(/\s+/)) {
+    const cands = mentionCandidates(w);
+    if (cands.length === 0) continue;
+    let id = '';
+    for (const n of cands) {
+      id = ms.byName.get(n.toLowerCase()) || '';
+      if (id) break;
+    }
+    if (!id && !ms.complete) id = cands.find((n) => USER_NAME.test(n)) || '';
+    if (id && !out.includes(id)) out.push(id);
+    if (out.length === MAX_MENTIONS) break;
+  }
+  return out;
+}
+
+// loadMembers loads the members of group c (again, when done before) and
+// resolves when that is over, failed or not; one load at a time.
+function loadMembers(c) {
+  if (c.membersLoad) return c.membersLoad;
+  const cl = client;
+  if (!cl) return Promise.resolve();
+  c.membersLoad = (async () => {
+    try {
+      const users = await cl.groupMembers(c.id, { limit: MEMBERS_PAGE });
+      if (cl === client) setMembers(c, users);
+    } catch {
+      // not a member (any more), or the route unreachable: the "@name"
+      // words go by name (see mentionsIn); the Members button says why
+    } finally {
+      c.membersLoad = null;
+    }
+  })();
+  return c.membersLoad;
+}
+
+// setMembers keeps the members of group c (a page of them: complete when
+// not full).
+function setMembers(c, users) {
+  const byName = new Map();
+  for (const u of users) {
+    learnName(u.userId, u.userName);
+    if (u.userName) byName.set(u.userName.toLowerCase(), u.userId);
+  }
+  c.members = { byName, complete: users.length < MEMBERS_PAGE };
+}
+
+// refreshMentionsOf draws again the group messages that mention userId,
+// whose name the page just learned (or that changed): their "@name" words
+// may be highlighted now. (A history page is shown newest first, so a
+// message may mention a user whose name comes with an older one.)
+function refreshMentionsOf(userId) {
+  for (const c of convs.values()) {
+    if (c.kind !== 'group') continue;
+    for (const e of c.entries) {
+      if (e.el && !e.editing && e.msg.mentions?.includes(userId)) refreshEntry(e);
+    }
+  }
+}
+
+// mentionedNames are the lower-case names of the users message m mentions,
+// those the page knows (one's own sends may name them by name).
+function mentionedNames(m) {
+  const out = new Set();
+  for (const id of m.mentions || []) {
+    const n = !/^[0-9]+$/.test(id) ? id : id === me.userId ? me.userName : names.get(id);
+    if (n) out.add(n.toLowerCase());
+  }
+  return out;
+}
+
+// ownMentions are the mentions of a message the user sent from here
+// (mentions as given: the page gives ids).
+function ownMentions(mentions) {
+  const list = Array.isArray(mentions) ? mentions : [];
+  return { mentions: list, mentionsMe: !!me.userId && list.includes(me.userId) };
+}
+
+// appendText puts text into node, each "@name" word naming one of mentioned
+// (lower-case names) in a span.mention. Text only: never parsed as HTML.
+function appendText(node, text, mentioned) {
+  if (mentioned.size === 0) {
+    node.append(text);
+    return;
+  }
+  let run = '';
+  for (const part of text.split(/(\s+)/)) {
+    const cands = mentionCandidates(part);
+    const hit = cands.find((n) => mentioned.has(n.toLowerCase()));
+    if (!hit) {
+      run += part;
+      continue;
+    }
+    const len = 1 + hit.length; // "@" and the name, as typed
+    if (run) node.append(run);
+    const span = document.createElement('span');
+    span.className = 'mention';
+    span.textContent = part.slice(0, len);
+    node.append(span);
+    run = part.slice(len);
+  }
+  if (run) node.append(run);
+}
+
 // ------------------------------------------------------------------ history
 
 function isAtBottom() {
@@ -2316,16 +2486,52 @@ function sendText() {
     return;
   }
   const reply = replyOptions(c);
+  if (c.kind === 'group' && !c.members && (hasMentionWord(text) || c.membersLoad)) {
+    // The members are not in yet (the group was just opened): the message
+    // goes once they are (after those waiting already), the composer
+    // cleared at once.
+    sendGroupLater(c, text, reply);
+    return;
+  }
   try {
-    if (c.kind === 'group') client.sendGroup(c.id, text, reply);
+    if (c.kind === 'group') client.sendGroup(c.id, text, { ...reply, mentions: mentionsIn(c, text) });
     else if (c.kind === 'broadcast') client.broadcast(text);
     else client.send(c.id, text, reply);
-    el.composer.value = '';
-    autosize();
-    stopTyping();
-    cancelReply();
+    sent();
   } catch (err) {
-    toast(err instanceof ClientError && err.reason === 'stopped' ? 'Disconnected: log in again.' : describeError(err));
+    toast(sendError(err));
+  }
+}
+
+// sent clears the composer (and the typing indicator, and the reply bar)
+// after a message went.
+function sent() {
+  el.composer.value = '';
+  autosize();
+  stopTyping();
+  cancelReply();
+}
+
+function sendError(err) {
+  return err instanceof ClientError && err.reason === 'stopped' ? 'Disconnected: log in again.' : describeError(err);
+}
+
+// sendGroupLater sends text to group c once its members are loaded (to
+// know whom its "@name" words mention); the composer is cleared at once,
+// and gets the text back if it cannot go after all.
+async function sendGroupLater(c, text, reply) {
+  const cl = client;
+  sent();
+  await loadMembers(c);
+  if (cl !== client) return;
+  try {
+    cl.sendGroup(c.id, text, { ...reply, mentions: mentionsIn(c, text) });
+  } catch (err) {
+    toast(sendError(err));
+    if (current === c && !el.composer.value) {
+      el.composer.value = text;
+      autosize();
+    }
   }
 }
 
@@ -2421,7 +2627,9 @@ async function toggleMembers() {
     return;
   }
   try {
-    const users = await client.groupMembers(c.id);
+    const users = await client.groupMembers(c.id, { limit: MEMBERS_PAGE });
+    setMembers(c, users);
+    if (current !== c) return;
     const items = users.map((u) => {
       learnName(u.userId, u.userName);
       const li = document.createElement('li');

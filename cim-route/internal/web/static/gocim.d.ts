@@ -68,6 +68,8 @@ export declare function bytesToBase64(b: Uint8Array): string;
 export declare function base64ToBytes(s: string): Uint8Array;
 /** The most bytes (UTF-8) of a reaction's emoji: 32. */
 export declare const MAX_REACTION_BYTES: 32;
+/** The most users one group message mentions (SendOptions.mentions): 50. */
+export declare const MAX_MENTIONS: 50;
 
 /** A failure the route answered with a result code; code 0: no route answer at all (network, timeout, a proxy's page). */
 export declare class ApiError extends Error {
@@ -107,6 +109,7 @@ export type ClientErrorReason =
   | 'bad-op'
   | 'bad-reply'
   | 'bad-reaction'
+  | 'bad-mentions'
   | 'bad-options'
   | 'bad-ref'
   | 'not-a-file'
@@ -294,6 +297,15 @@ export interface Message {
    */
   reactions: Reaction[];
   /**
+   * The user ids of the group members the message mentions (live and from
+   * history), as the route kept them: members only, without duplicates, in
+   * the order the sender gave; [] for none (always on private messages).
+   * The truth about who is mentioned: "@name" in the text is for display.
+   */
+  mentions: string[];
+  /** mentions includes this client's user id (the message mentions the user). */
+  mentionsMe: boolean;
+  /**
    * On 'message' events: the user sent it from another of its devices
    * (route --login-policy platform; from is the user's own id): show it as
    * sent, to `to` or in `group`. Always false from history.
@@ -349,6 +361,8 @@ export interface SentMessage {
   refMsgId: string;
   /** The msgId of the message it answers (the replyTo option); "" for none. */
   replyTo: string;
+  /** The mentions option as given (user ids or names; the route keeps the members); [] for none. */
+  mentions: string[];
   /** The best status so far; it only rises (failed sits between pending and sent). */
   status: SendStatus;
   /** Tries started: 1 for the first write, +1 per resend after a timeout. */
@@ -696,6 +710,17 @@ export interface SendOptions {
    * reloads too); recipients get it as Message.replyTo.
    */
   replyTo?: string;
+  /**
+   * sendGroup() and sendGroupFile() only: the members the text mentions,
+   * at most MAX_MENTIONS user ids or names, each a non-empty string, else
+   * ClientError 'bad-mentions' (also for any on send(), sendFile(), or
+   * sendMsg() of a broadcast, a recall, an edit or a reaction; null or []
+   * is none). The route keeps the group's members among them (others are
+   * dropped, the message sent anyway). Kept with the message until the
+   * route answers (across reloads too); members get the ids as
+   * Message.mentions.
+   */
+  mentions?: string[];
 }
 
 export interface SendFileOptions extends SendOptions {
@@ -722,6 +747,8 @@ export interface OutgoingMessage {
   refMsgId?: string;
   /** A new message to a user or a group only (not with op, nor a broadcast): see SendOptions.replyTo. */
   replyTo?: string;
+  /** A new group message only (not with op, nor to a user, nor a broadcast): see SendOptions.mentions. */
+  mentions?: string[];
 }
 
 /** Keeps one user's connection to a gocim cluster. Events: see ClientEventMap. */
@@ -773,6 +800,8 @@ export declare class Client extends EventTarget {
    * Each returns the clientMsgId at once; the message is written when a
    * link is up and kept until answered. opts.replyTo makes it a reply (see
    * SendOptions); a malformed one throws ClientError 'bad-reply'.
+   * sendGroup()'s opts.mentions names the members the text mentions; a
+   * malformed list, or any on send(), throws ClientError 'bad-mentions'.
    */
   send(to: string, text: string, opts?: SendOptions): string;
   sendGroup(gid: string, text: string, opts?: SendOptions): string;
@@ -801,9 +830,13 @@ export declare class Client extends EventTarget {
    */
   react(to: string, msgId: string, emoji: string): string;
   reactInGroup(gid: string, msgId: string, emoji: string): string;
-  /** A file message for blob: inline when it fits one frame, else uploaded first (replyTo is not part of it). */
+  /** A file message for blob: inline when it fits one frame, else uploaded first (replyTo and mentions are not part of it). */
   prepareFile(blob: Blob, opts?: SendFileOptions): Promise<OutgoingMessage>;
-  /** opts.replyTo as send()'s; a malformed one rejects (ClientError 'bad-reply') before any upload. */
+  /**
+   * opts.replyTo as send()'s; a malformed one rejects (ClientError
+   * 'bad-reply') before any upload, as do mentions (ClientError
+   * 'bad-mentions': sendGroupFile() takes them, as sendGroup()).
+   */
   sendFile(to: string, blob: Blob, opts?: SendFileOptions): Promise<string>;
   sendGroupFile(gid: string, blob: Blob, opts?: SendFileOptions): Promise<string>;
   /** The file of a file message: its inline bytes, or the route's copy. */

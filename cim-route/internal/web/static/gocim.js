@@ -75,6 +75,20 @@
 // they are (Message.reactions: [{emoji, count, mine}], in the order each
 // emoji first came; mine: the user's own, at most one).
 //
+// Mentions: a new group message may name the members its text mentions
+// ("@bob" as typed), the mentions option of sendGroup() and
+// sendGroupFile() (or sendMsg()'s mentions): an array of at most 50
+// (MAX_MENTIONS) user ids or names, each a non-empty string; ClientError
+// 'bad-mentions' for anything else, and on any other message (private, a
+// broadcast, a recall, an edit, a reaction), before anything is written.
+// It goes with the MSG (Msg.mentions), is kept in the outbox record
+// (resent with it after a reconnect or a reload) and shows on the
+// message's SentMessage. The route keeps only the group's members (names
+// resolved to ids; others dropped silently) and hands every member the ids:
+// Message.mentions on 'message' events and history entries ([] for none),
+// and Message.mentionsMe, true when they include this client's user id.
+// The text is not parsed for them: mentions is the truth.
+//
 // Presence and typing (docs/ARCHITECTURE.md, "Presence and typing"): the
 // login names the platform (option platform, "web" by default).
 // subscribe(users, groups) watches users and groups' members: its answer
@@ -119,7 +133,8 @@
 //   message      Message            a message, exactly once, in order; op 'recall' | 'edit' (with
 //                                   refMsgId): a change of an earlier message, not one to show;
 //                                   outgoing: the user sent it from another device; replyTo: the
-//                                   msgId of the message it answers
+//                                   msgId of the message it answers; mentions: the user ids a
+//                                   group message mentions, mentionsMe: the user among them
 //   reaction     Reaction event     {from, fromName, to, group, msgId (the message reacted to), emoji ('' when
 //                                   taken back), reactionId (the REACT's own msgId), timestampMs, self (the
 //                                   user made it on another device)}: from's reaction to msgId is now emoji
@@ -363,6 +378,30 @@ function reactionOf(v) {
   const n = utf8Encode(v).length;
   if (n > MAX_REACTION_BYTES) throw new ClientError('bad-reaction', `reaction of ${n} bytes, at most ${MAX_REACTION_BYTES}`);
   return v;
+}
+
+/** The most users one group message mentions. */
+export const MAX_MENTIONS = 50;
+
+// mentionsOf checks the mentions option of a send: [] for none (absent,
+// null or []), else an array of at most MAX_MENTIONS non-empty strings
+// (user ids or names, passed as given: the route resolves and filters
+// them); anything else is ClientError 'bad-mentions'.
+function mentionsOf(v) {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) throw new ClientError('bad-mentions', `mentions is ${typeof v === 'string' ? 'a string' : `a ${typeof v}`}, not an array of user ids or names`);
+  if (v.length > MAX_MENTIONS) throw new ClientError('bad-mentions', `${v.length} mentions, at most ${MAX_MENTIONS}`);
+  for (const u of v) {
+    if (typeof u !== 'string') throw new ClientError('bad-mentions', `a mention is ${u === null ? 'null' : `a ${typeof u}`}, not a user id or name`);
+    if (u.trim() === '') throw new ClientError('bad-mentions', `mention ${JSON.stringify(u)} is empty, not a user id or name`);
+  }
+  return v.slice();
+}
+
+// wireMentions reads a MSG's or a /history entry's mentions: the user ids,
+// [] when none.
+function wireMentions(v) {
+  return Array.isArray(v) ? v.map((u) => String(u ?? '')).filter(Boolean) : [];
 }
 
 // --------------------------------------------------------------- storage
@@ -683,7 +722,8 @@ export class Api {
     if (q.limit > 0) p.set('limit', String(q.limit));
     const qs = p.toString();
     const d = await this._request('GET', '/history' + (qs ? `?${qs}` : ''), { auth: true, signal });
-    const msgs = Array.isArray(d?.messages) ? d.messages.map(historyMessage) : [];
+    const me = this.userId;
+    const msgs = Array.isArray(d?.messages) ? d.messages.map((h) => historyMessage(h, me)) : [];
     return { messages: msgs, next: String(d?.next ?? '') };
   }
 
@@ -912,8 +952,9 @@ function opOf(v) {
   return Object.prototype.hasOwnProperty.call(wireOps, k) ? wireOps[k] : k;
 }
 
-// wireMessage turns a protojson Msg into the Message the application sees.
-function wireMessage(m) {
+// wireMessage turns a protojson Msg into the Message the application sees
+// (me: this client's user id, for mentionsMe).
+function wireMessage(m, me = '') {
   let kind = kindOf(m.kind);
   const file = fileOf(m.file);
   if (file && kind === 'text') kind = 'file';
@@ -937,8 +978,15 @@ function wireMessage(m) {
     refMsgId: String(m.refMsgId ?? ''),
     replyTo: String(m.replyTo ?? ''),
     reactions: [],
+    ...mentionFields(m.mentions, me),
     outgoing: false,
   };
+}
+
+// mentionFields are a Message's mentions and mentionsMe.
+function mentionFields(v, me) {
+  const mentions = wireMentions(v);
+  return { mentions, mentionsMe: !!me && mentions.includes(me) };
 }
 
 // wireReaction turns a REACT MSG (already a Message) into the 'reaction'
@@ -972,8 +1020,8 @@ function reactionsOf(v) {
 
 // historyMessage turns a /history entry into a Message: body is the text,
 // or a file's inline bytes in base64; a timeline entry has groupSeq (its
-// seq is the group's, not the inbox's).
-function historyMessage(h) {
+// seq is the group's, not the inbox's); me: the viewer's user id.
+function historyMessage(h, me = '') {
   let kind = kindOf(h.kind);
   const file = fileOf(h.file);
   if (file && kind === 'text') kind = 'file';
@@ -1008,6 +1056,7 @@ function historyMessage(h) {
     replyTo: String(h.replyTo ?? ''),
     // the reactions to it now (none once recalled)
     reactions: String(h.op ?? '') === 'recalled' ? [] : reactionsOf(h.reactions),
+    ...mentionFields(h.mentions, me),
     outgoing: false,
   };
 }
@@ -1088,6 +1137,7 @@ function strSize(s, tag = 1) {
 }
 function msgFrameSize(m, bodyLen) {
   let n = strSize(m.clientMsgId) + strSize(m.to) + strSize(m.group) + fieldSize(bodyLen) + strSize(m.refMsgId) + strSize(m.replyTo, 2);
+  for (const u of m.mentions || []) n += fieldSize(utf8Encode(u).length) + 1; // field 18: a key of 2 bytes
   if (m.kind === 'file') n += 2;
   if (m.op) n += 2;
   if (m.broadcast) n += 2;
@@ -1577,7 +1627,7 @@ class Outbox {
   // answered ones only for their status.
   restore(p) {
     if (!p || !p.clientMsgId || this.recs.has(p.clientMsgId)) return;
-    const r = newRecord({ clientMsgId: p.clientMsgId, to: p.to, group: p.group, broadcast: p.broadcast, kind: p.kind, text: p.text, file: p.file, op: p.op, refMsgId: p.refMsgId, replyTo: p.replyTo }, p.at || 0);
+    const r = newRecord({ clientMsgId: p.clientMsgId, to: p.to, group: p.group, broadcast: p.broadcast, kind: p.kind, text: p.text, file: p.file, op: p.op, refMsgId: p.refMsgId, replyTo: p.replyTo, mentions: p.mentions }, p.at || 0);
     r.msgId = p.msgId || '';
     r.status = statusRank[p.status] ? p.status : 'sent';
     r.recipients = p.recipients || 0;
@@ -1765,6 +1815,7 @@ function newRecord(m, now) {
     op: knownOp(m.op) ? m.op : '',
     refMsgId: knownOp(m.op) ? String(m.refMsgId || '') : '',
     replyTo: m.op || m.broadcast ? '' : String(m.replyTo || ''),
+    mentions: !m.op && m.group && Array.isArray(m.mentions) ? m.mentions.map(String) : [],
     status: 'pending',
     tries: 1,
     error: null,
@@ -1819,6 +1870,7 @@ function sentMessage(r) {
     op: r.op,
     refMsgId: r.refMsgId,
     replyTo: r.replyTo,
+    mentions: r.mentions.slice(),
     status: r.status,
     tries: r.tries,
     error: r.error,
@@ -2640,7 +2692,7 @@ export class Client extends EventTarget {
   // never a 'message' (and markRead() never names it).
   _show(f) {
     if (f.type === 'MSG') {
-      const m = wireMessage(f.msg);
+      const m = wireMessage(f.msg, this._info.userId);
       const react = m.op === 'react';
       if (m.msgId && this._shown.containsOrAdd(m.msgId, { group: m.group, seq: m.seq, from: m.from, react })) return;
       if (this._sentByMe(m)) {
@@ -2803,15 +2855,21 @@ export class Client extends EventTarget {
    * and errors will carry. Option replyTo: the msgId of the message of
    * this conversation it answers (a reply).
    */
-  send(to, text, { replyTo } = {}) {
+  send(to, text, { replyTo, mentions } = {}) {
     if (!to) throw new ClientError(ClientError.NO_RECIPIENT, 'no recipient');
-    return this.sendMsg({ to: String(to), text: String(text), replyTo });
+    return this.sendMsg({ to: String(to), text: String(text), replyTo, mentions });
   }
 
-  /** Sends text to group gid (SENT's count: the members it went to); option replyTo as send()'s. */
-  sendGroup(gid, text, { replyTo } = {}) {
+  /**
+   * Sends text to group gid (SENT's count: the members it went to); option
+   * replyTo as send()'s. Option mentions: the members the text mentions,
+   * an array of at most MAX_MENTIONS user ids or names (ClientError
+   * 'bad-mentions' otherwise); the route keeps the members among them and
+   * every member gets their ids as Message.mentions.
+   */
+  sendGroup(gid, text, { replyTo, mentions } = {}) {
     if (!gid) throw new ClientError(ClientError.NO_GROUP, 'no group');
-    return this.sendMsg({ group: String(gid), text: String(text), replyTo });
+    return this.sendMsg({ group: String(gid), text: String(text), replyTo, mentions });
   }
 
   /** Sends text to everybody online (CIM's group chat; nothing stored, never resent). */
@@ -2904,7 +2962,9 @@ export class Client extends EventTarget {
    * malformed emoji or refMsgId). A new message to a user or a group may
    * name the message it answers, replyTo (a msgId; ClientError 'bad-reply'
    * for anything else, and on a broadcast, a recall, an edit or a
-   * reaction). It returns the clientMsgId at once;
+   * reaction). A new group message may name the members it mentions,
+   * mentions (see sendGroup(); ClientError 'bad-mentions' for a malformed
+   * list, and on any other message). It returns the clientMsgId at once;
    * the message is written now when online, else when the link is back,
    * and kept (across reloads too) until the route answers.
    */
@@ -2925,6 +2985,10 @@ export class Client extends EventTarget {
     const replyTo = replyOf(m.replyTo);
     if (replyTo && op) throw new ClientError('bad-reply', `a ${op} cannot be a reply (an edit keeps the original's)`);
     if (replyTo && m.broadcast) throw new ClientError('bad-reply', 'a broadcast cannot be a reply');
+    const mentions = mentionsOf(m.mentions);
+    if (mentions.length && (op || !m.group || m.broadcast)) {
+      throw new ClientError('bad-mentions', `${op ? `a ${op}` : m.broadcast ? 'a broadcast' : 'a private message'} cannot mention anybody (a new group message only)`);
+    }
     const kind = !op && (m.kind === 'file' || m.file) ? 'file' : 'text';
     const msg = {
       clientMsgId: m.clientMsgId || this._nextId(),
@@ -2937,6 +3001,7 @@ export class Client extends EventTarget {
       op,
       refMsgId: op ? String(m.refMsgId) : '',
       replyTo,
+      mentions,
     };
     const body = kind === 'text' ? utf8Encode(msg.text) : m.data instanceof Uint8Array ? m.data : new Uint8Array(0);
     if (msgFrameSize(msg, body.length) > this.opts.maxFrame) throw new ClientError(ClientError.TOO_LARGE, 'message larger than the frame limit');
@@ -2950,6 +3015,7 @@ export class Client extends EventTarget {
       w.refMsgId = msg.refMsgId;
     }
     if (replyTo) w.replyTo = replyTo;
+    if (mentions.length) w.mentions = mentions;
     if (kind === 'file') {
       w.kind = 'KIND_FILE';
       const f = { name: msg.file.name };
@@ -2989,21 +3055,28 @@ export class Client extends EventTarget {
 
   /**
    * Sends a file (File or Blob) to a user; resolves to the clientMsgId.
-   * Option replyTo as send()'s (checked before anything is uploaded).
+   * Option replyTo as send()'s (checked before anything is uploaded; so is
+   * mentions, refused: ClientError 'bad-mentions').
    */
   async sendFile(to, blob, options = {}) {
     if (!to) throw new ClientError(ClientError.NO_RECIPIENT, 'no recipient');
     const replyTo = replyOf(options.replyTo);
+    if (mentionsOf(options.mentions).length) throw new ClientError('bad-mentions', 'a private message cannot mention anybody (a new group message only)');
     const m = await this.prepareFile(blob, options);
     return this.sendMsg({ ...m, to: String(to), replyTo });
   }
 
-  /** Sends a file (File or Blob) to a group; resolves to the clientMsgId. Option replyTo as send()'s. */
+  /**
+   * Sends a file (File or Blob) to a group; resolves to the clientMsgId.
+   * Options replyTo and mentions as sendGroup()'s (checked before anything
+   * is uploaded).
+   */
   async sendGroupFile(gid, blob, options = {}) {
     if (!gid) throw new ClientError(ClientError.NO_GROUP, 'no group');
     const replyTo = replyOf(options.replyTo);
+    const mentions = mentionsOf(options.mentions);
     const m = await this.prepareFile(blob, options);
-    return this.sendMsg({ ...m, group: String(gid), replyTo });
+    return this.sendMsg({ ...m, group: String(gid), replyTo, mentions });
   }
 
   /** The file of a file message as a Blob: its inline bytes, or the route's copy (GET /files/<ref>). */
@@ -3622,6 +3695,7 @@ function persistRecord(r) {
     p.refMsgId = r.refMsgId;
   }
   if (r.replyTo) p.replyTo = r.replyTo;
+  if (r.mentions.length) p.mentions = r.mentions;
   if (r.recipients) p.recipients = r.recipients;
   if (r.delivered) p.delivered = r.delivered;
   if (r.read) p.read = r.read;

@@ -4,7 +4,7 @@
 // one protojson Frame per text message.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Api, ApiError, Client, ClientError, GatewayError, MemoryStorage, Codes, base64ToBytes, bytesToBase64, utf8Decode, utf8Encode } from '../static/gocim.js';
+import { Api, ApiError, Client, ClientError, GatewayError, MemoryStorage, Codes, MAX_MENTIONS, base64ToBytes, bytesToBase64, utf8Decode, utf8Encode } from '../static/gocim.js';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -1892,5 +1892,208 @@ test('history passes each message\'s reactions through; live messages have none'
   cl.ws.push(syncAnswer(0, 0, 0));
   cl.ws.push(msg(1, 'live'));
   assert.deepEqual(c.of('message')[0].reactions, []);
+  await c.close();
+});
+
+// ------------------------------------------------------------- mentions
+
+const badMentions = (e) => e instanceof ClientError && e.reason === 'bad-mentions';
+
+test('a group message goes with its mentions, as given; kept and resent with them', async (t) => {
+  const cl = new Cluster();
+  const c = await started(cl);
+  t.after(() => c.close()); // a failed assertion leaves no client running
+  const ws = cl.ws;
+  ws.push(syncAnswer(0, 0, 0));
+  assert.equal(MAX_MENTIONS, 50);
+  const a = c.sendGroup('5', 'lunch @bob and @carol?', { mentions: ['bob', '9'] });
+  const b = c.sendGroup(5, 'nobody', { mentions: [] });
+  const r = c.sendGroup('5', '@bob yes', { replyTo: R1, mentions: ['8'] });
+  const f = await c.sendGroupFile('5', new Blob(['xy']), { name: 'a.txt', contentType: 'text/plain', mentions: ['carol'] });
+  const m = c.sendMsg({ group: '5', text: '@ann', mentions: ['7'] });
+  const fifty = Array.from({ length: 50 }, (_, i) => `u${i}`);
+  const many = c.sendGroup('5', 'everybody', { mentions: fifty });
+  const ups = ws.of('MSG').map((x) => x.msg);
+  assert.equal(ups.length, 6);
+  assert.deepEqual(ups[0], { clientMsgId: a, group: '5', body: bytesToBase64(utf8Encode('lunch @bob and @carol?')), mentions: ['bob', '9'] });
+  assert.deepEqual(ups[1], { clientMsgId: b, group: '5', body: bytesToBase64(utf8Encode('nobody')) }); // none: omitted, as protojson does
+  assert.deepEqual(ups[2], { clientMsgId: r, group: '5', body: bytesToBase64(utf8Encode('@bob yes')), replyTo: R1, mentions: ['8'] });
+  assert.equal(ups[3].clientMsgId, f);
+  assert.equal(ups[3].kind, 'KIND_FILE');
+  assert.deepEqual(ups[3].mentions, ['carol']);
+  assert.deepEqual(ups[4].mentions, ['7']);
+  assert.deepEqual(ups[5].mentions, fifty);
+  assert.equal(ups[5].clientMsgId, many);
+
+  // Statuses name them (a copy: changing it changes nothing).
+  assert.deepEqual(c.status(a).mentions, ['bob', '9']);
+  assert.deepEqual(c.status(b).mentions, []);
+  assert.deepEqual(c.status(f).mentions, ['carol']);
+  assert.deepEqual(c.of('status').filter((s) => s.clientMsgId === a).map((s) => [s.status, s.mentions]), [['pending', ['bob', '9']]]);
+  c.status(a).mentions.push('x');
+  assert.deepEqual(c.status(a).mentions, ['bob', '9']);
+  // Private messages, reactions and others have none.
+  const p = c.send('bob', 'hi @bob');
+  assert.deepEqual(c.status(p).mentions, []);
+  assert.equal(ws.of('MSG').at(-1).msg.mentions, undefined);
+
+  // Unanswered ones are written again, unchanged (same clientMsgId, same
+  // mentions), on a new link.
+  ws.push({ type: 'RECEIPT', receipt: { status: 'RECEIPT_SENT', msgId: 'X1', clientMsgId: b } });
+  ws.push({ type: 'RECEIPT', receipt: { status: 'RECEIPT_SENT', msgId: 'X2', clientMsgId: r } });
+  assert.deepEqual(c.statusByMsgId('X2').mentions, ['8']);
+  ws.drop();
+  const ws2 = await cl.accept();
+  await until(() => ws2.of('MSG').length === 5, 'the replay');
+  assert.deepEqual(ws2.of('MSG').map((x) => x.msg), [ups[0], ups[3], ups[4], ups[5], { clientMsgId: p, to: 'bob', body: bytesToBase64(utf8Encode('hi @bob')) }]);
+  await c.close();
+});
+
+test('malformed mentions, or mentions on anything but a new group message, are refused at once', async (t) => {
+  const cl = new Cluster();
+  const c = await started(cl);
+  t.after(() => c.close()); // a failed assertion leaves no client running
+  const ws = cl.ws;
+  ws.push(syncAnswer(0, 0, 0));
+  const tooMany = Array.from({ length: 51 }, (_, i) => String(i + 1));
+  for (const bad of [tooMany, 'bob', { 0: 'bob', length: 1 }, 5, true, new Set(['bob']), [''], [' '], ['bob', ''], [null], [undefined], [8], [['bob']], [{}]]) {
+    assert.throws(() => c.sendGroup('5', 'x', { mentions: bad }), badMentions, `mentions ${JSON.stringify(bad)}`);
+    assert.throws(() => c.sendMsg({ group: '5', text: 'x', mentions: bad }), badMentions, `sendMsg mentions ${JSON.stringify(bad)}`);
+  }
+  // Only a new group message mentions anybody.
+  assert.throws(() => c.send('bob', '@bob', { mentions: ['bob'] }), badMentions);
+  assert.throws(() => c.sendMsg({ to: 'bob', text: '@bob', mentions: ['8'] }), badMentions);
+  assert.throws(() => c.sendMsg({ broadcast: true, text: '@bob', mentions: ['bob'] }), badMentions);
+  assert.throws(() => c.sendMsg({ group: '5', op: 'edit', refMsgId: R1, text: '@bob', mentions: ['bob'] }), badMentions);
+  assert.throws(() => c.sendMsg({ group: '5', op: 'recall', refMsgId: R1, mentions: ['bob'] }), badMentions);
+  assert.throws(() => c.sendMsg({ group: '5', op: 'react', refMsgId: R1, text: '👍', mentions: ['bob'] }), badMentions);
+  await assert.rejects(c.sendFile('bob', new Blob(['xy']), { name: 'a.txt', mentions: ['bob'] }), badMentions);
+  await assert.rejects(c.sendGroupFile('5', new Blob(['xy']), { name: 'a.txt', mentions: tooMany }), badMentions);
+  await assert.rejects(c.sendGroupFile('5', new Blob(['xy']), { name: 'a.txt', mentions: [''] }), badMentions);
+  assert.equal(ws.of('MSG').length, 0, 'nothing written');
+  assert.equal(c.pending, 0, 'nothing kept');
+  assert.equal(c.recent().length, 0, 'nothing remembered');
+  assert.ok(!cl.calls.some((x) => x.path === '/upload'), 'nothing uploaded');
+  // null and [] are none, anywhere.
+  c.send('bob', 'x', { mentions: [] });
+  c.send('bob', 'y', { mentions: null });
+  c.sendMsg({ group: '5', op: 'edit', refMsgId: R1, text: 'z', mentions: [] });
+  c.sendGroup('5', 'w', { mentions: null });
+  assert.deepEqual(ws.of('MSG').map((f) => f.msg.mentions), [undefined, undefined, undefined, undefined]);
+  await c.close();
+});
+
+test('mentions count in the size of the frame', async (t) => {
+  const cl = new Cluster();
+  const c = await started(cl, { maxFrame: 120 });
+  t.after(() => c.close()); // a failed assertion leaves no client running
+  // The shortest text whose mentions do not fit: without them it does.
+  let n = 0;
+  for (;;) {
+    try {
+      c.sendGroup('5', 'x'.repeat(n), { mentions: ['alice', 'bob', '12345'] });
+    } catch (e) {
+      assert.match(e.message, /frame limit/);
+      break;
+    }
+    n++;
+  }
+  assert.ok(n > 0 && n < 120, `${n}`);
+  c.sendGroup('5', 'x'.repeat(n));
+  // Exact: the frame's protobuf size, each mention a field 18 (2-byte key).
+  const mentions = ['alice', 'bob', '12345'];
+  const extra = mentions.reduce((k, u) => k + 2 + 1 + u.length, 0);
+  assert.throws(() => c.sendGroup('5', 'x'.repeat(n + extra)), /frame limit/);
+  c.sendGroup('5', 'x'.repeat(n + extra - 1));
+  await c.close();
+});
+
+test('a group message with mentions that waits survives a reload with them', async (t) => {
+  const cl = new Cluster();
+  const storage = new MemoryStorage();
+  const c1 = await started(cl, { storage });
+  const clients = [c1];
+  t.after(() => Promise.all(clients.map((c) => c.close().catch(() => {})))); // a failed assertion leaves no client running
+  cl.ws.drop();
+  await until(() => c1.state === 'reconnecting', 'reconnecting');
+  const id = c1.sendGroup('5', 'later @bob', { mentions: ['bob'] });
+  c1._saveNow();
+  const saved = JSON.parse(storage.getItem(c1._stateKey));
+  assert.equal(saved.outbox.length, 1);
+  assert.deepEqual(saved.outbox[0].mentions, ['bob']);
+  c1._closing = true;
+  c1._life.abort();
+
+  const c2 = newClient(cl, { storage });
+  clients.push(c2);
+  const p = c2.start();
+  const ws2 = await cl.accept();
+  await p;
+  await until(() => ws2.of('MSG').length === 1, 'the replay');
+  assert.deepEqual(ws2.of('MSG')[0].msg, { clientMsgId: id, group: '5', body: bytesToBase64(utf8Encode('later @bob')), mentions: ['bob'] });
+  assert.deepEqual(c2.status(id).mentions, ['bob']);
+  // Answered, it is remembered with them (the sent list) for the next reload.
+  ws2.push({ type: 'RECEIPT', receipt: { status: 'RECEIPT_SENT', msgId: 'X9', clientMsgId: id, group: '5', count: '2' } });
+  c2._saveNow();
+  assert.deepEqual(JSON.parse(storage.getItem(c2._stateKey)).sent.find((r) => r.clientMsgId === id).mentions, ['bob']);
+  c2._closing = true;
+  c2._life.abort();
+  const c3 = newClient(cl, { storage });
+  clients.push(c3);
+  const p3 = c3.start();
+  await cl.accept();
+  await p3;
+  assert.deepEqual(c3.statusByMsgId('X9').mentions, ['bob']);
+  await c3.close();
+});
+
+test('incoming messages carry mentions, and mentionsMe when they name this user', async (t) => {
+  const cl = new Cluster();
+  const c = await started(cl);
+  t.after(() => c.close()); // a failed assertion leaves no client running
+  const ws = cl.ws;
+  ws.push(syncAnswer(0, 0, 0));
+  ws.push(msg(1, 'lunch @ann?', { group: '5', mentions: ['7', '9'] }));
+  ws.push(msg(2, 'and @carol', { group: '5', mentions: ['9'] }));
+  ws.push(msg(3, 'plain', { group: '5' }));
+  ws.push(msg(4, 'private', {}));
+  // A large group's timeline message.
+  ws.push({ type: 'MSG', msg: { msgId: 'g1', from: '9', fromName: 'carol', group: '6', groupSeq: '1', body: bytesToBase64(utf8Encode('@ann look')), timestampMs: '9', mentions: ['7'] } });
+  // The copy of one the user sent from another device, mentioning itself.
+  ws.push(msg(5, 'note to @ann', { from: '7', fromName: 'ann', to: '', group: '5', clientMsgId: '0123456789abcdef-1', mentions: ['7', '8'] }));
+  assert.deepEqual(c.of('message').map((m) => [m.msgId, m.mentions, m.mentionsMe]), [
+    ['m1', ['7', '9'], true],
+    ['m2', ['9'], false],
+    ['m3', [], false],
+    ['m4', [], false],
+    ['g1', ['7'], true],
+    ['m5', ['7', '8'], true],
+  ]);
+  assert.equal(c.of('message')[5].outgoing, true);
+  await c.close();
+});
+
+test('history entries carry mentions and mentionsMe', async (t) => {
+  const cl = new Cluster();
+  cl.historyAnswer = {
+    messages: [
+      { msgId: 'h3', seq: 7, from: '8', fromName: 'bob', group: '5', kind: 0, body: '@ann @carol lunch?', file: null, timestampMs: 7, mentions: ['7', '9'] },
+      { msgId: 'h2', seq: 6, from: '9', fromName: 'carol', group: '5', kind: 0, body: '@bob', file: null, timestampMs: 6, op: 'edited', mentions: ['8'] },
+      { msgId: 'h1', seq: 5, from: '8', fromName: 'bob', group: '5', kind: 0, body: 'hi', file: null, timestampMs: 5 },
+    ],
+    next: '',
+  };
+  const c = await started(cl);
+  t.after(() => c.close()); // a failed assertion leaves no client running
+  const page = await c.history({ group: '5' });
+  assert.deepEqual(page.messages.map((m) => [m.msgId, m.mentions, m.mentionsMe]), [
+    ['h3', ['7', '9'], true],
+    ['h2', ['8'], false],
+    ['h1', [], false],
+  ]);
+  // The Api alone knows its user from its login too.
+  const api = new Api('http://route', { fetch: cl.fetch });
+  await api.login('ann', 'secret1');
+  assert.deepEqual((await api.history({ group: '5' })).messages.map((m) => m.mentionsMe), [true, false, false]);
   await c.close();
 });
