@@ -166,8 +166,12 @@ func (p *page) openConv(sel string) {
 	if eval[bool](p, `document.querySelector(`+quote(sel)+`).offsetParent === null`) {
 		p.run("back to the list", chromedp.Click(chromedp.CSS("#back-button")))
 	}
-	p.run("open "+sel, chromedp.WaitVisible(chromedp.CSS(sel)), chromedp.Click(chromedp.CSS(sel)))
-	p.until("conversation "+sel+" open", `document.querySelector(`+quote(sel)+`).getAttribute('aria-current') === 'page'`)
+	// A click made in the page, the node found again on each try: the list
+	// is drawn anew whenever something in it changes (a name, presence, a
+	// preview), which can take a node from under chromedp's click.
+	p.until("conversation "+sel+" open", `(() => { const b = document.querySelector(`+quote(sel)+`);
+		if (b && b.getAttribute('aria-current') !== 'page') b.click();
+		return b?.getAttribute('aria-current') === 'page'; })()`)
 }
 
 // screenshot writes the page as a PNG beside the test output:
