@@ -21,6 +21,11 @@
 //                                     panel opens), items [data-user="<id>"] with .blocked-name and an
 //                                     .unblock button; #no-blocked says when there are none; the
 //                                     outcome of an Unblock shows in #account-status
+//   #muted-list                       in the account panel: the muted conversations (read again when
+//                                     the panel opens), items [data-mute="user:<id>"|"group:<gid>"]
+//                                     with .muted-name, .muted-until ("until 15:30", "until you
+//                                     unmute") and an .unmute button; #no-muted says when there are
+//                                     none; the outcome of an Unmute shows in #account-status
 //   #delete-account-form              in the account panel, "Delete my account": #delete-password,
 //                                     #delete-confirm (the checkbox "I understand my account,
 //                                     messages and groups are deleted for good") and #delete-account,
@@ -34,7 +39,9 @@
 //                                     aria-current="page" on the open one; a user's item has
 //                                     data-presence="online|offline" once known (its .presence-dot
 //                                     filled when online); a group's has .mention-badge ("@") while
-//                                     one of its unread messages mentions the user (gone with them)
+//                                     one of its unread messages mentions the user (gone with them);
+//                                     a muted conversation's has class .muted (its .unread greyed)
+//                                     and a .muted-icon ("🔕")
 //   #online-users                     online users, items [data-user="<id>"] (click: open the chat)
 //   #new-chat-user, #new-chat         start a chat by user name or id
 //   #group-name, #group-open, #new-group   create a group (open by default)
@@ -47,6 +54,13 @@
 //                                     data-blocked="true|false"); blocking shows #block-notice ("You
 //                                     blocked bob. You will not get their messages.") and disables the
 //                                     composer (placeholder "Unblock bob to write"); unblocking undoes it
+//   #mute-tools                       in a conversation with a user (not the system, not oneself) or
+//                                     a group: #mute-for (how long: 3600, 28800, 604800 seconds, or
+//                                     0 "Until I unmute", the default; hidden while muted),
+//                                     #mute-until ("🔕 until 15:30", or "🔕" for no end; shown while
+//                                     muted) and #mute-button: "Mute", or "Unmute" when muted
+//                                     (aria-pressed and data-muted="true|false"; disabled while the
+//                                     route answers)
 //   #group-tools                      in a group: #members-button, #members (items [data-user],
 //                                     with data-presence once known), #invite-user,
 //                                     #invite-button, #leave-group
@@ -186,6 +200,15 @@
 // message, and the page loads the list again, as the block may come from
 // another device); the page shows the conversation as blocked and keeps
 // its composer off.
+//
+// Mutes: the SDK reads the muted conversations after the login and tells
+// the list as 'mutes' events (also for the page's own changes, and when a
+// mute ends); the page reads it again after a reconnect and when the
+// account panel opens (other devices' changes: the route pushes none).
+// Messages of a muted conversation come, show and count unread as ever,
+// the count greyed; what the page does to get attention, the unread total
+// in the document title, leaves them out unless they mention the user
+// (the SDK's muted()).
 
 import { Api, ApiError, Client, ClientError, Codes, GatewayError, MAX_MENTIONS, utf8Encode } from './gocim.js';
 
@@ -243,6 +266,12 @@ const el = {
   leaveGroup: $('leave-group'),
   blockButton: $('block-button'),
   blockNotice: $('block-notice'),
+  muteTools: $('mute-tools'),
+  muteFor: $('mute-for'),
+  muteUntil: $('mute-until'),
+  muteButton: $('mute-button'),
+  mutedList: $('muted-list'),
+  noMuted: $('no-muted'),
   scroll: $('message-scroll'),
   loadOlder: $('load-older'),
   messages: $('messages'),
@@ -309,6 +338,10 @@ let windowTimer = null;
 const blocked = new Map();
 let blockBusy = false;
 let blockChanges = 0;
+// mutes: the muted conversations as the SDK last told them, conversation
+// key ("user:<id>" | "group:<gid>") → its Mute; a mute or unmute under way
+const mutes = new Map();
+let muteBusy = false;
 // replies: the Entry the next message of the open conversation answers
 // (null: none), shown in #reply-bar
 let replying = null;
@@ -616,6 +649,7 @@ function wire(c, keep) {
       refreshOnline();
       refreshGroups();
       refreshBlocks();
+      refreshMutes();
     }
   });
   c.on('synced', () => {
@@ -625,6 +659,7 @@ function wire(c, keep) {
   });
   c.on('message', (m) => c === client && onMessage(m));
   c.on('reaction', (r) => c === client && onReaction(r));
+  c.on('mutes', ({ mutes: list }) => c === client && onMutes(list));
   c.on('presence', (p) => c === client && onPresence(p));
   c.on('typing', (t) => c === client && onTyping(t));
   c.on('status', (r) => c === client && onStatus(r));
@@ -660,6 +695,7 @@ function enterChat() {
   show(el.accountButton, true);
   seeded = true;
   renderConvList();
+  renderMutes();
   seedConversations();
   refreshOnline();
   refreshGroups();
@@ -696,6 +732,8 @@ function leaveChat(message) {
   deleted.clear();
   blocked.clear();
   blockBusy = false;
+  mutes.clear();
+  muteBusy = false;
   replying = null;
   renderReplyBar();
   current = null;
@@ -708,6 +746,7 @@ function leaveChat(message) {
   renderConvPresence();
   renderTyping();
   renderBlocks();
+  renderMutes();
   el.me.textContent = '';
   delete el.me.dataset.userId;
   show(el.chatView, false);
@@ -811,6 +850,16 @@ function renderConvList() {
     badge.hidden = c.unread.length === 0;
     const badges = document.createElement('span');
     badges.className = 'conv-badges';
+    const muted = !!muteOf(c);
+    if (muted) {
+      b.classList.add('muted');
+      const bell = document.createElement('span');
+      bell.className = 'muted-icon';
+      bell.textContent = '🔕';
+      bell.title = 'Muted';
+      bell.setAttribute('aria-hidden', 'true');
+      badges.append(bell);
+    }
     const mentioned = c.unread.some((u) => u.mentionsMe);
     if (mentioned) {
       const at = document.createElement('span');
@@ -822,17 +871,20 @@ function renderConvList() {
     }
     badges.append(badge);
     b.append(icon, name, badges, preview);
-    b.setAttribute('aria-label', `${c.kind === 'group' ? 'Group ' : ''}${c.name}${state ? (state.online ? ', online' : ', offline') : ''}${c.unread.length ? `, ${c.unread.length} unread` : ''}${mentioned ? ', mentions you' : ''}`);
+    b.setAttribute('aria-label', `${c.kind === 'group' ? 'Group ' : ''}${c.name}${state ? (state.online ? ', online' : ', offline') : ''}${c.unread.length ? `, ${c.unread.length} unread` : ''}${mentioned ? ', mentions you' : ''}${muted ? ', muted' : ''}`);
     b.addEventListener('click', () => openConv(c.key, true));
     li.append(b);
     return li;
   });
   const focused = document.activeElement?.dataset?.conv;
   el.convList.replaceChildren(...items);
-  const unread = list.reduce((n, c) => n + c.unread.length, 0);
+  // A muted conversation's messages count only when they mention the user.
+  const cl = client;
+  const unread = list.reduce((n, c) => n + (cl ? c.unread.filter((u) => !cl.muted(u)).length : c.unread.length), 0);
   document.title = unread ? `(${unread}) gocim chat` : 'gocim chat';
   if (focused) el.convList.querySelector(`[data-conv="${CSS.escape(focused)}"]`)?.focus();
   show(el.noConvs, items.length === 0);
+  if (!el.accountPanel.hidden) renderMutedList(); // a group's name may have come
   scheduleSubscribe();
 }
 
@@ -853,6 +905,7 @@ function openConv(key, focusComposer) {
   el.messages.replaceChildren(...c.entries.map((e) => e.el));
   expireActions();
   renderBlock();
+  renderMute();
   renderConvList();
   updateLoadOlder();
   scrollToBottom();
@@ -2678,6 +2731,7 @@ async function leaveCurrentGroup() {
     renderTyping();
     show(el.groupTools, false);
     renderBlock();
+    renderMute();
     for (const x of [el.composer, el.send, el.attach]) x.disabled = true;
     renderConvList();
     closeConv();
@@ -2702,6 +2756,8 @@ function openAccount() {
   el.accountButton.setAttribute('aria-expanded', 'true');
   el.currentPassword.focus();
   refreshBlocks();
+  renderMutedList(); // with the names known now
+  refreshMutes();
 }
 
 // closeAccount hides the panel and empties its password fields; focus:
@@ -3043,6 +3099,205 @@ async function unblockListed(id, name) {
   }
 }
 
+// ------------------------------------------------------------------ mutes
+
+// onMutes takes the SDK's list of muted conversations.
+function onMutes(list) {
+  mutes.clear();
+  for (const m of list) {
+    if (m.group) {
+      mutes.set(`group:${m.group}`, m);
+    } else if (m.userId) {
+      mutes.set(`user:${m.userId}`, m);
+      learnName(m.userId, m.userName);
+    }
+  }
+  if (!seeded) return; // enterChat draws them
+  renderConvList();
+  renderMutes();
+}
+
+// muteOf is the mute in force of conversation c (null when none); one
+// opened by a user's name matches by the name.
+function muteOf(c) {
+  if (!c || (c.kind !== 'user' && c.kind !== 'group')) return null;
+  let m = mutes.get(c.key);
+  if (!m && c.kind === 'user' && !/^[0-9]+$/.test(c.id)) {
+    const name = c.id.toLowerCase();
+    for (const x of mutes.values()) if (x.userId && x.userName.toLowerCase() === name) m = x;
+  }
+  return m && (m.untilMs === 0 || m.untilMs > Date.now()) ? m : null;
+}
+
+// canMute: c is a conversation the user may mute: with a user (not the
+// system, not oneself) or a group.
+function canMute(c) {
+  return !!c && (c.kind === 'group' || canBlock(c));
+}
+
+// untilText says when mute m ends.
+function untilText(m) {
+  return m.untilMs ? `until ${timeText(m.untilMs)}` : 'until you unmute';
+}
+
+// renderMutes shows the muted conversations: the open one and the account
+// panel's list.
+function renderMutes() {
+  renderMute();
+  renderMutedList();
+}
+
+// renderMute shows the open conversation's Mute button (Unmute while
+// muted), the duration to choose, or when the mute ends.
+function renderMute() {
+  const c = current;
+  const can = !!client && canMute(c);
+  show(el.muteTools, can);
+  if (!can) return;
+  const m = muteOf(c);
+  const on = !!m;
+  el.muteButton.textContent = on ? 'Unmute' : 'Mute';
+  el.muteButton.dataset.muted = on ? 'true' : 'false';
+  el.muteButton.setAttribute('aria-pressed', on ? 'true' : 'false');
+  el.muteButton.disabled = muteBusy;
+  el.muteButton.title = on ? `Muted ${untilText(m)}: unmute ${c.name}` : `Mute ${c.name}: its messages no longer count in the page title, unless they mention you`;
+  show(el.muteFor, !on);
+  el.muteFor.disabled = muteBusy;
+  el.muteUntil.textContent = on ? (m.untilMs ? `🔕 until ${timeText(m.untilMs)}` : '🔕') : '';
+  el.muteUntil.title = on ? `Muted ${untilText(m)}` : '';
+  show(el.muteUntil, on);
+}
+
+// mutedName is how the account panel names muted conversation key.
+function mutedName(key, m) {
+  if (m.group) return convs.get(key)?.name || `group ${m.group}`;
+  return m.userName || nameOf(m.userId);
+}
+
+// renderMutedList fills the account panel's list of muted conversations.
+function renderMutedList() {
+  const focused = el.mutedList.contains(document.activeElement) ? document.activeElement.closest('li')?.dataset.mute : '';
+  const items = [...mutes].map(([key, m]) => {
+    const name = mutedName(key, m);
+    const li = document.createElement('li');
+    li.dataset.mute = key;
+    const n = document.createElement('span');
+    n.className = 'muted-name';
+    n.textContent = m.group ? `# ${name}` : name;
+    const until = document.createElement('span');
+    until.className = 'muted-until';
+    until.textContent = untilText(m);
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = 'unmute';
+    b.textContent = 'Unmute';
+    b.setAttribute('aria-label', `Unmute ${name}`);
+    b.disabled = muteBusy;
+    b.addEventListener('click', () => unmuteListed(key, name));
+    li.append(n, until, b);
+    return li;
+  });
+  el.mutedList.replaceChildren(...items);
+  show(el.noMuted, items.length === 0);
+  if (focused) el.mutedList.querySelector(`[data-mute="${CSS.escape(focused)}"] .unmute`)?.focus();
+}
+
+// refreshMutes asks the route for the muted conversations (another
+// device may have changed them); the SDK tells what changed ('mutes').
+async function refreshMutes() {
+  const c = client;
+  if (!c) return;
+  try {
+    await c.mutes();
+  } catch (err) {
+    if (c === client) toast(`Muted conversations unavailable: ${describeError(err)}`);
+  }
+}
+
+function muteError(err) {
+  if (err instanceof ApiError) {
+    switch (err.code) {
+      case Codes.BadAccount:
+        return 'No such user.';
+      case Codes.BadArgument:
+        return err.detail || 'The server refused it.';
+      case Codes.Forbidden:
+        return 'You are not in this group.';
+      case Codes.QuotaExceeded:
+        return 'You muted too many conversations: unmute some first.';
+    }
+  }
+  return describeError(err);
+}
+
+// changeMute mutes (on, for seconds; 0: until unmuted) or unmutes
+// conversation key ("user:<id or name>" | "group:<gid>") and resolves to
+// the route's Mute; null when it did nothing (no client, or another
+// change under way). The SDK's 'mutes' event updates the page. A refusal
+// rejects.
+async function changeMute(key, on, seconds = 0) {
+  const cl = client;
+  if (!cl || muteBusy) return null;
+  const [kind, id] = key.split(/:(.*)/s);
+  muteBusy = true;
+  renderMutes();
+  try {
+    let m;
+    if (kind === 'group') m = on ? await cl.muteGroup(id, seconds) : await cl.unmuteGroup(id);
+    else m = on ? await cl.muteUser(id, seconds) : await cl.unmuteUser(id);
+    if (cl !== client) return null;
+    if (m.userId) {
+      learnName(m.userId, m.userName);
+      if (m.userName) mergeAlias(m.userName, m.userId); // a conversation opened by the name
+    }
+    return m;
+  } finally {
+    if (cl === client) {
+      muteBusy = false;
+      renderMutes();
+    }
+  }
+}
+
+// toggleMute mutes the open conversation for the chosen time, or unmutes
+// it.
+async function toggleMute() {
+  const c = current;
+  if (!client || !canMute(c)) return;
+  const m = muteOf(c);
+  const on = !m;
+  // The button is disabled (and so loses the focus) while the route answers.
+  const hadFocus = document.activeElement === el.muteButton;
+  try {
+    const key = !on && m.userId ? `user:${m.userId}` : c.key;
+    await changeMute(key, on, on ? Number(el.muteFor.value) || 0 : 0);
+  } catch (err) {
+    toast(`Cannot ${on ? 'mute' : 'unmute'} ${c.name}: ${muteError(err)}`);
+  }
+  if (hadFocus && !el.muteButton.hidden) el.muteButton.focus();
+}
+
+// unmuteListed unmutes a conversation from the account panel's list.
+async function unmuteListed(key, name) {
+  const li = el.mutedList.querySelector(`[data-mute="${CSS.escape(key)}"]`);
+  const next = li?.nextElementSibling || li?.previousElementSibling;
+  const nextKey = next?.dataset.mute || '';
+  const hadFocus = !!li && li.contains(document.activeElement);
+  setAccountStatus(`Unmuting ${name}…`, 'pending');
+  try {
+    const done = await changeMute(key, false);
+    if (!done) {
+      setAccountStatus('', '');
+      return;
+    }
+    setAccountStatus(`You unmuted ${name}.`, 'ok');
+    if (hadFocus) (el.mutedList.querySelector(`[data-mute="${CSS.escape(nextKey)}"] .unmute`) || el.accountClose).focus();
+  } catch (err) {
+    setAccountStatus(`Cannot unmute ${name}: ${muteError(err)}`, 'error');
+    if (hadFocus) el.mutedList.querySelector(`[data-mute="${CSS.escape(key)}"] .unmute`)?.focus();
+  }
+}
+
 function autosize() {
   el.composer.style.height = 'auto';
   const h = el.composer.scrollHeight;
@@ -3103,6 +3358,7 @@ el.inviteForm.addEventListener('submit', (ev) => {
 });
 el.leaveGroup.addEventListener('click', leaveCurrentGroup);
 el.blockButton.addEventListener('click', toggleBlock);
+el.muteButton.addEventListener('click', toggleMute);
 el.loadOlder.addEventListener('click', () => current && loadHistory(current));
 el.scroll.addEventListener('scroll', () => {
   if (current && el.scroll.scrollTop < 40 && current.history === 'more') loadHistory(current);

@@ -110,6 +110,7 @@ export type ClientErrorReason =
   | 'bad-reply'
   | 'bad-reaction'
   | 'bad-mentions'
+  | 'bad-duration'
   | 'bad-options'
   | 'bad-ref'
   | 'not-a-file'
@@ -157,6 +158,24 @@ export interface CallOptions {
 export interface User {
   userId: string;
   userName: string;
+}
+
+/**
+ * A muted conversation (GET /mutes): with a user (userId and userName;
+ * group "") or a group (group; userId and userName "").
+ */
+export interface Mute {
+  userId: string;
+  userName: string;
+  group: string;
+  /** When the mute ends, unix ms; 0 when it lasts until unmuted. */
+  untilMs: number;
+}
+
+/** The detail of a 'mutes' event. */
+export interface MutesEvent {
+  /** The muted conversations in force, users first, then groups, each by id (as Client.muteList). */
+  mutes: Mute[];
 }
 
 /** The gateway a login sends the user to. */
@@ -563,6 +582,28 @@ export declare class Api {
   block(user: string, opts?: CallOptions): Promise<User>;
   /** DELETE /blocks/:user (bearer), by id or name; not blocked is no error, an unknown user ApiError 9100. */
   unblock(user: string, opts?: CallOptions): Promise<User>;
+  /** GET /mutes (bearer): the muted conversations in force (expired ones left out), users first, then groups, each by id (at most 1000). */
+  mutes(opts?: CallOptions): Promise<Mute[]>;
+  /**
+   * POST /mutes {user, forSeconds} (bearer), user by id or name: mutes the
+   * conversation with that user for seconds, rounded up (0 or absent, or
+   * more than 366 days: until unmuted); muting again replaces the end.
+   * Messages still come and are stored: apps only notify less. Oneself is
+   * ApiError 3000, an unknown user 9100, more than 1000 mutes 4293 (HTTP
+   * 429); no user at all is ClientError 'no-recipient', seconds negative or
+   * not a number ClientError 'bad-duration' (nothing sent).
+   */
+  muteUser(user: string, seconds?: number, opts?: CallOptions): Promise<Mute>;
+  /**
+   * POST /mutes {group, forSeconds} (bearer): muteUser() for a group the
+   * caller is in; one it is not in is ApiError 4030, one that does not
+   * exist 9200 (HTTP 404); no group is ClientError 'no-group'.
+   */
+  muteGroup(gid: string, seconds?: number, opts?: CallOptions): Promise<Mute>;
+  /** DELETE /mutes?user= (bearer), by id or name: the conversation, untilMs 0; not muted is no error. */
+  unmuteUser(user: string, opts?: CallOptions): Promise<Mute>;
+  /** DELETE /mutes?group= (bearer): the group, untilMs 0; not muted is no error. */
+  unmuteGroup(gid: string, opts?: CallOptions): Promise<Mute>;
 }
 
 export type ClientState = 'idle' | 'connecting' | 'online' | 'reconnecting' | 'stopped' | 'closed';
@@ -688,6 +729,12 @@ export interface ClientEventMap {
    * ClientOptions.resumeToken after a reload.
    */
   resume: ResumeEvent;
+  /**
+   * The muted conversations as the client last read them changed: its own
+   * mute or unmute, a mutes() answer (other devices' changes), a mute that
+   * ended; also once when the list is first read (after the first login).
+   */
+  mutes: MutesEvent;
   /** close(), disconnect() or deleteAccount() finished. */
   closed: Record<string, never>;
 }
@@ -930,6 +977,32 @@ export declare class Client extends EventTarget {
   block(user: string, opts?: CallOptions): Promise<User>;
   /** Unblocks a user by id or name (Api.unblock). */
   unblock(user: string, opts?: CallOptions): Promise<User>;
+  /**
+   * The muted conversations (Api.mutes). The answer replaces the list
+   * muted() consults (a 'mutes' event when it changed): call it to learn
+   * other devices' changes; the client reads it by itself once after its
+   * first login. A read never undoes a change of this client's answered
+   * after it was asked; of reads at the same time the last asked wins.
+   */
+  mutes(opts?: CallOptions): Promise<Mute[]>;
+  /** Mutes the conversation with a user, by id or name, for seconds (0 or absent: until unmuted) (Api.muteUser); muted() knows it at once. */
+  muteUser(user: string, seconds?: number, opts?: CallOptions): Promise<Mute>;
+  /** Mutes a group this user is in (Api.muteGroup); muted() knows it at once. */
+  muteGroup(gid: string, seconds?: number, opts?: CallOptions): Promise<Mute>;
+  /** Unmutes the conversation with a user (Api.unmuteUser); muted() knows at once. */
+  unmuteUser(user: string, opts?: CallOptions): Promise<Mute>;
+  /** Unmutes a group (Api.unmuteGroup); muted() knows at once. */
+  unmuteGroup(gid: string, opts?: CallOptions): Promise<Mute>;
+  /** The muted conversations as last read (ended ones left out), users first, then groups, each by id; [] before any is known. */
+  readonly muteList: Mute[];
+  /**
+   * Whether to stay quiet about a message (no sound, badge or desktop
+   * notification): its conversation (from, or to for the user's own
+   * outgoing copy; group) is muted per the list last read, the mute not
+   * ended, and it does not mention the user (mentionsMe). A broadcast:
+   * never. False before any list is known.
+   */
+  muted(message: Partial<Pick<Message, 'from' | 'to' | 'group' | 'broadcast' | 'mentions' | 'mentionsMe' | 'outgoing'>>): boolean;
 
   /** Forgets this user's saved state in the storage. */
   forgetSavedState(): void;

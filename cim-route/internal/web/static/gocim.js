@@ -6,7 +6,8 @@
 //   - Api is a thin client of the route's public HTTP API: register, login,
 //     online users, presence, log-off, history, uploads and downloads,
 //     groups, delayed messages, password changes, logging out the
-//     user's other devices, blocking users and deleting the account.
+//     user's other devices, blocking users, muting conversations and
+//     deleting the account.
 //     Failures the route reports are thrown as ApiError carrying the
 //     route's result code. It keeps the access token of its latest login
 //     and sends it as "Authorization: Bearer" where the route wants it.
@@ -89,6 +90,20 @@
 // and Message.mentionsMe, true when they include this client's user id.
 // The text is not parsed for them: mentions is the truth.
 //
+// Mutes: a user mutes a conversation, with a user or a group it is in,
+// for a while or until it unmutes (muteUser, muteGroup, unmuteUser,
+// unmuteGroup; mutes() lists them: [{userId, userName, group, untilMs}],
+// untilMs 0 for no end). Messages still come and are stored as ever: the
+// list only tells the app where to notify less. The route pushes nothing
+// when it changes, so the Client keeps the list it last read: it reads it
+// once after its first login (again after the next one if that failed),
+// and then applies its own mute and unmute answers and the answers of
+// mutes() calls (which learn other devices' changes); each change is a
+// 'mutes' event with the list, as is the end of a mute with an end (it
+// leaves the list then). muted(message) tells whether a message's
+// conversation is muted per that list, and it does not mention the user:
+// the app's cue to make no sound, badge or notification for it.
+//
 // Presence and typing (docs/ARCHITECTURE.md, "Presence and typing"): the
 // login names the platform (option platform, "web" by default).
 // subscribe(users, groups) watches users and groups' members: its answer
@@ -151,6 +166,8 @@
 //                                   token (expiresAt unix seconds, 0 when none); token '' when there is
 //                                   none to keep any more (refused, close() logged the session off,
 //                                   or deleteAccount() deleted the account)
+//   mutes        {mutes}            the muted conversations as last read changed (or were read the
+//                                   first time): [{userId, userName, group, untilMs}], see "Mutes"
 //   closed       {}                 close(), disconnect() or deleteAccount() finished
 //
 // Everything runs on the page's one thread: methods may be called at any
@@ -897,13 +914,94 @@ export class Api {
     const u = blockedUser(user);
     return toUser(await this._request('DELETE', `/blocks/${encodeURIComponent(u)}`, { auth: true, signal }));
   }
+
+  /**
+   * The conversations the caller muted that are in force (GET /mutes;
+   * expired ones left out): users first, then groups, each in id order, at
+   * most 1000. Each is a Mute, {userId, userName, group, untilMs}: a user's
+   * has userId and userName and group '', a group's group and the user
+   * fields ''; untilMs is when it ends (unix ms), 0 when it lasts until
+   * unmuted.
+   */
+  async mutes({ signal } = {}) {
+    const d = await this._request('GET', '/mutes', { auth: true, signal });
+    return Array.isArray(d?.mutes) ? d.mutes.map(toMute) : [];
+  }
+
+  /**
+   * Mutes the caller's conversation with a user (POST /mutes; id or name)
+   * for seconds (rounded up to whole seconds; 0 or absent: until unmuted,
+   * as is more than 366 days). Messages still come and are stored as ever:
+   * the list only tells apps where to notify less. Muting again replaces
+   * the end. Resolves to the Mute, {userId, userName, group: '', untilMs}.
+   * Oneself is ApiError 3000, an unknown user 9100, more than 1000 mutes
+   * 4293 (HTTP 429); no user at all is ClientError 'no-recipient', seconds
+   * negative or not a number ClientError 'bad-duration' (nothing sent).
+   */
+  async muteUser(user, seconds = 0, { signal } = {}) {
+    const u = blockedUser(user);
+    return toMute(await this._request('POST', '/mutes', { json: muteBody({ user: u }, seconds), auth: true, signal }));
+  }
+
+  /**
+   * muteUser() for a group the caller is in (POST /mutes {group}): resolves
+   * to {userId: '', userName: '', group, untilMs}. A group it is not in is
+   * ApiError 4030, one that does not exist 9200 (HTTP 404); no group is
+   * ClientError 'no-group'.
+   */
+  async muteGroup(gid, seconds = 0, { signal } = {}) {
+    const g = mutedGroup(gid);
+    return toMute(await this._request('POST', '/mutes', { json: muteBody({ group: g }, seconds), auth: true, signal }));
+  }
+
+  /**
+   * Unmutes the conversation with a user (DELETE /mutes?user=; id or name)
+   * and resolves to it as a Mute with untilMs 0; one not muted is no
+   * error. The errors are muteUser()'s.
+   */
+  async unmuteUser(user, { signal } = {}) {
+    const u = blockedUser(user);
+    return { ...toMute(await this._request('DELETE', `/mutes?${new URLSearchParams({ user: u })}`, { auth: true, signal })), untilMs: 0 };
+  }
+
+  /** Unmutes a group (DELETE /mutes?group=); as unmuteUser(), the errors muteGroup()'s. */
+  async unmuteGroup(gid, { signal } = {}) {
+    const g = mutedGroup(gid);
+    return { ...toMute(await this._request('DELETE', `/mutes?${new URLSearchParams({ group: g })}`, { auth: true, signal })), untilMs: 0 };
+  }
 }
 
-// blockedUser is the user (id or name) a block or an unblock names.
+// blockedUser is the user (id or name) a block, an unblock, a mute or an
+// unmute names.
 function blockedUser(user) {
   const u = String(user ?? '').trim();
   if (!u) throw new ClientError(ClientError.NO_RECIPIENT, 'no user');
   return u;
+}
+
+// mutedGroup is the group a mute or an unmute names.
+function mutedGroup(gid) {
+  const g = String(gid ?? '').trim();
+  if (!g) throw new ClientError(ClientError.NO_GROUP, 'no group');
+  return g;
+}
+
+// muteBody is the body of POST /mutes for who ({user} or {group}) and
+// seconds: forSeconds rounded up (a positive fraction never becomes 0,
+// which would mean until unmuted), left out for 0 or none; anything but a
+// number >= 0 is ClientError 'bad-duration'.
+function muteBody(who, seconds) {
+  if (seconds === undefined || seconds === null) return who;
+  if (typeof seconds !== 'number' || !Number.isFinite(seconds) || seconds < 0) {
+    const what = typeof seconds === 'number' ? String(seconds) : `a ${typeof seconds}`;
+    throw new ClientError('bad-duration', `mute for ${what} seconds: want a number >= 0 (0: until unmuted)`);
+  }
+  const n = Math.ceil(seconds);
+  return n > 0 ? { ...who, forSeconds: n } : who;
+}
+
+function toMute(m) {
+  return { userId: String(m?.userId ?? ''), userName: String(m?.userName ?? ''), group: String(m?.group ?? ''), untilMs: num(m?.untilMs) };
 }
 
 /** The most msgIds one POST /history/delete takes (Api.deleteHistory sends more in several). */
@@ -2125,6 +2223,15 @@ export class Client extends EventTarget {
     // the watched users (userId → PresenceState), the last req_id handed
     // out, and the subscribe() calls waiting for their answer by req_id.
     this._pres = { sub: null, states: new Map(), req: 0, waiting: new Map() };
+    // Mutes (see "mutes" below): the muted conversations as last read
+    // ('u:<user id>' or 'g:<gid>' → Mute; null until anything is known),
+    // that list as last told (sorted, for what changed), whether a list came from the route yet, the count of reads and own
+    // changes (tick) and the read whose answer is in force (applied), the
+    // reads under way, the own changes answered (key → {n: the tick of
+    // the answer, mute: the Mute, or null for an unmute}) that a read asked
+    // before them must not undo, the automatic read done or under way, and
+    // the timer of the next mute to end.
+    this._mutes = { list: null, last: [], read: false, tick: 0, applied: 0, reading: new Set(), own: new Map(), auto: false, timer: null };
   }
 
   // ------------------------------------------------------------ events
@@ -2382,6 +2489,7 @@ export class Client extends EventTarget {
       connected: true,
     };
     this._emit('connected', { gateway: link.gateway });
+    this._autoReadMutes();
   }
 
   // _runLink starts reading l: the frames that came early first, then the
@@ -2506,6 +2614,8 @@ export class Client extends EventTarget {
     this._saveTimer = null;
     this._stateKey = '';
     this._failSubscribes(this._stopErr);
+    clearTimeout(this._mutes.timer);
+    this._mutes.timer = null;
     this._setState('stopped');
     this._emit('kicked', { reason, error: error || null, gateway });
   }
@@ -3515,6 +3625,184 @@ export class Client extends EventTarget {
     return this.api.unblock(user, opts);
   }
 
+  // ------------------------------------------------------------ mutes
+
+  /**
+   * The conversations this user muted (Api.mutes): [{userId, userName,
+   * group, untilMs}], users first, then groups, each by id. The answer
+   * replaces the list muted() consults (a 'mutes' event when that changed):
+   * call it to learn what the user's other devices muted or unmuted since
+   * (the route pushes no change). Of reads made at the same time the one
+   * asked last wins, and none undoes a change of this client's that was
+   * answered after it was asked.
+   */
+  mutes(opts) {
+    this._needLogin();
+    return this._readMutes(opts);
+  }
+
+  /**
+   * Mutes the conversation with a user, by id or name, for seconds (0 or
+   * absent: until unmuted) (Api.muteUser); muted() knows it at once (a
+   * 'mutes' event). Resolves to the Mute.
+   */
+  muteUser(user, seconds, opts) {
+    this._needLogin();
+    return this.api.muteUser(user, seconds, opts).then((m) => this._ownMute(m, true));
+  }
+
+  /** Mutes a group this user is in for seconds (0 or absent: until unmuted) (Api.muteGroup); as muteUser(). */
+  muteGroup(gid, seconds, opts) {
+    this._needLogin();
+    return this.api.muteGroup(gid, seconds, opts).then((m) => this._ownMute(m, true));
+  }
+
+  /** Unmutes the conversation with a user, by id or name (Api.unmuteUser); muted() knows at once. */
+  unmuteUser(user, opts) {
+    this._needLogin();
+    return this.api.unmuteUser(user, opts).then((m) => this._ownMute(m, false));
+  }
+
+  /** Unmutes a group (Api.unmuteGroup); muted() knows at once. */
+  unmuteGroup(gid, opts) {
+    this._needLogin();
+    return this.api.unmuteGroup(gid, opts).then((m) => this._ownMute(m, false));
+  }
+
+  /**
+   * The muted conversations as this client last read them (mutes(), the
+   * automatic read after the first login, its own mute and unmute
+   * answers), those ended left out: [{userId, userName, group, untilMs}],
+   * users first, then groups, each by id; [] before anything is known.
+   */
+  get muteList() {
+    return sortedMutes(this._mutes.list, Date.now());
+  }
+
+  /**
+   * Whether an app should stay quiet about message m (no sound, badge or
+   * desktop notification): its conversation is muted in the list this
+   * client read last, the mute not ended (untilMs 0, or after now), and it
+   * does not mention the user (mentionsMe). A private message's
+   * conversation is its other party: from, or to for the user's own
+   * (outgoing); a group message's its group. A broadcast belongs to none:
+   * never muted. False while no list is known.
+   */
+  muted(m) {
+    if (!m || m.broadcast) return false;
+    const me = this._info.userId || this.api.userId;
+    if (m.mentionsMe === true || (me && Array.isArray(m.mentions) && m.mentions.includes(me))) return false;
+    const now = Date.now();
+    if (m.group) return inForce(this._mutes.list?.get(`g:${m.group}`), now);
+    const peer = String((m.outgoing || (me && m.from === me) ? m.to : m.from) ?? '');
+    return inForce(this._muteOfUser(peer), now);
+  }
+
+  // _muteOfUser is the mute of the conversation with peer (an id, or a
+  // name, matched case-insensitively), or undefined.
+  _muteOfUser(peer) {
+    const list = this._mutes.list;
+    if (!peer || !list) return undefined;
+    const m = list.get(`u:${peer}`);
+    if (m || isUserId(peer)) return m;
+    const name = peer.toLowerCase();
+    for (const x of list.values()) if (x.userId && x.userName.toLowerCase() === name) return x;
+    return undefined;
+  }
+
+  // _autoReadMutes reads the list once after the first login (again after
+  // the next login when that read failed), so that muted() works without
+  // the app calling mutes().
+  _autoReadMutes() {
+    const M = this._mutes;
+    if (M.auto || this._closing) return;
+    M.auto = true;
+    // close() ends it (the client's life signal).
+    this._readMutes({ signal: this._life.signal }).catch((err) => {
+      M.auto = M.read;
+      if (!this._closing) this._log?.warn?.('gocim: reading the muted conversations failed:', err?.message || err);
+    });
+  }
+
+  async _readMutes(opts) {
+    const M = this._mutes;
+    const asked = ++M.tick;
+    M.reading.add(asked);
+    try {
+      const list = await this.api.mutes(opts);
+      if (asked > M.applied) {
+        M.applied = asked;
+        const next = new Map();
+        for (const m of list) {
+          const k = muteKey(m);
+          if (k) next.set(k, m);
+        }
+        // What this client changed after the read was asked stays.
+        for (const [k, o] of M.own) {
+          if (o.n < asked) continue;
+          if (o.mute) next.set(k, o.mute);
+          else next.delete(k);
+        }
+        const first = !M.read;
+        M.read = true;
+        this._putMutes(next, first);
+      }
+      return list;
+    } finally {
+      M.reading.delete(asked);
+      // Own changes older than every read under way matter no more.
+      const oldest = Math.min(...M.reading);
+      for (const [k, o] of M.own) if (o.n < oldest) M.own.delete(k);
+    }
+  }
+
+  // _ownMute applies this client's own mute (on) or unmute m and returns m.
+  _ownMute(m, on) {
+    const k = muteKey(m);
+    if (!k) return m;
+    const M = this._mutes;
+    const n = ++M.tick;
+    if (M.reading.size) M.own.set(k, { n, mute: on ? m : null });
+    const next = new Map(M.list || []);
+    if (on) next.set(k, m);
+    else next.delete(k);
+    this._putMutes(next, false);
+    return m;
+  }
+
+  // _putMutes makes next the list (the mutes ended left out) and emits
+  // 'mutes' when it changed (or always: the first list read), then sets
+  // the timer for the next mute to end.
+  _putMutes(next, always) {
+    const M = this._mutes;
+    const now = Date.now();
+    for (const [k, m] of next) if (!inForce(m, now)) next.delete(k);
+    M.list = next;
+    const after = sortedMutes(next, now);
+    const changed = !sameMutes(M.last, after);
+    M.last = after;
+    if (!this._closing && (always || changed)) this._emit('mutes', { mutes: sortedMutes(next, now) });
+    this._armMuteEnd();
+  }
+
+  // _armMuteEnd sets a timer for the next mute to end, which then leaves
+  // the list (a 'mutes' event).
+  _armMuteEnd() {
+    const M = this._mutes;
+    clearTimeout(M.timer);
+    M.timer = null;
+    if (this._closing || this._stopErr || !M.list) return;
+    let end = 0;
+    for (const m of M.list.values()) if (m.untilMs > 0 && (end === 0 || m.untilMs < end)) end = m.untilMs;
+    if (end === 0) return;
+    // setTimeout takes at most 2^31-1 ms (24.8 days): a longer wait is cut
+    // and the timer set again.
+    M.timer = setTimeout(() => {
+      M.timer = null;
+      this._putMutes(new Map(M.list), false);
+    }, Math.min(Math.max(0, end - Date.now() + 1), 0x7fffffff));
+  }
+
   // ------------------------------------------------------------ close
 
   /**
@@ -3577,6 +3865,8 @@ export class Client extends EventTarget {
     this._failSubscribes(new ClientError(ClientError.CLOSED, 'closed'));
     if (this._cur) this._cur.fail(new ClientError(ClientError.CLOSED, 'closed'));
     clearTimeout(this._controlTimer);
+    clearTimeout(this._mutes.timer);
+    this._mutes.timer = null;
     this._unlisten.forEach((f) => f());
     this._unlisten = [];
     if (gone) {
@@ -3701,6 +3991,35 @@ function persistRecord(r) {
   if (r.read) p.read = r.read;
   if (r.error) p.error = { code: r.error.code, text: r.error.text };
   return p;
+}
+
+// muteKey is the list's key of a Mute: 'u:<user id>' or 'g:<gid>' ('' for
+// neither).
+function muteKey(m) {
+  if (m.group) return `g:${m.group}`;
+  return m.userId ? `u:${m.userId}` : '';
+}
+
+// inForce: mute m holds at now (no end, or an end after now).
+function inForce(m, now) {
+  return !!m && (m.untilMs === 0 || m.untilMs > now);
+}
+
+// byId orders decimal ids as numbers (shorter first), then as text.
+function byId(a, b) {
+  return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
+}
+
+// sortedMutes is a copy of the mutes of list in force at now, as the route
+// orders them: users first, then groups, each by id.
+function sortedMutes(list, now) {
+  if (!list) return [];
+  const ms = [...list.values()].filter((m) => inForce(m, now)).map((m) => ({ ...m }));
+  return ms.sort((a, b) => (a.group ? 1 : 0) - (b.group ? 1 : 0) || (a.group ? byId(a.group, b.group) : byId(a.userId, b.userId)));
+}
+
+function sameMutes(a, b) {
+  return a.length === b.length && a.every((m, i) => m.userId === b[i].userId && m.userName === b[i].userName && m.group === b[i].group && m.untilMs === b[i].untilMs);
 }
 
 function subscribeFrame(req, sub) {

@@ -34,6 +34,10 @@ class Cluster {
     this.sessionsEnded = 0; // what they answer as the other sessions ended
     this.blocked = new Map(); // GET/POST/DELETE /blocks: user id → name, of ann's blocks
     this.blockLimit = 1000; // the most /blocks keeps
+    this.muted = new Map(); // GET/POST/DELETE /mutes: 'u:<id>' or 'g:<gid>' → the mute's JSON, of ann's mutes
+    this.muteLimit = 1000; // the most /mutes keeps
+    this.mutesGate = null; // a promise the next GET /mutes waits for, after it read the list
+    this.mutesError = null; // {status, code, message} for the next GET /mutes
     this.deleteGate = null; // a promise POST /account/delete waits for before it is answered
     this.deleteRefusal = null; // {status, code, message, retryAfter} for the next POST /account/delete
     this.accountsDeleted = 0; // POST /account/delete answered OK
@@ -130,6 +134,53 @@ class Cluster {
         }
         return reply(200, 9000, { userId: who[0], userName: who[1] });
       }
+      if (u.pathname === '/mutes') {
+        // As the route: the latest session's bearer; users by id or name,
+        // ann's groups 5 (a member) and 6 (not); ends in unix ms.
+        if (init.headers?.Authorization !== `Bearer acc${cluster.logins}`) return reply(401, 4010, null, 'unauthorized');
+        const method = init.method || 'GET';
+        const now = Date.now();
+        if (method === 'GET') {
+          const inForce = [...cluster.muted.values()].filter((m) => m.untilMs === 0 || m.untilMs > now);
+          const key = (m) => [m.group ? 1 : 0, Number(m.group || m.userId)];
+          const mutes = inForce.sort((a, b) => key(a)[0] - key(b)[0] || key(a)[1] - key(b)[1]).map((m) => ({ ...m }));
+          if (cluster.mutesGate) {
+            const gate = cluster.mutesGate;
+            cluster.mutesGate = null;
+            await gate;
+          }
+          if (cluster.mutesError) {
+            const e = cluster.mutesError;
+            cluster.mutesError = null;
+            return reply(e.status, e.code, null, e.message);
+          }
+          return reply(200, 9000, { mutes });
+        }
+        const req = method === 'POST' ? JSON.parse(init.body || '{}') : Object.fromEntries(u.searchParams);
+        if (!req.user === !req.group) return reply(400, 3000, null, 'bad argument: a user or a group');
+        let m;
+        if (req.group) {
+          if (req.group === '6') return reply(403, 4030, null, 'forbidden: not a member of the group');
+          if (req.group !== '5') return reply(404, 9200, null, 'no such group');
+          m = { group: req.group, untilMs: 0 };
+        } else {
+          const who = cluster.users.find(([id, name]) => req.user === id || req.user === name);
+          if (!who) return reply(401, 9100, null, 'bad account: no such user');
+          if (who[0] === '7') return reply(400, 3000, null, 'bad argument: cannot mute yourself');
+          m = { userId: who[0], userName: who[1], untilMs: 0 };
+        }
+        const k = m.group ? `g:${m.group}` : `u:${m.userId}`;
+        if (method === 'DELETE') {
+          cluster.muted.delete(k);
+          return reply(200, 9000, m);
+        }
+        if (method !== 'POST') return reply(405, 3000, null, 'method not allowed');
+        if (req.forSeconds < 0) return reply(400, 3000, null, 'bad argument: a mute lasts 0 (until unmuted) or more');
+        if (!cluster.muted.has(k) && cluster.muted.size >= cluster.muteLimit) return reply(429, 4293, null, 'quota exceeded: too many mutes');
+        if (req.forSeconds > 0 && req.forSeconds <= 366 * 86400) m.untilMs = now + req.forSeconds * 1000;
+        cluster.muted.set(k, m);
+        return reply(200, 9000, m);
+      }
       if (u.pathname === '/history/delete') return reply(200, 9000, null);
       if (u.pathname === '/history' && cluster.historyAnswer) return reply(200, 9000, cluster.historyAnswer);
       if (u.pathname === '/history') {
@@ -217,7 +268,7 @@ function newClient(cluster, opts = {}) {
     ...opts,
   });
   const events = [];
-  for (const t of ['state', 'connected', 'disconnected', 'synced', 'message', 'reaction', 'receipt', 'readelsewhere', 'status', 'error', 'retrying', 'presence', 'typing', 'kicked', 'resume', 'closed']) {
+  for (const t of ['state', 'connected', 'disconnected', 'synced', 'message', 'reaction', 'receipt', 'readelsewhere', 'status', 'error', 'retrying', 'presence', 'typing', 'kicked', 'resume', 'mutes', 'closed']) {
     c.on(t, (d) => events.push({ t, d }));
   }
   c.events = events;
@@ -1566,6 +1617,343 @@ test('a message to a user one blocked: ERROR 4030 makes it failed, with the rout
   ws.drop();
   const ws2 = await cl.accept();
   assert.equal(ws2.of('MSG').length, 0);
+  await c.close();
+});
+
+// ------------------------------------------------------------ mutes
+
+// muteCalls are the /mutes calls made so far.
+function muteCalls(cl) {
+  return cl.calls.filter((x) => x.path === '/mutes');
+}
+
+// A message from bob (or as extra says) as 'message' events give it.
+function muteMsg(extra = {}) {
+  return { msgId: 'm1', from: '8', fromName: 'bob', to: '7', group: '', broadcast: false, mentions: [], mentionsMe: false, outgoing: false, ...extra };
+}
+
+test('Api.muteUser, muteGroup, unmuteUser, unmuteGroup and mutes: /mutes with the bearer, the answers parsed', async () => {
+  const cl = new Cluster();
+  const api = new Api('http://route', { fetch: cl.fetch });
+  await api.login('ann', 'secret1');
+
+  // Until unmuted: no forSeconds.
+  assert.deepEqual(await api.muteUser('bob'), { userId: '8', userName: 'bob', group: '', untilMs: 0 });
+  const post = muteCalls(cl)[0];
+  assert.equal(post.method, 'POST');
+  assert.equal(post.path, '/mutes');
+  assert.equal(post.search, '');
+  assert.equal(post.headers.Authorization, 'Bearer acc1');
+  assert.equal(post.headers['Content-Type'], 'application/json');
+  assert.deepEqual(JSON.parse(post.body), { user: 'bob' });
+  assert.deepEqual(JSON.parse(muteCalls(cl).at(-1).body), { user: 'bob' });
+  await api.muteUser('bob', 0);
+  assert.deepEqual(JSON.parse(muteCalls(cl).at(-1).body), { user: 'bob' }, '0: until unmuted');
+
+  // For a while: whole seconds, rounded up; the end comes back in unix ms.
+  const before = Date.now();
+  const carol = await api.muteUser(' 9 ', 3600);
+  assert.deepEqual(JSON.parse(muteCalls(cl).at(-1).body), { user: '9', forSeconds: 3600 });
+  assert.equal(carol.userId, '9');
+  assert.equal(carol.userName, 'carol');
+  assert.equal(carol.group, '');
+  assert.ok(carol.untilMs >= before + 3600_000 && carol.untilMs <= Date.now() + 3600_000, `untilMs ${carol.untilMs}`);
+  await api.muteUser('d.e-f_g', 0.2);
+  assert.deepEqual(JSON.parse(muteCalls(cl).at(-1).body), { user: 'd.e-f_g', forSeconds: 1 }, 'a fraction of a second is not 0');
+
+  // A group, by id (a number too).
+  const g = await api.muteGroup('5', 60);
+  assert.deepEqual(JSON.parse(muteCalls(cl).at(-1).body), { group: '5', forSeconds: 60 });
+  assert.equal(muteCalls(cl).at(-1).headers.Authorization, 'Bearer acc1');
+  assert.deepEqual({ ...g, untilMs: g.untilMs > 0 }, { userId: '', userName: '', group: '5', untilMs: true });
+  assert.deepEqual(await api.muteGroup(5), { userId: '', userName: '', group: '5', untilMs: 0 });
+  assert.deepEqual(JSON.parse(muteCalls(cl).at(-1).body), { group: '5' });
+
+  // The list, as the route orders it: users by id, then groups.
+  const list = await api.mutes();
+  const get = muteCalls(cl).at(-1);
+  assert.equal(get.method, 'GET');
+  assert.equal(get.search, '');
+  assert.equal(get.headers.Authorization, 'Bearer acc1');
+  assert.equal(get.body, undefined);
+  assert.deepEqual(list.map((m) => m.userId || `g${m.group}`), ['8', '9', '12', 'g5']);
+  assert.deepEqual(list[0], { userId: '8', userName: 'bob', group: '', untilMs: 0 });
+  assert.deepEqual(list[1], carol);
+  assert.deepEqual(list[3], { userId: '', userName: '', group: '5', untilMs: 0 });
+  // Numbers as strings or numbers, fields left out: all four always there.
+  api._fetch = async () => new Response(JSON.stringify({ code: 9000, message: '', data: { mutes: [{ userId: 21, userName: 'zed', untilMs: '1700000000000' }, { group: 30 }, { userId: '3' }] } }), { status: 200 });
+  assert.deepEqual(await api.mutes(), [
+    { userId: '21', userName: 'zed', group: '', untilMs: 1700000000000 },
+    { userId: '', userName: '', group: '30', untilMs: 0 },
+    { userId: '3', userName: '', group: '', untilMs: 0 },
+  ]);
+  api._fetch = async () => new Response(JSON.stringify({ code: 9000, message: '', data: null }), { status: 200 });
+  assert.deepEqual(await api.mutes(), []);
+  api._fetch = cl.fetch;
+
+  // Unmute: DELETE /mutes?user= or ?group=, the conversation with untilMs 0;
+  // not muted is no error.
+  assert.deepEqual(await api.unmuteUser('9'), { userId: '9', userName: 'carol', group: '', untilMs: 0 });
+  const del = muteCalls(cl).at(-1);
+  assert.equal(del.method, 'DELETE');
+  assert.equal(del.search, '?user=9');
+  assert.equal(del.headers.Authorization, 'Bearer acc1');
+  assert.equal(del.body, undefined);
+  assert.deepEqual(await api.unmuteUser('9'), { userId: '9', userName: 'carol', group: '', untilMs: 0 });
+  assert.deepEqual(await api.unmuteGroup('5'), { userId: '', userName: '', group: '5', untilMs: 0 });
+  assert.equal(muteCalls(cl).at(-1).search, '?group=5');
+  assert.deepEqual(await api.unmuteUser('d.e-f_g'), { userId: '12', userName: 'd.e-f_g', group: '', untilMs: 0 });
+  assert.deepEqual((await api.mutes()).map((m) => m.userId), ['8']);
+  // A name that needs escaping stays one parameter.
+  await assert.rejects(api.unmuteUser('a&b c?d=e'), (e) => e instanceof ApiError && e.code === Codes.BadAccount);
+  assert.equal(new URLSearchParams(muteCalls(cl).at(-1).search).get('user'), 'a&b c?d=e');
+  assert.deepEqual([...new URLSearchParams(muteCalls(cl).at(-1).search).keys()], ['user']);
+});
+
+test('Api mutes: refusals are ApiErrors with the route\'s code; no user, no group or a bad duration is refused at once', async () => {
+  const cl = new Cluster();
+  const api = new Api('http://route', { fetch: cl.fetch });
+  await api.login('ann', 'secret1');
+  await assert.rejects(api.muteUser('nobody'), (e) => e instanceof ApiError && e.code === Codes.BadAccount && e.httpStatus === 401);
+  await assert.rejects(api.unmuteUser('nobody'), (e) => e instanceof ApiError && e.code === Codes.BadAccount);
+  await assert.rejects(api.muteUser('ann'), (e) => e instanceof ApiError && e.code === Codes.BadArgument && e.httpStatus === 400);
+  await assert.rejects(api.muteGroup('6'), (e) => e instanceof ApiError && e.code === Codes.Forbidden && e.httpStatus === 403);
+  await assert.rejects(api.muteGroup('99', 60), (e) => e instanceof ApiError && e.code === Codes.NoGroup && e.httpStatus === 404);
+  await assert.rejects(api.unmuteGroup('99'), (e) => e instanceof ApiError && e.code === Codes.NoGroup);
+  cl.muteLimit = 1;
+  await api.muteUser('bob');
+  await assert.rejects(api.muteUser('carol'), (e) => e instanceof ApiError && e.code === Codes.QuotaExceeded && e.httpStatus === 429);
+  assert.deepEqual(await api.muteUser('bob', 60).then((m) => m.userId), '8', 'muted already: no quota needed');
+  const made = muteCalls(cl).length;
+  for (const none of ['', '  ', null, undefined]) {
+    await assert.rejects(api.muteUser(none), (e) => e instanceof ClientError && e.reason === ClientError.NO_RECIPIENT);
+    await assert.rejects(api.unmuteUser(none), (e) => e instanceof ClientError && e.reason === ClientError.NO_RECIPIENT);
+    await assert.rejects(api.muteGroup(none), (e) => e instanceof ClientError && e.reason === ClientError.NO_GROUP);
+    await assert.rejects(api.unmuteGroup(none), (e) => e instanceof ClientError && e.reason === ClientError.NO_GROUP);
+  }
+  for (const bad of [-1, -0.5, NaN, Infinity, '60', {}, true, 10n]) {
+    await assert.rejects(api.muteUser('bob', bad), (e) => e instanceof ClientError && e.reason === 'bad-duration', `seconds ${typeof bad} ${String(bad)}`);
+    await assert.rejects(api.muteGroup('5', bad), (e) => e instanceof ClientError && e.reason === 'bad-duration');
+  }
+  assert.equal(muteCalls(cl).length, made, 'nothing sent for a call refused at once');
+  // Without a login: the route refuses the missing bearer.
+  const anon = new Api('http://route', { fetch: cl.fetch });
+  await assert.rejects(anon.mutes(), (e) => e instanceof ApiError && e.code === Codes.Unauthorized && e.httpStatus === 401);
+  assert.equal(muteCalls(cl).at(-1).headers.Authorization, undefined);
+});
+
+test('the Client reads the muted conversations once after its first login and tells them as a mutes event', async (t) => {
+  const cl = new Cluster();
+  cl.muted.set('g:5', { group: '5', untilMs: 0 });
+  cl.muted.set('u:8', { userId: '8', userName: 'bob', untilMs: 0 });
+  const c = newClient(cl);
+  t.after(() => c.close());
+  assert.deepEqual(c.muteList, []);
+  assert.equal(c.muted(muteMsg()), false, 'nothing known before the login');
+  const p = c.start();
+  await cl.accept();
+  await p;
+  await until(() => c.of('mutes').length === 1, 'the mutes event');
+  const gets = muteCalls(cl);
+  assert.equal(gets.length, 1);
+  assert.equal(gets[0].method, 'GET');
+  assert.equal(gets[0].headers.Authorization, 'Bearer acc1');
+  const want = [{ userId: '8', userName: 'bob', group: '', untilMs: 0 }, { userId: '', userName: '', group: '5', untilMs: 0 }];
+  assert.deepEqual(c.of('mutes')[0], { mutes: want });
+  assert.deepEqual(c.muteList, want);
+  assert.equal(c.muted(muteMsg()), true);
+  assert.equal(c.muted(muteMsg({ group: '5', to: '' })), true);
+
+  // Not again after a reconnect (the list is kept), nor is an unchanged
+  // list told again.
+  cl.ws.drop();
+  await cl.accept();
+  await until(() => c.state === 'online', 'online again');
+  await sleep(20);
+  assert.equal(muteCalls(cl).length, 1);
+  assert.equal(c.muted(muteMsg()), true);
+  assert.deepEqual(await c.mutes(), want);
+  assert.equal(c.of('mutes').length, 1, 'the same list: no event');
+  // Another device unmuted bob: the next mutes() learns it.
+  cl.muted.delete('u:8');
+  await c.mutes();
+  assert.deepEqual(c.of('mutes').at(-1), { mutes: [want[1]] });
+  assert.equal(c.muted(muteMsg()), false);
+  await c.close();
+});
+
+test('the Client tells an empty list too; a first read that failed is made again after the next login', async (t) => {
+  const cl = new Cluster();
+  cl.mutesError = { status: 503, code: Codes.Unavailable, message: 'unavailable' };
+  const c = newClient(cl);
+  t.after(() => c.close());
+  const p = c.start();
+  await cl.accept();
+  await p;
+  await until(() => muteCalls(cl).length === 1, 'the first read');
+  await sleep(20);
+  assert.equal(c.of('mutes').length, 0, 'no list, no event');
+  assert.equal(c.state, 'online', 'a failed read leaves the link alone');
+  cl.ws.drop();
+  await cl.accept();
+  await until(() => c.of('mutes').length === 1, 'the list after the next login');
+  assert.deepEqual(c.of('mutes')[0], { mutes: [] });
+  assert.equal(muteCalls(cl).length, 2);
+  assert.equal(muteCalls(cl)[1].headers.Authorization, 'Bearer acc2');
+  cl.ws.drop();
+  await cl.accept();
+  await until(() => c.state === 'online', 'online again');
+  await sleep(20);
+  assert.equal(muteCalls(cl).length, 2, 'read: not again');
+  await c.close();
+});
+
+test('Client.muteUser, muteGroup, unmuteUser and unmuteGroup: muted() knows at once, each change a mutes event', async (t) => {
+  const cl = new Cluster();
+  const idle = newClient(cl);
+  for (const call of [() => idle.mutes(), () => idle.muteUser('bob'), () => idle.muteGroup('5'), () => idle.unmuteUser('bob'), () => idle.unmuteGroup('5')]) {
+    assert.throws(call, (e) => e instanceof ClientError && e.reason === ClientError.NOT_LOGGED_IN);
+  }
+  assert.equal(muteCalls(cl).length, 0);
+
+  const c = await started(cl);
+  t.after(() => c.close());
+  await until(() => c.of('mutes').length === 1, 'the first list');
+  assert.deepEqual(c.of('mutes')[0], { mutes: [] });
+
+  const bob = await c.muteUser('bob');
+  assert.deepEqual(bob, { userId: '8', userName: 'bob', group: '', untilMs: 0 });
+  assert.deepEqual(c.of('mutes').at(-1), { mutes: [bob] });
+  assert.equal(c.muted(muteMsg()), true);
+  assert.equal(c.muted(muteMsg({ from: '9', fromName: 'carol' })), false);
+  const g = await c.muteGroup('5', 3600);
+  assert.equal(g.group, '5');
+  assert.ok(g.untilMs > Date.now());
+  assert.deepEqual(c.of('mutes').at(-1), { mutes: [bob, g] });
+  assert.deepEqual(c.muteList, [bob, g]);
+  assert.equal(c.muted(muteMsg({ group: '5', to: '', from: '9' })), true);
+  assert.equal(c.muted(muteMsg({ group: '4', to: '', from: '8' })), false, 'bob in another group: the group is not muted');
+  // Muting again replaces the end.
+  const bob2 = await c.muteUser('8', 60);
+  assert.ok(bob2.untilMs > 0);
+  assert.deepEqual(c.of('mutes').at(-1), { mutes: [bob2, g] });
+
+  // A refusal changes nothing.
+  const n = c.of('mutes').length;
+  await assert.rejects(c.muteUser('ann'), (e) => e instanceof ApiError && e.code === Codes.BadArgument);
+  await assert.rejects(c.muteGroup('6'), (e) => e instanceof ApiError && e.code === Codes.Forbidden);
+  await assert.rejects(c.muteUser('bob', -5), (e) => e instanceof ClientError && e.reason === 'bad-duration');
+  assert.equal(c.of('mutes').length, n);
+  assert.deepEqual(c.muteList, [bob2, g]);
+
+  assert.deepEqual(await c.unmuteUser('bob'), { userId: '8', userName: 'bob', group: '', untilMs: 0 });
+  assert.deepEqual(c.of('mutes').at(-1), { mutes: [g] });
+  assert.equal(c.muted(muteMsg()), false);
+  assert.deepEqual(await c.unmuteGroup(5), { userId: '', userName: '', group: '5', untilMs: 0 });
+  assert.deepEqual(c.of('mutes').at(-1), { mutes: [] });
+  assert.equal(c.muted(muteMsg({ group: '5', to: '' })), false);
+  // Unmuting what is not muted: no change, no event.
+  await c.unmuteGroup('5');
+  assert.equal(c.of('mutes').length, n + 2);
+  assert.deepEqual(muteCalls(cl).map((x) => `${x.method} ${x.search}`), ['GET ', 'POST ', 'POST ', 'POST ', 'POST ', 'POST ', 'DELETE ?user=bob', 'DELETE ?group=5', 'DELETE ?group=5']);
+  for (const x of muteCalls(cl)) assert.equal(x.headers.Authorization, `Bearer ${c.api.accessToken}`);
+  assert.equal(c.state, 'online');
+  await c.close();
+});
+
+test('muted(): the conversation of a message per the list, not when it mentions the user, not after the mute ended', async (t) => {
+  const cl = new Cluster();
+  const soon = Date.now() + 300;
+  cl.muted.set('u:8', { userId: '8', userName: 'bob', untilMs: 0 });
+  cl.muted.set('u:9', { userId: '9', userName: 'carol', untilMs: soon });
+  cl.muted.set('g:5', { group: '5', untilMs: 0 });
+  cl.muted.set('u:12', { userId: '12', userName: 'd.e-f_g', untilMs: Date.now() - 1 }); // ended: the route leaves it out
+  const c = await started(cl);
+  t.after(() => c.close());
+  await until(() => c.of('mutes').length === 1, 'the list');
+  assert.deepEqual(c.of('mutes')[0].mutes.map((m) => m.userId || `g${m.group}`), ['8', '9', 'g5']);
+
+  // Private: the other party, from (or to for the user's own copy).
+  assert.equal(c.muted(muteMsg()), true, 'from bob');
+  assert.equal(c.muted(muteMsg({ from: '9', fromName: 'carol' })), true, 'from carol, until soon');
+  assert.equal(c.muted(muteMsg({ from: '12' })), false, 'ended');
+  assert.equal(c.muted(muteMsg({ from: '7', to: '8', outgoing: true })), true, "the user's own to bob, from another device");
+  assert.equal(c.muted(muteMsg({ from: '7', to: '12', outgoing: true })), false);
+  assert.equal(c.muted(muteMsg({ from: 'Bob' })), true, 'a peer by name, any case');
+  assert.equal(c.muted(muteMsg({ from: '0', fromName: 'system' })), false);
+  // Groups: the group, whoever sent it; a mention of the user is never muted.
+  assert.equal(c.muted(muteMsg({ group: '5', to: '', from: '12' })), true);
+  assert.equal(c.muted(muteMsg({ group: '5', to: '', mentions: ['9'], mentionsMe: false })), true, 'mentions somebody else');
+  assert.equal(c.muted(muteMsg({ group: '5', to: '', mentions: ['9', '7'], mentionsMe: true })), false, 'mentions the user');
+  assert.equal(c.muted({ group: '5', from: '8', mentions: ['7'] }), false, 'mentions the user (the ids alone)');
+  assert.equal(c.muted(muteMsg({ group: '6', to: '' })), false);
+  // A broadcast belongs to no conversation.
+  assert.equal(c.muted(muteMsg({ broadcast: true, to: '' })), false);
+  assert.equal(c.muted(null), false);
+
+  // A live message and a reaction, as the events give them.
+  cl.ws.push(syncAnswer(0, 0, 0));
+  cl.ws.push(msg(1, 'hi', { msgId: 'x1' }));
+  cl.ws.push(msg(2, 'lunch @ann?', { msgId: 'x2', group: '5', to: '', mentions: ['7'] }));
+  cl.ws.push(msg(3, 'lunch?', { msgId: 'x3', group: '5', to: '' }));
+  const [hi, lunch, plain] = c.of('message');
+  assert.equal(c.muted(hi), true);
+  assert.equal(lunch.mentionsMe, true);
+  assert.equal(c.muted(lunch), false);
+  assert.equal(c.muted(plain), true);
+
+  // carol's mute ends: muted() says so at once, and the list drops it (a
+  // mutes event) when it does.
+  await until(() => Date.now() > soon, 'the end of the mute');
+  assert.equal(c.muted(muteMsg({ from: '9' })), false);
+  await until(() => c.of('mutes').length === 2, 'the mutes event of the end');
+  assert.deepEqual(c.of('mutes')[1].mutes.map((m) => m.userId || `g${m.group}`), ['8', 'g5']);
+  assert.deepEqual(c.muteList.map((m) => m.userId || `g${m.group}`), ['8', 'g5']);
+  await c.close();
+});
+
+test('a read of the list asked before one of the client\'s own changes was answered does not undo it; the read asked last wins', async (t) => {
+  const cl = new Cluster();
+  const c = await started(cl);
+  t.after(() => c.close());
+  await until(() => c.of('mutes').length === 1, 'the first list');
+
+  // A read under way (its answer taken before the mute), then a mute.
+  let open;
+  cl.mutesGate = new Promise((r) => (open = r));
+  const read = c.mutes();
+  await until(() => muteCalls(cl).length === 2, 'the read asked');
+  const bob = await c.muteUser('bob');
+  assert.equal(c.muted(muteMsg()), true);
+  open();
+  assert.deepEqual(await read, [], 'the answer as the route gave it');
+  assert.equal(c.muted(muteMsg()), true, 'the mute stays');
+  assert.deepEqual(c.muteList, [bob]);
+
+  // The same for an unmute.
+  cl.mutesGate = new Promise((r) => (open = r));
+  const read2 = c.mutes();
+  await until(() => muteCalls(cl).length === 4, 'the read asked');
+  await c.unmuteUser('8');
+  open();
+  assert.deepEqual(await read2, [bob]);
+  assert.equal(c.muted(muteMsg()), false, 'the unmute stays');
+  assert.deepEqual(c.muteList, []);
+
+  // Two reads: the one asked first answers last and is dropped.
+  cl.muted.set('u:9', { userId: '9', userName: 'carol', untilMs: 0 });
+  cl.mutesGate = new Promise((r) => (open = r));
+  const older = c.mutes();
+  await until(() => muteCalls(cl).length === 6, 'the older read asked');
+  cl.muted.delete('u:9'); // another device unmuted carol meanwhile
+  assert.deepEqual(await c.mutes(), []);
+  open();
+  assert.equal((await older).length, 1);
+  assert.equal(c.muted(muteMsg({ from: '9' })), false, 'the newer read stands');
+  // A later own change is not undone by a read asked even later either.
+  await c.muteUser('carol');
+  await c.mutes();
+  assert.equal(c.muted(muteMsg({ from: '9' })), true);
   await c.close();
 });
 
