@@ -180,6 +180,7 @@ func New(cfg config.Config, logger *slog.Logger) (*App, error) {
 			InvitesPerHour: cfg.InvitesPerHour, UploadQuota: cfg.UploadQuota,
 			GroupsPerHour: cfg.GroupsPerHour, GroupsPerUser: cfg.GroupsPerUser,
 			GroupCopiesPerSecond: cfg.GroupCopiesRate, GroupCopiesBurst: cfg.GroupCopiesBurst,
+			GroupPushesPerSecond: cfg.GroupPushRate, GroupPushesBurst: cfg.GroupPushBurst,
 		},
 		Limiters: limiters,
 		// /onlineUser reads every online user's route: at most once per

@@ -138,6 +138,8 @@ type Config struct {
 	GroupsPerUser    int           // groups one user may be a member of (owned included), 1..1000
 	GroupCopiesRate  float64       // inbox copies per second one user's messages to groups without a timeline may store; 0: no limit
 	GroupCopiesBurst int           // bucket size of GroupCopiesRate (at least --group-max-members)
+	GroupPushRate    float64       // deliveries per second one user's messages to groups with a timeline may cause; 0: no limit
+	GroupPushBurst   int           // bucket size of GroupPushRate (at least --group-max-members)
 	UploadRate       float64       // uploads per second per user; 0: no limit
 	UploadBurst      int           // bucket size of UploadRate
 	UploadQuota      int64         // bytes one user may upload per day; 0: no limit
@@ -221,6 +223,8 @@ func Default() Config {
 		GroupsPerUser:    1000,
 		GroupCopiesRate:  2000,
 		GroupCopiesBurst: 20000,
+		GroupPushRate:    20000,
+		GroupPushBurst:   1000000,
 		UploadRate:       0.2,
 		UploadBurst:      10,
 		UploadQuota:      1 << 30,
@@ -318,6 +322,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.GroupsPerHour, "groups-per-hour", c.GroupsPerHour, "groups one user may create per hour (all at once at most); more get 429/4293 (0: no limit)")
 	fs.Float64Var(&c.GroupCopiesRate, "group-copies-rate", c.GroupCopiesRate, "inbox copies per second one user's messages to groups below --group-timeline-min may store (one per member); beyond --group-copies-burst a message gets ERROR 4293 (0: no limit)")
 	fs.IntVar(&c.GroupCopiesBurst, "group-copies-burst", c.GroupCopiesBurst, "inbox copies one user's group messages may store at once before --group-copies-rate applies (at least --group-max-members)")
+	fs.Float64Var(&c.GroupPushRate, "group-push-rate", c.GroupPushRate, "deliveries per second one user's messages to groups of at least --group-timeline-min may cause (one per member but the sender); beyond --group-push-burst a message gets ERROR 4293 (0: no limit)")
+	fs.IntVar(&c.GroupPushBurst, "group-push-burst", c.GroupPushBurst, "deliveries one user's messages to large groups may cause at once before --group-push-rate applies (at least --group-max-members)")
 	fs.IntVar(&c.GroupsPerUser, "max-groups-per-user", c.GroupsPerUser, "groups one user may be a member of, owned ones included (1..1000: a login's SYNC lists at most 1000); creating or joining one more gets 429/4293")
 	fs.Float64Var(&c.UploadRate, "upload-rate", c.UploadRate, "uploads per second per user; more get 429/4293 (0: no limit)")
 	fs.IntVar(&c.UploadBurst, "upload-burst", c.UploadBurst, "uploads allowed at once before --upload-rate applies")
@@ -526,6 +532,12 @@ func (c *Config) validateLimits(bad func(string, ...any)) {
 	}
 	if c.GroupCopiesRate > 0 && c.GroupCopiesBurst < c.GroupMaxMembers {
 		bad("--group-copies-burst %d: must be at least --group-max-members %d (a message to a full group must fit)", c.GroupCopiesBurst, c.GroupMaxMembers)
+	}
+	if c.GroupPushRate < 0 {
+		bad("--group-push-rate %v: must be >= 0 (0 turns the limit off)", c.GroupPushRate)
+	}
+	if c.GroupPushRate > 0 && c.GroupPushBurst < c.GroupMaxMembers {
+		bad("--group-push-burst %d: must be at least --group-max-members %d (a message to a full group must fit)", c.GroupPushBurst, c.GroupMaxMembers)
 	}
 	if c.GroupsPerUser < 1 || c.GroupsPerUser > 1000 {
 		bad("--max-groups-per-user %d: want 1..1000 (a login's SYNC lists at most 1000 groups)", c.GroupsPerUser)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gocim/gocim/cim-route/internal/errs"
 	"github.com/gocim/gocim/cim-route/internal/model"
+	"github.com/gocim/gocim/cim-route/internal/ratelimit"
 	"github.com/gocim/gocim/proto/cimpb"
 	"github.com/gocim/gocim/proto/codes"
 )
@@ -120,25 +121,38 @@ func (j *job) loadGroups(ctx context.Context) error {
 			it.group.echo = in && j.r.devices() && !it.system
 		}
 	}
-	return j.chargeCopies(ctx)
+	return j.chargeGroups(ctx)
 }
 
-// chargeCopies takes each message to a group without a timeline from its
-// sender's budget of inbox copies (Limits.GroupCopiesPerSecond), one per
-// recipient: such a message is stored once per member, so one user at
-// --msg-rate could otherwise store thousands of entries a second. A
+// chargeGroups takes each message to a group from its sender's budgets, one
+// unit per recipient: a group without a timeline stores the message once
+// per member (Limits.GroupCopiesPerSecond), so one user at --msg-rate could
+// otherwise store thousands of entries a second; a group with one stores it
+// once but delivers it to every member (Limits.GroupPushesPerSecond), so
+// one member of a 5,000-member group at --msg-rate could otherwise make
+// 100,000 deliveries a second, a large part of what the cluster delivers.
+// Applications' and the system's messages are not charged.
+func (j *job) chargeGroups(ctx context.Context) error {
+	if err := j.charge(ctx, j.r.copies, false, "too many group messages for now: each is stored for every member; send fewer"); err != nil {
+		return err
+	}
+	return j.charge(ctx, j.r.pushes, true, "too many messages to large groups for now: each goes to every member; send fewer")
+}
+
+// charge takes the batch's messages to groups with (timeline) or without a
+// timeline from their senders' budgets in lim, one unit per recipient. A
 // sender's messages of the batch are charged at once (one Redis call), one
 // by one only when together they are over. A message over the budget fails
-// for good (4293; a retry later could overtake the sender's next messages to
-// the group). Applications' and the system's messages are not charged.
-func (j *job) chargeCopies(ctx context.Context) error {
-	if j.r.copies == nil {
+// for good with text (4293; a retry later could overtake the sender's next
+// messages to the group).
+func (j *job) charge(ctx context.Context, lim *ratelimit.Limiter, timeline bool, text string) error {
+	if lim == nil {
 		return nil
 	}
 	var senders []string
 	bySender := map[string][]*outgoing{}
 	for _, it := range j.groups {
-		if it.code != 0 || it.group.timeline || it.anyone || it.system || len(it.group.recipients) == 0 {
+		if it.code != 0 || it.group.timeline != timeline || it.anyone || it.system || len(it.group.recipients) == 0 {
 			continue
 		}
 		if bySender[it.from] == nil {
@@ -147,7 +161,7 @@ func (j *job) chargeCopies(ctx context.Context) error {
 		bySender[it.from] = append(bySender[it.from], it)
 	}
 	take := func(n int, uid string) (bool, error) {
-		wait, err := j.r.copies.AllowN(ctx, n, uid)
+		wait, err := lim.AllowN(ctx, n, uid)
 		if err != nil {
 			return false, fmt.Errorf("%w: %v", errs.ErrUnavailable, err)
 		}
@@ -173,7 +187,7 @@ func (j *job) chargeCopies(ctx context.Context) error {
 				}
 			}
 			if !ok {
-				it.fail(codes.QuotaExceeded, "too many group messages for now: each is stored for every member; send fewer")
+				it.fail(codes.QuotaExceeded, text)
 			}
 		}
 	}

@@ -773,3 +773,34 @@ func TestGroupCopiesBudget(t *testing.T) {
 	// bob's budget is his own.
 	sentIDs(t, e.uplink(bob, groupFrame(1, "x1", small)))
 }
+
+// TestGroupPushBudget: a message to a group with a timeline costs its
+// sender one delivery per recipient from --group-push-rate: over the burst
+// it is refused with 4293 and nothing is stored; a reaction costs the same;
+// groups without a timeline, applications and other senders are not
+// charged.
+func TestGroupPushBudget(t *testing.T) {
+	e := newEnv(t, PolicyKick, 1, func(c *Config) {
+		c.Limits.GroupPushesPerSecond, c.Limits.GroupPushesBurst = 0.001, 7
+		c.GroupTimelineMin = 4
+	})
+	alice, bob, carol, dave := e.connect("alice"), e.connect("bob"), e.connect("carol"), e.connect("dave")
+	small := e.newGroup(alice, "small", bob, carol)   // 2 recipients, copies: not charged here
+	big := e.newGroup(alice, "big", bob, carol, dave) // 3 recipients a message
+	ans := e.uplink(alice, groupFrame(1, "b1", big), groupFrame(2, "b2", big), groupFrame(3, "b3", big))
+	if len(ans) != 3 || ans[2].Frame.GetError().GetCode() != int32(codes.QuotaExceeded) {
+		t.Fatalf("three messages to the big group: %v, want the 3rd refused with ERROR 4293", ans)
+	}
+	first := sentIDs(t, ans[:2])[0]
+	refused(t, e.uplink(alice, reactFrame(4, "r", "", big, first, "👍"))[0], codes.QuotaExceeded, "large groups")
+	if h := e.history(bob, "", big, ""); len(h) != 2 {
+		t.Fatalf("the big group's history holds %d messages, want the 2 charged", len(h))
+	}
+	for i := range 4 {
+		sentIDs(t, e.uplink(alice, groupFrame(uint64(10+i), fmt.Sprint("s", i), small)))
+	}
+	if _, err := e.r.Push(e.ctx, PushRequest{Group: big, From: "alice", Text: "from the app"}); err != nil {
+		t.Fatalf("an application's push to the big group: %v", err)
+	}
+	sentIDs(t, e.uplink(bob, groupFrame(1, "x1", big))) // bob's budget is his own
+}

@@ -41,6 +41,12 @@ type Limits struct {
 	// recipient); 0: no limit. The burst must hold the largest such group.
 	GroupCopiesPerSecond float64
 	GroupCopiesBurst     int
+	// GroupPushesPerSecond and GroupPushesBurst bound the deliveries one
+	// user's messages to groups with a timeline cause (one per recipient,
+	// online or not: stored once, a message still goes to every member);
+	// 0: no limit. The burst must hold the largest group.
+	GroupPushesPerSecond float64
+	GroupPushesBurst     int
 
 	// HistoryScan bounds the inbox entries one /history request reads per
 	// inbox (default 2000), HistoryScanBytes their bytes (default 8 MiB) and

@@ -409,6 +409,7 @@ type Router struct {
 	invites      *ratelimit.Limiter // per-inviter invitation budget; nil: none
 	creates      *ratelimit.Limiter // per-user group creation budget; nil: none
 	copies       *ratelimit.Limiter // per-user budget of group inbox copies; nil: none
+	pushes       *ratelimit.Limiter // per-user budget of timeline groups' deliveries; nil: none
 	online       onlineCache        // OnlineUsers' list
 	presence     presenceBatch      // presence changes waiting for a push
 	deviceLogins *deviceLimiter     // bounds DeviceLogin (iot.go)
@@ -499,6 +500,7 @@ func New(cfg Config) (*Router, error) {
 		invites:      newHourly(cfg.Limiters, "invite", cfg.Limits.InvitesPerHour),
 		creates:      newHourly(cfg.Limiters, "group", cfg.Limits.GroupsPerHour),
 		copies:       newPerSecond(cfg.Limiters, "copies", cfg.Limits.GroupCopiesPerSecond, cfg.Limits.GroupCopiesBurst),
+		pushes:       newPerSecond(cfg.Limiters, "pushes", cfg.Limits.GroupPushesPerSecond, cfg.Limits.GroupPushesBurst),
 		deviceLogins: newDeviceLimiter(cfg.DeviceLoginRate, cfg.DeviceLoginBurst, cfg.DeviceLoginConcurrency),
 	}, nil
 }
