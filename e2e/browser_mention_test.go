@@ -84,7 +84,8 @@ func mnMentions(t *testing.T, u *harness.User, gid, text string, want ...string)
 // goes with the unread count. What alice types mentions the members its
 // "@name" words name, by id: "@bob" does, "@nobody" (no member) does not,
 // and "@Carol?" is carol (case and trailing punctuation aside). After a
-// reload history marks the same.
+// reload history marks the same; in another browser, with nothing saved,
+// her own messages come from the group's history too.
 func TestBrowserMention(t *testing.T) {
 	exe := chromium(t)
 	c := harness.Start(t, harness.Options{Gateways: 1})
@@ -163,9 +164,7 @@ func TestBrowserMention(t *testing.T) {
 	}
 	alice.screenshot("browser-mention-alice")
 
-	// A reload: history marks bob's message the same. (Not her own: a
-	// sender's group messages are in its history only with --login-policy
-	// platform, which copies them for its other devices.)
+	// A reload: history marks bob's message the same.
 	eval[bool](alice, `window.mnOld = true`)
 	alice.reload()
 	alice.until("the new page", `window.mnOld === undefined`)
@@ -178,5 +177,17 @@ func TestBrowserMention(t *testing.T) {
 	}
 	if got := eval[string](alice, mnBadges(group)); got != "|" {
 		t.Fatalf("after the reload the group shows badges %q: history is never unread", got)
+	}
+
+	// Another browser, nothing saved in it: her own messages come from the
+	// route's group history (her copies in her inbox, --login-policy kick).
+	laptop := openPage(t, exe, "alice-laptop", c.Route.URL+"/", 1280, 800)
+	laptop.logIn("alice", false)
+	laptop.run("the chat", chromedp.WaitVisible(chromedp.CSS("#chat-view")))
+	laptop.mnOpen(group)
+	laptop.mnUntil("bob's message, from history", mnMarks(ask), "me @alice")
+	laptop.mnUntil("her own message, from history", mnMarks(hi), "- @bob")
+	if !eval[bool](laptop, msgWithText(ok)+`?.classList.contains('mine') === true`) {
+		t.Fatalf("her message %q is not shown as hers on another browser", ok)
 	}
 }

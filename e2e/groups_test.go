@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -140,8 +141,8 @@ func TestGroupOperations(t *testing.T) {
 }
 
 // TestGroupMessages: group messages reach online members live, offline
-// members after they reconnect, in order and once, and the sender gets
-// DELIVERED and READ counts.
+// members after they reconnect, in order and once; the sender's group
+// history holds them, and the sender gets DELIVERED and READ counts.
 func TestGroupMessages(t *testing.T) {
 	c := harness.Start(t, harness.Options{Gateways: 2})
 	ctx := ctxT(t)
@@ -170,6 +171,26 @@ func TestGroupMessages(t *testing.T) {
 		sam.WaitFor(t, 0, wait, "SENT "+id, func(e client.Event) bool {
 			return e.Kind == client.EventReceipt && e.Receipt.ClientMsgId == id && e.Receipt.Status == cimpb.ReceiptStatus_RECEIPT_SENT
 		})
+	}
+
+	// sam's group history holds what he sent (his own copies, whatever
+	// the login policy), newest first; his client never shows them to him
+	// as received.
+	var his []string
+	for m, err := range sam.HistoryAll(ctx, client.HistoryQuery{Group: gid, Limit: 100}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.From != sam.ID {
+			t.Fatalf("sam's group history has %v, not from him", m)
+		}
+		his = append(his, string(m.Body))
+	}
+	if len(his) != n || his[0] != last || his[n-1] != "crew 00" {
+		t.Fatalf("sam's group history = %q, want his %d messages, newest first", his, n)
+	}
+	if got := slices.IndexFunc(sam.Seen(), func(e client.Event) bool { return e.Kind == client.EventMessage && e.Msg.Group == gid }); got >= 0 {
+		t.Fatalf("sam was shown his own message as received: %v", sam.Seen()[got].Msg)
 	}
 
 	// una comes back and gets all of them, in order.

@@ -183,8 +183,9 @@ func TestGroupMessagesOverHTTP(t *testing.T) {
 	up(bob, &cimpb.Frame{Type: cimpb.Type_ACK, Ack: &cimpb.Ack{Seq: 1}})
 	up(carol, &cimpb.Frame{Type: cimpb.Type_ACK, Ack: &cimpb.Ack{Seq: 1}})
 	up(carol, &cimpb.Frame{Type: cimpb.Type_READ, Read: &cimpb.Read{Peer: alice.UserID, Group: g.GroupID, MsgIds: []string{id}, Seqs: []uint64{1}}})
+	// alice's copy of her message (her group history), then the receipts.
 	got := e.gw.Frames(alice.UserID)
-	if len(got) != 3 || got[1].Receipt.Count != 2 || got[2].Receipt.Status != cimpb.ReceiptStatus_RECEIPT_READ || got[2].Receipt.Count != 1 {
+	if len(got) != 4 || got[0].Msg.GetMsgId() != id || got[2].Receipt.Count != 2 || got[3].Receipt.Status != cimpb.ReceiptStatus_RECEIPT_READ || got[3].Receipt.Count != 1 {
 		t.Fatalf("alice got %v", got)
 	}
 

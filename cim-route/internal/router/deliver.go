@@ -327,7 +327,9 @@ func (j *job) deliver(ctx context.Context) error {
 				case gone[at+k]:
 					missing = append(missing, model.SessionRef{UserID: uid, Session: sid})
 					hooks.missed(t.item, uid, 0)
-				case t.item >= 0:
+				case t.item >= 0 && uid != j.msgs[t.item].from:
+					// The sender's own copy (its other devices) is not
+					// a delivery.
 					j.msgs[t.item].delivered++
 					hooks.reach(t.item, uid)
 				}

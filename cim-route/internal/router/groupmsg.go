@@ -29,9 +29,12 @@ type groupSend struct {
 	// everywhere; the sender only gets its RECEIPT_SENT again.
 	sent   bool
 	stored []member // the entries appended, with their seqs
-	// echo: the sender's other devices get the message too (a member
-	// sending with --login-policy platform): a copy in its inbox, or the
-	// timeline's live push.
+	// echo: the sender gets the message too: in a group without a
+	// timeline, a copy in its inbox (whatever the login policy: the group's
+	// history is read from the member's inbox, so without it what one sent
+	// would be missing from one's history); in one with a timeline, which
+	// history reads, the live push to its other devices (--login-policy
+	// platform).
 	echo bool
 	// timeline: the group is large enough to store the message once, in
 	// its timeline (timeline.go), at gseq.
@@ -118,7 +121,7 @@ func (j *job) loadGroups(ctx context.Context) error {
 			it.group.recipients = rcpt
 			it.keepMembers(ms)
 			it.group.timeline = j.r.usesTimeline(len(ms))
-			it.group.echo = in && j.r.devices() && !it.system
+			it.group.echo = in && !it.system && (j.r.devices() || !it.group.timeline)
 		}
 	}
 	return j.chargeGroups(ctx)

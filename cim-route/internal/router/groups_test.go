@@ -142,8 +142,10 @@ func TestGroupMessages(t *testing.T) {
 	if in := e.inbox(carol.UserID); len(in) != 3 || in[1].Msg.Group != gid || in[2].Msg.Group != gid || in[1].Msg.MsgId != id1 || in[2].Msg.MsgId != id2 {
 		t.Fatalf("carol's inbox = %v", in)
 	}
-	if in := e.inbox(alice.UserID); len(in) != 0 {
-		t.Fatalf("the sender's inbox got %v", in)
+	// The sender's own copies, for its group history (and its other
+	// devices), whatever the login policy.
+	if in := e.inbox(alice.UserID); len(in) != 2 || in[0].Msg.MsgId != id1 || in[1].Msg.MsgId != id2 || in[0].Msg.From != alice.UserID || in[1].Msg.Group != gid {
+		t.Fatalf("the sender's inbox = %v, want its own g1 and g2", in)
 	}
 	// Carol comes online and syncs: the messages, in order, with the group.
 	carol = e.connect("carol")
@@ -256,9 +258,12 @@ func TestGroupReceipts(t *testing.T) {
 	receipts := func(from int) []*cimpb.Receipt {
 		t.Helper()
 		var out []*cimpb.Receipt
-		for _, f := range e.frames(alice)[base+from:] {
-			out = append(out, f.Receipt)
+		for _, f := range e.frames(alice)[base:] {
+			if f.Type == cimpb.Type_RECEIPT { // not the copies of alice's own messages
+				out = append(out, f.Receipt)
+			}
 		}
+		out = out[from:]
 		return out
 	}
 	// bob has the invitation, g1, g2, p1 (seqs 1-4).
@@ -267,8 +272,9 @@ func TestGroupReceipts(t *testing.T) {
 	if len(got) != 3 {
 		t.Fatalf("alice got %d receipts for bob's ACK, want 1 private and 2 group: %v", len(got), got)
 	}
-	if r := got[0]; r.Status != cimpb.ReceiptStatus_RECEIPT_DELIVERED || r.MsgId != pid || r.Group != "" || r.Seq != 3 || r.ClientMsgId != "p1" {
-		t.Fatalf("private receipt = %v, want it stored (seq 3)", r)
+	if r := got[0]; r.Status != cimpb.ReceiptStatus_RECEIPT_DELIVERED || r.MsgId != pid || r.Group != "" || r.Seq != 5 || r.ClientMsgId != "p1" {
+		// alice's inbox: the two receipts, her copies of g1 and g2, this.
+		t.Fatalf("private receipt = %v, want it stored (seq 5)", r)
 	}
 	for i, want := range []string{id1, id2} {
 		r := got[i+1]
@@ -276,7 +282,7 @@ func TestGroupReceipts(t *testing.T) {
 			t.Fatalf("group receipt %d = %v", i, r)
 		}
 	}
-	if in := e.inbox(alice.UserID); len(in) != 3 || in[2].Receipt.MsgId != pid {
+	if in := e.inbox(alice.UserID); len(in) != 5 || in[4].Receipt.MsgId != pid {
 		t.Fatalf("alice's inbox = %v: group receipts are not stored", in)
 	}
 
@@ -336,7 +342,8 @@ func TestGroupReceipts(t *testing.T) {
 }
 
 // TestGroupPush: POST /api/push with a group stores the message in every
-// member's inbox (but the sender's, when it names one).
+// member's inbox; one sent in a member's name counts no delivery to that
+// member, whose copy is its history's.
 func TestGroupPush(t *testing.T) {
 	e := newEnv(t, PolicyKick, 1)
 	alice, bob := e.connect("alice"), e.connect("bob")
@@ -358,8 +365,8 @@ func TestGroupPush(t *testing.T) {
 	if err != nil || res.Delivered != 1 {
 		t.Fatalf("push from bob: %+v %v", res, err)
 	}
-	if in := e.inbox(bob.UserID); string(in[len(in)-1].Msg.Body) == "from bob" {
-		t.Fatal("the sender got its own message")
+	if in := e.inbox(bob.UserID); in[len(in)-1].Msg.MsgId != res.MsgID || in[len(in)-1].Msg.From != bob.UserID {
+		t.Fatalf("the sender's last entry = %v, want its own message (its group history)", in[len(in)-1])
 	}
 	if in := e.inbox(carol.UserID); in[len(in)-1].Msg.MsgId != res.MsgID || in[len(in)-1].Msg.FromName != "bob" {
 		t.Fatalf("carol's last entry = %v", in[len(in)-1])

@@ -9,7 +9,8 @@
 // is announced, SYNC reads inboxes, ACK and READ produce receipts, plus
 // message history and file uploads; and groups: membership (create, join,
 // invite, leave, kick, rename, dissolve), group messages stored in every
-// member's inbox but the sender's, and their delivered / read counts; and
+// member's inbox (the sender's copy is its history), or once in a large
+// group's timeline, and their delivered / read counts; and
 // IoT devices (iot.go): passwordless accounts with long-lived credentials
 // that gateways trade for sessions, whose messages to the app back-end
 // (appdata.go) become webhook events queued before they are answered.

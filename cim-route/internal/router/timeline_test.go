@@ -223,6 +223,11 @@ func TestGroupHistory(t *testing.T) {
 			t.Fatalf("history message %+v: want group %s, group_seq %d", m, gid, wantSeq)
 		}
 	}
+	// Alice, the sender (--login-policy kick, one device): what she sent
+	// before the timeline from her own copies, the rest from the timeline.
+	if got := ids(walk(alice, "")); !slices.Equal(got, newestFirst(early, late)) {
+		t.Fatalf("alice's group history = %v, want %v", got, newestFirst(early, late))
+	}
 	// Carol joined when the group went to a timeline: its entries.
 	if got := ids(walk(carol, "")); !slices.Equal(got, newestFirst(late)) {
 		t.Fatalf("carol's group history = %v, want %v", got, newestFirst(late))
