@@ -3,7 +3,8 @@ package router
 // Mentions (docs/ARCHITECTURE.md, "Mentions"): a new group message may name
 // members (Msg.mentions, ids or names). The route resolves them, keeps those
 // that are members of the group, in the order given and once each, and drops
-// the rest — a typo or a member who left does not fail the message — so
+// the rest — a typo, a stray "@", a member who left does not fail the
+// message — so
 // every member's client, history and the webhooks get the mentioned members'
 // ids. The route charges nothing more for them: they ride in the message,
 // whose size checkSizes bounds.
@@ -20,7 +21,7 @@ const MaxMentions = 50
 
 // mentionsProblem says why m's mentions are refused, "" when they are fine
 // (or absent): only a new group message names members, at most
-// MaxMentions, each a user id or name.
+// MaxMentions of them.
 func mentionsProblem(m *cimpb.Msg) string {
 	ms := m.GetMentions()
 	switch {
@@ -33,18 +34,20 @@ func mentionsProblem(m *cimpb.Msg) string {
 	case len(ms) > MaxMentions:
 		return fmt.Sprintf("at most %d mentions a message", MaxMentions)
 	}
-	for _, u := range ms {
-		if !isID(u) && !isName(u) {
-			return fmt.Sprintf("mention %q is not a user id or name", u)
-		}
-	}
 	return ""
 }
+
+// mentionable reports whether u can name a user (an id or a name): any
+// other mention (a stray "@bob", "bob?") names nobody and is dropped like
+// an unknown name.
+func mentionable(u string) bool { return isID(u) || isName(u) }
 
 // wantMentions notes it's mentions to resolve.
 func (j *job) wantMentions(it *outgoing) {
 	for _, u := range it.msg.GetMentions() {
-		j.want(u)
+		if mentionable(u) {
+			j.want(u)
+		}
 	}
 }
 
@@ -52,6 +55,9 @@ func (j *job) wantMentions(it *outgoing) {
 // exist, once each, in order.
 func (j *job) resolveMentions(it *outgoing) {
 	for _, u := range it.msg.GetMentions() {
+		if !mentionable(u) {
+			continue
+		}
 		if id := j.userID(u); id != "" && !slices.Contains(it.mentions, id) {
 			it.mentions = append(it.mentions, id)
 		}
