@@ -114,6 +114,7 @@ type Groups interface {
 	LeaveGroup(ctx context.Context, uid, gid string) error
 	KickFromGroup(ctx context.Context, uid, gid, user string) error
 	RenameGroup(ctx context.Context, uid, gid, name string) (router.Group, error)
+	TransferGroup(ctx context.Context, uid, gid, user string) (router.Group, error)
 	DissolveGroup(ctx context.Context, uid, gid string) error
 }
 
@@ -366,6 +367,7 @@ func NewPublic(cfg Config) (http.Handler, error) {
 	g.POST("/:gid/invite", h.inviteToGroup)
 	g.POST("/:gid/leave", h.leaveGroup)
 	g.POST("/:gid/kick", h.kickFromGroup)
+	g.POST("/:gid/owner", h.transferGroup)
 	g.POST("/:gid/rename", h.renameGroup)
 	g.POST("/:gid/dissolve", h.dissolveGroup)
 	return e, nil

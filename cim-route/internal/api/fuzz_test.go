@@ -188,6 +188,10 @@ func (fakeService) RenameGroup(_ context.Context, uid, gid, name string) (router
 	return router.Group{ID: gid, Name: name}, need(uid, gid, name)
 }
 
+func (fakeService) TransferGroup(_ context.Context, uid, gid, user string) (router.Group, error) {
+	return router.Group{ID: gid, Owner: user}, need(uid, gid, user)
+}
+
 func (fakeService) DissolveGroup(_ context.Context, uid, gid string) error { return need(uid, gid) }
 
 func (fakeService) GroupReceipts(_ context.Context, uid string, ids []string) (map[string]router.ReceiptCount, error) {

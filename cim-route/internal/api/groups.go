@@ -128,6 +128,20 @@ func (h *handler) leaveGroup(c *gin.Context) {
 	h.answerNull(c, h.svc.LeaveGroup(c.Request.Context(), me(c), c.Param("gid")))
 }
 
+// transferGroup answers POST /groups/{gid}/owner {"userId"}: the owner
+// hands the group to a member; the answer is the group.
+func (h *handler) transferGroup(c *gin.Context) {
+	var req struct {
+		UserID userID `json:"userId"` // an id or a name
+	}
+	if err := h.bind(c, &req); err != nil {
+		h.fail(c, err)
+		return
+	}
+	g, err := h.svc.TransferGroup(c.Request.Context(), me(c), c.Param("gid"), string(req.UserID))
+	h.answerGroup(c, g, err)
+}
+
 func (h *handler) kickFromGroup(c *gin.Context) {
 	var req struct {
 		UserID userID `json:"userId"` // an id or a name

@@ -118,7 +118,7 @@ func TestGroupEndpoints(t *testing.T) {
 	e.expect("POST", path("/invite"), `{"users":["erin"]}`, A, 409, codes.GroupFull, nil)
 
 	// Leave, kick.
-	e.expect("POST", path("/leave"), "", A, 403, codes.Forbidden, nil) // the owner dissolves instead
+	e.expect("POST", path("/leave"), "", A, 403, codes.Forbidden, nil) // the owner hands over or dissolves instead
 	e.expect("POST", path("/leave"), "", E, 403, codes.Forbidden, nil) // not a member
 	e.expect("POST", path("/leave"), "", D, 200, codes.OK, nil)
 	e.expect("POST", path("/kick"), `{"userId":"carol"}`, B, 403, codes.Forbidden, nil)
@@ -133,6 +133,28 @@ func TestGroupEndpoints(t *testing.T) {
 	e.expect("POST", path("/rename"), `{"name":"renamed"}`, A, 200, codes.OK, &g)
 	if g.Name != "renamed" || g.Members != 2 {
 		t.Fatalf("renamed = %+v", g)
+	}
+
+	// Hand-over: by the owner, to a member (an id or a name); the former
+	// owner is a plain member; and back.
+	e.expect("POST", path("/owner"), `{"userId":"alice"}`, B, 403, codes.Forbidden, nil)
+	e.expect("POST", path("/owner"), `{"userId":"carol"}`, A, 403, codes.Forbidden, nil) // kicked: no member
+	e.expect("POST", path("/owner"), `{"userId":"nobody"}`, A, 401, codes.BadAccount, nil)
+	e.expect("POST", path("/owner"), `{}`, A, 400, codes.BadArgument, nil)
+	e.expect("POST", "/groups/999/owner", `{"userId":"bob"}`, A, 404, codes.NoGroup, nil)
+	e.expect("POST", path("/owner"), `{"userId":"bob"}`, A, 200, codes.OK, &g)
+	if g.Owner != bob.UserID || g.Name != "renamed" || g.Members != 2 {
+		t.Fatalf("handed over = %+v", g)
+	}
+	e.expect("GET", path(""), "", A, 200, codes.OK, &g)
+	if g.Owner != bob.UserID {
+		t.Fatalf("the group after the hand-over = %+v", g)
+	}
+	e.expect("POST", path("/rename"), `{"name":"mine"}`, A, 403, codes.Forbidden, nil)
+	e.expect("POST", path("/leave"), "", B, 403, codes.Forbidden, nil)
+	e.expect("POST", path("/owner"), `{"userId":"`+alice.UserID+`"}`, B, 200, codes.OK, &g)
+	if g.Owner != alice.UserID {
+		t.Fatalf("handed back = %+v", g)
 	}
 
 	// Unknown groups: 404 / 9200.

@@ -41,12 +41,13 @@ const (
 	GroupLeft      Type = "group.left"    // Users left
 	GroupKicked    Type = "group.kicked"  // Users were removed by the owner
 	GroupRenamed   Type = "group.renamed" // Name is the new name
+	GroupOwner     Type = "group.owner"   // Users holds the new owner; By the old
 	GroupDissolved Type = "group.dissolved"
 )
 
 // Types lists every event type, in the order of the constants.
 var Types = []Type{UserOnline, UserOffline, UserKicked, MessageApp, MessageOffline, DeviceData,
-	GroupCreated, GroupJoined, GroupLeft, GroupKicked, GroupRenamed, GroupDissolved}
+	GroupCreated, GroupJoined, GroupLeft, GroupKicked, GroupRenamed, GroupOwner, GroupDissolved}
 
 // Event is one webhook body.
 type Event struct {

@@ -32,7 +32,8 @@ func forbidden(gid, reason string) error {
 		"invite":      "group %s is closed: join needs an invitation",
 		"member":      "not a member of group %s",
 		"owner":       "only the owner of group %s may do this",
-		"owner-leave": "the owner cannot leave group %s: dissolve it instead",
+		"owner-leave": "the owner cannot leave group %s: hand it to a member first or dissolve it",
+		"heir":        "the new owner must be a member of group %s",
 		"kick-owner":  "the owner of group %s cannot be kicked",
 	}[reason]
 	return fmt.Errorf("%w: "+why, errs.ErrForbidden, gid)
@@ -114,6 +115,24 @@ func (s *Store) InviteToGroup(ctx context.Context, gid, by string, users []strin
 		}
 	}
 	return g.view(), invited, nil
+}
+
+// TransferGroup hands gid to to, a member, on behalf of its owner.
+func (s *Store) TransferGroup(ctx context.Context, gid, owner, to string) (model.Group, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g, err := s.groupOf(gid)
+	if err != nil {
+		return model.Group{}, err
+	}
+	if g.rec.Owner != owner {
+		return model.Group{}, forbidden(gid, "owner")
+	}
+	if !g.members[to] {
+		return model.Group{}, forbidden(gid, "heir")
+	}
+	g.rec.Owner = to
+	return g.view(), nil
 }
 
 // LeaveGroup removes uid from gid; the owner cannot leave.

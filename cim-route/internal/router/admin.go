@@ -381,7 +381,8 @@ func (r *Router) AdminResetPassword(ctx context.Context, by, user, password stri
 }
 
 // AdminDeleteUser deletes user's account and its data: it leaves its
-// groups (one it owns is dissolved, as its owner could), its sessions are
+// groups (one it owns goes to the member with the lowest id first, and is
+// dissolved when it has no other member), its sessions are
 // kicked, and everything stored for it goes (Admin.DeleteUser). The name
 // can be registered again, as a new account.
 func (r *Router) AdminDeleteUser(ctx context.Context, by, user string) (User, error) {
@@ -399,11 +400,15 @@ func (r *Router) AdminDeleteUser(ctx context.Context, by, user string) (User, er
 	}
 	left, dissolved := 0, 0
 	for _, g := range groups {
+		gone := false
 		if g.Owner == u.ID {
-			err = r.DissolveGroup(ctx, u.ID, g.ID)
-			dissolved++
+			gone, err = r.handOver(ctx, u.ID, g.ID)
 		} else {
 			err = r.LeaveGroup(ctx, u.ID, g.ID)
+		}
+		if gone {
+			dissolved++
+		} else {
 			left++
 		}
 		if err != nil && !errors.Is(err, errs.ErrNoGroup) && !errors.Is(err, errs.ErrForbidden) {

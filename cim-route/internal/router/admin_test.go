@@ -158,7 +158,8 @@ func TestAdminPassword(t *testing.T) {
 }
 
 // TestAdminDeleteOnRedis: deleting an account on Redis kicks it, dissolves
-// the group it owns, leaves the one it is a member of, and leaves no key
+// the group it owns alone, hands the one it owns with others to the member
+// with the lowest id, leaves the one it is a member of, and leaves no key
 // tagged with its id; the name registers again as a new account.
 func TestAdminDeleteOnRedis(t *testing.T) {
 	srv := testenv.StartRedis(t)
@@ -176,6 +177,16 @@ func TestAdminDeleteOnRedis(t *testing.T) {
 	}
 	if _, err := e.r.JoinGroup(e.ctx, alice.UserID, bobs.ID); err != nil {
 		t.Fatal(err)
+	}
+	carol := e.account("carol")
+	shared, err := e.r.CreateGroup(e.ctx, alice.UserID, "shared", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{carol.UserID, bob.UserID} { // carol first: not by the order of joining
+		if _, err := e.r.JoinGroup(e.ctx, u, shared.ID); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if _, err := e.r.P2P(e.ctx, bob.UserID, "alice", "hello"); err != nil {
 		t.Fatal(err)
@@ -214,6 +225,9 @@ func TestAdminDeleteOnRedis(t *testing.T) {
 	}
 	if _, err := e.r.Group(e.ctx, bob.UserID, own.ID); !errors.Is(err, errs.ErrNoGroup) {
 		t.Fatalf("alice's group after the delete: %v, want dissolved", err)
+	}
+	if g, err := e.r.Group(e.ctx, carol.UserID, shared.ID); err != nil || g.Owner != bob.UserID || g.Members != 2 {
+		t.Fatalf("the group alice shared after the delete: %+v %v, want it bob's (the lowest id), with bob and carol", g, err)
 	}
 	members, err := e.r.GroupMembers(e.ctx, bob.UserID, bobs.ID, Page{})
 	if err != nil || len(members) != 1 || members[0].ID != bob.UserID {

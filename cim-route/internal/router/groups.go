@@ -3,6 +3,7 @@ package router
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -237,8 +238,8 @@ func (r *Router) InviteToGroup(ctx context.Context, uid, gid string, users []str
 	return invited, nil
 }
 
-// LeaveGroup takes uid out of gid. The owner cannot leave (it dissolves the
-// group instead), and neither can a non-member.
+// LeaveGroup takes uid out of gid. The owner cannot leave (it hands the
+// group to a member first, or dissolves it), and neither can a non-member.
 func (r *Router) LeaveGroup(ctx context.Context, uid, gid string) error {
 	if err := checkGroup(uid, gid); err != nil {
 		return err
@@ -289,6 +290,73 @@ func (r *Router) RenameGroup(ctx context.Context, uid, gid, name string) (Group,
 	}
 	r.emitGroup(event.GroupRenamed, gid, g.Name, uid)
 	return groupOf(g), nil
+}
+
+// TransferGroup hands gid to user (an id or name), a member, for the
+// owner; naming the owner changes nothing. Nobody is pushed anything: the
+// members see the owner in the group (GET /groups), as after a rename.
+func (r *Router) TransferGroup(ctx context.Context, uid, gid, user string) (Group, error) {
+	if err := checkGroup(uid, gid); err != nil {
+		return Group{}, err
+	}
+	if user == "" {
+		return Group{}, fmt.Errorf("%w: userId is required", errs.ErrBadArgument)
+	}
+	if !isID(user) && !isName(user) {
+		return Group{}, fmt.Errorf("%w: unknown user %q", errs.ErrBadAccount, user)
+	}
+	to, err := r.resolveUser(ctx, user)
+	if err != nil {
+		return Group{}, err
+	}
+	g, err := r.st.TransferGroup(ctx, gid, uid, to)
+	if err != nil {
+		return Group{}, err
+	}
+	if to != uid {
+		r.log.Info("group handed over", "group", gid, "from", uid, "to", to)
+		r.emitGroup(event.GroupOwner, gid, g.Name, uid, to)
+	}
+	return groupOf(g), nil
+}
+
+// handOver hands gid, owned by uid, to its member with the lowest user id
+// (the longest-registered) and takes uid out of it; a group with no other
+// member is dissolved. For an account being deleted: its groups stay with
+// their members. A member leaving meanwhile makes it look again.
+func (r *Router) handOver(ctx context.Context, uid, gid string) (dissolved bool, err error) {
+	for range 3 {
+		members, _, err := r.st.GroupMembers(ctx, []string{gid}, nil)
+		if err != nil {
+			return false, err
+		}
+		heir := ""
+		for _, m := range members[gid] {
+			if m != uid && (heir == "" || idLess(m, heir)) {
+				heir = m
+			}
+		}
+		if heir == "" {
+			return true, r.DissolveGroup(ctx, uid, gid)
+		}
+		if _, err := r.TransferGroup(ctx, uid, gid, heir); errors.Is(err, errs.ErrForbidden) {
+			continue // the heir left, or the group changed hands: look again
+		} else if err != nil {
+			return false, err
+		}
+		return false, r.LeaveGroup(ctx, uid, gid)
+	}
+	// Still changing hands: uid leaves if it can (it owns the group no
+	// longer), else the caller hears why not.
+	return false, r.LeaveGroup(ctx, uid, gid)
+}
+
+// idLess orders user ids (decimal numbers) by value.
+func idLess(a, b string) bool {
+	if len(a) != len(b) {
+		return len(a) < len(b)
+	}
+	return a < b
 }
 
 // DissolveGroup deletes gid, for the owner.

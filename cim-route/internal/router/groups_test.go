@@ -811,3 +811,62 @@ func TestGroupPushBudget(t *testing.T) {
 	}
 	sentIDs(t, e.uplink(bob, groupFrame(1, "x1", big))) // bob's budget is his own
 }
+
+// TestTransferGroup: the owner hands a group to a member (by name or id);
+// the former owner is a plain member who may leave, the new one may do
+// what an owner does and cannot leave. A member, a non-member heir, an
+// unknown user and a missing user are refused; naming oneself changes
+// nothing.
+func TestTransferGroup(t *testing.T) {
+	e := newEnv(t, PolicyKick, 1)
+	alice, bob := e.connect("alice"), e.connect("bob")
+	e.account("carol")
+	gid := e.newGroup(alice, "team", bob)
+	for _, c := range []struct {
+		by, to string
+		want   error
+		text   string
+	}{
+		{bob.UserID, "bob", errs.ErrForbidden, "only the owner"},
+		{alice.UserID, "carol", errs.ErrForbidden, "must be a member"},
+		{alice.UserID, "nobody", errs.ErrBadAccount, ""},
+		{alice.UserID, "no body", errs.ErrBadAccount, ""},
+		{alice.UserID, "", errs.ErrBadArgument, ""},
+	} {
+		if _, err := e.r.TransferGroup(e.ctx, c.by, gid, c.to); !errors.Is(err, c.want) || !strings.Contains(fmt.Sprint(err), c.text) {
+			t.Fatalf("transfer by %s to %q: %v, want %v (%q)", c.by, c.to, err, c.want, c.text)
+		}
+	}
+	if _, err := e.r.TransferGroup(e.ctx, alice.UserID, "999", "bob"); !errors.Is(err, errs.ErrNoGroup) {
+		t.Fatalf("transfer of no group: %v", err)
+	}
+	if g, err := e.r.TransferGroup(e.ctx, alice.UserID, gid, "alice"); err != nil || g.Owner != alice.UserID {
+		t.Fatalf("transfer to oneself: %+v %v", g, err)
+	}
+	if err := e.r.LeaveGroup(e.ctx, alice.UserID, gid); !errors.Is(err, errs.ErrForbidden) || !strings.Contains(err.Error(), "hand it to a member") {
+		t.Fatalf("the owner leaves: %v", err)
+	}
+
+	g, err := e.r.TransferGroup(e.ctx, alice.UserID, gid, "bob")
+	if err != nil || g.Owner != bob.UserID || g.Name != "team" || g.Members != 2 {
+		t.Fatalf("transfer to bob: %+v %v", g, err)
+	}
+	if g, err := e.r.Group(e.ctx, alice.UserID, gid); err != nil || g.Owner != bob.UserID {
+		t.Fatalf("the group as alice sees it: %+v %v", g, err)
+	}
+	if _, err := e.r.RenameGroup(e.ctx, alice.UserID, gid, "x"); !errors.Is(err, errs.ErrForbidden) {
+		t.Fatalf("rename by the former owner: %v", err)
+	}
+	if _, err := e.r.InviteToGroup(e.ctx, bob.UserID, gid, []string{"carol"}); err != nil {
+		t.Fatalf("invite by the new owner: %v", err)
+	}
+	if err := e.r.LeaveGroup(e.ctx, bob.UserID, gid); !errors.Is(err, errs.ErrForbidden) {
+		t.Fatalf("the new owner leaves: %v", err)
+	}
+	if err := e.r.LeaveGroup(e.ctx, alice.UserID, gid); err != nil {
+		t.Fatalf("the former owner leaves: %v", err)
+	}
+	if _, err := e.r.TransferGroup(e.ctx, bob.UserID, gid, alice.UserID); !errors.Is(err, errs.ErrForbidden) {
+		t.Fatalf("transfer to one who left: %v", err)
+	}
+}

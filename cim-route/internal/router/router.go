@@ -213,6 +213,7 @@ type Memberships interface {
 	LeaveGroup(ctx context.Context, gid, uid string) error
 	KickFromGroup(ctx context.Context, gid, owner, uid string) error
 	RenameGroup(ctx context.Context, gid, owner, name string) (model.Group, error)
+	TransferGroup(ctx context.Context, gid, owner, to string) (model.Group, error)
 	DissolveGroup(ctx context.Context, gid, owner string) error
 	GroupOf(ctx context.Context, gid, viewer string) (model.Group, bool, error)
 	UserGroups(ctx context.Context, uid string) ([]model.Group, error)

@@ -168,7 +168,7 @@ func TestWebhookMessages(t *testing.T) {
 // group changes with who did them to whom.
 func TestWebhookKicksAndGroups(t *testing.T) {
 	hooks := &sink{t: t, only: map[event.Type]bool{event.UserKicked: true, event.GroupCreated: true, event.GroupJoined: true,
-		event.GroupLeft: true, event.GroupKicked: true, event.GroupRenamed: true, event.GroupDissolved: true}}
+		event.GroupLeft: true, event.GroupKicked: true, event.GroupRenamed: true, event.GroupOwner: true, event.GroupDissolved: true}}
 	e := newEnv(t, PolicyKick, 1, func(c *Config) { c.Events = hooks })
 	alice, bob := e.connect("alice"), e.connect("bob")
 	carol := e.account("carol")
@@ -193,7 +193,9 @@ func TestWebhookKicksAndGroups(t *testing.T) {
 		func() error { return e.r.KickFromGroup(e.ctx, alice.UserID, g.ID, "carol") },
 		func() error { _, err := e.r.RenameGroup(e.ctx, alice.UserID, g.ID, "crew"); return err },
 		func() error { return e.r.LeaveGroup(e.ctx, carol.UserID, g.ID) }, // refused: not a member
-		func() error { return e.r.DissolveGroup(e.ctx, alice.UserID, g.ID) },
+		func() error { _, err := e.r.JoinGroup(e.ctx, bob.UserID, g.ID); return err },
+		func() error { _, err := e.r.TransferGroup(e.ctx, alice.UserID, g.ID, "bob"); return err },
+		func() error { return e.r.DissolveGroup(e.ctx, bob.UserID, g.ID) },
 	}
 	for i, step := range steps {
 		if err := step(); (err != nil) != (i == 5) {
@@ -210,7 +212,9 @@ func TestWebhookKicksAndGroups(t *testing.T) {
 		{event.GroupLeft, "", bob.UserID, bob.UserID},
 		{event.GroupKicked, "", alice.UserID, carol.UserID},
 		{event.GroupRenamed, "crew", alice.UserID, ""},
-		{event.GroupDissolved, "", alice.UserID, ""},
+		{event.GroupJoined, "crew", bob.UserID, bob.UserID},
+		{event.GroupOwner, "crew", alice.UserID, bob.UserID},
+		{event.GroupDissolved, "", bob.UserID, ""},
 	}
 	evs := hooks.take(event.Types...)
 	if len(evs) != len(want) {

@@ -153,6 +153,16 @@ func (s *Store) RenameGroup(ctx context.Context, gid, owner, name string) (Group
 	return g, err
 }
 
+// TransferGroup hands gid to to, a member, on behalf of its owner.
+func (s *Store) TransferGroup(ctx context.Context, gid, owner, to string) (Group, error) {
+	v, err := transferGroupScript.Run(ctx, s.rdb, s.groupKeys(gid)[:2], owner, to).Slice()
+	if err != nil {
+		return Group{}, unavailable(err)
+	}
+	g, _, err := groupAnswer(gid, v)
+	return g, err
+}
+
 // DissolveGroup deletes gid on behalf of its owner, then takes it out of
 // every former member's ugroups.
 func (s *Store) DissolveGroup(ctx context.Context, gid, owner string) error {
@@ -465,7 +475,8 @@ var forbiddenReasons = map[string]string{
 	"invite":      "group %s is closed: join needs an invitation",
 	"member":      "not a member of group %s",
 	"owner":       "only the owner of group %s may do this",
-	"owner-leave": "the owner cannot leave group %s: dissolve it instead",
+	"owner-leave": "the owner cannot leave group %s: hand it to a member first or dissolve it",
+	"heir":        "the new owner must be a member of group %s",
 	"kick-owner":  "the owner of group %s cannot be kicked",
 }
 

@@ -99,6 +99,16 @@ redis.call('HSET', KEYS[1], 'name', ARGV[2])
 return {'ok', ARGV[2], g[2], g[3], g[4], redis.call('SCARD', KEYS[2])}
 `)
 
+// transferGroupScript hands a group to another member, by the owner only.
+//
+// KEYS group, members; ARGV owner, new owner.
+var transferGroupScript = redis.NewScript(groupHead + `
+if g[2] ~= ARGV[1] then return {'forbidden', 'owner'} end
+if redis.call('SISMEMBER', KEYS[2], ARGV[2]) == 0 then return {'forbidden', 'heir'} end
+redis.call('HSET', KEYS[1], 'owner', ARGV[2])
+return {'ok', g[1], ARGV[2], g[3], g[4], redis.call('SCARD', KEYS[2])}
+`)
+
 // dissolveGroupScript deletes a group, by the owner only, and answers its
 // members (whose ugroups the caller cleans).
 //

@@ -750,6 +750,31 @@ func Groups(t *testing.T, newStore NewStore) {
 	if g := must(s.RenameGroup(ctx, gid, "1", "crew"))(t); g.Name != "crew" || g.Members != 2 {
 		t.Fatalf("renamed = %+v", g)
 	}
+	// The owner hands the group over (to a member only) and back.
+	if _, err := s.TransferGroup(ctx, gid, "2", "2"); !errors.Is(err, errs.ErrForbidden) {
+		t.Fatalf("transfer by a member: %v", err)
+	}
+	if _, err := s.TransferGroup(ctx, gid, "1", "3"); !errors.Is(err, errs.ErrForbidden) {
+		t.Fatalf("transfer to a non-member: %v", err)
+	}
+	if _, err := s.TransferGroup(ctx, "999", "1", "2"); !errors.Is(err, errs.ErrNoGroup) {
+		t.Fatalf("transfer of no group: %v", err)
+	}
+	if g := must(s.TransferGroup(ctx, gid, "1", "2"))(t); g.Owner != "2" || g.Name != "crew" || g.Members != 2 {
+		t.Fatalf("transferred = %+v", g)
+	}
+	if g, _, err := s.GroupOf(ctx, gid, "1"); err != nil || g.Owner != "2" {
+		t.Fatalf("GroupOf after the transfer = %+v %v", g, err)
+	}
+	if _, err := s.RenameGroup(ctx, gid, "1", "x"); !errors.Is(err, errs.ErrForbidden) {
+		t.Fatalf("rename by the former owner: %v", err)
+	}
+	if err := s.LeaveGroup(ctx, gid, "2"); !errors.Is(err, errs.ErrForbidden) {
+		t.Fatalf("the new owner leaves: %v", err)
+	}
+	if g := must(s.TransferGroup(ctx, gid, "2", "1"))(t); g.Owner != "1" {
+		t.Fatalf("transferred back = %+v", g)
+	}
 	open := must(s.CreateGroup(ctx, "2", "open", true))(t)
 	if g := must(s.JoinGroup(ctx, open.ID, "3", 10))(t); g.Members != 2 || !g.Open {
 		t.Fatalf("join open = %+v", g)
