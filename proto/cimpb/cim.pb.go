@@ -1490,8 +1490,10 @@ type PresenceState struct {
 	// platform of the session that came or went (terminal, web, mobile,
 	// desktop, device; empty: not named at login).
 	Platform string `protobuf:"bytes,4,opt,name=platform,proto3" json:"platform,omitempty"`
-	// at_ms: when the route saw the change (snapshot: when it was asked).
-	// A client keeps, per user, the state with the highest at_ms.
+	// at_ms: when the route saw the change. In a snapshot: online, when the
+	// session was confirmed; offline, when the user's last session ended
+	// ("last seen"; 0: never, or the user blocked the subscriber). A client
+	// keeps, per user, the state with the highest at_ms.
 	AtMs          int64 `protobuf:"varint,5,opt,name=at_ms,json=atMs,proto3" json:"at_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -169,6 +169,9 @@ type presenceJSON struct {
 	Online   bool        `json:"online"`
 	// Since: when the user's session came online (unix ms); absent offline.
 	Since int64 `json:"since,omitempty"`
+	// LastSeen: offline, when the user's last session ended (unix ms);
+	// absent online, never seen, or to one the user blocked.
+	LastSeen int64 `json:"lastSeen,omitempty"`
 }
 
 // presence answers GET /presence?users=ann,bob (ids or names, comma
@@ -192,7 +195,7 @@ func (h *handler) presence(c *gin.Context) {
 	}
 	out := make([]presenceJSON, len(states))
 	for i, s := range states {
-		out[i] = presenceJSON{UserID: routeapi.ID(s.ID), UserName: s.Name, Online: s.Online, Since: s.Since}
+		out[i] = presenceJSON{UserID: routeapi.ID(s.ID), UserName: s.Name, Online: s.Online, Since: s.Since, LastSeen: s.LastSeen}
 	}
 	ok(c, gin.H{"users": out})
 }

@@ -87,6 +87,7 @@ func (s *Store) DeleteUser(_ context.Context, uid string) error {
 		return fmt.Errorf("%w: unknown user id %q", errs.ErrBadAccount, uid)
 	}
 	delete(s.users, uid)
+	delete(s.seen, uid)
 	for n, id := range s.names {
 		if id == uid {
 			delete(s.names, n)

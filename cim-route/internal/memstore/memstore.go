@@ -30,6 +30,7 @@ type Store struct {
 	userSeq int64
 	users   map[string]model.User
 	names   map[string]string // name index: folded name -> id
+	seen    map[string]int64  // uid -> when a session of it last ended (seen.go)
 
 	routes  map[string]route    // uid, or uid+"\x00"+device slot -> route
 	cleared map[string]expiring // as routes -> "<gw>|<sid>"
@@ -91,6 +92,7 @@ func New(opts ...Option) *Store {
 	s := &Store{
 		now:      time.Now,
 		users:    map[string]model.User{},
+		seen:     map[string]int64{},
 		names:    map[string]string{},
 		routes:   map[string]route{},
 		cleared:  map[string]expiring{},

@@ -45,6 +45,9 @@ type PresenceState struct {
 	Online bool
 	// Since: when the session online now was confirmed (unix ms; 0 offline).
 	Since int64
+	// LastSeen: offline, when its last session ended (unix ms; 0 online,
+	// never seen, or hidden from the viewer).
+	LastSeen int64
 }
 
 // subReq is one SUBSCRIBE of a batch and its answer.
@@ -92,8 +95,12 @@ func (r *Router) Presence(ctx context.Context, viewer string, users []string) ([
 	out := make([]PresenceState, len(states))
 	for i, s := range states {
 		out[i] = PresenceState{User: User{ID: s.UserId, Name: s.UserName}}
-		if slices.Contains(shown, s.UserId) {
-			out[i].Online, out[i].Since = s.Online, s.AtMs
+		switch {
+		case !slices.Contains(shown, s.UserId):
+		case s.Online:
+			out[i].Online, out[i].Since = true, s.AtMs
+		default:
+			out[i].LastSeen = s.AtMs
 		}
 	}
 	return out, nil
@@ -101,7 +108,8 @@ func (r *Router) Presence(ctx context.Context, viewer string, users []string) ([
 
 // presenceOf reads the state of each of uids (in that order): online when
 // its route is confirmed on a live gateway; AtMs is then the confirmation's
-// time, and 0 offline.
+// time, and offline when it was last seen (0: never). The last seen costs
+// a round trip when somebody is offline.
 func (r *Router) presenceOf(ctx context.Context, uids []string) ([]*cimpb.PresenceState, error) {
 	routes, err := r.st.Routes(ctx, uids)
 	if err != nil {
@@ -112,12 +120,29 @@ func (r *Router) presenceOf(ctx context.Context, uids []string) ([]*cimpb.Presen
 		return nil, err
 	}
 	out := make([]*cimpb.PresenceState, len(uids))
+	var away []*cimpb.PresenceState
 	for i, id := range uids {
 		s := &cimpb.PresenceState{UserId: id, UserName: names[id]}
 		if rt, ok := r.liveSession(routes[id]); ok {
 			s.Online, s.AtMs, s.Platform = true, rt.Since, rt.Platform
+		} else {
+			away = append(away, s)
 		}
 		out[i] = s
+	}
+	if len(away) == 0 {
+		return out, nil
+	}
+	ids := make([]string, len(away))
+	for i, s := range away {
+		ids[i] = s.UserId
+	}
+	seen, err := r.st.LastSeen(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	for i, s := range away {
+		s.AtMs = seen[i]
 	}
 	return out, nil
 }
@@ -359,7 +384,9 @@ type presenceBatch struct {
 	pending []*cimpb.PresenceState
 	// seen: users who may be devices whose session went (lastSeen, see
 	// mayBeDevice)
-	seen    []string
+	seen []string
+	// gone: users a session of which went (their last seen)
+	gone    []string
 	flusher bool // a background flush is scheduled
 }
 
@@ -387,8 +414,11 @@ func (r *Router) presenceChanged(ctx context.Context, changes []presenceChange) 
 		r.emit(typ, event.Presence{UserID: c.uid, UserName: names[c.uid], Platform: c.platform,
 			SessionID: c.sid, Gateway: c.gw, Reason: c.reason})
 		b.pending = append(b.pending, &cimpb.PresenceState{UserId: c.uid, UserName: names[c.uid], Online: c.online, Platform: c.platform, AtMs: at})
-		if !c.online && c.mayBeDevice() {
-			b.seen = append(b.seen, c.uid)
+		if !c.online {
+			b.gone = append(b.gone, c.uid)
+			if c.mayBeDevice() {
+				b.seen = append(b.seen, c.uid)
+			}
 		}
 	}
 	start := !b.flusher
@@ -443,9 +473,15 @@ func (r *Router) flushPresence(ctx context.Context) {
 	}
 	b := &r.presence
 	b.mu.Lock()
-	states, seen := b.pending, b.seen
-	b.pending, b.seen, b.flusher = nil, nil, false
+	states, seen, gone := b.pending, b.seen, b.gone
+	b.pending, b.seen, b.gone, b.flusher = nil, nil, nil, false
 	b.mu.Unlock()
+	if len(gone) > 0 {
+		// Users' last seen (the changes' time, within presenceLinger).
+		if err := r.st.UsersSeen(ctx, gone, r.now().UnixMilli()); err != nil {
+			r.log.Warn("users' last seen not recorded", "users", len(gone), "err", err)
+		}
+	}
 	if len(seen) > 0 {
 		// Devices' lastSeen: here, in the background, and not on the
 		// message path that may have found the sessions gone.

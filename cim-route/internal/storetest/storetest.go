@@ -46,6 +46,7 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("Revisions", func(t *testing.T) { Revisions(t, newStore) })
 	t.Run("Reactions", func(t *testing.T) { Reactions(t, newStore) })
 	t.Run("Mutes", func(t *testing.T) { Mutes(t, newStore) })
+	t.Run("LastSeen", func(t *testing.T) { LastSeen(t, newStore) })
 	t.Run("DeletedFromHistory", func(t *testing.T) { DeletedFromHistory(t, newStore) })
 	t.Run("Devices", func(t *testing.T) { Devices(t, newStore) })
 	t.Run("Admin", func(t *testing.T) { Admin(t, newStore) })
