@@ -12,7 +12,7 @@ import (
 
 // TestDeleteAccount, on the real cluster: alice deletes her account with
 // her password (a wrong one first: nothing happens). Her client ends, the
-// group she owned is gone for bob, his message to her finds nobody, her
+// group she owned passes to bob, his message to her finds nobody, her
 // password logs in no more, and the name registers as a new account.
 func TestDeleteAccount(t *testing.T) {
 	c := harness.Start(t, harness.Options{Gateways: 2})
@@ -37,8 +37,9 @@ func TestDeleteAccount(t *testing.T) {
 	}
 	alice.WaitFor(t, 0, wait, "alice's client closed", func(e client.Event) bool { return e.Kind == client.EventClosed })
 
-	if gs, err := bob.Groups(ctx); err != nil || slices.ContainsFunc(gs, func(x client.Group) bool { return x.ID == g.ID }) {
-		t.Fatalf("bob's groups after alice's delete: %+v, %v", gs, err)
+	// Her group stays, with bob, its one member left, as its owner.
+	if gs, err := bob.Groups(ctx); err != nil || !slices.ContainsFunc(gs, func(x client.Group) bool { return x.ID == g.ID && x.Owner == bob.ID && x.Members == 1 }) {
+		t.Fatalf("bob's groups after alice's delete: %+v, %v, want %s his own, with him alone", gs, err, g.ID)
 	}
 	id, err := bob.Send(ctx, "alice", "after")
 	if err != nil {

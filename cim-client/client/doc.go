@@ -56,7 +56,7 @@
 //
 // Groups (docs/ARCHITECTURE.md, "Groups"): CreateGroup, Groups, Group,
 // GroupMembers, JoinGroup, InviteToGroup, LeaveGroup, KickFromGroup,
-// RenameGroup and DissolveGroup call the route with the access token;
+// RenameGroup, TransferGroup and DissolveGroup call the route with the access token;
 // SendGroup sends a group message through the same keep-and-resend path as
 // Send, SendGroupMentions one that mentions members (Msg.Mentions: the
 // route delivers the mentioned members' ids; MentionsMe tells whether this

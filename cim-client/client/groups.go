@@ -153,7 +153,8 @@ func (a *API) InviteToGroup(ctx context.Context, gid string, users ...string) ([
 }
 
 // LeaveGroup takes the caller out of group gid (POST /groups/:gid/leave).
-// The owner cannot leave (codes.Forbidden): it dissolves the group instead.
+// The owner cannot leave (codes.Forbidden): it hands the group to a member
+// first (TransferGroup), or dissolves it.
 func (a *API) LeaveGroup(ctx context.Context, gid string) error {
 	if gid == "" {
 		return ErrNoGroup
@@ -181,6 +182,23 @@ func (a *API) RenameGroup(ctx context.Context, gid, name string) (Group, error) 
 	}
 	var d groupJSON
 	err := a.groupCall(ctx, http.MethodPost, groupPath(gid, "/rename"), map[string]string{"name": name}, &d)
+	return d.group(), err
+}
+
+// TransferGroup hands group gid to user (id or name), a member of it (POST
+// /groups/:gid/owner), and returns the group with its new owner; only the
+// owner may (codes.Forbidden, as for a user who is not a member; an unknown
+// user is codes.BadAccount). The former owner stays a member, free to leave.
+// Naming the owner changes nothing.
+func (a *API) TransferGroup(ctx context.Context, gid, user string) (Group, error) {
+	if gid == "" {
+		return Group{}, ErrNoGroup
+	}
+	if user == "" {
+		return Group{}, ErrNoRecipient
+	}
+	var d groupJSON
+	err := a.groupCall(ctx, http.MethodPost, groupPath(gid, "/owner"), map[string]string{"userId": user}, &d)
 	return d.group(), err
 }
 
@@ -279,6 +297,11 @@ func (c *Client) KickFromGroup(ctx context.Context, gid, user string) error {
 // RenameGroup is API.RenameGroup as this client's user.
 func (c *Client) RenameGroup(ctx context.Context, gid, name string) (Group, error) {
 	return c.api.RenameGroup(ctx, gid, name)
+}
+
+// TransferGroup is API.TransferGroup as this client's user.
+func (c *Client) TransferGroup(ctx context.Context, gid, user string) (Group, error) {
+	return c.api.TransferGroup(ctx, gid, user)
 }
 
 // DissolveGroup is API.DissolveGroup as this client's user.

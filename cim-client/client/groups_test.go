@@ -9,6 +9,8 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -148,6 +150,7 @@ func TestGroupCalls(t *testing.T) {
 		"LeaveGroup":    c.LeaveGroup(ctx, ""),
 		"KickFromGroup": c.KickFromGroup(ctx, "", "bob"),
 		"RenameGroup":   func() error { _, err := c.RenameGroup(ctx, "", "x"); return err }(),
+		"TransferGroup": func() error { _, err := c.TransferGroup(ctx, "", "bob"); return err }(),
 		"DissolveGroup": c.DissolveGroup(ctx, ""),
 		"SendGroup":     func() error { _, err := c.SendGroup(ctx, "", "x"); return err }(),
 	} {
@@ -160,6 +163,9 @@ func TestGroupCalls(t *testing.T) {
 	}
 	if err := c.KickFromGroup(ctx, mine, ""); !errors.Is(err, ErrNoRecipient) {
 		t.Errorf("KickFromGroup of nobody: %v", err)
+	}
+	if _, err := c.TransferGroup(ctx, mine, ""); !errors.Is(err, ErrNoRecipient) {
+		t.Errorf("TransferGroup to nobody: %v", err)
 	}
 	if route.Calls("GET /groups/{gid}") != calls {
 		t.Error("a call without a group id reached the route")
@@ -197,6 +203,8 @@ func TestGroupRequestsAndAnswerShapes(t *testing.T) {
 			data = `[{"groupId":"7","name":"team","owner":"3","open":0,"members":4},{"groupId":"8","name":"x","owner":"3","open":true,"members":1}]`
 		case r.URL.Path == "/groups/7/members":
 			data = `[{"userId":3,"userName":"alice"}]`
+		case r.URL.Path == "/groups/7/owner":
+			data = `{"groupId":"7","name":"team","owner":5,"open":1,"members":"4"}`
 		case r.URL.Path == "/groups/7/invite":
 			data = `{"invited":[5,"6"]}`
 		case r.URL.Path == "/groups/receipts":
@@ -240,6 +248,9 @@ func TestGroupRequestsAndAnswerShapes(t *testing.T) {
 	if _, err := api.RenameGroup(ctx, "7", "new name"); err != nil {
 		t.Error(err)
 	}
+	if g, err := api.TransferGroup(ctx, "7", "bob"); err != nil || g != (Group{ID: "7", Name: "team", Owner: "5", Open: true, Members: 4}) {
+		t.Errorf("TransferGroup = %+v, %v", g, err)
+	}
 	var ids []string
 	for i := range 150 {
 		ids = append(ids, fmt.Sprintf("m%d", i))
@@ -259,6 +270,7 @@ func TestGroupRequestsAndAnswerShapes(t *testing.T) {
 		`POST /groups/7/kick {"userId":"bob"}`,
 		`POST /groups/7/dissolve`,
 		`POST /groups/7/rename {"name":"new name"}`,
+		`POST /groups/7/owner {"userId":"bob"}`,
 		`GET /groups/receipts?msgIds=` + strings.Join(ids[:100], "%2C"),
 		`GET /groups/receipts?msgIds=` + strings.Join(ids[100:], "%2C"),
 	}
@@ -275,6 +287,103 @@ func TestGroupRequestsAndAnswerShapes(t *testing.T) {
 	var b flexBool
 	if err := json.Unmarshal([]byte(`"maybe"`), &b); err == nil {
 		t.Error(`flexBool accepted "maybe"`)
+	}
+}
+
+// TestTransferGroup: Client.TransferGroup posts the user to the group's
+// owner endpoint with the session's bearer and returns the group as the
+// route answers it, its new owner included; the route's refusals come back
+// with their codes and messages (an unknown user is not a refused token).
+// The fake route has no such endpoint: a proxy in front of it answers it
+// the way the real route does (docs/ARCHITECTURE.md, "Groups").
+func TestTransferGroup(t *testing.T) {
+	gw := clienttest.NewGateway(t)
+	route := clienttest.NewRoute(t, gw)
+	uid := route.AddUser("alice", "secret1")
+	bob := route.AddUser("bob", "secret1")
+	target, err := url.Parse(route.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bearer := "Bearer " + clienttest.AccessToken(uid, "s1")
+	var mu sync.Mutex
+	var got []string
+	mux := http.NewServeMux()
+	mux.Handle("/", httputil.NewSingleHostReverseProxy(target))
+	mux.HandleFunc("POST /groups/{gid}/owner", func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		got = append(got, r.URL.Path+" "+string(body)+" "+r.Header.Get("Authorization"))
+		mu.Unlock()
+		var req struct {
+			UserID string `json:"userId"`
+		}
+		answer := func(status int, code codes.Code, msg, data string) {
+			w.WriteHeader(status)
+			fmt.Fprintf(w, `{"code":%d,"message":%q,"data":%s}`, code, msg, data)
+		}
+		gid := r.PathValue("gid")
+		switch {
+		case r.Header.Get("Authorization") != bearer:
+			answer(http.StatusUnauthorized, codes.Unauthorized, "unauthorized", "null")
+		case json.Unmarshal(body, &req) != nil || req.UserID == "":
+			answer(http.StatusBadRequest, codes.BadArgument, "userId is required", "null")
+		case gid == "99":
+			answer(http.StatusNotFound, codes.NoGroup, "no group 99", "null")
+		case gid != "7":
+			answer(http.StatusForbidden, codes.Forbidden, "only the owner of group "+gid+" may do that", "null")
+		case req.UserID == "zed":
+			answer(http.StatusUnauthorized, codes.BadAccount, `bad account: unknown user "zed"`, "null")
+		case req.UserID != "bob" && req.UserID != bob:
+			answer(http.StatusForbidden, codes.Forbidden, req.UserID+" is not a member of group 7", "null")
+		default:
+			answer(http.StatusOK, codes.OK, "ok", `{"groupId":"7","name":"team","owner":"`+bob+`","open":false,"members":3}`)
+		}
+	})
+	proxy := httptest.NewServer(mux)
+	t.Cleanup(proxy.Close) // after the client's own cleanup logs it off
+	c := startClient(t, fastConfig(proxy.URL))
+	gw.Accept(t)
+	next(t, c, EventConnected)
+	ctx := context.Background()
+
+	for _, user := range []string{"bob", bob} {
+		g, err := c.TransferGroup(ctx, "7", user)
+		if want := (Group{ID: "7", Name: "team", Owner: bob, Members: 3}); err != nil || g != want {
+			t.Errorf("TransferGroup(7, %q) = %+v, %v; want %+v", user, g, err, want)
+		}
+	}
+	for _, tc := range []struct {
+		gid, user string
+		code      codes.Code
+		msg       string
+	}{
+		{"8", "bob", codes.Forbidden, "only the owner of group 8 may do that"},
+		{"7", "dave", codes.Forbidden, "dave is not a member of group 7"},
+		{"7", "zed", codes.BadAccount, `bad account: unknown user "zed"`},
+		{"99", "bob", codes.NoGroup, "no group 99"},
+	} {
+		g, err := c.TransferGroup(ctx, tc.gid, tc.user)
+		var ae *APIError
+		if !errors.As(err, &ae) || ae.Code != tc.code || ae.Message != tc.msg || g != (Group{}) {
+			t.Errorf("TransferGroup(%s, %s) = %+v, %v; want code %d %q", tc.gid, tc.user, g, err, tc.code, tc.msg)
+		}
+		if errors.Is(err, ErrUnauthorized) {
+			t.Errorf("TransferGroup(%s, %s): %v matches ErrUnauthorized", tc.gid, tc.user, err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{
+		`/groups/7/owner {"userId":"bob"} ` + bearer,
+		`/groups/7/owner {"userId":"` + bob + `"} ` + bearer,
+		`/groups/8/owner {"userId":"bob"} ` + bearer,
+		`/groups/7/owner {"userId":"dave"} ` + bearer,
+		`/groups/7/owner {"userId":"zed"} ` + bearer,
+		`/groups/99/owner {"userId":"bob"} ` + bearer,
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("requests:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
 

@@ -150,7 +150,7 @@ func TestGroupCommands(t *testing.T) {
 	s.send(t, ":gkick 1 zed")
 	n = s.out.expect(t, n, `^! no such user: zed$`)
 	s.send(t, ":gleave 1")
-	n = s.out.expect(t, n, `^! you own group 1: :gdissolve 1 deletes it$`)
+	n = s.out.expect(t, n, `^! you own group 1: :gowner 1 <user> hands it to a member, :gdissolve 1 deletes it$`)
 	s.send(t, ":gjoin team")
 	n = s.out.expect(t, n, `^! usage: :gjoin <gid> \(a group id is a number: see :groups\)$`)
 

@@ -516,7 +516,7 @@ func execute(ctx context.Context, c *client.Client, p *term.Printer, cmd term.Co
 		send(ctx, c, p, &cimpb.Msg{Group: cmd.Group, Body: []byte(term.Emojify(cmd.Text)), Kind: cimpb.Kind_KIND_TEXT,
 			Mentions: term.Mentions(cmd.Text)})
 	case term.OpGroups, term.OpGroupMembers, term.OpGroupCreate, term.OpGroupJoin, term.OpGroupInvite,
-		term.OpGroupLeave, term.OpGroupKick, term.OpGroupRename, term.OpGroupDissolve:
+		term.OpGroupLeave, term.OpGroupKick, term.OpGroupRename, term.OpGroupDissolve, term.OpGroupOwner:
 		groupCommand(ctx, c, p, cmd)
 	case term.OpStatus:
 		p.Status(recentWithCounts(ctx, c))
@@ -673,6 +673,20 @@ func groupCommand(ctx context.Context, c *client.Client, p *term.Printer, cmd te
 		label := p.GroupName(gid)
 		if err = c.DissolveGroup(ctx, gid); err == nil {
 			line = term.GroupDissolved(label, gid)
+		}
+	case term.OpGroupOwner:
+		var g client.Group
+		if g, err = c.TransferGroup(ctx, gid, cmd.To); err == nil {
+			g.ID = cmp.Or(g.ID, gid)
+			p.RememberGroup(g)
+			line = term.GroupOwned(p.GroupName(gid), gid, cmd.To)
+		} else if client.CodeOf(err) == codes.Forbidden {
+			// Refused to a non-owner, and when the user named is no
+			// member: say which.
+			if g, gerr := c.Group(ctx, gid); gerr == nil && g.Owner != "" && g.Owner == c.Info().UserID {
+				p.Line(term.NotGroupMember(gid, cmd.To))
+				return
+			}
 		}
 	}
 	if err != nil {

@@ -384,6 +384,7 @@ func Help() []string {
 		"*   :gkick <gid> <user>  remove a member from a group (owner)",
 		"*   :grename <gid> <name> rename a group (owner)",
 		"*   :gdissolve <gid>     delete a group (owner)",
+		"*   :gowner <gid> <user> hand a group to a member (owner)",
 		"*   :watch [user...] [g:<gid>...] presence of users and of groups' members (nothing: stop)",
 		"*   :typing <user>|g:<gid> tell a user or a group I am typing (:typing- I stopped)",
 		"*   :recall [N]          take back my N-th most recent message (1, the default: the last)",
@@ -487,11 +488,23 @@ func GroupDissolved(group, gid string) string {
 	return fmt.Sprintf("* dissolved group %s (id %s)", oneLine(group), oneLine(gid))
 }
 
-// LeaveOwner: "! you own group 3: :gdissolve 3 deletes it", the answer to
-// the owner's :gleave.
+// GroupOwned: "* bob owns group team (3) now", the answer to :gowner; group
+// is the group's label, user the new owner as typed.
+func GroupOwned(group, gid, user string) string {
+	return fmt.Sprintf("* %s owns group %s (%s) now", oneLine(user), oneLine(group), oneLine(gid))
+}
+
+// NotGroupMember: "! bob is not a member of group 3", the answer to the
+// owner's :gowner naming someone outside the group.
+func NotGroupMember(gid, user string) string {
+	return "! " + oneLine(user) + " is not a member of group " + oneLine(gid)
+}
+
+// LeaveOwner: "! you own group 3: :gowner 3 <user> hands it to a member,
+// :gdissolve 3 deletes it", the answer to the owner's :gleave.
 func LeaveOwner(gid string) string {
 	gid = oneLine(gid)
-	return "! you own group " + gid + ": :gdissolve " + gid + " deletes it"
+	return "! you own group " + gid + ": :gowner " + gid + " <user> hands it to a member, :gdissolve " + gid + " deletes it"
 }
 
 // GroupProblem explains why a group command failed:
@@ -500,9 +513,9 @@ func LeaveOwner(gid string) string {
 //	! group 3 is full
 //	! not a member of group 3                            :members, :g, :gleave…
 //	! group 3 is closed: you need an invitation          :gjoin
-//	! only the owner of group 3 may do that              :gkick, :grename, :gdissolve
+//	! only the owner of group 3 may do that              :gkick, :grename, :gdissolve, :gowner
 //	! not allowed to invite to group 3 (owner only, or members of an open group)
-//	! no such user: bob                                  :gkick, :ginvite of one user
+//	! no such user: bob                                  :gkick, :gowner, :ginvite of one user
 //	! bad group name: use 1-64 printable characters      :gcreate, :grename
 //	! <the error>                                        anything else
 func GroupProblem(cmd Command, err error) string {
@@ -516,7 +529,7 @@ func GroupProblem(cmd Command, err error) string {
 		switch cmd.Op {
 		case OpGroupJoin:
 			return "! group " + gid + " is closed: you need an invitation"
-		case OpGroupKick, OpGroupRename, OpGroupDissolve:
+		case OpGroupKick, OpGroupRename, OpGroupDissolve, OpGroupOwner:
 			return "! only the owner of group " + gid + " may do that"
 		case OpGroupInvite:
 			return "! not allowed to invite to group " + gid + " (owner only, or members of an open group)"
@@ -524,7 +537,7 @@ func GroupProblem(cmd Command, err error) string {
 		return "! not a member of group " + gid
 	case codes.BadAccount:
 		switch users := cmd.Users(); {
-		case cmd.Op == OpGroupKick:
+		case cmd.Op == OpGroupKick || cmd.Op == OpGroupOwner:
 			return "! no such user: " + oneLine(cmd.To)
 		case cmd.Op == OpGroupInvite && len(users) == 1:
 			return "! no such user: " + oneLine(users[0])

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"regexp"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -47,6 +48,12 @@ func TestParseGroups(t *testing.T) {
 		{":grename 4", Command{Op: OpInvalid, Text: "usage: :grename <gid> <name>"}},
 		{":gdissolve 4", Command{Op: OpGroupDissolve, Group: "4"}},
 		{":gdissolve", Command{Op: OpInvalid, Text: "usage: :gdissolve <gid>"}},
+		{":gowner 4 bob", Command{Op: OpGroupOwner, Group: "4", To: "bob"}},
+		{":gowner\t4   7 ", Command{Op: OpGroupOwner, Group: "4", To: "7"}},
+		{":gowner 4 bob carol", Command{Op: OpInvalid, Text: "usage: :gowner <gid> <user>"}},
+		{":gowner 4", Command{Op: OpInvalid, Text: "usage: :gowner <gid> <user>"}},
+		{":gowner", Command{Op: OpInvalid, Text: "usage: :gowner <gid> <user>"}},
+		{":gowner team bob", Command{Op: OpInvalid, Text: "usage: :gowner <gid> <user> (a group id is a number: see :groups)"}},
 		{":gx 4", Command{Op: OpInvalid, Text: "unknown command :gx (try :help)"}},
 	} {
 		if got := Parse(tc.line); got != tc.want {
@@ -96,7 +103,11 @@ func TestGroupFormats(t *testing.T) {
 		{"kicked", GroupKicked("team", "bob"), "* removed bob from team"},
 		{"renamed", GroupRenamed(client.Group{ID: "3", Name: "dream team"}), "* renamed group 3 to dream team"},
 		{"dissolved", GroupDissolved("team", "3"), "* dissolved group team (id 3)"},
-		{"leave owner", LeaveOwner("3"), "! you own group 3: :gdissolve 3 deletes it"},
+		{"leave owner", LeaveOwner("3"), "! you own group 3: :gowner 3 <user> hands it to a member, :gdissolve 3 deletes it"},
+		{"owned", GroupOwned("team", "3", "bob"), "* bob owns group team (3) now"},
+		{"owned, name unknown", GroupOwned("#3", "3", "7"), "* 7 owns group #3 (3) now"},
+		{"owned, a peer's name on one line", GroupOwned("a\nb", "3", "bo\tb"), "* bo b owns group a b (3) now"},
+		{"not a member", NotGroupMember("3", "bob"), "! bob is not a member of group 3"},
 		{"problem no group", GroupProblem(Parse(":gjoin 9"), apiErr(codes.NoGroup)), "! no such group: 9"},
 		{"problem full", GroupProblem(Parse(":gjoin 9"), apiErr(codes.GroupFull)), "! group 9 is full"},
 		{"problem join closed", GroupProblem(Parse(":gjoin 9"), apiErr(codes.Forbidden)), "! group 9 is closed: you need an invitation"},
@@ -105,6 +116,9 @@ func TestGroupFormats(t *testing.T) {
 		{"problem kick", GroupProblem(Parse(":gkick 9 bob"), apiErr(codes.Forbidden)), "! only the owner of group 9 may do that"},
 		{"problem rename", GroupProblem(Parse(":grename 9 x"), apiErr(codes.Forbidden)), "! only the owner of group 9 may do that"},
 		{"problem dissolve", GroupProblem(Parse(":gdissolve 9"), apiErr(codes.Forbidden)), "! only the owner of group 9 may do that"},
+		{"problem owner", GroupProblem(Parse(":gowner 9 bob"), apiErr(codes.Forbidden)), "! only the owner of group 9 may do that"},
+		{"problem owner unknown", GroupProblem(Parse(":gowner 9 zed"), apiErr(codes.BadAccount)), "! no such user: zed"},
+		{"problem owner no group", GroupProblem(Parse(":gowner 9 bob"), apiErr(codes.NoGroup)), "! no such group: 9"},
 		{"problem invite", GroupProblem(Parse(":ginvite 9 bob"), apiErr(codes.Forbidden)), "! not allowed to invite to group 9 (owner only, or members of an open group)"},
 		{"problem kick unknown", GroupProblem(Parse(":gkick 9 zed"), apiErr(codes.BadAccount)), "! no such user: zed"},
 		{"problem invite unknown", GroupProblem(Parse(":ginvite 9 zed"), apiErr(codes.BadAccount)), "! no such user: zed"},
@@ -122,10 +136,13 @@ func TestGroupFormats(t *testing.T) {
 func TestHelpListsGroupCommands(t *testing.T) {
 	help := strings.Join(Help(), "\n")
 	for _, cmd := range []string{":gcreate <name> [open]", ":gjoin <gid>", ":ginvite <gid> <user>...", ":gleave <gid>",
-		":gkick <gid> <user>", ":groups", ":members <gid>", ":grename <gid> <name>", ":gdissolve <gid>", ":g <gid> <text>"} {
+		":gkick <gid> <user>", ":groups", ":members <gid>", ":grename <gid> <name>", ":gdissolve <gid>", ":gowner <gid> <user>", ":g <gid> <text>"} {
 		if !regexp.MustCompile(`(?m)^\*   ` + regexp.QuoteMeta(cmd) + ` +\S`).MatchString(help) {
 			t.Errorf(":help has no line for %s with a description:\n%s", cmd, help)
 		}
+	}
+	if line := "*   :gowner <gid> <user> hand a group to a member (owner)"; !slices.Contains(Help(), line) {
+		t.Errorf(":help has no line %q", line)
 	}
 }
 

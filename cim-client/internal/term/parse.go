@@ -44,6 +44,7 @@ const (
 	OpGroupKick     // :gkick: Group, To
 	OpGroupRename   // :grename: Group, Text is the new name
 	OpGroupDissolve // :gdissolve: Group
+	OpGroupOwner    // :gowner: Group, To the new owner
 
 	OpPrefix // :pu: Text is the name prefix
 	OpEmoji  // :emoji: N is the page (from 1)
@@ -132,6 +133,7 @@ func (c Command) Groups() []string {
 //	:gkick 3 bob        remove bob from group 3
 //	:grename 3 new name rename group 3
 //	:gdissolve 3        delete group 3
+//	:gowner 3 bob       hand group 3 to bob, a member
 //	:watch bob g:3      presence of bob and of group 3's members (replaces the last :watch; none: stop)
 //	:typing bob         tell bob I am typing (:typing g:3 in group 3; :typing- stopped)
 //	:recall [N]         take back my N-th most recent message (1, the default: the last)
@@ -293,7 +295,7 @@ func Parse(line string) Command {
 				c.To = target
 			}
 			return c
-		case ":g", ":gcreate", ":gjoin", ":ginvite", ":gleave", ":gkick", ":grename", ":gdissolve", ":members", ":ghis":
+		case ":g", ":gcreate", ":gjoin", ":ginvite", ":gleave", ":gkick", ":grename", ":gdissolve", ":gowner", ":members", ":ghis":
 			return parseGroup(word, rest)
 		}
 		if isCommandWord(word[1:]) {
@@ -420,6 +422,7 @@ var groupUsage = map[string]string{
 	":gkick":     "usage: :gkick <gid> <user>",
 	":grename":   "usage: :grename <gid> <name>",
 	":gdissolve": "usage: :gdissolve <gid>",
+	":gowner":    "usage: :gowner <gid> <user>",
 	":members":   "usage: :members <gid>",
 	":ghis":      "usage: :ghis <gid> [word]",
 }
@@ -467,9 +470,12 @@ func parseGroup(word, rest string) Command {
 		return Command{Op: OpGroupSend, Group: gid, Text: arg}
 	case ":ginvite":
 		return Command{Op: OpGroupInvite, Group: gid, Text: strings.Join(strings.Fields(arg), " ")}
-	case ":gkick":
+	case ":gkick", ":gowner":
 		if strings.ContainsFunc(arg, unicode.IsSpace) {
 			return bad
+		}
+		if word == ":gowner" {
+			return Command{Op: OpGroupOwner, Group: gid, To: arg}
 		}
 		return Command{Op: OpGroupKick, Group: gid, To: arg}
 	}
