@@ -27,8 +27,8 @@
 //                                     unmute") and an .unmute button; #no-muted says when there are
 //                                     none; the outcome of an Unmute shows in #account-status
 //   #delete-account-form              in the account panel, "Delete my account": #delete-password,
-//                                     #delete-confirm (the checkbox "I understand my account,
-//                                     messages and groups are deleted for good") and #delete-account,
+//                                     #delete-confirm (the checkbox "I understand my account and
+//                                     messages are deleted for good") and #delete-account,
 //                                     disabled until the box is checked and a password typed; a
 //                                     refusal shows in #account-status (data-kind="error"); done, the
 //                                     login form comes back with "Your account was deleted." in
@@ -62,7 +62,13 @@
 //                                     (aria-pressed and data-muted="true|false"; disabled while the
 //                                     route answers)
 //   #group-tools                      in a group: #members-button, #members (items [data-user],
-//                                     with data-presence once known), #invite-user,
+//                                     with data-presence once known; the owner's has
+//                                     data-owner="true" and an .owner-mark "owner"; while the user
+//                                     owns the group every other member's has a .make-owner button,
+//                                     "Make owner" (aria-label "Make bob the owner"), which hands
+//                                     the group to them: done, the toast "bob owns crew now." and
+//                                     the list drawn again (the mark on bob, no .make-owner left);
+//                                     refused, "Cannot hand over the group: <why>"), #invite-user,
 //                                     #invite-button, #leave-group
 //   #messages                         the open conversation's messages, oldest first; items
 //                                     [data-msg-id] (the route's id; "" until known) with
@@ -162,6 +168,11 @@
 // not in it goes as the name itself, for the route to resolve; otherwise
 // only members are named. A message that mentions the user is marked, and
 // its group shows "@" in the list while such a message is unread.
+//
+// Group owners: the route tells nobody when a group changes hands, so the
+// page reads the group (GET /groups/:gid, its owner) each time the members
+// list opens, and draws the list again after the user's own hand-over.
+// Only the owner is offered "Make owner"; the route checks it anyway.
 //
 // Presence: the page subscribes (debounced) to the users of the
 // conversation list and the members of the open group, again whenever that
@@ -342,6 +353,8 @@ let blockChanges = 0;
 // key ("user:<id>" | "group:<gid>") → its Mute; a mute or unmute under way
 const mutes = new Map();
 let muteBusy = false;
+// group owners: a hand-over of a group under way (its buttons disabled)
+let ownerBusy = false;
 // replies: the Entry the next message of the open conversation answers
 // (null: none), shown in #reply-bar
 let replying = null;
@@ -368,6 +381,10 @@ class Conv {
     // id), complete: whether that is all of them}; null until loaded
     this.members = null;
     this.membersLoad = null; // the load under way (a Promise), or null
+    // a group's #members as last loaded: the users (route order), and the
+    // owner's user id ('' when not known)
+    this.memberList = [];
+    this.owner = '';
   }
 }
 
@@ -734,6 +751,7 @@ function leaveChat(message) {
   blockBusy = false;
   mutes.clear();
   muteBusy = false;
+  ownerBusy = false;
   replying = null;
   renderReplyBar();
   current = null;
@@ -2680,27 +2698,99 @@ async function toggleMembers() {
     return;
   }
   try {
-    const users = await client.groupMembers(c.id, { limit: MEMBERS_PAGE });
-    setMembers(c, users);
-    if (current !== c) return;
-    const items = users.map((u) => {
-      learnName(u.userId, u.userName);
-      const li = document.createElement('li');
-      li.dataset.user = u.userId;
-      const dot = document.createElement('span');
-      dot.className = 'presence-dot';
-      dot.setAttribute('aria-hidden', 'true');
-      li.append(dot, u.userName);
-      const st = applyPresence(li, u.userId);
-      if (st) li.title = st.online ? 'online' : 'offline';
-      return li;
-    });
-    el.members.replaceChildren(...items);
-    show(el.members, true);
-    el.membersButton.setAttribute('aria-expanded', 'true');
+    await showMembers(c);
   } catch (err) {
     toast(`Members unavailable: ${describeError(err)}`);
   }
+}
+
+// showMembers loads group c's members and its owner (GET /groups/:gid,
+// read each time: see "Group owners") and, while c is open, shows them in
+// #members. Without the owner the list shows with no marks.
+async function showMembers(c) {
+  const cl = client;
+  const [users, g] = await Promise.all([cl.groupMembers(c.id, { limit: MEMBERS_PAGE }), cl.group(c.id).catch(() => null)]);
+  if (cl !== client) return;
+  setMembers(c, users);
+  c.memberList = users;
+  c.owner = g ? g.owner : '';
+  if (current !== c) return;
+  renderMembers(c);
+  show(el.members, true);
+  el.membersButton.setAttribute('aria-expanded', 'true');
+}
+
+// renderMembers draws #members from group c's members as last loaded: the
+// owner marked and, while the user owns the group, a "Make owner" button
+// on every other member.
+function renderMembers(c) {
+  const owning = c.owner !== '' && c.owner === me.userId;
+  const items = c.memberList.map((u) => {
+    const name = u.userName || u.userId;
+    const li = document.createElement('li');
+    li.dataset.user = u.userId;
+    const dot = document.createElement('span');
+    dot.className = 'presence-dot';
+    dot.setAttribute('aria-hidden', 'true');
+    li.append(dot, name);
+    if (u.userId === c.owner) {
+      li.dataset.owner = 'true';
+      const mark = document.createElement('span');
+      mark.className = 'owner-mark';
+      mark.textContent = 'owner';
+      li.append(' ', mark);
+    } else if (owning) {
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.className = 'make-owner';
+      b.textContent = 'Make owner';
+      b.setAttribute('aria-label', `Make ${name} the owner`);
+      b.disabled = ownerBusy;
+      b.addEventListener('click', () => makeOwner(c, u));
+      li.append(' ', b);
+    }
+    const st = applyPresence(li, u.userId);
+    if (st) li.title = st.online ? 'online' : 'offline';
+    return li;
+  });
+  el.members.replaceChildren(...items);
+}
+
+// makeOwner hands group c to its member u (POST /groups/:gid/owner), one
+// hand-over at a time, and draws the members list again: the mark moves
+// and the buttons go. Refused (the group changed hands meanwhile, u left
+// it), the list is loaded again to show how things are.
+async function makeOwner(c, u) {
+  const cl = client;
+  if (!cl || ownerBusy) return;
+  const name = u.userName || u.userId;
+  // (Disabled, the button loses the focus: put it back after.)
+  const hadFocus = el.members.contains(document.activeElement);
+  ownerBusy = true;
+  for (const b of el.members.querySelectorAll('.make-owner')) b.disabled = true;
+  let refused = false;
+  try {
+    const g = await cl.transferGroup(c.id, u.userId);
+    c.owner = g.owner || u.userId;
+    if (cl === client) toast(`${name} owns ${c.name} now.`);
+  } catch (err) {
+    refused = true;
+    if (cl === client) toast(`Cannot hand over the group: ${describeError(err)}`);
+  } finally {
+    if (cl === client) ownerBusy = false; // (a log-out cleared it already)
+  }
+  if (cl !== client || c !== current || el.members.hidden) return;
+  if (!refused) {
+    renderMembers(c);
+  } else {
+    try {
+      await showMembers(c);
+    } catch {
+      renderMembers(c); // as it was, the buttons enabled again
+    }
+  }
+  // The focus back on the button (refused), or, gone, on Members.
+  if (hadFocus && c === current) (el.members.querySelector(`[data-user="${CSS.escape(u.userId)}"] .make-owner`) || el.membersButton).focus();
 }
 
 async function invite(user) {

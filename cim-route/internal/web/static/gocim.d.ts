@@ -539,8 +539,9 @@ export declare class Api {
   /**
    * POST /account/delete (bearer): given the password, deletes the user's
    * own account for good (messages, history, remembered logins, blocks,
-   * delayed messages; the groups it owns are dissolved, it leaves the
-   * others). Every session of the user, this one too, ends (kicked:
+   * delayed messages; each group it owns passes to the member with the
+   * lowest user id, one with no other member is dissolved, and it leaves
+   * every group). Every session of the user, this one too, ends (kicked:
    * "account deleted") and the name can be registered again. Resolves to
    * the account deleted. A wrong password, or an account the route's
    * --auth manages, is ApiError 4030 (HTTP 403); attempts are rate limited
@@ -563,9 +564,19 @@ export declare class Api {
   groupMembers(gid: string, opts?: CallOptions & { after?: string; limit?: number }): Promise<User[]>;
   joinGroup(gid: string, opts?: CallOptions): Promise<Group>;
   inviteToGroup(gid: string, users: string | string[], opts?: CallOptions): Promise<string[]>;
+  /** POST /groups/:gid/leave: the owner cannot (ApiError 4030) before it hands the group on (transferGroup) or dissolves it. */
   leaveGroup(gid: string, opts?: CallOptions): Promise<void>;
   kickFromGroup(gid: string, user: string, opts?: CallOptions): Promise<void>;
   renameGroup(gid: string, name: string, opts?: CallOptions): Promise<Group>;
+  /**
+   * POST /groups/:gid/owner {userId} (bearer, the owner only): hands the
+   * group to another member, by user id or name; resolves to the group,
+   * owner that member now (naming oneself changes nothing). Not the
+   * owner, or a user not a member, is ApiError 4030 (HTTP 403); an unknown
+   * user 9100; no user is ClientError 'no-recipient', no group 'no-group'.
+   * Nobody is told live: members learn the owner from group() or groups().
+   */
+  transferGroup(gid: string, user: string, opts?: CallOptions): Promise<Group>;
   dissolveGroup(gid: string, opts?: CallOptions): Promise<void>;
   groupReceipts(msgIds: string | string[], opts?: CallOptions): Promise<Record<string, GroupCount>>;
   delay(to: string, text: string, delaySeconds: number, opts?: CallOptions): Promise<DelayResult>;
@@ -963,6 +974,8 @@ export declare class Client extends EventTarget {
   leaveGroup(gid: string, opts?: CallOptions): Promise<void>;
   kickFromGroup(gid: string, user: string, opts?: CallOptions): Promise<void>;
   renameGroup(gid: string, name: string, opts?: CallOptions): Promise<Group>;
+  /** Hands the group to another member (Api.transferGroup); owner only. */
+  transferGroup(gid: string, user: string, opts?: CallOptions): Promise<Group>;
   dissolveGroup(gid: string, opts?: CallOptions): Promise<void>;
   /** Also raises the statuses this client reports for those messages. */
   groupReceipts(msgIds: string | string[], opts?: CallOptions): Promise<Record<string, GroupCount>>;

@@ -5,9 +5,10 @@
 //
 //   - Api is a thin client of the route's public HTTP API: register, login,
 //     online users, presence, log-off, history, uploads and downloads,
-//     groups, delayed messages, password changes, logging out the
-//     user's other devices, blocking users, muting conversations and
-//     deleting the account.
+//     groups (creating, joining, inviting, leaving, kicking, renaming,
+//     handing one to another member, dissolving), delayed messages,
+//     password changes, logging out the user's other devices, blocking
+//     users, muting conversations and deleting the account.
 //     Failures the route reports are thrown as ApiError carrying the
 //     route's result code. It keeps the access token of its latest login
 //     and sends it as "Authorization: Bearer" where the route wants it.
@@ -103,6 +104,12 @@
 // leaves the list then). muted(message) tells whether a message's
 // conversation is muted per that list, and it does not mention the user:
 // the app's cue to make no sound, badge or notification for it.
+//
+// Group owners: a group's owner (Group.owner, a member) alone kicks,
+// renames and dissolves it, and hands it to another member with
+// transferGroup(gid, user); it cannot leave the group before it did. The
+// route pushes no change of owner (nor of name): apps learn it from
+// group() and groups() when they need it.
 //
 // Presence and typing (docs/ARCHITECTURE.md, "Presence and typing"): the
 // login names the platform (option platform, "web" by default).
@@ -702,13 +709,15 @@ export class Api {
   /**
    * Deletes the user's own account for good, given its password (POST
    * /account/delete, with the access token): its messages, history,
-   * remembered logins, blocks and delayed messages go, the groups it owns
-   * are dissolved and it leaves the others; every session of the user,
-   * this one too, ends (kicked: "account deleted") and the name can be
-   * registered again, as a new account. Resolves to the account deleted,
-   * {userId, userName}. A wrong password is ApiError 4030 (Codes.Forbidden,
-   * HTTP 403), as is an account an external authenticator (route --auth)
-   * manages; attempts count as logins (429 / 4291 when too many).
+   * remembered logins, blocks and delayed messages go; each group it owns
+   * passes to the member with the lowest user id (the longest registered;
+   * one with no other member is dissolved) and it leaves every group;
+   * every session of the user, this one too, ends (kicked: "account
+   * deleted") and the name can be registered again, as a new account.
+   * Resolves to the account deleted, {userId, userName}. A wrong password
+   * is ApiError 4030 (Codes.Forbidden, HTTP 403), as is an account an
+   * external authenticator (route --auth) manages; attempts count as
+   * logins (429 / 4291 when too many).
    */
   async deleteAccount(password, { signal } = {}) {
     return toUser(await this._request('POST', '/account/delete', { json: { password: String(password ?? '') }, auth: true, signal }));
@@ -844,7 +853,10 @@ export class Api {
     return Array.isArray(d?.invited) ? d.invited.map(String) : [];
   }
 
-  /** Leaves a group (POST /groups/:gid/leave); the owner cannot (403): it dissolves instead. */
+  /**
+   * Leaves a group (POST /groups/:gid/leave); the owner cannot (403): it
+   * hands the group to a member first (transferGroup()) or dissolves it.
+   */
   async leaveGroup(gid, { signal } = {}) {
     await this._request('POST', groupPath(gid, '/leave'), { auth: true, signal });
   }
@@ -857,6 +869,21 @@ export class Api {
   /** Renames a group (POST /groups/:gid/rename); owner only. */
   async renameGroup(gid, name, { signal } = {}) {
     return toGroup(await this._request('POST', groupPath(gid, '/rename'), { json: { name }, auth: true, signal }));
+  }
+
+  /**
+   * Hands a group to another of its members, by user id or name (POST
+   * /groups/:gid/owner {userId}); owner only. Resolves to the group, its
+   * owner that member now (naming oneself changes nothing). A caller not
+   * the owner, or a user not a member, is ApiError 4030 (HTTP 403); an
+   * unknown user 9100; no user at all is ClientError 'no-recipient', no
+   * group 'no-group' (nothing sent). Nobody is told live: other members
+   * learn the owner from group() or groups().
+   */
+  async transferGroup(gid, user, { signal } = {}) {
+    const path = groupPath(gid, '/owner');
+    const u = blockedUser(user);
+    return toGroup(await this._request('POST', path, { json: { userId: u }, auth: true, signal }));
   }
 
   /** Deletes a group (POST /groups/:gid/dissolve); owner only. */
@@ -971,8 +998,8 @@ export class Api {
   }
 }
 
-// blockedUser is the user (id or name) a block, an unblock, a mute or an
-// unmute names.
+// blockedUser is the user (id or name) a block, an unblock, a mute, an
+// unmute or a group's hand-over names.
 function blockedUser(user) {
   const u = String(user ?? '').trim();
   if (!u) throw new ClientError(ClientError.NO_RECIPIENT, 'no user');
@@ -3582,6 +3609,10 @@ export class Client extends EventTarget {
   renameGroup(gid, name, opts) {
     this._needLogin();
     return this.api.renameGroup(gid, name, opts);
+  }
+  transferGroup(gid, user, opts) {
+    this._needLogin();
+    return this.api.transferGroup(gid, user, opts);
   }
   dissolveGroup(gid, opts) {
     this._needLogin();

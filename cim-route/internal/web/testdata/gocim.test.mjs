@@ -41,6 +41,12 @@ class Cluster {
     this.deleteGate = null; // a promise POST /account/delete waits for before it is answered
     this.deleteRefusal = null; // {status, code, message, retryAfter} for the next POST /account/delete
     this.accountsDeleted = 0; // POST /account/delete answered OK
+    // GET /groups/:gid and POST /groups/:gid/owner: ann (7) owns group 5,
+    // bob and carol in it too; bob owns group 6, ann not in it.
+    this.groups = new Map([
+      ['5', { name: 'crew', owner: '7', open: false, members: ['7', '8', '9'] }],
+      ['6', { name: 'other', owner: '8', open: true, members: ['8'] }],
+    ]);
     const cluster = this;
     this.fetch = async (url, init = {}) => {
       const u = new URL(url, 'http://route');
@@ -180,6 +186,30 @@ class Cluster {
         if (req.forSeconds > 0 && req.forSeconds <= 366 * 86400) m.untilMs = now + req.forSeconds * 1000;
         cluster.muted.set(k, m);
         return reply(200, 9000, m);
+      }
+      if (u.pathname.startsWith('/groups/')) {
+        // As the route: the latest session's bearer; users by id or name.
+        if (init.headers?.Authorization !== `Bearer acc${cluster.logins}`) return reply(401, 4010, null, 'unauthorized');
+        const [gid, what = ''] = u.pathname.slice('/groups/'.length).split('/').map(decodeURIComponent);
+        const g = cluster.groups.get(gid);
+        if (!g) return reply(404, 9200, null, 'no such group');
+        const method = init.method || 'GET';
+        const answer = () => reply(200, 9000, { groupId: gid, name: g.name, owner: g.owner, open: g.open, members: g.members.length });
+        if (method === 'GET' && what === '') {
+          if (!g.open && !g.members.includes('7')) return reply(403, 4030, null, `forbidden: not a member of group ${gid}`);
+          return answer();
+        }
+        if (method === 'POST' && what === 'owner') {
+          const req = JSON.parse(init.body || '{}');
+          if (!req.userId) return reply(400, 3000, null, 'bad argument: userId required');
+          const who = cluster.users.find(([id, name]) => req.userId === id || req.userId === name);
+          if (!who) return reply(401, 9100, null, `bad account: unknown user "${req.userId}"`);
+          if (g.owner !== '7') return reply(403, 4030, null, `forbidden: only the owner of group ${gid} may do this`);
+          if (!g.members.includes(who[0])) return reply(403, 4030, null, `forbidden: ${who[1]} is not a member of group ${gid}`);
+          g.owner = who[0];
+          return answer();
+        }
+        return reply(404, 3000, null, 'no such endpoint');
       }
       if (u.pathname === '/history/delete') return reply(200, 9000, null);
       if (u.pathname === '/history' && cluster.historyAnswer) return reply(200, 9000, cluster.historyAnswer);
@@ -1962,6 +1992,72 @@ test('a read of the list asked before one of the client\'s own changes was answe
 // Route msgIds: 32 lowercase hex digits.
 const R1 = '0190a1b2c3d4e5f60718293a4b5c6d7e';
 const R2 = '0190a1b2c3d4e5f60718293a4b5c6d7f';
+
+const ownerCalls = (cl) => cl.calls.filter((x) => x.path.startsWith('/groups/'));
+
+test('Api.transferGroup: POST /groups/:gid/owner with the bearer and the user, by id or name; the group answered', async () => {
+  const cl = new Cluster();
+  const api = new Api('http://route', { fetch: cl.fetch });
+  await api.login('ann', 'secret1');
+
+  // Naming herself, the owner: nothing changes.
+  assert.deepEqual(await api.transferGroup('5', 'ann'), { groupId: '5', name: 'crew', owner: '7', open: false, members: 3 });
+  // To bob, by name: he owns it now.
+  assert.deepEqual(await api.transferGroup('5', 'bob'), { groupId: '5', name: 'crew', owner: '8', open: false, members: 3 });
+  const post = ownerCalls(cl)[1];
+  assert.equal(post.method, 'POST');
+  assert.equal(post.path, '/groups/5/owner');
+  assert.equal(post.search, '');
+  assert.equal(post.headers.Authorization, 'Bearer acc1');
+  assert.equal(post.headers['Content-Type'], 'application/json');
+  assert.deepEqual(JSON.parse(post.body), { userId: 'bob' });
+  assert.equal((await api.group('5')).owner, '8', 'the route has the new owner');
+
+  // Not hers any more: refused, with the route's code and text.
+  await assert.rejects(api.transferGroup(5, '9'), (e) => e instanceof ApiError && e.code === Codes.Forbidden && e.httpStatus === 403 && e.detail === 'forbidden: only the owner of group 5 may do this');
+  assert.equal(ownerCalls(cl).at(-1).path, '/groups/5/owner', 'a number is a group id too');
+  assert.deepEqual(JSON.parse(ownerCalls(cl).at(-1).body), { userId: '9' }, 'by id');
+  assert.equal(cl.groups.get('5').owner, '8');
+  // A user not in the group; an unknown user; an unknown group.
+  cl.groups.get('5').owner = '7';
+  await assert.rejects(api.transferGroup('5', 'd.e-f_g'), (e) => e instanceof ApiError && e.code === Codes.Forbidden && /d\.e-f_g is not a member of group 5/.test(e.detail));
+  await assert.rejects(api.transferGroup('5', 'nobody'), (e) => e instanceof ApiError && e.code === Codes.BadAccount && e.httpStatus === 401);
+  await assert.rejects(api.transferGroup('99', 'bob'), (e) => e instanceof ApiError && e.code === Codes.NoGroup && e.httpStatus === 404);
+  assert.equal(cl.groups.get('5').owner, '7', 'no refusal changed the owner');
+  // A group id that needs escaping is one path segment.
+  await assert.rejects(api.transferGroup('a/b', 'bob'), (e) => e instanceof ApiError && e.code === Codes.NoGroup);
+  assert.equal(ownerCalls(cl).at(-1).path, '/groups/a%2Fb/owner');
+
+  // No group or no user: refused at once, nothing sent.
+  const made = ownerCalls(cl).length;
+  for (const none of ['', null, undefined]) {
+    await assert.rejects(api.transferGroup(none, 'bob'), (e) => e instanceof ClientError && e.reason === ClientError.NO_GROUP);
+  }
+  for (const none of ['', '  ', null, undefined]) {
+    await assert.rejects(api.transferGroup('5', none), (e) => e instanceof ClientError && e.reason === ClientError.NO_RECIPIENT);
+  }
+  assert.equal(ownerCalls(cl).length, made, 'no call without a group or a user');
+});
+
+test('Client.transferGroup goes through its Api with the session\'s bearer', async (t) => {
+  const cl = new Cluster();
+  const idle = newClient(cl);
+  assert.throws(() => idle.transferGroup('5', 'bob'), (e) => e instanceof ClientError && e.reason === ClientError.NOT_LOGGED_IN);
+  assert.equal(ownerCalls(cl).length, 0);
+
+  const c = await started(cl);
+  t.after(() => c.close()); // a failed assertion leaves no client running
+  assert.equal((await c.group('5')).owner, '7');
+  assert.deepEqual(await c.transferGroup('5', 'carol'), { groupId: '5', name: 'crew', owner: '9', open: false, members: 3 });
+  assert.equal((await c.group('5')).owner, '9');
+  await assert.rejects(c.transferGroup('5', 'bob'), (e) => e instanceof ApiError && e.code === Codes.Forbidden);
+  const calls = ownerCalls(cl);
+  assert.deepEqual(calls.map((x) => `${x.method} ${x.path}`), ['GET /groups/5', 'POST /groups/5/owner', 'GET /groups/5', 'POST /groups/5/owner']);
+  for (const x of calls) assert.equal(x.headers.Authorization, `Bearer ${c.api.accessToken}`);
+  assert.deepEqual(JSON.parse(calls[1].body), { userId: 'carol' });
+  assert.equal(c.state, 'online');
+  await c.close();
+});
 
 test('a reply goes as a MSG with replyTo, to a user or a group, and comes back decoded; kept and resent like any send', async () => {
   const cl = new Cluster();
