@@ -182,10 +182,10 @@ func wantAPIError(t *testing.T, err error, status int, code codes.Code, sentinel
 // TestListingsPagedAndLimited: /onlineUser and a group's members answer at
 // most the page asked for (by id, then after the last id), so no request
 // makes the route send a whole list (100,000 users online are megabytes); a
-// bad page is 400/3000; a user's listing requests are rate limited
-// (--list-rate, 429/4291), an API key's are not.
+// bad page is 400/3000; a user's listing requests and group changes are
+// rate limited (--list-rate, 429/4291: one bucket), an API key's are not.
 func TestListingsPagedAndLimited(t *testing.T) {
-	c := harness.Start(t, harness.Options{Gateways: 1, RouteArgs: []string{"--list-rate", "0.001", "--list-burst", "4"}})
+	c := harness.Start(t, harness.Options{Gateways: 1, RouteArgs: []string{"--list-rate", "0.001", "--list-burst", "5"}})
 	ctx := ctxT(t)
 	var users []*harness.User
 	for _, name := range []string{"ann", "ben", "cat"} {
@@ -218,7 +218,8 @@ func TestListingsPagedAndLimited(t *testing.T) {
 	}
 	checkAPI(t, c, "GET", "/onlineUser?limit=0", harness.APIKey(harness.ListKey), nil, 400, codes.BadArgument)
 	checkAPI(t, c, "GET", "/onlineUser?after=ann", harness.APIKey(harness.ListKey), nil, 400, codes.BadArgument)
-	// ann's listings: the SDK's pages, then her burst of 4 is used up.
+	// ann's listings and group changes: the SDK's pages and a new group,
+	// then her burst of 5 is used up.
 	if page, err := ann.OnlineUsersAfter(ctx, first[1].UserID, 2); err != nil || len(page) != 1 || page[0].UserID != rest[0].UserID {
 		t.Fatalf("the SDK's page after %s: %v %v, want %v", first[1].UserID, page, err, rest)
 	}
@@ -240,10 +241,12 @@ func TestListingsPagedAndLimited(t *testing.T) {
 		t.Fatalf("members after %s: %v %v", m1[1].UserID, m2, err)
 	}
 	if _, err := ann.Groups(ctx); err != nil {
-		t.Fatalf("ann's 4th listing: %v", err)
+		t.Fatalf("ann's 5th request: %v", err)
 	}
 	_, err = ann.GroupMembers(ctx, g.ID)
-	wantCode(t, err, codes.RateLimited, "ann's 5th listing")
+	wantCode(t, err, codes.RateLimited, "ann's 6th request, a listing")
+	_, err = ann.RenameGroup(ctx, g.ID, "everybody")
+	wantCode(t, err, codes.RateLimited, "ann's 7th request, a group change")
 	if _, err := users[1].GroupMembers(ctx, g.ID); err != nil {
 		t.Fatalf("ben's listing (his own budget): %v", err)
 	}

@@ -198,8 +198,8 @@ type Config struct {
 	UploadBurst int
 	// ListRate and ListBurst bound a user's listing requests (online
 	// users, presence, groups, members: answers of up to a thousand
-	// entries) per second; <= 0: no limit. API keys are not limited.
-	// Over it: 429 / 4291.
+	// entries) and changes of its blocks, mutes and groups per second;
+	// <= 0: no limit. API keys are not limited. Over it: 429 / 4291.
 	ListRate  float64
 	ListBurst int
 	// Limiters makes the rate limiters above: the app shares them in
@@ -358,18 +358,20 @@ func NewPublic(cfg Config) (http.Handler, error) {
 	adm.DELETE("/users/:id", h.adminDelete)
 
 	g := e.Group("/groups", h.authorize(bearer))
-	g.POST("", h.createGroup)
+	// Changes take from the listing bucket too: each costs Redis writes
+	// and may queue a webhook event, whose queue all users share.
+	g.POST("", h.limitList, h.createGroup)
 	g.GET("", h.limitList, h.myGroups)
 	g.GET("/receipts", h.limitList, h.groupReceipts)
 	g.GET("/:gid", h.limitList, h.getGroup)
 	g.GET("/:gid/members", h.limitList, h.groupMembers)
-	g.POST("/:gid/join", h.joinGroup)
-	g.POST("/:gid/invite", h.inviteToGroup)
-	g.POST("/:gid/leave", h.leaveGroup)
-	g.POST("/:gid/kick", h.kickFromGroup)
-	g.POST("/:gid/owner", h.transferGroup)
-	g.POST("/:gid/rename", h.renameGroup)
-	g.POST("/:gid/dissolve", h.dissolveGroup)
+	g.POST("/:gid/join", h.limitList, h.joinGroup)
+	g.POST("/:gid/invite", h.limitList, h.inviteToGroup)
+	g.POST("/:gid/leave", h.limitList, h.leaveGroup)
+	g.POST("/:gid/kick", h.limitList, h.kickFromGroup)
+	g.POST("/:gid/owner", h.limitList, h.transferGroup)
+	g.POST("/:gid/rename", h.limitList, h.renameGroup)
+	g.POST("/:gid/dissolve", h.limitList, h.dissolveGroup)
 	return e, nil
 }
 

@@ -130,7 +130,7 @@ type Config struct {
 	HashQueue        int           // password checks waiting for a bcrypt slot; more get 503/5032
 	HistoryRate      float64       // /history requests per second per user; 0: no limit
 	HistoryBurst     int           // bucket size of HistoryRate
-	ListRate         float64       // listing requests (online users, presence, groups, members) per second per user; 0: no limit
+	ListRate         float64       // listing requests (online users, presence, groups, members) and block, mute and group changes per second per user; 0: no limit
 	ListBurst        int           // bucket size of ListRate
 	OnlineReadRate   int           // routes a second the online list's whole readings read on average, per process; 0: every 2 s whatever its size
 	InvitesPerHour   int           // group invitations one user may send per hour; 0: no limit
@@ -315,7 +315,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.HashQueue, "hash-queue", c.HashQueue, "logins (and as many registrations) that may wait for a bcrypt slot (one per core, registrations at most half); more get 503/5032")
 	fs.Float64Var(&c.HistoryRate, "history-rate", c.HistoryRate, "/history requests per second per user; more get 429/4291 (0: no limit)")
 	fs.IntVar(&c.HistoryBurst, "history-burst", c.HistoryBurst, "/history requests allowed at once before --history-rate applies")
-	fs.Float64Var(&c.ListRate, "list-rate", c.ListRate, "listing requests (GET /onlineUser, /presence, /groups, /groups/{gid}, /groups/{gid}/members, /groups/receipts) per second per user; more get 429/4291; API keys are not limited (0: no limit)")
+	fs.Float64Var(&c.ListRate, "list-rate", c.ListRate, "listing requests (GET /onlineUser, /presence, /groups, /groups/{gid}, /groups/{gid}/members, /groups/receipts, /blocks, /mutes) and changes (POST /groups, /groups/{gid}/*, /blocks, /mutes and their DELETEs) per second per user; more get 429/4291; API keys are not limited (0: no limit)")
 	fs.IntVar(&c.ListBurst, "list-burst", c.ListBurst, "listing requests allowed at once before --list-rate applies")
 	fs.IntVar(&c.OnlineReadRate, "online-read-rate", c.OnlineReadRate, "routes a second, on average, that working out the online list (GET /onlineUser, :olu) reads per route process: it is kept 2 s, longer when larger (0: every 2 s whatever its size)")
 	fs.IntVar(&c.InvitesPerHour, "invites-per-hour", c.InvitesPerHour, "group invitations one user may send per hour (all at once at most); more get 429/4293 (0: no limit)")
