@@ -359,6 +359,9 @@ type UserPresence struct {
 	UserName string
 	Online   bool
 	Since    int64 // when its session came online (unix ms; 0 offline)
+	// LastSeen: offline, when its last session ended (unix ms; 0 online,
+	// never seen, or hidden: to a viewer the user blocked).
+	LastSeen int64
 }
 
 // Presence asks for users' presence (ids or names, at most 100), in the
@@ -370,6 +373,7 @@ func (a *API) Presence(ctx context.Context, users ...string) ([]UserPresence, er
 			UserName string      `json:"userName"`
 			Online   bool        `json:"online"`
 			Since    int64       `json:"since"`
+			LastSeen int64       `json:"lastSeen"`
 		} `json:"users"`
 	}
 	q := url.Values{"users": {strings.Join(users, ",")}}
@@ -378,7 +382,7 @@ func (a *API) Presence(ctx context.Context, users ...string) ([]UserPresence, er
 	}
 	out := make([]UserPresence, len(d.Users))
 	for i, u := range d.Users {
-		out[i] = UserPresence{UserID: string(u.UserID), UserName: u.UserName, Online: u.Online, Since: u.Since}
+		out[i] = UserPresence{UserID: string(u.UserID), UserName: u.UserName, Online: u.Online, Since: u.Since, LastSeen: u.LastSeen}
 	}
 	return out, nil
 }

@@ -1,6 +1,10 @@
 package client
 
 import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 
 	"github.com/gocim/gocim/proto/cimpb"
@@ -49,5 +53,43 @@ func TestPresenceApply(t *testing.T) {
 	}
 	if a := <-ch2; a.err == nil {
 		t.Fatal("no error handed over")
+	}
+}
+
+// TestAPIPresenceLastSeen: GET /presence's lastSeen comes as LastSeen, 0
+// where the route leaves it out (online, never seen, hidden).
+func TestAPIPresenceLastSeen(t *testing.T) {
+	var query string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/presence" {
+			http.NotFound(w, r)
+			return
+		}
+		query = r.URL.Query().Get("users")
+		_, _ = io.WriteString(w, `{"code":9000,"message":"ok","data":{"users":[`+
+			`{"userId":"2","userName":"bob","online":false,"lastSeen":1700000123456},`+
+			`{"userId":3,"userName":"carol","online":true,"since":1700000000001},`+
+			`{"userId":"4","userName":"dave","online":false}]}}`)
+	}))
+	defer srv.Close()
+	got, err := NewAPI(srv.URL, nil).Presence(context.Background(), "bob", "carol", "dave")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []UserPresence{
+		{UserID: "2", UserName: "bob", LastSeen: 1700000123456},
+		{UserID: "3", UserName: "carol", Online: true, Since: 1700000000001},
+		{UserID: "4", UserName: "dave"},
+	}
+	if query != "bob,carol,dave" {
+		t.Errorf("asked for users=%q", query)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("Presence = %+v, want %+v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("Presence[%d] = %+v, want %+v", i, got[i], want[i])
+		}
 	}
 }

@@ -57,6 +57,16 @@ func clock(m *cimpb.Msg, loc *time.Location, fallback time.Time) string {
 	return at.In(loc).Format("15:04:05")
 }
 
+// dayTime is at to the minute, in loc: "14:05" on now's day,
+// "2024-05-07 14:05" on another.
+func dayTime(at time.Time, loc *time.Location, now time.Time) string {
+	at, today := at.In(loc), now.In(loc)
+	if y, m, d := at.Date(); y == today.Year() && m == today.Month() && d == today.Day() {
+		return at.Format("15:04")
+	}
+	return at.Format("2006-01-02 15:04")
+}
+
 // GroupLabel is how lines name group gid: its name, or "#<gid>" when the
 // name is not known.
 func GroupLabel(gid, name string) string {
@@ -295,21 +305,27 @@ func Online(users []client.User) string {
 	return "* online: " + strings.Join(parts, ", ")
 }
 
-// Watching answers a :watch: "* watching: alice online (web), bob
-// offline", or "* watching nobody".
-func Watching(states []*cimpb.PresenceState) string {
+// Watching answers a :watch (a snapshot's states): "* watching: alice
+// online (web), bob offline (last seen 14:02), carol offline", or
+// "* watching nobody". An offline state's at_ms is when the user was last
+// seen (0: never, or hidden from us), shown in loc as dayTime does with
+// now.
+func Watching(states []*cimpb.PresenceState, loc *time.Location, now time.Time) string {
 	if len(states) == 0 {
 		return "* watching nobody"
 	}
 	parts := make([]string, len(states))
 	for i, s := range states {
 		parts[i] = userLabel(s.GetUserName(), s.GetUserId()) + " " + presenceWord(s)
+		if ms := s.GetAtMs(); !s.GetOnline() && ms > 0 {
+			parts[i] += " (last seen " + dayTime(time.UnixMilli(ms), loc, now) + ")"
+		}
 	}
 	return "* watching: " + strings.Join(parts, ", ")
 }
 
 // PresenceLine is a watched user's change: "* alice is online (web)",
-// "* alice is offline".
+// "* alice is offline" (a change is news: no last seen, unlike Watching).
 func PresenceLine(s *cimpb.PresenceState) string {
 	return "* " + userLabel(s.GetUserName(), s.GetUserId()) + " is " + presenceWord(s)
 }

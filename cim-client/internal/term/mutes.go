@@ -66,11 +66,7 @@ func muteEnd(until time.Time, loc *time.Location, now time.Time) string {
 	if until.IsZero() {
 		return "until unmuted"
 	}
-	at, today := until.In(loc), now.In(loc)
-	if y, m, d := at.Date(); y == today.Year() && m == today.Month() && d == today.Day() {
-		return "until " + at.Format("15:04")
-	}
-	return "until " + at.Format("2006-01-02 15:04")
+	return "until " + dayTime(until, loc, now)
 }
 
 // MuteProblem formats the route's refusal of a :mute or :unmute:

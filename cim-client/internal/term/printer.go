@@ -258,7 +258,11 @@ func (p *Printer) Event(ev client.Event) {
 			p.learnName(s.GetUserId(), s.GetUserName())
 		}
 		if ev.Presence.GetSnapshot() {
-			p.Line(Watching(ev.Presence.States))
+			now := ev.At // "today" for the last seen times
+			if now.IsZero() {
+				now = time.Now()
+			}
+			p.Line(Watching(ev.Presence.States, p.loc, now))
 			break
 		}
 		for _, s := range ev.Presence.GetStates() {

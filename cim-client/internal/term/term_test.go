@@ -133,8 +133,8 @@ func TestFormats(t *testing.T) {
 		{"no name, no time", Message(&cimpb.Msg{From: "3", Body: []byte("x")}, time.UTC, fallback), "[23:59:58] 3: x"},
 		{"multi-line body", Message(&cimpb.Msg{FromName: "eve", Body: []byte("a\nb\r\x1b[2Jc\xff"), TimestampMs: ms}, time.UTC, fallback), "[07:08:09] eve: a b  [2Jc\uFFFD"},
 		{"file", Message(&cimpb.Msg{FromName: "bob", Kind: cimpb.Kind_KIND_FILE, File: &cimpb.FileInfo{Name: "a.pdf", Size: 1200}, TimestampMs: ms}, time.UTC, fallback), "[07:08:09] bob: [file a.pdf, 1200 bytes]"},
-		{"watching", Watching([]*cimpb.PresenceState{{UserId: "2", UserName: "bob", Online: true, Platform: "web"}, {UserId: "9"}}), "* watching: bob online (web), 9 offline"},
-		{"watching nobody", Watching(nil), "* watching nobody"},
+		{"watching", Watching([]*cimpb.PresenceState{{UserId: "2", UserName: "bob", Online: true, Platform: "web"}, {UserId: "9"}}, time.UTC, at), "* watching: bob online (web), 9 offline"},
+		{"watching nobody", Watching(nil, time.UTC, at), "* watching nobody"},
 		{"presence", PresenceLine(&cimpb.PresenceState{UserId: "2", UserName: "bob\x1b[2J"}), "* bob [2J is offline"},
 		{"typing", TypingLine(&cimpb.Typing{From: "2", FromName: "bob"}, ""), "* bob is typing…"},
 		{"typing in a group", TypingLine(&cimpb.Typing{From: "2", FromName: "bob", Group: "3", Stopped: true}, "team"), "* bob stopped typing in team"},
@@ -328,6 +328,62 @@ func TestPrinterSlowDown(t *testing.T) {
 	}
 	if p.Retrying() != 0 || p.Unanswered() != 0 {
 		t.Errorf("Retrying %d Unanswered %d after the answers", p.Retrying(), p.Unanswered())
+	}
+}
+
+// TestWatchingLastSeen: a :watch answer gives an offline user's last seen
+// (the snapshot's at_ms) in the printer's zone, the time alone on the day
+// of now there, with the date on another; never seen (0) or online: none.
+// A live change is news and says no time.
+func TestWatchingLastSeen(t *testing.T) {
+	now := time.Date(2024, 5, 6, 15, 0, 0, 0, time.UTC)
+	today := time.Date(2024, 5, 6, 14, 2, 30, 0, time.UTC).UnixMilli()
+	yesterday := time.Date(2024, 5, 5, 23, 59, 0, 0, time.UTC).UnixMilli()
+	// Two hours east, late is already tomorrow: days are the zone's.
+	east, late := time.FixedZone("E", 2*3600), time.Date(2024, 5, 6, 23, 30, 0, 0, time.UTC)
+	bob := func(ms int64) *cimpb.PresenceState {
+		return &cimpb.PresenceState{UserId: "2", UserName: "bob", AtMs: ms}
+	}
+	for _, tc := range []struct {
+		name, got, want string
+	}{
+		{"today", Watching([]*cimpb.PresenceState{bob(today)}, time.UTC, now), "* watching: bob offline (last seen 14:02)"},
+		{"another day", Watching([]*cimpb.PresenceState{bob(yesterday)}, time.UTC, now), "* watching: bob offline (last seen 2024-05-05 23:59)"},
+		{"another zone", Watching([]*cimpb.PresenceState{bob(yesterday)}, east, now), "* watching: bob offline (last seen 01:59)"},
+		{"another zone, today there", Watching([]*cimpb.PresenceState{bob(late.Add(-20 * time.Minute).UnixMilli())}, east, late),
+			"* watching: bob offline (last seen 01:10)"},
+		{"another zone, yesterday there", Watching([]*cimpb.PresenceState{bob(late.Add(-100 * time.Minute).UnixMilli())}, east, late),
+			"* watching: bob offline (last seen 2024-05-06 23:50)"},
+		{"a year ago", Watching([]*cimpb.PresenceState{bob(now.AddDate(-1, 0, 0).UnixMilli())}, time.UTC, now), "* watching: bob offline (last seen 2023-05-06 15:00)"},
+		{"never seen", Watching([]*cimpb.PresenceState{bob(0)}, time.UTC, now), "* watching: bob offline"},
+		{"online", Watching([]*cimpb.PresenceState{{UserId: "3", UserName: "carol", Online: true, Platform: "web", AtMs: today}}, time.UTC, now),
+			"* watching: carol online (web)"},
+		{"several", Watching([]*cimpb.PresenceState{{UserId: "3", UserName: "carol", Online: true, AtMs: today}, bob(today), {UserId: "4", UserName: "dave"}}, time.UTC, now),
+			"* watching: carol online, bob offline (last seen 14:02), dave offline"},
+		{"live change", PresenceLine(bob(today)), "* bob is offline"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s:\n got %q\nwant %q", tc.name, tc.got, tc.want)
+		}
+	}
+
+	// The printer: "today" is the day of the snapshot's event, in its zone.
+	var out bytes.Buffer
+	p := NewPrinter(&out, time.UTC, func() client.Info { return client.Info{UserID: "1"} })
+	snapshot := func(at time.Time) client.Event {
+		return client.Event{Kind: client.EventPresence, At: at,
+			Presence: &cimpb.Presence{Snapshot: true, States: []*cimpb.PresenceState{bob(today), {UserId: "4", UserName: "dave"}}}}
+	}
+	p.Event(snapshot(now))
+	p.Event(snapshot(now.AddDate(0, 0, 1)))
+	p.Event(client.Event{Kind: client.EventPresence, At: now, Presence: &cimpb.Presence{States: []*cimpb.PresenceState{bob(now.UnixMilli())}}})
+	want := strings.Join([]string{
+		"* watching: bob offline (last seen 14:02), dave offline",
+		"* watching: bob offline (last seen 2024-05-06 14:02), dave offline",
+		"* bob is offline",
+	}, "\n") + "\n"
+	if out.String() != want {
+		t.Errorf("printed:\n%s\nwant:\n%s", out.String(), want)
 	}
 }
 
