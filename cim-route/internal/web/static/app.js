@@ -48,7 +48,12 @@
 //   #group-id, #join-group            join a group by id
 //   #conv-title                       the open conversation's name; data-conv
 //   #conv-presence                    a user conversation's peer: "online" | "offline" and
-//                                     data-presence (hidden while not known, and in groups)
+//                                     data-presence (hidden while not known, and in groups); offline
+//                                     with a known last seen it reads "last seen just now" (under a
+//                                     minute), "last seen 5 min ago", "last seen today at 14:02",
+//                                     "last seen yesterday at 14:02" or "last seen 3 Dec at 14:02"
+//                                     (data-presence still "offline") and has data-last-seen (unix
+//                                     ms); redrawn every 30 s as time passes
 //   #block-button                     in a conversation with a user (not the system): "Block", or
 //                                     "Unblock" when that user is blocked (aria-pressed and
 //                                     data-blocked="true|false"); blocking shows #block-notice ("You
@@ -176,7 +181,11 @@
 //
 // Presence: the page subscribes (debounced) to the users of the
 // conversation list and the members of the open group, again whenever that
-// list changes; the SDK resubscribes after reconnects. Typing: the page
+// list changes; the SDK resubscribes after reconnects. An offline peer's
+// last seen (the SDK's lastSeen: from the snapshot, or the offline change
+// seen live) is worded relative to this browser's clock, and worded again
+// on the page's 30 s tick, so "just now" turns into "3 min ago" while the
+// conversation stays open. Typing: the page
 // sends an indicator when the user types in the composer (at most every
 // 3 s while the draft stands, "stopped" when it is cleared or sent) and
 // shows others' for 5 s, until they stop or their message arrives.
@@ -221,7 +230,7 @@
 // in the document title, leaves them out unless they mention the user
 // (the SDK's muted()).
 
-import { Api, ApiError, Client, ClientError, Codes, GatewayError, MAX_MENTIONS, utf8Encode } from './gocim.js';
+import { Api, ApiError, Client, ClientError, Codes, GatewayError, MAX_MENTIONS, lastSeenText, utf8Encode } from './gocim.js';
 
 const $ = (id) => document.getElementById(id);
 const el = {
@@ -308,7 +317,7 @@ const MAX_WATCHED = 400; // the route watches at most 500 users per connection
 const TYPING_EVERY_MS = 3000; // at most one typing indicator per this
 const TYPING_SHOWN_MS = 5000; // how long another's indicator is shown
 const EDIT_WINDOW_MS = 15 * 60_000; // the route's --edit-window (its default)
-const EDIT_WINDOW_CHECK_MS = 30_000; // how often expired Edit/Recall buttons go
+const EDIT_WINDOW_CHECK_MS = 30_000; // how often expired Edit/Recall buttons go and the last seen is worded again
 const MAX_CHANGES = 2000; // changes remembered for messages not shown yet
 const REPLY_SNIPPET = 60; // characters of a message quoted by a reply
 const REACTION_CHOICES = ['👍', '\u2764\uFE0F', '😂', '😮', '😢', '🙏']; // the palette; the heart is ❤️ (U+2764 U+FE0F)
@@ -720,7 +729,7 @@ function enterChat() {
   clearInterval(onlineTimer);
   onlineTimer = setInterval(() => client?.state === 'online' && refreshOnline(), 30_000);
   clearInterval(windowTimer);
-  windowTimer = setInterval(expireActions, EDIT_WINDOW_CHECK_MS);
+  windowTimer = setInterval(onTick, EDIT_WINDOW_CHECK_MS);
   if (current) openConv(current.key);
   else el.newChatUser.focus();
 }
@@ -1560,6 +1569,13 @@ function updateActions(e) {
   }
   li.append(bar);
   if (focused) (bar.querySelector(`.${CSS.escape(focused)}`) || li).focus();
+}
+
+// onTick runs every EDIT_WINDOW_CHECK_MS while signed in: what changes
+// with time alone.
+function onTick() {
+  expireActions();
+  renderConvPresence();
 }
 
 // expireActions takes Edit and Recall away from messages past the window.
@@ -2436,21 +2452,27 @@ function renderPresence() {
   renderConvPresence();
 }
 
-// renderConvPresence shows whether the open conversation's peer is online.
+// renderConvPresence shows whether the open conversation's peer is online
+// and, offline, when it was last seen (when known).
 function renderConvPresence() {
   const c = current;
   const s = c && c.kind === 'user' && client ? client.presenceOf(c.id) : null;
   if (!s) {
     el.convPresence.textContent = '';
     delete el.convPresence.dataset.presence;
+    delete el.convPresence.dataset.lastSeen;
     el.convPresence.removeAttribute('title');
     show(el.convPresence, false);
     return;
   }
   const word = s.online ? 'online' : 'offline';
-  el.convPresence.textContent = word;
+  const seen = s.online ? 0 : s.lastSeen;
+  el.convPresence.textContent = seen ? lastSeenText(seen) : word;
   el.convPresence.dataset.presence = word;
-  el.convPresence.title = s.platform ? `${word} (${s.platform})` : word;
+  if (seen) el.convPresence.dataset.lastSeen = String(seen);
+  else delete el.convPresence.dataset.lastSeen;
+  const title = s.platform ? `${word} (${s.platform})` : word;
+  el.convPresence.title = seen ? `${title}, last seen ${new Date(seen).toLocaleString()}` : title;
   show(el.convPresence, true);
 }
 

@@ -70,6 +70,12 @@ export declare function base64ToBytes(s: string): Uint8Array;
 export declare const MAX_REACTION_BYTES: 32;
 /** The most users one group message mentions (SendOptions.mentions): 50. */
 export declare const MAX_MENTIONS: 50;
+/**
+ * A last seen (unix ms) in words, relative to now (unix ms, default Date.now()), local time: "last seen just now"
+ * (under a minute), "last seen 5 min ago", "last seen today at 14:02", "last seen yesterday at 14:02", "last seen
+ * 3 Dec at 14:02" ("3 Dec 2025 at 14:02" another year); '' for 0. Word it again as time passes.
+ */
+export declare function lastSeenText(lastSeen: number, now?: number): string;
 
 /** A failure the route answered with a result code; code 0: no route answer at all (network, timeout, a proxy's page). */
 export declare class ApiError extends Error {
@@ -463,6 +469,8 @@ export interface UserPresence {
   online: boolean;
   /** When its session came online (unix ms); 0 offline. */
   since: number;
+  /** Offline: when its last session ended (unix ms); 0 online, never seen, or hidden (the user blocked this one). */
+  lastSeen: number;
 }
 
 /** One watched user's state as SUBSCRIBE's snapshot and PRESENCE changes give it. */
@@ -473,8 +481,13 @@ export interface PresenceState {
   online: boolean;
   /** The platform of the session that came or went ("" when its login named none). */
   platform: string;
-  /** When the route saw it (snapshot: when it was asked), unix ms; the client keeps the newest per user. */
+  /**
+   * When the route saw it, unix ms; the client keeps the newest per user. In a snapshot: online, when the
+   * session was confirmed; offline, the last seen (0: never seen, or the user blocked this one).
+   */
   atMs: number;
+  /** Offline: when the user's last session ended (atMs; unix ms); 0 online or not known. Word it with lastSeenText(). */
+  lastSeen: number;
 }
 
 /** The detail of a 'presence' event. */
@@ -924,7 +937,7 @@ export declare class Client extends EventTarget {
    * it with ClientError 'superseded'.
    */
   subscribe(users?: string | string[], groups?: string | string[], opts?: CallOptions): Promise<PresenceState[]>;
-  /** The latest state of a watched user, by id (null when not watched). */
+  /** The latest state of a watched user, by id (null when not watched); lastSeen when offline and known. */
   presenceOf(userId: string): PresenceState | null;
   /**
    * Tells a user (id or name) that this user is typing, or stopped (the

@@ -117,7 +117,12 @@
 // is a snapshot of their states, then changes come as 'presence' events;
 // the client subscribes again after every reconnect and keeps per user the
 // newest state (highest atMs), ignoring changes of users it does not
-// watch. typing()/typingInGroup() tell a peer or a group's online members
+// watch. Last seen: an offline state's atMs is when the user's last
+// session ended (a change: when the route saw it go; a snapshot: as the
+// route recorded it, 0 when never seen or when the user blocked this one),
+// which presenceOf() and the events give as lastSeen (0 when online or not
+// known) and lastSeenText() words ("last seen 5 min ago"); Api.presence()
+// answers it too. typing()/typingInGroup() tell a peer or a group's online members
 // that the user is typing (live only: nothing stored, dropped offline);
 // theirs come as 'typing' events.
 //
@@ -407,6 +412,40 @@ function reactionOf(v) {
 /** The most users one group message mentions. */
 export const MAX_MENTIONS = 50;
 
+// ------------------------------------------------------------- last seen
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+// hhmm is a Date's local time of day, 24-hour "14:02".
+function hhmm(d) {
+  return `${String(d.getHours()).padStart(2, '0')}:${String(d.getMinutes()).padStart(2, '0')}`;
+}
+
+/**
+ * Words a last seen (unix ms, as PresenceState.lastSeen and
+ * UserPresence.lastSeen give it) relative to now (unix ms, Date.now() by
+ * default), in local time: "last seen just now" (under a minute, or ahead
+ * of this clock), "last seen 5 min ago" (under an hour), "last seen today
+ * at 14:02", "last seen yesterday at 14:02", "last seen 3 Dec at 14:02",
+ * and with the year when it is another year's ("last seen 3 Dec 2025 at
+ * 14:02"). '' when lastSeen is 0 (not known). The words go stale: word it
+ * again as time passes.
+ */
+export function lastSeenText(lastSeen, now = Date.now()) {
+  const ms = num(lastSeen);
+  if (ms <= 0) return '';
+  const ago = now - ms;
+  if (ago < 60_000) return 'last seen just now';
+  if (ago < 3600_000) return `last seen ${Math.floor(ago / 60_000)} min ago`;
+  const d = new Date(ms);
+  const today = new Date(now);
+  if (d.toDateString() === today.toDateString()) return `last seen today at ${hhmm(d)}`;
+  const yesterday = new Date(today.getFullYear(), today.getMonth(), today.getDate() - 1);
+  if (d.toDateString() === yesterday.toDateString()) return `last seen yesterday at ${hhmm(d)}`;
+  const year = d.getFullYear() === today.getFullYear() ? '' : ` ${d.getFullYear()}`;
+  return `last seen ${d.getDate()} ${MONTHS[d.getMonth()]}${year} at ${hhmm(d)}`;
+}
+
 // mentionsOf checks the mentions option of a send: [] for none (absent,
 // null or []), else an array of at most MAX_MENTIONS non-empty strings
 // (user ids or names, passed as given: the route resolves and filters
@@ -670,7 +709,9 @@ export class Api {
   /**
    * Users' presence (GET /presence?users=…, ids or names, at most 100), in
    * the order asked: [{userId, userName, online, since (unix ms the session
-   * came online; 0 offline)}]. An unknown user is ApiError code 9100.
+   * came online; 0 offline), lastSeen (offline: unix ms its last session
+   * ended; 0 online, never seen, or hidden from this user by a block)}]. An
+   * unknown user is ApiError code 9100.
    */
   async presence(users, { signal } = {}) {
     const list = [].concat(users ?? []).map((u) => String(u).trim()).filter(Boolean);
@@ -678,7 +719,7 @@ export class Api {
     const p = new URLSearchParams({ users: list.join(',') });
     const d = await this._request('GET', `/presence?${p}`, { auth: true, signal });
     const out = Array.isArray(d?.users) ? d.users : [];
-    return out.map((u) => ({ userId: String(u?.userId ?? ''), userName: String(u?.userName ?? ''), online: u?.online === true, since: num(u?.since) }));
+    return out.map((u) => ({ userId: String(u?.userId ?? ''), userName: String(u?.userName ?? ''), online: u?.online === true, since: num(u?.since), lastSeen: num(u?.lastSeen) }));
   }
 
   /**
@@ -1222,14 +1263,17 @@ function wireError(e) {
 }
 
 // wirePresenceState turns a protojson PresenceState into the PresenceState
-// the application sees.
+// the application sees: offline, atMs is the last seen (0 when not known).
 function wirePresenceState(s) {
+  const online = s?.online === true;
+  const atMs = num(s?.atMs);
   return {
     userId: String(s?.userId ?? ''),
     userName: String(s?.userName ?? ''),
-    online: s?.online === true,
+    online,
     platform: String(s?.platform ?? ''),
-    atMs: num(s?.atMs),
+    atMs,
+    lastSeen: online ? 0 : atMs,
   };
 }
 
@@ -3365,7 +3409,12 @@ export class Client extends EventTarget {
     });
   }
 
-  /** The latest state learned of a watched user, by id (null when not watched or not known yet). */
+  /**
+   * The latest state learned of a watched user, by id: {userId, userName,
+   * online, platform, atMs, lastSeen (offline: when its last session ended,
+   * unix ms; 0 online or not known)}, or null when not watched or not known
+   * yet.
+   */
   presenceOf(userId) {
     const s = this._pres.states.get(String(userId));
     return s ? { ...s } : null;

@@ -4,7 +4,7 @@
 // one protojson Frame per text message.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Api, ApiError, Client, ClientError, GatewayError, MemoryStorage, Codes, MAX_MENTIONS, base64ToBytes, bytesToBase64, utf8Decode, utf8Encode } from '../static/gocim.js';
+import { Api, ApiError, Client, ClientError, GatewayError, MemoryStorage, Codes, MAX_MENTIONS, base64ToBytes, bytesToBase64, lastSeenText, utf8Decode, utf8Encode } from '../static/gocim.js';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -116,7 +116,10 @@ class Cluster {
       }
       if (u.pathname === '/presence') {
         const users = (u.searchParams.get('users') || '').split(',');
-        return reply(200, 9000, { users: users.map((n, i) => (i === 0 ? { userId: '8', userName: n, online: true, since: 1700000000000 } : { userId: String(9 + i), userName: n, online: false })) });
+        // The first online, the others offline: the second never seen,
+        // the third last seen at 1700000005000.
+        const last = (i) => (i === 2 ? { lastSeen: 1700000005000 } : {});
+        return reply(200, 9000, { users: users.map((n, i) => (i === 0 ? { userId: '8', userName: n, online: true, since: 1700000000000 } : { userId: String(9 + i), userName: n, online: false, ...last(i) })) });
       }
       if (u.pathname === '/blocks' || u.pathname.startsWith('/blocks/')) {
         // As the route: the latest session's bearer; users by id or name.
@@ -1069,10 +1072,10 @@ test('subscribe: the snapshot answers it; newer changes of watched users are kep
   ws.push(snapshot(req, [state('8', false, 100, { userName: 'bob', platform: '' }), state('9', true, 100, { platform: 'mobile' })]));
   const states = await p;
   assert.deepEqual(states, [
-    { userId: '8', userName: 'bob', online: false, platform: '', atMs: 100 },
-    { userId: '9', userName: 'u9', online: true, platform: 'mobile', atMs: 100 },
+    { userId: '8', userName: 'bob', online: false, platform: '', atMs: 100, lastSeen: 100 },
+    { userId: '9', userName: 'u9', online: true, platform: 'mobile', atMs: 100, lastSeen: 0 },
   ]);
-  assert.deepEqual(c.presenceOf('9'), { userId: '9', userName: 'u9', online: true, platform: 'mobile', atMs: 100 });
+  assert.deepEqual(c.presenceOf('9'), { userId: '9', userName: 'u9', online: true, platform: 'mobile', atMs: 100, lastSeen: 0 });
   assert.equal(c.presenceOf('10'), null);
   const snaps = c.of('presence').filter((e) => e.snapshot);
   assert.equal(snaps.at(-1).states.length, 2);
@@ -1080,7 +1083,7 @@ test('subscribe: the snapshot answers it; newer changes of watched users are kep
   // bob comes online: kept and reported.
   ws.push(changes([state('8', true, 200, { userName: 'bob' })]));
   assert.equal(c.presenceOf('8').online, true);
-  assert.deepEqual(c.of('presence').at(-1), { states: [{ userId: '8', userName: 'bob', online: true, platform: 'web', atMs: 200 }], snapshot: false });
+  assert.deepEqual(c.of('presence').at(-1), { states: [{ userId: '8', userName: 'bob', online: true, platform: 'web', atMs: 200, lastSeen: 0 }], snapshot: false });
   const n = c.of('presence').length;
 
   // An older change that passed it on the way: ignored, not reported.
@@ -1149,8 +1152,8 @@ test('subscribes again after a reconnect; a subscribe made offline or cut off go
   assert.deepEqual(c.of('presence').at(-1), {
     snapshot: true,
     states: [
-      { userId: '8', userName: 'u8', online: false, platform: 'web', atMs: 500 },
-      { userId: '9', userName: 'u9', online: true, platform: 'web', atMs: 500 },
+      { userId: '8', userName: 'u8', online: false, platform: 'web', atMs: 500, lastSeen: 500 },
+      { userId: '9', userName: 'u9', online: true, platform: 'web', atMs: 500, lastSeen: 0 },
     ],
   });
   assert.equal(c.presenceOf('8').online, false);
@@ -1233,15 +1236,84 @@ test('Api.presence asks GET /presence with the bearer', async () => {
   await api.login('ann', 'secret1');
   assert.deepEqual(await api.presence([]), []);
   assert.equal(cl.calls.filter((x) => x.path === '/presence').length, 0);
-  const out = await api.presence(['bob', 'carol']);
+  const out = await api.presence(['bob', 'carol', 'dave']);
   const call = cl.calls.find((x) => x.path === '/presence');
   assert.equal(call.method, 'GET');
-  assert.equal(call.search, '?users=bob%2Ccarol');
+  assert.equal(call.search, '?users=bob%2Ccarol%2Cdave');
   assert.equal(call.headers.Authorization, 'Bearer acc1');
   assert.deepEqual(out, [
-    { userId: '8', userName: 'bob', online: true, since: 1700000000000 },
-    { userId: '10', userName: 'carol', online: false, since: 0 },
+    { userId: '8', userName: 'bob', online: true, since: 1700000000000, lastSeen: 0 },
+    { userId: '10', userName: 'carol', online: false, since: 0, lastSeen: 0 }, // never seen: no lastSeen
+    { userId: '11', userName: 'dave', online: false, since: 0, lastSeen: 1700000005000 },
   ]);
+});
+
+test('last seen: an offline state\'s atMs, from a snapshot or a live change; 0 never seen, and once online', async () => {
+  const cl = new Cluster();
+  const c = await started(cl);
+  const ws = cl.ws;
+  const p = c.subscribe(['bob', 'carol', 'dave']);
+  // bob offline since 1000, carol never seen (or hiding: at_ms 0, as
+  // protojson leaves it out), dave online.
+  const never = { userId: '9', userName: 'carol', online: false, platform: '' };
+  ws.push(snapshot(ws.of('SUBSCRIBE')[0].reqId, [state('8', false, 1000, { platform: '' }), never, state('10', true, 1500)]));
+  const states = await p;
+  assert.deepEqual(states.map((s) => [s.userId, s.online, s.lastSeen]), [['8', false, 1000], ['9', false, 0], ['10', true, 0]]);
+  assert.equal(c.presenceOf('8').lastSeen, 1000);
+  assert.equal(c.presenceOf('9').lastSeen, 0);
+  assert.equal(c.presenceOf('10').lastSeen, 0);
+  assert.deepEqual(c.of('presence').at(-1).states.map((s) => s.lastSeen), [1000, 0, 0]);
+
+  // bob comes online: no last seen any more.
+  ws.push(changes([state('8', true, 2000)]));
+  assert.equal(c.presenceOf('8').online, true);
+  assert.equal(c.presenceOf('8').lastSeen, 0);
+  assert.equal(c.of('presence').at(-1).states[0].lastSeen, 0);
+  // and goes: the change's time is his last seen, in the event too.
+  ws.push(changes([state('8', false, 3000)]));
+  assert.deepEqual(c.presenceOf('8'), { userId: '8', userName: 'u8', online: false, platform: 'web', atMs: 3000, lastSeen: 3000 });
+  assert.deepEqual(c.of('presence').at(-1), { states: [{ userId: '8', userName: 'u8', online: false, platform: 'web', atMs: 3000, lastSeen: 3000 }], snapshot: false });
+  // An older offline change that passed the later ones: it moves nothing back.
+  ws.push(changes([state('8', false, 2500)]));
+  assert.equal(c.presenceOf('8').lastSeen, 3000);
+  // carol, never seen, comes and goes.
+  ws.push(changes([state('9', true, 4000), state('9', false, 4100)]));
+  assert.equal(c.presenceOf('9').lastSeen, 4100);
+  // A later snapshot (a reconnect's) replaces what was known.
+  ws.drop();
+  const ws2 = await cl.accept();
+  await until(() => ws2.of('SUBSCRIBE').length === 1, 'the resubscribe');
+  ws2.push(snapshot(ws2.of('SUBSCRIBE')[0].reqId, [state('8', false, 3000), state('9', true, 5000), state('10', false, 5200)]));
+  assert.deepEqual(['8', '9', '10'].map((u) => c.presenceOf(u).lastSeen), [3000, 0, 5200]);
+  await c.close();
+});
+
+test('lastSeenText words a last seen relative to now, in local time', () => {
+  const at = (y, mo, d, h, mi, s = 0) => new Date(y, mo - 1, d, h, mi, s).getTime();
+  const now = at(2026, 12, 7, 15, 30);
+  assert.equal(lastSeenText(0, now), '');
+  assert.equal(lastSeenText(undefined, now), '');
+  assert.equal(lastSeenText(now, now), 'last seen just now');
+  assert.equal(lastSeenText(now - 59_999, now), 'last seen just now');
+  assert.equal(lastSeenText(now + 5000, now), 'last seen just now'); // this clock a little behind the route's
+  assert.equal(lastSeenText(now - 60_000, now), 'last seen 1 min ago');
+  assert.equal(lastSeenText(now - 5 * 60_000 - 30_000, now), 'last seen 5 min ago');
+  assert.equal(lastSeenText(now - 3600_000 + 1, now), 'last seen 59 min ago');
+  assert.equal(lastSeenText(now - 3600_000, now), 'last seen today at 14:30');
+  assert.equal(lastSeenText(at(2026, 12, 7, 0, 2), now), 'last seen today at 00:02');
+  assert.equal(lastSeenText(at(2026, 12, 6, 23, 59), now), 'last seen yesterday at 23:59');
+  assert.equal(lastSeenText(at(2026, 12, 6, 9, 5), now), 'last seen yesterday at 09:05');
+  assert.equal(lastSeenText(at(2026, 12, 5, 14, 2), now), 'last seen 5 Dec at 14:02');
+  assert.equal(lastSeenText(at(2026, 1, 3, 8, 0), now), 'last seen 3 Jan at 08:00');
+  assert.equal(lastSeenText(at(2025, 12, 31, 22, 15), now), 'last seen 31 Dec 2025 at 22:15');
+  // Under an hour wins over the day: 00:10, seen at 23:50 the day before.
+  assert.equal(lastSeenText(at(2026, 12, 6, 23, 50), at(2026, 12, 7, 0, 10)), 'last seen 20 min ago');
+  // Yesterday across a month's and a year's end.
+  assert.equal(lastSeenText(at(2026, 11, 30, 12, 0), at(2026, 12, 1, 12, 0)), 'last seen yesterday at 12:00');
+  assert.equal(lastSeenText(at(2025, 12, 31, 12, 0), at(2026, 1, 1, 12, 0)), 'last seen yesterday at 12:00');
+  // A protojson string (64-bit) reads as its number; Date.now() by default.
+  assert.equal(lastSeenText(String(now - 120_000), now), 'last seen 2 min ago');
+  assert.equal(lastSeenText(Date.now() - 1000), 'last seen just now');
 });
 
 // ------------------------------------------------------------ recall, edit, delete
