@@ -262,26 +262,8 @@ func (s *Store) DeviceConnected(ctx context.Context, uid string, secret []byte, 
 	return prev, nil
 }
 
-// deviceSeenScript moves a device's seen to ARGV[1] (ms) if later; a user
-// without a device record is left alone. KEYS[1] device.
-var deviceSeenScript = redis.NewScript(`
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-if tonumber(ARGV[1]) > (tonumber(redis.call('HGET', KEYS[1], 'seen') or '0') or 0) then
-  redis.call('HSET', KEYS[1], 'seen', ARGV[1])
-end
-return 1
-`)
-
 // DevicesSeen records a disconnect at at for those of uids that are
-// devices: one pipeline of script runs.
+// devices (their device record's seen; one pipeline of script runs).
 func (s *Store) DevicesSeen(ctx context.Context, uids []string, at int64) error {
-	if len(uids) == 0 {
-		return nil
-	}
-	calls := make([]scriptCall, len(uids))
-	for i, uid := range uids {
-		calls[i] = scriptCall{keys: []string{s.k.device(uid)}, args: []any{at}}
-	}
-	_, err := s.evalAll(ctx, deviceSeenScript, calls)
-	return err
+	return s.moveSeen(ctx, s.k.device, uids, at)
 }

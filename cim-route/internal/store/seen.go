@@ -7,10 +7,11 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// userSeenScript moves an account's last seen (field seen of its user
-// hash) to ARGV[1] (ms) if later; an id without an account is left alone
-// (a deleted one is not brought back). KEYS[1] user.
-var userSeenScript = redis.NewScript(`
+// seenScript moves the field seen of an existing hash (a user's, a
+// device record) to ARGV[1] (ms) if later; a missing hash is left alone
+// (a deleted account is not brought back, a user without a device record
+// gets none). KEYS[1] the hash.
+var seenScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 if tonumber(ARGV[1]) > (tonumber(redis.call('HGET', KEYS[1], 'seen') or '0') or 0) then
   redis.call('HSET', KEYS[1], 'seen', ARGV[1])
@@ -18,18 +19,23 @@ end
 return 1
 `)
 
-// UsersSeen records that a session of each of uids ended at at (unix ms):
-// one pipeline of script runs.
-func (s *Store) UsersSeen(ctx context.Context, uids []string, at int64) error {
+// moveSeen runs seenScript on key(uid) for each of uids: one pipeline.
+func (s *Store) moveSeen(ctx context.Context, key func(string) string, uids []string, at int64) error {
 	if len(uids) == 0 {
 		return nil
 	}
 	calls := make([]scriptCall, len(uids))
 	for i, uid := range uids {
-		calls[i] = scriptCall{keys: []string{s.k.user(uid)}, args: []any{at}}
+		calls[i] = scriptCall{keys: []string{key(uid)}, args: []any{at}}
 	}
-	_, err := s.evalAll(ctx, userSeenScript, calls)
+	_, err := s.evalAll(ctx, seenScript, calls)
 	return err
+}
+
+// UsersSeen records that a session of each of uids ended at at (unix ms):
+// an account's last seen (its user hash's seen) moves there if later.
+func (s *Store) UsersSeen(ctx context.Context, uids []string, at int64) error {
+	return s.moveSeen(ctx, s.k.user, uids, at)
 }
 
 // LastSeen returns when each of uids was last seen (unix ms; 0: never, or
