@@ -2,12 +2,12 @@ package memstore
 
 import "context"
 
-// UsersSeen records that a session of each of uids ended at at: an
+// UsersSeen records when a session of each user of seen ended: an
 // account's last seen moves there if later.
-func (s *Store) UsersSeen(_ context.Context, uids []string, at int64) error {
+func (s *Store) UsersSeen(_ context.Context, seen map[string]int64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, uid := range uids {
+	for uid, at := range seen {
 		if _, ok := s.users[uid]; ok {
 			s.seen[uid] = max(s.seen[uid], at)
 		}

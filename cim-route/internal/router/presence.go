@@ -385,8 +385,9 @@ type presenceBatch struct {
 	// seen: users who may be devices whose session went (lastSeen, see
 	// mayBeDevice)
 	seen []string
-	// gone: users a session of which went (their last seen)
-	gone    []string
+	// gone: users a session of which went, and when (their last seen: the
+	// time their offline change carries)
+	gone    map[string]int64
 	flusher bool // a background flush is scheduled
 }
 
@@ -415,7 +416,10 @@ func (r *Router) presenceChanged(ctx context.Context, changes []presenceChange) 
 			SessionID: c.sid, Gateway: c.gw, Reason: c.reason})
 		b.pending = append(b.pending, &cimpb.PresenceState{UserId: c.uid, UserName: names[c.uid], Online: c.online, Platform: c.platform, AtMs: at})
 		if !c.online {
-			b.gone = append(b.gone, c.uid)
+			if b.gone == nil {
+				b.gone = map[string]int64{}
+			}
+			b.gone[c.uid] = at
 			if c.mayBeDevice() {
 				b.seen = append(b.seen, c.uid)
 			}
@@ -477,8 +481,9 @@ func (r *Router) flushPresence(ctx context.Context) {
 	b.pending, b.seen, b.gone, b.flusher = nil, nil, nil, false
 	b.mu.Unlock()
 	if len(gone) > 0 {
-		// Users' last seen (the changes' time, within presenceLinger).
-		if err := r.st.UsersSeen(ctx, gone, r.now().UnixMilli()); err != nil {
+		// Users' last seen: the time their offline change carries, so a
+		// snapshot says what the live change said.
+		if err := r.st.UsersSeen(ctx, gone); err != nil {
 			r.log.Warn("users' last seen not recorded", "users", len(gone), "err", err)
 		}
 	}

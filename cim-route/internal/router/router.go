@@ -63,10 +63,10 @@ type Store interface {
 
 // LastSeen is when users' sessions last ended (presence.go).
 type LastSeen interface {
-	// UsersSeen records that a session of each of uids ended at at (unix
-	// ms): an account's last seen moves there if later; an id without an
-	// account is left alone.
-	UsersSeen(ctx context.Context, uids []string, at int64) error
+	// UsersSeen records when (unix ms) a session of each user of seen
+	// (by id) ended: an account's last seen moves there if later; an id
+	// without an account is left alone.
+	UsersSeen(ctx context.Context, seen map[string]int64) error
 	// LastSeen returns, in the order of uids, when each was last seen
 	// (unix ms; 0: never, or no account).
 	LastSeen(ctx context.Context, uids []string) ([]int64, error)

@@ -32,10 +32,19 @@ func (s *Store) moveSeen(ctx context.Context, key func(string) string, uids []st
 	return err
 }
 
-// UsersSeen records that a session of each of uids ended at at (unix ms):
-// an account's last seen (its user hash's seen) moves there if later.
-func (s *Store) UsersSeen(ctx context.Context, uids []string, at int64) error {
-	return s.moveSeen(ctx, s.k.user, uids, at)
+// UsersSeen records when (unix ms) a session of each user of seen ended:
+// an account's last seen (its user hash's seen) moves there if later. One
+// pipeline of script runs.
+func (s *Store) UsersSeen(ctx context.Context, seen map[string]int64) error {
+	if len(seen) == 0 {
+		return nil
+	}
+	calls := make([]scriptCall, 0, len(seen))
+	for uid, at := range seen {
+		calls = append(calls, scriptCall{keys: []string{s.k.user(uid)}, args: []any{at}})
+	}
+	_, err := s.evalAll(ctx, seenScript, calls)
+	return err
 }
 
 // LastSeen returns when each of uids was last seen (unix ms; 0: never, or

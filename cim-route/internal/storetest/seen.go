@@ -17,13 +17,13 @@ func LastSeen(t *testing.T, newStore NewStore) {
 	if got := must(s.LastSeen(ctx, []string{alice, bob}))(t); !slices.Equal(got, []int64{0, 0}) {
 		t.Fatalf("last seen before any session ended = %v", got)
 	}
-	if err := s.UsersSeen(ctx, []string{alice, "999", bob}, 2000); err != nil {
+	if err := s.UsersSeen(ctx, map[string]int64{alice: 2000, "999": 2000, bob: 2000}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.UsersSeen(ctx, []string{alice}, 1000); err != nil { // older: no change
+	if err := s.UsersSeen(ctx, map[string]int64{alice: 1000}); err != nil { // older: no change
 		t.Fatal(err)
 	}
-	if err := s.UsersSeen(ctx, []string{bob}, 3000); err != nil {
+	if err := s.UsersSeen(ctx, map[string]int64{bob: 3000}); err != nil {
 		t.Fatal(err)
 	}
 	if got := must(s.LastSeen(ctx, []string{bob, "999", alice}))(t); !slices.Equal(got, []int64{3000, 0, 2000}) {
@@ -35,7 +35,7 @@ func LastSeen(t *testing.T, newStore NewStore) {
 	if err := s.DeleteUser(ctx, bob); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.UsersSeen(ctx, []string{bob}, 4000); err != nil {
+	if err := s.UsersSeen(ctx, map[string]int64{bob: 4000}); err != nil {
 		t.Fatal(err)
 	}
 	if got := must(s.LastSeen(ctx, []string{bob}))(t); got[0] != 0 {
