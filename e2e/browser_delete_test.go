@@ -52,10 +52,7 @@ func TestBrowserDeleteAccount(t *testing.T) {
 	c.Register(t, "alice")
 	alice := openPage(t, exe, "alice", c.Route.URL+"/", 1280, 800)
 	alice.logIn("alice", true)
-	aliceID := eval[string](alice, `document.querySelector('#me').dataset.userId`)
-	if aliceID == "" {
-		t.Fatal("#me has no data-user-id")
-	}
+	aliceID := alice.userID()
 
 	// A conversation, both ways.
 	sendSent(t, bob, "alice", "hello alice")
@@ -170,8 +167,8 @@ func TestBrowserDeleteAccount(t *testing.T) {
 	alice.clearLogin()
 	alice.signUp("alice")
 	alice.run("the chat", chromedp.WaitVisible(chromedp.CSS("#chat-view")))
-	newID := eval[string](alice, `document.querySelector('#me').dataset.userId`)
-	if newID == "" || newID == aliceID {
+	newID := alice.userID()
+	if newID == aliceID {
 		t.Fatalf("registering alice again gave id %q (the deleted one: %s)", newID, aliceID)
 	}
 	sendSent(t, bob, "alice", "welcome back")

@@ -95,10 +95,7 @@ func TestBrowserMention(t *testing.T) {
 	c.Register(t, "alice")
 	alice := openPage(t, exe, "alice", c.Route.URL+"/", 1280, 800)
 	alice.logIn("alice", true)
-	aliceID := eval[string](alice, `document.querySelector('#me').dataset.userId`)
-	if aliceID == "" {
-		t.Fatal("#me has no data-user-id")
-	}
+	aliceID := alice.userID()
 
 	// bob's group, carol in it; alice joins on the page.
 	gid := openGroup(t, ctx, bob, "lunch", carol)

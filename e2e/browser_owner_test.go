@@ -80,10 +80,7 @@ func TestBrowserGroupOwner(t *testing.T) {
 	c.Register(t, "alice")
 	alice := openPage(t, exe, "alice", c.Route.URL+"/", 1280, 800)
 	alice.logIn("alice", false)
-	aliceID := eval[string](alice, `document.querySelector('#me').dataset.userId`)
-	if aliceID == "" {
-		t.Fatal("#me has no data-user-id")
-	}
+	aliceID := alice.userID()
 
 	// alice creates an open group on the page; it opens; bob and carol join.
 	alice.run("create the group",

@@ -89,10 +89,7 @@ func TestBrowserReaction(t *testing.T) {
 	c.Register(t, "alice")
 	alice := openPage(t, exe, "alice", c.Route.URL+"/", 1280, 800)
 	alice.logIn("alice", true)
-	aliceID := eval[string](alice, `document.querySelector('#me').dataset.userId`)
-	if aliceID == "" {
-		t.Fatal("#me has no data-user-id")
-	}
+	aliceID := alice.userID()
 
 	// bob asks; alice opens the conversation: no reactions yet.
 	const ask = "lunch at noon?"

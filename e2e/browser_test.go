@@ -228,10 +228,7 @@ func TestBrowserChat(t *testing.T) {
 		chromedp.Click(chromedp.CSS("#new-chat")))
 	ann.send("hello ben")
 	ben.until("an unread conversation", `[...document.querySelectorAll('[data-conv^="user:"] .unread')].some(b => b.textContent.trim() === '1')`)
-	annID := eval[string](ann, `document.querySelector('#me').dataset.userId`)
-	if annID == "" {
-		t.Fatal("#me has no data-user-id")
-	}
+	annID := ann.userID()
 	ann.until("DELIVERED", statusOf("hello ben")+` === 'delivered' || `+statusOf("hello ben")+` === 'read'`)
 	ben.openConv(`[data-conv="user:` + annID + `"]`)
 	ben.until("ann's message shown", hasMessage("hello ben"))
@@ -243,7 +240,7 @@ func TestBrowserChat(t *testing.T) {
 	// conversations) shows ben online, in the list and in the open
 	// conversation's header, and ben's page shows ann; what ben types shows
 	// on ann's page as "ben is typing…" until his message arrives.
-	benID := eval[string](ben, `document.querySelector('#me').dataset.userId`)
+	benID := ben.userID()
 	ann.until("ben shown online", `(() => { const b = document.querySelector('[data-conv="user:`+benID+`"]');
 		return b !== null && b.dataset.presence === 'online' && b.querySelector('.presence-dot') !== null; })()`)
 	ann.until("ben online in the header", `(() => { const p = document.querySelector('#conv-presence');
@@ -338,6 +335,18 @@ func TestBrowserChat(t *testing.T) {
 	}
 	ann.screenshot("browser-chat-ann")
 	ben.screenshot("browser-chat-ben")
+}
+
+// userID is the signed-in user's id as the page shows it (#me's
+// data-user-id); the test fails when it shows none.
+func (p *page) userID() string {
+	p.t.Helper()
+	id := eval[string](p, `document.querySelector('#me').dataset.userId`)
+	if id == "" {
+		p.failed()
+		p.t.Fatalf("%s: #me has no data-user-id", p.name)
+	}
+	return id
 }
 
 // logIn signs user in with the page's form, checking "Keep me signed in"
