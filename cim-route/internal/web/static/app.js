@@ -26,6 +26,16 @@
 //                                     with .muted-name, .muted-until ("until 15:30", "until you
 //                                     unmute") and an .unmute button; #no-muted says when there are
 //                                     none; the outcome of an Unmute shows in #account-status
+//   #notify-button                    in the account panel, desktop notifications (see
+//                                     "Notifications"), with data-state: "default" (it reads
+//                                     "Enable notifications" and asks the browser), "granted"
+//                                     ("Notifications on", disabled), "off" ("Notifications off",
+//                                     disabled: granted but turned off here), "denied"
+//                                     ("Notifications blocked by the browser", disabled) or
+//                                     "unsupported" (hidden: no Notification in this browser);
+//                                     #notify-hint says what to do; #notify-on ("Show
+//                                     notifications on this browser", in #notify-toggle, shown
+//                                     only once granted) turns them off and on again
 //   #delete-account-form              in the account panel, "Delete my account": #delete-password,
 //                                     #delete-confirm (the checkbox "I understand my account and
 //                                     messages are deleted for good") and #delete-account,
@@ -229,6 +239,24 @@
 // the count greyed; what the page does to get attention, the unread total
 // in the document title, leaves them out unless they mention the user
 // (the SDK's muted()).
+//
+// Notifications: once the user allowed them (#notify-button asks the
+// browser, which remembers the answer; #notify-on turns them off for this
+// browser: NOTIFY_KEY in localStorage is 'off'), a new message shows as a
+// desktop notification when the user cannot see it come: its conversation
+// is not the open one, or the page is hidden (as for READ: see markConvRead).
+// Never for the user's own messages (sent here or on another device), for
+// a change of a message, a reaction or history, nor for what the login's
+// catch-up brings (what came while the page was closed: the list shows it
+// unread); the catch-ups of later reconnects notify. A muted conversation's
+// messages notify only when they mention the user (the SDK's muted()). The
+// title is the sender ("bob", "bob in crew"), the body the text (a file:
+// "📎 <name>") cut to NOTE_BODY characters; the tag is the conversation key,
+// so that a burst of one conversation replaces its notification. Clicking
+// one focuses the window and opens its conversation; reading the
+// conversation (here or on another device) closes it. Without Notification
+// (some browsers) the page does without; where the browser refuses them
+// (the user blocked them, or an http page) the account panel says so.
 
 import { Api, ApiError, Client, ClientError, Codes, GatewayError, MAX_MENTIONS, lastSeenText, utf8Encode } from './gocim.js';
 
@@ -292,6 +320,10 @@ const el = {
   muteButton: $('mute-button'),
   mutedList: $('muted-list'),
   noMuted: $('no-muted'),
+  notifyButton: $('notify-button'),
+  notifyHint: $('notify-hint'),
+  notifyToggle: $('notify-toggle'),
+  notifyOn: $('notify-on'),
   scroll: $('message-scroll'),
   loadOlder: $('load-older'),
   messages: $('messages'),
@@ -323,6 +355,8 @@ const REPLY_SNIPPET = 60; // characters of a message quoted by a reply
 const REACTION_CHOICES = ['👍', '\u2764\uFE0F', '😂', '😮', '😢', '🙏']; // the palette; the heart is ❤️ (U+2764 U+FE0F)
 const MAX_REACTED = 5000; // messages whose reactions are remembered (those shown are kept)
 const MEMBERS_PAGE = 1000; // members loaded per group (GET /groups/:gid/members' largest page)
+const NOTIFY_KEY = 'gocim.notify'; // 'off': notifications turned off on this browser (see "Notifications")
+const NOTE_BODY = 120; // characters of a message in its notification
 
 // ------------------------------------------------------------------ state
 
@@ -367,6 +401,11 @@ let ownerBusy = false;
 // replies: the Entry the next message of the open conversation answers
 // (null: none), shown in #reply-bar
 let replying = null;
+// notifications: conversation key → the Notification shown for it; the
+// login's catch-up is over (new messages notify); the browser is asked
+const notes = new Map();
+let notifyLive = false;
+let notifyAsking = false;
 // reactions: msgId → what the page knows of the reactions to that message
 // (see "reactions" below), also for messages not shown (yet); and the
 // Entry whose .react-palette is open (null: none)
@@ -390,6 +429,7 @@ class Conv {
     // id), complete: whether that is all of them}; null until loaded
     this.members = null;
     this.membersLoad = null; // the load under way (a Promise), or null
+    this.nameLoad = null; // a group's name asked for (a Promise that never rejects), or null
     // a group's #members as last loaded: the users (route order), and the
     // owner's user id ('' when not known)
     this.memberList = [];
@@ -576,6 +616,7 @@ async function signIn(register) {
 async function startClient(c, keep) {
   wire(c, keep);
   client = c;
+  notifyLive = false;
   setConnState('connecting');
   await c.start();
 }
@@ -681,6 +722,7 @@ function wire(c, keep) {
   c.on('synced', () => {
     if (c !== client) return;
     wasDown = false;
+    notifyLive = true;
     updateBanner();
   });
   c.on('message', (m) => c === client && onMessage(m));
@@ -763,6 +805,8 @@ function leaveChat(message) {
   ownerBusy = false;
   replying = null;
   renderReplyBar();
+  closeNotes();
+  notifyLive = false;
   current = null;
   seeded = false;
   wasDown = false;
@@ -808,7 +852,7 @@ function conv(key, name) {
   if (!c) {
     c = new Conv(key, name);
     convs.set(key, c);
-    if (c.kind === 'group' && !name) fetchGroupName(c);
+    if (c.kind === 'group' && !name) c.nameLoad = fetchGroupName(c);
     renderConvList();
   } else if (name && c.name !== name && c.kind !== 'user') {
     c.name = name;
@@ -948,10 +992,19 @@ function closeConv() {
   if (key) el.convList.querySelector(`[data-conv="${CSS.escape(key)}"]`)?.focus();
 }
 
-// markConvRead reports what the user can see as read.
+// inView: the user sees conversation c's messages as they come: it is the
+// open one, the page is visible, and on a narrow screen the list does not
+// hide it.
+function inView(c) {
+  if (c !== current || document.visibilityState !== 'visible') return false;
+  return document.body.classList.contains('conv-open') || !window.matchMedia('(max-width: 720px)').matches;
+}
+
+// markConvRead reports what the user can see as read (and closes the
+// conversation's notification).
 function markConvRead(c) {
-  if (c !== current || document.visibilityState !== 'visible' || !client) return;
-  if (!document.body.classList.contains('conv-open') && window.matchMedia('(max-width: 720px)').matches) return;
+  if (!client || !inView(c)) return;
+  closeNote(c.key);
   if (c.unread.length === 0) return;
   const list = c.unread;
   c.unread = [];
@@ -1139,9 +1192,11 @@ function onMessage(m) {
     onChange(m);
     return;
   }
-  addMessage(m, { live: true });
+  const known = !!m.msgId && !!findEntry(m.msgId, ''); // shown already (history)
+  const e = addMessage(m, { live: true });
   clearTyper(convKeyOfMessage(m), m.from);
   renderConvList();
+  if (e && !known) notifyOf(e, m);
 }
 
 function onStatus(r) {
@@ -1220,6 +1275,7 @@ function onReadElsewhere(r) {
   const read = new Set(r.msgIds);
   const n = c.unread.length;
   c.unread = c.unread.filter((u) => !read.has(u.msgId));
+  if (c.unread.length === 0) closeNote(c.key);
   if (c.unread.length !== n) renderConvList();
 }
 
@@ -1777,10 +1833,14 @@ function senderOf(e) {
 // snippetOf is message m on one line for a quote: at most REPLY_SNIPPET
 // characters, cut with "…".
 function snippetOf(m) {
-  let t = m.op === 'recalled' ? 'message recalled' : m.kind === 'file' ? `File: ${m.file?.name || 'file'}` : m.text || '';
+  return clip(m.op === 'recalled' ? 'message recalled' : m.kind === 'file' ? `File: ${m.file?.name || 'file'}` : m.text || '', REPLY_SNIPPET);
+}
+
+// clip is text t on one line, at most max characters, cut with "…".
+function clip(t, max) {
   t = t.replace(/\s+/g, ' ').trim();
   const chars = [...t]; // by code point: never half an emoji
-  return chars.length > REPLY_SNIPPET ? `${chars.slice(0, REPLY_SNIPPET - 1).join('')}…` : t;
+  return chars.length > max ? `${chars.slice(0, max - 1).join('')}…` : t;
 }
 
 // canReply: e is a message one may answer (a reply names it by msgId;
@@ -2870,6 +2930,7 @@ function openAccount() {
   refreshBlocks();
   renderMutedList(); // with the names known now
   refreshMutes();
+  renderNotify(); // allowed or blocked in the browser's settings meanwhile?
 }
 
 // closeAccount hides the panel and empties its password fields; focus:
@@ -3410,6 +3471,146 @@ async function unmuteListed(key, name) {
   }
 }
 
+// ------------------------------------------------------------------ notifications
+
+// notifier is the browser's Notification, or null where there is none;
+// looked up each time, never kept.
+function notifier() {
+  return typeof window.Notification === 'function' ? window.Notification : null;
+}
+
+// notifyTurnedOff: the user turned notifications off on this browser.
+function notifyTurnedOff() {
+  try {
+    return localStorage.getItem(NOTIFY_KEY) === 'off';
+  } catch {
+    return false; // storage off: nothing turned off
+  }
+}
+
+// notifyState is "default" (not asked yet, or the question dismissed),
+// "granted", "off" (granted, turned off here), "denied" or "unsupported".
+function notifyState() {
+  const N = notifier();
+  if (!N) return 'unsupported';
+  if (N.permission === 'granted') return notifyTurnedOff() ? 'off' : 'granted';
+  return N.permission === 'denied' ? 'denied' : 'default';
+}
+
+const notifyTexts = {
+  default: ['Enable notifications', 'A new message shows as a notification while this tab is in the background or another conversation is open; a muted conversation\'s only when it mentions you.'],
+  granted: ['Notifications on', 'New messages show as notifications while you are not looking at their conversation.'],
+  off: ['Notifications off', 'Turned off on this browser: check the box to have them again.'],
+  denied: ['Notifications blocked by the browser', 'Allow notifications for this site in the browser\'s settings, then open this panel again.'],
+  unsupported: ['Enable notifications', 'This browser cannot show notifications.'],
+};
+
+// renderNotify shows in the account panel whether notifications are on.
+function renderNotify() {
+  const s = notifyState();
+  const [label, hint] = notifyTexts[s];
+  el.notifyButton.dataset.state = s;
+  el.notifyButton.textContent = label;
+  el.notifyButton.disabled = s !== 'default' || notifyAsking;
+  show(el.notifyButton, s !== 'unsupported');
+  el.notifyHint.textContent = s === 'denied' && !window.isSecureContext ? 'Browsers allow notifications only on https pages.' : hint;
+  show(el.notifyToggle, s === 'granted' || s === 'off');
+  el.notifyOn.checked = s === 'granted';
+}
+
+// askNotify asks the browser for leave to notify (a click's answer: the
+// browser asks nothing without one).
+async function askNotify() {
+  const N = notifier();
+  if (!N || notifyAsking) return;
+  notifyAsking = true;
+  renderNotify();
+  try {
+    // A Promise in today's browsers, the callback in older ones.
+    await new Promise((resolve) => {
+      const p = N.requestPermission(resolve);
+      if (p && typeof p.then === 'function') p.then(resolve, resolve);
+    });
+  } catch {
+    // not asked: the state tells
+  }
+  notifyAsking = false;
+  if (N.permission === 'granted') setNotifyOn(true); // asked for: on, whatever was turned off before
+  renderNotify();
+  if (!el.notifyToggle.hidden) el.notifyOn.focus(); // the button went disabled
+}
+
+// setNotifyOn turns notifications on or off on this browser.
+function setNotifyOn(on) {
+  try {
+    if (on) localStorage.removeItem(NOTIFY_KEY);
+    else localStorage.setItem(NOTIFY_KEY, 'off');
+  } catch {
+    // storage off: on, as ever
+  }
+  if (!on) closeNotes();
+  renderNotify();
+}
+
+// noteBody is message m as a notification's body.
+function noteBody(m) {
+  return clip(m.kind === 'file' ? `📎 ${m.file?.name || 'file'}` : m.text || '', NOTE_BODY);
+}
+
+// notifyOf shows a notification of e, the entry of live message m, when
+// the user wants them and cannot see it come (see "Notifications"). A
+// group new to the page: once its name is in ("bob in crew", not "bob in
+// group 12").
+async function notifyOf(e, m) {
+  if (!notifyDue(e, m)) return;
+  const c = e.conv;
+  if (c.nameLoad) {
+    await c.nameLoad;
+    if (!notifyDue(e, m)) return; // opened, read or turned off meanwhile
+  }
+  const N = notifier();
+  const from = senderOf(e);
+  const title = c.kind === 'group' ? `${from} in ${c.name}` : c.kind === 'broadcast' ? `${from} to everyone online` : from;
+  const key = c.key;
+  let n;
+  try {
+    n = new N(title, { body: noteBody(m), tag: key });
+  } catch {
+    return; // e.g. where only a service worker may show them
+  }
+  notes.set(key, n);
+  const forget = () => {
+    if (notes.get(key) === n) notes.delete(key);
+  };
+  n.onclick = () => {
+    window.focus();
+    forget();
+    n.close();
+    if (client && convs.has(key)) openConv(key, true);
+  };
+  n.onclose = forget;
+}
+
+// notifyDue: message m (entry e) is one to notify of now.
+function notifyDue(e, m) {
+  const c = e.conv;
+  if (!client || !notifyLive || e.mine || m.op || notifyState() !== 'granted') return false;
+  if (!convs.has(c.key) || !c.unread.includes(m)) return false; // read already (or gone)
+  return !inView(c) && !client.muted(m);
+}
+
+// closeNote closes the notification of conversation key, if shown.
+function closeNote(key) {
+  const n = notes.get(key);
+  if (!n) return;
+  notes.delete(key);
+  n.close();
+}
+
+function closeNotes() {
+  for (const key of [...notes.keys()]) closeNote(key);
+}
+
 function autosize() {
   el.composer.style.height = 'auto';
   const h = el.composer.scrollHeight;
@@ -3448,6 +3649,8 @@ el.deleteForm.addEventListener('submit', (ev) => {
 });
 el.deletePassword.addEventListener('input', updateDeleteButton);
 el.deleteConfirm.addEventListener('change', updateDeleteButton);
+el.notifyButton.addEventListener('click', askNotify);
+el.notifyOn.addEventListener('change', () => setNotifyOn(el.notifyOn.checked));
 el.newChatForm.addEventListener('submit', (ev) => {
   ev.preventDefault();
   startChat(el.newChatUser.value);
@@ -3513,6 +3716,7 @@ try {
   // storage off
 }
 setConnState('offline');
+renderNotify();
 const kept = readKept();
 if (kept) resumeKept(kept);
 else (el.loginUser.value ? el.loginPassword : el.loginUser).focus();
